@@ -1,0 +1,56 @@
+//! Command-line front end: one subcommand per role or tool.
+//!
+//! This is the top of the program, so errors are `anyhow` here and typed everywhere below.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod inspect;
+pub mod simulate;
+
+/// redovault: keeps an Oracle database recoverable to its last commit, even after the
+/// database host is wiped.
+#[derive(Debug, Parser)]
+#[command(name = "redovault", version, about)]
+pub struct Cli {
+    /// More log output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read one redo log file and report its header, blocks, records and commits.
+    Inspect(inspect::InspectArgs),
+    /// Run a simulated Oracle instance that writes real-format online and archived redo logs.
+    Simulate(simulate::SimulateArgs),
+}
+
+/// Sets up `tracing` output on stderr; `RUST_LOG` overrides the level.
+pub fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Inspect(args) => inspect::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
+    }
+}

@@ -1,0 +1,11 @@
+//! redovault: keeps an Oracle database recoverable to its last commit.
+//!
+//! This root crate is the library that the `redovault` binary and the role crates share.
+//!
+//! Layout:
+//! - [`cli`]: the command line (the only place that uses `anyhow`).
+//! - [`store`]: the only module that talks to S3; WORM writes with Object Lock, and a
+//!   local-directory backend behind the same trait.
+
+pub mod cli;
+pub mod store;

@@ -1,0 +1,1 @@
+//! WORM store (being built).
