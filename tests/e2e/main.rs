@@ -1,1 +1,7 @@
-//! End-to-end tests.
+//! The one end-to-end test binary of the workspace.
+//!
+//! Each module covers one part of the system through its public interface.
+
+mod inspect;
+mod simulate;
+mod store;
