@@ -4,6 +4,16 @@
 //! block 0) is chosen by the writer to make it so. The rule does not depend on byte order, so it
 //! is computed here on byte pairs: folding 64-bit words gives the same result as XOR-ing the
 //! 16-bit words, and runs at memory speed.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::arithmetic_side_effects
+    )
+)]
 
 /// Folds the XOR of all 16-bit words of `block` into two bytes.
 ///
@@ -18,8 +28,9 @@ pub fn xor_fold(block: &[u8]) -> [u8; 2] {
         acc ^= u64::from_le_bytes(w);
     }
     let mut tail = [0u8; 8];
-    let rest = chunks.remainder();
-    tail[..rest.len()].copy_from_slice(rest);
+    for (t, r) in tail.iter_mut().zip(chunks.remainder()) {
+        *t = *r;
+    }
     acc ^= u64::from_le_bytes(tail);
     acc ^= acc >> 32;
     acc ^= acc >> 16;
@@ -36,14 +47,18 @@ pub fn block_checksum_ok(block: &[u8]) -> bool {
 ///
 /// `at` is 14 for redo blocks and 16 for block 0. Does nothing when the block is too short.
 pub fn set_checksum(block: &mut [u8], at: usize) {
-    if block.len() < at + 2 {
+    let Some(end) = at.checked_add(2) else {
+        return;
+    };
+    if let Some(w) = block.get_mut(at..end) {
+        w.fill(0);
+    } else {
         return;
     }
-    block[at] = 0;
-    block[at + 1] = 0;
     let v = xor_fold(block);
-    block[at] = v[0];
-    block[at + 1] = v[1];
+    if let Some(w) = block.get_mut(at..end) {
+        w.copy_from_slice(&v);
+    }
 }
 
 #[cfg(test)]
@@ -63,7 +78,9 @@ mod tests {
     #[test]
     fn published_12_1_block_header_vector() {
         // The word-wise rule equals the byte-pair rule for any length multiple of two.
-        let b = [0x01u8, 0x22, 0, 0, 0x82, 0, 0, 0, 0x24, 0x1e, 0, 0, 0x40, 0x80];
+        let b = [
+            0x01u8, 0x22, 0, 0, 0x82, 0, 0, 0, 0x24, 0x1e, 0, 0, 0x40, 0x80,
+        ];
         let mut pairs = [0u8; 2];
         for p in b.chunks_exact(2) {
             pairs[0] ^= p[0];

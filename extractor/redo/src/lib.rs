@@ -2,13 +2,61 @@
 //!
 //! This crate does no I/O (no filesystem, no async runtime, no logging): callers feed bytes and
 //! poll results. It never panics on any input and never loops; every error names its kind and
-//! its position (block and offset).
+//! its position (block and offset). Memory is bounded by what is fed: a declared length is
+//! checked against what its LWN and the file can hold before anything is kept for it.
 //!
-//! Layout:
+//! # Entry points
+//! - [`analyze`]: the whole-file [`Report`] of one redo file (header, block states, record
+//!   count, commits with XID/SCN/rollback/RBA/time, begins, row changes, errors, last commit).
+//!   [`Analyzer`] does the same from chunks.
+//! - [`Decoder`]: the streaming decoder: [`Decoder::feed`] bytes, [`Decoder::poll`] returns
+//!   `Ok(None)` when it needs more, or the next [`Event`] (headers, one event per block, each
+//!   [`Record`], record-level [`DecodeError`]s, end); [`Decoder::finish`] declares EOF.
+//! - [`Record::vectors`] walks a record's [`ChangeVector`]s; [`txn::commit_of`] and
+//!   [`txn::begin_of`] read 5.4 and 5.2 vectors.
+//!
+//! # Layout
 //! - [`position`]: SCN, log sequence, thread, RBA and XID newtypes.
 //! - [`checksum`]: the 16-bit XOR block checksum.
+//! - [`endian`]: byte order and checked integer/SCN reads.
+//! - [`time`]: redo timestamps and Unix times as ISO 8601.
+//! - [`header`]: block 0 (file header) and block 1 (redo log header, kcrfh).
+//! - [`block`]: the 16-byte block header and block states (valid, zero, stale, ...).
+//! - [`record`]: record and LWN headers, the reassembled [`Record`].
+//! - [`vector`]: change vectors and their length arrays.
+//! - [`opcode`]: named opcodes; unknown ones kept as data.
+//! - [`txn`]: XIDs, begin, commit and rollback.
+//! - [`decoder`]: the streaming [`Decoder`].
+//! - [`report`]: the whole-file [`Report`].
+//! - [`error`]: [`DecodeError`] (kind + block + offset) and [`NotRedo`].
+//!
+//! The parser modules deny `clippy::indexing_slicing`, `unwrap_used`, `expect_used`, `panic`
+//! and `arithmetic_side_effects` outside tests: no input can make them panic.
 
+pub mod block;
 pub mod checksum;
+pub mod decoder;
+pub mod endian;
+pub mod error;
+pub mod header;
+pub mod opcode;
 pub mod position;
+pub mod record;
+pub mod report;
+pub mod time;
+pub mod txn;
+pub mod vector;
+pub mod writer;
 
+pub use block::{BadReason, BlockHeader, BlockState};
+pub use decoder::{BlockEvent, Decoder, Event};
+pub use endian::Endian;
+pub use error::{DecodeError, ErrorKind, NotRedo};
+pub use header::{CompatVersion, FileHeader, LogState, RedoHeader};
+pub use opcode::Opcode;
 pub use position::{LogSeq, Rba, Scn, ThreadId, Xid};
+pub use record::{Record, RecordHeader};
+pub use report::{Analyzer, BadBlock, Report, RowChange, analyze};
+pub use time::RedoTime;
+pub use txn::{Begin, Commit};
+pub use vector::ChangeVector;

@@ -1,6 +1,16 @@
 //! Newtypes for the positions and identifiers of Oracle redo: SCN, log sequence, thread, RBA, XID.
 //!
 //! Each prints in the notation a DBA reads in Oracle's own tools (`v$log`, LogMiner, redo dumps).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::arithmetic_side_effects
+    )
+)]
 
 use std::fmt;
 
@@ -54,7 +64,11 @@ pub struct Rba {
 
 impl fmt::Display for Rba {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "0x{:06x}.{:08x}.{:04x}", self.seq.0, self.block, self.offset)
+        write!(
+            f,
+            "0x{:06x}.{:08x}.{:04x}",
+            self.seq.0, self.block, self.offset
+        )
     }
 }
 
@@ -81,9 +95,17 @@ mod tests {
 
     #[test]
     fn display_matches_oracle_notation() {
-        let xid = Xid { usn: 10, slot: 12, sqn: 572 };
+        let xid = Xid {
+            usn: 10,
+            slot: 12,
+            sqn: 572,
+        };
         assert_eq!(xid.to_string(), "10.12.572");
-        let rba = Rba { seq: LogSeq(15), block: 0x246, offset: 0x150 };
+        let rba = Rba {
+            seq: LogSeq(15),
+            block: 0x246,
+            offset: 0x150,
+        };
         assert_eq!(rba.to_string(), "0x00000f.00000246.0150");
         assert_eq!(Scn(2267708).to_string(), "2267708");
     }

@@ -1,0 +1,714 @@
+//! The streaming, sans-IO decoder: [`Decoder::feed`] bytes, [`Decoder::poll`] events.
+//!
+//! ```text
+//! feed(bytes) ──► [block 0] ─► [block 1] ─► [block 2 .. n: classify ─► walk records] ─► End
+//!                 FileHeader   RedoHeader    Block events, Record events, Error events
+//! ```
+//!
+//! `poll` returns `Ok(None)` when it needs more bytes, `Ok(Some(event))` otherwise, and `Err`
+//! only when the input is not a redo log at all (block 0 or block 1 cannot be read); after that
+//! it keeps returning the same error. Damage inside the log is reported as events and decoding
+//! goes on: a bad block is a [`Event::Block`] with a [`BadReason`], a record-level problem an
+//! [`Event::Error`]. After either, the decoder resynchronises at the next block whose header
+//! names a first record offset.
+//!
+//! Record walk (§10.1): from block 2 offset 16, at each record boundary, when fewer than 24
+//! bytes remain in the block or the length there is 0, the walk moves to offset 16 of the next
+//! block. Records continue across blocks, skipping each 16-byte block header, and the next
+//! record starts at the 4-byte aligned end of the previous one. A declared length shorter than
+//! its header, longer than what remains of its LWN (or of the file when no LWN is known), or
+//! longer than [`MAX_RECORD_LEN`] is a `record_length` error: nothing is allocated for it.
+//!
+//! The end of the redo: for a CURRENT online log (next SCN none, nab `0xFFFFFFFF`) the write
+//! point is the first block that is zero or stale (older sequence); such blocks are not bad,
+//! and no record is read past that point. For a complete log, redo ends at nab; blocks from nab
+//! on (a switched-out online log larger than its redo) are not read for records and, if zero or
+//! stale, are not bad either.
+//!
+//! Memory: the decoder holds the bytes fed and not yet consumed (at most one block plus the
+//! last chunk fed) and one record being reassembled, which never grows beyond the bytes that
+//! actually arrived. Feed in chunks (e.g. 1 MiB) to keep it small.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::arithmetic_side_effects
+    )
+)]
+
+use std::collections::VecDeque;
+
+use crate::block::{BLOCK_HEADER_LEN, BadReason, BlockHeader, BlockState, classify};
+use crate::checksum;
+use crate::endian::align4;
+use crate::error::{DecodeError, ErrorKind, NotRedo};
+use crate::header::{
+    FILE_HEADER_CHECKSUM_AT, FILE_HEADER_PREFIX, FileHeader, LogState, RedoHeader,
+};
+use crate::position::{LogSeq, Rba};
+use crate::record::{Layout, RECORD_HEADER_LEN, Record, RecordHeader, VLD_LWN, header_len};
+
+/// Largest record length accepted whatever the LWN and file sizes (64 MiB).
+pub const MAX_RECORD_LEN: u32 = 64 << 20;
+
+/// Bytes of block 1 needed to read the redo log header.
+const REDO_HEADER_MIN: usize = 272;
+
+/// Consumed bytes kept before `feed` compacts its buffer.
+const COMPACT_AT: usize = 1 << 20;
+
+/// One block as judged by the decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlockEvent {
+    /// Block number (position in the file).
+    pub block: u32,
+    /// State of the block.
+    pub state: BlockState,
+    /// Why it is unusable, or `None` when it is fine: valid, or not yet written in a CURRENT
+    /// log (or beyond the nab of a complete one).
+    pub bad: Option<BadReason>,
+}
+
+/// What [`Decoder::poll`] yields.
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    /// Block 0 was read.
+    FileHeader(FileHeader),
+    /// Block 1 was read.
+    RedoHeader(Box<RedoHeader>),
+    /// A block from 1 on was judged (one event per block, in order; block 0 only when bad).
+    Block(BlockEvent),
+    /// A whole redo record.
+    Record(Record<'a>),
+    /// A record-level problem; decoding goes on.
+    Error(DecodeError),
+    /// All blocks that block 0 declares were read (or the input ended, after [`Decoder::finish`]).
+    End,
+}
+
+enum Owned {
+    FileHeader(FileHeader),
+    RedoHeader(Box<RedoHeader>),
+    Block(BlockEvent),
+    Error(DecodeError),
+    End,
+}
+
+enum Yield {
+    Owned(Owned),
+    /// A record lying in `buf[start..start + len]`.
+    InBuf {
+        start: usize,
+        len: usize,
+        rba: Rba,
+        end_block: u32,
+        header: RecordHeader,
+    },
+    /// A record reassembled in `rec`.
+    InRec {
+        rba: Rba,
+        end_block: u32,
+        header: RecordHeader,
+    },
+    NeedMore,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    FileHeader,
+    RedoHeader,
+    Blocks,
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    /// Looking for a record boundary: the next block's first-record offset.
+    Seek,
+    /// At a record boundary at the current position.
+    Boundary,
+    /// Inside a record that continues in the next block.
+    Partial { rba: Rba, need: usize },
+    /// No record is read any more (write point of a CURRENT log, or nab reached).
+    Stopped,
+}
+
+/// The streaming redo decoder. See the module documentation.
+#[derive(Debug)]
+pub struct Decoder {
+    buf: Vec<u8>,
+    head: usize,
+    eof: bool,
+    phase: Phase,
+    failed: Option<NotRedo>,
+    queue: VecDeque<Owned>,
+    file: Option<FileHeader>,
+    header: Option<RedoHeader>,
+    seq: LogSeq,
+    state: LogState,
+    layout: Layout,
+    /// Exclusive end of the blocks declared by block 0 (`block_count + 1`).
+    end_block: u32,
+    /// Exclusive end of the redo of a complete log (nab), or `end_block`.
+    data_end: u32,
+    next_block: u32,
+    /// Position within the current block while its records are being walked.
+    in_block: Option<usize>,
+    walk: Walk,
+    lwn_end: Option<u32>,
+    rec: Vec<u8>,
+    write_point: Option<u32>,
+}
+
+impl std::fmt::Debug for Owned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Owned")
+    }
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::new()
+    }
+}
+
+impl Decoder {
+    /// A decoder waiting for the first byte of a redo file.
+    pub fn new() -> Decoder {
+        Decoder {
+            buf: Vec::new(),
+            head: 0,
+            eof: false,
+            phase: Phase::FileHeader,
+            failed: None,
+            queue: VecDeque::new(),
+            file: None,
+            header: None,
+            seq: LogSeq(0),
+            state: LogState::Archived,
+            layout: Layout {
+                endian: crate::endian::Endian::Little,
+                vector_header_len: 32,
+                con_uid: true,
+            },
+            end_block: 0,
+            data_end: 0,
+            next_block: 0,
+            in_block: None,
+            walk: Walk::Boundary,
+            lwn_end: None,
+            rec: Vec::new(),
+            write_point: None,
+        }
+    }
+
+    /// Appends bytes of the file, in order. Records yielded before are invalidated.
+    pub fn feed(&mut self, data: &[u8]) {
+        if self.head > 0 && (self.head >= COMPACT_AT || self.head >= self.buf.len()) {
+            let head = self.head.min(self.buf.len());
+            self.buf.drain(..head);
+            self.head = 0;
+        }
+        if self.phase != Phase::Done && self.failed.is_none() {
+            self.buf.extend_from_slice(data);
+        }
+    }
+
+    /// Declares the end of the input: pending bytes are judged (a partial block is reported as
+    /// truncated) and [`Event::End`] follows.
+    pub fn finish(&mut self) {
+        self.eof = true;
+    }
+
+    /// Block 0, once read.
+    pub fn file_header(&self) -> Option<&FileHeader> {
+        self.file.as_ref()
+    }
+
+    /// Block 1, once read.
+    pub fn redo_header(&self) -> Option<&RedoHeader> {
+        self.header.as_ref()
+    }
+
+    /// CURRENT or archived, once block 1 is read.
+    pub fn log_state(&self) -> LogState {
+        self.state
+    }
+
+    /// The first block not yet written in this cycle of a CURRENT log, once seen.
+    pub fn write_point(&self) -> Option<u32> {
+        self.write_point
+    }
+
+    /// The number of the next block to be judged.
+    pub fn next_block(&self) -> u32 {
+        self.next_block
+    }
+
+    /// Yields the next event, `Ok(None)` when more bytes are needed, or `Err` when the input
+    /// is not a redo log.
+    pub fn poll(&mut self) -> Result<Option<Event<'_>>, NotRedo> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let y = match self.step() {
+            Ok(y) => y,
+            Err(e) => {
+                self.failed = Some(e.clone());
+                self.phase = Phase::Done;
+                self.buf = Vec::new();
+                self.head = 0;
+                return Err(e);
+            }
+        };
+        Ok(match y {
+            Yield::NeedMore => None,
+            Yield::Owned(o) => Some(match o {
+                Owned::FileHeader(h) => Event::FileHeader(h),
+                Owned::RedoHeader(h) => Event::RedoHeader(h),
+                Owned::Block(b) => Event::Block(b),
+                Owned::Error(e) => Event::Error(e),
+                Owned::End => Event::End,
+            }),
+            Yield::InBuf {
+                start,
+                len,
+                rba,
+                end_block,
+                header,
+            } => {
+                let bytes = start
+                    .checked_add(len)
+                    .and_then(|end| self.buf.get(start..end))
+                    .unwrap_or(&[]);
+                Some(Event::Record(Record {
+                    rba,
+                    end_block,
+                    header,
+                    bytes,
+                    layout: self.layout,
+                }))
+            }
+            Yield::InRec {
+                rba,
+                end_block,
+                header,
+            } => Some(Event::Record(Record {
+                rba,
+                end_block,
+                header,
+                bytes: &self.rec,
+                layout: self.layout,
+            })),
+        })
+    }
+
+    fn avail(&self) -> usize {
+        self.buf.len().saturating_sub(self.head)
+    }
+
+    fn bs(&self) -> usize {
+        self.file.map_or(512, |f| f.bs())
+    }
+
+    fn current_block(&self) -> &[u8] {
+        let bs = self.bs();
+        self.head
+            .checked_add(bs)
+            .and_then(|end| self.buf.get(self.head..end))
+            .unwrap_or(&[])
+    }
+
+    fn consume_block(&mut self) {
+        self.head = self.head.saturating_add(self.bs()).min(self.buf.len());
+        self.next_block = self.next_block.saturating_add(1);
+        self.in_block = None;
+    }
+
+    fn step(&mut self) -> Result<Yield, NotRedo> {
+        // Every pass of this loop returns, queues an event (returned on the next pass) or moves
+        // the position forward (a byte offset, a block, or the phase), so it always ends.
+        loop {
+            if let Some(o) = self.queue.pop_front() {
+                return Ok(Yield::Owned(o));
+            }
+            match self.phase {
+                Phase::FileHeader => {
+                    if !self.read_file_header()? {
+                        return Ok(Yield::NeedMore);
+                    }
+                }
+                Phase::RedoHeader => {
+                    if !self.read_redo_header()? {
+                        return Ok(Yield::NeedMore);
+                    }
+                }
+                Phase::Blocks => {
+                    if let Some(pos) = self.in_block {
+                        if let Some(y) = self.walk_block(pos) {
+                            return Ok(y);
+                        }
+                    } else if !self.next_block_state() {
+                        return Ok(Yield::NeedMore);
+                    }
+                }
+                Phase::Done => return Ok(Yield::NeedMore),
+            }
+        }
+    }
+
+    /// Reads block 0; false when more bytes are needed.
+    fn read_file_header(&mut self) -> Result<bool, NotRedo> {
+        let avail = self.avail();
+        let short = || NotRedo::new(0, format!("file ends after {avail} bytes, inside block 0"));
+        if avail < FILE_HEADER_PREFIX {
+            return if self.eof { Err(short()) } else { Ok(false) };
+        }
+        let prefix = self.buf.get(self.head..).unwrap_or(&[]);
+        let fh = FileHeader::parse(prefix)?;
+        let bs = fh.bs();
+        if avail < bs {
+            return if self.eof { Err(short()) } else { Ok(false) };
+        }
+        self.file = Some(fh);
+        self.end_block = fh.block_count.saturating_add(1);
+        self.data_end = self.end_block;
+        self.layout.endian = fh.endian;
+        let ok = checksum::block_checksum_ok(self.current_block());
+        self.consume_block();
+        self.queue.push_back(Owned::FileHeader(fh));
+        if !ok {
+            self.queue.push_back(Owned::Block(BlockEvent {
+                block: 0,
+                state: BlockState::Checksum,
+                bad: Some(BadReason::Checksum),
+            }));
+        }
+        let _ = FILE_HEADER_CHECKSUM_AT; // block 0 keeps its check value at 16; the XOR rule covers it
+        self.phase = Phase::RedoHeader;
+        Ok(true)
+    }
+
+    /// Reads block 1; false when more bytes are needed.
+    fn read_redo_header(&mut self) -> Result<bool, NotRedo> {
+        let Some(fh) = self.file else {
+            return Err(NotRedo::new(0, "block 0 not read"));
+        };
+        let bs = fh.bs();
+        let avail = self.avail();
+        let at = u64::from(fh.block_size);
+        if avail < bs && !(self.eof && avail >= REDO_HEADER_MIN) {
+            return if self.eof {
+                Err(NotRedo::new(
+                    at,
+                    format!("file ends {avail} bytes into block 1 (the redo log header)"),
+                ))
+            } else {
+                Ok(false)
+            };
+        }
+        let end = self.head.saturating_add(bs.min(avail));
+        let b1 = self.buf.get(self.head..end).unwrap_or(&[]);
+        let header = RedoHeader::parse(b1, fh.endian, at)?;
+        self.seq = header.sequence;
+        let state = classify(b1, fh.endian, fh.block_size, 1, header.sequence);
+        self.state = header.log_state();
+        self.layout = Layout {
+            endian: fh.endian,
+            vector_header_len: header.compat.vector_header_len(),
+            con_uid: header.compat.is_12_1_or_later(),
+        };
+        if self.state == LogState::Archived {
+            if (2..=self.end_block).contains(&header.nab) {
+                self.data_end = header.nab;
+            } else {
+                self.queue.push_back(Owned::Error(DecodeError::new(
+                    ErrorKind::HeaderMismatch,
+                    1,
+                    156,
+                    format!(
+                        "nab {} does not fit the {} blocks that block 0 declares",
+                        header.nab, fh.block_count
+                    ),
+                )));
+            }
+        }
+        self.header = Some(header.clone());
+        self.queue.push_back(Owned::RedoHeader(Box::new(header)));
+        self.queue.push_back(Owned::Block(BlockEvent {
+            block: 1,
+            state,
+            bad: state.bad_reason(),
+        }));
+        if let BlockState::Truncated { .. } = state {
+            self.head = self.buf.len();
+            self.queue.push_back(Owned::End);
+            self.phase = Phase::Done;
+            return Ok(true);
+        }
+        self.consume_block();
+        self.walk = Walk::Boundary;
+        self.phase = Phase::Blocks;
+        Ok(true)
+    }
+
+    /// Judges the next block; false when more bytes are needed.
+    fn next_block_state(&mut self) -> bool {
+        let bs = self.bs();
+        let avail = self.avail();
+        if self.next_block >= self.end_block {
+            if avail > 0 {
+                self.queue.push_back(Owned::Error(DecodeError::new(
+                    ErrorKind::TrailingData,
+                    self.next_block,
+                    0,
+                    format!("{avail} or more bytes after the last block that block 0 declares"),
+                )));
+            } else if !self.eof {
+                return false;
+            }
+            self.finish_stream();
+            return true;
+        }
+        if avail < bs {
+            if !self.eof {
+                return false;
+            }
+            let state = BlockState::Truncated { present: avail };
+            self.queue.push_back(Owned::Block(BlockEvent {
+                block: self.next_block,
+                state,
+                bad: Some(BadReason::Truncated),
+            }));
+            self.finish_stream();
+            return true;
+        }
+        let Some(fh) = self.file else {
+            self.finish_stream();
+            return true;
+        };
+        let block = self.next_block;
+        let state = classify(
+            self.current_block(),
+            fh.endian,
+            fh.block_size,
+            block,
+            self.seq,
+        );
+        let beyond_end = block >= self.data_end;
+        let unwritten = state.is_unwritten() && (self.state == LogState::Current || beyond_end);
+        let bad = if unwritten { None } else { state.bad_reason() };
+        if unwritten && self.state == LogState::Current && self.write_point.is_none() {
+            self.write_point = Some(block);
+        }
+        if unwritten || beyond_end {
+            self.walk = Walk::Stopped;
+        }
+        self.queue
+            .push_back(Owned::Block(BlockEvent { block, state, bad }));
+        if state == BlockState::Valid && self.walk != Walk::Stopped {
+            self.in_block = Some(BLOCK_HEADER_LEN);
+        } else {
+            if bad.is_some() && self.walk != Walk::Stopped {
+                // Any record in progress is lost; find the next boundary after the damage.
+                self.walk = Walk::Seek;
+                self.lwn_end = None;
+            }
+            self.consume_block();
+        }
+        true
+    }
+
+    fn finish_stream(&mut self) {
+        self.head = self.buf.len();
+        self.in_block = None;
+        self.queue.push_back(Owned::End);
+        self.phase = Phase::Done;
+    }
+
+    /// Appends bytes `from..to` of the current block to the record being reassembled.
+    fn append_to_record(&mut self, from: usize, to: usize) {
+        let src = self
+            .head
+            .checked_add(from)
+            .zip(self.head.checked_add(to))
+            .and_then(|(a, b)| self.buf.get(a..b))
+            .unwrap_or(&[]);
+        self.rec.extend_from_slice(src);
+    }
+
+    fn record_error(&mut self, kind: ErrorKind, pos: usize, detail: String) {
+        let offset = u32::try_from(pos).unwrap_or(u32::MAX);
+        self.queue.push_back(Owned::Error(DecodeError::new(
+            kind,
+            self.next_block,
+            offset,
+            detail,
+        )));
+    }
+
+    /// Walks the records of the current (valid) block from `pos`; returns a record to yield,
+    /// or `None` after having moved on (or queued an event).
+    fn walk_block(&mut self, pos: usize) -> Option<Yield> {
+        let bs = self.bs();
+        let block_no = self.next_block;
+        let endian = self.layout.endian;
+        match self.walk {
+            Walk::Stopped => {
+                self.consume_block();
+                None
+            }
+            Walk::Seek => {
+                let first =
+                    BlockHeader::parse(self.current_block(), endian).map_or(0, |h| h.first_record);
+                let first = usize::from(first);
+                if pos == BLOCK_HEADER_LEN
+                    && first >= BLOCK_HEADER_LEN
+                    && first < bs
+                    && first % 4 == 0
+                {
+                    self.walk = Walk::Boundary;
+                    self.lwn_end = None;
+                    self.in_block = Some(first);
+                } else {
+                    self.consume_block();
+                }
+                None
+            }
+            Walk::Partial { rba, need } => {
+                let room = bs.saturating_sub(BLOCK_HEADER_LEN);
+                let take = need.min(room);
+                let end = BLOCK_HEADER_LEN.saturating_add(take);
+                self.append_to_record(BLOCK_HEADER_LEN, end);
+                let need = need.saturating_sub(take);
+                if need > 0 {
+                    self.walk = Walk::Partial { rba, need };
+                    self.consume_block();
+                    return None;
+                }
+                self.walk = Walk::Boundary;
+                let next = align4(end);
+                if next >= bs {
+                    self.consume_block();
+                } else {
+                    self.in_block = Some(next);
+                }
+                match RecordHeader::parse(&self.rec, endian, self.layout.con_uid) {
+                    Some(header) => Some(Yield::InRec {
+                        rba,
+                        end_block: block_no,
+                        header,
+                    }),
+                    None => {
+                        // Unreachable: the length was checked against the header length.
+                        self.walk = Walk::Seek;
+                        None
+                    }
+                }
+            }
+            Walk::Boundary => self.record_at(pos),
+        }
+    }
+
+    /// Starts the record at `pos` of the current block (the walk is at a boundary).
+    fn record_at(&mut self, pos: usize) -> Option<Yield> {
+        let bs = self.bs();
+        let block_no = self.next_block;
+        let endian = self.layout.endian;
+        let remaining = bs.saturating_sub(pos);
+        let block = self.current_block();
+        let len = endian.u32(block, pos).unwrap_or(0);
+        if remaining < RECORD_HEADER_LEN || len == 0 {
+            self.consume_block();
+            return None;
+        }
+        let vld = block.get(pos.saturating_add(4)).copied().unwrap_or(0);
+        let hl = header_len(vld);
+        let lwn_blocks = if vld & VLD_LWN != 0 && remaining >= hl {
+            endian.u32(block, pos.saturating_add(28))
+        } else {
+            None
+        };
+        if self.lwn_end.is_some_and(|end| block_no >= end) {
+            self.lwn_end = None;
+        }
+        if let Some(blocks) = lwn_blocks {
+            let end = block_no.checked_add(blocks);
+            match end {
+                Some(end) if blocks > 0 && end <= self.end_block => self.lwn_end = Some(end),
+                _ => {
+                    self.lwn_end = None;
+                    self.record_error(
+                        ErrorKind::LwnLength,
+                        pos,
+                        format!("LWN of {blocks} blocks runs past the end of the file"),
+                    );
+                }
+            }
+        }
+        let limit = self.lwn_end.unwrap_or(self.end_block);
+        let later_blocks = u64::from(limit.saturating_sub(block_no).saturating_sub(1));
+        let room = (bs.saturating_sub(BLOCK_HEADER_LEN)) as u64;
+        let capacity = later_blocks
+            .saturating_mul(room)
+            .saturating_add(remaining as u64);
+        let len_us = len as usize;
+        if len_us < hl || u64::from(len) > capacity || len > MAX_RECORD_LEN {
+            let what = if self.lwn_end.is_some() {
+                "its LWN"
+            } else {
+                "the file"
+            };
+            let detail = if len_us < hl {
+                format!("record length {len} is shorter than its {hl}-byte header")
+            } else {
+                format!(
+                    "record length {len} (0x{len:x}) is longer than the {capacity} bytes left in {what}"
+                )
+            };
+            self.record_error(ErrorKind::RecordLength, pos, detail);
+            self.walk = Walk::Seek;
+            self.lwn_end = None;
+            self.consume_block();
+            return None;
+        }
+        let rba = Rba {
+            seq: self.seq,
+            block: block_no,
+            offset: u16::try_from(pos).unwrap_or(u16::MAX),
+        };
+        let block = self.current_block();
+        if len_us <= remaining {
+            let start = self.head.saturating_add(pos);
+            let header = RecordHeader::parse(
+                block.get(pos..pos.saturating_add(len_us)).unwrap_or(&[]),
+                endian,
+                self.layout.con_uid,
+            );
+            let next = align4(pos.saturating_add(len_us));
+            if next >= bs {
+                self.consume_block();
+            } else {
+                self.in_block = Some(next);
+            }
+            return header.map(|header| Yield::InBuf {
+                start,
+                len: len_us,
+                rba,
+                end_block: block_no,
+                header,
+            });
+        }
+        self.rec.clear();
+        self.append_to_record(pos, bs);
+        self.walk = Walk::Partial {
+            rba,
+            need: len_us.saturating_sub(remaining),
+        };
+        self.consume_block();
+        None
+    }
+}

@@ -1,0 +1,330 @@
+//! Whole-file analysis: everything `redovault inspect` prints, built from the decoder's
+//! events. [`Analyzer`] is streaming (feed chunks, then finish); [`crate::analyze`] runs it on a
+//! byte slice.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::arithmetic_side_effects
+    )
+)]
+
+use crate::block::BadReason;
+use crate::block::BlockState;
+use crate::decoder::{Decoder, Event};
+use crate::error::{DecodeError, ErrorKind, NotRedo};
+use crate::header::{FileHeader, LogState, RedoHeader};
+use crate::opcode::Opcode;
+use crate::position::{Rba, Scn, Xid};
+use crate::record::Record;
+use crate::txn::{self, Begin, Commit};
+
+/// At most this many bad blocks and errors are kept (the rest are counted).
+pub const MAX_LISTED: usize = 10_000;
+
+/// At most this many row changes are kept (the rest are counted).
+pub const MAX_ROW_CHANGES: usize = 100_000;
+
+/// A block that cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BadBlock {
+    /// Block number.
+    pub block: u32,
+    /// Why.
+    pub reason: BadReason,
+    /// The state found.
+    pub state: BlockState,
+}
+
+/// An 11.x row change, with the transaction of its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RowChange {
+    /// Transaction (from the 5.2 or 5.1 of the same record), when known.
+    pub xid: Option<Xid>,
+    /// Opcode (11.2 insert, 11.3 delete, 11.5 update, ...).
+    pub opcode: Opcode,
+    /// Data object id of the changed segment.
+    pub data_object: u32,
+    /// Data block address of the changed block.
+    pub dba: u32,
+    /// SCN of the record.
+    pub scn: Scn,
+    /// Where the record starts.
+    pub rba: Rba,
+}
+
+/// Counts of block states (blocks 1 .. block count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct BlockCounts {
+    /// Valid blocks.
+    pub valid: u32,
+    /// Never-written blocks.
+    pub zero: u32,
+    /// Blocks of an older sequence.
+    pub stale: u32,
+    /// Blocks of a newer sequence.
+    pub overwritten: u32,
+    /// Blocks with another problem (checksum, block number, format, truncated).
+    pub other: u32,
+}
+
+/// The analysis of one redo file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Block 0.
+    pub file: FileHeader,
+    /// Block 1.
+    pub header: RedoHeader,
+    /// CURRENT online log or complete (archived) log.
+    pub log_state: LogState,
+    /// Blocks judged (block 1 on).
+    pub blocks: BlockCounts,
+    /// First block not yet written in this cycle (CURRENT log only).
+    pub write_point: Option<u32>,
+    /// Redo records read.
+    pub records: u64,
+    /// Change vectors read.
+    pub vectors: u64,
+    /// LWNs started (records with an LWN header).
+    pub lwns: u64,
+    /// Unusable blocks, in block order (at most [`MAX_LISTED`]).
+    pub bad_blocks: Vec<BadBlock>,
+    /// Bad blocks not listed.
+    pub bad_blocks_omitted: u64,
+    /// Record-level problems, in log order (at most [`MAX_LISTED`]).
+    pub errors: Vec<DecodeError>,
+    /// Errors not listed.
+    pub errors_omitted: u64,
+    /// Transaction begins (5.2), in log order.
+    pub begins: Vec<Begin>,
+    /// Commits and rollbacks (5.4), in log order.
+    pub commits: Vec<Commit>,
+    /// 11.x row changes (at most [`MAX_ROW_CHANGES`]), in log order.
+    pub row_changes: Vec<RowChange>,
+    /// Row changes not listed.
+    pub row_changes_omitted: u64,
+    /// The first block that cannot be used (bad, or holding a record-level error), if any.
+    pub first_unusable_block: Option<u32>,
+    /// The last commit (not rollback) whose record lies wholly before the first unusable block.
+    pub last_commit: Option<Commit>,
+}
+
+impl Report {
+    /// True when no block is bad and no record-level error was found.
+    pub fn is_clean(&self) -> bool {
+        self.bad_blocks.is_empty() && self.errors.is_empty()
+    }
+}
+
+/// Builds a [`Report`] from a stream of bytes.
+#[derive(Debug, Default)]
+pub struct Analyzer {
+    dec: Decoder,
+    acc: Acc,
+}
+
+#[derive(Debug, Default)]
+struct Acc {
+    file: Option<FileHeader>,
+    header: Option<RedoHeader>,
+    blocks: BlockCounts,
+    records: u64,
+    vectors: u64,
+    lwns: u64,
+    bad_blocks: Vec<BadBlock>,
+    bad_blocks_omitted: u64,
+    errors: Vec<DecodeError>,
+    errors_omitted: u64,
+    begins: Vec<Begin>,
+    commits: Vec<Commit>,
+    row_changes: Vec<RowChange>,
+    row_changes_omitted: u64,
+    first_unusable: Option<u32>,
+    pending_rows: Vec<RowChange>,
+}
+
+impl Analyzer {
+    /// A new analyzer.
+    pub fn new() -> Analyzer {
+        Analyzer::default()
+    }
+
+    /// Feeds the next bytes of the file.
+    pub fn feed(&mut self, data: &[u8]) -> Result<(), NotRedo> {
+        self.dec.feed(data);
+        self.drain()
+    }
+
+    /// Ends the input and returns the report.
+    pub fn finish(mut self) -> Result<Report, NotRedo> {
+        self.dec.finish();
+        self.drain()?;
+        let write_point = self.dec.write_point();
+        let log_state = self.dec.log_state();
+        let a = self.acc;
+        let (Some(file), Some(header)) = (a.file, a.header) else {
+            return Err(NotRedo::new(0, "file ends before the redo log header"));
+        };
+        let last_commit = a
+            .commits
+            .iter()
+            .rev()
+            .find(|c| !c.rollback && a.first_unusable.is_none_or(|b| c.end_block < b))
+            .copied();
+        Ok(Report {
+            file,
+            header,
+            log_state,
+            blocks: a.blocks,
+            write_point,
+            records: a.records,
+            vectors: a.vectors,
+            lwns: a.lwns,
+            bad_blocks: a.bad_blocks,
+            bad_blocks_omitted: a.bad_blocks_omitted,
+            errors: a.errors,
+            errors_omitted: a.errors_omitted,
+            begins: a.begins,
+            commits: a.commits,
+            row_changes: a.row_changes,
+            row_changes_omitted: a.row_changes_omitted,
+            first_unusable_block: a.first_unusable,
+            last_commit,
+        })
+    }
+
+    fn drain(&mut self) -> Result<(), NotRedo> {
+        while let Some(ev) = self.dec.poll()? {
+            self.acc.handle(ev);
+        }
+        Ok(())
+    }
+}
+
+impl Acc {
+    fn unusable(&mut self, block: u32) {
+        self.first_unusable = Some(self.first_unusable.map_or(block, |b| b.min(block)));
+    }
+
+    fn error(&mut self, e: DecodeError) {
+        if matches!(
+            e.kind,
+            ErrorKind::RecordLength
+                | ErrorKind::LwnLength
+                | ErrorKind::Vector
+                | ErrorKind::Transaction
+        ) {
+            self.unusable(e.block);
+        }
+        if self.errors.len() < MAX_LISTED {
+            self.errors.push(e);
+        } else {
+            self.errors_omitted = self.errors_omitted.saturating_add(1);
+        }
+    }
+
+    fn handle(&mut self, ev: Event<'_>) {
+        match ev {
+            Event::FileHeader(h) => self.file = Some(h),
+            Event::RedoHeader(h) => self.header = Some(*h),
+            Event::Block(b) => {
+                if b.block > 0 {
+                    let c = &mut self.blocks;
+                    let n = match b.state {
+                        BlockState::Valid => &mut c.valid,
+                        BlockState::Zero => &mut c.zero,
+                        BlockState::Stale { .. } => &mut c.stale,
+                        BlockState::Overwritten { .. } => &mut c.overwritten,
+                        _ => &mut c.other,
+                    };
+                    *n = n.saturating_add(1);
+                }
+                if let Some(reason) = b.bad {
+                    self.unusable(b.block);
+                    if self.bad_blocks.len() < MAX_LISTED {
+                        self.bad_blocks.push(BadBlock {
+                            block: b.block,
+                            reason,
+                            state: b.state,
+                        });
+                    } else {
+                        self.bad_blocks_omitted = self.bad_blocks_omitted.saturating_add(1);
+                    }
+                }
+            }
+            Event::Record(r) => self.record(&r),
+            Event::Error(e) => self.error(e),
+            Event::End => {}
+        }
+    }
+
+    fn record(&mut self, r: &Record<'_>) {
+        self.records = self.records.saturating_add(1);
+        if r.header.lwn.is_some() {
+            self.lwns = self.lwns.saturating_add(1);
+        }
+        let mut xid: Option<Xid> = None;
+        self.pending_rows.clear();
+        for v in r.vectors() {
+            let v = match v {
+                Ok(v) => v,
+                Err(e) => {
+                    self.error(DecodeError::new(
+                        ErrorKind::Vector,
+                        r.rba.block,
+                        u32::from(r.rba.offset),
+                        format!("vector at record offset {}: {}", e.offset, e.detail),
+                    ));
+                    break;
+                }
+            };
+            self.vectors = self.vectors.saturating_add(1);
+            match v.opcode {
+                Opcode::TxnEnd => match txn::commit_of(r, &v) {
+                    Ok(c) => self.commits.push(c),
+                    Err(e) => self.error(e),
+                },
+                Opcode::TxnBegin => match txn::begin_of(r, &v) {
+                    Ok(Some(b)) => {
+                        xid = xid.or(Some(b.xid));
+                        self.begins.push(b);
+                    }
+                    Ok(None) => {}
+                    Err(e) => self.error(e),
+                },
+                Opcode::UndoRecord if xid.is_none() => {
+                    xid = txn::undo_xid(&v).filter(|x| x.sqn != 0);
+                }
+                op if op.is_row_change() => self.pending_rows.push(RowChange {
+                    xid: None,
+                    opcode: op,
+                    data_object: v.data_object,
+                    dba: v.dba,
+                    scn: r.header.scn,
+                    rba: r.rba,
+                }),
+                _ => {}
+            }
+        }
+        for mut row in self.pending_rows.drain(..) {
+            row.xid = xid;
+            if self.row_changes.len() < MAX_ROW_CHANGES {
+                self.row_changes.push(row);
+            } else {
+                self.row_changes_omitted = self.row_changes_omitted.saturating_add(1);
+            }
+        }
+    }
+}
+
+/// Analyzes a whole redo file held in memory (fed to the decoder in 1 MiB chunks).
+pub fn analyze(bytes: &[u8]) -> Result<Report, NotRedo> {
+    let mut a = Analyzer::new();
+    for chunk in bytes.chunks(1 << 20) {
+        a.feed(chunk)?;
+    }
+    a.finish()
+}
