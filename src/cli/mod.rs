@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 pub mod inspect;
 pub mod simulate;
+pub mod store;
 
 /// redovault: keeps an Oracle database recoverable to its last commit, even after the
 /// database host is wiped.
@@ -29,6 +30,8 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Run a simulated Oracle instance that writes real-format online and archived redo logs.
     Simulate(simulate::SimulateArgs),
+    /// Check the WORM store, put files into it (create-only, locked), read them back.
+    Store(store::StoreCli),
 }
 
 /// Sets up `tracing` output on stderr; `RUST_LOG` overrides the level.
@@ -52,5 +55,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Inspect(args) => inspect::run(&args),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Store(args) => store::run(&args),
     }
 }

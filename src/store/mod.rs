@@ -1,1 +1,390 @@
-//! WORM store (being built).
+//! The WORM store: the only module that talks to S3.
+//!
+//! An [`ArchiveStore`] keeps archived redo logs immutable. Two backends implement it:
+//!
+//! - [`s3::S3Store`]: S3 with Object Lock. Every object is written create-only, with a server-
+//!   verified integrity header (SHA-256 and MD5 computed in the one read pass), locked in
+//!   COMPLIANCE (or GOVERNANCE) mode until a retain-until date computed from the **server's**
+//!   clock, and read back with HEAD to prove that the lock and the size really took.
+//! - [`local::LocalStore`]: a local directory for the quickstart and for tests. Files are
+//!   written create-only and read-only, but this is **not WORM**: root can delete them.
+//!
+//! Invariants (see ARCHITECTURE.md):
+//! - no code path here overwrites or deletes an object (test helpers that try to, in order to
+//!   prove the server refuses, live behind the `test-util` feature);
+//! - a put returns success only after the object is confirmed by a HEAD: size, lock mode and
+//!   retain-until all as requested;
+//! - same key and same bytes is an idempotent success; same key and other bytes is
+//!   [`StoreError::AlreadyExistsDifferent`], which callers must raise as an alarm.
+
+use std::fmt;
+use std::future::Future;
+use std::ops::Range;
+use std::pin::Pin;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::io::AsyncRead;
+
+pub mod clock;
+mod hashing;
+pub mod local;
+mod retry;
+pub mod s3;
+
+pub use clock::{Clock, SkewedClock, SystemClock};
+pub use hashing::{Fingerprint, FingerprintHasher};
+pub use retry::RetryPolicy;
+
+/// Object Lock retention mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LockMode {
+    /// Nobody, not even the bucket owner or root account, can delete the version or shorten
+    /// its retention before it expires. The default.
+    Compliance,
+    /// Users with `s3:BypassGovernanceRetention` can delete early. For test buckets.
+    Governance,
+}
+
+impl LockMode {
+    /// The header value S3 uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Compliance => "COMPLIANCE",
+            LockMode::Governance => "GOVERNANCE",
+        }
+    }
+
+    /// Parses the header value S3 returns.
+    pub fn parse(s: &str) -> Option<LockMode> {
+        match s.trim() {
+            "COMPLIANCE" => Some(LockMode::Compliance),
+            "GOVERNANCE" => Some(LockMode::Governance),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for LockMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How each object is locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// Send lock headers on every put: `mode` until server time + `period`.
+    Explicit {
+        /// COMPLIANCE or GOVERNANCE.
+        mode: LockMode,
+        /// How long from the server's "now".
+        period: Duration,
+    },
+    /// Send no lock headers and rely on the bucket's default retention; the HEAD after each
+    /// put still checks that a lock is in force.
+    BucketDefault,
+}
+
+/// What a successful put reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutOutcome {
+    /// The key written.
+    pub key: String,
+    /// Version id given by the server (None for the local backend).
+    pub version_id: Option<String>,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of the bytes, computed in the same pass that uploaded them.
+    pub sha256: [u8; 32],
+    /// True when the same bytes were already stored under this key (idempotent success).
+    pub already_present: bool,
+    /// The lock confirmed by HEAD (None for the local backend).
+    pub lock: Option<LockState>,
+}
+
+/// A lock as read back from the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockState {
+    /// Retention mode.
+    pub mode: LockMode,
+    /// Retain-until date.
+    pub retain_until: DateTime<Utc>,
+}
+
+/// What HEAD reports of one object version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// The key.
+    pub key: String,
+    /// Version id (None for the local backend or an unversioned bucket).
+    pub version_id: Option<String>,
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag as the server returns it, without quotes.
+    pub etag: Option<String>,
+    /// SHA-256 of the whole object when known: from the server's checksum for a single-part
+    /// upload or from our metadata, or computed (local backend).
+    pub sha256: Option<[u8; 32]>,
+    /// Object Lock retention in force, if any.
+    pub lock: Option<LockState>,
+    /// Legal hold on (true), off (false) or not reported (None).
+    pub legal_hold: Option<bool>,
+    /// The part size used for a multipart upload (from our metadata), to recompute its ETag.
+    pub part_size: Option<u64>,
+}
+
+/// One entry of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectSummary {
+    /// The key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A streaming body returned by [`ArchiveStore::get`].
+pub type ByteStream = Pin<Box<dyn AsyncRead + Send>>;
+
+/// What the start-up check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// True when the backend really is WORM (S3 bucket with Object Lock enabled).
+    pub worm: bool,
+    /// The bucket's default retention, if any.
+    pub default_retention: Option<(LockMode, Duration)>,
+    /// A one-line description for logs and `redovault store check`.
+    pub description: String,
+}
+
+/// Errors of the store. Each says whether it is permanent or was retried.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The key already holds different bytes. Nothing was written. Raise an alarm: either the
+    /// source file changed after it was archived, or someone is tampering.
+    #[error(
+        "{key}: already stored with different bytes (stored sha256 {stored}, new sha256 {new}); \
+         nothing was overwritten"
+    )]
+    AlreadyExistsDifferent {
+        /// The key.
+        key: String,
+        /// What the store holds (hex SHA-256 or ETag).
+        stored: String,
+        /// What we tried to put (hex SHA-256 or ETag).
+        new: String,
+    },
+    /// The server accepted the object but HEAD shows the lock (or size) did not take.
+    #[error("{key}: server accepted the upload but did not apply it as asked: {detail}")]
+    LockNotApplied {
+        /// The key.
+        key: String,
+        /// What differed.
+        detail: String,
+    },
+    /// The server rejected the bytes' checksum: they were corrupted on the way.
+    #[error("{key}: the server found the checksum wrong ({code}): bytes corrupted in transit")]
+    BadDigest {
+        /// The key.
+        key: String,
+        /// The S3 error code.
+        code: String,
+    },
+    /// A permanent error: not retried.
+    #[error("{op} {target}: {status} {code}: {message} (permanent, not retried)")]
+    Permanent {
+        /// The operation.
+        op: &'static str,
+        /// Bucket/key.
+        target: String,
+        /// HTTP status.
+        status: u16,
+        /// S3 error code.
+        code: String,
+        /// S3 error message.
+        message: String,
+    },
+    /// A transient error that did not clear within the retry budget.
+    #[error("{op} {target}: gave up after {attempts} attempts: {last}")]
+    RetriesExhausted {
+        /// The operation.
+        op: &'static str,
+        /// Bucket/key.
+        target: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last error.
+        last: String,
+    },
+    /// The bucket does not exist.
+    #[error("bucket {bucket} does not exist at {endpoint}")]
+    NoSuchBucket {
+        /// The bucket.
+        bucket: String,
+        /// The endpoint.
+        endpoint: String,
+    },
+    /// The bucket has no Object Lock.
+    #[error("bucket {bucket} has no Object Lock: archives would be deletable")]
+    NoObjectLock {
+        /// The bucket.
+        bucket: String,
+    },
+    /// The credentials were refused.
+    #[error("credentials refused by {endpoint} for bucket {bucket}: {code}: {message}")]
+    AccessDenied {
+        /// The bucket.
+        bucket: String,
+        /// The endpoint.
+        endpoint: String,
+        /// The S3 error code.
+        code: String,
+        /// The S3 message.
+        message: String,
+    },
+    /// The endpoint could not be reached at all.
+    #[error("cannot reach {endpoint}: {detail}")]
+    Unreachable {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        detail: String,
+    },
+    /// The configuration is wrong (bad URL, unreadable CA file, missing credentials...).
+    #[error("{0}")]
+    Config(String),
+    /// The object does not exist.
+    #[error("{key}: no such object")]
+    NotFound {
+        /// The key.
+        key: String,
+    },
+    /// The key is not acceptable (empty, absolute, `..`).
+    #[error("invalid key {key:?}: {why}")]
+    InvalidKey {
+        /// The key.
+        key: String,
+        /// Why.
+        why: &'static str,
+    },
+    /// Reading the source or a local file failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server sent something we cannot use.
+    #[error("{op} {target}: unexpected response: {detail}")]
+    Protocol {
+        /// The operation.
+        op: &'static str,
+        /// Bucket/key.
+        target: String,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+impl StoreError {
+    /// True for [`StoreError::AlreadyExistsDifferent`]: the alarm case.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::AlreadyExistsDifferent { .. })
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// The store trait. Both backends pass the same conformance suite (`tests/e2e/store.rs`).
+pub trait ArchiveStore: Send + Sync {
+    /// Checks at start-up that the store is usable and WORM, or says plainly why not.
+    fn check(&self) -> impl Future<Output = Result<Readiness, StoreError>> + Send;
+
+    /// Streams `src` into `key`, create-only, locked, hashed in the same pass; confirms with HEAD.
+    fn put_immutable<R>(
+        &self,
+        key: &str,
+        src: R,
+    ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send
+    where
+        R: AsyncRead + Unpin + Send + 'static;
+
+    /// Streams the object (a byte range of it, a given version of it).
+    fn get(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+        version_id: Option<&str>,
+    ) -> impl Future<Output = Result<ByteStream, StoreError>> + Send;
+
+    /// Metadata of the object (a given version of it); `Ok(None)` when it does not exist.
+    fn head(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> impl Future<Output = Result<Option<ObjectInfo>, StoreError>> + Send;
+
+    /// All keys under `prefix`, in key order.
+    fn list(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<ObjectSummary>, StoreError>> + Send;
+}
+
+/// Checks that a key is a relative, normalised path of printable characters.
+pub fn validate_key(key: &str) -> Result<(), StoreError> {
+    let bad = |why| {
+        Err(StoreError::InvalidKey {
+            key: key.to_string(),
+            why,
+        })
+    };
+    if key.is_empty() {
+        return bad("empty");
+    }
+    if key.len() > 1024 {
+        return bad("longer than 1024 bytes");
+    }
+    if key.starts_with('/') {
+        return bad("starts with '/'");
+    }
+    if key
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
+        return bad("has an empty, '.' or '..' segment");
+    }
+    if key.chars().any(|c| c.is_control()) {
+        return bad("has a control character");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        assert!(validate_key("db/1/15.dbf").is_ok());
+        for k in ["", "/a", "a//b", "a/../b", "a/./b", "a\nb", "a/"] {
+            assert!(validate_key(k).is_err(), "{k:?}");
+        }
+    }
+
+    #[test]
+    fn lock_mode_round_trip() {
+        for m in [LockMode::Compliance, LockMode::Governance] {
+            assert_eq!(LockMode::parse(m.as_str()), Some(m));
+        }
+        assert_eq!(LockMode::parse("NONE"), None);
+    }
+}

@@ -2,6 +2,7 @@
 //!
 //! Each module covers one part of the system through its public interface.
 
+mod fake_s3;
 mod inspect;
 mod simulate;
 mod store;

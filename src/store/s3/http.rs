@@ -1,0 +1,423 @@
+//! One signed S3 request, sent with retries: exponential backoff with jitter on transient
+//! failures (5xx, SlowDown, timeouts, resets), clock correction on RequestTimeTooSkewed, no
+//! retry on permanent ones (403, 400, 404, 412...).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use sha2::{Digest, Sha256};
+use tracing::{debug, warn};
+
+use super::sigv4::{self, SignInput};
+use super::{Inner, xml};
+use crate::store::StoreError;
+
+/// A request before signing.
+#[derive(Debug, Clone)]
+pub(crate) struct Req {
+    pub method: Method,
+    /// None: the bucket itself.
+    pub key: Option<String>,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    /// Hex SHA-256 of `body`; computed here when None.
+    pub body_sha256_hex: Option<String>,
+}
+
+impl Req {
+    pub(crate) fn new(method: Method, key: Option<&str>) -> Req {
+        Req {
+            method,
+            key: key.map(str::to_string),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: Bytes::new(),
+            body_sha256_hex: None,
+        }
+    }
+
+    pub(crate) fn query(mut self, k: &str, v: &str) -> Req {
+        self.query.push((k.to_string(), v.to_string()));
+        self
+    }
+
+    pub(crate) fn header(mut self, k: &str, v: impl Into<String>) -> Req {
+        self.headers.push((k.to_string(), v.into()));
+        self
+    }
+
+    pub(crate) fn body(mut self, body: Bytes, sha256_hex: Option<String>) -> Req {
+        self.body = body;
+        self.body_sha256_hex = sha256_hex;
+        self
+    }
+}
+
+/// A response whose body has been read.
+#[derive(Debug)]
+pub(crate) struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// S3 error code and message from the XML body (empty for HEAD).
+    pub(crate) fn error_code(&self) -> (String, String) {
+        let t = self.text();
+        (
+            xml::first_text(&t, "Code").unwrap_or_else(|| {
+                self.status
+                    .canonical_reason()
+                    .unwrap_or("HTTP error")
+                    .replace(' ', "")
+            }),
+            xml::first_text(&t, "Message").unwrap_or_default(),
+        )
+    }
+
+    /// A permanent error describing this response.
+    pub(crate) fn permanent(&self, op: &'static str, target: String) -> StoreError {
+        let (code, message) = self.error_code();
+        StoreError::Permanent {
+            op,
+            target,
+            status: self.status.as_u16(),
+            code,
+            message,
+        }
+    }
+}
+
+/// Why one attempt failed.
+enum Failure {
+    /// Worth retrying after a backoff.
+    Transient(String),
+    /// The server says our clock is off; its Date header has been recorded: retry at once.
+    Skewed(String),
+    /// Could not connect at all.
+    Connect(String),
+}
+
+fn transient_code(code: &str) -> bool {
+    matches!(
+        code,
+        "SlowDown"
+            | "InternalError"
+            | "ServiceUnavailable"
+            | "RequestTimeout"
+            | "RequestTimeoutException"
+            | "Throttling"
+            | "ThrottlingException"
+    )
+}
+
+impl Inner {
+    /// The host header and URL for a request.
+    fn url_for(&self, req: &Req) -> (String, String, String) {
+        let (scheme, host_port) = (&self.scheme, &self.host_port);
+        let key_path = req.key.as_deref().map(sigv4::encode_key_path);
+        let (host, path) = if self.config.path_style {
+            let mut p = format!("/{}", sigv4::uri_encode(&self.config.bucket));
+            if let Some(k) = &key_path {
+                p.push('/');
+                p.push_str(k);
+            }
+            (host_port.clone(), p)
+        } else {
+            let p = format!("/{}", key_path.unwrap_or_default());
+            (format!("{}.{}", self.config.bucket, host_port), p)
+        };
+        let q = sigv4::canonical_query(&req.query);
+        let url = if q.is_empty() {
+            format!("{scheme}://{host}{path}")
+        } else {
+            format!("{scheme}://{host}{path}?{q}")
+        };
+        (host, path, url)
+    }
+
+    /// Time to sign with: the server's clock once known, else the configured clock.
+    pub(crate) fn signing_time(&self) -> DateTime<Utc> {
+        self.server_clock
+            .now()
+            .unwrap_or_else(|| self.config.clock.now())
+    }
+
+    fn target(&self, req: &Req) -> String {
+        match &req.key {
+            Some(k) => format!("{}/{}", self.config.bucket, k),
+            None => self.config.bucket.clone(),
+        }
+    }
+
+    async fn send_once(&self, req: &Req, payload_hex: &str) -> Result<reqwest::Response, Failure> {
+        let (host, path, url) = self.url_for(req);
+        let time = self.signing_time();
+        let signed = sigv4::sign(
+            &self.creds,
+            &SignInput {
+                method: req.method.as_str(),
+                path: &path,
+                query: &req.query,
+                headers: &req.headers,
+                host: &host,
+                payload_sha256_hex: payload_hex,
+                region: &self.config.region,
+                time,
+            },
+        );
+        let mut rb = self.http.request(req.method.clone(), &url);
+        for (k, v) in req.headers.iter().chain(signed.iter()) {
+            rb = rb.header(k.as_str(), v.as_str());
+        }
+        if !req.body.is_empty() || req.method == Method::PUT || req.method == Method::POST {
+            rb = rb.body(req.body.clone());
+        }
+        let resp = rb
+            .timeout(self.config.retry.request_timeout)
+            .send()
+            .await
+            .map_err(|e| {
+                let detail = error_chain(&e);
+                if e.is_connect() {
+                    Failure::Connect(detail)
+                } else {
+                    Failure::Transient(detail)
+                }
+            })?;
+        if let Some(d) = resp.headers().get("date").and_then(|v| v.to_str().ok()) {
+            self.server_clock.observe(d);
+        }
+        Ok(resp)
+    }
+
+    async fn read_body(
+        &self,
+        resp: reqwest::Response,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), Failure> {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| Failure::Transient(error_chain(&e)))?;
+        Ok((status, headers, body))
+    }
+
+    /// Sends `req` with retries and reads the whole response body (bounded by the request
+    /// deadline). Returns any non-transient response, success or not: callers map statuses.
+    pub(crate) async fn execute(&self, op: &'static str, req: &Req) -> Result<Resp, StoreError> {
+        let payload_hex = match &req.body_sha256_hex {
+            Some(h) => h.clone(),
+            None if req.body.is_empty() => sigv4::EMPTY_SHA256.to_string(),
+            None => hex::encode(Sha256::digest(&req.body)),
+        };
+        let policy = self.config.retry;
+        let target = self.target(req);
+        let mut attempt: u32 = 0;
+        let mut skew_fixes = 0u32;
+        let mut connect_failures = 0u32;
+        loop {
+            attempt += 1;
+            let signed_at = self.signing_time();
+            let failure = match self.send_once(req, &payload_hex).await {
+                Ok(resp) => match self.read_body(resp).await {
+                    Ok((status, headers, body)) => {
+                        let r = Resp {
+                            status,
+                            headers,
+                            body,
+                        };
+                        match self.classify(&r, signed_at) {
+                            None => return Ok(r),
+                            Some(f) => f,
+                        }
+                    }
+                    Err(f) => f,
+                },
+                Err(f) => f,
+            };
+            let detail = match &failure {
+                Failure::Transient(d) | Failure::Skewed(d) | Failure::Connect(d) => d.clone(),
+            };
+            if let Failure::Connect(_) = failure {
+                connect_failures += 1;
+            }
+            if let Failure::Skewed(_) = failure {
+                // A skew correction is not a failure of the server: retry at once, but only a
+                // few times (the clock could move again, or the server could be confused).
+                skew_fixes += 1;
+                if skew_fixes <= 3 {
+                    warn!(op, %target, %detail, "clock skew corrected from server Date header");
+                    attempt -= 1;
+                    continue;
+                }
+            }
+            if attempt >= policy.max_attempts {
+                if connect_failures == attempt {
+                    return Err(StoreError::Unreachable {
+                        endpoint: self.config.endpoint.to_string(),
+                        detail,
+                    });
+                }
+                return Err(StoreError::RetriesExhausted {
+                    op,
+                    target,
+                    attempts: attempt,
+                    last: detail,
+                });
+            }
+            let pause = policy.backoff(attempt);
+            debug!(op, %target, attempt, ?pause, %detail, "transient failure, retrying");
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// None: hand the response to the caller. Some: retry.
+    fn classify(&self, r: &Resp, signed_at: DateTime<Utc>) -> Option<Failure> {
+        let status = r.status;
+        if status.is_success() || status.is_redirection() {
+            // CompleteMultipartUpload can answer 200 with an error body.
+            if r.body.starts_with(b"<?xml") || r.body.starts_with(b"<Error") {
+                let t = r.text();
+                if t.contains("<Error>") {
+                    let (code, message) = r.error_code();
+                    if transient_code(&code) {
+                        return Some(Failure::Transient(format!(
+                            "200 with error {code}: {message}"
+                        )));
+                    }
+                }
+            }
+            return None;
+        }
+        let (code, message) = r.error_code();
+        if code == "RequestTimeTooSkewed" {
+            return Some(Failure::Skewed(format!(
+                "{} {code}: {message}",
+                status.as_u16()
+            )));
+        }
+        // HEAD responses carry no body: recognise a skew rejection by the Date header.
+        if let Some(server) = self
+            .server_clock
+            .now()
+            .filter(|_| status == StatusCode::FORBIDDEN)
+            && (server - signed_at).num_seconds().abs() > 5 * 60
+        {
+            return Some(Failure::Skewed(format!(
+                "403 with local clock {}s off the server's",
+                (signed_at - server).num_seconds()
+            )));
+        }
+        if status.is_server_error() || transient_code(&code) {
+            return Some(Failure::Transient(format!(
+                "{} {code}: {message}",
+                status.as_u16()
+            )));
+        }
+        None
+    }
+
+    /// Sends a GET and returns the response with its body unread (for streaming). Retries
+    /// until the status line is in; a failure mid-body is the caller's to see.
+    pub(crate) async fn execute_get(
+        &self,
+        op: &'static str,
+        req: &Req,
+    ) -> Result<reqwest::Response, StoreError> {
+        let policy = self.config.retry;
+        let target = self.target(req);
+        let mut attempt = 0u32;
+        let mut skew_fixes = 0u32;
+        loop {
+            attempt += 1;
+            let signed_at = self.signing_time();
+            let detail = match self.send_once(req, sigv4::EMPTY_SHA256).await {
+                Ok(resp) if resp.status().is_success() => return Ok(resp),
+                Ok(resp) => match self.read_body(resp).await {
+                    Ok((status, headers, body)) => {
+                        let r = Resp {
+                            status,
+                            headers,
+                            body,
+                        };
+                        match self.classify(&r, signed_at) {
+                            None if r.status == StatusCode::NOT_FOUND => {
+                                return Err(StoreError::NotFound {
+                                    key: req.key.clone().unwrap_or_default(),
+                                });
+                            }
+                            None => return Err(r.permanent(op, target)),
+                            Some(Failure::Skewed(d)) if skew_fixes < 3 => {
+                                skew_fixes += 1;
+                                attempt -= 1;
+                                warn!(op, %target, %d, "clock skew corrected");
+                                continue;
+                            }
+                            Some(
+                                Failure::Transient(d) | Failure::Skewed(d) | Failure::Connect(d),
+                            ) => d,
+                        }
+                    }
+                    Err(Failure::Transient(d) | Failure::Skewed(d) | Failure::Connect(d)) => d,
+                },
+                Err(Failure::Transient(d) | Failure::Skewed(d) | Failure::Connect(d)) => d,
+            };
+            if attempt >= policy.max_attempts {
+                return Err(StoreError::RetriesExhausted {
+                    op,
+                    target,
+                    attempts: attempt,
+                    last: detail,
+                });
+            }
+            tokio::time::sleep(policy.backoff(attempt)).await;
+        }
+    }
+}
+
+/// The error and its causes on one line ("error sending request: connection refused").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let cs = c.to_string();
+        if !s.contains(&cs) {
+            s.push_str(": ");
+            s.push_str(&cs);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// Parses an S3 ISO 8601 timestamp (`2026-11-22T03:00:00.000Z`).
+pub(crate) fn parse_iso(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s.trim())
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Formats a retain-until date the way S3 wants it.
+pub(crate) fn format_iso(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// A duration rounded up to whole seconds, as chrono wants it.
+pub(crate) fn chrono_dur(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or_else(|_| chrono::Duration::days(36500))
+}

@@ -1,0 +1,551 @@
+//! S3 backend with Object Lock: a small S3 client of our own (SigV4 over reqwest and rustls).
+//!
+//! Why not `object_store` or `aws-sdk-s3` (see ARCHITECTURE.md): object_store's put API cannot
+//! carry Object Lock headers; aws-sdk-s3 streams aws-chunked bodies by default (which Ceph
+//! refuses) and costs a large C-backed build. The operations we need are few (PUT, multipart,
+//! HEAD, GET, LIST, GET ?object-lock), and we need exact control of the headers: Content-MD5
+//! *and* x-amz-checksum-sha256 as plain headers, If-None-Match, signed payload hashes.
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::TryStreamExt as _;
+use reqwest::{Method, StatusCode};
+use tokio::io::AsyncRead;
+use tokio::sync::OnceCell;
+use tokio_util::io::StreamReader;
+use url::Url;
+
+use super::clock::ServerClock;
+use super::{
+    ArchiveStore, ByteStream, Clock, LockMode, LockState, ObjectInfo, ObjectSummary, PutOutcome,
+    Readiness, Retention, RetryPolicy, StoreError, SystemClock, validate_key,
+};
+
+#[cfg(feature = "test-util")]
+pub mod admin;
+mod http;
+mod sigv4;
+mod upload;
+mod xml;
+
+pub use sigv4::Credentials;
+
+use http::{Req, parse_iso};
+
+/// Metadata key holding the hex SHA-256 of a single-part upload.
+pub(crate) const META_SHA256: &str = "x-amz-meta-redovault-sha256";
+/// Metadata key holding the part size of a multipart upload.
+pub(crate) const META_PART_SIZE: &str = "x-amz-meta-redovault-part-size";
+
+/// Configuration of the S3 backend.
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    /// `https://host:port` (http only for in-process fault-injection tests).
+    pub endpoint: Url,
+    /// The bucket.
+    pub bucket: String,
+    /// Signing region.
+    pub region: String,
+    /// Path-style addressing (`https://host/bucket/key`) instead of virtual-hosted.
+    pub path_style: bool,
+    /// An extra CA certificate (PEM) to trust, for private S3 servers.
+    pub ca_file: Option<PathBuf>,
+    /// Credentials; None: from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN`.
+    pub credentials: Option<Credentials>,
+    /// How objects are locked.
+    pub retention: Retention,
+    /// Objects larger than this go up as multipart uploads. A multiple of `part_size`.
+    pub multipart_threshold: u64,
+    /// Size of each part of a multipart upload.
+    pub part_size: u64,
+    /// Parts in flight at once.
+    pub concurrency: usize,
+    /// Retries and deadlines.
+    pub retry: RetryPolicy,
+    /// Accept a bucket without Object Lock (local experiments only: archives are deletable).
+    pub allow_unlocked_bucket: bool,
+    /// Send `If-None-Match: *` so the server refuses to create a second version.
+    pub conditional_put: bool,
+    /// The local clock (only used to sign the very first request; then the server's is used).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl S3Config {
+    /// A configuration with the defaults: COMPLIANCE for 30 days, 16 MiB parts, 4 in flight,
+    /// multipart above 64 MiB, path-style off.
+    pub fn new(endpoint: Url, bucket: impl Into<String>) -> S3Config {
+        S3Config {
+            endpoint,
+            bucket: bucket.into(),
+            region: "us-east-1".to_string(),
+            path_style: false,
+            ca_file: None,
+            credentials: None,
+            retention: Retention::Explicit {
+                mode: LockMode::Compliance,
+                period: Duration::from_secs(30 * 86400),
+            },
+            multipart_threshold: 64 << 20,
+            part_size: 16 << 20,
+            concurrency: 4,
+            retry: RetryPolicy::default(),
+            allow_unlocked_bucket: false,
+            conditional_put: true,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// Shared state of one store: the one HTTP client, credentials, the server's clock.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) config: S3Config,
+    pub(crate) http: reqwest::Client,
+    pub(crate) creds: Credentials,
+    pub(crate) scheme: String,
+    pub(crate) host_port: String,
+    pub(crate) server_clock: ServerClock,
+    pub(crate) readiness: OnceCell<Readiness>,
+    /// Bytes of source data held in memory right now, and the most ever.
+    pub(crate) buffered: AtomicU64,
+    pub(crate) peak_buffered: AtomicU64,
+}
+
+impl Inner {
+    pub(crate) fn add_buffered(&self, n: u64) {
+        let now = self.buffered.fetch_add(n, Ordering::SeqCst) + n;
+        self.peak_buffered.fetch_max(now, Ordering::SeqCst);
+    }
+
+    pub(crate) fn sub_buffered(&self, n: u64) {
+        self.buffered.fetch_sub(n, Ordering::SeqCst);
+    }
+}
+
+/// The S3 Object Lock store. Cheap to clone (one shared client).
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl S3Store {
+    /// Builds the client. Does not contact the server: call [`ArchiveStore::check`] at
+    /// start-up (puts also run it once before the first upload).
+    pub fn new(config: S3Config) -> Result<S3Store, StoreError> {
+        let scheme = config.endpoint.scheme().to_string();
+        if scheme != "https" && scheme != "http" {
+            return Err(StoreError::Config(format!(
+                "S3 endpoint {} must be https:// (or http:// for local tests)",
+                config.endpoint
+            )));
+        }
+        let host = config.endpoint.host_str().ok_or_else(|| {
+            StoreError::Config(format!("S3 endpoint {} has no host", config.endpoint))
+        })?;
+        let host_port = match config.endpoint.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        };
+        if config.part_size < 5 << 20 && config.part_size < config.multipart_threshold {
+            // S3 refuses parts under 5 MiB except the last; allow small parts only in tests
+            // that never reach the threshold.
+            tracing::warn!(part_size = config.part_size, "part size under 5 MiB");
+        }
+        if config.multipart_threshold == 0
+            || config.part_size == 0
+            || !config.multipart_threshold.is_multiple_of(config.part_size)
+        {
+            return Err(StoreError::Config(format!(
+                "multipart threshold ({}) must be a non-zero multiple of the part size ({})",
+                config.multipart_threshold, config.part_size
+            )));
+        }
+        let creds = match &config.credentials {
+            Some(c) => c.clone(),
+            None => credentials_from_env()?,
+        };
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(config.retry.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .https_only(scheme == "https")
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(ca) = &config.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| {
+                StoreError::Config(format!("cannot read CA file {}: {e}", ca.display()))
+            })?;
+            if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                return Err(StoreError::Config(format!(
+                    "CA file {} holds no PEM certificate",
+                    ca.display()
+                )));
+            }
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                StoreError::Config(format!("CA file {} is not valid PEM: {e}", ca.display()))
+            })?;
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| StoreError::Config(format!("cannot build the HTTPS client: {e}")))?;
+        Ok(S3Store {
+            inner: Arc::new(Inner {
+                config,
+                http,
+                creds,
+                scheme,
+                host_port,
+                server_clock: ServerClock::default(),
+                readiness: OnceCell::new(),
+                buffered: AtomicU64::new(0),
+                peak_buffered: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &S3Config {
+        &self.inner.config
+    }
+
+    /// The most source bytes ever held in memory at once by this store's uploads.
+    pub fn peak_buffered_bytes(&self) -> u64 {
+        self.inner.peak_buffered.load(Ordering::SeqCst)
+    }
+
+    /// The server's current time, from the `Date` headers of its responses (None before the
+    /// first response).
+    pub fn server_now(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.inner.server_clock.now()
+    }
+
+    pub(crate) fn target(&self, key: &str) -> String {
+        format!("{}/{}", self.inner.config.bucket, key)
+    }
+
+    async fn check_uncached(&self) -> Result<Readiness, StoreError> {
+        let inner = &self.inner;
+        let cfg = &inner.config;
+        let req = Req::new(Method::GET, None).query("object-lock", "");
+        let r = inner.execute("check-bucket", &req).await?;
+        let (code, message) = r.error_code();
+        let endpoint = cfg.endpoint.to_string();
+        match r.status {
+            s if s.is_success() => {
+                let t = r.text();
+                let enabled =
+                    xml::first_text(&t, "ObjectLockEnabled").as_deref() == Some("Enabled");
+                if !enabled {
+                    return self.unlocked(&endpoint).await;
+                }
+                let default_retention = parse_default_retention(&t);
+                let description = match default_retention {
+                    Some((m, d)) => format!(
+                        "bucket {} at {endpoint}: Object Lock enabled, default retention {m} {} days",
+                        cfg.bucket,
+                        d.as_secs() / 86400
+                    ),
+                    None => format!(
+                        "bucket {} at {endpoint}: Object Lock enabled, no default retention",
+                        cfg.bucket
+                    ),
+                };
+                if matches!(cfg.retention, Retention::BucketDefault) && default_retention.is_none()
+                {
+                    return Err(StoreError::Config(format!(
+                        "bucket {} has no default retention, but the store is configured to rely \
+                         on it: objects would not be locked",
+                        cfg.bucket
+                    )));
+                }
+                Ok(Readiness {
+                    worm: true,
+                    default_retention,
+                    description,
+                })
+            }
+            StatusCode::NOT_FOUND if code == "NoSuchBucket" => Err(StoreError::NoSuchBucket {
+                bucket: cfg.bucket.clone(),
+                endpoint,
+            }),
+            StatusCode::NOT_FOUND => self.unlocked(&endpoint).await,
+            StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => Err(StoreError::AccessDenied {
+                bucket: cfg.bucket.clone(),
+                endpoint,
+                code,
+                message,
+            }),
+            _ => Err(r.permanent("check-bucket", cfg.bucket.clone())),
+        }
+    }
+
+    /// The bucket answered that it has no Object Lock configuration.
+    async fn unlocked(&self, endpoint: &str) -> Result<Readiness, StoreError> {
+        let cfg = &self.inner.config;
+        if !cfg.allow_unlocked_bucket {
+            return Err(StoreError::NoObjectLock {
+                bucket: cfg.bucket.clone(),
+            });
+        }
+        // Make sure the bucket itself exists and the credentials work.
+        let r = self
+            .inner
+            .execute(
+                "check-bucket",
+                &Req::new(Method::GET, None).query("versioning", ""),
+            )
+            .await?;
+        if !r.status.is_success() {
+            let (code, message) = r.error_code();
+            return Err(match r.status {
+                StatusCode::NOT_FOUND => StoreError::NoSuchBucket {
+                    bucket: cfg.bucket.clone(),
+                    endpoint: endpoint.to_string(),
+                },
+                StatusCode::FORBIDDEN => StoreError::AccessDenied {
+                    bucket: cfg.bucket.clone(),
+                    endpoint: endpoint.to_string(),
+                    code,
+                    message,
+                },
+                _ => r.permanent("check-bucket", cfg.bucket.clone()),
+            });
+        }
+        tracing::warn!(bucket = %cfg.bucket, "bucket has no Object Lock: archives are deletable");
+        Ok(Readiness {
+            worm: false,
+            default_retention: None,
+            description: format!(
+                "bucket {} at {endpoint}: NO Object Lock (allowed for local testing): archives \
+                 are deletable",
+                cfg.bucket
+            ),
+        })
+    }
+
+    pub(crate) async fn ensure_checked(&self) -> Result<&Readiness, StoreError> {
+        self.inner
+            .readiness
+            .get_or_try_init(|| self.check_uncached())
+            .await
+    }
+
+    /// HEAD without the start-up check.
+    pub(crate) async fn head_raw(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Option<ObjectInfo>, StoreError> {
+        validate_key(key)?;
+        let mut req = Req::new(Method::HEAD, Some(key)).header("x-amz-checksum-mode", "ENABLED");
+        if let Some(v) = version_id {
+            req = req.query("versionId", v);
+        }
+        let r = self.inner.execute("head", &req).await?;
+        if r.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        // A version id that names a delete marker answers 405.
+        if r.status == StatusCode::METHOD_NOT_ALLOWED {
+            return Ok(None);
+        }
+        if !r.status.is_success() {
+            return Err(r.permanent("head", self.target(key)));
+        }
+        let size = r
+            .header("content-length")
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| StoreError::Protocol {
+                op: "head",
+                target: self.target(key),
+                detail: "no Content-Length".to_string(),
+            })?;
+        let sha256 = r
+            .header("x-amz-checksum-sha256")
+            .and_then(base64_32)
+            .or_else(|| r.header(META_SHA256).and_then(hex_32));
+        let lock = match (
+            r.header("x-amz-object-lock-mode").and_then(LockMode::parse),
+            r.header("x-amz-object-lock-retain-until-date")
+                .and_then(parse_iso),
+        ) {
+            (Some(mode), Some(retain_until)) => Some(LockState { mode, retain_until }),
+            _ => None,
+        };
+        Ok(Some(ObjectInfo {
+            key: key.to_string(),
+            version_id: r.header("x-amz-version-id").map(str::to_string),
+            size,
+            etag: r.header("etag").map(|e| e.trim_matches('"').to_string()),
+            sha256,
+            lock,
+            legal_hold: r
+                .header("x-amz-object-lock-legal-hold")
+                .map(|v| v.eq_ignore_ascii_case("ON")),
+            part_size: r.header(META_PART_SIZE).and_then(|v| v.parse().ok()),
+        }))
+    }
+}
+
+fn parse_default_retention(xml_text: &str) -> Option<(LockMode, Duration)> {
+    let mode = xml::first_text(xml_text, "Mode").and_then(|m| LockMode::parse(&m))?;
+    let days = xml::first_text(xml_text, "Days").and_then(|d| d.trim().parse::<u64>().ok());
+    let years = xml::first_text(xml_text, "Years").and_then(|d| d.trim().parse::<u64>().ok());
+    let days = days.or(years.map(|y| y * 365))?;
+    Some((mode, Duration::from_secs(days * 86400)))
+}
+
+fn credentials_from_env() -> Result<Credentials, StoreError> {
+    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {
+        (Some(access_key), Some(secret_key)) => Ok(Credentials {
+            access_key,
+            secret_key,
+            session_token: get("AWS_SESSION_TOKEN"),
+        }),
+        _ => Err(StoreError::Config(
+            "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or give them \
+             in the configuration)"
+                .to_string(),
+        )),
+    }
+}
+
+fn base64_32(b64: &str) -> Option<[u8; 32]> {
+    use base64::Engine as _;
+    let v = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    v.try_into().ok()
+}
+
+fn hex_32(h: &str) -> Option<[u8; 32]> {
+    hex::decode(h.trim()).ok()?.try_into().ok()
+}
+
+impl ArchiveStore for S3Store {
+    async fn check(&self) -> Result<Readiness, StoreError> {
+        self.ensure_checked().await.cloned()
+    }
+
+    async fn put_immutable<R>(&self, key: &str, src: R) -> Result<PutOutcome, StoreError>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+    {
+        validate_key(key)?;
+        self.ensure_checked().await?;
+        upload::put_immutable(self, key, src).await
+    }
+
+    async fn get(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+        version_id: Option<&str>,
+    ) -> Result<ByteStream, StoreError> {
+        validate_key(key)?;
+        let mut req = Req::new(Method::GET, Some(key));
+        if let Some(v) = version_id {
+            req = req.query("versionId", v);
+        }
+        if let Some(r) = &range {
+            if r.start >= r.end {
+                return Ok(Box::pin(tokio::io::empty()));
+            }
+            req = req.header("range", format!("bytes={}-{}", r.start, r.end - 1));
+        }
+        let resp = self.inner.execute_get("get", &req).await?;
+        let stream = resp.bytes_stream().map_err(std::io::Error::other);
+        Ok(Box::pin(StreamReader::new(stream)))
+    }
+
+    async fn head(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Option<ObjectInfo>, StoreError> {
+        self.head_raw(key, version_id).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectSummary>, StoreError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        // Bounded: a server that keeps saying "truncated" cannot make us loop forever.
+        for _page in 0..100_000 {
+            let mut req = Req::new(Method::GET, None)
+                .query("list-type", "2")
+                .query("prefix", prefix);
+            if let Some(t) = &token {
+                req = req.query("continuation-token", t);
+            }
+            let r = self.inner.execute("list", &req).await?;
+            if !r.status.is_success() {
+                return Err(r.permanent("list", format!("{}/{prefix}", self.inner.config.bucket)));
+            }
+            let t = r.text();
+            for e in xml::records(&t, "Contents", &["Key", "Size"]) {
+                if let (Some(k), Some(s)) = (e.child("Key"), e.child("Size")) {
+                    out.push(ObjectSummary {
+                        key: k.to_string(),
+                        size: s.parse().unwrap_or(0),
+                    });
+                }
+            }
+            let truncated = xml::first_text(&t, "IsTruncated").as_deref() == Some("true");
+            token = xml::first_text(&t, "NextContinuationToken");
+            if !truncated || token.is_none() {
+                out.sort_by(|a, b| a.key.cmp(&b.key));
+                return Ok(out);
+            }
+        }
+        Err(StoreError::Protocol {
+            op: "list",
+            target: prefix.to_string(),
+            detail: "more than 100000 pages".to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_retention_parse() {
+        let x = "<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule>\
+                 <DefaultRetention><Mode>COMPLIANCE</Mode><Days>1</Days></DefaultRetention>\
+                 </Rule></ObjectLockConfiguration>";
+        assert_eq!(
+            parse_default_retention(x),
+            Some((LockMode::Compliance, Duration::from_secs(86400)))
+        );
+        assert_eq!(parse_default_retention("<ObjectLockConfiguration/>"), None);
+    }
+
+    #[test]
+    fn config_errors_are_one_clear_line() {
+        let mut c = S3Config::new(Url::parse("https://127.0.0.1:1").unwrap(), "b");
+        c.credentials = Some(Credentials {
+            access_key: "a".into(),
+            secret_key: "s".into(),
+            session_token: None,
+        });
+        c.ca_file = Some(PathBuf::from("/nonexistent/ca.pem"));
+        let e = S3Store::new(c.clone()).unwrap_err().to_string();
+        assert!(
+            e.starts_with("cannot read CA file /nonexistent/ca.pem"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'));
+        c.ca_file = None;
+        c.endpoint = Url::parse("ftp://x").unwrap();
+        assert!(S3Store::new(c).is_err());
+    }
+}

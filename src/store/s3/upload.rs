@@ -1,0 +1,584 @@
+//! `put_immutable` for S3: one read pass over the source, bounded memory, create-only,
+//! server-verified checksums, Object Lock, and a HEAD that proves the result.
+//!
+//! Small objects (below the multipart threshold) go up as one PUT carrying Content-MD5,
+//! x-amz-checksum-sha256 and a signed payload hash, so every server we know verifies the
+//! bytes one way or another. Larger ones go up as a multipart upload with `concurrency` parts
+//! in flight, each with its own MD5 and SHA-256; memory is bounded by
+//! `max(threshold, (concurrency + 1) * part_size)`.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use md5::Md5;
+use reqwest::{Method, StatusCode};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use super::http::{Req, chrono_dur, format_iso};
+use super::{META_PART_SIZE, META_SHA256, S3Store, xml};
+use crate::store::hashing::{FingerprintHasher, multipart_etag};
+use crate::store::{LockState, ObjectInfo, PutOutcome, Retention, StoreError};
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// What we expect to find after the put.
+struct Expected {
+    size: u64,
+    sha256: [u8; 32],
+    /// ETag: MD5 (single PUT) or MD5 of part MD5s with `-N`.
+    etag: String,
+    /// The lock we asked for (None: none asked, e.g. bucket default or non-WORM bucket).
+    lock: Option<LockState>,
+}
+
+pub(crate) async fn put_immutable<R>(
+    store: &S3Store,
+    key: &str,
+    mut src: R,
+) -> Result<PutOutcome, StoreError>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    if let Some(existing) = store.head_raw(key, None).await? {
+        debug!(key, "key exists: comparing instead of uploading");
+        return compare_existing(store, key, existing, src).await;
+    }
+    let inner = &store.inner;
+    let threshold = inner.config.multipart_threshold;
+    let mut first = Vec::with_capacity(threshold.min(64 << 20) as usize);
+    (&mut src)
+        .take(threshold)
+        .read_to_end(&mut first)
+        .await
+        .map_err(|e| StoreError::io(format!("read source for {key}"), e))?;
+    inner.add_buffered(first.len() as u64);
+    if (first.len() as u64) < threshold {
+        single_put(store, key, first).await
+    } else {
+        multipart_put(store, key, first, src).await
+    }
+}
+
+/// Headers to add to a request.
+type Headers = Vec<(String, String)>;
+
+/// Lock headers for a new object and the lock they ask for.
+fn lock_headers(store: &S3Store) -> Result<(Headers, Option<LockState>), StoreError> {
+    let inner = &store.inner;
+    let worm = inner.readiness.get().is_some_and(|r| r.worm);
+    if !worm {
+        return Ok((Vec::new(), None));
+    }
+    match inner.config.retention {
+        Retention::BucketDefault => Ok((Vec::new(), None)),
+        Retention::Explicit { mode, period } => {
+            // The server's clock, never ours: a wrong local clock must not shorten retention.
+            let now = inner
+                .server_clock
+                .now()
+                .ok_or_else(|| StoreError::Protocol {
+                    op: "put",
+                    target: inner.config.bucket.clone(),
+                    detail: "the server sent no Date header: cannot compute retain-until"
+                        .to_string(),
+                })?;
+            let until = now + chrono_dur(period);
+            Ok((
+                vec![
+                    (
+                        "x-amz-object-lock-mode".to_string(),
+                        mode.as_str().to_string(),
+                    ),
+                    (
+                        "x-amz-object-lock-retain-until-date".to_string(),
+                        format_iso(until),
+                    ),
+                ],
+                Some(LockState {
+                    mode,
+                    retain_until: until,
+                }),
+            ))
+        }
+    }
+}
+
+async fn single_put(store: &S3Store, key: &str, data: Vec<u8>) -> Result<PutOutcome, StoreError> {
+    let inner = &store.inner;
+    let len = data.len() as u64;
+    let body = Bytes::from(data);
+    let hashed = body.clone();
+    let (sha, md5) = tokio::task::spawn_blocking(move || {
+        let sha: [u8; 32] = Sha256::digest(&hashed).into();
+        let md5: [u8; 16] = Md5::digest(&hashed).into();
+        (sha, md5)
+    })
+    .await
+    .map_err(|e| StoreError::io("hash", std::io::Error::other(e)))?;
+    let (lock_hdrs, lock) = lock_headers(store)?;
+    let mut req = Req::new(Method::PUT, Some(key))
+        .header("content-type", "application/octet-stream")
+        .header("content-md5", b64(&md5))
+        .header("x-amz-checksum-sha256", b64(&sha))
+        .header(META_SHA256, hex::encode(sha))
+        .body(body, Some(hex::encode(sha)));
+    if inner.config.conditional_put {
+        req = req.header("if-none-match", "*");
+    }
+    for (k, v) in lock_hdrs {
+        req = req.header(&k, v);
+    }
+    let expected = Expected {
+        size: len,
+        sha256: sha,
+        etag: hex::encode(md5),
+        lock,
+    };
+    let r = inner.execute("put", &req).await;
+    inner.sub_buffered(len);
+    let r = r?;
+    let (code, _) = r.error_code();
+    match r.status {
+        s if s.is_success() => {
+            let version = r.header("x-amz-version-id").map(str::to_string);
+            verify(store, key, version, &expected, false).await
+        }
+        StatusCode::PRECONDITION_FAILED | StatusCode::CONFLICT => {
+            // Created meanwhile, perhaps by our own earlier attempt whose answer was lost.
+            info!(key, "create-only put refused: the key exists; comparing");
+            verify(store, key, None, &expected, true).await
+        }
+        StatusCode::BAD_REQUEST if code == "BadDigest" || code == "InvalidDigest" => {
+            Err(StoreError::BadDigest {
+                key: key.to_string(),
+                code,
+            })
+        }
+        _ => Err(r.permanent("put", store.target(key))),
+    }
+}
+
+/// One uploaded part.
+struct PartDone {
+    number: u32,
+    etag: String,
+    sha256_b64: String,
+    md5: [u8; 16],
+}
+
+async fn multipart_put<R>(
+    store: &S3Store,
+    key: &str,
+    first: Vec<u8>,
+    mut src: R,
+) -> Result<PutOutcome, StoreError>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    let inner = &store.inner;
+    let part_size = inner.config.part_size;
+    let (lock_hdrs, lock) = match lock_headers(store) {
+        Ok(v) => v,
+        Err(e) => {
+            inner.sub_buffered(first.len() as u64);
+            return Err(e);
+        }
+    };
+    let mut create = Req::new(Method::POST, Some(key))
+        .query("uploads", "")
+        .header("content-type", "application/octet-stream")
+        .header("x-amz-checksum-algorithm", "SHA256")
+        .header(META_PART_SIZE, part_size.to_string());
+    for (k, v) in &lock_hdrs {
+        create = create.header(k, v.clone());
+    }
+    let r = match inner.execute("create-multipart", &create).await {
+        Ok(r) => r,
+        Err(e) => {
+            inner.sub_buffered(first.len() as u64);
+            return Err(e);
+        }
+    };
+    let upload_id = if r.status.is_success() {
+        xml::first_text(&r.text(), "UploadId")
+    } else {
+        None
+    };
+    let Some(upload_id) = upload_id else {
+        inner.sub_buffered(first.len() as u64);
+        return Err(r.permanent("create-multipart", store.target(key)));
+    };
+    let result = upload_parts(store, key, &upload_id, first, &mut src, lock).await;
+    if let Err(e) = &result {
+        warn!(key, %upload_id, error = %e, "multipart upload failed; aborting it");
+        let abort = Req::new(Method::DELETE, Some(key)).query("uploadId", &upload_id);
+        if let Err(e2) = inner.execute("abort-multipart", &abort).await {
+            warn!(key, error = %e2, "could not abort the multipart upload");
+        }
+    }
+    result
+}
+
+async fn upload_parts<R>(
+    store: &S3Store,
+    key: &str,
+    upload_id: &str,
+    first: Vec<u8>,
+    src: &mut R,
+    lock: Option<LockState>,
+) -> Result<PutOutcome, StoreError>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    let inner = &store.inner;
+    let part_size = inner.config.part_size;
+    let sem = Arc::new(Semaphore::new(inner.config.concurrency.max(1)));
+    let mut tasks: JoinSet<Result<PartDone, StoreError>> = JoinSet::new();
+    let mut full = Sha256::new();
+    let mut size: u64 = 0;
+    let mut number: u32 = 0;
+    let mut done: Vec<PartDone> = Vec::new();
+
+    // Parts of the first buffer, then parts read one by one: a permit is taken *before* a
+    // part is read, so at most `concurrency` parts are in memory besides the first buffer.
+    let first = Bytes::from(first);
+    let mut offset = 0usize;
+    let mut pending_first = first.len();
+    loop {
+        let permit = Arc::clone(&sem)
+            .acquire_owned()
+            .await
+            .map_err(|e| StoreError::io("semaphore", std::io::Error::other(e)))?;
+        // Fail fast on a part that already failed.
+        while let Some(j) = tasks.try_join_next() {
+            done.push(join_part(j)??);
+        }
+        let chunk = if offset < first.len() {
+            let end = (offset + part_size as usize).min(first.len());
+            let c = first.slice(offset..end);
+            offset = end;
+            pending_first -= c.len();
+            c
+        } else {
+            let mut v = Vec::with_capacity(part_size as usize);
+            (&mut *src)
+                .take(part_size)
+                .read_to_end(&mut v)
+                .await
+                .map_err(|e| StoreError::io(format!("read source for {key}"), e))?;
+            inner.add_buffered(v.len() as u64);
+            Bytes::from(v)
+        };
+        if chunk.is_empty() {
+            drop(permit);
+            break;
+        }
+        full.update(&chunk);
+        size += chunk.len() as u64;
+        number += 1;
+        if number > 10_000 {
+            inner.sub_buffered(chunk.len() as u64 + pending_first as u64);
+            return Err(StoreError::Config(format!(
+                "{key}: more than 10000 parts: raise the part size"
+            )));
+        }
+        let store2 = store.clone();
+        let key2 = key.to_string();
+        let upload_id2 = upload_id.to_string();
+        tasks.spawn(async move {
+            let len = chunk.len() as u64;
+            let r = upload_part(&store2, &key2, &upload_id2, number, chunk).await;
+            store2.inner.sub_buffered(len);
+            drop(permit);
+            r
+        });
+    }
+    while let Some(j) = tasks.join_next().await {
+        done.push(join_part(j)??);
+    }
+    done.sort_by_key(|p| p.number);
+    let sha256: [u8; 32] = full.finalize().into();
+    let md5s: Vec<[u8; 16]> = done.iter().map(|p| p.md5).collect();
+    let expected = Expected {
+        size,
+        sha256,
+        etag: multipart_etag(&md5s),
+        lock,
+    };
+    complete(store, key, upload_id, &done, &expected).await
+}
+
+fn join_part(
+    j: Result<Result<PartDone, StoreError>, tokio::task::JoinError>,
+) -> Result<Result<PartDone, StoreError>, StoreError> {
+    j.map_err(|e| StoreError::io("part upload task", std::io::Error::other(e)))
+}
+
+async fn upload_part(
+    store: &S3Store,
+    key: &str,
+    upload_id: &str,
+    number: u32,
+    chunk: Bytes,
+) -> Result<PartDone, StoreError> {
+    let hashed = chunk.clone();
+    let (sha, md5) = tokio::task::spawn_blocking(move || {
+        let sha: [u8; 32] = Sha256::digest(&hashed).into();
+        let md5: [u8; 16] = Md5::digest(&hashed).into();
+        (sha, md5)
+    })
+    .await
+    .map_err(|e| StoreError::io("hash", std::io::Error::other(e)))?;
+    let req = Req::new(Method::PUT, Some(key))
+        .query("partNumber", &number.to_string())
+        .query("uploadId", upload_id)
+        .header("content-md5", b64(&md5))
+        .header("x-amz-checksum-sha256", b64(&sha))
+        .body(chunk, Some(hex::encode(sha)));
+    let r = store.inner.execute("upload-part", &req).await?;
+    let (code, _) = r.error_code();
+    if r.status == StatusCode::BAD_REQUEST && (code == "BadDigest" || code == "InvalidDigest") {
+        return Err(StoreError::BadDigest {
+            key: key.to_string(),
+            code,
+        });
+    }
+    if !r.status.is_success() {
+        return Err(r.permanent(
+            "upload-part",
+            format!("{} part {number}", store.target(key)),
+        ));
+    }
+    let etag = r
+        .header("etag")
+        .map(|e| e.trim_matches('"').to_string())
+        .ok_or_else(|| StoreError::Protocol {
+            op: "upload-part",
+            target: store.target(key),
+            detail: format!("part {number}: no ETag"),
+        })?;
+    if etag != hex::encode(md5) {
+        return Err(StoreError::Protocol {
+            op: "upload-part",
+            target: store.target(key),
+            detail: format!("part {number}: ETag {etag} is not the MD5 we sent"),
+        });
+    }
+    Ok(PartDone {
+        number,
+        etag,
+        sha256_b64: b64(&sha),
+        md5,
+    })
+}
+
+async fn complete(
+    store: &S3Store,
+    key: &str,
+    upload_id: &str,
+    parts: &[PartDone],
+    expected: &Expected,
+) -> Result<PutOutcome, StoreError> {
+    let inner = &store.inner;
+    let mut body = String::from("<CompleteMultipartUpload>");
+    for p in parts {
+        body.push_str(&format!(
+            "<Part><PartNumber>{}</PartNumber><ETag>\"{}\"</ETag><ChecksumSHA256>{}</ChecksumSHA256></Part>",
+            p.number,
+            xml::escape(&p.etag),
+            p.sha256_b64
+        ));
+    }
+    body.push_str("</CompleteMultipartUpload>");
+    let mut conditional = inner.config.conditional_put;
+    for _ in 0..2 {
+        let mut req = Req::new(Method::POST, Some(key))
+            .query("uploadId", upload_id)
+            .header("content-type", "application/xml")
+            .body(Bytes::from(body.clone()), None);
+        if conditional {
+            req = req.header("if-none-match", "*");
+        }
+        let r = inner.execute("complete-multipart", &req).await?;
+        let (code, _) = r.error_code();
+        match r.status {
+            s if s.is_success() => {
+                let version = r.header("x-amz-version-id").map(str::to_string);
+                return verify(store, key, version, expected, false).await;
+            }
+            StatusCode::PRECONDITION_FAILED | StatusCode::CONFLICT => {
+                return verify(store, key, None, expected, true).await;
+            }
+            // Our earlier attempt completed but its answer was lost.
+            StatusCode::NOT_FOUND if code == "NoSuchUpload" => {
+                return verify(store, key, None, expected, true).await;
+            }
+            StatusCode::NOT_IMPLEMENTED if conditional => {
+                warn!(
+                    key,
+                    "server does not support If-None-Match on multipart completion"
+                );
+                if store.head_raw(key, None).await?.is_some() {
+                    return verify(store, key, None, expected, true).await;
+                }
+                conditional = false;
+            }
+            _ => return Err(r.permanent("complete-multipart", store.target(key))),
+        }
+    }
+    Err(StoreError::Protocol {
+        op: "complete-multipart",
+        target: store.target(key),
+        detail: "no usable answer".to_string(),
+    })
+}
+
+/// HEAD the object and check it is what we asked for. `existed`: the key was found already
+/// there (precondition failed): then a mismatch of bytes is the alarm case.
+async fn verify(
+    store: &S3Store,
+    key: &str,
+    version: Option<String>,
+    expected: &Expected,
+    existed: bool,
+) -> Result<PutOutcome, StoreError> {
+    let info = store
+        .head_raw(key, version.as_deref())
+        .await?
+        .ok_or_else(|| StoreError::LockNotApplied {
+            key: key.to_string(),
+            detail: "HEAD after the put finds no object".to_string(),
+        })?;
+    let same_bytes = info.size == expected.size
+        && match (info.sha256, &info.etag) {
+            (Some(sha), _) => sha == expected.sha256,
+            (None, Some(etag)) => *etag == expected.etag,
+            (None, None) => false,
+        };
+    if !same_bytes {
+        let stored = info
+            .sha256
+            .map(hex::encode)
+            .or(info.etag.clone())
+            .unwrap_or_else(|| format!("size {}", info.size));
+        if existed {
+            return Err(StoreError::AlreadyExistsDifferent {
+                key: key.to_string(),
+                stored,
+                new: hex::encode(expected.sha256),
+            });
+        }
+        return Err(StoreError::LockNotApplied {
+            key: key.to_string(),
+            detail: format!(
+                "stored object ({} bytes, {stored}) is not what was sent ({} bytes, sha256 {})",
+                info.size,
+                expected.size,
+                hex::encode(expected.sha256)
+            ),
+        });
+    }
+    let lock = check_lock(store, key, &info, expected.lock)?;
+    Ok(PutOutcome {
+        key: key.to_string(),
+        version_id: info.version_id.clone(),
+        size: info.size,
+        sha256: expected.sha256,
+        already_present: existed,
+        lock,
+    })
+}
+
+/// The lock HEAD reports must be in force and, for a lock we just asked for, as asked.
+fn check_lock(
+    store: &S3Store,
+    key: &str,
+    info: &ObjectInfo,
+    asked: Option<LockState>,
+) -> Result<Option<LockState>, StoreError> {
+    let inner = &store.inner;
+    if !inner.readiness.get().is_some_and(|r| r.worm) {
+        return Ok(info.lock);
+    }
+    let fail = |detail: String| {
+        Err(StoreError::LockNotApplied {
+            key: key.to_string(),
+            detail,
+        })
+    };
+    let Some(got) = info.lock else {
+        return fail(format!(
+            "HEAD shows no Object Lock on version {} (the server dropped the lock headers)",
+            info.version_id.as_deref().unwrap_or("?")
+        ));
+    };
+    let now = inner
+        .server_clock
+        .now()
+        .unwrap_or_else(|| inner.config.clock.now());
+    if got.retain_until <= now {
+        return fail(format!(
+            "retain-until {} is not in the future",
+            got.retain_until
+        ));
+    }
+    if let Retention::Explicit { mode, .. } = inner.config.retention
+        && got.mode != mode
+    {
+        return fail(format!("lock mode {} instead of {mode}", got.mode));
+    }
+    if let Some(asked) = asked {
+        // Servers may round to the second.
+        if got.retain_until + chrono::Duration::seconds(1) < asked.retain_until {
+            return fail(format!(
+                "retain-until {} is earlier than asked ({})",
+                got.retain_until, asked.retain_until
+            ));
+        }
+    }
+    Ok(Some(got))
+}
+
+/// The key exists: read the whole source (no upload), compare, and check the stored lock.
+async fn compare_existing<R>(
+    store: &S3Store,
+    key: &str,
+    existing: ObjectInfo,
+    mut src: R,
+) -> Result<PutOutcome, StoreError>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    let part_size = if existing.etag.as_deref().is_some_and(|e| e.contains('-')) {
+        existing.part_size.or(Some(store.inner.config.part_size))
+    } else {
+        None
+    };
+    let mut h = FingerprintHasher::new(part_size);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = src
+            .read(&mut buf)
+            .await
+            .map_err(|e| StoreError::io(format!("read source for {key}"), e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    let fp = h.finish();
+    let expected = Expected {
+        size: fp.size,
+        sha256: fp.sha256,
+        etag: fp.etag,
+        lock: None,
+    };
+    verify(store, key, existing.version_id.clone(), &expected, true).await
+}
