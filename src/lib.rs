@@ -8,4 +8,5 @@
 //!   local-directory backend behind the same trait.
 
 pub mod cli;
+pub mod simulate;
 pub mod store;

@@ -1,0 +1,119 @@
+//! Unit tests of the simulator: files, switches, archives, stale blocks and determinism.
+
+use super::*;
+use redovault_redo::checksum::block_checksum_ok;
+
+fn small(dir: &Path, seed: u64) -> SimConfig {
+    let mut c = SimConfig::new(dir);
+    c.log_size = 64 * 1024;
+    c.seed = seed;
+    c.switches = Some(5);
+    c.mix.long_pct = 20;
+    c
+}
+
+fn read(p: &Path) -> Vec<u8> {
+    fs::read(p).expect("read")
+}
+
+fn u32le(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+#[test]
+fn switches_archive_and_reuse_without_zeroing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let s = run(small(tmp.path(), 1)).expect("run");
+    assert_eq!(s.switches, 5);
+    assert_eq!(s.archived.len(), 5);
+    for (i, a) in s.archived.iter().enumerate() {
+        let name = format!("arch1_{}_{}.dbf", i + 1, SimConfig::new("x").resetlogs_id());
+        assert_eq!(a.file_name().and_then(|n| n.to_str()), Some(name.as_str()));
+        let b = read(a);
+        let nab = u32le(&b, 512 + 156);
+        assert_eq!(b.len(), nab as usize * 512, "archive is exactly nab blocks");
+        assert_eq!(u32le(&b, 24), nab - 1);
+        assert!(b.chunks(512).all(block_checksum_ok));
+        assert_eq!(u32le(&b, 512 + 8), i as u32 + 1, "sequence");
+    }
+    // No temporary file left behind.
+    assert_eq!(fs::read_dir(tmp.path().join("archive")).expect("dir").count(), 5);
+    // Current log: seq 6 in group 3 (groups 1,2,3,1,2,3); it reuses the file of seq 3.
+    assert_eq!(s.current, vec![(1, 6, tmp.path().join("online/redo_t1_g3.log"))]);
+    let cur = read(&s.current[0].2);
+    assert_eq!(u32le(&cur, 512 + 156), 0xFFFF_FFFF);
+    assert_eq!(&cur[512 + 192..512 + 198], &[0xFF; 6]);
+    // Blocks of seq 3 that seq 6 has not reached yet are still there, not zeroed.
+    let nab3 = read(&s.archived[2]).len() / 512;
+    let seqs: Vec<u32> = cur.chunks(512).skip(2).take(nab3 - 2).map(|b| u32le(b, 8)).collect();
+    assert_eq!(seqs.first(), Some(&6));
+    let written = seqs.iter().take_while(|&&q| q == 6).count();
+    assert!(seqs[written..].iter().all(|&q| q == 3), "{seqs:?}");
+    assert!(written < seqs.len(), "some stale blocks of seq 3 remain");
+    // A switched online log (seq 5 in group 2) equals its archive except for block 0.
+    let g2 = read(&tmp.path().join("online/redo_t1_g2.log"));
+    let arch5 = read(&s.archived[4]);
+    assert_eq!(&g2[512..arch5.len()], &arch5[512..]);
+    assert_eq!(u32le(&g2, 24) as usize, 64 * 1024 / 512);
+    // The journal holds every ended transaction.
+    let text = fs::read_to_string(tmp.path().join("journal.jsonl")).expect("journal");
+    let j = journal::parse_journal(&text).expect("parse");
+    assert_eq!(j.len() as u64, s.commits + s.rollbacks);
+    assert!(s.rollbacks > 0 && s.commits > s.rollbacks);
+    assert!(j.windows(2).all(|w| w[0].scn < w[1].scn));
+}
+
+#[test]
+fn same_seed_same_bytes() {
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    let c = tempfile::tempdir().expect("tempdir");
+    run(small(a.path(), 9)).expect("run a");
+    run(small(b.path(), 9)).expect("run b");
+    run(small(c.path(), 10)).expect("run c");
+    for rel in ["journal.jsonl", "online/redo_t1_g1.log", "online/redo_t1_g2.log", "online/redo_t1_g3.log"] {
+        assert_eq!(read(&a.path().join(rel)), read(&b.path().join(rel)), "{rel}");
+    }
+    assert_ne!(read(&a.path().join("journal.jsonl")), read(&c.path().join("journal.jsonl")));
+}
+
+#[test]
+fn rac_threads_share_one_clock() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut c = small(tmp.path(), 3);
+    c.threads = 2;
+    c.switches = None;
+    c.transactions = Some(300);
+    c.archive_current = true;
+    let s = run(c).expect("run");
+    let text = fs::read_to_string(tmp.path().join("journal.jsonl")).expect("journal");
+    let j = journal::parse_journal(&text).expect("parse");
+    assert_eq!(j.len(), 300);
+    let t1 = j.iter().filter(|e| e.thread == 1).count();
+    assert!(t1 > 50 && t1 < 250, "{t1}");
+    // SCNs are unique across threads; XIDs too (separate undo segments).
+    let mut scns: Vec<u64> = j.iter().map(|e| e.scn).collect();
+    scns.dedup();
+    assert_eq!(scns.len(), 300);
+    let mut xids: Vec<&str> = j.iter().map(|e| e.xid.as_str()).collect();
+    xids.sort_unstable();
+    xids.dedup();
+    assert_eq!(xids.len(), 300);
+    assert!(s.archived.iter().any(|p| p.to_string_lossy().contains("arch2_")));
+    assert_eq!(s.current.len(), 2);
+}
+
+#[test]
+fn bad_settings_are_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut c = small(tmp.path(), 1);
+    c.groups = 1;
+    assert!(matches!(run(c), Err(SimError::Config(_))));
+    let mut c = small(tmp.path(), 1);
+    c.log_size = 1000;
+    assert!(matches!(run(c), Err(SimError::Config(_))));
+    assert_eq!(Rate::parse("64K"), Some(Rate::BytesPerSec(65_536)));
+    assert_eq!(Rate::parse("20tx"), Some(Rate::TxPerSec(20)));
+    assert_eq!(Rate::parse("0"), None);
+    assert_eq!(parse_size("1M"), Some(1 << 20));
+}
