@@ -45,6 +45,7 @@ case "$KIND" in ceph|localstack) ;; *) usage ;; esac
 [ -n "$3" ] || usage
 STATE=$(realpath -m -- "$3")
 case "$STATE" in /|/root|/home|/tmp|/var|/usr|/etc|"$HOME") die "refusing to use $STATE as a state directory" ;; esac
+case "$STATE" in *"'"*|*$'\n'*|*' '*) die "the state directory path must not contain quotes, spaces or newlines: $STATE" ;; esac
 PARENT=$(dirname "$STATE")
 CACHE=$(realpath -m -- "${REDOVAULT_S3_CACHE:-$PARENT}")
 case "$CACHE/" in "$STATE"/*) die "the cache directory ($CACHE) must be outside the state directory ($STATE)" ;; esac
@@ -122,7 +123,7 @@ stop_daemons() {
   for f in client.rgw.a osd.0 mon.a; do
     [ -f "$STATE/ceph/run/$f.pid" ] || continue
     pid=$(cat "$STATE/ceph/run/$f.pid" 2>/dev/null || true)
-    stop_pid "$pid" "$STATE/ceph/ceph.conf" 20
+    stop_pid "$pid" "$STATE/ceph/ceph.conf" 10
   done
   # LocalStack: its own process group (started with setsid); SIGTERM can hang, so SIGKILL after 10 s.
   if [ -f "$STATE/localstack/localstack.pid" ]; then
@@ -239,7 +240,8 @@ write_env() {
   local tmp="$STATE/env.sh.tmp"
   {
     echo "# written by deploy/s3/server.sh up $KIND $STATE"
-    printf 'export %s=%q\n' \
+    # Single-quoted values: valid shell, and simple to parse for the Rust tests (which strip the quotes).
+    printf "export %s='%s'\n" \
       REDOVAULT_TEST_S3_ENDPOINT "$ENDPOINT" \
       REDOVAULT_TEST_S3_CA "$STATE/tls/ca.crt" \
       REDOVAULT_TEST_S3_REGION "$REGION" \
@@ -320,7 +322,7 @@ mon_allow_pool_size_one = true
 mon_warn_on_pool_no_redundancy = false
 mon_max_pg_per_osd = 1000
 osd_objectstore = memstore
-memstore_device_bytes = 2147483648
+memstore_device_bytes = ${REDOVAULT_S3_CEPH_MEMSTORE_BYTES:-2147483648}
 run_dir = $D/run
 admin_socket = $D/run/\$name.asok
 pid_file = $D/run/\$name.pid

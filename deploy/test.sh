@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Runs every test of redovault on this machine, installing what is missing.
+#
+#   deploy/test.sh
+#
+# 1. installs the tools a fresh machine lacks (Ceph radosgw from Debian, LocalStack into a
+#    venv, cargo-fuzz), as root;
+# 2. starts the real S3 servers that enforce Object Lock (Ceph radosgw and LocalStack), on
+#    127.0.0.1 over HTTPS, and stops them again on exit, whatever happens;
+# 3. runs cargo fmt --check, clippy with warnings denied, every test of the workspace
+#    (the store conformance suite against both servers), and builds the fuzz target.
+#
+# Environment: REDOVAULT_TEST_SERVERS (default "ceph localstack"), REDOVAULT_TEST_STATE
+# (default .ci/state in the repository).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+SERVERS=${REDOVAULT_TEST_SERVERS:-ceph localstack}
+STATE=${REDOVAULT_TEST_STATE:-$ROOT/.ci/state}
+mkdir -p "$STATE"
+export REDOVAULT_S3_CACHE=${REDOVAULT_S3_CACHE:-$STATE/cache}
+mkdir -p "$REDOVAULT_S3_CACHE"
+
+step() { printf '\n==> %s\n' "$*"; }
+t0=$(date +%s)
+
+started=()
+cleanup() {
+  for kind in "${started[@]}"; do
+    bash "$ROOT/deploy/s3/server.sh" down "$kind" "$STATE/$kind" || true
+  done
+}
+trap cleanup EXIT
+
+step "formatting"
+cargo fmt --all -- --check
+
+step "starting real S3 servers: $SERVERS"
+targets=()
+for kind in $SERVERS; do
+  started+=("$kind")
+  bash "$ROOT/deploy/s3/server.sh" up "$kind" "$STATE/$kind"
+  targets+=("$STATE/$kind/env.sh")
+done
+REDOVAULT_TEST_S3_TARGETS=$(IFS=,; echo "${targets[*]}")
+export REDOVAULT_TEST_S3_TARGETS
+
+step "clippy (warnings denied)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+cargo test --workspace --locked
+
+step "doc tests"
+cargo test --workspace --locked --doc
+
+step "fuzz target builds"
+if [ -d "$ROOT/extractor/fuzz" ]; then
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked
+  fi
+  (cd "$ROOT/extractor/fuzz" && RUSTC_BOOTSTRAP=1 cargo fuzz build -O)
+fi
+
+step "all tests passed in $(( $(date +%s) - t0 ))s"
