@@ -124,7 +124,10 @@ pub fn config(args: &SimulateArgs) -> anyhow::Result<SimConfig> {
         other => bail!("--endian {other:?} is not little or big"),
     };
     c.compat = Compat::parse(&args.db_version).with_context(|| {
-        format!("--db-version {:?} is not a version like 19.0 or 11.2.0.4", args.db_version)
+        format!(
+            "--db-version {:?} is not a version like 19.0 or 11.2.0.4",
+            args.db_version
+        )
     })?;
     c.scn_form = match args.scn_form.as_deref() {
         None => None,
@@ -146,7 +149,11 @@ pub fn config(args: &SimulateArgs) -> anyhow::Result<SimConfig> {
     c.start_sequence = args.start_sequence;
     c.db_name = args.db_name.clone();
     c.db_id = args.db_id;
-    c.mix = Mix { rollback_pct: args.rollback_pct, long_pct: args.long_pct, ..Mix::default() };
+    c.mix = Mix {
+        rollback_pct: args.rollback_pct,
+        long_pct: args.long_pct,
+        ..Mix::default()
+    };
     c.fsync = args.fsync;
     c.archive_current = args.archive_current;
     Ok(c)
@@ -175,7 +182,10 @@ mod tests {
         assert_eq!(parse_duration("0.5s"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("x"), None);
         assert_eq!(parse_start("1772847880").ok(), Some(1_772_847_880));
-        assert_eq!(parse_start("2026-03-07T01:44:40Z").ok(), Some(1_772_847_880));
+        assert_eq!(
+            parse_start("2026-03-07T01:44:40Z").ok(),
+            Some(1_772_847_880)
+        );
         assert!(parse_start("yesterday").is_err());
     }
 }

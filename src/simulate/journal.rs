@@ -52,7 +52,10 @@ pub struct JournalEntry {
 
 /// Reads a journal file's lines.
 pub fn parse_journal(text: &str) -> Result<Vec<JournalEntry>, serde_json::Error> {
-    text.lines().filter(|l| !l.trim().is_empty()).map(serde_json::from_str).collect()
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect()
 }
 
 /// ISO 8601 UTC of Unix seconds (`2026-03-07T01:44:40Z`).

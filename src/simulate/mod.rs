@@ -292,12 +292,18 @@ impl Simulator {
         let jf = File::create(&journal_path).map_err(io_err("create", &journal_path))?;
         let mut rng = StdRng::seed_from_u64(cfg.seed);
         let mut clock = Clock::new(cfg.start_scn);
-        let scn_form = cfg.scn_form.unwrap_or(if cfg.compat >= Compat(0x0C20_0000) {
-            ScnForm::Big
+        let scn_form = cfg
+            .scn_form
+            .unwrap_or(if cfg.compat >= Compat(0x0C20_0000) {
+                ScnForm::Big
+            } else {
+                ScnForm::Small
+            });
+        let con_uid = if cfg.compat.has_containers() {
+            1_385_559_638
         } else {
-            ScnForm::Small
-        });
-        let con_uid = if cfg.compat.has_containers() { 1_385_559_638 } else { 0 };
+            0
+        };
         let mut threads = Vec::with_capacity(usize::from(cfg.threads));
         for t in 1..=cfg.threads {
             let lc = LogConfig {
@@ -312,7 +318,7 @@ impl Simulator {
                 resetlogs_id: cfg.resetlogs_id(),
                 resetlogs_scn: Scn(cfg.start_scn / 2),
                 activation_id: cfg.activation_id,
-                first_scn: clock.next(),
+                first_scn: clock.tick(),
                 first_time: cfg.start_time,
                 log_blocks: cfg.log_blocks(),
                 con_uid,
@@ -332,7 +338,8 @@ impl Simulator {
                     .open(&path)
                     .map_err(io_err("create", &path))?;
                 f.set_len(total).map_err(io_err("size", &path))?;
-                f.write_all_at(&writer.file_header(), 0).map_err(io_err("write", &path))?;
+                f.write_all_at(&writer.file_header(), 0)
+                    .map_err(io_err("write", &path))?;
                 f.sync_all().map_err(io_err("fsync", &path))?;
                 files.push((path, f));
             }
@@ -392,8 +399,14 @@ impl Simulator {
     /// True when one of the configured limits is reached.
     pub fn done(&self) -> bool {
         self.cfg.transactions.is_some_and(|n| self.ended_count >= n)
-            || self.cfg.switches.is_some_and(|n| self.summary.switches >= n)
-            || self.cfg.duration.is_some_and(|d| self.elapsed_us() >= d.as_micros())
+            || self
+                .cfg
+                .switches
+                .is_some_and(|n| self.summary.switches >= n)
+            || self
+                .cfg
+                .duration
+                .is_some_and(|d| self.elapsed_us() >= d.as_micros())
     }
 
     /// One step of one (random) thread: a begin, a row change or an end, written as LGWR
@@ -402,15 +415,18 @@ impl Simulator {
         let t = self.rng.gen_range(0..self.threads.len());
         let now = self.now();
         let th = &mut self.threads[t];
-        let step = self.workload.step(&mut self.rng, &mut th.txns, &th.vb, &mut self.clock, now);
+        let step = self
+            .workload
+            .step(&mut self.rng, &mut th.txns, &th.vb, &mut self.clock, now);
         let n = step.records.len();
         let mut ended = step.ended;
         for (i, rec) in step.records.into_iter().enumerate() {
-            let len = 24 + rec
-                .vectors
-                .iter()
-                .map(|v| v.encoded_len(self.cfg.compat))
-                .sum::<Result<usize, _>>()?;
+            let len = 24
+                + rec
+                    .vectors
+                    .iter()
+                    .map(|v| v.encoded_len(self.cfg.compat))
+                    .sum::<Result<usize, _>>()?;
             let th = &mut self.threads[t];
             th.pending.push(rec);
             th.pending_bytes += len;
@@ -444,7 +460,11 @@ impl Simulator {
         let th = &mut self.threads[t];
         let records = std::mem::take(&mut th.pending);
         th.pending_bytes = 0;
-        let lwn = Lwn { scn: records[0].scn, time: now, records };
+        let lwn = Lwn {
+            scn: records[0].scn,
+            time: now,
+            records,
+        };
         let needed = th.writer.lwn_blocks(&lwn)?;
         if needed > u64::from(th.writer.remaining_blocks()) {
             // The new log starts at the first SCN not yet written.
@@ -455,7 +475,8 @@ impl Simulator {
         let th = &mut self.threads[t];
         let out = th.writer.append_lwn(&lwn)?;
         let (path, file) = &th.files[th.group];
-        file.write_all_at(&out.bytes, u64::from(out.first_block) * bs).map_err(io_err("write", path))?;
+        file.write_all_at(&out.bytes, u64::from(out.first_block) * bs)
+            .map_err(io_err("write", path))?;
         if self.cfg.fsync {
             file.sync_data().map_err(io_err("fsync", path))?;
         }
@@ -464,7 +485,9 @@ impl Simulator {
         let ends = std::mem::take(&mut th.pending_ends);
         let thread = th.thread.0;
         for (idx, e) in ends {
-            let Some(rba) = out.records.get(idx) else { continue };
+            let Some(rba) = out.records.get(idx) else {
+                continue;
+            };
             if e.rollback {
                 self.summary.rollbacks += 1;
             } else {
@@ -494,11 +517,18 @@ impl Simulator {
                 long: e.long,
             };
             serde_json::to_writer(&mut self.journal, &entry)?;
-            self.journal.write_all(b"\n").map_err(io_err("write", &self.journal_path))?;
+            self.journal
+                .write_all(b"\n")
+                .map_err(io_err("write", &self.journal_path))?;
         }
-        self.journal.flush().map_err(io_err("write", &self.journal_path))?;
+        self.journal
+            .flush()
+            .map_err(io_err("write", &self.journal_path))?;
         if self.cfg.fsync {
-            self.journal.get_ref().sync_data().map_err(io_err("fsync", &self.journal_path))?;
+            self.journal
+                .get_ref()
+                .sync_data()
+                .map_err(io_err("fsync", &self.journal_path))?;
         }
         Ok(())
     }
@@ -517,7 +547,8 @@ impl Simulator {
         let c = th.writer.config().clone();
         let nab = u64::from(th.writer.next_block());
         let mut buf = vec![0u8; (nab * bs) as usize];
-        file.read_exact_at(&mut buf, 0).map_err(io_err("read", path))?;
+        file.read_exact_at(&mut buf, 0)
+            .map_err(io_err("read", path))?;
         buf[..bs as usize].copy_from_slice(&th.writer.archive_file_header());
         let name = format!("arch{}_{}_{}.dbf", c.thread.0, c.sequence.0, c.resetlogs_id);
         let tmp = archive_dir.join(format!("{name}.tmp"));
@@ -553,19 +584,34 @@ impl Simulator {
         }
         if self.cfg.archive_current {
             for t in 0..self.threads.len() {
-                let next = self.clock.next();
+                let next = self.clock.tick();
                 let now = self.now();
                 self.switch(t, next, now)?;
             }
         }
-        self.journal.flush().map_err(io_err("write", &self.journal_path))?;
-        self.journal.get_ref().sync_all().map_err(io_err("fsync", &self.journal_path))?;
+        self.journal
+            .flush()
+            .map_err(io_err("write", &self.journal_path))?;
+        self.journal
+            .get_ref()
+            .sync_all()
+            .map_err(io_err("fsync", &self.journal_path))?;
         let mut s = self.summary.clone();
-        s.open_transactions = self.threads.iter().map(|t| t.txns.open_count() as u64).sum();
+        s.open_transactions = self
+            .threads
+            .iter()
+            .map(|t| t.txns.open_count() as u64)
+            .sum();
         s.current = self
             .threads
             .iter()
-            .map(|t| (t.thread.0, t.writer.config().sequence.0, t.files[t.group].0.clone()))
+            .map(|t| {
+                (
+                    t.thread.0,
+                    t.writer.config().sequence.0,
+                    t.files[t.group].0.clone(),
+                )
+            })
             .collect();
         s.simulated_seconds = self.elapsed_us() as f64 / 1e6;
         Ok(s)
@@ -577,8 +623,10 @@ impl Simulator {
 fn write_current_header(th: &ThreadSim) -> Result<(), SimError> {
     let bs = th.writer.config().block_size.bytes() as u64;
     let (path, file) = &th.files[th.group];
-    file.write_all_at(&th.writer.file_header(), 0).map_err(io_err("write", path))?;
-    file.write_all_at(&th.writer.current_header(), bs).map_err(io_err("write", path))?;
+    file.write_all_at(&th.writer.file_header(), 0)
+        .map_err(io_err("write", path))?;
+    file.write_all_at(&th.writer.current_header(), bs)
+        .map_err(io_err("write", path))?;
     file.sync_all().map_err(io_err("fsync", path))
 }
 

@@ -37,15 +37,28 @@ fn switches_archive_and_reuse_without_zeroing() {
         assert_eq!(u32le(&b, 512 + 8), i as u32 + 1, "sequence");
     }
     // No temporary file left behind.
-    assert_eq!(fs::read_dir(tmp.path().join("archive")).expect("dir").count(), 5);
+    assert_eq!(
+        fs::read_dir(tmp.path().join("archive"))
+            .expect("dir")
+            .count(),
+        5
+    );
     // Current log: seq 6 in group 3 (groups 1,2,3,1,2,3); it reuses the file of seq 3.
-    assert_eq!(s.current, vec![(1, 6, tmp.path().join("online/redo_t1_g3.log"))]);
+    assert_eq!(
+        s.current,
+        vec![(1, 6, tmp.path().join("online/redo_t1_g3.log"))]
+    );
     let cur = read(&s.current[0].2);
     assert_eq!(u32le(&cur, 512 + 156), 0xFFFF_FFFF);
     assert_eq!(&cur[512 + 192..512 + 198], &[0xFF; 6]);
     // Blocks of seq 3 that seq 6 has not reached yet are still there, not zeroed.
     let nab3 = read(&s.archived[2]).len() / 512;
-    let seqs: Vec<u32> = cur.chunks(512).skip(2).take(nab3 - 2).map(|b| u32le(b, 8)).collect();
+    let seqs: Vec<u32> = cur
+        .chunks(512)
+        .skip(2)
+        .take(nab3 - 2)
+        .map(|b| u32le(b, 8))
+        .collect();
     assert_eq!(seqs.first(), Some(&6));
     let written = seqs.iter().take_while(|&&q| q == 6).count();
     assert!(seqs[written..].iter().all(|&q| q == 3), "{seqs:?}");
@@ -71,10 +84,22 @@ fn same_seed_same_bytes() {
     run(small(a.path(), 9)).expect("run a");
     run(small(b.path(), 9)).expect("run b");
     run(small(c.path(), 10)).expect("run c");
-    for rel in ["journal.jsonl", "online/redo_t1_g1.log", "online/redo_t1_g2.log", "online/redo_t1_g3.log"] {
-        assert_eq!(read(&a.path().join(rel)), read(&b.path().join(rel)), "{rel}");
+    for rel in [
+        "journal.jsonl",
+        "online/redo_t1_g1.log",
+        "online/redo_t1_g2.log",
+        "online/redo_t1_g3.log",
+    ] {
+        assert_eq!(
+            read(&a.path().join(rel)),
+            read(&b.path().join(rel)),
+            "{rel}"
+        );
     }
-    assert_ne!(read(&a.path().join("journal.jsonl")), read(&c.path().join("journal.jsonl")));
+    assert_ne!(
+        read(&a.path().join("journal.jsonl")),
+        read(&c.path().join("journal.jsonl"))
+    );
 }
 
 #[test]
@@ -99,7 +124,11 @@ fn rac_threads_share_one_clock() {
     xids.sort_unstable();
     xids.dedup();
     assert_eq!(xids.len(), 300);
-    assert!(s.archived.iter().any(|p| p.to_string_lossy().contains("arch2_")));
+    assert!(
+        s.archived
+            .iter()
+            .any(|p| p.to_string_lossy().contains("arch2_"))
+    );
     assert_eq!(s.current.len(), 2);
 }
 

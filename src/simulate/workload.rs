@@ -27,16 +27,21 @@ pub struct Table {
 /// The default tables: four tables in the USERS tablespace (file 24), with the data object id
 /// of the real fixture's `TEST_CDC` first.
 pub fn default_tables() -> Vec<Table> {
-    [("TEST_CDC", 72_726), ("ORDERS", 72_730), ("CUSTOMERS", 72_741), ("AUDIT_LOG", 73_002)]
-        .iter()
-        .enumerate()
-        .map(|(i, (name, obj))| Table {
-            name: (*name).to_string(),
-            data_obj: *obj,
-            afn: 24,
-            first_block: 128 + 65_536 * i as u32,
-        })
-        .collect()
+    [
+        ("TEST_CDC", 72_726),
+        ("ORDERS", 72_730),
+        ("CUSTOMERS", 72_741),
+        ("AUDIT_LOG", 73_002),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (name, obj))| Table {
+        name: (*name).to_string(),
+        data_obj: *obj,
+        afn: 24,
+        first_block: 128 + 65_536 * i as u32,
+    })
+    .collect()
 }
 
 /// Mix parameters.
@@ -52,7 +57,11 @@ pub struct Mix {
 
 impl Default for Mix {
     fn default() -> Mix {
-        Mix { rollback_pct: 10, long_pct: 5, max_open: 8 }
+        Mix {
+            rollback_pct: 10,
+            long_pct: 5,
+            max_open: 8,
+        }
     }
 }
 
@@ -143,13 +152,13 @@ impl Clock {
     }
 
     /// Takes the next SCN.
-    pub fn next(&mut self) -> Scn {
+    pub fn tick(&mut self) -> Scn {
         let s = self.scn;
         self.scn += 1;
         Scn(s)
     }
 
-    /// The SCN the next call to [`Clock::next`] returns.
+    /// The SCN the next call to [`Clock::tick`] returns.
     pub fn peek(&self) -> Scn {
         Scn(self.scn)
     }
@@ -170,7 +179,12 @@ impl UndoSlots {
     /// Undo segments `first_usn .. first_usn + usns`, with slot wraps starting from `base`.
     fn new(first_usn: u16, usns: u16, base: u32) -> UndoSlots {
         let n = usize::from(usns) * usize::from(SLOTS);
-        UndoSlots { first_usn, usns, sqn: vec![base; n], busy: vec![false; n] }
+        UndoSlots {
+            first_usn,
+            usns,
+            sqn: vec![base; n],
+            busy: vec![false; n],
+        }
     }
 
     fn take(&mut self, rng: &mut StdRng) -> Option<Xid> {
@@ -186,7 +200,11 @@ impl UndoSlots {
                 self.sqn[i] += 1;
                 let usn = self.first_usn + (i / usize::from(SLOTS)) as u16;
                 let slot = (i % usize::from(SLOTS)) as u16;
-                return Some(Xid { usn, slot, sqn: self.sqn[i] });
+                return Some(Xid {
+                    usn,
+                    slot,
+                    sqn: self.sqn[i],
+                });
             }
         }
         None
@@ -210,7 +228,10 @@ pub struct ThreadTxns {
 impl ThreadTxns {
     /// A thread with undo segments `first_usn .. first_usn + 10`.
     pub fn new(first_usn: u16, sqn_base: u32) -> ThreadTxns {
-        ThreadTxns { open: Vec::new(), undo: UndoSlots::new(first_usn, 10, sqn_base) }
+        ThreadTxns {
+            open: Vec::new(),
+            undo: UndoSlots::new(first_usn, 10, sqn_base),
+        }
     }
 
     /// Number of open transactions.
@@ -251,14 +272,24 @@ impl Workload {
     pub fn new(tables: Vec<Table>, mix: Mix) -> Workload {
         let tables = tables
             .into_iter()
-            .map(|t| TableState { block: t.first_block, table: t, live: Vec::new(), next_slot: 0, next_id: 1 })
+            .map(|t| TableState {
+                block: t.first_block,
+                table: t,
+                live: Vec::new(),
+                next_slot: 0,
+                next_id: 1,
+            })
             .collect();
         Workload { tables, mix }
     }
 
     fn text(rng: &mut StdRng, id: u64) -> Vec<u8> {
         let long = rng.gen_range(0..100) < 3;
-        let len = if long { rng.gen_range(400..2500) } else { rng.gen_range(8..120) };
+        let len = if long {
+            rng.gen_range(400..2500)
+        } else {
+            rng.gen_range(8..120)
+        };
         let mut s = format!("row {id} ").into_bytes();
         while s.len() < len {
             s.push(b'a' + rng.gen_range(0..26u8));
@@ -272,7 +303,12 @@ impl Workload {
             ts.block += 1;
             ts.next_slot = 0;
         }
-        let row = RowId { data_obj: ts.table.data_obj, afn: ts.table.afn, block: ts.block, slot: ts.next_slot };
+        let row = RowId {
+            data_obj: ts.table.data_obj,
+            afn: ts.table.afn,
+            block: ts.block,
+            slot: ts.next_slot,
+        };
         ts.next_slot += 1;
         let id = ts.next_id;
         ts.next_id += 1;
@@ -280,7 +316,13 @@ impl Workload {
     }
 
     /// One row change for `tx`: returns the 5.1 undo and the 11.x redo vectors.
-    fn change(&mut self, rng: &mut StdRng, vb: &VectorBuilder, tx: &mut OpenTx, scn: Scn) -> (ChangeVector, ChangeVector) {
+    fn change(
+        &mut self,
+        rng: &mut StdRng,
+        vb: &VectorBuilder,
+        tx: &mut OpenTx,
+        scn: Scn,
+    ) -> (ChangeVector, ChangeVector) {
         let n = tx.ops.len() as u32;
         let t = tx.table;
         let roll = rng.gen_range(0..100);
@@ -300,7 +342,15 @@ impl Workload {
                 self.tables[t].live.push(row);
                 let redo = vb.insert(tx.xid, n, row, prev, &cols);
                 let undo_op = vb.delete(tx.xid, n, row, prev);
-                (redo, undo_op, TxOp { kind, row, old: Vec::new() })
+                (
+                    redo,
+                    undo_op,
+                    TxOp {
+                        kind,
+                        row,
+                        old: Vec::new(),
+                    },
+                )
             }
             OpKind::Update => {
                 let live = &self.tables[t].live;
@@ -314,7 +364,10 @@ impl Workload {
             OpKind::Delete => {
                 let live = &mut self.tables[t].live;
                 let row = live.swap_remove(rng.gen_range(0..live.len()));
-                let old = vec![oracle_number(u64::from(row.slot)), Self::text(rng, u64::from(row.slot))];
+                let old = vec![
+                    oracle_number(u64::from(row.slot)),
+                    Self::text(rng, u64::from(row.slot)),
+                ];
                 let redo = vb.delete(tx.xid, n, row, prev);
                 let undo_op = vb.insert(tx.xid, n, row, prev, &old);
                 (redo, undo_op, TxOp { kind, row, old })
@@ -335,17 +388,36 @@ impl Workload {
         clock: &mut Clock,
         now: i64,
     ) -> Step {
-        let begin = txns.open.is_empty() || (txns.open.len() < self.mix.max_open && rng.gen_range(0..100) < 35);
+        let begin = txns.open.is_empty()
+            || (txns.open.len() < self.mix.max_open && rng.gen_range(0..100) < 35);
         if begin && let Some(xid) = txns.undo.take(rng) {
             let long = rng.gen_range(0..100) < self.mix.long_pct;
-            let target_ops = if long { rng.gen_range(40..200) } else { rng.gen_range(1..6) };
+            let target_ops = if long {
+                rng.gen_range(40..200)
+            } else {
+                rng.gen_range(1..6)
+            };
             let table = rng.gen_range(0..self.tables.len());
-            let scn = clock.next();
-            let mut tx = OpenTx { xid, table, target_ops, ops: Vec::new(), begin_scn: scn, long };
+            let scn = clock.tick();
+            let mut tx = OpenTx {
+                xid,
+                table,
+                target_ops,
+                ops: Vec::new(),
+                begin_scn: scn,
+                long,
+            };
             let (undo, redo) = self.change(rng, vb, &mut tx, scn);
             let begin = vb.begin(xid, Scn(scn.0.saturating_sub(1)));
             txns.open.push(tx);
-            return Step { records: vec![Record { scn, subscn: 1, vectors: vec![begin, undo, redo] }], ended: None };
+            return Step {
+                records: vec![Record {
+                    scn,
+                    subscn: 1,
+                    vectors: vec![begin, undo, redo],
+                }],
+                ended: None,
+            };
         }
         if txns.open.is_empty() {
             return Step::default();
@@ -356,11 +428,18 @@ impl Workload {
             return Step::default();
         }
         if (txns.open[i].ops.len() as u32) < txns.open[i].target_ops {
-            let scn = clock.next();
+            let scn = clock.tick();
             let mut tx = txns.open[i].clone();
             let (undo, redo) = self.change(rng, vb, &mut tx, scn);
             txns.open[i] = tx;
-            return Step { records: vec![Record { scn, subscn: 1, vectors: vec![undo, redo] }], ended: None };
+            return Step {
+                records: vec![Record {
+                    scn,
+                    subscn: 1,
+                    vectors: vec![undo, redo],
+                }],
+                ended: None,
+            };
         }
         let tx = txns.open.swap_remove(i);
         txns.undo.release(tx.xid);
@@ -368,7 +447,7 @@ impl Workload {
         let mut records = Vec::new();
         if rollback {
             for (n, op) in tx.ops.iter().enumerate().rev() {
-                let scn = clock.next();
+                let scn = clock.tick();
                 let prev = Scn(scn.0.saturating_sub(1));
                 let n = n as u32;
                 let inverse = match op.kind {
@@ -382,15 +461,23 @@ impl Workload {
                     }
                     OpKind::Update => vb.update(tx.xid, n, op.row, prev, &op.old),
                 };
-                records.push(Record { scn, subscn: 1, vectors: vec![inverse, vb.undo_applied(tx.xid, n, prev)] });
+                records.push(Record {
+                    scn,
+                    subscn: 1,
+                    vectors: vec![inverse, vb.undo_applied(tx.xid, n, prev)],
+                });
             }
         }
-        let scn = clock.next();
+        let scn = clock.tick();
         let mut vectors = vec![vb.commit(tx.xid, rollback, Scn(scn.0.saturating_sub(1)), now)];
         if vb.compat.has_commit_time() {
             vectors.push(vb.marker_24_4(tx.xid));
         }
-        records.push(Record { scn, subscn: 1, vectors });
+        records.push(Record {
+            scn,
+            subscn: 1,
+            vectors,
+        });
         let mut counts = [0u32; 3];
         for op in &tx.ops {
             counts[match op.kind {
@@ -412,7 +499,10 @@ impl Workload {
             counts,
             long: tx.long,
         };
-        Step { records, ended: Some(ended) }
+        Step {
+            records,
+            ended: Some(ended),
+        }
     }
 }
 
@@ -432,7 +522,13 @@ mod tests {
 
     #[test]
     fn steps_are_deterministic_and_end_transactions() {
-        let vb = VectorBuilder { endian: Endian::Little, compat: Compat::V23_6, con_id: 3, con_uid: 7, undo_afn: 4 };
+        let vb = VectorBuilder {
+            endian: Endian::Little,
+            compat: Compat::V23_6,
+            con_id: 3,
+            con_uid: 7,
+            undo_afn: 4,
+        };
         let run = |seed| {
             let mut rng = StdRng::seed_from_u64(seed);
             let mut w = Workload::new(default_tables(), Mix::default());

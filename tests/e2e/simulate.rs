@@ -34,8 +34,10 @@ fn journal(dir: &Path) -> Vec<JournalEntry> {
 }
 
 fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> =
-        fs::read_dir(dir).expect("read dir").map(|e| e.expect("entry").path()).collect();
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
     v.sort();
     v
 }
@@ -97,14 +99,29 @@ fn check_round_trip(dir: &Path, summary: &serde_json::Value, bs: usize, with_tim
     let mut archived: BTreeMap<(u16, u32), Vec<Seen>> = BTreeMap::new();
     let mut rows: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     for p in files(&dir.join("archive")) {
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-        assert!(name.starts_with("arch") && name.ends_with(".dbf"), "unexpected {name}");
+        let name = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            name.starts_with("arch") && name.ends_with(".dbf"),
+            "unexpected {name}"
+        );
         let (bytes, r) = analyze_file(&p);
         assert!(r.is_clean(), "{name}: {:?} {:?}", r.bad_blocks, r.errors);
         assert_eq!(r.log_state, LogState::Archived, "{name}");
         assert_eq!(r.file.block_size as usize, bs);
-        assert_eq!(bytes.len(), r.header.nab as usize * bs, "{name}: exactly nab blocks");
-        assert_eq!(r.file.block_count + 1, r.header.nab, "{name}: block 0 count");
+        assert_eq!(
+            bytes.len(),
+            r.header.nab as usize * bs,
+            "{name}: exactly nab blocks"
+        );
+        assert_eq!(
+            r.file.block_count + 1,
+            r.header.nab,
+            "{name}: block 0 count"
+        );
         let expected = format!(
             "arch{}_{}_{}.dbf",
             r.header.thread.0, r.header.sequence.0, r.header.resetlogs_id
@@ -131,7 +148,13 @@ fn check_round_trip(dir: &Path, summary: &serde_json::Value, bs: usize, with_tim
         .collect();
     for p in files(&dir.join("online")) {
         let (_, r) = analyze_file(&p);
-        assert!(r.is_clean(), "{}: {:?} {:?}", p.display(), r.bad_blocks, r.errors);
+        assert!(
+            r.is_clean(),
+            "{}: {:?} {:?}",
+            p.display(),
+            r.bad_blocks,
+            r.errors
+        );
         let seen = from_report(&r);
         if current.contains(&p) {
             assert_eq!(r.log_state, LogState::Current, "{}", p.display());
@@ -146,7 +169,12 @@ fn check_round_trip(dir: &Path, summary: &serde_json::Value, bs: usize, with_tim
             // A switched-out online log holds what its archive holds.
             assert_eq!(r.log_state, LogState::Archived, "{}", p.display());
             let key = (r.header.thread.0, r.header.sequence.0);
-            assert_eq!(archived.get(&key), Some(&seen), "{} vs its archive", p.display());
+            assert_eq!(
+                archived.get(&key),
+                Some(&seen),
+                "{} vs its archive",
+                p.display()
+            );
         }
     }
     let mut want: Vec<Seen> = entries.iter().map(|e| from_journal(e, with_time)).collect();
@@ -158,7 +186,11 @@ fn check_round_trip(dir: &Path, summary: &serde_json::Value, bs: usize, with_tim
     for e in &entries {
         let objs = rows.get(&e.xid).cloned().unwrap_or_default();
         assert_eq!(objs.len(), e.op_count as usize, "row changes of {}", e.xid);
-        assert!(objs.iter().all(|&o| o == e.data_object_id), "data object of {}", e.xid);
+        assert!(
+            objs.iter().all(|&o| o == e.data_object_id),
+            "data object of {}",
+            e.xid
+        );
         assert_eq!(e.row_ids.len(), e.op_count as usize);
     }
     entries.len()
@@ -193,7 +225,10 @@ fn round_trip_every_block_size_byte_order_and_version() {
                 let with_time = version == "23.6";
                 let n = check_round_trip(tmp.path(), &summary, bs.parse().expect("bs"), with_time);
                 let rollbacks = journal(tmp.path()).iter().filter(|e| e.rollback).count();
-                assert!(rollbacks > 0, "{bs} {endian} {version}: no rollback exercised");
+                assert!(
+                    rollbacks > 0,
+                    "{bs} {endian} {version}: no rollback exercised"
+                );
                 total += n;
             }
         }
@@ -206,7 +241,17 @@ fn long_transactions_span_log_switches() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let summary = simulate(
         tmp.path(),
-        &["--fast", "--log-size", "64K", "--switches", "8", "--long-pct", "30", "--seed", "5"],
+        &[
+            "--fast",
+            "--log-size",
+            "64K",
+            "--switches",
+            "8",
+            "--long-pct",
+            "30",
+            "--seed",
+            "5",
+        ],
     );
     check_round_trip(tmp.path(), &summary, 512, true);
     let entries = journal(tmp.path());
@@ -217,7 +262,13 @@ fn long_transactions_span_log_switches() {
         bounds.push((r.header.sequence.0, r.header.first_scn.expect("first").0));
     }
     bounds.sort();
-    let seq_of = |scn: u64| bounds.iter().filter(|(_, f)| *f <= scn).map(|(s, _)| *s).max();
+    let seq_of = |scn: u64| {
+        bounds
+            .iter()
+            .filter(|(_, f)| *f <= scn)
+            .map(|(s, _)| *s)
+            .max()
+    };
     let spanning = entries
         .iter()
         .filter(|e| e.long && seq_of(e.begin_scn).is_some_and(|s| s < e.sequence))
@@ -230,7 +281,17 @@ fn rac_two_threads_round_trip() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let summary = simulate(
         tmp.path(),
-        &["--fast", "--threads", "2", "--log-size", "64K", "--transactions", "400", "--seed", "2"],
+        &[
+            "--fast",
+            "--threads",
+            "2",
+            "--log-size",
+            "64K",
+            "--transactions",
+            "400",
+            "--seed",
+            "2",
+        ],
     );
     check_round_trip(tmp.path(), &summary, 512, true);
     let entries = journal(tmp.path());
@@ -247,7 +308,14 @@ fn archive_current_leaves_everything_archived() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let summary = simulate(
         tmp.path(),
-        &["--fast", "--log-size", "64K", "--transactions", "150", "--archive-current"],
+        &[
+            "--fast",
+            "--log-size",
+            "64K",
+            "--transactions",
+            "150",
+            "--archive-current",
+        ],
     );
     let mut commits = 0;
     for p in files(&tmp.path().join("archive")) {
@@ -268,7 +336,17 @@ fn archive_current_leaves_everything_archived() {
 fn same_seed_gives_the_same_bytes() {
     let a = tempfile::tempdir().expect("tempdir");
     let b = tempfile::tempdir().expect("tempdir");
-    let args = ["--fast", "--log-size", "64K", "--switches", "3", "--seed", "42", "--endian", "big"];
+    let args = [
+        "--fast",
+        "--log-size",
+        "64K",
+        "--switches",
+        "3",
+        "--seed",
+        "42",
+        "--endian",
+        "big",
+    ];
     simulate(a.path(), &args);
     simulate(b.path(), &args);
     for sub in ["archive", "online"] {
@@ -277,7 +355,11 @@ fn same_seed_gives_the_same_bytes() {
         assert_eq!(fa.len(), fb.len());
         for (x, y) in fa.iter().zip(&fb) {
             assert_eq!(x.file_name(), y.file_name());
-            assert!(fs::read(x).expect("a") == fs::read(y).expect("b"), "{}", x.display());
+            assert!(
+                fs::read(x).expect("a") == fs::read(y).expect("b"),
+                "{}",
+                x.display()
+            );
         }
     }
     assert_eq!(
@@ -295,7 +377,15 @@ fn live_current_log_is_consistent_while_written() {
         .arg("simulate")
         .arg("--dir")
         .arg(tmp.path())
-        .args(["--rate", "200K", "--duration", "3s", "--log-size", "256K", "--fsync"])
+        .args([
+            "--rate",
+            "200K",
+            "--duration",
+            "3s",
+            "--log-size",
+            "256K",
+            "--fsync",
+        ])
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("spawn simulate");
@@ -305,7 +395,9 @@ fn live_current_log_is_consistent_while_written() {
     let mut max_commits = 0;
     while started.elapsed() < Duration::from_secs(2) {
         std::thread::sleep(Duration::from_millis(100));
-        let Ok(bytes) = fs::read(&online) else { continue };
+        let Ok(bytes) = fs::read(&online) else {
+            continue;
+        };
         let Ok(r) = analyze(&bytes) else { continue };
         if r.log_state != LogState::Current {
             continue;
@@ -317,7 +409,10 @@ fn live_current_log_is_consistent_while_written() {
     }
     let status = child.wait().expect("wait");
     assert!(status.success());
-    assert!(started.elapsed() >= Duration::from_secs(3), "--duration is paced in real time");
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "--duration is paced in real time"
+    );
     assert!(looks >= 5, "looked at the live log {looks} times");
     assert!(max_commits > 0);
 }

@@ -271,6 +271,9 @@ pub enum WriterError {
     /// The online log is too small to hold any redo.
     #[error("an online log of {0} blocks is too small (at least 3)")]
     LogTooSmall(u32),
+    /// The online log has more blocks than [`MAX_LOG_BLOCKS`].
+    #[error("an online log of {0} blocks is too large (at most 2^31 - 1)")]
+    LogTooLarge(u32),
     /// The database name is not ASCII or longer than 8 bytes.
     #[error("database name {0:?} must be ASCII and at most 8 bytes")]
     DbName(String),
@@ -322,6 +325,8 @@ pub const LWN_HEADER_LEN: usize = 68;
 /// A record never starts in the last `MIN_RECORD_ROOM - 1` bytes of a block: with fewer bytes
 /// left, the next record starts at offset 16 of the next block (§10.1).
 pub const MIN_RECORD_ROOM: usize = 24;
+/// Largest online log size in blocks the writer accepts (1 TiB of 512-byte blocks).
+pub const MAX_LOG_BLOCKS: u32 = 0x7FFF_FFFF;
 /// nab of a log that is still being written.
 pub const NAB_CURRENT: u32 = 0xFFFF_FFFF;
 
@@ -345,6 +350,9 @@ impl LogWriter {
     pub fn new(cfg: LogConfig) -> Result<LogWriter, WriterError> {
         if cfg.log_blocks < 3 {
             return Err(WriterError::LogTooSmall(cfg.log_blocks));
+        }
+        if cfg.log_blocks > MAX_LOG_BLOCKS {
+            return Err(WriterError::LogTooLarge(cfg.log_blocks));
         }
         if !cfg.db_name.is_ascii() || cfg.db_name.len() > 8 {
             return Err(WriterError::DbName(cfg.db_name.clone()));
@@ -372,7 +380,10 @@ impl LogWriter {
 
     /// Blocks left for redo in the online log.
     pub fn remaining_blocks(&self) -> u32 {
-        (self.cfg.log_blocks + 1).saturating_sub(self.next_block)
+        self.cfg
+            .log_blocks
+            .saturating_add(1)
+            .saturating_sub(self.next_block)
     }
 
     /// The largest LWN written so far, in blocks.

@@ -549,6 +549,11 @@ fn full_log_and_bad_inputs_are_errors() {
         Err(WriterError::DbName(_))
     ));
     cfg.db_name = "X".into();
+    cfg.log_blocks = u32::MAX;
+    assert_eq!(
+        LogWriter::new(cfg.clone()).err(),
+        Some(WriterError::LogTooLarge(u32::MAX))
+    );
     cfg.log_blocks = 2;
     assert_eq!(LogWriter::new(cfg).err(), Some(WriterError::LogTooSmall(2)));
 }

@@ -34,6 +34,10 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// The redo time of `unix` seconds, or an error outside 1988-01-01 .. the u32 wrap in 2121.
 pub fn redo_time_from_unix(unix: i64) -> Result<u32, WriterError> {
+    // 1988-01-01 .. a bound past the u32 wrap (2121), so the arithmetic below cannot overflow.
+    if !(567_993_600..=5_000_000_000).contains(&unix) {
+        return Err(WriterError::TimeOutOfRange(unix));
+    }
     let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
@@ -82,6 +86,19 @@ mod tests {
             Err(WriterError::TimeOutOfRange(567_993_599))
         );
         assert_eq!(unix_from_redo_time(0), Some(567_993_600));
+        assert_eq!(
+            redo_time_from_unix(i64::MAX),
+            Err(WriterError::TimeOutOfRange(i64::MAX))
+        );
+        assert_eq!(
+            redo_time_from_unix(i64::MIN),
+            Err(WriterError::TimeOutOfRange(i64::MIN))
+        );
+        // 2121-12-31 is past the u32 wrap.
+        assert_eq!(
+            redo_time_from_unix(4_796_582_400),
+            Err(WriterError::TimeOutOfRange(4_796_582_400))
+        );
         // Feb 30 (month index 1, day index 29) is not a date.
         let feb30 = ((31 + 29) * 86_400) as u32;
         assert_eq!(unix_from_redo_time(feb30), None);
