@@ -4,9 +4,11 @@
 //!
 //! Layout:
 //! - [`cli`]: the command line (the only place that uses `anyhow`).
+//! - [`inspect`]: the report of `redovault inspect` (JSON model and human summary).
 //! - [`store`]: the only module that talks to S3; WORM writes with Object Lock, and a
 //!   local-directory backend behind the same trait.
 
 pub mod cli;
+pub mod inspect;
 pub mod simulate;
 pub mod store;

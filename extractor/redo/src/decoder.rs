@@ -85,7 +85,7 @@ pub enum Event<'a> {
     Record(Record<'a>),
     /// A record-level problem; decoding goes on.
     Error(DecodeError),
-    /// All blocks that block 0 declares were read (or the input ended, after [`Decoder::finish`]).
+    /// The input ended ([`Decoder::finish`]) and everything in it was judged.
     End,
 }
 
@@ -161,6 +161,7 @@ pub struct Decoder {
     lwn_end: Option<u32>,
     rec: Vec<u8>,
     write_point: Option<u32>,
+    trailing: u64,
 }
 
 impl std::fmt::Debug for Owned {
@@ -202,6 +203,7 @@ impl Decoder {
             lwn_end: None,
             rec: Vec::new(),
             write_point: None,
+            trailing: 0,
         }
     }
 
@@ -460,15 +462,22 @@ impl Decoder {
         let bs = self.bs();
         let avail = self.avail();
         if self.next_block >= self.end_block {
-            if avail > 0 {
+            // Bytes past the declared blocks are counted (not kept) until the end of input.
+            self.trailing = self.trailing.saturating_add(avail as u64);
+            self.head = self.buf.len();
+            if !self.eof {
+                return false;
+            }
+            if self.trailing > 0 {
                 self.queue.push_back(Owned::Error(DecodeError::new(
                     ErrorKind::TrailingData,
                     self.next_block,
                     0,
-                    format!("{avail} or more bytes after the last block that block 0 declares"),
+                    format!(
+                        "{} bytes after the last block that block 0 declares",
+                        self.trailing
+                    ),
                 )));
-            } else if !self.eof {
-                return false;
             }
             self.finish_stream();
             return true;

@@ -1,0 +1,407 @@
+//! The report of `redovault inspect`: one redo file seen by a DBA.
+//!
+//! [`inspect_file`] streams the file through [`redovault_redo::Analyzer`] in 1 MiB chunks
+//! (bounded memory, whatever the file size); [`InspectReport`] is the JSON model (field names
+//! are a stable interface: see `fixtures/golden/*.inspect.json`), and [`render_text`] the human
+//! summary.
+//!
+//! Clean or damaged: a file is clean when no block is bad and no record-level error was found.
+//! The blocks of a CURRENT online log from its write point on (never written, or left over from
+//! the previous cycle with an older sequence) are not bad: LGWR has not reached them yet. The
+//! same holds for blocks at or after the nab of a complete log that is smaller than its file
+//! (a switched-out online log). A block of a newer sequence (the log was reused) is bad
+//! (`sequence`).
+
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use redovault_redo::{Analyzer, Commit, NotRedo, Report};
+use serde::Serialize;
+
+/// Why a file could not be inspected at all.
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    /// The file could not be read.
+    #[error("{}: {err}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        err: std::io::Error,
+    },
+    /// The file is not an Oracle redo log.
+    #[error("{}: {err}", path.display())]
+    NotRedo {
+        /// The file.
+        path: PathBuf,
+        /// What was found, with the byte offset.
+        err: NotRedo,
+    },
+}
+
+/// Reads and analyzes one redo file, 1 MiB at a time.
+pub fn inspect_file(path: &Path) -> Result<Report, InspectError> {
+    let io = |err| InspectError::Io {
+        path: path.to_path_buf(),
+        err,
+    };
+    let not_redo = |err| InspectError::NotRedo {
+        path: path.to_path_buf(),
+        err,
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut a = Analyzer::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io(e)),
+        };
+        a.feed(buf.get(..n).unwrap_or(&[])).map_err(not_redo)?;
+    }
+    a.finish().map_err(not_redo)
+}
+
+/// One unusable block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BadBlockJson {
+    /// Block number.
+    pub block: u32,
+    /// `zero`, `format`, `sequence`, `block_number`, `checksum` or `truncated`.
+    pub reason: &'static str,
+}
+
+/// One record-level problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorJson {
+    /// `record_length`, `lwn_length`, `vector`, `transaction`, `trailing_data`,
+    /// `header_mismatch`.
+    pub kind: &'static str,
+    /// Block number.
+    pub block: u32,
+    /// Byte offset in the block, counting the 16-byte block header.
+    pub offset: u32,
+    /// What was found.
+    pub detail: String,
+}
+
+/// One commit or rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommitJson {
+    /// `usn.slot.sqn`.
+    pub xid: String,
+    /// Commit SCN (the SCN of the record holding the 5.4).
+    pub scn: u64,
+    /// True for a rollback.
+    pub rollback: bool,
+    /// Block of the record holding the 5.4.
+    pub block: u32,
+    /// Offset of that record in its block, counting the 16-byte block header.
+    pub offset: u16,
+    /// Commit time (ISO 8601, from the 23ai epoch field), or null.
+    pub time: Option<String>,
+}
+
+impl From<&Commit> for CommitJson {
+    fn from(c: &Commit) -> Self {
+        CommitJson {
+            xid: c.xid.to_string(),
+            scn: c.scn.0,
+            rollback: c.rollback,
+            block: c.rba.block,
+            offset: c.rba.offset,
+            time: c.time_iso8601(),
+        }
+    }
+}
+
+/// One 11.x row change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowChangeJson {
+    /// Transaction, when the record names it.
+    pub xid: Option<String>,
+    /// Opcode, e.g. `11.2`.
+    pub opcode: String,
+    /// Data object id.
+    pub data_object: u32,
+    /// SCN of the record.
+    pub scn: u64,
+    /// Block of the record.
+    pub block: u32,
+    /// Offset of the record in its block.
+    pub offset: u16,
+}
+
+/// Counts of block states.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockStatesJson {
+    /// Valid blocks.
+    pub valid: u32,
+    /// Never-written blocks.
+    pub zero: u32,
+    /// Blocks of an older sequence.
+    pub stale: u32,
+    /// Blocks of a newer sequence.
+    pub overwritten: u32,
+    /// Blocks with a checksum, block number, format or truncation problem.
+    pub other: u32,
+}
+
+/// The JSON object printed by `redovault inspect --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InspectReport {
+    /// 512, 1024 or 4096.
+    pub block_size: u32,
+    /// `little` or `big`.
+    pub endianness: &'static str,
+    /// Blocks after block 0, as block 0 declares.
+    pub block_count: u32,
+    /// Database id.
+    pub db_id: u32,
+    /// Database name.
+    pub db_name: String,
+    /// Redo thread.
+    pub thread: u16,
+    /// Log sequence.
+    pub sequence: u32,
+    /// Resetlogs id.
+    pub resetlogs_id: u32,
+    /// Resetlogs SCN.
+    pub resetlogs_scn: Option<u64>,
+    /// Activation id.
+    pub activation_id: u32,
+    /// First SCN.
+    pub first_scn: Option<u64>,
+    /// Next SCN; null for a CURRENT online log.
+    pub next_scn: Option<u64>,
+    /// First time (ISO 8601).
+    pub first_time: String,
+    /// Next time (ISO 8601).
+    pub next_time: String,
+    /// Compatibility version, e.g. `23.6.0`.
+    pub compat_version: String,
+    /// `archived` or `current`.
+    pub log_state: &'static str,
+    /// Next available block; null while CURRENT (`0xFFFFFFFF`).
+    pub nab: Option<u32>,
+    /// Header description string.
+    pub description: String,
+    /// First block not yet written in this cycle (CURRENT log), or null.
+    pub write_point: Option<u32>,
+    /// Block states of blocks 1 .. block_count.
+    pub block_states: BlockStatesJson,
+    /// Redo records.
+    pub records: u64,
+    /// Change vectors.
+    pub vectors: u64,
+    /// LWNs.
+    pub lwns: u64,
+    /// Transactions begun in this log (5.2).
+    pub begins: usize,
+    /// Unusable blocks in block order.
+    pub bad_blocks: Vec<BadBlockJson>,
+    /// Record-level problems.
+    pub errors: Vec<ErrorJson>,
+    /// Commits and rollbacks in log order.
+    pub commits: Vec<CommitJson>,
+    /// The last commit (not rollback) wholly before the first unusable block, or null.
+    pub last_commit: Option<CommitJson>,
+    /// 11.x row changes in log order.
+    pub row_changes: Vec<RowChangeJson>,
+    /// True when there are no bad blocks and no errors.
+    pub clean: bool,
+}
+
+impl InspectReport {
+    /// The JSON model of a report.
+    pub fn from_report(r: &Report) -> InspectReport {
+        let h = &r.header;
+        InspectReport {
+            block_size: r.file.block_size,
+            endianness: r.file.endian.as_str(),
+            block_count: r.file.block_count,
+            db_id: h.db_id,
+            db_name: h.db_name.clone(),
+            thread: h.thread.0,
+            sequence: h.sequence.0,
+            resetlogs_id: h.resetlogs_id,
+            resetlogs_scn: h.resetlogs_scn.map(|s| s.0),
+            activation_id: h.activation_id,
+            first_scn: h.first_scn.map(|s| s.0),
+            next_scn: h.next_scn.map(|s| s.0),
+            first_time: h.first_time.to_iso8601(),
+            next_time: h.next_time.to_iso8601(),
+            compat_version: h.compat.to_string(),
+            log_state: r.log_state.as_str(),
+            nab: (h.nab != redovault_redo::header::NAB_UNKNOWN).then_some(h.nab),
+            description: h.description.clone(),
+            write_point: r.write_point,
+            block_states: BlockStatesJson {
+                valid: r.blocks.valid,
+                zero: r.blocks.zero,
+                stale: r.blocks.stale,
+                overwritten: r.blocks.overwritten,
+                other: r.blocks.other,
+            },
+            records: r.records,
+            vectors: r.vectors,
+            lwns: r.lwns,
+            begins: r.begins.len(),
+            bad_blocks: r
+                .bad_blocks
+                .iter()
+                .map(|b| BadBlockJson {
+                    block: b.block,
+                    reason: b.reason.as_str(),
+                })
+                .collect(),
+            errors: r
+                .errors
+                .iter()
+                .map(|e| ErrorJson {
+                    kind: e.kind.as_str(),
+                    block: e.block,
+                    offset: e.offset,
+                    detail: e.detail.clone(),
+                })
+                .collect(),
+            commits: r.commits.iter().map(CommitJson::from).collect(),
+            last_commit: r.last_commit.as_ref().map(CommitJson::from),
+            row_changes: r
+                .row_changes
+                .iter()
+                .map(|w| RowChangeJson {
+                    xid: w.xid.map(|x| x.to_string()),
+                    opcode: w.opcode.to_string(),
+                    data_object: w.data_object,
+                    scn: w.scn.0,
+                    block: w.rba.block,
+                    offset: w.rba.offset,
+                })
+                .collect(),
+            clean: r.is_clean(),
+        }
+    }
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>, none: &str) -> String {
+    v.map_or_else(|| none.to_string(), |v| v.to_string())
+}
+
+/// The human summary of a report (`file` is the name printed in the first line).
+pub fn render_text(file: &Path, r: &Report) -> String {
+    let h = &r.header;
+    let bs = r.file.block_size;
+    let mut s = String::new();
+    let _ = writeln!(s, "Redo log {}", file.display());
+    let _ = writeln!(
+        s,
+        "  database      {} (DBID {}), thread {}, sequence {}, resetlogs id {}",
+        h.db_name, h.db_id, h.thread, h.sequence, h.resetlogs_id
+    );
+    let _ = writeln!(
+        s,
+        "  state         {}{}",
+        r.log_state.as_str().to_uppercase(),
+        r.write_point
+            .map_or_else(String::new, |w| format!(", written up to block {w}"))
+    );
+    let _ = writeln!(s, "  version       {} (compatible)", h.compat);
+    let _ = writeln!(
+        s,
+        "  format        {} blocks of {bs} bytes, {}-endian",
+        r.file.block_count,
+        r.file.endian.as_str()
+    );
+    let _ = writeln!(
+        s,
+        "  first SCN     {} at {}",
+        opt(h.first_scn, "none"),
+        h.first_time
+    );
+    match h.next_scn {
+        Some(n) => {
+            let _ = writeln!(s, "  next SCN      {n} at {}", h.next_time);
+        }
+        None => {
+            let _ = writeln!(s, "  next SCN      none (log is still being written)");
+        }
+    }
+    let b = &r.blocks;
+    let _ = writeln!(
+        s,
+        "  blocks        {} valid, {} never written, {} stale, {} overwritten, {} other",
+        b.valid, b.zero, b.stale, b.overwritten, b.other
+    );
+    let _ = writeln!(
+        s,
+        "  redo          {} records in {} LWNs, {} change vectors",
+        r.records, r.lwns, r.vectors
+    );
+    let rollbacks = r.commits.iter().filter(|c| c.rollback).count();
+    let _ = writeln!(
+        s,
+        "  transactions  {} begun, {} committed, {} rolled back",
+        r.begins.len(),
+        r.commits.len().saturating_sub(rollbacks),
+        rollbacks
+    );
+    match &r.last_commit {
+        Some(c) => {
+            let _ = writeln!(
+                s,
+                "  last commit   XID {} at SCN {} ({}), record {}",
+                c.xid,
+                c.scn,
+                c.time_iso8601().unwrap_or_else(|| "time unknown".into()),
+                c.rba
+            );
+        }
+        None => {
+            let _ = writeln!(s, "  last commit   none");
+        }
+    }
+    if r.is_clean() {
+        let _ = writeln!(s, "  status        CLEAN");
+    } else {
+        let _ = writeln!(
+            s,
+            "  status        DAMAGED: {} bad blocks, {} record errors{}",
+            r.bad_blocks.len() as u64 + r.bad_blocks_omitted,
+            r.errors.len() as u64 + r.errors_omitted,
+            r.first_unusable_block
+                .map_or_else(String::new, |b| format!("; usable up to block {b}"))
+        );
+        for bb in &r.bad_blocks {
+            let _ = writeln!(
+                s,
+                "    block {} (file offset {}): {} ({})",
+                bb.block,
+                u64::from(bb.block) * u64::from(bs),
+                bb.reason,
+                bb.state
+            );
+        }
+        for e in &r.errors {
+            let _ = writeln!(s, "    {} (file offset {})", e, e.file_offset(bs));
+        }
+    }
+    if !r.commits.is_empty() {
+        let _ = writeln!(s, "  commits (XID, SCN, time, record):");
+        for c in &r.commits {
+            let _ = writeln!(
+                s,
+                "    {:<16} {:>14}  {:<20}  {}{}",
+                c.xid.to_string(),
+                c.scn,
+                c.time_iso8601().unwrap_or_else(|| "-".into()),
+                c.rba,
+                if c.rollback { "  ROLLBACK" } else { "" }
+            );
+        }
+    }
+    s
+}
