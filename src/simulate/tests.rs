@@ -146,3 +146,23 @@ fn bad_settings_are_refused() {
     assert_eq!(Rate::parse("0"), None);
     assert_eq!(parse_size("1M"), Some(1 << 20));
 }
+
+#[test]
+fn transaction_rate_drives_the_clock() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut c = small(tmp.path(), 4);
+    c.switches = None;
+    c.transactions = Some(50);
+    c.rate = Rate::TxPerSec(10);
+    let s = run(c).expect("run");
+    assert!(
+        (s.simulated_seconds - 5.0).abs() < 1e-9,
+        "{}",
+        s.simulated_seconds
+    );
+    let text = fs::read_to_string(tmp.path().join("journal.jsonl")).expect("journal");
+    let j = journal::parse_journal(&text).expect("parse");
+    let start = SimConfig::new("x").start_time;
+    assert_eq!(j.first().map(|e| e.unix_time), Some(start));
+    assert_eq!(j.last().map(|e| e.unix_time), Some(start + 4));
+}
