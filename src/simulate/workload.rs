@@ -179,10 +179,11 @@ impl UndoSlots {
     /// Undo segments `first_usn .. first_usn + usns`, with slot wraps starting from `base`.
     fn new(first_usn: u16, usns: u16, base: u32) -> UndoSlots {
         let n = usize::from(usns) * usize::from(SLOTS);
+        // Slots have been reused different numbers of times: spread their wraps.
         UndoSlots {
             first_usn,
             usns,
-            sqn: vec![base; n],
+            sqn: (0..n).map(|i| base + (i as u32 * 7919) % 1000).collect(),
             busy: vec![false; n],
         }
     }
