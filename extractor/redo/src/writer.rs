@@ -21,6 +21,17 @@
 //! Nothing here does I/O, panics or allocates without bound: every size is checked and reported
 //! as a [`WriterError`].
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use crate::checksum::set_checksum;
 use crate::position::{LogSeq, Rba, Scn, ThreadId};
 
@@ -58,16 +69,30 @@ impl Endian {
 
     /// Writes the u16 `v` at `buf[at..at + 2]`; does nothing if it does not fit.
     pub(crate) fn put_u16(self, buf: &mut [u8], at: usize, v: u16) {
-        if let Some(dst) = buf.get_mut(at..at + 2) {
-            dst.copy_from_slice(&self.u16(v));
-        }
+        put(buf, at, &self.u16(v));
     }
 
     /// Writes the u32 `v` at `buf[at..at + 4]`; does nothing if it does not fit.
     pub(crate) fn put_u32(self, buf: &mut [u8], at: usize, v: u32) {
-        if let Some(dst) = buf.get_mut(at..at + 4) {
-            dst.copy_from_slice(&self.u32(v));
-        }
+        put(buf, at, &self.u32(v));
+    }
+}
+
+/// Copies `bytes` to `buf[at..]`; does nothing if they do not fit (callers size their buffers
+/// so that everything fits: this is the no-panic form of a slice copy).
+pub(crate) fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
+    if let Some(dst) = at
+        .checked_add(bytes.len())
+        .and_then(|end| buf.get_mut(at..end))
+    {
+        dst.copy_from_slice(bytes);
+    }
+}
+
+/// Fills `buf[range]` with `v`; does nothing if the range does not fit.
+fn fill(buf: &mut [u8], range: std::ops::Range<usize>, v: u8) {
+    if let Some(dst) = buf.get_mut(range) {
+        dst.fill(v);
     }
 }
 
@@ -149,18 +174,13 @@ impl Compat {
     /// Parses `11.2.0.4`, `19.0`, `23.6.0` and the like into the on-disk encoding.
     pub fn parse(s: &str) -> Option<Compat> {
         let mut parts = [0u32; 4];
-        let mut n = 0;
-        for p in s.split('.') {
-            if n == 4 {
-                return None;
-            }
-            parts[n] = p.parse().ok()?;
-            n += 1;
-        }
-        if n == 0 || parts[0] == 0 || parts[0] > 255 {
-            return None;
+        for (i, p) in s.split('.').enumerate() {
+            *parts.get_mut(i)? = p.parse().ok()?;
         }
         let [a, b, c, d] = parts;
+        if a == 0 || a > 255 {
+            return None;
+        }
         if a < 18 {
             if b > 15 || c > 15 || d > 255 {
                 return None;
@@ -261,7 +281,11 @@ pub struct WrittenLwn {
 impl WrittenLwn {
     /// Number of blocks in this LWN.
     pub fn block_count(&self, block_size: BlockSize) -> u32 {
-        (self.bytes.len() / block_size.bytes()) as u32
+        (self
+            .bytes
+            .len()
+            .checked_div(block_size.bytes())
+            .unwrap_or(0)) as u32
     }
 }
 
@@ -325,6 +349,8 @@ pub const LWN_HEADER_LEN: usize = 68;
 /// A record never starts in the last `MIN_RECORD_ROOM - 1` bytes of a block: with fewer bytes
 /// left, the next record starts at offset 16 of the next block (§10.1).
 pub const MIN_RECORD_ROOM: usize = 24;
+/// Longest record the writer builds (its u32 length stays far from overflow).
+pub const MAX_RECORD_LEN: usize = 0x7FFF_FFFF;
 /// Largest online log size in blocks the writer accepts (1 TiB of 512-byte blocks).
 pub const MAX_LOG_BLOCKS: u32 = 0x7FFF_FFFF;
 /// nab of a log that is still being written.
@@ -441,69 +467,88 @@ impl LogWriter {
                 available,
             });
         }
+        // plan.blocks <= available <= u32::MAX, and every block index is below it: the casts
+        // of block counts and indexes below are exact.
+        let nblocks = plan.blocks as u32;
         let lwn_scn = record_scn(lwn.scn)?;
         let lwn_time = redo_time_from_unix(lwn.time)?;
-        let max_scn = lwn.records.iter().map(|r| r.scn).max().unwrap_or(lwn.scn);
+        let max_scn = record_scn(lwn.records.iter().map(|r| r.scn).max().unwrap_or(lwn.scn))?;
+        let mut scns = Vec::with_capacity(lwn.records.len());
+        for r in &lwn.records {
+            scns.push(record_scn(r.scn)?);
+        }
         // Serialize each record, then copy it into the block bodies.
-        let nblocks = plan.blocks as usize;
-        let mut bytes = vec![0u8; nblocks * bs];
-        let mut first_offsets = vec![0u16; nblocks];
+        let mut bytes = vec![0u8; (nblocks as usize).saturating_mul(bs)];
+        let mut first_offsets = vec![0u16; nblocks as usize];
         let mut rbas = Vec::with_capacity(lwn.records.len());
-        for (i, (rec, &(blk, off))) in lwn.records.iter().zip(&plan.starts).enumerate() {
-            let mut buf = Vec::with_capacity(lens[i]);
-            let header_len = if i == 0 {
-                LWN_HEADER_LEN
-            } else {
-                RECORD_HEADER_LEN
-            };
-            buf.resize(header_len, 0);
-            e.put_u32(&mut buf, 0, lens[i] as u32);
-            buf[4] = if i == 0 {
+        let items = lwn
+            .records
+            .iter()
+            .zip(&plan.starts)
+            .zip(lens.iter().zip(&scns));
+        for (i, ((rec, &(blk, off)), (&len, &scn))) in items.enumerate() {
+            let lwn_start = i == 0;
+            let mut buf = Vec::with_capacity(len);
+            buf.resize(
+                if lwn_start {
+                    LWN_HEADER_LEN
+                } else {
+                    RECORD_HEADER_LEN
+                },
+                0,
+            );
+            // record_lengths keeps every length below u32::MAX / 2.
+            e.put_u32(&mut buf, 0, len as u32);
+            let vld = if lwn_start {
                 VLD_VALID | VLD_LWN
             } else {
                 VLD_VALID
             };
-            let scn = record_scn(rec.scn)?;
+            put(&mut buf, 4, &[vld]);
             e.put_u16(&mut buf, 6, scn.1);
             e.put_u32(&mut buf, 8, scn.0);
             e.put_u16(&mut buf, 12, rec.subscn);
             if self.cfg.compat.has_containers() {
                 e.put_u32(&mut buf, 16, self.cfg.con_uid);
             }
-            if i == 0 {
+            if lwn_start {
                 e.put_u16(&mut buf, 24, self.lwn_num);
                 e.put_u16(&mut buf, 26, 1);
-                e.put_u32(&mut buf, 28, plan.blocks as u32);
-                e.put_u32(&mut buf, 32, plan.blocks as u32);
+                e.put_u32(&mut buf, 28, nblocks);
+                e.put_u32(&mut buf, 32, nblocks);
                 put_scn8(e, &mut buf, 40, lwn_scn);
-                put_scn8(e, &mut buf, 56, record_scn(max_scn)?);
+                put_scn8(e, &mut buf, 56, max_scn);
                 e.put_u32(&mut buf, 64, lwn_time);
             }
             for v in &rec.vectors {
                 v.encode_into(e, self.cfg.compat, &mut buf);
             }
-            let first = (blk as usize, off);
-            if first_offsets[first.0] == 0 {
-                first_offsets[first.0] = off as u16;
+            // Offsets are below the block size (at most 4096).
+            let offset = off as u16;
+            if let Some(first) = first_offsets.get_mut(blk as usize)
+                && *first == 0
+            {
+                *first = offset;
             }
             rbas.push(Rba {
                 seq: self.cfg.sequence,
-                block: self.next_block + blk as u32,
-                offset: off as u16,
+                block: self.next_block.saturating_add(blk as u32),
+                offset,
             });
-            copy_spanning(&mut bytes, bs, first, &buf);
+            copy_spanning(&mut bytes, bs, (blk as usize, off), &buf);
         }
-        for (k, block) in bytes.chunks_exact_mut(bs).enumerate() {
-            let number = self.next_block + k as u32;
-            write_block_header(&self.cfg, block, number, first_offsets[k]);
+        let blocks = bytes.chunks_exact_mut(bs).zip(&first_offsets);
+        for (k, (block, &first)) in blocks.enumerate() {
+            let number = self.next_block.saturating_add(k as u32);
+            write_block_header(&self.cfg, block, number, first);
         }
         let written = WrittenLwn {
             first_block: self.next_block,
             bytes,
             records: rbas,
         };
-        self.next_block += plan.blocks as u32;
-        self.largest_lwn = self.largest_lwn.max(plan.blocks as u32);
+        self.next_block = self.next_block.saturating_add(nblocks);
+        self.largest_lwn = self.largest_lwn.max(nblocks);
         self.lwn_num = self.lwn_num.wrapping_add(1);
         Ok(written)
     }
@@ -523,9 +568,9 @@ impl LogWriter {
                 RECORD_HEADER_LEN
             };
             for v in &r.vectors {
-                len += v.encoded_len(self.cfg.compat)?;
+                len = len.saturating_add(v.encoded_len(self.cfg.compat)?);
             }
-            if len > u32::MAX as usize / 2 {
+            if len > MAX_RECORD_LEN {
                 return Err(WriterError::TooLong {
                     what: "record",
                     len,
@@ -546,8 +591,8 @@ impl LogWriter {
         let first_time = redo_time_from_unix(c.first_time).unwrap_or(0);
         e.put_u32(&mut b, 20, c.compat.0);
         e.put_u32(&mut b, 24, c.db_id);
-        b[28..28 + c.db_name.len().min(8)]
-            .copy_from_slice(&c.db_name.as_bytes()[..c.db_name.len().min(8)]);
+        let name = c.db_name.as_bytes();
+        put(&mut b, 28, name.get(..8).unwrap_or(name));
         e.put_u32(&mut b, 36, c.control_seq);
         e.put_u32(&mut b, 40, c.log_blocks);
         e.put_u32(&mut b, 44, bs as u32);
@@ -565,8 +610,7 @@ impl LogWriter {
             ),
         };
         let d = descr.as_bytes();
-        let dl = d.len().min(64);
-        b[92..92 + dl].copy_from_slice(&d[..dl]);
+        put(&mut b, 92, d.get(..64).unwrap_or(d));
         e.put_u32(&mut b, 156, nab);
         e.put_u32(&mut b, 160, c.resetlogs_id);
         let form = c.scn_form;
@@ -580,17 +624,16 @@ impl LogWriter {
                 put_header_scn(e, form, &mut b, 192, n);
                 e.put_u32(&mut b, 200, t);
             }
-            None => b[192..200].fill(0xFF),
+            None => fill(&mut b, 192..200, 0xFF),
         }
-        b[206] = 8; // zero blocks
-        b[207] = 18; // format id
+        put(&mut b, 206, &[8, 18]); // zero blocks, format id
         put_header_scn(e, form, &mut b, 208, c.resetlogs_scn);
         e.put_u32(&mut b, 216, c.resetlogs_id);
         put_header_scn(e, form, &mut b, 220, c.first_scn);
         e.put_u32(&mut b, 228, first_time);
         e.put_u32(&mut b, 268, self.largest_lwn);
         // Real next SCN (12.2+): none in the real archived fixture as well.
-        b[272..280].fill(0xFF);
+        fill(&mut b, 272..280, 0xFF);
         write_block_header(c, &mut b, 1, 0);
         b
     }
@@ -605,29 +648,35 @@ struct Layout {
 
 /// Places records of the given lengths from offset 16 of block 0 (§10.1, §10.2).
 fn layout(lens: &[usize], bs: usize) -> Layout {
-    let body = (bs - 16) as u64;
+    let body = bs.saturating_sub(16).max(1) as u64;
     let mut starts = Vec::with_capacity(lens.len());
     let mut blk: u64 = 0;
     let mut off: usize = 16;
     for &len in lens {
-        if bs - off < MIN_RECORD_ROOM {
-            blk += 1;
+        if bs.saturating_sub(off) < MIN_RECORD_ROOM {
+            blk = blk.saturating_add(1);
             off = 16;
         }
         starts.push((blk, off));
         // Advance by `len` bytes of body, skipping block headers.
-        let in_first = (bs - off) as u64;
+        let in_first = bs.saturating_sub(off) as u64;
         let len = len as u64;
         if len < in_first {
-            off += len as usize;
+            off = off.saturating_add(len as usize);
         } else {
-            let rest = len - in_first;
-            blk += 1 + rest / body;
-            off = 16 + (rest % body) as usize;
+            let rest = len.saturating_sub(in_first);
+            let whole = rest.checked_div(body).unwrap_or(0);
+            let part = rest.checked_rem(body).unwrap_or(0) as usize;
+            blk = blk.saturating_add(1).saturating_add(whole);
+            off = part.saturating_add(16);
         }
     }
     // The LWN ends with the block holding its last byte.
-    let blocks = if off == 16 { blk } else { blk + 1 };
+    let blocks = if off == 16 {
+        blk
+    } else {
+        blk.saturating_add(1)
+    };
     Layout {
         starts,
         blocks: blocks.max(1),
@@ -639,16 +688,16 @@ fn copy_spanning(bytes: &mut [u8], bs: usize, start: (usize, usize), rec: &[u8])
     let (mut blk, mut off) = start;
     let mut rest = rec;
     while !rest.is_empty() {
-        let room = bs - off;
-        let n = room.min(rest.len());
-        let at = blk * bs + off;
-        if let Some(dst) = bytes.get_mut(at..at + n) {
-            dst.copy_from_slice(&rest[..n]);
-        } else {
+        let n = bs.saturating_sub(off).min(rest.len());
+        let Some((now, later)) = rest.split_at_checked(n) else {
+            return;
+        };
+        if n == 0 {
             return;
         }
-        rest = &rest[n..];
-        blk += 1;
+        put(bytes, blk.saturating_mul(bs).saturating_add(off), now);
+        rest = later;
+        blk = blk.saturating_add(1);
         off = 16;
     }
 }
@@ -656,10 +705,7 @@ fn copy_spanning(bytes: &mut [u8], bs: usize, start: (usize, usize), rec: &[u8])
 /// Fills the 16-byte header of a redo block and its checksum.
 fn write_block_header(c: &LogConfig, block: &mut [u8], number: u32, first_record: u16) {
     let e = c.endian;
-    block[0] = 0x01;
-    block[1] = c.block_size.format_byte();
-    block[2] = 0;
-    block[3] = 0;
+    put(block, 0, &[0x01, c.block_size.format_byte(), 0, 0]);
     e.put_u32(block, 4, number);
     e.put_u32(block, 8, c.sequence.0);
     e.put_u16(block, 12, 0x8000 | (first_record & 0x7FFF));
@@ -670,9 +716,9 @@ fn write_block_header(c: &LogConfig, block: &mut [u8], number: u32, first_record
 fn file_header(c: &LogConfig, count: u32) -> Vec<u8> {
     let e = c.endian;
     let mut b = vec![0u8; c.block_size.bytes()];
-    b[1] = c.block_size.format_byte();
+    put(&mut b, 1, &[c.block_size.format_byte()]);
     e.put_u32(&mut b, 4, 0xFFC0_0000);
-    b[15] = 0x04;
+    put(&mut b, 15, &[0x04]); // flg: checksum set
     e.put_u32(&mut b, 20, c.block_size.bytes() as u32);
     e.put_u32(&mut b, 24, count);
     e.put_u32(&mut b, 28, 0x7A7B_7C7D);
@@ -692,8 +738,8 @@ fn record_scn(scn: Scn) -> Result<(u32, u16), WriterError> {
 /// Writes an 8-byte SCN in the small form (`base | wrap | 0`).
 fn put_scn8(e: Endian, buf: &mut [u8], at: usize, (base, wrap): (u32, u16)) {
     e.put_u32(buf, at, base);
-    e.put_u16(buf, at + 4, wrap);
-    e.put_u16(buf, at + 6, 0);
+    e.put_u16(buf, at.saturating_add(4), wrap);
+    e.put_u16(buf, at.saturating_add(6), 0);
 }
 
 /// The three parts (base, wrap, wrap2) of a header SCN in the given form.
@@ -720,14 +766,10 @@ fn put_header_scn(e: Endian, form: ScnForm, buf: &mut [u8], at: usize, scn: Scn)
     match header_scn(form, scn) {
         Ok((base, wrap, wrap2)) => {
             e.put_u32(buf, at, base);
-            e.put_u16(buf, at + 4, wrap);
-            e.put_u16(buf, at + 6, wrap2);
+            e.put_u16(buf, at.saturating_add(4), wrap);
+            e.put_u16(buf, at.saturating_add(6), wrap2);
         }
-        Err(_) => {
-            if let Some(dst) = buf.get_mut(at..at + 8) {
-                dst.fill(0xFF);
-            }
-        }
+        Err(_) => fill(buf, at..at.saturating_add(8), 0xFF),
     }
 }
 

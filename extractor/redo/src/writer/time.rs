@@ -7,6 +7,10 @@
 use super::WriterError;
 
 /// Days from 1970-01-01 to the civil date (proleptic Gregorian).
+///
+/// Callers pass years within a few thousand of 1970 (see [`unix_from_redo_time`]), far from
+/// any i64 overflow.
+#[allow(clippy::arithmetic_side_effects)] // bounded as stated above
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = if y >= 0 { y } else { y - 399 } / 400;
@@ -19,6 +23,9 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 }
 
 /// The civil date (year, month 1..=12, day 1..=31) of a day count from 1970-01-01.
+///
+/// Callers pass day counts of times within 1988..2128 (see [`redo_time_from_unix`]).
+#[allow(clippy::arithmetic_side_effects)] // bounded as stated above
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
@@ -44,8 +51,16 @@ pub fn redo_time_from_unix(unix: i64) -> Result<u32, WriterError> {
     if y < 1988 {
         return Err(WriterError::TimeOutOfRange(unix));
     }
-    let v = ((((y - 1988) * 12 + i64::from(m) - 1) * 31 + i64::from(d) - 1) * 86_400) + secs;
-    u32::try_from(v).map_err(|_| WriterError::TimeOutOfRange(unix))
+    let v = y
+        .checked_sub(1988)
+        .and_then(|v| v.checked_mul(12))
+        .and_then(|v| v.checked_add(i64::from(m).saturating_sub(1)))
+        .and_then(|v| v.checked_mul(31))
+        .and_then(|v| v.checked_add(i64::from(d).saturating_sub(1)))
+        .and_then(|v| v.checked_mul(86_400))
+        .and_then(|v| v.checked_add(secs));
+    v.and_then(|v| u32::try_from(v).ok())
+        .ok_or(WriterError::TimeOutOfRange(unix))
 }
 
 /// Unix seconds of a redo time; `None` for a value that names no real date (e.g. February 30).
@@ -53,15 +68,16 @@ pub fn unix_from_redo_time(v: u32) -> Option<i64> {
     let mut v = i64::from(v);
     let secs = v % 86_400;
     v /= 86_400;
-    let d = (v % 31) as u32 + 1;
+    let d = ((v % 31) as u32).saturating_add(1);
     v /= 31;
-    let m = (v % 12) as u32 + 1;
-    let y = v / 12 + 1988;
+    let m = ((v % 12) as u32).saturating_add(1);
+    // v < 2^32 / 86400 / 31: the year is below 2200.
+    let y = (v / 12).saturating_add(1988);
     let days = days_from_civil(y, m, d);
     if civil_from_days(days) != (y, m, d) {
         return None;
     }
-    Some(days * 86_400 + secs)
+    days.checked_mul(86_400)?.checked_add(secs)
 }
 
 #[cfg(test)]

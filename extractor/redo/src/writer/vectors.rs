@@ -5,7 +5,7 @@
 //! 11.2 ktbredo + kdo IRP, 5.4 ktucm + ktucf + commit time, 24.4) and the offsets the format
 //! notes give for the rest. Integers inside fields are in the log's byte order.
 
-use super::{Compat, Endian, WriterError};
+use super::{Compat, Endian, WriterError, put};
 use crate::position::{Scn, Xid};
 
 /// One change vector: header values and raw fields.
@@ -43,11 +43,13 @@ impl ChangeVector {
     /// Bytes this vector takes in a record of a log of version `compat`.
     pub fn encoded_len(&self, compat: Compat) -> Result<usize, WriterError> {
         let n = self.fields.len();
-        let array = 2 + 2 * n;
-        if array > usize::from(u16::MAX) {
-            return Err(WriterError::TooManyFields(n));
-        }
-        let mut len = compat.vector_header_len() + ((array + 2) & !3);
+        // The length array holds its own u16 size and one u16 per field.
+        let array = n
+            .checked_mul(2)
+            .and_then(|a| a.checked_add(2))
+            .filter(|&a| a <= usize::from(u16::MAX))
+            .ok_or(WriterError::TooManyFields(n))?;
+        let mut len = compat.vector_header_len().saturating_add(pad4_len(array));
         for f in &self.fields {
             if f.len() > usize::from(u16::MAX) {
                 return Err(WriterError::TooLong {
@@ -55,7 +57,7 @@ impl ChangeVector {
                     len: f.len(),
                 });
             }
-            len += (f.len() + 3) & !3;
+            len = len.saturating_add(pad4_len(f.len()));
         }
         Ok(len)
     }
@@ -63,29 +65,25 @@ impl ChangeVector {
     /// Appends the encoded vector to `out`. Call [`ChangeVector::encoded_len`] first: lengths
     /// beyond u16 are truncated here.
     pub(crate) fn encode_into(&self, e: Endian, compat: Compat, out: &mut Vec<u8>) {
-        let start = out.len();
-        out.resize(start + compat.vector_header_len(), 0);
-        let h = &mut out[start..];
-        h[0] = self.layer;
-        h[1] = self.code;
-        e.put_u16(h, 2, self.class);
-        e.put_u16(h, 4, self.afn);
+        let mut h = [0u8; 32];
+        put(&mut h, 0, &[self.layer, self.code]);
+        e.put_u16(&mut h, 2, self.class);
+        e.put_u16(&mut h, 4, self.afn);
         let (hi, lo) = match self.data_obj {
             Some(o) => ((o >> 16) as u16, o as u16),
             None => (0xFFFF, 0xFFFF),
         };
-        e.put_u16(h, 6, hi);
-        e.put_u32(h, 8, self.dba);
-        put_vector_scn(e, h, 12, self.scn);
-        h[20] = self.seq;
-        h[21] = self.typ;
-        e.put_u16(h, 22, lo);
+        e.put_u16(&mut h, 6, hi);
+        e.put_u32(&mut h, 8, self.dba);
+        put_vector_scn(e, &mut h, 12, self.scn);
+        put(&mut h, 20, &[self.seq, self.typ]);
+        e.put_u16(&mut h, 22, lo);
         if compat.has_containers() {
-            e.put_u16(h, 24, self.con_id);
-            e.put_u16(h, 28, self.flg);
+            e.put_u16(&mut h, 24, self.con_id);
+            e.put_u16(&mut h, 28, self.flg);
         }
-        let n = self.fields.len();
-        let array = 2 + 2 * n;
+        out.extend_from_slice(h.get(..compat.vector_header_len()).unwrap_or(&h));
+        let array = self.fields.len().saturating_mul(2).saturating_add(2);
         out.extend_from_slice(&e.u16(array as u16));
         for f in &self.fields {
             out.extend_from_slice(&e.u16(f.len() as u16));
@@ -96,6 +94,11 @@ impl ChangeVector {
             pad4(out);
         }
     }
+}
+
+/// `n` rounded up to a multiple of 4 (the room a field or length array takes).
+fn pad4_len(n: usize) -> usize {
+    n.saturating_add(3) & !3
 }
 
 fn pad4(out: &mut Vec<u8>) {
@@ -117,8 +120,8 @@ fn put_vector_scn(e: Endian, buf: &mut [u8], at: usize, scn: Scn) {
         )
     };
     e.put_u32(buf, at, base);
-    e.put_u16(buf, at + 4, wrap);
-    e.put_u16(buf, at + 6, wrap2);
+    e.put_u16(buf, at.saturating_add(4), wrap);
+    e.put_u16(buf, at.saturating_add(6), wrap2);
 }
 
 /// Where a table row lives: data object id, file, block and slot.
@@ -147,7 +150,8 @@ impl RowId {
         let mut s = String::with_capacity(18);
         let mut push = |v: u64, digits: u32| {
             for i in (0..digits).rev() {
-                s.push(char::from(ALPHABET[((v >> (6 * i)) & 63) as usize]));
+                let d = (v >> i.saturating_mul(6)) & 63;
+                s.push(ALPHABET.get(d as usize).map_or('A', |&c| char::from(c)));
             }
         };
         push(u64::from(self.data_obj), 6);
@@ -184,6 +188,13 @@ pub struct VectorBuilder {
     pub undo_afn: u16,
 }
 
+/// Bytes of a row piece: one length byte per column plus the column data.
+fn row_size(cols: &[Vec<u8>]) -> usize {
+    cols.iter().fold(0usize, |acc, c| {
+        acc.saturating_add(c.len()).saturating_add(1)
+    })
+}
+
 /// kdo row operation codes (byte 10 of the kdo field).
 const KDO_IRP: u8 = 0x02;
 const KDO_DRP: u8 = 0x03;
@@ -197,16 +208,20 @@ impl VectorBuilder {
 
     /// Data block address of the undo segment header of `usn`.
     pub fn undo_header_dba(&self, usn: u16) -> u32 {
-        (u32::from(self.undo_afn) & 0x3FF) << 22 | (128 + u32::from(usn) * 8)
+        (u32::from(self.undo_afn) & 0x3FF) << 22 | (u32::from(usn) << 3).wrapping_add(128)
     }
 
     /// The undo record address of the `n`th change of `xid` (deterministic).
     pub fn uba(&self, xid: Xid, n: u32) -> Uba {
-        let block = 4096 + u32::from(xid.usn) * 512 + (u32::from(xid.slot) * 16 + n / 32) % 512;
+        // usn < 2^16 and the rest < 512: no overflow in u32.
+        let within = ((u32::from(xid.slot) << 4).wrapping_add(n >> 5)) & 511;
+        let block = (u32::from(xid.usn) << 9)
+            .wrapping_add(4096)
+            .wrapping_add(within);
         Uba {
             dba: (u32::from(self.undo_afn) & 0x3FF) << 22 | block,
             seq: (xid.sqn & 0xFFFF) as u16,
-            rec: (n % 32 + 1) as u8,
+            rec: ((n & 31) as u8).wrapping_add(1),
         }
     }
 
@@ -233,10 +248,8 @@ impl VectorBuilder {
 
     fn put_uba(&self, f: &mut [u8], at: usize, uba: Uba) {
         self.endian.put_u32(f, at, uba.dba);
-        self.endian.put_u16(f, at + 4, uba.seq);
-        if let Some(b) = f.get_mut(at + 6) {
-            *b = uba.rec;
-        }
+        self.endian.put_u16(f, at.saturating_add(4), uba.seq);
+        put(f, at.saturating_add(6), &[uba.rec]);
     }
 
     /// 5.2 (ktudh): the transaction takes slot `xid.slot` of undo segment `xid.usn` with
@@ -268,8 +281,7 @@ impl VectorBuilder {
     fn ktbredo(&self, xid: Xid, uba: Uba) -> Vec<u8> {
         let e = self.endian;
         let mut f = vec![0u8; 24];
-        f[0] = 0x01; // KTBOP_F: sets the ITL's xid and uba
-        f[1] = 0x0d;
+        put(&mut f, 0, &[0x01, 0x0d]); // KTBOP_F: sets the ITL's xid and uba
         e.put_u16(&mut f, 8, xid.usn);
         e.put_u16(&mut f, 10, xid.slot);
         e.put_u32(&mut f, 12, xid.sqn);
@@ -284,18 +296,15 @@ impl VectorBuilder {
         e.put_u32(&mut f, 0, row.dba());
         e.put_u32(&mut f, 4, row.dba() & !0x3F_FFFF | 10);
         e.put_u16(&mut f, 8, 0x12fa);
-        f[10] = op;
-        f[11] = 0x01;
-        f[12] = 0x01; // ITL index
+        put(&mut f, 10, &[op, 0x01, 0x01]); // opcode, flags, ITL index
         f
     }
 
     fn kdo_irp(&self, row: RowId, ncols: usize, size: usize) -> Vec<u8> {
         let e = self.endian;
         let mut f = self.kdo_head(row, KDO_IRP, 48);
-        f[16] = 0x2c; // flag byte: first and last piece, head of row
-        f[17] = 0x01; // lock byte: the ITL that owns the row
-        f[18] = ncols.min(255) as u8;
+        // Flag byte (first and last piece, head of row), lock byte (the owning ITL), columns.
+        put(&mut f, 16, &[0x2c, 0x01, ncols.min(255) as u8]);
         e.put_u16(&mut f, 32, size.min(0xFFFF) as u16);
         e.put_u16(&mut f, 42, row.slot);
         f
@@ -310,11 +319,9 @@ impl VectorBuilder {
     fn kdo_urp(&self, row: RowId, ncols: usize, size: usize) -> Vec<u8> {
         let e = self.endian;
         let mut f = self.kdo_head(row, KDO_URP, 28);
-        f[16] = 0x2c;
-        f[17] = 0x01;
+        put(&mut f, 16, &[0x2c, 0x01]);
         e.put_u16(&mut f, 20, row.slot);
-        f[22] = ncols.min(255) as u8;
-        f[23] = ncols.min(255) as u8;
+        put(&mut f, 22, &[ncols.min(255) as u8, ncols.min(255) as u8]);
         e.put_u16(&mut f, 24, size.min(0x7FFF) as u16);
         f
     }
@@ -328,7 +335,7 @@ impl VectorBuilder {
 
     /// 11.2: insert row piece `cols` at `row` for `xid`, whose undo is change `n`.
     pub fn insert(&self, xid: Xid, n: u32, row: RowId, scn: Scn, cols: &[Vec<u8>]) -> ChangeVector {
-        let size: usize = cols.iter().map(|c| c.len() + 1).sum::<usize>() + 3;
+        let size = row_size(cols).saturating_add(3);
         let mut fields = vec![
             self.ktbredo(xid, self.uba(xid, n)),
             self.kdo_irp(row, cols.len(), size),
@@ -346,8 +353,8 @@ impl VectorBuilder {
     /// 11.5: update columns `1..=cols.len()` of the row at `row` for `xid`.
     pub fn update(&self, xid: Xid, n: u32, row: RowId, scn: Scn, cols: &[Vec<u8>]) -> ChangeVector {
         let e = self.endian;
-        let size: usize = cols.iter().map(|c| c.len() + 1).sum();
-        let mut colnums = Vec::with_capacity(cols.len() * 2);
+        let size = row_size(cols);
+        let mut colnums = Vec::with_capacity(cols.len().saturating_mul(2));
         for i in 0..cols.len() {
             colnums.extend_from_slice(&e.u16(i as u16));
         }
@@ -382,15 +389,17 @@ impl VectorBuilder {
         e.put_u16(&mut ktudb, 10, xid.slot);
         e.put_u32(&mut ktudb, 12, xid.sqn);
         e.put_u16(&mut ktudb, 16, uba.seq);
-        ktudb[18] = uba.rec;
+        put(&mut ktudb, 18, &[uba.rec]);
         let mut ktub = vec![0u8; 24];
         let obj = undo_op.data_obj.unwrap_or(0);
         e.put_u32(&mut ktub, 0, obj);
         e.put_u32(&mut ktub, 4, obj);
         e.put_u32(&mut ktub, 8, 5);
-        ktub[16] = undo_op.layer;
-        ktub[17] = undo_op.code;
-        ktub[18] = (xid.slot & 0xFF) as u8;
+        put(
+            &mut ktub,
+            16,
+            &[undo_op.layer, undo_op.code, (xid.slot & 0xFF) as u8],
+        );
         e.put_u16(&mut ktub, 20, if n == 0 { 0x0008 } else { 0x0000 });
         v.fields.push(ktudb);
         v.fields.push(ktub);
@@ -452,7 +461,7 @@ impl VectorBuilder {
         e.put_u16(&mut ktucm, 0, xid.slot);
         e.put_u32(&mut ktucm, 4, xid.sqn);
         e.put_u32(&mut ktucm, 12, 9);
-        ktucm[16] = 0x02 | if rollback { 0x04 } else { 0 };
+        put(&mut ktucm, 16, &[0x02 | if rollback { 0x04 } else { 0 }]);
         let mut ktucf = vec![0u8; 16];
         let uba = self.uba(xid, 0);
         self.put_uba(&mut ktucf, 0, uba);
