@@ -54,7 +54,7 @@ fn decode(data: &[u8], cuts: &[usize]) -> Vec<Ev> {
     let mut d = Decoder::new();
     let mut out = Vec::new();
     let mut at = 0;
-    let mut drain = |d: &mut Decoder, out: &mut Vec<Ev>| {
+    let drain = |d: &mut Decoder, out: &mut Vec<Ev>| {
         while let Some(ev) = d.poll().expect("a redo log") {
             out.push(own(&ev));
         }
