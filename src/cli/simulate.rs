@@ -83,6 +83,9 @@ pub struct SimulateArgs {
     /// At the end, switch and archive every current log too.
     #[arg(long)]
     pub archive_current: bool,
+    /// Switch a log once it is this old in simulated time (like `ARCHIVE_LAG_TARGET`).
+    #[arg(long)]
+    pub switch_interval: Option<String>,
 }
 
 fn parse_duration(s: &str) -> Option<Duration> {
@@ -139,6 +142,10 @@ pub fn config(args: &SimulateArgs) -> anyhow::Result<SimConfig> {
     c.realtime = !args.fast;
     c.duration = match &args.duration {
         Some(d) => Some(parse_duration(d).with_context(|| format!("--duration {d:?}"))?),
+        None => None,
+    };
+    c.switch_interval = match &args.switch_interval {
+        Some(d) => Some(parse_duration(d).with_context(|| format!("--switch-interval {d:?}"))?),
         None => None,
     };
     c.switches = args.switches;

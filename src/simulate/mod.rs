@@ -120,6 +120,9 @@ pub struct SimConfig {
     pub fsync: bool,
     /// At the end, switch and archive every thread's current log too.
     pub archive_current: bool,
+    /// Switch a thread's log once it is this old (simulated seconds), like Oracle's
+    /// `ARCHIVE_LAG_TARGET`; a log without redo is not switched.
+    pub switch_interval: Option<Duration>,
     /// Buffered redo (bytes) that makes LGWR write an LWN without a commit.
     pub lwn_bytes: usize,
     /// Transaction mix.
@@ -155,6 +158,7 @@ impl SimConfig {
             activation_id: 0x593A_4BAE,
             fsync: false,
             archive_current: false,
+            switch_interval: None,
             lwn_bytes: 8192,
             mix: Mix::default(),
             tables: workload::default_tables(),
@@ -441,6 +445,7 @@ impl Simulator {
             }
             self.redo_bytes += len as u128;
         }
+        self.lag_switches()?;
         if self.cfg.realtime {
             let target = Duration::from_micros(self.elapsed_us().min(u128::from(u64::MAX)) as u64);
             let real = self.wall_start.elapsed();
@@ -576,6 +581,36 @@ impl Simulator {
         Ok(())
     }
 
+    /// `ALTER SYSTEM ARCHIVE LOG CURRENT`: writes every thread's buffered redo, then switches
+    /// and archives every thread's current log.
+    pub fn switch_logfile(&mut self) -> Result<(), SimError> {
+        for t in 0..self.threads.len() {
+            self.flush(t)?;
+            let next = self.clock.tick();
+            let now = self.now();
+            self.switch(t, next, now)?;
+        }
+        Ok(())
+    }
+
+    /// Switches the logs that are older than the switch interval and hold redo.
+    fn lag_switches(&mut self) -> Result<(), SimError> {
+        let Some(interval) = self.cfg.switch_interval else {
+            return Ok(());
+        };
+        let now = self.now();
+        let age = i64::try_from(interval.as_secs()).unwrap_or(i64::MAX).max(1);
+        for t in 0..self.threads.len() {
+            let w = &self.threads[t].writer;
+            if w.next_block() > 2 && now.saturating_sub(w.config().first_time) >= age {
+                self.flush(t)?;
+                let next = self.clock.tick();
+                self.switch(t, next, now)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Writes every thread's buffered redo, optionally switches and archives the current
     /// logs, and returns the summary.
     pub fn finish(mut self) -> Result<Summary, SimError> {
@@ -583,11 +618,7 @@ impl Simulator {
             self.flush(t)?;
         }
         if self.cfg.archive_current {
-            for t in 0..self.threads.len() {
-                let next = self.clock.tick();
-                let now = self.now();
-                self.switch(t, next, now)?;
-            }
+            self.switch_logfile()?;
         }
         self.journal
             .flush()
