@@ -293,6 +293,18 @@ impl Simulator {
             fs::create_dir_all(d).map_err(io_err("create directory", d))?;
         }
         let journal_path = cfg.dir.join("journal.jsonl");
+        // Never overwrite an earlier run: its archives may already be shipped.
+        let used = journal_path.exists()
+            || fs::read_dir(&archive)
+                .map_err(io_err("list", &archive))?
+                .next()
+                .is_some();
+        if used {
+            return Err(SimError::Config(format!(
+                "{} already holds a simulation (journal or archived logs); use an empty directory",
+                cfg.dir.display()
+            )));
+        }
         let jf = File::create(&journal_path).map_err(io_err("create", &journal_path))?;
         let mut rng = StdRng::seed_from_u64(cfg.seed);
         let mut clock = Clock::new(cfg.start_scn);

@@ -141,6 +141,14 @@ fn bad_settings_are_refused() {
     let mut c = small(tmp.path(), 1);
     c.log_size = 1000;
     assert!(matches!(run(c), Err(SimError::Config(_))));
+    // A directory that already holds a run is refused, and left as it was.
+    run(small(tmp.path(), 1)).expect("first run");
+    let before = read(&tmp.path().join("journal.jsonl"));
+    assert!(matches!(
+        run(small(tmp.path(), 2)),
+        Err(SimError::Config(_))
+    ));
+    assert_eq!(read(&tmp.path().join("journal.jsonl")), before);
     assert_eq!(Rate::parse("64K"), Some(Rate::BytesPerSec(65_536)));
     assert_eq!(Rate::parse("20tx"), Some(Rate::TxPerSec(20)));
     assert_eq!(Rate::parse("0"), None);
