@@ -20,6 +20,69 @@
 //!
 //! Nothing here does I/O, panics or allocates without bound: every size is checked and reported
 //! as a [`WriterError`].
+//!
+//! ```
+//! use redovault_redo::position::{LogSeq, Scn, ThreadId, Xid};
+//! use redovault_redo::writer::*;
+//!
+//! let cfg = LogConfig {
+//!     block_size: BlockSize::B512,
+//!     endian: Endian::Little,
+//!     compat: Compat::V23_6,
+//!     scn_form: ScnForm::Big,
+//!     db_id: 1_497_016_494,
+//!     db_name: "FREE".into(),
+//!     thread: ThreadId(1),
+//!     sequence: LogSeq(16),
+//!     resetlogs_id: 1_224_959_854,
+//!     resetlogs_scn: Scn(2_061_806),
+//!     activation_id: 0x593A_4BAE,
+//!     first_scn: Scn(2_267_717),
+//!     first_time: 1_772_847_880,
+//!     log_blocks: 20_480,
+//!     con_uid: 1_385_559_638,
+//!     file_number: 1,
+//!     control_seq: 1216,
+//! };
+//! let mut w = LogWriter::new(cfg.clone())?;
+//! let mut file = vec![0u8; (cfg.log_blocks as usize + 1) * 512];
+//! file[..512].copy_from_slice(&w.file_header());
+//! file[512..1024].copy_from_slice(&w.current_header());
+//!
+//! let vb = VectorBuilder { endian: Endian::Little, compat: Compat::V23_6, con_id: 3,
+//!                          con_uid: cfg.con_uid, undo_afn: 23 };
+//! let xid = Xid { usn: 10, slot: 12, sqn: 572 };
+//! let row = RowId { data_obj: 72_726, afn: 24, block: 14, slot: 0 };
+//! let insert = vb.insert(xid, 0, row, Scn(2_267_706), &[vec![0xc1, 0x02], b"hello world".to_vec()]);
+//! let undo = vb.undo(xid, 0, Scn(2_267_706), &vb.delete(xid, 0, row, Scn(2_267_706)));
+//! let lwn = Lwn {
+//!     scn: Scn(2_267_718),
+//!     time: 1_772_847_880,
+//!     records: vec![
+//!         Record { scn: Scn(2_267_718), subscn: 1,
+//!                  vectors: vec![vb.begin(xid, Scn(2_267_700)), undo, insert] },
+//!         Record { scn: Scn(2_267_719), subscn: 1,
+//!                  vectors: vec![vb.commit(xid, false, Scn(2_267_718), 1_772_847_880),
+//!                                vb.marker_24_4(xid)] },
+//!     ],
+//! };
+//! let out = w.append_lwn(&lwn)?; // complete, checksummed blocks: write them as they come
+//! let at = out.first_block as usize * 512;
+//! file[at..at + out.bytes.len()].copy_from_slice(&out.bytes);
+//! assert_eq!(out.records[0].offset, 16); // an LWN starts at offset 16 of a fresh block
+//!
+//! // Log switch: block 1 gets next SCN, next time and nab; the archive is nab blocks.
+//! file[512..1024].copy_from_slice(&w.switched_header(Scn(2_267_723), 1_772_847_881)?);
+//! let nab = w.next_block() as usize;
+//! let mut archive = file[..nab * 512].to_vec();
+//! archive[..512].copy_from_slice(&w.archive_file_header());
+//!
+//! let report = redovault_redo::analyze(&archive).expect("a redo log");
+//! assert!(report.is_clean());
+//! assert_eq!(report.commits[0].xid, xid);
+//! assert_eq!(report.commits[0].scn, Scn(2_267_719));
+//! # Ok::<(), WriterError>(())
+//! ```
 
 #![cfg_attr(
     not(test),
