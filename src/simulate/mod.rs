@@ -20,6 +20,22 @@
 //! start time: the clock is simulated (redo bytes or transactions per second); with
 //! `realtime` the simulator also sleeps so that the simulated clock does not run ahead of the
 //! wall clock.
+//!
+//! Other parts' tests can drive it in-process ([`Simulator::start`], [`Simulator::step`],
+//! [`Simulator::switch_logfile`], [`Simulator::finish`]) or run it whole:
+//!
+//! ```
+//! use redovault::simulate::{SimConfig, run};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let mut cfg = SimConfig::new(dir.path());
+//! cfg.log_size = 64 * 1024;
+//! cfg.switches = Some(2);
+//! let summary = run(cfg)?;
+//! assert_eq!(summary.archived.len(), 2); // archive/arch1_1_<resetlogs>.dbf, arch1_2_...
+//! assert!(dir.path().join("journal.jsonl").exists());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod journal;
 pub mod workload;
