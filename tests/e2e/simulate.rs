@@ -439,7 +439,7 @@ fn live_current_log_is_consistent_while_written() {
             "--duration",
             "3s",
             "--log-size",
-            "256K",
+            "1M",
             "--fsync",
         ])
         .stdout(std::process::Stdio::null())
