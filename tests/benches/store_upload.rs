@@ -21,7 +21,10 @@ fn cpu_seconds() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the command name (which is in parentheses and may hold spaces).
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
     // rest[0] is field 3 (state): utime is field 14 → index 11.
     let tick = 100.0;
     let own = (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / tick;
@@ -42,7 +45,12 @@ fn env_map(path: &str) -> HashMap<String, String> {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("export "))
         .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                v.trim_matches(|c| c == '"' || c == '\'').to_string(),
+            )
+        })
         .collect()
 }
 
@@ -65,7 +73,10 @@ fn make_files(dir: &Path, n: usize, mib: usize) -> Vec<PathBuf> {
 }
 
 fn run_cmd(name: &str, files: &[PathBuf], mut f: impl FnMut(&Path, usize) -> Command) -> Row {
-    let total: u64 = files.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    let total: u64 = files
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
     let (_, c0) = cpu_seconds();
     let t0 = Instant::now();
     for (i, p) in files.iter().enumerate() {
@@ -79,7 +90,12 @@ fn run_cmd(name: &str, files: &[PathBuf], mut f: impl FnMut(&Path, usize) -> Com
     }
     let secs = t0.elapsed().as_secs_f64();
     let (_, c1) = cpu_seconds();
-    Row { name: name.to_string(), secs, cpu: c1 - c0, bytes: total }
+    Row {
+        name: name.to_string(),
+        secs,
+        cpu: c1 - c0,
+        bytes: total,
+    }
 }
 
 fn main() {
@@ -91,8 +107,14 @@ fn main() {
         .expect("REDOVAULT_TEST_S3_TARGETS: run through deploy/bench.sh");
     let env = env_map(targets.split(',').next().unwrap_or_default());
     let aws = std::env::var("REDOVAULT_BENCH_AWS").expect("REDOVAULT_BENCH_AWS: path of aws");
-    let n: usize = std::env::var("REDOVAULT_BENCH_FILES").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
-    let mib: usize = std::env::var("REDOVAULT_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    let n: usize = std::env::var("REDOVAULT_BENCH_FILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let mib: usize = std::env::var("REDOVAULT_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
     let endpoint = env["REDOVAULT_TEST_S3_ENDPOINT"].clone();
     let ca = env["REDOVAULT_TEST_S3_CA"].clone();
     let bucket = env["REDOVAULT_TEST_S3_BUCKET"].clone();
@@ -109,7 +131,10 @@ fn main() {
     }
 
     let mut rows = Vec::new();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     for (label, threshold, parallel_files) in [
         ("redovault store (single PUT per file)", 64u64 << 20, 1usize),
         ("redovault store (multipart 16 MiB parts x4)", 16 << 20, 1),
@@ -130,7 +155,10 @@ fn main() {
         c.multipart_threshold = threshold;
         let store = Arc::new(S3Store::new(c).unwrap());
         let prefix = format!("bench-{run_id}/{}", rows.len());
-        let total: u64 = files.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+        let total: u64 = files
+            .iter()
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .sum();
         rt.block_on(store.check()).unwrap();
         let (c0, _) = cpu_seconds();
         let t0 = Instant::now();
@@ -154,26 +182,49 @@ fn main() {
         });
         let secs = t0.elapsed().as_secs_f64();
         let (c1, _) = cpu_seconds();
-        rows.push(Row { name: label.to_string(), secs, cpu: c1 - c0, bytes: total });
+        rows.push(Row {
+            name: label.to_string(),
+            secs,
+            cpu: c1 - c0,
+            bytes: total,
+        });
     }
 
     let host = endpoint.trim_end_matches('/').to_string();
-    rows.push(run_cmd("curl -T (SigV4, UNSIGNED-PAYLOAD, no lock)", &files, |p, i| {
-        let mut c = Command::new("curl");
-        c.args(["-sS", "-f", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user"])
-            .arg(format!("{key}:{secret}"))
-            .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", "--cacert", &ca, "-T"])
-            .arg(p)
-            .arg(format!("{host}/{bucket}/bench-{run_id}/curl/{i}"));
-        c
-    }));
+    rows.push(run_cmd(
+        "curl -T (SigV4, UNSIGNED-PAYLOAD, no lock)",
+        &files,
+        |p, i| {
+            let mut c = Command::new("curl");
+            c.args(["-sS", "-f", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user"])
+                .arg(format!("{key}:{secret}"))
+                .args([
+                    "-H",
+                    "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+                    "--cacert",
+                    &ca,
+                    "-T",
+                ])
+                .arg(p)
+                .arg(format!("{host}/{bucket}/bench-{run_id}/curl/{i}"));
+            c
+        },
+    ));
     rows.push(run_cmd("aws s3 cp (awscli v1)", &files, |p, i| {
         let mut c = Command::new(&aws);
         c.env("AWS_ACCESS_KEY_ID", &key)
             .env("AWS_SECRET_ACCESS_KEY", &secret)
             .env("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required")
             .env("AWS_DEFAULT_REGION", "us-east-1")
-            .args(["--endpoint-url", &host, "--ca-bundle", &ca, "s3", "cp", "--quiet"])
+            .args([
+                "--endpoint-url",
+                &host,
+                "--ca-bundle",
+                &ca,
+                "s3",
+                "cp",
+                "--quiet",
+            ])
             .arg(p)
             .arg(format!("s3://{bucket}/bench-{run_id}/aws/{i}"));
         c
@@ -181,7 +232,10 @@ fn main() {
 
     println!();
     println!("{n} files x {mib} MiB to {endpoint} ({bucket}), HTTPS");
-    println!("{:<46} {:>9} {:>9} {:>11}", "uploader", "seconds", "MB/s", "client CPU s");
+    println!(
+        "{:<46} {:>9} {:>9} {:>11}",
+        "uploader", "seconds", "MB/s", "client CPU s"
+    );
     for r in &rows {
         println!(
             "{:<46} {:>9.2} {:>9.1} {:>11.2}",

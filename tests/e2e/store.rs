@@ -710,6 +710,9 @@ fn run_store_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     )
 }
 
+/// What is wrong, `[endpoint, bucket, CA file]`, the environment, and what the error must say.
+type BadCase<'a> = (&'a str, Vec<String>, &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn bad_setups_fail_with_one_clear_line_and_record_nothing() {
     let t = targets().into_iter().next().unwrap();
@@ -728,7 +731,7 @@ fn bad_setups_fail_with_one_clear_line_and_record_nothing() {
     ];
     let endpoint = t.endpoint.to_string();
     let ca = t.ca.display().to_string();
-    let cases: Vec<(&str, Vec<String>, &[(&str, &str)], &str)> = vec![
+    let cases: Vec<BadCase<'_>> = vec![
         (
             "missing bucket",
             vec![endpoint.clone(), "rv-does-not-exist".into(), ca.clone()],
