@@ -721,3 +721,258 @@ impl Decoder {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Synthetic logs in every framing variant: 512/1024/4096-byte blocks, both byte orders,
+    //! 11.2 (24-byte vector headers, no con_uid) and 23ai (32-byte headers) layouts.
+
+    use super::*;
+    use crate::endian::Endian;
+    use crate::position::{Scn, Xid};
+    use crate::report::analyze;
+
+    struct Synth {
+        e: Endian,
+        bs: usize,
+        compat: u32,
+    }
+
+    impl Synth {
+        fn wide(&self) -> bool {
+            crate::header::CompatVersion(self.compat).is_12_1_or_later()
+        }
+
+        fn vector(&self, layer: u8, code: u8, class: u16, fields: &[Vec<u8>]) -> Vec<u8> {
+            let hl = if self.wide() { 32 } else { 24 };
+            let mut v = vec![0u8; hl];
+            v[0] = layer;
+            v[1] = code;
+            self.e.put_u16(&mut v, 2, class);
+            self.e.put_u16(&mut v, 6, 0x0001);
+            self.e.put_u16(&mut v, 22, 0x1C16);
+            if self.wide() {
+                self.e.put_u16(&mut v, 24, 3);
+            }
+            let n = 2 + 2 * fields.len();
+            let mut arr = vec![0u8; align4(n)];
+            self.e.put_u16(&mut arr, 0, n as u16);
+            for (i, f) in fields.iter().enumerate() {
+                self.e.put_u16(&mut arr, 2 + 2 * i, f.len() as u16);
+            }
+            v.extend_from_slice(&arr);
+            for f in fields {
+                let mut f = f.clone();
+                f.resize(align4(f.len()), 0);
+                v.extend_from_slice(&f);
+            }
+            v
+        }
+
+        fn record(&self, scn: u32, vectors: &[Vec<u8>]) -> Vec<u8> {
+            let mut r = vec![0u8; 24];
+            let len = 24 + vectors.iter().map(Vec::len).sum::<usize>();
+            self.e.put_u32(&mut r, 0, len as u32);
+            r[4] = 0x01;
+            self.e.put_u32(&mut r, 8, scn);
+            self.e.put_u16(&mut r, 12, 1);
+            if self.wide() {
+                self.e.put_u32(&mut r, 16, 77);
+            }
+            for v in vectors {
+                r.extend_from_slice(v);
+            }
+            r
+        }
+
+        fn ktu(&self, slot: u16, sqn: u32, flg: u8, len: usize) -> Vec<u8> {
+            let mut f = vec![0u8; len];
+            self.e.put_u16(&mut f, 0, slot);
+            self.e.put_u32(&mut f, 4, sqn);
+            if len > 16 {
+                f[16] = flg;
+            }
+            f
+        }
+
+        /// A log of sequence 7 holding `records` back to back from block 2.
+        fn log(&self, records: &[Vec<u8>], current: bool) -> Vec<u8> {
+            let bs = self.bs;
+            let mut blocks: Vec<Vec<u8>> = Vec::new();
+            let mut firsts: Vec<u16> = Vec::new();
+            let mut cur = vec![0u8; bs];
+            let mut pos = 16;
+            let mut first = 0u16;
+            for r in records {
+                if bs - pos < 24 {
+                    blocks.push(std::mem::replace(&mut cur, vec![0u8; bs]));
+                    firsts.push(std::mem::take(&mut first));
+                    pos = 16;
+                }
+                if first == 0 {
+                    first = pos as u16;
+                }
+                let mut rest = &r[..];
+                while !rest.is_empty() {
+                    let take = rest.len().min(bs - pos);
+                    cur[pos..pos + take].copy_from_slice(&rest[..take]);
+                    rest = &rest[take..];
+                    pos += take;
+                    if pos == bs {
+                        blocks.push(std::mem::replace(&mut cur, vec![0u8; bs]));
+                        firsts.push(std::mem::take(&mut first));
+                        pos = 16;
+                    }
+                }
+                pos = align4(pos);
+            }
+            if pos > 16 {
+                blocks.push(cur);
+                firsts.push(first);
+            }
+            let fmt = crate::header::format_byte_for(bs as u32).unwrap();
+            let count = blocks.len() + 1;
+            let mut out = vec![0u8; bs * 2];
+            out[1] = fmt;
+            self.e.put_u32(&mut out, 20, bs as u32);
+            self.e.put_u32(&mut out, 24, count as u32);
+            self.e.put_u32(&mut out, 28, 0x7A7B_7C7D);
+            checksum::set_checksum(&mut out[..bs], FILE_HEADER_CHECKSUM_AT);
+            let b1 = &mut out[bs..];
+            BlockHeader::write(b1, self.e, fmt, 1, LogSeq(7), 0);
+            self.e.put_u32(b1, 20, self.compat);
+            self.e.put_u32(b1, 24, 4242);
+            b1[28..32].copy_from_slice(b"SYNT");
+            self.e
+                .put_u32(b1, 156, if current { u32::MAX } else { count as u32 + 1 });
+            self.e.put_u16(b1, 176, 2);
+            self.e.put_u32(b1, 180, 1000);
+            if current {
+                b1[192..200].fill(0xFF);
+            } else {
+                self.e.put_u32(b1, 192, 5000);
+            }
+            checksum::set_checksum(b1, crate::block::CHECKSUM_AT);
+            for (i, (mut b, f)) in blocks.into_iter().zip(firsts).enumerate() {
+                BlockHeader::write(&mut b, self.e, fmt, i as u32 + 2, LogSeq(7), f);
+                checksum::set_checksum(&mut b, crate::block::CHECKSUM_AT);
+                out.extend_from_slice(&b);
+            }
+            out
+        }
+    }
+
+    #[test]
+    fn every_block_size_byte_order_and_layout() {
+        for e in [Endian::Little, Endian::Big] {
+            for bs in [512, 1024, 4096] {
+                for compat in [0x0B20_0400, 0x0C10_0200, 0x1706_0000] {
+                    let s = Synth { e, bs, compat };
+                    let mut recs = Vec::new();
+                    for i in 0..40u32 {
+                        let begin = s.vector(5, 2, 35, &[s.ktu(12, 572 + i, 0, 32)]);
+                        let insert = s.vector(11, 2, 1, &[vec![0xAB; 700 + i as usize * 13]]);
+                        recs.push(s.record(100 + 2 * i, &[begin, insert]));
+                        let flg = if i % 5 == 4 { 0x04 } else { 0x12 };
+                        let ktucm = s.ktu(12, 572 + i, flg, 20);
+                        let commit =
+                            s.vector(5, 4, 35, &[ktucm, vec![0; 16], s.e_u32(1_772_847_880)]);
+                        recs.push(s.record(101 + 2 * i, &[commit]));
+                    }
+                    let log = s.log(&recs, false);
+                    let r = analyze(&log).unwrap();
+                    let what = format!("{e:?} {bs} {compat:x}");
+                    assert!(r.is_clean(), "{what}: {:?} {:?}", r.bad_blocks, r.errors);
+                    assert_eq!(r.file.endian, e, "{what}");
+                    assert_eq!(r.header.db_name, "SYNT");
+                    assert_eq!(r.header.thread.0, 2);
+                    assert_eq!(r.records, 80, "{what}");
+                    assert_eq!(r.commits.len(), 40, "{what}");
+                    assert_eq!(r.begins.len(), 40, "{what}");
+                    for (i, c) in r.commits.iter().enumerate() {
+                        let i = i as u32;
+                        assert_eq!(
+                            c.xid,
+                            Xid {
+                                usn: 10,
+                                slot: 12,
+                                sqn: 572 + i
+                            },
+                            "{what}"
+                        );
+                        assert_eq!(c.scn, Scn(u64::from(101 + 2 * i)), "{what}");
+                        assert_eq!(c.rollback, i % 5 == 4, "{what}");
+                        assert_eq!(c.unix_time, Some(1_772_847_880), "{what}");
+                        assert_eq!(c.con_id.is_some(), compat >= 0x0C10_0000, "{what}");
+                    }
+                    assert_eq!(r.row_changes.len(), 40);
+                    assert!(r.row_changes.iter().all(|w| w.data_object == 72_726));
+                    assert_eq!(r.last_commit.map(|c| c.xid.sqn), Some(572 + 38));
+
+                    // The same log as the CURRENT online log, with a stale tail.
+                    let mut cur = s.log(&recs, true);
+                    let nblocks = cur.len() / bs;
+                    let tail = nblocks - 3;
+                    for n in tail..nblocks {
+                        let b = &mut cur[n * bs..(n + 1) * bs];
+                        s.e.put_u32(b, 8, 6);
+                        checksum::set_checksum(b, crate::block::CHECKSUM_AT);
+                    }
+                    let r = analyze(&cur).unwrap();
+                    assert_eq!(r.log_state, LogState::Current, "{what}");
+                    assert!(r.is_clean(), "{what}: {:?}", r.bad_blocks);
+                    assert_eq!(r.write_point, Some(tail as u32), "{what}");
+                    assert!(r.commits.iter().all(|c| c.end_block < tail as u32));
+                }
+            }
+        }
+    }
+
+    impl Synth {
+        fn e_u32(&self, v: u32) -> Vec<u8> {
+            let mut b = vec![0u8; 4];
+            self.e.put_u32(&mut b, 0, v);
+            b
+        }
+    }
+
+    #[test]
+    fn need_more_bytes_then_end() {
+        let s = Synth {
+            e: Endian::Little,
+            bs: 512,
+            compat: 0x1706_0000,
+        };
+        let rec = s.record(5, &[s.vector(24, 4, 1, &[vec![1; 8]])]);
+        let log = s.log(&[rec], false);
+        let mut d = Decoder::new();
+        assert!(d.poll().unwrap().is_none());
+        d.feed(&log[..31]);
+        assert!(d.poll().unwrap().is_none());
+        d.feed(&log[31..]);
+        let mut kinds = Vec::new();
+        while let Some(ev) = d.poll().unwrap() {
+            kinds.push(match ev {
+                Event::FileHeader(_) => "file",
+                Event::RedoHeader(_) => "header",
+                Event::Block(_) => "block",
+                Event::Record(_) => "record",
+                Event::Error(_) => "error",
+                Event::End => "end",
+            });
+        }
+        assert_eq!(kinds, ["file", "header", "block", "block", "record"]);
+        d.finish();
+        assert!(matches!(d.poll().unwrap(), Some(Event::End)));
+        assert!(d.poll().unwrap().is_none());
+    }
+
+    #[test]
+    fn not_redo_is_sticky() {
+        let mut d = Decoder::new();
+        d.feed(&[0x42; 64]);
+        assert!(d.poll().is_err());
+        d.feed(&[0; 64]);
+        assert!(d.poll().is_err());
+    }
+}
