@@ -405,3 +405,74 @@ pub fn render_text(file: &Path, r: &Report) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seq16() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/oracle-real/free23-le-512/arch1_16_1224959854.dbf")
+    }
+
+    #[test]
+    fn json_has_the_documented_fields() {
+        let r = inspect_file(&seq16()).unwrap();
+        let v = serde_json::to_value(InspectReport::from_report(&r)).unwrap();
+        for k in [
+            "block_size",
+            "endianness",
+            "block_count",
+            "db_id",
+            "db_name",
+            "thread",
+            "sequence",
+            "resetlogs_id",
+            "first_scn",
+            "next_scn",
+            "first_time",
+            "next_time",
+            "compat_version",
+            "log_state",
+            "records",
+            "bad_blocks",
+            "errors",
+            "commits",
+            "last_commit",
+        ] {
+            assert!(v.get(k).is_some(), "missing {k}");
+        }
+        let c = &v["commits"][0];
+        let mut keys: Vec<&str> = c.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["block", "offset", "rollback", "scn", "time", "xid"]);
+    }
+
+    #[test]
+    fn text_names_damage_with_file_offsets() {
+        let mut bytes = std::fs::read(seq16()).unwrap();
+        bytes[5 * 512 + 100] ^= 1;
+        let r = redovault_redo::analyze(&bytes).unwrap();
+        let t = render_text(Path::new("x.dbf"), &r);
+        assert!(t.contains("DAMAGED: 1 bad blocks"), "{t}");
+        assert!(t.contains("block 5 (file offset 2560): checksum"), "{t}");
+        let t = render_text(Path::new("x.dbf"), &inspect_file(&seq16()).unwrap());
+        assert!(t.contains("CLEAN") && t.contains("Redo log x.dbf"), "{t}");
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let e = inspect_file(Path::new("/nonexistent/redo.log")).unwrap_err();
+        assert!(e.to_string().starts_with("/nonexistent/redo.log: "), "{e}");
+        let dir = std::env::temp_dir().join(format!("rv-inspect-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("short.log");
+        std::fs::write(&p, b"tiny").unwrap();
+        let e = inspect_file(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("short.log") && e.contains("byte offset 0"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
