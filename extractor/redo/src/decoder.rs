@@ -45,9 +45,7 @@ use crate::block::{BLOCK_HEADER_LEN, BadReason, BlockHeader, BlockState, classif
 use crate::checksum;
 use crate::endian::align4;
 use crate::error::{DecodeError, ErrorKind, NotRedo};
-use crate::header::{
-    FILE_HEADER_CHECKSUM_AT, FILE_HEADER_PREFIX, FileHeader, LogState, RedoHeader,
-};
+use crate::header::{FILE_HEADER_PREFIX, FileHeader, LogState, RedoHeader};
 use crate::position::{LogSeq, Rba};
 use crate::record::{Layout, RECORD_HEADER_LEN, Record, RecordHeader, VLD_LWN, header_len};
 
@@ -137,7 +135,6 @@ enum Walk {
 }
 
 /// The streaming redo decoder. See the module documentation.
-#[derive(Debug)]
 pub struct Decoder {
     buf: Vec<u8>,
     head: usize,
@@ -162,6 +159,19 @@ pub struct Decoder {
     rec: Vec<u8>,
     write_point: Option<u32>,
     trailing: u64,
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder")
+            .field("buffered", &self.avail())
+            .field("phase", &self.phase)
+            .field("next_block", &self.next_block)
+            .field("walk", &self.walk)
+            .field("log_state", &self.state)
+            .field("write_point", &self.write_point)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Owned {
@@ -389,7 +399,6 @@ impl Decoder {
                 bad: Some(BadReason::Checksum),
             }));
         }
-        let _ = FILE_HEADER_CHECKSUM_AT; // block 0 keeps its check value at 16; the XOR rule covers it
         self.phase = Phase::RedoHeader;
         Ok(true)
     }
@@ -729,6 +738,7 @@ mod tests {
 
     use super::*;
     use crate::endian::Endian;
+    use crate::header::FILE_HEADER_CHECKSUM_AT;
     use crate::position::{Scn, Xid};
     use crate::report::analyze;
 
