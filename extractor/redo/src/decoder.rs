@@ -978,6 +978,49 @@ mod tests {
     }
 
     #[test]
+    fn huge_declared_lengths_allocate_nothing() {
+        // Block 0 claims 2^32 - 1 blocks; a record claims 60 MiB (under MAX_RECORD_LEN, within
+        // the claimed file). Only 20 blocks exist: the record buffer grows with the bytes that
+        // arrive, never to the declared length, and the end is reported as truncated.
+        let s = Synth {
+            e: Endian::Little,
+            bs: 512,
+            compat: 0x1706_0000,
+        };
+        let mut big = s.record(9, &[s.vector(11, 2, 1, &[vec![0x5A; 9000]])]);
+        s.e.put_u32(&mut big, 0, 60 << 20);
+        let mut log = s.log(&[big], false);
+        s.e.put_u32(&mut log, 24, u32::MAX);
+        checksum::set_checksum(&mut log[..512], FILE_HEADER_CHECKSUM_AT);
+        let blocks = (log.len() / 512) as u32;
+        let mut d = Decoder::new();
+        d.feed(&log);
+        d.finish();
+        let mut last = None;
+        while let Some(ev) = d.poll().unwrap() {
+            match ev {
+                Event::Block(b) => last = Some(b),
+                Event::Record(r) => panic!("no record can be whole: {}", r.rba),
+                _ => {}
+            }
+        }
+        assert_eq!(
+            last.map(|b| (b.block, b.bad)),
+            Some((blocks, Some(BadReason::Truncated)))
+        );
+        assert!(d.rec.capacity() < 64 << 10, "{}", d.rec.capacity());
+        // 0xFFFFFFFF is refused outright, with its position.
+        let mut all = s.record(9, &[s.vector(11, 2, 1, &[vec![1; 8]])]);
+        s.e.put_u32(&mut all, 0, u32::MAX);
+        let r = analyze(&s.log(&[all], false)).unwrap();
+        let e = &r.errors[0];
+        assert_eq!(
+            (e.kind, e.block, e.offset),
+            (ErrorKind::RecordLength, 2, 16)
+        );
+    }
+
+    #[test]
     fn not_redo_is_sticky() {
         let mut d = Decoder::new();
         d.feed(&[0x42; 64]);
