@@ -117,7 +117,9 @@ fn main() {
         .unwrap_or(50);
     let endpoint = env["REDOVAULT_TEST_S3_ENDPOINT"].clone();
     let ca = env["REDOVAULT_TEST_S3_CA"].clone();
-    let bucket = env["REDOVAULT_TEST_S3_BUCKET"].clone();
+    // The bucket with a default retention: Ceph drops the lock headers of multipart uploads,
+    // and only a bucket default locks those (our HEAD check refuses anything else).
+    let bucket = env["REDOVAULT_TEST_S3_BUCKET_DEFAULT"].clone();
     let key = env["AWS_ACCESS_KEY_ID"].clone();
     let secret = env["AWS_SECRET_ACCESS_KEY"].clone();
     let run_id = format!("{:08x}", rand::random::<u32>());
@@ -149,7 +151,7 @@ fn main() {
             session_token: None,
         });
         c.retention = Retention::Explicit {
-            mode: LockMode::Governance,
+            mode: LockMode::Compliance,
             period: Duration::from_secs(3600),
         };
         c.multipart_threshold = threshold;

@@ -623,8 +623,19 @@ async fn fault_connection_cut_mid_upload_is_retried_without_a_second_version() {
         assert_eq!(versions.len(), 1, "{fault:?}: exactly one version");
         assert!(versions[0].body == data, "{fault:?}: stored bytes differ");
         let p = puts(&fake);
-        assert_eq!(p.len(), 2, "{fault:?}: one retry");
-        assert_eq!(p[1].header("if-none-match"), Some("*"));
+        match fault {
+            // The body never arrived: the retry, after a HEAD that finds nothing, sends it again.
+            Fault::CutMidBody => {
+                assert_eq!(p.len(), 2, "{fault:?}: one retry");
+                assert_eq!(p[1].header("if-none-match"), Some("*"));
+            }
+            // The object was stored but the answer lost: the HEAD before the retry finds it,
+            // so no second PUT is sent (Ceph would have made a second version of it).
+            _ => {
+                assert_eq!(p.len(), 1, "{fault:?}: no second PUT");
+                assert!(o.already_present);
+            }
+        }
     }
 }
 

@@ -220,6 +220,17 @@ impl Inner {
     /// Sends `req` with retries and reads the whole response body (bounded by the request
     /// deadline). Returns any non-transient response, success or not: callers map statuses.
     pub(crate) async fn execute(&self, op: &'static str, req: &Req) -> Result<Resp, StoreError> {
+        self.execute_attempts(op, req, self.config.retry.max_attempts)
+            .await
+    }
+
+    /// [`Inner::execute`] with at most `max_attempts` attempts (skew corrections not counted).
+    pub(crate) async fn execute_attempts(
+        &self,
+        op: &'static str,
+        req: &Req,
+        max_attempts: u32,
+    ) -> Result<Resp, StoreError> {
         let payload_hex = match &req.body_sha256_hex {
             Some(h) => h.clone(),
             None if req.body.is_empty() => sigv4::EMPTY_SHA256.to_string(),
@@ -266,7 +277,7 @@ impl Inner {
                     continue;
                 }
             }
-            if attempt >= policy.max_attempts {
+            if attempt >= max_attempts {
                 if connect_failures == attempt {
                     return Err(StoreError::Unreachable {
                         endpoint: self.config.endpoint.to_string(),

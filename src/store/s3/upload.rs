@@ -141,9 +141,12 @@ async fn single_put(store: &S3Store, key: &str, data: Vec<u8>) -> Result<PutOutc
         etag: hex::encode(md5),
         lock,
     };
-    let r = inner.execute("put", &req).await;
+    let r = put_once_or_find(store, key, &req, &expected).await;
     inner.sub_buffered(len);
-    let r = r?;
+    let r = match r? {
+        PutTry::Answered(r) => r,
+        PutTry::FoundAfterRetry(outcome) => return Ok(outcome),
+    };
     let (code, _) = r.error_code();
     match r.status {
         s if s.is_success() => {
@@ -163,6 +166,65 @@ async fn single_put(store: &S3Store, key: &str, data: Vec<u8>) -> Result<PutOutc
         }
         _ => Err(r.permanent("put", store.target(key))),
     }
+}
+
+enum PutTry {
+    /// The server answered (any status).
+    Answered(super::http::Resp),
+    /// An earlier attempt whose answer was lost had stored the object.
+    FoundAfterRetry(PutOutcome),
+}
+
+/// Sends the PUT with retries, but looks with HEAD before each retry: an attempt whose answer
+/// was lost may have stored the object, and some servers (Ceph radosgw) ignore
+/// `If-None-Match` in versioned buckets, so a blind retry could add a second version.
+async fn put_once_or_find(
+    store: &S3Store,
+    key: &str,
+    req: &Req,
+    expected: &Expected,
+) -> Result<PutTry, StoreError> {
+    let inner = &store.inner;
+    let policy = inner.config.retry;
+    let mut last = None;
+    for attempt in 1..=policy.max_attempts {
+        if attempt > 1 {
+            tokio::time::sleep(policy.backoff(attempt - 1)).await;
+            if store.head_raw(key, None).await?.is_some() {
+                info!(
+                    key,
+                    attempt, "the object appeared after a failed attempt; comparing"
+                );
+                return verify(store, key, None, expected, true)
+                    .await
+                    .map(PutTry::FoundAfterRetry);
+            }
+        }
+        match inner.execute_attempts("put", req, 1).await {
+            Ok(r) => return Ok(PutTry::Answered(r)),
+            Err(e @ (StoreError::RetriesExhausted { .. } | StoreError::Unreachable { .. })) => {
+                debug!(key, attempt, error = %e, "put attempt failed");
+                last = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(match last {
+        Some(StoreError::RetriesExhausted {
+            op, target, last, ..
+        }) => StoreError::RetriesExhausted {
+            op,
+            target,
+            attempts: policy.max_attempts,
+            last,
+        },
+        Some(e) => e,
+        None => StoreError::Protocol {
+            op: "put",
+            target: store.target(key),
+            detail: "no attempt made".to_string(),
+        },
+    })
 }
 
 /// One uploaded part.
