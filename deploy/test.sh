@@ -60,7 +60,7 @@ if [ -d "$ROOT/extractor/fuzz" ]; then
   if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
   fi
-  (cd "$ROOT/extractor/fuzz" && RUSTC_BOOTSTRAP=1 cargo fuzz build -O)
+  (cd "$ROOT/extractor/fuzz" && RUSTC_BOOTSTRAP=1 cargo fuzz build --fuzz-dir . -O decode)
 fi
 
 step "all tests passed in $(( $(date +%s) - t0 ))s"
