@@ -29,6 +29,20 @@
 //! - [`decoder`]: the streaming [`Decoder`].
 //! - [`report`]: the whole-file [`Report`].
 //! - [`error`]: [`DecodeError`] (kind + block + offset) and [`NotRedo`].
+//! - [`writer`]: the redo writer used by the simulator.
+//!
+//! # Decisions
+//! - `poll` returns `Err(NotRedo)` only when block 0 or block 1 cannot be read; damage inside a
+//!   log is an [`Event`] (a bad block or a record-level error) and decoding goes on, resyncing
+//!   at the next block whose header names a first record.
+//! - A record starts only where at least 24 bytes remain in the block and the length word is
+//!   not 0; otherwise the walk moves to the next block (§10.1 of the format notes).
+//! - In a CURRENT online log, blocks from the write point on that are never written (zero) or
+//!   left from the previous cycle (older sequence) are not damage; a newer sequence is.
+//! - The 5.4 commit time is the last field when the vector has more than one field and that
+//!   field is 4 bytes long (Unix epoch seconds, as in 23ai); otherwise there is none.
+//! - The record-header SCN is 6 bytes (wrap u16, base u32); the 8-byte header SCNs follow the
+//!   big-SCN rule (bit 15 of wrap).
 //!
 //! The parser modules deny `clippy::indexing_slicing`, `unwrap_used`, `expect_used`, `panic`
 //! and `arithmetic_side_effects` outside tests: no input can make them panic.
