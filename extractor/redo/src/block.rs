@@ -203,8 +203,14 @@ impl fmt::Display for BadReason {
     }
 }
 
-/// Judges a whole block: never written, then format, block number, sequence, checksum (the
-/// order of OpenLogReplicator's `checkBlockHeader`, §14.3).
+/// Judges a whole block: never written (bytes 0..2 zero), then checksum, format, block number,
+/// sequence.
+///
+/// The checksum comes before the header fields (OpenLogReplicator checks it last): when it
+/// fails, the header fields cannot be trusted, so any corruption of a block, wherever the
+/// flipped bits are, reads as `checksum`; a block whose checksum holds but whose number or
+/// sequence is wrong is a whole block in the wrong place or from another cycle (a stale block
+/// of a reused online log keeps the valid checksum it was written with).
 pub fn classify(
     block: &[u8],
     endian: Endian,
@@ -225,6 +231,9 @@ pub fn classify(
     if h.kind == 0 && h.format == 0 {
         return BlockState::Zero;
     }
+    if !checksum::block_checksum_ok(block) {
+        return BlockState::Checksum;
+    }
     if h.kind != 0x01 || !format_byte_ok(block_size, h.format) {
         return BlockState::Format {
             found: [h.kind, h.format],
@@ -238,9 +247,6 @@ pub fn classify(
     }
     if h.seq > seq {
         return BlockState::Overwritten { found: h.seq };
-    }
-    if !checksum::block_checksum_ok(block) {
-        return BlockState::Checksum;
     }
     BlockState::Valid
 }
@@ -277,12 +283,18 @@ mod tests {
         );
         let mut b = block(15, 7);
         b[1] = 0x82;
+        assert_eq!(classify(&b, e, 512, 7, s), BlockState::Checksum);
+        checksum::set_checksum(&mut b, CHECKSUM_AT);
         assert_eq!(
             classify(&b, e, 512, 7, s),
             BlockState::Format { found: [1, 0x82] }
         );
         let mut b = block(15, 7);
         b[300] ^= 1;
+        assert_eq!(classify(&b, e, 512, 7, s), BlockState::Checksum);
+        // A flipped bit in a header field is a checksum error too.
+        let mut b = block(15, 7);
+        b[8] ^= 1;
         assert_eq!(classify(&b, e, 512, 7, s), BlockState::Checksum);
         assert_eq!(
             classify(&block(15, 7)[..100], e, 512, 7, s),

@@ -69,6 +69,16 @@ fn flipped_bit_is_a_checksum_error() {
 }
 
 #[test]
+fn flipped_bit_in_a_block_header_is_a_checksum_error_too() {
+    for at in [1usize, 4, 8, 12, 14] {
+        let mut f = seq15();
+        f[300 * BS + at] ^= 0x01;
+        let r = analyze(&f).unwrap();
+        assert_eq!(reasons(&r), [(300, BadReason::Checksum)], "byte {at}");
+    }
+}
+
+#[test]
 fn wrong_block_number() {
     let mut f = seq15();
     put_u32(&mut f, 300 * BS + 4, 301);
