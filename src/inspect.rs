@@ -179,8 +179,9 @@ pub struct InspectReport {
     pub next_scn: Option<u64>,
     /// First time (ISO 8601).
     pub first_time: String,
-    /// Next time (ISO 8601).
-    pub next_time: String,
+    /// Next time (ISO 8601); null while there is no next SCN (a CURRENT online log), whose
+    /// header holds no switch time yet.
+    pub next_time: Option<String>,
     /// Compatibility version, e.g. `23.6.0`.
     pub compat_version: String,
     /// `archived` or `current`.
@@ -233,7 +234,7 @@ impl InspectReport {
             first_scn: h.first_scn.map(|s| s.0),
             next_scn: h.next_scn.map(|s| s.0),
             first_time: h.first_time.to_iso8601(),
-            next_time: h.next_time.to_iso8601(),
+            next_time: h.next_scn.map(|_| h.next_time.to_iso8601()),
             compat_version: h.compat.to_string(),
             log_state: r.log_state.as_str(),
             nab: (h.nab != redovault_redo::header::NAB_UNKNOWN).then_some(h.nab),
