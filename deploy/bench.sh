@@ -13,7 +13,7 @@ mkdir -p "$REDOVAULT_S3_CACHE"
 FILES=${REDOVAULT_BENCH_FILES:-20}
 MIB=${REDOVAULT_BENCH_MIB:-50}
 # Five uploaders' worth of locked objects, kept in memory by the memstore OSD, plus slack.
-export REDOVAULT_S3_CEPH_MEMSTORE_BYTES=$(( (FILES * MIB * 6 + 1024) << 20 ))
+export REDOVAULT_S3_CEPH_MEMSTORE_BYTES=$(( (FILES * MIB * 7 + 1024) << 20 ))
 command -v curl >/dev/null || { apt-get update && apt-get install -y curl; }
 AWS=$(bash deploy/s3/bench-tools.sh "$REDOVAULT_S3_CACHE")
 trap 'bash deploy/s3/server.sh down ceph "$STATE/bench-ceph" || true' EXIT

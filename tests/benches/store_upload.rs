@@ -137,10 +137,26 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    for (label, threshold, parallel_files) in [
-        ("redovault store (single PUT per file)", 64u64 << 20, 1usize),
-        ("redovault store (multipart 16 MiB parts x4)", 16 << 20, 1),
-        ("redovault store (2 files at once)", 64 << 20, 2),
+    for (label, threshold, parallel_files, content_md5) in [
+        (
+            "redovault store (single PUT per file)",
+            64u64 << 20,
+            1usize,
+            false,
+        ),
+        (
+            "redovault store (multipart 16 MiB parts x4)",
+            16 << 20,
+            1,
+            false,
+        ),
+        ("redovault store (2 files at once)", 64 << 20, 2, false),
+        (
+            "redovault store (single PUT, + Content-MD5)",
+            64 << 20,
+            1,
+            true,
+        ),
     ] {
         let mut c = S3Config::new(url::Url::parse(&endpoint).unwrap(), &bucket);
         c.path_style = true;
@@ -155,6 +171,7 @@ fn main() {
             period: Duration::from_secs(3600),
         };
         c.multipart_threshold = threshold;
+        c.content_md5 = content_md5;
         let store = Arc::new(S3Store::new(c).unwrap());
         let prefix = format!("bench-{run_id}/{}", rows.len());
         let total: u64 = files

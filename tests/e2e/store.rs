@@ -673,19 +673,26 @@ async fn fault_request_time_too_skewed_is_corrected_from_the_server_date() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn integrity_headers_are_sent_on_every_put() {
-    let fake = FakeS3::start(|_, _| Fault::None, false).await;
-    let store = S3Store::new(fake_config(&fake.endpoint)).unwrap();
-    store.put_immutable("k/h", cursor(b"abc")).await.unwrap();
-    let p = puts(&fake).pop().unwrap();
     use base64::Engine as _;
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    assert_eq!(
-        p.header("x-amz-checksum-sha256"),
-        Some(b64(&Sha256::digest(b"abc")).as_str())
-    );
+    // Content-MD5 only when asked for; the SHA-256 checksum and signed payload hash always.
+    let fake = FakeS3::start(|_, _| Fault::None, false).await;
+    let mut c = fake_config(&fake.endpoint);
+    c.content_md5 = true;
+    let with_md5 = S3Store::new(c).unwrap();
+    with_md5.put_immutable("k/m", cursor(b"abc")).await.unwrap();
+    let p = puts(&fake).pop().unwrap();
     assert_eq!(
         p.header("content-md5"),
         Some(b64(&md5::Md5::digest(b"abc")).as_str())
+    );
+    let store = S3Store::new(fake_config(&fake.endpoint)).unwrap();
+    store.put_immutable("k/h", cursor(b"abc")).await.unwrap();
+    let p = puts(&fake).pop().unwrap();
+    assert_eq!(p.header("content-md5"), None);
+    assert_eq!(
+        p.header("x-amz-checksum-sha256"),
+        Some(b64(&Sha256::digest(b"abc")).as_str())
     );
     assert_eq!(
         p.header("x-amz-content-sha256"),

@@ -71,6 +71,11 @@ pub struct S3Config {
     pub allow_unlocked_bucket: bool,
     /// Send `If-None-Match: *` so the server refuses to create a second version.
     pub conditional_put: bool,
+    /// Also send Content-MD5 (MD5 costs more CPU than SHA-256 with SHA-NI). Off by default:
+    /// every body already carries x-amz-checksum-sha256 (verified by AWS, LocalStack, RustFS)
+    /// and a signed payload SHA-256 (verified by AWS and Ceph radosgw). Turn it on for a
+    /// server that checks neither.
+    pub content_md5: bool,
     /// The local clock (only used to sign the very first request; then the server's is used).
     pub clock: Arc<dyn Clock>,
 }
@@ -96,6 +101,7 @@ impl S3Config {
             retry: RetryPolicy::default(),
             allow_unlocked_bucket: false,
             conditional_put: true,
+            content_md5: false,
             clock: Arc::new(SystemClock),
         }
     }

@@ -115,20 +115,16 @@ async fn single_put(store: &S3Store, key: &str, data: Vec<u8>) -> Result<PutOutc
     let len = data.len() as u64;
     let body = Bytes::from(data);
     let hashed = body.clone();
-    let (sha, md5) = tokio::task::spawn_blocking(move || {
-        let sha: [u8; 32] = Sha256::digest(&hashed).into();
-        let md5: [u8; 16] = Md5::digest(&hashed).into();
-        (sha, md5)
-    })
-    .await
-    .map_err(|e| StoreError::io("hash", std::io::Error::other(e)))?;
+    let (sha, md5) = hash_part(hashed, inner.config.content_md5).await?;
     let (lock_hdrs, lock) = lock_headers(store)?;
     let mut req = Req::new(Method::PUT, Some(key))
         .header("content-type", "application/octet-stream")
-        .header("content-md5", b64(&md5))
         .header("x-amz-checksum-sha256", b64(&sha))
         .header(META_SHA256, hex::encode(sha))
         .body(body, Some(hex::encode(sha)));
+    if let Some(md5) = md5 {
+        req = req.header("content-md5", b64(&md5));
+    }
     if inner.config.conditional_put {
         req = req.header("if-none-match", "*");
     }
@@ -138,7 +134,8 @@ async fn single_put(store: &S3Store, key: &str, data: Vec<u8>) -> Result<PutOutc
     let expected = Expected {
         size: len,
         sha256: sha,
-        etag: hex::encode(md5),
+        // Verified by the SHA-256 kept in our metadata; the ETag is a fallback.
+        etag: md5.map(hex::encode).unwrap_or_default(),
         lock,
     };
     let r = put_once_or_find(store, key, &req, &expected).await;
@@ -232,6 +229,7 @@ struct PartDone {
     number: u32,
     etag: String,
     sha256_b64: String,
+    /// MD5 of the part: ours, or (without Content-MD5) the part ETag the server computed.
     md5: [u8; 16],
 }
 
@@ -383,6 +381,20 @@ fn join_part(
     j.map_err(|e| StoreError::io("part upload task", std::io::Error::other(e)))
 }
 
+/// SHA-256 (always) and MD5 (when Content-MD5 is sent) of one body, off the async threads.
+async fn hash_part(
+    data: Bytes,
+    with_md5: bool,
+) -> Result<([u8; 32], Option<[u8; 16]>), StoreError> {
+    tokio::task::spawn_blocking(move || {
+        let sha: [u8; 32] = Sha256::digest(&data).into();
+        let md5 = with_md5.then(|| <[u8; 16]>::from(Md5::digest(&data)));
+        (sha, md5)
+    })
+    .await
+    .map_err(|e| StoreError::io("hash", std::io::Error::other(e)))
+}
+
 async fn upload_part(
     store: &S3Store,
     key: &str,
@@ -391,19 +403,15 @@ async fn upload_part(
     chunk: Bytes,
 ) -> Result<PartDone, StoreError> {
     let hashed = chunk.clone();
-    let (sha, md5) = tokio::task::spawn_blocking(move || {
-        let sha: [u8; 32] = Sha256::digest(&hashed).into();
-        let md5: [u8; 16] = Md5::digest(&hashed).into();
-        (sha, md5)
-    })
-    .await
-    .map_err(|e| StoreError::io("hash", std::io::Error::other(e)))?;
-    let req = Req::new(Method::PUT, Some(key))
+    let (sha, md5) = hash_part(hashed, store.inner.config.content_md5).await?;
+    let mut req = Req::new(Method::PUT, Some(key))
         .query("partNumber", &number.to_string())
         .query("uploadId", upload_id)
-        .header("content-md5", b64(&md5))
         .header("x-amz-checksum-sha256", b64(&sha))
         .body(chunk, Some(hex::encode(sha)));
+    if let Some(md5) = md5 {
+        req = req.header("content-md5", b64(&md5));
+    }
     let r = store.inner.execute("upload-part", &req).await?;
     let (code, _) = r.error_code();
     if r.status == StatusCode::BAD_REQUEST && (code == "BadDigest" || code == "InvalidDigest") {
@@ -426,13 +434,18 @@ async fn upload_part(
             target: store.target(key),
             detail: format!("part {number}: no ETag"),
         })?;
-    if etag != hex::encode(md5) {
-        return Err(StoreError::Protocol {
-            op: "upload-part",
-            target: store.target(key),
-            detail: format!("part {number}: ETag {etag} is not the MD5 we sent"),
-        });
-    }
+    let etag_md5: Option<[u8; 16]> = hex::decode(&etag).ok().and_then(|v| v.try_into().ok());
+    let md5 = match (md5, etag_md5) {
+        (Some(ours), Some(theirs)) if ours == theirs => ours,
+        (None, Some(theirs)) => theirs,
+        _ => {
+            return Err(StoreError::Protocol {
+                op: "upload-part",
+                target: store.target(key),
+                detail: format!("part {number}: ETag {etag} is not the MD5 of the part"),
+            });
+        }
+    };
     Ok(PartDone {
         number,
         etag,
