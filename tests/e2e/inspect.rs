@@ -275,7 +275,11 @@ fn current_log_with_stale_tail_exits_0() {
     assert_eq!(code, 0);
     assert_eq!(v["log_state"], "current");
     assert_eq!(v["next_scn"], Value::Null);
-    assert_eq!(v["next_time"], Value::Null, "a CURRENT log has no switch time yet");
+    assert_eq!(
+        v["next_time"],
+        Value::Null,
+        "a CURRENT log has no switch time yet"
+    );
     assert_eq!(v["bad_blocks"], Value::Array(vec![]));
     assert_eq!(v["write_point"], 590);
     assert_eq!(v["commits"].as_array().unwrap().len(), 20);
