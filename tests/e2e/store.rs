@@ -467,6 +467,18 @@ fn fake_config(endpoint: &str) -> S3Config {
     c
 }
 
+/// A script that answers the first `n` PUTs with `fault` and serves everything else.
+fn fail_first_puts(n: usize, fault: Fault) -> impl Fn(&crate::fake_s3::Seen, usize) -> Fault {
+    let count = std::sync::atomic::AtomicUsize::new(0);
+    move |s, _| {
+        if s.method == "PUT" && count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < n {
+            fault.clone()
+        } else {
+            Fault::None
+        }
+    }
+}
+
 fn puts(fake: &FakeS3) -> Vec<crate::fake_s3::Seen> {
     fake.seen()
         .into_iter()
@@ -477,19 +489,7 @@ fn puts(fake: &FakeS3) -> Vec<crate::fake_s3::Seen> {
 #[tokio::test(flavor = "multi_thread")]
 async fn fault_slowdown_is_retried() {
     // First two PUTs answer 503 SlowDown, then the third succeeds.
-    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let c2 = Arc::clone(&count);
-    let fake = FakeS3::start(
-        move |s, _| {
-            if s.method == "PUT" && c2.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
-                Fault::Status(503, "SlowDown")
-            } else {
-                Fault::None
-            }
-        },
-        false,
-    )
-    .await;
+    let fake = FakeS3::start(fail_first_puts(2, Fault::Status(503, "SlowDown")), false).await;
     let store = S3Store::new(fake_config(&fake.endpoint)).unwrap();
     let o = store
         .put_immutable("k/slow", cursor(b"payload"))
@@ -506,16 +506,8 @@ async fn fault_slowdown_is_retried() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fault_stall_hits_the_deadline_then_retries() {
-    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let c2 = Arc::clone(&count);
     let fake = FakeS3::start(
-        move |s, _| {
-            if s.method == "PUT" && c2.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-                Fault::Stall(Duration::from_secs(30))
-            } else {
-                Fault::None
-            }
-        },
+        fail_first_puts(1, Fault::Stall(Duration::from_secs(30))),
         false,
     )
     .await;
@@ -598,20 +590,7 @@ async fn fault_403_is_not_retried() {
 #[tokio::test(flavor = "multi_thread")]
 async fn fault_connection_cut_mid_upload_is_retried_without_a_second_version() {
     for fault in [Fault::CutMidBody, Fault::CutBeforeAnswer] {
-        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let c2 = Arc::clone(&count);
-        let f2 = fault.clone();
-        let fake = FakeS3::start(
-            move |s, _| {
-                if s.method == "PUT" && c2.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-                    f2.clone()
-                } else {
-                    Fault::None
-                }
-            },
-            false,
-        )
-        .await;
+        let fake = FakeS3::start(fail_first_puts(1, fault.clone()), false).await;
         let store = S3Store::new(fake_config(&fake.endpoint)).unwrap();
         let data: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
         let o = store

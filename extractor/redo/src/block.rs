@@ -1,15 +1,5 @@
 //! The 16-byte header of every redo block (§6) and the state of a block as a reader sees it
 //! (§14.3): valid, never written, stale, overwritten, torn, misplaced or malformed.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::arithmetic_side_effects
-    )
-)]
 
 use std::fmt;
 

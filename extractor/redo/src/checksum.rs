@@ -4,16 +4,6 @@
 //! block 0) is chosen by the writer to make it so. The rule does not depend on byte order, so it
 //! is computed here on byte pairs: folding 64-bit words gives the same result as XOR-ing the
 //! 16-bit words, and runs at memory speed.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::arithmetic_side_effects
-    )
-)]
 
 /// Folds the XOR of all 16-bit words of `block` into two bytes.
 ///

@@ -28,16 +28,6 @@
 //! Memory: the decoder holds the bytes fed and not yet consumed (at most one block plus the
 //! last chunk fed) and one record being reassembled, which never grows beyond the bytes that
 //! actually arrived. Feed in chunks (e.g. 1 MiB) to keep it small.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::arithmetic_side_effects
-    )
-)]
 
 use std::collections::VecDeque;
 

@@ -4,16 +4,6 @@
 //! field contents) is in the byte order of the platform that wrote it; the magic at block 0
 //! offset 28 tells which. All reads here return `None` when the slice is too short, so the
 //! parser never indexes out of bounds.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::arithmetic_side_effects
-    )
-)]
 
 use crate::position::Scn;
 

@@ -1,14 +1,4 @@
 //! Errors of the redo parser: every one names its kind and its position (block and offset).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::arithmetic_side_effects
-    )
-)]
 
 use std::fmt;
 

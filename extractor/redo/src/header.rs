@@ -1,16 +1,6 @@
 //! The two header blocks of a redo file: block 0 (file header: block size, byte order, block
 //! count; §5) and block 1 (the redo log header "kcrfh": database, thread, sequence, SCN range,
 //! compatibility version; §8).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::arithmetic_side_effects
-    )
-)]
 
 use std::fmt;
 

@@ -44,8 +44,21 @@
 //! - The record-header SCN is 6 bytes (wrap u16, base u32); the 8-byte header SCNs follow the
 //!   big-SCN rule (bit 15 of wrap).
 //!
-//! The parser modules deny `clippy::indexing_slicing`, `unwrap_used`, `expect_used`, `panic`
+//! The whole crate denies `clippy::indexing_slicing`, `unwrap_used`, `expect_used`, `panic`
 //! and `arithmetic_side_effects` outside tests: no input can make them panic.
+
+// No input can make this crate panic: outside tests, every module is denied indexing,
+// unwrap/expect, panics and unchecked arithmetic.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::arithmetic_side_effects
+    )
+)]
 
 pub mod block;
 pub mod checksum;

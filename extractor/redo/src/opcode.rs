@@ -1,15 +1,5 @@
 //! Change-vector opcodes (`layer.code`, §11.3): the ones a commit-aware reader cares about are
 //! named; every other one is kept as data in [`Opcode::Unknown`].
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::arithmetic_side_effects
-    )
-)]
 
 use std::fmt;
 

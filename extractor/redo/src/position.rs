@@ -1,16 +1,6 @@
 //! Newtypes for the positions and identifiers of Oracle redo: SCN, log sequence, thread, RBA, XID.
 //!
 //! Each prints in the notation a DBA reads in Oracle's own tools (`v$log`, LogMiner, redo dumps).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::arithmetic_side_effects
-    )
-)]
 
 use std::fmt;
 

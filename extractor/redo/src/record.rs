@@ -1,15 +1,5 @@
 //! Redo records (§10): the record header, the LWN header that opens each LWN, and a whole
 //! reassembled record as the decoder yields it.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::arithmetic_side_effects
-    )
-)]
 
 use crate::endian::{Endian, scn_from_parts};
 use crate::position::{Rba, Scn};

@@ -1,16 +1,6 @@
 //! Whole-file analysis: everything `redovault inspect` prints, built from the decoder's
 //! events. [`Analyzer`] is streaming (feed chunks, then finish); [`crate::analyze`] runs it on a
 //! byte slice.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::arithmetic_side_effects
-    )
-)]
 
 use crate::block::BadReason;
 use crate::block::BlockState;

@@ -3,16 +3,6 @@
 //!
 //! The redo timestamp is the DB host's wall-clock time with no zone; it is printed with a `Z`
 //! as the DB host is expected to run in UTC (the fixture's does). No calendar crate is used.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::arithmetic_side_effects
-    )
-)]
 
 use std::fmt;
 

@@ -9,16 +9,6 @@
 //!   its last field is 4 bytes long, that field is the commit time in Unix epoch seconds (UTC;
 //!   present in 23ai).
 //! - 5.1 ktudb: usn u16 @8, slot u16 @10, sqn u32 @12 of the first field.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::arithmetic_side_effects
-    )
-)]
 
 use crate::error::{DecodeError, ErrorKind};
 use crate::position::{Rba, Scn, Xid};

@@ -1,15 +1,5 @@
 //! Change vectors (§11): the 24- or 32-byte vector header, the u16 length array and the
 //! 4-byte-aligned fields that follow it.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::arithmetic_side_effects
-    )
-)]
 
 use crate::endian::{Endian, align4};
 use crate::opcode::Opcode;

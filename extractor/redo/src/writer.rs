@@ -84,17 +84,6 @@
 //! # Ok::<(), WriterError>(())
 //! ```
 
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::arithmetic_side_effects
-    )
-)]
-
 use crate::checksum::set_checksum;
 use crate::position::{LogSeq, Rba, Scn, ThreadId};
 
