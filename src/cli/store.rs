@@ -88,15 +88,6 @@ impl StoreArgs {
     }
 }
 
-macro_rules! dispatch {
-    ($s:expr, $st:ident => $e:expr) => {
-        match $s {
-            AnyStore::S3($st) => $e,
-            AnyStore::Local($st) => $e,
-        }
-    };
-}
-
 /// Subcommands of `redovault store`.
 #[derive(Debug, clap::Subcommand)]
 pub enum StoreCommand {
@@ -173,7 +164,10 @@ pub fn run(args: &StoreCli) -> anyhow::Result<ExitCode> {
         .build()?;
     rt.block_on(async {
         let store = args.store.open()?;
-        dispatch!(&store, s => run_with(s, &args.command).await)
+        match store {
+            AnyStore::S3(s) => run_with(&s, &args.command).await,
+            AnyStore::Local(s) => run_with(&s, &args.command).await,
+        }
     })
 }
 

@@ -6,6 +6,7 @@
 
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// SHA-256, size and ETag of a byte stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +83,23 @@ impl FingerprintHasher {
             sha256,
             etag,
         }
+    }
+}
+
+/// Reads `src` to its end in 1 MiB chunks, handing each to `f`; returns the byte count.
+pub(crate) async fn for_each_chunk<R: AsyncRead + Unpin>(
+    src: &mut R,
+    mut f: impl FnMut(&[u8]),
+) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = src.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(total);
+        }
+        f(&buf[..n]);
+        total += n as u64;
     }
 }
 

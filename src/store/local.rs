@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
+use super::hashing::for_each_chunk;
 use super::{
     ArchiveStore, ByteStream, ObjectInfo, ObjectSummary, PutOutcome, Readiness, StoreError,
     validate_key,
@@ -52,20 +53,10 @@ impl LocalStore {
             .await
             .map_err(|e| StoreError::io(format!("open {}", path.display()), e))?;
         let mut h = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut n_total = 0u64;
-        loop {
-            let n = f
-                .read(&mut buf)
-                .await
-                .map_err(|e| StoreError::io(format!("read {}", path.display()), e))?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-            n_total += n as u64;
-        }
-        Ok((h.finalize().into(), n_total))
+        let size = for_each_chunk(&mut f, |c| h.update(c))
+            .await
+            .map_err(|e| StoreError::io(format!("read {}", path.display()), e))?;
+        Ok((h.finalize().into(), size))
     }
 }
 

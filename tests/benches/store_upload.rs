@@ -7,14 +7,14 @@
 //! `REDOVAULT_BENCH_AWS` (path of `aws`), `REDOVAULT_BENCH_FILES` (20), `REDOVAULT_BENCH_MIB`
 //! (50).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use redovault::store::s3::{Credentials, S3Config, S3Store};
-use redovault::store::{ArchiveStore, LockMode, Retention};
+use redovault::store::ArchiveStore;
+use redovault::store::s3::S3Store;
+use redovault::store::s3::testserver::TestServer;
 
 /// CPU seconds (user + system) of this process and of its waited-for children.
 fn cpu_seconds() -> (f64, f64) {
@@ -37,21 +37,6 @@ struct Row {
     secs: f64,
     cpu: f64,
     bytes: u64,
-}
-
-fn env_map(path: &str) -> HashMap<String, String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("read {path}: {e}"))
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                v.trim_matches(|c| c == '"' || c == '\'').to_string(),
-            )
-        })
-        .collect()
 }
 
 fn make_files(dir: &Path, n: usize, mib: usize) -> Vec<PathBuf> {
@@ -105,7 +90,8 @@ fn main() {
     }
     let targets = std::env::var("REDOVAULT_TEST_S3_TARGETS")
         .expect("REDOVAULT_TEST_S3_TARGETS: run through deploy/bench.sh");
-    let env = env_map(targets.split(',').next().unwrap_or_default());
+    let server = TestServer::from_env_file(targets.split(',').next().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
     let aws = std::env::var("REDOVAULT_BENCH_AWS").expect("REDOVAULT_BENCH_AWS: path of aws");
     let n: usize = std::env::var("REDOVAULT_BENCH_FILES")
         .ok()
@@ -115,13 +101,13 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50);
-    let endpoint = env["REDOVAULT_TEST_S3_ENDPOINT"].clone();
-    let ca = env["REDOVAULT_TEST_S3_CA"].clone();
+    let endpoint = server.endpoint.to_string();
+    let ca = server.ca.display().to_string();
     // The bucket with a default retention: Ceph drops the lock headers of multipart uploads,
     // and only a bucket default locks those (our HEAD check refuses anything else).
-    let bucket = env["REDOVAULT_TEST_S3_BUCKET_DEFAULT"].clone();
-    let key = env["AWS_ACCESS_KEY_ID"].clone();
-    let secret = env["AWS_SECRET_ACCESS_KEY"].clone();
+    let bucket = server.bucket_default.clone();
+    let key = server.access_key.clone();
+    let secret = server.secret_key.clone();
     let run_id = format!("{:08x}", rand::random::<u32>());
 
     let dir = tempfile::tempdir().unwrap();
@@ -158,18 +144,7 @@ fn main() {
             true,
         ),
     ] {
-        let mut c = S3Config::new(url::Url::parse(&endpoint).unwrap(), &bucket);
-        c.path_style = true;
-        c.ca_file = Some(PathBuf::from(&ca));
-        c.credentials = Some(Credentials {
-            access_key: key.clone(),
-            secret_key: secret.clone(),
-            session_token: None,
-        });
-        c.retention = Retention::Explicit {
-            mode: LockMode::Compliance,
-            period: Duration::from_secs(3600),
-        };
+        let mut c = server.config(&bucket);
         c.multipart_threshold = threshold;
         c.content_md5 = content_md5;
         let store = Arc::new(S3Store::new(c).unwrap());

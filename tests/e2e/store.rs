@@ -6,13 +6,12 @@
 //! - Fault injection runs against the scripted in-process endpoint of `fake_s3`.
 //! - Bad set-ups run the `redovault store` binary and check its one-line errors.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use redovault::store::local::LocalStore;
+use redovault::store::s3::testserver::TestServer;
 use redovault::store::s3::{Credentials, S3Config, S3Store};
 use redovault::store::{ArchiveStore, LockMode, Retention, RetryPolicy, SkewedClock, StoreError};
 use sha2::{Digest, Sha256};
@@ -20,37 +19,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 use crate::fake_s3::{FakeS3, Fault};
 
-/// One real S3 server, as described by its `env.sh`.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub kind: String,
-    pub endpoint: url::Url,
-    pub ca: PathBuf,
-    pub region: String,
-    pub bucket: String,
-    pub bucket_default: String,
-    pub bucket_nolock: String,
-    pub access_key: String,
-    pub secret_key: String,
-}
-
-fn parse_env_file(path: &str) -> HashMap<String, String> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
-    text.lines()
-        .filter_map(|l| l.trim().strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                v.trim_matches(|c| c == '"' || c == '\'').to_string(),
-            )
-        })
-        .collect()
-}
-
 /// The real servers to test against. Panics (the test fails) when none is configured: these
 /// tests are not optional; run them through the README's test command.
-pub fn targets() -> Vec<Target> {
+pub fn targets() -> Vec<TestServer> {
     let list = std::env::var("REDOVAULT_TEST_S3_TARGETS").unwrap_or_default();
     assert!(
         !list.trim().is_empty(),
@@ -59,45 +30,12 @@ pub fn targets() -> Vec<Target> {
     );
     list.split(',')
         .filter(|s| !s.trim().is_empty())
-        .map(|f| {
-            let e = parse_env_file(f.trim());
-            let get = |k: &str| e.get(k).cloned().unwrap_or_else(|| panic!("{f}: no {k}"));
-            Target {
-                kind: get("REDOVAULT_TEST_S3_KIND"),
-                endpoint: url::Url::parse(&get("REDOVAULT_TEST_S3_ENDPOINT")).unwrap(),
-                ca: PathBuf::from(get("REDOVAULT_TEST_S3_CA")),
-                region: get("REDOVAULT_TEST_S3_REGION"),
-                bucket: get("REDOVAULT_TEST_S3_BUCKET"),
-                bucket_default: get("REDOVAULT_TEST_S3_BUCKET_DEFAULT"),
-                bucket_nolock: get("REDOVAULT_TEST_S3_BUCKET_NOLOCK"),
-                access_key: get("AWS_ACCESS_KEY_ID"),
-                secret_key: get("AWS_SECRET_ACCESS_KEY"),
-            }
-        })
+        .map(|f| TestServer::from_env_file(f.trim()).unwrap())
         .collect()
 }
 
-impl Target {
-    pub fn config(&self, bucket: &str) -> S3Config {
-        let mut c = S3Config::new(self.endpoint.clone(), bucket);
-        c.region = self.region.clone();
-        c.path_style = true;
-        c.ca_file = Some(self.ca.clone());
-        c.credentials = Some(Credentials {
-            access_key: self.access_key.clone(),
-            secret_key: self.secret_key.clone(),
-            session_token: None,
-        });
-        c.retention = Retention::Explicit {
-            mode: LockMode::Compliance,
-            period: Duration::from_secs(3600),
-        };
-        c
-    }
-
-    pub fn store(&self, bucket: &str) -> S3Store {
-        S3Store::new(self.config(bucket)).unwrap()
-    }
+fn store_for(t: &TestServer, bucket: &str) -> S3Store {
+    S3Store::new(t.config(bucket)).unwrap()
 }
 
 fn unique(prefix: &str) -> String {
@@ -273,7 +211,7 @@ async fn local_backend_conformance() {
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_conformance_round_trip_and_create_only() {
     for t in targets() {
-        let store = t.store(&t.bucket);
+        let store = store_for(&t, &t.bucket);
         let r = store
             .check()
             .await
@@ -287,7 +225,7 @@ async fn s3_conformance_round_trip_and_create_only() {
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_compliance_object_cannot_be_deleted_shortened_or_replaced() {
     for t in targets() {
-        let store = t.store(&t.bucket);
+        let store = store_for(&t, &t.bucket);
         let key = unique("worm");
         let original = b"redo that must survive the attacker".to_vec();
         let o = store.put_immutable(&key, cursor(&original)).await.unwrap();

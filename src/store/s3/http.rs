@@ -101,6 +101,14 @@ impl Resp {
     }
 }
 
+/// What the retry loop hands back.
+enum Reply {
+    /// The response, body read.
+    Read(Resp),
+    /// A successful response whose body is still to be streamed.
+    Streaming(reqwest::Response),
+}
+
 /// Why one attempt failed.
 enum Failure {
     /// Worth retrying after a backoff.
@@ -109,6 +117,14 @@ enum Failure {
     Skewed(String),
     /// Could not connect at all.
     Connect(String),
+}
+
+impl Failure {
+    fn detail(&self) -> &str {
+        match self {
+            Failure::Transient(d) | Failure::Skewed(d) | Failure::Connect(d) => d,
+        }
+    }
 }
 
 fn transient_code(code: &str) -> bool {
@@ -231,6 +247,27 @@ impl Inner {
         req: &Req,
         max_attempts: u32,
     ) -> Result<Resp, StoreError> {
+        match self.send_with_retries(op, req, max_attempts, false).await? {
+            Reply::Read(r) => Ok(r),
+            // Only produced when asked to stream.
+            Reply::Streaming(_) => Err(StoreError::Protocol {
+                op,
+                target: self.target(req),
+                detail: "unexpected streaming reply".to_string(),
+            }),
+        }
+    }
+
+    /// The one retry loop. With `stream_success`, a successful response is returned with its
+    /// body unread (for streaming GETs; a failure mid-body is then the caller's to see);
+    /// otherwise every response is read whole, bounded by the request deadline.
+    async fn send_with_retries(
+        &self,
+        op: &'static str,
+        req: &Req,
+        max_attempts: u32,
+        stream_success: bool,
+    ) -> Result<Reply, StoreError> {
         let payload_hex = match &req.body_sha256_hex {
             Some(h) => h.clone(),
             None if req.body.is_empty() => sigv4::EMPTY_SHA256.to_string(),
@@ -245,6 +282,9 @@ impl Inner {
             attempt += 1;
             let signed_at = self.signing_time();
             let failure = match self.send_once(req, &payload_hex).await {
+                Ok(resp) if stream_success && resp.status().is_success() => {
+                    return Ok(Reply::Streaming(resp));
+                }
                 Ok(resp) => match self.read_body(resp).await {
                     Ok((status, headers, body)) => {
                         let r = Resp {
@@ -253,7 +293,7 @@ impl Inner {
                             body,
                         };
                         match self.classify(&r, signed_at) {
-                            None => return Ok(r),
+                            None => return Ok(Reply::Read(r)),
                             Some(f) => f,
                         }
                     }
@@ -261,9 +301,7 @@ impl Inner {
                 },
                 Err(f) => f,
             };
-            let detail = match &failure {
-                Failure::Transient(d) | Failure::Skewed(d) | Failure::Connect(d) => d.clone(),
-            };
+            let detail = failure.detail().to_string();
             if let Failure::Connect(_) = failure {
                 connect_failures += 1;
             }
@@ -350,53 +388,15 @@ impl Inner {
         op: &'static str,
         req: &Req,
     ) -> Result<reqwest::Response, StoreError> {
-        let policy = self.config.retry;
-        let target = self.target(req);
-        let mut attempt = 0u32;
-        let mut skew_fixes = 0u32;
-        loop {
-            attempt += 1;
-            let signed_at = self.signing_time();
-            let detail = match self.send_once(req, sigv4::EMPTY_SHA256).await {
-                Ok(resp) if resp.status().is_success() => return Ok(resp),
-                Ok(resp) => match self.read_body(resp).await {
-                    Ok((status, headers, body)) => {
-                        let r = Resp {
-                            status,
-                            headers,
-                            body,
-                        };
-                        match self.classify(&r, signed_at) {
-                            None if r.status == StatusCode::NOT_FOUND => {
-                                return Err(StoreError::NotFound {
-                                    key: req.key.clone().unwrap_or_default(),
-                                });
-                            }
-                            None => return Err(r.permanent(op, target)),
-                            Some(Failure::Skewed(d)) if skew_fixes < 3 => {
-                                skew_fixes += 1;
-                                attempt -= 1;
-                                warn!(op, %target, %d, "clock skew corrected");
-                                continue;
-                            }
-                            Some(
-                                Failure::Transient(d) | Failure::Skewed(d) | Failure::Connect(d),
-                            ) => d,
-                        }
-                    }
-                    Err(Failure::Transient(d) | Failure::Skewed(d) | Failure::Connect(d)) => d,
-                },
-                Err(Failure::Transient(d) | Failure::Skewed(d) | Failure::Connect(d)) => d,
-            };
-            if attempt >= policy.max_attempts {
-                return Err(StoreError::RetriesExhausted {
-                    op,
-                    target,
-                    attempts: attempt,
-                    last: detail,
-                });
-            }
-            tokio::time::sleep(policy.backoff(attempt)).await;
+        match self
+            .send_with_retries(op, req, self.config.retry.max_attempts, true)
+            .await?
+        {
+            Reply::Streaming(resp) => Ok(resp),
+            Reply::Read(r) if r.status == StatusCode::NOT_FOUND => Err(StoreError::NotFound {
+                key: req.key.clone().unwrap_or_default(),
+            }),
+            Reply::Read(r) => Err(r.permanent(op, self.target(req))),
         }
     }
 }

@@ -29,6 +29,8 @@ use super::{
 pub mod admin;
 mod http;
 mod sigv4;
+#[cfg(feature = "test-util")]
+pub mod testserver;
 mod upload;
 mod xml;
 

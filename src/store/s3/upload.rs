@@ -7,6 +7,7 @@
 //! in flight, each with its own MD5 and SHA-256; memory is bounded by
 //! `max(threshold, (concurrency + 1) * part_size)`.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -20,8 +21,8 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::http::{Req, chrono_dur, format_iso};
-use super::{META_PART_SIZE, META_SHA256, S3Store, xml};
-use crate::store::hashing::{FingerprintHasher, multipart_etag};
+use super::{Inner, META_PART_SIZE, META_SHA256, S3Store, xml};
+use crate::store::hashing::{FingerprintHasher, for_each_chunk, multipart_etag};
 use crate::store::{LockState, ObjectInfo, PutOutcome, Retention, StoreError};
 
 fn b64(bytes: &[u8]) -> String {
@@ -58,11 +59,11 @@ where
         .read_to_end(&mut first)
         .await
         .map_err(|e| StoreError::io(format!("read source for {key}"), e))?;
-    inner.add_buffered(first.len() as u64);
+    let held = Held::new(&store.inner, first.len() as u64);
     if (first.len() as u64) < threshold {
-        single_put(store, key, first).await
+        single_put(store, key, first, held).await
     } else {
-        multipart_put(store, key, first, src).await
+        multipart_put(store, key, first, held, src).await
     }
 }
 
@@ -110,7 +111,35 @@ fn lock_headers(store: &S3Store) -> Result<(Headers, Option<LockState>), StoreEr
     }
 }
 
-async fn single_put(store: &S3Store, key: &str, data: Vec<u8>) -> Result<PutOutcome, StoreError> {
+/// Source bytes held in memory, counted in the store's buffered-bytes gauge until dropped
+/// (also when a task holding them is aborted).
+struct Held {
+    inner: Arc<Inner>,
+    n: u64,
+}
+
+impl Held {
+    fn new(inner: &Arc<Inner>, n: u64) -> Held {
+        inner.add_buffered(n);
+        Held {
+            inner: Arc::clone(inner),
+            n,
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.inner.sub_buffered(self.n);
+    }
+}
+
+async fn single_put(
+    store: &S3Store,
+    key: &str,
+    data: Vec<u8>,
+    held: Held,
+) -> Result<PutOutcome, StoreError> {
     let inner = &store.inner;
     let len = data.len() as u64;
     let body = Bytes::from(data);
@@ -139,7 +168,8 @@ async fn single_put(store: &S3Store, key: &str, data: Vec<u8>) -> Result<PutOutc
         lock,
     };
     let r = put_once_or_find(store, key, &req, &expected).await;
-    inner.sub_buffered(len);
+    drop(req);
+    drop(held);
     let r = match r? {
         PutTry::Answered(r) => r,
         PutTry::FoundAfterRetry(outcome) => return Ok(outcome),
@@ -237,6 +267,7 @@ async fn multipart_put<R>(
     store: &S3Store,
     key: &str,
     first: Vec<u8>,
+    held: Held,
     mut src: R,
 ) -> Result<PutOutcome, StoreError>
 where
@@ -244,13 +275,7 @@ where
 {
     let inner = &store.inner;
     let part_size = inner.config.part_size;
-    let (lock_hdrs, lock) = match lock_headers(store) {
-        Ok(v) => v,
-        Err(e) => {
-            inner.sub_buffered(first.len() as u64);
-            return Err(e);
-        }
-    };
+    let (lock_hdrs, lock) = lock_headers(store)?;
     let mut create = Req::new(Method::POST, Some(key))
         .query("uploads", "")
         .header("content-type", "application/octet-stream")
@@ -259,23 +284,16 @@ where
     for (k, v) in &lock_hdrs {
         create = create.header(k, v.clone());
     }
-    let r = match inner.execute("create-multipart", &create).await {
-        Ok(r) => r,
-        Err(e) => {
-            inner.sub_buffered(first.len() as u64);
-            return Err(e);
-        }
-    };
+    let r = inner.execute("create-multipart", &create).await?;
     let upload_id = if r.status.is_success() {
         xml::first_text(&r.text(), "UploadId")
     } else {
         None
     };
     let Some(upload_id) = upload_id else {
-        inner.sub_buffered(first.len() as u64);
         return Err(r.permanent("create-multipart", store.target(key)));
     };
-    let result = upload_parts(store, key, &upload_id, first, &mut src, lock).await;
+    let result = upload_parts(store, key, &upload_id, first, held, &mut src, lock).await;
     if let Err(e) = &result {
         warn!(key, %upload_id, error = %e, "multipart upload failed; aborting it");
         let abort = Req::new(Method::DELETE, Some(key)).query("uploadId", &upload_id);
@@ -291,6 +309,7 @@ async fn upload_parts<R>(
     key: &str,
     upload_id: &str,
     first: Vec<u8>,
+    first_held: Held,
     src: &mut R,
     lock: Option<LockState>,
 ) -> Result<PutOutcome, StoreError>
@@ -308,9 +327,17 @@ where
 
     // Parts of the first buffer, then parts read one by one: a permit is taken *before* a
     // part is read, so at most `concurrency` parts are in memory besides the first buffer.
+    // The first buffer's slices share one allocation, freed (and uncounted) with the last.
     let first = Bytes::from(first);
-    let mut offset = 0usize;
-    let mut pending_first = first.len();
+    let first_held = Arc::new(first_held);
+    let mut first_parts: VecDeque<(Bytes, Arc<Held>)> = (0..first.len())
+        .step_by(part_size as usize)
+        .map(|o| {
+            let end = (o + part_size as usize).min(first.len());
+            (first.slice(o..end), Arc::clone(&first_held))
+        })
+        .collect();
+    drop((first, first_held));
     loop {
         let permit = Arc::clone(&sem)
             .acquire_owned()
@@ -320,21 +347,18 @@ where
         while let Some(j) = tasks.try_join_next() {
             done.push(join_part(j)??);
         }
-        let chunk = if offset < first.len() {
-            let end = (offset + part_size as usize).min(first.len());
-            let c = first.slice(offset..end);
-            offset = end;
-            pending_first -= c.len();
-            c
-        } else {
-            let mut v = Vec::with_capacity(part_size as usize);
-            (&mut *src)
-                .take(part_size)
-                .read_to_end(&mut v)
-                .await
-                .map_err(|e| StoreError::io(format!("read source for {key}"), e))?;
-            inner.add_buffered(v.len() as u64);
-            Bytes::from(v)
+        let (chunk, held) = match first_parts.pop_front() {
+            Some(part) => part,
+            None => {
+                let mut v = Vec::with_capacity(part_size as usize);
+                (&mut *src)
+                    .take(part_size)
+                    .read_to_end(&mut v)
+                    .await
+                    .map_err(|e| StoreError::io(format!("read source for {key}"), e))?;
+                let held = Arc::new(Held::new(inner, v.len() as u64));
+                (Bytes::from(v), held)
+            }
         };
         if chunk.is_empty() {
             drop(permit);
@@ -344,7 +368,6 @@ where
         size += chunk.len() as u64;
         number += 1;
         if number > 10_000 {
-            inner.sub_buffered(chunk.len() as u64 + pending_first as u64);
             return Err(StoreError::Config(format!(
                 "{key}: more than 10000 parts: raise the part size"
             )));
@@ -353,10 +376,8 @@ where
         let key2 = key.to_string();
         let upload_id2 = upload_id.to_string();
         tasks.spawn(async move {
-            let len = chunk.len() as u64;
             let r = upload_part(&store2, &key2, &upload_id2, number, chunk).await;
-            store2.inner.sub_buffered(len);
-            drop(permit);
+            drop((held, permit));
             r
         });
     }
@@ -637,17 +658,9 @@ where
         None
     };
     let mut h = FingerprintHasher::new(part_size);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = src
-            .read(&mut buf)
-            .await
-            .map_err(|e| StoreError::io(format!("read source for {key}"), e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
+    for_each_chunk(&mut src, |c| h.update(c))
+        .await
+        .map_err(|e| StoreError::io(format!("read source for {key}"), e))?;
     let fp = h.finish();
     let expected = Expected {
         size: fp.size,
