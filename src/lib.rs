@@ -4,11 +4,13 @@
 //!
 //! Layout:
 //! - [`cli`]: the command line (the only place that uses `anyhow`).
+//! - [`durable`]: crash-safe file writes (temp file, fsync, rename, fsync of the directory).
 //! - [`inspect`]: the report of `redovault inspect` (JSON model and human summary).
 //! - [`store`]: the only module that talks to S3; WORM writes with Object Lock, and a
 //!   local-directory backend behind the same trait.
 
 pub mod cli;
+pub mod durable;
 pub mod inspect;
 pub mod simulate;
 pub mod store;

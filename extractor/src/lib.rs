@@ -1,0 +1,2 @@
+//! redovault extractor: tails the CURRENT online redo log as LGWR writes it, finds commits
+//! (opcode 5.4) and streams the redo up to each commit to a collector.
