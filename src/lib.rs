@@ -6,6 +6,7 @@
 //! - [`cli`]: the command line (the only place that uses `anyhow`).
 //! - [`durable`]: crash-safe file writes (temp file, fsync, rename, fsync of the directory).
 //! - [`inspect`]: the report of `redovault inspect` (JSON model and human summary).
+//! - [`wire`]: the redo stream between extractor and collector (stream ids, positions, commit marks).
 //! - [`store`]: the only module that talks to S3; WORM writes with Object Lock, and a
 //!   local-directory backend behind the same trait.
 
@@ -14,3 +15,4 @@ pub mod durable;
 pub mod inspect;
 pub mod simulate;
 pub mod store;
+pub mod wire;

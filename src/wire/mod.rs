@@ -1,0 +1,67 @@
+//! The redo stream between extractor and collector: what is shipped, independent of how.
+//!
+//! A stream is the redo of one thread of one database incarnation ([`StreamId`]). It is the
+//! concatenation of that thread's log files in sequence order; a position in it is a log
+//! sequence and a byte offset in that log file ([`StreamPos`]). The extractor ships every
+//! byte of each log from offset 0 (file header included) in order, as whole validated
+//! blocks, and marks each commit found in them ([`CommitMark`]), so the collector always
+//! knows the last commit inside what it holds.
+//!
+//! Framing, messages and transports (TLS, legacy Blowfish) live in submodules added beside
+//! this one; these types are what the extractor, the collector and the verifier share.
+
+use std::fmt;
+
+use redovault_redo::position::{LogSeq, Scn, ThreadId, Xid};
+
+/// One redo stream: a thread of one database incarnation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamId {
+    /// Database id (`v$database.dbid`).
+    pub db_id: u32,
+    /// Resetlogs id of the incarnation (changes at `OPEN RESETLOGS`).
+    pub resetlogs_id: u32,
+    /// Redo thread (one per RAC instance).
+    pub thread: ThreadId,
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "db{}-rl{}-t{}",
+            self.db_id, self.resetlogs_id, self.thread.0
+        )
+    }
+}
+
+/// A position in a stream: a byte offset in the log file of one sequence.
+///
+/// Orders by sequence, then offset. The position `(seq, 0)` is the start of that log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct StreamPos {
+    /// Log sequence.
+    pub seq: LogSeq,
+    /// Byte offset in that log file (block 0 starts at 0).
+    pub offset: u64,
+}
+
+impl fmt::Display for StreamPos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.seq.0, self.offset)
+    }
+}
+
+/// One commit (opcode 5.4, not a rollback) found in shipped redo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CommitMark {
+    /// The committing transaction.
+    pub xid: Xid,
+    /// Commit SCN (the SCN of the record holding the 5.4 vector).
+    pub scn: Scn,
+    /// Commit time, Unix seconds, when the redo carries it.
+    pub time: Option<i64>,
+    /// End of the block that holds the end of the commit record: shipping the stream up to
+    /// this position makes the commit recoverable.
+    pub end: StreamPos,
+}
