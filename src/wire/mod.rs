@@ -7,10 +7,13 @@
 //! blocks, and marks each commit found in them ([`CommitMark`]), so the collector always
 //! knows the last commit inside what it holds.
 //!
-//! Framing, messages and transports (TLS, legacy Blowfish) live in submodules added beside
-//! this one; these types are what the extractor, the collector and the verifier share.
+//! These types are what the extractor, the collector and the verifier share. The link that
+//! carries them lives in submodules:
+//! - [`frame`]: sans-IO framing (magic, version, kind, flags, length, frame number, CRC32C).
 
 use std::fmt;
+
+pub mod frame;
 
 use redovault_redo::position::{LogSeq, Scn, ThreadId, Xid};
 
