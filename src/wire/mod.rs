@@ -10,10 +10,13 @@
 //! These types are what the extractor, the collector and the verifier share. The link that
 //! carries them lives in submodules:
 //! - [`frame`]: sans-IO framing (magic, version, kind, flags, length, frame number, CRC32C).
+//! - [`message`]: the messages (Hello, Welcome, Data, Ack, Heartbeat, Reject, Error) and
+//!   their checked binary encoding.
 
 use std::fmt;
 
 pub mod frame;
+pub mod message;
 
 use redovault_redo::position::{LogSeq, Scn, ThreadId, Xid};
 
