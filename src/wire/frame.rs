@@ -303,6 +303,12 @@ impl FrameDecoder {
         }
     }
 
+    /// Changes the largest payload accepted from the next header on (the legacy handshake
+    /// accepts only small frames, then the link's maximum).
+    pub fn set_max_len(&mut self, max_len: usize) {
+        self.max_len = max_len.min(u32::MAX as usize);
+    }
+
     /// Appends received bytes. Call [`poll`](Self::poll) after each feed: memory is bounded
     /// by one frame plus what is fed between polls.
     pub fn feed(&mut self, bytes: &[u8]) {

@@ -4,7 +4,8 @@
 //! - Establish: the collector calls [`Link::accept`] on each accepted connection, the
 //!   extractor [`Link::connect`] (or [`Link::connect_tcp`]). Both run the security
 //!   handshake (TLS with client certificates, or the PSK handshake of the legacy mode)
-//!   within [`LinkConfig::handshake_timeout`]. The application handshake (Hello, then
+//!   within [`LinkConfig::handshake_timeout`]. The legacy mode ([`ServerSecurity::LegacyBlowfish`],
+//!   off by default) is described in `crypto::legacy`; its handshake is below. The application handshake (Hello, then
 //!   Welcome or Reject) is the caller's, with [`Link::send`] and [`Link::recv`].
 //! - Use: [`Link::split`] gives a [`LinkSender`] and a [`LinkReceiver`] for two tasks (the
 //!   extractor sends Data while it reads Acks; the collector reads Data while it sends
@@ -16,6 +17,13 @@
 //!   [`LinkConfig::dead_after`] (heartbeat interval × missed heartbeats).
 //! - Limits: frames over [`LinkConfig::max_frame_len`] are refused on receive (and
 //!   never sent); backpressure is [`Window`](super::window::Window).
+//! - Legacy handshake (frames 0 and 1 each way, plaintext): the client sends
+//!   `LegacyClientHello` (version byte 1, 32-byte nonce), the server `LegacyServerHello`
+//!   (version, nonce); the client proves it knows the PSK with `LegacyClientFinished`
+//!   (HMAC over both hello frames as sent), and only then does the server prove it with
+//!   `LegacyServerFinished`. A wrong proof gets a plaintext `Error` frame and the connection
+//!   is closed. Every later frame is `Sealed` (Blowfish-CTR + HMAC-SHA-256), its message
+//!   kind inside; frame numbers continue from the handshake.
 //! - Errors: every [`LinkError`] names the peer's address; a peer's `Error` message
 //!   becomes [`LinkErrorKind::PeerFailed`]. The first error ends the link: frame numbers
 //!   and keys cannot resynchronise, so the caller drops it and reconnects.
@@ -26,14 +34,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::frame::{Frame, FrameDecoder, FrameEncoder, FrameError, MAX_FRAME_LEN};
-use super::message::{Heartbeat, Message, MessageError};
+use super::frame::{
+    FLAG_REKEY, Frame, FrameDecoder, FrameEncoder, FrameError, FrameKind, HEADER_LEN, MAX_FRAME_LEN,
+};
+use super::message::{Failure, Heartbeat, MAX_REASON_LEN, Message, MessageError};
+use crate::crypto::legacy::{
+    self, Handshake, LegacyError, NONCE_LEN, Opener, Psk, REKEY_AFTER_BLOCKS, Role, Sealer, TAG_LEN,
+};
 use crate::crypto::tls::{PeerIdentity, TlsClient, TlsServer, TlsSessionError};
 
 /// Smallest read: small frames (Acks, Heartbeats) arrive many per read.
@@ -42,6 +55,12 @@ const READ_CHUNK: usize = 64 << 10;
 /// [`LinkSender::run`] writes once this much is queued even if more messages wait, so
 /// a burst does not grow the send buffer without bound.
 const FLUSH_AT: usize = 1 << 20;
+
+/// Version byte of the legacy handshake.
+const LEGACY_VERSION: u8 = 1;
+
+/// Largest frame accepted during the legacy handshake: nonces, proofs and an Error frame.
+const LEGACY_HANDSHAKE_MAX: usize = MAX_REASON_LEN + 64;
 
 /// Tunables of a link. Both ends should use the same heartbeat settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +73,9 @@ pub struct LinkConfig {
     pub max_frame_len: usize,
     /// The security handshake must finish within this. Default 10 s.
     pub handshake_timeout: Duration,
+    /// Legacy mode only: the sender switches keys after this many 64-bit blocks (at most
+    /// [`REKEY_AFTER_BLOCKS`], which receivers enforce). Default [`REKEY_AFTER_BLOCKS`].
+    pub legacy_rekey_after_blocks: u64,
 }
 
 impl Default for LinkConfig {
@@ -63,6 +85,7 @@ impl Default for LinkConfig {
             missed_heartbeats: 5,
             max_frame_len: MAX_FRAME_LEN,
             handshake_timeout: Duration::from_secs(10),
+            legacy_rekey_after_blocks: REKEY_AFTER_BLOCKS,
         }
     }
 }
@@ -80,6 +103,8 @@ impl LinkConfig {
 pub enum ServerSecurity {
     /// TLS 1.3, client certificates required (the default and production mode).
     Tls(TlsServer),
+    /// LEGACY: Blowfish with a pre-shared key (`cipher = "blowfish"`), see `crypto::legacy`.
+    LegacyBlowfish(Psk),
 }
 
 /// How the extractor secures its connection.
@@ -93,6 +118,8 @@ pub enum ClientSecurity {
         /// The name to verify the collector's certificate against (DNS name or IP).
         server_name: String,
     },
+    /// LEGACY: Blowfish with a pre-shared key (`cipher = "blowfish"`), see `crypto::legacy`.
+    LegacyBlowfish(Psk),
 }
 
 /// Which protection a link runs under.
@@ -100,12 +127,15 @@ pub enum ClientSecurity {
 pub enum LinkMode {
     /// TLS 1.3 with mutual certificate authentication.
     Tls,
+    /// LEGACY: Blowfish-CTR + HMAC-SHA-256 with a pre-shared key.
+    LegacyBlowfish,
 }
 
 impl fmt::Display for LinkMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LinkMode::Tls => f.write_str("tls"),
+            LinkMode::LegacyBlowfish => f.write_str("legacy blowfish"),
         }
     }
 }
@@ -151,6 +181,9 @@ impl LinkError {
     pub fn is_authentication(&self) -> bool {
         match &self.kind {
             LinkErrorKind::Tls(e) => e.failure.is_authentication(),
+            LinkErrorKind::Legacy(e) => {
+                matches!(e, LegacyError::BadProof | LegacyError::RefusedByPeer { .. })
+            }
             _ => false,
         }
     }
@@ -163,6 +196,9 @@ pub enum LinkErrorKind {
     /// TLS failed: handshake (no or untrusted certificate, not TLS...) or session.
     #[error("TLS: {0}")]
     Tls(TlsSessionError),
+    /// The legacy channel failed: wrong PSK, a frame that fails its HMAC, a missed rekey.
+    #[error("legacy blowfish link: {0}")]
+    Legacy(LegacyError),
     /// The security handshake did not finish in time.
     #[error("handshake not finished within {0:?}")]
     HandshakeTimeout(Duration),
@@ -227,6 +263,7 @@ impl Link {
                     };
                     Ok(Link::assemble(stream, info, config))
                 }
+                ServerSecurity::LegacyBlowfish(psk) => legacy_accept(io, peer, psk, config).await,
             }
         };
         Self::within_timeout(handshake, peer, config).await
@@ -259,6 +296,7 @@ impl Link {
                     };
                     Ok(Link::assemble(stream, info, config))
                 }
+                ClientSecurity::LegacyBlowfish(psk) => legacy_connect(io, peer, psk, config).await,
             }
         };
         Self::within_timeout(handshake, peer, config).await
@@ -314,6 +352,7 @@ impl Link {
         let parts = Parts {
             enc: FrameEncoder::new(config.max_frame_len),
             dec: FrameDecoder::new(config.max_frame_len),
+            sealed: None,
         };
         Link::from_parts(Box::new(r), Box::new(w), parts, info, config)
     }
@@ -327,10 +366,15 @@ impl Link {
     ) -> Link {
         let peer = Arc::new(info);
         let now = Instant::now();
+        let (sealer, opener) = match parts.sealed {
+            Some((s, o)) => (Some(s), Some(o)),
+            None => (None, None),
+        };
         Link {
             sender: LinkSender {
                 io: write,
                 enc: parts.enc,
+                sealer,
                 buf: BytesMut::new(),
                 peer: peer.clone(),
                 heartbeat_interval: config.heartbeat_interval,
@@ -339,6 +383,7 @@ impl Link {
             receiver: LinkReceiver {
                 io: read,
                 dec: parts.dec,
+                opener,
                 peer,
                 dead_after: config.dead_after(),
                 deadline: now + config.dead_after(),
@@ -372,12 +417,15 @@ impl Link {
 struct Parts {
     enc: FrameEncoder,
     dec: FrameDecoder,
+    /// Legacy mode: the keyed channel.
+    sealed: Option<(Sealer, Opener)>,
 }
 
 /// The sending half of a link.
 pub struct LinkSender {
     io: BoxWrite,
     enc: FrameEncoder,
+    sealer: Option<Sealer>,
     buf: BytesMut,
     peer: Arc<PeerInfo>,
     heartbeat_interval: Duration,
@@ -414,14 +462,58 @@ impl LinkSender {
     /// writes. An invalid or oversized message is refused and nothing is queued.
     pub fn queue(&mut self, msg: &Message) -> Result<(), LinkError> {
         let start = FrameEncoder::begin(&mut self.buf);
-        if let Err(e) = msg.encode(&mut self.buf) {
-            self.buf.truncate(start);
-            return Err(self.err(LinkErrorKind::Message(e)));
+        let r = self.encode_payload(msg, start);
+        match r {
+            Ok((kind, flags)) => self
+                .enc
+                .finish(&mut self.buf, start, kind, flags)
+                .map(|_| ())
+                .map_err(|e| self.err(LinkErrorKind::Frame(e))),
+            Err(kind) => {
+                self.buf.truncate(start);
+                Err(self.err(kind))
+            }
         }
+    }
+
+    /// Appends the payload of `msg`'s frame (sealed in legacy mode) after the header
+    /// placeholder at `start`; returns the frame's kind and flags.
+    fn encode_payload(
+        &mut self,
+        msg: &Message,
+        start: usize,
+    ) -> Result<(FrameKind, u16), LinkErrorKind> {
+        let body = start + HEADER_LEN;
+        let Some(sealer) = &mut self.sealer else {
+            msg.encode(&mut self.buf).map_err(LinkErrorKind::Message)?;
+            return Ok((msg.kind(), 0));
+        };
+        self.buf.put_u8(msg.kind().0);
+        msg.encode(&mut self.buf).map_err(LinkErrorKind::Message)?;
+        let plain_len = self.buf.len() - body;
+        // Check the length before the sealer may switch keys: a refused frame must leave
+        // the key schedule where the receiver's is.
         self.enc
-            .finish(&mut self.buf, start, msg.kind(), 0)
-            .map_err(|e| self.err(LinkErrorKind::Frame(e)))?;
-        Ok(())
+            .peek_header(FrameKind::SEALED, 0, plain_len + TAG_LEN)
+            .map_err(LinkErrorKind::Frame)?;
+        let rekey = sealer.prepare(plain_len).map_err(LinkErrorKind::Legacy)?;
+        let flags = if rekey { FLAG_REKEY } else { 0 };
+        let header = self
+            .enc
+            .peek_header(FrameKind::SEALED, flags, plain_len + TAG_LEN)
+            .map_err(LinkErrorKind::Frame)?;
+        let plaintext = self.buf.get_mut(body..).unwrap_or_default();
+        let tag = sealer
+            .seal(&header.aad(), plaintext)
+            .map_err(LinkErrorKind::Legacy)?;
+        self.buf.extend_from_slice(&tag);
+        Ok((FrameKind::SEALED, flags))
+    }
+
+    /// Legacy mode: the current key epoch of what this side sends (how many times it
+    /// rekeyed). `None` under TLS.
+    pub fn key_epoch(&self) -> Option<u32> {
+        self.sealer.as_ref().map(Sealer::epoch)
     }
 
     /// Writes and flushes everything queued. Not cancel-safe: if dropped mid-write the
@@ -512,6 +604,7 @@ impl LinkSender {
 pub struct LinkReceiver {
     io: BoxRead,
     dec: FrameDecoder,
+    opener: Option<Opener>,
     peer: Arc<PeerInfo>,
     dead_after: Duration,
     deadline: Instant,
@@ -564,8 +657,37 @@ impl LinkReceiver {
         }
     }
 
+    /// Legacy mode: the current key epoch of what the peer sends. `None` under TLS.
+    pub fn key_epoch(&self) -> Option<u32> {
+        self.opener.as_ref().map(Opener::epoch)
+    }
+
     fn open(&mut self, frame: Frame) -> Result<Message, LinkErrorKind> {
-        let Frame { header, payload } = frame;
+        let Frame {
+            header,
+            mut payload,
+        } = frame;
+        if let Some(opener) = &mut self.opener {
+            if header.kind != FrameKind::SEALED {
+                return Err(LinkErrorKind::Protocol(format!(
+                    "frame #{} is a plaintext {} frame on an encrypted legacy link",
+                    header.number, header.kind
+                )));
+            }
+            let n = opener
+                .open(&header.aad(), header.flags & FLAG_REKEY != 0, &mut payload)
+                .map_err(LinkErrorKind::Legacy)?;
+            payload.truncate(n);
+            let Some(&inner) = payload.first() else {
+                return Err(LinkErrorKind::Protocol(format!(
+                    "sealed frame #{} holds no message",
+                    header.number
+                )));
+            };
+            let body = payload.split_off(1);
+            return Message::decode(FrameKind(inner), body.freeze())
+                .map_err(LinkErrorKind::Message);
+        }
         if header.flags != 0 {
             return Err(LinkErrorKind::Protocol(format!(
                 "frame #{} has flags 0x{:04x}, which only the legacy mode uses",
@@ -617,6 +739,232 @@ fn classify_io(peer: &PeerInfo, e: io::Error) -> LinkErrorKind {
         return LinkErrorKind::Tls(tls);
     }
     LinkErrorKind::Io(e)
+}
+
+/// Frame I/O during the legacy handshake, recording the transcript.
+struct HandshakeIo<S> {
+    io: S,
+    enc: FrameEncoder,
+    dec: FrameDecoder,
+    buf: BytesMut,
+    transcript: Vec<u8>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> HandshakeIo<S> {
+    fn new(io: S, config: &LinkConfig) -> Self {
+        let mut dec = FrameDecoder::new(config.max_frame_len);
+        dec.set_max_len(LEGACY_HANDSHAKE_MAX);
+        HandshakeIo {
+            io,
+            enc: FrameEncoder::new(config.max_frame_len),
+            dec,
+            buf: BytesMut::new(),
+            transcript: Vec::new(),
+        }
+    }
+
+    async fn send(
+        &mut self,
+        kind: FrameKind,
+        payload: &[u8],
+        record: bool,
+    ) -> Result<(), LinkErrorKind> {
+        self.buf.clear();
+        self.enc
+            .encode(kind, 0, payload, &mut self.buf)
+            .map_err(LinkErrorKind::Frame)?;
+        if record {
+            self.transcript.extend_from_slice(&self.buf);
+        }
+        self.io
+            .write_all(&self.buf)
+            .await
+            .map_err(LinkErrorKind::Io)?;
+        self.io.flush().await.map_err(LinkErrorKind::Io)
+    }
+
+    /// Best effort: tells the peer why we give up, in a plaintext Error frame.
+    async fn send_error(&mut self, reason: &str) {
+        let mut body = BytesMut::new();
+        let msg = Message::Error(Failure {
+            reason: reason.to_string(),
+        });
+        if msg.encode(&mut body).is_ok() {
+            let _ = self.send(FrameKind::ERROR, &body, false).await;
+        }
+    }
+
+    async fn recv(&mut self, record: bool) -> Result<Frame, LinkErrorKind> {
+        loop {
+            if let Some(frame) = self.dec.poll().map_err(LinkErrorKind::Frame)? {
+                if record {
+                    self.transcript.extend_from_slice(&frame.header.encode());
+                    self.transcript.extend_from_slice(&frame.payload);
+                }
+                return Ok(frame);
+            }
+            let want = self.dec.wanted();
+            self.dec.buffer_mut().reserve(want);
+            let n = match self.io.read_buf(self.dec.buffer_mut()).await {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
+                Err(e) => return Err(LinkErrorKind::Io(e)),
+            };
+            if n == 0 {
+                let buffered = self.dec.buffered();
+                return Err(if buffered == 0 {
+                    LinkErrorKind::Closed
+                } else {
+                    LinkErrorKind::Truncated { buffered }
+                });
+            }
+        }
+    }
+
+    /// Receives a frame of `kind` (an Error frame from the peer is its refusal).
+    async fn expect(&mut self, kind: FrameKind, record: bool) -> Result<Frame, LinkErrorKind> {
+        let frame = self.recv(record).await?;
+        if frame.header.kind == FrameKind::ERROR {
+            let reason = match Message::decode(FrameKind::ERROR, frame.payload.freeze()) {
+                Ok(Message::Error(f)) => f.reason,
+                _ => "(unreadable reason)".to_string(),
+            };
+            return Err(LinkErrorKind::PeerFailed(reason));
+        }
+        if frame.header.kind != kind || frame.header.flags != 0 {
+            return Err(LinkErrorKind::Protocol(format!(
+                "legacy handshake: expected {kind}, got {} with flags 0x{:04x}",
+                frame.header.kind, frame.header.flags
+            )));
+        }
+        Ok(frame)
+    }
+
+    /// Turns the handshake state into a link.
+    fn into_link(mut self, peer: SocketAddr, sealed: (Sealer, Opener), config: &LinkConfig) -> Link
+    where
+        S: Send + 'static,
+    {
+        self.dec.set_max_len(config.max_frame_len);
+        let (r, w) = tokio::io::split(self.io);
+        let parts = Parts {
+            enc: self.enc,
+            dec: self.dec,
+            sealed: Some(sealed),
+        };
+        let info = PeerInfo {
+            addr: peer,
+            mode: LinkMode::LegacyBlowfish,
+            identity: None,
+        };
+        Link::from_parts(Box::new(r), Box::new(w), parts, info, config)
+    }
+}
+
+/// Parses a legacy hello payload: version byte and nonce.
+fn legacy_hello(frame: &Frame) -> Result<[u8; NONCE_LEN], LinkErrorKind> {
+    let bad = |detail: String| LinkErrorKind::Legacy(LegacyError::Handshake(detail));
+    let Some((&version, nonce)) = frame.payload.split_first() else {
+        return Err(bad("empty hello".to_string()));
+    };
+    if version != LEGACY_VERSION {
+        return Err(bad(format!(
+            "legacy handshake version {version}, this side speaks {LEGACY_VERSION}"
+        )));
+    }
+    <[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| {
+        bad(format!(
+            "nonce of {} bytes, expected {NONCE_LEN}",
+            nonce.len()
+        ))
+    })
+}
+
+fn hello_payload(nonce: &[u8; NONCE_LEN]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(1 + NONCE_LEN);
+    p.push(LEGACY_VERSION);
+    p.extend_from_slice(nonce);
+    p
+}
+
+async fn legacy_connect<S>(
+    io: S,
+    peer: SocketAddr,
+    psk: &Psk,
+    config: &LinkConfig,
+) -> Result<Link, LinkErrorKind>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut hs = HandshakeIo::new(io, config);
+    let client_nonce = legacy::random_nonce();
+    hs.send(
+        FrameKind::LEGACY_CLIENT_HELLO,
+        &hello_payload(&client_nonce),
+        true,
+    )
+    .await?;
+    let server_hello = hs.expect(FrameKind::LEGACY_SERVER_HELLO, true).await?;
+    let server_nonce = legacy_hello(&server_hello)?;
+    let keys = Handshake::new(psk, &client_nonce, &server_nonce, &hs.transcript);
+    hs.send(
+        FrameKind::LEGACY_CLIENT_FINISHED,
+        &keys.finished(Role::Client),
+        false,
+    )
+    .await?;
+    let finished = match hs.expect(FrameKind::LEGACY_SERVER_FINISHED, false).await {
+        Err(LinkErrorKind::PeerFailed(reason)) => {
+            return Err(LinkErrorKind::Legacy(LegacyError::RefusedByPeer { reason }));
+        }
+        other => other?,
+    };
+    keys.verify_finished(Role::Server, &finished.payload)
+        .map_err(LinkErrorKind::Legacy)?;
+    let sealed = keys.into_channel(Role::Client, config.legacy_rekey_after_blocks);
+    Ok(hs.into_link(peer, sealed, config))
+}
+
+async fn legacy_accept<S>(
+    io: S,
+    peer: SocketAddr,
+    psk: &Psk,
+    config: &LinkConfig,
+) -> Result<Link, LinkErrorKind>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut hs = HandshakeIo::new(io, config);
+    let client_hello = hs.expect(FrameKind::LEGACY_CLIENT_HELLO, true).await?;
+    let client_nonce = match legacy_hello(&client_hello) {
+        Ok(n) => n,
+        Err(e) => {
+            hs.send_error(&e.to_string()).await;
+            return Err(e);
+        }
+    };
+    let server_nonce = legacy::random_nonce();
+    hs.send(
+        FrameKind::LEGACY_SERVER_HELLO,
+        &hello_payload(&server_nonce),
+        true,
+    )
+    .await?;
+    let keys = Handshake::new(psk, &client_nonce, &server_nonce, &hs.transcript);
+    let proof = hs.expect(FrameKind::LEGACY_CLIENT_FINISHED, false).await?;
+    if let Err(e) = keys.verify_finished(Role::Client, &proof.payload) {
+        hs.send_error("authentication failed: the client's proof does not match the collector's pre-shared key")
+            .await;
+        return Err(LinkErrorKind::Legacy(e));
+    }
+    hs.send(
+        FrameKind::LEGACY_SERVER_FINISHED,
+        &keys.finished(Role::Server),
+        false,
+    )
+    .await?;
+    let sealed = keys.into_channel(Role::Server, config.legacy_rekey_after_blocks);
+    Ok(hs.into_link(peer, sealed, config))
 }
 
 #[cfg(test)]
@@ -797,5 +1145,92 @@ mod tests {
         // The link is still fine and numbering has no gap.
         c.send(&data(0, 900)).await.unwrap();
         assert_eq!(s.recv().await.unwrap(), data(0, 900));
+    }
+
+    #[tokio::test]
+    async fn legacy_conversation_rekeys_under_a_small_limit() {
+        let psk = Psk::generate();
+        let server = ServerSecurity::LegacyBlowfish(psk.clone());
+        let client = ClientSecurity::LegacyBlowfish(psk);
+        // 1024 blocks = 8 KiB per key: a 4 KiB chunk fits once, so nearly every frame rekeys.
+        let config = LinkConfig {
+            legacy_rekey_after_blocks: 1024,
+            ..LinkConfig::default()
+        };
+        let (mut s, mut c) = pair(&server, &client, &config).await;
+        assert_eq!(s.peer().mode, LinkMode::LegacyBlowfish);
+        assert!(s.peer().identity.is_none());
+        c.send(&hello()).await.unwrap();
+        assert_eq!(s.recv().await.unwrap(), hello());
+        for i in 0..50u64 {
+            let m = data(i * 4096, 4096);
+            c.send(&m).await.unwrap();
+            assert_eq!(s.recv().await.unwrap(), m);
+        }
+        let (cs, _) = c.split();
+        let (_, sr) = s.split();
+        assert!(cs.key_epoch().unwrap() >= 24, "epoch {:?}", cs.key_epoch());
+        assert_eq!(
+            cs.key_epoch(),
+            sr.key_epoch(),
+            "receiver followed every rekey"
+        );
+    }
+
+    #[tokio::test]
+    async fn legacy_wrong_psk_is_refused_on_both_sides() {
+        let server = ServerSecurity::LegacyBlowfish(Psk::generate());
+        let client = ClientSecurity::LegacyBlowfish(Psk::generate());
+        let config = LinkConfig::default();
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let (s, c) = tokio::join!(
+            Link::accept(a, addr(), &server, &config),
+            Link::connect(b, addr(), &client, &config)
+        );
+        let s = s.unwrap_err();
+        assert!(
+            matches!(s.kind, LinkErrorKind::Legacy(LegacyError::BadProof)),
+            "{s}"
+        );
+        assert!(s.is_authentication());
+        let c = c.unwrap_err();
+        assert!(
+            matches!(
+                c.kind,
+                LinkErrorKind::Legacy(LegacyError::RefusedByPeer { .. })
+            ),
+            "{c}"
+        );
+        assert!(c.to_string().contains("pre-shared key"), "{c}");
+    }
+
+    #[tokio::test]
+    async fn tls_client_to_legacy_server_and_back_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = generate_pki(dir.path()).unwrap();
+        let (tls_server, tls_client) = tls_pair(&p);
+        let legacy_server = ServerSecurity::LegacyBlowfish(Psk::generate());
+        let legacy_client = ClientSecurity::LegacyBlowfish(Psk::generate());
+        let config = LinkConfig {
+            handshake_timeout: Duration::from_secs(2),
+            ..LinkConfig::default()
+        };
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let (s, _c) = tokio::join!(
+            Link::accept(a, addr(), &legacy_server, &config),
+            Link::connect(b, addr(), &tls_client, &config)
+        );
+        let s = s.unwrap_err();
+        assert!(matches!(s.kind, LinkErrorKind::Frame(_)), "{s}");
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let (s, _c) = tokio::join!(
+            Link::accept(a, addr(), &tls_server, &config),
+            Link::connect(b, addr(), &legacy_client, &config)
+        );
+        let s = s.unwrap_err();
+        assert!(
+            matches!(&s.kind, LinkErrorKind::Tls(t) if t.failure == crate::crypto::tls::TlsFailure::NotTls),
+            "{s}"
+        );
     }
 }
