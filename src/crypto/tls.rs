@@ -189,6 +189,11 @@ impl TlsSessionError {
                 "the peer's certificate is not issued by the trusted CA (unknown issuer)"
                     .to_string(),
             ),
+            E::InvalidCertificate(C::BadSignature) => (
+                TlsFailure::UntrustedCertificate,
+                "the peer's certificate is not signed by the trusted CA (bad signature: another CA with the same name?)"
+                    .to_string(),
+            ),
             E::InvalidCertificate(c) => (
                 TlsFailure::InvalidCertificate,
                 format!("the peer's certificate is invalid: {c:?}"),
