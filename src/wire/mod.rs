@@ -7,10 +7,21 @@
 //! blocks, and marks each commit found in them ([`CommitMark`]), so the collector always
 //! knows the last commit inside what it holds.
 //!
-//! Framing, messages and transports (TLS, legacy Blowfish) live in submodules added beside
-//! this one; these types are what the extractor, the collector and the verifier share.
+//! These types are what the extractor, the collector and the verifier share. The link that
+//! carries them lives in submodules:
+//! - [`frame`]: sans-IO framing (magic, version, kind, flags, length, frame number, CRC32C).
+//! - [`message`]: the messages (Hello, Welcome, Data, Ack, Heartbeat, Reject, Error) and
+//!   their checked binary encoding.
+//! - [`transport`]: the async link over TLS 1.3 (or the legacy Blowfish channel): handshake,
+//!   send/receive, heartbeats and dead-peer detection.
+//! - [`window`]: the bounded in-flight window (backpressure on unacknowledged Data).
 
 use std::fmt;
+
+pub mod frame;
+pub mod message;
+pub mod transport;
+pub mod window;
 
 use redovault_redo::position::{LogSeq, Scn, ThreadId, Xid};
 

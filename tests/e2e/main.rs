@@ -4,5 +4,6 @@
 
 mod fake_s3;
 mod inspect;
+mod link;
 mod simulate;
 mod store;
