@@ -4,6 +4,7 @@
 //!
 //! Layout:
 //! - [`cli`]: the command line (the only place that uses `anyhow`).
+//! - [`crypto`]: the only module that imports cipher crates (at-rest envelope, key ring).
 //! - [`durable`]: crash-safe file writes (temp file, fsync, rename, fsync of the directory).
 //! - [`inspect`]: the report of `redovault inspect` (JSON model and human summary).
 //! - [`wire`]: the redo stream between extractor and collector (stream ids, positions, commit marks).
@@ -11,6 +12,7 @@
 //!   local-directory backend behind the same trait.
 
 pub mod cli;
+pub mod crypto;
 pub mod durable;
 pub mod inspect;
 pub mod simulate;
