@@ -71,7 +71,7 @@ pub use faulty::{FaultPlan, FaultyFs};
 #[cfg(any(test, feature = "test-util"))]
 mod faulty {
     use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::{Arc, Mutex};
+    use std::sync::{Arc, Condvar, Mutex};
 
     use super::*;
 
@@ -100,6 +100,9 @@ mod faulty {
         written: AtomicU64,
         syncs: AtomicU64,
         dir_syncs: AtomicU64,
+        /// While true, `fdatasync` calls wait (a slow disk, held by the test).
+        hold: Mutex<bool>,
+        released: Condvar,
     }
 
     impl FaultyFs {
@@ -118,6 +121,22 @@ mod faulty {
             if let Ok(mut p) = self.inner.plan.lock() {
                 *p = plan;
             }
+        }
+
+        /// Makes every `fdatasync` wait until [`FaultyFs::release_syncs`]: a disk that
+        /// takes its time, so that tests can see what happens before a sync returns.
+        pub fn hold_syncs(&self) {
+            if let Ok(mut h) = self.inner.hold.lock() {
+                *h = true;
+            }
+        }
+
+        /// Lets held and later `fdatasync` calls proceed.
+        pub fn release_syncs(&self) {
+            if let Ok(mut h) = self.inner.hold.lock() {
+                *h = false;
+            }
+            self.inner.released.notify_all();
         }
 
         /// `fdatasync` calls so far, failed ones included.
@@ -172,6 +191,14 @@ mod faulty {
 
         fn sync_data(&mut self) -> io::Result<()> {
             let n = self.fs.inner.syncs.fetch_add(1, Ordering::SeqCst) + 1;
+            if let Ok(mut held) = self.fs.inner.hold.lock() {
+                while *held {
+                    match self.fs.inner.released.wait(held) {
+                        Ok(h) => held = h,
+                        Err(_) => break,
+                    }
+                }
+            }
             if self.fs.plan().fail_sync_from.is_some_and(|k| n >= k) {
                 return Err(io::Error::from_raw_os_error(5)); // EIO
             }

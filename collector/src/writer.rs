@@ -154,13 +154,16 @@ struct Msg {
 /// A cloneable handle to the writer task: append, and read durable state.
 #[derive(Debug, Clone)]
 pub struct WriterHandle {
-    tx: mpsc::Sender<Msg>,
+    // Declared (so dropped) before `tx`: when the last sender goes, the task wakes and
+    // takes the store back only if no handle still holds `shared`.
     shared: Arc<Shared>,
+    tx: mpsc::Sender<Msg>,
 }
 
 /// Starts the writer task on the current tokio runtime. It ends when `cancel` fires or
-/// every handle is dropped; the join handle gives the [`Store`] back (`None` if it was
-/// poisoned by a panic).
+/// every handle is dropped. The join handle gives the [`Store`] back if no handle is left
+/// by then (handles keep answering `durable`, `commits` and `rebuild` after a cancel, so
+/// they keep the store); `None` otherwise, or if a panic poisoned it.
 pub fn spawn(
     store: Store,
     cfg: WriterConfig,
@@ -183,7 +186,7 @@ pub fn spawn(
     });
     let (tx, rx) = mpsc::channel(cfg.queue.max(1));
     let task = tokio::spawn(run(rx, shared.clone(), cfg, cancel));
-    (WriterHandle { tx, shared }, task)
+    (WriterHandle { shared, tx }, task)
 }
 
 async fn run(
@@ -369,6 +372,11 @@ impl WriterHandle {
             .unwrap_or_default()
     }
 
+    /// Requests waiting in the channel (metric `redovault_collector_store_queue_depth`).
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     /// The store's failure, if it has failed.
     pub fn failure(&self) -> Option<Arc<str>> {
         self.shared.failure.read().ok()?.clone()
@@ -440,5 +448,257 @@ impl WriterHandle {
                 source: std::io::Error::other(e.to_string()),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use redovault::crypto::keys::{KeyId, KeyRing};
+    use redovault_redo::position::{LogSeq, Scn, ThreadId, Xid};
+
+    use super::*;
+    use crate::fs::{FaultPlan, FaultyFs};
+    use crate::store::StoreOptions;
+
+    fn keys() -> KeyRing {
+        let id = KeyId::parse("k1").unwrap();
+        KeyRing::from_keys(id.clone(), [(id, [9; 32])]).unwrap()
+    }
+
+    fn sid(thread: u16) -> StreamId {
+        StreamId {
+            db_id: 1,
+            resetlogs_id: 2,
+            thread: ThreadId(thread),
+        }
+    }
+
+    fn req(thread: u16, offset: u64, len: usize) -> AppendRequest {
+        let end = StreamPos {
+            seq: LogSeq(1),
+            offset: offset + len as u64,
+        };
+        AppendRequest {
+            stream: sid(thread),
+            pos: StreamPos {
+                seq: LogSeq(1),
+                offset,
+            },
+            bytes: vec![thread as u8; len],
+            commits: vec![CommitMark {
+                xid: Xid {
+                    usn: thread,
+                    slot: 1,
+                    sqn: offset as u32,
+                },
+                scn: Scn(offset + 1),
+                time: None,
+                end,
+            }],
+            log_end: false,
+        }
+    }
+
+    /// Polls `cond` every 5 ms, for at most 10 s.
+    async fn wait_until(cond: impl Fn() -> bool) {
+        for _ in 0..2000 {
+            if cond() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("condition not reached in 10 s");
+    }
+
+    fn start(dir: &Path, fs: &FaultyFs) -> (WriterHandle, tokio::task::JoinHandle<Option<Store>>) {
+        let store =
+            Store::open_with(dir, keys(), StoreOptions::default(), Arc::new(fs.clone())).unwrap();
+        spawn(store, WriterConfig::default(), CancellationToken::new())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_fsync_per_batch_and_no_answer_before_it_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FaultyFs::new(FaultPlan::default());
+        let (w, _task) = start(dir.path(), &fs);
+        fs.hold_syncs();
+        let first = tokio::spawn({
+            let w = w.clone();
+            async move { w.append(req(1, 0, 4096)).await }
+        });
+        // While the first batch waits in fsync, 5 sessions send their appends.
+        wait_until(|| fs.syncs() >= 1).await;
+        let mut sessions = Vec::new();
+        for t in 1..=5u16 {
+            let w = w.clone();
+            sessions.push(tokio::spawn(async move {
+                // One session sends in order and waits for each acknowledgement.
+                let start = if t == 1 { 4096 } else { 0 };
+                let mut acks = Vec::new();
+                for i in 0..10u64 {
+                    acks.push(w.append(req(t, start + i * 512, 512)).await);
+                }
+                acks
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!first.is_finished(), "answered before its fsync returned");
+        assert!(sessions.iter().all(|s| !s.is_finished()));
+        assert_eq!(w.stats().acked, 0);
+        assert!(w.durable(sid(1)).is_none());
+        fs.release_syncs();
+        let a = first.await.unwrap().unwrap();
+        assert_eq!(a.durable.end.offset, 4096);
+        for (i, s) in sessions.into_iter().enumerate() {
+            let t = i as u16 + 1;
+            let acks = s.await.unwrap();
+            assert_eq!(acks.len(), 10);
+            for (k, ack) in acks.into_iter().enumerate() {
+                let ack = ack.unwrap();
+                let start = if t == 1 { 4096 } else { 0 };
+                assert!(ack.durable.end.offset >= start + (k as u64 + 1) * 512);
+                assert_eq!(ack.stream, sid(t));
+            }
+            let end = if t == 1 { 4096 + 5120 } else { 5120 };
+            assert_eq!(w.durable(sid(t)).unwrap().end.offset, end);
+        }
+        let st = w.stats();
+        assert_eq!(st.acked, 51);
+        assert_eq!(st.fsyncs, st.batches);
+        assert!(!st.failed);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_sessions_share_fsyncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FaultyFs::new(FaultPlan::default());
+        let (w, _task) = start(dir.path(), &fs);
+        fs.hold_syncs();
+        let blocker = tokio::spawn({
+            let w = w.clone();
+            async move { w.append(req(9, 0, 10)).await }
+        });
+        wait_until(|| fs.syncs() >= 1).await;
+        // 40 sessions, one append each, all queued behind the held fsync.
+        let mut tasks = Vec::new();
+        for t in 1..=40u16 {
+            let w = w.clone();
+            tasks.push(tokio::spawn(async move { w.append(req(t, 0, 1000)).await }));
+        }
+        wait_until(|| w.queue_depth() == 40).await;
+        assert!(!blocker.is_finished());
+        fs.release_syncs();
+        blocker.await.unwrap().unwrap();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let st = w.stats();
+        assert_eq!(st.acked, 41);
+        assert_eq!(st.batches, 2, "{st:?}");
+        assert_eq!(st.fsyncs, 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_fsync_fails_every_waiting_and_later_request_without_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FaultyFs::new(FaultPlan::default());
+        let (w, _task) = start(dir.path(), &fs);
+        let ok = w.append(req(1, 0, 1000)).await.unwrap();
+        fs.set_plan(FaultPlan {
+            fail_sync_from: Some(fs.syncs() + 1),
+            ..FaultPlan::default()
+        });
+        let mut tasks = Vec::new();
+        for k in 0..3u64 {
+            let w = w.clone();
+            tasks.push(tokio::spawn(async move {
+                w.append(req(2 + k as u16, 0, 1000)).await
+            }));
+        }
+        for t in tasks {
+            let e = t.await.unwrap().unwrap_err();
+            assert!(matches!(e, AppendError::Failed(_)), "{e}");
+        }
+        let syncs = fs.syncs();
+        fs.set_plan(FaultPlan::default());
+        let e = w.append(req(1, 1000, 10)).await.unwrap_err();
+        assert!(
+            matches!(&e, AppendError::Failed(r) if r.contains("os error 5")),
+            "{e}"
+        );
+        assert_eq!(fs.syncs(), syncs, "an fsync was retried after a failure");
+        assert!(w.stats().failed);
+        assert!(w.failure().is_some());
+        assert_eq!(w.durable(sid(1)), Some(ok.durable));
+        assert!(w.durable(sid(2)).is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_fails_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FaultyFs::new(FaultPlan::default());
+        let (w, _task) = start(dir.path(), &fs);
+        w.append(req(1, 0, 100)).await.unwrap();
+        fs.set_plan(FaultPlan {
+            space: Some(fs.written() + 50),
+            ..FaultPlan::default()
+        });
+        let e = w.append(req(1, 100, 100)).await.unwrap_err();
+        assert!(
+            matches!(&e, AppendError::Failed(r) if r.contains("write")),
+            "{e}"
+        );
+        assert!(w.stats().failed);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_request_does_not_disturb_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FaultyFs::new(FaultPlan::default());
+        let (w, _task) = start(dir.path(), &fs);
+        w.append(req(1, 0, 100)).await.unwrap();
+        let (a, b) = tokio::join!(w.append(req(1, 500, 100)), w.append(req(1, 100, 100)));
+        let e = a.unwrap_err();
+        assert!(
+            matches!(&e, AppendError::Refused(s) if matches!(**s, StoreError::Discontinuity { .. })),
+            "{e}"
+        );
+        assert_eq!(b.unwrap().durable.end.offset, 200);
+        let st = w.stats();
+        assert_eq!((st.refused, st.acked, st.failed), (1, 2, false));
+        let commits = w
+            .commits(sid(1), CommitQuery::All, usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(commits.len(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancel_stops_the_writer_and_gives_the_store_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), keys()).unwrap();
+        let cancel = CancellationToken::new();
+        let (w, task) = spawn(store, WriterConfig::default(), cancel.clone());
+        w.append(req(1, 0, 100)).await.unwrap();
+        cancel.cancel();
+        let store = task.await.unwrap();
+        // The handle still exists, so the store is shared: it comes back only once every
+        // handle is gone.
+        assert!(store.is_none());
+        assert!(matches!(
+            w.append(req(1, 100, 100)).await,
+            Err(AppendError::Stopped)
+        ));
+        drop(w);
+
+        let store = Store::open(dir.path(), keys()).unwrap();
+        let (w, task) = spawn(store, WriterConfig::default(), CancellationToken::new());
+        assert_eq!(w.durable(sid(1)).unwrap().end.offset, 100);
+        drop(w);
+        let store = task.await.unwrap().unwrap();
+        assert_eq!(store.durable(sid(1)).unwrap().end.offset, 100);
     }
 }
