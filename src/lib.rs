@@ -5,7 +5,7 @@
 //! Layout:
 //! - [`cli`]: the command line (the only place that uses `anyhow`).
 //! - [`crypto`]: the only module that imports cipher and TLS crates (the link's TLS and
-//!   legacy Blowfish channel).
+//!   legacy Blowfish channel, the collector's at-rest envelope and key ring).
 //! - [`durable`]: crash-safe file writes (temp file, fsync, rename, fsync of the directory).
 //! - [`inspect`]: the report of `redovault inspect` (JSON model and human summary).
 //! - [`wire`]: the redo stream between extractor and collector (stream ids, positions, commit marks).

@@ -4,8 +4,15 @@
 //!   PEM loading, peer identity, and a generator of test/quickstart certificates.
 //! - [`legacy`]: the opt-in legacy Blowfish link (`cipher = "blowfish"`): PSK handshake,
 //!   per-session keys, encrypt-then-MAC frames, forced rekey (Sweet32).
+//! - [`keys`]: the collector's key ring (AES-256 keys from a key file; one active, older ones
+//!   kept for reading).
+//! - [`envelope`]: AES-256-GCM sealing of the collector's segments (versioned header, nonce
+//!   scheme, chunk AAD).
 //!
-//! Everything else (framing, messages, the link's I/O) uses these through their own types.
+//! Everything else (framing, messages, the link's I/O, segments) uses these through their
+//! own types.
 
+pub mod envelope;
+pub mod keys;
 pub mod legacy;
 pub mod tls;

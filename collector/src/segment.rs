@@ -1,0 +1,1002 @@
+//! Segment files: a stream's redo on disk, sealed chunk by chunk.
+//!
+//! Each stream has its own directory; its segments are `seg-<number, 20 digits>.rvs`,
+//! numbered from 1 in write order. A segment is created once (create-only), appended to by
+//! the process that created it, closed when it reaches the rotation size, and never
+//! rewritten (the one exception: recovery cuts a torn tail off the last segment of a stream,
+//! data that was never acknowledged).
+//!
+//! # Layout
+//!
+//! ```text
+//! segment header      versioned, authenticated (see redovault::crypto::envelope): magic,
+//!                     format version, algorithm, nonce scheme, key id, nonce prefix, stream,
+//!                     segment number; written and fsynced (with the directory) at creation
+//! record 0, 1, 2...   one sealed chunk each:
+//!   0   4  magic "RVCK"
+//!   4   4  chunk index (u32 LE): 0, 1, 2... in file order; also the GCM nonce counter
+//!   8   4  durable count (u32 LE): how many chunks of this segment were known durable
+//!          (fdatasync returned) when this one was written
+//!   12  4  plaintext length n (u32 LE)
+//!   16  n  ciphertext (AES-256-GCM), AAD = stream, segment, index, n, bytes 0..16
+//!   16+n 16 tag
+//! ```
+//!
+//! Every record authenticates on its own, so any chunk can be checked (and its redo read)
+//! without reading the rest of the segment, given its offset.
+//!
+//! # Chunk plaintext (never on disk unsealed)
+//!
+//! ```text
+//! 0   1  version (1)            1  1  flags: bit 0 = log end (the sequence is complete)
+//! 2   2  reserved (0)           4  4  sequence          8  8  offset of the first byte
+//! 16  4  redo length            20 4  commit count c
+//! 24  40·c commits: usn u16, slot u16, sqn u32, scn u64, has time u8, 3 reserved,
+//!          end sequence u32, time i64, end offset u64
+//! ..  redo bytes
+//! ```
+//!
+//! # Torn tails and the durable count
+//!
+//! A crash can leave the last records of the last segment incomplete, or (with page
+//! write-back out of order) a damaged record followed by intact ones. Neither was
+//! acknowledged: acknowledgements happen after `fdatasync`. A *damaged synced* record is
+//! another matter: that is corruption and must stop recovery. The durable count tells them
+//! apart: if any intact record after the damaged one says that the damaged one was already
+//! durable when it was written, the damage is corruption ([`ScanError::Corrupt`]); otherwise it
+//! is a torn tail, cut off and reported. Segments other than the last are fsynced before the
+//! next one is created, so any damage in them is corruption.
+//!
+//! The limit: damage to the last synced batch itself (nothing written after it) looks like a
+//! torn tail; it is reported, never silent.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use redovault::crypto::envelope::{EnvelopeError, MAX_HEADER_LEN, Opener, Sealer, TAG_LEN};
+use redovault::crypto::keys::KeyRing;
+use redovault::wire::{CommitMark, StreamId, StreamPos};
+use redovault_redo::position::{LogSeq, Scn, Xid};
+
+use crate::fs::{Fs, SegmentFile};
+
+/// Magic at the start of every record.
+pub const RECORD_MAGIC: [u8; 4] = *b"RVCK";
+/// Length of the cleartext record header.
+pub const RECORD_HEADER_LEN: usize = 16;
+/// Bytes a record adds to its plaintext: header and tag.
+pub const RECORD_OVERHEAD: usize = RECORD_HEADER_LEN + TAG_LEN;
+/// Chunk plaintext format version.
+pub const CHUNK_VERSION: u8 = 1;
+/// Fixed part of a chunk plaintext.
+pub const CHUNK_FIXED_LEN: usize = 24;
+/// Encoded length of one commit mark.
+pub const COMMIT_LEN: usize = 40;
+/// Most redo bytes in one chunk (longer appends are split by the store).
+pub const MAX_CHUNK_DATA: usize = 4 << 20;
+/// Most commits in one chunk: a commit record takes well over 16 bytes, so 64 Ki commits
+/// cannot end inside 1 MiB of redo; larger counts are garbage.
+pub const MAX_CHUNK_COMMITS: usize = 1 << 16;
+/// Longest chunk plaintext a reader accepts; a longer declared length is damage.
+pub const MAX_PLAINTEXT: usize = CHUNK_FIXED_LEN + MAX_CHUNK_COMMITS * COMMIT_LEN + MAX_CHUNK_DATA;
+
+const FLAG_LOG_END: u8 = 1;
+
+/// File name of segment `n`.
+pub fn segment_file_name(n: u64) -> String {
+    format!("seg-{n:020}.rvs")
+}
+
+/// The number of a segment file name, if it is one.
+pub fn parse_segment_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("seg-")?.strip_suffix(".rvs")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// One chunk: a run of a stream's redo, the commits that end in it, and whether the log
+/// (sequence) ends with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// Where the redo bytes start.
+    pub start: StreamPos,
+    /// Redo bytes, exactly as the source log holds them.
+    pub data: Vec<u8>,
+    /// Commits whose `end` lies in `(start, end]`, in stream order.
+    pub commits: Vec<CommitMark>,
+    /// The sequence is complete after this chunk: the next chunk starts at `(seq + 1, 0)`.
+    pub log_end: bool,
+}
+
+/// Why a chunk is not well formed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChunkError {
+    /// More redo than a chunk may hold.
+    #[error("chunk of {0} redo bytes is longer than {MAX_CHUNK_DATA}")]
+    TooLong(usize),
+    /// More commits than a chunk may hold.
+    #[error("{0} commits in one chunk (at most {MAX_CHUNK_COMMITS})")]
+    TooManyCommits(usize),
+    /// A commit mark outside the chunk's range, or out of order.
+    #[error("commit {xid} ends at {end}, outside {start}..={chunk_end} or before the previous one")]
+    CommitOutside {
+        /// The commit.
+        xid: Xid,
+        /// Its end.
+        end: StreamPos,
+        /// Chunk start.
+        start: StreamPos,
+        /// Chunk end.
+        chunk_end: StreamPos,
+    },
+    /// The offset range overflows.
+    #[error("chunk at {0} overflows the offset range")]
+    Overflow(StreamPos),
+    /// A plaintext that does not decode.
+    #[error("chunk plaintext malformed: {0}")]
+    Malformed(&'static str),
+}
+
+impl Chunk {
+    /// The position just after the chunk's redo.
+    pub fn end(&self) -> StreamPos {
+        StreamPos {
+            seq: self.start.seq,
+            offset: self.start.offset.saturating_add(self.data.len() as u64),
+        }
+    }
+
+    /// Checks size limits, the offset range and that every commit ends in `(start, end]`,
+    /// in order.
+    pub fn check(&self) -> Result<(), ChunkError> {
+        if self.data.len() > MAX_CHUNK_DATA {
+            return Err(ChunkError::TooLong(self.data.len()));
+        }
+        if self.commits.len() > MAX_CHUNK_COMMITS {
+            return Err(ChunkError::TooManyCommits(self.commits.len()));
+        }
+        if self
+            .start
+            .offset
+            .checked_add(self.data.len() as u64)
+            .is_none()
+        {
+            return Err(ChunkError::Overflow(self.start));
+        }
+        let end = self.end();
+        let mut prev = self.start;
+        for c in &self.commits {
+            if c.end.seq != self.start.seq || c.end <= self.start || c.end > end || c.end < prev {
+                return Err(ChunkError::CommitOutside {
+                    xid: c.xid,
+                    end: c.end,
+                    start: self.start,
+                    chunk_end: end,
+                });
+            }
+            prev = c.end;
+        }
+        Ok(())
+    }
+
+    /// Length of the encoded plaintext.
+    pub fn encoded_len(&self) -> usize {
+        CHUNK_FIXED_LEN + self.commits.len() * COMMIT_LEN + self.data.len()
+    }
+
+    /// Encodes the plaintext (after [`Chunk::check`]).
+    pub fn encode(&self) -> Result<Vec<u8>, ChunkError> {
+        self.check()?;
+        let mut b = Vec::with_capacity(self.encoded_len());
+        self.encode_into(&mut b);
+        Ok(b)
+    }
+
+    /// Appends the encoding to `b`; the chunk must have passed [`Chunk::check`] (lengths
+    /// fit their fields).
+    fn encode_into(&self, b: &mut Vec<u8>) {
+        b.push(CHUNK_VERSION);
+        b.push(if self.log_end { FLAG_LOG_END } else { 0 });
+        b.extend_from_slice(&[0, 0]);
+        b.extend_from_slice(&self.start.seq.0.to_le_bytes());
+        b.extend_from_slice(&self.start.offset.to_le_bytes());
+        b.extend_from_slice(&(self.data.len() as u32).to_le_bytes());
+        b.extend_from_slice(&(self.commits.len() as u32).to_le_bytes());
+        for c in &self.commits {
+            b.extend_from_slice(&c.xid.usn.to_le_bytes());
+            b.extend_from_slice(&c.xid.slot.to_le_bytes());
+            b.extend_from_slice(&c.xid.sqn.to_le_bytes());
+            b.extend_from_slice(&c.scn.0.to_le_bytes());
+            b.push(u8::from(c.time.is_some()));
+            b.extend_from_slice(&[0, 0, 0]);
+            b.extend_from_slice(&c.end.seq.0.to_le_bytes());
+            b.extend_from_slice(&c.time.unwrap_or(0).to_le_bytes());
+            b.extend_from_slice(&c.end.offset.to_le_bytes());
+        }
+        b.extend_from_slice(&self.data);
+    }
+
+    /// Decodes and checks a plaintext.
+    pub fn decode(b: &[u8]) -> Result<Chunk, ChunkError> {
+        let mut r = Reader { b, at: 0 };
+        if r.u8()? != CHUNK_VERSION {
+            return Err(ChunkError::Malformed("unknown chunk version"));
+        }
+        let flags = r.u8()?;
+        if flags & !FLAG_LOG_END != 0 || r.u16()? != 0 {
+            return Err(ChunkError::Malformed("unknown flags or reserved bits set"));
+        }
+        let start = StreamPos {
+            seq: LogSeq(r.u32()?),
+            offset: r.u64()?,
+        };
+        let data_len = r.u32()? as usize;
+        let ncommits = r.u32()? as usize;
+        if data_len > MAX_CHUNK_DATA {
+            return Err(ChunkError::TooLong(data_len));
+        }
+        if ncommits > MAX_CHUNK_COMMITS {
+            return Err(ChunkError::TooManyCommits(ncommits));
+        }
+        if b.len() != CHUNK_FIXED_LEN + ncommits * COMMIT_LEN + data_len {
+            return Err(ChunkError::Malformed("lengths do not add up"));
+        }
+        let mut commits = Vec::with_capacity(ncommits);
+        for _ in 0..ncommits {
+            let xid = Xid {
+                usn: r.u16()?,
+                slot: r.u16()?,
+                sqn: r.u32()?,
+            };
+            let scn = Scn(r.u64()?);
+            let has_time = r.u8()?;
+            let reserved = [r.u8()?, r.u8()?, r.u8()?];
+            if has_time > 1 || reserved != [0, 0, 0] {
+                return Err(ChunkError::Malformed("bad commit time flag"));
+            }
+            let end_seq = LogSeq(r.u32()?);
+            let time = r.u64()? as i64;
+            let end_offset = r.u64()?;
+            commits.push(CommitMark {
+                xid,
+                scn,
+                time: (has_time == 1).then_some(time),
+                end: StreamPos {
+                    seq: end_seq,
+                    offset: end_offset,
+                },
+            });
+        }
+        let data = r.rest().to_vec();
+        let chunk = Chunk {
+            start,
+            data,
+            commits,
+            log_end: flags & FLAG_LOG_END != 0,
+        };
+        chunk.check()?;
+        Ok(chunk)
+    }
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], ChunkError> {
+        let s = self
+            .b
+            .get(self.at..self.at + N)
+            .ok_or(ChunkError::Malformed("truncated"))?;
+        self.at += N;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, ChunkError> {
+        Ok(self.take::<1>()?[0])
+    }
+    fn u16(&mut self) -> Result<u16, ChunkError> {
+        Ok(u16::from_le_bytes(self.take()?))
+    }
+    fn u32(&mut self) -> Result<u32, ChunkError> {
+        Ok(u32::from_le_bytes(self.take()?))
+    }
+    fn u64(&mut self) -> Result<u64, ChunkError> {
+        Ok(u64::from_le_bytes(self.take()?))
+    }
+    fn rest(&self) -> &'a [u8] {
+        self.b.get(self.at..).unwrap_or(&[])
+    }
+}
+
+/// Why a segment could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// A file operation failed.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// Sealing failed (OS randomness, a full segment).
+    #[error("seal {}: {source}", path.display())]
+    Seal {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: EnvelopeError,
+    },
+    /// The chunk is not well formed.
+    #[error(transparent)]
+    Chunk(#[from] ChunkError),
+}
+
+/// The segment being written: created by this process, appended to, fsynced on demand.
+#[derive(Debug)]
+pub struct SegmentWriter {
+    path: PathBuf,
+    number: u64,
+    file: Box<dyn SegmentFile>,
+    sealer: Sealer,
+    len: u64,
+    synced_len: u64,
+    durable_count: u32,
+}
+
+impl SegmentWriter {
+    /// Creates segment `number` of `stream` in `dir` (create-only), writes its header, and
+    /// makes file and directory entry durable before returning.
+    pub fn create(
+        fs: &dyn Fs,
+        dir: &Path,
+        keys: &KeyRing,
+        stream: StreamId,
+        number: u64,
+        created_unix: i64,
+    ) -> Result<SegmentWriter, WriteError> {
+        let path = dir.join(segment_file_name(number));
+        let sealer =
+            Sealer::new(keys, stream, number, created_unix).map_err(|source| WriteError::Seal {
+                path: path.clone(),
+                source,
+            })?;
+        let io = |op, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| WriteError::Io { op, path, source }
+        };
+        let mut file = fs.create_new(&path).map_err(io("create", &path))?;
+        let header = sealer.header_bytes();
+        file.write_all(header).map_err(io("write", &path))?;
+        file.sync_data().map_err(io("fdatasync", &path))?;
+        fs.sync_dir(dir).map_err(io("fsync directory", dir))?;
+        let len = header.len() as u64;
+        Ok(SegmentWriter {
+            path,
+            number,
+            file,
+            sealer,
+            len,
+            synced_len: len,
+            durable_count: 0,
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Segment number.
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// Bytes written (header included).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Bytes known durable.
+    pub fn synced_len(&self) -> u64 {
+        self.synced_len
+    }
+
+    /// True when nothing but the header was written.
+    pub fn is_empty(&self) -> bool {
+        self.sealer.next_index() == 0
+    }
+
+    /// True when bytes were written since the last sync.
+    pub fn is_dirty(&self) -> bool {
+        self.len != self.synced_len
+    }
+
+    /// Chunks written.
+    pub fn chunks(&self) -> u32 {
+        self.sealer.next_index()
+    }
+
+    /// Bytes a chunk would take on disk.
+    pub fn record_len(chunk: &Chunk) -> u64 {
+        (chunk.encoded_len() + RECORD_OVERHEAD) as u64
+    }
+
+    /// Seals `chunk` as the next record and writes it (not yet durable). Returns the
+    /// record's file offset.
+    pub fn append(&mut self, chunk: &Chunk) -> Result<u64, WriteError> {
+        chunk.check()?;
+        let index = self.sealer.next_index();
+        let plain_len = chunk.encoded_len();
+        let mut rec = Vec::with_capacity(plain_len + RECORD_OVERHEAD);
+        rec.extend_from_slice(&RECORD_MAGIC);
+        rec.extend_from_slice(&index.to_le_bytes());
+        rec.extend_from_slice(&self.durable_count.to_le_bytes());
+        // check() bounds the plaintext far below u32::MAX.
+        rec.extend_from_slice(&(plain_len as u32).to_le_bytes());
+        chunk.encode_into(&mut rec);
+        let (head, body) = rec.split_at_mut(RECORD_HEADER_LEN);
+        let tag = self
+            .sealer
+            .seal(index, head, body)
+            .map_err(|source| WriteError::Seal {
+                path: self.path.clone(),
+                source,
+            })?;
+        rec.extend_from_slice(&tag);
+        let offset = self.len;
+        self.file.write_all(&rec).map_err(|source| WriteError::Io {
+            op: "write",
+            path: self.path.clone(),
+            source,
+        })?;
+        self.len += rec.len() as u64;
+        Ok(offset)
+    }
+
+    /// `fdatasync`: every record written so far is durable when this returns `Ok`.
+    pub fn sync(&mut self) -> Result<(), WriteError> {
+        if !self.is_dirty() {
+            return Ok(());
+        }
+        self.file.sync_data().map_err(|source| WriteError::Io {
+            op: "fdatasync",
+            path: self.path.clone(),
+            source,
+        })?;
+        self.synced_len = self.len;
+        self.durable_count = self.sealer.next_index();
+        Ok(())
+    }
+}
+
+/// Why a segment could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// Reading failed.
+    #[error("read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// Damage that is not a torn tail: a stored chunk is lost or altered.
+    #[error("segment {} corrupt at offset {offset}: {reason}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset of the damaged header or record.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The header names a key the key ring lacks, or an unsupported format.
+    #[error("segment {}: {source}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: EnvelopeError,
+    },
+}
+
+/// How a scan treats damage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanMode {
+    /// Any damage is [`ScanError::Corrupt`].
+    Strict,
+    /// The last segment of a stream: damage that is provably unacknowledged is reported as
+    /// a torn tail instead.
+    LastSegment,
+}
+
+/// A torn tail found by a [`ScanMode::LastSegment`] scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Torn {
+    /// Offset of the first damaged byte: the file should be cut here.
+    pub offset: u64,
+    /// Why the record there is damaged.
+    pub reason: String,
+    /// The file is shorter than a complete header: it never held a chunk.
+    pub header: bool,
+}
+
+/// What a scan found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scanned {
+    /// Segment number from the header (`None` if the header itself is torn).
+    pub header: Option<redovault::crypto::envelope::SegmentHeader>,
+    /// Chunks read and authenticated.
+    pub chunks: u32,
+    /// End of the last good record (the header's end if there is none).
+    pub good_len: u64,
+    /// File length (or the scan limit).
+    pub len: u64,
+    /// A torn tail (only in [`ScanMode::LastSegment`]).
+    pub torn: Option<Torn>,
+}
+
+/// Reads the segment at `path` up to `limit` bytes (or its whole length), authenticating
+/// every record and calling `visit(offset, chunk)` for each in order. `visit` may stop the
+/// scan with an error of its own.
+pub fn scan<E>(
+    path: &Path,
+    keys: &KeyRing,
+    mode: ScanMode,
+    limit: Option<u64>,
+    mut visit: impl FnMut(u64, Chunk) -> Result<(), E>,
+) -> Result<Scanned, E>
+where
+    E: From<ScanError>,
+{
+    let io = |source| ScanError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let corrupt = |offset: u64, reason: String| ScanError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        reason,
+    };
+    let file = File::open(path).map_err(io)?;
+    let file_len = file.metadata().map_err(io)?.len();
+    let len = limit.map_or(file_len, |l| l.min(file_len));
+    let mut r = BufReader::with_capacity(1 << 20, file.take(len));
+    let mut head = vec![0u8; MAX_HEADER_LEN.min(len as usize)];
+    r.read_exact(&mut head).map_err(io)?;
+    let opener = match Opener::new(keys, &head) {
+        Ok(o) => o,
+        Err(EnvelopeError::UnknownKey(k)) => {
+            return Err(ScanError::Unreadable {
+                path: path.to_path_buf(),
+                source: EnvelopeError::UnknownKey(k),
+            }
+            .into());
+        }
+        Err(e) => {
+            // The header is written and fsynced before any record: a file no longer than a
+            // header whose header is bad is a creation cut short, never data.
+            if mode == ScanMode::LastSegment && len <= MAX_HEADER_LEN as u64 {
+                return Ok(Scanned {
+                    header: None,
+                    chunks: 0,
+                    good_len: 0,
+                    len,
+                    torn: Some(Torn {
+                        offset: 0,
+                        reason: format!("incomplete segment header: {e}"),
+                        header: true,
+                    }),
+                });
+            }
+            return Err(corrupt(0, format!("segment header: {e}")).into());
+        }
+    };
+    let header_len = opener.header_len() as u64;
+    // Give back the bytes read past the header.
+    let mut pending: Vec<u8> = head.split_off(opener.header_len());
+    let mut offset = header_len;
+    let mut index: u32 = 0;
+    let mut damage: Option<(u64, String)> = None;
+    while offset < len {
+        let mut rec_head = [0u8; RECORD_HEADER_LEN];
+        if len - offset < RECORD_HEADER_LEN as u64 {
+            damage = Some((offset, "incomplete record header".into()));
+            break;
+        }
+        fill(&mut pending, &mut r, &mut rec_head).map_err(io)?;
+        let h = match RecordHeader::parse(&rec_head, index) {
+            Ok(h) => h,
+            Err(why) => {
+                damage = Some((offset, why));
+                break;
+            }
+        };
+        let rec_len = (h.plain_len + RECORD_OVERHEAD) as u64;
+        if len - offset < rec_len {
+            damage = Some((
+                offset,
+                format!(
+                    "incomplete record: {rec_len} bytes declared, {} left",
+                    len - offset
+                ),
+            ));
+            break;
+        }
+        let mut body = vec![0u8; h.plain_len + TAG_LEN];
+        fill(&mut pending, &mut r, &mut body).map_err(io)?;
+        let Some(plain) = open_record(&opener, &rec_head, h.index, body) else {
+            damage = Some((offset, format!("chunk {index} failed authentication")));
+            break;
+        };
+        let chunk = Chunk::decode(&plain)
+            .map_err(|e| corrupt(offset, format!("authenticated chunk {index}: {e}")))?;
+        visit(offset, chunk)?;
+        offset += rec_len;
+        index = index.saturating_add(1);
+    }
+    let mut scanned = Scanned {
+        header: Some(opener.header().clone()),
+        chunks: index,
+        good_len: offset,
+        len,
+        torn: None,
+    };
+    let Some((at, reason)) = damage else {
+        return Ok(scanned);
+    };
+    if mode == ScanMode::Strict {
+        return Err(corrupt(at, reason).into());
+    }
+    // Is any intact record after the damage proof that the damaged one was durable?
+    drop(r);
+    let rest = read_range(path, at, len).map_err(io)?;
+    if let Some((later_at, later)) = durable_witness(&opener, &rest, index) {
+        return Err(corrupt(
+            at,
+            format!(
+                "{reason}; chunk {later} at offset {} was written after it had been made \
+                 durable, so this is damage to acknowledged data, not a torn write",
+                at + later_at as u64
+            ),
+        )
+        .into());
+    }
+    scanned.torn = Some(Torn {
+        offset: at,
+        reason,
+        header: false,
+    });
+    Ok(scanned)
+}
+
+/// Bytes `from..to` of the file.
+fn read_range(path: &Path, from: u64, to: u64) -> io::Result<Vec<u8>> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(from))?;
+    let mut out = Vec::new();
+    f.take(to.saturating_sub(from)).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Fills `out` from `pending` (bytes already read) and then from `r`.
+fn fill(pending: &mut Vec<u8>, r: &mut impl Read, out: &mut [u8]) -> io::Result<()> {
+    let n = pending.len().min(out.len());
+    out[..n].copy_from_slice(&pending[..n]);
+    pending.drain(..n);
+    r.read_exact(&mut out[n..])
+}
+
+struct RecordHeader {
+    index: u32,
+    durable_count: u32,
+    plain_len: usize,
+}
+
+impl RecordHeader {
+    fn parse(b: &[u8; RECORD_HEADER_LEN], expected: u32) -> Result<RecordHeader, String> {
+        let word = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        if b[..4] != RECORD_MAGIC {
+            return Err("no record magic".into());
+        }
+        let h = RecordHeader {
+            index: word(4),
+            durable_count: word(8),
+            plain_len: word(12) as usize,
+        };
+        if h.index != expected {
+            return Err(format!("chunk index {} where {expected} belongs", h.index));
+        }
+        if h.plain_len > MAX_PLAINTEXT {
+            return Err(format!("record length {} out of range", h.plain_len));
+        }
+        if h.durable_count > h.index {
+            return Err("durable count beyond the chunk index".into());
+        }
+        Ok(h)
+    }
+}
+
+fn open_record(opener: &Opener, head: &[u8], index: u32, mut body: Vec<u8>) -> Option<Vec<u8>> {
+    let tag_at = body.len().checked_sub(TAG_LEN)?;
+    let mut tag = [0u8; TAG_LEN];
+    tag.copy_from_slice(&body[tag_at..]);
+    body.truncate(tag_at);
+    opener.open(index, head, &mut body, &tag).ok()?;
+    Some(body)
+}
+
+/// Searches `rest` (the bytes after a damaged record whose index is `damaged`) for an
+/// intact record whose durable count covers the damaged one; returns its offset in `rest`
+/// and its index.
+fn durable_witness(opener: &Opener, rest: &[u8], damaged: u32) -> Option<(usize, u32)> {
+    let mut from = 0;
+    while let Some(p) = find(&rest[from..], &RECORD_MAGIC).map(|p| p + from) {
+        from = p + 1;
+        let Some(head) = rest.get(p..p + RECORD_HEADER_LEN) else {
+            break;
+        };
+        let mut h = [0u8; RECORD_HEADER_LEN];
+        h.copy_from_slice(head);
+        let index = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+        if index <= damaged {
+            continue;
+        }
+        let Ok(rh) = RecordHeader::parse(&h, index) else {
+            continue;
+        };
+        let end = p + RECORD_HEADER_LEN + rh.plain_len + TAG_LEN;
+        let Some(body) = rest.get(p + RECORD_HEADER_LEN..end) else {
+            continue;
+        };
+        if open_record(opener, &h, index, body.to_vec()).is_some() && rh.durable_count > damaged {
+            return Some((p, index));
+        }
+    }
+    None
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::RealFs;
+    use redovault::crypto::keys::KeyId;
+    use redovault_redo::position::ThreadId;
+
+    pub(crate) fn keys() -> KeyRing {
+        let id = KeyId::parse("k1").unwrap();
+        KeyRing::from_keys(id.clone(), [(id, [0x5a; 32])]).unwrap()
+    }
+
+    fn stream() -> StreamId {
+        StreamId {
+            db_id: 42,
+            resetlogs_id: 7,
+            thread: ThreadId(1),
+        }
+    }
+
+    fn commit(sqn: u32, seq: u32, end: u64) -> CommitMark {
+        CommitMark {
+            xid: Xid {
+                usn: 3,
+                slot: 4,
+                sqn,
+            },
+            scn: Scn(1000 + u64::from(sqn)),
+            time: sqn
+                .is_multiple_of(2)
+                .then_some(1_772_841_600 + i64::from(sqn)),
+            end: StreamPos {
+                seq: LogSeq(seq),
+                offset: end,
+            },
+        }
+    }
+
+    fn chunk(seq: u32, offset: u64, len: usize) -> Chunk {
+        Chunk {
+            start: StreamPos {
+                seq: LogSeq(seq),
+                offset,
+            },
+            data: (0..len).map(|i| (i as u64 + offset) as u8).collect(),
+            commits: vec![
+                commit(1, seq, offset + 1),
+                commit(2, seq, offset + len as u64),
+            ],
+            log_end: false,
+        }
+    }
+
+    #[test]
+    fn chunk_plaintext_round_trips_and_checks() {
+        let mut c = chunk(5, 1024, 512);
+        c.log_end = true;
+        let b = c.encode().unwrap();
+        assert_eq!(b.len(), c.encoded_len());
+        assert_eq!(Chunk::decode(&b).unwrap(), c);
+        for n in 0..b.len() {
+            assert!(Chunk::decode(&b[..n]).is_err(), "prefix {n}");
+        }
+        let mut bad = c.clone();
+        bad.commits[1].end.offset += 1;
+        assert!(matches!(bad.check(), Err(ChunkError::CommitOutside { .. })));
+        let mut bad = c.clone();
+        bad.commits.swap(0, 1);
+        assert!(bad.check().is_err());
+        let mut bad = c.clone();
+        bad.commits[0].end = bad.start;
+        assert!(bad.check().is_err());
+        let mut bad = c.clone();
+        bad.commits[0].end.seq = LogSeq(6);
+        assert!(bad.check().is_err());
+        let mut bad = c;
+        bad.start.offset = u64::MAX - 10;
+        assert!(matches!(bad.check(), Err(ChunkError::Overflow(_))));
+    }
+
+    #[test]
+    fn file_names() {
+        assert_eq!(segment_file_name(12), "seg-00000000000000000012.rvs");
+        assert_eq!(parse_segment_file_name(&segment_file_name(12)), Some(12));
+        assert_eq!(parse_segment_file_name("seg-12.rvs"), None);
+        assert_eq!(
+            parse_segment_file_name("seg-0000000000000000001x.rvs"),
+            None
+        );
+    }
+
+    fn write_segment(dir: &Path, chunks: &[Chunk], sync_after: &[usize]) -> PathBuf {
+        let mut w = SegmentWriter::create(&RealFs, dir, &keys(), stream(), 1, 0).unwrap();
+        for (i, c) in chunks.iter().enumerate() {
+            w.append(c).unwrap();
+            if sync_after.contains(&i) {
+                w.sync().unwrap();
+            }
+        }
+        w.sync().unwrap();
+        w.path().to_path_buf()
+    }
+
+    fn read_all(path: &Path, mode: ScanMode) -> Result<(Scanned, Vec<Chunk>), ScanError> {
+        let mut got = Vec::new();
+        let s = scan::<ScanError>(path, &keys(), mode, None, |_, c| {
+            got.push(c);
+            Ok(())
+        })?;
+        Ok((s, got))
+    }
+
+    #[test]
+    fn write_then_scan_every_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunks: Vec<_> = (0..5).map(|i| chunk(1, i * 512, 512)).collect();
+        let p = write_segment(dir.path(), &chunks, &[1]);
+        let (s, got) = read_all(&p, ScanMode::Strict).unwrap();
+        assert_eq!(got, chunks);
+        assert_eq!(s.chunks, 5);
+        assert_eq!(s.good_len, std::fs::metadata(&p).unwrap().len());
+        assert!(s.torn.is_none());
+        assert_eq!(s.header.unwrap().segment, 1);
+    }
+
+    #[test]
+    fn incomplete_tail_is_torn_in_the_last_segment_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunks: Vec<_> = (0..4).map(|i| chunk(1, i * 512, 512)).collect();
+        let p = write_segment(dir.path(), &chunks, &[]);
+        let full = std::fs::read(&p).unwrap();
+        let rec = SegmentWriter::record_len(&chunks[0]) as usize;
+        let header_len = full.len() - 4 * rec;
+        for cut in [1, 15, 16, 17, rec - 1] {
+            let at = full.len() - cut;
+            std::fs::write(&p, &full[..at]).unwrap();
+            let (s, got) = read_all(&p, ScanMode::LastSegment).unwrap();
+            assert_eq!(got.len(), 3, "cut {cut}");
+            let torn = s.torn.unwrap();
+            assert_eq!(torn.offset as usize, header_len + 3 * rec);
+            assert!(matches!(
+                read_all(&p, ScanMode::Strict),
+                Err(ScanError::Corrupt { offset, .. }) if offset as usize == header_len + 3 * rec
+            ));
+        }
+        // Zeros after the last record (a length extended but never written).
+        let mut z = full.clone();
+        z.extend_from_slice(&[0u8; 4096]);
+        std::fs::write(&p, &z).unwrap();
+        let (s, got) = read_all(&p, ScanMode::LastSegment).unwrap();
+        assert_eq!(
+            (got.len(), s.torn.unwrap().offset as usize),
+            (4, full.len())
+        );
+        // A file shorter than its header: a creation cut short.
+        std::fs::write(&p, &full[..header_len - 1]).unwrap();
+        let (s, got) = read_all(&p, ScanMode::LastSegment).unwrap();
+        assert!(got.is_empty() && s.torn.unwrap().header);
+        assert!(read_all(&p, ScanMode::Strict).is_err());
+    }
+
+    #[test]
+    fn damage_before_a_durable_witness_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunks: Vec<_> = (0..4).map(|i| chunk(1, i * 512, 512)).collect();
+        // Synced after chunk 1: chunks 2 and 3 carry durable count 2.
+        let p = write_segment(dir.path(), &chunks, &[1]);
+        let full = std::fs::read(&p).unwrap();
+        let rec = SegmentWriter::record_len(&chunks[0]) as usize;
+        let header_len = full.len() - 4 * rec;
+        // Damage in chunk 1 (durable when chunk 2 was written): corruption, named by offset.
+        let mut bad = full.clone();
+        bad[header_len + rec + 100] ^= 0x10;
+        std::fs::write(&p, &bad).unwrap();
+        match read_all(&p, ScanMode::LastSegment) {
+            Err(ScanError::Corrupt { offset, reason, .. }) => {
+                assert_eq!(offset as usize, header_len + rec);
+                assert!(reason.contains("acknowledged"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Damage in chunk 2 (not durable when chunk 3 was written): a torn tail, even though
+        // chunk 3 is intact (out-of-order write-back before a crash).
+        let mut bad = full.clone();
+        bad[header_len + 2 * rec + 100] ^= 0x10;
+        std::fs::write(&p, &bad).unwrap();
+        let (s, got) = read_all(&p, ScanMode::LastSegment).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(s.torn.unwrap().offset as usize, header_len + 2 * rec);
+        // Damage in the record header's length field of chunk 0: still found by the witness.
+        let mut bad = full;
+        bad[header_len + 13] ^= 0x01;
+        std::fs::write(&p, &bad).unwrap();
+        assert!(matches!(
+            read_all(&p, ScanMode::LastSegment),
+            Err(ScanError::Corrupt { offset, .. }) if offset as usize == header_len
+        ));
+    }
+
+    #[test]
+    fn unknown_key_is_named_not_torn() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_segment(dir.path(), &[chunk(1, 0, 10)], &[]);
+        let other = KeyId::parse("k2").unwrap();
+        let ring = KeyRing::from_keys(other.clone(), [(other, [1; 32])]).unwrap();
+        let err =
+            scan::<ScanError>(&p, &ring, ScanMode::LastSegment, None, |_, _| Ok(())).unwrap_err();
+        assert!(
+            matches!(err, ScanError::Unreadable { .. }) && err.to_string().contains("\"k1\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn scan_limit_reads_a_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunks: Vec<_> = (0..3).map(|i| chunk(1, i * 100, 100)).collect();
+        let p = write_segment(dir.path(), &chunks, &[]);
+        let len = std::fs::metadata(&p).unwrap().len();
+        let rec = SegmentWriter::record_len(&chunks[0]);
+        let mut n = 0;
+        scan::<ScanError>(&p, &keys(), ScanMode::Strict, Some(len - rec), |_, _| {
+            n += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(n, 2);
+    }
+}

@@ -1,0 +1,1216 @@
+//! The collector's stream store: encrypted, append-only, crash-safe.
+//!
+//! ```text
+//! <dir>/LOCK                          held (flock) while a Store is open: one writer only
+//! <dir>/FORMAT                        "redovault collector store, format 1"
+//! <dir>/streams/<stream>/seg-<n>.rvs  segments of one stream (see segment.rs), <stream> =
+//!                                     db<dbid>-rl<resetlogs id>-t<thread>
+//! ```
+//!
+//! - [`Store::open`] recovers every stream by reading all its segments, authenticating every
+//!   chunk and checking that positions run on without gap. A torn tail of a stream's last
+//!   segment (unacknowledged by construction, see `segment.rs`) is reported in
+//!   [`RecoveryReport::torn`] and cut off (the file is truncated and fsynced; a segment cut
+//!   short in its header is removed). Anything else, corruption in the middle included, is
+//!   an error naming the file and the offset; nothing is skipped.
+//! - [`Store::append`] writes (not yet durably) redo at the end of a stream. It enforces
+//!   continuity: `pos` must be the stream's pending end, or `(seq + 1, 0)` after a log end; a
+//!   new stream starts at offset 0 of a log. A resend of bytes already held (after a
+//!   reconnect) is compared with them and accepted without storing it twice; different
+//!   bytes at a held position are refused ([`StoreError::Overlap`]).
+//! - [`Store::sync`] makes every pending append durable (`fdatasync` of each dirty segment;
+//!   new segment files and directories are fsynced when created) and returns the new durable
+//!   ends. Only then may an append be acknowledged.
+//! - After any write or sync error the store is **failed**: every later append and sync is
+//!   refused ([`StoreError::Failed`]) and no fsync is ever retried (a failed fsync may have
+//!   dropped the dirty pages: retrying could report success for lost data). A restart
+//!   recovers from what is on disk.
+//! - New appends always go to a segment created by this process: after a restart the last
+//!   segment of a stream is never written again, so chunk nonces are never reused.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redovault::crypto::envelope::EnvelopeError;
+use redovault::crypto::keys::KeyRing;
+use redovault::wire::{CommitMark, StreamId, StreamPos};
+use redovault_redo::position::{LogSeq, ThreadId};
+
+use crate::fs::{Fs, RealFs};
+use crate::index::{CommitIndex, CommitQuery};
+use crate::segment::{self, Chunk, MAX_CHUNK_DATA, ScanError, ScanMode, SegmentWriter, WriteError};
+
+/// Content of the `FORMAT` file.
+pub const FORMAT_LINE: &str = "redovault collector store, format 1\n";
+
+/// Tuning of a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// A segment is closed (fsynced) and the next one created when a chunk would take it
+    /// past this size. 64 MiB: a rotation (two extra fsyncs) every few seconds at 10 MB/s at
+    /// most, and at most one segment to read back when a resend is compared.
+    pub segment_size: u64,
+    /// Longest chunk: appends are split into chunks of at most this many redo bytes
+    /// (1 MiB; at most [`MAX_CHUNK_DATA`]).
+    pub chunk_size: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions {
+            segment_size: 64 << 20,
+            chunk_size: 1 << 20,
+        }
+    }
+}
+
+/// The durable state of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durable {
+    /// End of the durable redo: everything before it is stored and synced.
+    pub end: StreamPos,
+    /// The log (sequence) of `end` is complete.
+    pub log_end: bool,
+    /// The last durable commit: the recovery point.
+    pub last_commit: Option<CommitMark>,
+}
+
+impl Durable {
+    /// Where the next append must start: `end`, or `(seq + 1, 0)` after a log end.
+    pub fn resume_pos(&self) -> StreamPos {
+        if self.log_end {
+            next_seq(self.end)
+        } else {
+            self.end
+        }
+    }
+}
+
+fn next_seq(p: StreamPos) -> StreamPos {
+    StreamPos {
+        seq: LogSeq(p.seq.0.saturating_add(1)),
+        offset: 0,
+    }
+}
+
+/// What an append did (nothing is durable before [`Store::sync`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// End of the stream's pending (written, maybe not yet durable) redo.
+    pub pending_end: StreamPos,
+    /// Redo bytes newly written.
+    pub stored: u64,
+    /// Redo bytes of the request already held (a resend), compared and not written again.
+    pub duplicate: u64,
+}
+
+/// One segment of a stream, as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// Segment number.
+    pub number: u64,
+    /// The file.
+    pub path: PathBuf,
+    /// Start of its first chunk.
+    pub first: Option<StreamPos>,
+    /// End of its last chunk.
+    pub last_end: Option<StreamPos>,
+    /// Bytes written.
+    pub len: u64,
+    /// Bytes known durable (complete records only).
+    pub durable_len: u64,
+}
+
+/// A torn tail found and cut off at open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// The stream.
+    pub stream: StreamId,
+    /// The segment file.
+    pub file: PathBuf,
+    /// Where the file was cut.
+    pub offset: u64,
+    /// Bytes dropped.
+    pub dropped_bytes: u64,
+    /// What was wrong at `offset`.
+    pub reason: String,
+    /// The file was removed: it was cut short inside its header and never held a chunk.
+    pub removed: bool,
+}
+
+/// What [`Store::open`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Streams recovered.
+    pub streams: usize,
+    /// Segments read.
+    pub segments: usize,
+    /// Chunks authenticated.
+    pub chunks: u64,
+    /// Redo bytes held.
+    pub redo_bytes: u64,
+    /// Commits indexed.
+    pub commits: u64,
+    /// Torn tails cut off.
+    pub torn: Vec<TornTail>,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file operation at open or while reading failed.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// Another process has the store open.
+    #[error("store {} is in use by another process (lock {} held)", dir.display(), dir.join("LOCK").display())]
+    Locked {
+        /// The store directory.
+        dir: PathBuf,
+    },
+    /// The directory holds something other than a store of this format.
+    #[error("{}: not a redovault collector store of format 1 (found {found:?})", file.display())]
+    Format {
+        /// The FORMAT file.
+        file: PathBuf,
+        /// Its first line.
+        found: String,
+    },
+    /// Options out of range.
+    #[error("store options: {0}")]
+    Options(String),
+    /// Stored data is damaged (not a torn tail): named by file and offset.
+    #[error("{} corrupt at offset {offset}: {reason}", file.display())]
+    Corrupt {
+        /// The segment file.
+        file: PathBuf,
+        /// Byte offset.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A segment cannot be read with this key ring or build (unknown key, format).
+    #[error("{}: {source}", file.display())]
+    Unreadable {
+        /// The segment file.
+        file: PathBuf,
+        /// Why.
+        source: EnvelopeError,
+    },
+    /// Refused: the append does not continue the stream.
+    #[error("stream {stream}: append at {pos} refused, the stream continues at {}",
+            expected.map_or("offset 0 of a log (new stream)".to_string(), |p| p.to_string()))]
+    Discontinuity {
+        /// The stream.
+        stream: StreamId,
+        /// Where the append started.
+        pos: StreamPos,
+        /// Where it must start (`None`: a new stream, at offset 0 of any log).
+        expected: Option<StreamPos>,
+    },
+    /// Refused: the append overlaps held redo with different bytes (or runs past a log end).
+    #[error("stream {stream}: append at {pos} refused: {reason}")]
+    Overlap {
+        /// The stream.
+        stream: StreamId,
+        /// Where the append started.
+        pos: StreamPos,
+        /// What differs.
+        reason: String,
+    },
+    /// Refused: the append is malformed (commit marks outside its bytes, too long...).
+    #[error("stream {stream}: append at {pos} refused: {reason}")]
+    InvalidAppend {
+        /// The stream.
+        stream: StreamId,
+        /// Where the append started.
+        pos: StreamPos,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A write or sync failed: the store is now failed (see [`StoreError::Failed`]).
+    #[error("store failed: {0}")]
+    WriteFailed(#[source] WriteError),
+    /// Refused because an earlier write or sync failed; restart to recover from disk.
+    #[error(
+        "store is failed since an earlier I/O error ({reason}); nothing more is acknowledged until restart"
+    )]
+    Failed {
+        /// The first failure.
+        reason: String,
+    },
+}
+
+impl StoreError {
+    /// The request was refused (the session's fault); the store itself is fine.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Discontinuity { .. }
+                | StoreError::Overlap { .. }
+                | StoreError::InvalidAppend { .. }
+        )
+    }
+
+    /// The store is failed (by this error or an earlier one).
+    pub fn is_failure(&self) -> bool {
+        matches!(self, StoreError::WriteFailed(_) | StoreError::Failed { .. })
+    }
+}
+
+impl From<ScanError> for StoreError {
+    fn from(e: ScanError) -> StoreError {
+        match e {
+            ScanError::Io { path, source } => StoreError::Io {
+                op: "read",
+                path,
+                source,
+            },
+            ScanError::Corrupt {
+                path,
+                offset,
+                reason,
+            } => StoreError::Corrupt {
+                file: path,
+                offset,
+                reason,
+            },
+            ScanError::Unreadable { path, source } => StoreError::Unreadable { file: path, source },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tip {
+    end: StreamPos,
+    log_end: bool,
+    last_commit: Option<CommitMark>,
+}
+
+impl Tip {
+    fn durable(&self) -> Durable {
+        Durable {
+            end: self.end,
+            log_end: self.log_end,
+            last_commit: self.last_commit,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct StreamState {
+    dir: PathBuf,
+    segments: Vec<SegmentInfo>,
+    /// The segment this process created and appends to (always the last of `segments`).
+    writer: Option<SegmentWriter>,
+    durable: Tip,
+    pending: Tip,
+    pending_commits: Vec<CommitMark>,
+    /// End offset of every completed log sequence.
+    seq_ends: BTreeMap<LogSeq, u64>,
+    index: CommitIndex,
+    /// `pending` describes written redo (false for a stream with no chunk yet).
+    has_data: bool,
+    /// `durable` describes durable redo.
+    durable_has_data: bool,
+}
+
+/// Everything a rebuild needs, taken from the store so that the rebuild can read the
+/// segments without holding the store (see `rebuild.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSnapshot {
+    /// The stream.
+    pub stream: StreamId,
+    /// Its segments, with their durable lengths (read no further).
+    pub segments: Vec<SegmentInfo>,
+    /// Its durable state.
+    pub durable: Durable,
+    /// Durable end offset of every completed sequence.
+    pub seq_ends: BTreeMap<LogSeq, u64>,
+    /// The last durable commit of every sequence that has one, with the count of commits.
+    pub seq_commits: BTreeMap<LogSeq, (CommitMark, usize)>,
+}
+
+/// The store: every stream of one collector, in one directory.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    keys: KeyRing,
+    fs: Arc<dyn Fs>,
+    opts: StoreOptions,
+    streams: BTreeMap<StreamId, StreamState>,
+    dirty: BTreeSet<StreamId>,
+    failed: Option<String>,
+    recovery: RecoveryReport,
+    _lock: File,
+}
+
+/// Directory name of a stream: `db<dbid>-rl<resetlogs id>-t<thread>`.
+pub fn stream_dir_name(s: StreamId) -> String {
+    s.to_string()
+}
+
+/// The stream a directory name stands for.
+pub fn parse_stream_dir_name(name: &str) -> Option<StreamId> {
+    let rest = name.strip_prefix("db")?;
+    let (db, rest) = rest.split_once("-rl")?;
+    let (rl, t) = rest.split_once("-t")?;
+    fn digits(s: &str) -> Option<&str> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then_some(s)
+    }
+    let id = StreamId {
+        db_id: digits(db)?.parse().ok()?,
+        resetlogs_id: digits(rl)?.parse().ok()?,
+        thread: ThreadId(digits(t)?.parse().ok()?),
+    };
+    (stream_dir_name(id) == name).then_some(id)
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Io { op, path, source }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir` with the real file system and default
+    /// options, recovering every stream.
+    pub fn open(dir: &Path, keys: KeyRing) -> Result<Store, StoreError> {
+        Store::open_with(dir, keys, StoreOptions::default(), Arc::new(RealFs))
+    }
+
+    /// [`Store::open`] with options and the file operations to write through.
+    pub fn open_with(
+        dir: &Path,
+        keys: KeyRing,
+        opts: StoreOptions,
+        fs: Arc<dyn Fs>,
+    ) -> Result<Store, StoreError> {
+        if opts.chunk_size == 0 || opts.chunk_size > MAX_CHUNK_DATA {
+            return Err(StoreError::Options(format!(
+                "chunk size {} not in 1..={MAX_CHUNK_DATA}",
+                opts.chunk_size
+            )));
+        }
+        if opts.segment_size < 64 * 1024 {
+            return Err(StoreError::Options(format!(
+                "segment size {} below 64 KiB",
+                opts.segment_size
+            )));
+        }
+        if !dir.is_dir() {
+            std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs.sync_dir(parent)
+                    .map_err(io_err("fsync directory", parent))?;
+            }
+        }
+        let lock_path = dir.join("LOCK");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err("open", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err("lock", &lock_path)(e)),
+        }
+        let format = dir.join("FORMAT");
+        match std::fs::read(&format) {
+            Ok(b) if b == FORMAT_LINE.as_bytes() => {}
+            Ok(b) => {
+                return Err(StoreError::Format {
+                    file: format,
+                    found: String::from_utf8_lossy(&b)
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .chars()
+                        .take(80)
+                        .collect(),
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                redovault::durable::create_new_durable(&format, FORMAT_LINE.as_bytes())
+                    .map_err(io_err("create", &format))?;
+            }
+            Err(e) => return Err(io_err("read", &format)(e)),
+        }
+        let streams_dir = dir.join("streams");
+        if !streams_dir.is_dir() {
+            fs.create_dir(&streams_dir)
+                .map_err(io_err("create directory", &streams_dir))?;
+            fs.sync_dir(dir).map_err(io_err("fsync directory", dir))?;
+        }
+        let mut store = Store {
+            dir: dir.to_path_buf(),
+            keys,
+            fs,
+            opts,
+            streams: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            failed: None,
+            recovery: RecoveryReport::default(),
+            _lock: lock,
+        };
+        let mut names = Vec::new();
+        for e in std::fs::read_dir(&streams_dir).map_err(io_err("list", &streams_dir))? {
+            let e = e.map_err(io_err("list", &streams_dir))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            match parse_stream_dir_name(&name) {
+                Some(id) if e.path().is_dir() => names.push((id, e.path())),
+                _ => tracing::warn!(path = %e.path().display(), "not a stream directory; ignored"),
+            }
+        }
+        names.sort();
+        for (id, path) in names {
+            store.recover_stream(id, path)?;
+        }
+        store.recovery.streams = store.streams.len();
+        tracing::info!(
+            dir = %dir.display(),
+            streams = store.recovery.streams,
+            segments = store.recovery.segments,
+            chunks = store.recovery.chunks,
+            redo_bytes = store.recovery.redo_bytes,
+            commits = store.recovery.commits,
+            torn_tails = store.recovery.torn.len(),
+            "collector store opened"
+        );
+        Ok(store)
+    }
+
+    fn recover_stream(&mut self, id: StreamId, dir: PathBuf) -> Result<(), StoreError> {
+        let mut numbers = Vec::new();
+        for e in std::fs::read_dir(&dir).map_err(io_err("list", &dir))? {
+            let e = e.map_err(io_err("list", &dir))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            match segment::parse_segment_file_name(&name) {
+                Some(n) => numbers.push(n),
+                None => tracing::warn!(path = %e.path().display(), "not a segment; ignored"),
+            }
+        }
+        numbers.sort_unstable();
+        for w in numbers.windows(2) {
+            if w[1] != w[0] + 1 {
+                return Err(StoreError::Corrupt {
+                    file: dir.join(segment::segment_file_name(w[0] + 1)),
+                    offset: 0,
+                    reason: format!(
+                        "segment missing: {} is followed by {}",
+                        segment::segment_file_name(w[0]),
+                        segment::segment_file_name(w[1])
+                    ),
+                });
+            }
+        }
+        let mut tip: Option<Tip> = None;
+        let mut seq_ends = BTreeMap::new();
+        let mut index = CommitIndex::new();
+        let mut segments = Vec::new();
+        let mut redo_bytes = 0u64;
+        let count = numbers.len();
+        for (i, &n) in numbers.iter().enumerate() {
+            let path = dir.join(segment::segment_file_name(n));
+            let last = i + 1 == count;
+            let mode = if last {
+                ScanMode::LastSegment
+            } else {
+                ScanMode::Strict
+            };
+            let mut first = None;
+            let mut last_end = None;
+            let scanned = segment::scan::<StoreError>(&path, &self.keys, mode, None, |off, c| {
+                let corrupt = |reason: String| StoreError::Corrupt {
+                    file: path.clone(),
+                    offset: off,
+                    reason,
+                };
+                match tip {
+                    None if c.start.offset != 0 => {
+                        return Err(corrupt(format!(
+                            "the stream's first chunk starts at {}, not at a log start",
+                            c.start
+                        )));
+                    }
+                    Some(t) if !t.log_end && c.start != t.end => {
+                        return Err(corrupt(format!(
+                            "chunk starts at {} but the stream ends at {}: a gap or overlap",
+                            c.start, t.end
+                        )));
+                    }
+                    Some(t) if t.log_end && c.start != next_seq(t.end) => {
+                        return Err(corrupt(format!(
+                            "chunk starts at {} but log {} ended: expected {}",
+                            c.start,
+                            t.end.seq,
+                            next_seq(t.end)
+                        )));
+                    }
+                    _ => {}
+                }
+                for m in &c.commits {
+                    index.push(m);
+                }
+                if c.log_end {
+                    seq_ends.insert(c.start.seq, c.end().offset);
+                }
+                redo_bytes += c.data.len() as u64;
+                first.get_or_insert(c.start);
+                last_end = Some(c.end());
+                tip = Some(Tip {
+                    end: c.end(),
+                    log_end: c.log_end,
+                    last_commit: c
+                        .commits
+                        .last()
+                        .copied()
+                        .or(tip.and_then(|t| t.last_commit)),
+                });
+                Ok(())
+            })?;
+            if let Some(h) = &scanned.header
+                && (h.stream != id || h.segment != n)
+            {
+                return Err(StoreError::Corrupt {
+                    file: path,
+                    offset: 0,
+                    reason: format!(
+                        "header says stream {} segment {}, but the file is segment {n} of {id}",
+                        h.stream, h.segment
+                    ),
+                });
+            }
+            self.recovery.segments += 1;
+            self.recovery.chunks += u64::from(scanned.chunks);
+            if let Some(torn) = &scanned.torn {
+                let dropped = scanned.len - torn.offset;
+                if torn.header {
+                    std::fs::remove_file(&path).map_err(io_err("remove", &path))?;
+                    redovault::durable::sync_dir(&dir).map_err(io_err("fsync directory", &dir))?;
+                } else {
+                    let f = OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .map_err(io_err("open", &path))?;
+                    f.set_len(torn.offset).map_err(io_err("truncate", &path))?;
+                    f.sync_all().map_err(io_err("fsync", &path))?;
+                }
+                tracing::warn!(
+                    stream = %id,
+                    file = %path.display(),
+                    offset = torn.offset,
+                    dropped_bytes = dropped,
+                    removed = torn.header,
+                    reason = %torn.reason,
+                    "torn tail dropped (never acknowledged)"
+                );
+                self.recovery.torn.push(TornTail {
+                    stream: id,
+                    file: path.clone(),
+                    offset: torn.offset,
+                    dropped_bytes: dropped,
+                    reason: torn.reason.clone(),
+                    removed: torn.header,
+                });
+                if torn.header {
+                    continue;
+                }
+            } else if last {
+                // What was read may still be only in the page cache (a previous process
+                // may have died after a failed fsync): make it durable before calling it so.
+                File::open(&path)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io_err("fsync", &path))?;
+            }
+            segments.push(SegmentInfo {
+                number: n,
+                path,
+                first,
+                last_end,
+                len: scanned.good_len,
+                durable_len: scanned.good_len,
+            });
+        }
+        self.recovery.redo_bytes += redo_bytes;
+        self.recovery.commits += index.len() as u64;
+        let Some(tip) = tip else {
+            if !segments.is_empty() {
+                // Segments with a header but no chunk: keep them, the next one follows.
+                self.streams
+                    .insert(id, StreamState::empty(dir, segments, seq_ends, index, None));
+            }
+            return Ok(());
+        };
+        self.streams.insert(
+            id,
+            StreamState::empty(dir, segments, seq_ends, index, Some(tip)),
+        );
+        Ok(())
+    }
+
+    /// What open found and repaired.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The key ring.
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// The first write or sync error, once the store has failed.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    /// Every stream that holds redo.
+    pub fn streams(&self) -> Vec<StreamId> {
+        self.streams
+            .iter()
+            .filter(|(_, s)| s.durable_known())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The durable state of a stream (`None`: nothing durable yet).
+    pub fn durable(&self, stream: StreamId) -> Option<Durable> {
+        let s = self.streams.get(&stream)?;
+        s.durable_known().then(|| s.durable.durable())
+    }
+
+    /// Durable commits of a stream (see [`CommitQuery`]), at most `limit`.
+    pub fn commits(&self, stream: StreamId, query: &CommitQuery, limit: usize) -> Vec<CommitMark> {
+        self.streams
+            .get(&stream)
+            .map(|s| s.index.query(query, limit))
+            .unwrap_or_default()
+    }
+
+    /// The segments of a stream.
+    pub fn segments(&self, stream: StreamId) -> Vec<SegmentInfo> {
+        self.streams
+            .get(&stream)
+            .map(|s| s.segments.clone())
+            .unwrap_or_default()
+    }
+
+    /// Rebuilds a log of `stream` to `out` (see [`crate::rebuild`]).
+    pub fn rebuild(
+        &self,
+        stream: StreamId,
+        out: &Path,
+        opts: &crate::rebuild::RebuildOptions,
+    ) -> Result<crate::rebuild::RebuildReport, crate::rebuild::RebuildError> {
+        let snap = self
+            .snapshot(stream)
+            .ok_or(crate::rebuild::RebuildError::NoStream(stream))?;
+        crate::rebuild::rebuild(&snap, &self.keys, out, opts)
+    }
+
+    /// A snapshot of a stream's durable state for a rebuild.
+    pub fn snapshot(&self, stream: StreamId) -> Option<StreamSnapshot> {
+        let s = self.streams.get(&stream)?;
+        if !s.durable_known() {
+            return None;
+        }
+        let durable = s.durable.durable();
+        let seq_commits = s
+            .index
+            .sequences()
+            .map(|(q, last, count)| (q, (last, count)))
+            .collect();
+        Some(StreamSnapshot {
+            stream,
+            segments: s.segments.clone(),
+            durable,
+            seq_ends: s
+                .seq_ends
+                .range(..=durable.end.seq)
+                .filter(|(q, _)| **q < durable.end.seq || durable.log_end)
+                .map(|(q, e)| (*q, *e))
+                .collect(),
+            seq_commits,
+        })
+    }
+
+    fn check_failed(&self) -> Result<(), StoreError> {
+        match &self.failed {
+            Some(reason) => Err(StoreError::Failed {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&mut self, e: WriteError) -> StoreError {
+        let reason = e.to_string();
+        tracing::error!(
+            dir = %self.dir.display(),
+            error = %reason,
+            "collector store failed: no further acknowledgements until restart"
+        );
+        self.failed.get_or_insert(reason);
+        StoreError::WriteFailed(e)
+    }
+
+    /// Appends redo to a stream (not durable until [`Store::sync`]); see the module docs for
+    /// the continuity rules. `commits` are the commits whose end lies in this redo.
+    pub fn append(
+        &mut self,
+        stream: StreamId,
+        pos: StreamPos,
+        bytes: &[u8],
+        commits: &[CommitMark],
+        log_end: bool,
+    ) -> Result<Appended, StoreError> {
+        self.check_failed()?;
+        let invalid = |reason: String| StoreError::InvalidAppend {
+            stream,
+            pos,
+            reason,
+        };
+        let Some(req_end_off) = pos.offset.checked_add(bytes.len() as u64) else {
+            return Err(invalid("offset range overflows".into()));
+        };
+        let req_end = StreamPos {
+            seq: pos.seq,
+            offset: req_end_off,
+        };
+        let mut prev = pos;
+        for c in commits {
+            if c.end.seq != pos.seq || c.end <= pos || c.end > req_end || c.end < prev {
+                return Err(invalid(format!(
+                    "commit {} ends at {}, outside {pos}..={req_end} or out of order",
+                    c.xid, c.end
+                )));
+            }
+            prev = c.end;
+        }
+        let overlap = |reason: String| StoreError::Overlap {
+            stream,
+            pos,
+            reason,
+        };
+        // Where new bytes start, and how many leading bytes are already held.
+        let (new_start, held) = match self.streams.get(&stream).and_then(|s| {
+            s.has_data
+                .then_some((s.pending, s.seq_ends.get(&pos.seq).copied()))
+        }) {
+            None => {
+                if pos.offset != 0 {
+                    return Err(StoreError::Discontinuity {
+                        stream,
+                        pos,
+                        expected: None,
+                    });
+                }
+                (pos, 0)
+            }
+            Some((tip, _)) if pos.seq == tip.end.seq => {
+                if pos.offset > tip.end.offset {
+                    return Err(StoreError::Discontinuity {
+                        stream,
+                        pos,
+                        expected: Some(tip.durable().resume_pos()),
+                    });
+                }
+                let held = req_end_off.min(tip.end.offset) - pos.offset;
+                if tip.log_end && req_end_off > tip.end.offset {
+                    return Err(overlap(format!(
+                        "log {} ended at offset {}; the append runs to {req_end_off}",
+                        tip.end.seq, tip.end.offset
+                    )));
+                }
+                if log_end && req_end_off < tip.end.offset {
+                    return Err(overlap(format!(
+                        "the append ends log {} at {req_end_off}, but {} bytes are held",
+                        tip.end.seq, tip.end.offset
+                    )));
+                }
+                if held == 0 {
+                    (pos, 0)
+                } else {
+                    (
+                        StreamPos {
+                            seq: pos.seq,
+                            offset: pos.offset + held,
+                        },
+                        held,
+                    )
+                }
+            }
+            Some((tip, seq_end)) if pos.seq < tip.end.seq => {
+                let Some(seq_end) = seq_end else {
+                    return Err(StoreError::Discontinuity {
+                        stream,
+                        pos,
+                        expected: Some(tip.durable().resume_pos()),
+                    });
+                };
+                if req_end_off > seq_end || (log_end && req_end_off != seq_end) {
+                    return Err(overlap(format!(
+                        "log {} ended at offset {seq_end}; the append covers \
+                         {}..{req_end_off}{}",
+                        pos.seq,
+                        pos.offset,
+                        if log_end { " and ends the log" } else { "" }
+                    )));
+                }
+                // Wholly held: compare, store nothing.
+                (req_end, req_end_off.saturating_sub(pos.offset))
+            }
+            Some((tip, _)) if tip.log_end && pos == next_seq(tip.end) => (pos, 0),
+            Some((tip, _)) => {
+                return Err(StoreError::Discontinuity {
+                    stream,
+                    pos,
+                    expected: Some(tip.durable().resume_pos()),
+                });
+            }
+        };
+        if held > 0 {
+            let held_len = usize::try_from(held).unwrap_or(usize::MAX);
+            let stored = self.read_stored(stream, pos, held)?;
+            if let Some(i) = stored
+                .iter()
+                .zip(&bytes[..held_len])
+                .position(|(a, b)| a != b)
+            {
+                return Err(overlap(format!(
+                    "bytes differ from the stored redo at offset {}",
+                    pos.offset + i as u64
+                )));
+            }
+        }
+        let new_bytes = &bytes[usize::try_from(held).unwrap_or(bytes.len())..];
+        let tip = self
+            .streams
+            .get(&stream)
+            .filter(|s| s.has_data)
+            .map(|s| s.pending);
+        let seq_already_ended =
+            tip.is_some_and(|t| (t.end.seq == pos.seq && t.log_end) || t.end.seq > pos.seq);
+        let write_log_end = log_end && !seq_already_ended;
+        if new_bytes.is_empty() && !write_log_end {
+            return Ok(Appended {
+                pending_end: tip.map_or(pos, |t| t.end),
+                stored: 0,
+                duplicate: held,
+            });
+        }
+        let new_commits: Vec<CommitMark> = commits
+            .iter()
+            .filter(|c| c.end > new_start)
+            .copied()
+            .collect();
+        self.write_chunks(stream, new_start, new_bytes, &new_commits, write_log_end)?;
+        let pending_end = self.streams.get(&stream).map_or(pos, |s| s.pending.end);
+        Ok(Appended {
+            pending_end,
+            stored: new_bytes.len() as u64,
+            duplicate: held,
+        })
+    }
+
+    /// Reads `len` held bytes of `stream` from `pos` (within one log) back from the segments.
+    fn read_stored(
+        &self,
+        stream: StreamId,
+        pos: StreamPos,
+        len: u64,
+    ) -> Result<Vec<u8>, StoreError> {
+        let Some(s) = self.streams.get(&stream) else {
+            return Ok(Vec::new());
+        };
+        let want_end = pos.offset + len;
+        let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        for seg in &s.segments {
+            let (Some(first), Some(last_end)) = (seg.first, seg.last_end) else {
+                continue;
+            };
+            let from = pos;
+            let to = StreamPos {
+                seq: pos.seq,
+                offset: want_end,
+            };
+            if first >= to || last_end <= from {
+                continue;
+            }
+            segment::scan::<StoreError>(
+                &seg.path,
+                &self.keys,
+                ScanMode::Strict,
+                Some(seg.len),
+                |_, c| {
+                    if c.start.seq != pos.seq {
+                        return Ok(());
+                    }
+                    let c_end = c.start.offset + c.data.len() as u64;
+                    let lo = c.start.offset.max(pos.offset + out.len() as u64);
+                    let hi = c_end.min(want_end);
+                    if lo < hi && lo == pos.offset + out.len() as u64 {
+                        let a = (lo - c.start.offset) as usize;
+                        let b = (hi - c.start.offset) as usize;
+                        out.extend_from_slice(&c.data[a..b]);
+                    }
+                    Ok(())
+                },
+            )?;
+        }
+        if out.len() as u64 != len {
+            return Err(StoreError::Corrupt {
+                file: s.dir.clone(),
+                offset: 0,
+                reason: format!(
+                    "held redo {pos}..+{len} could not be read back ({} bytes found)",
+                    out.len()
+                ),
+            });
+        }
+        Ok(out)
+    }
+
+    fn write_chunks(
+        &mut self,
+        stream: StreamId,
+        start: StreamPos,
+        bytes: &[u8],
+        commits: &[CommitMark],
+        log_end: bool,
+    ) -> Result<(), StoreError> {
+        if !self.streams.contains_key(&stream) {
+            let dir = self.dir.join("streams").join(stream_dir_name(stream));
+            match self.fs.create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(source) => {
+                    return Err(self.fail(WriteError::Io {
+                        op: "create directory",
+                        path: dir,
+                        source,
+                    }));
+                }
+            }
+            let parent = self.dir.join("streams");
+            if let Err(source) = self.fs.sync_dir(&parent) {
+                return Err(self.fail(WriteError::Io {
+                    op: "fsync directory",
+                    path: parent,
+                    source,
+                }));
+            }
+            self.streams.insert(
+                stream,
+                StreamState::empty(dir, Vec::new(), BTreeMap::new(), CommitIndex::new(), None),
+            );
+        }
+        let pieces: Vec<&[u8]> = if bytes.is_empty() {
+            vec![&[][..]]
+        } else {
+            bytes.chunks(self.opts.chunk_size).collect()
+        };
+        let n = pieces.len();
+        let mut at = start;
+        let mut ci = 0;
+        for (i, piece) in pieces.into_iter().enumerate() {
+            let end = StreamPos {
+                seq: at.seq,
+                offset: at.offset + piece.len() as u64,
+            };
+            let from = ci;
+            while ci < commits.len() && commits[ci].end <= end {
+                ci += 1;
+            }
+            let chunk = Chunk {
+                start: at,
+                data: piece.to_vec(),
+                commits: commits[from..ci].to_vec(),
+                log_end: log_end && i + 1 == n,
+            };
+            if let Err(e) = chunk.check() {
+                return Err(StoreError::InvalidAppend {
+                    stream,
+                    pos: start,
+                    reason: e.to_string(),
+                });
+            }
+            self.write_chunk(stream, &chunk)?;
+            at = end;
+        }
+        Ok(())
+    }
+
+    fn write_chunk(&mut self, stream: StreamId, chunk: &Chunk) -> Result<(), StoreError> {
+        let rec_len = SegmentWriter::record_len(chunk);
+        let segment_size = self.opts.segment_size;
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return Ok(());
+        };
+        let rotate = match &s.writer {
+            None => true,
+            Some(w) => !w.is_empty() && w.len() + rec_len > segment_size,
+        };
+        if rotate {
+            let result = s.rotate(self.fs.as_ref(), &self.keys, stream);
+            if let Err(e) = result {
+                return Err(self.fail(e));
+            }
+        }
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return Ok(());
+        };
+        let Some(w) = s.writer.as_mut() else {
+            return Ok(());
+        };
+        let result = w.append(chunk);
+        match result {
+            Ok(_) => {
+                let len = w.len();
+                if let Some(info) = s.segments.last_mut() {
+                    info.first.get_or_insert(chunk.start);
+                    info.last_end = Some(chunk.end());
+                    info.len = len;
+                }
+                s.pending = Tip {
+                    end: chunk.end(),
+                    log_end: chunk.log_end,
+                    last_commit: chunk.commits.last().copied().or(s.pending.last_commit),
+                };
+                if chunk.log_end {
+                    s.seq_ends.insert(chunk.start.seq, chunk.end().offset);
+                }
+                s.pending_commits.extend_from_slice(&chunk.commits);
+                s.has_data = true;
+                self.dirty.insert(stream);
+                Ok(())
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Makes every pending append durable and returns the streams whose durable state
+    /// advanced, with that state. Acknowledge only what this returned.
+    pub fn sync(&mut self) -> Result<Vec<(StreamId, Durable)>, StoreError> {
+        self.check_failed()?;
+        let dirty: Vec<StreamId> = self.dirty.iter().copied().collect();
+        for id in &dirty {
+            let Some(s) = self.streams.get_mut(id) else {
+                continue;
+            };
+            let Some(w) = s.writer.as_mut() else {
+                continue;
+            };
+            if let Err(e) = w.sync() {
+                return Err(self.fail(e));
+            }
+            let synced = w.synced_len();
+            if let Some(info) = s.segments.last_mut() {
+                info.durable_len = synced;
+            }
+        }
+        let mut out = Vec::with_capacity(dirty.len());
+        for id in dirty {
+            let Some(s) = self.streams.get_mut(&id) else {
+                continue;
+            };
+            s.durable = s.pending;
+            for c in s.pending_commits.drain(..) {
+                s.index.push(&c);
+            }
+            s.durable_has_data = s.has_data;
+            out.push((id, s.durable.durable()));
+        }
+        self.dirty.clear();
+        Ok(out)
+    }
+}
+
+impl StreamState {
+    fn empty(
+        dir: PathBuf,
+        segments: Vec<SegmentInfo>,
+        seq_ends: BTreeMap<LogSeq, u64>,
+        index: CommitIndex,
+        tip: Option<Tip>,
+    ) -> StreamState {
+        let t = tip.unwrap_or(Tip {
+            end: StreamPos::default(),
+            log_end: false,
+            last_commit: None,
+        });
+        StreamState {
+            dir,
+            segments,
+            writer: None,
+            durable: t,
+            pending: t,
+            pending_commits: Vec::new(),
+            seq_ends,
+            index,
+            has_data: tip.is_some(),
+            durable_has_data: tip.is_some(),
+        }
+    }
+
+    fn durable_known(&self) -> bool {
+        self.durable_has_data
+    }
+
+    /// Syncs and closes the current segment (if any) and creates the next one.
+    fn rotate(&mut self, fs: &dyn Fs, keys: &KeyRing, id: StreamId) -> Result<(), WriteError> {
+        if let Some(w) = self.writer.as_mut() {
+            // A closed segment is durable before its successor exists: damage in any
+            // segment but the last is then corruption, never a torn write.
+            w.sync()?;
+            let synced = w.synced_len();
+            if let Some(info) = self.segments.last_mut() {
+                info.durable_len = synced;
+            }
+        }
+        let number = self
+            .segments
+            .last()
+            .map_or(1, |s| s.number.saturating_add(1));
+        let w = SegmentWriter::create(fs, &self.dir, keys, id, number, now_unix())?;
+        self.segments.push(SegmentInfo {
+            number,
+            path: w.path().to_path_buf(),
+            first: None,
+            last_end: None,
+            len: w.len(),
+            durable_len: w.len(),
+        });
+        self.writer = Some(w);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

@@ -1,0 +1,688 @@
+//! Tests of the store: continuity, resends, recovery, torn tails, corruption, faults, keys.
+
+use super::*;
+use crate::fs::{FaultPlan, FaultyFs};
+use redovault::crypto::keys::KeyId;
+use redovault_redo::position::{Scn, Xid};
+
+pub(crate) fn ring(active: &str, ids: &[&str]) -> KeyRing {
+    let id = |s: &str| KeyId::parse(s).unwrap();
+    KeyRing::from_keys(
+        id(active),
+        ids.iter().map(|s| (id(s), [s.as_bytes()[s.len() - 1]; 32])),
+    )
+    .unwrap()
+}
+
+fn keys() -> KeyRing {
+    ring("k1", &["k1"])
+}
+
+fn sid(thread: u16) -> StreamId {
+    StreamId {
+        db_id: 1_497_016_494,
+        resetlogs_id: 1_224_959_854,
+        thread: ThreadId(thread),
+    }
+}
+
+fn p(seq: u32, offset: u64) -> StreamPos {
+    StreamPos {
+        seq: LogSeq(seq),
+        offset,
+    }
+}
+
+/// Deterministic redo-like bytes of `seq` at `offset`.
+fn data(seq: u32, offset: u64, len: usize) -> Vec<u8> {
+    (0..len as u64)
+        .map(|i| {
+            let x = (offset + i).wrapping_mul(0x9E37_79B9) ^ u64::from(seq).wrapping_mul(31);
+            (x >> 7) as u8
+        })
+        .collect()
+}
+
+fn commit(seq: u32, end: u64) -> CommitMark {
+    CommitMark {
+        xid: Xid {
+            usn: 7,
+            slot: (end % 97) as u16,
+            sqn: end as u32,
+        },
+        scn: Scn(2_000_000 + u64::from(seq) * 1_000_000 + end),
+        time: Some(1_772_841_600 + end as i64),
+        end: p(seq, end),
+    }
+}
+
+fn opts_small() -> StoreOptions {
+    StoreOptions {
+        segment_size: 64 * 1024,
+        chunk_size: 8 * 1024,
+    }
+}
+
+fn open(dir: &Path) -> Store {
+    Store::open_with(dir, keys(), opts_small(), Arc::new(RealFs)).unwrap()
+}
+
+/// Every chunk of a stream, read from its segments.
+fn read_stream(store: &Store, s: StreamId) -> Vec<Chunk> {
+    let mut out = Vec::new();
+    for seg in store.segments(s) {
+        segment::scan::<StoreError>(&seg.path, store.keys(), ScanMode::Strict, None, |_, c| {
+            out.push(c);
+            Ok(())
+        })
+        .unwrap();
+    }
+    out
+}
+
+fn bytes_of(chunks: &[Chunk], seq: u32) -> Vec<u8> {
+    chunks
+        .iter()
+        .filter(|c| c.start.seq == LogSeq(seq))
+        .flat_map(|c| c.data.clone())
+        .collect()
+}
+
+#[test]
+fn append_sync_reopen_keeps_redo_commits_and_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sid(1);
+    {
+        let mut st = open(dir.path());
+        assert!(st.durable(s).is_none());
+        let a = st
+            .append(
+                s,
+                p(5, 0),
+                &data(5, 0, 20_000),
+                &[commit(5, 512), commit(5, 19_968)],
+                false,
+            )
+            .unwrap();
+        assert_eq!(
+            (a.pending_end, a.stored, a.duplicate),
+            (p(5, 20_000), 20_000, 0)
+        );
+        // Not durable before sync.
+        assert!(st.durable(s).is_none());
+        let changed = st.sync().unwrap();
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].1.end, p(5, 20_000));
+        st.append(s, p(5, 20_000), &data(5, 20_000, 1000), &[], true)
+            .unwrap();
+        st.append(s, p(6, 0), &data(6, 0, 3000), &[commit(6, 2560)], false)
+            .unwrap();
+        let d = st.sync().unwrap()[0].1;
+        assert_eq!(d.end, p(6, 3000));
+        assert!(!d.log_end);
+        assert_eq!(d.last_commit, Some(commit(6, 2560)));
+        assert_eq!(d.resume_pos(), p(6, 3000));
+        assert_eq!(st.sync().unwrap(), []);
+    }
+    let st = open(dir.path());
+    assert!(st.recovery().torn.is_empty());
+    assert_eq!(st.recovery().redo_bytes, 24_000);
+    assert_eq!(st.recovery().commits, 3);
+    let d = st.durable(s).unwrap();
+    assert_eq!((d.end, d.last_commit), (p(6, 3000), Some(commit(6, 2560))));
+    assert_eq!(st.streams(), [s]);
+    let chunks = read_stream(&st, s);
+    assert_eq!(bytes_of(&chunks, 5), data(5, 0, 21_000));
+    assert_eq!(bytes_of(&chunks, 6), data(6, 0, 3000));
+    assert!(chunks.iter().all(|c| c.data.len() <= 8 * 1024));
+    assert_eq!(
+        st.commits(s, &CommitQuery::All, usize::MAX),
+        [commit(5, 512), commit(5, 19_968), commit(6, 2560)]
+    );
+    let snap = st.snapshot(s).unwrap();
+    assert_eq!(snap.seq_ends.get(&LogSeq(5)), Some(&21_000));
+    assert_eq!(snap.seq_commits[&LogSeq(5)], (commit(5, 19_968), 2));
+}
+
+#[test]
+fn continuity_is_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sid(1);
+    let mut st = open(dir.path());
+    let err = st.append(s, p(3, 512), b"x", &[], false).unwrap_err();
+    assert!(
+        matches!(err, StoreError::Discontinuity { expected: None, .. }),
+        "{err}"
+    );
+    assert!(err.is_refusal());
+    st.append(s, p(3, 0), &data(3, 0, 1024), &[], false)
+        .unwrap();
+    // A gap.
+    let err = st
+        .append(s, p(3, 2048), &data(3, 2048, 512), &[], false)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Discontinuity { expected: Some(e), .. } if e == p(3, 1024)));
+    // The next log before this one ended.
+    assert!(matches!(
+        st.append(s, p(4, 0), &data(4, 0, 512), &[], false),
+        Err(StoreError::Discontinuity { .. })
+    ));
+    // End the log with an empty append.
+    st.append(s, p(3, 1024), &[], &[], true).unwrap();
+    // Nothing more in an ended log.
+    let err = st
+        .append(s, p(3, 1024), &data(3, 1024, 512), &[], false)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Overlap { .. }), "{err}");
+    // Skipping a log.
+    let err = st
+        .append(s, p(5, 0), &data(5, 0, 512), &[], false)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Discontinuity { expected: Some(e), .. } if e == p(4, 0)));
+    st.append(s, p(4, 0), &data(4, 0, 512), &[], false).unwrap();
+    // Commit marks must lie in the append's bytes, in order.
+    for bad in [
+        vec![commit(4, 512)],
+        vec![commit(4, 2048)],
+        vec![commit(5, 600)],
+        vec![commit(4, 1000), commit(4, 600)],
+    ] {
+        let err = st
+            .append(s, p(4, 512), &data(4, 512, 512), &bad, false)
+            .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidAppend { .. }), "{err}");
+    }
+    st.sync().unwrap();
+    assert_eq!(st.durable(s).unwrap().end, p(4, 512));
+}
+
+#[test]
+fn resends_are_idempotent_and_different_bytes_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sid(2);
+    let mut st = open(dir.path());
+    st.append(s, p(1, 0), &data(1, 0, 4096), &[commit(1, 1024)], false)
+        .unwrap();
+    st.sync().unwrap();
+    st.append(
+        s,
+        p(1, 4096),
+        &data(1, 4096, 4096),
+        &[commit(1, 8192)],
+        false,
+    )
+    .unwrap();
+    // Not yet synced: a resend of durable + pending bytes plus new ones (after a reconnect
+    // the session resumes from the durable position).
+    let a = st
+        .append(
+            s,
+            p(1, 2048),
+            &data(1, 2048, 8192),
+            &[commit(1, 8192), commit(1, 10_240)],
+            false,
+        )
+        .unwrap();
+    assert_eq!(
+        (a.duplicate, a.stored, a.pending_end),
+        (6144, 2048, p(1, 10_240))
+    );
+    // Exact duplicate of held bytes.
+    let a = st
+        .append(s, p(1, 0), &data(1, 0, 4096), &[commit(1, 1024)], false)
+        .unwrap();
+    assert_eq!((a.duplicate, a.stored), (4096, 0));
+    // Different bytes at a held position.
+    let mut other = data(1, 1000, 100);
+    other[50] ^= 1;
+    let err = st.append(s, p(1, 1000), &other, &[], false).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Overlap { reason, .. } if reason.contains("1050")),
+        "{err}"
+    );
+    st.sync().unwrap();
+    // End the log, start the next; a resend of the ended log is still recognised.
+    st.append(s, p(1, 10_240), &[], &[], true).unwrap();
+    st.append(s, p(2, 0), &data(2, 0, 512), &[], false).unwrap();
+    let a = st
+        .append(
+            s,
+            p(1, 8192),
+            &data(1, 8192, 2048),
+            &[commit(1, 10_240)],
+            true,
+        )
+        .unwrap();
+    assert_eq!((a.duplicate, a.stored), (2048, 0));
+    assert!(matches!(
+        st.append(s, p(1, 8192), &data(1, 8192, 4096), &[], false),
+        Err(StoreError::Overlap { .. })
+    ));
+    assert!(matches!(
+        st.append(s, p(1, 0), &data(1, 0, 512), &[], true),
+        Err(StoreError::Overlap { .. })
+    ));
+    st.sync().unwrap();
+    drop(st);
+    let st = open(dir.path());
+    let chunks = read_stream(&st, s);
+    assert_eq!(bytes_of(&chunks, 1), data(1, 0, 10_240));
+    assert_eq!(bytes_of(&chunks, 2), data(2, 0, 512));
+    // Every commit once.
+    assert_eq!(
+        st.commits(s, &CommitQuery::All, usize::MAX),
+        [commit(1, 1024), commit(1, 8192), commit(1, 10_240)]
+    );
+    // A resend after the restart, answered from disk.
+    let mut st = st;
+    let a = st
+        .append(s, p(2, 0), &data(2, 0, 1024), &[], false)
+        .unwrap();
+    assert_eq!((a.duplicate, a.stored), (512, 512));
+}
+
+#[test]
+fn segments_rotate_by_size_and_a_restart_never_reuses_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sid(1);
+    let mut st = open(dir.path());
+    let mut off = 0;
+    while off < 300_000 {
+        st.append(
+            s,
+            p(9, off),
+            &data(9, off, 10_000),
+            &[commit(9, off + 10_000)],
+            false,
+        )
+        .unwrap();
+        off += 10_000;
+        st.sync().unwrap();
+    }
+    let segs = st.segments(s);
+    assert!(segs.len() >= 5, "{} segments", segs.len());
+    for seg in &segs {
+        assert!(seg.len <= 64 * 1024, "{seg:?}");
+        assert_eq!(seg.len, std::fs::metadata(&seg.path).unwrap().len());
+    }
+    let last_before = segs.last().unwrap().number;
+    drop(st);
+    let mut st = open(dir.path());
+    st.append(s, p(9, off), &data(9, off, 100), &[], false)
+        .unwrap();
+    st.sync().unwrap();
+    let segs = st.segments(s);
+    assert_eq!(segs.last().unwrap().number, last_before + 1);
+    assert_eq!(st.commits(s, &CommitQuery::All, usize::MAX).len(), 30);
+    drop(st);
+    // A segment missing in the middle is corruption, named.
+    std::fs::remove_file(&segs[2].path).unwrap();
+    let err = Store::open_with(dir.path(), keys(), opts_small(), Arc::new(RealFs)).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { file, .. } if *file == segs[2].path),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_segment_moved_to_another_place_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut st = open(dir.path());
+    st.append(sid(1), p(1, 0), &data(1, 0, 100), &[], false)
+        .unwrap();
+    st.append(sid(2), p(1, 0), &data(1, 0, 100), &[], false)
+        .unwrap();
+    st.sync().unwrap();
+    let a = st.segments(sid(1))[0].path.clone();
+    let b = st.segments(sid(2))[0].path.clone();
+    drop(st);
+    // Thread 2's segment put in thread 1's place: the authenticated header says otherwise.
+    std::fs::copy(&b, &a).unwrap();
+    let err = Store::open_with(dir.path(), keys(), opts_small(), Arc::new(RealFs)).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { file, offset: 0, .. } if *file == a),
+        "{err}"
+    );
+}
+
+#[test]
+fn torn_tail_is_cut_and_every_synced_append_survives() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sid(1);
+        let mut st = open(dir.path());
+        let mut off = 0u64;
+        let mut synced = 0u64;
+        let n = rng.gen_range(3..12);
+        for i in 0..n {
+            let len = rng.gen_range(1..20_000u64);
+            st.append(
+                s,
+                p(1, off),
+                &data(1, off, len as usize),
+                &[commit(1, off + len)],
+                false,
+            )
+            .unwrap();
+            off += len;
+            if i + 1 < n {
+                st.sync().unwrap();
+                synced = off;
+            }
+        }
+        // The last append is written but never synced: a crash now can tear it anywhere.
+        let last = st.segments(s).last().unwrap().clone();
+        drop(st);
+        let full = std::fs::metadata(&last.path).unwrap().len();
+        let header_and_synced = last.durable_len;
+        let cut = rng.gen_range(header_and_synced..full);
+        let f = OpenOptions::new().write(true).open(&last.path).unwrap();
+        f.set_len(cut).unwrap();
+        if round % 3 == 0 {
+            // Garbage instead of nothing: pages of another file, or zeros.
+            use std::io::Write;
+            let mut f = OpenOptions::new().append(true).open(&last.path).unwrap();
+            f.write_all(&vec![if round % 2 == 0 { 0 } else { 0xA5 }; 700])
+                .unwrap();
+        }
+        drop(f);
+        let st = open(dir.path());
+        let d = st.durable(s).unwrap();
+        assert!(
+            d.end.offset >= synced,
+            "round {round}: {} < {synced}",
+            d.end.offset
+        );
+        let torn = &st.recovery().torn;
+        assert_eq!(
+            torn.len(),
+            usize::from(cut != header_and_synced || round % 3 == 0),
+            "round {round}"
+        );
+        let chunks = read_stream(&st, s);
+        assert_eq!(bytes_of(&chunks, 1), data(1, 0, d.end.offset as usize));
+        // The file was cut at the last good record: a second open finds nothing to cut.
+        drop(st);
+        let st = open(dir.path());
+        assert!(st.recovery().torn.is_empty(), "round {round}");
+        assert_eq!(st.durable(s).unwrap(), d);
+    }
+}
+
+#[test]
+fn a_flipped_bit_anywhere_is_detected() {
+    let src = tempfile::tempdir().unwrap();
+    let s = sid(1);
+    let mut st = open(src.path());
+    st.append(s, p(1, 0), &data(1, 0, 100), &[commit(1, 100)], false)
+        .unwrap();
+    st.sync().unwrap();
+    st.append(s, p(1, 100), &data(1, 100, 100), &[commit(1, 200)], false)
+        .unwrap();
+    st.sync().unwrap();
+    st.append(s, p(1, 200), &data(1, 200, 100), &[commit(1, 300)], false)
+        .unwrap();
+    st.sync().unwrap();
+    let seg = st.segments(s)[0].clone();
+    drop(st);
+    let original = std::fs::read(&seg.path).unwrap();
+    let rec = original.len() - seg.durable_len as usize; // 0: all synced
+    assert_eq!(rec, 0);
+    // The last record starts where the other two end.
+    let record_len = CHUNK_LEN_100 + segment::RECORD_OVERHEAD;
+    let last_record = original.len() - record_len;
+    let mut corrupt = 0;
+    let mut torn = 0;
+    for pos in 0..original.len() {
+        let bit = pos % 8;
+        let mut bad = original.clone();
+        bad[pos] ^= 1 << bit;
+        std::fs::write(&seg.path, &bad).unwrap();
+        match Store::open_with(src.path(), keys(), opts_small(), Arc::new(RealFs)) {
+            Err(StoreError::Corrupt { file, offset, .. }) => {
+                assert_eq!(file, seg.path);
+                assert!(offset as usize <= pos, "byte {pos}: offset {offset}");
+                assert!(pos < last_record, "byte {pos} is in the last batch");
+                corrupt += 1;
+            }
+            Err(StoreError::Unreadable { file, .. }) => {
+                assert_eq!(file, seg.path);
+                assert!(pos < last_record);
+                corrupt += 1;
+            }
+            Ok(st) => {
+                // Only the last synced batch, with nothing after it, reads as a torn tail;
+                // it is reported, never silently accepted.
+                let t = &st.recovery().torn;
+                assert_eq!(t.len(), 1, "byte {pos} accepted silently");
+                assert_eq!(t[0].offset as usize, last_record, "byte {pos}");
+                assert!(pos >= last_record, "byte {pos}");
+                torn += 1;
+            }
+            Err(e) => panic!("byte {pos}: {e}"),
+        }
+        std::fs::write(&seg.path, &original).unwrap();
+    }
+    assert_eq!(corrupt + torn, original.len());
+    assert_eq!(torn, record_len);
+}
+
+/// Plaintext length of a chunk of 100 redo bytes with one commit.
+const CHUNK_LEN_100: usize = segment::CHUNK_FIXED_LEN + segment::COMMIT_LEN + 100;
+
+#[test]
+fn no_plaintext_reaches_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sid(1);
+    let mut st = open(dir.path());
+    let marker = b"REDOVAULT-PLAINTEXT-MARKER-0123456789";
+    let mut redo = Vec::new();
+    while redo.len() < 100_000 {
+        redo.extend_from_slice(marker);
+        redo.extend_from_slice(&[0u8; 64]);
+    }
+    st.append(s, p(77, 0), &redo, &[commit(77, 4096)], false)
+        .unwrap();
+    st.sync().unwrap();
+    drop(st);
+    let mut files = vec![];
+    let mut stack = vec![dir.path().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let e = e.unwrap();
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                files.push(e.path());
+            }
+        }
+    }
+    assert!(
+        files
+            .iter()
+            .any(|f| f.extension().is_some_and(|x| x == "rvs"))
+    );
+    for f in files {
+        let b = std::fs::read(&f).unwrap();
+        for needle in [&marker[..16], &marker[20..36], &[0u8; 48][..]] {
+            assert!(
+                !b.windows(needle.len()).any(|w| w == needle),
+                "{} holds plaintext {:?}",
+                f.display(),
+                String::from_utf8_lossy(needle)
+            );
+        }
+        // Nor the commit's SCN or XID in the clear.
+        let scn = commit(77, 4096).scn.0.to_le_bytes();
+        assert!(!b.windows(8).any(|w| w == scn), "{}", f.display());
+    }
+}
+
+#[test]
+fn a_second_open_is_refused_and_a_foreign_directory_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = open(dir.path());
+    let err = Store::open(dir.path(), keys()).unwrap_err();
+    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    drop(st);
+    Store::open(dir.path(), keys()).unwrap();
+    std::fs::write(dir.path().join("FORMAT"), "something else\n").unwrap();
+    assert!(matches!(
+        Store::open(dir.path(), keys()),
+        Err(StoreError::Format { .. })
+    ));
+}
+
+#[test]
+fn key_rotation_keeps_old_segments_and_a_missing_key_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sid(1);
+    let o = opts_small();
+    {
+        let mut st =
+            Store::open_with(dir.path(), ring("k1", &["k1"]), o, Arc::new(RealFs)).unwrap();
+        st.append(s, p(1, 0), &data(1, 0, 1000), &[], false)
+            .unwrap();
+        st.sync().unwrap();
+    }
+    {
+        let mut st =
+            Store::open_with(dir.path(), ring("k2", &["k1", "k2"]), o, Arc::new(RealFs)).unwrap();
+        st.append(s, p(1, 1000), &data(1, 1000, 1000), &[], false)
+            .unwrap();
+        st.sync().unwrap();
+    }
+    let st = Store::open_with(dir.path(), ring("k2", &["k1", "k2"]), o, Arc::new(RealFs)).unwrap();
+    let segs = st.segments(s);
+    assert_eq!(segs.len(), 2);
+    let key_of = |path: &Path| {
+        let b = std::fs::read(path).unwrap();
+        redovault::crypto::envelope::Opener::new(st.keys(), &b)
+            .unwrap()
+            .header()
+            .key_id
+            .to_string()
+    };
+    assert_eq!(key_of(&segs[0].path), "k1");
+    assert_eq!(key_of(&segs[1].path), "k2");
+    assert_eq!(bytes_of(&read_stream(&st, s), 1), data(1, 0, 2000));
+    drop(st);
+    let err = Store::open_with(dir.path(), ring("k2", &["k2"]), o, Arc::new(RealFs)).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Unreadable { file, .. } if *file == segs[0].path),
+        "{err}"
+    );
+    assert!(err.to_string().contains("\"k1\""), "{err}");
+}
+
+#[test]
+fn a_failed_fsync_fails_the_store_and_is_never_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sid(1);
+    let fs = FaultyFs::new(FaultPlan::default());
+    let mut st = Store::open_with(dir.path(), keys(), opts_small(), Arc::new(fs.clone())).unwrap();
+    st.append(s, p(1, 0), &data(1, 0, 1000), &[], false)
+        .unwrap();
+    st.sync().unwrap();
+    let good = st.durable(s).unwrap();
+    fs.set_plan(FaultPlan {
+        fail_sync_from: Some(fs.syncs() + 1),
+        ..FaultPlan::default()
+    });
+    st.append(s, p(1, 1000), &data(1, 1000, 1000), &[], false)
+        .unwrap();
+    let err = st.sync().unwrap_err();
+    assert!(
+        matches!(err, StoreError::WriteFailed(_)) && err.is_failure(),
+        "{err}"
+    );
+    assert!(st.failure().unwrap().contains("fdatasync"));
+    let syncs = fs.syncs();
+    // Even with a healthy disk again, nothing more: no retry, no acknowledgement.
+    fs.set_plan(FaultPlan::default());
+    assert!(matches!(st.sync(), Err(StoreError::Failed { .. })));
+    assert!(matches!(
+        st.append(s, p(1, 2000), &data(1, 2000, 10), &[], false),
+        Err(StoreError::Failed { .. })
+    ));
+    assert_eq!(fs.syncs(), syncs);
+    assert_eq!(st.durable(s), Some(good));
+}
+
+#[test]
+fn a_full_disk_mid_record_fails_the_store_and_recovery_drops_the_partial_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sid(1);
+    let fs = FaultyFs::new(FaultPlan::default());
+    {
+        let mut st =
+            Store::open_with(dir.path(), keys(), opts_small(), Arc::new(fs.clone())).unwrap();
+        st.append(s, p(1, 0), &data(1, 0, 1000), &[commit(1, 1000)], false)
+            .unwrap();
+        st.sync().unwrap();
+        fs.set_plan(FaultPlan {
+            space: Some(fs.written() + 300),
+            ..FaultPlan::default()
+        });
+        let err = st
+            .append(
+                s,
+                p(1, 1000),
+                &data(1, 1000, 1000),
+                &[commit(1, 2000)],
+                false,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::WriteFailed(WriteError::Io { source, .. })
+                if source.raw_os_error() == Some(28)),
+            "{err}"
+        );
+        assert!(matches!(st.sync(), Err(StoreError::Failed { .. })));
+    }
+    let st = open(dir.path());
+    assert_eq!(st.recovery().torn.len(), 1);
+    assert_eq!(st.recovery().torn[0].dropped_bytes, 300);
+    let d = st.durable(s).unwrap();
+    assert_eq!((d.end, d.last_commit), (p(1, 1000), Some(commit(1, 1000))));
+}
+
+#[test]
+fn a_failed_directory_sync_fails_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultyFs::new(FaultPlan {
+        fail_dir_sync: true,
+        ..FaultPlan::default()
+    });
+    // Creating the store's own directories goes through the same file system.
+    let err = Store::open_with(dir.path(), keys(), opts_small(), Arc::new(fs.clone()));
+    assert!(err.is_err());
+    fs.set_plan(FaultPlan::default());
+    let mut st = Store::open_with(dir.path(), keys(), opts_small(), Arc::new(fs.clone())).unwrap();
+    fs.set_plan(FaultPlan {
+        fail_dir_sync: true,
+        ..FaultPlan::default()
+    });
+    let err = st
+        .append(sid(1), p(1, 0), &data(1, 0, 10), &[], false)
+        .unwrap_err();
+    assert!(err.is_failure(), "{err}");
+}
+
+#[test]
+fn stream_directory_names_round_trip() {
+    let s = sid(3);
+    assert_eq!(stream_dir_name(s), "db1497016494-rl1224959854-t3");
+    assert_eq!(parse_stream_dir_name(&stream_dir_name(s)), Some(s));
+    for bad in [
+        "db1-rl2",
+        "db1-rl2-t",
+        "dbx-rl2-t3",
+        "db01-rl2-t3",
+        "db1-rl2-t3x",
+    ] {
+        assert_eq!(parse_stream_dir_name(bad), None, "{bad}");
+    }
+}

@@ -1,0 +1,704 @@
+//! The group-commit writer: one task in front of the [`Store`], many sessions behind it.
+//!
+//! Sessions send [`AppendRequest`]s through a bounded channel ([`WriterHandle::append`]). The
+//! task takes a request, drains whatever else is already queued (up to
+//! [`WriterConfig::max_batch`] requests or [`WriterConfig::max_batch_bytes`]), writes them all,
+//! calls [`Store::sync`] **once** for the whole batch across streams, and only then answers
+//! each request with its stream's durable state ([`Ack`]). While one batch is syncing, the
+//! next one queues up: the fsync cost is shared by everything that arrived meanwhile.
+//!
+//! Failure: if a write or the fsync fails (disk full, EIO), the store is failed: the batch
+//! gets [`AppendError::Failed`], so does every later request, the failure is logged at
+//! ERROR and exposed as [`WriterStats::failed`] (metric `redovault_collector_store_failed`),
+//! and no fsync is retried. Requests refused for their own reasons (a gap, different bytes)
+//! get [`AppendError::Refused`] and do not affect other requests.
+//!
+//! Cancellation: the task checks its [`CancellationToken`] between batches; a batch that has
+//! started always runs to its end (written, synced, answered). Requests still queued get
+//! [`AppendError::Stopped`]. Dropping every handle also ends the task.
+//!
+//! The store itself runs on tokio's blocking pool (`spawn_blocking`): file writes and
+//! fsync never block the async workers.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use redovault::wire::{CommitMark, StreamId, StreamPos};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::index::CommitQuery;
+use crate::rebuild::{RebuildError, RebuildOptions, RebuildReport};
+use crate::store::{Durable, Store, StoreError};
+
+/// Sizes of the writer's queue and batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterConfig {
+    /// Requests waiting in the channel before senders wait (backpressure). 1024: with
+    /// 64 KiB appends, 64 MiB queued at most, about 6 s of redo at 10 MB/s.
+    pub queue: usize,
+    /// Most requests written per fsync.
+    pub max_batch: usize,
+    /// A batch stops taking requests once it holds this many redo bytes (16 MiB keeps one
+    /// fsync well under 100 ms on a disk writing 200 MB/s).
+    pub max_batch_bytes: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> WriterConfig {
+        WriterConfig {
+            queue: 1024,
+            max_batch: 1024,
+            max_batch_bytes: 16 << 20,
+        }
+    }
+}
+
+/// Redo to append to a stream (see [`Store::append`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendRequest {
+    /// The stream.
+    pub stream: StreamId,
+    /// Where `bytes` start.
+    pub pos: StreamPos,
+    /// Redo bytes as read from the source log.
+    pub bytes: Vec<u8>,
+    /// Commits whose end lies in `bytes`, in order.
+    pub commits: Vec<CommitMark>,
+    /// The log (sequence) ends with these bytes.
+    pub log_end: bool,
+}
+
+/// The acknowledgement of a durable append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack {
+    /// The stream.
+    pub stream: StreamId,
+    /// The stream's durable state after the batch's fsync: covers the whole request.
+    pub durable: Durable,
+    /// Bytes of the request newly stored.
+    pub stored: u64,
+    /// Bytes of the request that were already held (a resend), not stored twice.
+    pub duplicate: u64,
+}
+
+/// Why an append was not acknowledged.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppendError {
+    /// The request was refused (gap, different bytes, malformed, or held redo unreadable);
+    /// the store keeps serving.
+    #[error(transparent)]
+    Refused(Arc<StoreError>),
+    /// The store is failed (I/O error): nothing is acknowledged until a restart.
+    #[error("collector store failed: {0}")]
+    Failed(Arc<str>),
+    /// The writer has stopped.
+    #[error("collector store writer stopped")]
+    Stopped,
+}
+
+/// Counters of the writer, for the metrics endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// `redovault_collector_store_failed`: 1 once a write or fsync failed.
+    pub failed: bool,
+    /// `redovault_collector_store_batches_total`: batches written and synced.
+    pub batches: u64,
+    /// `redovault_collector_store_appends_total`: requests acknowledged.
+    pub acked: u64,
+    /// `redovault_collector_store_refused_total`: requests refused.
+    pub refused: u64,
+    /// `redovault_collector_store_bytes_total`: redo bytes stored.
+    pub bytes: u64,
+    /// `redovault_collector_store_duplicate_bytes_total`: resent bytes not stored again.
+    pub duplicate_bytes: u64,
+    /// `redovault_collector_store_fsync_seconds` (sum, in microseconds).
+    pub fsync_micros_sum: u64,
+    /// `redovault_collector_store_fsync_seconds` (count).
+    pub fsyncs: u64,
+    /// `redovault_collector_store_ack_latency_seconds` (sum, in microseconds): from
+    /// enqueueing to the answer.
+    pub ack_micros_sum: u64,
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    failed: AtomicBool,
+    batches: AtomicU64,
+    acked: AtomicU64,
+    refused: AtomicU64,
+    bytes: AtomicU64,
+    duplicate_bytes: AtomicU64,
+    fsync_micros_sum: AtomicU64,
+    fsyncs: AtomicU64,
+    ack_micros_sum: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    store: Mutex<Store>,
+    durable: RwLock<BTreeMap<StreamId, Durable>>,
+    failure: RwLock<Option<Arc<str>>>,
+    stats: Stats,
+}
+
+struct Msg {
+    req: AppendRequest,
+    reply: oneshot::Sender<Result<Ack, AppendError>>,
+    enqueued: Instant,
+}
+
+/// A cloneable handle to the writer task: append, and read durable state.
+#[derive(Debug, Clone)]
+pub struct WriterHandle {
+    // Declared (so dropped) before `tx`: when the last sender goes, the task wakes and
+    // takes the store back only if no handle still holds `shared`.
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Msg>,
+}
+
+/// Starts the writer task on the current tokio runtime. It ends when `cancel` fires or
+/// every handle is dropped. The join handle gives the [`Store`] back if no handle is left
+/// by then (handles keep answering `durable`, `commits` and `rebuild` after a cancel, so
+/// they keep the store); `None` otherwise, or if a panic poisoned it.
+pub fn spawn(
+    store: Store,
+    cfg: WriterConfig,
+    cancel: CancellationToken,
+) -> (WriterHandle, tokio::task::JoinHandle<Option<Store>>) {
+    let durable = store
+        .streams()
+        .into_iter()
+        .filter_map(|s| store.durable(s).map(|d| (s, d)))
+        .collect();
+    let failure = store.failure().map(Arc::from);
+    let shared = Arc::new(Shared {
+        stats: Stats {
+            failed: AtomicBool::new(failure.is_some()),
+            ..Stats::default()
+        },
+        store: Mutex::new(store),
+        durable: RwLock::new(durable),
+        failure: RwLock::new(failure),
+    });
+    let (tx, rx) = mpsc::channel(cfg.queue.max(1));
+    let task = tokio::spawn(run(rx, shared.clone(), cfg, cancel));
+    (WriterHandle { shared, tx }, task)
+}
+
+async fn run(
+    mut rx: mpsc::Receiver<Msg>,
+    shared: Arc<Shared>,
+    cfg: WriterConfig,
+    cancel: CancellationToken,
+) -> Option<Store> {
+    loop {
+        let first = tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            m = rx.recv() => match m {
+                Some(m) => m,
+                None => break,
+            },
+        };
+        let mut bytes = first.req.bytes.len();
+        let mut batch = vec![first];
+        while batch.len() < cfg.max_batch.max(1) && bytes < cfg.max_batch_bytes {
+            match rx.try_recv() {
+                Ok(m) => {
+                    bytes += m.req.bytes.len();
+                    batch.push(m);
+                }
+                Err(_) => break,
+            }
+        }
+        let sh = shared.clone();
+        if tokio::task::spawn_blocking(move || process(&sh, batch))
+            .await
+            .is_err()
+        {
+            // A panic in the store: its replies were dropped (callers see Stopped);
+            // stop rather than acknowledge anything from a state we cannot trust.
+            set_failed(&shared, "the store task panicked".into());
+            break;
+        }
+    }
+    rx.close();
+    while let Ok(m) = rx.try_recv() {
+        let _ = m.reply.send(Err(AppendError::Stopped));
+    }
+    let shared = Arc::into_inner(shared)?;
+    shared.store.into_inner().ok()
+}
+
+fn set_failed(shared: &Shared, reason: Arc<str>) -> Arc<str> {
+    shared.stats.failed.store(true, Ordering::SeqCst);
+    if let Ok(mut f) = shared.failure.write() {
+        return f.get_or_insert(reason).clone();
+    }
+    reason
+}
+
+/// Writes a batch, syncs once, answers every request. Runs on the blocking pool.
+fn process(shared: &Shared, batch: Vec<Msg>) {
+    let mut store = match shared.store.lock() {
+        Ok(s) => s,
+        Err(_) => {
+            let reason = set_failed(shared, "the store lock is poisoned".into());
+            for m in batch {
+                let _ = m.reply.send(Err(AppendError::Failed(reason.clone())));
+            }
+            return;
+        }
+    };
+    let mut results: Vec<Result<(u64, u64), AppendError>> = Vec::with_capacity(batch.len());
+    let mut failure: Option<Arc<str>> = None;
+    for m in &batch {
+        if let Some(f) = &failure {
+            results.push(Err(AppendError::Failed(f.clone())));
+            continue;
+        }
+        let r = &m.req;
+        match store.append(r.stream, r.pos, &r.bytes, &r.commits, r.log_end) {
+            Ok(a) => results.push(Ok((a.stored, a.duplicate))),
+            Err(e) if e.is_failure() => {
+                let reason = set_failed(shared, store.failure().unwrap_or("").into());
+                results.push(Err(AppendError::Failed(reason.clone())));
+                failure = Some(reason);
+            }
+            Err(e) => {
+                tracing::warn!(stream = %r.stream, pos = %r.pos, error = %e, "append refused");
+                results.push(Err(AppendError::Refused(Arc::new(e))));
+            }
+        }
+    }
+    if failure.is_none() && results.iter().any(Result::is_ok) {
+        let t = Instant::now();
+        match store.sync() {
+            Ok(changed) => {
+                let micros = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
+                shared
+                    .stats
+                    .fsync_micros_sum
+                    .fetch_add(micros, Ordering::Relaxed);
+                shared.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut d) = shared.durable.write() {
+                    d.extend(changed);
+                }
+            }
+            Err(_) => {
+                let reason = set_failed(shared, store.failure().unwrap_or("").into());
+                failure = Some(reason);
+            }
+        }
+    }
+    shared.stats.batches.fetch_add(1, Ordering::Relaxed);
+    for (m, r) in batch.into_iter().zip(results) {
+        let answer = match (r, &failure) {
+            (Ok(_), Some(f)) => Err(AppendError::Failed(f.clone())),
+            (Ok((stored, duplicate)), None) => match store.durable(m.req.stream) {
+                Some(durable) => {
+                    shared.stats.acked.fetch_add(1, Ordering::Relaxed);
+                    shared.stats.bytes.fetch_add(stored, Ordering::Relaxed);
+                    shared
+                        .stats
+                        .duplicate_bytes
+                        .fetch_add(duplicate, Ordering::Relaxed);
+                    Ok(Ack {
+                        stream: m.req.stream,
+                        durable,
+                        stored,
+                        duplicate,
+                    })
+                }
+                // An empty append to a stream that holds nothing: nothing to acknowledge.
+                None => Err(AppendError::Refused(Arc::new(StoreError::Discontinuity {
+                    stream: m.req.stream,
+                    pos: m.req.pos,
+                    expected: None,
+                }))),
+            },
+            (Err(e), _) => {
+                if matches!(e, AppendError::Refused(_)) {
+                    shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e)
+            }
+        };
+        let micros = u64::try_from(m.enqueued.elapsed().as_micros()).unwrap_or(u64::MAX);
+        shared
+            .stats
+            .ack_micros_sum
+            .fetch_add(micros, Ordering::Relaxed);
+        let _ = m.reply.send(answer);
+    }
+}
+
+impl WriterHandle {
+    /// Appends and waits for durability. `Ok` only after the fsync that covers the request
+    /// returned; the ack carries the stream's durable state. Safe to drop: a dropped call
+    /// may still be written and synced, but is never acknowledged.
+    pub async fn append(&self, req: AppendRequest) -> Result<Ack, AppendError> {
+        if let Some(f) = self.failure() {
+            return Err(AppendError::Failed(f));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg {
+                req,
+                reply,
+                enqueued: Instant::now(),
+            })
+            .await
+            .map_err(|_| AppendError::Stopped)?;
+        rx.await.unwrap_or(Err(AppendError::Stopped))
+    }
+
+    /// The durable state of a stream as of the last completed batch (no waiting on the
+    /// store).
+    pub fn durable(&self, stream: StreamId) -> Option<Durable> {
+        self.shared.durable.read().ok()?.get(&stream).copied()
+    }
+
+    /// Every stream with durable redo, with its state.
+    pub fn durable_all(&self) -> BTreeMap<StreamId, Durable> {
+        self.shared
+            .durable
+            .read()
+            .map(|d| d.clone())
+            .unwrap_or_default()
+    }
+
+    /// Requests waiting in the channel (metric `redovault_collector_store_queue_depth`).
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// The store's failure, if it has failed.
+    pub fn failure(&self) -> Option<Arc<str>> {
+        self.shared.failure.read().ok()?.clone()
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> WriterStats {
+        let s = &self.shared.stats;
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        WriterStats {
+            failed: s.failed.load(Ordering::SeqCst),
+            batches: l(&s.batches),
+            acked: l(&s.acked),
+            refused: l(&s.refused),
+            bytes: l(&s.bytes),
+            duplicate_bytes: l(&s.duplicate_bytes),
+            fsync_micros_sum: l(&s.fsync_micros_sum),
+            fsyncs: l(&s.fsyncs),
+            ack_micros_sum: l(&s.ack_micros_sum),
+        }
+    }
+
+    /// Durable commits of a stream (waits for the current batch to finish).
+    pub async fn commits(
+        &self,
+        stream: StreamId,
+        query: CommitQuery,
+        limit: usize,
+    ) -> Result<Vec<CommitMark>, AppendError> {
+        let sh = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            sh.store
+                .lock()
+                .map(|s| s.commits(stream, &query, limit))
+                .map_err(|_| AppendError::Failed("the store lock is poisoned".into()))
+        })
+        .await
+        .unwrap_or(Err(AppendError::Stopped))
+    }
+
+    /// Rebuilds a stream's log to `out` (see [`crate::rebuild`]). The store is held only to
+    /// take a snapshot; segments are read while appends go on.
+    pub async fn rebuild(
+        &self,
+        stream: StreamId,
+        out: &Path,
+        opts: RebuildOptions,
+    ) -> Result<RebuildReport, RebuildError> {
+        let sh = self.shared.clone();
+        let out: PathBuf = out.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let (snap, keys) = {
+                let store = sh
+                    .store
+                    .lock()
+                    .map_err(|_| RebuildError::NoStream(stream))?;
+                let snap = store
+                    .snapshot(stream)
+                    .ok_or(RebuildError::NoStream(stream))?;
+                (snap, store.keys().clone())
+            };
+            crate::rebuild::rebuild(&snap, &keys, &out, &opts)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(RebuildError::Io {
+                op: "rebuild task",
+                path: PathBuf::new(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use redovault::crypto::keys::{KeyId, KeyRing};
+    use redovault_redo::position::{LogSeq, Scn, ThreadId, Xid};
+
+    use super::*;
+    use crate::fs::{FaultPlan, FaultyFs};
+    use crate::store::StoreOptions;
+
+    fn keys() -> KeyRing {
+        let id = KeyId::parse("k1").unwrap();
+        KeyRing::from_keys(id.clone(), [(id, [9; 32])]).unwrap()
+    }
+
+    fn sid(thread: u16) -> StreamId {
+        StreamId {
+            db_id: 1,
+            resetlogs_id: 2,
+            thread: ThreadId(thread),
+        }
+    }
+
+    fn req(thread: u16, offset: u64, len: usize) -> AppendRequest {
+        let end = StreamPos {
+            seq: LogSeq(1),
+            offset: offset + len as u64,
+        };
+        AppendRequest {
+            stream: sid(thread),
+            pos: StreamPos {
+                seq: LogSeq(1),
+                offset,
+            },
+            bytes: vec![thread as u8; len],
+            commits: vec![CommitMark {
+                xid: Xid {
+                    usn: thread,
+                    slot: 1,
+                    sqn: offset as u32,
+                },
+                scn: Scn(offset + 1),
+                time: None,
+                end,
+            }],
+            log_end: false,
+        }
+    }
+
+    /// Polls `cond` every 5 ms, for at most 10 s.
+    async fn wait_until(cond: impl Fn() -> bool) {
+        for _ in 0..2000 {
+            if cond() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("condition not reached in 10 s");
+    }
+
+    fn start(dir: &Path, fs: &FaultyFs) -> (WriterHandle, tokio::task::JoinHandle<Option<Store>>) {
+        let store =
+            Store::open_with(dir, keys(), StoreOptions::default(), Arc::new(fs.clone())).unwrap();
+        spawn(store, WriterConfig::default(), CancellationToken::new())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_fsync_per_batch_and_no_answer_before_it_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FaultyFs::new(FaultPlan::default());
+        let (w, _task) = start(dir.path(), &fs);
+        fs.hold_syncs();
+        let first = tokio::spawn({
+            let w = w.clone();
+            async move { w.append(req(1, 0, 4096)).await }
+        });
+        // While the first batch waits in fsync, 5 sessions send their appends.
+        wait_until(|| fs.syncs() >= 1).await;
+        let mut sessions = Vec::new();
+        for t in 1..=5u16 {
+            let w = w.clone();
+            sessions.push(tokio::spawn(async move {
+                // One session sends in order and waits for each acknowledgement.
+                let start = if t == 1 { 4096 } else { 0 };
+                let mut acks = Vec::new();
+                for i in 0..10u64 {
+                    acks.push(w.append(req(t, start + i * 512, 512)).await);
+                }
+                acks
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!first.is_finished(), "answered before its fsync returned");
+        assert!(sessions.iter().all(|s| !s.is_finished()));
+        assert_eq!(w.stats().acked, 0);
+        assert!(w.durable(sid(1)).is_none());
+        fs.release_syncs();
+        let a = first.await.unwrap().unwrap();
+        assert_eq!(a.durable.end.offset, 4096);
+        for (i, s) in sessions.into_iter().enumerate() {
+            let t = i as u16 + 1;
+            let acks = s.await.unwrap();
+            assert_eq!(acks.len(), 10);
+            for (k, ack) in acks.into_iter().enumerate() {
+                let ack = ack.unwrap();
+                let start = if t == 1 { 4096 } else { 0 };
+                assert!(ack.durable.end.offset >= start + (k as u64 + 1) * 512);
+                assert_eq!(ack.stream, sid(t));
+            }
+            let end = if t == 1 { 4096 + 5120 } else { 5120 };
+            assert_eq!(w.durable(sid(t)).unwrap().end.offset, end);
+        }
+        let st = w.stats();
+        assert_eq!(st.acked, 51);
+        assert_eq!(st.fsyncs, st.batches);
+        assert!(!st.failed);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_sessions_share_fsyncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FaultyFs::new(FaultPlan::default());
+        let (w, _task) = start(dir.path(), &fs);
+        fs.hold_syncs();
+        let blocker = tokio::spawn({
+            let w = w.clone();
+            async move { w.append(req(9, 0, 10)).await }
+        });
+        wait_until(|| fs.syncs() >= 1).await;
+        // 40 sessions, one append each, all queued behind the held fsync.
+        let mut tasks = Vec::new();
+        for t in 1..=40u16 {
+            let w = w.clone();
+            tasks.push(tokio::spawn(async move { w.append(req(t, 0, 1000)).await }));
+        }
+        wait_until(|| w.queue_depth() == 40).await;
+        assert!(!blocker.is_finished());
+        fs.release_syncs();
+        blocker.await.unwrap().unwrap();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let st = w.stats();
+        assert_eq!(st.acked, 41);
+        assert_eq!(st.batches, 2, "{st:?}");
+        assert_eq!(st.fsyncs, 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_fsync_fails_every_waiting_and_later_request_without_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FaultyFs::new(FaultPlan::default());
+        let (w, _task) = start(dir.path(), &fs);
+        let ok = w.append(req(1, 0, 1000)).await.unwrap();
+        fs.set_plan(FaultPlan {
+            fail_sync_from: Some(fs.syncs() + 1),
+            ..FaultPlan::default()
+        });
+        let mut tasks = Vec::new();
+        for k in 0..3u64 {
+            let w = w.clone();
+            tasks.push(tokio::spawn(async move {
+                w.append(req(2 + k as u16, 0, 1000)).await
+            }));
+        }
+        for t in tasks {
+            let e = t.await.unwrap().unwrap_err();
+            assert!(matches!(e, AppendError::Failed(_)), "{e}");
+        }
+        let syncs = fs.syncs();
+        fs.set_plan(FaultPlan::default());
+        let e = w.append(req(1, 1000, 10)).await.unwrap_err();
+        assert!(
+            matches!(&e, AppendError::Failed(r) if r.contains("os error 5")),
+            "{e}"
+        );
+        assert_eq!(fs.syncs(), syncs, "an fsync was retried after a failure");
+        assert!(w.stats().failed);
+        assert!(w.failure().is_some());
+        assert_eq!(w.durable(sid(1)), Some(ok.durable));
+        assert!(w.durable(sid(2)).is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_fails_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FaultyFs::new(FaultPlan::default());
+        let (w, _task) = start(dir.path(), &fs);
+        w.append(req(1, 0, 100)).await.unwrap();
+        fs.set_plan(FaultPlan {
+            space: Some(fs.written() + 50),
+            ..FaultPlan::default()
+        });
+        let e = w.append(req(1, 100, 100)).await.unwrap_err();
+        assert!(
+            matches!(&e, AppendError::Failed(r) if r.contains("write")),
+            "{e}"
+        );
+        assert!(w.stats().failed);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_request_does_not_disturb_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FaultyFs::new(FaultPlan::default());
+        let (w, _task) = start(dir.path(), &fs);
+        w.append(req(1, 0, 100)).await.unwrap();
+        let (a, b) = tokio::join!(w.append(req(1, 500, 100)), w.append(req(1, 100, 100)));
+        let e = a.unwrap_err();
+        assert!(
+            matches!(&e, AppendError::Refused(s) if matches!(**s, StoreError::Discontinuity { .. })),
+            "{e}"
+        );
+        assert_eq!(b.unwrap().durable.end.offset, 200);
+        let st = w.stats();
+        assert_eq!((st.refused, st.acked, st.failed), (1, 2, false));
+        let commits = w
+            .commits(sid(1), CommitQuery::All, usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(commits.len(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancel_stops_the_writer_and_gives_the_store_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), keys()).unwrap();
+        let cancel = CancellationToken::new();
+        let (w, task) = spawn(store, WriterConfig::default(), cancel.clone());
+        w.append(req(1, 0, 100)).await.unwrap();
+        cancel.cancel();
+        let store = task.await.unwrap();
+        // The handle still exists, so the store is shared: it comes back only once every
+        // handle is gone.
+        assert!(store.is_none());
+        assert!(matches!(
+            w.append(req(1, 100, 100)).await,
+            Err(AppendError::Stopped)
+        ));
+        drop(w);
+
+        let store = Store::open(dir.path(), keys()).unwrap();
+        let (w, task) = spawn(store, WriterConfig::default(), CancellationToken::new());
+        assert_eq!(w.durable(sid(1)).unwrap().end.offset, 100);
+        drop(w);
+        let store = task.await.unwrap().unwrap();
+        assert_eq!(store.durable(sid(1)).unwrap().end.offset, 100);
+    }
+}
