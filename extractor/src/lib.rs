@@ -1,2 +1,8 @@
 //! redovault extractor: tails the CURRENT online redo log as LGWR writes it, finds commits
 //! (opcode 5.4) and streams the redo up to each commit to a collector.
+//!
+//! Layout:
+//! - [`config`]: the TOML configuration (online log groups and members, archive
+//!   destinations, tail settings, state directory).
+
+pub mod config;
