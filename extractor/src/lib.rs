@@ -4,5 +4,7 @@
 //! Layout:
 //! - [`config`]: the TOML configuration (online log groups and members, archive
 //!   destinations, tail settings, state directory).
+//! - [`online`]: the online log groups read from their headers alone; finding the CURRENT log.
 
 pub mod config;
+pub mod online;
