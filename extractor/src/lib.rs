@@ -7,8 +7,10 @@
 //!   destinations, tail settings, state directory).
 //! - [`archive`]: archived copies found in the archive destinations by header, validated whole.
 //! - [`online`]: the online log groups read from their headers alone; finding the CURRENT log.
+//! - [`tail`]: the [`tail::Tailer`]: validated chunks of one thread with commit marks.
 
 pub mod archive;
 pub mod checkpoint;
 pub mod config;
 pub mod online;
+pub mod tail;
