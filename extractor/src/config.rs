@@ -17,7 +17,7 @@
 //! file_events = true                 # wake up early on file events (inotify)
 //! max_chunk = "1M"                   # largest chunk of redo handed on at once
 //! torn_retries = 20                  # re-reads of a block whose checksum fails ...
-//! torn_delay = "5ms"                 # ... this far apart, before it counts as damage
+//! torn_delay = "5ms"                 # ... at most this far apart (from 100us, doubling)
 //! archive_wait = "10m"               # how long to wait for ARCn to archive a reused log
 //!
 //! [state]
@@ -97,7 +97,8 @@ pub struct TailConfig {
     /// Re-reads of a block whose checksum fails (a torn write in progress) before the block
     /// counts as damaged.
     pub torn_retries: u32,
-    /// Delay between two re-reads of a torn block.
+    /// Longest delay between two re-reads of a torn block: the first re-read comes after
+    /// 100 µs (LGWR's write is usually done by then), each next delay doubles up to this.
     #[serde(deserialize_with = "de_duration")]
     pub torn_delay: Duration,
     /// How long to wait for the archived copy of a log that was reused before it was read,

@@ -18,7 +18,7 @@
 //!  │         ▼                                │ newer seq in block or │  reused (newer seq) → ARCHIVE
 //!  │   WAIT ARCHIVE ◄─── no valid copy ───────┴─ header ──────────────┘
 //!  │     │  (archive_wait → SequenceLost)     │
-//!  │     ▼ valid archived copy                │ bad checksum: re-read torn_retries × torn_delay,
+//!  │     ▼ valid archived copy                │ bad checksum: re-read torn_retries times,
 //!  │   READ archive ──────────────────────────┤ then other members, then the archive,
 //!  │                                          │ then Damaged (file and block named)
 //!  └──── seq + 1 ◄── nab reached: chunk with log_end ◄──┘
@@ -27,7 +27,7 @@
 //! - **Never written** (zero) and **stale** (older sequence) blocks of a CURRENT log are its
 //!   write point: the tailer waits (`poll`, woken early by file events) and reads again.
 //! - **Bad checksum** may be a torn write in progress: the block is re-read `torn_retries`
-//!   times, `torn_delay` apart; then the other members of the group are tried, then the
+//!   times (after 100 µs, then doubling delays up to `torn_delay`); then the other members of the group are tried, then the
 //!   archived copy; only then is it [`TailError::Damaged`]. The same holds for a wrong block
 //!   number or format byte, and for a zero or stale block before the end of a complete log.
 //! - **Newer sequence** in a block or in block 1: LGWR reused the group while the tailer was
@@ -713,6 +713,15 @@ impl Tailer {
     }
 }
 
+/// The delay before re-read number `n` (from 1) of a torn block: 100 µs, doubling, at most
+/// `max`.
+fn torn_backoff(n: u32, max: Duration) -> Duration {
+    let first = Duration::from_micros(100);
+    first
+        .saturating_mul(1u32 << n.saturating_sub(1).min(16))
+        .min(max)
+}
+
 /// Sends into the bounded channel, giving up when cancelled or when the receiver is gone.
 fn send(
     tx: &mpsc::Sender<Result<Chunk, TailError>>,
@@ -1092,7 +1101,7 @@ impl Io {
                     _ if tries < self.opts.torn_retries => {
                         tries += 1;
                         bump(&self.stats.torn_rereads, 1);
-                        std::thread::sleep(self.opts.torn_delay);
+                        std::thread::sleep(torn_backoff(tries, self.opts.torn_delay));
                         state = self.judge(cur, primary, block).0;
                     }
                     _ => break,
@@ -1278,5 +1287,50 @@ impl TailHandle {
 impl Drop for TailHandle {
     fn drop(&mut self) {
         self.cancel.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn torn_rereads_back_off_from_100us_to_the_limit() {
+        let max = Duration::from_millis(5);
+        let d: Vec<u128> = (1..=8).map(|n| torn_backoff(n, max).as_micros()).collect();
+        assert_eq!(d, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        assert_eq!(torn_backoff(10_000, max), max);
+        assert_eq!(torn_backoff(1, Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn chunk_end_and_last_commit() {
+        let stream = StreamId {
+            db_id: 1,
+            resetlogs_id: 2,
+            thread: ThreadId(1),
+        };
+        let pos = StreamPos {
+            seq: LogSeq(3),
+            offset: 1024,
+        };
+        let mark = CommitMark {
+            xid: redovault_redo::Xid::default(),
+            scn: redovault_redo::Scn(9),
+            time: None,
+            end: StreamPos {
+                seq: LogSeq(3),
+                offset: 2048,
+            },
+        };
+        let c = Chunk {
+            stream,
+            pos,
+            bytes: Bytes::from(vec![0u8; 1536]),
+            commits: vec![mark],
+            log_end: None,
+        };
+        assert_eq!(c.end().offset, 2560);
+        assert_eq!(c.last_commit(), Some(&mark));
     }
 }
