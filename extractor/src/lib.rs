@@ -1,2 +1,16 @@
 //! redovault extractor: tails the CURRENT online redo log as LGWR writes it, finds commits
 //! (opcode 5.4) and streams the redo up to each commit to a collector.
+//!
+//! Layout:
+//! - [`checkpoint`]: the durable, versioned checkpoint per stream, advanced only on acks.
+//! - [`config`]: the TOML configuration (online log groups and members, archive
+//!   destinations, tail settings, state directory).
+//! - [`archive`]: archived copies found in the archive destinations by header, validated whole.
+//! - [`online`]: the online log groups read from their headers alone; finding the CURRENT log.
+//! - [`tail`]: the [`tail::Tailer`]: validated chunks of one thread with commit marks.
+
+pub mod archive;
+pub mod checkpoint;
+pub mod config;
+pub mod online;
+pub mod tail;

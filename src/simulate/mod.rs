@@ -297,6 +297,8 @@ pub struct Simulator {
     ended_count: u64,
     summary: Summary,
     wall_start: Instant,
+    /// Runs in the middle of the next LWN write (see [`Simulator::tear_next_lwn`]).
+    tear: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl Simulator {
@@ -412,7 +414,22 @@ impl Simulator {
             ended_count: 0,
             summary: Summary::default(),
             wall_start: Instant::now(),
+            tear: None,
         })
+    }
+
+    /// Makes the next LWN write torn for a while: it is written in two parts, split in the
+    /// middle of its first block, and `during` runs between the two (a reader meanwhile sees
+    /// that block with a bad checksum, as when it reads while LGWR writes).
+    pub fn tear_next_lwn(&mut self, during: impl FnOnce() + Send + 'static) {
+        self.tear = Some(Box::new(during));
+    }
+
+    /// Where thread `thread` (from 1) writes now: its log sequence and the first block not
+    /// written yet in that log.
+    pub fn write_position(&self, thread: u16) -> Option<(LogSeq, u32)> {
+        let th = self.threads.get(usize::from(thread).checked_sub(1)?)?;
+        Some((th.writer.config().sequence, th.writer.next_block()))
     }
 
     /// Simulated time since the start, in microseconds.
@@ -508,8 +525,18 @@ impl Simulator {
         let th = &mut self.threads[t];
         let out = th.writer.append_lwn(&lwn)?;
         let (path, file) = &th.files[th.group];
-        file.write_all_at(&out.bytes, u64::from(out.first_block) * bs)
-            .map_err(io_err("write", path))?;
+        let at = u64::from(out.first_block) * bs;
+        if let Some(during) = self.tear.take() {
+            let half = (bs / 2) as usize;
+            file.write_all_at(&out.bytes[..half], at)
+                .map_err(io_err("write", path))?;
+            during();
+            file.write_all_at(&out.bytes[half..], at + half as u64)
+                .map_err(io_err("write", path))?;
+        } else {
+            file.write_all_at(&out.bytes, at)
+                .map_err(io_err("write", path))?;
+        }
         if self.cfg.fsync {
             file.sync_data().map_err(io_err("fsync", path))?;
         }

@@ -277,3 +277,33 @@ fn switch_logfile_archives_every_thread() {
     }
     assert!(s.current.iter().all(|c| c.1 == 2));
 }
+
+#[test]
+fn torn_lwn_write_and_write_position() {
+    use std::sync::{Arc, Mutex};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut sim = Simulator::start(small(tmp.path(), 2)).expect("start");
+    for _ in 0..5 {
+        sim.step().expect("step");
+    }
+    let (seq, before) = sim.write_position(1).expect("thread 1");
+    assert_eq!(seq, LogSeq(1));
+    assert!(sim.write_position(2).is_none() && sim.write_position(0).is_none());
+    let path = tmp.path().join("online/redo_t1_g1.log");
+    let block = move |b: &[u8]| b[before as usize * 512..(before as usize + 1) * 512].to_vec();
+    let seen = Arc::new(Mutex::new(None));
+    let (p, s) = (path.clone(), seen.clone());
+    sim.tear_next_lwn(move || {
+        let b = block(&fs::read(&p).expect("read"));
+        *s.lock().expect("lock") = Some(block_checksum_ok(&b));
+    });
+    while sim.write_position(1).expect("thread 1").1 == before {
+        sim.step().expect("step");
+    }
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        Some(false),
+        "torn while writing"
+    );
+    assert!(block_checksum_ok(&block(&read(&path))), "whole afterwards");
+}
