@@ -3,19 +3,27 @@
 //! This root crate is the library that the `redovault` binary and the role crates share.
 //!
 //! Layout:
+//! - [`alert`]: alarms and the alert hook (command or webhook).
 //! - [`cli`]: the command line (the only place that uses `anyhow`).
 //! - [`crypto`]: the only module that imports cipher and TLS crates (the link's TLS and
 //!   legacy Blowfish channel, the collector's at-rest envelope and key ring).
 //! - [`durable`]: crash-safe file writes (temp file, fsync, rename, fsync of the directory).
 //! - [`inspect`]: the report of `redovault inspect` (JSON model and human summary).
+//! - [`manifest`]: the hash-chained manifest of shipped archived logs (local segments, WORM seals).
 //! - [`wire`]: the redo stream between extractor and collector (stream ids, positions, commit marks).
 //! - [`store`]: the only module that talks to S3; WORM writes with Object Lock, and a
 //!   local-directory backend behind the same trait.
+//! - [`telemetry`]: structured logs (text or JSON) and a small Prometheus registry and endpoint.
+//! - [`watcher`]: the daemon that ships archived redo logs into WORM with the manifest.
 
+pub mod alert;
 pub mod cli;
 pub mod crypto;
 pub mod durable;
 pub mod inspect;
+pub mod manifest;
 pub mod simulate;
 pub mod store;
+pub mod telemetry;
+pub mod watcher;
 pub mod wire;

@@ -6,7 +6,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = redovault::cli::Cli::parse();
-    redovault::cli::init_tracing(cli.verbose);
+    if !cli.configures_logging() {
+        redovault::cli::init_tracing(cli.verbose);
+    }
     match redovault::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

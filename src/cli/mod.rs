@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 pub mod inspect;
 pub mod simulate;
 pub mod store;
+pub mod watch;
 
 /// redovault: keeps an Oracle database recoverable to its last commit, even after the
 /// database host is wiped.
@@ -32,6 +33,21 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Check the WORM store, put files into it (create-only, locked), read them back.
     Store(store::StoreCli),
+    /// Ship every archived redo log of the configured directories into WORM, with the manifest.
+    Watch(watch::WatchArgs),
+    /// Ship the given archived redo logs now, record them in the manifest, and exit.
+    Push(watch::PushArgs),
+    /// Show the watcher's state: per thread, backlog, gaps, errors, safe-to-delete horizon.
+    Status(watch::StatusArgs),
+    /// Check a watcher configuration file and list every problem in it.
+    CheckConfig(watch::CheckConfigArgs),
+}
+
+impl Cli {
+    /// True when the command sets up logging itself (`watch`, from its configuration).
+    pub fn configures_logging(&self) -> bool {
+        matches!(self.command, Command::Watch(_))
+    }
 }
 
 /// Sets up `tracing` output on stderr; `RUST_LOG` overrides the level.
@@ -56,5 +72,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => inspect::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Store(args) => store::run(&args),
+        Command::Watch(args) => watch::run_watch(&args),
+        Command::Push(args) => watch::run_push(&args),
+        Command::Status(args) => watch::run_status(&args),
+        Command::CheckConfig(args) => watch::run_check_config(&args),
     }
 }

@@ -13,8 +13,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::hashing::for_each_chunk;
 use super::{
-    ArchiveStore, ByteStream, ObjectInfo, ObjectSummary, PutOutcome, Readiness, StoreError,
-    validate_key,
+    ArchiveStore, ByteStream, FileSource, ObjectInfo, ObjectSummary, PutOutcome, Readiness,
+    StoreError, validate_key,
 };
 
 /// A directory of immutable files.
@@ -48,45 +48,16 @@ impl LocalStore {
         Ok(self.root.join(key))
     }
 
-    async fn hash_file(path: &Path) -> Result<([u8; 32], u64), StoreError> {
-        let mut f = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| StoreError::io(format!("open {}", path.display()), e))?;
-        let mut h = Sha256::new();
-        let size = for_each_chunk(&mut f, |c| h.update(c))
-            .await
-            .map_err(|e| StoreError::io(format!("read {}", path.display()), e))?;
-        Ok((h.finalize().into(), size))
-    }
-}
-
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StoreError::io(format!("fsync directory {}", dir.display()), e))
-}
-
-impl ArchiveStore for LocalStore {
-    async fn check(&self) -> Result<Readiness, StoreError> {
-        let probe = self.root.join(".redovault-write-probe");
-        std::fs::write(&probe, b"probe")
-            .map_err(|e| StoreError::io(format!("write to {}", self.root.display()), e))?;
-        // Our own probe file, not an archive.
-        let _ = std::fs::remove_file(&probe);
-        Ok(Readiness {
-            worm: false,
-            default_retention: None,
-            description: format!(
-                "local directory {}: NOT WORM (files are read-only, but root on this host can \
-                 delete them)",
-                self.root.display()
-            ),
-        })
-    }
-
-    async fn put_immutable<R>(&self, key: &str, mut src: R) -> Result<PutOutcome, StoreError>
+    /// Copies `src` to a temporary file (hashing it), then links it to `key` unless
+    /// `expected` (size, SHA-256, source path) says the bytes are not the ones announced.
+    async fn put_checked<R>(
+        &self,
+        key: &str,
+        mut src: R,
+        expected: Option<&FileSource>,
+    ) -> Result<PutOutcome, StoreError>
     where
-        R: AsyncRead + Unpin + Send + 'static,
+        R: AsyncRead + Unpin + Send,
     {
         let path = self.path(key)?;
         let dir = path
@@ -132,9 +103,21 @@ impl ArchiveStore for LocalStore {
         .await;
         drop(f);
         let sha256: [u8; 32] = h.finalize().into();
-        let outcome = match copy {
-            Err(e) => Err(e),
-            Ok(()) => {
+        let changed = expected.and_then(|x| {
+            (x.size != size || x.sha256 != sha256).then(|| StoreError::SourceChanged {
+                path: x.path.display().to_string(),
+                detail: format!(
+                    "read {size} bytes with sha256 {}, expected {} bytes with sha256 {}",
+                    hex::encode(sha256),
+                    x.size,
+                    hex::encode(x.sha256)
+                ),
+            })
+        });
+        let outcome = match (copy, changed) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Some(e)) => Err(e),
+            (Ok(()), None) => {
                 let mut perm = std::fs::metadata(&tmp)
                     .map_err(|e| StoreError::io(format!("stat {}", tmp.display()), e))?
                     .permissions();
@@ -179,6 +162,58 @@ impl ArchiveStore for LocalStore {
         // The temporary name is ours alone; the archive is the hard link.
         let _ = std::fs::remove_file(&tmp);
         outcome
+    }
+
+    async fn hash_file(path: &Path) -> Result<([u8; 32], u64), StoreError> {
+        let mut f = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| StoreError::io(format!("open {}", path.display()), e))?;
+        let mut h = Sha256::new();
+        let size = for_each_chunk(&mut f, |c| h.update(c))
+            .await
+            .map_err(|e| StoreError::io(format!("read {}", path.display()), e))?;
+        Ok((h.finalize().into(), size))
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(format!("fsync directory {}", dir.display()), e))
+}
+
+impl ArchiveStore for LocalStore {
+    async fn check(&self) -> Result<Readiness, StoreError> {
+        let probe = self.root.join(".redovault-write-probe");
+        std::fs::write(&probe, b"probe")
+            .map_err(|e| StoreError::io(format!("write to {}", self.root.display()), e))?;
+        // Our own probe file, not an archive.
+        let _ = std::fs::remove_file(&probe);
+        Ok(Readiness {
+            worm: false,
+            default_retention: None,
+            description: format!(
+                "local directory {}: NOT WORM (files are read-only, but root on this host can \
+                 delete them)",
+                self.root.display()
+            ),
+        })
+    }
+
+    async fn put_immutable<R>(&self, key: &str, src: R) -> Result<PutOutcome, StoreError>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+    {
+        self.put_checked(key, src, None).await
+    }
+
+    async fn put_file(&self, key: &str, src: &FileSource) -> Result<PutOutcome, StoreError> {
+        let f = tokio::fs::File::open(&src.path)
+            .await
+            .map_err(|e| StoreError::io(format!("open {}", src.path.display()), e))?;
+        // One byte more than announced, so that a file that grew is seen as changed.
+        self.put_checked(key, f.take(src.size.saturating_add(1)), Some(src))
+            .await
     }
 
     async fn get(

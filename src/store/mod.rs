@@ -20,6 +20,7 @@
 use std::fmt;
 use std::future::Future;
 use std::ops::Range;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -277,6 +278,15 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The source file changed while it was being uploaded (its bytes no longer have the
+    /// size or SHA-256 it was put with). Nothing was stored under the key.
+    #[error("{path}: changed during the upload ({detail}); nothing was stored")]
+    SourceChanged {
+        /// The file.
+        path: String,
+        /// What differed.
+        detail: String,
+    },
     /// The server sent something we cannot use.
     #[error("{op} {target}: unexpected response: {detail}")]
     Protocol {
@@ -303,6 +313,22 @@ impl StoreError {
     }
 }
 
+/// A file to put whose size and SHA-256 are already known (computed by the caller in an
+/// earlier read pass, e.g. the watcher's validation pass).
+///
+/// [`ArchiveStore::put_file`] streams the file without holding it in memory, hashes it again
+/// while sending, and fails with [`StoreError::SourceChanged`] (storing nothing) when the bytes
+/// read are not these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSource {
+    /// The file.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The SHA-256 of its bytes.
+    pub sha256: [u8; 32],
+}
+
 /// The store trait. Both backends pass the same conformance suite (`tests/e2e/store.rs`).
 pub trait ArchiveStore: Send + Sync {
     /// Checks at start-up that the store is usable and WORM, or says plainly why not.
@@ -316,6 +342,16 @@ pub trait ArchiveStore: Send + Sync {
     ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send
     where
         R: AsyncRead + Unpin + Send + 'static;
+
+    /// Puts a file whose size and SHA-256 are known, create-only and locked, confirmed with
+    /// HEAD like [`ArchiveStore::put_immutable`]; the bytes are streamed from the file (never
+    /// buffered whole) and hashed again on the way: if they are not `src.size` bytes with
+    /// `src.sha256`, nothing is stored and [`StoreError::SourceChanged`] is returned.
+    fn put_file(
+        &self,
+        key: &str,
+        src: &FileSource,
+    ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
 
     /// Streams the object (a byte range of it, a given version of it).
     fn get(

@@ -13,7 +13,9 @@ use bytes::Bytes;
 use redovault::store::local::LocalStore;
 use redovault::store::s3::testserver::TestServer;
 use redovault::store::s3::{Credentials, S3Config, S3Store};
-use redovault::store::{ArchiveStore, LockMode, Retention, RetryPolicy, SkewedClock, StoreError};
+use redovault::store::{
+    ArchiveStore, FileSource, LockMode, Retention, RetryPolicy, SkewedClock, StoreError,
+};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
@@ -773,4 +775,182 @@ fn local_store_cli_round_trip() {
     let (code, stdout, _) = run_store_cli(&["--store-dir", vault_s, "list"], &[]);
     assert_eq!(code, 0);
     assert_eq!(stdout.trim(), "3\tarchive/a.dbf");
+}
+
+// ---------------------------------------------------------------------------------------------
+// put_file: a file with a known size and SHA-256, streamed from disk.
+
+/// Writes `len` deterministic bytes to `dir/name` and returns its `FileSource`.
+fn gen_file(dir: &std::path::Path, name: &str, seed: u64, len: u64) -> FileSource {
+    use std::io::Write as _;
+    let path = dir.join(name);
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let mut h = Sha256::new();
+    let mut state = seed | 1;
+    let mut left = len;
+    let mut buf = vec![0u8; 1 << 16];
+    while left > 0 {
+        let n = (buf.len() as u64).min(left) as usize;
+        for c in buf[..n].chunks_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            c.copy_from_slice(&state.to_le_bytes()[..c.len()]);
+        }
+        h.update(&buf[..n]);
+        f.write_all(&buf[..n]).unwrap();
+        left -= n as u64;
+    }
+    f.flush().unwrap();
+    FileSource {
+        path,
+        size: len,
+        sha256: h.finalize().into(),
+    }
+}
+
+async fn put_file_checks<S: ArchiveStore>(store: &S, name: &str, dir: &std::path::Path) {
+    let prefix = unique("pf");
+    let src = gen_file(dir, "a.dbf", 11, 3 << 20);
+    let key = format!("{prefix}/a");
+    let o = store
+        .put_file(&key, &src)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!((o.size, o.sha256), (src.size, src.sha256), "{name}");
+    assert!(!o.already_present, "{name}");
+    let (sha, n) = sha_of_stream(store.get(&key, None, None).await.unwrap()).await;
+    assert_eq!((sha, n), (src.sha256, src.size), "{name}: read back");
+    // Again: idempotent, nothing uploaded.
+    let again = store.put_file(&key, &src).await.unwrap();
+    assert!(again.already_present, "{name}");
+    assert_eq!(again.version_id, o.version_id, "{name}: no second version");
+
+    // Announced bytes that are not the file's: nothing stored, a distinct error.
+    let mut wrong = src.clone();
+    wrong.sha256[0] ^= 1;
+    let k2 = format!("{prefix}/changed");
+    let e = store.put_file(&k2, &wrong).await.unwrap_err();
+    assert!(matches!(e, StoreError::SourceChanged { .. }), "{name}: {e}");
+    assert!(store.head(&k2, None).await.unwrap().is_none(), "{name}");
+    // A file that grew after it was hashed.
+    let mut short = src.clone();
+    short.size -= 1000;
+    let e = store
+        .put_file(&format!("{prefix}/grew"), &short)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::SourceChanged { .. }), "{name}: {e}");
+    // Same key, other bytes: the alarm case, original untouched.
+    let other = gen_file(dir, "b.dbf", 12, 1 << 20);
+    let e = store.put_file(&key, &other).await.unwrap_err();
+    assert!(e.is_conflict(), "{name}: {e}");
+    let (sha, _) = sha_of_stream(store.get(&key, None, None).await.unwrap()).await;
+    assert_eq!(sha, src.sha256, "{name}: original untouched");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn local_put_file_streams_checks_and_refuses_changed_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path().join("vault")).unwrap();
+    put_file_checks(&store, "local", dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_put_file_single_streamed_put_and_multipart_from_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in targets() {
+        let store = store_for(&t, &t.bucket);
+        put_file_checks(&store, &t.kind, dir.path()).await;
+        // Above the threshold: streamed parts (Ceph keeps locks on multipart uploads only
+        // through a bucket default retention).
+        let mut c = t.config(&t.bucket_default);
+        c.stream_threshold = 8 << 20;
+        c.stream_part_size = 5 << 20;
+        c.concurrency = 2;
+        let store = S3Store::new(c).unwrap();
+        let src = gen_file(dir.path(), "big.dbf", 13, (12 << 20) + 4321);
+        let key = unique("pf-mp");
+        let o = store
+            .put_file(&key, &src)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", t.kind));
+        assert_eq!((o.size, o.sha256), (src.size, src.sha256));
+        assert!(o.lock.is_some(), "{}: lock confirmed", t.kind);
+        assert_eq!(store.peak_buffered_bytes(), 0, "nothing buffered");
+        let info = store.head(&key, None).await.unwrap().unwrap();
+        assert!(info.etag.unwrap().ends_with("-3"), "{}: 3 parts", t.kind);
+        let (sha, n) = sha_of_stream(store.get(&key, None, None).await.unwrap()).await;
+        assert_eq!((sha, n), (src.sha256, src.size));
+        let again = store.put_file(&key, &src).await.unwrap();
+        assert!(again.already_present);
+        let mut wrong = src.clone();
+        wrong.sha256[31] ^= 0x80;
+        let k2 = unique("pf-mp-changed");
+        let e = store.put_file(&k2, &wrong).await.unwrap_err();
+        assert!(matches!(e, StoreError::SourceChanged { .. }), "{e}");
+        assert!(store.head(&k2, None).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fault_put_file_cut_mid_body_is_retried_with_the_file_read_again() {
+    for fault in [Fault::CutMidBody, Fault::CutBeforeAnswer] {
+        let fake = FakeS3::start(fail_first_puts(1, fault.clone()), false).await;
+        let store = S3Store::new(fake_config(&fake.endpoint)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let src = gen_file(dir.path(), "f", 5, 1_500_000);
+        let o = store
+            .put_file("k/file", &src)
+            .await
+            .unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        assert_eq!(o.sha256, src.sha256);
+        let versions = fake.versions("k/file");
+        assert_eq!(versions.len(), 1, "{fault:?}: exactly one version");
+        assert_eq!(
+            <[u8; 32]>::from(Sha256::digest(&versions[0].body)),
+            src.sha256,
+            "{fault:?}"
+        );
+        let p = puts(&fake);
+        assert_eq!(
+            p[0].header("x-amz-content-sha256"),
+            Some(hex::encode(src.sha256).as_str()),
+            "the signed payload hash is the known SHA-256"
+        );
+        match fault {
+            Fault::CutMidBody => assert_eq!(p.len(), 2, "one retry"),
+            _ => assert!(
+                o.already_present && p.len() == 1,
+                "found by HEAD, not resent"
+            ),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fault_put_file_stalled_upload_hits_the_deadline() {
+    let fake = FakeS3::start(
+        |s: &crate::fake_s3::Seen, _| {
+            if s.method == "PUT" {
+                Fault::Stall(Duration::from_secs(30))
+            } else {
+                Fault::None
+            }
+        },
+        false,
+    )
+    .await;
+    let mut c = fake_config(&fake.endpoint);
+    c.retry.max_attempts = 2;
+    let store = S3Store::new(c).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let src = gen_file(dir.path(), "f", 6, 100_000);
+    let t0 = Instant::now();
+    let e = store.put_file("k/stall", &src).await.unwrap_err();
+    assert!(
+        matches!(e, StoreError::RetriesExhausted { attempts: 2, .. }),
+        "{e}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
 }

@@ -2,7 +2,9 @@
 //! failures (5xx, SlowDown, timeouts, resets), clock correction on RequestTimeTooSkewed, no
 //! retry on permanent ones (403, 400, 404, 412...).
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -180,6 +182,17 @@ impl Inner {
     }
 
     async fn send_once(&self, req: &Req, payload_hex: &str) -> Result<reqwest::Response, Failure> {
+        self.send_once_with(req, payload_hex, None).await
+    }
+
+    /// Signs and sends `req` once. With `streamed` (body, content length), that body is sent
+    /// instead of `req.body` and no overall timeout is set (the caller's watchdog bounds it).
+    async fn send_once_with(
+        &self,
+        req: &Req,
+        payload_hex: &str,
+        streamed: Option<(reqwest::Body, u64)>,
+    ) -> Result<reqwest::Response, Failure> {
         let (host, path, url) = self.url_for(req);
         let time = self.signing_time();
         let signed = sigv4::sign(
@@ -199,21 +212,27 @@ impl Inner {
         for (k, v) in req.headers.iter().chain(signed.iter()) {
             rb = rb.header(k.as_str(), v.as_str());
         }
-        if !req.body.is_empty() || req.method == Method::PUT || req.method == Method::POST {
-            rb = rb.body(req.body.clone());
-        }
-        let resp = rb
-            .timeout(self.config.retry.request_timeout)
-            .send()
-            .await
-            .map_err(|e| {
-                let detail = error_chain(&e);
-                if e.is_connect() {
-                    Failure::Connect(detail)
-                } else {
-                    Failure::Transient(detail)
+        match streamed {
+            Some((body, len)) => {
+                rb = rb
+                    .header(reqwest::header::CONTENT_LENGTH, len.to_string())
+                    .body(body);
+            }
+            None => {
+                if !req.body.is_empty() || req.method == Method::PUT || req.method == Method::POST {
+                    rb = rb.body(req.body.clone());
                 }
-            })?;
+                rb = rb.timeout(self.config.retry.request_timeout);
+            }
+        }
+        let resp = rb.send().await.map_err(|e| {
+            let detail = error_chain(&e);
+            if e.is_connect() {
+                Failure::Connect(detail)
+            } else {
+                Failure::Transient(detail)
+            }
+        })?;
         if let Some(d) = resp.headers().get("date").and_then(|v| v.to_str().ok()) {
             self.server_clock.observe(d);
         }
@@ -381,6 +400,89 @@ impl Inner {
         None
     }
 
+    /// Sends `req` once with a body streamed from `make_body` (called again for each retry
+    /// after a clock-skew correction, at most 3 times), signed with `payload_hex` (the known
+    /// SHA-256 of the body), and reads the response. The deadline is a watchdog on the
+    /// body's [`Progress`]: no new body bytes for `request_timeout`, or no answer within
+    /// `request_timeout` after the last byte, fails the attempt.
+    ///
+    /// Returns any non-transient response; a transient failure is `RetriesExhausted` (one
+    /// attempt) or `Unreachable`, for the caller's retry loop; a body that turned out not to be
+    /// the announced bytes is [`StoreError::SourceChanged`].
+    pub(crate) async fn execute_streamed(
+        &self,
+        op: &'static str,
+        req: &Req,
+        payload_hex: &str,
+        content_length: u64,
+        make_body: &mut (dyn FnMut() -> (reqwest::Body, Arc<Progress>) + Send),
+    ) -> Result<Resp, StoreError> {
+        let target = self.target(req);
+        let mut skew_fixes = 0u32;
+        loop {
+            let signed_at = self.signing_time();
+            let (body, progress) = make_body();
+            let attempt = async {
+                match self
+                    .send_once_with(req, payload_hex, Some((body, content_length)))
+                    .await
+                {
+                    Ok(resp) => match self.read_body(resp).await {
+                        Ok((status, headers, body)) => {
+                            let r = Resp {
+                                status,
+                                headers,
+                                body,
+                            };
+                            match self.classify(&r, signed_at) {
+                                None => Ok(r),
+                                Some(f) => Err(f),
+                            }
+                        }
+                        Err(f) => Err(f),
+                    },
+                    Err(f) => Err(f),
+                }
+            };
+            let timeout = self.config.retry.request_timeout;
+            let failure = tokio::select! {
+                r = attempt => match r {
+                    Ok(r) => return Ok(r),
+                    Err(f) => f,
+                },
+                why = progress.watchdog(timeout) => Failure::Transient(why),
+            };
+            if let Some(detail) = progress.changed() {
+                return Err(StoreError::SourceChanged {
+                    path: progress.path.clone(),
+                    detail,
+                });
+            }
+            let detail = failure.detail().to_string();
+            match failure {
+                Failure::Skewed(_) if skew_fixes < 3 => {
+                    skew_fixes += 1;
+                    warn!(op, %target, %detail, "clock skew corrected from server Date header");
+                    continue;
+                }
+                Failure::Connect(_) => {
+                    return Err(StoreError::Unreachable {
+                        endpoint: self.config.endpoint.to_string(),
+                        detail,
+                    });
+                }
+                _ => {
+                    return Err(StoreError::RetriesExhausted {
+                        op,
+                        target,
+                        attempts: 1,
+                        last: detail,
+                    });
+                }
+            }
+        }
+    }
+
     /// Sends a GET and returns the response with its body unread (for streaming). Retries
     /// until the status line is in; a failure mid-body is the caller's to see.
     pub(crate) async fn execute_get(
@@ -397,6 +499,78 @@ impl Inner {
                 key: req.key.clone().unwrap_or_default(),
             }),
             Reply::Read(r) => Err(r.permanent(op, self.target(req))),
+        }
+    }
+}
+
+/// How far a streamed request body has got: the deadline watchdog of
+/// [`Inner::execute_streamed`] reads it, the body stream updates it.
+#[derive(Debug)]
+pub(crate) struct Progress {
+    /// The source file, for errors.
+    pub path: String,
+    start: Instant,
+    /// Milliseconds after `start` of the last body chunk handed to the connection.
+    last_ms: AtomicU64,
+    /// Milliseconds after `start` when the body ended (0: not yet).
+    done_ms: AtomicU64,
+    /// Why the source is not the announced bytes, once found.
+    changed: Mutex<Option<String>>,
+}
+
+impl Progress {
+    pub(crate) fn new(path: String) -> Arc<Progress> {
+        Arc::new(Progress {
+            path,
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            done_ms: AtomicU64::new(0),
+            changed: Mutex::new(None),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A chunk went out.
+    pub(crate) fn touch(&self) {
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// The whole body went out.
+    pub(crate) fn body_done(&self) {
+        self.done_ms.store(self.now_ms().max(1), Ordering::Relaxed);
+    }
+
+    /// The source is not the announced bytes.
+    pub(crate) fn set_changed(&self, why: String) {
+        if let Ok(mut c) = self.changed.lock() {
+            c.get_or_insert(why);
+        }
+    }
+
+    /// Why the source is not the announced bytes, if it is not.
+    pub(crate) fn changed(&self) -> Option<String> {
+        self.changed.lock().ok().and_then(|c| c.clone())
+    }
+
+    /// Resolves (with the reason) when the request has made no progress for `timeout`: no
+    /// body bytes taken for that long, or no answer that long after the last byte.
+    async fn watchdog(&self, timeout: Duration) -> String {
+        let limit = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let tick = (timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        loop {
+            tokio::time::sleep(tick).await;
+            let now = self.now_ms();
+            let done = self.done_ms.load(Ordering::Relaxed);
+            if done > 0 {
+                if now.saturating_sub(done) > limit {
+                    return format!("no answer {timeout:?} after the whole body was sent");
+                }
+            } else if now.saturating_sub(self.last_ms.load(Ordering::Relaxed)) > limit {
+                return format!("the upload made no progress for {timeout:?}");
+            }
         }
     }
 }

@@ -21,14 +21,15 @@ use url::Url;
 
 use super::clock::ServerClock;
 use super::{
-    ArchiveStore, ByteStream, Clock, LockMode, LockState, ObjectInfo, ObjectSummary, PutOutcome,
-    Readiness, Retention, RetryPolicy, StoreError, SystemClock, validate_key,
+    ArchiveStore, ByteStream, Clock, FileSource, LockMode, LockState, ObjectInfo, ObjectSummary,
+    PutOutcome, Readiness, Retention, RetryPolicy, StoreError, SystemClock, validate_key,
 };
 
 #[cfg(feature = "test-util")]
 pub mod admin;
 mod http;
 mod sigv4;
+mod stream;
 #[cfg(feature = "test-util")]
 pub mod testserver;
 mod upload;
@@ -67,6 +68,12 @@ pub struct S3Config {
     pub part_size: u64,
     /// Parts in flight at once.
     pub concurrency: usize,
+    /// [`ArchiveStore::put_file`]: files up to this size go up as one PUT streamed from the
+    /// file (nothing buffered); larger ones as a multipart upload of `stream_part_size` parts,
+    /// each streamed from the file. S3 accepts single PUTs up to 5 GiB.
+    pub stream_threshold: u64,
+    /// Part size of a multipart upload from a file (parts are streamed, not buffered).
+    pub stream_part_size: u64,
     /// Retries and deadlines.
     pub retry: RetryPolicy,
     /// Accept a bucket without Object Lock (local experiments only: archives are deletable).
@@ -84,7 +91,8 @@ pub struct S3Config {
 
 impl S3Config {
     /// A configuration with the defaults: COMPLIANCE for 30 days, 16 MiB parts, 4 in flight,
-    /// multipart above 64 MiB, path-style off.
+    /// multipart above 64 MiB (files from [`ArchiveStore::put_file`]: one streamed PUT up to
+    /// 5 GiB, then 64 MiB streamed parts), path-style off.
     pub fn new(endpoint: Url, bucket: impl Into<String>) -> S3Config {
         S3Config {
             endpoint,
@@ -100,6 +108,8 @@ impl S3Config {
             multipart_threshold: 64 << 20,
             part_size: 16 << 20,
             concurrency: 4,
+            stream_threshold: 5 << 30,
+            stream_part_size: 64 << 20,
             retry: RetryPolicy::default(),
             allow_unlocked_bucket: false,
             conditional_put: true,
@@ -450,6 +460,12 @@ impl ArchiveStore for S3Store {
         validate_key(key)?;
         self.ensure_checked().await?;
         upload::put_immutable(self, key, src).await
+    }
+
+    async fn put_file(&self, key: &str, src: &FileSource) -> Result<PutOutcome, StoreError> {
+        validate_key(key)?;
+        self.ensure_checked().await?;
+        stream::put_file(self, key, src).await
     }
 
     async fn get(

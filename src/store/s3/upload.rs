@@ -25,18 +25,18 @@ use super::{Inner, META_PART_SIZE, META_SHA256, S3Store, xml};
 use crate::store::hashing::{FingerprintHasher, for_each_chunk, multipart_etag};
 use crate::store::{LockState, ObjectInfo, PutOutcome, Retention, StoreError};
 
-fn b64(bytes: &[u8]) -> String {
+pub(super) fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// What we expect to find after the put.
-struct Expected {
-    size: u64,
-    sha256: [u8; 32],
+pub(super) struct Expected {
+    pub(super) size: u64,
+    pub(super) sha256: [u8; 32],
     /// ETag: MD5 (single PUT) or MD5 of part MD5s with `-N`.
-    etag: String,
+    pub(super) etag: String,
     /// The lock we asked for (None: none asked, e.g. bucket default or non-WORM bucket).
-    lock: Option<LockState>,
+    pub(super) lock: Option<LockState>,
 }
 
 pub(crate) async fn put_immutable<R>(
@@ -68,10 +68,10 @@ where
 }
 
 /// Headers to add to a request.
-type Headers = Vec<(String, String)>;
+pub(super) type Headers = Vec<(String, String)>;
 
 /// Lock headers for a new object and the lock they ask for.
-fn lock_headers(store: &S3Store) -> Result<(Headers, Option<LockState>), StoreError> {
+pub(super) fn lock_headers(store: &S3Store) -> Result<(Headers, Option<LockState>), StoreError> {
     let inner = &store.inner;
     let worm = inner.readiness.get().is_some_and(|r| r.worm);
     if !worm {
@@ -255,12 +255,12 @@ async fn put_once_or_find(
 }
 
 /// One uploaded part.
-struct PartDone {
-    number: u32,
-    etag: String,
-    sha256_b64: String,
+pub(super) struct PartDone {
+    pub(super) number: u32,
+    pub(super) etag: String,
+    pub(super) sha256_b64: String,
     /// MD5 of the part: ours, or (without Content-MD5) the part ETag the server computed.
-    md5: [u8; 16],
+    pub(super) md5: [u8; 16],
 }
 
 async fn multipart_put<R>(
@@ -475,7 +475,7 @@ async fn upload_part(
     })
 }
 
-async fn complete(
+pub(super) async fn complete(
     store: &S3Store,
     key: &str,
     upload_id: &str,
@@ -538,7 +538,7 @@ async fn complete(
 
 /// HEAD the object and check it is what we asked for. `existed`: the key was found already
 /// there (precondition failed): then a mismatch of bytes is the alarm case.
-async fn verify(
+pub(super) async fn verify(
     store: &S3Store,
     key: &str,
     version: Option<String>,
@@ -552,7 +552,12 @@ async fn verify(
             key: key.to_string(),
             detail: "HEAD after the put finds no object".to_string(),
         })?;
+    // A multipart upload is also checked by its ETag (from the server's part ETags), even
+    // when our own metadata names its SHA-256.
+    let multipart_etag_ok =
+        !expected.etag.contains('-') || info.etag.as_deref().is_none_or(|e| e == expected.etag);
     let same_bytes = info.size == expected.size
+        && multipart_etag_ok
         && match (info.sha256, &info.etag) {
             (Some(sha), _) => sha == expected.sha256,
             (None, Some(etag)) => *etag == expected.etag,
@@ -643,7 +648,7 @@ fn check_lock(
 }
 
 /// The key exists: read the whole source (no upload), compare, and check the stored lock.
-async fn compare_existing<R>(
+pub(super) async fn compare_existing<R>(
     store: &S3Store,
     key: &str,
     existing: ObjectInfo,

@@ -1,0 +1,435 @@
+//! Telemetry: structured logs (text or JSON) and a small Prometheus registry served over HTTP.
+//!
+//! - [`init_tracing`]: `tracing` output on stderr as text or one JSON object per line;
+//!   `RUST_LOG` overrides the level.
+//! - [`Registry`] holds [`Counter`]s, [`Gauge`]s, [`CounterVec`]s (one label, few values) and
+//!   [`Histogram`]s, and renders them in the Prometheus text exposition format (0.0.4).
+//!   Names follow `redovault_<component>_<thing>_<unit>`; labels never carry file names.
+//! - [`serve_metrics`]: a tiny HTTP/1.1 server answering `GET /metrics` (and nothing else),
+//!   meant for a loopback address. One request per connection, bounded request size and time.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (fields included).
+    Json,
+}
+
+/// Sets up `tracing` on stderr with `level` (a filter such as `info` or
+/// `redovault=debug,info`); `RUST_LOG` overrides it. Does nothing if a subscriber is set.
+pub fn init_tracing(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// A monotonically increasing count.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Adds one.
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    /// The value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down (stored as f64 bits).
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    /// Sets the value.
+    pub fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Relaxed);
+    }
+
+    /// The value.
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// Counters by the value of one label (e.g. errors by kind). The label values must come from a
+/// small fixed set chosen by the code, never from input.
+#[derive(Debug)]
+pub struct CounterVec {
+    label: &'static str,
+    values: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl CounterVec {
+    /// A counter family with one label.
+    pub fn new(label: &'static str) -> CounterVec {
+        CounterVec {
+            label,
+            values: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Adds one to the counter of `value`.
+    pub fn inc(&self, value: &'static str) {
+        if let Ok(mut m) = self.values.lock() {
+            *m.entry(value).or_insert(0) += 1;
+        }
+    }
+
+    /// The counter of `value`.
+    pub fn get(&self, value: &str) -> u64 {
+        self.values
+            .lock()
+            .ok()
+            .and_then(|m| m.get(value).copied())
+            .unwrap_or(0)
+    }
+}
+
+/// A histogram with fixed upper bounds (seconds, bytes...).
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: Vec<f64>,
+    buckets: Vec<AtomicU64>,
+    count: AtomicU64,
+    sum: Mutex<f64>,
+}
+
+impl Histogram {
+    /// A histogram with these bucket upper bounds (ascending); `+Inf` is implied.
+    pub fn new(bounds: &[f64]) -> Histogram {
+        Histogram {
+            bounds: bounds.to_vec(),
+            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum: Mutex::new(0.0),
+        }
+    }
+
+    /// Latency buckets from 5 ms to 10 min.
+    pub fn seconds() -> Histogram {
+        Histogram::new(&[
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+            300.0, 600.0,
+        ])
+    }
+
+    /// Records one observation.
+    pub fn observe(&self, v: f64) {
+        for (b, n) in self.bounds.iter().zip(&self.buckets) {
+            if v <= *b {
+                n.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut s) = self.sum.lock() {
+            *s += v;
+        }
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// One registered metric.
+#[derive(Debug, Clone)]
+pub enum Metric {
+    /// A counter.
+    Counter(Arc<Counter>),
+    /// A gauge.
+    Gauge(Arc<Gauge>),
+    /// Counters by one label.
+    CounterVec(Arc<CounterVec>),
+    /// A histogram.
+    Histogram(Arc<Histogram>),
+}
+
+/// Named metrics, rendered in registration order.
+#[derive(Debug, Default)]
+pub struct Registry {
+    metrics: Mutex<Vec<(String, String, Metric)>>,
+}
+
+fn fmt_f64(v: f64) -> String {
+    if v.is_infinite() {
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
+    } else if v.is_nan() {
+        "NaN".into()
+    } else {
+        format!("{v}")
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    fn add(&self, name: &str, help: &str, m: Metric) {
+        if let Ok(mut v) = self.metrics.lock() {
+            v.push((name.to_string(), help.to_string(), m));
+        }
+    }
+
+    /// Registers and returns a counter (`name` should end in `_total`).
+    pub fn counter(&self, name: &str, help: &str) -> Arc<Counter> {
+        let c = Arc::new(Counter::default());
+        self.add(name, help, Metric::Counter(Arc::clone(&c)));
+        c
+    }
+
+    /// Registers and returns a gauge.
+    pub fn gauge(&self, name: &str, help: &str) -> Arc<Gauge> {
+        let g = Arc::new(Gauge::default());
+        self.add(name, help, Metric::Gauge(Arc::clone(&g)));
+        g
+    }
+
+    /// Registers and returns a counter family with one label.
+    pub fn counter_vec(&self, name: &str, help: &str, label: &'static str) -> Arc<CounterVec> {
+        let c = Arc::new(CounterVec::new(label));
+        self.add(name, help, Metric::CounterVec(Arc::clone(&c)));
+        c
+    }
+
+    /// Registers and returns a histogram.
+    pub fn histogram(&self, name: &str, help: &str, h: Histogram) -> Arc<Histogram> {
+        let h = Arc::new(h);
+        self.add(name, help, Metric::Histogram(Arc::clone(&h)));
+        h
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let Ok(metrics) = self.metrics.lock() else {
+            return out;
+        };
+        for (name, help, m) in metrics.iter() {
+            let kind = match m {
+                Metric::Counter(_) | Metric::CounterVec(_) => "counter",
+                Metric::Gauge(_) => "gauge",
+                Metric::Histogram(_) => "histogram",
+            };
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            match m {
+                Metric::Counter(c) => {
+                    let _ = writeln!(out, "{name} {}", c.get());
+                }
+                Metric::Gauge(g) => {
+                    let _ = writeln!(out, "{name} {}", fmt_f64(g.get()));
+                }
+                Metric::CounterVec(c) => {
+                    if let Ok(values) = c.values.lock() {
+                        for (v, n) in values.iter() {
+                            let _ = writeln!(out, "{name}{{{}=\"{v}\"}} {n}", c.label);
+                        }
+                    }
+                }
+                Metric::Histogram(h) => {
+                    for (b, n) in h.bounds.iter().zip(&h.buckets) {
+                        let _ = writeln!(
+                            out,
+                            "{name}_bucket{{le=\"{}\"}} {}",
+                            fmt_f64(*b),
+                            n.load(Ordering::Relaxed)
+                        );
+                    }
+                    let count = h.count();
+                    let sum = h.sum.lock().map(|s| *s).unwrap_or(0.0);
+                    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+                    let _ = writeln!(out, "{name}_sum {}", fmt_f64(sum));
+                    let _ = writeln!(out, "{name}_count {count}");
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Largest request head accepted by the metrics server.
+const MAX_REQUEST: usize = 8192;
+
+/// How long a client may take to send its request.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Binds `addr` and returns the bound address; serves `GET /metrics` from `registry` until
+/// `cancel` fires. Other paths answer 404, other methods 405.
+pub async fn serve_metrics(
+    addr: SocketAddr,
+    registry: Arc<Registry>,
+    cancel: CancellationToken,
+) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let (mut sock, peer) = tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "metrics server: accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let registry = Arc::clone(&registry);
+            tokio::spawn(async move {
+                let mut buf = Vec::with_capacity(1024);
+                let read = tokio::time::timeout(REQUEST_DEADLINE, async {
+                    let mut tmp = [0u8; 1024];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < MAX_REQUEST {
+                        let n = sock.read(&mut tmp).await?;
+                        if n == 0 {
+                            break;
+                        }
+                        buf.extend_from_slice(&tmp[..n]);
+                    }
+                    Ok::<_, std::io::Error>(())
+                })
+                .await;
+                if !matches!(read, Ok(Ok(()))) {
+                    tracing::debug!(%peer, "metrics server: request not read in time");
+                    return;
+                }
+                let head = String::from_utf8_lossy(&buf);
+                let mut parts = head.split_whitespace();
+                let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let (status, ctype, body) = match (method, path) {
+                    ("GET", "/metrics") => (
+                        "200 OK",
+                        "text/plain; version=0.0.4; charset=utf-8",
+                        registry.render(),
+                    ),
+                    ("GET", _) => ("404 Not Found", "text/plain", "not found\n".into()),
+                    _ => (
+                        "405 Method Not Allowed",
+                        "text/plain",
+                        "method not allowed\n".into(),
+                    ),
+                };
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    Ok(local)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_format() {
+        let r = Registry::new();
+        let c = r.counter("redovault_test_files_total", "Files.");
+        let g = r.gauge("redovault_test_backlog_bytes", "Bytes waiting.");
+        let e = r.counter_vec("redovault_test_errors_total", "Errors by kind.", "kind");
+        let h = r.histogram(
+            "redovault_test_upload_seconds",
+            "Upload time.",
+            Histogram::new(&[0.1, 1.0]),
+        );
+        c.add(3);
+        g.set(1.5);
+        e.inc("upload");
+        e.inc("upload");
+        e.inc("scan");
+        h.observe(0.05);
+        h.observe(0.5);
+        h.observe(7.0);
+        let text = r.render();
+        let expected = "\
+# HELP redovault_test_files_total Files.
+# TYPE redovault_test_files_total counter
+redovault_test_files_total 3
+# HELP redovault_test_backlog_bytes Bytes waiting.
+# TYPE redovault_test_backlog_bytes gauge
+redovault_test_backlog_bytes 1.5
+# HELP redovault_test_errors_total Errors by kind.
+# TYPE redovault_test_errors_total counter
+redovault_test_errors_total{kind=\"scan\"} 1
+redovault_test_errors_total{kind=\"upload\"} 2
+# HELP redovault_test_upload_seconds Upload time.
+# TYPE redovault_test_upload_seconds histogram
+redovault_test_upload_seconds_bucket{le=\"0.1\"} 1
+redovault_test_upload_seconds_bucket{le=\"1\"} 2
+redovault_test_upload_seconds_bucket{le=\"+Inf\"} 3
+redovault_test_upload_seconds_sum 7.55
+redovault_test_upload_seconds_count 3
+";
+        assert_eq!(text, expected);
+    }
+
+    #[tokio::test]
+    async fn serves_metrics_over_http() {
+        let r = Arc::new(Registry::new());
+        r.counter("redovault_test_x_total", "X.").add(7);
+        let cancel = CancellationToken::new();
+        let addr = serve_metrics("127.0.0.1:0".parse().unwrap(), r, cancel.clone())
+            .await
+            .unwrap();
+        let get = |path: &'static str| async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        };
+        let ok = get("/metrics").await;
+        assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
+        assert!(
+            ok.contains("\r\n\r\n# HELP redovault_test_x_total X."),
+            "{ok}"
+        );
+        assert!(ok.contains("redovault_test_x_total 7\n"), "{ok}");
+        assert!(get("/other").await.starts_with("HTTP/1.1 404"));
+        cancel.cancel();
+    }
+}
