@@ -4,5 +4,6 @@
 
 mod fake_s3;
 mod inspect;
+mod report_html;
 mod simulate;
 mod store;

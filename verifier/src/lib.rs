@@ -1,0 +1,12 @@
+//! redovault verifier: audits, off the database host and with read-only credentials, that
+//! every archived redo log in WORM is exactly what the manifest recorded, that none is
+//! missing, that the manifest chain is intact, and that the collector's segments authenticate;
+//! and restores archived logs and the last-commit online log for recovery.
+//!
+//! Layout:
+//! - [`report`]: the audit report model (findings, per-file results, per-thread timelines),
+//!   its verdict and exit code, and the text rendering.
+//! - [`html`]: the self-contained HTML rendering of the report for auditors.
+
+pub mod html;
+pub mod report;
