@@ -7,6 +7,9 @@
 //! - [`report`]: the audit report model (findings, per-file results, per-thread timelines),
 //!   its verdict and exit code, and the text rendering.
 //! - [`html`]: the self-contained HTML rendering of the report for auditors.
+//! - [`restore`]: `restore archive`: parallel, verified, in-order, resumable download of
+//!   archived logs.
 
 pub mod html;
 pub mod report;
+pub mod restore;
