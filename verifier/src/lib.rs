@@ -9,7 +9,10 @@
 //! - [`html`]: the self-contained HTML rendering of the report for auditors.
 //! - [`restore`]: `restore archive`: parallel, verified, in-order, resumable download of
 //!   archived logs.
+//! - [`script`]: `restore script`: RMAN and SQL*Plus recovery scripts stating the last
+//!   recoverable SCN, time and XID.
 
 pub mod html;
 pub mod report;
 pub mod restore;
+pub mod script;
