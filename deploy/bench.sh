@@ -2,8 +2,11 @@
 # Store upload benchmark: our uploader vs curl -T vs aws s3 cp, same files, same Ceph radosgw,
 # same run. Prints MB/s and client CPU seconds. Figures go to BENCHMARKS.md.
 #
-#   deploy/bench.sh            # 20 files x 50 MiB
-#   REDOVAULT_BENCH_FILES=8 REDOVAULT_BENCH_MIB=50 deploy/bench.sh
+#   deploy/bench.sh [store|restore|all]     # 20 files x 50 MiB; default: all
+#   REDOVAULT_BENCH_FILES=8 REDOVAULT_BENCH_MIB=50 deploy/bench.sh store
+#
+# store:   our uploader vs curl -T vs aws s3 cp
+# restore: `restore archive` (verified, fsynced, in order) vs curl GETs
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -18,6 +21,12 @@ command -v curl >/dev/null || { apt-get update && apt-get install -y curl; }
 AWS=$(bash deploy/s3/bench-tools.sh "$REDOVAULT_S3_CACHE")
 trap 'bash deploy/s3/server.sh down ceph "$STATE/bench-ceph" || true' EXIT
 bash deploy/s3/server.sh up ceph "$STATE/bench-ceph"
-REDOVAULT_TEST_S3_TARGETS=$STATE/bench-ceph/env.sh REDOVAULT_BENCH_AWS=$AWS \
-  REDOVAULT_BENCH_FILES=$FILES REDOVAULT_BENCH_MIB=$MIB \
-  cargo bench --bench store_upload
+export REDOVAULT_TEST_S3_TARGETS=$STATE/bench-ceph/env.sh REDOVAULT_BENCH_AWS=$AWS \
+  REDOVAULT_BENCH_FILES=$FILES REDOVAULT_BENCH_MIB=$MIB
+WHICH=${1:-all}
+if [[ $WHICH == store || $WHICH == all ]]; then
+  cargo bench -p redovault --bench store_upload
+fi
+if [[ $WHICH == restore || $WHICH == all ]]; then
+  cargo bench -p redovault-verifier --bench restore
+fi

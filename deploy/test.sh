@@ -8,7 +8,8 @@
 # 2. starts the real S3 servers that enforce Object Lock (Ceph radosgw and LocalStack), on
 #    127.0.0.1 over HTTPS, and stops them again on exit, whatever happens;
 # 3. runs cargo fmt --check, clippy with warnings denied, every test of the workspace
-#    (the store conformance suite against both servers), and builds the fuzz target.
+#    (the store conformance suite against both servers; the HTML report in headless
+#    Chromium), checks the systemd units, and builds the fuzz target.
 #
 # Environment: REDOVAULT_TEST_SERVERS (default "ceph localstack"), REDOVAULT_TEST_STATE
 # (default .ci/state in the repository).
@@ -36,6 +37,12 @@ trap cleanup EXIT
 step "formatting"
 cargo fmt --all -- --check
 
+step "tools: headless Chromium (HTML report test), systemd-analyze (unit checks)"
+if ! command -v chromium >/dev/null 2>&1 || ! command -v systemd-analyze >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium systemd >/dev/null
+fi
+
 step "starting real S3 servers: $SERVERS"
 targets=()
 for kind in $SERVERS; do
@@ -51,6 +58,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests"
 cargo test --workspace --locked
+
+step "systemd units (systemd-analyze verify against the built binaries)"
+cargo build --workspace --bins --locked
+bash "$ROOT/deploy/systemd/verify.sh" "${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 
 step "doc tests"
 cargo test --workspace --locked --doc

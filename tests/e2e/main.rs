@@ -5,5 +5,6 @@
 mod fake_s3;
 mod inspect;
 mod link;
+mod report_html;
 mod simulate;
 mod store;
