@@ -86,12 +86,17 @@ impl Server {
         }
     }
 
-    /// The next refusal; it must be of the connection from `peer`.
-    async fn refusal_of(&mut self, peer: SocketAddr) -> LinkError {
-        let e = tokio::time::timeout(WAIT, self.refused.recv())
+    /// The next refusal, of whichever connection.
+    async fn next_refusal(&mut self) -> LinkError {
+        tokio::time::timeout(WAIT, self.refused.recv())
             .await
             .expect("a refusal within the wait")
-            .expect("server running");
+            .expect("server running")
+    }
+
+    /// The next refusal; it must be of the connection from `peer`.
+    async fn refusal_of(&mut self, peer: SocketAddr) -> LinkError {
+        let e = self.next_refusal().await;
         assert_eq!(e.peer, peer, "refusal of another connection: {e}");
         assert!(
             e.to_string().contains(&peer.to_string()),
@@ -794,6 +799,27 @@ async fn openssl_certificates_from_the_deploy_script_work() {
     assert!(matches!(link.recv().await.unwrap(), Message::Welcome(_)));
     let id = link.peer().identity.clone().unwrap();
     assert!(id.is("localhost") && id.is("redovault-collector"), "{id}");
+    // An openssl client limited to TLS 1.2 (with a valid certificate) is refused: TLS 1.3
+    // only.
+    let mut server = server;
+    let s_client = Command::new("openssl")
+        .args(["s_client", "-tls1_2", "-connect"])
+        .arg(server.addr.to_string())
+        .arg("-cert")
+        .arg(p("client.pem"))
+        .arg("-key")
+        .arg(p("client.key"))
+        .arg("-CAfile")
+        .arg(p("ca.pem"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run openssl s_client");
+    assert!(
+        !s_client.status.success(),
+        "a TLS 1.2 session was established"
+    );
+    let e = server.next_refusal().await;
+    expect_tls(&e, TlsFailure::Incompatible);
     // The script refuses to overwrite.
     let again = Command::new("bash")
         .arg(&script)
