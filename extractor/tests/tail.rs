@@ -76,7 +76,7 @@ fn collect_until(
 ) -> Run {
     let rt = runtime();
     let cancel = CancellationToken::new();
-    let mut h = tailer.spawn(4, cancel.clone());
+    let mut h = tailer.spawn(4, cancel.clone()).unwrap();
     let stats = h.stats();
     let sim = thread::spawn(sim_thread);
     let mut chunks: Vec<Chunk> = Vec::new();
@@ -423,7 +423,7 @@ fn torn_block_in_progress_is_reread() {
     }
     let tailer = Tailer::at_current(&sources(&dir, 3), opts(), ThreadId(1)).unwrap();
     let cancel = CancellationToken::new();
-    let mut h = tailer.spawn(64, cancel);
+    let mut h = tailer.spawn(64, cancel).unwrap();
     let stats = h.stats();
     // Hold the simulator in the middle of an LWN write until the tailer has re-read the
     // torn block at least once; then let LGWR finish the write.
@@ -840,4 +840,50 @@ fn real_oracle_resume_around_a_straddling_commit() {
             offset: 0
         }
     );
+}
+
+#[test]
+fn spawned_tailer_reports_errors_and_stops_on_cancel() {
+    let rt = runtime();
+    let src = LogSources {
+        groups: Vec::new(),
+        archive_dirs: vec![fixtures()],
+    };
+    // A bad start position: the error comes through the channel, then the end.
+    let bad = StreamPos {
+        seq: LogSeq(15),
+        offset: 700,
+    };
+    let mut h = Tailer::new(&src, opts(), fixture_stream(), bad)
+        .unwrap()
+        .spawn(2, CancellationToken::new())
+        .unwrap();
+    let e = rt.block_on(h.next_chunk()).unwrap_err();
+    assert!(matches!(e, TailError::BadPosition { .. }), "{e}");
+    assert!(rt.block_on(h.next_chunk()).unwrap().is_none());
+    // Both real logs through a channel of 1, then idle (waiting for sequence 17) until
+    // cancelled: next_chunk then ends with Ok(None).
+    let cancel = CancellationToken::new();
+    let from = StreamPos {
+        seq: LogSeq(15),
+        offset: 0,
+    };
+    let mut h = Tailer::new(&src, opts(), fixture_stream(), from)
+        .unwrap()
+        .spawn(1, cancel.clone())
+        .unwrap();
+    let mut chunks = Vec::new();
+    while !ends(&chunks, 16) {
+        chunks.push(next(&rt, &mut h, WAIT).expect("a chunk"));
+    }
+    assert!(
+        next(&rt, &mut h, Duration::from_millis(100)).is_none(),
+        "idle"
+    );
+    cancel.cancel();
+    let t0 = Instant::now();
+    let end = rt.block_on(async { tokio::time::timeout(WAIT, h.next_chunk()).await });
+    assert!(matches!(end, Ok(Ok(None))), "{end:?}");
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    h.stop();
 }
