@@ -12,6 +12,8 @@
 //!   checksum, lock, retention) and deep re-hash with the archive-versus-stream cross-check.
 //! - [`verify`]: one run: chain, continuity, collector, objects (rolling deep share), state
 //!   between runs, the report.
+//! - [`cli`]: the `redovault-verifier` command line (the only user of `anyhow` here).
+//! - [`config`]: the TOML configuration (`check-config` lists every problem).
 //! - [`html`]: the self-contained HTML rendering of the report for auditors.
 //! - [`restore`]: `restore archive`: parallel, verified, in-order, resumable download of
 //!   archived logs.
@@ -21,6 +23,8 @@
 //!   recoverable SCN, time and XID.
 
 pub mod chain;
+pub mod cli;
+pub mod config;
 pub mod html;
 pub mod objects;
 pub mod report;

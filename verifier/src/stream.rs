@@ -12,9 +12,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use redovault::crypto::keys::KeyRing;
-use redovault::wire::StreamPos;
+use redovault::wire::{CommitMark, StreamId, StreamPos};
 use redovault_collector::segment::{self, ScanError, ScanMode};
-use redovault_collector::store::parse_stream_dir_name;
+use redovault_collector::store::{Durable, SegmentInfo, StreamSnapshot, parse_stream_dir_name};
+use redovault_redo::position::LogSeq;
 use sha2::{Digest, Sha256};
 
 use crate::report::{Finding, FindingKind, LogRef};
@@ -87,6 +88,56 @@ pub struct StreamAudit {
     pub findings: Vec<Finding>,
     /// Unit digests of every sequence held.
     pub seqs: BTreeMap<LogKey, SeqDigests>,
+    /// Per stream, what was read and authenticated, in the form a rebuild takes (up to the
+    /// first damage, if any): `restore online` rebuilds from it without opening (and locking)
+    /// the collector's store.
+    pub snapshots: BTreeMap<StreamId, StreamSnapshot>,
+}
+
+/// Builds a stream's snapshot while its chunks are read.
+#[derive(Debug, Default)]
+struct SnapBuilder {
+    segments: Vec<SegmentInfo>,
+    end: Option<StreamPos>,
+    log_end: bool,
+    last_commit: Option<CommitMark>,
+    seq_ends: BTreeMap<LogSeq, u64>,
+    seq_commits: BTreeMap<LogSeq, (CommitMark, usize)>,
+}
+
+impl SnapBuilder {
+    fn chunk(&mut self, c: &segment::Chunk) {
+        for m in &c.commits {
+            let e = self.seq_commits.entry(m.end.seq).or_insert((*m, 0));
+            e.0 = *m;
+            e.1 += 1;
+            self.last_commit = Some(*m);
+        }
+        let data_end = StreamPos {
+            seq: c.start.seq,
+            offset: c.start.offset + c.data.len() as u64,
+        };
+        if c.log_end {
+            self.seq_ends.insert(c.start.seq, data_end.offset);
+        }
+        self.end = Some(data_end);
+        self.log_end = c.log_end;
+    }
+
+    fn finish(self, stream: StreamId) -> Option<StreamSnapshot> {
+        let end = self.end?;
+        Some(StreamSnapshot {
+            stream,
+            segments: self.segments,
+            durable: Durable {
+                end,
+                log_end: self.log_end,
+                last_commit: self.last_commit,
+            },
+            seq_ends: self.seq_ends,
+            seq_commits: self.seq_commits,
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -146,8 +197,9 @@ pub fn audit_collector(dir: &Path, keys: &KeyRing) -> StreamAudit {
             }
         };
         let mut expected: Option<StreamPos> = None;
+        let mut snap = SnapBuilder::default();
         let last = files.len().saturating_sub(1);
-        'files: for (i, (_, path)) in files.iter().enumerate() {
+        'files: for (i, (number, path)) in files.iter().enumerate() {
             let mode = if i == last {
                 ScanMode::LastSegment
             } else {
@@ -156,8 +208,14 @@ pub fn audit_collector(dir: &Path, keys: &KeyRing) -> StreamAudit {
             let mut chunks = 0u64;
             let mut gap: Option<Finding> = None;
             let seqs = &mut a.seqs;
+            let mut first: Option<StreamPos> = None;
+            let mut last_end: Option<StreamPos> = None;
+            let snap_ref = &mut snap;
             let r = segment::scan(path, keys, mode, None, |offset, c| -> Result<(), Stop> {
                 chunks += 1;
+                first.get_or_insert(c.start);
+                last_end = Some(c.end());
+                snap_ref.chunk(&c);
                 if let Some(exp) = expected
                     && c.start != exp
                     && gap.is_none()
@@ -200,8 +258,26 @@ pub fn audit_collector(dir: &Path, keys: &KeyRing) -> StreamAudit {
                 a.findings.push(g);
             }
             match r {
-                Ok(_) => {}
+                Ok(scanned) => snap.segments.push(SegmentInfo {
+                    number: *number,
+                    path: path.clone(),
+                    first,
+                    last_end,
+                    len: scanned.len,
+                    durable_len: scanned.good_len,
+                }),
                 Err(Stop::Scan(e)) => {
+                    // What was read before the damage stays usable (authenticated).
+                    if let ScanError::Corrupt { offset, .. } = &e {
+                        snap.segments.push(SegmentInfo {
+                            number: *number,
+                            path: path.clone(),
+                            first,
+                            last_end,
+                            len: *offset,
+                            durable_len: *offset,
+                        });
+                    }
                     let detail = e.to_string();
                     a.findings.push(Finding::error(
                         FindingKind::SegmentChunkCorrupt,
@@ -211,6 +287,9 @@ pub fn audit_collector(dir: &Path, keys: &KeyRing) -> StreamAudit {
                     break 'files;
                 }
             }
+        }
+        if let Some(s) = snap.finish(stream) {
+            a.snapshots.insert(stream, s);
         }
     }
     a
