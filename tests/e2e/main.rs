@@ -8,3 +8,4 @@ mod link;
 mod report_html;
 mod simulate;
 mod store;
+mod verify;

@@ -18,6 +18,11 @@ use tokio::io::AsyncReadExt;
 use crate::report::{FileStatus, Finding, FindingKind, LogRef};
 use crate::stream::{SeqDigests, UNIT, unit_digest};
 
+/// Slack between the watcher host's clock (`shipped_at`) and the S3 server's (retain-until
+/// is computed from the server's `Date`): a retain-until this much short of the policy still
+/// passes.
+pub const CLOCK_TOLERANCE: Duration = Duration::from_secs(600);
+
 /// What every archived object must have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
@@ -115,8 +120,10 @@ fn check_info(
                     .map(|d| d.with_timezone(&chrono::Utc))
                     .ok();
                 if let Some(shipped) = shipped {
-                    let min = chrono::Duration::from_std(policy.min_retention)
-                        .unwrap_or(chrono::Duration::MAX);
+                    let min = chrono::Duration::from_std(
+                        policy.min_retention.saturating_sub(CLOCK_TOLERANCE),
+                    )
+                    .unwrap_or(chrono::Duration::MAX);
                     if let Some(need) = shipped.checked_add_signed(min)
                         && l.retain_until < need
                     {

@@ -163,15 +163,17 @@ fn segment_files(stream_dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
     Ok(v)
 }
 
-/// Audits every stream under the collector directory `dir`, read-only.
+/// Audits every stream under the collector directory `dir` (its `streams/` subdirectory),
+/// read-only.
 pub fn audit_collector(dir: &Path, keys: &KeyRing) -> StreamAudit {
     let mut a = StreamAudit::default();
-    let rd = match std::fs::read_dir(dir) {
+    let streams_dir = dir.join("streams");
+    let rd = match std::fs::read_dir(&streams_dir) {
         Ok(rd) => rd,
         Err(e) => {
             a.findings.push(Finding::error(
                 FindingKind::SegmentChunkCorrupt,
-                format!("collector directory {}", dir.display()),
+                format!("collector directory {}", streams_dir.display()),
                 format!("cannot be read: {e}"),
             ));
             return a;
@@ -249,7 +251,14 @@ pub fn audit_collector(dir: &Path, keys: &KeyRing) -> StreamAudit {
                 if d.units.len() == first_unit {
                     d.units.extend(c.data.chunks(UNIT).map(unit_digest));
                 }
-                expected = Some(c.end());
+                expected = Some(if c.log_end {
+                    StreamPos {
+                        seq: LogSeq(c.start.seq.0.saturating_add(1)),
+                        offset: 0,
+                    }
+                } else {
+                    c.end()
+                });
                 Ok(())
             });
             a.chunks += chunks;
