@@ -830,6 +830,9 @@ impl Store {
                         expected: None,
                     });
                 }
+                if bytes.is_empty() {
+                    return Err(invalid("a stream's first append must carry redo".into()));
+                }
                 (pos, 0)
             }
             Some((tip, _)) if pos.seq == tip.end.seq => {

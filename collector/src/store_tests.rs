@@ -155,6 +155,8 @@ fn continuity_is_enforced() {
         "{err}"
     );
     assert!(err.is_refusal());
+    let err = st.append(s, p(3, 0), &[], &[], true).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidAppend { .. }), "{err}");
     st.append(s, p(3, 0), &data(3, 0, 1024), &[], false)
         .unwrap();
     // A gap.

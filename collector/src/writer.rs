@@ -325,11 +325,12 @@ fn process(shared: &Shared, batch: Vec<Msg>) {
                         duplicate,
                     })
                 }
-                // An empty append to a stream that holds nothing: nothing to acknowledge.
-                None => Err(AppendError::Refused(Arc::new(StoreError::Discontinuity {
+                // Unreachable: an accepted append leaves its stream with durable redo after
+                // the sync. Refuse rather than acknowledge without a durable position.
+                None => Err(AppendError::Refused(Arc::new(StoreError::InvalidAppend {
                     stream: m.req.stream,
                     pos: m.req.pos,
-                    expected: None,
+                    reason: "nothing durable to acknowledge".into(),
                 }))),
             },
             (Err(e), _) => {
