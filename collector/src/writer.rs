@@ -151,6 +151,17 @@ struct Msg {
     enqueued: Instant,
 }
 
+/// The acknowledgement of a submitted request, to wait for.
+#[derive(Debug)]
+pub struct PendingAck(oneshot::Receiver<Result<Ack, AppendError>>);
+
+impl PendingAck {
+    /// Waits until the request is durable (or refused, or the store failed).
+    pub async fn wait(self) -> Result<Ack, AppendError> {
+        self.0.await.unwrap_or(Err(AppendError::Stopped))
+    }
+}
+
 /// A cloneable handle to the writer task: append, and read durable state.
 #[derive(Debug, Clone)]
 pub struct WriterHandle {
@@ -314,11 +325,12 @@ fn process(shared: &Shared, batch: Vec<Msg>) {
                         duplicate,
                     })
                 }
-                // An empty append to a stream that holds nothing: nothing to acknowledge.
-                None => Err(AppendError::Refused(Arc::new(StoreError::Discontinuity {
+                // Unreachable: an accepted append leaves its stream with durable redo after
+                // the sync. Refuse rather than acknowledge without a durable position.
+                None => Err(AppendError::Refused(Arc::new(StoreError::InvalidAppend {
                     stream: m.req.stream,
                     pos: m.req.pos,
-                    expected: None,
+                    reason: "nothing durable to acknowledge".into(),
                 }))),
             },
             (Err(e), _) => {
@@ -342,6 +354,14 @@ impl WriterHandle {
     /// returned; the ack carries the stream's durable state. Safe to drop: a dropped call
     /// may still be written and synced, but is never acknowledged.
     pub async fn append(&self, req: AppendRequest) -> Result<Ack, AppendError> {
+        self.submit(req).await?.wait().await
+    }
+
+    /// Queues a request (waiting for room in the queue: backpressure) and returns without
+    /// waiting for durability. Requests submitted one after the other by one task reach
+    /// the store in that order, so a session can keep a window of appends in flight and
+    /// collect the acknowledgements later ([`PendingAck::wait`]).
+    pub async fn submit(&self, req: AppendRequest) -> Result<PendingAck, AppendError> {
         if let Some(f) = self.failure() {
             return Err(AppendError::Failed(f));
         }
@@ -354,7 +374,7 @@ impl WriterHandle {
             })
             .await
             .map_err(|_| AppendError::Stopped)?;
-        rx.await.unwrap_or(Err(AppendError::Stopped))
+        Ok(PendingAck(rx))
     }
 
     /// The durable state of a stream as of the last completed batch (no waiting on the
