@@ -6,3 +6,5 @@ mod fake_s3;
 mod inspect;
 mod simulate;
 mod store;
+mod tcp_proxy;
+mod watcher;
