@@ -80,10 +80,7 @@ impl World {
             r#"
 [watch]
 dirs = ["{archive}"]
-scan_interval = "1s"
-grace_period = "2s"
-retry_max_backoff = "3s"
-{watch_extra}
+{watch}
 
 [state]
 dir = "{state}"
@@ -111,6 +108,14 @@ command = ["sh", "-c", "cat >> '{alarms}'"]
 repeat_after = "1h"
 "#,
             archive = self.archive().display(),
+            watch = with_defaults(
+                &[
+                    ("scan_interval", "\"1s\""),
+                    ("grace_period", "\"2s\""),
+                    ("retry_max_backoff", "\"3s\""),
+                ],
+                watch_extra
+            ),
             state = self.state().display(),
             bucket = t.bucket,
             region = t.region,
@@ -179,6 +184,21 @@ repeat_after = "1h"
     fn store(&self) -> S3Store {
         S3Store::new(self.server.config(&self.server.bucket)).unwrap()
     }
+}
+
+/// `key = value` lines: `defaults`, except the keys that `extra` sets, then `extra`.
+fn with_defaults(defaults: &[(&str, &str)], extra: &str) -> String {
+    let set: Vec<&str> = extra
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim()))
+        .collect();
+    let mut out: Vec<String> = defaults
+        .iter()
+        .filter(|(k, _)| !set.contains(k))
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect();
+    out.push(extra.to_string());
+    out.join("\n")
 }
 
 /// Sends SIGTERM and waits for a clean exit.
@@ -815,4 +835,36 @@ async fn replaced_log_raises_an_alarm_and_the_worm_copy_and_manifest_entry_stay(
     check_worm(&w, &entries).await; // the WORM copy is the original, and only it
     // The replacement is still the file in place: the watcher never modifies the archive.
     assert_eq!(sha_file(&target), sha_b);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn log_removed_before_it_was_shipped_raises_an_alarm() {
+    let w = World::new("watch-vanished");
+    w.write_config(w.server.endpoint.as_str(), "grace_period = \"1h\"", "");
+    // A log still being written (shorter than its header declares) is waiting, not shipped.
+    let l = sim_logs(&w.dir.path().join("staging"), 1, 128 * 1024, 51).remove(0);
+    let f = w.archive().join(l.file_name().unwrap());
+    let b = std::fs::read(&l).unwrap();
+    std::fs::write(&f, &b[..b.len() / 2]).unwrap();
+    let mut child = w.spawn("watch.log");
+    wait_for(
+        "the partial log waits in the backlog",
+        Duration::from_secs(30),
+        || w.status().1["status"]["backlog"]["incomplete"] == 1,
+    )
+    .await;
+    assert!(w.alarms().is_empty());
+    std::fs::remove_file(&f).unwrap();
+    wait_for(
+        "a vanished_unshipped alarm",
+        Duration::from_secs(30),
+        || {
+            w.alarms()
+                .iter()
+                .any(|a| a["kind"] == "vanished_unshipped" && a["file"] == f.display().to_string())
+        },
+    )
+    .await;
+    stop(&mut child, &w, "watch.log");
+    assert!(w.entries().is_empty());
 }
