@@ -731,7 +731,18 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
 
     async fn on_outcome(&mut self, outcome: Outcome) {
         match outcome {
-            Outcome::Validated { path, result, .. } => self.on_validated(path, result),
+            Outcome::Validated {
+                path,
+                started,
+                result,
+            } => {
+                debug!(
+                    file = %path.display(),
+                    validate_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "validated"
+                );
+                self.on_validated(path, result)
+            }
             Outcome::Uploaded {
                 path,
                 ident,
