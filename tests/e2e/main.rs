@@ -8,4 +8,6 @@ mod link;
 mod report_html;
 mod simulate;
 mod store;
+mod tcp_proxy;
+mod watcher;
 mod verify;
