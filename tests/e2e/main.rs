@@ -9,5 +9,5 @@ mod report_html;
 mod simulate;
 mod store;
 mod tcp_proxy;
-mod watcher;
 mod verify;
+mod watcher;
