@@ -425,6 +425,22 @@ async fn watcher_ships_what_simulate_archives_into_worm_with_a_valid_manifest() 
     assert_eq!(metric(&m, "redovault_watcher_backlog_files"), 0.0);
     assert!(metric(&m, "redovault_watcher_upload_duration_seconds_count") >= 12.0);
     assert!(metric(&m, "redovault_watcher_last_success_timestamp_seconds") > 1.7e9);
+    // One process per state directory: a push beside the running watcher is refused.
+    let out = Command::new(RV)
+        .args(["push", "--store-dir"])
+        .arg(w.dir.path().join("elsewhere"))
+        .arg("--state-dir")
+        .arg(w.state())
+        .arg(w.archive().join("arch1_1_1219190400.dbf"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("in use by another redovault process")
+            && err.contains(&format!("pid {}", child.id())),
+        "{err}"
+    );
     stop(&mut child, &w, "watch.log");
 
     let files: Vec<PathBuf> = std::fs::read_dir(w.archive())
@@ -867,4 +883,140 @@ async fn log_removed_before_it_was_shipped_raises_an_alarm() {
     .await;
     stop(&mut child, &w, "watch.log");
     assert!(w.entries().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gaps_are_reported_per_thread_as_soon_as_a_later_sequence_is_seen() {
+    let w = World::new("watch-gaps");
+    w.write_config(w.server.endpoint.as_str(), "", "");
+    // A two-instance (RAC) database: threads 1 and 2 (each with its own sequences).
+    let mut c = SimConfig::new(w.dir.path().join("staging"));
+    c.threads = 2;
+    c.log_size = 64 * 1024;
+    c.switches = Some(8);
+    c.seed = 61;
+    let logs = simulate(c).unwrap().archived;
+    assert_eq!(logs.len(), 8);
+    let last_of = |t: &str| {
+        logs.iter()
+            .filter_map(|l| {
+                let n = l.file_name().unwrap().to_string_lossy().into_owned();
+                let rest = n.strip_prefix(&format!("arch{t}_"))?;
+                rest.split('_').next()?.parse::<u64>().ok()
+            })
+            .max()
+            .unwrap()
+    };
+    let (last1, last2) = (last_of("1"), last_of("2"));
+    assert!(last2 >= 3, "thread 2 has sequences after 2");
+    let held = logs
+        .iter()
+        .find(|l| {
+            l.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("arch2_2_")
+        })
+        .unwrap()
+        .clone();
+    for l in logs.iter().filter(|l| **l != held) {
+        std::fs::rename(l, w.archive().join(l.file_name().unwrap())).unwrap();
+    }
+    let mut child = w.spawn("watch.log");
+    wait_for("7 logs shipped", Duration::from_secs(60), || {
+        w.entries().len() == 7
+    })
+    .await;
+    let thread = |st: &serde_json::Value, t: u64| {
+        st["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["thread"] == t)
+            .cloned()
+            .unwrap_or_else(|| panic!("no thread {t}: {st:#}"))
+    };
+    let (code, st) = w.status();
+    assert_eq!(code, 2, "a gap makes status unhealthy");
+    let t1 = thread(&st, 1);
+    assert_eq!(t1["gaps"], serde_json::json!([]));
+    assert_eq!(t1["safe_to_delete_through"], last1);
+    let t2 = thread(&st, 2);
+    assert_eq!(t2["gaps"], serde_json::json!([{"first": 2, "last": 2}]));
+    assert_eq!(t2["safe_to_delete_through"], 1);
+    assert_eq!(t2["last_shipped"]["sequence"], last2);
+    let m = metrics_text(&w.status().1);
+    assert_eq!(metric(&m, "redovault_watcher_gap_sequences"), 1.0);
+    // It outlasts the grace period: an alarm naming the thread and sequence.
+    wait_for("a gap alarm", Duration::from_secs(30), || {
+        w.alarms().iter().any(|a| a["kind"] == "gap")
+    })
+    .await;
+    let a = w.alarms().into_iter().find(|a| a["kind"] == "gap").unwrap();
+    assert_eq!(a["details"]["thread"], 2);
+    assert_eq!(
+        (a["details"]["first"].clone(), a["details"]["last"].clone()),
+        (2.into(), 2.into())
+    );
+    // The missing log arrives: the gap closes.
+    std::fs::rename(&held, w.archive().join(held.file_name().unwrap())).unwrap();
+    wait_for("8 logs shipped", Duration::from_secs(30), || {
+        w.entries().len() == 8
+    })
+    .await;
+    wait_for("no gap any more", Duration::from_secs(10), || {
+        let (_, st) = w.status();
+        thread(&st, 2)["safe_to_delete_through"] == last2 && st["status"]["gap_sequences"] == 0
+    })
+    .await;
+    stop(&mut child, &w, "watch.log");
+    let entries = w.entries();
+    check_worm(&w, &entries).await;
+}
+
+#[test]
+fn check_config_lists_every_problem_and_watch_refuses_to_start() {
+    let d = tempfile::tempdir().unwrap();
+    let bad = d.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[watch]\ndirs = [\"rel\"]\nscan_interval = 5\nbogus = 1\n[store]\nkind = \"tape\"\n",
+    )
+    .unwrap();
+    let out = Command::new(RV)
+        .arg("check-config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "watch.scan_interval: expected a duration string",
+        "watch.bogus: unknown key",
+        "store.kind: \"tape\"",
+        "watch.dirs: rel is not an absolute path",
+        "store.endpoint: required",
+        "store.bucket: required",
+        "6 problem(s)",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    let out = Command::new(RV)
+        .args(["watch", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("watch.bogus: unknown key"));
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/config/watcher.example.toml");
+    let out = Command::new(RV)
+        .arg("check-config")
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
