@@ -159,7 +159,7 @@ fn latency(root: &Path, name: &str, poll: Duration, file_events: bool, seconds: 
     let tailer = Tailer::at_current(&sources(&dir, 3), opts(poll, file_events), ThreadId(1))
         .expect("tailer");
     let cancel = CancellationToken::new();
-    let mut h = tailer.spawn(64, cancel.clone());
+    let mut h = tailer.spawn(64, cancel.clone()).expect("spawn");
     let stats = h.stats();
     // Write times: (sequence, first block not written yet after the write, when).
     let writes: Arc<Mutex<Vec<(u32, u32, Instant)>>> = Arc::new(Mutex::new(Vec::new()));

@@ -7,10 +7,12 @@
 //!   destinations, tail settings, state directory).
 //! - [`archive`]: archived copies found in the archive destinations by header, validated whole.
 //! - [`online`]: the online log groups read from their headers alone; finding the CURRENT log.
+//! - [`streams`]: one tailer per thread, from its checkpoint or from its CURRENT log.
 //! - [`tail`]: the [`tail::Tailer`]: validated chunks of one thread with commit marks.
 
 pub mod archive;
 pub mod checkpoint;
 pub mod config;
 pub mod online;
+pub mod streams;
 pub mod tail;

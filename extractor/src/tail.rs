@@ -617,13 +617,16 @@ impl Tailer {
                 Stop::Full => {}
                 Stop::End => break,
                 Stop::WritePoint => match self.io.refresh(&mut cur)? {
-                    Refresh::Complete(nab) if nab >= target => cur.end = Some(nab),
+                    // Ends before the target: reported below.
+                    Refresh::Complete(nab) => cur.end = Some(nab),
                     Refresh::Reused => {
                         if !self.io.switch_to_archive(&mut cur)? {
                             return Ok(false);
                         }
                     }
-                    _ => {
+                    // Block 1 unreadable right now (being rewritten): try again later.
+                    Refresh::Unknown => return Ok(false),
+                    Refresh::Current => {
                         return Err(bad(format!(
                             "the log is written only up to block {} (byte {})",
                             cur.next_block,
@@ -648,28 +651,21 @@ impl Tailer {
     /// Runs the tailer on a dedicated thread until `cancel` is cancelled, the receiver is
     /// dropped, or an error (which is sent, then the thread ends). Chunks go into a channel
     /// of `capacity` (at least 1): a slow receiver holds the tailer back.
-    pub fn spawn(self, capacity: usize, cancel: CancellationToken) -> TailHandle {
+    pub fn spawn(self, capacity: usize, cancel: CancellationToken) -> std::io::Result<TailHandle> {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let stream = self.io.stream;
         let stats = self.io.stats.clone();
         let token = cancel.clone();
         let thread = std::thread::Builder::new()
             .name(format!("tail-{stream}"))
-            .spawn(move || self.run(tx, token));
-        let thread = match thread {
-            Ok(t) => Some(t),
-            Err(e) => {
-                warn!(%stream, error = %e, "cannot start the tail thread");
-                None
-            }
-        };
-        TailHandle {
+            .spawn(move || self.run(tx, token))?;
+        Ok(TailHandle {
             stream,
             rx,
             cancel,
-            thread,
+            thread: Some(thread),
             stats,
-        }
+        })
     }
 
     fn run(mut self, tx: mpsc::Sender<Result<Chunk, TailError>>, cancel: CancellationToken) {

@@ -55,8 +55,12 @@ fn opts() -> TailConfig {
 }
 
 fn archive_of(dir: &Path, seq: u32) -> PathBuf {
+    archive_of_thread(dir, 1, seq)
+}
+
+fn archive_of_thread(dir: &Path, thread: u16, seq: u32) -> PathBuf {
     let rl = SimConfig::new("x").resetlogs_id();
-    dir.join(format!("archive/arch1_{seq}_{rl}.dbf"))
+    dir.join(format!("archive/arch{thread}_{seq}_{rl}.dbf"))
 }
 
 /// Runs `sim_steps` on the simulator while a spawned tailer runs; returns the chunks up to
@@ -76,7 +80,7 @@ fn collect_until(
 ) -> Run {
     let rt = runtime();
     let cancel = CancellationToken::new();
-    let mut h = tailer.spawn(4, cancel.clone());
+    let mut h = tailer.spawn(4, cancel.clone()).unwrap();
     let stats = h.stats();
     let sim = thread::spawn(sim_thread);
     let mut chunks: Vec<Chunk> = Vec::new();
@@ -141,6 +145,10 @@ fn ends(chunks: &[Chunk], seq: u32) -> bool {
 /// (from block 2 on; blocks 0 and 1 name the same log), every journal commit of those logs
 /// once and in order, each mark inside its chunk at the end of the block ending its record.
 fn verify(dir: &Path, chunks: &[Chunk], from: StreamPos, last_seq: u32) {
+    verify_thread(dir, 1, chunks, from, last_seq);
+}
+
+fn verify_thread(dir: &Path, thread: u16, chunks: &[Chunk], from: StreamPos, last_seq: u32) {
     let mut expect = from;
     let mut logs: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
     let mut marks: Vec<CommitMark> = Vec::new();
@@ -172,7 +180,7 @@ fn verify(dir: &Path, chunks: &[Chunk], from: StreamPos, last_seq: u32) {
     let journal = parse_journal(&fs::read_to_string(dir.join("journal.jsonl")).unwrap()).unwrap();
     let mut want_marks = Vec::new();
     for seq in from.seq.0..=last_seq {
-        let arch = fs::read(archive_of(dir, seq)).unwrap();
+        let arch = fs::read(archive_of_thread(dir, thread, seq)).unwrap();
         let got = &logs[&seq];
         let skip = if seq == from.seq.0 {
             from.offset as usize
@@ -219,7 +227,8 @@ fn verify(dir: &Path, chunks: &[Chunk], from: StreamPos, last_seq: u32) {
     assert_eq!(from.offset, 0, "the journal check needs whole logs");
     let in_range: Vec<(String, u64, i64)> = journal
         .iter()
-        .filter(|e| !e.rollback && e.sequence >= from.seq.0 && e.sequence <= last_seq)
+        .filter(|e| e.thread == thread && !e.rollback)
+        .filter(|e| e.sequence >= from.seq.0 && e.sequence <= last_seq)
         .map(|e| (e.xid.clone(), e.scn, e.unix_time))
         .collect();
     let from_marks: Vec<(String, u64, i64)> = marks
@@ -423,7 +432,7 @@ fn torn_block_in_progress_is_reread() {
     }
     let tailer = Tailer::at_current(&sources(&dir, 3), opts(), ThreadId(1)).unwrap();
     let cancel = CancellationToken::new();
-    let mut h = tailer.spawn(64, cancel);
+    let mut h = tailer.spawn(64, cancel).unwrap();
     let stats = h.stats();
     // Hold the simulator in the middle of an LWN write until the tailer has re-read the
     // torn block at least once; then let LGWR finish the write.
@@ -840,4 +849,135 @@ fn real_oracle_resume_around_a_straddling_commit() {
             offset: 0
         }
     );
+}
+
+#[test]
+fn spawned_tailer_reports_errors_and_stops_on_cancel() {
+    let rt = runtime();
+    let src = LogSources {
+        groups: Vec::new(),
+        archive_dirs: vec![fixtures()],
+    };
+    // A bad start position: the error comes through the channel, then the end.
+    let bad = StreamPos {
+        seq: LogSeq(15),
+        offset: 700,
+    };
+    let mut h = Tailer::new(&src, opts(), fixture_stream(), bad)
+        .unwrap()
+        .spawn(2, CancellationToken::new())
+        .unwrap();
+    let e = rt.block_on(h.next_chunk()).unwrap_err();
+    assert!(matches!(e, TailError::BadPosition { .. }), "{e}");
+    assert!(rt.block_on(h.next_chunk()).unwrap().is_none());
+    // Both real logs through a channel of 1, then idle (waiting for sequence 17) until
+    // cancelled: next_chunk then ends with Ok(None).
+    let cancel = CancellationToken::new();
+    let from = StreamPos {
+        seq: LogSeq(15),
+        offset: 0,
+    };
+    let mut h = Tailer::new(&src, opts(), fixture_stream(), from)
+        .unwrap()
+        .spawn(1, cancel.clone())
+        .unwrap();
+    let mut chunks = Vec::new();
+    while !ends(&chunks, 16) {
+        chunks.push(next(&rt, &mut h, WAIT).expect("a chunk"));
+    }
+    assert!(
+        next(&rt, &mut h, Duration::from_millis(100)).is_none(),
+        "idle"
+    );
+    cancel.cancel();
+    let t0 = Instant::now();
+    let end = rt.block_on(async { tokio::time::timeout(WAIT, h.next_chunk()).await });
+    assert!(matches!(end, Ok(Ok(None))), "{end:?}");
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    h.stop();
+}
+
+#[test]
+fn rac_threads_each_get_their_stream() {
+    use redovault_extractor::config::{
+        ArchiveConfig, ExtractorConfig, GroupConfig, OnlineConfig, StateConfig,
+    };
+    use redovault_extractor::streams::start_streams;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let mut cfg = sim_config(&dir, 21);
+    cfg.threads = 2;
+    cfg.archive_current = true;
+    let sim = Simulator::start(cfg).unwrap();
+    let mut groups = Vec::new();
+    for t in 1..=2 {
+        for g in 1..=3 {
+            groups.push(GroupConfig {
+                members: vec![dir.join(format!("online/redo_t{t}_g{g}.log"))],
+            });
+        }
+    }
+    let xcfg = ExtractorConfig {
+        online: OnlineConfig {
+            groups,
+            threads: Vec::new(),
+        },
+        archive: ArchiveConfig {
+            dirs: vec![dir.join("archive")],
+        },
+        tail: opts(),
+        state: StateConfig {
+            dir: dir.join("state"),
+        },
+    };
+    let starts = start_streams(&xcfg).unwrap();
+    assert_eq!(starts.len(), 2);
+    let rt = runtime();
+    let mut handles: Vec<TailHandle> = starts
+        .into_iter()
+        .map(|s| s.tailer.spawn(8, CancellationToken::new()).unwrap())
+        .collect();
+    let sim = thread::spawn(move || {
+        let mut sim = sim;
+        for i in 0..3000 {
+            sim.step().unwrap();
+            if i % 5 == 0 {
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+        sim.finish().unwrap()
+    });
+    let mut got: Vec<Vec<Chunk>> = vec![Vec::new(), Vec::new()];
+    let deadline = Instant::now() + WAIT;
+    while !sim.is_finished() {
+        assert!(Instant::now() < deadline);
+        for (i, h) in handles.iter_mut().enumerate() {
+            got[i].extend(next(&rt, h, Duration::from_millis(10)));
+        }
+    }
+    let summary = sim.join().unwrap();
+    for (i, h) in handles.iter_mut().enumerate() {
+        let t = i as u16 + 1;
+        // The simulator archived every thread's current log at the end.
+        let last = summary.current.iter().find(|c| c.0 == t).unwrap().1 - 1;
+        assert!(last >= 2, "thread {t} switched: {last}");
+        while !ends(&got[i], last) {
+            assert!(Instant::now() < deadline, "thread {t} too slow");
+            got[i].extend(next(&rt, h, Duration::from_millis(200)));
+        }
+        let chunks = &got[i];
+        assert!(chunks.iter().all(|c| c.stream.thread == ThreadId(t)));
+        let upto = chunks
+            .iter()
+            .position(|c| c.log_end.is_some() && c.pos.seq.0 == last)
+            .unwrap();
+        let from = StreamPos {
+            seq: LogSeq(1),
+            offset: 0,
+        };
+        verify_thread(&dir, t, &chunks[..=upto], from, last);
+    }
+    for h in handles {
+        h.stop();
+    }
 }

@@ -298,7 +298,7 @@ pub struct Simulator {
     summary: Summary,
     wall_start: Instant,
     /// Runs in the middle of the next LWN write (see [`Simulator::tear_next_lwn`]).
-    tear: Option<Box<dyn FnOnce() + Send>>,
+    tear: Option<Box<dyn FnOnce() + Send + Sync>>,
 }
 
 impl Simulator {
@@ -421,7 +421,7 @@ impl Simulator {
     /// Makes the next LWN write torn for a while: it is written in two parts, split in the
     /// middle of its first block, and `during` runs between the two (a reader meanwhile sees
     /// that block with a bad checksum, as when it reads while LGWR writes).
-    pub fn tear_next_lwn(&mut self, during: impl FnOnce() + Send + 'static) {
+    pub fn tear_next_lwn(&mut self, during: impl FnOnce() + Send + Sync + 'static) {
         self.tear = Some(Box::new(during));
     }
 
