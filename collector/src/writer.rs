@@ -337,11 +337,30 @@ fn process(shared: &Shared, batch: Vec<Msg>) {
     }
 }
 
+/// A queued append ([`WriterHandle::submit`]): wait for its answer.
+#[derive(Debug)]
+pub struct Pending(oneshot::Receiver<Result<Ack, AppendError>>);
+
+impl Pending {
+    /// The answer: `Ok` only after the fsync that covers the append returned.
+    pub async fn wait(self) -> Result<Ack, AppendError> {
+        self.0.await.unwrap_or(Err(AppendError::Stopped))
+    }
+}
+
 impl WriterHandle {
     /// Appends and waits for durability. `Ok` only after the fsync that covers the request
     /// returned; the ack carries the stream's durable state. Safe to drop: a dropped call
     /// may still be written and synced, but is never acknowledged.
     pub async fn append(&self, req: AppendRequest) -> Result<Ack, AppendError> {
+        self.submit(req).await?.wait().await
+    }
+
+    /// Queues an append and returns once it is queued, with a ticket for its answer: a
+    /// session can keep several appends of its stream in flight (the queue is FIFO, so they
+    /// are written in submission order) and answer them in order. Waits while the queue is
+    /// full (backpressure). Same guarantees as [`append`](Self::append).
+    pub async fn submit(&self, req: AppendRequest) -> Result<Pending, AppendError> {
         if let Some(f) = self.failure() {
             return Err(AppendError::Failed(f));
         }
@@ -354,7 +373,7 @@ impl WriterHandle {
             })
             .await
             .map_err(|_| AppendError::Stopped)?;
-        rx.await.unwrap_or(Err(AppendError::Stopped))
+        Ok(Pending(rx))
     }
 
     /// The durable state of a stream as of the last completed batch (no waiting on the
