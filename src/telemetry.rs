@@ -4,6 +4,8 @@
 //!   `RUST_LOG` overrides the level.
 //! - [`Registry`] holds [`Counter`]s, [`Gauge`]s, [`CounterVec`]s (one label, few values) and
 //!   [`Histogram`]s, and renders them in the Prometheus text exposition format (0.0.4).
+//!   [`Family`] holds one counter, gauge or histogram per value of one label chosen at run
+//!   time (per stream: a bounded set of configured or authenticated streams).
 //!   Names follow `redovault_<component>_<thing>_<unit>`; labels never carry file names.
 //! - [`serve_metrics`]: a tiny HTTP/1.1 server answering `GET /metrics` (and nothing else),
 //!   meant for a loopback address. One request per connection, bounded request size and time.
@@ -166,6 +168,94 @@ impl Histogram {
     }
 }
 
+/// One series of a [`Family`]: what each label value holds.
+pub trait Series: Send + Sync + std::fmt::Debug + 'static {
+    /// Appends the sample lines of this series, labelled `labels` (`stream="x"`).
+    fn render_series(&self, out: &mut String, name: &str, labels: &str);
+}
+
+impl Series for Counter {
+    fn render_series(&self, out: &mut String, name: &str, labels: &str) {
+        let _ = writeln!(out, "{name}{{{labels}}} {}", self.get());
+    }
+}
+
+impl Series for Gauge {
+    fn render_series(&self, out: &mut String, name: &str, labels: &str) {
+        let _ = writeln!(out, "{name}{{{labels}}} {}", fmt_f64(self.get()));
+    }
+}
+
+impl Series for Histogram {
+    fn render_series(&self, out: &mut String, name: &str, labels: &str) {
+        for (b, n) in self.bounds.iter().zip(&self.buckets) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels},le=\"{}\"}} {}",
+                fmt_f64(*b),
+                n.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.count();
+        let sum = self.sum.lock().map(|s| *s).unwrap_or(0.0);
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", fmt_f64(sum));
+        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    }
+}
+
+/// A metric family with one label whose values are chosen at run time (e.g. `stream`): one
+/// series per value, created on first use by [`Family::with`]. The values must come from a
+/// bounded set (configured or authenticated streams), never from raw input.
+pub struct Family<S: Series> {
+    label: &'static str,
+    make: Box<dyn Fn() -> S + Send + Sync>,
+    series: Mutex<BTreeMap<String, Arc<S>>>,
+}
+
+impl<S: Series> std::fmt::Debug for Family<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Family")
+            .field("label", &self.label)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Series> Family<S> {
+    /// A family whose series are made by `make`.
+    pub fn new(label: &'static str, make: impl Fn() -> S + Send + Sync + 'static) -> Family<S> {
+        Family {
+            label,
+            make: Box::new(make),
+            series: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The series of `value` (created if new).
+    pub fn with(&self, value: &str) -> Arc<S> {
+        let mut m = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(
+            m.entry(value.to_string())
+                .or_insert_with(|| Arc::new((self.make)())),
+        )
+    }
+
+    fn render(&self, out: &mut String, name: &str) {
+        let m = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        for (v, s) in m.iter() {
+            let labels = format!("{}=\"{}\"", self.label, escape_label(v));
+            s.render_series(out, name, &labels);
+        }
+    }
+}
+
+/// Escapes a label value for the text exposition format.
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 /// One registered metric.
 #[derive(Debug, Clone)]
 pub enum Metric {
@@ -177,6 +267,20 @@ pub enum Metric {
     CounterVec(Arc<CounterVec>),
     /// A histogram.
     Histogram(Arc<Histogram>),
+    /// A family of series by one run-time label: (type name, the family).
+    Family(&'static str, Arc<dyn FamilyRenderDyn>),
+}
+
+/// A registered [`Family`], type-erased for rendering.
+pub trait FamilyRenderDyn: Send + Sync + std::fmt::Debug {
+    /// Appends every series' sample lines.
+    fn render_family(&self, out: &mut String, name: &str);
+}
+
+impl<S: Series> FamilyRenderDyn for Family<S> {
+    fn render_family(&self, out: &mut String, name: &str) {
+        self.render(out, name);
+    }
 }
 
 /// Named metrics, rendered in registration order.
@@ -239,6 +343,40 @@ impl Registry {
         h
     }
 
+    /// Registers and returns a family of counters by `label` (`name` should end in
+    /// `_total`).
+    pub fn counter_family(
+        &self,
+        name: &str,
+        help: &str,
+        label: &'static str,
+    ) -> Arc<Family<Counter>> {
+        let f = Arc::new(Family::new(label, Counter::default));
+        self.add(name, help, Metric::Family("counter", f.clone()));
+        f
+    }
+
+    /// Registers and returns a family of gauges by `label`.
+    pub fn gauge_family(&self, name: &str, help: &str, label: &'static str) -> Arc<Family<Gauge>> {
+        let f = Arc::new(Family::new(label, Gauge::default));
+        self.add(name, help, Metric::Family("gauge", f.clone()));
+        f
+    }
+
+    /// Registers and returns a family of histograms by `label`, each with `bounds`.
+    pub fn histogram_family(
+        &self,
+        name: &str,
+        help: &str,
+        label: &'static str,
+        bounds: &[f64],
+    ) -> Arc<Family<Histogram>> {
+        let bounds = bounds.to_vec();
+        let f = Arc::new(Family::new(label, move || Histogram::new(&bounds)));
+        self.add(name, help, Metric::Family("histogram", f.clone()));
+        f
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -250,6 +388,7 @@ impl Registry {
                 Metric::Counter(_) | Metric::CounterVec(_) => "counter",
                 Metric::Gauge(_) => "gauge",
                 Metric::Histogram(_) => "histogram",
+                Metric::Family(kind, _) => kind,
             };
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -282,6 +421,7 @@ impl Registry {
                     let _ = writeln!(out, "{name}_sum {}", fmt_f64(sum));
                     let _ = writeln!(out, "{name}_count {count}");
                 }
+                Metric::Family(_, f) => f.render_family(&mut out, name),
             }
         }
         out
@@ -406,6 +546,36 @@ redovault_test_upload_seconds_bucket{le=\"1\"} 2
 redovault_test_upload_seconds_bucket{le=\"+Inf\"} 3
 redovault_test_upload_seconds_sum 7.55
 redovault_test_upload_seconds_count 3
+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn families_render_one_series_per_label_value() {
+        let r = Registry::new();
+        let g = r.gauge_family("redovault_test_lag_bytes", "Lag.", "stream");
+        let c = r.counter_family("redovault_test_bytes_total", "Bytes.", "stream");
+        let h = r.histogram_family("redovault_test_ack_seconds", "Ack.", "stream", &[0.01]);
+        g.with("db1-rl2-t1").set(5.0);
+        g.with("db1-rl2-t2").set(0.5);
+        c.with("db1-rl2-t1").add(3);
+        c.with("db1-rl2-t1").inc();
+        h.with("a\"b").observe(0.001);
+        let text = r.render();
+        let expected = "\
+# HELP redovault_test_lag_bytes Lag.
+# TYPE redovault_test_lag_bytes gauge
+redovault_test_lag_bytes{stream=\"db1-rl2-t1\"} 5
+redovault_test_lag_bytes{stream=\"db1-rl2-t2\"} 0.5
+# HELP redovault_test_bytes_total Bytes.
+# TYPE redovault_test_bytes_total counter
+redovault_test_bytes_total{stream=\"db1-rl2-t1\"} 4
+# HELP redovault_test_ack_seconds Ack.
+# TYPE redovault_test_ack_seconds histogram
+redovault_test_ack_seconds_bucket{stream=\"a\\\"b\",le=\"0.01\"} 1
+redovault_test_ack_seconds_bucket{stream=\"a\\\"b\",le=\"+Inf\"} 1
+redovault_test_ack_seconds_sum{stream=\"a\\\"b\"} 0.001
+redovault_test_ack_seconds_count{stream=\"a\\\"b\"} 1
 ";
         assert_eq!(text, expected);
     }

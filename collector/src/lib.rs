@@ -10,12 +10,21 @@
 //! - [`index`]: the per-stream index of durable commits.
 //! - [`rebuild`]: rebuilds a stream's online log up to its last durable commit.
 //! - [`fs`]: the file operations of the write path, with a fault-injecting version for tests.
+//! - [`config`]: the TOML configuration (every problem at once, unknown keys refused).
+//! - [`server`]: the listener (connection limit, one session per connection, state per
+//!   stream, at most one live session per stream); `session` (private): Hello → Welcome →
+//!   Data → writer → Ack.
+//! - [`metrics`]: the Prometheus metrics (`redovault_collector_*`, per stream).
 //!
 //! Encryption itself lives in `redovault::crypto` (the only module that imports ciphers).
 
+pub mod config;
 pub mod fs;
 pub mod index;
+pub mod metrics;
 pub mod rebuild;
 pub mod segment;
+pub mod server;
+mod session;
 pub mod store;
 pub mod writer;

@@ -1,5 +1,372 @@
 //! `redovault-collector`: thin entry point; everything lives in the library.
+//!
+//! - `redovault-collector --config FILE` (or `serve`): run the collector until SIGTERM or
+//!   SIGINT.
+//! - `check-config --config FILE`: every problem of the file at once, then every file it
+//!   names (certificates or PSK, key ring, store directory); exit 1 when there is one.
+//! - `commits --config FILE [--stream S] [...]`: the durable committed transactions of a
+//!   stream (what a last-commit restore contains), or every stream's state without
+//!   `--stream`.
+//! - `rebuild --config FILE --stream S --out FILE`: the online redo log of the stream,
+//!   byte-identical to the source up to its last durable commit, with its SHA-256.
+//!
+//! `commits` and `rebuild` open the store themselves: the collector must be stopped (the
+//! store's lock says so otherwise). Exit status: 0 success, 1 problems found
+//! (`check-config`), 2 error.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("redovault-collector: not built yet")
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use redovault::crypto::keys::KeyRing;
+use redovault::wire::message::MAX_NAME_LEN;
+use redovault::wire::{CommitMark, StreamId};
+use redovault_collector::config::CollectorConfig;
+use redovault_collector::index::CommitQuery;
+use redovault_collector::rebuild::{RebuildOptions, RebuildReport};
+use redovault_collector::server;
+use redovault_collector::store::{Store, parse_stream_dir_name};
+use redovault_redo::position::{LogSeq, Scn, Xid};
+use tokio_util::sync::CancellationToken;
+
+/// redovault collector: receives redo streams over TLS 1.3, stores them AES-256-GCM
+/// encrypted (fsync before acknowledging), rebuilds the online log to the last commit.
+#[derive(Debug, Parser)]
+#[command(name = "redovault-collector", version, about)]
+struct Cli {
+    /// The collector configuration file.
+    #[arg(long, global = true, env = "REDOVAULT_COLLECTOR_CONFIG")]
+    config: Option<PathBuf>,
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the collector (the default).
+    Serve,
+    /// Check the configuration file and every file it names; list every problem.
+    CheckConfig,
+    /// List the durable committed transactions of a stream (or every stream's state).
+    Commits(CommitsArgs),
+    /// Rebuild a stream's online redo log up to its last durable commit.
+    Rebuild(RebuildArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CommitsArgs {
+    /// The stream, `db<dbid>-rl<resetlogs id>-t<thread>`; without it, every stream.
+    #[arg(long)]
+    stream: Option<String>,
+    /// Only commits at or after this SCN.
+    #[arg(long, conflicts_with_all = ["xid", "sequence", "last"])]
+    since_scn: Option<u64>,
+    /// Only this transaction (`usn.slot.sqn`).
+    #[arg(long, conflicts_with_all = ["sequence", "last"])]
+    xid: Option<String>,
+    /// Only the commits of this log sequence.
+    #[arg(long, conflicts_with = "last")]
+    sequence: Option<u32>,
+    /// Only the last N commits.
+    #[arg(long)]
+    last: Option<usize>,
+    /// At most this many lines.
+    #[arg(long, default_value_t = usize::MAX)]
+    limit: usize,
+    /// JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct RebuildArgs {
+    /// The stream, `db<dbid>-rl<resetlogs id>-t<thread>`.
+    #[arg(long)]
+    stream: String,
+    /// The file to write (never overwritten).
+    #[arg(long)]
+    out: PathBuf,
+    /// The log sequence (default: the one of the last durable commit).
+    #[arg(long)]
+    sequence: Option<u32>,
+    /// Pad with zeros to the online log's size (the shape of an online log member).
+    #[arg(long)]
+    pad_to_log_size: bool,
+    /// JSON report instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Some(config) = cli.config.clone() else {
+        eprintln!("redovault-collector: --config FILE is required");
+        return ExitCode::from(2);
+    };
+    let r = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&config),
+        Command::CheckConfig => check_config(&config),
+        Command::Commits(a) => commits(&config, &a),
+        Command::Rebuild(a) => rebuild(&config, &a),
+    };
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("redovault-collector: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn serve(path: &Path) -> anyhow::Result<ExitCode> {
+    let cfg = CollectorConfig::load(path)?;
+    redovault::telemetry::init_tracing(cfg.log_format, &cfg.log_level);
+    let security = cfg.load_security().map_err(anyhow::Error::msg)?;
+    if matches!(
+        cfg.cipher,
+        redovault_collector::config::Cipher::Blowfish { .. }
+    ) {
+        tracing::warn!(
+            "LEGACY link mode cipher = \"blowfish\": pre-shared key, no certificates, no forward \
+             secrecy; use TLS in production"
+        );
+    }
+    let keys = KeyRing::load(&cfg.key_file)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("collector")
+        .build()
+        .context("start the async runtime")?;
+    rt.block_on(async move {
+        let (dir, opts) = (cfg.store_dir.clone(), cfg.store);
+        let store = tokio::task::spawn_blocking(move || {
+            Store::open_with(&dir, keys, opts, Arc::new(redovault_collector::fs::RealFs))
+        })
+        .await
+        .context("open the store")??;
+        let cancel = CancellationToken::new();
+        let running = server::start(store, cfg.server_options(security), cancel.clone()).await?;
+        let signal = wait_for_signal().await;
+        tracing::info!(signal, "stopping");
+        running.stop().await;
+        tracing::info!("collector stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
+fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
+    let cfg = match CollectorConfig::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let problems = cfg.check_resources();
+    if problems.is_empty() {
+        let mode = match cfg.cipher {
+            redovault_collector::config::Cipher::Tls { .. } => "TLS 1.3 with client certificates",
+            redovault_collector::config::Cipher::Blowfish { .. } => {
+                "LEGACY Blowfish with a pre-shared key"
+            }
+        };
+        println!(
+            "{}: OK (listen {}, {mode}, store {})",
+            path.display(),
+            cfg.listen,
+            cfg.store_dir.display()
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "{}: {} problem(s):\n  {}",
+            path.display(),
+            problems.len(),
+            problems.join("\n  ")
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn open_store(path: &Path) -> anyhow::Result<Store> {
+    let cfg = CollectorConfig::load(path)?;
+    let keys = KeyRing::load(&cfg.key_file)?;
+    if !cfg.store_dir.is_dir() {
+        bail!("store {} does not exist", cfg.store_dir.display());
+    }
+    Store::open_with(
+        &cfg.store_dir,
+        keys,
+        cfg.store,
+        Arc::new(redovault_collector::fs::RealFs),
+    )
+    .context("open the store (the collector must be stopped)")
+}
+
+fn parse_stream(s: &str) -> anyhow::Result<StreamId> {
+    if s.len() > MAX_NAME_LEN {
+        bail!("--stream is too long");
+    }
+    parse_stream_dir_name(s)
+        .with_context(|| format!("--stream {s:?} is not like db1497016494-rl1215475200-t1"))
+}
+
+fn parse_xid(s: &str) -> anyhow::Result<Xid> {
+    let mut p = s.split('.');
+    let (Some(a), Some(b), Some(c), None) = (p.next(), p.next(), p.next(), p.next()) else {
+        bail!("--xid {s:?} is not usn.slot.sqn");
+    };
+    Ok(Xid {
+        usn: a.parse().with_context(|| format!("--xid {s:?}: usn"))?,
+        slot: b.parse().with_context(|| format!("--xid {s:?}: slot"))?,
+        sqn: c.parse().with_context(|| format!("--xid {s:?}: sqn"))?,
+    })
+}
+
+fn commit_json(c: &CommitMark) -> serde_json::Value {
+    serde_json::json!({
+        "xid": c.xid.to_string(),
+        "scn": c.scn.0,
+        "time": c.time.map(redovault::simulate::journal::iso8601),
+        "unix_time": c.time,
+        "sequence": c.end.seq.0,
+        "end_offset": c.end.offset,
+    })
+}
+
+fn commit_text(c: &CommitMark) -> String {
+    format!(
+        "{:<16} scn {:<14} {} log {} offset {}",
+        c.xid.to_string(),
+        c.scn.0,
+        c.time.map_or_else(
+            || "time unknown".to_string(),
+            redovault::simulate::journal::iso8601
+        ),
+        c.end.seq.0,
+        c.end.offset
+    )
+}
+
+fn commits(path: &Path, a: &CommitsArgs) -> anyhow::Result<ExitCode> {
+    let stream = a.stream.as_deref().map(parse_stream).transpose()?;
+    let xid = a.xid.as_deref().map(parse_xid).transpose()?;
+    let store = open_store(path)?;
+    let Some(stream) = stream else {
+        let mut rows = Vec::new();
+        for s in store.streams() {
+            let Some(d) = store.durable(s) else { continue };
+            let n = store.commits(s, &CommitQuery::All, usize::MAX).len();
+            rows.push((s, d, n));
+        }
+        if a.json {
+            let v: Vec<_> = rows
+                .iter()
+                .map(|(s, d, n)| {
+                    serde_json::json!({
+                        "stream": s.to_string(),
+                        "durable_end": d.resume_pos().to_string(),
+                        "commits": n,
+                        "last_commit": d.last_commit.as_ref().map(commit_json),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            for (s, d, n) in rows {
+                let last = d
+                    .last_commit
+                    .map_or_else(|| "no commit".to_string(), |c| commit_text(&c));
+                println!(
+                    "{s}  durable to {}  {n} commits  last: {last}",
+                    d.resume_pos()
+                );
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    if store.durable(stream).is_none() {
+        bail!(
+            "stream {stream} is not in the store {}",
+            store.dir().display()
+        );
+    }
+    let query = if let Some(scn) = a.since_scn {
+        CommitQuery::SinceScn(Scn(scn))
+    } else if let Some(x) = xid {
+        CommitQuery::Xid(x)
+    } else if let Some(q) = a.sequence {
+        CommitQuery::Sequence(LogSeq(q))
+    } else if let Some(n) = a.last {
+        CommitQuery::Last(n)
+    } else {
+        CommitQuery::All
+    };
+    let list = store.commits(stream, &query, a.limit);
+    if a.json {
+        let v: Vec<_> = list.iter().map(commit_json).collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for c in &list {
+            println!("{}", commit_text(c));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report_json(r: &RebuildReport) -> serde_json::Value {
+    serde_json::json!({
+        "stream": r.stream.to_string(),
+        "thread": r.thread.0,
+        "sequence": r.sequence.0,
+        "path": r.path.display().to_string(),
+        "size": r.size,
+        "file_size": r.file_size,
+        "sha256": r.sha256_hex(),
+        "last_commit": commit_json(&r.last_commit),
+        "commits": r.commits,
+        "durable_end": r.durable_end.to_string(),
+        "parser": r.parser.as_ref().map(|p| serde_json::json!({
+            "records": p.records,
+            "commits": p.commits,
+            "last_commit": p.last_commit.map(|(x, s)| serde_json::json!({"xid": x.to_string(), "scn": s.0})),
+            "clean": p.clean,
+        })),
+    })
+}
+
+fn rebuild(path: &Path, a: &RebuildArgs) -> anyhow::Result<ExitCode> {
+    let stream = parse_stream(&a.stream)?;
+    let store = open_store(path)?;
+    let opts = RebuildOptions {
+        sequence: a.sequence.map(LogSeq),
+        pad_to_log_size: a.pad_to_log_size,
+    };
+    let report = store.rebuild(stream, &a.out, &opts)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report_json(&report))?);
+    } else {
+        println!("{report}");
+    }
+    Ok(ExitCode::SUCCESS)
 }

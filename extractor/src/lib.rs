@@ -9,10 +9,20 @@
 //! - [`online`]: the online log groups read from their headers alone; finding the CURRENT log.
 //! - [`streams`]: one tailer per thread, from its checkpoint or from its CURRENT log.
 //! - [`tail`]: the [`tail::Tailer`]: validated chunks of one thread with commit marks.
+//! - [`settings`]: the daemon's whole configuration file (the above, plus `[collector]`,
+//!   `[link]`, `[telemetry]`), every problem at once.
+//! - [`ship`]: one stream to the collector: bounded window, Acks → checkpoint, reconnects,
+//!   resume from the collector's position.
+//! - [`run`]: the daemon: one shipper per thread, metrics endpoint.
+//! - [`metrics`]: the Prometheus metrics (`redovault_extractor_*`, per stream).
 
 pub mod archive;
 pub mod checkpoint;
 pub mod config;
+pub mod metrics;
 pub mod online;
+pub mod run;
+pub mod settings;
+pub mod ship;
 pub mod streams;
 pub mod tail;

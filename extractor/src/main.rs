@@ -1,9 +1,15 @@
 //! `redovault-extractor`: thin entry point; everything lives in the library.
 //!
+//! - `redovault-extractor --config FILE` (or `run`): ship every redo thread to the collector
+//!   until SIGTERM or SIGINT.
+//! - `check-config --config FILE`: every problem of the file at once, then the files it names
+//!   (certificates or PSK); exit 1 when there is one.
 //! - `check --config FILE`: what every online member's header says, the CURRENT log of each
 //!   thread, and the checkpoints; exit 1 when a thread to follow has neither.
 //! - `tail --config FILE`: a dry run of the tailers: one JSON line per chunk (position,
 //!   size, commits, log end) on stdout; nothing is sent and no checkpoint moves.
+//!
+//! Exit status: 0 success, 1 problems found, 2 error.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,58 +17,69 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use redovault_extractor::checkpoint;
-use redovault_extractor::config::ExtractorConfig;
 use redovault_extractor::online::{self, OnlineLogs};
+use redovault_extractor::settings::Settings;
 use redovault_extractor::streams::start_streams;
 use redovault_extractor::tail::Chunk;
 use tokio_util::sync::CancellationToken;
 
-/// redovault extractor: tails the CURRENT online redo log and finds every commit.
+/// redovault extractor: tails the CURRENT online redo log and streams every commit to the
+/// collector over TLS 1.3.
 #[derive(Debug, Parser)]
 #[command(name = "redovault-extractor", version, about)]
 struct Cli {
-    /// More log output (repeat for more).
+    /// More log output (repeat for more); the configuration's log level otherwise.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// The extractor configuration file.
+    #[arg(long, global = true, env = "REDOVAULT_EXTRACTOR_CONFIG")]
+    config: Option<PathBuf>,
+    /// What to do (default: run).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Ship every redo thread to the collector (the default).
+    Run,
+    /// Check the configuration file and the files it names; list every problem.
+    CheckConfig,
     /// Show the online logs (from their headers), the CURRENT log of each thread and the
     /// checkpoints.
-    Check {
-        /// The extractor configuration file.
-        #[arg(long, env = "REDOVAULT_EXTRACTOR_CONFIG")]
-        config: PathBuf,
-    },
+    Check,
     /// Dry run: tail every thread and print each chunk as a JSON line (nothing is sent, no
     /// checkpoint moves). Stops on Ctrl-C or on the first error.
-    Tail {
-        /// The extractor configuration file.
-        #[arg(long, env = "REDOVAULT_EXTRACTOR_CONFIG")]
-        config: PathBuf,
-    },
+    Tail,
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let level = match cli.verbose {
+fn level(verbose: u8) -> &'static str {
+    match verbose {
         0 => "warn",
         1 => "info",
         2 => "debug",
         _ => "trace",
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Some(config) = cli.config.clone() else {
+        eprintln!("redovault-extractor: --config FILE is required");
+        return ExitCode::from(2);
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-    let r = match cli.command {
-        Command::Check { config } => check(&config),
-        Command::Tail { config } => tail(&config),
+    let command = cli.command.unwrap_or(Command::Run);
+    if !matches!(command, Command::Run) {
+        redovault::telemetry::init_tracing(
+            redovault::telemetry::LogFormat::Text,
+            level(cli.verbose),
+        );
+    }
+    let r = match command {
+        Command::Run => run(&config, cli.verbose),
+        Command::CheckConfig => check_config(&config),
+        Command::Check => check(&config),
+        Command::Tail => tail(&config),
     };
     match r {
         Ok(code) => code,
@@ -73,8 +90,93 @@ fn main() -> ExitCode {
     }
 }
 
+fn run(path: &std::path::Path, verbose: u8) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(path)?;
+    let lvl = if verbose > 0 {
+        level(verbose)
+    } else {
+        settings.telemetry.log_level.as_str()
+    };
+    redovault::telemetry::init_tracing(settings.telemetry.log_format, lvl);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("extractor")
+        .build()
+        .context("start the async runtime")?;
+    rt.block_on(async move {
+        let cancel = CancellationToken::new();
+        let started = redovault_extractor::run::start(&settings, cancel.clone()).await?;
+        let signal = wait_for_signal().await;
+        tracing::info!(signal, "stopping");
+        cancel.cancel();
+        started.wait().await;
+        tracing::info!("extractor stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
+fn check_config(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let settings = match Settings::load(path) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut problems = Vec::new();
+    match &settings.collector {
+        None => problems.push("[collector]: missing section (nowhere to ship)".to_string()),
+        Some(c) => {
+            if let Err(e) = c.load_security() {
+                problems.push(e);
+            }
+        }
+    }
+    if problems.is_empty() {
+        let c = settings.collector.as_ref();
+        println!(
+            "{}: OK ({} online groups, ship to {} as {:?}, {})",
+            path.display(),
+            settings.extract.online.groups.len(),
+            c.map_or("", |c| c.address.as_str()),
+            c.map_or("", |c| c.extractor_id.as_str()),
+            match c.map(|c| &c.cipher) {
+                Some(redovault_extractor::settings::CipherConfig::Blowfish { .. }) =>
+                    "LEGACY Blowfish with a pre-shared key",
+                _ => "TLS 1.3 with client certificates",
+            }
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "{}: {} problem(s):\n  {}",
+            path.display(),
+            problems.len(),
+            problems.join("\n  ")
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
 fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let cfg = ExtractorConfig::load(path)?;
+    let cfg = Settings::load(path)?.extract;
     let views = OnlineLogs::new(&cfg.sources().groups).scan();
     for v in &views {
         println!("group {}:", v.group + 1);
@@ -136,7 +238,7 @@ fn chunk_json(c: &Chunk) -> serde_json::Value {
 }
 
 fn tail(path: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let cfg = ExtractorConfig::load(path)?;
+    let cfg = Settings::load(path)?.extract;
     let starts = start_streams(&cfg)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -5,6 +5,8 @@
 mod fake_s3;
 mod inspect;
 mod link;
+mod netkit;
+mod pipeline;
 mod report_html;
 mod simulate;
 mod store;

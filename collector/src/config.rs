@@ -1,0 +1,496 @@
+//! The collector's configuration file (TOML): documented defaults, unknown keys refused,
+//! every problem reported at once (`redovault-collector check-config`).
+//!
+//! ```toml
+//! [listen]
+//! address = "0.0.0.0:7070"          # required: where extractors connect
+//! max_connections = 256             # connections served at once (more wait in the backlog)
+//! cipher = "tls"                    # "tls" (default, production) or "blowfish" (LEGACY)
+//!
+//! [tls]                             # required with cipher = "tls"
+//! cert = "/etc/redovault/collector.pem"
+//! key = "/etc/redovault/collector.key"
+//! client_ca = "/etc/redovault/link-ca.pem"
+//!
+//! [legacy]                          # only with cipher = "blowfish"
+//! psk_file = "/etc/redovault/link.psk"
+//!
+//! [link]                            # defaults shown
+//! heartbeat_interval = "1s"
+//! missed_heartbeats = 5
+//! handshake_timeout = "10s"
+//! max_frame = "8M"
+//!
+//! [store]
+//! dir = "/var/lib/redovault/collector"         # required
+//! key_file = "/etc/redovault/collector.keys"   # required (chmod 600)
+//! segment_size = "64M"
+//! chunk_size = "1M"
+//! queue = 1024
+//! max_batch = 1024
+//! max_batch_bytes = "16M"
+//!
+//! [[extractor]]                     # optional allow-list; none: any authenticated extractor
+//! id = "redovault-extractor"        # Hello's extractor id = certificate CN or DNS SAN
+//! db_ids = [1497016494]             # databases it may ship (absent: any)
+//!
+//! [telemetry]
+//! log_format = "text"               # or "json"
+//! log_level = "info"
+//! metrics_listen = "127.0.0.1:9464" # "" turns the endpoint off
+//! ```
+//!
+//! `deploy/config/collector.example.toml` documents every key; a test checks it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use redovault::crypto::keys::KeyRing;
+use redovault::crypto::legacy::Psk;
+use redovault::crypto::tls::TlsServer;
+use redovault::telemetry::LogFormat;
+use redovault::tomlcheck::{self, Problems, Section};
+use redovault::wire::frame::MAX_FRAME_LEN;
+use redovault::wire::transport::{LinkConfig, ServerSecurity};
+
+use crate::server::ServerOptions;
+use crate::store::StoreOptions;
+use crate::writer::WriterConfig;
+
+/// How the link is protected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cipher {
+    /// TLS 1.3 with client certificates (the default and the production mode).
+    Tls {
+        /// The collector's certificate (PEM).
+        cert: PathBuf,
+        /// Its private key (PEM).
+        key: PathBuf,
+        /// The CA that signs extractors' certificates.
+        client_ca: PathBuf,
+    },
+    /// LEGACY: Blowfish with a pre-shared key (`cipher = "blowfish"`).
+    Blowfish {
+        /// File holding the PSK in hex.
+        psk_file: PathBuf,
+    },
+}
+
+/// One `[[extractor]]`: who may ship, and which databases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtractorAllow {
+    /// The extractor id (certificate CN or DNS SAN under TLS).
+    pub id: String,
+    /// Databases it may ship; empty: any.
+    pub db_ids: Vec<u32>,
+}
+
+/// The whole collector configuration.
+#[derive(Debug, Clone)]
+pub struct CollectorConfig {
+    /// Listening address.
+    pub listen: SocketAddr,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Link protection.
+    pub cipher: Cipher,
+    /// Link tunables.
+    pub link: LinkConfig,
+    /// Store directory.
+    pub store_dir: PathBuf,
+    /// Key file of the at-rest key ring.
+    pub key_file: PathBuf,
+    /// Store tuning.
+    pub store: StoreOptions,
+    /// Group-commit tuning.
+    pub writer: WriterConfig,
+    /// Allow-list; empty: any authenticated extractor.
+    pub extractors: Vec<ExtractorAllow>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log level filter.
+    pub log_level: String,
+    /// Metrics endpoint; `None`: off.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// A configuration with problems: every one found.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {} problem(s):\n  {}", path.display(), problems.len(), problems.join("\n  "))]
+pub struct ConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// One line per problem (`section.key: what is wrong`).
+    pub problems: Vec<String>,
+}
+
+const SECTIONS: [&str; 7] = [
+    "listen",
+    "tls",
+    "legacy",
+    "link",
+    "store",
+    "extractor",
+    "telemetry",
+];
+
+impl CollectorConfig {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<CollectorConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            problems: vec![format!("cannot read it: {e}")],
+        })?;
+        CollectorConfig::parse(&text).map_err(|problems| ConfigError {
+            path: path.to_path_buf(),
+            problems,
+        })
+    }
+
+    /// Parses and checks configuration text; on failure, every problem found.
+    pub fn parse(text: &str) -> Result<CollectorConfig, Vec<String>> {
+        let root = tomlcheck::parse_root(text)?;
+        let p = Problems::new();
+        tomlcheck::unknown_sections(&root, &SECTIONS, &p);
+
+        let mut s = Section::top(&root, "listen", true, &p);
+        let listen = match s.required_string("address") {
+            Some(a) => match a.parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    s.problem(
+                        "address",
+                        format!("{a:?} is not an address and port such as \"0.0.0.0:7070\""),
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        let max_connections = s.int("max_connections", 256, 1, 65_536) as usize;
+        let cipher_name = s.choice("cipher", "tls", &["tls", "blowfish"]);
+        s.finish();
+
+        let mut tls = Section::top(&root, "tls", false, &p);
+        let mut legacy = Section::top(&root, "legacy", false, &p);
+        let cipher = if cipher_name == "blowfish" {
+            if tls.present() {
+                p.push("[tls]: set, but cipher = \"blowfish\" does not use it");
+            }
+            if !legacy.present() {
+                p.push("[legacy]: missing section (cipher = \"blowfish\" needs psk_file)");
+            }
+            let psk_file = legacy.required_path("psk_file");
+            psk_file.map(|psk_file| Cipher::Blowfish { psk_file })
+        } else {
+            if !tls.present() {
+                p.push("[tls]: missing section (TLS needs cert, key and client_ca)");
+            }
+            if legacy.present() {
+                p.push(
+                    "[legacy]: set, but the cipher is TLS (set cipher = \"blowfish\" to use it)",
+                );
+            }
+            let cert = tls.required_path("cert");
+            let key = tls.required_path("key");
+            let client_ca = tls.required_path("client_ca");
+            match (cert, key, client_ca) {
+                (Some(cert), Some(key), Some(client_ca)) => Some(Cipher::Tls {
+                    cert,
+                    key,
+                    client_ca,
+                }),
+                _ => None,
+            }
+        };
+        tls.finish();
+        legacy.finish();
+
+        let mut s = Section::top(&root, "link", false, &p);
+        let d = LinkConfig::default();
+        let link = LinkConfig {
+            heartbeat_interval: s.duration(
+                "heartbeat_interval",
+                d.heartbeat_interval,
+                Duration::from_millis(10),
+                Duration::from_secs(60),
+            ),
+            missed_heartbeats: s.int("missed_heartbeats", u64::from(d.missed_heartbeats), 2, 100)
+                as u32,
+            handshake_timeout: s.duration(
+                "handshake_timeout",
+                d.handshake_timeout,
+                Duration::from_millis(100),
+                Duration::from_secs(300),
+            ),
+            max_frame_len: s.size(
+                "max_frame",
+                MAX_FRAME_LEN as u64,
+                64 << 10,
+                MAX_FRAME_LEN as u64,
+            ) as usize,
+            legacy_rekey_after_blocks: d.legacy_rekey_after_blocks,
+        };
+        s.finish();
+
+        let mut s = Section::top(&root, "store", true, &p);
+        let store_dir = s.required_path("dir");
+        let key_file = s.required_path("key_file");
+        let so = StoreOptions::default();
+        let store = StoreOptions {
+            segment_size: s.size("segment_size", so.segment_size, 64 << 10, 1 << 40),
+            chunk_size: s.size(
+                "chunk_size",
+                so.chunk_size as u64,
+                4 << 10,
+                crate::segment::MAX_CHUNK_DATA as u64,
+            ) as usize,
+        };
+        let wd = WriterConfig::default();
+        let writer = WriterConfig {
+            queue: s.int("queue", wd.queue as u64, 1, 1 << 20) as usize,
+            max_batch: s.int("max_batch", wd.max_batch as u64, 1, 1 << 20) as usize,
+            max_batch_bytes: s.size(
+                "max_batch_bytes",
+                wd.max_batch_bytes as u64,
+                4 << 10,
+                1 << 32,
+            ) as usize,
+        };
+        s.finish();
+
+        let mut extractors = Vec::new();
+        for mut e in tomlcheck::top_tables(&root, "extractor", &p) {
+            let id = e.required_string("id");
+            let db_ids = e
+                .ints("db_ids", 0, u64::from(u32::MAX))
+                .into_iter()
+                .map(|d| d as u32)
+                .collect();
+            if let Some(id) = &id
+                && extractors.iter().any(|x: &ExtractorAllow| &x.id == id)
+            {
+                e.problem("id", format!("{id:?} is listed twice"));
+            }
+            e.finish();
+            if let Some(id) = id {
+                extractors.push(ExtractorAllow { id, db_ids });
+            }
+        }
+
+        let mut s = Section::top(&root, "telemetry", false, &p);
+        let log_format = match s.choice("log_format", "text", &["text", "json"]).as_str() {
+            "json" => LogFormat::Json,
+            _ => LogFormat::Text,
+        };
+        let log_level = s.string("log_level", "info");
+        let metrics_listen = if s.has("metrics_listen") {
+            s.opt_socket_addr("metrics_listen")
+        } else {
+            Some(SocketAddr::from(([127, 0, 0, 1], 9464)))
+        };
+        s.finish();
+
+        if !p.is_empty() {
+            return Err(p.into_vec());
+        }
+        match (listen, cipher, store_dir, key_file) {
+            (Some(listen), Some(cipher), Some(store_dir), Some(key_file)) => Ok(CollectorConfig {
+                listen,
+                max_connections,
+                cipher,
+                link,
+                store_dir,
+                key_file,
+                store,
+                writer,
+                extractors,
+                log_format,
+                log_level,
+                metrics_listen,
+            }),
+            _ => Err(vec!["incomplete configuration".to_string()]),
+        }
+    }
+
+    /// True when `id` may ship database `db_id` ([`allowed`]).
+    pub fn allows(&self, id: &str, db_id: u32) -> bool {
+        allowed(&self.extractors, id, db_id)
+    }
+}
+
+impl CollectorConfig {
+    /// Loads what protects the link: the TLS certificate, key and client CA, or the legacy
+    /// PSK. Errors name the file.
+    pub fn load_security(&self) -> Result<ServerSecurity, String> {
+        match &self.cipher {
+            Cipher::Tls {
+                cert,
+                key,
+                client_ca,
+            } => TlsServer::from_pem_files(cert, key, client_ca)
+                .map(ServerSecurity::Tls)
+                .map_err(|e| format!("tls: {e}")),
+            Cipher::Blowfish { psk_file } => Psk::from_file(psk_file)
+                .map(ServerSecurity::LegacyBlowfish)
+                .map_err(|e| format!("legacy: {e}")),
+        }
+    }
+
+    /// Checks every file the collector needs (certificates or PSK, key ring, store
+    /// directory) and returns one line per problem.
+    pub fn check_resources(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Err(e) = self.load_security() {
+            out.push(e);
+        }
+        if let Err(e) = KeyRing::load(&self.key_file) {
+            out.push(format!("store.key_file: {e}"));
+        }
+        let dir = &self.store_dir;
+        if dir.exists() {
+            if !dir.is_dir() {
+                out.push(format!("store.dir: {} is not a directory", dir.display()));
+            }
+        } else if !dir.parent().is_some_and(Path::is_dir) {
+            out.push(format!(
+                "store.dir: neither {} nor its parent directory exists",
+                dir.display()
+            ));
+        }
+        out
+    }
+
+    /// The server's options, with the loaded security.
+    pub fn server_options(&self, security: ServerSecurity) -> ServerOptions {
+        ServerOptions {
+            listen: self.listen,
+            max_connections: self.max_connections,
+            security,
+            link: self.link.clone(),
+            extractors: self.extractors.clone(),
+            writer: self.writer,
+            metrics_listen: self.metrics_listen,
+        }
+    }
+}
+
+/// True when extractor `id` may ship database `db_id` under this allow-list (always when
+/// the list is empty).
+pub fn allowed(list: &[ExtractorAllow], id: &str, db_id: u32) -> bool {
+    list.is_empty()
+        || list
+            .iter()
+            .any(|e| e.id == id && (e.db_ids.is_empty() || e.db_ids.contains(&db_id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[listen]
+address = "127.0.0.1:7070"
+[tls]
+cert = "/c/server.pem"
+key = "/c/server.key"
+client_ca = "/c/ca.pem"
+[store]
+dir = "/var/lib/redovault/collector"
+key_file = "/etc/redovault/keys"
+"#;
+
+    #[test]
+    fn minimal_config_gets_the_documented_defaults() {
+        let c = CollectorConfig::parse(MINIMAL).unwrap();
+        assert_eq!(c.max_connections, 256);
+        assert!(matches!(c.cipher, Cipher::Tls { .. }));
+        assert_eq!(c.link, LinkConfig::default());
+        assert_eq!(c.store, StoreOptions::default());
+        assert_eq!(c.writer, WriterConfig::default());
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert!(c.allows("anyone", 1));
+    }
+
+    #[test]
+    fn every_problem_is_listed_at_once() {
+        let text = r#"
+[listen]
+address = "nowhere"
+cipher = "rot13"
+max_connections = 0
+[tls]
+cert = "relative.pem"
+[link]
+heartbeat_interval = "1 fortnight"
+[store]
+key_file = "/k"
+segment_size = "12"
+colour = "blue"
+[[extractor]]
+db_ids = ["x"]
+[telemetry]
+metrics_listen = "here"
+[extra]
+"#;
+        let p = CollectorConfig::parse(text).unwrap_err();
+        let expect = [
+            "extra: unknown section",
+            "listen.address: \"nowhere\" is not an address",
+            "listen.max_connections: 0 is out of range",
+            "listen.cipher: \"rot13\" is not one of tls, blowfish",
+            "tls.cert: relative.pem is not an absolute path",
+            "tls.key: missing",
+            "tls.client_ca: missing",
+            "link.heartbeat_interval: \"1 fortnight\" is not a duration",
+            "store.dir: missing",
+            "store.segment_size: out of range",
+            "store.colour: unknown key",
+            "extractor[1].id: missing",
+            "extractor[1].db_ids: item 0: expected an integer",
+            "telemetry.metrics_listen: \"here\" is not an address",
+        ];
+        for e in expect {
+            assert!(p.iter().any(|x| x.starts_with(e)), "{e:?} not in {p:#?}");
+        }
+        assert_eq!(p.len(), expect.len(), "{p:#?}");
+    }
+
+    #[test]
+    fn blowfish_only_when_asked_and_with_its_psk() {
+        let text = MINIMAL.replace("[tls]", "[legacy]\npsk_file = \"/c/psk\"\n[tls]");
+        let p = CollectorConfig::parse(&text).unwrap_err();
+        assert!(
+            p[0].starts_with("[legacy]: set, but the cipher is TLS"),
+            "{p:?}"
+        );
+        let text = r#"
+[listen]
+address = "127.0.0.1:7070"
+cipher = "blowfish"
+[legacy]
+psk_file = "/c/psk"
+[store]
+dir = "/s"
+key_file = "/k"
+[telemetry]
+metrics_listen = ""
+[[extractor]]
+id = "ext-a"
+db_ids = [7]
+"#;
+        let c = CollectorConfig::parse(text).unwrap();
+        assert_eq!(
+            c.cipher,
+            Cipher::Blowfish {
+                psk_file: "/c/psk".into()
+            }
+        );
+        assert_eq!(c.metrics_listen, None);
+        assert!(c.allows("ext-a", 7));
+        assert!(!c.allows("ext-a", 8));
+        assert!(!c.allows("ext-b", 7));
+    }
+}

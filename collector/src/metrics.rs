@@ -1,0 +1,289 @@
+//! The collector's Prometheus metrics (`redovault_collector_*`), per stream where it matters.
+//!
+//! Per stream (label `stream`, e.g. `db1497016494-rl1215475200-t1`):
+//! - `redovault_collector_durable_scn`, `redovault_collector_durable_commit_time_seconds`:
+//!   the last durable commit (the recovery point) and its commit time (Unix seconds);
+//! - `redovault_collector_durable_sequence`, `redovault_collector_durable_offset_bytes`: the
+//!   durable end of the stream;
+//! - `redovault_collector_lag_bytes`, `redovault_collector_lag_milliseconds`: redo received
+//!   from the extractor and not yet durable, and the age of the oldest such byte (0 when
+//!   everything received is durable). The extractor's own lag metrics measure from the
+//!   source; these measure the collector's part (network receive to fsync);
+//! - `redovault_collector_ack_latency_seconds`: histogram, Data received to its Ack sent;
+//! - `redovault_collector_received_bytes_total`, `redovault_collector_stored_bytes_total`,
+//!   `redovault_collector_duplicate_bytes_total` (resent after a reconnect, not stored twice),
+//!   `redovault_collector_commits_total`;
+//! - `redovault_collector_sessions_total`, `redovault_collector_reconnects_total` (sessions
+//!   after the first since start), `redovault_collector_session_active` (0 or 1);
+//! - `redovault_collector_extractor_ahead_total`: sessions whose extractor checkpoint was
+//!   ahead of the durable end (acknowledged redo missing here: an alarm).
+//!
+//! Collector-wide: `redovault_collector_auth_failures_total{reason}`,
+//! `redovault_collector_refused_total{reason}` (every refused connection or session),
+//! `redovault_collector_connections_active`, `redovault_collector_connections_total`,
+//! `redovault_collector_store_failed` (1 once a write or fsync failed: nothing is acknowledged
+//! until a restart), `redovault_collector_store_fsyncs_total`,
+//! `redovault_collector_store_fsync_seconds_total`, `redovault_collector_store_queue_depth`.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use redovault::crypto::tls::TlsFailure;
+use redovault::telemetry::{Counter, CounterVec, Family, Gauge, Histogram, Registry};
+use redovault::wire::transport::{LinkError, LinkErrorKind};
+
+use crate::store::Durable;
+use crate::writer::{WriterHandle, WriterStats};
+
+/// Bounds of the ack latency histogram, in seconds: fsync-scale (sub-millisecond) to
+/// seconds.
+pub const ACK_BUCKETS: [f64; 16] = [
+    0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 5.0,
+];
+
+/// Every collector metric (see the module docs).
+#[derive(Debug)]
+pub struct CollectorMetrics {
+    /// The registry the endpoint renders.
+    pub registry: Arc<Registry>,
+    /// Last durable commit SCN.
+    pub durable_scn: Arc<Family<Gauge>>,
+    /// Last durable commit time.
+    pub durable_commit_time: Arc<Family<Gauge>>,
+    /// Durable end: sequence.
+    pub durable_sequence: Arc<Family<Gauge>>,
+    /// Durable end: offset.
+    pub durable_offset: Arc<Family<Gauge>>,
+    /// Received, not yet durable: bytes.
+    pub lag_bytes: Arc<Family<Gauge>>,
+    /// Received, not yet durable: age of the oldest byte.
+    pub lag_ms: Arc<Family<Gauge>>,
+    /// Data received → Ack sent.
+    pub ack_latency: Arc<Family<Histogram>>,
+    /// Redo bytes received.
+    pub received_bytes: Arc<Family<Counter>>,
+    /// Redo bytes stored.
+    pub stored_bytes: Arc<Family<Counter>>,
+    /// Redo bytes resent and already held.
+    pub duplicate_bytes: Arc<Family<Counter>>,
+    /// Commits made durable.
+    pub commits: Arc<Family<Counter>>,
+    /// Sessions started.
+    pub sessions: Arc<Family<Counter>>,
+    /// Sessions after the first.
+    pub reconnects: Arc<Family<Counter>>,
+    /// A session is live.
+    pub session_active: Arc<Family<Gauge>>,
+    /// Hellos whose checkpoint was ahead of the durable end (acknowledged redo missing).
+    pub extractor_ahead: Arc<Family<Counter>>,
+    /// Authentication failures by reason.
+    pub auth_failures: Arc<CounterVec>,
+    /// Refused connections and sessions by reason.
+    pub refused: Arc<CounterVec>,
+    /// Connections being served.
+    pub connections_active: Arc<Gauge>,
+    /// Connections accepted.
+    pub connections_total: Arc<Counter>,
+    /// 1 once the store failed.
+    pub store_failed: Arc<Gauge>,
+    /// fsyncs (group commits).
+    pub store_fsyncs: Arc<Counter>,
+    /// Seconds spent in fsync.
+    pub store_fsync_seconds: Arc<Gauge>,
+    /// Appends waiting for the writer.
+    pub store_queue_depth: Arc<Gauge>,
+    last_stats: Mutex<WriterStats>,
+}
+
+impl CollectorMetrics {
+    /// Registers every metric in a new registry.
+    pub fn new() -> CollectorMetrics {
+        let r = Arc::new(Registry::new());
+        let s = "stream";
+        CollectorMetrics {
+            durable_scn: r.gauge_family(
+                "redovault_collector_durable_scn",
+                "SCN of the last durable commit of the stream (the recovery point).",
+                s,
+            ),
+            durable_commit_time: r.gauge_family(
+                "redovault_collector_durable_commit_time_seconds",
+                "Commit time (Unix seconds) of the last durable commit of the stream.",
+                s,
+            ),
+            durable_sequence: r.gauge_family(
+                "redovault_collector_durable_sequence",
+                "Log sequence of the durable end of the stream.",
+                s,
+            ),
+            durable_offset: r.gauge_family(
+                "redovault_collector_durable_offset_bytes",
+                "Byte offset of the durable end of the stream in its log.",
+                s,
+            ),
+            lag_bytes: r.gauge_family(
+                "redovault_collector_lag_bytes",
+                "Redo bytes received from the extractor and not yet durable.",
+                s,
+            ),
+            lag_ms: r.gauge_family(
+                "redovault_collector_lag_milliseconds",
+                "Age of the oldest redo byte received and not yet durable (0: none).",
+                s,
+            ),
+            ack_latency: r.histogram_family(
+                "redovault_collector_ack_latency_seconds",
+                "Time from receiving a Data frame to sending its Ack (after fsync).",
+                s,
+                &ACK_BUCKETS,
+            ),
+            received_bytes: r.counter_family(
+                "redovault_collector_received_bytes_total",
+                "Redo bytes received.",
+                s,
+            ),
+            stored_bytes: r.counter_family(
+                "redovault_collector_stored_bytes_total",
+                "Redo bytes stored (encrypted, durable).",
+                s,
+            ),
+            duplicate_bytes: r.counter_family(
+                "redovault_collector_duplicate_bytes_total",
+                "Redo bytes resent after a reconnect and already held (not stored twice).",
+                s,
+            ),
+            commits: r.counter_family(
+                "redovault_collector_commits_total",
+                "Commits made durable.",
+                s,
+            ),
+            sessions: r.counter_family(
+                "redovault_collector_sessions_total",
+                "Extractor sessions started.",
+                s,
+            ),
+            reconnects: r.counter_family(
+                "redovault_collector_reconnects_total",
+                "Extractor sessions started after the first one since the collector started.",
+                s,
+            ),
+            session_active: r.gauge_family(
+                "redovault_collector_session_active",
+                "1 while an extractor session of the stream is live.",
+                s,
+            ),
+            extractor_ahead: r.counter_family(
+                "redovault_collector_extractor_ahead_total",
+                "Sessions whose extractor checkpoint was ahead of the durable end: \
+                 acknowledged redo missing here (alarm), resent from the durable end.",
+                s,
+            ),
+            auth_failures: r.counter_vec(
+                "redovault_collector_auth_failures_total",
+                "Connections refused because the peer failed to authenticate.",
+                "reason",
+            ),
+            refused: r.counter_vec(
+                "redovault_collector_refused_total",
+                "Connections or sessions refused or ended by a protocol violation.",
+                "reason",
+            ),
+            connections_active: r.gauge(
+                "redovault_collector_connections_active",
+                "Connections being served.",
+            ),
+            connections_total: r.counter(
+                "redovault_collector_connections_total",
+                "Connections accepted.",
+            ),
+            store_failed: r.gauge(
+                "redovault_collector_store_failed",
+                "1 once a write or fsync failed: nothing is acknowledged until a restart.",
+            ),
+            store_fsyncs: r.counter(
+                "redovault_collector_store_fsyncs_total",
+                "Group commits (one fsync round for every stream written).",
+            ),
+            store_fsync_seconds: r.gauge(
+                "redovault_collector_store_fsync_seconds_total",
+                "Seconds spent in group-commit fsyncs.",
+            ),
+            store_queue_depth: r.gauge(
+                "redovault_collector_store_queue_depth",
+                "Appends waiting for the group-commit writer.",
+            ),
+            registry: r,
+            last_stats: Mutex::new(WriterStats::default()),
+        }
+    }
+
+    /// Records a stream's durable state.
+    pub fn set_durable(&self, stream: &str, d: &Durable) {
+        let pos = d.resume_pos();
+        self.durable_sequence.with(stream).set(f64::from(pos.seq.0));
+        self.durable_offset.with(stream).set(pos.offset as f64);
+        if let Some(c) = d.last_commit {
+            self.durable_scn.with(stream).set(c.scn.0 as f64);
+            if let Some(t) = c.time {
+                self.durable_commit_time.with(stream).set(t as f64);
+            }
+        }
+    }
+
+    /// Copies the writer's counters (called periodically).
+    pub fn refresh_writer(&self, w: &WriterHandle) {
+        let now = w.stats();
+        let mut last = self.last_stats.lock().unwrap_or_else(|p| p.into_inner());
+        self.store_failed.set(if now.failed { 1.0 } else { 0.0 });
+        self.store_fsyncs
+            .add(now.fsyncs.saturating_sub(last.fsyncs));
+        self.store_fsync_seconds
+            .set(now.fsync_micros_sum as f64 / 1e6);
+        self.store_queue_depth.set(w.queue_depth() as f64);
+        *last = now;
+    }
+
+    /// Counts a refused connection or session (and an authentication failure when it is
+    /// one).
+    pub fn refused_link(&self, e: &LinkError) {
+        let reason = link_reason(e);
+        self.refused.inc(reason);
+        if e.is_authentication() {
+            self.auth_failures.inc(reason);
+        }
+    }
+}
+
+impl Default for CollectorMetrics {
+    fn default() -> Self {
+        CollectorMetrics::new()
+    }
+}
+
+/// A short, fixed label for a link failure.
+pub fn link_reason(e: &LinkError) -> &'static str {
+    match &e.kind {
+        LinkErrorKind::Tls(t) => match t.failure {
+            TlsFailure::NoCertificate => "tls_no_certificate",
+            TlsFailure::UntrustedCertificate => "tls_untrusted_certificate",
+            TlsFailure::InvalidCertificate => "tls_invalid_certificate",
+            TlsFailure::RefusedByPeer => "tls_refused_by_peer",
+            TlsFailure::NotTls => "not_tls",
+            TlsFailure::Incompatible => "tls_incompatible",
+            TlsFailure::Closed => "closed",
+            TlsFailure::Other => "tls_other",
+        },
+        LinkErrorKind::Legacy(_) if e.is_authentication() => "legacy_bad_psk",
+        LinkErrorKind::Legacy(_) => "legacy_bad_frame",
+        LinkErrorKind::HandshakeTimeout(_) => "handshake_timeout",
+        LinkErrorKind::Frame(_) => "bad_frame",
+        LinkErrorKind::Message(_) => "bad_message",
+        LinkErrorKind::Protocol(_) => "protocol",
+        LinkErrorKind::PeerFailed(_) => "peer_error",
+        LinkErrorKind::Closed | LinkErrorKind::Truncated { .. } => "closed",
+        LinkErrorKind::Silent(_) => "silent",
+        LinkErrorKind::Io(_) => "io",
+        _ => "other",
+    }
+}

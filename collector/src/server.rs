@@ -1,0 +1,460 @@
+//! The collector's listener: many extractors at once, one session task per connection.
+//!
+//! - **Connection limit**: a semaphore permit is taken *before* `accept`, so at most
+//!   `max_connections` connections are served; further ones wait in the kernel's backlog
+//!   (backpressure at the door), and a slow or hostile client holds one permit for at most
+//!   the handshake timeout before it has authenticated.
+//! - **One session task per connection** ([`crate::session`]): handshake (TLS 1.3 with
+//!   client certificates, or the legacy Blowfish channel), Hello → Welcome, then Data →
+//!   group-commit writer → Ack. A refused or failing connection is logged with its peer
+//!   address (and certificate identity once known) and counted; it never affects the other
+//!   sessions.
+//! - **State per stream** ([`StreamTable`]): at most one live session per stream. A new
+//!   session of the *same* extractor id for a stream that still has one **replaces** it: the
+//!   old session is cancelled and drained (every append it queued is answered by the
+//!   writer) before the new one computes its Welcome. Reason: a reconnecting extractor is
+//!   the usual cause (its old TCP connection is half-open after a network cut or a crash of
+//!   its host, and would otherwise block the stream until the dead-peer timeout, delaying the
+//!   catch-up exactly when the recovery point matters); replacing is safe because the store
+//!   enforces continuity and compares resent bytes, and only one session ever appends to a
+//!   stream. A session of *another* extractor id for a stream that has a live session is
+//!   refused (`StreamBusy`): two extractors shipping one thread is a configuration error.
+//! - **Shutdown**: cancelling the token stops accepting, cancels every session (each drains
+//!   its queued appends) and waits for them.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redovault::wire::transport::{LinkConfig, ServerSecurity};
+use redovault::wire::{StreamId, StreamPos};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ExtractorAllow;
+use crate::metrics::CollectorMetrics;
+use crate::store::Store;
+use crate::writer::{self, WriterConfig, WriterHandle};
+
+/// Everything the server needs besides the store.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Address to listen on (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// TLS (default) or the legacy Blowfish channel.
+    pub security: ServerSecurity,
+    /// Link tunables (heartbeats, handshake timeout, max frame).
+    pub link: LinkConfig,
+    /// Allow-list of extractors; empty: any authenticated extractor.
+    pub extractors: Vec<ExtractorAllow>,
+    /// Group-commit tuning.
+    pub writer: WriterConfig,
+    /// Prometheus endpoint; `None`: off.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Why the server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listening address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The metrics address cannot be bound.
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// What sessions share.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    pub(crate) security: ServerSecurity,
+    pub(crate) link: LinkConfig,
+    pub(crate) extractors: Vec<ExtractorAllow>,
+    pub(crate) writer: WriterHandle,
+    pub(crate) metrics: Arc<CollectorMetrics>,
+    pub(crate) streams: StreamTable,
+    active: AtomicU64,
+}
+
+/// Redo received by a session and not yet durable (for the lag metrics).
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    /// (end of the Data, its bytes, when it was received), in stream order.
+    chunks: std::collections::VecDeque<(StreamPos, u64, Instant)>,
+}
+
+impl InFlight {
+    pub(crate) fn push(&mut self, end: StreamPos, bytes: u64, at: Instant) {
+        self.chunks.push_back((end, bytes, at));
+    }
+
+    pub(crate) fn durable(&mut self, upto: StreamPos) {
+        while self.chunks.front().is_some_and(|c| c.0 <= upto) {
+            self.chunks.pop_front();
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.chunks.clear();
+    }
+
+    /// (bytes, age of the oldest) of what is in flight.
+    pub(crate) fn lag(&self) -> (u64, Duration) {
+        let bytes = self.chunks.iter().map(|c| c.1).sum();
+        let age = self
+            .chunks
+            .front()
+            .map_or(Duration::ZERO, |c| c.2.elapsed());
+        (bytes, age)
+    }
+}
+
+/// The live session of a stream.
+#[derive(Debug)]
+struct Owner {
+    session: u64,
+    extractor: String,
+    peer: SocketAddr,
+    cancel: CancellationToken,
+    done: watch::Receiver<bool>,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    owner: Option<Owner>,
+    sessions: u64,
+    in_flight: Arc<Mutex<InFlight>>,
+}
+
+/// Per-stream state: the live session and what it has in flight.
+#[derive(Debug, Default)]
+pub(crate) struct StreamTable {
+    slots: Mutex<BTreeMap<StreamId, Slot>>,
+    next_session: AtomicU64,
+}
+
+/// A stream held by a session; releasing it (drop) tells a replacing session that this one
+/// is finished.
+#[derive(Debug)]
+pub(crate) struct Claim<'a> {
+    table: &'a StreamTable,
+    stream: StreamId,
+    session: u64,
+    done: watch::Sender<bool>,
+    /// Sessions of this stream before this one (since the collector started).
+    pub(crate) previous_sessions: u64,
+    /// The stream's in-flight record.
+    pub(crate) in_flight: Arc<Mutex<InFlight>>,
+}
+
+/// Why a stream cannot be claimed.
+#[derive(Debug)]
+pub(crate) enum ClaimError {
+    /// Another extractor id holds the stream.
+    Busy { extractor: String, peer: SocketAddr },
+}
+
+impl StreamTable {
+    /// Claims `stream` for a new session of `extractor`. If a session of the same extractor
+    /// holds it, that session is cancelled and this waits (up to `wait`) until it has
+    /// drained; returns the replaced session's peer then.
+    pub(crate) async fn claim(
+        &self,
+        stream: StreamId,
+        extractor: &str,
+        peer: SocketAddr,
+        cancel: CancellationToken,
+        wait: Duration,
+    ) -> Result<(Claim<'_>, Option<SocketAddr>), ClaimError> {
+        let session = self.next_session.fetch_add(1, Ordering::Relaxed) + 1;
+        let (done_tx, done_rx) = watch::channel(false);
+        let (old, previous, in_flight) = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            let slot = slots.entry(stream).or_default();
+            if let Some(o) = &slot.owner
+                && o.extractor != extractor
+            {
+                return Err(ClaimError::Busy {
+                    extractor: o.extractor.clone(),
+                    peer: o.peer,
+                });
+            }
+            let old = slot.owner.replace(Owner {
+                session,
+                extractor: extractor.to_string(),
+                peer,
+                cancel,
+                done: done_rx,
+            });
+            let previous = slot.sessions;
+            slot.sessions += 1;
+            (old, previous, slot.in_flight.clone())
+        };
+        let replaced = match old {
+            Some(mut o) => {
+                o.cancel.cancel();
+                let drained = tokio::time::timeout(wait, o.done.wait_for(|d| *d)).await;
+                if drained.is_err() {
+                    tracing::warn!(%stream, old_peer = %o.peer, "the replaced session did not finish in time; going on");
+                }
+                Some(o.peer)
+            }
+            None => None,
+        };
+        Ok((
+            Claim {
+                table: self,
+                stream,
+                session,
+                done: done_tx,
+                previous_sessions: previous,
+                in_flight,
+            },
+            replaced,
+        ))
+    }
+
+    /// (stream, bytes in flight, age of the oldest) of every stream, for the lag metrics.
+    pub(crate) fn lags(&self) -> Vec<(StreamId, u64, Duration)> {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots
+            .iter()
+            .map(|(s, slot)| {
+                let (b, age) = slot
+                    .in_flight
+                    .lock()
+                    .map(|f| f.lag())
+                    .unwrap_or((0, Duration::ZERO));
+                (*s, b, age)
+            })
+            .collect()
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        {
+            let mut slots = self.table.slots.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(slot) = slots.get_mut(&self.stream)
+                && slot
+                    .owner
+                    .as_ref()
+                    .is_some_and(|o| o.session == self.session)
+            {
+                slot.owner = None;
+            }
+        }
+        if let Ok(mut f) = self.in_flight.lock() {
+            f.clear();
+        }
+        let _ = self.done.send(true);
+    }
+}
+
+/// A running collector server.
+#[derive(Debug)]
+pub struct Running {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// The metrics endpoint, if on.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The writer (durable state, commits, rebuild).
+    pub writer: WriterHandle,
+    /// The metrics.
+    pub metrics: Arc<CollectorMetrics>,
+    cancel: CancellationToken,
+    writer_cancel: CancellationToken,
+    accept: tokio::task::JoinHandle<()>,
+    writer_task: tokio::task::JoinHandle<Option<Store>>,
+}
+
+impl Running {
+    /// Stops accepting, ends every session (each drains what it queued), stops the writer
+    /// and gives the store back.
+    pub async fn stop(self) -> Option<Store> {
+        self.cancel.cancel();
+        let _ = self.accept.await;
+        let Running {
+            writer,
+            writer_task,
+            writer_cancel,
+            ..
+        } = self;
+        // Last handle gone first, so that the writer gives the store back.
+        drop(writer);
+        writer_cancel.cancel();
+        writer_task.await.ok().flatten()
+    }
+
+    /// Waits until the server stops (its token is cancelled).
+    pub async fn wait(self) -> Option<Store> {
+        self.cancel.cancelled().await;
+        self.stop().await
+    }
+}
+
+/// Starts the server on the current runtime: binds the listener (and the metrics endpoint),
+/// starts the writer over `store`, and accepts until `cancel` fires.
+pub async fn start(
+    store: Store,
+    opts: ServerOptions,
+    cancel: CancellationToken,
+) -> Result<Running, ServeError> {
+    let listener = TcpListener::bind(opts.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: opts.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: opts.listen,
+        source,
+    })?;
+    let metrics = Arc::new(CollectorMetrics::new());
+    let metrics_addr = match opts.metrics_listen {
+        Some(m) => Some(
+            redovault::telemetry::serve_metrics(m, metrics.registry.clone(), cancel.clone())
+                .await
+                .map_err(|source| ServeError::Metrics { addr: m, source })?,
+        ),
+        None => None,
+    };
+    // The writer outlives the sessions: it is stopped by `Running::stop` once they drained.
+    let writer_cancel = CancellationToken::new();
+    let (writer, writer_task) = writer::spawn(store, opts.writer, writer_cancel.clone());
+    for (s, d) in writer.durable_all() {
+        metrics.set_durable(&s.to_string(), &d);
+    }
+    let ctx = Arc::new(Ctx {
+        security: opts.security.clone(),
+        link: opts.link.clone(),
+        extractors: opts.extractors.clone(),
+        writer: writer.clone(),
+        metrics: metrics.clone(),
+        streams: StreamTable::default(),
+        active: AtomicU64::new(0),
+    });
+    tracing::info!(
+        %addr,
+        metrics = ?metrics_addr,
+        max_connections = opts.max_connections,
+        mode = match opts.security {
+            ServerSecurity::Tls(_) => "tls",
+            ServerSecurity::LegacyBlowfish(_) => "LEGACY blowfish",
+        },
+        "collector listening"
+    );
+    let accept = tokio::spawn(accept_loop(
+        listener,
+        ctx,
+        opts.max_connections.max(1),
+        cancel.clone(),
+    ));
+    Ok(Running {
+        addr,
+        metrics_addr,
+        writer,
+        metrics,
+        cancel,
+        writer_cancel,
+        accept,
+        writer_task,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    ctx: Arc<Ctx>,
+    max_connections: usize,
+    cancel: CancellationToken,
+) {
+    let limit = Arc::new(Semaphore::new(max_connections));
+    let mut sessions = JoinSet::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut accept_errors = 0u32;
+    loop {
+        // The permit comes first: no accept beyond the limit.
+        let permit = tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            _ = tick.tick() => { refresh(&ctx); continue; }
+            p = limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (tcp, peer) = loop {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => break None,
+                _ = tick.tick() => refresh(&ctx),
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+                r = listener.accept() => match r {
+                    Ok(x) => { accept_errors = 0; break Some(x) }
+                    Err(e) => {
+                        // EMFILE and the like: back off instead of spinning.
+                        accept_errors = accept_errors.saturating_add(1);
+                        let pause = Duration::from_millis(10u64 << accept_errors.min(7));
+                        tracing::warn!(error = %e, ?pause, "accept failed");
+                        tokio::time::sleep(pause).await;
+                    }
+                },
+            }
+        }
+        .unzip();
+        let (Some(tcp), Some(peer)) = (tcp, peer) else {
+            break;
+        };
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "TCP_NODELAY not set");
+        }
+        ctx.metrics.connections_total.inc();
+        let ctx = ctx.clone();
+        let token = cancel.child_token();
+        sessions.spawn(async move {
+            let n = ctx.active.fetch_add(1, Ordering::Relaxed) + 1;
+            ctx.metrics.connections_active.set(n as f64);
+            crate::session::run(tcp, peer, &ctx, token).await;
+            let n = ctx.active.fetch_sub(1, Ordering::Relaxed) - 1;
+            ctx.metrics.connections_active.set(n as f64);
+            drop(permit);
+        });
+        while sessions.try_join_next().is_some() {}
+    }
+    tracing::info!(
+        sessions = sessions.len(),
+        "collector stopping: ending sessions"
+    );
+    while sessions.join_next().await.is_some() {}
+    refresh(&ctx);
+}
+
+/// Periodic metrics: lag per stream, writer counters.
+fn refresh(ctx: &Ctx) {
+    for (s, bytes, age) in ctx.streams.lags() {
+        let name = s.to_string();
+        ctx.metrics.lag_bytes.with(&name).set(bytes as f64);
+        ctx.metrics
+            .lag_ms
+            .with(&name)
+            .set(age.as_secs_f64() * 1000.0);
+    }
+    ctx.metrics.refresh_writer(&ctx.writer);
+}

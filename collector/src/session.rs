@@ -1,0 +1,496 @@
+//! One extractor session: handshake, Hello → Welcome, then Data → writer → Ack.
+//!
+//! ```text
+//! accept ─► security handshake (TLS 1.3 + client certificate, or legacy PSK)
+//!        ─► Hello within the handshake timeout: version, extractor id = certificate
+//!           identity, allow-list, store not failed, stream claimed (see server.rs)
+//!        ─► Welcome { resume: the durable end of the stream, last durable commit }
+//!        ─► reader: Data (must start exactly where the previous one ended) → writer queue
+//!           acker:  in order, each append's answer → Ack { durable end, last commit }
+//!           sender: Acks, Errors, and Heartbeats when idle
+//! ```
+//!
+//! - **An Ack is sent only for an append the writer answered `Ok`**, which it does only after
+//!   the fsync covering it returned; its position is the stream's durable end then.
+//! - Appends are pipelined: the reader queues each Data with the writer
+//!   ([`WriterHandle::submit`](crate::writer::WriterHandle::submit)) and goes on reading
+//!   (within the extractor's window), the acker waits for the answers in order. So one fsync
+//!   covers every Data that arrived meanwhile, from this stream and others.
+//! - Any refusal (bad Hello, not authorized, a frame or message error, Data out of place)
+//!   is logged once at WARN with the peer address, the certificate identity and the
+//!   reason, counted in `redovault_collector_refused_total`, told to the peer in a Reject or
+//!   Error message when the link still works, and ends only this session.
+//! - A store failure (disk full, I/O error) ends the session with an Error and no Ack;
+//!   later Hellos get `Reject(Unavailable)` until the collector is restarted.
+//! - If the extractor's checkpoint (Hello `from`) is ahead of the stream's durable end, this
+//!   collector lost redo it acknowledged (a restored or replaced store): logged at ERROR and
+//!   counted; the Welcome asks for a resend from the durable end.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use redovault::wire::message::{
+    Ack, Failure, Hello, Message, PROTOCOL_VERSION, Reject, RejectCode, Welcome,
+};
+use redovault::wire::transport::{Link, LinkErrorKind, LinkMode, LinkSender};
+use redovault::wire::{StreamId, StreamPos};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::metrics::link_reason;
+use crate::server::{ClaimError, Ctx};
+use crate::writer::{AppendError, AppendRequest, PendingAck};
+
+/// Appends queued with the writer and not yet answered, per session (each holds at most one
+/// Data frame: 8 MiB at most, so this bounds memory together with the extractor's window).
+const TICKETS: usize = 256;
+
+/// How long a replacing session waits for the session it replaces to drain.
+const REPLACE_WAIT: Duration = Duration::from_secs(30);
+
+/// How long queued Acks and Errors may take to reach the peer once the session ends.
+const FLUSH_WAIT: Duration = Duration::from_secs(2);
+
+/// Serves one accepted connection to its end.
+pub(crate) async fn run(tcp: TcpStream, peer: SocketAddr, ctx: &Ctx, cancel: CancellationToken) {
+    let link = match Link::accept(tcp, peer, &ctx.security, &ctx.link).await {
+        Ok(l) => l,
+        Err(e) => {
+            ctx.metrics.refused_link(&e);
+            tracing::warn!(
+                %peer,
+                reason = link_reason(&e),
+                authentication = e.is_authentication(),
+                error = %e,
+                "connection refused"
+            );
+            return;
+        }
+    };
+    let identity = link
+        .peer()
+        .identity
+        .as_ref()
+        .map_or_else(|| "none".to_string(), ToString::to_string);
+    let span = tracing::info_span!("session", %peer, %identity, mode = %link.peer().mode);
+    session(link, ctx, cancel).instrument(span).await;
+}
+
+/// Sends a Reject and closes.
+async fn reject(link: Link, ctx: &Ctx, code: RejectCode, reason: String, metric: &'static str) {
+    ctx.metrics.refused.inc(metric);
+    tracing::warn!(code = ?code, %reason, "session refused");
+    let (mut tx, _rx) = link.split();
+    let _ = tx.send(&Message::Reject(Reject { code, reason })).await;
+    let _ = tx.shutdown().await;
+}
+
+/// Sends an Error and closes.
+async fn fail(tx: &mut LinkSender, reason: String) {
+    let _ = tx.send(&Message::Error(Failure { reason })).await;
+    let _ = tx.shutdown().await;
+}
+
+async fn session(mut link: Link, ctx: &Ctx, cancel: CancellationToken) {
+    let peer = link.peer().clone();
+    let hello = match tokio::time::timeout(ctx.link.handshake_timeout, link.recv()).await {
+        Err(_) => {
+            ctx.metrics.refused.inc("hello_timeout");
+            tracing::warn!(timeout = ?ctx.link.handshake_timeout, "session refused: no Hello in time");
+            let (mut tx, _) = link.split();
+            fail(&mut tx, "no Hello in time".into()).await;
+            return;
+        }
+        Ok(Err(e)) => {
+            ctx.metrics.refused_link(&e);
+            tracing::warn!(reason = link_reason(&e), error = %e, "session refused before Hello");
+            let (mut tx, _) = link.split();
+            fail(&mut tx, e.kind.to_string()).await;
+            return;
+        }
+        Ok(Ok(Message::Hello(h))) => h,
+        Ok(Ok(other)) => {
+            ctx.metrics.refused.inc("protocol");
+            tracing::warn!(
+                got = other.name(),
+                "session refused: the first message is not a Hello"
+            );
+            let (mut tx, _) = link.split();
+            fail(&mut tx, format!("expected Hello, got {}", other.name())).await;
+            return;
+        }
+    };
+    let span =
+        tracing::info_span!("stream", stream = %hello.stream, extractor = %hello.extractor_id);
+    hello_then_data(link, peer.addr, peer.mode, hello, ctx, cancel)
+        .instrument(span)
+        .await;
+}
+
+async fn hello_then_data(
+    link: Link,
+    peer: SocketAddr,
+    mode: LinkMode,
+    hello: Hello,
+    ctx: &Ctx,
+    cancel: CancellationToken,
+) {
+    let stream = hello.stream;
+    if hello.protocol_version != PROTOCOL_VERSION {
+        let reason = format!(
+            "protocol version {} not supported (this collector speaks {PROTOCOL_VERSION})",
+            hello.protocol_version
+        );
+        return reject(link, ctx, RejectCode::UnsupportedVersion, reason, "version").await;
+    }
+    if mode == LinkMode::Tls {
+        let id = link.peer().identity.clone().unwrap_or_default();
+        if !id.is(&hello.extractor_id) {
+            ctx.metrics.auth_failures.inc("identity_mismatch");
+            let reason = format!(
+                "the certificate ({id}) does not name extractor id {:?}",
+                hello.extractor_id
+            );
+            return reject(
+                link,
+                ctx,
+                RejectCode::NotAuthorized,
+                reason,
+                "identity_mismatch",
+            )
+            .await;
+        }
+    }
+    if !crate::config::allowed(&ctx.extractors, &hello.extractor_id, stream.db_id) {
+        ctx.metrics.auth_failures.inc("not_allowed");
+        let reason = format!(
+            "extractor {:?} may not ship database {} here",
+            hello.extractor_id, stream.db_id
+        );
+        return reject(link, ctx, RejectCode::NotAuthorized, reason, "not_allowed").await;
+    }
+    if let Some(f) = ctx.writer.failure() {
+        let reason = format!("the collector's store failed ({f}); retry after it is repaired");
+        return reject(link, ctx, RejectCode::Unavailable, reason, "store_failed").await;
+    }
+    let stop = cancel.child_token();
+    let claim = ctx
+        .streams
+        .claim(
+            stream,
+            &hello.extractor_id,
+            peer,
+            stop.clone(),
+            REPLACE_WAIT,
+        )
+        .await;
+    let (claim, replaced) = match claim {
+        Ok(c) => c,
+        Err(ClaimError::Busy {
+            extractor,
+            peer: other,
+        }) => {
+            let reason =
+                format!("stream {stream} is being shipped by extractor {extractor:?} from {other}");
+            return reject(link, ctx, RejectCode::StreamBusy, reason, "stream_busy").await;
+        }
+    };
+    if let Some(old) = replaced {
+        tracing::warn!(old_peer = %old, "session replaces the stream's previous session (reconnect)");
+    }
+    let name = stream.to_string();
+    let durable = ctx.writer.durable(stream);
+    let (resume, last_commit) = match durable {
+        Some(d) => (d.resume_pos(), d.last_commit),
+        None => (
+            StreamPos {
+                seq: hello.from.seq,
+                offset: 0,
+            },
+            None,
+        ),
+    };
+    if hello.from > resume {
+        ctx.metrics.extractor_ahead.with(&name).inc();
+        tracing::error!(
+            extractor_checkpoint = %hello.from,
+            durable_end = %resume,
+            "ALARM: the extractor's checkpoint is ahead of what this collector holds durably: \
+             acknowledged redo is missing here (store lost, replaced or restored from an older \
+             copy); asking for a resend from the durable end"
+        );
+    }
+    ctx.metrics.sessions.with(&name).inc();
+    if claim.previous_sessions > 0 {
+        ctx.metrics.reconnects.with(&name).inc();
+    }
+    ctx.metrics.session_active.with(&name).set(1.0);
+    tracing::info!(
+        from = %hello.from,
+        %resume,
+        db_name = %hello.db_name,
+        last_commit_scn = last_commit.map(|c| c.scn.0),
+        "session started"
+    );
+    let (mut tx, rx) = link.split();
+    if let Err(e) = tx
+        .send(&Message::Welcome(Welcome {
+            resume,
+            last_commit,
+        }))
+        .await
+    {
+        tracing::info!(error = %e, "session ended before the Welcome was sent");
+        ctx.metrics.session_active.with(&name).set(0.0);
+        return;
+    }
+    let stats = data_loop(tx, rx, stream, resume, ctx, &stop, &claim).await;
+    ctx.metrics.session_active.with(&name).set(0.0);
+    tracing::info!(
+        data = stats.data,
+        bytes = stats.bytes,
+        acks = stats.acks,
+        end = %stats.end,
+        "session ended"
+    );
+    drop(claim);
+}
+
+struct Ticket {
+    pending: PendingAck,
+    end: StreamPos,
+    commits: usize,
+    at: Instant,
+}
+
+#[derive(Debug)]
+struct Stats {
+    data: u64,
+    bytes: u64,
+    acks: u64,
+    end: StreamPos,
+}
+
+async fn data_loop(
+    tx: LinkSender,
+    mut rx: redovault::wire::transport::LinkReceiver,
+    stream: StreamId,
+    resume: StreamPos,
+    ctx: &Ctx,
+    stop: &CancellationToken,
+    claim: &crate::server::Claim<'_>,
+) -> Stats {
+    let name = stream.to_string();
+    let m = &ctx.metrics;
+    let (out_tx, out_rx) = mpsc::channel::<Message>(TICKETS + 8);
+    let (tickets_tx, mut tickets_rx) = mpsc::channel::<Ticket>(TICKETS);
+    // `stop`: this session is replaced or the collector stops (drop the connection at once);
+    // `ended`: it ends on its own (an error; queued Acks and Errors are still flushed).
+    let ended = stop.child_token();
+    let send_cancel = CancellationToken::new();
+    let mut send_task = {
+        let stop = ended.clone();
+        let send_cancel = send_cancel.clone();
+        tokio::spawn(
+            async move {
+                if let Err(e) = tx.run(out_rx, send_cancel).await {
+                    tracing::info!(error = %e, "session: sending failed");
+                    stop.cancel();
+                }
+            }
+            .in_current_span(),
+        )
+    };
+    let reader_out = out_tx.clone();
+    let reader_end = ended.clone();
+    let name = &name;
+    let reader = async move {
+        let stop = &reader_end;
+        let mut expected = resume;
+        let (mut data, mut bytes) = (0u64, 0u64);
+        loop {
+            let msg = tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                r = rx.recv() => r,
+            };
+            let d = match msg {
+                Ok(Message::Data(d)) => d,
+                Ok(other) => {
+                    m.refused.inc("protocol");
+                    tracing::warn!(got = other.name(), "session ended: unexpected message");
+                    let _ = reader_out
+                        .send(Message::Error(Failure {
+                            reason: format!("unexpected {} during the session", other.name()),
+                        }))
+                        .await;
+                    break;
+                }
+                Err(e) if matches!(e.kind, LinkErrorKind::Closed) => {
+                    tracing::info!("the extractor closed the session");
+                    break;
+                }
+                Err(e) => {
+                    m.refused_link(&e);
+                    tracing::warn!(reason = link_reason(&e), error = %e, "session ended: link error");
+                    let _ = reader_out
+                        .send(Message::Error(Failure {
+                            reason: e.kind.to_string(),
+                        }))
+                        .await;
+                    break;
+                }
+            };
+            if d.pos != expected {
+                m.refused.inc("out_of_place");
+                tracing::warn!(pos = %d.pos, %expected, "session ended: Data out of place");
+                let _ = reader_out
+                    .send(Message::Error(Failure {
+                        reason: format!("Data at {} but the stream continues at {expected}", d.pos),
+                    }))
+                    .await;
+                break;
+            }
+            let end = d.end();
+            let len = d.bytes.len() as u64;
+            let at = Instant::now();
+            expected = end;
+            data += 1;
+            bytes += len;
+            m.received_bytes.with(name).add(len);
+            if let Ok(mut f) = claim.in_flight.lock() {
+                f.push(end, len, at);
+            }
+            let commits = d.commits.len();
+            let req = AppendRequest {
+                stream,
+                pos: d.pos,
+                bytes: d.bytes.to_vec(),
+                commits: d.commits,
+                log_end: d.log_end.is_some(),
+            };
+            let submitted = tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                r = ctx.writer.submit(req) => r,
+            };
+            match submitted {
+                Ok(pending) => {
+                    let t = Ticket {
+                        pending,
+                        end,
+                        commits,
+                        at,
+                    };
+                    if tickets_tx.send(t).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    // The store failed before this append was queued: nothing is acked.
+                    report_append_error(ctx, &reader_out, &e, d.pos).await;
+                    stop.cancel();
+                    break;
+                }
+            }
+        }
+        (data, bytes)
+    };
+    let acker_out = out_tx;
+    let acker_end = ended.clone();
+    let acker = async move {
+        let stop = &acker_end;
+        let mut failed = false;
+        let mut acks = 0u64;
+        let mut end = resume;
+        while let Some(t) = tickets_rx.recv().await {
+            let answer = t.pending.wait().await;
+            if failed {
+                continue;
+            }
+            match answer {
+                Ok(ack) => {
+                    let durable = ack.durable.resume_pos();
+                    end = durable;
+                    if let Ok(mut f) = claim.in_flight.lock() {
+                        f.durable(durable);
+                    }
+                    m.stored_bytes.with(name).add(ack.stored);
+                    m.duplicate_bytes.with(name).add(ack.duplicate);
+                    if ack.duplicate == 0 {
+                        m.commits.with(name).add(t.commits as u64);
+                    }
+                    m.set_durable(name, &ack.durable);
+                    let sent = acker_out
+                        .send(Message::Ack(Ack {
+                            durable,
+                            last_commit: ack.durable.last_commit,
+                        }))
+                        .await;
+                    m.ack_latency
+                        .with(name)
+                        .observe(t.at.elapsed().as_secs_f64());
+                    acks += 1;
+                    if sent.is_err() {
+                        failed = true;
+                        stop.cancel();
+                    }
+                    debug_assert!(durable >= t.end);
+                }
+                Err(e) => {
+                    failed = true;
+                    report_append_error(ctx, &acker_out, &e, t.end).await;
+                    stop.cancel();
+                }
+            }
+        }
+        (acks, end)
+    };
+    let ((data, bytes), (acks, end)) = tokio::join!(reader, acker);
+    // Everything queued is answered; flush what is left for the peer, unless this session
+    // was replaced or the collector stops (then the connection is dropped at once).
+    if stop.is_cancelled() {
+        send_cancel.cancel();
+    }
+    if tokio::time::timeout(FLUSH_WAIT, &mut send_task)
+        .await
+        .is_err()
+    {
+        send_cancel.cancel();
+        let _ = send_task.await;
+    }
+    Stats {
+        data,
+        bytes,
+        acks,
+        end,
+    }
+}
+
+async fn report_append_error(
+    ctx: &Ctx,
+    out: &mpsc::Sender<Message>,
+    e: &AppendError,
+    at: StreamPos,
+) {
+    let reason = match e {
+        AppendError::Refused(se) => {
+            ctx.metrics.refused.inc("append_refused");
+            tracing::warn!(pos = %at, error = %se, "append refused: session ended");
+            format!("append refused: {se}")
+        }
+        AppendError::Failed(r) => {
+            ctx.metrics.store_failed.set(1.0);
+            tracing::error!(
+                pos = %at,
+                reason = %r,
+                "collector store failed: nothing more is acknowledged until a restart"
+            );
+            format!("collector store failed ({r}); nothing more is acknowledged")
+        }
+        AppendError::Stopped => "the collector is stopping".to_string(),
+    };
+    let _ = out.send(Message::Error(Failure { reason })).await;
+}

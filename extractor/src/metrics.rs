@@ -1,0 +1,281 @@
+//! The extractor's Prometheus metrics (`redovault_extractor_*`), per stream (label `stream`).
+//!
+//! - `redovault_extractor_lag_bytes`: redo read from the online (or archived) log and not
+//!   yet acknowledged by the collector; `redovault_extractor_lag_milliseconds`: the age of
+//!   the oldest such byte (0 when everything read is acknowledged). This is the part of the
+//!   database's redo that a wipe of the host would lose now.
+//! - `redovault_extractor_acked_sequence`, `redovault_extractor_acked_offset_bytes`: the
+//!   acknowledged (checkpointed) position; `redovault_extractor_acked_scn`,
+//!   `redovault_extractor_acked_commit_time_seconds`: the last acknowledged commit (the
+//!   recovery point at the collector).
+//! - `redovault_extractor_read_sequence`, `redovault_extractor_read_offset_bytes`: where
+//!   the tailer has read to.
+//! - `redovault_extractor_connected` (0/1), `redovault_extractor_reconnects_total` (sessions
+//!   after the first), `redovault_extractor_sent_bytes_total`,
+//!   `redovault_extractor_resent_bytes_total` (sent again after a reconnect),
+//!   `redovault_extractor_window_bytes` (unacknowledged bytes in flight),
+//!   `redovault_extractor_collector_behind_total` (alarm: the collector did not hold redo it
+//!   had acknowledged), `redovault_extractor_tail_errors_total`.
+//! - The tailer's counters (see [`crate::tail::TailStats`]): `redovault_extractor_chunks_total`,
+//!   `..._shipped_bytes_total` (read and handed on), `..._commits_total`,
+//!   `..._torn_rereads_total`, `..._member_fallbacks_total`, `..._archive_reads_total`,
+//!   `..._logs_completed_total`, `..._decode_errors_total`; they add up across tailer
+//!   restarts.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use redovault::telemetry::{Counter, Family, Gauge, Registry};
+use redovault::wire::{CommitMark, StreamId, StreamPos};
+
+use crate::tail::TailStats;
+
+/// Every extractor metric family.
+#[derive(Debug)]
+pub struct ExtractorMetrics {
+    /// The registry the endpoint renders.
+    pub registry: Arc<Registry>,
+    gauges: Vec<Arc<Family<Gauge>>>,
+    counters: Vec<Arc<Family<Counter>>>,
+}
+
+const GAUGES: [(&str, &str); 11] = [
+    (
+        "redovault_extractor_lag_bytes",
+        "Redo read from the source and not yet acknowledged by the collector.",
+    ),
+    (
+        "redovault_extractor_lag_milliseconds",
+        "Age of the oldest redo byte read and not yet acknowledged (0: none).",
+    ),
+    (
+        "redovault_extractor_acked_sequence",
+        "Log sequence of the acknowledged (checkpointed) position.",
+    ),
+    (
+        "redovault_extractor_acked_offset_bytes",
+        "Byte offset of the acknowledged position in its log.",
+    ),
+    (
+        "redovault_extractor_acked_scn",
+        "SCN of the last commit acknowledged by the collector.",
+    ),
+    (
+        "redovault_extractor_acked_commit_time_seconds",
+        "Commit time (Unix seconds) of the last acknowledged commit.",
+    ),
+    (
+        "redovault_extractor_read_sequence",
+        "Log sequence the tailer has read to.",
+    ),
+    (
+        "redovault_extractor_read_offset_bytes",
+        "Byte offset the tailer has read to.",
+    ),
+    (
+        "redovault_extractor_connected",
+        "1 while a session with the collector is established.",
+    ),
+    (
+        "redovault_extractor_window_bytes",
+        "Unacknowledged Data bytes in flight.",
+    ),
+    (
+        "redovault_extractor_last_ack_latency_seconds",
+        "Time from sending the last acknowledged Data to its Ack.",
+    ),
+];
+
+const COUNTERS: [(&str, &str); 14] = [
+    (
+        "redovault_extractor_reconnects_total",
+        "Sessions with the collector after the first one.",
+    ),
+    (
+        "redovault_extractor_sent_bytes_total",
+        "Redo bytes sent to the collector.",
+    ),
+    (
+        "redovault_extractor_resent_bytes_total",
+        "Redo bytes sent again after a reconnect.",
+    ),
+    (
+        "redovault_extractor_collector_behind_total",
+        "Sessions where the collector did not hold redo it had acknowledged (alarm).",
+    ),
+    (
+        "redovault_extractor_tail_errors_total",
+        "Tailer failures (damaged block in every copy, log lost): retried.",
+    ),
+    (
+        "redovault_extractor_chunks_total",
+        "Chunks read and validated.",
+    ),
+    (
+        "redovault_extractor_shipped_bytes_total",
+        "Redo bytes read, validated and handed on.",
+    ),
+    ("redovault_extractor_commits_total", "Commits found."),
+    (
+        "redovault_extractor_torn_rereads_total",
+        "Re-reads of a block whose checksum failed (torn write in progress).",
+    ),
+    (
+        "redovault_extractor_member_fallbacks_total",
+        "Blocks taken from another member or copy than the preferred one.",
+    ),
+    (
+        "redovault_extractor_archive_reads_total",
+        "Logs (or rests of logs) read from an archived copy.",
+    ),
+    (
+        "redovault_extractor_logs_completed_total",
+        "Logs shipped to their end.",
+    ),
+    (
+        "redovault_extractor_decode_errors_total",
+        "Record-level decode problems.",
+    ),
+    (
+        "redovault_extractor_acks_total",
+        "Acknowledgements received.",
+    ),
+];
+
+impl ExtractorMetrics {
+    /// Registers every family in a new registry.
+    pub fn new() -> ExtractorMetrics {
+        let registry = Arc::new(Registry::new());
+        let gauges = GAUGES
+            .iter()
+            .map(|(n, h)| registry.gauge_family(n, h, "stream"))
+            .collect();
+        let counters = COUNTERS
+            .iter()
+            .map(|(n, h)| registry.counter_family(n, h, "stream"))
+            .collect();
+        ExtractorMetrics {
+            registry,
+            gauges,
+            counters,
+        }
+    }
+
+    /// The series of one stream.
+    pub fn stream(&self, s: StreamId) -> StreamMetrics {
+        let name = s.to_string();
+        let g = |i: usize| self.gauges[i].with(&name);
+        let c = |i: usize| self.counters[i].with(&name);
+        StreamMetrics {
+            lag_bytes: g(0),
+            lag_ms: g(1),
+            acked_sequence: g(2),
+            acked_offset: g(3),
+            acked_scn: g(4),
+            acked_commit_time: g(5),
+            read_sequence: g(6),
+            read_offset: g(7),
+            connected: g(8),
+            window_bytes: g(9),
+            ack_latency_last: g(10),
+            reconnects: c(0),
+            sent_bytes: c(1),
+            resent_bytes: c(2),
+            collector_behind: c(3),
+            tail_errors: c(4),
+            tail: [c(5), c(6), c(7), c(8), c(9), c(10), c(11), c(12)],
+            acks: c(13),
+            tail_seen: [0; 8],
+        }
+    }
+}
+
+impl Default for ExtractorMetrics {
+    fn default() -> Self {
+        ExtractorMetrics::new()
+    }
+}
+
+/// One stream's series.
+#[derive(Debug)]
+pub struct StreamMetrics {
+    /// See the module docs.
+    pub lag_bytes: Arc<Gauge>,
+    /// See the module docs.
+    pub lag_ms: Arc<Gauge>,
+    /// See the module docs.
+    pub acked_sequence: Arc<Gauge>,
+    /// See the module docs.
+    pub acked_offset: Arc<Gauge>,
+    /// See the module docs.
+    pub acked_scn: Arc<Gauge>,
+    /// See the module docs.
+    pub acked_commit_time: Arc<Gauge>,
+    /// See the module docs.
+    pub read_sequence: Arc<Gauge>,
+    /// See the module docs.
+    pub read_offset: Arc<Gauge>,
+    /// See the module docs.
+    pub connected: Arc<Gauge>,
+    /// See the module docs.
+    pub window_bytes: Arc<Gauge>,
+    /// See the module docs.
+    pub ack_latency_last: Arc<Gauge>,
+    /// See the module docs.
+    pub reconnects: Arc<Counter>,
+    /// See the module docs.
+    pub sent_bytes: Arc<Counter>,
+    /// See the module docs.
+    pub resent_bytes: Arc<Counter>,
+    /// See the module docs.
+    pub collector_behind: Arc<Counter>,
+    /// See the module docs.
+    pub tail_errors: Arc<Counter>,
+    /// See the module docs.
+    pub acks: Arc<Counter>,
+    tail: [Arc<Counter>; 8],
+    tail_seen: [u64; 8],
+}
+
+impl StreamMetrics {
+    /// Records the acknowledged position and commit.
+    pub fn acked(&self, pos: StreamPos, last: Option<&CommitMark>) {
+        self.acked_sequence.set(f64::from(pos.seq.0));
+        self.acked_offset.set(pos.offset as f64);
+        if let Some(c) = last {
+            self.acked_scn.set(c.scn.0 as f64);
+            if let Some(t) = c.time {
+                self.acked_commit_time.set(t as f64);
+            }
+        }
+    }
+
+    /// Records the read position.
+    pub fn read(&self, pos: StreamPos) {
+        self.read_sequence.set(f64::from(pos.seq.0));
+        self.read_offset.set(pos.offset as f64);
+    }
+
+    /// A new tailer starts (its counters start at zero).
+    pub fn new_tailer(&mut self) {
+        self.tail_seen = [0; 8];
+    }
+
+    /// Adds what the tailer counted since the last call.
+    pub fn tail_stats(&mut self, s: &TailStats) {
+        let now = [
+            s.chunks.load(Ordering::Relaxed),
+            s.bytes.load(Ordering::Relaxed),
+            s.commits.load(Ordering::Relaxed),
+            s.torn_rereads.load(Ordering::Relaxed),
+            s.fallbacks.load(Ordering::Relaxed),
+            s.archive_reads.load(Ordering::Relaxed),
+            s.logs_completed.load(Ordering::Relaxed),
+            s.decode_errors.load(Ordering::Relaxed),
+        ];
+        for ((counter, seen), now) in self.tail.iter().zip(&mut self.tail_seen).zip(now) {
+            counter.add(now.saturating_sub(*seen));
+            *seen = (*seen).max(now);
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The extractor daemon: one [`Shipper`] per redo thread, the metrics endpoint, until
+//! cancelled.
+//!
+//! Start-up: the configuration's `[collector]` is required; the link's certificates (or the
+//! legacy PSK) are loaded, the tailers are positioned from their checkpoints (or the CURRENT
+//! logs, see [`crate::streams`]), and each stream ships on its own task with its own
+//! sessions. A stream that fails never stops the others; the daemon ends only when the
+//! token is cancelled (SIGTERM, SIGINT) or when it cannot start.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use redovault::wire::StreamId;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::LogSources;
+use crate::metrics::ExtractorMetrics;
+use crate::online::OnlineLogs;
+use crate::settings::Settings;
+use crate::ship::{ShipConfig, Shipper};
+use crate::streams::{StartError, start_streams};
+
+/// Why the daemon cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration has no `[collector]` section.
+    #[error("the configuration has no [collector] section: nowhere to ship")]
+    NoCollector,
+    /// The link's certificates or PSK cannot be loaded.
+    #[error("{0}")]
+    Security(String),
+    /// The tailers cannot be positioned.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The metrics address cannot be bound.
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// The database name in the online logs' headers of `stream` (for the Hello).
+pub fn db_name_of(sources: &LogSources, stream: StreamId) -> String {
+    OnlineLogs::new(&sources.groups)
+        .scan()
+        .iter()
+        .filter_map(|v| v.log())
+        .find(|l| l.stream == stream)
+        .map(|l| l.redo.db_name.trim().to_string())
+        .filter(|n| !n.is_empty() && !n.chars().any(char::is_control))
+        .unwrap_or_else(|| "UNKNOWN".to_string())
+}
+
+/// A started daemon: its metrics and the address of their endpoint.
+#[derive(Debug)]
+pub struct Started {
+    /// The metrics.
+    pub metrics: Arc<ExtractorMetrics>,
+    /// Where they are served, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The streams shipped.
+    pub streams: Vec<StreamId>,
+    tasks: JoinSet<()>,
+}
+
+impl Started {
+    /// Waits until every shipper has ended (after the token was cancelled).
+    pub async fn wait(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Starts the daemon on the current runtime.
+pub async fn start(settings: &Settings, cancel: CancellationToken) -> Result<Started, RunError> {
+    let target = settings.collector.as_ref().ok_or(RunError::NoCollector)?;
+    let security = target.load_security().map_err(RunError::Security)?;
+    if matches!(
+        security,
+        redovault::wire::transport::ClientSecurity::LegacyBlowfish(_)
+    ) {
+        warn!(
+            "LEGACY link mode cipher = \"blowfish\": pre-shared key, no certificates, no forward \
+             secrecy; use TLS in production"
+        );
+    }
+    let extract = settings.extract.clone();
+    let starts = tokio::task::spawn_blocking(move || start_streams(&extract))
+        .await
+        .map_err(|e| RunError::Security(format!("start the tailers: {e}")))??;
+    let metrics = Arc::new(ExtractorMetrics::new());
+    let metrics_addr = match settings.telemetry.metrics_listen {
+        Some(a) => Some(
+            redovault::telemetry::serve_metrics(a, metrics.registry.clone(), cancel.clone())
+                .await
+                .map_err(|source| RunError::Metrics { addr: a, source })?,
+        ),
+        None => None,
+    };
+    let sources = settings.extract.sources();
+    let mut tasks = JoinSet::new();
+    let mut streams = Vec::new();
+    for s in starts {
+        let stream = s.tailer.stream();
+        let cfg = Arc::new(ShipConfig {
+            address: target.address.clone(),
+            security: security.clone(),
+            link: settings.link.link.clone(),
+            window: settings.link.window,
+            extractor_id: target.extractor_id.clone(),
+            db_name: db_name_of(&sources, stream),
+            reconnect_min: settings.link.reconnect_min,
+            reconnect_max: settings.link.reconnect_max,
+        });
+        info!(%stream, from = %s.from, resumed = s.resumed, collector = %target.address, "shipping");
+        let shipper = Shipper::new(
+            s.tailer,
+            s.checkpoint,
+            s.from,
+            sources.clone(),
+            settings.extract.tail,
+            cfg,
+            metrics.stream(stream),
+        );
+        streams.push(stream);
+        tasks.spawn(shipper.run(cancel.clone()));
+    }
+    Ok(Started {
+        metrics,
+        metrics_addr,
+        streams,
+        tasks,
+    })
+}
