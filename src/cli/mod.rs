@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod inspect;
+pub mod roles;
 pub mod simulate;
 pub mod store;
 pub mod watch;
@@ -41,6 +42,13 @@ pub enum Command {
     Status(watch::StatusArgs),
     /// Check a watcher configuration file and list every problem in it.
     CheckConfig(watch::CheckConfigArgs),
+    /// Audit the archive, the manifest and the collector (runs `redovault-verifier verify`).
+    #[command(disable_help_flag = true)]
+    Verify(roles::RoleArgs),
+    /// Restore archived logs, the last-commit online log, or the recovery script (runs
+    /// `redovault-verifier restore`).
+    #[command(disable_help_flag = true)]
+    Restore(roles::RoleArgs),
 }
 
 impl Cli {
@@ -76,5 +84,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Push(args) => watch::run_push(&args),
         Command::Status(args) => watch::run_status(&args),
         Command::CheckConfig(args) => watch::run_check_config(&args),
+        Command::Verify(args) => roles::run("redovault-verifier", Some("verify"), &args),
+        Command::Restore(args) => roles::run("redovault-verifier", Some("restore"), &args),
     }
 }
