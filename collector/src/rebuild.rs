@@ -6,7 +6,9 @@
 //! chunk. By default the sequence is the one holding the stream's last durable commit, and
 //! the cut is that commit; another sequence can be asked for (cut at its last commit).
 //!
-//! The file is written create-only and durably: to a temporary name beside the target,
+//! The rebuilt log is plaintext redo (Oracle must read it): the one place where the collector
+//! writes redo unsealed, and only where the operator asks. The file is written create-only
+//! and durably: to a temporary name beside the target,
 //! fsynced, then hard-linked to the target (which fails if it exists: an existing file, maybe
 //! a live online log, is never overwritten), then the directory is fsynced.
 //!
@@ -114,7 +116,8 @@ impl std::fmt::Display for RebuildReport {
         )?;
         let time = c
             .time
-            .map_or("unknown".to_string(), redovault::simulate::journal::iso8601);
+            .and_then(|t| u64::try_from(t).ok())
+            .map_or("unknown".to_string(), redovault_redo::time::unix_to_iso8601);
         writeln!(
             f,
             "last commit scn {} xid {} time {} ({} commits in this log)",
@@ -565,6 +568,10 @@ mod tests {
         let text = report.to_string();
         assert!(
             text.contains(&report.sha256_hex()) && text.contains("sequence"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("scn {} xid {} time 2026-", last.scn, last.xid)),
             "{text}"
         );
         // Never overwrites.

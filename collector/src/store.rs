@@ -512,7 +512,7 @@ impl Store {
         }
         numbers.sort_unstable();
         for w in numbers.windows(2) {
-            if w[1] != w[0] + 1 {
+            if w[0].checked_add(1) != Some(w[1]) {
                 return Err(StoreError::Corrupt {
                     file: dir.join(segment::segment_file_name(w[0] + 1)),
                     offset: 0,
