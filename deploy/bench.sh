@@ -6,6 +6,7 @@
 #   deploy/bench.sh                  # both: store, then watcher
 #   deploy/bench.sh store            # store upload: 20 files x 50 MiB (REDOVAULT_BENCH_FILES, _MIB)
 #   deploy/bench.sh restore          # restore archive vs curl GETs (REDOVAULT_BENCH_FILES, _MIB)
+#   deploy/bench.sh restore          # restore archive and deep verify vs curl GETs (REDOVAULT_BENCH_FILES, _MIB)
 #   deploy/bench.sh watcher          # watcher: 40 x 50 MiB at once, 30 more one per second for
 #                                    # latency, one 4 GiB log (REDOVAULT_BENCH_WATCHER_FILES,
 #                                    # REDOVAULT_BENCH_MIB, REDOVAULT_BENCH_LATENCY_FILES,
@@ -32,6 +33,13 @@ for bench in $WHICH; do
       MEM=$(( (FILES * MIB * 7 + 1024) << 20 ))
       TARGET=store_upload
       ;;
+    restore)
+      FILES=${REDOVAULT_BENCH_FILES:-20}
+      # The objects once, plus slack (restores only read).
+      MEM=$(( (FILES * MIB * 2 + 1024) << 20 ))
+      TARGET=restore
+      PKG=redovault-verifier
+      ;;
     watcher)
       FILES=${REDOVAULT_BENCH_WATCHER_FILES:-40}
       LAT=${REDOVAULT_BENCH_LATENCY_FILES:-30}
@@ -41,11 +49,12 @@ for bench in $WHICH; do
       TARGET=watcher_ship
       export REDOVAULT_BENCH_LATENCY_FILES=$LAT REDOVAULT_BENCH_BIG_GIB=$BIG
       ;;
-    *) echo "bench.sh: unknown benchmark $bench (store, watcher)" >&2; exit 2 ;;
+    *) echo "bench.sh: unknown benchmark $bench (store, restore, watcher)" >&2; exit 2 ;;
   esac
   REDOVAULT_S3_CEPH_MEMSTORE_BYTES=$MEM bash deploy/s3/server.sh up ceph "$STATE/bench-ceph"
   REDOVAULT_TEST_S3_TARGETS=$STATE/bench-ceph/env.sh REDOVAULT_BENCH_AWS=$AWS \
     REDOVAULT_BENCH_FILES=$FILES REDOVAULT_BENCH_MIB=$MIB \
-    cargo bench --bench "$TARGET"
+    cargo bench -p "${PKG:-redovault}" --bench "$TARGET"
+  PKG=
   bash deploy/s3/server.sh down ceph "$STATE/bench-ceph"
 done
