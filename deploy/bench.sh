@@ -5,7 +5,6 @@
 #
 #   deploy/bench.sh                  # both: store, then watcher
 #   deploy/bench.sh store            # store upload: 20 files x 50 MiB (REDOVAULT_BENCH_FILES, _MIB)
-#   deploy/bench.sh restore          # restore archive vs curl GETs (REDOVAULT_BENCH_FILES, _MIB)
 #   deploy/bench.sh restore          # restore archive and deep verify vs curl GETs (REDOVAULT_BENCH_FILES, _MIB)
 #   deploy/bench.sh watcher          # watcher: 40 x 50 MiB at once, 30 more one per second for
 #                                    # latency, one 4 GiB log (REDOVAULT_BENCH_WATCHER_FILES,
