@@ -29,17 +29,9 @@ use redovault_verifier::report::{AuditReport, FindingKind, Verdict};
 use redovault_verifier::restore::{RestoreItem, restore_archive};
 use redovault_verifier::verify::{CollectorSource, DeepMode, VerifyOptions, verify};
 
-use crate::store::targets;
+use crate::store::ceph;
 
 const RV: &str = env!("CARGO_BIN_EXE_redovault");
-
-fn ceph() -> TestServer {
-    let all = targets();
-    all.iter()
-        .find(|t| t.kind == "ceph")
-        .cloned()
-        .unwrap_or_else(|| all[0].clone())
-}
 
 fn keys() -> KeyRing {
     let id = KeyId::parse("k1").unwrap();
@@ -294,16 +286,7 @@ async fn clean_archive_restores_then_every_tampering_is_named() {
     // Restore after the archive directory is wiped: every file byte-identical.
     std::fs::remove_dir_all(a.sim().join("archive")).unwrap();
     let entries = redovault::manifest::read_entries(&local).unwrap();
-    let items: Vec<RestoreItem> = entries
-        .iter()
-        .map(|e| RestoreItem {
-            key: e.object_key.clone(),
-            version_id: e.version_id.clone(),
-            sha256: e.sha256.0,
-            size: e.size,
-            file_name: e.file_name.clone(),
-        })
-        .collect();
+    let items: Vec<RestoreItem> = entries.iter().map(RestoreItem::from).collect();
     let dest = a.dir.path().join("restored");
     let s = restore_archive(a.store(), &items, &dest, 4, |_| {})
         .await

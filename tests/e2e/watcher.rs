@@ -20,19 +20,10 @@ use redovault::store::{ArchiveStore, LockMode};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt as _;
 
-use crate::store::targets;
+use crate::store::ceph;
 use crate::tcp_proxy::TcpProxy;
 
 const RV: &str = env!("CARGO_BIN_EXE_redovault");
-
-/// The Ceph server (the real S3 server these tests are written for).
-fn ceph() -> TestServer {
-    let all = targets();
-    all.iter()
-        .find(|t| t.kind == "ceph")
-        .cloned()
-        .unwrap_or_else(|| all[0].clone())
-}
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{:016x}", rand::random::<u64>())

@@ -551,16 +551,7 @@ async fn run_restore<S: ArchiveStore + 'static>(
     if entries.is_empty() {
         bail!("no archived log in the manifest matches the requested range");
     }
-    let items: Vec<RestoreItem> = entries
-        .iter()
-        .map(|e| RestoreItem {
-            key: e.object_key.clone(),
-            version_id: e.version_id.clone(),
-            sha256: e.sha256.0,
-            size: e.size,
-            file_name: e.file_name.clone(),
-        })
-        .collect();
+    let items: Vec<RestoreItem> = entries.iter().map(RestoreItem::from).collect();
     let tty = std::io::stderr().is_terminal();
     let t0 = Instant::now();
     let summary = restore_archive(Arc::clone(&store), &items, &a.dest, a.parallel, |p| {
