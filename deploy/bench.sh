@@ -6,13 +6,17 @@
 #   deploy/bench.sh                  # both: store, then watcher
 #   deploy/bench.sh store            # store upload: 20 files x 50 MiB (REDOVAULT_BENCH_FILES, _MIB)
 #   deploy/bench.sh restore          # restore archive and deep verify vs curl GETs (REDOVAULT_BENCH_FILES, _MIB)
-#   deploy/bench.sh watcher          # watcher: 40 x 50 MiB at once, 30 more one per second for
-#                                    # latency, one 4 GiB log (REDOVAULT_BENCH_WATCHER_FILES,
-#                                    # REDOVAULT_BENCH_MIB, REDOVAULT_BENCH_LATENCY_FILES,
-#                                    # REDOVAULT_BENCH_LATENCY_MS, REDOVAULT_BENCH_BIG_GIB)
+#   deploy/bench.sh watcher          # watcher: 40 x 50 MiB at once beside curl -T (same server),
+#                                    # curl -T one at a time and aws s3 cp on the same files, 30
+#                                    # more one per second (latency), one 4 GiB log
+#                                    # (REDOVAULT_BENCH_WATCHER_FILES, REDOVAULT_BENCH_MIB,
+#                                    # REDOVAULT_BENCH_LATENCY_FILES, REDOVAULT_BENCH_LATENCY_MS,
+#                                    # REDOVAULT_BENCH_BIG_GIB)
 #
-# Each benchmark gets a fresh server whose in-memory store is sized for what it uploads (every
-# uploader's objects stay locked until the server is stopped).
+# Each benchmark (and each watcher phase) gets a fresh server whose in-memory store is sized for
+# what it uploads: every uploader's objects stay locked until the server is stopped, and Ceph's
+# memstore OSD takes about twice the bytes it stores, so the phases do not pile up in one
+# server. Run it on a machine with at least 16 GiB of free memory.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -24,36 +28,49 @@ WHICH=${*:-store watcher}
 command -v curl >/dev/null || { apt-get update && apt-get install -y curl; }
 AWS=$(bash deploy/s3/bench-tools.sh "$REDOVAULT_S3_CACHE")
 trap 'bash deploy/s3/server.sh down ceph "$STATE/bench-ceph" || true' EXIT
+# run_bench MEMSTORE_BYTES BENCH_TARGET [VAR=value...]: a fresh server, the bench, the server down.
+run_bench() {
+  local mem=$1 target=$2
+  shift 2
+  REDOVAULT_S3_CEPH_MEMSTORE_BYTES=$mem bash deploy/s3/server.sh up ceph "$STATE/bench-ceph"
+  env REDOVAULT_TEST_S3_TARGETS="$STATE/bench-ceph/env.sh" REDOVAULT_BENCH_AWS="$AWS" \
+    REDOVAULT_BENCH_MIB="$MIB" "$@" cargo bench -p "${PKG:-redovault}" --bench "$target"
+  bash deploy/s3/server.sh down ceph "$STATE/bench-ceph"
+}
 for bench in $WHICH; do
   case "$bench" in
     store)
       FILES=${REDOVAULT_BENCH_FILES:-20}
       # Five uploaders' worth of locked objects, plus slack.
-      MEM=$(( (FILES * MIB * 7 + 1024) << 20 ))
-      TARGET=store_upload
+      run_bench $(( (FILES * MIB * 7 + 1024) << 20 )) store_upload REDOVAULT_BENCH_FILES="$FILES"
       ;;
     restore)
       FILES=${REDOVAULT_BENCH_FILES:-20}
-      # The objects once, plus slack (restores only read).
-      MEM=$(( (FILES * MIB * 2 + 1024) << 20 ))
-      TARGET=restore
-      PKG=redovault-verifier
+      # The objects once (restores and deep verification only read), plus slack.
+      PKG=redovault-verifier run_bench $(( (FILES * MIB * 2 + 1024) << 20 )) restore \
+        REDOVAULT_BENCH_FILES="$FILES"
       ;;
     watcher)
       FILES=${REDOVAULT_BENCH_WATCHER_FILES:-40}
       LAT=${REDOVAULT_BENCH_LATENCY_FILES:-30}
       BIG=${REDOVAULT_BENCH_BIG_GIB:-4}
-      # Watcher, two curl runs and aws on the set, the latency set, the big log, plus slack.
-      MEM=$(( ((FILES * 4 + LAT) * MIB + BIG * 1024 + 1024) << 20 ))
-      TARGET=watcher_ship
-      export REDOVAULT_BENCH_LATENCY_FILES=$LAT REDOVAULT_BENCH_BIG_GIB=$BIG
+      FILES_DIR=${REDOVAULT_BENCH_DIR:-$STATE/bench-files}
+      RESULTS=$STATE/watcher-bench.jsonl
+      rm -f "$RESULTS"
+      mkdir -p "$FILES_DIR"
+      COMMON=(REDOVAULT_BENCH_FILES="$FILES" REDOVAULT_BENCH_DIR="$FILES_DIR"
+              REDOVAULT_BENCH_RESULTS="$RESULTS" REDOVAULT_BENCH_LATENCY_FILES="$LAT"
+              REDOVAULT_BENCH_BIG_GIB="$BIG")
+      # Two uploaders of the set, plus slack.
+      run_bench $(( (2 * FILES * MIB + 1024) << 20 )) watcher_ship "${COMMON[@]}" REDOVAULT_BENCH_PHASE=set
+      run_bench $(( (2 * FILES * MIB + 1024) << 20 )) watcher_ship "${COMMON[@]}" REDOVAULT_BENCH_PHASE=reference
+      run_bench $(( (LAT * MIB + 1024) << 20 )) watcher_ship "${COMMON[@]}" REDOVAULT_BENCH_PHASE=latency
+      if [ "$BIG" -gt 0 ]; then
+        run_bench $(( (BIG * 1024 + 1024) << 20 )) watcher_ship "${COMMON[@]}" REDOVAULT_BENCH_PHASE=big
+      fi
+      env "${COMMON[@]}" REDOVAULT_BENCH_PHASE=report cargo bench --bench watcher_ship
+      rm -rf "$FILES_DIR"
       ;;
     *) echo "bench.sh: unknown benchmark $bench (store, restore, watcher)" >&2; exit 2 ;;
   esac
-  REDOVAULT_S3_CEPH_MEMSTORE_BYTES=$MEM bash deploy/s3/server.sh up ceph "$STATE/bench-ceph"
-  REDOVAULT_TEST_S3_TARGETS=$STATE/bench-ceph/env.sh REDOVAULT_BENCH_AWS=$AWS \
-    REDOVAULT_BENCH_FILES=$FILES REDOVAULT_BENCH_MIB=$MIB \
-    cargo bench -p "${PKG:-redovault}" --bench "$TARGET"
-  PKG=
-  bash deploy/s3/server.sh down ceph "$STATE/bench-ceph"
 done

@@ -1,24 +1,28 @@
 //! Watcher benchmark: the `redovault watch` daemon (the release binary, a child process)
 //! shipping archived redo logs to the real Ceph radosgw, beside `curl -T` and `aws s3 cp` on
-//! the same files and server in the same run.
+//! the same files and server.
 //!
-//! Phases (each watcher run has its own state directory and key prefix):
-//! 1. **throughput**: `REDOVAULT_BENCH_FILES` (40) logs of `REDOVAULT_BENCH_MIB` (50) MiB
-//!    appear at once (renamed into the archive directory, as ARCn does); time until the last
-//!    manifest entry is durable; the watcher's CPU and peak RSS (VmHWM);
-//! 2. **latency**: `REDOVAULT_BENCH_LATENCY_FILES` (30) more logs arrive one every
-//!    `REDOVAULT_BENCH_LATENCY_MS` (1000) ms; detection → upload start and detection → durable
-//!    manifest entry, p50 and p99, from the watcher's own log lines;
-//! 3. **big log**: one log of `REDOVAULT_BENCH_BIG_GIB` (4) GiB (0 skips it): time, CPU, peak
-//!    RSS;
-//! 4. the phase-1 files again with `curl -T` (one at a time, and as many at once as the
-//!    watcher's parallel uploads) and `aws s3 cp`.
+//! `REDOVAULT_BENCH_PHASE` picks one phase; `deploy/bench.sh watcher` runs them in turn, each on
+//! a fresh server (Ceph's in-memory OSD takes about twice the bytes stored, so the phases do
+//! not pile their objects into one server), and appends each phase's figures to
+//! `REDOVAULT_BENCH_RESULTS`; the `report` phase prints the comparison.
+//! - `set`: `REDOVAULT_BENCH_FILES` (40) logs of `REDOVAULT_BENCH_MIB` (50) MiB appear at once
+//!   (hard-linked into the archive directory); time until the last manifest entry is durable;
+//!   the watcher's CPU and peak RSS (VmHWM); then `curl -T` on the same files, as many at once
+//!   as the watcher's parallel uploads, on the same server;
+//! - `reference`: the same files with `curl -T` one at a time and `aws s3 cp`;
+//! - `latency`: `REDOVAULT_BENCH_LATENCY_FILES` (30) more logs arrive one every
+//!   `REDOVAULT_BENCH_LATENCY_MS` (1000) ms; detection → upload start and detection → durable
+//!   manifest entry, p50 and p99, from the watcher's own log lines;
+//! - `big`: one log of `REDOVAULT_BENCH_BIG_GIB` (4) GiB: time, CPU, peak RSS;
+//! - `report`: the table.
 //!
 //! The logs are valid archived logs built from the real Oracle 23ai log in `fixtures/`: its
 //! record blocks repeated, renumbered, stamped with the log's sequence and re-sealed with
 //! their checksums (as the parser benchmark does), so the watcher's validation does its full
-//! work. Run it with `deploy/bench.sh watcher`. Environment: `REDOVAULT_TEST_S3_TARGETS` (an
-//! `env.sh` of `deploy/s3/server.sh`), `REDOVAULT_BENCH_AWS` (path of `aws`).
+//! work. They are made once into `REDOVAULT_BENCH_DIR` (deterministic: same sequence and size,
+//! same bytes) and reused by every phase. Environment: `REDOVAULT_TEST_S3_TARGETS` (an `env.sh`
+//! of `deploy/s3/server.sh`), `REDOVAULT_BENCH_AWS` (path of `aws`).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -55,6 +59,9 @@ fn make_log(dir: &Path, seq: u32, bytes: u64) -> PathBuf {
     let copies = bytes.div_ceil(body.len() as u64) as usize;
     let blocks = 2 + copies * 596;
     let path = dir.join(format!("arch1_{seq}_1224959854.dbf"));
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() == (blocks * BS) as u64) {
+        return path;
+    }
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).unwrap());
     let mut head = f[..2 * BS].to_vec();
     head[24..28].copy_from_slice(&((blocks - 1) as u32).to_le_bytes());
@@ -202,189 +209,290 @@ fn mib(b: u64) -> f64 {
     b as f64 / (1u64 << 20) as f64
 }
 
+/// One phase's figures, as appended to the results file.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Figures {
+    phase: String,
+    name: String,
+    secs: f64,
+    cpu: f64,
+    bytes: u64,
+    peak_rss: Option<u64>,
+    /// (detect → upload start, detect → durable) per log, in ms.
+    latencies: Vec<(f64, f64)>,
+}
+
+impl Figures {
+    fn of(phase: &str, r: &Row, peak_rss: Option<u64>, latencies: Vec<(f64, f64)>) -> Figures {
+        Figures {
+            phase: phase.into(),
+            name: r.name.clone(),
+            secs: r.secs,
+            cpu: r.cpu,
+            bytes: r.bytes,
+            peak_rss,
+            latencies,
+        }
+    }
+
+    fn mbps(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.secs
+    }
+
+    fn print(&self) {
+        println!(
+            "{:<46} {:>9.2} {:>9.1} {:>13.2} {:>14}",
+            self.name,
+            self.secs,
+            self.mbps(),
+            self.cpu,
+            self.peak_rss
+                .map_or("-".to_string(), |r| format!("{:.1} MiB", mib(r)))
+        );
+    }
+}
+
+fn record(f: &Figures) {
+    f.print();
+    if let Ok(path) = std::env::var("REDOVAULT_BENCH_RESULTS") {
+        let mut out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        writeln!(out, "{}", serde_json::to_string(f).unwrap()).unwrap();
+    }
+}
+
+/// Hard-links `src` into `dir` (a new name appearing at once, as ARCn's rename does).
+fn arrive(src: &Path, dir: &Path) -> PathBuf {
+    let dst = dir.join(src.file_name().unwrap());
+    std::fs::hard_link(src, &dst).unwrap();
+    dst
+}
+
+struct Ctx {
+    server: TestServer,
+    aws: String,
+    files_dir: PathBuf,
+    work: tempfile::TempDir,
+    run_id: String,
+    n: u32,
+    size_mib: u64,
+}
+
+impl Ctx {
+    fn set(&self) -> Vec<PathBuf> {
+        let d = self.files_dir.join("set");
+        std::fs::create_dir_all(&d).unwrap();
+        (0..self.n)
+            .map(|i| make_log(&d, 1000 + i, self.size_mib << 20))
+            .collect()
+    }
+
+    fn target(&self) -> Target {
+        Target {
+            endpoint: self
+                .server
+                .endpoint
+                .as_str()
+                .trim_end_matches('/')
+                .to_string(),
+            ca: self.server.ca.display().to_string(),
+            bucket: self.server.bucket.clone(),
+            key: self.server.access_key.clone(),
+            secret: self.server.secret_key.clone(),
+        }
+    }
+
+    fn watcher(&self, name: &str) -> Run {
+        Run::start(
+            &self.work.path().join(name),
+            &self.server,
+            &format!("bench-{}/{name}", self.run_id),
+        )
+    }
+}
+
+fn phase_set(c: &Ctx) {
+    let files = c.set();
+    let bytes = total_bytes(&files);
+    let r = c.watcher("set");
+    let cpu0 = cpu_of(r.pid());
+    let t0 = Instant::now();
+    for f in &files {
+        arrive(f, &r.archive);
+    }
+    r.wait_for("every log shipped", Duration::from_secs(1800), || {
+        r.shipped() == files.len()
+    });
+    let row = Row {
+        name: format!("redovault watch ({PARALLEL} at once)"),
+        secs: t0.elapsed().as_secs_f64(),
+        cpu: cpu_of(r.pid()) - cpu0,
+        bytes,
+    };
+    let rss = peak_rss(r.pid());
+    r.stop();
+    record(&Figures::of("set", &row, Some(rss), Vec::new()));
+    let t = c.target();
+    let curl_n = run_cmd(
+        &format!("curl -T, {PARALLEL} at once"),
+        &files,
+        PARALLEL,
+        |p, i| common::curl(&t, p, &format!("bench-{}/curlN/{i}", c.run_id)),
+    );
+    record(&Figures::of("set", &curl_n, None, Vec::new()));
+}
+
+fn phase_reference(c: &Ctx) {
+    let files = c.set();
+    let t = c.target();
+    let curl1 = run_cmd("curl -T, one at a time", &files, 1, |p, i| {
+        common::curl(&t, p, &format!("bench-{}/curl1/{i}", c.run_id))
+    });
+    record(&Figures::of("reference", &curl1, None, Vec::new()));
+    let aws = run_cmd("aws s3 cp, one at a time", &files, 1, |p, i| {
+        common::aws(&c.aws, &t, p, &format!("bench-{}/aws/{i}", c.run_id))
+    });
+    record(&Figures::of("reference", &aws, None, Vec::new()));
+}
+
+fn phase_latency(c: &Ctx) {
+    let n = env_num("REDOVAULT_BENCH_LATENCY_FILES", 30) as u32;
+    let every = env_num("REDOVAULT_BENCH_LATENCY_MS", 1000);
+    let d = c.files_dir.join("latency");
+    std::fs::create_dir_all(&d).unwrap();
+    let files: Vec<PathBuf> = (0..n)
+        .map(|i| make_log(&d, 2000 + i, c.size_mib << 20))
+        .collect();
+    let r = c.watcher("latency");
+    let cpu0 = cpu_of(r.pid());
+    let t0 = Instant::now();
+    for f in &files {
+        arrive(f, &r.archive);
+        std::thread::sleep(Duration::from_millis(every));
+    }
+    r.wait_for("every log shipped", Duration::from_secs(600), || {
+        r.shipped() == files.len()
+    });
+    let row = Row {
+        name: format!("redovault watch, one log every {every} ms"),
+        secs: t0.elapsed().as_secs_f64(),
+        cpu: cpu_of(r.pid()) - cpu0,
+        bytes: total_bytes(&files),
+    };
+    let lat = r.latencies();
+    assert_eq!(lat.len(), files.len(), "one latency line per log");
+    let rss = peak_rss(r.pid());
+    r.stop();
+    record(&Figures::of("latency", &row, Some(rss), lat));
+}
+
+fn phase_big(c: &Ctx) {
+    let gib = env_num("REDOVAULT_BENCH_BIG_GIB", 4);
+    let d = c.files_dir.join("big");
+    std::fs::create_dir_all(&d).unwrap();
+    println!("making a {gib} GiB log");
+    let big = make_log(&d, 3000, gib << 30);
+    let r = c.watcher("big");
+    let cpu0 = cpu_of(r.pid());
+    let t0 = Instant::now();
+    arrive(&big, &r.archive);
+    r.wait_for("the big log shipped", Duration::from_secs(3600), || {
+        r.shipped() == 1
+    });
+    let row = Row {
+        name: format!("redovault watch, one {gib} GiB log"),
+        secs: t0.elapsed().as_secs_f64(),
+        cpu: cpu_of(r.pid()) - cpu0,
+        bytes: std::fs::metadata(&big).unwrap().len(),
+    };
+    let rss = peak_rss(r.pid());
+    let lat = r.latencies();
+    r.stop();
+    record(&Figures::of("big", &row, Some(rss), lat));
+}
+
+fn phase_report() {
+    let path = std::env::var("REDOVAULT_BENCH_RESULTS").expect("REDOVAULT_BENCH_RESULTS");
+    let all: Vec<Figures> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let find = |prefix: &str| all.iter().rev().find(|f| f.name.starts_with(prefix));
+    println!();
+    println!(
+        "{:<46} {:>9} {:>9} {:>13} {:>14}",
+        "uploader", "seconds", "MB/s", "client CPU s", "peak RSS"
+    );
+    for f in &all {
+        f.print();
+    }
+    if let (Some(w), Some(c1), Some(cn), Some(aws)) = (
+        find("redovault watch ("),
+        find("curl -T, one"),
+        find(&format!("curl -T, {PARALLEL}")),
+        find("aws s3 cp"),
+    ) {
+        println!(
+            "watcher: {:.0}% of curl's throughput {PARALLEL} at once (same server, same run),              {:.0}% of curl one at a time; {:.0}% of the aws CLI's CPU",
+            100.0 * w.mbps() / cn.mbps(),
+            100.0 * w.mbps() / c1.mbps(),
+            100.0 * w.cpu / aws.cpu
+        );
+    }
+    if let Some(l) = all.iter().rev().find(|f| f.phase == "latency") {
+        let mut start: Vec<f64> = l.latencies.iter().map(|x| x.0).collect();
+        let mut durable: Vec<f64> = l.latencies.iter().map(|x| x.1).collect();
+        println!(
+            "latency ({} logs): detection -> upload start p50 {:.1} ms, p99 {:.1} ms; detection              -> durable manifest entry p50 {:.1} ms, p99 {:.1} ms",
+            start.len(),
+            percentile(&mut start, 50.0),
+            percentile(&mut start, 99.0),
+            percentile(&mut durable, 50.0),
+            percentile(&mut durable, 99.0)
+        );
+    }
+    println!(
+        "goals: >= 90% of curl's throughput; detection -> upload start p99 < 50 ms; peak RSS <          64 MiB (also while shipping a 4 GiB log)"
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` would pass nothing: do nothing then.
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    let phase = std::env::var("REDOVAULT_BENCH_PHASE").unwrap_or_else(|_| "set".into());
+    if phase == "report" {
+        return phase_report();
+    }
     let targets = std::env::var("REDOVAULT_TEST_S3_TARGETS")
         .expect("REDOVAULT_TEST_S3_TARGETS: run through deploy/bench.sh");
     let server = TestServer::from_env_file(targets.split(',').next().unwrap_or_default())
         .unwrap_or_else(|e| panic!("{e}"));
-    let aws = std::env::var("REDOVAULT_BENCH_AWS").expect("REDOVAULT_BENCH_AWS: path of aws");
-    let n = env_num("REDOVAULT_BENCH_FILES", 40) as u32;
-    let size_mib = env_num("REDOVAULT_BENCH_MIB", 50);
-    let n_lat = env_num("REDOVAULT_BENCH_LATENCY_FILES", 30) as u32;
-    let lat_ms = env_num("REDOVAULT_BENCH_LATENCY_MS", 1000);
-    let big_gib = env_num("REDOVAULT_BENCH_BIG_GIB", 4);
-    let run_id = format!("{:08x}", rand::random::<u32>());
-    let work = tempfile::tempdir_in(
-        std::env::var("REDOVAULT_BENCH_DIR").unwrap_or_else(|_| "/tmp".into()),
-    )
-    .unwrap();
-    let staging = work.path().join("staging");
-    std::fs::create_dir_all(&staging).unwrap();
-
-    println!("generating {n} + {n_lat} logs of {size_mib} MiB");
-    let logs: Vec<PathBuf> = (0..n)
-        .map(|i| make_log(&staging, 1000 + i, size_mib << 20))
-        .collect();
-    let lat_logs: Vec<PathBuf> = (0..n_lat)
-        .map(|i| make_log(&staging, 2000 + i, size_mib << 20))
-        .collect();
-    let bytes = total_bytes(&logs);
-
-    // 1. Throughput.
-    let r = Run::start(
-        &work.path().join("w1"),
-        &server,
-        &format!("bench-{run_id}/w1"),
+    let files_dir = PathBuf::from(
+        std::env::var("REDOVAULT_BENCH_DIR").unwrap_or_else(|_| "/tmp/redovault-bench".into()),
     );
-    let cpu0 = cpu_of(r.pid());
-    let t0 = Instant::now();
-    let mut shipped_files = Vec::new();
-    for l in &logs {
-        let dst = r.archive.join(l.file_name().unwrap());
-        std::fs::rename(l, &dst).unwrap();
-        shipped_files.push(dst);
-    }
-    r.wait_for("every log shipped", Duration::from_secs(1800), || {
-        r.shipped() == n as usize
-    });
-    let secs = t0.elapsed().as_secs_f64();
-    let watcher_row = Row {
-        name: format!("redovault watch ({PARALLEL} at once)"),
-        secs,
-        cpu: cpu_of(r.pid()) - cpu0,
-        bytes,
+    std::fs::create_dir_all(&files_dir).unwrap();
+    let c = Ctx {
+        server,
+        aws: std::env::var("REDOVAULT_BENCH_AWS").unwrap_or_else(|_| "aws".into()),
+        // Beside the logs: hard links need the same filesystem.
+        work: tempfile::tempdir_in(&files_dir).unwrap(),
+        files_dir,
+        run_id: format!("{:08x}", rand::random::<u32>()),
+        n: env_num("REDOVAULT_BENCH_FILES", 40) as u32,
+        size_mib: env_num("REDOVAULT_BENCH_MIB", 50),
     };
-    let rss_throughput = peak_rss(r.pid());
-    r.stop();
-
-    // 2. Latency.
-    let r = Run::start(
-        &work.path().join("w2"),
-        &server,
-        &format!("bench-{run_id}/w2"),
-    );
-    for l in &lat_logs {
-        std::fs::rename(l, r.archive.join(l.file_name().unwrap())).unwrap();
-        std::thread::sleep(Duration::from_millis(lat_ms));
+    println!("phase {phase}: {} logs of {} MiB", c.n, c.size_mib);
+    match phase.as_str() {
+        "set" => phase_set(&c),
+        "reference" => phase_reference(&c),
+        "latency" => phase_latency(&c),
+        "big" => phase_big(&c),
+        other => panic!("REDOVAULT_BENCH_PHASE {other:?}: set, reference, latency, big, report"),
     }
-    r.wait_for("every log shipped", Duration::from_secs(600), || {
-        r.shipped() == n_lat as usize
-    });
-    let lat = r.latencies();
-    assert_eq!(lat.len(), n_lat as usize, "one latency line per log");
-    let rss_latency = peak_rss(r.pid());
-    r.stop();
-    let mut to_start: Vec<f64> = lat.iter().map(|l| l.0).collect();
-    let mut to_durable: Vec<f64> = lat.iter().map(|l| l.1).collect();
-
-    // 3. One big log.
-    let big = (big_gib > 0).then(|| {
-        println!("generating a {big_gib} GiB log");
-        let big = make_log(&staging, 3000, big_gib << 30);
-        let big_bytes = std::fs::metadata(&big).unwrap().len();
-        let r = Run::start(
-            &work.path().join("w3"),
-            &server,
-            &format!("bench-{run_id}/w3"),
-        );
-        let cpu0 = cpu_of(r.pid());
-        let t0 = Instant::now();
-        let dst = r.archive.join(big.file_name().unwrap());
-        std::fs::rename(&big, &dst).unwrap();
-        r.wait_for("the big log shipped", Duration::from_secs(3600), || {
-            r.shipped() == 1
-        });
-        let row = Row {
-            name: format!("redovault watch, one {big_gib} GiB log"),
-            secs: t0.elapsed().as_secs_f64(),
-            cpu: cpu_of(r.pid()) - cpu0,
-            bytes: big_bytes,
-        };
-        let rss = peak_rss(r.pid());
-        let lat = r.latencies();
-        r.stop();
-        std::fs::remove_file(&dst).unwrap();
-        (row, rss, lat)
-    });
-
-    // 4. The reference uploaders on the phase-1 files.
-    let target = Target {
-        endpoint: server.endpoint.as_str().trim_end_matches('/').to_string(),
-        ca: server.ca.display().to_string(),
-        bucket: server.bucket.clone(),
-        key: server.access_key.clone(),
-        secret: server.secret_key.clone(),
-    };
-    let curl1 = run_cmd("curl -T, one at a time", &shipped_files, 1, |p, i| {
-        common::curl(&target, p, &format!("bench-{run_id}/curl1/{i}"))
-    });
-    let curl_n = run_cmd(
-        &format!("curl -T, {PARALLEL} at once"),
-        &shipped_files,
-        PARALLEL,
-        |p, i| common::curl(&target, p, &format!("bench-{run_id}/curlN/{i}")),
-    );
-    let aws_row = run_cmd("aws s3 cp, one at a time", &shipped_files, 1, |p, i| {
-        common::aws(&aws, &target, p, &format!("bench-{run_id}/aws/{i}"))
-    });
-
-    println!();
-    println!(
-        "{n} logs x {size_mib} MiB to {} ({}), HTTPS",
-        server.endpoint, server.bucket
-    );
-    println!(
-        "{:<44} {:>9} {:>9} {:>13}",
-        "uploader", "seconds", "MB/s", "client CPU s"
-    );
-    let rows = [&watcher_row, &curl1, &curl_n, &aws_row];
-    for r in rows {
-        println!(
-            "{:<44} {:>9.2} {:>9.1} {:>13.2}",
-            r.name,
-            r.secs,
-            r.mbps(),
-            r.cpu
-        );
-    }
-    let best_curl = curl1.mbps().max(curl_n.mbps());
-    println!(
-        "watcher: {:.0}% of curl's best throughput ({:.0}% of one-at-a-time, {:.0}% of \
-         {PARALLEL}-at-once), {:.0}% of the aws CLI's CPU; peak RSS {:.1} MiB",
-        100.0 * watcher_row.mbps() / best_curl,
-        100.0 * watcher_row.mbps() / curl1.mbps(),
-        100.0 * watcher_row.mbps() / curl_n.mbps(),
-        100.0 * watcher_row.cpu / aws_row.cpu,
-        mib(rss_throughput)
-    );
-    println!(
-        "latency ({n_lat} logs of {size_mib} MiB, one every {lat_ms} ms): detection -> upload \
-         start p50 {:.1} ms, p99 {:.1} ms; detection -> durable manifest entry p50 {:.1} ms, \
-         p99 {:.1} ms; peak RSS {:.1} MiB",
-        percentile(&mut to_start, 50.0),
-        percentile(&mut to_start, 99.0),
-        percentile(&mut to_durable, 50.0),
-        percentile(&mut to_durable, 99.0),
-        mib(rss_latency)
-    );
-    if let Some((row, rss, lat)) = big {
-        println!(
-            "{}: {:.2} s, {:.1} MB/s, client CPU {:.2} s, peak RSS {:.1} MiB, detection -> \
-             upload start {:.0} ms",
-            row.name,
-            row.secs,
-            row.mbps(),
-            row.cpu,
-            mib(rss),
-            lat.first().map_or(f64::NAN, |l| l.0)
-        );
-    }
-    println!(
-        "goals: >= 90% of curl's throughput; detection -> upload start p99 < 50 ms; peak RSS < \
-         64 MiB"
-    );
 }

@@ -117,9 +117,9 @@ repeat_after = "1h"
         std::fs::write(self.config_path(), text).unwrap();
     }
 
-    fn spawn(&self, log_name: &str) -> Child {
+    fn spawn(&self, log_name: &str) -> Watcher {
         let log = std::fs::File::create(self.dir.path().join(log_name)).unwrap();
-        Command::new(RV)
+        let child = Command::new(RV)
             .args(["watch", "--config"])
             .arg(self.config_path())
             .env("AWS_ACCESS_KEY_ID", &self.server.access_key)
@@ -128,7 +128,8 @@ repeat_after = "1h"
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap()
+            .unwrap();
+        Watcher(child)
     }
 
     fn log(&self, name: &str) -> String {
@@ -190,6 +191,31 @@ fn with_defaults(defaults: &[(&str, &str)], extra: &str) -> String {
         .collect();
     out.push(extra.to_string());
     out.join("\n")
+}
+
+/// A running `redovault watch`; killed (SIGKILL) if the test ends without stopping it.
+struct Watcher(Child);
+
+impl std::ops::Deref for Watcher {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Watcher {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 /// Sends SIGTERM and waits for a clean exit.
