@@ -757,3 +757,92 @@ fn restore_script(a: RestoreScriptArgs) -> anyhow::Result<i32> {
     }
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redovault::manifest::Sha256Digest;
+    use redovault_redo::position::{LogSeq, Scn, ThreadId};
+
+    fn entry(thread: u16, seq: u32, first: u64, time: &str) -> ManifestEntry {
+        ManifestEntry {
+            index: u64::from(seq),
+            db_id: 1,
+            db_name: "PROD".into(),
+            resetlogs_id: 5,
+            thread: ThreadId(thread),
+            sequence: LogSeq(seq),
+            first_scn: Scn(first),
+            next_scn: Scn(first + 100),
+            first_time: time.into(),
+            next_time: String::new(),
+            size: 1,
+            sha256: Sha256Digest::ZERO,
+            object_key: String::new(),
+            version_id: None,
+            retain_until: None,
+            shipped_at: String::new(),
+            file_name: format!("a_{thread}_{seq}"),
+            prev: Sha256Digest::ZERO,
+        }
+    }
+
+    fn args(f: impl FnOnce(&mut RestoreArchiveArgs)) -> RestoreArchiveArgs {
+        let mut a = RestoreArchiveArgs {
+            config: PathBuf::new(),
+            dest: PathBuf::new(),
+            thread: None,
+            from_seq: None,
+            to_seq: None,
+            until_scn: None,
+            until_time: None,
+            parallel: 1,
+        };
+        f(&mut a);
+        a
+    }
+
+    #[test]
+    fn selection_by_range_scn_and_time_in_recovery_order() {
+        let es = vec![
+            entry(1, 12, 300, "2026-11-21T03:00:00"),
+            entry(1, 10, 100, "2026-11-21T01:00:00"),
+            entry(2, 7, 150, "2026-11-21T01:30:00"),
+            entry(1, 11, 200, "2026-11-21T02:00:00"),
+        ];
+        let seqs = |v: Vec<ManifestEntry>| -> Vec<(u16, u32)> {
+            v.iter().map(|e| (e.thread.0, e.sequence.0)).collect()
+        };
+        assert_eq!(
+            seqs(select(es.clone(), &args(|_| {}))),
+            vec![(1, 10), (2, 7), (1, 11), (1, 12)],
+            "SCN order across threads"
+        );
+        assert_eq!(
+            seqs(select(es.clone(), &args(|a| a.thread = Some(1)))),
+            vec![(1, 10), (1, 11), (1, 12)]
+        );
+        assert_eq!(
+            seqs(select(
+                es.clone(),
+                &args(|a| {
+                    a.from_seq = Some(11);
+                    a.to_seq = Some(11)
+                })
+            )),
+            vec![(1, 11)]
+        );
+        // Up to SCN 200: the logs that start before it.
+        assert_eq!(
+            seqs(select(es.clone(), &args(|a| a.until_scn = Some(200)))),
+            vec![(1, 10), (2, 7)]
+        );
+        assert_eq!(
+            seqs(select(
+                es,
+                &args(|a| a.until_time = Some("2026-11-21T02:30:00".into()))
+            )),
+            vec![(1, 10), (2, 7), (1, 11)]
+        );
+    }
+}

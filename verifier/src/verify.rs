@@ -299,28 +299,7 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
     }
 
     // 5. Objects: fast for all, deep for the chosen share.
-    let deep_set: std::collections::HashSet<u64> = {
-        let mut never = Vec::new();
-        let mut seen: Vec<(&String, u64)> = Vec::new();
-        for e in entries.values() {
-            match state.deep_verified.get(&object_id(e)) {
-                None => never.push(e.index),
-                Some(t) => seen.push((t, e.index)),
-            }
-        }
-        match opts.deep {
-            DeepMode::Off => Default::default(),
-            DeepMode::All => entries.keys().copied().collect(),
-            DeepMode::Rolling { cycle } => {
-                seen.sort();
-                let share = seen.len().div_ceil(cycle.max(1) as usize);
-                never
-                    .into_iter()
-                    .chain(seen.into_iter().take(share).map(|(_, i)| i))
-                    .collect()
-            }
-        }
-    };
+    let deep_set = deep_selection(entries.values(), &state, opts.deep);
     let policy = opts.policy;
     let results: Vec<(u64, Result<ObjectResult, String>)> =
         futures::stream::iter(entries.values().cloned().map(|e| {
@@ -443,6 +422,37 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
         }
     }
     report
+}
+
+/// Which entries to re-hash in this run: all, none, or (rolling) every object never re-hashed
+/// plus `ceil(n / cycle)` of the others, those re-hashed longest ago first.
+pub fn deep_selection<'a>(
+    entries: impl Iterator<Item = &'a ManifestEntry>,
+    state: &VerifierState,
+    mode: DeepMode,
+) -> std::collections::HashSet<u64> {
+    let mut never = Vec::new();
+    let mut seen: Vec<(&String, u64)> = Vec::new();
+    let mut all = Vec::new();
+    for e in entries {
+        all.push(e.index);
+        match state.deep_verified.get(&object_id(e)) {
+            None => never.push(e.index),
+            Some(t) => seen.push((t, e.index)),
+        }
+    }
+    match mode {
+        DeepMode::Off => Default::default(),
+        DeepMode::All => all.into_iter().collect(),
+        DeepMode::Rolling { cycle } => {
+            seen.sort();
+            let share = seen.len().div_ceil(cycle.max(1) as usize);
+            never
+                .into_iter()
+                .chain(seen.into_iter().take(share).map(|(_, i)| i))
+                .collect()
+        }
+    }
 }
 
 fn failed(opts: &VerifyOptions, started_at: String, why: String) -> AuditReport {
@@ -617,6 +627,40 @@ mod tests {
             ]
         );
         assert_eq!(t[1].cells[1].state, CellState::AcknowledgedGap);
+    }
+
+    #[test]
+    fn rolling_share_covers_the_archive_within_a_cycle() {
+        let es: Vec<ManifestEntry> = (1..=10).map(|i| entry(i, 1, i as u32, 0, 0)).collect();
+        let mut state = VerifierState::default();
+        // First run: nothing re-hashed yet, so everything is.
+        let first = deep_selection(es.iter(), &state, DeepMode::Rolling { cycle: 4 });
+        assert_eq!(first.len(), 10);
+        for (n, e) in es.iter().enumerate() {
+            state
+                .deep_verified
+                .insert(object_id(e), format!("2026-11-21T00:{n:02}:00Z"));
+        }
+        // Then ceil(10 / 4) = 3 per run, oldest first, and every object within 4 runs.
+        let mut covered = std::collections::HashSet::new();
+        for run in 0..4 {
+            let pick = deep_selection(es.iter(), &state, DeepMode::Rolling { cycle: 4 });
+            assert!(pick.len() <= 3, "run {run}: {pick:?}");
+            for i in &pick {
+                covered.insert(*i);
+                let e = &es[(*i - 1) as usize];
+                state
+                    .deep_verified
+                    .insert(object_id(e), format!("2026-11-21T01:{run:02}:{i:02}Z"));
+            }
+        }
+        assert_eq!(covered.len(), 10, "whole archive within one cycle");
+        // A new object is re-hashed at once.
+        let mut more = es.clone();
+        more.push(entry(11, 1, 11, 0, 0));
+        assert!(deep_selection(more.iter(), &state, DeepMode::Rolling { cycle: 4 }).contains(&11));
+        assert!(deep_selection(more.iter(), &state, DeepMode::Off).is_empty());
+        assert_eq!(deep_selection(more.iter(), &state, DeepMode::All).len(), 11);
     }
 
     #[test]
