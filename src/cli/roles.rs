@@ -1,7 +1,7 @@
 //! `redovault extract | collect | verify | restore ...`: the roles that live in their own
 //! crates (a dependency cycle keeps them out of this binary, see ARCHITECTURE.md) are run as
-//! sibling programs, git-style: `redovault verify ARGS` executes `redovault-verifier verify
-//! ARGS` found next to this executable (or on `PATH`), with the same exit code.
+//! sibling programs, git-style: `redovault verify ARGS` executes (exec, in place of this
+//! process) `redovault-verifier verify ARGS` found next to this executable, or on `PATH`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -26,24 +26,22 @@ fn program(name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
-/// Runs `program` with `first` (if any) then `args`; returns its exit code.
+/// Replaces this process with `program` given `first` (if any) then `args`, so that signals
+/// (SIGTERM from systemd or a test) and the exit code are the role program's own. Returns
+/// only when the program cannot be started.
 pub fn run(program_name: &str, first: Option<&str>, args: &RoleArgs) -> anyhow::Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
     let prog = program(program_name);
     let mut cmd = std::process::Command::new(&prog);
     if let Some(f) = first {
         cmd.arg(f);
     }
     cmd.args(&args.args);
-    let status = cmd.status().with_context(|| {
+    let err = cmd.exec();
+    Err(err).with_context(|| {
         format!(
             "cannot run {} (install it next to redovault or on PATH)",
             prog.display()
         )
-    })?;
-    Ok(ExitCode::from(
-        status
-            .code()
-            .and_then(|c| u8::try_from(c).ok())
-            .unwrap_or(2),
-    ))
+    })
 }

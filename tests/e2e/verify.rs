@@ -555,4 +555,70 @@ async fn command_line_verify_and_restore() {
     let (code, out) = run(&["verify", "--config", cfg, "--json"]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("\"object_replaced\""), "{out}");
+
+    // The daemon: runs on its schedule, serves metrics, sends the finding to the alert hook.
+    let port = crate::netkit::free_port();
+    let alerts = a.dir.path().join("alerts.jsonl");
+    let daemon_cfg = a.dir.path().join("verifier-daemon.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[verify]\n", "[verify]\ninterval = \"1s\"\n")
+        + &format!(
+            "[telemetry]\nmetrics_listen = \"127.0.0.1:{port}\"\n\
+         [alert]\ncommand = [\"sh\", \"-c\", \"cat >> {}\"]\n",
+            alerts.display()
+        );
+    std::fs::write(&daemon_cfg, text).unwrap();
+    let mut child = Command::new(&bins.redovault)
+        .args(["verify", "--daemon", "--deep", "off", "--config"])
+        .arg(&daemon_cfg)
+        .env("AWS_ACCESS_KEY_ID", &t.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &t.secret_key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let scrape = || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+            .ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        Some(body)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut metrics = String::new();
+    loop {
+        if let Some(m) = scrape() {
+            metrics = m;
+        }
+        let runs = metrics
+            .lines()
+            .find(|l| l.starts_with("redovault_verifier_runs_total"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        let alerted = std::fs::read_to_string(&alerts)
+            .is_ok_and(|t| t.contains("verify_findings") && t.contains("object_replaced"));
+        if runs >= 2.0 && alerted {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "daemon: runs {runs}, alerted {alerted}\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        metrics.contains("redovault_verifier_last_run_exit_code 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("redovault_verifier_findings_total{kind=\"object_replaced\"}"),
+        "{metrics}"
+    );
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let st = child.wait().unwrap();
+    assert!(st.code().is_some(), "the daemon stops on SIGTERM: {st:?}");
 }
