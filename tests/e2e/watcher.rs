@@ -687,13 +687,10 @@ async fn watcher_rides_out_a_60_s_store_outage_and_drains_the_backlog() {
     assert_eq!(code, 2, "unhealthy during the outage");
     assert_eq!(st["status"]["backlog"]["files"], 20, "{st:#}");
     assert!(st["status"]["backlog"]["failing"].as_u64().unwrap() > 0);
-    assert!(
-        st["status"]["last_error"]["kind"]
-            .as_str()
-            .unwrap()
-            .starts_with("upload_"),
-        "{st:#}"
-    );
+    // The last error is an upload's, or the periodic seal's when it came last: both talk
+    // to the store that is down.
+    let kind = st["status"]["last_error"]["kind"].as_str().unwrap();
+    assert!(kind.starts_with("upload_") || kind == "seal", "{st:#}");
     let m = metrics_text(&st);
     let upload_errors: f64 = m
         .lines()
