@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod external;
 pub mod inspect;
 pub mod simulate;
 pub mod store;
@@ -41,12 +42,20 @@ pub enum Command {
     Status(watch::StatusArgs),
     /// Check a watcher configuration file and list every problem in it.
     CheckConfig(watch::CheckConfigArgs),
+    /// Run the extractor (`redovault-extractor`, next to this binary): `extract --config FILE`.
+    Extract(external::ExternalArgs),
+    /// Run the collector (`redovault-collector`, next to this binary): `collect --config FILE`.
+    Collect(external::ExternalArgs),
 }
 
 impl Cli {
-    /// True when the command sets up logging itself (`watch`, from its configuration).
+    /// True when the command sets up logging itself (`watch`, from its configuration; the
+    /// role binaries that `extract` and `collect` run).
     pub fn configures_logging(&self) -> bool {
-        matches!(self.command, Command::Watch(_))
+        matches!(
+            self.command,
+            Command::Watch(_) | Command::Extract(_) | Command::Collect(_)
+        )
     }
 }
 
@@ -76,5 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Push(args) => watch::run_push(&args),
         Command::Status(args) => watch::run_status(&args),
         Command::CheckConfig(args) => watch::run_check_config(&args),
+        Command::Extract(args) => external::run("redovault-extractor", &args),
+        Command::Collect(args) => external::run("redovault-collector", &args),
     }
 }
