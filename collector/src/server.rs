@@ -458,3 +458,7 @@ fn refresh(ctx: &Ctx) {
     }
     ctx.metrics.refresh_writer(&ctx.writer);
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;

@@ -59,13 +59,18 @@ pub(crate) async fn run(tcp: TcpStream, peer: SocketAddr, ctx: &Ctx, cancel: Can
         Ok(l) => l,
         Err(e) => {
             ctx.metrics.refused_link(&e);
-            tracing::warn!(
-                %peer,
-                reason = link_reason(&e),
-                authentication = e.is_authentication(),
-                error = %e,
-                "connection refused"
-            );
+            if link_reason(&e) == "closed" {
+                // The peer went away before the handshake (a port probe, a health check).
+                tracing::info!(%peer, error = %e, "connection closed during the handshake");
+            } else {
+                tracing::warn!(
+                    %peer,
+                    reason = link_reason(&e),
+                    authentication = e.is_authentication(),
+                    error = %e,
+                    "connection refused"
+                );
+            }
             return;
         }
     };

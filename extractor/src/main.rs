@@ -105,13 +105,23 @@ fn run(path: &std::path::Path, verbose: u8) -> anyhow::Result<ExitCode> {
         .context("start the async runtime")?;
     rt.block_on(async move {
         let cancel = CancellationToken::new();
-        let started = redovault_extractor::run::start(&settings, cancel.clone()).await?;
-        let signal = wait_for_signal().await;
-        tracing::info!(signal, "stopping");
+        let mut started = redovault_extractor::run::start(&settings, cancel.clone()).await?;
+        let code = tokio::select! {
+            signal = wait_for_signal() => {
+                tracing::info!(signal, "stopping");
+                ExitCode::SUCCESS
+            }
+            r = started.next_end() => {
+                // Never while running normally: stop all, exit non-zero (the service manager
+                // restarts the extractor, which resumes from its checkpoints).
+                tracing::error!(error = ?r.err(), "a stream stopped shipping; exiting");
+                ExitCode::from(2)
+            }
+        };
         cancel.cancel();
         started.wait().await;
         tracing::info!("extractor stopped");
-        Ok(ExitCode::SUCCESS)
+        Ok(code)
     })
 }
 

@@ -69,6 +69,15 @@ pub struct Started {
 }
 
 impl Started {
+    /// Waits until a shipper ends. Shippers end only when cancelled: before that, an end
+    /// is a failure (a panic), returned as an error naming it.
+    pub async fn next_end(&mut self) -> Result<(), String> {
+        match self.tasks.join_next().await {
+            None | Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(format!("a shipper task failed: {e}")),
+        }
+    }
+
     /// Waits until every shipper has ended (after the token was cancelled).
     pub async fn wait(mut self) {
         while self.tasks.join_next().await.is_some() {}

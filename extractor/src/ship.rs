@@ -56,9 +56,6 @@ const TAIL_AHEAD: usize = 4;
 const TAIL_RETRY_MIN: Duration = Duration::from_millis(500);
 const TAIL_RETRY_MAX: Duration = Duration::from_secs(30);
 
-/// A session that lasted this long resets the reconnect backoff.
-const STABLE_SESSION: Duration = Duration::from_secs(10);
-
 /// Where and how to ship (shared by the streams of one extractor).
 #[derive(Debug, Clone)]
 pub struct ShipConfig {
@@ -79,6 +76,9 @@ pub struct ShipConfig {
     /// Longest reconnect delay.
     pub reconnect_max: Duration,
 }
+
+/// Receives every Ack of a stream with the instant it arrived ([`Shipper::observe_acks`]).
+pub type AckObserver = mpsc::UnboundedSender<(Instant, Ack)>;
 
 /// A chunk sent and not yet acknowledged.
 #[derive(Debug)]
@@ -151,6 +151,9 @@ pub struct Shipper {
     cp_tx: watch::Sender<Option<(StreamPos, Option<CommitMark>)>>,
     cp_task: Option<tokio::task::JoinHandle<()>>,
     sessions: u64,
+    /// The current session got its Welcome.
+    established: bool,
+    observer: Option<AckObserver>,
     tail_cancel: CancellationToken,
 }
 
@@ -190,6 +193,8 @@ impl Shipper {
             cp_tx,
             cp_task: Some(cp_task),
             sessions: 0,
+            established: false,
+            observer: None,
             tail_cancel: CancellationToken::new(),
         }
     }
@@ -199,44 +204,47 @@ impl Shipper {
         self.stream
     }
 
+    /// Sends every Ack, with the instant it was received, to `tx` (benchmarks, tests).
+    pub fn observe_acks(&mut self, tx: AckObserver) {
+        self.observer = Some(tx);
+    }
+
     /// Ships until `cancel` fires: sessions one after the other, with backoff between.
     pub async fn run(mut self, cancel: CancellationToken) {
         let mut delay = self.cfg.reconnect_min;
         let mut failures = 0u32;
         let span = tracing::info_span!("ship", stream = %self.stream);
         loop {
-            let started = Instant::now();
+            self.established = false;
             let r = tracing::Instrument::instrument(self.session(&cancel), span.clone()).await;
             self.metrics.connected.set(0.0);
             self.metrics.window_bytes.set(0.0);
-            match r {
-                SessionEnd::Cancelled => break,
-                e => {
-                    let _g = span.enter();
-                    if started.elapsed() >= STABLE_SESSION {
-                        delay = self.cfg.reconnect_min;
-                        failures = 0;
-                    }
-                    failures += 1;
-                    let wait = jitter(delay);
-                    if failures == 1 {
-                        warn!(error = %e, retry_in = ?wait, "session with the collector ended; reconnecting");
-                    } else {
-                        debug!(error = %e, retry_in = ?wait, failures, "still no session with the collector");
-                    }
-                    if let SessionEnd::Rejected { code, .. } = &e
-                        && !matches!(code, RejectCode::Unavailable | RejectCode::StreamBusy)
-                    {
-                        error!(error = %e, "the collector refuses this extractor: check both configurations");
-                        delay = self.cfg.reconnect_max;
-                    }
-                    tokio::select! {
-                        () = cancel.cancelled() => break,
-                        () = tokio::time::sleep(wait) => {}
-                    }
-                    delay = (delay * 2).min(self.cfg.reconnect_max);
-                }
+            if matches!(r, SessionEnd::Cancelled) {
+                break;
             }
+            let _g = span.enter();
+            if self.established {
+                // A session ended: retry soon, and say so.
+                delay = self.cfg.reconnect_min;
+                failures = 0;
+            }
+            failures += 1;
+            let wait = jitter(delay);
+            if let SessionEnd::Rejected { code, .. } = &r
+                && !matches!(code, RejectCode::Unavailable | RejectCode::StreamBusy)
+            {
+                error!(error = %r, retry_in = ?wait, "the collector refuses this extractor: check both configurations");
+            } else if failures == 1 {
+                warn!(error = %r, retry_in = ?wait, "no session with the collector; reconnecting");
+            } else {
+                debug!(error = %r, retry_in = ?wait, failures, "still no session with the collector");
+            }
+            drop(_g);
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = tokio::time::sleep(wait) => {}
+            }
+            delay = (delay * 2).min(self.cfg.reconnect_max);
         }
         self.shutdown().await;
     }
@@ -305,8 +313,12 @@ impl Shipper {
                  restored); sending it again from the collector's position"
             );
         }
-        self.push_checkpoint(resume, last);
-        self.metrics.acked(resume, last.as_ref());
+        // The Welcome's resume is the collector's durable end: an acknowledgement, unless
+        // the collector holds nothing of the stream yet (the start of a log, no commit).
+        if last.is_some() || resume.offset > 0 {
+            self.push_checkpoint(resume, last);
+            self.metrics.acked(resume, last.as_ref());
+        }
         while self
             .unacked
             .front()
@@ -423,6 +435,7 @@ impl Shipper {
             Err(e) => return e,
         };
         let peer = link.peer().to_string();
+        self.established = true;
         self.sessions += 1;
         if self.sessions > 1 {
             self.metrics.reconnects.inc();
@@ -435,10 +448,14 @@ impl Shipper {
         let (ack_tx, mut ack_rx) = watch::channel(None::<Ack>);
         let mut recv_task = {
             let window = window.clone();
+            let observer = self.observer.clone();
             tokio::spawn(async move {
                 loop {
                     match rx.recv().await {
                         Ok(Message::Ack(a)) => {
+                            if let Some(o) = &observer {
+                                let _ = o.send((Instant::now(), a));
+                            }
                             window.acknowledge(a.durable);
                             ack_tx.send_replace(Some(a));
                         }
@@ -456,6 +473,7 @@ impl Shipper {
         let (out_tx, out_rx) = mpsc::channel::<Message>(16);
         let send_cancel = CancellationToken::new();
         let mut send_task = tokio::spawn(tx.run(out_rx, send_cancel.clone()));
+        let mut send_done = false;
         let mut resend = 0usize;
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -480,7 +498,8 @@ impl Shipper {
                 r = &mut recv_task => {
                     break r.unwrap_or_else(|e| SessionEnd::Protocol(format!("receiver task: {e}")));
                 }
-                r = &mut send_task => {
+                r = &mut send_task, if !send_done => {
+                    send_done = true;
                     break match r {
                         Ok(Err(e)) => SessionEnd::Link(e),
                         Ok(Ok(())) => SessionEnd::Protocol("sender stopped".into()),
@@ -549,18 +568,20 @@ impl Shipper {
         window.close();
         recv_task.abort();
         drop(out_tx);
-        if matches!(end, SessionEnd::Cancelled) {
-            // Best effort: an orderly close (TLS close_notify, TCP FIN).
-            if tokio::time::timeout(Duration::from_secs(1), &mut send_task)
-                .await
-                .is_err()
+        if !send_done {
+            // On cancellation, best effort: an orderly close (TLS close_notify, TCP FIN).
+            if matches!(end, SessionEnd::Cancelled)
+                && tokio::time::timeout(Duration::from_secs(1), &mut send_task)
+                    .await
+                    .is_ok()
             {
-                send_cancel.cancel();
+                send_done = true;
             }
-        } else {
-            send_cancel.cancel();
+            if !send_done {
+                send_cancel.cancel();
+                let _ = send_task.await;
+            }
         }
-        let _ = send_task.await;
         self.refresh(&window);
         end
     }

@@ -2,11 +2,15 @@
 //!
 //! Each module covers one part of the system through its public interface.
 
+mod atrest;
+mod crash;
 mod fake_s3;
 mod inspect;
 mod link;
 mod netkit;
+mod outage;
 mod pipeline;
+mod refusals;
 mod report_html;
 mod simulate;
 mod store;

@@ -56,6 +56,30 @@ pub fn bins() -> &'static Bins {
         .arg("--target-dir")
         .arg(&target)
         .current_dir(env!("CARGO_MANIFEST_DIR"));
+        // What cargo set for this test process (package name, manifest dir...) is not the
+        // outer build's environment: build scripts that watch such variables (ring's)
+        // would be rebuilt, and then again by the next outer build.
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            let set_by_cargo_test = [
+                "CARGO_PKG_",
+                "CARGO_BIN_",
+                "CARGO_CRATE_",
+                "CARGO_MANIFEST_",
+            ]
+            .iter()
+            .any(|p| k.starts_with(p))
+                || [
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "CARGO_RUSTC_CURRENT_DIR",
+                    "OUT_DIR",
+                ]
+                .contains(&k.as_ref());
+            if set_by_cargo_test {
+                cmd.env_remove(k.as_ref());
+            }
+        }
         if profile_dir.file_name().and_then(|n| n.to_str()) == Some("release") {
             cmd.arg("--release");
         }
@@ -108,6 +132,7 @@ impl Proc {
         let child = Command::new(bin)
             .args(args)
             .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
             .env_remove("RUST_BACKTRACE")
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
@@ -312,8 +337,8 @@ cert = "{cert}"
 key = "{key}"
 client_ca = "{ca}"
 [link]
-heartbeat_interval = "200ms"
-missed_heartbeats = 5
+heartbeat_interval = "250ms"
+missed_heartbeats = 8
 handshake_timeout = "2s"
 [store]
 dir = "{store}"
@@ -366,8 +391,8 @@ cert = "{cert}"
 key = "{key}"
 [link]
 window = "2M"
-heartbeat_interval = "200ms"
-missed_heartbeats = 5
+heartbeat_interval = "250ms"
+missed_heartbeats = 8
 handshake_timeout = "2s"
 reconnect_min = "50ms"
 reconnect_max = "500ms"
@@ -507,6 +532,16 @@ metrics_listen = "127.0.0.1:{mport}"
             }
         }
         panic!("log {sequence} is neither online nor archived");
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        // A failed test keeps its directory (logs, store, simulated database) for a look.
+        if std::thread::panicking() || std::env::var_os("REDOVAULT_E2E_KEEP").is_some() {
+            let dir = std::mem::replace(&mut self.tmp, tempfile::tempdir().expect("tempdir"));
+            eprintln!("test world kept in {}", dir.keep().display());
+        }
     }
 }
 

@@ -87,3 +87,48 @@ fn live_database_to_collector_every_commit_in_order_and_rebuilt_to_the_last_comm
     );
     check_rebuild(&w, &report, &journal);
 }
+
+#[test]
+fn redovault_extract_and_collect_run_the_sibling_binaries() {
+    let b = crate::netkit::bins();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&b.redovault)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, text) = run(&["extract", "--help"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("redovault-extractor") && text.contains("check-config"),
+        "{text}"
+    );
+    let (code, text) = run(&["collect", "--version"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.starts_with("redovault-collector "), "{text}");
+    // Options and subcommands reach the role binary unchanged, exit status included.
+    let w = World::new(2);
+    let ccfg = w.collector_config("");
+    let (code, text) = run(&[
+        "collect",
+        "check-config",
+        "--config",
+        ccfg.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(": OK (listen 127.0.0.1:"), "{text}");
+    std::fs::write(&ccfg, "[listen]\n").unwrap();
+    let (code, text) = run(&[
+        "collect",
+        "--config",
+        ccfg.to_str().unwrap(),
+        "check-config",
+    ]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("listen.address: missing"), "{text}");
+}

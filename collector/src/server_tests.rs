@@ -1,0 +1,278 @@
+//! The server with real links on 127.0.0.1: no Ack before the fsync returns and none after a
+//! failed one, one live session per stream, the connection limit.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redovault::crypto::keys::{KeyId, KeyRing};
+use redovault::crypto::legacy::Psk;
+use redovault::crypto::tls::{self, TlsClient, TlsServer};
+use redovault::wire::message::{Data, Hello, Message, PROTOCOL_VERSION, RejectCode};
+use redovault::wire::transport::{ClientSecurity, Link, LinkConfig, LinkErrorKind, ServerSecurity};
+use redovault::wire::{StreamId, StreamPos};
+use redovault_redo::position::{LogSeq, ThreadId};
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::fs::{FaultPlan, FaultyFs};
+use crate::store::{Store, StoreOptions};
+
+fn keys() -> KeyRing {
+    KeyRing::from_keys(
+        KeyId::parse("k1").unwrap(),
+        vec![(KeyId::parse("k1").unwrap(), [7u8; 32])],
+    )
+    .unwrap()
+}
+
+fn stream(db: u32) -> StreamId {
+    StreamId {
+        db_id: db,
+        resetlogs_id: 1,
+        thread: ThreadId(1),
+    }
+}
+
+fn hello(db: u32, id: &str) -> Message {
+    Message::Hello(Hello {
+        protocol_version: PROTOCOL_VERSION,
+        stream: stream(db),
+        db_name: "TEST".into(),
+        extractor_id: id.into(),
+        from: StreamPos {
+            seq: LogSeq(1),
+            offset: 0,
+        },
+    })
+}
+
+fn data(offset: u64) -> Message {
+    Message::Data(Data {
+        pos: StreamPos {
+            seq: LogSeq(1),
+            offset,
+        },
+        bytes: Bytes::from(vec![0x42; 8192]),
+        commits: Vec::new(),
+        log_end: None,
+    })
+}
+
+fn link_config() -> LinkConfig {
+    LinkConfig {
+        heartbeat_interval: Duration::from_millis(100),
+        handshake_timeout: Duration::from_secs(2),
+        ..LinkConfig::default()
+    }
+}
+
+async fn start(
+    dir: &Path,
+    fs: Arc<dyn crate::fs::Fs>,
+    security: ServerSecurity,
+    max_connections: usize,
+) -> Running {
+    let store = Store::open_with(&dir.join("store"), keys(), StoreOptions::default(), fs).unwrap();
+    start_server(store, security, max_connections).await
+}
+
+async fn start_server(store: Store, security: ServerSecurity, max_connections: usize) -> Running {
+    super::start(
+        store,
+        ServerOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            max_connections,
+            security,
+            link: link_config(),
+            extractors: Vec::new(),
+            writer: WriterConfig::default(),
+            metrics_listen: None,
+        },
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap()
+}
+
+fn tls_pair(dir: &Path) -> (ServerSecurity, ClientSecurity) {
+    let p = tls::generate_pki(dir).unwrap();
+    (
+        ServerSecurity::Tls(
+            TlsServer::from_pem_files(&p.server_cert, &p.server_key, &p.ca).unwrap(),
+        ),
+        ClientSecurity::Tls {
+            client: TlsClient::from_pem_files(&p.client_cert, &p.client_key, &p.ca).unwrap(),
+            server_name: "localhost".into(),
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_ack_before_the_fsync_returns_and_none_after_a_failed_fsync() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = FaultyFs::new(FaultPlan::default());
+    let (ssec, csec) = tls_pair(tmp.path());
+    let server = start(tmp.path(), Arc::new(fs.clone()), ssec, 8).await;
+    let mut link = Link::connect_tcp(server.addr, &csec, &link_config())
+        .await
+        .unwrap();
+    link.send(&hello(1, "redovault-extractor")).await.unwrap();
+    match link.recv().await.unwrap() {
+        Message::Welcome(w) => assert_eq!(
+            w.resume,
+            StreamPos {
+                seq: LogSeq(1),
+                offset: 0
+            }
+        ),
+        other => panic!("expected Welcome, got {other}"),
+    }
+    // The disk holds its fsyncs: nothing may be acknowledged meanwhile.
+    fs.hold_syncs();
+    link.send(&data(0)).await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(400), link.recv())
+            .await
+            .is_err(),
+        "no Ack while the fsync has not returned"
+    );
+    fs.release_syncs();
+    match tokio::time::timeout(Duration::from_secs(10), link.recv()).await {
+        Ok(Ok(Message::Ack(a))) => {
+            assert_eq!(
+                a.durable,
+                StreamPos {
+                    seq: LogSeq(1),
+                    offset: 8192
+                }
+            )
+        }
+        other => panic!("expected the Ack, got {other:?}"),
+    }
+    // The next fsync fails (EIO): an Error, never an Ack; the store stays failed.
+    fs.set_plan(FaultPlan {
+        fail_sync_from: Some(fs.syncs() + 1),
+        ..FaultPlan::default()
+    });
+    link.send(&data(8192)).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(10), link.recv()).await {
+        Ok(Err(e)) => match e.kind {
+            LinkErrorKind::PeerFailed(r) => assert!(r.contains("store failed"), "{r}"),
+            other => panic!("expected the collector's Error, got {other}"),
+        },
+        other => panic!("expected an Error and no Ack, got {other:?}"),
+    }
+    assert_eq!(server.metrics.store_failed.get(), 1.0);
+    assert_eq!(
+        server.writer.durable(stream(1)).unwrap().end,
+        StreamPos {
+            seq: LogSeq(1),
+            offset: 8192
+        },
+        "only what was fsynced is durable"
+    );
+    // Later sessions are refused until a restart.
+    let mut again = Link::connect_tcp(server.addr, &csec, &link_config())
+        .await
+        .unwrap();
+    again.send(&hello(1, "redovault-extractor")).await.unwrap();
+    match again.recv().await.unwrap() {
+        Message::Reject(r) => assert_eq!(r.code, RejectCode::Unavailable),
+        other => panic!("expected Reject(Unavailable), got {other}"),
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_live_session_per_stream_same_id_replaces_other_id_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let psk = Psk::generate();
+    let server = start(
+        tmp.path(),
+        Arc::new(crate::fs::RealFs),
+        ServerSecurity::LegacyBlowfish(psk.clone()),
+        8,
+    )
+    .await;
+    let csec = ClientSecurity::LegacyBlowfish(psk);
+    let connect = || async {
+        Link::connect_tcp(server.addr, &csec, &link_config())
+            .await
+            .unwrap()
+    };
+    let mut a = connect().await;
+    a.send(&hello(5, "ext-a")).await.unwrap();
+    assert!(matches!(a.recv().await.unwrap(), Message::Welcome(_)));
+    a.send(&data(0)).await.unwrap();
+    assert!(matches!(a.recv().await.unwrap(), Message::Ack(_)));
+    // Another extractor for the same stream: refused, A unaffected.
+    let mut b = connect().await;
+    b.send(&hello(5, "ext-b")).await.unwrap();
+    match b.recv().await.unwrap() {
+        Message::Reject(r) => {
+            assert_eq!(r.code, RejectCode::StreamBusy);
+            assert!(r.reason.contains("ext-a"), "{}", r.reason);
+        }
+        other => panic!("expected Reject(StreamBusy), got {other}"),
+    }
+    a.send(&data(8192)).await.unwrap();
+    assert!(matches!(a.recv().await.unwrap(), Message::Ack(_)));
+    // The same extractor again (a reconnect): replaces A, resumes at the durable end.
+    let mut c = connect().await;
+    c.send(&hello(5, "ext-a")).await.unwrap();
+    match c.recv().await.unwrap() {
+        Message::Welcome(w) => assert_eq!(
+            w.resume,
+            StreamPos {
+                seq: LogSeq(1),
+                offset: 16384
+            }
+        ),
+        other => panic!("expected Welcome, got {other}"),
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), a.recv())
+            .await
+            .expect("A ends")
+            .is_err(),
+        "the replaced session is closed"
+    );
+    c.send(&data(16384)).await.unwrap();
+    assert!(matches!(c.recv().await.unwrap(), Message::Ack(_)));
+    assert_eq!(
+        server.metrics.reconnects.with(&stream(5).to_string()).get(),
+        1
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_wait_before_accept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ssec, csec) = tls_pair(tmp.path());
+    let server = start(tmp.path(), Arc::new(crate::fs::RealFs), ssec, 1).await;
+    let mut first = Link::connect_tcp(server.addr, &csec, &link_config())
+        .await
+        .unwrap();
+    first.send(&hello(1, "redovault-extractor")).await.unwrap();
+    assert!(matches!(first.recv().await.unwrap(), Message::Welcome(_)));
+    // The second connection is not accepted while the first one lives: its handshake
+    // cannot finish.
+    let short = LinkConfig {
+        handshake_timeout: Duration::from_millis(500),
+        ..link_config()
+    };
+    let e = Link::connect_tcp(server.addr, &csec, &short)
+        .await
+        .unwrap_err();
+    assert!(matches!(e.kind, LinkErrorKind::HandshakeTimeout(_)), "{e}");
+    drop(first);
+    let mut second = Link::connect_tcp(server.addr, &csec, &link_config())
+        .await
+        .unwrap();
+    second.send(&hello(1, "redovault-extractor")).await.unwrap();
+    assert!(matches!(second.recv().await.unwrap(), Message::Welcome(_)));
+    server.stop().await;
+}

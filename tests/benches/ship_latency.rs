@@ -1,0 +1,302 @@
+//! Commit → durable acknowledgement latency, extractor to collector, at 10 MB/s of redo.
+//!
+//! One process, real parts: a simulated database writes a live online log at
+//! `REDOVAULT_BENCH_RATE_MIB` MiB/s (default 10) in real time; the extractor's shipper
+//! (`redovault_extractor::ship::Shipper`, tailer with file events) ships it over TLS 1.3 on
+//! 127.0.0.1 to the collector server (`redovault_collector::server`: AES-256-GCM segments,
+//! group commit, fdatasync before every Ack) writing to a directory on the real disk. For
+//! every commit, the latency is from the moment the simulator has written the LWN holding
+//! it (and its journal line) to the moment the extractor receives an Ack whose last commit
+//! is at or after it. The first 2 s are warm-up.
+//!
+//! In the same run, before the pipeline: the disk's own `fdatasync` latency, appending
+//! 16 KiB (about what one group commit holds at this rate) then `fdatasync`, 1000 times, in
+//! the same directory. Goal (issue 5): p99 ≤ 1.5 × fdatasync p99.
+//!
+//! Run: `cargo bench --bench ship_latency` (or `deploy/bench.sh ship-latency`).
+//! `REDOVAULT_BENCH_DIR` (default: `<target>/bench-ship`), `REDOVAULT_BENCH_SECONDS` (20).
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use redovault::crypto::keys::KeyRing;
+use redovault::crypto::tls::{self, TlsClient, TlsServer};
+use redovault::simulate::journal::JournalEntry;
+use redovault::simulate::{Rate, SimConfig, Simulator};
+use redovault::wire::transport::{ClientSecurity, LinkConfig, ServerSecurity};
+use redovault_collector::server::{self, ServerOptions};
+use redovault_collector::store::Store;
+use redovault_collector::writer::WriterConfig;
+use redovault_extractor::checkpoint::CheckpointStore;
+use redovault_extractor::config::{LogSources, TailConfig};
+use redovault_extractor::metrics::ExtractorMetrics;
+use redovault_extractor::ship::{ShipConfig, Shipper};
+use redovault_extractor::tail::Tailer;
+use redovault_redo::ThreadId;
+use tokio_util::sync::CancellationToken;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn bench_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("REDOVAULT_BENCH_DIR") {
+        return PathBuf::from(d);
+    }
+    let me = PathBuf::from(env!("CARGO_BIN_EXE_redovault"));
+    me.parent()
+        .and_then(Path::parent)
+        .map_or_else(|| PathBuf::from("bench-ship"), |t| t.join("bench-ship"))
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Appends `size` bytes and fdatasyncs, `n` times; latencies in ms, sorted.
+fn fdatasync_latencies(dir: &Path, size: usize, n: usize) -> Vec<f64> {
+    let path = dir.join("fdatasync-probe");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)
+        .expect("probe file");
+    let buf = vec![0x5au8; size];
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        f.write_all(&buf).expect("write");
+        let t = Instant::now();
+        f.sync_data().expect("fdatasync");
+        out.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    drop(f);
+    let _ = std::fs::remove_file(&path);
+    out.sort_by(f64::total_cmp);
+    out
+}
+
+fn main() {
+    let seconds = env_u64("REDOVAULT_BENCH_SECONDS", 20);
+    let rate_mib = env_u64("REDOVAULT_BENCH_RATE_MIB", 10);
+    let root = bench_dir();
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("bench dir");
+    println!(
+        "ship_latency: {} s at {rate_mib} MiB/s in {}",
+        seconds,
+        root.display()
+    );
+
+    let fsync = fdatasync_latencies(&root, 16 << 10, 1000);
+    let (f50, f99) = (pct(&fsync, 0.5), pct(&fsync, 0.99));
+    println!("disk fdatasync (16 KiB appends, 1000x): p50 {f50:.3} ms  p99 {f99:.3} ms");
+
+    // PKI, key ring, store.
+    let pki_dir = root.join("pki");
+    std::fs::create_dir_all(&pki_dir).unwrap();
+    let pki = tls::generate_pki(&pki_dir).expect("pki");
+    let key_file = root.join("keys");
+    std::fs::write(
+        &key_file,
+        format!(
+            "active = \"k1\"\n[keys]\nk1 = \"{}\"\n",
+            &*redovault::crypto::keys::random_key_hex()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let keys = KeyRing::load(&key_file).expect("keys");
+    let store = Store::open(&root.join("store"), keys).expect("store");
+
+    // The database.
+    let db = root.join("db");
+    let mut sim = SimConfig::new(&db);
+    sim.log_size = 64 << 20;
+    sim.groups = 3;
+    sim.rate = Rate::BytesPerSec(rate_mib << 20);
+    sim.realtime = true;
+    let sim = Simulator::start(sim).expect("simulator");
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cancel = CancellationToken::new();
+    let link = LinkConfig::default();
+    let running = rt
+        .block_on(server::start(
+            store,
+            ServerOptions {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                max_connections: 16,
+                security: ServerSecurity::Tls(
+                    TlsServer::from_pem_files(&pki.server_cert, &pki.server_key, &pki.ca).unwrap(),
+                ),
+                link: link.clone(),
+                extractors: Vec::new(),
+                writer: WriterConfig::default(),
+                metrics_listen: None,
+            },
+            cancel.clone(),
+        ))
+        .expect("collector");
+    let sources = LogSources {
+        groups: (1..=3)
+            .map(|g| vec![db.join(format!("online/redo_t1_g{g}.log"))])
+            .collect(),
+        archive_dirs: vec![db.join("archive")],
+    };
+    let tail = TailConfig::default();
+    let tailer = Tailer::at_current(&sources, tail, ThreadId(1)).expect("tailer");
+    let stream = tailer.stream();
+    let from = tailer.position();
+    let metrics = ExtractorMetrics::new();
+    let cfg = Arc::new(ShipConfig {
+        address: running.addr.to_string(),
+        security: ClientSecurity::Tls {
+            client: TlsClient::from_pem_files(&pki.client_cert, &pki.client_key, &pki.ca).unwrap(),
+            server_name: "localhost".into(),
+        },
+        link,
+        window: 16 << 20,
+        extractor_id: "redovault-extractor".into(),
+        db_name: "FREE".into(),
+        reconnect_min: Duration::from_millis(50),
+        reconnect_max: Duration::from_secs(1),
+    });
+    let (ack_tx, mut ack_rx) = tokio::sync::mpsc::unbounded_channel();
+    let shipper_cancel = CancellationToken::new();
+    let shipper = {
+        let _rt = rt.enter();
+        let checkpoint = CheckpointStore::open(&root.join("extractor-state"), stream).unwrap();
+        let mut s = Shipper::new(
+            tailer,
+            checkpoint,
+            from,
+            sources,
+            tail,
+            cfg,
+            metrics.stream(stream),
+        );
+        s.observe_acks(ack_tx);
+        rt.spawn(s.run(shipper_cancel.clone()))
+    };
+
+    // The database runs on its own thread and reports each commit (SCN, when written).
+    let (commit_tx, commit_rx) = std::sync::mpsc::channel::<(u64, Instant)>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let journal = db.join("journal.jsonl");
+    let db_thread = std::thread::spawn(move || {
+        let mut sim = sim;
+        let mut jf = std::fs::File::open(&journal).expect("journal");
+        let mut pending = Vec::new();
+        while !flag.load(Ordering::Relaxed) {
+            sim.step().expect("step");
+            let now = Instant::now();
+            let mut more = Vec::new();
+            jf.read_to_end(&mut more).expect("read journal");
+            pending.extend_from_slice(&more);
+            while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=nl).collect();
+                let e: JournalEntry = serde_json::from_slice(&line).expect("journal line");
+                if !e.rollback {
+                    let _ = commit_tx.send((e.scn, now));
+                }
+            }
+        }
+        sim.finish().expect("finish")
+    });
+
+    let start = Instant::now();
+    let warmup = Duration::from_secs(2);
+    let run = Duration::from_secs(seconds);
+    let mut waiting: VecDeque<(u64, Instant)> = VecDeque::new();
+    let mut lat = Vec::new();
+    let mut last_acked_scn = 0u64;
+    let mut stopped_at = None;
+    loop {
+        while let Ok(c) = commit_rx.try_recv() {
+            waiting.push_back(c);
+        }
+        if stopped_at.is_none() && start.elapsed() >= run {
+            stop.store(true, Ordering::Relaxed);
+            stopped_at = Some(Instant::now());
+        }
+        let got = rt.block_on(async {
+            tokio::time::timeout(Duration::from_millis(20), ack_rx.recv()).await
+        });
+        if let Ok(Some((at, ack))) = got
+            && let Some(c) = ack.last_commit
+        {
+            last_acked_scn = last_acked_scn.max(c.scn.0);
+            while let Ok(c) = commit_rx.try_recv() {
+                waiting.push_back(c);
+            }
+            while waiting.front().is_some_and(|w| w.0 <= last_acked_scn) {
+                let (_, written) = waiting.pop_front().unwrap();
+                if written >= start + warmup && at >= written {
+                    lat.push((at - written).as_secs_f64() * 1000.0);
+                }
+            }
+        }
+        if let Some(t) = stopped_at
+            && db_thread.is_finished()
+            && (waiting.is_empty() || t.elapsed() > Duration::from_secs(30))
+        {
+            break;
+        }
+    }
+    let summary = db_thread.join().expect("db thread");
+    let stats = running.writer.stats();
+    shipper_cancel.cancel();
+    rt.block_on(async {
+        let _ = shipper.await;
+        running.stop().await;
+    });
+    cancel.cancel();
+
+    lat.sort_by(f64::total_cmp);
+    let (p50, p99, max) = (
+        pct(&lat, 0.5),
+        pct(&lat, 0.99),
+        lat.last().copied().unwrap_or(f64::NAN),
+    );
+    let redo_mb = summary.simulated_seconds * (rate_mib << 20) as f64 / 1e6;
+    println!(
+        "redo: {:.1} MB in {:.1} s ({} commits, {} log switches); {} commits measured, {} never acknowledged",
+        redo_mb,
+        summary.simulated_seconds,
+        summary.commits,
+        summary.switches,
+        lat.len(),
+        waiting.len()
+    );
+    println!(
+        "collector: {} group commits, mean fsync {:.3} ms, {} appends acknowledged",
+        stats.fsync.count,
+        stats.fsync.sum_micros as f64 / 1000.0 / stats.fsync.count.max(1) as f64,
+        stats.acked
+    );
+    println!("commit -> durable ack: p50 {p50:.3} ms  p99 {p99:.3} ms  max {max:.3} ms");
+    let ratio = p99 / f99;
+    println!(
+        "p99 / fdatasync p99 = {ratio:.2} (goal <= 1.5: {})",
+        if ratio <= 1.5 { "met" } else { "NOT met" }
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
