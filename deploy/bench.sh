@@ -7,7 +7,8 @@
 #   deploy/bench.sh store            # store upload: 20 files x 50 MiB (REDOVAULT_BENCH_FILES, _MIB)
 #   deploy/bench.sh watcher          # watcher: 40 x 50 MiB at once beside curl -T (same server),
 #                                    # curl -T one at a time and aws s3 cp on the same files, 30
-#                                    # more one per second (latency), one 4 GiB log
+#                                    # more one per second written as ARCn does and 10 linked in
+#                                    # whole (latency), one 4 GiB log
 #                                    # (REDOVAULT_BENCH_WATCHER_FILES, REDOVAULT_BENCH_MIB,
 #                                    # REDOVAULT_BENCH_LATENCY_FILES, REDOVAULT_BENCH_LATENCY_MS,
 #                                    # REDOVAULT_BENCH_BIG_GIB)
@@ -68,7 +69,7 @@ for bench in $WHICH; do
       # Disk is freed as soon as a phase is done with its logs (Ceph's monitor refuses to start
       # when its filesystem has less than 5% free).
       rm -rf "$FILES_DIR/set"
-      run_bench $(( (LAT * MIB + 1024) << 20 )) watcher_ship "${COMMON[@]}" REDOVAULT_BENCH_PHASE=latency
+      run_bench $(( ((LAT + 10) * MIB + 1024) << 20 )) watcher_ship "${COMMON[@]}" REDOVAULT_BENCH_PHASE=latency
       rm -rf "$FILES_DIR/latency"
       if [ "$BIG" -gt 0 ]; then
         run_bench $(( (BIG * 1024 + 1024) << 20 )) watcher_ship "${COMMON[@]}" REDOVAULT_BENCH_PHASE=big
