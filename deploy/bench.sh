@@ -8,7 +8,8 @@
 #   deploy/bench.sh restore          # restore archive and deep verify vs curl GETs (REDOVAULT_BENCH_FILES, _MIB)
 #   deploy/bench.sh watcher          # watcher: 40 x 50 MiB at once beside curl -T (same server),
 #                                    # curl -T one at a time and aws s3 cp on the same files, 30
-#                                    # more one per second (latency), one 4 GiB log
+#                                    # more one per second written as ARCn does and 10 linked in
+#                                    # whole (latency), one 4 GiB log
 #                                    # (REDOVAULT_BENCH_WATCHER_FILES, REDOVAULT_BENCH_MIB,
 #                                    # REDOVAULT_BENCH_LATENCY_FILES, REDOVAULT_BENCH_LATENCY_MS,
 #                                    # REDOVAULT_BENCH_BIG_GIB)
@@ -32,7 +33,15 @@ trap 'bash deploy/s3/server.sh down ceph "$STATE/bench-ceph" || true' EXIT
 run_bench() {
   local mem=$1 target=$2
   shift 2
-  REDOVAULT_S3_CEPH_MEMSTORE_BYTES=$mem bash deploy/s3/server.sh up ceph "$STATE/bench-ceph"
+  local try
+  for try in 1 2 3; do
+    # A server just stopped can still hold its monitor port for a moment: try again.
+    if REDOVAULT_S3_CEPH_MEMSTORE_BYTES=$mem bash deploy/s3/server.sh up ceph "$STATE/bench-ceph"; then
+      break
+    fi
+    [ "$try" -lt 3 ] || exit 1
+    sleep 10
+  done
   env REDOVAULT_TEST_S3_TARGETS="$STATE/bench-ceph/env.sh" REDOVAULT_BENCH_AWS="$AWS" \
     REDOVAULT_BENCH_MIB="$MIB" "$@" cargo bench -p "${PKG:-redovault}" --bench "$target"
   bash deploy/s3/server.sh down ceph "$STATE/bench-ceph"
@@ -64,9 +73,14 @@ for bench in $WHICH; do
       # Two uploaders of the set, plus slack.
       run_bench $(( (2 * FILES * MIB + 1024) << 20 )) watcher_ship "${COMMON[@]}" REDOVAULT_BENCH_PHASE=set
       run_bench $(( (2 * FILES * MIB + 1024) << 20 )) watcher_ship "${COMMON[@]}" REDOVAULT_BENCH_PHASE=reference
-      run_bench $(( (LAT * MIB + 1024) << 20 )) watcher_ship "${COMMON[@]}" REDOVAULT_BENCH_PHASE=latency
+      # Disk is freed as soon as a phase is done with its logs (Ceph's monitor refuses to start
+      # when its filesystem has less than 5% free).
+      rm -rf "$FILES_DIR/set"
+      run_bench $(( ((LAT + 10) * MIB + 1024) << 20 )) watcher_ship "${COMMON[@]}" REDOVAULT_BENCH_PHASE=latency
+      rm -rf "$FILES_DIR/latency"
       if [ "$BIG" -gt 0 ]; then
         run_bench $(( (BIG * 1024 + 1024) << 20 )) watcher_ship "${COMMON[@]}" REDOVAULT_BENCH_PHASE=big
+        rm -rf "$FILES_DIR/big"
       fi
       env "${COMMON[@]}" REDOVAULT_BENCH_PHASE=report cargo bench --bench watcher_ship
       rm -rf "$FILES_DIR"

@@ -41,8 +41,11 @@ pub struct WatchConfig {
     pub dirs: Vec<PathBuf>,
     /// File name patterns of archived logs (`*` and `?`).
     pub include: Vec<String>,
-    /// File name patterns never shipped (ARCn temporary names, hidden files).
+    /// File name patterns never shipped (hidden files...).
     pub exclude: Vec<String>,
+    /// Temporary names archived logs are written under before being renamed (never shipped
+    /// themselves; followed while written, so that the renamed log ships at once).
+    pub temp_patterns: Vec<String>,
     /// How deep below each directory to look (1: only the directory itself).
     pub max_depth: u32,
     /// Full rescan period: the truth (events are only hints).
@@ -154,7 +157,8 @@ impl Default for Config {
             watch: WatchConfig {
                 dirs: Vec::new(),
                 include: vec!["*.dbf".into(), "*.arc".into()],
-                exclude: vec![".*".into(), "*.tmp".into(), "*.part".into()],
+                exclude: vec![".*".into()],
+                temp_patterns: vec!["*.tmp".into(), "*.part".into()],
                 max_depth: 4,
                 scan_interval: Duration::from_secs(10),
                 events: true,
@@ -717,6 +721,7 @@ impl Config {
         let watch = WatchConfig {
             include: s.strings("include", &d.watch.include),
             exclude: s.strings("exclude", &d.watch.exclude),
+            temp_patterns: s.strings("temp_patterns", &d.watch.temp_patterns),
             max_depth: s.int("max_depth", d.watch.max_depth.into(), 1, 16) as u32,
             scan_interval: s.duration(
                 "scan_interval",
@@ -900,6 +905,13 @@ impl Config {
     /// True when `name` is an archived log name this configuration ships.
     pub fn wants(&self, name: &str) -> bool {
         self.watch.include.iter().any(|p| glob_match(p, name))
+            && !self.watch.exclude.iter().any(|p| glob_match(p, name))
+            && !self.is_temp(name)
+    }
+
+    /// True when `name` is a temporary name a log is written under before its rename.
+    pub fn is_temp(&self, name: &str) -> bool {
+        self.watch.temp_patterns.iter().any(|p| glob_match(p, name))
             && !self.watch.exclude.iter().any(|p| glob_match(p, name))
     }
 

@@ -43,6 +43,8 @@ pub struct WatcherMetrics {
     pub sealed_segments: Arc<Counter>,
     /// Validations and uploads running.
     pub in_flight: Arc<Gauge>,
+    /// Logs whose validation was done while they were written (no second read).
+    pub validated_while_written: Arc<Counter>,
     /// Alarm counters.
     pub alerts: AlertMetrics,
 }
@@ -112,6 +114,10 @@ impl WatcherMetrics {
                 "Manifest segments sealed into WORM.",
             ),
             in_flight: r.gauge(&n("in_flight"), "Validations and uploads running."),
+            validated_while_written: r.counter(
+                &n("validated_while_written_total"),
+                "Archived logs validated while ARCn wrote them (shipped without a second read).",
+            ),
             alerts: AlertMetrics {
                 raised: r.counter_vec(&n("alarms_total"), "Alarms raised, by kind.", "kind"),
                 failed: r.counter(

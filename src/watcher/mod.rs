@@ -34,6 +34,7 @@
 
 pub mod config;
 pub mod events;
+pub mod follow;
 pub mod gaps;
 pub mod ledger;
 pub mod metrics;
@@ -249,6 +250,10 @@ pub async fn run_with_store<S: ArchiveStore + Clone + 'static>(
             seals_in_flight: HashSet::new(),
             stopping: false,
             upload_failures: 0,
+            following: HashSet::new(),
+            followed: HashMap::new(),
+            followed_order: std::collections::VecDeque::new(),
+            stop_follow: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         };
         if let Some(e) = first_error {
             c.record_error("upload_unreachable", e);
@@ -341,7 +346,18 @@ impl Tracked {
 enum JobOf {
     File(PathBuf),
     Seal(u64),
+    Follow(FileKey),
 }
+
+/// A file regardless of its name: (device, inode).
+type FileKey = (u64, u64);
+
+fn key_of(i: &FileIdent) -> FileKey {
+    (i.dev, i.ino)
+}
+
+/// Validations of followed files kept for their renamed log (beyond this, the oldest go).
+const FOLLOWED_KEPT: usize = 64;
 
 struct Coordinator<S> {
     cfg: Arc<Config>,
@@ -370,6 +386,12 @@ struct Coordinator<S> {
     seals_in_flight: HashSet<u64>,
     stopping: bool,
     upload_failures: u64,
+    /// Files being followed while written.
+    following: HashSet<FileKey>,
+    /// Validations made by following, waiting for the log they belong to (by identity).
+    followed: HashMap<FileIdent, validate::Validation>,
+    followed_order: std::collections::VecDeque<FileIdent>,
+    stop_follow: follow::StopFlag,
 }
 
 fn file_name(p: &Path) -> String {
@@ -455,7 +477,15 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
     async fn scan(&mut self, started: Instant) {
         let cfg = Arc::clone(&self.cfg);
         let r = tokio::task::spawn_blocking(move || {
-            scan::scan(&cfg.watch.dirs, cfg.watch.max_depth, &|n| cfg.wants(n))
+            scan::scan(&cfg.watch.dirs, cfg.watch.max_depth, &|n| {
+                if cfg.wants(n) {
+                    Some(scan::Kind::Log)
+                } else if cfg.is_temp(n) {
+                    Some(scan::Kind::Temp)
+                } else {
+                    None
+                }
+            })
         })
         .await
         .unwrap_or_else(|e| ScanResult {
@@ -489,6 +519,10 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
     fn on_listing(&mut self, seen: Vec<scan::Seen>, started: Instant, complete: bool) {
         let mut present: HashSet<PathBuf> = HashSet::with_capacity(seen.len());
         for s in seen {
+            if s.temp {
+                self.start_follow(&s.path, s.ident);
+                continue;
+            }
             present.insert(s.path.clone());
             match self.files.get_mut(&s.path) {
                 None => {
@@ -601,6 +635,12 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
                 .files
                 .iter()
                 .filter_map(|(p, t)| match &t.state {
+                    // A file being followed is judged when the follow ends.
+                    FileState::Queued { ready: None, .. }
+                        if self.following.contains(&key_of(&t.ident)) =>
+                    {
+                        None
+                    }
                     FileState::Queued { due, .. } if *due <= now => Some((0u8, t.detected, p)),
                     FileState::Incomplete {
                         quarantine: Quarantine::Due(d),
@@ -646,8 +686,54 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
                 self.start_upload(path, ident, info, sha);
             }
             _ => {
+                let ident = t.ident;
+                if let Some(v) = self.followed.remove(&ident) {
+                    // Already read while it was written: no second pass.
+                    debug!(file = %path.display(), "validated while written");
+                    self.metrics.validated_while_written.inc();
+                    self.on_validated(path, Ok(v));
+                    return;
+                }
                 let p = path.clone();
                 self.spawn(JobOf::File(path), ship::validate_job(p));
+            }
+        }
+    }
+
+    /// Follows a file being written (a temporary name, or a log still short), at most
+    /// `parallel_uploads` at once.
+    fn start_follow(&mut self, path: &Path, ident: FileIdent) {
+        let key = key_of(&ident);
+        if self.stopping
+            || self.following.contains(&key)
+            || self.following.len() >= self.cfg.watch.parallel_uploads
+            || self.followed.contains_key(&ident)
+        {
+            return;
+        }
+        self.following.insert(key);
+        let stop = Arc::clone(&self.stop_follow);
+        let p = path.to_path_buf();
+        let fut = async move {
+            let result =
+                tokio::task::spawn_blocking(move || follow::follow(&p, follow::IDLE, &stop))
+                    .await
+                    .ok()
+                    .flatten();
+            Outcome::Followed { key, result }
+        };
+        self.spawn(JobOf::Follow(key), fut);
+    }
+
+    fn on_followed(&mut self, key: FileKey, result: Option<validate::Validation>) {
+        self.following.remove(&key);
+        let Some(v) = result else { return };
+        debug!(size = v.ident.size, "followed a log to its end");
+        self.followed_order.push_back(v.ident);
+        self.followed.insert(v.ident, v);
+        while self.followed_order.len() > FOLLOWED_KEPT {
+            if let Some(old) = self.followed_order.pop_front() {
+                self.followed.remove(&old);
             }
         }
     }
@@ -722,6 +808,9 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
                     Some(JobOf::Seal(first)) => {
                         self.seals_in_flight.remove(&first);
                     }
+                    Some(JobOf::Follow(key)) => {
+                        self.following.remove(&key);
+                    }
                     None => {}
                 }
             }
@@ -760,6 +849,7 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
                 result,
             } => self.on_quarantined(path, ident, result),
             Outcome::Sealed { seg, key, result } => self.on_sealed(seg, key, result).await,
+            Outcome::Followed { key, result } => self.on_followed(key, result),
         }
     }
 
@@ -808,6 +898,14 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
                 short,
             } => {
                 debug!(file = %path.display(), ?block, %reason, short, "not complete");
+                if short {
+                    // Still being written, perhaps: follow it to its end.
+                    let ident = t.ident;
+                    self.start_follow(&path, ident);
+                }
+                let Some(t) = self.files.get_mut(&path) else {
+                    return;
+                };
                 let keep_alarm = match &t.state {
                     FileState::Incomplete {
                         alarmed,
@@ -1591,6 +1689,8 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
     async fn shutdown(&mut self) {
         info!(in_flight = self.jobs.len(), "shutting down");
         self.stopping = true;
+        self.stop_follow
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let deadline = Instant::now() + self.cfg.watch.shutdown_timeout;
         self.drain_jobs(deadline).await;
         // Seal what was shipped, with its own deadline (the store may be down: the segment

@@ -50,6 +50,8 @@ pub struct Seen {
     pub ident: FileIdent,
     /// Its modification time.
     pub mtime: SystemTime,
+    /// A temporary name (a log being written), not a log to ship.
+    pub temp: bool,
 }
 
 /// What a scan found.
@@ -61,8 +63,21 @@ pub struct ScanResult {
     pub errors: Vec<String>,
 }
 
-/// Lists the wanted files under `dirs` (depth 1: the directories themselves).
-pub fn scan(dirs: &[PathBuf], max_depth: u32, wants: &dyn Fn(&str) -> bool) -> ScanResult {
+/// What a file name is to the watcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An archived log to ship.
+    Log,
+    /// A temporary name a log is being written under.
+    Temp,
+}
+
+/// Lists the files under `dirs` (depth 1: the directories themselves) that `classify` names.
+pub fn scan(
+    dirs: &[PathBuf],
+    max_depth: u32,
+    classify: &dyn Fn(&str) -> Option<Kind>,
+) -> ScanResult {
     let mut out = ScanResult::default();
     let mut stack: Vec<(PathBuf, u32)> = dirs.iter().rev().map(|d| (d.clone(), 1)).collect();
     while let Some((dir, depth)) = stack.pop() {
@@ -95,15 +110,16 @@ pub fn scan(dirs: &[PathBuf], max_depth: u32, wants: &dyn Fn(&str) -> bool) -> S
             }
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            if !wants(name) {
+            let Some(kind) = classify(name) else {
                 continue;
-            }
+            };
             // The file may vanish between listing and stat (ARCn temp renamed, RMAN delete).
             let Ok(meta) = entry.metadata() else { continue };
             out.files.push(Seen {
                 path: entry.path(),
                 ident: FileIdent::of(&meta),
                 mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                temp: kind == Kind::Temp,
             });
         }
     }
@@ -130,7 +146,7 @@ mod tests {
             std::fs::write(root.join(p), b"x").unwrap();
         }
         std::os::unix::fs::symlink(root.join("x.dbf"), root.join("link.dbf")).unwrap();
-        let wants = |n: &str| n.ends_with(".dbf");
+        let wants = |n: &str| n.ends_with(".dbf").then_some(Kind::Log);
         let r = scan(&[root.to_path_buf()], 3, &wants);
         let names: Vec<String> = r
             .files

@@ -52,6 +52,14 @@ pub enum Outcome {
         /// The key and SHA-256 stored, or why not.
         result: Result<(String, [u8; 32]), String>,
     },
+    /// Following a file while it was written ended: its validation, when it reached its
+    /// declared size.
+    Followed {
+        /// (device, inode) of the file.
+        key: (u64, u64),
+        /// The validation of the whole file, if the follow reached its end.
+        result: Option<Validation>,
+    },
     /// A manifest segment seal ended.
     Sealed {
         /// The segment.

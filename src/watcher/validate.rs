@@ -124,7 +124,7 @@ struct Decoded {
     not_redo: Option<(u64, String)>,
 }
 
-fn info_of(file: &FileHeader, h: &redovault_redo::RedoHeader) -> LogInfo {
+pub(crate) fn info_of(file: &FileHeader, h: &redovault_redo::RedoHeader) -> LogInfo {
     LogInfo {
         db_id: h.db_id,
         db_name: h.db_name.clone(),
@@ -140,11 +140,8 @@ fn info_of(file: &FileHeader, h: &redovault_redo::RedoHeader) -> LogInfo {
     }
 }
 
-/// The decoding stage: judges every piece, then hands its buffer back to the reader.
-fn decode(rx: mpsc::Receiver<Piece>, free: mpsc::SyncSender<Vec<u8>>) -> Decoded {
-    let mut dec = Decoder::new();
-    let mut out = Decoded::default();
-    let drain = |dec: &mut Decoder, out: &mut Decoded| loop {
+fn drain(dec: &mut Decoder, out: &mut Decoded) -> bool {
+    loop {
         match dec.poll() {
             Ok(None) => return true,
             Ok(Some(ev)) => match ev {
@@ -175,27 +172,53 @@ fn decode(rx: mpsc::Receiver<Piece>, free: mpsc::SyncSender<Vec<u8>>) -> Decoded
                 return false;
             }
         }
-    };
-    let mut done = false;
-    for (buf, n) in rx {
-        if !done {
-            dec.feed(&buf[..n]);
-            done = !drain(&mut dec, &mut out);
+    }
+}
+
+/// The block-level judgement of a redo file fed in pieces, in order (the redo parser's
+/// [`Decoder`] plus what matters for shipping). Memory: the decoder's, bounded by the piece
+/// size.
+#[derive(Default)]
+pub(crate) struct Judge {
+    dec: Decoder,
+    out: Decoded,
+    stopped: bool,
+}
+
+impl Judge {
+    /// Feeds the next bytes.
+    pub(crate) fn feed(&mut self, b: &[u8]) {
+        if !self.stopped {
+            self.dec.feed(b);
+            self.stopped = !drain(&mut self.dec, &mut self.out);
         }
+    }
+
+    /// Ends the input and judges it against its block 0.
+    pub(crate) fn finish(mut self, file: &FileHeader) -> Verdict {
+        if !self.stopped {
+            self.dec.finish();
+            drain(&mut self.dec, &mut self.out);
+        }
+        judge(self.out, file)
+    }
+}
+
+/// The decoding stage: judges every piece, then hands its buffer back to the reader.
+fn decode(rx: mpsc::Receiver<Piece>, free: mpsc::SyncSender<Vec<u8>>) -> Judge {
+    let mut j = Judge::default();
+    for (buf, n) in rx {
+        j.feed(&buf[..n]);
         if buf.len() == CHUNK {
             // Never blocks: the pool holds at most as many buffers as exist.
             let _ = free.send(buf);
         }
     }
-    if !done {
-        dec.finish();
-        drain(&mut dec, &mut out);
-    }
-    out
+    j
 }
 
 /// Reads up to `n` bytes from the start of `f` (fewer at end of file).
-fn read_head(f: &mut std::fs::File, n: usize) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_head(f: &mut std::fs::File, n: usize) -> std::io::Result<Vec<u8>> {
     let mut head = Vec::with_capacity(n);
     f.by_ref().take(n as u64).read_to_end(&mut head)?;
     Ok(head)
@@ -221,7 +244,7 @@ fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
 /// One pass over the rest of the file (after `head`), in three stages on three threads so
 /// that the costs overlap: this thread reads into [`BUFFERS`] reusable buffers, a second one
 /// hashes each piece, a third one decodes it and hands the buffer back.
-fn read_hash_decode(f: &mut std::fs::File, head: Vec<u8>) -> std::io::Result<([u8; 32], Decoded)> {
+fn read_hash_decode(f: &mut std::fs::File, head: Vec<u8>) -> std::io::Result<([u8; 32], Judge)> {
     let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
     for _ in 0..BUFFERS {
         // The channel holds all of them: cannot fail or block.
@@ -323,7 +346,7 @@ pub fn validate(path: &Path) -> std::io::Result<Validation> {
     Ok(Validation {
         ident,
         sha256: Some(sha),
-        verdict: judge(decoded, &file),
+        verdict: decoded.finish(&file),
     })
 }
 

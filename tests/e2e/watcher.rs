@@ -442,6 +442,10 @@ async fn watcher_ships_what_simulate_archives_into_worm_with_a_valid_manifest() 
     assert_eq!(metric(&m, "redovault_watcher_backlog_files"), 0.0);
     assert!(metric(&m, "redovault_watcher_upload_duration_seconds_count") >= 12.0);
     assert!(metric(&m, "redovault_watcher_last_success_timestamp_seconds") > 1.7e9);
+    // ARCn-style arrivals (temporary name, then rename) are validated while written.
+    let followed = metric(&m, "redovault_watcher_validated_while_written_total");
+    eprintln!("validated while written: {followed} of 12");
+    assert!(followed >= 1.0, "no log was validated while written");
     // One process per state directory: a push beside the running watcher is refused.
     let out = Command::new(RV)
         .args(["push", "--store-dir"])
