@@ -1,50 +1,94 @@
 #!/usr/bin/env bash
-# Benchmarks that print figures for BENCHMARKS.md: the store (our uploader vs curl -T vs
-# aws s3 cp on the same Ceph radosgw, MB/s and client CPU), restore, and extractor -> collector
-# shipping (latency and throughput).
+# Benchmarks against a real S3 server (Ceph radosgw with a memstore OSD on 127.0.0.1 over HTTPS),
+# beside curl -T and aws s3 cp on the same files and server in the same run. Figures go to
+# BENCHMARKS.md.
 #
-#   deploy/bench.sh [store|restore|ship-latency|ship-throughput|ship|all]   # default: all
-#   REDOVAULT_BENCH_FILES=8 REDOVAULT_BENCH_MIB=50 deploy/bench.sh store
+#   deploy/bench.sh                  # both: store, then watcher
+#   deploy/bench.sh store            # store upload: 20 files x 50 MiB (REDOVAULT_BENCH_FILES, _MIB)
+#   deploy/bench.sh restore          # restore archive and deep verify vs curl GETs (REDOVAULT_BENCH_FILES, _MIB)
+#   deploy/bench.sh watcher          # watcher: 40 x 50 MiB at once beside curl -T (same server),
+#                                    # curl -T one at a time and aws s3 cp on the same files, 30
+#                                    # more one per second (latency), one 4 GiB log
+#                                    # (REDOVAULT_BENCH_WATCHER_FILES, REDOVAULT_BENCH_MIB,
+#                                    # REDOVAULT_BENCH_LATENCY_FILES, REDOVAULT_BENCH_LATENCY_MS,
+#                                    # REDOVAULT_BENCH_BIG_GIB)
+#   deploy/bench.sh ship-latency     # extractor -> collector: commit -> durable Ack at 10 MB/s beside
+#                                    # the disk's fdatasync (REDOVAULT_BENCH_SECONDS, _RATE_MIB); no S3
+#   deploy/bench.sh ship-throughput  # extractor -> collector binaries: a backlog over TLS and legacy
+#                                    # Blowfish, MB/s and CPU s per side (REDOVAULT_BENCH_SHIP_MIB); no S3
+#   deploy/bench.sh ship             # both ship benchmarks
 #
-# store:           our uploader vs curl -T vs aws s3 cp (20 files x 50 MiB)
-# restore:         `restore archive` (verified, fsynced, in order) vs curl GETs
-# ship-latency:    commit -> durable Ack at 10 MB/s, extractor to collector, beside the
-#                  disk's fdatasync (REDOVAULT_BENCH_SECONDS, REDOVAULT_BENCH_RATE_MIB)
-# ship-throughput: a backlog shipped extractor -> collector, TLS and legacy Blowfish, MB/s
-#                  and CPU seconds per side (REDOVAULT_BENCH_SHIP_MIB, default 1024)
-# ship:            both ship benchmarks (no S3 server needed)
+# Each benchmark (and each watcher phase) gets a fresh server whose in-memory store is sized for
+# what it uploads: every uploader's objects stay locked until the server is stopped, and Ceph's
+# memstore OSD takes about twice the bytes it stores, so the phases do not pile up in one
+# server. Run it on a machine with at least 16 GiB of free memory.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-WHICH=${1:-all}
-case $WHICH in
-  store|restore|ship-latency|ship-throughput|ship|all) ;;
-  *) echo "unknown benchmark $WHICH (store, restore, ship-latency, ship-throughput, ship, all)" >&2; exit 2 ;;
-esac
-if [[ $WHICH == store || $WHICH == restore || $WHICH == all ]]; then
-  STATE=${REDOVAULT_TEST_STATE:-$ROOT/.ci/state}
-  export REDOVAULT_S3_CACHE=${REDOVAULT_S3_CACHE:-$STATE/cache}
-  mkdir -p "$REDOVAULT_S3_CACHE"
-  FILES=${REDOVAULT_BENCH_FILES:-20}
-  MIB=${REDOVAULT_BENCH_MIB:-50}
-  # Five uploaders' worth of locked objects, kept in memory by the memstore OSD, plus slack.
-  export REDOVAULT_S3_CEPH_MEMSTORE_BYTES=$(( (FILES * MIB * 7 + 1024) << 20 ))
-  command -v curl >/dev/null || { apt-get update && apt-get install -y curl; }
-  AWS=$(bash deploy/s3/bench-tools.sh "$REDOVAULT_S3_CACHE")
-  trap 'bash deploy/s3/server.sh down ceph "$STATE/bench-ceph" || true' EXIT
-  bash deploy/s3/server.sh up ceph "$STATE/bench-ceph"
-  export REDOVAULT_TEST_S3_TARGETS=$STATE/bench-ceph/env.sh REDOVAULT_BENCH_AWS=$AWS \
-    REDOVAULT_BENCH_FILES=$FILES REDOVAULT_BENCH_MIB=$MIB
-fi
-if [[ $WHICH == store || $WHICH == all ]]; then
-  cargo bench -p redovault --bench store_upload
-fi
-if [[ $WHICH == restore || $WHICH == all ]]; then
-  cargo bench -p redovault-verifier --bench restore
-fi
-if [[ $WHICH == ship-latency || $WHICH == ship || $WHICH == all ]]; then
-  cargo bench -p redovault --bench ship_latency
-fi
-if [[ $WHICH == ship-throughput || $WHICH == ship || $WHICH == all ]]; then
-  cargo bench -p redovault --bench ship_throughput
-fi
+STATE=${REDOVAULT_TEST_STATE:-$ROOT/.ci/state}
+export REDOVAULT_S3_CACHE=${REDOVAULT_S3_CACHE:-$STATE/cache}
+mkdir -p "$REDOVAULT_S3_CACHE"
+MIB=${REDOVAULT_BENCH_MIB:-50}
+WHICH=${*:-store watcher}
+AWS=
+trap 'bash deploy/s3/server.sh down ceph "$STATE/bench-ceph" || true' EXIT
+# run_bench MEMSTORE_BYTES BENCH_TARGET [VAR=value...]: a fresh server, the bench, the server down.
+run_bench() {
+  local mem=$1 target=$2
+  shift 2
+  if [ -z "$AWS" ]; then
+    command -v curl >/dev/null || { apt-get update && apt-get install -y curl; }
+    AWS=$(bash deploy/s3/bench-tools.sh "$REDOVAULT_S3_CACHE")
+  fi
+  REDOVAULT_S3_CEPH_MEMSTORE_BYTES=$mem bash deploy/s3/server.sh up ceph "$STATE/bench-ceph"
+  env REDOVAULT_TEST_S3_TARGETS="$STATE/bench-ceph/env.sh" REDOVAULT_BENCH_AWS="$AWS" \
+    REDOVAULT_BENCH_MIB="$MIB" "$@" cargo bench -p "${PKG:-redovault}" --bench "$target"
+  bash deploy/s3/server.sh down ceph "$STATE/bench-ceph"
+}
+for bench in $WHICH; do
+  case "$bench" in
+    store)
+      FILES=${REDOVAULT_BENCH_FILES:-20}
+      # Five uploaders' worth of locked objects, plus slack.
+      run_bench $(( (FILES * MIB * 7 + 1024) << 20 )) store_upload REDOVAULT_BENCH_FILES="$FILES"
+      ;;
+    restore)
+      FILES=${REDOVAULT_BENCH_FILES:-20}
+      # The objects once (restores and deep verification only read), plus slack.
+      PKG=redovault-verifier run_bench $(( (FILES * MIB * 2 + 1024) << 20 )) restore \
+        REDOVAULT_BENCH_FILES="$FILES"
+      ;;
+    watcher)
+      FILES=${REDOVAULT_BENCH_WATCHER_FILES:-40}
+      LAT=${REDOVAULT_BENCH_LATENCY_FILES:-30}
+      BIG=${REDOVAULT_BENCH_BIG_GIB:-4}
+      FILES_DIR=${REDOVAULT_BENCH_DIR:-$STATE/bench-files}
+      RESULTS=$STATE/watcher-bench.jsonl
+      rm -f "$RESULTS"
+      mkdir -p "$FILES_DIR"
+      COMMON=(REDOVAULT_BENCH_FILES="$FILES" REDOVAULT_BENCH_DIR="$FILES_DIR"
+              REDOVAULT_BENCH_RESULTS="$RESULTS" REDOVAULT_BENCH_LATENCY_FILES="$LAT"
+              REDOVAULT_BENCH_BIG_GIB="$BIG")
+      # Two uploaders of the set, plus slack.
+      run_bench $(( (2 * FILES * MIB + 1024) << 20 )) watcher_ship "${COMMON[@]}" REDOVAULT_BENCH_PHASE=set
+      run_bench $(( (2 * FILES * MIB + 1024) << 20 )) watcher_ship "${COMMON[@]}" REDOVAULT_BENCH_PHASE=reference
+      run_bench $(( (LAT * MIB + 1024) << 20 )) watcher_ship "${COMMON[@]}" REDOVAULT_BENCH_PHASE=latency
+      if [ "$BIG" -gt 0 ]; then
+        run_bench $(( (BIG * 1024 + 1024) << 20 )) watcher_ship "${COMMON[@]}" REDOVAULT_BENCH_PHASE=big
+      fi
+      env "${COMMON[@]}" REDOVAULT_BENCH_PHASE=report cargo bench --bench watcher_ship
+      rm -rf "$FILES_DIR"
+      ;;
+    ship-latency)
+      cargo bench -p redovault --bench ship_latency
+      ;;
+    ship-throughput)
+      cargo bench -p redovault --bench ship_throughput
+      ;;
+    ship)
+      cargo bench -p redovault --bench ship_latency
+      cargo bench -p redovault --bench ship_throughput
+      ;;
+    *) echo "bench.sh: unknown benchmark $bench (store, restore, watcher, ship-latency, ship-throughput, ship)" >&2; exit 2 ;;
+  esac
+done

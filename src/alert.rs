@@ -47,6 +47,10 @@ pub enum AlarmKind {
     Store,
     /// An archive directory cannot be listed.
     ScanFailing,
+    /// The verifier found tampering, a gap or a missing object.
+    VerifyFindings,
+    /// The verifier could not complete a run.
+    VerifyFailed,
 }
 
 impl AlarmKind {
@@ -62,6 +66,8 @@ impl AlarmKind {
             AlarmKind::Manifest => "manifest",
             AlarmKind::Store => "store",
             AlarmKind::ScanFailing => "scan_failing",
+            AlarmKind::VerifyFindings => "verify_findings",
+            AlarmKind::VerifyFailed => "verify_failed",
         }
     }
 }

@@ -104,8 +104,13 @@ impl CounterVec {
 
     /// Adds one to the counter of `value`.
     pub fn inc(&self, value: &'static str) {
+        self.add(value, 1);
+    }
+
+    /// Adds `n` to the counter of `value`.
+    pub fn add(&self, value: &'static str, n: u64) {
         if let Ok(mut m) = self.values.lock() {
-            *m.entry(value).or_insert(0) += 1;
+            *m.entry(value).or_insert(0) += n;
         }
     }
 

@@ -1,7 +1,7 @@
 //! The file operations the store writes through, so that faults can be injected in tests.
 //!
 //! [`RealFs`] is what production uses: create-only files, `write_all`, `fdatasync`, and
-//! directory `fsync` through [`redovault::durable`]. [`FaultyFs`] (tests and the `test-util`
+//! directory `fsync` through [`redovault::durable`]. `FaultyFs` (tests and the `test-util`
 //! feature) wraps the real files and fails chosen operations the way a full or failing disk
 //! does: a write that stores only part of its bytes then reports `ENOSPC`, an `fdatasync`
 //! that reports `EIO`. Reads (recovery, rebuild) use `std::fs` directly: the faults that

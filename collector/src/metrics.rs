@@ -237,9 +237,9 @@ impl CollectorMetrics {
         let mut last = self.last_stats.lock().unwrap_or_else(|p| p.into_inner());
         self.store_failed.set(if now.failed { 1.0 } else { 0.0 });
         self.store_fsyncs
-            .add(now.fsyncs.saturating_sub(last.fsyncs));
+            .add(now.fsync.count.saturating_sub(last.fsync.count));
         self.store_fsync_seconds
-            .set(now.fsync_micros_sum as f64 / 1e6);
+            .set(now.fsync.sum_micros as f64 / 1e6);
         self.store_queue_depth.set(w.queue_depth() as f64);
         *last = now;
     }

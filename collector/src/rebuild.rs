@@ -6,7 +6,9 @@
 //! chunk. By default the sequence is the one holding the stream's last durable commit, and
 //! the cut is that commit; another sequence can be asked for (cut at its last commit).
 //!
-//! The file is written create-only and durably: to a temporary name beside the target,
+//! The rebuilt log is plaintext redo (Oracle must read it): the one place where the collector
+//! writes redo unsealed, and only where the operator asks. The file is written create-only
+//! and durably: to a temporary name beside the target,
 //! fsynced, then hard-linked to the target (which fails if it exists: an existing file, maybe
 //! a live online log, is never overwritten), then the directory is fsynced.
 //!
@@ -114,7 +116,8 @@ impl std::fmt::Display for RebuildReport {
         )?;
         let time = c
             .time
-            .map_or("unknown".to_string(), redovault::simulate::journal::iso8601);
+            .and_then(|t| u64::try_from(t).ok())
+            .map_or("unknown".to_string(), redovault_redo::time::unix_to_iso8601);
         writeln!(
             f,
             "last commit scn {} xid {} time {} ({} commits in this log)",
@@ -356,4 +359,344 @@ pub fn rebuild(
         "online log rebuilt"
     );
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rand::{Rng, SeedableRng};
+    use redovault::crypto::keys::KeyId;
+    use redovault::simulate::journal::parse_journal;
+    use redovault::simulate::{SimConfig, Summary};
+    use redovault_redo::analyze;
+
+    use super::*;
+    use crate::store::{Store, StoreOptions};
+
+    fn keys() -> KeyRing {
+        let id = KeyId::parse("k1").unwrap();
+        KeyRing::from_keys(id.clone(), [(id, [3; 32])]).unwrap()
+    }
+
+    /// A simulated database: several log switches, a current log half written.
+    fn simulate(dir: &Path) -> Summary {
+        let mut cfg = SimConfig::new(dir);
+        cfg.log_size = 128 * 1024;
+        cfg.transactions = Some(700);
+        cfg.seed = 11;
+        redovault::simulate::run(cfg).unwrap()
+    }
+
+    /// What the extractor would ship of a log: the written part, its commit marks.
+    fn shippable(bytes: &[u8], seq: LogSeq) -> (Vec<u8>, Vec<CommitMark>) {
+        let r = analyze(bytes).unwrap();
+        let bs = u64::from(r.file.block_size);
+        let len = r
+            .write_point
+            .map_or(bytes.len(), |wp| (u64::from(wp) * bs) as usize);
+        let prefix = bytes[..len].to_vec();
+        let commits = analyze(&prefix)
+            .unwrap()
+            .commits
+            .iter()
+            .filter(|c| !c.rollback)
+            .map(|c| CommitMark {
+                xid: c.xid,
+                scn: c.scn,
+                time: c.unix_time.map(i64::from),
+                end: StreamPos {
+                    seq,
+                    offset: (u64::from(c.end_block) + 1) * bs,
+                },
+            })
+            .collect();
+        (prefix, commits)
+    }
+
+    /// Appends a log as the extractor does: whole blocks, a few at a time, synced now and
+    /// then.
+    fn ship(
+        st: &mut Store,
+        s: StreamId,
+        seq: LogSeq,
+        bytes: &[u8],
+        commits: &[CommitMark],
+        log_end: bool,
+        rng: &mut impl Rng,
+    ) {
+        let mut off = 0usize;
+        while off < bytes.len() {
+            let n = (rng.gen_range(1..40) * 512).min(bytes.len() - off);
+            let pos = StreamPos {
+                seq,
+                offset: off as u64,
+            };
+            let end = StreamPos {
+                seq,
+                offset: (off + n) as u64,
+            };
+            let marks: Vec<_> = commits
+                .iter()
+                .filter(|c| c.end > pos && c.end <= end)
+                .copied()
+                .collect();
+            let last = off + n == bytes.len();
+            st.append(s, pos, &bytes[off..off + n], &marks, log_end && last)
+                .unwrap();
+            if rng.gen_bool(0.3) {
+                st.sync().unwrap();
+            }
+            off += n;
+        }
+        st.sync().unwrap();
+    }
+
+    struct Fixture {
+        _sim: tempfile::TempDir,
+        store_dir: tempfile::TempDir,
+        out: tempfile::TempDir,
+        stream: StreamId,
+        /// Shipped bytes and commit marks of each sequence.
+        logs: Vec<(LogSeq, Vec<u8>, Vec<CommitMark>)>,
+        journal: Vec<redovault::simulate::journal::JournalEntry>,
+    }
+
+    fn fixture() -> Fixture {
+        let sim = tempfile::tempdir().unwrap();
+        let summary = simulate(sim.path());
+        assert!(summary.archived.len() >= 3, "{summary:?}");
+        let journal =
+            parse_journal(&std::fs::read_to_string(sim.path().join("journal.jsonl")).unwrap())
+                .unwrap();
+        let cfg = SimConfig::new(sim.path());
+        let stream = StreamId {
+            db_id: cfg.db_id,
+            resetlogs_id: cfg.resetlogs_id(),
+            thread: ThreadId(1),
+        };
+        let store_dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions {
+            segment_size: 256 * 1024,
+            chunk_size: 16 * 1024,
+        };
+        let mut st =
+            Store::open_with(store_dir.path(), keys(), opts, Arc::new(crate::fs::RealFs)).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let mut logs = Vec::new();
+        for (i, path) in summary.archived.iter().enumerate() {
+            let seq = LogSeq(i as u32 + 1);
+            let (bytes, commits) = shippable(&std::fs::read(path).unwrap(), seq);
+            ship(&mut st, stream, seq, &bytes, &commits, true, &mut rng);
+            logs.push((seq, bytes, commits));
+        }
+        let (_, cur_seq, cur_path) = summary.current[0].clone();
+        let seq = LogSeq(cur_seq);
+        assert_eq!(seq.0 as usize, summary.archived.len() + 1);
+        let (bytes, commits) = shippable(&std::fs::read(cur_path).unwrap(), seq);
+        assert!(!commits.is_empty(), "the current log holds commits");
+        ship(&mut st, stream, seq, &bytes, &commits, false, &mut rng);
+        logs.push((seq, bytes, commits));
+        Fixture {
+            _sim: sim,
+            store_dir,
+            out: tempfile::tempdir().unwrap(),
+            stream,
+            logs,
+            journal,
+        }
+    }
+
+    fn xid_scn(c: &CommitMark) -> (Xid, Scn) {
+        (c.xid, c.scn)
+    }
+
+    #[test]
+    fn rebuilt_online_log_equals_the_source_up_to_the_last_commit() {
+        let f = fixture();
+        let st = Store::open(f.store_dir.path(), keys()).unwrap();
+        let (seq, src, commits) = f.logs.last().unwrap();
+        let last = *commits.last().unwrap();
+        let out = f.out.path().join("redo_t1_current.log");
+        let report = st
+            .rebuild(f.stream, &out, &RebuildOptions::default())
+            .unwrap();
+        let cut = last.end.offset as usize;
+        assert_eq!(report.sequence, *seq);
+        assert_eq!(report.thread, ThreadId(1));
+        assert_eq!(report.size as usize, cut);
+        assert_eq!(report.file_size as usize, cut);
+        assert_eq!(report.last_commit, last);
+        assert_eq!(report.commits, commits.len());
+        assert!(report.durable_end.offset as usize >= cut);
+        let rebuilt = std::fs::read(&out).unwrap();
+        assert_eq!(rebuilt, src[..cut], "byte-identical to the source prefix");
+        let want: [u8; 32] = Sha256::digest(&src[..cut]).into();
+        assert_eq!(report.sha256, want);
+        // The parser reads exactly the commits up to the cut...
+        let r = analyze(&rebuilt).unwrap();
+        let parsed: Vec<_> = r
+            .commits
+            .iter()
+            .filter(|c| !c.rollback)
+            .map(|c| (c.xid, c.scn))
+            .collect();
+        assert_eq!(parsed, commits.iter().map(xid_scn).collect::<Vec<_>>());
+        assert_eq!(r.last_commit.map(|c| (c.xid, c.scn)), Some(xid_scn(&last)));
+        let pv = report.parser.clone().unwrap();
+        assert_eq!(
+            (pv.commits, pv.last_commit),
+            (commits.len(), Some(xid_scn(&last)))
+        );
+        // ...which are the simulator's journal for that log.
+        let journal: Vec<_> = f
+            .journal
+            .iter()
+            .filter(|j| j.sequence == seq.0 && !j.rollback)
+            .map(|j| {
+                (
+                    Xid {
+                        usn: j.usn,
+                        slot: j.slot,
+                        sqn: j.sqn,
+                    },
+                    Scn(j.scn),
+                )
+            })
+            .collect();
+        assert_eq!(parsed, journal);
+        let text = report.to_string();
+        assert!(
+            text.contains(&report.sha256_hex()) && text.contains("sequence"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("scn {} xid {} time 2026-", last.scn, last.xid)),
+            "{text}"
+        );
+        // Never overwrites.
+        assert!(matches!(
+            st.rebuild(f.stream, &out, &RebuildOptions::default()),
+            Err(RebuildError::Exists(_))
+        ));
+        let leftovers = std::fs::read_dir(f.out.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary file left");
+    }
+
+    #[test]
+    fn an_older_sequence_and_a_padded_log() {
+        let f = fixture();
+        let st = Store::open(f.store_dir.path(), keys()).unwrap();
+        let (seq, src, commits) = &f.logs[1];
+        let out = f.out.path().join("seq2.log");
+        let opts = RebuildOptions {
+            sequence: Some(*seq),
+            pad_to_log_size: true,
+        };
+        let report = st.rebuild(f.stream, &out, &opts).unwrap();
+        let cut = commits.last().unwrap().end.offset as usize;
+        let file = std::fs::read(&out).unwrap();
+        assert_eq!(report.size as usize, cut);
+        assert_eq!(file[..cut], src[..cut]);
+        let fh = redovault_redo::FileHeader::parse(&src[..512]).unwrap();
+        assert_eq!(
+            file.len() as u64,
+            (u64::from(fh.block_count) + 1) * u64::from(fh.block_size)
+        );
+        assert_eq!(report.file_size, file.len() as u64);
+        assert!(file[cut..].iter().all(|&b| b == 0));
+        let r = analyze(&file).unwrap();
+        assert_eq!(
+            r.commits.iter().filter(|c| !c.rollback).count(),
+            commits.len()
+        );
+        // A sequence the stream never had.
+        assert!(matches!(
+            st.rebuild(
+                f.stream,
+                &f.out.path().join("x"),
+                &RebuildOptions {
+                    sequence: Some(LogSeq(99)),
+                    pad_to_log_size: false
+                }
+            ),
+            Err(RebuildError::NoCommit { .. })
+        ));
+        let other = StreamId {
+            thread: ThreadId(2),
+            ..f.stream
+        };
+        assert!(matches!(
+            st.rebuild(other, &f.out.path().join("y"), &RebuildOptions::default()),
+            Err(RebuildError::NoStream(_))
+        ));
+    }
+
+    #[test]
+    fn no_plaintext_of_the_simulated_redo_on_disk() {
+        let f = fixture();
+        let mut segments = Vec::new();
+        let dir = f
+            .store_dir
+            .path()
+            .join("streams")
+            .join(f.stream.to_string());
+        for e in std::fs::read_dir(dir).unwrap() {
+            segments.push(std::fs::read(e.unwrap().path()).unwrap());
+        }
+        // Every 24-byte window of every segment.
+        let windows: std::collections::HashSet<&[u8]> =
+            segments.iter().flat_map(|s| s.windows(24)).collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut probes = 0;
+        for (_, src, _) in &f.logs {
+            for _ in 0..50 {
+                // 24 bytes from inside a redo block body (past the 16-byte block header),
+                // skipping runs that are all zero.
+                let block = rng.gen_range(2..src.len() / 512);
+                let at = block * 512 + rng.gen_range(16..512 - 24);
+                let probe = &src[at..at + 24];
+                if probe.iter().filter(|&&b| b == 0).count() > 12 {
+                    continue;
+                }
+                probes += 1;
+                assert!(
+                    !windows.contains(probe),
+                    "plaintext redo at source offset {at} found in a segment"
+                );
+            }
+            // The file header's database name.
+            assert!(segments.iter().all(|s| !s.windows(4).any(|w| w == b"FREE")));
+        }
+        assert!(probes > 50, "{probes} probes");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rebuild_through_the_writer_while_appends_go_on() {
+        let f = fixture();
+        let store = Store::open(f.store_dir.path(), keys()).unwrap();
+        let (w, _task) = crate::writer::spawn(
+            store,
+            crate::writer::WriterConfig::default(),
+            tokio_util::sync::CancellationToken::new(),
+        );
+        let (seq, src, commits) = f.logs.last().unwrap();
+        let d = w.durable(f.stream).unwrap();
+        // More redo after the last commit (no commit in it): the cut stays.
+        let more = w.append(crate::writer::AppendRequest {
+            stream: f.stream,
+            pos: d.end,
+            bytes: vec![0u8; 512],
+            commits: vec![],
+            log_end: false,
+        });
+        let out = f.out.path().join("via-writer.log");
+        let (ack, report) =
+            tokio::join!(more, w.rebuild(f.stream, &out, RebuildOptions::default()));
+        ack.unwrap();
+        let report = report.unwrap();
+        assert_eq!(report.sequence, *seq);
+        let cut = commits.last().unwrap().end.offset as usize;
+        assert_eq!(std::fs::read(&out).unwrap(), src[..cut]);
+    }
 }

@@ -54,8 +54,11 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use redovault::crypto::envelope::{EnvelopeError, MAX_HEADER_LEN, Opener, Sealer, TAG_LEN};
+use redovault::crypto::envelope::{
+    EnvelopeError, HEADER_FIXED_LEN, MAX_HEADER_LEN, Opener, Sealer, TAG_LEN,
+};
 use redovault::crypto::keys::KeyRing;
+use redovault::crypto::keys::MAX_KEY_ID_LEN;
 use redovault::wire::{CommitMark, StreamId, StreamPos};
 use redovault_redo::position::{LogSeq, Scn, Xid};
 
@@ -584,9 +587,14 @@ where
             .into());
         }
         Err(e) => {
-            // The header is written and fsynced before any record: a file no longer than a
-            // header whose header is bad is a creation cut short, never data.
-            if mode == ScanMode::LastSegment && len <= MAX_HEADER_LEN as u64 {
+            // The header is written and fsynced before any record: a file shorter than the
+            // header it starts is a creation cut short, never data.
+            let declared = head
+                .get(14)
+                .filter(|&&n| usize::from(n) <= MAX_KEY_ID_LEN)
+                .map(|&n| (HEADER_FIXED_LEN + usize::from(n) + TAG_LEN) as u64);
+            let short = len < HEADER_FIXED_LEN as u64 || declared.is_some_and(|d| len < d);
+            if mode == ScanMode::LastSegment && short {
                 return Ok(Scanned {
                     header: None,
                     chunks: 0,
@@ -968,6 +976,25 @@ mod tests {
             read_all(&p, ScanMode::LastSegment),
             Err(ScanError::Corrupt { offset, .. }) if offset as usize == header_len
         ));
+    }
+
+    #[test]
+    fn a_damaged_header_before_a_record_is_corruption_even_in_a_tiny_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = chunk(1, 0, 1);
+        c.commits.clear();
+        let p = write_segment(dir.path(), &[c], &[]);
+        let full = std::fs::read(&p).unwrap();
+        assert!(full.len() <= MAX_HEADER_LEN, "{} bytes", full.len());
+        for i in 0..70 {
+            let mut bad = full.clone();
+            bad[i] ^= 0x04;
+            std::fs::write(&p, &bad).unwrap();
+            match read_all(&p, ScanMode::LastSegment) {
+                Err(ScanError::Corrupt { offset: 0, .. } | ScanError::Unreadable { .. }) => {}
+                other => panic!("byte {i}: {other:?}"),
+            }
+        }
     }
 
     #[test]

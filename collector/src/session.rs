@@ -41,7 +41,7 @@ use tracing::Instrument;
 
 use crate::metrics::link_reason;
 use crate::server::{ClaimError, Ctx};
-use crate::writer::{AppendError, AppendRequest, Pending};
+use crate::writer::{AppendError, AppendRequest, PendingAck};
 
 /// Appends queued with the writer and not yet answered, per session (each holds at most one
 /// Data frame: 8 MiB at most, so this bounds memory together with the extractor's window).
@@ -264,7 +264,7 @@ async fn hello_then_data(
 }
 
 struct Ticket {
-    pending: Pending,
+    pending: PendingAck,
     end: StreamPos,
     commits: usize,
     at: Instant,

@@ -512,7 +512,7 @@ impl Store {
         }
         numbers.sort_unstable();
         for w in numbers.windows(2) {
-            if w[1] != w[0] + 1 {
+            if w[0].checked_add(1) != Some(w[1]) {
                 return Err(StoreError::Corrupt {
                     file: dir.join(segment::segment_file_name(w[0] + 1)),
                     offset: 0,
@@ -830,6 +830,9 @@ impl Store {
                         expected: None,
                     });
                 }
+                if bytes.is_empty() {
+                    return Err(invalid("a stream's first append must carry redo".into()));
+                }
                 (pos, 0)
             }
             Some((tip, _)) if pos.seq == tip.end.seq => {
@@ -1119,19 +1122,24 @@ impl Store {
     pub fn sync(&mut self) -> Result<Vec<(StreamId, Durable)>, StoreError> {
         self.check_failed()?;
         let dirty: Vec<StreamId> = self.dirty.iter().copied().collect();
+        let writers: Vec<&mut SegmentWriter> = self
+            .streams
+            .iter_mut()
+            .filter(|(id, _)| self.dirty.contains(id))
+            .filter_map(|(_, s)| s.writer.as_mut())
+            .filter(|w| w.is_dirty())
+            .collect();
+        if let Err(e) = sync_all(writers) {
+            return Err(self.fail(e));
+        }
         for id in &dirty {
-            let Some(s) = self.streams.get_mut(id) else {
-                continue;
-            };
-            let Some(w) = s.writer.as_mut() else {
-                continue;
-            };
-            if let Err(e) = w.sync() {
-                return Err(self.fail(e));
-            }
-            let synced = w.synced_len();
-            if let Some(info) = s.segments.last_mut() {
-                info.durable_len = synced;
+            if let Some(s) = self.streams.get_mut(id)
+                && let Some(w) = s.writer.as_ref()
+            {
+                let synced = w.synced_len();
+                if let Some(info) = s.segments.last_mut() {
+                    info.durable_len = synced;
+                }
             }
         }
         let mut out = Vec::with_capacity(dirty.len());
@@ -1149,6 +1157,51 @@ impl Store {
         self.dirty.clear();
         Ok(out)
     }
+}
+
+/// Most `fdatasync` calls in flight at once.
+const MAX_PARALLEL_SYNCS: usize = 16;
+
+/// `fdatasync` of every writer, concurrently when there are several (one thread each, at
+/// most [`MAX_PARALLEL_SYNCS`] at a time): a batch over many streams then waits for about
+/// one fsync, not one per stream (the file system can also commit them together). Returns
+/// the first error; every call is made, none is retried.
+fn sync_all(mut writers: Vec<&mut SegmentWriter>) -> Result<(), WriteError> {
+    if writers.len() <= 1 {
+        return writers.iter_mut().try_for_each(|w| w.sync());
+    }
+    let mut first_err = None;
+    while !writers.is_empty() {
+        let rest = writers.split_off(writers.len().min(MAX_PARALLEL_SYNCS));
+        let group = std::mem::replace(&mut writers, rest);
+        let results: Vec<Result<(), WriteError>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = group
+                .into_iter()
+                .map(|w| {
+                    let path = w.path().to_path_buf();
+                    (path, sc.spawn(move || w.sync()))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(path, h)| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(WriteError::Io {
+                            op: "fdatasync",
+                            path,
+                            source: io::Error::other("the fdatasync thread panicked"),
+                        })
+                    })
+                })
+                .collect()
+        });
+        for r in results {
+            if let Err(e) = r {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    first_err.map_or(Ok(()), Err)
 }
 
 impl StreamState {

@@ -155,6 +155,8 @@ fn continuity_is_enforced() {
         "{err}"
     );
     assert!(err.is_refusal());
+    let err = st.append(s, p(3, 0), &[], &[], true).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidAppend { .. }), "{err}");
     st.append(s, p(3, 0), &data(3, 0, 1024), &[], false)
         .unwrap();
     // A gap.
@@ -685,4 +687,41 @@ fn stream_directory_names_round_trip() {
     ] {
         assert_eq!(parse_stream_dir_name(bad), None, "{bad}");
     }
+}
+
+#[test]
+fn many_dirty_streams_sync_together_and_any_failure_fails_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultyFs::new(FaultPlan::default());
+    let mut st = Store::open_with(dir.path(), keys(), opts_small(), Arc::new(fs.clone())).unwrap();
+    for t in 1..=20 {
+        st.append(
+            sid(t),
+            p(1, 0),
+            &data(1, 0, 1000),
+            &[commit(1, 1000)],
+            false,
+        )
+        .unwrap();
+    }
+    let before = fs.syncs();
+    let changed = st.sync().unwrap();
+    assert_eq!(changed.len(), 20);
+    assert_eq!(fs.syncs() - before, 20, "one fdatasync per dirty segment");
+    for t in 1..=20 {
+        assert_eq!(st.durable(sid(t)).unwrap().end, p(1, 1000));
+    }
+    for t in 1..=20 {
+        st.append(sid(t), p(1, 1000), &data(1, 1000, 10), &[], false)
+            .unwrap();
+    }
+    // One of the twenty fails.
+    fs.set_plan(FaultPlan {
+        fail_sync_from: Some(fs.syncs() + 20),
+        ..FaultPlan::default()
+    });
+    let err = st.sync().unwrap_err();
+    assert!(matches!(err, StoreError::WriteFailed(_)), "{err}");
+    assert!(st.durable(sid(1)).unwrap().end == p(1, 1000));
+    assert!(matches!(st.sync(), Err(StoreError::Failed { .. })));
 }

@@ -100,8 +100,79 @@ pub enum AppendError {
     Stopped,
 }
 
+/// Upper bounds, in seconds, of the latency histogram buckets (Prometheus `le`; a last
+/// `+Inf` bucket follows): fine around a disk's 0.5 to 10 ms fsync, coarse beyond.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0,
+];
+
+/// A latency histogram over [`LATENCY_BUCKETS`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LatencyHistogram {
+    /// Observations per bucket (not cumulative); the last one is `+Inf`.
+    pub counts: Vec<u64>,
+    /// Sum of all observations, in microseconds.
+    pub sum_micros: u64,
+    /// Number of observations.
+    pub count: u64,
+}
+
+impl LatencyHistogram {
+    /// The upper bound (seconds) of the bucket holding quantile `q` (`None` when empty or
+    /// in the `+Inf` bucket).
+    pub fn quantile_upper_bound(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = ((self.count as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return LATENCY_BUCKETS.get(i).copied();
+            }
+        }
+        None
+    }
+}
+
+#[derive(Debug, Default)]
+struct Histogram {
+    counts: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, d: std::time::Duration) {
+        let secs = d.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        if let Some(c) = self.counts.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> LatencyHistogram {
+        LatencyHistogram {
+            counts: self
+                .counts
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect(),
+            sum_micros: self.sum_micros.load(Ordering::Relaxed),
+            count: self.count.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// Counters of the writer, for the metrics endpoint.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriterStats {
     /// `redovault_collector_store_failed`: 1 once a write or fsync failed.
     pub failed: bool,
@@ -115,13 +186,12 @@ pub struct WriterStats {
     pub bytes: u64,
     /// `redovault_collector_store_duplicate_bytes_total`: resent bytes not stored again.
     pub duplicate_bytes: u64,
-    /// `redovault_collector_store_fsync_seconds` (sum, in microseconds).
-    pub fsync_micros_sum: u64,
-    /// `redovault_collector_store_fsync_seconds` (count).
-    pub fsyncs: u64,
-    /// `redovault_collector_store_ack_latency_seconds` (sum, in microseconds): from
-    /// enqueueing to the answer.
-    pub ack_micros_sum: u64,
+    /// `redovault_collector_store_fsync_seconds`: duration of each batch's sync (every
+    /// dirty segment, in parallel).
+    pub fsync: LatencyHistogram,
+    /// `redovault_collector_store_ack_latency_seconds`: from enqueueing a request to its
+    /// answer.
+    pub ack: LatencyHistogram,
 }
 
 #[derive(Debug, Default)]
@@ -132,9 +202,8 @@ struct Stats {
     refused: AtomicU64,
     bytes: AtomicU64,
     duplicate_bytes: AtomicU64,
-    fsync_micros_sum: AtomicU64,
-    fsyncs: AtomicU64,
-    ack_micros_sum: AtomicU64,
+    fsync: Histogram,
+    ack: Histogram,
 }
 
 #[derive(Debug)]
@@ -149,6 +218,17 @@ struct Msg {
     req: AppendRequest,
     reply: oneshot::Sender<Result<Ack, AppendError>>,
     enqueued: Instant,
+}
+
+/// The acknowledgement of a submitted request, to wait for.
+#[derive(Debug)]
+pub struct PendingAck(oneshot::Receiver<Result<Ack, AppendError>>);
+
+impl PendingAck {
+    /// Waits until the request is durable (or refused, or the store failed).
+    pub async fn wait(self) -> Result<Ack, AppendError> {
+        self.0.await.unwrap_or(Err(AppendError::Stopped))
+    }
 }
 
 /// A cloneable handle to the writer task: append, and read durable state.
@@ -279,12 +359,7 @@ fn process(shared: &Shared, batch: Vec<Msg>) {
         let t = Instant::now();
         match store.sync() {
             Ok(changed) => {
-                let micros = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
-                shared
-                    .stats
-                    .fsync_micros_sum
-                    .fetch_add(micros, Ordering::Relaxed);
-                shared.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+                shared.stats.fsync.observe(t.elapsed());
                 if let Ok(mut d) = shared.durable.write() {
                     d.extend(changed);
                 }
@@ -314,11 +389,12 @@ fn process(shared: &Shared, batch: Vec<Msg>) {
                         duplicate,
                     })
                 }
-                // An empty append to a stream that holds nothing: nothing to acknowledge.
-                None => Err(AppendError::Refused(Arc::new(StoreError::Discontinuity {
+                // Unreachable: an accepted append leaves its stream with durable redo after
+                // the sync. Refuse rather than acknowledge without a durable position.
+                None => Err(AppendError::Refused(Arc::new(StoreError::InvalidAppend {
                     stream: m.req.stream,
                     pos: m.req.pos,
-                    expected: None,
+                    reason: "nothing durable to acknowledge".into(),
                 }))),
             },
             (Err(e), _) => {
@@ -328,23 +404,8 @@ fn process(shared: &Shared, batch: Vec<Msg>) {
                 Err(e)
             }
         };
-        let micros = u64::try_from(m.enqueued.elapsed().as_micros()).unwrap_or(u64::MAX);
-        shared
-            .stats
-            .ack_micros_sum
-            .fetch_add(micros, Ordering::Relaxed);
+        shared.stats.ack.observe(m.enqueued.elapsed());
         let _ = m.reply.send(answer);
-    }
-}
-
-/// A queued append ([`WriterHandle::submit`]): wait for its answer.
-#[derive(Debug)]
-pub struct Pending(oneshot::Receiver<Result<Ack, AppendError>>);
-
-impl Pending {
-    /// The answer: `Ok` only after the fsync that covers the append returned.
-    pub async fn wait(self) -> Result<Ack, AppendError> {
-        self.0.await.unwrap_or(Err(AppendError::Stopped))
     }
 }
 
@@ -356,11 +417,11 @@ impl WriterHandle {
         self.submit(req).await?.wait().await
     }
 
-    /// Queues an append and returns once it is queued, with a ticket for its answer: a
-    /// session can keep several appends of its stream in flight (the queue is FIFO, so they
-    /// are written in submission order) and answer them in order. Waits while the queue is
-    /// full (backpressure). Same guarantees as [`append`](Self::append).
-    pub async fn submit(&self, req: AppendRequest) -> Result<Pending, AppendError> {
+    /// Queues a request (waiting for room in the queue: backpressure) and returns without
+    /// waiting for durability. Requests submitted one after the other by one task reach
+    /// the store in that order, so a session can keep a window of appends in flight and
+    /// collect the acknowledgements later ([`PendingAck::wait`]).
+    pub async fn submit(&self, req: AppendRequest) -> Result<PendingAck, AppendError> {
         if let Some(f) = self.failure() {
             return Err(AppendError::Failed(f));
         }
@@ -373,7 +434,7 @@ impl WriterHandle {
             })
             .await
             .map_err(|_| AppendError::Stopped)?;
-        Ok(Pending(rx))
+        Ok(PendingAck(rx))
     }
 
     /// The durable state of a stream as of the last completed batch (no waiting on the
@@ -412,9 +473,8 @@ impl WriterHandle {
             refused: l(&s.refused),
             bytes: l(&s.bytes),
             duplicate_bytes: l(&s.duplicate_bytes),
-            fsync_micros_sum: l(&s.fsync_micros_sum),
-            fsyncs: l(&s.fsyncs),
-            ack_micros_sum: l(&s.ack_micros_sum),
+            fsync: s.fsync.snapshot(),
+            ack: s.ack.snapshot(),
         }
     }
 
@@ -586,8 +646,30 @@ mod tests {
         }
         let st = w.stats();
         assert_eq!(st.acked, 51);
-        assert_eq!(st.fsyncs, st.batches);
+        assert_eq!(st.fsync.count, st.batches);
+        assert_eq!(st.ack.count, 51);
+        assert_eq!(st.ack.counts.iter().sum::<u64>(), 51);
         assert!(!st.failed);
+    }
+
+    #[test]
+    fn histogram_buckets_and_quantiles() {
+        let h = Histogram::default();
+        for ms in [0.2, 0.7, 0.9, 4.0, 4.5, 30.0, 9000.0] {
+            h.observe(Duration::from_secs_f64(ms / 1000.0));
+        }
+        let s = h.snapshot();
+        assert_eq!(s.count, 7);
+        assert_eq!(s.counts.len(), LATENCY_BUCKETS.len() + 1);
+        assert_eq!(
+            (s.counts[0], s.counts[1], s.counts[4], s.counts[8]),
+            (1, 2, 2, 1)
+        );
+        assert_eq!(*s.counts.last().unwrap(), 1, "9 s lands in +Inf");
+        assert_eq!(s.quantile_upper_bound(0.5), Some(0.005));
+        assert_eq!(s.quantile_upper_bound(0.1), Some(0.0005));
+        assert_eq!(s.quantile_upper_bound(1.0), None);
+        assert_eq!(LatencyHistogram::default().quantile_upper_bound(0.5), None);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -609,6 +691,7 @@ mod tests {
         }
         wait_until(|| w.queue_depth() == 40).await;
         assert!(!blocker.is_finished());
+        tokio::time::sleep(Duration::from_millis(100)).await;
         fs.release_syncs();
         blocker.await.unwrap().unwrap();
         for t in tasks {
@@ -617,7 +700,13 @@ mod tests {
         let st = w.stats();
         assert_eq!(st.acked, 41);
         assert_eq!(st.batches, 2, "{st:?}");
-        assert_eq!(st.fsyncs, 2);
+        assert_eq!(st.fsync.count, 2);
+        // The 40 queued requests waited at least the 100 ms of the held fsync.
+        assert!(
+            st.ack.quantile_upper_bound(0.5).unwrap() >= 0.1,
+            "{:?}",
+            st.ack
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub mod external;
 pub mod inspect;
+pub mod roles;
 pub mod simulate;
 pub mod store;
 pub mod watch;
@@ -42,19 +42,33 @@ pub enum Command {
     Status(watch::StatusArgs),
     /// Check a watcher configuration file and list every problem in it.
     CheckConfig(watch::CheckConfigArgs),
-    /// Run the extractor (`redovault-extractor`, next to this binary): `extract --config FILE`.
-    Extract(external::ExternalArgs),
-    /// Run the collector (`redovault-collector`, next to this binary): `collect --config FILE`.
-    Collect(external::ExternalArgs),
+    /// Run the extractor (runs `redovault-extractor`): `extract --config FILE`.
+    #[command(disable_help_flag = true)]
+    Extract(roles::RoleArgs),
+    /// Run the collector (runs `redovault-collector`): `collect --config FILE`, `commits`,
+    /// `rebuild`.
+    #[command(disable_help_flag = true)]
+    Collect(roles::RoleArgs),
+    /// Audit the archive, the manifest and the collector (runs `redovault-verifier verify`).
+    #[command(disable_help_flag = true)]
+    Verify(roles::RoleArgs),
+    /// Restore archived logs, the last-commit online log, or the recovery script (runs
+    /// `redovault-verifier restore`).
+    #[command(disable_help_flag = true)]
+    Restore(roles::RoleArgs),
 }
 
 impl Cli {
     /// True when the command sets up logging itself (`watch`, from its configuration; the
-    /// role binaries that `extract` and `collect` run).
+    /// role programs that `extract`, `collect`, `verify` and `restore` run).
     pub fn configures_logging(&self) -> bool {
         matches!(
             self.command,
-            Command::Watch(_) | Command::Extract(_) | Command::Collect(_)
+            Command::Watch(_)
+                | Command::Extract(_)
+                | Command::Collect(_)
+                | Command::Verify(_)
+                | Command::Restore(_)
         )
     }
 }
@@ -85,7 +99,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Push(args) => watch::run_push(&args),
         Command::Status(args) => watch::run_status(&args),
         Command::CheckConfig(args) => watch::run_check_config(&args),
-        Command::Extract(args) => external::run("redovault-extractor", &args),
-        Command::Collect(args) => external::run("redovault-collector", &args),
+        Command::Extract(args) => roles::run("redovault-extractor", None, &args),
+        Command::Collect(args) => roles::run("redovault-collector", None, &args),
+        Command::Verify(args) => roles::run("redovault-verifier", Some("verify"), &args),
+        Command::Restore(args) => roles::run("redovault-verifier", Some("restore"), &args),
     }
 }

@@ -275,7 +275,7 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 }
 
 /// One section being read: remembers the keys used, collects problems.
-struct Section<'a> {
+pub struct Section<'a> {
     name: &'static str,
     table: Option<&'a toml::Table>,
     used: Vec<&'static str>,
@@ -295,16 +295,33 @@ fn type_name(v: &toml::Value) -> &'static str {
 }
 
 impl<'a> Section<'a> {
-    fn value(&mut self, key: &'static str) -> Option<&'a toml::Value> {
+    /// A section named `name` (for messages), its table if present, and where its problems go.
+    pub fn new(
+        name: &'static str,
+        table: Option<&'a toml::Table>,
+        problems: &'a mut Vec<String>,
+    ) -> Section<'a> {
+        Section {
+            name,
+            table,
+            used: Vec::new(),
+            problems,
+        }
+    }
+
+    /// The value of `key` (marking it as known).
+    pub fn value(&mut self, key: &'static str) -> Option<&'a toml::Value> {
         self.used.push(key);
         self.table.and_then(|t| t.get(key))
     }
 
-    fn problem(&mut self, key: &str, what: String) {
+    /// Records a problem with `key`.
+    pub fn problem(&mut self, key: &str, what: String) {
         self.problems.push(format!("{}.{key}: {what}", self.name));
     }
 
-    fn string(&mut self, key: &'static str, default: &str) -> String {
+    /// A string, or `default` when absent.
+    pub fn string(&mut self, key: &'static str, default: &str) -> String {
         match self.value(key) {
             None => default.to_string(),
             Some(toml::Value::String(s)) => s.clone(),
@@ -317,11 +334,12 @@ impl<'a> Section<'a> {
     }
 
     /// A string where `""` means "not set".
-    fn opt_string(&mut self, key: &'static str) -> Option<String> {
+    pub fn opt_string(&mut self, key: &'static str) -> Option<String> {
         Some(self.string(key, "")).filter(|s| !s.is_empty())
     }
 
-    fn bool(&mut self, key: &'static str, default: bool) -> bool {
+    /// A boolean, or `default` when absent.
+    pub fn bool(&mut self, key: &'static str, default: bool) -> bool {
         match self.value(key) {
             None => default,
             Some(toml::Value::Boolean(b)) => *b,
@@ -333,7 +351,8 @@ impl<'a> Section<'a> {
         }
     }
 
-    fn int(&mut self, key: &'static str, default: u64, min: u64, max: u64) -> u64 {
+    /// An integer in `min..=max`, or `default` when absent.
+    pub fn int(&mut self, key: &'static str, default: u64, min: u64, max: u64) -> u64 {
         match self.value(key) {
             None => default,
             Some(toml::Value::Integer(i)) => match u64::try_from(*i) {
@@ -351,7 +370,8 @@ impl<'a> Section<'a> {
         }
     }
 
-    fn duration(&mut self, key: &'static str, default: Duration, min: Duration) -> Duration {
+    /// A duration string ("10s") of at least `min`, or `default` when absent.
+    pub fn duration(&mut self, key: &'static str, default: Duration, min: Duration) -> Duration {
         match self.value(key) {
             None => default,
             Some(toml::Value::String(s)) => match parse_duration(s) {
@@ -382,7 +402,8 @@ impl<'a> Section<'a> {
         }
     }
 
-    fn size(&mut self, key: &'static str, default: u64) -> u64 {
+    /// A size (bytes, or "64MiB"), or `default` when absent.
+    pub fn size(&mut self, key: &'static str, default: u64) -> u64 {
         match self.value(key) {
             None => default,
             Some(toml::Value::Integer(i)) if *i > 0 => *i as u64,
@@ -404,7 +425,8 @@ impl<'a> Section<'a> {
         }
     }
 
-    fn strings(&mut self, key: &'static str, default: &[String]) -> Vec<String> {
+    /// An array of strings, or `default` when absent.
+    pub fn strings(&mut self, key: &'static str, default: &[String]) -> Vec<String> {
         match self.value(key) {
             None => default.to_vec(),
             Some(toml::Value::Array(a)) => {
@@ -429,7 +451,7 @@ impl<'a> Section<'a> {
     }
 
     /// Reports keys present but never read.
-    fn finish(self) {
+    pub fn finish(self) {
         if let Some(t) = self.table {
             for k in t.keys() {
                 if !self.used.contains(&k.as_str()) {
@@ -441,6 +463,193 @@ impl<'a> Section<'a> {
                 }
             }
         }
+    }
+}
+
+impl StoreConfig {
+    /// Reads a `[store]` table (shared by the watcher, `push` and the verifier).
+    pub fn parse_section(s: &mut Section<'_>) -> StoreConfig {
+        let d = Config::default();
+        let kind = match s.string("kind", "s3").as_str() {
+            "s3" => StoreKind::S3,
+            "local" => StoreKind::Local,
+            other => {
+                s.problem("kind", format!("{other:?}: expected \"s3\" or \"local\""));
+                StoreKind::S3
+            }
+        };
+        let endpoint = s
+            .opt_string("endpoint")
+            .and_then(|e| match url::Url::parse(&e) {
+                Ok(u) if u.scheme() == "https" && u.host_str().is_some() => Some(u),
+                Ok(_) => {
+                    s.problem(
+                        "endpoint",
+                        format!("{e:?} must be an https:// URL with a host"),
+                    );
+                    None
+                }
+                Err(err) => {
+                    s.problem("endpoint", format!("{e:?} is not a URL: {err}"));
+                    None
+                }
+            });
+        let bucket = s.string("bucket", "");
+        let region = s.string("region", &d.store.region);
+        let path_style = s.bool("path_style", d.store.path_style);
+        let ca_file = s.opt_string("ca_file").map(PathBuf::from);
+        let prefix = s.string("prefix", "");
+        let lock_mode = match s.string("lock_mode", "compliance").as_str() {
+            "compliance" => LockMode::Compliance,
+            "governance" => LockMode::Governance,
+            other => {
+                s.problem(
+                    "lock_mode",
+                    format!("{other:?}: expected \"compliance\" or \"governance\""),
+                );
+                LockMode::Compliance
+            }
+        };
+        let retention = match s.value("retention") {
+            None => d.store.retention,
+            Some(toml::Value::String(r)) if r == "bucket-default" => None,
+            Some(toml::Value::String(r)) => match parse_duration(r) {
+                Some(p) if p >= Duration::from_secs(60) => Some(p),
+                _ => {
+                    s.problem(
+                        "retention",
+                        format!(
+                            "{r:?}: expected a period of at least 1m such as \"30d\", or \
+                                 \"bucket-default\""
+                        ),
+                    );
+                    d.store.retention
+                }
+            },
+            Some(v) => {
+                let t = type_name(v);
+                s.problem(
+                    "retention",
+                    format!("expected a string such as \"30d\", found {t}"),
+                );
+                d.store.retention
+            }
+        };
+        StoreConfig {
+            kind,
+            endpoint,
+            bucket,
+            region,
+            path_style,
+            ca_file,
+            prefix,
+            lock_mode,
+            retention,
+            allow_unlocked_bucket: s.bool("allow_unlocked_bucket", false),
+            request_timeout: s.duration(
+                "request_timeout",
+                d.store.request_timeout,
+                Duration::from_millis(100),
+            ),
+            connect_timeout: s.duration(
+                "connect_timeout",
+                d.store.connect_timeout,
+                Duration::from_millis(100),
+            ),
+            max_attempts: s.int("max_attempts", d.store.max_attempts.into(), 1, 20) as u32,
+            stream_threshold: s.size("stream_threshold", d.store.stream_threshold),
+            part_size: s.size("part_size", d.store.part_size),
+            part_concurrency: s.int("part_concurrency", d.store.part_concurrency as u64, 1, 64)
+                as usize,
+            content_md5: s.bool("content_md5", false),
+            dir: s.opt_string("dir").map(PathBuf::from),
+        }
+    }
+}
+
+impl TelemetryConfig {
+    /// Reads a `[telemetry]` table.
+    pub fn parse_section(s: &mut Section<'_>) -> TelemetryConfig {
+        let d = Config::default();
+        let log_format = match s.string("log_format", "text").as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                s.problem(
+                    "log_format",
+                    format!("{other:?}: expected \"text\" or \"json\""),
+                );
+                LogFormat::Text
+            }
+        };
+        let log_level = s.string("log_level", &d.telemetry.log_level);
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+            s.problem("log_level", format!("{log_level:?} is not a level filter"));
+        }
+        let metrics_listen = s
+            .opt_string("metrics_listen")
+            .and_then(|a| match a.parse() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    s.problem(
+                        "metrics_listen",
+                        format!("{a:?} is not an address such as \"127.0.0.1:9464\" (\"\": off)"),
+                    );
+                    None
+                }
+            });
+        TelemetryConfig {
+            log_format,
+            log_level,
+            metrics_listen,
+        }
+    }
+}
+
+impl AlertConfig {
+    /// Reads an `[alert]` table.
+    pub fn parse_section(s: &mut Section<'_>) -> AlertConfig {
+        let d = Config::default();
+        let command = s.strings("command", &[]);
+        let webhook = s.opt_string("webhook");
+        let webhook_ca = s.opt_string("webhook_ca_file").map(PathBuf::from);
+        let timeout = s.duration(
+            "timeout",
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+        );
+        let repeat_after = s.duration("repeat_after", d.alert.repeat_after, Duration::from_secs(1));
+        let hook = match (command.is_empty(), webhook) {
+            (true, None) => AlertHook::None,
+            (false, None) => {
+                if command[0].is_empty() {
+                    s.problem("command", "the program (first item) is empty".into());
+                }
+                AlertHook::Command {
+                    argv: command,
+                    timeout,
+                }
+            }
+            (true, Some(w)) => match url::Url::parse(&w) {
+                Ok(url) if matches!(url.scheme(), "https" | "http") => AlertHook::Webhook {
+                    url,
+                    ca_file: webhook_ca,
+                    timeout,
+                },
+                _ => {
+                    s.problem("webhook", format!("{w:?} is not an http(s) URL"));
+                    AlertHook::None
+                }
+            },
+            (false, Some(_)) => {
+                s.problem(
+                    "webhook",
+                    "set either alert.command or alert.webhook, not both".into(),
+                );
+                AlertHook::None
+            }
+        };
+        AlertConfig { hook, repeat_after }
     }
 }
 
@@ -570,100 +779,7 @@ impl Config {
             used: Vec::new(),
             problems: &mut p_store,
         };
-        let kind = match s.string("kind", "s3").as_str() {
-            "s3" => StoreKind::S3,
-            "local" => StoreKind::Local,
-            other => {
-                s.problem("kind", format!("{other:?}: expected \"s3\" or \"local\""));
-                StoreKind::S3
-            }
-        };
-        let endpoint = s
-            .opt_string("endpoint")
-            .and_then(|e| match url::Url::parse(&e) {
-                Ok(u) if u.scheme() == "https" && u.host_str().is_some() => Some(u),
-                Ok(_) => {
-                    s.problem(
-                        "endpoint",
-                        format!("{e:?} must be an https:// URL with a host"),
-                    );
-                    None
-                }
-                Err(err) => {
-                    s.problem("endpoint", format!("{e:?} is not a URL: {err}"));
-                    None
-                }
-            });
-        let bucket = s.string("bucket", "");
-        let region = s.string("region", &d.store.region);
-        let path_style = s.bool("path_style", d.store.path_style);
-        let ca_file = s.opt_string("ca_file").map(PathBuf::from);
-        let prefix = s.string("prefix", "");
-        let lock_mode = match s.string("lock_mode", "compliance").as_str() {
-            "compliance" => LockMode::Compliance,
-            "governance" => LockMode::Governance,
-            other => {
-                s.problem(
-                    "lock_mode",
-                    format!("{other:?}: expected \"compliance\" or \"governance\""),
-                );
-                LockMode::Compliance
-            }
-        };
-        let retention = match s.value("retention") {
-            None => d.store.retention,
-            Some(toml::Value::String(r)) if r == "bucket-default" => None,
-            Some(toml::Value::String(r)) => match parse_duration(r) {
-                Some(p) if p >= Duration::from_secs(60) => Some(p),
-                _ => {
-                    s.problem(
-                        "retention",
-                        format!(
-                            "{r:?}: expected a period of at least 1m such as \"30d\", or \
-                             \"bucket-default\""
-                        ),
-                    );
-                    d.store.retention
-                }
-            },
-            Some(v) => {
-                let t = type_name(v);
-                s.problem(
-                    "retention",
-                    format!("expected a string such as \"30d\", found {t}"),
-                );
-                d.store.retention
-            }
-        };
-        let store = StoreConfig {
-            kind,
-            endpoint,
-            bucket,
-            region,
-            path_style,
-            ca_file,
-            prefix,
-            lock_mode,
-            retention,
-            allow_unlocked_bucket: s.bool("allow_unlocked_bucket", false),
-            request_timeout: s.duration(
-                "request_timeout",
-                d.store.request_timeout,
-                Duration::from_millis(100),
-            ),
-            connect_timeout: s.duration(
-                "connect_timeout",
-                d.store.connect_timeout,
-                Duration::from_millis(100),
-            ),
-            max_attempts: s.int("max_attempts", d.store.max_attempts.into(), 1, 20) as u32,
-            stream_threshold: s.size("stream_threshold", d.store.stream_threshold),
-            part_size: s.size("part_size", d.store.part_size),
-            part_concurrency: s.int("part_concurrency", d.store.part_concurrency as u64, 1, 64)
-                as usize,
-            content_md5: s.bool("content_md5", false),
-            dir: s.opt_string("dir").map(PathBuf::from),
-        };
+        let store = StoreConfig::parse_section(&mut s);
         s.finish();
 
         let mut s = Section {
@@ -672,38 +788,7 @@ impl Config {
             used: Vec::new(),
             problems: &mut p_tele,
         };
-        let log_format = match s.string("log_format", "text").as_str() {
-            "text" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => {
-                s.problem(
-                    "log_format",
-                    format!("{other:?}: expected \"text\" or \"json\""),
-                );
-                LogFormat::Text
-            }
-        };
-        let log_level = s.string("log_level", &d.telemetry.log_level);
-        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
-            s.problem("log_level", format!("{log_level:?} is not a level filter"));
-        }
-        let metrics_listen = s
-            .opt_string("metrics_listen")
-            .and_then(|a| match a.parse() {
-                Ok(addr) => Some(addr),
-                Err(_) => {
-                    s.problem(
-                        "metrics_listen",
-                        format!("{a:?} is not an address such as \"127.0.0.1:9464\" (\"\": off)"),
-                    );
-                    None
-                }
-            });
-        let telemetry = TelemetryConfig {
-            log_format,
-            log_level,
-            metrics_listen,
-        };
+        let telemetry = TelemetryConfig::parse_section(&mut s);
         s.finish();
 
         let mut s = Section {
@@ -712,46 +797,7 @@ impl Config {
             used: Vec::new(),
             problems: &mut p_alert,
         };
-        let command = s.strings("command", &[]);
-        let webhook = s.opt_string("webhook");
-        let webhook_ca = s.opt_string("webhook_ca_file").map(PathBuf::from);
-        let timeout = s.duration(
-            "timeout",
-            Duration::from_secs(10),
-            Duration::from_millis(100),
-        );
-        let repeat_after = s.duration("repeat_after", d.alert.repeat_after, Duration::from_secs(1));
-        let hook = match (command.is_empty(), webhook) {
-            (true, None) => AlertHook::None,
-            (false, None) => {
-                if command[0].is_empty() {
-                    s.problem("command", "the program (first item) is empty".into());
-                }
-                AlertHook::Command {
-                    argv: command,
-                    timeout,
-                }
-            }
-            (true, Some(w)) => match url::Url::parse(&w) {
-                Ok(url) if matches!(url.scheme(), "https" | "http") => AlertHook::Webhook {
-                    url,
-                    ca_file: webhook_ca,
-                    timeout,
-                },
-                _ => {
-                    s.problem("webhook", format!("{w:?} is not an http(s) URL"));
-                    AlertHook::None
-                }
-            },
-            (false, Some(_)) => {
-                s.problem(
-                    "webhook",
-                    "set either alert.command or alert.webhook, not both".into(),
-                );
-                AlertHook::None
-            }
-        };
-        let alert = AlertConfig { hook, repeat_after };
+        let alert = AlertConfig::parse_section(&mut s);
         s.finish();
 
         for p in [p_watch, p_state, p_store, p_tele, p_alert] {

@@ -313,6 +313,8 @@ struct Tracked {
     detected: Instant,
     attempts: u32,
     failing: bool,
+    /// Gone from the directory while a job was running on it: dropped when the job ends.
+    gone: bool,
     state: FileState,
 }
 
@@ -325,6 +327,7 @@ impl Tracked {
             detected,
             attempts: 0,
             failing: false,
+            gone: false,
             state: FileState::Queued {
                 due: detected,
                 ready: None,
@@ -501,7 +504,8 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
                     debug!(file = %s.path.display(), size = s.ident.size, "new file");
                     self.files.insert(s.path, t);
                 }
-                Some(t) if t.ident != s.ident => {
+                Some(t) if t.gone || t.ident != s.ident => {
+                    t.gone = false;
                     debug!(file = %s.path.display(), size = s.ident.size, "file changed");
                     let was_shipped = matches!(t.state, FileState::Shipped);
                     t.ident = s.ident;
@@ -532,39 +536,54 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
             .cloned()
             .collect();
         for p in gone {
-            let Some(t) = self.files.remove(&p) else {
-                continue;
-            };
-            if self.index.remove(&p).is_some() {
-                self.index_dirty = true;
-            }
-            if let FileState::Incomplete {
-                info: Some(info), ..
-            } = &t.state
-            {
-                self.gaps.forget_unshipped(&info.identity());
-            }
-            let unalarmed = match &t.state {
-                FileState::Incomplete { alarmed, .. } => !alarmed,
-                s => matches!(s, FileState::Queued { .. } | FileState::Busy),
-            };
-            if unalarmed {
-                self.alarm(
-                    format!("vanished {}", p.display()),
-                    Alarm::new(
-                        AlarmKind::VanishedUnshipped,
-                        Severity::Critical,
-                        format!(
-                            "{} disappeared before it was shipped: its redo is not in WORM",
-                            p.display()
-                        ),
-                    )
-                    .file(p.display().to_string()),
-                );
-            } else {
-                debug!(file = %p.display(), "file removed");
-            }
+            self.forget(p);
         }
+    }
+
+    /// A file is no longer in its directory: drop it (once no job runs on it), and raise
+    /// `vanished_unshipped` if it was never shipped nor reported.
+    fn forget(&mut self, p: PathBuf) {
+        if let Some(t) = self.files.get_mut(&p)
+            && matches!(t.state, FileState::Busy)
+        {
+            // Its job decides: an upload that completes still counts (the bytes were read).
+            t.gone = true;
+            return;
+        }
+        let Some(t) = self.files.remove(&p) else {
+            return;
+        };
+        if self.index.remove(&p).is_some() {
+            self.index_dirty = true;
+        }
+        let known = match &t.state {
+            FileState::Incomplete { info: Some(i), .. } => Some(i.identity()),
+            FileState::Queued { ready: Some(r), .. } => Some(r.0.identity()),
+            _ => None,
+        };
+        if let Some(id) = known {
+            self.gaps.forget_unshipped(&id);
+        }
+        let unalarmed = match &t.state {
+            FileState::Incomplete { alarmed, .. } => !alarmed,
+            s => matches!(s, FileState::Queued { .. } | FileState::Busy),
+        };
+        if !unalarmed {
+            debug!(file = %p.display(), "file removed");
+            return;
+        }
+        self.alarm(
+            format!("vanished {}", p.display()),
+            Alarm::new(
+                AlarmKind::VanishedUnshipped,
+                Severity::Critical,
+                format!(
+                    "{} disappeared before it was shipped: its redo is not in WORM",
+                    p.display()
+                ),
+            )
+            .file(p.display().to_string()),
+        );
     }
 
     // ----------------------------------------------------------------------------------------
@@ -671,25 +690,15 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
                 if matches!(of, Some(JobOf::File(_))) {
                     self.busy = self.busy.saturating_sub(1);
                 }
-                match outcome {
-                    Outcome::Validated { path, result, .. } => self.on_validated(path, result),
-                    Outcome::Uploaded {
-                        path,
-                        ident,
-                        info,
-                        sha256,
-                        started,
-                        result,
-                    } => {
-                        self.on_uploaded(path, ident, info, sha256, started, result)
-                            .await
-                    }
-                    Outcome::Quarantined {
-                        path,
-                        ident,
-                        result,
-                    } => self.on_quarantined(path, ident, result),
-                    Outcome::Sealed { seg, key, result } => self.on_sealed(seg, key, result).await,
+                let path = match &of {
+                    Some(JobOf::File(p)) => Some(p.clone()),
+                    _ => None,
+                };
+                self.on_outcome(outcome).await;
+                if let Some(p) = path
+                    && self.files.get(&p).is_some_and(|t| t.gone)
+                {
+                    self.forget(p);
                 }
             }
             Err(e) => {
@@ -699,8 +708,15 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
                     Some(JobOf::File(path)) => {
                         self.busy = self.busy.saturating_sub(1);
                         let due = Instant::now() + self.backoff(1);
-                        if let Some(t) = self.files.get_mut(&path) {
-                            t.state = FileState::Queued { due, ready: None };
+                        let gone = match self.files.get_mut(&path) {
+                            Some(t) => {
+                                t.state = FileState::Queued { due, ready: None };
+                                t.gone
+                            }
+                            None => false,
+                        };
+                        if gone {
+                            self.forget(path);
                         }
                     }
                     Some(JobOf::Seal(first)) => {
@@ -711,6 +727,40 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
             }
         }
         self.metrics.in_flight.set(self.busy as f64);
+    }
+
+    async fn on_outcome(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Validated {
+                path,
+                started,
+                result,
+            } => {
+                debug!(
+                    file = %path.display(),
+                    validate_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "validated"
+                );
+                self.on_validated(path, result)
+            }
+            Outcome::Uploaded {
+                path,
+                ident,
+                info,
+                sha256,
+                started,
+                result,
+            } => {
+                self.on_uploaded(path, ident, info, sha256, started, result)
+                    .await
+            }
+            Outcome::Quarantined {
+                path,
+                ident,
+                result,
+            } => self.on_quarantined(path, ident, result),
+            Outcome::Sealed { seg, key, result } => self.on_sealed(seg, key, result).await,
+        }
     }
 
     fn on_validated(&mut self, path: PathBuf, result: std::io::Result<validate::Validation>) {

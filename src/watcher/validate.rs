@@ -6,8 +6,9 @@
 //!
 //! The pass: block 0 is read first; a file shorter than its header declares (ARCn still
 //! writing, or truncated) is reported at once without reading the rest. Otherwise the file is
-//! read in [`CHUNK`]-byte pieces; this thread hashes each piece while a second thread feeds it
-//! to the decoder (the two costs overlap). Memory: a few pieces, whatever the file size. The
+//! read in [`CHUNK`]-byte pieces that go round three threads (read, SHA-256, decode, back to
+//! read), so the three costs overlap and the pass takes about as long as its slowest stage
+//! (SHA-256). Memory: [`BUFFERS`] pieces, whatever the file size. The
 //! [`Decoder`] is used directly rather than `Analyzer`, which keeps every commit of the log in
 //! memory (hundreds of MiB for a 4 GiB log). Record-level problems inside valid blocks do not
 //! stop a log from shipping (they are counted): shipping is decided on blocks, the evidence
@@ -30,8 +31,9 @@ use crate::manifest::LogIdentity;
 /// Bytes read per piece.
 pub const CHUNK: usize = 1 << 20;
 
-/// Pieces queued between the reading (hashing) thread and the decoding thread.
-const QUEUE: usize = 2;
+/// Buffers of [`CHUNK`] bytes circulating between the reading, hashing and decoding threads
+/// (the memory of one validation).
+const BUFFERS: usize = 4;
 
 /// What the headers of a log say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +140,8 @@ fn info_of(file: &FileHeader, h: &redovault_redo::RedoHeader) -> LogInfo {
     }
 }
 
-fn decode(rx: mpsc::Receiver<Vec<u8>>) -> Decoded {
+/// The decoding stage: judges every piece, then hands its buffer back to the reader.
+fn decode(rx: mpsc::Receiver<Piece>, free: mpsc::SyncSender<Vec<u8>>) -> Decoded {
     let mut dec = Decoder::new();
     let mut out = Decoded::default();
     let drain = |dec: &mut Decoder, out: &mut Decoded| loop {
@@ -173,14 +176,21 @@ fn decode(rx: mpsc::Receiver<Vec<u8>>) -> Decoded {
             }
         }
     };
-    for piece in rx {
-        dec.feed(&piece);
-        if !drain(&mut dec, &mut out) {
-            return out;
+    let mut done = false;
+    for (buf, n) in rx {
+        if !done {
+            dec.feed(&buf[..n]);
+            done = !drain(&mut dec, &mut out);
+        }
+        if buf.len() == CHUNK {
+            // Never blocks: the pool holds at most as many buffers as exist.
+            let _ = free.send(buf);
         }
     }
-    dec.finish();
-    drain(&mut dec, &mut out);
+    if !done {
+        dec.finish();
+        drain(&mut dec, &mut out);
+    }
     out
 }
 
@@ -189,6 +199,74 @@ fn read_head(f: &mut std::fs::File, n: usize) -> std::io::Result<Vec<u8>> {
     let mut head = Vec::with_capacity(n);
     f.by_ref().take(n as u64).read_to_end(&mut head)?;
     Ok(head)
+}
+
+/// A buffer and how many of its bytes are data.
+type Piece = (Vec<u8>, usize);
+
+/// Fills `buf` from `f` (fewer bytes only at the end of the file).
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// One pass over the rest of the file (after `head`), in three stages on three threads so
+/// that the costs overlap: this thread reads into [`BUFFERS`] reusable buffers, a second one
+/// hashes each piece, a third one decodes it and hands the buffer back.
+fn read_hash_decode(f: &mut std::fs::File, head: Vec<u8>) -> std::io::Result<([u8; 32], Decoded)> {
+    let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+    for _ in 0..BUFFERS {
+        // The channel holds all of them: cannot fail or block.
+        let _ = free_tx.send(vec![0u8; CHUNK]);
+    }
+    let (sha_tx, sha_rx) = mpsc::sync_channel::<Piece>(BUFFERS);
+    let (dec_tx, dec_rx) = mpsc::sync_channel::<Piece>(BUFFERS);
+    std::thread::scope(|s| {
+        let hasher = s.spawn(move || {
+            let mut h = Sha256::new();
+            for (buf, n) in sha_rx {
+                h.update(&buf[..n]);
+                if dec_tx.send((buf, n)).is_err() {
+                    break;
+                }
+            }
+            <[u8; 32]>::from(h.finalize())
+        });
+        let decoder = s.spawn(move || decode(dec_rx, free_tx));
+        let head_len = head.len();
+        let mut result = sha_tx.send((head, head_len)).map_err(|_| ());
+        let mut read_err = None;
+        while result.is_ok() {
+            let Ok(mut buf) = free_rx.recv() else { break };
+            match read_full(f, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => result = sha_tx.send((buf, n)).map_err(|_| ()),
+                Err(e) => {
+                    read_err = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(sha_tx);
+        let sha = hasher
+            .join()
+            .map_err(|_| std::io::Error::other("the hashing thread panicked"))?;
+        let decoded = decoder
+            .join()
+            .map_err(|_| std::io::Error::other("the decoding thread panicked"))?;
+        match read_err {
+            Some(e) => Err(e),
+            None => Ok((sha, decoded)),
+        }
+    })
 }
 
 /// Validates the file at `path` (see the module documentation). I/O errors (cannot open or
@@ -233,59 +311,7 @@ pub fn validate(path: &Path) -> std::io::Result<Validation> {
             },
         });
     }
-    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(QUEUE);
-    let (sha, decoded) = std::thread::scope(|s| {
-        let worker = s.spawn(move || decode(rx));
-        let mut h = Sha256::new();
-        h.update(&head);
-        let mut result = tx.send(head).map_err(|_| ()).ok();
-        while result.is_some() {
-            let mut piece = vec![0u8; CHUNK];
-            let mut n = 0;
-            let read_err = loop {
-                match f.read(&mut piece[n..]) {
-                    Ok(0) => break None,
-                    Ok(k) => {
-                        n += k;
-                        if n == CHUNK {
-                            break None;
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => break Some(e),
-                }
-            };
-            if let Some(e) = read_err {
-                drop(tx);
-                let _ = worker.join();
-                return Err(e);
-            }
-            if n == 0 {
-                break;
-            }
-            piece.truncate(n);
-            h.update(&piece);
-            // The decoder stops early on a file that is not redo; keep hashing regardless.
-            result = tx.send(piece).ok();
-        }
-        // Hash whatever the decoder did not need.
-        if result.is_none() {
-            let mut buf = vec![0u8; CHUNK];
-            loop {
-                let n = f.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-            }
-        }
-        drop(tx);
-        let decoded = worker
-            .join()
-            .map_err(|_| std::io::Error::other("the decoding thread panicked"))?;
-        let sha: [u8; 32] = h.finalize().into();
-        Ok((sha, decoded))
-    })?;
+    let (sha, decoded) = read_hash_decode(&mut f, head)?;
     let after = FileIdent::stat(path)?;
     if after != ident {
         return Ok(Validation {

@@ -20,7 +20,7 @@
 //! its `redovault_collector_ack_latency_seconds` histogram: bucket bounds).
 //!
 //! Run: `cargo bench --bench ship_latency` (or `deploy/bench.sh ship-latency`).
-//! `REDOVAULT_BENCH_SECONDS` (20), `REDOVAULT_BENCH_RATE_MIB` (10), `REDOVAULT_BENCH_DIR`
+//! `REDOVAULT_BENCH_SECONDS` (20), `REDOVAULT_BENCH_RATE_MIB` (10), `REDOVAULT_BENCH_SHIP_DIR`
 //! (collector store; default `<target>/bench-ship`), `REDOVAULT_BENCH_DB_DIR` (database),
 //! `REDOVAULT_BENCH_SEGMENT_MIB` (collector segment size, 64).
 
@@ -55,7 +55,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 }
 
 fn bench_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("REDOVAULT_BENCH_DIR") {
+    if let Some(d) = std::env::var_os("REDOVAULT_BENCH_SHIP_DIR") {
         return PathBuf::from(d);
     }
     let me = PathBuf::from(env!("CARGO_BIN_EXE_redovault"));
@@ -356,8 +356,8 @@ fn main() {
     );
     println!(
         "collector: {} group commits, mean fsync {:.3} ms, {} appends acknowledged",
-        stats.fsyncs,
-        stats.fsync_micros_sum as f64 / 1000.0 / stats.fsyncs.max(1) as f64,
+        stats.fsync.count,
+        stats.fsync.sum_micros as f64 / 1000.0 / stats.fsync.count.max(1) as f64,
         stats.acked
     );
     if let Some((c50, c99)) = collector_side {

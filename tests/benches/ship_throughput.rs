@@ -12,7 +12,7 @@
 //! subtracted. Goal (issue 5): >= 100 MB/s with TLS, under one core per side.
 //!
 //! Run: `cargo bench --bench ship_throughput` (or `deploy/bench.sh ship-throughput`).
-//! `REDOVAULT_BENCH_SHIP_MIB` (default 1024), `REDOVAULT_BENCH_DIR` (default
+//! `REDOVAULT_BENCH_SHIP_MIB` (default 1024), `REDOVAULT_BENCH_SHIP_DIR` (default
 //! `<target>/bench-ship-throughput`), `REDOVAULT_BENCH_MODES` (`tls,blowfish`).
 
 use std::io::Read;
@@ -276,7 +276,7 @@ fn run_mode(
 
 fn main() {
     let mib = env_u64("REDOVAULT_BENCH_SHIP_MIB", 1024);
-    let root = std::env::var_os("REDOVAULT_BENCH_DIR").map_or_else(
+    let root = std::env::var_os("REDOVAULT_BENCH_SHIP_DIR").map_or_else(
         || {
             profile_dir()
                 .parent()

@@ -8,36 +8,16 @@
 //! (50).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
+
+#[path = "common.rs"]
+mod common;
+use common::{Row, Target, cpu_seconds, run_cmd};
 
 use redovault::store::ArchiveStore;
 use redovault::store::s3::S3Store;
 use redovault::store::s3::testserver::TestServer;
-
-/// CPU seconds (user + system) of this process and of its waited-for children.
-fn cpu_seconds() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0.0))
-        .collect();
-    // rest[0] is field 3 (state): utime is field 14 → index 11.
-    let tick = 100.0;
-    let own = (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / tick;
-    let children = (f.get(13).copied().unwrap_or(0.0) + f.get(14).copied().unwrap_or(0.0)) / tick;
-    (own, children)
-}
-
-struct Row {
-    name: String,
-    secs: f64,
-    cpu: f64,
-    bytes: u64,
-}
 
 fn make_files(dir: &Path, n: usize, mib: usize) -> Vec<PathBuf> {
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -55,32 +35,6 @@ fn make_files(dir: &Path, n: usize, mib: usize) -> Vec<PathBuf> {
             p
         })
         .collect()
-}
-
-fn run_cmd(name: &str, files: &[PathBuf], mut f: impl FnMut(&Path, usize) -> Command) -> Row {
-    let total: u64 = files
-        .iter()
-        .map(|p| std::fs::metadata(p).unwrap().len())
-        .sum();
-    let (_, c0) = cpu_seconds();
-    let t0 = Instant::now();
-    for (i, p) in files.iter().enumerate() {
-        let out = f(p, i).output().unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(
-            out.status.success(),
-            "{name} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let secs = t0.elapsed().as_secs_f64();
-    let (_, c1) = cpu_seconds();
-    Row {
-        name: name.to_string(),
-        secs,
-        cpu: c1 - c0,
-        bytes: total,
-    }
 }
 
 fn main() {
@@ -184,44 +138,21 @@ fn main() {
         });
     }
 
-    let host = endpoint.trim_end_matches('/').to_string();
+    let target = Target {
+        endpoint: endpoint.trim_end_matches('/').to_string(),
+        ca: ca.clone(),
+        bucket: bucket.clone(),
+        key: key.clone(),
+        secret: secret.clone(),
+    };
     rows.push(run_cmd(
         "curl -T (SigV4, UNSIGNED-PAYLOAD, no lock)",
         &files,
-        |p, i| {
-            let mut c = Command::new("curl");
-            c.args(["-sS", "-f", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user"])
-                .arg(format!("{key}:{secret}"))
-                .args([
-                    "-H",
-                    "x-amz-content-sha256: UNSIGNED-PAYLOAD",
-                    "--cacert",
-                    &ca,
-                    "-T",
-                ])
-                .arg(p)
-                .arg(format!("{host}/{bucket}/bench-{run_id}/curl/{i}"));
-            c
-        },
+        1,
+        |p, i| common::curl(&target, p, &format!("bench-{run_id}/curl/{i}")),
     ));
-    rows.push(run_cmd("aws s3 cp (awscli v1)", &files, |p, i| {
-        let mut c = Command::new(&aws);
-        c.env("AWS_ACCESS_KEY_ID", &key)
-            .env("AWS_SECRET_ACCESS_KEY", &secret)
-            .env("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .args([
-                "--endpoint-url",
-                &host,
-                "--ca-bundle",
-                &ca,
-                "s3",
-                "cp",
-                "--quiet",
-            ])
-            .arg(p)
-            .arg(format!("s3://{bucket}/bench-{run_id}/aws/{i}"));
-        c
+    rows.push(run_cmd("aws s3 cp (awscli v1)", &files, 1, |p, i| {
+        common::aws(&aws, &target, p, &format!("bench-{run_id}/aws/{i}"))
     }));
 
     println!();

@@ -14,3 +14,6 @@ mod refusals;
 mod report_html;
 mod simulate;
 mod store;
+mod tcp_proxy;
+mod verify;
+mod watcher;

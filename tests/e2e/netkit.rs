@@ -28,11 +28,13 @@ pub struct Bins {
     pub extractor: PathBuf,
     /// `redovault-collector`.
     pub collector: PathBuf,
+    /// `redovault-verifier`.
+    pub verifier: PathBuf,
     /// `redovault`.
     pub redovault: PathBuf,
 }
 
-/// Builds `redovault-extractor` and `redovault-collector` once per test run, in the target
+/// Builds `redovault-extractor`, `redovault-collector` and `redovault-verifier` once per test run, in the target
 /// directory and profile of the `redovault` binary under test, and returns their paths.
 pub fn bins() -> &'static Bins {
     static BINS: OnceLock<Bins> = OnceLock::new();
@@ -47,6 +49,8 @@ pub fn bins() -> &'static Bins {
             "redovault-extractor",
             "-p",
             "redovault-collector",
+            "-p",
+            "redovault-verifier",
             "--bins",
         ])
         .arg("--target-dir")
@@ -84,6 +88,7 @@ pub fn bins() -> &'static Bins {
         Bins {
             extractor: profile_dir.join("redovault-extractor"),
             collector: profile_dir.join("redovault-collector"),
+            verifier: profile_dir.join("redovault-verifier"),
             redovault: me,
         }
     })

@@ -21,6 +21,15 @@ use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 use crate::fake_s3::{FakeS3, Fault};
 
+/// The Ceph server (the real S3 server the end-to-end tests are written for), else the first.
+pub fn ceph() -> TestServer {
+    let all = targets();
+    all.iter()
+        .find(|t| t.kind == "ceph")
+        .cloned()
+        .unwrap_or_else(|| all[0].clone())
+}
+
 /// The real servers to test against. Panics (the test fails) when none is configured: these
 /// tests are not optional; run them through the README's test command.
 pub fn targets() -> Vec<TestServer> {

@@ -1,7 +1,8 @@
 //! Restore benchmark: the same objects, the same S3 server, the same run: `restore archive`
 //! (parallel streamed GETs, SHA-256 verified against the manifest, fsync, rename in order)
 //! beside raw `curl` GETs (no hashing, no fsync) one at a time and several at once.
-//! Prints MB/s and client CPU seconds.
+//! Also deep verification (download + SHA-256, as `verify --deep all`) beside SHA-256's own
+//! speed on one core. Prints MB/s and client CPU seconds.
 //!
 //! Run it with `deploy/bench.sh restore` (starts Ceph radosgw). Environment:
 //! `REDOVAULT_TEST_S3_TARGETS` (an `env.sh` of `deploy/s3/server.sh`), `REDOVAULT_BENCH_FILES`
@@ -174,6 +175,71 @@ fn main() {
         });
         std::fs::remove_dir_all(&dest).unwrap();
     }
+    // Deep verification: download + SHA-256 of every object (no disk writes), as `verify
+    // --deep all` does for each manifest entry.
+    let entries: Vec<redovault::manifest::ManifestEntry> = items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| redovault::manifest::ManifestEntry {
+            index: i as u64 + 1,
+            db_id: 1,
+            db_name: "BENCH".into(),
+            resetlogs_id: 1,
+            thread: redovault_redo::position::ThreadId(1),
+            sequence: redovault_redo::position::LogSeq(100 + i as u32),
+            first_scn: redovault_redo::position::Scn(0),
+            next_scn: redovault_redo::position::Scn(0),
+            first_time: String::new(),
+            next_time: String::new(),
+            size: it.size,
+            sha256: redovault::manifest::Sha256Digest(it.sha256),
+            object_key: it.key.clone(),
+            version_id: it.version_id.clone(),
+            retain_until: None,
+            shipped_at: String::new(),
+            file_name: it.file_name.clone(),
+            prev: redovault::manifest::Sha256Digest::ZERO,
+        })
+        .collect();
+    for parallel in [1usize, 2, 4] {
+        let total: u64 = items.iter().map(|i| i.size).sum();
+        let (c0, _) = cpu_seconds();
+        let t0 = Instant::now();
+        let ok = rt.block_on(async {
+            use futures::StreamExt;
+            futures::stream::iter(entries.iter().map(|e| {
+                let store = Arc::clone(&store);
+                async move {
+                    redovault_verifier::objects::deep_check(store.as_ref(), e, None)
+                        .await
+                        .unwrap()
+                }
+            }))
+            .buffer_unordered(parallel)
+            .filter(|r| futures::future::ready(r.findings.is_empty()))
+            .count()
+            .await
+        });
+        let secs = t0.elapsed().as_secs_f64();
+        let (c1, _) = cpu_seconds();
+        assert_eq!(ok, n, "every object re-hashes to its SHA-256");
+        rows.push(Row {
+            name: format!("redovault deep verify, {parallel} in parallel"),
+            secs,
+            cpu: c1 - c0,
+            bytes: total,
+        });
+    }
+    // SHA-256 alone on one core, for the deep-verify goal.
+    let buf = random_bytes(256 << 20, 9);
+    let t0 = Instant::now();
+    let d = Sha256::digest(&buf);
+    let sha_secs = t0.elapsed().as_secs_f64();
+    std::hint::black_box(d);
+    println!(
+        "SHA-256 in memory on one core: {:.0} MB/s",
+        buf.len() as f64 / 1e6 / sha_secs
+    );
     for parallel in [1usize, 4, 8] {
         let dir = scratch.path().join(format!("curl-{parallel}"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -204,7 +270,10 @@ fn main() {
         .filter(|r| r.name.starts_with("curl"))
         .map(mbps)
         .fold(0.0, f64::max);
-    for r in rows.iter().filter(|r| r.name.starts_with("redovault")) {
+    for r in rows
+        .iter()
+        .filter(|r| r.name.starts_with("redovault restore"))
+    {
         println!(
             "{}: {:.0}% of the best curl throughput",
             r.name,

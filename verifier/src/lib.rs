@@ -6,13 +6,29 @@
 //! Layout:
 //! - [`report`]: the audit report model (findings, per-file results, per-thread timelines),
 //!   its verdict and exit code, and the text rendering.
+//! - [`chain`]: the manifest audit (sealed segments in WORM, the local copy, the anchor of
+//!   earlier runs): edited, removed, reordered entries named.
+//! - [`objects`]: per-object checks in WORM: HEAD fast path (replaced versions, size,
+//!   checksum, lock, retention) and deep re-hash with the archive-versus-stream cross-check.
+//! - [`verify`]: one run: chain, continuity, collector, objects (rolling deep share), state
+//!   between runs, the report.
+//! - [`cli`]: the `redovault-verifier` command line (the only user of `anyhow` here).
+//! - [`config`]: the TOML configuration (`check-config` lists every problem).
 //! - [`html`]: the self-contained HTML rendering of the report for auditors.
 //! - [`restore`]: `restore archive`: parallel, verified, in-order, resumable download of
 //!   archived logs.
+//! - [`stream`]: the collector's segments audited read-only (every chunk authenticated,
+//!   continuity) and unit digests for the archive-versus-stream cross-check.
 //! - [`script`]: `restore script`: RMAN and SQL*Plus recovery scripts stating the last
 //!   recoverable SCN, time and XID.
 
+pub mod chain;
+pub mod cli;
+pub mod config;
 pub mod html;
+pub mod objects;
 pub mod report;
 pub mod restore;
 pub mod script;
+pub mod stream;
+pub mod verify;

@@ -37,6 +37,19 @@ pub struct RestoreItem {
     pub file_name: String,
 }
 
+impl From<&redovault::manifest::ManifestEntry> for RestoreItem {
+    /// The log a manifest entry records: its key, recorded version, SHA-256, size and name.
+    fn from(e: &redovault::manifest::ManifestEntry) -> RestoreItem {
+        RestoreItem {
+            key: e.object_key.clone(),
+            version_id: e.version_id.clone(),
+            sha256: e.sha256.0,
+            size: e.size,
+            file_name: e.file_name.clone(),
+        }
+    }
+}
+
 /// What happened to one item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ItemOutcome {

@@ -15,7 +15,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use md5::Md5;
@@ -130,18 +130,28 @@ fn read_checked(
     let mut h = Sha256::new();
     let mut left = len;
     let mut pending: Option<Bytes> = None;
+    let pool = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
     while left > 0 {
         let n = (CHUNK as u64).min(left) as usize;
-        let mut buf = vec![0u8; n];
-        if let Err(e) = f.read_exact(&mut buf) {
+        let mut buf = pool
+            .lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .unwrap_or_else(|| vec![0u8; CHUNK]);
+        if let Err(e) = f.read_exact(&mut buf[..n]) {
             return fail(format!(
                 "read failed {} bytes before the announced end: {e}",
                 left
             ));
         }
-        h.update(&buf);
+        h.update(&buf[..n]);
         left -= n as u64;
-        if let Some(p) = pending.replace(Bytes::from(buf))
+        let piece = Bytes::from_owner(Pooled {
+            buf,
+            len: n,
+            pool: Arc::clone(&pool),
+        });
+        if let Some(p) = pending.replace(piece)
             && tx.blocking_send(Ok(p)).is_err()
         {
             // The request was dropped: nobody is listening any more.
@@ -167,6 +177,30 @@ fn read_checked(
     }
     if let Some(p) = pending {
         let _ = tx.blocking_send(Ok(p));
+    }
+}
+
+/// A body piece whose buffer goes back to its upload's pool once the connection is done with
+/// it (no fresh allocation, and no page faults, per piece).
+struct Pooled {
+    buf: Vec<u8>,
+    len: usize,
+    pool: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.pool.lock()
+            && p.len() < QUEUE + 2
+        {
+            p.push(std::mem::take(&mut self.buf));
+        }
     }
 }
 

@@ -1,0 +1,160 @@
+//! Helpers shared by the benchmarks: CPU time of processes, and running the reference
+//! uploaders (`curl -T`, `aws s3 cp`) on the same files and server.
+
+#![allow(dead_code)] // each bench uses a part
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Instant;
+
+/// Clock ticks per second of /proc CPU times (Linux).
+const TICK: f64 = 100.0;
+
+/// CPU seconds (user + system) of this process and of its waited-for children.
+pub fn cpu_seconds() -> (f64, f64) {
+    let f = stat_fields("/proc/self/stat");
+    // f[0] is field 3 (state): utime is field 14 → index 11.
+    let own = (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / TICK;
+    let children = (f.get(13).copied().unwrap_or(0.0) + f.get(14).copied().unwrap_or(0.0)) / TICK;
+    (own, children)
+}
+
+/// CPU seconds (user + system) used so far by the running process `pid`.
+pub fn cpu_of(pid: u32) -> f64 {
+    let f = stat_fields(&format!("/proc/{pid}/stat"));
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / TICK
+}
+
+fn stat_fields(path: &str) -> Vec<f64> {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    rest.split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect()
+}
+
+/// Peak resident set size (VmHWM) of the running process `pid`, in bytes.
+pub fn peak_rss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// One uploader's result.
+pub struct Row {
+    pub name: String,
+    pub secs: f64,
+    pub cpu: f64,
+    pub bytes: u64,
+}
+
+impl Row {
+    pub fn mbps(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.secs
+    }
+}
+
+/// Total size of `files`.
+pub fn total_bytes(files: &[PathBuf]) -> u64 {
+    files
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum()
+}
+
+fn check(name: &str, c: Child) {
+    let out = c
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(
+        out.status.success(),
+        "{name} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `f(file, i)` for every file, `parallel` processes at a time; CPU is that of the
+/// waited-for children.
+pub fn run_cmd(
+    name: &str,
+    files: &[PathBuf],
+    parallel: usize,
+    mut f: impl FnMut(&Path, usize) -> Command,
+) -> Row {
+    let total = total_bytes(files);
+    let (_, c0) = cpu_seconds();
+    let t0 = Instant::now();
+    let mut running: Vec<Child> = Vec::new();
+    for (i, p) in files.iter().enumerate() {
+        if running.len() >= parallel.max(1) {
+            check(name, running.remove(0));
+        }
+        let mut cmd = f(p, i);
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        running.push(cmd.spawn().unwrap_or_else(|e| panic!("{name}: {e}")));
+    }
+    for c in running {
+        check(name, c);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let (_, c1) = cpu_seconds();
+    Row {
+        name: name.to_string(),
+        secs,
+        cpu: c1 - c0,
+        bytes: total,
+    }
+}
+
+/// S3 target of the reference uploaders.
+pub struct Target {
+    pub endpoint: String,
+    pub ca: String,
+    pub bucket: String,
+    pub key: String,
+    pub secret: String,
+}
+
+/// `curl -T` with SigV4 and UNSIGNED-PAYLOAD (no hashing, no lock): the near-limit baseline.
+pub fn curl(t: &Target, file: &Path, key: &str) -> Command {
+    let mut c = Command::new("curl");
+    c.args(["-sS", "-f", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user"])
+        .arg(format!("{}:{}", t.key, t.secret))
+        .args([
+            "-H",
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+            "--cacert",
+            &t.ca,
+            "-T",
+        ])
+        .arg(file)
+        .arg(format!("{}/{}/{key}", t.endpoint, t.bucket));
+    c
+}
+
+/// `aws s3 cp` (checksums only when required: Ceph refuses aws-chunked bodies).
+pub fn aws(aws: &str, t: &Target, file: &Path, key: &str) -> Command {
+    let mut c = Command::new(aws);
+    c.env("AWS_ACCESS_KEY_ID", &t.key)
+        .env("AWS_SECRET_ACCESS_KEY", &t.secret)
+        .env("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .args([
+            "--endpoint-url",
+            &t.endpoint,
+            "--ca-bundle",
+            &t.ca,
+            "s3",
+            "cp",
+            "--quiet",
+        ])
+        .arg(file)
+        .arg(format!("s3://{}/{key}", t.bucket));
+    c
+}

@@ -1,0 +1,575 @@
+//! The manifest audit: reads the manifest as sealed in WORM (and, when given, the database
+//! host's local copy), and names every entry that was edited, removed or reordered.
+//!
+//! Unlike [`redovault::manifest::verify_lines`], which stops at the first break, the audit
+//! looks at the whole chain and attributes each break:
+//! - **reordered**: an entry whose index is lower than the one before it in the file;
+//! - **removed**: an index missing between the first and the last (or after the index the
+//!   verifier anchored in an earlier run);
+//! - **edited**: entry `n − 1` whose canonical line no longer hashes to the `prev` recorded
+//!   by entry `n` (an edit of entry `n − 1` changes its hash; the chain names it), or an entry
+//!   that differs from its sealed copy in WORM, or from the anchor of an earlier run;
+//! - **unreadable**: a line that is not a canonical entry.
+//!
+//! Sealed segments live under `<prefix>/manifest/<first>-<last>-<sha256>.jsonl`. A segment
+//! whose bytes do not hash to the SHA-256 in its own key, and two segments that claim the same
+//! entries with different content, are `manifest_seal_mismatch`: the watcher never writes
+//! either (closed segments are immutable, so re-sealing yields the same key).
+//!
+//! The anchor ([`Anchor`]) is what an earlier run verified: the highest index and its hash.
+//! The verifier keeps it in its own state, off the database host, so that a history rewritten
+//! wholesale (a forged, self-consistent chain) is still caught.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use redovault::manifest::{ManifestEntry, Sha256Digest};
+use redovault::store::ArchiveStore;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+
+use crate::report::{Finding, FindingKind, LogRef};
+
+/// What an earlier run verified: the chain up to `index` ended with an entry hashing to `hash`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    /// Highest index verified.
+    pub index: u64,
+    /// Hash of that entry's canonical line.
+    pub hash: Sha256Digest,
+}
+
+/// One line as read, with where it came from.
+#[derive(Debug, Clone)]
+pub struct SourceLine {
+    /// Object key or file path.
+    pub origin: String,
+    /// Line number in it (from 1).
+    pub line: usize,
+    /// The text.
+    pub text: String,
+}
+
+/// The outcome of auditing one chain.
+#[derive(Debug, Default)]
+pub struct ChainAudit {
+    /// Entries by index (the first occurrence of each index), with their line's hash.
+    pub entries: BTreeMap<u64, (ManifestEntry, Sha256Digest, String)>,
+    /// What is wrong.
+    pub findings: Vec<Finding>,
+}
+
+impl ChainAudit {
+    /// The highest entry and its hash, as the next run's anchor.
+    pub fn anchor(&self) -> Option<Anchor> {
+        self.entries
+            .iter()
+            .next_back()
+            .map(|(i, (_, h, _))| Anchor {
+                index: *i,
+                hash: *h,
+            })
+    }
+}
+
+fn log_of(e: &ManifestEntry) -> LogRef {
+    LogRef {
+        resetlogs_id: e.resetlogs_id,
+        thread: e.thread.0,
+        sequence: e.sequence.0,
+    }
+}
+
+/// Audits lines in file order (`what` names the copy in findings: "WORM" or "local copy").
+pub fn audit_lines(lines: &[SourceLine], what: &str) -> ChainAudit {
+    let mut a = ChainAudit::default();
+    let mut last_index: Option<u64> = None;
+    for l in lines {
+        let e = match ManifestEntry::parse_line(&l.text) {
+            Ok(e) => e,
+            Err(detail) => {
+                a.findings.push(Finding::error(
+                    FindingKind::ManifestUnreadable,
+                    format!("{what} {} line {}", l.origin, l.line),
+                    detail,
+                ));
+                continue;
+            }
+        };
+        if let Some(prev) = last_index
+            && e.index <= prev
+        {
+            a.findings.push(
+                Finding::error(
+                    FindingKind::ManifestEntryReordered,
+                    format!("manifest entry {} ({what})", e.index),
+                    format!(
+                        "entry {} appears after entry {prev} ({} line {})",
+                        e.index, l.origin, l.line
+                    ),
+                )
+                .with_entry(e.index)
+                .with_log(log_of(&e)),
+            );
+        }
+        last_index = Some(last_index.map_or(e.index, |p| p.max(e.index)));
+        let hash = Sha256Digest::of(l.text.as_bytes());
+        match a.entries.get(&e.index) {
+            Some((_, h, _)) if *h != hash => a.findings.push(
+                Finding::error(
+                    FindingKind::ManifestEntryEdited,
+                    format!("manifest entry {} ({what})", e.index),
+                    format!(
+                        "two different entries with index {} ({} line {})",
+                        e.index, l.origin, l.line
+                    ),
+                )
+                .with_entry(e.index),
+            ),
+            Some(_) => {}
+            None => {
+                a.entries.insert(e.index, (e, hash, l.text.clone()));
+            }
+        }
+    }
+    // Removed: holes between 1 and the highest index.
+    let mut expected = 1u64;
+    let mut holes = Vec::new();
+    for &i in a.entries.keys() {
+        if i > expected {
+            holes.push((expected, i - 1));
+        }
+        expected = i + 1;
+    }
+    for (from, to) in holes {
+        let subject = if from == to {
+            format!("manifest entry {from} ({what})")
+        } else {
+            format!("manifest entries {from} to {to} ({what})")
+        };
+        a.findings.push(
+            Finding::error(
+                FindingKind::ManifestEntryRemoved,
+                subject,
+                format!(
+                    "missing from the chain (entry {} follows entry {})",
+                    to + 1,
+                    from.saturating_sub(1)
+                ),
+            )
+            .with_entry(from),
+        );
+    }
+    // Edited: the chain in index order.
+    let mut prev: Option<(u64, Sha256Digest)> = None;
+    for (&i, (e, hash, _)) in &a.entries {
+        match prev {
+            Some((pi, ph)) if pi + 1 == i && e.prev != ph => {
+                let pe = &a.entries[&pi].0;
+                a.findings.push(
+                    Finding::error(
+                        FindingKind::ManifestEntryEdited,
+                        format!("manifest entry {pi} ({what})"),
+                        format!(
+                            "its content hashes to {ph}, but entry {i} recorded {} as its predecessor",
+                            e.prev
+                        ),
+                    )
+                    .with_entry(pi)
+                    .with_log(log_of(pe)),
+                );
+            }
+            None if i == 1 && e.prev != Sha256Digest::ZERO => {
+                a.findings.push(
+                    Finding::error(
+                        FindingKind::ManifestEntryEdited,
+                        format!("manifest entry 1 ({what})"),
+                        format!("the first entry must have prev 0…0, found {}", e.prev),
+                    )
+                    .with_entry(1),
+                );
+            }
+            _ => {}
+        }
+        prev = Some((i, *hash));
+    }
+    a
+}
+
+/// Checks a chain against the anchor of an earlier run.
+pub fn check_anchor(a: &ChainAudit, anchor: &Anchor, what: &str) -> Option<Finding> {
+    match a.entries.get(&anchor.index) {
+        Some((_, h, _)) if *h == anchor.hash => None,
+        Some((e, h, _)) => Some(
+            Finding::error(
+                FindingKind::ManifestEntryEdited,
+                format!("manifest entry {} ({what})", anchor.index),
+                format!(
+                    "hashes to {h}; an earlier verification recorded {}: history was rewritten",
+                    anchor.hash
+                ),
+            )
+            .with_entry(anchor.index)
+            .with_log(log_of(e)),
+        ),
+        None if a
+            .entries
+            .keys()
+            .next_back()
+            .is_some_and(|&m| m > anchor.index) =>
+        {
+            None
+        }
+        None => Some(
+            Finding::error(
+                FindingKind::ManifestEntryRemoved,
+                format!("manifest entry {} ({what})", anchor.index),
+                format!(
+                    "an earlier verification saw entry {}; the chain now ends at {}",
+                    anchor.index,
+                    a.entries.keys().next_back().copied().unwrap_or(0)
+                ),
+            )
+            .with_entry(anchor.index),
+        ),
+    }
+}
+
+/// A sealed segment's key, parsed: `<first>-<last>-<sha256>.jsonl`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentKey {
+    /// Full key.
+    pub key: String,
+    /// First entry.
+    pub first: u64,
+    /// Last entry.
+    pub last: u64,
+    /// SHA-256 the key names.
+    pub sha256: Sha256Digest,
+}
+
+/// Parses a sealed segment's key (None for anything else under `manifest/`).
+pub fn parse_segment_key(key: &str) -> Option<SegmentKey> {
+    let name = key.rsplit('/').next()?.strip_suffix(".jsonl")?;
+    let mut parts = name.splitn(3, '-');
+    let first = parts.next()?.parse().ok()?;
+    let last = parts.next()?.parse().ok()?;
+    let sha256 = Sha256Digest::from_hex(parts.next()?)?;
+    Some(SegmentKey {
+        key: key.to_string(),
+        first,
+        last,
+        sha256,
+    })
+}
+
+/// What was read from WORM.
+#[derive(Debug, Default)]
+pub struct Sealed {
+    /// Lines of the segments kept, in chain order.
+    pub lines: Vec<SourceLine>,
+    /// Seal-level findings (content not matching its key, conflicting segments).
+    pub findings: Vec<Finding>,
+    /// Segments read.
+    pub segments: usize,
+}
+
+fn join(prefix: &str, rest: &str) -> String {
+    if prefix.is_empty() {
+        rest.to_string()
+    } else {
+        format!("{prefix}/{rest}")
+    }
+}
+
+/// Reads every sealed segment under `<prefix>/manifest/`: checks each against the SHA-256 in
+/// its key, drops (and reports) segments that conflict with ones already taken, and returns
+/// their lines in chain order.
+pub async fn read_sealed<S: ArchiveStore>(
+    store: &S,
+    prefix: &str,
+) -> Result<Sealed, redovault::store::StoreError> {
+    let listing = store.list(&join(prefix, "manifest/")).await?;
+    let mut keys: Vec<SegmentKey> = listing
+        .iter()
+        .filter_map(|o| parse_segment_key(&o.key))
+        .collect();
+    keys.sort_by(|a, b| (a.first, a.last, &a.key).cmp(&(b.first, b.last, &b.key)));
+    let mut out = Sealed::default();
+    let mut covered_to = 0u64;
+    let mut covered_by = String::new();
+    for k in keys {
+        let mut body = store.get(&k.key, None, None).await?;
+        let mut bytes = Vec::new();
+        body.read_to_end(&mut bytes)
+            .await
+            .map_err(|e| redovault::store::StoreError::Io {
+                context: format!("read {}", k.key),
+                source: e,
+            })?;
+        let got = Sha256Digest::of(&bytes);
+        if got != k.sha256 {
+            out.findings.push(Finding::error(
+                FindingKind::ManifestSealMismatch,
+                format!("sealed segment {}", k.key),
+                format!(
+                    "content hashes to {got}, its key names {}: the object was replaced",
+                    k.sha256
+                ),
+            ));
+            continue;
+        }
+        if k.first <= covered_to {
+            out.findings.push(
+                Finding::error(
+                    FindingKind::ManifestSealMismatch,
+                    format!("sealed segment {}", k.key),
+                    format!(
+                        "claims entries {} to {} already sealed by {covered_by}: a second history",
+                        k.first, k.last
+                    ),
+                )
+                .with_entry(k.first),
+            );
+            continue;
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        for (i, line) in text.lines().enumerate() {
+            out.lines.push(SourceLine {
+                origin: k.key.clone(),
+                line: i + 1,
+                text: line.to_string(),
+            });
+        }
+        covered_to = k.last;
+        covered_by = k.key.clone();
+        out.segments += 1;
+    }
+    Ok(out)
+}
+
+/// Reads the database host's local manifest copy (`segments/*.jsonl` then `open.jsonl`) as
+/// raw lines, without judging them (the audit does).
+pub fn read_local(dir: &Path) -> std::io::Result<Vec<SourceLine>> {
+    let mut files = Vec::new();
+    let seg_dir = dir.join("segments");
+    match std::fs::read_dir(&seg_dir) {
+        Ok(rd) => {
+            for e in rd {
+                let p = e?.path();
+                if p.extension().is_some_and(|x| x == "jsonl") {
+                    files.push(p);
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    files.sort();
+    let open = dir.join("open.jsonl");
+    if open.exists() {
+        files.push(open);
+    }
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f)?;
+        for (i, line) in text.lines().enumerate() {
+            out.push(SourceLine {
+                origin: f.display().to_string(),
+                line: i + 1,
+                text: line.to_string(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Compares the local copy with the sealed one, entry by entry: an entry that differs, or that
+/// is sealed but missing locally, is reported against the local copy.
+pub fn compare_local(sealed: &ChainAudit, local: &ChainAudit) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (i, (se, sh, _)) in &sealed.entries {
+        match local.entries.get(i) {
+            Some((_, lh, _)) if lh == sh => {}
+            Some((le, lh, _)) => out.push(
+                Finding::error(
+                    FindingKind::ManifestEntryEdited,
+                    format!("manifest entry {i} (local copy)"),
+                    format!("hashes to {lh}; its sealed copy in WORM hashes to {sh}"),
+                )
+                .with_entry(*i)
+                .with_log(log_of(le)),
+            ),
+            None => {
+                // Holes are already reported by the local chain audit when inside it.
+                let local_max = local.entries.keys().next_back().copied().unwrap_or(0);
+                if *i > local_max {
+                    out.push(
+                        Finding::error(
+                            FindingKind::ManifestEntryRemoved,
+                            format!("manifest entry {i} (local copy)"),
+                            "sealed in WORM but missing from the local copy".to_string(),
+                        )
+                        .with_entry(*i)
+                        .with_log(log_of(se)),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redovault_redo::position::{LogSeq, Scn, ThreadId};
+
+    /// A valid chain of `n` canonical lines.
+    pub(crate) fn chain(n: u32) -> Vec<String> {
+        let mut prev = Sha256Digest::ZERO;
+        (1..=n)
+            .map(|i| {
+                let e = ManifestEntry {
+                    index: u64::from(i),
+                    db_id: 7,
+                    db_name: "PROD".into(),
+                    resetlogs_id: 1,
+                    thread: ThreadId(1),
+                    sequence: LogSeq(i + 9),
+                    first_scn: Scn(u64::from(i) * 100),
+                    next_scn: Scn(u64::from(i + 1) * 100),
+                    first_time: "2026-11-21T00:00:00".into(),
+                    next_time: "2026-11-21T00:01:00".into(),
+                    size: 1024,
+                    sha256: Sha256Digest::of(&i.to_le_bytes()),
+                    object_key: format!("p/archive/sha256/{i}"),
+                    version_id: Some(format!("v{i}")),
+                    retain_until: None,
+                    shipped_at: "2026-11-21T00:02:00Z".into(),
+                    file_name: format!("arch1_{}_1.dbf", i + 9),
+                    prev,
+                };
+                let line = e.canonical_line();
+                prev = Sha256Digest::of(line.as_bytes());
+                line
+            })
+            .collect()
+    }
+
+    fn lines(texts: &[String]) -> Vec<SourceLine> {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| SourceLine {
+                origin: "m".into(),
+                line: i + 1,
+                text: t.clone(),
+            })
+            .collect()
+    }
+
+    fn kinds(a: &ChainAudit) -> Vec<(FindingKind, Option<u64>)> {
+        a.findings.iter().map(|f| (f.kind, f.entry)).collect()
+    }
+
+    #[test]
+    fn a_clean_chain_has_no_finding() {
+        let a = audit_lines(&lines(&chain(6)), "WORM");
+        assert!(a.findings.is_empty(), "{:?}", a.findings);
+        assert_eq!(a.anchor().unwrap().index, 6);
+    }
+
+    #[test]
+    fn edit_is_attributed_to_the_edited_entry() {
+        let mut c = chain(6);
+        c[2] = c[2].replace("\"size\":1024", "\"size\":1025");
+        let a = audit_lines(&lines(&c), "local copy");
+        assert_eq!(kinds(&a), vec![(FindingKind::ManifestEntryEdited, Some(3))]);
+    }
+
+    #[test]
+    fn removal_and_reordering_are_named() {
+        let mut c = chain(6);
+        c.remove(3);
+        let a = audit_lines(&lines(&c), "WORM");
+        assert_eq!(
+            kinds(&a),
+            vec![(FindingKind::ManifestEntryRemoved, Some(4))]
+        );
+        let mut c = chain(6);
+        c.swap(1, 2);
+        let a = audit_lines(&lines(&c), "WORM");
+        assert_eq!(
+            kinds(&a),
+            vec![(FindingKind::ManifestEntryReordered, Some(2))]
+        );
+    }
+
+    #[test]
+    fn garbage_line_is_unreadable_and_its_entry_removed() {
+        let mut c = chain(4);
+        c[1] = "{not json".into();
+        let a = audit_lines(&lines(&c), "WORM");
+        let k = kinds(&a);
+        assert!(
+            k.contains(&(FindingKind::ManifestUnreadable, None)),
+            "{k:?}"
+        );
+        assert!(
+            k.contains(&(FindingKind::ManifestEntryRemoved, Some(2))),
+            "{k:?}"
+        );
+    }
+
+    #[test]
+    fn anchor_catches_a_rewritten_history_and_truncation() {
+        let c = chain(5);
+        let a = audit_lines(&lines(&c), "WORM");
+        let anchor = a.anchor().unwrap();
+        // A forged, self-consistent chain: every entry re-hashed after an edit of entry 1.
+        let mut forged = chain(5);
+        forged[4] = forged[4].replace("\"size\":1024", "\"size\":9");
+        let f = audit_lines(&lines(&forged), "WORM");
+        assert!(
+            f.findings.is_empty(),
+            "the forgery is self-consistent at its tail"
+        );
+        assert_eq!(
+            check_anchor(&f, &anchor, "WORM").unwrap().kind,
+            FindingKind::ManifestEntryEdited
+        );
+        let short = audit_lines(&lines(&c[..3]), "WORM");
+        assert_eq!(
+            check_anchor(&short, &anchor, "WORM").unwrap().kind,
+            FindingKind::ManifestEntryRemoved
+        );
+        assert!(check_anchor(&a, &anchor, "WORM").is_none());
+    }
+
+    #[test]
+    fn local_copy_is_compared_with_the_sealed_one() {
+        let c = chain(5);
+        let sealed = audit_lines(&lines(&c[..4]), "WORM");
+        let mut l = c.clone();
+        l[4] = l[4].replace("\"size\":1024", "\"size\":1"); // unsealed tail: not comparable
+        assert!(compare_local(&sealed, &audit_lines(&lines(&l), "local")).is_empty());
+        let mut l = c.clone();
+        l[3] = l[3].replace("\"size\":1024", "\"size\":1");
+        let f = compare_local(&sealed, &audit_lines(&lines(&l), "local"));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].entry, Some(4));
+        let f = compare_local(&sealed, &audit_lines(&lines(&c[..2]), "local"));
+        assert_eq!(f.len(), 2, "entries 3 and 4 sealed but missing locally");
+    }
+
+    #[test]
+    fn segment_keys() {
+        let sha = Sha256Digest::of(b"x");
+        let k = format!("p/manifest/000000000001-000000000010-{sha}.jsonl");
+        let s = parse_segment_key(&k).unwrap();
+        assert_eq!((s.first, s.last, s.sha256), (1, 10, sha));
+        assert!(parse_segment_key("p/manifest/junk.jsonl").is_none());
+        assert!(parse_segment_key("p/manifest/1-2-zz.jsonl").is_none());
+    }
+}

@@ -1,0 +1,848 @@
+//! The `redovault-verifier` command line (the only module of this crate that uses `anyhow`):
+//! `verify` (once or as a daemon), `restore archive|online|script`, `check-config`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use redovault::alert::{Alarm, AlarmKind, AlertMetrics, Alerter, Severity as AlarmSeverity};
+use redovault::crypto::keys::KeyRing;
+use redovault::manifest::ManifestEntry;
+use redovault::store::ArchiveStore;
+use redovault::store::local::LocalStore;
+use redovault::store::s3::S3Store;
+use redovault::telemetry::{Histogram, Registry};
+use redovault::watcher::config::StoreKind;
+use redovault_collector::rebuild::{RebuildOptions, rebuild};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::chain;
+use crate::config::VerifierConfig;
+use crate::html;
+use crate::report::{AuditReport, Verdict};
+use crate::restore::{Progress, RestoreItem, restore_archive};
+use crate::script::{self, ArchivedLogFile, OnlineLogFile, ScriptInput, Target};
+use crate::stream;
+use crate::verify::{CollectorSource, DeepMode, VerifyOptions, verify};
+
+/// Audits the WORM archive, the manifest chain and the collector; restores for recovery.
+#[derive(Debug, Parser)]
+#[command(name = "redovault-verifier", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Verify once (exit 0 clean, 1 findings, 2 could not run), or on a schedule (--daemon).
+    Verify(VerifyArgs),
+    /// Bring archived logs or the last-commit online log back, or write the recovery script.
+    Restore {
+        #[command(subcommand)]
+        what: RestoreCommand,
+    },
+    /// Check a configuration file and list every problem.
+    CheckConfig {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DeepArg {
+    Off,
+    All,
+    Rolling,
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// Configuration file.
+    #[arg(long)]
+    config: PathBuf,
+    /// Override `verify.deep`.
+    #[arg(long, value_enum)]
+    deep: Option<DeepArg>,
+    /// Print the report as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Also write the HTML audit report here.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// Run every `verify.interval` until stopped (SIGTERM/SIGINT).
+    #[arg(long)]
+    daemon: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum RestoreCommand {
+    /// Archived logs from WORM into DEST, verified against the manifest, in order, resumable.
+    Archive(RestoreArchiveArgs),
+    /// The online log rebuilt to the last commit from the collector's segments.
+    Online(RestoreOnlineArgs),
+    /// RMAN and SQL*Plus recovery scripts for what was restored into DEST.
+    Script(RestoreScriptArgs),
+}
+
+#[derive(Debug, Args)]
+struct RestoreArchiveArgs {
+    /// Configuration file (store, prefix, local manifest).
+    #[arg(long)]
+    config: PathBuf,
+    /// Destination directory.
+    #[arg(long)]
+    dest: PathBuf,
+    /// Only this thread.
+    #[arg(long)]
+    thread: Option<u16>,
+    /// From this sequence.
+    #[arg(long)]
+    from_seq: Option<u32>,
+    /// Up to this sequence.
+    #[arg(long)]
+    to_seq: Option<u32>,
+    /// Every log needed to recover up to (not including) this SCN.
+    #[arg(long, conflicts_with = "until_time")]
+    until_scn: Option<u64>,
+    /// Every log needed to recover up to this time (ISO 8601, database clock).
+    #[arg(long)]
+    until_time: Option<String>,
+    /// Downloads at once.
+    #[arg(long, default_value_t = 8)]
+    parallel: usize,
+}
+
+#[derive(Debug, Args)]
+struct RestoreOnlineArgs {
+    /// Configuration file (its [collector] dir and key_file), unless given by flags.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The collector's data directory.
+    #[arg(long)]
+    collector_dir: Option<PathBuf>,
+    /// The collector's key file.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// Destination directory.
+    #[arg(long)]
+    dest: PathBuf,
+    /// The thread (when the collector holds several streams).
+    #[arg(long)]
+    thread: Option<u16>,
+    /// Pad the file with zeros to the online log's size.
+    #[arg(long)]
+    pad: bool,
+}
+
+#[derive(Debug, Args)]
+struct RestoreScriptArgs {
+    /// The directory `restore archive` / `restore online` wrote into.
+    #[arg(long)]
+    dest: PathBuf,
+    /// Recover up to (not including) this SCN instead of the last commit.
+    #[arg(long, conflicts_with = "until_time")]
+    until_scn: Option<u64>,
+    /// Recover up to this time (YYYY-MM-DD HH24:MI:SS).
+    #[arg(long)]
+    until_time: Option<String>,
+}
+
+/// What `restore archive` leaves in DEST for `restore script`.
+#[derive(Debug, Serialize, Deserialize)]
+struct ArchiveRecord {
+    restored_at: String,
+    files: Vec<RecordFile>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RecordFile {
+    path: PathBuf,
+    thread: u16,
+    sequence: u32,
+    first_scn: u64,
+    next_scn: u64,
+    sha256: String,
+}
+
+/// What `restore online` leaves in DEST.
+#[derive(Debug, Serialize, Deserialize)]
+struct OnlineRecord {
+    path: PathBuf,
+    thread: u16,
+    sequence: u32,
+    size: u64,
+    sha256: String,
+    last_commit_scn: u64,
+    last_commit_xid: String,
+    last_commit_time: Option<String>,
+    commits: usize,
+}
+
+const ARCHIVE_RECORD: &str = "restore-archive.json";
+const ONLINE_RECORD: &str = "restore-online.json";
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> anyhow::Result<i32> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match cli.command {
+        Command::CheckConfig { file } => match VerifierConfig::load(&file) {
+            Ok(_) => {
+                println!("{}: OK", file.display());
+                Ok(0)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(1)
+            }
+        },
+        Command::Verify(a) => {
+            let cfg = VerifierConfig::load(&a.config)?;
+            redovault::telemetry::init_tracing(cfg.telemetry.log_format, &cfg.telemetry.log_level);
+            rt.block_on(dispatch_verify(cfg, a))
+        }
+        Command::Restore { what } => {
+            redovault::telemetry::init_tracing(redovault::telemetry::LogFormat::Text, "warn");
+            match what {
+                RestoreCommand::Archive(a) => {
+                    let cfg = VerifierConfig::load(&a.config)?;
+                    rt.block_on(dispatch_restore(cfg, a))
+                }
+                RestoreCommand::Online(a) => restore_online(a),
+                RestoreCommand::Script(a) => restore_script(a),
+            }
+        }
+    }
+}
+
+fn target(cfg: &VerifierConfig) -> String {
+    match cfg.store.kind {
+        StoreKind::S3 => format!("s3://{}/{}", cfg.store.bucket, cfg.store.prefix),
+        StoreKind::Local => format!(
+            "local:{}/{}",
+            cfg.store.dir.as_deref().unwrap_or(Path::new("")).display(),
+            cfg.store.prefix
+        ),
+    }
+}
+
+async fn dispatch_verify(cfg: VerifierConfig, a: VerifyArgs) -> anyhow::Result<i32> {
+    match cfg.store.kind {
+        StoreKind::S3 => {
+            let s = S3Store::new(redovault::watcher::s3_config(&cfg.store)?)?;
+            run_verify(Arc::new(s), cfg, a).await
+        }
+        StoreKind::Local => {
+            let dir = cfg.store.dir.clone().context("store.dir")?;
+            run_verify(Arc::new(LocalStore::new(dir)?), cfg, a).await
+        }
+    }
+}
+
+async fn dispatch_restore(cfg: VerifierConfig, a: RestoreArchiveArgs) -> anyhow::Result<i32> {
+    match cfg.store.kind {
+        StoreKind::S3 => {
+            let s = S3Store::new(redovault::watcher::s3_config(&cfg.store)?)?;
+            run_restore(Arc::new(s), cfg, a).await
+        }
+        StoreKind::Local => {
+            let dir = cfg.store.dir.clone().context("store.dir")?;
+            run_restore(Arc::new(LocalStore::new(dir)?), cfg, a).await
+        }
+    }
+}
+
+fn options(cfg: &VerifierConfig, deep: Option<DeepArg>) -> anyhow::Result<VerifyOptions> {
+    let collector = match (&cfg.collector.dir, &cfg.collector.key_file) {
+        (Some(dir), Some(kf)) => Some(CollectorSource {
+            dir: dir.clone(),
+            keys: KeyRing::load(kf)
+                .with_context(|| format!("collector key file {}", kf.display()))?,
+        }),
+        _ => None,
+    };
+    let deep = match deep {
+        None => cfg.verify.deep,
+        Some(DeepArg::Off) => DeepMode::Off,
+        Some(DeepArg::All) => DeepMode::All,
+        Some(DeepArg::Rolling) => match cfg.verify.deep {
+            DeepMode::Rolling { cycle } => DeepMode::Rolling { cycle },
+            _ => DeepMode::Rolling { cycle: 30 },
+        },
+    };
+    Ok(VerifyOptions {
+        target: target(cfg),
+        prefix: cfg.store.prefix.clone(),
+        local_manifest: cfg.verify.local_manifest.clone(),
+        policy: crate::objects::Policy {
+            lock_mode: cfg.verify.lock_mode,
+            min_retention: cfg.verify.min_retention,
+        },
+        deep,
+        parallel: cfg.verify.parallel,
+        collector,
+        acknowledged: cfg.verify.acknowledged_gaps.clone(),
+        state_dir: Some(cfg.verify.state_dir.clone()),
+    })
+}
+
+struct VerifierMetrics {
+    registry: Arc<Registry>,
+    runs: Arc<redovault::telemetry::Counter>,
+    findings: Arc<redovault::telemetry::CounterVec>,
+    last_run: Arc<redovault::telemetry::Gauge>,
+    last_clean: Arc<redovault::telemetry::Gauge>,
+    last_errors: Arc<redovault::telemetry::Gauge>,
+    last_verdict: Arc<redovault::telemetry::Gauge>,
+    bytes: Arc<redovault::telemetry::Counter>,
+    duration: Arc<Histogram>,
+    alerts: AlertMetrics,
+}
+
+impl VerifierMetrics {
+    fn new() -> VerifierMetrics {
+        let r = Arc::new(Registry::new());
+        VerifierMetrics {
+            runs: r.counter("redovault_verifier_runs_total", "Verification runs."),
+            findings: r.counter_vec(
+                "redovault_verifier_findings_total",
+                "Error findings, by kind, summed over runs.",
+                "kind",
+            ),
+            last_run: r.gauge(
+                "redovault_verifier_last_run_timestamp_seconds",
+                "End of the last run (Unix time).",
+            ),
+            last_clean: r.gauge(
+                "redovault_verifier_last_clean_run_timestamp_seconds",
+                "End of the last run without findings (Unix time).",
+            ),
+            last_errors: r.gauge(
+                "redovault_verifier_last_run_findings",
+                "Error findings of the last run.",
+            ),
+            last_verdict: r.gauge(
+                "redovault_verifier_last_run_exit_code",
+                "Exit code of the last run: 0 clean, 1 findings, 2 could not run.",
+            ),
+            bytes: r.counter(
+                "redovault_verifier_rehashed_bytes_total",
+                "Bytes downloaded and re-hashed.",
+            ),
+            duration: r.histogram(
+                "redovault_verifier_run_duration_seconds",
+                "Duration of a run.",
+                Histogram::seconds(),
+            ),
+            alerts: AlertMetrics {
+                raised: r.counter_vec(
+                    "redovault_verifier_alarms_total",
+                    "Alarms raised, by kind.",
+                    "kind",
+                ),
+                failed: r.counter(
+                    "redovault_verifier_alarm_deliveries_failed_total",
+                    "Alarm deliveries that failed.",
+                ),
+                dropped: r.counter(
+                    "redovault_verifier_alarms_dropped_total",
+                    "Alarms not queued for the hook (queue full).",
+                ),
+            },
+            registry: r,
+        }
+    }
+
+    fn record(&self, r: &AuditReport, secs: f64) {
+        let now = chrono::Utc::now().timestamp() as f64;
+        self.runs.inc();
+        for (kind, n) in r.counts_by_kind() {
+            self.findings.add(kind.as_str(), n);
+        }
+        self.last_run.set(now);
+        if r.verdict == Verdict::Clean {
+            self.last_clean.set(now);
+        }
+        self.last_errors.set(r.summary.errors as f64);
+        self.last_verdict.set(f64::from(r.verdict.exit_code()));
+        self.bytes.add(r.summary.bytes_rehashed);
+        self.duration.observe(secs);
+    }
+}
+
+fn alarm_for(r: &AuditReport) -> Option<Alarm> {
+    let (kind, sev, msg) = match r.verdict {
+        Verdict::Clean => return None,
+        Verdict::Findings => (
+            AlarmKind::VerifyFindings,
+            if r.findings.iter().any(|f| f.kind.is_tampering()) {
+                AlarmSeverity::Critical
+            } else {
+                AlarmSeverity::Warning
+            },
+            format!(
+                "verification of {} found {} problem(s): {}",
+                r.target,
+                r.summary.errors,
+                r.findings
+                    .iter()
+                    .take(5)
+                    .map(|f| format!("{} {}", f.kind.as_str(), f.subject))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ),
+        Verdict::CouldNotRun => (
+            AlarmKind::VerifyFailed,
+            AlarmSeverity::Critical,
+            format!(
+                "verification of {} could not run: {}",
+                r.target,
+                r.error.as_deref().unwrap_or("unknown")
+            ),
+        ),
+    };
+    let mut a = Alarm::new(kind, sev, msg)
+        .details(serde_json::to_value(&r.summary).unwrap_or(serde_json::Value::Null));
+    a.component = "verifier";
+    Some(a)
+}
+
+async fn run_verify<S: ArchiveStore + 'static>(
+    store: Arc<S>,
+    cfg: VerifierConfig,
+    a: VerifyArgs,
+) -> anyhow::Result<i32> {
+    let opts = options(&cfg, a.deep)?;
+    let cancel = CancellationToken::new();
+    let metrics = VerifierMetrics::new();
+    if let Some(addr) = cfg.telemetry.metrics_listen {
+        let bound = redovault::telemetry::serve_metrics(
+            addr,
+            Arc::clone(&metrics.registry),
+            cancel.clone(),
+        )
+        .await
+        .with_context(|| format!("metrics on {addr}"))?;
+        tracing::info!(%bound, "metrics served");
+    }
+    let (alerter, alert_task) = Alerter::start(
+        cfg.alert.hook.clone(),
+        metrics.alerts.clone(),
+        cancel.clone(),
+    )?;
+    let signals = cancel.clone();
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        signals.cancel();
+    });
+    let mut code;
+    loop {
+        let t0 = Instant::now();
+        let report = verify(Arc::clone(&store), &opts).await;
+        metrics.record(&report, t0.elapsed().as_secs_f64());
+        code = report.verdict.exit_code();
+        if let Some(alarm) = alarm_for(&report) {
+            alerter.raise(alarm);
+        }
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", report.to_text());
+        }
+        if let Some(p) = &a.html {
+            std::fs::write(p, html::render(&report))
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
+        if a.daemon
+            && let Some(dir) = &cfg.verify.report_dir
+        {
+            write_reports(dir, &report)?;
+        }
+        if !a.daemon {
+            break;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(cfg.verify.interval) => {},
+        }
+    }
+    cancel.cancel();
+    let _ = alert_task.await;
+    Ok(code)
+}
+
+fn write_reports(dir: &Path, r: &AuditReport) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let stamp = r.finished_at.replace(':', "");
+    let base = dir.join(format!("report-{stamp}"));
+    redovault::durable::write_atomic(&base.with_extension("json"), &serde_json::to_vec_pretty(r)?)?;
+    redovault::durable::write_atomic(&base.with_extension("html"), html::render(r).as_bytes())?;
+    Ok(())
+}
+
+/// The manifest entries to restore, in recovery order (first SCN, thread, sequence).
+fn select(entries: Vec<ManifestEntry>, a: &RestoreArchiveArgs) -> Vec<ManifestEntry> {
+    let mut v: Vec<ManifestEntry> = entries
+        .into_iter()
+        .filter(|e| a.thread.is_none_or(|t| e.thread.0 == t))
+        .filter(|e| a.from_seq.is_none_or(|s| e.sequence.0 >= s))
+        .filter(|e| a.to_seq.is_none_or(|s| e.sequence.0 <= s))
+        .filter(|e| a.until_scn.is_none_or(|s| e.first_scn.0 < s))
+        .filter(|e| {
+            a.until_time
+                .as_deref()
+                .is_none_or(|t| e.first_time.as_str() < t)
+        })
+        .collect();
+    v.sort_by_key(|e| (e.first_scn, e.thread, e.sequence));
+    v
+}
+
+async fn manifest_entries<S: ArchiveStore>(
+    store: &S,
+    cfg: &VerifierConfig,
+) -> anyhow::Result<Vec<ManifestEntry>> {
+    let sealed = chain::read_sealed(store, &cfg.store.prefix)
+        .await
+        .context("reading the sealed manifest")?;
+    let mut audit = chain::audit_lines(&sealed.lines, "WORM");
+    if let Some(dir) = &cfg.verify.local_manifest {
+        let lines = chain::read_local(dir)
+            .with_context(|| format!("reading the local manifest {}", dir.display()))?;
+        let local = chain::audit_lines(&lines, "local copy");
+        for (i, v) in local.entries {
+            audit.entries.entry(i).or_insert(v);
+        }
+    }
+    for f in sealed.findings.iter().chain(&audit.findings) {
+        eprintln!(
+            "warning: manifest: {} {}: {}",
+            f.kind.as_str(),
+            f.subject,
+            f.detail
+        );
+    }
+    Ok(audit.entries.into_values().map(|(e, _, _)| e).collect())
+}
+
+async fn run_restore<S: ArchiveStore + 'static>(
+    store: Arc<S>,
+    cfg: VerifierConfig,
+    a: RestoreArchiveArgs,
+) -> anyhow::Result<i32> {
+    let entries = select(manifest_entries(store.as_ref(), &cfg).await?, &a);
+    if entries.is_empty() {
+        bail!("no archived log in the manifest matches the requested range");
+    }
+    let items: Vec<RestoreItem> = entries.iter().map(RestoreItem::from).collect();
+    let tty = std::io::stderr().is_terminal();
+    let t0 = Instant::now();
+    let summary = restore_archive(Arc::clone(&store), &items, &a.dest, a.parallel, |p| {
+        progress(p, tty, t0)
+    })
+    .await;
+    if tty {
+        eprintln!();
+    }
+    let summary = summary?;
+    let record = ArchiveRecord {
+        restored_at: redovault::alert::now_rfc3339(),
+        files: entries
+            .iter()
+            .zip(&summary.files)
+            .map(|(e, p)| RecordFile {
+                path: std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()),
+                thread: e.thread.0,
+                sequence: e.sequence.0,
+                first_scn: e.first_scn.0,
+                next_scn: e.next_scn.0,
+                sha256: e.sha256.to_string(),
+            })
+            .collect(),
+    };
+    redovault::durable::write_atomic(
+        &a.dest.join(ARCHIVE_RECORD),
+        &serde_json::to_vec_pretty(&record)?,
+    )?;
+    let secs = t0.elapsed().as_secs_f64();
+    let bytes: u64 = items.iter().map(|i| i.size).sum();
+    println!(
+        "restored {} archived log(s) into {} ({} downloaded, {} already there, verified SHA-256), {:.1} MB in {:.1} s ({:.0} MB/s)",
+        items.len(),
+        a.dest.display(),
+        summary.restored,
+        summary.already_present,
+        bytes as f64 / 1e6,
+        secs,
+        bytes as f64 / 1e6 / secs.max(1e-9)
+    );
+    Ok(0)
+}
+
+fn progress(p: Progress, tty: bool, t0: Instant) {
+    if !tty {
+        return;
+    }
+    let width = 30usize;
+    let done = (p.bytes_done as f64 / p.bytes_total.max(1) as f64 * width as f64) as usize;
+    let secs = t0.elapsed().as_secs_f64().max(1e-3);
+    eprint!(
+        "\r[{}{}] {}/{} files, {:.0}/{:.0} MB, {:.0} MB/s ",
+        "#".repeat(done.min(width)),
+        ".".repeat(width - done.min(width)),
+        p.files_done,
+        p.files_total,
+        p.bytes_done as f64 / 1e6,
+        p.bytes_total as f64 / 1e6,
+        p.bytes_done as f64 / 1e6 / secs
+    );
+}
+
+fn restore_online(a: RestoreOnlineArgs) -> anyhow::Result<i32> {
+    let (dir, key_file) = match (&a.collector_dir, &a.key_file, &a.config) {
+        (Some(d), Some(k), _) => (d.clone(), k.clone()),
+        (_, _, Some(c)) => {
+            let cfg = VerifierConfig::load(c)?;
+            match (cfg.collector.dir, cfg.collector.key_file) {
+                (Some(d), Some(k)) => (d, k),
+                _ => bail!("{}: [collector] dir and key_file are not set", c.display()),
+            }
+        }
+        _ => bail!("give --collector-dir and --key-file, or --config with a [collector] section"),
+    };
+    let keys =
+        KeyRing::load(&key_file).with_context(|| format!("key file {}", key_file.display()))?;
+    // Read-only: the segments are scanned and authenticated, the collector's store is not
+    // opened (it may be running).
+    let audit = stream::audit_collector(&dir, &keys);
+    for f in &audit.findings {
+        eprintln!("warning: {} {}: {}", f.kind.as_str(), f.subject, f.detail);
+    }
+    let candidates: Vec<_> = audit
+        .snapshots
+        .iter()
+        .filter(|(s, _)| a.thread.is_none_or(|t| s.thread.0 == t))
+        .collect();
+    let snap = match candidates.as_slice() {
+        [] => bail!(
+            "the collector in {} holds no matching stream",
+            dir.display()
+        ),
+        [(_, s)] => *s,
+        many => bail!(
+            "the collector holds {} streams ({}); choose one with --thread",
+            many.len(),
+            many.iter()
+                .map(|(s, _)| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    std::fs::create_dir_all(&a.dest).with_context(|| format!("creating {}", a.dest.display()))?;
+    let seq = snap
+        .durable
+        .last_commit
+        .map(|c| c.end.seq.0)
+        .context("the stream holds no commit")?;
+    let out = a.dest.join(format!(
+        "online_{}_{}_{}.log",
+        snap.stream.thread.0, seq, snap.stream.resetlogs_id
+    ));
+    let r = rebuild(
+        snap,
+        &keys,
+        &out,
+        &RebuildOptions {
+            sequence: None,
+            pad_to_log_size: a.pad,
+        },
+    )?;
+    print!("{r}");
+    let record = OnlineRecord {
+        path: std::fs::canonicalize(&r.path).unwrap_or(r.path.clone()),
+        thread: r.thread.0,
+        sequence: r.sequence.0,
+        size: r.size,
+        sha256: r.sha256_hex(),
+        last_commit_scn: r.last_commit.scn.0,
+        last_commit_xid: r.last_commit.xid.to_string(),
+        last_commit_time: r.last_commit.time.and_then(|t| {
+            chrono::DateTime::from_timestamp(t, 0)
+                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        }),
+        commits: r.commits,
+    };
+    redovault::durable::write_atomic(
+        &a.dest.join(ONLINE_RECORD),
+        &serde_json::to_vec_pretty(&record)?,
+    )?;
+    Ok(0)
+}
+
+fn restore_script(a: RestoreScriptArgs) -> anyhow::Result<i32> {
+    let read = |name: &str| -> anyhow::Result<Option<Vec<u8>>> {
+        match std::fs::read(a.dest.join(name)) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", a.dest.join(name).display())),
+        }
+    };
+    let archive: Option<ArchiveRecord> = read(ARCHIVE_RECORD)?
+        .map(|b| serde_json::from_slice(&b))
+        .transpose()
+        .context(ARCHIVE_RECORD)?;
+    let online: Option<OnlineRecord> = read(ONLINE_RECORD)?
+        .map(|b| serde_json::from_slice(&b))
+        .transpose()
+        .context(ONLINE_RECORD)?;
+    let target = match (&a.until_scn, &a.until_time) {
+        (Some(s), _) => Target::UntilScn(*s),
+        (_, Some(t)) => Target::UntilTime(t.clone()),
+        _ => Target::LastCommit,
+    };
+    let input = ScriptInput {
+        generated_at: redovault::alert::now_rfc3339(),
+        archived: archive
+            .map(|r| {
+                r.files
+                    .into_iter()
+                    .map(|f| ArchivedLogFile {
+                        path: f.path,
+                        thread: f.thread,
+                        sequence: f.sequence,
+                        first_scn: f.first_scn,
+                        next_scn: f.next_scn,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        online: online.map(|o| OnlineLogFile {
+            path: o.path,
+            thread: o.thread,
+            sequence: o.sequence,
+            last_commit_scn: o.last_commit_scn,
+            last_commit_xid: o.last_commit_xid,
+            last_commit_time: o.last_commit_time,
+        }),
+        target,
+    };
+    let rman = script::rman_script(&input)?;
+    let sql = script::sqlplus_script(&input);
+    redovault::durable::write_atomic(&a.dest.join("recover.rman"), rman.as_bytes())?;
+    println!("{}", script::last_recoverable(&input)?);
+    println!("wrote {}", a.dest.join("recover.rman").display());
+    match sql {
+        Ok(sql) => {
+            redovault::durable::write_atomic(&a.dest.join("recover.sql"), sql.as_bytes())?;
+            println!("wrote {}", a.dest.join("recover.sql").display());
+        }
+        Err(e) => println!("no recover.sql: {e}"),
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redovault::manifest::Sha256Digest;
+    use redovault_redo::position::{LogSeq, Scn, ThreadId};
+
+    fn entry(thread: u16, seq: u32, first: u64, time: &str) -> ManifestEntry {
+        ManifestEntry {
+            index: u64::from(seq),
+            db_id: 1,
+            db_name: "PROD".into(),
+            resetlogs_id: 5,
+            thread: ThreadId(thread),
+            sequence: LogSeq(seq),
+            first_scn: Scn(first),
+            next_scn: Scn(first + 100),
+            first_time: time.into(),
+            next_time: String::new(),
+            size: 1,
+            sha256: Sha256Digest::ZERO,
+            object_key: String::new(),
+            version_id: None,
+            retain_until: None,
+            shipped_at: String::new(),
+            file_name: format!("a_{thread}_{seq}"),
+            prev: Sha256Digest::ZERO,
+        }
+    }
+
+    fn args(f: impl FnOnce(&mut RestoreArchiveArgs)) -> RestoreArchiveArgs {
+        let mut a = RestoreArchiveArgs {
+            config: PathBuf::new(),
+            dest: PathBuf::new(),
+            thread: None,
+            from_seq: None,
+            to_seq: None,
+            until_scn: None,
+            until_time: None,
+            parallel: 1,
+        };
+        f(&mut a);
+        a
+    }
+
+    #[test]
+    fn selection_by_range_scn_and_time_in_recovery_order() {
+        let es = vec![
+            entry(1, 12, 300, "2026-11-21T03:00:00"),
+            entry(1, 10, 100, "2026-11-21T01:00:00"),
+            entry(2, 7, 150, "2026-11-21T01:30:00"),
+            entry(1, 11, 200, "2026-11-21T02:00:00"),
+        ];
+        let seqs = |v: Vec<ManifestEntry>| -> Vec<(u16, u32)> {
+            v.iter().map(|e| (e.thread.0, e.sequence.0)).collect()
+        };
+        assert_eq!(
+            seqs(select(es.clone(), &args(|_| {}))),
+            vec![(1, 10), (2, 7), (1, 11), (1, 12)],
+            "SCN order across threads"
+        );
+        assert_eq!(
+            seqs(select(es.clone(), &args(|a| a.thread = Some(1)))),
+            vec![(1, 10), (1, 11), (1, 12)]
+        );
+        assert_eq!(
+            seqs(select(
+                es.clone(),
+                &args(|a| {
+                    a.from_seq = Some(11);
+                    a.to_seq = Some(11)
+                })
+            )),
+            vec![(1, 11)]
+        );
+        // Up to SCN 200: the logs that start before it.
+        assert_eq!(
+            seqs(select(es.clone(), &args(|a| a.until_scn = Some(200)))),
+            vec![(1, 10), (2, 7)]
+        );
+        assert_eq!(
+            seqs(select(
+                es,
+                &args(|a| a.until_time = Some("2026-11-21T02:30:00".into()))
+            )),
+            vec![(1, 10), (2, 7), (1, 11)]
+        );
+    }
+}

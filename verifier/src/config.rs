@@ -1,0 +1,304 @@
+//! The verifier's TOML configuration: `[store]` (the same keys as the watcher's, used with
+//! read-only credentials), `[verify]`, `[collector]`, `[telemetry]`, `[alert]`. Unknown keys are
+//! errors; [`VerifierConfig::parse`] lists every problem at once (`check-config`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use redovault::store::LockMode;
+use redovault::watcher::config::{AlertConfig, Section, StoreConfig, TelemetryConfig};
+
+use crate::verify::{AcknowledgedGap, DeepMode};
+
+/// `[verify]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifySection {
+    /// The database host's manifest directory, when mounted here read-only.
+    pub local_manifest: Option<PathBuf>,
+    /// Lock mode every object must have (None: no lock required; only for a local store).
+    pub lock_mode: Option<LockMode>,
+    /// Retain-until at least this long after shipping.
+    pub min_retention: Duration,
+    /// Deep mode.
+    pub deep: DeepMode,
+    /// Objects checked at once.
+    pub parallel: usize,
+    /// Daemon: time between runs.
+    pub interval: Duration,
+    /// State between runs (anchor, last deep verification per object).
+    pub state_dir: PathBuf,
+    /// Daemon: where each run's HTML and JSON reports are written (None: not written).
+    pub report_dir: Option<PathBuf>,
+    /// Known, acknowledged gaps.
+    pub acknowledged_gaps: Vec<AcknowledgedGap>,
+}
+
+/// `[collector]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectorSection {
+    /// The collector's data directory (None: not audited).
+    pub dir: Option<PathBuf>,
+    /// Its key file.
+    pub key_file: Option<PathBuf>,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifierConfig {
+    /// `[store]`.
+    pub store: StoreConfig,
+    /// `[verify]`.
+    pub verify: VerifySection,
+    /// `[collector]`.
+    pub collector: CollectorSection,
+    /// `[telemetry]`.
+    pub telemetry: TelemetryConfig,
+    /// `[alert]`.
+    pub alert: AlertConfig,
+}
+
+/// A configuration with problems (all of them).
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {} problem(s):\n  {}", path.display(), problems.len(), problems.join("\n  "))]
+pub struct ConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// Every problem.
+    pub problems: Vec<String>,
+}
+
+const SECTIONS: [&str; 5] = ["store", "verify", "collector", "telemetry", "alert"];
+
+/// Default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/redovault/verifier";
+
+impl VerifierConfig {
+    /// Reads and checks a file.
+    pub fn load(path: &Path) -> Result<VerifierConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            problems: vec![format!("cannot read it: {e}")],
+        })?;
+        VerifierConfig::parse(&text).map_err(|problems| ConfigError {
+            path: path.to_path_buf(),
+            problems,
+        })
+    }
+
+    /// Parses and checks text; on failure, every problem.
+    pub fn parse(text: &str) -> Result<VerifierConfig, Vec<String>> {
+        let root: toml::Table = toml::from_str(text)
+            .map_err(|e| vec![format!("not valid TOML: {}", e.to_string().trim())])?;
+        let mut problems = Vec::new();
+        let table = |name: &str, problems: &mut Vec<String>| match root.get(name) {
+            None => None,
+            Some(toml::Value::Table(t)) => Some(t.clone()),
+            Some(_) => {
+                problems.push(format!("{name}: expected a [{name}] table"));
+                None
+            }
+        };
+        let t_store = table("store", &mut problems);
+        let t_verify = table("verify", &mut problems);
+        let t_coll = table("collector", &mut problems);
+        let t_tele = table("telemetry", &mut problems);
+        let t_alert = table("alert", &mut problems);
+        for k in root.keys() {
+            if !SECTIONS.contains(&k.as_str()) {
+                problems.push(format!(
+                    "{k}: unknown section (known: {})",
+                    SECTIONS.join(", ")
+                ));
+            }
+        }
+        let mut s = Section::new("store", t_store.as_ref(), &mut problems);
+        let store = StoreConfig::parse_section(&mut s);
+        s.finish();
+        let mut s = Section::new("telemetry", t_tele.as_ref(), &mut problems);
+        let telemetry = TelemetryConfig::parse_section(&mut s);
+        s.finish();
+        let mut s = Section::new("alert", t_alert.as_ref(), &mut problems);
+        let alert = AlertConfig::parse_section(&mut s);
+        s.finish();
+
+        let mut s = Section::new("collector", t_coll.as_ref(), &mut problems);
+        let collector = CollectorSection {
+            dir: s.opt_string("dir").map(PathBuf::from),
+            key_file: s.opt_string("key_file").map(PathBuf::from),
+        };
+        s.finish();
+
+        let mut gap_problems = Vec::new();
+        let mut s = Section::new("verify", t_verify.as_ref(), &mut problems);
+        let lock_mode = match s.string("lock_mode", "compliance").as_str() {
+            "compliance" => Some(LockMode::Compliance),
+            "governance" => Some(LockMode::Governance),
+            "none" => None,
+            other => {
+                s.problem(
+                    "lock_mode",
+                    format!("{other:?}: expected \"compliance\", \"governance\" or \"none\""),
+                );
+                Some(LockMode::Compliance)
+            }
+        };
+        let deep_cycle = s.int("deep_cycle", 30, 1, 100_000) as u32;
+        let deep = match s.string("deep", "rolling").as_str() {
+            "off" => DeepMode::Off,
+            "all" => DeepMode::All,
+            "rolling" => DeepMode::Rolling { cycle: deep_cycle },
+            other => {
+                s.problem(
+                    "deep",
+                    format!("{other:?}: expected \"off\", \"all\" or \"rolling\""),
+                );
+                DeepMode::Off
+            }
+        };
+        let gaps = match s.value("acknowledged_gaps") {
+            None => Vec::new(),
+            Some(toml::Value::Array(a)) => a
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| parse_gap(i, v, &mut gap_problems))
+                .collect(),
+            Some(_) => {
+                s.problem(
+                    "acknowledged_gaps",
+                    "expected an array of tables ([[verify.acknowledged_gaps]])".into(),
+                );
+                Vec::new()
+            }
+        };
+        let verify = VerifySection {
+            local_manifest: s.opt_string("local_manifest").map(PathBuf::from),
+            lock_mode,
+            min_retention: s.duration(
+                "min_retention",
+                Duration::from_secs(30 * 86_400),
+                Duration::ZERO,
+            ),
+            deep,
+            parallel: s.int("parallel", 8, 1, 256) as usize,
+            interval: s.duration(
+                "interval",
+                Duration::from_secs(3600),
+                Duration::from_secs(1),
+            ),
+            state_dir: PathBuf::from(s.string("state_dir", DEFAULT_STATE_DIR)),
+            report_dir: s.opt_string("report_dir").map(PathBuf::from),
+            acknowledged_gaps: gaps,
+        };
+        s.finish();
+        problems.extend(gap_problems);
+        if collector.dir.is_some() != collector.key_file.is_some() {
+            problems.push(
+                "collector: set both dir and key_file to audit the collector, or neither".into(),
+            );
+        }
+        match store.kind {
+            redovault::watcher::config::StoreKind::S3 => {
+                if store.endpoint.is_none() {
+                    problems.push("store.endpoint: required for kind = \"s3\"".into());
+                }
+                if store.bucket.is_empty() {
+                    problems.push("store.bucket: required for kind = \"s3\"".into());
+                }
+            }
+            redovault::watcher::config::StoreKind::Local => {
+                if store.dir.is_none() {
+                    problems.push("store.dir: required for kind = \"local\"".into());
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(VerifierConfig {
+                store,
+                verify,
+                collector,
+                telemetry,
+                alert,
+            })
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+fn parse_gap(i: usize, v: &toml::Value, problems: &mut Vec<String>) -> Option<AcknowledgedGap> {
+    let toml::Value::Table(t) = v else {
+        problems.push(format!("verify.acknowledged_gaps[{i}]: expected a table"));
+        return None;
+    };
+    let name: &'static str = "verify.acknowledged_gaps[]";
+    let mut s = Section::new(name, Some(t), problems);
+    let g = AcknowledgedGap {
+        resetlogs_id: s.int("resetlogs_id", 0, 0, u64::from(u32::MAX)) as u32,
+        thread: s.int("thread", 1, 1, u64::from(u16::MAX)) as u16,
+        from_seq: s.int("from_seq", 0, 0, u64::from(u32::MAX)) as u32,
+        to_seq: s.int("to_seq", 0, 0, u64::from(u32::MAX)) as u32,
+        reason: s.string("reason", ""),
+    };
+    let bad_range = g.to_seq < g.from_seq;
+    let no_reason = g.reason.trim().is_empty();
+    if bad_range {
+        s.problem(
+            "to_seq",
+            format!("{} is below from_seq {}", g.to_seq, g.from_seq),
+        );
+    }
+    if no_reason {
+        s.problem("reason", "say why and who acknowledged the gap".into());
+    }
+    s.finish();
+    (!bad_range && !no_reason).then_some(g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_passes() {
+        let text = include_str!("../../deploy/config/verifier.example.toml");
+        let c = VerifierConfig::parse(text).unwrap_or_else(|p| panic!("{p:#?}"));
+        assert_eq!(c.verify.deep, DeepMode::Rolling { cycle: 30 });
+        assert_eq!(c.verify.acknowledged_gaps.len(), 1);
+    }
+
+    #[test]
+    fn every_problem_at_once() {
+        let p = VerifierConfig::parse(
+            r#"
+            bogus = 1
+            [store]
+            kind = "s3"
+            colour = "red"
+            [verify]
+            deep = "sometimes"
+            lock_mode = "maybe"
+            [[verify.acknowledged_gaps]]
+            thread = 1
+            from_seq = 9
+            to_seq = 3
+            [collector]
+            dir = "/x"
+            "#,
+        )
+        .unwrap_err();
+        let all = p.join("\n");
+        for needle in [
+            "bogus: unknown section",
+            "store.colour: unknown key",
+            "verify.deep",
+            "verify.lock_mode",
+            "to_seq",
+            "reason",
+            "collector: set both",
+            "store.endpoint: required",
+            "store.bucket: required",
+        ] {
+            assert!(all.contains(needle), "{needle} missing from:\n{all}");
+        }
+    }
+}

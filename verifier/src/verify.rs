@@ -1,0 +1,672 @@
+//! One verification run: manifest chain, objects (fast, then deep for a rolling share),
+//! continuity per (resetlogs id, thread), collector segments and the archive-versus-stream
+//! cross-check; assembled into an [`AuditReport`].
+//!
+//! State kept between runs (in the verifier's own state directory, off the database host):
+//! the chain [`Anchor`] and, per object version, when it was last deep-verified. Deep mode
+//! [`DeepMode::Rolling`] re-hashes every object never deep-verified plus the `1/cycle` of the
+//! others verified longest ago, so the whole archive is re-read once per `cycle` runs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use redovault::crypto::keys::KeyRing;
+use redovault::manifest::ManifestEntry;
+use redovault::store::ArchiveStore;
+use serde::{Deserialize, Serialize};
+
+use crate::chain::{self, Anchor};
+use crate::objects::{self, ObjectResult, Policy};
+use crate::report::{
+    AuditReport, CellState, FileResult, FileStatus, Finding, FindingKind, LogRef, RunInfo, Summary,
+    ThreadTimeline, TimelineCell,
+};
+use crate::stream::{self, StreamAudit};
+
+/// How much to download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeepMode {
+    /// HEAD only.
+    Off,
+    /// Re-hash everything.
+    All,
+    /// Re-hash what was never re-hashed plus `1/cycle` of the rest, oldest first.
+    Rolling {
+        /// Runs per full cycle.
+        cycle: u32,
+    },
+}
+
+/// A gap an operator has acknowledged (the logs are lost for good): kept visible as
+/// information, not failing the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcknowledgedGap {
+    /// Resetlogs id.
+    pub resetlogs_id: u32,
+    /// Thread.
+    pub thread: u16,
+    /// First missing sequence.
+    pub from_seq: u32,
+    /// Last missing sequence.
+    pub to_seq: u32,
+    /// Why, and who acknowledged it.
+    pub reason: String,
+}
+
+/// The collector to audit.
+#[derive(Debug)]
+pub struct CollectorSource {
+    /// Its data directory.
+    pub dir: PathBuf,
+    /// Its key ring (to authenticate chunks).
+    pub keys: KeyRing,
+}
+
+/// What to verify and how.
+#[derive(Debug)]
+pub struct VerifyOptions {
+    /// Shown in reports ("s3://bucket/prefix").
+    pub target: String,
+    /// Key prefix of the archive.
+    pub prefix: String,
+    /// The database host's local manifest copy, when reachable.
+    pub local_manifest: Option<PathBuf>,
+    /// Lock and retention policy.
+    pub policy: Policy,
+    /// Deep mode.
+    pub deep: DeepMode,
+    /// Objects checked at once.
+    pub parallel: usize,
+    /// The collector, when audited.
+    pub collector: Option<CollectorSource>,
+    /// Known gaps.
+    pub acknowledged: Vec<AcknowledgedGap>,
+    /// Where the state between runs lives (None: no state, every run stands alone).
+    pub state_dir: Option<PathBuf>,
+}
+
+/// State kept between runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifierState {
+    /// The chain as verified by the last clean run.
+    pub anchor: Option<Anchor>,
+    /// `key@version` → when last deep-verified (RFC 3339).
+    pub deep_verified: BTreeMap<String, String>,
+}
+
+const STATE_FILE: &str = "verifier-state.json";
+
+fn object_id(e: &ManifestEntry) -> String {
+    format!(
+        "{}@{}",
+        e.object_key,
+        e.version_id.as_deref().unwrap_or("-")
+    )
+}
+
+/// Reads the state (a missing file is an empty state).
+pub fn load_state(dir: &Path) -> Result<VerifierState, String> {
+    let p = dir.join(STATE_FILE);
+    match std::fs::read(&p) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", p.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(VerifierState::default()),
+        Err(e) => Err(format!("{}: {e}", p.display())),
+    }
+}
+
+fn save_state(dir: &Path, s: &VerifierState) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let p = dir.join(STATE_FILE);
+    let bytes = serde_json::to_vec_pretty(s).map_err(|e| e.to_string())?;
+    redovault::durable::write_atomic(&p, &bytes).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn log_of(e: &ManifestEntry) -> LogRef {
+    LogRef {
+        resetlogs_id: e.resetlogs_id,
+        thread: e.thread.0,
+        sequence: e.sequence.0,
+    }
+}
+
+/// Manifest entry index of each sequence, per (resetlogs id, thread).
+pub type SequenceIndex = BTreeMap<(u32, u16), BTreeMap<u32, u64>>;
+
+/// Continuity per (resetlogs id, thread): missing sequences and SCN breaks.
+pub fn continuity(
+    entries: &[&ManifestEntry],
+    acknowledged: &[AcknowledgedGap],
+) -> (Vec<Finding>, SequenceIndex) {
+    let mut by_thread: BTreeMap<(u32, u16), BTreeMap<u32, &ManifestEntry>> = BTreeMap::new();
+    let mut findings = Vec::new();
+    for e in entries {
+        let t = by_thread.entry((e.resetlogs_id, e.thread.0)).or_default();
+        if let Some(other) = t.insert(e.sequence.0, e)
+            && other.sha256 != e.sha256
+        {
+            findings.push(
+                Finding::error(
+                    FindingKind::ManifestEntryEdited,
+                    format!("thread {} sequence {}", e.thread.0, e.sequence.0),
+                    format!(
+                        "recorded twice with different content (entries {} and {})",
+                        other.index, e.index
+                    ),
+                )
+                .with_entry(e.index)
+                .with_log(log_of(e)),
+            );
+        }
+    }
+    let mut index: SequenceIndex = BTreeMap::new();
+    for (&(rl, th), seqs) in &by_thread {
+        let mut prev: Option<&ManifestEntry> = None;
+        for (&seq, e) in seqs {
+            index.entry((rl, th)).or_default().insert(seq, e.index);
+            if let Some(p) = prev {
+                let pseq = p.sequence.0;
+                if seq > pseq + 1 {
+                    let (from, to) = (pseq + 1, seq - 1);
+                    let ack = acknowledged.iter().find(|a| {
+                        a.resetlogs_id == rl
+                            && a.thread == th
+                            && a.from_seq <= from
+                            && a.to_seq >= to
+                    });
+                    let subject = if from == to {
+                        format!("thread {th} sequence {from}")
+                    } else {
+                        format!("thread {th} sequences {from} to {to}")
+                    };
+                    let f = match ack {
+                        Some(a) => Finding::info(
+                            FindingKind::AcknowledgedGap,
+                            subject,
+                            format!("acknowledged: {}", a.reason),
+                        ),
+                        None => Finding::error(
+                            FindingKind::SequenceGap,
+                            subject,
+                            format!(
+                                "missing between sequence {pseq} and {seq} (resetlogs id {rl})"
+                            ),
+                        ),
+                    };
+                    findings.push(f.with_log(LogRef {
+                        resetlogs_id: rl,
+                        thread: th,
+                        sequence: from,
+                    }));
+                } else if p.next_scn != e.first_scn {
+                    findings.push(
+                        Finding::error(
+                            FindingKind::ScnDiscontinuity,
+                            format!("thread {th} sequence {seq}"),
+                            format!(
+                                "sequence {pseq} ends at SCN {}, sequence {seq} starts at SCN {}",
+                                p.next_scn, e.first_scn
+                            ),
+                        )
+                        .with_entry(e.index)
+                        .with_log(log_of(e)),
+                    );
+                }
+            }
+            prev = Some(e);
+        }
+    }
+    (findings, index)
+}
+
+/// Runs one verification.
+pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptions) -> AuditReport {
+    let started_at = now();
+    let mut state = match &opts.state_dir {
+        Some(d) => match load_state(d) {
+            Ok(s) => s,
+            Err(e) => {
+                return failed(opts, started_at, format!("verifier state: {e}"));
+            }
+        },
+        None => VerifierState::default(),
+    };
+    let mut findings: Vec<Finding> = Vec::new();
+    let mut summary = Summary::default();
+
+    // 1. The manifest, as sealed in WORM.
+    let sealed = match chain::read_sealed(store.as_ref(), &opts.prefix).await {
+        Ok(s) => s,
+        Err(e) => {
+            return failed(
+                opts,
+                started_at,
+                format!("reading the sealed manifest: {e}"),
+            );
+        }
+    };
+    findings.extend(sealed.findings);
+    let worm = chain::audit_lines(&sealed.lines, "WORM");
+    findings.extend(worm.findings.iter().cloned());
+    if let Some(a) = &state.anchor
+        && let Some(f) = chain::check_anchor(&worm, a, "WORM")
+    {
+        findings.push(f);
+    }
+    // 2. The local copy, when given: its own chain, and entry by entry against WORM.
+    let mut entries: BTreeMap<u64, ManifestEntry> = worm
+        .entries
+        .iter()
+        .map(|(i, (e, _, _))| (*i, e.clone()))
+        .collect();
+    if let Some(dir) = &opts.local_manifest {
+        match chain::read_local(dir) {
+            Ok(lines) => {
+                let local = chain::audit_lines(&lines, "local copy");
+                findings.extend(local.findings.iter().cloned());
+                findings.extend(chain::compare_local(&worm, &local));
+                for (i, (e, _, _)) in &local.entries {
+                    entries.entry(*i).or_insert_with(|| e.clone());
+                }
+            }
+            Err(e) => findings.push(Finding::error(
+                FindingKind::ManifestUnreadable,
+                format!("local manifest {}", dir.display()),
+                e.to_string(),
+            )),
+        }
+    }
+    summary.manifest_entries = entries.len() as u64;
+
+    // 3. Continuity.
+    let list: Vec<&ManifestEntry> = entries.values().collect();
+    let (cont, _) = continuity(&list, &opts.acknowledged);
+    findings.extend(cont);
+
+    // 4. Collector segments.
+    let streamed: Option<Arc<StreamAudit>> = opts.collector.as_ref().map(|c| {
+        let a = stream::audit_collector(&c.dir, &c.keys);
+        Arc::new(a)
+    });
+    if let Some(s) = &streamed {
+        summary.segment_chunks_checked = s.chunks;
+        findings.extend(s.findings.iter().cloned());
+    }
+
+    // 5. Objects: fast for all, deep for the chosen share.
+    let deep_set = deep_selection(entries.values(), &state, opts.deep);
+    let policy = opts.policy;
+    let results: Vec<(u64, Result<ObjectResult, String>)> =
+        futures::stream::iter(entries.values().cloned().map(|e| {
+            let store = Arc::clone(&store);
+            let deep = deep_set.contains(&e.index);
+            let streamed = streamed.clone();
+            async move {
+                let fast = objects::fast_check(store.as_ref(), &e, &policy).await;
+                let r = match fast {
+                    Err(err) => Err(err.to_string()),
+                    Ok(f) if !deep || f.status == FileStatus::Missing => Ok(f),
+                    Ok(mut f) => {
+                        let key = (e.db_id, e.resetlogs_id, e.thread.0, e.sequence.0);
+                        let digests = streamed.as_ref().and_then(|s| s.seqs.get(&key));
+                        match objects::deep_check(store.as_ref(), &e, digests).await {
+                            Err(err) => Err(err.to_string()),
+                            Ok(d) => {
+                                // Deep findings that the fast path already made are not
+                                // repeated (same kind for the same entry).
+                                for df in d.findings {
+                                    if !f.findings.iter().any(|x| x.kind == df.kind) {
+                                        f.findings.push(df);
+                                    }
+                                }
+                                f.bytes_rehashed = d.bytes_rehashed;
+                                f.cross_checked = d.cross_checked;
+                                f.status = if f.status == FileStatus::Tampered
+                                    || d.status == FileStatus::Tampered
+                                {
+                                    FileStatus::Tampered
+                                } else {
+                                    FileStatus::DeepVerified
+                                };
+                                Ok(f)
+                            }
+                        }
+                    }
+                };
+                (e.index, r)
+            }
+        }))
+        .buffer_unordered(opts.parallel.max(1))
+        .collect()
+        .await;
+    let results: HashMap<u64, Result<ObjectResult, String>> = results.into_iter().collect();
+    let mut files = Vec::with_capacity(entries.len());
+    let mut unreachable: Option<String> = None;
+    let run_time = now();
+    for e in entries.values() {
+        let (status, last_deep, cross) = match results.get(&e.index) {
+            Some(Ok(r)) => {
+                summary.objects_checked += 1;
+                if r.bytes_rehashed > 0 || r.status == FileStatus::DeepVerified {
+                    summary.objects_deep_verified += 1;
+                    summary.bytes_rehashed += r.bytes_rehashed;
+                }
+                if r.cross_checked {
+                    summary.logs_cross_checked += 1;
+                }
+                findings.extend(r.findings.iter().cloned());
+                if r.status == FileStatus::DeepVerified {
+                    state.deep_verified.insert(object_id(e), run_time.clone());
+                }
+                (
+                    r.status,
+                    state.deep_verified.get(&object_id(e)).cloned(),
+                    r.cross_checked,
+                )
+            }
+            Some(Err(err)) => {
+                unreachable.get_or_insert_with(|| format!("{}: {err}", e.object_key));
+                (FileStatus::Shipped, None, false)
+            }
+            None => (FileStatus::Shipped, None, false),
+        };
+        files.push(FileResult {
+            entry: e.index,
+            log: log_of(e),
+            file_name: e.file_name.clone(),
+            key: e.object_key.clone(),
+            size: e.size,
+            sha256: e.sha256.to_string(),
+            status,
+            last_deep_verified: last_deep,
+            cross_checked: cross,
+        });
+    }
+
+    // 6. Timelines.
+    let threads = timelines(&files, &findings);
+    let report = AuditReport::new(
+        RunInfo {
+            target: opts.target.clone(),
+            mode: match opts.deep {
+                DeepMode::Off => "fast".into(),
+                DeepMode::All => "deep".into(),
+                DeepMode::Rolling { cycle } => format!("deep 1/{cycle}"),
+            },
+            started_at,
+            finished_at: now(),
+        },
+        summary,
+        findings,
+        files,
+        threads,
+    );
+    let report = match unreachable {
+        Some(why) => report.could_not_run(format!("store unreachable: {why}")),
+        None => report,
+    };
+    if let Some(d) = &opts.state_dir {
+        // The anchor only moves on a clean run: a run with findings must not bless them.
+        if report.verdict == crate::report::Verdict::Clean
+            && let Some(a) = worm.anchor()
+        {
+            state.anchor = Some(a);
+        }
+        if let Err(e) = save_state(d, &state) {
+            return report.could_not_run(format!("saving verifier state: {e}"));
+        }
+    }
+    report
+}
+
+/// Which entries to re-hash in this run: all, none, or (rolling) every object never re-hashed
+/// plus `ceil(n / cycle)` of the others, those re-hashed longest ago first.
+pub fn deep_selection<'a>(
+    entries: impl Iterator<Item = &'a ManifestEntry>,
+    state: &VerifierState,
+    mode: DeepMode,
+) -> std::collections::HashSet<u64> {
+    let mut never = Vec::new();
+    let mut seen: Vec<(&String, u64)> = Vec::new();
+    let mut all = Vec::new();
+    for e in entries {
+        all.push(e.index);
+        match state.deep_verified.get(&object_id(e)) {
+            None => never.push(e.index),
+            Some(t) => seen.push((t, e.index)),
+        }
+    }
+    match mode {
+        DeepMode::Off => Default::default(),
+        DeepMode::All => all.into_iter().collect(),
+        DeepMode::Rolling { cycle } => {
+            seen.sort();
+            let share = seen.len().div_ceil(cycle.max(1) as usize);
+            never
+                .into_iter()
+                .chain(seen.into_iter().take(share).map(|(_, i)| i))
+                .collect()
+        }
+    }
+}
+
+fn failed(opts: &VerifyOptions, started_at: String, why: String) -> AuditReport {
+    AuditReport::new(
+        RunInfo {
+            target: opts.target.clone(),
+            mode: "-".into(),
+            started_at,
+            finished_at: now(),
+        },
+        Summary::default(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    )
+    .could_not_run(why)
+}
+
+/// One timeline per (resetlogs id, thread), from the files and the gap findings.
+pub fn timelines(files: &[FileResult], findings: &[Finding]) -> Vec<ThreadTimeline> {
+    let mut map: BTreeMap<(u32, u16), BTreeMap<u32, CellState>> = BTreeMap::new();
+    for f in files {
+        let state = match f.status {
+            FileStatus::Shipped => CellState::Shipped,
+            FileStatus::Verified | FileStatus::DeepVerified => CellState::Verified,
+            FileStatus::Tampered | FileStatus::Missing => CellState::Tampered,
+        };
+        map.entry((f.log.resetlogs_id, f.log.thread))
+            .or_default()
+            .insert(f.log.sequence, state);
+    }
+    let acked: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::AcknowledgedGap)
+        .collect();
+    let mut out = Vec::new();
+    for ((rl, th), seqs) in map {
+        let (Some(&first), Some(&last)) = (seqs.keys().next(), seqs.keys().next_back()) else {
+            continue;
+        };
+        let mut cells = Vec::new();
+        for s in first..=last {
+            let state = match seqs.get(&s) {
+                Some(st) => *st,
+                None => {
+                    let is_acked = acked.iter().any(|f| {
+                        f.log.is_some_and(|l| {
+                            l.resetlogs_id == rl && l.thread == th && l.sequence <= s
+                        }) && f.subject.contains(&format!("thread {th} "))
+                            && gap_covers(&f.subject, s)
+                    });
+                    if is_acked {
+                        CellState::AcknowledgedGap
+                    } else {
+                        CellState::Gap
+                    }
+                }
+            };
+            cells.push(TimelineCell { sequence: s, state });
+        }
+        out.push(ThreadTimeline {
+            resetlogs_id: rl,
+            thread: th,
+            cells,
+        });
+    }
+    out
+}
+
+/// Whether a gap finding's subject ("thread T sequence S" or "thread T sequences A to B")
+/// covers sequence `s`.
+fn gap_covers(subject: &str, s: u32) -> bool {
+    if let Some(r) = subject.split("sequences ").nth(1) {
+        let mut it = r.split(" to ").map(|x| x.trim().parse::<u32>().ok());
+        if let (Some(Some(a)), Some(Some(b))) = (it.next(), it.next()) {
+            return a <= s && s <= b;
+        }
+    }
+    subject
+        .rsplit("sequence ")
+        .next()
+        .and_then(|x| x.trim().parse::<u32>().ok())
+        == Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redovault::manifest::Sha256Digest;
+    use redovault_redo::position::{LogSeq, Scn, ThreadId};
+
+    fn entry(i: u64, thread: u16, seq: u32, first: u64, next: u64) -> ManifestEntry {
+        ManifestEntry {
+            index: i,
+            db_id: 1,
+            db_name: "PROD".into(),
+            resetlogs_id: 5,
+            thread: ThreadId(thread),
+            sequence: LogSeq(seq),
+            first_scn: Scn(first),
+            next_scn: Scn(next),
+            first_time: String::new(),
+            next_time: String::new(),
+            size: 1,
+            sha256: Sha256Digest::of(&i.to_le_bytes()),
+            object_key: format!("k{i}"),
+            version_id: None,
+            retain_until: None,
+            shipped_at: String::new(),
+            file_name: format!("f{i}"),
+            prev: Sha256Digest::ZERO,
+        }
+    }
+
+    #[test]
+    fn continuity_finds_gaps_scn_breaks_and_honours_acknowledgements() {
+        let es = [
+            entry(1, 1, 10, 100, 200),
+            entry(2, 1, 11, 200, 300),
+            entry(3, 1, 14, 600, 700),
+            entry(4, 1, 15, 701, 800),
+            entry(5, 2, 3, 150, 250),
+            entry(6, 2, 5, 350, 450),
+        ];
+        let refs: Vec<&ManifestEntry> = es.iter().collect();
+        let ack = vec![AcknowledgedGap {
+            resetlogs_id: 5,
+            thread: 2,
+            from_seq: 4,
+            to_seq: 4,
+            reason: "lost in 2025 migration (dba@bank)".into(),
+        }];
+        let (f, _) = continuity(&refs, &ack);
+        let k: Vec<(FindingKind, String)> = f.iter().map(|f| (f.kind, f.subject.clone())).collect();
+        assert_eq!(
+            k,
+            vec![
+                (
+                    FindingKind::SequenceGap,
+                    "thread 1 sequences 12 to 13".into()
+                ),
+                (FindingKind::ScnDiscontinuity, "thread 1 sequence 15".into()),
+                (FindingKind::AcknowledgedGap, "thread 2 sequence 4".into()),
+            ]
+        );
+        let files: Vec<FileResult> = es
+            .iter()
+            .map(|e| FileResult {
+                entry: e.index,
+                log: log_of(e),
+                file_name: e.file_name.clone(),
+                key: e.object_key.clone(),
+                size: 1,
+                sha256: String::new(),
+                status: FileStatus::Verified,
+                last_deep_verified: None,
+                cross_checked: false,
+            })
+            .collect();
+        let t = timelines(&files, &f);
+        assert_eq!(t.len(), 2);
+        let states: Vec<CellState> = t[0].cells.iter().map(|c| c.state).collect();
+        assert_eq!(
+            states,
+            vec![
+                CellState::Verified,
+                CellState::Verified,
+                CellState::Gap,
+                CellState::Gap,
+                CellState::Verified,
+                CellState::Verified
+            ]
+        );
+        assert_eq!(t[1].cells[1].state, CellState::AcknowledgedGap);
+    }
+
+    #[test]
+    fn rolling_share_covers_the_archive_within_a_cycle() {
+        let es: Vec<ManifestEntry> = (1..=10).map(|i| entry(i, 1, i as u32, 0, 0)).collect();
+        let mut state = VerifierState::default();
+        // First run: nothing re-hashed yet, so everything is.
+        let first = deep_selection(es.iter(), &state, DeepMode::Rolling { cycle: 4 });
+        assert_eq!(first.len(), 10);
+        for (n, e) in es.iter().enumerate() {
+            state
+                .deep_verified
+                .insert(object_id(e), format!("2026-11-21T00:{n:02}:00Z"));
+        }
+        // Then ceil(10 / 4) = 3 per run, oldest first, and every object within 4 runs.
+        let mut covered = std::collections::HashSet::new();
+        for run in 0..4 {
+            let pick = deep_selection(es.iter(), &state, DeepMode::Rolling { cycle: 4 });
+            assert!(pick.len() <= 3, "run {run}: {pick:?}");
+            for i in &pick {
+                covered.insert(*i);
+                let e = &es[(*i - 1) as usize];
+                state
+                    .deep_verified
+                    .insert(object_id(e), format!("2026-11-21T01:{run:02}:{i:02}Z"));
+            }
+        }
+        assert_eq!(covered.len(), 10, "whole archive within one cycle");
+        // A new object is re-hashed at once.
+        let mut more = es.clone();
+        more.push(entry(11, 1, 11, 0, 0));
+        assert!(deep_selection(more.iter(), &state, DeepMode::Rolling { cycle: 4 }).contains(&11));
+        assert!(deep_selection(more.iter(), &state, DeepMode::Off).is_empty());
+        assert_eq!(deep_selection(more.iter(), &state, DeepMode::All).len(), 11);
+    }
+
+    #[test]
+    fn gap_subjects() {
+        assert!(gap_covers("thread 1 sequences 12 to 13", 13));
+        assert!(!gap_covers("thread 1 sequences 12 to 13", 14));
+        assert!(gap_covers("thread 2 sequence 4", 4));
+    }
+}
