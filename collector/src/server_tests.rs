@@ -61,8 +61,12 @@ fn data(offset: u64) -> Message {
 }
 
 fn link_config() -> LinkConfig {
+    // A peer is declared dead only after 5 s of silence: a busy CI machine (other test
+    // binaries on the same two cores) can stall a task for hundreds of milliseconds, which
+    // must not end a session these tests keep open on purpose.
     LinkConfig {
         heartbeat_interval: Duration::from_millis(100),
+        missed_heartbeats: 50,
         handshake_timeout: Duration::from_secs(2),
         ..LinkConfig::default()
     }
