@@ -13,6 +13,11 @@
 #                                    # (REDOVAULT_BENCH_WATCHER_FILES, REDOVAULT_BENCH_MIB,
 #                                    # REDOVAULT_BENCH_LATENCY_FILES, REDOVAULT_BENCH_LATENCY_MS,
 #                                    # REDOVAULT_BENCH_BIG_GIB)
+#   deploy/bench.sh ship-latency     # extractor -> collector: commit -> durable Ack at 10 MB/s beside
+#                                    # the disk's fdatasync (REDOVAULT_BENCH_SECONDS, _RATE_MIB); no S3
+#   deploy/bench.sh ship-throughput  # extractor -> collector binaries: a backlog over TLS and legacy
+#                                    # Blowfish, MB/s and CPU s per side (REDOVAULT_BENCH_SHIP_MIB); no S3
+#   deploy/bench.sh ship             # both ship benchmarks
 #
 # Each benchmark (and each watcher phase) gets a fresh server whose in-memory store is sized for
 # what it uploads: every uploader's objects stay locked until the server is stopped, and Ceph's
@@ -26,13 +31,16 @@ export REDOVAULT_S3_CACHE=${REDOVAULT_S3_CACHE:-$STATE/cache}
 mkdir -p "$REDOVAULT_S3_CACHE"
 MIB=${REDOVAULT_BENCH_MIB:-50}
 WHICH=${*:-store watcher}
-command -v curl >/dev/null || { apt-get update && apt-get install -y curl; }
-AWS=$(bash deploy/s3/bench-tools.sh "$REDOVAULT_S3_CACHE")
+AWS=
 trap 'bash deploy/s3/server.sh down ceph "$STATE/bench-ceph" || true' EXIT
 # run_bench MEMSTORE_BYTES BENCH_TARGET [VAR=value...]: a fresh server, the bench, the server down.
 run_bench() {
   local mem=$1 target=$2
   shift 2
+  if [ -z "$AWS" ]; then
+    command -v curl >/dev/null || { apt-get update && apt-get install -y curl; }
+    AWS=$(bash deploy/s3/bench-tools.sh "$REDOVAULT_S3_CACHE")
+  fi
   local try
   for try in 1 2 3; do
     # A server just stopped can still hold its monitor port for a moment: try again.
@@ -85,6 +93,16 @@ for bench in $WHICH; do
       env "${COMMON[@]}" REDOVAULT_BENCH_PHASE=report cargo bench --bench watcher_ship
       rm -rf "$FILES_DIR"
       ;;
-    *) echo "bench.sh: unknown benchmark $bench (store, restore, watcher)" >&2; exit 2 ;;
+    ship-latency)
+      cargo bench -p redovault --bench ship_latency
+      ;;
+    ship-throughput)
+      cargo bench -p redovault --bench ship_throughput
+      ;;
+    ship)
+      cargo bench -p redovault --bench ship_latency
+      cargo bench -p redovault --bench ship_throughput
+      ;;
+    *) echo "bench.sh: unknown benchmark $bench (store, restore, watcher, ship-latency, ship-throughput, ship)" >&2; exit 2 ;;
   esac
 done

@@ -1,7 +1,7 @@
 //! Sustained throughput, extractor to collector, with the real binaries: TLS 1.3 and the
 //! legacy Blowfish mode.
 //!
-//! A simulated database first writes a backlog of `REDOVAULT_BENCH_MIB` MiB of redo (64 MiB
+//! A simulated database first writes a backlog of `REDOVAULT_BENCH_SHIP_MIB` MiB of redo (64 MiB
 //! logs, 3 groups: all but the last log are archived, their online groups reused). The
 //! extractor (`redovault-extractor`, release build) starts from a checkpoint at the start of
 //! the first log, so it reads the whole backlog (archived copies, then the CURRENT log),
@@ -12,7 +12,7 @@
 //! subtracted. Goal (issue 5): >= 100 MB/s with TLS, under one core per side.
 //!
 //! Run: `cargo bench --bench ship_throughput` (or `deploy/bench.sh ship-throughput`).
-//! `REDOVAULT_BENCH_MIB` (default 1024), `REDOVAULT_BENCH_DIR` (default
+//! `REDOVAULT_BENCH_SHIP_MIB` (default 1024), `REDOVAULT_BENCH_SHIP_DIR` (default
 //! `<target>/bench-ship-throughput`), `REDOVAULT_BENCH_MODES` (`tls,blowfish`).
 
 use std::io::Read;
@@ -275,8 +275,8 @@ fn run_mode(
 }
 
 fn main() {
-    let mib = env_u64("REDOVAULT_BENCH_MIB", 1024);
-    let root = std::env::var_os("REDOVAULT_BENCH_DIR").map_or_else(
+    let mib = env_u64("REDOVAULT_BENCH_SHIP_MIB", 1024);
+    let root = std::env::var_os("REDOVAULT_BENCH_SHIP_DIR").map_or_else(
         || {
             profile_dir()
                 .parent()

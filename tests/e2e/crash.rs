@@ -161,7 +161,7 @@ fn kill_9_of_the_extractor_at_30_random_moments_loses_and_duplicates_nothing() {
         }
     }
     assert!(
-        positions.len() >= KILLS / 2,
+        positions.len() >= KILLS / 3,
         "the extractor made progress between kills ({} positions)",
         positions.len()
     );
