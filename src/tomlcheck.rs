@@ -96,17 +96,23 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Some(Duration::from_micros(micros))
 }
 
-/// Parses a size: bytes, or a number with `K`/`KiB`, `M`/`MiB`, `G`/`GiB` (powers of 1024).
+/// Parses a size: bytes, or a number with `K`, `M` or `G` (powers of 1024; any case, with
+/// an optional `B` or `iB`: `64K`, `64KiB`, `16MB`, `1g`).
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: u64 = num.parse().ok()?;
-    let mult = match unit.trim() {
-        "" | "B" => 1u64,
-        "K" | "KiB" => 1 << 10,
-        "M" | "MiB" => 1 << 20,
-        "G" | "GiB" => 1 << 30,
+    let unit = unit.trim().to_ascii_uppercase();
+    let prefix = unit
+        .strip_suffix("IB")
+        .or_else(|| unit.strip_suffix('B'))
+        .unwrap_or(&unit);
+    let mult = match prefix {
+        "" => 1u64,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
         _ => return None,
     };
     n.checked_mul(mult)

@@ -77,17 +77,7 @@ impl Rate {
     }
 }
 
-/// Parses a byte size with an optional `K`, `M` or `G` suffix (powers of 1024).
-pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim().trim_end_matches(['B', 'b']);
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, 'K' | 'k')) => (&s[..i], 1u64 << 10),
-        Some((i, 'M' | 'm')) => (&s[..i], 1 << 20),
-        Some((i, 'G' | 'g')) => (&s[..i], 1 << 30),
-        _ => (s, 1),
-    };
-    num.trim().parse::<u64>().ok()?.checked_mul(mult)
-}
+pub use crate::tomlcheck::parse_size;
 
 /// Everything a simulation run needs.
 #[derive(Debug, Clone)]
