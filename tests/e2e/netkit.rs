@@ -460,6 +460,74 @@ metrics_listen = "127.0.0.1:{mport}"
             .expect("journal")
     }
 
+    /// Lets the database run for `settle`, stops it, and waits (up to `within`) until the
+    /// collector holds its last commit; returns the journal.
+    pub fn stop_and_wait_for_last_commit(
+        &self,
+        db: LiveDb,
+        stream: &str,
+        settle: Duration,
+        within: Duration,
+    ) -> Vec<JournalEntry> {
+        std::thread::sleep(settle);
+        db.stop();
+        let journal = self.journal();
+        let last = journal
+            .iter()
+            .rev()
+            .find(|e| !e.rollback)
+            .expect("a commit in the journal")
+            .scn;
+        wait_until(
+            "the collector to hold the journal's last commit",
+            within,
+            Duration::from_millis(100),
+            || {
+                stream_metric(
+                    self.collector_metrics_addr(),
+                    "redovault_collector_durable_scn",
+                    stream,
+                ) == Some(last as f64)
+            },
+        );
+        journal
+    }
+
+    /// With the collector stopped: its commit index equals the journal's commits, and the
+    /// rebuilt log of every `step`-th sequence and of the last one equals the source.
+    /// Returns the commits, the sequences and how many were rebuilt.
+    pub fn check_commits_and_rebuilds(
+        &self,
+        cfg: &Path,
+        stream: &str,
+        journal: &[JournalEntry],
+        step: usize,
+    ) -> (Vec<CommitRow>, Vec<u32>, usize) {
+        let commits = self.collector_commits(cfg, stream);
+        assert_same_commits(&commits, journal);
+        let seqs: Vec<u32> = journal
+            .iter()
+            .filter(|e| !e.rollback)
+            .map(|e| e.sequence)
+            .collect::<std::collections::BTreeSet<u32>>()
+            .into_iter()
+            .collect();
+        // Each rebuild opens the whole store: a sample, and the last log (CURRENT).
+        let mut pick: Vec<u32> = seqs.iter().copied().step_by(step).collect();
+        pick.extend(seqs.last());
+        pick.dedup();
+        for s in &pick {
+            let report = self.rebuild(
+                cfg,
+                stream,
+                Some(*s),
+                &self.path(&format!("rebuilt-{s}.log")),
+            );
+            check_rebuild(self, &report, journal);
+        }
+        (commits, seqs, pick.len())
+    }
+
     /// The collector's durable commits of `stream`, through its CLI (collector stopped).
     pub fn collector_commits(&self, cfg: &Path, stream: &str) -> Vec<CommitRow> {
         let out = run_ok(

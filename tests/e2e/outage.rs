@@ -9,30 +9,17 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::netkit::{
-    LiveDb, Proxy, World, assert_same_commits, check_rebuild, init_logs, scrape, stream_metric,
-    wait_until,
-};
+use crate::netkit::{LiveDb, Proxy, World, init_logs, scrape, stream_metric};
 
 const OUTAGE: Duration = Duration::from_secs(30);
 
 /// After the outage: a few more seconds of redo, then the checks.
 fn catch_up_and_check(w: &World, db: LiveDb, stream: &str, min_logs: u32) -> usize {
-    std::thread::sleep(Duration::from_secs(2));
-    db.stop();
-    let journal = w.journal();
-    let last = journal.iter().rev().find(|e| !e.rollback).unwrap().clone();
-    wait_until(
-        "the collector to catch up to the journal's last commit",
+    let journal = w.stop_and_wait_for_last_commit(
+        db,
+        stream,
+        Duration::from_secs(2),
         Duration::from_secs(120),
-        Duration::from_millis(200),
-        || {
-            stream_metric(
-                w.collector_metrics_addr(),
-                "redovault_collector_durable_scn",
-                stream,
-            ) == Some(last.scn as f64)
-        },
     );
     let em = scrape(w.extractor_metrics_addr());
     let key = |n: &str| format!("{n}{{stream=\"{stream}\"}}");
@@ -55,24 +42,8 @@ fn catch_up_and_check(w: &World, db: LiveDb, stream: &str, min_logs: u32) -> usi
 }
 
 fn final_checks(w: &World, ccfg: &std::path::Path, stream: &str) {
-    let journal = w.journal();
-    let commits = w.collector_commits(ccfg, stream);
-    assert_same_commits(&commits, &journal);
-    let seqs: Vec<u32> = journal
-        .iter()
-        .filter(|e| !e.rollback)
-        .map(|e| e.sequence)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    // The last log (CURRENT) and every 5th log, many of them shipped from the archive.
-    let mut pick: Vec<u32> = seqs.iter().copied().step_by(5).collect();
-    pick.push(*seqs.last().unwrap());
-    pick.dedup();
-    for s in pick {
-        let report = w.rebuild(ccfg, stream, Some(s), &w.path(&format!("rebuilt-{s}.log")));
-        check_rebuild(w, &report, &journal);
-    }
+    // Every 5th log and the last (CURRENT), many of them shipped from the archive.
+    w.check_commits_and_rebuilds(ccfg, stream, &w.journal(), 5);
 }
 
 #[test]
