@@ -43,6 +43,32 @@ impl Problems {
     }
 }
 
+/// A configuration file with problems; `problems` lists every one found.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {} problem(s):\n  {}", path.display(), problems.len(), problems.join("\n  "))]
+pub struct ConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// One line per problem (`section.key: what is wrong`).
+    pub problems: Vec<String>,
+}
+
+/// Reads the file at `path` and hands its text to `parse`; a read failure or the problems
+/// `parse` found come back naming the file.
+pub fn load<T>(
+    path: &std::path::Path,
+    parse: impl FnOnce(&str) -> Result<T, Vec<String>>,
+) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        path: path.to_path_buf(),
+        problems: vec![format!("cannot read it: {e}")],
+    })?;
+    parse(&text).map_err(|problems| ConfigError {
+        path: path.to_path_buf(),
+        problems,
+    })
+}
+
 /// Parses TOML text into its root table; a syntax error is one problem naming the line.
 pub fn parse_root(text: &str) -> Result<toml::Table, Vec<String>> {
     toml::from_str(text).map_err(|e| {

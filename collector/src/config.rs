@@ -115,15 +115,7 @@ pub struct CollectorConfig {
     pub metrics_listen: Option<SocketAddr>,
 }
 
-/// A configuration with problems: every one found.
-#[derive(Debug, thiserror::Error)]
-#[error("{}: {} problem(s):\n  {}", path.display(), problems.len(), problems.join("\n  "))]
-pub struct ConfigError {
-    /// The file.
-    pub path: PathBuf,
-    /// One line per problem (`section.key: what is wrong`).
-    pub problems: Vec<String>,
-}
+pub use redovault::tomlcheck::ConfigError;
 
 const SECTIONS: [&str; 7] = [
     "listen",
@@ -138,14 +130,7 @@ const SECTIONS: [&str; 7] = [
 impl CollectorConfig {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<CollectorConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            path: path.to_path_buf(),
-            problems: vec![format!("cannot read it: {e}")],
-        })?;
-        CollectorConfig::parse(&text).map_err(|problems| ConfigError {
-            path: path.to_path_buf(),
-            problems,
-        })
+        tomlcheck::load(path, CollectorConfig::parse)
     }
 
     /// Parses and checks configuration text; on failure, every problem found.

@@ -127,15 +127,7 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
 }
 
-/// A configuration with problems: every one found.
-#[derive(Debug, thiserror::Error)]
-#[error("{}: {} problem(s):\n  {}", path.display(), problems.len(), problems.join("\n  "))]
-pub struct SettingsError {
-    /// The file.
-    pub path: PathBuf,
-    /// One line per problem.
-    pub problems: Vec<String>,
-}
+pub use redovault::tomlcheck::ConfigError as SettingsError;
 
 const SECTIONS: [&str; 7] = [
     "online",
@@ -150,14 +142,7 @@ const SECTIONS: [&str; 7] = [
 impl Settings {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Settings, SettingsError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SettingsError {
-            path: path.to_path_buf(),
-            problems: vec![format!("cannot read it: {e}")],
-        })?;
-        Settings::parse(&text).map_err(|problems| SettingsError {
-            path: path.to_path_buf(),
-            problems,
-        })
+        tomlcheck::load(path, Settings::parse)
     }
 
     /// Parses and checks configuration text; on failure, every problem found.

@@ -207,15 +207,7 @@ impl Default for Config {
     }
 }
 
-/// A configuration file with problems; `problems` lists every one found.
-#[derive(Debug, thiserror::Error)]
-#[error("{}: {} problem(s):\n  {}", path.display(), problems.len(), problems.join("\n  "))]
-pub struct ConfigError {
-    /// The file.
-    pub path: PathBuf,
-    /// One line per problem (`section.key: what is wrong`).
-    pub problems: Vec<String>,
-}
+pub use crate::tomlcheck::ConfigError;
 
 pub use crate::tomlcheck::{parse_duration, parse_size, type_name};
 
@@ -619,14 +611,7 @@ const SECTIONS: [&str; 5] = ["watch", "state", "store", "telemetry", "alert"];
 impl Config {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            path: path.to_path_buf(),
-            problems: vec![format!("cannot read it: {e}")],
-        })?;
-        Config::parse(&text).map_err(|problems| ConfigError {
-            path: path.to_path_buf(),
-            problems,
-        })
+        crate::tomlcheck::load(path, Config::parse)
     }
 
     /// Parses and checks configuration text; on failure, every problem found.

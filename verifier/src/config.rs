@@ -57,15 +57,7 @@ pub struct VerifierConfig {
     pub alert: AlertConfig,
 }
 
-/// A configuration with problems (all of them).
-#[derive(Debug, thiserror::Error)]
-#[error("{}: {} problem(s):\n  {}", path.display(), problems.len(), problems.join("\n  "))]
-pub struct ConfigError {
-    /// The file.
-    pub path: PathBuf,
-    /// Every problem.
-    pub problems: Vec<String>,
-}
+pub use redovault::tomlcheck::ConfigError;
 
 const SECTIONS: [&str; 5] = ["store", "verify", "collector", "telemetry", "alert"];
 
@@ -75,14 +67,7 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/redovault/verifier";
 impl VerifierConfig {
     /// Reads and checks a file.
     pub fn load(path: &Path) -> Result<VerifierConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            path: path.to_path_buf(),
-            problems: vec![format!("cannot read it: {e}")],
-        })?;
-        VerifierConfig::parse(&text).map_err(|problems| ConfigError {
-            path: path.to_path_buf(),
-            problems,
-        })
+        redovault::tomlcheck::load(path, VerifierConfig::parse)
     }
 
     /// Parses and checks text; on failure, every problem.
