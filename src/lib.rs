@@ -21,6 +21,7 @@
 pub mod alert;
 pub mod cli;
 pub mod crypto;
+pub mod drill;
 pub mod durable;
 pub mod inspect;
 pub mod manifest;

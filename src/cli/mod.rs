@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod drill;
 pub mod external;
 pub mod inspect;
 pub mod simulate;
@@ -42,6 +43,9 @@ pub enum Command {
     Status(watch::StatusArgs),
     /// Check a watcher configuration file and list every problem in it.
     CheckConfig(watch::CheckConfigArgs),
+    /// The attack drill on this machine: the simulated database and every daemon, rm -rf and
+    /// dd on the database host, recovery from nothing, RPO and RTO.
+    Drill(drill::DrillArgs),
     /// Run the extractor (`redovault-extractor`, next to this binary): `extract --config FILE`.
     Extract(external::ExternalArgs),
     /// Run the collector (`redovault-collector`, next to this binary): `collect --config FILE`.
@@ -90,6 +94,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Push(args) => watch::run_push(&args),
         Command::Status(args) => watch::run_status(&args),
         Command::CheckConfig(args) => watch::run_check_config(&args),
+        Command::Drill(args) => drill::run(&args),
         Command::Extract(args) => external::run("redovault-extractor", &[], &args),
         Command::Collect(args) => external::run("redovault-collector", &[], &args),
         Command::Verify(args) => external::run("redovault-verifier", &["verify"], &args),

@@ -52,6 +52,12 @@ impl S3Store {
         self.raw("delete-version", req).await
     }
 
+    /// Tries to delete the object without a version id (a delete marker on a versioned bucket).
+    pub async fn admin_delete_object(&self, key: &str) -> Result<RawOutcome, StoreError> {
+        self.raw("delete-object", Req::new(Method::DELETE, Some(key)))
+            .await
+    }
+
     /// Tries to set the retention of one version.
     pub async fn admin_put_retention(
         &self,

@@ -1,0 +1,1008 @@
+//! `redovault drill`: the attack drill of the seed paper, end to end on one machine.
+//!
+//! A simulated Oracle database (five bank tables, at least ten transactions each, plus a
+//! steady background workload) writes real-format redo while the whole of redovault runs:
+//! the watcher ships every archived log into WORM (S3 Object Lock, or a local directory
+//! standing in for it), the extractor streams the CURRENT online log over TLS 1.3 with mutual
+//! authentication to the collector, which stores it encrypted. Then the attack, as the 2011
+//! and 2013 wipers did it with root on the database host: the database dies, the daemons are
+//! killed, zeros are written over the online logs, the archive destination, the online logs
+//! and redovault's own state and configuration are removed, and the database host's own S3
+//! credentials are used to delete, overwrite and shorten the retention of the WORM objects
+//! (each must be refused). Then recovery from nothing: a fresh install with read-only keys
+//! verifies, restores the archived logs and the last-commit online log, and writes the
+//! recovery script. The referee (ground truth copied outside every host at the crash) checks
+//! every archived log byte for byte, the online log's prefix, every committed transaction in
+//! order, and per-table row counts replayed from the recovered redo; it prints RPO (commits
+//! lost) and RTO (seconds from the start of recovery to verified files).
+//!
+//! ```text
+//!  setup ─► run (workload, daemons) ─► crash ─► referee snapshot ─► attack ─► recovery ─► checks
+//! ```
+//!
+//! The daemons are the real programs (`redovault watch`, `redovault-extractor`,
+//! `redovault-collector`, `redovault-verifier`), run as child processes.
+
+pub mod attack;
+pub mod procs;
+pub mod referee;
+pub mod setup;
+mod worm;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::simulate::workload::{Table, default_tables};
+use crate::simulate::{Rate, SimConfig, Simulator};
+use crate::store::s3::Credentials;
+use attack::Action;
+use procs::{Daemon, Programs, free_port, run_ok, run_tool, scrape, wait_for};
+use referee::{Check, Recovered, TableCounts};
+use setup::{Layout, Ports};
+
+/// Why the drill could not run (a failed check is not an error: it is in the report).
+#[derive(Debug, thiserror::Error)]
+pub enum DrillError {
+    /// The machine or the programs are not ready.
+    #[error("set-up: {0}")]
+    Setup(String),
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A step failed (a daemon died, a tool failed).
+    #[error("{0}")]
+    Step(String),
+}
+
+impl DrillError {
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> DrillError {
+        DrillError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// The S3 server the drill uses instead of the local directory, with the three sets of keys
+/// of a real deployment.
+#[derive(Debug, Clone)]
+pub struct S3Target {
+    /// HTTPS endpoint.
+    pub endpoint: url::Url,
+    /// The CA of the server's certificate.
+    pub ca: PathBuf,
+    /// Signing region.
+    pub region: String,
+    /// The bucket (Object Lock, default COMPLIANCE retention, the deploy/ bucket policy).
+    pub bucket: String,
+    /// The prefix the database host may write under.
+    pub prefix: String,
+    /// The database host's keys: create objects, read them back, nothing else.
+    pub dbhost: Credentials,
+    /// The verifier's keys: read only.
+    pub verifier: Credentials,
+}
+
+impl S3Target {
+    /// From the `env.sh` that `deploy/s3/server.sh up ceph DIR` writes; `None` when it
+    /// describes no drill bucket (a server without users and bucket policies).
+    pub fn from_env_file(path: &Path) -> Result<Option<S3Target>, DrillError> {
+        let text = fs::read_to_string(path).map_err(|e| DrillError::io(path, e))?;
+        let vars: HashMap<&str, &str> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k, v.trim_matches(|c| c == '"' || c == '\'')))
+            .collect();
+        if !vars.contains_key("REDOVAULT_TEST_S3_DRILL_BUCKET") {
+            return Ok(None);
+        }
+        let get = |k: &str| {
+            vars.get(k)
+                .map(|v| v.to_string())
+                .ok_or_else(|| DrillError::Setup(format!("{}: no {k}", path.display())))
+        };
+        let creds = |a: &str, s: &str| -> Result<Credentials, DrillError> {
+            Ok(Credentials {
+                access_key: get(a)?,
+                secret_key: get(s)?,
+                session_token: None,
+            })
+        };
+        let endpoint = get("REDOVAULT_TEST_S3_ENDPOINT")?;
+        Ok(Some(S3Target {
+            endpoint: url::Url::parse(&endpoint)
+                .map_err(|e| DrillError::Setup(format!("{}: {endpoint}: {e}", path.display())))?,
+            ca: PathBuf::from(get("REDOVAULT_TEST_S3_CA")?),
+            region: get("REDOVAULT_TEST_S3_REGION")?,
+            bucket: get("REDOVAULT_TEST_S3_DRILL_BUCKET")?,
+            prefix: get("REDOVAULT_TEST_S3_DRILL_PREFIX")?,
+            dbhost: creds(
+                "REDOVAULT_TEST_S3_DBHOST_ACCESS_KEY_ID",
+                "REDOVAULT_TEST_S3_DBHOST_SECRET_ACCESS_KEY",
+            )?,
+            verifier: creds(
+                "REDOVAULT_TEST_S3_VERIFIER_ACCESS_KEY_ID",
+                "REDOVAULT_TEST_S3_VERIFIER_SECRET_ACCESS_KEY",
+            )?,
+        }))
+    }
+
+    /// True when the server answers on its port.
+    pub fn reachable(&self) -> bool {
+        let host = self.endpoint.host_str().unwrap_or("127.0.0.1");
+        let port = self.endpoint.port_or_known_default().unwrap_or(443);
+        format!("{host}:{port}")
+            .parse::<SocketAddr>()
+            .ok()
+            .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct DrillOptions {
+    /// The drill's directory (its earlier content is replaced).
+    pub dir: PathBuf,
+    /// How long the database runs before the attack.
+    pub run_for: Duration,
+    /// Redo per second.
+    pub rate: u64,
+    /// Size of one online log.
+    pub log_size: u64,
+    /// Online log groups.
+    pub groups: u32,
+    /// Time from the database's crash to the wiper reaching redovault's daemons.
+    pub grace: Duration,
+    /// Seed of the workload.
+    pub seed: u64,
+    /// S3 instead of the local directory.
+    pub s3: Option<S3Target>,
+    /// The programs.
+    pub programs: Programs,
+}
+
+/// One row of the per-table comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableRow {
+    /// Table name.
+    pub table: String,
+    /// One of the paper's five tables (the rest is background workload).
+    pub paper: bool,
+    /// What the database committed (journal).
+    pub journal: TableCounts,
+    /// What replaying the recovered redo gives.
+    pub recovered: TableCounts,
+}
+
+/// One recovery step and its time.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoveryStep {
+    /// What.
+    pub step: String,
+    /// Seconds it took.
+    pub seconds: f64,
+    /// Its result.
+    pub detail: String,
+}
+
+/// The drill's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillReport {
+    /// True when every check held.
+    pub pass: bool,
+    /// Where the archived logs went.
+    pub store: String,
+    /// Commits lost.
+    pub rpo_commits: usize,
+    /// Seconds from the start of recovery to verified files.
+    pub rto_seconds: f64,
+    /// Seconds the database ran.
+    pub workload_seconds: f64,
+    /// Committed transactions.
+    pub commits: usize,
+    /// Rolled-back transactions.
+    pub rollbacks: usize,
+    /// Archived logs the database wrote.
+    pub archived_logs: usize,
+    /// The last commit the database wrote (xid, SCN).
+    pub last_commit: Option<(String, u64)>,
+    /// Milliseconds after the crash at which the collector was seen holding the last commit.
+    pub last_commit_durable_after_ms: Option<f64>,
+    /// What the attacker did.
+    pub attack: Vec<Action>,
+    /// The recovery.
+    pub recovery: Vec<RecoveryStep>,
+    /// The referee's checks.
+    pub checks: Vec<Check>,
+    /// Per table.
+    pub tables: Vec<TableRow>,
+    /// The drill's directory.
+    pub dir: PathBuf,
+}
+
+impl DrillReport {
+    /// The human summary printed at the end.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        s.push_str("checks:\n");
+        for c in &self.checks {
+            s.push_str(&format!(
+                "  {} {:<40} {}\n",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.name,
+                c.detail
+            ));
+        }
+        s.push_str("per table (rows = inserts - deletes; journal = what the database committed, recovered = replay of the restored redo):\n");
+        s.push_str(&format!(
+            "  {:<12} {:>6} {:>12} {:>12} {:>8} {:>8} {:>8}\n",
+            "table", "", "txns j/r", "rows j/r", "ins", "upd", "del"
+        ));
+        for t in &self.tables {
+            s.push_str(&format!(
+                "  {:<12} {:>6} {:>12} {:>12} {:>8} {:>8} {:>8}\n",
+                t.table,
+                if t.paper { "paper" } else { "bg" },
+                format!("{}/{}", t.journal.transactions, t.recovered.transactions),
+                format!("{}/{}", t.journal.rows, t.recovered.rows),
+                t.recovered.inserts,
+                t.recovered.updates,
+                t.recovered.deletes
+            ));
+        }
+        s.push_str(&format!(
+            "verdict: {}   RPO = {} commits lost   RTO = {:.1} s   ({} commits, {} archived logs, store {})\n",
+            if self.pass { "PASS" } else { "FAIL" },
+            self.rpo_commits,
+            self.rto_seconds,
+            self.commits,
+            self.archived_logs,
+            self.store
+        ));
+        s
+    }
+}
+
+/// The paper's five tables (data object ids of their own, tablespace file 25).
+pub fn paper_tables() -> Vec<Table> {
+    ["ACCOUNTS", "DEPOSITS", "LOANS", "TRANSFERS", "BRANCHES"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| Table {
+            name: (*name).to_string(),
+            data_obj: 74_001 + i as u32,
+            afn: 25,
+            first_block: 128 + 65_536 * i as u32,
+        })
+        .collect()
+}
+
+/// A simulated database that runs on its own thread until it crashes.
+struct LiveDb {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Result<Simulator, String>>,
+}
+
+impl LiveDb {
+    fn start(cfg: SimConfig) -> Result<LiveDb, DrillError> {
+        let sim = Simulator::start(cfg)
+            .map_err(|e| DrillError::Setup(format!("the simulated database: {e}")))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut sim = sim;
+            while !flag.load(Ordering::Relaxed) {
+                sim.step().map_err(|e| e.to_string())?;
+            }
+            Ok(sim)
+        });
+        Ok(LiveDb { stop, thread })
+    }
+
+    /// The instance dies between two LGWR writes: redo still in its buffer is lost, as are
+    /// the open transactions; what was written stays (with its journal lines).
+    fn crash(self) -> Result<(), DrillError> {
+        self.stop.store(true, Ordering::Relaxed);
+        let sim = self
+            .thread
+            .join()
+            .map_err(|_| DrillError::Step("the simulated database panicked".into()))?
+            .map_err(|e| DrillError::Step(format!("the simulated database failed: {e}")))?;
+        drop(sim);
+        Ok(())
+    }
+}
+
+/// Runs the drill; `say` gets each progress line.
+pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport, DrillError> {
+    let l = Layout::create(&opts.dir)?;
+    let ports = Ports {
+        collector: free_port()?,
+        collector_metrics: free_port()?,
+        extractor_metrics: free_port()?,
+        watcher_metrics: free_port()?,
+    };
+    let prefix = match &opts.s3 {
+        Some(t) => format!(
+            "{}/drill-{}-{}",
+            t.prefix.trim_end_matches('/'),
+            chrono::Utc::now().format("%Y%m%dT%H%M%S"),
+            std::process::id()
+        ),
+        None => "drill".to_string(),
+    };
+    let store_name = match &opts.s3 {
+        Some(t) => format!("s3 {}/{}/{}", t.endpoint, t.bucket, prefix),
+        None => format!("local directory {} (stands in for WORM)", l.vault.display()),
+    };
+    let cfgs = setup::write_configs(&l, ports, opts.groups, opts.s3.as_ref(), &prefix)?;
+    say(&format!("==> [1/5] set-up in {}", l.root.display()));
+    say(&format!(
+        "    link certificates (CA, collector, extractor) and the collector's AES-256-GCM key made on the fly; store: {store_name}"
+    ));
+
+    let mut sim = SimConfig::new(&l.oracle);
+    sim.groups = opts.groups;
+    sim.log_size = opts.log_size;
+    sim.rate = Rate::BytesPerSec(opts.rate);
+    sim.realtime = true;
+    sim.seed = opts.seed;
+    let paper = paper_tables();
+    let mut tables = paper.clone();
+    tables.extend(default_tables());
+    sim.tables = tables.clone();
+    let stream = format!("db{}-rl{}-t1", sim.db_id, sim.resetlogs_id());
+    let table_names: HashMap<u32, String> = tables
+        .iter()
+        .map(|t| (t.data_obj, t.name.clone()))
+        .collect();
+
+    // ---- run
+    say("==> [2/5] the database host and the backup host at work");
+    let p = &opts.programs;
+    let ccfg = cfgs.collector.to_string_lossy().into_owned();
+    let mut collector = Daemon::start(
+        "collector",
+        &p.collector,
+        &["--config", &ccfg],
+        &[],
+        &l.log("collector.log"),
+    )?;
+    let caddr = SocketAddr::from(([127, 0, 0, 1], ports.collector));
+    if !wait_for(Duration::from_secs(30), || {
+        TcpStream::connect_timeout(&caddr, Duration::from_millis(200)).is_ok()
+    }) {
+        return Err(DrillError::Step(format!(
+            "the collector did not listen on {caddr}:\n{}",
+            collector.tail(20)
+        )));
+    }
+    say(&format!(
+        "    collector listening on {caddr} (TLS 1.3, client certificates required)"
+    ));
+    let db = LiveDb::start(sim)?;
+    let dbhost_env: Vec<(&str, &str)> = match &opts.s3 {
+        Some(t) => vec![
+            ("AWS_ACCESS_KEY_ID", t.dbhost.access_key.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", t.dbhost.secret_key.as_str()),
+        ],
+        None => vec![],
+    };
+    let wcfg = cfgs.watcher.to_string_lossy().into_owned();
+    let mut watcher = Daemon::start(
+        "watcher",
+        &p.redovault,
+        &["watch", "--config", &wcfg],
+        &dbhost_env,
+        &l.log("watcher.log"),
+    )?;
+    let ecfg = cfgs.extractor.to_string_lossy().into_owned();
+    let mut extractor = Daemon::start(
+        "extractor",
+        &p.extractor,
+        &["--config", &ecfg],
+        &[],
+        &l.log("extractor.log"),
+    )?;
+    say(&format!(
+        "    simulated Oracle: {} groups of {} KiB, {} KiB/s of redo, tables {} + background {}",
+        opts.groups,
+        opts.log_size >> 10,
+        opts.rate >> 10,
+        paper
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        default_tables()
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    say("    watcher (archived logs -> WORM) and extractor (online log -> collector) started");
+    let t_run = Instant::now();
+    let cm = SocketAddr::from(([127, 0, 0, 1], ports.collector_metrics));
+    let status_path = l.host_state.join("watcher/status.json");
+    let mut next = Duration::from_secs(1);
+    while t_run.elapsed() < opts.run_for {
+        std::thread::sleep(Duration::from_millis(50));
+        for d in [&mut collector, &mut watcher, &mut extractor] {
+            if !d.running() {
+                return Err(DrillError::Step(format!(
+                    "the {} died:\n{}",
+                    d.name,
+                    d.tail(20)
+                )));
+            }
+        }
+        if t_run.elapsed() >= next {
+            next += Duration::from_secs(1);
+            say(&format!(
+                "    {:>4.1} s  {}",
+                t_run.elapsed().as_secs_f64(),
+                progress(&status_path, cm, &stream)
+            ));
+        }
+    }
+
+    // ---- crash and the referee's snapshot
+    db.crash()?;
+    let crash = Instant::now();
+    let truth = referee::snapshot(&l.oracle, &l.referee)?;
+    let workload_seconds = t_run.elapsed().as_secs_f64();
+    let jcommits = referee::journal_commits(&truth.journal);
+    let rollbacks = truth.journal.iter().filter(|e| e.rollback).count();
+    let last = jcommits.last().cloned();
+    say(&format!(
+        "==> [3/5] the attack: the database crashes after {workload_seconds:.1} s ({} commits, {} rollbacks, {} archived logs; last commit {} at SCN {})",
+        jcommits.len(),
+        rollbacks,
+        truth.archived.len(),
+        last.as_ref().map_or("-", |c| c.0.as_str()),
+        last.as_ref().map_or(0, |c| c.1)
+    ));
+    say(&format!(
+        "    referee: journal, archived and online logs copied to {} (ground truth, outside every host)",
+        l.referee.display()
+    ));
+    let mut durable_after = None;
+    if let Some((_, scn, _)) = &last {
+        let key = format!("redovault_collector_durable_scn{{stream=\"{stream}\"}}");
+        if wait_for(opts.grace, || {
+            scrape(cm).get(&key).is_some_and(|v| *v >= *scn as f64)
+        }) {
+            durable_after = Some(crash.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    if let Some(ms) = durable_after {
+        say(&format!(
+            "    the collector held the last commit {ms:.0} ms after the crash (seen by polling its metrics)"
+        ));
+    }
+    let left = opts.grace.saturating_sub(crash.elapsed());
+    std::thread::sleep(left);
+    say(&format!(
+        "    {:.1} s after the crash the wiper reaches redovault:",
+        opts.grace.as_secs_f64()
+    ));
+    let mut actions = Vec::new();
+    watcher.kill9();
+    extractor.kill9();
+    actions.push(Action::done(
+        "kill -9 of the watcher and the extractor",
+        "both gone",
+    ));
+    actions.push(attack::zero_files(&l.oracle.join("online"))?);
+    actions.push(attack::remove_tree(
+        &l.oracle.join("archive"),
+        "the archive destination",
+    )?);
+    actions.push(attack::remove_tree(
+        &l.oracle.join("online"),
+        "the online redo logs",
+    )?);
+    actions.push(attack::remove_tree(
+        &l.host_state,
+        "redovault's state: manifest, checkpoints, status",
+    )?);
+    actions.push(attack::remove_tree(
+        &l.host_etc,
+        "redovault's configuration and the extractor's certificate",
+    )?);
+    actions.push(attack::remove_tree(&l.host, "everything else on the host")?);
+    if let Some(t) = &opts.s3 {
+        let keys: Vec<String> = truth
+            .archived
+            .values()
+            .map(|p| referee::sha256_file(p).map(|h| format!("{prefix}/archive/sha256/{h}")))
+            .collect::<Result<_, _>>()?;
+        actions.extend(worm::attempts(t, &prefix, &keys)?);
+    } else {
+        actions.push(Action::done(
+            "attempts on WORM with the database host's credentials",
+            "not run: the local store has no credentials (run with S3 for this part)",
+        ));
+    }
+    for a in &actions {
+        let mark = match a.refused {
+            Some(true) => "refused ",
+            Some(false) => "ALLOWED ",
+            None => "",
+        };
+        say(&format!("    {} -> {mark}{}", a.action, a.outcome));
+    }
+
+    // ---- recovery from nothing
+    say(&format!(
+        "==> [4/5] recovery from nothing: a fresh install in {}",
+        l.recovery.display()
+    ));
+    let t0 = Instant::now();
+    let mut steps = Vec::new();
+    let step = |steps: &mut Vec<RecoveryStep>, what: &str, t: Instant, detail: String| {
+        steps.push(RecoveryStep {
+            step: what.to_string(),
+            seconds: t.elapsed().as_secs_f64(),
+            detail,
+        });
+    };
+    let stopped = collector.terminate(Duration::from_secs(30));
+    let t = Instant::now();
+    let vcfg = setup::write_verifier_config(&l, opts.s3.as_ref(), &prefix)?;
+    let vcfg_s = vcfg.to_string_lossy().into_owned();
+    let verifier_env: Vec<(&str, &str)> = match &opts.s3 {
+        Some(t) => vec![
+            ("AWS_ACCESS_KEY_ID", t.verifier.access_key.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", t.verifier.secret_key.as_str()),
+        ],
+        None => vec![],
+    };
+    step(
+        &mut steps,
+        "install",
+        t,
+        format!(
+            "verifier configuration with read-only keys; the collector stopped ({})",
+            if stopped { "cleanly" } else { "killed" }
+        ),
+    );
+    let t = Instant::now();
+    let html = l.recovery.join("audit.html");
+    let (vcode, vout, verr) = run_tool(
+        &p.verifier,
+        &[
+            "verify",
+            "--config",
+            &vcfg_s,
+            "--json",
+            "--html",
+            &html.to_string_lossy(),
+        ],
+        &verifier_env,
+    )?;
+    let audit: serde_json::Value = serde_json::from_str(&vout).map_err(|e| {
+        DrillError::Step(format!(
+            "redovault-verifier verify (exit {vcode}) printed no JSON report ({e}): {verr}"
+        ))
+    })?;
+    let finding_kinds: BTreeMap<String, usize> = audit["findings"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter(|f| f["severity"].as_str() != Some("info"))
+                .filter_map(|f| f["kind"].as_str())
+                .fold(BTreeMap::new(), |mut m, k| {
+                    *m.entry(k.to_string()).or_default() += 1;
+                    m
+                })
+        })
+        .unwrap_or_default();
+    step(
+        &mut steps,
+        "verify",
+        t,
+        format!(
+            "verdict {} (exit {vcode}), findings {:?}, report {}",
+            audit["verdict"].as_str().unwrap_or("?"),
+            finding_kinds,
+            html.display()
+        ),
+    );
+    let dest = l.recovery.join("restore");
+    let dest_s = dest.to_string_lossy().into_owned();
+    let t = Instant::now();
+    let out = run_ok(
+        &p.verifier,
+        &["restore", "archive", "--config", &vcfg_s, "--dest", &dest_s],
+        &verifier_env,
+    )?;
+    step(&mut steps, "restore archive", t, out.trim().to_string());
+    let t = Instant::now();
+    let out = run_ok(
+        &p.verifier,
+        &["restore", "online", "--config", &vcfg_s, "--dest", &dest_s],
+        &[],
+    )?;
+    step(
+        &mut steps,
+        "restore online",
+        t,
+        out.lines().next().unwrap_or("").trim().to_string(),
+    );
+    let archive_record: serde_json::Value = read_json(&dest.join("restore-archive.json"))?;
+    let online_record: serde_json::Value = read_json(&dest.join("restore-online.json"))?;
+    let mut recovered: Vec<Recovered> = Vec::new();
+    let mut from_worm = BTreeMap::new();
+    for f in archive_record["files"].as_array().into_iter().flatten() {
+        let seq = f["sequence"].as_u64().unwrap_or(0) as u32;
+        let path = PathBuf::from(f["path"].as_str().unwrap_or(""));
+        let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        from_worm.insert(
+            seq,
+            (path.clone(), f["sha256"].as_str().unwrap_or("").to_string()),
+        );
+        recovered.push(Recovered {
+            sequence: seq,
+            path,
+            source: "worm",
+            size,
+        });
+    }
+    let online_seq = online_record["sequence"].as_u64().unwrap_or(0) as u32;
+    // Archived logs not (yet) in WORM when the host died: rebuilt from the collector.
+    let first = from_worm.keys().next().copied().unwrap_or(online_seq);
+    let missing: Vec<u32> = (first..online_seq)
+        .filter(|s| !from_worm.contains_key(s))
+        .collect();
+    let mut rebuilt_archived = BTreeMap::new();
+    if !missing.is_empty() {
+        let t = Instant::now();
+        for s in &missing {
+            let out_path = dest.join(format!("rebuilt_{s}.arc"));
+            let out = run_ok(
+                &p.collector,
+                &[
+                    "rebuild",
+                    "--config",
+                    &ccfg,
+                    "--stream",
+                    &stream,
+                    "--sequence",
+                    &s.to_string(),
+                    "--out",
+                    &out_path.to_string_lossy(),
+                    "--json",
+                ],
+                &[],
+            )?;
+            let v: serde_json::Value = serde_json::from_str(&out)
+                .map_err(|e| DrillError::Step(format!("rebuild report: {e}")))?;
+            let size = v["size"].as_u64().unwrap_or(0);
+            rebuilt_archived.insert(*s, (out_path.clone(), size));
+            recovered.push(Recovered {
+                sequence: *s,
+                path: out_path,
+                source: "collector (archived log not in WORM)",
+                size,
+            });
+        }
+        step(
+            &mut steps,
+            "rebuild archived logs missing from WORM",
+            t,
+            format!("sequences {missing:?} from the collector"),
+        );
+    }
+    recovered.sort_by_key(|r| r.sequence);
+    let online_path = PathBuf::from(online_record["path"].as_str().unwrap_or(""));
+    let online_size = online_record["size"].as_u64().unwrap_or(0);
+    recovered.push(Recovered {
+        sequence: online_seq,
+        path: online_path.clone(),
+        source: "collector (online)",
+        size: online_size,
+    });
+    let t = Instant::now();
+    let out = run_ok(&p.verifier, &["restore", "script", "--dest", &dest_s], &[])?;
+    step(
+        &mut steps,
+        "restore script",
+        t,
+        out.lines().next().unwrap_or("").trim().to_string(),
+    );
+    let rto = t0.elapsed().as_secs_f64();
+    for s in &steps {
+        say(&format!(
+            "    {:<40} {:>6.2} s  {}",
+            s.step, s.seconds, s.detail
+        ));
+    }
+
+    // ---- the referee's checks
+    say("==> [5/5] the referee's checks against the ground truth");
+    let mut checks = Vec::new();
+    if opts.s3.is_some() {
+        let attempts: Vec<&Action> = actions.iter().filter(|a| a.refused.is_some()).collect();
+        let allowed: Vec<&str> = attempts
+            .iter()
+            .filter(|a| a.refused == Some(false))
+            .map(|a| a.action.as_str())
+            .collect();
+        checks.push(Check::new(
+            "WORM attempts refused",
+            !attempts.is_empty() && allowed.is_empty(),
+            if allowed.is_empty() {
+                format!("{} of {} refused", attempts.len(), attempts.len())
+            } else {
+                format!("allowed: {}", allowed.join("; "))
+            },
+        ));
+    }
+    // Archived logs, byte for byte.
+    let mut identical = 0;
+    let mut problems = Vec::new();
+    for (seq, truth_path) in &truth.archived {
+        let want = referee::sha256_file(truth_path)?;
+        if let Some((path, sha)) = from_worm.get(seq) {
+            let got = referee::sha256_file(path)?;
+            if got == want && *sha == want {
+                identical += 1;
+            } else {
+                problems.push(format!(
+                    "log {seq}: SHA-256 {got}, the database wrote {want}"
+                ));
+            }
+        } else if let Some((path, size)) = rebuilt_archived.get(seq) {
+            let a = fs::read(path).map_err(|e| DrillError::io(path, e))?;
+            let b = fs::read(truth_path).map_err(|e| DrillError::io(truth_path, e))?;
+            // An archived copy's blocks 0 and 1 (block count, next SCN) are written at the
+            // switch; the stream has the online log's: compare from block 2.
+            match referee::first_difference(&a, &b, 1024, *size as usize) {
+                None => identical += 1,
+                Some(at) => problems.push(format!("log {seq} (rebuilt): differs at byte {at}")),
+            }
+        } else {
+            problems.push(format!("log {seq}: not recovered"));
+        }
+    }
+    checks.push(Check::new(
+        "archived logs byte-identical",
+        problems.is_empty() && identical == truth.archived.len(),
+        if problems.is_empty() {
+            format!(
+                "{identical} of {} ({} from WORM by SHA-256, {} rebuilt by the collector)",
+                truth.archived.len(),
+                from_worm.len(),
+                rebuilt_archived.len()
+            )
+        } else {
+            problems.join("; ")
+        },
+    ));
+    // The online log: the database's bytes up to the last acknowledged commit.
+    let online_check = match truth.online.get(&online_seq) {
+        None => Check::new(
+            "online log prefix identical",
+            false,
+            format!("the database had no online log {online_seq} at the crash"),
+        ),
+        Some(src) => {
+            let a = fs::read(&online_path).map_err(|e| DrillError::io(&online_path, e))?;
+            let b = fs::read(src).map_err(|e| DrillError::io(src, e))?;
+            let size = online_size as usize;
+            match referee::first_difference(&a, &b, 0, size) {
+                None => Check::new(
+                    "online log prefix identical",
+                    referee::sha256_file(&online_path)?
+                        == *online_record["sha256"].as_str().unwrap_or("")
+                        || hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&a[..size]))
+                            == online_record["sha256"].as_str().unwrap_or(""),
+                    format!(
+                        "log {online_seq}: {size} bytes, SHA-256 {}",
+                        &online_record["sha256"].as_str().unwrap_or("")
+                            [..16.min(online_record["sha256"].as_str().unwrap_or("").len())]
+                    ),
+                ),
+                Some(at) => Check::new(
+                    "online log prefix identical",
+                    false,
+                    format!("log {online_seq}: differs at byte {at} of {size}"),
+                ),
+            }
+        }
+    };
+    checks.push(online_check);
+    // Every committed transaction, in order.
+    let replay = referee::replay(&recovered, &table_names);
+    let (matched, lost, diff) = referee::compare_commits(&replay.commits, &jcommits);
+    checks.push(Check::new(
+        "commits recovered = journal",
+        diff.is_none() && lost == 0,
+        match &diff {
+            Some(d) => d.clone(),
+            None => format!(
+                "{matched} of {} committed transactions, in order",
+                jcommits.len()
+            ),
+        },
+    ));
+    let j_online: Vec<_> = jcommits.iter().filter(|c| c.2 == online_seq).collect();
+    let r_online: Vec<_> = replay
+        .commits
+        .iter()
+        .filter(|c| c.2 == online_seq)
+        .collect();
+    checks.push(Check::new(
+        "rebuilt online log commits = journal",
+        j_online == r_online,
+        format!(
+            "log {online_seq}: {} commits rebuilt, the journal has {} (last acknowledged {} at SCN {})",
+            r_online.len(),
+            j_online.len(),
+            online_record["last_commit_xid"].as_str().unwrap_or("-"),
+            online_record["last_commit_scn"].as_u64().unwrap_or(0)
+        ),
+    ));
+    checks.push(Check::new(
+        "recovered redo parses cleanly",
+        replay.problems.is_empty(),
+        if replay.problems.is_empty() {
+            format!(
+                "{} files; {} rollback compensation changes (11.x + 5.6) set aside",
+                recovered.len(),
+                replay.compensations
+            )
+        } else {
+            replay.problems.join("; ")
+        },
+    ));
+    // Per-table counts.
+    let jt = referee::journal_tables(&truth.journal);
+    let names: BTreeSet<String> = jt.keys().chain(replay.tables.keys()).cloned().collect();
+    let paper_names: BTreeSet<String> = paper.iter().map(|t| t.name.clone()).collect();
+    let rows: Vec<TableRow> = names
+        .into_iter()
+        .map(|n| TableRow {
+            paper: paper_names.contains(&n),
+            journal: jt.get(&n).copied().unwrap_or_default(),
+            recovered: replay.tables.get(&n).copied().unwrap_or_default(),
+            table: n,
+        })
+        .collect();
+    let unequal: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.journal != r.recovered)
+        .map(|r| r.table.as_str())
+        .collect();
+    checks.push(Check::new(
+        "per-table row counts equal",
+        unequal.is_empty(),
+        if unequal.is_empty() {
+            format!("{} tables", rows.len())
+        } else {
+            format!("differ: {}", unequal.join(", "))
+        },
+    ));
+    let thin: Vec<String> = paper
+        .iter()
+        .filter(|t| jt.get(&t.name).is_none_or(|c| c.transactions < 10))
+        .map(|t| t.name.clone())
+        .collect();
+    checks.push(Check::new(
+        "paper tables: >= 10 transactions each",
+        thin.is_empty(),
+        if thin.is_empty() {
+            format!(
+                "{} tables, {} to {} committed transactions each",
+                paper.len(),
+                paper
+                    .iter()
+                    .filter_map(|t| jt.get(&t.name).map(|c| c.transactions))
+                    .min()
+                    .unwrap_or(0),
+                paper
+                    .iter()
+                    .filter_map(|t| jt.get(&t.name).map(|c| c.transactions))
+                    .max()
+                    .unwrap_or(0)
+            )
+        } else {
+            format!("too few in {}", thin.join(", "))
+        },
+    ));
+    // The audit: clean, except for what the attacker's overwrite attempt left (a newer version
+    // over a recorded object is evidence, and restore uses the recorded version).
+    let overwrite_created_version = actions
+        .iter()
+        .any(|a| a.refused == Some(true) && a.outcome.contains("new version"));
+    let unexpected: Vec<String> = finding_kinds
+        .iter()
+        .filter(|(k, _)| !(overwrite_created_version && k.as_str() == "object_replaced"))
+        .map(|(k, n)| format!("{k} x{n}"))
+        .collect();
+    checks.push(Check::new(
+        "audit of WORM, manifest and collector",
+        vcode != 2 && unexpected.is_empty(),
+        format!(
+            "verdict {}{}",
+            audit["verdict"].as_str().unwrap_or("?"),
+            if finding_kinds.is_empty() {
+                String::new()
+            } else {
+                format!(", findings {finding_kinds:?}")
+            }
+        ),
+    ));
+    checks.push(Check::new(
+        "RPO = 0",
+        lost == 0 && diff.is_none(),
+        format!("{lost} commits lost"),
+    ));
+    let pass = checks.iter().all(|c| c.ok);
+    let report = DrillReport {
+        pass,
+        store: store_name,
+        rpo_commits: lost,
+        rto_seconds: rto,
+        workload_seconds,
+        commits: jcommits.len(),
+        rollbacks,
+        archived_logs: truth.archived.len(),
+        last_commit: last.map(|c| (c.0, c.1)),
+        last_commit_durable_after_ms: durable_after,
+        attack: actions,
+        recovery: steps,
+        checks,
+        tables: rows,
+        dir: l.root.clone(),
+    };
+    let json = l.root.join("drill-report.json");
+    fs::write(
+        &json,
+        serde_json::to_vec_pretty(&report).unwrap_or_default(),
+    )
+    .map_err(|e| DrillError::io(&json, e))?;
+    Ok(report)
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value, DrillError> {
+    let text = fs::read_to_string(path).map_err(|e| DrillError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| DrillError::Step(format!("{}: {e}", path.display())))
+}
+
+/// One progress line: the watcher's status file and the collector's metrics.
+fn progress(status: &Path, collector_metrics: SocketAddr, stream: &str) -> String {
+    let st: Option<serde_json::Value> = fs::read_to_string(status)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let shipped = st
+        .as_ref()
+        .and_then(|v| v["shipped_files"].as_u64())
+        .unwrap_or(0);
+    let sealed = st
+        .as_ref()
+        .and_then(|v| v["manifest"]["sealed_through"].as_u64())
+        .unwrap_or(0);
+    let m = scrape(collector_metrics);
+    let get = |n: &str| m.get(&format!("{n}{{stream=\"{stream}\"}}")).copied();
+    format!(
+        "archived logs in WORM {shipped} (manifest sealed through {sealed})   collector: {:.2} MB stored, durable SCN {}",
+        get("redovault_collector_stored_bytes_total").unwrap_or(0.0) / 1e6,
+        get("redovault_collector_durable_scn").map_or("-".into(), |v| format!("{v:.0}"))
+    )
+}
