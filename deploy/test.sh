@@ -57,7 +57,10 @@ step "clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests"
-cargo test --workspace --locked
+cargo test --workspace --locked -- --skip attack_drill::
+
+step "the attack drill on the real S3 server (printed: checks, RPO, RTO)"
+cargo test -p redovault --test e2e --locked attack_drill:: -- --nocapture --test-threads 1
 
 step "systemd units (systemd-analyze verify against the built binaries)"
 cargo build --workspace --bins --locked

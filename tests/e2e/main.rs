@@ -3,6 +3,7 @@
 //! Each module covers one part of the system through its public interface.
 
 mod atrest;
+mod attack_drill;
 mod crash;
 mod fake_s3;
 mod inspect;

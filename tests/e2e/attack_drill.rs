@@ -1,0 +1,179 @@
+//! The attack drill (`redovault drill`), end to end with the real programs: the simulated
+//! database with five bank tables and a background workload; the watcher, the extractor, the
+//! collector and the verifier running against the real S3 server over TLS with the three sets
+//! of keys of a deployment (the database host's put-only keys, the verifier's read-only keys,
+//! the bucket policy of `deploy/s3/policies/`); the attack (crash, kill -9, dd, rm -rf, and
+//! attempts on WORM with the host's keys); recovery from nothing; the referee's checks.
+//! Run with `--nocapture` by `deploy/test.sh`, so that CI prints the drill, RPO and RTO.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::netkit::bins;
+
+/// The `env.sh` of the first test server with a drill bucket. Fails when none has one: the
+/// drill is not optional.
+fn drill_env() -> PathBuf {
+    let list = std::env::var("REDOVAULT_TEST_S3_TARGETS").unwrap_or_default();
+    assert!(
+        !list.trim().is_empty(),
+        "REDOVAULT_TEST_S3_TARGETS is not set: run the tests with `.ci/run` (or `deploy/test.sh`)"
+    );
+    list.split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .find(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .contains("REDOVAULT_TEST_S3_DRILL_BUCKET")
+        })
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            panic!("no test server in {list} has a drill bucket (deploy/s3/server.sh up ceph)")
+        })
+}
+
+fn drill(args: &[&str]) -> (i32, serde_json::Value, String) {
+    let out = Command::new(&bins().redovault)
+        .arg("drill")
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("run redovault drill");
+    let progress = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("drill report JSON: {e}\n{progress}"));
+    (out.status.code().unwrap_or(-1), report, progress)
+}
+
+fn print_summary(report: &serde_json::Value) {
+    for c in report["checks"].as_array().unwrap() {
+        eprintln!(
+            "  {} {:<40} {}",
+            if c["ok"].as_bool() == Some(true) {
+                "ok  "
+            } else {
+                "FAIL"
+            },
+            c["name"].as_str().unwrap(),
+            c["detail"].as_str().unwrap()
+        );
+    }
+    eprintln!(
+        "drill verdict: {}   RPO = {} commits lost   RTO = {:.2} s   ({} commits, {} archived logs, {})",
+        if report["pass"].as_bool() == Some(true) {
+            "PASS"
+        } else {
+            "FAIL"
+        },
+        report["rpo_commits"],
+        report["rto_seconds"].as_f64().unwrap_or(-1.0),
+        report["commits"],
+        report["archived_logs"],
+        report["store"].as_str().unwrap_or("")
+    );
+}
+
+fn check_report(code: i32, report: &serde_json::Value, progress: &str) {
+    assert_eq!(code, 0, "the drill failed:\n{progress}");
+    assert_eq!(report["pass"].as_bool(), Some(true));
+    assert_eq!(report["rpo_commits"].as_u64(), Some(0), "RPO = 0 commits");
+    assert!(report["rto_seconds"].as_f64().unwrap() > 0.0);
+    assert!(report["commits"].as_u64().unwrap() > 100, "a real workload");
+    assert!(
+        report["archived_logs"].as_u64().unwrap() >= 4,
+        "several log switches"
+    );
+    let checks = report["checks"].as_array().unwrap();
+    for name in [
+        "archived logs byte-identical",
+        "online log prefix identical",
+        "commits recovered = journal",
+        "rebuilt online log commits = journal",
+        "per-table row counts equal",
+        "paper tables: >= 10 transactions each",
+        "audit of WORM, manifest and collector",
+        "RPO = 0",
+    ] {
+        let c = checks
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("check {name} missing"));
+        assert_eq!(c["ok"].as_bool(), Some(true), "{name}: {}", c["detail"]);
+    }
+    let tables = report["tables"].as_array().unwrap();
+    let paper: Vec<_> = tables.iter().filter(|t| t["paper"] == true).collect();
+    assert_eq!(paper.len(), 5, "the paper's five tables");
+    for t in &paper {
+        assert!(t["journal"]["transactions"].as_u64().unwrap() >= 10);
+        assert_eq!(t["journal"], t["recovered"], "{}", t["table"]);
+    }
+    // The host was wiped: the attack removed the archive, the online logs, state, config.
+    let dir = PathBuf::from(report["dir"].as_str().unwrap());
+    assert!(!dir.join("host").exists(), "the database host is gone");
+    let attack = report["attack"].as_array().unwrap();
+    assert!(
+        attack
+            .iter()
+            .any(|a| a["action"].as_str().unwrap().starts_with("dd if=/dev/zero"))
+    );
+}
+
+#[test]
+fn the_drill_on_real_s3_over_tls_recovers_every_commit_and_the_host_keys_cannot_touch_worm() {
+    let env = drill_env();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("drill");
+    let (code, report, progress) = drill(&[
+        "--dir",
+        dir.to_str().unwrap(),
+        "--s3-env",
+        env.to_str().unwrap(),
+        "--run-for",
+        "10s",
+    ]);
+    eprintln!("{progress}");
+    print_summary(&report);
+    check_report(code, &report, &progress);
+    assert!(report["store"].as_str().unwrap().starts_with("s3 https://"));
+    // Every attempt on WORM with the database host's keys left the objects as they were:
+    // delete, delete a version (with and without the governance bypass), shorten the
+    // retention, weaken the lock, overwrite; on an archived log and a manifest segment.
+    let attempts: Vec<&serde_json::Value> = report["attack"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| !a["refused"].is_null())
+        .collect();
+    assert!(attempts.len() >= 12, "{attempts:?}");
+    for a in &attempts {
+        assert_eq!(a["refused"].as_bool(), Some(true), "{a}");
+    }
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "WORM attempts refused")
+        .unwrap();
+    assert_eq!(check["ok"].as_bool(), Some(true));
+}
+
+#[test]
+fn the_drill_on_the_local_store_passes_as_the_readme_first_command_runs_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("drill");
+    let (code, report, progress) =
+        drill(&["--dir", dir.to_str().unwrap(), "--local", "--run-for", "5s"]);
+    print_summary(&report);
+    check_report(code, &report, &progress);
+    assert!(
+        report["store"]
+            .as_str()
+            .unwrap()
+            .starts_with("local directory")
+    );
+    assert!(
+        progress.contains("==> [5/5]"),
+        "progress is shown:\n{progress}"
+    );
+}
