@@ -346,7 +346,12 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         None => "drill".to_string(),
     };
     let store_name = match &opts.s3 {
-        Some(t) => format!("s3 {}/{}/{}", t.endpoint, t.bucket, prefix),
+        Some(t) => format!(
+            "s3 {}/{}/{}",
+            t.endpoint.as_str().trim_end_matches('/'),
+            t.bucket,
+            prefix
+        ),
         None => format!("local directory {} (stands in for WORM)", l.vault.display()),
     };
     let cfgs = setup::write_configs(&l, ports, opts.groups, opts.s3.as_ref(), &prefix)?;
@@ -927,24 +932,29 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     ));
     // The audit: clean, except for what the attacker's overwrite attempt left (a newer version
     // over a recorded object is evidence, and restore uses the recorded version).
-    let overwrite_created_version = actions
+    let stacked = actions
         .iter()
-        .any(|a| a.refused == Some(true) && a.outcome.contains("new version"));
-    let unexpected: Vec<String> = finding_kinds
-        .iter()
-        .filter(|(k, _)| !(overwrite_created_version && k.as_str() == "object_replaced"))
-        .map(|(k, n)| format!("{k} x{n}"))
-        .collect();
+        .filter(|a| a.refused == Some(true) && a.outcome.contains("new version"))
+        .count();
+    let expected: BTreeMap<String, usize> = if stacked > 0 {
+        BTreeMap::from([("object_replaced".to_string(), stacked)])
+    } else {
+        BTreeMap::new()
+    };
     checks.push(Check::new(
         "audit of WORM, manifest and collector",
-        vcode != 2 && unexpected.is_empty(),
+        vcode != 2 && finding_kinds == expected,
         format!(
             "verdict {}{}",
             audit["verdict"].as_str().unwrap_or("?"),
             if finding_kinds.is_empty() {
                 String::new()
+            } else if finding_kinds == expected {
+                format!(
+                    ": exactly the {stacked} versions the attacker stacked (object_replaced), nothing else"
+                )
             } else {
-                format!(", findings {finding_kinds:?}")
+                format!(", findings {finding_kinds:?}, expected {expected:?}")
             }
         ),
     ));

@@ -312,4 +312,10 @@ impl ArchiveStore for LocalStore {
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
+
+    /// A local store keeps one version per key (files are create-only and read-only).
+    async fn versions(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        validate_key(key)?;
+        Ok(Vec::new())
+    }
 }

@@ -373,6 +373,11 @@ pub trait ArchiveStore: Send + Sync {
         &self,
         prefix: &str,
     ) -> impl Future<Output = Result<Vec<ObjectSummary>, StoreError>> + Send;
+
+    /// The version ids of `key`, newest first (empty when the store keeps no versions): a
+    /// reader that finds a newer version stacked over a locked object can still reach the
+    /// original.
+    fn versions(&self, key: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 }
 
 /// Checks that a key is a relative, normalised path of printable characters.

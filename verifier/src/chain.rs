@@ -14,7 +14,11 @@
 //! Sealed segments live under `<prefix>/manifest/<first>-<last>-<sha256>.jsonl`. A segment
 //! whose bytes do not hash to the SHA-256 in its own key, and two segments that claim the same
 //! entries with different content, are `manifest_seal_mismatch`: the watcher never writes
-//! either (closed segments are immutable, so re-sealing yields the same key).
+//! either (closed segments are immutable, so re-sealing yields the same key). When only the
+//! newest version is wrong and an older version of the key does hash to it (a plain PUT over
+//! the locked original, which put-only credentials can do on a versioned bucket), the original
+//! is read and the replacement is reported as `object_replaced`: an attacker cannot make
+//! sealed entries disappear by stacking versions.
 //!
 //! The anchor ([`Anchor`]) is what an earlier run verified: the highest index and its hash.
 //! The verifier keeps it in its own state, off the database host, so that a history rewritten
@@ -299,25 +303,47 @@ pub async fn read_sealed<S: ArchiveStore>(
     let mut covered_to = 0u64;
     let mut covered_by = String::new();
     for k in keys {
-        let mut body = store.get(&k.key, None, None).await?;
-        let mut bytes = Vec::new();
-        body.read_to_end(&mut bytes)
-            .await
-            .map_err(|e| redovault::store::StoreError::Io {
-                context: format!("read {}", k.key),
-                source: e,
-            })?;
+        let mut bytes = read_version(store, &k.key, None).await?;
         let got = Sha256Digest::of(&bytes);
         if got != k.sha256 {
-            out.findings.push(Finding::error(
-                FindingKind::ManifestSealMismatch,
-                format!("sealed segment {}", k.key),
-                format!(
-                    "content hashes to {got}, its key names {}: the object was replaced",
-                    k.sha256
-                ),
-            ));
-            continue;
+            // A newer version stacked over the locked segment (an overwrite with put rights):
+            // the original, whose content matches its key, is still there under its own
+            // version; use it, and report the replacement.
+            let mut original = None;
+            for v in store.versions(&k.key).await?.iter().rev() {
+                let b = read_version(store, &k.key, Some(v)).await?;
+                if Sha256Digest::of(&b) == k.sha256 {
+                    original = Some((v.clone(), b));
+                    break;
+                }
+            }
+            match original {
+                Some((v, b)) => {
+                    out.findings.push(Finding::error(
+                        FindingKind::ObjectReplaced,
+                        format!("sealed segment {}", k.key),
+                        format!(
+                            "the newest version hashes to {got}, not to the {} its key names: \
+                             a newer version was put over it; version {v}, the sealed \
+                             original, is intact and is the one read",
+                            k.sha256
+                        ),
+                    ));
+                    bytes = b;
+                }
+                None => {
+                    out.findings.push(Finding::error(
+                        FindingKind::ManifestSealMismatch,
+                        format!("sealed segment {}", k.key),
+                        format!(
+                            "content hashes to {got}, its key names {}, and no version of it \
+                             matches: the object was replaced",
+                            k.sha256
+                        ),
+                    ));
+                    continue;
+                }
+            }
         }
         if k.first <= covered_to {
             out.findings.push(
@@ -346,6 +372,23 @@ pub async fn read_sealed<S: ArchiveStore>(
         out.segments += 1;
     }
     Ok(out)
+}
+
+/// The whole content of one version of `key` (the newest with `None`).
+async fn read_version<S: ArchiveStore>(
+    store: &S,
+    key: &str,
+    version: Option<&str>,
+) -> Result<Vec<u8>, redovault::store::StoreError> {
+    let mut body = store.get(key, None, version).await?;
+    let mut bytes = Vec::new();
+    body.read_to_end(&mut bytes)
+        .await
+        .map_err(|e| redovault::store::StoreError::Io {
+            context: format!("read {key}"),
+            source: e,
+        })?;
+    Ok(bytes)
 }
 
 /// Reads the database host's local manifest copy (`segments/*.jsonl` then `open.jsonl`) as

@@ -534,6 +534,10 @@ impl ArchiveStore for S3Store {
             detail: "more than 100000 pages".to_string(),
         })
     }
+
+    async fn versions(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        self.admin_list_versions(key).await
+    }
 }
 
 #[cfg(test)]
