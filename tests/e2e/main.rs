@@ -4,6 +4,7 @@
 
 mod atrest;
 mod crash;
+mod deploy;
 mod fake_s3;
 mod inspect;
 mod link;
