@@ -37,10 +37,11 @@ trap cleanup EXIT
 step "formatting"
 cargo fmt --all -- --check
 
-step "tools: headless Chromium (HTML report test), systemd-analyze (unit checks)"
-if ! command -v chromium >/dev/null 2>&1 || ! command -v systemd-analyze >/dev/null 2>&1; then
+step "tools: headless Chromium (HTML report test), systemd-analyze (unit checks), jq (deploy/rman-delete-shipped.sh)"
+if ! command -v chromium >/dev/null 2>&1 || ! command -v systemd-analyze >/dev/null 2>&1 \
+  || ! command -v jq >/dev/null 2>&1; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium systemd >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium systemd jq >/dev/null
 fi
 
 step "starting real S3 servers: $SERVERS"

@@ -5,6 +5,7 @@
 mod atrest;
 mod attack_drill;
 mod crash;
+mod deploy;
 mod fake_s3;
 mod inspect;
 mod link;
