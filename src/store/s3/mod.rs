@@ -25,7 +25,6 @@ use super::{
     PutOutcome, Readiness, Retention, RetryPolicy, StoreError, SystemClock, validate_key,
 };
 
-#[cfg(feature = "test-util")]
 pub mod admin;
 mod http;
 mod sigv4;
