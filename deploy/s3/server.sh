@@ -6,6 +6,9 @@
 #
 #   up    install if missing (as root: apt-get for Ceph, a pip venv for LocalStack), start, wait until ready,
 #         create and verify the buckets rv-lock, rv-lock-default and rv-nolock, write STATE_DIR/env.sh.
+#         Ceph only: also the users redovault-dbhost and redovault-verifier and the bucket redovault-drill
+#         (Object Lock, the default retention of policies/bucket-object-lock.json, and one bucket policy made
+#         of the statements of policies/dbhost-put-only.json and policies/verifier-read-only.json).
 #         If the same server is already up and healthy in STATE_DIR it is reused; stale state left by a crash
 #         is stopped and wiped first.
 #   down  stop every daemon by pid (SIGTERM, then SIGKILL after a timeout) and delete STATE_DIR.
@@ -26,6 +29,12 @@ REGION=us-east-1
 LOCALSTACK_VERSION=2026.3.0
 MARKER=.redovault-s3-state
 BUCKETS=(rv-lock rv-lock-default rv-nolock)
+# The attack-drill bucket (Ceph only: LocalStack community enforces no bucket policy) and its two users,
+# who hold the keys of the database host and of the verifier. Throwaway keys, like the owner's.
+DRILL_BUCKET=redovault-drill
+DRILL_PREFIX=drill
+DBHOST_USER=redovault-dbhost DBHOST_ACCESS_KEY=dbhostkey DBHOST_SECRET_KEY=dbhostsecret1234
+VERIFIER_USER=redovault-verifier VERIFIER_ACCESS_KEY=verifierkey VERIFIER_SECRET_KEY=verifiersecret1234
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 READY_TIMEOUT=${REDOVAULT_S3_READY_TIMEOUT:-120}
 
@@ -234,6 +243,68 @@ verify_buckets() {
     *) die "bucket rv-nolock: GetObjectLockConfiguration must fail (no Object Lock), got $S3_STATUS: $S3_BODY" ;;
   esac
   log "buckets verified: rv-lock (versioned, Object Lock, no default), rv-lock-default (COMPLIANCE 1 day), rv-nolock (versioned, no lock; GET ?object-lock -> $S3_STATUS)"
+  if [ "$KIND" = ceph ]; then verify_drill; fi
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# The drill bucket: the policy files of deploy/s3/policies, applied as they are (templated only).
+
+# The lock configuration of policies/bucket-object-lock.json (the `aws s3api` JSON form) as S3 XML.
+drill_lock_xml() {
+  jq -er '.Rule.DefaultRetention as $d
+    | if .ObjectLockEnabled != "Enabled" or ($d.Mode | type) != "string"
+         or (($d.Days // $d.Years) | type) != "number" then error("no Mode with Days or Years") else . end
+    | "<ObjectLockConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><ObjectLockEnabled>Enabled</ObjectLockEnabled>"
+      + "<Rule><DefaultRetention><Mode>\($d.Mode)</Mode>"
+      + (if $d.Days then "<Days>\($d.Days)</Days>" else "<Years>\($d.Years)</Years>" end)
+      + "</DefaultRetention></Rule></ObjectLockConfiguration>"' "$SCRIPT_DIR/policies/bucket-object-lock.json" \
+    || die "cannot read $SCRIPT_DIR/policies/bucket-object-lock.json"
+}
+
+# ONE bucket policy: every statement of the two policy files, with ACCOUNT_ID -> "" (Ceph users are
+# arn:aws:iam:::user/NAME), BUCKET -> the drill bucket, PREFIX -> the drill prefix. Compact JSON.
+drill_policy_json() {
+  local out
+  out=$(jq -ces --arg bucket "$DRILL_BUCKET" --arg prefix "$DRILL_PREFIX" '
+    {Version: .[0].Version, Statement: [.[].Statement[]]}
+    | walk(if type == "string"
+           then gsub("ACCOUNT_ID"; "") | gsub("BUCKET"; $bucket) | gsub("PREFIX"; $prefix) else . end)' \
+    "$SCRIPT_DIR/policies/dbhost-put-only.json" "$SCRIPT_DIR/policies/verifier-read-only.json") \
+    || die "cannot build the bucket policy from $SCRIPT_DIR/policies/{dbhost-put-only,verifier-read-only}.json"
+  ! grep -qE 'ACCOUNT_ID|BUCKET|PREFIX' <<<"$out" || die "placeholder left in the drill bucket policy: $out"
+  printf '%s' "$out"
+}
+
+create_drill_bucket() {
+  local policy
+  s3 PUT "/$DRILL_BUCKET" -H "x-amz-bucket-object-lock-enabled: true" -H "Content-Length: 0"
+  expect "CreateBucket $DRILL_BUCKET (object lock)" 200
+  s3_put_body "/$DRILL_BUCKET?object-lock=" "$(drill_lock_xml)"
+  expect "PutObjectLockConfiguration $DRILL_BUCKET (policies/bucket-object-lock.json)" 200
+  policy=$(drill_policy_json)
+  s3 PUT "/$DRILL_BUCKET?policy=" -H "Content-Type: application/json" --data-binary "$policy"
+  case "$S3_STATUS" in
+    200|204) ;;
+    *) die "PutBucketPolicy $DRILL_BUCKET: expected HTTP 204, got $S3_STATUS: $S3_BODY
+  (Ceph answers a bare 400 InvalidArgument for an action name it does not know: try the statements one by one)" ;;
+  esac
+}
+
+# The drill bucket has the lock configuration and exactly the policy built from the files.
+verify_drill() {
+  local want
+  s3 GET "/$DRILL_BUCKET?versioning="
+  expect "GetBucketVersioning $DRILL_BUCKET" 200
+  grep -q '<Status>Enabled</Status>' <<<"$S3_BODY" || die "bucket $DRILL_BUCKET: versioning is not Enabled: $S3_BODY"
+  want=$(drill_lock_xml | sed -e 's/ xmlns="[^"]*"//')
+  s3 GET "/$DRILL_BUCKET?object-lock="
+  expect "GetObjectLockConfiguration $DRILL_BUCKET" 200
+  grep -qF "$want" <<<"$S3_BODY" || die "bucket $DRILL_BUCKET: expected $want, got $S3_BODY"
+  s3 GET "/$DRILL_BUCKET?policy="
+  expect "GetBucketPolicy $DRILL_BUCKET" 200
+  [ "$(jq -cS . <<<"$S3_BODY" 2>/dev/null)" = "$(drill_policy_json | jq -cS .)" ] \
+    || die "bucket $DRILL_BUCKET: the stored policy is not the one built from the policy files: $S3_BODY"
+  log "bucket verified: $DRILL_BUCKET (Object Lock, default retention and bucket policy from deploy/s3/policies)"
 }
 
 write_env() {
@@ -251,6 +322,15 @@ write_env() {
       REDOVAULT_TEST_S3_BUCKET rv-lock \
       REDOVAULT_TEST_S3_BUCKET_DEFAULT rv-lock-default \
       REDOVAULT_TEST_S3_BUCKET_NOLOCK rv-nolock
+    if [ "$KIND" = ceph ]; then
+      printf "export %s='%s'\n" \
+        REDOVAULT_TEST_S3_DRILL_BUCKET "$DRILL_BUCKET" \
+        REDOVAULT_TEST_S3_DRILL_PREFIX "$DRILL_PREFIX" \
+        REDOVAULT_TEST_S3_DBHOST_ACCESS_KEY_ID "$DBHOST_ACCESS_KEY" \
+        REDOVAULT_TEST_S3_DBHOST_SECRET_ACCESS_KEY "$DBHOST_SECRET_KEY" \
+        REDOVAULT_TEST_S3_VERIFIER_ACCESS_KEY_ID "$VERIFIER_ACCESS_KEY" \
+        REDOVAULT_TEST_S3_VERIFIER_SECRET_ACCESS_KEY "$VERIFIER_SECRET_KEY"
+    fi
   } > "$tmp"
   mv -f "$tmp" "$STATE/env.sh"
 }
@@ -359,6 +439,13 @@ EOF
   timeout 60 radosgw-admin "${C[@]}" user create --uid=test --display-name=test \
     --access-key="$ACCESS_KEY" --secret="$SECRET_KEY" >/dev/null 2>>"$D/log/setup.log" \
     || { show_log "$D/log/setup.log" "$D/log/client.rgw.a.log"; die "radosgw-admin user create failed"; }
+  local u uid key secret
+  for u in "$DBHOST_USER:$DBHOST_ACCESS_KEY:$DBHOST_SECRET_KEY" "$VERIFIER_USER:$VERIFIER_ACCESS_KEY:$VERIFIER_SECRET_KEY"; do
+    IFS=: read -r uid key secret <<<"$u"
+    timeout 60 radosgw-admin "${C[@]}" user create --uid="$uid" --display-name="$uid" \
+      --access-key="$key" --secret="$secret" >/dev/null 2>>"$D/log/setup.log" \
+      || { show_log "$D/log/setup.log" "$D/log/client.rgw.a.log"; die "radosgw-admin user create $uid failed"; }
+  done
   log "Ceph mon, osd and radosgw ready in $(elapsed "$t0")s"
 }
 
@@ -477,6 +564,7 @@ do_up() {
   endpoint_for
   command -v curl >/dev/null || die "curl not found"
   command -v ss >/dev/null || die "ss not found (apt-get install -y iproute2)"
+  if [ "$KIND" = ceph ]; then command -v jq >/dev/null || die "jq not found (apt-get install -y jq): it builds the drill bucket policy"; fi
   mkdir -p "$PARENT"
   exec 9>"$PARENT/.$(basename "$STATE").lock"
   flock -w 600 9 || die "another server.sh holds $PARENT/.$(basename "$STATE").lock"
@@ -506,6 +594,7 @@ do_up() {
     localstack) localstack_up ;;
   esac
   create_buckets
+  if [ "$KIND" = ceph ]; then create_drill_bucket; fi
   verify_buckets
 
   mapfile -t pids < <(running_pids)

@@ -10,8 +10,8 @@
 //!   written create-only and read-only, but this is **not WORM**: root can delete them.
 //!
 //! Invariants (see ARCHITECTURE.md):
-//! - no code path here overwrites or deletes an object (test helpers that try to, in order to
-//!   prove the server refuses, live behind the `test-util` feature);
+//! - no code path here overwrites or deletes an object (the calls that try to, in order to
+//!   prove the server refuses, are apart in [`s3::admin`] and never used by the store);
 //! - a put returns success only after the object is confirmed by a HEAD: size, lock mode and
 //!   retain-until all as requested;
 //! - same key and same bytes is an idempotent success; same key and other bytes is

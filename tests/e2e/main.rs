@@ -12,6 +12,7 @@ mod link;
 mod netkit;
 mod outage;
 mod pipeline;
+mod policies;
 mod refusals;
 mod report_html;
 mod simulate;

@@ -1,6 +1,14 @@
-//! Operations the store itself never performs, for tests that prove the server refuses them:
-//! deleting a version, shortening retention, writing over a key. Compiled only with the
-//! `test-util` feature; production credentials should not even allow them.
+//! Operations the store itself never performs, to prove that the server refuses them:
+//! deleting an object or a version, shortening or bypassing retention, writing over a key,
+//! changing the bucket's policy, lock or versioning configuration.
+//!
+//! The store never makes these calls itself: no code path of [`ArchiveStore`] or of the
+//! watcher reaches this module. They are compiled into every build (not only with
+//! `test-util`) because the release binary's attack drill uses them to show that the database
+//! host's own credentials are refused. They are the only S3 requests outside the store API,
+//! and every one returns the server's answer ([`RawOutcome`]) instead of failing on a refusal.
+//!
+//! [`ArchiveStore`]: crate::store::ArchiveStore
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -52,7 +60,8 @@ impl S3Store {
         self.raw("delete-version", req).await
     }
 
-    /// Tries to delete the object without a version id (a delete marker on a versioned bucket).
+    /// Tries to delete `key` without a version id: on a versioned bucket, an attempt to hide
+    /// the object behind a delete marker.
     pub async fn admin_delete_object(&self, key: &str) -> Result<RawOutcome, StoreError> {
         self.raw("delete-object", Req::new(Method::DELETE, Some(key)))
             .await
@@ -66,19 +75,84 @@ impl S3Store {
         mode: LockMode,
         until: DateTime<Utc>,
     ) -> Result<RawOutcome, StoreError> {
+        self.admin_put_retention_with(key, version_id, mode, until, false)
+            .await
+    }
+
+    /// Tries to set the retention of one version, optionally with the governance bypass header
+    /// (`x-amz-bypass-governance-retention: true`).
+    pub async fn admin_put_retention_with(
+        &self,
+        key: &str,
+        version_id: &str,
+        mode: LockMode,
+        until: DateTime<Utc>,
+        bypass_governance: bool,
+    ) -> Result<RawOutcome, StoreError> {
         let body = format!(
             "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>{}</Mode>\
              <RetainUntilDate>{}</RetainUntilDate></Retention>",
             mode.as_str(),
             format_iso(until)
         );
-        let md5 = Md5::digest(body.as_bytes());
-        let req = Req::new(Method::PUT, Some(key))
-            .query("retention", "")
-            .query("versionId", version_id)
-            .header("content-md5", base64_std(&md5))
-            .body(Bytes::from(body), None);
+        let mut req = xml_put(Some(key), "retention", body).query("versionId", version_id);
+        if bypass_governance {
+            req = req.header("x-amz-bypass-governance-retention", "true");
+        }
         self.raw("put-retention", req).await
+    }
+
+    /// Tries to replace the bucket policy with `policy_json`.
+    pub async fn admin_put_bucket_policy(
+        &self,
+        policy_json: &str,
+    ) -> Result<RawOutcome, StoreError> {
+        let req = Req::new(Method::PUT, None)
+            .query("policy", "")
+            .header("content-type", "application/json")
+            .body(Bytes::from(policy_json.to_string()), None);
+        self.raw("put-bucket-policy", req).await
+    }
+
+    /// Tries to delete the bucket policy (and with it every Deny statement).
+    pub async fn admin_delete_bucket_policy(&self) -> Result<RawOutcome, StoreError> {
+        self.raw(
+            "delete-bucket-policy",
+            Req::new(Method::DELETE, None).query("policy", ""),
+        )
+        .await
+    }
+
+    /// Tries to replace the bucket's Object Lock configuration: the default retention becomes
+    /// `mode` for `days`, or none at all when `default` is None.
+    pub async fn admin_put_object_lock_configuration(
+        &self,
+        default: Option<(LockMode, u32)>,
+    ) -> Result<RawOutcome, StoreError> {
+        let rule = default
+            .map(|(mode, days)| {
+                format!(
+                    "<Rule><DefaultRetention><Mode>{}</Mode><Days>{days}</Days>\
+                     </DefaultRetention></Rule>",
+                    mode.as_str()
+                )
+            })
+            .unwrap_or_default();
+        let body = format!(
+            "<ObjectLockConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+             <ObjectLockEnabled>Enabled</ObjectLockEnabled>{rule}</ObjectLockConfiguration>"
+        );
+        self.raw("put-object-lock", xml_put(None, "object-lock", body))
+            .await
+    }
+
+    /// Tries to suspend versioning (so that a later PUT would replace the null version).
+    pub async fn admin_suspend_versioning(&self) -> Result<RawOutcome, StoreError> {
+        let body = "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+                    <Status>Suspended</Status></VersioningConfiguration>"
+            .to_string();
+        self.raw("put-versioning", xml_put(None, "versioning", body))
+            .await
     }
 
     /// A plain PUT with no precondition and no lock headers: what an attacker with put rights
@@ -106,6 +180,16 @@ impl S3Store {
             .filter_map(|v| v.child("VersionId").map(str::to_string))
             .collect())
     }
+}
+
+/// A PUT of an XML subresource document, with the Content-MD5 that AWS requires on them.
+fn xml_put(key: Option<&str>, subresource: &str, body: String) -> Req {
+    let md5 = Md5::digest(body.as_bytes());
+    Req::new(Method::PUT, key)
+        .query(subresource, "")
+        .header("content-md5", base64_std(&md5))
+        .header("content-type", "application/xml")
+        .body(Bytes::from(body), None)
 }
 
 fn base64_std(b: &[u8]) -> String {

@@ -1,0 +1,665 @@
+//! The bucket policies of `deploy/s3/policies`, enforced by the real Ceph radosgw on the drill
+//! bucket of `deploy/s3/server.sh` (its own users, one policy made of the two policy files):
+//!
+//! - the database host's keys create objects under the prefix (locked by the bucket's default
+//!   COMPLIANCE retention), read them back and list them, and every attempt to delete, hide,
+//!   re-lock or reconfigure is refused with 403 AccessDenied; a plain overwrite only adds a
+//!   version, the original's bytes and lock stay as they were;
+//! - the verifier's keys read, HEAD and list versions, and every write is refused;
+//! - the real daemons with those keys: `redovault watch` ships the real Oracle logs with
+//!   `retention = "bucket-default"`, `redovault push` finds them shipped, and
+//!   `redovault-verifier verify` and `restore archive` with the read-only keys give a clean
+//!   verdict and the original bytes.
+//!
+//! Every target of `REDOVAULT_TEST_S3_TARGETS` with a drill bucket is tested; the others are
+//! skipped with a message, and the tests fail when none has one (CI cannot skip them silently).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use redovault::store::s3::admin::RawOutcome;
+use redovault::store::s3::testserver::{DrillBucket, TestServer};
+use redovault::store::s3::{S3Config, S3Store};
+use redovault::store::{ArchiveStore, FileSource, LockMode, Retention, StoreError};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt as _;
+
+const RV: &str = env!("CARGO_BIN_EXE_redovault");
+
+/// The real servers that have a drill bucket. Fails when `REDOVAULT_TEST_S3_TARGETS` names
+/// none: a CI whose Ceph lost its drill bucket must not pass by skipping these tests.
+fn drill_targets() -> Vec<(TestServer, DrillBucket)> {
+    let mut out = Vec::new();
+    for t in crate::store::targets() {
+        match t.drill.clone() {
+            Some(d) => out.push((t, d)),
+            None => eprintln!(
+                "policies: skipping the {} server at {}: no drill bucket (it enforces no bucket \
+                 policy; see deploy/s3/policies/README.md)",
+                t.kind, t.endpoint
+            ),
+        }
+    }
+    assert!(
+        !out.is_empty(),
+        "none of the servers of REDOVAULT_TEST_S3_TARGETS has a drill bucket \
+         (REDOVAULT_TEST_S3_DRILL_BUCKET in its env.sh): start Ceph with deploy/s3/server.sh"
+    );
+    out
+}
+
+fn unique_prefix(d: &DrillBucket, name: &str) -> String {
+    format!("{}/{name}-{:016x}", d.prefix, rand::random::<u64>())
+}
+
+/// The default retention of `deploy/s3/policies/bucket-object-lock.json`, which server.sh
+/// applies to the drill bucket.
+fn policy_default_retention() -> (LockMode, Duration) {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/s3/policies/bucket-object-lock.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let d = &v["Rule"]["DefaultRetention"];
+    let mode = LockMode::parse(d["Mode"].as_str().unwrap()).unwrap();
+    let days = d["Days"]
+        .as_u64()
+        .or_else(|| d["Years"].as_u64().map(|y| y * 365))
+        .unwrap();
+    (mode, Duration::from_secs(days * 86400))
+}
+
+fn store(config: Result<S3Config, StoreError>) -> S3Store {
+    S3Store::new(config.unwrap()).unwrap()
+}
+
+/// Refused by the policy: 403 AccessDenied.
+#[track_caller]
+fn refused(what: &str, o: Result<RawOutcome, StoreError>) {
+    let o =
+        o.unwrap_or_else(|e| panic!("{what}: the request failed instead of being answered: {e}"));
+    assert_eq!(
+        (o.status, o.code.as_str()),
+        (403, "AccessDenied"),
+        "{what}: must be refused"
+    );
+}
+
+/// A store error that is the server's 403 AccessDenied.
+#[track_caller]
+fn is_access_denied(what: &str, e: &StoreError) {
+    assert!(
+        matches!(e, StoreError::Permanent { status: 403, code, .. } if code == "AccessDenied")
+            || matches!(e, StoreError::AccessDenied { code, .. } if code == "AccessDenied"),
+        "{what}: expected 403 AccessDenied, got {e}"
+    );
+}
+
+async fn read(store: &S3Store, key: &str, version: Option<&str>) -> Vec<u8> {
+    let mut body = Vec::new();
+    store
+        .get(key, None, version)
+        .await
+        .unwrap()
+        .read_to_end(&mut body)
+        .await
+        .unwrap();
+    body
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dbhost_keys_create_and_read_but_cannot_delete_replace_or_weaken() {
+    let (want_mode, want_period) = policy_default_retention();
+    for (t, d) in drill_targets() {
+        let prefix = unique_prefix(&d, "dbhost");
+        let db = store(t.dbhost_config(&prefix));
+        let verifier = store(t.verifier_config(&prefix));
+
+        // The start-up check reads the bucket's lock configuration: the policy's default.
+        let ready = db.check().await.unwrap();
+        assert!(ready.worm, "{ready:?}");
+        assert_eq!(ready.default_retention, Some((want_mode, want_period)));
+
+        // Create: no lock header sent, the bucket default locks it; the HEAD after the put
+        // (by version id) confirms it.
+        let key_a = format!("{prefix}/archive/a");
+        let bytes_a = b"archived redo log A".to_vec();
+        let put = db
+            .put_immutable(&key_a, std::io::Cursor::new(bytes_a.clone()))
+            .await
+            .unwrap();
+        assert!(!put.already_present);
+        let version_a = put.version_id.clone().expect("a versioned bucket");
+        let lock_a = put.lock.expect("locked by the bucket default");
+        assert_eq!(lock_a.mode, LockMode::Compliance);
+        let now = db.server_now().unwrap();
+        let period = chrono::Duration::from_std(want_period).unwrap();
+        assert!(
+            lock_a.retain_until > now + period - chrono::Duration::days(1)
+                && lock_a.retain_until <= now + period + chrono::Duration::days(1),
+            "retain-until {} is not the bucket default ({want_period:?}) from {now}",
+            lock_a.retain_until
+        );
+        // A file, streamed.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("b.dbf");
+        let bytes_b: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&file, &bytes_b).unwrap();
+        let key_b = format!("{prefix}/archive/b");
+        let src = FileSource {
+            path: file,
+            size: bytes_b.len() as u64,
+            sha256: Sha256::digest(&bytes_b).into(),
+        };
+        let put_b = db.put_file(&key_b, &src).await.unwrap();
+        assert_eq!(put_b.lock.map(|l| l.mode), Some(LockMode::Compliance));
+
+        // Read back, HEAD, list under the prefix; a missing key is a 404 (None), not a 403.
+        assert_eq!(read(&db, &key_a, None).await, bytes_a);
+        assert_eq!(read(&db, &key_b, None).await, bytes_b);
+        let head = db.head(&key_a, None).await.unwrap().unwrap();
+        assert_eq!(head.version_id.as_deref(), Some(version_a.as_str()));
+        let listed: Vec<String> = db
+            .list(&format!("{prefix}/"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        assert_eq!(listed, vec![key_a.clone(), key_b.clone()]);
+        assert!(
+            db.head(&format!("{prefix}/missing"), None)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Create-only still works with these keys: same bytes recognised, other bytes refused.
+        let again = db
+            .put_immutable(&key_a, std::io::Cursor::new(bytes_a.clone()))
+            .await
+            .unwrap();
+        assert!(again.already_present);
+        let e = db
+            .put_immutable(&key_a, std::io::Cursor::new(b"other".to_vec()))
+            .await
+            .unwrap_err();
+        assert!(e.is_conflict(), "{e}");
+
+        // Everything that would delete, hide, unlock or reconfigure: 403 AccessDenied.
+        refused(
+            "DELETE (delete marker)",
+            db.admin_delete_object(&key_a).await,
+        );
+        refused(
+            "DELETE ?versionId",
+            db.admin_delete_version(&key_a, &version_a, false).await,
+        );
+        refused(
+            "DELETE ?versionId with the governance bypass",
+            db.admin_delete_version(&key_a, &version_a, true).await,
+        );
+        refused(
+            "PUT ?retention earlier (shorten)",
+            db.admin_put_retention(
+                &key_a,
+                &version_a,
+                LockMode::Compliance,
+                lock_a.retain_until - chrono::Duration::days(1),
+            )
+            .await,
+        );
+        refused(
+            "PUT ?retention GOVERNANCE with the governance bypass",
+            db.admin_put_retention_with(
+                &key_a,
+                &version_a,
+                LockMode::Governance,
+                now + chrono::Duration::hours(1),
+                true,
+            )
+            .await,
+        );
+        let open_policy = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":["arn:aws:iam:::user/redovault-dbhost"]}},"Action":["s3:*"],"Resource":["arn:aws:s3:::{b}","arn:aws:s3:::{b}/*"]}}]}}"#,
+            b = d.bucket
+        );
+        refused(
+            "PUT ?policy (grant itself everything)",
+            db.admin_put_bucket_policy(&open_policy).await,
+        );
+        refused("DELETE ?policy", db.admin_delete_bucket_policy().await);
+        refused(
+            "PUT ?object-lock without a default retention",
+            db.admin_put_object_lock_configuration(None).await,
+        );
+        refused(
+            "PUT ?object-lock GOVERNANCE 1 day",
+            db.admin_put_object_lock_configuration(Some((LockMode::Governance, 1)))
+                .await,
+        );
+        refused(
+            "PUT ?versioning Suspended",
+            db.admin_suspend_versioning().await,
+        );
+        refused(
+            "PUT outside the prefix",
+            db.admin_put_plain(
+                &format!("elsewhere-{:016x}", rand::random::<u64>()),
+                Bytes::from_static(b"x"),
+            )
+            .await,
+        );
+        // No version listing either (the verifier's job).
+        let e = db.admin_list_versions(&key_a).await.unwrap_err();
+        is_access_denied("GET ?versions", &e);
+        // Nothing was deleted or hidden: the latest version is still the original.
+        let head = db
+            .head(&key_a, None)
+            .await
+            .unwrap()
+            .expect("no delete marker");
+        assert_eq!(head.version_id.as_deref(), Some(version_a.as_str()));
+        assert_eq!(
+            verifier.admin_list_versions(&key_a).await.unwrap(),
+            vec![version_a.clone()]
+        );
+
+        // A plain overwrite PUT: s3:PutObject is granted under the prefix and the bucket is
+        // versioned, so the server either refuses it or adds a version; the original's bytes
+        // and lock never change. Ceph 16.2.15 adds a version (and locks it by the default).
+        let o = db
+            .admin_put_plain(&key_a, Bytes::from_static(b"ransom note"))
+            .await
+            .unwrap();
+        match o.status {
+            200 => {
+                let new = o.version_id.clone().expect("a new version id");
+                assert_ne!(new, version_a);
+                assert_eq!(
+                    verifier.admin_list_versions(&key_a).await.unwrap(),
+                    vec![new.clone(), version_a.clone()],
+                    "the overwrite is one more version, listed before the original"
+                );
+                let lock_new = db.head(&key_a, Some(&new)).await.unwrap().unwrap().lock;
+                assert_eq!(
+                    lock_new.map(|l| l.mode),
+                    Some(LockMode::Compliance),
+                    "the attacker's version is locked too: it cannot be removed to hide the tampering"
+                );
+                assert_eq!(read(&verifier, &key_a, None).await, b"ransom note");
+            }
+            403 => assert_eq!(o.code, "AccessDenied", "{o:?}"),
+            _ => panic!("plain overwrite: unexpected answer {o:?}"),
+        }
+        if t.kind == "ceph" {
+            assert_eq!(o.status, 200, "Ceph 16.2.15 versions an overwrite: {o:?}");
+        }
+        assert_eq!(read(&db, &key_a, Some(&version_a)).await, bytes_a);
+        assert_eq!(read(&verifier, &key_a, Some(&version_a)).await, bytes_a);
+        let orig = verifier
+            .head(&key_a, Some(&version_a))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(orig.lock, Some(lock_a), "the original's lock is unchanged");
+        assert_eq!(orig.size, bytes_a.len() as u64);
+
+        // Lock headers on a PUT. AWS requires s3:PutObjectRetention for them, which the policy
+        // denies; Ceph 16.2.15 does not check it on PutObject and applies them (documented in
+        // deploy/s3/policies/README.md). Harmless for what is stored: only a NEW key or version
+        // gets the weaker lock, and the database host still cannot use it to delete anything.
+        let mut cfg = t.dbhost_config(&prefix).unwrap();
+        cfg.retention = Retention::Explicit {
+            mode: LockMode::Governance,
+            period: Duration::from_secs(3600),
+        };
+        let weak = S3Store::new(cfg).unwrap();
+        let key_c = format!("{prefix}/archive/c");
+        let r = weak
+            .put_immutable(&key_c, std::io::Cursor::new(b"c".to_vec()))
+            .await;
+        if t.kind == "ceph" {
+            let put_c = r.expect("Ceph 16.2.15 accepts lock headers without s3:PutObjectRetention");
+            assert_eq!(put_c.lock.map(|l| l.mode), Some(LockMode::Governance));
+            let v = put_c.version_id.unwrap();
+            refused(
+                "DELETE ?versionId of a GOVERNANCE version with the bypass",
+                db.admin_delete_version(&key_c, &v, true).await,
+            );
+            assert!(db.head(&key_c, Some(&v)).await.unwrap().is_some());
+        } else {
+            is_access_denied("PUT with lock headers", &r.unwrap_err());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verifier_keys_read_and_list_versions_but_cannot_write() {
+    for (t, d) in drill_targets() {
+        let prefix = unique_prefix(&d, "verifier");
+        let db = store(t.dbhost_config(&prefix));
+        let ver = store(t.verifier_config(&prefix));
+        let key = format!("{prefix}/archive/a");
+        let bytes = b"archived redo log".to_vec();
+        let put = db
+            .put_immutable(&key, std::io::Cursor::new(bytes.clone()))
+            .await
+            .unwrap();
+        let version = put.version_id.unwrap();
+
+        // Reads: check, GET (latest and by version), HEAD (with the lock), list, versions.
+        assert!(ver.check().await.unwrap().worm);
+        assert_eq!(read(&ver, &key, None).await, bytes);
+        assert_eq!(read(&ver, &key, Some(&version)).await, bytes);
+        let head = ver.head(&key, Some(&version)).await.unwrap().unwrap();
+        assert_eq!(head.lock, put.lock);
+        assert_eq!(head.sha256, Some(put.sha256));
+        let listed: Vec<String> = ver
+            .list(&format!("{prefix}/"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        assert_eq!(listed, vec![key.clone()]);
+        assert_eq!(
+            ver.admin_list_versions(&key).await.unwrap(),
+            vec![version.clone()]
+        );
+        assert!(
+            ver.head(&format!("{prefix}/missing"), None)
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // Writes: every one refused.
+        let e = ver
+            .put_immutable(
+                &format!("{prefix}/archive/new"),
+                std::io::Cursor::new(b"new".to_vec()),
+            )
+            .await
+            .unwrap_err();
+        is_access_denied("store put", &e);
+        refused(
+            "PUT a new key",
+            ver.admin_put_plain(&format!("{prefix}/archive/new2"), Bytes::from_static(b"x"))
+                .await,
+        );
+        refused(
+            "PUT over the key",
+            ver.admin_put_plain(&key, Bytes::from_static(b"x")).await,
+        );
+        refused(
+            "DELETE (delete marker)",
+            ver.admin_delete_object(&key).await,
+        );
+        refused(
+            "DELETE ?versionId",
+            ver.admin_delete_version(&key, &version, false).await,
+        );
+        refused(
+            "DELETE ?versionId with the governance bypass",
+            ver.admin_delete_version(&key, &version, true).await,
+        );
+        let lock = put.lock.unwrap();
+        refused(
+            "PUT ?retention earlier",
+            ver.admin_put_retention(
+                &key,
+                &version,
+                LockMode::Compliance,
+                lock.retain_until - chrono::Duration::days(1),
+            )
+            .await,
+        );
+        refused(
+            "PUT ?object-lock without a default retention",
+            ver.admin_put_object_lock_configuration(None).await,
+        );
+        refused("DELETE ?policy", ver.admin_delete_bucket_policy().await);
+        // Still exactly the one original version.
+        assert_eq!(ver.admin_list_versions(&key).await.unwrap(), vec![version]);
+        assert_eq!(read(&ver, &key, None).await, bytes);
+    }
+}
+
+/// The real Oracle archived logs of the fixtures.
+fn fixtures() -> Vec<PathBuf> {
+    ["arch1_15_1224959854.dbf", "arch1_16_1224959854.dbf"]
+        .iter()
+        .map(|n| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/oracle-real/free23-le-512")
+                .join(n)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn daemons_with_the_split_keys_ship_verify_and_restore_the_real_oracle_logs() {
+    let bins = crate::netkit::bins();
+    for (t, d) in drill_targets() {
+        let prefix = unique_prefix(&d, "daemons");
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("archive");
+        let state = dir.path().join("state");
+        let alarms = dir.path().join("alarms.jsonl");
+        std::fs::create_dir_all(&archive).unwrap();
+        let logs = fixtures();
+        for f in &logs {
+            std::fs::copy(f, archive.join(f.file_name().unwrap())).unwrap();
+        }
+        // The production watcher configuration of deploy/s3/policies/README.md: the bucket's
+        // default retention, no lock header; the keys come from the environment.
+        let watcher_cfg = dir.path().join("watcher.toml");
+        std::fs::write(
+            &watcher_cfg,
+            format!(
+                r#"[watch]
+dirs = ["{archive}"]
+scan_interval = "1s"
+grace_period = "2s"
+retry_max_backoff = "2s"
+
+[state]
+dir = "{state}"
+status_interval = "300ms"
+seal_interval = "1h"
+
+[store]
+endpoint = "{endpoint}"
+bucket = "{bucket}"
+region = "{region}"
+path_style = true
+ca_file = "{ca}"
+prefix = "{prefix}"
+retention = "bucket-default"
+
+[telemetry]
+log_format = "json"
+metrics_listen = ""
+
+[alert]
+command = ["sh", "-c", "cat >> '{alarms}'"]
+"#,
+                archive = archive.display(),
+                state = state.display(),
+                endpoint = t.endpoint,
+                bucket = d.bucket,
+                region = t.region,
+                ca = t.ca.display(),
+                alarms = alarms.display(),
+            ),
+        )
+        .unwrap();
+        let as_dbhost = |cmd: &mut Command| {
+            cmd.env("AWS_ACCESS_KEY_ID", &d.dbhost.access_key)
+                .env("AWS_SECRET_ACCESS_KEY", &d.dbhost.secret_key)
+                .env_remove("AWS_SESSION_TOKEN")
+                .env_remove("RUST_LOG");
+        };
+
+        // `redovault watch` ships both logs, then seals the manifest at SIGTERM.
+        let log = dir.path().join("watch.log");
+        let mut cmd = Command::new(RV);
+        cmd.args(["watch", "--config"]).arg(&watcher_cfg);
+        as_dbhost(&mut cmd);
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let manifest = state.join("manifest");
+        let t0 = Instant::now();
+        loop {
+            let n = redovault::manifest::read_entries(&manifest).map_or(0, |e| e.len());
+            if n == logs.len() {
+                break;
+            }
+            if let Some(st) = child.try_wait().unwrap() {
+                panic!(
+                    "the watcher exited ({st}):\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            if t0.elapsed() > Duration::from_secs(120) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the watcher shipped {n} of {} logs in 120 s:\n{}",
+                    logs.len(),
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let term = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(term.success());
+        let st = child.wait().unwrap();
+        let watch_log = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(st.success(), "watcher exit {st}:\n{watch_log}");
+        assert!(
+            !alarms.exists() || std::fs::read_to_string(&alarms).unwrap().trim().is_empty(),
+            "no alarm with the database host's keys: {}\n{watch_log}",
+            std::fs::read_to_string(&alarms).unwrap_or_default()
+        );
+        // Shipped in parallel: in the manifest in the order the uploads finished.
+        let mut entries = redovault::manifest::read_entries(&manifest).unwrap();
+        entries.sort_by_key(|e| e.sequence.0);
+        assert_eq!(
+            entries.iter().map(|e| e.sequence.0).collect::<Vec<_>>(),
+            vec![15, 16]
+        );
+        for (e, f) in entries.iter().zip(&logs) {
+            assert_eq!(
+                e.sha256.0,
+                <[u8; 32]>::from(Sha256::digest(std::fs::read(f).unwrap()))
+            );
+        }
+
+        // `redovault push` of the same logs with the same keys: found shipped (create-only
+        // comparison by HEAD, which needs the policy's ListBucket grant for a 404).
+        let mut cmd = Command::new(RV);
+        cmd.args(["push", "--config"]).arg(&watcher_cfg).args(&logs);
+        as_dbhost(&mut cmd);
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "push: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            stdout.matches("\"outcome\":\"already_shipped\"").count(),
+            2,
+            "{stdout}"
+        );
+
+        // Objects and sealed manifest in WORM, locked by the bucket default (seen by the
+        // verifier's keys).
+        let ver = store(t.verifier_config(&prefix));
+        for e in &entries {
+            let info = ver
+                .head(&e.object_key, e.version_id.as_deref())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(info.lock.map(|l| l.mode), Some(LockMode::Compliance));
+        }
+        assert!(
+            !ver.list(&format!("{prefix}/manifest/"))
+                .await
+                .unwrap()
+                .is_empty(),
+            "the manifest is sealed into WORM"
+        );
+
+        // `redovault-verifier verify` and `restore archive` with the read-only keys.
+        let verifier_cfg = dir.path().join("verifier.toml");
+        let (_, period) = policy_default_retention();
+        std::fs::write(
+            &verifier_cfg,
+            format!(
+                "[store]\nendpoint = \"{}\"\nbucket = \"{}\"\nregion = \"{}\"\npath_style = true\n\
+                 ca_file = \"{}\"\nprefix = \"{}\"\n[verify]\nlocal_manifest = \"{}\"\n\
+                 lock_mode = \"compliance\"\nmin_retention = \"{}d\"\ndeep = \"all\"\n\
+                 state_dir = \"{}\"\n",
+                t.endpoint,
+                d.bucket,
+                t.region,
+                t.ca.display(),
+                prefix,
+                manifest.display(),
+                // The bucket default less a day: proves the default retention was applied.
+                period.as_secs() / 86400 - 1,
+                dir.path().join("verifier-state").display(),
+            ),
+        )
+        .unwrap();
+        let run_verifier = |args: &[&str]| {
+            let out = Command::new(&bins.verifier)
+                .args(args)
+                .env("AWS_ACCESS_KEY_ID", &d.verifier.access_key)
+                .env("AWS_SECRET_ACCESS_KEY", &d.verifier.secret_key)
+                .env_remove("AWS_SESSION_TOKEN")
+                .env_remove("RUST_LOG")
+                .output()
+                .unwrap();
+            (
+                out.status.code(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            )
+        };
+        let cfg = verifier_cfg.to_str().unwrap();
+        let (code, out) = run_verifier(&["verify", "--config", cfg]);
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.contains("CLEAN"), "{out}");
+        let dest = dir.path().join("restore");
+        let (code, out) = run_verifier(&[
+            "restore",
+            "archive",
+            "--config",
+            cfg,
+            "--dest",
+            dest.to_str().unwrap(),
+        ]);
+        assert_eq!(code, Some(0), "{out}");
+        for f in &logs {
+            assert!(
+                std::fs::read(dest.join(f.file_name().unwrap())).unwrap()
+                    == std::fs::read(f).unwrap(),
+                "{} restored byte for byte",
+                f.display()
+            );
+        }
+    }
+}
