@@ -195,19 +195,19 @@ pub fn rman_script(input: &ScriptInput) -> Result<String, ScriptError> {
             format!("SET UNTIL TIME \"TO_DATE('{t}','YYYY-MM-DD HH24:MI:SS')\";")
         }
         Target::LastCommit => {
-            // Through the end of the archived logs; the online log follows in recover.sql.
-            let end = input.archived.iter().map(|a| a.next_scn).max().unwrap_or(0);
+            // Recovering here too would apply the archived logs a first time, and recover.sql
+            // would then ask for them again from the first one: to the last commit, RMAN only
+            // catalogs, and recover.sql applies every log once, the online one last.
             let _ = writeln!(
                 s,
-                "# Recovery to the last commit continues with recover.sql (the online log)."
+                "# Recovery to the last commit: run recover.sql next (it applies every archived log, then\n\
+                 # the online log rebuilt to the last commit, and opens with RESETLOGS)."
             );
-            format!("SET UNTIL SCN {end};")
+            return Ok(s);
         }
     };
     let _ = writeln!(s, "RUN {{\n  {until}\n  RECOVER DATABASE;\n}}");
-    if input.target != Target::LastCommit {
-        let _ = writeln!(s, "ALTER DATABASE OPEN RESETLOGS;");
-    }
+    let _ = writeln!(s, "ALTER DATABASE OPEN RESETLOGS;");
     Ok(s)
 }
 
@@ -322,7 +322,8 @@ mod tests {
             "SET UNTIL TIME \"TO_DATE('2026-11-21 04:30:00','YYYY-MM-DD HH24:MI:SS')\";"
         ));
         let s = rman_script(&input(Target::LastCommit)).unwrap();
-        assert!(s.contains("continues with recover.sql"));
+        assert!(s.contains("run recover.sql next"));
+        assert!(!s.contains("RECOVER DATABASE"), "RMAN only catalogs: {s}");
         assert!(
             !s.contains("OPEN RESETLOGS"),
             "the SQL script opens after the online log"
