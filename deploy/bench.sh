@@ -13,6 +13,7 @@
 #                                    # (REDOVAULT_BENCH_WATCHER_FILES, REDOVAULT_BENCH_MIB,
 #                                    # REDOVAULT_BENCH_LATENCY_FILES, REDOVAULT_BENCH_LATENCY_MS,
 #                                    # REDOVAULT_BENCH_BIG_GIB)
+#   deploy/bench.sh watcher-latency  # only the watcher's latency phase (30 ARCn-style + 10 whole)
 #   deploy/bench.sh ship-latency     # extractor -> collector: commit -> durable Ack at 10 MB/s beside
 #                                    # the disk's fdatasync (REDOVAULT_BENCH_SECONDS, _RATE_MIB); no S3
 #   deploy/bench.sh ship-throughput  # extractor -> collector binaries: a backlog over TLS and legacy
@@ -93,6 +94,19 @@ for bench in $WHICH; do
       env "${COMMON[@]}" REDOVAULT_BENCH_PHASE=report cargo bench --bench watcher_ship
       rm -rf "$FILES_DIR"
       ;;
+    watcher-latency)
+      # Only the watcher's latency phase (detection -> upload start / durable), and its report.
+      LAT=${REDOVAULT_BENCH_LATENCY_FILES:-30}
+      FILES_DIR=${REDOVAULT_BENCH_DIR:-$STATE/bench-files}
+      RESULTS=$STATE/watcher-bench.jsonl
+      rm -f "$RESULTS"
+      mkdir -p "$FILES_DIR"
+      COMMON=(REDOVAULT_BENCH_DIR="$FILES_DIR" REDOVAULT_BENCH_RESULTS="$RESULTS"
+              REDOVAULT_BENCH_LATENCY_FILES="$LAT")
+      run_bench $(( ((LAT + 10) * MIB + 1024) << 20 )) watcher_ship "${COMMON[@]}" REDOVAULT_BENCH_PHASE=latency
+      env "${COMMON[@]}" REDOVAULT_BENCH_PHASE=report cargo bench --bench watcher_ship
+      rm -rf "$FILES_DIR"
+      ;;
     ship-latency)
       cargo bench -p redovault --bench ship_latency
       ;;
@@ -103,6 +117,6 @@ for bench in $WHICH; do
       cargo bench -p redovault --bench ship_latency
       cargo bench -p redovault --bench ship_throughput
       ;;
-    *) echo "bench.sh: unknown benchmark $bench (store, restore, watcher, ship-latency, ship-throughput, ship)" >&2; exit 2 ;;
+    *) echo "bench.sh: unknown benchmark $bench (store, restore, watcher, watcher-latency, ship-latency, ship-throughput, ship)" >&2; exit 2 ;;
   esac
 done
