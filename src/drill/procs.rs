@@ -58,7 +58,7 @@ pub fn free_port() -> Result<u16, DrillError> {
 #[derive(Debug)]
 pub struct Daemon {
     /// What it is (`collector`, `watcher`, ...).
-    pub name: &'static str,
+    pub name: String,
     child: Child,
     /// Its log.
     pub log: PathBuf,
@@ -67,7 +67,7 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `bin ARGS` with `env`, output appended to `log`.
     pub fn start(
-        name: &'static str,
+        name: &str,
         bin: &Path,
         args: &[&str],
         env: &[(&str, &str)],
@@ -92,7 +92,7 @@ impl Daemon {
             .spawn()
             .map_err(|e| DrillError::Setup(format!("start {}: {e}", bin.display())))?;
         Ok(Daemon {
-            name,
+            name: name.to_string(),
             child,
             log: log.to_path_buf(),
         })

@@ -11,12 +11,13 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use redovault::crypto::tls::{self, PkiPaths};
+use redovault::drill::procs::Daemon;
 use redovault::simulate::journal::{JournalEntry, parse_journal};
 use redovault::simulate::{Rate, SimConfig, Simulator, Summary};
 use sha2::{Digest, Sha256};
@@ -110,83 +111,50 @@ pub fn init_logs() {
         .try_init();
 }
 
-/// A child process whose output goes to a log file; killed when dropped.
+/// A child process whose output goes to a log file; killed when dropped (the drill's
+/// [`Daemon`], with the test's defaults: `RUST_LOG=info`, no backtraces).
 #[derive(Debug)]
 pub struct Proc {
-    /// The process.
-    pub child: Child,
+    d: Daemon,
     /// Its log (stdout and stderr).
     pub log: PathBuf,
-    name: String,
 }
 
 impl Proc {
     /// Starts `bin ARGS` with its output appended to `log`.
     pub fn spawn(name: &str, bin: &Path, args: &[&str], log: &Path) -> Proc {
-        let out = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("open log");
-        let err = out.try_clone().expect("clone log");
-        let child = Command::new(bin)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_BACKTRACE")
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+        let d = Daemon::start(
+            name,
+            bin,
+            args,
+            &[("RUST_LOG", "info"), ("RUST_BACKTRACE", "0")],
+            log,
+        )
+        .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
         Proc {
-            child,
+            d,
             log: log.to_path_buf(),
-            name: name.to_string(),
         }
     }
 
     /// SIGKILL, and reap it.
-    pub fn kill9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn kill9(self) {
+        self.d.kill9();
     }
 
     /// SIGTERM, and waits for the exit (at most `within`); returns whether it exited 0.
-    pub fn terminate(mut self, within: Duration) -> bool {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + within;
-        loop {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return st.success();
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    pub fn terminate(self, within: Duration) -> bool {
+        self.d.terminate(within)
     }
 
     /// True while it runs.
     pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.d.running()
     }
 
     /// The log so far.
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
