@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use redovault::wire::message::{Ack, Data, Hello, Message, PROTOCOL_VERSION, RejectCode};
 use redovault::wire::transport::{ClientSecurity, Link, LinkConfig, LinkError};
 use redovault::wire::window::Window;
-use redovault::wire::{CommitMark, StreamId, StreamPos};
+use redovault::wire::{CommitMark, StreamId, StreamPos, latency};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -461,6 +461,7 @@ impl Shipper {
                 loop {
                     match rx.recv().await {
                         Ok(Message::Ack(a)) => {
+                            latency::trace("ack_received", a.durable, None);
                             if let Some(o) = &observer {
                                 let _ = o.send((Instant::now(), a));
                             }
@@ -539,6 +540,7 @@ impl Shipper {
                         d
                     };
                     resend += 1;
+                    let end = data_end(&data);
                     self.metrics.sent_bytes.add(data.bytes.len() as u64);
                     let sent = tokio::select! {
                         () = cancel.cancelled() => break SessionEnd::Cancelled,
@@ -547,6 +549,7 @@ impl Shipper {
                     if sent.is_err() {
                         break SessionEnd::Protocol("sender stopped".into());
                     }
+                    latency::trace("data_queued", end, None);
                 }
                 r = next_chunk(&mut self.tail), if tail_ready => match r {
                     Ok(Some(c)) => {
