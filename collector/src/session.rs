@@ -33,7 +33,7 @@ use redovault::wire::message::{
     Ack, Failure, Hello, Message, PROTOCOL_VERSION, Reject, RejectCode, Welcome,
 };
 use redovault::wire::transport::{Link, LinkErrorKind, LinkMode, LinkSender};
-use redovault::wire::{StreamId, StreamPos};
+use redovault::wire::{StreamId, StreamPos, latency};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -361,6 +361,7 @@ async fn data_loop(
             let end = d.end();
             let len = d.bytes.len() as u64;
             let at = Instant::now();
+            latency::trace("data_received", end, None);
             expected = end;
             data += 1;
             bytes += len;
@@ -412,6 +413,7 @@ async fn data_loop(
         let mut end = resume;
         while let Some(t) = tickets_rx.recv().await {
             let answer = t.pending.wait().await;
+            latency::trace("ack_ready", t.end, None);
             if failed {
                 continue;
             }

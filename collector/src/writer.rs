@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use redovault::wire::{CommitMark, StreamId, StreamPos};
+use redovault::wire::{CommitMark, StreamId, StreamPos, latency};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -70,6 +70,16 @@ pub struct AppendRequest {
     pub commits: Vec<CommitMark>,
     /// The log (sequence) ends with these bytes.
     pub log_end: bool,
+}
+
+impl AppendRequest {
+    /// The position just after `bytes`.
+    pub fn end(&self) -> StreamPos {
+        StreamPos {
+            seq: self.pos.seq,
+            offset: self.pos.offset + self.bytes.len() as u64,
+        }
+    }
 }
 
 /// The acknowledgement of a durable append.
@@ -334,6 +344,15 @@ fn process(shared: &Shared, batch: Vec<Msg>) {
             return;
         }
     };
+    let traced = latency::enabled();
+    let trace = |stage| {
+        if traced {
+            for m in &batch {
+                latency::trace_stream(stage, m.req.stream, m.req.end());
+            }
+        }
+    };
+    trace("store_batch");
     let mut results: Vec<Result<(u64, u64), AppendError>> = Vec::with_capacity(batch.len());
     let mut failure: Option<Arc<str>> = None;
     for m in &batch {
@@ -355,6 +374,7 @@ fn process(shared: &Shared, batch: Vec<Msg>) {
             }
         }
     }
+    trace("store_written");
     if failure.is_none() && results.iter().any(Result::is_ok) {
         let t = Instant::now();
         match store.sync() {
@@ -370,6 +390,7 @@ fn process(shared: &Shared, batch: Vec<Msg>) {
             }
         }
     }
+    trace("store_synced");
     shared.stats.batches.fetch_add(1, Ordering::Relaxed);
     for (m, r) in batch.into_iter().zip(results) {
         let answer = match (r, &failure) {

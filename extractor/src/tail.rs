@@ -66,7 +66,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use redovault::wire::{CommitMark, StreamId, StreamPos};
+use redovault::wire::{CommitMark, StreamId, StreamPos, latency};
 use redovault_redo::block::classify;
 use redovault_redo::txn::commit_of;
 use redovault_redo::{BlockState, Decoder, Endian, Event, LogSeq, Opcode, ThreadId};
@@ -681,6 +681,11 @@ impl Tailer {
         while !cancel.is_cancelled() {
             match self.poll_chunk() {
                 Ok(Some(chunk)) => {
+                    latency::trace(
+                        "tail_chunk",
+                        chunk.end(),
+                        chunk.last_commit().map(|c| c.scn),
+                    );
                     if !send(&tx, Ok(chunk), &cancel) {
                         break;
                     }

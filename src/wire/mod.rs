@@ -15,10 +15,12 @@
 //! - [`transport`]: the async link over TLS 1.3 (or the legacy Blowfish channel): handshake,
 //!   send/receive, heartbeats and dead-peer detection.
 //! - [`window`]: the bounded in-flight window (backpressure on unacknowledged Data).
+//! - [`latency`]: TRACE events that follow each chunk from the tailer to the Ack.
 
 use std::fmt;
 
 pub mod frame;
+pub mod latency;
 pub mod message;
 pub mod transport;
 pub mod window;

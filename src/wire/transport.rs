@@ -44,6 +44,7 @@ use super::frame::{
     FLAG_REKEY, Frame, FrameDecoder, FrameEncoder, FrameError, FrameKind, HEADER_LEN, MAX_FRAME_LEN,
 };
 use super::message::{Failure, Heartbeat, MAX_REASON_LEN, Message, MessageError};
+use super::{StreamPos, latency};
 use crate::crypto::legacy::{
     self, Handshake, LegacyError, NONCE_LEN, Opener, Psk, REKEY_AFTER_BLOCKS, Role, Sealer, TAG_LEN,
 };
@@ -576,14 +577,22 @@ impl LinkSender {
                 () = cancel.cancelled() => break,
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
+                    let mut traced = latency::enabled().then(Vec::new);
+                    trace_queued(traced.as_mut(), &msg);
                     self.queue(&msg)?;
                     while self.buf.len() < FLUSH_AT {
                         match rx.try_recv() {
-                            Ok(msg) => self.queue(&msg)?,
+                            Ok(msg) => {
+                                trace_queued(traced.as_mut(), &msg);
+                                self.queue(&msg)?;
+                            }
                             Err(_) => break,
                         }
                     }
                     self.flush().await?;
+                    for (stage, end) in traced.into_iter().flatten() {
+                        latency::trace(stage, end, None);
+                    }
                 }
                 () = tokio::time::sleep_until(self.heartbeat_due()) => self.send_heartbeat().await?,
             }
@@ -597,6 +606,16 @@ impl LinkSender {
     pub async fn shutdown(&mut self) -> Result<(), LinkError> {
         self.flush().await?;
         self.io.shutdown().await.map_err(|e| self.io_err(e))
+    }
+}
+
+/// Notes a Data or Ack about to be flushed, for its latency event ([`latency`]).
+fn trace_queued(traced: Option<&mut Vec<(&'static str, StreamPos)>>, msg: &Message) {
+    let Some(v) = traced else { return };
+    match msg {
+        Message::Data(d) => v.push(("data_flushed", d.end())),
+        Message::Ack(a) => v.push(("ack_flushed", a.durable)),
+        _ => {}
     }
 }
 

@@ -1,0 +1,150 @@
+//! Latency trace events: where a chunk of redo is on its way from the online log to the
+//! durable acknowledgement.
+//!
+//! Each hop emits a TRACE event with target [`TARGET`] (`redovault::latency`), a `stage`
+//! field and the chunk's **end** position (`seq`, `offset`): the key that follows one chunk
+//! through both processes (the enclosing span, `ship` or `stream`, names the stream). An
+//! Ack is traced with its durable end, which covers every chunk ending at or before it.
+//!
+//! | stage | where | when |
+//! |---|---|---|
+//! | `tail_chunk` | extractor, tail thread | a chunk was read and validated (`scn`: its last commit) |
+//! | `data_queued` | extractor, shipper | the Data was handed to the link's sender task |
+//! | `data_flushed` | link sender (either side) | the Data frame was written to the socket |
+//! | `data_received` | collector, session | the Data was decoded and checked |
+//! | `store_batch` | collector, writer | its batch started (blocking thread, `stream` field) |
+//! | `store_written` | collector, writer | the batch was sealed and written |
+//! | `store_synced` | collector, writer | the batch's fdatasync returned |
+//! | `ack_ready` | collector, session | the acker got the writer's answer |
+//! | `ack_flushed` | link sender (either side) | the Ack frame was written to the socket |
+//! | `ack_received` | extractor, shipper | the Ack was decoded |
+//!
+//! Off by default and nearly free then (one cached interest check per call site): enable with
+//! `RUST_LOG=redovault::latency=trace` (thousands of events per second at 10 MB/s), or
+//! collect them with a subscriber layer as `tests/benches/ship_latency.rs` does.
+
+use redovault_redo::position::Scn;
+
+use super::StreamPos;
+
+/// The target of every latency trace event.
+pub const TARGET: &str = "redovault::latency";
+
+/// Whether latency events are wanted by the current subscriber (to skip loops that would
+/// only emit them).
+#[inline]
+pub fn enabled() -> bool {
+    tracing::enabled!(target: TARGET, tracing::Level::TRACE)
+}
+
+/// Emits the latency event `stage` for the chunk (or Ack) ending at `end`; `scn` is the last
+/// commit in it, when known.
+#[inline]
+pub fn trace(stage: &'static str, end: StreamPos, scn: Option<Scn>) {
+    tracing::trace!(
+        target: TARGET,
+        stage,
+        seq = end.seq.0,
+        offset = end.offset,
+        scn = scn.map(|s| s.0)
+    );
+}
+
+/// [`trace`] with a `stream` field, for code that runs outside the stream's span.
+#[inline]
+pub fn trace_stream(stage: &'static str, stream: super::StreamId, end: StreamPos) {
+    tracing::trace!(
+        target: TARGET,
+        stage,
+        stream = %stream,
+        seq = end.seq.0,
+        offset = end.offset
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use redovault_redo::position::LogSeq;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::{Layer, filter};
+
+    use super::*;
+
+    /// Every field of every event, as text.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<String>>>);
+
+    struct Fields(String);
+
+    impl tracing::field::Visit for Fields {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            self.0.push_str(&format!("{}={value:?} ", field.name()));
+        }
+    }
+
+    impl<S: tracing::Subscriber> Layer<S> for Capture {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            let mut f = Fields(format!("{} ", event.metadata().target()));
+            event.record(&mut f);
+            self.0.lock().unwrap().push(f.0.trim_end().to_string());
+        }
+    }
+
+    fn pos(offset: u64) -> StreamPos {
+        StreamPos {
+            seq: LogSeq(12),
+            offset,
+        }
+    }
+
+    #[test]
+    fn events_carry_the_stage_and_the_end_position_only_when_wanted() {
+        let cap = Capture::default();
+        let only_latency =
+            tracing_subscriber::registry()
+                .with(cap.clone().with_filter(
+                    filter::Targets::new().with_target(TARGET, tracing::Level::TRACE),
+                ));
+        tracing::subscriber::with_default(only_latency, || {
+            assert!(enabled());
+            trace("tail_chunk", pos(4096), Some(Scn(77)));
+            trace("ack_received", pos(8192), None);
+            trace_stream(
+                "store_synced",
+                crate::wire::StreamId {
+                    db_id: 1,
+                    resetlogs_id: 2,
+                    thread: redovault_redo::position::ThreadId(3),
+                },
+                pos(8192),
+            );
+            tracing::info!("not a latency event");
+        });
+        assert_eq!(
+            *cap.0.lock().unwrap(),
+            vec![
+                "redovault::latency stage=\"tail_chunk\" seq=12 offset=4096 scn=77",
+                "redovault::latency stage=\"ack_received\" seq=12 offset=8192",
+                "redovault::latency stage=\"store_synced\" stream=db1-rl2-t3 seq=12 offset=8192",
+            ]
+        );
+
+        // A subscriber that does not want them: nothing is recorded, `enabled` says so.
+        let cap = Capture::default();
+        let info_only = tracing_subscriber::registry().with(
+            cap.clone()
+                .with_filter(filter::Targets::new().with_default(tracing::Level::INFO)),
+        );
+        tracing::subscriber::with_default(info_only, || {
+            assert!(!enabled());
+            trace("tail_chunk", pos(4096), None);
+        });
+        assert!(cap.0.lock().unwrap().is_empty());
+    }
+}
