@@ -530,6 +530,64 @@ impl<'a> Section<'a> {
     }
 }
 
+/// `[telemetry]` as the extractor and the collector read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Telemetry {
+    /// Log format.
+    pub log_format: crate::telemetry::LogFormat,
+    /// Log level filter.
+    pub log_level: String,
+    /// Prometheus endpoint; `None`: off.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Reads `[telemetry]`: `log_format` (text or json), `log_level`, and `metrics_listen`
+/// (default 127.0.0.1:`metrics_port`; `""` turns the endpoint off).
+pub fn telemetry_section(root: &toml::Table, problems: &Problems, metrics_port: u16) -> Telemetry {
+    let mut s = Section::top(root, "telemetry", false, problems);
+    let log_format = match s.choice("log_format", "text", &["text", "json"]).as_str() {
+        "json" => crate::telemetry::LogFormat::Json,
+        _ => crate::telemetry::LogFormat::Text,
+    };
+    let log_level = s.string("log_level", "info");
+    let metrics_listen = if s.has("metrics_listen") {
+        s.opt_socket_addr("metrics_listen")
+    } else {
+        Some(SocketAddr::from(([127, 0, 0, 1], metrics_port)))
+    };
+    s.finish();
+    Telemetry {
+        log_format,
+        log_level,
+        metrics_listen,
+    }
+}
+
+/// Reads the link timing both ends share from `s` (a `[link]` section): `heartbeat_interval`,
+/// `missed_heartbeats`, `handshake_timeout`; the other fields are `d`'s.
+pub fn link_timing(
+    s: &mut Section<'_>,
+    d: &crate::wire::transport::LinkConfig,
+) -> crate::wire::transport::LinkConfig {
+    crate::wire::transport::LinkConfig {
+        heartbeat_interval: s.duration(
+            "heartbeat_interval",
+            d.heartbeat_interval,
+            Duration::from_millis(10),
+            Duration::from_secs(60),
+        ),
+        missed_heartbeats: s.int("missed_heartbeats", u64::from(d.missed_heartbeats), 2, 100)
+            as u32,
+        handshake_timeout: s.duration(
+            "handshake_timeout",
+            d.handshake_timeout,
+            Duration::from_millis(100),
+            Duration::from_secs(300),
+        ),
+        ..d.clone()
+    }
+}
+
 /// Sections at the top level of a file given as an array of tables (`[[extractor]]`).
 pub fn top_tables<'a>(
     root: &'a toml::Table,

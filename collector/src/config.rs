@@ -44,7 +44,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use redovault::crypto::keys::KeyRing;
 use redovault::crypto::legacy::Psk;
@@ -195,27 +194,13 @@ impl CollectorConfig {
         let mut s = Section::top(&root, "link", false, &p);
         let d = LinkConfig::default();
         let link = LinkConfig {
-            heartbeat_interval: s.duration(
-                "heartbeat_interval",
-                d.heartbeat_interval,
-                Duration::from_millis(10),
-                Duration::from_secs(60),
-            ),
-            missed_heartbeats: s.int("missed_heartbeats", u64::from(d.missed_heartbeats), 2, 100)
-                as u32,
-            handshake_timeout: s.duration(
-                "handshake_timeout",
-                d.handshake_timeout,
-                Duration::from_millis(100),
-                Duration::from_secs(300),
-            ),
             max_frame_len: s.size(
                 "max_frame",
                 MAX_FRAME_LEN as u64,
                 64 << 10,
                 MAX_FRAME_LEN as u64,
             ) as usize,
-            legacy_rekey_after_blocks: d.legacy_rekey_after_blocks,
+            ..tomlcheck::link_timing(&mut s, &d)
         };
         s.finish();
 
@@ -264,18 +249,7 @@ impl CollectorConfig {
             }
         }
 
-        let mut s = Section::top(&root, "telemetry", false, &p);
-        let log_format = match s.choice("log_format", "text", &["text", "json"]).as_str() {
-            "json" => LogFormat::Json,
-            _ => LogFormat::Text,
-        };
-        let log_level = s.string("log_level", "info");
-        let metrics_listen = if s.has("metrics_listen") {
-            s.opt_socket_addr("metrics_listen")
-        } else {
-            Some(SocketAddr::from(([127, 0, 0, 1], 9464)))
-        };
-        s.finish();
+        let telemetry = tomlcheck::telemetry_section(&root, &p, 9464);
 
         if !p.is_empty() {
             return Err(p.into_vec());
@@ -291,9 +265,9 @@ impl CollectorConfig {
                 store,
                 writer,
                 extractors,
-                log_format,
-                log_level,
-                metrics_listen,
+                log_format: telemetry.log_format,
+                log_level: telemetry.log_level,
+                metrics_listen: telemetry.metrics_listen,
             }),
             _ => Err(vec!["incomplete configuration".to_string()]),
         }

@@ -31,13 +31,11 @@
 //! `deploy/config/extractor.example.toml` documents every key; a test checks it.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use redovault::crypto::legacy::Psk;
 use redovault::crypto::tls::TlsClient;
-use redovault::telemetry::LogFormat;
 use redovault::tomlcheck::{self, Problems, Section};
 use redovault::wire::frame::MAX_FRAME_LEN;
 use redovault::wire::transport::{ClientSecurity, LinkConfig};
@@ -102,16 +100,8 @@ impl Default for LinkSettings {
     }
 }
 
-/// `[telemetry]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TelemetrySettings {
-    /// Log format.
-    pub log_format: LogFormat,
-    /// Log level filter.
-    pub log_level: String,
-    /// Prometheus endpoint; `None`: off.
-    pub metrics_listen: Option<SocketAddr>,
-}
+/// `[telemetry]` (read by [`tomlcheck::telemetry_section`]).
+pub type TelemetrySettings = tomlcheck::Telemetry;
 
 /// The whole file.
 #[derive(Debug, Clone)]
@@ -308,26 +298,8 @@ impl Settings {
         let dl = LinkSettings::default();
         let window = s.size("window", u64::from(dl.window), 64 << 10, 1 << 30) as u32;
         let link = LinkConfig {
-            heartbeat_interval: s.duration(
-                "heartbeat_interval",
-                dl.link.heartbeat_interval,
-                Duration::from_millis(10),
-                Duration::from_secs(60),
-            ),
-            missed_heartbeats: s.int(
-                "missed_heartbeats",
-                u64::from(dl.link.missed_heartbeats),
-                2,
-                100,
-            ) as u32,
-            handshake_timeout: s.duration(
-                "handshake_timeout",
-                dl.link.handshake_timeout,
-                Duration::from_millis(100),
-                Duration::from_secs(300),
-            ),
             max_frame_len: MAX_FRAME_LEN,
-            legacy_rekey_after_blocks: dl.link.legacy_rekey_after_blocks,
+            ..tomlcheck::link_timing(&mut s, &dl.link)
         };
         let reconnect_min = s.duration(
             "reconnect_min",
@@ -346,18 +318,7 @@ impl Settings {
         }
         s.finish();
 
-        let mut s = Section::top(&root, "telemetry", false, &p);
-        let log_format = match s.choice("log_format", "text", &["text", "json"]).as_str() {
-            "json" => LogFormat::Json,
-            _ => LogFormat::Text,
-        };
-        let log_level = s.string("log_level", "info");
-        let metrics_listen = if s.has("metrics_listen") {
-            s.opt_socket_addr("metrics_listen")
-        } else {
-            Some(SocketAddr::from(([127, 0, 0, 1], 9465)))
-        };
-        s.finish();
+        let telemetry = tomlcheck::telemetry_section(&root, &p, 9465);
 
         if !p.is_empty() {
             return Err(p.into_vec());
@@ -379,11 +340,7 @@ impl Settings {
                 reconnect_min,
                 reconnect_max,
             },
-            telemetry: TelemetrySettings {
-                log_format,
-                log_level,
-                metrics_listen,
-            },
+            telemetry,
         })
     }
 }
