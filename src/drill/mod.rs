@@ -100,44 +100,16 @@ impl S3Target {
     /// From the `env.sh` that `deploy/s3/server.sh up ceph DIR` writes; `None` when it
     /// describes no drill bucket (a server without users and bucket policies).
     pub fn from_env_file(path: &Path) -> Result<Option<S3Target>, DrillError> {
-        let text = fs::read_to_string(path).map_err(|e| DrillError::io(path, e))?;
-        let vars: HashMap<&str, &str> = text
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("export "))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k, v.trim_matches(|c| c == '"' || c == '\'')))
-            .collect();
-        if !vars.contains_key("REDOVAULT_TEST_S3_DRILL_BUCKET") {
-            return Ok(None);
-        }
-        let get = |k: &str| {
-            vars.get(k)
-                .map(|v| v.to_string())
-                .ok_or_else(|| DrillError::Setup(format!("{}: no {k}", path.display())))
-        };
-        let creds = |a: &str, s: &str| -> Result<Credentials, DrillError> {
-            Ok(Credentials {
-                access_key: get(a)?,
-                secret_key: get(s)?,
-                session_token: None,
-            })
-        };
-        let endpoint = get("REDOVAULT_TEST_S3_ENDPOINT")?;
-        Ok(Some(S3Target {
-            endpoint: url::Url::parse(&endpoint)
-                .map_err(|e| DrillError::Setup(format!("{}: {endpoint}: {e}", path.display())))?,
-            ca: PathBuf::from(get("REDOVAULT_TEST_S3_CA")?),
-            region: get("REDOVAULT_TEST_S3_REGION")?,
-            bucket: get("REDOVAULT_TEST_S3_DRILL_BUCKET")?,
-            prefix: get("REDOVAULT_TEST_S3_DRILL_PREFIX")?,
-            dbhost: creds(
-                "REDOVAULT_TEST_S3_DBHOST_ACCESS_KEY_ID",
-                "REDOVAULT_TEST_S3_DBHOST_SECRET_ACCESS_KEY",
-            )?,
-            verifier: creds(
-                "REDOVAULT_TEST_S3_VERIFIER_ACCESS_KEY_ID",
-                "REDOVAULT_TEST_S3_VERIFIER_SECRET_ACCESS_KEY",
-            )?,
+        let t = crate::store::s3::testserver::TestServer::from_env_file(&path.to_string_lossy())
+            .map_err(|e| DrillError::Setup(e.to_string()))?;
+        Ok(t.drill.map(|d| S3Target {
+            endpoint: t.endpoint,
+            ca: t.ca,
+            region: t.region,
+            bucket: d.bucket,
+            prefix: d.prefix,
+            dbhost: d.dbhost,
+            verifier: d.verifier,
         }))
     }
 
@@ -532,10 +504,10 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     actions.push(attack::remove_tree(&l.host, "everything else on the host")?);
     if let Some(t) = &opts.s3 {
         let keys: Vec<String> = truth
-            .archived
+            .archived_sha256
             .values()
-            .map(|p| referee::sha256_file(p).map(|h| format!("{prefix}/archive/sha256/{h}")))
-            .collect::<Result<_, _>>()?;
+            .map(|h| format!("{prefix}/archive/sha256/{h}"))
+            .collect();
         actions.extend(worm::attempts(t, &prefix, &keys)?);
     } else {
         actions.push(Action::done(
@@ -762,7 +734,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     let mut identical = 0;
     let mut problems = Vec::new();
     for (seq, truth_path) in &truth.archived {
-        let want = referee::sha256_file(truth_path)?;
+        let want = truth.archived_sha256.get(seq).cloned().unwrap_or_default();
         if let Some((path, sha)) = from_worm.get(seq) {
             let got = referee::sha256_file(path)?;
             if got == want && *sha == want {
@@ -811,18 +783,19 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             let b = fs::read(src).map_err(|e| DrillError::io(src, e))?;
             let size = online_size as usize;
             match referee::first_difference(&a, &b, 0, size) {
-                None => Check::new(
-                    "online log prefix identical",
-                    referee::sha256_file(&online_path)?
-                        == *online_record["sha256"].as_str().unwrap_or("")
-                        || hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&a[..size]))
-                            == online_record["sha256"].as_str().unwrap_or(""),
-                    format!(
-                        "log {online_seq}: {size} bytes, SHA-256 {}",
-                        &online_record["sha256"].as_str().unwrap_or("")
-                            [..16.min(online_record["sha256"].as_str().unwrap_or("").len())]
-                    ),
-                ),
+                None => {
+                    // The record's SHA-256 covers the log's bytes up to the cut.
+                    let want = online_record["sha256"].as_str().unwrap_or("");
+                    let got = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&a[..size]));
+                    Check::new(
+                        "online log prefix identical",
+                        got == want,
+                        format!(
+                            "log {online_seq}: {size} bytes, SHA-256 {}",
+                            got.get(..16).unwrap_or(&got)
+                        ),
+                    )
+                }
                 Some(at) => Check::new(
                     "online log prefix identical",
                     false,

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use redovault_redo::position::Xid;
 use serde::Serialize;
+use sha2::Digest;
 
 use super::DrillError;
 use crate::simulate::journal::{JournalEntry, parse_journal};
@@ -22,6 +23,8 @@ pub struct Truth {
     pub archived: BTreeMap<u32, PathBuf>,
     /// Online logs by sequence (as they were at the crash): the referee's copy.
     pub online: BTreeMap<u32, PathBuf>,
+    /// SHA-256 (hex) of each archived log, by sequence.
+    pub archived_sha256: BTreeMap<u32, String>,
 }
 
 /// Copies the journal, the archived logs and the online logs of the simulated database
@@ -35,6 +38,7 @@ pub fn snapshot(oracle: &Path, referee: &Path) -> Result<Truth, DrillError> {
         .map_err(|e| DrillError::Step(format!("{}: {e}", journal_dst.display())))?;
     let mut archived = BTreeMap::new();
     let mut online = BTreeMap::new();
+    let mut archived_sha256 = BTreeMap::new();
     for (sub, map, suffix) in [
         ("archive", &mut archived, ".dbf"),
         ("online", &mut online, ".log"),
@@ -53,7 +57,11 @@ pub fn snapshot(oracle: &Path, referee: &Path) -> Result<Truth, DrillError> {
             let bytes = fs::read(&dst).map_err(|err| DrillError::io(&dst, err))?;
             // Only logs with a header: an online group never used has none.
             if let Ok(r) = redovault_redo::analyze(&bytes) {
-                map.insert(r.header.sequence.0, dst);
+                let seq = r.header.sequence.0;
+                if sub == "archive" {
+                    archived_sha256.insert(seq, hex::encode(sha2::Sha256::digest(&bytes)));
+                }
+                map.insert(seq, dst);
             }
         }
     }
@@ -61,6 +69,7 @@ pub fn snapshot(oracle: &Path, referee: &Path) -> Result<Truth, DrillError> {
         journal,
         archived,
         online,
+        archived_sha256,
     })
 }
 
@@ -262,7 +271,7 @@ pub fn compare_commits(
 /// SHA-256 of a file, hex.
 pub fn sha256_file(path: &Path) -> Result<String, DrillError> {
     let bytes = fs::read(path).map_err(|e| DrillError::io(path, e))?;
-    Ok(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)))
+    Ok(hex::encode(sha2::Sha256::digest(&bytes)))
 }
 
 /// The first byte where `a[from..len]` and `b[from..len]` differ (None: identical over the range).

@@ -29,7 +29,6 @@ pub mod admin;
 mod http;
 mod sigv4;
 mod stream;
-#[cfg(feature = "test-util")]
 pub mod testserver;
 mod upload;
 mod xml;

@@ -1,5 +1,6 @@
 //! A real S3 test server as described by the `env.sh` that `deploy/s3/server.sh up` writes;
-//! shared by the end-to-end tests and the upload benchmark (`test-util` feature only).
+//! shared by the end-to-end tests, the benchmarks and `redovault drill` (which finds its S3
+//! server this way).
 //!
 //! On Ceph the server also has a drill bucket ([`DrillBucket`]) whose bucket policy is the one
 //! of `deploy/s3/policies`, with separate credentials for the database host (create and read
