@@ -39,7 +39,7 @@ run_bench() {
   local mem=$1 target=$2
   shift 2
   if [ -z "$AWS" ]; then
-    command -v curl >/dev/null || { apt-get update && apt-get install -y curl; }
+    command -v curl >/dev/null && command -v openssl >/dev/null || { apt-get update && apt-get install -y curl openssl; }
     AWS=$(bash deploy/s3/bench-tools.sh "$REDOVAULT_S3_CACHE")
   fi
   local try
@@ -79,8 +79,8 @@ for bench in $WHICH; do
       COMMON=(REDOVAULT_BENCH_FILES="$FILES" REDOVAULT_BENCH_DIR="$FILES_DIR"
               REDOVAULT_BENCH_RESULTS="$RESULTS" REDOVAULT_BENCH_LATENCY_FILES="$LAT"
               REDOVAULT_BENCH_BIG_GIB="$BIG")
-      # Two uploaders of the set, plus slack.
-      run_bench $(( (2 * FILES * MIB + 1024) << 20 )) watcher_ship "${COMMON[@]}" REDOVAULT_BENCH_PHASE=set
+      # Three uploaders of the set (the watcher, curl, curl with the SHA-256 signed), plus slack.
+      run_bench $(( (3 * FILES * MIB + 1024) << 20 )) watcher_ship "${COMMON[@]}" REDOVAULT_BENCH_PHASE=set
       run_bench $(( (2 * FILES * MIB + 1024) << 20 )) watcher_ship "${COMMON[@]}" REDOVAULT_BENCH_PHASE=reference
       # Disk is freed as soon as a phase is done with its logs (Ceph's monitor refuses to start
       # when its filesystem has less than 5% free).

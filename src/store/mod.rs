@@ -316,9 +316,9 @@ impl StoreError {
 /// A file to put whose size and SHA-256 are already known (computed by the caller in an
 /// earlier read pass, e.g. the watcher's validation pass).
 ///
-/// [`ArchiveStore::put_file`] streams the file without holding it in memory, hashes it again
-/// while sending, and fails with [`StoreError::SourceChanged`] (storing nothing) when the bytes
-/// read are not these.
+/// [`ArchiveStore::put_file`] streams the file without holding it in memory and fails with
+/// [`StoreError::SourceChanged`] (storing nothing) when the bytes sent are not these: the S3
+/// backend has the server check the signed SHA-256, the local backend hashes as it copies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSource {
     /// The file.
@@ -345,8 +345,9 @@ pub trait ArchiveStore: Send + Sync {
 
     /// Puts a file whose size and SHA-256 are known, create-only and locked, confirmed with
     /// HEAD like [`ArchiveStore::put_immutable`]; the bytes are streamed from the file (never
-    /// buffered whole) and hashed again on the way: if they are not `src.size` bytes with
-    /// `src.sha256`, nothing is stored and [`StoreError::SourceChanged`] is returned.
+    /// buffered whole) and checked on the way (by the S3 server against the signed hash, by
+    /// the local backend as it copies): if they are not `src.size` bytes with `src.sha256`,
+    /// nothing is stored and [`StoreError::SourceChanged`] is returned.
     fn put_file(
         &self,
         key: &str,

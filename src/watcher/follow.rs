@@ -11,10 +11,11 @@
 //! within milliseconds of the rename, whatever the log's size.
 //!
 //! Why this is safe: the result is used only for a file whose identity (device, inode, size,
-//! modification time) is exactly the one seen when the pass ended; and the upload hashes the
-//! bytes again as it sends them, refusing to complete (`SourceChanged`) if they are not the
-//! ones hashed here (a writer that rewrote a range already read). The file is then validated
-//! again from scratch. A writer that stops before the declared size, shrinks the file, or
+//! modification time) is exactly the one seen when the pass ended; and the upload signs the
+//! SHA-256 computed here as its payload hash, so the S3 server hashes the bytes it receives
+//! and refuses them if they are not the ones hashed here (a writer that rewrote a range
+//! already read): the upload fails with `SourceChanged` and the file is validated again from
+//! scratch. A writer that stops before the declared size, shrinks the file, or
 //! writes its headers last simply ends the follow (the normal validation takes over).
 
 use std::io::{Read as _, Seek as _, SeekFrom};

@@ -3,10 +3,11 @@
 //!
 //! ```text
 //!  inotify hints ─┐
-//!  rescan timer ──┴─► scan ──► files (coordinator state) ──► jobs (≤ parallel_uploads):
-//!                                ▲                            validate (1 read: SHA-256 + parser)
-//!                                │ outcomes                   put_file (streamed, create-only,
-//!                                └────────────────────────────  HEAD-verified) / quarantine
+//!  rescan timer ──┴─► scan ──► files (coordinator state) ──► jobs: validate (1 at a time,
+//!                                ▲                            ahead; 1 read: SHA-256 + blocks)
+//!                                │ outcomes                   put_file (≤ parallel_uploads;
+//!                                └────────────────────────────  streamed, create-only,
+//!                                                               HEAD-verified) / quarantine
 //!  coordinator ─► manifest append (durable) ─► gaps, status.json, metrics, alarms
 //!              └► seal segments into WORM (periodic, when full, at shutdown)
 //! ```
@@ -233,6 +234,7 @@ pub async fn run_with_store<S: ArchiveStore + Clone + 'static>(
             jobs: JoinSet::new(),
             job_paths: HashMap::new(),
             busy: 0,
+            validating: 0,
             ids_in_flight: HashSet::new(),
             gaps,
             index,
@@ -344,7 +346,10 @@ impl Tracked {
 /// What a running job is about (to recover from a job that panicked).
 #[derive(Debug, Clone)]
 enum JobOf {
+    /// An upload or a quarantine copy: takes one of `parallel_uploads` slots.
     File(PathBuf),
+    /// A validation pass: runs beside the uploads ([`VALIDATIONS_AT_ONCE`]).
+    Validate(PathBuf),
     Seal(u64),
     Follow(FileKey),
 }
@@ -359,6 +364,12 @@ fn key_of(i: &FileIdent) -> FileKey {
 /// Validations of followed files kept for their renamed log (beyond this, the oldest go).
 const FOLLOWED_KEPT: usize = 64;
 
+/// Validation passes at once. They run beside the uploads rather than in their slots, ahead of
+/// them (at most `parallel_uploads` validated logs waiting), so that an upload slot never
+/// idles while the next log is read and hashed. One pass uses three threads (read, SHA-256,
+/// blocks) and outruns one upload: one at a time is enough.
+const VALIDATIONS_AT_ONCE: usize = 1;
+
 struct Coordinator<S> {
     cfg: Arc<Config>,
     store: S,
@@ -369,6 +380,8 @@ struct Coordinator<S> {
     jobs: JoinSet<Outcome>,
     job_paths: HashMap<tokio::task::Id, JobOf>,
     busy: usize,
+    /// Validation jobs running.
+    validating: usize,
     ids_in_flight: HashSet<LogIdentity>,
     gaps: Gaps,
     index: HashMap<PathBuf, IndexEntry>,
@@ -623,41 +636,82 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
     // ----------------------------------------------------------------------------------------
     // Dispatch
 
-    /// Starts jobs while slots are free: due validations and uploads (oldest detection
-    /// first), then due quarantine copies.
+    /// Starts jobs while slots are free: due uploads of validated logs and due quarantine copies
+    /// (oldest detection first) in the upload slots, and due validations beside them, ahead of
+    /// the uploads by at most `parallel_uploads` validated logs.
     fn pump(&mut self) {
         if self.stopping {
             return;
         }
         let now = Instant::now();
-        while self.busy < self.cfg.watch.parallel_uploads {
-            let next = self
-                .files
-                .iter()
-                .filter_map(|(p, t)| match &t.state {
-                    // A file being followed is judged when the follow ends.
-                    FileState::Queued { ready: None, .. }
-                        if self.following.contains(&key_of(&t.ident)) =>
-                    {
-                        None
+        let parallel = self.cfg.watch.parallel_uploads;
+        loop {
+            let mut started = false;
+            if self.busy < parallel {
+                let next = self
+                    .files
+                    .iter()
+                    .filter_map(|(p, t)| match &t.state {
+                        FileState::Queued {
+                            due,
+                            ready: Some(_),
+                        } if *due <= now => Some((0u8, t.detected, p)),
+                        FileState::Incomplete {
+                            quarantine: Quarantine::Due(d),
+                            ..
+                        } if *d <= now => Some((1u8, t.detected, p)),
+                        _ => None,
+                    })
+                    .min()
+                    .map(|(kind, _, p)| (kind, p.clone()));
+                if let Some((kind, path)) = next {
+                    if kind == 0 {
+                        self.start_file_job(path);
+                    } else {
+                        self.start_quarantine(path);
                     }
-                    FileState::Queued { due, .. } if *due <= now => Some((0u8, t.detected, p)),
-                    FileState::Incomplete {
-                        quarantine: Quarantine::Due(d),
-                        ..
-                    } if *d <= now => Some((1u8, t.detected, p)),
-                    _ => None,
-                })
-                .min()
-                .map(|(kind, _, p)| (kind, p.clone()));
-            let Some((kind, path)) = next else { break };
-            if kind == 0 {
-                self.start_file_job(path);
-            } else {
-                self.start_quarantine(path);
+                    started = true;
+                }
+            }
+            let waiting = self
+                .files
+                .values()
+                .filter(|t| matches!(t.state, FileState::Queued { ready: Some(_), .. }))
+                .count();
+            if waiting < parallel {
+                // Logs read while they were written need no pass of their own: they go first
+                // and take no validation slot.
+                let next = self
+                    .files
+                    .iter()
+                    .filter_map(|(p, t)| match &t.state {
+                        // A file being followed is judged when the follow ends.
+                        FileState::Queued { ready: None, .. }
+                            if self.following.contains(&key_of(&t.ident)) =>
+                        {
+                            None
+                        }
+                        FileState::Queued { due, ready: None } if *due <= now => {
+                            let read = self.followed.contains_key(&t.ident);
+                            (read || self.validating < VALIDATIONS_AT_ONCE)
+                                .then_some((!read, t.detected, p))
+                        }
+                        _ => None,
+                    })
+                    .min()
+                    .map(|(_, _, p)| p.clone());
+                if let Some(path) = next {
+                    self.start_file_job(path);
+                    started = true;
+                }
+            }
+            if !started {
+                break;
             }
         }
-        self.metrics.in_flight.set(self.busy as f64);
+        self.metrics
+            .in_flight
+            .set((self.busy + self.validating) as f64);
     }
 
     fn spawn(
@@ -666,8 +720,10 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
         fut: impl std::future::Future<Output = Outcome> + Send + 'static,
     ) {
         let h = self.jobs.spawn(fut);
-        if matches!(of, JobOf::File(_)) {
-            self.busy += 1;
+        match of {
+            JobOf::File(_) => self.busy += 1,
+            JobOf::Validate(_) => self.validating += 1,
+            JobOf::Seal(_) | JobOf::Follow(_) => {}
         }
         self.job_paths.insert(h.id(), of);
     }
@@ -695,7 +751,7 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
                     return;
                 }
                 let p = path.clone();
-                self.spawn(JobOf::File(path), ship::validate_job(p));
+                self.spawn(JobOf::Validate(path), ship::validate_job(p));
             }
         }
     }
@@ -773,11 +829,13 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
         match j {
             Ok((id, outcome)) => {
                 let of = self.job_paths.remove(&id);
-                if matches!(of, Some(JobOf::File(_))) {
-                    self.busy = self.busy.saturating_sub(1);
+                match of {
+                    Some(JobOf::File(_)) => self.busy = self.busy.saturating_sub(1),
+                    Some(JobOf::Validate(_)) => self.validating = self.validating.saturating_sub(1),
+                    _ => {}
                 }
                 let path = match &of {
-                    Some(JobOf::File(p)) => Some(p.clone()),
+                    Some(JobOf::File(p) | JobOf::Validate(p)) => Some(p.clone()),
                     _ => None,
                 };
                 self.on_outcome(outcome).await;
@@ -791,8 +849,12 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
                 let of = self.job_paths.remove(&e.id());
                 error!(error = %e, job = ?of, "a job failed");
                 match of {
-                    Some(JobOf::File(path)) => {
-                        self.busy = self.busy.saturating_sub(1);
+                    Some(JobOf::File(_)) => self.busy = self.busy.saturating_sub(1),
+                    Some(JobOf::Validate(_)) => self.validating = self.validating.saturating_sub(1),
+                    _ => {}
+                }
+                match of {
+                    Some(JobOf::File(path) | JobOf::Validate(path)) => {
                         let due = Instant::now() + self.backoff(1);
                         let gone = match self.files.get_mut(&path) {
                             Some(t) => {
@@ -815,7 +877,9 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
                 }
             }
         }
-        self.metrics.in_flight.set(self.busy as f64);
+        self.metrics
+            .in_flight
+            .set((self.busy + self.validating) as f64);
     }
 
     async fn on_outcome(&mut self, outcome: Outcome) {
@@ -936,18 +1000,8 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
                     self.replaced(&path, r.sha256, found, r.index, "its name");
                 }
             }
-            Verdict::Complete {
-                info,
-                record_errors,
-            } => {
+            Verdict::Complete { info } => {
                 let Some(sha) = v.sha256 else { return };
-                if record_errors > 0 {
-                    warn!(
-                        file = %path.display(),
-                        record_errors,
-                        "record-level problems inside valid blocks; shipping the log as it is"
-                    );
-                }
                 self.decide(path, info, sha);
             }
         }
@@ -1000,6 +1054,14 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
             return;
         }
         self.gaps.seen_unshipped(&id, &info.db_name);
+        if self.busy >= self.cfg.watch.parallel_uploads {
+            // Every upload slot is taken: the next free one takes it (pump, oldest first).
+            t.state = FileState::Queued {
+                due: Instant::now(),
+                ready: Some(Box::new((info, sha))),
+            };
+            return;
+        }
         self.start_upload(path, ident, info, sha);
     }
 
@@ -1724,6 +1786,7 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
                     while self.jobs.join_next().await.is_some() {}
                     self.job_paths.clear();
                     self.busy = 0;
+                    self.validating = 0;
                     break;
                 }
             }

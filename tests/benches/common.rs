@@ -34,6 +34,23 @@ fn stat_fields(path: &str) -> Vec<f64> {
         .collect()
 }
 
+/// CPU seconds (user + system) used so far by the S3 server's processes (radosgw, ceph-osd,
+/// ceph-mon: the benches run one server at a time), to show what each uploader costs the
+/// server on a machine where both share the cores.
+pub fn server_cpu() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            matches!(comm.trim(), "radosgw" | "ceph-osd" | "ceph-mon")
+        })
+        .map(cpu_of)
+        .sum()
+}
+
 /// Peak resident set size (VmHWM) of the running process `pid`, in bytes.
 pub fn peak_rss(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -134,6 +151,25 @@ pub fn curl(t: &Target, file: &Path, key: &str) -> Command {
             "-T",
         ])
         .arg(file)
+        .arg(format!("{}/{}/{key}", t.endpoint, t.bucket));
+    c
+}
+
+/// `curl -T` asked to do what the watcher asks of the server: the file's SHA-256 computed first
+/// (`openssl dgst`, SHA-NI like the watcher's) and signed as `x-amz-content-sha256`, so the
+/// server hashes the body and refuses other bytes. Still no lock, no create-only, no validation.
+pub fn curl_signed(t: &Target, file: &Path, key: &str) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(
+            r#"h=$(openssl dgst -sha256 -r "$1" | cut -c1-64) && exec curl -sS -f --aws-sigv4 \
+                 aws:amz:us-east-1:s3 --user "$2" -H "x-amz-content-sha256: $h" --cacert "$3" \
+                 -T "$1" "$4""#,
+        )
+        .arg("curl-signed")
+        .arg(file)
+        .arg(format!("{}:{}", t.key, t.secret))
+        .arg(&t.ca)
         .arg(format!("{}/{}/{key}", t.endpoint, t.bucket));
     c
 }

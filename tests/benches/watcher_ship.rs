@@ -36,7 +36,7 @@ use redovault_redo::header::FILE_HEADER_CHECKSUM_AT;
 
 #[path = "common.rs"]
 mod common;
-use common::{Row, Target, cpu_of, peak_rss, run_cmd, total_bytes};
+use common::{Row, Target, cpu_of, peak_rss, run_cmd, server_cpu, total_bytes};
 
 const BS: usize = 512;
 const RV: &str = env!("CARGO_BIN_EXE_redovault");
@@ -218,6 +218,9 @@ struct Figures {
     cpu: f64,
     bytes: u64,
     peak_rss: Option<u64>,
+    /// CPU seconds of the S3 server's processes during the run (same cores as the client).
+    #[serde(default)]
+    server_cpu: Option<f64>,
     /// (detect → upload start, detect → durable) per log, in ms.
     latencies: Vec<(f64, f64)>,
 }
@@ -231,8 +234,14 @@ impl Figures {
             cpu: r.cpu,
             bytes: r.bytes,
             peak_rss,
+            server_cpu: None,
             latencies,
         }
+    }
+
+    fn with_server_cpu(mut self, s: f64) -> Figures {
+        self.server_cpu = Some(s);
+        self
     }
 
     fn mbps(&self) -> f64 {
@@ -241,11 +250,13 @@ impl Figures {
 
     fn print(&self) {
         println!(
-            "{:<58} {:>9.2} {:>9.1} {:>13.2} {:>14}",
+            "{:<58} {:>9.2} {:>9.1} {:>13.2} {:>13} {:>14}",
             self.name,
             self.secs,
             self.mbps(),
             self.cpu,
+            self.server_cpu
+                .map_or("-".to_string(), |s| format!("{s:.2}")),
             self.peak_rss
                 .map_or("-".to_string(), |r| format!("{:.1} MiB", mib(r)))
         );
@@ -319,6 +330,7 @@ fn phase_set(c: &Ctx) {
     let bytes = total_bytes(&files);
     let r = c.watcher("set");
     let cpu0 = cpu_of(r.pid());
+    let s0 = server_cpu();
     let t0 = Instant::now();
     for f in &files {
         arrive(f, &r.archive);
@@ -332,17 +344,28 @@ fn phase_set(c: &Ctx) {
         cpu: cpu_of(r.pid()) - cpu0,
         bytes,
     };
+    let s1 = server_cpu();
     let rss = peak_rss(r.pid());
     r.stop();
-    record(&Figures::of("set", &row, Some(rss), Vec::new()));
+    record(&Figures::of("set", &row, Some(rss), Vec::new()).with_server_cpu(s1 - s0));
     let t = c.target();
+    let s0 = server_cpu();
     let curl_n = run_cmd(
         &format!("curl -T, {PARALLEL} at once"),
         &files,
         PARALLEL,
         |p, i| common::curl(&t, p, &format!("bench-{}/curlN/{i}", c.run_id)),
     );
-    record(&Figures::of("set", &curl_n, None, Vec::new()));
+    let s1 = server_cpu();
+    record(&Figures::of("set", &curl_n, None, Vec::new()).with_server_cpu(s1 - s0));
+    let curl_signed = run_cmd(
+        &format!("curl -T, {PARALLEL} at once, SHA-256 signed"),
+        &files,
+        PARALLEL,
+        |p, i| common::curl_signed(&t, p, &format!("bench-{}/curlS/{i}", c.run_id)),
+    );
+    let s2 = server_cpu();
+    record(&Figures::of("set", &curl_signed, None, Vec::new()).with_server_cpu(s2 - s1));
 }
 
 fn phase_reference(c: &Ctx) {
@@ -459,10 +482,11 @@ fn phase_report() {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
     let find = |prefix: &str| all.iter().rev().find(|f| f.name.starts_with(prefix));
+    let named = |name: &str| all.iter().rev().find(|f| f.name == name);
     println!();
     println!(
-        "{:<58} {:>9} {:>9} {:>13} {:>14}",
-        "uploader", "seconds", "MB/s", "client CPU s", "peak RSS"
+        "{:<58} {:>9} {:>9} {:>13} {:>13} {:>14}",
+        "uploader", "seconds", "MB/s", "client CPU s", "server CPU s", "peak RSS"
     );
     for f in &all {
         f.print();
@@ -470,7 +494,7 @@ fn phase_report() {
     if let (Some(w), Some(c1), Some(cn), Some(aws)) = (
         find("redovault watch ("),
         find("curl -T, one"),
-        find(&format!("curl -T, {PARALLEL}")),
+        named(&format!("curl -T, {PARALLEL} at once")),
         find("aws s3 cp"),
     ) {
         println!(
@@ -479,6 +503,16 @@ fn phase_report() {
             100.0 * w.mbps() / cn.mbps(),
             100.0 * w.mbps() / c1.mbps(),
             100.0 * w.cpu / aws.cpu
+        );
+    }
+    if let (Some(w), Some(cs)) = (
+        find("redovault watch ("),
+        find(&format!("curl -T, {PARALLEL} at once, SHA-256")),
+    ) {
+        println!(
+            "watcher: {:.0}% of the throughput of curl {PARALLEL} at once with the same \
+             server-verified SHA-256",
+            100.0 * w.mbps() / cs.mbps()
         );
     }
     for l in all.iter().filter(|f| f.phase == "latency") {

@@ -69,6 +69,28 @@ fn decode_all(log: &[u8]) -> (u64, u64, u64) {
     (records, vectors, commits)
 }
 
+/// The decoder alone: every event polled, records yielded but not looked into (`blocks`
+/// false) or no record walk at all (`Decoder::blocks_only`, `blocks` true): returns the events.
+fn decoder_events(log: &[u8], blocks: bool) -> u64 {
+    let mut d = if blocks {
+        Decoder::blocks_only()
+    } else {
+        Decoder::new()
+    };
+    let mut events = 0u64;
+    for chunk in log.chunks(1 << 20) {
+        d.feed(chunk);
+        while d.poll().expect("a redo log").is_some() {
+            events += 1;
+        }
+    }
+    d.finish();
+    while d.poll().expect("a redo log").is_some() {
+        events += 1;
+    }
+    events
+}
+
 fn checksum_all(log: &[u8]) -> usize {
     log.chunks_exact(BS)
         .filter(|b| checksum::block_checksum_ok(b))
@@ -109,6 +131,12 @@ fn main() {
     });
     g.bench_function("analyze_full_report", |b| {
         b.iter(|| black_box(analyze(black_box(&log)).map(|r| r.commits.len())))
+    });
+    g.bench_function("decoder_records_unread", |b| {
+        b.iter(|| black_box(decoder_events(black_box(&log), false)))
+    });
+    g.bench_function("decoder_blocks_only", |b| {
+        b.iter(|| black_box(decoder_events(black_box(&log), true)))
     });
     g.bench_function("checksum_only", |b| {
         b.iter(|| black_box(checksum_all(black_box(&log))))

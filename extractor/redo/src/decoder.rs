@@ -25,6 +25,10 @@
 //! on (a switched-out online log larger than its redo) are not read for records and, if zero or
 //! stale, are not bad either.
 //!
+//! Blocks only ([`Decoder::blocks_only`]): the same block judgement and the same headers, end
+//! and structural errors, without the record walk (no [`Event::Record`], no record-level
+//! [`Event::Error`]), for callers that decide on blocks alone (the watcher's completeness check).
+//!
 //! Memory: the decoder holds the bytes fed and not yet consumed (at most one block plus the
 //! last chunk fed) and one record being reassembled, which never grows beyond the bytes that
 //! actually arrived. Feed in chunks (e.g. 1 MiB) to keep it small.
@@ -149,6 +153,8 @@ pub struct Decoder {
     rec: Vec<u8>,
     write_point: Option<u32>,
     trailing: u64,
+    /// False for [`Decoder::blocks_only`]: records are not walked.
+    records: bool,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -204,6 +210,18 @@ impl Decoder {
             rec: Vec::new(),
             write_point: None,
             trailing: 0,
+            records: true,
+        }
+    }
+
+    /// A decoder that judges blocks (and reads both headers) but does not walk records: the
+    /// same [`Event::FileHeader`], [`Event::RedoHeader`], [`Event::Block`], structural
+    /// [`Event::Error`]s ([`ErrorKind::HeaderMismatch`], [`ErrorKind::TrailingData`]) and
+    /// [`Event::End`] as [`Decoder::new`], no [`Event::Record`] and no record-level error.
+    pub fn blocks_only() -> Decoder {
+        Decoder {
+            records: false,
+            ..Decoder::new()
         }
     }
 
@@ -451,7 +469,11 @@ impl Decoder {
             return Ok(true);
         }
         self.consume_block();
-        self.walk = Walk::Boundary;
+        self.walk = if self.records {
+            Walk::Boundary
+        } else {
+            Walk::Stopped
+        };
         self.phase = Phase::Blocks;
         Ok(true)
     }
@@ -965,6 +987,77 @@ mod tests {
         d.finish();
         assert!(matches!(d.poll().unwrap(), Some(Event::End)));
         assert!(d.poll().unwrap().is_none());
+    }
+
+    /// Every event but records and record-level errors, as text.
+    fn non_record_events(mut d: Decoder, log: &[u8]) -> Vec<String> {
+        let mut out = Vec::new();
+        for piece in log.chunks(1000) {
+            d.feed(piece);
+            while let Some(ev) = d.poll().unwrap() {
+                match ev {
+                    Event::Record(_) => {}
+                    Event::Error(e)
+                        if !matches!(
+                            e.kind,
+                            ErrorKind::TrailingData | ErrorKind::HeaderMismatch
+                        ) => {}
+                    ev => out.push(format!("{ev:?}")),
+                }
+            }
+        }
+        d.finish();
+        while let Some(ev) = d.poll().unwrap() {
+            if !matches!(ev, Event::Record(_)) {
+                out.push(format!("{ev:?}"));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn blocks_only_judges_blocks_like_the_full_decoder_without_records() {
+        let s = Synth {
+            e: Endian::Little,
+            bs: 512,
+            compat: 0x1706_0000,
+        };
+        let recs: Vec<Vec<u8>> = (0..30u32)
+            .map(|i| s.record(10 + i, &[s.vector(11, 2, 1, &[vec![0xCD; 900]])]))
+            .collect();
+        let clean = s.log(&recs, false);
+        let mut flipped = clean.clone();
+        flipped[512 * 9 + 100] ^= 0x10;
+        let mut trailing = clean.clone();
+        trailing.extend_from_slice(&[7u8; 300]);
+        let truncated = clean[..clean.len() - 700].to_vec();
+        let mut current = s.log(&recs, true);
+        let n = current.len() / 512;
+        current[(n - 2) * 512..].fill(0);
+        for (what, log) in [
+            ("clean", &clean),
+            ("flipped bit", &flipped),
+            ("trailing bytes", &trailing),
+            ("truncated", &truncated),
+            ("current", &current),
+        ] {
+            let full = non_record_events(Decoder::new(), log);
+            let blocks = non_record_events(Decoder::blocks_only(), log);
+            assert_eq!(full, blocks, "{what}");
+            assert!(full.len() > 30, "{what}: {} events", full.len());
+            let mut d = Decoder::blocks_only();
+            d.feed(log);
+            d.finish();
+            while let Some(ev) = d.poll().unwrap() {
+                assert!(!matches!(ev, Event::Record(_)), "{what}: a record");
+            }
+        }
+        assert!(
+            non_record_events(Decoder::new(), &flipped)
+                .iter()
+                .any(|e| e.contains("Checksum")),
+            "the flipped bit is seen"
+        );
     }
 
     #[test]

@@ -1,14 +1,20 @@
 //! `put_file` for S3: a file whose size and SHA-256 are already known goes up streamed from
-//! disk, never held in memory, hashed again on the way.
+//! disk, never held in memory.
 //!
 //! - Up to `stream_threshold` bytes: one PUT whose body is read from the file in
-//!   [`CHUNK`]-byte pieces. Its signed payload hash and `x-amz-checksum-sha256` are the known
-//!   SHA-256, so the server refuses other bytes; the reader hashes what it sends and holds the
-//!   last piece back until that hash is checked, so a file that changed under us is never
-//!   completed on the server ([`StoreError::SourceChanged`]).
+//!   [`CHUNK`]-byte pieces. Its signed payload hash (`x-amz-content-sha256`) and
+//!   `x-amz-checksum-sha256` are the known SHA-256, so **the server** hashes what it receives and
+//!   refuses other bytes (SigV4: the payload hash is part of the signature; Ceph answers
+//!   `XAmzContentSHA256Mismatch`, AWS `BadDigest`); that refusal is reported as
+//!   [`StoreError::SourceChanged`]. The reader does not hash the bytes a second time (the
+//!   caller's pass already did, and on a host that ships gigabytes per minute a second SHA-256
+//!   is a third of the client's CPU): it checks that the file it reads keeps its identity
+//!   (inode, size, modification and change times) from open to the end, and holds the last
+//!   piece back until that holds, so a file rewritten in place under us is not completed on
+//!   the server even before the server's own check.
 //! - Above it: a multipart upload of `stream_part_size` parts. One pass hashes every part (and
 //!   the whole file, which must match the known SHA-256) before anything is sent; each part is
-//!   then streamed from the file with its own signed hash and checked again as it is read.
+//!   then streamed from the file with its own signed hash, checked by the server.
 //!
 //! Memory per upload: a few [`CHUNK`]s in flight, whatever the file size. Create-only and the
 //! HEAD verification are as for `put_immutable` (see `upload.rs`).
@@ -67,13 +73,13 @@ pub(crate) async fn put_file(
     }
 }
 
-/// Streams `len` bytes of `path` from `offset`, checking that they hash to `sha256` (and, with
-/// `whole_file`, that the file ends there); the last piece is sent only once that holds.
+/// Streams `len` bytes of `path` from `offset`, checking that the file keeps its identity
+/// while it is read (and, with `whole_file`, that it ends there); the last piece is sent only
+/// once that holds. The bytes themselves are checked by the server against the signed hash.
 fn file_body(
     path: &Path,
     offset: u64,
     len: u64,
-    sha256: [u8; 32],
     whole_file: bool,
 ) -> (reqwest::Body, Arc<Progress>) {
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(QUEUE);
@@ -81,15 +87,7 @@ fn file_body(
     let reader_progress = Arc::clone(&progress);
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
-        read_checked(
-            &path,
-            offset,
-            len,
-            sha256,
-            whole_file,
-            &tx,
-            &reader_progress,
-        );
+        read_checked(&path, offset, len, whole_file, &tx, &reader_progress);
     });
     let stream = futures::stream::unfold(
         (rx, Arc::clone(&progress), 0u64),
@@ -106,12 +104,36 @@ fn file_body(
     (reqwest::Body::wrap_stream(stream), progress)
 }
 
+/// What identifies a file's content without reading it: a write in place changes the size or
+/// the modification and change times, a replacement the inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Identity {
+    fn of(f: &std::fs::File) -> std::io::Result<Identity> {
+        use std::os::unix::fs::MetadataExt;
+        let m = f.metadata()?;
+        Ok(Identity {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+}
+
 /// The reading side of [`file_body`] (blocking).
 fn read_checked(
     path: &PathBuf,
     offset: u64,
     len: u64,
-    expected: [u8; 32],
     whole_file: bool,
     tx: &mpsc::Sender<std::io::Result<Bytes>>,
     progress: &Progress,
@@ -124,10 +146,13 @@ fn read_checked(
         Ok(f) => f,
         Err(e) => return fail(format!("cannot open it: {e}")),
     };
+    let before = match Identity::of(&f) {
+        Ok(i) => i,
+        Err(e) => return fail(format!("cannot stat it: {e}")),
+    };
     if let Err(e) = f.seek(SeekFrom::Start(offset)) {
         return fail(format!("cannot seek to {offset}: {e}"));
     }
-    let mut h = Sha256::new();
     let mut left = len;
     let mut pending: Option<Bytes> = None;
     let pool = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
@@ -144,7 +169,6 @@ fn read_checked(
                 left
             ));
         }
-        h.update(&buf[..n]);
         left -= n as u64;
         let piece = Bytes::from_owner(Pooled {
             buf,
@@ -166,14 +190,15 @@ fn read_checked(
             Err(e) => return fail(format!("read failed at its end: {e}")),
         }
     }
-    let got: [u8; 32] = h.finalize().into();
-    if got != expected {
-        return fail(format!(
-            "bytes {offset}..{} now hash to {} instead of {}",
-            offset + len,
-            hex::encode(got),
-            hex::encode(expected)
-        ));
+    match Identity::of(&f) {
+        Ok(after) if after == before => {}
+        Ok(after) => {
+            return fail(format!(
+                "it was modified while it was read (size {} -> {}, mtime {:?} -> {:?})",
+                before.size, after.size, before.mtime, after.mtime
+            ));
+        }
+        Err(e) => return fail(format!("cannot stat it: {e}")),
     }
     if let Some(p) = pending {
         let _ = tx.blocking_send(Ok(p));
@@ -221,6 +246,18 @@ fn hash_range(path: &Path, offset: u64, len: u64) -> std::io::Result<([u8; 32], 
         left -= n as u64;
     }
     Ok((sha.finalize().into(), md5.finalize().into()))
+}
+
+/// The server refused the body because it does not hash to the SHA-256 that was announced,
+/// which was computed from the file: the file's bytes changed after they were hashed.
+fn server_hashed_other_bytes(path: &Path, code: &str) -> StoreError {
+    StoreError::SourceChanged {
+        path: path.display().to_string(),
+        detail: format!(
+            "the server hashed the bytes sent and refused them ({code}): they are not the bytes \
+             hashed before"
+        ),
+    }
 }
 
 fn changed(src: &FileSource, detail: String) -> StoreError {
@@ -286,7 +323,7 @@ async fn single_streamed_put(
                 return verify(store, key, None, &expected, true).await;
             }
         }
-        let mut make = || file_body(&src.path, 0, src.size, src.sha256, true);
+        let mut make = || file_body(&src.path, 0, src.size, true);
         match inner
             .execute_streamed("put", &req, &sha_hex, src.size, &mut make)
             .await
@@ -308,10 +345,7 @@ async fn single_streamed_put(
                             "BadDigest" | "InvalidDigest" | "XAmzContentSHA256Mismatch"
                         ) =>
                     {
-                        Err(StoreError::BadDigest {
-                            key: key.to_string(),
-                            code,
-                        })
+                        Err(server_hashed_other_bytes(&src.path, &code))
                     }
                     _ => Err(r.permanent("put", store.target(key))),
                 };
@@ -522,7 +556,7 @@ async fn upload_part_from_file(
         if attempt > 1 {
             tokio::time::sleep(policy.backoff(attempt - 1)).await;
         }
-        let mut make = || file_body(path, part.offset, part.len, part.sha256, false);
+        let mut make = || file_body(path, part.offset, part.len, false);
         let r = match inner
             .execute_streamed("upload-part", &req, &sha_hex, part.len, &mut make)
             .await
@@ -542,10 +576,7 @@ async fn upload_part_from_file(
                 "BadDigest" | "InvalidDigest" | "XAmzContentSHA256Mismatch"
             )
         {
-            return Err(StoreError::BadDigest {
-                key: key.to_string(),
-                code,
-            });
+            return Err(server_hashed_other_bytes(path, &code));
         }
         if !r.status.is_success() {
             return Err(r.permanent("upload-part", target));
