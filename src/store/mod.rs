@@ -20,7 +20,8 @@
 use std::fmt;
 use std::future::Future;
 use std::ops::Range;
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -310,6 +311,36 @@ impl StoreError {
             context: context.into(),
             source,
         }
+    }
+}
+
+/// What identifies one version of a file without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct FileIdent {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i128,
+    /// Inode number.
+    pub ino: u64,
+    /// Device.
+    pub dev: u64,
+}
+
+impl FileIdent {
+    /// The identity in `meta`.
+    pub fn of(meta: &std::fs::Metadata) -> FileIdent {
+        FileIdent {
+            size: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ino: meta.ino(),
+            dev: meta.dev(),
+        }
+    }
+
+    /// The identity of the file at `path` now.
+    pub fn stat(path: &Path) -> std::io::Result<FileIdent> {
+        std::fs::metadata(path).map(|m| FileIdent::of(&m))
     }
 }
 

@@ -7,39 +7,10 @@
 //! Symbolic links inside the directories are not followed. Blocking: run it off the async
 //! threads.
 
-use std::os::unix::fs::MetadataExt as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::SystemTime;
 
-/// What identifies one version of a file without reading it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct FileIdent {
-    /// Size in bytes.
-    pub size: u64,
-    /// Modification time, nanoseconds since the Unix epoch.
-    pub mtime_ns: i128,
-    /// Inode number.
-    pub ino: u64,
-    /// Device.
-    pub dev: u64,
-}
-
-impl FileIdent {
-    /// The identity in `meta`.
-    pub fn of(meta: &std::fs::Metadata) -> FileIdent {
-        FileIdent {
-            size: meta.len(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-            ino: meta.ino(),
-            dev: meta.dev(),
-        }
-    }
-
-    /// The identity of the file at `path` now.
-    pub fn stat(path: &Path) -> std::io::Result<FileIdent> {
-        std::fs::metadata(path).map(|m| FileIdent::of(&m))
-    }
-}
+pub use crate::store::FileIdent;
 
 /// One file found by a scan.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,7 +36,7 @@ use super::http::{Progress, Req};
 use super::upload::{Expected, PartDone, b64, compare_existing, complete, lock_headers, verify};
 use super::{META_PART_SIZE, META_SHA256, S3Store, xml};
 use crate::store::hashing::multipart_etag;
-use crate::store::{FileSource, PutOutcome, StoreError};
+use crate::store::{FileIdent, FileSource, PutOutcome, StoreError};
 
 /// Bytes read from the file per body piece.
 pub(crate) const CHUNK: usize = 512 << 10;
@@ -104,29 +104,13 @@ fn file_body(
     (reqwest::Body::wrap_stream(stream), progress)
 }
 
-/// What identifies a file's content without reading it: a write in place changes the size or
-/// the modification and change times, a replacement the inode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Identity {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl Identity {
-    fn of(f: &std::fs::File) -> std::io::Result<Identity> {
-        use std::os::unix::fs::MetadataExt;
-        let m = f.metadata()?;
-        Ok(Identity {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
-        })
-    }
+/// What identifies a file's content without reading it: its [`FileIdent`] (a write in place
+/// changes the size or mtime, a replacement the inode) and its change time (which a write
+/// moves even when the mtime is set back).
+fn identity(f: &std::fs::File) -> std::io::Result<(FileIdent, (i64, i64))> {
+    use std::os::unix::fs::MetadataExt;
+    let m = f.metadata()?;
+    Ok((FileIdent::of(&m), (m.ctime(), m.ctime_nsec())))
 }
 
 /// The reading side of [`file_body`] (blocking).
@@ -146,7 +130,7 @@ fn read_checked(
         Ok(f) => f,
         Err(e) => return fail(format!("cannot open it: {e}")),
     };
-    let before = match Identity::of(&f) {
+    let before = match identity(&f) {
         Ok(i) => i,
         Err(e) => return fail(format!("cannot stat it: {e}")),
     };
@@ -190,12 +174,12 @@ fn read_checked(
             Err(e) => return fail(format!("read failed at its end: {e}")),
         }
     }
-    match Identity::of(&f) {
+    match identity(&f) {
         Ok(after) if after == before => {}
-        Ok(after) => {
+        Ok((after, _)) => {
             return fail(format!(
-                "it was modified while it was read (size {} -> {}, mtime {:?} -> {:?})",
-                before.size, after.size, before.mtime, after.mtime
+                "it was modified while it was read (size {} -> {}, mtime {} -> {} ns)",
+                before.0.size, after.size, before.0.mtime_ns, after.mtime_ns
             ));
         }
         Err(e) => return fail(format!("cannot stat it: {e}")),
