@@ -825,15 +825,20 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
     // ----------------------------------------------------------------------------------------
     // Outcomes
 
+    /// Frees the slot a finished job held.
+    fn release(&mut self, of: Option<&JobOf>) {
+        match of {
+            Some(JobOf::File(_)) => self.busy = self.busy.saturating_sub(1),
+            Some(JobOf::Validate(_)) => self.validating = self.validating.saturating_sub(1),
+            _ => {}
+        }
+    }
+
     async fn on_join(&mut self, j: Result<(tokio::task::Id, Outcome), tokio::task::JoinError>) {
         match j {
             Ok((id, outcome)) => {
                 let of = self.job_paths.remove(&id);
-                match of {
-                    Some(JobOf::File(_)) => self.busy = self.busy.saturating_sub(1),
-                    Some(JobOf::Validate(_)) => self.validating = self.validating.saturating_sub(1),
-                    _ => {}
-                }
+                self.release(of.as_ref());
                 let path = match &of {
                     Some(JobOf::File(p) | JobOf::Validate(p)) => Some(p.clone()),
                     _ => None,
@@ -848,11 +853,7 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
             Err(e) => {
                 let of = self.job_paths.remove(&e.id());
                 error!(error = %e, job = ?of, "a job failed");
-                match of {
-                    Some(JobOf::File(_)) => self.busy = self.busy.saturating_sub(1),
-                    Some(JobOf::Validate(_)) => self.validating = self.validating.saturating_sub(1),
-                    _ => {}
-                }
+                self.release(of.as_ref());
                 match of {
                     Some(JobOf::File(path) | JobOf::Validate(path)) => {
                         let due = Instant::now() + self.backoff(1);
