@@ -51,6 +51,22 @@ pub fn server_cpu() -> f64 {
         .sum()
 }
 
+/// `n` × (write `buf` at the file's position, then time its `fdatasync`), back to back: the
+/// disk's own fdatasync latencies in ms, sorted.
+pub fn sync_latencies(f: &mut std::fs::File, buf: &[u8], n: usize) -> Vec<f64> {
+    use std::io::Write;
+    let mut out: Vec<f64> = (0..n)
+        .map(|_| {
+            f.write_all(buf).expect("write");
+            let t = Instant::now();
+            f.sync_data().expect("fdatasync");
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    out.sort_by(f64::total_cmp);
+    out
+}
+
 /// Peak resident set size (VmHWM) of the running process `pid`, in bytes.
 pub fn peak_rss(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

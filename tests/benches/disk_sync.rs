@@ -16,6 +16,9 @@
 //! REDOVAULT_BENCH_DIR=/var/lib/redovault cargo bench -p redovault --bench disk_sync
 //! ```
 
+#[path = "common.rs"]
+mod common;
+
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
@@ -62,18 +65,6 @@ fn zeroed(path: &Path, bytes: u64) -> File {
     f
 }
 
-/// 1,000 × (write `b`, `fdatasync`), back to back: latencies in ms.
-fn write_sync_loop(f: &mut File, b: &[u8]) -> Vec<f64> {
-    (0..1000)
-        .map(|_| {
-            let t = Instant::now();
-            f.write_all(b).unwrap();
-            f.sync_data().unwrap();
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect()
-}
-
 fn reference(dir: &Path) {
     let b = vec![7u8; 16 << 10];
     let path = dir.join("disk-sync-ref");
@@ -85,12 +76,12 @@ fn reference(dir: &Path) {
         .unwrap();
     summary(
         "fdatasync after a 16 KiB append",
-        &mut write_sync_loop(&mut f, &b),
+        &mut common::sync_latencies(&mut f, &b, 1000),
     );
     let mut f = zeroed(&path, 1000 * b.len() as u64);
     summary(
         "fdatasync after a 16 KiB overwrite",
-        &mut write_sync_loop(&mut f, &b),
+        &mut common::sync_latencies(&mut f, &b, 1000),
     );
     let _ = std::fs::remove_file(&path);
 }

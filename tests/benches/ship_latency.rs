@@ -35,6 +35,9 @@
 //! (collector store; default `<target>/bench-ship`), `REDOVAULT_BENCH_DB_DIR` (database),
 //! `REDOVAULT_BENCH_SEGMENT_MIB` (collector segment size, 64).
 
+#[path = "common.rs"]
+mod common;
+
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -134,17 +137,9 @@ fn fdatasync_latencies(dir: &Path, size: usize, n: usize) -> Vec<f64> {
         .write(true)
         .open(&path)
         .expect("probe file");
-    let buf = vec![0x5au8; size];
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        f.write_all(&buf).expect("write");
-        let t = Instant::now();
-        f.sync_data().expect("fdatasync");
-        out.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
+    let out = common::sync_latencies(&mut f, &vec![0x5au8; size], n);
     drop(f);
     let _ = std::fs::remove_file(&path);
-    out.sort_by(f64::total_cmp);
     out
 }
 
