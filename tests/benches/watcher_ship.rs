@@ -22,7 +22,9 @@
 //! their checksums (as the parser benchmark does), so the watcher's validation does its full
 //! work. They are made once into `REDOVAULT_BENCH_DIR` (deterministic: same sequence and size,
 //! same bytes) and reused by every phase. Environment: `REDOVAULT_TEST_S3_TARGETS` (an `env.sh`
-//! of `deploy/s3/server.sh`), `REDOVAULT_BENCH_AWS` (path of `aws`).
+//! of `deploy/s3/server.sh`), `REDOVAULT_BENCH_AWS` (path of `aws`); for a closer look,
+//! `REDOVAULT_BENCH_LOG_LEVEL` (the watcher's, default `info`) and `REDOVAULT_BENCH_LOGS` (a
+//! directory that keeps each watcher's JSON log, named after its phase).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -118,7 +120,7 @@ prefix = "{prefix}"
 retention = "1h"
 [telemetry]
 log_format = "json"
-log_level = "info"
+log_level = "{level}"
 "#,
                 archive = archive.display(),
                 state = state.display(),
@@ -126,6 +128,8 @@ log_level = "info"
                 bucket = server.bucket,
                 region = server.region,
                 ca = server.ca.display(),
+                level =
+                    std::env::var("REDOVAULT_BENCH_LOG_LEVEL").unwrap_or_else(|_| "info".into()),
             ),
         )
         .unwrap();
@@ -196,6 +200,20 @@ log_level = "info"
             .unwrap();
         let s = self.child.wait().unwrap();
         assert!(s.success(), "watcher exit {s}");
+        if let Ok(keep) = std::env::var("REDOVAULT_BENCH_LOGS") {
+            let name = self
+                .root
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            std::fs::create_dir_all(&keep).unwrap();
+            std::fs::copy(
+                self.root.join("watch.log"),
+                Path::new(&keep).join(format!("{name}.log")),
+            )
+            .unwrap();
+        }
     }
 }
 
