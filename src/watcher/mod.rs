@@ -366,8 +366,8 @@ const FOLLOWED_KEPT: usize = 64;
 
 /// Validation passes at once. They run beside the uploads rather than in their slots, ahead of
 /// them (at most `parallel_uploads` validated logs waiting), so that an upload slot never
-/// idles while the next log is read and hashed. One pass uses three threads (read, SHA-256,
-/// blocks) and outruns one upload: one at a time is enough.
+/// idles while the next log is read and hashed. One pass uses two threads (read and judge the
+/// blocks, SHA-256) and outruns one upload: one at a time is enough.
 const VALIDATIONS_AT_ONCE: usize = 1;
 
 struct Coordinator<S> {
