@@ -1,4 +1,4 @@
-//! Helpers shared by the benchmarks: CPU time of processes, and running the reference
+//! Helpers shared by the benchmarks: CPU time of processes, fdatasync probes, and running the reference
 //! uploaders (`curl -T`, `aws s3 cp`) on the same files and server.
 
 #![allow(dead_code)] // each bench uses a part
@@ -49,6 +49,17 @@ pub fn server_cpu() -> f64 {
         })
         .map(cpu_of)
         .sum()
+}
+
+/// An empty file at `path` (created, or emptied), open for writing: where the fdatasync
+/// probes write.
+pub fn probe_file(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(path)
+        .expect("probe file")
 }
 
 /// `n` × (write `buf` at the file's position, then time its `fdatasync`), back to back: the

@@ -68,12 +68,7 @@ fn zeroed(path: &Path, bytes: u64) -> File {
 fn reference(dir: &Path) {
     let b = vec![7u8; 16 << 10];
     let path = dir.join("disk-sync-ref");
-    let mut f = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&path)
-        .unwrap();
+    let mut f = common::probe_file(&path);
     summary(
         "fdatasync after a 16 KiB append",
         &mut common::sync_latencies(&mut f, &b, 1000),
@@ -92,12 +87,7 @@ fn group_commit(dir: &Path, prezeroed: bool, rate: f64, size: usize, secs: u64) 
     let mut f = if prezeroed {
         zeroed(&path, total)
     } else {
-        OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(&path)
-            .unwrap()
+        common::probe_file(&path)
     };
     let (tx, rx) = mpsc::sync_channel::<Instant>(1 << 20);
     let n = (rate * secs as f64) as u64;

@@ -101,12 +101,7 @@ fn fdatasync_during(
     stop: &AtomicBool,
 ) -> Vec<f64> {
     let path = dir.join("fdatasync-probe-concurrent");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&path)
-        .expect("probe file");
+    let mut f = common::probe_file(&path);
     let buf = vec![0x5au8; size];
     let mut out = Vec::new();
     let mut next = Instant::now() + delay;
@@ -131,12 +126,7 @@ fn fdatasync_during(
 /// Appends `size` bytes and fdatasyncs, `n` times; latencies in ms, sorted.
 fn fdatasync_latencies(dir: &Path, size: usize, n: usize) -> Vec<f64> {
     let path = dir.join("fdatasync-probe");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&path)
-        .expect("probe file");
+    let mut f = common::probe_file(&path);
     let out = common::sync_latencies(&mut f, &vec![0x5au8; size], n);
     drop(f);
     let _ = std::fs::remove_file(&path);

@@ -14,9 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use redovault::simulate::{SimConfig, run as simulate};
-
 use crate::netkit::{Proc, bins, wait_until};
+use crate::watcher::{RacGap, rac_logs_with_a_gap};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -86,18 +85,6 @@ fn thread_of(st: &serde_json::Value, t: u64) -> &serde_json::Value {
         .unwrap_or_else(|| panic!("no thread {t} in {st:#}"))
 }
 
-/// The highest sequence of thread `t` among the simulator's archived logs (`arch<t>_<seq>_...`).
-fn last_seq(logs: &[PathBuf], t: u16) -> u64 {
-    logs.iter()
-        .filter_map(|l| {
-            let n = l.file_name()?.to_string_lossy().into_owned();
-            let rest = n.strip_prefix(&format!("arch{t}_"))?.to_string();
-            rest.split('_').next()?.parse::<u64>().ok()
-        })
-        .max()
-        .unwrap_or_else(|| panic!("no archived log of thread {t}"))
-}
-
 fn write_json(path: &Path, v: &serde_json::Value) -> String {
     std::fs::write(path, serde_json::to_vec_pretty(v).unwrap()).unwrap();
     path.display().to_string()
@@ -110,30 +97,8 @@ fn rman_wrapper_deletes_only_what_is_in_worm_and_refuses_gaps_stale_or_missing_s
     let archive = d.path().join("oracle/archive");
     let state = d.path().join("state");
     std::fs::create_dir_all(&archive).unwrap();
-    // A two-instance (RAC) database: threads 1 and 2, each with its own sequences.
-    let mut c = SimConfig::new(d.path().join("staging"));
-    c.threads = 2;
-    c.log_size = 64 * 1024;
-    c.switches = Some(8);
-    c.seed = 61;
-    let logs = simulate(c).unwrap().archived;
-    assert_eq!(logs.len(), 8);
-    let (last1, last2) = (last_seq(&logs, 1), last_seq(&logs, 2));
-    assert!(last2 >= 3, "thread 2 has sequences after 2");
-    // Sequence 2 of thread 2 is held back: a gap once 3 is shipped.
-    let held = logs
-        .iter()
-        .find(|l| {
-            l.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("arch2_2_")
-        })
-        .unwrap()
-        .clone();
-    for l in logs.iter().filter(|l| **l != held) {
-        std::fs::rename(l, archive.join(l.file_name().unwrap())).unwrap();
-    }
+    // A two-instance (RAC) database; sequence 2 of thread 2 held back: a gap once 3 is shipped.
+    let RacGap { last1, last2, held } = rac_logs_with_a_gap(&d.path().join("staging"), &archive);
     let config = d.path().join("watcher.toml");
     std::fs::write(
         &config,

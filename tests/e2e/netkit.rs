@@ -175,6 +175,32 @@ pub fn run_ok(bin: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs `bin` with `args` and these S3 keys (no session token, no `RUST_LOG` from outside):
+/// its exit code and its stdout followed by its stderr.
+pub fn run_with_keys(
+    bin: &Path,
+    args: &[&str],
+    access_key: &str,
+    secret_key: &str,
+) -> (Option<i32>, String) {
+    let out = Command::new(bin)
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", access_key)
+        .env("AWS_SECRET_ACCESS_KEY", secret_key)
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", bin.display()));
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 /// Every sample of a Prometheus endpoint: `name{labels}` → value.
 pub fn scrape(addr: SocketAddr) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();

@@ -19,12 +19,15 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use redovault::store::s3::admin::RawOutcome;
 use redovault::store::s3::testserver::{DrillBucket, TestServer};
 use redovault::store::s3::{S3Config, S3Store};
 use redovault::store::{ArchiveStore, FileSource, LockMode, Retention, StoreError};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt as _;
+
+use crate::netkit::run_with_keys;
 
 const RV: &str = env!("CARGO_BIN_EXE_redovault");
 
@@ -93,6 +96,36 @@ fn is_access_denied(what: &str, e: &StoreError) {
             || matches!(e, StoreError::AccessDenied { code, .. } if code == "AccessDenied"),
         "{what}: expected 403 AccessDenied, got {e}"
     );
+}
+
+/// The requests that would destroy or weaken what is stored, refused for both key pairs:
+/// a delete (marker, version, version with the governance bypass), a shorter retention, the
+/// bucket's default retention dropped, its policy dropped.
+async fn refuses_destruction(s: &S3Store, key: &str, version: &str, retain_until: DateTime<Utc>) {
+    refused("DELETE (delete marker)", s.admin_delete_object(key).await);
+    refused(
+        "DELETE ?versionId",
+        s.admin_delete_version(key, version, false).await,
+    );
+    refused(
+        "DELETE ?versionId with the governance bypass",
+        s.admin_delete_version(key, version, true).await,
+    );
+    refused(
+        "PUT ?retention earlier (shorten)",
+        s.admin_put_retention(
+            key,
+            version,
+            LockMode::Compliance,
+            retain_until - chrono::Duration::days(1),
+        )
+        .await,
+    );
+    refused(
+        "PUT ?object-lock without a default retention",
+        s.admin_put_object_lock_configuration(None).await,
+    );
+    refused("DELETE ?policy", s.admin_delete_bucket_policy().await);
 }
 
 async fn read(store: &S3Store, key: &str, version: Option<&str>) -> Vec<u8> {
@@ -186,28 +219,7 @@ async fn dbhost_keys_create_and_read_but_cannot_delete_replace_or_weaken() {
         assert!(e.is_conflict(), "{e}");
 
         // Everything that would delete, hide, unlock or reconfigure: 403 AccessDenied.
-        refused(
-            "DELETE (delete marker)",
-            db.admin_delete_object(&key_a).await,
-        );
-        refused(
-            "DELETE ?versionId",
-            db.admin_delete_version(&key_a, &version_a, false).await,
-        );
-        refused(
-            "DELETE ?versionId with the governance bypass",
-            db.admin_delete_version(&key_a, &version_a, true).await,
-        );
-        refused(
-            "PUT ?retention earlier (shorten)",
-            db.admin_put_retention(
-                &key_a,
-                &version_a,
-                LockMode::Compliance,
-                lock_a.retain_until - chrono::Duration::days(1),
-            )
-            .await,
-        );
+        refuses_destruction(&db, &key_a, &version_a, lock_a.retain_until).await;
         refused(
             "PUT ?retention GOVERNANCE with the governance bypass",
             db.admin_put_retention_with(
@@ -226,11 +238,6 @@ async fn dbhost_keys_create_and_read_but_cannot_delete_replace_or_weaken() {
         refused(
             "PUT ?policy (grant itself everything)",
             db.admin_put_bucket_policy(&open_policy).await,
-        );
-        refused("DELETE ?policy", db.admin_delete_bucket_policy().await);
-        refused(
-            "PUT ?object-lock without a default retention",
-            db.admin_put_object_lock_configuration(None).await,
         );
         refused(
             "PUT ?object-lock GOVERNANCE 1 day",
@@ -391,34 +398,7 @@ async fn verifier_keys_read_and_list_versions_but_cannot_write() {
             "PUT over the key",
             ver.admin_put_plain(&key, Bytes::from_static(b"x")).await,
         );
-        refused(
-            "DELETE (delete marker)",
-            ver.admin_delete_object(&key).await,
-        );
-        refused(
-            "DELETE ?versionId",
-            ver.admin_delete_version(&key, &version, false).await,
-        );
-        refused(
-            "DELETE ?versionId with the governance bypass",
-            ver.admin_delete_version(&key, &version, true).await,
-        );
-        let lock = put.lock.unwrap();
-        refused(
-            "PUT ?retention earlier",
-            ver.admin_put_retention(
-                &key,
-                &version,
-                LockMode::Compliance,
-                lock.retain_until - chrono::Duration::days(1),
-            )
-            .await,
-        );
-        refused(
-            "PUT ?object-lock without a default retention",
-            ver.admin_put_object_lock_configuration(None).await,
-        );
-        refused("DELETE ?policy", ver.admin_delete_bucket_policy().await);
+        refuses_destruction(&ver, &key, &version, put.lock.unwrap().retain_until).await;
         // Still exactly the one original version.
         assert_eq!(ver.admin_list_versions(&key).await.unwrap(), vec![version]);
         assert_eq!(read(&ver, &key, None).await, bytes);
@@ -622,21 +602,11 @@ command = ["sh", "-c", "cat >> '{alarms}'"]
         )
         .unwrap();
         let run_verifier = |args: &[&str]| {
-            let out = Command::new(&bins.verifier)
-                .args(args)
-                .env("AWS_ACCESS_KEY_ID", &d.verifier.access_key)
-                .env("AWS_SECRET_ACCESS_KEY", &d.verifier.secret_key)
-                .env_remove("AWS_SESSION_TOKEN")
-                .env_remove("RUST_LOG")
-                .output()
-                .unwrap();
-            (
-                out.status.code(),
-                format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                ),
+            run_with_keys(
+                &bins.verifier,
+                args,
+                &d.verifier.access_key,
+                &d.verifier.secret_key,
             )
         };
         let cfg = verifier_cfg.to_str().unwrap();

@@ -29,6 +29,7 @@ use redovault_verifier::report::{AuditReport, FindingKind, Verdict};
 use redovault_verifier::restore::{RestoreItem, restore_archive};
 use redovault_verifier::verify::{CollectorSource, DeepMode, VerifyOptions, verify};
 
+use crate::netkit::run_with_keys;
 use crate::store::ceph;
 
 const RV: &str = env!("CARGO_BIN_EXE_redovault");
@@ -502,22 +503,7 @@ async fn command_line_verify_and_restore() {
         ),
     )
     .unwrap();
-    let run = |args: &[&str]| {
-        let out = Command::new(&bins.redovault)
-            .args(args)
-            .env("AWS_ACCESS_KEY_ID", &t.access_key)
-            .env("AWS_SECRET_ACCESS_KEY", &t.secret_key)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    };
+    let run = |args: &[&str]| run_with_keys(&bins.redovault, args, &t.access_key, &t.secret_key);
     let cfg = config.to_str().unwrap();
     let html = a.dir.path().join("audit.html");
     let (code, out) = run(&["verify", "--config", cfg, "--html", html.to_str().unwrap()]);

@@ -903,29 +903,28 @@ async fn log_removed_before_it_was_shipped_raises_an_alarm() {
     assert!(w.entries().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn gaps_are_reported_per_thread_as_soon_as_a_later_sequence_is_seen() {
-    let w = World::new("watch-gaps");
-    w.write_config(w.server.endpoint.as_str(), "", "");
-    // A two-instance (RAC) database: threads 1 and 2 (each with its own sequences).
-    let mut c = SimConfig::new(w.dir.path().join("staging"));
+/// Eight archived logs of a two-instance (RAC) database, threads 1 and 2 with sequences of
+/// their own, made in `staging` and moved into `archive`, all but sequence 2 of thread 2
+/// (held back: a gap once 3 is shipped).
+pub(crate) fn rac_logs_with_a_gap(staging: &Path, archive: &Path) -> RacGap {
+    let mut c = SimConfig::new(staging);
     c.threads = 2;
     c.log_size = 64 * 1024;
     c.switches = Some(8);
     c.seed = 61;
     let logs = simulate(c).unwrap().archived;
     assert_eq!(logs.len(), 8);
-    let last_of = |t: &str| {
+    let last_of = |t: u16| {
         logs.iter()
             .filter_map(|l| {
-                let n = l.file_name().unwrap().to_string_lossy().into_owned();
+                let n = l.file_name()?.to_string_lossy().into_owned();
                 let rest = n.strip_prefix(&format!("arch{t}_"))?;
                 rest.split('_').next()?.parse::<u64>().ok()
             })
             .max()
-            .unwrap()
+            .unwrap_or_else(|| panic!("no archived log of thread {t}"))
     };
-    let (last1, last2) = (last_of("1"), last_of("2"));
+    let (last1, last2) = (last_of(1), last_of(2));
     assert!(last2 >= 3, "thread 2 has sequences after 2");
     let held = logs
         .iter()
@@ -938,8 +937,27 @@ async fn gaps_are_reported_per_thread_as_soon_as_a_later_sequence_is_seen() {
         .unwrap()
         .clone();
     for l in logs.iter().filter(|l| **l != held) {
-        std::fs::rename(l, w.archive().join(l.file_name().unwrap())).unwrap();
+        std::fs::rename(l, archive.join(l.file_name().unwrap())).unwrap();
     }
+    RacGap { last1, last2, held }
+}
+
+/// What [`rac_logs_with_a_gap`] made.
+pub(crate) struct RacGap {
+    /// The last sequence of thread 1.
+    pub last1: u64,
+    /// The last sequence of thread 2.
+    pub last2: u64,
+    /// Sequence 2 of thread 2, still in the staging directory.
+    pub held: PathBuf,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gaps_are_reported_per_thread_as_soon_as_a_later_sequence_is_seen() {
+    let w = World::new("watch-gaps");
+    w.write_config(w.server.endpoint.as_str(), "", "");
+    let RacGap { last1, last2, held } =
+        rac_logs_with_a_gap(&w.dir.path().join("staging"), &w.archive());
     let mut child = w.spawn("watch.log");
     wait_for("7 logs shipped", Duration::from_secs(60), || {
         w.entries().len() == 7
