@@ -73,12 +73,9 @@ pub struct AppendRequest {
 }
 
 impl AppendRequest {
-    /// The position just after `bytes`.
+    /// Where the next request starts: `(seq + 1, 0)` after the end of a log (as `Data::end`).
     pub fn end(&self) -> StreamPos {
-        StreamPos {
-            seq: self.pos.seq,
-            offset: self.pos.offset + self.bytes.len() as u64,
-        }
+        self.pos.after(self.bytes.len() as u64, self.log_end)
     }
 }
 

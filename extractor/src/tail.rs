@@ -683,7 +683,10 @@ impl Tailer {
                 Ok(Some(chunk)) => {
                     latency::trace(
                         "tail_chunk",
-                        chunk.end(),
+                        // Keyed as the Data it becomes (`Data::end`), so the stages join.
+                        chunk
+                            .pos
+                            .after(chunk.bytes.len() as u64, chunk.log_end.is_some()),
                         chunk.last_commit().map(|c| c.scn),
                     );
                     if !send(&tx, Ok(chunk), &cancel) {

@@ -92,17 +92,8 @@ impl Data {
     /// The position right after this chunk: `(seq, offset + len)`, or `(seq + 1, 0)` when
     /// the chunk completes its log. This is the position an [`Ack`] of it carries.
     pub fn end(&self) -> StreamPos {
-        if self.log_end.is_some() {
-            StreamPos {
-                seq: LogSeq(self.pos.seq.0.saturating_add(1)),
-                offset: 0,
-            }
-        } else {
-            StreamPos {
-                seq: self.pos.seq,
-                offset: self.pos.offset.saturating_add(self.bytes.len() as u64),
-            }
-        }
+        self.pos
+            .after(self.bytes.len() as u64, self.log_end.is_some())
     }
 
     /// Checks the chunk's own consistency (what decoding checks too): no offset overflow,

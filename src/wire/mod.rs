@@ -59,6 +59,25 @@ pub struct StreamPos {
     pub offset: u64,
 }
 
+impl StreamPos {
+    /// Where the next chunk starts after `len` bytes from here: `(seq + 1, 0)` when they end
+    /// their log, else just after them. The one rule for a chunk's end on the wire, in the
+    /// store and in the latency trace.
+    pub fn after(self, len: u64, ends_log: bool) -> StreamPos {
+        if ends_log {
+            StreamPos {
+                seq: LogSeq(self.seq.0.saturating_add(1)),
+                offset: 0,
+            }
+        } else {
+            StreamPos {
+                seq: self.seq,
+                offset: self.offset.saturating_add(len),
+            }
+        }
+    }
+}
+
 impl fmt::Display for StreamPos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.seq.0, self.offset)
