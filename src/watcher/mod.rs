@@ -737,9 +737,10 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
             FileState::Queued {
                 ready: Some(ready), ..
             } => {
+                // Decided again: the manifest or another copy in flight may have changed the
+                // answer since it was queued.
                 let (info, sha) = *ready;
-                let ident = t.ident;
-                self.start_upload(path, ident, info, sha);
+                self.decide(path, info, sha);
             }
             _ => {
                 let ident = t.ident;
