@@ -310,7 +310,8 @@ pub async fn read_sealed<S: ArchiveStore>(
             // the original, whose content matches its key, is still there under its own
             // version; use it, and report the replacement.
             let mut original = None;
-            for v in store.versions(&k.key).await?.iter().rev() {
+            // Oldest first; the newest (versions[0]) is the one just read.
+            for v in store.versions(&k.key).await?.iter().skip(1).rev() {
                 let b = read_version(store, &k.key, Some(v)).await?;
                 if Sha256Digest::of(&b) == k.sha256 {
                     original = Some((v.clone(), b));
