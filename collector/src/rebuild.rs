@@ -315,17 +315,16 @@ pub fn rebuild(
         drop(file);
         // The log ends at the cut: blocks past it are missing (or zeros), which the parser
         // rightly calls bad; the self-check judges the blocks before the cut.
-        let bs = redovault_redo::FileHeader::parse(&head)
-            .map(|h| u64::from(h.block_size))
-            .unwrap_or(512)
-            .max(1);
-        let cut_block = u32::try_from(cut.div_ceil(bs)).unwrap_or(u32::MAX);
-        let parser = analyzer.and_then(|a| a.finish().ok()).map(|r| ParserView {
-            records: r.records,
-            commits: r.commits.iter().filter(|c| !c.rollback).count(),
-            last_commit: r.last_commit.map(|c| (c.xid, c.scn)),
-            clean: r.bad_blocks.iter().all(|b| b.block >= cut_block)
-                && r.errors.iter().all(|e| e.block >= cut_block),
+        let parser = analyzer.and_then(|a| a.finish().ok()).map(|r| {
+            let bs = u64::from(r.file.block_size).max(1);
+            let cut_block = u32::try_from(cut.div_ceil(bs)).unwrap_or(u32::MAX);
+            ParserView {
+                records: r.records,
+                commits: r.commits.iter().filter(|c| !c.rollback).count(),
+                last_commit: r.last_commit.map(|c| (c.xid, c.scn)),
+                clean: r.bad_blocks.iter().all(|b| b.block >= cut_block)
+                    && r.errors.iter().all(|e| e.block >= cut_block),
+            }
         });
         Ok((hasher.finalize().into(), file_size, parser))
     })();
