@@ -29,7 +29,7 @@ use chrono::{DateTime, Utc};
 use tokio::io::AsyncRead;
 
 pub mod clock;
-mod hashing;
+pub(crate) mod hashing;
 pub mod local;
 mod retry;
 pub mod s3;
