@@ -628,7 +628,6 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     for f in archive_record["files"].as_array().into_iter().flatten() {
         let seq = f["sequence"].as_u64().unwrap_or(0) as u32;
         let path = PathBuf::from(f["path"].as_str().unwrap_or(""));
-        let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         from_worm.insert(
             seq,
             (path.clone(), f["sha256"].as_str().unwrap_or("").to_string()),
@@ -636,8 +635,6 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         recovered.push(Recovered {
             sequence: seq,
             path,
-            source: "worm",
-            size,
         });
     }
     let online_seq = online_record["sequence"].as_u64().unwrap_or(0) as u32;
@@ -674,8 +671,6 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             recovered.push(Recovered {
                 sequence: *s,
                 path: out_path,
-                source: "collector (archived log not in WORM)",
-                size,
             });
         }
         step(
@@ -691,8 +686,6 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     recovered.push(Recovered {
         sequence: online_seq,
         path: online_path.clone(),
-        source: "collector (online)",
-        size: online_size,
     });
     let t = Instant::now();
     let out = run_ok(&p.verifier, &["restore", "script", "--dest", &dest_s], &[])?;

@@ -102,10 +102,6 @@ pub struct Recovered {
     pub sequence: u32,
     /// The file.
     pub path: PathBuf,
-    /// Where it came from: `worm`, `collector (archived log not in WORM)`, `collector (online)`.
-    pub source: &'static str,
-    /// Bytes that are the log's (the rest, of a rebuilt log, is zeros).
-    pub size: u64,
 }
 
 /// Per-table figures.
