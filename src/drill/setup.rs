@@ -249,7 +249,14 @@ metrics_listen = "127.0.0.1:{mport}"
 "#,
         arch = l.oracle.join("archive").display(),
         state = l.host_state.join("watcher").display(),
-        store = store_section(l, s3, prefix),
+        // The watcher writes: its objects take the bucket's default retention.
+        store = match s3 {
+            Some(_) => format!(
+                "{}\nretention = \"bucket-default\"",
+                store_section(l, s3, prefix)
+            ),
+            None => store_section(l, s3, prefix),
+        },
         mport = ports.watcher_metrics,
     );
     fs::write(&watcher, text).map_err(|e| DrillError::io(&watcher, e))?;
@@ -260,12 +267,13 @@ metrics_listen = "127.0.0.1:{mport}"
     })
 }
 
-/// The `[store]` section shared by the watcher (database host) and the verifier (recovery).
+/// The `[store]` section shared by the watcher (database host, which adds its retention) and
+/// the verifier (recovery).
 pub fn store_section(l: &Layout, s3: Option<&S3Target>, prefix: &str) -> String {
     match s3 {
         Some(t) => format!(
             "kind = \"s3\"\nendpoint = \"{}\"\nbucket = \"{}\"\nregion = \"{}\"\npath_style = true\n\
-             ca_file = \"{}\"\nprefix = \"{prefix}\"\nretention = \"bucket-default\"",
+             ca_file = \"{}\"\nprefix = \"{prefix}\"",
             t.endpoint.as_str().trim_end_matches('/'),
             t.bucket,
             t.region,
@@ -305,9 +313,7 @@ key_file = "{keys}"
 [telemetry]
 log_level = "warn"
 "#,
-        store = store_section(l, s3, prefix)
-            .replace("retention = \"bucket-default\"", "")
-            .trim_end(),
+        store = store_section(l, s3, prefix),
         state = l.recovery.join("state").display(),
         cdir = l.remote.join("store").display(),
         keys = l.remote.join("collector.keys").display(),
