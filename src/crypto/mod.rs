@@ -8,6 +8,8 @@
 //!   kept for reading).
 //! - [`envelope`]: AES-256-GCM sealing of the collector's segments (versioned header, nonce
 //!   scheme, chunk AAD).
+//! - [`recovery`]: sealing to the offline recovery key (HPKE, RFC 9180): what the collector
+//!   puts into WORM, readable only with a private key kept off every server.
 //!
 //! Everything else (framing, messages, the link's I/O, segments) uses these through their
 //! own types.
@@ -15,4 +17,5 @@
 pub mod envelope;
 pub mod keys;
 pub mod legacy;
+pub mod recovery;
 pub mod tls;
