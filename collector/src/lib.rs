@@ -8,6 +8,7 @@
 //!   batch, an acknowledgement per request only after that fsync.
 //! - [`segment`]: the segment file format (sealed chunk records), writing and scanning.
 //! - [`index`]: the per-stream index of durable commits.
+//! - [`piece`]: the stream pieces put into WORM, sealed to the offline recovery key.
 //! - [`rebuild`]: rebuilds a stream's online log up to its last durable commit.
 //! - [`fs`]: the file operations of the write path, with a fault-injecting version for tests.
 //! - [`config`]: the TOML configuration (every problem at once, unknown keys refused).
@@ -22,6 +23,7 @@ pub mod config;
 pub mod fs;
 pub mod index;
 pub mod metrics;
+pub mod piece;
 pub mod rebuild;
 pub mod segment;
 pub mod server;

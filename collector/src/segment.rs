@@ -152,6 +152,12 @@ impl Chunk {
         }
     }
 
+    /// Where the next chunk of the stream starts: [`Chunk::end`], or `(seq + 1, 0)` after a
+    /// log end.
+    pub fn next_start(&self) -> StreamPos {
+        self.start.after(self.data.len() as u64, self.log_end)
+    }
+
     /// Checks size limits, the offset range and that every commit ends in `(start, end]`,
     /// in order.
     pub fn check(&self) -> Result<(), ChunkError> {
