@@ -682,3 +682,374 @@ impl<E: ChainEntry> ChainDir<E> {
         durable::write_atomic(&p, b.as_bytes()).map_err(io_err(format!("write {}", p.display())))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest entry a chain can hold, standing for the collector's.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct TestEntry {
+        index: u64,
+        value: String,
+        prev: Sha256Digest,
+    }
+
+    impl ChainEntry for TestEntry {
+        fn index(&self) -> u64 {
+            self.index
+        }
+        fn prev(&self) -> Sha256Digest {
+            self.prev
+        }
+    }
+
+    fn open(dir: &Path) -> ChainDir<TestEntry> {
+        ChainDir::open(dir, &mut |_| {}).unwrap()
+    }
+
+    fn append(c: &mut ChainDir<TestEntry>, value: &str) -> TestEntry {
+        c.append_with(|index, prev| TestEntry {
+            index,
+            value: value.to_string(),
+            prev,
+        })
+        .unwrap()
+    }
+
+    /// The open segment's lines after appending `values`.
+    fn lines(values: &[&str]) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open(dir.path());
+        for v in values {
+            append(&mut c, v);
+        }
+        std::fs::read_to_string(dir.path().join(OPEN))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn verify(lines: &[String]) -> Result<ChainState, ManifestError> {
+        verify_lines_of::<TestEntry>(lines.iter().map(String::as_str), ChainState::GENESIS, "t")
+    }
+
+    /// (line, index found, index expected) of a `Broken` error.
+    fn broken(r: Result<impl fmt::Debug, ManifestError>) -> (usize, u64, u64) {
+        match r.unwrap_err() {
+            ManifestError::Broken {
+                line,
+                index,
+                expected_index,
+                ..
+            } => (line, index, expected_index),
+            e => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn append_reopen_and_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open(dir.path());
+        assert!(c.is_empty());
+        assert_eq!((c.state(), c.last()), (ChainState::GENESIS, None));
+        let a = append(&mut c, "a");
+        assert_eq!((a.index, a.prev), (1, Sha256Digest::ZERO));
+        assert_eq!(
+            a.canonical_line(),
+            format!(
+                r#"{{"index":1,"value":"a","prev":"{}"}}"#,
+                Sha256Digest::ZERO
+            )
+        );
+        let b = append(&mut c, "b");
+        assert_eq!((b.index, b.prev), (2, a.hash()));
+        assert_eq!((c.len(), c.open_len()), (2, 2));
+        assert_eq!(c.last(), Some(b.clone()));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(OPEN)).unwrap(),
+            format!("{}\n{}\n", a.canonical_line(), b.canonical_line())
+        );
+        let state = c.state();
+        assert_eq!(state.prev, b.hash());
+        drop(c);
+
+        let mut seen = Vec::new();
+        let mut c =
+            ChainDir::<TestEntry>::open(dir.path(), &mut |e| seen.push(e.value.clone())).unwrap();
+        assert_eq!(seen, ["a", "b"]);
+        assert_eq!(c.state(), state);
+        assert_eq!(c.last(), Some(b.clone()));
+        c.close_segment().unwrap().unwrap();
+        drop(c);
+
+        // The last entry of a closed segment, nothing open.
+        let mut c = open(dir.path());
+        assert_eq!((c.open_len(), c.last()), (0, Some(b.clone())));
+        let d = append(&mut c, "c");
+        assert_eq!((d.index, d.prev), (3, b.hash()));
+        let all = read_chain_entries::<TestEntry>(dir.path()).unwrap();
+        assert_eq!(
+            all.iter().map(|e| e.value.as_str()).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+        assert!(
+            read_chain_entries::<TestEntry>(&dir.path().join("none"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    fn record(seg: &SegmentInfo) -> SealRecord {
+        SealRecord {
+            first: seg.first,
+            last: seg.last,
+            sha256: seg.sha256,
+            key: segment_key("p", seg),
+            version_id: Some("v1".into()),
+            retain_until: None,
+            sealed_at: "2026-03-07T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn segments_seal_records_and_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open(dir.path());
+        for v in ["a", "b", "c"] {
+            append(&mut c, v);
+        }
+        let s1 = c.close_segment().unwrap().unwrap();
+        assert_eq!((s1.first, s1.last), (1, 3));
+        assert_eq!(
+            s1.path,
+            dir.path().join(SEGMENTS).join("000000000001.jsonl")
+        );
+        let d = append(&mut c, "d");
+        let s2 = c.close_segment().unwrap().unwrap();
+        assert_eq!((s2.first, s2.last), (4, 4));
+        append(&mut c, "e");
+        assert_eq!(c.unsealed(), vec![s1.clone(), s2.clone()]);
+        // Sealed through counts only an unbroken run from the first segment.
+        c.mark_sealed(record(&s2)).unwrap();
+        assert_eq!((c.sealed_through(), c.unsealed()), (None, vec![s1.clone()]));
+        c.mark_sealed(record(&s1)).unwrap();
+        assert_eq!(c.sealed_through(), Some(4));
+        drop(c);
+        let c = open(dir.path());
+        assert!(c.unsealed().is_empty());
+        assert_eq!(c.sealed_through(), Some(4));
+        let seals = read_chain_seals::<TestEntry>(dir.path()).unwrap();
+        assert_eq!(seals, vec![record(&s1), record(&s2)]);
+
+        // A stream's chain in WORM: `<prefix>/streams/<stream>/manifest/…`, prefix or not.
+        let stream = "streams/db1-rl2-t1";
+        let join = crate::watcher::config::join_key;
+        assert_eq!(
+            segment_key(&join("pre", stream), &s1),
+            format!(
+                "pre/streams/db1-rl2-t1/manifest/000000000001-000000000003-{}.jsonl",
+                s1.sha256
+            )
+        );
+        assert_eq!(
+            segment_key(&join("", stream), &s1),
+            format!(
+                "streams/db1-rl2-t1/manifest/000000000001-000000000003-{}.jsonl",
+                s1.sha256
+            )
+        );
+        assert_eq!(
+            segment_key("", &s2),
+            format!("manifest/000000000004-000000000004-{}.jsonl", s2.sha256)
+        );
+        let bodies: Vec<(String, Vec<u8>)> = [&s1, &s2]
+            .iter()
+            .map(|s| (segment_key("p", s), std::fs::read(&s.path).unwrap()))
+            .collect();
+        let end = verify_segments_of::<TestEntry>(bodies.iter().map(|(k, b)| (k.as_str(), &b[..])))
+            .unwrap();
+        assert_eq!(
+            end,
+            ChainState {
+                next_index: 5,
+                prev: d.hash()
+            }
+        );
+        // Segments out of order do not chain.
+        let (line, index, expected) = broken(verify_segments_of::<TestEntry>(
+            bodies.iter().rev().map(|(k, b)| (k.as_str(), &b[..])),
+        ));
+        assert_eq!((line, index, expected), (1, 4, 1));
+    }
+
+    #[test]
+    fn edited_removed_reordered_lines_break_the_chain_at_their_line() {
+        let lines = lines(&["a", "b", "c", "d"]);
+        assert_eq!(verify(&lines).unwrap().next_index, 5);
+        // An edited entry reads fine itself; the next one no longer names it.
+        let mut t = lines.clone();
+        t[1] = t[1].replace(r#""value":"b""#, r#""value":"x""#);
+        assert_eq!(broken(verify(&t)), (3, 3, 3));
+        // Removed.
+        let mut t = lines.clone();
+        t.remove(1);
+        assert_eq!(broken(verify(&t)), (2, 3, 2));
+        // Reordered.
+        let mut t = lines.clone();
+        t.swap(1, 2);
+        assert_eq!(broken(verify(&t)), (2, 3, 2));
+        // Inserted twice.
+        let mut t = lines.clone();
+        t.insert(2, t[1].clone());
+        assert_eq!(broken(verify(&t)), (3, 2, 3));
+
+        // The same on disk, in a closed segment and in the open one, refused at open.
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open(dir.path());
+        for v in ["a", "b", "c"] {
+            append(&mut c, v);
+        }
+        let seg = c.close_segment().unwrap().unwrap();
+        for v in ["d", "e"] {
+            append(&mut c, v);
+        }
+        drop(c);
+        let text = std::fs::read_to_string(&seg.path).unwrap();
+        std::fs::write(&seg.path, text.replace(r#""value":"a""#, r#""value":"x""#)).unwrap();
+        let e = ChainDir::<TestEntry>::open(dir.path(), &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("000000000001.jsonl line 2"), "{e}");
+        std::fs::write(&seg.path, text).unwrap();
+        let p = dir.path().join(OPEN);
+        let text = std::fs::read_to_string(&p).unwrap();
+        let mut t: Vec<&str> = text.lines().collect();
+        t.swap(0, 1);
+        std::fs::write(&p, t.join("\n") + "\n").unwrap();
+        let e = ChainDir::<TestEntry>::open(dir.path(), &mut |_| {}).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ManifestError::Broken {
+                    line: 1,
+                    index: 5,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("open.jsonl line 1"), "{e}");
+    }
+
+    #[test]
+    fn non_canonical_lines_are_refused() {
+        let lines = lines(&["a", "b"]);
+        let zero = Sha256Digest::ZERO;
+        let same_value_other_bytes = [
+            lines[0].replacen(':', ": ", 1),
+            format!(r#"{{"value":"a","index":1,"prev":"{zero}"}}"#),
+            format!(r#"{{"index":1,"value":"\u0061","prev":"{zero}"}}"#),
+        ];
+        for bad in same_value_other_bytes {
+            assert_eq!(
+                serde_json::from_str::<TestEntry>(&bad).unwrap(),
+                TestEntry::parse_line(&lines[0]).unwrap(),
+                "{bad}"
+            );
+            let mut t = lines.clone();
+            t[0] = bad;
+            match verify(&t).unwrap_err() {
+                ManifestError::Malformed { line, detail, .. } => {
+                    assert_eq!(line, 1);
+                    assert!(detail.contains("canonical"), "{detail}");
+                }
+                e => panic!("{e}"),
+            }
+        }
+        // Not an entry at all: an unknown field, upper-case hex.
+        let mut t = lines.clone();
+        t[1] = t[1].replacen('{', r#"{"extra":1,"#, 1);
+        assert!(matches!(
+            verify(&t),
+            Err(ManifestError::Malformed { line: 2, .. })
+        ));
+        let mut t = lines;
+        t[0] = format!(r#"{{"index":1,"value":"a","prev":"{}"}}"#, "A".repeat(64));
+        assert!(matches!(
+            verify(&t),
+            Err(ManifestError::Malformed { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn append_with_refuses_an_entry_out_of_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open(dir.path());
+        let a = append(&mut c, "a");
+        let e = c
+            .append_with(|index, prev| TestEntry {
+                index: index + 1,
+                value: "b".into(),
+                prev,
+            })
+            .unwrap_err();
+        assert!(matches!(e, ManifestError::Inconsistent(_)), "{e}");
+        assert!(e.to_string().contains("expects index 2"), "{e}");
+        let e = c
+            .append_with(|index, _| TestEntry {
+                index,
+                value: "b".into(),
+                prev: Sha256Digest::ZERO,
+            })
+            .unwrap_err();
+        assert!(matches!(e, ManifestError::Inconsistent(_)), "{e}");
+        // Nothing was recorded, in memory or on disk.
+        assert_eq!((c.len(), c.last()), (1, Some(a.clone())));
+        drop(c);
+        let mut c = open(dir.path());
+        assert_eq!((c.len(), c.last()), (1, Some(a.clone())));
+        assert_eq!(append(&mut c, "b").prev, a.hash());
+    }
+
+    /// An entry whose encoding does not read back (a field the reader skips).
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct OneWay {
+        index: u64,
+        #[serde(skip_deserializing)]
+        note: String,
+        prev: Sha256Digest,
+    }
+
+    impl ChainEntry for OneWay {
+        fn index(&self) -> u64 {
+            self.index
+        }
+        fn prev(&self) -> Sha256Digest {
+            self.prev
+        }
+    }
+
+    #[test]
+    fn append_with_refuses_an_entry_that_would_not_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = ChainDir::<OneWay>::open(dir.path(), &mut |_| {}).unwrap();
+        let e = c
+            .append_with(|index, prev| OneWay {
+                index,
+                note: "x".into(),
+                prev,
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("would not read back"), "{e}");
+        assert!(c.is_empty());
+        assert!(!dir.path().join(OPEN).exists());
+        drop(c);
+        assert!(
+            ChainDir::<OneWay>::open(dir.path(), &mut |_| {})
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
