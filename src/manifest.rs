@@ -3,93 +3,32 @@
 //!
 //! One JSON line per shipped log ([`ManifestEntry`]): database id and name, resetlogs id,
 //! thread, sequence, first/next SCN and time, size, SHA-256, object key and version id,
-//! retain-until, when it was shipped, the file name, and `prev`: the SHA-256 of the previous
-//! entry's line. Lines are in a **canonical encoding** (serde_json of the struct, fields in
-//! declaration order, no whitespace): a line that does not re-encode to itself byte for byte
-//! is refused, so every entry has exactly one byte form and one hash. The first entry's
-//! `prev` is 64 zeros ([`Sha256Digest::ZERO`]).
+//! retain-until, when it was shipped, the file name, its `index` and `prev`: the SHA-256 of
+//! the previous entry's line.
 //!
-//! What the chain proves: an entry cannot be altered, removed, inserted or reordered without
-//! breaking the `prev` of the entry after it (and the `index` sequence). The last entries are
-//! protected by the copies sealed into WORM (see below).
-//!
-//! Local copy ([`ManifestDir`]), in the watcher's state directory:
-//! - `segments/<first index, 12 digits>.jsonl`: closed segments, created once (create-only,
-//!   fsynced with their directory), never rewritten;
-//! - `open.jsonl`: the open segment, rewritten whole on each append with
-//!   [`crate::durable::write_atomic`] (a crash leaves the old or the new version);
-//! - `sealed.jsonl`: one line per closed segment confirmed in WORM (appended, fsynced).
-//!
-//! Sealing: a closed segment is put into WORM under [`segment_key`], which holds the segment's
-//! own SHA-256 (nobody can pre-create the key of bytes that do not exist yet); segments chain
-//! to each other through the entries' `prev`. [`verify_lines`] and [`verify_segments`] check a
-//! chain; the verifier uses them on the WORM copies.
+//! The chain format (canonical lines, what the chain proves), the local layout (closed
+//! segments, the open one, seal records) and sealing into WORM under [`segment_key`] are
+//! generic over the entry type, in `manifest/chain.rs` ([`ChainEntry`], [`ChainDir`],
+//! [`verify_lines_of`], [`verify_segments_of`]): the collector keeps one such chain per redo
+//! stream. This module adds the manifest's entry and its local copy, [`ManifestDir`], which
+//! also answers which logs are recorded.
 
-use std::collections::{BTreeMap, HashMap};
+mod chain;
+
+use std::collections::HashMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use redovault_redo::position::{LogSeq, Scn, ThreadId};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest, Sha256};
 
-use crate::durable;
-
-/// A SHA-256 digest; hex in JSON and in text.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Sha256Digest(pub [u8; 32]);
-
-impl Sha256Digest {
-    /// 32 zero bytes: the `prev` of the first entry.
-    pub const ZERO: Sha256Digest = Sha256Digest([0; 32]);
-
-    /// SHA-256 of `bytes`.
-    pub fn of(bytes: &[u8]) -> Sha256Digest {
-        Sha256Digest(Sha256::digest(bytes).into())
-    }
-
-    /// Lower-case hex.
-    pub fn hex(&self) -> String {
-        hex::encode(self.0)
-    }
-
-    /// Parses 64 hex digits.
-    pub fn from_hex(s: &str) -> Option<Sha256Digest> {
-        let v = hex::decode(s).ok()?;
-        Some(Sha256Digest(v.try_into().ok()?))
-    }
-}
-
-impl fmt::Display for Sha256Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.hex())
-    }
-}
-
-impl fmt::Debug for Sha256Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Sha256Digest({})", self.hex())
-    }
-}
-
-impl Serialize for Sha256Digest {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.hex())
-    }
-}
-
-impl<'de> Deserialize<'de> for Sha256Digest {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        if s.len() != 64 || s.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(serde::de::Error::custom(
-                "expected 64 lower-case hex digits",
-            ));
-        }
-        Sha256Digest::from_hex(&s)
-            .ok_or_else(|| serde::de::Error::custom("expected 64 lower-case hex digits"))
-    }
-}
+pub use chain::{
+    ChainDir, ChainEntry, ChainState, ManifestError, SealRecord, SegmentInfo, Sha256Digest,
+    read_chain_entries, read_chain_seals, segment_key, segment_lines, verify_lines_of,
+    verify_segments_of,
+};
+#[cfg(test)]
+use chain::{OPEN, SEALED};
 
 /// Serde for the redo position newtypes, as plain JSON numbers.
 pub mod serde_pos {
@@ -242,24 +181,20 @@ pub struct NewEntry {
 }
 
 impl ManifestEntry {
-    /// The canonical line (no trailing newline).
+    /// The canonical line (no trailing newline); [`ChainEntry::canonical_line`] without the
+    /// trait in scope.
     pub fn canonical_line(&self) -> String {
-        // Serializing a struct of strings and integers cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
+        ChainEntry::canonical_line(self)
     }
 
     /// SHA-256 of the canonical line: the next entry's `prev`.
     pub fn hash(&self) -> Sha256Digest {
-        Sha256Digest::of(self.canonical_line().as_bytes())
+        ChainEntry::hash(self)
     }
 
     /// Parses one line and checks that it is in canonical form.
     pub fn parse_line(line: &str) -> Result<ManifestEntry, String> {
-        let e: ManifestEntry = serde_json::from_str(line).map_err(|e| e.to_string())?;
-        if e.canonical_line() != line {
-            return Err("not in canonical form (re-encoding gives other bytes)".to_string());
-        }
-        Ok(e)
+        <ManifestEntry as ChainEntry>::parse_line(line)
     }
 
     /// The log this entry records.
@@ -296,194 +231,42 @@ impl ManifestEntry {
     }
 }
 
-/// Where a chain stands: the index the next entry must have and the hash it must name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChainState {
-    /// Index of the next entry.
-    pub next_index: u64,
-    /// Hash of the last entry (zeros before the first).
-    pub prev: Sha256Digest,
+impl ChainEntry for ManifestEntry {
+    fn index(&self) -> u64 {
+        self.index
+    }
+
+    fn prev(&self) -> Sha256Digest {
+        self.prev
+    }
 }
 
-impl ChainState {
-    /// Before the first entry.
-    pub const GENESIS: ChainState = ChainState {
-        next_index: 1,
-        prev: Sha256Digest::ZERO,
-    };
-}
-
-/// Why a manifest cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ManifestError {
-    /// A file operation failed.
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A line is not a manifest entry, or not in canonical form.
-    #[error("{origin} line {line}: {detail}")]
-    Malformed {
-        /// File or object.
-        origin: String,
-        /// Line number (from 1).
-        line: usize,
-        /// What is wrong.
-        detail: String,
-    },
-    /// An entry is not where the chain expects it (index out of sequence, or `prev` is not the
-    /// previous entry's hash): an entry was altered, removed, inserted or reordered.
-    #[error(
-        "{origin} line {line}: chain broken at entry {index}: expected index {expected_index} \
-         with prev {expected_prev}, found index {index} with prev {found_prev}"
-    )]
-    Broken {
-        /// File or object.
-        origin: String,
-        /// Line number (from 1).
-        line: usize,
-        /// Index found.
-        index: u64,
-        /// Index expected.
-        expected_index: u64,
-        /// `prev` expected.
-        expected_prev: Sha256Digest,
-        /// `prev` found.
-        found_prev: Sha256Digest,
-    },
-    /// The local files disagree with each other (a closed segment and the open one).
-    #[error("{0}")]
-    Inconsistent(String),
-}
-
-fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ManifestError {
-    let context = context.into();
-    move |source| ManifestError::Io { context, source }
-}
-
-/// Checks that `lines` continue the chain at `start`; returns where the chain then stands.
-/// Empty lines are refused (a segment ends with exactly one newline after its last line).
+/// [`verify_lines_of`] for the manifest.
 pub fn verify_lines<'a>(
     lines: impl IntoIterator<Item = &'a str>,
     start: ChainState,
     origin: &str,
 ) -> Result<ChainState, ManifestError> {
-    let mut state = start;
-    for (i, line) in lines.into_iter().enumerate() {
-        let e = ManifestEntry::parse_line(line).map_err(|detail| ManifestError::Malformed {
-            origin: origin.to_string(),
-            line: i + 1,
-            detail,
-        })?;
-        if e.index != state.next_index || e.prev != state.prev {
-            return Err(ManifestError::Broken {
-                origin: origin.to_string(),
-                line: i + 1,
-                index: e.index,
-                expected_index: state.next_index,
-                expected_prev: state.prev,
-                found_prev: e.prev,
-            });
-        }
-        state = ChainState {
-            next_index: e.index + 1,
-            prev: Sha256Digest::of(line.as_bytes()),
-        };
-    }
-    Ok(state)
+    verify_lines_of::<ManifestEntry>(lines, start, origin)
 }
 
-/// Splits segment bytes into lines: every line ends with `\n`, none is empty.
-pub fn segment_lines<'a>(bytes: &'a [u8], origin: &str) -> Result<Vec<&'a str>, ManifestError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| ManifestError::Malformed {
-        origin: origin.to_string(),
-        line: 0,
-        detail: format!("not UTF-8: {e}"),
-    })?;
-    if text.is_empty() {
-        return Ok(Vec::new());
-    }
-    let Some(body) = text.strip_suffix('\n') else {
-        return Err(ManifestError::Malformed {
-            origin: origin.to_string(),
-            line: text.lines().count(),
-            detail: "the last line has no newline (torn write?)".to_string(),
-        });
-    };
-    let lines: Vec<&str> = body.split('\n').collect();
-    if let Some(i) = lines.iter().position(|l| l.is_empty()) {
-        return Err(ManifestError::Malformed {
-            origin: origin.to_string(),
-            line: i + 1,
-            detail: "empty line".to_string(),
-        });
-    }
-    Ok(lines)
-}
-
-/// Verifies whole segments in order (as `(name, bytes)`), from the genesis; returns the final
-/// state. The verifier runs this on the segments read back from WORM.
+/// [`verify_segments_of`] for the manifest: the verifier runs this on the segments read back
+/// from WORM.
 pub fn verify_segments<'a>(
     segments: impl IntoIterator<Item = (&'a str, &'a [u8])>,
 ) -> Result<ChainState, ManifestError> {
-    let mut state = ChainState::GENESIS;
-    for (name, bytes) in segments {
-        state = verify_lines(segment_lines(bytes, name)?, state, name)?;
-    }
-    Ok(state)
+    verify_segments_of::<ManifestEntry>(segments)
 }
 
-/// The WORM key of a sealed segment: `PREFIX/manifest/<first>-<last>-<sha256>.jsonl`
-/// (indexes in 12 digits, so keys sort in chain order).
-pub fn segment_key(prefix: &str, seg: &SegmentInfo) -> String {
-    let name = format!(
-        "manifest/{:012}-{:012}-{}.jsonl",
-        seg.first, seg.last, seg.sha256
-    );
-    if prefix.is_empty() {
-        name
-    } else {
-        format!("{prefix}/{name}")
-    }
+/// Reads every entry of a manifest directory, verifying the chain (read-only: for `status`,
+/// tests and tools). A missing directory is an empty manifest.
+pub fn read_entries(dir: &Path) -> Result<Vec<ManifestEntry>, ManifestError> {
+    read_chain_entries(dir)
 }
 
-/// A closed segment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SegmentInfo {
-    /// Index of its first entry.
-    pub first: u64,
-    /// Index of its last entry.
-    pub last: u64,
-    /// SHA-256 of the segment file.
-    pub sha256: Sha256Digest,
-    /// Size of the segment file.
-    pub size: u64,
-    /// The local file.
-    pub path: PathBuf,
-}
-
-/// A segment confirmed in WORM.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SealRecord {
-    /// First entry index.
-    pub first: u64,
-    /// Last entry index.
-    pub last: u64,
-    /// SHA-256 of the segment.
-    pub sha256: Sha256Digest,
-    /// Object key.
-    pub key: String,
-    /// Version id.
-    pub version_id: Option<String>,
-    /// Retain-until confirmed by HEAD (RFC 3339).
-    pub retain_until: Option<String>,
-    /// When it was confirmed (RFC 3339).
-    pub sealed_at: String,
+/// Reads the seal records of a manifest directory (read-only).
+pub fn read_seals(dir: &Path) -> Result<Vec<SealRecord>, ManifestError> {
+    read_chain_seals::<ManifestEntry>(dir)
 }
 
 /// What a shipped log's entry says, kept in memory for look-ups.
@@ -495,156 +278,15 @@ pub struct Recorded {
     pub sha256: Sha256Digest,
 }
 
-const OPEN: &str = "open.jsonl";
-const SEGMENTS: &str = "segments";
-const SEALED: &str = "sealed.jsonl";
-
-/// The local manifest in a directory (see the module documentation). Keeps in memory the
-/// open segment's lines and small look-up maps (identity → entry, file name → SHA-256), not
-/// the closed entries.
+/// The local manifest in a directory: its chain ([`ChainDir`]) and small look-up maps
+/// (identity → entry, file name → entry, SHA-256 → index), built at open from every entry
+/// and kept up to date by [`ManifestDir::append`], so the watcher never re-reads the chain.
 #[derive(Debug)]
 pub struct ManifestDir {
-    dir: PathBuf,
-    segments: Vec<SegmentInfo>,
-    open: Vec<String>,
-    state: ChainState,
+    chain: ChainDir<ManifestEntry>,
     by_identity: HashMap<LogIdentity, Recorded>,
     by_name: HashMap<String, Recorded>,
     by_sha: HashMap<Sha256Digest, u64>,
-    sealed: BTreeMap<u64, SealRecord>,
-}
-
-/// Everything read from a manifest directory.
-struct Loaded {
-    segments: Vec<SegmentInfo>,
-    open: Vec<String>,
-    state: ChainState,
-    sealed: BTreeMap<u64, SealRecord>,
-    sealed_torn: bool,
-}
-
-fn segment_first(name: &str) -> Option<u64> {
-    let stem = name.strip_suffix(".jsonl")?;
-    (stem.len() == 12 && stem.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| stem.parse().ok())
-        .flatten()
-}
-
-fn read_opt(path: &Path) -> Result<Option<Vec<u8>>, ManifestError> {
-    match std::fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err(format!("read {}", path.display()))(e)),
-    }
-}
-
-/// Reads and verifies a manifest directory, calling `each` for every entry in order.
-fn load(dir: &Path, each: &mut dyn FnMut(&ManifestEntry)) -> Result<Loaded, ManifestError> {
-    let seg_dir = dir.join(SEGMENTS);
-    let mut names: Vec<(u64, PathBuf)> = Vec::new();
-    match std::fs::read_dir(&seg_dir) {
-        Ok(rd) => {
-            for e in rd {
-                let e = e.map_err(io_err(format!("list {}", seg_dir.display())))?;
-                let name = e.file_name().to_string_lossy().into_owned();
-                if let Some(first) = segment_first(&name) {
-                    names.push((first, e.path()));
-                }
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(format!("list {}", seg_dir.display()))(e)),
-    }
-    names.sort();
-    let mut state = ChainState::GENESIS;
-    let mut segments = Vec::new();
-    for (first, path) in names {
-        let origin = path.display().to_string();
-        let bytes = std::fs::read(&path).map_err(io_err(format!("read {origin}")))?;
-        if first != state.next_index {
-            return Err(ManifestError::Inconsistent(format!(
-                "{origin}: segment starts at entry {first}, the chain is at {}",
-                state.next_index
-            )));
-        }
-        let lines = segment_lines(&bytes, &origin)?;
-        if lines.is_empty() {
-            return Err(ManifestError::Inconsistent(format!(
-                "{origin}: empty segment"
-            )));
-        }
-        state = verify_lines(lines.iter().copied(), state, &origin)?;
-        for l in &lines {
-            // Verified just above.
-            if let Ok(e) = ManifestEntry::parse_line(l) {
-                each(&e);
-            }
-        }
-        segments.push(SegmentInfo {
-            first,
-            last: state.next_index - 1,
-            sha256: Sha256Digest::of(&bytes),
-            size: bytes.len() as u64,
-            path,
-        });
-    }
-    let open_path = dir.join(OPEN);
-    let mut open = Vec::new();
-    if let Some(bytes) = read_opt(&open_path)? {
-        let origin = open_path.display().to_string();
-        let lines = segment_lines(&bytes, &origin)?;
-        // Entries already moved into a closed segment (a crash between closing the segment
-        // and emptying the open one) are skipped.
-        let fresh: Vec<&str> = lines
-            .into_iter()
-            .filter(|l| ManifestEntry::parse_line(l).map_or(true, |e| e.index >= state.next_index))
-            .collect();
-        state = verify_lines(fresh.iter().copied(), state, &origin)?;
-        for l in &fresh {
-            if let Ok(e) = ManifestEntry::parse_line(l) {
-                each(&e);
-            }
-            open.push(l.to_string());
-        }
-    }
-    let mut sealed = BTreeMap::new();
-    let mut sealed_torn = false;
-    if let Some(bytes) = read_opt(&dir.join(SEALED))? {
-        let text = String::from_utf8_lossy(&bytes);
-        let complete = match text.rfind('\n') {
-            Some(i) => &text[..i],
-            None => "",
-        };
-        sealed_torn = complete.len() + 1 < text.len() || (complete.is_empty() && !text.is_empty());
-        for (i, l) in complete.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
-            let r: SealRecord = serde_json::from_str(l).map_err(|e| ManifestError::Malformed {
-                origin: dir.join(SEALED).display().to_string(),
-                line: i + 1,
-                detail: e.to_string(),
-            })?;
-            sealed.insert(r.first, r);
-        }
-    }
-    Ok(Loaded {
-        segments,
-        open,
-        state,
-        sealed,
-        sealed_torn,
-    })
-}
-
-/// Reads every entry of a manifest directory, verifying the chain (read-only: for `status`,
-/// tests and tools). A missing directory is an empty manifest.
-pub fn read_entries(dir: &Path) -> Result<Vec<ManifestEntry>, ManifestError> {
-    let mut out = Vec::new();
-    load(dir, &mut |e| out.push(e.clone()))?;
-    Ok(out)
-}
-
-/// Reads the seal records of a manifest directory (read-only).
-pub fn read_seals(dir: &Path) -> Result<Vec<SealRecord>, ManifestError> {
-    Ok(load(dir, &mut |_| {})?.sealed.into_values().collect())
 }
 
 impl ManifestDir {
@@ -655,21 +297,10 @@ impl ManifestDir {
         dir: &Path,
         each: &mut dyn FnMut(&ManifestEntry),
     ) -> Result<ManifestDir, ManifestError> {
-        std::fs::create_dir_all(dir.join(SEGMENTS))
-            .map_err(io_err(format!("create {}", dir.display())))?;
-        // Temporary files of interrupted atomic writes: ours, never acknowledged.
-        for d in [dir.to_path_buf(), dir.join(SEGMENTS)] {
-            let rd = std::fs::read_dir(&d).map_err(io_err(format!("list {}", d.display())))?;
-            for e in rd.flatten() {
-                if e.file_name().to_string_lossy().contains(".tmp.") {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
-        }
         let mut by_identity = HashMap::new();
         let mut by_name = HashMap::new();
         let mut by_sha = HashMap::new();
-        let loaded = load(dir, &mut |e| {
+        let chain = ChainDir::open(dir, &mut |e: &ManifestEntry| {
             let r = Recorded {
                 index: e.index,
                 sha256: e.sha256,
@@ -679,45 +310,37 @@ impl ManifestDir {
             by_sha.insert(e.sha256, e.index);
             each(e);
         })?;
-        let m = ManifestDir {
-            dir: dir.to_path_buf(),
-            segments: loaded.segments,
-            open: loaded.open,
-            state: loaded.state,
+        Ok(ManifestDir {
+            chain,
             by_identity,
             by_name,
             by_sha,
-            sealed: loaded.sealed,
-        };
-        if loaded.sealed_torn {
-            m.rewrite_seals()?;
-        }
-        Ok(m)
+        })
     }
 
     /// The directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.chain.dir()
     }
 
     /// Where the chain stands (next index, hash of the last entry).
     pub fn state(&self) -> ChainState {
-        self.state
+        self.chain.state()
     }
 
     /// Number of entries.
     pub fn len(&self) -> u64 {
-        self.state.next_index - 1
+        self.chain.len()
     }
 
     /// True when no entry was ever recorded.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.chain.is_empty()
     }
 
     /// Entries in the open segment.
     pub fn open_len(&self) -> usize {
-        self.open.len()
+        self.chain.open_len()
     }
 
     /// The entry recording this log, if any.
@@ -738,17 +361,9 @@ impl ManifestDir {
     /// Appends an entry durably (the open segment is rewritten atomically and fsynced before
     /// this returns). Blocking.
     pub fn append(&mut self, new: NewEntry) -> Result<ManifestEntry, ManifestError> {
-        let entry = ManifestEntry::from_new(new, self.state.next_index, self.state.prev);
-        let line = entry.canonical_line();
-        self.open.push(line.clone());
-        if let Err(e) = self.write_open() {
-            self.open.pop();
-            return Err(e);
-        }
-        self.state = ChainState {
-            next_index: entry.index + 1,
-            prev: Sha256Digest::of(line.as_bytes()),
-        };
+        let entry = self
+            .chain
+            .append_with(|index, prev| ManifestEntry::from_new(new, index, prev))?;
         let r = Recorded {
             index: entry.index,
             sha256: entry.sha256,
@@ -759,106 +374,26 @@ impl ManifestDir {
         Ok(entry)
     }
 
-    fn open_bytes(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(self.open.iter().map(|l| l.len() + 1).sum());
-        for l in &self.open {
-            b.extend_from_slice(l.as_bytes());
-            b.push(b'\n');
-        }
-        b
-    }
-
-    fn write_open(&self) -> Result<(), ManifestError> {
-        let p = self.dir.join(OPEN);
-        durable::write_atomic(&p, &self.open_bytes())
-            .map_err(io_err(format!("write {}", p.display())))
-    }
-
     /// Closes the open segment (if it holds entries): it becomes an immutable segment file,
     /// ready to be sealed into WORM. Blocking.
     pub fn close_segment(&mut self) -> Result<Option<SegmentInfo>, ManifestError> {
-        let Some(first_line) = self.open.first() else {
-            return Ok(None);
-        };
-        let first = ManifestEntry::parse_line(first_line)
-            .map_err(|d| ManifestError::Inconsistent(format!("open segment: {d}")))?
-            .index;
-        let bytes = self.open_bytes();
-        let path = self.dir.join(SEGMENTS).join(format!("{first:012}.jsonl"));
-        match durable::create_new_durable(&path, &bytes) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let have =
-                    std::fs::read(&path).map_err(io_err(format!("read {}", path.display())))?;
-                if have != bytes {
-                    return Err(ManifestError::Inconsistent(format!(
-                        "{} exists with other content than the open segment",
-                        path.display()
-                    )));
-                }
-            }
-            Err(e) => return Err(io_err(format!("create {}", path.display()))(e)),
-        }
-        let seg = SegmentInfo {
-            first,
-            last: self.state.next_index - 1,
-            sha256: Sha256Digest::of(&bytes),
-            size: bytes.len() as u64,
-            path,
-        };
-        self.open.clear();
-        self.write_open()?;
-        self.segments.push(seg.clone());
-        Ok(Some(seg))
+        self.chain.close_segment()
     }
 
     /// Closed segments not yet confirmed in WORM, oldest first.
     pub fn unsealed(&self) -> Vec<SegmentInfo> {
-        self.segments
-            .iter()
-            .filter(|s| !self.sealed.contains_key(&s.first))
-            .cloned()
-            .collect()
+        self.chain.unsealed()
     }
 
     /// The last entry index covered by a segment confirmed in WORM with every segment before
     /// it (None when nothing is sealed).
     pub fn sealed_through(&self) -> Option<u64> {
-        let mut through = None;
-        for s in &self.segments {
-            if self.sealed.contains_key(&s.first) {
-                through = Some(s.last);
-            } else {
-                break;
-            }
-        }
-        through
+        self.chain.sealed_through()
     }
 
     /// Records that a segment is confirmed in WORM (appended and fsynced). Blocking.
     pub fn mark_sealed(&mut self, record: SealRecord) -> Result<(), ManifestError> {
-        let p = self.dir.join(SEALED);
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&p)
-            .map_err(io_err(format!("open {}", p.display())))?;
-        let mut line = serde_json::to_string(&record).unwrap_or_default();
-        line.push('\n');
-        durable::append_durable(&mut f, line.as_bytes())
-            .map_err(io_err(format!("append to {}", p.display())))?;
-        self.sealed.insert(record.first, record);
-        Ok(())
-    }
-
-    fn rewrite_seals(&self) -> Result<(), ManifestError> {
-        let mut b = String::new();
-        for r in self.sealed.values() {
-            b.push_str(&serde_json::to_string(r).unwrap_or_default());
-            b.push('\n');
-        }
-        let p = self.dir.join(SEALED);
-        durable::write_atomic(&p, b.as_bytes()).map_err(io_err(format!("write {}", p.display())))
+        self.chain.mark_sealed(record)
     }
 }
 
