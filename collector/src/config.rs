@@ -34,6 +34,18 @@
 //! id = "redovault-extractor"        # Hello's extractor id = certificate CN or DNS SAN
 //! db_ids = [1497016494]             # databases it may ship (absent: any)
 //!
+//! [worm]                          # optional: every stream also sealed into WORM
+//! kind = "s3"                       # the watcher's [store] keys: endpoint, bucket, prefix,
+//! endpoint = "https://s3.dr.example:443"   # region, ca_file, retention, ...
+//! bucket = "redovault"
+//! prefix = "bank1"                  # pieces under <prefix>/streams/<stream>/
+//! retention = "bucket-default"
+//! recovery_public_key = "/etc/redovault/recovery.pub"   # required; its private half stays offline
+//! seal_interval = "1s"              # longest time from durable here to its piece being cut
+//! max_piece = "16M"
+//! manifest_entries = 60             # a chain segment is sealed after this many pieces,
+//! manifest_interval = "60s"         # or this long, and at every log end
+//!
 //! [telemetry]
 //! log_format = "text"               # or "json"
 //! log_level = "info"
@@ -47,6 +59,7 @@ use std::path::{Path, PathBuf};
 
 use redovault::crypto::keys::KeyRing;
 use redovault::crypto::legacy::Psk;
+use redovault::crypto::recovery::RecoveryPublicKey;
 use redovault::crypto::tls::TlsServer;
 use redovault::telemetry::LogFormat;
 use redovault::tomlcheck::{self, Problems, Section};
@@ -55,6 +68,7 @@ use redovault::wire::transport::{LinkConfig, ServerSecurity};
 
 use crate::server::ServerOptions;
 use crate::store::StoreOptions;
+use crate::worm::WormConfig;
 use crate::writer::WriterConfig;
 
 /// How the link is protected.
@@ -112,11 +126,14 @@ pub struct CollectorConfig {
     pub log_level: String,
     /// Metrics endpoint; `None`: off.
     pub metrics_listen: Option<SocketAddr>,
+    /// `[worm]`: the streams' second home in WORM (None: the collector's disk only).
+    pub worm: Option<WormConfig>,
 }
 
 pub use redovault::tomlcheck::ConfigError;
 
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
+    "worm",
     "listen",
     "tls",
     "legacy",
@@ -251,6 +268,22 @@ impl CollectorConfig {
 
         let telemetry = tomlcheck::telemetry_section(&root, &p, 9464);
 
+        let worm = match root.get("worm") {
+            None => None,
+            Some(toml::Value::Table(t)) => {
+                let mut problems = Vec::new();
+                let w = WormConfig::parse(t, &mut problems);
+                for x in problems {
+                    p.push(x);
+                }
+                w
+            }
+            Some(_) => {
+                p.push("worm: expected a [worm] table");
+                None
+            }
+        };
+
         if !p.is_empty() {
             return Err(p.into_vec());
         }
@@ -268,6 +301,7 @@ impl CollectorConfig {
                 log_format: telemetry.log_format,
                 log_level: telemetry.log_level,
                 metrics_listen: telemetry.metrics_listen,
+                worm,
             }),
             _ => Err(vec!["incomplete configuration".to_string()]),
         }
@@ -317,6 +351,11 @@ impl CollectorConfig {
                 "store.dir: neither {} nor its parent directory exists",
                 dir.display()
             ));
+        }
+        if let Some(w) = &self.worm
+            && let Err(e) = RecoveryPublicKey::load(&w.recovery_public_key)
+        {
+            out.push(format!("worm.recovery_public_key: {e}"));
         }
         out
     }

@@ -15,6 +15,8 @@
 //! - [`server`]: the listener (connection limit, one session per connection, state per
 //!   stream, at most one live session per stream); `session` (private): Hello → Welcome →
 //!   Data → writer → Ack.
+//! - [`worm`]: every stream's acknowledged redo uploaded into WORM as pieces sealed to the
+//!   offline recovery key, within a seal interval, with a hash-chained record per stream.
 //! - [`metrics`]: the Prometheus metrics (`redovault_collector_*`, per stream).
 //!
 //! Encryption itself lives in `redovault::crypto` (the only module that imports ciphers).
@@ -29,4 +31,5 @@ pub mod segment;
 pub mod server;
 mod session;
 pub mod store;
+pub mod worm;
 pub mod writer;

@@ -21,6 +21,10 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use redovault::crypto::keys::KeyRing;
+use redovault::crypto::recovery::RecoveryPublicKey;
+use redovault::store::local::LocalStore;
+use redovault::store::s3::S3Store;
+use redovault::watcher::config::StoreKind;
 use redovault::wire::message::MAX_NAME_LEN;
 use redovault::wire::{CommitMark, StreamId};
 use redovault_collector::config::CollectorConfig;
@@ -28,6 +32,7 @@ use redovault_collector::index::CommitQuery;
 use redovault_collector::rebuild::{RebuildOptions, RebuildReport};
 use redovault_collector::server;
 use redovault_collector::store::{Store, parse_stream_dir_name};
+use redovault_collector::worm::{self, Worm, WormConfig};
 use redovault_redo::position::{LogSeq, Scn, Xid};
 use tokio_util::sync::CancellationToken;
 
@@ -149,11 +154,67 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         .context("open the store")??;
         let cancel = CancellationToken::new();
         let running = server::start(store, cfg.server_options(security), cancel.clone()).await?;
+        let worm_cancel = CancellationToken::new();
+        let worm = match &cfg.worm {
+            Some(w) => Some(start_worm(&cfg, w, &running, worm_cancel.clone())?),
+            None => None,
+        };
         let signal = wait_for_signal().await;
         tracing::info!(signal, "stopping");
+        // The uploader first: it uploads what is durable and seals the chains while the
+        // writer still answers.
+        worm_cancel.cancel();
+        if let Some(w) = worm {
+            let _ = w.await;
+        }
         running.stop().await;
         tracing::info!("collector stopped");
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Starts the WORM uploader of `[worm]` over its store (S3, or a local directory for tests).
+fn start_worm(
+    cfg: &CollectorConfig,
+    w: &WormConfig,
+    running: &server::Running,
+    cancel: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let key =
+        RecoveryPublicKey::load(&w.recovery_public_key).context("[worm] recovery_public_key")?;
+    let keys = Arc::new(KeyRing::load(&cfg.key_file)?);
+    tracing::info!(
+        recovery_key = %hex::encode(key.id()),
+        seal_interval_ms = w.seal_interval.as_millis() as u64,
+        prefix = %w.store.prefix,
+        "streams sealed into WORM to the recovery key"
+    );
+    macro_rules! spawn_with {
+        ($store:expr) => {
+            worm::spawn(
+                Worm {
+                    store: $store,
+                    prefix: w.store.prefix.clone(),
+                    key,
+                    keys,
+                    store_dir: cfg.store_dir.clone(),
+                    config: w.clone(),
+                    writer: running.writer.clone(),
+                    metrics: running.metrics.clone(),
+                },
+                cancel,
+            )
+        };
+    }
+    Ok(match w.store.kind {
+        StoreKind::S3 => {
+            let store = S3Store::new(redovault::watcher::s3_config(&w.store)?)?;
+            spawn_with!(store)
+        }
+        StoreKind::Local => {
+            let dir = w.store.dir.clone().context("worm.dir is not set")?;
+            spawn_with!(LocalStore::new(dir)?)
+        }
     })
 }
 
@@ -277,23 +338,26 @@ fn commits(path: &Path, a: &CommitsArgs) -> anyhow::Result<ExitCode> {
         for s in store.streams() {
             let Some(d) = store.durable(s) else { continue };
             let n = store.commits(s, &CommitQuery::All, usize::MAX).len();
-            rows.push((s, d, n));
+            // What WORM holds, from the local chain (an unreadable chain is said, not fatal).
+            let w = worm::read_state(store.dir(), s).map_err(|e| e.to_string());
+            rows.push((s, d, n, w));
         }
         if a.json {
             let v: Vec<_> = rows
                 .iter()
-                .map(|(s, d, n)| {
+                .map(|(s, d, n, w)| {
                     serde_json::json!({
                         "stream": s.to_string(),
                         "durable_end": d.resume_pos().to_string(),
                         "commits": n,
                         "last_commit": d.last_commit.as_ref().map(commit_json),
+                        "worm": worm_json(w),
                     })
                 })
                 .collect();
             println!("{}", serde_json::to_string_pretty(&v)?);
         } else {
-            for (s, d, n) in rows {
+            for (s, d, n, w) in rows {
                 let last = d
                     .last_commit
                     .map_or_else(|| "no commit".to_string(), |c| commit_text(&c));
@@ -301,6 +365,20 @@ fn commits(path: &Path, a: &CommitsArgs) -> anyhow::Result<ExitCode> {
                     "{s}  durable to {}  {n} commits  last: {last}",
                     d.resume_pos()
                 );
+                match w {
+                    Ok(w) if w.pieces > 0 => println!(
+                        "    in WORM to {}  {} pieces  last commit in WORM: {}  last piece {}",
+                        w.next.map_or_else(String::new, |p| p.to_string()),
+                        w.pieces,
+                        w.last_commit.as_ref().map_or_else(
+                            || "none".to_string(),
+                            |(scn, xid, _)| format!("scn {scn} xid {xid}")
+                        ),
+                        w.last_upload.as_deref().unwrap_or("")
+                    ),
+                    Ok(_) => {}
+                    Err(e) => println!("    WORM chain unreadable: {e}"),
+                }
             }
         }
         return Ok(ExitCode::SUCCESS);
@@ -332,6 +410,21 @@ fn commits(path: &Path, a: &CommitsArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn worm_json(w: &Result<worm::WormState, String>) -> serde_json::Value {
+    match w {
+        Ok(w) if w.pieces == 0 => serde_json::Value::Null,
+        Ok(w) => serde_json::json!({
+            "pieces": w.pieces,
+            "end": w.next.map(|p| p.to_string()),
+            "last_commit": w.last_commit.as_ref().map(|(scn, xid, time)| serde_json::json!({
+                "scn": scn.0, "xid": xid, "time": time,
+            })),
+            "last_upload": w.last_upload,
+        }),
+        Err(e) => serde_json::json!({ "error": e }),
+    }
 }
 
 fn report_json(r: &RebuildReport) -> serde_json::Value {

@@ -18,6 +18,16 @@
 //! - `redovault_collector_extractor_ahead_total`: sessions whose extractor checkpoint was
 //!   ahead of the durable end (acknowledged redo missing here: an alarm).
 //!
+//! WORM (with `[worm]`), per stream: `redovault_collector_worm_sequence`,
+//! `redovault_collector_worm_offset_bytes` (where the copy in WORM ends),
+//! `redovault_collector_worm_scn`, `redovault_collector_worm_commit_time_seconds` (the last
+//! commit in WORM), `redovault_collector_worm_lag_seconds` (age of the oldest durable byte
+//! not in WORM), `redovault_collector_worm_pieces_total`, `redovault_collector_worm_bytes_total`,
+//! `redovault_collector_worm_put_errors_total`, `redovault_collector_worm_conflicts_total`,
+//! `redovault_collector_worm_manifest_seals_total`; collector-wide the histograms
+//! `redovault_collector_worm_latency_seconds` (durable here → in WORM) and
+//! `redovault_collector_worm_put_seconds`, and `redovault_collector_worm_seal_interval_seconds`.
+//!
 //! Collector-wide: `redovault_collector_auth_failures_total{reason}`,
 //! `redovault_collector_refused_total{reason}` (every refused connection or session),
 //! `redovault_collector_connections_active`, `redovault_collector_connections_total`,
@@ -40,6 +50,11 @@ use crate::writer::{WriterHandle, WriterStats};
 pub const ACK_BUCKETS: [f64; 16] = [
     0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5,
     1.0, 5.0,
+];
+
+/// Bounds of the WORM histograms, in seconds.
+pub const WORM_BUCKETS: [f64; 14] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 60.0,
 ];
 
 /// Every collector metric (see the module docs).
@@ -93,6 +108,33 @@ pub struct CollectorMetrics {
     pub store_fsync_seconds: Arc<Gauge>,
     /// Appends waiting for the writer.
     pub store_queue_depth: Arc<Gauge>,
+    /// WORM end of the stream: sequence.
+    pub worm_sequence: Arc<Family<Gauge>>,
+    /// WORM end of the stream: offset.
+    pub worm_offset: Arc<Family<Gauge>>,
+    /// Last commit in WORM: SCN.
+    pub worm_scn: Arc<Family<Gauge>>,
+    /// Last commit in WORM: commit time.
+    pub worm_commit_time: Arc<Family<Gauge>>,
+    /// Age of the oldest durable byte not yet in WORM.
+    pub worm_lag: Arc<Family<Gauge>>,
+    /// Pieces confirmed in WORM.
+    pub worm_pieces: Arc<Family<Counter>>,
+    /// Piece bytes confirmed in WORM.
+    pub worm_bytes: Arc<Family<Counter>>,
+    /// Failed piece uploads (retried).
+    pub worm_put_errors: Arc<Family<Counter>>,
+    /// Objects at a stream's next position that do not continue its chain, or other bytes
+    /// under a piece's key.
+    pub worm_conflicts: Arc<Family<Counter>>,
+    /// Chain segments sealed into WORM.
+    pub worm_manifest_seals: Arc<Family<Counter>>,
+    /// First byte durable here to its piece confirmed in WORM.
+    pub worm_latency: Arc<Histogram>,
+    /// One piece's put (with its HEAD).
+    pub worm_put_seconds: Arc<Histogram>,
+    /// The configured seal interval (the alert rule compares the lag with it).
+    pub worm_seal_interval: Arc<Gauge>,
     last_stats: Mutex<WriterStats>,
 }
 
@@ -212,6 +254,70 @@ impl CollectorMetrics {
             store_queue_depth: r.gauge(
                 "redovault_collector_store_queue_depth",
                 "Appends waiting for the group-commit writer.",
+            ),
+            worm_sequence: r.gauge_family(
+                "redovault_collector_worm_sequence",
+                "Log sequence where the stream's copy in WORM ends (the next piece starts).",
+                s,
+            ),
+            worm_offset: r.gauge_family(
+                "redovault_collector_worm_offset_bytes",
+                "Byte offset where the stream's copy in WORM ends.",
+                s,
+            ),
+            worm_scn: r.gauge_family(
+                "redovault_collector_worm_scn",
+                "SCN of the last commit in WORM (the recovery point without this host).",
+                s,
+            ),
+            worm_commit_time: r.gauge_family(
+                "redovault_collector_worm_commit_time_seconds",
+                "Commit time (Unix seconds) of the last commit in WORM.",
+                s,
+            ),
+            worm_lag: r.gauge_family(
+                "redovault_collector_worm_lag_seconds",
+                "Age of the oldest redo byte durable here and not yet in WORM (0: none).",
+                s,
+            ),
+            worm_pieces: r.counter_family(
+                "redovault_collector_worm_pieces_total",
+                "Pieces confirmed in WORM.",
+                s,
+            ),
+            worm_bytes: r.counter_family(
+                "redovault_collector_worm_bytes_total",
+                "Bytes of pieces confirmed in WORM.",
+                s,
+            ),
+            worm_put_errors: r.counter_family(
+                "redovault_collector_worm_put_errors_total",
+                "Failed piece uploads (retried with backoff; acknowledgements go on).",
+                s,
+            ),
+            worm_conflicts: r.counter_family(
+                "redovault_collector_worm_conflicts_total",
+                "Objects in WORM that do not continue the stream's chain (alarm).",
+                s,
+            ),
+            worm_manifest_seals: r.counter_family(
+                "redovault_collector_worm_manifest_seals_total",
+                "Chain segments sealed into WORM.",
+                s,
+            ),
+            worm_latency: r.histogram(
+                "redovault_collector_worm_latency_seconds",
+                "From a piece's first byte durable here to the piece confirmed in WORM.",
+                Histogram::new(&WORM_BUCKETS),
+            ),
+            worm_put_seconds: r.histogram(
+                "redovault_collector_worm_put_seconds",
+                "One piece's upload, HEAD included.",
+                Histogram::new(&WORM_BUCKETS),
+            ),
+            worm_seal_interval: r.gauge(
+                "redovault_collector_worm_seal_interval_seconds",
+                "The configured worm.seal_interval.",
             ),
             registry: r,
             last_stats: Mutex::new(WriterStats::default()),

@@ -167,10 +167,16 @@ impl PieceHeader {
             u64::from_le_bytes(a)
         };
         if usize::from(u16_at(8)) != HEADER_LEN {
-            return Err(bad(8, format!("header length {}, expected {HEADER_LEN}", u16_at(8))));
+            return Err(bad(
+                8,
+                format!("header length {}, expected {HEADER_LEN}", u16_at(8)),
+            ));
         }
         if b[10] != VERSION {
-            return Err(bad(10, format!("format version {}, expected {VERSION}", b[10])));
+            return Err(bad(
+                10,
+                format!("format version {}, expected {VERSION}", b[10]),
+            ));
         }
         if b[11] != SUITE {
             return Err(bad(11, format!("suite {}, expected {SUITE}", b[11])));
@@ -215,7 +221,10 @@ impl PieceHeader {
             key_id,
         };
         if h.index == 0 || h.chunks == 0 || h.end < h.start {
-            return Err(bad(24, "index 0, no chunk, or an end before the start".into()));
+            return Err(bad(
+                24,
+                "index 0, no chunk, or an end before the start".into(),
+            ));
         }
         Ok(h)
     }
@@ -302,7 +311,13 @@ pub fn open(
     let mut enc = [0u8; ENC_LEN];
     enc.copy_from_slice(&bytes[HEADER_LEN..CIPHERTEXT_AT]);
     let plain = key
-        .open(&h.key_id, &enc, INFO, &bytes[..HEADER_LEN], &bytes[CIPHERTEXT_AT..])
+        .open(
+            &h.key_id,
+            &enc,
+            INFO,
+            &bytes[..HEADER_LEN],
+            &bytes[CIPHERTEXT_AT..],
+        )
         .map_err(|source| PieceError::Open {
             origin: origin.to_string(),
             source,
@@ -326,7 +341,10 @@ fn decode_chunks(plain: &[u8], h: &PieceHeader, origin: &str) -> Result<Vec<Chun
             .map(|l| u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize)
             .ok_or_else(|| bad(at, "truncated chunk length".into()))?;
         if len > MAX_PLAINTEXT {
-            return Err(bad(at, format!("chunk length {len} is larger than any chunk")));
+            return Err(bad(
+                at,
+                format!("chunk length {len} is larger than any chunk"),
+            ));
         }
         let body = plain
             .get(at + 4..at + 4 + len)
@@ -342,13 +360,8 @@ fn decode_chunks(plain: &[u8], h: &PieceHeader, origin: &str) -> Result<Vec<Chun
         at += 4 + len;
         chunks.push(c);
     }
-    let last = chunks
-        .last()
-        .ok_or_else(|| bad(0, "no chunk".into()))?;
-    if chunks.len() != h.chunks as usize
-        || last.end() != h.end
-        || last.log_end != h.log_end
-    {
+    let last = chunks.last().ok_or_else(|| bad(0, "no chunk".into()))?;
+    if chunks.len() != h.chunks as usize || last.end() != h.end || last.log_end != h.log_end {
         return Err(bad(
             0,
             format!(
@@ -376,7 +389,12 @@ pub fn stream_prefix(prefix: &str, stream: StreamId) -> String {
 
 /// The key of a piece: its start position (so keys sort in stream order) and its own SHA-256
 /// (so nobody can pre-create it).
-pub fn piece_key(prefix: &str, stream: StreamId, start: StreamPos, sha256: &Sha256Digest) -> String {
+pub fn piece_key(
+    prefix: &str,
+    stream: StreamId,
+    start: StreamPos,
+    sha256: &Sha256Digest,
+) -> String {
     format!(
         "{}/pieces/{:010}-{:016}-{sha256}.rvp",
         stream_prefix(prefix, stream),
@@ -455,7 +473,13 @@ mod tests {
         let (h, got) = open(&p.bytes, &sk, "p").unwrap();
         assert_eq!(h, p.header);
         assert_eq!(got, chunks());
-        assert_eq!(h.end, StreamPos { seq: LogSeq(6), offset: 1024 });
+        assert_eq!(
+            h.end,
+            StreamPos {
+                seq: LogSeq(6),
+                offset: 1024
+            }
+        );
         assert_eq!(h.next_start(), h.end);
     }
 
@@ -468,26 +492,51 @@ mod tests {
             let mut b = p.bytes.clone();
             b[i] ^= 0x10;
             let e = open(&b, &sk, "k").unwrap_err();
-            assert!(e.is_tampering() || matches!(e, PieceError::Open { .. }), "{i}: {e}");
+            assert!(
+                e.is_tampering() || matches!(e, PieceError::Open { .. }),
+                "{i}: {e}"
+            );
         }
-        let e = open(&p.bytes[..100], &sk, "short.rvp").unwrap_err().to_string();
+        let e = open(&p.bytes[..100], &sk, "short.rvp")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("short.rvp offset 0"), "{e}");
         let e = open(&p.bytes, &RecoveryPrivateKey::generate(), "k").unwrap_err();
-        assert!(matches!(e, PieceError::Open { source: OpenError::OtherKey { .. }, .. }));
+        assert!(matches!(
+            e,
+            PieceError::Open {
+                source: OpenError::OtherKey { .. },
+                ..
+            }
+        ));
         assert!(!e.is_tampering());
     }
 
     #[test]
     fn keys_sort_by_position_and_parse_back() {
         let sha = Sha256Digest([0xab; 32]);
-        let k = piece_key("drill", stream(), StreamPos { seq: LogSeq(12), offset: 4096 }, &sha);
+        let k = piece_key(
+            "drill",
+            stream(),
+            StreamPos {
+                seq: LogSeq(12),
+                offset: 4096,
+            },
+            &sha,
+        );
         assert_eq!(
             k,
             format!("drill/streams/db7-rl9-t2/pieces/0000000012-0000000000004096-{sha}.rvp")
         );
         assert_eq!(
             parse_piece_name(&k),
-            Some((StreamPos { seq: LogSeq(12), offset: 4096 }, sha))
+            Some((
+                StreamPos {
+                    seq: LogSeq(12),
+                    offset: 4096
+                },
+                sha
+            ))
         );
         assert_eq!(parse_piece_name("x/pieces/12-4096-zz.rvp"), None);
         assert!(piece_key("", stream(), StreamPos::default(), &sha).starts_with("streams/"));

@@ -1,0 +1,575 @@
+//! The async shell around [`Cutter`] and [`Follower`]: one task per stream, started when the
+//! writer first reports the stream durable; blocking file work on the blocking pool.
+
+use std::collections::BTreeSet;
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{SecondsFormat, Utc};
+use redovault::crypto::keys::KeyRing;
+use redovault::crypto::recovery::RecoveryPublicKey;
+use redovault::manifest::{ChainDir, ManifestError, SealRecord, Sha256Digest, segment_key};
+use redovault::store::{ArchiveStore, PutOutcome, StoreError};
+use redovault::wire::{StreamId, StreamPos};
+use tokio::io::AsyncReadExt as _;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::WormConfig;
+use super::chain::{PieceEntry, chain_dir};
+use super::cutter::{Cutter, Decision};
+use super::follow::Follower;
+use crate::metrics::CollectorMetrics;
+use crate::piece::{self, PieceHeader, SealedPiece, parse_piece_name, stream_prefix};
+use crate::segment::Chunk;
+use crate::store::stream_dir_name;
+use crate::writer::WriterHandle;
+
+/// How often the durable ends are looked at.
+const POLL: Duration = Duration::from_millis(20);
+/// Longest wait between two attempts of a failing upload.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How long a stop waits for the last pieces and the chain seal.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// What the uploader needs.
+#[derive(Debug, Clone)]
+pub struct Worm<S> {
+    /// The WORM store.
+    pub store: S,
+    /// Key prefix (`[worm] prefix`).
+    pub prefix: String,
+    /// The recovery public key.
+    pub key: RecoveryPublicKey,
+    /// The collector's at-rest keys (to read its segments).
+    pub keys: Arc<KeyRing>,
+    /// The collector's store directory.
+    pub store_dir: PathBuf,
+    /// Timing and sizes.
+    pub config: WormConfig,
+    /// Durable ends.
+    pub writer: WriterHandle,
+    /// Metrics.
+    pub metrics: Arc<CollectorMetrics>,
+}
+
+/// Starts the uploader: a task per stream, until `cancel` fires (then each stream uploads
+/// what is durable and seals its chain, for at most a few seconds).
+pub fn spawn<S: ArchiveStore + Clone + 'static>(
+    worm: Worm<S>,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let worm = Arc::new(worm);
+    worm.metrics
+        .worm_seal_interval
+        .set(worm.config.seal_interval.as_secs_f64());
+    tokio::spawn(async move {
+        let mut started = BTreeSet::new();
+        let mut tasks = JoinSet::new();
+        loop {
+            for stream in worm.writer.durable_all().into_keys() {
+                if started.insert(stream) {
+                    tasks.spawn(run_stream(worm.clone(), stream, cancel.clone()));
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(POLL * 5) => {}
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+    })
+}
+
+/// One stream's uploader.
+struct StreamWorm<S> {
+    worm: Arc<Worm<S>>,
+    stream: StreamId,
+    name: String,
+    chain: Option<ChainDir<PieceEntry>>,
+    follower: Option<Follower>,
+    cutter: Cutter,
+    prev_piece: Sha256Digest,
+    /// When the chain's open segment got its first entry.
+    open_since: Option<Instant>,
+    /// The outcome of the last upload attempt is unknown (a failed put may have stored it).
+    uncertain: bool,
+}
+
+async fn run_stream<S: ArchiveStore + Clone + 'static>(
+    worm: Arc<Worm<S>>,
+    stream: StreamId,
+    cancel: CancellationToken,
+) {
+    let mut backoff = Duration::from_secs(1);
+    let mut sw = loop {
+        match StreamWorm::open(worm.clone(), stream).await {
+            Ok(sw) => break sw,
+            Err(e) => {
+                tracing::error!(stream = %stream, error = %e, "cannot start the WORM uploader of this stream; retrying");
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF * 3);
+            }
+        }
+    };
+    sw.run(&cancel).await;
+}
+
+fn now_rfc3339() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
+    async fn open(worm: Arc<Worm<S>>, stream: StreamId) -> Result<StreamWorm<S>, String> {
+        let dir = chain_dir(&worm.store_dir, stream);
+        let seg_dir = worm.store_dir.join("streams").join(stream_dir_name(stream));
+        let keys = worm.keys.clone();
+        let (chain, follower) = tokio::task::spawn_blocking(move || {
+            let chain =
+                ChainDir::<PieceEntry>::open(&dir, &mut |_| {}).map_err(|e| e.to_string())?;
+            let next = chain.last().map(|e| e.next_start());
+            let follower = Follower::new(&seg_dir, keys, next).map_err(|e| e.to_string())?;
+            Ok::<_, String>((chain, follower))
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let last = chain.last();
+        let name = stream.to_string();
+        let next = last.as_ref().map(PieceEntry::next_start);
+        if let Some(e) = &last {
+            set_position(&worm.metrics, &name, e);
+        }
+        tracing::info!(stream = %stream, pieces = chain.len(), next = ?next.map(|p| p.to_string()), "WORM uploader started");
+        Ok(StreamWorm {
+            cutter: Cutter::new(next, worm.config.seal_interval, worm.config.max_piece),
+            prev_piece: last.as_ref().map_or(Sha256Digest::ZERO, |e| e.sha256),
+            open_since: (chain.open_len() > 0).then(Instant::now),
+            chain: Some(chain),
+            follower: Some(follower),
+            worm,
+            stream,
+            name,
+            uncertain: true,
+        })
+    }
+
+    fn observe(&mut self) {
+        let now = Instant::now();
+        if let Some(d) = self.worm.writer.durable(self.stream) {
+            self.cutter.observe(d.resume_pos(), now);
+        }
+        self.worm
+            .metrics
+            .worm_lag
+            .with(&self.name)
+            .set(self.cutter.lag(now).as_secs_f64());
+    }
+
+    async fn run(&mut self, cancel: &CancellationToken) {
+        if let Err(e) = self.seal_closed_segments().await {
+            tracing::warn!(stream = %self.stream, error = %e, "chain segments not sealed yet");
+        }
+        loop {
+            self.observe();
+            let cut = match self.cutter.decide(Instant::now()) {
+                Decision::Cut { upto } => Some(upto),
+                Decision::Wait(_) => None,
+            };
+            if let Some(upto) = cut {
+                match self.upload_next(upto, cancel).await {
+                    Ok(true) => continue,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(stream = %self.stream, error = %e, "WORM upload stopped for this stream; retrying in 10 s");
+                        tokio::select! {
+                            _ = cancel.cancelled() => break,
+                            _ = tokio::time::sleep(MAX_BACKOFF) => {}
+                        }
+                    }
+                }
+            }
+            if self.seal_due() {
+                self.seal_chain("interval").await;
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+        self.finish().await;
+    }
+
+    /// At stop: what is durable goes up now, then the chain is sealed; bounded in time.
+    async fn finish(&mut self) {
+        let last = CancellationToken::new();
+        let guard = last.clone();
+        let work = async {
+            loop {
+                self.observe();
+                let Some(upto) = self
+                    .worm
+                    .writer
+                    .durable(self.stream)
+                    .map(|d| d.resume_pos())
+                else {
+                    break;
+                };
+                if self.cutter.next().is_some_and(|n| n >= upto) {
+                    break;
+                }
+                match self.upload_next(upto, &guard).await {
+                    Ok(true) => {}
+                    _ => break,
+                }
+            }
+            self.seal_chain("stop").await;
+        };
+        if tokio::time::timeout(STOP_GRACE, work).await.is_err() {
+            last.cancel();
+            tracing::warn!(stream = %self.stream, "stopped before every durable byte reached WORM");
+        }
+    }
+
+    fn seal_due(&self) -> bool {
+        let Some(chain) = &self.chain else {
+            return false;
+        };
+        chain.open_len() as u64 >= self.worm.config.manifest_entries
+            || self
+                .open_since
+                .is_some_and(|t| t.elapsed() >= self.worm.config.manifest_interval)
+    }
+
+    /// Reads, seals, uploads and records the next piece; false when nothing was there.
+    async fn upload_next(
+        &mut self,
+        upto: StreamPos,
+        cancel: &CancellationToken,
+    ) -> Result<bool, String> {
+        let durable_at = self.cutter.pending_since();
+        let max = self.worm.config.max_piece;
+        let chunks = self
+            .blocking_follow(move |f| f.read_piece(upto, max).map_err(|e| e.to_string()))
+            .await?;
+        if chunks.is_empty() {
+            return Ok(false);
+        }
+        let index = self.chain.as_ref().map_or(1, |c| c.state().next_index);
+        if self.uncertain
+            && let Some(adopted) = self.adopt_orphan(index, &chunks).await?
+        {
+            self.record(adopted, &chunks, durable_at).await?;
+            self.uncertain = false;
+            return Ok(true);
+        }
+        let (stream, prev, key) = (self.stream, self.prev_piece, self.worm.key.clone());
+        let to_seal = chunks.clone();
+        let sealed =
+            tokio::task::spawn_blocking(move || piece::seal(stream, index, prev, &to_seal, &key))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+        let object_key = piece::piece_key(
+            &self.worm.prefix,
+            stream,
+            sealed.header.start,
+            &sealed.sha256,
+        );
+        let mut backoff = Duration::from_millis(200);
+        let outcome = loop {
+            let t0 = Instant::now();
+            match self
+                .worm
+                .store
+                .put_immutable(&object_key, Cursor::new(sealed.bytes.clone()))
+                .await
+            {
+                Ok(o) => {
+                    self.worm
+                        .metrics
+                        .worm_put_seconds
+                        .observe(t0.elapsed().as_secs_f64());
+                    break o;
+                }
+                Err(e) => {
+                    self.uncertain = true;
+                    self.worm.metrics.worm_put_errors.with(&self.name).inc();
+                    if e.is_conflict() {
+                        self.worm.metrics.worm_conflicts.with(&self.name).inc();
+                        tracing::error!(stream = %stream, key = %object_key, error = %e, "WORM conflict: an object with this piece's key holds other bytes; nothing was overwritten");
+                    } else {
+                        tracing::warn!(stream = %stream, key = %object_key, error = %e, retry_in_ms = backoff.as_millis() as u64, "piece upload failed; the collector keeps acknowledging from its disk");
+                    }
+                    self.observe();
+                    tokio::select! {
+                        _ = cancel.cancelled() => {
+                            self.blocking_follow(move |f| f.unread(chunks).map_err(|e| e.to_string())).await?;
+                            return Ok(false);
+                        }
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        };
+        self.uncertain = false;
+        self.record((sealed, outcome), &chunks, durable_at).await?;
+        Ok(true)
+    }
+
+    /// A piece at the same start with the same index and previous piece, sealed to the same
+    /// key, uploaded before a crash but never recorded: confirmed (HEAD) and recorded as it
+    /// is. Anything else at that start is a conflict: reported, left alone.
+    async fn adopt_orphan(
+        &self,
+        index: u64,
+        chunks: &[Chunk],
+    ) -> Result<Option<(SealedPiece, PutOutcome)>, String> {
+        let Some(start) = chunks.first().map(|c| c.start) else {
+            return Ok(None);
+        };
+        let prefix = format!(
+            "{}/pieces/{:010}-{:016}-",
+            stream_prefix(&self.worm.prefix, self.stream),
+            start.seq.0,
+            start.offset
+        );
+        let listed = self
+            .worm
+            .store
+            .list(&prefix)
+            .await
+            .map_err(|e| e.to_string())?;
+        for obj in listed {
+            let Some((_, sha)) = parse_piece_name(&obj.key) else {
+                continue;
+            };
+            let bytes = read_all(&self.worm.store, &obj.key)
+                .await
+                .map_err(|e| e.to_string())?;
+            let fits = Sha256Digest::of(&bytes) == sha
+                && PieceHeader::decode(&bytes, &obj.key).is_ok_and(|h| {
+                    h.stream == self.stream
+                        && h.index == index
+                        && h.prev_piece == self.prev_piece
+                        && h.key_id == self.worm.key.id()
+                        && h.start == start
+                        && h.chunks as usize == chunks.len()
+                        && chunks
+                            .last()
+                            .is_some_and(|c| c.end() == h.end && c.log_end == h.log_end)
+                });
+            if !fits {
+                self.worm.metrics.worm_conflicts.with(&self.name).inc();
+                tracing::error!(stream = %self.stream, key = %obj.key, "WORM conflict: a piece at this stream's next position does not continue its chain; left alone, ours is uploaded beside it");
+                continue;
+            }
+            let header = PieceHeader::decode(&bytes, &obj.key).map_err(|e| e.to_string())?;
+            let outcome = self
+                .worm
+                .store
+                .put_immutable(&obj.key, Cursor::new(bytes.clone()))
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(stream = %self.stream, key = %obj.key, "piece uploaded before a restart found in WORM and recorded as it is");
+            return Ok(Some((
+                SealedPiece {
+                    header,
+                    bytes,
+                    sha256: sha,
+                },
+                outcome,
+            )));
+        }
+        Ok(None)
+    }
+
+    async fn record(
+        &mut self,
+        (sealed, outcome): (SealedPiece, PutOutcome),
+        chunks: &[Chunk],
+        durable_at: Option<Instant>,
+    ) -> Result<(), String> {
+        let h = sealed.header;
+        let commits: Vec<_> = chunks.iter().flat_map(|c| c.commits.iter()).collect();
+        let (scn, xid, time) = PieceEntry::commit_fields(commits.last().copied());
+        let durable_age = durable_at.map_or(Duration::ZERO, |t| t.elapsed());
+        let durable_wall = Utc::now() - chrono::Duration::from_std(durable_age).unwrap_or_default();
+        let entry = PieceEntry {
+            index: h.index,
+            db_id: h.stream.db_id,
+            resetlogs_id: h.stream.resetlogs_id,
+            thread: h.stream.thread.0,
+            start_seq: h.start.seq.0,
+            start_offset: h.start.offset,
+            end_seq: h.end.seq.0,
+            end_offset: h.end.offset,
+            log_end: h.log_end,
+            chunks: h.chunks,
+            redo_bytes: chunks.iter().map(|c| c.data.len() as u64).sum(),
+            commits: commits.len() as u64,
+            last_commit_scn: scn,
+            last_commit_xid: xid,
+            last_commit_time: time,
+            object_key: outcome.key.clone(),
+            size: sealed.bytes.len() as u64,
+            sha256: sealed.sha256,
+            prev_piece: h.prev_piece,
+            version_id: outcome.version_id.clone(),
+            retain_until: outcome
+                .lock
+                .map(|l| l.retain_until.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            durable_at: durable_wall.to_rfc3339_opts(SecondsFormat::Millis, true),
+            uploaded_at: now_rfc3339(),
+            prev: Sha256Digest::ZERO,
+        };
+        let mut chain = self.chain.take().ok_or("chain in use")?;
+        let (chain, appended) = tokio::task::spawn_blocking(move || {
+            let r = chain.append_with(|index, prev| PieceEntry {
+                index,
+                prev,
+                ..entry
+            });
+            (chain, r)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        self.chain = Some(chain);
+        let entry = appended.map_err(|e| e.to_string())?;
+        if self.open_since.is_none() {
+            self.open_since = Some(Instant::now());
+        }
+        self.prev_piece = sealed.sha256;
+        self.cutter.uploaded(entry.next_start());
+        let m = &self.worm.metrics;
+        m.worm_pieces.with(&self.name).inc();
+        m.worm_bytes.with(&self.name).add(entry.size);
+        m.worm_latency.observe(durable_age.as_secs_f64());
+        set_position(m, &self.name, &entry);
+        self.observe();
+        tracing::debug!(stream = %self.stream, index = entry.index, start = %entry.start(), end = %entry.end(), bytes = entry.size, "piece in WORM");
+        if entry.log_end {
+            self.seal_chain("log end").await;
+        }
+        Ok(())
+    }
+
+    async fn blocking_follow<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut Follower) -> Result<T, String> + Send + 'static,
+    ) -> Result<T, String> {
+        let mut follower = self.follower.take().ok_or("follower in use")?;
+        let (follower, r) = tokio::task::spawn_blocking(move || {
+            let r = f(&mut follower);
+            (follower, r)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        self.follower = Some(follower);
+        r
+    }
+
+    /// Closes the chain's open segment and seals every closed one not yet in WORM; failures
+    /// are retried at the next occasion.
+    async fn seal_chain(&mut self, why: &'static str) {
+        let Some(mut chain) = self.chain.take() else {
+            return;
+        };
+        let Ok((chain, closed)) = tokio::task::spawn_blocking(move || {
+            let r = chain.close_segment();
+            (chain, r)
+        })
+        .await
+        else {
+            tracing::error!(stream = %self.stream, "the chain task failed; chain segments are no longer sealed");
+            return;
+        };
+        self.chain = Some(chain);
+        if let Err(e) = closed {
+            tracing::error!(stream = %self.stream, error = %e, "cannot close the chain segment");
+            return;
+        }
+        self.open_since = None;
+        match self.seal_closed_segments().await {
+            Ok(n) if n > 0 => {
+                tracing::debug!(stream = %self.stream, segments = n, why, "chain sealed into WORM")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(stream = %self.stream, error = %e, "chain segment not sealed yet; retried later")
+            }
+        }
+    }
+
+    async fn seal_closed_segments(&mut self) -> Result<usize, String> {
+        let unsealed = self
+            .chain
+            .as_ref()
+            .map(ChainDir::unsealed)
+            .unwrap_or_default();
+        let prefix = stream_prefix(&self.worm.prefix, self.stream);
+        let mut n = 0;
+        for seg in unsealed {
+            let bytes = tokio::fs::read(&seg.path)
+                .await
+                .map_err(|e| format!("read {}: {e}", seg.path.display()))?;
+            let key = segment_key(&prefix, &seg);
+            let out = self
+                .worm
+                .store
+                .put_immutable(&key, Cursor::new(bytes))
+                .await
+                .map_err(|e| e.to_string())?;
+            let record = SealRecord {
+                first: seg.first,
+                last: seg.last,
+                sha256: seg.sha256,
+                key,
+                version_id: out.version_id,
+                retain_until: out
+                    .lock
+                    .map(|l| l.retain_until.to_rfc3339_opts(SecondsFormat::Millis, true)),
+                sealed_at: now_rfc3339(),
+            };
+            let mut chain = self.chain.take().ok_or("chain in use")?;
+            let (chain, r) = tokio::task::spawn_blocking(move || {
+                let r = chain.mark_sealed(record);
+                (chain, r)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            self.chain = Some(chain);
+            r.map_err(|e: ManifestError| e.to_string())?;
+            self.worm.metrics.worm_manifest_seals.with(&self.name).inc();
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+fn set_position(m: &CollectorMetrics, name: &str, e: &PieceEntry) {
+    let next = e.next_start();
+    m.worm_sequence.with(name).set(f64::from(next.seq.0));
+    m.worm_offset.with(name).set(next.offset as f64);
+    if let Some(scn) = e.last_commit_scn {
+        m.worm_scn.with(name).set(scn as f64);
+    }
+    if let Some(t) = e.last_commit_time {
+        m.worm_commit_time.with(name).set(t as f64);
+    }
+}
+
+async fn read_all<S: ArchiveStore>(store: &S, key: &str) -> Result<Vec<u8>, StoreError> {
+    let mut r = store.get(key, None, None).await?;
+    let mut out = Vec::new();
+    r.read_to_end(&mut out).await.map_err(|e| StoreError::Io {
+        context: format!("read {key}"),
+        source: e,
+    })?;
+    Ok(out)
+}
