@@ -435,6 +435,19 @@ impl Simulator {
         self.cfg.start_time + (self.elapsed_us() / 1_000_000) as i64
     }
 
+    /// The simulated Unix time now, to the microsecond (the journal's commit times are this
+    /// clock in whole seconds, rounded down).
+    pub fn now_precise(&self) -> f64 {
+        self.cfg.start_time as f64 + self.elapsed_us() as f64 / 1e6
+    }
+
+    /// How far the simulated clock is behind the wall clock since the start (zero while it
+    /// keeps up; with `realtime` it never runs ahead).
+    pub fn behind_wall_clock(&self) -> Duration {
+        let sim = Duration::from_micros(u64::try_from(self.elapsed_us()).unwrap_or(u64::MAX));
+        self.wall_start.elapsed().saturating_sub(sim)
+    }
+
     /// True when one of the configured limits is reached.
     pub fn done(&self) -> bool {
         self.cfg.transactions.is_some_and(|n| self.ended_count >= n)

@@ -175,6 +175,26 @@ fn transaction_rate_drives_the_clock() {
     assert_eq!(j.last().map(|e| e.unix_time), Some(start + 4));
 }
 
+#[test]
+fn precise_clock_and_lag_behind_the_wall_clock() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut c = small(tmp.path(), 5);
+    c.switches = None;
+    c.rate = Rate::TxPerSec(1000);
+    let mut sim = Simulator::start(c).expect("start");
+    for _ in 0..2500 {
+        sim.step().expect("step");
+    }
+    let (whole, precise) = (sim.now(), sim.now_precise());
+    assert!(
+        precise >= whole as f64 && precise < whole as f64 + 1.0,
+        "{whole} {precise}"
+    );
+    assert!(precise > SimConfig::new("x").start_time as f64);
+    // Not realtime: the simulated clock runs ahead of the wall clock, never behind by much.
+    assert!(sim.behind_wall_clock() < Duration::from_secs(1));
+}
+
 /// Many seeds over all variants, each log checked by the parser against the journal: shakes
 /// out layout edge cases (records ending at a block end, short block tails, long LWNs).
 #[test]
