@@ -30,6 +30,12 @@ pub struct DrillArgs {
     /// Time from the database's crash to the wiper reaching redovault's daemons.
     #[arg(long, default_value = "2s")]
     pub grace: String,
+    /// The hard case: the wiper also reaches the backup host, at the moment the database
+    /// crashes (no grace period for any daemon): kill -9 of the collector, rm -rf of its
+    /// store, key ring and configuration. Recovery runs from WORM and the offline recovery
+    /// key; RPO is then at most the commits of one seal interval plus the upload in flight.
+    #[arg(long, conflicts_with = "grace")]
+    pub wipe_backup_host: bool,
     /// Seed of the workload.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -99,6 +105,7 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
         log_size: size(&args.log_size, "log-size")?,
         groups: args.groups,
         grace: dur(&args.grace, "grace")?,
+        wipe_backup_host: args.wipe_backup_host,
         seed: args.seed,
         s3: s3_target(args)?,
         programs: Programs::beside(&me)?,

@@ -4,7 +4,8 @@
 //! steady background workload) writes real-format redo while the whole of redovault runs:
 //! the watcher ships every archived log into WORM (S3 Object Lock, or a local directory
 //! standing in for it), the extractor streams the CURRENT online log over TLS 1.3 with mutual
-//! authentication to the collector, which stores it encrypted. Then the attack, as the 2011
+//! authentication to the collector, which stores it encrypted and uploads it into WORM as
+//! pieces sealed to an offline recovery key (`[worm]`, every second). Then the attack, as the 2011
 //! and 2013 wipers did it with root on the database host: the database dies, the daemons are
 //! killed, zeros are written over the online logs, the archive destination, the online logs
 //! and redovault's own state and configuration are removed, and the database host's own S3
@@ -14,7 +15,16 @@
 //! recovery script. The referee (ground truth copied outside every host at the crash) checks
 //! every archived log byte for byte, the online log's prefix, every committed transaction in
 //! order, and per-table row counts replayed from the recovered redo; it prints RPO (commits
-//! lost) and RTO (seconds from the start of recovery to verified files).
+//! lost, and their span of commit time) and RTO (seconds from the start of recovery to
+//! verified files).
+//!
+//! `--wipe-backup-host` is the hard case: the wiper reaches the backup host at the moment the
+//! database crashes, before the referee's copy, and nothing gets a grace period: the collector
+//! and the database host's daemons are killed at once and the backup host's directory (store,
+//! key ring, configuration, certificates) is removed. Recovery then has WORM and the recovery
+//! team's key only: the online log is rebuilt from the pieces to the last commit in WORM, RPO
+//! must stay within one seal interval plus the upload in flight, and the checks compare with the
+//! journal up to the last recovered commit. Without the flag RPO must be 0.
 //!
 //! ```text
 //!  setup ─► run (workload, daemons) ─► crash ─► referee snapshot ─► attack ─► recovery ─► checks
@@ -39,6 +49,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::simulate::journal::JournalEntry;
 use crate::simulate::workload::{Table, default_tables};
 use crate::simulate::{Rate, SimConfig, Simulator};
 use crate::store::s3::Credentials;
@@ -94,6 +105,8 @@ pub struct S3Target {
     pub dbhost: Credentials,
     /// The verifier's keys: read only.
     pub verifier: Credentials,
+    /// The collector's keys: create its pieces in WORM, nothing else.
+    pub collector: Credentials,
 }
 
 impl S3Target {
@@ -108,6 +121,9 @@ impl S3Target {
             region: t.region,
             bucket: d.bucket,
             prefix: d.prefix,
+            // Until the test server has a user of its own for the collector, it writes with
+            // the database host's keys (the same put-only rights, under the same prefix).
+            collector: d.dbhost.clone(),
             dbhost: d.dbhost,
             verifier: d.verifier,
         }))
@@ -139,6 +155,10 @@ pub struct DrillOptions {
     pub groups: u32,
     /// Time from the database's crash to the wiper reaching redovault's daemons.
     pub grace: Duration,
+    /// The hard case: the wiper also reaches the backup host, at the moment the database
+    /// crashes (no grace period for any daemon): the collector is killed and its store, key
+    /// ring and configuration removed; recovery runs from WORM and the offline recovery key.
+    pub wipe_backup_host: bool,
     /// Seed of the workload.
     pub seed: u64,
     /// S3 instead of the local directory.
@@ -178,8 +198,18 @@ pub struct DrillReport {
     pub pass: bool,
     /// Where the archived logs went.
     pub store: String,
-    /// Commits lost.
+    /// True when the backup host was wiped at the crash (`--wipe-backup-host`).
+    pub wipe_backup_host: bool,
+    /// Commits lost: committed transactions in the journal after the last recovered commit.
     pub rpo_commits: usize,
+    /// Commit-time span from the last recovered commit to the last committed transaction in
+    /// the journal (the database's commit times, whole seconds; 0 when none is lost).
+    pub rpo_seconds: f64,
+    /// Where the rebuilt online log came from: `worm` (pieces opened with the recovery key)
+    /// or `collector` (its segments), as `restore online` recorded it.
+    pub online_source: String,
+    /// Why `restore online` chose that source.
+    pub online_source_reason: String,
     /// Seconds from the start of recovery to verified files.
     pub rto_seconds: f64,
     /// Seconds the database ran.
@@ -237,13 +267,20 @@ impl DrillReport {
             ));
         }
         s.push_str(&format!(
-            "verdict: {}   RPO = {} commits lost   RTO = {:.1} s   ({} commits, {} archived logs, store {})\n",
+            "verdict: {}   RPO = {} commits lost ({:.0} s)   RTO = {:.1} s   online log from {}   ({} commits, {} archived logs, store {}{})\n",
             if self.pass { "PASS" } else { "FAIL" },
             self.rpo_commits,
+            self.rpo_seconds,
             self.rto_seconds,
+            self.online_source,
             self.commits,
             self.archived_logs,
-            self.store
+            self.store,
+            if self.wipe_backup_host {
+                "; backup host wiped at the crash"
+            } else {
+                ""
+            }
         ));
         s
     }
@@ -287,16 +324,30 @@ impl LiveDb {
 
     /// The instance dies between two LGWR writes: redo still in its buffer is lost, as are
     /// the open transactions; what was written stays (with its journal lines).
-    fn crash(self) -> Result<(), DrillError> {
+    fn crash(self) -> Result<CrashClock, DrillError> {
         self.stop.store(true, Ordering::Relaxed);
         let sim = self
             .thread
             .join()
             .map_err(|_| DrillError::Step("the simulated database panicked".into()))?
             .map_err(|e| DrillError::Step(format!("the simulated database failed: {e}")))?;
+        let clock = CrashClock {
+            at: sim.now_precise(),
+            behind: sim.behind_wall_clock(),
+        };
         drop(sim);
-        Ok(())
+        Ok(clock)
     }
+}
+
+/// The database's clock when it crashed.
+#[derive(Debug, Clone, Copy)]
+struct CrashClock {
+    /// Simulated Unix time (the clock of the journal's commit times), to the microsecond.
+    at: f64,
+    /// How far that clock was behind the wall clock: a commit that is `d` seconds old on the
+    /// database's clock is at most `d + behind` seconds old on the wall clock.
+    behind: Duration,
 }
 
 /// Runs the drill; `say` gets each progress line.
@@ -331,6 +382,11 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     say(&format!(
         "    link certificates (CA, collector, extractor) and the collector's AES-256-GCM key made on the fly; store: {store_name}"
     ));
+    say(&format!(
+        "    recovery key pair made on the fly: the private half offline with the recovery team ({}), the public half on the backup host; the collector seals its pieces into WORM every {} s",
+        l.recovery_key().display(),
+        setup::WORM_SEAL_INTERVAL.as_secs_f64()
+    ));
 
     let mut sim = SimConfig::new(&l.oracle);
     sim.groups = opts.groups;
@@ -338,6 +394,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     sim.rate = Rate::BytesPerSec(opts.rate);
     sim.realtime = true;
     sim.seed = opts.seed;
+    let start_time = sim.start_time;
     let paper = paper_tables();
     let mut tables = paper.clone();
     tables.extend(default_tables());
@@ -352,11 +409,19 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     say("==> [2/5] the database host and the backup host at work");
     let p = &opts.programs;
     let ccfg = cfgs.collector.to_string_lossy().into_owned();
+    // The collector's own keys for its pieces in WORM (from the environment, as the watcher's).
+    let collector_env: Vec<(&str, &str)> = match &opts.s3 {
+        Some(t) => vec![
+            ("AWS_ACCESS_KEY_ID", t.collector.access_key.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", t.collector.secret_key.as_str()),
+        ],
+        None => vec![],
+    };
     let mut collector = Daemon::start(
         "collector",
         &p.collector,
         &["--config", &ccfg],
-        &[],
+        &collector_env,
         &l.log("collector.log"),
     )?;
     let caddr = SocketAddr::from(([127, 0, 0, 1], ports.collector));
@@ -437,11 +502,32 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         }
     }
 
-    // ---- crash and the referee's snapshot
-    db.crash()?;
+    // ---- crash (in the hard case the wiper reaches the backup host in the same step, before
+    // anything else), and the referee's snapshot
+    let clock = db.crash()?;
     let crash = Instant::now();
-    let truth = referee::snapshot(&l.oracle, &l.referee)?;
     let workload_seconds = t_run.elapsed().as_secs_f64();
+    let mut collector = Some(collector);
+    let mut host_daemons = Some((watcher, extractor));
+    let mut actions = Vec::new();
+    if opts.wipe_backup_host {
+        if let Some(c) = collector.take() {
+            c.kill9();
+        }
+        if let Some((w, e)) = host_daemons.take() {
+            w.kill9();
+            e.kill9();
+        }
+        actions.push(Action::done(
+            "at the crash: kill -9 of the collector (backup host), the watcher and the extractor (database host)",
+            "all three gone, no grace period",
+        ));
+        actions.push(attack::remove_tree(
+            &l.remote,
+            "the backup host: the collector's store, key ring, configuration, certificates, the recovery public key",
+        )?);
+    }
+    let truth = referee::snapshot(&l.oracle, &l.referee)?;
     let jcommits = referee::journal_commits(&truth.journal);
     let rollbacks = truth.journal.iter().filter(|e| e.rollback).count();
     let last = jcommits.last().cloned();
@@ -458,7 +544,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         l.referee.display()
     ));
     let mut durable_after = None;
-    if let Some((_, scn, _)) = &last {
+    if let Some((_, scn, _)) = last.as_ref().filter(|_| collector.is_some()) {
         let key = format!("redovault_collector_durable_scn{{stream=\"{stream}\"}}");
         if wait_for(opts.grace, || {
             scrape(cm).get(&key).is_some_and(|v| *v >= *scn as f64)
@@ -471,19 +557,24 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             "    the collector held the last commit {ms:.0} ms after the crash (seen by polling its metrics)"
         ));
     }
-    let left = opts.grace.saturating_sub(crash.elapsed());
-    std::thread::sleep(left);
-    say(&format!(
-        "    {:.1} s after the crash the wiper reaches redovault:",
-        opts.grace.as_secs_f64()
-    ));
-    let mut actions = Vec::new();
-    watcher.kill9();
-    extractor.kill9();
-    actions.push(Action::done(
-        "kill -9 of the watcher and the extractor",
-        "both gone",
-    ));
+    if let Some((watcher, extractor)) = host_daemons.take() {
+        let left = opts.grace.saturating_sub(crash.elapsed());
+        std::thread::sleep(left);
+        say(&format!(
+            "    {:.1} s after the crash the wiper reaches redovault:",
+            opts.grace.as_secs_f64()
+        ));
+        watcher.kill9();
+        extractor.kill9();
+        actions.push(Action::done(
+            "kill -9 of the watcher and the extractor",
+            "both gone",
+        ));
+    } else {
+        say(
+            "    at the crash the wiper reached the backup host and redovault's daemons (no grace period), then wiped the database host:",
+        );
+    }
     actions.push(attack::zero_files(&l.oracle.join("online"))?);
     actions.push(attack::remove_tree(
         &l.oracle.join("archive"),
@@ -538,9 +629,11 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             detail,
         });
     };
-    let stopped = collector.terminate(Duration::from_secs(30));
+    let stopped = collector
+        .take()
+        .map(|c| c.terminate(Duration::from_secs(30)));
     let t = Instant::now();
-    let vcfg = setup::write_verifier_config(&l, opts.s3.as_ref(), &prefix)?;
+    let vcfg = setup::write_verifier_config(&l, opts.s3.as_ref(), &prefix, !opts.wipe_backup_host)?;
     let vcfg_s = vcfg.to_string_lossy().into_owned();
     let verifier_env: Vec<(&str, &str)> = match &opts.s3 {
         Some(t) => vec![
@@ -553,10 +646,13 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         &mut steps,
         "install",
         t,
-        format!(
-            "verifier configuration with read-only keys; the collector stopped ({})",
-            if stopped { "cleanly" } else { "killed" }
-        ),
+        match stopped {
+            Some(clean) => format!(
+                "verifier configuration with read-only keys; the collector stopped ({}); the recovery team's key",
+                if clean { "cleanly" } else { "killed" }
+            ),
+            None => "verifier configuration with read-only keys, no collector (the backup host is gone); the recovery team's key".to_string(),
+        },
     );
     let t = Instant::now();
     let html = l.recovery.join("audit.html");
@@ -609,21 +705,59 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         &verifier_env,
     )?;
     step(&mut steps, "restore archive", t, out.trim().to_string());
+    // The online log: always with the recovery team's key, so that the verifier can take the
+    // pieces in WORM (the only source left when the backup host is gone).
+    let rkey = l.recovery_key().to_string_lossy().into_owned();
+    let online_args = |dest: &str| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "restore",
+            "online",
+            "--config",
+            &vcfg_s,
+            "--dest",
+            dest,
+            "--recovery-key",
+            &rkey,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if cfgs.worm_prefix != prefix {
+            a.extend(["--worm-prefix".to_string(), cfgs.worm_prefix.clone()]);
+        }
+        a
+    };
     let t = Instant::now();
+    let args = online_args(&dest_s);
     let out = run_ok(
         &p.verifier,
-        &["restore", "online", "--config", &vcfg_s, "--dest", &dest_s],
-        &[],
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &verifier_env,
     )?;
+    let online_record: serde_json::Value = read_json(&dest.join("restore-online.json"))?;
+    let online_source = online_record["source"]
+        .as_str()
+        .unwrap_or("not recorded")
+        .to_string();
+    let online_source_reason = online_record["source_reason"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     step(
         &mut steps,
         "restore online",
         t,
-        out.lines().next().unwrap_or("").trim().to_string(),
+        format!(
+            "{} (from {online_source}{})",
+            out.lines().next().unwrap_or("").trim(),
+            if online_source_reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {online_source_reason}")
+            }
+        ),
     );
     let archive_record: serde_json::Value = read_json(&dest.join("restore-archive.json"))?;
-    let online_record: serde_json::Value = read_json(&dest.join("restore-online.json"))?;
-    let mut recovered: Vec<Recovered> = Vec::new();
     let mut from_worm = BTreeMap::new();
     for f in archive_record["files"].as_array().into_iter().flatten() {
         let seq = f["sequence"].as_u64().unwrap_or(0) as u32;
@@ -632,21 +766,33 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             seq,
             (path.clone(), f["sha256"].as_str().unwrap_or("").to_string()),
         );
-        recovered.push(Recovered {
-            sequence: seq,
-            path,
-        });
     }
     let online_seq = online_record["sequence"].as_u64().unwrap_or(0) as u32;
-    // Archived logs not (yet) in WORM when the host died: rebuilt from the collector.
+    // Archived logs not (yet) recorded in WORM's manifest when the host died: rebuilt from
+    // the collector, or, when the backup host is gone, from the pieces in WORM.
     let first = from_worm.keys().next().copied().unwrap_or(online_seq);
     let missing: Vec<u32> = (first..online_seq)
         .filter(|s| !from_worm.contains_key(s))
         .collect();
     let mut rebuilt_archived = BTreeMap::new();
+    let mut not_rebuilt: BTreeMap<u32, String> = BTreeMap::new();
     if !missing.is_empty() {
         let t = Instant::now();
         for s in &missing {
+            if opts.wipe_backup_host {
+                let worm_dest = dest.join(format!("worm-log-{s}"));
+                let mut args = online_args(&worm_dest.to_string_lossy());
+                args.extend(["--sequence".to_string(), s.to_string()]);
+                match rebuild_from_worm(&p.verifier, &args, &verifier_env, &worm_dest, *s) {
+                    Ok(r) => {
+                        rebuilt_archived.insert(*s, r);
+                    }
+                    Err(e) => {
+                        not_rebuilt.insert(*s, e);
+                    }
+                }
+                continue;
+            }
             let out_path = dest.join(format!("rebuilt_{s}.arc"));
             let out = run_ok(
                 &p.collector,
@@ -667,26 +813,73 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             let v: serde_json::Value = serde_json::from_str(&out)
                 .map_err(|e| DrillError::Step(format!("rebuild report: {e}")))?;
             let size = v["size"].as_u64().unwrap_or(0);
-            rebuilt_archived.insert(*s, (out_path.clone(), size));
-            recovered.push(Recovered {
-                sequence: *s,
-                path: out_path,
-            });
+            rebuilt_archived.insert(*s, (out_path, size));
         }
         step(
             &mut steps,
             "rebuild archived logs missing from WORM",
             t,
-            format!("sequences {missing:?} from the collector"),
+            if opts.wipe_backup_host {
+                format!(
+                    "sequences {:?} from the pieces in WORM{}",
+                    rebuilt_archived.keys().collect::<Vec<_>>(),
+                    if not_rebuilt.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; not rebuilt: {not_rebuilt:?}")
+                    }
+                )
+            } else {
+                format!("sequences {missing:?} from the collector")
+            },
         );
     }
-    recovered.sort_by_key(|r| r.sequence);
+    // What recovery applies: the archived logs in sequence order up to the first gap, then the
+    // online log if it is the next one (a log after a gap cannot be applied).
     let online_path = PathBuf::from(online_record["path"].as_str().unwrap_or(""));
     let online_size = online_record["size"].as_u64().unwrap_or(0);
-    recovered.push(Recovered {
-        sequence: online_seq,
-        path: online_path.clone(),
-    });
+    let archived_files: BTreeMap<u32, &PathBuf> = from_worm
+        .iter()
+        .map(|(s, (p, _))| (*s, p))
+        .chain(rebuilt_archived.iter().map(|(s, (p, _))| (*s, p)))
+        .collect();
+    let mut recovered: Vec<Recovered> = Vec::new();
+    let mut applied_note = None;
+    for (seq, path) in &archived_files {
+        if let Some(prev) = recovered.last()
+            && prev.sequence + 1 != *seq
+        {
+            applied_note = Some(format!(
+                "recovery stops after log {}: log {} is missing",
+                prev.sequence,
+                prev.sequence + 1
+            ));
+            break;
+        }
+        recovered.push(Recovered {
+            sequence: *seq,
+            path: (*path).clone(),
+        });
+    }
+    if applied_note.is_none() {
+        match recovered.last().map(|r| r.sequence) {
+            Some(last) if online_seq <= last => {
+                applied_note = Some(format!(
+                    "the rebuilt online log {online_seq} is not applied: archived log {online_seq} was recovered whole"
+                ));
+            }
+            Some(last) if online_seq > last + 1 => {
+                applied_note = Some(format!(
+                    "recovery stops after log {last}: log {} is missing before the online log {online_seq}",
+                    last + 1
+                ));
+            }
+            _ => recovered.push(Recovered {
+                sequence: online_seq,
+                path: online_path.clone(),
+            }),
+        }
+    }
     let t = Instant::now();
     let out = run_ok(&p.verifier, &["restore", "script", "--dest", &dest_s], &[])?;
     step(
@@ -723,9 +916,38 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             },
         ));
     }
-    // Archived logs, byte for byte.
+    // Every committed transaction, in order: what recovery brought back is the journal's
+    // first commits; the rest is lost (RPO).
+    let replay = referee::replay(&recovered, &table_names);
+    let (matched, lost, diff) = referee::compare_commits(&replay.commits, &jcommits);
+    let jtimes: Vec<i64> = truth
+        .journal
+        .iter()
+        .filter(|e| !e.rollback)
+        .map(|e| e.unix_time)
+        .collect();
+    let rpo_seconds = if lost == 0 {
+        0.0
+    } else {
+        let to = jtimes.last().copied().unwrap_or(start_time);
+        let from = matched
+            .checked_sub(1)
+            .and_then(|i| jtimes.get(i).copied())
+            .unwrap_or(start_time);
+        (to - from).max(0) as f64
+    };
+    // The point recovery reaches: the sequence of the last file it applies, and whether that
+    // is the rebuilt online log (applied to its last commit, not to its end).
+    let point_seq = recovered.last().map_or(0, |r| r.sequence);
+    let online_applied = applied_note.is_none() && point_seq == online_seq;
+    // Archived logs, byte for byte. With the backup host wiped, WORM may end inside an
+    // archived log or before it: the log the rebuilt online log stands for is checked as the
+    // online log (to its last commit); a log after that point, in neither WORM's archive nor
+    // its pieces, went with the last seal interval: it is named, its commits are in the RPO.
     let mut identical = 0;
     let mut problems = Vec::new();
+    let mut as_online = None;
+    let mut lost_logs = Vec::new();
     for (seq, truth_path) in &truth.archived {
         let want = truth.archived_sha256.get(seq).cloned().unwrap_or_default();
         if let Some((path, sha)) = from_worm.get(seq) {
@@ -741,30 +963,64 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             let a = fs::read(path).map_err(|e| DrillError::io(path, e))?;
             let b = fs::read(truth_path).map_err(|e| DrillError::io(truth_path, e))?;
             // An archived copy's blocks 0 and 1 (block count, next SCN) are written at the
-            // switch; the stream has the online log's: compare from block 2.
-            match referee::first_difference(&a, &b, 1024, *size as usize) {
-                None => identical += 1,
-                Some(at) => problems.push(format!("log {seq} (rebuilt): differs at byte {at}")),
+            // switch; the stream has the online log's: compare from block 2, to the end.
+            if b.len() as u64 != *size {
+                problems.push(format!(
+                    "log {seq} (rebuilt): {size} bytes, the database archived {}",
+                    b.len()
+                ));
+            } else {
+                match referee::first_difference(&a, &b, 1024, *size as usize) {
+                    None => identical += 1,
+                    Some(at) => problems.push(format!("log {seq} (rebuilt): differs at byte {at}")),
+                }
             }
+        } else if opts.wipe_backup_host && online_applied && *seq == online_seq {
+            as_online = Some(*seq);
+        } else if opts.wipe_backup_host && *seq > point_seq {
+            lost_logs.push(*seq);
         } else {
-            problems.push(format!("log {seq}: not recovered"));
+            problems.push(match not_rebuilt.get(seq) {
+                Some(why) => format!("log {seq}: not recovered ({why})"),
+                None => format!("log {seq}: not recovered"),
+            });
         }
     }
     checks.push(Check::new(
         "archived logs byte-identical",
-        problems.is_empty() && identical == truth.archived.len(),
+        problems.is_empty()
+            && identical + usize::from(as_online.is_some()) + lost_logs.len()
+                == truth.archived.len(),
         if problems.is_empty() {
             format!(
-                "{identical} of {} ({} from WORM by SHA-256, {} rebuilt by the collector)",
+                "{identical} of {} ({} from WORM by SHA-256, {} rebuilt by {}){}{}",
                 truth.archived.len(),
                 from_worm.len(),
-                rebuilt_archived.len()
+                rebuilt_archived.len(),
+                if opts.wipe_backup_host {
+                    "the verifier from the pieces in WORM"
+                } else {
+                    "the collector"
+                },
+                match as_online {
+                    Some(seq) => format!(
+                        "; log {seq}: rebuilt from WORM to its last commit (the online log check)"
+                    ),
+                    None => String::new(),
+                },
+                if lost_logs.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; after the recovery point (log {point_seq}), lost with the last seal interval: {lost_logs:?} (their commits are in the RPO)"
+                    )
+                }
             )
         } else {
             problems.join("; ")
         },
     ));
-    // The online log: the database's bytes up to the last acknowledged commit.
+    // The online log: the database's bytes up to the last commit the rebuilt log holds.
     let online_check = match truth.online.get(&online_seq) {
         None => Check::new(
             "online log prefix identical",
@@ -784,7 +1040,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
                         "online log prefix identical",
                         got == want,
                         format!(
-                            "log {online_seq}: {size} bytes, SHA-256 {}",
+                            "log {online_seq} from {online_source}: {size} bytes, SHA-256 {}",
                             got.get(..16).unwrap_or(&got)
                         ),
                     )
@@ -798,34 +1054,54 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         }
     };
     checks.push(online_check);
-    // Every committed transaction, in order.
-    let replay = referee::replay(&recovered, &table_names);
-    let (matched, lost, diff) = referee::compare_commits(&replay.commits, &jcommits);
+    let mut commits_detail = match &diff {
+        Some(d) => d.clone(),
+        None if lost == 0 => format!(
+            "{matched} of {} committed transactions, in order",
+            jcommits.len()
+        ),
+        None => format!(
+            "the first {matched} of {} committed transactions, in order; the last {lost} lost",
+            jcommits.len()
+        ),
+    };
+    if let Some(n) = &applied_note {
+        commits_detail.push_str(&format!("; {n}"));
+    }
     checks.push(Check::new(
         "commits recovered = journal",
-        diff.is_none() && lost == 0,
-        match &diff {
-            Some(d) => d.clone(),
-            None => format!(
-                "{matched} of {} committed transactions, in order",
-                jcommits.len()
-            ),
-        },
+        diff.is_none() && (lost == 0 || opts.wipe_backup_host),
+        commits_detail,
     ));
-    let j_online: Vec<_> = jcommits.iter().filter(|c| c.2 == online_seq).collect();
-    let r_online: Vec<_> = replay
-        .commits
+    // The rebuilt online log's own commits: the journal's in that log (all of them; with the
+    // backup host wiped, the journal's first ones, through the last commit in WORM).
+    let r_online = referee::replay(
+        &[Recovered {
+            sequence: online_seq,
+            path: online_path.clone(),
+        }],
+        &table_names,
+    )
+    .commits;
+    let j_online: Vec<_> = jcommits
         .iter()
         .filter(|c| c.2 == online_seq)
+        .cloned()
         .collect();
+    let last_xid = online_record["last_commit_xid"].as_str().unwrap_or("-");
+    let online_ok = if opts.wipe_backup_host {
+        j_online.starts_with(&r_online) && r_online.last().is_some_and(|c| c.0 == last_xid)
+    } else {
+        j_online == r_online
+    };
     checks.push(Check::new(
         "rebuilt online log commits = journal",
-        j_online == r_online,
+        online_ok,
         format!(
-            "log {online_seq}: {} commits rebuilt, the journal has {} (last acknowledged {} at SCN {})",
+            "log {online_seq}: {} commits rebuilt, the journal has {} (last {} at SCN {})",
             r_online.len(),
             j_online.len(),
-            online_record["last_commit_xid"].as_str().unwrap_or("-"),
+            last_xid,
             online_record["last_commit_scn"].as_u64().unwrap_or(0)
         ),
     ));
@@ -842,8 +1118,22 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             replay.problems.join("; ")
         },
     ));
-    // Per-table counts.
-    let jt = referee::journal_tables(&truth.journal);
+    // Per-table counts: against the whole journal; with the backup host wiped, against the
+    // journal up to the last recovered commit (only when the recovered commits are exactly
+    // its first ones: otherwise the whole journal, and the check fails with the commits').
+    let journal_upto: &[JournalEntry] = if opts.wipe_backup_host && diff.is_none() {
+        let end = truth
+            .journal
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !e.rollback)
+            .nth(matched.wrapping_sub(1))
+            .map_or(0, |(i, _)| i + 1);
+        &truth.journal[..end]
+    } else {
+        &truth.journal
+    };
+    let jt = referee::journal_tables(journal_upto);
     let names: BTreeSet<String> = jt.keys().chain(replay.tables.keys()).cloned().collect();
     let paper_names: BTreeSet<String> = paper.iter().map(|t| t.name.clone()).collect();
     let rows: Vec<TableRow> = names
@@ -863,15 +1153,20 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     checks.push(Check::new(
         "per-table row counts equal",
         unequal.is_empty(),
-        if unequal.is_empty() {
-            format!("{} tables", rows.len())
-        } else {
-            format!("differ: {}", unequal.join(", "))
+        match (unequal.is_empty(), journal_upto.len() < truth.journal.len()) {
+            (true, false) => format!("{} tables", rows.len()),
+            (true, true) => format!(
+                "{} tables, against the journal up to the last recovered commit (#{matched} of {})",
+                rows.len(),
+                jcommits.len()
+            ),
+            (false, _) => format!("differ: {}", unequal.join(", ")),
         },
     ));
+    let jt_all = referee::journal_tables(&truth.journal);
     let thin: Vec<String> = paper
         .iter()
-        .filter(|t| jt.get(&t.name).is_none_or(|c| c.transactions < 10))
+        .filter(|t| jt_all.get(&t.name).is_none_or(|c| c.transactions < 10))
         .map(|t| t.name.clone())
         .collect();
     checks.push(Check::new(
@@ -883,12 +1178,12 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
                 paper.len(),
                 paper
                     .iter()
-                    .filter_map(|t| jt.get(&t.name).map(|c| c.transactions))
+                    .filter_map(|t| jt_all.get(&t.name).map(|c| c.transactions))
                     .min()
                     .unwrap_or(0),
                 paper
                     .iter()
-                    .filter_map(|t| jt.get(&t.name).map(|c| c.transactions))
+                    .filter_map(|t| jt_all.get(&t.name).map(|c| c.transactions))
                     .max()
                     .unwrap_or(0)
             )
@@ -924,16 +1219,50 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             }
         ),
     ));
-    checks.push(Check::new(
-        "RPO = 0",
-        lost == 0 && diff.is_none(),
-        format!("{lost} commits lost"),
-    ));
+    if opts.wipe_backup_host {
+        // What the backup host had not yet sealed into WORM is lost, and nothing older: every
+        // lost commit committed within one seal interval plus the upload in flight of the
+        // crash. Its age on the wall clock is at most: the crash on the database's clock,
+        // minus its commit time (whole seconds, rounded down), plus that clock's lag.
+        let bound = setup::WORM_SEAL_INTERVAL + Duration::from_secs(2);
+        let oldest = jtimes
+            .get(matched)
+            .filter(|_| lost > 0)
+            .map(|t| clock.at - *t as f64 + clock.behind.as_secs_f64());
+        checks.push(Check::new(
+            "RPO within one seal interval plus the upload in flight",
+            diff.is_none() && oldest.is_none_or(|age| age <= bound.as_secs_f64()),
+            format!(
+                "{lost} commits lost ({rpo_seconds:.0} s of commit time){}; bound: every lost commit committed within seal_interval {:.1} s + 2 s = {:.1} s of the crash (commit times in whole seconds, the database's clock {:.2} s behind the wall clock)",
+                oldest.map_or(String::new(), |age| format!(
+                    ", the oldest at most {age:.2} s before the crash"
+                )),
+                setup::WORM_SEAL_INTERVAL.as_secs_f64(),
+                bound.as_secs_f64(),
+                clock.behind.as_secs_f64()
+            ),
+        ));
+        checks.push(Check::new(
+            "online log source = worm",
+            online_source == "worm",
+            format!("{online_source}: {online_source_reason}"),
+        ));
+    } else {
+        checks.push(Check::new(
+            "RPO = 0",
+            lost == 0 && diff.is_none(),
+            format!("{lost} commits lost"),
+        ));
+    }
     let pass = checks.iter().all(|c| c.ok);
     let report = DrillReport {
         pass,
         store: store_name,
+        wipe_backup_host: opts.wipe_backup_host,
         rpo_commits: lost,
+        rpo_seconds,
+        online_source,
+        online_source_reason,
         rto_seconds: rto,
         workload_seconds,
         commits: jcommits.len(),
@@ -956,6 +1285,41 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     Ok(report)
 }
 
+/// An archived log missing from WORM's manifest, rebuilt to its end from the pieces in WORM
+/// with the recovery team's key (`restore online ... --sequence N`, into a directory of its
+/// own); `Err` says why not (the archived-log check reports it).
+fn rebuild_from_worm(
+    verifier: &Path,
+    args: &[String],
+    env: &[(&str, &str)],
+    dest: &Path,
+    seq: u32,
+) -> Result<(PathBuf, u64), String> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = run_tool(verifier, &args, env).map_err(|e| e.to_string())?;
+    if code != 0 {
+        let why = err
+            .lines()
+            .chain(out.lines())
+            .find(|l| !l.trim().is_empty());
+        return Err(format!(
+            "restore online --sequence {seq} exited {code}: {}",
+            why.unwrap_or("").trim()
+        ));
+    }
+    let rec = read_json(&dest.join("restore-online.json")).map_err(|e| e.to_string())?;
+    if rec["sequence"].as_u64() != Some(u64::from(seq)) {
+        return Err(format!(
+            "restore online --sequence {seq} rebuilt log {}",
+            rec["sequence"]
+        ));
+    }
+    Ok((
+        PathBuf::from(rec["path"].as_str().unwrap_or("")),
+        rec["size"].as_u64().unwrap_or(0),
+    ))
+}
+
 fn read_json(path: &Path) -> Result<serde_json::Value, DrillError> {
     let text = fs::read_to_string(path).map_err(|e| DrillError::io(path, e))?;
     serde_json::from_str(&text).map_err(|e| DrillError::Step(format!("{}: {e}", path.display())))
@@ -976,9 +1340,11 @@ fn progress(status: &Path, collector_metrics: SocketAddr, stream: &str) -> Strin
         .unwrap_or(0);
     let m = scrape(collector_metrics);
     let get = |n: &str| m.get(&format!("{n}{{stream=\"{stream}\"}}")).copied();
+    let scn = |n: &str| get(n).map_or("-".into(), |v| format!("{v:.0}"));
     format!(
-        "archived logs in WORM {shipped} (manifest sealed through {sealed})   collector: {:.2} MB stored, durable SCN {}",
+        "archived logs in WORM {shipped} (manifest sealed through {sealed})   collector: {:.2} MB stored, durable SCN {}, in WORM to SCN {}",
         get("redovault_collector_stored_bytes_total").unwrap_or(0.0) / 1e6,
-        get("redovault_collector_durable_scn").map_or("-".into(), |v| format!("{v:.0}"))
+        scn("redovault_collector_durable_scn"),
+        scn("redovault_collector_worm_scn")
     )
 }

@@ -1,13 +1,22 @@
 //! The drill's world on disk: the database host (attacked), the backup host (the
-//! collector), the WORM store (a local directory or S3), the referee's ground truth, the
-//! fresh recovery install; the link's certificates and the collector's key, made on the fly;
-//! one configuration file per daemon.
+//! collector; attacked too with `--wipe-backup-host`), the WORM store (a local directory or
+//! S3), the referee's ground truth, the recovery team's offline key, the fresh recovery
+//! install; the link's certificates, the collector's key and the recovery key pair, made on
+//! the fly; one configuration file per daemon.
 
 use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::{DrillError, S3Target};
+use crate::crypto::recovery::RecoveryPrivateKey;
 use crate::crypto::tls;
+
+/// The collector's `[worm] seal_interval` in every drill: the longest time from a byte being
+/// durable on the backup host to its piece being cut for WORM.
+pub const WORM_SEAL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Every path of one drill.
 #[derive(Debug, Clone)]
@@ -22,8 +31,11 @@ pub struct Layout {
     pub host_etc: PathBuf,
     /// redovault's state on the database host (watcher, extractor).
     pub host_state: PathBuf,
-    /// The backup host: the collector's configuration, key, certificates and store.
+    /// The backup host: the collector's configuration, key, certificates, store and the
+    /// recovery public key.
     pub remote: PathBuf,
+    /// The recovery team's offline private key (outside every host; no attack touches it).
+    pub recovery_team: PathBuf,
     /// The local WORM stand-in (local store mode).
     pub vault: PathBuf,
     /// What the referee saw at the crash (ground truth, outside every host).
@@ -51,6 +63,7 @@ impl Layout {
             host_etc: root.join("host/etc/redovault"),
             host_state: root.join("host/var/lib/redovault"),
             remote: root.join("backup-host"),
+            recovery_team: root.join("recovery-team"),
             vault: root.join("vault"),
             referee: root.join("referee"),
             recovery: root.join("recovery"),
@@ -61,6 +74,7 @@ impl Layout {
         for d in [
             &l.host,
             &l.remote,
+            &l.recovery_team,
             &l.vault,
             &l.referee,
             &l.recovery,
@@ -74,6 +88,7 @@ impl Layout {
             &l.host_etc,
             &l.host_state,
             &l.remote,
+            &l.recovery_team,
             &l.referee,
             &l.recovery,
             &l.logs,
@@ -86,6 +101,11 @@ impl Layout {
     /// A log file of the drill.
     pub fn log(&self, name: &str) -> PathBuf {
         self.logs.join(name)
+    }
+
+    /// The recovery team's private key (PKCS#8 PEM, 0600).
+    pub fn recovery_key(&self) -> PathBuf {
+        self.recovery_team.join("recovery.key")
     }
 }
 
@@ -111,9 +131,12 @@ pub struct Configs {
     pub extractor: PathBuf,
     /// Watcher (database host).
     pub watcher: PathBuf,
+    /// The key prefix of the collector's pieces in WORM (`[worm] prefix`).
+    pub worm_prefix: String,
 }
 
-/// Writes the PKI, the collector's key file and every daemon's configuration.
+/// Writes the PKI, the collector's key file, the recovery key pair and every daemon's
+/// configuration.
 pub fn write_configs(
     l: &Layout,
     ports: Ports,
@@ -145,11 +168,36 @@ pub fn write_configs(
         format!("active = \"k1\"\n[keys]\nk1 = \"{}\"\n", &*key),
     )
     .map_err(|e| DrillError::io(&keys, e))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&keys, fs::Permissions::from_mode(0o600))
-            .map_err(|e| DrillError::io(&keys, e))?;
-    }
+    fs::set_permissions(&keys, fs::Permissions::from_mode(0o600))
+        .map_err(|e| DrillError::io(&keys, e))?;
+
+    // The recovery key pair, as `deploy/recovery-key.sh` makes it on an offline machine: the
+    // private half to the recovery team (0600 from its creation), the public half to the
+    // backup host, where the collector seals its pieces to it.
+    let recovery = RecoveryPrivateKey::generate();
+    let private = l.recovery_key();
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&private)
+        .and_then(|mut f| {
+            f.write_all(recovery.to_pem().as_bytes())?;
+            f.sync_all()
+        })
+        .map_err(|e| DrillError::io(&private, e))?;
+    let public = l.remote.join("recovery.pub");
+    fs::write(&public, recovery.public().to_pem()).map_err(|e| DrillError::io(&public, e))?;
+    // The collector's pieces go to the same store as the watcher's archived logs, under the
+    // drill's prefix, with the bucket's default retention on S3.
+    let worm_prefix = prefix.to_string();
+    let worm_store = match s3 {
+        Some(_) => format!(
+            "{}\nretention = \"bucket-default\"",
+            store_section(l, s3, &worm_prefix)
+        ),
+        None => store_section(l, s3, &worm_prefix),
+    };
 
     let collector = l.remote.join("collector.toml");
     let text = format!(
@@ -168,10 +216,17 @@ handshake_timeout = "5s"
 [store]
 dir = "{store}"
 key_file = "{keys}"
+# Every stream's acknowledged redo also goes into WORM, sealed to the offline recovery key.
+[worm]
+{worm_store}
+recovery_public_key = "{public}"
+seal_interval = "{seal_ms}ms"
 [telemetry]
 log_level = "info"
 metrics_listen = "127.0.0.1:{mport}"
 "#,
+        public = public.display(),
+        seal_ms = WORM_SEAL_INTERVAL.as_millis(),
         port = ports.collector,
         cert = pki.server_cert.display(),
         key = pki.server_key.display(),
@@ -264,6 +319,7 @@ metrics_listen = "127.0.0.1:{mport}"
         collector,
         extractor,
         watcher,
+        worm_prefix,
     })
 }
 
@@ -287,17 +343,29 @@ pub fn store_section(l: &Layout, s3: Option<&S3Target>, prefix: &str) -> String 
 }
 
 /// The fresh install's verifier configuration: the store with read-only credentials (from
-/// the environment), no local manifest (the host is gone), the collector's directory and key.
+/// the environment), no local manifest (the host is gone), and the collector's directory and
+/// key when the backup host still stands (`backup_host`); when it was wiped, no `[collector]`:
+/// what is left is WORM and the recovery team's key (given to `restore online`).
 pub fn write_verifier_config(
     l: &Layout,
     s3: Option<&S3Target>,
     prefix: &str,
+    backup_host: bool,
 ) -> Result<PathBuf, DrillError> {
     let p = l.recovery.join("verifier.toml");
     let lock = if s3.is_some() {
         "lock_mode = \"compliance\"\nmin_retention = \"1d\""
     } else {
         "lock_mode = \"none\""
+    };
+    let collector = if backup_host {
+        format!(
+            "[collector]\ndir = \"{}\"\nkey_file = \"{}\"",
+            l.remote.join("store").display(),
+            l.remote.join("collector.keys").display()
+        )
+    } else {
+        "# No [collector]: the backup host was wiped with the database host.".to_string()
     };
     let text = format!(
         r#"# A fresh install on a clean recovery host (written by `redovault drill`).
@@ -307,16 +375,12 @@ pub fn write_verifier_config(
 {lock}
 deep = "all"
 state_dir = "{state}"
-[collector]
-dir = "{cdir}"
-key_file = "{keys}"
+{collector}
 [telemetry]
 log_level = "warn"
 "#,
         store = store_section(l, s3, prefix),
         state = l.recovery.join("state").display(),
-        cdir = l.remote.join("store").display(),
-        keys = l.remote.join("collector.keys").display(),
     );
     fs::write(&p, text).map_err(|e| DrillError::io(&p, e))?;
     Ok(p)
