@@ -3,7 +3,9 @@
 //! collector and the verifier running against the real S3 server over TLS with the three sets
 //! of keys of a deployment (the database host's put-only keys, the verifier's read-only keys,
 //! the bucket policy of `deploy/s3/policies/`); the attack (crash, kill -9, dd, rm -rf, and
-//! attempts on WORM with the host's keys); recovery from nothing; the referee's checks.
+//! attempts on WORM with the host's keys); recovery from nothing; the referee's checks. And the
+//! hard case (`--wipe-backup-host`): the backup host wiped at the crash, recovery from WORM and
+//! the offline recovery key only, RPO within one seal interval plus the upload in flight.
 //! Run with `--nocapture` by `deploy/test.sh`, so that CI prints the drill, RPO and RTO.
 
 use std::path::PathBuf;
@@ -60,24 +62,34 @@ fn print_summary(report: &serde_json::Value) {
         );
     }
     eprintln!(
-        "drill verdict: {}   RPO = {} commits lost   RTO = {:.2} s   ({} commits, {} archived logs, {})",
+        "drill verdict: {}   RPO = {} commits lost ({} s)   RTO = {:.2} s   online log from {}   ({} commits, {} archived logs, {})",
         if report["pass"].as_bool() == Some(true) {
             "PASS"
         } else {
             "FAIL"
         },
         report["rpo_commits"],
+        report["rpo_seconds"],
         report["rto_seconds"].as_f64().unwrap_or(-1.0),
+        report["online_source"].as_str().unwrap_or("?"),
         report["commits"],
         report["archived_logs"],
         report["store"].as_str().unwrap_or("")
     );
 }
 
-fn check_report(code: i32, report: &serde_json::Value, progress: &str) {
+/// The bound of `--wipe-backup-host`: the collector's seal interval in the drill (1 s) plus 2 s
+/// for the upload in flight.
+const WIPED_RPO_BOUND_SECONDS: f64 = 3.0;
+
+fn check_report(code: i32, report: &serde_json::Value, progress: &str, wiped: bool) {
     assert_eq!(code, 0, "the drill failed:\n{progress}");
     assert_eq!(report["pass"].as_bool(), Some(true));
-    assert_eq!(report["rpo_commits"].as_u64(), Some(0), "RPO = 0 commits");
+    assert_eq!(report["wipe_backup_host"].as_bool(), Some(wiped));
+    if !wiped {
+        assert_eq!(report["rpo_commits"].as_u64(), Some(0), "RPO = 0 commits");
+        assert_eq!(report["rpo_seconds"].as_f64(), Some(0.0));
+    }
     assert!(report["rto_seconds"].as_f64().unwrap() > 0.0);
     assert!(report["commits"].as_u64().unwrap() > 100, "a real workload");
     assert!(
@@ -85,7 +97,7 @@ fn check_report(code: i32, report: &serde_json::Value, progress: &str) {
         "several log switches"
     );
     let checks = report["checks"].as_array().unwrap();
-    for name in [
+    let mut names = vec![
         "archived logs byte-identical",
         "online log prefix identical",
         "commits recovered = journal",
@@ -93,8 +105,16 @@ fn check_report(code: i32, report: &serde_json::Value, progress: &str) {
         "per-table row counts equal",
         "paper tables: >= 10 transactions each",
         "audit of WORM, manifest and collector",
-        "RPO = 0",
-    ] {
+    ];
+    if wiped {
+        names.extend([
+            "RPO within one seal interval plus the upload in flight",
+            "online log source = worm",
+        ]);
+    } else {
+        names.push("RPO = 0");
+    }
+    for name in names {
         let c = checks
             .iter()
             .find(|c| c["name"] == name)
@@ -105,6 +125,7 @@ fn check_report(code: i32, report: &serde_json::Value, progress: &str) {
     let paper: Vec<_> = tables.iter().filter(|t| t["paper"] == true).collect();
     assert_eq!(paper.len(), 5, "the paper's five tables");
     for t in &paper {
+        // With the backup host wiped, "journal" is the journal up to the last recovered commit.
         assert!(t["journal"]["transactions"].as_u64().unwrap() >= 10);
         assert_eq!(t["journal"], t["recovered"], "{}", t["table"]);
     }
@@ -134,7 +155,7 @@ fn the_drill_on_real_s3_over_tls_recovers_every_commit_and_the_host_keys_cannot_
     ]);
     eprintln!("{progress}");
     print_summary(&report);
-    check_report(code, &report, &progress);
+    check_report(code, &report, &progress, false);
     assert!(report["store"].as_str().unwrap().starts_with("s3 https://"));
     // Every attempt on WORM with the database host's keys left the objects as they were:
     // delete, delete a version (with and without the governance bypass), shorten the
@@ -165,7 +186,7 @@ fn the_drill_on_the_local_store_passes_as_the_readme_first_command_runs_it() {
     let (code, report, progress) =
         drill(&["--dir", dir.to_str().unwrap(), "--local", "--run-for", "5s"]);
     print_summary(&report);
-    check_report(code, &report, &progress);
+    check_report(code, &report, &progress, false);
     assert!(
         report["store"]
             .as_str()
@@ -175,5 +196,58 @@ fn the_drill_on_the_local_store_passes_as_the_readme_first_command_runs_it() {
     assert!(
         progress.contains("==> [5/5]"),
         "progress is shown:\n{progress}"
+    );
+}
+
+#[test]
+fn the_drill_with_the_backup_host_wiped_at_the_crash_recovers_from_worm_within_one_seal_interval() {
+    let env = drill_env();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("drill");
+    let (code, report, progress) = drill(&[
+        "--dir",
+        dir.to_str().unwrap(),
+        "--s3-env",
+        env.to_str().unwrap(),
+        "--run-for",
+        "10s",
+        "--wipe-backup-host",
+    ]);
+    eprintln!("{progress}");
+    print_summary(&report);
+    check_report(code, &report, &progress, true);
+    assert!(report["store"].as_str().unwrap().starts_with("s3 https://"));
+    // The online log came from the pieces in WORM, opened with the offline recovery key.
+    assert_eq!(report["online_source"].as_str(), Some("worm"), "{report}");
+    let rpo = report["rpo_seconds"].as_f64().unwrap();
+    assert!(
+        (0.0..=WIPED_RPO_BOUND_SECONDS).contains(&rpo),
+        "RPO {rpo} s, bound {WIPED_RPO_BOUND_SECONDS} s"
+    );
+    // Both hosts are gone; the recovery team's key, outside every host, is not.
+    assert!(!dir.join("backup-host").exists(), "the backup host is gone");
+    assert!(dir.join("recovery-team/recovery.key").is_file());
+    let attack = report["attack"].as_array().unwrap();
+    assert!(
+        attack[0]["action"]
+            .as_str()
+            .unwrap()
+            .starts_with("at the crash: kill -9 of the collector"),
+        "{attack:?}"
+    );
+    assert!(
+        attack[1]["action"]
+            .as_str()
+            .unwrap()
+            .contains("backup-host")
+    );
+    // The attempts on WORM with the database host's keys were refused here too.
+    let attempts: Vec<&serde_json::Value> =
+        attack.iter().filter(|a| !a["refused"].is_null()).collect();
+    assert!(attempts.len() >= 12, "{attempts:?}");
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a["refused"].as_bool() == Some(true))
     );
 }
