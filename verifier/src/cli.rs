@@ -138,6 +138,10 @@ struct RestoreOnlineArgs {
     /// The thread (when the collector holds several streams).
     #[arg(long)]
     thread: Option<u16>,
+    /// The stream, `db<dbid>-rl<resetlogs id>-t<thread>` (when WORM or the collector hold
+    /// several databases).
+    #[arg(long)]
+    stream: Option<String>,
     /// Pad the file with zeros to the online log's size.
     #[arg(long)]
     pad: bool,
@@ -736,19 +740,22 @@ fn collector_candidate(
     }
     let snap = pick_stream(
         audit.snapshots.into_iter().collect(),
-        a.thread,
+        a,
         &format!("the collector in {}", dir.display()),
     )?;
     Ok(Some((snap, keys)))
 }
 
-/// One stream of several, by `--thread`.
+/// One stream of several, by `--stream` or `--thread`.
 fn pick_stream<T>(
     mut candidates: Vec<(StreamId, T)>,
-    thread: Option<u16>,
+    a: &RestoreOnlineArgs,
     place: &str,
 ) -> anyhow::Result<T> {
-    candidates.retain(|(s, _)| thread.is_none_or(|t| s.thread.0 == t));
+    candidates.retain(|(s, _)| {
+        a.thread.is_none_or(|t| s.thread.0 == t)
+            && a.stream.as_deref().is_none_or(|n| s.to_string() == n)
+    });
     match candidates.len() {
         0 => bail!("{place} holds no matching stream"),
         1 => Ok(candidates.remove(0).1),
@@ -775,11 +782,11 @@ async fn worm_candidate(
     match cfg.store.kind {
         StoreKind::S3 => {
             let s = S3Store::new(redovault::watcher::s3_config(&cfg.store)?)?;
-            worm_read(&s, &prefix, &key, a.thread).await
+            worm_read(&s, &prefix, &key, a).await
         }
         StoreKind::Local => {
             let dir = cfg.store.dir.clone().context("store.dir")?;
-            worm_read(&LocalStore::new(dir)?, &prefix, &key, a.thread).await
+            worm_read(&LocalStore::new(dir)?, &prefix, &key, a).await
         }
     }
 }
@@ -788,12 +795,12 @@ async fn worm_read<S: redovault::store::ArchiveStore>(
     store: &S,
     prefix: &str,
     key: &RecoveryPrivateKey,
-    thread: Option<u16>,
+    a: &RestoreOnlineArgs,
 ) -> anyhow::Result<(StreamId, WormStream)> {
     let streams = worm_stream::list_streams(store, prefix).await?;
     let stream = pick_stream(
         streams.into_iter().map(|s| (s, s)).collect(),
-        thread,
+        a,
         &format!("WORM under {prefix:?}"),
     )?;
     let ws = worm_stream::read_stream(store, prefix, stream, key).await?;
