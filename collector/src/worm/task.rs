@@ -66,6 +66,15 @@ pub fn spawn<S: ArchiveStore + Clone + 'static>(
         .worm_seal_interval
         .set(worm.config.seal_interval.as_secs_f64());
     tokio::spawn(async move {
+        // Said once at start; a put on a store that fails this check fails too, and is
+        // retried (the WORM lag and its alert tell the operator).
+        match worm.store.check().await {
+            Ok(r) if r.worm => tracing::info!(store = %r.description, "WORM store checked"),
+            Ok(r) => tracing::warn!(store = %r.description, "the streams' second home is NOT WORM"),
+            Err(e) => {
+                tracing::error!(error = %e, "WORM store check failed; pieces wait until it answers")
+            }
+        }
         let mut started = BTreeSet::new();
         let mut tasks = JoinSet::new();
         loop {
