@@ -457,6 +457,35 @@ metrics_listen = "here"
     }
 
     #[test]
+    fn worm_section_defaults_and_every_problem_at_once() {
+        assert!(CollectorConfig::parse(MINIMAL).unwrap().worm.is_none());
+        let ok = format!(
+            "{MINIMAL}\n[worm]\nendpoint = \"https://s3.example:443\"\nbucket = \"b\"\n\
+             prefix = \"p\"\nrecovery_public_key = \"/k/recovery.pub\"\n"
+        );
+        let w = CollectorConfig::parse(&ok).unwrap().worm.unwrap();
+        assert_eq!(w.seal_interval, std::time::Duration::from_secs(1));
+        assert_eq!(w.max_piece, 16 << 20);
+        assert_eq!(w.manifest_entries, 60);
+        assert_eq!(w.store.prefix, "p");
+        let bad = format!(
+            "{MINIMAL}\n[worm]\nendpoint = \"http://plain\"\nseal_interval = \"soon\"\n\
+             max_piece = \"1G\"\ncolour = 1\n"
+        );
+        let p = CollectorConfig::parse(&bad).unwrap_err();
+        for want in [
+            "worm.endpoint:",
+            "worm.seal_interval:",
+            "worm.colour: unknown key",
+            "worm.recovery_public_key: required",
+            "worm.bucket: required",
+            "worm.max_piece:",
+        ] {
+            assert!(p.iter().any(|x| x.starts_with(want)), "{want} in {p:?}");
+        }
+    }
+
+    #[test]
     fn blowfish_only_when_asked_and_with_its_psk() {
         let text = MINIMAL.replace("[tls]", "[legacy]\npsk_file = \"/c/psk\"\n[tls]");
         let p = CollectorConfig::parse(&text).unwrap_err();

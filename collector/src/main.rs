@@ -251,8 +251,24 @@ fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
                 "LEGACY Blowfish with a pre-shared key"
             }
         };
+        let worm = cfg.worm.as_ref().map_or_else(
+            || ", no [worm]: the commits since the last log switch live on this host only".into(),
+            |w| {
+                format!(
+                    ", streams sealed into WORM {} within {} ms",
+                    match w.store.kind {
+                        StoreKind::S3 => format!("s3://{}/{}", w.store.bucket, w.store.prefix),
+                        StoreKind::Local => format!(
+                            "local:{}",
+                            w.store.dir.as_deref().unwrap_or(Path::new("")).display()
+                        ),
+                    },
+                    w.seal_interval.as_millis()
+                )
+            },
+        );
         println!(
-            "{}: OK (listen {}, {mode}, store {})",
+            "{}: OK (listen {}, {mode}, store {}{worm})",
             path.display(),
             cfg.listen,
             cfg.store_dir.display()

@@ -512,6 +512,37 @@ mod tests {
         assert!(!e.is_tampering());
     }
 
+    /// Bytes from WORM are untrusted: no mutation of a piece, no truncation and no garbage
+    /// makes opening panic or accept other chunks.
+    #[test]
+    fn mutated_truncated_and_random_bytes_never_panic_and_never_open() {
+        use rand::{Rng, SeedableRng};
+        let sk = RecoveryPrivateKey::generate();
+        let p = seal(stream(), 1, Sha256Digest::ZERO, &chunks(), sk.public()).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..3000 {
+            let mut b = p.bytes.clone();
+            match rng.gen_range(0..4) {
+                0 => {
+                    let i = rng.gen_range(0..b.len());
+                    b[i] ^= 1 << rng.gen_range(0..8);
+                }
+                1 => b.truncate(rng.gen_range(0..b.len())),
+                2 => b.extend((0..rng.gen_range(1..64)).map(|_| rng.r#gen::<u8>())),
+                _ => {
+                    let n = rng.gen_range(0..400);
+                    b = (0..n).map(|_| rng.r#gen::<u8>()).collect();
+                    if n >= 8 && rng.gen_bool(0.5) {
+                        b[..8].copy_from_slice(&MAGIC);
+                    }
+                }
+            }
+            assert!(b == p.bytes || open(&b, &sk, "fuzz").is_err());
+            let _ = PieceHeader::decode(&b, "fuzz");
+            let _ = parse_piece_name(&String::from_utf8_lossy(&b));
+        }
+    }
+
     #[test]
     fn keys_sort_by_position_and_parse_back() {
         let sha = Sha256Digest([0xab; 32]);

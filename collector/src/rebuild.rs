@@ -35,7 +35,7 @@ use redovault::wire::{CommitMark, StreamId, StreamPos};
 use redovault_redo::position::{LogSeq, Scn, ThreadId, Xid};
 use sha2::{Digest, Sha256};
 
-use crate::segment::{self, ScanMode};
+use crate::segment::{self, Chunk, ScanMode};
 use crate::store::{StoreError, StreamSnapshot};
 
 /// What to rebuild.
@@ -217,12 +217,186 @@ pub fn rebuild(
         stream,
         seq: Some(seq),
     })?;
-    let cut = last_commit.end.offset;
-    let incomplete = |reason: String| RebuildError::Incomplete {
+    let target = Target {
         stream,
         seq,
-        reason,
+        last_commit,
+        commits,
+        durable_end: snap.durable.end,
     };
+    write_log(&target, out, opts, |w| {
+        let lo = StreamPos { seq, offset: 0 };
+        let hi = StreamPos { seq, offset: w.cut };
+        for s in &snap.segments {
+            let (Some(first), Some(last_end)) = (s.first, s.last_end) else {
+                continue;
+            };
+            if first >= hi || last_end <= lo || w.done() {
+                continue;
+            }
+            segment::scan::<RebuildError>(
+                &s.path,
+                keys,
+                ScanMode::Strict,
+                Some(s.durable_len),
+                |_, c| w.push(&c),
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// What to rebuild from chunks held elsewhere (the pieces in WORM): the stream, the
+/// sequence, its last commit (the cut) and how many commits it holds, and the stream's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// The stream.
+    pub stream: StreamId,
+    /// The log sequence.
+    pub seq: LogSeq,
+    /// The last commit to keep: the file ends at its `end`.
+    pub last_commit: CommitMark,
+    /// Commits of the sequence up to it.
+    pub commits: usize,
+    /// The end of what the source holds of the stream.
+    pub durable_end: StreamPos,
+}
+
+/// Rebuilds `target` from `chunks` (any order of the stream's chunks that holds the
+/// sequence's chunks in order; others are skipped).
+pub fn rebuild_from_chunks<'a>(
+    target: &Target,
+    chunks: impl IntoIterator<Item = &'a Chunk>,
+    out: &Path,
+    opts: &RebuildOptions,
+) -> Result<RebuildReport, RebuildError> {
+    write_log(target, out, opts, |w| {
+        for c in chunks {
+            if w.done() {
+                break;
+            }
+            w.push(c)?;
+        }
+        Ok(())
+    })
+}
+
+/// The log being written: the source's bytes of one sequence from offset 0 to the cut.
+struct LogWriter {
+    stream: StreamId,
+    seq: LogSeq,
+    cut: u64,
+    tmp: PathBuf,
+    file: std::fs::File,
+    hasher: Sha256,
+    head: Vec<u8>,
+    analyzer: Option<redovault_redo::Analyzer>,
+    next: u64,
+}
+
+impl LogWriter {
+    fn done(&self) -> bool {
+        self.next >= self.cut
+    }
+
+    fn incomplete(&self, reason: String) -> RebuildError {
+        RebuildError::Incomplete {
+            stream: self.stream,
+            seq: self.seq,
+            reason,
+        }
+    }
+
+    /// Writes the part of `c` that continues the log (chunks of other sequences, or
+    /// already written, are skipped; a gap is an error).
+    fn push(&mut self, c: &Chunk) -> Result<(), RebuildError> {
+        if c.start.seq != self.seq || self.done() {
+            return Ok(());
+        }
+        let c_end = c.start.offset + c.data.len() as u64;
+        if c_end <= self.next {
+            return Ok(());
+        }
+        if c.start.offset > self.next {
+            return Err(self.incomplete(format!("bytes {}..{} missing", self.next, c.start.offset)));
+        }
+        let a = (self.next - c.start.offset) as usize;
+        let b = (c_end.min(self.cut) - c.start.offset) as usize;
+        let piece = &c.data[a..b];
+        self.file
+            .write_all(piece)
+            .map_err(io_err("write", &self.tmp))?;
+        self.hasher.update(piece);
+        if self.head.len() < 512 {
+            let n = piece.len().min(512 - self.head.len());
+            self.head.extend_from_slice(&piece[..n]);
+        }
+        if let Some(an) = self.analyzer.as_mut()
+            && an.feed(piece).is_err()
+        {
+            self.analyzer = None;
+        }
+        self.next += piece.len() as u64;
+        Ok(())
+    }
+
+    /// Pads, syncs and judges what was written.
+    fn finish(mut self, pad: bool) -> Result<([u8; 32], u64, Option<ParserView>), RebuildError> {
+        let cut = self.cut;
+        if self.next != cut {
+            return Err(self.incomplete(format!(
+                "held up to offset {}, the commit ends at {cut}",
+                self.next
+            )));
+        }
+        let mut file_size = cut;
+        if pad {
+            let fh = redovault_redo::FileHeader::parse(&self.head).map_err(|e| {
+                self.incomplete(format!("no redo file header to size the log: {e}"))
+            })?;
+            let full = (u64::from(fh.block_count) + 1) * u64::from(fh.block_size);
+            let zeros = vec![0u8; 1 << 20];
+            while file_size < full {
+                let n = (full - file_size).min(zeros.len() as u64) as usize;
+                self.file
+                    .write_all(&zeros[..n])
+                    .map_err(io_err("write", &self.tmp))?;
+                file_size += n as u64;
+            }
+        }
+        self.file.sync_all().map_err(io_err("fsync", &self.tmp))?;
+        // The log ends at the cut: blocks past it are missing (or zeros), which the parser
+        // rightly calls bad; the self-check judges the blocks before the cut.
+        let parser = self.analyzer.and_then(|a| a.finish().ok()).map(|r| {
+            let bs = u64::from(r.file.block_size).max(1);
+            let cut_block = u32::try_from(cut.div_ceil(bs)).unwrap_or(u32::MAX);
+            ParserView {
+                records: r.records,
+                commits: r.commits.iter().filter(|c| !c.rollback).count(),
+                last_commit: r.last_commit.map(|c| (c.xid, c.scn)),
+                clean: r.bad_blocks.iter().all(|b| b.block >= cut_block)
+                    && r.errors.iter().all(|e| e.block >= cut_block),
+            }
+        });
+        Ok((self.hasher.finalize().into(), file_size, parser))
+    }
+}
+
+/// Writes `target`'s log to `out` create-only and durably, `feed` pushing its chunks.
+fn write_log(
+    target: &Target,
+    out: &Path,
+    opts: &RebuildOptions,
+    feed: impl FnOnce(&mut LogWriter) -> Result<(), RebuildError>,
+) -> Result<RebuildReport, RebuildError> {
+    let Target {
+        stream,
+        seq,
+        last_commit,
+        commits,
+        durable_end,
+    } = *target;
+    let cut = last_commit.end.offset;
     let name = out
         .file_name()
         .ok_or_else(|| io_err("name", out)(io::ErrorKind::InvalidInput.into()))?;
@@ -239,94 +413,24 @@ pub fn rebuild(
         std::process::id()
     ));
     let result = (|| {
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp)
             .map_err(io_err("create", &tmp))?;
-        let mut hasher = Sha256::new();
-        let mut analyzer = Some(redovault_redo::Analyzer::new());
-        let mut head = Vec::new();
-        let mut next: u64 = 0;
-        let lo = StreamPos { seq, offset: 0 };
-        let hi = StreamPos { seq, offset: cut };
-        for s in &snap.segments {
-            let (Some(first), Some(last_end)) = (s.first, s.last_end) else {
-                continue;
-            };
-            if first >= hi || last_end <= lo || next >= cut {
-                continue;
-            }
-            segment::scan::<RebuildError>(
-                &s.path,
-                keys,
-                ScanMode::Strict,
-                Some(s.durable_len),
-                |_, c| {
-                    if c.start.seq != seq || next >= cut {
-                        return Ok(());
-                    }
-                    let c_end = c.start.offset + c.data.len() as u64;
-                    if c_end <= next {
-                        return Ok(());
-                    }
-                    if c.start.offset > next {
-                        return Err(incomplete(format!(
-                            "bytes {next}..{} missing",
-                            c.start.offset
-                        )));
-                    }
-                    let a = (next - c.start.offset) as usize;
-                    let b = (c_end.min(cut) - c.start.offset) as usize;
-                    let piece = &c.data[a..b];
-                    file.write_all(piece).map_err(io_err("write", &tmp))?;
-                    hasher.update(piece);
-                    if head.len() < 512 {
-                        head.extend_from_slice(&piece[..piece.len().min(512 - head.len())]);
-                    }
-                    if let Some(an) = analyzer.as_mut()
-                        && an.feed(piece).is_err()
-                    {
-                        analyzer = None;
-                    }
-                    next += piece.len() as u64;
-                    Ok(())
-                },
-            )?;
-        }
-        if next != cut {
-            return Err(incomplete(format!(
-                "held up to offset {next}, the commit ends at {cut}"
-            )));
-        }
-        let mut file_size = cut;
-        if opts.pad_to_log_size {
-            let fh = redovault_redo::FileHeader::parse(&head)
-                .map_err(|e| incomplete(format!("no redo file header to size the log: {e}")))?;
-            let full = (u64::from(fh.block_count) + 1) * u64::from(fh.block_size);
-            let zeros = vec![0u8; 1 << 20];
-            while file_size < full {
-                let n = (full - file_size).min(zeros.len() as u64) as usize;
-                file.write_all(&zeros[..n]).map_err(io_err("write", &tmp))?;
-                file_size += n as u64;
-            }
-        }
-        file.sync_all().map_err(io_err("fsync", &tmp))?;
-        drop(file);
-        // The log ends at the cut: blocks past it are missing (or zeros), which the parser
-        // rightly calls bad; the self-check judges the blocks before the cut.
-        let parser = analyzer.and_then(|a| a.finish().ok()).map(|r| {
-            let bs = u64::from(r.file.block_size).max(1);
-            let cut_block = u32::try_from(cut.div_ceil(bs)).unwrap_or(u32::MAX);
-            ParserView {
-                records: r.records,
-                commits: r.commits.iter().filter(|c| !c.rollback).count(),
-                last_commit: r.last_commit.map(|c| (c.xid, c.scn)),
-                clean: r.bad_blocks.iter().all(|b| b.block >= cut_block)
-                    && r.errors.iter().all(|e| e.block >= cut_block),
-            }
-        });
-        Ok((hasher.finalize().into(), file_size, parser))
+        let mut w = LogWriter {
+            stream,
+            seq,
+            cut,
+            tmp: tmp.clone(),
+            file,
+            hasher: Sha256::new(),
+            head: Vec::new(),
+            analyzer: Some(redovault_redo::Analyzer::new()),
+            next: 0,
+        };
+        feed(&mut w)?;
+        w.finish(opts.pad_to_log_size)
     })();
     let (sha256, file_size, parser) = match result {
         Ok(v) => v,
@@ -356,7 +460,7 @@ pub fn rebuild(
         sha256,
         last_commit,
         commits,
-        durable_end: snap.durable.end,
+        durable_end,
         parser,
     };
     tracing::info!(

@@ -6,9 +6,10 @@
 #
 #   up    install if missing (as root: apt-get for Ceph, a pip venv for LocalStack), start, wait until ready,
 #         create and verify the buckets rv-lock, rv-lock-default and rv-nolock, write STATE_DIR/env.sh.
-#         Ceph only: also the users redovault-dbhost and redovault-verifier and the bucket redovault-drill
-#         (Object Lock, the default retention of policies/bucket-object-lock.json, and one bucket policy made
-#         of the statements of policies/dbhost-put-only.json and policies/verifier-read-only.json).
+#         Ceph only: also the users redovault-dbhost, redovault-verifier and redovault-collector and the bucket
+#         redovault-drill (Object Lock, the default retention of policies/bucket-object-lock.json, and one bucket
+#         policy made of the statements of policies/dbhost-put-only.json, policies/verifier-read-only.json and
+#         policies/collector-put-only.json).
 #         If the same server is already up and healthy in STATE_DIR it is reused; stale state left by a crash
 #         is stopped and wiped first.
 #   down  stop every daemon by pid (SIGTERM, then SIGKILL after a timeout) and delete STATE_DIR.
@@ -29,12 +30,14 @@ REGION=us-east-1
 LOCALSTACK_VERSION=2026.3.0
 MARKER=.redovault-s3-state
 BUCKETS=(rv-lock rv-lock-default rv-nolock)
-# The attack-drill bucket (Ceph only: LocalStack community enforces no bucket policy) and its two users,
-# who hold the keys of the database host and of the verifier. Throwaway keys, like the owner's.
+# The attack-drill bucket (Ceph only: LocalStack community enforces no bucket policy) and its three users,
+# who hold the keys of the database host, of the verifier and of the collector. Throwaway keys, like the
+# owner's.
 DRILL_BUCKET=redovault-drill
 DRILL_PREFIX=drill
 DBHOST_USER=redovault-dbhost DBHOST_ACCESS_KEY=dbhostkey DBHOST_SECRET_KEY=dbhostsecret1234
 VERIFIER_USER=redovault-verifier VERIFIER_ACCESS_KEY=verifierkey VERIFIER_SECRET_KEY=verifiersecret1234
+COLLECTOR_USER=redovault-collector COLLECTOR_ACCESS_KEY=collectorkey COLLECTOR_SECRET_KEY=collectorsecret1234
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 READY_TIMEOUT=${REDOVAULT_S3_READY_TIMEOUT:-120}
 
@@ -261,7 +264,7 @@ drill_lock_xml() {
     || die "cannot read $SCRIPT_DIR/policies/bucket-object-lock.json"
 }
 
-# ONE bucket policy: every statement of the two policy files, with ACCOUNT_ID -> "" (Ceph users are
+# ONE bucket policy: every statement of the three policy files, with ACCOUNT_ID -> "" (Ceph users are
 # arn:aws:iam:::user/NAME), BUCKET -> the drill bucket, PREFIX -> the drill prefix. Compact JSON.
 drill_policy_json() {
   local out
@@ -269,8 +272,9 @@ drill_policy_json() {
     {Version: .[0].Version, Statement: [.[].Statement[]]}
     | walk(if type == "string"
            then gsub("ACCOUNT_ID"; "") | gsub("BUCKET"; $bucket) | gsub("PREFIX"; $prefix) else . end)' \
-    "$SCRIPT_DIR/policies/dbhost-put-only.json" "$SCRIPT_DIR/policies/verifier-read-only.json") \
-    || die "cannot build the bucket policy from $SCRIPT_DIR/policies/{dbhost-put-only,verifier-read-only}.json"
+    "$SCRIPT_DIR/policies/dbhost-put-only.json" "$SCRIPT_DIR/policies/verifier-read-only.json" \
+    "$SCRIPT_DIR/policies/collector-put-only.json") \
+    || die "cannot build the bucket policy from $SCRIPT_DIR/policies/{dbhost-put-only,verifier-read-only,collector-put-only}.json"
   ! grep -qE 'ACCOUNT_ID|BUCKET|PREFIX' <<<"$out" || die "placeholder left in the drill bucket policy: $out"
   printf '%s' "$out"
 }
@@ -329,7 +333,9 @@ write_env() {
         REDOVAULT_TEST_S3_DBHOST_ACCESS_KEY_ID "$DBHOST_ACCESS_KEY" \
         REDOVAULT_TEST_S3_DBHOST_SECRET_ACCESS_KEY "$DBHOST_SECRET_KEY" \
         REDOVAULT_TEST_S3_VERIFIER_ACCESS_KEY_ID "$VERIFIER_ACCESS_KEY" \
-        REDOVAULT_TEST_S3_VERIFIER_SECRET_ACCESS_KEY "$VERIFIER_SECRET_KEY"
+        REDOVAULT_TEST_S3_VERIFIER_SECRET_ACCESS_KEY "$VERIFIER_SECRET_KEY" \
+        REDOVAULT_TEST_S3_COLLECTOR_ACCESS_KEY_ID "$COLLECTOR_ACCESS_KEY" \
+        REDOVAULT_TEST_S3_COLLECTOR_SECRET_ACCESS_KEY "$COLLECTOR_SECRET_KEY"
     fi
   } > "$tmp"
   mv -f "$tmp" "$STATE/env.sh"
@@ -440,7 +446,8 @@ EOF
     --access-key="$ACCESS_KEY" --secret="$SECRET_KEY" >/dev/null 2>>"$D/log/setup.log" \
     || { show_log "$D/log/setup.log" "$D/log/client.rgw.a.log"; die "radosgw-admin user create failed"; }
   local u uid key secret
-  for u in "$DBHOST_USER:$DBHOST_ACCESS_KEY:$DBHOST_SECRET_KEY" "$VERIFIER_USER:$VERIFIER_ACCESS_KEY:$VERIFIER_SECRET_KEY"; do
+  for u in "$DBHOST_USER:$DBHOST_ACCESS_KEY:$DBHOST_SECRET_KEY" "$VERIFIER_USER:$VERIFIER_ACCESS_KEY:$VERIFIER_SECRET_KEY" \
+    "$COLLECTOR_USER:$COLLECTOR_ACCESS_KEY:$COLLECTOR_SECRET_KEY"; do
     IFS=: read -r uid key secret <<<"$u"
     timeout 60 radosgw-admin "${C[@]}" user create --uid="$uid" --display-name="$uid" \
       --access-key="$key" --secret="$secret" >/dev/null 2>>"$D/log/setup.log" \

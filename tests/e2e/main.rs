@@ -20,3 +20,4 @@ mod store;
 mod tcp_proxy;
 mod verify;
 mod watcher;
+mod worm_stream;

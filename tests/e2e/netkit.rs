@@ -123,14 +123,21 @@ pub struct Proc {
 impl Proc {
     /// Starts `bin ARGS` with its output appended to `log`.
     pub fn spawn(name: &str, bin: &Path, args: &[&str], log: &Path) -> Proc {
-        let d = Daemon::start(
-            name,
-            bin,
-            args,
-            &[("RUST_LOG", "info"), ("RUST_BACKTRACE", "0")],
-            log,
-        )
-        .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+        Proc::spawn_env(name, bin, args, &[], log)
+    }
+
+    /// [`Proc::spawn`] with more environment variables (S3 keys).
+    pub fn spawn_env(
+        name: &str,
+        bin: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> Proc {
+        let mut vars = vec![("RUST_LOG", "info"), ("RUST_BACKTRACE", "0")];
+        vars.extend_from_slice(env);
+        let d = Daemon::start(name, bin, args, &vars, log)
+            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
         Proc {
             d,
             log: log.to_path_buf(),

@@ -1,11 +1,14 @@
 //! The bucket policies of `deploy/s3/policies`, enforced by the real Ceph radosgw on the drill
-//! bucket of `deploy/s3/server.sh` (its own users, one policy made of the two policy files):
+//! bucket of `deploy/s3/server.sh` (its own users, one policy made of the three policy files):
 //!
 //! - the database host's keys create objects under the prefix (locked by the bucket's default
 //!   COMPLIANCE retention), read them back and list them, and every attempt to delete, hide,
 //!   re-lock or reconfigure is refused with 403 AccessDenied; a plain overwrite only adds a
 //!   version, the original's bytes and lock stay as they were;
 //! - the verifier's keys read, HEAD and list versions, and every write is refused;
+//! - the collector's keys create objects under `PREFIX/streams/` and read them back, every
+//!   attempt to delete, re-lock or reconfigure is refused, and so is every write outside
+//!   `PREFIX/streams/`; the database host's keys cannot write under it (no decoy pieces);
 //! - the real daemons with those keys: `redovault watch` ships the real Oracle logs with
 //!   `retention = "bucket-default"`, `redovault push` finds them shipped, and
 //!   `redovault-verifier verify` and `restore archive` with the read-only keys give a clean
@@ -23,7 +26,7 @@ use chrono::{DateTime, Utc};
 use redovault::store::s3::admin::RawOutcome;
 use redovault::store::s3::testserver::{DrillBucket, TestServer};
 use redovault::store::s3::{S3Config, S3Store};
-use redovault::store::{ArchiveStore, FileSource, LockMode, Retention, StoreError};
+use redovault::store::{ArchiveStore, FileSource, LockMode, LockState, Retention, StoreError};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt as _;
 
@@ -55,6 +58,13 @@ fn drill_targets() -> Vec<(TestServer, DrillBucket)> {
 
 fn unique_prefix(d: &DrillBucket, name: &str) -> String {
     format!("{}/{name}-{:016x}", d.prefix, rand::random::<u64>())
+}
+
+/// A stream directory of its own for one run, `PREFIX/streams/<name>-<random>`: the policy
+/// grants the collector exactly `PREFIX/streams/*`, so a run keeps apart by its stream name,
+/// not by a prefix of its own (`PREFIX/<unique>/streams/…` would be refused).
+fn unique_stream(d: &DrillBucket, name: &str) -> String {
+    format!("{}/streams/{name}-{:016x}", d.prefix, rand::random::<u64>())
 }
 
 /// The default retention of `deploy/s3/policies/bucket-object-lock.json`, which server.sh
@@ -128,6 +138,110 @@ async fn refuses_destruction(s: &S3Store, key: &str, version: &str, retain_until
     refused("DELETE ?policy", s.admin_delete_bucket_policy().await);
 }
 
+/// What the writers' keys (database host, collector) must also be refused, beyond
+/// [`refuses_destruction`]: a GOVERNANCE retention with the bypass, a bucket policy granting
+/// `user` everything, a weaker default retention, suspended versioning, and the version
+/// listing (the verifier's job). `user` is the IAM user name the keys belong to.
+async fn refuses_weakening(
+    s: &S3Store,
+    bucket: &str,
+    user: &str,
+    key: &str,
+    version: &str,
+    now: DateTime<Utc>,
+) {
+    refused(
+        "PUT ?retention GOVERNANCE with the governance bypass",
+        s.admin_put_retention_with(
+            key,
+            version,
+            LockMode::Governance,
+            now + chrono::Duration::hours(1),
+            true,
+        )
+        .await,
+    );
+    let open_policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":["arn:aws:iam:::user/{user}"]}},"Action":["s3:*"],"Resource":["arn:aws:s3:::{bucket}","arn:aws:s3:::{bucket}/*"]}}]}}"#
+    );
+    refused(
+        "PUT ?policy (grant itself everything)",
+        s.admin_put_bucket_policy(&open_policy).await,
+    );
+    refused(
+        "PUT ?object-lock GOVERNANCE 1 day",
+        s.admin_put_object_lock_configuration(Some((LockMode::Governance, 1)))
+            .await,
+    );
+    refused(
+        "PUT ?versioning Suspended",
+        s.admin_suspend_versioning().await,
+    );
+    // No version listing either (the verifier's job).
+    let e = s.admin_list_versions(key).await.unwrap_err();
+    is_access_denied("GET ?versions", &e);
+}
+
+/// A plain overwrite PUT of `key` by a writer (`s`): s3:PutObject is granted there and the
+/// bucket is versioned, so the server either refuses it or adds a version; the original's
+/// bytes, size and lock never change. Ceph 16.2.15 adds a version (and locks it by the
+/// default). Checked with the verifier's keys (`verifier`).
+async fn overwrite_only_adds_a_version(
+    t: &TestServer,
+    s: &S3Store,
+    verifier: &S3Store,
+    key: &str,
+    version: &str,
+    bytes: &[u8],
+    lock: LockState,
+) {
+    let o = s
+        .admin_put_plain(key, Bytes::from_static(b"ransom note"))
+        .await
+        .unwrap();
+    match o.status {
+        200 => {
+            let new = o.version_id.clone().expect("a new version id");
+            assert_ne!(new, version);
+            assert_eq!(
+                verifier.admin_list_versions(key).await.unwrap(),
+                vec![new.clone(), version.to_string()],
+                "the overwrite is one more version, listed before the original"
+            );
+            let lock_new = verifier.head(key, Some(&new)).await.unwrap().unwrap().lock;
+            assert_eq!(
+                lock_new.map(|l| l.mode),
+                Some(LockMode::Compliance),
+                "the attacker's version is locked too: it cannot be removed to hide the tampering"
+            );
+            assert_eq!(read(verifier, key, None).await, b"ransom note");
+        }
+        403 => assert_eq!(o.code, "AccessDenied", "{o:?}"),
+        _ => panic!("plain overwrite: unexpected answer {o:?}"),
+    }
+    if t.kind == "ceph" {
+        assert_eq!(o.status, 200, "Ceph 16.2.15 versions an overwrite: {o:?}");
+    }
+    assert_eq!(read(verifier, key, Some(version)).await, bytes);
+    let orig = verifier.head(key, Some(version)).await.unwrap().unwrap();
+    assert_eq!(orig.lock, Some(lock), "the original's lock is unchanged");
+    assert_eq!(orig.size, bytes.len() as u64);
+}
+
+/// The lock of a new object is the bucket default of the policy files, counted from `now`.
+#[track_caller]
+fn is_the_bucket_default(lock: LockState, now: DateTime<Utc>) {
+    let (want_mode, want_period) = policy_default_retention();
+    assert_eq!(lock.mode, want_mode);
+    let period = chrono::Duration::from_std(want_period).unwrap();
+    assert!(
+        lock.retain_until > now + period - chrono::Duration::days(1)
+            && lock.retain_until <= now + period + chrono::Duration::days(1),
+        "retain-until {} is not the bucket default ({want_period:?}) from {now}",
+        lock.retain_until
+    );
+}
+
 async fn read(store: &S3Store, key: &str, version: Option<&str>) -> Vec<u8> {
     let mut body = Vec::new();
     store
@@ -166,13 +280,7 @@ async fn dbhost_keys_create_and_read_but_cannot_delete_replace_or_weaken() {
         let lock_a = put.lock.expect("locked by the bucket default");
         assert_eq!(lock_a.mode, LockMode::Compliance);
         let now = db.server_now().unwrap();
-        let period = chrono::Duration::from_std(want_period).unwrap();
-        assert!(
-            lock_a.retain_until > now + period - chrono::Duration::days(1)
-                && lock_a.retain_until <= now + period + chrono::Duration::days(1),
-            "retain-until {} is not the bucket default ({want_period:?}) from {now}",
-            lock_a.retain_until
-        );
+        is_the_bucket_default(lock_a, now);
         // A file, streamed.
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("b.dbf");
@@ -220,34 +328,7 @@ async fn dbhost_keys_create_and_read_but_cannot_delete_replace_or_weaken() {
 
         // Everything that would delete, hide, unlock or reconfigure: 403 AccessDenied.
         refuses_destruction(&db, &key_a, &version_a, lock_a.retain_until).await;
-        refused(
-            "PUT ?retention GOVERNANCE with the governance bypass",
-            db.admin_put_retention_with(
-                &key_a,
-                &version_a,
-                LockMode::Governance,
-                now + chrono::Duration::hours(1),
-                true,
-            )
-            .await,
-        );
-        let open_policy = format!(
-            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":["arn:aws:iam:::user/redovault-dbhost"]}},"Action":["s3:*"],"Resource":["arn:aws:s3:::{b}","arn:aws:s3:::{b}/*"]}}]}}"#,
-            b = d.bucket
-        );
-        refused(
-            "PUT ?policy (grant itself everything)",
-            db.admin_put_bucket_policy(&open_policy).await,
-        );
-        refused(
-            "PUT ?object-lock GOVERNANCE 1 day",
-            db.admin_put_object_lock_configuration(Some((LockMode::Governance, 1)))
-                .await,
-        );
-        refused(
-            "PUT ?versioning Suspended",
-            db.admin_suspend_versioning().await,
-        );
+        refuses_weakening(&db, &d.bucket, "redovault-dbhost", &key_a, &version_a, now).await;
         refused(
             "PUT outside the prefix",
             db.admin_put_plain(
@@ -256,9 +337,6 @@ async fn dbhost_keys_create_and_read_but_cannot_delete_replace_or_weaken() {
             )
             .await,
         );
-        // No version listing either (the verifier's job).
-        let e = db.admin_list_versions(&key_a).await.unwrap_err();
-        is_access_denied("GET ?versions", &e);
         // Nothing was deleted or hidden: the latest version is still the original.
         let head = db
             .head(&key_a, None)
@@ -271,45 +349,10 @@ async fn dbhost_keys_create_and_read_but_cannot_delete_replace_or_weaken() {
             vec![version_a.clone()]
         );
 
-        // A plain overwrite PUT: s3:PutObject is granted under the prefix and the bucket is
-        // versioned, so the server either refuses it or adds a version; the original's bytes
-        // and lock never change. Ceph 16.2.15 adds a version (and locks it by the default).
-        let o = db
-            .admin_put_plain(&key_a, Bytes::from_static(b"ransom note"))
-            .await
-            .unwrap();
-        match o.status {
-            200 => {
-                let new = o.version_id.clone().expect("a new version id");
-                assert_ne!(new, version_a);
-                assert_eq!(
-                    verifier.admin_list_versions(&key_a).await.unwrap(),
-                    vec![new.clone(), version_a.clone()],
-                    "the overwrite is one more version, listed before the original"
-                );
-                let lock_new = db.head(&key_a, Some(&new)).await.unwrap().unwrap().lock;
-                assert_eq!(
-                    lock_new.map(|l| l.mode),
-                    Some(LockMode::Compliance),
-                    "the attacker's version is locked too: it cannot be removed to hide the tampering"
-                );
-                assert_eq!(read(&verifier, &key_a, None).await, b"ransom note");
-            }
-            403 => assert_eq!(o.code, "AccessDenied", "{o:?}"),
-            _ => panic!("plain overwrite: unexpected answer {o:?}"),
-        }
-        if t.kind == "ceph" {
-            assert_eq!(o.status, 200, "Ceph 16.2.15 versions an overwrite: {o:?}");
-        }
+        // A plain overwrite only adds a version; the original stays as it was.
+        overwrite_only_adds_a_version(&t, &db, &verifier, &key_a, &version_a, &bytes_a, lock_a)
+            .await;
         assert_eq!(read(&db, &key_a, Some(&version_a)).await, bytes_a);
-        assert_eq!(read(&verifier, &key_a, Some(&version_a)).await, bytes_a);
-        let orig = verifier
-            .head(&key_a, Some(&version_a))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(orig.lock, Some(lock_a), "the original's lock is unchanged");
-        assert_eq!(orig.size, bytes_a.len() as u64);
 
         // Lock headers on a PUT. AWS requires s3:PutObjectRetention for them, which the policy
         // denies; Ceph 16.2.15 does not check it on PutObject and applies them (documented in
@@ -402,6 +445,194 @@ async fn verifier_keys_read_and_list_versions_but_cannot_write() {
         // Still exactly the one original version.
         assert_eq!(ver.admin_list_versions(&key).await.unwrap(), vec![version]);
         assert_eq!(read(&ver, &key, None).await, bytes);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn collector_keys_create_and_read_streams_but_cannot_delete_replace_or_weaken() {
+    let (want_mode, want_period) = policy_default_retention();
+    for (t, d) in drill_targets() {
+        let stream = unique_stream(&d, "collector");
+        let col = store(t.collector_config(&d.prefix));
+        let db = store(t.dbhost_config(&d.prefix));
+        let verifier = store(t.verifier_config(&d.prefix));
+
+        // The start-up check reads the bucket's lock configuration: the policy's default.
+        let ready = col.check().await.unwrap();
+        assert!(ready.worm, "{ready:?}");
+        assert_eq!(ready.default_retention, Some((want_mode, want_period)));
+
+        // A piece, created as the collector creates it: create-only, no lock header; the
+        // bucket default locks it, the HEAD after the put (by version id) confirms it.
+        let bytes = b"RVPIECE1 sealed to the recovery key".to_vec();
+        let key = format!(
+            "{stream}/pieces/0000000015-0000000000000000-{}.rvp",
+            hex::encode(Sha256::digest(&bytes))
+        );
+        let put = col
+            .put_immutable(&key, std::io::Cursor::new(bytes.clone()))
+            .await
+            .unwrap();
+        assert!(!put.already_present);
+        let version = put.version_id.clone().expect("a versioned bucket");
+        let lock = put.lock.expect("locked by the bucket default");
+        let now = col.server_now().unwrap();
+        is_the_bucket_default(lock, now);
+        // A piece large enough for a multipart upload (the policy's multipart actions).
+        let mut cfg = t.collector_config(&d.prefix).unwrap();
+        cfg.multipart_threshold = 5 << 20;
+        cfg.part_size = 5 << 20;
+        let col_mp = S3Store::new(cfg.clone()).unwrap();
+        assert!(col_mp.check().await.unwrap().worm);
+        let big: Vec<u8> = (0..(6u32 << 20)).map(|i| (i % 253) as u8).collect();
+        let key_big = format!("{stream}/pieces/0000000015-0000000000004000-big.rvp");
+        let put_big = col_mp
+            .put_immutable(&key_big, std::io::Cursor::new(big.clone()))
+            .await
+            .unwrap();
+        is_the_bucket_default(put_big.lock.expect("locked by the bucket default"), now);
+        // The chain segment.
+        let key_chain = format!("{stream}/manifest/1-2-0000.jsonl");
+        col.put_immutable(&key_chain, std::io::Cursor::new(b"{}\n".to_vec()))
+            .await
+            .unwrap();
+
+        // Read back, HEAD, list the stream; a missing key is a 404 (None), not a 403.
+        assert_eq!(read(&col, &key, None).await, bytes);
+        assert_eq!(read(&col, &key, Some(&version)).await, bytes);
+        assert_eq!(read(&col, &key_big, None).await, big);
+        let head = col.head(&key, None).await.unwrap().unwrap();
+        assert_eq!(head.version_id.as_deref(), Some(version.as_str()));
+        assert_eq!(head.lock, Some(lock));
+        let listed: Vec<String> = col
+            .list(&format!("{stream}/"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        assert_eq!(
+            listed,
+            vec![key_chain.clone(), key.clone(), key_big.clone()]
+        );
+        assert!(
+            col.head(&format!("{stream}/pieces/missing.rvp"), None)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Create-only: same bytes recognised, other bytes refused.
+        let again = col
+            .put_immutable(&key, std::io::Cursor::new(bytes.clone()))
+            .await
+            .unwrap();
+        assert!(again.already_present);
+        let e = col
+            .put_immutable(&key, std::io::Cursor::new(b"other".to_vec()))
+            .await
+            .unwrap_err();
+        assert!(e.is_conflict(), "{e}");
+        // The verifier audits the pieces: it reads them with its own keys.
+        assert_eq!(read(&verifier, &key, Some(&version)).await, bytes);
+
+        // Everything that would delete, hide, unlock or reconfigure: 403 AccessDenied.
+        refuses_destruction(&col, &key, &version, lock.retain_until).await;
+        refuses_weakening(&col, &d.bucket, "redovault-collector", &key, &version, now).await;
+        let head = col
+            .head(&key, None)
+            .await
+            .unwrap()
+            .expect("no delete marker");
+        assert_eq!(head.version_id.as_deref(), Some(version.as_str()));
+        assert_eq!(
+            verifier.admin_list_versions(&key).await.unwrap(),
+            vec![version.clone()]
+        );
+        // A plain overwrite only adds a version; the original stays as it was.
+        overwrite_only_adds_a_version(&t, &col, &verifier, &key, &version, &bytes, lock).await;
+
+        // Nothing outside `PREFIX/streams/`: not the watcher's archives and manifest, not
+        // elsewhere in the bucket; no listing there, and no reading the database host's
+        // archives (plain redo).
+        let run = unique_prefix(&d, "collector");
+        for outside in [
+            format!(
+                "{}/archive/sha256/{:064x}",
+                d.prefix,
+                rand::random::<u128>()
+            ),
+            format!("{}/manifest/{:016x}.jsonl", d.prefix, rand::random::<u64>()),
+            format!("{run}/archive/a"),
+            format!("{}/streamsx/{:016x}", d.prefix, rand::random::<u64>()),
+            format!("elsewhere-{:016x}", rand::random::<u64>()),
+        ] {
+            refused(
+                &format!("collector: PUT {outside}"),
+                col.admin_put_plain(&outside, Bytes::from_static(b"x"))
+                    .await,
+            );
+            let e = col
+                .put_immutable(&outside, std::io::Cursor::new(b"x".to_vec()))
+                .await
+                .unwrap_err();
+            is_access_denied(&format!("collector: store put {outside}"), &e);
+        }
+        let e = col
+            .list(&format!("{}/archive/", d.prefix))
+            .await
+            .unwrap_err();
+        is_access_denied("collector: LIST PREFIX/archive/", &e);
+        let archive = format!("{run}/archive/a");
+        db.put_immutable(&archive, std::io::Cursor::new(b"plain redo".to_vec()))
+            .await
+            .unwrap();
+        let e = col.get(&archive, None, None).await.err().expect("refused");
+        is_access_denied("collector: GET an archived log", &e);
+
+        // The database host's keys write nothing under `PREFIX/streams/`: no decoy piece, no
+        // new version over a real one, not by multipart either.
+        let decoy = format!("{stream}/pieces/0000000015-0000000000008000-decoy.rvp");
+        refused(
+            "database host: PUT a decoy piece",
+            db.admin_put_plain(&decoy, Bytes::from_static(b"decoy"))
+                .await,
+        );
+        refused(
+            "database host: PUT over a piece",
+            db.admin_put_plain(&key, Bytes::from_static(b"decoy")).await,
+        );
+        let e = db
+            .put_immutable(&decoy, std::io::Cursor::new(b"decoy".to_vec()))
+            .await
+            .unwrap_err();
+        is_access_denied("database host: store put of a decoy piece", &e);
+        let mut cfg = t.dbhost_config(&d.prefix).unwrap();
+        cfg.multipart_threshold = 5 << 20;
+        cfg.part_size = 5 << 20;
+        let db_mp = S3Store::new(cfg).unwrap();
+        let e = db_mp
+            .put_immutable(&decoy, std::io::Cursor::new(big.clone()))
+            .await
+            .unwrap_err();
+        is_access_denied("database host: multipart put of a decoy piece", &e);
+        let e = db
+            .put_immutable(
+                &format!("{}/streams/db1-rl2-t1/pieces/decoy.rvp", d.prefix),
+                std::io::Cursor::new(b"decoy".to_vec()),
+            )
+            .await
+            .unwrap_err();
+        is_access_denied("database host: store put into another stream", &e);
+        // The stream holds exactly what the collector wrote.
+        let listed: Vec<String> = verifier
+            .list(&format!("{stream}/"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        assert_eq!(listed, vec![key_chain, key.clone(), key_big]);
+        assert_eq!(read(&verifier, &key, Some(&version)).await, bytes);
     }
 }
 

@@ -10,13 +10,16 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use redovault::alert::{Alarm, AlarmKind, AlertMetrics, Alerter, Severity as AlarmSeverity};
 use redovault::crypto::keys::KeyRing;
+use redovault::crypto::recovery::RecoveryPrivateKey;
 use redovault::manifest::ManifestEntry;
 use redovault::store::ArchiveStore;
 use redovault::store::local::LocalStore;
 use redovault::store::s3::S3Store;
 use redovault::telemetry::{Histogram, Registry};
 use redovault::watcher::config::StoreKind;
-use redovault_collector::rebuild::{RebuildOptions, rebuild};
+use redovault::wire::{StreamId, StreamPos};
+use redovault_collector::rebuild::{RebuildOptions, rebuild, rebuild_from_chunks};
+use redovault_collector::store::StreamSnapshot;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +31,7 @@ use crate::restore::{Progress, RestoreItem, restore_archive};
 use crate::script::{self, ArchivedLogFile, OnlineLogFile, ScriptInput, Target};
 use crate::stream;
 use crate::verify::{CollectorSource, DeepMode, VerifyOptions, verify};
+use crate::worm_stream::{self, WormStream};
 
 /// Audits the WORM archive, the manifest chain and the collector; restores for recovery.
 #[derive(Debug, Parser)]
@@ -134,9 +138,20 @@ struct RestoreOnlineArgs {
     /// The thread (when the collector holds several streams).
     #[arg(long)]
     thread: Option<u16>,
+    /// The stream, `db<dbid>-rl<resetlogs id>-t<thread>` (when WORM or the collector hold
+    /// several databases).
+    #[arg(long)]
+    stream: Option<String>,
     /// Pad the file with zeros to the online log's size.
     #[arg(long)]
     pad: bool,
+    /// The offline recovery private key (PKCS#8 PEM): read the stream's pieces from WORM
+    /// (the `[store]` of --config) too, and use whichever copy holds the later last commit.
+    #[arg(long, requires = "config")]
+    recovery_key: Option<PathBuf>,
+    /// Where the collector's pieces are in WORM (default: `[store] prefix`).
+    #[arg(long, requires = "recovery_key")]
+    worm_prefix: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -181,6 +196,17 @@ struct OnlineRecord {
     last_commit_xid: String,
     last_commit_time: Option<String>,
     commits: usize,
+    /// Where the log came from: `collector` (its segments) or `worm` (the pieces, opened
+    /// with the recovery key).
+    #[serde(default = "collector_source")]
+    source: String,
+    /// Why that source.
+    #[serde(default)]
+    source_reason: String,
+}
+
+fn collector_source() -> String {
+    "collector".into()
 }
 
 const ARCHIVE_RECORD: &str = "restore-archive.json";
@@ -216,7 +242,7 @@ pub fn main() -> anyhow::Result<i32> {
                     let cfg = VerifierConfig::load(&a.config)?;
                     rt.block_on(dispatch_restore(cfg, a))
                 }
-                RestoreCommand::Online(a) => restore_online(a),
+                RestoreCommand::Online(a) => restore_online(a, &rt),
                 RestoreCommand::Script(a) => restore_script(a),
             }
         }
@@ -615,66 +641,45 @@ fn progress(p: Progress, tty: bool, t0: Instant) {
     );
 }
 
-fn restore_online(a: RestoreOnlineArgs) -> anyhow::Result<i32> {
-    let (dir, key_file) = match (&a.collector_dir, &a.key_file, &a.config) {
-        (Some(d), Some(k), _) => (d.clone(), k.clone()),
-        (_, _, Some(c)) => {
-            let cfg = VerifierConfig::load(c)?;
-            match (cfg.collector.dir, cfg.collector.key_file) {
-                (Some(d), Some(k)) => (d, k),
-                _ => bail!("{}: [collector] dir and key_file are not set", c.display()),
-            }
-        }
-        _ => bail!("give --collector-dir and --key-file, or --config with a [collector] section"),
+fn restore_online(a: RestoreOnlineArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<i32> {
+    let cfg = a.config.as_deref().map(VerifierConfig::load).transpose()?;
+    let collector = collector_candidate(&a, cfg.as_ref())?;
+    let worm = match (&a.recovery_key, &cfg) {
+        (Some(k), Some(cfg)) => Some(rt.block_on(worm_candidate(&a, k, cfg))?),
+        _ => None,
     };
-    let keys =
-        KeyRing::load(&key_file).with_context(|| format!("key file {}", key_file.display()))?;
-    // Read-only: the segments are scanned and authenticated, the collector's store is not
-    // opened (it may be running).
-    let audit = stream::audit_collector(&dir, &keys);
-    for f in &audit.findings {
-        eprintln!("warning: {} {}: {}", f.kind.as_str(), f.subject, f.detail);
-    }
-    let candidates: Vec<_> = audit
-        .snapshots
-        .iter()
-        .filter(|(s, _)| a.thread.is_none_or(|t| s.thread.0 == t))
-        .collect();
-    let snap = match candidates.as_slice() {
-        [] => bail!(
-            "the collector in {} holds no matching stream",
-            dir.display()
-        ),
-        [(_, s)] => *s,
-        many => bail!(
-            "the collector holds {} streams ({}); choose one with --thread",
-            many.len(),
-            many.iter()
-                .map(|(s, _)| s.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
+    let chosen = choose_source(collector, worm)?;
     std::fs::create_dir_all(&a.dest).with_context(|| format!("creating {}", a.dest.display()))?;
-    let seq = snap
-        .durable
-        .last_commit
-        .map(|c| c.end.seq.0)
-        .context("the stream holds no commit")?;
-    let out = a.dest.join(format!(
-        "online_{}_{}_{}.log",
-        snap.stream.thread.0, seq, snap.stream.resetlogs_id
-    ));
-    let r = rebuild(
-        snap,
-        &keys,
-        &out,
-        &RebuildOptions {
-            sequence: None,
-            pad_to_log_size: a.pad,
-        },
-    )?;
+    let opts = RebuildOptions {
+        sequence: None,
+        pad_to_log_size: a.pad,
+    };
+    let name = |stream: StreamId, seq: u32| {
+        a.dest.join(format!(
+            "online_{}_{}_{}.log",
+            stream.thread.0, seq, stream.resetlogs_id
+        ))
+    };
+    let (r, source, reason) = match chosen {
+        Chosen::Collector(snap, keys, reason) => {
+            let seq = snap
+                .durable
+                .last_commit
+                .map(|c| c.end.seq.0)
+                .context("the stream holds no commit")?;
+            let r = rebuild(&snap, &keys, &name(snap.stream, seq), &opts)?;
+            (r, "collector", reason)
+        }
+        Chosen::Worm(stream, ws, reason) => {
+            let t = ws
+                .target(stream)
+                .context("the stream's pieces in WORM hold no commit")?;
+            let r = rebuild_from_chunks(&t, &ws.chunks, &name(stream, t.seq.0), &opts)?;
+            (r, "worm", reason)
+        }
+    };
     print!("{r}");
+    println!("source     {source}: {reason}");
     let record = OnlineRecord {
         path: std::fs::canonicalize(&r.path).unwrap_or(r.path.clone()),
         thread: r.thread.0,
@@ -688,12 +693,175 @@ fn restore_online(a: RestoreOnlineArgs) -> anyhow::Result<i32> {
                 .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         }),
         commits: r.commits,
+        source: source.to_string(),
+        source_reason: reason,
     };
     redovault::durable::write_atomic(
         &a.dest.join(ONLINE_RECORD),
         &serde_json::to_vec_pretty(&record)?,
     )?;
     Ok(0)
+}
+
+/// Where the online log comes from.
+enum Chosen {
+    Collector(StreamSnapshot, KeyRing, String),
+    Worm(StreamId, WormStream, String),
+}
+
+/// The collector's copy of the stream, when its directory and key are given and there.
+fn collector_candidate(
+    a: &RestoreOnlineArgs,
+    cfg: Option<&VerifierConfig>,
+) -> anyhow::Result<Option<(StreamSnapshot, KeyRing)>> {
+    let (dir, key_file) = match (&a.collector_dir, &a.key_file, cfg) {
+        (Some(d), Some(k), _) => (d.clone(), k.clone()),
+        (_, _, Some(c)) => match (&c.collector.dir, &c.collector.key_file) {
+            (Some(d), Some(k)) => (d.clone(), k.clone()),
+            _ if a.recovery_key.is_some() => return Ok(None),
+            _ => bail!("[collector] dir and key_file are not set in the configuration"),
+        },
+        _ => bail!("give --collector-dir and --key-file, or --config with a [collector] section"),
+    };
+    if a.recovery_key.is_some() && !dir.is_dir() {
+        eprintln!(
+            "note: the collector's directory {} is not there (backup host gone?): WORM only",
+            dir.display()
+        );
+        return Ok(None);
+    }
+    let keys =
+        KeyRing::load(&key_file).with_context(|| format!("key file {}", key_file.display()))?;
+    // Read-only: the segments are scanned and authenticated, the collector's store is not
+    // opened (it may be running).
+    let audit = stream::audit_collector(&dir, &keys);
+    for f in &audit.findings {
+        eprintln!("warning: {} {}: {}", f.kind.as_str(), f.subject, f.detail);
+    }
+    let snap = pick_stream(
+        audit.snapshots.into_iter().collect(),
+        a,
+        &format!("the collector in {}", dir.display()),
+    )?;
+    Ok(Some((snap, keys)))
+}
+
+/// One stream of several, by `--stream` or `--thread`.
+fn pick_stream<T>(
+    mut candidates: Vec<(StreamId, T)>,
+    a: &RestoreOnlineArgs,
+    place: &str,
+) -> anyhow::Result<T> {
+    candidates.retain(|(s, _)| {
+        a.thread.is_none_or(|t| s.thread.0 == t)
+            && a.stream.as_deref().is_none_or(|n| s.to_string() == n)
+    });
+    match candidates.len() {
+        0 => bail!("{place} holds no matching stream"),
+        1 => Ok(candidates.remove(0).1),
+        _ => bail!(
+            "{place} holds {} streams ({}); choose one with --thread",
+            candidates.len(),
+            candidates
+                .iter()
+                .map(|(s, _)| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The stream's pieces in WORM, opened with the recovery key.
+async fn worm_candidate(
+    a: &RestoreOnlineArgs,
+    key_file: &Path,
+    cfg: &VerifierConfig,
+) -> anyhow::Result<(StreamId, WormStream)> {
+    let key = RecoveryPrivateKey::load(key_file)?;
+    let prefix = a.worm_prefix.clone().unwrap_or(cfg.store.prefix.clone());
+    match cfg.store.kind {
+        StoreKind::S3 => {
+            let s = S3Store::new(redovault::watcher::s3_config(&cfg.store)?)?;
+            worm_read(&s, &prefix, &key, a).await
+        }
+        StoreKind::Local => {
+            let dir = cfg.store.dir.clone().context("store.dir")?;
+            worm_read(&LocalStore::new(dir)?, &prefix, &key, a).await
+        }
+    }
+}
+
+async fn worm_read<S: redovault::store::ArchiveStore>(
+    store: &S,
+    prefix: &str,
+    key: &RecoveryPrivateKey,
+    a: &RestoreOnlineArgs,
+) -> anyhow::Result<(StreamId, WormStream)> {
+    let streams = worm_stream::list_streams(store, prefix).await?;
+    let stream = pick_stream(
+        streams.into_iter().map(|s| (s, s)).collect(),
+        a,
+        &format!("WORM under {prefix:?}"),
+    )?;
+    let ws = worm_stream::read_stream(store, prefix, stream, key).await?;
+    for n in &ws.notes {
+        eprintln!("warning: worm {stream}: {n}");
+    }
+    Ok((stream, ws))
+}
+
+/// The copy with the later last commit (the longer authenticated prefix); the collector's
+/// on a tie (it is the one the database's extractor talked to).
+fn choose_source(
+    collector: Option<(StreamSnapshot, KeyRing)>,
+    worm: Option<(StreamId, WormStream)>,
+) -> anyhow::Result<Chosen> {
+    let c_last = collector
+        .as_ref()
+        .and_then(|(s, _)| s.durable.last_commit.map(|c| c.end));
+    let w_last = worm
+        .as_ref()
+        .and_then(|(_, w)| w.last_commit.map(|c| c.end));
+    let fmt = |p: Option<StreamPos>| p.map_or("no commit".to_string(), |p| p.to_string());
+    match (collector, worm) {
+        (Some((snap, keys)), Some((stream, ws))) => {
+            if w_last > c_last {
+                Ok(Chosen::Worm(
+                    stream,
+                    ws,
+                    format!(
+                        "WORM's last commit ends at {}, the collector's at {}: WORM holds more",
+                        fmt(w_last),
+                        fmt(c_last)
+                    ),
+                ))
+            } else {
+                Ok(Chosen::Collector(
+                    snap,
+                    keys,
+                    format!(
+                        "the collector's last commit ends at {}, WORM's at {}",
+                        fmt(c_last),
+                        fmt(w_last)
+                    ),
+                ))
+            }
+        }
+        (Some((snap, keys)), None) => Ok(Chosen::Collector(
+            snap,
+            keys,
+            "the collector's segments (no recovery key given)".into(),
+        )),
+        (None, Some((stream, ws))) => {
+            let reason = format!(
+                "no collector copy: {} pieces in WORM, last commit ends at {}",
+                ws.pieces,
+                fmt(w_last)
+            );
+            Ok(Chosen::Worm(stream, ws, reason))
+        }
+        (None, None) => bail!("neither a collector directory nor WORM pieces to restore from"),
+    }
 }
 
 fn restore_script(a: RestoreScriptArgs) -> anyhow::Result<i32> {

@@ -17,6 +17,8 @@
 //! - [`html`]: the self-contained HTML rendering of the report for auditors.
 //! - [`restore`]: `restore archive`: parallel, verified, in-order, resumable download of
 //!   archived logs.
+//! - [`worm_stream`]: the collector's pieces in WORM opened with the offline recovery key,
+//!   each stream's longest authenticated chain (restore online without the backup host).
 //! - [`stream`]: the collector's segments audited read-only (every chunk authenticated,
 //!   continuity) and unit digests for the archive-versus-stream cross-check.
 //! - [`script`]: `restore script`: RMAN and SQL*Plus recovery scripts stating the last
@@ -32,3 +34,4 @@ pub mod restore;
 pub mod script;
 pub mod stream;
 pub mod verify;
+pub mod worm_stream;

@@ -193,7 +193,25 @@ impl Follower {
 
     /// The chunks from the current position while they start before `upto` (a durable end),
     /// stopping after a chunk that ends its log or once `max_bytes` of redo are read.
+    /// On an error nothing is consumed: the next call starts at the same chunk.
     pub fn read_piece(
+        &mut self,
+        upto: StreamPos,
+        max_bytes: u64,
+    ) -> Result<Vec<Chunk>, FollowError> {
+        let start = self.pos;
+        let r = self.read_piece_inner(upto, max_bytes);
+        if r.is_err() {
+            self.reader = None;
+            self.peeked = None;
+            self.pos = None;
+            // A seek that fails now fails again, and is reported, at the next call.
+            let _ = self.seek(start);
+        }
+        r
+    }
+
+    fn read_piece_inner(
         &mut self,
         upto: StreamPos,
         max_bytes: u64,

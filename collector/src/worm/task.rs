@@ -66,6 +66,15 @@ pub fn spawn<S: ArchiveStore + Clone + 'static>(
         .worm_seal_interval
         .set(worm.config.seal_interval.as_secs_f64());
     tokio::spawn(async move {
+        // Said once at start; a put on a store that fails this check fails too, and is
+        // retried (the WORM lag and its alert tell the operator).
+        match worm.store.check().await {
+            Ok(r) if r.worm => tracing::info!(store = %r.description, "WORM store checked"),
+            Ok(r) => tracing::warn!(store = %r.description, "the streams' second home is NOT WORM"),
+            Err(e) => {
+                tracing::error!(error = %e, "WORM store check failed; pieces wait until it answers")
+            }
+        }
         let mut started = BTreeSet::new();
         let mut tasks = JoinSet::new();
         loop {
@@ -259,6 +268,34 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
         if chunks.is_empty() {
             return Ok(false);
         }
+        match self.ship(chunks.clone(), durable_at, cancel).await {
+            Ok(shipped) => {
+                if !shipped {
+                    self.unread(chunks).await?;
+                }
+                Ok(shipped)
+            }
+            Err(e) => {
+                // Read but not in WORM: the next attempt starts with them again (a gap in
+                // the chain would otherwise follow).
+                self.unread(chunks).await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn unread(&mut self, chunks: Vec<Chunk>) -> Result<(), String> {
+        self.blocking_follow(move |f| f.unread(chunks).map_err(|e| e.to_string()))
+            .await
+    }
+
+    /// Seals, uploads and records `chunks`; false when stopped before the upload succeeded.
+    async fn ship(
+        &mut self,
+        chunks: Vec<Chunk>,
+        durable_at: Option<Instant>,
+        cancel: &CancellationToken,
+    ) -> Result<bool, String> {
         let index = self.chain.as_ref().map_or(1, |c| c.state().next_index);
         if self.uncertain
             && let Some(adopted) = self.adopt_orphan(index, &chunks).await?
@@ -307,18 +344,18 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
                     }
                     self.observe();
                     tokio::select! {
-                        _ = cancel.cancelled() => {
-                            self.blocking_follow(move |f| f.unread(chunks).map_err(|e| e.to_string())).await?;
-                            return Ok(false);
-                        }
+                        _ = cancel.cancelled() => return Ok(false),
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         };
-        self.uncertain = false;
+        // In WORM but not yet recorded: should recording fail, the next attempt finds this
+        // piece (the orphan check) rather than uploading the same range again.
+        self.uncertain = true;
         self.record((sealed, outcome), &chunks, durable_at).await?;
+        self.uncertain = false;
         Ok(true)
     }
 

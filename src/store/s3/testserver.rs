@@ -4,7 +4,8 @@
 //!
 //! On Ceph the server also has a drill bucket ([`DrillBucket`]) whose bucket policy is the one
 //! of `deploy/s3/policies`, with separate credentials for the database host (create and read
-//! back under the prefix, nothing else) and for the verifier (read only).
+//! back under the prefix, nothing else), for the verifier (read only) and for the collector
+//! (create and read back under `PREFIX/streams/`, nothing else).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -41,17 +42,21 @@ pub struct TestServer {
 
 /// The attack-drill bucket: Object Lock with the default COMPLIANCE retention of
 /// `deploy/s3/policies/bucket-object-lock.json`, and one bucket policy made of the statements
-/// of `dbhost-put-only.json` and `verifier-read-only.json`.
+/// of `dbhost-put-only.json`, `verifier-read-only.json` and `collector-put-only.json`.
 #[derive(Debug, Clone)]
 pub struct DrillBucket {
     /// The bucket (owned by the test server's main user).
     pub bucket: String,
-    /// The key prefix the policy grants (`PREFIX`): the database host may only write below it.
+    /// The key prefix the policy grants (`PREFIX`): the database host may only write below it,
+    /// except under `PREFIX/streams/`, which is the collector's alone.
     pub prefix: String,
     /// The database host's keys (`redovault-dbhost`).
     pub dbhost: Credentials,
     /// The verifier's keys (`redovault-verifier`).
     pub verifier: Credentials,
+    /// The collector's keys (`redovault-collector`): create and read back under
+    /// `PREFIX/streams/` only.
+    pub collector: Credentials,
 }
 
 impl TestServer {
@@ -91,6 +96,10 @@ impl TestServer {
                     "REDOVAULT_TEST_S3_VERIFIER_ACCESS_KEY_ID",
                     "REDOVAULT_TEST_S3_VERIFIER_SECRET_ACCESS_KEY",
                 )?,
+                collector: creds(
+                    "REDOVAULT_TEST_S3_COLLECTOR_ACCESS_KEY_ID",
+                    "REDOVAULT_TEST_S3_COLLECTOR_SECRET_ACCESS_KEY",
+                )?,
             }),
         };
         Ok(TestServer {
@@ -122,6 +131,24 @@ impl TestServer {
     pub fn verifier_config(&self, prefix: &str) -> Result<S3Config, StoreError> {
         let drill = self.drill_for(prefix)?;
         Ok(self.drill_config(drill, drill.verifier.clone()))
+    }
+
+    /// A store configuration for the drill bucket with the collector's keys and
+    /// [`Retention::BucketDefault`]. `prefix` is the collector's `worm.prefix`: its keys are
+    /// `<prefix>/streams/…`, and the policy grants exactly `PREFIX/streams/*`, so it must be
+    /// the drill prefix itself (a run keeps apart by its stream names, not by a prefix).
+    pub fn collector_config(&self, prefix: &str) -> Result<S3Config, StoreError> {
+        let drill = self.drill_for(prefix)?;
+        if prefix.trim_matches('/') != drill.prefix {
+            return Err(StoreError::Config(format!(
+                "prefix {prefix:?}: the policy of bucket {} lets the collector write only under \
+                 {:?}, so its worm prefix must be {:?}",
+                drill.bucket,
+                format!("{}/streams/", drill.prefix),
+                drill.prefix
+            )));
+        }
+        Ok(self.drill_config(drill, drill.collector.clone()))
     }
 
     fn drill_for(&self, prefix: &str) -> Result<&DrillBucket, StoreError> {
@@ -188,6 +215,8 @@ export REDOVAULT_TEST_S3_DBHOST_ACCESS_KEY_ID='dbhostkey'
 export REDOVAULT_TEST_S3_DBHOST_SECRET_ACCESS_KEY='dbhostsecret1234'
 export REDOVAULT_TEST_S3_VERIFIER_ACCESS_KEY_ID='verifierkey'
 export REDOVAULT_TEST_S3_VERIFIER_SECRET_ACCESS_KEY='verifiersecret1234'
+export REDOVAULT_TEST_S3_COLLECTOR_ACCESS_KEY_ID='collectorkey'
+export REDOVAULT_TEST_S3_COLLECTOR_SECRET_ACCESS_KEY='collectorsecret1234'
 ";
 
     fn parse(text: &str) -> Result<TestServer, StoreError> {
@@ -215,6 +244,19 @@ export REDOVAULT_TEST_S3_VERIFIER_SECRET_ACCESS_KEY='verifiersecret1234'
         );
         let c = t.verifier_config("drill").unwrap();
         assert_eq!(c.credentials.unwrap().access_key, "verifierkey");
+        let c = t.collector_config("drill").unwrap();
+        assert_eq!(c.retention, Retention::BucketDefault);
+        let creds = c.credentials.unwrap();
+        assert_eq!(
+            (creds.access_key.as_str(), creds.secret_key.as_str()),
+            ("collectorkey", "collectorsecret1234")
+        );
+        // The collector adds `streams/` itself: a worm prefix below the drill prefix would put
+        // its keys outside `drill/streams/`, where the policy refuses them.
+        for p in ["drill/run-1", "drill/streams"] {
+            let e = t.collector_config(p).unwrap_err().to_string();
+            assert!(e.contains("worm prefix must be \"drill\""), "{p}: {e}");
+        }
         // Outside the granted prefix: a clear error instead of a 403 later.
         for p in ["other", "drillx/a", ""] {
             let e = t.dbhost_config(p).unwrap_err().to_string();
