@@ -188,9 +188,15 @@ pub fn write_configs(
         .map_err(|e| DrillError::io(&private, e))?;
     let public = l.remote.join("recovery.pub");
     fs::write(&public, recovery.public().to_pem()).map_err(|e| DrillError::io(&public, e))?;
-    // The collector's pieces go to the same store as the watcher's archived logs, under the
-    // drill's prefix, with the bucket's default retention on S3.
-    let worm_prefix = prefix.to_string();
+    // The collector's pieces go to the same store as the watcher's archived logs, with the
+    // bucket's default retention on S3. Their keys are `<worm prefix>/streams/<stream>/`, and
+    // the bucket policy lets the collector write only under `PREFIX/streams/`: on S3 the worm
+    // prefix is the policy's PREFIX itself, not the run's prefix below it (a run keeps apart
+    // by its stream's name: the drill gives each run a database id of its own).
+    let worm_prefix = match s3 {
+        Some(t) => t.prefix.trim_matches('/').to_string(),
+        None => prefix.to_string(),
+    };
     let worm_store = match s3 {
         Some(_) => format!(
             "{}\nretention = \"bucket-default\"",
