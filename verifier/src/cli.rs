@@ -545,7 +545,7 @@ async fn manifest_entries<S: ArchiveStore>(
     store: &S,
     cfg: &VerifierConfig,
 ) -> anyhow::Result<Vec<ManifestEntry>> {
-    let sealed = chain::read_sealed(store, &cfg.store.prefix)
+    let sealed = chain::read_sealed::<ManifestEntry, _>(store, &cfg.store.prefix)
         .await
         .context("reading the sealed manifest")?;
     let mut audit = chain::audit_lines(&sealed.lines, "WORM");

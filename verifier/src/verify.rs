@@ -240,7 +240,7 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
     let mut summary = Summary::default();
 
     // 1. The manifest, as sealed in WORM.
-    let sealed = match chain::read_sealed(store.as_ref(), &opts.prefix).await {
+    let sealed = match chain::read_sealed::<ManifestEntry, _>(store.as_ref(), &opts.prefix).await {
         Ok(s) => s,
         Err(e) => {
             return failed(
@@ -250,9 +250,10 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
             );
         }
     };
-    findings.extend(sealed.findings);
+    findings.extend(sealed.findings.iter().cloned());
     let worm = chain::audit_lines(&sealed.lines, "WORM");
     findings.extend(worm.findings.iter().cloned());
+    findings.extend(sealed.unexplained_break(&worm, "manifest"));
     if let Some(a) = &state.anchor
         && let Some(f) = chain::check_anchor(&worm, a, "WORM")
     {
