@@ -317,6 +317,8 @@ fn options(cfg: &VerifierConfig, deep: Option<DeepArg>) -> anyhow::Result<Verify
         collector,
         acknowledged: cfg.verify.acknowledged_gaps.clone(),
         state_dir: Some(cfg.verify.state_dir.clone()),
+        worm_prefix: None,
+        recovery_key: None,
     })
 }
 
