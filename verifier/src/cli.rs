@@ -81,6 +81,11 @@ struct VerifyArgs {
     /// Run every `verify.interval` until stopped (SIGTERM/SIGINT).
     #[arg(long)]
     daemon: bool,
+    /// The offline recovery private key (PKCS#8 PEM), overriding `verify.recovery_key`: the
+    /// pieces of the collector's streams re-hashed in WORM are opened and their redo compared
+    /// with the archived logs of the same sequences.
+    #[arg(long)]
+    recovery_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -286,7 +291,11 @@ async fn dispatch_restore(cfg: VerifierConfig, a: RestoreArchiveArgs) -> anyhow:
     }
 }
 
-fn options(cfg: &VerifierConfig, deep: Option<DeepArg>) -> anyhow::Result<VerifyOptions> {
+fn options(
+    cfg: &VerifierConfig,
+    deep: Option<DeepArg>,
+    recovery_key: Option<&Path>,
+) -> anyhow::Result<VerifyOptions> {
     let collector = match (&cfg.collector.dir, &cfg.collector.key_file) {
         (Some(dir), Some(kf)) => Some(CollectorSource {
             dir: dir.clone(),
@@ -317,8 +326,15 @@ fn options(cfg: &VerifierConfig, deep: Option<DeepArg>) -> anyhow::Result<Verify
         collector,
         acknowledged: cfg.verify.acknowledged_gaps.clone(),
         state_dir: Some(cfg.verify.state_dir.clone()),
-        worm_prefix: None,
-        recovery_key: None,
+        worm_prefix: cfg.verify.worm_prefix.clone(),
+        recovery_key: recovery_key
+            .or(cfg.verify.recovery_key.as_deref())
+            .map(|p| {
+                RecoveryPrivateKey::load(p)
+                    .map(Arc::new)
+                    .with_context(|| format!("recovery key {}", p.display()))
+            })
+            .transpose()?,
     })
 }
 
@@ -449,7 +465,7 @@ async fn run_verify<S: ArchiveStore + 'static>(
     cfg: VerifierConfig,
     a: VerifyArgs,
 ) -> anyhow::Result<i32> {
-    let opts = options(&cfg, a.deep)?;
+    let opts = options(&cfg, a.deep, a.recovery_key.as_deref())?;
     let cancel = CancellationToken::new();
     let metrics = VerifierMetrics::new();
     if let Some(addr) = cfg.telemetry.metrics_listen {
