@@ -379,7 +379,7 @@ impl VerifierMetrics {
             ),
             bytes: r.counter(
                 "redovault_verifier_rehashed_bytes_total",
-                "Bytes downloaded and re-hashed.",
+                "Bytes downloaded and re-hashed (archived logs and pieces).",
             ),
             duration: r.histogram(
                 "redovault_verifier_run_duration_seconds",
@@ -417,7 +417,8 @@ impl VerifierMetrics {
         }
         self.last_errors.set(r.summary.errors as f64);
         self.last_verdict.set(f64::from(r.verdict.exit_code()));
-        self.bytes.add(r.summary.bytes_rehashed);
+        self.bytes
+            .add(r.summary.bytes_rehashed + r.summary.piece_bytes_rehashed);
         self.duration.observe(secs);
     }
 }
