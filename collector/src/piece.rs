@@ -141,17 +141,27 @@ impl PieceHeader {
 
     /// Reads and checks a header; `origin` names the object in errors.
     pub fn decode(b: &[u8], origin: &str) -> Result<PieceHeader, PieceError> {
+        PieceHeader::decode_prefix(b, b.len() as u64, origin)
+    }
+
+    /// Reads and checks a header from the first bytes of an object of `object_len` bytes
+    /// (at least [`HEADER_LEN`] of them: a ranged read), without the rest: the header is in
+    /// the clear, so an audit can place a piece without the key or the whole object.
+    pub fn decode_prefix(
+        b: &[u8],
+        object_len: u64,
+        origin: &str,
+    ) -> Result<PieceHeader, PieceError> {
         let bad = |offset: usize, detail: String| PieceError::Malformed {
             origin: origin.to_string(),
             offset,
             detail,
         };
-        if b.len() < CIPHERTEXT_AT + TAG_LEN {
+        if object_len < (CIPHERTEXT_AT + TAG_LEN) as u64 || b.len() < HEADER_LEN {
             return Err(bad(
                 0,
                 format!(
-                    "{} bytes: shorter than a piece's header, key and tag ({})",
-                    b.len(),
+                    "{object_len} bytes: shorter than a piece's header, key and tag ({})",
                     CIPHERTEXT_AT + TAG_LEN
                 ),
             ));
@@ -185,13 +195,12 @@ impl PieceHeader {
             return Err(bad(22, "reserved bits set".into()));
         }
         let plaintext_len = u32_at(64);
-        let expected = CIPHERTEXT_AT + plaintext_len as usize + TAG_LEN;
-        if plaintext_len as usize > MAX_PIECE_PLAINTEXT || b.len() != expected {
+        let expected = (CIPHERTEXT_AT + plaintext_len as usize + TAG_LEN) as u64;
+        if plaintext_len as usize > MAX_PIECE_PLAINTEXT || object_len != expected {
             return Err(bad(
                 64,
                 format!(
-                    "plaintext length {plaintext_len} does not match the object's {} bytes",
-                    b.len()
+                    "plaintext length {plaintext_len} does not match the object's {object_len} bytes"
                 ),
             ));
         }
@@ -501,6 +510,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("short.rvp offset 0"), "{e}");
+        // The header alone, from a ranged read, with the object's length.
+        let len = p.bytes.len() as u64;
+        let h = PieceHeader::decode_prefix(&p.bytes[..HEADER_LEN], len, "k").unwrap();
+        assert_eq!(h, p.header);
+        assert!(PieceHeader::decode_prefix(&p.bytes[..HEADER_LEN], len + 1, "k").is_err());
+        assert!(PieceHeader::decode_prefix(&p.bytes[..HEADER_LEN - 1], len, "k").is_err());
         let e = open(&p.bytes, &RecoveryPrivateKey::generate(), "k").unwrap_err();
         assert!(matches!(
             e,

@@ -81,6 +81,8 @@ impl Archive {
             collector: collector.map(|dir| CollectorSource { dir, keys: keys() }),
             acknowledged: Vec::new(),
             state_dir: None,
+            worm_prefix: None,
+            recovery_key: None,
         }
     }
 

@@ -23,11 +23,16 @@
 //! The anchor ([`Anchor`]) is what an earlier run verified: the highest index and its hash.
 //! The verifier keeps it in its own state, off the database host, so that a history rewritten
 //! wholesale (a forged, self-consistent chain) is still caught.
+//!
+//! Everything here is generic over the chain's entries ([`AuditEntry`]): the watcher's
+//! manifest and the collector's chain per stream (`crate::stream_chain`) share the format,
+//! the sealing and therefore the audit; `name` ("manifest", "stream db1-rl2-t1 piece") names
+//! the chain in findings.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use redovault::manifest::{ManifestEntry, Sha256Digest};
+use redovault::manifest::{ChainEntry, ManifestEntry, Sha256Digest, verify_segments_of};
 use redovault::store::ArchiveStore;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
@@ -54,16 +59,43 @@ pub struct SourceLine {
     pub text: String,
 }
 
+/// What the audit needs of a chain's entries beyond [`ChainEntry`]: the log a finding about
+/// the entry concerns.
+pub trait AuditEntry: ChainEntry {
+    /// Whether findings name these entries in the report's `entry` field (a manifest index).
+    const MANIFEST: bool;
+
+    /// The log the entry records (or where it starts), for findings.
+    fn log_ref(&self) -> Option<LogRef>;
+}
+
+impl AuditEntry for ManifestEntry {
+    const MANIFEST: bool = true;
+
+    fn log_ref(&self) -> Option<LogRef> {
+        Some(log_of(self))
+    }
+}
+
 /// The outcome of auditing one chain.
-#[derive(Debug, Default)]
-pub struct ChainAudit {
+#[derive(Debug)]
+pub struct ChainAudit<E = ManifestEntry> {
     /// Entries by index (the first occurrence of each index), with their line's hash.
-    pub entries: BTreeMap<u64, (ManifestEntry, Sha256Digest, String)>,
+    pub entries: BTreeMap<u64, (E, Sha256Digest, String)>,
     /// What is wrong.
     pub findings: Vec<Finding>,
 }
 
-impl ChainAudit {
+impl<E> Default for ChainAudit<E> {
+    fn default() -> Self {
+        ChainAudit {
+            entries: BTreeMap::new(),
+            findings: Vec::new(),
+        }
+    }
+}
+
+impl<E> ChainAudit<E> {
     /// The highest entry and its hash, as the next run's anchor.
     pub fn anchor(&self) -> Option<Anchor> {
         self.entries
@@ -84,12 +116,33 @@ fn log_of(e: &ManifestEntry) -> LogRef {
     }
 }
 
-/// Audits lines in file order (`what` names the copy in findings: "WORM" or "local copy").
+/// Audits manifest lines in file order (`what` names the copy in findings: "WORM" or "local
+/// copy").
 pub fn audit_lines(lines: &[SourceLine], what: &str) -> ChainAudit {
-    let mut a = ChainAudit::default();
+    audit_chain_lines::<ManifestEntry>(lines, "manifest", what)
+}
+
+/// The finding tied to entry `index` (the report's `entry` when `E` is the manifest's) and to
+/// its log, when known.
+fn tie<E: AuditEntry>(f: Finding, index: u64, e: Option<&E>) -> Finding {
+    let f = if E::MANIFEST { f.with_entry(index) } else { f };
+    match e.and_then(AuditEntry::log_ref) {
+        Some(l) => f.with_log(l),
+        None => f,
+    }
+}
+
+/// Audits the lines of any chain in file order; `name` names the chain in findings
+/// ("manifest" gives "manifest entry 3 (WORM)"), `what` the copy ("WORM", "local copy").
+pub fn audit_chain_lines<E: AuditEntry>(
+    lines: &[SourceLine],
+    name: &str,
+    what: &str,
+) -> ChainAudit<E> {
+    let mut a = ChainAudit::<E>::default();
     let mut last_index: Option<u64> = None;
     for l in lines {
-        let e = match ManifestEntry::parse_line(&l.text) {
+        let e = match E::parse_line(&l.text) {
             Ok(e) => e,
             Err(detail) => {
                 a.findings.push(Finding::error(
@@ -100,39 +153,41 @@ pub fn audit_lines(lines: &[SourceLine], what: &str) -> ChainAudit {
                 continue;
             }
         };
+        let index = e.index();
         if let Some(prev) = last_index
-            && e.index <= prev
+            && index <= prev
         {
-            a.findings.push(
+            a.findings.push(tie(
                 Finding::error(
                     FindingKind::ManifestEntryReordered,
-                    format!("manifest entry {} ({what})", e.index),
+                    format!("{name} entry {index} ({what})"),
                     format!(
-                        "entry {} appears after entry {prev} ({} line {})",
-                        e.index, l.origin, l.line
+                        "entry {index} appears after entry {prev} ({} line {})",
+                        l.origin, l.line
                     ),
-                )
-                .with_entry(e.index)
-                .with_log(log_of(&e)),
-            );
+                ),
+                index,
+                Some(&e),
+            ));
         }
-        last_index = Some(last_index.map_or(e.index, |p| p.max(e.index)));
+        last_index = Some(last_index.map_or(index, |p| p.max(index)));
         let hash = Sha256Digest::of(l.text.as_bytes());
-        match a.entries.get(&e.index) {
-            Some((_, h, _)) if *h != hash => a.findings.push(
+        match a.entries.get(&index) {
+            Some((_, h, _)) if *h != hash => a.findings.push(tie::<E>(
                 Finding::error(
                     FindingKind::ManifestEntryEdited,
-                    format!("manifest entry {} ({what})", e.index),
+                    format!("{name} entry {index} ({what})"),
                     format!(
-                        "two different entries with index {} ({} line {})",
-                        e.index, l.origin, l.line
+                        "two different entries with index {index} ({} line {})",
+                        l.origin, l.line
                     ),
-                )
-                .with_entry(e.index),
-            ),
+                ),
+                index,
+                None,
+            )),
             Some(_) => {}
             None => {
-                a.entries.insert(e.index, (e, hash, l.text.clone()));
+                a.entries.insert(index, (e, hash, l.text.clone()));
             }
         }
     }
@@ -147,11 +202,11 @@ pub fn audit_lines(lines: &[SourceLine], what: &str) -> ChainAudit {
     }
     for (from, to) in holes {
         let subject = if from == to {
-            format!("manifest entry {from} ({what})")
+            format!("{name} entry {from} ({what})")
         } else {
-            format!("manifest entries {from} to {to} ({what})")
+            format!("{name} entries {from} to {to} ({what})")
         };
-        a.findings.push(
+        a.findings.push(tie::<E>(
             Finding::error(
                 FindingKind::ManifestEntryRemoved,
                 subject,
@@ -160,38 +215,40 @@ pub fn audit_lines(lines: &[SourceLine], what: &str) -> ChainAudit {
                     to + 1,
                     from.saturating_sub(1)
                 ),
-            )
-            .with_entry(from),
-        );
+            ),
+            from,
+            None,
+        ));
     }
     // Edited: the chain in index order.
     let mut prev: Option<(u64, Sha256Digest)> = None;
     for (&i, (e, hash, _)) in &a.entries {
         match prev {
-            Some((pi, ph)) if pi + 1 == i && e.prev != ph => {
+            Some((pi, ph)) if pi + 1 == i && e.prev() != ph => {
                 let pe = &a.entries[&pi].0;
-                a.findings.push(
+                a.findings.push(tie(
                     Finding::error(
                         FindingKind::ManifestEntryEdited,
-                        format!("manifest entry {pi} ({what})"),
+                        format!("{name} entry {pi} ({what})"),
                         format!(
                             "its content hashes to {ph}, but entry {i} recorded {} as its predecessor",
-                            e.prev
+                            e.prev()
                         ),
-                    )
-                    .with_entry(pi)
-                    .with_log(log_of(pe)),
-                );
+                    ),
+                    pi,
+                    Some(pe),
+                ));
             }
-            None if i == 1 && e.prev != Sha256Digest::ZERO => {
-                a.findings.push(
+            None if i == 1 && e.prev() != Sha256Digest::ZERO => {
+                a.findings.push(tie::<E>(
                     Finding::error(
                         FindingKind::ManifestEntryEdited,
-                        format!("manifest entry 1 ({what})"),
-                        format!("the first entry must have prev 0…0, found {}", e.prev),
-                    )
-                    .with_entry(1),
-                );
+                        format!("{name} entry 1 ({what})"),
+                        format!("the first entry must have prev 0…0, found {}", e.prev()),
+                    ),
+                    1,
+                    None,
+                ));
             }
             _ => {}
         }
@@ -200,22 +257,33 @@ pub fn audit_lines(lines: &[SourceLine], what: &str) -> ChainAudit {
     a
 }
 
-/// Checks a chain against the anchor of an earlier run.
+/// Checks the manifest against the anchor of an earlier run.
 pub fn check_anchor(a: &ChainAudit, anchor: &Anchor, what: &str) -> Option<Finding> {
+    check_chain_anchor(a, anchor, "manifest", what)
+}
+
+/// Checks any chain against the anchor of an earlier run (`name` as in
+/// [`audit_chain_lines`]).
+pub fn check_chain_anchor<E: AuditEntry>(
+    a: &ChainAudit<E>,
+    anchor: &Anchor,
+    name: &str,
+    what: &str,
+) -> Option<Finding> {
     match a.entries.get(&anchor.index) {
         Some((_, h, _)) if *h == anchor.hash => None,
-        Some((e, h, _)) => Some(
+        Some((e, h, _)) => Some(tie(
             Finding::error(
                 FindingKind::ManifestEntryEdited,
-                format!("manifest entry {} ({what})", anchor.index),
+                format!("{name} entry {} ({what})", anchor.index),
                 format!(
                     "hashes to {h}; an earlier verification recorded {}: history was rewritten",
                     anchor.hash
                 ),
-            )
-            .with_entry(anchor.index)
-            .with_log(log_of(e)),
-        ),
+            ),
+            anchor.index,
+            Some(e),
+        )),
         None if a
             .entries
             .keys()
@@ -224,18 +292,19 @@ pub fn check_anchor(a: &ChainAudit, anchor: &Anchor, what: &str) -> Option<Findi
         {
             None
         }
-        None => Some(
+        None => Some(tie::<E>(
             Finding::error(
                 FindingKind::ManifestEntryRemoved,
-                format!("manifest entry {} ({what})", anchor.index),
+                format!("{name} entry {} ({what})", anchor.index),
                 format!(
                     "an earlier verification saw entry {}; the chain now ends at {}",
                     anchor.index,
                     a.entries.keys().next_back().copied().unwrap_or(0)
                 ),
-            )
-            .with_entry(anchor.index),
-        ),
+            ),
+            anchor.index,
+            None,
+        )),
     }
 }
 
@@ -276,6 +345,34 @@ pub struct Sealed {
     pub findings: Vec<Finding>,
     /// Segments read.
     pub segments: usize,
+    /// The first break [`verify_segments_of`] finds in the segments kept (the writers' own
+    /// verifier, which stops there), None when they verify whole. The audit names every
+    /// break; this makes sure it misses none the writers would refuse.
+    pub strict: Option<String>,
+}
+
+impl Sealed {
+    /// A finding when the strict verifier refuses the chain but `audit` found nothing to
+    /// name (a segment's framing: a missing final newline, an empty line, a carriage return).
+    pub fn unexplained_break<E>(&self, audit: &ChainAudit<E>, name: &str) -> Option<Finding> {
+        let why = self.strict.as_ref()?;
+        let named = audit.findings.iter().chain(&self.findings).any(|f| {
+            matches!(
+                f.kind,
+                FindingKind::ManifestEntryEdited
+                    | FindingKind::ManifestEntryRemoved
+                    | FindingKind::ManifestEntryReordered
+                    | FindingKind::ManifestUnreadable
+            )
+        });
+        (!named).then(|| {
+            Finding::error(
+                FindingKind::ManifestUnreadable,
+                format!("{name} (WORM)"),
+                format!("the sealed segments do not verify: {why}"),
+            )
+        })
+    }
 }
 
 fn join(prefix: &str, rest: &str) -> String {
@@ -286,10 +383,12 @@ fn join(prefix: &str, rest: &str) -> String {
     }
 }
 
-/// Reads every sealed segment under `<prefix>/manifest/`: checks each against the SHA-256 in
-/// its key, drops (and reports) segments that conflict with ones already taken, and returns
-/// their lines in chain order.
-pub async fn read_sealed<S: ArchiveStore>(
+/// Reads every sealed segment under `<prefix>/manifest/` of a chain of `E` entries (the
+/// watcher's manifest under the archive prefix, a stream's chain under
+/// `<prefix>/streams/<stream>`): checks each against the SHA-256 in its key, drops (and
+/// reports) segments that conflict with ones already taken, runs [`verify_segments_of`] on
+/// the segments kept, and returns their lines in chain order.
+pub async fn read_sealed<E: ChainEntry, S: ArchiveStore>(
     store: &S,
     prefix: &str,
 ) -> Result<Sealed, redovault::store::StoreError> {
@@ -302,6 +401,7 @@ pub async fn read_sealed<S: ArchiveStore>(
     let mut out = Sealed::default();
     let mut covered_to = 0u64;
     let mut covered_by = String::new();
+    let mut kept: Vec<(String, Vec<u8>)> = Vec::new();
     for k in keys {
         let mut bytes = read_version(store, &k.key, None).await?;
         let got = Sha256Digest::of(&bytes);
@@ -371,7 +471,11 @@ pub async fn read_sealed<S: ArchiveStore>(
         covered_to = k.last;
         covered_by = k.key.clone();
         out.segments += 1;
+        kept.push((k.key, bytes));
     }
+    out.strict = verify_segments_of::<E>(kept.iter().map(|(k, b)| (k.as_str(), &b[..])))
+        .err()
+        .map(|e| e.to_string());
     Ok(out)
 }
 

@@ -81,6 +81,11 @@ struct VerifyArgs {
     /// Run every `verify.interval` until stopped (SIGTERM/SIGINT).
     #[arg(long)]
     daemon: bool,
+    /// The offline recovery private key (PKCS#8 PEM), overriding `verify.recovery_key`: the
+    /// pieces of the collector's streams re-hashed in WORM are opened and their redo compared
+    /// with the archived logs of the same sequences.
+    #[arg(long)]
+    recovery_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -286,7 +291,11 @@ async fn dispatch_restore(cfg: VerifierConfig, a: RestoreArchiveArgs) -> anyhow:
     }
 }
 
-fn options(cfg: &VerifierConfig, deep: Option<DeepArg>) -> anyhow::Result<VerifyOptions> {
+fn options(
+    cfg: &VerifierConfig,
+    deep: Option<DeepArg>,
+    recovery_key: Option<&Path>,
+) -> anyhow::Result<VerifyOptions> {
     let collector = match (&cfg.collector.dir, &cfg.collector.key_file) {
         (Some(dir), Some(kf)) => Some(CollectorSource {
             dir: dir.clone(),
@@ -317,6 +326,15 @@ fn options(cfg: &VerifierConfig, deep: Option<DeepArg>) -> anyhow::Result<Verify
         collector,
         acknowledged: cfg.verify.acknowledged_gaps.clone(),
         state_dir: Some(cfg.verify.state_dir.clone()),
+        worm_prefix: cfg.verify.worm_prefix.clone(),
+        recovery_key: recovery_key
+            .or(cfg.verify.recovery_key.as_deref())
+            .map(|p| {
+                RecoveryPrivateKey::load(p)
+                    .map(Arc::new)
+                    .with_context(|| format!("recovery key {}", p.display()))
+            })
+            .transpose()?,
     })
 }
 
@@ -361,7 +379,7 @@ impl VerifierMetrics {
             ),
             bytes: r.counter(
                 "redovault_verifier_rehashed_bytes_total",
-                "Bytes downloaded and re-hashed.",
+                "Bytes downloaded and re-hashed (archived logs and pieces).",
             ),
             duration: r.histogram(
                 "redovault_verifier_run_duration_seconds",
@@ -399,7 +417,8 @@ impl VerifierMetrics {
         }
         self.last_errors.set(r.summary.errors as f64);
         self.last_verdict.set(f64::from(r.verdict.exit_code()));
-        self.bytes.add(r.summary.bytes_rehashed);
+        self.bytes
+            .add(r.summary.bytes_rehashed + r.summary.piece_bytes_rehashed);
         self.duration.observe(secs);
     }
 }
@@ -447,7 +466,7 @@ async fn run_verify<S: ArchiveStore + 'static>(
     cfg: VerifierConfig,
     a: VerifyArgs,
 ) -> anyhow::Result<i32> {
-    let opts = options(&cfg, a.deep)?;
+    let opts = options(&cfg, a.deep, a.recovery_key.as_deref())?;
     let cancel = CancellationToken::new();
     let metrics = VerifierMetrics::new();
     if let Some(addr) = cfg.telemetry.metrics_listen {
@@ -545,7 +564,7 @@ async fn manifest_entries<S: ArchiveStore>(
     store: &S,
     cfg: &VerifierConfig,
 ) -> anyhow::Result<Vec<ManifestEntry>> {
-    let sealed = chain::read_sealed(store, &cfg.store.prefix)
+    let sealed = chain::read_sealed::<ManifestEntry, _>(store, &cfg.store.prefix)
         .await
         .context("reading the sealed manifest")?;
     let mut audit = chain::audit_lines(&sealed.lines, "WORM");

@@ -31,6 +31,11 @@ pub struct VerifySection {
     pub report_dir: Option<PathBuf>,
     /// Known, acknowledged gaps.
     pub acknowledged_gaps: Vec<AcknowledgedGap>,
+    /// Where the collector's streams are in WORM (None: `[store] prefix`).
+    pub worm_prefix: Option<String>,
+    /// The offline recovery private key (PKCS#8 PEM), when the verifier may read it: pieces
+    /// re-hashed are opened and compared with the archived logs (None: not compared).
+    pub recovery_key: Option<PathBuf>,
 }
 
 /// `[collector]`.
@@ -173,6 +178,24 @@ impl VerifierConfig {
             state_dir: PathBuf::from(s.string("state_dir", DEFAULT_STATE_DIR)),
             report_dir: s.opt_string("report_dir").map(PathBuf::from),
             acknowledged_gaps: gaps,
+            worm_prefix: match s.value("worm_prefix") {
+                None => None,
+                Some(toml::Value::String(p))
+                    if !p.is_empty() && redovault::store::validate_key(p).is_err() =>
+                {
+                    s.problem(
+                        "worm_prefix",
+                        format!("{p:?} must be a relative key without empty, '.' or '..' parts"),
+                    );
+                    None
+                }
+                Some(toml::Value::String(p)) => Some(p.clone()),
+                Some(_) => {
+                    s.problem("worm_prefix", "expected a string".into());
+                    None
+                }
+            },
+            recovery_key: s.opt_string("recovery_key").map(PathBuf::from),
         };
         s.finish();
         problems.extend(gap_problems);
@@ -249,6 +272,31 @@ mod tests {
         let c = VerifierConfig::parse(text).unwrap_or_else(|p| panic!("{p:#?}"));
         assert_eq!(c.verify.deep, DeepMode::Rolling { cycle: 30 });
         assert_eq!(c.verify.acknowledged_gaps.len(), 1);
+        assert_eq!(c.verify.recovery_key, None);
+        assert_eq!(c.verify.worm_prefix, None);
+    }
+
+    #[test]
+    fn worm_prefix_and_recovery_key() {
+        let base = "[store]\nkind = \"local\"\ndir = \"/x\"\nprefix = \"p\"\n[verify]\n";
+        let c = VerifierConfig::parse(&format!(
+            "{base}worm_prefix = \"bank1\"\nrecovery_key = \"/keys/recovery.key\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.verify.worm_prefix.as_deref(), Some("bank1"));
+        assert_eq!(
+            c.verify.recovery_key.as_deref(),
+            Some(Path::new("/keys/recovery.key"))
+        );
+        // An empty prefix is a prefix (the collector's may be empty); an empty key is none.
+        let c = VerifierConfig::parse(&format!("{base}worm_prefix = \"\"\nrecovery_key = \"\"\n"))
+            .unwrap();
+        assert_eq!(c.verify.worm_prefix.as_deref(), Some(""));
+        assert_eq!(c.verify.recovery_key, None);
+        for bad in ["3", "\"/abs\"", "\"a//b\""] {
+            let p = VerifierConfig::parse(&format!("{base}worm_prefix = {bad}\n")).unwrap_err();
+            assert!(p.join("\n").contains("verify.worm_prefix"), "{bad}: {p:?}");
+        }
     }
 
     #[test]

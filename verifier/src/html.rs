@@ -2,8 +2,9 @@
 //! inline script; no external assets, no network), readable offline years later.
 //!
 //! Layout: a verdict banner with the counts, a timeline per (resetlogs id, thread) showing each
-//! sequence as shipped / verified / gap / acknowledged gap / tampered, the findings table, and
-//! the per-file table with a filter box. Every string from the report is HTML-escaped.
+//! sequence as shipped / verified / gap / acknowledged gap / tampered, the collector's streams
+//! in WORM (when there are some), the findings table, and the per-file table with a filter
+//! box. Every string from the report is HTML-escaped.
 //!
 //! The script only filters the file table and highlights a file when its timeline cell is
 //! clicked; when it has run it logs one line (`redovault-report ready ...`) to the console, so
@@ -151,6 +152,7 @@ pub fn render(r: &AuditReport) -> String {
     }
     summary_section(&mut h, r);
     timeline_section(&mut h, r);
+    streams_section(&mut h, r);
     findings_section(&mut h, r);
     files_section(&mut h, r);
     let _ = write!(
@@ -179,7 +181,55 @@ fn summary_section(h: &mut String, r: &AuditReport) {
     for (k, v) in items {
         let _ = write!(h, "<div><dt>{k}</dt><dd>{v}</dd></div>");
     }
+    if m.worm_streams > 0 {
+        let streams: [(&str, u64); 8] = [
+            ("streams in WORM", m.worm_streams),
+            ("stream chain entries", m.stream_chain_entries),
+            ("pieces checked (HEAD)", m.pieces_checked),
+            ("pieces re-hashed", m.pieces_deep_verified),
+            ("MiB of pieces re-hashed", m.piece_bytes_rehashed >> 20),
+            ("pieces unreferenced", m.pieces_unreferenced),
+            (
+                "pieces cross-checked with archived logs",
+                m.pieces_cross_checked,
+            ),
+            ("pieces cross-check pending", m.pieces_cross_check_pending),
+        ];
+        for (k, v) in streams {
+            let _ = write!(h, "<div><dt>{k}</dt><dd>{v}</dd></div>");
+        }
+    }
     h.push_str("</dl></section>\n");
+}
+
+fn streams_section(h: &mut String, r: &AuditReport) {
+    if r.streams.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<section id=\"streams\"><h2>The collector's streams in WORM</h2><table><thead><tr>\
+         <th>stream</th><th>sealed segments</th><th>pieces</th><th>from</th><th>to</th>\
+         <th>last commit SCN</th><th>last commit time</th><th>unreferenced</th><th>errors</th>\
+         </tr></thead><tbody>",
+    );
+    for w in &r.streams {
+        let _ = write!(
+            h,
+            "<tr{}><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td>\
+             <td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if w.errors > 0 { " class=\"error\"" } else { "" },
+            escape(&w.stream),
+            w.sealed_segments,
+            w.entries,
+            escape(w.first.as_deref().unwrap_or("-")),
+            escape(w.next.as_deref().unwrap_or("-")),
+            w.last_commit_scn.map_or("-".to_string(), |s| s.to_string()),
+            escape(w.last_commit_time.as_deref().unwrap_or("-")),
+            w.unreferenced,
+            w.errors
+        );
+    }
+    h.push_str("</tbody></table></section>\n");
 }
 
 /// Runs of equal state: (first sequence, last sequence, state).
@@ -362,6 +412,26 @@ mod tests {
         let html = render(&r);
         assert_eq!(html.matches("<rect class=").count(), 3);
         assert!(html.contains("sequences 2501 to 5000: verified"));
+    }
+
+    #[test]
+    fn streams_appear_only_when_there_are_some() {
+        let html = render(&sample());
+        assert!(!html.contains("id=\"streams\""));
+        assert!(!html.contains("streams in WORM"));
+        let mut r = sample();
+        r.summary.worm_streams = 1;
+        r.summary.pieces_checked = 7;
+        let r = r.with_streams(vec![crate::report::WormStreamResult {
+            stream: "db1-rl2-t1<b>".into(),
+            entries: 7,
+            errors: 1,
+            ..Default::default()
+        }]);
+        let html = render(&r);
+        assert!(html.contains("<dt>pieces checked (HEAD)</dt><dd>7</dd>"));
+        assert!(html.contains("id=\"streams\""));
+        assert!(html.contains("db1-rl2-t1&lt;b&gt;"));
     }
 
     #[test]

@@ -21,6 +21,10 @@
 //!   each stream's longest authenticated chain (restore online without the backup host).
 //! - [`stream`]: the collector's segments audited read-only (every chunk authenticated,
 //!   continuity) and unit digests for the archive-versus-stream cross-check.
+//! - [`stream_chain`]: the collector's streams in WORM audited like the archive: each
+//!   stream's sealed chain (edited, removed, reordered entries named, continuity), its
+//!   pieces by HEAD and rolling re-hash, pieces no sealed entry records; with the recovery
+//!   key, pieces opened for the cross-check against the archived logs.
 //! - [`script`]: `restore script`: RMAN and SQL*Plus recovery scripts stating the last
 //!   recoverable SCN, time and XID.
 
@@ -33,5 +37,6 @@ pub mod report;
 pub mod restore;
 pub mod script;
 pub mod stream;
+pub mod stream_chain;
 pub mod verify;
 pub mod worm_stream;

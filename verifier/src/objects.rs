@@ -6,19 +6,25 @@
 //!   watcher wrote with the version, immutable under the lock), lock mode and retain-until
 //!   against the policy.
 //! - [`deep_check`]: downloads the recorded version (streamed) and re-hashes it; when the
-//!   collector holds the streamed redo of the same sequence, compares them block by block.
+//!   collector holds the streamed redo of the same sequence, or WORM pieces of it were opened
+//!   in this run, compares them block by block.
+//!
+//! Both work on an [`ObjectRef`] (what a chain entry recorded of an object), so the pieces of
+//! the collector's streams (`crate::stream_chain`) are checked by the same code as archived
+//! logs; [`fast_check`] and [`deep_check`] take a manifest entry.
 
 use std::time::Duration;
 
-use redovault::manifest::ManifestEntry;
+use redovault::manifest::{ManifestEntry, Sha256Digest};
 use redovault::store::{ArchiveStore, LockMode, ObjectInfo, StoreError};
+use redovault::wire::StreamId;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use crate::report::{FileStatus, Finding, FindingKind, LogRef};
-use crate::stream::{SeqDigests, UNIT, unit_digest};
+use crate::stream::{Difference, PieceUnits, SeqDigests, UNIT, unit_digest};
 
-/// Slack between the watcher host's clock (`shipped_at`) and the S3 server's (retain-until
+/// Slack between the writer's clock (`shipped_at`, `uploaded_at`) and the S3 server's (retain-until
 /// is computed from the server's `Date`): a retain-until this much short of the policy still
 /// passes.
 pub const CLOCK_TOLERANCE: Duration = Duration::from_secs(600);
@@ -28,7 +34,8 @@ pub const CLOCK_TOLERANCE: Duration = Duration::from_secs(600);
 pub struct Policy {
     /// The lock mode required (None: no lock required, e.g. the local NOT-WORM store).
     pub lock_mode: Option<LockMode>,
-    /// Retain-until must be at least this long after the entry's `shipped_at`.
+    /// Retain-until must be at least this long after the entry's `shipped_at` (a piece's
+    /// `uploaded_at`).
     pub min_retention: Duration,
 }
 
@@ -43,56 +50,122 @@ pub struct ObjectResult {
     pub bytes_rehashed: u64,
     /// Whether it was compared with the streamed redo.
     pub cross_checked: bool,
+    /// WORM pieces compared with this archived log (deep check only).
+    pub pieces: Vec<PieceComparison>,
 }
 
-fn log_of(e: &ManifestEntry) -> LogRef {
-    LogRef {
-        resetlogs_id: e.resetlogs_id,
-        thread: e.thread.0,
-        sequence: e.sequence.0,
+impl ObjectResult {
+    fn new(status: FileStatus, findings: Vec<Finding>) -> ObjectResult {
+        ObjectResult {
+            status,
+            findings,
+            bytes_rehashed: 0,
+            cross_checked: false,
+            pieces: Vec::new(),
+        }
     }
 }
 
-fn subject(e: &ManifestEntry) -> String {
-    format!(
-        "thread {} sequence {} ({})",
-        e.thread.0, e.sequence.0, e.file_name
-    )
+/// The outcome of comparing one WORM piece's redo of a sequence with its archived log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PieceComparison {
+    /// The piece's stream.
+    pub stream: StreamId,
+    /// Its index in the stream's chain.
+    pub index: u64,
+    /// Its object key.
+    pub key: String,
+    /// The sequence compared.
+    pub seq: u32,
+    /// The first difference, if any.
+    pub diff: Option<Difference>,
+    /// 512-byte units compared.
+    pub compared: u64,
 }
 
-fn finding(e: &ManifestEntry, kind: FindingKind, detail: String) -> Finding {
-    Finding::error(kind, subject(e), detail)
-        .with_entry(e.index)
-        .with_log(log_of(e))
+/// What a chain entry recorded of one object: the manifest's entry of an archived log, or a
+/// stream's entry of a piece.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    /// Object key.
+    pub key: String,
+    /// The version recorded (None: the only one, local store).
+    pub version_id: Option<String>,
+    /// Size recorded.
+    pub size: u64,
+    /// SHA-256 recorded.
+    pub sha256: Sha256Digest,
+    /// When it was put (RFC 3339): retain-until is measured from it.
+    pub put_at: String,
+    /// Who recorded it, for details: "the manifest", "its chain entry".
+    pub recorded_in: &'static str,
+    /// What findings are about ("thread 1 sequence 42 (arch_1_42.arc)").
+    pub subject: String,
+    /// The manifest entry (archived logs only).
+    pub entry: Option<u64>,
+    /// The log concerned.
+    pub log: Option<LogRef>,
 }
 
-fn check_info(
-    e: &ManifestEntry,
-    info: &ObjectInfo,
-    policy: &Policy,
-    out: &mut Vec<Finding>,
-) -> bool {
+impl ObjectRef {
+    /// `key@version`: how the state between runs names it.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.key, self.version_id.as_deref().unwrap_or("-"))
+    }
+
+    /// An error finding about it.
+    pub fn finding(&self, kind: FindingKind, detail: String) -> Finding {
+        let mut f = Finding::error(kind, self.subject.clone(), detail);
+        f.entry = self.entry;
+        f.log = self.log;
+        f
+    }
+}
+
+impl From<&ManifestEntry> for ObjectRef {
+    fn from(e: &ManifestEntry) -> ObjectRef {
+        ObjectRef {
+            key: e.object_key.clone(),
+            version_id: e.version_id.clone(),
+            size: e.size,
+            sha256: e.sha256,
+            put_at: e.shipped_at.clone(),
+            recorded_in: "the manifest",
+            subject: format!(
+                "thread {} sequence {} ({})",
+                e.thread.0, e.sequence.0, e.file_name
+            ),
+            entry: Some(e.index),
+            log: Some(LogRef {
+                resetlogs_id: e.resetlogs_id,
+                thread: e.thread.0,
+                sequence: e.sequence.0,
+            }),
+        }
+    }
+}
+
+fn check_info(e: &ObjectRef, info: &ObjectInfo, policy: &Policy, out: &mut Vec<Finding>) -> bool {
     let mut hash_checked = false;
     if info.size != e.size {
-        out.push(finding(
-            e,
+        out.push(e.finding(
             FindingKind::ObjectSizeMismatch,
             format!(
-                "object {} is {} bytes, the manifest says {}",
-                e.object_key, info.size, e.size
+                "object {} is {} bytes, {} says {}",
+                e.key, info.size, e.recorded_in, e.size
             ),
         ));
     }
     if let Some(sha) = info.sha256 {
         hash_checked = true;
         if sha != e.sha256.0 {
-            out.push(finding(
-                e,
+            out.push(e.finding(
                 FindingKind::ObjectChecksumMismatch,
                 format!(
-                    "object {} has SHA-256 {}, the manifest says {}",
-                    e.object_key,
+                    "object {} has SHA-256 {}, {} says {}",
+                    e.key,
                     hex::encode(sha),
+                    e.recorded_in,
                     e.sha256
                 ),
             ));
@@ -100,23 +173,21 @@ fn check_info(
     }
     if let Some(mode) = policy.lock_mode {
         match &info.lock {
-            None => out.push(finding(
-                e,
+            None => out.push(e.finding(
                 FindingKind::LockMissing,
-                format!("object {} has no Object Lock retention", e.object_key),
+                format!("object {} has no Object Lock retention", e.key),
             )),
             Some(l) => {
                 if l.mode != mode {
-                    out.push(finding(
-                        e,
+                    out.push(e.finding(
                         FindingKind::LockMissing,
                         format!(
                             "object {} is locked in {:?} mode, the policy requires {mode:?}",
-                            e.object_key, l.mode
+                            e.key, l.mode
                         ),
                     ));
                 }
-                let shipped = chrono::DateTime::parse_from_rfc3339(&e.shipped_at)
+                let shipped = chrono::DateTime::parse_from_rfc3339(&e.put_at)
                     .map(|d| d.with_timezone(&chrono::Utc))
                     .ok();
                 if let Some(shipped) = shipped {
@@ -127,12 +198,11 @@ fn check_info(
                     if let Some(need) = shipped.checked_add_signed(min)
                         && l.retain_until < need
                     {
-                        out.push(finding(
-                            e,
+                        out.push(e.finding(
                             FindingKind::RetentionTooShort,
                             format!(
-                                "object {} is retained until {}, the policy requires {} ({} after shipping)",
-                                e.object_key,
+                                "object {} is retained until {}, the policy requires {} ({} after it was put)",
+                                e.key,
                                 l.retain_until.to_rfc3339(),
                                 need.to_rfc3339(),
                                 humantime(policy.min_retention)
@@ -155,51 +225,47 @@ fn humantime(d: Duration) -> String {
     }
 }
 
-/// The fast path: HEAD only.
+/// The fast path of an archived log: HEAD only.
 pub async fn fast_check<S: ArchiveStore>(
     store: &S,
     e: &ManifestEntry,
     policy: &Policy,
 ) -> Result<ObjectResult, StoreError> {
+    fast_check_object(store, &ObjectRef::from(e), policy).await
+}
+
+/// The fast path: HEAD only.
+pub async fn fast_check_object<S: ArchiveStore>(
+    store: &S,
+    e: &ObjectRef,
+    policy: &Policy,
+) -> Result<ObjectResult, StoreError> {
     let mut findings = Vec::new();
-    let latest = store.head(&e.object_key, None).await?;
+    let latest = store.head(&e.key, None).await?;
     let Some(latest) = latest else {
-        findings.push(finding(
-            e,
+        findings.push(e.finding(
             FindingKind::ObjectMissing,
-            format!("object {} does not exist", e.object_key),
+            format!("object {} does not exist", e.key),
         ));
-        return Ok(ObjectResult {
-            status: FileStatus::Missing,
-            findings,
-            bytes_rehashed: 0,
-            cross_checked: false,
-        });
+        return Ok(ObjectResult::new(FileStatus::Missing, findings));
     };
     let recorded = match (&e.version_id, &latest.version_id) {
         (Some(want), Some(got)) if want != got => {
-            findings.push(finding(
-                e,
+            findings.push(e.finding(
                 FindingKind::ObjectReplaced,
                 format!(
                     "object {} has a newer version {got} over the recorded version {want}",
-                    e.object_key
+                    e.key
                 ),
             ));
-            match store.head(&e.object_key, Some(want)).await? {
+            match store.head(&e.key, Some(want)).await? {
                 Some(i) => i,
                 None => {
-                    findings.push(finding(
-                        e,
+                    findings.push(e.finding(
                         FindingKind::ObjectMissing,
-                        format!("version {want} of {} does not exist", e.object_key),
+                        format!("version {want} of {} does not exist", e.key),
                     ));
-                    return Ok(ObjectResult {
-                        status: FileStatus::Missing,
-                        findings,
-                        bytes_rehashed: 0,
-                        cross_checked: false,
-                    });
+                    return Ok(ObjectResult::new(FileStatus::Missing, findings));
                 }
             }
         }
@@ -216,24 +282,31 @@ pub async fn fast_check<S: ArchiveStore>(
     } else {
         FileStatus::Shipped
     };
-    Ok(ObjectResult {
-        status,
-        findings,
-        bytes_rehashed: 0,
-        cross_checked: false,
-    })
+    Ok(ObjectResult::new(status, findings))
 }
 
-/// The deep path: download the recorded version, re-hash it, and compare it with the
-/// streamed copy when there is one.
+/// The deep path of an archived log: download the recorded version, re-hash it, and compare
+/// it with the streamed copy when there is one.
 pub async fn deep_check<S: ArchiveStore>(
     store: &S,
     e: &ManifestEntry,
     streamed: Option<&SeqDigests>,
 ) -> Result<ObjectResult, StoreError> {
-    let mut body = store
-        .get(&e.object_key, None, e.version_id.as_deref())
-        .await?;
+    deep_check_object(store, &ObjectRef::from(e), streamed, &[]).await
+}
+
+/// The deep path: download the recorded version and re-hash it; when the object is an
+/// archived log, compare it with the collector's streamed copy (`streamed`) and with the
+/// WORM pieces opened of its sequence (`pieces`, see [`ObjectResult::pieces`]), from block 2
+/// on.
+pub async fn deep_check_object<S: ArchiveStore>(
+    store: &S,
+    e: &ObjectRef,
+    streamed: Option<&SeqDigests>,
+    pieces: &[PieceUnits],
+) -> Result<ObjectResult, StoreError> {
+    let mut body = store.get(&e.key, None, e.version_id.as_deref()).await?;
+    let digest_units = streamed.is_some() || !pieces.is_empty();
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut carry: Vec<u8> = Vec::with_capacity(UNIT);
@@ -242,7 +315,7 @@ pub async fn deep_check<S: ArchiveStore>(
     let mut n_total = 0u64;
     loop {
         let n = body.read(&mut buf).await.map_err(|source| StoreError::Io {
-            context: format!("download {}", e.object_key),
+            context: format!("download {}", e.key),
             source,
         })?;
         if n == 0 {
@@ -255,7 +328,7 @@ pub async fn deep_check<S: ArchiveStore>(
             let take = (UNIT - first_block.len()).min(data.len());
             first_block.extend_from_slice(&data[..take]);
         }
-        if streamed.is_some() {
+        if digest_units {
             let mut rest = data;
             if !carry.is_empty() {
                 let take = (UNIT - carry.len()).min(rest.len());
@@ -276,45 +349,61 @@ pub async fn deep_check<S: ArchiveStore>(
     let sha: [u8; 32] = h.finalize().into();
     let mut findings = Vec::new();
     if n_total != e.size {
-        findings.push(finding(
-            e,
+        findings.push(e.finding(
             FindingKind::ObjectSizeMismatch,
             format!(
-                "downloaded {n_total} bytes of {}, the manifest says {}",
-                e.object_key, e.size
+                "downloaded {n_total} bytes of {}, {} says {}",
+                e.key, e.recorded_in, e.size
             ),
         ));
     }
     if sha != e.sha256.0 {
-        findings.push(finding(
-            e,
+        findings.push(e.finding(
             FindingKind::ObjectChecksumMismatch,
             format!(
-                "re-hashed {} to {}, the manifest says {}",
-                e.object_key,
+                "re-hashed {} to {}, {} says {}",
+                e.key,
                 hex::encode(sha),
+                e.recorded_in,
                 e.sha256
             ),
         ));
     }
+    let block_size = redovault_redo::header::FileHeader::parse(&first_block)
+        .map(|h| h.block_size)
+        .unwrap_or(UNIT as u32);
     let mut cross_checked = false;
     if let Some(s) = streamed {
-        let block_size = redovault_redo::header::FileHeader::parse(&first_block)
-            .map(|h| h.block_size)
-            .unwrap_or(UNIT as u32);
         let (diff, compared) = s.compare(&units, block_size);
         cross_checked = compared > 0;
         if let Some(d) = diff {
-            findings.push(finding(
-                e,
+            let (thread, seq) = e.log.map_or((0, 0), |l| (l.thread, l.sequence));
+            findings.push(e.finding(
                 FindingKind::ArchiveDiffersFromStream,
                 format!(
-                    "block {} (offset {}) of the archived log differs from the redo the collector received for thread {} sequence {}",
-                    d.block, d.offset, e.thread.0, e.sequence.0
+                    "block {} (offset {}) of the archived log differs from the redo the collector received for thread {thread} sequence {seq}",
+                    d.block, d.offset
                 ),
             ));
         }
     }
+    // Piece comparisons are only meaningful against the bytes that were recorded.
+    let intact = findings.is_empty();
+    let pieces = pieces
+        .iter()
+        .filter(|_| intact)
+        .map(|p| {
+            let (diff, compared) = p.compare(&units, block_size);
+            PieceComparison {
+                stream: p.stream,
+                index: p.index,
+                key: p.key.clone(),
+                seq: p.seq,
+                diff,
+                compared,
+            }
+        })
+        .collect();
     Ok(ObjectResult {
         status: if findings.is_empty() {
             FileStatus::DeepVerified
@@ -324,5 +413,58 @@ pub async fn deep_check<S: ArchiveStore>(
         findings,
         bytes_rehashed: n_total,
         cross_checked,
+        pieces,
     })
+}
+
+/// The deep path for a small object whose content is used afterwards (a piece): downloads
+/// the recorded version whole, reading at most one byte more than recorded (a longer object
+/// is wrong already), and re-hashes it. Returns the result and the bytes.
+pub async fn deep_check_bytes<S: ArchiveStore>(
+    store: &S,
+    e: &ObjectRef,
+) -> Result<(ObjectResult, Vec<u8>), StoreError> {
+    let body = store.get(&e.key, None, e.version_id.as_deref()).await?;
+    let mut bytes = Vec::with_capacity(usize::try_from(e.size).unwrap_or(0).min(256 << 20));
+    body.take(e.size.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|source| StoreError::Io {
+            context: format!("download {}", e.key),
+            source,
+        })?;
+    let n = bytes.len() as u64;
+    let mut findings = Vec::new();
+    if n != e.size {
+        let got = if n > e.size {
+            format!("more than {} bytes", e.size)
+        } else {
+            format!("{n} bytes")
+        };
+        findings.push(e.finding(
+            FindingKind::ObjectSizeMismatch,
+            format!(
+                "downloaded {got} of {}, {} says {}",
+                e.key, e.recorded_in, e.size
+            ),
+        ));
+    }
+    let sha = Sha256Digest::of(&bytes);
+    if sha != e.sha256 {
+        findings.push(e.finding(
+            FindingKind::ObjectChecksumMismatch,
+            format!(
+                "re-hashed {} to {sha}, {} says {}",
+                e.key, e.recorded_in, e.sha256
+            ),
+        ));
+    }
+    let status = if findings.is_empty() {
+        FileStatus::DeepVerified
+    } else {
+        FileStatus::Tampered
+    };
+    let mut r = ObjectResult::new(status, findings);
+    r.bytes_rehashed = n;
+    Ok((r, bytes))
 }

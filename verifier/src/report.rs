@@ -80,8 +80,25 @@ pub enum FindingKind {
     SegmentChunkCorrupt,
     /// The collector's stream has a hole or overlap.
     StreamGap,
-    /// An archived log differs from the streamed redo of the same sequence.
+    /// An archived log differs from the streamed redo of the same sequence (the collector's
+    /// segments, or a WORM piece opened with the recovery key).
     ArchiveDiffersFromStream,
+    /// A piece a stream's sealed chain records is not in WORM.
+    PieceMissing,
+    /// A piece in WORM that no sealed chain entry records (info: its chain segment is not
+    /// sealed yet, or a crash left it between its upload and its record).
+    PieceUnreferenced,
+    /// A stream's chain does not run on: an entry does not start where the previous one
+    /// ended, or does not name the previous piece.
+    StreamChainGap,
+    /// A piece's clear header, or its key, does not match its chain entry.
+    PieceHeaderMismatch,
+    /// A piece does not open with the recovery key, or its content does not match its
+    /// header.
+    PieceUnreadable,
+    /// Info: pieces were re-hashed but their redo not compared with the archived logs (no
+    /// recovery key configured).
+    PieceCrossCheckNotDone,
 }
 
 impl FindingKind {
@@ -105,6 +122,12 @@ impl FindingKind {
             FindingKind::SegmentChunkCorrupt => "segment_chunk_corrupt",
             FindingKind::StreamGap => "stream_gap",
             FindingKind::ArchiveDiffersFromStream => "archive_differs_from_stream",
+            FindingKind::PieceMissing => "piece_missing",
+            FindingKind::PieceUnreferenced => "piece_unreferenced",
+            FindingKind::StreamChainGap => "stream_chain_gap",
+            FindingKind::PieceHeaderMismatch => "piece_header_mismatch",
+            FindingKind::PieceUnreadable => "piece_unreadable",
+            FindingKind::PieceCrossCheckNotDone => "piece_cross_check_not_done",
         }
     }
 
@@ -120,6 +143,7 @@ impl FindingKind {
                 | FindingKind::ObjectReplaced
                 | FindingKind::SegmentChunkCorrupt
                 | FindingKind::ArchiveDiffersFromStream
+                | FindingKind::PieceHeaderMismatch
         )
     }
 }
@@ -281,6 +305,31 @@ pub struct Summary {
     pub segment_chunks_checked: u64,
     /// Logs compared with the streamed redo.
     pub logs_cross_checked: u64,
+    /// The collector's streams found in WORM (`<prefix>/streams/`).
+    #[serde(default)]
+    pub worm_streams: u64,
+    /// Entries of their sealed chains.
+    #[serde(default)]
+    pub stream_chain_entries: u64,
+    /// Pieces checked by HEAD.
+    #[serde(default)]
+    pub pieces_checked: u64,
+    /// Pieces downloaded and re-hashed.
+    #[serde(default)]
+    pub pieces_deep_verified: u64,
+    /// Bytes of pieces re-hashed.
+    #[serde(default)]
+    pub piece_bytes_rehashed: u64,
+    /// Pieces in WORM no sealed chain entry records.
+    #[serde(default)]
+    pub pieces_unreferenced: u64,
+    /// Pieces opened with the recovery key whose redo was compared with the archived logs.
+    #[serde(default)]
+    pub pieces_cross_checked: u64,
+    /// Pieces re-hashed whose cross-check waits: no recovery key, or a sequence not archived
+    /// (or not re-hashed) yet.
+    #[serde(default)]
+    pub pieces_cross_check_pending: u64,
     /// Findings of severity error.
     pub errors: u64,
     /// Findings of severity info (acknowledged gaps).
@@ -313,6 +362,36 @@ pub struct AuditReport {
     pub files: Vec<FileResult>,
     /// One timeline per (resetlogs id, thread).
     pub threads: Vec<ThreadTimeline>,
+    /// The collector's streams in WORM, one line each (none: no stream there).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<WormStreamResult>,
+}
+
+/// One of the collector's streams as its sealed chain in WORM records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WormStreamResult {
+    /// `db<dbid>-rl<resetlogs id>-t<thread>`.
+    pub stream: String,
+    /// Sealed chain segments read.
+    pub sealed_segments: u64,
+    /// Chain entries read (one per piece).
+    pub entries: u64,
+    /// Where the first recorded piece starts (`seq:offset`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first: Option<String>,
+    /// Where the stream continues after the last recorded piece.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// The last commit the sealed chain records: SCN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_commit_scn: Option<u64>,
+    /// Its time (RFC 3339, the database's clock).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_commit_time: Option<String>,
+    /// Pieces in WORM no sealed entry records.
+    pub unreferenced: u64,
+    /// Error findings about this stream.
+    pub errors: u64,
 }
 
 /// What was run, when: the report's heading.
@@ -367,7 +446,14 @@ impl AuditReport {
             findings,
             files,
             threads,
+            streams: Vec::new(),
         }
+    }
+
+    /// The same report with its streams in WORM.
+    pub fn with_streams(mut self, streams: Vec<WormStreamResult>) -> AuditReport {
+        self.streams = streams;
+        self
     }
 
     /// A report for a run that could not complete: exit code 2, with the reason, and
@@ -421,6 +507,34 @@ impl AuditReport {
             m.segment_chunks_checked,
             m.logs_cross_checked
         );
+        if m.worm_streams > 0 {
+            let _ = writeln!(
+                s,
+                "streams:  {} in WORM, {} chain entries, {} pieces (HEAD), {} re-hashed ({} bytes), {} unreferenced, {} cross-checked with archived logs, {} pending",
+                m.worm_streams,
+                m.stream_chain_entries,
+                m.pieces_checked,
+                m.pieces_deep_verified,
+                m.piece_bytes_rehashed,
+                m.pieces_unreferenced,
+                m.pieces_cross_checked,
+                m.pieces_cross_check_pending
+            );
+        }
+        for w in &self.streams {
+            let _ = writeln!(
+                s,
+                "stream:   {}: {} pieces in {} sealed segment(s), {} .. {}, last commit SCN {}, {} unreferenced, {} error(s)",
+                w.stream,
+                w.entries,
+                w.sealed_segments,
+                w.first.as_deref().unwrap_or("-"),
+                w.next.as_deref().unwrap_or("-"),
+                w.last_commit_scn.map_or("-".to_string(), |s| s.to_string()),
+                w.unreferenced,
+                w.errors
+            );
+        }
         for t in &self.threads {
             let (first, last) = match (t.cells.first(), t.cells.last()) {
                 (Some(a), Some(b)) => (a.sequence, b.sequence),
@@ -581,6 +695,56 @@ pub(crate) mod tests {
         assert!(j.contains("\"verdict\":\"findings\""), "{j}");
         let back: AuditReport = serde_json::from_str(&j).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn streams_are_shown_only_when_there_are_some() {
+        let r = sample();
+        let t = r.to_text();
+        assert!(!t.contains("streams:"), "{t}");
+        let j = serde_json::to_string(&r).unwrap();
+        assert!(!j.contains("\"streams\""), "{j}");
+        let mut summary = r.summary.clone();
+        summary.worm_streams = 1;
+        summary.pieces_checked = 4;
+        let r = AuditReport::new(
+            RunInfo::default(),
+            summary,
+            vec![Finding::info(
+                FindingKind::PieceUnreferenced,
+                "stream db1-rl2-t1 piece k",
+                "not sealed yet",
+            )],
+            vec![],
+            vec![],
+        )
+        .with_streams(vec![WormStreamResult {
+            stream: "db1-rl2-t1".into(),
+            entries: 4,
+            sealed_segments: 1,
+            first: Some("5:0".into()),
+            next: Some("5:4096".into()),
+            unreferenced: 1,
+            ..WormStreamResult::default()
+        }]);
+        let t = r.to_text();
+        assert!(t.contains("streams:  1 in WORM"), "{t}");
+        assert!(
+            t.contains("stream:   db1-rl2-t1: 4 pieces in 1 sealed segment(s), 5:0 .. 5:4096"),
+            "{t}"
+        );
+        assert!(t.contains("piece_unreferenced"), "{t}");
+        let back: AuditReport = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+        // A report from before the streams reads back.
+        let mut old = serde_json::to_value(sample()).unwrap();
+        for k in ["worm_streams", "pieces_checked", "pieces_cross_checked"] {
+            old["summary"].as_object_mut().unwrap().remove(k);
+        }
+        assert_eq!(
+            serde_json::from_value::<AuditReport>(old).unwrap(),
+            sample()
+        );
     }
 
     #[test]

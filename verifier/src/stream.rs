@@ -56,25 +56,109 @@ impl SeqDigests {
     /// Compares the archived log's unit digests with these, from block 2 on, over the range
     /// both hold. Returns the first difference, if any, and the number of units compared.
     pub fn compare(&self, archived: &[u64], block_size: u32) -> (Option<Difference>, u64) {
-        let bs = u64::from(block_size.max(UNIT as u32));
-        let skip = usize::try_from(2 * bs / UNIT as u64).unwrap_or(usize::MAX);
-        let mut compared = 0u64;
-        let pairs = self.units.iter().zip(archived).enumerate().skip(skip);
-        for (u, (ours, theirs)) in pairs {
-            compared += 1;
-            if ours != theirs {
-                let offset = u as u64 * UNIT as u64;
-                return (
-                    Some(Difference {
-                        block: offset / bs,
-                        offset,
-                    }),
-                    compared,
-                );
-            }
-        }
-        (None, compared)
+        compare_units(&self.units, 0, archived, block_size, false)
     }
+}
+
+/// The redo of one sequence held by one WORM piece (opened with the recovery key), as unit
+/// digests from `first_unit` on: compared with the archived log of the same sequence like the
+/// collector's copy ([`SeqDigests`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PieceUnits {
+    /// The piece's stream.
+    pub stream: StreamId,
+    /// Its index in the stream's chain.
+    pub index: u64,
+    /// Its object key.
+    pub key: String,
+    /// The sequence.
+    pub seq: u32,
+    /// Unit number (offset / 512) of the first digest.
+    pub first_unit: usize,
+    /// One digest per whole 512-byte unit.
+    pub units: Vec<u64>,
+}
+
+impl PieceUnits {
+    /// The unit digests of the chunks of `chunks` in sequence `seq` (contiguous, as a piece
+    /// holds them); None when they do not start on a unit boundary or do not hold whole
+    /// units (never so for redo shipped as whole blocks).
+    pub fn of_chunks(
+        stream: StreamId,
+        index: u64,
+        key: &str,
+        seq: u32,
+        chunks: &[redovault_collector::segment::Chunk],
+    ) -> Option<PieceUnits> {
+        let mut first: Option<usize> = None;
+        let mut units = Vec::new();
+        for c in chunks.iter().filter(|c| c.start.seq.0 == seq) {
+            let at = c.start.offset;
+            if at % UNIT as u64 != 0 || c.data.len() % UNIT != 0 {
+                return None;
+            }
+            let u = usize::try_from(at / UNIT as u64).ok()?;
+            match first {
+                None => first = Some(u),
+                Some(f) if f + units.len() != u => return None,
+                Some(_) => {}
+            }
+            units.extend(c.data.chunks(UNIT).map(unit_digest));
+        }
+        Some(PieceUnits {
+            stream,
+            index,
+            key: key.to_string(),
+            seq,
+            first_unit: first?,
+            units,
+        })
+    }
+
+    /// Compares with the archived log's unit digests from block 2 on. Redo the piece holds
+    /// past the archived log's end is a difference too. Returns the first difference, if
+    /// any, and the number of units compared.
+    pub fn compare(&self, archived: &[u64], block_size: u32) -> (Option<Difference>, u64) {
+        compare_units(&self.units, self.first_unit, archived, block_size, true)
+    }
+}
+
+/// Compares `ours` (unit digests from unit `first` on) with `archived` (from unit 0), from
+/// block 2 on; with `past_end`, a unit of ours beyond the archived log is a difference.
+fn compare_units(
+    ours: &[u64],
+    first: usize,
+    archived: &[u64],
+    block_size: u32,
+    past_end: bool,
+) -> (Option<Difference>, u64) {
+    let bs = u64::from(block_size.max(UNIT as u32));
+    let skip = usize::try_from(2 * bs / UNIT as u64).unwrap_or(usize::MAX);
+    let at = |u: usize| {
+        let offset = u as u64 * UNIT as u64;
+        Difference {
+            block: offset / bs,
+            offset,
+        }
+    };
+    let mut compared = 0u64;
+    for (i, d) in ours.iter().enumerate() {
+        let u = first + i;
+        if u < skip {
+            continue;
+        }
+        match archived.get(u) {
+            Some(theirs) => {
+                compared += 1;
+                if d != theirs {
+                    return (Some(at(u)), compared);
+                }
+            }
+            None if past_end => return (Some(at(u)), compared),
+            None => break,
+        }
+    }
+    (None, compared)
 }
 
 /// What the audit of a collector directory found.
@@ -326,6 +410,49 @@ mod tests {
                 offset: 21 * 512
             })
         );
+    }
+
+    #[test]
+    fn piece_units_compare_from_their_place_and_past_the_end_differs() {
+        use redovault_collector::segment::Chunk;
+        use redovault_redo::position::ThreadId;
+        let stream = StreamId {
+            db_id: 1,
+            resetlogs_id: 2,
+            thread: ThreadId(1),
+        };
+        let log: Vec<u8> = (0..8 * UNIT).map(|i| (i / UNIT) as u8).collect();
+        let archived: Vec<u64> = log.chunks(UNIT).map(unit_digest).collect();
+        let chunk = |from: usize, to: usize| Chunk {
+            start: StreamPos {
+                seq: LogSeq(7),
+                offset: (from * UNIT) as u64,
+            },
+            data: log[from * UNIT..to * UNIT].to_vec(),
+            commits: vec![],
+            log_end: false,
+        };
+        // Units 1..6 in two chunks; block 0 and 1 (1024-byte blocks: units 0 to 3) skipped.
+        let p = PieceUnits::of_chunks(stream, 3, "k", 7, &[chunk(1, 3), chunk(3, 6)]).unwrap();
+        assert_eq!((p.first_unit, p.units.len()), (1, 5));
+        assert_eq!(p.compare(&archived, 1024), (None, 2));
+        let mut other = archived.clone();
+        other[5] ^= 1;
+        assert_eq!(
+            p.compare(&other, 1024).0,
+            Some(Difference {
+                block: 2,
+                offset: 5 * 512
+            })
+        );
+        // Past the archived log's end.
+        assert_eq!(p.compare(&archived[..5], 512).0.unwrap().offset, 5 * 512);
+        // Another sequence: none of its chunks.
+        assert!(PieceUnits::of_chunks(stream, 3, "k", 8, &[chunk(1, 3)]).is_none());
+        // Not on a unit boundary.
+        let mut odd = chunk(1, 2);
+        odd.start.offset += 1;
+        assert!(PieceUnits::of_chunks(stream, 3, "k", 7, &[odd]).is_none());
     }
 
     #[test]

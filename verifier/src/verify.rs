@@ -2,28 +2,39 @@
 //! continuity per (resetlogs id, thread), collector segments and the archive-versus-stream
 //! cross-check; assembled into an [`AuditReport`].
 //!
+//! The collector's streams in WORM (`crate::stream_chain`) are audited in the same run: each
+//! stream's sealed chain, every piece by HEAD, pieces re-hashed on the same rolling schedule
+//! (their own share of `1/cycle`), and, with the recovery key, the pieces' redo compared with
+//! the archived log of the same sequence when that log is re-hashed in the run (a piece whose
+//! sequence's log is re-hashed is re-hashed too, so each piece meets its log once a cycle).
+//!
 //! State kept between runs (in the verifier's own state directory, off the database host):
-//! the chain [`Anchor`] and, per object version, when it was last deep-verified. Deep mode
-//! [`DeepMode::Rolling`] re-hashes every object never deep-verified plus the `1/cycle` of the
-//! others verified longest ago, so the whole archive is re-read once per `cycle` runs.
+//! the chain [`Anchor`] (and one per stream) and, per object version, when it was last
+//! deep-verified. Deep mode [`DeepMode::Rolling`] re-hashes every object never deep-verified
+//! plus the `1/cycle` of the others verified longest ago, so the whole archive is re-read once
+//! per `cycle` runs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::StreamExt;
 use redovault::crypto::keys::KeyRing;
+use redovault::crypto::recovery::RecoveryPrivateKey;
 use redovault::manifest::ManifestEntry;
 use redovault::store::ArchiveStore;
+use redovault::wire::StreamId;
+use redovault_collector::worm::PieceEntry;
 use serde::{Deserialize, Serialize};
 
 use crate::chain::{self, Anchor};
-use crate::objects::{self, ObjectResult, Policy};
+use crate::objects::{self, ObjectRef, ObjectResult, PieceComparison, Policy};
 use crate::report::{
-    AuditReport, CellState, FileResult, FileStatus, Finding, FindingKind, LogRef, RunInfo, Summary,
-    ThreadTimeline, TimelineCell,
+    AuditReport, CellState, FileResult, FileStatus, Finding, FindingKind, LogRef, RunInfo,
+    Severity, Summary, ThreadTimeline, TimelineCell, WormStreamResult,
 };
-use crate::stream::{self, StreamAudit};
+use crate::stream::{self, LogKey, PieceUnits, StreamAudit};
+use crate::stream_chain::{self, PieceDeep, StreamChainAudit};
 
 /// How much to download.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +96,11 @@ pub struct VerifyOptions {
     pub acknowledged: Vec<AcknowledgedGap>,
     /// Where the state between runs lives (None: no state, every run stands alone).
     pub state_dir: Option<PathBuf>,
+    /// Where the collector's streams are in WORM (None: `prefix`).
+    pub worm_prefix: Option<String>,
+    /// The offline recovery private key, when given: pieces re-hashed are opened and their
+    /// redo compared with the archived logs (without it, that cross-check is not done).
+    pub recovery_key: Option<Arc<RecoveryPrivateKey>>,
 }
 
 /// State kept between runs.
@@ -92,8 +108,12 @@ pub struct VerifyOptions {
 pub struct VerifierState {
     /// The chain as verified by the last clean run.
     pub anchor: Option<Anchor>,
-    /// `key@version` → when last deep-verified (RFC 3339).
+    /// `key@version` → when last deep-verified (RFC 3339): archived logs and pieces.
     pub deep_verified: BTreeMap<String, String>,
+    /// Per stream in WORM (`db<dbid>-rl<resetlogs id>-t<thread>`), its chain as verified by
+    /// the last clean run.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stream_anchors: BTreeMap<String, Anchor>,
 }
 
 const STATE_FILE: &str = "verifier-state.json";
@@ -104,6 +124,10 @@ fn object_id(e: &ManifestEntry) -> String {
         e.object_key,
         e.version_id.as_deref().unwrap_or("-")
     )
+}
+
+fn log_key(e: &ManifestEntry) -> LogKey {
+    (e.db_id, e.resetlogs_id, e.thread.0, e.sequence.0)
 }
 
 /// Reads the state (a missing file is an empty state).
@@ -240,7 +264,7 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
     let mut summary = Summary::default();
 
     // 1. The manifest, as sealed in WORM.
-    let sealed = match chain::read_sealed(store.as_ref(), &opts.prefix).await {
+    let sealed = match chain::read_sealed::<ManifestEntry, _>(store.as_ref(), &opts.prefix).await {
         Ok(s) => s,
         Err(e) => {
             return failed(
@@ -250,16 +274,17 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
             );
         }
     };
-    findings.extend(sealed.findings);
-    let worm = chain::audit_lines(&sealed.lines, "WORM");
-    findings.extend(worm.findings.iter().cloned());
+    findings.extend(sealed.findings.iter().cloned());
+    let manifest = chain::audit_lines(&sealed.lines, "WORM");
+    findings.extend(manifest.findings.iter().cloned());
+    findings.extend(sealed.unexplained_break(&manifest, "manifest"));
     if let Some(a) = &state.anchor
-        && let Some(f) = chain::check_anchor(&worm, a, "WORM")
+        && let Some(f) = chain::check_anchor(&manifest, a, "WORM")
     {
         findings.push(f);
     }
     // 2. The local copy, when given: its own chain, and entry by entry against WORM.
-    let mut entries: BTreeMap<u64, ManifestEntry> = worm
+    let mut entries: BTreeMap<u64, ManifestEntry> = manifest
         .entries
         .iter()
         .map(|(i, (e, _, _))| (*i, e.clone()))
@@ -269,7 +294,7 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
             Ok(lines) => {
                 let local = chain::audit_lines(&lines, "local copy");
                 findings.extend(local.findings.iter().cloned());
-                findings.extend(chain::compare_local(&worm, &local));
+                findings.extend(chain::compare_local(&manifest, &local));
                 for (i, (e, _, _)) in &local.entries {
                     entries.entry(*i).or_insert_with(|| e.clone());
                 }
@@ -298,41 +323,52 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
         findings.extend(s.findings.iter().cloned());
     }
 
-    // 5. Objects: fast for all, deep for the chosen share.
+    // 5. The collector's streams in WORM: chains, pieces by HEAD, the rolling share of them
+    //    re-hashed (and opened, with the recovery key, for the cross-check of step 6).
     let deep_set = deep_selection(entries.values(), &state, opts.deep);
+    let deep_logs: HashSet<LogKey> = entries
+        .values()
+        .filter(|e| deep_set.contains(&e.index))
+        .map(log_key)
+        .collect();
+    let run_time = now();
+    let mut worm = match check_streams(&store, opts, &mut state, &deep_logs, &run_time).await {
+        Ok(w) => w,
+        Err(e) => {
+            return failed(
+                opts,
+                started_at,
+                format!("reading the streams in WORM: {e}"),
+            );
+        }
+    };
+    let mut unreachable: Option<String> = worm.unreachable.take();
+    let piece_units = Arc::new(std::mem::take(&mut worm.units));
+
+    // 6. Objects: fast for all, deep for the chosen share.
     let policy = opts.policy;
     let results: Vec<(u64, Result<ObjectResult, String>)> =
         futures::stream::iter(entries.values().cloned().map(|e| {
             let store = Arc::clone(&store);
             let deep = deep_set.contains(&e.index);
             let streamed = streamed.clone();
+            let piece_units = Arc::clone(&piece_units);
             async move {
                 let fast = objects::fast_check(store.as_ref(), &e, &policy).await;
                 let r = match fast {
                     Err(err) => Err(err.to_string()),
                     Ok(f) if !deep || f.status == FileStatus::Missing => Ok(f),
                     Ok(mut f) => {
-                        let key = (e.db_id, e.resetlogs_id, e.thread.0, e.sequence.0);
+                        let key = log_key(&e);
                         let digests = streamed.as_ref().and_then(|s| s.seqs.get(&key));
-                        match objects::deep_check(store.as_ref(), &e, digests).await {
+                        let pieces = piece_units.get(&key).map_or(&[][..], Vec::as_slice);
+                        let obj = ObjectRef::from(&e);
+                        match objects::deep_check_object(store.as_ref(), &obj, digests, pieces)
+                            .await
+                        {
                             Err(err) => Err(err.to_string()),
                             Ok(d) => {
-                                // Deep findings that the fast path already made are not
-                                // repeated (same kind for the same entry).
-                                for df in d.findings {
-                                    if !f.findings.iter().any(|x| x.kind == df.kind) {
-                                        f.findings.push(df);
-                                    }
-                                }
-                                f.bytes_rehashed = d.bytes_rehashed;
-                                f.cross_checked = d.cross_checked;
-                                f.status = if f.status == FileStatus::Tampered
-                                    || d.status == FileStatus::Tampered
-                                {
-                                    FileStatus::Tampered
-                                } else {
-                                    FileStatus::DeepVerified
-                                };
+                                merge_deep(&mut f, d);
                                 Ok(f)
                             }
                         }
@@ -346,8 +382,6 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
         .await;
     let results: HashMap<u64, Result<ObjectResult, String>> = results.into_iter().collect();
     let mut files = Vec::with_capacity(entries.len());
-    let mut unreachable: Option<String> = None;
-    let run_time = now();
     for e in entries.values() {
         let (status, last_deep, cross) = match results.get(&e.index) {
             Some(Ok(r)) => {
@@ -359,6 +393,7 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
                 if r.cross_checked {
                     summary.logs_cross_checked += 1;
                 }
+                worm.compared(e, &r.pieces);
                 findings.extend(r.findings.iter().cloned());
                 if r.status == FileStatus::DeepVerified {
                     state.deep_verified.insert(object_id(e), run_time.clone());
@@ -388,7 +423,10 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
         });
     }
 
-    // 6. Timelines.
+    // 7. What the streams in WORM add to the report.
+    let streams = worm.finish(&mut summary, &mut findings, opts.recovery_key.is_some());
+
+    // 8. Timelines.
     let threads = timelines(&files, &findings);
     let report = AuditReport::new(
         RunInfo {
@@ -405,17 +443,23 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
         findings,
         files,
         threads,
-    );
+    )
+    .with_streams(streams);
     let report = match unreachable {
         Some(why) => report.could_not_run(format!("store unreachable: {why}")),
         None => report,
     };
     if let Some(d) = &opts.state_dir {
         // The anchor only moves on a clean run: a run with findings must not bless them.
-        if report.verdict == crate::report::Verdict::Clean
-            && let Some(a) = worm.anchor()
-        {
-            state.anchor = Some(a);
+        if report.verdict == crate::report::Verdict::Clean {
+            if let Some(a) = manifest.anchor() {
+                state.anchor = Some(a);
+            }
+            for c in &worm.chains {
+                if let Some(a) = c.anchor() {
+                    state.stream_anchors.insert(c.stream.to_string(), a);
+                }
+            }
         }
         if let Err(e) = save_state(d, &state) {
             return report.could_not_run(format!("saving verifier state: {e}"));
@@ -424,32 +468,306 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
     report
 }
 
+/// The deep result folded into the fast one: deep findings the fast path already made are
+/// not repeated (same kind for the same object).
+fn merge_deep(f: &mut ObjectResult, d: ObjectResult) {
+    for df in d.findings {
+        if !f.findings.iter().any(|x| x.kind == df.kind) {
+            f.findings.push(df);
+        }
+    }
+    f.bytes_rehashed = d.bytes_rehashed;
+    f.cross_checked = d.cross_checked;
+    f.pieces = d.pieces;
+    f.status = if f.status == FileStatus::Tampered || d.status == FileStatus::Tampered {
+        FileStatus::Tampered
+    } else {
+        FileStatus::DeepVerified
+    };
+}
+
+/// A piece: its stream and its index in the stream's chain.
+type PieceId = (StreamId, u64);
+
+/// What the streams in WORM gave in this run, before the archived logs are checked.
+#[derive(Debug, Default)]
+struct StreamsChecked {
+    /// Each stream's audited chain.
+    chains: Vec<StreamChainAudit>,
+    /// Findings about the pieces (the chains' own are in `chains`).
+    findings: Vec<Finding>,
+    /// Piece redo to compare with the archived logs re-hashed in this run.
+    units: HashMap<LogKey, Vec<PieceUnits>>,
+    /// Opened pieces whose whole redo can be compared in this run: comparisons awaited.
+    awaiting: HashMap<PieceId, usize>,
+    /// Opened pieces whose redo cannot all be compared in this run.
+    pending: u64,
+    /// Pieces re-hashed intact.
+    rehashed_intact: u64,
+    /// What each piece's findings are about.
+    subjects: HashMap<PieceId, ObjectRef>,
+    /// Counts.
+    summary: Summary,
+    /// The first store error.
+    unreachable: Option<String>,
+}
+
+impl StreamsChecked {
+    /// The comparisons the deep check of archived log `e` made with pieces.
+    fn compared(&mut self, e: &ManifestEntry, pieces: &[PieceComparison]) {
+        for c in pieces {
+            let id = (c.stream, c.index);
+            if let Some(n) = self.awaiting.get_mut(&id) {
+                *n = n.saturating_sub(1);
+            }
+            if let Some(d) = c.diff {
+                let subject = self.subjects.get(&id).map_or_else(
+                    || format!("stream {} piece {}", c.stream, c.index),
+                    |o| o.subject.clone(),
+                );
+                self.findings.push(
+                    Finding::error(
+                        FindingKind::ArchiveDiffersFromStream,
+                        subject,
+                        format!(
+                            "block {} (offset {}) of thread {} sequence {} in piece {} differs from the archived log (manifest entry {}, {})",
+                            d.block, d.offset, e.thread.0, c.seq, c.key, e.index, e.file_name
+                        ),
+                    )
+                    .with_log(LogRef {
+                        resetlogs_id: e.resetlogs_id,
+                        thread: e.thread.0,
+                        sequence: c.seq,
+                    }),
+                );
+            }
+        }
+    }
+
+    /// Counts, the cross-check's state, every finding, and the report's stream lines.
+    fn finish(
+        &mut self,
+        summary: &mut Summary,
+        findings: &mut Vec<Finding>,
+        have_key: bool,
+    ) -> Vec<WormStreamResult> {
+        let mut cross_checked = 0;
+        let mut pending = self.pending;
+        for n in self.awaiting.values() {
+            if *n == 0 {
+                cross_checked += 1;
+            } else {
+                pending += 1;
+            }
+        }
+        let m = &self.summary;
+        summary.worm_streams = self.chains.len() as u64;
+        summary.stream_chain_entries = self
+            .chains
+            .iter()
+            .map(|c| c.audit.entries.len() as u64)
+            .sum();
+        summary.pieces_checked = m.pieces_checked;
+        summary.pieces_deep_verified = m.pieces_deep_verified;
+        summary.piece_bytes_rehashed = m.piece_bytes_rehashed;
+        summary.pieces_unreferenced = self.chains.iter().map(|c| c.unreferenced).sum();
+        if have_key {
+            summary.pieces_cross_checked = cross_checked;
+            summary.pieces_cross_check_pending = pending;
+        } else {
+            summary.pieces_cross_check_pending = self.rehashed_intact;
+            if summary.stream_chain_entries > 0 {
+                findings.push(Finding::info(
+                    FindingKind::PieceCrossCheckNotDone,
+                    format!("the pieces of {} stream(s) in WORM", self.chains.len()),
+                    format!(
+                        "{} piece(s) re-hashed in this run; their redo was not compared with the archived logs of the same sequences: that needs the recovery private key ([verify] recovery_key or --recovery-key), which stays offline",
+                        self.rehashed_intact
+                    ),
+                ));
+            }
+        }
+        let mut out = Vec::with_capacity(self.chains.len());
+        for c in &self.chains {
+            let name = format!("stream {} ", c.stream);
+            let about = |f: &&Finding| {
+                f.severity == Severity::Error
+                    && (f.subject.starts_with(&name)
+                        || f.subject.contains(&format!("streams/{}/", c.stream)))
+            };
+            let errors = c.findings.iter().filter(about).count()
+                + self.findings.iter().filter(about).count();
+            out.push(c.result(errors as u64));
+            findings.extend(c.findings.iter().cloned());
+        }
+        findings.append(&mut self.findings);
+        out
+    }
+}
+
+/// Step 5 of a run: every stream under the WORM prefix, its chain audited, its pieces
+/// checked by HEAD, re-hashed on the rolling schedule (plus, with the recovery key, the
+/// pieces of every sequence whose archived log is re-hashed in this run: `deep_logs`), and
+/// opened with the key. Fails only when the store cannot list or read the chains.
+async fn check_streams<S: ArchiveStore + 'static>(
+    store: &Arc<S>,
+    opts: &VerifyOptions,
+    state: &mut VerifierState,
+    deep_logs: &HashSet<LogKey>,
+    run_time: &str,
+) -> Result<StreamsChecked, String> {
+    let prefix = opts.worm_prefix.as_deref().unwrap_or(&opts.prefix);
+    let listed = stream_chain::list_streams(store.as_ref(), prefix)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = StreamsChecked::default();
+    for (stream, pieces) in &listed {
+        let anchor = state.stream_anchors.get(&stream.to_string());
+        let c = stream_chain::audit_stream(store.as_ref(), prefix, *stream, pieces, anchor)
+            .await
+            .map_err(|e| format!("stream {stream}: {e}"))?;
+        out.chains.push(c);
+    }
+    let all: Vec<(StreamId, PieceEntry)> = out
+        .chains
+        .iter()
+        .flat_map(|c| c.entries().map(move |e| (c.stream, e.clone())))
+        .collect();
+    for (stream, e) in &all {
+        out.subjects
+            .insert((*stream, e.index), stream_chain::object_ref(*stream, e));
+    }
+    let key = opts.recovery_key.clone();
+    let mut deep_set = select_deep(
+        all.iter().map(|(s, e)| ((*s, e.index), piece_object_id(e))),
+        state,
+        opts.deep,
+    );
+    if key.is_some() && opts.deep != DeepMode::Off {
+        // A piece meets its archived log when that log is re-hashed.
+        for (s, e) in &all {
+            if (e.start_seq..=e.end_seq)
+                .any(|q| deep_logs.contains(&(e.db_id, e.resetlogs_id, e.thread, q)))
+            {
+                deep_set.insert((*s, e.index));
+            }
+        }
+    }
+    let deep_logs = Arc::new(deep_logs.clone());
+    let policy = opts.policy;
+    type PieceOutcome = Result<(ObjectResult, Option<PieceDeep>), String>;
+    let results: Vec<(StreamId, PieceEntry, PieceOutcome)> =
+        futures::stream::iter(all.into_iter().map(|(stream, e)| {
+            let store = Arc::clone(store);
+            let deep = deep_set.contains(&(stream, e.index));
+            let key = key.clone();
+            let deep_logs = Arc::clone(&deep_logs);
+            async move {
+                let r = match stream_chain::fast_check_piece(store.as_ref(), stream, &e, &policy)
+                    .await
+                {
+                    Err(err) => Err(err.to_string()),
+                    Ok(f) if !deep || f.status == FileStatus::Missing => Ok((f, None)),
+                    Ok(f) => stream_chain::deep_check_piece(
+                        store.as_ref(),
+                        stream,
+                        &e,
+                        key.as_deref(),
+                        &deep_logs,
+                    )
+                    .await
+                    .map(|d| (f, Some(d)))
+                    .map_err(|err| err.to_string()),
+                };
+                (stream, e, r)
+            }
+        }))
+        .buffer_unordered(opts.parallel.max(1))
+        .collect()
+        .await;
+    for (stream, e, r) in results {
+        let (mut f, deep) = match r {
+            Ok(x) => x,
+            Err(err) => {
+                out.unreachable
+                    .get_or_insert_with(|| format!("{}: {err}", e.object_key));
+                continue;
+            }
+        };
+        out.summary.pieces_checked += 1;
+        if let Some(d) = deep {
+            out.summary.pieces_deep_verified += 1;
+            out.summary.piece_bytes_rehashed += d.result.bytes_rehashed;
+            merge_deep(&mut f, d.result);
+            if f.status == FileStatus::DeepVerified {
+                state
+                    .deep_verified
+                    .insert(piece_object_id(&e), run_time.to_string());
+                out.rehashed_intact += 1;
+            }
+            if d.opened && f.status != FileStatus::Tampered {
+                if d.pending {
+                    out.pending += 1;
+                } else {
+                    out.awaiting.insert((stream, e.index), d.units.len());
+                }
+                for u in d.units {
+                    out.units
+                        .entry((e.db_id, e.resetlogs_id, e.thread, u.seq))
+                        .or_default()
+                        .push(u);
+                }
+            }
+        }
+        out.findings.extend(f.findings);
+    }
+    Ok(out)
+}
+
+fn piece_object_id(e: &PieceEntry) -> String {
+    format!(
+        "{}@{}",
+        e.object_key,
+        e.version_id.as_deref().unwrap_or("-")
+    )
+}
+
 /// Which entries to re-hash in this run: all, none, or (rolling) every object never re-hashed
 /// plus `ceil(n / cycle)` of the others, those re-hashed longest ago first.
 pub fn deep_selection<'a>(
     entries: impl Iterator<Item = &'a ManifestEntry>,
     state: &VerifierState,
     mode: DeepMode,
-) -> std::collections::HashSet<u64> {
+) -> HashSet<u64> {
+    select_deep(entries.map(|e| (e.index, object_id(e))), state, mode)
+}
+
+/// [`deep_selection`] over any objects, given as (what to return, `key@version`).
+fn select_deep<K: Copy + Eq + std::hash::Hash>(
+    items: impl Iterator<Item = (K, String)>,
+    state: &VerifierState,
+    mode: DeepMode,
+) -> HashSet<K> {
     let mut never = Vec::new();
-    let mut seen: Vec<(&String, u64)> = Vec::new();
+    let mut seen: Vec<(&String, K)> = Vec::new();
     let mut all = Vec::new();
-    for e in entries {
-        all.push(e.index);
-        match state.deep_verified.get(&object_id(e)) {
-            None => never.push(e.index),
-            Some(t) => seen.push((t, e.index)),
+    for (k, id) in items {
+        all.push(k);
+        match state.deep_verified.get(&id) {
+            None => never.push(k),
+            Some(t) => seen.push((t, k)),
         }
     }
     match mode {
         DeepMode::Off => Default::default(),
         DeepMode::All => all.into_iter().collect(),
         DeepMode::Rolling { cycle } => {
-            seen.sort();
+            // Stable: equal times keep the order given.
+            seen.sort_by(|a, b| a.0.cmp(b.0));
             let share = seen.len().div_ceil(cycle.max(1) as usize);
             never
                 .into_iter()
-                .chain(seen.into_iter().take(share).map(|(_, i)| i))
+                .chain(seen.into_iter().take(share).map(|(_, k)| k))
                 .collect()
         }
     }

@@ -18,7 +18,6 @@ use redovault::wire::{CommitMark, StreamId, StreamPos};
 use redovault_collector::piece::{self, PieceHeader, parse_piece_name, stream_prefix};
 use redovault_collector::rebuild::Target;
 use redovault_collector::segment::Chunk;
-use redovault_collector::store::parse_stream_dir_name;
 use redovault_redo::position::LogSeq;
 use tokio::io::AsyncReadExt as _;
 
@@ -68,22 +67,10 @@ pub async fn list_streams<S: ArchiveStore>(
     store: &S,
     prefix: &str,
 ) -> anyhow::Result<Vec<StreamId>> {
-    let base = if prefix.is_empty() {
-        "streams/".to_string()
-    } else {
-        format!("{prefix}/streams/")
-    };
-    let mut out: Vec<StreamId> = Vec::new();
-    for o in store.list(&base).await? {
-        let rest = o.key.strip_prefix(&base).unwrap_or("");
-        if let Some(s) = rest.split('/').next().and_then(parse_stream_dir_name)
-            && !out.contains(&s)
-        {
-            out.push(s);
-        }
-    }
-    out.sort();
-    Ok(out)
+    Ok(crate::stream_chain::list_streams(store, prefix)
+        .await?
+        .into_keys()
+        .collect())
 }
 
 async fn get_all<S: ArchiveStore>(store: &S, key: &str) -> anyhow::Result<Vec<u8>> {
