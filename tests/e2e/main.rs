@@ -20,4 +20,5 @@ mod store;
 mod tcp_proxy;
 mod verify;
 mod watcher;
+mod worm;
 mod worm_stream;
