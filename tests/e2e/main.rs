@@ -21,4 +21,5 @@ mod tcp_proxy;
 mod verify;
 mod watcher;
 mod worm;
+mod worm_crash;
 mod worm_stream;
