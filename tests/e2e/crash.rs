@@ -17,17 +17,9 @@ use redovault::wire::StreamPos;
 use redovault_extractor::checkpoint::{self, Checkpoint};
 use redovault_redo::LogSeq;
 
-use crate::netkit::{LiveDb, World, init_logs, stream_metric, wait_until};
+use crate::netkit::{LiveDb, World, crash_seed, init_logs, stream_metric, wait_until};
 
 const KILLS: usize = 30;
-
-fn seed() -> u64 {
-    let s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(7, |d| d.as_nanos() as u64);
-    eprintln!("crash test seed {s}");
-    s
-}
 
 fn checkpoint(w: &World) -> Option<Checkpoint> {
     checkpoint::list(&w.path("extractor-state"))
@@ -119,7 +111,7 @@ fn kill_9_of_the_extractor_at_30_random_moments_loses_and_duplicates_nothing() {
     let sim = w.sim_config(512 << 10, 256 << 10);
     let stream = w.stream(&sim);
     let db = LiveDb::start(sim);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(crash_seed());
     let mut acked = Vec::new();
     let mut positions = BTreeSet::new();
     for i in 0..KILLS {
@@ -152,7 +144,7 @@ fn kill_9_of_the_collector_at_30_random_moments_loses_no_acknowledged_commit() {
     let stream = w.stream(&sim);
     let db = LiveDb::start(sim);
     let extractor = w.start_extractor(&ecfg);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(crash_seed());
     let mut acked = Vec::new();
     let mut positions = BTreeSet::new();
     for i in 0..KILLS {

@@ -20,4 +20,6 @@ mod store;
 mod tcp_proxy;
 mod verify;
 mod watcher;
+mod worm;
+mod worm_crash;
 mod worm_stream;

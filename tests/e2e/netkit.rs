@@ -103,6 +103,16 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// A seed for a crash test's random moments (from the clock), printed so that a failing
+/// run can be looked at again.
+pub fn crash_seed() -> u64 {
+    let s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(7, |d| d.as_nanos() as u64);
+    eprintln!("crash test seed {s}");
+    s
+}
+
 /// Logs of the test itself.
 pub fn init_logs() {
     let _ = tracing_subscriber::fmt()
@@ -414,10 +424,17 @@ metrics_listen = "127.0.0.1:{mport}"
 
     /// Starts the collector binary (log `collector.log`).
     pub fn start_collector(&self, cfg: &Path) -> Proc {
-        let p = Proc::spawn(
+        self.start_collector_env(cfg, &[])
+    }
+
+    /// [`World::start_collector`] with more environment variables (its S3 keys), waiting
+    /// until it listens.
+    pub fn start_collector_env(&self, cfg: &Path, env: &[(&str, &str)]) -> Proc {
+        let p = Proc::spawn_env(
             "collector",
             &bins().collector,
             &["--config", cfg.to_str().unwrap()],
+            env,
             &self.path("collector.log"),
         );
         let addr = self.addr();

@@ -10,30 +10,12 @@
 //!   database's bytes at each piece's range.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use redovault::crypto::recovery::RecoveryPrivateKey;
-use redovault::store::ArchiveStore as _;
-use redovault::store::s3::S3Store;
-use redovault::store::s3::testserver::{DrillBucket, TestServer};
-use tokio::io::AsyncReadExt as _;
-
-use crate::netkit::{
-    LiveDb, Proc, World, bins, init_logs, run_with_keys, stream_metric, wait_until,
-};
-
-fn drill_target() -> (TestServer, DrillBucket) {
-    crate::store::targets()
-        .into_iter()
-        .find_map(|t| t.drill.clone().map(|d| (t, d)))
-        .expect(
-            "none of the servers of REDOVAULT_TEST_S3_TARGETS has a drill bucket: start Ceph \
-             with deploy/s3/server.sh (deploy/test.sh does)",
-        )
-}
+use crate::netkit::{LiveDb, World, init_logs, stream_metric, wait_until};
+use crate::worm::{Drill, RecoveryTeam, last_commit, own_db_id, stream_id};
 
 /// The Python of the independent reader's venv (`deploy/interop-venv.sh`).
 fn interop_python() -> PathBuf {
@@ -58,53 +40,16 @@ fn interop_python() -> PathBuf {
 #[test]
 fn every_commit_reaches_worm_and_the_online_log_comes_back_from_worm_alone() {
     init_logs();
-    let (server, drill) = drill_target();
+    let drill = Drill::target();
     let w = World::new(3);
-    // The recovery team's key pair: the private half never goes near the collector.
-    let team = w.path("recovery-team");
-    fs::create_dir_all(&team).unwrap();
-    let sk = RecoveryPrivateKey::generate();
-    let sk_path = team.join("recovery.key");
-    fs::write(&sk_path, sk.to_pem().as_bytes()).unwrap();
-    fs::set_permissions(&sk_path, fs::Permissions::from_mode(0o600)).unwrap();
-    let pk_path = w.path("recovery.pub");
-    fs::write(&pk_path, sk.public().to_pem()).unwrap();
-
-    let worm = format!(
-        r#"[worm]
-endpoint = "{endpoint}"
-bucket = "{bucket}"
-prefix = "{prefix}"
-ca_file = "{ca}"
-region = "{region}"
-path_style = true
-retention = "bucket-default"
-recovery_public_key = "{pk}"
-seal_interval = "500ms"
-manifest_entries = 8
-"#,
-        endpoint = server.endpoint,
-        bucket = drill.bucket,
-        prefix = drill.prefix,
-        ca = server.ca.display(),
-        region = server.region,
-        pk = pk_path.display(),
-    );
+    let team = RecoveryTeam::new(&w);
+    let worm = drill.worm_section(drill.server.endpoint.as_str(), &team.public, "500ms");
     let ccfg = w.collector_config(&worm);
     let ecfg = w.extractor_config(w.port, "");
-    let collector = Proc::spawn_env(
-        "collector",
-        &bins().collector,
-        &["--config", ccfg.to_str().unwrap()],
-        &[
-            ("AWS_ACCESS_KEY_ID", drill.collector.access_key.as_str()),
-            ("AWS_SECRET_ACCESS_KEY", drill.collector.secret_key.as_str()),
-        ],
-        &w.path("collector.log"),
-    );
-    // A database id of its own: pieces of earlier runs on this server stay in other streams.
+    let collector = drill.start_collector(&w, &ccfg);
     let mut sim = w.sim_config(256 << 10, 256 << 10);
-    sim.db_id = rand::random::<u32>() | 1;
+    own_db_id(&mut sim);
+    let sid = stream_id(&sim);
     let stream = w.stream(&sim);
     let db = LiveDb::start(sim);
     let extractor = w.start_extractor(&ecfg);
@@ -112,12 +57,7 @@ manifest_entries = 8
     let summary = db.stop();
     assert!(summary.switches >= 3, "several log switches: {summary:?}");
     let journal = w.journal();
-    let last = journal
-        .iter()
-        .rev()
-        .find(|e| !e.rollback)
-        .expect("commits")
-        .clone();
+    let last = last_commit(&journal).clone();
     let cm = w.collector_metrics_addr();
     wait_until(
         "the journal's last commit in WORM",
@@ -140,84 +80,26 @@ manifest_entries = 8
     fs::remove_file(&w.keys).unwrap();
 
     // Recovery from WORM and the offline key only, with the verifier's read-only keys.
-    let vcfg = w.path("verifier.toml");
-    fs::write(
-        &vcfg,
-        format!(
-            "[store]\nendpoint = \"{}\"\nbucket = \"{}\"\nprefix = \"{}\"\nca_file = \"{}\"\nregion = \"{}\"\npath_style = true\nretention = \"bucket-default\"\n",
-            server.endpoint,
-            drill.bucket,
-            drill.prefix,
-            server.ca.display(),
-            server.region
-        ),
-    )
-    .unwrap();
-    let dest = w.path("restore");
-    // WORM under the drill prefix holds other runs' streams too: this one by name.
-    let (code, out) = run_with_keys(
-        &bins().verifier,
-        &[
-            "restore",
-            "online",
-            "--config",
-            vcfg.to_str().unwrap(),
-            "--recovery-key",
-            sk_path.to_str().unwrap(),
-            "--stream",
-            &stream,
-            "--dest",
-            dest.to_str().unwrap(),
-        ],
-        &drill.verifier.access_key,
-        &drill.verifier.secret_key,
-    );
-    assert_eq!(code, Some(0), "restore online from WORM: {out}");
-    let record: serde_json::Value =
-        serde_json::from_slice(&fs::read(dest.join("restore-online.json")).unwrap()).unwrap();
-    assert_eq!(record["source"], "worm", "{record}");
-    assert_eq!(
-        record["last_commit_scn"].as_u64(),
-        Some(last.scn),
-        "{record}"
-    );
-    let seq = record["sequence"].as_u64().unwrap() as u32;
-    let rebuilt = fs::read(record["path"].as_str().unwrap()).unwrap();
-    let (source, _) = w.source_log(seq);
-    assert_eq!(
-        rebuilt,
-        source[..rebuilt.len()],
-        "the online log rebuilt from WORM equals the database's bytes"
-    );
+    drill.restore_online_from_worm(&w, &team, sid, &journal);
 
     // Every piece, opened by an independent HPKE implementation.
     let pieces = w.path("pieces");
     fs::create_dir_all(&pieces).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let files = rt.block_on(async {
-        let store = S3Store::new(server.verifier_config(&drill.prefix).unwrap()).unwrap();
-        let mut list = store
-            .list(&format!("{}/streams/{stream}/pieces/", drill.prefix))
-            .await
-            .unwrap();
-        list.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut files = Vec::new();
-        for o in list {
-            let mut r = store.get(&o.key, None, None).await.unwrap();
-            let mut b = Vec::new();
-            r.read_to_end(&mut b).await.unwrap();
-            let f = pieces.join(o.key.rsplit('/').next().unwrap());
-            fs::write(&f, b).unwrap();
-            files.push(f);
-        }
-        files
-    });
+    let files: Vec<PathBuf> = drill
+        .pieces(sid)
+        .into_iter()
+        .map(|p| {
+            let f = pieces.join(p.key.rsplit('/').next().unwrap());
+            fs::write(&f, p.bytes).unwrap();
+            f
+        })
+        .collect();
     assert!(files.len() >= 4, "{} pieces", files.len());
     let redo = w.path("redo");
     let out = Command::new(interop_python())
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/open_piece.py"))
         .arg("--key")
-        .arg(&sk_path)
+        .arg(&team.private)
         .args(&files)
         .arg("--redo-out")
         .arg(&redo)

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
 use redovault::crypto::keys::KeyRing;
-use redovault::crypto::recovery::RecoveryPublicKey;
+use redovault::crypto::recovery::{KEY_ID_LEN, RecoveryPublicKey};
 use redovault::manifest::{ChainDir, ManifestError, SealRecord, Sha256Digest, segment_key};
 use redovault::store::{ArchiveStore, PutOutcome, StoreError};
 use redovault::wire::{StreamId, StreamPos};
@@ -298,8 +298,15 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
     ) -> Result<bool, String> {
         let index = self.chain.as_ref().map_or(1, |c| c.state().next_index);
         if self.uncertain
-            && let Some(adopted) = self.adopt_orphan(index, &chunks).await?
+            && let Some((adopted, n)) = self.adopt_orphan(index, &chunks).await?
         {
+            let mut chunks = chunks;
+            let rest = chunks.split_off(n);
+            if !rest.is_empty() {
+                // Redo durable since the crash, beyond the piece found: the next piece's.
+                self.blocking_follow(move |f| f.unread(rest).map_err(|e| e.to_string()))
+                    .await?;
+            }
             self.record(adopted, &chunks, durable_at).await?;
             self.uncertain = false;
             return Ok(true);
@@ -360,13 +367,14 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
     }
 
     /// A piece at the same start with the same index and previous piece, sealed to the same
-    /// key, uploaded before a crash but never recorded: confirmed (HEAD) and recorded as it
-    /// is. Anything else at that start is a conflict: reported, left alone.
+    /// key, holding the first of `chunks` (see [`orphan_fit`]), uploaded before a crash but
+    /// never recorded: confirmed (HEAD) and recorded as it is, with how many of `chunks` it
+    /// holds. Anything else at that start is a conflict: reported, left alone.
     async fn adopt_orphan(
         &self,
         index: u64,
         chunks: &[Chunk],
-    ) -> Result<Option<(SealedPiece, PutOutcome)>, String> {
+    ) -> Result<Option<((SealedPiece, PutOutcome), usize)>, String> {
         let Some(start) = chunks.first().map(|c| c.start) else {
             return Ok(None);
         };
@@ -389,23 +397,25 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
             let bytes = read_all(&self.worm.store, &obj.key)
                 .await
                 .map_err(|e| e.to_string())?;
-            let fits = Sha256Digest::of(&bytes) == sha
-                && PieceHeader::decode(&bytes, &obj.key).is_ok_and(|h| {
-                    h.stream == self.stream
-                        && h.index == index
-                        && h.prev_piece == self.prev_piece
-                        && h.key_id == self.worm.key.id()
-                        && h.start == start
-                        && h.chunks as usize == chunks.len()
-                        && chunks
-                            .last()
-                            .is_some_and(|c| c.end() == h.end && c.log_end == h.log_end)
-                });
-            if !fits {
+            let fits = if Sha256Digest::of(&bytes) == sha {
+                PieceHeader::decode(&bytes, &obj.key).ok().and_then(|h| {
+                    orphan_fit(
+                        &h,
+                        self.stream,
+                        index,
+                        self.prev_piece,
+                        self.worm.key.id(),
+                        chunks,
+                    )
+                })
+            } else {
+                None
+            };
+            let Some(n) = fits else {
                 self.worm.metrics.worm_conflicts.with(&self.name).inc();
                 tracing::error!(stream = %self.stream, key = %obj.key, "WORM conflict: a piece at this stream's next position does not continue its chain; left alone, ours is uploaded beside it");
                 continue;
-            }
+            };
             let header = PieceHeader::decode(&bytes, &obj.key).map_err(|e| e.to_string())?;
             let outcome = self
                 .worm
@@ -413,14 +423,17 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
                 .put_immutable(&obj.key, Cursor::new(bytes.clone()))
                 .await
                 .map_err(|e| e.to_string())?;
-            tracing::info!(stream = %self.stream, key = %obj.key, "piece uploaded before a restart found in WORM and recorded as it is");
+            tracing::info!(stream = %self.stream, key = %obj.key, chunks = n, read = chunks.len(), "piece uploaded before a restart found in WORM and recorded as it is");
             return Ok(Some((
-                SealedPiece {
-                    header,
-                    bytes,
-                    sha256: sha,
-                },
-                outcome,
+                (
+                    SealedPiece {
+                        header,
+                        bytes,
+                        sha256: sha,
+                    },
+                    outcome,
+                ),
+                n,
             )));
         }
         Ok(None)
@@ -589,6 +602,41 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
     }
 }
 
+/// How many of `chunks` (read from the stream's next position) the piece with header `h`
+/// holds, if it is the piece a crash left between its upload and its record: piece `index`
+/// of `stream` after `prev`, sealed to `key_id`, its chunks the first of ours (same start,
+/// a chunk count whose last chunk ends where the header's end and log end say, and the
+/// plaintext length of exactly those chunks). After a restart the durable end has usually
+/// moved on, so more is read than the piece holds: the piece is still ours, and what
+/// follows it goes into the next one. None: not ours (a conflict).
+fn orphan_fit(
+    h: &PieceHeader,
+    stream: StreamId,
+    index: u64,
+    prev: Sha256Digest,
+    key_id: [u8; KEY_ID_LEN],
+    chunks: &[Chunk],
+) -> Option<usize> {
+    let n = h.chunks as usize;
+    if h.stream != stream
+        || h.index != index
+        || h.prev_piece != prev
+        || h.key_id != key_id
+        || n == 0
+        || n > chunks.len()
+    {
+        return None;
+    }
+    let held = &chunks[..n];
+    let plaintext: usize = held.iter().map(|c| 4 + c.encoded_len()).sum();
+    let last = &held[n - 1];
+    (held[0].start == h.start
+        && last.end() == h.end
+        && last.log_end == h.log_end
+        && plaintext == h.plaintext_len as usize)
+        .then_some(n)
+}
+
 fn set_position(m: &CollectorMetrics, name: &str, e: &PieceEntry) {
     let next = e.next_start();
     m.worm_sequence.with(name).set(f64::from(next.seq.0));
@@ -609,4 +657,181 @@ async fn read_all<S: ArchiveStore>(store: &S, key: &str) -> Result<Vec<u8>, Stor
         source: e,
     })?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use redovault::crypto::keys::KeyId;
+    use redovault::crypto::recovery::RecoveryPrivateKey;
+    use redovault::manifest::read_chain_entries;
+    use redovault::store::local::LocalStore;
+    use redovault_redo::position::{LogSeq, ThreadId};
+
+    use super::*;
+    use crate::store::{Store, StoreOptions};
+    use crate::worm::read_state;
+    use crate::writer::{self, WriterConfig};
+
+    const S: StreamId = StreamId {
+        db_id: 1,
+        resetlogs_id: 2,
+        thread: ThreadId(1),
+    };
+
+    fn keys() -> KeyRing {
+        let id = KeyId::parse("k1").unwrap();
+        KeyRing::from_keys(id.clone(), [(id, [5; 32])]).unwrap()
+    }
+
+    fn at(seq: u32, offset: u64) -> StreamPos {
+        StreamPos {
+            seq: LogSeq(seq),
+            offset,
+        }
+    }
+
+    /// A collector store holding the first `n` KiB of log 1 in 1 KiB chunks, durable.
+    fn store(dir: &std::path::Path, n: u64) -> Store {
+        let opts = StoreOptions {
+            segment_size: 64 << 10,
+            chunk_size: 1024,
+        };
+        let mut st = Store::open_with(dir, keys(), opts, Arc::new(crate::fs::RealFs)).unwrap();
+        for k in 0..n {
+            st.append(S, at(1, k * 1024), &[k as u8; 1024], &[], false)
+                .unwrap();
+        }
+        st.sync().unwrap();
+        st
+    }
+
+    /// The chunks of the store in `dir` up to `upto`, as the uploader reads them.
+    fn chunks(dir: &std::path::Path, upto: StreamPos) -> Vec<Chunk> {
+        let seg_dir = dir.join("streams").join(stream_dir_name(S));
+        Follower::new(&seg_dir, Arc::new(keys()), None)
+            .unwrap()
+            .read_piece(upto, 1 << 30)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_piece_holding_the_first_of_the_chunks_read_is_ours_and_nothing_else_is() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(store(dir.path(), 8));
+        let all = chunks(dir.path(), at(1, 8 << 10));
+        assert_eq!(all.len(), 8);
+        let sk = RecoveryPrivateKey::generate();
+        let pk = sk.public().clone();
+        let prev = Sha256Digest::of(b"piece 2");
+        let p = piece::seal(S, 3, prev, &all[..3], &pk).unwrap();
+        let fit = |h: &PieceHeader, c: &[Chunk]| orphan_fit(h, S, 3, prev, pk.id(), c);
+        // Uploaded, then the crash; since the restart, more is durable (or nothing more).
+        assert_eq!(fit(&p.header, &all), Some(3));
+        assert_eq!(fit(&p.header, &all[..3]), Some(3));
+        // It holds more than what is read now: not ours to record.
+        assert_eq!(fit(&p.header, &all[..2]), None);
+        // Another position, piece, predecessor, key or stream.
+        assert_eq!(fit(&p.header, &all[1..]), None);
+        let other = |f: &dyn Fn(&mut PieceHeader)| {
+            let mut h = p.header;
+            f(&mut h);
+            fit(&h, &all)
+        };
+        assert_eq!(other(&|h| h.index = 4), None);
+        assert_eq!(other(&|h| h.prev_piece = Sha256Digest::ZERO), None);
+        assert_eq!(other(&|h| h.key_id = [9; KEY_ID_LEN]), None);
+        assert_eq!(other(&|h| h.stream.thread = ThreadId(2)), None);
+        // An end inside one of our chunks, another log end, other plaintext.
+        assert_eq!(other(&|h| h.end = at(1, 3 * 1024 - 512)), None);
+        assert_eq!(other(&|h| h.log_end = true), None);
+        assert_eq!(other(&|h| h.plaintext_len += 40), None);
+        assert_eq!(other(&|h| h.chunks = 0), None);
+    }
+
+    /// A crash between a piece's upload and its record, while the database kept writing:
+    /// after the restart the piece is found and recorded as it is (no conflict, nothing
+    /// beside the chain), and what became durable since goes into the next pieces.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_piece_uploaded_before_a_crash_is_recorded_although_more_is_durable_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let store_dir = dir.path().join("store");
+        let worm_dir = dir.path().join("worm");
+        let sk = RecoveryPrivateKey::generate();
+        let pk_path = dir.path().join("recovery.pub");
+        std::fs::write(&pk_path, sk.public().to_pem()).unwrap();
+        // Run 1: 3 KiB durable, piece 1 uploaded, the collector killed before its record.
+        drop(store(&store_dir, 3));
+        let first = chunks(&store_dir, at(1, 3 << 10));
+        let orphan = piece::seal(S, 1, Sha256Digest::ZERO, &first, sk.public()).unwrap();
+        let orphan_key = piece::piece_key("p", S, at(1, 0), &orphan.sha256);
+        let wstore = LocalStore::new(&worm_dir).unwrap();
+        wstore
+            .put_immutable(&orphan_key, Cursor::new(orphan.bytes.clone()))
+            .await
+            .unwrap();
+        // Run 2: the extractor sent 5 KiB more before the uploader looked at WORM.
+        let mut st = Store::open_with(
+            &store_dir,
+            keys(),
+            StoreOptions {
+                segment_size: 64 << 10,
+                chunk_size: 1024,
+            },
+            Arc::new(crate::fs::RealFs),
+        )
+        .unwrap();
+        for k in 3..8u64 {
+            st.append(S, at(1, k * 1024), &[k as u8; 1024], &[], false)
+                .unwrap();
+        }
+        st.sync().unwrap();
+        let cancel = CancellationToken::new();
+        let (writer, _w) = writer::spawn(st, WriterConfig::default(), cancel.clone());
+        let mut problems = Vec::new();
+        let table: toml::Table = toml::from_str(&format!(
+            "kind = \"local\"\ndir = \"{}\"\nprefix = \"p\"\nrecovery_public_key = \"{}\"\nseal_interval = \"10ms\"\n",
+            worm_dir.display(),
+            pk_path.display()
+        ))
+        .unwrap();
+        let config = WormConfig::parse(&table, &mut problems).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        let metrics = Arc::new(CollectorMetrics::new());
+        let worm_cancel = CancellationToken::new();
+        let task = spawn(
+            Worm {
+                store: wstore.clone(),
+                prefix: "p".into(),
+                key: sk.public().clone(),
+                keys: Arc::new(keys()),
+                store_dir: store_dir.clone(),
+                config,
+                writer,
+                metrics: metrics.clone(),
+            },
+            worm_cancel.clone(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while read_state(&store_dir, S).unwrap().next != Some(at(1, 8 << 10)) {
+            assert!(Instant::now() < deadline, "the durable end reaches WORM");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        worm_cancel.cancel();
+        task.await.unwrap();
+        cancel.cancel();
+        let chain: Vec<PieceEntry> = read_chain_entries(&chain_dir(&store_dir, S)).unwrap();
+        assert_eq!(chain[0].object_key, orphan_key, "the orphan is piece 1");
+        assert_eq!(
+            (chain[0].end(), chain[0].sha256),
+            (at(1, 3 << 10), orphan.sha256)
+        );
+        assert_eq!(chain[1].start(), at(1, 3 << 10));
+        assert_eq!(chain[1].prev_piece, orphan.sha256);
+        assert_eq!(metrics.worm_conflicts.with(&S.to_string()).get(), 0);
+        let pieces = wstore
+            .list(&format!("{}/pieces/", stream_prefix("p", S)))
+            .await
+            .unwrap();
+        assert_eq!(pieces.len(), chain.len(), "no piece beside the chain");
+    }
 }
