@@ -30,7 +30,9 @@ use crate::writer::WriterHandle;
 /// How often the durable ends are looked at.
 const POLL: Duration = Duration::from_millis(20);
 /// Longest wait between two attempts of a failing upload.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often the WORM lag gauge is refreshed while an upload waits or retries.
+const LAG_REFRESH: Duration = Duration::from_millis(250);
 /// How long a stop waits for the last pieces and the chain seal.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
@@ -194,10 +196,16 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
                     Ok(true) => continue,
                     Ok(false) => {}
                     Err(e) => {
-                        tracing::error!(stream = %self.stream, error = %e, "WORM upload stopped for this stream; retrying in 10 s");
-                        tokio::select! {
-                            _ = cancel.cancelled() => break,
-                            _ = tokio::time::sleep(MAX_BACKOFF) => {}
+                        tracing::error!(stream = %self.stream, error = %e, retry_in_ms = MAX_BACKOFF.as_millis() as u64, "WORM upload of this stream failed before its put");
+                        let stop = cancel.clone();
+                        let wait = async move {
+                            tokio::select! {
+                                _ = stop.cancelled() => true,
+                                _ = tokio::time::sleep(MAX_BACKOFF) => false,
+                            }
+                        };
+                        if self.observing(wait).await {
+                            break;
                         }
                     }
                 }
@@ -284,6 +292,19 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
         }
     }
 
+    /// Runs `f`, keeping the WORM lag gauge current meanwhile (a put that retries inside the
+    /// store, or a backoff, would otherwise leave the gauge and its alert behind).
+    async fn observing<T>(&mut self, f: impl std::future::Future<Output = T>) -> T {
+        tokio::pin!(f);
+        let mut tick = tokio::time::interval(LAG_REFRESH);
+        loop {
+            tokio::select! {
+                r = &mut f => return r,
+                _ = tick.tick() => self.observe(),
+            }
+        }
+    }
+
     async fn unread(&mut self, chunks: Vec<Chunk>) -> Result<(), String> {
         self.blocking_follow(move |f| f.unread(chunks).map_err(|e| e.to_string()))
             .await
@@ -327,12 +348,11 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
         let mut backoff = Duration::from_millis(200);
         let outcome = loop {
             let t0 = Instant::now();
-            match self
-                .worm
+            let worm = self.worm.clone();
+            let put = worm
                 .store
-                .put_immutable(&object_key, Cursor::new(sealed.bytes.clone()))
-                .await
-            {
+                .put_immutable(&object_key, Cursor::new(sealed.bytes.clone()));
+            match self.observing(put).await {
                 Ok(o) => {
                     self.worm
                         .metrics
@@ -349,10 +369,15 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
                     } else {
                         tracing::warn!(stream = %stream, key = %object_key, error = %e, retry_in_ms = backoff.as_millis() as u64, "piece upload failed; the collector keeps acknowledging from its disk");
                     }
-                    self.observe();
-                    tokio::select! {
-                        _ = cancel.cancelled() => return Ok(false),
-                        _ = tokio::time::sleep(backoff) => {}
+                    let stop = cancel.clone();
+                    let wait = async move {
+                        tokio::select! {
+                            _ = stop.cancelled() => true,
+                            _ = tokio::time::sleep(backoff) => false,
+                        }
+                    };
+                    if self.observing(wait).await {
+                        return Ok(false);
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
