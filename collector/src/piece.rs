@@ -38,6 +38,8 @@ pub const SUITE: u8 = 1;
 pub const INFO: &[u8] = b"redovault piece v1";
 /// Largest plaintext a reader accepts (a writer cuts pieces far smaller).
 pub const MAX_PIECE_PLAINTEXT: usize = 256 << 20;
+/// Largest piece object a reader accepts.
+pub const MAX_PIECE_OBJECT: u64 = (CIPHERTEXT_AT + MAX_PIECE_PLAINTEXT + TAG_LEN) as u64;
 
 const FLAG_LOG_END: u8 = 1;
 

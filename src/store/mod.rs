@@ -412,6 +412,34 @@ pub trait ArchiveStore: Send + Sync {
     fn versions(&self, key: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 }
 
+/// The whole content of one version of `key` (the newest with `None`), refusing more than
+/// `max` bytes: what a store returns is untrusted, and memory stays bounded by the caller's
+/// idea of the object's size.
+pub async fn read_object<S: ArchiveStore + ?Sized>(
+    store: &S,
+    key: &str,
+    version: Option<&str>,
+    max: u64,
+) -> Result<Vec<u8>, StoreError> {
+    use tokio::io::AsyncReadExt as _;
+    let body = store.get(key, None, version).await?;
+    let mut bytes = Vec::new();
+    body.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| StoreError::io(format!("read {key}"), e))?;
+    if bytes.len() as u64 > max {
+        return Err(StoreError::io(
+            format!("read {key}"),
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("larger than the {max} bytes such an object may have"),
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Checks that a key is a relative, normalised path of printable characters.
 pub fn validate_key(key: &str) -> Result<(), StoreError> {
     let bad = |why| {

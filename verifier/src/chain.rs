@@ -35,7 +35,6 @@ use std::path::Path;
 use redovault::manifest::{ChainEntry, ManifestEntry, Sha256Digest, verify_segments_of};
 use redovault::store::ArchiveStore;
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncReadExt;
 
 use crate::report::{Finding, FindingKind, LogRef};
 
@@ -485,15 +484,8 @@ async fn read_version<S: ArchiveStore>(
     key: &str,
     version: Option<&str>,
 ) -> Result<Vec<u8>, redovault::store::StoreError> {
-    let mut body = store.get(key, None, version).await?;
-    let mut bytes = Vec::new();
-    body.read_to_end(&mut bytes)
-        .await
-        .map_err(|e| redovault::store::StoreError::Io {
-            context: format!("read {key}"),
-            source: e,
-        })?;
-    Ok(bytes)
+    // A sealed manifest segment is a few hundred KiB; a gigabyte is not one.
+    redovault::store::read_object(store, key, version, 1 << 30).await
 }
 
 /// Reads the database host's local manifest copy (`segments/*.jsonl` then `open.jsonl`) as

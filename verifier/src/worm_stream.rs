@@ -19,7 +19,6 @@ use redovault_collector::piece::{self, PieceHeader, parse_piece_name, stream_pre
 use redovault_collector::rebuild::Target;
 use redovault_collector::segment::Chunk;
 use redovault_redo::position::LogSeq;
-use tokio::io::AsyncReadExt as _;
 
 /// One opened piece.
 #[derive(Debug, Clone)]
@@ -74,10 +73,7 @@ pub async fn list_streams<S: ArchiveStore>(
 }
 
 async fn get_all<S: ArchiveStore>(store: &S, key: &str) -> anyhow::Result<Vec<u8>> {
-    let mut r = store.get(key, None, None).await?;
-    let mut b = Vec::new();
-    r.read_to_end(&mut b).await?;
-    Ok(b)
+    Ok(redovault::store::read_object(store, key, None, piece::MAX_PIECE_OBJECT).await?)
 }
 
 /// Reads and opens every piece of `stream` and follows its longest authenticated chain.

@@ -260,30 +260,9 @@ impl Follower {
 mod tests {
     use std::sync::Arc;
 
-    use redovault::crypto::keys::KeyId;
-    use redovault::wire::StreamId;
-    use redovault_redo::position::{LogSeq, ThreadId};
-
     use super::*;
     use crate::store::{Store, StoreOptions, stream_dir_name};
-
-    fn keys() -> KeyRing {
-        let id = KeyId::parse("k1").unwrap();
-        KeyRing::from_keys(id.clone(), [(id, [5; 32])]).unwrap()
-    }
-
-    fn at(seq: u32, offset: u64) -> StreamPos {
-        StreamPos {
-            seq: LogSeq(seq),
-            offset,
-        }
-    }
-
-    const S: StreamId = StreamId {
-        db_id: 1,
-        resetlogs_id: 2,
-        thread: ThreadId(1),
-    };
+    use crate::worm::testkit::{S, at, keys};
 
     /// A store with chunks of 1 KiB in small segments: 3 logs of 8 KiB, the last one open.
     fn store(dir: &Path) -> Store {

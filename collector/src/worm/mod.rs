@@ -22,6 +22,8 @@ mod chain;
 mod cutter;
 mod follow;
 mod task;
+#[cfg(test)]
+mod testkit;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -13,7 +13,6 @@ use redovault::crypto::recovery::{KEY_ID_LEN, RecoveryPublicKey};
 use redovault::manifest::{ChainDir, ManifestError, SealRecord, Sha256Digest, segment_key};
 use redovault::store::{ArchiveStore, PutOutcome, StoreError};
 use redovault::wire::{StreamId, StreamPos};
-use tokio::io::AsyncReadExt as _;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -675,45 +674,21 @@ fn set_position(m: &CollectorMetrics, name: &str, e: &PieceEntry) {
 }
 
 async fn read_all<S: ArchiveStore>(store: &S, key: &str) -> Result<Vec<u8>, StoreError> {
-    let mut r = store.get(key, None, None).await?;
-    let mut out = Vec::new();
-    r.read_to_end(&mut out).await.map_err(|e| StoreError::Io {
-        context: format!("read {key}"),
-        source: e,
-    })?;
-    Ok(out)
+    redovault::store::read_object(store, key, None, piece::MAX_PIECE_OBJECT).await
 }
 
 #[cfg(test)]
 mod tests {
-    use redovault::crypto::keys::KeyId;
     use redovault::crypto::recovery::RecoveryPrivateKey;
     use redovault::manifest::read_chain_entries;
     use redovault::store::local::LocalStore;
-    use redovault_redo::position::{LogSeq, ThreadId};
+    use redovault_redo::position::ThreadId;
 
     use super::*;
     use crate::store::{Store, StoreOptions};
     use crate::worm::read_state;
+    use crate::worm::testkit::{S, at, keys};
     use crate::writer::{self, WriterConfig};
-
-    const S: StreamId = StreamId {
-        db_id: 1,
-        resetlogs_id: 2,
-        thread: ThreadId(1),
-    };
-
-    fn keys() -> KeyRing {
-        let id = KeyId::parse("k1").unwrap();
-        KeyRing::from_keys(id.clone(), [(id, [5; 32])]).unwrap()
-    }
-
-    fn at(seq: u32, offset: u64) -> StreamPos {
-        StreamPos {
-            seq: LogSeq(seq),
-            offset,
-        }
-    }
 
     /// A collector store holding the first `n` KiB of log 1 in 1 KiB chunks, durable.
     fn store(dir: &std::path::Path, n: u64) -> Store {
