@@ -12,7 +12,7 @@ use redovault::crypto::keys::KeyRing;
 use redovault::crypto::recovery::RecoveryPublicKey;
 use redovault::manifest::{ChainDir, ManifestError, SealRecord, Sha256Digest, segment_key};
 use redovault::store::{ArchiveStore, PutOutcome, StoreError};
-use redovault::wire::{StreamId, StreamPos};
+use redovault::wire::{StreamId, StreamPos, latency};
 use tokio::io::AsyncReadExt as _;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -398,6 +398,9 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
         let h = sealed.header;
         let commits: Vec<_> = chunks.iter().flat_map(|c| c.commits.iter()).collect();
         let (scn, xid, time) = PieceEntry::commit_fields(commits.last().copied());
+        // Confirmed by the store (PUT, then the HEAD that matched it; or an orphan adopted):
+        // the instant a commit is in WORM, before the local chain's bookkeeping.
+        latency::trace_worm(self.stream, h.end, scn);
         let durable_age = durable_at.map_or(Duration::ZERO, |t| t.elapsed());
         let durable_wall = Utc::now() - chrono::Duration::from_std(durable_age).unwrap_or_default();
         let entry = PieceEntry {
