@@ -364,6 +364,9 @@ struct Round {
     seals: f64,
     put_errors: f64,
     histogram: Option<(f64, f64, f64)>,
+    /// Mean seconds of a piece's put (HEAD, PUT, HEAD) and of durable -> in WORM per piece.
+    put_mean: f64,
+    worm_mean: f64,
     problems: usize,
 }
 
@@ -616,6 +619,8 @@ fn round(s: &Setup, i: usize, mode: Mode) -> Round {
         seals: 0.0,
         put_errors: 0.0,
         histogram: None,
+        put_mean: f64::NAN,
+        worm_mean: f64::NAN,
         problems: 0,
     };
     let mut ci = 0usize;
@@ -665,6 +670,12 @@ fn round(s: &Setup, i: usize, mode: Mode) -> Round {
     )
     .unwrap_or(0.0);
     r.histogram = histogram_quantiles(&final_text, "redovault_collector_worm_latency_seconds");
+    let mean = |name: &str| {
+        sample(&final_text, &format!("{name}_sum")).unwrap_or(f64::NAN)
+            / sample(&final_text, &format!("{name}_count")).unwrap_or(f64::NAN)
+    };
+    r.put_mean = mean("redovault_collector_worm_put_seconds");
+    r.worm_mean = mean("redovault_collector_worm_latency_seconds");
     (r.requests, r.statuses) = s3_requests(&s.rgw_log, &s.drill.bucket, from, to);
     let (n, first) = problems(&clog);
     r.problems = n;
@@ -709,12 +720,14 @@ fn print_round(i: usize, r: &Round) {
             r.not_in_worm
         );
         println!(
-            "  Ack -> in WORM    p50 {:.1} ms  p99 {:.1}; collector histogram (per piece, durable -> in WORM): {}",
+            "  Ack -> in WORM    p50 {:.1} ms  p99 {:.1}; collector histogram (per piece, durable -> in WORM): {}, mean {:.3} s; piece put (HEAD, PUT, HEAD) mean {:.3} s",
             pct(&r.ack_to_worm, 0.5),
             pct(&r.ack_to_worm, 0.99),
             r.histogram.map_or("none".into(), |(p50, p99, n)| format!(
                 "p50 <= {p50} s, p99 <= {p99} s over {n} pieces"
-            ))
+            )),
+            r.worm_mean,
+            r.put_mean
         );
         println!(
             "  S3: {} requests in the window ({:.0}/h): {:?}; statuses {:?}; {} pieces ({:.0}/h), {} chain seals ({:.0}/h), {} put errors",
