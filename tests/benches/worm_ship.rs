@@ -37,6 +37,11 @@
 //!   the extractor's and the S3 server's (radosgw, ceph-osd, ceph-mon of this server, by their
 //!   pid files) the same way.
 //!
+//! With `REDOVAULT_BENCH_HOPS=1` the collector also logs its own latency events (in both
+//! modes: thousands of lines a second, which costs it CPU and moves the Ack figures) and the
+//! bench prints, per mode, where the time of commit → Ack goes, hop by hop, as
+//! `ship_latency.rs` does: p50 / p99 per hop and the mean of each hop over the slowest 1 %.
+//!
 //! Run: `deploy/bench.sh worm` (a fresh Ceph). `REDOVAULT_BENCH_ROUNDS` (4),
 //! `REDOVAULT_BENCH_SECONDS` (20 per round), `REDOVAULT_BENCH_RATE_MIB` (10),
 //! `REDOVAULT_BENCH_LOG_MIB` (64), `REDOVAULT_BENCH_SHIP_DIR` (collector store; default
@@ -250,6 +255,112 @@ fn earliest_from(mut v: Vec<(StreamPos, i64)>) -> Vec<(StreamPos, i64)> {
     v
 }
 
+/// The latency stages in path order ([`redovault::wire::latency`]); Ack stages last.
+const STAGES: [&str; 10] = [
+    "tail_chunk",
+    "data_queued",
+    "data_flushed",
+    "data_received",
+    "store_batch",
+    "store_written",
+    "store_synced",
+    "ack_ready",
+    "ack_flushed",
+    "ack_received",
+];
+
+/// Per commit (SCN, written at, µs) in `[from, to]`: the time of each hop (ms) and the
+/// total, from both processes' latency events (as `ship_latency.rs`: a stage before the
+/// Ack's counts at the commit's chunk's end, an Ack stage at the first Ack covering it).
+fn hops(ev: &[Event], commits: &[(u64, i64)], from: i64, to: i64) -> Vec<Vec<f64>> {
+    let ack_stages = 8usize;
+    let mut first: std::collections::HashMap<(usize, StreamPos), i64> = Default::default();
+    let mut chunks: Vec<(StreamPos, u64)> = Vec::new();
+    let mut acks: [Vec<(StreamPos, i64)>; 2] = [Vec::new(), Vec::new()];
+    for e in ev {
+        let Some(stage) = STAGES.iter().position(|s| *s == e.stage) else {
+            continue;
+        };
+        if stage == 0
+            && let Some(scn) = e.scn
+        {
+            chunks.push((e.pos, scn));
+        }
+        if stage >= ack_stages {
+            acks[stage - ack_stages].push((e.pos, e.at));
+        } else {
+            let t = first.entry((stage, e.pos)).or_insert(e.at);
+            *t = (*t).min(e.at);
+        }
+    }
+    chunks.sort_by_key(|c| c.0);
+    let acks = acks.map(earliest_from);
+    let mut rows = Vec::new();
+    let mut ci = 0usize;
+    for &(scn, written) in commits {
+        while chunks.get(ci).is_some_and(|c| c.1 < scn) {
+            ci += 1;
+        }
+        let Some(&(end, _)) = chunks.get(ci) else {
+            break;
+        };
+        if written < from || written > to {
+            continue;
+        }
+        let mut at = vec![written];
+        at.extend((0..ack_stages).map_while(|s| first.get(&(s, end)).copied()));
+        at.extend(
+            acks.iter()
+                .map_while(|v| v.get(v.partition_point(|a| a.0 < end)).map(|a| a.1)),
+        );
+        if at.len() != STAGES.len() + 1 {
+            continue;
+        }
+        let ms = |a: i64, b: i64| (b - a) as f64 / 1000.0;
+        let mut row: Vec<f64> = at.windows(2).map(|w| ms(w[0], w[1])).collect();
+        row.push(ms(at[0], at[at.len() - 1]));
+        rows.push(row);
+    }
+    rows
+}
+
+fn print_hops(title: &str, rows: &[Vec<f64>]) {
+    if rows.is_empty() {
+        println!("{title}: no commit followed through every stage");
+        return;
+    }
+    let total = STAGES.len();
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by(|&a, &b| rows[a][total].total_cmp(&rows[b][total]));
+    let slow = &order[rows.len() * 99 / 100..];
+    println!(
+        "{title}: where commit -> Ack goes ({} commits; ms; slowest 1 % = {}):",
+        rows.len(),
+        slow.len()
+    );
+    println!(
+        "  {:<34} {:>8} {:>8} {:>9} {:>12}",
+        "hop", "p50", "p99", "max", "slowest 1 %"
+    );
+    for j in 0..=total {
+        let col = sorted(rows.iter().map(|r| r[j]).collect());
+        let mean = slow.iter().map(|&i| rows[i][j]).sum::<f64>() / slow.len() as f64;
+        let hop = if j == total {
+            "total: commit written -> Ack".to_string()
+        } else if j == 0 {
+            format!("commit written -> {}", STAGES[0])
+        } else {
+            format!("{} -> {}", STAGES[j - 1], STAGES[j])
+        };
+        println!(
+            "  {hop:<34} {:>8.3} {:>8.3} {:>9.3} {mean:>12.3}",
+            pct(&col, 0.5),
+            pct(&col, 0.99),
+            col.last().copied().unwrap_or(f64::NAN)
+        );
+    }
+}
+
 /// WARN and ERROR lines of a JSON log (the first few, and how many).
 fn problems(log: &Path) -> (usize, Vec<String>) {
     let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -368,6 +479,8 @@ struct Round {
     put_mean: f64,
     worm_mean: f64,
     problems: usize,
+    /// Per commit, hop by hop (with `REDOVAULT_BENCH_HOPS=1`).
+    hops: Vec<Vec<f64>>,
 }
 
 impl Round {
@@ -396,6 +509,7 @@ struct Setup {
     rate_mib: u64,
     log_mib: u64,
     seal_interval: String,
+    hops: bool,
 }
 
 /// One round: fresh database, collector (with or without [worm]) and extractor.
@@ -440,13 +554,18 @@ fn round(s: &Setup, i: usize, mode: Mode) -> Round {
             "[listen]\naddress = \"127.0.0.1:{port}\"\n\
              [tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n\
              [store]\ndir = \"{}\"\nkey_file = \"{}\"\n\
-             [telemetry]\nlog_format = \"json\"\nlog_level = \"warn,redovault::latency::worm=trace\"\n\
+             [telemetry]\nlog_format = \"json\"\nlog_level = \"warn,{trace}=trace\"\n\
              metrics_listen = \"127.0.0.1:{cport}\"\n{worm}",
             s.pki.server_cert.display(),
             s.pki.server_key.display(),
             s.pki.ca.display(),
             dir.join("store").display(),
-            s.keys.display()
+            s.keys.display(),
+            trace = if s.hops {
+                redovault::wire::latency::TARGET
+            } else {
+                redovault::wire::latency::WORM_TARGET
+            },
         ),
     )
     .unwrap();
@@ -587,12 +706,20 @@ fn round(s: &Setup, i: usize, mode: Mode) -> Round {
         .filter(|e| e.stage == "ack_received")
         .map(|e| (e.pos, e.at))
         .collect();
-    let pieces: Vec<(StreamPos, i64)> = events(&clog)
+    let cev = events(&clog);
+    let pieces: Vec<(StreamPos, i64)> = cev
         .iter()
         .filter(|e| e.stage == "worm_confirmed")
         .map(|e| (e.pos, e.at))
         .collect();
     let (acks, pieces) = (earliest_from(acks), earliest_from(pieces));
+    let all_hops = if s.hops {
+        let mut both = ev;
+        both.extend(cev);
+        hops(&both, &commits, a.0, b.0)
+    } else {
+        Vec::new()
+    };
     let first_covering = |v: &[(StreamPos, i64)], end: StreamPos| {
         v.get(v.partition_point(|a| a.0 < end)).map(|a| a.1)
     };
@@ -622,6 +749,7 @@ fn round(s: &Setup, i: usize, mode: Mode) -> Round {
         put_mean: f64::NAN,
         worm_mean: f64::NAN,
         problems: 0,
+        hops: Vec::new(),
     };
     let mut ci = 0usize;
     for &(scn, written) in &commits {
@@ -679,6 +807,7 @@ fn round(s: &Setup, i: usize, mode: Mode) -> Round {
     (r.requests, r.statuses) = s3_requests(&s.rgw_log, &s.drill.bucket, from, to);
     let (n, first) = problems(&clog);
     r.problems = n;
+    r.hops = all_hops;
     for l in first {
         println!("  round {i} collector: {l}");
     }
@@ -853,6 +982,7 @@ fn main() {
         rate_mib,
         log_mib,
         seal_interval,
+        hops: std::env::var("REDOVAULT_BENCH_HOPS").is_ok_and(|v| v == "1"),
     };
     let mut results = Vec::new();
     for i in 0..rounds {
@@ -868,6 +998,16 @@ fn main() {
     let _ = std::fs::remove_dir_all(&root);
     let _ = std::fs::remove_dir_all(&db_root);
     summarize(&results);
+    if setup.hops {
+        for mode in [Mode::With, Mode::Without] {
+            let rows: Vec<Vec<f64>> = results
+                .iter()
+                .filter(|r| r.mode == mode)
+                .flat_map(|r| r.hops.iter().cloned())
+                .collect();
+            print_hops(mode.name(), &rows);
+        }
+    }
 }
 
 /// Per mode over its rounds (every commit of every round pooled), and the ratios.
