@@ -42,6 +42,10 @@
 //! bench prints, per mode, where the time of commit → Ack goes, hop by hop, as
 //! `ship_latency.rs` does: p50 / p99 per hop and the mean of each hop over the slowest 1 %.
 //!
+//! With `REDOVAULT_BENCH_WORM_LOCAL=1` (a diagnosis, not the figure) `[worm]` is a local
+//! directory beside the database on `/dev/shm` (`kind = "local"`: the same reading, sealing
+//! and chain, no HTTP, no TLS, no S3 server sharing the cores, fsync free on tmpfs).
+//!
 //! Run: `deploy/bench.sh worm` (a fresh Ceph). `REDOVAULT_BENCH_ROUNDS` (4),
 //! `REDOVAULT_BENCH_SECONDS` (20 per round), `REDOVAULT_BENCH_RATE_MIB` (10),
 //! `REDOVAULT_BENCH_LOG_MIB` (64), `REDOVAULT_BENCH_SHIP_DIR` (collector store; default
@@ -510,6 +514,7 @@ struct Setup {
     log_mib: u64,
     seal_interval: String,
     hops: bool,
+    worm_local: bool,
 }
 
 /// One round: fresh database, collector (with or without [worm]) and extractor.
@@ -534,6 +539,17 @@ fn round(s: &Setup, i: usize, mode: Mode) -> Round {
     let (port, cport, eport) = (free_port(), free_port(), free_port());
     let worm = match mode {
         Mode::Without => String::new(),
+        Mode::With if s.worm_local => {
+            let d = db.join("worm");
+            std::fs::create_dir_all(&d).unwrap();
+            format!(
+                "[worm]\nkind = \"local\"\ndir = \"{}\"\nrecovery_public_key = \"{}\"\n\
+                 seal_interval = \"{}\"\n",
+                d.display(),
+                s.recovery_pub.display(),
+                s.seal_interval
+            )
+        }
         Mode::With => format!(
             "[worm]\nendpoint = \"{}\"\nbucket = \"{}\"\nprefix = \"{}\"\nca_file = \"{}\"\n\
              region = \"{}\"\npath_style = true\nretention = \"bucket-default\"\n\
@@ -983,7 +999,11 @@ fn main() {
         log_mib,
         seal_interval,
         hops: std::env::var("REDOVAULT_BENCH_HOPS").is_ok_and(|v| v == "1"),
+        worm_local: std::env::var("REDOVAULT_BENCH_WORM_LOCAL").is_ok_and(|v| v == "1"),
     };
+    if setup.worm_local {
+        println!("[worm] is a local directory on the database's file system (diagnosis)");
+    }
     let mut results = Vec::new();
     for i in 0..rounds {
         let mode = if i % 2 == 0 {
