@@ -485,6 +485,10 @@ struct Round {
     problems: usize,
     /// Per commit, hop by hop (with `REDOVAULT_BENCH_HOPS=1`).
     hops: Vec<Vec<f64>>,
+    /// With [worm]: the share of all commits, and of the 1 % slowest to be acknowledged,
+    /// written while a piece was being uploaded (in the mean put time + 50 ms before a
+    /// piece was confirmed); that window in ms.
+    during_upload: Option<(f64, f64, f64)>,
 }
 
 impl Round {
@@ -766,7 +770,10 @@ fn round(s: &Setup, i: usize, mode: Mode) -> Round {
         worm_mean: f64::NAN,
         problems: 0,
         hops: Vec::new(),
+        during_upload: None,
     };
+    let mut acked_at: Vec<(i64, f64)> = Vec::new();
+    let confirms = sorted(pieces.iter().map(|p| p.1 as f64).collect());
     let mut ci = 0usize;
     for &(scn, written) in &commits {
         while chunks.get(ci).is_some_and(|c| c.1 < scn) {
@@ -784,7 +791,10 @@ fn round(s: &Setup, i: usize, mode: Mode) -> Round {
         let ms = |t: i64| (t - written) as f64 / 1000.0;
         let ack = first_covering(&acks, end);
         match ack {
-            Some(t) => r.ack.push(ms(t)),
+            Some(t) => {
+                r.ack.push(ms(t));
+                acked_at.push((written, ms(t)));
+            }
             None => r.unacked += 1,
         }
         if mode == Mode::With {
@@ -820,6 +830,20 @@ fn round(s: &Setup, i: usize, mode: Mode) -> Round {
     };
     r.put_mean = mean("redovault_collector_worm_put_seconds");
     r.worm_mean = mean("redovault_collector_worm_latency_seconds");
+    if mode == Mode::With && !acked_at.is_empty() && r.put_mean.is_finite() {
+        let w = r.put_mean * 1e6 + 50_000.0;
+        let during = |written: i64| {
+            let i = confirms.partition_point(|&c| c < written as f64);
+            confirms.get(i).is_some_and(|&c| c - written as f64 <= w)
+        };
+        let share = |v: &[(i64, f64)]| {
+            v.iter().filter(|a| during(a.0)).count() as f64 / v.len().max(1) as f64
+        };
+        let mut slow = acked_at.clone();
+        slow.sort_by(|a, b| b.1.total_cmp(&a.1));
+        slow.truncate(acked_at.len().div_ceil(100));
+        r.during_upload = Some((share(&acked_at), share(&slow), w / 1000.0));
+    }
     (r.requests, r.statuses) = s3_requests(&s.rgw_log, &s.drill.bucket, from, to);
     let (n, first) = problems(&clog);
     r.problems = n;
@@ -874,6 +898,13 @@ fn print_round(i: usize, r: &Round) {
             r.worm_mean,
             r.put_mean
         );
+        if let Some((all, slow, w)) = r.during_upload {
+            println!(
+                "  written while a piece was uploading (the {w:.0} ms before it was confirmed): {:.0} % of all commits, {:.0} % of the 1 % slowest to be acknowledged",
+                all * 100.0,
+                slow * 100.0
+            );
+        }
         println!(
             "  S3: {} requests in the window ({:.0}/h): {:?}; statuses {:?}; {} pieces ({:.0}/h), {} chain seals ({:.0}/h), {} put errors",
             r.requests_total(),
@@ -1103,6 +1134,18 @@ fn summarize(results: &[Round]) {
             "commit -> Ack with / without [worm]: p50 {:.2}x  p99 {:.2}x",
             w.0 / wo.0,
             w.1 / wo.1
+        );
+    }
+    for mode in [Mode::With, Mode::Without] {
+        let per_round: Vec<String> = results
+            .iter()
+            .filter(|r| r.mode == mode)
+            .map(|r| format!("{:.4}", r.col_cpu / r.mb))
+            .collect();
+        println!(
+            "collector CPU s/MB per round, {}: {}",
+            mode.name(),
+            per_round.join(", ")
         );
     }
     // S3 requests by kind, per hour, over the rounds with [worm].
