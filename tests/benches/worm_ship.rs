@@ -46,6 +46,14 @@
 //! directory beside the database on `/dev/shm` (`kind = "local"`: the same reading, sealing
 //! and chain, no HTTP, no TLS, no S3 server sharing the cores, fsync free on tmpfs).
 //!
+//! With `REDOVAULT_BENCH_NICE_SERVER=1` (a diagnosis) every thread of this S3 server's
+//! daemons is reniced to 19 first: on the shared cores the server then only takes what the
+//! pipeline leaves, about as if it ran on another machine.
+//!
+//! With `REDOVAULT_BENCH_BASELINE_COLLECTOR=PATH` a third mode joins the rotation (with,
+//! without, with the collector binary at PATH): another build of the collector, compared with
+//! this one in the same run.
+//!
 //! Run: `deploy/bench.sh worm` (a fresh Ceph). `REDOVAULT_BENCH_ROUNDS` (4),
 //! `REDOVAULT_BENCH_SECONDS` (20 per round), `REDOVAULT_BENCH_RATE_MIB` (10),
 //! `REDOVAULT_BENCH_LOG_MIB` (64), `REDOVAULT_BENCH_SHIP_DIR` (collector store; default
@@ -202,6 +210,35 @@ fn server_cpu(run_dir: &Path) -> f64 {
         .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
         .map(common::cpu_of)
         .sum()
+}
+
+/// Renices every thread of the S3 server's daemons (by the pid files of its state) to 19;
+/// how many.
+fn nice_server(run_dir: &Path) -> usize {
+    let pids: Vec<String> = std::fs::read_dir(run_dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "pid"))
+                .filter_map(|e| Some(std::fs::read_to_string(e.path()).ok()?.trim().to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut n = 0;
+    for pid in pids {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for t in tasks.filter_map(Result::ok) {
+            let ok = Command::new("renice")
+                .args(["-n", "19", "-p"])
+                .arg(t.file_name())
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            n += usize::from(ok);
+        }
+    }
+    n
 }
 
 /// A latency event read back from a JSON log: stage, end position, last commit, when (µs).
@@ -441,14 +478,23 @@ fn s3_requests(
 enum Mode {
     With,
     Without,
+    /// With `[worm]`, the collector binary of `REDOVAULT_BENCH_BASELINE_COLLECTOR`.
+    WithBaseline,
 }
 
 impl Mode {
+    const ALL: [Mode; 3] = [Mode::With, Mode::Without, Mode::WithBaseline];
+
     fn name(self) -> &'static str {
         match self {
             Mode::With => "with [worm]",
             Mode::Without => "without [worm]",
+            Mode::WithBaseline => "with [worm], baseline",
         }
+    }
+
+    fn worm(self) -> bool {
+        self != Mode::Without
     }
 }
 
@@ -519,6 +565,7 @@ struct Setup {
     seal_interval: String,
     hops: bool,
     worm_local: bool,
+    baseline: Option<PathBuf>,
 }
 
 /// One round: fresh database, collector (with or without [worm]) and extractor.
@@ -543,7 +590,7 @@ fn round(s: &Setup, i: usize, mode: Mode) -> Round {
     let (port, cport, eport) = (free_port(), free_port(), free_port());
     let worm = match mode {
         Mode::Without => String::new(),
-        Mode::With if s.worm_local => {
+        _ if s.worm_local => {
             let d = db.join("worm");
             std::fs::create_dir_all(&d).unwrap();
             format!(
@@ -554,7 +601,7 @@ fn round(s: &Setup, i: usize, mode: Mode) -> Round {
                 s.seal_interval
             )
         }
-        Mode::With => format!(
+        Mode::With | Mode::WithBaseline => format!(
             "[worm]\nendpoint = \"{}\"\nbucket = \"{}\"\nprefix = \"{}\"\nca_file = \"{}\"\n\
              region = \"{}\"\npath_style = true\nretention = \"bucket-default\"\n\
              recovery_public_key = \"{}\"\nseal_interval = \"{}\"\n",
@@ -620,7 +667,10 @@ fn round(s: &Setup, i: usize, mode: Mode) -> Round {
     // file system: not on the collector's disk.
     let elog = db.join("extractor.log");
     let collector = spawn(
-        &s.bins.1,
+        match (mode, &s.baseline) {
+            (Mode::WithBaseline, Some(b)) => b,
+            _ => &s.bins.1,
+        },
         &ccfg,
         &clog,
         &[
@@ -695,8 +745,7 @@ fn round(s: &Setup, i: usize, mode: Mode) -> Round {
     loop {
         let text = scrape(caddr).unwrap_or_default();
         let durable = sample(&text, &durable_key).unwrap_or(0.0) >= last_scn as f64;
-        let in_worm =
-            mode == Mode::Without || sample(&text, &worm_key).unwrap_or(0.0) >= last_scn as f64;
+        let in_worm = !mode.worm() || sample(&text, &worm_key).unwrap_or(0.0) >= last_scn as f64;
         if durable && in_worm {
             break;
         }
@@ -797,7 +846,7 @@ fn round(s: &Setup, i: usize, mode: Mode) -> Round {
             }
             None => r.unacked += 1,
         }
-        if mode == Mode::With {
+        if mode.worm() {
             match first_covering(&pieces, end) {
                 Some(t) => {
                     r.worm.push(ms(t));
@@ -830,7 +879,7 @@ fn round(s: &Setup, i: usize, mode: Mode) -> Round {
     };
     r.put_mean = mean("redovault_collector_worm_put_seconds");
     r.worm_mean = mean("redovault_collector_worm_latency_seconds");
-    if mode == Mode::With && !acked_at.is_empty() && r.put_mean.is_finite() {
+    if mode.worm() && !acked_at.is_empty() && r.put_mean.is_finite() {
         let w = r.put_mean * 1e6 + 50_000.0;
         let during = |written: i64| {
             let i = confirms.partition_point(|&c| c < written as f64);
@@ -878,7 +927,7 @@ fn print_round(i: usize, r: &Round) {
         r.ack.len(),
         r.unacked
     );
-    if r.mode == Mode::With {
+    if r.mode.worm() {
         println!(
             "  commit -> in WORM p50 {:.1} ms  p90 {:.1}  p99 {:.1}  max {:.1}  ({} measured, {} never seen in WORM)",
             pct(&r.worm, 0.5),
@@ -1031,16 +1080,22 @@ fn main() {
         seal_interval,
         hops: std::env::var("REDOVAULT_BENCH_HOPS").is_ok_and(|v| v == "1"),
         worm_local: std::env::var("REDOVAULT_BENCH_WORM_LOCAL").is_ok_and(|v| v == "1"),
+        baseline: std::env::var_os("REDOVAULT_BENCH_BASELINE_COLLECTOR").map(PathBuf::from),
     };
+    if std::env::var("REDOVAULT_BENCH_NICE_SERVER").is_ok_and(|v| v == "1") {
+        let n = nice_server(&setup.server_run);
+        println!("the S3 server's daemons reniced to 19 ({n} threads) (diagnosis)");
+    }
     if setup.worm_local {
         println!("[worm] is a local directory on the database's file system (diagnosis)");
     }
     let mut results = Vec::new();
     for i in 0..rounds {
-        let mode = if i % 2 == 0 {
-            Mode::With
+        // with, without (, with the baseline binary), in turn.
+        let mode = if setup.baseline.is_some() {
+            Mode::ALL[i % 3]
         } else {
-            Mode::Without
+            Mode::ALL[i % 2]
         };
         let r = round(&setup, i + 1, mode);
         print_round(i + 1, &r);
@@ -1050,7 +1105,10 @@ fn main() {
     let _ = std::fs::remove_dir_all(&db_root);
     summarize(&results);
     if setup.hops {
-        for mode in [Mode::With, Mode::Without] {
+        for mode in Mode::ALL {
+            if !results.iter().any(|r| r.mode == mode) {
+                continue;
+            }
             let rows: Vec<Vec<f64>> = results
                 .iter()
                 .filter(|r| r.mode == mode)
@@ -1093,7 +1151,7 @@ fn summarize(results: &[Round]) {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut ack = BTreeMap::new();
-    for mode in [Mode::With, Mode::Without] {
+    for mode in Mode::ALL {
         let n = results.iter().filter(|r| r.mode == mode).count();
         if n == 0 {
             continue;
@@ -1129,14 +1187,20 @@ fn summarize(results: &[Round]) {
         );
         ack.insert(mode.name(), (pct(&a, 0.5), pct(&a, 0.99)));
     }
-    if let (Some(w), Some(wo)) = (ack.get(Mode::With.name()), ack.get(Mode::Without.name())) {
-        println!(
-            "commit -> Ack with / without [worm]: p50 {:.2}x  p99 {:.2}x",
-            w.0 / wo.0,
-            w.1 / wo.1
-        );
+    for with in [Mode::With, Mode::WithBaseline] {
+        if let (Some(w), Some(wo)) = (ack.get(with.name()), ack.get(Mode::Without.name())) {
+            println!(
+                "commit -> Ack {} / without [worm]: p50 {:.2}x  p99 {:.2}x",
+                with.name(),
+                w.0 / wo.0,
+                w.1 / wo.1
+            );
+        }
     }
-    for mode in [Mode::With, Mode::Without] {
+    for mode in Mode::ALL {
+        if !results.iter().any(|r| r.mode == mode) {
+            continue;
+        }
         let per_round: Vec<String> = results
             .iter()
             .filter(|r| r.mode == mode)
