@@ -19,6 +19,15 @@
 #   deploy/bench.sh ship-throughput  # extractor -> collector binaries: a backlog over TLS and legacy
 #                                    # Blowfish, MB/s and CPU s per side (REDOVAULT_BENCH_SHIP_MIB); no S3
 #   deploy/bench.sh ship             # both ship benchmarks
+#   deploy/bench.sh worm             # the collector's [worm], real binaries at 10 MB/s, rounds with and
+#                                    # without it interleaved: commit -> in WORM p50/p99, S3 requests
+#                                    # per hour, collector CPU per MB, commit -> Ack with / without
+#                                    # (REDOVAULT_BENCH_ROUNDS, _SECONDS, _RATE_MIB, _LOG_MIB,
+#                                    # _SEAL_INTERVAL); the drill bucket with the collector's keys
+#
+# Ceph's ports come from the environment as in deploy/s3/server.sh (REDOVAULT_S3_CEPH_HTTPS_PORT,
+# _HTTP_PORT, _MON_PORT; CEPH_ARGS="--ms_bind_port_min=... --ms_bind_port_max=..." for the OSD),
+# so that several benches can run on one machine.
 #
 # Each benchmark (and each watcher phase) gets a fresh server whose in-memory store is sized for
 # what it uploads: every uploader's objects stay locked until the server is stopped, and Ceph's
@@ -38,7 +47,7 @@ trap 'bash deploy/s3/server.sh down ceph "$STATE/bench-ceph" || true' EXIT
 run_bench() {
   local mem=$1 target=$2
   shift 2
-  if [ -z "$AWS" ]; then
+  if [ -z "$AWS" ] && [ "${NEED_AWS:-1}" = 1 ]; then
     command -v curl >/dev/null && command -v openssl >/dev/null || { apt-get update && apt-get install -y curl openssl; }
     AWS=$(bash deploy/s3/bench-tools.sh "$REDOVAULT_S3_CACHE")
   fi
@@ -117,6 +126,14 @@ for bench in $WHICH; do
       cargo bench -p redovault --bench ship_latency
       cargo bench -p redovault --bench ship_throughput
       ;;
-    *) echo "bench.sh: unknown benchmark $bench (store, restore, watcher, watcher-latency, ship-latency, ship-throughput, ship)" >&2; exit 2 ;;
+    worm)
+      ROUNDS=${REDOVAULT_BENCH_ROUNDS:-4}
+      SECS=${REDOVAULT_BENCH_SECONDS:-20}
+      RATE=${REDOVAULT_BENCH_RATE_MIB:-10}
+      # The pieces of the rounds with [worm] (drained a few seconds after each), twice over for
+      # memstore, plus slack. No aws CLI needed.
+      NEED_AWS=0 run_bench $(( ((ROUNDS + 1) / 2 * (SECS + 10) * RATE * 2 + 1024) << 20 )) worm_ship
+      ;;
+    *) echo "bench.sh: unknown benchmark $bench (store, restore, watcher, watcher-latency, ship-latency, ship-throughput, ship, worm)" >&2; exit 2 ;;
   esac
 done

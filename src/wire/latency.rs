@@ -18,10 +18,13 @@
 //! | `ack_ready` | collector, session | the acker got the writer's answer |
 //! | `ack_flushed` | link sender (either side) | the Ack frame was written to the socket |
 //! | `ack_received` | extractor, shipper | the Ack was decoded |
+//! | `worm_confirmed` | collector, `[worm]` uploader | the piece ending here is in WORM: its PUT returned and the HEAD after it matched (`scn`: its last commit; target [`WORM_TARGET`]) |
 //!
 //! Off by default and nearly free then (one cached interest check per call site): enable with
 //! `RUST_LOG=redovault::latency=trace` (thousands of events per second at 10 MB/s), or
-//! collect them with a subscriber layer as `tests/benches/ship_latency.rs` does.
+//! collect them with a subscriber layer as `tests/benches/ship_latency.rs` does. The WORM
+//! confirmations alone (one per piece, cheap): `redovault::latency::worm=trace`, as
+//! `tests/benches/worm_ship.rs` does.
 
 use redovault_redo::position::Scn;
 
@@ -29,6 +32,11 @@ use super::StreamPos;
 
 /// The target of every latency trace event.
 pub const TARGET: &str = "redovault::latency";
+
+/// The target of the `worm_confirmed` event: under [`TARGET`] (so `redovault::latency=trace`
+/// shows it too), and on its own, one event per piece, without the thousands per second of
+/// the Ack path (`redovault::latency::worm=trace`).
+pub const WORM_TARGET: &str = "redovault::latency::worm";
 
 /// Whether latency events are wanted by the current subscriber (to skip loops that would
 /// only emit them).
@@ -59,6 +67,20 @@ pub fn trace_stream(stage: &'static str, stream: super::StreamId, end: StreamPos
         stream = %stream,
         seq = end.seq.0,
         offset = end.offset
+    );
+}
+
+/// Emits `worm_confirmed` (target [`WORM_TARGET`]): the piece of `stream` ending at `end`,
+/// whose last commit is `scn`, is confirmed in WORM.
+#[inline]
+pub fn trace_worm(stream: super::StreamId, end: StreamPos, scn: Option<u64>) {
+    tracing::trace!(
+        target: WORM_TARGET,
+        stage = "worm_confirmed",
+        stream = %stream,
+        seq = end.seq.0,
+        offset = end.offset,
+        scn
     );
 }
 
@@ -124,6 +146,15 @@ mod tests {
                 },
                 pos(8192),
             );
+            trace_worm(
+                crate::wire::StreamId {
+                    db_id: 1,
+                    resetlogs_id: 2,
+                    thread: redovault_redo::position::ThreadId(3),
+                },
+                pos(8192),
+                Some(90),
+            );
             tracing::info!("not a latency event");
         });
         assert_eq!(
@@ -132,6 +163,7 @@ mod tests {
                 "redovault::latency stage=\"tail_chunk\" seq=12 offset=4096 scn=77",
                 "redovault::latency stage=\"ack_received\" seq=12 offset=8192",
                 "redovault::latency stage=\"store_synced\" stream=db1-rl2-t3 seq=12 offset=8192",
+                "redovault::latency::worm stage=\"worm_confirmed\" stream=db1-rl2-t3 seq=12 offset=8192 scn=90",
             ]
         );
 

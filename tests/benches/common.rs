@@ -221,3 +221,49 @@ pub fn aws(aws: &str, t: &Target, file: &Path, key: &str) -> Command {
         .arg(format!("s3://{}/{key}", t.bucket));
     c
 }
+
+/// Builds the role binaries (`redovault-extractor`, `redovault-collector`) in the profile of
+/// this bench (release under `cargo bench`) and target directory; their paths.
+pub fn build_role_bins() -> (PathBuf, PathBuf) {
+    let pd = PathBuf::from(env!("CARGO_BIN_EXE_redovault"))
+        .parent()
+        .expect("profile dir")
+        .to_path_buf();
+    let target = pd.parent().expect("target dir");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args([
+        "build",
+        "-p",
+        "redovault-extractor",
+        "-p",
+        "redovault-collector",
+        "--bins",
+    ])
+    .arg("--target-dir")
+    .arg(target)
+    .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if pd.file_name().and_then(|n| n.to_str()) == Some("release") {
+        cmd.arg("--release");
+    }
+    // Cargo's variables for this bench would leak into the build's scripts.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if [
+            "CARGO_PKG_",
+            "CARGO_BIN_",
+            "CARGO_CRATE_",
+            "CARGO_MANIFEST_",
+        ]
+        .iter()
+        .any(|p| k.starts_with(p))
+            || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&k.as_ref())
+        {
+            cmd.env_remove(k.as_ref());
+        }
+    }
+    assert!(cmd.status().expect("cargo build").success(), "build failed");
+    (
+        pd.join("redovault-extractor"),
+        pd.join("redovault-collector"),
+    )
+}

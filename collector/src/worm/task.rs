@@ -12,7 +12,7 @@ use redovault::crypto::keys::KeyRing;
 use redovault::crypto::recovery::{KEY_ID_LEN, RecoveryPublicKey};
 use redovault::manifest::{ChainDir, ManifestError, SealRecord, Sha256Digest, segment_key};
 use redovault::store::{ArchiveStore, PutOutcome, StoreError};
-use redovault::wire::{StreamId, StreamPos};
+use redovault::wire::{StreamId, StreamPos, latency};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -30,8 +30,6 @@ use crate::writer::WriterHandle;
 const POLL: Duration = Duration::from_millis(20);
 /// Longest wait between two attempts of a failing upload.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// How often the WORM lag gauge is refreshed while an upload waits or retries.
-const LAG_REFRESH: Duration = Duration::from_millis(250);
 /// How long a stop waits for the last pieces and the chain seal.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
@@ -180,6 +178,34 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
             .set(self.cutter.lag(now).as_secs_f64());
     }
 
+    /// Runs `work` (which must not hold `self`) to its end while the durable end is still
+    /// observed every [`POLL`]: redo that becomes durable while a piece is read, sealed or
+    /// uploaded is aged from then, not from when that work is over. Otherwise each upload's
+    /// duration would go unseen: the next piece would be cut a full interval after the
+    /// upload instead of after its first durable byte, and the lag would read too low.
+    async fn observing<T>(&mut self, work: impl Future<Output = T>) -> T {
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut work => return out,
+                _ = tokio::time::sleep(POLL) => self.observe(),
+            }
+        }
+    }
+
+    /// Waits `d` (observing the durable end meanwhile); true when `cancel` fired first.
+    async fn wait_observing(&mut self, d: Duration, cancel: &CancellationToken) -> bool {
+        let cancelled = cancel.clone();
+        self.observing(async move {
+            tokio::select! {
+                _ = cancelled.cancelled() => true,
+                _ = tokio::time::sleep(d) => false,
+            }
+        })
+        .await
+    }
+
     async fn run(&mut self, cancel: &CancellationToken) {
         if let Err(e) = self.seal_closed_segments().await {
             tracing::warn!(stream = %self.stream, error = %e, "chain segments not sealed yet");
@@ -196,14 +222,7 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
                     Ok(false) => {}
                     Err(e) => {
                         tracing::error!(stream = %self.stream, error = %e, retry_in_ms = MAX_BACKOFF.as_millis() as u64, "WORM upload of this stream failed before its put");
-                        let stop = cancel.clone();
-                        let wait = async move {
-                            tokio::select! {
-                                _ = stop.cancelled() => true,
-                                _ = tokio::time::sleep(MAX_BACKOFF) => false,
-                            }
-                        };
-                        if self.observing(wait).await {
+                        if self.wait_observing(MAX_BACKOFF, cancel).await {
                             break;
                         }
                     }
@@ -291,19 +310,6 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
         }
     }
 
-    /// Runs `f`, keeping the WORM lag gauge current meanwhile (a put that retries inside the
-    /// store, or a backoff, would otherwise leave the gauge and its alert behind).
-    async fn observing<T>(&mut self, f: impl std::future::Future<Output = T>) -> T {
-        tokio::pin!(f);
-        let mut tick = tokio::time::interval(LAG_REFRESH);
-        loop {
-            tokio::select! {
-                r = &mut f => return r,
-                _ = tick.tick() => self.observe(),
-            }
-        }
-    }
-
     async fn unread(&mut self, chunks: Vec<Chunk>) -> Result<(), String> {
         self.blocking_follow(move |f| f.unread(chunks).map_err(|e| e.to_string()))
             .await
@@ -333,11 +339,13 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
         }
         let (stream, prev, key) = (self.stream, self.prev_piece, self.worm.key.clone());
         let to_seal = chunks.clone();
-        let sealed =
-            tokio::task::spawn_blocking(move || piece::seal(stream, index, prev, &to_seal, &key))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+        let sealed = self
+            .observing(tokio::task::spawn_blocking(move || {
+                piece::seal(stream, index, prev, &to_seal, &key)
+            }))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
         let object_key = piece::piece_key(
             &self.worm.prefix,
             stream,
@@ -345,13 +353,16 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
             &sealed.sha256,
         );
         let mut backoff = Duration::from_millis(200);
+        let worm = self.worm.clone();
         let outcome = loop {
             let t0 = Instant::now();
-            let worm = self.worm.clone();
-            let put = worm
-                .store
-                .put_immutable(&object_key, Cursor::new(sealed.bytes.clone()));
-            match self.observing(put).await {
+            match self
+                .observing(
+                    worm.store
+                        .put_immutable(&object_key, Cursor::new(sealed.bytes.clone())),
+                )
+                .await
+            {
                 Ok(o) => {
                     self.worm
                         .metrics
@@ -368,14 +379,7 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
                     } else {
                         tracing::warn!(stream = %stream, key = %object_key, error = %e, retry_in_ms = backoff.as_millis() as u64, "piece upload failed; the collector keeps acknowledging from its disk");
                     }
-                    let stop = cancel.clone();
-                    let wait = async move {
-                        tokio::select! {
-                            _ = stop.cancelled() => true,
-                            _ = tokio::time::sleep(backoff) => false,
-                        }
-                    };
-                    if self.observing(wait).await {
+                    if self.wait_observing(backoff, cancel).await {
                         return Ok(false);
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -472,6 +476,9 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
         let h = sealed.header;
         let commits: Vec<_> = chunks.iter().flat_map(|c| c.commits.iter()).collect();
         let (scn, xid, time) = PieceEntry::commit_fields(commits.last().copied());
+        // Confirmed by the store (PUT, then the HEAD that matched it; or an orphan adopted):
+        // the instant a commit is in WORM, before the local chain's bookkeeping.
+        latency::trace_worm(self.stream, h.end, scn);
         let durable_age = durable_at.map_or(Duration::ZERO, |t| t.elapsed());
         let durable_wall = Utc::now() - chrono::Duration::from_std(durable_age).unwrap_or_default();
         let entry = PieceEntry {
@@ -503,16 +510,17 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
             prev: Sha256Digest::ZERO,
         };
         let mut chain = self.chain.take().ok_or("chain in use")?;
-        let (chain, appended) = tokio::task::spawn_blocking(move || {
-            let r = chain.append_with(|index, prev| PieceEntry {
-                index,
-                prev,
-                ..entry
-            });
-            (chain, r)
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+        let (chain, appended) = self
+            .observing(tokio::task::spawn_blocking(move || {
+                let r = chain.append_with(|index, prev| PieceEntry {
+                    index,
+                    prev,
+                    ..entry
+                });
+                (chain, r)
+            }))
+            .await
+            .map_err(|e| e.to_string())?;
         self.chain = Some(chain);
         let entry = appended.map_err(|e| e.to_string())?;
         if self.open_since.is_none() {
@@ -538,12 +546,13 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
         f: impl FnOnce(&mut Follower) -> Result<T, String> + Send + 'static,
     ) -> Result<T, String> {
         let mut follower = self.follower.take().ok_or("follower in use")?;
-        let (follower, r) = tokio::task::spawn_blocking(move || {
-            let r = f(&mut follower);
-            (follower, r)
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+        let (follower, r) = self
+            .observing(tokio::task::spawn_blocking(move || {
+                let r = f(&mut follower);
+                (follower, r)
+            }))
+            .await
+            .map_err(|e| e.to_string())?;
         self.follower = Some(follower);
         r
     }
@@ -554,11 +563,12 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
         let Some(mut chain) = self.chain.take() else {
             return;
         };
-        let Ok((chain, closed)) = tokio::task::spawn_blocking(move || {
-            let r = chain.close_segment();
-            (chain, r)
-        })
-        .await
+        let Ok((chain, closed)) = self
+            .observing(tokio::task::spawn_blocking(move || {
+                let r = chain.close_segment();
+                (chain, r)
+            }))
+            .await
         else {
             tracing::error!(stream = %self.stream, "the chain task failed; chain segments are no longer sealed");
             return;
@@ -589,14 +599,14 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
         let prefix = stream_prefix(&self.worm.prefix, self.stream);
         let mut n = 0;
         for seg in unsealed {
-            let bytes = tokio::fs::read(&seg.path)
+            let bytes = self
+                .observing(tokio::fs::read(&seg.path))
                 .await
                 .map_err(|e| format!("read {}: {e}", seg.path.display()))?;
             let key = segment_key(&prefix, &seg);
+            let worm = self.worm.clone();
             let out = self
-                .worm
-                .store
-                .put_immutable(&key, Cursor::new(bytes))
+                .observing(worm.store.put_immutable(&key, Cursor::new(bytes)))
                 .await
                 .map_err(|e| e.to_string())?;
             let record = SealRecord {
@@ -611,12 +621,13 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
                 sealed_at: now_rfc3339(),
             };
             let mut chain = self.chain.take().ok_or("chain in use")?;
-            let (chain, r) = tokio::task::spawn_blocking(move || {
-                let r = chain.mark_sealed(record);
-                (chain, r)
-            })
-            .await
-            .map_err(|e| e.to_string())?;
+            let (chain, r) = self
+                .observing(tokio::task::spawn_blocking(move || {
+                    let r = chain.mark_sealed(record);
+                    (chain, r)
+                }))
+                .await
+                .map_err(|e| e.to_string())?;
             self.chain = Some(chain);
             r.map_err(|e: ManifestError| e.to_string())?;
             self.worm.metrics.worm_manifest_seals.with(&self.name).inc();
@@ -833,5 +844,162 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(pieces.len(), chain.len(), "no piece beside the chain");
+    }
+}
+
+/// The uploader against a store that holds a put (what becomes durable meanwhile).
+#[cfg(test)]
+mod gated {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use redovault::crypto::recovery::RecoveryPrivateKey;
+    use redovault::store::local::LocalStore;
+    use redovault::store::{ByteStream, FileSource, ObjectInfo, ObjectSummary, Readiness};
+    use redovault_redo::position::{LogSeq, ThreadId};
+    use tokio::io::AsyncRead;
+    use tokio::sync::{Notify, Semaphore};
+
+    use super::*;
+    use crate::worm::testkit::keys;
+    use crate::writer::{AppendRequest, WriterConfig};
+
+    /// Holds the first put until the test releases it.
+    struct Gate {
+        held: AtomicBool,
+        entered: Notify,
+        release: Semaphore,
+    }
+
+    #[derive(Clone)]
+    struct GatedStore {
+        inner: LocalStore,
+        gate: Arc<Gate>,
+    }
+
+    impl ArchiveStore for GatedStore {
+        async fn check(&self) -> Result<Readiness, StoreError> {
+            self.inner.check().await
+        }
+        async fn put_immutable<R>(&self, key: &str, src: R) -> Result<PutOutcome, StoreError>
+        where
+            R: AsyncRead + Unpin + Send + 'static,
+        {
+            if self.gate.held.swap(false, Ordering::SeqCst) {
+                self.gate.entered.notify_one();
+                let _permit = self.gate.release.acquire().await;
+            }
+            self.inner.put_immutable(key, src).await
+        }
+        async fn put_file(&self, key: &str, src: &FileSource) -> Result<PutOutcome, StoreError> {
+            self.inner.put_file(key, src).await
+        }
+        async fn get(
+            &self,
+            key: &str,
+            range: Option<std::ops::Range<u64>>,
+            version_id: Option<&str>,
+        ) -> Result<ByteStream, StoreError> {
+            self.inner.get(key, range, version_id).await
+        }
+        async fn head(
+            &self,
+            key: &str,
+            version_id: Option<&str>,
+        ) -> Result<Option<ObjectInfo>, StoreError> {
+            self.inner.head(key, version_id).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<ObjectSummary>, StoreError> {
+            self.inner.list(prefix).await
+        }
+        async fn versions(&self, key: &str) -> Result<Vec<String>, StoreError> {
+            self.inner.versions(key).await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redo_durable_while_a_piece_uploads_is_aged_from_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let store_dir = dir.path().join("store");
+        let store = crate::store::Store::open(&store_dir, keys()).unwrap();
+        let cancel = CancellationToken::new();
+        let (writer, _task) = crate::writer::spawn(store, WriterConfig::default(), cancel.clone());
+        let stream = StreamId {
+            db_id: 7,
+            resetlogs_id: 1,
+            thread: ThreadId(1),
+        };
+        let append = |offset| {
+            writer.append(AppendRequest {
+                stream,
+                pos: StreamPos {
+                    seq: LogSeq(1),
+                    offset,
+                },
+                bytes: vec![0x42; 4096],
+                commits: Vec::new(),
+                log_end: false,
+            })
+        };
+        append(0).await.unwrap();
+        let table: toml::Table = toml::from_str(&format!(
+            "kind = \"local\"\ndir = \"{}\"\nrecovery_public_key = \"unused.pub\"\nseal_interval = \"50ms\"\n",
+            dir.path().join("worm").display()
+        ))
+        .unwrap();
+        let mut problems = Vec::new();
+        let config = WormConfig::parse(&table, &mut problems).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        let gate = Arc::new(Gate {
+            held: AtomicBool::new(true),
+            entered: Notify::new(),
+            release: Semaphore::new(0),
+        });
+        let metrics = Arc::new(CollectorMetrics::new());
+        let task = spawn(
+            Worm {
+                store: GatedStore {
+                    inner: LocalStore::new(dir.path().join("worm")).unwrap(),
+                    gate: gate.clone(),
+                },
+                prefix: "t".into(),
+                key: RecoveryPrivateKey::generate().public().clone(),
+                keys: Arc::new(keys()),
+                store_dir,
+                config,
+                writer: writer.clone(),
+                metrics: metrics.clone(),
+            },
+            cancel.clone(),
+        );
+        // The first piece is held in its upload while more redo becomes durable.
+        tokio::time::timeout(Duration::from_secs(10), gate.entered.notified())
+            .await
+            .expect("the first piece's upload");
+        append(4096).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        gate.release.add_permits(1);
+        let name = stream.to_string();
+        let t = Instant::now();
+        while metrics.worm_pieces.with(&name).get() < 2 {
+            assert!(t.elapsed() < Duration::from_secs(10), "two pieces in WORM");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The second piece's redo was durable for the whole 600 ms the first upload took:
+        // its durable -> in WORM counts them (it read ~50 ms when it was first looked at
+        // after the upload), and so the lag did during the upload.
+        let text = metrics.registry.render();
+        let bucket = |le: &str| {
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix(&format!(
+                        "redovault_collector_worm_latency_seconds_bucket{{le=\"{le}\"}} "
+                    ))
+                })
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        assert_eq!(bucket("+Inf"), Some(2), "{text}");
+        assert_eq!(bucket("0.5"), Some(0), "{text}");
+        cancel.cancel();
+        task.await.unwrap();
     }
 }
