@@ -470,7 +470,7 @@ metrics_listen = "here"
         assert_eq!(w.store.prefix, "p");
         let bad = format!(
             "{MINIMAL}\n[worm]\nendpoint = \"http://plain\"\nseal_interval = \"soon\"\n\
-             max_piece = \"1G\"\ncolour = 1\n"
+             max_piece = \"65M\"\ncolour = 1\n"
         );
         let p = CollectorConfig::parse(&bad).unwrap_err();
         for want in [
