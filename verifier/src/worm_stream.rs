@@ -254,54 +254,33 @@ mod tests {
         }
     }
 
-    fn open_all(
-        key: &RecoveryPrivateKey,
-        pieces: &[(u64, Sha256Digest, Vec<Chunk>)],
-    ) -> (Vec<Opened>, Vec<Sha256Digest>) {
-        let mut out = Vec::new();
-        let mut shas = Vec::new();
-        for (index, prev, chunks) in pieces {
-            let p = seal(S, *index, *prev, chunks, key.public()).unwrap();
-            let (header, chunks) = piece::open(&p.bytes, key, "t").unwrap();
-            shas.push(p.sha256);
-            out.push(Opened {
-                key: format!("p{index}-{}", p.sha256),
-                header,
-                sha256: p.sha256,
-                chunks,
-            });
+    /// Piece `index` holding `chunk`, after the piece whose SHA-256 is `prev`, sealed and
+    /// opened as a restore reads it.
+    fn piece(key: &RecoveryPrivateKey, index: u64, prev: Sha256Digest, chunk: Chunk) -> Opened {
+        let p = seal(S, index, prev, &[chunk], key.public()).unwrap();
+        let (header, chunks) = piece::open(&p.bytes, key, "t").unwrap();
+        Opened {
+            key: format!("p{index}-{}", p.sha256),
+            header,
+            sha256: p.sha256,
+            chunks,
         }
-        (out, shas)
     }
 
     #[test]
     fn the_longest_chain_wins_over_an_orphan_of_a_crash() {
         let key = RecoveryPrivateKey::generate();
-        let (mut ps, shas) = open_all(
+        let p1 = piece(
             &key,
-            &[(
-                1,
-                Sha256Digest::ZERO,
-                vec![chunk(at(5, 0), 512, true, false)],
-            )],
+            1,
+            Sha256Digest::ZERO,
+            chunk(at(5, 0), 512, true, false),
         );
-        let (p2, s2) = open_all(
-            &key,
-            &[(2, shas[0], vec![chunk(at(5, 512), 512, true, false)])],
-        );
+        let p2 = piece(&key, 2, p1.sha256, chunk(at(5, 512), 512, true, false));
         // The orphan: same index and previous piece, a shorter range, never continued.
-        let (orphan, _) = open_all(
-            &key,
-            &[(2, shas[0], vec![chunk(at(5, 512), 256, false, false)])],
-        );
-        let (p3, _) = open_all(
-            &key,
-            &[(3, s2[0], vec![chunk(at(5, 1024), 512, true, true)])],
-        );
-        ps.extend(orphan);
-        ps.extend(p2);
-        ps.extend(p3);
-        let ws = follow_chain(ps, vec![]);
+        let orphan = piece(&key, 2, p1.sha256, chunk(at(5, 512), 256, false, false));
+        let p3 = piece(&key, 3, p2.sha256, chunk(at(5, 1024), 512, true, true));
+        let ws = follow_chain(vec![p1, orphan, p2, p3], vec![]);
         assert_eq!(ws.pieces, 3);
         assert_eq!(ws.end, Some(at(6, 0)));
         assert_eq!(ws.last_commit.unwrap().end, at(5, 1536));
@@ -319,26 +298,17 @@ mod tests {
     #[test]
     fn a_missing_piece_ends_the_chain_before_it() {
         let key = RecoveryPrivateKey::generate();
-        let (mut ps, shas) = open_all(
+        let p1 = piece(
             &key,
-            &[(
-                1,
-                Sha256Digest::ZERO,
-                vec![chunk(at(5, 0), 512, true, false)],
-            )],
+            1,
+            Sha256Digest::ZERO,
+            chunk(at(5, 0), 512, true, false),
         );
-        let (p2, s2) = open_all(
-            &key,
-            &[(2, shas[0], vec![chunk(at(5, 512), 512, true, false)])],
-        );
-        let (p3, _) = open_all(
-            &key,
-            &[(3, s2[0], vec![chunk(at(5, 1024), 512, true, false)])],
-        );
+        let p2 = piece(&key, 2, p1.sha256, chunk(at(5, 512), 512, true, false));
+        let p3 = piece(&key, 3, p2.sha256, chunk(at(5, 1024), 512, true, false));
         // Piece 2 is gone (did not open): piece 3 cannot be proven to continue piece 1.
         drop(p2);
-        ps.extend(p3);
-        let ws = follow_chain(ps, vec![]);
+        let ws = follow_chain(vec![p1, p3], vec![]);
         assert_eq!(ws.pieces, 1);
         assert_eq!(ws.last_commit.unwrap().end, at(5, 512));
         assert!(ws.notes.iter().any(|n| n.contains("not on the chain")));
