@@ -64,19 +64,16 @@ impl RecoveryTeam {
     }
 }
 
-/// A database id of its own for `sim`: pieces of earlier runs on the same server stay in
-/// other streams.
-pub fn own_db_id(sim: &mut SimConfig) {
+/// Gives `sim` a database id of its own (pieces of earlier runs on the same server stay in
+/// other streams); returns the stream of its thread 1, and its name.
+pub fn own_stream(sim: &mut SimConfig) -> (StreamId, String) {
     sim.db_id = rand::random::<u32>() | 1;
-}
-
-/// The stream of thread 1 of `sim`.
-pub fn stream_id(sim: &SimConfig) -> StreamId {
-    StreamId {
+    let sid = StreamId {
         db_id: sim.db_id,
         resetlogs_id: sim.resetlogs_id(),
         thread: ThreadId(1),
-    }
+    };
+    (sid, sid.to_string())
 }
 
 /// One piece object of a stream as WORM holds it.

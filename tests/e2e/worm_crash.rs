@@ -21,8 +21,8 @@ use rand::{Rng, SeedableRng};
 use crate::netkit::{LiveDb, World, crash_seed, init_logs, scrape, stream_metric, wait_until};
 use crate::tcp_proxy::TcpProxy;
 use crate::worm::{
-    Drill, RecoveryTeam, WormCheck, assert_orphans_noted, check_worm, own_db_id, read_chain,
-    stop_db_and_wait_for_worm, stream_id,
+    Drill, RecoveryTeam, WormCheck, assert_orphans_noted, check_worm, own_stream, read_chain,
+    stop_db_and_wait_for_worm,
 };
 
 const KILLS: usize = 30;
@@ -85,9 +85,7 @@ fn kill_9_of_the_collector_at_30_random_moments_while_s3_is_up() {
     // kills, so that most pieces end inside a log (the case where what is durable after a
     // restart goes beyond a piece uploaded before the kill).
     let mut sim = w.sim_config(128 << 10, 64 << 10);
-    own_db_id(&mut sim);
-    let sid = stream_id(&sim);
-    let stream = w.stream(&sim);
+    let (sid, stream) = own_stream(&mut sim);
     let db = LiveDb::start(sim);
     let extractor = w.start_extractor(&ecfg);
     let mut rng = rand::rngs::StdRng::seed_from_u64(crash_seed());
@@ -207,9 +205,7 @@ fn a_60s_s3_outage_only_grows_the_worm_lag_and_the_backlog_drains_in_order() {
     let collector = drill.start_collector(&w, &ccfg);
     // 256 KiB logs at 256 KiB/s: a switch every second, 60 logs of backlog after 60 s.
     let mut sim = w.sim_config(256 << 10, 256 << 10);
-    own_db_id(&mut sim);
-    let sid = stream_id(&sim);
-    let stream = w.stream(&sim);
+    let (sid, stream) = own_stream(&mut sim);
     let db = LiveDb::start(sim);
     let extractor = w.start_extractor(&ecfg);
     let (cm, em) = (w.collector_metrics_addr(), w.extractor_metrics_addr());

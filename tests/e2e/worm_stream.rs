@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::netkit::{LiveDb, World, init_logs, stream_metric, wait_until};
-use crate::worm::{Drill, RecoveryTeam, last_commit, own_db_id, stream_id};
+use crate::worm::{Drill, RecoveryTeam, last_commit, own_stream};
 
 /// The Python of the independent reader's venv (`deploy/interop-venv.sh`).
 fn interop_python() -> PathBuf {
@@ -48,9 +48,7 @@ fn every_commit_reaches_worm_and_the_online_log_comes_back_from_worm_alone() {
     let ecfg = w.extractor_config(w.port, "");
     let collector = drill.start_collector(&w, &ccfg);
     let mut sim = w.sim_config(256 << 10, 256 << 10);
-    own_db_id(&mut sim);
-    let sid = stream_id(&sim);
-    let stream = w.stream(&sim);
+    let (sid, stream) = own_stream(&mut sim);
     let db = LiveDb::start(sim);
     let extractor = w.start_extractor(&ecfg);
     std::thread::sleep(Duration::from_secs(5));
