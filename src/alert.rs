@@ -31,6 +31,9 @@ pub const QUEUE: usize = 256;
 pub enum AlarmKind {
     /// An archived log stayed incomplete or damaged past the grace period.
     DamagedLog,
+    /// A file the include patterns match is not a redo log at all (a datafile copy, say):
+    /// left alone, never shipped; the patterns or the destination need a look.
+    NotRedoLog,
     /// A log already shipped reappeared with other bytes (same name or same identity).
     ReplacedLog,
     /// Uploads keep failing (store unreachable, refusing, ...).
@@ -58,6 +61,7 @@ impl AlarmKind {
     pub fn as_str(self) -> &'static str {
         match self {
             AlarmKind::DamagedLog => "damaged_log",
+            AlarmKind::NotRedoLog => "not_redo_log",
             AlarmKind::ReplacedLog => "replaced_log",
             AlarmKind::UploadFailing => "upload_failing",
             AlarmKind::Backlog => "backlog",

@@ -79,6 +79,22 @@ impl Rate {
 
 pub use crate::tomlcheck::parse_size;
 
+/// A copy of an Oracle datafile as a DBA might leave one in an archive destination (named
+/// `*.dbf` like the archived logs): block 0 in the layout every Oracle file shares, with the
+/// data-file format byte 0xA2 and an 8 KiB block size, then `blocks` blocks of table data.
+/// Not a redo log: the watcher must leave it alone.
+pub fn datafile_copy(blocks: u32) -> Vec<u8> {
+    const BS: usize = 8192;
+    let mut file = vec![0u8; BS];
+    file[1] = 0xA2;
+    file[4..8].copy_from_slice(&0xFFC0_0000u32.to_le_bytes());
+    file[20..24].copy_from_slice(&(BS as u32).to_le_bytes());
+    file[24..28].copy_from_slice(&blocks.to_le_bytes());
+    file[28..32].copy_from_slice(&[0x7D, 0x7C, 0x7B, 0x7A]);
+    file.extend(std::iter::repeat_n(0x5Au8, BS * blocks as usize));
+    file
+}
+
 /// Everything a simulation run needs.
 #[derive(Debug, Clone)]
 pub struct SimConfig {

@@ -37,6 +37,8 @@ pub struct WatcherMetrics {
     pub damaged_files: Arc<Gauge>,
     /// Files copied to the quarantine prefix.
     pub quarantined_files: Arc<Counter>,
+    /// Files matched by the include patterns that are not redo logs (left alone).
+    pub not_redo_files: Arc<Gauge>,
     /// Manifest entries.
     pub manifest_entries: Arc<Gauge>,
     /// Manifest segments sealed into WORM.
@@ -103,6 +105,10 @@ impl WatcherMetrics {
             damaged_files: r.gauge(
                 &n("damaged_files"),
                 "Files incomplete or damaged past the grace period.",
+            ),
+            not_redo_files: r.gauge(
+                &n("not_redo_files"),
+                "Files the include patterns match that are not redo logs: left alone, not shipped.",
             ),
             quarantined_files: r.counter(
                 &n("quarantined_files_total"),

@@ -292,6 +292,8 @@ enum FileState {
         alarmed: bool,
         quarantine: Quarantine,
     },
+    /// Not a redo log (block 0 says so): reported once, left alone until it changes.
+    NotRedo { offset: u64, reason: String },
     /// Shipped (or found in the manifest with the same bytes).
     Shipped,
     /// Other bytes than the shipped log it names: never shipped.
@@ -1002,11 +1004,51 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
                     self.replaced(&path, r.sha256, found, r.index, "its name");
                 }
             }
+            Verdict::NotRedo { offset, reason } => self.not_redo(path, offset, reason),
             Verdict::Complete { info } => {
                 let Some(sha) = v.sha256 else { return };
                 self.decide(path, info, sha);
             }
         }
+    }
+
+    /// A file that is not a redo log: left where it is, neither shipped nor quarantined (it
+    /// may be a datafile copy the include patterns match, to be kept out of WORM), reported
+    /// once. If it bears the name of a shipped log, that log was replaced: the alarm says so.
+    fn not_redo(&mut self, path: PathBuf, offset: u64, reason: String) {
+        let Some(t) = self.files.get_mut(&path) else {
+            return;
+        };
+        t.state = FileState::NotRedo {
+            offset,
+            reason: reason.clone(),
+        };
+        let size = t.ident.size;
+        info!(file = %path.display(), offset, %reason, "not a redo log: left alone, not shipped");
+        let shipped = self
+            .manifest
+            .lock()
+            .ok()
+            .and_then(|m| m.by_file_name(&file_name(&path)));
+        if let Some(r) = shipped {
+            self.replaced(&path, r.sha256, None, r.index, "its name");
+            return;
+        }
+        self.alarm(
+            format!("not redo {}", path.display()),
+            Alarm::new(
+                AlarmKind::NotRedoLog,
+                Severity::Warning,
+                format!(
+                    "{} matches the include patterns but is {reason}; it is left alone (not \
+                     shipped, not quarantined): narrow [watch] include/exclude or move it out \
+                     of the archive destination",
+                    path.display()
+                ),
+            )
+            .file(path.display().to_string())
+            .details(serde_json::json!({ "size": size, "offset": offset })),
+        );
     }
 
     /// A complete log: ship it, or recognise it as shipped, or refuse it as a replacement.
@@ -1627,6 +1669,12 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
             .filter(|t| matches!(t.state, FileState::Incomplete { alarmed: true, .. }))
             .count();
         self.metrics.damaged_files.set(damaged as f64);
+        let not_redo = self
+            .files
+            .values()
+            .filter(|t| matches!(t.state, FileState::NotRedo { .. }))
+            .count();
+        self.metrics.not_redo_files.set(not_redo as f64);
     }
 
     fn build_status(&self, running: bool) -> status::Status {
@@ -1635,6 +1683,7 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
         let mut incomplete = 0;
         let mut damaged = Vec::new();
         let mut replaced = Vec::new();
+        let mut not_redo = Vec::new();
         for (p, t) in &self.files {
             match &t.state {
                 FileState::Queued { .. } | FileState::Busy if t.failing => failing += 1,
@@ -1654,6 +1703,11 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
                         _ => None,
                     },
                 }),
+                FileState::NotRedo { offset, reason } => not_redo.push(status::NotRedoFile {
+                    path: p.display().to_string(),
+                    offset: *offset,
+                    reason: reason.clone(),
+                }),
                 FileState::Replaced {
                     shipped,
                     found,
@@ -1669,6 +1723,7 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
         }
         damaged.sort_by(|a, b| a.path.cmp(&b.path));
         replaced.sort_by(|a, b| a.path.cmp(&b.path));
+        not_redo.sort_by(|a, b| a.path.cmp(&b.path));
         let threads = self.gaps.status();
         let unshipped = threads
             .iter()
@@ -1714,6 +1769,7 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
             },
             damaged,
             replaced,
+            not_redo,
             last_error: self.last_error.clone(),
             last_success_at: self.last_success_at.clone(),
             shipped_files: self.shipped_files,

@@ -202,6 +202,12 @@ async fn push_one<S: ArchiveStore>(
         (Verdict::Incomplete { block, reason, .. }, _) => {
             return Ok(PushOutcome::Refused { block, reason });
         }
+        (Verdict::NotRedo { reason, .. }, _) => {
+            return Ok(PushOutcome::Refused {
+                block: Some(0),
+                reason,
+            });
+        }
         _ => {
             return Ok(PushOutcome::Failed {
                 error: format!("{} changed while it was read", file.display()),

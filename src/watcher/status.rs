@@ -60,6 +60,17 @@ pub struct ReplacedFile {
     pub manifest_index: u64,
 }
 
+/// A file the include patterns match that is not a redo log: left alone, never shipped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotRedoFile {
+    /// The file.
+    pub path: String,
+    /// Byte offset of the first field that is not a redo log's.
+    pub offset: u64,
+    /// What was found.
+    pub reason: String,
+}
+
 /// The last error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastError {
@@ -160,6 +171,9 @@ pub struct Status {
     pub damaged: Vec<DamagedFile>,
     /// Files that replaced a shipped log with other bytes.
     pub replaced: Vec<ReplacedFile>,
+    /// Files that are not redo logs (left alone). Absent in status files of older versions.
+    #[serde(default)]
+    pub not_redo: Vec<NotRedoFile>,
     /// Missing sequences in all.
     pub gap_sequences: u64,
     /// The last error.
@@ -360,6 +374,12 @@ impl Report {
                         .unwrap_or_default()
                 ));
             }
+            for n in &s.not_redo {
+                o.push_str(&format!(
+                    "NOT REDO (left alone, not shipped): {}: {}\n",
+                    n.path, n.reason
+                ));
+            }
             for r in &s.replaced {
                 o.push_str(&format!(
                     "REPLACED: {} differs from shipped entry {} (sha256 {}); the WORM copy stays\n",
@@ -450,6 +470,7 @@ mod tests {
                 quarantine_key: Some("p/quarantine/sha256/ab".into()),
             }],
             replaced: Vec::new(),
+            not_redo: Vec::new(),
             gap_sequences: 0,
             last_error: None,
             last_success_at: None,

@@ -98,6 +98,16 @@ pub enum Verdict {
         /// written), false for damage that waiting cannot fix by itself.
         short: bool,
     },
+    /// Not a redo log at all (a datafile copy or any other file the include patterns
+    /// match): reported and left alone, neither shipped nor quarantined. Only a block 0 that
+    /// is whole, not zeroed, and not a redo file header gets this verdict; a redo log whose
+    /// block 0 was wiped or torn stays [`Verdict::Incomplete`] (damage kept as evidence).
+    NotRedo {
+        /// Byte offset of the field that is not a redo log's.
+        offset: u64,
+        /// What was found there, in one line.
+        reason: String,
+    },
     /// The file changed while it was read: look again later.
     Changed,
 }
@@ -309,16 +319,10 @@ pub fn validate(path: &Path) -> std::io::Result<Validation> {
     let file = match FileHeader::parse(&head) {
         Ok(fh) => fh,
         Err(e) => {
-            let short = (head.len() as u64) < 512;
             return Ok(Validation {
                 ident,
                 sha256: None,
-                verdict: Verdict::Incomplete {
-                    info: None,
-                    block: Some(0),
-                    reason: format!("not a redo log: {} (at byte offset {})", e.detail, e.offset),
-                    short,
-                },
+                verdict: unparsable_block0(&head, &e),
             });
         }
     };
@@ -356,6 +360,30 @@ pub fn validate(path: &Path) -> std::io::Result<Validation> {
         sha256: Some(sha),
         verdict: decoded.finish(&file),
     })
+}
+
+/// The verdict on a file whose first 512 bytes are not a redo file header: not a redo log
+/// when they are all there and not all zero, else an incomplete (still written, or wiped) log.
+fn unparsable_block0(head: &[u8], e: &redovault_redo::NotRedo) -> Verdict {
+    let whole = head.len() >= 512;
+    if whole && head.iter().any(|&b| b != 0) {
+        return Verdict::NotRedo {
+            offset: e.offset,
+            reason: format!("not a redo log: {} (at byte offset {})", e.detail, e.offset),
+        };
+    }
+    let reason = if whole {
+        "block 0 is all zeros: a redo log whose header was wiped, or a file not written yet"
+            .to_string()
+    } else {
+        format!("not a redo log: {} (at byte offset {})", e.detail, e.offset)
+    };
+    Verdict::Incomplete {
+        info: None,
+        block: Some(0),
+        reason,
+        short: !whole,
+    }
 }
 
 fn judge(d: Decoded, file: &FileHeader) -> Verdict {
@@ -524,13 +552,62 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        // Not redo at all.
+        // Not redo at all: left alone, not damage.
         let p = d.path().join("junk.dbf");
         std::fs::write(&p, vec![7u8; 4096]).unwrap();
         match validate(&p).unwrap().verdict {
-            Verdict::Incomplete { reason, .. } => assert!(reason.contains("not a redo log")),
+            Verdict::NotRedo { offset, reason } => {
+                assert_eq!(offset, 0, "{reason}");
+                assert!(reason.contains("not a redo log"), "{reason}");
+            }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A datafile copy (`*.dbf` like an archived log): Oracle's block 0 has the same layout
+    /// for every file type, with an 8 KiB block size and the data-file format byte 0xA2.
+    #[test]
+    fn datafile_copy_is_not_redo_but_a_wiped_header_is_damage() {
+        let d = tempfile::tempdir().unwrap();
+        let file = crate::simulate::datafile_copy(4);
+        let p = d.path().join("users01.dbf");
+        std::fs::write(&p, &file).unwrap();
+        match validate(&p).unwrap().verdict {
+            Verdict::NotRedo { offset, reason } => {
+                assert_eq!(offset, 20, "{reason}");
+                assert!(reason.contains("block size 8192"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+
+        // A redo log whose first block was zeroed (dd): damaged, kept as evidence.
+        let sim = d.path().join("sim");
+        std::fs::create_dir(&sim).unwrap();
+        let logs = sim_logs(&sim, 1);
+        let mut bytes = std::fs::read(&logs[0]).unwrap();
+        bytes[..512].fill(0);
+        let p = d.path().join("wiped.arc");
+        std::fs::write(&p, &bytes).unwrap();
+        match validate(&p).unwrap().verdict {
+            Verdict::Incomplete {
+                block,
+                reason,
+                short,
+                ..
+            } => {
+                assert_eq!(block, Some(0));
+                assert!(!short, "{reason}");
+                assert!(reason.contains("all zeros"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Shorter than a block 0 (still being created): incomplete, waited for.
+        let p = d.path().join("new.arc");
+        std::fs::write(&p, [1u8; 100]).unwrap();
+        assert!(matches!(
+            validate(&p).unwrap().verdict,
+            Verdict::Incomplete { short: true, .. }
+        ));
     }
 
     #[test]

@@ -746,6 +746,9 @@ async fn damaged_and_truncated_logs_raise_alarms_naming_file_and_block_and_are_q
     let truncated = w.archive().join(logs[3].file_name().unwrap());
     let b = std::fs::read(&logs[3]).unwrap();
     std::fs::write(&truncated, &b[..30 * 512 + 100]).unwrap();
+    // A datafile copy that the include pattern `*.dbf` matches: not redo, left alone.
+    let datafile = w.archive().join("users01.dbf");
+    std::fs::write(&datafile, redovault::simulate::datafile_copy(16)).unwrap();
 
     let mut child = w.spawn("watch.log");
     wait_for("two damaged_log alarms", Duration::from_secs(60), || {
@@ -807,6 +810,45 @@ async fn damaged_and_truncated_logs_raise_alarms_naming_file_and_block_and_are_q
     let (code, st) = w.status();
     assert_eq!(code, 2, "damaged logs make status unhealthy");
     assert_eq!(st["threads"][0]["safe_to_delete_through"], 2);
+    // The datafile copy: one warning naming it and why, listed by status, not damage, and
+    // nothing of it in WORM (no quarantine copy to keep for the bucket's retention).
+    let alarms = w.alarms();
+    let not_redo: Vec<_> = alarms
+        .iter()
+        .filter(|a| a["kind"] == "not_redo_log")
+        .collect();
+    assert_eq!(not_redo.len(), 1, "{alarms:?}");
+    assert_eq!(not_redo[0]["file"], datafile.display().to_string());
+    assert_eq!(not_redo[0]["severity"], "warning");
+    assert!(
+        not_redo[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("block size 8192"),
+        "{}",
+        not_redo[0]
+    );
+    assert_eq!(
+        st["status"]["not_redo"][0]["path"],
+        datafile.display().to_string(),
+        "{st}"
+    );
+    assert_eq!(st["status"]["damaged"].as_array().map(Vec::len), Some(2));
+    let key = format!("{}/quarantine/sha256/{}", w.prefix, sha_file(&datafile));
+    assert!(store.head(&key, None).await.unwrap().is_none(), "{key}");
+    assert_eq!(
+        store
+            .list(&format!("{}/quarantine/", w.prefix))
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "only the two damaged logs are quarantined"
+    );
+    assert!(
+        std::fs::metadata(&datafile).is_ok(),
+        "the file is left where it was"
+    );
     stop(&mut child, &w, "watch.log");
     // Never recorded as shipped.
     let entries = w.entries();
