@@ -648,6 +648,33 @@ fn fixtures() -> Vec<PathBuf> {
         .collect()
 }
 
+/// A TOML string array.
+fn strs(v: &[&str]) -> toml::Value {
+    toml::Value::Array(v.iter().map(|s| toml::Value::from(*s)).collect())
+}
+
+/// `deploy/config/NAME` with the given `(section, key, value)` set. Each key must already be
+/// in the example (the examples list every key), and everything else stays the example's.
+/// The example's acknowledged gaps are the example site's own, not this test's: dropped.
+fn from_example(name: &str, set: &[(&str, &str, toml::Value)]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/config")
+        .join(name);
+    let mut doc: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    for (section, key, value) in set {
+        let table = doc
+            .get_mut(*section)
+            .and_then(toml::Value::as_table_mut)
+            .unwrap_or_else(|| panic!("{name}: no [{section}]"));
+        assert!(table.contains_key(*key), "{name}: no {section}.{key}");
+        table.insert((*key).to_string(), value.clone());
+    }
+    if let Some(v) = doc.get_mut("verify").and_then(toml::Value::as_table_mut) {
+        v.remove("acknowledged_gaps");
+    }
+    toml::to_string(&doc).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn daemons_with_the_split_keys_ship_verify_and_restore_the_real_oracle_logs() {
     let bins = crate::netkit::bins();
@@ -662,49 +689,36 @@ async fn daemons_with_the_split_keys_ship_verify_and_restore_the_real_oracle_log
         for f in &logs {
             std::fs::copy(f, archive.join(f.file_name().unwrap())).unwrap();
         }
-        // The production watcher configuration of deploy/s3/policies/README.md: the bucket's
-        // default retention, no lock header; the keys come from the environment.
+        // The example a DBA copies (deploy/config/watcher.example.toml), with only the site's
+        // own values set: its lock settings are what the shipped policy must accept.
         let watcher_cfg = dir.path().join("watcher.toml");
-        std::fs::write(
-            &watcher_cfg,
-            format!(
-                r#"[watch]
-dirs = ["{archive}"]
-scan_interval = "1s"
-grace_period = "2s"
-retry_max_backoff = "2s"
-
-[state]
-dir = "{state}"
-status_interval = "300ms"
-seal_interval = "1h"
-
-[store]
-endpoint = "{endpoint}"
-bucket = "{bucket}"
-region = "{region}"
-path_style = true
-ca_file = "{ca}"
-prefix = "{prefix}"
-retention = "bucket-default"
-
-[telemetry]
-log_format = "json"
-metrics_listen = ""
-
-[alert]
-command = ["sh", "-c", "cat >> '{alarms}'"]
-"#,
-                archive = archive.display(),
-                state = state.display(),
-                endpoint = t.endpoint,
-                bucket = d.bucket,
-                region = t.region,
-                ca = t.ca.display(),
-                alarms = alarms.display(),
-            ),
-        )
-        .unwrap();
+        let alarm_cmd = format!("cat >> '{}'", alarms.display());
+        let watcher_toml = from_example(
+            "watcher.example.toml",
+            &[
+                ("watch", "dirs", strs(&[archive.to_str().unwrap()])),
+                ("watch", "scan_interval", "1s".into()),
+                ("watch", "grace_period", "2s".into()),
+                ("watch", "retry_max_backoff", "2s".into()),
+                ("state", "dir", state.to_str().unwrap().into()),
+                ("state", "status_interval", "300ms".into()),
+                ("state", "seal_interval", "1h".into()),
+                ("store", "endpoint", t.endpoint.as_str().into()),
+                ("store", "bucket", d.bucket.as_str().into()),
+                ("store", "region", t.region.as_str().into()),
+                ("store", "path_style", true.into()),
+                ("store", "ca_file", t.ca.to_str().unwrap().into()),
+                ("store", "prefix", prefix.as_str().into()),
+                ("telemetry", "log_format", "json".into()),
+                ("telemetry", "metrics_listen", "".into()),
+                ("alert", "command", strs(&["sh", "-c", &alarm_cmd])),
+            ],
+        );
+        assert!(
+            watcher_toml.contains("retention = \"bucket-default\""),
+            "the example keeps the bucket's default retention:\n{watcher_toml}"
+        );
+        std::fs::write(&watcher_cfg, watcher_toml).unwrap();
         let as_dbhost = |cmd: &mut Command| {
             cmd.env("AWS_ACCESS_KEY_ID", &d.dbhost.access_key)
                 .env("AWS_SECRET_ACCESS_KEY", &d.dbhost.secret_key)
@@ -811,27 +825,36 @@ command = ["sh", "-c", "cat >> '{alarms}'"]
         );
 
         // `redovault-verifier verify` and `restore archive` with the read-only keys.
+        // From the verifier's example too: its lock checks (COMPLIANCE, at least the
+        // example's minimum retention) hold for what the bucket default locked.
         let verifier_cfg = dir.path().join("verifier.toml");
-        let (_, period) = policy_default_retention();
-        std::fs::write(
-            &verifier_cfg,
-            format!(
-                "[store]\nendpoint = \"{}\"\nbucket = \"{}\"\nregion = \"{}\"\npath_style = true\n\
-                 ca_file = \"{}\"\nprefix = \"{}\"\n[verify]\nlocal_manifest = \"{}\"\n\
-                 lock_mode = \"compliance\"\nmin_retention = \"{}d\"\ndeep = \"all\"\n\
-                 state_dir = \"{}\"\n",
-                t.endpoint,
-                d.bucket,
-                t.region,
-                t.ca.display(),
-                prefix,
-                manifest.display(),
-                // The bucket default less a day: proves the default retention was applied.
-                period.as_secs() / 86400 - 1,
-                dir.path().join("verifier-state").display(),
-            ),
-        )
-        .unwrap();
+        let verifier_toml = from_example(
+            "verifier.example.toml",
+            &[
+                ("store", "endpoint", t.endpoint.as_str().into()),
+                ("store", "bucket", d.bucket.as_str().into()),
+                ("store", "region", t.region.as_str().into()),
+                ("store", "path_style", true.into()),
+                ("store", "ca_file", t.ca.to_str().unwrap().into()),
+                ("store", "prefix", prefix.as_str().into()),
+                (
+                    "verify",
+                    "local_manifest",
+                    manifest.to_str().unwrap().into(),
+                ),
+                ("verify", "deep", "all".into()),
+                (
+                    "verify",
+                    "state_dir",
+                    dir.path().join("verifier-state").to_str().unwrap().into(),
+                ),
+                ("verify", "report_dir", "".into()),
+                ("collector", "dir", "".into()),
+                ("collector", "key_file", "".into()),
+                ("telemetry", "metrics_listen", "".into()),
+            ],
+        );
+        std::fs::write(&verifier_cfg, verifier_toml).unwrap();
         let run_verifier = |args: &[&str]| {
             run_with_keys(
                 &bins.verifier,
