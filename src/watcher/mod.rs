@@ -31,9 +31,11 @@
 //! Layout: [`config`] (TOML), [`scan`] (rescan), [`events`] (inotify hints), [`validate`]
 //! (completeness + SHA-256), [`ship`] (jobs), [`ledger`] (state lock, file index), [`gaps`]
 //! (sequences per thread), [`status`] (status file, `redovault status`), [`metrics`],
+//! [`diskspace`] (free space of the archive destinations, against ORA-00257),
 //! [`push`] (`redovault push`).
 
 pub mod config;
+pub mod diskspace;
 pub mod events;
 pub mod follow;
 pub mod gaps;
@@ -489,7 +491,12 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
 
     async fn scan(&mut self, started: Instant) {
         let cfg = Arc::clone(&self.cfg);
+        let metrics = Arc::clone(&self.metrics);
         let r = tokio::task::spawn_blocking(move || {
+            // Free space first, off the async threads (a hung NFS destination blocks here).
+            for (dir, e) in diskspace::refresh(&metrics, &cfg.watch.dirs) {
+                warn!(dir = %dir.display(), error = %e, "cannot measure the archive destination's free space");
+            }
             scan::scan(&cfg.watch.dirs, cfg.watch.max_depth, &|n| {
                 if cfg.wants(n) {
                     Some(scan::Kind::Log)
@@ -1587,6 +1594,9 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
         self.metrics
             .gap_sequences
             .set(self.gaps.total_missing() as f64);
+        self.metrics
+            .live_gap_sequences
+            .set(self.gaps.live_missing() as f64);
     }
 
     /// Files, bytes, and (age, name) of the oldest unshipped file.
