@@ -108,7 +108,7 @@ impl WatcherMetrics {
             errors: r.counter_vec(&n("errors_total"), "Errors by kind.", "kind"),
             last_success: r.gauge(
                 &n("last_success_timestamp_seconds"),
-                "Unix time of the last shipped archived log.",
+                "Unix time of the last shipped archived log (at start: the manifest's last entry).",
             ),
             damaged_files: r.gauge(
                 &n("damaged_files"),

@@ -189,13 +189,27 @@ pub async fn run_with_store<S: ArchiveStore + Clone + 'static>(
         Alerter::start(cfg.alert.hook.clone(), metrics.alerts.clone(), aux.clone())?;
     let result = async {
         let mdir = cfg.manifest_dir();
-        let (manifest, gaps) = tokio::task::spawn_blocking(move || {
+        let (manifest, gaps, last_shipped_at) = tokio::task::spawn_blocking(move || {
             let mut g = Gaps::new();
-            let m = ManifestDir::open(&mdir, &mut |e| g.shipped(e))?;
-            Ok::<_, ManifestError>((m, g))
+            let mut last = None;
+            let m = ManifestDir::open(&mdir, &mut |e| {
+                g.shipped(e);
+                last = Some(e.shipped_at.clone());
+            })?;
+            Ok::<_, ManifestError>((m, g, last))
         })
         .await
         .map_err(|e| WatchError::Other(format!("manifest loader: {e}")))??;
+        // The last shipment before this start, not zero: a restarted watcher is not "nothing
+        // shipped since 1970" (RedovaultNothingShipped would fire at once).
+        if let Some(t) = last_shipped_at
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        {
+            metrics
+                .last_success
+                .set(t.timestamp_millis() as f64 / 1000.0);
+        }
         info!(
             entries = manifest.len(),
             last_hash = %manifest.state().prev,
