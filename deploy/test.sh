@@ -51,6 +51,7 @@ if ! command -v promtool >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
   # Only the tool is wanted: not a Prometheus server started by the package.
   systemctl disable --now prometheus >/dev/null 2>&1 || true
+  service prometheus stop >/dev/null 2>&1 || true
 fi
 (cd "$ROOT/deploy/prometheus" \
   && promtool check rules redovault-alerts.yml \
