@@ -3,11 +3,12 @@
 #
 #   deploy/test.sh
 #
-# 1. installs the tools a fresh machine lacks (Ceph radosgw from Debian, LocalStack into a
+# 1. installs the tools a fresh machine lacks (Ceph radosgw and promtool from Debian, LocalStack into a
 #    venv, cargo-fuzz), as root;
 # 2. starts the real S3 servers that enforce Object Lock (Ceph radosgw and LocalStack), on
 #    127.0.0.1 over HTTPS, and stops them again on exit, whatever happens;
-# 3. runs cargo fmt --check, clippy with warnings denied, every test of the workspace
+# 3. runs cargo fmt --check, the alert rules' promtool checks and unit tests, clippy with
+#    warnings denied, every test of the workspace
 #    (the store conformance suite against both servers; the HTML report in headless
 #    Chromium), checks the systemd units, and builds the fuzz target.
 #
@@ -43,6 +44,18 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v systemd-analyze >/dev/n
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium systemd jq >/dev/null
 fi
+
+step "alert rules: promtool check rules, promtool test rules (deploy/prometheus)"
+if ! command -v promtool >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  # Only the tool is wanted: not a Prometheus server started by the package.
+  systemctl disable --now prometheus >/dev/null 2>&1 || true
+  service prometheus stop >/dev/null 2>&1 || true
+fi
+(cd "$ROOT/deploy/prometheus" \
+  && promtool check rules redovault-alerts.yml \
+  && promtool test rules redovault-alerts.test.yml)
 
 step "starting real S3 servers: $SERVERS"
 targets=()

@@ -252,6 +252,23 @@ impl<S: Series> Family<S> {
     }
 }
 
+/// Sets `family{<label>="name"}` to the not-after time (Unix seconds) of the certificate file
+/// of each `(name, file)` (see [`crate::crypto::cert_expiry`]); returns why the time of the
+/// others cannot be known (their series are left out, the caller logs each error).
+pub fn export_cert_expiry(
+    family: &Family<Gauge>,
+    files: &[(&str, &std::path::Path)],
+) -> Vec<crate::crypto::cert_expiry::CertExpiryError> {
+    let mut errors = Vec::new();
+    for (name, path) in files {
+        match crate::crypto::cert_expiry::pem_file_not_after(path) {
+            Ok(t) => family.with(name).set(t as f64),
+            Err(e) => errors.push(e),
+        }
+    }
+    errors
+}
+
 /// Escapes a label value for the text exposition format.
 fn escape_label(v: &str) -> String {
     v.replace('\\', "\\\\")

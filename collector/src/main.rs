@@ -154,6 +154,16 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         .context("open the store")??;
         let cancel = CancellationToken::new();
         let running = server::start(store, cfg.server_options(security), cancel.clone()).await?;
+        if let redovault_collector::config::Cipher::Tls {
+            cert, client_ca, ..
+        } = &cfg.cipher
+        {
+            let files = [("server", cert.as_path()), ("ca", client_ca.as_path())];
+            let family = &running.metrics.link_cert_expiry;
+            for e in redovault::telemetry::export_cert_expiry(family, &files) {
+                tracing::warn!(error = %e, "link certificate expiry unknown (no metric for it)");
+            }
+        }
         let worm_cancel = CancellationToken::new();
         let worm = match &cfg.worm {
             Some(w) => Some(start_worm(&cfg, w, &running, worm_cancel.clone())?),

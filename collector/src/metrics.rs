@@ -18,6 +18,11 @@
 //! - `redovault_collector_extractor_ahead_total`: sessions whose extractor checkpoint was
 //!   ahead of the durable end (acknowledged redo missing here: an alarm).
 //!
+//! - `redovault_collector_stream_live`: 1 for the newest incarnation of a (database, thread)
+//!   the collector holds, 0 for an older one (after `OPEN RESETLOGS`): an old incarnation's
+//!   series stay (its extractor is gone, `session_active` stays 0) and the alert rules join
+//!   on this gauge to ignore them.
+//!
 //! WORM (with `[worm]`), per stream: `redovault_collector_worm_sequence`,
 //! `redovault_collector_worm_offset_bytes` (where the copy in WORM ends),
 //! `redovault_collector_worm_scn`, `redovault_collector_worm_commit_time_seconds` (the last
@@ -33,13 +38,16 @@
 //! `redovault_collector_connections_active`, `redovault_collector_connections_total`,
 //! `redovault_collector_store_failed` (1 once a write or fsync failed: nothing is acknowledged
 //! until a restart), `redovault_collector_store_fsyncs_total`,
-//! `redovault_collector_store_fsync_seconds_total`, `redovault_collector_store_queue_depth`.
+//! `redovault_collector_store_fsync_seconds_total`, `redovault_collector_store_queue_depth`,
+//! `redovault_collector_link_cert_expiry_timestamp_seconds{cert="server"|"ca"}` (not-after
+//! time of the link's server certificate and of the CA it trusts for extractors; TLS mode).
 
 use std::sync::Arc;
 use std::sync::Mutex;
 
 use redovault::crypto::tls::TlsFailure;
 use redovault::telemetry::{Counter, CounterVec, Family, Gauge, Histogram, Registry};
+use redovault::wire::StreamId;
 use redovault::wire::transport::{LinkError, LinkErrorKind};
 
 use crate::store::Durable;
@@ -135,6 +143,10 @@ pub struct CollectorMetrics {
     pub worm_put_seconds: Arc<Histogram>,
     /// The configured seal interval (the alert rule compares the lag with it).
     pub worm_seal_interval: Arc<Gauge>,
+    /// 1 for the newest incarnation of a (database, thread), 0 for an older one.
+    pub stream_live: Arc<Family<Gauge>>,
+    /// Not-after time of the link's certificates, by `cert` (`server`, `ca`).
+    pub link_cert_expiry: Arc<Family<Gauge>>,
     last_stats: Mutex<WriterStats>,
 }
 
@@ -319,6 +331,16 @@ impl CollectorMetrics {
                 "redovault_collector_worm_seal_interval_seconds",
                 "The configured worm.seal_interval.",
             ),
+            stream_live: r.gauge_family(
+                "redovault_collector_stream_live",
+                "1 for the newest incarnation of its database and thread held here, 0 for an older one.",
+                s,
+            ),
+            link_cert_expiry: r.gauge_family(
+                "redovault_collector_link_cert_expiry_timestamp_seconds",
+                "Not-after time (Unix seconds) of the link's server certificate and of the CA it trusts.",
+                "cert",
+            ),
             registry: r,
             last_stats: Mutex::new(WriterStats::default()),
         }
@@ -334,6 +356,15 @@ impl CollectorMetrics {
             if let Some(t) = c.time {
                 self.durable_commit_time.with(stream).set(t as f64);
             }
+        }
+    }
+
+    /// Sets `stream_live` of every stream the collector holds ([`live_streams`]).
+    pub fn set_live(&self, streams: &[StreamId]) {
+        for (s, live) in live_streams(streams) {
+            self.stream_live
+                .with(&s.to_string())
+                .set(if live { 1.0 } else { 0.0 });
         }
     }
 
@@ -367,6 +398,21 @@ impl Default for CollectorMetrics {
     }
 }
 
+/// Each stream with whether it is live: no stream of the same database and thread has a
+/// higher resetlogs id (the newest incarnation, the rule the extractor also uses to pick the
+/// CURRENT log).
+pub fn live_streams(streams: &[StreamId]) -> Vec<(StreamId, bool)> {
+    streams
+        .iter()
+        .map(|s| {
+            let superseded = streams.iter().any(|o| {
+                o.db_id == s.db_id && o.thread == s.thread && o.resetlogs_id > s.resetlogs_id
+            });
+            (*s, !superseded)
+        })
+        .collect()
+}
+
 /// A short, fixed label for a link failure.
 pub fn link_reason(e: &LinkError) -> &'static str {
     match &e.kind {
@@ -391,5 +437,45 @@ pub fn link_reason(e: &LinkError) -> &'static str {
         LinkErrorKind::Silent(_) => "silent",
         LinkErrorKind::Io(_) => "io",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redovault_redo::ThreadId;
+
+    fn id(db: u32, rl: u32, t: u16) -> StreamId {
+        StreamId {
+            db_id: db,
+            resetlogs_id: rl,
+            thread: ThreadId(t),
+        }
+    }
+
+    #[test]
+    fn only_the_newest_incarnation_of_each_database_and_thread_is_live() {
+        let streams = [
+            id(7, 100, 1),
+            id(7, 100, 2),
+            id(7, 200, 1), // OPEN RESETLOGS: thread 1 restarted, thread 2 not yet seen
+            id(8, 50, 1),  // another database with an older resetlogs id
+        ];
+        let live = live_streams(&streams);
+        assert_eq!(
+            live,
+            vec![
+                (streams[0], false),
+                (streams[1], true),
+                (streams[2], true),
+                (streams[3], true),
+            ]
+        );
+        let m = CollectorMetrics::new();
+        m.set_live(&streams);
+        let text = m.registry.render();
+        assert!(text.contains("redovault_collector_stream_live{stream=\"db7-rl100-t1\"} 0"));
+        assert!(text.contains("redovault_collector_stream_live{stream=\"db7-rl200-t1\"} 1"));
+        assert!(text.contains("redovault_collector_stream_live{stream=\"db7-rl100-t2\"} 1"));
     }
 }

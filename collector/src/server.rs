@@ -446,9 +446,15 @@ async fn accept_loop(
     refresh(&ctx);
 }
 
-/// Periodic metrics: lag per stream, writer counters.
+/// Periodic metrics: lag per stream, which incarnations are live, writer counters.
 fn refresh(ctx: &Ctx) {
-    for (s, bytes, age) in ctx.streams.lags() {
+    let lags = ctx.streams.lags();
+    let mut known: Vec<StreamId> = ctx.writer.durable_all().into_keys().collect();
+    known.extend(lags.iter().map(|(s, _, _)| *s));
+    known.sort();
+    known.dedup();
+    ctx.metrics.set_live(&known);
+    for (s, bytes, age) in lags {
         let name = s.to_string();
         ctx.metrics.lag_bytes.with(&name).set(bytes as f64);
         ctx.metrics

@@ -13,6 +13,8 @@
 //!   `[link]`, `[telemetry]`), every problem at once.
 //! - [`ship`]: one stream to the collector: bounded window, Acks → checkpoint, reconnects,
 //!   resume from the collector's position.
+//! - [`source`]: the source probe: how far Oracle wrote each thread, seen from the online
+//!   logs (not the tailer), how long redo waits unread, and which incarnation is live.
 //! - [`run`]: the daemon: one shipper per thread, metrics endpoint.
 //! - [`metrics`]: the Prometheus metrics (`redovault_extractor_*`, per stream).
 
@@ -24,5 +26,6 @@ pub mod online;
 pub mod run;
 pub mod settings;
 pub mod ship;
+pub mod source;
 pub mod streams;
 pub mod tail;

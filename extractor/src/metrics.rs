@@ -16,6 +16,16 @@
 //!   `redovault_extractor_window_bytes` (unacknowledged bytes in flight),
 //!   `redovault_extractor_collector_behind_total` (alarm: the collector did not hold redo it
 //!   had acknowledged), `redovault_extractor_tail_errors_total`.
+//! - Seen from the online logs themselves by the source probe ([`crate::source`]), not by the
+//!   tailer, so that a tailer or shipper that is stuck while the session stays up is seen:
+//!   `redovault_extractor_source_sequence`, `redovault_extractor_source_offset_bytes` (where
+//!   Oracle has written the thread's newest online log to), `redovault_extractor_unread_bytes`
+//!   (written and not yet read by the tailer, at least), `redovault_extractor_unread_age_seconds`
+//!   (how long the oldest such redo has waited, at the probe's resolution; 0: caught up),
+//!   `redovault_extractor_stream_live` (1 while the online logs hold this incarnation; 0 once
+//!   `OPEN RESETLOGS` started a newer one: the alert rules ignore such streams).
+//! - `redovault_extractor_link_cert_expiry_timestamp_seconds{cert="client"|"ca"}`: not-after
+//!   time of the link's client certificate and of the CA it trusts (TLS mode only).
 //! - The tailer's counters (see [`crate::tail::TailStats`]): `redovault_extractor_chunks_total`,
 //!   `..._shipped_bytes_total` (read and handed on), `..._commits_total`,
 //!   `..._torn_rereads_total`, `..._member_fallbacks_total`, `..._archive_reads_total`,
@@ -35,11 +45,13 @@ use crate::tail::TailStats;
 pub struct ExtractorMetrics {
     /// The registry the endpoint renders.
     pub registry: Arc<Registry>,
+    /// Not-after time of the link's certificates, by `cert` (`client`, `ca`).
+    pub link_cert_expiry: Arc<Family<Gauge>>,
     gauges: Vec<Arc<Family<Gauge>>>,
     counters: Vec<Arc<Family<Counter>>>,
 }
 
-const GAUGES: [(&str, &str); 11] = [
+const GAUGES: [(&str, &str); 16] = [
     (
         "redovault_extractor_lag_bytes",
         "Redo read from the source and not yet acknowledged by the collector.",
@@ -83,6 +95,26 @@ const GAUGES: [(&str, &str); 11] = [
     (
         "redovault_extractor_last_ack_latency_seconds",
         "Time from sending the last acknowledged Data to its Ack.",
+    ),
+    (
+        "redovault_extractor_source_sequence",
+        "Sequence of the thread's newest online log, as the source probe reads it.",
+    ),
+    (
+        "redovault_extractor_source_offset_bytes",
+        "How far Oracle has written that log (bytes, found from its blocks).",
+    ),
+    (
+        "redovault_extractor_unread_bytes",
+        "Redo Oracle has written that the tailer has not read yet (at least; 0: caught up).",
+    ),
+    (
+        "redovault_extractor_unread_age_seconds",
+        "How long the oldest unread redo has waited (probe resolution; 0: caught up).",
+    ),
+    (
+        "redovault_extractor_stream_live",
+        "1 while the online logs hold this incarnation; 0 once a newer one took over.",
     ),
 ];
 
@@ -154,10 +186,31 @@ impl ExtractorMetrics {
             .iter()
             .map(|(n, h)| registry.counter_family(n, h, "stream"))
             .collect();
+        let link_cert_expiry = registry.gauge_family(
+            "redovault_extractor_link_cert_expiry_timestamp_seconds",
+            "Not-after time (Unix seconds) of the link's client certificate and of the CA it trusts.",
+            "cert",
+        );
         ExtractorMetrics {
             registry,
+            link_cert_expiry,
             gauges,
             counters,
+        }
+    }
+
+    /// The series the source probe of one stream reads and sets.
+    pub fn probe(&self, s: StreamId) -> ProbeMetrics {
+        let name = s.to_string();
+        let g = |i: usize| self.gauges[i].with(&name);
+        ProbeMetrics {
+            read_sequence: g(6),
+            read_offset: g(7),
+            source_sequence: g(11),
+            source_offset: g(12),
+            unread_bytes: g(13),
+            unread_age: g(14),
+            live: g(15),
         }
     }
 
@@ -193,6 +246,35 @@ impl ExtractorMetrics {
 impl Default for ExtractorMetrics {
     fn default() -> Self {
         ExtractorMetrics::new()
+    }
+}
+
+/// The series of one stream that the source probe uses ([`crate::source`]).
+#[derive(Debug, Clone)]
+pub struct ProbeMetrics {
+    /// Where the tailer has read to (set by the shipper): sequence.
+    pub read_sequence: Arc<Gauge>,
+    /// Where the tailer has read to: offset.
+    pub read_offset: Arc<Gauge>,
+    /// See the module docs.
+    pub source_sequence: Arc<Gauge>,
+    /// See the module docs.
+    pub source_offset: Arc<Gauge>,
+    /// See the module docs.
+    pub unread_bytes: Arc<Gauge>,
+    /// See the module docs.
+    pub unread_age: Arc<Gauge>,
+    /// See the module docs.
+    pub live: Arc<Gauge>,
+}
+
+impl ProbeMetrics {
+    /// The read position the shipper last recorded.
+    pub fn read_pos(&self) -> StreamPos {
+        StreamPos {
+            seq: redovault_redo::LogSeq(self.read_sequence.get() as u32),
+            offset: self.read_offset.get() as u64,
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! The extractor daemon: one [`Shipper`] per redo thread, the metrics endpoint, until
-//! cancelled.
+//! The extractor daemon: one [`Shipper`] per redo thread, the source probe
+//! ([`crate::source`]), the metrics endpoint, until cancelled.
 //!
 //! Start-up: the configuration's `[collector]` is required; the link's certificates (or the
 //! legacy PSK) are loaded, the tailers are positioned from their checkpoints (or the CURRENT
@@ -20,6 +20,7 @@ use crate::metrics::ExtractorMetrics;
 use crate::online::OnlineLogs;
 use crate::settings::Settings;
 use crate::ship::{ShipConfig, Shipper};
+use crate::source::{PROBE_INTERVAL, SourceProbe};
 use crate::streams::{StartError, start_streams};
 
 /// Why the daemon cannot start.
@@ -110,6 +111,12 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> Result<Sta
         ),
         None => None,
     };
+    if let crate::settings::CipherConfig::Tls { ca, cert, .. } = &target.cipher {
+        let files = [("client", cert.as_path()), ("ca", ca.as_path())];
+        for e in redovault::telemetry::export_cert_expiry(&metrics.link_cert_expiry, &files) {
+            warn!(error = %e, "link certificate expiry unknown (no metric for it)");
+        }
+    }
     let sources = settings.extract.sources();
     let mut tasks = JoinSet::new();
     let mut streams = Vec::new();
@@ -138,6 +145,9 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> Result<Sta
         streams.push(stream);
         tasks.spawn(shipper.run(cancel.clone()));
     }
+    let probed = streams.iter().map(|&s| (s, metrics.probe(s))).collect();
+    let probe = SourceProbe::new(&sources, probed);
+    tasks.spawn(probe.run(PROBE_INTERVAL, cancel.clone()));
     Ok(Started {
         metrics,
         metrics_addr,

@@ -4,6 +4,7 @@
 //!   PEM loading, peer identity, and a generator of test/quickstart certificates.
 //! - [`legacy`]: the opt-in legacy Blowfish link (`cipher = "blowfish"`): PSK handshake,
 //!   per-session keys, encrypt-then-MAC frames, forced rekey (Sweet32).
+//! - [`cert_expiry`]: the not-after time of the link's certificates (their expiry metrics).
 //! - [`keys`]: the collector's key ring (AES-256 keys from a key file; one active, older ones
 //!   kept for reading).
 //! - [`envelope`]: AES-256-GCM sealing of the collector's segments (versioned header, nonce
@@ -14,6 +15,7 @@
 //! Everything else (framing, messages, the link's I/O, segments) uses these through their
 //! own types.
 
+pub mod cert_expiry;
 pub mod envelope;
 pub mod keys;
 pub mod legacy;

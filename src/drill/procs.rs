@@ -103,6 +103,23 @@ impl Daemon {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Sends `signal` (a name `kill` knows: `STOP`, `CONT`...) without waiting for anything:
+    /// a frozen process (`STOP`) is a peer that holds its connections and answers nothing.
+    pub fn signal(&self, signal: &str) -> Result<(), DrillError> {
+        let st = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .map_err(|e| DrillError::Setup(format!("kill -{signal} {}: {e}", self.name)))?;
+        if st.success() {
+            Ok(())
+        } else {
+            Err(DrillError::Setup(format!(
+                "kill -{signal} {}: {st}",
+                self.name
+            )))
+        }
+    }
+
     /// SIGKILL (what an attacker with root does), and reap it.
     pub fn kill9(mut self) {
         let _ = self.child.kill();

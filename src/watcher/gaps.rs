@@ -232,6 +232,23 @@ impl Gaps {
             .sum()
     }
 
+    /// Missing sequences of the live incarnations only: for each database, the threads of its
+    /// highest resetlogs id. A gap left in an incarnation that `OPEN RESETLOGS` superseded
+    /// stays in [`Gaps::total_missing`] and in the status, but the database no longer
+    /// writes there: the alert rule counts only these.
+    pub fn live_missing(&self) -> u64 {
+        let mut newest: BTreeMap<u32, u32> = BTreeMap::new();
+        for k in self.threads.keys() {
+            let rl = newest.entry(k.db_id).or_insert(k.resetlogs_id);
+            *rl = (*rl).max(k.resetlogs_id);
+        }
+        self.threads
+            .keys()
+            .filter(|k| newest.get(&k.db_id) == Some(&k.resetlogs_id))
+            .map(|k| self.missing(k).iter().map(SeqRange::len).sum::<u64>())
+            .sum()
+    }
+
     /// Every missing sequence, with its thread.
     pub fn all_missing(&self) -> Vec<(ThreadKey, SeqRange)> {
         self.threads
@@ -314,6 +331,31 @@ mod tests {
             file_name: "f".into(),
             prev: Sha256Digest::ZERO,
         }
+    }
+
+    #[test]
+    fn a_gap_of_a_superseded_incarnation_is_not_live() {
+        let mut g = Gaps::new();
+        g.shipped(&entry(&K, 10));
+        g.shipped(&entry(&K, 13)); // 11 and 12 lost before OPEN RESETLOGS
+        assert_eq!((g.total_missing(), g.live_missing()), (2, 2));
+        let new = ThreadKey {
+            resetlogs_id: 200,
+            ..K
+        };
+        let other_db = ThreadKey {
+            db_id: 8,
+            resetlogs_id: 50,
+            ..K
+        };
+        g.shipped(&entry(&new, 1));
+        g.shipped(&entry(&new, 2));
+        g.shipped(&entry(&other_db, 4));
+        g.shipped(&entry(&other_db, 6));
+        // The old incarnation's gap stays known, but only the other database's is live.
+        assert_eq!((g.total_missing(), g.live_missing()), (3, 1));
+        g.shipped(&entry(&new, 5));
+        assert_eq!((g.total_missing(), g.live_missing()), (5, 3));
     }
 
     #[test]

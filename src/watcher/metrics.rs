@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::alert::AlertMetrics;
-use crate::telemetry::{Counter, CounterVec, Gauge, Histogram, Registry};
+use crate::telemetry::{Counter, CounterVec, Family, Gauge, Histogram, Registry};
 
 /// Every metric of the watcher.
 #[derive(Debug, Clone)]
@@ -29,6 +29,8 @@ pub struct WatcherMetrics {
     pub detect_to_durable_seconds: Arc<Histogram>,
     /// Missing sequences.
     pub gap_sequences: Arc<Gauge>,
+    /// Missing sequences of the live incarnations (newest resetlogs id of each database).
+    pub live_gap_sequences: Arc<Gauge>,
     /// Errors by kind.
     pub errors: Arc<CounterVec>,
     /// Unix time of the last shipped log.
@@ -47,6 +49,10 @@ pub struct WatcherMetrics {
     pub in_flight: Arc<Gauge>,
     /// Logs whose validation was done while they were written (no second read).
     pub validated_while_written: Arc<Counter>,
+    /// Free bytes of each watched directory's file system, by `dir`.
+    pub destination_free: Arc<Family<Gauge>>,
+    /// Size of each watched directory's file system, by `dir`.
+    pub destination_size: Arc<Family<Gauge>>,
     /// Alarm counters.
     pub alerts: AlertMetrics,
 }
@@ -97,10 +103,14 @@ impl WatcherMetrics {
                 &n("gap_sequences"),
                 "Missing log sequences (a later sequence of the same thread exists).",
             ),
+            live_gap_sequences: r.gauge(
+                &n("live_gap_sequences"),
+                "Missing log sequences of the live incarnations only (newest resetlogs id of each database).",
+            ),
             errors: r.counter_vec(&n("errors_total"), "Errors by kind.", "kind"),
             last_success: r.gauge(
                 &n("last_success_timestamp_seconds"),
-                "Unix time of the last shipped archived log.",
+                "Unix time of the last shipped archived log (at start: the manifest's last entry).",
             ),
             damaged_files: r.gauge(
                 &n("damaged_files"),
@@ -123,6 +133,16 @@ impl WatcherMetrics {
             validated_while_written: r.counter(
                 &n("validated_while_written_total"),
                 "Archived logs validated while ARCn wrote them (shipped without a second read).",
+            ),
+            destination_free: r.gauge_family(
+                &n("destination_free_bytes"),
+                "Bytes an unprivileged user (Oracle) may still write on the watched directory's file system.",
+                "dir",
+            ),
+            destination_size: r.gauge_family(
+                &n("destination_size_bytes"),
+                "Size of the watched directory's file system.",
+                "dir",
             ),
             alerts: AlertMetrics {
                 raised: r.counter_vec(&n("alarms_total"), "Alarms raised, by kind.", "kind"),

@@ -31,9 +31,11 @@
 //! Layout: [`config`] (TOML), [`scan`] (rescan), [`events`] (inotify hints), [`validate`]
 //! (completeness + SHA-256), [`ship`] (jobs), [`ledger`] (state lock, file index), [`gaps`]
 //! (sequences per thread), [`status`] (status file, `redovault status`), [`metrics`],
+//! [`diskspace`] (free space of the archive destinations, against ORA-00257),
 //! [`push`] (`redovault push`).
 
 pub mod config;
+pub mod diskspace;
 pub mod events;
 pub mod follow;
 pub mod gaps;
@@ -187,13 +189,27 @@ pub async fn run_with_store<S: ArchiveStore + Clone + 'static>(
         Alerter::start(cfg.alert.hook.clone(), metrics.alerts.clone(), aux.clone())?;
     let result = async {
         let mdir = cfg.manifest_dir();
-        let (manifest, gaps) = tokio::task::spawn_blocking(move || {
+        let (manifest, gaps, last_shipped_at) = tokio::task::spawn_blocking(move || {
             let mut g = Gaps::new();
-            let m = ManifestDir::open(&mdir, &mut |e| g.shipped(e))?;
-            Ok::<_, ManifestError>((m, g))
+            let mut last = None;
+            let m = ManifestDir::open(&mdir, &mut |e| {
+                g.shipped(e);
+                last = Some(e.shipped_at.clone());
+            })?;
+            Ok::<_, ManifestError>((m, g, last))
         })
         .await
         .map_err(|e| WatchError::Other(format!("manifest loader: {e}")))??;
+        // The last shipment before this start, not zero: a restarted watcher is not "nothing
+        // shipped since 1970" (RedovaultNothingShipped would fire at once).
+        if let Some(t) = last_shipped_at
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        {
+            metrics
+                .last_success
+                .set(t.timestamp_millis() as f64 / 1000.0);
+        }
         info!(
             entries = manifest.len(),
             last_hash = %manifest.state().prev,
@@ -491,7 +507,12 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
 
     async fn scan(&mut self, started: Instant) {
         let cfg = Arc::clone(&self.cfg);
+        let metrics = Arc::clone(&self.metrics);
         let r = tokio::task::spawn_blocking(move || {
+            // Free space first, off the async threads (a hung NFS destination blocks here).
+            for (dir, e) in diskspace::refresh(&metrics, &cfg.watch.dirs) {
+                warn!(dir = %dir.display(), error = %e, "cannot measure the archive destination's free space");
+            }
             scan::scan(&cfg.watch.dirs, cfg.watch.max_depth, &|n| {
                 if cfg.wants(n) {
                     Some(scan::Kind::Log)
@@ -1629,6 +1650,9 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
         self.metrics
             .gap_sequences
             .set(self.gaps.total_missing() as f64);
+        self.metrics
+            .live_gap_sequences
+            .set(self.gaps.live_missing() as f64);
     }
 
     /// Files, bytes, and (age, name) of the oldest unshipped file.

@@ -8,6 +8,9 @@
 //! - every `deploy/config/*.example.toml` passes its role's real `check-config`, with the
 //!   certificates (made by `deploy/link-certs.sh`) and key file it names created under a
 //!   temporary root.
+//! - every alert of `deploy/prometheus/redovault-alerts.yml` has, in
+//!   `redovault-alerts.test.yml`, a promtool case that must fire and one that must not (the
+//!   promtool run itself is in deploy/test.sh: a rule added later without both fails here).
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -469,4 +472,142 @@ fn every_example_config_in_deploy_passes_its_roles_check_config() {
             assert!(out.status.success(), "{name}: {}", text(&out.stderr));
         }
     }
+}
+
+/// The parts of a Prometheus rules file this check reads.
+#[derive(Debug, serde::Deserialize)]
+struct RuleFile {
+    groups: Vec<RuleGroup>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct RuleGroup {
+    rules: Vec<Rule>,
+}
+
+/// A rule: an alert, or a recording rule (no `alert`).
+#[derive(Debug, serde::Deserialize)]
+struct Rule {
+    alert: Option<String>,
+}
+
+/// The parts of a `promtool test rules` file this check reads.
+#[derive(Debug, serde::Deserialize)]
+struct RuleTestFile {
+    rule_files: Vec<String>,
+    tests: Vec<RuleTestGroup>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct RuleTestGroup {
+    name: String,
+    #[serde(default)]
+    alert_rule_test: Vec<AlertRuleTest>,
+}
+
+/// One assertion: the alerts of `alertname` firing at one time (none when `exp_alerts` is
+/// empty or absent).
+#[derive(Debug, serde::Deserialize)]
+struct AlertRuleTest {
+    alertname: String,
+    #[serde(default)]
+    exp_alerts: Vec<serde_norway::Value>,
+}
+
+/// What is missing for every alert of `rules` to have a firing and a quiet case in `tests`
+/// (whose `rule_files` must name `rules_name`), and assertions on alerts that do not exist
+/// (a misspelt name "passes" its quiet case vacuously).
+fn alert_test_coverage(rules_name: &str, rules: &str, tests: &str) -> Vec<String> {
+    let rules: RuleFile = serde_norway::from_str(rules).expect("the rules file parses");
+    let tests: RuleTestFile = serde_norway::from_str(tests).expect("the test file parses");
+    let mut problems = Vec::new();
+    if !tests.rule_files.iter().any(|f| f == rules_name) {
+        problems.push(format!("rule_files does not name {rules_name}"));
+    }
+    let alerts: Vec<&str> = rules
+        .groups
+        .iter()
+        .flat_map(|g| &g.rules)
+        .filter_map(|r| r.alert.as_deref())
+        .collect();
+    let cases: Vec<(&str, &AlertRuleTest)> = tests
+        .tests
+        .iter()
+        .flat_map(|g| g.alert_rule_test.iter().map(move |t| (g.name.as_str(), t)))
+        .collect();
+    for a in &alerts {
+        let mine = || cases.iter().filter(|(_, t)| t.alertname == *a);
+        if !mine().any(|(_, t)| !t.exp_alerts.is_empty()) {
+            problems.push(format!("{a}: no case that must fire"));
+        }
+        if !mine().any(|(_, t)| t.exp_alerts.is_empty()) {
+            problems.push(format!("{a}: no case that must not fire"));
+        }
+    }
+    for (group, t) in &cases {
+        if !alerts.contains(&t.alertname.as_str()) {
+            problems.push(format!(
+                "test \"{group}\": alert {} is not in the rules",
+                t.alertname
+            ));
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for a in &alerts {
+        if !seen.insert(*a) {
+            problems.push(format!("{a}: two rules of that name"));
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_alert_rule_has_a_firing_and_a_quiet_promtool_case() {
+    let dir = Path::new(ROOT).join("deploy/prometheus");
+    let rules = std::fs::read_to_string(dir.join("redovault-alerts.yml")).unwrap();
+    let tests = std::fs::read_to_string(dir.join("redovault-alerts.test.yml")).unwrap();
+    let problems = alert_test_coverage("redovault-alerts.yml", &rules, &tests);
+    assert!(
+        problems.is_empty(),
+        "deploy/prometheus/redovault-alerts.test.yml:\n{}",
+        problems.join("\n")
+    );
+    // The rules this issue is about are there (and so tested, by the above).
+    for a in [
+        "RedovaultExtractorStuck",
+        "RedovaultCollectorInstanceDown",
+        "RedovaultExtractorInstanceDown",
+        "RedovaultWatcherInstanceDown",
+        "RedovaultManifestNotGrowing",
+        "RedovaultLinkCertificateExpiring",
+        "RedovaultLinkCertificateExpiryCritical",
+        "RedovaultArchiveDestinationLowSpace",
+        "RedovaultArchiveDestinationFull",
+    ] {
+        assert!(rules.contains(&format!("alert: {a}\n")), "{a} missing");
+    }
+
+    // The check itself: a rule added without cases, a quiet case only, a misspelt name.
+    let more = rules.clone()
+        + "  - name: added-later\n    rules:\n      - alert: RedovaultAddedLater\n        expr: vector(1)\n";
+    let p = alert_test_coverage("redovault-alerts.yml", &more, &tests);
+    assert_eq!(
+        p,
+        [
+            "RedovaultAddedLater: no case that must fire",
+            "RedovaultAddedLater: no case that must not fire"
+        ]
+    );
+    let quiet_only = tests.clone()
+        + "  - name: extra\n    alert_rule_test:\n      - eval_time: 1m\n        alertname: RedovaultAddedLater\n        exp_alerts: []\n      - eval_time: 1m\n        alertname: RedovaultAddedLatr\n";
+    let p = alert_test_coverage("redovault-alerts.yml", &more, &quiet_only);
+    assert_eq!(
+        p,
+        [
+            "RedovaultAddedLater: no case that must fire",
+            "test \"extra\": alert RedovaultAddedLatr is not in the rules"
+        ]
+    );
+    let p = alert_test_coverage("other.yml", &rules, &tests);
+    assert_eq!(p, ["rule_files does not name other.yml"]);
 }

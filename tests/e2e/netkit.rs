@@ -154,6 +154,11 @@ impl Proc {
         }
     }
 
+    /// Sends `signal` (`STOP`, `CONT`...).
+    pub fn signal(&self, signal: &str) {
+        self.d.signal(signal).unwrap_or_else(|e| panic!("{e}"));
+    }
+
     /// SIGKILL, and reap it.
     pub fn kill9(self) {
         self.d.kill9();

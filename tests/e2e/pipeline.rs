@@ -5,6 +5,10 @@
 //! log rebuilt by the collector equals the source's bytes up to the last acknowledged commit
 //! (SHA-256 of that prefix), and `redovault inspect --json` of the rebuilt log lists exactly
 //! the journal's commits of that log up to there. The metrics of both sides say so too.
+//!
+//! A frozen collector (SIGSTOP) while the database writes on: the extractor's source probe,
+//! which reads the online log itself, sees redo waiting unread for longer and longer (what
+//! `RedovaultExtractorStuck` alerts on), and sees it caught up once the collector thaws.
 
 use std::time::Duration;
 
@@ -52,8 +56,51 @@ fn live_database_to_collector_every_commit_in_order_and_rebuilt_to_the_last_comm
                 && stream_metric(em, "redovault_extractor_lag_bytes", &stream) == Some(0.0)
         },
     );
-    let c = scrape(cm);
+    // The extractor's source probe sees it caught up with what Oracle wrote, the stream is
+    // the live incarnation, and both sides export their link certificates' expiry.
+    // (A look of the probe, every 5 s, after the database stopped: its last log, all read.)
+    wait_until(
+        "the extractor's probe to see the last log written and nothing unread",
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || {
+            stream_metric(em, "redovault_extractor_source_sequence", &stream)
+                .is_some_and(|s| s >= f64::from(last.sequence))
+                && stream_metric(em, "redovault_extractor_unread_bytes", &stream) == Some(0.0)
+                && stream_metric(em, "redovault_extractor_unread_age_seconds", &stream) == Some(0.0)
+        },
+    );
+    let e = scrape(em);
     let key = |n: &str| format!("{n}{{stream=\"{stream}\"}}");
+    assert_eq!(e[&key("redovault_extractor_stream_live")], 1.0);
+    assert!(e[&key("redovault_extractor_source_offset_bytes")] >= 1024.0);
+    let year_from_now = (chrono::Utc::now().timestamp() + 365 * 86_400) as f64;
+    let c = scrape(cm);
+    for (m, cert) in [
+        (
+            &e,
+            "redovault_extractor_link_cert_expiry_timestamp_seconds{cert=\"client\"}",
+        ),
+        (
+            &e,
+            "redovault_extractor_link_cert_expiry_timestamp_seconds{cert=\"ca\"}",
+        ),
+        (
+            &c,
+            "redovault_collector_link_cert_expiry_timestamp_seconds{cert=\"server\"}",
+        ),
+        (
+            &c,
+            "redovault_collector_link_cert_expiry_timestamp_seconds{cert=\"ca\"}",
+        ),
+    ] {
+        assert!(
+            m.get(cert).is_some_and(|t| *t > year_from_now),
+            "{cert}: {:?}",
+            m.get(cert)
+        );
+    }
+    assert_eq!(c[&key("redovault_collector_stream_live")], 1.0);
     assert!(c[&key("redovault_collector_stored_bytes_total")] > 1_000_000.0);
     assert!(c[&key("redovault_collector_ack_latency_seconds_count")] > 10.0);
     assert_eq!(c[&key("redovault_collector_session_active")], 1.0);
@@ -131,4 +178,55 @@ fn redovault_extract_and_collect_run_the_sibling_binaries() {
     ]);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("listen.address: missing"), "{text}");
+}
+
+#[test]
+fn extractor_probe_sees_redo_waiting_unread_while_the_collector_is_frozen() {
+    init_logs();
+    let w = World::new(3);
+    let ccfg = w.collector_config("");
+    let ecfg = w.extractor_config(w.port, "");
+    let collector = w.start_collector(&ccfg);
+    // 256 KiB logs at 256 KiB/s: the 2 MiB window fills within seconds of the freeze.
+    let sim = w.sim_config(256 << 10, 256 << 10);
+    let stream = w.stream(&sim);
+    let db = LiveDb::start(sim);
+    let extractor = w.start_extractor(&ecfg);
+    let em = w.extractor_metrics_addr();
+    let metric = |n: &str| stream_metric(em, n, &stream);
+    wait_until(
+        "the first acknowledgement",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || metric("redovault_extractor_acked_scn").is_some_and(|s| s > 0.0),
+    );
+    collector.signal("STOP");
+    wait_until(
+        "the probe to see redo waiting unread for 15 s",
+        Duration::from_secs(90),
+        Duration::from_millis(200),
+        || {
+            metric("redovault_extractor_unread_age_seconds").is_some_and(|a| a >= 15.0)
+                && metric("redovault_extractor_unread_bytes").is_some_and(|b| b > 0.0)
+        },
+    );
+    let written_while_frozen = metric("redovault_extractor_source_offset_bytes");
+    collector.signal("CONT");
+    wait_until(
+        "the probe to see the extractor caught up again",
+        Duration::from_secs(90),
+        Duration::from_millis(200),
+        || metric("redovault_extractor_unread_age_seconds").is_some_and(|a| a < 6.0),
+    );
+    assert_eq!(metric("redovault_extractor_stream_live"), Some(1.0));
+    assert!(written_while_frozen.is_some_and(|o| o > 0.0));
+    db.stop();
+    assert!(
+        extractor.terminate(Duration::from_secs(20)),
+        "extractor exits 0 on SIGTERM"
+    );
+    assert!(
+        collector.terminate(Duration::from_secs(20)),
+        "collector exits 0 on SIGTERM"
+    );
 }

@@ -606,6 +606,33 @@ async fn command_line_verify_and_restore() {
         metrics.contains("redovault_verifier_findings_total{kind=\"object_replaced\"}"),
         "{metrics}"
     );
+    // Manifest growth, judged here off the database host: every entry is sealed in WORM,
+    // the newest one's time is its shipped_at, and with no growth since the daemon started
+    // the last growth is that entry's time (what RedovaultManifestNotGrowing compares).
+    let gauge = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {name}:\n{metrics}"))
+    };
+    let newest = chrono::DateTime::parse_from_rfc3339(&entries.last().unwrap().shipped_at)
+        .unwrap()
+        .timestamp_millis() as f64
+        / 1000.0;
+    assert_eq!(
+        gauge("redovault_verifier_manifest_sealed_entries"),
+        entries.len() as f64
+    );
+    assert_eq!(
+        gauge("redovault_verifier_manifest_newest_entry_timestamp_seconds"),
+        newest
+    );
+    assert_eq!(
+        gauge("redovault_verifier_manifest_last_growth_timestamp_seconds"),
+        newest
+    );
+    assert_eq!(gauge("redovault_verifier_interval_seconds"), 1.0);
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let st = child.wait().unwrap();
     assert!(st.code().is_some(), "the daemon stops on SIGTERM: {st:?}");

@@ -442,6 +442,18 @@ async fn watcher_ships_what_simulate_archives_into_worm_with_a_valid_manifest() 
     assert_eq!(metric(&m, "redovault_watcher_backlog_files"), 0.0);
     assert!(metric(&m, "redovault_watcher_upload_duration_seconds_count") >= 12.0);
     assert!(metric(&m, "redovault_watcher_last_success_timestamp_seconds") > 1.7e9);
+    assert_eq!(metric(&m, "redovault_watcher_live_gap_sequences"), 0.0);
+    // The archive destination's file system, as statvfs sees it (ORA-00257 alerts).
+    let dir = w.archive().display().to_string();
+    let free = metric(
+        &m,
+        &format!("redovault_watcher_destination_free_bytes{{dir=\"{dir}\"}}"),
+    );
+    let size = metric(
+        &m,
+        &format!("redovault_watcher_destination_size_bytes{{dir=\"{dir}\"}}"),
+    );
+    assert!(free > 0.0 && free <= size, "free {free} of {size}");
     // ARCn-style arrivals (temporary name, then rename) are validated while written.
     let followed = metric(&m, "redovault_watcher_validated_while_written_total");
     eprintln!("validated while written: {followed} of 12");
@@ -479,6 +491,24 @@ async fn watcher_ships_what_simulate_archives_into_worm_with_a_valid_manifest() 
         st["status"]["manifest"]["sealed_through"], 12,
         "sealed at shutdown"
     );
+    // Restarted with nothing new to ship: the last shipment is the manifest's last entry,
+    // not zero (else "nothing shipped for an hour" would fire at every restart).
+    let mut child = w.spawn("watch2.log");
+    wait_for(
+        "status of the restarted watcher",
+        Duration::from_secs(20),
+        || w.status().1["daemon"] == "running",
+    )
+    .await;
+    let last = entries.last().unwrap();
+    let shipped = chrono::DateTime::parse_from_rfc3339(&last.shipped_at).unwrap();
+    let m = metrics_text(&w.status().1);
+    assert_eq!(
+        metric(&m, "redovault_watcher_last_success_timestamp_seconds"),
+        shipped.timestamp_millis() as f64 / 1000.0
+    );
+    assert_eq!(metric(&m, "redovault_watcher_shipped_files_total"), 0.0);
+    stop(&mut child, &w, "watch2.log");
 }
 
 #[tokio::test(flavor = "multi_thread")]

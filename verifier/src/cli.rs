@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chain;
 use crate::config::VerifierConfig;
+use crate::growth::{ManifestGrowth, unix_seconds};
 use crate::html;
 use crate::report::{AuditReport, Verdict};
 use crate::restore::{Progress, RestoreItem, restore_archive};
@@ -348,13 +349,37 @@ struct VerifierMetrics {
     last_verdict: Arc<redovault::telemetry::Gauge>,
     bytes: Arc<redovault::telemetry::Counter>,
     duration: Arc<Histogram>,
+    sealed_entries: Arc<redovault::telemetry::Gauge>,
+    newest_entry: Arc<redovault::telemetry::Gauge>,
+    last_growth: Arc<redovault::telemetry::Gauge>,
+    growth: std::sync::Mutex<ManifestGrowth>,
     alerts: AlertMetrics,
 }
 
 impl VerifierMetrics {
-    fn new() -> VerifierMetrics {
+    fn new(interval: std::time::Duration) -> VerifierMetrics {
         let r = Arc::new(Registry::new());
+        // Set once: the manifest-growth rule adds it to its bound (growth is seen at most
+        // one interval late).
+        r.gauge(
+            "redovault_verifier_interval_seconds",
+            "Time between runs (verify.interval) of `verify --daemon`.",
+        )
+        .set(interval.as_secs_f64());
         VerifierMetrics {
+            sealed_entries: r.gauge(
+                "redovault_verifier_manifest_sealed_entries",
+                "Manifest entries sealed in WORM at the last run.",
+            ),
+            newest_entry: r.gauge(
+                "redovault_verifier_manifest_newest_entry_timestamp_seconds",
+                "When the newest entry sealed in WORM was shipped (watcher clock, Unix time).",
+            ),
+            last_growth: r.gauge(
+                "redovault_verifier_manifest_last_growth_timestamp_seconds",
+                "When this verifier last saw the sealed manifest grow (its clock, Unix time).",
+            ),
+            growth: std::sync::Mutex::new(ManifestGrowth::default()),
             runs: r.counter("redovault_verifier_runs_total", "Verification runs."),
             findings: r.counter_vec(
                 "redovault_verifier_findings_total",
@@ -420,6 +445,23 @@ impl VerifierMetrics {
         self.bytes
             .add(r.summary.bytes_rehashed + r.summary.piece_bytes_rehashed);
         self.duration.observe(secs);
+        if r.verdict != Verdict::CouldNotRun {
+            self.record_growth(now, &r.summary);
+        }
+    }
+
+    /// The manifest-growth gauges ([`crate::growth`]).
+    fn record_growth(&self, now: f64, s: &crate::report::Summary) {
+        let newest = s.newest_sealed_shipped_at.as_deref().and_then(unix_seconds);
+        let mut g = self.growth.lock().unwrap_or_else(|p| p.into_inner());
+        g.observe(now, s.sealed_entries, newest);
+        self.sealed_entries.set(s.sealed_entries as f64);
+        if let Some(t) = newest {
+            self.newest_entry.set(t);
+        }
+        if let Some(t) = g.grew_at {
+            self.last_growth.set(t);
+        }
     }
 }
 
@@ -468,7 +510,7 @@ async fn run_verify<S: ArchiveStore + 'static>(
 ) -> anyhow::Result<i32> {
     let opts = options(&cfg, a.deep, a.recovery_key.as_deref())?;
     let cancel = CancellationToken::new();
-    let metrics = VerifierMetrics::new();
+    let metrics = VerifierMetrics::new(cfg.verify.interval);
     if let Some(addr) = cfg.telemetry.metrics_listen {
         let bound = redovault::telemetry::serve_metrics(
             addr,

@@ -14,6 +14,8 @@
 //!   between runs, the report.
 //! - [`cli`]: the `redovault-verifier` command line (the only user of `anyhow` here).
 //! - [`config`]: the TOML configuration (`check-config` lists every problem).
+//! - [`growth`]: whether the manifest sealed in WORM still grows (the manifest-growth alert,
+//!   evaluated off the database host).
 //! - [`html`]: the self-contained HTML rendering of the report for auditors.
 //! - [`restore`]: `restore archive`: parallel, verified, in-order, resumable download of
 //!   archived logs.
@@ -31,6 +33,7 @@
 pub mod chain;
 pub mod cli;
 pub mod config;
+pub mod growth;
 pub mod html;
 pub mod objects;
 pub mod report;

@@ -330,6 +330,13 @@ pub struct Summary {
     /// (or not re-hashed) yet.
     #[serde(default)]
     pub pieces_cross_check_pending: u64,
+    /// Entries of the manifest as sealed in WORM (the local copy's unsealed ones not
+    /// counted): what a restore after a wipe of the database host can list.
+    #[serde(default)]
+    pub sealed_entries: u64,
+    /// `shipped_at` (watcher clock, RFC 3339) of the newest entry sealed in WORM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_sealed_shipped_at: Option<String>,
     /// Findings of severity error.
     pub errors: u64,
     /// Findings of severity info (acknowledged gaps).

@@ -283,6 +283,12 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
     {
         findings.push(f);
     }
+    summary.sealed_entries = manifest.entries.len() as u64;
+    summary.newest_sealed_shipped_at = manifest
+        .entries
+        .values()
+        .next_back()
+        .map(|(e, _, _)| e.shipped_at.clone());
     // 2. The local copy, when given: its own chain, and entry by entry against WORM.
     let mut entries: BTreeMap<u64, ManifestEntry> = manifest
         .entries
