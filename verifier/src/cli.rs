@@ -26,9 +26,10 @@ use tokio_util::sync::CancellationToken;
 use crate::chain;
 use crate::config::VerifierConfig;
 use crate::html;
+use crate::online_record::{OnlineRecord, OnlineRecords};
 use crate::report::{AuditReport, Verdict};
 use crate::restore::{Progress, RestoreItem, restore_archive};
-use crate::script::{self, ArchivedLogFile, OnlineLogFile, ScriptInput, Target};
+use crate::script::{self, ArchivedLogFile, ScriptInput, Target};
 use crate::stream;
 use crate::verify::{CollectorSource, DeepMode, VerifyOptions, verify};
 use crate::worm_stream::{self, WormStream};
@@ -189,33 +190,7 @@ struct RecordFile {
     sha256: String,
 }
 
-/// What `restore online` leaves in DEST.
-#[derive(Debug, Serialize, Deserialize)]
-struct OnlineRecord {
-    path: PathBuf,
-    thread: u16,
-    sequence: u32,
-    size: u64,
-    sha256: String,
-    last_commit_scn: u64,
-    last_commit_xid: String,
-    last_commit_time: Option<String>,
-    commits: usize,
-    /// Where the log came from: `collector` (its segments) or `worm` (the pieces, opened
-    /// with the recovery key).
-    #[serde(default = "collector_source")]
-    source: String,
-    /// Why that source.
-    #[serde(default)]
-    source_reason: String,
-}
-
-fn collector_source() -> String {
-    "collector".into()
-}
-
 const ARCHIVE_RECORD: &str = "restore-archive.json";
-const ONLINE_RECORD: &str = "restore-online.json";
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> anyhow::Result<i32> {
@@ -679,7 +654,7 @@ fn restore_online(a: RestoreOnlineArgs, rt: &tokio::runtime::Runtime) -> anyhow:
             stream.thread.0, seq, stream.resetlogs_id
         ))
     };
-    let (r, source, reason) = match chosen {
+    let (r, stream, source, reason) = match chosen {
         Chosen::Collector(snap, keys, reason) => {
             let seq = snap
                 .durable
@@ -687,19 +662,20 @@ fn restore_online(a: RestoreOnlineArgs, rt: &tokio::runtime::Runtime) -> anyhow:
                 .map(|c| c.end.seq.0)
                 .context("the stream holds no commit")?;
             let r = rebuild(&snap, &keys, &name(snap.stream, seq), &opts)?;
-            (r, "collector", reason)
+            (r, snap.stream, "collector", reason)
         }
         Chosen::Worm(stream, ws, reason) => {
             let t = ws
                 .target(stream)
                 .context("the stream's pieces in WORM hold no commit")?;
             let r = rebuild_from_chunks(&t, &ws.chunks, &name(stream, t.seq.0), &opts)?;
-            (r, "worm", reason)
+            (r, stream, "worm", reason)
         }
     };
     print!("{r}");
     println!("source     {source}: {reason}");
     let record = OnlineRecord {
+        stream: Some(stream.to_string()),
         path: std::fs::canonicalize(&r.path).unwrap_or(r.path.clone()),
         thread: r.thread.0,
         sequence: r.sequence.0,
@@ -715,10 +691,12 @@ fn restore_online(a: RestoreOnlineArgs, rt: &tokio::runtime::Runtime) -> anyhow:
         source: source.to_string(),
         source_reason: reason,
     };
-    redovault::durable::write_atomic(
-        &a.dest.join(ONLINE_RECORD),
-        &serde_json::to_vec_pretty(&record)?,
-    )?;
+    // One record per thread: running this once per RAC thread gives `restore script` all.
+    let mut records = OnlineRecords::read(&a.dest)?.unwrap_or_default();
+    for n in records.add(record) {
+        println!("record     {n}");
+    }
+    records.write(&a.dest)?;
     Ok(0)
 }
 
@@ -895,10 +873,7 @@ fn restore_script(a: RestoreScriptArgs) -> anyhow::Result<i32> {
         .map(|b| serde_json::from_slice(&b))
         .transpose()
         .context(ARCHIVE_RECORD)?;
-    let online: Option<OnlineRecord> = read(ONLINE_RECORD)?
-        .map(|b| serde_json::from_slice(&b))
-        .transpose()
-        .context(ONLINE_RECORD)?;
+    let online = OnlineRecords::read(&a.dest)?.unwrap_or_default();
     let target = match (&a.until_scn, &a.until_time) {
         (Some(s), _) => Target::UntilScn(*s),
         (_, Some(t)) => Target::UntilTime(t.clone()),
@@ -920,27 +895,31 @@ fn restore_script(a: RestoreScriptArgs) -> anyhow::Result<i32> {
                     .collect()
             })
             .unwrap_or_default(),
-        online: online.map(|o| OnlineLogFile {
-            path: o.path,
-            thread: o.thread,
-            sequence: o.sequence,
-            last_commit_scn: o.last_commit_scn,
-            last_commit_xid: o.last_commit_xid,
-            last_commit_time: o.last_commit_time,
-        }),
+        online: online.online_logs(),
         target,
     };
     let rman = script::rman_script(&input)?;
-    let sql = script::sqlplus_script(&input);
+    let sql = script::sqlplus_script(&input)?;
     redovault::durable::write_atomic(&a.dest.join("recover.rman"), rman.as_bytes())?;
     println!("{}", script::last_recoverable(&input)?);
     println!("wrote {}", a.dest.join("recover.rman").display());
+    let sql_path = a.dest.join("recover.sql");
     match sql {
-        Ok(sql) => {
-            redovault::durable::write_atomic(&a.dest.join("recover.sql"), sql.as_bytes())?;
-            println!("wrote {}", a.dest.join("recover.sql").display());
+        Some(sql) => {
+            redovault::durable::write_atomic(&sql_path, sql.as_bytes())?;
+            println!("wrote {}", sql_path.display());
         }
-        Err(e) => println!("no recover.sql: {e}"),
+        None => {
+            // A recover.sql of an earlier run (another target) must not be run by mistake.
+            match std::fs::remove_file(&sql_path) {
+                Ok(()) => println!("removed {} of an earlier run", sql_path.display()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("removing {}", sql_path.display()));
+                }
+            }
+            println!("no recover.sql: recover.rman recovers to the target and opens");
+        }
     }
     Ok(0)
 }
