@@ -656,7 +656,7 @@ fn stream_thread(store: &mut Store, sim_dir: &Path, stream: StreamId, first: u32
 }
 
 /// RAC through the command line: `restore online` run for thread 1, then for thread 2, into
-/// one DEST keeps both threads' records, and `restore script` writes one pair of scripts that
+/// one DEST keeps both threads' records (as one run without `--thread` does), and `restore script` writes one pair of scripts that
 /// carries both online logs: RMAN catalogs the directory and stops before them (`UNTIL SCN`
 /// the lowest end of the threads' archived logs, no file list), SQL*Plus applies each
 /// thread's online log once, under `WHENEVER SQLERROR CONTINUE`, to the earliest of the
@@ -777,6 +777,38 @@ fn restore_script_every_thread_of_a_rac_database() {
         last_commits.push(r["last_commit_scn"].as_u64().unwrap());
         online_paths.push(r["path"].as_str().unwrap().to_string());
     }
+
+    // Once for all: without --thread, one run rebuilds and records every thread.
+    let all = dir.path().join("restore-all");
+    let (code, out) = run(&[
+        "restore",
+        "online",
+        "--collector-dir",
+        collector.to_str().unwrap(),
+        "--key-file",
+        key_file.to_str().unwrap(),
+        "--dest",
+        all.to_str().unwrap(),
+        "--pad",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    let once: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(all.join("restore-online.json")).unwrap()).unwrap();
+    let strip = |v: &serde_json::Value| -> Vec<(u64, u64, u64)> {
+        v["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["thread"].as_u64().unwrap(),
+                    r["sequence"].as_u64().unwrap(),
+                    r["last_commit_scn"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(strip(&once), strip(&records), "{once}");
 
     let (code, out) = run(&["restore", "script", "--dest", d]);
     assert_eq!(code, Some(0), "{out}");

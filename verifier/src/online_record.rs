@@ -4,11 +4,14 @@
 //! A RAC database has one stream, hence one rebuilt online log, per thread, and `restore
 //! online` rebuilds one stream per run: each run adds its thread's record and keeps the other
 //! threads', so `restore script` finds every thread's log in one file. The file of earlier
-//! releases, a single record, is read as a list of one.
+//! releases, a single record, is read as a list of one. [`select_streams`] says which
+//! streams one run rebuilds: by default every thread of the one database incarnation found.
 
+use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use redovault::wire::StreamId;
 use serde::{Deserialize, Serialize};
 
 use crate::script::OnlineLogFile;
@@ -180,9 +183,116 @@ impl OnlineRecords {
     }
 }
 
+/// Why no stream is chosen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectError {
+    /// Nothing matches the filters.
+    #[error("{place} holds no matching stream (found: {found})")]
+    NoMatch {
+        /// Where the streams were looked for.
+        place: String,
+        /// What was there.
+        found: String,
+    },
+    /// Several databases or incarnations match: which one is the DBA's to say.
+    #[error(
+        "{place} holds streams of several databases or incarnations ({found}); choose one with --stream"
+    )]
+    Ambiguous {
+        /// Where the streams were looked for.
+        place: String,
+        /// What matched.
+        found: String,
+    },
+}
+
+/// The streams `restore online` rebuilds, one run for all: those that match `--thread` and
+/// `--stream`; without either, every thread of the one database incarnation found (a RAC
+/// database: one online log per thread, all recorded for `restore script`). Streams of
+/// several databases or incarnations are never mixed.
+pub fn select_streams(
+    found: &BTreeSet<StreamId>,
+    thread: Option<u16>,
+    stream: Option<&str>,
+    place: &str,
+) -> Result<Vec<StreamId>, SelectError> {
+    let names = |v: &mut dyn Iterator<Item = &StreamId>| {
+        v.map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+    };
+    let chosen: Vec<StreamId> = found
+        .iter()
+        .filter(|s| {
+            thread.is_none_or(|t| s.thread.0 == t) && stream.is_none_or(|n| s.to_string() == n)
+        })
+        .copied()
+        .collect();
+    if chosen.is_empty() {
+        return Err(SelectError::NoMatch {
+            place: place.to_string(),
+            found: if found.is_empty() {
+                "none".into()
+            } else {
+                names(&mut found.iter())
+            },
+        });
+    }
+    let incarnations: BTreeSet<(u32, u32)> =
+        chosen.iter().map(|s| (s.db_id, s.resetlogs_id)).collect();
+    if incarnations.len() > 1 {
+        return Err(SelectError::Ambiguous {
+            place: place.to_string(),
+            found: names(&mut chosen.iter()),
+        });
+    }
+    Ok(chosen)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redovault_redo::position::ThreadId;
+
+    fn sid(db_id: u32, resetlogs_id: u32, thread: u16) -> StreamId {
+        StreamId {
+            db_id,
+            resetlogs_id,
+            thread: ThreadId(thread),
+        }
+    }
+
+    #[test]
+    fn every_thread_of_one_incarnation_never_two_incarnations() {
+        let rac: BTreeSet<StreamId> = [sid(1, 9, 2), sid(1, 9, 1)].into();
+        assert_eq!(
+            select_streams(&rac, None, None, "c"),
+            Ok(vec![sid(1, 9, 1), sid(1, 9, 2)])
+        );
+        assert_eq!(
+            select_streams(&rac, Some(2), None, "c"),
+            Ok(vec![sid(1, 9, 2)])
+        );
+        assert_eq!(
+            select_streams(&rac, None, Some("db1-rl9-t1"), "c"),
+            Ok(vec![sid(1, 9, 1)])
+        );
+        assert!(matches!(
+            select_streams(&rac, Some(3), None, "c"),
+            Err(SelectError::NoMatch { .. })
+        ));
+        let mut two = rac.clone();
+        two.insert(sid(1, 10, 1));
+        let e = select_streams(&two, None, None, "the collector").unwrap_err();
+        assert!(matches!(e, SelectError::Ambiguous { .. }), "{e}");
+        assert!(e.to_string().contains("db1-rl10-t1"), "{e}");
+        assert!(matches!(
+            select_streams(&two, Some(1), None, "c"),
+            Err(SelectError::Ambiguous { .. })
+        ));
+        assert_eq!(
+            select_streams(&two, None, Some("db1-rl10-t1"), "c"),
+            Ok(vec![sid(1, 10, 1)])
+        );
+    }
 
     fn record(stream: &str, thread: u16, sequence: u32) -> OnlineRecord {
         OnlineRecord {
