@@ -128,6 +128,9 @@ pub enum ScriptError {
         /// The online log's sequence.
         online: u32,
     },
+    /// A time that is not `YYYY-MM-DD HH24:MI:SS` (it is written into the scripts).
+    #[error("time {0:?} is not YYYY-MM-DD HH24:MI:SS")]
+    BadTime(String),
     /// The SCN asked for lies past the last commit the online logs hold.
     #[error(
         "SCN {asked} is past the last recoverable commit (SCN {last}): recover to the last commit instead"
@@ -296,12 +299,24 @@ fn plan(input: &ScriptInput) -> Result<Plan, ScriptError> {
             rman_opens: true,
             sql: None,
         }),
+        (Target::UntilTime(t), _) if !is_oracle_time(t) => Err(ScriptError::BadTime(t.clone())),
         (Target::UntilTime(t), _) => Ok(Plan {
             rman_until: format!("SET UNTIL TIME \"TO_DATE('{t}','YYYY-MM-DD HH24:MI:SS')\";"),
             rman_opens: true,
             sql: None,
         }),
     }
+}
+
+/// `YYYY-MM-DD HH24:MI:SS`: digits where digits go, nothing that could end the quoted date.
+fn is_oracle_time(t: &str) -> bool {
+    t.len() == 19
+        && t.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            10 => b == b' ',
+            13 | 16 => b == b':',
+            _ => b.is_ascii_digit(),
+        })
 }
 
 /// RMAN through the archived logs up to where the first online log begins, SQL*Plus on from
@@ -875,6 +890,16 @@ mod tests {
                 online: 3
             })
         );
+        for bad in [
+            "2026-11-21T04:30:00",
+            "2026-11-21 04:30:00'; SHUTDOWN",
+            "yesterday",
+        ] {
+            assert_eq!(
+                rman_script(&two_threads(Target::UntilTime(bad.into()))),
+                Err(ScriptError::BadTime(bad.into()))
+            );
+        }
         let mut i = two_threads(Target::LastCommit);
         i.online.push(online(1, 5, 900));
         assert_eq!(sqlplus_script(&i), Err(ScriptError::TwoOnlineLogs(1)));
