@@ -728,7 +728,9 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     }
     let t = Instant::now();
     let out = run_ok(&p.verifier, &args, &verifier_env)?;
-    let online_record: serde_json::Value = read_json(&dest.join("restore-online.json"))?;
+    // One record per thread (`threads`); the drill's database has one.
+    let online_record: serde_json::Value =
+        read_json(&dest.join("restore-online.json"))?["threads"][0].clone();
     let online_source = online_record["source"]
         .as_str()
         .unwrap_or("not recorded")
@@ -858,13 +860,24 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         }
     }
     let t = Instant::now();
-    let out = run_ok(&p.verifier, &["restore", "script", "--dest", &dest_s], &[])?;
-    step(
-        &mut steps,
-        "restore script",
-        t,
-        out.lines().next().unwrap_or("").trim().to_string(),
-    );
+    // An archived log missing from `restore archive` (a gap, or rebuilt from the collector
+    // outside its record): `restore script` refuses a script that cannot reach the last
+    // commit, and says why; otherwise it must succeed.
+    let args = ["restore", "script", "--dest", &dest_s];
+    let (code, out, err) = run_tool(&p.verifier, &args, &[])?;
+    let gap = applied_note.is_some() || !missing.is_empty();
+    let detail = match (code, gap) {
+        (0, _) => out.lines().next().unwrap_or("").trim().to_string(),
+        (_, true) => format!("no script to the last commit: {}", err.trim()),
+        (_, false) => {
+            return Err(DrillError::Step(format!(
+                "restore script exited {code}: {}{}",
+                out.trim_end(),
+                err.trim_end()
+            )));
+        }
+    };
+    step(&mut steps, "restore script", t, detail);
     let rto = t0.elapsed().as_secs_f64();
     for s in &steps {
         say(&format!(

@@ -637,3 +637,293 @@ async fn command_line_verify_and_restore() {
     let st = child.wait().unwrap();
     assert!(st.code().is_some(), "the daemon stops on SIGTERM: {st:?}");
 }
+
+/// Streams one thread's archived logs `first..=last` into the collector's store, as the
+/// extractor would have.
+fn stream_thread(store: &mut Store, sim_dir: &Path, stream: StreamId, first: u32, last: u32) {
+    let sources = LogSources {
+        groups: Vec::new(),
+        archive_dirs: vec![sim_dir.join("archive")],
+    };
+    let mut tailer = Tailer::new(
+        &sources,
+        TailConfig::default(),
+        stream,
+        StreamPos {
+            seq: LogSeq(first),
+            offset: 0,
+        },
+    )
+    .unwrap();
+    let done = StreamPos {
+        seq: LogSeq(last + 1),
+        offset: 0,
+    };
+    let mut idle = 0;
+    while tailer.position() < done && idle < 200 {
+        match tailer.poll_chunk().unwrap() {
+            Some(c) => {
+                idle = 0;
+                store
+                    .append(stream, c.pos, &c.bytes, &c.commits, c.log_end.is_some())
+                    .unwrap();
+                store.sync().unwrap();
+            }
+            None => {
+                idle += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+    assert!(
+        tailer.position() >= done,
+        "{stream} stopped at {}",
+        tailer.position()
+    );
+}
+
+/// RAC through the command line: `restore online` run for thread 1, then for thread 2, into
+/// one DEST keeps both threads' records (as one run without `--thread` does), and `restore script` writes one pair of scripts that
+/// carries both online logs: RMAN catalogs the directory and stops before them (`UNTIL SCN`
+/// the lowest end of the threads' archived logs, no file list), SQL*Plus applies each
+/// thread's online log once, under `WHENEVER SQLERROR CONTINUE`, to the earliest of the
+/// threads' last commits, and opens last. No Oracle instance runs here: the scripts'
+/// structure is what is checked. The archived logs are the simulator's own files (their
+/// record is written from their headers: `restore archive` from WORM is tested above).
+#[test]
+fn restore_script_every_thread_of_a_rac_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim_dir = dir.path().join("oracle");
+    let mut cfg = SimConfig::new(&sim_dir);
+    cfg.threads = 2;
+    cfg.log_size = 96 * 1024;
+    cfg.transactions = Some(800);
+    cfg.seed = 91;
+    cfg.archive_current = true;
+    let (db_id, resetlogs_id) = (cfg.db_id, cfg.resetlogs_id());
+    let summary = redovault::simulate::run(cfg).unwrap();
+    // (thread, sequence, first SCN, next SCN, path) of every archived log, from its header.
+    let logs: Vec<(u16, u32, u64, u64, PathBuf)> = summary
+        .archived
+        .iter()
+        .map(|p| {
+            let h = redovault::inspect::inspect_file(p).unwrap().header;
+            (
+                h.thread.0,
+                h.sequence.0,
+                h.first_scn.unwrap().0,
+                h.next_scn.unwrap().0,
+                p.clone(),
+            )
+        })
+        .collect();
+    let seqs = |t: u16| -> (u32, u32) {
+        let s: Vec<u32> = logs.iter().filter(|l| l.0 == t).map(|l| l.1).collect();
+        (*s.iter().min().unwrap(), *s.iter().max().unwrap())
+    };
+    for t in [1, 2] {
+        let (lo, hi) = seqs(t);
+        assert!(hi >= lo + 2, "thread {t}: sequences {lo}..={hi}");
+    }
+    let collector = dir.path().join("collector");
+    let mut store = Store::open(&collector, keys()).unwrap();
+    for t in [1, 2] {
+        let (lo, hi) = seqs(t);
+        let stream = StreamId {
+            db_id,
+            resetlogs_id,
+            thread: ThreadId(t),
+        };
+        stream_thread(&mut store, &sim_dir, stream, lo, hi);
+    }
+    drop(store);
+    let key_file = dir.path().join("collector.keys");
+    std::fs::write(
+        &key_file,
+        format!(
+            "active = \"k1\"\n[keys]\nk1 = \"{}\"\n",
+            hex::encode([7u8; 32])
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    // Each thread's last log is the one `restore online` rebuilds: the archive record lists
+    // the others.
+    let dest = dir.path().join("restore");
+    std::fs::create_dir_all(&dest).unwrap();
+    let archived: Vec<&(u16, u32, u64, u64, PathBuf)> =
+        logs.iter().filter(|l| l.1 < seqs(l.0).1).collect();
+    let record = serde_json::json!({
+        "restored_at": "2026-12-06T09:00:00Z",
+        "files": archived.iter().map(|(t, s, f, n, p)| serde_json::json!({
+            "path": p, "thread": t, "sequence": s, "first_scn": f, "next_scn": n,
+            "sha256": hex::encode([0u8; 32]),
+        })).collect::<Vec<_>>(),
+    });
+    std::fs::write(
+        dest.join("restore-archive.json"),
+        serde_json::to_vec_pretty(&record).unwrap(),
+    )
+    .unwrap();
+
+    let verifier = &crate::netkit::bins().verifier;
+    let run = |args: &[&str]| run_with_keys(verifier, args, "", "");
+    let d = dest.to_str().unwrap();
+    for t in ["1", "2"] {
+        let (code, out) = run(&[
+            "restore",
+            "online",
+            "--collector-dir",
+            collector.to_str().unwrap(),
+            "--key-file",
+            key_file.to_str().unwrap(),
+            "--dest",
+            d,
+            "--pad",
+            "--thread",
+            t,
+        ]);
+        assert_eq!(code, Some(0), "thread {t}: {out}");
+    }
+    let records: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dest.join("restore-online.json")).unwrap()).unwrap();
+    let threads = records["threads"].as_array().unwrap();
+    assert_eq!(threads.len(), 2, "both threads recorded: {records}");
+    let mut last_commits = Vec::new();
+    let mut online_paths = Vec::new();
+    for (r, t) in threads.iter().zip([1u16, 2]) {
+        assert_eq!(r["thread"].as_u64(), Some(u64::from(t)), "{r}");
+        assert_eq!(r["sequence"].as_u64(), Some(u64::from(seqs(t).1)), "{r}");
+        assert_eq!(
+            r["stream"].as_str(),
+            Some(format!("db{db_id}-rl{resetlogs_id}-t{t}").as_str())
+        );
+        last_commits.push(r["last_commit_scn"].as_u64().unwrap());
+        online_paths.push(r["path"].as_str().unwrap().to_string());
+    }
+
+    // Once for all: without --thread, one run rebuilds and records every thread.
+    let all = dir.path().join("restore-all");
+    let (code, out) = run(&[
+        "restore",
+        "online",
+        "--collector-dir",
+        collector.to_str().unwrap(),
+        "--key-file",
+        key_file.to_str().unwrap(),
+        "--dest",
+        all.to_str().unwrap(),
+        "--pad",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    let once: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(all.join("restore-online.json")).unwrap()).unwrap();
+    let strip = |v: &serde_json::Value| -> Vec<(u64, u64, u64)> {
+        v["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["thread"].as_u64().unwrap(),
+                    r["sequence"].as_u64().unwrap(),
+                    r["last_commit_scn"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(strip(&once), strip(&records), "{once}");
+
+    let (code, out) = run(&["restore", "script", "--dest", d]);
+    assert_eq!(code, Some(0), "{out}");
+    let earliest = *last_commits.iter().min().unwrap();
+    assert!(
+        out.contains(&format!("last commit: SCN {earliest} ")),
+        "{out}"
+    );
+    assert!(out.contains("earliest of 2 threads"), "{out}");
+
+    // RMAN: one CATALOG of the directory, no file list, bounded where the first online log
+    // begins (the lowest next SCN of the threads' last archived logs).
+    let rman = std::fs::read_to_string(dest.join("recover.rman")).unwrap();
+    let bound = [1, 2]
+        .iter()
+        .map(|t| {
+            archived
+                .iter()
+                .filter(|l| l.0 == *t)
+                .map(|l| l.3)
+                .max()
+                .unwrap()
+        })
+        .min()
+        .unwrap();
+    let archive_dir = format!("{}/", logs[0].4.parent().unwrap().display());
+    assert_eq!(
+        rman.matches(&format!("CATALOG START WITH '{archive_dir}' NOPROMPT;"))
+            .count(),
+        1,
+        "{rman}"
+    );
+    assert!(rman.contains(&format!("SET UNTIL SCN {bound};")), "{rman}");
+    assert!(rman.contains("RECOVER DATABASE;"), "{rman}");
+    assert!(!rman.contains("OPEN RESETLOGS"), "{rman}");
+    for (_, _, _, _, p) in &logs {
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert!(!rman.contains(name), "no file list in RMAN: {name}\n{rman}");
+    }
+
+    // SQL*Plus: each thread's online log once, every recovery statement under CONTINUE,
+    // EXIT re-armed before the check and the open, the open last.
+    let sql = std::fs::read_to_string(dest.join("recover.sql")).unwrap();
+    for p in &online_paths {
+        assert_eq!(
+            sql.matches(&format!("ALTER DATABASE RECOVER LOGFILE '{p}';"))
+                .count(),
+            1,
+            "{p}:\n{sql}"
+        );
+    }
+    assert!(
+        sql.contains(&format!(
+            "ALTER DATABASE RECOVER DATABASE UNTIL CHANGE {} USING BACKUP CONTROLFILE;",
+            earliest + 1
+        )),
+        "{sql}"
+    );
+    let mut mode = "";
+    let mut order = Vec::new();
+    for line in sql.lines().filter(|l| !l.starts_with("--")) {
+        if line.starts_with("WHENEVER SQLERROR ") {
+            mode = if line.contains("CONTINUE") {
+                "continue"
+            } else {
+                "exit"
+            };
+        }
+        if line.starts_with("ALTER DATABASE RECOVER") {
+            assert_eq!(mode, "continue", "{line}:\n{sql}");
+            order.push("recover");
+        }
+        if line.contains("1/0 AS recovery_short_of_target") {
+            assert_eq!(mode, "exit", "{sql}");
+            order.push("check");
+        }
+        if line == "ALTER DATABASE OPEN RESETLOGS;" {
+            assert_eq!(mode, "exit", "{sql}");
+            order.push("open");
+        }
+    }
+    assert_eq!(order.first(), Some(&"recover"), "{sql}");
+    assert_eq!(&order[order.len() - 2..], ["check", "open"], "{sql}");
+    // Nothing RMAN already applied: no archived log that ends at or before the bound.
+    for (_, _, _, next, p) in &logs {
+        if *next <= bound {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            assert!(!sql.contains(name), "{name} is RMAN's:\n{sql}");
+        }
+    }
+}

@@ -294,8 +294,9 @@ manifest_entries = 8
             &self.drill.verifier.secret_key,
         );
         assert_eq!(code, Some(0), "restore online from WORM: {out}");
-        let record: serde_json::Value =
+        let records: serde_json::Value =
             serde_json::from_slice(&fs::read(dest.join("restore-online.json")).unwrap()).unwrap();
+        let record = &records["threads"][0];
         assert_eq!(record["source"], "worm", "{record}");
         assert_eq!(
             record["last_commit_scn"].as_u64(),

@@ -1,6 +1,7 @@
 //! The `redovault-verifier` command line (the only module of this crate that uses `anyhow`):
 //! `verify` (once or as a daemon), `restore archive|online|script`, `check-config`.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,9 +28,10 @@ use crate::chain;
 use crate::config::VerifierConfig;
 use crate::growth::{ManifestGrowth, unix_seconds};
 use crate::html;
+use crate::online_record::{OnlineRecord, OnlineRecords, select_streams};
 use crate::report::{AuditReport, Verdict};
 use crate::restore::{Progress, RestoreItem, restore_archive};
-use crate::script::{self, ArchivedLogFile, OnlineLogFile, ScriptInput, Target};
+use crate::script::{self, ArchivedLogFile, ScriptInput, Target};
 use crate::stream;
 use crate::verify::{CollectorSource, DeepMode, VerifyOptions, verify};
 use crate::worm_stream::{self, WormStream};
@@ -141,7 +143,7 @@ struct RestoreOnlineArgs {
     /// Destination directory.
     #[arg(long)]
     dest: PathBuf,
-    /// The thread (when the collector holds several streams).
+    /// Only this thread (default: every thread of the database found, one log each).
     #[arg(long)]
     thread: Option<u16>,
     /// The stream, `db<dbid>-rl<resetlogs id>-t<thread>` (when WORM or the collector hold
@@ -190,33 +192,7 @@ struct RecordFile {
     sha256: String,
 }
 
-/// What `restore online` leaves in DEST.
-#[derive(Debug, Serialize, Deserialize)]
-struct OnlineRecord {
-    path: PathBuf,
-    thread: u16,
-    sequence: u32,
-    size: u64,
-    sha256: String,
-    last_commit_scn: u64,
-    last_commit_xid: String,
-    last_commit_time: Option<String>,
-    commits: usize,
-    /// Where the log came from: `collector` (its segments) or `worm` (the pieces, opened
-    /// with the recovery key).
-    #[serde(default = "collector_source")]
-    source: String,
-    /// Why that source.
-    #[serde(default)]
-    source_reason: String,
-}
-
-fn collector_source() -> String {
-    "collector".into()
-}
-
 const ARCHIVE_RECORD: &str = "restore-archive.json";
-const ONLINE_RECORD: &str = "restore-online.json";
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> anyhow::Result<i32> {
@@ -704,13 +680,50 @@ fn progress(p: Progress, tty: bool, t0: Instant) {
 
 fn restore_online(a: RestoreOnlineArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<i32> {
     let cfg = a.config.as_deref().map(VerifierConfig::load).transpose()?;
-    let collector = collector_candidate(&a, cfg.as_ref())?;
+    let (mut collector, collector_place) = collector_streams(&a, cfg.as_ref())?;
     let worm = match (&a.recovery_key, &cfg) {
-        (Some(k), Some(cfg)) => Some(rt.block_on(worm_candidate(&a, k, cfg))?),
+        (Some(k), Some(cfg)) => {
+            let key = RecoveryPrivateKey::load(k)?;
+            let prefix = a.worm_prefix.clone().unwrap_or(cfg.store.prefix.clone());
+            let streams = rt.block_on(worm_streams(cfg, &prefix))?;
+            Some((cfg, key, prefix, streams))
+        }
         _ => None,
     };
-    let chosen = choose_source(collector, worm)?;
+    let mut found: BTreeSet<StreamId> = collector
+        .as_ref()
+        .map(|(m, _)| m.keys().copied().collect())
+        .unwrap_or_default();
+    let mut places = vec![collector_place];
+    if let Some((_, _, prefix, streams)) = &worm {
+        found.extend(streams.iter().copied());
+        places.push(Some(format!("WORM under {prefix:?}")));
+    }
+    let place = places
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" and ");
+    // Without --thread or --stream: every thread of the database (RAC), each recorded.
+    let streams = select_streams(&found, a.thread, a.stream.as_deref(), &place)?;
     std::fs::create_dir_all(&a.dest).with_context(|| format!("creating {}", a.dest.display()))?;
+    for stream in streams {
+        let c = collector
+            .as_mut()
+            .and_then(|(m, keys)| m.remove(&stream).map(|snap| (snap, keys.clone())));
+        let w = match &worm {
+            Some((cfg, key, prefix, streams)) if streams.contains(&stream) => {
+                Some((stream, rt.block_on(worm_stream(cfg, prefix, key, stream))?))
+            }
+            _ => None,
+        };
+        restore_one_online(&a, choose_source(c, w)?)?;
+    }
+    Ok(0)
+}
+
+/// Rebuilds one stream's online log from the chosen copy and adds its thread's record.
+fn restore_one_online(a: &RestoreOnlineArgs, chosen: Chosen) -> anyhow::Result<()> {
     let opts = RebuildOptions {
         sequence: None,
         pad_to_log_size: a.pad,
@@ -721,27 +734,28 @@ fn restore_online(a: RestoreOnlineArgs, rt: &tokio::runtime::Runtime) -> anyhow:
             stream.thread.0, seq, stream.resetlogs_id
         ))
     };
-    let (r, source, reason) = match chosen {
+    let (r, stream, source, reason) = match chosen {
         Chosen::Collector(snap, keys, reason) => {
             let seq = snap
                 .durable
                 .last_commit
                 .map(|c| c.end.seq.0)
-                .context("the stream holds no commit")?;
+                .with_context(|| format!("{}: the stream holds no commit", snap.stream))?;
             let r = rebuild(&snap, &keys, &name(snap.stream, seq), &opts)?;
-            (r, "collector", reason)
+            (r, snap.stream, "collector", reason)
         }
         Chosen::Worm(stream, ws, reason) => {
             let t = ws
                 .target(stream)
-                .context("the stream's pieces in WORM hold no commit")?;
+                .with_context(|| format!("{stream}: the stream's pieces in WORM hold no commit"))?;
             let r = rebuild_from_chunks(&t, &ws.chunks, &name(stream, t.seq.0), &opts)?;
-            (r, "worm", reason)
+            (r, stream, "worm", reason)
         }
     };
     print!("{r}");
     println!("source     {source}: {reason}");
     let record = OnlineRecord {
+        stream: Some(stream.to_string()),
         path: std::fs::canonicalize(&r.path).unwrap_or(r.path.clone()),
         thread: r.thread.0,
         sequence: r.sequence.0,
@@ -757,11 +771,13 @@ fn restore_online(a: RestoreOnlineArgs, rt: &tokio::runtime::Runtime) -> anyhow:
         source: source.to_string(),
         source_reason: reason,
     };
-    redovault::durable::write_atomic(
-        &a.dest.join(ONLINE_RECORD),
-        &serde_json::to_vec_pretty(&record)?,
-    )?;
-    Ok(0)
+    // One record per thread: `restore script` finds every thread's online log.
+    let mut records = OnlineRecords::read(&a.dest)?.unwrap_or_default();
+    for n in records.add(record) {
+        println!("record     {n}");
+    }
+    records.write(&a.dest)?;
+    Ok(())
 }
 
 /// Where the online log comes from.
@@ -770,16 +786,21 @@ enum Chosen {
     Worm(StreamId, WormStream, String),
 }
 
-/// The collector's copy of the stream, when its directory and key are given and there.
-fn collector_candidate(
+/// The collector's streams, when its directory and key are given and there, and the place
+/// named in messages.
+#[allow(clippy::type_complexity)]
+fn collector_streams(
     a: &RestoreOnlineArgs,
     cfg: Option<&VerifierConfig>,
-) -> anyhow::Result<Option<(StreamSnapshot, KeyRing)>> {
+) -> anyhow::Result<(
+    Option<(BTreeMap<StreamId, StreamSnapshot>, KeyRing)>,
+    Option<String>,
+)> {
     let (dir, key_file) = match (&a.collector_dir, &a.key_file, cfg) {
         (Some(d), Some(k), _) => (d.clone(), k.clone()),
         (_, _, Some(c)) => match (&c.collector.dir, &c.collector.key_file) {
             (Some(d), Some(k)) => (d.clone(), k.clone()),
-            _ if a.recovery_key.is_some() => return Ok(None),
+            _ if a.recovery_key.is_some() => return Ok((None, None)),
             _ => bail!("[collector] dir and key_file are not set in the configuration"),
         },
         _ => bail!("give --collector-dir and --key-file, or --config with a [collector] section"),
@@ -789,7 +810,7 @@ fn collector_candidate(
             "note: the collector's directory {} is not there (backup host gone?): WORM only",
             dir.display()
         );
-        return Ok(None);
+        return Ok((None, None));
     }
     let keys =
         KeyRing::load(&key_file).with_context(|| format!("key file {}", key_file.display()))?;
@@ -799,76 +820,47 @@ fn collector_candidate(
     for f in &audit.findings {
         eprintln!("warning: {} {}: {}", f.kind.as_str(), f.subject, f.detail);
     }
-    let snap = pick_stream(
-        audit.snapshots.into_iter().collect(),
-        a,
-        &format!("the collector in {}", dir.display()),
-    )?;
-    Ok(Some((snap, keys)))
+    Ok((
+        Some((audit.snapshots, keys)),
+        Some(format!("the collector in {}", dir.display())),
+    ))
 }
 
-/// One stream of several, by `--stream` or `--thread`.
-fn pick_stream<T>(
-    mut candidates: Vec<(StreamId, T)>,
-    a: &RestoreOnlineArgs,
-    place: &str,
-) -> anyhow::Result<T> {
-    candidates.retain(|(s, _)| {
-        a.thread.is_none_or(|t| s.thread.0 == t)
-            && a.stream.as_deref().is_none_or(|n| s.to_string() == n)
-    });
-    match candidates.len() {
-        0 => bail!("{place} holds no matching stream"),
-        1 => Ok(candidates.remove(0).1),
-        _ => bail!(
-            "{place} holds {} streams ({}); choose one with --thread",
-            candidates.len(),
-            candidates
-                .iter()
-                .map(|(s, _)| s.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
-/// The stream's pieces in WORM, opened with the recovery key.
-async fn worm_candidate(
-    a: &RestoreOnlineArgs,
-    key_file: &Path,
-    cfg: &VerifierConfig,
-) -> anyhow::Result<(StreamId, WormStream)> {
-    let key = RecoveryPrivateKey::load(key_file)?;
-    let prefix = a.worm_prefix.clone().unwrap_or(cfg.store.prefix.clone());
+/// The streams with pieces in WORM.
+async fn worm_streams(cfg: &VerifierConfig, prefix: &str) -> anyhow::Result<Vec<StreamId>> {
     match cfg.store.kind {
         StoreKind::S3 => {
             let s = S3Store::new(redovault::watcher::s3_config(&cfg.store)?)?;
-            worm_read(&s, &prefix, &key, a).await
+            worm_stream::list_streams(&s, prefix).await
         }
         StoreKind::Local => {
             let dir = cfg.store.dir.clone().context("store.dir")?;
-            worm_read(&LocalStore::new(dir)?, &prefix, &key, a).await
+            worm_stream::list_streams(&LocalStore::new(dir)?, prefix).await
         }
     }
 }
 
-async fn worm_read<S: redovault::store::ArchiveStore>(
-    store: &S,
+/// One stream's pieces in WORM, opened with the recovery key.
+async fn worm_stream(
+    cfg: &VerifierConfig,
     prefix: &str,
     key: &RecoveryPrivateKey,
-    a: &RestoreOnlineArgs,
-) -> anyhow::Result<(StreamId, WormStream)> {
-    let streams = worm_stream::list_streams(store, prefix).await?;
-    let stream = pick_stream(
-        streams.into_iter().map(|s| (s, s)).collect(),
-        a,
-        &format!("WORM under {prefix:?}"),
-    )?;
-    let ws = worm_stream::read_stream(store, prefix, stream, key).await?;
+    stream: StreamId,
+) -> anyhow::Result<WormStream> {
+    let ws = match cfg.store.kind {
+        StoreKind::S3 => {
+            let s = S3Store::new(redovault::watcher::s3_config(&cfg.store)?)?;
+            worm_stream::read_stream(&s, prefix, stream, key).await?
+        }
+        StoreKind::Local => {
+            let dir = cfg.store.dir.clone().context("store.dir")?;
+            worm_stream::read_stream(&LocalStore::new(dir)?, prefix, stream, key).await?
+        }
+    };
     for n in &ws.notes {
         eprintln!("warning: worm {stream}: {n}");
     }
-    Ok((stream, ws))
+    Ok(ws)
 }
 
 /// The copy with the later last commit (the longer authenticated prefix); the collector's
@@ -937,10 +929,7 @@ fn restore_script(a: RestoreScriptArgs) -> anyhow::Result<i32> {
         .map(|b| serde_json::from_slice(&b))
         .transpose()
         .context(ARCHIVE_RECORD)?;
-    let online: Option<OnlineRecord> = read(ONLINE_RECORD)?
-        .map(|b| serde_json::from_slice(&b))
-        .transpose()
-        .context(ONLINE_RECORD)?;
+    let online = OnlineRecords::read(&a.dest)?.unwrap_or_default();
     let target = match (&a.until_scn, &a.until_time) {
         (Some(s), _) => Target::UntilScn(*s),
         (_, Some(t)) => Target::UntilTime(t.clone()),
@@ -962,27 +951,31 @@ fn restore_script(a: RestoreScriptArgs) -> anyhow::Result<i32> {
                     .collect()
             })
             .unwrap_or_default(),
-        online: online.map(|o| OnlineLogFile {
-            path: o.path,
-            thread: o.thread,
-            sequence: o.sequence,
-            last_commit_scn: o.last_commit_scn,
-            last_commit_xid: o.last_commit_xid,
-            last_commit_time: o.last_commit_time,
-        }),
+        online: online.online_logs(),
         target,
     };
     let rman = script::rman_script(&input)?;
-    let sql = script::sqlplus_script(&input);
+    let sql = script::sqlplus_script(&input)?;
     redovault::durable::write_atomic(&a.dest.join("recover.rman"), rman.as_bytes())?;
     println!("{}", script::last_recoverable(&input)?);
     println!("wrote {}", a.dest.join("recover.rman").display());
+    let sql_path = a.dest.join("recover.sql");
     match sql {
-        Ok(sql) => {
-            redovault::durable::write_atomic(&a.dest.join("recover.sql"), sql.as_bytes())?;
-            println!("wrote {}", a.dest.join("recover.sql").display());
+        Some(sql) => {
+            redovault::durable::write_atomic(&sql_path, sql.as_bytes())?;
+            println!("wrote {}", sql_path.display());
         }
-        Err(e) => println!("no recover.sql: {e}"),
+        None => {
+            // A recover.sql of an earlier run (another target) must not be run by mistake.
+            match std::fs::remove_file(&sql_path) {
+                Ok(()) => println!("removed {} of an earlier run", sql_path.display()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("removing {}", sql_path.display()));
+                }
+            }
+            println!("no recover.sql: recover.rman recovers to the target and opens");
+        }
     }
     Ok(0)
 }

@@ -28,7 +28,9 @@
 //!   pieces by HEAD and rolling re-hash, pieces no sealed entry records; with the recovery
 //!   key, pieces opened for the cross-check against the archived logs.
 //! - [`script`]: `restore script`: RMAN and SQL*Plus recovery scripts stating the last
-//!   recoverable SCN, time and XID.
+//!   recoverable SCN, time and XID (every RAC thread in one script).
+//! - [`online_record`]: `restore-online.json`, one record per thread of the online logs
+//!   `restore online` rebuilt.
 
 pub mod chain;
 pub mod cli;
@@ -36,6 +38,7 @@ pub mod config;
 pub mod growth;
 pub mod html;
 pub mod objects;
+pub mod online_record;
 pub mod report;
 pub mod restore;
 pub mod script;
