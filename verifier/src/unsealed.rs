@@ -610,6 +610,32 @@ pub fn choose_db(asked: Option<u32>, present: &BTreeSet<u32>) -> Result<Option<u
     }
 }
 
+/// What `restore archive` may restore of database `db` (None: every database): the sealed
+/// manifest's entries and the unsealed logs as entries ([`UnsealedLog::as_entry`]), an
+/// unsealed log dropped when a sealed entry records the same log. Returns them with the keys
+/// of the unsealed ones.
+pub fn restore_candidates(
+    sealed: Vec<ManifestEntry>,
+    unsealed: &[UnsealedLog],
+    db: Option<u32>,
+) -> (Vec<ManifestEntry>, HashSet<String>) {
+    let mine = |id: u32| db.is_none_or(|d| d == id);
+    let mut out: Vec<ManifestEntry> = sealed.into_iter().filter(|e| mine(e.db_id)).collect();
+    let known: HashSet<(u32, u32, u16, u32)> = out
+        .iter()
+        .map(|e| (e.db_id, e.resetlogs_id, e.thread.0, e.sequence.0))
+        .collect();
+    let mut keys = HashSet::new();
+    for l in unsealed {
+        let h = &l.header;
+        if mine(h.db_id) && !known.contains(&(h.db_id, h.resetlogs_id, h.thread, h.sequence)) {
+            keys.insert(l.key.clone());
+            out.push(l.as_entry());
+        }
+    }
+    (out, keys)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -741,6 +767,64 @@ mod tests {
         assert!(f.iter().all(|f| f.kind == FindingKind::SequenceGap));
         assert!(gaps(&sealed[..2], &[log(3), log(4)]).is_empty());
         assert!(gaps(&[], &[log(3), log(4)]).is_empty());
+    }
+
+    fn unsealed(db: u32, seq: u32) -> UnsealedLog {
+        let header = LogHeader {
+            db_id: db,
+            db_name: "PROD".into(),
+            resetlogs_id: 7,
+            thread: 1,
+            sequence: seq,
+            first_scn: u64::from(seq) * 100,
+            next_scn: u64::from(seq + 1) * 100,
+            first_time: format!("2026-12-06T09:{seq:02}:00Z"),
+            next_time: format!("2026-12-06T09:{:02}:00Z", seq + 1),
+            block_size: 512,
+        };
+        UnsealedLog {
+            key: format!(
+                "rv/archive/sha256/{:064x}",
+                u64::from(db) << 32 | u64::from(seq)
+            ),
+            version_id: Some("v1".into()),
+            size: 1024,
+            sha256: format!("{:064x}", u64::from(db) << 32 | u64::from(seq)),
+            file_name: file_name(&header),
+            header,
+            hash_check: HashCheck::Server,
+        }
+    }
+
+    #[test]
+    fn restore_takes_the_unsealed_logs_of_the_chosen_database_after_the_sealed_ones() {
+        let sealed: Vec<ManifestEntry> = [1u32, 2]
+            .iter()
+            .map(|s| {
+                let mut e = unsealed(5, *s).as_entry();
+                e.index = u64::from(*s);
+                e.file_name = format!("arch1_{s}_7.dbf");
+                e
+            })
+            .collect();
+        let logs = [
+            unsealed(5, 2), // the sealed manifest has it already
+            unsealed(5, 3),
+            unsealed(5, 4),
+            unsealed(6, 9), // another database
+        ];
+        let (all, keys) = restore_candidates(sealed.clone(), &logs, Some(5));
+        let seqs: Vec<u32> = all.iter().map(|e| e.sequence.0).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4]);
+        assert_eq!(keys.len(), 2);
+        assert!(keys.contains(&logs[1].key) && keys.contains(&logs[2].key));
+        let e3 = &all[2];
+        assert_eq!(e3.file_name, "1_3_7.arc");
+        assert_eq!((e3.first_scn.0, e3.next_scn.0), (300, 400));
+        assert_eq!(e3.sha256.hex(), logs[1].sha256);
+        assert_eq!(e3.version_id.as_deref(), Some("v1"));
+        let (all, keys) = restore_candidates(sealed, &logs, None);
+        assert_eq!((all.len(), keys.len()), (5, 3));
     }
 
     #[test]
