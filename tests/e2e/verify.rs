@@ -814,6 +814,12 @@ async fn logs_shipped_since_the_last_seal_are_verified_and_restored_and_stranger
     put(archive_key(&a.prefix, &pdf), pdf).await;
     let truncated = a.originals[1].1[..a.originals[1].1.len() - 512].to_vec();
     put(archive_key(&a.prefix, &truncated), truncated).await;
+    // And the attacker's put over an unsealed log (a newer version under its key).
+    let replaced_key = archive_key(&a.prefix, &a.originals[n - 1].1);
+    a.store()
+        .admin_put_plain(&replaced_key, bytes::Bytes::from_static(b"zeros"))
+        .await
+        .unwrap();
     let damaged = b"half a datafile".to_vec();
     put(
         format!(
@@ -851,10 +857,19 @@ async fn logs_shipped_since_the_last_seal_are_verified_and_restored_and_stranger
         ),
         (3, 3, 1)
     );
-    assert!(
-        !kinds(&r).iter().any(|k| k.is_tampering()),
+    let tampering: Vec<FindingKind> = kinds(&r).into_iter().filter(|k| k.is_tampering()).collect();
+    assert_eq!(
+        tampering,
+        vec![FindingKind::ObjectReplaced],
         "{}",
         r.to_text()
+    );
+    assert_eq!(
+        r.of_kind(FindingKind::ObjectReplaced)
+            .next()
+            .unwrap()
+            .subject,
+        replaced_key
     );
     // Restore takes the same logs, and nothing of the strangers.
     let dest2 = a.dir.path().join("restore2");
@@ -869,6 +884,11 @@ async fn logs_shipped_since_the_last_seal_are_verified_and_restored_and_stranger
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("warning: unreferenced_object"), "{out}");
     assert_eq!(restored(&dest2), rec);
+    let last = format!("1_{}_{}.arc", seq_of(n - 1), a.stream.resetlogs_id);
+    assert!(
+        std::fs::read(dest2.join(&last)).unwrap() == a.originals[n - 1].1,
+        "the version the watcher put, not the one written over it"
+    );
     let files = std::fs::read_dir(&dest2).unwrap().count();
     assert_eq!(files, n + 1, "the logs and restore-archive.json only");
 }

@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use redovault::manifest::{ManifestEntry, Sha256Digest};
-use redovault::store::{ArchiveStore, LockMode, StoreError};
+use redovault::store::{ArchiveStore, LockMode, ObjectInfo, StoreError};
 use redovault_redo::checksum::block_checksum_ok;
 use redovault_redo::header::FILE_HEADER_PREFIX;
 use redovault_redo::position::{LogSeq, Scn, ThreadId};
@@ -360,7 +360,7 @@ async fn check_candidate<S: ArchiveStore>(
         out.findings
             .push(Finding::error(kind, key.to_string(), detail));
     };
-    let Some(info) = store.head(key, None).await? else {
+    let Some(info) = original_version(store, key, sha, out).await? else {
         // Listed, then gone: only a delete does that, which WORM refuses for locked objects.
         unreferenced(
             out,
@@ -480,6 +480,41 @@ async fn check_candidate<S: ArchiveStore>(
     out.findings.push(f);
     out.logs.push(log);
     Ok(())
+}
+
+/// The version of a content-addressed key to trust: the oldest whose stored SHA-256 is the
+/// key's (else the oldest). A key holding several versions had something written over the
+/// watcher's create-only put: that is evidence (`object_replaced`), and no manifest recorded
+/// the version, so the content decides which one is the archived log.
+async fn original_version<S: ArchiveStore>(
+    store: &S,
+    key: &str,
+    sha: Sha256Digest,
+    out: &mut Scan,
+) -> Result<Option<ObjectInfo>, StoreError> {
+    let versions = store.versions(key).await?;
+    if versions.len() <= 1 {
+        return store.head(key, None).await;
+    }
+    out.findings.push(Finding::error(
+        FindingKind::ObjectReplaced,
+        key.to_string(),
+        format!(
+            "{} versions under a key the watcher writes once (create-only): something was written over it; the version whose content is the key's SHA-256 is the archived log",
+            versions.len()
+        ),
+    ));
+    let mut oldest = None;
+    for v in versions.iter().rev() {
+        let Some(info) = store.head(key, Some(v)).await? else {
+            continue;
+        };
+        if info.sha256 == Some(sha.0) {
+            return Ok(Some(info));
+        }
+        oldest.get_or_insert(info);
+    }
+    Ok(oldest)
 }
 
 /// The first [`HEADER_READ`] bytes of a version (fewer when it is shorter), by a ranged GET.
