@@ -91,7 +91,8 @@ struct VerifyArgs {
 
 #[derive(Debug, Subcommand)]
 enum RestoreCommand {
-    /// Archived logs from WORM into DEST, verified against the manifest, in order, resumable.
+    /// Archived logs from WORM into DEST, verified against the manifest (and those shipped
+    /// since the last seal, against their SHA-256 keys), in order, resumable.
     Archive(RestoreArchiveArgs),
     /// The online log rebuilt to the last commit from the collector's segments.
     Online(RestoreOnlineArgs),
@@ -626,6 +627,7 @@ async fn with_unsealed<S: ArchiveStore>(
         // Restore re-hashes every byte it downloads: HEAD is enough here.
         deep: false,
         lock_mode: None,
+        parallel: a.parallel,
     };
     let scan = unsealed::scan(store, &opts, &referenced, &sealed_logs)
         .await

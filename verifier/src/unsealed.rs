@@ -20,6 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+use futures::StreamExt;
 use redovault::manifest::{ManifestEntry, Sha256Digest};
 use redovault::store::{ArchiveStore, LockMode, ObjectInfo, StoreError};
 use redovault_redo::checksum::block_checksum_ok;
@@ -285,6 +286,8 @@ pub struct ScanOptions {
     pub deep: bool,
     /// The lock mode every object must have (None: no lock required).
     pub lock_mode: Option<LockMode>,
+    /// Candidates checked at once.
+    pub parallel: usize,
 }
 
 /// Lists the prefix and accounts for every object: the keys of `referenced` (manifest
@@ -302,6 +305,7 @@ pub async fn scan<S: ArchiveStore>(
         listed: listing.len() as u64,
         ..Scan::default()
     };
+    let mut candidates = Vec::new();
     for obj in listing {
         if referenced.contains(&obj.key) {
             continue;
@@ -330,10 +334,24 @@ pub async fn scan<S: ArchiveStore>(
                     ),
                 ));
             }
-            KeyKind::Archive(sha) => {
-                check_candidate(store, opts, &obj.key, sha, sealed_logs, &mut out).await?;
-            }
+            KeyKind::Archive(sha) => candidates.push((obj.key, sha)),
         }
+    }
+    let checked: Vec<Result<Scan, StoreError>> =
+        futures::stream::iter(candidates.into_iter().map(|(key, sha)| async move {
+            let mut one = Scan::default();
+            check_candidate(store, opts, &key, sha, sealed_logs, &mut one).await?;
+            Ok(one)
+        }))
+        .buffered(opts.parallel.max(1))
+        .collect()
+        .await;
+    for one in checked {
+        let one = one?;
+        out.logs.extend(one.logs);
+        out.findings.extend(one.findings);
+        out.unreferenced += one.unreferenced;
+        out.bytes_rehashed += one.bytes_rehashed;
     }
     out.logs.sort_by_key(|l| {
         (

@@ -513,6 +513,7 @@ async fn check_unsealed<S: ArchiveStore>(
             .unwrap_or_else(|| opts.prefix.clone()),
         deep: opts.deep != DeepMode::Off,
         lock_mode: opts.policy.lock_mode,
+        parallel: opts.parallel,
     };
     let scan = unsealed::scan(store, &scan_opts, &referenced, &sealed_logs).await?;
     let sealed: Vec<LogRef> = entries.values().map(log_of).collect();
