@@ -39,6 +39,11 @@ pub struct DrillArgs {
     /// Seed of the workload.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The watcher's manifest seal interval (`1s`, `10m`). The default is production's
+    /// (`deploy/config/watcher.example.toml`): a drill shorter than it ends with every archived
+    /// log shipped but not yet sealed, and recovery must take them from WORM all the same.
+    #[arg(long, default_value = "10m")]
+    pub seal_interval: String,
     /// The `env.sh` of a running S3 test server (`deploy/s3/server.sh up ceph DIR`). Default:
     /// the first of `$REDOVAULT_TEST_S3_TARGETS` with a drill bucket, else
     /// `.ci/state/ceph/env.sh` if that server answers, else the local directory store.
@@ -107,6 +112,7 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
         grace: dur(&args.grace, "grace")?,
         wipe_backup_host: args.wipe_backup_host,
         seed: args.seed,
+        seal_interval: dur(&args.seal_interval, "seal-interval")?,
         s3: s3_target(args)?,
         programs: Programs::beside(&me)?,
     };

@@ -159,6 +159,9 @@ pub struct DrillOptions {
     pub wipe_backup_host: bool,
     /// Seed of the workload.
     pub seed: u64,
+    /// The watcher's manifest seal interval (production: [`setup::PRODUCTION_SEAL_INTERVAL`]).
+    /// Logs shipped since the last seal must come back from WORM all the same.
+    pub seal_interval: Duration,
     /// S3 instead of the local directory.
     pub s3: Option<S3Target>,
     /// The programs.
@@ -210,6 +213,13 @@ pub struct DrillReport {
     pub online_source_reason: String,
     /// Seconds from the start of recovery to verified files.
     pub rto_seconds: f64,
+    /// The watcher's manifest seal interval in this drill, in seconds.
+    pub seal_interval_seconds: f64,
+    /// Archived logs restored from WORM that a sealed manifest lists.
+    pub archived_from_sealed_manifest: usize,
+    /// Archived logs restored from WORM that were shipped but not yet sealed (found by their
+    /// headers and SHA-256 keys).
+    pub archived_shipped_not_sealed: usize,
     /// Seconds the database ran.
     pub workload_seconds: f64,
     /// Committed transactions.
@@ -264,6 +274,20 @@ impl DrillReport {
                 t.recovered.deletes
             ));
         }
+        s.push_str(&format!(
+            "archived logs from WORM: {} from sealed manifests, {} shipped but not yet sealed (watcher seal interval {:.0} s)\n",
+            self.archived_from_sealed_manifest,
+            self.archived_shipped_not_sealed,
+            self.seal_interval_seconds
+        ));
+        s.push_str("time budget per recovery step:\n");
+        for r in &self.recovery {
+            s.push_str(&format!("  {:<40} {:>8.2} s\n", r.step, r.seconds));
+        }
+        s.push_str(&format!(
+            "  {:<40} {:>8.2} s\n",
+            "total (RTO)", self.rto_seconds
+        ));
         s.push_str(&format!(
             "verdict: {}   RPO = {} commits lost ({:.0} s of commit time)   RTO = {:.1} s   online log from {}   ({} commits, {} archived logs, store {}{})\n",
             if self.pass { "PASS" } else { "FAIL" },
@@ -375,7 +399,14 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         ),
         None => format!("local directory {} (stands in for WORM)", l.vault.display()),
     };
-    let cfgs = setup::write_configs(&l, ports, opts.groups, opts.s3.as_ref(), &prefix)?;
+    let cfgs = setup::write_configs(
+        &l,
+        ports,
+        opts.groups,
+        opts.s3.as_ref(),
+        &prefix,
+        opts.seal_interval,
+    )?;
     say(&format!("==> [1/5] set-up in {}", l.root.display()));
     say(&format!(
         "    link certificates (CA, collector, extractor) and the collector's AES-256-GCM key made on the fly; store: {store_name}"
@@ -384,6 +415,15 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         "    recovery key pair made on the fly: the private half offline with the recovery team ({}), the public half on the backup host; the collector seals its pieces into WORM every {} s",
         l.recovery_key().display(),
         setup::WORM_SEAL_INTERVAL.as_secs_f64()
+    ));
+    say(&format!(
+        "    the watcher seals its manifest into WORM every {} s{}",
+        opts.seal_interval.as_secs_f64(),
+        if opts.seal_interval == setup::PRODUCTION_SEAL_INTERVAL {
+            " (the production default): the logs shipped since the last seal come back from WORM by their headers and SHA-256"
+        } else {
+            ""
+        }
     ));
 
     let mut sim = SimConfig::new(&l.oracle);
@@ -755,7 +795,11 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     );
     let archive_record: serde_json::Value = read_json(&dest.join("restore-archive.json"))?;
     let mut from_worm = BTreeMap::new();
+    let mut shipped_not_sealed = 0;
     for f in archive_record["files"].as_array().into_iter().flatten() {
+        if f["shipped_not_sealed"].as_bool() == Some(true) {
+            shipped_not_sealed += 1;
+        }
         let seq = f["sequence"].as_u64().unwrap_or(0) as u32;
         let path = PathBuf::from(f["path"].as_str().unwrap_or(""));
         from_worm.insert(
@@ -885,6 +929,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             s.step, s.seconds, s.detail
         ));
     }
+    say(&format!("    {:<40} {:>6.2} s", "total (RTO)", rto));
 
     // ---- the referee's checks
     say("==> [5/5] the referee's checks against the ground truth");
@@ -1263,6 +1308,9 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         online_source,
         online_source_reason,
         rto_seconds: rto,
+        seal_interval_seconds: opts.seal_interval.as_secs_f64(),
+        archived_from_sealed_manifest: from_worm.len() - shipped_not_sealed,
+        archived_shipped_not_sealed: shipped_not_sealed,
         workload_seconds,
         commits: jcommits.len(),
         rollbacks,

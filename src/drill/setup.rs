@@ -18,6 +18,12 @@ use crate::crypto::tls;
 /// durable on the backup host to its piece being cut for WORM.
 pub const WORM_SEAL_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The watcher's `[state] seal_interval` in production: the value of
+/// `deploy/config/watcher.example.toml` (a unit test keeps them equal). The drill runs with it
+/// by default, so that the archived logs shipped since the last seal (all of them, in a drill
+/// shorter than the interval) must come back from WORM without a sealed manifest.
+pub const PRODUCTION_SEAL_INTERVAL: Duration = Duration::from_secs(600);
+
 /// Every path of one drill.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -143,6 +149,7 @@ pub fn write_configs(
     groups: u32,
     s3: Option<&S3Target>,
     prefix: &str,
+    seal_interval: Duration,
 ) -> Result<Configs, DrillError> {
     // The link's PKI, made on the fly; the CA key is not kept.
     let pki_dir = l.remote.join("pki");
@@ -300,8 +307,9 @@ scan_interval = "1s"
 [state]
 dir = "{state}"
 status_interval = "250ms"
-# Sealed often: what is sealed in WORM outlives the database host.
-seal_interval = "1s"
+# The manifest's seal interval (production: 10m). Logs shipped since the last seal are in
+# WORM but in no sealed manifest: the verifier finds them by their headers and SHA-256 keys.
+seal_interval = "{seal_ms}ms"
 [store]
 {store}
 [telemetry]
@@ -319,6 +327,7 @@ metrics_listen = "127.0.0.1:{mport}"
             None => store_section(l, s3, prefix),
         },
         mport = ports.watcher_metrics,
+        seal_ms = seal_interval.as_millis(),
     );
     fs::write(&watcher, text).map_err(|e| DrillError::io(&watcher, e))?;
     Ok(Configs {
@@ -379,7 +388,8 @@ pub fn write_verifier_config(
 {store}
 [verify]
 {lock}
-deep = "all"
+# HEAD only: restore archive re-hashes every log it downloads (no log is downloaded twice).
+deep = "off"
 state_dir = "{state}"
 {collector}
 [telemetry]
@@ -390,4 +400,24 @@ log_level = "warn"
     );
     fs::write(&p, text).map_err(|e| DrillError::io(&p, e))?;
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_production_seal_interval_is_the_example_configs() {
+        let example = include_str!("../../deploy/config/watcher.example.toml");
+        let line = example
+            .lines()
+            .find(|l| l.trim_start().starts_with("seal_interval"))
+            .expect("the example sets seal_interval");
+        let value = line.split('"').nth(1).expect("a quoted duration");
+        assert_eq!(
+            crate::tomlcheck::parse_duration(value).unwrap(),
+            PRODUCTION_SEAL_INTERVAL,
+            "{line}"
+        );
+    }
 }

@@ -927,3 +927,285 @@ fn restore_script_every_thread_of_a_rac_database() {
         }
     }
 }
+
+/// The watcher's layout: an archived log's key is its SHA-256.
+fn archive_key(prefix: &str, bytes: &[u8]) -> String {
+    format!(
+        "{prefix}/archive/sha256/{}",
+        redovault::manifest::Sha256Digest::of(bytes).hex()
+    )
+}
+
+/// What a restore record says of each file: (sequence, shipped but not yet sealed).
+fn restored(dest: &Path) -> Vec<(u64, bool)> {
+    let rec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dest.join("restore-archive.json")).unwrap()).unwrap();
+    rec["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["sequence"].as_u64().unwrap(),
+                f["shipped_not_sealed"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The seal interval's window: the last logs are shipped into WORM (locked, under their
+/// SHA-256) but no sealed manifest lists them when the database host is wiped. `verify`
+/// names them (and a hole before them), `restore archive` restores them byte for byte and
+/// `restore script` applies them; foreign, non-redo and truncated objects are reported as
+/// unreferenced, never restored; the watcher's quarantine is expected.
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_shipped_since_the_last_seal_are_verified_and_restored_and_strangers_reported() {
+    // The last three logs are not pushed (and so not in the sealed manifest).
+    let a = build("unsealed", 61, |archived| {
+        for p in &archived[archived.len() - 3..] {
+            std::fs::remove_file(p).unwrap();
+        }
+    });
+    let n = a.originals.len();
+    let store = a.store();
+    let put = |key: String, bytes: Vec<u8>| {
+        let store = Arc::clone(&store);
+        async move {
+            use redovault::store::ArchiveStore;
+            store
+                .put_immutable(&key, std::io::Cursor::new(bytes))
+                .await
+                .unwrap();
+        }
+    };
+    let options = || VerifyOptions {
+        deep: DeepMode::Off,
+        ..a.options(None, None)
+    };
+    let seq_of = |i: usize| {
+        let h = redovault_redo::FileHeader::parse(&a.originals[i].1).unwrap();
+        let b1 = &a.originals[i].1[h.bs()..2 * h.bs()];
+        redovault_redo::RedoHeader::parse(b1, h.endian, h.bs() as u64)
+            .unwrap()
+            .sequence
+            .0
+    };
+
+    // 1. The watcher shipped the last two (not the one before them) and died before sealing.
+    for (p, b) in &a.originals[n - 2..] {
+        let _ = p;
+        put(archive_key(&a.prefix, b), b.clone()).await;
+    }
+    let r = verify(a.store(), &options()).await;
+    assert_eq!(r.verdict, Verdict::Findings, "{}", r.to_text());
+    assert_eq!(r.summary.unsealed_logs, 2, "{}", r.to_text());
+    let gap: Vec<_> = r.of_kind(FindingKind::SequenceGap).collect();
+    assert_eq!(gap.len(), 1, "{}", r.to_text());
+    assert_eq!(
+        gap[0].subject,
+        format!("thread 1 sequence {}", seq_of(n - 3))
+    );
+    assert_eq!(r.of_kind(FindingKind::ShippedNotSealed).count(), 2);
+
+    // 2. With the one before them too, the archive is whole: clean, three logs unsealed.
+    put(
+        archive_key(&a.prefix, &a.originals[n - 3].1),
+        a.originals[n - 3].1.clone(),
+    )
+    .await;
+    let r = verify(a.store(), &options()).await;
+    assert_eq!(r.verdict, Verdict::Clean, "{}", r.to_text());
+    assert_eq!(
+        (r.summary.manifest_entries, r.summary.unsealed_logs),
+        ((n - 3) as u64, 3)
+    );
+    let seqs: Vec<u32> = r.unsealed.iter().map(|u| u.header.sequence).collect();
+    assert_eq!(seqs, (n - 3..n).map(seq_of).collect::<Vec<_>>());
+    assert!(
+        r.to_text()
+            .contains("3 archived log(s) shipped but not yet sealed")
+    );
+    // Deep: each re-hashed against its key.
+    let deep = verify(a.store(), &a.options(None, None)).await;
+    assert_eq!(deep.verdict, Verdict::Clean, "{}", deep.to_text());
+    assert!(
+        deep.unsealed
+            .iter()
+            .all(|u| u.hash_check == redovault_verifier::unsealed::HashCheck::Rehashed)
+    );
+
+    // 3. The command line: verify (JSON and HTML), restore archive, restore script.
+    let bins = crate::netkit::bins();
+    let t = &a.server;
+    let config = a.dir.path().join("verifier.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nendpoint = \"{}\"\nbucket = \"{}\"\nregion = \"{}\"\npath_style = true\n\
+             ca_file = \"{}\"\nprefix = \"{}\"\n[verify]\nmin_retention = \"1h\"\ndeep = \"off\"\n\
+             state_dir = \"{}\"\n",
+            t.endpoint,
+            t.bucket,
+            t.region,
+            t.ca.display(),
+            a.prefix,
+            a.dir.path().join("verifier-state").display(),
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| run_with_keys(&bins.verifier, args, &t.access_key, &t.secret_key);
+    let cfg = config.to_str().unwrap();
+    let html = a.dir.path().join("audit.html");
+    let (code, out) = run(&[
+        "verify",
+        "--config",
+        cfg,
+        "--json",
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("\"shipped_not_sealed\""), "{out}");
+    assert!(out.contains("\"unsealed_logs\": 3"), "{out}");
+    assert!(
+        std::fs::read_to_string(&html)
+            .unwrap()
+            .contains("Shipped but not yet sealed")
+    );
+    let dest = a.dir.path().join("restore");
+    let d = dest.to_str().unwrap();
+    let (code, out) = run(&["restore", "archive", "--config", cfg, "--dest", d]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!(
+            "({} from sealed manifests, 3 shipped but not yet sealed",
+            n - 3
+        )),
+        "{out}"
+    );
+    let rec = restored(&dest);
+    assert_eq!(rec.len(), n);
+    let unsealed_seqs: Vec<u64> = rec.iter().filter(|r| r.1).map(|r| r.0).collect();
+    assert_eq!(
+        unsealed_seqs,
+        (n - 3..n).map(|i| u64::from(seq_of(i))).collect::<Vec<_>>()
+    );
+    for (i, (path, bytes)) in a.originals.iter().enumerate() {
+        let name = if i < n - 3 {
+            path.file_name().unwrap().to_string_lossy().into_owned()
+        } else {
+            format!("1_{}_{}.arc", seq_of(i), a.stream.resetlogs_id)
+        };
+        assert!(
+            std::fs::read(dest.join(&name)).unwrap() == *bytes,
+            "{name} is not byte-identical"
+        );
+    }
+    // No online log here (the collector is not part of this case): to the end of the last.
+    let h = redovault_redo::FileHeader::parse(&a.originals[n - 1].1).unwrap();
+    let until = redovault_redo::RedoHeader::parse(
+        &a.originals[n - 1].1[h.bs()..2 * h.bs()],
+        h.endian,
+        h.bs() as u64,
+    )
+    .unwrap()
+    .next_scn
+    .unwrap()
+    .0
+    .to_string();
+    let (code, out) = run(&["restore", "script", "--dest", d, "--until-scn", &until]);
+    assert_eq!(code, Some(0), "{out}");
+    let scripts: String = std::fs::read_dir(&dest)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql" || x == "rman"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    let last = format!("1_{}_{}.arc", seq_of(n - 1), a.stream.resetlogs_id);
+    assert!(scripts.contains(&last), "{scripts}");
+
+    // 4. Strangers: a foreign object, bytes under archive/ that are no redo log, a truncated
+    //    log under its own SHA-256, and a quarantined file.
+    put(format!("{}/notes/readme.txt", a.prefix), b"hello".to_vec()).await;
+    let pdf = b"%PDF-1.7\n not a redo log at all, but named like one\n".repeat(200);
+    put(archive_key(&a.prefix, &pdf), pdf).await;
+    let truncated = a.originals[1].1[..a.originals[1].1.len() - 512].to_vec();
+    put(archive_key(&a.prefix, &truncated), truncated).await;
+    // And the attacker's put over an unsealed log (a newer version under its key).
+    let replaced_key = archive_key(&a.prefix, &a.originals[n - 1].1);
+    a.store()
+        .admin_put_plain(&replaced_key, bytes::Bytes::from_static(b"zeros"))
+        .await
+        .unwrap();
+    let damaged = b"half a datafile".to_vec();
+    put(
+        format!(
+            "{}/quarantine/sha256/{}",
+            a.prefix,
+            redovault::manifest::Sha256Digest::of(&damaged).hex()
+        ),
+        damaged,
+    )
+    .await;
+    let r = verify(a.store(), &a.options(None, None)).await;
+    assert_eq!(r.verdict, Verdict::Findings, "{}", r.to_text());
+    let strangers: Vec<&str> = r
+        .of_kind(FindingKind::UnreferencedObject)
+        .map(|f| f.detail.as_str())
+        .collect();
+    assert_eq!(strangers.len(), 3, "{}", r.to_text());
+    assert!(
+        strangers
+            .iter()
+            .any(|d| d.contains("not a key redovault writes"))
+    );
+    assert!(
+        strangers
+            .iter()
+            .any(|d| d.contains("not an Oracle redo log"))
+    );
+    assert!(strangers.iter().any(|d| d.contains("truncated")));
+    assert_eq!(r.of_kind(FindingKind::QuarantinedObject).count(), 1);
+    assert_eq!(
+        (
+            r.summary.unsealed_logs,
+            r.summary.unreferenced_objects,
+            r.summary.quarantined_objects
+        ),
+        (3, 3, 1)
+    );
+    let tampering: Vec<FindingKind> = kinds(&r).into_iter().filter(|k| k.is_tampering()).collect();
+    assert_eq!(
+        tampering,
+        vec![FindingKind::ObjectReplaced],
+        "{}",
+        r.to_text()
+    );
+    assert_eq!(
+        r.of_kind(FindingKind::ObjectReplaced)
+            .next()
+            .unwrap()
+            .subject,
+        replaced_key
+    );
+    // Restore takes the same logs, and nothing of the strangers.
+    let dest2 = a.dir.path().join("restore2");
+    let (code, out) = run(&[
+        "restore",
+        "archive",
+        "--config",
+        cfg,
+        "--dest",
+        dest2.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("warning: unreferenced_object"), "{out}");
+    assert_eq!(restored(&dest2), rec);
+    let last = format!("1_{}_{}.arc", seq_of(n - 1), a.stream.resetlogs_id);
+    assert!(
+        std::fs::read(dest2.join(&last)).unwrap() == a.originals[n - 1].1,
+        "the version the watcher put, not the one written over it"
+    );
+    let files = std::fs::read_dir(&dest2).unwrap().count();
+    assert_eq!(files, n + 1, "the logs and restore-archive.json only");
+}

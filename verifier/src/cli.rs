@@ -29,10 +29,11 @@ use crate::config::VerifierConfig;
 use crate::growth::{ManifestGrowth, unix_seconds};
 use crate::html;
 use crate::online_record::{OnlineRecord, OnlineRecords, select_streams};
-use crate::report::{AuditReport, Verdict};
+use crate::report::{AuditReport, LogRef, Verdict};
 use crate::restore::{Progress, RestoreItem, restore_archive};
 use crate::script::{self, ArchivedLogFile, ScriptInput, Target};
 use crate::stream;
+use crate::unsealed;
 use crate::verify::{CollectorSource, DeepMode, VerifyOptions, verify};
 use crate::worm_stream::{self, WormStream};
 
@@ -93,7 +94,8 @@ struct VerifyArgs {
 
 #[derive(Debug, Subcommand)]
 enum RestoreCommand {
-    /// Archived logs from WORM into DEST, verified against the manifest, in order, resumable.
+    /// Archived logs from WORM into DEST, verified against the manifest (and those shipped
+    /// since the last seal, against their SHA-256 keys), in order, resumable.
     Archive(RestoreArchiveArgs),
     /// The online log rebuilt to the last commit from the collector's segments.
     Online(RestoreOnlineArgs),
@@ -127,6 +129,10 @@ struct RestoreArchiveArgs {
     /// Downloads at once.
     #[arg(long, default_value_t = 8)]
     parallel: usize,
+    /// The database (its DBID) whose logs to restore: needed only when WORM holds archived
+    /// logs of several databases.
+    #[arg(long)]
+    db_id: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -190,6 +196,10 @@ struct RecordFile {
     first_scn: u64,
     next_scn: u64,
     sha256: String,
+    /// True for a log shipped into WORM but not yet sealed in a manifest when restored
+    /// (identified by its Oracle headers, verified against its key's SHA-256).
+    #[serde(default)]
+    shipped_not_sealed: bool,
 }
 
 const ARCHIVE_RECORD: &str = "restore-archive.json";
@@ -605,14 +615,89 @@ async fn manifest_entries<S: ArchiveStore>(
     Ok(audit.entries.into_values().map(|(e, _, _)| e).collect())
 }
 
+/// The sealed entries plus the archived logs shipped into WORM since the last seal (of the
+/// database chosen), with the keys of the latter. Problems the listing finds (damaged or
+/// foreign objects, gaps before the unsealed logs) are printed as warnings: they are not
+/// restored, and `verify` reports them.
+async fn with_unsealed<S: ArchiveStore>(
+    store: &S,
+    cfg: &VerifierConfig,
+    sealed: Vec<ManifestEntry>,
+    a: &RestoreArchiveArgs,
+) -> anyhow::Result<(Vec<ManifestEntry>, std::collections::HashSet<String>)> {
+    let referenced = sealed.iter().map(|e| e.object_key.clone()).collect();
+    let sealed_logs = sealed
+        .iter()
+        .map(|e| {
+            (
+                (e.db_id, e.resetlogs_id, e.thread.0, e.sequence.0),
+                e.sha256,
+            )
+        })
+        .collect();
+    let opts = unsealed::ScanOptions {
+        prefix: cfg.store.prefix.clone(),
+        worm_prefix: cfg
+            .verify
+            .worm_prefix
+            .clone()
+            .unwrap_or_else(|| cfg.store.prefix.clone()),
+        // Restore re-hashes every byte it downloads: HEAD is enough here.
+        deep: false,
+        lock_mode: None,
+        parallel: a.parallel,
+    };
+    let scan = unsealed::scan(store, &opts, &referenced, &sealed_logs)
+        .await
+        .context("listing the archive for logs shipped since the last seal")?;
+    let db = unsealed::choose_db(a.db_id, &unsealed::db_ids(sealed.iter(), &scan.logs))
+        .map_err(anyhow::Error::msg)?;
+    let logs: Vec<unsealed::UnsealedLog> = scan
+        .logs
+        .into_iter()
+        .filter(|l| db.is_none_or(|d| d == l.header.db_id))
+        .collect();
+    let sealed_refs: Vec<LogRef> = sealed
+        .iter()
+        .filter(|e| db.is_none_or(|d| d == e.db_id))
+        .map(|e| LogRef {
+            resetlogs_id: e.resetlogs_id,
+            thread: e.thread.0,
+            sequence: e.sequence.0,
+        })
+        .collect();
+    let unsealed_refs: Vec<LogRef> = logs.iter().map(|l| l.log()).collect();
+    let problems = scan
+        .findings
+        .iter()
+        .filter(|f| f.severity == crate::report::Severity::Error)
+        .chain(unsealed::gaps(&sealed_refs, &unsealed_refs).iter())
+        .map(|f| format!("{} {}: {}", f.kind.as_str(), f.subject, f.detail))
+        .collect::<Vec<_>>();
+    for p in problems {
+        eprintln!("warning: {p}");
+    }
+    if !logs.is_empty() {
+        eprintln!(
+            "{} archived log(s) shipped into WORM but not yet sealed in a manifest: restored too (identified by their Oracle headers, verified against their key's SHA-256)",
+            logs.len()
+        );
+    }
+    Ok(unsealed::restore_candidates(sealed, &logs, db))
+}
+
 async fn run_restore<S: ArchiveStore + 'static>(
     store: Arc<S>,
     cfg: VerifierConfig,
     a: RestoreArchiveArgs,
 ) -> anyhow::Result<i32> {
-    let entries = select(manifest_entries(store.as_ref(), &cfg).await?, &a);
+    let sealed = manifest_entries(store.as_ref(), &cfg).await?;
+    let (candidates, unsealed_keys) = with_unsealed(store.as_ref(), &cfg, sealed, &a).await?;
+    let entries = select(candidates, &a);
     if entries.is_empty() {
-        bail!("no archived log in the manifest matches the requested range");
+        bail!(
+            "no archived log in WORM (sealed manifest or shipped since) matches the requested range"
+        );
     }
     let items: Vec<RestoreItem> = entries.iter().map(RestoreItem::from).collect();
     let tty = std::io::stderr().is_terminal();
@@ -637,6 +722,7 @@ async fn run_restore<S: ArchiveStore + 'static>(
                 first_scn: e.first_scn.0,
                 next_scn: e.next_scn.0,
                 sha256: e.sha256.to_string(),
+                shipped_not_sealed: unsealed_keys.contains(&e.object_key),
             })
             .collect(),
     };
@@ -646,10 +732,16 @@ async fn run_restore<S: ArchiveStore + 'static>(
     )?;
     let secs = t0.elapsed().as_secs_f64();
     let bytes: u64 = items.iter().map(|i| i.size).sum();
+    let n_unsealed = entries
+        .iter()
+        .filter(|e| unsealed_keys.contains(&e.object_key))
+        .count();
     println!(
-        "restored {} archived log(s) into {} ({} downloaded, {} already there, verified SHA-256), {:.1} MB in {:.1} s ({:.0} MB/s)",
+        "restored {} archived log(s) into {} ({} from sealed manifests, {} shipped but not yet sealed; {} downloaded, {} already there, verified SHA-256), {:.1} MB in {:.1} s ({:.0} MB/s)",
         items.len(),
         a.dest.display(),
+        items.len() - n_unsealed,
+        n_unsealed,
         summary.restored,
         summary.already_present,
         bytes as f64 / 1e6,
@@ -1019,6 +1111,7 @@ mod tests {
             until_scn: None,
             until_time: None,
             parallel: 1,
+            db_id: None,
         };
         f(&mut a);
         a

@@ -153,6 +153,7 @@ pub fn render(r: &AuditReport) -> String {
     summary_section(&mut h, r);
     timeline_section(&mut h, r);
     streams_section(&mut h, r);
+    unsealed_section(&mut h, r);
     findings_section(&mut h, r);
     files_section(&mut h, r);
     let _ = write!(
@@ -179,6 +180,13 @@ fn summary_section(h: &mut String, r: &AuditReport) {
     ];
     h.push_str("<section id=\"summary\"><h2>Summary</h2><dl class=\"counts\">");
     for (k, v) in items {
+        let _ = write!(h, "<div><dt>{k}</dt><dd>{v}</dd></div>");
+    }
+    for (k, v) in [
+        ("shipped but not yet sealed", m.unsealed_logs),
+        ("unreferenced objects", m.unreferenced_objects),
+        ("quarantined objects", m.quarantined_objects),
+    ] {
         let _ = write!(h, "<div><dt>{k}</dt><dd>{v}</dd></div>");
     }
     if m.worm_streams > 0 {
@@ -227,6 +235,41 @@ fn streams_section(h: &mut String, r: &AuditReport) {
             escape(w.last_commit_time.as_deref().unwrap_or("-")),
             w.unreferenced,
             w.errors
+        );
+    }
+    h.push_str("</tbody></table></section>\n");
+}
+
+/// The archived logs shipped but not yet sealed: in WORM, in no sealed manifest yet.
+fn unsealed_section(h: &mut String, r: &AuditReport) {
+    if r.unsealed.is_empty() {
+        return;
+    }
+    let _ = write!(
+        h,
+        "<section id=\"unsealed\"><h2>Shipped but not yet sealed</h2><p>{} archived log(s) in WORM that no sealed manifest lists yet (the watcher seals its manifest every seal interval); identified by their Oracle headers, their key is their SHA-256. <code>restore archive</code> restores them.</p><table><thead><tr>\
+         <th>database</th><th>resetlogs id</th><th>thread</th><th>sequence</th><th>first SCN</th><th>next SCN</th>\
+         <th>size</th><th>SHA-256 checked</th><th>object</th></tr></thead><tbody>",
+        r.unsealed.len()
+    );
+    for u in &r.unsealed {
+        let _ = write!(
+            h,
+            "<tr><td>{} ({})</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td></tr>",
+            u.header.db_id,
+            escape(&u.header.db_name),
+            u.header.resetlogs_id,
+            u.header.thread,
+            u.header.sequence,
+            u.header.first_scn,
+            u.header.next_scn,
+            u.size,
+            match u.hash_check {
+                crate::unsealed::HashCheck::Server => "server checksum",
+                crate::unsealed::HashCheck::Rehashed => "re-hashed",
+                crate::unsealed::HashCheck::NotChecked => "at restore",
+            },
+            escape(&u.key)
         );
     }
     h.push_str("</tbody></table></section>\n");

@@ -27,6 +27,9 @@
 //!   stream's sealed chain (edited, removed, reordered entries named, continuity), its
 //!   pieces by HEAD and rolling re-hash, pieces no sealed entry records; with the recovery
 //!   key, pieces opened for the cross-check against the archived logs.
+//! - [`unsealed`]: archived logs in WORM no sealed manifest lists yet (identified by their
+//!   Oracle headers, checked against their key's SHA-256), and the unreferenced-object check
+//!   over everything else under the prefix.
 //! - [`script`]: `restore script`: RMAN and SQL*Plus recovery scripts stating the last
 //!   recoverable SCN, time and XID (every RAC thread in one script).
 //! - [`online_record`]: `restore-online.json`, one record per thread of the online logs
@@ -44,5 +47,6 @@ pub mod restore;
 pub mod script;
 pub mod stream;
 pub mod stream_chain;
+pub mod unsealed;
 pub mod verify;
 pub mod worm_stream;

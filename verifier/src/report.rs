@@ -11,6 +11,8 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::unsealed::UnsealedLog;
+
 /// The outcome of a run, as an exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -99,6 +101,17 @@ pub enum FindingKind {
     /// Info: pieces were re-hashed but their redo not compared with the archived logs (no
     /// recovery key configured).
     PieceCrossCheckNotDone,
+    /// Info: an archived log in WORM (its key its SHA-256, its headers naming the log) that no
+    /// sealed manifest lists yet: shipped since the watcher's last seal. `restore archive`
+    /// restores it.
+    ShippedNotSealed,
+    /// An object under the prefix that no manifest entry, stream chain or quarantine accounts
+    /// for, or an object under `archive/` that is not an intact archived redo log: not
+    /// restored.
+    UnreferencedObject,
+    /// Info: a file the watcher judged incomplete or damaged, kept under `quarantine/` as
+    /// evidence (expected, not tampering; never restored).
+    QuarantinedObject,
 }
 
 impl FindingKind {
@@ -128,6 +141,9 @@ impl FindingKind {
             FindingKind::PieceHeaderMismatch => "piece_header_mismatch",
             FindingKind::PieceUnreadable => "piece_unreadable",
             FindingKind::PieceCrossCheckNotDone => "piece_cross_check_not_done",
+            FindingKind::ShippedNotSealed => "shipped_not_sealed",
+            FindingKind::UnreferencedObject => "unreferenced_object",
+            FindingKind::QuarantinedObject => "quarantined_object",
         }
     }
 
@@ -337,6 +353,16 @@ pub struct Summary {
     /// `shipped_at` (watcher clock, RFC 3339) of the newest entry sealed in WORM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newest_sealed_shipped_at: Option<String>,
+    /// Archived logs in WORM no sealed manifest lists yet (shipped but not yet sealed).
+    #[serde(default)]
+    pub unsealed_logs: u64,
+    /// Objects under the prefix nothing references (and damaged or foreign objects under
+    /// `archive/`).
+    #[serde(default)]
+    pub unreferenced_objects: u64,
+    /// The watcher's quarantined objects.
+    #[serde(default)]
+    pub quarantined_objects: u64,
     /// Findings of severity error.
     pub errors: u64,
     /// Findings of severity info (acknowledged gaps).
@@ -372,6 +398,10 @@ pub struct AuditReport {
     /// The collector's streams in WORM, one line each (none: no stream there).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub streams: Vec<WormStreamResult>,
+    /// Archived logs in WORM that no sealed manifest lists yet, identified by their headers
+    /// (`restore archive` restores them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsealed: Vec<UnsealedLog>,
 }
 
 /// One of the collector's streams as its sealed chain in WORM records it.
@@ -454,7 +484,14 @@ impl AuditReport {
             files,
             threads,
             streams: Vec::new(),
+            unsealed: Vec::new(),
         }
+    }
+
+    /// The same report with the archived logs shipped but not yet sealed.
+    pub fn with_unsealed(mut self, unsealed: Vec<UnsealedLog>) -> AuditReport {
+        self.unsealed = unsealed;
+        self
     }
 
     /// The same report with its streams in WORM.
@@ -526,6 +563,27 @@ impl AuditReport {
                 m.pieces_unreferenced,
                 m.pieces_cross_checked,
                 m.pieces_cross_check_pending
+            );
+        }
+        if m.unsealed_logs + m.unreferenced_objects + m.quarantined_objects > 0 {
+            let _ = writeln!(
+                s,
+                "unsealed: {} archived log(s) shipped but not yet sealed (restore archive restores them), {} unreferenced object(s), {} quarantined",
+                m.unsealed_logs, m.unreferenced_objects, m.quarantined_objects
+            );
+        }
+        for u in &self.unsealed {
+            let _ = writeln!(
+                s,
+                "unsealed: db {} resetlogs {} thread {} sequence {} SCN {}..{} {} bytes {}",
+                u.header.db_id,
+                u.header.resetlogs_id,
+                u.header.thread,
+                u.header.sequence,
+                u.header.first_scn,
+                u.header.next_scn,
+                u.size,
+                u.key
             );
         }
         for w in &self.streams {

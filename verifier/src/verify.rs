@@ -35,6 +35,7 @@ use crate::report::{
 };
 use crate::stream::{self, LogKey, PieceUnits, StreamAudit};
 use crate::stream_chain::{self, PieceDeep, StreamChainAudit};
+use crate::unsealed;
 
 /// How much to download.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -432,7 +433,25 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
     // 7. What the streams in WORM add to the report.
     let streams = worm.finish(&mut summary, &mut findings, opts.recovery_key.is_some());
 
-    // 8. Timelines.
+    // 8. Everything else under the prefix: archived logs shipped but not yet sealed, the
+    //    watcher's quarantine, and objects nothing references.
+    let unsealed = match check_unsealed(store.as_ref(), opts, &entries).await {
+        Ok((scan, gaps)) => {
+            summary.unsealed_logs = scan.logs.len() as u64;
+            summary.unreferenced_objects = scan.unreferenced;
+            summary.quarantined_objects = scan.quarantined;
+            summary.bytes_rehashed += scan.bytes_rehashed;
+            findings.extend(scan.findings);
+            findings.extend(gaps);
+            scan.logs
+        }
+        Err(err) => {
+            unreachable.get_or_insert_with(|| format!("listing {}: {err}", opts.prefix));
+            Vec::new()
+        }
+    };
+
+    // 9. Timelines.
     let threads = timelines(&files, &findings);
     let report = AuditReport::new(
         RunInfo {
@@ -450,7 +469,8 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
         files,
         threads,
     )
-    .with_streams(streams);
+    .with_streams(streams)
+    .with_unsealed(unsealed);
     let report = match unreachable {
         Some(why) => report.could_not_run(format!("store unreachable: {why}")),
         None => report,
@@ -472,6 +492,40 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
         }
     }
     report
+}
+
+/// Step 8 of a run: the objects under the prefix no manifest entry names ([`unsealed::scan`]),
+/// and the gaps between the last sealed log and the unsealed ones.
+async fn check_unsealed<S: ArchiveStore>(
+    store: &S,
+    opts: &VerifyOptions,
+    entries: &BTreeMap<u64, ManifestEntry>,
+) -> Result<(unsealed::Scan, Vec<Finding>), redovault::store::StoreError> {
+    let referenced: HashSet<String> = entries.values().map(|e| e.object_key.clone()).collect();
+    let sealed_logs = entries
+        .values()
+        .map(|e| {
+            (
+                (e.db_id, e.resetlogs_id, e.thread.0, e.sequence.0),
+                e.sha256,
+            )
+        })
+        .collect();
+    let scan_opts = unsealed::ScanOptions {
+        prefix: opts.prefix.clone(),
+        worm_prefix: opts
+            .worm_prefix
+            .clone()
+            .unwrap_or_else(|| opts.prefix.clone()),
+        deep: opts.deep != DeepMode::Off,
+        lock_mode: opts.policy.lock_mode,
+        parallel: opts.parallel,
+    };
+    let scan = unsealed::scan(store, &scan_opts, &referenced, &sealed_logs).await?;
+    let sealed: Vec<LogRef> = entries.values().map(log_of).collect();
+    let logs: Vec<LogRef> = scan.logs.iter().map(|l| l.log()).collect();
+    let gaps = unsealed::gaps(&sealed, &logs);
+    Ok((scan, gaps))
 }
 
 /// The deep result folded into the fast one: deep findings the fast path already made are
