@@ -44,7 +44,8 @@ pub struct PushArgs {
     /// Path-style addressing (https://host/bucket/key).
     #[arg(long)]
     pub path_style: bool,
-    /// Retention from the server's clock ("30d"), or "bucket-default".
+    /// Retention from the server's clock ("30d"), or "bucket-default" (the default: the
+    /// bucket's default retention, what the shipped policies allow).
     #[arg(long)]
     pub retention: Option<String>,
     /// Object Lock mode: compliance or governance.

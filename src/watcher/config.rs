@@ -183,7 +183,9 @@ impl Default for Config {
                 ca_file: None,
                 prefix: String::new(),
                 lock_mode: LockMode::Compliance,
-                retention: Some(Duration::from_secs(30 * 86400)),
+                // The bucket's default retention: what the shipped policies allow (a period
+                // needs s3:PutObjectRetention), and a bucket without one is refused at start.
+                retention: None,
                 allow_unlocked_bucket: false,
                 request_timeout: Duration::from_secs(120),
                 connect_timeout: Duration::from_secs(10),
@@ -907,7 +909,7 @@ bucket = "redo"
         assert_eq!(c.watch.scan_interval, Duration::from_secs(10));
         assert_eq!(c.watch.parallel_uploads, 4);
         assert_eq!(c.state, d.state);
-        assert_eq!(c.store.retention, Some(Duration::from_secs(30 * 86400)));
+        assert_eq!(c.store.retention, None, "the bucket's default retention");
         assert_eq!(c.store.lock_mode, LockMode::Compliance);
         assert_eq!(c.alert.hook, AlertHook::None);
         assert!(c.wants("arch1_15_1224959854.dbf"));
