@@ -9,7 +9,8 @@
 # 2. the .deb installs (`dpkg -i`), its units pass `systemd-analyze verify` where the package put
 #    them, every program runs (`--version`), the redovault user exists, and no unit was enabled
 #    or started;
-# 3. `dpkg --purge` removes every file it installed.
+# 3. `dpkg --purge` removes every file it installed (the redovault user stays, as it would on
+#    a real host: see deploy/docs/upgrade.md).
 set -euo pipefail
 
 [ $# -eq 2 ] || { echo "usage: $0 DEB RPM" >&2; exit 2; }
@@ -24,17 +25,18 @@ for tool in dpkg-deb rpm systemd-analyze; do
   command -v "$tool" >/dev/null || die "$tool not found (apt-get install dpkg rpm systemd)"
 done
 
-# 1. Same files in both (directories aside: dpkg lists them, rpm lists only owned ones).
+# 1. Same files with the same modes in both (directories aside: dpkg lists them, rpm lists
+#    only the ones it owns).
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-dpkg-deb -c "$DEB" | awk '$1 !~ /^d/ { sub(/^\./, "", $6); print $6 }' \
-  | grep -vx '/usr/share/doc/redovault/copyright' | sort >"$work/deb"
-rpm -qlp "$RPM" 2>/dev/null | sort >"$work/rpm"
+dpkg-deb -c "$DEB" | awk '$1 !~ /^d/ { sub(/^\./, "", $NF); print $1, $NF }' \
+  | grep -v ' /usr/share/doc/redovault/copyright$' | sort -k2 >"$work/deb"
+rpm -qlvp "$RPM" 2>/dev/null | awk '{ print $1, $NF }' | sort -k2 >"$work/rpm"
 [ -s "$work/deb" ] || die "no files in $DEB"
 if ! diff -u "$work/deb" "$work/rpm" >&2; then
-  die "the .rpm (+) and the .deb (-) hold different files"
+  die "the .rpm (+) and the .deb (-) hold different files or modes"
 fi
-log "the .deb and the .rpm hold the same $(wc -l <"$work/deb") files"
+log "the .deb and the .rpm hold the same $(wc -l <"$work/deb") files, with the same modes"
 rpm -qp --scripts "$RPM" 2>/dev/null | grep -q 'systemd-sysusers' || die "$RPM has no post-install script"
 
 # 2. Install, check, 3. purge.
@@ -69,7 +71,7 @@ if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
   done
 fi
 dpkg --purge redovault >&2
-while read -r f; do
+while read -r _ f; do
   [ ! -e "$f" ] || die "$f left after dpkg --purge"
 done <"$work/deb"
 log "the .deb installs, its units verify, and it purges cleanly"
