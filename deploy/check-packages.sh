@@ -37,11 +37,12 @@ if ! diff -u "$work/deb" "$work/rpm" >&2; then
   die "the .rpm (+) and the .deb (-) hold different files or modes"
 fi
 log "the .deb and the .rpm hold the same $(wc -l <"$work/deb") files, with the same modes"
-rpm -qp --scripts "$RPM" 2>/dev/null | grep -q 'systemd-sysusers' || die "$RPM has no post-install script"
+scripts=$(rpm -qp --scripts "$RPM" 2>/dev/null)
+grep -q 'systemd-sysusers' <<<"$scripts" || die "$RPM has no post-install script"
 
 # 2. Install, check, 3. purge.
 [ "$(id -u)" -eq 0 ] || die "installing the .deb needs root"
-if dpkg-query -W -f='${Status}' redovault 2>/dev/null | grep -q 'installed'; then
+if [ "$(dpkg-query -W -f='${Status}' redovault 2>/dev/null || true)" = "install ok installed" ]; then
   die "redovault is already installed here: refusing to replace and purge it"
 fi
 purge() { dpkg --purge redovault >/dev/null 2>&1 || true; }

@@ -287,7 +287,7 @@ async fn a_hello_of_another_protocol_version_is_refused_naming_both_versions() {
         }
         other => panic!("expected Reject(UnsupportedVersion), got {other}"),
     }
-    assert_eq!(server.metrics.refused.with("version").get(), 1);
+    assert_eq!(server.metrics.refused.get("version"), 1);
     assert_eq!(
         server.metrics.reconnects.with(&stream(5).to_string()).get(),
         0
