@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the .deb and the .rpm of redovault from the glibc 2.28 release programs.
 #
-#   deploy/package.sh [OUT_DIR]        (default: target/dist)
+#   deploy/package.sh [OUT_DIR]        (default: target/packages)
 #
 # 1. builds the programs with deploy/release.sh (nothing to do when they are up to date);
 # 2. installs cargo-deb and cargo-generate-rpm from crates.io when missing (pinned, --locked);
@@ -21,7 +21,7 @@ CARGO_GENERATE_RPM_VERSION=0.21.1
 TARGET=x86_64-unknown-linux-gnu
 PROFILE=dist
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-OUT=${1:-$TARGET_DIR/dist}
+OUT=${1:-$TARGET_DIR/packages}
 
 log() { echo "package.sh: $*" >&2; }
 

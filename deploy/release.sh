@@ -2,7 +2,7 @@
 # Builds the four release programs so that they run on glibc 2.28 and newer (Oracle Linux /
 # RHEL 8, Debian 10+, Ubuntu 18.10+), checks that, and copies them to OUT_DIR.
 #
-#   deploy/release.sh [OUT_DIR]        (default: target/dist/bin)
+#   deploy/release.sh [OUT_DIR]        (default: target/packages/bin)
 #
 # 1. installs what is missing: zig from PyPI (ziglang, pinned) into a venv under the cache
 #    directory, and cargo-zigbuild from crates.io (pinned, --locked);
@@ -12,7 +12,8 @@
 # 3. checks every binary's symbol versions (deploy/check-glibc.sh) and runs its --version.
 #
 # The binaries land in target/x86_64-unknown-linux-gnu/dist/ (where deploy/package.sh takes
-# them) and are copied to OUT_DIR.
+# them) and are copied to OUT_DIR. (Not target/dist: cargo keeps the build scripts and
+# procedural macros of the dist profile there.)
 #
 # Environment (optional): REDOVAULT_RELEASE_CACHE (where the zig venv is kept between runs,
 # default .ci/state/cache), CARGO_TARGET_DIR.
@@ -27,7 +28,7 @@ TARGET=x86_64-unknown-linux-gnu
 PROFILE=dist
 PROGRAMS=(redovault redovault-extractor redovault-collector redovault-verifier)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-OUT=${1:-$TARGET_DIR/dist/bin}
+OUT=${1:-$TARGET_DIR/packages/bin}
 CACHE=${REDOVAULT_RELEASE_CACHE:-$ROOT/.ci/state/cache}
 
 log() { echo "release.sh: $*" >&2; }
