@@ -10,7 +10,10 @@
 # 3. runs cargo fmt --check, the alert rules' promtool checks and unit tests, clippy with
 #    warnings denied, every test of the workspace
 #    (the store conformance suite against both servers; the HTML report in headless
-#    Chromium), checks the systemd units, and builds the fuzz target.
+#    Chromium), checks the systemd units, and builds the fuzz target;
+# 4. builds the release programs for glibc 2.28 and the .deb and .rpm (deploy/package.sh:
+#    installs zig into a venv, cargo-zigbuild, cargo-deb and cargo-generate-rpm when missing),
+#    and checks them (deploy/check-packages.sh: installs and purges the .deb here).
 #
 # Environment: REDOVAULT_TEST_SERVERS (default "ceph localstack"), REDOVAULT_TEST_STATE
 # (default .ci/state in the repository).
@@ -90,5 +93,15 @@ if [ -d "$ROOT/extractor/fuzz" ]; then
   fi
   (cd "$ROOT/extractor/fuzz" && RUSTC_BOOTSTRAP=1 cargo fuzz build --fuzz-dir . -O decode)
 fi
+
+step "release build for glibc 2.28 and packages (.deb installed, units verified, purged; .rpm holds the same files)"
+if ! command -v rpm >/dev/null 2>&1 || ! command -v objdump >/dev/null 2>&1 \
+  || ! command -v dpkg-deb >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rpm binutils dpkg >/dev/null
+fi
+rm -rf "$STATE/dist"
+REDOVAULT_RELEASE_CACHE="$REDOVAULT_S3_CACHE" bash "$ROOT/deploy/package.sh" "$STATE/dist"
+bash "$ROOT/deploy/check-packages.sh" "$STATE"/dist/redovault_*_amd64.deb "$STATE"/dist/redovault-*.x86_64.rpm
 
 step "all tests passed in $(( $(date +%s) - t0 ))s"

@@ -4,6 +4,7 @@
 //!
 //! Layout:
 //! - [`alert`]: alarms and the alert hook (command or webhook).
+//! - [`build_info`]: the version line of `--version` (version, commit, wire protocol).
 //! - [`cli`]: the command line (the only place that uses `anyhow`).
 //! - [`crypto`]: the only module that imports cipher and TLS crates (the link's TLS and
 //!   legacy Blowfish channel, the collector's at-rest envelope and key ring).
@@ -19,6 +20,7 @@
 //! - [`watcher`]: the daemon that ships archived redo logs into WORM with the manifest.
 
 pub mod alert;
+pub mod build_info;
 pub mod cli;
 pub mod crypto;
 pub mod drill;

@@ -39,7 +39,11 @@ use tokio_util::sync::CancellationToken;
 /// redovault collector: receives redo streams over TLS 1.3, stores them AES-256-GCM
 /// encrypted (fsync before acknowledging), rebuilds the online log to the last commit.
 #[derive(Debug, Parser)]
-#[command(name = "redovault-collector", version, about)]
+#[command(
+    name = "redovault-collector",
+    version = redovault::build_info::version_line_with_wire(env!("CARGO_PKG_VERSION")),
+    about
+)]
 struct Cli {
     /// The collector configuration file.
     #[arg(long, global = true, env = "REDOVAULT_COLLECTOR_CONFIG")]

@@ -252,6 +252,49 @@ async fn one_live_session_per_stream_same_id_replaces_other_id_is_refused() {
     server.stop().await;
 }
 
+/// deploy/docs/upgrade.md quotes this refusal: an extractor of another wire protocol version is
+/// refused at once, with both versions named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hello_of_another_protocol_version_is_refused_naming_both_versions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let psk = Psk::generate();
+    let server = start(
+        tmp.path(),
+        Arc::new(crate::fs::RealFs),
+        ServerSecurity::LegacyBlowfish(psk.clone()),
+        8,
+    )
+    .await;
+    let csec = ClientSecurity::LegacyBlowfish(psk);
+    let mut link = Link::connect_tcp(server.addr, &csec, &link_config())
+        .await
+        .unwrap();
+    let newer = PROTOCOL_VERSION + 1;
+    let Message::Hello(mut h) = hello(5, "ext-a") else {
+        unreachable!("hello() builds a Hello")
+    };
+    h.protocol_version = newer;
+    link.send(&Message::Hello(h)).await.unwrap();
+    match link.recv().await.unwrap() {
+        Message::Reject(r) => {
+            assert_eq!(r.code, RejectCode::UnsupportedVersion);
+            assert_eq!(
+                r.reason,
+                format!(
+                    "protocol version {newer} not supported (this collector speaks {PROTOCOL_VERSION})"
+                )
+            );
+        }
+        other => panic!("expected Reject(UnsupportedVersion), got {other}"),
+    }
+    assert_eq!(server.metrics.refused.get("version"), 1);
+    assert_eq!(
+        server.metrics.reconnects.with(&stream(5).to_string()).get(),
+        0
+    );
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_limit_wait_before_accept() {
     let tmp = tempfile::tempdir().unwrap();

@@ -2,9 +2,10 @@
 # Checks every systemd unit in this directory with `systemd-analyze verify`.
 #
 # Usage: deploy/systemd/verify.sh BIN_DIR
-# BIN_DIR holds the built binaries (e.g. target/debug). The units name /usr/local/bin/...;
-# systemd-analyze checks that ExecStart binaries exist, so the units are verified from a copy
-# that points at BIN_DIR instead. Exits non-zero on any warning or error.
+# BIN_DIR holds the built binaries (e.g. target/debug). The units name /usr/bin/redovault...
+# (where the .deb and the .rpm install the programs); systemd-analyze checks that ExecStart
+# binaries exist, so the units are verified from a copy that points at BIN_DIR instead. Exits
+# non-zero on any warning or error.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bin_dir="$(cd "${1:?usage: verify.sh BIN_DIR}" && pwd)"
@@ -15,9 +16,9 @@ fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 for unit in "$here"/*.service; do
-    sed "s#/usr/local/bin/#$bin_dir/#g" "$unit" > "$work/$(basename "$unit")"
+    sed "s#/usr/bin/redovault#$bin_dir/redovault#g" "$unit" > "$work/$(basename "$unit")"
 done
-for b in $(grep -ho '/usr/local/bin/[a-z-]*' "$here"/*.service | sort -u); do
+for b in $(grep -ho '/usr/bin/redovault[a-z-]*' "$here"/*.service | sort -u); do
     if [[ ! -x "$bin_dir/$(basename "$b")" ]]; then
         echo "verify.sh: $bin_dir/$(basename "$b") missing (build the workspace binaries first)" >&2
         exit 1

@@ -26,7 +26,11 @@ use tokio_util::sync::CancellationToken;
 /// redovault extractor: tails the CURRENT online redo log and streams every commit to the
 /// collector over TLS 1.3.
 #[derive(Debug, Parser)]
-#[command(name = "redovault-extractor", version, about)]
+#[command(
+    name = "redovault-extractor",
+    version = redovault::build_info::version_line_with_wire(env!("CARGO_PKG_VERSION")),
+    about
+)]
 struct Cli {
     /// More log output (repeat for more); the configuration's log level otherwise.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

@@ -16,7 +16,11 @@ pub mod watch;
 /// redovault: keeps an Oracle database recoverable to its last commit, even after the
 /// database host is wiped.
 #[derive(Debug, Parser)]
-#[command(name = "redovault", version, about)]
+#[command(
+    name = "redovault",
+    version = crate::build_info::version_line(env!("CARGO_PKG_VERSION")),
+    about
+)]
 pub struct Cli {
     /// More log output (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

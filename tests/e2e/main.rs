@@ -19,6 +19,7 @@ mod simulate;
 mod store;
 mod tcp_proxy;
 mod verify;
+mod version;
 mod watcher;
 mod worm;
 mod worm_crash;

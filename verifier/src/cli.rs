@@ -39,7 +39,11 @@ use crate::worm_stream::{self, WormStream};
 
 /// Audits the WORM archive, the manifest chain and the collector; restores for recovery.
 #[derive(Debug, Parser)]
-#[command(name = "redovault-verifier", version, about)]
+#[command(
+    name = "redovault-verifier",
+    version = redovault::build_info::version_line(env!("CARGO_PKG_VERSION")),
+    about
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
