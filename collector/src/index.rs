@@ -75,6 +75,14 @@ impl CommitIndex {
         self.len += 1;
     }
 
+    /// Drops the commits of every sequence before `seq` (their segments were retired).
+    pub fn remove_before(&mut self, seq: LogSeq) {
+        let kept = self.seqs.split_off(&seq);
+        let dropped: usize = self.seqs.values().map(Vec::len).sum();
+        self.seqs = kept;
+        self.len -= dropped;
+    }
+
     /// Number of commits.
     pub fn len(&self) -> usize {
         self.len
