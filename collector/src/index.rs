@@ -111,6 +111,16 @@ impl CommitIndex {
             .filter_map(|(seq, v)| v.last().map(|e| (*seq, e.mark(*seq), v.len())))
     }
 
+    /// Lowest and highest commit SCN of every sequence with commits (retention matches
+    /// them against the archived log's SCN range).
+    pub fn scn_ranges(&self) -> impl Iterator<Item = (LogSeq, Scn, Scn)> + '_ {
+        self.seqs.iter().filter_map(|(seq, v)| {
+            let min = v.iter().map(|e| e.scn).min()?;
+            let max = v.iter().map(|e| e.scn).max()?;
+            Some((*seq, min, max))
+        })
+    }
+
     /// The number of commits that end in `seq`.
     pub fn count_in(&self, seq: LogSeq) -> usize {
         self.seqs.get(&seq).map_or(0, Vec::len)

@@ -352,6 +352,15 @@ pub struct StreamSnapshot {
     pub seq_commits: BTreeMap<LogSeq, (CommitMark, usize)>,
 }
 
+/// A stream as retention sees it (see [`Store::retention_view`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionView {
+    /// Segments, durable state, complete sequences.
+    pub snapshot: StreamSnapshot,
+    /// Lowest and highest commit SCN per sequence.
+    pub scns: BTreeMap<LogSeq, (redovault_redo::position::Scn, redovault_redo::position::Scn)>,
+}
+
 /// The store: every stream of one collector, in one directory.
 #[derive(Debug)]
 pub struct Store {
@@ -776,6 +785,17 @@ impl Store {
                 .map(|(q, e)| (*q, *e))
                 .collect(),
             seq_commits,
+        })
+    }
+
+    /// What retention needs to know of a stream: its segments, its durable state, the end
+    /// of every complete sequence and the commit SCN range of each sequence.
+    pub fn retention_view(&self, stream: StreamId) -> Option<RetentionView> {
+        let snap = self.snapshot(stream)?;
+        let s = self.streams.get(&stream)?;
+        Some(RetentionView {
+            scns: s.index.scn_ranges().map(|(q, a, b)| (q, (a, b))).collect(),
+            snapshot: snap,
         })
     }
 

@@ -633,6 +633,23 @@ impl WriterHandle {
         }
     }
 
+    /// Runs `f` on the store between batches (on the blocking pool): retention reads a
+    /// stream's view and retires segments through this, never while a batch is written.
+    pub async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> T + Send + 'static,
+    ) -> Result<T, AppendError> {
+        let sh = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            sh.store
+                .lock()
+                .map(|mut s| f(&mut s))
+                .map_err(|_| AppendError::Failed("the store lock is poisoned".into()))
+        })
+        .await
+        .unwrap_or(Err(AppendError::Stopped))
+    }
+
     /// Durable commits of a stream (waits for the current batch to finish).
     pub async fn commits(
         &self,
