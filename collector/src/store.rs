@@ -1260,9 +1260,14 @@ impl Store {
         let Some(s) = self.streams.get_mut(&stream) else {
             return Ok(());
         };
+        // A new log starts a new segment: every segment then holds one log (or part of
+        // one), so retention can remove the segments of a log without cutting into the
+        // next one (see `retention.rs`). One more fsync per log switch.
         let rotate = match &s.writer {
             None => true,
-            Some(w) => !w.is_empty() && w.len() + rec_len > segment_size,
+            Some(w) => {
+                !w.is_empty() && (w.len() + rec_len > segment_size || chunk.start.offset == 0)
+            }
         };
         if rotate {
             let result = s.rotate(self.fs.as_ref(), &self.keys, stream);
