@@ -46,6 +46,14 @@
 //! manifest_entries = 60             # a chain segment is sealed after this many pieces,
 //! manifest_interval = "60s"         # or this long, and at every log end
 //!
+//! [retention]                     # optional; absent: nothing is ever removed (the disk grows)
+//! keep = "7d"                       # required: how long a sequence stays after (a) and (b)
+//! interval = "5m"                   # how often retention looks (and removes)
+//!                                   # the watcher's sealed manifest is read from the [worm]
+//!                                   # store (its bucket and prefix, GET/LIST of
+//!                                   # <prefix>/manifest/ only), or from the watcher [store]
+//!                                   # keys given here when there is no [worm]
+//!
 //! [telemetry]
 //! log_format = "text"               # or "json"
 //! log_level = "info"
@@ -70,6 +78,7 @@ use crate::server::ServerOptions;
 use crate::store::StoreOptions;
 use crate::worm::WormConfig;
 use crate::writer::WriterConfig;
+use redovault::watcher::config::StoreConfig;
 
 /// How the link is protected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,12 +137,86 @@ pub struct CollectorConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// `[worm]`: the streams' second home in WORM (None: the collector's disk only).
     pub worm: Option<WormConfig>,
+    /// `[retention]`: when segments are removed (None: never).
+    pub retention: Option<RetentionConfig>,
+}
+
+/// The `[retention]` section.
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    /// How long a sequence's segments stay after its archived log is verified in WORM
+    /// (and, with `[worm]`, its pieces are confirmed there).
+    pub keep: std::time::Duration,
+    /// How often a retention pass runs.
+    pub interval: std::time::Duration,
+    /// Where the watcher's sealed manifest is read: its own store keys, or `None` for the
+    /// `[worm]` store.
+    pub store: Option<StoreConfig>,
+}
+
+impl RetentionConfig {
+    /// The store the watcher's manifest is read from: `[retention]`'s own, or `[worm]`'s.
+    pub fn manifest_store<'a>(&'a self, worm: Option<&'a WormConfig>) -> Option<&'a StoreConfig> {
+        self.store.as_ref().or(worm.map(|w| &w.store))
+    }
+
+    /// Reads a `[retention]` table; problems go to `problems` with their key path.
+    pub fn parse(
+        table: &toml::Table,
+        worm: bool,
+        problems: &mut Vec<String>,
+    ) -> Option<RetentionConfig> {
+        use std::time::Duration;
+        let own_store = ["kind", "endpoint", "bucket", "dir"]
+            .iter()
+            .any(|k| table.contains_key(*k));
+        let keep_given = table.contains_key("keep");
+        let mut s = redovault::watcher::config::Section::new("retention", Some(table), problems);
+        let keep = s.duration("keep", Duration::ZERO, Duration::ZERO);
+        let interval = s.duration("interval", Duration::from_secs(300), Duration::from_secs(1));
+        let store = own_store.then(|| StoreConfig::parse_section(&mut s));
+        s.finish();
+        if !keep_given {
+            problems.push(
+                "retention.keep: required (how long a sequence stays after its archived log is                  verified in WORM, e.g. \"7d\")"
+                    .into(),
+            );
+        }
+        match &store {
+            None if !worm => problems.push(
+                "retention: the watcher's sealed manifest must be read from WORM: configure                  [worm], or give the watcher's store keys (endpoint, bucket, prefix) here"
+                    .into(),
+            ),
+            Some(st) => match st.kind {
+                redovault::watcher::config::StoreKind::S3 => {
+                    if st.endpoint.is_none() {
+                        problems.push("retention.endpoint: required for kind = \"s3\"".into());
+                    }
+                    if st.bucket.is_empty() {
+                        problems.push("retention.bucket: required for kind = \"s3\"".into());
+                    }
+                }
+                redovault::watcher::config::StoreKind::Local => {
+                    if st.dir.is_none() {
+                        problems.push("retention.dir: required for kind = \"local\"".into());
+                    }
+                }
+            },
+            None => {}
+        }
+        Some(RetentionConfig {
+            keep,
+            interval,
+            store,
+        })
+    }
 }
 
 pub use redovault::tomlcheck::ConfigError;
 
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "worm",
+    "retention",
     "listen",
     "tls",
     "legacy",
@@ -284,6 +367,26 @@ impl CollectorConfig {
             }
         };
 
+        let retention = match root.get("retention") {
+            None => None,
+            Some(toml::Value::Table(t)) => {
+                let mut problems = Vec::new();
+                let r = RetentionConfig::parse(
+                    t,
+                    worm.is_some() || root.contains_key("worm"),
+                    &mut problems,
+                );
+                for x in problems {
+                    p.push(x);
+                }
+                r
+            }
+            Some(_) => {
+                p.push("retention: expected a [retention] table");
+                None
+            }
+        };
+
         if !p.is_empty() {
             return Err(p.into_vec());
         }
@@ -302,6 +405,7 @@ impl CollectorConfig {
                 log_level: telemetry.log_level,
                 metrics_listen: telemetry.metrics_listen,
                 worm,
+                retention,
             }),
             _ => Err(vec!["incomplete configuration".to_string()]),
         }
@@ -483,6 +587,50 @@ metrics_listen = "here"
         ] {
             assert!(p.iter().any(|x| x.starts_with(want)), "{want} in {p:?}");
         }
+    }
+
+    #[test]
+    fn retention_section_absent_keeps_everything_and_every_problem_at_once() {
+        assert!(CollectorConfig::parse(MINIMAL).unwrap().retention.is_none());
+        let worm = "[worm]\nendpoint = \"https://s3.example:443\"\nbucket = \"b\"\n\
+                    recovery_public_key = \"/k.pub\"\n";
+        let ok = format!("{MINIMAL}\n{worm}[retention]\nkeep = \"7d\"\n");
+        let r = CollectorConfig::parse(&ok).unwrap().retention.unwrap();
+        assert_eq!(r.keep, std::time::Duration::from_secs(7 * 86_400));
+        assert_eq!(r.interval, std::time::Duration::from_secs(300));
+        assert!(r.store.is_none());
+        // Its own store keys, without [worm].
+        let own = format!(
+            "{MINIMAL}\n[retention]\nkeep = \"0s\"\nendpoint = \"https://s3.example:443\"\n\
+             bucket = \"b\"\nprefix = \"bank1\"\n"
+        );
+        let r = CollectorConfig::parse(&own).unwrap().retention.unwrap();
+        assert_eq!(r.store.as_ref().unwrap().prefix, "bank1");
+        // Every problem at once.
+        let bad = format!("{MINIMAL}\n[retention]\ninterval = \"soon\"\ncolour = 1\n");
+        let errs = CollectorConfig::parse(&bad).unwrap_err();
+        for want in [
+            "retention.keep: required",
+            "retention.interval:",
+            "retention.colour: unknown key",
+            "retention: the watcher's sealed manifest must be read from WORM",
+        ] {
+            assert!(
+                errs.iter().any(|e| e.contains(want)),
+                "{want} not in {errs:#?}"
+            );
+        }
+        let bad = format!("{MINIMAL}\n[retention]\nkeep = \"1d\"\nendpoint = \"http://x\"\n");
+        let errs = CollectorConfig::parse(&bad).unwrap_err();
+        assert!(
+            errs.iter().any(|e| e.contains("retention.endpoint")),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("retention.bucket: required")),
+            "{errs:#?}"
+        );
     }
 
     #[test]

@@ -86,6 +86,9 @@ mod faulty {
         pub space: Option<u64>,
         /// Directory syncs fail with `EIO`.
         pub fail_dir_sync: bool,
+        /// The syncs failed by `fail_sync_from` report `ENOSPC` instead of `EIO` (a file
+        /// system that allocates at writeback, or a thin volume, runs out at fsync).
+        pub sync_no_space: bool,
     }
 
     /// A file system that fails as told by its [`FaultPlan`] and otherwise writes real files.
@@ -199,8 +202,14 @@ mod faulty {
                     }
                 }
             }
-            if self.fs.plan().fail_sync_from.is_some_and(|k| n >= k) {
-                return Err(io::Error::from_raw_os_error(5)); // EIO
+            let plan = self.fs.plan();
+            if plan.fail_sync_from.is_some_and(|k| n >= k) {
+                // ENOSPC or EIO
+                return Err(io::Error::from_raw_os_error(if plan.sync_no_space {
+                    28
+                } else {
+                    5
+                }));
             }
             self.file.sync_data()
         }

@@ -75,6 +75,14 @@ impl CommitIndex {
         self.len += 1;
     }
 
+    /// Drops the commits of every sequence before `seq` (their segments were retired).
+    pub fn remove_before(&mut self, seq: LogSeq) {
+        let kept = self.seqs.split_off(&seq);
+        let dropped: usize = self.seqs.values().map(Vec::len).sum();
+        self.seqs = kept;
+        self.len -= dropped;
+    }
+
     /// Number of commits.
     pub fn len(&self) -> usize {
         self.len
@@ -101,6 +109,16 @@ impl CommitIndex {
         self.seqs
             .iter()
             .filter_map(|(seq, v)| v.last().map(|e| (*seq, e.mark(*seq), v.len())))
+    }
+
+    /// Lowest and highest commit SCN of every sequence with commits (retention matches
+    /// them against the archived log's SCN range).
+    pub fn scn_ranges(&self) -> impl Iterator<Item = (LogSeq, Scn, Scn)> + '_ {
+        self.seqs.iter().filter_map(|(seq, v)| {
+            let min = v.iter().map(|e| e.scn).min()?;
+            let max = v.iter().map(|e| e.scn).max()?;
+            Some((*seq, min, max))
+        })
     }
 
     /// The number of commits that end in `seq`.

@@ -27,6 +27,8 @@ pub mod index;
 pub mod metrics;
 pub mod piece;
 pub mod rebuild;
+pub mod retention;
+pub mod retention_task;
 pub mod segment;
 pub mod server;
 mod session;

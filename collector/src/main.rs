@@ -27,9 +27,11 @@ use redovault::store::s3::S3Store;
 use redovault::watcher::config::StoreKind;
 use redovault::wire::message::MAX_NAME_LEN;
 use redovault::wire::{CommitMark, StreamId};
-use redovault_collector::config::CollectorConfig;
+use redovault_collector::config::{CollectorConfig, RetentionConfig};
 use redovault_collector::index::CommitQuery;
 use redovault_collector::rebuild::{RebuildOptions, RebuildReport};
+use redovault_collector::retention::Rule;
+use redovault_collector::retention_task::{self, Retention};
 use redovault_collector::server;
 use redovault_collector::store::{Store, parse_stream_dir_name};
 use redovault_collector::worm::{self, Worm, WormConfig};
@@ -173,8 +175,27 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
             Some(w) => Some(start_worm(&cfg, w, &running, worm_cancel.clone())?),
             None => None,
         };
+        let retention_cancel = CancellationToken::new();
+        let retention = match &cfg.retention {
+            Some(r) => Some(start_retention(
+                &cfg,
+                r,
+                &running,
+                retention_cancel.clone(),
+            )?),
+            None => {
+                tracing::info!(
+                    "no [retention]: the collector keeps every segment (its disk grows)"
+                );
+                None
+            }
+        };
         let signal = wait_for_signal().await;
         tracing::info!(signal, "stopping");
+        retention_cancel.cancel();
+        if let Some(r) = retention {
+            let _ = r.await;
+        }
         // The uploader first: it uploads what is durable and seals the chains while the
         // writer still answers.
         worm_cancel.cancel();
@@ -232,6 +253,58 @@ fn start_worm(
     })
 }
 
+/// Starts the retention task of `[retention]`, reading the watcher's sealed manifest from
+/// `[retention]`'s own store or `[worm]`'s.
+fn start_retention(
+    cfg: &CollectorConfig,
+    r: &RetentionConfig,
+    running: &server::Running,
+    cancel: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let store_cfg = r
+        .manifest_store(cfg.worm.as_ref())
+        .context("[retention] needs [worm] or its own store keys")?;
+    let rule = Rule {
+        keep_secs: i64::try_from(r.keep.as_secs()).unwrap_or(i64::MAX),
+        worm_required: cfg.worm.is_some(),
+    };
+    tracing::info!(
+        keep_s = rule.keep_secs,
+        worm_required = rule.worm_required,
+        manifest_prefix = %store_cfg.prefix,
+        "retention: segments of sequences archived and verified in WORM are removed after keep"
+    );
+    macro_rules! spawn_with {
+        ($store:expr) => {
+            retention_task::spawn(
+                Retention {
+                    store: $store,
+                    prefix: store_cfg.prefix.clone(),
+                    rule,
+                    interval: r.interval,
+                    store_dir: cfg.store_dir.clone(),
+                    writer: running.writer.clone(),
+                    metrics: running.metrics.clone(),
+                },
+                cancel,
+            )
+        };
+    }
+    Ok(match store_cfg.kind {
+        StoreKind::S3 => {
+            let store = S3Store::new(redovault::watcher::s3_config(store_cfg)?)?;
+            spawn_with!(store)
+        }
+        StoreKind::Local => {
+            let dir = store_cfg
+                .dir
+                .clone()
+                .context("the manifest store's dir is not set")?;
+            spawn_with!(LocalStore::new(dir)?)
+        }
+    })
+}
+
 async fn wait_for_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     match (
@@ -281,8 +354,23 @@ fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
                 )
             },
         );
+        let retention = match &cfg.retention {
+            None => "; no [retention]: every segment is kept, the disk grows until it is full"
+                .to_string(),
+            Some(r) => format!(
+                "; [retention]: a sequence's segments are removed {} after its archived log is \
+                 verified in the sealed manifest{} (checked every {} s)",
+                humanize(r.keep),
+                if cfg.worm.is_some() {
+                    " and its pieces are confirmed in WORM"
+                } else {
+                    ""
+                },
+                r.interval.as_secs()
+            ),
+        };
         println!(
-            "{}: OK (listen {}, {mode}, store {}{worm})",
+            "{}: OK (listen {}, {mode}, store {}{worm}{retention})",
             path.display(),
             cfg.listen,
             cfg.store_dir.display()
@@ -296,6 +384,16 @@ fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
             problems.join("\n  ")
         );
         Ok(ExitCode::FAILURE)
+    }
+}
+
+fn humanize(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "at once".to_string(),
+        s if s % 86_400 == 0 => format!("{} d", s / 86_400),
+        s if s % 3600 == 0 => format!("{} h", s / 3600),
+        s => format!("{s} s"),
     }
 }
 
@@ -372,6 +470,21 @@ fn commits(path: &Path, a: &CommitsArgs) -> anyhow::Result<ExitCode> {
             let w = worm::read_state(store.dir(), s).map_err(|e| e.to_string());
             rows.push((s, d, n, w));
         }
+        let retention = retention_task::read_status(store.dir());
+        let held = |s: &StreamId| -> serde_json::Value {
+            let segs = store.segments(*s);
+            let status = retention
+                .as_ref()
+                .ok()
+                .and_then(|r| r.as_ref())
+                .and_then(|r| r.streams.get(&s.to_string()));
+            serde_json::json!({
+                "segments": segs.len(),
+                "bytes": segs.iter().map(|g| g.len).sum::<u64>(),
+                "first_segment": segs.first().map(|g| g.number),
+                "sequences": status.map(|st| &st.sequences),
+            })
+        };
         if a.json {
             let v: Vec<_> = rows
                 .iter()
@@ -382,6 +495,7 @@ fn commits(path: &Path, a: &CommitsArgs) -> anyhow::Result<ExitCode> {
                         "commits": n,
                         "last_commit": d.last_commit.as_ref().map(commit_json),
                         "worm": worm_json(w),
+                        "held": held(s),
                     })
                 })
                 .collect();
@@ -409,6 +523,43 @@ fn commits(path: &Path, a: &CommitsArgs) -> anyhow::Result<ExitCode> {
                     Ok(_) => {}
                     Err(e) => println!("    WORM chain unreadable: {e}"),
                 }
+                let h = held(&s);
+                println!(
+                    "    held here: {} segments, {} bytes",
+                    h["segments"], h["bytes"]
+                );
+                if let Some(list) = h["sequences"].as_array() {
+                    for r in list {
+                        let (first, last) = (&r["first"], &r["last"]);
+                        let range = if first == last {
+                            format!("{first}")
+                        } else {
+                            format!("{first}-{last}")
+                        };
+                        let until = r["until"]
+                            .as_i64()
+                            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                            .map_or_else(String::new, |t| format!(" until {}", t.to_rfc3339()));
+                        println!(
+                            "    sequences {range}: {}{until}",
+                            r["status"].as_str().unwrap_or("?")
+                        );
+                    }
+                }
+            }
+            match &retention {
+                Ok(Some(r)) => println!(
+                    "retention: last pass {}{}",
+                    r.at,
+                    r.error
+                        .as_deref()
+                        .map_or_else(String::new, |e| format!(" learned nothing: {e}"))
+                ),
+                Ok(None) => println!(
+                    "retention: no pass recorded (no [retention], or the collector has not run \
+                     with it): every segment is kept"
+                ),
+                Err(e) => println!("retention: status unreadable: {e}"),
             }
         }
         return Ok(ExitCode::SUCCESS);

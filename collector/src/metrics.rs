@@ -37,7 +37,11 @@
 //! `redovault_collector_refused_total{reason}` (every refused connection or session),
 //! `redovault_collector_connections_active`, `redovault_collector_connections_total`,
 //! `redovault_collector_store_failed` (1 once a write or fsync failed: nothing is acknowledged
-//! until a restart), `redovault_collector_store_fsyncs_total`,
+//! until a restart), `redovault_collector_disk_full` (1 while a write or fsync meets
+//! `ENOSPC`/`EDQUOT`: nothing is acknowledged until space frees),
+//! `redovault_collector_disk_full_total` (batches refused for it),
+//! `redovault_collector_retention_*` (see `retention_task.rs`),
+//! `redovault_collector_store_fsyncs_total`,
 //! `redovault_collector_store_fsync_seconds_total`, `redovault_collector_store_queue_depth`,
 //! `redovault_collector_link_cert_expiry_timestamp_seconds{cert="server"|"ca"}` (not-after
 //! time of the link's server certificate and of the CA it trusts for extractors; TLS mode).
@@ -110,6 +114,25 @@ pub struct CollectorMetrics {
     pub connections_total: Arc<Counter>,
     /// 1 once the store failed.
     pub store_failed: Arc<Gauge>,
+    /// 1 while the disk is full.
+    pub disk_full: Arc<Gauge>,
+    /// Batches refused for a full disk.
+    pub disk_full_total: Arc<Counter>,
+    /// Segments removed by retention.
+    pub retention_removed_segments: Arc<Counter>,
+    /// Bytes removed by retention.
+    pub retention_removed_bytes: Arc<Counter>,
+    /// Bytes of segments held on disk.
+    pub retention_held_bytes: Arc<Gauge>,
+    /// Segments held on disk.
+    pub retention_held_segments: Arc<Gauge>,
+    /// Held sequences eligible for removal (their segments go at the next pass that can
+    /// cut at a log boundary).
+    pub retention_eligible_sequences: Arc<Gauge>,
+    /// Age (seconds) of the oldest held sequence's archived log, or 0.
+    pub retention_oldest_held_seconds: Arc<Gauge>,
+    /// Retention passes that failed (manifest unreadable, chain broken, removal error).
+    pub retention_errors: Arc<Counter>,
     /// fsyncs (group commits).
     pub store_fsyncs: Arc<Counter>,
     /// Seconds spent in fsync.
@@ -255,6 +278,42 @@ impl CollectorMetrics {
                 "redovault_collector_store_failed",
                 "1 once a write or fsync failed: nothing is acknowledged until a restart.",
             ),
+            disk_full: r.gauge(
+                "redovault_collector_disk_full",
+                "1 while the store's disk is full (ENOSPC/EDQUOT): nothing is acknowledged until space frees.",
+            ),
+            disk_full_total: r.counter(
+                "redovault_collector_disk_full_total",
+                "Write batches refused because the disk was full.",
+            ),
+            retention_removed_segments: r.counter(
+                "redovault_collector_retention_removed_segments_total",
+                "Segments removed by retention (their sequences archived and verified in WORM).",
+            ),
+            retention_removed_bytes: r.counter(
+                "redovault_collector_retention_removed_bytes_total",
+                "Bytes of segments removed by retention.",
+            ),
+            retention_held_bytes: r.gauge(
+                "redovault_collector_retention_held_bytes",
+                "Bytes of segments held on the collector's disk, every stream.",
+            ),
+            retention_held_segments: r.gauge(
+                "redovault_collector_retention_held_segments",
+                "Segments held on the collector's disk, every stream.",
+            ),
+            retention_eligible_sequences: r.gauge(
+                "redovault_collector_retention_eligible_sequences",
+                "Held sequences whose every retention condition holds.",
+            ),
+            retention_oldest_held_seconds: r.gauge(
+                "redovault_collector_retention_oldest_held_seconds",
+                "Seconds since the oldest held segment was created (0: none held).",
+            ),
+            retention_errors: r.counter(
+                "redovault_collector_retention_errors_total",
+                "Retention passes that failed (manifest unreadable or broken, removal error).",
+            ),
             store_fsyncs: r.counter(
                 "redovault_collector_store_fsyncs_total",
                 "Group commits (one fsync round for every stream written).",
@@ -373,6 +432,9 @@ impl CollectorMetrics {
         let now = w.stats();
         let mut last = self.last_stats.lock().unwrap_or_else(|p| p.into_inner());
         self.store_failed.set(if now.failed { 1.0 } else { 0.0 });
+        self.disk_full.set(if now.disk_full { 1.0 } else { 0.0 });
+        self.disk_full_total
+            .add(now.disk_full_batches.saturating_sub(last.disk_full_batches));
         self.store_fsyncs
             .add(now.fsync.count.saturating_sub(last.fsync.count));
         self.store_fsync_seconds

@@ -323,3 +323,96 @@ async fn connections_beyond_the_limit_wait_before_accept() {
     assert!(matches!(second.recv().await.unwrap(), Message::Welcome(_)));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_acks_the_extractor_resends_and_nothing_is_lost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = FaultyFs::new(FaultPlan::default());
+    let (ssec, csec) = tls_pair(tmp.path());
+    let server = start(tmp.path(), Arc::new(fs.clone()), ssec, 8).await;
+    let session = |resume: u64| {
+        let csec = csec.clone();
+        async move {
+            let mut link = Link::connect_tcp(server.addr, &csec, &link_config())
+                .await
+                .unwrap();
+            link.send(&hello(1, "redovault-extractor")).await.unwrap();
+            match link.recv().await.unwrap() {
+                Message::Welcome(w) => assert_eq!(w.resume.offset, resume, "resume"),
+                other => panic!("expected Welcome, got {other}"),
+            }
+            link
+        }
+    };
+    let mut link = session(0).await;
+    link.send(&data(0)).await.unwrap();
+    assert!(matches!(link.recv().await.unwrap(), Message::Ack(a) if a.durable.offset == 8192));
+    // The disk fills up half-way through the next record.
+    fs.set_plan(FaultPlan {
+        space: Some(fs.written() + 4000),
+        ..FaultPlan::default()
+    });
+    link.send(&data(8192)).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(10), link.recv()).await {
+        Ok(Err(e)) => match e.kind {
+            LinkErrorKind::PeerFailed(r) => assert!(r.contains("disk full"), "{r}"),
+            other => panic!("expected the collector's Error, got {other}"),
+        },
+        other => panic!("expected an Error and no Ack, got {other:?}"),
+    }
+    assert_eq!(server.metrics.disk_full.get(), 1.0);
+    assert!(
+        server.writer.failure().is_none(),
+        "a full disk does not fail the store"
+    );
+    // The extractor reconnects: welcomed at the durable end, its resend is still refused
+    // while the disk is full (no Ack), and nothing half-written became durable.
+    let mut link = session(8192).await;
+    link.send(&data(8192)).await.unwrap();
+    assert!(matches!(
+        tokio::time::timeout(Duration::from_secs(10), link.recv()).await,
+        Ok(Err(_))
+    ));
+    // Space frees: the next session's resend is acknowledged, and the one after it.
+    fs.set_plan(FaultPlan::default());
+    server.writer.space_freed();
+    let mut link = session(8192).await;
+    link.send(&data(8192)).await.unwrap();
+    link.send(&data(16384)).await.unwrap();
+    let mut last = 0;
+    while last < 24576 {
+        match tokio::time::timeout(Duration::from_secs(10), link.recv()).await {
+            Ok(Ok(Message::Ack(a))) => last = a.durable.offset,
+            Ok(Ok(Message::Heartbeat(_))) => {}
+            other => panic!("expected Acks, got {other:?}"),
+        }
+    }
+    assert!(!server.writer.stats().disk_full);
+    server.metrics.refresh_writer(&server.writer);
+    assert_eq!(server.metrics.disk_full.get(), 0.0);
+    drop(link);
+    server.stop().await;
+    // Every byte, once, in order: what a rebuild reads.
+    let store = Store::open(&tmp.path().join("store"), keys()).unwrap();
+    assert!(
+        store.recovery().torn.is_empty(),
+        "{:?}",
+        store.recovery().torn
+    );
+    let mut got = Vec::new();
+    for seg in store.segments(stream(1)) {
+        crate::segment::scan::<crate::store::StoreError>(
+            &seg.path,
+            store.keys(),
+            crate::segment::ScanMode::Strict,
+            None,
+            |_, c| {
+                assert_eq!(c.start.offset, got.len() as u64);
+                got.extend_from_slice(&c.data);
+                Ok(())
+            },
+        )
+        .unwrap();
+    }
+    assert_eq!(got, vec![0x42; 24576]);
+}

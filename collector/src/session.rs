@@ -497,6 +497,15 @@ async fn report_append_error(
             );
             format!("collector store failed ({r}); nothing more is acknowledged")
         }
+        AppendError::NoSpace(r) => {
+            ctx.metrics.disk_full.set(1.0);
+            tracing::error!(
+                pos = %at,
+                reason = %r,
+                "collector disk full: append not acknowledged; the extractor resends after reconnecting"
+            );
+            format!("collector disk full ({r}); nothing acknowledged, send again later")
+        }
         AppendError::Stopped => "the collector is stopping".to_string(),
     };
     let _ = out.send(Message::Error(Failure { reason })).await;

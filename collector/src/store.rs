@@ -240,6 +240,13 @@ pub enum StoreError {
     /// A write or sync failed: the store is now failed (see [`StoreError::Failed`]).
     #[error("store failed: {0}")]
     WriteFailed(#[source] WriteError),
+    /// The disk is full (`ENOSPC` or `EDQUOT` on a write or fsync). Unlike
+    /// [`StoreError::WriteFailed`] the store is not failed: every write of the batch that
+    /// was not yet durable was cut off again (files truncated to their synced length, the
+    /// streams re-read from disk), so the store holds exactly what was acknowledged and
+    /// may be written again once space frees. Nothing of the batch may be acknowledged.
+    #[error("disk full: {0}; nothing more is acknowledged until space frees")]
+    NoSpace(String),
     /// Refused because an earlier write or sync failed; restart to recover from disk.
     #[error(
         "store is failed since an earlier I/O error ({reason}); nothing more is acknowledged until restart"
@@ -259,6 +266,11 @@ impl StoreError {
                 | StoreError::Overlap { .. }
                 | StoreError::InvalidAppend { .. }
         )
+    }
+
+    /// The disk is full: retry later (see [`StoreError::NoSpace`]).
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, StoreError::NoSpace(_))
     }
 
     /// The store is failed (by this error or an earlier one).
@@ -338,6 +350,15 @@ pub struct StreamSnapshot {
     pub seq_ends: BTreeMap<LogSeq, u64>,
     /// The last durable commit of every sequence that has one, with the count of commits.
     pub seq_commits: BTreeMap<LogSeq, (CommitMark, usize)>,
+}
+
+/// A stream as retention sees it (see [`Store::retention_view`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionView {
+    /// Segments, durable state, complete sequences.
+    pub snapshot: StreamSnapshot,
+    /// Lowest and highest commit SCN per sequence.
+    pub scns: BTreeMap<LogSeq, (redovault_redo::position::Scn, redovault_redo::position::Scn)>,
 }
 
 /// The store: every stream of one collector, in one directory.
@@ -501,12 +522,20 @@ impl Store {
     }
 
     fn recover_stream(&mut self, id: StreamId, dir: PathBuf) -> Result<(), StoreError> {
+        // Finish a removal a crash interrupted before reading anything.
+        if let Some(through) = read_retired(&dir)? {
+            let left = remove_retired(&dir, through)?;
+            if left > 0 {
+                tracing::warn!(stream = %id, through, files = left, "retention: finished an interrupted removal");
+            }
+        }
         let mut numbers = Vec::new();
         for e in std::fs::read_dir(&dir).map_err(io_err("list", &dir))? {
             let e = e.map_err(io_err("list", &dir))?;
             let name = e.file_name().to_string_lossy().into_owned();
             match segment::parse_segment_file_name(&name) {
                 Some(n) => numbers.push(n),
+                None if name == RETIRED_FILE => {}
                 None => tracing::warn!(path = %e.path().display(), "not a segment; ignored"),
             }
         }
@@ -759,6 +788,17 @@ impl Store {
         })
     }
 
+    /// What retention needs to know of a stream: its segments, its durable state, the end
+    /// of every complete sequence and the commit SCN range of each sequence.
+    pub fn retention_view(&self, stream: StreamId) -> Option<RetentionView> {
+        let snap = self.snapshot(stream)?;
+        let s = self.streams.get(&stream)?;
+        Some(RetentionView {
+            scns: s.index.scn_ranges().map(|(q, a, b)| (q, (a, b))).collect(),
+            snapshot: snap,
+        })
+    }
+
     fn check_failed(&self) -> Result<(), StoreError> {
         match &self.failed {
             Some(reason) => Err(StoreError::Failed {
@@ -769,6 +809,30 @@ impl Store {
     }
 
     fn fail(&mut self, e: WriteError) -> StoreError {
+        if is_no_space(&e) {
+            let reason = e.to_string();
+            return match self.reset_to_durable() {
+                Ok(()) => {
+                    tracing::error!(
+                        dir = %self.dir.display(),
+                        error = %reason,
+                        "collector disk full: unsynced writes cut off, nothing acknowledged until space frees"
+                    );
+                    StoreError::NoSpace(reason)
+                }
+                Err(again) => {
+                    let reason =
+                        format!("{reason}; then, cutting the unsynced writes off: {again}");
+                    tracing::error!(
+                        dir = %self.dir.display(),
+                        error = %reason,
+                        "collector store failed: no further acknowledgements until restart"
+                    );
+                    self.failed.get_or_insert(reason);
+                    StoreError::WriteFailed(e)
+                }
+            };
+        }
         let reason = e.to_string();
         tracing::error!(
             dir = %self.dir.display(),
@@ -777,6 +841,127 @@ impl Store {
         );
         self.failed.get_or_insert(reason);
         StoreError::WriteFailed(e)
+    }
+
+    /// After a full disk: every segment this process wrote is cut back to its synced length
+    /// (what was acknowledged), a segment whose creation did not complete is removed, the
+    /// writers are closed (new appends go to a new segment, so no chunk nonce is reused)
+    /// and each such stream is read again from disk, as at open.
+    fn reset_to_durable(&mut self) -> Result<(), StoreError> {
+        let saved = self.recovery.clone();
+        let ids: Vec<StreamId> = self.streams.keys().copied().collect();
+        for id in ids {
+            let Some(s) = self.streams.get(&id) else {
+                continue;
+            };
+            // A segment created after the last one recorded failed half-way: never used.
+            let last = s.segments.last().map_or(0, |g| g.number);
+            let beyond = s.dir.join(segment::segment_file_name(last + 1));
+            match std::fs::remove_file(&beyond) {
+                Ok(()) => {
+                    redovault::durable::sync_dir(&s.dir)
+                        .map_err(io_err("fsync directory", &s.dir))?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("remove", &beyond)(e)),
+            }
+            // Without a writer, what is on disk was synced (at open, or before the writer
+            // was closed by an earlier reset).
+            if s.writer.is_none() {
+                continue;
+            }
+            let Some(mut s) = self.streams.remove(&id) else {
+                continue;
+            };
+            s.writer = None;
+            // Only the last two segments can hold unsynced bytes (a rotation syncs the
+            // previous one first); a failed write may have left part of a record that
+            // `len` does not count, so the file's own length is what is compared.
+            for g in s.segments.iter().rev().take(2) {
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&g.path)
+                    .map_err(io_err("open", &g.path))?;
+                let on_disk = f.metadata().map_err(io_err("stat", &g.path))?.len();
+                if on_disk > g.durable_len {
+                    f.set_len(g.durable_len)
+                        .map_err(io_err("truncate", &g.path))?;
+                    f.sync_all().map_err(io_err("fsync", &g.path))?;
+                }
+            }
+            self.recover_stream(id, s.dir)?;
+        }
+        self.dirty.clear();
+        self.recovery = saved;
+        Ok(())
+    }
+
+    /// Retires the oldest segments of a stream, up to and including segment `through`
+    /// (retention, see `retention.rs`). Refused unless `through` is not the stream's last
+    /// segment, its last chunk ends its log, and everything retired is durable.
+    ///
+    /// Crash-safe: the decision is first made durable in the stream's `RETIRED` file
+    /// (written atomically: temporary file, fsync, rename, directory fsync); then the
+    /// files are removed oldest first and the directory is fsynced. A crash at any point
+    /// leaves either the old state or a `RETIRED` file whose leftovers the next open (or
+    /// retire) removes before reading the stream.
+    pub fn retire(&mut self, stream: StreamId, through: u64) -> Result<Retired, StoreError> {
+        self.check_failed()?;
+        let refuse = |reason: String| StoreError::Options(format!("retire {stream}: {reason}"));
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return Err(refuse("no such stream".into()));
+        };
+        let Some(k) = s.segments.iter().position(|g| g.number == through) else {
+            return Err(refuse(format!("no segment {through}")));
+        };
+        if k + 1 >= s.segments.len() {
+            return Err(refuse(format!(
+                "segment {through} is the last one (being written)"
+            )));
+        }
+        let gone: Vec<SegmentInfo> = s.segments[..=k].to_vec();
+        if let Some(g) = gone.iter().rev().find(|g| g.last_end.is_some()) {
+            let end = g.last_end.unwrap_or_default();
+            if s.seq_ends.get(&end.seq) != Some(&end.offset) {
+                return Err(refuse(format!(
+                    "segment {} ends inside log {} (at {end})",
+                    g.number, end.seq
+                )));
+            }
+            if !s.durable_has_data || end > s.durable.end {
+                return Err(refuse(format!("segment {} is not durable", g.number)));
+            }
+        }
+        if gone.iter().any(|g| g.len != g.durable_len) {
+            return Err(refuse("a segment is not wholly durable".into()));
+        }
+        let marker = s.dir.join(RETIRED_FILE);
+        redovault::durable::write_atomic(
+            &marker,
+            format!("{RETIRED_PREFIX}{through}\n").as_bytes(),
+        )
+        .map_err(io_err("write", &marker))?;
+        s.segments.drain(..=k);
+        // Sequences wholly before the first kept chunk leave the index and the log ends.
+        if let Some(first) = s.segments.iter().find_map(|g| g.first) {
+            s.index.remove_before(first.seq);
+            s.seq_ends = s.seq_ends.split_off(&first.seq);
+        }
+        let dir = s.dir.clone();
+        let removed = remove_retired(&dir, through)?;
+        let bytes = gone.iter().map(|g| g.len).sum();
+        tracing::info!(
+            stream = %stream,
+            through,
+            segments = gone.len(),
+            files_removed = removed,
+            bytes,
+            "retention: segments removed"
+        );
+        Ok(Retired {
+            segments: gone.len() as u64,
+            bytes,
+        })
     }
 
     /// Appends redo to a stream (not durable until [`Store::sync`]); see the module docs for
@@ -1075,9 +1260,14 @@ impl Store {
         let Some(s) = self.streams.get_mut(&stream) else {
             return Ok(());
         };
+        // A new log starts a new segment: every segment then holds one log (or part of
+        // one), so retention can remove the segments of a log without cutting into the
+        // next one (see `retention.rs`). One more fsync per log switch.
         let rotate = match &s.writer {
             None => true,
-            Some(w) => !w.is_empty() && w.len() + rec_len > segment_size,
+            Some(w) => {
+                !w.is_empty() && (w.len() + rec_len > segment_size || chunk.start.offset == 0)
+            }
         };
         if rotate {
             let result = s.rotate(self.fs.as_ref(), &self.keys, stream);
@@ -1156,6 +1346,81 @@ impl Store {
         }
         self.dirty.clear();
         Ok(out)
+    }
+}
+
+/// What [`Store::retire`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retired {
+    /// Segments removed.
+    pub segments: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// The file in a stream directory that records the last retired segment.
+pub const RETIRED_FILE: &str = "RETIRED";
+const RETIRED_PREFIX: &str = "retired through segment ";
+
+/// The last retired segment of a stream directory, from its `RETIRED` file.
+pub fn read_retired(dir: &Path) -> Result<Option<u64>, StoreError> {
+    let path = dir.join(RETIRED_FILE);
+    let text = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("read", &path)(e)),
+    };
+    let n = std::str::from_utf8(&text)
+        .ok()
+        .and_then(|t| t.strip_prefix(RETIRED_PREFIX))
+        .and_then(|t| t.strip_suffix('\n'))
+        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|t| t.parse::<u64>().ok());
+    match n {
+        Some(n) => Ok(Some(n)),
+        None => Err(StoreError::Corrupt {
+            file: path,
+            offset: 0,
+            reason: format!("not \"{RETIRED_PREFIX}<n>\""),
+        }),
+    }
+}
+
+/// Removes the segment files numbered up to `through` still in `dir`, oldest first, then
+/// fsyncs the directory. Returns how many were removed.
+fn remove_retired(dir: &Path, through: u64) -> Result<u64, StoreError> {
+    let mut numbers = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(io_err("list", dir))? {
+        let e = e.map_err(io_err("list", dir))?;
+        if let Some(n) = segment::parse_segment_file_name(&e.file_name().to_string_lossy())
+            && n <= through
+        {
+            numbers.push(n);
+        }
+    }
+    numbers.sort_unstable();
+    for n in &numbers {
+        let path = dir.join(segment::segment_file_name(*n));
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("remove", &path)(e)),
+        }
+    }
+    if !numbers.is_empty() {
+        redovault::durable::sync_dir(dir).map_err(io_err("fsync directory", dir))?;
+    }
+    Ok(numbers.len() as u64)
+}
+
+/// `ENOSPC` or `EDQUOT`: the disk (or the quota) is full.
+fn is_no_space(e: &WriteError) -> bool {
+    match e {
+        WriteError::Io { source, .. } => {
+            source.kind() == io::ErrorKind::StorageFull
+                || matches!(source.raw_os_error(), Some(28 | 122))
+        }
+        _ => false,
     }
 }
 

@@ -614,41 +614,259 @@ fn a_failed_fsync_fails_the_store_and_is_never_retried() {
 }
 
 #[test]
-fn a_full_disk_mid_record_fails_the_store_and_recovery_drops_the_partial_record() {
+fn a_full_disk_mid_record_cuts_the_batch_off_and_the_store_resumes_when_space_frees() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (sid(1), sid(2));
+    let fs = FaultyFs::new(FaultPlan::default());
+    let mut st = Store::open_with(dir.path(), keys(), opts_small(), Arc::new(fs.clone())).unwrap();
+    for s in [a, b] {
+        st.append(s, p(1, 0), &data(1, 0, 1000), &[commit(1, 1000)], false)
+            .unwrap();
+    }
+    st.sync().unwrap();
+    let durable_a = st.durable(a).unwrap();
+    let seg_a = st.segments(a).last().unwrap().clone();
+    // Stream a's append fits, b's runs out of space half-way through its record.
+    fs.set_plan(FaultPlan {
+        space: Some(fs.written() + 1500),
+        ..FaultPlan::default()
+    });
+    st.append(
+        a,
+        p(1, 1000),
+        &data(1, 1000, 1000),
+        &[commit(1, 2000)],
+        false,
+    )
+    .unwrap();
+    let err = st
+        .append(
+            b,
+            p(1, 1000),
+            &data(1, 1000, 1000),
+            &[commit(1, 2000)],
+            false,
+        )
+        .unwrap_err();
+    assert!(err.is_no_space() && !err.is_failure(), "{err}");
+    assert!(err.to_string().contains("os error 28"), "{err}");
+    assert!(
+        st.failure().is_none(),
+        "a full disk does not fail the store"
+    );
+    // Neither stream keeps anything unsynced: a's written append was cut off too.
+    assert_eq!(st.durable(a), Some(durable_a));
+    assert_eq!(st.durable(b).unwrap().end, p(1, 1000));
+    assert_eq!(
+        std::fs::metadata(&seg_a.path).unwrap().len(),
+        seg_a.durable_len,
+        "the unsynced record is gone from the file"
+    );
+    assert!(st.sync().unwrap().is_empty(), "nothing left to acknowledge");
+    // Still full: refused again, still nothing half-written.
+    let err = st
+        .append(a, p(1, 1000), &data(1, 1000, 1000), &[], false)
+        .unwrap_err();
+    assert!(err.is_no_space(), "{err}");
+    // Space frees: the resend goes through, in a new segment (no nonce reuse).
+    fs.set_plan(FaultPlan::default());
+    for s in [a, b] {
+        st.append(
+            s,
+            p(1, 1000),
+            &data(1, 1000, 1000),
+            &[commit(1, 2000)],
+            false,
+        )
+        .unwrap();
+    }
+    st.sync().unwrap();
+    assert_eq!(st.durable(a).unwrap().end, p(1, 2000));
+    assert!(st.segments(a).len() >= 2);
+    drop(st);
+    let st = open(dir.path());
+    assert!(st.recovery().torn.is_empty(), "{:?}", st.recovery().torn);
+    for s in [a, b] {
+        let chunks = read_stream(&st, s);
+        assert_eq!(bytes_of(&chunks, 1), data(1, 0, 2000));
+        assert_eq!(
+            st.commits(s, &CommitQuery::All, 10),
+            vec![commit(1, 1000), commit(1, 2000)]
+        );
+    }
+}
+
+#[test]
+fn a_full_disk_at_fsync_cuts_the_batch_off_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let s = sid(1);
     let fs = FaultyFs::new(FaultPlan::default());
-    {
-        let mut st =
-            Store::open_with(dir.path(), keys(), opts_small(), Arc::new(fs.clone())).unwrap();
-        st.append(s, p(1, 0), &data(1, 0, 1000), &[commit(1, 1000)], false)
-            .unwrap();
-        st.sync().unwrap();
-        fs.set_plan(FaultPlan {
-            space: Some(fs.written() + 300),
-            ..FaultPlan::default()
-        });
-        let err = st
-            .append(
-                s,
-                p(1, 1000),
-                &data(1, 1000, 1000),
-                &[commit(1, 2000)],
-                false,
-            )
-            .unwrap_err();
-        assert!(
-            matches!(&err, StoreError::WriteFailed(WriteError::Io { source, .. })
-                if source.raw_os_error() == Some(28)),
-            "{err}"
-        );
-        assert!(matches!(st.sync(), Err(StoreError::Failed { .. })));
-    }
+    let mut st = Store::open_with(dir.path(), keys(), opts_small(), Arc::new(fs.clone())).unwrap();
+    st.append(s, p(1, 0), &data(1, 0, 1000), &[commit(1, 1000)], false)
+        .unwrap();
+    st.sync().unwrap();
+    fs.set_plan(FaultPlan {
+        fail_sync_from: Some(fs.syncs() + 1),
+        sync_no_space: true,
+        ..FaultPlan::default()
+    });
+    st.append(
+        s,
+        p(1, 1000),
+        &data(1, 1000, 1000),
+        &[commit(1, 2000)],
+        false,
+    )
+    .unwrap();
+    let err = st.sync().unwrap_err();
+    assert!(err.is_no_space(), "{err}");
+    assert_eq!(st.durable(s).unwrap().end, p(1, 1000));
+    assert_eq!(st.commits(s, &CommitQuery::All, 10), vec![commit(1, 1000)]);
+    fs.set_plan(FaultPlan::default());
+    st.append(
+        s,
+        p(1, 1000),
+        &data(1, 1000, 1000),
+        &[commit(1, 2000)],
+        true,
+    )
+    .unwrap();
+    st.sync().unwrap();
+    drop(st);
     let st = open(dir.path());
-    assert_eq!(st.recovery().torn.len(), 1);
-    assert_eq!(st.recovery().torn[0].dropped_bytes, 300);
-    let d = st.durable(s).unwrap();
-    assert_eq!((d.end, d.last_commit), (p(1, 1000), Some(commit(1, 1000))));
+    assert!(st.recovery().torn.is_empty());
+    assert_eq!(bytes_of(&read_stream(&st, s), 1), data(1, 0, 2000));
+    assert!(st.durable(s).unwrap().log_end);
+}
+
+/// A stream of `seqs` logs of `len` bytes each (one commit at each log's end), in small
+/// segments: several segments per log.
+fn logs(st: &mut Store, s: StreamId, seqs: u32, len: u64) {
+    for q in 1..=seqs {
+        let mut off = 0;
+        while off < len {
+            let n = (len - off).min(20_000);
+            let last = off + n == len;
+            let c = if last { vec![commit(q, len)] } else { vec![] };
+            st.append(s, p(q, off), &data(q, off, n as usize), &c, last)
+                .unwrap();
+            st.sync().unwrap();
+            off += n;
+        }
+    }
+}
+
+/// The last segment that ends log `seq`.
+fn segment_ending(st: &Store, s: StreamId, seq: u32) -> u64 {
+    st.segments(s)
+        .iter()
+        .filter(|g| g.last_end.is_some_and(|e| e.seq == LogSeq(seq)))
+        .map(|g| g.number)
+        .max()
+        .unwrap()
+}
+
+#[test]
+fn retire_removes_old_segments_durably_and_keeps_the_rest_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sid(1);
+    let mut st = open(dir.path());
+    logs(&mut st, s, 4, 150_000);
+    let n = st.segments(s).len();
+    assert!(n >= 8, "{n} segments");
+    // A cut inside a log is refused: the next segment would start mid-log.
+    let mid = st
+        .segments(s)
+        .iter()
+        .find(|g| g.last_end.is_some_and(|e| e.offset != 150_000))
+        .unwrap()
+        .number;
+    let err = st.retire(s, mid).unwrap_err();
+    assert!(err.to_string().contains("ends inside log"), "{err}");
+    let last = st.segments(s).last().unwrap().number;
+    assert!(
+        st.retire(s, last)
+            .unwrap_err()
+            .to_string()
+            .contains("last one")
+    );
+    let through = segment_ending(&st, s, 2);
+    let before: u64 = st.segments(s).iter().map(|g| g.len).sum();
+    let r = st.retire(s, through).unwrap();
+    assert_eq!(r.segments, through);
+    let after: u64 = st.segments(s).iter().map(|g| g.len).sum();
+    assert_eq!(before - after, r.bytes);
+    assert_eq!(st.segments(s)[0].number, through + 1);
+    assert_eq!(st.segments(s)[0].first, Some(p(3, 0)));
+    assert_eq!(
+        st.commits(s, &CommitQuery::All, 10),
+        vec![commit(3, 150_000), commit(4, 150_000)]
+    );
+    for k in 1..=through {
+        assert!(
+            !dir.path()
+                .join("streams")
+                .join(stream_dir_name(s))
+                .join(segment::segment_file_name(k))
+                .exists()
+        );
+    }
+    // Appends go on; a reopen reads the rest as it was.
+    st.append(s, p(5, 0), &data(5, 0, 100), &[commit(5, 100)], false)
+        .unwrap();
+    st.sync().unwrap();
+    drop(st);
+    let st = open(dir.path());
+    assert_eq!(st.segments(s)[0].number, through + 1);
+    let chunks = read_stream(&st, s);
+    assert_eq!(bytes_of(&chunks, 3), data(3, 0, 150_000));
+    assert_eq!(bytes_of(&chunks, 4), data(4, 0, 150_000));
+    assert!(bytes_of(&chunks, 2).is_empty());
+    assert_eq!(st.commits(s, &CommitQuery::All, 10).len(), 3);
+    let snap = st.snapshot(s).unwrap();
+    assert!(snap.seq_ends.contains_key(&LogSeq(3)));
+    assert!(!snap.seq_ends.contains_key(&LogSeq(2)));
+}
+
+#[test]
+fn a_removal_interrupted_by_a_crash_is_finished_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sid(1);
+    let mut st = open(dir.path());
+    logs(&mut st, s, 3, 150_000);
+    let through = segment_ending(&st, s, 2);
+    let sdir = dir.path().join("streams").join(stream_dir_name(s));
+    drop(st);
+    // The crash came after the RETIRED file and the first removal: segment 1 is gone, the
+    // next one starts in the middle of log 1 (a gap that open alone would call corruption).
+    std::fs::write(
+        sdir.join(RETIRED_FILE),
+        format!("retired through segment {through}\n"),
+    )
+    .unwrap();
+    std::fs::remove_file(sdir.join(segment::segment_file_name(1))).unwrap();
+    let st = open(dir.path());
+    assert_eq!(st.segments(s)[0].number, through + 1);
+    assert_eq!(bytes_of(&read_stream(&st, s), 3), data(3, 0, 150_000));
+    for k in 1..=through {
+        assert!(!sdir.join(segment::segment_file_name(k)).exists());
+    }
+    drop(st);
+    // A crash before the RETIRED file was renamed into place: nothing changed.
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut st = open(dir2.path());
+    logs(&mut st, s, 2, 150_000);
+    let n = st.segments(s).len();
+    drop(st);
+    let sdir2 = dir2.path().join("streams").join(stream_dir_name(s));
+    std::fs::write(sdir2.join("RETIRED.tmp.99"), "retired through").unwrap();
+    let st = open(dir2.path());
+    assert_eq!(st.segments(s).len(), n);
+    // A damaged RETIRED file is corruption, named.
+    drop(st);
+    std::fs::write(sdir2.join(RETIRED_FILE), "retired through segment x\n").unwrap();
+    let err = Store::open_with(dir2.path(), keys(), opts_small(), Arc::new(RealFs)).unwrap_err();
+    assert!(err.to_string().contains(RETIRED_FILE), "{err}");
 }
 
 #[test]

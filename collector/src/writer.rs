@@ -13,6 +13,16 @@
 //! and no fsync is retried. Requests refused for their own reasons (a gap, different bytes)
 //! get [`AppendError::Refused`] and do not affect other requests.
 //!
+//! Full disk: a write or fsync failing with `ENOSPC`/`EDQUOT` does **not** fail the store:
+//! the store cuts every unsynced write off again ([`StoreError::NoSpace`]), the batch gets
+//! [`AppendError::NoSpace`] (nothing of it is acknowledged), the alarm is raised (ERROR
+//! log, [`WriterStats::disk_full`], metric `redovault_collector_disk_full`), and requests
+//! are answered `NoSpace` without touching the disk until a retry is due (backoff from
+//! [`NO_SPACE_RETRY_MIN`] doubling to [`NO_SPACE_RETRY_MAX`], or at once after retention
+//! freed space: [`WriterHandle::space_freed`]). The first batch that is written and
+//! synced again clears the alarm. Sessions end on `NoSpace`; the extractor keeps its
+//! unacknowledged chunks, reconnects and resends from the durable end.
+//!
 //! Cancellation: the task checks its [`CancellationToken`] between batches; a batch that has
 //! started always runs to its end (written, synced, answered). Requests still queued get
 //! [`AppendError::Stopped`]. Dropping every handle also ends the task.
@@ -24,7 +34,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use redovault::wire::{CommitMark, StreamId, StreamPos, latency};
 use tokio::sync::{mpsc, oneshot};
@@ -99,6 +109,10 @@ pub enum AppendError {
     /// the store keeps serving.
     #[error(transparent)]
     Refused(Arc<StoreError>),
+    /// The disk is full: nothing of the request was kept; send it again later (the
+    /// writer retries the disk with backoff, see the module docs).
+    #[error("collector disk full: {0}")]
+    NoSpace(Arc<str>),
     /// The store is failed (I/O error): nothing is acknowledged until a restart.
     #[error("collector store failed: {0}")]
     Failed(Arc<str>),
@@ -183,6 +197,11 @@ impl Histogram {
 pub struct WriterStats {
     /// `redovault_collector_store_failed`: 1 once a write or fsync failed.
     pub failed: bool,
+    /// `redovault_collector_disk_full`: 1 while the disk is full (appends answered
+    /// `NoSpace`), 0 once a batch was written and synced again.
+    pub disk_full: bool,
+    /// `redovault_collector_disk_full_total`: batches refused for a full disk.
+    pub disk_full_batches: u64,
     /// `redovault_collector_store_batches_total`: batches written and synced.
     pub batches: u64,
     /// `redovault_collector_store_appends_total`: requests acknowledged.
@@ -204,6 +223,8 @@ pub struct WriterStats {
 #[derive(Debug, Default)]
 struct Stats {
     failed: AtomicBool,
+    disk_full: AtomicBool,
+    disk_full_batches: AtomicU64,
     batches: AtomicU64,
     acked: AtomicU64,
     refused: AtomicU64,
@@ -218,7 +239,35 @@ struct Shared {
     store: Mutex<Store>,
     durable: RwLock<BTreeMap<StreamId, Durable>>,
     failure: RwLock<Option<Arc<str>>>,
+    no_space: Mutex<Option<NoSpace>>,
     stats: Stats,
+}
+
+/// First wait before the disk is tried again after `ENOSPC`.
+pub const NO_SPACE_RETRY_MIN: Duration = Duration::from_secs(1);
+/// Longest wait between two tries of a full disk.
+pub const NO_SPACE_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// The full-disk state: why, and when the disk is tried again.
+#[derive(Debug, Clone)]
+struct NoSpace {
+    reason: Arc<str>,
+    retry_at: Instant,
+    backoff: Duration,
+}
+
+impl NoSpace {
+    /// The state after a (first or repeated) `ENOSPC` at `now`.
+    fn after(prev: Option<&NoSpace>, reason: Arc<str>, now: Instant) -> NoSpace {
+        let backoff = prev.map_or(NO_SPACE_RETRY_MIN, |p| {
+            (p.backoff * 2).min(NO_SPACE_RETRY_MAX)
+        });
+        NoSpace {
+            reason,
+            retry_at: now + backoff,
+            backoff,
+        }
+    }
 }
 
 struct Msg {
@@ -270,6 +319,7 @@ pub fn spawn(
         store: Mutex::new(store),
         durable: RwLock::new(durable),
         failure: RwLock::new(failure),
+        no_space: Mutex::new(None),
     });
     let (tx, rx) = mpsc::channel(cfg.queue.max(1));
     let task = tokio::spawn(run(rx, shared.clone(), cfg, cancel));
@@ -350,16 +400,43 @@ fn process(shared: &Shared, batch: Vec<Msg>) {
         }
     };
     trace("store_batch");
+    let waiting = shared
+        .no_space
+        .lock()
+        .ok()
+        .and_then(|n| n.clone())
+        .filter(|n| Instant::now() < n.retry_at);
+    if let Some(n) = waiting {
+        shared
+            .stats
+            .disk_full_batches
+            .fetch_add(1, Ordering::Relaxed);
+        for m in batch {
+            shared.stats.ack.observe(m.enqueued.elapsed());
+            let _ = m.reply.send(Err(AppendError::NoSpace(n.reason.clone())));
+        }
+        return;
+    }
     let mut results: Vec<Result<(u64, u64), AppendError>> = Vec::with_capacity(batch.len());
     let mut failure: Option<Arc<str>> = None;
+    let mut no_space: Option<Arc<str>> = None;
     for m in &batch {
         if let Some(f) = &failure {
             results.push(Err(AppendError::Failed(f.clone())));
             continue;
         }
+        if let Some(f) = &no_space {
+            results.push(Err(AppendError::NoSpace(f.clone())));
+            continue;
+        }
         let r = &m.req;
         match store.append(r.stream, r.pos, &r.bytes, &r.commits, r.log_end) {
             Ok(a) => results.push(Ok((a.stored, a.duplicate))),
+            Err(StoreError::NoSpace(reason)) => {
+                let reason: Arc<str> = reason.into();
+                results.push(Err(AppendError::NoSpace(reason.clone())));
+                no_space = Some(reason);
+            }
             Err(e) if e.is_failure() => {
                 let reason = set_failed(shared, store.failure().unwrap_or("").into());
                 results.push(Err(AppendError::Failed(reason.clone())));
@@ -372,7 +449,7 @@ fn process(shared: &Shared, batch: Vec<Msg>) {
         }
     }
     trace("store_written");
-    if failure.is_none() && results.iter().any(Result::is_ok) {
+    if failure.is_none() && no_space.is_none() && results.iter().any(Result::is_ok) {
         let t = Instant::now();
         match store.sync() {
             Ok(changed) => {
@@ -381,6 +458,7 @@ fn process(shared: &Shared, batch: Vec<Msg>) {
                     d.extend(changed);
                 }
             }
+            Err(StoreError::NoSpace(reason)) => no_space = Some(reason.into()),
             Err(_) => {
                 let reason = set_failed(shared, store.failure().unwrap_or("").into());
                 failure = Some(reason);
@@ -389,10 +467,13 @@ fn process(shared: &Shared, batch: Vec<Msg>) {
     }
     trace("store_synced");
     shared.stats.batches.fetch_add(1, Ordering::Relaxed);
+    note_disk(shared, no_space.clone(), results.iter().any(Result::is_ok));
     for (m, r) in batch.into_iter().zip(results) {
-        let answer = match (r, &failure) {
-            (Ok(_), Some(f)) => Err(AppendError::Failed(f.clone())),
-            (Ok((stored, duplicate)), None) => match store.durable(m.req.stream) {
+        let answer = match (r, &failure, &no_space) {
+            (Ok(_), Some(f), _) => Err(AppendError::Failed(f.clone())),
+            // The store cut every unsynced write of the batch off: none is acknowledged.
+            (_, None, Some(f)) => Err(AppendError::NoSpace(f.clone())),
+            (Ok((stored, duplicate)), None, None) => match store.durable(m.req.stream) {
                 Some(durable) => {
                     shared.stats.acked.fetch_add(1, Ordering::Relaxed);
                     shared.stats.bytes.fetch_add(stored, Ordering::Relaxed);
@@ -415,7 +496,7 @@ fn process(shared: &Shared, batch: Vec<Msg>) {
                     reason: "nothing durable to acknowledge".into(),
                 }))),
             },
-            (Err(e), _) => {
+            (Err(e), _, _) => {
                 if matches!(e, AppendError::Refused(_)) {
                     shared.stats.refused.fetch_add(1, Ordering::Relaxed);
                 }
@@ -427,7 +508,61 @@ fn process(shared: &Shared, batch: Vec<Msg>) {
     }
 }
 
+/// Raises the full-disk alarm (and schedules the next try) or clears it once a batch was
+/// written and synced.
+fn note_disk(shared: &Shared, no_space: Option<Arc<str>>, synced: bool) {
+    let Ok(mut state) = shared.no_space.lock() else {
+        return;
+    };
+    match no_space {
+        Some(reason) => {
+            let next = NoSpace::after(state.as_ref(), reason, Instant::now());
+            tracing::error!(
+                reason = %next.reason,
+                retry_in_ms = u64::try_from(next.backoff.as_millis()).unwrap_or(u64::MAX),
+                "collector disk full: nothing acknowledged, extractors keep their redo and resend; \
+                 free space (or let retention remove archived sequences)"
+            );
+            shared.stats.disk_full.store(true, Ordering::SeqCst);
+            shared
+                .stats
+                .disk_full_batches
+                .fetch_add(1, Ordering::Relaxed);
+            *state = Some(next);
+        }
+        None if synced => {
+            if let Some(prev) = state.take() {
+                tracing::info!(
+                    was = %prev.reason,
+                    "collector disk has space again: acknowledging"
+                );
+            }
+            shared.stats.disk_full.store(false, Ordering::SeqCst);
+        }
+        None => {}
+    }
+}
+
 impl WriterHandle {
+    /// Space was freed (retention removed segments): a full disk is tried again with the
+    /// next request instead of after the backoff.
+    pub fn space_freed(&self) {
+        if let Ok(mut n) = self.shared.no_space.lock()
+            && let Some(n) = n.as_mut()
+        {
+            n.retry_at = Instant::now();
+        }
+    }
+
+    /// The full-disk alarm, while it is raised.
+    pub fn disk_full(&self) -> Option<Arc<str>> {
+        self.shared
+            .no_space
+            .lock()
+            .ok()
+            .and_then(|n| n.as_ref().map(|n| n.reason.clone()))
+    }
+
     /// Appends and waits for durability. `Ok` only after the fsync that covers the request
     /// returned; the ack carries the stream's durable state. Safe to drop: a dropped call
     /// may still be written and synced, but is never acknowledged.
@@ -486,6 +621,8 @@ impl WriterHandle {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         WriterStats {
             failed: s.failed.load(Ordering::SeqCst),
+            disk_full: s.disk_full.load(Ordering::SeqCst),
+            disk_full_batches: l(&s.disk_full_batches),
             batches: l(&s.batches),
             acked: l(&s.acked),
             refused: l(&s.refused),
@@ -494,6 +631,23 @@ impl WriterHandle {
             fsync: s.fsync.snapshot(),
             ack: s.ack.snapshot(),
         }
+    }
+
+    /// Runs `f` on the store between batches (on the blocking pool): retention reads a
+    /// stream's view and retires segments through this, never while a batch is written.
+    pub async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> T + Send + 'static,
+    ) -> Result<T, AppendError> {
+        let sh = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            sh.store
+                .lock()
+                .map(|mut s| f(&mut s))
+                .map_err(|_| AppendError::Failed("the store lock is poisoned".into()))
+        })
+        .await
+        .unwrap_or(Err(AppendError::Stopped))
     }
 
     /// Durable commits of a stream (waits for the current batch to finish).
@@ -763,7 +917,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_full_disk_fails_the_batch() {
+    async fn a_full_disk_stops_acknowledging_and_resumes_when_space_frees() {
         let dir = tempfile::tempdir().unwrap();
         let fs = FaultyFs::new(FaultPlan::default());
         let (w, _task) = start(dir.path(), &fs);
@@ -774,10 +928,44 @@ mod tests {
         });
         let e = w.append(req(1, 100, 100)).await.unwrap_err();
         assert!(
-            matches!(&e, AppendError::Failed(r) if r.contains("write")),
+            matches!(&e, AppendError::NoSpace(r) if r.contains("os error 28")),
             "{e}"
         );
-        assert!(w.stats().failed);
+        let st = w.stats();
+        assert!(st.disk_full && !st.failed, "{st:?}");
+        assert!(w.failure().is_none());
+        assert!(w.disk_full().is_some());
+        // Within the backoff the disk is not even tried.
+        let written = fs.written();
+        fs.set_plan(FaultPlan::default());
+        let e = w.append(req(1, 100, 100)).await.unwrap_err();
+        assert!(matches!(e, AppendError::NoSpace(_)), "{e}");
+        assert_eq!(fs.written(), written);
+        assert_eq!(w.durable(sid(1)).unwrap().end.offset, 100);
+        // Space freed (retention, or after the backoff): acknowledged again.
+        w.space_freed();
+        let a = w.append(req(1, 100, 100)).await.unwrap();
+        assert_eq!(a.durable.end.offset, 200);
+        assert!(!w.stats().disk_full);
+        assert!(w.disk_full().is_none());
+        let commits = w
+            .commits(sid(1), CommitQuery::All, usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(commits.len(), 2);
+    }
+
+    #[test]
+    fn the_full_disk_backoff_doubles_to_its_cap() {
+        let t = Instant::now();
+        let a = NoSpace::after(None, "x".into(), t);
+        assert_eq!(a.backoff, NO_SPACE_RETRY_MIN);
+        let mut n = a;
+        for _ in 0..10 {
+            n = NoSpace::after(Some(&n), "x".into(), t);
+        }
+        assert_eq!(n.backoff, NO_SPACE_RETRY_MAX);
+        assert_eq!(n.retry_at, t + NO_SPACE_RETRY_MAX);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,7 @@ mod pipeline;
 mod policies;
 mod refusals;
 mod report_html;
+mod retention;
 mod simulate;
 mod store;
 mod tcp_proxy;

@@ -235,11 +235,19 @@ impl From<ScanError> for Stop {
     }
 }
 
+/// The segment files of a stream, in order, without those the collector's retention retired
+/// (numbered up to its `RETIRED` file's; a crash may leave some until the collector's next
+/// open removes them).
 fn segment_files(stream_dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    let retired = redovault_collector::store::read_retired(stream_dir)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?
+        .unwrap_or(0);
     let mut v = Vec::new();
     for e in std::fs::read_dir(stream_dir)? {
         let e = e?;
-        if let Some(n) = segment::parse_segment_file_name(&e.file_name().to_string_lossy()) {
+        if let Some(n) = segment::parse_segment_file_name(&e.file_name().to_string_lossy())
+            && n > retired
+        {
             v.push((n, e.path()));
         }
     }
