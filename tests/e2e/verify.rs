@@ -119,46 +119,8 @@ fn build(name: &str, seed: u64, tamper: impl FnOnce(&[PathBuf])) -> Archive {
     let last_seq = first_seq + summary.archived.len() as u32 - 1;
 
     // The extractor's tailer reads the logs; the collector's store keeps them.
-    let sources = LogSources {
-        groups: Vec::new(),
-        archive_dirs: vec![sim_dir.join("archive")],
-    };
-    let mut tailer = Tailer::new(
-        &sources,
-        TailConfig::default(),
-        stream,
-        StreamPos {
-            seq: LogSeq(first_seq),
-            offset: 0,
-        },
-    )
-    .unwrap();
     let mut store = Store::open(&dir.path().join("collector"), keys()).unwrap();
-    let done = StreamPos {
-        seq: LogSeq(last_seq + 1),
-        offset: 0,
-    };
-    let mut idle = 0;
-    while tailer.position() < done && idle < 200 {
-        match tailer.poll_chunk().unwrap() {
-            Some(c) => {
-                idle = 0;
-                store
-                    .append(stream, c.pos, &c.bytes, &c.commits, c.log_end.is_some())
-                    .unwrap();
-                store.sync().unwrap();
-            }
-            None => {
-                idle += 1;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-    }
-    assert!(
-        tailer.position() >= done,
-        "the tailer stopped at {}",
-        tailer.position()
-    );
+    stream_thread(&mut store, &sim_dir, stream, first_seq, last_seq);
     drop(store);
 
     tamper(&archived);
