@@ -52,7 +52,7 @@ IFS=$'\t' read -r VERSION SUMMARY LICENSE < <(cargo metadata --locked --offline 
   --format-version 1 | python3 -c '
 import json, sys
 p = next(p for p in json.load(sys.stdin)["packages"] if p["name"] == "redovault")
-print(p["version"], p["description"], p["license"], sep="\t")')
+print(p["version"], p["description"], p["license"], sep="\t")') || true
 if [ -z "$VERSION" ] || [ -z "$SUMMARY" ] || [ -z "$LICENSE" ]; then
   die "no version, description or license of redovault in Cargo.toml"
 fi
