@@ -5,7 +5,8 @@
 #   deploy/check-packages.sh DEB RPM
 #
 # 1. the .rpm holds the same files as the .deb (`rpm -qlp` against `dpkg-deb -c`), but the
-#    Debian copyright file that cargo-deb writes from the crate's license;
+#    Debian copyright file that deploy/package.sh writes into the .deb only; the .rpm marks the
+#    docs as documentation, not the examples;
 # 2. the .deb installs (`dpkg -i`), its units pass `systemd-analyze verify` where the package put
 #    them, every program runs (`--version`), the redovault user exists, and no unit was enabled
 #    or started;
@@ -39,6 +40,10 @@ fi
 log "the .deb and the .rpm hold the same $(wc -l <"$work/deb") files, with the same modes"
 scripts=$(rpm -qp --scripts "$RPM" 2>/dev/null)
 grep -q 'systemd-sysusers' <<<"$scripts" || die "$RPM has no post-install script"
+# A host installed with tsflags=nodocs skips the .rpm's documentation: the docs, not the examples.
+docs=$(rpm -qpd "$RPM" 2>/dev/null)
+grep -qx '/usr/share/doc/redovault/README.md' <<<"$docs" || die "$RPM does not mark README.md as documentation"
+! grep -q '/examples/' <<<"$docs" || die "$RPM marks the examples as documentation (nodocs hosts would skip them)"
 
 # 2. Install, check, 3. purge.
 [ "$(id -u)" -eq 0 ] || die "installing the .deb needs root"

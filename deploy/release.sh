@@ -4,8 +4,8 @@
 #
 #   deploy/release.sh [OUT_DIR]        (default: target/packages/bin)
 #
-# 1. installs what is missing: zig from PyPI (ziglang, pinned) into a venv under the cache
-#    directory, and cargo-zigbuild from crates.io (pinned, --locked);
+# 1. installs what is missing: zig (ziglang) and cargo-zigbuild from PyPI, both pinned and both
+#    prebuilt (nothing to compile), into a venv under the cache directory;
 # 2. builds redovault, redovault-extractor, redovault-collector and redovault-verifier with
 #    `cargo zigbuild --profile dist --target x86_64-unknown-linux-gnu.2.28`: zig links them
 #    (and compiles ring's C and assembly) against glibc 2.28's symbol versions;
@@ -15,8 +15,8 @@
 # them) and are copied to OUT_DIR. (Not target/dist: cargo keeps the build scripts and
 # procedural macros of the dist profile there.)
 #
-# Environment (optional): REDOVAULT_RELEASE_CACHE (where the zig venv is kept between runs,
-# default .ci/state/cache), CARGO_TARGET_DIR.
+# Environment (optional): REDOVAULT_RELEASE_CACHE (where the venv of zig and cargo-zigbuild is
+# kept between runs, default .ci/state/cache), CARGO_TARGET_DIR.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,27 +34,29 @@ CACHE=${REDOVAULT_RELEASE_CACHE:-$ROOT/.ci/state/cache}
 log() { echo "release.sh: $*" >&2; }
 die() { echo "release.sh: ERROR: $*" >&2; exit 1; }
 
-# zig, from PyPI into a venv (no download outside the package registries).
+# zig and cargo-zigbuild, from PyPI into a venv (no download outside the package registries,
+# no tool to compile: both wheels are prebuilt).
 VENV="$CACHE/venv-zig"
-stamp="$VENV/.installed-ziglang-$ZIGLANG_VERSION"
+stamp="$VENV/.installed-ziglang-$ZIGLANG_VERSION-cargo-zigbuild-$CARGO_ZIGBUILD_VERSION"
 if ! [ -f "$stamp" ] || ! [ -x "$VENV/bin/python" ]; then
-  log "installing ziglang $ZIGLANG_VERSION into $VENV"
+  log "installing ziglang $ZIGLANG_VERSION and cargo-zigbuild $CARGO_ZIGBUILD_VERSION into $VENV"
   mkdir -p "$CACHE"
   rm -rf -- "$VENV"
   python3 -m venv "$VENV" || die "python3 -m venv $VENV failed (apt-get install python3-venv)"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "ziglang==$ZIGLANG_VERSION" >&2 \
-    || die "pip install ziglang==$ZIGLANG_VERSION failed"
+  "$VENV/bin/pip" install -q --disable-pip-version-check --only-binary=:all: \
+    "ziglang==$ZIGLANG_VERSION" "cargo-zigbuild==$CARGO_ZIGBUILD_VERSION" >&2 \
+    || die "pip install ziglang==$ZIGLANG_VERSION cargo-zigbuild==$CARGO_ZIGBUILD_VERSION failed"
   touch "$stamp"
 fi
 zig=$("$VENV/bin/python" -c 'import os, ziglang; print(os.path.join(os.path.dirname(ziglang.__file__), "zig"))')
 [ -x "$zig" ] || die "no zig binary in the ziglang package ($zig)"
 export CARGO_ZIGBUILD_ZIG_PATH="$zig"
 log "zig $("$zig" version) ($zig)"
-
-if [ "$(cargo-zigbuild --version 2>/dev/null | awk '{print $NF}')" != "$CARGO_ZIGBUILD_VERSION" ]; then
-  log "installing cargo-zigbuild $CARGO_ZIGBUILD_VERSION"
-  cargo install cargo-zigbuild --locked --version "$CARGO_ZIGBUILD_VERSION"
-fi
+# Called by its path, not as `cargo zigbuild`: another cargo-zigbuild on PATH or in
+# ~/.cargo/bin cannot stand in for the pinned one.
+zigbuild="$VENV/bin/cargo-zigbuild"
+[ -x "$zigbuild" ] || die "no cargo-zigbuild in $VENV"
+log "$("$zigbuild" --version) ($zigbuild)"
 
 # The -dirty mark of --version must be exact in a release: build.rs runs again whenever this
 # digest of the uncommitted changes differs from the last build's.
@@ -67,7 +69,7 @@ log "building ${PROGRAMS[*]} for $TARGET with glibc $GLIBC (profile $PROFILE)"
 t0=$(date +%s)
 pkgs=()
 for p in "${PROGRAMS[@]}"; do pkgs+=(-p "$p"); done
-cargo zigbuild --locked --profile "$PROFILE" --target "$TARGET.$GLIBC" "${pkgs[@]}" --bins
+"$zigbuild" zigbuild --locked --profile "$PROFILE" --target "$TARGET.$GLIBC" "${pkgs[@]}" --bins
 log "built in $(( $(date +%s) - t0 ))s"
 
 built="$TARGET_DIR/$TARGET/$PROFILE"

@@ -12,7 +12,7 @@
 #    (the store conformance suite against both servers; the HTML report in headless
 #    Chromium), checks the systemd units, and builds the fuzz target;
 # 4. builds the release programs for glibc 2.28 and the .deb and .rpm (deploy/package.sh:
-#    installs zig into a venv, cargo-zigbuild, cargo-deb and cargo-generate-rpm when missing),
+#    zig and cargo-zigbuild from PyPI into a venv when missing, dpkg-deb and rpmbuild package),
 #    and checks them (deploy/check-packages.sh: installs and purges the .deb here).
 #
 # Environment: REDOVAULT_TEST_SERVERS (default "ceph localstack"), REDOVAULT_TEST_STATE
@@ -95,7 +95,7 @@ if [ -d "$ROOT/extractor/fuzz" ]; then
 fi
 
 step "release build for glibc 2.28 and packages (.deb installed, units verified, purged; .rpm holds the same files)"
-if ! command -v rpm >/dev/null 2>&1 || ! command -v objdump >/dev/null 2>&1 \
+if ! command -v rpmbuild >/dev/null 2>&1 || ! command -v objdump >/dev/null 2>&1 \
   || ! command -v dpkg-deb >/dev/null 2>&1; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rpm binutils dpkg >/dev/null
