@@ -28,9 +28,9 @@ use redovault_redo::header::FILE_HEADER_PREFIX;
 use redovault_redo::position::{LogSeq, Scn, ThreadId};
 use redovault_redo::{FileHeader, LogState, RedoHeader};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
+use crate::objects::{self, ObjectRef};
 use crate::report::{Finding, FindingKind, LogRef};
 
 /// Bytes read from the start of a candidate: blocks 0 and 1 at the largest block size (4096).
@@ -419,17 +419,22 @@ async fn check_candidate<S: ArchiveStore>(
         hash_check = HashCheck::Server;
     }
     if opts.deep {
-        let (got, n) = rehash(store, key, version.as_deref(), info.size).await?;
-        out.bytes_rehashed += n;
-        if got != sha || n != info.size {
-            unreferenced(
-                out,
-                FindingKind::ObjectChecksumMismatch,
-                format!(
-                    "re-hashed {n} bytes to {got}, its key says {sha} ({} bytes); not restored",
-                    info.size
-                ),
-            );
+        // The archive's own deep path, with the key as the record: its size and SHA-256.
+        let recorded = ObjectRef {
+            key: key.to_string(),
+            version_id: version.clone(),
+            size: info.size,
+            sha256: sha,
+            put_at: String::new(),
+            recorded_in: "its key",
+            subject: key.to_string(),
+            entry: None,
+            log: None,
+        };
+        let r = objects::deep_check_object(store, &recorded, None, &[]).await?;
+        out.bytes_rehashed += r.bytes_rehashed;
+        if let Some(f) = r.findings.into_iter().next() {
+            unreferenced(out, f.kind, format!("{}; not restored", f.detail));
             return Ok(());
         }
         hash_check = HashCheck::Rehashed;
@@ -556,31 +561,6 @@ async fn read_head<S: ArchiveStore>(
             source,
         })?;
     Ok(buf)
-}
-
-/// Downloads a version (streamed, at most one byte past `size`) and hashes it.
-async fn rehash<S: ArchiveStore>(
-    store: &S,
-    key: &str,
-    version: Option<&str>,
-    size: u64,
-) -> Result<(Sha256Digest, u64), StoreError> {
-    let mut body = store.get(key, None, version).await?.take(size + 1);
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n_total = 0u64;
-    loop {
-        let n = body.read(&mut buf).await.map_err(|source| StoreError::Io {
-            context: format!("download {key}"),
-            source,
-        })?;
-        if n == 0 {
-            break;
-        }
-        h.update(buf.get(..n).unwrap_or(&[]));
-        n_total += n as u64;
-    }
-    Ok((Sha256Digest(h.finalize().into()), n_total))
 }
 
 /// Missing sequences that involve an unsealed log, per (resetlogs id, thread): a hole between
