@@ -621,8 +621,13 @@ impl Shipper {
                     resend += 1;
                     let end = data_end(&data);
                     self.metrics.sent_bytes.add(data.bytes.len() as u64);
+                    // The sender may be stuck on a partitioned link (its socket buffer
+                    // full): the receiver's dead-peer time must still end the session.
                     let sent = tokio::select! {
                         () = cancel.cancelled() => break SessionEnd::Cancelled,
+                        r = &mut recv_task => {
+                            break r.unwrap_or_else(|e| SessionEnd::Protocol(format!("receiver task: {e}")));
+                        }
                         r = out_tx.send(Message::Data(data)) => r,
                     };
                     if sent.is_err() {
