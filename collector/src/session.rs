@@ -335,6 +335,7 @@ async fn data_loop(
         let mut expected = resume;
         let (mut data, mut bytes) = (0u64, 0u64);
         let mut queued = 0u64;
+        let mut resend_acks = 0u64;
         loop {
             let msg = tokio::select! {
                 biased;
@@ -413,6 +414,7 @@ async fn data_loop(
                         if reader_out.send(ack).await.is_err() {
                             break;
                         }
+                        resend_acks += 1;
                         continue;
                     }
                     Ok(Resend::Extend { duplicate, from: f }) => {
@@ -466,7 +468,7 @@ async fn data_loop(
                 }
             }
         }
-        (data, bytes)
+        (data, bytes, resend_acks)
     };
     let acker_out = out_tx;
     let acker_end = ended.clone();
@@ -524,7 +526,7 @@ async fn data_loop(
         }
         (acks, end)
     };
-    let ((data, bytes), (acks, end)) = tokio::join!(reader, acker);
+    let ((data, bytes, resend_acks), (acks, end)) = tokio::join!(reader, acker);
     // Everything queued is answered; flush what is left for the peer, unless this session
     // was replaced or the collector stops (then the connection is dropped at once).
     if stop.is_cancelled() {
@@ -540,7 +542,7 @@ async fn data_loop(
     Stats {
         data,
         bytes,
-        acks,
+        acks: acks + resend_acks,
         end,
     }
 }
