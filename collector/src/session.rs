@@ -5,7 +5,8 @@
 //!        ─► Hello within the handshake timeout: version, extractor id = certificate
 //!           identity, allow-list, store not failed, stream claimed (see server.rs)
 //!        ─► Welcome { resume: the durable end of the stream, last durable commit }
-//!        ─► reader: Data (must start exactly where the previous one ended) → writer queue
+//!        ─► reader: Data (starts where the previous one ended, or before: a resend,
+//!           compared first, see below) → writer queue
 //!           acker:  in order, each append's answer → Ack { durable end, last commit }
 //!           sender: Acks, Errors, and Heartbeats when idle
 //! ```
@@ -16,6 +17,14 @@
 //!   ([`WriterHandle::submit`](crate::writer::WriterHandle::submit)) and goes on reading
 //!   (within the extractor's window), the acker waits for the answers in order. So one fsync
 //!   covers every Data that arrived meanwhile, from this stream and others.
+//! - **A Data that starts before the session's position** (a resend after a lost Ack or a
+//!   reconnect) waits until the session's earlier Data is answered, then is compared with
+//!   the durable redo read back from the segments ([`crate::resend`]): identical bytes are
+//!   not written again (a wholly held Data gets an Ack of the durable end, the rest of a
+//!   partly held one is appended); **different bytes are refused** with an ERROR
+//!   `ALARM: divergent redo` (stream, position, first differing offset, peer, extractor id),
+//!   `redovault_collector_divergent_redo_total`, an Error to the peer, and the end of the
+//!   session; nothing stored is touched, later sessions are served.
 //! - Any refusal (bad Hello, not authorized, a frame or message error, Data out of place)
 //!   is logged once at WARN with the peer address, the certificate identity and the
 //!   reason, counted in `redovault_collector_refused_total`, told to the peer in a Reject or
@@ -432,7 +441,8 @@ async fn data_loop(
             if let Ok(mut f) = claim.in_flight.lock() {
                 f.push(end, len, at);
             }
-            let skip = usize::try_from(from.offset - d.pos.offset).unwrap_or(usize::MAX);
+            let skip =
+                usize::try_from(from.offset.saturating_sub(d.pos.offset)).unwrap_or(usize::MAX);
             let commits: Vec<_> = d.commits.into_iter().filter(|c| c.end > from).collect();
             let req = AppendRequest {
                 stream,

@@ -1471,8 +1471,8 @@ fn read_segments(
                 if c.start.seq != pos.seq {
                     return Ok(());
                 }
-                let have = pos.offset + out.len() as u64;
-                let c_end = c.start.offset + c.data.len() as u64;
+                let have = pos.offset.saturating_add(out.len() as u64);
+                let c_end = c.start.offset.saturating_add(c.data.len() as u64);
                 let lo = c.start.offset.max(have);
                 let hi = c_end.min(want_end);
                 if lo < hi && lo == have {
