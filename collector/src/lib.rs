@@ -10,6 +10,8 @@
 //! - [`index`]: the per-stream index of durable commits.
 //! - [`piece`]: the stream pieces put into WORM, sealed to the offline recovery key.
 //! - [`rebuild`]: rebuilds a stream's online log up to its last durable commit.
+//! - [`resend`]: a Data overlapping acknowledged redo, compared with the segments: an
+//!   idempotent resend, or divergent redo (refused, alarm).
 //! - [`fs`]: the file operations of the write path, with a fault-injecting version for tests.
 //! - [`config`]: the TOML configuration (every problem at once, unknown keys refused).
 //! - [`server`]: the listener (connection limit, one session per connection, state per
@@ -27,6 +29,7 @@ pub mod index;
 pub mod metrics;
 pub mod piece;
 pub mod rebuild;
+pub mod resend;
 pub mod retention;
 pub mod retention_task;
 pub mod segment;

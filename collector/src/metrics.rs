@@ -17,6 +17,8 @@
 //!   after the first since start), `redovault_collector_session_active` (0 or 1);
 //! - `redovault_collector_extractor_ahead_total`: sessions whose extractor checkpoint was
 //!   ahead of the durable end (acknowledged redo missing here: an alarm).
+//! - `redovault_collector_divergent_redo_total`: Data refused because its bytes (or its log
+//!   end) differ from redo this collector acknowledged (an alarm: nothing stored changed).
 //!
 //! - `redovault_collector_stream_live`: 1 for the newest incarnation of a (database, thread)
 //!   the collector holds, 0 for an older one (after `OPEN RESETLOGS`): an old incarnation's
@@ -104,6 +106,8 @@ pub struct CollectorMetrics {
     pub session_active: Arc<Family<Gauge>>,
     /// Hellos whose checkpoint was ahead of the durable end (acknowledged redo missing).
     pub extractor_ahead: Arc<Family<Counter>>,
+    /// Data refused for different bytes at an acknowledged position.
+    pub divergent: Arc<Family<Counter>>,
     /// Authentication failures by reason.
     pub auth_failures: Arc<CounterVec>,
     /// Refused connections and sessions by reason.
@@ -254,6 +258,12 @@ impl CollectorMetrics {
                 "redovault_collector_extractor_ahead_total",
                 "Sessions whose extractor checkpoint was ahead of the durable end: \
                  acknowledged redo missing here (alarm), resent from the durable end.",
+                s,
+            ),
+            divergent: r.counter_family(
+                "redovault_collector_divergent_redo_total",
+                "Data refused because it differs from redo this collector acknowledged \
+                 (different bytes, or another end of the log): alarm, nothing stored changed.",
                 s,
             ),
             auth_failures: r.counter_vec(

@@ -416,3 +416,90 @@ async fn a_full_disk_stops_acks_the_extractor_resends_and_nothing_is_lost() {
     }
     assert_eq!(got, vec![0x42; 24576]);
 }
+
+fn data_of(offset: u64, bytes: Vec<u8>) -> Message {
+    Message::Data(Data {
+        pos: StreamPos {
+            seq: LogSeq(1),
+            offset,
+        },
+        bytes: Bytes::from(bytes),
+        commits: Vec::new(),
+        log_end: None,
+    })
+}
+
+async fn ack_of(link: &mut Link) -> u64 {
+    match tokio::time::timeout(Duration::from_secs(10), link.recv()).await {
+        Ok(Ok(Message::Ack(a))) => a.durable.offset,
+        other => panic!("expected an Ack, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resend_waits_for_the_data_before_it_and_different_bytes_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = FaultyFs::new(FaultPlan::default());
+    let (ssec, csec) = tls_pair(tmp.path());
+    let server = start(tmp.path(), Arc::new(fs.clone()), ssec, 8).await;
+    let mut link = Link::connect_tcp(server.addr, &csec, &link_config())
+        .await
+        .unwrap();
+    link.send(&hello(1, "redovault-extractor")).await.unwrap();
+    assert!(matches!(link.recv().await.unwrap(), Message::Welcome(_)));
+    // A Data, and before it is durable a resend overlapping it with new bytes after it:
+    // the resend is compared only once the first one is durable, then its tail appended.
+    fs.hold_syncs();
+    link.send(&data(0)).await.unwrap();
+    link.send(&data(4096)).await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), link.recv())
+            .await
+            .is_err(),
+        "no Ack while the fsync has not returned"
+    );
+    fs.release_syncs();
+    assert_eq!(ack_of(&mut link).await, 8192);
+    assert_eq!(ack_of(&mut link).await, 12_288);
+    // Wholly held: an Ack of the durable end, nothing stored.
+    link.send(&data_of(100, vec![0x42; 1000])).await.unwrap();
+    assert_eq!(ack_of(&mut link).await, 12_288);
+    let name = stream(1).to_string();
+    assert_eq!(server.metrics.duplicate_bytes.with(&name).get(), 5096);
+    assert_eq!(server.metrics.divergent.with(&name).get(), 0);
+    // One byte different inside acknowledged redo: refused, the session ends.
+    let mut forged = vec![0x42; 1000];
+    forged[999] = 0x43;
+    link.send(&data_of(5000, forged)).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(10), link.recv()).await {
+        Ok(Err(e)) => match e.kind {
+            LinkErrorKind::PeerFailed(r) => {
+                assert!(r.contains("divergent redo"), "{r}");
+                assert!(
+                    r.contains(&name) && r.contains("1:5000") && r.contains("1:5999"),
+                    "{r}"
+                );
+            }
+            other => panic!("expected the collector's Error, got {other}"),
+        },
+        other => panic!("expected an Error, got {other:?}"),
+    }
+    assert_eq!(server.metrics.divergent.with(&name).get(), 1);
+    assert_eq!(server.writer.durable(stream(1)).unwrap().end.offset, 12_288);
+    // A gap is still refused as out of place, without the alarm.
+    let mut again = Link::connect_tcp(server.addr, &csec, &link_config())
+        .await
+        .unwrap();
+    again.send(&hello(1, "redovault-extractor")).await.unwrap();
+    assert!(matches!(again.recv().await.unwrap(), Message::Welcome(_)));
+    again.send(&data(20_000)).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(10), again.recv()).await {
+        Ok(Err(e)) => assert!(
+            matches!(&e.kind, LinkErrorKind::PeerFailed(r) if r.contains("continues at 1:12288")),
+            "{e}"
+        ),
+        other => panic!("expected an Error, got {other:?}"),
+    }
+    assert_eq!(server.metrics.divergent.with(&name).get(), 1);
+    server.stop().await;
+}

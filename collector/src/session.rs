@@ -5,7 +5,8 @@
 //!        ─► Hello within the handshake timeout: version, extractor id = certificate
 //!           identity, allow-list, store not failed, stream claimed (see server.rs)
 //!        ─► Welcome { resume: the durable end of the stream, last durable commit }
-//!        ─► reader: Data (must start exactly where the previous one ended) → writer queue
+//!        ─► reader: Data (starts where the previous one ended, or before: a resend,
+//!           compared first, see below) → writer queue
 //!           acker:  in order, each append's answer → Ack { durable end, last commit }
 //!           sender: Acks, Errors, and Heartbeats when idle
 //! ```
@@ -16,6 +17,14 @@
 //!   ([`WriterHandle::submit`](crate::writer::WriterHandle::submit)) and goes on reading
 //!   (within the extractor's window), the acker waits for the answers in order. So one fsync
 //!   covers every Data that arrived meanwhile, from this stream and others.
+//! - **A Data that starts before the session's position** (a resend after a lost Ack or a
+//!   reconnect) waits until the session's earlier Data is answered, then is compared with
+//!   the durable redo read back from the segments ([`crate::resend`]): identical bytes are
+//!   not written again (a wholly held Data gets an Ack of the durable end, the rest of a
+//!   partly held one is appended); **different bytes are refused** with an ERROR
+//!   `ALARM: divergent redo` (stream, position, first differing offset, peer, extractor id),
+//!   `redovault_collector_divergent_redo_total`, an Error to the peer, and the end of the
+//!   session; nothing stored is touched, later sessions are served.
 //! - Any refusal (bad Hello, not authorized, a frame or message error, Data out of place)
 //!   is logged once at WARN with the peer address, the certificate identity and the
 //!   reason, counted in `redovault_collector_refused_total`, told to the peer in a Reject or
@@ -30,17 +39,19 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use redovault::wire::message::{
-    Ack, Failure, Hello, Message, PROTOCOL_VERSION, Reject, RejectCode, Welcome,
+    Ack, Data, Failure, Hello, Message, PROTOCOL_VERSION, Reject, RejectCode, Welcome,
 };
 use redovault::wire::transport::{Link, LinkErrorKind, LinkMode, LinkSender};
 use redovault::wire::{StreamId, StreamPos, latency};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::metrics::link_reason;
+use crate::resend::{self, Resend, ResendError};
 use crate::server::{ClaimError, Ctx};
+use crate::store::StoreError;
 use crate::writer::{AppendError, AppendRequest, PendingAck};
 
 /// Appends queued with the writer and not yet answered, per session (each holds at most one
@@ -228,6 +239,8 @@ async fn hello_then_data(
         );
     }
     ctx.metrics.sessions.with(&name).inc();
+    // The alarm's series exists at 0 from the first session, so a rule sees it rise.
+    ctx.metrics.divergent.with(&name);
     if claim.previous_sessions > 0 {
         ctx.metrics.reconnects.with(&name).inc();
     }
@@ -251,7 +264,11 @@ async fn hello_then_data(
         ctx.metrics.session_active.with(&name).set(0.0);
         return;
     }
-    let stats = data_loop(tx, rx, stream, resume, ctx, &stop, &claim).await;
+    let who = Who {
+        peer,
+        extractor: hello.extractor_id.clone(),
+    };
+    let stats = data_loop(tx, rx, stream, resume, &who, ctx, &stop, &claim).await;
     ctx.metrics.session_active.with(&name).set(0.0);
     tracing::info!(
         data = stats.data,
@@ -261,6 +278,12 @@ async fn hello_then_data(
         "session ended"
     );
     drop(claim);
+}
+
+/// The peer of a session, named in its alarms.
+struct Who {
+    peer: SocketAddr,
+    extractor: String,
 }
 
 struct Ticket {
@@ -278,11 +301,13 @@ struct Stats {
     end: StreamPos,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn data_loop(
     tx: LinkSender,
     mut rx: redovault::wire::transport::LinkReceiver,
     stream: StreamId,
     resume: StreamPos,
+    who: &Who,
     ctx: &Ctx,
     stop: &CancellationToken,
     claim: &crate::server::Claim<'_>,
@@ -291,6 +316,9 @@ async fn data_loop(
     let m = &ctx.metrics;
     let (out_tx, out_rx) = mpsc::channel::<Message>(TICKETS + 8);
     let (tickets_tx, mut tickets_rx) = mpsc::channel::<Ticket>(TICKETS);
+    // How many tickets the acker has answered: a resend waits until every earlier Data of
+    // this session is answered, so it is compared with durable redo only.
+    let (answered_tx, mut answered_rx) = watch::channel(0u64);
     // `stop`: this session is replaced or the collector stops (drop the connection at once);
     // `ended`: it ends on its own (an error; queued Acks and Errors are still flushed).
     let ended = stop.child_token();
@@ -315,6 +343,8 @@ async fn data_loop(
         let stop = &reader_end;
         let mut expected = resume;
         let (mut data, mut bytes) = (0u64, 0u64);
+        let mut queued = 0u64;
+        let mut resend_acks = 0u64;
         loop {
             let msg = tokio::select! {
                 biased;
@@ -348,7 +378,7 @@ async fn data_loop(
                     break;
                 }
             };
-            if d.pos != expected {
+            if d.pos > expected {
                 m.refused.inc("out_of_place");
                 tracing::warn!(pos = %d.pos, %expected, "session ended: Data out of place");
                 let _ = reader_out
@@ -362,21 +392,66 @@ async fn data_loop(
             let len = d.bytes.len() as u64;
             let at = Instant::now();
             latency::trace("data_received", end, None);
-            expected = end;
             data += 1;
             bytes += len;
             m.received_bytes.with(name).add(len);
+            // From where the Data is new: all of it, or what follows the held redo.
+            let mut from = d.pos;
+            if d.pos < expected {
+                // A resend of acknowledged redo (rare: a lost Ack, a reconnect, another
+                // collector's window): wait until this session's earlier Data is durable,
+                // then compare with the segments before anything is queued.
+                let drained = tokio::select! {
+                    biased;
+                    () = stop.cancelled() => false,
+                    r = answered_rx.wait_for(|n| *n >= queued) => r.is_ok(),
+                };
+                if !drained {
+                    break;
+                }
+                match compare_resend(ctx, stream, &d).await {
+                    Ok(Resend::Covered { duplicate }) => {
+                        m.duplicate_bytes.with(name).add(duplicate);
+                        let Some(durable) = ctx.writer.durable(stream) else {
+                            break;
+                        };
+                        tracing::info!(pos = %d.pos, %end, duplicate, "resend of held redo: acknowledged, nothing stored");
+                        let ack = Message::Ack(Ack {
+                            durable: durable.resume_pos(),
+                            last_commit: durable.last_commit,
+                        });
+                        if reader_out.send(ack).await.is_err() {
+                            break;
+                        }
+                        resend_acks += 1;
+                        continue;
+                    }
+                    Ok(Resend::Extend { duplicate, from: f }) => {
+                        m.duplicate_bytes.with(name).add(duplicate);
+                        tracing::info!(pos = %d.pos, new_from = %f, duplicate, "resend of held redo with new redo after it");
+                        from = f;
+                    }
+                    Err(e) => {
+                        refuse_resend(ctx, name, who, stream, &d, &e, &reader_out).await;
+                        break;
+                    }
+                }
+            }
+            expected = end;
             if let Ok(mut f) = claim.in_flight.lock() {
                 f.push(end, len, at);
             }
-            let commits = d.commits.len();
+            let skip =
+                usize::try_from(from.offset.saturating_sub(d.pos.offset)).unwrap_or(usize::MAX);
+            let commits: Vec<_> = d.commits.into_iter().filter(|c| c.end > from).collect();
             let req = AppendRequest {
                 stream,
-                pos: d.pos,
-                bytes: d.bytes.to_vec(),
-                commits: d.commits,
+                pos: from,
+                bytes: d.bytes.get(skip..).unwrap_or_default().to_vec(),
+                commits,
                 log_end: d.log_end.is_some(),
             };
+            let commits = req.commits.len();
             let submitted = tokio::select! {
                 biased;
                 () = stop.cancelled() => break,
@@ -384,6 +459,7 @@ async fn data_loop(
             };
             match submitted {
                 Ok(pending) => {
+                    queued += 1;
                     let t = Ticket {
                         pending,
                         end,
@@ -396,13 +472,13 @@ async fn data_loop(
                 }
                 Err(e) => {
                     // The store failed before this append was queued: nothing is acked.
-                    report_append_error(ctx, &reader_out, &e, d.pos).await;
+                    report_append_error(ctx, who, stream, &reader_out, &e, from).await;
                     stop.cancel();
                     break;
                 }
             }
         }
-        (data, bytes)
+        (data, bytes, resend_acks)
     };
     let acker_out = out_tx;
     let acker_end = ended.clone();
@@ -411,10 +487,13 @@ async fn data_loop(
         let mut failed = false;
         let mut acks = 0u64;
         let mut end = resume;
+        let mut answered = 0u64;
         while let Some(t) = tickets_rx.recv().await {
             let answer = t.pending.wait().await;
             latency::trace("ack_ready", t.end, None);
+            answered += 1;
             if failed {
+                answered_tx.send_replace(answered);
                 continue;
             }
             match answer {
@@ -448,14 +527,16 @@ async fn data_loop(
                 }
                 Err(e) => {
                     failed = true;
-                    report_append_error(ctx, &acker_out, &e, t.end).await;
+                    report_append_error(ctx, who, stream, &acker_out, &e, t.end).await;
                     stop.cancel();
                 }
             }
+            // After the Ack (or Error) is queued: a resend waiting on this sees it sent.
+            answered_tx.send_replace(answered);
         }
         (acks, end)
     };
-    let ((data, bytes), (acks, end)) = tokio::join!(reader, acker);
+    let ((data, bytes, resend_acks), (acks, end)) = tokio::join!(reader, acker);
     // Everything queued is answered; flush what is left for the peer, unless this session
     // was replaced or the collector stops (then the connection is dropped at once).
     if stop.is_cancelled() {
@@ -471,23 +552,127 @@ async fn data_loop(
     Stats {
         data,
         bytes,
-        acks,
+        acks: acks + resend_acks,
         end,
     }
 }
 
+/// Compares a Data that starts before the session's position with the durable redo: the
+/// store is held only for a snapshot, the segments are read and authenticated on the
+/// blocking pool while appends go on.
+async fn compare_resend(ctx: &Ctx, stream: StreamId, d: &Data) -> Result<Resend, ResendError> {
+    let Some((snap, keys)) = ctx.writer.snapshot(stream).await.map_err(|e| {
+        ResendError::Unreadable(StoreError::Failed {
+            reason: e.to_string(),
+        })
+    })?
+    else {
+        let resume = StreamPos {
+            seq: d.pos.seq,
+            offset: 0,
+        };
+        return Err(ResendError::NotHeld { pos: d.pos, resume });
+    };
+    let (pos, bytes, log_end) = (d.pos, d.bytes.clone(), d.log_end.is_some());
+    tokio::task::spawn_blocking(move || resend::check(&snap, &keys, pos, &bytes, log_end))
+        .await
+        .unwrap_or_else(|e| {
+            Err(ResendError::Unreadable(StoreError::Failed {
+                reason: format!("the comparison task failed: {e}"),
+            }))
+        })
+}
+
+/// Refuses an overlapping Data: divergent redo raises the alarm, the rest is an ordinary
+/// refusal. Either way the peer gets an Error naming the stream and the position, and
+/// nothing stored was touched (the comparison only reads).
+async fn refuse_resend(
+    ctx: &Ctx,
+    name: &str,
+    who: &Who,
+    stream: StreamId,
+    d: &Data,
+    e: &ResendError,
+    out: &mpsc::Sender<Message>,
+) {
+    let m = &ctx.metrics;
+    let reason = match e {
+        ResendError::Divergent { at, reason, .. } => {
+            divergent_alarm(ctx, name, who, stream, d.pos, *at, reason);
+            format!("stream {stream}: {e}; refused, nothing stored was changed")
+        }
+        ResendError::Gap { .. } | ResendError::NotHeld { .. } => {
+            m.refused.inc("out_of_place");
+            tracing::warn!(pos = %d.pos, error = %e, "session ended: Data out of place");
+            format!("stream {stream}: {e}")
+        }
+        ResendError::Unreadable(se) => {
+            m.refused.inc("resend_unreadable");
+            tracing::warn!(pos = %d.pos, error = %se, "session ended: a resend could not be compared");
+            format!("stream {stream}: Data at {}: {e}", d.pos)
+        }
+    };
+    let _ = out.send(Message::Error(Failure { reason })).await;
+}
+
+/// The alarm of different bytes at an acknowledged position: this copy and the extractor
+/// (or whoever holds its certificate) disagree about redo this collector acknowledged.
+fn divergent_alarm(
+    ctx: &Ctx,
+    name: &str,
+    who: &Who,
+    stream: StreamId,
+    pos: StreamPos,
+    at: StreamPos,
+    reason: &str,
+) {
+    ctx.metrics.divergent.with(name).inc();
+    ctx.metrics.refused.inc("divergent_redo");
+    tracing::error!(
+        %stream,
+        %pos,
+        first_difference = %at,
+        peer = %who.peer,
+        extractor = %who.extractor,
+        reason,
+        "ALARM: divergent redo: stream {stream}: the Data at {pos} from extractor {:?} ({}) \
+         differs from the redo this collector acknowledged, first at {at} ({reason}); \
+         refused, nothing stored was changed",
+        who.extractor,
+        who.peer,
+    );
+}
+
 async fn report_append_error(
     ctx: &Ctx,
+    who: &Who,
+    stream: StreamId,
     out: &mpsc::Sender<Message>,
     e: &AppendError,
     at: StreamPos,
 ) {
     let reason = match e {
-        AppendError::Refused(se) => {
-            ctx.metrics.refused.inc("append_refused");
-            tracing::warn!(pos = %at, error = %se, "append refused: session ended");
-            format!("append refused: {se}")
-        }
+        // Compared in the store too (the reader compared before queueing; this only fires
+        // if held redo changed in between): the same alarm.
+        AppendError::Refused(se) => match **se {
+            StoreError::Divergent { pos, at, .. } => {
+                divergent_alarm(
+                    ctx,
+                    &stream.to_string(),
+                    who,
+                    stream,
+                    pos,
+                    at,
+                    "different bytes",
+                );
+                format!("stream {stream}: append refused: {se}; nothing stored was changed")
+            }
+            _ => {
+                ctx.metrics.refused.inc("append_refused");
+                tracing::warn!(pos = %at, error = %se, "append refused: session ended");
+                format!("append refused: {se}")
+            }
+        },
         AppendError::Failed(r) => {
             ctx.metrics.store_failed.set(1.0);
             tracing::error!(

@@ -17,7 +17,9 @@
 //!   continuity: `pos` must be the stream's pending end, or `(seq + 1, 0)` after a log end; a
 //!   new stream starts at offset 0 of a log. A resend of bytes already held (after a
 //!   reconnect) is compared with them and accepted without storing it twice; different
-//!   bytes at a held position are refused ([`StoreError::Overlap`]).
+//!   bytes at a held position are refused ([`StoreError::Divergent`]), and so is a resend
+//!   that runs past the end of a held log or ends it early ([`StoreError::Overlap`]).
+//!   [`read_range`] reads durable bytes back (authenticated) for such comparisons.
 //! - [`Store::sync`] makes every pending append durable (`fdatasync` of each dirty segment;
 //!   new segment files and directories are fsynced when created) and returns the new durable
 //!   ends. Only then may an append be acknowledged.
@@ -217,7 +219,7 @@ pub enum StoreError {
         /// Where it must start (`None`: a new stream, at offset 0 of any log).
         expected: Option<StreamPos>,
     },
-    /// Refused: the append overlaps held redo with different bytes (or runs past a log end).
+    /// Refused: the append runs past the end of a held log or ends it before held bytes.
     #[error("stream {stream}: append at {pos} refused: {reason}")]
     Overlap {
         /// The stream.
@@ -225,6 +227,32 @@ pub enum StoreError {
         /// Where the append started.
         pos: StreamPos,
         /// What differs.
+        reason: String,
+    },
+    /// Refused: the append's bytes differ from the held redo at `at` (first differing byte):
+    /// different bytes at a position already stored, the alarm of a divergent copy.
+    #[error(
+        "stream {stream}: append at {pos} refused: the bytes differ from the stored redo at {at}"
+    )]
+    Divergent {
+        /// The stream.
+        stream: StreamId,
+        /// Where the append started.
+        pos: StreamPos,
+        /// The first differing byte.
+        at: StreamPos,
+    },
+    /// A range asked of [`read_range`] is not held (not durable, retired, never stored) or
+    /// too long to read at once.
+    #[error("stream {stream}: redo {pos}..+{len} cannot be read back: {reason}")]
+    NotHeld {
+        /// The stream.
+        stream: StreamId,
+        /// Start of the range.
+        pos: StreamPos,
+        /// Its length.
+        len: u64,
+        /// Why.
         reason: String,
     },
     /// Refused: the append is malformed (commit marks outside its bytes, too long...).
@@ -264,6 +292,7 @@ impl StoreError {
             self,
             StoreError::Discontinuity { .. }
                 | StoreError::Overlap { .. }
+                | StoreError::Divergent { .. }
                 | StoreError::InvalidAppend { .. }
         )
     }
@@ -1090,10 +1119,14 @@ impl Store {
                 .zip(&bytes[..held_len])
                 .position(|(a, b)| a != b)
             {
-                return Err(overlap(format!(
-                    "bytes differ from the stored redo at offset {}",
-                    pos.offset + i as u64
-                )));
+                return Err(StoreError::Divergent {
+                    stream,
+                    pos,
+                    at: StreamPos {
+                        seq: pos.seq,
+                        offset: pos.offset + i as u64,
+                    },
+                });
             }
         }
         let new_bytes = &bytes[usize::try_from(held).unwrap_or(bytes.len())..];
@@ -1126,7 +1159,8 @@ impl Store {
         })
     }
 
-    /// Reads `len` held bytes of `stream` from `pos` (within one log) back from the segments.
+    /// Reads `len` held bytes of `stream` from `pos` (within one log) back from the segments,
+    /// pending (written, not yet synced) bytes included: what a resend is compared with.
     fn read_stored(
         &self,
         stream: StreamId,
@@ -1136,52 +1170,25 @@ impl Store {
         let Some(s) = self.streams.get(&stream) else {
             return Ok(Vec::new());
         };
-        let want_end = pos.offset + len;
-        let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-        for seg in &s.segments {
-            let (Some(first), Some(last_end)) = (seg.first, seg.last_end) else {
-                continue;
-            };
-            let from = pos;
-            let to = StreamPos {
-                seq: pos.seq,
-                offset: want_end,
-            };
-            if first >= to || last_end <= from {
-                continue;
-            }
-            segment::scan::<StoreError>(
-                &seg.path,
-                &self.keys,
-                ScanMode::Strict,
-                Some(seg.len),
-                |_, c| {
-                    if c.start.seq != pos.seq {
-                        return Ok(());
-                    }
-                    let c_end = c.start.offset + c.data.len() as u64;
-                    let lo = c.start.offset.max(pos.offset + out.len() as u64);
-                    let hi = c_end.min(want_end);
-                    if lo < hi && lo == pos.offset + out.len() as u64 {
-                        let a = (lo - c.start.offset) as usize;
-                        let b = (hi - c.start.offset) as usize;
-                        out.extend_from_slice(&c.data[a..b]);
-                    }
-                    Ok(())
-                },
-            )?;
-        }
-        if out.len() as u64 != len {
-            return Err(StoreError::Corrupt {
-                file: s.dir.clone(),
-                offset: 0,
-                reason: format!(
-                    "held redo {pos}..+{len} could not be read back ({} bytes found)",
-                    out.len()
-                ),
-            });
-        }
-        Ok(out)
+        read_segments(stream, &s.dir, &s.segments, &self.keys, false, pos, len)
+    }
+
+    /// Reads `len` **durable** redo bytes of `stream` from `pos` back from the segments, every
+    /// chunk authenticated (see [`read_range`], which does the same from a snapshot without
+    /// holding the store).
+    pub fn read_range(
+        &self,
+        stream: StreamId,
+        pos: StreamPos,
+        len: u64,
+    ) -> Result<Vec<u8>, StoreError> {
+        let snap = self.snapshot(stream).ok_or(StoreError::NotHeld {
+            stream,
+            pos,
+            len,
+            reason: "the stream holds no durable redo".into(),
+        })?;
+        read_range(&snap, &self.keys, pos, len)
     }
 
     fn write_chunks(
@@ -1347,6 +1354,155 @@ impl Store {
         self.dirty.clear();
         Ok(out)
     }
+}
+
+/// Most bytes [`read_range`] reads at once: one frame of the link (a Data is never longer),
+/// so a comparison never holds more than the Data it checks.
+pub const MAX_READ_RANGE: u64 = redovault::wire::frame::MAX_FRAME_LEN as u64;
+
+/// How much of log `seq` the durable state in `snap` holds: `(end offset, complete)`, or
+/// `None` when the stream holds nothing of it (before its first retained log, or after its
+/// end). A held log runs from offset 0 (a stream starts at offset 0 of a log and retention
+/// removes whole logs).
+pub fn held_log(snap: &StreamSnapshot, seq: LogSeq) -> Option<(u64, bool)> {
+    let d = snap.durable;
+    let first = snap.segments.iter().find_map(|g| g.first)?;
+    if seq < first.seq || seq > d.end.seq {
+        return None;
+    }
+    if seq == d.end.seq {
+        return Some((d.end.offset, d.log_end));
+    }
+    snap.seq_ends.get(&seq).map(|e| (*e, true))
+}
+
+/// Reads `len` durable redo bytes of the stream of `snap` from `pos` (within log `pos.seq`)
+/// back from its segments, every chunk authenticated with `keys`. Works from a snapshot, so
+/// the caller need not hold the store (segments are append-only and read only up to their
+/// durable length; a segment retired meanwhile is an I/O error, never wrong bytes).
+///
+/// Bounded: at most [`MAX_READ_RANGE`] bytes, allocated only once the range is known to be
+/// held; the scan of a segment stops as soon as the range is complete.
+pub fn read_range(
+    snap: &StreamSnapshot,
+    keys: &KeyRing,
+    pos: StreamPos,
+    len: u64,
+) -> Result<Vec<u8>, StoreError> {
+    let stream = snap.stream;
+    let not_held = |reason: String| StoreError::NotHeld {
+        stream,
+        pos,
+        len,
+        reason,
+    };
+    if len > MAX_READ_RANGE {
+        return Err(not_held(format!(
+            "longer than the {MAX_READ_RANGE} bytes read at once"
+        )));
+    }
+    let Some((held_end, _)) = held_log(snap, pos.seq) else {
+        return Err(not_held(format!("log {} is not held", pos.seq)));
+    };
+    if pos.offset.checked_add(len).is_none_or(|e| e > held_end) {
+        return Err(not_held(format!(
+            "log {} is held up to offset {held_end}",
+            pos.seq
+        )));
+    }
+    let dir = snap
+        .segments
+        .first()
+        .and_then(|g| g.path.parent())
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    read_segments(stream, &dir, &snap.segments, keys, true, pos, len)
+}
+
+/// Why a segment scan of [`read_segments`] stopped.
+enum ReadStop {
+    /// The range is complete.
+    Full,
+    /// The segment could not be read or authenticated.
+    Scan(StoreError),
+}
+
+impl From<ScanError> for ReadStop {
+    fn from(e: ScanError) -> ReadStop {
+        ReadStop::Scan(e.into())
+    }
+}
+
+/// Collects `len` bytes of log `pos.seq` from `pos` out of `segments` (each read up to its
+/// durable length when `durable_only`, else up to what was written). The caller checked
+/// that `len` is bounded.
+fn read_segments(
+    stream: StreamId,
+    dir: &Path,
+    segments: &[SegmentInfo],
+    keys: &KeyRing,
+    durable_only: bool,
+    pos: StreamPos,
+    len: u64,
+) -> Result<Vec<u8>, StoreError> {
+    let want_end = pos.offset.saturating_add(len);
+    let to = StreamPos {
+        seq: pos.seq,
+        offset: want_end,
+    };
+    let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    for seg in segments {
+        if out.len() as u64 == len {
+            break;
+        }
+        let (Some(first), Some(last_end)) = (seg.first, seg.last_end) else {
+            continue;
+        };
+        if first >= to || last_end <= pos {
+            continue;
+        }
+        let limit = if durable_only {
+            seg.durable_len
+        } else {
+            seg.len
+        };
+        let scanned =
+            segment::scan::<ReadStop>(&seg.path, keys, ScanMode::Strict, Some(limit), |_, c| {
+                if c.start.seq != pos.seq {
+                    return Ok(());
+                }
+                let have = pos.offset.saturating_add(out.len() as u64);
+                let c_end = c.start.offset.saturating_add(c.data.len() as u64);
+                let lo = c.start.offset.max(have);
+                let hi = c_end.min(want_end);
+                if lo < hi && lo == have {
+                    let a = usize::try_from(lo - c.start.offset).unwrap_or(usize::MAX);
+                    let b = usize::try_from(hi - c.start.offset).unwrap_or(usize::MAX);
+                    if let Some(part) = c.data.get(a..b) {
+                        out.extend_from_slice(part);
+                    }
+                }
+                if out.len() as u64 == len {
+                    return Err(ReadStop::Full);
+                }
+                Ok(())
+            });
+        match scanned {
+            Ok(_) | Err(ReadStop::Full) => {}
+            Err(ReadStop::Scan(e)) => return Err(e),
+        }
+    }
+    if out.len() as u64 != len {
+        return Err(StoreError::Corrupt {
+            file: dir.to_path_buf(),
+            offset: 0,
+            reason: format!(
+                "stream {stream}: held redo {pos}..+{len} could not be read back ({} bytes found)",
+                out.len()
+            ),
+        });
+    }
+    Ok(out)
 }
 
 /// What [`Store::retire`] removed.

@@ -239,7 +239,7 @@ fn resends_are_idempotent_and_different_bytes_refused() {
     other[50] ^= 1;
     let err = st.append(s, p(1, 1000), &other, &[], false).unwrap_err();
     assert!(
-        matches!(&err, StoreError::Overlap { reason, .. } if reason.contains("1050")),
+        matches!(&err, StoreError::Divergent { at, .. } if *at == p(1, 1050)),
         "{err}"
     );
     st.sync().unwrap();
@@ -942,4 +942,95 @@ fn many_dirty_streams_sync_together_and_any_failure_fails_the_store() {
     assert!(matches!(err, StoreError::WriteFailed(_)), "{err}");
     assert!(st.durable(sid(1)).unwrap().end == p(1, 1000));
     assert!(matches!(st.sync(), Err(StoreError::Failed { .. })));
+}
+
+#[test]
+fn read_range_reads_durable_redo_back_across_chunks_and_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sid(3);
+    let mut st = open(dir.path());
+    // Log 1 complete, log 2 open: chunks of 8 KiB, segments of 64 KiB.
+    logs(&mut st, s, 1, 150_000);
+    st.append(s, p(2, 0), &data(2, 0, 30_000), &[], false)
+        .unwrap();
+    st.sync().unwrap();
+    assert!(st.segments(s).len() >= 3);
+    for (seq, at, len) in [
+        (1u32, 0u64, 150_000u64),
+        (1, 8191, 2),
+        (1, 65_000, 70_000),
+        (1, 149_999, 1),
+        (2, 0, 30_000),
+        (2, 12_345, 0),
+    ] {
+        assert_eq!(
+            st.read_range(s, p(seq, at), len).unwrap(),
+            data(seq, at, len as usize),
+            "{seq}:{at}+{len}"
+        );
+    }
+    // From a snapshot, without the store (as a session does).
+    let snap = st.snapshot(s).unwrap();
+    assert_eq!(
+        read_range(&snap, st.keys(), p(2, 29_000), 1000).unwrap(),
+        data(2, 29_000, 1000)
+    );
+    assert_eq!(held_log(&snap, LogSeq(1)), Some((150_000, true)));
+    assert_eq!(held_log(&snap, LogSeq(2)), Some((30_000, false)));
+    assert_eq!(held_log(&snap, LogSeq(3)), None);
+    // Written but not yet durable: not read.
+    st.append(s, p(2, 30_000), &data(2, 30_000, 1000), &[], false)
+        .unwrap();
+    let err = st.read_range(s, p(2, 29_500), 1000).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NotHeld { reason, .. } if reason.contains("30000")),
+        "{err}"
+    );
+    st.sync().unwrap();
+    assert_eq!(
+        st.read_range(s, p(2, 29_500), 1000).unwrap(),
+        data(2, 29_500, 1000)
+    );
+    // Past a log's end, a log never stored, another stream, too long at once.
+    for (pos, len) in [(p(1, 149_000), 2000), (p(7, 0), 1), (p(1, u64::MAX), 2)] {
+        let err = st.read_range(s, pos, len).unwrap_err();
+        assert!(matches!(err, StoreError::NotHeld { .. }), "{err}");
+    }
+    assert!(matches!(
+        st.read_range(sid(9), p(1, 0), 1),
+        Err(StoreError::NotHeld { .. })
+    ));
+    let err = st.read_range(s, p(1, 0), MAX_READ_RANGE + 1).unwrap_err();
+    assert!(err.to_string().contains("read at once"), "{err}");
+}
+
+#[test]
+fn read_range_of_a_retired_or_damaged_log_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sid(4);
+    let mut st = open(dir.path());
+    logs(&mut st, s, 3, 100_000);
+    let through = segment_ending(&st, s, 1);
+    st.retire(s, through).unwrap();
+    assert!(matches!(
+        st.read_range(s, p(1, 0), 100),
+        Err(StoreError::NotHeld { .. })
+    ));
+    assert_eq!(st.read_range(s, p(2, 0), 100).unwrap(), data(2, 0, 100));
+    // A flipped bit in the segment holding log 3's start: named, never other bytes.
+    let seg = st
+        .segments(s)
+        .into_iter()
+        .find(|g| g.first.is_some_and(|f| f.seq == LogSeq(3)))
+        .unwrap();
+    let mut b = std::fs::read(&seg.path).unwrap();
+    let i = b.len() - 100;
+    b[i] ^= 0x10;
+    std::fs::write(&seg.path, &b).unwrap();
+    let err = st.read_range(s, p(3, 0), 100_000).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&seg.path.display().to_string()),
+        "{err}"
+    );
 }

@@ -36,13 +36,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use redovault::crypto::keys::KeyRing;
 use redovault::wire::{CommitMark, StreamId, StreamPos, latency};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::index::CommitQuery;
 use crate::rebuild::{RebuildError, RebuildOptions, RebuildReport};
-use crate::store::{Durable, Store, StoreError};
+use crate::store::{Durable, Store, StoreError, StreamSnapshot};
 
 /// Sizes of the writer's queue and batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -648,6 +649,17 @@ impl WriterHandle {
         })
         .await
         .unwrap_or(Err(AppendError::Stopped))
+    }
+
+    /// A snapshot of a stream's durable state and the key ring, to read its segments
+    /// without holding the store (waits for the current batch to finish; `None`: nothing
+    /// durable yet).
+    pub async fn snapshot(
+        &self,
+        stream: StreamId,
+    ) -> Result<Option<(StreamSnapshot, KeyRing)>, AppendError> {
+        self.with_store(move |s| s.snapshot(stream).map(|snap| (snap, s.keys().clone())))
+            .await
     }
 
     /// Durable commits of a stream (waits for the current batch to finish).

@@ -6,6 +6,7 @@ mod atrest;
 mod attack_drill;
 mod crash;
 mod deploy;
+mod diverge;
 mod fake_s3;
 mod inspect;
 mod link;
