@@ -214,7 +214,7 @@ impl Protection {
         if acked.len() < self.required || copies.len() != self.copies {
             return None;
         }
-        acked.sort_by(|a, b| b.pos.cmp(&a.pos));
+        acked.sort_by_key(|a| std::cmp::Reverse(a.pos));
         acked.get(self.required - 1).copied()
     }
 
@@ -226,7 +226,7 @@ impl Protection {
         if up.len() < self.required {
             return None;
         }
-        up.sort_by(|a, b| a.lag_bytes.cmp(&b.lag_bytes));
+        up.sort_by_key(|c| c.lag_bytes);
         let bytes = up[self.required - 1].lag_bytes;
         let mut ms: Vec<f64> = up.iter().map(|c| c.lag_ms).collect();
         ms.sort_by(f64::total_cmp);

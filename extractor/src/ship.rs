@@ -202,6 +202,7 @@ impl Shipper {
     /// A shipper for a stream whose tailer and checkpoint [`crate::streams::start_streams`]
     /// made: `from` is where the tailer starts (the checkpoint, or the CURRENT log's start).
     /// With no tailer, one is made where the collector resumes.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         stream: StreamId,
         tailer: Option<Tailer>,
