@@ -65,19 +65,43 @@ pub fn source_position(c: &crate::online::CurrentLog) -> Option<StreamPos> {
     })
 }
 
+/// Receives every advance of a stream's protected position with the instant it was decided
+/// (benchmarks, tests).
+pub type ProtectObserver = tokio::sync::mpsc::UnboundedSender<(Instant, Acked)>;
+
+/// How every stream of an extractor is shipped.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan<'a> {
+    /// The collectors, in configuration order.
+    pub targets: &'a [Target],
+    /// How many must acknowledge.
+    pub policy: AckPolicy,
+    /// The files the tailers read.
+    pub sources: &'a LogSources,
+    /// How they read.
+    pub tail: TailConfig,
+    /// The extractor's state directory (checkpoints).
+    pub state_dir: &'a Path,
+    /// The metrics.
+    pub metrics: &'a ExtractorMetrics,
+}
+
 /// Spawns one shipper per target for the stream of `start`, and its protection task.
-#[allow(clippy::too_many_arguments)]
 pub fn spawn_stream(
     tasks: &mut JoinSet<()>,
     start: StreamStart,
-    targets: &[Target],
-    policy: AckPolicy,
-    sources: &LogSources,
-    tail_cfg: TailConfig,
-    state_dir: &Path,
-    metrics: &ExtractorMetrics,
+    plan: &Plan<'_>,
+    observer: Option<ProtectObserver>,
     cancel: &CancellationToken,
 ) -> Result<(), CheckpointError> {
+    let Plan {
+        targets,
+        policy,
+        sources,
+        tail: tail_cfg,
+        state_dir,
+        metrics,
+    } = *plan;
     let stream = start.tailer.stream();
     let replicated = targets.len() > 1;
     let notify = Arc::new(Notify::new());
@@ -119,6 +143,7 @@ pub fn spawn_stream(
         metrics: metrics.protection(stream),
         stream_level: replicated.then(|| metrics.stream(stream)),
         checkpoint: stream_checkpoint.filter(|_| replicated),
+        observer,
     };
     let span = tracing::info_span!("protect", %stream);
     tasks.spawn(tracing::Instrument::instrument(
@@ -138,6 +163,7 @@ struct ProtectTask {
     stream_level: Option<StreamMetrics>,
     /// The stream's checkpoint, written here when it goes to several collectors.
     checkpoint: Option<CheckpointStore>,
+    observer: Option<ProtectObserver>,
 }
 
 impl ProtectTask {
@@ -169,6 +195,9 @@ impl ProtectTask {
                 match action {
                     Action::Advance(a) => {
                         advanced_at = Instant::now();
+                        if let Some(o) = &self.observer {
+                            let _ = o.send((advanced_at, a));
+                        }
                         self.publish(a);
                         if let Some(tx) = &cp_tx {
                             tx.send_replace(Some((a.pos, a.last)));

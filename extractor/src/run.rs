@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::LogSources;
-use crate::fanout::{Target, spawn_stream};
+use crate::fanout::{Plan, Target, spawn_stream};
 use crate::metrics::ExtractorMetrics;
 use crate::online::OnlineLogs;
 use crate::settings::Settings;
@@ -159,17 +159,15 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> Result<Sta
         let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
         info!(%stream, from = %s.from, resumed = s.resumed, collectors = %names.join(","),
             ack = settings.link.ack.as_str(), "shipping");
-        spawn_stream(
-            &mut tasks,
-            s,
-            &targets,
-            settings.link.ack,
-            &sources,
-            settings.extract.tail,
-            &settings.extract.state.dir,
-            &metrics,
-            &cancel,
-        )?;
+        let plan = Plan {
+            targets: &targets,
+            policy: settings.link.ack,
+            sources: &sources,
+            tail: settings.extract.tail,
+            state_dir: &settings.extract.state.dir,
+            metrics: &metrics,
+        };
+        spawn_stream(&mut tasks, s, &plan, None, &cancel)?;
         streams.push(stream);
     }
     let probed = streams.iter().map(|&s| (s, metrics.probe(s))).collect();
