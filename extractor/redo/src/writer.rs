@@ -16,7 +16,7 @@
 //! Change vectors are built with [`VectorBuilder`] (5.2 begin, 5.1 undo, 11.2/11.3/11.5 row
 //! operations, 5.6 undo applied, 5.4 commit or rollback, 24.4), in the byte order and version
 //! layout of the log. The layouts follow `shared/docs/oracle-redo-format.md` §5–§12 and the
-//! structure of the real 23ai files in `fixtures/oracle-real/`.
+//! structure of the real 23ai files in `../shared/fixtures/oracle-real/`.
 //!
 //! Nothing here does I/O, panics or allocates without bound: every size is checked and reported
 //! as a [`WriterError`].
