@@ -10,12 +10,14 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Environment variable naming the `oracle-real` directory.
+#[allow(dead_code)] // not every includer uses every item
 pub const ENV: &str = "REDOVAULT_ORACLE_REAL";
 
 /// The `oracle-real` directory: `$REDOVAULT_ORACLE_REAL`, else
 /// `<workspace root>/../shared/fixtures/oracle-real` (the workspace root is the first directory
 /// above this crate's manifest that holds `Cargo.lock`, so a clean clone at `/tmp/X/x` looks in
 /// `/tmp/X/shared`).
+#[allow(dead_code)]
 pub fn root() -> PathBuf {
     if let Some(p) = std::env::var_os(ENV).filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
@@ -30,6 +32,7 @@ pub fn root() -> PathBuf {
 
 /// The two real 23ai logs (512-byte blocks, little-endian), or `None` after one line on
 /// stderr saying the calling test skips (written past the test harness's capture).
+#[allow(dead_code)]
 pub fn free23() -> Option<PathBuf> {
     let dir = root().join("free23-le-512");
     if dir.join("arch1_15_1224959854.dbf").is_file() {
@@ -51,6 +54,7 @@ pub fn free23() -> Option<PathBuf> {
 }
 
 /// One of the real 23ai logs by file name, read whole, or `None` (skip) as [`free23`].
+#[allow(dead_code)]
 pub fn free23_log(name: &str) -> Option<Vec<u8>> {
     let p = free23()?.join(name);
     Some(std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display())))
