@@ -84,6 +84,7 @@
 //! # Ok::<(), WriterError>(())
 //! ```
 
+use crate::block::continuation_end_offset;
 use crate::checksum::set_checksum;
 use crate::position::{LogSeq, Rba, Scn, ThreadId};
 
@@ -582,6 +583,15 @@ impl LogWriter {
             {
                 *first = offset;
             }
+            // Where a record continued from this block ends, Oracle's header names that end
+            // (block::continuation_end_offset), whether or not a record starts there.
+            let (end_blk, end_off) = record_end((blk as usize, off), len, bs);
+            if end_blk != blk as usize
+                && let Some(first) = first_offsets.get_mut(end_blk)
+                && *first == 0
+            {
+                *first = continuation_end_offset(end_off, bs);
+            }
             rbas.push(Rba {
                 seq: self.cfg.sequence,
                 block: self.next_block.saturating_add(blk as u32),
@@ -733,6 +743,21 @@ fn layout(lens: &[usize], bs: usize) -> Layout {
         starts,
         blocks: blocks.max(1),
     }
+}
+
+/// The (block, offset) just past the last byte of a record of `len` bytes written from
+/// `start`: the offset is in `16 < offset <= bs` when the record crosses into a later block.
+fn record_end(start: (usize, usize), len: usize, bs: usize) -> (usize, usize) {
+    let (blk, off) = start;
+    let in_first = bs.saturating_sub(off);
+    if len <= in_first {
+        return (blk, off.saturating_add(len));
+    }
+    let body = bs.saturating_sub(16).max(1);
+    let rest = len.saturating_sub(in_first);
+    let whole = rest.saturating_sub(1).checked_div(body).unwrap_or(0);
+    let end = 16usize.saturating_add(rest.saturating_sub(whole.saturating_mul(body)));
+    (blk.saturating_add(1).saturating_add(whole), end)
 }
 
 /// Copies `rec` into the block bodies of `bytes` from (block, offset), skipping block headers.

@@ -44,6 +44,13 @@ fn seq15_header_blocks_records_commits() {
     assert_eq!(r.blocks.valid, 597);
     assert!(r.is_clean(), "{:?} {:?}", r.bad_blocks, r.errors);
     assert_eq!(r.records, 1154);
+    // Every redo block (2..=597), the 6 where only a continued record ends included.
+    assert!(
+        r.first_record_offsets.is_consistent(),
+        "{:?}",
+        r.first_record_offsets
+    );
+    assert_eq!(r.first_record_offsets.checked, 596);
     assert_eq!(r.lwns, 524);
     assert_eq!(r.commits.len(), 20);
     assert_eq!(r.begins.len(), 20, "21 5.2 vectors, one with sqn 0");
@@ -103,6 +110,9 @@ fn seq16_tiny_log() {
     assert!(r.is_clean());
     assert_eq!(r.records, 7);
     assert_eq!(r.commits.len(), 1);
+    // Blocks 2..=9: each first-record offset as the rule says (block 9 only ends a record).
+    assert!(r.first_record_offsets.is_consistent());
+    assert_eq!(r.first_record_offsets.checked, 8);
     assert_eq!(r.header.first_scn, Some(Scn(2_267_717)));
     assert_eq!(r.header.next_scn, Some(Scn(2_267_723)));
 }

@@ -131,6 +131,24 @@ fn walk(
                 o = 16;
             }
         }
+        // A record continued into later blocks: those it crosses say 0; the block it ends in
+        // names where it ends (0 with fewer than 20 bytes left), as real Oracle logs do.
+        let (end_b, end_o) = if o == 16 && b > blk {
+            (b - 1, bs)
+        } else {
+            (b, o)
+        };
+        if end_b > blk {
+            for mid in blk + 1..end_b {
+                assert_eq!(rd16(e, &file[mid * bs..], 12) & 0x7FFF, 0, "block {mid}");
+            }
+            let want = if bs - end_o < 20 { 0 } else { end_o as u16 };
+            assert_eq!(
+                rd16(e, &file[end_b * bs..], 12) & 0x7FFF,
+                want,
+                "first-record offset of block {end_b}, where a continued record ends"
+            );
+        }
         let vld = rec[4];
         if off == 16 && vld & 0x04 != 0 {
             lwns += 1;
@@ -339,6 +357,13 @@ fn every_variant_rewalks() {
                 assert!(block_checksum_ok(&arch0));
                 let (_, _, again, _) = walk(&file, e, compat, nab);
                 assert_eq!(again, expected);
+                let mut archive = file[..nab as usize * bs.bytes()].to_vec();
+                archive[..bs.bytes()].copy_from_slice(&arch0);
+                let r = crate::analyze(&archive).expect("redo");
+                assert!(r.is_clean(), "{bs:?} {e:?} {compat:?}");
+                let o = &r.first_record_offsets;
+                assert!(o.is_consistent(), "{bs:?} {e:?} {compat:?}: {o:?}");
+                assert_eq!(o.checked, u64::from(nab) - 2, "every redo block checked");
             }
         }
     }
