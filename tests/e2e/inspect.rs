@@ -115,8 +115,16 @@ fn real_seq15_ground_truth() {
     assert_eq!(v["resetlogs_id"], 1_224_959_854u32);
     assert_eq!(v["first_scn"], 2_266_630);
     assert_eq!(v["next_scn"], 2_267_717);
-    assert_eq!(v["first_time"], "2026-03-07T01:44:38Z");
-    assert_eq!(v["next_time"], "2026-03-07T01:44:40Z");
+    // The header's times are the database's local time (no zone); commit times are UTC.
+    assert_eq!(v["first_time"], "2026-03-07T01:44:38");
+    assert_eq!(v["next_time"], "2026-03-07T01:44:40");
+    assert_eq!(v["header_times"], "database local time (no zone)");
+    assert_eq!(v["commit_times"], "UTC");
+    // Every redo block's first-record offset as Oracle's rule says.
+    assert_eq!(
+        v["first_record_offsets"],
+        serde_json::json!({"checked": 596, "consistent": true, "mismatches": [], "mismatches_omitted": 0})
+    );
     assert_eq!(v["compat_version"], "23.6.0");
     assert_eq!(v["log_state"], "archived");
     assert_eq!(v["records"], 1154);
@@ -167,7 +175,9 @@ fn human_summary() {
         "23.6.0",
         "597 blocks of 512 bytes, little-endian",
         "1154 records",
-        "last commit   XID 10.12.572 at SCN 2267708 (2026-03-07T01:44:40Z)",
+        "first SCN     2266630 at 2026-03-07T01:44:38 (database local time (no zone))",
+        "last commit   XID 10.12.572 at SCN 2267708 (2026-03-07T01:44:40Z UTC)",
+        "596 first-record offsets checked, all consistent",
         "CLEAN",
     ] {
         assert!(
@@ -376,6 +386,10 @@ fn simulated_variants_through_the_binary() {
                 assert_eq!(v["compat_version"], compat);
                 assert_eq!(v["bad_blocks"], Value::Array(vec![]));
                 assert!(v["records"].as_u64().unwrap() > 0);
+                // The simulator writes every first-record offset as Oracle does.
+                let o = &v["first_record_offsets"];
+                assert_eq!(o["consistent"], true, "{}: {o}", p.display());
+                assert!(o["checked"].as_u64().unwrap() > 0, "{}: {o}", p.display());
                 if v["log_state"] == "current" {
                     current += 1;
                     assert_eq!(v["next_scn"], Value::Null);
