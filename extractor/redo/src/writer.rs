@@ -50,7 +50,8 @@
 //! file[512..1024].copy_from_slice(&w.current_header());
 //!
 //! let vb = VectorBuilder { endian: Endian::Little, compat: Compat::V23_6, con_id: 3,
-//!                          con_uid: cfg.con_uid, undo_afn: 23 };
+//!                          con_uid: cfg.con_uid, undo_afn: 23,
+//!                          supplemental_log: true };
 //! let xid = Xid { usn: 10, slot: 12, sqn: 572 };
 //! let row = RowId { data_obj: 72_726, afn: 24, block: 14, slot: 0 };
 //! let insert = vb.insert(xid, 0, row, Scn(2_267_706), &[vec![0xc1, 0x02], b"hello world".to_vec()]);
@@ -92,7 +93,7 @@ mod time;
 mod vectors;
 
 pub use time::{redo_time_from_unix, unix_from_redo_time};
-pub use vectors::{ChangeVector, RowId, Uba, VectorBuilder};
+pub use vectors::{ChangeVector, RowId, Session, Uba, VectorBuilder};
 
 /// Byte order of a redo file (block 0 magic `7D 7C 7B 7A` = little, `7A 7B 7C 7D` = big).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
