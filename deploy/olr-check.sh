@@ -15,6 +15,9 @@
 # with their row changes (operation, table object id, ROWID, in order). Exit 0 when OLR reads
 # every log without an error or warning and the simulated logs match the journal.
 #
+# 3. with OLR_CHECK_DRILL=DIR, the archived logs a drill (`redovault drill --dir DIR`) restored
+#    from WORM, alone and with its rebuilt online log, against the drill's journal.
+#
 # Environment: REDOVAULT_BIN (default: target/debug/redovault, built when missing),
 # OLR_CHECK_SWITCHES (default 10 log switches), OLR_CHECK_SEED (default 7), OLR_CHECK_SIM_ARGS
 # (more `redovault simulate` options, e.g. `--no-supplemental-log` or `--db-version 19.0`).
@@ -43,9 +46,23 @@ run_olr() {
   local dir=$1 name=$2
   shift 2
   mkdir -p "$dir/checkpoint"
-  rm -f "$dir/output.json" "$dir/checkpoint/"*
-  local logs
-  logs=$(printf '"%s",' "$@")
+  rm -rf "$dir/output.json" "$dir/checkpoint/"* "$dir/logs"
+  mkdir -p "$dir/logs"
+  # OLR takes a log's sequence from its file name: copy each log under the name
+  # arch<thread>_<sequence>_<resetlogs id>.dbf, read from its header by `redovault inspect`.
+  local logs="" f name
+  for f in "$@"; do
+    name=$("$RV" inspect --json "$f" | python3 -c 'import json, sys
+v = json.load(sys.stdin)
+print("arch%s_%s_%s.dbf" % (v["thread"], v["sequence"], v["resetlogs_id"]))') || true
+    if [ -z "$name" ]; then
+      echo "  $f: not a redo log (redovault inspect)"
+      status=1
+      continue
+    fi
+    cp "$f" "$dir/logs/$name" # a copy: OLR reads a symbolic link's target name
+    logs+="\"$dir/logs/$name\","
+  done
   cat > "$dir/OpenLogReplicator.json" <<EOF
 {
   "version": "1.9.0",
@@ -147,26 +164,10 @@ sys.exit(1 if bad else 0)
 PY
 }
 
-echo "== the real Oracle 23ai logs ($REAL)"
-if [ -f "$REAL/arch1_15_1224959854.dbf" ]; then
-  run_olr "$WORK/real" FREE "$REAL/arch1_15_1224959854.dbf" "$REAL/arch1_16_1224959854.dbf"
-  report "$WORK/real"
-  offsets "$REAL/arch1_15_1224959854.dbf" "$REAL/arch1_16_1224959854.dbf" || status=1
-else
-  echo "  skipped: the real logs are absent"
-fi
-
-echo "== the simulator's archived logs"
-SIM=$WORK/sim
-rm -rf "$SIM"
-"$RV" simulate --fast --archive-current --switches "${OLR_CHECK_SWITCHES:-10}" \
-  --seed "${OLR_CHECK_SEED:-7}" --log-size 1M --dir "$SIM" ${OLR_CHECK_SIM_ARGS:-} > "$WORK/simulate.json"
-mapfile -t ARCH < <(ls "$SIM"/archive/*.dbf | sort -t_ -k2,2n)
-echo "  ${#ARCH[@]} archived logs in $SIM/archive"
-run_olr "$WORK/olr-sim" FREE "${ARCH[@]}"
-report "$WORK/olr-sim"
-offsets "${ARCH[@]}" || status=1
-python3 - "$WORK/olr-sim/output.json" "$SIM/journal.jsonl" <<'EOF' || status=1
+# Compares OLR's output ($1) with a simulator journal ($2): exactly the committed transactions,
+# each with its row changes (operation, table object id, ROWID, in order); none rolled back.
+compare() {
+  python3 - "$1" "$2" <<'PY'
 import json, sys
 olr = {}
 for line in open(sys.argv[1]):
@@ -209,5 +210,46 @@ if bad:
         print("    " + b)
     sys.exit(1)
 print("  OLR's transactions and row changes are exactly the journal's committed ones")
-EOF
+PY
+}
+
+echo "== the real Oracle 23ai logs ($REAL)"
+if [ -f "$REAL/arch1_15_1224959854.dbf" ]; then
+  run_olr "$WORK/real" FREE "$REAL/arch1_15_1224959854.dbf" "$REAL/arch1_16_1224959854.dbf"
+  report "$WORK/real"
+  offsets "$REAL/arch1_15_1224959854.dbf" "$REAL/arch1_16_1224959854.dbf" || status=1
+else
+  echo "  skipped: the real logs are absent"
+fi
+
+echo "== the simulator's archived logs"
+SIM=$WORK/sim
+rm -rf "$SIM"
+"$RV" simulate --fast --archive-current --switches "${OLR_CHECK_SWITCHES:-10}" \
+  --seed "${OLR_CHECK_SEED:-7}" --log-size 1M --dir "$SIM" ${OLR_CHECK_SIM_ARGS:-} > "$WORK/simulate.json"
+mapfile -t ARCH < <(ls "$SIM"/archive/*.dbf | sort -t_ -k2,2n)
+echo "  ${#ARCH[@]} archived logs in $SIM/archive"
+run_olr "$WORK/olr-sim" FREE "${ARCH[@]}"
+report "$WORK/olr-sim"
+offsets "${ARCH[@]}" || status=1
+compare "$WORK/olr-sim/output.json" "$SIM/journal.jsonl" || status=1
+if [ -n "${OLR_CHECK_DRILL:-}" ]; then
+  # A drill's recovery (`redovault drill --dir DIR`): the archived logs restored from WORM, and
+  # the online log rebuilt from the collector's stream in place of the last archived one.
+  D=$OLR_CHECK_DRILL
+  echo "== the drill in $D: archived logs restored from WORM"
+  mapfile -t RESTORED < <(ls "$D"/recovery/restore/*.arc | sort -t_ -k2,2n)
+  echo "  ${#RESTORED[@]} archived logs"
+  run_olr "$WORK/olr-drill" FREE "${RESTORED[@]}"
+  report "$WORK/olr-drill"
+  offsets "${RESTORED[@]}" || status=1
+  compare "$WORK/olr-drill/output.json" "$D/referee/journal.jsonl" || status=1
+  ONLINE=$(ls "$D"/recovery/restore/online_*.log | head -1)
+  SEQ=$(basename "$ONLINE" | cut -d_ -f3)
+  echo "== the drill in $D: the same, with the rebuilt online log $(basename "$ONLINE") for sequence $SEQ"
+  mapfile -t WITH_ONLINE < <(printf '%s\n' "${RESTORED[@]}" | grep -v "/1_${SEQ}_")
+  run_olr "$WORK/olr-drill-online" FREE "${WITH_ONLINE[@]}" "$ONLINE"
+  report "$WORK/olr-drill-online"
+  compare "$WORK/olr-drill-online/output.json" "$D/referee/journal.jsonl" || status=1
+fi
 exit $status
