@@ -255,7 +255,7 @@ fn session_of(begun: u64) -> (Session, bool) {
         user: "APP".into(),
         audit_sid: 30_000 + n,
     };
-    (session, begun % 16 == 0)
+    (session, begun.is_multiple_of(16))
 }
 
 /// Oracle NUMBER encoding of a non-negative integer (base 100, exponent byte 0xC1 + digits-1).
