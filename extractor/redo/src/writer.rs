@@ -13,9 +13,11 @@
 //!    time and nab (the number of blocks written, block 0 included); an archived copy is
 //!    [`LogWriter::archive_file_header`] + that block 1 + blocks `2..nab`.
 //!
-//! Change vectors are built with [`VectorBuilder`] (5.2 begin, 5.1 undo, 11.2/11.3/11.5 row
-//! operations, 5.6 undo applied, 5.4 commit or rollback, 24.4), in the byte order and version
-//! layout of the log. The layouts follow `shared/docs/oracle-redo-format.md` §5–§12 and the
+//! Change vectors are built with [`VectorBuilder`] (5.2 begin, 5.1 undo with its ktubl or
+//! ktubu and, with supplemental logging, its supplemental-log section, 11.2/11.3/11.5 row
+//! operations, 5.6 undo applied, 5.19/5.20 session attributes, 5.4 commit or rollback, 24.4),
+//! in the byte order and version layout of the log. Each block header's first-record offset
+//! follows Oracle's rule ([`crate::block::continuation_end_offset`]). The layouts follow `shared/docs/oracle-redo-format.md` §5–§12 and the
 //! structure of the real 23ai files in `../shared/fixtures/oracle-real/`.
 //!
 //! Nothing here does I/O, panics or allocates without bound: every size is checked and reported
