@@ -17,7 +17,8 @@
 #
 # Environment: REDOVAULT_TEST_SERVERS (default "ceph localstack"), REDOVAULT_TEST_STATE
 # (default .ci/state in the repository), REDOVAULT_ORACLE_REAL (default ../shared/fixtures/oracle-real
-# beside the checkout: the real Oracle logs, which must be there).
+# beside the checkout: the real Oracle logs, which must be there), REDOVAULT_OLR (an
+# OpenLogReplicator binary built outside the project: deploy/docs/independent-reader.md).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -95,6 +96,9 @@ bash "$ROOT/deploy/systemd/verify.sh" "${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 
 step "doc tests"
 cargo test --workspace --locked --doc
+
+step "independent reader: OpenLogReplicator on the real and simulated logs (REDOVAULT_OLR, skips without it)"
+bash "$ROOT/deploy/olr-check.sh" "${REDOVAULT_OLR:-}"
 
 step "fuzz target builds"
 if [ -d "$ROOT/extractor/fuzz" ]; then
