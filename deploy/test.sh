@@ -16,7 +16,9 @@
 #    and checks them (deploy/check-packages.sh: installs and purges the .deb here).
 #
 # Environment: REDOVAULT_TEST_SERVERS (default "ceph localstack"), REDOVAULT_TEST_STATE
-# (default .ci/state in the repository).
+# (default .ci/state in the repository), REDOVAULT_ORACLE_REAL (default ../shared/fixtures/oracle-real
+# beside the checkout: the real Oracle logs, which must be there), REDOVAULT_OLR (an
+# OpenLogReplicator binary built outside the project: deploy/docs/independent-reader.md).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,6 +31,15 @@ mkdir -p "$REDOVAULT_S3_CACHE"
 
 step() { printf '\n==> %s\n' "$*"; }
 t0=$(date +%s)
+
+# The real Oracle logs are third-party data kept beside the checkout, never in it: the tests
+# that read them skip when they are absent, so here their absence is a failure.
+ORACLE_REAL=${REDOVAULT_ORACLE_REAL:-$ROOT/../shared/fixtures/oracle-real}
+if [ ! -f "$ORACLE_REAL/free23-le-512/arch1_15_1224959854.dbf" ]; then
+  echo "deploy/test.sh: the real Oracle logs are missing from $ORACLE_REAL (../shared beside the checkout, or set REDOVAULT_ORACLE_REAL)" >&2
+  exit 1
+fi
+export REDOVAULT_ORACLE_REAL=$(cd "$ORACLE_REAL" && pwd)
 
 started=()
 cleanup() {
@@ -85,6 +96,9 @@ bash "$ROOT/deploy/systemd/verify.sh" "${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 
 step "doc tests"
 cargo test --workspace --locked --doc
+
+step "independent reader: OpenLogReplicator on the real and simulated logs (REDOVAULT_OLR, skips without it)"
+bash "$ROOT/deploy/olr-check.sh" "${REDOVAULT_OLR:-}"
 
 step "fuzz target builds"
 if [ -d "$ROOT/extractor/fuzz" ]; then

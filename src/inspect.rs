@@ -11,6 +11,14 @@
 //! same holds for blocks at or after the nab of a complete log that is smaller than its file
 //! (a switched-out online log). A block of a newer sequence (the log was reused) is bad
 //! (`sequence`).
+//!
+//! Times: the header's first and next times are the database server's local time, and the log
+//! records no zone, so they are printed without one and labelled so; a commit's time (the 23ai
+//! 5.4 field) is a Unix time, printed in UTC with its `Z`.
+//!
+//! Every valid block's first-record offset is checked against Oracle's rule
+//! ([`redovault_redo::offsets`]); a block that breaks it is listed (real logs: none). It is not
+//! damage (no redo is lost), so it does not change the verdict or the exit code.
 
 use std::fmt::Write as _;
 use std::io::Read;
@@ -101,7 +109,7 @@ pub struct CommitJson {
     pub block: u32,
     /// Offset of that record in its block, counting the 16-byte block header.
     pub offset: u16,
-    /// Commit time (ISO 8601, from the 23ai epoch field), or null.
+    /// Commit time in UTC (ISO 8601 with `Z`, from the 23ai Unix-time field), or null.
     pub time: Option<String>,
 }
 
@@ -177,11 +185,15 @@ pub struct InspectReport {
     pub first_scn: Option<u64>,
     /// Next SCN; null for a CURRENT online log.
     pub next_scn: Option<u64>,
-    /// First time (ISO 8601).
+    /// First time: the database's local time, ISO 8601 without a zone (the log records none).
     pub first_time: String,
-    /// Next time (ISO 8601); null while there is no next SCN (a CURRENT online log), whose
-    /// header holds no switch time yet.
+    /// Next time, as `first_time`; null while there is no next SCN (a CURRENT online log),
+    /// whose header holds no switch time yet.
     pub next_time: Option<String>,
+    /// What `first_time` and `next_time` are: always `database local time (no zone)`.
+    pub header_times: &'static str,
+    /// What a commit's `time` is: always `UTC`.
+    pub commit_times: &'static str,
     /// Compatibility version, e.g. `23.6.0`.
     pub compat_version: String,
     /// `archived` or `current`.
@@ -212,9 +224,40 @@ pub struct InspectReport {
     pub last_commit: Option<CommitJson>,
     /// 11.x row changes in log order.
     pub row_changes: Vec<RowChangeJson>,
+    /// Every valid block's first-record offset checked against Oracle's rule.
+    pub first_record_offsets: OffsetsJson,
     /// True when there are no bad blocks and no errors.
     pub clean: bool,
 }
+
+/// The first-record offset check of `inspect --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OffsetsJson {
+    /// Blocks checked (valid blocks that a record starts in, ends in or crosses).
+    pub checked: u64,
+    /// True when no checked block breaks the rule.
+    pub consistent: bool,
+    /// The blocks that break it (at most 1000 listed), in block order.
+    pub mismatches: Vec<OffsetMismatchJson>,
+    /// Mismatches beyond those listed.
+    pub mismatches_omitted: u64,
+}
+
+/// One block whose header's first-record offset breaks Oracle's rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OffsetMismatchJson {
+    /// Block number.
+    pub block: u32,
+    /// The offset in the block header.
+    pub found: u16,
+    /// The offset the records in the block give.
+    pub expected: u16,
+}
+
+/// The label of the header's times (JSON `header_times`, and the text summary).
+pub const HEADER_TIMES: &str = "database local time (no zone)";
+/// The label of commit times.
+pub const COMMIT_TIMES: &str = "UTC";
 
 impl InspectReport {
     /// The JSON model of a report.
@@ -235,6 +278,8 @@ impl InspectReport {
             next_scn: h.next_scn.map(|s| s.0),
             first_time: h.first_time.to_iso8601(),
             next_time: h.next_scn.map(|_| h.next_time.to_iso8601()),
+            header_times: HEADER_TIMES,
+            commit_times: COMMIT_TIMES,
             compat_version: h.compat.to_string(),
             log_state: r.log_state.as_str(),
             nab: (h.nab != redovault_redo::header::NAB_UNKNOWN).then_some(h.nab),
@@ -283,8 +328,49 @@ impl InspectReport {
                     offset: w.rba.offset,
                 })
                 .collect(),
+            first_record_offsets: OffsetsJson {
+                checked: r.first_record_offsets.checked,
+                consistent: r.first_record_offsets.is_consistent(),
+                mismatches: r
+                    .first_record_offsets
+                    .mismatches
+                    .iter()
+                    .map(|m| OffsetMismatchJson {
+                        block: m.block,
+                        found: m.found,
+                        expected: m.expected,
+                    })
+                    .collect(),
+                mismatches_omitted: r.first_record_offsets.mismatches_omitted,
+            },
             clean: r.is_clean(),
         }
+    }
+}
+
+/// The first-record offset line, and each block that breaks the rule.
+fn render_offsets(s: &mut String, r: &Report) {
+    let o = &r.first_record_offsets;
+    if o.is_consistent() {
+        let _ = writeln!(
+            s,
+            "  block headers {} first-record offsets checked, all consistent",
+            o.checked
+        );
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "  block headers {} first-record offsets checked, {} INCONSISTENT:",
+        o.checked,
+        o.mismatches.len() as u64 + o.mismatches_omitted
+    );
+    for m in &o.mismatches {
+        let _ = writeln!(
+            s,
+            "    block {}: header says {}, the records give {}",
+            m.block, m.found, m.expected
+        );
     }
 }
 
@@ -319,13 +405,13 @@ pub fn render_text(file: &Path, r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "  first SCN     {} at {}",
+        "  first SCN     {} at {} ({HEADER_TIMES})",
         opt(h.first_scn, "none"),
         h.first_time
     );
     match h.next_scn {
         Some(n) => {
-            let _ = writeln!(s, "  next SCN      {n} at {}", h.next_time);
+            let _ = writeln!(s, "  next SCN      {n} at {} ({HEADER_TIMES})", h.next_time);
         }
         None => {
             let _ = writeln!(s, "  next SCN      none (log is still being written)");
@@ -357,7 +443,8 @@ pub fn render_text(file: &Path, r: &Report) -> String {
                 "  last commit   XID {} at SCN {} ({}), record {}",
                 c.xid,
                 c.scn,
-                c.time_iso8601().unwrap_or_else(|| "time unknown".into()),
+                c.time_iso8601()
+                    .map_or_else(|| "time unknown".into(), |t| format!("{t} {COMMIT_TIMES}")),
                 c.rba
             );
         }
@@ -365,6 +452,7 @@ pub fn render_text(file: &Path, r: &Report) -> String {
             let _ = writeln!(s, "  last commit   none");
         }
     }
+    render_offsets(&mut s, r);
     if r.is_clean() {
         let _ = writeln!(s, "  status        CLEAN");
     } else {
@@ -391,7 +479,7 @@ pub fn render_text(file: &Path, r: &Report) -> String {
         }
     }
     if !r.commits.is_empty() {
-        let _ = writeln!(s, "  commits (XID, SCN, time, record):");
+        let _ = writeln!(s, "  commits (XID, SCN, time {COMMIT_TIMES}, record):");
         for c in &r.commits {
             let _ = writeln!(
                 s,
@@ -411,14 +499,24 @@ pub fn render_text(file: &Path, r: &Report) -> String {
 mod tests {
     use super::*;
 
-    fn seq16() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/oracle-real/free23-le-512/arch1_16_1224959854.dbf")
+    mod oracle_real {
+        include!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/oracle_real.rs"
+        ));
+    }
+
+    /// The real seq-16 log, or `None` (the test skips, saying so) without `../shared`.
+    fn seq16() -> Option<PathBuf> {
+        Some(oracle_real::free23()?.join("arch1_16_1224959854.dbf"))
     }
 
     #[test]
     fn json_has_the_documented_fields() {
-        let r = inspect_file(&seq16()).unwrap();
+        let Some(seq16) = seq16() else {
+            return;
+        };
+        let r = inspect_file(&seq16).unwrap();
         let v = serde_json::to_value(InspectReport::from_report(&r)).unwrap();
         for k in [
             "block_size",
@@ -451,14 +549,92 @@ mod tests {
 
     #[test]
     fn text_names_damage_with_file_offsets() {
-        let mut bytes = std::fs::read(seq16()).unwrap();
+        let Some(seq16) = seq16() else {
+            return;
+        };
+        let mut bytes = std::fs::read(&seq16).unwrap();
         bytes[5 * 512 + 100] ^= 1;
         let r = redovault_redo::analyze(&bytes).unwrap();
         let t = render_text(Path::new("x.dbf"), &r);
         assert!(t.contains("DAMAGED: 1 bad blocks"), "{t}");
         assert!(t.contains("block 5 (file offset 2560): checksum"), "{t}");
-        let t = render_text(Path::new("x.dbf"), &inspect_file(&seq16()).unwrap());
+        let t = render_text(Path::new("x.dbf"), &inspect_file(&seq16).unwrap());
         assert!(t.contains("CLEAN") && t.contains("Redo log x.dbf"), "{t}");
+    }
+
+    #[test]
+    fn header_times_are_local_and_labelled_commit_times_utc() {
+        let Some(seq16) = seq16() else {
+            return;
+        };
+        let r = inspect_file(&seq16).unwrap();
+        let t = render_text(Path::new("x.dbf"), &r);
+        assert!(
+            t.contains("2267717 at 2026-03-07T01:44:40 (database local time (no zone))"),
+            "{t}"
+        );
+        assert!(t.contains("(2026-03-07T01:44:40Z UTC)"), "{t}");
+        let v = serde_json::to_value(InspectReport::from_report(&r)).unwrap();
+        assert_eq!(v["first_time"], "2026-03-07T01:44:40");
+        assert_eq!(v["header_times"], HEADER_TIMES);
+        assert_eq!(v["commits"][0]["time"], "2026-03-07T01:44:40Z");
+        assert_eq!(v["commit_times"], "UTC");
+    }
+
+    #[test]
+    fn first_record_offsets_of_real_and_simulated_logs_are_consistent() {
+        let d = tempfile::tempdir().unwrap();
+        let mut cfg = crate::simulate::SimConfig::new(d.path());
+        cfg.log_size = 256 * 1024;
+        cfg.switches = Some(2);
+        let mut logs = crate::simulate::run(cfg).unwrap().archived;
+        logs.extend(seq16());
+        for log in logs {
+            let r = inspect_file(&log).unwrap();
+            let o = &r.first_record_offsets;
+            assert!(
+                o.is_consistent() && o.checked > 5,
+                "{}: {o:?}",
+                log.display()
+            );
+            let t = render_text(&log, &r);
+            assert!(
+                t.contains("first-record offsets checked, all consistent"),
+                "{t}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_block_that_breaks_the_offset_rule_is_reported() {
+        let Some(seq16) = seq16() else {
+            return;
+        };
+        // Block 9 of the real seq 16 only ends a record, at offset 48: its header says 48.
+        let mut bytes = std::fs::read(&seq16).unwrap();
+        assert_eq!(
+            u16::from_le_bytes([bytes[9 * 512 + 12], bytes[9 * 512 + 13]]),
+            0x8000 | 48
+        );
+        bytes[9 * 512 + 12..9 * 512 + 14].copy_from_slice(&0x8000u16.to_le_bytes());
+        redovault_redo::checksum::set_checksum(
+            &mut bytes[9 * 512..10 * 512],
+            redovault_redo::block::CHECKSUM_AT,
+        );
+        let r = redovault_redo::analyze(&bytes).unwrap();
+        assert!(r.is_clean(), "not damage: no redo is lost");
+        let t = render_text(Path::new("x.dbf"), &r);
+        assert!(t.contains("1 INCONSISTENT"), "{t}");
+        assert!(
+            t.contains("block 9: header says 0, the records give 48"),
+            "{t}"
+        );
+        let v = serde_json::to_value(InspectReport::from_report(&r)).unwrap();
+        assert_eq!(v["first_record_offsets"]["consistent"], false);
+        assert_eq!(
+            v["first_record_offsets"]["mismatches"],
+            serde_json::json!([{"block": 9, "found": 0, "expected": 48}])
+        );
     }
 
     #[test]

@@ -121,9 +121,11 @@ pub struct ManifestEntry {
     /// Next SCN (first SCN of the next log).
     #[serde(with = "serde_pos::scn")]
     pub next_scn: Scn,
-    /// Time of the first SCN (DB host clock, ISO 8601).
+    /// Time of the first SCN: the database's local time as the log header holds it, ISO 8601
+    /// without a zone (the log records none; entries written before this was known carry a
+    /// `Z` all the same).
     pub first_time: String,
-    /// Time of the next SCN (DB host clock, ISO 8601).
+    /// Time of the next SCN, as `first_time`.
     pub next_time: String,
     /// Size in bytes.
     pub size: u64,

@@ -3,7 +3,7 @@
 # sizes of the split feed, then the redo bytes.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-fx="$here/../../fixtures/oracle-real/free23-le-512"
+fx="${REDOVAULT_ORACLE_REAL:-$here/../../../shared/fixtures/oracle-real}/free23-le-512"
 out="$here/corpus/decode"
 mkdir -p "$out"
 { printf '\000\000\000\000\000\000\000\000'; cat "$fx/arch1_16_1224959854.dbf"; } > "$out/seq16_whole"

@@ -432,6 +432,13 @@ mod tests {
     use super::*;
     use redovault::simulate::{SimConfig, Simulator};
 
+    mod oracle_real {
+        include!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/support/oracle_real.rs"
+        ));
+    }
+
     fn sim(dir: &Path, groups: u32) -> SimConfig {
         let mut c = SimConfig::new(dir);
         c.log_size = 64 * 1024;
@@ -539,8 +546,9 @@ mod tests {
 
     #[test]
     fn real_fixture_headers() {
-        let dir =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/oracle-real/free23-le-512");
+        let Some(dir) = oracle_real::free23() else {
+            return;
+        };
         let f = File::open(dir.join("arch1_15_1224959854.dbf")).unwrap();
         let h = LogHeader::read(&f).unwrap();
         assert_eq!(h.seq(), LogSeq(15));

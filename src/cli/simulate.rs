@@ -83,6 +83,10 @@ pub struct SimulateArgs {
     /// At the end, switch and archive every current log too.
     #[arg(long)]
     pub archive_current: bool,
+    /// Simulate a database without supplemental logging (5.1 vectors without the
+    /// supplemental-log section, which log-based CDC readers need).
+    #[arg(long)]
+    pub no_supplemental_log: bool,
     /// Switch a log once it is this old in simulated time (like `ARCHIVE_LAG_TARGET`).
     #[arg(long)]
     pub switch_interval: Option<String>,
@@ -163,6 +167,7 @@ pub fn config(args: &SimulateArgs) -> anyhow::Result<SimConfig> {
     };
     c.fsync = args.fsync;
     c.archive_current = args.archive_current;
+    c.supplemental_log = !args.no_supplemental_log;
     Ok(c)
 }
 

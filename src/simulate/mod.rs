@@ -151,6 +151,9 @@ pub struct SimConfig {
     pub mix: Mix,
     /// Tables the workload changes.
     pub tables: Vec<Table>,
+    /// The database logs supplemental data (the default, as at every site that runs a CDC
+    /// tool): each 5.1 ends with the supplemental-log section.
+    pub supplemental_log: bool,
 }
 
 impl SimConfig {
@@ -184,6 +187,7 @@ impl SimConfig {
             lwn_bytes: 8192,
             mix: Mix::default(),
             tables: workload::default_tables(),
+            supplemental_log: true,
         }
     }
 
@@ -389,6 +393,7 @@ impl Simulator {
                 con_id: if cfg.compat.has_containers() { 3 } else { 0 },
                 con_uid,
                 undo_afn: 3 + t,
+                supplemental_log: cfg.supplemental_log,
             };
             let sqn_base = rng.gen_range(100..5000);
             let ts = ThreadSim {

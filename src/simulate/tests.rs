@@ -327,3 +327,68 @@ fn torn_lwn_write_and_write_position() {
     );
     assert!(block_checksum_ok(&block(&read(&path))), "whole afterwards");
 }
+
+/// (opcode, field sizes) of every vector in the archived logs of a run.
+fn vectors_of(logs: &[PathBuf]) -> Vec<(String, Vec<Vec<u8>>)> {
+    let mut out = Vec::new();
+    for log in logs {
+        let mut d = redovault_redo::Decoder::new();
+        d.feed(&read(log));
+        d.finish();
+        while let Some(ev) = d.poll().expect("redo") {
+            if let redovault_redo::Event::Record(r) = ev {
+                for v in r.vectors() {
+                    let v = v.expect("vector");
+                    let fields = v.fields().map(<[u8]>::to_vec).collect();
+                    out.push((v.opcode.to_string(), fields));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn transaction_records_carry_what_oracle_writes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut c = small(tmp.path(), 3);
+    c.mix.rollback_pct = 40;
+    let s = run(c).expect("run");
+    let vs = vectors_of(&s.archived);
+    let count = |op: &str| vs.iter().filter(|(o, _)| o == op).count();
+    // Session attributes: a new session's first transaction 5.19, the others 5.20.
+    assert!(count("5.19") > 0 && count("5.20") > count("5.19"));
+    assert_eq!(count("5.19") + count("5.20"), count("5.2"));
+    // Rollbacks: 5.6 with a full ktubu (user undo done) and the ktuxvoff.
+    assert!(count("5.6") > 0);
+    for (_, f) in vs.iter().filter(|(o, _)| o == "5.6") {
+        assert_eq!(f.iter().map(Vec::len).collect::<Vec<_>>(), [24, 8]);
+        assert_eq!(u16::from_le_bytes([f[0][20], f[0][21]]), 0x0010);
+    }
+    // Every 5.1: a 76-byte ktubl (0x0c08) or a 24-byte ktubu, and the supplemental-log section.
+    for (_, f) in vs.iter().filter(|(o, _)| o == "5.1") {
+        let flg = u16::from_le_bytes([f[1][20], f[1][21]]);
+        assert!(
+            (f[1].len(), flg) == (76, 0x0c08) || (f[1].len(), flg) == (24, 0),
+            "ktub {} bytes, flag {flg:#x}",
+            f[1].len()
+        );
+        let supp = f.last().expect("fields");
+        assert_eq!(
+            (supp.len(), supp[1]),
+            (20, 0x1c),
+            "supplemental-log section"
+        );
+    }
+
+    // Without supplemental logging, no 5.1 ends with the section.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut c = small(tmp.path(), 3);
+    c.supplemental_log = false;
+    let vs = vectors_of(&run(c).expect("run").archived);
+    assert!(
+        vs.iter()
+            .filter(|(o, _)| o == "5.1")
+            .all(|(_, f)| f.last().is_none_or(|l| l.len() != 20 || l[1] != 0x1c))
+    );
+}

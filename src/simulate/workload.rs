@@ -1,7 +1,8 @@
 //! The simulated workload: tables, transactions and the redo records each step writes.
 //!
 //! Everything here is deterministic given the seeded RNG. A transaction begins with a record
-//! holding 5.2 (begin) + 5.1 (undo) + 11.x (row change), continues with 5.1 + 11.x records,
+//! holding 5.2 (begin) + 5.1 (undo) + 11.x (row change) + 5.19/5.20 (session attributes),
+//! continues with 5.1 + 11.x records,
 //! and ends with 5.4 (+ 24.4 on 23ai). A rollback first applies its undo in reverse order
 //! (one 11.x + 5.6 "undo applied" record per change), then writes 5.4 with the rollback flag,
 //! as Oracle does.
@@ -9,7 +10,7 @@
 use rand::Rng;
 use rand::rngs::StdRng;
 use redovault_redo::position::{Scn, Xid};
-use redovault_redo::writer::{ChangeVector, Record, RowId, VectorBuilder};
+use redovault_redo::writer::{ChangeVector, Record, RowId, Session, VectorBuilder};
 
 /// A table the workload changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,6 +225,8 @@ impl UndoSlots {
 pub struct ThreadTxns {
     open: Vec<OpenTx>,
     undo: UndoSlots,
+    /// Transactions begun so far (each 16th is a new session's first: 5.19, else 5.20).
+    begun: u64,
 }
 
 impl ThreadTxns {
@@ -232,6 +235,7 @@ impl ThreadTxns {
         ThreadTxns {
             open: Vec::new(),
             undo: UndoSlots::new(first_usn, 10, sqn_base),
+            begun: 0,
         }
     }
 
@@ -239,6 +243,19 @@ impl ThreadTxns {
     pub fn open_count(&self) -> usize {
         self.open.len()
     }
+}
+
+/// The session of the `begun`th transaction of a thread (deterministic): a new session logs on
+/// every 16 transactions and its first transaction carries the 5.19 session information.
+fn session_of(begun: u64) -> (Session, bool) {
+    let n = begun / 16;
+    let session = Session {
+        sid: 40 + (n % 200) as u32,
+        serial: (n.wrapping_mul(7919) % 65_000) as u16 + 1,
+        user: "APP".into(),
+        audit_sid: 30_000 + n,
+    };
+    (session, begun.is_multiple_of(16))
 }
 
 /// Oracle NUMBER encoding of a non-negative integer (base 100, exponent byte 0xC1 + digits-1).
@@ -410,12 +427,15 @@ impl Workload {
             };
             let (undo, redo) = self.change(rng, vb, &mut tx, scn);
             let begin = vb.begin(xid, Scn(scn.0.saturating_sub(1)));
+            let (session, first) = session_of(txns.begun);
+            txns.begun = txns.begun.wrapping_add(1);
+            let attributes = vb.session_attributes(&session, first);
             txns.open.push(tx);
             return Step {
                 records: vec![Record {
                     scn,
                     subscn: 1,
-                    vectors: vec![begin, undo, redo],
+                    vectors: vec![begin, undo, redo, attributes],
                 }],
                 ended: None,
             };
@@ -465,7 +485,7 @@ impl Workload {
                 records.push(Record {
                     scn,
                     subscn: 1,
-                    vectors: vec![inverse, vb.undo_applied(tx.xid, n, prev)],
+                    vectors: vec![inverse, vb.undo_applied(tx.xid, n, prev, op.row.data_obj)],
                 });
             }
         }
@@ -529,6 +549,7 @@ mod tests {
             con_id: 3,
             con_uid: 7,
             undo_afn: 4,
+            supplemental_log: true,
         };
         let run = |seed| {
             let mut rng = StdRng::seed_from_u64(seed);

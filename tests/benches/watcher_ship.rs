@@ -38,6 +38,12 @@ use redovault_redo::header::FILE_HEADER_CHECKSUM_AT;
 
 #[path = "common.rs"]
 mod common;
+mod oracle_real {
+    include!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/oracle_real.rs"
+    ));
+}
 use common::{Row, Target, cpu_of, peak_rss, run_cmd, server_cpu, total_bytes};
 
 const BS: usize = 512;
@@ -54,9 +60,8 @@ fn env_num(name: &str, default: u64) -> u64 {
 /// Writes a valid archived log of at least `bytes` bytes with sequence `seq` into `dir`
 /// (streamed: never held in memory).
 fn make_log(dir: &Path, seq: u32, bytes: u64) -> PathBuf {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/oracle-real/free23-le-512/arch1_15_1224959854.dbf");
-    let f = std::fs::read(&fixture).unwrap();
+    let f = oracle_real::free23_log("arch1_15_1224959854.dbf")
+        .expect("this benchmark needs the real Oracle logs (../shared/fixtures/oracle-real)");
     let body = &f[2 * BS..598 * BS];
     let copies = bytes.div_ceil(body.len() as u64) as usize;
     let blocks = 2 + copies * 596;

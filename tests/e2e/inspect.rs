@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::oracle_real;
 use redovault_redo::{block::CHECKSUM_AT, checksum};
 use serde_json::Value;
 
@@ -14,14 +15,14 @@ const BS: usize = 512;
 const SEQ15: &str = "arch1_15_1224959854.dbf";
 const SEQ16: &str = "arch1_16_1224959854.dbf";
 
-fn fixture_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/oracle-real/free23-le-512")
-        .join(name)
+/// A real log's path, or `None` (the test skips, saying so) without `../shared`.
+fn fixture_path(name: &str) -> Option<PathBuf> {
+    Some(oracle_real::free23()?.join(name))
 }
 
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(fixture_path(name)).unwrap()
+/// A real log's bytes, or `None` as [`fixture_path`].
+fn fixture(name: &str) -> Option<Vec<u8>> {
+    oracle_real::free23_log(name)
 }
 
 struct Out {
@@ -66,7 +67,10 @@ fn put_u32(f: &mut [u8], at: usize, v: u32) {
 }
 
 fn golden(name: &str) {
-    let o = inspect(&["--json"], &fixture_path(name));
+    let Some(path) = fixture_path(name) else {
+        return;
+    };
+    let o = inspect(&["--json"], &path);
     assert_eq!(o.code, 0, "{}", o.stderr);
     let v: Value = serde_json::from_str(&o.stdout).unwrap();
     let golden = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -96,7 +100,10 @@ fn golden_seq16() {
 
 #[test]
 fn real_seq15_ground_truth() {
-    let (code, v) = inspect_json(&fixture_path(SEQ15));
+    let Some(path) = fixture_path(SEQ15) else {
+        return;
+    };
+    let (code, v) = inspect_json(&path);
     assert_eq!(code, 0);
     assert_eq!(v["block_size"], 512);
     assert_eq!(v["endianness"], "little");
@@ -108,8 +115,16 @@ fn real_seq15_ground_truth() {
     assert_eq!(v["resetlogs_id"], 1_224_959_854u32);
     assert_eq!(v["first_scn"], 2_266_630);
     assert_eq!(v["next_scn"], 2_267_717);
-    assert_eq!(v["first_time"], "2026-03-07T01:44:38Z");
-    assert_eq!(v["next_time"], "2026-03-07T01:44:40Z");
+    // The header's times are the database's local time (no zone); commit times are UTC.
+    assert_eq!(v["first_time"], "2026-03-07T01:44:38");
+    assert_eq!(v["next_time"], "2026-03-07T01:44:40");
+    assert_eq!(v["header_times"], "database local time (no zone)");
+    assert_eq!(v["commit_times"], "UTC");
+    // Every redo block's first-record offset as Oracle's rule says.
+    assert_eq!(
+        v["first_record_offsets"],
+        serde_json::json!({"checked": 596, "consistent": true, "mismatches": [], "mismatches_omitted": 0})
+    );
     assert_eq!(v["compat_version"], "23.6.0");
     assert_eq!(v["log_state"], "archived");
     assert_eq!(v["records"], 1154);
@@ -136,7 +151,10 @@ fn real_seq15_ground_truth() {
 
 #[test]
 fn real_seq16() {
-    let (code, v) = inspect_json(&fixture_path(SEQ16));
+    let Some(path) = fixture_path(SEQ16) else {
+        return;
+    };
+    let (code, v) = inspect_json(&path);
     assert_eq!(code, 0);
     assert_eq!(v["block_count"], 9);
     assert_eq!(v["block_states"]["valid"], 9);
@@ -146,7 +164,10 @@ fn real_seq16() {
 
 #[test]
 fn human_summary() {
-    let o = inspect(&[], &fixture_path(SEQ15));
+    let Some(path) = fixture_path(SEQ15) else {
+        return;
+    };
+    let o = inspect(&[], &path);
     assert_eq!(o.code, 0, "{}", o.stderr);
     for want in [
         "FREE (DBID 1497016494), thread 1, sequence 15",
@@ -154,7 +175,9 @@ fn human_summary() {
         "23.6.0",
         "597 blocks of 512 bytes, little-endian",
         "1154 records",
-        "last commit   XID 10.12.572 at SCN 2267708 (2026-03-07T01:44:40Z)",
+        "first SCN     2266630 at 2026-03-07T01:44:38 (database local time (no zone))",
+        "last commit   XID 10.12.572 at SCN 2267708 (2026-03-07T01:44:40Z UTC)",
+        "596 first-record offsets checked, all consistent",
         "CLEAN",
     ] {
         assert!(
@@ -168,7 +191,9 @@ fn human_summary() {
 #[test]
 fn flipped_bit_exits_2_with_the_block() {
     let dir = tempfile::tempdir().unwrap();
-    let mut f = fixture(SEQ15);
+    let Some(mut f) = fixture(SEQ15) else {
+        return;
+    };
     f[300 * BS + 200] ^= 0x08;
     let p = write_temp(&dir, "flip.dbf", &f);
     let (code, v) = inspect_json(&p);
@@ -192,7 +217,9 @@ fn flipped_bit_exits_2_with_the_block() {
 #[test]
 fn damage_reasons_in_json() {
     let dir = tempfile::tempdir().unwrap();
-    let base = fixture(SEQ15);
+    let Some(base) = fixture(SEQ15) else {
+        return;
+    };
 
     let mut f = base.clone();
     put_u32(&mut f, 300 * BS + 4, 301);
@@ -244,7 +271,9 @@ fn damage_reasons_in_json() {
 fn record_length_errors_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     for len in [16u32 << 20, u32::MAX] {
-        let mut f = fixture(SEQ15);
+        let Some(mut f) = fixture(SEQ15) else {
+            return;
+        };
         put_u32(&mut f, 582 * BS + 0x150, len);
         reseal(&mut f, 582);
         let (code, v) = inspect_json(&write_temp(&dir, "len.dbf", &f));
@@ -263,7 +292,9 @@ fn record_length_errors_exit_2() {
 #[test]
 fn current_log_with_stale_tail_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let mut f = fixture(SEQ15);
+    let Some(mut f) = fixture(SEQ15) else {
+        return;
+    };
     f[BS + 192..BS + 200].fill(0xFF);
     put_u32(&mut f, BS + 156, u32::MAX);
     reseal(&mut f, 1);
@@ -355,6 +386,10 @@ fn simulated_variants_through_the_binary() {
                 assert_eq!(v["compat_version"], compat);
                 assert_eq!(v["bad_blocks"], Value::Array(vec![]));
                 assert!(v["records"].as_u64().unwrap() > 0);
+                // The simulator writes every first-record offset as Oracle does.
+                let o = &v["first_record_offsets"];
+                assert_eq!(o["consistent"], true, "{}: {o}", p.display());
+                assert!(o["checked"].as_u64().unwrap() > 0, "{}: {o}", p.display());
                 if v["log_state"] == "current" {
                     current += 1;
                     assert_eq!(v["next_scn"], Value::Null);

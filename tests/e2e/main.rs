@@ -2,6 +2,14 @@
 //!
 //! Each module covers one part of the system through its public interface.
 
+/// Where the real Oracle logs are (`../shared/fixtures/oracle-real`): tests skip without them.
+mod oracle_real {
+    include!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/oracle_real.rs"
+    ));
+}
+
 mod atrest;
 mod attack_drill;
 mod crash;

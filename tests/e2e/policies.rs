@@ -636,16 +636,15 @@ async fn collector_keys_create_and_read_streams_but_cannot_delete_replace_or_wea
     }
 }
 
-/// The real Oracle archived logs of the fixtures.
-fn fixtures() -> Vec<PathBuf> {
-    ["arch1_15_1224959854.dbf", "arch1_16_1224959854.dbf"]
-        .iter()
-        .map(|n| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("fixtures/oracle-real/free23-le-512")
-                .join(n)
-        })
-        .collect()
+/// The real Oracle archived logs (from `../shared`), or `None`: the test skips, saying so.
+fn fixtures() -> Option<Vec<PathBuf>> {
+    let dir = crate::oracle_real::free23()?;
+    Some(
+        ["arch1_15_1224959854.dbf", "arch1_16_1224959854.dbf"]
+            .iter()
+            .map(|n| dir.join(n))
+            .collect(),
+    )
 }
 
 /// A TOML string array.
@@ -677,6 +676,9 @@ fn from_example(name: &str, set: &[(&str, &str, toml::Value)]) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn daemons_with_the_split_keys_ship_verify_and_restore_the_real_oracle_logs() {
+    let Some(logs) = fixtures() else {
+        return;
+    };
     let bins = crate::netkit::bins();
     for (t, d) in drill_targets() {
         let prefix = unique_prefix(&d, "daemons");
@@ -685,7 +687,6 @@ async fn daemons_with_the_split_keys_ship_verify_and_restore_the_real_oracle_log
         let state = dir.path().join("state");
         let alarms = dir.path().join("alarms.jsonl");
         std::fs::create_dir_all(&archive).unwrap();
-        let logs = fixtures();
         for f in &logs {
             std::fs::copy(f, archive.join(f.file_name().unwrap())).unwrap();
         }

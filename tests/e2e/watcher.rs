@@ -515,13 +515,12 @@ async fn watcher_ships_what_simulate_archives_into_worm_with_a_valid_manifest() 
 async fn push_ships_the_real_oracle_logs_like_the_watcher() {
     let w = World::new("push-real");
     let t = &w.server;
+    let Some(real) = crate::oracle_real::free23() else {
+        return;
+    };
     let fixtures: Vec<PathBuf> = ["arch1_15_1224959854.dbf", "arch1_16_1224959854.dbf"]
         .iter()
-        .map(|n| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("fixtures/oracle-real/free23-le-512")
-                .join(n)
-        })
+        .map(|n| real.join(n))
         .collect();
     let push = |files: &[PathBuf]| {
         Command::new(RV)

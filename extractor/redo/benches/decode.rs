@@ -16,15 +16,19 @@ use redovault_redo::{
     txn,
 };
 
+mod oracle_real {
+    include!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/support/oracle_real.rs"
+    ));
+}
+
 const BS: usize = 512;
 const TARGET: usize = 64 << 20;
 
 fn big_log() -> (Vec<u8>, usize) {
-    let p = format!(
-        "{}/../../fixtures/oracle-real/free23-le-512/arch1_15_1224959854.dbf",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let f = std::fs::read(&p).unwrap_or_else(|e| panic!("read {p}: {e}"));
+    let f = oracle_real::free23_log("arch1_15_1224959854.dbf")
+        .expect("this benchmark needs the real Oracle logs (../shared/fixtures/oracle-real)");
     let body = &f[2 * BS..598 * BS];
     let copies = TARGET.div_ceil(body.len());
     let blocks = 2 + copies * 596;

@@ -25,7 +25,9 @@ pub struct BlockHeader {
     pub block: u32,
     /// Sequence of the log cycle that wrote the block (@8).
     pub seq: LogSeq,
-    /// Offset of the first record that starts in this block, 0 if none (@12, low 15 bits).
+    /// Offset of the first record boundary in this block (@12, low 15 bits): where the first
+    /// record starts, or where a record continued from an earlier block ends (see
+    /// [`continuation_end_offset`]); 0 when the block lies wholly inside one record.
     pub first_record: u16,
     /// Stored checksum (@14).
     pub checksum: u16,
@@ -66,6 +68,23 @@ impl BlockHeader {
         endian.put_u32(b, 4, block);
         endian.put_u32(b, 8, seq.0);
         endian.put_u16(b, 12, 0x8000 | (first_record & 0x7FFF));
+    }
+}
+
+/// Fewer bytes than this left after a continued record's end: the block header says 0, not the
+/// end offset (no record can start there). Real 23ai and 19c logs follow it.
+pub const CONTINUATION_ROOM: usize = 20;
+
+/// What Oracle writes as the first-record offset of a block in which a record continued from
+/// an earlier block ends at `end` (4-byte aligned, `16 < end <= block_size`) and no record
+/// started before: `end` itself, whether or not another record starts there (the real logs
+/// hold it in the last block of an LWN too), or 0 when fewer than [`CONTINUATION_ROOM`] bytes
+/// remain. A reader that resyncs at this offset lands on a record boundary either way.
+pub fn continuation_end_offset(end: usize, block_size: usize) -> u16 {
+    if block_size.saturating_sub(end) < CONTINUATION_ROOM {
+        0
+    } else {
+        u16::try_from(end).unwrap_or(0)
     }
 }
 

@@ -62,6 +62,9 @@ pub struct BlockEvent {
     /// Why it is unusable, or `None` when it is fine: valid, or not yet written in a CURRENT
     /// log (or beyond the nab of a complete one).
     pub bad: Option<BadReason>,
+    /// The first-record offset of the block header, for a valid redo block (block 2 on);
+    /// `None` for every other block.
+    pub first_record: Option<u16>,
 }
 
 /// What [`Decoder::poll`] yields.
@@ -405,6 +408,7 @@ impl Decoder {
                 block: 0,
                 state: BlockState::Checksum,
                 bad: Some(BadReason::Checksum),
+                first_record: None,
             }));
         }
         self.phase = Phase::RedoHeader;
@@ -461,6 +465,7 @@ impl Decoder {
             block: 1,
             state,
             bad: state.bad_reason(),
+            first_record: None,
         }));
         if let BlockState::Truncated { .. } = state {
             self.head = self.buf.len();
@@ -512,6 +517,7 @@ impl Decoder {
                 block: self.next_block,
                 state,
                 bad: Some(BadReason::Truncated),
+                first_record: None,
             }));
             self.finish_stream();
             return true;
@@ -537,8 +543,17 @@ impl Decoder {
         if unwritten || beyond_end {
             self.walk = Walk::Stopped;
         }
-        self.queue
-            .push_back(Owned::Block(BlockEvent { block, state, bad }));
+        let first_record = if state == BlockState::Valid {
+            BlockHeader::parse(self.current_block(), fh.endian).map(|h| h.first_record)
+        } else {
+            None
+        };
+        self.queue.push_back(Owned::Block(BlockEvent {
+            block,
+            state,
+            bad,
+            first_record,
+        }));
         if state == BlockState::Valid && self.walk != Walk::Stopped {
             self.in_block = Some(BLOCK_HEADER_LEN);
         } else {

@@ -22,6 +22,7 @@
 //! - [`time`]: redo timestamps and Unix times as ISO 8601.
 //! - [`header`]: block 0 (file header) and block 1 (redo log header, kcrfh).
 //! - [`block`]: the 16-byte block header and block states (valid, zero, stale, ...).
+//! - [`offsets`]: every block header's first-record offset checked against the records.
 //! - [`record`]: record and LWN headers, the reassembled [`Record`].
 //! - [`vector`]: change vectors and their length arrays.
 //! - [`opcode`]: named opcodes; unknown ones kept as data.
@@ -66,6 +67,7 @@ pub mod decoder;
 pub mod endian;
 pub mod error;
 pub mod header;
+pub mod offsets;
 pub mod opcode;
 pub mod position;
 pub mod record;
@@ -80,6 +82,7 @@ pub use decoder::{BlockEvent, Decoder, Event};
 pub use endian::Endian;
 pub use error::{DecodeError, ErrorKind, NotRedo};
 pub use header::{CompatVersion, FileHeader, LogState, RedoHeader};
+pub use offsets::{OffsetCheck, OffsetMismatch};
 pub use opcode::Opcode;
 pub use position::{LogSeq, Rba, Scn, ThreadId, Xid};
 pub use record::{Record, RecordHeader};

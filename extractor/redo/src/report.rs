@@ -7,6 +7,7 @@ use crate::block::BlockState;
 use crate::decoder::{Decoder, Event};
 use crate::error::{DecodeError, ErrorKind, NotRedo};
 use crate::header::{FileHeader, LogState, RedoHeader};
+use crate::offsets::{OffsetCheck, OffsetChecker};
 use crate::opcode::Opcode;
 use crate::position::{Rba, Scn, Xid};
 use crate::record::Record;
@@ -100,6 +101,8 @@ pub struct Report {
     pub first_unusable_block: Option<u32>,
     /// The last commit (not rollback) whose record lies wholly before the first unusable block.
     pub last_commit: Option<Commit>,
+    /// Every valid block's first-record offset against Oracle's rule ([`crate::offsets`]).
+    pub first_record_offsets: OffsetCheck,
 }
 
 impl Report {
@@ -134,6 +137,7 @@ struct Acc {
     row_changes_omitted: u64,
     first_unusable: Option<u32>,
     pending_rows: Vec<RowChange>,
+    offsets: Option<OffsetChecker>,
 }
 
 impl Analyzer {
@@ -155,6 +159,7 @@ impl Analyzer {
         let write_point = self.dec.write_point();
         let log_state = self.dec.log_state();
         let a = self.acc;
+        let first_record_offsets = a.offsets.map(OffsetChecker::finish).unwrap_or_default();
         let (Some(file), Some(header)) = (a.file, a.header) else {
             return Err(NotRedo::new(0, "file ends before the redo log header"));
         };
@@ -183,6 +188,7 @@ impl Analyzer {
             row_changes_omitted: a.row_changes_omitted,
             first_unusable_block: a.first_unusable,
             last_commit,
+            first_record_offsets,
         })
     }
 
@@ -218,9 +224,15 @@ impl Acc {
 
     fn handle(&mut self, ev: Event<'_>) {
         match ev {
-            Event::FileHeader(h) => self.file = Some(h),
+            Event::FileHeader(h) => {
+                self.offsets = Some(OffsetChecker::new(h.bs()));
+                self.file = Some(h);
+            }
             Event::RedoHeader(h) => self.header = Some(*h),
             Event::Block(b) => {
+                if let (Some(first), Some(o)) = (b.first_record, self.offsets.as_mut()) {
+                    o.block(b.block, first);
+                }
                 if b.block > 0 {
                     let c = &mut self.blocks;
                     let n = match b.state {
@@ -253,6 +265,9 @@ impl Acc {
 
     fn record(&mut self, r: &Record<'_>) {
         self.records = self.records.saturating_add(1);
+        if let Some(o) = self.offsets.as_mut() {
+            o.record(r.rba, r.header.len);
+        }
         if r.header.lwn.is_some() {
             self.lwns = self.lwns.saturating_add(1);
         }

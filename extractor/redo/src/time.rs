@@ -1,8 +1,11 @@
 //! Time encodings found in redo: the redo timestamp (§9.2) and Unix epoch seconds (the 23ai
-//! commit time of 5.4), both printed as ISO 8601 `YYYY-MM-DDTHH:MM:SSZ`.
+//! commit time of 5.4).
 //!
-//! The redo timestamp is the DB host's wall-clock time with no zone; it is printed with a `Z`
-//! as the DB host is expected to run in UTC (the fixture's does). No calendar crate is used.
+//! The redo timestamp (the header's first and next times, the LWN time) is the database
+//! server's local wall-clock time, and the log records no zone: a real 19c log shows its header
+//! times 4 hours from its commit records' Unix times. It is printed as ISO 8601 local time,
+//! `YYYY-MM-DDTHH:MM:SS`, without a zone. A Unix time is UTC and printed with its `Z`. No
+//! calendar crate is used.
 
 use std::fmt;
 
@@ -28,13 +31,20 @@ pub struct CivilTime {
     pub second: u32,
 }
 
-impl fmt::Display for CivilTime {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+impl CivilTime {
+    /// ISO 8601 without a zone, `YYYY-MM-DDTHH:MM:SS`: a local time whose zone is unknown.
+    pub fn local_iso8601(&self) -> String {
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
             self.year, self.month, self.day, self.hour, self.minute, self.second
         )
+    }
+}
+
+/// ISO 8601 in UTC, `YYYY-MM-DDTHH:MM:SSZ` (for a civil time that is UTC: see [`unix_civil`]).
+impl fmt::Display for CivilTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}Z", self.local_iso8601())
     }
 }
 
@@ -88,15 +98,17 @@ impl RedoTime {
         u32::try_from(v).ok().map(RedoTime)
     }
 
-    /// ISO 8601 form, e.g. `2026-03-07T01:44:40Z`.
+    /// ISO 8601 local time without a zone, e.g. `2026-03-07T01:44:40`: the database server's
+    /// wall clock, whose zone the log does not record.
     pub fn to_iso8601(self) -> String {
-        self.civil().to_string()
+        self.civil().local_iso8601()
     }
 }
 
+/// The database's local time without a zone (as [`RedoTime::to_iso8601`]).
 impl fmt::Display for RedoTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.civil().fmt(f)
+        f.write_str(&self.to_iso8601())
     }
 }
 
@@ -139,8 +151,9 @@ mod tests {
 
     #[test]
     fn fixture_times() {
-        assert_eq!(RedoTime(1_227_231_880).to_iso8601(), "2026-03-07T01:44:40Z");
-        assert_eq!(RedoTime(1_227_231_878).to_iso8601(), "2026-03-07T01:44:38Z");
+        // Local time, no zone; the commit's Unix time is UTC.
+        assert_eq!(RedoTime(1_227_231_880).to_iso8601(), "2026-03-07T01:44:40");
+        assert_eq!(RedoTime(1_227_231_878).to_string(), "2026-03-07T01:44:38");
         assert_eq!(unix_to_iso8601(1_772_847_880), "2026-03-07T01:44:40Z");
     }
 

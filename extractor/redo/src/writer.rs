@@ -13,10 +13,12 @@
 //!    time and nab (the number of blocks written, block 0 included); an archived copy is
 //!    [`LogWriter::archive_file_header`] + that block 1 + blocks `2..nab`.
 //!
-//! Change vectors are built with [`VectorBuilder`] (5.2 begin, 5.1 undo, 11.2/11.3/11.5 row
-//! operations, 5.6 undo applied, 5.4 commit or rollback, 24.4), in the byte order and version
-//! layout of the log. The layouts follow `shared/docs/oracle-redo-format.md` §5–§12 and the
-//! structure of the real 23ai files in `fixtures/oracle-real/`.
+//! Change vectors are built with [`VectorBuilder`] (5.2 begin, 5.1 undo with its ktubl or
+//! ktubu and, with supplemental logging, its supplemental-log section, 11.2/11.3/11.5 row
+//! operations, 5.6 undo applied, 5.19/5.20 session attributes, 5.4 commit or rollback, 24.4),
+//! in the byte order and version layout of the log. Each block header's first-record offset
+//! follows Oracle's rule ([`crate::block::continuation_end_offset`]). The layouts follow `shared/docs/oracle-redo-format.md` §5–§12 and the
+//! structure of the real 23ai files in `../shared/fixtures/oracle-real/`.
 //!
 //! Nothing here does I/O, panics or allocates without bound: every size is checked and reported
 //! as a [`WriterError`].
@@ -50,7 +52,8 @@
 //! file[512..1024].copy_from_slice(&w.current_header());
 //!
 //! let vb = VectorBuilder { endian: Endian::Little, compat: Compat::V23_6, con_id: 3,
-//!                          con_uid: cfg.con_uid, undo_afn: 23 };
+//!                          con_uid: cfg.con_uid, undo_afn: 23,
+//!                          supplemental_log: true };
 //! let xid = Xid { usn: 10, slot: 12, sqn: 572 };
 //! let row = RowId { data_obj: 72_726, afn: 24, block: 14, slot: 0 };
 //! let insert = vb.insert(xid, 0, row, Scn(2_267_706), &[vec![0xc1, 0x02], b"hello world".to_vec()]);
@@ -84,6 +87,7 @@
 //! # Ok::<(), WriterError>(())
 //! ```
 
+use crate::block::continuation_end_offset;
 use crate::checksum::set_checksum;
 use crate::position::{LogSeq, Rba, Scn, ThreadId};
 
@@ -91,7 +95,7 @@ mod time;
 mod vectors;
 
 pub use time::{redo_time_from_unix, unix_from_redo_time};
-pub use vectors::{ChangeVector, RowId, Uba, VectorBuilder};
+pub use vectors::{ChangeVector, RowId, Session, Uba, VectorBuilder};
 
 /// Byte order of a redo file (block 0 magic `7D 7C 7B 7A` = little, `7A 7B 7C 7D` = big).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -582,6 +586,15 @@ impl LogWriter {
             {
                 *first = offset;
             }
+            // Where a record continued from this block ends, Oracle's header names that end
+            // (block::continuation_end_offset), whether or not a record starts there.
+            let (end_blk, end_off) = record_end((blk as usize, off), len, bs);
+            if end_blk != blk as usize
+                && let Some(first) = first_offsets.get_mut(end_blk)
+                && *first == 0
+            {
+                *first = continuation_end_offset(end_off, bs);
+            }
             rbas.push(Rba {
                 seq: self.cfg.sequence,
                 block: self.next_block.saturating_add(blk as u32),
@@ -733,6 +746,21 @@ fn layout(lens: &[usize], bs: usize) -> Layout {
         starts,
         blocks: blocks.max(1),
     }
+}
+
+/// The (block, offset) just past the last byte of a record of `len` bytes written from
+/// `start`: the offset is in `16 < offset <= bs` when the record crosses into a later block.
+fn record_end(start: (usize, usize), len: usize, bs: usize) -> (usize, usize) {
+    let (blk, off) = start;
+    let in_first = bs.saturating_sub(off);
+    if len <= in_first {
+        return (blk, off.saturating_add(len));
+    }
+    let body = bs.saturating_sub(16).max(1);
+    let rest = len.saturating_sub(in_first);
+    let whole = rest.saturating_sub(1).checked_div(body).unwrap_or(0);
+    let end = 16usize.saturating_add(rest.saturating_sub(whole.saturating_mul(body)));
+    (blk.saturating_add(1).saturating_add(whole), end)
 }
 
 /// Copies `rec` into the block bodies of `bytes` from (block, offset), skipping block headers.

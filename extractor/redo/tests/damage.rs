@@ -8,12 +8,16 @@ use redovault_redo::{
 
 const BS: usize = 512;
 
-fn seq15() -> Vec<u8> {
-    let p = format!(
-        "{}/../../fixtures/oracle-real/free23-le-512/arch1_15_1224959854.dbf",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&p).unwrap_or_else(|e| panic!("read {p}: {e}"))
+mod oracle_real {
+    include!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/support/oracle_real.rs"
+    ));
+}
+
+/// The real seq-15 log, or `None` (the test skips, saying so) without `../shared`.
+fn seq15() -> Option<Vec<u8>> {
+    oracle_real::free23_log("arch1_15_1224959854.dbf")
 }
 
 fn block_mut(f: &mut [u8], n: usize) -> &mut [u8] {
@@ -34,7 +38,7 @@ fn reasons(r: &Report) -> Vec<(u32, BadReason)> {
 
 /// Commits whose record ends before `block`, as in the clean file.
 fn clean_commits_before(block: u32) -> Vec<String> {
-    let r = analyze(&seq15()).unwrap();
+    let r = analyze(&seq15().expect("present: the caller read it")).unwrap();
     r.commits
         .iter()
         .filter(|c| c.end_block < block)
@@ -56,7 +60,9 @@ fn last_commit_xid(r: &Report) -> Option<String> {
 
 #[test]
 fn flipped_bit_is_a_checksum_error() {
-    let mut f = seq15();
+    let Some(mut f) = seq15() else {
+        return;
+    };
     f[300 * BS + 200] ^= 0x08;
     let r = analyze(&f).unwrap();
     assert_eq!(reasons(&r), [(300, BadReason::Checksum)]);
@@ -71,7 +77,9 @@ fn flipped_bit_is_a_checksum_error() {
 #[test]
 fn flipped_bit_in_a_block_header_is_a_checksum_error_too() {
     for at in [1usize, 4, 8, 12, 14] {
-        let mut f = seq15();
+        let Some(mut f) = seq15() else {
+            return;
+        };
         f[300 * BS + at] ^= 0x01;
         let r = analyze(&f).unwrap();
         assert_eq!(reasons(&r), [(300, BadReason::Checksum)], "byte {at}");
@@ -80,7 +88,9 @@ fn flipped_bit_in_a_block_header_is_a_checksum_error_too() {
 
 #[test]
 fn wrong_block_number() {
-    let mut f = seq15();
+    let Some(mut f) = seq15() else {
+        return;
+    };
     put_u32(&mut f, 300 * BS + 4, 301);
     reseal(&mut f, 300);
     let r = analyze(&f).unwrap();
@@ -90,7 +100,9 @@ fn wrong_block_number() {
 
 #[test]
 fn stale_sequence_in_an_archived_log() {
-    let mut f = seq15();
+    let Some(mut f) = seq15() else {
+        return;
+    };
     put_u32(&mut f, 300 * BS + 8, 14);
     reseal(&mut f, 300);
     let r = analyze(&f).unwrap();
@@ -102,7 +114,9 @@ fn stale_sequence_in_an_archived_log() {
 
 #[test]
 fn truncated_mid_block() {
-    let f = seq15();
+    let Some(f) = seq15() else {
+        return;
+    };
     let cut = &f[..300 * BS + 100];
     let r = analyze(cut).unwrap();
     assert_eq!(reasons(&r), [(300, BadReason::Truncated)]);
@@ -125,7 +139,9 @@ fn truncated_mid_block() {
 
 #[test]
 fn zeroed_blocks() {
-    let mut f = seq15();
+    let Some(mut f) = seq15() else {
+        return;
+    };
     f[300 * BS..303 * BS].fill(0);
     let r = analyze(&f).unwrap();
     assert_eq!(
@@ -140,7 +156,9 @@ fn zeroed_blocks() {
 }
 
 fn bad_record_length(len: u32) {
-    let mut f = seq15();
+    let Some(mut f) = seq15() else {
+        return;
+    };
     // The record holding the commit of 10.12.572: block 582, offset 0x150.
     put_u32(&mut f, 582 * BS + 0x150, len);
     reseal(&mut f, 582);
@@ -177,8 +195,8 @@ fn record_length_shorter_than_header() {
 
 /// Makes the seq-15 archive look like the CURRENT online log: next SCN none, nab FFFFFFFF;
 /// blocks from `from` on still carry sequence 14 (the previous cycle).
-fn as_current_log(from: usize) -> Vec<u8> {
-    let mut f = seq15();
+fn as_current_log(from: usize) -> Option<Vec<u8>> {
+    let mut f = seq15()?;
     f[BS + 192..BS + 200].fill(0xFF);
     put_u32(&mut f, BS + 156, u32::MAX);
     reseal(&mut f, 1);
@@ -186,12 +204,15 @@ fn as_current_log(from: usize) -> Vec<u8> {
         put_u32(&mut f, n * BS + 8, 14);
         reseal(&mut f, n);
     }
-    f
+    Some(f)
 }
 
 #[test]
 fn current_log_with_a_stale_tail_is_clean() {
-    let r = analyze(&as_current_log(590)).unwrap();
+    let Some(f) = as_current_log(590) else {
+        return;
+    };
+    let r = analyze(&f).unwrap();
     assert_eq!(r.log_state, LogState::Current);
     assert_eq!(r.header.next_scn, None);
     assert!(r.is_clean(), "{:?} {:?}", r.bad_blocks, r.errors);
@@ -202,7 +223,7 @@ fn current_log_with_a_stale_tail_is_clean() {
     assert_eq!(r.last_commit.map(|c| c.scn), Some(Scn(2_267_708)));
 
     // A write point before the last commits: only the commits before it.
-    let r = analyze(&as_current_log(560)).unwrap();
+    let r = analyze(&as_current_log(560).expect("read above")).unwrap();
     assert!(r.is_clean());
     assert_eq!(r.write_point, Some(560));
     assert_eq!(
@@ -216,13 +237,17 @@ fn current_log_with_a_stale_tail_is_clean() {
 
 #[test]
 fn current_log_never_written_tail_is_clean_but_newer_sequence_is_not() {
-    let mut f = as_current_log(598);
+    let Some(mut f) = as_current_log(598) else {
+        return;
+    };
     f[590 * BS..].fill(0);
     let r = analyze(&f).unwrap();
     assert!(r.is_clean());
     assert_eq!((r.write_point, r.blocks.zero), (Some(590), 8));
 
-    let mut f = as_current_log(598);
+    let Some(mut f) = as_current_log(598) else {
+        return;
+    };
     put_u32(&mut f, 590 * BS + 8, 16);
     reseal(&mut f, 590);
     let r = analyze(&f).unwrap();
@@ -232,7 +257,9 @@ fn current_log_never_written_tail_is_clean_but_newer_sequence_is_not() {
 
 #[test]
 fn torn_block_in_a_current_log_is_bad() {
-    let mut f = as_current_log(590);
+    let Some(mut f) = as_current_log(590) else {
+        return;
+    };
     f[589 * BS + 100] ^= 1;
     let r = analyze(&f).unwrap();
     assert_eq!(reasons(&r), [(589, BadReason::Checksum)]);
@@ -240,7 +267,9 @@ fn torn_block_in_a_current_log_is_bad() {
 
 #[test]
 fn bad_format_byte() {
-    let mut f = seq15();
+    let Some(mut f) = seq15() else {
+        return;
+    };
     f[300 * BS + 1] = 0x82;
     reseal(&mut f, 300);
     let r = analyze(&f).unwrap();
@@ -251,7 +280,9 @@ fn bad_format_byte() {
 fn not_redo_inputs() {
     assert!(analyze(b"").is_err());
     assert!(analyze(&[0u8; 4096]).is_err());
-    let f = seq15();
+    let Some(f) = seq15() else {
+        return;
+    };
     let mut g = f.clone();
     g[28] = 0;
     let e = analyze(&g).unwrap_err();
@@ -266,11 +297,9 @@ fn not_redo_inputs() {
 fn every_single_byte_corruption_of_a_small_log_terminates() {
     // Every byte of the tiny seq-16 log set to 0xFF in turn (and its checksum fixed): decoding
     // ends, never panics, and whatever is reported lies within the file.
-    let p = format!(
-        "{}/../../fixtures/oracle-real/free23-le-512/arch1_16_1224959854.dbf",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let f = std::fs::read(p).unwrap();
+    let Some(f) = oracle_real::free23_log("arch1_16_1224959854.dbf") else {
+        return;
+    };
     for i in 0..f.len() {
         let mut g = f.clone();
         g[i] = 0xFF;

@@ -1,16 +1,20 @@
 //! The two real Oracle 23ai archived logs: every number checked against the ground truth in
-//! `fixtures/oracle-real/SOURCES.md` (LogMiner and OpenLogReplicator reference files).
+//! `../shared/fixtures/oracle-real/SOURCES.md` (LogMiner and OpenLogReplicator reference files).
 
 use redovault_redo::{
     Decoder, Event, LogState, Opcode, Rba, Scn, Xid, analyze, checksum, position::LogSeq, txn,
 };
 
-fn fixture(name: &str) -> Vec<u8> {
-    let p = format!(
-        "{}/../../fixtures/oracle-real/free23-le-512/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&p).unwrap_or_else(|e| panic!("read {p}: {e}"))
+mod oracle_real {
+    include!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/support/oracle_real.rs"
+    ));
+}
+
+/// A real log, or `None` (the test skips, saying so) when `../shared` does not have them.
+fn fixture(name: &str) -> Option<Vec<u8>> {
+    oracle_real::free23_log(name)
 }
 
 const SEQ15: &str = "arch1_15_1224959854.dbf";
@@ -18,7 +22,7 @@ const SEQ16: &str = "arch1_16_1224959854.dbf";
 
 #[test]
 fn seq15_header_blocks_records_commits() {
-    let bytes = fixture(SEQ15);
+    let Some(bytes) = fixture(SEQ15) else { return };
     let r = analyze(&bytes).unwrap();
     assert_eq!(r.file.block_size, 512);
     assert_eq!(r.file.block_count, 597);
@@ -30,8 +34,9 @@ fn seq15_header_blocks_records_commits() {
     assert_eq!(r.header.resetlogs_scn, Some(Scn(2_061_806)));
     assert_eq!(r.header.first_scn, Some(Scn(2_266_630)));
     assert_eq!(r.header.next_scn, Some(Scn(2_267_717)));
-    assert_eq!(r.header.first_time.to_iso8601(), "2026-03-07T01:44:38Z");
-    assert_eq!(r.header.next_time.to_iso8601(), "2026-03-07T01:44:40Z");
+    // The database's local time (no zone); this database runs in UTC, like its commit times.
+    assert_eq!(r.header.first_time.to_iso8601(), "2026-03-07T01:44:38");
+    assert_eq!(r.header.next_time.to_iso8601(), "2026-03-07T01:44:40");
     assert_eq!(r.header.compat.to_string(), "23.6.0");
     assert_eq!(r.header.activation_id, 0x593A_4BAE);
     assert_eq!(r.header.nab, 598);
@@ -40,6 +45,13 @@ fn seq15_header_blocks_records_commits() {
     assert_eq!(r.blocks.valid, 597);
     assert!(r.is_clean(), "{:?} {:?}", r.bad_blocks, r.errors);
     assert_eq!(r.records, 1154);
+    // Every redo block (2..=597), the 6 where only a continued record ends included.
+    assert!(
+        r.first_record_offsets.is_consistent(),
+        "{:?}",
+        r.first_record_offsets
+    );
+    assert_eq!(r.first_record_offsets.checked, 596);
     assert_eq!(r.lwns, 524);
     assert_eq!(r.commits.len(), 20);
     assert_eq!(r.begins.len(), 20, "21 5.2 vectors, one with sqn 0");
@@ -92,12 +104,16 @@ fn seq15_header_blocks_records_commits() {
 
 #[test]
 fn seq16_tiny_log() {
-    let r = analyze(&fixture(SEQ16)).unwrap();
+    let Some(bytes) = fixture(SEQ16) else { return };
+    let r = analyze(&bytes).unwrap();
     assert_eq!(r.file.block_count, 9);
     assert_eq!(r.blocks.valid, 9);
     assert!(r.is_clean());
     assert_eq!(r.records, 7);
     assert_eq!(r.commits.len(), 1);
+    // Blocks 2..=9: each first-record offset as the rule says (block 9 only ends a record).
+    assert!(r.first_record_offsets.is_consistent());
+    assert_eq!(r.first_record_offsets.checked, 8);
     assert_eq!(r.header.first_scn, Some(Scn(2_267_717)));
     assert_eq!(r.header.next_scn, Some(Scn(2_267_723)));
 }
@@ -106,7 +122,7 @@ fn seq16_tiny_log() {
 /// the commit record (block 582 offset 0x150, crossing into 583) holds 5.4 + 24.4.
 #[test]
 fn vectors_of_the_test_transaction() {
-    let bytes = fixture(SEQ15);
+    let Some(bytes) = fixture(SEQ15) else { return };
     let mut d = Decoder::new();
     d.feed(&bytes);
     d.finish();
@@ -147,7 +163,7 @@ fn vectors_of_the_test_transaction() {
 /// vector walk ends exactly at the record length.
 #[test]
 fn record_starts_agree_with_block_headers() {
-    let bytes = fixture(SEQ15);
+    let Some(bytes) = fixture(SEQ15) else { return };
     let mut d = Decoder::new();
     d.feed(&bytes);
     d.finish();

@@ -1,9 +1,12 @@
 //! Change vectors: the header (24 bytes before 12.1, 32 from 12.1 on), the u16 length array
 //! and 4-byte-aligned fields (§11), and builders for the opcodes a transaction writes (§12).
 //!
-//! The field layouts follow the real 23ai fixture where it shows them (5.2 ktudh, 5.1 ktudb,
-//! 11.2 ktbredo + kdo IRP, 5.4 ktucm + ktucf + commit time, 24.4) and the offsets the format
-//! notes give for the rest. Integers inside fields are in the log's byte order.
+//! The field layouts follow the real 23ai log where it shows them, byte for byte where the
+//! values are not the database's own (5.2 ktudh; 5.1 ktudb, the 76-byte begin ktubl with flag
+//! 0x0c08 and the 24-byte ktubu, the supplemental-log section; 11.2 ktbredo + kdo IRP; 5.4
+//! ktucm + ktucf + commit time; 24.4; 5.19 and 5.20 session attributes), and OpenLogReplicator's
+//! reader where the real log has none (5.6: a 24-byte ktubu with "user undo done" and the
+//! ktuxvoff field). Integers inside fields are in the log's byte order.
 
 use super::{Compat, Endian, WriterError, put};
 use crate::position::{Scn, Xid};
@@ -186,7 +189,34 @@ pub struct VectorBuilder {
     pub con_uid: u32,
     /// Absolute file number of the undo tablespace.
     pub undo_afn: u16,
+    /// The database logs supplemental data (`ALTER DATABASE ADD SUPPLEMENTAL LOG DATA`, as at
+    /// every site that runs a CDC tool): every 5.1 of a row change ends with the
+    /// supplemental-log section, without which a log-based reader emits no row.
+    pub supplemental_log: bool,
 }
+
+/// A database session, as the 5.19 and 5.20 session-attribute vectors name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Session id (`V$SESSION.SID`).
+    pub sid: u32,
+    /// Session serial number.
+    pub serial: u16,
+    /// Login user name.
+    pub user: String,
+    /// Audit session id (`V$SESSION.AUDSID`).
+    pub audit_sid: u64,
+}
+
+/// Tablespace number of the simulated tables (USERS, as in the real log).
+const USERS_TSN: u32 = 6;
+/// The user id of the simulated application user in the ktubl (the real log's is 136).
+const LOGON_USER: u32 = 136;
+/// ktub flags (OpenLogReplicator `OpCode::FLG_*`).
+const KTUB_BEGIN: u16 = 0x0008;
+const KTUB_USER_UNDO_DONE: u16 = 0x0010;
+/// The begin flags of the real 23ai ktubl: begin, 0x0400 and BUEXT (0x0800).
+const KTUBL_FLAGS: u16 = 0x0c00 | KTUB_BEGIN;
 
 /// Bytes of a row piece: one length byte per column plus the column data.
 fn row_size(cols: &[Vec<u8>]) -> usize {
@@ -390,21 +420,80 @@ impl VectorBuilder {
         e.put_u32(&mut ktudb, 12, xid.sqn);
         e.put_u16(&mut ktudb, 16, uba.seq);
         put(&mut ktudb, 18, &[uba.rec]);
-        let mut ktub = vec![0u8; 24];
         let obj = undo_op.data_obj.unwrap_or(0);
-        e.put_u32(&mut ktub, 0, obj);
-        e.put_u32(&mut ktub, 4, obj);
-        e.put_u32(&mut ktub, 8, 5);
-        put(
-            &mut ktub,
-            16,
-            &[undo_op.layer, undo_op.code, (xid.slot & 0xFF) as u8],
-        );
-        e.put_u16(&mut ktub, 20, if n == 0 { 0x0008 } else { 0x0000 });
+        let ktub = if n == 0 {
+            self.ktubl(xid, obj, scn)
+        } else {
+            self.ktubu(xid, n, obj, 0)
+        };
         v.fields.push(ktudb);
         v.fields.push(ktub);
         v.fields.extend(undo_op.fields.iter().cloned());
+        if self.supplemental_log {
+            v.fields.push(self.supplemental_section(undo_op));
+        }
         v
+    }
+
+    /// The common 24 bytes of a ktub: object, tablespace, undo record type 11.1 (a table row),
+    /// slot, record index, flags; `wrap` at 22.
+    fn ktub_head(&self, len: usize, xid: Xid, rci: u8, obj: u32, flg: u16, wrap: u16) -> Vec<u8> {
+        let e = self.endian;
+        let mut f = vec![0u8; len];
+        e.put_u32(&mut f, 0, obj);
+        e.put_u32(&mut f, 4, obj);
+        e.put_u32(&mut f, 8, USERS_TSN);
+        put(&mut f, 16, &[11, 1, (xid.slot & 0xFF) as u8, rci]);
+        e.put_u16(&mut f, 20, flg);
+        e.put_u16(&mut f, 22, wrap);
+        f
+    }
+
+    /// The 24-byte ktubu of a later undo record of `xid` (as the real log's: wrap = the low
+    /// 16 bits of the XID's sequence), with extra flags `flg`.
+    fn ktubu(&self, xid: Xid, n: u32, obj: u32, flg: u16) -> Vec<u8> {
+        let rci = (n & 0xFF) as u8;
+        self.ktub_head(24, xid, rci, obj, flg, (xid.sqn & 0xFFFF) as u16)
+    }
+
+    /// The 76-byte ktubl of a transaction's first undo record, laid out as the real 23ai log's
+    /// (flag 0x0c08): previous control UBA, previous control and transaction commit SCNs, no
+    /// transaction start SCN (all ones), previous brb, logon user.
+    fn ktubl(&self, xid: Xid, obj: u32, scn: Scn) -> Vec<u8> {
+        let e = self.endian;
+        let mut f = self.ktub_head(76, xid, 0, obj, KTUBL_FLAGS, 1);
+        let prev = self.uba(xid, 0);
+        let block = prev.dba & 0x3F_FFFF;
+        e.put_u32(&mut f, 28, block);
+        e.put_u16(&mut f, 32, prev.seq);
+        put(&mut f, 34, &[prev.rec]);
+        put_vector_scn(e, &mut f, 36, Scn(scn.0.saturating_sub(20)));
+        put_vector_scn(e, &mut f, 44, Scn(scn.0.saturating_sub(10)));
+        super::fill(&mut f, 56..64, 0xFF);
+        e.put_u32(&mut f, 64, block);
+        e.put_u32(&mut f, 72, LOGON_USER);
+        f
+    }
+
+    /// The 20-byte supplemental-log section that ends a 5.1 when supplemental logging is on:
+    /// type (2 for an insert's undo, 4 for a delete's, 1 for an update's), the row flags
+    /// (0x1c), no supplemental columns, and the before/after markers, as in the real log.
+    fn supplemental_section(&self, undo_op: &ChangeVector) -> Vec<u8> {
+        let e = self.endian;
+        // (type, before, after, flags at 17) by the row operation the undo reverses.
+        let (typ, before, after, flg) = match (undo_op.layer, undo_op.code) {
+            (11, 3) => (2u8, 0u16, 1u16, 0x02u8), // undo of an insert is a delete
+            (11, 2) => (4, 1, 0, 0x0a),           // undo of a delete is an insert
+            _ => (1, 1, 1, 0x0a),                 // an update
+        };
+        let mut f = vec![0u8; 20];
+        put(&mut f, 0, &[typ, 0x1c]);
+        e.put_u16(&mut f, 2, 0);
+        e.put_u16(&mut f, 4, 1);
+        e.put_u16(&mut f, 6, before);
+        e.put_u16(&mut f, 8, after);
+        put(&mut f, 17, &[flg]);
+        f
     }
 
     /// The inverse of a row change, as stored in undo and applied on rollback: an insert is
@@ -425,8 +514,10 @@ impl VectorBuilder {
         }
     }
 
-    /// 5.6: "user undo done" — the undo record of change `n` was applied (rollback).
-    pub fn undo_applied(&self, xid: Xid, n: u32, scn: Scn) -> ChangeVector {
+    /// 5.6: "user undo done" — the undo record of change `n` of `xid` on a row of data object
+    /// `data_obj` was applied (rollback). Field 1 is a full ktubu (24 bytes, flag 0x0010),
+    /// field 2 the ktuxvoff (offset of the undo record in its block, and flag 0x0001).
+    pub fn undo_applied(&self, xid: Xid, n: u32, scn: Scn, data_obj: u32) -> ChangeVector {
         let e = self.endian;
         let uba = self.uba(xid, n);
         let mut v = self.base(
@@ -437,11 +528,70 @@ impl VectorBuilder {
             uba.dba,
             scn,
         );
-        let mut f = vec![0u8; 12];
-        e.put_u16(&mut f, 0, u16::from(uba.rec));
-        e.put_u16(&mut f, 2, 0x0001);
-        e.put_u16(&mut f, 4, xid.slot);
-        v.fields.push(f);
+        let ktubu = self.ktubu(xid, n, data_obj, KTUB_USER_UNDO_DONE);
+        let mut ktuxvoff = vec![0u8; 8];
+        // Undo records fill their block from the end: record r sits below 0x1f00.
+        let off = 0x1f00u16.saturating_sub(u16::from(uba.rec).saturating_mul(0x60));
+        e.put_u16(&mut ktuxvoff, 0, off);
+        e.put_u16(&mut ktuxvoff, 4, 0x0001);
+        v.fields = vec![ktubu, ktuxvoff];
+        v
+    }
+
+    /// The session-attribute vector of a transaction's begin record, as the real log holds
+    /// after 5.2/5.1/11.x: 5.19 (session information: user, OS user, machine, process,
+    /// program) when `first` (the session's first transaction), else 5.20 (transaction
+    /// audit: the session, flags, version, audit id, login user).
+    pub fn session_attributes(&self, session: &Session, first: bool) -> ChangeVector {
+        let e = self.endian;
+        let mut v = self.base(5, if first { 19 } else { 20 }, 0, 0, 0, Scn(0));
+        v.data_obj = Some(0);
+        v.seq = 0;
+        v.typ = 6;
+        let mut serial = vec![0u8; 8];
+        if self.compat.major() < 19 {
+            e.put_u16(&mut serial, 0, (session.sid & 0xFFFF) as u16);
+        }
+        e.put_u16(&mut serial, 2, session.serial);
+        e.put_u32(&mut serial, 4, session.sid);
+        let version = e.u32(u32::from(self.compat.major()) << 24).to_vec();
+        let audit = {
+            let mut a = vec![0u8; 8];
+            e.put_u32(&mut a, 0, (session.audit_sid & 0xFFFF_FFFF) as u32);
+            e.put_u32(&mut a, 4, (session.audit_sid >> 32) as u32);
+            a
+        };
+        let user = session.user.as_bytes().to_vec();
+        v.fields = if first {
+            vec![
+                serial,
+                user.clone(),                                             // current user
+                user,                                                     // login user
+                Vec::new(),                                               // client info
+                b"oracle".to_vec(),                                       // OS user
+                b"redovault-sim".to_vec(),                                // machine
+                Vec::new(),                                               // OS terminal
+                session.sid.saturating_add(400).to_string().into_bytes(), // OS process id
+                b"sqlplus@redovault-sim (TNS V1-V3)".to_vec(),            // program
+                Vec::new(),                                               // transaction name
+                vec![0x04, 0, 0x01, 0, 0, 0],                             // flags
+                version,
+                audit,
+                Vec::new(),
+                Vec::new(),
+            ]
+        } else {
+            vec![
+                serial,
+                Vec::new(),                // transaction name
+                vec![0, 0, 0x01, 0, 0, 0], // flags
+                version,
+                audit,
+                Vec::new(), // client id
+                Vec::new(),
+                user, // login user
+            ]
+        };
         v
     }
 
