@@ -9,6 +9,7 @@ mod deploy;
 mod fake_s3;
 mod inspect;
 mod link;
+mod multi_copy;
 mod netkit;
 mod outage;
 mod pipeline;

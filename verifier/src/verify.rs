@@ -28,6 +28,8 @@ use redovault_collector::worm::PieceEntry;
 use serde::{Deserialize, Serialize};
 
 use crate::chain::{self, Anchor};
+use crate::copies::{CopyKind, CopyUnits, Held};
+use crate::copy_audit;
 use crate::objects::{self, ObjectRef, ObjectResult, PieceComparison, Policy};
 use crate::report::{
     AuditReport, CellState, FileResult, FileStatus, Finding, FindingKind, LogRef, RunInfo,
@@ -67,9 +69,11 @@ pub struct AcknowledgedGap {
     pub reason: String,
 }
 
-/// The collector to audit.
+/// A collector to audit.
 #[derive(Debug)]
 pub struct CollectorSource {
+    /// Its name in the report.
+    pub name: String,
     /// Its data directory.
     pub dir: PathBuf,
     /// Its key ring (to authenticate chunks).
@@ -91,14 +95,19 @@ pub struct VerifyOptions {
     pub deep: DeepMode,
     /// Objects checked at once.
     pub parallel: usize,
-    /// The collector, when audited.
-    pub collector: Option<CollectorSource>,
+    /// The collectors audited (none: not audited). With several, each stream's copies are
+    /// compared ([`crate::copy_audit`]).
+    pub collectors: Vec<CollectorSource>,
     /// Known gaps.
     pub acknowledged: Vec<AcknowledgedGap>,
     /// Where the state between runs lives (None: no state, every run stands alone).
     pub state_dir: Option<PathBuf>,
     /// Where the collector's streams are in WORM (None: `prefix`).
     pub worm_prefix: Option<String>,
+    /// The WORM prefixes other collectors seal their copies under: with the recovery key,
+    /// each stream's pieces there (and under `worm_prefix`) are opened and compared with the
+    /// collectors' copies.
+    pub worm_copies: Vec<String>,
     /// The offline recovery private key, when given: pieces re-hashed are opened and their
     /// redo compared with the archived logs (without it, that cross-check is not done).
     pub recovery_key: Option<Arc<RecoveryPrivateKey>>,
@@ -320,15 +329,74 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
     let (cont, _) = continuity(&list, &opts.acknowledged);
     findings.extend(cont);
 
-    // 4. Collector segments.
-    let streamed: Option<Arc<StreamAudit>> = opts.collector.as_ref().map(|c| {
-        let a = stream::audit_collector(&c.dir, &c.keys);
-        Arc::new(a)
-    });
-    if let Some(s) = &streamed {
-        summary.segment_chunks_checked = s.chunks;
-        findings.extend(s.findings.iter().cloned());
+    // 4. Collector segments, every collector's; the first that holds a sequence gives its
+    //    digests for the cross-check with the archived log.
+    let audits: Vec<(&CollectorSource, Option<StreamAudit>)> = opts
+        .collectors
+        .iter()
+        .map(|c| {
+            if opts.collectors.len() > 1 && !c.dir.is_dir() {
+                // Reported as an absent copy below (the backup host was wiped).
+                return (c, None);
+            }
+            (c, Some(stream::audit_collector(&c.dir, &c.keys)))
+        })
+        .collect();
+    let mut streamed: Option<StreamAudit> = None;
+    for (_, a) in &audits {
+        let Some(a) = a else { continue };
+        summary.segment_chunks_checked += a.chunks;
+        findings.extend(a.findings.iter().cloned());
+        let s = streamed.get_or_insert_with(StreamAudit::default);
+        for (k, d) in &a.seqs {
+            s.seqs.entry(*k).or_insert_with(|| d.clone());
+        }
     }
+    // 4b. The copies of each stream compared: collectors, and with the recovery key every
+    //     WORM prefix.
+    let mut copy_inputs: Vec<copy_audit::CopyInput> = audits
+        .iter()
+        .map(|(c, a)| copy_audit::CopyInput {
+            name: c.name.clone(),
+            kind: CopyKind::Collector,
+            place: c.dir.display().to_string(),
+            streams: a.as_ref().map(collector_copy),
+        })
+        .collect();
+    if let Some(key) = &opts.recovery_key
+        && !opts.worm_copies.is_empty()
+    {
+        let primary = opts
+            .worm_prefix
+            .clone()
+            .unwrap_or_else(|| opts.prefix.clone());
+        let mut prefixes = vec![primary];
+        for p in &opts.worm_copies {
+            if !prefixes.contains(p) {
+                prefixes.push(p.clone());
+            }
+        }
+        for p in prefixes {
+            match worm_copy(store.as_ref(), &p, key).await {
+                Ok(streams) => copy_inputs.push(copy_audit::CopyInput {
+                    name: format!("worm:{p}"),
+                    kind: CopyKind::Worm,
+                    place: p,
+                    streams: Some(streams),
+                }),
+                Err(e) => {
+                    return failed(
+                        opts,
+                        started_at,
+                        format!("reading the pieces under {p:?}: {e}"),
+                    );
+                }
+            }
+        }
+    }
+    let (stream_copies, copy_findings) = copy_audit::audit(&copy_inputs);
+    findings.extend(copy_findings);
+    let streamed: Option<Arc<StreamAudit>> = streamed.map(Arc::new);
 
     // 5. The collector's streams in WORM: chains, pieces by HEAD, the rolling share of them
     //    re-hashed (and opened, with the recovery key, for the cross-check of step 6).
@@ -470,7 +538,8 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
         threads,
     )
     .with_streams(streams)
-    .with_unsealed(unsealed);
+    .with_unsealed(unsealed)
+    .with_copies(stream_copies);
     let report = match unreachable {
         Some(why) => report.could_not_run(format!("store unreachable: {why}")),
         None => report,
@@ -492,6 +561,52 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
         }
     }
     report
+}
+
+/// A collector's copy of each stream it holds (from its audit).
+fn collector_copy(a: &StreamAudit) -> BTreeMap<StreamId, (Held, CopyUnits)> {
+    a.snapshots
+        .iter()
+        .map(|(s, snap)| {
+            let units = a.copy_units(*s);
+            (
+                *s,
+                (
+                    Held {
+                        end: snap.durable.end,
+                        last_commit: snap.durable.last_commit,
+                    },
+                    units,
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The copy of each stream under a WORM prefix: its pieces opened with the recovery key,
+/// the longest authenticated chain ([`crate::worm_stream`]).
+async fn worm_copy<S: ArchiveStore>(
+    store: &S,
+    prefix: &str,
+    key: &RecoveryPrivateKey,
+) -> anyhow::Result<BTreeMap<StreamId, (Held, CopyUnits)>> {
+    let mut out = BTreeMap::new();
+    for stream in crate::worm_stream::list_streams(store, prefix).await? {
+        let ws = crate::worm_stream::read_stream(store, prefix, stream, key).await?;
+        if let Some(end) = ws.end {
+            out.insert(
+                stream,
+                (
+                    Held {
+                        end,
+                        last_commit: ws.last_commit,
+                    },
+                    CopyUnits::from_chunks(&ws.chunks),
+                ),
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// Step 8 of a run: the objects under the prefix no manifest entry names ([`unsealed::scan`]),
