@@ -75,12 +75,12 @@ fn tail_all(sim_dir: &Path, online: Vec<Vec<PathBuf>>, stream: StreamId, first: 
         match tailer.poll_chunk().unwrap() {
             Some(c) => {
                 idle = 0;
-                out.push(Chunk {
+                out.extend(split(Chunk {
                     start: c.pos,
                     data: c.bytes.to_vec(),
                     commits: c.commits,
                     log_end: c.log_end.is_some(),
-                });
+                }));
             }
             None => {
                 idle += 1;
@@ -89,6 +89,38 @@ fn tail_all(sim_dir: &Path, online: Vec<Vec<PathBuf>>, stream: StreamId, first: 
         }
     }
     out
+}
+
+/// `c` cut into chunks of at most 2 KiB (whole 512-byte blocks), each with the commits that
+/// end in it, as a live extractor ships a log being written.
+fn split(c: Chunk) -> Vec<Chunk> {
+    const PART: usize = 2048;
+    if c.data.len() <= PART {
+        return vec![c];
+    }
+    let n = c.data.len().div_ceil(PART);
+    (0..n)
+        .map(|i| {
+            let a = i * PART;
+            let b = (a + PART).min(c.data.len());
+            let start = StreamPos {
+                seq: c.start.seq,
+                offset: c.start.offset + a as u64,
+            };
+            let end = c.start.offset + b as u64;
+            Chunk {
+                start,
+                data: c.data[a..b].to_vec(),
+                commits: c
+                    .commits
+                    .iter()
+                    .filter(|m| m.end.offset > start.offset && m.end.offset <= end)
+                    .copied()
+                    .collect(),
+                log_end: c.log_end && i == n - 1,
+            }
+        })
+        .collect()
 }
 
 /// A collector store in `dir` holding `chunks`, under its own key.
