@@ -471,6 +471,8 @@ metrics_listen = ""
         detail.contains(&format!("differ first at {forged_pos}")) && detail.contains("a ("),
         "{detail}"
     );
+    // The pieces under both prefixes are the streams' (not unreferenced objects).
+    assert!(of("unreferenced_object").is_empty(), "{findings:#?}");
     let behind: Vec<&str> = of("copy_behind")
         .iter()
         .map(|f| f["subject"].as_str().unwrap())
@@ -482,6 +484,17 @@ metrics_listen = ""
             format!("stream {sid} copy {worm2}")
         ],
         "{findings:#?}"
+    );
+    // Both prefixes' streams are audited (their chains, pieces no sealed entry records).
+    let streams: Vec<&str> = r["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stream"].as_str().unwrap())
+        .collect();
+    assert!(
+        streams.contains(&format!("{sid} under {p2}").as_str()),
+        "{streams:?}"
     );
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(

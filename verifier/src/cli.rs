@@ -664,6 +664,11 @@ async fn with_unsealed<S: ArchiveStore>(
             .worm_prefix
             .clone()
             .unwrap_or_else(|| cfg.store.prefix.clone()),
+        worm_copies: cfg
+            .collectors
+            .iter()
+            .filter_map(|c| c.worm_prefix.clone())
+            .collect(),
         // Restore re-hashes every byte it downloads: HEAD is enough here.
         deep: false,
         lock_mode: None,

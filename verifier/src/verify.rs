@@ -417,6 +417,15 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
             );
         }
     };
+    // 5b. The other collectors' WORM prefixes: each stream's sealed chain audited the same
+    //     way (their pieces' redo is compared with the other copies in step 4b, with the key).
+    if let Err(e) = check_other_prefixes(store.as_ref(), opts, &state, &mut worm).await {
+        return failed(
+            opts,
+            started_at,
+            format!("reading the streams in WORM: {e}"),
+        );
+    }
     let mut unreachable: Option<String> = worm.unreachable.take();
     let piece_units = Arc::new(std::mem::take(&mut worm.units));
 
@@ -555,6 +564,13 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
                     state.stream_anchors.insert(c.stream.to_string(), a);
                 }
             }
+            for (p, c) in &worm.other_chains {
+                if let Some(a) = c.anchor() {
+                    state
+                        .stream_anchors
+                        .insert(other_anchor_key(p, c.stream), a);
+                }
+            }
         }
         if let Err(e) = save_state(d, &state) {
             return report.could_not_run(format!("saving verifier state: {e}"));
@@ -632,6 +648,7 @@ async fn check_unsealed<S: ArchiveStore>(
             .worm_prefix
             .clone()
             .unwrap_or_else(|| opts.prefix.clone()),
+        worm_copies: opts.worm_copies.clone(),
         deep: opts.deep != DeepMode::Off,
         lock_mode: opts.policy.lock_mode,
         parallel: opts.parallel,
@@ -669,6 +686,8 @@ type PieceId = (StreamId, u64);
 struct StreamsChecked {
     /// Each stream's audited chain.
     chains: Vec<StreamChainAudit>,
+    /// Each stream's chain under the other collectors' WORM prefixes (prefix, chain).
+    other_chains: Vec<(String, StreamChainAudit)>,
     /// Findings about the pieces (the chains' own are in `chains`).
     findings: Vec<Finding>,
     /// Piece redo to compare with the archived logs re-hashed in this run.
@@ -775,9 +794,65 @@ impl StreamsChecked {
             out.push(c.result(errors as u64));
             findings.extend(c.findings.iter().cloned());
         }
+        for (p, c) in &self.other_chains {
+            let errors = c
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+                .count();
+            let mut r = c.result(errors as u64);
+            r.stream = format!("{} under {p}", r.stream);
+            out.push(r);
+            findings.extend(c.findings.iter().cloned());
+        }
+        summary.worm_streams += self.other_chains.len() as u64;
+        summary.stream_chain_entries += self
+            .other_chains
+            .iter()
+            .map(|(_, c)| c.audit.entries.len() as u64)
+            .sum::<u64>();
+        summary.pieces_unreferenced += self
+            .other_chains
+            .iter()
+            .map(|(_, c)| c.unreferenced)
+            .sum::<u64>();
         findings.append(&mut self.findings);
         out
     }
+}
+
+/// Where the anchor of a stream's chain under another collector's prefix is kept.
+fn other_anchor_key(prefix: &str, stream: StreamId) -> String {
+    format!("{prefix}:{stream}")
+}
+
+/// Step 5b of a run: every stream's sealed chain under the WORM prefixes of the other
+/// collectors (`worm_copies`, the primary prefix left out), audited like the primary's.
+async fn check_other_prefixes<S: ArchiveStore>(
+    store: &S,
+    opts: &VerifyOptions,
+    state: &VerifierState,
+    out: &mut StreamsChecked,
+) -> Result<(), String> {
+    let primary = opts.worm_prefix.as_deref().unwrap_or(&opts.prefix);
+    let mut seen = vec![primary.to_string()];
+    for p in &opts.worm_copies {
+        if seen.contains(p) {
+            continue;
+        }
+        seen.push(p.clone());
+        let listed = stream_chain::list_streams(store, p)
+            .await
+            .map_err(|e| format!("under {p:?}: {e}"))?;
+        for (stream, pieces) in &listed {
+            let anchor = state.stream_anchors.get(&other_anchor_key(p, *stream));
+            let c = stream_chain::audit_stream(store, p, *stream, pieces, anchor)
+                .await
+                .map_err(|e| format!("stream {stream} under {p:?}: {e}"))?;
+            out.other_chains.push((p.clone(), c));
+        }
+    }
+    Ok(())
 }
 
 /// Step 5 of a run: every stream under the WORM prefix, its chain audited, its pieces
