@@ -423,7 +423,7 @@ metrics_listen = ""
     };
     let dest3 = d.join("restore3");
     let (code, out) = two(&[dest3.to_str().unwrap()]);
-    assert_ne!(code, Some(0), "{out}");
+    assert_eq!(code, Some(2), "{out}");
     assert!(
         out.contains(&format!("a and forged differ at {forged_pos}")) && out.contains("--copy"),
         "{out}"

@@ -102,7 +102,8 @@ enum RestoreCommand {
     /// Archived logs from WORM into DEST, verified against the manifest (and those shipped
     /// since the last seal, against their SHA-256 keys), in order, resumable.
     Archive(RestoreArchiveArgs),
-    /// The online log rebuilt to the last commit from the collector's segments.
+    /// The online log rebuilt to the last commit from the longest copy that agrees with the
+    /// others (each collector's segments, each WORM prefix with the recovery key).
     Online(RestoreOnlineArgs),
     /// RMAN and SQL*Plus recovery scripts for what was restored into DEST.
     Script(RestoreScriptArgs),
