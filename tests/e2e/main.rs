@@ -18,6 +18,7 @@ mod diverge;
 mod fake_s3;
 mod inspect;
 mod link;
+mod multi_copy;
 mod netkit;
 mod netns;
 mod outage;

@@ -850,11 +850,13 @@ async fn daemons_with_the_split_keys_ship_verify_and_restore_the_real_oracle_log
                     dir.path().join("verifier-state").to_str().unwrap().into(),
                 ),
                 ("verify", "report_dir", "".into()),
-                ("collector", "dir", "".into()),
-                ("collector", "key_file", "".into()),
                 ("telemetry", "metrics_listen", "".into()),
             ],
         );
+        // No collector host here: the example's [[collector]] list is dropped.
+        let mut verifier_doc: toml::Table = verifier_toml.parse().unwrap();
+        assert!(verifier_doc.remove("collector").is_some());
+        let verifier_toml = toml::to_string(&verifier_doc).unwrap();
         std::fs::write(&verifier_cfg, verifier_toml).unwrap();
         let run_verifier = |args: &[&str]| {
             run_with_keys(

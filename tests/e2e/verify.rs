@@ -78,10 +78,18 @@ impl Archive {
             },
             deep: DeepMode::All,
             parallel: 4,
-            collector: collector.map(|dir| CollectorSource { dir, keys: keys() }),
+            collectors: collector
+                .map(|dir| CollectorSource {
+                    name: "collector".into(),
+                    dir,
+                    keys: keys(),
+                })
+                .into_iter()
+                .collect(),
             acknowledged: Vec::new(),
             state_dir: None,
             worm_prefix: None,
+            worm_copies: Vec::new(),
             recovery_key: None,
         }
     }

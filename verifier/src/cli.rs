@@ -1,7 +1,7 @@
 //! The `redovault-verifier` command line (the only module of this crate that uses `anyhow`):
 //! `verify` (once or as a daemon), `restore archive|online|script`, `check-config`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use redovault::store::local::LocalStore;
 use redovault::store::s3::S3Store;
 use redovault::telemetry::{Histogram, Registry};
 use redovault::watcher::config::StoreKind;
-use redovault::wire::{StreamId, StreamPos};
+use redovault::wire::StreamId;
 use redovault_collector::rebuild::{RebuildOptions, rebuild, rebuild_from_chunks};
 use redovault_collector::store::StreamSnapshot;
 use serde::{Deserialize, Serialize};
@@ -26,9 +26,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chain;
 use crate::config::VerifierConfig;
+use crate::copies::{self, CopyKind, CopyUnits, Facts, Held};
 use crate::growth::{ManifestGrowth, unix_seconds};
 use crate::html;
-use crate::online_record::{OnlineRecord, OnlineRecords, select_streams};
+use crate::online_record::{CopyRecord, OnlineRecord, OnlineRecords, select_streams};
 use crate::report::{AuditReport, LogRef, Verdict};
 use crate::restore::{Progress, RestoreItem, restore_archive};
 use crate::script::{self, ArchivedLogFile, ScriptInput, Target};
@@ -101,7 +102,8 @@ enum RestoreCommand {
     /// Archived logs from WORM into DEST, verified against the manifest (and those shipped
     /// since the last seal, against their SHA-256 keys), in order, resumable.
     Archive(RestoreArchiveArgs),
-    /// The online log rebuilt to the last commit from the collector's segments.
+    /// The online log rebuilt to the last commit from the longest copy that agrees with the
+    /// others (each collector's segments, each WORM prefix with the recovery key).
     Online(RestoreOnlineArgs),
     /// RMAN and SQL*Plus recovery scripts for what was restored into DEST.
     Script(RestoreScriptArgs),
@@ -141,15 +143,17 @@ struct RestoreArchiveArgs {
 
 #[derive(Debug, Args)]
 struct RestoreOnlineArgs {
-    /// Configuration file (its [collector] dir and key_file), unless given by flags.
+    /// Configuration file (its [collector] or [[collector]] tables, and with
+    /// --recovery-key its [store] and WORM prefixes), unless given by flags.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// The collector's data directory.
+    /// A collector's data directory (repeat for several collectors, each with its
+    /// --key-file, paired in order).
     #[arg(long)]
-    collector_dir: Option<PathBuf>,
-    /// The collector's key file.
+    collector_dir: Vec<PathBuf>,
+    /// That collector's key file.
     #[arg(long)]
-    key_file: Option<PathBuf>,
+    key_file: Vec<PathBuf>,
     /// Destination directory.
     #[arg(long)]
     dest: PathBuf,
@@ -164,12 +168,17 @@ struct RestoreOnlineArgs {
     #[arg(long)]
     pad: bool,
     /// The offline recovery private key (PKCS#8 PEM): read the stream's pieces from WORM
-    /// (the `[store]` of --config) too, and use whichever copy holds the later last commit.
+    /// (the `[store]` of --config) too, under every WORM prefix, as more copies.
     #[arg(long, requires = "config")]
     recovery_key: Option<PathBuf>,
-    /// Where the collector's pieces are in WORM (default: `[store] prefix`).
+    /// Where a collector's pieces are in WORM (repeatable; default: `[verify] worm_prefix`
+    /// or `[store] prefix`, and every `[[collector]] worm_prefix`).
     #[arg(long, requires = "recovery_key")]
-    worm_prefix: Option<String>,
+    worm_prefix: Vec<String>,
+    /// Rebuild from this copy (a collector's name, or `worm:<prefix>`) whatever the others
+    /// hold: for copies that diverge with no majority, once the operator knows which to trust.
+    #[arg(long)]
+    copy: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -287,14 +296,19 @@ fn options(
     deep: Option<DeepArg>,
     recovery_key: Option<&Path>,
 ) -> anyhow::Result<VerifyOptions> {
-    let collector = match (&cfg.collector.dir, &cfg.collector.key_file) {
-        (Some(dir), Some(kf)) => Some(CollectorSource {
-            dir: dir.clone(),
-            keys: KeyRing::load(kf)
-                .with_context(|| format!("collector key file {}", kf.display()))?,
-        }),
-        _ => None,
-    };
+    let collectors = cfg
+        .collectors
+        .iter()
+        .map(|c| {
+            Ok(CollectorSource {
+                name: c.name.clone(),
+                dir: c.dir.clone(),
+                keys: KeyRing::load(&c.key_file).with_context(|| {
+                    format!("collector {} key file {}", c.name, c.key_file.display())
+                })?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let deep = match deep {
         None => cfg.verify.deep,
         Some(DeepArg::Off) => DeepMode::Off,
@@ -314,10 +328,15 @@ fn options(
         },
         deep,
         parallel: cfg.verify.parallel,
-        collector,
+        collectors,
         acknowledged: cfg.verify.acknowledged_gaps.clone(),
         state_dir: Some(cfg.verify.state_dir.clone()),
         worm_prefix: cfg.verify.worm_prefix.clone(),
+        worm_copies: cfg
+            .collectors
+            .iter()
+            .filter_map(|c| c.worm_prefix.clone())
+            .collect(),
         recovery_key: recovery_key
             .or(cfg.verify.recovery_key.as_deref())
             .map(|p| {
@@ -646,6 +665,11 @@ async fn with_unsealed<S: ArchiveStore>(
             .worm_prefix
             .clone()
             .unwrap_or_else(|| cfg.store.prefix.clone()),
+        worm_copies: cfg
+            .collectors
+            .iter()
+            .filter_map(|c| c.worm_prefix.clone())
+            .collect(),
         // Restore re-hashes every byte it downloads: HEAD is enough here.
         deep: false,
         lock_mode: None,
@@ -776,50 +800,173 @@ fn progress(p: Progress, tty: bool, t0: Instant) {
 
 fn restore_online(a: RestoreOnlineArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<i32> {
     let cfg = a.config.as_deref().map(VerifierConfig::load).transpose()?;
-    let (mut collector, collector_place) = collector_streams(&a, cfg.as_ref())?;
-    let worm = match (&a.recovery_key, &cfg) {
+    let collectors = collector_copies(&a, cfg.as_ref())?;
+    let worms = match (&a.recovery_key, &cfg) {
         (Some(k), Some(cfg)) => {
             let key = RecoveryPrivateKey::load(k)?;
-            let prefix = a.worm_prefix.clone().unwrap_or(cfg.store.prefix.clone());
-            let streams = rt.block_on(worm_streams(cfg, &prefix))?;
-            Some((cfg, key, prefix, streams))
+            let mut listed = Vec::new();
+            for prefix in worm_prefixes(&a.worm_prefix, cfg) {
+                let streams = rt.block_on(worm_streams(cfg, &prefix))?;
+                listed.push((prefix, streams));
+            }
+            Some((cfg, key, listed))
         }
         _ => None,
     };
-    let mut found: BTreeSet<StreamId> = collector
-        .as_ref()
-        .map(|(m, _)| m.keys().copied().collect())
-        .unwrap_or_default();
-    let mut places = vec![collector_place];
-    if let Some((_, _, prefix, streams)) = &worm {
-        found.extend(streams.iter().copied());
-        places.push(Some(format!("WORM under {prefix:?}")));
+    let mut found: BTreeSet<StreamId> = BTreeSet::new();
+    let mut places = Vec::new();
+    for c in &collectors {
+        if let Some((audit, _)) = &c.read {
+            found.extend(audit.snapshots.keys().copied());
+        }
+        places.push(format!("the collector {} in {}", c.name, c.dir.display()));
     }
-    let place = places
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" and ");
+    if let Some((_, _, listed)) = &worms {
+        for (prefix, streams) in listed {
+            found.extend(streams.iter().copied());
+            places.push(format!("WORM under {prefix:?}"));
+        }
+    }
+    if collectors.iter().all(|c| c.read.is_none()) && worms.is_none() {
+        bail!(
+            "no copy to restore from: every collector directory is gone ({}) and no --recovery-key to read WORM",
+            collectors
+                .iter()
+                .map(|c| c.dir.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     // Without --thread or --stream: every thread of the database (RAC), each recorded.
-    let streams = select_streams(&found, a.thread, a.stream.as_deref(), &place)?;
+    let streams = select_streams(&found, a.thread, a.stream.as_deref(), &places.join(" and "))?;
     std::fs::create_dir_all(&a.dest).with_context(|| format!("creating {}", a.dest.display()))?;
     for stream in streams {
-        let c = collector
-            .as_mut()
-            .and_then(|(m, keys)| m.remove(&stream).map(|snap| (snap, keys.clone())));
-        let w = match &worm {
-            Some((cfg, key, prefix, streams)) if streams.contains(&stream) => {
-                Some((stream, rt.block_on(worm_stream(cfg, prefix, key, stream))?))
+        let mut copies: Vec<OnlineCopy> = collectors
+            .iter()
+            .map(|c| OnlineCopy {
+                name: c.name.clone(),
+                kind: CopyKind::Collector,
+                place: c.dir.display().to_string(),
+                source: c.read.as_ref().and_then(|(audit, keys)| {
+                    audit
+                        .snapshots
+                        .get(&stream)
+                        .map(|snap| CopySource::Collector(snap.clone(), keys.clone()))
+                }),
+                units: c
+                    .read
+                    .as_ref()
+                    .map(|(audit, _)| audit.copy_units(stream))
+                    .unwrap_or_default(),
+            })
+            .collect();
+        if let Some((cfg, key, listed)) = &worms {
+            for (prefix, streams) in listed {
+                let ws = if streams.contains(&stream) {
+                    Some(rt.block_on(worm_stream(cfg, prefix, key, stream))?)
+                } else {
+                    None
+                };
+                copies.push(OnlineCopy {
+                    name: format!("worm:{prefix}"),
+                    kind: CopyKind::Worm,
+                    place: prefix.clone(),
+                    units: ws
+                        .as_ref()
+                        .map(|w| CopyUnits::from_chunks(&w.chunks))
+                        .unwrap_or_default(),
+                    source: ws.filter(|w| w.end.is_some()).map(CopySource::Worm),
+                });
             }
-            _ => None,
-        };
-        restore_one_online(&a, choose_source(c, w)?)?;
+        }
+        restore_one_online(&a, stream, copies)?;
     }
     Ok(0)
 }
 
-/// Rebuilds one stream's online log from the chosen copy and adds its thread's record.
-fn restore_one_online(a: &RestoreOnlineArgs, chosen: Chosen) -> anyhow::Result<()> {
+/// One copy of a stream being restored.
+struct OnlineCopy {
+    name: String,
+    kind: CopyKind,
+    place: String,
+    /// What it holds (None: absent).
+    source: Option<CopySource>,
+    units: CopyUnits,
+}
+
+/// Where a copy's redo is read from.
+enum CopySource {
+    Collector(StreamSnapshot, KeyRing),
+    Worm(WormStream),
+}
+
+impl OnlineCopy {
+    fn facts(&self) -> Facts {
+        Facts {
+            name: self.name.clone(),
+            kind: self.kind,
+            held: self.source.as_ref().and_then(|s| match s {
+                CopySource::Collector(snap, _) => Some(Held {
+                    end: snap.durable.end,
+                    last_commit: snap.durable.last_commit,
+                }),
+                CopySource::Worm(w) => w.end.map(|end| Held {
+                    end,
+                    last_commit: w.last_commit,
+                }),
+            }),
+        }
+    }
+}
+
+fn print_copies(stream: StreamId, records: &[CopyRecord]) {
+    for r in records {
+        let held = match (&r.end, r.last_commit_scn, &r.last_commit_end) {
+            (None, ..) => String::new(),
+            (Some(end), Some(scn), Some(at)) => {
+                format!(", ends at {end}, last commit SCN {scn} ending at {at}")
+            }
+            (Some(end), ..) => format!(", ends at {end}, no commit"),
+        };
+        let status = match &r.diverges_at {
+            Some(p) => format!("diverges at {p}"),
+            None => r.status.clone(),
+        };
+        println!(
+            "copy       {stream} {} ({} {}){held}: {status}{}",
+            r.name,
+            r.kind,
+            r.place,
+            if r.chosen { " [chosen]" } else { "" }
+        );
+    }
+}
+
+/// Compares the copies of one stream, chooses one, rebuilds its online log from it and adds
+/// its thread's record.
+fn restore_one_online(
+    a: &RestoreOnlineArgs,
+    stream: StreamId,
+    copies: Vec<OnlineCopy>,
+) -> anyhow::Result<()> {
+    let facts: Vec<Facts> = copies.iter().map(OnlineCopy::facts).collect();
+    let places: Vec<String> = copies.iter().map(|c| c.place.clone()).collect();
+    let units: Vec<Option<&CopyUnits>> = copies
+        .iter()
+        .zip(&facts)
+        .map(|(c, f)| f.held.as_ref().map(|_| &c.units))
+        .collect();
+    let choice = match copies::choose(&facts, &copies::compare_all(&units), a.copy.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            if let copies::ChoiceError::NoMajority { statuses, .. } = &e {
+                print_copies(stream, &copies::records(&facts, &places, statuses, None));
+            }
+            bail!("{stream}: {e}");
+        }
+    };
+    let records = copies::records(&facts, &places, &choice.statuses, Some(choice.chosen));
+    print_copies(stream, &records);
     let opts = RebuildOptions {
         sequence: None,
         pad_to_log_size: a.pad,
@@ -830,26 +977,29 @@ fn restore_one_online(a: &RestoreOnlineArgs, chosen: Chosen) -> anyhow::Result<(
             stream.thread.0, seq, stream.resetlogs_id
         ))
     };
-    let (r, stream, source, reason) = match chosen {
-        Chosen::Collector(snap, keys, reason) => {
+    let kind = facts[choice.chosen].kind;
+    let reason = choice.reason.clone();
+    let Some(source) = copies.into_iter().nth(choice.chosen).and_then(|c| c.source) else {
+        bail!("{stream}: the chosen copy holds nothing");
+    };
+    let r = match source {
+        CopySource::Collector(snap, keys) => {
             let seq = snap
                 .durable
                 .last_commit
                 .map(|c| c.end.seq.0)
                 .with_context(|| format!("{}: the stream holds no commit", snap.stream))?;
-            let r = rebuild(&snap, &keys, &name(snap.stream, seq), &opts)?;
-            (r, snap.stream, "collector", reason)
+            rebuild(&snap, &keys, &name(snap.stream, seq), &opts)?
         }
-        Chosen::Worm(stream, ws, reason) => {
+        CopySource::Worm(ws) => {
             let t = ws
                 .target(stream)
                 .with_context(|| format!("{stream}: the stream's pieces in WORM hold no commit"))?;
-            let r = rebuild_from_chunks(&t, &ws.chunks, &name(stream, t.seq.0), &opts)?;
-            (r, stream, "worm", reason)
+            rebuild_from_chunks(&t, &ws.chunks, &name(stream, t.seq.0), &opts)?
         }
     };
     print!("{r}");
-    println!("source     {source}: {reason}");
+    println!("source     {}: {reason}", kind.as_str());
     let record = OnlineRecord {
         stream: Some(stream.to_string()),
         path: std::fs::canonicalize(&r.path).unwrap_or(r.path.clone()),
@@ -864,8 +1014,9 @@ fn restore_one_online(a: &RestoreOnlineArgs, chosen: Chosen) -> anyhow::Result<(
                 .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         }),
         commits: r.commits,
-        source: source.to_string(),
+        source: kind.as_str().to_string(),
         source_reason: reason,
+        copies: records,
     };
     // One record per thread: `restore script` finds every thread's online log.
     let mut records = OnlineRecords::read(&a.dest)?.unwrap_or_default();
@@ -876,50 +1027,116 @@ fn restore_one_online(a: &RestoreOnlineArgs, chosen: Chosen) -> anyhow::Result<(
     Ok(())
 }
 
-/// Where the online log comes from.
-enum Chosen {
-    Collector(StreamSnapshot, KeyRing, String),
-    Worm(StreamId, WormStream, String),
+/// One collector given to `restore online`: its name, directory, and what was read of it
+/// (None: its directory is gone).
+struct CollectorCopy {
+    name: String,
+    dir: PathBuf,
+    read: Option<(stream::StreamAudit, KeyRing)>,
 }
 
-/// The collector's streams, when its directory and key are given and there, and the place
-/// named in messages.
-#[allow(clippy::type_complexity)]
-fn collector_streams(
+/// The collectors to read: from the flags (`--collector-dir`/`--key-file` pairs), else from
+/// the configuration. A directory that is not there is an absent copy (the backup host was
+/// wiped), not an error.
+fn collector_copies(
     a: &RestoreOnlineArgs,
     cfg: Option<&VerifierConfig>,
-) -> anyhow::Result<(
-    Option<(BTreeMap<StreamId, StreamSnapshot>, KeyRing)>,
-    Option<String>,
-)> {
-    let (dir, key_file) = match (&a.collector_dir, &a.key_file, cfg) {
-        (Some(d), Some(k), _) => (d.clone(), k.clone()),
-        (_, _, Some(c)) => match (&c.collector.dir, &c.collector.key_file) {
-            (Some(d), Some(k)) => (d.clone(), k.clone()),
-            _ if a.recovery_key.is_some() => return Ok((None, None)),
-            _ => bail!("[collector] dir and key_file are not set in the configuration"),
-        },
-        _ => bail!("give --collector-dir and --key-file, or --config with a [collector] section"),
-    };
-    if a.recovery_key.is_some() && !dir.is_dir() {
-        eprintln!(
-            "note: the collector's directory {} is not there (backup host gone?): WORM only",
-            dir.display()
+) -> anyhow::Result<Vec<CollectorCopy>> {
+    if a.collector_dir.len() != a.key_file.len() {
+        bail!(
+            "give one --key-file per --collector-dir, in the same order ({} directories, {} key files)",
+            a.collector_dir.len(),
+            a.key_file.len()
         );
-        return Ok((None, None));
     }
-    let keys =
-        KeyRing::load(&key_file).with_context(|| format!("key file {}", key_file.display()))?;
-    // Read-only: the segments are scanned and authenticated, the collector's store is not
-    // opened (it may be running).
-    let audit = stream::audit_collector(&dir, &keys);
-    for f in &audit.findings {
-        eprintln!("warning: {} {}: {}", f.kind.as_str(), f.subject, f.detail);
+    let listed: Vec<(String, PathBuf, PathBuf)> = if !a.collector_dir.is_empty() {
+        let mut out: Vec<(String, PathBuf, PathBuf)> = Vec::new();
+        for (d, k) in a.collector_dir.iter().zip(&a.key_file) {
+            let base = d
+                .file_name()
+                .map_or_else(|| d.display().to_string(), |n| n.to_string_lossy().into());
+            let mut name = base.clone();
+            let mut n = 1;
+            while out.iter().any(|(o, _, _)| *o == name) {
+                n += 1;
+                name = format!("{base}-{n}");
+            }
+            out.push((name, d.clone(), k.clone()));
+        }
+        out
+    } else {
+        match cfg {
+            Some(c) => c
+                .collectors
+                .iter()
+                .map(|c| (c.name.clone(), c.dir.clone(), c.key_file.clone()))
+                .collect(),
+            None => bail!(
+                "give --collector-dir and --key-file, or --config with [collector] or [[collector]]"
+            ),
+        }
+    };
+    if listed.is_empty() && a.recovery_key.is_none() {
+        bail!("no [collector] dir and key_file in the configuration, and no --recovery-key");
     }
-    Ok((
-        Some((audit.snapshots, keys)),
-        Some(format!("the collector in {}", dir.display())),
-    ))
+    let mut out = Vec::new();
+    for (name, dir, key_file) in listed {
+        if !dir.is_dir() {
+            eprintln!(
+                "note: the collector {name}'s directory {} is not there (backup host gone?): absent",
+                dir.display()
+            );
+            out.push(CollectorCopy {
+                name,
+                dir,
+                read: None,
+            });
+            continue;
+        }
+        let keys = KeyRing::load(&key_file)
+            .with_context(|| format!("collector {name}: key file {}", key_file.display()))?;
+        // Read-only: the segments are scanned and authenticated, the collector's store is
+        // not opened (it may be running).
+        let audit = stream::audit_collector(&dir, &keys);
+        for f in &audit.findings {
+            eprintln!(
+                "warning: {name}: {} {}: {}",
+                f.kind.as_str(),
+                f.subject,
+                f.detail
+            );
+        }
+        out.push(CollectorCopy {
+            name,
+            dir,
+            read: Some((audit, keys)),
+        });
+    }
+    Ok(out)
+}
+
+/// The WORM prefixes to read: the flags', else `[verify] worm_prefix` (or `[store] prefix`)
+/// and every collector's own, each once.
+fn worm_prefixes(flags: &[String], cfg: &VerifierConfig) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let all: Vec<String> = if flags.is_empty() {
+        std::iter::once(
+            cfg.verify
+                .worm_prefix
+                .clone()
+                .unwrap_or_else(|| cfg.store.prefix.clone()),
+        )
+        .chain(cfg.collectors.iter().filter_map(|c| c.worm_prefix.clone()))
+        .collect()
+    } else {
+        flags.to_vec()
+    };
+    for p in all {
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// The streams with pieces in WORM.
@@ -954,63 +1171,9 @@ async fn worm_stream(
         }
     };
     for n in &ws.notes {
-        eprintln!("warning: worm {stream}: {n}");
+        eprintln!("warning: worm:{prefix} {stream}: {n}");
     }
     Ok(ws)
-}
-
-/// The copy with the later last commit (the longer authenticated prefix); the collector's
-/// on a tie (it is the one the database's extractor talked to).
-fn choose_source(
-    collector: Option<(StreamSnapshot, KeyRing)>,
-    worm: Option<(StreamId, WormStream)>,
-) -> anyhow::Result<Chosen> {
-    let c_last = collector
-        .as_ref()
-        .and_then(|(s, _)| s.durable.last_commit.map(|c| c.end));
-    let w_last = worm
-        .as_ref()
-        .and_then(|(_, w)| w.last_commit.map(|c| c.end));
-    let fmt = |p: Option<StreamPos>| p.map_or("no commit".to_string(), |p| p.to_string());
-    match (collector, worm) {
-        (Some((snap, keys)), Some((stream, ws))) => {
-            if w_last > c_last {
-                Ok(Chosen::Worm(
-                    stream,
-                    ws,
-                    format!(
-                        "WORM's last commit ends at {}, the collector's at {}: WORM holds more",
-                        fmt(w_last),
-                        fmt(c_last)
-                    ),
-                ))
-            } else {
-                Ok(Chosen::Collector(
-                    snap,
-                    keys,
-                    format!(
-                        "the collector's last commit ends at {}, WORM's at {}",
-                        fmt(c_last),
-                        fmt(w_last)
-                    ),
-                ))
-            }
-        }
-        (Some((snap, keys)), None) => Ok(Chosen::Collector(
-            snap,
-            keys,
-            "the collector's segments (no recovery key given)".into(),
-        )),
-        (None, Some((stream, ws))) => {
-            let reason = format!(
-                "no collector copy: {} pieces in WORM, last commit ends at {}",
-                ws.pieces,
-                fmt(w_last)
-            );
-            Ok(Chosen::Worm(stream, ws, reason))
-        }
-        (None, None) => bail!("neither a collector directory nor WORM pieces to restore from"),
-    }
 }
 
 fn restore_script(a: RestoreScriptArgs) -> anyhow::Result<i32> {

@@ -38,13 +38,20 @@ pub struct VerifySection {
     pub recovery_key: Option<PathBuf>,
 }
 
-/// `[collector]`.
+/// One collector: a `[collector]` table, or one of the `[[collector]]` list when the
+/// extractor ships every stream to several collectors (each keeps its own copy, with its own
+/// key, and seals it into WORM under its own prefix).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CollectorSection {
-    /// The collector's data directory (None: not audited).
-    pub dir: Option<PathBuf>,
+    /// Its name in reports and for `restore online --copy` (default: the last part of `dir`).
+    pub name: String,
+    /// Its data directory.
+    pub dir: PathBuf,
     /// Its key file.
-    pub key_file: Option<PathBuf>,
+    pub key_file: PathBuf,
+    /// Where it seals its streams into WORM (its `[worm] prefix`), when that is not the one
+    /// of `verify.worm_prefix` (None: not a WORM copy of its own).
+    pub worm_prefix: Option<String>,
 }
 
 /// The whole configuration.
@@ -54,8 +61,8 @@ pub struct VerifierConfig {
     pub store: StoreConfig,
     /// `[verify]`.
     pub verify: VerifySection,
-    /// `[collector]`.
-    pub collector: CollectorSection,
+    /// `[collector]` or `[[collector]]`: the collectors audited (none: not audited).
+    pub collectors: Vec<CollectorSection>,
     /// `[telemetry]`.
     pub telemetry: TelemetryConfig,
     /// `[alert]`.
@@ -90,7 +97,26 @@ impl VerifierConfig {
         };
         let t_store = table("store", &mut problems);
         let t_verify = table("verify", &mut problems);
-        let t_coll = table("collector", &mut problems);
+        let t_colls: Vec<toml::Table> = match root.get("collector") {
+            None => Vec::new(),
+            Some(toml::Value::Table(t)) => vec![t.clone()],
+            Some(toml::Value::Array(a)) => a
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| match v {
+                    toml::Value::Table(t) => Some(t.clone()),
+                    _ => {
+                        problems.push(format!("collector[{i}]: expected a table"));
+                        None
+                    }
+                })
+                .collect(),
+            Some(_) => {
+                problems
+                    .push("collector: expected a [collector] table or [[collector]] tables".into());
+                Vec::new()
+            }
+        };
         let t_tele = table("telemetry", &mut problems);
         let t_alert = table("alert", &mut problems);
         for k in root.keys() {
@@ -111,12 +137,7 @@ impl VerifierConfig {
         let alert = AlertConfig::parse_section(&mut s);
         s.finish();
 
-        let mut s = Section::new("collector", t_coll.as_ref(), &mut problems);
-        let collector = CollectorSection {
-            dir: s.opt_string("dir").map(PathBuf::from),
-            key_file: s.opt_string("key_file").map(PathBuf::from),
-        };
-        s.finish();
+        let collectors = parse_collectors(&t_colls, &mut problems);
 
         let mut gap_problems = Vec::new();
         let mut s = Section::new("verify", t_verify.as_ref(), &mut problems);
@@ -178,32 +199,11 @@ impl VerifierConfig {
             state_dir: PathBuf::from(s.string("state_dir", DEFAULT_STATE_DIR)),
             report_dir: s.opt_string("report_dir").map(PathBuf::from),
             acknowledged_gaps: gaps,
-            worm_prefix: match s.value("worm_prefix") {
-                None => None,
-                Some(toml::Value::String(p))
-                    if !p.is_empty() && redovault::store::validate_key(p).is_err() =>
-                {
-                    s.problem(
-                        "worm_prefix",
-                        format!("{p:?} must be a relative key without empty, '.' or '..' parts"),
-                    );
-                    None
-                }
-                Some(toml::Value::String(p)) => Some(p.clone()),
-                Some(_) => {
-                    s.problem("worm_prefix", "expected a string".into());
-                    None
-                }
-            },
+            worm_prefix: worm_prefix(&mut s),
             recovery_key: s.opt_string("recovery_key").map(PathBuf::from),
         };
         s.finish();
         problems.extend(gap_problems);
-        if collector.dir.is_some() != collector.key_file.is_some() {
-            problems.push(
-                "collector: set both dir and key_file to audit the collector, or neither".into(),
-            );
-        }
         match store.kind {
             redovault::watcher::config::StoreKind::S3 => {
                 if store.endpoint.is_none() {
@@ -223,7 +223,7 @@ impl VerifierConfig {
             Ok(VerifierConfig {
                 store,
                 verify,
-                collector,
+                collectors,
                 telemetry,
                 alert,
             })
@@ -231,6 +231,84 @@ impl VerifierConfig {
             Err(problems)
         }
     }
+}
+
+/// A `worm_prefix` key: absent, or a relative key (an empty prefix is a prefix).
+fn worm_prefix(s: &mut Section<'_>) -> Option<String> {
+    match s.value("worm_prefix") {
+        None => None,
+        Some(toml::Value::String(p))
+            if !p.is_empty() && redovault::store::validate_key(p).is_err() =>
+        {
+            s.problem(
+                "worm_prefix",
+                format!("{p:?} must be a relative key without empty, '.' or '..' parts"),
+            );
+            None
+        }
+        Some(toml::Value::String(p)) => Some(p.clone()),
+        Some(_) => {
+            s.problem("worm_prefix", "expected a string".into());
+            None
+        }
+    }
+}
+
+/// The collectors: one `[collector]` table (both `dir` and `key_file` empty: none, as
+/// before), or `[[collector]]` tables; names unique.
+fn parse_collectors(tables: &[toml::Table], problems: &mut Vec<String>) -> Vec<CollectorSection> {
+    let list = tables.len() > 1;
+    let mut out: Vec<CollectorSection> = Vec::new();
+    for (i, t) in tables.iter().enumerate() {
+        let mut own = Vec::new();
+        let mut s = Section::new("collector", Some(t), &mut own);
+        let name = s.opt_string("name");
+        let dir = s.opt_string("dir").map(PathBuf::from);
+        let key_file = s.opt_string("key_file").map(PathBuf::from);
+        let worm_prefix = worm_prefix(&mut s);
+        s.finish();
+        let at = if list {
+            format!("collector[{i}]")
+        } else {
+            "collector".to_string()
+        };
+        problems.extend(own.into_iter().map(|p| match list {
+            true => p.replacen("collector", &at, 1),
+            false => p,
+        }));
+        let (dir, key_file) = match (dir, key_file) {
+            (Some(d), Some(k)) => (d, k),
+            (None, None) if !list && name.is_none() && worm_prefix.is_none() => continue,
+            _ => {
+                problems.push(format!(
+                    "{at}: set both dir and key_file to audit the collector{}",
+                    if list { "" } else { ", or neither" }
+                ));
+                continue;
+            }
+        };
+        let name = name.unwrap_or_else(|| {
+            dir.file_name()
+                .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into())
+        });
+        if out.iter().any(|c| c.name == name) {
+            problems.push(format!(
+                "{at}: the name {name:?} is taken by another collector (set name = \"...\")"
+            ));
+        }
+        if name.starts_with("worm:") {
+            problems.push(format!(
+                "{at}.name: {name:?}: names starting with \"worm:\" are those of the WORM copies"
+            ));
+        }
+        out.push(CollectorSection {
+            name,
+            dir,
+            key_file,
+            worm_prefix,
+        });
+    }
+    out
 }
 
 fn parse_gap(i: usize, v: &toml::Value, problems: &mut Vec<String>) -> Option<AcknowledgedGap> {
@@ -274,6 +352,61 @@ mod tests {
         assert_eq!(c.verify.acknowledged_gaps.len(), 1);
         assert_eq!(c.verify.recovery_key, None);
         assert_eq!(c.verify.worm_prefix, None);
+        let names: Vec<&str> = c.collectors.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["backup1", "backup2"]);
+        assert_eq!(
+            c.collectors[1].worm_prefix.as_deref(),
+            Some("redovault/PROD-b2")
+        );
+    }
+
+    #[test]
+    fn one_collector_table_or_a_list() {
+        let base = "[store]\nkind = \"local\"\ndir = \"/x\"\n";
+        // The single table of earlier releases: one collector named after its directory.
+        let c = VerifierConfig::parse(&format!(
+            "{base}[collector]\ndir = \"/var/lib/redovault/collector\"\nkey_file = \"/k\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.collectors,
+            vec![CollectorSection {
+                name: "collector".into(),
+                dir: "/var/lib/redovault/collector".into(),
+                key_file: "/k".into(),
+                worm_prefix: None,
+            }]
+        );
+        // Both empty: not audited.
+        let c = VerifierConfig::parse(&format!("{base}[collector]\ndir = \"\"\nkey_file = \"\"\n"))
+            .unwrap();
+        assert!(c.collectors.is_empty());
+        let c = VerifierConfig::parse(&format!(
+            "{base}[[collector]]\nname = \"a\"\ndir = \"/a\"\nkey_file = \"/ka\"\nworm_prefix = \"pa\"\n\
+             [[collector]]\ndir = \"/b/coll\"\nkey_file = \"/kb\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.collectors.len(), 2);
+        assert_eq!(c.collectors[0].worm_prefix.as_deref(), Some("pa"));
+        assert_eq!(c.collectors[1].name, "coll");
+        // Every problem of every entry at once, each named by its place in the list.
+        let p = VerifierConfig::parse(&format!(
+            "{base}[[collector]]\ndir = \"/a/c\"\nkey_file = \"/k\"\ncolour = 1\n\
+             [[collector]]\ndir = \"/b/c\"\nkey_file = \"/k\"\nworm_prefix = \"/abs\"\n\
+             [[collector]]\ndir = \"/d\"\n\
+             [[collector]]\nname = \"worm:x\"\ndir = \"/e\"\nkey_file = \"/k\"\n"
+        ))
+        .unwrap_err()
+        .join("\n");
+        for needle in [
+            "collector[0].colour: unknown key",
+            "collector[1].worm_prefix",
+            "collector[1]: the name \"c\" is taken",
+            "collector[2]: set both dir and key_file",
+            "collector[3].name",
+        ] {
+            assert!(p.contains(needle), "{needle} missing from:\n{p}");
+        }
     }
 
     #[test]

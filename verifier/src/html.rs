@@ -153,6 +153,7 @@ pub fn render(r: &AuditReport) -> String {
     summary_section(&mut h, r);
     timeline_section(&mut h, r);
     streams_section(&mut h, r);
+    copies_section(&mut h, r);
     unsealed_section(&mut h, r);
     findings_section(&mut h, r);
     files_section(&mut h, r);
@@ -236,6 +237,45 @@ fn streams_section(h: &mut String, r: &AuditReport) {
             w.unreferenced,
             w.errors
         );
+    }
+    h.push_str("</tbody></table></section>\n");
+}
+
+/// Each stream's copies (several collectors, WORM prefixes): which agree, which are behind,
+/// which diverge and where.
+fn copies_section(h: &mut String, r: &AuditReport) {
+    if r.copies.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<section id=\"copies\"><h2>Copies of each stream</h2><table><thead><tr>\
+         <th>stream</th><th>copy</th><th>kind</th><th>where</th><th>ends at</th>\
+         <th>last commit SCN</th><th>status</th></tr></thead><tbody>",
+    );
+    for c in &r.copies {
+        for k in &c.copies {
+            let status = match &k.diverges_at {
+                Some(p) => format!("diverges at {p}"),
+                None => k.status.clone(),
+            };
+            let _ = write!(
+                h,
+                "<tr{}><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td>\
+                 <td class=\"mono\">{}</td><td>{}</td><td>{}</td></tr>",
+                if k.diverges_at.is_some() {
+                    " class=\"error\""
+                } else {
+                    ""
+                },
+                escape(&c.stream),
+                escape(&k.name),
+                escape(&k.kind),
+                escape(&k.place),
+                escape(k.end.as_deref().unwrap_or("-")),
+                k.last_commit_scn.map_or("-".to_string(), |s| s.to_string()),
+                escape(&status)
+            );
+        }
     }
     h.push_str("</tbody></table></section>\n");
 }

@@ -32,12 +32,19 @@
 //!   over everything else under the prefix.
 //! - [`script`]: `restore script`: RMAN and SQL*Plus recovery scripts stating the last
 //!   recoverable SCN, time and XID (every RAC thread in one script).
+//! - [`copies`]: several copies of one stream (each collector, each WORM prefix) compared
+//!   by unit digests: which agree, which are behind, which diverge, and which `restore
+//!   online` rebuilds from.
+//! - [`copy_audit`]: `verify` over several copies: a copy behind (info), copies that
+//!   diverge (critical), and the report's per-stream copies section.
 //! - [`online_record`]: `restore-online.json`, one record per thread of the online logs
 //!   `restore online` rebuilt.
 
 pub mod chain;
 pub mod cli;
 pub mod config;
+pub mod copies;
+pub mod copy_audit;
 pub mod growth;
 pub mod html;
 pub mod objects;

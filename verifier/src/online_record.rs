@@ -51,6 +51,38 @@ pub struct OnlineRecord {
     /// Why that source.
     #[serde(default)]
     pub source_reason: String,
+    /// Every copy of the stream read (each collector, each WORM prefix) and how it stands
+    /// against the one chosen (absent in records of earlier releases).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<CopyRecord>,
+}
+
+/// One copy of a stream as `restore online` found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyRecord {
+    /// The collector's name, or `worm:<prefix>`.
+    pub name: String,
+    /// `collector` or `worm`.
+    pub kind: String,
+    /// Its directory or prefix.
+    pub place: String,
+    /// `agrees`, `behind`, `diverges` or `absent`.
+    pub status: String,
+    /// Where it first differs from the chosen copy (`<seq>:<offset>`), when it diverges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diverges_at: Option<String>,
+    /// The end of its longest authenticated prefix (`<seq>:<offset>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    /// SCN of its last commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_commit_scn: Option<u64>,
+    /// Where its last commit ends (`<seq>:<offset>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_commit_end: Option<String>,
+    /// The copy the log was rebuilt from.
+    #[serde(default)]
+    pub chosen: bool,
 }
 
 fn collector_source() -> String {
@@ -308,6 +340,7 @@ mod tests {
             commits: 1,
             source: "collector".into(),
             source_reason: String::new(),
+            copies: Vec::new(),
         }
     }
 

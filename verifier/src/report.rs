@@ -112,6 +112,13 @@ pub enum FindingKind {
     /// Info: a file the watcher judged incomplete or damaged, kept under `quarantine/` as
     /// evidence (expected, not tampering; never restored).
     QuarantinedObject,
+    /// Info: a copy of a stream (a collector's, or a WORM prefix's) ends before the copy the
+    /// others agree with, and is equal to it where both hold redo (its collector was down or
+    /// cut off, or has not sealed yet).
+    CopyBehind,
+    /// Two copies of a stream hold different redo at the same position: at most one holds
+    /// what the database wrote.
+    CopiesDiverge,
 }
 
 impl FindingKind {
@@ -144,6 +151,8 @@ impl FindingKind {
             FindingKind::ShippedNotSealed => "shipped_not_sealed",
             FindingKind::UnreferencedObject => "unreferenced_object",
             FindingKind::QuarantinedObject => "quarantined_object",
+            FindingKind::CopyBehind => "copy_behind",
+            FindingKind::CopiesDiverge => "copies_diverge",
         }
     }
 
@@ -160,6 +169,7 @@ impl FindingKind {
                 | FindingKind::SegmentChunkCorrupt
                 | FindingKind::ArchiveDiffersFromStream
                 | FindingKind::PieceHeaderMismatch
+                | FindingKind::CopiesDiverge
         )
     }
 }
@@ -402,6 +412,10 @@ pub struct AuditReport {
     /// (`restore archive` restores them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unsealed: Vec<UnsealedLog>,
+    /// Per stream, its copies (several collectors, WORM prefixes) and how they stand (none:
+    /// fewer than two copies audited).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<crate::copy_audit::StreamCopies>,
 }
 
 /// One of the collector's streams as its sealed chain in WORM records it.
@@ -485,7 +499,14 @@ impl AuditReport {
             threads,
             streams: Vec::new(),
             unsealed: Vec::new(),
+            copies: Vec::new(),
         }
+    }
+
+    /// The same report with the copies of each stream.
+    pub fn with_copies(mut self, copies: Vec<crate::copy_audit::StreamCopies>) -> AuditReport {
+        self.copies = copies;
+        self
     }
 
     /// The same report with the archived logs shipped but not yet sealed.
@@ -585,6 +606,24 @@ impl AuditReport {
                 u.size,
                 u.key
             );
+        }
+        for c in &self.copies {
+            for r in &c.copies {
+                let _ = writeln!(
+                    s,
+                    "copy:     {} {} ({} {}): ends at {}, last commit SCN {}: {}",
+                    c.stream,
+                    r.name,
+                    r.kind,
+                    r.place,
+                    r.end.as_deref().unwrap_or("-"),
+                    r.last_commit_scn.map_or("-".to_string(), |s| s.to_string()),
+                    match &r.diverges_at {
+                        Some(p) => format!("diverges at {p}"),
+                        None => r.status.clone(),
+                    }
+                );
+            }
         }
         for w in &self.streams {
             let _ = writeln!(

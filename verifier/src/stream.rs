@@ -176,6 +176,26 @@ pub struct StreamAudit {
     /// first damage, if any): `restore online` rebuilds from it without opening (and locking)
     /// the collector's store.
     pub snapshots: BTreeMap<StreamId, StreamSnapshot>,
+    /// The block size block 0 states, of every sequence held from offset 0 (the comparison
+    /// of copies skips the two header blocks: [`crate::copies`]).
+    pub block_sizes: BTreeMap<LogKey, u32>,
+}
+
+impl StreamAudit {
+    /// This collector's copy of `stream` as unit digests, to compare with other copies.
+    pub fn copy_units(&self, s: StreamId) -> crate::copies::CopyUnits {
+        let range = (s.db_id, s.resetlogs_id, s.thread.0, 0)
+            ..=(s.db_id, s.resetlogs_id, s.thread.0, u32::MAX);
+        crate::copies::CopyUnits::from_seq_digests(
+            self.seqs
+                .range(range.clone())
+                .map(|(k, d)| (LogSeq(k.3), d)),
+            self.block_sizes
+                .range(range)
+                .map(|(k, b)| (LogSeq(k.3), *b))
+                .collect(),
+        )
+    }
 }
 
 /// Builds a stream's snapshot while its chunks are read.
@@ -302,6 +322,7 @@ pub fn audit_collector(dir: &Path, keys: &KeyRing) -> StreamAudit {
             let mut chunks = 0u64;
             let mut gap: Option<Finding> = None;
             let seqs = &mut a.seqs;
+            let block_sizes = &mut a.block_sizes;
             let mut first: Option<StreamPos> = None;
             let mut last_end: Option<StreamPos> = None;
             let snap_ref = &mut snap;
@@ -337,6 +358,11 @@ pub fn audit_collector(dir: &Path, keys: &KeyRing) -> StreamAudit {
                     stream.thread.0,
                     c.start.seq.0,
                 );
+                if c.start.offset == 0
+                    && let Some(bs) = crate::copies::block_size_of(&c.data)
+                {
+                    block_sizes.insert(key, bs);
+                }
                 let d = seqs.entry(key).or_default();
                 let first_unit =
                     usize::try_from(c.start.offset / UNIT as u64).unwrap_or(usize::MAX);

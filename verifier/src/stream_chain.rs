@@ -721,10 +721,11 @@ mod tests {
                 },
                 deep: DeepMode::All,
                 parallel: 3,
-                collector: None,
+                collectors: Vec::new(),
                 acknowledged: Vec::new(),
                 state_dir: None,
                 worm_prefix: None,
+                worm_copies: Vec::new(),
                 recovery_key: key.then(|| Arc::clone(&self.key)),
             };
             verify(Arc::clone(&self.store), &opts).await
@@ -803,10 +804,11 @@ mod tests {
             },
             deep: DeepMode::All,
             parallel: 1,
-            collector: None,
+            collectors: Vec::new(),
             acknowledged: Vec::new(),
             state_dir: None,
             worm_prefix: None,
+            worm_copies: Vec::new(),
             recovery_key: Some(Arc::new(RecoveryPrivateKey::generate())),
         };
         let rep = verify(store, &opts).await;
@@ -1159,10 +1161,11 @@ mod tests {
             },
             deep: DeepMode::Rolling { cycle: 2 },
             parallel: 2,
-            collector: None,
+            collectors: Vec::new(),
             acknowledged: Vec::new(),
             state_dir: Some(state.clone()),
             worm_prefix: Some(PREFIX.into()),
+            worm_copies: Vec::new(),
             recovery_key: None,
         };
         let first = verify(Arc::clone(&fx.store), &opts).await;

@@ -282,6 +282,8 @@ pub struct ScanOptions {
     pub prefix: String,
     /// Where the collector's streams are (their keys are `crate::stream_chain`'s business).
     pub worm_prefix: String,
+    /// Where the other collectors' streams are (the same).
+    pub worm_copies: Vec<String>,
     /// Download each unsealed log whole and re-hash it.
     pub deep: bool,
     /// The lock mode every object must have (None: no lock required).
@@ -310,7 +312,18 @@ pub async fn scan<S: ArchiveStore>(
         if referenced.contains(&obj.key) {
             continue;
         }
-        match classify_key(&opts.prefix, &opts.worm_prefix, &obj.key) {
+        let kind = match classify_key(&opts.prefix, &opts.worm_prefix, &obj.key) {
+            KeyKind::Other
+                if opts
+                    .worm_copies
+                    .iter()
+                    .any(|p| classify_key(&opts.prefix, p, &obj.key) == KeyKind::Stream) =>
+            {
+                KeyKind::Stream
+            }
+            k => k,
+        };
+        match kind {
             KeyKind::Manifest | KeyKind::Stream => {}
             KeyKind::Quarantine => {
                 out.quarantined += 1;

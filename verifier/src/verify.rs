@@ -28,6 +28,8 @@ use redovault_collector::worm::PieceEntry;
 use serde::{Deserialize, Serialize};
 
 use crate::chain::{self, Anchor};
+use crate::copies::{CopyKind, CopyUnits, Held};
+use crate::copy_audit;
 use crate::objects::{self, ObjectRef, ObjectResult, PieceComparison, Policy};
 use crate::report::{
     AuditReport, CellState, FileResult, FileStatus, Finding, FindingKind, LogRef, RunInfo,
@@ -67,9 +69,11 @@ pub struct AcknowledgedGap {
     pub reason: String,
 }
 
-/// The collector to audit.
+/// A collector to audit.
 #[derive(Debug)]
 pub struct CollectorSource {
+    /// Its name in the report.
+    pub name: String,
     /// Its data directory.
     pub dir: PathBuf,
     /// Its key ring (to authenticate chunks).
@@ -91,14 +95,19 @@ pub struct VerifyOptions {
     pub deep: DeepMode,
     /// Objects checked at once.
     pub parallel: usize,
-    /// The collector, when audited.
-    pub collector: Option<CollectorSource>,
+    /// The collectors audited (none: not audited). With several, each stream's copies are
+    /// compared ([`crate::copy_audit`]).
+    pub collectors: Vec<CollectorSource>,
     /// Known gaps.
     pub acknowledged: Vec<AcknowledgedGap>,
     /// Where the state between runs lives (None: no state, every run stands alone).
     pub state_dir: Option<PathBuf>,
     /// Where the collector's streams are in WORM (None: `prefix`).
     pub worm_prefix: Option<String>,
+    /// The WORM prefixes other collectors seal their copies under: with the recovery key,
+    /// each stream's pieces there (and under `worm_prefix`) are opened and compared with the
+    /// collectors' copies.
+    pub worm_copies: Vec<String>,
     /// The offline recovery private key, when given: pieces re-hashed are opened and their
     /// redo compared with the archived logs (without it, that cross-check is not done).
     pub recovery_key: Option<Arc<RecoveryPrivateKey>>,
@@ -320,15 +329,74 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
     let (cont, _) = continuity(&list, &opts.acknowledged);
     findings.extend(cont);
 
-    // 4. Collector segments.
-    let streamed: Option<Arc<StreamAudit>> = opts.collector.as_ref().map(|c| {
-        let a = stream::audit_collector(&c.dir, &c.keys);
-        Arc::new(a)
-    });
-    if let Some(s) = &streamed {
-        summary.segment_chunks_checked = s.chunks;
-        findings.extend(s.findings.iter().cloned());
+    // 4. Collector segments, every collector's; the first that holds a sequence gives its
+    //    digests for the cross-check with the archived log.
+    let audits: Vec<(&CollectorSource, Option<StreamAudit>)> = opts
+        .collectors
+        .iter()
+        .map(|c| {
+            if opts.collectors.len() > 1 && !c.dir.is_dir() {
+                // Reported as an absent copy below (the backup host was wiped).
+                return (c, None);
+            }
+            (c, Some(stream::audit_collector(&c.dir, &c.keys)))
+        })
+        .collect();
+    let mut streamed: Option<StreamAudit> = None;
+    for (_, a) in &audits {
+        let Some(a) = a else { continue };
+        summary.segment_chunks_checked += a.chunks;
+        findings.extend(a.findings.iter().cloned());
+        let s = streamed.get_or_insert_with(StreamAudit::default);
+        for (k, d) in &a.seqs {
+            s.seqs.entry(*k).or_insert_with(|| d.clone());
+        }
     }
+    // 4b. The copies of each stream compared: collectors, and with the recovery key every
+    //     WORM prefix.
+    let mut copy_inputs: Vec<copy_audit::CopyInput> = audits
+        .iter()
+        .map(|(c, a)| copy_audit::CopyInput {
+            name: c.name.clone(),
+            kind: CopyKind::Collector,
+            place: c.dir.display().to_string(),
+            streams: a.as_ref().map(collector_copy),
+        })
+        .collect();
+    if let Some(key) = &opts.recovery_key
+        && !opts.worm_copies.is_empty()
+    {
+        let primary = opts
+            .worm_prefix
+            .clone()
+            .unwrap_or_else(|| opts.prefix.clone());
+        let mut prefixes = vec![primary];
+        for p in &opts.worm_copies {
+            if !prefixes.contains(p) {
+                prefixes.push(p.clone());
+            }
+        }
+        for p in prefixes {
+            match worm_copy(store.as_ref(), &p, key).await {
+                Ok(streams) => copy_inputs.push(copy_audit::CopyInput {
+                    name: format!("worm:{p}"),
+                    kind: CopyKind::Worm,
+                    place: p,
+                    streams: Some(streams),
+                }),
+                Err(e) => {
+                    return failed(
+                        opts,
+                        started_at,
+                        format!("reading the pieces under {p:?}: {e}"),
+                    );
+                }
+            }
+        }
+    }
+    let (stream_copies, copy_findings) = copy_audit::audit(&copy_inputs);
+    findings.extend(copy_findings);
+    let streamed: Option<Arc<StreamAudit>> = streamed.map(Arc::new);
 
     // 5. The collector's streams in WORM: chains, pieces by HEAD, the rolling share of them
     //    re-hashed (and opened, with the recovery key, for the cross-check of step 6).
@@ -349,6 +417,15 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
             );
         }
     };
+    // 5b. The other collectors' WORM prefixes: each stream's sealed chain audited the same
+    //     way (their pieces' redo is compared with the other copies in step 4b, with the key).
+    if let Err(e) = check_other_prefixes(store.as_ref(), opts, &state, &mut worm).await {
+        return failed(
+            opts,
+            started_at,
+            format!("reading the streams in WORM: {e}"),
+        );
+    }
     let mut unreachable: Option<String> = worm.unreachable.take();
     let piece_units = Arc::new(std::mem::take(&mut worm.units));
 
@@ -470,7 +547,8 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
         threads,
     )
     .with_streams(streams)
-    .with_unsealed(unsealed);
+    .with_unsealed(unsealed)
+    .with_copies(stream_copies);
     let report = match unreachable {
         Some(why) => report.could_not_run(format!("store unreachable: {why}")),
         None => report,
@@ -486,12 +564,65 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
                     state.stream_anchors.insert(c.stream.to_string(), a);
                 }
             }
+            for (p, c) in &worm.other_chains {
+                if let Some(a) = c.anchor() {
+                    state
+                        .stream_anchors
+                        .insert(other_anchor_key(p, c.stream), a);
+                }
+            }
         }
         if let Err(e) = save_state(d, &state) {
             return report.could_not_run(format!("saving verifier state: {e}"));
         }
     }
     report
+}
+
+/// A collector's copy of each stream it holds (from its audit).
+fn collector_copy(a: &StreamAudit) -> BTreeMap<StreamId, (Held, CopyUnits)> {
+    a.snapshots
+        .iter()
+        .map(|(s, snap)| {
+            let units = a.copy_units(*s);
+            (
+                *s,
+                (
+                    Held {
+                        end: snap.durable.end,
+                        last_commit: snap.durable.last_commit,
+                    },
+                    units,
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The copy of each stream under a WORM prefix: its pieces opened with the recovery key,
+/// the longest authenticated chain ([`crate::worm_stream`]).
+async fn worm_copy<S: ArchiveStore>(
+    store: &S,
+    prefix: &str,
+    key: &RecoveryPrivateKey,
+) -> anyhow::Result<BTreeMap<StreamId, (Held, CopyUnits)>> {
+    let mut out = BTreeMap::new();
+    for stream in crate::worm_stream::list_streams(store, prefix).await? {
+        let ws = crate::worm_stream::read_stream(store, prefix, stream, key).await?;
+        if let Some(end) = ws.end {
+            out.insert(
+                stream,
+                (
+                    Held {
+                        end,
+                        last_commit: ws.last_commit,
+                    },
+                    CopyUnits::from_chunks(&ws.chunks),
+                ),
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// Step 8 of a run: the objects under the prefix no manifest entry names ([`unsealed::scan`]),
@@ -517,6 +648,7 @@ async fn check_unsealed<S: ArchiveStore>(
             .worm_prefix
             .clone()
             .unwrap_or_else(|| opts.prefix.clone()),
+        worm_copies: opts.worm_copies.clone(),
         deep: opts.deep != DeepMode::Off,
         lock_mode: opts.policy.lock_mode,
         parallel: opts.parallel,
@@ -554,6 +686,8 @@ type PieceId = (StreamId, u64);
 struct StreamsChecked {
     /// Each stream's audited chain.
     chains: Vec<StreamChainAudit>,
+    /// Each stream's chain under the other collectors' WORM prefixes (prefix, chain).
+    other_chains: Vec<(String, StreamChainAudit)>,
     /// Findings about the pieces (the chains' own are in `chains`).
     findings: Vec<Finding>,
     /// Piece redo to compare with the archived logs re-hashed in this run.
@@ -660,9 +794,65 @@ impl StreamsChecked {
             out.push(c.result(errors as u64));
             findings.extend(c.findings.iter().cloned());
         }
+        for (p, c) in &self.other_chains {
+            let errors = c
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+                .count();
+            let mut r = c.result(errors as u64);
+            r.stream = format!("{} under {p}", r.stream);
+            out.push(r);
+            findings.extend(c.findings.iter().cloned());
+        }
+        summary.worm_streams += self.other_chains.len() as u64;
+        summary.stream_chain_entries += self
+            .other_chains
+            .iter()
+            .map(|(_, c)| c.audit.entries.len() as u64)
+            .sum::<u64>();
+        summary.pieces_unreferenced += self
+            .other_chains
+            .iter()
+            .map(|(_, c)| c.unreferenced)
+            .sum::<u64>();
         findings.append(&mut self.findings);
         out
     }
+}
+
+/// Where the anchor of a stream's chain under another collector's prefix is kept.
+fn other_anchor_key(prefix: &str, stream: StreamId) -> String {
+    format!("{prefix}:{stream}")
+}
+
+/// Step 5b of a run: every stream's sealed chain under the WORM prefixes of the other
+/// collectors (`worm_copies`, the primary prefix left out), audited like the primary's.
+async fn check_other_prefixes<S: ArchiveStore>(
+    store: &S,
+    opts: &VerifyOptions,
+    state: &VerifierState,
+    out: &mut StreamsChecked,
+) -> Result<(), String> {
+    let primary = opts.worm_prefix.as_deref().unwrap_or(&opts.prefix);
+    let mut seen = vec![primary.to_string()];
+    for p in &opts.worm_copies {
+        if seen.contains(p) {
+            continue;
+        }
+        seen.push(p.clone());
+        let listed = stream_chain::list_streams(store, p)
+            .await
+            .map_err(|e| format!("under {p:?}: {e}"))?;
+        for (stream, pieces) in &listed {
+            let anchor = state.stream_anchors.get(&other_anchor_key(p, *stream));
+            let c = stream_chain::audit_stream(store, p, *stream, pieces, anchor)
+                .await
+                .map_err(|e| format!("stream {stream} under {p:?}: {e}"))?;
+            out.other_chains.push((p.clone(), c));
+        }
+    }
+    Ok(())
 }
 
 /// Step 5 of a run: every stream under the WORM prefix, its chain audited, its pieces
