@@ -161,6 +161,20 @@ impl Lan {
         }
     }
 
+    /// Runs `program args` in host `name` to its end: its exit code and stdout.
+    pub fn output(&self, name: &str, program: &Path, args: &[&str]) -> (i32, String) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns(name)])
+            .arg(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run {} in {name}: {e}", program.display()));
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
     /// Every sample of the Prometheus endpoint at `addr` seen from host `name`.
     pub fn scrape(&self, name: &str, addr: &str) -> std::collections::BTreeMap<String, f64> {
         let text = self

@@ -11,7 +11,9 @@
 //!    metric) and its checkpoint stops, while it keeps shipping to the one that is up;
 //!    every commit the extractor ever reported as protected is in at least two stores;
 //! 4. all back: the policy holds again and every store ends with every commit of the
-//!    database, in order.
+//!    database, in order;
+//! 5. `redovault-verifier restore online` reads the three stores and the three WORM prefixes:
+//!    every copy agrees, the online log is rebuilt to the last commit.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -362,6 +364,20 @@ fn majority_of_three_collectors_on_separate_hosts_cut_killed_and_two_down() {
             .any(|l| l.contains("protection below policy") && l.contains("c2") && l.contains("c3")),
         "the extractor logs protection below policy naming the collectors down"
     );
+    // `check` on the database host says so, naming each collector's copy.
+    let ecfg_s = ecfg.to_str().unwrap();
+    let (code, out) = lan.output("db", &bins().extractor, &["check", "--config", ecfg_s]);
+    assert_eq!(code, 1, "check fails below policy:\n{out}");
+    assert!(out.contains("PROTECTION BELOW POLICY"), "{out}");
+    assert!(out.contains("1 of 3 collectors up"), "{out}");
+    for (name, addr) in COLLECTORS {
+        assert!(
+            out.contains(&format!(
+                "collector {name} ({addr}:{LINK_PORT}): acknowledged"
+            )),
+            "{out}"
+        );
+    }
     // Every commit ever reported as protected is in at least two stores.
     hosts[0].stop();
     let stores: Vec<BTreeSet<(String, u64)>> = hosts
@@ -400,6 +416,9 @@ fn majority_of_three_collectors_on_separate_hosts_cut_killed_and_two_down() {
         Duration::from_millis(200),
         || metric("protection_below_policy") == Some(0.0),
     );
+    let (code, out) = lan.output("db", &bins().extractor, &["check", "--config", ecfg_s]);
+    assert_eq!(code, 0, "check passes once the policy holds:\n{out}");
+    assert!(out.contains("the ack policy holds"), "{out}");
     std::thread::sleep(Duration::from_secs(2));
     db.stop();
     stop.store(true, Ordering::Relaxed);
@@ -433,6 +452,105 @@ fn majority_of_three_collectors_on_separate_hosts_cut_killed_and_two_down() {
         let n = assert_same_commits(&h.commits(&stream), &journal);
         assert!(n > 500, "{}: {n} commits", h.name);
     }
+
+    // 5. Recovery reads every copy: the three stores and the three WORM prefixes (each
+    //    collector sealed its own at its stop), from a host that reaches the S3 host.
+    let vcfg = verifier_config(&w, &ceph);
+    let dest = w.path("restore");
+    let (code, out) = lan.output(
+        "db",
+        Path::new("/usr/bin/env"),
+        &[
+            &format!("AWS_ACCESS_KEY_ID={}", ceph.env["AWS_ACCESS_KEY_ID"]),
+            &format!(
+                "AWS_SECRET_ACCESS_KEY={}",
+                ceph.env["AWS_SECRET_ACCESS_KEY"]
+            ),
+            bins().verifier.to_str().unwrap(),
+            "restore",
+            "online",
+            "--config",
+            vcfg.to_str().unwrap(),
+            "--recovery-key",
+            team.private.to_str().unwrap(),
+            "--stream",
+            &stream,
+            "--dest",
+            dest.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "restore online:\n{out}");
+    let records: serde_json::Value =
+        serde_json::from_slice(&fs::read(dest.join("restore-online.json")).unwrap()).unwrap();
+    let record = &records["threads"][0];
+    // Every copy agrees; the [store] prefix itself holds none (absent).
+    let status: Vec<(String, String)> = record["copies"]
+        .as_array()
+        .expect("copies")
+        .iter()
+        .map(|c| {
+            let name = c["name"].as_str().unwrap().to_string();
+            (name, c["status"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let mut want: Vec<(String, String)> = COLLECTORS
+        .iter()
+        .map(|(n, _)| (n.to_string(), "agrees".to_string()))
+        .collect();
+    want.push(("worm:replicated".into(), "absent".into()));
+    want.extend(
+        COLLECTORS
+            .iter()
+            .map(|(n, _)| (format!("worm:replicated-{n}"), "agrees".to_string())),
+    );
+    assert_eq!(status, want, "{out}");
+    assert_eq!(
+        record["last_commit_scn"].as_u64(),
+        Some(last),
+        "rebuilt to the last commit: {record}"
+    );
+}
+
+/// The verifier's configuration: the LAN's S3 server, the three collectors, each with the
+/// WORM prefix it seals under.
+fn verifier_config(w: &World, ceph: &LanCeph) -> PathBuf {
+    let collectors: String = COLLECTORS
+        .iter()
+        .map(|(name, _)| {
+            format!(
+                "[[collector]]\nname = \"{name}\"\ndir = \"{}\"\nkey_file = \"{}\"\nworm_prefix = \"replicated-{name}\"\n",
+                w.path(&format!("store-{name}")).display(),
+                w.path(&format!("{name}.keys")).display()
+            )
+        })
+        .collect();
+    let p = w.path("verifier.toml");
+    let text = format!(
+        r#"[store]
+kind = "s3"
+endpoint = "{endpoint}"
+bucket = "{bucket}"
+region = "{region}"
+path_style = true
+ca_file = "{ca}"
+prefix = "replicated"
+[verify]
+lock_mode = "compliance"
+min_retention = "1d"
+deep = "off"
+state_dir = "{state}"
+{collectors}
+[telemetry]
+metrics_listen = ""
+"#,
+        endpoint = ceph.endpoint,
+        bucket = ceph.env["REDOVAULT_TEST_S3_DRILL_BUCKET"],
+        region = ceph.env["REDOVAULT_TEST_S3_REGION"],
+        ca = ceph.ca.display(),
+        state = w.path("verifier-state").display(),
+    );
+    fs::write(&p, text).unwrap();
+    p
 }
 
 fn log_has(path: &Path, what: &str) -> bool {
