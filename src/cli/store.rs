@@ -71,7 +71,7 @@ impl StoreArgs {
                 let mut c = S3Config::new(endpoint.clone(), &self.bucket);
                 c.region = self.region.clone();
                 c.ca_file = self.ca_file.clone();
-                c.path_style = self.path_style;
+                c.path_style = self.path_style.then_some(true);
                 c.allow_unlocked_bucket = self.allow_unlocked_bucket;
                 c.clock = Arc::new(SystemClock);
                 c.retention = if self.retention_days == 0 {

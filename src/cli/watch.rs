@@ -150,7 +150,7 @@ pub fn run_push(args: &PushArgs) -> anyhow::Result<ExitCode> {
         s.region.clone_from(r);
     }
     if args.path_style {
-        s.path_style = true;
+        s.path_style = Some(true);
     }
     if let Some(r) = &args.retention {
         s.retention = if r == "bucket-default" {
