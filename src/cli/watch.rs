@@ -26,7 +26,8 @@ pub struct PushArgs {
     /// A watcher configuration file for the store and state settings (flags override it).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// S3 endpoint (https). Credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    /// S3 endpoint (https). Credentials come from the AWS chain (environment, web-identity token
+    /// file, shared files with [store] profile; see deploy/config/watcher.example.toml).
     #[arg(long)]
     pub endpoint: Option<url::Url>,
     /// Bucket (Object Lock enabled).

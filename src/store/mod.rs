@@ -238,8 +238,9 @@ pub enum StoreError {
     },
     /// The user is known but not allowed this bucket (403 AccessDenied): a policy matter.
     #[error(
-        "access to bucket {bucket} at {endpoint} denied ({code}: {message}): grant this user \
-         the bucket's policy (deploy/s3/policies) or fix store.bucket"
+        "access to bucket {bucket} at {endpoint} denied ({code}{}): grant this user the \
+         bucket's policy (deploy/s3/policies) or fix store.bucket",
+        colon(.message)
     )]
     AccessDenied {
         /// The bucket.
@@ -254,8 +255,9 @@ pub enum StoreError {
     /// The server does not accept the credentials (SignatureDoesNotMatch, InvalidAccessKeyId,
     /// an expired or invalid session token): retrying cannot help.
     #[error(
-        "credentials from {origin} refused by {endpoint} ({code}: {message}): fix the access \
-         key / secret key there (see store.credentials and store.profile)"
+        "credentials from {origin} refused by {endpoint} ({code}{}): fix the access key / \
+         secret key there (see store.credentials and store.profile)",
+        colon(.message)
     )]
     Auth {
         /// Where the credentials came from (environment, profile, web identity...).
@@ -381,6 +383,15 @@ impl ErrorKind {
             ErrorKind::Integrity => "integrity",
             ErrorKind::Refused => "refused",
         }
+    }
+}
+
+/// `": message"`, or nothing for an empty message (HEAD answers and Ceph's 403s have none).
+fn colon(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
     }
 }
 

@@ -16,6 +16,7 @@ mod policies;
 mod refusals;
 mod report_html;
 mod retention;
+mod s3err;
 mod simulate;
 mod store;
 mod tcp_proxy;

@@ -556,7 +556,7 @@ impl Provider {
             creds: Credentials {
                 access_key: a.access_key_id,
                 secret_key: a.secret_access_key,
-                session_token: a.token,
+                session_token: a.token.filter(|t| !t.is_empty()),
             },
             expires: a.expiration.as_deref().and_then(super::parse_iso),
         })

@@ -644,19 +644,23 @@ impl Progress {
 /// The TLS library's complaint when `e` is a refused handshake (unknown CA, wrong name,
 /// expired certificate), as one line.
 fn tls_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(c) = cur {
+    // Bounded: a cause chain is short, but it is walked through io::Error wrappers (whose
+    // `source()` skips the wrapped error itself) as well.
+    let mut stack: Vec<&(dyn std::error::Error + 'static)> = vec![e];
+    for _ in 0..64 {
+        let c = stack.pop()?;
         if let Some(t) = c.downcast_ref::<rustls::Error>() {
             return Some(t.to_string());
         }
-        if let Some(t) = c
+        if let Some(inner) = c
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         {
-            return Some(t.to_string());
+            stack.push(inner);
         }
-        cur = c.source();
+        if let Some(s) = c.source() {
+            stack.push(s);
+        }
     }
     None
 }

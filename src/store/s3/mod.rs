@@ -638,6 +638,86 @@ mod tests {
     }
 
     #[test]
+    fn addressing_follows_the_aws_tools() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        // IP literals and localhost: path-style by themselves.
+        for e in [
+            "https://127.0.0.1:7443",
+            "https://[::1]:7443",
+            "https://localhost:7443",
+        ] {
+            assert_eq!(addressing(&u(e), "rv-lock", None), Ok(true), "{e}");
+            assert_eq!(addressing(&u(e), "rv-lock", Some(true)), Ok(true), "{e}");
+            let why = addressing(&u(e), "rv-lock", Some(false)).unwrap_err();
+            assert!(why.starts_with("store.path_style = false"), "{why}");
+        }
+        // A DNS name: virtual-hosted unless the bucket cannot be a label.
+        let aws = u("https://s3.eu-west-1.amazonaws.com");
+        assert_eq!(addressing(&aws, "redo-archive", None), Ok(false));
+        assert_eq!(addressing(&aws, "redo-archive", Some(true)), Ok(true));
+        for bad in ["Redo", "redo_archive", "a.b", "ab", "-redo"] {
+            assert_eq!(addressing(&aws, bad, None), Ok(true), "{bad}");
+            let why = addressing(&aws, bad, Some(false)).unwrap_err();
+            assert!(why.contains("not a DNS label"), "{why}");
+        }
+        // Over plain http a dotted bucket is a fine host name.
+        assert_eq!(addressing(&u("http://s3.local"), "a.b.c", None), Ok(false));
+        // S3Store::new refuses before any request.
+        let mut c = S3Config::new(u("https://127.0.0.1:1"), "b-bucket");
+        c.credentials = Some(Credentials {
+            access_key: "a".into(),
+            secret_key: "s".into(),
+            session_token: None,
+        });
+        c.path_style = Some(false);
+        let e = S3Store::new(c).unwrap_err();
+        assert_eq!(e.kind(), crate::store::ErrorKind::Config);
+        assert!(e.to_string().contains("store.path_style"), "{e}");
+    }
+
+    #[test]
+    fn errors_are_classified_once() {
+        use crate::store::ErrorKind;
+        let permanent = |status, code: &str| StoreError::Permanent {
+            op: "put",
+            target: "b/k".into(),
+            status,
+            code: code.into(),
+            message: String::new(),
+        };
+        assert_eq!(
+            permanent(403, "SignatureDoesNotMatch").kind(),
+            ErrorKind::Auth
+        );
+        assert_eq!(permanent(403, "InvalidAccessKeyId").kind(), ErrorKind::Auth);
+        assert_eq!(permanent(403, "AccessDenied").kind(), ErrorKind::Permission);
+        assert_eq!(permanent(400, "InvalidRequest").kind(), ErrorKind::Refused);
+        assert!(
+            permanent(403, "AccessDenied")
+                .to_string()
+                .contains("policy")
+        );
+        assert!(
+            permanent(403, "SignatureDoesNotMatch")
+                .to_string()
+                .contains("secret key")
+        );
+        let tls = StoreError::Tls {
+            endpoint: "https://x/".into(),
+            detail: "invalid peer certificate: UnknownIssuer".into(),
+        };
+        assert_eq!(tls.kind(), ErrorKind::Tls);
+        assert!(!tls.is_transient());
+        assert!(tls.to_string().contains("store.ca_file"));
+        let down = StoreError::Unreachable {
+            endpoint: "https://x/".into(),
+            detail: "refused".into(),
+        };
+        assert!(down.is_transient());
+        assert_eq!(StoreError::Config("x".into()).kind(), ErrorKind::Config);
+    }
+
+    #[test]
     fn config_errors_are_one_clear_line() {
         let mut c = S3Config::new(Url::parse("https://127.0.0.1:1").unwrap(), "b");
         c.credentials = Some(Credentials {
