@@ -4,6 +4,7 @@
 
 mod atrest;
 mod attack_drill;
+mod check_config;
 mod crash;
 mod deploy;
 mod fake_s3;

@@ -714,7 +714,7 @@ fn bad_setups_fail_with_one_clear_line_and_record_nothing() {
             "wrong credentials",
             vec![endpoint.clone(), t.bucket.clone(), ca.clone()],
             &wrong,
-            "credentials refused",
+            "credentials from the environment (AWS_ACCESS_KEY_ID) refused",
         ));
     }
     for (what, v, env, needle) in cases {
