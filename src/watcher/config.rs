@@ -476,10 +476,19 @@ impl StoreConfig {
             });
         let bucket = s.string("bucket", "");
         let region = s.string("region", &d.store.region);
-        let path_style = s
-            .value("path_style")
-            .is_some()
-            .then(|| s.bool("path_style", false));
+        let path_style = match s.value("path_style") {
+            None => None,
+            Some(toml::Value::String(a)) if a == "auto" => None,
+            Some(toml::Value::Boolean(b)) => Some(*b),
+            Some(v) => {
+                let t = type_name(v);
+                s.problem(
+                    "path_style",
+                    format!("expected \"auto\", true or false, found {t}"),
+                );
+                None
+            }
+        };
         if let (Some(e), StoreKind::S3) = (&endpoint, kind)
             && let Err(why) = crate::store::s3::addressing(e, &bucket, path_style)
         {
@@ -1087,6 +1096,45 @@ timeout = "3s"
         assert!(p.iter().any(|x| x.starts_with("state.dir:")), "{p:?}");
         assert!(
             p.iter().any(|x| x.starts_with("store.dir: required")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn path_style_auto_true_false_and_impossible_ones() {
+        let cfg = |ps: &str, endpoint: &str| {
+            Config::parse(&format!(
+                "[watch]\ndirs = [\"/a\"]\n[state]\ndir = \"/s\"\n[store]\n\
+                 endpoint = \"{endpoint}\"\nbucket = \"b-bucket\"\n{ps}\n"
+            ))
+        };
+        let ps = |c: Result<Config, Vec<String>>| c.map(|c| c.store.path_style);
+        assert_eq!(ps(cfg("", "https://s3.example.net")), Ok(None));
+        assert_eq!(
+            ps(cfg("path_style = \"auto\"", "https://10.0.0.5")),
+            Ok(None)
+        );
+        assert_eq!(
+            ps(cfg("path_style = true", "https://10.0.0.5")),
+            Ok(Some(true))
+        );
+        assert_eq!(
+            ps(cfg("path_style = false", "https://s3.example.net")),
+            Ok(Some(false))
+        );
+        let p = cfg("path_style = false", "https://127.0.0.1:7443").unwrap_err();
+        assert!(
+            p.iter().any(|l| l.starts_with("store.path_style = false")),
+            "{p:?}"
+        );
+        let p = cfg("path_style = 1", "https://s3.example.net").unwrap_err();
+        assert!(
+            p.iter().any(|l| l.starts_with("store.path_style:")),
+            "{p:?}"
+        );
+        let p = cfg("credentials = \"imds\"", "https://s3.example.net").unwrap_err();
+        assert!(
+            p.iter().any(|l| l.starts_with("store.credentials:")),
             "{p:?}"
         );
     }
