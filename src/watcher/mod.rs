@@ -83,8 +83,10 @@ pub enum WatchError {
     /// The manifest is unreadable or its chain is broken.
     #[error("manifest: {0}")]
     Manifest(#[from] ManifestError),
-    /// The store refused the set-up (no Object Lock, credentials, bucket...).
-    #[error("store: {0}")]
+    /// The store refused the set-up (no Object Lock, credentials, bucket...). Transparent: the
+    /// store's line already names the store and what to change (a prefix here was printed
+    /// twice by `{:#}`, once with the source).
+    #[error(transparent)]
     Store(#[from] StoreError),
     /// The metrics endpoint cannot listen.
     #[error("metrics endpoint {addr}: {source}")]

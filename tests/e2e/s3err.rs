@@ -241,6 +241,76 @@ async fn bad_ca_wrong_secret_and_denied_bucket_fail_at_once_saying_what_to_chang
 }
 
 #[tokio::test]
+async fn push_fails_at_once_on_a_bad_ca_a_wrong_secret_and_a_denied_bucket() {
+    let s = ceph();
+    let home = tempfile::tempdir().unwrap();
+    let other_ca = home.path().join("other-ca.pem");
+    std::fs::write(&other_ca, rcgen_free_cert()).unwrap();
+    let log = home.path().join("arch1_7_1224959854.dbf");
+    std::fs::write(&log, b"never read: the store is checked first").unwrap();
+    let config = |ca: &Path| {
+        let cfg = home.path().join("watcher.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[watch]\ndirs = [\"{d}/archive\"]\n[state]\ndir = \"{d}/state\"\n[store]\n\
+                 endpoint = \"{e}\"\nbucket = \"{b}\"\nregion = \"{r}\"\nca_file = \"{ca}\"\n\
+                 max_attempts = 20\n",
+                d = home.path().display(),
+                e = s.endpoint,
+                b = s.bucket_default,
+                r = s.region,
+                ca = ca.display(),
+            ),
+        )
+        .unwrap();
+        cfg.display().to_string()
+    };
+    let l = log.display().to_string();
+    let owner = owner_env(&s);
+    let wrong = vec![
+        ("AWS_ACCESS_KEY_ID", s.access_key.clone()),
+        ("AWS_SECRET_ACCESS_KEY", "not-the-secret".to_string()),
+    ];
+    let drill = s
+        .drill
+        .clone()
+        .expect("the Ceph test server has the drill users");
+    let verifier = vec![
+        ("AWS_ACCESS_KEY_ID", drill.verifier.access_key.clone()),
+        ("AWS_SECRET_ACCESS_KEY", drill.verifier.secret_key.clone()),
+    ];
+    let cases: [(&str, &Path, &Vec<(&'static str, String)>, &[&str]); 3] = [
+        (
+            "bad CA",
+            &other_ca,
+            &owner,
+            &["TLS", "UnknownIssuer", "store.ca_file"],
+        ),
+        (
+            "wrong secret",
+            &s.ca,
+            &wrong,
+            &["SignatureDoesNotMatch", "AWS_ACCESS_KEY_ID", "secret key"],
+        ),
+        (
+            "denied bucket",
+            &s.ca,
+            &verifier,
+            &["AccessDenied", "policy"],
+        ),
+    ];
+    for (what, ca, env, says) in cases {
+        let cfg = config(ca);
+        let (out, took) = rv(&["push", "--config", &cfg, &l], &as_refs(env), home.path()).await;
+        assert_fails_at_once(what, &out, took, says);
+        // Said once, not repeated by the error's cause chain.
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.matches(says[0]).count(), 1, "{what}: {err}");
+    }
+}
+
+#[tokio::test]
 async fn impossible_addressing_is_refused_before_any_request() {
     let s = ceph();
     let home = tempfile::tempdir().unwrap();
