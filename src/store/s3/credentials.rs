@@ -13,10 +13,10 @@
 //!
 //! Why our own and not `aws-config` or `reqsign`: aws-config brings the smithy HTTP stack
 //! (hyper 1 with its own connector and, by default, aws-lc's C build) beside the reqwest
-//! client the store already has; reqsign's loader asks the instance metadata service
-//! whenever the chain finds nothing (unless disabled by an environment variable), at a fixed
-//! link-local address. Here the metadata step is opt-in and its endpoint a setting, and the
-//! whole chain is a few requests on the store's own reqwest.
+//! client the store already has; reqsign's AWS loader ends its chain with the instance
+//! metadata service unless `AWS_EC2_METADATA_DISABLED` is set (opt-out, where this project
+//! needs opt-in), and is being rewritten around `reqsign-core`. Here the metadata step is
+//! opt-in and its endpoint a setting, and the whole chain is a few requests on reqwest.
 //!
 //! The static steps (environment, files) are resolved when the store is built, so a missing or
 //! broken source is reported before any request; temporary credentials (web identity,
