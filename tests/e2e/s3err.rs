@@ -240,6 +240,14 @@ async fn bad_ca_wrong_secret_and_denied_bucket_fail_at_once_saying_what_to_chang
     );
 }
 
+/// What is wrong, the CA file, the credentials, what the one line must say.
+type PushCase<'a> = (
+    &'a str,
+    &'a Path,
+    &'a Vec<(&'static str, String)>,
+    &'a [&'a str],
+);
+
 #[tokio::test]
 async fn push_fails_at_once_on_a_bad_ca_a_wrong_secret_and_a_denied_bucket() {
     let s = ceph();
@@ -280,7 +288,7 @@ async fn push_fails_at_once_on_a_bad_ca_a_wrong_secret_and_a_denied_bucket() {
         ("AWS_ACCESS_KEY_ID", drill.verifier.access_key.clone()),
         ("AWS_SECRET_ACCESS_KEY", drill.verifier.secret_key.clone()),
     ];
-    let cases: [(&str, &Path, &Vec<(&'static str, String)>, &[&str]); 3] = [
+    let cases: [PushCase<'_>; 3] = [
         (
             "bad CA",
             &other_ca,
