@@ -21,6 +21,7 @@
 
 pub mod alert;
 pub mod build_info;
+pub mod checkconfig;
 pub mod cli;
 pub mod crypto;
 pub mod drill;

@@ -60,7 +60,10 @@ enum Command {
     /// Run the collector (the default).
     Serve,
     /// Check the configuration file and every file it names; list every problem.
-    CheckConfig,
+    CheckConfig {
+        /// The file (the same as --config FILE).
+        file: Option<PathBuf>,
+    },
     /// List the durable committed transactions of a stream (or every stream's state).
     Commits(CommitsArgs),
     /// Rebuild a stream's online redo log up to its last durable commit.
@@ -113,13 +116,22 @@ struct RebuildArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::CheckConfig { file }) = &cli.command {
+        return match redovault::checkconfig::pick(file.as_deref(), cli.config.as_deref()) {
+            Ok(path) => check_config(&path),
+            Err(e) => {
+                eprintln!("redovault-collector: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let Some(config) = cli.config.clone() else {
         eprintln!("redovault-collector: --config FILE is required");
         return ExitCode::from(2);
     };
     let r = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&config),
-        Command::CheckConfig => check_config(&config),
+        Command::CheckConfig { .. } => Ok(check_config(&config)),
         Command::Commits(a) => commits(&config, &a),
         Command::Rebuild(a) => rebuild(&config, &a),
     };
@@ -322,69 +334,68 @@ async fn wait_for_signal() -> &'static str {
     }
 }
 
-fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
-    let cfg = match CollectorConfig::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            println!("{e}");
-            return Ok(ExitCode::FAILURE);
+/// `check-config`: the verdict of [`redovault::checkconfig`] on the file and every file it
+/// names.
+fn check_config(path: &Path) -> ExitCode {
+    let verdict = CollectorConfig::load(path)
+        .map_err(|e| e.problems)
+        .and_then(|cfg| {
+            let problems = cfg.check_resources();
+            if problems.is_empty() {
+                Ok(collector_summary(&cfg))
+            } else {
+                Err(problems)
+            }
+        });
+    redovault::checkconfig::report(path, verdict)
+}
+
+/// What a valid collector configuration amounts to, one line per part.
+fn collector_summary(cfg: &CollectorConfig) -> Vec<String> {
+    let mode = match cfg.cipher {
+        redovault_collector::config::Cipher::Tls { .. } => "TLS 1.3 with client certificates",
+        redovault_collector::config::Cipher::Blowfish { .. } => {
+            "LEGACY Blowfish with a pre-shared key"
         }
     };
-    let problems = cfg.check_resources();
-    if problems.is_empty() {
-        let mode = match cfg.cipher {
-            redovault_collector::config::Cipher::Tls { .. } => "TLS 1.3 with client certificates",
-            redovault_collector::config::Cipher::Blowfish { .. } => {
-                "LEGACY Blowfish with a pre-shared key"
-            }
-        };
-        let worm = cfg.worm.as_ref().map_or_else(
-            || ", no [worm]: the commits since the last log switch live on this host only".into(),
-            |w| {
-                format!(
-                    ", streams sealed into WORM {} within {} ms",
-                    match w.store.kind {
-                        StoreKind::S3 => format!("s3://{}/{}", w.store.bucket, w.store.prefix),
-                        StoreKind::Local => format!(
-                            "local:{}",
-                            w.store.dir.as_deref().unwrap_or(Path::new("")).display()
-                        ),
-                    },
-                    w.seal_interval.as_millis()
-                )
-            },
-        );
-        let retention = match &cfg.retention {
-            None => "; no [retention]: every segment is kept, the disk grows until it is full"
-                .to_string(),
-            Some(r) => format!(
-                "; [retention]: a sequence's segments are removed {} after its archived log is \
-                 verified in the sealed manifest{} (checked every {} s)",
-                humanize(r.keep),
-                if cfg.worm.is_some() {
-                    " and its pieces are confirmed in WORM"
-                } else {
-                    ""
+    let worm = cfg.worm.as_ref().map_or_else(
+        || "worm: none: the commits since the last log switch live on this host only".into(),
+        |w| {
+            format!(
+                "worm: streams sealed into {} within {} ms",
+                match w.store.kind {
+                    StoreKind::S3 => format!("s3://{}/{}", w.store.bucket, w.store.prefix),
+                    StoreKind::Local => format!(
+                        "local:{}",
+                        w.store.dir.as_deref().unwrap_or(Path::new("")).display()
+                    ),
                 },
-                r.interval.as_secs()
-            ),
-        };
-        println!(
-            "{}: OK (listen {}, {mode}, store {}{worm}{retention})",
-            path.display(),
-            cfg.listen,
-            cfg.store_dir.display()
-        );
-        Ok(ExitCode::SUCCESS)
-    } else {
-        println!(
-            "{}: {} problem(s):\n  {}",
-            path.display(),
-            problems.len(),
-            problems.join("\n  ")
-        );
-        Ok(ExitCode::FAILURE)
-    }
+                w.seal_interval.as_millis()
+            )
+        },
+    );
+    let retention = match &cfg.retention {
+        None => {
+            "retention: none: every segment is kept, the disk grows until it is full".to_string()
+        }
+        Some(r) => format!(
+            "retention: a sequence's segments are removed {} after its archived log is verified \
+             in the sealed manifest{} (checked every {} s)",
+            humanize(r.keep),
+            if cfg.worm.is_some() {
+                " and its pieces are confirmed in WORM"
+            } else {
+                ""
+            },
+            r.interval.as_secs()
+        ),
+    };
+    vec![
+        format!("listen: {}, {mode}", cfg.listen),
+        format!("store: {}", cfg.store_dir.display()),
+        worm,
+        retention,
+    ]
 }
 
 fn humanize(d: std::time::Duration) -> String {

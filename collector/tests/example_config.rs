@@ -80,7 +80,7 @@ fn check_config_accepts_the_example_with_real_files_and_names_missing_ones() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(
-        text.contains(": OK (listen 0.0.0.0:7070, TLS 1.3"),
+        text.contains(": OK\n") && text.contains("  listen: 0.0.0.0:7070, TLS 1.3"),
         "{text}"
     );
     // A typo is refused, with every other problem.

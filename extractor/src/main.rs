@@ -51,7 +51,10 @@ enum Command {
     /// Ship every redo thread to the collector (the default).
     Run,
     /// Check the configuration file and the files it names; list every problem.
-    CheckConfig,
+    CheckConfig {
+        /// The file (the same as --config FILE).
+        file: Option<PathBuf>,
+    },
     /// Show the online logs (from their headers), the CURRENT log of each thread and the
     /// checkpoints.
     Check,
@@ -71,6 +74,15 @@ fn level(verbose: u8) -> &'static str {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::CheckConfig { file }) = &cli.command {
+        return match redovault::checkconfig::pick(file.as_deref(), cli.config.as_deref()) {
+            Ok(path) => check_config(&path),
+            Err(e) => {
+                eprintln!("redovault-extractor: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let Some(config) = cli.config.clone() else {
         eprintln!("redovault-extractor: --config FILE is required");
         return ExitCode::from(2);
@@ -84,7 +96,7 @@ fn main() -> ExitCode {
     }
     let r = match command {
         Command::Run => run(&config, cli.verbose),
-        Command::CheckConfig => check_config(&config),
+        Command::CheckConfig { .. } => Ok(check_config(&config)),
         Command::Check => check(&config),
         Command::Tail => tail(&config),
     };
@@ -149,70 +161,61 @@ async fn wait_for_signal() -> &'static str {
     }
 }
 
-fn check_config(path: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let settings = match Settings::load(path) {
-        Ok(s) => s,
-        Err(e) => {
-            println!("{e}");
-            return Ok(ExitCode::FAILURE);
-        }
-    };
-    let mut problems = Vec::new();
-    if settings.collectors.is_empty() {
-        problems.push("[collector]: missing section (nowhere to ship)".to_string());
-    }
-    let several = settings.collectors.len() > 1;
-    for c in &settings.collectors {
-        if let Err(e) = c.load_security() {
-            problems.push(if several {
-                format!("{} ({}): {e}", c.name, c.address)
-            } else {
-                e
-            });
-        }
-    }
-    if problems.is_empty() {
-        let c = settings.collectors.first();
-        let to = if several {
-            let names: Vec<&str> = settings
-                .collectors
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect();
-            format!(
-                "ship to {} collectors ({}), ack {}: {} must acknowledge",
-                names.len(),
-                names.join(", "),
-                settings.link.ack.as_str(),
-                settings.link.ack.required(names.len())
-            )
-        } else {
-            format!(
-                "ship to {} as {:?}",
-                c.map_or("", |c| c.address.as_str()),
-                c.map_or("", |c| c.extractor_id.as_str())
-            )
-        };
-        println!(
-            "{}: OK ({} online groups, {to}, {})",
-            path.display(),
-            settings.extract.online.groups.len(),
-            match c.map(|c| &c.cipher) {
-                Some(redovault_extractor::settings::CipherConfig::Blowfish { .. }) =>
-                    "LEGACY Blowfish with a pre-shared key",
-                _ => "TLS 1.3 with client certificates",
+/// `check-config`: the verdict of [`redovault::checkconfig`] on the file and the files it
+/// names.
+fn check_config(path: &std::path::Path) -> ExitCode {
+    let verdict = Settings::load(path)
+        .map_err(|e| e.problems)
+        .and_then(|settings| {
+            let mut problems = Vec::new();
+            if settings.collectors.is_empty() {
+                problems.push("[collector]: missing section (nowhere to ship)".to_string());
             }
-        );
-        Ok(ExitCode::SUCCESS)
-    } else {
-        println!(
-            "{}: {} problem(s):\n  {}",
-            path.display(),
-            problems.len(),
-            problems.join("\n  ")
-        );
-        Ok(ExitCode::FAILURE)
-    }
+            let several = settings.collectors.len() > 1;
+            for c in &settings.collectors {
+                if let Err(e) = c.load_security() {
+                    problems.push(if several {
+                        format!("{} ({}): {e}", c.name, c.address)
+                    } else {
+                        e
+                    });
+                }
+            }
+            if !problems.is_empty() {
+                return Err(problems);
+            }
+            let mut lines = vec![format!(
+                "online: {} groups",
+                settings.extract.online.groups.len()
+            )];
+            for c in &settings.collectors {
+                lines.push(format!(
+                    "ship: to {} as {:?}, {}{}",
+                    c.address,
+                    c.extractor_id,
+                    match &c.cipher {
+                        redovault_extractor::settings::CipherConfig::Blowfish { .. } =>
+                            "LEGACY Blowfish with a pre-shared key",
+                        _ => "TLS 1.3 with client certificates",
+                    },
+                    if several {
+                        format!(" (collector {})", c.name)
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+            if several {
+                lines.push(format!(
+                    "ack: {} ({} of {} collectors must acknowledge)",
+                    settings.link.ack.as_str(),
+                    settings.link.ack.required(settings.collectors.len()),
+                    settings.collectors.len()
+                ));
+            }
+            Ok(lines)
+        });
+    redovault::checkconfig::report(path, verdict)
 }
 
 fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {

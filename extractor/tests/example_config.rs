@@ -62,7 +62,9 @@ fn check_config_accepts_the_example_with_real_files_and_names_missing_ones() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(
-        text.contains(": OK (3 online groups, ship to collector.example.net:7070"),
+        text.contains(": OK\n")
+            && text.contains("  online: 3 groups")
+            && text.contains("  ship: to collector.example.net:7070"),
         "{text}"
     );
 }

@@ -9,14 +9,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::store::local::LocalStore;
-use crate::store::s3::{S3Config, S3Store};
+use crate::store::s3::{ChainConfig, S3Config, S3Store};
 use crate::store::{ArchiveStore, LockMode, PutOutcome, Retention, SystemClock};
 
 /// Where archives go. Without `--s3-endpoint`, a local directory (not WORM).
 #[derive(Debug, Clone, clap::Args)]
 pub struct StoreArgs {
-    /// S3 endpoint, e.g. https://s3.example.net:443. Credentials come from AWS_ACCESS_KEY_ID and
-    /// AWS_SECRET_ACCESS_KEY.
+    /// S3 endpoint, e.g. https://s3.example.net:443. Credentials come from the AWS chain: the
+    /// environment (AWS_ACCESS_KEY_ID...), a web-identity token file, the shared files.
     #[arg(long, env = "REDOVAULT_S3_ENDPOINT")]
     pub s3_endpoint: Option<url::Url>,
     /// S3 bucket (must have Object Lock enabled).
@@ -28,9 +28,23 @@ pub struct StoreArgs {
     /// Extra CA certificate (PEM) to trust for the S3 endpoint.
     #[arg(long, env = "REDOVAULT_S3_CA_FILE")]
     pub ca_file: Option<PathBuf>,
-    /// Path-style addressing (https://host/bucket/key), as most private S3 servers want.
+    /// Path-style addressing (https://host/bucket/key), as most private S3 servers want
+    /// (without it: path-style for an IP address or localhost, virtual-hosted otherwise).
     #[arg(long, env = "REDOVAULT_S3_PATH_STYLE")]
     pub path_style: bool,
+    /// Profile of the shared credentials / config files (default: AWS_PROFILE, else default).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// "chain" (environment, web-identity token file, shared files) or "instance" (then the
+    /// container / instance metadata service, IMDSv2).
+    #[arg(long, default_value = "chain", value_parser = ["chain", "instance"])]
+    pub credentials: String,
+    /// STS endpoint for a web-identity token (default: AWS_ENDPOINT_URL_STS, else AWS's).
+    #[arg(long)]
+    pub sts_endpoint: Option<url::Url>,
+    /// Instance metadata endpoint, asked only with --credentials instance.
+    #[arg(long, default_value = crate::store::s3::credentials::DEFAULT_METADATA_ENDPOINT)]
+    pub metadata_endpoint: url::Url,
     /// Object Lock mode: compliance (default) or governance.
     #[arg(long, default_value = "compliance", value_parser = parse_mode)]
     pub lock_mode: LockMode,
@@ -40,6 +54,10 @@ pub struct StoreArgs {
     /// Accept a bucket without Object Lock (local experiments only: archives are deletable).
     #[arg(long)]
     pub allow_unlocked_bucket: bool,
+    /// Attempts per request (transient failures only: TLS, credential and permission errors
+    /// are never retried).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub max_attempts: u32,
     /// Local store directory, used when no S3 endpoint is given (NOT WORM).
     #[arg(long, env = "REDOVAULT_STORE_DIR", default_value = "redovault-store")]
     pub store_dir: PathBuf,
@@ -71,9 +89,16 @@ impl StoreArgs {
                 let mut c = S3Config::new(endpoint.clone(), &self.bucket);
                 c.region = self.region.clone();
                 c.ca_file = self.ca_file.clone();
-                c.path_style = self.path_style;
+                c.path_style = self.path_style.then_some(true);
+                c.credential_chain = ChainConfig {
+                    profile: self.profile.clone(),
+                    sts_endpoint: self.sts_endpoint.clone(),
+                    instance_metadata: (self.credentials == "instance")
+                        .then(|| self.metadata_endpoint.clone()),
+                };
                 c.allow_unlocked_bucket = self.allow_unlocked_bucket;
                 c.clock = Arc::new(SystemClock);
+                c.retry.max_attempts = self.max_attempts;
                 c.retention = if self.retention_days == 0 {
                     Retention::BucketDefault
                 } else {

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::store::LockMode;
 use crate::store::local::LocalStore;
 use crate::store::s3::S3Store;
-use crate::watcher::config::{Config, StoreKind, parse_duration};
+use crate::watcher::config::{Config, CredentialsMode, StoreKind, parse_duration};
 use crate::watcher::{self, push, status};
 
 /// Arguments of `redovault watch`.
@@ -26,7 +26,8 @@ pub struct PushArgs {
     /// A watcher configuration file for the store and state settings (flags override it).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// S3 endpoint (https). Credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    /// S3 endpoint (https). Credentials come from the AWS chain (environment, web-identity token
+    /// file, shared files with [store] profile; see deploy/config/watcher.example.toml).
     #[arg(long)]
     pub endpoint: Option<url::Url>,
     /// Bucket (Object Lock enabled).
@@ -77,12 +78,8 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-/// Arguments of `redovault check-config`.
-#[derive(Debug, clap::Args)]
-pub struct CheckConfigArgs {
-    /// The configuration file.
-    pub file: PathBuf,
-}
+/// Arguments of `redovault check-config` (`FILE` or `--config FILE`).
+pub use crate::checkconfig::CheckConfigArgs;
 
 fn load(path: &std::path::Path) -> anyhow::Result<Config> {
     Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))
@@ -150,7 +147,7 @@ pub fn run_push(args: &PushArgs) -> anyhow::Result<ExitCode> {
         s.region.clone_from(r);
     }
     if args.path_style {
-        s.path_style = true;
+        s.path_style = Some(true);
     }
     if let Some(r) = &args.retention {
         s.retention = if r == "bucket-default" {
@@ -233,53 +230,66 @@ pub fn run_status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Runs `redovault check-config`: every problem, one per line, exit 1; or a summary, exit 0.
+/// Runs `redovault check-config`: the verdict of [`crate::checkconfig`] (every problem, one
+/// per line, exit 1; or OK and a summary, exit 0).
 pub fn run_check_config(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
-    match Config::load(&args.file) {
-        Err(e) => {
-            for p in &e.problems {
-                eprintln!("{}: {p}", args.file.display());
+    let file = args.path().map_err(anyhow::Error::msg)?;
+    let verdict = match Config::load(&file) {
+        Err(e) => Err(e.problems),
+        Ok(c) => Ok(watcher_summary(&c)),
+    };
+    Ok(crate::checkconfig::report(&file, verdict))
+}
+
+/// What a valid watcher configuration amounts to, one line per part.
+fn watcher_summary(c: &Config) -> Vec<String> {
+    let store = match c.store.kind {
+        StoreKind::S3 => format!(
+            "s3 {} bucket {} prefix {:?}, {}, {}, credentials {}",
+            c.store.endpoint.as_ref().map(|u| u.as_str()).unwrap_or(""),
+            c.store.bucket,
+            c.store.prefix,
+            match c.store.retention {
+                Some(r) => format!("{} for {:?}", c.store.lock_mode, r),
+                None => "bucket default retention".to_string(),
+            },
+            match c.store.path_style {
+                Some(true) => "path-style",
+                Some(false) => "virtual-hosted",
+                None => "addressing from the endpoint",
+            },
+            match (&c.store.credentials, &c.store.profile) {
+                (CredentialsMode::Instance, _) => format!(
+                    "from the AWS chain, then instance metadata at {}",
+                    c.store.metadata_endpoint
+                ),
+                (CredentialsMode::Chain, Some(p)) => format!("from the AWS chain, profile {p}"),
+                (CredentialsMode::Chain, None) => "from the AWS chain".to_string(),
             }
-            eprintln!("{}: {} problem(s)", args.file.display(), e.problems.len());
-            Ok(ExitCode::from(1))
-        }
-        Ok(c) => {
-            let store = match c.store.kind {
-                StoreKind::S3 => format!(
-                    "s3 {} bucket {} prefix {:?}, {}",
-                    c.store.endpoint.as_ref().map(|u| u.as_str()).unwrap_or(""),
-                    c.store.bucket,
-                    c.store.prefix,
-                    match c.store.retention {
-                        Some(r) => format!("{} for {:?}", c.store.lock_mode, r),
-                        None => "bucket default retention".to_string(),
-                    }
-                ),
-                StoreKind::Local => format!(
-                    "local directory {} (NOT WORM)",
-                    c.store
-                        .dir
-                        .as_ref()
-                        .map(|d| d.display().to_string())
-                        .unwrap_or_default()
-                ),
-            };
-            println!("{}: ok", args.file.display());
-            println!(
-                "  watch: {} (rescan every {:?}, {} uploads at once, grace {:?})",
-                c.watch
-                    .dirs
-                    .iter()
-                    .map(|d| d.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                c.watch.scan_interval,
-                c.watch.parallel_uploads,
-                c.watch.grace_period
-            );
-            println!("  store: {store}");
-            println!("  state: {}", c.state.dir.display());
-            Ok(ExitCode::SUCCESS)
-        }
-    }
+        ),
+        StoreKind::Local => format!(
+            "local directory {} (NOT WORM)",
+            c.store
+                .dir
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default()
+        ),
+    };
+    vec![
+        format!(
+            "watch: {} (rescan every {:?}, {} uploads at once, grace {:?})",
+            c.watch
+                .dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            c.watch.scan_interval,
+            c.watch.parallel_uploads,
+            c.watch.grace_period
+        ),
+        format!("store: {store}"),
+        format!("state: {}", c.state.dir.display()),
+    ]
 }

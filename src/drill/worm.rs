@@ -27,7 +27,7 @@ pub fn attempts(t: &S3Target, prefix: &str, keys: &[String]) -> Result<Vec<Actio
 fn store_for(t: &S3Target) -> Result<S3Store, StoreError> {
     let mut c = crate::store::s3::S3Config::new(t.endpoint.clone(), &t.bucket);
     c.region = t.region.clone();
-    c.path_style = true;
+    c.path_style = Some(true);
     c.ca_file = Some(t.ca.clone());
     c.credentials = Some(t.dbhost.clone());
     c.retention = Retention::BucketDefault;

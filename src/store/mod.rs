@@ -194,7 +194,10 @@ pub enum StoreError {
         code: String,
     },
     /// A permanent error: not retried.
-    #[error("{op} {target}: {status} {code}: {message} (permanent, not retried)")]
+    #[error(
+        "{op} {target}: {status} {code}: {message} (permanent, not retried){}",
+        permanent_hint(*.status, .code)
+    )]
     Permanent {
         /// The operation.
         op: &'static str,
@@ -233,8 +236,12 @@ pub enum StoreError {
         /// The bucket.
         bucket: String,
     },
-    /// The credentials were refused.
-    #[error("credentials refused by {endpoint} for bucket {bucket}: {code}: {message}")]
+    /// The user is known but not allowed this bucket (403 AccessDenied): a policy matter.
+    #[error(
+        "access to bucket {bucket} at {endpoint} denied ({code}{}): grant this user the \
+         bucket's policy (deploy/s3/policies) or fix store.bucket",
+        colon(.message)
+    )]
     AccessDenied {
         /// The bucket.
         bucket: String,
@@ -244,6 +251,44 @@ pub enum StoreError {
         code: String,
         /// The S3 message.
         message: String,
+    },
+    /// The server does not accept the credentials (SignatureDoesNotMatch, InvalidAccessKeyId,
+    /// an expired or invalid session token): retrying cannot help.
+    #[error(
+        "credentials from {origin} refused by {endpoint} ({code}{}): fix the access key / \
+         secret key there (see store.credentials and store.profile)",
+        colon(.message)
+    )]
+    Auth {
+        /// Where the credentials came from (environment, profile, web identity...).
+        origin: String,
+        /// The endpoint.
+        endpoint: String,
+        /// The S3 error code.
+        code: String,
+        /// The S3 message.
+        message: String,
+    },
+    /// The TLS handshake failed (unknown CA, name mismatch, expired certificate): retrying
+    /// cannot help.
+    #[error(
+        "TLS to {endpoint} failed: {detail}: set store.ca_file (--ca-file, REDOVAULT_S3_CA_FILE) \
+         to the CA that signed the server's certificate, and name the server in store.endpoint \
+         as its certificate does"
+    )]
+    Tls {
+        /// The endpoint.
+        endpoint: String,
+        /// What the TLS library said.
+        detail: String,
+    },
+    /// Credentials could not be obtained from the configured source.
+    #[error("no S3 credentials from {origin}: {detail}")]
+    Credentials {
+        /// The source tried (environment, profile, web identity, instance metadata).
+        origin: String,
+        /// Why, and what to change.
+        detail: String,
     },
     /// The endpoint could not be reached at all.
     #[error("cannot reach {endpoint}: {detail}")]
@@ -300,7 +345,112 @@ pub enum StoreError {
     },
 }
 
+/// What kind of failure a [`StoreError`] is: the one place errors are classified (retry
+/// loops, the watcher's queueing and its error metrics all ask this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// May clear by itself (server down, slow, throttling, local I/O): retried, queued.
+    Transient,
+    /// The configuration cannot work (bad endpoint, addressing, CA file, missing credentials).
+    Config,
+    /// The TLS handshake failed (CA, host name, expiry).
+    Tls,
+    /// The server refused the credentials (wrong key or secret, bad or expired token).
+    Auth,
+    /// The server refused the operation for this user or bucket (AccessDenied).
+    Permission,
+    /// The bucket or object does not exist, or the bucket is not WORM.
+    Missing,
+    /// The key holds other bytes: the alarm case.
+    Conflict,
+    /// What was stored or read is not what was asked (lock, checksum, source changed).
+    Integrity,
+    /// Any other refusal by the server or a response we cannot use.
+    Refused,
+}
+
+impl ErrorKind {
+    /// A stable lower-case name, for metrics labels and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Transient => "transient",
+            ErrorKind::Config => "config",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Permission => "permission",
+            ErrorKind::Missing => "missing",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Integrity => "integrity",
+            ErrorKind::Refused => "refused",
+        }
+    }
+}
+
+/// `": message"`, or nothing for an empty message (HEAD answers and Ceph's 403s have none).
+fn colon(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    }
+}
+
+/// What to change after a permanent refusal, when the code says (empty otherwise).
+fn permanent_hint(status: u16, code: &str) -> &'static str {
+    if is_auth_code(code) {
+        ": fix the access key / secret key (see store.credentials and store.profile)"
+    } else if status == 403 {
+        ": grant this user the operation in the bucket's policy (deploy/s3/policies)"
+    } else {
+        ""
+    }
+}
+
+/// S3 error codes that mean "the credentials are wrong" rather than "not allowed".
+pub(crate) fn is_auth_code(code: &str) -> bool {
+    matches!(
+        code,
+        "SignatureDoesNotMatch"
+            | "InvalidAccessKeyId"
+            | "InvalidToken"
+            | "ExpiredToken"
+            | "InvalidClientTokenId"
+            | "AuthorizationHeaderMalformed"
+            | "MissingSecurityHeader"
+    )
+}
+
 impl StoreError {
+    /// The kind of this error (see [`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::Unreachable { .. }
+            | StoreError::RetriesExhausted { .. }
+            | StoreError::Io { .. } => ErrorKind::Transient,
+            StoreError::Config(_)
+            | StoreError::InvalidKey { .. }
+            | StoreError::Credentials { .. } => ErrorKind::Config,
+            StoreError::Tls { .. } => ErrorKind::Tls,
+            StoreError::Auth { .. } => ErrorKind::Auth,
+            StoreError::AccessDenied { .. } => ErrorKind::Permission,
+            StoreError::Permanent { code, .. } if is_auth_code(code) => ErrorKind::Auth,
+            StoreError::Permanent { status: 403, .. } => ErrorKind::Permission,
+            StoreError::NoSuchBucket { .. }
+            | StoreError::NoObjectLock { .. }
+            | StoreError::NotFound { .. } => ErrorKind::Missing,
+            StoreError::AlreadyExistsDifferent { .. } => ErrorKind::Conflict,
+            StoreError::LockNotApplied { .. }
+            | StoreError::BadDigest { .. }
+            | StoreError::SourceChanged { .. } => ErrorKind::Integrity,
+            StoreError::Permanent { .. } | StoreError::Protocol { .. } => ErrorKind::Refused,
+        }
+    }
+
+    /// True for errors that may clear by themselves: the only ones worth retrying later.
+    pub fn is_transient(&self) -> bool {
+        self.kind() == ErrorKind::Transient
+    }
+
     /// True for [`StoreError::AlreadyExistsDifferent`]: the alarm case.
     pub fn is_conflict(&self) -> bool {
         matches!(self, StoreError::AlreadyExistsDifferent { .. })

@@ -98,8 +98,17 @@ pub struct StoreConfig {
     pub bucket: String,
     /// Signing region.
     pub region: String,
-    /// Path-style addressing.
-    pub path_style: bool,
+    /// Path-style addressing; None: chosen from the endpoint (path-style for an IP address or
+    /// localhost, virtual-hosted otherwise), as the AWS tools do.
+    pub path_style: Option<bool>,
+    /// Whether the credential chain ends with the container / instance metadata service.
+    pub credentials: CredentialsMode,
+    /// Profile of the shared credentials / config files (else `AWS_PROFILE`, else `default`).
+    pub profile: Option<String>,
+    /// STS endpoint for web-identity tokens (else `AWS_ENDPOINT_URL_STS`, else AWS's).
+    pub sts_endpoint: Option<url::Url>,
+    /// Instance metadata endpoint, asked only with `credentials = "instance"`.
+    pub metadata_endpoint: url::Url,
     /// Extra CA certificate (PEM).
     pub ca_file: Option<PathBuf>,
     /// Key prefix (no leading or trailing `/`); may be empty.
@@ -126,6 +135,15 @@ pub struct StoreConfig {
     pub content_md5: bool,
     /// Directory of the local store.
     pub dir: Option<PathBuf>,
+}
+
+/// `[store]` `credentials`: where the chain may look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialsMode {
+    /// Environment, web-identity token file, shared files: never a metadata service.
+    Chain,
+    /// The same, then the container or instance metadata service (IMDSv2).
+    Instance,
 }
 
 /// `[telemetry]`.
@@ -179,7 +197,14 @@ impl Default for Config {
                 endpoint: None,
                 bucket: String::new(),
                 region: "us-east-1".into(),
-                path_style: false,
+                path_style: None,
+                credentials: CredentialsMode::Chain,
+                profile: None,
+                sts_endpoint: None,
+                metadata_endpoint: url::Url::parse(
+                    crate::store::s3::credentials::DEFAULT_METADATA_ENDPOINT,
+                )
+                .expect("constant URL"),
                 ca_file: None,
                 prefix: String::new(),
                 lock_mode: LockMode::Compliance,
@@ -451,7 +476,63 @@ impl StoreConfig {
             });
         let bucket = s.string("bucket", "");
         let region = s.string("region", &d.store.region);
-        let path_style = s.bool("path_style", d.store.path_style);
+        let path_style = match s.value("path_style") {
+            None => None,
+            Some(toml::Value::String(a)) if a == "auto" => None,
+            Some(toml::Value::Boolean(b)) => Some(*b),
+            Some(v) => {
+                let t = type_name(v);
+                s.problem(
+                    "path_style",
+                    format!("expected \"auto\", true or false, found {t}"),
+                );
+                None
+            }
+        };
+        if let (Some(e), StoreKind::S3) = (&endpoint, kind)
+            && let Err(why) = crate::store::s3::addressing(e, &bucket, path_style)
+        {
+            s.problems.push(why);
+        }
+        let credentials = match s.string("credentials", "chain").as_str() {
+            "chain" => CredentialsMode::Chain,
+            "instance" => CredentialsMode::Instance,
+            other => {
+                s.problem(
+                    "credentials",
+                    format!(
+                        "{other:?}: expected \"chain\" (environment, web identity, shared files) \
+                         or \"instance\" (then the container / instance metadata service)"
+                    ),
+                );
+                CredentialsMode::Chain
+            }
+        };
+        let profile = s.opt_string("profile");
+        let sts_endpoint = s
+            .opt_string("sts_endpoint")
+            .and_then(|e| match url::Url::parse(&e) {
+                Ok(u) if u.host_str().is_some() => Some(u),
+                _ => {
+                    s.problem("sts_endpoint", format!("{e:?} is not a URL with a host"));
+                    None
+                }
+            });
+        let metadata_endpoint = match s.opt_string("metadata_endpoint") {
+            None => d.store.metadata_endpoint.clone(),
+            Some(e) => match url::Url::parse(&e) {
+                Ok(u) if u.host_str().is_some() => u,
+                _ => {
+                    s.problem(
+                        "metadata_endpoint",
+                        format!(
+                            "{e:?} is not a URL with a host such as \"http://169.254.169.254\""
+                        ),
+                    );
+                    d.store.metadata_endpoint.clone()
+                }
+            },
+        };
         let ca_file = s.opt_string("ca_file").map(PathBuf::from);
         let prefix = s.string("prefix", "");
         let lock_mode = match s.string("lock_mode", "compliance").as_str() {
@@ -496,6 +577,10 @@ impl StoreConfig {
             bucket,
             region,
             path_style,
+            credentials,
+            profile,
+            sts_endpoint,
+            metadata_endpoint,
             ca_file,
             prefix,
             lock_mode,
@@ -1011,6 +1096,45 @@ timeout = "3s"
         assert!(p.iter().any(|x| x.starts_with("state.dir:")), "{p:?}");
         assert!(
             p.iter().any(|x| x.starts_with("store.dir: required")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn path_style_auto_true_false_and_impossible_ones() {
+        let cfg = |ps: &str, endpoint: &str| {
+            Config::parse(&format!(
+                "[watch]\ndirs = [\"/a\"]\n[state]\ndir = \"/s\"\n[store]\n\
+                 endpoint = \"{endpoint}\"\nbucket = \"b-bucket\"\n{ps}\n"
+            ))
+        };
+        let ps = |c: Result<Config, Vec<String>>| c.map(|c| c.store.path_style);
+        assert_eq!(ps(cfg("", "https://s3.example.net")), Ok(None));
+        assert_eq!(
+            ps(cfg("path_style = \"auto\"", "https://10.0.0.5")),
+            Ok(None)
+        );
+        assert_eq!(
+            ps(cfg("path_style = true", "https://10.0.0.5")),
+            Ok(Some(true))
+        );
+        assert_eq!(
+            ps(cfg("path_style = false", "https://s3.example.net")),
+            Ok(Some(false))
+        );
+        let p = cfg("path_style = false", "https://127.0.0.1:7443").unwrap_err();
+        assert!(
+            p.iter().any(|l| l.starts_with("store.path_style = false")),
+            "{p:?}"
+        );
+        let p = cfg("path_style = 1", "https://s3.example.net").unwrap_err();
+        assert!(
+            p.iter().any(|l| l.starts_with("store.path_style:")),
+            "{p:?}"
+        );
+        let p = cfg("credentials = \"imds\"", "https://s3.example.net").unwrap_err();
+        assert!(
+            p.iter().any(|l| l.starts_with("store.credentials:")),
             "{p:?}"
         );
     }

@@ -83,8 +83,10 @@ pub enum WatchError {
     /// The manifest is unreadable or its chain is broken.
     #[error("manifest: {0}")]
     Manifest(#[from] ManifestError),
-    /// The store refused the set-up (no Object Lock, credentials, bucket...).
-    #[error("store: {0}")]
+    /// The store refused the set-up (no Object Lock, credentials, bucket...). Transparent: the
+    /// store's line already names the store and what to change (a prefix here was printed
+    /// twice by `{:#}`, once with the source).
+    #[error(transparent)]
     Store(#[from] StoreError),
     /// The metrics endpoint cannot listen.
     #[error("metrics endpoint {addr}: {source}")]
@@ -112,6 +114,12 @@ pub fn s3_config(s: &StoreConfig) -> Result<S3Config, StoreError> {
     let mut c = S3Config::new(endpoint, &s.bucket);
     c.region.clone_from(&s.region);
     c.path_style = s.path_style;
+    c.credential_chain = crate::store::s3::ChainConfig {
+        profile: s.profile.clone(),
+        sts_endpoint: s.sts_endpoint.clone(),
+        instance_metadata: (s.credentials == config::CredentialsMode::Instance)
+            .then(|| s.metadata_endpoint.clone()),
+    };
     c.ca_file.clone_from(&s.ca_file);
     c.retention = match s.retention {
         None => Retention::BucketDefault,
@@ -152,16 +160,6 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> Result<(), WatchErro
             run_with_store(cfg, store, cancel).await
         }
     }
-}
-
-/// True for store errors that may clear by themselves (the store is down or slow).
-fn transient(e: &StoreError) -> bool {
-    matches!(
-        e,
-        StoreError::Unreachable { .. }
-            | StoreError::RetriesExhausted { .. }
-            | StoreError::Io { .. }
-    )
 }
 
 /// [`run`] with a given store.
@@ -233,7 +231,7 @@ pub async fn run_with_store<S: ArchiveStore + Clone + 'static>(
                 }
                 r.description
             }
-            Err(e) if transient(&e) => {
+            Err(e) if e.is_transient() => {
                 warn!(error = %e, "store unreachable at start; logs will queue until it answers");
                 first_error = Some(e.to_string());
                 format!("unreachable at start: {e}")
@@ -274,7 +272,7 @@ pub async fn run_with_store<S: ArchiveStore + Clone + 'static>(
             stop_follow: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         };
         if let Some(e) = first_error {
-            c.record_error("upload_unreachable", e);
+            c.record_error("upload_transient", e);
         }
         c.run(cancel).await
     }

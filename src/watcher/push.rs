@@ -11,11 +11,11 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::WatchError;
 use super::config::Config;
 use super::ledger;
 use super::ship;
 use super::validate::{self, Verdict};
-use super::{WatchError, transient};
 use crate::alert::now_rfc3339;
 use crate::manifest::{
     ManifestDir, ManifestEntry, ManifestError, SealRecord, Sha256Digest, segment_key,
@@ -103,7 +103,7 @@ pub async fn push<S: ArchiveStore>(
     let mdir = cfg.manifest_dir();
     let mut manifest = blocking(move || ManifestDir::open(&mdir, &mut |_| {})).await?;
     if let Err(e) = store.check().await
-        && !transient(&e)
+        && !e.is_transient()
     {
         return Err(e.into());
     }

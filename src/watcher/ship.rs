@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use super::scan::FileIdent;
 use super::validate::{self, CHUNK, LogInfo, Validation};
 use crate::manifest::{NewEntry, SegmentInfo, Sha256Digest};
-use crate::store::{ArchiveStore, FileSource, PutOutcome, StoreError};
+use crate::store::{ArchiveStore, ErrorKind, FileSource, PutOutcome, StoreError};
 
 /// What a job reports.
 #[derive(Debug)]
@@ -201,19 +201,17 @@ pub fn new_entry(info: &LogInfo, put: &PutOutcome, path: &Path, shipped_at: Stri
     }
 }
 
-/// The error-metric kind of a store error.
+/// The error-metric label of a store error: its [`ErrorKind`] (classified once, by the store).
 pub fn error_kind(e: &StoreError) -> &'static str {
-    match e {
-        StoreError::Unreachable { .. } => "upload_unreachable",
-        StoreError::RetriesExhausted { .. } => "upload_retries_exhausted",
-        StoreError::AlreadyExistsDifferent { .. } => "upload_conflict",
-        StoreError::LockNotApplied { .. } => "upload_lock_not_applied",
-        StoreError::SourceChanged { .. } => "source_changed",
-        StoreError::BadDigest { .. } => "upload_bad_digest",
-        StoreError::Permanent { .. }
-        | StoreError::AccessDenied { .. }
-        | StoreError::NoSuchBucket { .. }
-        | StoreError::NoObjectLock { .. } => "upload_permanent",
-        _ => "upload_other",
+    match e.kind() {
+        ErrorKind::Transient => "upload_transient",
+        ErrorKind::Config => "upload_config",
+        ErrorKind::Tls => "upload_tls",
+        ErrorKind::Auth => "upload_auth",
+        ErrorKind::Permission => "upload_permission",
+        ErrorKind::Missing => "upload_missing",
+        ErrorKind::Conflict => "upload_conflict",
+        ErrorKind::Integrity => "upload_integrity",
+        ErrorKind::Refused => "upload_refused",
     }
 }

@@ -348,7 +348,8 @@ fn checker(file_name: &str) -> (PathBuf, &'static [&'static str]) {
     let b = bins();
     match file_name {
         "watcher.example.toml" => (b.redovault.clone(), &["check-config"]),
-        "extractor.example.toml" => (b.extractor.clone(), &["check-config", "--config"]),
+        // Every program takes both forms: FILE here, --config FILE beside.
+        "extractor.example.toml" => (b.extractor.clone(), &["check-config"]),
         "collector.example.toml" => (b.collector.clone(), &["check-config", "--config"]),
         "verifier.example.toml" => (b.verifier.clone(), &["check-config"]),
         other => panic!(

@@ -12,6 +12,7 @@ mod oracle_real {
 
 mod atrest;
 mod attack_drill;
+mod check_config;
 mod crash;
 mod deploy;
 mod diverge;
@@ -28,6 +29,7 @@ mod refusals;
 mod replicated;
 mod report_html;
 mod retention;
+mod s3err;
 mod simulate;
 mod store;
 mod tcp_proxy;

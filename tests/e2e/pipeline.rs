@@ -168,7 +168,10 @@ fn redovault_extract_and_collect_run_the_sibling_binaries() {
         ccfg.to_str().unwrap(),
     ]);
     assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains(": OK (listen 127.0.0.1:"), "{text}");
+    assert!(
+        text.contains(": OK\n") && text.contains("  listen: 127.0.0.1:"),
+        "{text}"
+    );
     std::fs::write(&ccfg, "[listen]\n").unwrap();
     let (code, text) = run(&[
         "collect",

@@ -396,7 +396,7 @@ async fn s3_retain_until_follows_server_clock_when_local_clock_is_skewed() {
 
 fn fake_config(endpoint: &str) -> S3Config {
     let mut c = S3Config::new(url::Url::parse(endpoint).unwrap(), "bucket");
-    c.path_style = true;
+    c.path_style = Some(true);
     c.credentials = Some(Credentials {
         access_key: "k".into(),
         secret_key: "s".into(),
@@ -714,7 +714,7 @@ fn bad_setups_fail_with_one_clear_line_and_record_nothing() {
             "wrong credentials",
             vec![endpoint.clone(), t.bucket.clone(), ca.clone()],
             &wrong,
-            "credentials refused",
+            "credentials from the environment (AWS_ACCESS_KEY_ID) refused",
         ));
     }
     for (what, v, env, needle) in cases {

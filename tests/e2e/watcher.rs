@@ -1096,7 +1096,7 @@ fn check_config_lists_every_problem_and_watch_refuses_to_start() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = String::from_utf8_lossy(&out.stdout);
     for want in [
         "watch.scan_interval: expected a duration string",
         "watch.bogus: unknown key",
@@ -1104,7 +1104,7 @@ fn check_config_lists_every_problem_and_watch_refuses_to_start() {
         "watch.dirs: rel is not an absolute path",
         "store.endpoint: required",
         "store.bucket: required",
-        "6 problem(s)",
+        "FAILED, 6 problem(s)",
     ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }

@@ -59,11 +59,8 @@ enum Command {
         #[command(subcommand)]
         what: RestoreCommand,
     },
-    /// Check a configuration file and list every problem.
-    CheckConfig {
-        /// The file.
-        file: PathBuf,
-    },
+    /// Check a configuration file (`FILE` or `--config FILE`) and list every problem.
+    CheckConfig(redovault::checkconfig::CheckConfigArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -225,16 +222,15 @@ pub fn main() -> anyhow::Result<i32> {
         .build()
         .context("starting the async runtime")?;
     match cli.command {
-        Command::CheckConfig { file } => match VerifierConfig::load(&file) {
-            Ok(_) => {
-                println!("{}: OK", file.display());
-                Ok(0)
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                Ok(1)
-            }
-        },
+        Command::CheckConfig(a) => {
+            let file = a.path().map_err(anyhow::Error::msg)?;
+            let verdict = VerifierConfig::load(&file)
+                .map(|cfg| verifier_summary(&cfg))
+                .map_err(|e| e.problems);
+            let ok = verdict.is_ok();
+            let _ = redovault::checkconfig::report(&file, verdict);
+            Ok(if ok { 0 } else { 1 })
+        }
         Command::Verify(a) => {
             let cfg = VerifierConfig::load(&a.config)?;
             redovault::telemetry::init_tracing(cfg.telemetry.log_format, &cfg.telemetry.log_level);
@@ -252,6 +248,11 @@ pub fn main() -> anyhow::Result<i32> {
             }
         }
     }
+}
+
+/// What a valid verifier configuration amounts to, for `check-config`.
+fn verifier_summary(cfg: &VerifierConfig) -> Vec<String> {
+    vec![format!("store: {} (read only)", target(cfg))]
 }
 
 fn target(cfg: &VerifierConfig) -> String {

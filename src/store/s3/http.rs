@@ -1,6 +1,9 @@
 //! One signed S3 request, sent with retries: exponential backoff with jitter on transient
 //! failures (5xx, SlowDown, timeouts, resets), clock correction on RequestTimeTooSkewed, no
-//! retry on permanent ones (403, 400, 404, 412...).
+//! retry on permanent ones (403, 400, 404, 412...), nor on a failure that no retry can mend:
+//! a TLS handshake refused (CA, host name), a request that cannot be built, credentials the
+//! server refuses. Those end the loop at once as [`StoreError::Tls`], [`StoreError::Config`]
+//! and [`StoreError::Auth`], whose one line says what to change.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,7 +18,7 @@ use tracing::{debug, warn};
 
 use super::sigv4::{self, SignInput};
 use super::{Inner, xml};
-use crate::store::StoreError;
+use crate::store::{StoreError, is_auth_code};
 
 /// A request before signing.
 #[derive(Debug, Clone)]
@@ -119,12 +122,15 @@ enum Failure {
     Skewed(String),
     /// Could not connect at all.
     Connect(String),
+    /// No retry can help (TLS refused, request cannot be built, credentials refused).
+    Fatal(StoreError),
 }
 
 impl Failure {
-    fn detail(&self) -> &str {
+    fn detail(&self) -> String {
         match self {
-            Failure::Transient(d) | Failure::Skewed(d) | Failure::Connect(d) => d,
+            Failure::Transient(d) | Failure::Skewed(d) | Failure::Connect(d) => d.clone(),
+            Failure::Fatal(e) => e.to_string(),
         }
     }
 }
@@ -147,7 +153,7 @@ impl Inner {
     fn url_for(&self, req: &Req) -> (String, String, String) {
         let (scheme, host_port) = (&self.scheme, &self.host_port);
         let key_path = req.key.as_deref().map(sigv4::encode_key_path);
-        let (host, path) = if self.config.path_style {
+        let (host, path) = if self.path_style {
             let mut p = format!("/{}", sigv4::uri_encode(&self.config.bucket));
             if let Some(k) = &key_path {
                 p.push('/');
@@ -194,9 +200,13 @@ impl Inner {
         streamed: Option<(reqwest::Body, u64)>,
     ) -> Result<reqwest::Response, Failure> {
         let (host, path, url) = self.url_for(req);
+        let creds = self.creds.get().await.map_err(|e| match e.kind() {
+            crate::store::ErrorKind::Transient => Failure::Connect(e.to_string()),
+            _ => Failure::Fatal(e),
+        })?;
         let time = self.signing_time();
         let signed = sigv4::sign(
-            &self.creds,
+            &creds,
             &SignInput {
                 method: req.method.as_str(),
                 path: &path,
@@ -225,18 +235,50 @@ impl Inner {
                 rb = rb.timeout(self.config.retry.request_timeout);
             }
         }
-        let resp = rb.send().await.map_err(|e| {
-            let detail = error_chain(&e);
-            if e.is_connect() {
-                Failure::Connect(detail)
-            } else {
-                Failure::Transient(detail)
-            }
-        })?;
+        let resp = rb.send().await.map_err(|e| self.send_failure(&e))?;
         if let Some(d) = resp.headers().get("date").and_then(|v| v.to_str().ok()) {
             self.server_clock.observe(d);
         }
         Ok(resp)
+    }
+
+    /// What a failed send means: TLS refused and unbuildable requests end the loop, the
+    /// rest is worth a retry.
+    fn send_failure(&self, e: &reqwest::Error) -> Failure {
+        let detail = error_chain(e);
+        let endpoint = self.config.endpoint.to_string();
+        if let Some(tls) = tls_cause(e) {
+            return Failure::Fatal(StoreError::Tls {
+                endpoint,
+                detail: tls,
+            });
+        }
+        if e.is_builder() {
+            return Failure::Fatal(StoreError::Config(format!(
+                "cannot make a request to {endpoint} for bucket {}: {detail}: check store.endpoint, \
+                 store.bucket and store.path_style",
+                self.config.bucket
+            )));
+        }
+        if e.is_connect() {
+            Failure::Connect(detail)
+        } else {
+            Failure::Transient(detail)
+        }
+    }
+
+    /// A response no retry can mend: the server refused the credentials.
+    fn refused_credentials(&self, r: &Resp) -> Option<StoreError> {
+        if r.status != StatusCode::FORBIDDEN && r.status != StatusCode::UNAUTHORIZED {
+            return None;
+        }
+        let (code, message) = r.error_code();
+        is_auth_code(&code).then(|| StoreError::Auth {
+            origin: self.creds.origin().to_string(),
+            endpoint: self.config.endpoint.to_string(),
+            code,
+            message,
+        })
     }
 
     async fn read_body(
@@ -297,6 +339,7 @@ impl Inner {
         let mut attempt: u32 = 0;
         let mut skew_fixes = 0u32;
         let mut connect_failures = 0u32;
+        let mut token_refreshed = false;
         loop {
             attempt += 1;
             let signed_at = self.signing_time();
@@ -312,7 +355,22 @@ impl Inner {
                             body,
                         };
                         match self.classify(&r, signed_at) {
-                            None => return Ok(Reply::Read(r)),
+                            None => match self.refused_credentials(&r) {
+                                // Temporary credentials the server calls expired: fetch
+                                // new ones once.
+                                Some(StoreError::Auth { code, .. })
+                                    if code == "ExpiredToken"
+                                        && self.creds.refreshable()
+                                        && !token_refreshed =>
+                                {
+                                    token_refreshed = true;
+                                    self.creds.invalidate().await;
+                                    attempt -= 1;
+                                    continue;
+                                }
+                                Some(e) => return Err(e),
+                                None => return Ok(Reply::Read(r)),
+                            },
                             Some(f) => f,
                         }
                     }
@@ -320,7 +378,11 @@ impl Inner {
                 },
                 Err(f) => f,
             };
-            let detail = failure.detail().to_string();
+            let failure = match failure {
+                Failure::Fatal(e) => return Err(e),
+                f => f,
+            };
+            let detail = failure.detail();
             if let Failure::Connect(_) = failure {
                 connect_failures += 1;
             }
@@ -435,7 +497,10 @@ impl Inner {
                                 body,
                             };
                             match self.classify(&r, signed_at) {
-                                None => Ok(r),
+                                None => match self.refused_credentials(&r) {
+                                    Some(e) => Err(Failure::Fatal(e)),
+                                    None => Ok(r),
+                                },
                                 Some(f) => Err(f),
                             }
                         }
@@ -458,8 +523,9 @@ impl Inner {
                     detail,
                 });
             }
-            let detail = failure.detail().to_string();
+            let detail = failure.detail();
             match failure {
+                Failure::Fatal(e) => return Err(e),
                 Failure::Skewed(_) if skew_fixes < 3 => {
                     skew_fixes += 1;
                     warn!(op, %target, %detail, "clock skew corrected from server Date header");
@@ -573,6 +639,30 @@ impl Progress {
             }
         }
     }
+}
+
+/// The TLS library's complaint when `e` is a refused handshake (unknown CA, wrong name,
+/// expired certificate), as one line.
+fn tls_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    // Bounded: a cause chain is short, but it is walked through io::Error wrappers (whose
+    // `source()` skips the wrapped error itself) as well.
+    let mut stack: Vec<&(dyn std::error::Error + 'static)> = vec![e];
+    for _ in 0..64 {
+        let c = stack.pop()?;
+        if let Some(t) = c.downcast_ref::<rustls::Error>() {
+            return Some(t.to_string());
+        }
+        if let Some(inner) = c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            stack.push(inner);
+        }
+        if let Some(s) = c.source() {
+            stack.push(s);
+        }
+    }
+    None
 }
 
 /// The error and its causes on one line ("error sending request: connection refused").

@@ -22,10 +22,12 @@ use url::Url;
 use super::clock::ServerClock;
 use super::{
     ArchiveStore, ByteStream, Clock, FileSource, LockMode, LockState, ObjectInfo, ObjectSummary,
-    PutOutcome, Readiness, Retention, RetryPolicy, StoreError, SystemClock, validate_key,
+    PutOutcome, Readiness, Retention, RetryPolicy, StoreError, SystemClock, is_auth_code,
+    validate_key,
 };
 
 pub mod admin;
+pub mod credentials;
 mod http;
 mod sigv4;
 mod stream;
@@ -33,6 +35,7 @@ pub mod testserver;
 mod upload;
 mod xml;
 
+pub use credentials::ChainConfig;
 pub use sigv4::Credentials;
 
 use http::{Req, parse_iso};
@@ -51,13 +54,18 @@ pub struct S3Config {
     pub bucket: String,
     /// Signing region.
     pub region: String,
-    /// Path-style addressing (`https://host/bucket/key`) instead of virtual-hosted.
-    pub path_style: bool,
+    /// Path-style addressing (`https://host/bucket/key`, `Some(true)`) or virtual-hosted
+    /// (`https://bucket.host/key`, `Some(false)`). None: as the AWS tools choose, path-style
+    /// for an IP-literal or `localhost` endpoint and for a bucket name that cannot be a DNS
+    /// label, virtual-hosted otherwise (see [`addressing`]).
+    pub path_style: Option<bool>,
     /// An extra CA certificate (PEM) to trust, for private S3 servers.
     pub ca_file: Option<PathBuf>,
-    /// Credentials; None: from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-    /// `AWS_SESSION_TOKEN`.
+    /// Credentials; None: from the AWS credential chain described by `credential_chain`
+    /// (see [`credentials`]).
     pub credentials: Option<Credentials>,
+    /// How the chain looks credentials up when `credentials` is None.
+    pub credential_chain: ChainConfig,
     /// How objects are locked.
     pub retention: Retention,
     /// Objects larger than this go up as multipart uploads. A multiple of `part_size`.
@@ -90,15 +98,16 @@ pub struct S3Config {
 impl S3Config {
     /// A configuration with the defaults: COMPLIANCE for 30 days, 16 MiB parts, 4 in flight,
     /// multipart above 64 MiB (files from [`ArchiveStore::put_file`]: one streamed PUT up to
-    /// 5 GiB, then 64 MiB streamed parts), path-style off.
+    /// 5 GiB, then 64 MiB streamed parts), addressing chosen from the endpoint.
     pub fn new(endpoint: Url, bucket: impl Into<String>) -> S3Config {
         S3Config {
             endpoint,
             bucket: bucket.into(),
             region: "us-east-1".to_string(),
-            path_style: false,
+            path_style: None,
             ca_file: None,
             credentials: None,
+            credential_chain: ChainConfig::default(),
             retention: Retention::Explicit {
                 mode: LockMode::Compliance,
                 period: Duration::from_secs(30 * 86400),
@@ -122,7 +131,9 @@ impl S3Config {
 pub(crate) struct Inner {
     pub(crate) config: S3Config,
     pub(crate) http: reqwest::Client,
-    pub(crate) creds: Credentials,
+    pub(crate) creds: credentials::Provider,
+    /// The addressing in force (resolved from [`S3Config::path_style`]).
+    pub(crate) path_style: bool,
     pub(crate) scheme: String,
     pub(crate) host_port: String,
     pub(crate) server_clock: ServerClock,
@@ -163,6 +174,8 @@ impl S3Store {
         let host = config.endpoint.host_str().ok_or_else(|| {
             StoreError::Config(format!("S3 endpoint {} has no host", config.endpoint))
         })?;
+        let path_style = addressing(&config.endpoint, &config.bucket, config.path_style)
+            .map_err(StoreError::Config)?;
         let host_port = match config.endpoint.port() {
             Some(p) => format!("{host}:{p}"),
             None => host.to_string(),
@@ -181,9 +194,12 @@ impl S3Store {
                 config.multipart_threshold, config.part_size
             )));
         }
-        let creds = match &config.credentials {
-            Some(c) => c.clone(),
-            None => credentials_from_env()?,
+        let (source, origin) = match &config.credentials {
+            Some(c) => (
+                credentials::Source::Static(c.clone()),
+                "the configuration".to_string(),
+            ),
+            None => credentials::resolve(&config.credential_chain, &credentials::process_env())?,
         };
         let mut builder = reqwest::Client::builder()
             .connect_timeout(config.retry.connect_timeout)
@@ -211,11 +227,20 @@ impl S3Store {
         let http = builder
             .build()
             .map_err(|e| StoreError::Config(format!("cannot build the HTTPS client: {e}")))?;
+        // STS and metadata services: their own client (a metadata service speaks plain http).
+        let cred_http = reqwest::Client::builder()
+            .connect_timeout(config.retry.connect_timeout)
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| StoreError::Config(format!("cannot build the HTTP client: {e}")))?;
+        tracing::debug!(%origin, path_style, "S3 store configured");
         Ok(S3Store {
             inner: Arc::new(Inner {
                 config,
                 http,
-                creds,
+                creds: credentials::Provider::new(source, origin, cred_http),
+                path_style,
                 scheme,
                 host_port,
                 server_clock: ServerClock::default(),
@@ -234,6 +259,22 @@ impl S3Store {
     /// The most source bytes ever held in memory at once by this store's uploads.
     pub fn peak_buffered_bytes(&self) -> u64 {
         self.inner.peak_buffered.load(Ordering::SeqCst)
+    }
+
+    /// Where the credentials come from ("the environment (AWS_ACCESS_KEY_ID)", "profile p in
+    /// FILE", ...).
+    pub fn credentials_origin(&self) -> &str {
+        self.inner.creds.origin()
+    }
+
+    /// Requests made so far to STS or a metadata service for temporary credentials.
+    pub fn credential_fetches(&self) -> u64 {
+        self.inner.creds.fetches()
+    }
+
+    /// True when requests are path-style (as configured or chosen from the endpoint).
+    pub fn path_style(&self) -> bool {
+        self.inner.path_style
     }
 
     /// The server's current time, from the `Date` headers of its responses (None before the
@@ -292,6 +333,14 @@ impl S3Store {
                 endpoint,
             }),
             StatusCode::NOT_FOUND => self.unlocked(&endpoint).await,
+            StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED if is_auth_code(&code) => {
+                Err(StoreError::Auth {
+                    origin: inner.creds.origin().to_string(),
+                    endpoint,
+                    code,
+                    message,
+                })
+            }
             StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => Err(StoreError::AccessDenied {
                 bucket: cfg.bucket.clone(),
                 endpoint,
@@ -325,6 +374,14 @@ impl S3Store {
                     bucket: cfg.bucket.clone(),
                     endpoint: endpoint.to_string(),
                 },
+                StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED if is_auth_code(&code) => {
+                    StoreError::Auth {
+                        origin: self.inner.creds.origin().to_string(),
+                        endpoint: endpoint.to_string(),
+                        code,
+                        message,
+                    }
+                }
                 StatusCode::FORBIDDEN => StoreError::AccessDenied {
                     bucket: cfg.bucket.clone(),
                     endpoint: endpoint.to_string(),
@@ -418,20 +475,45 @@ fn parse_default_retention(xml_text: &str) -> Option<(LockMode, Duration)> {
     Some((mode, Duration::from_secs(days * 86400)))
 }
 
-fn credentials_from_env() -> Result<Credentials, StoreError> {
-    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    match (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {
-        (Some(access_key), Some(secret_key)) => Ok(Credentials {
-            access_key,
-            secret_key,
-            session_token: get("AWS_SESSION_TOKEN"),
-        }),
-        _ => Err(StoreError::Config(
-            "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or give them \
-             in the configuration)"
-                .to_string(),
+/// Whether requests to `bucket` at `endpoint` are path-style, refusing a combination that
+/// cannot work (named by its setting) before any request is sent.
+///
+/// As the AWS CLI and SDKs do: an IP-literal or `localhost` host has no bucket subdomains, so
+/// it is path-style; so is a bucket whose name is not a DNS label (upper case, `_`, and dots
+/// over https, where `a.b.host` breaks the wildcard certificate).
+pub fn addressing(endpoint: &Url, bucket: &str, path_style: Option<bool>) -> Result<bool, String> {
+    let ip_or_local = match endpoint.host() {
+        Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => true,
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    let dns_ok = dns_compatible(bucket, endpoint.scheme() == "https");
+    match path_style {
+        Some(true) => Ok(true),
+        None => Ok(ip_or_local || !dns_ok),
+        Some(false) if ip_or_local => Err(format!(
+            "store.path_style = false (virtual-hosted addressing) cannot work with the endpoint \
+             {endpoint}: an IP address or localhost has no bucket subdomains; remove the \
+             setting (path-style is then chosen) or set path_style = true"
         )),
+        Some(false) if !dns_ok => Err(format!(
+            "store.path_style = false (virtual-hosted addressing) cannot work with bucket \
+             {bucket:?}: it is not a DNS label (3-63 of a-z 0-9 -, and no dots over https); \
+             rename store.bucket or set path_style = true"
+        )),
+        Some(false) => Ok(false),
     }
+}
+
+/// True when `bucket` can be the first label of a host name (and, over https, match a
+/// wildcard certificate: no dots).
+fn dns_compatible(bucket: &str, https: bool) -> bool {
+    let len_ok = (3..=63).contains(&bucket.len());
+    let chars_ok = bucket
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    let ends_ok = !bucket.starts_with(['-', '.']) && !bucket.ends_with(['-', '.']);
+    len_ok && chars_ok && ends_ok && !bucket.contains("..") && !(https && bucket.contains('.'))
 }
 
 fn base64_32(b64: &str) -> Option<[u8; 32]> {
@@ -553,6 +635,86 @@ mod tests {
             Some((LockMode::Compliance, Duration::from_secs(86400)))
         );
         assert_eq!(parse_default_retention("<ObjectLockConfiguration/>"), None);
+    }
+
+    #[test]
+    fn addressing_follows_the_aws_tools() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        // IP literals and localhost: path-style by themselves.
+        for e in [
+            "https://127.0.0.1:7443",
+            "https://[::1]:7443",
+            "https://localhost:7443",
+        ] {
+            assert_eq!(addressing(&u(e), "rv-lock", None), Ok(true), "{e}");
+            assert_eq!(addressing(&u(e), "rv-lock", Some(true)), Ok(true), "{e}");
+            let why = addressing(&u(e), "rv-lock", Some(false)).unwrap_err();
+            assert!(why.starts_with("store.path_style = false"), "{why}");
+        }
+        // A DNS name: virtual-hosted unless the bucket cannot be a label.
+        let aws = u("https://s3.eu-west-1.amazonaws.com");
+        assert_eq!(addressing(&aws, "redo-archive", None), Ok(false));
+        assert_eq!(addressing(&aws, "redo-archive", Some(true)), Ok(true));
+        for bad in ["Redo", "redo_archive", "a.b", "ab", "-redo"] {
+            assert_eq!(addressing(&aws, bad, None), Ok(true), "{bad}");
+            let why = addressing(&aws, bad, Some(false)).unwrap_err();
+            assert!(why.contains("not a DNS label"), "{why}");
+        }
+        // Over plain http a dotted bucket is a fine host name.
+        assert_eq!(addressing(&u("http://s3.local"), "a.b.c", None), Ok(false));
+        // S3Store::new refuses before any request.
+        let mut c = S3Config::new(u("https://127.0.0.1:1"), "b-bucket");
+        c.credentials = Some(Credentials {
+            access_key: "a".into(),
+            secret_key: "s".into(),
+            session_token: None,
+        });
+        c.path_style = Some(false);
+        let e = S3Store::new(c).unwrap_err();
+        assert_eq!(e.kind(), crate::store::ErrorKind::Config);
+        assert!(e.to_string().contains("store.path_style"), "{e}");
+    }
+
+    #[test]
+    fn errors_are_classified_once() {
+        use crate::store::ErrorKind;
+        let permanent = |status, code: &str| StoreError::Permanent {
+            op: "put",
+            target: "b/k".into(),
+            status,
+            code: code.into(),
+            message: String::new(),
+        };
+        assert_eq!(
+            permanent(403, "SignatureDoesNotMatch").kind(),
+            ErrorKind::Auth
+        );
+        assert_eq!(permanent(403, "InvalidAccessKeyId").kind(), ErrorKind::Auth);
+        assert_eq!(permanent(403, "AccessDenied").kind(), ErrorKind::Permission);
+        assert_eq!(permanent(400, "InvalidRequest").kind(), ErrorKind::Refused);
+        assert!(
+            permanent(403, "AccessDenied")
+                .to_string()
+                .contains("policy")
+        );
+        assert!(
+            permanent(403, "SignatureDoesNotMatch")
+                .to_string()
+                .contains("secret key")
+        );
+        let tls = StoreError::Tls {
+            endpoint: "https://x/".into(),
+            detail: "invalid peer certificate: UnknownIssuer".into(),
+        };
+        assert_eq!(tls.kind(), ErrorKind::Tls);
+        assert!(!tls.is_transient());
+        assert!(tls.to_string().contains("store.ca_file"));
+        let down = StoreError::Unreachable {
+            endpoint: "https://x/".into(),
+            detail: "refused".into(),
+        };
+        assert!(down.is_transient());
+        assert_eq!(StoreError::Config("x".into()).kind(), ErrorKind::Config);
     }
 
     #[test]

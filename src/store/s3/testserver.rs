@@ -179,7 +179,7 @@ impl TestServer {
     pub fn config(&self, bucket: &str) -> S3Config {
         let mut c = S3Config::new(self.endpoint.clone(), bucket);
         c.region = self.region.clone();
-        c.path_style = true;
+        c.path_style = Some(true);
         c.ca_file = Some(self.ca.clone());
         c.credentials = Some(Credentials {
             access_key: self.access_key.clone(),
