@@ -141,7 +141,7 @@ impl Lan {
         let bin = bin.to_string_lossy().into_owned();
         let mut all = vec!["netns", "exec", ns.as_str(), bin.as_str()];
         all.extend_from_slice(args);
-        Proc::spawn_env(what, Path::new("/usr/sbin/ip"), &all, env, log)
+        Proc::spawn_env(what, Path::new("ip"), &all, env, log)
     }
 
     /// Runs `program args` in host `name` to its end; its stdout, or why it failed.
