@@ -19,6 +19,9 @@
 #   deploy/bench.sh ship-throughput  # extractor -> collector binaries: a backlog over TLS and legacy
 #                                    # Blowfish, MB/s and CPU s per side (REDOVAULT_BENCH_SHIP_MIB); no S3
 #   deploy/bench.sh ship             # both ship benchmarks
+#   deploy/bench.sh replicate        # replicated collectors: commit -> protected p50/p99 and the
+#                                    # extractor's CPU per MB with 1, 2 (ack all) and 3 (majority)
+#                                    # collectors at 10 MB/s, one run (REDOVAULT_BENCH_SECONDS, _RATE_MIB)
 #   deploy/bench.sh worm             # the collector's [worm], real binaries at 10 MB/s, rounds with and
 #                                    # without it interleaved: commit -> in WORM p50/p99, S3 requests
 #                                    # per hour, collector CPU per MB, commit -> Ack with / without
@@ -126,6 +129,9 @@ for bench in $WHICH; do
       cargo bench -p redovault --bench ship_latency
       cargo bench -p redovault --bench ship_throughput
       ;;
+    replicate)
+      cargo bench -p redovault --bench replicate
+      ;;
     worm)
       ROUNDS=${REDOVAULT_BENCH_ROUNDS:-4}
       SECS=${REDOVAULT_BENCH_SECONDS:-20}
@@ -134,6 +140,6 @@ for bench in $WHICH; do
       # memstore, plus slack. No aws CLI needed.
       NEED_AWS=0 run_bench $(( ((ROUNDS + 1) / 2 * (SECS + 10) * RATE * 2 + 1024) << 20 )) worm_ship
       ;;
-    *) echo "bench.sh: unknown benchmark $bench (store, restore, watcher, watcher-latency, ship-latency, ship-throughput, ship, worm)" >&2; exit 2 ;;
+    *) echo "bench.sh: unknown benchmark $bench (store, restore, watcher, watcher-latency, ship-latency, ship-throughput, ship, replicate, worm)" >&2; exit 2 ;;
   esac
 done

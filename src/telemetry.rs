@@ -213,6 +213,7 @@ impl Series for Histogram {
 pub struct Family<S: Series> {
     label: &'static str,
     make: Box<dyn Fn() -> S + Send + Sync>,
+    /// By the rendered label set (`stream="x"` or `stream="x",collector="c"`).
     series: Mutex<BTreeMap<String, Arc<S>>>,
 }
 
@@ -236,18 +237,24 @@ impl<S: Series> Family<S> {
 
     /// The series of `value` (created if new).
     pub fn with(&self, value: &str) -> Arc<S> {
+        self.with_extra(value, &[])
+    }
+
+    /// The series of `value` with more labels (e.g. `collector` beside `stream` when an
+    /// extractor ships one stream to several collectors); the same bounded-values rule holds.
+    pub fn with_extra(&self, value: &str, extra: &[(&str, &str)]) -> Arc<S> {
+        let mut labels = format!("{}=\"{}\"", self.label, escape_label(value));
+        for (k, v) in extra {
+            labels.push_str(&format!(",{k}=\"{}\"", escape_label(v)));
+        }
         let mut m = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        Arc::clone(
-            m.entry(value.to_string())
-                .or_insert_with(|| Arc::new((self.make)())),
-        )
+        Arc::clone(m.entry(labels).or_insert_with(|| Arc::new((self.make)())))
     }
 
     fn render(&self, out: &mut String, name: &str) {
         let m = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        for (v, s) in m.iter() {
-            let labels = format!("{}=\"{}\"", self.label, escape_label(v));
-            s.render_series(out, name, &labels);
+        for (labels, s) in m.iter() {
+            s.render_series(out, name, labels);
         }
     }
 }
@@ -446,6 +453,32 @@ impl Registry {
         }
         out
     }
+}
+
+/// Every sample of a Prometheus endpoint (`name{labels}` → value); empty if it does not answer.
+pub fn scrape(addr: std::net::SocketAddr) -> BTreeMap<String, f64> {
+    use std::io::{Read, Write};
+    let mut out = BTreeMap::new();
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return out;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /metrics HTTP/1.1\r\nhost: redovault\r\nconnection: close\r\n\r\n")
+        .is_err()
+    {
+        return out;
+    }
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        if let Some((k, v)) = line.rsplit_once(' ')
+            && let Ok(v) = v.parse::<f64>()
+        {
+            out.insert(k.to_string(), v);
+        }
+    }
+    out
 }
 
 /// Largest request head accepted by the metrics server.

@@ -22,6 +22,9 @@
 #   REDOVAULT_S3_CACHE   where the LocalStack venv is kept between runs (default: the parent of STATE_DIR)
 #   REDOVAULT_PYTHON     a Python >= 3.13 for LocalStack (default: searched on PATH and under pyenv)
 #   REDOVAULT_S3_READY_TIMEOUT  seconds to wait for the server (default 120)
+#   REDOVAULT_S3_ALSO_LISTEN  Ceph only: one more IPv4 address radosgw listens on (same ports) and the
+#                        server certificate names, for multi-host tests that run the server in a network
+#                        namespace of their own (e.g. 10.213.0.5 inside it); default: none, 127.0.0.1 only
 set -euo pipefail
 
 ACCESS_KEY=testkey
@@ -45,6 +48,11 @@ CEPH_HTTPS_PORT=${REDOVAULT_S3_CEPH_HTTPS_PORT:-7443}
 CEPH_HTTP_PORT=${REDOVAULT_S3_CEPH_HTTP_PORT:-7480}
 CEPH_MON_PORT=${REDOVAULT_S3_CEPH_MON_PORT:-13300}
 LOCALSTACK_PORT=${REDOVAULT_S3_LOCALSTACK_PORT:-4566}
+ALSO_LISTEN=${REDOVAULT_S3_ALSO_LISTEN:-}
+if [ -n "$ALSO_LISTEN" ] && ! [[ "$ALSO_LISTEN" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]]; then
+  echo "server.sh: REDOVAULT_S3_ALSO_LISTEN=$ALSO_LISTEN is not an IPv4 address" >&2
+  exit 2
+fi
 
 log() { echo "server.sh: $*" >&2; }
 die() { echo "server.sh: ERROR: $*" >&2; exit 1; }
@@ -159,7 +167,8 @@ check_loopback() {
   local pids=("$@") all p bad=""
   all=$(ss -Hltunp 2>/dev/null || true)
   for p in "${pids[@]}"; do
-    bad+=$(printf '%s\n' "$all" | grep -E "pid=$p," | awk '$5 !~ /^127\.0\.0\.1:/' || true)
+    bad+=$(printf '%s\n' "$all" | grep -E "pid=$p," | awk -v also="${ALSO_LISTEN:-127.0.0.1}:" \
+      '$5 !~ /^127\.0\.0\.1:/ && index($5, also) != 1' || true)
   done
   printf '%s' "$bad"
 }
@@ -418,7 +427,7 @@ osd_data = $D/osd/\$cluster-\$id
 keyring = $D/keyring
 crash_dir = $D/crash
 [client.rgw.a]
-rgw_frontends = beast endpoint=127.0.0.1:$CEPH_HTTP_PORT ssl_endpoint=127.0.0.1:$CEPH_HTTPS_PORT ssl_certificate=$STATE/tls/server.crt ssl_private_key=$STATE/tls/server.key
+rgw_frontends = beast endpoint=127.0.0.1:$CEPH_HTTP_PORT ssl_endpoint=127.0.0.1:$CEPH_HTTPS_PORT${ALSO_LISTEN:+ ssl_endpoint=$ALSO_LISTEN:$CEPH_HTTPS_PORT} ssl_certificate=$STATE/tls/server.crt ssl_private_key=$STATE/tls/server.key
 rgw_data = $D/rgw
 EOF
   C=(-c "$D/ceph.conf")
@@ -594,7 +603,7 @@ do_up() {
   touch "$STATE/$MARKER"
   trap on_up_exit EXIT
   echo "$KIND" > "$STATE/kind"
-  "$SCRIPT_DIR/tls.sh" "$STATE/tls" >&2
+  REDOVAULT_TLS_ALSO_IP="$ALSO_LISTEN" "$SCRIPT_DIR/tls.sh" "$STATE/tls" >&2
 
   case "$KIND" in
     ceph) ceph_up ;;
@@ -614,7 +623,7 @@ do_up() {
   bad=$(check_loopback "${pids[@]}")
   [ -z "$bad" ] || die "some sockets are not bound to 127.0.0.1:
 $bad"
-  log "all sockets bound to 127.0.0.1"
+  log "all sockets bound to 127.0.0.1${ALSO_LISTEN:+ or $ALSO_LISTEN}"
   write_env
   UP_DONE=1
   log "$KIND up at $ENDPOINT in $(elapsed "$t0")s; source $STATE/env.sh"

@@ -17,13 +17,16 @@ DIR=$1
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 DAYS=${REDOVAULT_TLS_DAYS:-30}
+# One more IP address the server certificate names (multi-host tests), besides 127.0.0.1.
+ALSO_IP=${REDOVAULT_TLS_ALSO_IP:-}
 
 valid() {
   [ -s "$DIR/ca.crt" ] && [ -s "$DIR/ca.key" ] && [ -s "$DIR/server.crt" ] && [ -s "$DIR/server.key" ] \
     && [ -s "$DIR/server-bundle.pem" ] \
     && openssl verify -CAfile "$DIR/ca.crt" "$DIR/server.crt" >/dev/null 2>&1 \
     && openssl x509 -in "$DIR/server.crt" -noout -checkend 86400 >/dev/null 2>&1 \
-    && openssl x509 -in "$DIR/server.crt" -noout -checkip 127.0.0.1 2>/dev/null | grep -q 'does match'
+    && openssl x509 -in "$DIR/server.crt" -noout -checkip 127.0.0.1 2>/dev/null | grep -q 'does match' \
+    && { [ -z "$ALSO_IP" ] || openssl x509 -in "$DIR/server.crt" -noout -checkip "$ALSO_IP" 2>/dev/null | grep -q 'does match'; }
 }
 
 if valid; then
@@ -41,7 +44,7 @@ trap 'rm -rf "$TMP"' EXIT
     -keyout ca.key -out ca.crt \
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
   openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr 2>/dev/null
-  printf '%s\n' 'subjectAltName=IP:127.0.0.1,DNS:localhost' 'basicConstraints=critical,CA:FALSE' \
+  printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost${ALSO_IP:+,IP:$ALSO_IP}" 'basicConstraints=critical,CA:FALSE' \
     'keyUsage=critical,digitalSignature,keyEncipherment' 'extendedKeyUsage=serverAuth' > server.ext
   openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days "$DAYS" \
     -out server.crt -extfile server.ext 2>/dev/null

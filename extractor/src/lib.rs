@@ -15,14 +15,18 @@
 //!   resume from the collector's position.
 //! - [`source`]: the source probe: how far Oracle wrote each thread, seen from the online
 //!   logs (not the tailer), how long redo waits unread, and which incarnation is live.
-//! - [`run`]: the daemon: one shipper per thread, metrics endpoint.
+//! - [`fanout`]: one stream to every configured collector, and the protection task.
+//! - [`protection`]: what the ack policy protects (pure state machine).
+//! - [`run`]: the daemon: per thread, one shipper per collector; metrics endpoint.
 //! - [`metrics`]: the Prometheus metrics (`redovault_extractor_*`, per stream).
 
 pub mod archive;
 pub mod checkpoint;
 pub mod config;
+pub mod fanout;
 pub mod metrics;
 pub mod online;
+pub mod protection;
 pub mod run;
 pub mod settings;
 pub mod ship;

@@ -5,7 +5,10 @@
 //! - `check-config --config FILE`: every problem of the file at once, then the files it names
 //!   (certificates or PSK); exit 1 when there is one.
 //! - `check --config FILE`: what every online member's header says, the CURRENT log of each
-//!   thread, and the checkpoints; exit 1 when a thread to follow has neither.
+//!   thread, and the checkpoints: the protected one and, with several collectors, each
+//!   collector's acknowledged position and lag, and whether the running daemon (its metrics
+//!   endpoint) has enough sessions for the ack policy; exit 1 when a thread to follow has
+//!   neither a log nor a checkpoint, or the policy does not hold.
 //! - `tail --config FILE`: a dry run of the tailers: one JSON line per chunk (position,
 //!   size, commits, log end) on stdout; nothing is sent and no checkpoint moves.
 //!
@@ -16,11 +19,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use redovault_extractor::checkpoint;
 use redovault_extractor::online::{self, OnlineLogs};
 use redovault_extractor::settings::Settings;
 use redovault_extractor::streams::start_streams;
 use redovault_extractor::tail::Chunk;
+use redovault_extractor::{checkpoint, fanout};
 use tokio_util::sync::CancellationToken;
 
 /// redovault extractor: tails the CURRENT online redo log and streams every commit to the
@@ -165,37 +168,63 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         .map_err(|e| e.problems)
         .and_then(|settings| {
             let mut problems = Vec::new();
-            match &settings.collector {
-                None => problems.push("[collector]: missing section (nowhere to ship)".to_string()),
-                Some(c) => {
-                    if let Err(e) = c.load_security() {
-                        problems.push(e);
-                    }
+            if settings.collectors.is_empty() {
+                problems.push("[collector]: missing section (nowhere to ship)".to_string());
+            }
+            let several = settings.collectors.len() > 1;
+            for c in &settings.collectors {
+                if let Err(e) = c.load_security() {
+                    problems.push(if several {
+                        format!("{} ({}): {e}", c.name, c.address)
+                    } else {
+                        e
+                    });
                 }
             }
             if !problems.is_empty() {
                 return Err(problems);
             }
-            let c = settings.collector.as_ref();
-            Ok(vec![
-                format!("online: {} groups", settings.extract.online.groups.len()),
-                format!(
-                    "ship: to {} as {:?}, {}",
-                    c.map_or("", |c| c.address.as_str()),
-                    c.map_or("", |c| c.extractor_id.as_str()),
-                    match c.map(|c| &c.cipher) {
-                        Some(redovault_extractor::settings::CipherConfig::Blowfish { .. }) =>
+            let mut lines = vec![format!(
+                "online: {} groups",
+                settings.extract.online.groups.len()
+            )];
+            for c in &settings.collectors {
+                lines.push(format!(
+                    "ship: to {} as {:?}, {}{}",
+                    c.address,
+                    c.extractor_id,
+                    match &c.cipher {
+                        redovault_extractor::settings::CipherConfig::Blowfish { .. } =>
                             "LEGACY Blowfish with a pre-shared key",
                         _ => "TLS 1.3 with client certificates",
+                    },
+                    if several {
+                        format!(" (collector {})", c.name)
+                    } else {
+                        String::new()
                     }
-                ),
-            ])
+                ));
+            }
+            if several {
+                lines.push(format!(
+                    "ack: {} ({} of {} collectors must acknowledge)",
+                    settings.link.ack.as_str(),
+                    settings.link.ack.required(settings.collectors.len()),
+                    settings.collectors.len()
+                ));
+            }
+            Ok(lines)
         });
     redovault::checkconfig::report(path, verdict)
 }
 
 fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let cfg = Settings::load(path)?.extract;
+    let settings = Settings::load(path)?;
+    let live = settings
+        .telemetry
+        .metrics_listen
+        .map(|a| (a, redovault::telemetry::scrape(a)));
+    let cfg = settings.extract.clone();
     let views = OnlineLogs::new(&cfg.sources().groups).scan();
     for v in &views {
         println!("group {}:", v.group + 1);
@@ -224,12 +253,16 @@ fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
             None => println!("thread {t}: no online log"),
         }
         let cps: Vec<_> = saved.iter().filter(|c| c.stream.thread.0 == t).collect();
+        let source = cur.and_then(fanout::source_position);
         for c in &cps {
-            let last = c
-                .last_commit
-                .map(|m| format!(", last commit {} at SCN {}", m.xid, m.scn))
-                .unwrap_or_default();
-            println!("  checkpoint {}: {}{last}", c.stream, c.pos);
+            println!(
+                "  checkpoint {}: {}",
+                c.stream,
+                describe(c.pos, c.last_commit)
+            );
+            if settings.collectors.len() > 1 {
+                ok &= check_copies(&settings, c.stream, source, live.as_ref())?;
+            }
         }
         ok &= cur.is_some() || !cps.is_empty();
     }
@@ -238,6 +271,77 @@ fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn describe(pos: redovault::wire::StreamPos, last: Option<redovault::wire::CommitMark>) -> String {
+    let last = last
+        .map(|m| format!(", last commit {} at SCN {}", m.xid, m.scn))
+        .unwrap_or_default();
+    format!("{pos}{last}")
+}
+
+/// Prints each collector's copy of `stream` and whether the daemon meets the ack policy;
+/// false when it does not.
+fn check_copies(
+    settings: &Settings,
+    stream: redovault::wire::StreamId,
+    source: Option<redovault::wire::StreamPos>,
+    live: Option<&(
+        std::net::SocketAddr,
+        std::collections::BTreeMap<String, f64>,
+    )>,
+) -> anyhow::Result<bool> {
+    let n = settings.collectors.len();
+    let required = settings.link.ack.required(n);
+    println!(
+        "    protected under ack = {:?} ({required} of {n} collectors)",
+        settings.link.ack.as_str()
+    );
+    for c in &settings.collectors {
+        let dir = fanout::copy_state_dir(&settings.extract.state.dir, &c.name);
+        let own = checkpoint::list(&dir)?
+            .into_iter()
+            .find(|x| x.stream == stream);
+        let text = match own {
+            Some(x) => {
+                let lag = source.map_or(String::new(), |s| {
+                    format!(
+                        ", {} bytes behind the source at least",
+                        redovault_extractor::source::unread_bytes(s, x.pos)
+                    )
+                });
+                format!("acknowledged {}{lag}", describe(x.pos, x.last_commit))
+            }
+            None => "nothing acknowledged yet".into(),
+        };
+        println!("    collector {} ({}): {text}", c.name, c.address);
+    }
+    let Some((addr, samples)) = live else {
+        println!("    sessions: unknown (no metrics endpoint configured)");
+        return Ok(true);
+    };
+    let key = |name: &str| format!("redovault_extractor_{name}{{stream=\"{stream}\"}}");
+    match (
+        samples.get(&key("collectors_up")),
+        samples.get(&key("protection_below_policy")),
+    ) {
+        (Some(up), below) => {
+            let holds = below.is_none_or(|b| *b == 0.0) && *up as usize >= required;
+            println!(
+                "    sessions: {up} of {n} collectors up: {}",
+                if holds {
+                    "the ack policy holds"
+                } else {
+                    "PROTECTION BELOW POLICY (the checkpoint does not move)"
+                }
+            );
+            Ok(holds)
+        }
+        (None, _) => {
+            println!("    sessions: unknown (the daemon does not answer on {addr})");
+            Ok(true)
+        }
+    }
 }
 
 fn chunk_json(c: &Chunk) -> serde_json::Value {

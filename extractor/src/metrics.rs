@@ -24,6 +24,18 @@
 //!   (how long the oldest such redo has waited, at the probe's resolution; 0: caught up),
 //!   `redovault_extractor_stream_live` (1 while the online logs hold this incarnation; 0 once
 //!   `OPEN RESETLOGS` started a newer one: the alert rules ignore such streams).
+//! - Replicated collectors ([`crate::fanout`]): with several `[[collector]]`, the series above
+//!   that describe one link (lag, acked, read, connected, window, sent, reconnects, tail
+//!   counters...) carry a second label `collector`, and the stream's own series (no
+//!   `collector` label) describe what the ack policy protects: `acked_*` is the protected
+//!   position, `lag_*` the redo read and not yet protected, `connected` 1 while enough
+//!   sessions are up. With one collector, every series is as before (label `stream` only).
+//!   For every stream: `redovault_extractor_protected_sequence`,
+//!   `..._protected_offset_bytes`, `..._protected_scn`, `..._protected_commit_time_seconds`
+//!   (what the policy covers: the checkpoint), `redovault_extractor_collectors_up`,
+//!   `redovault_extractor_collectors_required`, `redovault_extractor_protection_below_policy`
+//!   (1 while fewer sessions are up than the policy needs) and
+//!   `redovault_extractor_protection_below_policy_total` (times it fell below).
 //! - `redovault_extractor_link_cert_expiry_timestamp_seconds{cert="client"|"ca"}`: not-after
 //!   time of the link's client certificate and of the CA it trusts (TLS mode only).
 //! - The tailer's counters (see [`crate::tail::TailStats`]): `redovault_extractor_chunks_total`,
@@ -49,7 +61,40 @@ pub struct ExtractorMetrics {
     pub link_cert_expiry: Arc<Family<Gauge>>,
     gauges: Vec<Arc<Family<Gauge>>>,
     counters: Vec<Arc<Family<Counter>>>,
+    protection_gauges: Vec<Arc<Family<Gauge>>>,
+    below_policy_total: Arc<Family<Counter>>,
 }
+
+const PROTECTION_GAUGES: [(&str, &str); 7] = [
+    (
+        "redovault_extractor_protected_sequence",
+        "Log sequence of the position the ack policy protects (the checkpoint).",
+    ),
+    (
+        "redovault_extractor_protected_offset_bytes",
+        "Byte offset of the protected position in its log.",
+    ),
+    (
+        "redovault_extractor_protected_scn",
+        "SCN of the last commit the ack policy protects.",
+    ),
+    (
+        "redovault_extractor_protected_commit_time_seconds",
+        "Commit time (Unix seconds) of the last protected commit.",
+    ),
+    (
+        "redovault_extractor_collectors_up",
+        "Collectors with an established session for this stream.",
+    ),
+    (
+        "redovault_extractor_collectors_required",
+        "Collectors the ack policy needs for this stream.",
+    ),
+    (
+        "redovault_extractor_protection_below_policy",
+        "1 while fewer collectors are up than the ack policy needs (the checkpoint stops).",
+    ),
+];
 
 const GAUGES: [(&str, &str); 16] = [
     (
@@ -191,11 +236,22 @@ impl ExtractorMetrics {
             "Not-after time (Unix seconds) of the link's client certificate and of the CA it trusts.",
             "cert",
         );
+        let protection_gauges = PROTECTION_GAUGES
+            .iter()
+            .map(|(n, h)| registry.gauge_family(n, h, "stream"))
+            .collect();
+        let below_policy_total = registry.counter_family(
+            "redovault_extractor_protection_below_policy_total",
+            "Times the stream's protection fell below the ack policy.",
+            "stream",
+        );
         ExtractorMetrics {
             registry,
             link_cert_expiry,
             gauges,
             counters,
+            protection_gauges,
+            below_policy_total,
         }
     }
 
@@ -216,9 +272,16 @@ impl ExtractorMetrics {
 
     /// The series of one stream.
     pub fn stream(&self, s: StreamId) -> StreamMetrics {
+        self.stream_copy(s, None)
+    }
+
+    /// The series of one stream's link to one collector: labelled `collector` too when
+    /// the stream goes to several (see the module docs).
+    pub fn stream_copy(&self, s: StreamId, collector: Option<&str>) -> StreamMetrics {
         let name = s.to_string();
-        let g = |i: usize| self.gauges[i].with(&name);
-        let c = |i: usize| self.counters[i].with(&name);
+        let extra: Vec<(&str, &str)> = collector.map(|c| ("collector", c)).into_iter().collect();
+        let g = |i: usize| self.gauges[i].with_extra(&name, &extra);
+        let c = |i: usize| self.counters[i].with_extra(&name, &extra);
         StreamMetrics {
             lag_bytes: g(0),
             lag_ms: g(1),
@@ -239,6 +302,59 @@ impl ExtractorMetrics {
             tail: [c(5), c(6), c(7), c(8), c(9), c(10), c(11), c(12)],
             acks: c(13),
             tail_seen: [0; 8],
+        }
+    }
+}
+
+impl ExtractorMetrics {
+    /// The protection series of one stream.
+    pub fn protection(&self, s: StreamId) -> ProtectionMetrics {
+        let name = s.to_string();
+        let g = |i: usize| self.protection_gauges[i].with(&name);
+        ProtectionMetrics {
+            sequence: g(0),
+            offset: g(1),
+            scn: g(2),
+            commit_time: g(3),
+            up: g(4),
+            required: g(5),
+            below: g(6),
+            below_total: self.below_policy_total.with(&name),
+        }
+    }
+}
+
+/// One stream's protection series (see the module docs).
+#[derive(Debug, Clone)]
+pub struct ProtectionMetrics {
+    /// See the module docs.
+    pub sequence: Arc<Gauge>,
+    /// See the module docs.
+    pub offset: Arc<Gauge>,
+    /// See the module docs.
+    pub scn: Arc<Gauge>,
+    /// See the module docs.
+    pub commit_time: Arc<Gauge>,
+    /// See the module docs.
+    pub up: Arc<Gauge>,
+    /// See the module docs.
+    pub required: Arc<Gauge>,
+    /// See the module docs.
+    pub below: Arc<Gauge>,
+    /// See the module docs.
+    pub below_total: Arc<Counter>,
+}
+
+impl ProtectionMetrics {
+    /// Records the protected position and commit.
+    pub fn protected(&self, pos: StreamPos, last: Option<&CommitMark>) {
+        self.sequence.set(f64::from(pos.seq.0));
+        self.offset.set(pos.offset as f64);
+        if let Some(c) = last {
+            self.scn.set(c.scn.0 as f64);
+            if let Some(t) = c.time {
+                self.commit_time.set(t as f64);
+            }
         }
     }
 }

@@ -1,11 +1,12 @@
-//! The extractor daemon: one [`Shipper`] per redo thread, the source probe
-//! ([`crate::source`]), the metrics endpoint, until cancelled.
+//! The extractor daemon: per redo thread, one shipper per collector and the thread's
+//! protection task ([`crate::fanout`]), the source probe ([`crate::source`]), the metrics
+//! endpoint, until cancelled.
 //!
-//! Start-up: the configuration's `[collector]` is required; the link's certificates (or the
-//! legacy PSK) are loaded, the tailers are positioned from their checkpoints (or the CURRENT
-//! logs, see [`crate::streams`]), and each stream ships on its own task with its own
-//! sessions. A stream that fails never stops the others; the daemon ends only when the
-//! token is cancelled (SIGTERM, SIGINT) or when it cannot start.
+//! Start-up: at least one `[collector]` is required; each one's certificates (or the legacy
+//! PSK) are loaded, the tailers are positioned from their checkpoints (or the CURRENT logs,
+//! see [`crate::streams`]), and each stream ships to each collector on its own task with its
+//! own sessions. A stream or a collector that fails never stops the others; the daemon ends
+//! only when the token is cancelled (SIGTERM, SIGINT) or when it cannot start.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,10 +17,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::LogSources;
+use crate::fanout::{Plan, Target, spawn_stream};
 use crate::metrics::ExtractorMetrics;
 use crate::online::OnlineLogs;
 use crate::settings::Settings;
-use crate::ship::{ShipConfig, Shipper};
+use crate::ship::ShipConfig;
 use crate::source::{PROBE_INTERVAL, SourceProbe};
 use crate::streams::{StartError, start_streams};
 
@@ -35,6 +37,9 @@ pub enum RunError {
     /// The tailers cannot be positioned.
     #[error(transparent)]
     Start(#[from] StartError),
+    /// A collector's own checkpoint cannot be opened.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
     /// The metrics address cannot be bound.
     #[error("cannot serve metrics on {addr}: {source}")]
     Metrics {
@@ -70,8 +75,8 @@ pub struct Started {
 }
 
 impl Started {
-    /// Waits until a shipper ends. Shippers end only when cancelled: before that, an end
-    /// is a failure (a panic), returned as an error naming it.
+    /// Waits until a shipper (or a protection task) ends. They end only when cancelled:
+    /// before that, an end is a failure (a panic), returned as an error naming it.
     pub async fn next_end(&mut self) -> Result<(), String> {
         match self.tasks.join_next().await {
             None | Some(Ok(())) => Ok(()),
@@ -87,16 +92,23 @@ impl Started {
 
 /// Starts the daemon on the current runtime.
 pub async fn start(settings: &Settings, cancel: CancellationToken) -> Result<Started, RunError> {
-    let target = settings.collector.as_ref().ok_or(RunError::NoCollector)?;
-    let security = target.load_security().map_err(RunError::Security)?;
-    if matches!(
-        security,
-        redovault::wire::transport::ClientSecurity::LegacyBlowfish(_)
-    ) {
-        warn!(
-            "LEGACY link mode cipher = \"blowfish\": pre-shared key, no certificates, no forward \
-             secrecy; use TLS in production"
-        );
+    if settings.collectors.is_empty() {
+        return Err(RunError::NoCollector);
+    }
+    let mut securities = Vec::with_capacity(settings.collectors.len());
+    for target in &settings.collectors {
+        let security = target.load_security().map_err(RunError::Security)?;
+        if matches!(
+            security,
+            redovault::wire::transport::ClientSecurity::LegacyBlowfish(_)
+        ) {
+            warn!(
+                collector = %target.name,
+                "LEGACY link mode cipher = \"blowfish\": pre-shared key, no certificates, no \
+                 forward secrecy; use TLS in production"
+            );
+        }
+        securities.push(security);
     }
     let extract = settings.extract.clone();
     let starts = tokio::task::spawn_blocking(move || start_streams(&extract))
@@ -111,7 +123,10 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> Result<Sta
         ),
         None => None,
     };
-    if let crate::settings::CipherConfig::Tls { ca, cert, .. } = &target.cipher {
+    // The first collector's files: every collector's certificates are usually one PKI.
+    if let Some(crate::settings::CipherConfig::Tls { ca, cert, .. }) =
+        settings.collectors.first().map(|t| &t.cipher)
+    {
         let files = [("client", cert.as_path()), ("ca", ca.as_path())];
         for e in redovault::telemetry::export_cert_expiry(&metrics.link_cert_expiry, &files) {
             warn!(error = %e, "link certificate expiry unknown (no metric for it)");
@@ -122,28 +137,38 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> Result<Sta
     let mut streams = Vec::new();
     for s in starts {
         let stream = s.tailer.stream();
-        let cfg = Arc::new(ShipConfig {
-            address: target.address.clone(),
-            security: security.clone(),
-            link: settings.link.link.clone(),
-            window: settings.link.window,
-            extractor_id: target.extractor_id.clone(),
-            db_name: db_name_of(&sources, stream),
-            reconnect_min: settings.link.reconnect_min,
-            reconnect_max: settings.link.reconnect_max,
-        });
-        info!(%stream, from = %s.from, resumed = s.resumed, collector = %target.address, "shipping");
-        let shipper = Shipper::new(
-            s.tailer,
-            s.checkpoint,
-            s.from,
-            sources.clone(),
-            settings.extract.tail,
-            cfg,
-            metrics.stream(stream),
-        );
+        let db_name = db_name_of(&sources, stream);
+        let targets: Vec<Target> = settings
+            .collectors
+            .iter()
+            .zip(&securities)
+            .map(|(t, security)| Target {
+                name: t.name.clone(),
+                cfg: Arc::new(ShipConfig {
+                    address: t.address.clone(),
+                    security: security.clone(),
+                    link: settings.link.link.clone(),
+                    window: settings.link.window,
+                    extractor_id: t.extractor_id.clone(),
+                    db_name: db_name.clone(),
+                    reconnect_min: settings.link.reconnect_min,
+                    reconnect_max: settings.link.reconnect_max,
+                }),
+            })
+            .collect();
+        let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        info!(%stream, from = %s.from, resumed = s.resumed, collectors = %names.join(","),
+            ack = settings.link.ack.as_str(), "shipping");
+        let plan = Plan {
+            targets: &targets,
+            policy: settings.link.ack,
+            sources: &sources,
+            tail: settings.extract.tail,
+            state_dir: &settings.extract.state.dir,
+            metrics: &metrics,
+        };
+        spawn_stream(&mut tasks, s, &plan, None, &cancel)?;
         streams.push(stream);
-        tasks.spawn(shipper.run(cancel.clone()));
     }
     let probed = streams.iter().map(|&s| (s, metrics.probe(s))).collect();
     let probe = SourceProbe::new(&sources, probed);

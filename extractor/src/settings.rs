@@ -4,7 +4,7 @@
 //! (`redovault-extractor check-config`) and unknown keys are refused.
 //!
 //! ```toml
-//! [collector]
+//! [collector]                              # or [[collector]] once per collector (see below)
 //! address = "collector.example.net:7070"   # required to run: host:port
 //! server_name = "collector.example.net"    # the collector certificate's name (default: host)
 //! extractor_id = "db01-extractor"          # required; under TLS the certificate's CN or SAN
@@ -15,6 +15,7 @@
 //! # psk_file = "/etc/redovault/link.psk"   # blowfish only
 //!
 //! [link]                                   # defaults shown
+//! ack = "majority"                         # with several collectors: "all", "majority", "any"
 //! window = "16M"                           # unacknowledged redo in flight (backpressure)
 //! heartbeat_interval = "1s"
 //! missed_heartbeats = 5
@@ -27,6 +28,11 @@
 //! log_level = "info"
 //! metrics_listen = "127.0.0.1:9465"        # "" turns the endpoint off
 //! ```
+//!
+//! Several collectors (replicated, 1:N): `[[collector]]` once per collector, each with the
+//! keys above and a `name` (letters, digits, `.`, `_`, `-`; default: its address), unique
+//! with its address. Every thread streams to each of them over its own link; `[link] ack`
+//! says how many must acknowledge before redo counts as protected (see [`crate::fanout`]).
 //!
 //! `deploy/config/extractor.example.toml` documents every key; a test checks it.
 
@@ -43,6 +49,7 @@ use redovault::wire::transport::{ClientSecurity, LinkConfig};
 use crate::config::{
     ArchiveConfig, ExtractorConfig, GroupConfig, OnlineConfig, StateConfig, TailConfig,
 };
+use crate::protection::AckPolicy;
 
 /// How the link to the collector is protected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,9 +70,11 @@ pub enum CipherConfig {
     },
 }
 
-/// `[collector]`: where to ship.
+/// `[collector]` (or one `[[collector]]`): where to ship.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CollectorTarget {
+    /// Its name: metrics label, state directory, log lines.
+    pub name: String,
     /// `host:port`, resolved at each connection.
     pub address: String,
     /// Name the collector's certificate must carry.
@@ -79,6 +88,8 @@ pub struct CollectorTarget {
 /// `[link]`: link tunables.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkSettings {
+    /// How many collectors must acknowledge redo before it counts as protected.
+    pub ack: AckPolicy,
     /// Bytes of Data in flight without an Ack.
     pub window: u32,
     /// Heartbeats, handshake timeout, frame size.
@@ -92,6 +103,7 @@ pub struct LinkSettings {
 impl Default for LinkSettings {
     fn default() -> Self {
         LinkSettings {
+            ack: AckPolicy::default(),
             window: 16 << 20,
             link: LinkConfig::default(),
             reconnect_min: Duration::from_millis(100),
@@ -108,9 +120,9 @@ pub type TelemetrySettings = tomlcheck::Telemetry;
 pub struct Settings {
     /// The tailer's part.
     pub extract: ExtractorConfig,
-    /// Where to ship; `None` when the file has no `[collector]` (enough for `check` and
-    /// the dry-run `tail`, not to run).
-    pub collector: Option<CollectorTarget>,
+    /// Where to ship, in the file's order; empty when the file has no `[collector]`
+    /// (enough for `check` and the dry-run `tail`, not to run).
+    pub collectors: Vec<CollectorTarget>,
     /// Link tunables.
     pub link: LinkSettings,
     /// Telemetry.
@@ -221,81 +233,22 @@ impl Settings {
         let state_dir = s.required_path("dir");
         s.finish();
 
-        let mut s = Section::top(&root, "collector", false, &p);
-        let collector = if s.present() {
-            let address = s.required_string("address");
-            let host = address.as_deref().and_then(|a| match a.rsplit_once(':') {
-                Some((h, port)) if !h.is_empty() && port.parse::<u16>().is_ok() => {
-                    Some(h.trim_start_matches('[').trim_end_matches(']').to_string())
-                }
-                _ => None,
-            });
-            if address.is_some() && host.is_none() {
-                s.problem(
-                    "address",
-                    format!(
-                        "{:?} is not host:port such as \"collector.example.net:7070\"",
-                        address.as_deref().unwrap_or("")
-                    ),
-                );
-            }
-            let server_name = s.opt_string("server_name").or(host);
-            let extractor_id = s.required_string("extractor_id");
-            if let Some(id) = &extractor_id
-                && (id.len() > redovault::wire::message::MAX_NAME_LEN
-                    || id.chars().any(char::is_control))
-            {
-                s.problem("extractor_id", "too long or has control characters");
-            }
-            let cipher = match s.choice("cipher", "tls", &["tls", "blowfish"]).as_str() {
-                "blowfish" => {
-                    for k in ["ca", "cert", "key"] {
-                        if root.get("collector").and_then(|c| c.get(k)).is_some() {
-                            s.problem(k, "set, but cipher = \"blowfish\" does not use it");
-                        }
-                    }
-                    s.has("ca");
-                    s.has("cert");
-                    s.has("key");
-                    s.required_path("psk_file")
-                        .map(|psk_file| CipherConfig::Blowfish { psk_file })
-                }
-                _ => {
-                    if s.has("psk_file") {
-                        s.problem(
-                            "psk_file",
-                            "set, but the cipher is TLS (set cipher = \"blowfish\" to use it)",
-                        );
-                    }
-                    let ca = s.required_path("ca");
-                    let cert = s.required_path("cert");
-                    let key = s.required_path("key");
-                    match (ca, cert, key) {
-                        (Some(ca), Some(cert), Some(key)) => {
-                            Some(CipherConfig::Tls { ca, cert, key })
-                        }
-                        _ => None,
-                    }
-                }
-            };
-            match (address, server_name, extractor_id, cipher) {
-                (Some(address), Some(server_name), Some(extractor_id), Some(cipher)) => {
-                    Some(CollectorTarget {
-                        address,
-                        server_name,
-                        extractor_id,
-                        cipher,
-                    })
-                }
-                _ => None,
-            }
-        } else {
-            None
+        let sections = match root.get("collector") {
+            Some(toml::Value::Array(_)) => tomlcheck::top_tables(&root, "collector", &p),
+            _ => vec![Section::top(&root, "collector", false, &p)],
         };
-        s.finish();
+        let mut collectors = Vec::new();
+        for s in sections {
+            if let Some(c) = collector_section(s) {
+                collectors.push(c);
+            }
+        }
+        check_collectors_differ(&collectors, &p);
 
         let mut s = Section::top(&root, "link", false, &p);
         let dl = LinkSettings::default();
+        let ack = s.choice("ack", dl.ack.as_str(), &["all", "majority", "any"]);
+        let ack = AckPolicy::parse(&ack).unwrap_or_default();
         let window = s.size("window", u64::from(dl.window), 64 << 10, 1 << 30) as u32;
         let link = LinkConfig {
             max_frame_len: MAX_FRAME_LEN,
@@ -333,8 +286,9 @@ impl Settings {
                 tail,
                 state: StateConfig { dir: state_dir },
             },
-            collector,
+            collectors,
             link: LinkSettings {
+                ack,
                 window,
                 link,
                 reconnect_min,
@@ -342,6 +296,127 @@ impl Settings {
             },
             telemetry,
         })
+    }
+}
+
+/// One `[collector]` table (or `[[collector]]` item); `None` when it is absent or has a
+/// problem (reported).
+fn collector_section(mut s: Section<'_>) -> Option<CollectorTarget> {
+    if !s.present() {
+        s.finish();
+        return None;
+    }
+    let address = s.required_string("address");
+    let host = address.as_deref().and_then(|a| match a.rsplit_once(':') {
+        Some((h, port)) if !h.is_empty() && port.parse::<u16>().is_ok() => {
+            Some(h.trim_start_matches('[').trim_end_matches(']').to_string())
+        }
+        _ => None,
+    });
+    if address.is_some() && host.is_none() {
+        s.problem(
+            "address",
+            format!(
+                "{:?} is not host:port such as \"collector.example.net:7070\"",
+                address.as_deref().unwrap_or("")
+            ),
+        );
+    }
+    let name = match s.opt_string("name") {
+        Some(n) if !valid_name(&n) => {
+            s.problem(
+                "name",
+                format!("{n:?}: use 1 to 64 letters, digits, '.', '_' or '-'"),
+            );
+            None
+        }
+        Some(n) => Some(n),
+        None => address.as_deref().map(name_of_address),
+    };
+    let server_name = s.opt_string("server_name").or(host);
+    let extractor_id = s.required_string("extractor_id");
+    if let Some(id) = &extractor_id
+        && (id.len() > redovault::wire::message::MAX_NAME_LEN || id.chars().any(char::is_control))
+    {
+        s.problem("extractor_id", "too long or has control characters");
+    }
+    let cipher = match s.choice("cipher", "tls", &["tls", "blowfish"]).as_str() {
+        "blowfish" => {
+            for k in ["ca", "cert", "key"] {
+                if s.has(k) {
+                    s.problem(k, "set, but cipher = \"blowfish\" does not use it");
+                }
+            }
+            s.required_path("psk_file")
+                .map(|psk_file| CipherConfig::Blowfish { psk_file })
+        }
+        _ => {
+            if s.has("psk_file") {
+                s.problem(
+                    "psk_file",
+                    "set, but the cipher is TLS (set cipher = \"blowfish\" to use it)",
+                );
+            }
+            let ca = s.required_path("ca");
+            let cert = s.required_path("cert");
+            let key = s.required_path("key");
+            match (ca, cert, key) {
+                (Some(ca), Some(cert), Some(key)) => Some(CipherConfig::Tls { ca, cert, key }),
+                _ => None,
+            }
+        }
+    };
+    s.finish();
+    Some(CollectorTarget {
+        name: name?,
+        address: address?,
+        server_name: server_name?,
+        extractor_id: extractor_id?,
+        cipher: cipher?,
+    })
+}
+
+fn valid_name(n: &str) -> bool {
+    (1..=64).contains(&n.len())
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// A collector's default name: its address with every other character as `_`.
+fn name_of_address(address: &str) -> String {
+    let n: String = address
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if n.is_empty() { "collector".into() } else { n }
+}
+
+/// Two collectors with one name or one address would be one copy counted twice.
+fn check_collectors_differ(collectors: &[CollectorTarget], p: &Problems) {
+    let mut names = BTreeSet::new();
+    let mut addresses = BTreeSet::new();
+    for (i, c) in collectors.iter().enumerate() {
+        if !names.insert(c.name.as_str()) {
+            p.push(format!(
+                "collector[{}].name: {:?} is used by another collector",
+                i + 1,
+                c.name
+            ));
+        }
+        if !addresses.insert(c.address.as_str()) {
+            p.push(format!(
+                "collector[{}].address: {} is listed twice",
+                i + 1,
+                c.address
+            ));
+        }
     }
 }
 
@@ -381,7 +456,7 @@ dir = "/var/lib/redovault/extractor"
         let s = Settings::parse(BASE).unwrap();
         assert_eq!(s.extract.online.groups.len(), 2);
         assert_eq!(s.extract.tail, TailConfig::default());
-        assert!(s.collector.is_none());
+        assert!(s.collectors.is_empty());
         assert_eq!(s.link, LinkSettings::default());
         assert_eq!(
             s.telemetry.metrics_listen,
@@ -395,14 +470,14 @@ dir = "/var/lib/redovault/extractor"
             "{BASE}[collector]\naddress = \"collector.example.net:7070\"\nextractor_id = \"x1\"\n\
              ca = \"/c/ca.pem\"\ncert = \"/c/x.pem\"\nkey = \"/c/x.key\"\n"
         );
-        let c = Settings::parse(&text).unwrap().collector.unwrap();
+        let c = Settings::parse(&text).unwrap().collectors.remove(0);
         assert_eq!(c.server_name, "collector.example.net");
         assert!(matches!(c.cipher, CipherConfig::Tls { .. }));
         let text = format!(
             "{BASE}[collector]\naddress = \"[::1]:7070\"\nextractor_id = \"x1\"\n\
              cipher = \"blowfish\"\npsk_file = \"/c/psk\"\n"
         );
-        let c = Settings::parse(&text).unwrap().collector.unwrap();
+        let c = Settings::parse(&text).unwrap().collectors.remove(0);
         assert_eq!(c.server_name, "::1");
         assert_eq!(
             c.cipher,
@@ -410,6 +485,53 @@ dir = "/var/lib/redovault/extractor"
                 psk_file: "/c/psk".into()
             }
         );
+    }
+
+    #[test]
+    fn several_collectors_and_the_ack_policy() {
+        let one = |name: &str, addr: &str| {
+            format!(
+                "[[collector]]\n{name}address = \"{addr}\"\nextractor_id = \"x1\"\n\
+                 ca = \"/c/ca.pem\"\ncert = \"/c/x.pem\"\nkey = \"/c/x.key\"\n"
+            )
+        };
+        let text = format!(
+            "{BASE}{}{}{}[link]\nack = \"all\"\n",
+            one("name = \"dr-a\"\n", "a.example.net:7070"),
+            one("", "b.example.net:7070"),
+            one("name = \"c\"\n", "[::1]:7070"),
+        );
+        let s = Settings::parse(&text).unwrap();
+        let names: Vec<&str> = s.collectors.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["dr-a", "b.example.net_7070", "c"]);
+        assert_eq!(s.collectors[2].server_name, "::1");
+        assert_eq!(s.link.ack, AckPolicy::All);
+        // The default policy is majority; one [collector] table is named after its address.
+        let s = Settings::parse(&format!(
+            "{BASE}{}",
+            one("", "h:1").replacen("[[collector]]", "[collector]", 1)
+        ))
+        .unwrap();
+        assert_eq!(s.link.ack, AckPolicy::Majority);
+        assert_eq!(s.collectors[0].name, "h_1");
+        // Every problem at once, with the item's index.
+        let text = format!(
+            "{BASE}{}{}{}[link]\nack = \"quorum\"\n",
+            one("name = \"a\"\n", "a:1"),
+            one("name = \"a\"\n", "a:1"),
+            one("name = \"bad/name\"\n", "b:1"),
+        );
+        let p = Settings::parse(&text).unwrap_err();
+        let expect = [
+            "collector[2].name: \"a\" is used by another collector",
+            "collector[2].address: a:1 is listed twice",
+            "collector[3].name: \"bad/name\"",
+            "link.ack: \"quorum\" is not one of all, majority, any",
+        ];
+        for e in expect {
+            assert!(p.iter().any(|x| x.starts_with(e)), "{e:?} not in {p:#?}");
+        }
+        assert_eq!(p.len(), expect.len(), "{p:#?}");
     }
 
     #[test]

@@ -51,6 +51,7 @@ use tracing::{debug, error, info, warn};
 use crate::checkpoint::CheckpointStore;
 use crate::config::{LogSources, TailConfig};
 use crate::metrics::StreamMetrics;
+use crate::protection::{Acked, CopyState};
 use crate::tail::{Chunk, TailHandle, Tailer};
 
 /// Chunks the tail thread may read ahead of the shipper.
@@ -87,6 +88,35 @@ pub struct ShipConfig {
 
 /// Receives every Ack of a stream with the instant it arrived ([`Shipper::observe_acks`]).
 pub type AckObserver = mpsc::UnboundedSender<(Instant, Ack)>;
+
+/// Where a shipper publishes the state of its collector's copy for the stream's protection
+/// task ([`crate::fanout`]): the latest state wins, so memory stays bounded whatever the
+/// rate of Acks.
+#[derive(Debug, Clone)]
+pub struct CopyReport {
+    state: Arc<std::sync::Mutex<CopyState>>,
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl CopyReport {
+    /// A report that wakes `notify` on every change.
+    pub fn new(notify: Arc<tokio::sync::Notify>) -> CopyReport {
+        CopyReport {
+            state: Arc::new(std::sync::Mutex::new(CopyState::default())),
+            notify,
+        }
+    }
+
+    /// The latest state.
+    pub fn get(&self) -> CopyState {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn update(&self, f: impl FnOnce(&mut CopyState)) {
+        f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()));
+        self.notify.notify_one();
+    }
+}
 
 /// A chunk sent and not yet acknowledged.
 #[derive(Debug)]
@@ -162,14 +192,20 @@ pub struct Shipper {
     /// The current session got its Welcome.
     established: bool,
     observer: Option<AckObserver>,
+    report: Option<CopyReport>,
+    /// The checkpoint at start: what this copy held then.
+    start_acked: Option<Acked>,
     tail_cancel: CancellationToken,
 }
 
 impl Shipper {
     /// A shipper for a stream whose tailer and checkpoint [`crate::streams::start_streams`]
     /// made: `from` is where the tailer starts (the checkpoint, or the CURRENT log's start).
+    /// With no tailer, one is made where the collector resumes.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        tailer: Tailer,
+        stream: StreamId,
+        tailer: Option<Tailer>,
         checkpoint: CheckpointStore,
         from: StreamPos,
         sources: LogSources,
@@ -177,8 +213,11 @@ impl Shipper {
         cfg: Arc<ShipConfig>,
         metrics: StreamMetrics,
     ) -> Shipper {
-        let stream = tailer.stream();
         let cp_pos = checkpoint.get().map(|c| c.pos);
+        let start_acked = checkpoint.get().map(|c| Acked {
+            pos: c.pos,
+            last: c.last_commit,
+        });
         if let Some(c) = checkpoint.get() {
             metrics.acked(c.pos, c.last_commit.as_ref());
         }
@@ -190,7 +229,7 @@ impl Shipper {
             tail_cfg,
             cfg,
             metrics,
-            initial: Some(tailer),
+            initial: tailer.filter(|t| t.stream() == stream),
             initial_from: from,
             tail: None,
             next: from,
@@ -203,7 +242,35 @@ impl Shipper {
             sessions: 0,
             established: false,
             observer: None,
+            report: None,
+            start_acked,
             tail_cancel: CancellationToken::new(),
+        }
+    }
+
+    /// Publishes this copy's state (session up, acknowledgements, read position, lag) to
+    /// `report`, for the stream's protection task.
+    pub fn report_to(&mut self, report: CopyReport) {
+        if let Some(a) = self.start_acked {
+            report.update(|s| s.acked = Some(a));
+        }
+        self.report = Some(report);
+    }
+
+    /// What the collector holds durably now (a Welcome's resume can be lower than before:
+    /// a collector restored from an older copy).
+    fn report_acked(&self, pos: StreamPos, last: Option<CommitMark>) {
+        if let Some(r) = &self.report {
+            r.update(|s| {
+                let last = last.or(s.acked.and_then(|a| a.last));
+                s.acked = Some(Acked { pos, last });
+            });
+        }
+    }
+
+    fn report_up(&self, up: bool) {
+        if let Some(r) = &self.report {
+            r.update(|s| s.up = up);
         }
     }
 
@@ -225,6 +292,7 @@ impl Shipper {
         loop {
             self.established = false;
             let r = tracing::Instrument::instrument(self.session(&cancel), span.clone()).await;
+            self.report_up(false);
             self.metrics.connected.set(0.0);
             self.metrics.window_bytes.set(0.0);
             if matches!(r, SessionEnd::Cancelled) {
@@ -326,6 +394,7 @@ impl Shipper {
         if last.is_some() || resume.offset > 0 {
             self.push_checkpoint(resume, last);
             self.metrics.acked(resume, last.as_ref());
+            self.report_acked(resume, last);
         }
         while self
             .unacked
@@ -371,6 +440,7 @@ impl Shipper {
         }
         self.metrics.acked(a.durable, a.last_commit.as_ref());
         self.push_checkpoint(a.durable, a.last_commit);
+        self.report_acked(a.durable, a.last_commit);
     }
 
     fn refresh(&mut self, window: &Window) {
@@ -385,6 +455,15 @@ impl Shipper {
             .lag_ms
             .set(oldest.map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0));
         self.metrics.window_bytes.set(window.in_flight() as f64);
+        if let Some(r) = &self.report {
+            let read = self.next;
+            let ms = oldest.map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0);
+            r.update(|s| {
+                s.read = Some(read);
+                s.lag_bytes = bytes;
+                s.lag_ms = ms;
+            });
+        }
         if let Some(t) = &self.tail {
             let stats = t.stats();
             self.metrics.tail_stats(&stats);
@@ -450,6 +529,7 @@ impl Shipper {
         }
         info!(collector = %peer, from = %self.hello_from(), %resume, "session with the collector started");
         self.on_welcome(resume, last);
+        self.report_up(true);
         self.metrics.connected.set(1.0);
         let (tx, mut rx) = link.split();
         let window = Arc::new(Window::new(self.cfg.window));
@@ -542,8 +622,13 @@ impl Shipper {
                     resend += 1;
                     let end = data_end(&data);
                     self.metrics.sent_bytes.add(data.bytes.len() as u64);
+                    // The sender may be stuck on a partitioned link (its socket buffer
+                    // full): the receiver's dead-peer time must still end the session.
                     let sent = tokio::select! {
                         () = cancel.cancelled() => break SessionEnd::Cancelled,
+                        r = &mut recv_task => {
+                            break r.unwrap_or_else(|e| SessionEnd::Protocol(format!("receiver task: {e}")));
+                        }
                         r = out_tx.send(Message::Data(data)) => r,
                     };
                     if sent.is_err() {
@@ -615,7 +700,7 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
 /// Writes the latest acknowledged position durably, off the link's path, at most once per
 /// [`CHECKPOINT_EVERY`] (Acks that arrive meanwhile are folded into the next write); when
 /// the shipper drops its sender, the latest position is written at once and the task ends.
-async fn checkpoint_task(
+pub(crate) async fn checkpoint_task(
     mut cp: CheckpointStore,
     mut rx: watch::Receiver<Option<(StreamPos, Option<CommitMark>)>>,
 ) {

@@ -20,7 +20,7 @@ fn example_parses_with_the_documented_defaults() {
     assert_eq!(s.extract.online.groups[0].members.len(), 2);
     assert_eq!(s.extract.tail, TailConfig::default());
     assert_eq!(s.link, LinkSettings::default());
-    let c = s.collector.unwrap();
+    let c = &s.collectors[0];
     assert_eq!(c.address, "collector.example.net:7070");
     assert!(matches!(c.cipher, CipherConfig::Tls { .. }));
     assert_eq!(

@@ -36,6 +36,11 @@ pub struct DrillArgs {
     /// key; RPO is then at most the commits of one seal interval plus the upload in flight.
     #[arg(long, conflicts_with = "grace")]
     pub wipe_backup_host: bool,
+    /// Collectors, each on a backup host of its own (1..=5). With more than one the extractor
+    /// ships to all of them with `ack = "majority"`, and `--wipe-backup-host` wipes only the
+    /// first: the online log is then rebuilt from a survivor, and RPO must be 0.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=5))]
+    pub collectors: u32,
     /// Seed of the workload.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -111,6 +116,7 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
         groups: args.groups,
         grace: dur(&args.grace, "grace")?,
         wipe_backup_host: args.wipe_backup_host,
+        collectors: args.collectors,
         seed: args.seed,
         seal_interval: dur(&args.seal_interval, "seal-interval")?,
         s3: s3_target(args)?,

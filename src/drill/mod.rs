@@ -157,6 +157,10 @@ pub struct DrillOptions {
     /// crashes (no grace period for any daemon): the collector is killed and its store, key
     /// ring and configuration removed; recovery runs from WORM and the offline recovery key.
     pub wipe_backup_host: bool,
+    /// Collectors, each on a backup host of its own; the extractor ships to every one with
+    /// `ack = "majority"`. `wipe_backup_host` wipes the first only: a survivor must then
+    /// give the online log back to the last commit.
+    pub collectors: u32,
     /// Seed of the workload.
     pub seed: u64,
     /// The watcher's manifest seal interval (production: [`setup::PRODUCTION_SEAL_INTERVAL`]).
@@ -201,6 +205,8 @@ pub struct DrillReport {
     pub store: String,
     /// True when the backup host was wiped at the crash (`--wipe-backup-host`).
     pub wipe_backup_host: bool,
+    /// Collectors (backup hosts); with more than one, the wipe reaches the first only.
+    pub collectors: u32,
     /// Commits lost: committed transactions in the journal after the last recovered commit.
     pub rpo_commits: usize,
     /// Commit-time span from the last recovered commit to the last committed transaction in
@@ -298,10 +304,11 @@ impl DrillReport {
             self.commits,
             self.archived_logs,
             self.store,
-            if self.wipe_backup_host {
-                "; backup host wiped at the crash"
-            } else {
-                ""
+            match (self.wipe_backup_host, self.collectors) {
+                (true, 1) => "; backup host wiped at the crash".to_string(),
+                (true, n) => format!("; backup host 1 of {n} wiped at the crash"),
+                (false, 1) => String::new(),
+                (false, n) => format!("; {n} collectors"),
             }
         ));
         s
@@ -375,6 +382,11 @@ struct CrashClock {
 /// Runs the drill; `say` gets each progress line.
 pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport, DrillError> {
     let l = Layout::create(&opts.dir)?;
+    // With the backup host wiped and no other collector, only WORM is left.
+    let no_survivor = opts.wipe_backup_host && opts.collectors < 2;
+    let replica_ports = (1..opts.collectors.max(1))
+        .map(|_| Ok((free_port()?, free_port()?)))
+        .collect::<Result<Vec<(u16, u16)>, DrillError>>()?;
     let ports = Ports {
         collector: free_port()?,
         collector_metrics: free_port()?,
@@ -406,6 +418,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         opts.s3.as_ref(),
         &prefix,
         opts.seal_interval,
+        &replica_ports,
     )?;
     say(&format!("==> [1/5] set-up in {}", l.root.display()));
     say(&format!(
@@ -479,6 +492,39 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     say(&format!(
         "    collector listening on {caddr} (TLS 1.3, client certificates required)"
     ));
+    let mut replicas = Vec::new();
+    for r in &cfgs.replicas {
+        let d = Daemon::start(
+            &r.name,
+            &p.collector,
+            &["--config", &r.config.to_string_lossy()],
+            &[],
+            &l.log(&format!("collector-{}.log", r.name)),
+        )?;
+        let a = SocketAddr::from(([127, 0, 0, 1], r.port));
+        if !wait_for(Duration::from_secs(30), || {
+            TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_ok()
+        }) {
+            return Err(DrillError::Step(format!(
+                "the collector of {} did not listen on {a}:\n{}",
+                r.name,
+                d.tail(20)
+            )));
+        }
+        replicas.push(d);
+    }
+    if !replicas.is_empty() {
+        say(&format!(
+            "    {} more collectors on backup hosts {} (each its own store and key); the extractor ships to all {} with ack = \"majority\"",
+            replicas.len(),
+            cfgs.replicas
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            replicas.len() + 1
+        ));
+    }
     let db = LiveDb::start(sim)?;
     let dbhost_env: Vec<(&str, &str)> = match &opts.s3 {
         Some(t) => vec![
@@ -526,7 +572,10 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     let mut next = Duration::from_secs(1);
     while t_run.elapsed() < opts.run_for {
         std::thread::sleep(Duration::from_millis(50));
-        for d in [&mut collector, &mut watcher, &mut extractor] {
+        for d in [&mut collector, &mut watcher, &mut extractor]
+            .into_iter()
+            .chain(replicas.iter_mut())
+        {
             if !d.running() {
                 return Err(DrillError::Step(format!(
                     "the {} died:\n{}",
@@ -562,7 +611,11 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             e.kill9();
         }
         actions.push(Action::done(
-            "at the crash: kill -9 of the collector (backup host), the watcher and the extractor (database host)",
+            if replicas.is_empty() {
+                "at the crash: kill -9 of the collector (backup host), the watcher and the extractor (database host)"
+            } else {
+                "at the crash: kill -9 of the collector on backup host 1, the watcher and the extractor (database host)"
+            },
             "all three gone, no grace period",
         ));
         actions.push(attack::remove_tree(
@@ -587,10 +640,18 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         l.referee.display()
     ));
     let mut durable_after = None;
-    if let Some((_, scn, _)) = last.as_ref().filter(|_| collector.is_some()) {
+    // Seen on the first backup host, or on the second when the first was wiped.
+    let watched = if collector.is_some() {
+        Some(cm)
+    } else {
+        cfgs.replicas
+            .first()
+            .map(|r| SocketAddr::from(([127, 0, 0, 1], r.metrics)))
+    };
+    if let (Some((_, scn, _)), Some(m)) = (last.as_ref(), watched) {
         let key = format!("redovault_collector_durable_scn{{stream=\"{stream}\"}}");
-        if wait_for(opts.grace, || {
-            scrape(cm).get(&key).is_some_and(|v| *v >= *scn as f64)
+        if wait_for(opts.grace.max(Duration::from_millis(100)), || {
+            scrape(m).get(&key).is_some_and(|v| *v >= *scn as f64)
         }) {
             durable_after = Some(crash.elapsed().as_secs_f64() * 1000.0);
         }
@@ -675,8 +736,23 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     let stopped = collector
         .take()
         .map(|c| c.terminate(Duration::from_secs(30)));
+    for r in replicas.drain(..) {
+        r.terminate(Duration::from_secs(30));
+    }
     let t = Instant::now();
-    let vcfg = setup::write_verifier_config(&l, opts.s3.as_ref(), &prefix, !opts.wipe_backup_host)?;
+    // The collector whose store recovery reads: the first backup host's, or a survivor's.
+    let (ccfg, survivor) = match (opts.wipe_backup_host, cfgs.replicas.first()) {
+        (false, _) => (
+            ccfg.clone(),
+            Some((l.remote.join("store"), l.remote.join("collector.keys"))),
+        ),
+        (true, Some(r)) => (
+            r.config.to_string_lossy().into_owned(),
+            Some((r.store(), r.keys())),
+        ),
+        (true, None) => (ccfg.clone(), None),
+    };
+    let vcfg = setup::write_verifier_config(&l, opts.s3.as_ref(), &prefix, survivor)?;
     let vcfg_s = vcfg.to_string_lossy().into_owned();
     let verifier_env: Vec<(&str, &str)> = match &opts.s3 {
         Some(t) => vec![
@@ -693,6 +769,10 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             Some(clean) => format!(
                 "verifier configuration with read-only keys; the collector stopped ({}); the recovery team's key",
                 if clean { "cleanly" } else { "killed" }
+            ),
+            None if !no_survivor => format!(
+                "verifier configuration with read-only keys; backup host 1 is gone, the collector of {} stopped; the recovery team's key",
+                cfgs.replicas.first().map_or("-", |r| r.name.as_str())
             ),
             None => "verifier configuration with read-only keys, no collector (the backup host is gone); the recovery team's key".to_string(),
         },
@@ -816,7 +896,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         .filter(|s| !from_worm.contains_key(s))
         .collect();
     let mut rebuilt_archived = BTreeMap::new();
-    if !missing.is_empty() && opts.wipe_backup_host {
+    if !missing.is_empty() && no_survivor {
         step(
             &mut steps,
             "archived logs missing from WORM",
@@ -1010,11 +1090,11 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
                     Some(at) => problems.push(format!("log {seq} (rebuilt): differs at byte {at}")),
                 }
             }
-        } else if opts.wipe_backup_host && online_applied && *seq == online_seq {
+        } else if no_survivor && online_applied && *seq == online_seq {
             as_online = Some(*seq);
-        } else if opts.wipe_backup_host && *seq > point_seq.max(online_seq) {
+        } else if no_survivor && *seq > point_seq.max(online_seq) {
             lost_logs.push(*seq);
-        } else if missing.contains(seq) && opts.wipe_backup_host {
+        } else if missing.contains(seq) && no_survivor {
             problems.push(format!(
                 "log {seq}: not recovered (not in WORM's sealed manifest; with the backup host gone nothing rebuilds it from the pieces)"
             ));
@@ -1114,7 +1194,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     }
     checks.push(Check::new(
         "commits recovered = journal",
-        diff.is_none() && (lost == 0 || opts.wipe_backup_host),
+        diff.is_none() && (lost == 0 || no_survivor),
         commits_detail,
     ));
     // The rebuilt online log's own commits: the journal's in that log (all of them; with the
@@ -1133,7 +1213,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         .cloned()
         .collect();
     let last_xid = online_record["last_commit_xid"].as_str().unwrap_or("-");
-    let online_ok = if opts.wipe_backup_host {
+    let online_ok = if no_survivor {
         j_online.starts_with(&r_online) && r_online.last().is_some_and(|c| c.0 == last_xid)
     } else {
         j_online == r_online
@@ -1165,7 +1245,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     // Per-table counts: against the whole journal; with the backup host wiped, against the
     // journal up to the last recovered commit (only when the recovered commits are exactly
     // its first ones: otherwise the whole journal, and the check fails with the commits').
-    let journal_upto: &[JournalEntry] = if opts.wipe_backup_host && diff.is_none() {
+    let journal_upto: &[JournalEntry] = if no_survivor && diff.is_none() {
         let end = truth
             .journal
             .iter()
@@ -1263,7 +1343,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             }
         ),
     ));
-    if opts.wipe_backup_host {
+    if no_survivor {
         // What the backup host had not yet sealed into WORM is lost, and nothing older: every
         // lost commit committed within one seal interval plus the upload in flight of the
         // crash. Its age on the wall clock is at most: the crash on the database's clock,
@@ -1297,12 +1377,21 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             lost == 0 && diff.is_none(),
             format!("{lost} commits lost"),
         ));
+        if opts.wipe_backup_host {
+            // Backup host 1 was wiped: the rebuilt online log must come from a survivor.
+            checks.push(Check::new(
+                "online log from a surviving collector",
+                online_source == "collector",
+                format!("{online_source}: {online_source_reason}"),
+            ));
+        }
     }
     let pass = checks.iter().all(|c| c.ok);
     let report = DrillReport {
         pass,
         store: store_name,
         wipe_backup_host: opts.wipe_backup_host,
+        collectors: opts.collectors.max(1),
         rpo_commits: lost,
         rpo_seconds,
         online_source,

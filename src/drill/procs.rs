@@ -1,10 +1,8 @@
 //! The drill's daemons as child processes (output to a log file each), their metrics, and
 //! the role programs they run.
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -203,30 +201,7 @@ pub fn run_ok(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<String,
     Ok(out)
 }
 
-/// Every sample of a Prometheus endpoint (`name{labels}` → value); empty if it does not answer.
-pub fn scrape(addr: SocketAddr) -> BTreeMap<String, f64> {
-    let mut out = BTreeMap::new();
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
-        return out;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /metrics HTTP/1.1\r\nhost: drill\r\nconnection: close\r\n\r\n")
-        .is_err()
-    {
-        return out;
-    }
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    for line in body.lines().filter(|l| !l.starts_with('#')) {
-        if let Some((k, v)) = line.rsplit_once(' ')
-            && let Ok(v) = v.parse::<f64>()
-        {
-            out.insert(k.to_string(), v);
-        }
-    }
-    out
-}
+pub use crate::telemetry::scrape;
 
 /// Waits until `f` is true (every 20 ms), at most `within`; returns whether it became true.
 pub fn wait_for(within: Duration, mut f: impl FnMut() -> bool) -> bool {

@@ -76,7 +76,16 @@ impl Layout {
             logs: root.join("logs"),
             root,
         };
-        // A drill directory is the drill's own: earlier runs' parts are replaced.
+        // A drill directory is the drill's own: earlier runs' parts are replaced (the other
+        // backup hosts of `--collectors` too).
+        if let Ok(rd) = fs::read_dir(&l.root) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with("backup-host-") {
+                    let d = e.path();
+                    fs::remove_dir_all(&d).map_err(|e| DrillError::io(&d, e))?;
+                }
+            }
+        }
         for d in [
             &l.host,
             &l.remote,
@@ -104,6 +113,16 @@ impl Layout {
         Ok(l)
     }
 
+    /// Backup host `i` (from 1): the first is [`Layout::remote`], the others (with
+    /// `--collectors`) `backup-host-<i>`.
+    pub fn backup_host(&self, i: u32) -> PathBuf {
+        if i <= 1 {
+            self.remote.clone()
+        } else {
+            self.root.join(format!("backup-host-{i}"))
+        }
+    }
+
     /// A log file of the drill.
     pub fn log(&self, name: &str) -> PathBuf {
         self.logs.join(name)
@@ -128,6 +147,33 @@ pub struct Ports {
     pub watcher_metrics: u16,
 }
 
+/// A collector on another backup host (`--collectors`).
+#[derive(Debug, Clone)]
+pub struct Replica {
+    /// Its name in the extractor's `[[collector]]` (`backup-host-<i>`).
+    pub name: String,
+    /// Its host's directory.
+    pub dir: PathBuf,
+    /// Its configuration.
+    pub config: PathBuf,
+    /// Its link port.
+    pub port: u16,
+    /// Its metrics port.
+    pub metrics: u16,
+}
+
+impl Replica {
+    /// Its store.
+    pub fn store(&self) -> PathBuf {
+        self.dir.join("store")
+    }
+
+    /// Its key file.
+    pub fn keys(&self) -> PathBuf {
+        self.dir.join("collector.keys")
+    }
+}
+
 /// The configuration files written for one drill.
 #[derive(Debug, Clone)]
 pub struct Configs {
@@ -139,6 +185,8 @@ pub struct Configs {
     pub watcher: PathBuf,
     /// The key prefix of the collector's pieces in WORM (`[worm] prefix`).
     pub worm_prefix: String,
+    /// The collectors on the other backup hosts (`--collectors`), from the second.
+    pub replicas: Vec<Replica>,
 }
 
 /// Writes the PKI, the collector's key file, the recovery key pair and every daemon's
@@ -150,6 +198,7 @@ pub fn write_configs(
     s3: Option<&S3Target>,
     prefix: &str,
     seal_interval: Duration,
+    replica_ports: &[(u16, u16)],
 ) -> Result<Configs, DrillError> {
     // The link's PKI, made on the fly; the CA key is not kept.
     let pki_dir = l.remote.join("pki");
@@ -169,14 +218,7 @@ pub fn write_configs(
     let client_key = copy(&pki.client_key, "extractor.key")?;
     // The collector's data key: 0600, on the backup host only.
     let keys = l.remote.join("collector.keys");
-    let key = crate::crypto::keys::random_key_hex();
-    fs::write(
-        &keys,
-        format!("active = \"k1\"\n[keys]\nk1 = \"{}\"\n", &*key),
-    )
-    .map_err(|e| DrillError::io(&keys, e))?;
-    fs::set_permissions(&keys, fs::Permissions::from_mode(0o600))
-        .map_err(|e| DrillError::io(&keys, e))?;
+    write_key_file(&keys)?;
 
     // The recovery key pair, as `deploy/recovery-key.sh` makes it on an offline machine: the
     // private half to the recovery team (0600 from its creation), the public half to the
@@ -249,6 +291,7 @@ metrics_listen = "127.0.0.1:{mport}"
         mport = ports.collector_metrics,
     );
     fs::write(&collector, text).map_err(|e| DrillError::io(&collector, e))?;
+    let replicas = write_replicas(l, &pki, replica_ports)?;
 
     let extractor = l.host_etc.join("extractor.toml");
     let groups_text: String = (1..=groups)
@@ -270,13 +313,7 @@ poll = "10ms"
 archive_wait = "60s"
 [state]
 dir = "{state}"
-[collector]
-address = "127.0.0.1:{port}"
-server_name = "localhost"
-extractor_id = "redovault-extractor"
-ca = "{ca}"
-cert = "{cert}"
-key = "{key}"
+{collectors}
 [link]
 window = "4M"
 heartbeat_interval = "250ms"
@@ -290,10 +327,8 @@ metrics_listen = "127.0.0.1:{mport}"
 "#,
         arch = l.oracle.join("archive").display(),
         state = l.host_state.join("extractor").display(),
-        port = ports.collector,
-        ca = ca.display(),
-        cert = client_cert.display(),
-        key = client_key.display(),
+        collectors =
+            extractor_collectors(ports.collector, &replicas, &ca, &client_cert, &client_key),
         mport = ports.extractor_metrics,
     );
     fs::write(&extractor, text).map_err(|e| DrillError::io(&extractor, e))?;
@@ -335,7 +370,111 @@ metrics_listen = "127.0.0.1:{mport}"
         extractor,
         watcher,
         worm_prefix,
+        replicas,
     })
+}
+
+/// A collector's data key file: a new random key, 0600.
+fn write_key_file(keys: &Path) -> Result<(), DrillError> {
+    let key = crate::crypto::keys::random_key_hex();
+    fs::write(
+        keys,
+        format!("active = \"k1\"\n[keys]\nk1 = \"{}\"\n", &*key),
+    )
+    .map_err(|e| DrillError::io(keys, e))?;
+    fs::set_permissions(keys, fs::Permissions::from_mode(0o600))
+        .map_err(|e| DrillError::io(keys, e))
+}
+
+/// The other backup hosts: each with its copy of the collector's certificate, a data key of
+/// its own, a store and a configuration. They do not seal into WORM: the drill bucket's
+/// policy gives the collector's keys one prefix (`PREFIX/streams/`), which the first
+/// collector uses; in production each collector seals under a prefix of its own, with a
+/// policy of its own.
+fn write_replicas(
+    l: &Layout,
+    pki: &crate::crypto::tls::PkiPaths,
+    ports: &[(u16, u16)],
+) -> Result<Vec<Replica>, DrillError> {
+    let mut out = Vec::new();
+    for (i, (port, metrics)) in (2u32..).zip(ports) {
+        let dir = l.backup_host(i);
+        let pki_dir = dir.join("pki");
+        fs::create_dir_all(&pki_dir).map_err(|e| DrillError::io(&pki_dir, e))?;
+        let copy = |from: &Path, name: &str| -> Result<PathBuf, DrillError> {
+            let to = pki_dir.join(name);
+            fs::copy(from, &to).map_err(|e| DrillError::io(&to, e))?;
+            Ok(to)
+        };
+        let cert = copy(&pki.server_cert, "collector.pem")?;
+        let key = copy(&pki.server_key, "collector.key")?;
+        let ca = copy(&pki.ca, "ca.pem")?;
+        let r = Replica {
+            name: format!("backup-host-{i}"),
+            config: dir.join("collector.toml"),
+            dir,
+            port: *port,
+            metrics: *metrics,
+        };
+        write_key_file(&r.keys())?;
+        let text = format!(
+            r#"# The collector on backup host {i} (written by `redovault drill --collectors`).
+[listen]
+address = "127.0.0.1:{port}"
+max_connections = 16
+[tls]
+cert = "{cert}"
+key = "{key}"
+client_ca = "{ca}"
+[link]
+heartbeat_interval = "250ms"
+missed_heartbeats = 8
+handshake_timeout = "5s"
+[store]
+dir = "{store}"
+key_file = "{keys}"
+[telemetry]
+log_level = "info"
+metrics_listen = "127.0.0.1:{metrics}"
+"#,
+            cert = cert.display(),
+            key = key.display(),
+            ca = ca.display(),
+            store = r.store().display(),
+            keys = r.keys().display(),
+        );
+        fs::write(&r.config, text).map_err(|e| DrillError::io(&r.config, e))?;
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// The extractor's `[collector]` (one backup host), or one `[[collector]]` per backup host
+/// with `ack = "majority"` (with two: both).
+fn extractor_collectors(
+    port: u16,
+    replicas: &[Replica],
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+) -> String {
+    let item = |header: &str, name: &str, port: u16| {
+        format!(
+            "{header}\nname = \"{name}\"\naddress = \"127.0.0.1:{port}\"\nserver_name = \"localhost\"\n\
+             extractor_id = \"redovault-extractor\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+            ca.display(),
+            cert.display(),
+            key.display()
+        )
+    };
+    if replicas.is_empty() {
+        return item("[collector]", "backup-host", port);
+    }
+    let mut text = item("[[collector]]", "backup-host-1", port);
+    for r in replicas {
+        text.push_str(&item("[[collector]]", &r.name, r.port));
+    }
+    text
 }
 
 /// The `[store]` section shared by the watcher (database host, which adds its retention) and
@@ -359,13 +498,14 @@ pub fn store_section(l: &Layout, s3: Option<&S3Target>, prefix: &str) -> String 
 
 /// The fresh install's verifier configuration: the store with read-only credentials (from
 /// the environment), no local manifest (the host is gone), and the collector's directory and
-/// key when the backup host still stands (`backup_host`); when it was wiped, no `[collector]`:
-/// what is left is WORM and the recovery team's key (given to `restore online`).
+/// key of a backup host that still stands (`backup_host`: store, key file); when none does,
+/// no `[collector]`: what is left is WORM and the recovery team's key (given to `restore
+/// online`).
 pub fn write_verifier_config(
     l: &Layout,
     s3: Option<&S3Target>,
     prefix: &str,
-    backup_host: bool,
+    backup_host: Option<(PathBuf, PathBuf)>,
 ) -> Result<PathBuf, DrillError> {
     let p = l.recovery.join("verifier.toml");
     let lock = if s3.is_some() {
@@ -373,11 +513,11 @@ pub fn write_verifier_config(
     } else {
         "lock_mode = \"none\""
     };
-    let collector = if backup_host {
+    let collector = if let Some((store, keys)) = backup_host {
         format!(
             "[collector]\ndir = \"{}\"\nkey_file = \"{}\"",
-            l.remote.join("store").display(),
-            l.remote.join("collector.keys").display()
+            store.display(),
+            keys.display()
         )
     } else {
         "# No [collector]: the backup host was wiped with the database host.".to_string()

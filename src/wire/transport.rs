@@ -589,16 +589,29 @@ impl LinkSender {
                             Err(_) => break,
                         }
                     }
-                    self.flush().await?;
+                    // A partitioned peer (no ACK, no RST) blocks the write once the
+                    // socket's buffer is full: cancellation must still end the sender.
+                    tokio::select! {
+                        biased;
+                        () = cancel.cancelled() => return Ok(()),
+                        r = self.flush() => r?,
+                    }
                     for (stage, end) in traced.into_iter().flatten() {
                         latency::trace(stage, end, None);
                     }
                 }
-                () = tokio::time::sleep_until(self.heartbeat_due()) => self.send_heartbeat().await?,
+                () = tokio::time::sleep_until(self.heartbeat_due()) => {
+                    tokio::select! {
+                        biased;
+                        () = cancel.cancelled() => return Ok(()),
+                        r = self.send_heartbeat() => r?,
+                    }
+                }
             }
         }
-        // Best effort: the peer learns we closed on purpose (TLS close_notify, TCP FIN).
-        let _ = self.shutdown().await;
+        // Best effort, and bounded (the peer may be gone): the peer learns we closed on
+        // purpose (TLS close_notify, TCP FIN).
+        let _ = tokio::time::timeout(SHUTDOWN_WAIT, self.shutdown()).await;
         Ok(())
     }
 
@@ -608,6 +621,9 @@ impl LinkSender {
         self.io.shutdown().await.map_err(|e| self.io_err(e))
     }
 }
+
+/// How long an orderly close may take before the sender gives up on it.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
 
 /// Notes a Data or Ack about to be flushed, for its latency event ([`latency`]).
 fn trace_queued(traced: Option<&mut Vec<(&'static str, StreamPos)>>, msg: &Message) {

@@ -432,7 +432,8 @@ fn main() {
         let _rt = rt.enter();
         let checkpoint = CheckpointStore::open(&db.join("extractor-state"), stream).unwrap();
         let mut s = Shipper::new(
-            tailer,
+            stream,
+            Some(tailer),
             checkpoint,
             from,
             sources,

@@ -5,7 +5,8 @@
 //! the bucket policy of `deploy/s3/policies/`); the attack (crash, kill -9, dd, rm -rf, and
 //! attempts on WORM with the host's keys); recovery from nothing; the referee's checks. And the
 //! hard case (`--wipe-backup-host`): the backup host wiped at the crash, recovery from WORM and
-//! the offline recovery key only, RPO within one seal interval plus the upload in flight.
+//! the offline recovery key only, RPO within one seal interval plus the upload in flight; and
+//! with two collectors (`--collectors 2`), the wipe of one backup host: RPO 0 from the survivor.
 //! Run with `--nocapture` by `deploy/test.sh`, so that CI prints the drill, RPO and RTO.
 
 use std::path::PathBuf;
@@ -90,11 +91,18 @@ fn archived_sources(report: &serde_json::Value) -> (u64, u64) {
 /// for the upload in flight.
 const WIPED_RPO_BOUND_SECONDS: f64 = 3.0;
 
-fn check_report(code: i32, report: &serde_json::Value, progress: &str, wiped: bool) {
+/// `wiped`: backup host 1 was wiped at the crash; `survivor`: another collector survived.
+fn check_report(
+    code: i32,
+    report: &serde_json::Value,
+    progress: &str,
+    wiped: bool,
+    survivor: bool,
+) {
     assert_eq!(code, 0, "the drill failed:\n{progress}");
     assert_eq!(report["pass"].as_bool(), Some(true));
     assert_eq!(report["wipe_backup_host"].as_bool(), Some(wiped));
-    if !wiped {
+    if !wiped || survivor {
         assert_eq!(report["rpo_commits"].as_u64(), Some(0), "RPO = 0 commits");
         assert_eq!(report["rpo_seconds"].as_f64(), Some(0.0));
     }
@@ -135,13 +143,16 @@ fn check_report(code: i32, report: &serde_json::Value, progress: &str, wiped: bo
         "paper tables: >= 10 transactions each",
         "audit of WORM, manifest and collector",
     ];
-    if wiped {
+    if wiped && !survivor {
         names.extend([
             "RPO within one seal interval plus the upload in flight",
             "online log source = worm",
         ]);
     } else {
         names.push("RPO = 0");
+    }
+    if wiped && survivor {
+        names.push("online log from a surviving collector");
     }
     for name in names {
         let c = checks
@@ -184,7 +195,7 @@ fn the_drill_on_real_s3_over_tls_recovers_every_commit_and_the_host_keys_cannot_
     ]);
     eprintln!("{progress}");
     print_summary(&report);
-    check_report(code, &report, &progress, false);
+    check_report(code, &report, &progress, false, false);
     assert!(report["store"].as_str().unwrap().starts_with("s3 https://"));
     // The production seal interval (10 minutes, the default): the drill is shorter, so no
     // manifest was sealed and every archived log came back from WORM by its headers and
@@ -227,7 +238,7 @@ fn the_drill_on_the_local_store_passes_as_the_readme_first_command_runs_it() {
     let (code, report, progress) =
         drill(&["--dir", dir.to_str().unwrap(), "--local", "--run-for", "5s"]);
     print_summary(&report);
-    check_report(code, &report, &progress, false);
+    check_report(code, &report, &progress, false, false);
     assert!(
         report["store"]
             .as_str()
@@ -265,7 +276,7 @@ fn the_drill_with_the_backup_host_wiped_at_the_crash_recovers_from_worm_within_o
     ]);
     eprintln!("{progress}");
     print_summary(&report);
-    check_report(code, &report, &progress, true);
+    check_report(code, &report, &progress, true, false);
     assert!(report["store"].as_str().unwrap().starts_with("s3 https://"));
     assert!(archived_sources(&report).0 > 0, "sealed manifests used");
     // The online log came from the pieces in WORM, opened with the offline recovery key.
@@ -300,5 +311,44 @@ fn the_drill_with_the_backup_host_wiped_at_the_crash_recovers_from_worm_within_o
         attempts
             .iter()
             .all(|a| a["refused"].as_bool() == Some(true))
+    );
+}
+
+#[test]
+fn the_drill_with_two_collectors_and_one_backup_host_wiped_recovers_every_commit_from_the_survivor()
+{
+    let env = drill_env();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("drill");
+    let (code, report, progress) = drill(&[
+        "--dir",
+        dir.to_str().unwrap(),
+        "--s3-env",
+        env.to_str().unwrap(),
+        "--run-for",
+        "10s",
+        "--collectors",
+        "2",
+        "--wipe-backup-host",
+    ]);
+    eprintln!("{progress}");
+    print_summary(&report);
+    check_report(code, &report, &progress, true, true);
+    assert_eq!(report["collectors"].as_u64(), Some(2));
+    // Every commit, from the collector that survived: with ack = "majority" of two, both
+    // held every acknowledged commit, and the wiper reached only one of them.
+    assert_eq!(
+        report["online_source"].as_str(),
+        Some("collector"),
+        "{report}"
+    );
+    assert!(!dir.join("backup-host").exists(), "backup host 1 is gone");
+    assert!(
+        dir.join("backup-host-2/store").is_dir(),
+        "backup host 2 stands"
+    );
+    assert!(
+        progress.contains("the extractor ships to all 2 with ack = \"majority\""),
+        "{progress}"
     );
 }

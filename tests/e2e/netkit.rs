@@ -379,6 +379,31 @@ metrics_listen = "127.0.0.1:{mport}"
 
     /// Writes the extractor's configuration, shipping to `port`, and returns its path.
     pub fn extractor_config(&self, port: u16, extra: &str) -> PathBuf {
+        let collector = format!(
+            "[collector]\naddress = \"127.0.0.1:{port}\"\nserver_name = \"localhost\"\n\
+             extractor_id = \"redovault-extractor\"\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n",
+            ca = self.pki.ca.display(),
+            cert = self.pki.client_cert.display(),
+            key = self.pki.client_key.display(),
+        );
+        self.extractor_config_to(&collector, extra)
+    }
+
+    /// The `[[collector]]` item of a collector at `address` named `name`, with this
+    /// world's PKI (its server certificate names `localhost`).
+    pub fn collector_item(&self, name: &str, address: &str) -> String {
+        format!(
+            "[[collector]]\nname = \"{name}\"\naddress = \"{address}\"\nserver_name = \"localhost\"\n\
+             extractor_id = \"redovault-extractor\"\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n",
+            ca = self.pki.ca.display(),
+            cert = self.pki.client_cert.display(),
+            key = self.pki.client_key.display(),
+        )
+    }
+
+    /// Writes the extractor's configuration with `collectors` (its `[collector]` or
+    /// `[[collector]]` sections) and `extra`, and returns its path.
+    pub fn extractor_config_to(&self, collectors: &str, extra: &str) -> PathBuf {
         let p = self.path("extractor.toml");
         let groups: String = (1..=self.groups)
             .map(|g| {
@@ -398,13 +423,7 @@ poll = "10ms"
 archive_wait = "60s"
 [state]
 dir = "{state}"
-[collector]
-address = "127.0.0.1:{port}"
-server_name = "localhost"
-extractor_id = "redovault-extractor"
-ca = "{ca}"
-cert = "{cert}"
-key = "{key}"
+{collectors}
 [link]
 window = "2M"
 heartbeat_interval = "250ms"
@@ -418,9 +437,6 @@ metrics_listen = "127.0.0.1:{mport}"
 {extra}"#,
             arch = self.sim.join("archive").display(),
             state = self.path("extractor-state").display(),
-            ca = self.pki.ca.display(),
-            cert = self.pki.client_cert.display(),
-            key = self.pki.client_key.display(),
             mport = self.extractor_metrics,
         );
         fs::write(&p, text).unwrap();

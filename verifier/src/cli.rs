@@ -999,7 +999,7 @@ fn restore_one_online(
             rebuild_from_chunks(&t, &ws.chunks, &name(stream, t.seq.0), &opts)?
         }
     };
-    print!("{r}");
+    println!("{r}");
     println!("source     {}: {reason}", kind.as_str());
     let record = OnlineRecord {
         stream: Some(stream.to_string()),
