@@ -317,11 +317,10 @@ fn run_one(
         }
         if let Some(t) = stopped_at
             && db_thread.is_finished()
+            && (waiting.is_empty() || t.elapsed() > Duration::from_secs(30))
         {
-            if waiting.is_empty() || t.elapsed() > Duration::from_secs(30) {
-                cpu_at_stop.get_or_insert_with(|| threads_cpu(&EXTRACTOR_THREADS));
-                break;
-            }
+            cpu_at_stop.get_or_insert_with(|| threads_cpu(&EXTRACTOR_THREADS));
+            break;
         }
     }
     let cpu1 = cpu_at_stop.unwrap_or_else(|| threads_cpu(&EXTRACTOR_THREADS));
