@@ -255,40 +255,18 @@ pub fn write_configs(
     };
 
     let collector = l.remote.join("collector.toml");
-    let text = format!(
-        r#"# The collector on the backup host (written by `redovault drill`).
-[listen]
-address = "127.0.0.1:{port}"
-max_connections = 16
-[tls]
-cert = "{cert}"
-key = "{key}"
-client_ca = "{ca}"
-[link]
-heartbeat_interval = "250ms"
-missed_heartbeats = 8
-handshake_timeout = "5s"
-[store]
-dir = "{store}"
-key_file = "{keys}"
-# Every stream's acknowledged redo also goes into WORM, sealed to the offline recovery key.
-[worm]
-{worm_store}
-recovery_public_key = "{public}"
-seal_interval = "{seal_ms}ms"
-[telemetry]
-log_level = "info"
-metrics_listen = "127.0.0.1:{mport}"
-"#,
-        public = public.display(),
-        seal_ms = WORM_SEAL_INTERVAL.as_millis(),
-        port = ports.collector,
-        cert = pki.server_cert.display(),
-        key = pki.server_key.display(),
-        ca = pki.ca.display(),
-        store = l.remote.join("store").display(),
-        keys = keys.display(),
-        mport = ports.collector_metrics,
+    let worm = format!(
+        "# Every stream's acknowledged redo also goes into WORM, sealed to the offline recovery key.\n\
+         [worm]\n{worm_store}\nrecovery_public_key = \"{}\"\nseal_interval = \"{}ms\"\n",
+        public.display(),
+        WORM_SEAL_INTERVAL.as_millis(),
+    );
+    let text = collector_toml(
+        "the backup host",
+        (ports.collector, ports.collector_metrics),
+        (&pki.server_cert, &pki.server_key, &pki.ca),
+        (&l.remote.join("store"), &keys),
+        &worm,
     );
     fs::write(&collector, text).map_err(|e| DrillError::io(&collector, e))?;
     let replicas = write_replicas(l, &pki, replica_ports)?;
@@ -417,8 +395,30 @@ fn write_replicas(
             metrics: *metrics,
         };
         write_key_file(&r.keys())?;
-        let text = format!(
-            r#"# The collector on backup host {i} (written by `redovault drill --collectors`).
+        let text = collector_toml(
+            &format!("backup host {i}"),
+            (*port, *metrics),
+            (&cert, &key, &ca),
+            (&r.store(), &r.keys()),
+            "",
+        );
+        fs::write(&r.config, text).map_err(|e| DrillError::io(&r.config, e))?;
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// A collector's configuration on `host`: its link and metrics ports, its certificate, key
+/// and client CA, its store and key file, and `worm` (a `[worm]` section, or nothing).
+fn collector_toml(
+    host: &str,
+    (port, metrics): (u16, u16),
+    (cert, key, ca): (&Path, &Path, &Path),
+    (store, keys): (&Path, &Path),
+    worm: &str,
+) -> String {
+    format!(
+        r#"# The collector on {host} (written by `redovault drill`).
 [listen]
 address = "127.0.0.1:{port}"
 max_connections = 16
@@ -433,20 +433,16 @@ handshake_timeout = "5s"
 [store]
 dir = "{store}"
 key_file = "{keys}"
-[telemetry]
+{worm}[telemetry]
 log_level = "info"
 metrics_listen = "127.0.0.1:{metrics}"
 "#,
-            cert = cert.display(),
-            key = key.display(),
-            ca = ca.display(),
-            store = r.store().display(),
-            keys = r.keys().display(),
-        );
-        fs::write(&r.config, text).map_err(|e| DrillError::io(&r.config, e))?;
-        out.push(r);
-    }
-    Ok(out)
+        cert = cert.display(),
+        key = key.display(),
+        ca = ca.display(),
+        store = store.display(),
+        keys = keys.display(),
+    )
 }
 
 /// The extractor's `[collector]` (one backup host), or one `[[collector]]` per backup host

@@ -267,3 +267,41 @@ pub fn build_role_bins() -> (PathBuf, PathBuf) {
         pd.join("redovault-collector"),
     )
 }
+
+/// Runs the simulated database `sim` on its own thread until `stop` is set, and reports each
+/// commit (not rollbacks) with its SCN and `clock()` read right after the step that wrote it
+/// (the LWN and its journal line); the thread returns the simulation's summary.
+pub fn run_database<T: Clone + Send + 'static>(
+    sim: redovault::simulate::Simulator,
+    journal: PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    clock: impl Fn() -> T + Send + 'static,
+) -> (
+    std::thread::JoinHandle<redovault::simulate::Summary>,
+    std::sync::mpsc::Receiver<(u64, T)>,
+) {
+    use std::io::Read;
+    let (commit_tx, commit_rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let mut sim = sim;
+        let mut jf = std::fs::File::open(&journal).expect("journal");
+        let mut pending = Vec::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            sim.step().expect("step");
+            let now = clock();
+            let mut more = Vec::new();
+            jf.read_to_end(&mut more).expect("read journal");
+            pending.extend_from_slice(&more);
+            while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=nl).collect();
+                let e: redovault::simulate::journal::JournalEntry =
+                    serde_json::from_slice(&line).expect("journal line");
+                if !e.rollback {
+                    let _ = commit_tx.send((e.scn, now.clone()));
+                }
+            }
+        }
+        sim.finish().expect("finish")
+    });
+    (thread, commit_rx)
+}

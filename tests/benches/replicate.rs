@@ -24,7 +24,6 @@
 mod common;
 
 use std::collections::VecDeque;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +31,6 @@ use std::time::{Duration, Instant};
 
 use redovault::crypto::keys::KeyRing;
 use redovault::crypto::tls::{self, PkiPaths, TlsClient, TlsServer};
-use redovault::simulate::journal::JournalEntry;
 use redovault::simulate::{Rate, SimConfig, Simulator};
 use redovault::wire::transport::{ClientSecurity, LinkConfig, ServerSecurity};
 use redovault_collector::server::{self, ServerOptions};
@@ -257,30 +255,9 @@ fn run_one(
         tasks
     };
 
-    let (commit_tx, commit_rx) = std::sync::mpsc::channel::<(u64, Instant)>();
     let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let journal = db.join("journal.jsonl");
-    let db_thread = std::thread::spawn(move || {
-        let mut sim = sim;
-        let mut jf = std::fs::File::open(&journal).expect("journal");
-        let mut pending = Vec::new();
-        while !flag.load(Ordering::Relaxed) {
-            sim.step().expect("step");
-            let now = Instant::now();
-            let mut more = Vec::new();
-            jf.read_to_end(&mut more).expect("read journal");
-            pending.extend_from_slice(&more);
-            while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=nl).collect();
-                let e: JournalEntry = serde_json::from_slice(&line).expect("journal line");
-                if !e.rollback {
-                    let _ = commit_tx.send((e.scn, now));
-                }
-            }
-        }
-        sim.finish().expect("finish")
-    });
+    let (db_thread, commit_rx) =
+        common::run_database(sim, db.join("journal.jsonl"), stop.clone(), Instant::now);
 
     let start = Instant::now();
     let warmup = Duration::from_secs(2);

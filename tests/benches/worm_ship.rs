@@ -73,7 +73,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use redovault::crypto::recovery::RecoveryPrivateKey;
 use redovault::crypto::tls;
-use redovault::simulate::journal::JournalEntry;
 use redovault::simulate::{Rate, SimConfig, Simulator};
 use redovault::store::s3::testserver::{DrillBucket, TestServer};
 use redovault::wire::StreamPos;
@@ -694,30 +693,9 @@ fn round(s: &Setup, i: usize, mode: Mode) -> Round {
     let extractor = spawn(&s.bins.0, &ecfg, &elog, &[]);
 
     // The database on its own thread; each commit (SCN, when its LWN was written, µs).
-    let (commit_tx, commit_rx) = std::sync::mpsc::channel::<(u64, i64)>();
     let stop_db = Arc::new(AtomicBool::new(false));
-    let flag = stop_db.clone();
-    let journal = db.join("journal.jsonl");
-    let db_thread = std::thread::spawn(move || {
-        let mut sim = simulator;
-        let mut jf = std::fs::File::open(&journal).expect("journal");
-        let mut pending = Vec::new();
-        while !flag.load(Ordering::Relaxed) {
-            sim.step().expect("step");
-            let now = now_us();
-            let mut more = Vec::new();
-            jf.read_to_end(&mut more).expect("read journal");
-            pending.extend_from_slice(&more);
-            while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=nl).collect();
-                let e: JournalEntry = serde_json::from_slice(&line).expect("journal line");
-                if !e.rollback {
-                    let _ = commit_tx.send((e.scn, now));
-                }
-            }
-        }
-        sim.finish().expect("finish")
-    });
+    let (db_thread, commit_rx) =
+        common::run_database(simulator, db.join("journal.jsonl"), stop_db.clone(), now_us);
 
     let start = Instant::now();
     std::thread::sleep(Duration::from_secs(s.warmup));

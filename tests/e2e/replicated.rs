@@ -27,8 +27,7 @@ use redovault::wire::{CommitMark, StreamId, StreamPos};
 use redovault_extractor::checkpoint;
 
 use crate::netkit::{
-    CommitRow, LiveDb, Proc, World, assert_same_commits, bins, crash_seed, init_logs, run_ok,
-    wait_until,
+    CommitRow, LiveDb, Proc, World, assert_same_commits, bins, crash_seed, init_logs, wait_until,
 };
 use crate::netns::{Lan, LanCeph};
 use crate::worm::{RecoveryTeam, own_stream};
@@ -158,28 +157,9 @@ impl Host {
     }
 
     /// Its durable commits (the process must not run).
-    fn commits(&self, stream: &str) -> Vec<CommitRow> {
+    fn commits(&self, w: &World, stream: &str) -> Vec<CommitRow> {
         assert!(self.proc.is_none());
-        let out = run_ok(
-            &bins().collector,
-            &[
-                "commits",
-                "--config",
-                self.cfg.to_str().unwrap(),
-                "--stream",
-                stream,
-                "--json",
-            ],
-        );
-        let v: Vec<serde_json::Value> = serde_json::from_str(&out).expect("commits JSON");
-        v.iter()
-            .map(|c| CommitRow {
-                xid: c["xid"].as_str().unwrap().to_string(),
-                scn: c["scn"].as_u64().unwrap(),
-                sequence: c["sequence"].as_u64().unwrap() as u32,
-                end_offset: c["end_offset"].as_u64().unwrap(),
-            })
-            .collect()
+        w.collector_commits(&self.cfg, stream)
     }
 }
 
@@ -322,7 +302,7 @@ fn majority_of_three_collectors_on_separate_hosts_cut_killed_and_two_down() {
         hosts[2].kill9();
         let acked = checkpoint_in(&own("c3"), sid);
         if let Some((_, Some(c))) = acked {
-            let held = hosts[2].commits(&stream);
+            let held = hosts[2].commits(&w, &stream);
             assert!(
                 held.iter()
                     .any(|r| r.scn == c.scn.0 && r.xid == c.xid.to_string()),
@@ -383,7 +363,7 @@ fn majority_of_three_collectors_on_separate_hosts_cut_killed_and_two_down() {
     let stores: Vec<BTreeSet<(String, u64)>> = hosts
         .iter()
         .map(|h| {
-            h.commits(&stream)
+            h.commits(&w, &stream)
                 .into_iter()
                 .map(|r| (r.xid, r.scn))
                 .collect()
@@ -449,7 +429,7 @@ fn majority_of_three_collectors_on_separate_hosts_cut_killed_and_two_down() {
     assert!(extractor.terminate(Duration::from_secs(20)));
     for h in &mut hosts {
         h.stop();
-        let n = assert_same_commits(&h.commits(&stream), &journal);
+        let n = assert_same_commits(&h.commits(&w, &stream), &journal);
         assert!(n > 500, "{}: {n} commits", h.name);
     }
 
