@@ -19,6 +19,9 @@
 #   deploy/bench.sh ship-throughput  # extractor -> collector binaries: a backlog over TLS and legacy
 #                                    # Blowfish, MB/s and CPU s per side (REDOVAULT_BENCH_SHIP_MIB); no S3
 #   deploy/bench.sh ship             # both ship benchmarks
+#   deploy/bench.sh fuzz             # every fuzz target of tests/fuzz for FUZZ_SECONDS (600) each,
+#                                    # two at a time (FUZZ_JOBS): executions, exec/s, cov, ft,
+#                                    # crashes, hangs, peak RSS into BENCHMARKS.md; no S3
 #   deploy/bench.sh worm             # the collector's [worm], real binaries at 10 MB/s, rounds with and
 #                                    # without it interleaved: commit -> in WORM p50/p99, S3 requests
 #                                    # per hour, collector CPU per MB, commit -> Ack with / without
@@ -134,6 +137,9 @@ for bench in $WHICH; do
       # memstore, plus slack. No aws CLI needed.
       NEED_AWS=0 run_bench $(( ((ROUNDS + 1) / 2 * (SECS + 10) * RATE * 2 + 1024) << 20 )) worm_ship
       ;;
-    *) echo "bench.sh: unknown benchmark $bench (store, restore, watcher, watcher-latency, ship-latency, ship-throughput, ship, worm)" >&2; exit 2 ;;
+    fuzz)
+      bash deploy/fuzz-bench.sh
+      ;;
+    *) echo "bench.sh: unknown benchmark $bench (store, restore, watcher, watcher-latency, ship-latency, ship-throughput, ship, worm, fuzz)" >&2; exit 2 ;;
   esac
 done

@@ -31,7 +31,7 @@ mod sigv4;
 mod stream;
 pub mod testserver;
 mod upload;
-mod xml;
+pub mod xml;
 
 pub use sigv4::Credentials;
 
@@ -410,7 +410,9 @@ impl S3Store {
     }
 }
 
-fn parse_default_retention(xml_text: &str) -> Option<(LockMode, Duration)> {
+/// The bucket's default retention from a `GetObjectLockConfiguration` body (`None` when it
+/// has none, or none we understand). Public for the fuzz target `s3_xml` (tests/fuzz).
+pub fn parse_default_retention(xml_text: &str) -> Option<(LockMode, Duration)> {
     let mode = xml::first_text(xml_text, "Mode").and_then(|m| LockMode::parse(&m))?;
     let days = xml::first_text(xml_text, "Days").and_then(|d| d.trim().parse::<u64>().ok());
     let years = xml::first_text(xml_text, "Years").and_then(|d| d.trim().parse::<u64>().ok());
