@@ -40,6 +40,7 @@ run_one() {
   "$BIN/$target" $(flags "$target") "$@" "corpus/$target"
 }
 
+mkdir -p artifacts
 mode=${1:-ci}
 shift || true
 case "$mode" in

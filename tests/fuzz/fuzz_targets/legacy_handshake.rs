@@ -4,7 +4,7 @@
 //! - 0: bytes a client sends to the collector's `Link::accept` (hello, proof, ...);
 //! - 1: bytes a server sends to the extractor's `Link::connect`;
 //! - 2: sealed frame payloads fed to an established channel's `Opener` (each piece: one flag
-//!   byte for the rekey bit, then up to 255 bytes of payload chosen by a length byte).
+//!   byte for the rekey bit, a length byte, then that many bytes of payload).
 //!
 //! The handshake runs over an in-memory pipe whose far end writes the fuzzed bytes and then
 //! closes. Without the pre-shared key no handshake may succeed and no sealed payload may
@@ -74,7 +74,11 @@ fn handshake(server: bool, bytes: &[u8]) {
 /// Sealed payloads through an established channel (fixed nonces and transcript).
 fn channel(bytes: &[u8]) {
     let keys = || Handshake::new(psk(), &[1; NONCE_LEN], &[2; NONCE_LEN], b"transcript");
-    let (_, mut opener) = keys().into_channel(Role::Server, 1 << 20);
+    // The attacker's payloads meet a channel keyed from a PSK the fuzzer never saw (the seeds
+    // hold payloads genuinely sealed under `psk()`: replaying those is not a forgery).
+    let other = Psk::new(vec![0x24; 32]).expect("a 32-byte PSK");
+    let (_, mut opener) = Handshake::new(&other, &[1; NONCE_LEN], &[2; NONCE_LEN], b"transcript")
+        .into_channel(Role::Server, 1 << 20);
     let (mut sealer, _) = keys().into_channel(Role::Client, 64);
     let (_, mut twin) = keys().into_channel(Role::Server, 1 << 20);
     let mut rest = bytes;
