@@ -57,13 +57,15 @@ case "$mode" in
     shift
     logs=${FUZZ_LOGS:-$here/target/fuzz-logs}
     mkdir -p "$logs"
+    targets=("$@")
+    [ "${#targets[@]}" -gt 0 ] || read -ra targets <<<"$ALL"
     export -f run_one flags max_len
     export BIN here
     # shellcheck disable=SC2016
-    printf '%s\n' "${@:-$ALL}" | xargs -P "${FUZZ_JOBS:-2}" -I{} bash -c \
+    printf '%s\n' "${targets[@]}" | xargs -P "${FUZZ_JOBS:-2}" -I{} bash -c \
       'start=$(date +%s); run_one {} -max_total_time='"$secs"' >"'"$logs"'/{}.log" 2>&1; rc=$?;
        echo "rc=$rc seconds=$(( $(date +%s) - start ))" >>"'"$logs"'/{}.log"' || true
-    for t in "${@:-$ALL}"; do
+    for t in "${targets[@]}"; do
       "$here/stats.sh" "$t" "$logs/$t.log"
     done
     ;;
