@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # deploy/bench.sh fuzz: builds every fuzz target of tests/fuzz, makes the corpora (seed.sh),
-# runs each target for FUZZ_SECONDS (default 600) seconds, FUZZ_JOBS (default 2) at a time, and
+# runs each target (or those of FUZZ_TARGETS) for FUZZ_SECONDS (default 600) seconds, FUZZ_JOBS
+# (default 2) at a time, and
 # writes the table (executions, exec/s, cov and ft from libFuzzer's final status, crashes,
 # hangs, out-of-memory, peak RSS) with the command and the machine between the fuzz markers
 # of BENCHMARKS.md. Logs stay in tests/fuzz/target/fuzz-logs; an input that crashed or hung is
@@ -16,7 +17,8 @@ fi
 RUSTC_BOOTSTRAP=1 cargo fuzz build --fuzz-dir . -O -a
 ./seed.sh
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
-rows=$(FUZZ_JOBS=$JOBS ./run.sh time "$SECS" ${FUZZ_TARGETS:-})
+read -ra targets <<<"${FUZZ_TARGETS:-}"
+rows=$(FUZZ_JOBS=$JOBS ./run.sh time "$SECS" "${targets[@]}")
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 machine="$(nproc) cores ($cpu), $(free -g | awk '/^Mem:/ {print $2}') GiB, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 section=$(cat <<MD

@@ -45,7 +45,9 @@ mode=${1:-ci}
 shift || true
 case "$mode" in
   ci)
-    for t in ${*:-$ALL}; do
+    targets=("$@")
+    [ "${#targets[@]}" -gt 0 ] || read -ra targets <<<"$ALL"
+    for t in "${targets[@]}"; do
       echo "fuzz $t: ${FUZZ_RUNS:-3000} runs"
       run_one "$t" -runs="${FUZZ_RUNS:-3000}" 2>"artifacts/$t.ci.log" \
         || { tail -n 40 "artifacts/$t.ci.log"; echo "fuzz $t: FAILED (input in artifacts/$t/)"; exit 1; }
