@@ -22,6 +22,9 @@
 #   deploy/bench.sh replicate        # replicated collectors: commit -> protected p50/p99 and the
 #                                    # extractor's CPU per MB with 1, 2 (ack all) and 3 (majority)
 #                                    # collectors at 10 MB/s, one run (REDOVAULT_BENCH_SECONDS, _RATE_MIB)
+#   deploy/bench.sh fuzz             # every fuzz target of tests/fuzz for FUZZ_SECONDS (600) each,
+#                                    # two at a time (FUZZ_JOBS): executions, exec/s, cov, ft,
+#                                    # crashes, hangs, peak RSS into BENCHMARKS.md; no S3
 #   deploy/bench.sh worm             # the collector's [worm], real binaries at 10 MB/s, rounds with and
 #                                    # without it interleaved: commit -> in WORM p50/p99, S3 requests
 #                                    # per hour, collector CPU per MB, commit -> Ack with / without
@@ -140,6 +143,9 @@ for bench in $WHICH; do
       # memstore, plus slack. No aws CLI needed.
       NEED_AWS=0 run_bench $(( ((ROUNDS + 1) / 2 * (SECS + 10) * RATE * 2 + 1024) << 20 )) worm_ship
       ;;
-    *) echo "bench.sh: unknown benchmark $bench (store, restore, watcher, watcher-latency, ship-latency, ship-throughput, ship, replicate, worm)" >&2; exit 2 ;;
+    fuzz)
+      bash deploy/fuzz-bench.sh
+      ;;
+    *) echo "bench.sh: unknown benchmark $bench (store, restore, watcher, watcher-latency, ship-latency, ship-throughput, ship, replicate, worm, fuzz)" >&2; exit 2 ;;
   esac
 done

@@ -10,7 +10,8 @@
 # 3. runs cargo fmt --check, the alert rules' promtool checks and unit tests, clippy with
 #    warnings denied, every test of the workspace
 #    (the store conformance suite against both servers; the HTML report in headless
-#    Chromium), checks the systemd units, and builds the fuzz target;
+#    Chromium), checks the systemd units, and builds every fuzz target and runs each briefly
+#    on its corpus (a regression: a few thousand inputs);
 # 4. builds the release programs for glibc 2.28 and the .deb and .rpm (deploy/package.sh:
 #    zig and cargo-zigbuild from PyPI into a venv when missing, dpkg-deb and rpmbuild package),
 #    and checks them (deploy/check-packages.sh: installs and purges the .deb here).
@@ -100,12 +101,14 @@ cargo test --workspace --locked --doc
 step "independent reader: OpenLogReplicator on the real and simulated logs (REDOVAULT_OLR, skips without it)"
 bash "$ROOT/deploy/olr-check.sh" "${REDOVAULT_OLR:-}"
 
-step "fuzz target builds"
-if [ -d "$ROOT/extractor/fuzz" ]; then
+step "fuzz targets: build, then each on its corpus for a few thousand inputs (tests/fuzz)"
+if [ -d "$ROOT/tests/fuzz" ]; then
   if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
   fi
-  (cd "$ROOT/extractor/fuzz" && RUSTC_BOOTSTRAP=1 cargo fuzz build --fuzz-dir . -O decode)
+  # Optimised, with debug assertions and overflow checks on (-a): an overflow is a finding.
+  (cd "$ROOT/tests/fuzz" && RUSTC_BOOTSTRAP=1 cargo fuzz build --fuzz-dir . -O -a \
+    && ./seed.sh && FUZZ_RUNS=3000 ./run.sh ci)
 fi
 
 step "release build for glibc 2.28 and packages (.deb installed, units verified, purged; .rpm holds the same files)"

@@ -151,9 +151,8 @@ impl FrameHeader {
     /// Parses and checks a header: magic, header checksum, version, flags, and length
     /// against `max_len`. Does not look at the frame number (the decoder does).
     pub fn decode(bytes: &[u8; HEADER_LEN], max_len: usize) -> Result<FrameHeader, FrameErrorKind> {
-        let magic = field::<4>(bytes, 0);
-        if magic != MAGIC {
-            return Err(FrameErrorKind::BadMagic { found: magic });
+        if let Some(found) = bad_magic(bytes) {
+            return Err(FrameErrorKind::BadMagic { found });
         }
         let stored = u32::from_le_bytes(field(bytes, 24));
         let computed = crc32c::crc32c(&bytes[..24]);
@@ -186,6 +185,13 @@ impl FrameHeader {
 }
 
 /// `N` bytes of the header from offset `at` (offsets are constants within the header).
+/// `None` if `bytes` start with (a prefix of) [`MAGIC`]; otherwise the bytes up to and
+/// including the first wrong one.
+fn bad_magic(bytes: &[u8]) -> Option<Vec<u8>> {
+    let wrong = bytes.iter().zip(MAGIC).position(|(b, m)| *b != m)?;
+    Some(bytes[..=wrong].to_vec())
+}
+
 fn field<const N: usize>(bytes: &[u8; HEADER_LEN], at: usize) -> [u8; N] {
     std::array::from_fn(|i| bytes.get(at + i).copied().unwrap_or(0))
 }
@@ -204,11 +210,12 @@ pub struct Frame {
 pub enum FrameErrorKind {
     /// The first four bytes are not `RVLK`: not this protocol, or garbage.
     #[error(
-        "not a redovault link frame: magic {found:02x?} instead of \"RVLK\" (garbage or another protocol)"
+        "not a redovault link frame: magic starts {found:02x?} instead of \"RVLK\" (garbage or another protocol)"
     )]
     BadMagic {
-        /// The four bytes found.
-        found: [u8; 4],
+        /// The bytes received up to and including the first that differs from `RVLK`: the
+        /// same whatever the reads delivered, since garbage is refused at that byte.
+        found: Vec<u8>,
     },
     /// The header checksum does not match: the header is corrupt.
     #[error(
@@ -366,12 +373,7 @@ impl FrameDecoder {
             None => {
                 let Some(head) = self.buf.get(..HEADER_LEN) else {
                     // Refuse garbage as soon as the magic is visibly wrong.
-                    let n = self.buf.len().min(MAGIC.len());
-                    if self.buf.get(..n) != MAGIC.get(..n) {
-                        let mut found = [0u8; 4];
-                        for (d, s) in found.iter_mut().zip(self.buf.iter()) {
-                            *d = *s;
-                        }
+                    if let Some(found) = bad_magic(&self.buf) {
                         return Err(FrameErrorKind::BadMagic { found });
                     }
                     return Ok(None);
@@ -687,6 +689,32 @@ mod tests {
         let mut dec = FrameDecoder::new(MAX_FRAME_LEN);
         dec.feed(b"RV");
         assert_eq!(dec.poll(), Ok(None), "a right prefix waits");
+    }
+
+    /// Found by the fuzz target `wire_frame`: the garbage error showed the bytes received so
+    /// far padded with zeros, so the same bytes gave another error when read in other pieces.
+    #[test]
+    fn garbage_error_is_the_same_however_the_bytes_arrive() {
+        // The crash input: chunk sizes 0x00 0x0a 0x89 0x0a, then these two bytes.
+        let input = [0x89, 0x1c];
+        let whole = decode_all(&input, input.len()).unwrap_err();
+        for chunk in 1..input.len() {
+            assert_eq!(
+                decode_all(&input, chunk).unwrap_err(),
+                whole,
+                "chunks of {chunk}"
+            );
+        }
+        assert_eq!(whole.kind, FrameErrorKind::BadMagic { found: vec![0x89] });
+        let header = [b'R', b'V', b'X', b'K'].repeat(7);
+        let whole = decode_all(&header, header.len()).unwrap_err();
+        assert_eq!(decode_all(&header, 1).unwrap_err(), whole);
+        assert_eq!(
+            whole.kind,
+            FrameErrorKind::BadMagic {
+                found: b"RVX".to_vec()
+            }
+        );
     }
 
     #[test]

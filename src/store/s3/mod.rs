@@ -33,7 +33,7 @@ mod sigv4;
 mod stream;
 pub mod testserver;
 mod upload;
-mod xml;
+pub mod xml;
 
 pub use credentials::ChainConfig;
 pub use sigv4::Credentials;
@@ -467,12 +467,16 @@ impl S3Store {
     }
 }
 
-fn parse_default_retention(xml_text: &str) -> Option<(LockMode, Duration)> {
+/// The bucket's default retention from a `GetObjectLockConfiguration` body (`None` when it
+/// has none, or none we understand). Public for the fuzz target `s3_xml` (tests/fuzz).
+pub fn parse_default_retention(xml_text: &str) -> Option<(LockMode, Duration)> {
     let mode = xml::first_text(xml_text, "Mode").and_then(|m| LockMode::parse(&m))?;
     let days = xml::first_text(xml_text, "Days").and_then(|d| d.trim().parse::<u64>().ok());
     let years = xml::first_text(xml_text, "Years").and_then(|d| d.trim().parse::<u64>().ok());
-    let days = days.or(years.map(|y| y * 365))?;
-    Some((mode, Duration::from_secs(days * 86400)))
+    // A body can name any number: one that does not fit in seconds is not a retention we
+    // understand (checked arithmetic; an overflow would panic or wrap).
+    let days = days.or(years.and_then(|y| y.checked_mul(365)))?;
+    Some((mode, Duration::from_secs(days.checked_mul(86400)?)))
 }
 
 /// Whether requests to `bucket` at `endpoint` are path-style, refusing a combination that
@@ -635,6 +639,35 @@ mod tests {
             Some((LockMode::Compliance, Duration::from_secs(86400)))
         );
         assert_eq!(parse_default_retention("<ObjectLockConfiguration/>"), None);
+    }
+
+    /// Seen while writing the fuzz target `s3_xml`: a day or year count whose seconds do not
+    /// fit in a u64 overflowed (a panic with overflow checks, a wrong retention without).
+    #[test]
+    fn default_retention_too_long_is_not_understood() {
+        let body = |field: &str, n: u64| {
+            format!(
+                "<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule>\
+                 <DefaultRetention><Mode>GOVERNANCE</Mode><{field}>{n}</{field}>\
+                 </DefaultRetention></Rule></ObjectLockConfiguration>"
+            )
+        };
+        assert_eq!(
+            parse_default_retention(&body("Days", u64::MAX / 86400 + 1)),
+            None
+        );
+        assert_eq!(
+            parse_default_retention(&body("Years", u64::MAX / 365 + 1)),
+            None
+        );
+        assert_eq!(
+            parse_default_retention(&body("Years", u64::MAX / (365 * 86400) + 1)),
+            None
+        );
+        assert_eq!(
+            parse_default_retention(&body("Years", 2)),
+            Some((LockMode::Governance, Duration::from_secs(2 * 365 * 86400)))
+        );
     }
 
     #[test]

@@ -1,21 +1,24 @@
 //! The few pieces of S3's XML we read: error codes, listings, upload ids, lock configuration.
+//!
+//! Public only so that the fuzz target `s3_xml` (tests/fuzz) runs these very parsers on
+//! hostile response bodies; nothing outside `store` should need them.
 
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
 /// Text of the first element named `tag` anywhere in `xml`.
-pub(crate) fn first_text(xml: &str, tag: &str) -> Option<String> {
+pub fn first_text(xml: &str, tag: &str) -> Option<String> {
     all_text(xml, tag).into_iter().next()
 }
 
 /// Texts of every element named `tag`, in document order.
-pub(crate) fn all_text(xml: &str, tag: &str) -> Vec<String> {
+pub fn all_text(xml: &str, tag: &str) -> Vec<String> {
     records(xml, tag, &[]).into_iter().map(|r| r.text).collect()
 }
 
 /// One element and the texts of some of its children.
 #[derive(Debug, Default)]
-pub(crate) struct Element {
+pub struct Element {
     /// The element's own text (for leaf elements).
     pub text: String,
     /// `(child name, text)` for the requested children.
@@ -23,7 +26,8 @@ pub(crate) struct Element {
 }
 
 impl Element {
-    pub(crate) fn child(&self, name: &str) -> Option<&str> {
+    /// The text of the first requested child named `name`.
+    pub fn child(&self, name: &str) -> Option<&str> {
         self.children
             .iter()
             .find(|(k, _)| k == name)
@@ -32,7 +36,7 @@ impl Element {
 }
 
 /// Every element named `tag`, with the texts of its descendants named in `children`.
-pub(crate) fn records(xml: &str, tag: &str, children: &[&str]) -> Vec<Element> {
+pub fn records(xml: &str, tag: &str, children: &[&str]) -> Vec<Element> {
     let mut reader = Reader::from_str(xml);
     let mut out = Vec::new();
     let mut depth_in: Option<usize> = None;
@@ -79,7 +83,7 @@ pub(crate) fn records(xml: &str, tag: &str, children: &[&str]) -> Vec<Element> {
 }
 
 /// Escapes text for an XML body we send.
-pub(crate) fn escape(s: &str) -> String {
+pub fn escape(s: &str) -> String {
     quick_xml::escape::escape(s).into_owned()
 }
 
