@@ -305,3 +305,52 @@ pub fn run_database<T: Clone + Send + 'static>(
     });
     (thread, commit_rx)
 }
+
+/// Commit latencies: commits wait (SCN, when written) until a position covering their SCN is
+/// reported (an Ack, a protected position); each one written after `from` counts.
+pub struct Latencies {
+    waiting: std::collections::VecDeque<(u64, Instant)>,
+    covered_scn: u64,
+    from: Instant,
+    /// Milliseconds, in the order measured.
+    pub ms: Vec<f64>,
+}
+
+impl Latencies {
+    /// Counts commits written at or after `from`.
+    pub fn new(from: Instant) -> Latencies {
+        Latencies {
+            waiting: std::collections::VecDeque::new(),
+            covered_scn: 0,
+            from,
+            ms: Vec::new(),
+        }
+    }
+
+    /// A commit written at `at`.
+    pub fn written(&mut self, scn: u64, at: Instant) {
+        self.waiting.push_back((scn, at));
+    }
+
+    /// Everything up to `scn` is covered as of `at`.
+    pub fn covered(&mut self, scn: u64, at: Instant) {
+        self.covered_scn = self.covered_scn.max(scn);
+        while self
+            .waiting
+            .front()
+            .is_some_and(|w| w.0 <= self.covered_scn)
+        {
+            if let Some((_, written)) = self.waiting.pop_front()
+                && written >= self.from
+                && at >= written
+            {
+                self.ms.push((at - written).as_secs_f64() * 1000.0);
+            }
+        }
+    }
+
+    /// Commits not covered yet.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+}

@@ -23,7 +23,6 @@
 #[path = "common.rs"]
 mod common;
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -262,14 +261,12 @@ fn run_one(
     let start = Instant::now();
     let warmup = Duration::from_secs(2);
     let run = Duration::from_secs(seconds);
-    let mut waiting: VecDeque<(u64, Instant)> = VecDeque::new();
-    let mut lat = Vec::new();
-    let mut protected_scn = 0u64;
+    let mut lat = common::Latencies::new(start + warmup);
     let mut stopped_at = None;
     let mut cpu_at_stop = None;
     loop {
-        while let Ok(c) = commit_rx.try_recv() {
-            waiting.push_back(c);
+        while let Ok((scn, at)) = commit_rx.try_recv() {
+            lat.written(scn, at);
         }
         if stopped_at.is_none() && start.elapsed() >= run {
             stop.store(true, Ordering::Relaxed);
@@ -281,20 +278,14 @@ fn run_one(
         if let Ok(Some((at, a))) = got
             && let Some(c) = a.last
         {
-            protected_scn = protected_scn.max(c.scn.0);
-            while let Ok(c) = commit_rx.try_recv() {
-                waiting.push_back(c);
+            while let Ok((scn, written)) = commit_rx.try_recv() {
+                lat.written(scn, written);
             }
-            while waiting.front().is_some_and(|w| w.0 <= protected_scn) {
-                let (_, written) = waiting.pop_front().unwrap();
-                if written >= start + warmup && at >= written {
-                    lat.push((at - written).as_secs_f64() * 1000.0);
-                }
-            }
+            lat.covered(c.scn.0, at);
         }
         if let Some(t) = stopped_at
             && db_thread.is_finished()
-            && (waiting.is_empty() || t.elapsed() > Duration::from_secs(30))
+            && (lat.waiting() == 0 || t.elapsed() > Duration::from_secs(30))
         {
             cpu_at_stop.get_or_insert_with(|| threads_cpu(&EXTRACTOR_THREADS));
             break;
@@ -316,12 +307,14 @@ fn run_one(
     for i in 0..n {
         let _ = std::fs::remove_dir_all(root.join(format!("n{n}-c{}", i + 1)));
     }
+    let unprotected = lat.waiting();
+    let mut lat = lat.ms;
     lat.sort_by(f64::total_cmp);
     Row {
         collectors: n,
         policy,
         measured: lat.len(),
-        unprotected: waiting.len(),
+        unprotected,
         p50: pct(&lat, 0.5),
         p99: pct(&lat, 0.99),
         max: lat.last().copied().unwrap_or(f64::NAN),

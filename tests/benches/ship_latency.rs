@@ -38,7 +38,7 @@
 #[path = "common.rs"]
 mod common;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -460,15 +460,13 @@ fn main() {
         })
     };
     let run = Duration::from_secs(seconds);
-    let mut waiting: VecDeque<(u64, Instant)> = VecDeque::new();
     let mut commits: Vec<(u64, Instant)> = Vec::new();
-    let mut lat = Vec::new();
-    let mut last_acked_scn = 0u64;
+    let mut lat = common::Latencies::new(start + warmup);
     let mut stopped_at = None;
     loop {
         while let Ok(c) = commit_rx.try_recv() {
             commits.push(c);
-            waiting.push_back(c);
+            lat.written(c.0, c.1);
         }
         if stopped_at.is_none() && start.elapsed() >= run {
             stop.store(true, Ordering::Relaxed);
@@ -481,21 +479,15 @@ fn main() {
         if let Ok(Some((at, ack))) = got
             && let Some(c) = ack.last_commit
         {
-            last_acked_scn = last_acked_scn.max(c.scn.0);
-            while let Ok(c) = commit_rx.try_recv() {
-                commits.push(c);
-                waiting.push_back(c);
+            while let Ok(w) = commit_rx.try_recv() {
+                commits.push(w);
+                lat.written(w.0, w.1);
             }
-            while waiting.front().is_some_and(|w| w.0 <= last_acked_scn) {
-                let (_, written) = waiting.pop_front().unwrap();
-                if written >= start + warmup && at >= written {
-                    lat.push((at - written).as_secs_f64() * 1000.0);
-                }
-            }
+            lat.covered(c.scn.0, at);
         }
         if let Some(t) = stopped_at
             && db_thread.is_finished()
-            && (waiting.is_empty() || t.elapsed() > Duration::from_secs(30))
+            && (lat.waiting() == 0 || t.elapsed() > Duration::from_secs(30))
         {
             break;
         }
@@ -526,6 +518,8 @@ fn main() {
         during.len(),
         during.last().copied().unwrap_or(f64::NAN)
     );
+    let never = lat.waiting();
+    let mut lat = lat.ms;
     lat.sort_by(f64::total_cmp);
     let (p50, p99, max) = (
         pct(&lat, 0.5),
@@ -541,7 +535,7 @@ fn main() {
         summary.commits,
         summary.switches,
         lat.len(),
-        waiting.len()
+        never
     );
     println!(
         "collector: {} group commits, mean fsync {:.3} ms, {} appends acknowledged",
