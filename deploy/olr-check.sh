@@ -241,6 +241,49 @@ run_olr "$WORK/olr-sim" FREE "${ARCH[@]}"
 report "$WORK/olr-sim"
 offsets "${ARCH[@]}" || status=1
 compare "$WORK/olr-sim/output.json" "$SIM/journal.jsonl" || status=1
+
+# Where a CURRENT log's redo ends, as OLR reports it: its write point, or the end of the file.
+write_end() {
+  { "$RV" inspect --json "$1" || true; } | python3 -c 'import json, os, sys
+v = json.load(sys.stdin)
+wp = v["write_point"]
+print(wp * v["block_size"] if wp is not None else os.path.getsize(sys.argv[1]))' "$1" || echo unknown
+}
+
+# The OLR file name of a log (see run_olr).
+olr_name() {
+  { "$RV" inspect --json "$1" || true; } | python3 -c 'import json, sys
+v = json.load(sys.stdin)
+print("arch%s_%s_%s.dbf" % (v["thread"], v["sequence"], v["resetlogs_id"]))'
+}
+
+echo "== control: the simulator's archived logs and its CURRENT online log, as the database leaves it"
+# What OLR's batch mode says at the end of a CURRENT log the database itself wrote (no next
+# SCN): the drill's rebuilt online log below is judged against this.
+CUR=$WORK/sim-current
+rm -rf "$CUR"
+# Two switches with three groups: the CURRENT log is the third group's first use, zeros past
+# its write point as in a rebuilt log (a reused group has an older sequence's blocks there,
+# which OLR notes once more, with 60024).
+"$RV" simulate --fast --switches 2 --seed "${OLR_CHECK_SEED:-7}" --log-size 1M --dir "$CUR" \
+  "${EXTRA[@]}" > "$WORK/simulate-current.json"
+mapfile -t CUR_ARCH < <(printf '%s\n' "$CUR"/archive/*.dbf | sort -V)
+CURRENT=""
+for f in "$CUR"/online/*.log; do
+  state=$({ "$RV" inspect --json "$f" 2>/dev/null || true; } \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["log_state"])' 2>/dev/null) || true
+  if [ "$state" = current ]; then CURRENT=$f; fi
+done
+if [ -z "$CURRENT" ]; then
+  echo "  no CURRENT online log in $CUR/online"
+  status=1
+else
+  run_olr "$WORK/olr-current" FREE "${CUR_ARCH[@]}" "$CURRENT"
+  report "$WORK/olr-current" \
+    "60023 file: $WORK/olr-current/logs/$(olr_name "$CURRENT") - position: $(write_end "$CURRENT") - unexpected end of file"
+  compare "$WORK/olr-current/output.json" "$CUR/journal.jsonl" || status=1
+fi
+
 if [ -n "${OLR_CHECK_DRILL:-}" ]; then
   # A drill's recovery (`redovault drill --dir DIR`): the archived logs restored from WORM, and
   # the online log rebuilt from the collector's stream in place of the last archived one.
@@ -257,13 +300,9 @@ if [ -n "${OLR_CHECK_DRILL:-}" ]; then
   echo "== the drill in $D: the same, with the rebuilt online log $(basename "$ONLINE") for sequence $SEQ"
   mapfile -t WITH_ONLINE < <(printf '%s\n' "${RESTORED[@]}" | grep -v "/1_${SEQ}_")
   run_olr "$WORK/olr-drill-online" FREE "${WITH_ONLINE[@]}" "$ONLINE"
-  # Where the CURRENT log's redo ends: its write point, or the end of the file.
-  END=$({ "$RV" inspect --json "$ONLINE" || true; } | python3 -c 'import json, os, sys
-v = json.load(sys.stdin)
-wp = v["write_point"]
-print(wp * v["block_size"] if wp is not None else os.path.getsize(sys.argv[1]))' "$ONLINE") || END=unknown
+  # The same one line as at the end of the database's own CURRENT log (the control above).
   report "$WORK/olr-drill-online" \
-    "60023 file: $WORK/olr-drill-online/logs/arch1_${SEQ}_$(basename "$ONLINE" .log | cut -d_ -f4).dbf - position: $END - unexpected end of file"
+    "60023 file: $WORK/olr-drill-online/logs/$(olr_name "$ONLINE") - position: $(write_end "$ONLINE") - unexpected end of file"
   compare "$WORK/olr-drill-online/output.json" "$D/referee/journal.jsonl" || status=1
 fi
 exit $status

@@ -348,7 +348,7 @@ fn collector_refuses_different_bytes_at_an_acknowledged_position_and_changes_not
         Some(last.scn.0),
         "{record}"
     );
-    let rebuilt = std::fs::read(record["path"].as_str().unwrap()).unwrap();
+    let rebuilt = crate::netkit::rebuilt_redo(record);
     assert_eq!(rebuilt.len() as u64, last.end.offset, "{record}");
     assert!(
         rebuilt == r.bytes[..rebuilt.len()],

@@ -354,7 +354,7 @@ metrics_listen = ""
             && out.contains(&format!("diverges at {forged_pos}")),
         "{out}"
     );
-    let rebuilt = std::fs::read(record["path"].as_str().unwrap()).unwrap();
+    let rebuilt = crate::netkit::rebuilt_redo(record);
     let source = std::fs::read(&current_file).unwrap();
     assert!(rebuilt.len() > 1024);
     assert_eq!(
@@ -397,7 +397,7 @@ metrics_listen = ""
     assert_eq!(copies[1]["status"], "behind", "{out}");
     assert_eq!(copies[2]["status"], "agrees", "{out}");
     assert_eq!(copies[2]["chosen"], true, "{out}");
-    let rebuilt2 = std::fs::read(record["path"].as_str().unwrap()).unwrap();
+    let rebuilt2 = crate::netkit::rebuilt_redo(record);
     assert_eq!(rebuilt2, rebuilt, "the same log from WORM");
 
     // 3. Two copies that diverge, no majority: refused, naming both and the position;

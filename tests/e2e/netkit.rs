@@ -670,6 +670,29 @@ pub fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
 
+/// The redo of an online log `restore online` rebuilt, as its record in
+/// `restore-online.json` describes it: checks that the file is padded with zeros to the log's
+/// full size (the default), as the header says, and returns the redo up to the cut.
+pub fn rebuilt_redo(record: &serde_json::Value) -> Vec<u8> {
+    let path = record["path"].as_str().expect("path");
+    let mut file = std::fs::read(path).unwrap();
+    let size = record["size"].as_u64().expect("size") as usize;
+    let file_size = record["file_size"].as_u64().expect("file_size") as usize;
+    assert_eq!(file.len(), file_size, "{path}: {record}");
+    let header = redovault_redo::FileHeader::parse(&file).expect("a redo file header");
+    let full = (header.block_count as usize + 1) * header.block_size as usize;
+    assert_eq!(
+        file_size, full,
+        "{path}: padded to the size its header gives"
+    );
+    assert!(
+        file[size..].iter().all(|b| *b == 0),
+        "{path}: zeros after the cut at {size}"
+    );
+    file.truncate(size);
+    file
+}
+
 /// A live simulated database on its own thread: steps at its rate until stopped.
 pub struct LiveDb {
     stop: Arc<AtomicBool>,

@@ -304,7 +304,7 @@ manifest_entries = 8
             "{record}"
         );
         let seq = record["sequence"].as_u64().unwrap() as u32;
-        let rebuilt = fs::read(record["path"].as_str().unwrap()).unwrap();
+        let rebuilt = crate::netkit::rebuilt_redo(record);
         let (source, _) = w.source_log(seq);
         assert_eq!(
             rebuilt,

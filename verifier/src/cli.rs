@@ -161,9 +161,15 @@ struct RestoreOnlineArgs {
     /// several databases).
     #[arg(long)]
     stream: Option<String>,
-    /// Pad the file with zeros to the online log's size.
-    #[arg(long)]
+    /// Pad the file with zeros to the online log's size (the default): the shape of an online
+    /// log member past its write point, which Oracle and `redovault inspect` expect. Kept so
+    /// that scripts written for earlier releases, which had to ask for it, still run.
+    #[arg(long, overrides_with = "no_pad")]
     pad: bool,
+    /// Write only the redo up to the cut (the last commit), not the full log size: to compare
+    /// the file with a prefix of the source log.
+    #[arg(long)]
+    no_pad: bool,
     /// The offline recovery private key (PKCS#8 PEM): read the stream's pieces from WORM
     /// (the `[store]` of --config) too, under every WORM prefix, as more copies.
     #[arg(long, requires = "config")]
@@ -970,7 +976,7 @@ fn restore_one_online(
     print_copies(stream, &records);
     let opts = RebuildOptions {
         sequence: None,
-        pad_to_log_size: a.pad,
+        pad_to_log_size: !a.no_pad,
     };
     let name = |stream: StreamId, seq: u32| {
         a.dest.join(format!(
@@ -1007,6 +1013,7 @@ fn restore_one_online(
         thread: r.thread.0,
         sequence: r.sequence.0,
         size: r.size,
+        file_size: r.file_size,
         sha256: r.sha256_hex(),
         last_commit_scn: r.last_commit.scn.0,
         last_commit_xid: r.last_commit.xid.to_string(),

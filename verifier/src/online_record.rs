@@ -32,8 +32,12 @@ pub struct OnlineRecord {
     pub thread: u16,
     /// Log sequence.
     pub sequence: u32,
-    /// File size (with padding).
+    /// Redo bytes up to the cut (the end of the last commit's redo): what `sha256` covers.
     pub size: u64,
+    /// Length of the file: the online log's full size when padded (the default), else
+    /// `size` (0 in records of earlier releases: unknown).
+    #[serde(default)]
+    pub file_size: u64,
     /// SHA-256 of the redo up to the cut (hex).
     pub sha256: String,
     /// SCN of the thread's last commit.
@@ -123,7 +127,7 @@ pub struct OnlineRecords {
 #[serde(untagged)]
 enum OnFile {
     Threads(OnlineRecords),
-    One(OnlineRecord),
+    One(Box<OnlineRecord>),
 }
 
 /// A record file that cannot be read or written.
@@ -158,7 +162,7 @@ impl OnlineRecords {
         };
         match serde_json::from_slice::<OnFile>(&bytes) {
             Ok(OnFile::Threads(r)) => Ok(Some(r)),
-            Ok(OnFile::One(r)) => Ok(Some(OnlineRecords { threads: vec![r] })),
+            Ok(OnFile::One(r)) => Ok(Some(OnlineRecords { threads: vec![*r] })),
             Err(source) => Err(RecordError::Parse { path, source }),
         }
     }
@@ -333,6 +337,7 @@ mod tests {
             thread,
             sequence,
             size: 512,
+            file_size: 1024,
             sha256: "00".into(),
             last_commit_scn: 100 + u64::from(thread),
             last_commit_xid: "1.2.3".into(),
