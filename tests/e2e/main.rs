@@ -25,6 +25,7 @@ mod netns;
 mod outage;
 mod pipeline;
 mod policies;
+mod recover;
 mod refusals;
 mod replicated;
 mod report_html;

@@ -59,8 +59,37 @@ enum Command {
         #[command(subcommand)]
         what: RestoreCommand,
     },
+    /// The whole recovery in order (verify, restore archive, restore online, restore script),
+    /// resumable: run the same command again after an interruption.
+    Recover(RecoverArgs),
     /// Check a configuration file (`FILE` or `--config FILE`) and list every problem.
     CheckConfig(redovault::checkconfig::CheckConfigArgs),
+}
+
+#[derive(Debug, Args)]
+struct RecoverArgs {
+    /// Configuration file (store, collectors, WORM prefixes).
+    #[arg(long)]
+    config: PathBuf,
+    /// Destination directory (its recover-state.json says what a stopped run did).
+    #[arg(long)]
+    dest: PathBuf,
+    /// The offline recovery private key (PKCS#8 PEM): the online log may come from the
+    /// collectors' pieces in WORM (the only source left when the backup host is gone).
+    #[arg(long)]
+    recovery_key: Option<PathBuf>,
+    /// The RTO target (`30m`, `2h`): the report says met or exceeded.
+    #[arg(long)]
+    rto_target: Option<String>,
+    /// Stop after this step (verify, restore-archive, restore-online, restore-script).
+    #[arg(long)]
+    stop_after: Option<String>,
+    /// Also keep the report here, under a name of its own (the recovery history).
+    #[arg(long)]
+    history: Option<PathBuf>,
+    /// Print the report as JSON at the end.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -242,6 +271,7 @@ pub fn main() -> anyhow::Result<i32> {
             redovault::telemetry::init_tracing(cfg.telemetry.log_format, &cfg.telemetry.log_level);
             rt.block_on(dispatch_verify(cfg, a))
         }
+        Command::Recover(a) => recover(a),
         Command::Restore { what } => {
             redovault::telemetry::init_tracing(redovault::telemetry::LogFormat::Text, "warn");
             match what {
@@ -1182,6 +1212,70 @@ async fn worm_stream(
         eprintln!("warning: worm:{prefix} {stream}: {n}");
     }
     Ok(ws)
+}
+
+fn recover(a: RecoverArgs) -> anyhow::Result<i32> {
+    use crate::recover::{Step, run};
+    let stop_after = a
+        .stop_after
+        .as_deref()
+        .map(|s| {
+            Step::parse(s).with_context(|| {
+                let names: Vec<&str> = Step::ALL.iter().map(|s| s.name()).collect();
+                format!("--stop-after {s:?}: not a step ({})", names.join(", "))
+            })
+        })
+        .transpose()?;
+    let rto_target_seconds = a
+        .rto_target
+        .as_deref()
+        .map(|s| {
+            redovault::tomlcheck::parse_duration(s)
+                .map(|d| d.as_secs_f64())
+                .with_context(|| format!("--rto-target {s:?}: not a duration (e.g. 30m, 2h)"))
+        })
+        .transpose()?;
+    // Refuse a configuration with problems before any step, naming every one.
+    VerifierConfig::load(&a.config)?;
+    let opts = run::RecoverOptions {
+        config: std::fs::canonicalize(&a.config).unwrap_or(a.config.clone()),
+        dest: a.dest.clone(),
+        recovery_key: a.recovery_key.clone(),
+        stop_after,
+        rto_target_seconds,
+        history: a.history.clone(),
+    };
+    let (report, code) = run::recover(&opts)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for t in &report.threads {
+            println!(
+                "thread {}: sequence {}, last commit SCN {} XID {}{} (from the {})",
+                t.thread,
+                t.sequence,
+                t.last_commit_scn,
+                t.last_commit_xid,
+                t.last_commit_time
+                    .as_deref()
+                    .map(|t| format!(" at {t}"))
+                    .unwrap_or_default(),
+                t.source
+            );
+        }
+        if !report.oracle_commands.is_empty() {
+            println!("next, on the database host, in order:");
+            for c in &report.oracle_commands {
+                println!("  {c}");
+            }
+        }
+        println!(
+            "report: {}",
+            a.dest.join(crate::recover::report::REPORT_FILE).display()
+        );
+        println!("{}", report.verdict_line());
+    }
+    Ok(code)
 }
 
 fn restore_script(a: RestoreScriptArgs) -> anyhow::Result<i32> {

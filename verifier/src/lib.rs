@@ -49,6 +49,7 @@ pub mod growth;
 pub mod html;
 pub mod objects;
 pub mod online_record;
+pub mod recover;
 pub mod report;
 pub mod restore;
 pub mod script;
