@@ -26,6 +26,13 @@
 //! must stay within one seal interval plus the upload in flight, and the checks compare with the
 //! journal up to the last recovered commit. Without the flag RPO must be 0.
 //!
+//! `--threads N` runs a RAC database: N redo threads (instances) on one SCN clock, one
+//! extractor per thread as each instance's is deployed (`[online] threads = [t]`), one
+//! stream per thread on the collector. `restore online` rebuilds every thread's online log in
+//! one run, the script recovers to the point every thread's redo covers, and the referee
+//! checks each thread against its own logs and journal entries ([`threads`]): RPO 0 per
+//! thread.
+//!
 //! ```text
 //!  setup ─► run (workload, daemons) ─► crash ─► referee snapshot ─► attack ─► recovery ─► checks
 //! ```
