@@ -753,19 +753,24 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
                 })
         })
         .collect();
-    if let (Some(_), Some(m)) = (last.as_ref(), watched) {
-        if wait_for(opts.grace.max(Duration::from_millis(100)), || {
+    if let (Some(_), Some(m)) = (last.as_ref(), watched)
+        && wait_for(opts.grace.max(Duration::from_millis(100)), || {
             let got = scrape(m);
             last_per_thread
                 .iter()
                 .all(|(key, scn)| got.get(key).is_some_and(|v| *v >= *scn as f64))
-        }) {
-            durable_after = Some(crash.elapsed().as_secs_f64() * 1000.0);
-        }
+        })
+    {
+        durable_after = Some(crash.elapsed().as_secs_f64() * 1000.0);
     }
     if let Some(ms) = durable_after {
         say(&format!(
-            "    the collector held the last commit {ms:.0} ms after the crash (seen by polling its metrics)"
+            "    the collector held {} {ms:.0} ms after the crash (seen by polling its metrics)",
+            if threads > 1 {
+                "every thread's last commit"
+            } else {
+                "the last commit"
+            }
         ));
     }
     if let Some((watcher, extractors)) = host_daemons.take() {
@@ -783,7 +788,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             Action::done("kill -9 of the watcher and the extractor", "both gone")
         } else {
             Action::done(
-                &format!("kill -9 of the watcher and the {threads} extractors (one per thread)"),
+                format!("kill -9 of the watcher and the {threads} extractors (one per thread)"),
                 "all gone",
             )
         });
