@@ -41,6 +41,12 @@ pub struct DrillArgs {
     /// first: the online log is then rebuilt from a survivor, and RPO must be 0.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=5))]
     pub collectors: u32,
+    /// Redo threads of the simulated database (RAC instances, 1..=8): one extractor per
+    /// instance's thread, as deployed; `restore online` rebuilds every thread's online log,
+    /// the script recovers to the point every thread's redo covers, and the referee checks
+    /// every thread's commits (RPO 0 per thread).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
+    pub threads: u16,
     /// Seed of the workload.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -117,6 +123,7 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
         grace: dur(&args.grace, "grace")?,
         wipe_backup_host: args.wipe_backup_host,
         collectors: args.collectors,
+        threads: args.threads,
         seed: args.seed,
         seal_interval: dur(&args.seal_interval, "seal-interval")?,
         s3: s3_target(args)?,

@@ -26,6 +26,13 @@
 //! must stay within one seal interval plus the upload in flight, and the checks compare with the
 //! journal up to the last recovered commit. Without the flag RPO must be 0.
 //!
+//! `--threads N` runs a RAC database: N redo threads (instances) on one SCN clock, one
+//! extractor per thread as each instance's is deployed (`[online] threads = [t]`), one
+//! stream per thread on the collector. `restore online` rebuilds every thread's online log in
+//! one run, the script recovers to the point every thread's redo covers, and the referee
+//! checks each thread against its own logs and journal entries ([`threads`]): RPO 0 per
+//! thread.
+//!
 //! ```text
 //!  setup ─► run (workload, daemons) ─► crash ─► referee snapshot ─► attack ─► recovery ─► checks
 //! ```
@@ -37,6 +44,7 @@ pub mod attack;
 pub mod procs;
 pub mod referee;
 pub mod setup;
+pub mod threads;
 mod worm;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -55,8 +63,9 @@ use crate::simulate::{Rate, SimConfig, Simulator};
 use crate::store::s3::Credentials;
 use attack::Action;
 use procs::{Daemon, Programs, free_port, run_ok, run_tool, scrape, wait_for};
-use referee::{Check, Recovered, TableCounts};
+use referee::{Check, TableCounts};
 use setup::{Layout, Ports};
+use threads::ThreadRecovery;
 
 /// Why the drill could not run (a failed check is not an error: it is in the report).
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +170,9 @@ pub struct DrillOptions {
     /// `ack = "majority"`. `wipe_backup_host` wipes the first only: a survivor must then
     /// give the online log back to the last commit.
     pub collectors: u32,
+    /// Redo threads of the database (RAC instances), each with its own extractor, as
+    /// deployed; the referee checks every thread's commits.
+    pub threads: u16,
     /// Seed of the workload.
     pub seed: u64,
     /// The watcher's manifest seal interval (production: [`setup::PRODUCTION_SEAL_INTERVAL`]).
@@ -207,7 +219,12 @@ pub struct DrillReport {
     pub wipe_backup_host: bool,
     /// Collectors (backup hosts); with more than one, the wipe reaches the first only.
     pub collectors: u32,
-    /// Commits lost: committed transactions in the journal after the last recovered commit.
+    /// Redo threads (RAC instances), one extractor each.
+    pub threads: u16,
+    /// Per redo thread: its commits, what was lost, its rebuilt online log.
+    pub per_thread: Vec<ThreadReport>,
+    /// Commits lost: committed transactions in the journal after the last recovered commit
+    /// (every thread's).
     pub rpo_commits: usize,
     /// Commit-time span from the last recovered commit to the last committed transaction in
     /// the journal (the database's commit times, whole seconds; 0 when none is lost).
@@ -250,6 +267,25 @@ pub struct DrillReport {
     pub dir: PathBuf,
 }
 
+/// One redo thread in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThreadReport {
+    /// The redo thread.
+    pub thread: u16,
+    /// Its committed transactions (journal).
+    pub commits: usize,
+    /// Of those, lost (RPO of the thread).
+    pub rpo_commits: usize,
+    /// Its last commit in the journal (xid, SCN).
+    pub last_commit: Option<(String, u64)>,
+    /// The last commit its rebuilt online log holds (xid, SCN).
+    pub recovered_last_commit: Option<(String, u64)>,
+    /// The rebuilt online log.
+    pub online_log: PathBuf,
+    /// Where it came from (`collector` or `worm`).
+    pub online_source: String,
+}
+
 impl DrillReport {
     /// The human summary printed at the end.
     pub fn render(&self) -> String {
@@ -286,6 +322,25 @@ impl DrillReport {
             self.archived_shipped_not_sealed,
             self.seal_interval_seconds
         ));
+        if self.per_thread.len() > 1 {
+            s.push_str("per redo thread (RAC: one extractor per instance):\n");
+            for t in &self.per_thread {
+                s.push_str(&format!(
+                    "  thread {}: {} commits, {} lost; last commit {}, recovered to {} in {} (from {})\n",
+                    t.thread,
+                    t.commits,
+                    t.rpo_commits,
+                    t.last_commit
+                        .as_ref()
+                        .map_or("-".into(), |(x, scn)| format!("{x} at SCN {scn}")),
+                    t.recovered_last_commit
+                        .as_ref()
+                        .map_or("-".into(), |(x, scn)| format!("{x} at SCN {scn}")),
+                    t.online_log.display(),
+                    t.online_source
+                ));
+            }
+        }
         s.push_str("time budget per recovery step:\n");
         for r in &self.recovery {
             s.push_str(&format!("  {:<40} {:>8.2} s\n", r.step, r.seconds));
@@ -309,6 +364,10 @@ impl DrillReport {
                 (true, n) => format!("; backup host 1 of {n} wiped at the crash"),
                 (false, 1) => String::new(),
                 (false, n) => format!("; {n} collectors"),
+            } + &if self.threads > 1 {
+                format!("; {} redo threads", self.threads)
+            } else {
+                String::new()
             }
         ));
         s
@@ -390,9 +449,12 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     let ports = Ports {
         collector: free_port()?,
         collector_metrics: free_port()?,
-        extractor_metrics: free_port()?,
         watcher_metrics: free_port()?,
     };
+    let threads = opts.threads.max(1);
+    let extractor_ports = (0..threads)
+        .map(|_| free_port())
+        .collect::<Result<Vec<u16>, DrillError>>()?;
     let prefix = match &opts.s3 {
         Some(t) => format!(
             "{}/drill-{}-{}",
@@ -414,6 +476,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     let cfgs = setup::write_configs(
         &l,
         ports,
+        &extractor_ports,
         opts.groups,
         opts.s3.as_ref(),
         &prefix,
@@ -440,6 +503,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     ));
 
     let mut sim = SimConfig::new(&l.oracle);
+    sim.threads = threads;
     sim.groups = opts.groups;
     sim.log_size = opts.log_size;
     sim.rate = Rate::BytesPerSec(opts.rate);
@@ -455,7 +519,12 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     let mut tables = paper.clone();
     tables.extend(default_tables());
     sim.tables = tables.clone();
-    let stream = format!("db{}-rl{}-t1", sim.db_id, sim.resetlogs_id());
+    // One stream per redo thread; progress shows the first.
+    let streams: Vec<String> = (1..=threads)
+        .map(|t| format!("db{}-rl{}-t{t}", sim.db_id, sim.resetlogs_id()))
+        .collect();
+    let stream = streams[0].clone();
+    let db_id = sim.db_id.to_string();
     let table_names: HashMap<u32, String> = tables
         .iter()
         .map(|t| (t.data_obj, t.name.clone()))
@@ -541,14 +610,24 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         &dbhost_env,
         &l.log("watcher.log"),
     )?;
-    let ecfg = cfgs.extractor.to_string_lossy().into_owned();
-    let mut extractor = Daemon::start(
-        "extractor",
-        &p.extractor,
-        &["--config", &ecfg],
-        &[],
-        &l.log("extractor.log"),
-    )?;
+    let mut extractors = Vec::new();
+    for e in &cfgs.extractors {
+        let (name, log) = if threads == 1 {
+            ("extractor".to_string(), "extractor.log".to_string())
+        } else {
+            (
+                format!("extractor of thread {}", e.thread),
+                format!("extractor-t{}.log", e.thread),
+            )
+        };
+        extractors.push(Daemon::start(
+            &name,
+            &p.extractor,
+            &["--config", &e.config.to_string_lossy()],
+            &[],
+            &l.log(&log),
+        )?);
+    }
     say(&format!(
         "    simulated Oracle: {} groups of {} KiB, {} KiB/s of redo, tables {} + background {}",
         opts.groups,
@@ -565,15 +644,22 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    say("    watcher (archived logs -> WORM) and extractor (online log -> collector) started");
+    if threads == 1 {
+        say("    watcher (archived logs -> WORM) and extractor (online log -> collector) started");
+    } else {
+        say(&format!(
+            "    {threads} redo threads (RAC instances): the watcher (every thread's archived logs -> WORM) and one extractor per thread (its online log -> collector, [online] threads = [t]) started"
+        ));
+    }
     let t_run = Instant::now();
     let cm = SocketAddr::from(([127, 0, 0, 1], ports.collector_metrics));
     let status_path = l.host_state.join("watcher/status.json");
     let mut next = Duration::from_secs(1);
     while t_run.elapsed() < opts.run_for {
         std::thread::sleep(Duration::from_millis(50));
-        for d in [&mut collector, &mut watcher, &mut extractor]
+        for d in [&mut collector, &mut watcher]
             .into_iter()
+            .chain(extractors.iter_mut())
             .chain(replicas.iter_mut())
         {
             if !d.running() {
@@ -600,15 +686,17 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     let crash = Instant::now();
     let workload_seconds = t_run.elapsed().as_secs_f64();
     let mut collector = Some(collector);
-    let mut host_daemons = Some((watcher, extractor));
+    let mut host_daemons = Some((watcher, extractors));
     let mut actions = Vec::new();
     if opts.wipe_backup_host {
         if let Some(c) = collector.take() {
             c.kill9();
         }
-        if let Some((w, e)) = host_daemons.take() {
+        if let Some((w, es)) = host_daemons.take() {
             w.kill9();
-            e.kill9();
+            for e in es {
+                e.kill9();
+            }
         }
         actions.push(Action::done(
             if replicas.is_empty() {
@@ -631,7 +719,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         "==> [3/5] the attack: the database crashes after {workload_seconds:.1} s ({} commits, {} rollbacks, {} archived logs; last commit {} at SCN {})",
         jcommits.len(),
         rollbacks,
-        truth.archived.len(),
+        truth.archived_logs(),
         last.as_ref().map_or("-", |c| c.0.as_str()),
         last.as_ref().map_or(0, |c| c.1)
     ));
@@ -648,20 +736,44 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             .first()
             .map(|r| SocketAddr::from(([127, 0, 0, 1], r.metrics)))
     };
-    if let (Some((_, scn, _)), Some(m)) = (last.as_ref(), watched) {
-        let key = format!("redovault_collector_durable_scn{{stream=\"{stream}\"}}");
-        if wait_for(opts.grace.max(Duration::from_millis(100)), || {
-            scrape(m).get(&key).is_some_and(|v| *v >= *scn as f64)
-        }) {
-            durable_after = Some(crash.elapsed().as_secs_f64() * 1000.0);
-        }
+    // Every thread's last commit: each thread's stream durable at or past it.
+    let last_per_thread: Vec<(String, u64)> = streams
+        .iter()
+        .zip(1u16..)
+        .filter_map(|(stream, t)| {
+            truth
+                .journal
+                .iter()
+                .rfind(|e| e.thread == t && !e.rollback)
+                .map(|e| {
+                    (
+                        format!("redovault_collector_durable_scn{{stream=\"{stream}\"}}"),
+                        e.scn,
+                    )
+                })
+        })
+        .collect();
+    if let (Some(_), Some(m)) = (last.as_ref(), watched)
+        && wait_for(opts.grace.max(Duration::from_millis(100)), || {
+            let got = scrape(m);
+            last_per_thread
+                .iter()
+                .all(|(key, scn)| got.get(key).is_some_and(|v| *v >= *scn as f64))
+        })
+    {
+        durable_after = Some(crash.elapsed().as_secs_f64() * 1000.0);
     }
     if let Some(ms) = durable_after {
         say(&format!(
-            "    the collector held the last commit {ms:.0} ms after the crash (seen by polling its metrics)"
+            "    the collector held {} {ms:.0} ms after the crash (seen by polling its metrics)",
+            if threads > 1 {
+                "every thread's last commit"
+            } else {
+                "the last commit"
+            }
         ));
     }
-    if let Some((watcher, extractor)) = host_daemons.take() {
+    if let Some((watcher, extractors)) = host_daemons.take() {
         let left = opts.grace.saturating_sub(crash.elapsed());
         std::thread::sleep(left);
         say(&format!(
@@ -669,11 +781,17 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             opts.grace.as_secs_f64()
         ));
         watcher.kill9();
-        extractor.kill9();
-        actions.push(Action::done(
-            "kill -9 of the watcher and the extractor",
-            "both gone",
-        ));
+        for e in extractors {
+            e.kill9();
+        }
+        actions.push(if threads == 1 {
+            Action::done("kill -9 of the watcher and the extractor", "both gone")
+        } else {
+            Action::done(
+                format!("kill -9 of the watcher and the {threads} extractors (one per thread)"),
+                "all gone",
+            )
+        });
     } else {
         say(
             "    at the crash the wiper reached the backup host and redovault's daemons (no grace period), then wiped the database host:",
@@ -699,8 +817,9 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     actions.push(attack::remove_tree(&l.host, "everything else on the host")?);
     if let Some(t) = &opts.s3 {
         let keys: Vec<String> = truth
-            .archived_sha256
+            .threads
             .values()
+            .flat_map(|t| t.archived_sha256.values())
             .map(|h| format!("{prefix}/archive/sha256/{h}"))
             .collect();
         actions.extend(worm::attempts(t, &prefix, &keys)?);
@@ -828,8 +947,9 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         &verifier_env,
     )?;
     step(&mut steps, "restore archive", t, out.trim().to_string());
-    // The online log: always with the recovery team's key, so that the verifier can take the
-    // pieces in WORM (the only source left when the backup host is gone).
+    // The online logs: always with the recovery team's key, so that the verifier can take
+    // the pieces in WORM (the only source left when the backup host is gone). One run for
+    // every thread of this database (WORM may hold other runs' databases: `--db-id`).
     let rkey = l.recovery_key().to_string_lossy().into_owned();
     let mut args = vec![
         "restore",
@@ -840,158 +960,105 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         &dest_s,
         "--recovery-key",
         &rkey,
-        "--stream",
-        &stream,
+        "--db-id",
+        &db_id,
     ];
     if cfgs.worm_prefix != prefix {
         args.extend(["--worm-prefix", &cfgs.worm_prefix]);
     }
     let t = Instant::now();
-    let out = run_ok(&p.verifier, &args, &verifier_env)?;
-    // One record per thread (`threads`); the drill's database has one.
-    let online_record: serde_json::Value =
-        read_json(&dest.join("restore-online.json"))?["threads"][0].clone();
-    let online_source = online_record["source"]
-        .as_str()
-        .unwrap_or("not recorded")
-        .to_string();
-    let online_source_reason = online_record["source_reason"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
+    run_ok(&p.verifier, &args, &verifier_env)?;
+    // One record per thread (`threads`).
+    let mut online_records = threads::online_records(&dest)?;
+    let archive_record: serde_json::Value = read_json(&dest.join("restore-archive.json"))?;
+    let mut recoveries = Vec::new();
+    for (stream, thread) in streams.iter().zip(1u16..) {
+        let record = online_records.remove(&thread).ok_or_else(|| {
+            DrillError::Step(format!(
+                "restore online recorded no online log for thread {thread} ({stream})"
+            ))
+        })?;
+        recoveries.push(ThreadRecovery::gather(
+            thread,
+            stream.clone(),
+            record,
+            &archive_record,
+        ));
+    }
     step(
         &mut steps,
         "restore online",
         t,
-        format!(
-            "{} (from {online_source}{})",
-            out.lines().next().unwrap_or("").trim(),
-            if online_source_reason.is_empty() {
-                String::new()
-            } else {
-                format!(": {online_source_reason}")
-            }
-        ),
+        recoveries
+            .iter()
+            .map(|r| {
+                format!(
+                    "thread {} sequence {} to its last commit {} at SCN {} (from {}{})",
+                    r.thread,
+                    r.online_seq,
+                    r.record["last_commit_xid"].as_str().unwrap_or("-"),
+                    r.record["last_commit_scn"].as_u64().unwrap_or(0),
+                    r.online_source,
+                    if r.online_source_reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", r.online_source_reason)
+                    }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
     );
-    let archive_record: serde_json::Value = read_json(&dest.join("restore-archive.json"))?;
-    let mut from_worm = BTreeMap::new();
-    let mut shipped_not_sealed = 0;
-    for f in archive_record["files"].as_array().into_iter().flatten() {
-        if f["shipped_not_sealed"].as_bool() == Some(true) {
-            shipped_not_sealed += 1;
-        }
-        let seq = f["sequence"].as_u64().unwrap_or(0) as u32;
-        let path = PathBuf::from(f["path"].as_str().unwrap_or(""));
-        from_worm.insert(
-            seq,
-            (path.clone(), f["sha256"].as_str().unwrap_or("").to_string()),
-        );
-    }
-    let online_seq = online_record["sequence"].as_u64().unwrap_or(0) as u32;
     // Archived logs not (yet) recorded in WORM's manifest when the host died: rebuilt from
     // the collector. When the backup host is gone, nothing rebuilds them: `restore online`
-    // rebuilds only the online log from the pieces in WORM (the checks name them).
-    let first = from_worm.keys().next().copied().unwrap_or(online_seq);
-    let missing: Vec<u32> = (first..online_seq)
-        .filter(|s| !from_worm.contains_key(s))
+    // rebuilds only the online logs from the pieces in WORM (the checks name them).
+    let missing: Vec<String> = recoveries
+        .iter()
+        .filter(|r| !r.missing.is_empty())
+        .map(|r| format!("thread {} sequences {:?}", r.thread, r.missing))
         .collect();
-    let mut rebuilt_archived = BTreeMap::new();
     if !missing.is_empty() && no_survivor {
         step(
             &mut steps,
             "archived logs missing from WORM",
             Instant::now(),
             format!(
-                "sequences {missing:?} not rebuilt: the backup host is gone, and restore online rebuilds only the online log from the pieces"
+                "{} not rebuilt: the backup host is gone, and restore online rebuilds only the online logs from the pieces",
+                missing.join(", ")
             ),
         );
     } else if !missing.is_empty() {
         let t = Instant::now();
-        for s in &missing {
-            let out_path = dest.join(format!("rebuilt_{s}.arc"));
-            let out = run_ok(
-                &p.collector,
-                &[
-                    "rebuild",
-                    "--config",
-                    &ccfg,
-                    "--stream",
-                    &stream,
-                    "--sequence",
-                    &s.to_string(),
-                    "--out",
-                    &out_path.to_string_lossy(),
-                    "--json",
-                ],
-                &[],
-            )?;
-            let v: serde_json::Value = serde_json::from_str(&out)
-                .map_err(|e| DrillError::Step(format!("rebuild report: {e}")))?;
-            let size = v["size"].as_u64().unwrap_or(0);
-            rebuilt_archived.insert(*s, (out_path, size));
+        for r in &mut recoveries {
+            r.rebuild_missing(&p.collector, &ccfg, &dest)?;
         }
         step(
             &mut steps,
             "rebuild archived logs missing from WORM",
             t,
-            format!("sequences {missing:?} from the collector"),
+            format!("{} from the collector", missing.join(", ")),
         );
     }
-    // What recovery applies: the archived logs in sequence order up to the first gap, then the
-    // online log if it is the next one (a log after a gap cannot be applied).
-    let online_path = PathBuf::from(online_record["path"].as_str().unwrap_or(""));
-    let online_size = online_record["size"].as_u64().unwrap_or(0);
-    let archived_files: BTreeMap<u32, &PathBuf> = from_worm
-        .iter()
-        .map(|(s, (p, _))| (*s, p))
-        .chain(rebuilt_archived.iter().map(|(s, (p, _))| (*s, p)))
-        .collect();
-    let mut recovered: Vec<Recovered> = Vec::new();
-    let mut applied_note = None;
-    for (seq, path) in &archived_files {
-        if let Some(prev) = recovered.last()
-            && prev.sequence + 1 != *seq
-        {
-            applied_note = Some(format!(
-                "recovery stops after log {}: log {} is missing",
-                prev.sequence,
-                prev.sequence + 1
-            ));
-            break;
-        }
-        recovered.push(Recovered {
-            sequence: *seq,
-            path: (*path).clone(),
-        });
-    }
-    if applied_note.is_none() {
-        match recovered.last().map(|r| r.sequence) {
-            Some(last) if online_seq <= last => {
-                applied_note = Some(format!(
-                    "the rebuilt online log {online_seq} is not applied: archived log {online_seq} was recovered whole"
-                ));
-            }
-            Some(last) if online_seq > last + 1 => {
-                applied_note = Some(format!(
-                    "recovery stops after log {last}: log {} is missing before the online log {online_seq}",
-                    last + 1
-                ));
-            }
-            _ => recovered.push(Recovered {
-                sequence: online_seq,
-                path: online_path.clone(),
-            }),
-        }
+    for r in &mut recoveries {
+        r.plan();
     }
     let t = Instant::now();
     // An archived log missing from `restore archive` (a gap, or rebuilt from the collector
     // outside its record): `restore script` refuses a script that cannot reach the last
     // commit, and says why; otherwise it must succeed.
     let args = ["restore", "script", "--dest", &dest_s];
-    let (code, out, err) = run_tool(&p.verifier, &args, &[])?;
-    let gap = applied_note.is_some() || !missing.is_empty();
+    let (script_code, out, err) = run_tool(&p.verifier, &args, &[])?;
+    let code = script_code;
+    let gap = recoveries.iter().any(ThreadRecovery::gap);
+    // The last recoverable point, and with several threads what each thread gives.
+    let script_detail = out
+        .lines()
+        .filter(|l| !l.starts_with("wrote ") && !l.starts_with("no recover.sql"))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ");
     let detail = match (code, gap) {
-        (0, _) => out.lines().next().unwrap_or("").trim().to_string(),
+        (0, _) => script_detail.clone(),
         (_, true) => format!("no script to the last commit: {}", err.trim()),
         (_, false) => {
             return Err(DrillError::Step(format!(
@@ -1031,241 +1098,103 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             },
         ));
     }
-    // Every committed transaction, in order: what recovery brought back is the journal's
-    // first commits; the rest is lost (RPO).
-    let replay = referee::replay(&recovered, &table_names);
-    let (matched, lost, diff) = referee::compare_commits(&replay.commits, &jcommits);
-    let jtimes: Vec<i64> = truth
-        .journal
-        .iter()
-        .filter(|e| !e.rollback)
-        .map(|e| e.unix_time)
-        .collect();
-    let rpo_seconds = if lost == 0 {
-        0.0
-    } else {
-        let to = jtimes.last().copied().unwrap_or(start_time);
-        let from = matched
-            .checked_sub(1)
-            .and_then(|i| jtimes.get(i).copied())
-            .unwrap_or(start_time);
-        (to - from).max(0) as f64
-    };
-    // The point recovery reaches: the sequence of the last file it applies, and whether that
-    // is the rebuilt online log (applied to its last commit, not to its end).
-    let point_seq = recovered.last().map_or(0, |r| r.sequence);
-    let online_applied = applied_note.is_none() && point_seq == online_seq;
-    // Archived logs, byte for byte. With the backup host wiped, WORM may end inside an
-    // archived log or before it: the log the rebuilt online log stands for is checked as the
-    // online log (to its last commit); a log after that point, in neither WORM's archive nor
-    // its pieces, went with the last seal interval: it is named, its commits are in the RPO.
-    let mut identical = 0;
-    let mut problems = Vec::new();
-    let mut as_online = None;
-    let mut lost_logs = Vec::new();
-    for (seq, truth_path) in &truth.archived {
-        let want = truth.archived_sha256.get(seq).cloned().unwrap_or_default();
-        if let Some((path, sha)) = from_worm.get(seq) {
-            let got = referee::sha256_file(path)?;
-            if got == want && *sha == want {
-                identical += 1;
-            } else {
-                problems.push(format!(
-                    "log {seq}: SHA-256 {got}, the database wrote {want}"
-                ));
-            }
-        } else if let Some((path, size)) = rebuilt_archived.get(seq) {
-            let a = fs::read(path).map_err(|e| DrillError::io(path, e))?;
-            let b = fs::read(truth_path).map_err(|e| DrillError::io(truth_path, e))?;
-            // An archived copy's blocks 0 and 1 (block count, next SCN) are written at the
-            // switch; the stream has the online log's: compare from block 2, to the end.
-            if b.len() as u64 != *size {
-                problems.push(format!(
-                    "log {seq} (rebuilt): {size} bytes, the database archived {}",
-                    b.len()
-                ));
-            } else {
-                match referee::first_difference(&a, &b, 1024, *size as usize) {
-                    None => identical += 1,
-                    Some(at) => problems.push(format!("log {seq} (rebuilt): differs at byte {at}")),
-                }
-            }
-        } else if no_survivor && online_applied && *seq == online_seq {
-            as_online = Some(*seq);
-        } else if no_survivor && *seq > point_seq.max(online_seq) {
-            lost_logs.push(*seq);
-        } else if missing.contains(seq) && no_survivor {
-            problems.push(format!(
-                "log {seq}: not recovered (not in WORM's sealed manifest; with the backup host gone nothing rebuilds it from the pieces)"
-            ));
-        } else {
-            problems.push(format!("log {seq}: not recovered"));
-        }
+    // Per redo thread: every committed transaction of the thread, in order: what recovery
+    // brought back is the thread's first commits in the journal; the rest is lost (RPO).
+    let mut per = Vec::new();
+    for r in &recoveries {
+        let logs = truth.threads.get(&r.thread).cloned().unwrap_or_default();
+        let tc = threads::check(
+            r,
+            &logs,
+            &truth.journal,
+            &table_names,
+            no_survivor,
+            recoveries.len(),
+            start_time,
+        )?;
+        checks.extend(tc.checks.iter().cloned());
+        per.push(tc);
     }
-    checks.push(Check::new(
-        "archived logs byte-identical",
-        problems.is_empty()
-            && identical + usize::from(as_online.is_some()) + lost_logs.len()
-                == truth.archived.len(),
-        if problems.is_empty() {
-            format!(
-                "{identical} of {} ({} from WORM by SHA-256, {} rebuilt by the collector){}{}",
-                truth.archived.len(),
-                from_worm.len(),
-                rebuilt_archived.len(),
-                match as_online {
-                    Some(seq) => format!(
-                        "; log {seq}: rebuilt from WORM to its last commit (the online log check)"
-                    ),
-                    None => String::new(),
-                },
-                if lost_logs.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "; after the last commit in WORM, lost with the last seal interval: {lost_logs:?} (their commits are in the RPO)"
-                    )
-                }
-            )
-        } else {
-            problems.join("; ")
-        },
-    ));
-    // The online log: the database's bytes up to the last commit the rebuilt log holds.
-    let online_check = match truth.online.get(&online_seq) {
-        None => Check::new(
-            "online log prefix identical",
-            false,
-            format!("the database had no online log {online_seq} at the crash"),
-        ),
-        Some(src) => {
-            let a = fs::read(&online_path).map_err(|e| DrillError::io(&online_path, e))?;
-            let b = fs::read(src).map_err(|e| DrillError::io(src, e))?;
-            let size = online_size as usize;
-            // A log that had switched by the crash (WORM may end in one) had its header's
-            // block 1 (next SCN, time) rewritten at the switch, after the stream carried it:
-            // compare such a log from block 2, as an archived one.
-            let from = if truth.archived.contains_key(&online_seq) {
-                1024
-            } else {
-                0
-            };
-            match referee::first_difference(&a, &b, from, size) {
-                None => {
-                    // The record's SHA-256 covers the log's bytes up to the cut.
-                    let want = online_record["sha256"].as_str().unwrap_or("");
-                    let got = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&a[..size]));
-                    Check::new(
-                        "online log prefix identical",
-                        got == want,
-                        format!(
-                            "log {online_seq} from {online_source}: {size} bytes{}, SHA-256 {}",
-                            if from > 0 {
-                                " (from block 2: it had switched, its header was rewritten)"
-                            } else {
-                                ""
-                            },
-                            got.get(..16).unwrap_or(&got)
-                        ),
-                    )
-                }
-                Some(at) => Check::new(
-                    "online log prefix identical",
-                    false,
-                    format!("log {online_seq}: differs at byte {at} of {size}"),
-                ),
-            }
-        }
-    };
-    checks.push(online_check);
-    let mut commits_detail = match &diff {
-        Some(d) => d.clone(),
-        None if lost == 0 => format!(
-            "{matched} of {} committed transactions, in order",
-            jcommits.len()
-        ),
-        None => format!(
-            "the first {matched} of {} committed transactions, in order; the last {lost} lost",
-            jcommits.len()
-        ),
-    };
-    if let Some(n) = &applied_note {
-        commits_detail.push_str(&format!("; {n}"));
-    }
-    checks.push(Check::new(
-        "commits recovered = journal",
-        diff.is_none() && (lost == 0 || no_survivor),
-        commits_detail,
-    ));
-    // The rebuilt online log's own commits: the journal's in that log (all of them; with the
-    // backup host wiped, the journal's first ones, through the last commit in WORM).
-    let r_online = referee::replay(
-        &[Recovered {
-            sequence: online_seq,
-            path: online_path.clone(),
-        }],
-        &table_names,
-    )
-    .commits;
-    let j_online: Vec<_> = jcommits
-        .iter()
-        .filter(|c| c.2 == online_seq)
-        .cloned()
-        .collect();
-    let last_xid = online_record["last_commit_xid"].as_str().unwrap_or("-");
-    let online_ok = if no_survivor {
-        j_online.starts_with(&r_online) && r_online.last().is_some_and(|c| c.0 == last_xid)
-    } else {
-        j_online == r_online
-    };
-    checks.push(Check::new(
-        "rebuilt online log commits = journal",
-        online_ok,
-        format!(
-            "log {online_seq}: {} commits rebuilt, the journal has {} (last {} at SCN {})",
-            r_online.len(),
-            j_online.len(),
-            last_xid,
-            online_record["last_commit_scn"].as_u64().unwrap_or(0)
-        ),
-    ));
-    checks.push(Check::new(
-        "recovered redo parses cleanly",
-        replay.problems.is_empty(),
-        if replay.problems.is_empty() {
-            format!(
-                "{} files; {} rollback compensation changes (11.x + 5.6) set aside",
-                recovered.len(),
-                replay.compensations
-            )
-        } else {
-            replay.problems.join("; ")
-        },
-    ));
-    // Per-table counts: against the whole journal; with the backup host wiped, against the
-    // journal up to the last recovered commit (only when the recovered commits are exactly
-    // its first ones: otherwise the whole journal, and the check fails with the commits').
-    let journal_upto: &[JournalEntry] = if no_survivor && diff.is_none() {
-        let end = truth
-            .journal
+    let lost: usize = per.iter().map(|t| t.lost).sum();
+    let diff_any = per.iter().any(|t| t.diff.is_some());
+    let rpo_seconds = per.iter().map(|t| t.rpo_seconds).fold(0.0, f64::max);
+    // The recovery script: every thread's rebuilt online log, by name, in a RECOVER LOGFILE.
+    if script_code == 0 {
+        let sql = fs::read_to_string(dest.join("recover.sql")).unwrap_or_default();
+        let unnamed: Vec<String> = recoveries
             .iter()
-            .enumerate()
-            .filter(|(_, e)| !e.rollback)
-            .nth(matched.wrapping_sub(1))
-            .map_or(0, |(i, _)| i + 1);
-        &truth.journal[..end]
+            .filter(|r| !sql.contains(&format!("RECOVER LOGFILE '{}';", r.online_path.display())))
+            .map(|r| format!("thread {} ({})", r.thread, r.online_path.display()))
+            .collect();
+        // What the script recovers: every commit, on any thread, at or before the earliest
+        // of the threads' last commits (the point every thread's redo covers).
+        let point = recoveries
+            .iter()
+            .filter_map(|r| r.record["last_commit_scn"].as_u64())
+            .min()
+            .unwrap_or(0);
+        let reachable = jcommits.iter().filter(|c| c.1 <= point).count();
+        checks.push(Check::new(
+            "recovery script names every online log",
+            unnamed.is_empty(),
+            if unnamed.is_empty() {
+                format!(
+                    "recover.sql applies {}; it recovers through SCN {point}: {reachable} of {} commits{}",
+                    recoveries
+                        .iter()
+                        .map(|r| r.online_path.file_name().unwrap_or_default().to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" and "),
+                    jcommits.len(),
+                    if reachable < jcommits.len() {
+                        format!(
+                            ", the {} after it past the point every thread's redo covers (named per thread in the script)",
+                            jcommits.len() - reachable
+                        )
+                    } else {
+                        String::new()
+                    }
+                )
+            } else {
+                format!("recover.sql does not apply {}", unnamed.join(", "))
+            },
+        ));
+    }
+    // Per-table counts: against the whole journal; with the backup host wiped, against the
+    // journal up to each thread's last recovered commit (only when the recovered commits are
+    // exactly each thread's first ones: otherwise the whole journal, and the check fails with
+    // the commits').
+    let mut replayed: BTreeMap<String, TableCounts> = BTreeMap::new();
+    for t in &per {
+        for (name, c) in &t.replay.tables {
+            let sum = replayed.entry(name.clone()).or_default();
+            sum.transactions += c.transactions;
+            sum.inserts += c.inserts;
+            sum.updates += c.updates;
+            sum.deletes += c.deletes;
+            sum.rows = sum.inserts - sum.deletes;
+        }
+    }
+    let through;
+    let journal_upto: &[JournalEntry] = if no_survivor && !diff_any {
+        through = threads::journal_through(
+            &truth.journal,
+            &per.iter().map(|t| (t.thread, t.matched)).collect(),
+        );
+        &through
     } else {
         &truth.journal
     };
+    let matched: usize = per.iter().map(|t| t.matched).sum();
     let jt = referee::journal_tables(journal_upto);
-    let names: BTreeSet<String> = jt.keys().chain(replay.tables.keys()).cloned().collect();
+    let names: BTreeSet<String> = jt.keys().chain(replayed.keys()).cloned().collect();
     let paper_names: BTreeSet<String> = paper.iter().map(|t| t.name.clone()).collect();
     let rows: Vec<TableRow> = names
         .into_iter()
         .map(|n| TableRow {
             paper: paper_names.contains(&n),
             journal: jt.get(&n).copied().unwrap_or_default(),
-            recovered: replay.tables.get(&n).copied().unwrap_or_default(),
+            recovered: replayed.get(&n).copied().unwrap_or_default(),
             table: n,
         })
         .collect();
@@ -1343,67 +1272,142 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             }
         ),
     ));
+    let per_thread_lost = || {
+        per.iter()
+            .map(|t| format!("thread {}: {} of {} lost", t.thread, t.lost, t.commits))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     if no_survivor {
         // What the backup host had not yet sealed into WORM is lost, and nothing older: every
         // lost commit committed within one seal interval plus the upload in flight of the
         // crash. Its age on the wall clock is at most: the crash on the database's clock,
         // minus its commit time (whole seconds, rounded down), plus that clock's lag.
-        let bound = setup::WORM_SEAL_INTERVAL + Duration::from_secs(2);
-        let oldest = jtimes
-            .get(matched)
-            .filter(|_| lost > 0)
-            .map(|t| clock.at - *t as f64 + clock.behind.as_secs_f64());
+        let bound = threads::wiped_rpo_bound();
+        let oldest = per
+            .iter()
+            .filter_map(|t| t.first_lost_time)
+            .map(|t| clock.at - t as f64 + clock.behind.as_secs_f64())
+            .reduce(f64::max);
         checks.push(Check::new(
             "RPO within one seal interval plus the upload in flight",
-            diff.is_none() && oldest.is_none_or(|age| age <= bound.as_secs_f64()),
+            !diff_any && oldest.is_none_or(|age| age <= bound.as_secs_f64()),
             format!(
-                "{lost} commits lost ({rpo_seconds:.0} s of commit time){}; bound: every lost commit committed within seal_interval {:.1} s + 2 s = {:.1} s of the crash (commit times in whole seconds, the database's clock {:.2} s behind the wall clock)",
+                "{lost} commits lost ({rpo_seconds:.0} s of commit time){}{}; bound: every lost commit committed within seal_interval {:.1} s + 2 s = {:.1} s of the crash (commit times in whole seconds, the database's clock {:.2} s behind the wall clock)",
                 oldest.map_or(String::new(), |age| format!(
                     ", the oldest at most {age:.2} s before the crash"
                 )),
+                if per.len() > 1 {
+                    format!(" ({})", per_thread_lost())
+                } else {
+                    String::new()
+                },
                 setup::WORM_SEAL_INTERVAL.as_secs_f64(),
                 bound.as_secs_f64(),
                 clock.behind.as_secs_f64()
             ),
         ));
-        checks.push(Check::new(
-            "online log source = worm",
-            online_source == "worm",
-            format!("{online_source}: {online_source_reason}"),
-        ));
+        for r in &recoveries {
+            checks.push(Check::new(
+                &threads::check_name("online log source = worm", r.thread, recoveries.len()),
+                r.online_source == "worm",
+                format!("{}: {}", r.online_source, r.online_source_reason),
+            ));
+        }
     } else {
         checks.push(Check::new(
             "RPO = 0",
-            lost == 0 && diff.is_none(),
-            format!("{lost} commits lost"),
+            lost == 0 && !diff_any,
+            if per.len() > 1 {
+                format!("{lost} commits lost ({})", per_thread_lost())
+            } else {
+                format!("{lost} commits lost")
+            },
         ));
         if opts.wipe_backup_host {
-            // Backup host 1 was wiped: the rebuilt online log must come from a survivor.
-            checks.push(Check::new(
-                "online log from a surviving collector",
-                online_source == "collector",
-                format!("{online_source}: {online_source_reason}"),
-            ));
+            // Backup host 1 was wiped: the rebuilt online logs must come from a survivor.
+            for r in &recoveries {
+                checks.push(Check::new(
+                    &threads::check_name(
+                        "online log from a surviving collector",
+                        r.thread,
+                        recoveries.len(),
+                    ),
+                    r.online_source == "collector",
+                    format!("{}: {}", r.online_source, r.online_source_reason),
+                ));
+            }
         }
     }
     let pass = checks.iter().all(|c| c.ok);
+    // One source when every thread's log came from the same kind of copy; else each thread's.
+    let sources: BTreeSet<&str> = recoveries
+        .iter()
+        .map(|r| r.online_source.as_str())
+        .collect();
+    let (online_source, online_source_reason) = match (sources.len(), recoveries.as_slice()) {
+        (1, [r, ..]) => (
+            r.online_source.clone(),
+            recoveries
+                .iter()
+                .map(|r| r.online_source_reason.as_str())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        _ => (
+            recoveries
+                .iter()
+                .map(|r| format!("thread {}: {}", r.thread, r.online_source))
+                .collect::<Vec<_>>()
+                .join(", "),
+            recoveries
+                .iter()
+                .map(|r| format!("thread {}: {}", r.thread, r.online_source_reason))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+    };
+    let from_worm: usize = recoveries.iter().map(|r| r.from_worm.len()).sum();
+    let shipped_not_sealed: usize = recoveries.iter().map(|r| r.shipped_not_sealed).sum();
+    let per_thread = recoveries
+        .iter()
+        .zip(&per)
+        .map(|(r, t)| ThreadReport {
+            thread: r.thread,
+            commits: t.commits,
+            rpo_commits: t.lost,
+            last_commit: t.last_commit.clone(),
+            recovered_last_commit: r.record["last_commit_xid"].as_str().map(|x| {
+                (
+                    x.to_string(),
+                    r.record["last_commit_scn"].as_u64().unwrap_or(0),
+                )
+            }),
+            online_log: r.online_path.clone(),
+            online_source: r.online_source.clone(),
+        })
+        .collect();
     let report = DrillReport {
         pass,
         store: store_name,
         wipe_backup_host: opts.wipe_backup_host,
         collectors: opts.collectors.max(1),
+        threads,
+        per_thread,
         rpo_commits: lost,
         rpo_seconds,
         online_source,
         online_source_reason,
         rto_seconds: rto,
         seal_interval_seconds: opts.seal_interval.as_secs_f64(),
-        archived_from_sealed_manifest: from_worm.len() - shipped_not_sealed,
+        archived_from_sealed_manifest: from_worm - shipped_not_sealed,
         archived_shipped_not_sealed: shipped_not_sealed,
         workload_seconds,
         commits: jcommits.len(),
         rollbacks,
-        archived_logs: truth.archived.len(),
+        archived_logs: truth.archived_logs(),
         last_commit: last.map(|c| (c.0, c.1)),
         last_commit_durable_after_ms: durable_after,
         attack: actions,

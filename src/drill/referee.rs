@@ -17,8 +17,15 @@ use crate::simulate::journal::{JournalEntry, parse_journal};
 /// The ground truth at the crash.
 #[derive(Debug, Clone)]
 pub struct Truth {
-    /// Every ended transaction, in log order.
+    /// Every ended transaction, in log order (every thread's).
     pub journal: Vec<JournalEntry>,
+    /// Each redo thread's logs (RAC: one set per instance; sequences are per thread).
+    pub threads: BTreeMap<u16, ThreadLogs>,
+}
+
+/// One redo thread's logs at the crash.
+#[derive(Debug, Clone, Default)]
+pub struct ThreadLogs {
     /// Archived logs by sequence: the referee's copy.
     pub archived: BTreeMap<u32, PathBuf>,
     /// Online logs by sequence (as they were at the crash): the referee's copy.
@@ -27,8 +34,15 @@ pub struct Truth {
     pub archived_sha256: BTreeMap<u32, String>,
 }
 
+impl Truth {
+    /// Archived logs of every thread.
+    pub fn archived_logs(&self) -> usize {
+        self.threads.values().map(|t| t.archived.len()).sum()
+    }
+}
+
 /// Copies the journal, the archived logs and the online logs of the simulated database
-/// (`oracle`) into `referee`.
+/// (`oracle`) into `referee`, each log filed under the thread its header names.
 pub fn snapshot(oracle: &Path, referee: &Path) -> Result<Truth, DrillError> {
     let journal_src = oracle.join("journal.jsonl");
     let journal_dst = referee.join("journal.jsonl");
@@ -36,13 +50,8 @@ pub fn snapshot(oracle: &Path, referee: &Path) -> Result<Truth, DrillError> {
     let text = fs::read_to_string(&journal_dst).map_err(|e| DrillError::io(&journal_dst, e))?;
     let journal = parse_journal(&text)
         .map_err(|e| DrillError::Step(format!("{}: {e}", journal_dst.display())))?;
-    let mut archived = BTreeMap::new();
-    let mut online = BTreeMap::new();
-    let mut archived_sha256 = BTreeMap::new();
-    for (sub, map, suffix) in [
-        ("archive", &mut archived, ".dbf"),
-        ("online", &mut online, ".log"),
-    ] {
+    let mut threads: BTreeMap<u16, ThreadLogs> = BTreeMap::new();
+    for (sub, suffix) in [("archive", ".dbf"), ("online", ".log")] {
         let from = oracle.join(sub);
         let to = referee.join(sub);
         fs::create_dir_all(&to).map_err(|e| DrillError::io(&to, e))?;
@@ -58,19 +67,18 @@ pub fn snapshot(oracle: &Path, referee: &Path) -> Result<Truth, DrillError> {
             // Only logs with a header: an online group never used has none.
             if let Ok(r) = redovault_redo::analyze(&bytes) {
                 let seq = r.header.sequence.0;
+                let t = threads.entry(r.header.thread.0).or_default();
                 if sub == "archive" {
-                    archived_sha256.insert(seq, hex::encode(sha2::Sha256::digest(&bytes)));
+                    t.archived_sha256
+                        .insert(seq, hex::encode(sha2::Sha256::digest(&bytes)));
+                    t.archived.insert(seq, dst);
+                } else {
+                    t.online.insert(seq, dst);
                 }
-                map.insert(seq, dst);
             }
         }
     }
-    Ok(Truth {
-        journal,
-        archived,
-        online,
-        archived_sha256,
-    })
+    Ok(Truth { journal, threads })
 }
 
 /// One check: what, whether it held, the detail.

@@ -141,8 +141,6 @@ pub struct Ports {
     pub collector: u16,
     /// The collector's metrics.
     pub collector_metrics: u16,
-    /// The extractor's metrics.
-    pub extractor_metrics: u16,
     /// The watcher's metrics.
     pub watcher_metrics: u16,
 }
@@ -174,13 +172,25 @@ impl Replica {
     }
 }
 
+/// One extractor on the database host: as deployed on RAC, one per instance, each following
+/// its instance's redo thread.
+#[derive(Debug, Clone)]
+pub struct Extractor {
+    /// The redo thread it follows.
+    pub thread: u16,
+    /// Its configuration.
+    pub config: PathBuf,
+    /// Its metrics port.
+    pub metrics: u16,
+}
+
 /// The configuration files written for one drill.
 #[derive(Debug, Clone)]
 pub struct Configs {
     /// Collector (backup host).
     pub collector: PathBuf,
-    /// Extractor (database host).
-    pub extractor: PathBuf,
+    /// The extractors (database host), one per redo thread, in thread order.
+    pub extractors: Vec<Extractor>,
     /// Watcher (database host).
     pub watcher: PathBuf,
     /// The key prefix of the collector's pieces in WORM (`[worm] prefix`).
@@ -190,10 +200,13 @@ pub struct Configs {
 }
 
 /// Writes the PKI, the collector's key file, the recovery key pair and every daemon's
-/// configuration.
+/// configuration: one extractor per redo thread, on the metrics ports `extractor_ports` (one
+/// per thread, from thread 1).
+#[allow(clippy::too_many_arguments)]
 pub fn write_configs(
     l: &Layout,
     ports: Ports,
+    extractor_ports: &[u16],
     groups: u32,
     s3: Option<&S3Target>,
     prefix: &str,
@@ -271,45 +284,32 @@ pub fn write_configs(
     fs::write(&collector, text).map_err(|e| DrillError::io(&collector, e))?;
     let replicas = write_replicas(l, &pki, replica_ports)?;
 
-    let extractor = l.host_etc.join("extractor.toml");
-    let groups_text: String = (1..=groups)
-        .map(|g| {
-            format!(
-                "[[online.group]]\nmembers = [\"{}\"]\n",
-                l.oracle.join(format!("online/redo_t1_g{g}.log")).display()
+    let collectors =
+        extractor_collectors(ports.collector, &replicas, &ca, &client_cert, &client_key);
+    let threads = extractor_ports.len();
+    let mut extractors = Vec::with_capacity(threads);
+    for (thread, &metrics) in (1u16..).zip(extractor_ports) {
+        // One thread: the single instance's extractor, as before RAC; several: each its own
+        // file, state and metrics, naming its thread.
+        let (config, state) = if threads == 1 {
+            (
+                l.host_etc.join("extractor.toml"),
+                l.host_state.join("extractor"),
             )
-        })
-        .collect();
-    let text = format!(
-        r#"# The extractor on the database host (written by `redovault drill`).
-[online]
-{groups_text}
-[archive]
-dirs = ["{arch}"]
-[tail]
-poll = "10ms"
-archive_wait = "60s"
-[state]
-dir = "{state}"
-{collectors}
-[link]
-window = "4M"
-heartbeat_interval = "250ms"
-missed_heartbeats = 8
-handshake_timeout = "5s"
-reconnect_min = "50ms"
-reconnect_max = "1s"
-[telemetry]
-log_level = "info"
-metrics_listen = "127.0.0.1:{mport}"
-"#,
-        arch = l.oracle.join("archive").display(),
-        state = l.host_state.join("extractor").display(),
-        collectors =
-            extractor_collectors(ports.collector, &replicas, &ca, &client_cert, &client_key),
-        mport = ports.extractor_metrics,
-    );
-    fs::write(&extractor, text).map_err(|e| DrillError::io(&extractor, e))?;
+        } else {
+            (
+                l.host_etc.join(format!("extractor-t{thread}.toml")),
+                l.host_state.join(format!("extractor-t{thread}")),
+            )
+        };
+        let text = extractor_toml(l, thread, threads > 1, groups, &state, &collectors, metrics);
+        fs::write(&config, text).map_err(|e| DrillError::io(&config, e))?;
+        extractors.push(Extractor {
+            thread,
+            config,
+            metrics,
+        });
+    }
 
     let watcher = l.host_etc.join("watcher.toml");
     let text = format!(
@@ -345,11 +345,69 @@ metrics_listen = "127.0.0.1:{mport}"
     fs::write(&watcher, text).map_err(|e| DrillError::io(&watcher, e))?;
     Ok(Configs {
         collector,
-        extractor,
+        extractors,
         watcher,
         worm_prefix,
         replicas,
     })
+}
+
+/// The configuration of the extractor of redo thread `thread`: that thread's online log
+/// groups (`redo_t<thread>_g<group>.log`), the shared archive destination, its own state;
+/// with `name_thread` (RAC), `[online] threads` names its thread, as each instance's extractor
+/// is deployed.
+fn extractor_toml(
+    l: &Layout,
+    thread: u16,
+    name_thread: bool,
+    groups: u32,
+    state: &Path,
+    collectors: &str,
+    metrics: u16,
+) -> String {
+    let groups_text: String = (1..=groups)
+        .map(|g| {
+            format!(
+                "[[online.group]]\nmembers = [\"{}\"]\n",
+                l.oracle
+                    .join(format!("online/redo_t{thread}_g{g}.log"))
+                    .display()
+            )
+        })
+        .collect();
+    let threads = if name_thread {
+        format!(
+            "# The redo thread of this instance (RAC: one extractor per instance).\nthreads = [{thread}]\n"
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        r#"# The extractor on the database host (written by `redovault drill`).
+[online]
+{threads}{groups_text}
+[archive]
+dirs = ["{arch}"]
+[tail]
+poll = "10ms"
+archive_wait = "60s"
+[state]
+dir = "{state}"
+{collectors}
+[link]
+window = "4M"
+heartbeat_interval = "250ms"
+missed_heartbeats = 8
+handshake_timeout = "5s"
+reconnect_min = "50ms"
+reconnect_max = "1s"
+[telemetry]
+log_level = "info"
+metrics_listen = "127.0.0.1:{metrics}"
+"#,
+        arch = l.oracle.join("archive").display(),
+        state = state.display(),
+    )
 }
 
 /// A collector's data key file: a new random key, 0600.
@@ -541,6 +599,70 @@ log_level = "warn"
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_extractor_per_redo_thread_each_naming_its_thread() {
+        let tmp = tempfile::tempdir().unwrap();
+        let l = Layout::create(&tmp.path().join("drill")).unwrap();
+        let ports = Ports {
+            collector: 7000,
+            collector_metrics: 7001,
+            watcher_metrics: 7002,
+        };
+        let c = write_configs(
+            &l,
+            ports,
+            &[7101, 7102],
+            3,
+            None,
+            "drill",
+            PRODUCTION_SEAL_INTERVAL,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.extractors.len(), 2);
+        for (e, t) in c.extractors.iter().zip([1u16, 2]) {
+            assert_eq!(e.thread, t);
+            let v: toml::Value = toml::from_str(&fs::read_to_string(&e.config).unwrap()).unwrap();
+            assert_eq!(
+                v["online"]["threads"].as_array().unwrap(),
+                &[toml::Value::Integer(t.into())]
+            );
+            let groups = v["online"]["group"].as_array().unwrap();
+            assert_eq!(groups.len(), 3);
+            for g in groups {
+                let m = g["members"][0].as_str().unwrap();
+                assert!(m.contains(&format!("redo_t{t}_g")), "{m}");
+            }
+            assert!(
+                v["state"]["dir"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("extractor-t{t}"))
+            );
+            assert_eq!(
+                v["telemetry"]["metrics_listen"].as_str(),
+                Some(format!("127.0.0.1:{}", 7100 + t).as_str())
+            );
+        }
+        // One thread: the single instance's configuration, without [online] threads.
+        let l = Layout::create(&tmp.path().join("one")).unwrap();
+        let c = write_configs(
+            &l,
+            ports,
+            &[7101],
+            3,
+            None,
+            "drill",
+            PRODUCTION_SEAL_INTERVAL,
+            &[],
+        )
+        .unwrap();
+        let v: toml::Value =
+            toml::from_str(&fs::read_to_string(&c.extractors[0].config).unwrap()).unwrap();
+        assert!(v["online"].get("threads").is_none());
+        assert!(c.extractors[0].config.ends_with("extractor.toml"));
+    }
 
     #[test]
     fn the_production_seal_interval_is_the_example_configs() {

@@ -757,6 +757,10 @@ fn restore_script_every_thread_of_a_rac_database() {
             t,
         ]);
         assert_eq!(code, Some(0), "thread {t}: {out}");
+        assert!(
+            out.contains(&format!("thread {t}: last commit SCN ")),
+            "the summary names the thread's last commit: {out}"
+        );
     }
     let records: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dest.join("restore-online.json")).unwrap()).unwrap();
@@ -775,8 +779,38 @@ fn restore_script_every_thread_of_a_rac_database() {
         online_paths.push(r["path"].as_str().unwrap().to_string());
     }
 
-    // Once for all: without --thread, one run rebuilds and records every thread.
+    // Once for all: without --thread, one run rebuilds and records every thread; --json
+    // prints the records of the run (each thread's last commit), the progress on stderr.
     let all = dir.path().join("restore-all");
+    let out = std::process::Command::new(verifier)
+        .args([
+            "restore",
+            "online",
+            "--collector-dir",
+            collector.to_str().unwrap(),
+            "--key-file",
+            key_file.to_str().unwrap(),
+            "--dest",
+            all.to_str().unwrap(),
+            "--pad",
+            "--db-id",
+            &db_id.to_string(),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("--json prints JSON ({e}): {stderr}"));
+    assert!(
+        stderr.contains("2 threads rebuilt: recovery reaches the earliest last commit, SCN "),
+        "{stderr}"
+    );
+    let once: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(all.join("restore-online.json")).unwrap()).unwrap();
+    assert_eq!(printed["threads"], once["threads"], "{printed}");
+    // Another DBID: nothing of this database is rebuilt.
     let (code, out) = run(&[
         "restore",
         "online",
@@ -785,12 +819,12 @@ fn restore_script_every_thread_of_a_rac_database() {
         "--key-file",
         key_file.to_str().unwrap(),
         "--dest",
-        all.to_str().unwrap(),
-        "--pad",
+        dir.path().join("restore-none").to_str().unwrap(),
+        "--db-id",
+        &(db_id ^ 1).to_string(),
     ]);
-    assert_eq!(code, Some(0), "{out}");
-    let once: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(all.join("restore-online.json")).unwrap()).unwrap();
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("holds no matching stream"), "{out}");
     let strip = |v: &serde_json::Value| -> Vec<(u64, u64, u64)> {
         v["threads"]
             .as_array()
@@ -815,6 +849,22 @@ fn restore_script_every_thread_of_a_rac_database() {
         "{out}"
     );
     assert!(out.contains("earliest of 2 threads"), "{out}");
+    // Per thread: the last commit it recovers, and what of it lies past the common point.
+    for (t, last) in [1, 2].iter().zip(&last_commits) {
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("thread {t}: to ")))
+            .unwrap_or_else(|| panic!("no line for thread {t}: {out}"));
+        if *last == earliest {
+            assert!(line.contains("nothing of it lost"), "{line}");
+        } else {
+            assert!(
+                line.contains(&format!("through its last commit SCN {last} ")),
+                "{line}"
+            );
+            assert!(line.contains("are not reachable"), "{line}");
+        }
+    }
 
     // RMAN: one CATALOG of the directory, no file list, bounded where the first online log
     // begins (the lowest next SCN of the threads' last archived logs).

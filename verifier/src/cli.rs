@@ -29,7 +29,7 @@ use crate::config::VerifierConfig;
 use crate::copies::{self, CopyKind, CopyUnits, Facts, Held};
 use crate::growth::{ManifestGrowth, unix_seconds};
 use crate::html;
-use crate::online_record::{CopyRecord, OnlineRecord, OnlineRecords, select_streams};
+use crate::online_record::{CopyRecord, OnlineRecord, OnlineRecords, StreamFilter, select_streams};
 use crate::report::{AuditReport, LogRef, Verdict};
 use crate::restore::{Progress, RestoreItem, restore_archive};
 use crate::script::{self, ArchivedLogFile, ScriptInput, Target};
@@ -186,8 +186,11 @@ struct RestoreOnlineArgs {
     /// Only this thread (default: every thread of the database found, one log each).
     #[arg(long)]
     thread: Option<u16>,
-    /// The stream, `db<dbid>-rl<resetlogs id>-t<thread>` (when WORM or the collector hold
-    /// several databases).
+    /// The database (its DBID) whose threads to rebuild, each of them: needed only when WORM
+    /// or the collectors hold several databases.
+    #[arg(long)]
+    db_id: Option<u32>,
+    /// The stream, `db<dbid>-rl<resetlogs id>-t<thread>` (one thread of one database).
     #[arg(long)]
     stream: Option<String>,
     /// Pad the file with zeros to the online log's size (the default): the shape of an online
@@ -211,6 +214,26 @@ struct RestoreOnlineArgs {
     /// hold: for copies that diverge with no majority, once the operator knows which to trust.
     #[arg(long)]
     copy: Option<String>,
+    /// Print what was rebuilt as JSON on stdout (each thread's record, as in
+    /// `restore-online.json`); the progress lines go to stderr.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Where `restore online` prints its progress lines: stdout, or stderr under `--json`.
+#[derive(Debug, Clone, Copy)]
+struct Out {
+    json: bool,
+}
+
+impl Out {
+    fn line(&self, s: impl std::fmt::Display) {
+        if self.json {
+            eprintln!("{s}");
+        } else {
+            println!("{s}");
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -875,8 +898,15 @@ fn restore_online(a: RestoreOnlineArgs, rt: &tokio::runtime::Runtime) -> anyhow:
         );
     }
     // Without --thread or --stream: every thread of the database (RAC), each recorded.
-    let streams = select_streams(&found, a.thread, a.stream.as_deref(), &places.join(" and "))?;
+    let filter = StreamFilter {
+        db_id: a.db_id,
+        thread: a.thread,
+        stream: a.stream.as_deref(),
+    };
+    let streams = select_streams(&found, filter, &places.join(" and "))?;
     std::fs::create_dir_all(&a.dest).with_context(|| format!("creating {}", a.dest.display()))?;
+    let out = Out { json: a.json };
+    let mut rebuilt = Vec::new();
     for stream in streams {
         let mut copies: Vec<OnlineCopy> = collectors
             .iter()
@@ -916,9 +946,47 @@ fn restore_online(a: RestoreOnlineArgs, rt: &tokio::runtime::Runtime) -> anyhow:
                 });
             }
         }
-        restore_one_online(&a, stream, copies)?;
+        rebuilt.push(restore_one_online(&a, stream, copies, out)?);
     }
+    print_online_summary(&rebuilt, &a.dest, out)?;
     Ok(0)
+}
+
+/// Each thread's last commit, the point `restore script` can recover to, and with `--json`
+/// the records of this run.
+fn print_online_summary(rebuilt: &[OnlineRecord], dest: &Path, out: Out) -> anyhow::Result<()> {
+    for r in rebuilt {
+        out.line(format!(
+            "thread {}: last commit SCN {} XID {} at {}, sequence {}, {} commits: {} (from {})",
+            r.thread,
+            r.last_commit_scn,
+            r.last_commit_xid,
+            r.last_commit_time.as_deref().unwrap_or("unknown time"),
+            r.sequence,
+            r.commits,
+            r.path.display(),
+            r.source
+        ));
+    }
+    if rebuilt.len() > 1
+        && let Some(low) = rebuilt.iter().min_by_key(|r| (r.last_commit_scn, r.thread))
+    {
+        out.line(format!(
+            "{} threads rebuilt: recovery reaches the earliest last commit, SCN {} (thread {}); see `restore script`",
+            rebuilt.len(),
+            low.last_commit_scn,
+            low.thread
+        ));
+    }
+    if out.json {
+        let v = serde_json::json!({
+            "dest": dest,
+            "record": dest.join(crate::online_record::ONLINE_RECORD),
+            "threads": rebuilt,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    }
+    Ok(())
 }
 
 /// One copy of a stream being restored.
@@ -956,7 +1024,7 @@ impl OnlineCopy {
     }
 }
 
-fn print_copies(stream: StreamId, records: &[CopyRecord]) {
+fn print_copies(stream: StreamId, records: &[CopyRecord], out: Out) {
     for r in records {
         let held = match (&r.end, r.last_commit_scn, &r.last_commit_end) {
             (None, ..) => String::new(),
@@ -969,23 +1037,24 @@ fn print_copies(stream: StreamId, records: &[CopyRecord]) {
             Some(p) => format!("diverges at {p}"),
             None => r.status.clone(),
         };
-        println!(
+        out.line(format!(
             "copy       {stream} {} ({} {}){held}: {status}{}",
             r.name,
             r.kind,
             r.place,
             if r.chosen { " [chosen]" } else { "" }
-        );
+        ));
     }
 }
 
 /// Compares the copies of one stream, chooses one, rebuilds its online log from it and adds
-/// its thread's record.
+/// its thread's record (returned).
 fn restore_one_online(
     a: &RestoreOnlineArgs,
     stream: StreamId,
     copies: Vec<OnlineCopy>,
-) -> anyhow::Result<()> {
+    out: Out,
+) -> anyhow::Result<OnlineRecord> {
     let facts: Vec<Facts> = copies.iter().map(OnlineCopy::facts).collect();
     let places: Vec<String> = copies.iter().map(|c| c.place.clone()).collect();
     let units: Vec<Option<&CopyUnits>> = copies
@@ -997,13 +1066,17 @@ fn restore_one_online(
         Ok(c) => c,
         Err(e) => {
             if let copies::ChoiceError::NoMajority { statuses, .. } = &e {
-                print_copies(stream, &copies::records(&facts, &places, statuses, None));
+                print_copies(
+                    stream,
+                    &copies::records(&facts, &places, statuses, None),
+                    out,
+                );
             }
             bail!("{stream}: {e}");
         }
     };
     let records = copies::records(&facts, &places, &choice.statuses, Some(choice.chosen));
-    print_copies(stream, &records);
+    print_copies(stream, &records, out);
     let opts = RebuildOptions {
         sequence: None,
         pad_to_log_size: !a.no_pad,
@@ -1035,8 +1108,8 @@ fn restore_one_online(
             rebuild_from_chunks(&t, &ws.chunks, &name(stream, t.seq.0), &opts)?
         }
     };
-    println!("{r}");
-    println!("source     {}: {reason}", kind.as_str());
+    out.line(&r);
+    out.line(format!("source     {}: {reason}", kind.as_str()));
     let record = OnlineRecord {
         stream: Some(stream.to_string()),
         path: std::fs::canonicalize(&r.path).unwrap_or(r.path.clone()),
@@ -1058,11 +1131,11 @@ fn restore_one_online(
     };
     // One record per thread: `restore script` finds every thread's online log.
     let mut records = OnlineRecords::read(&a.dest)?.unwrap_or_default();
-    for n in records.add(record) {
-        println!("record     {n}");
+    for n in records.add(record.clone()) {
+        out.line(format!("record     {n}"));
     }
     records.write(&a.dest)?;
-    Ok(())
+    Ok(record)
 }
 
 /// One collector given to `restore online`: its name, directory, and what was read of it
@@ -1319,6 +1392,9 @@ fn restore_script(a: RestoreScriptArgs) -> anyhow::Result<i32> {
     let sql = script::sqlplus_script(&input)?;
     redovault::durable::write_atomic(&a.dest.join("recover.rman"), rman.as_bytes())?;
     println!("{}", script::last_recoverable(&input)?);
+    for line in script::per_thread(&input)? {
+        println!("  {line}");
+    }
     println!("wrote {}", a.dest.join("recover.rman").display());
     let sql_path = a.dest.join("recover.sql");
     match sql {

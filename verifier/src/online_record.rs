@@ -232,7 +232,7 @@ pub enum SelectError {
     },
     /// Several databases or incarnations match: which one is the DBA's to say.
     #[error(
-        "{place} holds streams of several databases or incarnations ({found}); choose one with --stream"
+        "{place} holds streams of several databases or incarnations ({found}); choose the database with --db-id, or one stream with --stream"
     )]
     Ambiguous {
         /// Where the streams were looked for.
@@ -242,14 +242,34 @@ pub enum SelectError {
     },
 }
 
-/// The streams `restore online` rebuilds, one run for all: those that match `--thread` and
-/// `--stream`; without either, every thread of the one database incarnation found (a RAC
-/// database: one online log per thread, all recorded for `restore script`). Streams of
-/// several databases or incarnations are never mixed.
+/// What `restore online` was asked to rebuild: `--db-id`, `--thread`, `--stream` (each
+/// narrows; none: everything found).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamFilter<'a> {
+    /// Only this database (DBID).
+    pub db_id: Option<u32>,
+    /// Only this redo thread.
+    pub thread: Option<u16>,
+    /// Only this stream, `db<dbid>-rl<resetlogs id>-t<thread>`.
+    pub stream: Option<&'a str>,
+}
+
+impl StreamFilter<'_> {
+    fn matches(&self, s: &StreamId) -> bool {
+        self.db_id.is_none_or(|d| s.db_id == d)
+            && self.thread.is_none_or(|t| s.thread.0 == t)
+            && self.stream.is_none_or(|n| s.to_string() == n)
+    }
+}
+
+/// The streams `restore online` rebuilds, one run for all: those that match the filter;
+/// without `--thread` or `--stream`, every thread of the one database incarnation found (a
+/// RAC database: one online log per thread, all recorded for `restore script`); `--db-id`
+/// picks the database when WORM or the collectors hold several. Streams of several
+/// databases or incarnations are never mixed.
 pub fn select_streams(
     found: &BTreeSet<StreamId>,
-    thread: Option<u16>,
-    stream: Option<&str>,
+    filter: StreamFilter<'_>,
     place: &str,
 ) -> Result<Vec<StreamId>, SelectError> {
     let names = |v: &mut dyn Iterator<Item = &StreamId>| {
@@ -257,9 +277,7 @@ pub fn select_streams(
     };
     let chosen: Vec<StreamId> = found
         .iter()
-        .filter(|s| {
-            thread.is_none_or(|t| s.thread.0 == t) && stream.is_none_or(|n| s.to_string() == n)
-        })
+        .filter(|s| filter.matches(s))
         .copied()
         .collect();
     if chosen.is_empty() {
@@ -296,38 +314,69 @@ mod tests {
         }
     }
 
+    fn by(db_id: Option<u32>, thread: Option<u16>, stream: Option<&str>) -> StreamFilter<'_> {
+        StreamFilter {
+            db_id,
+            thread,
+            stream,
+        }
+    }
+
     #[test]
     fn every_thread_of_one_incarnation_never_two_incarnations() {
         let rac: BTreeSet<StreamId> = [sid(1, 9, 2), sid(1, 9, 1)].into();
         assert_eq!(
-            select_streams(&rac, None, None, "c"),
+            select_streams(&rac, by(None, None, None), "c"),
             Ok(vec![sid(1, 9, 1), sid(1, 9, 2)])
         );
         assert_eq!(
-            select_streams(&rac, Some(2), None, "c"),
+            select_streams(&rac, by(None, Some(2), None), "c"),
             Ok(vec![sid(1, 9, 2)])
         );
         assert_eq!(
-            select_streams(&rac, None, Some("db1-rl9-t1"), "c"),
+            select_streams(&rac, by(None, None, Some("db1-rl9-t1")), "c"),
             Ok(vec![sid(1, 9, 1)])
         );
         assert!(matches!(
-            select_streams(&rac, Some(3), None, "c"),
+            select_streams(&rac, by(None, Some(3), None), "c"),
             Err(SelectError::NoMatch { .. })
         ));
         let mut two = rac.clone();
         two.insert(sid(1, 10, 1));
-        let e = select_streams(&two, None, None, "the collector").unwrap_err();
+        let e = select_streams(&two, by(None, None, None), "the collector").unwrap_err();
         assert!(matches!(e, SelectError::Ambiguous { .. }), "{e}");
         assert!(e.to_string().contains("db1-rl10-t1"), "{e}");
+        assert!(e.to_string().contains("--db-id"), "{e}");
         assert!(matches!(
-            select_streams(&two, Some(1), None, "c"),
+            select_streams(&two, by(None, Some(1), None), "c"),
             Err(SelectError::Ambiguous { .. })
         ));
         assert_eq!(
-            select_streams(&two, None, Some("db1-rl10-t1"), "c"),
+            select_streams(&two, by(None, None, Some("db1-rl10-t1")), "c"),
             Ok(vec![sid(1, 10, 1)])
         );
+    }
+
+    #[test]
+    fn the_db_id_picks_one_database_of_several_with_every_thread() {
+        // WORM shared by runs of two databases, each RAC with two threads.
+        let found: BTreeSet<StreamId> =
+            [sid(7, 9, 1), sid(7, 9, 2), sid(8, 3, 1), sid(8, 3, 2)].into();
+        assert!(matches!(
+            select_streams(&found, by(None, None, None), "WORM"),
+            Err(SelectError::Ambiguous { .. })
+        ));
+        assert_eq!(
+            select_streams(&found, by(Some(8), None, None), "WORM"),
+            Ok(vec![sid(8, 3, 1), sid(8, 3, 2)])
+        );
+        assert_eq!(
+            select_streams(&found, by(Some(7), Some(2), None), "WORM"),
+            Ok(vec![sid(7, 9, 2)])
+        );
+        let e = select_streams(&found, by(Some(5), None, None), "WORM").unwrap_err();
+        assert!(matches!(e, SelectError::NoMatch { .. }), "{e}");
+        assert!(e.to_string().contains("db8-rl3-t2"), "{e}");
     }
 
     fn record(stream: &str, thread: u16, sequence: u32) -> OnlineRecord {

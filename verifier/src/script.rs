@@ -409,6 +409,59 @@ pub fn last_recoverable(input: &ScriptInput) -> Result<String, ScriptError> {
     }
 }
 
+/// Per thread, for a recovery through the online logs: the last commit of that thread it
+/// recovers, and the thread's commits past the common point that it cannot reach (a RAC
+/// database recovers only as far as every thread's redo is known). Empty for a point inside
+/// the archived logs, where RMAN alone recovers and no thread's online log is used.
+pub fn per_thread(input: &ScriptInput) -> Result<Vec<String>, ScriptError> {
+    let th = Threads::of(input)?;
+    let Some(low) = th.last_commit() else {
+        return Ok(Vec::new());
+    };
+    // The last SCN recovered (inclusive): the earliest last commit, or below a target SCN.
+    let reached = match &input.target {
+        Target::LastCommit => low.last_commit_scn,
+        Target::UntilScn(scn) if *scn > th.archive_bound()? => {
+            scn.saturating_sub(1).min(low.last_commit_scn)
+        }
+        Target::UntilScn(_) | Target::UntilTime(_) => return Ok(Vec::new()),
+    };
+    let why = if reached == low.last_commit_scn {
+        format!(
+            "the redo of thread {} is known only to its last commit, SCN {}",
+            low.thread, low.last_commit_scn
+        )
+    } else {
+        format!("the target stops recovery before SCN {}", reached + 1)
+    };
+    Ok(th
+        .online
+        .values()
+        .map(|o| {
+            if o.last_commit_scn <= reached {
+                format!(
+                    "thread {}: to its last commit, SCN {} XID {} at {} (sequence {}): nothing of it lost",
+                    o.thread,
+                    o.last_commit_scn,
+                    o.last_commit_xid,
+                    o.last_commit_time.as_deref().unwrap_or("unknown time"),
+                    o.sequence
+                )
+            } else {
+                format!(
+                    "thread {}: to SCN {reached}; its commits after SCN {reached}, through its last commit SCN {} XID {} at {} (sequence {}), are not reachable: {}",
+                    o.thread,
+                    o.last_commit_scn,
+                    o.last_commit_xid,
+                    o.last_commit_time.as_deref().unwrap_or("unknown time"),
+                    o.sequence,
+                    why
+                )
+            }
+        })
+        .collect())
+}
+
 fn heading(input: &ScriptInput, comment: &str) -> Result<String, ScriptError> {
     let th = Threads::of(input)?;
     let mut h = String::new();
@@ -422,6 +475,9 @@ fn heading(input: &ScriptInput, comment: &str) -> Result<String, ScriptError> {
         "{comment} Last recoverable point: {}",
         last_recoverable(input)?
     );
+    for line in per_thread(input)? {
+        let _ = writeln!(h, "{comment}   {line}");
+    }
     for (t, v) in &th.archived {
         let (lo, hi) = (
             v.first().map_or(0, |a| a.sequence),
@@ -798,6 +854,66 @@ mod tests {
             "{last}"
         );
         assert!(last.contains("earliest of 2 threads"), "{last}");
+    }
+
+    #[test]
+    fn each_thread_says_which_last_commit_it_recovers_and_what_is_past_reach() {
+        // One thread: its last commit, nothing lost.
+        let one = per_thread(&one_thread(Target::LastCommit)).unwrap();
+        assert_eq!(one.len(), 1, "{one:?}");
+        assert!(
+            one[0].starts_with("thread 1: to its last commit, SCN 12456 XID 7.1.345"),
+            "{one:?}"
+        );
+        assert!(one[0].contains("nothing of it lost"), "{one:?}");
+        // Two threads: thread 2 ends first (455); thread 1's commits after 455, through its
+        // last (470), are out of reach, and the lines say why.
+        let input = two_threads(Target::LastCommit);
+        let two = per_thread(&input).unwrap();
+        assert_eq!(two.len(), 2, "{two:?}");
+        assert!(
+            two[0].starts_with("thread 1: to SCN 455; its commits after SCN 455, through its last commit SCN 470 XID 7.1.345"),
+            "{two:?}"
+        );
+        assert!(
+            two[0].contains("the redo of thread 2 is known only to its last commit, SCN 455"),
+            "{two:?}"
+        );
+        assert!(
+            two[1].starts_with("thread 2: to its last commit, SCN 455 XID 7.2.345"),
+            "{two:?}"
+        );
+        // Both scripts carry the lines in their heading, and the SQL names both online logs.
+        let sql = sqlplus_script(&input).unwrap().unwrap();
+        let rman = rman_script(&input).unwrap();
+        for line in &two {
+            assert!(sql.contains(&format!("--   {line}")), "{sql}");
+            assert!(rman.contains(&format!("#   {line}")), "{rman}");
+        }
+        // Equal last commits: nothing of either thread lost.
+        let mut even = two_threads(Target::LastCommit);
+        even.online[1].last_commit_scn = 455;
+        let lines = per_thread(&even).unwrap();
+        assert!(
+            lines.iter().all(|l| l.contains("nothing of it lost")),
+            "{lines:?}"
+        );
+        // A target SCN inside the online logs: both threads cut there, by the target.
+        let lines = per_thread(&two_threads(Target::UntilScn(420))).unwrap();
+        assert_eq!(lines.len(), 2);
+        for l in &lines {
+            assert!(l.contains("to SCN 419; its commits after SCN 419"), "{l}");
+            assert!(
+                l.contains("the target stops recovery before SCN 420"),
+                "{l}"
+            );
+        }
+        // Inside the archived logs: RMAN alone, no thread's online log, no lines.
+        assert!(
+            per_thread(&two_threads(Target::UntilScn(300)))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
