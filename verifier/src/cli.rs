@@ -84,6 +84,9 @@ struct RecoverArgs {
     /// Stop after this step (verify, restore-archive, restore-online, restore-script).
     #[arg(long)]
     stop_after: Option<String>,
+    /// The database (its DBID) to recover, when WORM or the collectors hold several.
+    #[arg(long)]
+    db_id: Option<u32>,
     /// Also keep the report here, under a name of its own (the recovery history).
     #[arg(long)]
     history: Option<PathBuf>,
@@ -1317,6 +1320,7 @@ fn recover(a: RecoverArgs) -> anyhow::Result<i32> {
         stop_after,
         rto_target_seconds,
         history: a.history.clone(),
+        db_id: a.db_id,
     };
     let (report, code) = run::recover(&opts)?;
     if a.json {

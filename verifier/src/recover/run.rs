@@ -24,6 +24,8 @@ pub struct RecoverOptions {
     pub rto_target_seconds: Option<f64>,
     /// Also keep the report here (`recover-<time>.json` and `.html`): the history.
     pub history: Option<PathBuf>,
+    /// The database to recover, when the sources hold several.
+    pub db_id: Option<u32>,
 }
 
 /// Why a recovery could not go on.
@@ -156,6 +158,10 @@ fn step_args(st: Step, opts: &RecoverOptions) -> Vec<String> {
         .recovery_key
         .iter()
         .flat_map(|k| ["--recovery-key".to_string(), k.display().to_string()]);
+    let db = opts
+        .db_id
+        .iter()
+        .flat_map(|d| ["--db-id".to_string(), d.to_string()]);
     match st {
         Step::Verify => {
             let html = opts.dest.join("audit.html").display().to_string();
@@ -165,14 +171,19 @@ fn step_args(st: Step, opts: &RecoverOptions) -> Vec<String> {
             a.extend(key);
             a
         }
-        Step::RestoreArchive => ["restore", "archive", "--config", &cfg, "--dest", &dest]
-            .map(String::from)
-            .to_vec(),
+        Step::RestoreArchive => {
+            let mut a: Vec<String> = ["restore", "archive", "--config", &cfg, "--dest", &dest]
+                .map(String::from)
+                .to_vec();
+            a.extend(db);
+            a
+        }
         Step::RestoreOnline => {
             let mut a: Vec<String> = ["restore", "online", "--config", &cfg, "--dest", &dest]
                 .map(String::from)
                 .to_vec();
             a.extend(key);
+            a.extend(db);
             a
         }
         Step::RestoreScript => ["restore", "script", "--dest", &dest]
@@ -368,6 +379,7 @@ mod tests {
             stop_after: None,
             rto_target_seconds: None,
             history: None,
+            db_id: key.then_some(7),
         }
     }
 
@@ -375,11 +387,11 @@ mod tests {
     fn each_step_is_the_runbook_command() {
         assert_eq!(
             step_args(Step::RestoreArchive, &opts(true)).join(" "),
-            "restore archive --config /etc/v.toml --dest /restore"
+            "restore archive --config /etc/v.toml --dest /restore --db-id 7"
         );
         assert_eq!(
             step_args(Step::RestoreOnline, &opts(true)).join(" "),
-            "restore online --config /etc/v.toml --dest /restore --recovery-key /root/r.key"
+            "restore online --config /etc/v.toml --dest /restore --recovery-key /root/r.key --db-id 7"
         );
         assert_eq!(
             step_args(Step::RestoreOnline, &opts(false)).join(" "),
