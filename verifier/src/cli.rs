@@ -61,6 +61,15 @@ enum Command {
     },
     /// Check a configuration file (`FILE` or `--config FILE`) and list every problem.
     CheckConfig(redovault::checkconfig::CheckConfigArgs),
+    /// Serve the DR console (`[console]`): a read-only live page of every database's state.
+    Console(ConsoleArgs),
+}
+
+#[derive(Debug, Args)]
+struct ConsoleArgs {
+    /// Configuration file (with a `[console]` section).
+    #[arg(long)]
+    config: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -236,6 +245,11 @@ pub fn main() -> anyhow::Result<i32> {
             redovault::telemetry::init_tracing(cfg.telemetry.log_format, &cfg.telemetry.log_level);
             rt.block_on(dispatch_verify(cfg, a))
         }
+        Command::Console(a) => {
+            let cfg = VerifierConfig::load(&a.config)?;
+            redovault::telemetry::init_tracing(cfg.telemetry.log_format, &cfg.telemetry.log_level);
+            rt.block_on(dispatch_console(cfg))
+        }
         Command::Restore { what } => {
             redovault::telemetry::init_tracing(redovault::telemetry::LogFormat::Text, "warn");
             match what {
@@ -275,6 +289,71 @@ async fn dispatch_verify(cfg: VerifierConfig, a: VerifyArgs) -> anyhow::Result<i
         StoreKind::Local => {
             let dir = cfg.store.dir.clone().context("store.dir")?;
             run_verify(Arc::new(LocalStore::new(dir)?), cfg, a).await
+        }
+    }
+}
+
+async fn dispatch_console(cfg: VerifierConfig) -> anyhow::Result<i32> {
+    match cfg.store.kind {
+        StoreKind::S3 => {
+            let s = S3Store::new(redovault::watcher::s3_config(&cfg.store)?)?;
+            run_console(Arc::new(s), cfg).await
+        }
+        StoreKind::Local => {
+            let dir = cfg.store.dir.clone().context("store.dir")?;
+            run_console(Arc::new(LocalStore::new(dir)?), cfg).await
+        }
+    }
+}
+
+/// `console`: serves until SIGTERM or SIGINT.
+async fn run_console<S: ArchiveStore + 'static>(
+    store: Arc<S>,
+    cfg: VerifierConfig,
+) -> anyhow::Result<i32> {
+    let Some(console) = cfg.console.clone() else {
+        bail!("no [console] section in the configuration (see deploy/docs/console.md)");
+    };
+    let prefix = cfg.store.prefix.clone();
+    let worm_prefix = cfg
+        .verify
+        .worm_prefix
+        .clone()
+        .unwrap_or_else(|| prefix.clone());
+    let cancel = CancellationToken::new();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(crate::console::run(
+        console,
+        store,
+        prefix,
+        worm_prefix,
+        cancel.clone(),
+        tx,
+    ));
+    if let Ok(addr) = rx.await {
+        eprintln!("redovault-verifier: console on {addr}");
+    }
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        wait_for_stop().await;
+        stop.cancel();
+    });
+    task.await.context("the console task")??;
+    Ok(0)
+}
+
+async fn wait_for_stop() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        },
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }
