@@ -211,11 +211,12 @@ async fn slow_loop<S: ArchiveStore>(
     slow: Arc<RwLock<Slow>>,
     cancel: CancellationToken,
 ) {
+    let db_ids: Vec<u32> = cfg.databases.iter().map(|d| d.db_id).collect();
     loop {
         let from = format!("{prefix:?} (streams {worm_prefix:?})");
         let result = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = sources::read_worm(store.as_ref(), &prefix, &worm_prefix) => r,
+            r = sources::read_worm(store.as_ref(), &prefix, &worm_prefix, &db_ids) => r,
         };
         if let Err(e) = &result {
             tracing::warn!(error = %e, "console: WORM unreadable");

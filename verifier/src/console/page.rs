@@ -303,15 +303,14 @@ fn drills(o: &mut String, snap: &Snapshot, db: Option<&str>) {
 }
 
 fn summary(o: &mut String, rows: &[&Row]) {
-    let count = |s: State| rows.iter().filter(|r| r.assessment.state == s).count();
-    let _ = write!(
-        o,
-        "<p class=\"summary\"><span class=\"badge protected\">{} Protected</span> \
-         <span class=\"badge warning\">{} Warning</span> <span class=\"badge alert\">{} Alert</span></p>",
-        count(State::Protected),
-        count(State::Warning),
-        count(State::Alert)
-    );
+    o.push_str("<p class=\"summary\">");
+    for st in [State::Protected, State::Warning, State::Alert] {
+        let n = rows.iter().filter(|r| r.assessment.state == st).count();
+        // A zero count is grey: only a state some row has takes its colour.
+        let cls = if n == 0 { "zero" } else { state_class(st) };
+        let _ = write!(o, "<span class=\"badge {cls}\">{n} {}</span> ", st.label());
+    }
+    o.push_str("</p>");
 }
 
 /// The overview page.

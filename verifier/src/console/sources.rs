@@ -164,12 +164,13 @@ pub struct WormFacts {
     pub notes: Vec<String>,
 }
 
-/// Reads the sealed archive manifest under `prefix` and every stream chain under
-/// `worm_prefix`.
+/// Reads the sealed archive manifest under `prefix` and the stream chains under
+/// `worm_prefix` of the databases `db_ids` (others' chains are not opened).
 pub async fn read_worm<S: ArchiveStore>(
     store: &S,
     prefix: &str,
     worm_prefix: &str,
+    db_ids: &[u32],
 ) -> Result<WormFacts, String> {
     let mut out = WormFacts::default();
     let sealed = chain::read_sealed::<ManifestEntry, S>(store, prefix)
@@ -199,6 +200,9 @@ pub async fn read_worm<S: ArchiveStore>(
         .await
         .map_err(|e| format!("stream chains under {worm_prefix:?}: {e}"))?;
     for (stream, pieces) in streams {
+        if !db_ids.contains(&stream.db_id) {
+            continue;
+        }
         let a = stream_chain::audit_stream(store, worm_prefix, stream, &pieces, None)
             .await
             .map_err(|e| format!("stream chain {stream}: {e}"))?;
