@@ -270,6 +270,7 @@ fn drill_reports(w: &World) {
 #[test]
 fn the_console_shows_protected_then_alert_after_kill_9_then_the_outage_in_the_events() {
     init_logs();
+    let _ = bins();
     let begun = Instant::now();
     let drill = Drill::target();
     let w = World::new(3);
@@ -472,10 +473,15 @@ fn the_console_shows_protected_then_alert_after_kill_9_then_the_outage_in_the_ev
         800,
         &shots.join("database-desktop.png"),
     );
-    let desk = screenshot(&profile, &url, 1280, 800, &shots.join("console.png"));
-    assert!(
-        count_pixels(&desk, PROTECTED_RGB) > 200,
-        "the Protected badge again"
+    // The overview for the README, once the WORM tier settled too.
+    wait_until(
+        "the overview's screenshot to show Protected",
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        || {
+            let desk = screenshot(&profile, &url, 1280, 800, &shots.join("console.png"));
+            count_pixels(&desk, PROTECTED_RGB) > 200
+        },
     );
 
     // 4. Read-only, known paths only, strict headers.

@@ -266,7 +266,19 @@ pub fn main() -> anyhow::Result<i32> {
 
 /// What a valid verifier configuration amounts to, for `check-config`.
 fn verifier_summary(cfg: &VerifierConfig) -> Vec<String> {
-    vec![format!("store: {} (read only)", target(cfg))]
+    let mut v = vec![format!("store: {} (read only)", target(cfg))];
+    if let Some(c) = &cfg.console {
+        v.push(format!(
+            "console: {}://{} (read only), {} database(s), {} collector(s), {} extractor(s), {} watcher(s)",
+            if c.tls_cert.is_some() { "https" } else { "http" },
+            c.listen,
+            c.databases.len(),
+            c.collectors.len(),
+            c.extractors.len(),
+            c.watchers.len()
+        ));
+    }
+    v
 }
 
 fn target(cfg: &VerifierConfig) -> String {

@@ -359,6 +359,25 @@ rpo_target = "5s"
         assert_eq!(c.extractors[0].metrics, "10.0.0.2:9465".parse().unwrap());
     }
 
+    /// deploy/docs/console.md's example is a valid configuration, as written.
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("../../../deploy/docs/console.md");
+        let start = doc.find("```toml\n").expect("a toml block") + 8;
+        let len = doc[start..].find("```").expect("its end");
+        let cfg = crate::config::VerifierConfig::parse(&doc[start..start + len])
+            .unwrap_or_else(|p| panic!("{p:#?}"));
+        let c = cfg.console.expect("[console]");
+        assert!(c.listen.ip().is_loopback());
+        assert_eq!(c.restore_throughput, 100 << 20);
+        assert_eq!(c.databases[0].rto_target, Duration::from_secs(7200));
+        assert_eq!(
+            c.state_dir,
+            PathBuf::from("/var/lib/redovault/verifier/console")
+        );
+        assert_eq!(c.watchers[0].name, "prod-db-watcher");
+    }
+
     #[test]
     fn every_problem_is_reported_at_once() {
         let e = parse_text(
