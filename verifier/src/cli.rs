@@ -333,12 +333,34 @@ async fn run_console<S: ArchiveStore + 'static>(
         .clone()
         .unwrap_or_else(|| prefix.clone());
     let cancel = CancellationToken::new();
+    // State changes go to the alert hook of `[alert]` (the counters are the console's own:
+    // it serves no /metrics).
+    let r = Registry::new();
+    let alert_metrics = AlertMetrics {
+        raised: r.counter_vec(
+            "redovault_console_alarms_total",
+            "Alarms raised, by kind.",
+            "kind",
+        ),
+        failed: r.counter(
+            "redovault_console_alarm_deliveries_failed_total",
+            "Alarm deliveries that failed.",
+        ),
+        dropped: r.counter(
+            "redovault_console_alarms_dropped_total",
+            "Alarms not queued for the hook (queue full).",
+        ),
+    };
+    let alert_cancel = CancellationToken::new();
+    let (alerter, alert_task) =
+        Alerter::start(cfg.alert.hook.clone(), alert_metrics, alert_cancel.clone())?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(crate::console::run(
         console,
         store,
         prefix,
         worm_prefix,
+        alerter,
         cancel.clone(),
         tx,
     ));
@@ -350,7 +372,10 @@ async fn run_console<S: ArchiveStore + 'static>(
         wait_for_stop().await;
         stop.cancel();
     });
-    task.await.context("the console task")??;
+    let served = task.await.context("the console task");
+    alert_cancel.cancel();
+    let _ = alert_task.await;
+    served??;
     Ok(0)
 }
 

@@ -37,6 +37,30 @@ pub struct Event {
     pub state: Option<String>,
 }
 
+/// The alarm for the alert hook of an event: a state change to Warning (warning) or Alert
+/// (critical); None for anything else (a return to Protected, the stream's stops and
+/// resumes, which the state change already says).
+pub fn alarm_of(e: &Event) -> Option<redovault::alert::Alarm> {
+    use redovault::alert::{Alarm, AlarmKind, Severity};
+    let severity = match (e.kind.as_str(), e.state.as_deref()) {
+        ("state", Some("Alert")) => Severity::Critical,
+        ("state", Some("Warning")) => Severity::Warning,
+        _ => return None,
+    };
+    let mut a = Alarm::new(
+        AlarmKind::DrState,
+        severity,
+        format!("{}: {}", e.database, e.text),
+    )
+    .details(serde_json::json!({
+        "database": e.database,
+        "thread": e.thread,
+        "state": e.state,
+    }));
+    a.component = "console";
+    Some(a)
+}
+
 #[derive(Debug, Clone)]
 struct Seen {
     state: State,
@@ -277,6 +301,29 @@ mod tests {
             back[0].text
         );
         assert_eq!(back[1].state.as_deref(), Some("Protected"));
+    }
+
+    #[test]
+    fn state_changes_to_warning_or_alert_are_alarms_nothing_else() {
+        use redovault::alert::Severity;
+        let mut t = Tracker::default();
+        let first = t.observe(1.0, &[row(State::Protected, Some(true), "")]);
+        assert!(first.iter().all(|e| alarm_of(e).is_none()));
+        let down = t.observe(2.0, &[row(State::Alert, Some(false), "extractor gone")]);
+        let alarms: Vec<_> = down.iter().filter_map(alarm_of).collect();
+        assert_eq!(alarms.len(), 1, "the state change only, not the stop too");
+        assert_eq!(alarms[0].severity, Severity::Critical);
+        assert_eq!(alarms[0].component, "console");
+        assert!(
+            alarms[0]
+                .message
+                .contains("PROD: thread 1: Protected → Alert: extractor gone")
+        );
+        let warn = t.observe(3.0, &[row(State::Warning, Some(true), "slow")]);
+        let alarms: Vec<_> = warn.iter().filter_map(alarm_of).collect();
+        assert_eq!(alarms[0].severity, Severity::Warning);
+        let back = t.observe(4.0, &[row(State::Protected, Some(true), "")]);
+        assert!(back.iter().all(|e| alarm_of(e).is_none()));
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!   metrics, WORM and the report directories, each with its time and its error.
 //! - [`overview`]: the rows (one per database and thread) from the readings;
 //!   [`assess`]: the pure rules of Protected / Warning / Alert.
-//! - [`events`]: the stream stopped and resumed, state changes; kept in `events.jsonl`.
+//! - [`events`]: the stream stopped and resumed, state changes; kept in `events.jsonl`; a
+//!   change to Warning or Alert goes to the alert hook (`[alert]`, kind `dr_state`).
 //! - [`page`]: the HTML; `assets/`: the stylesheet and the script, embedded.
 //! - [`server`]: the HTTP(S) server: GET and HEAD only, known paths only, strict headers.
 //!
@@ -180,6 +181,7 @@ pub async fn run<S: ArchiveStore + 'static>(
     store: Arc<S>,
     prefix: String,
     worm_prefix: String,
+    alerter: redovault::alert::Alerter,
     cancel: CancellationToken,
     bound: tokio::sync::oneshot::Sender<std::net::SocketAddr>,
 ) -> Result<(), server::ServeError> {
@@ -195,7 +197,13 @@ pub async fn run<S: ArchiveStore + 'static>(
         slow.clone(),
         cancel.clone(),
     ));
-    let poll_task = tokio::spawn(poll_loop(cfg.clone(), slow, shared.clone(), cancel.clone()));
+    let poll_task = tokio::spawn(poll_loop(
+        cfg.clone(),
+        slow,
+        shared.clone(),
+        alerter,
+        cancel.clone(),
+    ));
     let served = server::serve(listener, shared, cancel.clone()).await;
     cancel.cancel();
     let _ = slow_task.await;
@@ -246,6 +254,7 @@ async fn poll_loop(
     cfg: ConsoleSection,
     slow: Arc<RwLock<Slow>>,
     shared: Shared,
+    alerter: redovault::alert::Alerter,
     cancel: CancellationToken,
 ) {
     let client = sources::http_client(cfg.poll_interval.max(std::time::Duration::from_secs(2)));
@@ -286,6 +295,9 @@ async fn poll_loop(
                 text = %e.text,
                 "console event"
             );
+            if let Some(a) = events::alarm_of(e) {
+                alerter.raise(a);
+            }
         }
         log.append(new);
         generation += 1;
