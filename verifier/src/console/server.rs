@@ -346,3 +346,55 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod tls_tests {
+    use super::*;
+
+    /// With `tls_cert`/`tls_key`: HTTPS only, with HSTS; the same read-only routing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tls_serves_https_with_hsts_and_still_refuses_writes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pki = redovault::crypto::tls::generate_pki(tmp.path()).unwrap();
+        let t: toml::Table = toml::from_str(&format!(
+            "listen = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
+             [[database]]\nname = \"PROD\"\ndb_id = 7\nrto_target = \"2h\"\nrpo_target = \"5s\"\n",
+            pki.server_cert.display(),
+            pki.server_key.display()
+        ))
+        .unwrap();
+        let mut problems = Vec::new();
+        let cfg = crate::console::config::parse(&t, tmp.path().join("state"), &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        let l = bind(&cfg).await.unwrap();
+        let addr = l.addr;
+        let cancel = CancellationToken::new();
+        let shared: Shared = Default::default();
+        let task = tokio::spawn(serve(l, shared, cancel.clone()));
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(&pki.ca).unwrap()).unwrap();
+        let client = reqwest::Client::builder()
+            .add_root_certificate(ca)
+            .resolve("localhost", addr)
+            .build()
+            .unwrap();
+        let url = format!("https://localhost:{}/", addr.port());
+        let r = client.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
+        assert!(r.text().await.unwrap().contains("redovault DR console"));
+        let r = client.post(&url).send().await.unwrap();
+        assert_eq!(r.status(), 405);
+        // Plain HTTP to the HTTPS port gets no page.
+        let plain = reqwest::Client::new()
+            .get(format!("http://{addr}/"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+        assert!(
+            plain.is_err() || !plain.unwrap().status().is_success(),
+            "no page over plain HTTP"
+        );
+        cancel.cancel();
+        task.await.unwrap().unwrap();
+    }
+}
