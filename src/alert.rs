@@ -54,6 +54,8 @@ pub enum AlarmKind {
     VerifyFindings,
     /// The verifier could not complete a run.
     VerifyFailed,
+    /// The DR console saw a database thread turn Warning or Alert (its reasons attached).
+    DrState,
 }
 
 impl AlarmKind {
@@ -72,6 +74,7 @@ impl AlarmKind {
             AlarmKind::ScanFailing => "scan_failing",
             AlarmKind::VerifyFindings => "verify_findings",
             AlarmKind::VerifyFailed => "verify_failed",
+            AlarmKind::DrState => "dr_state",
         }
     }
 }

@@ -487,6 +487,24 @@ const MAX_REQUEST: usize = 8192;
 /// How long a client may take to send its request.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 
+/// A read-only JSON page served beside `/metrics` (the collector's `/status`): its path and
+/// what renders its body at each request.
+#[derive(Clone)]
+pub struct JsonPage {
+    /// The path, e.g. `/status`.
+    pub path: &'static str,
+    /// Renders the body.
+    pub render: Arc<dyn Fn() -> String + Send + Sync>,
+}
+
+impl std::fmt::Debug for JsonPage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonPage")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
 /// Binds `addr` and returns the bound address; serves `GET /metrics` from `registry` until
 /// `cancel` fires. Other paths answer 404, other methods 405.
 pub async fn serve_metrics(
@@ -494,6 +512,17 @@ pub async fn serve_metrics(
     registry: Arc<Registry>,
     cancel: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
+    serve_metrics_with(addr, registry, Vec::new(), cancel).await
+}
+
+/// [`serve_metrics`] with read-only JSON `pages` beside `/metrics`.
+pub async fn serve_metrics_with(
+    addr: SocketAddr,
+    registry: Arc<Registry>,
+    pages: Vec<JsonPage>,
+    cancel: CancellationToken,
+) -> std::io::Result<SocketAddr> {
+    let pages = Arc::new(pages);
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     tokio::spawn(async move {
@@ -510,6 +539,7 @@ pub async fn serve_metrics(
                 },
             };
             let registry = Arc::clone(&registry);
+            let pages = Arc::clone(&pages);
             tokio::spawn(async move {
                 let mut buf = Vec::with_capacity(1024);
                 let read = tokio::time::timeout(REQUEST_DEADLINE, async {
@@ -531,11 +561,17 @@ pub async fn serve_metrics(
                 let head = String::from_utf8_lossy(&buf);
                 let mut parts = head.split_whitespace();
                 let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let page = pages.iter().find(|g| g.path == path);
                 let (status, ctype, body) = match (method, path) {
                     ("GET", "/metrics") => (
                         "200 OK",
                         "text/plain; version=0.0.4; charset=utf-8",
                         registry.render(),
+                    ),
+                    ("GET", _) if page.is_some() => (
+                        "200 OK",
+                        "application/json",
+                        page.map_or_else(String::new, |g| (g.render)()),
                     ),
                     ("GET", _) => ("404 Not Found", "text/plain", "not found\n".into()),
                     _ => (

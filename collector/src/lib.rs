@@ -20,6 +20,8 @@
 //! - [`worm`]: every stream's acknowledged redo uploaded into WORM as pieces sealed to the
 //!   offline recovery key, within a seal interval, with a hash-chained record per stream.
 //! - [`metrics`]: the Prometheus metrics (`redovault_collector_*`, per stream).
+//! - [`status`]: the read-only status page (`GET /status`, JSON) beside the metrics: per
+//!   stream the last durable commit, the WORM position, the session and its reconnects.
 //!
 //! Encryption itself lives in `redovault::crypto` (the only module that imports ciphers).
 
@@ -35,6 +37,7 @@ pub mod retention_task;
 pub mod segment;
 pub mod server;
 mod session;
+pub mod status;
 pub mod store;
 pub mod worm;
 pub mod writer;

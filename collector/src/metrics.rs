@@ -56,6 +56,7 @@ use redovault::telemetry::{Counter, CounterVec, Family, Gauge, Histogram, Regist
 use redovault::wire::StreamId;
 use redovault::wire::transport::{LinkError, LinkErrorKind};
 
+use crate::status::StatusBoard;
 use crate::store::Durable;
 use crate::writer::{WriterHandle, WriterStats};
 
@@ -174,6 +175,8 @@ pub struct CollectorMetrics {
     pub stream_live: Arc<Family<Gauge>>,
     /// Not-after time of the link's certificates, by `cert` (`server`, `ca`).
     pub link_cert_expiry: Arc<Family<Gauge>>,
+    /// The read-only status page (`GET /status`), fed with the same events.
+    pub status: Arc<StatusBoard>,
     last_stats: Mutex<WriterStats>,
 }
 
@@ -411,12 +414,14 @@ impl CollectorMetrics {
                 "cert",
             ),
             registry: r,
+            status: Arc::new(StatusBoard::new()),
             last_stats: Mutex::new(WriterStats::default()),
         }
     }
 
     /// Records a stream's durable state.
     pub fn set_durable(&self, stream: &str, d: &Durable) {
+        self.status.set_durable(stream, d);
         let pos = d.resume_pos();
         self.durable_sequence.with(stream).set(f64::from(pos.seq.0));
         self.durable_offset.with(stream).set(pos.offset as f64);
@@ -426,6 +431,18 @@ impl CollectorMetrics {
                 self.durable_commit_time.with(stream).set(t as f64);
             }
         }
+    }
+
+    /// Records a session of `stream` going up (`reconnect`: not its first since start) or
+    /// down: `session_active`, `reconnects` and the status page.
+    pub fn set_session(&self, stream: &str, up: bool, reconnect: bool) {
+        if up && reconnect {
+            self.reconnects.with(stream).inc();
+        }
+        self.session_active
+            .with(stream)
+            .set(if up { 1.0 } else { 0.0 });
+        self.status.set_session(stream, up, reconnect);
     }
 
     /// Sets `stream_live` of every stream the collector holds ([`live_streams`]).

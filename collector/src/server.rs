@@ -309,6 +309,15 @@ impl Running {
     }
 }
 
+/// `GET /status` beside `/metrics`: the collector's [`crate::status`] page.
+fn status_page(metrics: &Arc<CollectorMetrics>) -> redovault::telemetry::JsonPage {
+    let board = metrics.status.clone();
+    redovault::telemetry::JsonPage {
+        path: "/status",
+        render: Arc::new(move || board.render()),
+    }
+}
+
 /// Starts the server on the current runtime: binds the listener (and the metrics endpoint),
 /// starts the writer over `store`, and accepts until `cancel` fires.
 pub async fn start(
@@ -329,9 +338,14 @@ pub async fn start(
     let metrics = Arc::new(CollectorMetrics::new());
     let metrics_addr = match opts.metrics_listen {
         Some(m) => Some(
-            redovault::telemetry::serve_metrics(m, metrics.registry.clone(), cancel.clone())
-                .await
-                .map_err(|source| ServeError::Metrics { addr: m, source })?,
+            redovault::telemetry::serve_metrics_with(
+                m,
+                metrics.registry.clone(),
+                vec![status_page(&metrics)],
+                cancel.clone(),
+            )
+            .await
+            .map_err(|source| ServeError::Metrics { addr: m, source })?,
         ),
         None => None,
     };

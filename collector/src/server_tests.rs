@@ -503,3 +503,116 @@ async fn a_resend_waits_for_the_data_before_it_and_different_bytes_are_refused()
     assert_eq!(server.metrics.divergent.with(&name).get(), 1);
     server.stop().await;
 }
+
+/// `GET /status` beside `/metrics`: the last durable commit with its XID, the session up and
+/// then down with the moment it changed, the reconnect counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_shows_the_last_durable_commit_and_the_session() {
+    use crate::status::CollectorStatus;
+    use redovault::wire::CommitMark;
+    use redovault_redo::position::{Scn, Xid};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let psk = Psk::generate();
+    let store = Store::open_with(
+        &tmp.path().join("store"),
+        keys(),
+        StoreOptions::default(),
+        Arc::new(crate::fs::RealFs),
+    )
+    .unwrap();
+    let server = super::start(
+        store,
+        ServerOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            max_connections: 8,
+            security: ServerSecurity::LegacyBlowfish(psk.clone()),
+            link: link_config(),
+            extractors: Vec::new(),
+            writer: WriterConfig::default(),
+            metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        },
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let status_addr = server.metrics_addr.expect("metrics endpoint");
+    let status = || async move {
+        let mut s = tokio::net::TcpStream::connect(status_addr).await.unwrap();
+        s.write_all(b"GET /status HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+        assert!(out.contains("content-type: application/json"), "{out}");
+        let body = out.split_once("\r\n\r\n").unwrap().1;
+        serde_json::from_str::<CollectorStatus>(body).unwrap()
+    };
+    let name = stream(9).to_string();
+    assert!(status().await.streams.is_empty());
+
+    let csec = ClientSecurity::LegacyBlowfish(psk);
+    let mut a = Link::connect_tcp(server.addr, &csec, &link_config())
+        .await
+        .unwrap();
+    a.send(&hello(9, "ext-a")).await.unwrap();
+    assert!(matches!(a.recv().await.unwrap(), Message::Welcome(_)));
+    let commit = CommitMark {
+        xid: Xid {
+            usn: 3,
+            slot: 14,
+            sqn: 159,
+        },
+        scn: Scn(26_535),
+        time: Some(1_780_000_000),
+        end: StreamPos {
+            seq: LogSeq(1),
+            offset: 8192,
+        },
+    };
+    a.send(&Message::Data(Data {
+        pos: StreamPos {
+            seq: LogSeq(1),
+            offset: 0,
+        },
+        bytes: Bytes::from(vec![0x42; 8192]),
+        commits: vec![commit],
+        log_end: None,
+    }))
+    .await
+    .unwrap();
+    assert!(matches!(a.recv().await.unwrap(), Message::Ack(_)));
+    let up = status().await.streams[&name].clone();
+    assert!(up.session_up);
+    assert_eq!((up.sessions, up.reconnects), (1, 0));
+    assert_eq!(up.durable_end.as_deref(), Some("1:8192"));
+    let last = up.last_commit.expect("last commit");
+    assert_eq!(
+        (last.scn, last.xid.as_deref(), last.time),
+        (26_535, Some("3.14.159"), Some(1_780_000_000))
+    );
+    assert!(up.worm_end.is_none(), "no [worm]: no WORM position");
+
+    drop(a);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let down = loop {
+        let s = status().await.streams[&name].clone();
+        if !s.session_up {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "session still up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(down.session_since >= up.session_since);
+    let mut b = Link::connect_tcp(server.addr, &csec, &link_config())
+        .await
+        .unwrap();
+    b.send(&hello(9, "ext-a")).await.unwrap();
+    assert!(matches!(b.recv().await.unwrap(), Message::Welcome(_)));
+    let again = status().await.streams[&name].clone();
+    assert!(again.session_up);
+    assert_eq!((again.sessions, again.reconnects), (2, 1));
+    server.stop().await;
+}

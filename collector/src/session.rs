@@ -241,10 +241,8 @@ async fn hello_then_data(
     ctx.metrics.sessions.with(&name).inc();
     // The alarm's series exists at 0 from the first session, so a rule sees it rise.
     ctx.metrics.divergent.with(&name);
-    if claim.previous_sessions > 0 {
-        ctx.metrics.reconnects.with(&name).inc();
-    }
-    ctx.metrics.session_active.with(&name).set(1.0);
+    ctx.metrics
+        .set_session(&name, true, claim.previous_sessions > 0);
     tracing::info!(
         from = %hello.from,
         %resume,
@@ -261,7 +259,7 @@ async fn hello_then_data(
         .await
     {
         tracing::info!(error = %e, "session ended before the Welcome was sent");
-        ctx.metrics.session_active.with(&name).set(0.0);
+        ctx.metrics.set_session(&name, false, false);
         return;
     }
     let who = Who {
@@ -269,7 +267,7 @@ async fn hello_then_data(
         extractor: hello.extractor_id.clone(),
     };
     let stats = data_loop(tx, rx, stream, resume, &who, ctx, &stop, &claim).await;
-    ctx.metrics.session_active.with(&name).set(0.0);
+    ctx.metrics.set_session(&name, false, false);
     tracing::info!(
         data = stats.data,
         bytes = stats.bytes,

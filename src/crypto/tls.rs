@@ -28,6 +28,8 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+/// Accepts TLS on a TCP stream with a [`ServerConfig`] (the console's HTTPS).
+pub use tokio_rustls::TlsAcceptor;
 /// The server side of a TLS stream (what [`TlsServer::accept`] returns).
 pub use tokio_rustls::server::TlsStream as ServerTlsStream;
 
@@ -450,6 +452,21 @@ pub fn server_config(
         .with_single_cert(chain, key_der)
         .map_err(|e| key_error(cert, key, e))?;
     config.alpn_protocols = vec![ALPN.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A web server's TLS configuration (the verifier's DR console): TLS 1.2 and 1.3 (browsers),
+/// this certificate chain and key, no client certificate, ALPN `http/1.1`.
+pub fn https_server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let chain = load_certs("certificate", cert)?;
+    let key_der = load_key(key)?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| key_error(cert, key, e))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .map_err(|e| key_error(cert, key, e))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 

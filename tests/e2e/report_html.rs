@@ -17,7 +17,8 @@ const GAP_RGB: [u8; 3] = [0xf4, 0xa2, 0x61];
 /// appears only in the timeline and its legend).
 const VERIFIED_RGB: [u8; 3] = [0x2a, 0x9d, 0x8f];
 
-fn chromium() -> PathBuf {
+/// The headless browser (also the console test's).
+pub fn chromium() -> PathBuf {
     for c in ["chromium", "chromium-browser", "google-chrome"] {
         if let Ok(out) = Command::new("sh")
             .arg("-c")
@@ -110,7 +111,8 @@ fn report() -> AuditReport {
     )
 }
 
-fn count_pixels(png_path: &Path, rgb: [u8; 3]) -> usize {
+/// Pixels of exactly this colour in a PNG (also the console test's).
+pub fn count_pixels(png_path: &Path, rgb: [u8; 3]) -> usize {
     let decoder = png::Decoder::new(std::fs::File::open(png_path).unwrap());
     let mut reader = decoder.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size()];

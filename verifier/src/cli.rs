@@ -64,6 +64,15 @@ enum Command {
     Recover(RecoverArgs),
     /// Check a configuration file (`FILE` or `--config FILE`) and list every problem.
     CheckConfig(redovault::checkconfig::CheckConfigArgs),
+    /// Serve the DR console (`[console]`): a read-only live page of every database's state.
+    Console(ConsoleArgs),
+}
+
+#[derive(Debug, Args)]
+struct ConsoleArgs {
+    /// Configuration file (with a `[console]` section).
+    #[arg(long)]
+    config: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -298,6 +307,11 @@ pub fn main() -> anyhow::Result<i32> {
             rt.block_on(dispatch_verify(cfg, a))
         }
         Command::Recover(a) => recover(a),
+        Command::Console(a) => {
+            let cfg = VerifierConfig::load(&a.config)?;
+            redovault::telemetry::init_tracing(cfg.telemetry.log_format, &cfg.telemetry.log_level);
+            rt.block_on(dispatch_console(cfg))
+        }
         Command::Restore { what } => {
             redovault::telemetry::init_tracing(redovault::telemetry::LogFormat::Text, "warn");
             match what {
@@ -314,7 +328,19 @@ pub fn main() -> anyhow::Result<i32> {
 
 /// What a valid verifier configuration amounts to, for `check-config`.
 fn verifier_summary(cfg: &VerifierConfig) -> Vec<String> {
-    vec![format!("store: {} (read only)", target(cfg))]
+    let mut v = vec![format!("store: {} (read only)", target(cfg))];
+    if let Some(c) = &cfg.console {
+        v.push(format!(
+            "console: {}://{} (read only), {} database(s), {} collector(s), {} extractor(s), {} watcher(s)",
+            if c.tls_cert.is_some() { "https" } else { "http" },
+            c.listen,
+            c.databases.len(),
+            c.collectors.len(),
+            c.extractors.len(),
+            c.watchers.len()
+        ));
+    }
+    v
 }
 
 fn target(cfg: &VerifierConfig) -> String {
@@ -337,6 +363,96 @@ async fn dispatch_verify(cfg: VerifierConfig, a: VerifyArgs) -> anyhow::Result<i
         StoreKind::Local => {
             let dir = cfg.store.dir.clone().context("store.dir")?;
             run_verify(Arc::new(LocalStore::new(dir)?), cfg, a).await
+        }
+    }
+}
+
+async fn dispatch_console(cfg: VerifierConfig) -> anyhow::Result<i32> {
+    match cfg.store.kind {
+        StoreKind::S3 => {
+            let s = S3Store::new(redovault::watcher::s3_config(&cfg.store)?)?;
+            run_console(Arc::new(s), cfg).await
+        }
+        StoreKind::Local => {
+            let dir = cfg.store.dir.clone().context("store.dir")?;
+            run_console(Arc::new(LocalStore::new(dir)?), cfg).await
+        }
+    }
+}
+
+/// `console`: serves until SIGTERM or SIGINT.
+async fn run_console<S: ArchiveStore + 'static>(
+    store: Arc<S>,
+    cfg: VerifierConfig,
+) -> anyhow::Result<i32> {
+    let Some(console) = cfg.console.clone() else {
+        bail!("no [console] section in the configuration (see deploy/docs/console.md)");
+    };
+    let prefix = cfg.store.prefix.clone();
+    let worm_prefix = cfg
+        .verify
+        .worm_prefix
+        .clone()
+        .unwrap_or_else(|| prefix.clone());
+    let cancel = CancellationToken::new();
+    // State changes go to the alert hook of `[alert]` (the counters are the console's own:
+    // it serves no /metrics).
+    let r = Registry::new();
+    let alert_metrics = AlertMetrics {
+        raised: r.counter_vec(
+            "redovault_console_alarms_total",
+            "Alarms raised, by kind.",
+            "kind",
+        ),
+        failed: r.counter(
+            "redovault_console_alarm_deliveries_failed_total",
+            "Alarm deliveries that failed.",
+        ),
+        dropped: r.counter(
+            "redovault_console_alarms_dropped_total",
+            "Alarms not queued for the hook (queue full).",
+        ),
+    };
+    let alert_cancel = CancellationToken::new();
+    let (alerter, alert_task) =
+        Alerter::start(cfg.alert.hook.clone(), alert_metrics, alert_cancel.clone())?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(crate::console::run(
+        console,
+        store,
+        prefix,
+        worm_prefix,
+        alerter,
+        cancel.clone(),
+        tx,
+    ));
+    if let Ok(addr) = rx.await {
+        eprintln!("redovault-verifier: console on {addr}");
+    }
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        wait_for_stop().await;
+        stop.cancel();
+    });
+    let served = task.await.context("the console task");
+    alert_cancel.cancel();
+    let _ = alert_task.await;
+    served??;
+    Ok(0)
+}
+
+async fn wait_for_stop() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        },
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

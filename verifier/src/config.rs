@@ -1,5 +1,6 @@
 //! The verifier's TOML configuration: `[store]` (the same keys as the watcher's, used with
-//! read-only credentials), `[verify]`, `[collector]`, `[telemetry]`, `[alert]`. Unknown keys are
+//! read-only credentials), `[verify]`, `[collector]`, `[telemetry]`, `[alert]`, `[console]`
+//! (the DR console, [`crate::console::config`]). Unknown keys are
 //! errors; [`VerifierConfig::parse`] lists every problem at once (`check-config`).
 
 use std::path::{Path, PathBuf};
@@ -67,11 +68,20 @@ pub struct VerifierConfig {
     pub telemetry: TelemetryConfig,
     /// `[alert]`.
     pub alert: AlertConfig,
+    /// `[console]`: the DR console (`redovault-verifier console`), when configured.
+    pub console: Option<crate::console::config::ConsoleSection>,
 }
 
 pub use redovault::tomlcheck::ConfigError;
 
-const SECTIONS: [&str; 5] = ["store", "verify", "collector", "telemetry", "alert"];
+const SECTIONS: [&str; 6] = [
+    "store",
+    "verify",
+    "collector",
+    "telemetry",
+    "alert",
+    "console",
+];
 
 /// Default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/redovault/verifier";
@@ -119,6 +129,7 @@ impl VerifierConfig {
         };
         let t_tele = table("telemetry", &mut problems);
         let t_alert = table("alert", &mut problems);
+        let t_console = table("console", &mut problems);
         for k in root.keys() {
             if !SECTIONS.contains(&k.as_str()) {
                 problems.push(format!(
@@ -204,6 +215,9 @@ impl VerifierConfig {
         };
         s.finish();
         problems.extend(gap_problems);
+        let console = t_console.as_ref().map(|t| {
+            crate::console::config::parse(t, verify.state_dir.join("console"), &mut problems)
+        });
         match store.kind {
             redovault::watcher::config::StoreKind::S3 => {
                 if store.endpoint.is_none() {
@@ -226,6 +240,7 @@ impl VerifierConfig {
                 collectors,
                 telemetry,
                 alert,
+                console,
             })
         } else {
             Err(problems)

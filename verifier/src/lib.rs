@@ -14,6 +14,8 @@
 //!   between runs, the report.
 //! - [`cli`]: the `redovault-verifier` command line (the only user of `anyhow` here).
 //! - [`config`]: the TOML configuration (`check-config` lists every problem).
+//! - [`console`]: `console`, the DR console: a read-only live web page and JSON API of every
+//!   database's Protected / Warning / Alert state, exposure, events and drills.
 //! - [`growth`]: whether the manifest sealed in WORM still grows (the manifest-growth alert,
 //!   evaluated off the database host).
 //! - [`html`]: the self-contained HTML rendering of the report for auditors.
@@ -43,6 +45,7 @@
 pub mod chain;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod copies;
 pub mod copy_audit;
 pub mod growth;

@@ -682,6 +682,12 @@ fn set_position(m: &CollectorMetrics, name: &str, e: &PieceEntry) {
     if let Some(t) = e.last_commit_time {
         m.worm_commit_time.with(name).set(t as f64);
     }
+    let last = e.last_commit_scn.map(|scn| crate::status::CommitInfo {
+        scn,
+        xid: e.last_commit_xid.clone(),
+        time: e.last_commit_time,
+    });
+    m.status.set_worm(name, next.to_string(), last);
 }
 
 async fn read_all<S: ArchiveStore>(store: &S, key: &str) -> Result<Vec<u8>, StoreError> {
