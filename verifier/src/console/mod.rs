@@ -160,7 +160,7 @@ fn drills_shown(cfg: &ConsoleSection, reports: Option<&Reports>) -> Vec<DrillSho
                 run: d.clone(),
                 rpo_target: rpo,
                 rto_target: rto,
-                rpo_exceeded: d.rpo_seconds > rpo,
+                rpo_exceeded: d.rpo_seconds.is_some_and(|s| s > rpo),
                 rto_exceeded: d.rto_seconds > rto,
             })
         })

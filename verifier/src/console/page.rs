@@ -264,20 +264,23 @@ fn drills(o: &mut String, snap: &Snapshot, db: Option<&str>) {
             o,
             "<tr class=\"drill\" data-rto=\"{rto_state}\"><td data-label=\"When\">{at}</td><td data-label=\"Database\">{db}</td>\
              <td data-label=\"Result\"><span class=\"badge {pcls}\">{pass}</span></td>\
-             <td data-label=\"RPO\">{rpo} ({commits} commits lost)<span class=\"sub\">target {rpot} · {rpo_state}</span></td>\
+             <td data-label=\"RPO\">{rpo}<span class=\"sub\">target {rpot} · {rpo_state}</span></td>\
              <td data-label=\"RTO\">{rto}<span class=\"sub\">target {rtot} · <b class=\"{rcls}\">{rto_state}</b></span></td>\
              <td data-label=\"Report\" class=\"file\">{file}</td></tr>",
             at = esc(&time_utc(d.run.at as f64)),
-            db = esc(&d.database),
+            db = esc(&format!("{} ({})", d.database, d.run.kind)),
             pcls = if d.run.pass { "protected" } else { "alert" },
             pass = if d.run.pass { "pass" } else { "FAIL" },
-            rpo = esc(&human_secs(d.run.rpo_seconds)),
-            commits = d.run.rpo_commits,
+            rpo = esc(&match (d.run.rpo_seconds, d.run.rpo_commits) {
+                (Some(s), Some(c)) => format!("{} ({c} commits lost)", human_secs(s)),
+                // A recovery has no ground truth to count its losses against.
+                _ => "not measured (a recovery)".to_string(),
+            }),
             rpot = esc(&human_secs(d.rpo_target)),
-            rpo_state = if d.run.rpo_seconds > d.rpo_target {
-                "exceeded"
-            } else {
-                "met"
+            rpo_state = match d.run.rpo_seconds {
+                None => "-",
+                Some(s) if s > d.rpo_target => "exceeded",
+                Some(_) => "met",
             },
             rto = esc(&human_secs(d.run.rto_seconds)),
             rtot = esc(&human_secs(d.rto_target)),

@@ -228,19 +228,21 @@ pub struct VerifierRun {
     pub mode: String,
 }
 
-/// One `redovault drill` (or recovery) report.
+/// One `redovault drill` or `redovault-verifier recover` report.
 #[derive(Debug, Clone, Serialize)]
 pub struct DrillRun {
+    /// `drill` or `recover`.
+    pub kind: String,
     /// Its file.
     pub file: PathBuf,
     /// When it was written (Unix seconds, the file's time).
     pub at: i64,
-    /// Every check held.
+    /// Every check held (a recovery: every step done, within its RTO target).
     pub pass: bool,
-    /// Commits lost.
-    pub rpo_commits: u64,
-    /// Data lost, in seconds of commits.
-    pub rpo_seconds: f64,
+    /// Commits lost (a drill knows, from its ground truth; a recovery does not).
+    pub rpo_commits: Option<u64>,
+    /// Data lost, in seconds of commits (a drill's).
+    pub rpo_seconds: Option<f64>,
     /// Recovery time, seconds.
     pub rto_seconds: f64,
     /// The database it ran for, when the report names it.
@@ -258,8 +260,9 @@ pub struct Reports {
     pub problems: Vec<String>,
 }
 
-/// Reads the report directories: `report-*.json` (the verifier's, the newest by name) and
-/// `drill-report.json` in a directory or one level below.
+/// Reads the report directories: `report-*.json` (the verifier's, the newest by name),
+/// `drill-report.json` in a directory or one level below, and `recover-*.json` (the
+/// recoveries `recover --history` keeps; `recover-state.json` is not one).
 pub fn read_reports(dirs: &[PathBuf]) -> Reports {
     let mut out = Reports::default();
     let mut verifier: Vec<PathBuf> = Vec::new();
@@ -277,7 +280,11 @@ pub fn read_reports(dirs: &[PathBuf]) -> Reports {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.starts_with("report-") && name.ends_with(".json") {
                 verifier.push(p);
-            } else if name == "drill-report.json" {
+            } else if name == "drill-report.json"
+                || (name.starts_with("recover-")
+                    && name.ends_with(".json")
+                    && name != "recover-state.json")
+            {
                 drills.push(p);
             } else if p.is_dir() && p.join("drill-report.json").is_file() {
                 drills.push(p.join("drill-report.json"));
@@ -333,21 +340,38 @@ fn drill_run(p: &Path, v: &serde_json::Value) -> Result<DrillRun, String> {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs() as i64);
+    let recover = v.get("kind").and_then(|k| k.as_str()) == Some("recover");
     Ok(DrillRun {
+        kind: if recover { "recover" } else { "drill" }.into(),
         file: p.to_path_buf(),
         at,
         pass: v
             .get("pass")
             .and_then(|x| x.as_bool())
             .ok_or_else(|| format!("{}: no pass (not a drill report)", p.display()))?,
-        rpo_commits: v.get("rpo_commits").and_then(|x| x.as_u64()).unwrap_or(0),
-        rpo_seconds: num("rpo_seconds")?,
+        rpo_commits: if recover {
+            None
+        } else {
+            Some(v.get("rpo_commits").and_then(|x| x.as_u64()).unwrap_or(0))
+        },
+        rpo_seconds: if recover {
+            None
+        } else {
+            Some(num("rpo_seconds")?)
+        },
         rto_seconds: num("rto_seconds")?,
         db_id: v
             .get("db_id")
             .and_then(|x| x.as_u64())
+            .or_else(|| recovered_db_id(v).map(u64::from))
             .and_then(|x| u32::try_from(x).ok()),
     })
+}
+
+/// The database a recovery report is for: its first thread's stream, `db<dbid>-rl..-t..`.
+fn recovered_db_id(v: &serde_json::Value) -> Option<u32> {
+    let stream = v["threads"][0]["stream"].as_str()?;
+    stream_id(stream).map(|s| s.db_id)
 }
 
 /// The stream id of a collector status stream entry.
@@ -427,5 +451,26 @@ mod tests {
         assert_eq!(r.problems.len(), 2, "{:?}", r.problems);
         assert!(r.problems.iter().any(|p| p.contains("drill-2")));
         assert!(r.problems.iter().any(|p| p.contains("missing")));
+    }
+
+    #[test]
+    fn recoveries_kept_by_recover_history_are_listed_without_an_rpo() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("recover-2026-12-06T16-17-54-601Z.json"),
+            r#"{"kind":"recover","pass":false,"rto_seconds":9000.0,
+                "threads":[{"stream":"db1497016494-rl1219190400-t1"}]}"#,
+        )
+        .unwrap();
+        // The state file of a recovery in progress is not a report.
+        std::fs::write(d.path().join("recover-state.json"), r#"{"steps":[]}"#).unwrap();
+        let r = read_reports(&[d.path().to_path_buf()]);
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert_eq!(r.drills.len(), 1);
+        let run = &r.drills[0];
+        assert_eq!(run.kind, "recover");
+        assert_eq!((run.rpo_seconds, run.rpo_commits), (None, None));
+        assert_eq!(run.db_id, Some(1497016494));
+        assert!(!run.pass);
     }
 }
