@@ -32,7 +32,7 @@ const WARNING_ROW_RGB: [u8; 3] = [0xff, 0xf1, 0xcc];
 const PROTECTED_RGB: [u8; 3] = [0xe3, 0xf4, 0xe8];
 
 /// One HTTP/1.1 exchange: status code, head, body.
-fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
+pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(

@@ -204,4 +204,91 @@ fn recover_after_a_wipe_resumes_where_it_stopped_and_reproduces_the_drills_recov
     let (code, _, stderr) = recover(&args);
     assert_eq!(code, 0, "{stderr}");
     assert!(!stderr.contains(" ..."), "nothing re-run: {stderr}");
+
+    // The DR console lists the drill and the recovery, each against the database's targets
+    // (an RTO target of 1 s, the shortest it takes: met or exceeded as each run's RTO says).
+    let db_id = ours["threads"][0]["stream"]
+        .as_str()
+        .and_then(|s| s.strip_prefix("db"))
+        .and_then(|s| s.split('-').next())
+        .unwrap()
+        .to_string();
+    let port = crate::netkit::free_port();
+    let console_cfg = tmp.path().join("console.toml");
+    std::fs::write(
+        &console_cfg,
+        format!(
+            "{}\n[console]\nlisten = \"127.0.0.1:{port}\"\nworm_interval = \"1s\"\n\
+             report_dirs = [\"{}\", \"{}\"]\n\
+             [[console.database]]\nname = \"FREE\"\ndb_id = {db_id}\nrto_target = \"1s\"\nrpo_target = \"5s\"\n",
+            std::fs::read_to_string(&cfg).unwrap(),
+            tmp.path().display(),
+            history.display()
+        ),
+    )
+    .unwrap();
+    let _console = crate::netkit::Proc::spawn(
+        "console",
+        &bins().verifier,
+        &["console", "--config", console_cfg.to_str().unwrap()],
+        &tmp.path().join("console.log"),
+    );
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let log = tmp.path().join("console.log");
+    crate::netkit::wait_until(
+        "the console to listen",
+        std::time::Duration::from_secs(30),
+        std::time::Duration::from_millis(50),
+        || {
+            assert!(
+                !std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains("problem"),
+                "{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200))
+                .is_ok()
+        },
+    );
+    let mut listed = serde_json::Value::Null;
+    crate::netkit::wait_until(
+        "the console to list the drill and the recovery",
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_millis(200),
+        || {
+            let (code, _, body) = crate::console::http(addr, "GET", "/api/v1/drills");
+            listed = serde_json::from_str(&body).unwrap_or_default();
+            code == 200 && listed.as_array().is_some_and(|a| a.len() == 2)
+        },
+    );
+    let by_kind = |k: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["kind"] == k)
+            .unwrap_or_else(|| panic!("no {k} in {listed}"))
+            .clone()
+    };
+    let d = by_kind("drill");
+    assert_eq!(d["database"], "FREE", "{d}");
+    assert_eq!(d["pass"], true, "{d}");
+    assert_eq!(d["rpo_commits"], 0, "{d}");
+    let exceeded = |v: &serde_json::Value| v["rto_seconds"].as_f64().unwrap() > 1.0;
+    assert_eq!(d["rto_exceeded"], exceeded(&d), "{d}");
+    let r = by_kind("recover");
+    assert_eq!(r["database"], "FREE", "{r}");
+    assert_eq!(r["rto_seconds"], report["rto_seconds"], "{r}");
+    assert!(r["rpo_seconds"].is_null(), "{r}");
+    assert_eq!(r["rto_exceeded"], exceeded(&r), "{r}");
+    let (code, _, page) = crate::console::http(addr, "GET", "/");
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("FREE (recover)") && page.contains("FREE (drill)"),
+        "{page}"
+    );
+    if exceeded(&r) {
+        assert!(page.contains("exceeded"), "{page}");
+    }
 }
