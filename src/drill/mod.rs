@@ -54,7 +54,10 @@ use crate::simulate::workload::{Table, default_tables};
 use crate::simulate::{Rate, SimConfig, Simulator};
 use crate::store::s3::Credentials;
 use attack::Action;
-use procs::{Daemon, Programs, free_port, run_ok, run_tool, scrape, wait_for};
+use procs::{
+    Daemon, ProcessUsage, Programs, Usage, free_port, run_measured, run_ok_measured, scrape,
+    wait_for,
+};
 use referee::{Check, Recovered, TableCounts};
 use setup::{Layout, Ports};
 
@@ -236,7 +239,12 @@ pub struct DrillReport {
     pub archived_logs: usize,
     /// The last commit the database wrote (xid, SCN).
     pub last_commit: Option<(String, u64)>,
-    /// Milliseconds after the crash at which the collector was seen holding the last commit.
+    /// Milliseconds from the crash (the instant the simulated database stopped writing) to the
+    /// first poll (every 20 ms, over the collector's metrics) that saw the collector's durable
+    /// SCN at or past the last commit's: an upper bound of when the backup host held it.
+    /// Between the two the drill only reads the last commit from the journal's tail and polls;
+    /// the referee's ground-truth copy is taken after the wiper killed the daemons, so it delays
+    /// neither this figure nor the wiper. `None` when not seen within the grace period.
     pub last_commit_durable_after_ms: Option<f64>,
     /// What the attacker did.
     pub attack: Vec<Action>,
@@ -244,6 +252,8 @@ pub struct DrillReport {
     pub recovery: Vec<RecoveryStep>,
     /// The referee's checks.
     pub checks: Vec<Check>,
+    /// Each daemon's and recovery step's CPU seconds and peak RSS (from /proc).
+    pub processes: Vec<ProcessUsage>,
     /// Per table.
     pub tables: Vec<TableRow>,
     /// The drill's directory.
@@ -286,6 +296,16 @@ impl DrillReport {
             self.archived_shipped_not_sealed,
             self.seal_interval_seconds
         ));
+        s.push_str("cost per process (CPU seconds user + system; peak RSS = VmHWM):\n");
+        for p in &self.processes {
+            s.push_str(&format!(
+                "  {:<20} {:<9} {:>9.2} s CPU {:>9.1} MiB peak RSS\n",
+                p.name,
+                p.kind,
+                p.usage.cpu_seconds,
+                p.usage.peak_rss_bytes as f64 / f64::from(1 << 20)
+            ));
+        }
         s.push_str("time budget per recovery step:\n");
         for r in &self.recovery {
             s.push_str(&format!("  {:<40} {:>8.2} s\n", r.step, r.seconds));
@@ -602,13 +622,15 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     let mut collector = Some(collector);
     let mut host_daemons = Some((watcher, extractor));
     let mut actions = Vec::new();
+    // What each process cost (CPU seconds, peak RSS), read from /proc as it ends.
+    let mut processes: Vec<ProcessUsage> = Vec::new();
     if opts.wipe_backup_host {
         if let Some(c) = collector.take() {
-            c.kill9();
+            processes.push(daemon_usage(&c.name.clone(), c.kill9()));
         }
         if let Some((w, e)) = host_daemons.take() {
-            w.kill9();
-            e.kill9();
+            processes.push(daemon_usage("watcher", w.kill9()));
+            processes.push(daemon_usage("extractor", e.kill9()));
         }
         actions.push(Action::done(
             if replicas.is_empty() {
@@ -623,21 +645,14 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             "the backup host: the collector's store, key ring, configuration, certificates, the recovery public key",
         )?);
     }
-    let truth = referee::snapshot(&l.oracle, &l.referee)?;
-    let jcommits = referee::journal_commits(&truth.journal);
-    let rollbacks = truth.journal.iter().filter(|e| e.rollback).count();
-    let last = jcommits.last().cloned();
+    // The timing below runs from the crash with nothing else in its way: the last commit is
+    // read from the journal's tail (a few KiB), not from the referee's copy, which is taken
+    // only once the wiper has killed redovault's daemons (see `last_commit_durable_after_ms`).
+    let journal_last = referee::last_commit_in_journal(&l.oracle.join("journal.jsonl"))?;
     say(&format!(
-        "==> [3/5] the attack: the database crashes after {workload_seconds:.1} s ({} commits, {} rollbacks, {} archived logs; last commit {} at SCN {})",
-        jcommits.len(),
-        rollbacks,
-        truth.archived.len(),
-        last.as_ref().map_or("-", |c| c.0.as_str()),
-        last.as_ref().map_or(0, |c| c.1)
-    ));
-    say(&format!(
-        "    referee: journal, archived and online logs copied to {} (ground truth, outside every host)",
-        l.referee.display()
+        "==> [3/5] the attack: the database crashes after {workload_seconds:.1} s (last commit {} at SCN {})",
+        journal_last.as_ref().map_or("-", |c| c.0.as_str()),
+        journal_last.as_ref().map_or(0, |c| c.1)
     ));
     let mut durable_after = None;
     // Seen on the first backup host, or on the second when the first was wiped.
@@ -648,7 +663,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             .first()
             .map(|r| SocketAddr::from(([127, 0, 0, 1], r.metrics)))
     };
-    if let (Some((_, scn, _)), Some(m)) = (last.as_ref(), watched) {
+    if let (Some((_, scn)), Some(m)) = (journal_last.as_ref(), watched) {
         let key = format!("redovault_collector_durable_scn{{stream=\"{stream}\"}}");
         if wait_for(opts.grace.max(Duration::from_millis(100)), || {
             scrape(m).get(&key).is_some_and(|v| *v >= *scn as f64)
@@ -658,7 +673,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     }
     if let Some(ms) = durable_after {
         say(&format!(
-            "    the collector held the last commit {ms:.0} ms after the crash (seen by polling its metrics)"
+            "    the collector held the last commit {ms:.0} ms after the crash (seen by polling its metrics every 20 ms)"
         ));
     }
     if let Some((watcher, extractor)) = host_daemons.take() {
@@ -668,8 +683,8 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             "    {:.1} s after the crash the wiper reaches redovault:",
             opts.grace.as_secs_f64()
         ));
-        watcher.kill9();
-        extractor.kill9();
+        processes.push(daemon_usage("watcher", watcher.kill9()));
+        processes.push(daemon_usage("extractor", extractor.kill9()));
         actions.push(Action::done(
             "kill -9 of the watcher and the extractor",
             "both gone",
@@ -679,6 +694,21 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             "    at the crash the wiper reached the backup host and redovault's daemons (no grace period), then wiped the database host:",
         );
     }
+    // The referee's copy: redovault's daemons on the database host are dead, its files not yet
+    // destroyed. Nothing timed runs meanwhile.
+    let t_copy = Instant::now();
+    let truth = referee::snapshot(&l.oracle, &l.referee)?;
+    let jcommits = referee::journal_commits(&truth.journal);
+    let rollbacks = truth.journal.iter().filter(|e| e.rollback).count();
+    let last = jcommits.last().cloned();
+    say(&format!(
+        "    referee: journal ({} commits, {} rollbacks), {} archived and the online logs copied to {} in {:.1} s (ground truth, outside every host; taken after the daemons died, before the files are destroyed)",
+        jcommits.len(),
+        rollbacks,
+        truth.archived.len(),
+        l.referee.display(),
+        t_copy.elapsed().as_secs_f64()
+    ));
     actions.push(attack::zero_files(&l.oracle.join("online"))?);
     actions.push(attack::remove_tree(
         &l.oracle.join("archive"),
@@ -733,11 +763,16 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             detail,
         });
     };
-    let stopped = collector
-        .take()
-        .map(|c| c.terminate(Duration::from_secs(30)));
+    let stopped = collector.take().map(|c| {
+        let name = c.name.clone();
+        let (clean, usage) = c.terminate(Duration::from_secs(30));
+        processes.push(daemon_usage(&name, usage));
+        clean
+    });
     for r in replicas.drain(..) {
-        r.terminate(Duration::from_secs(30));
+        let name = format!("collector {}", r.name);
+        let (_, usage) = r.terminate(Duration::from_secs(30));
+        processes.push(daemon_usage(&name, usage));
     }
     let t = Instant::now();
     // The collector whose store recovery reads: the first backup host's, or a survivor's.
@@ -779,7 +814,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     );
     let t = Instant::now();
     let html = l.recovery.join("audit.html");
-    let (vcode, vout, verr) = run_tool(
+    let (vcode, vout, verr, usage) = run_measured(
         &p.verifier,
         &[
             "verify",
@@ -791,6 +826,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         ],
         &verifier_env,
     )?;
+    processes.push(recovery_usage("verify", usage));
     let audit: serde_json::Value = serde_json::from_str(&vout).map_err(|e| {
         DrillError::Step(format!(
             "redovault-verifier verify (exit {vcode}) printed no JSON report ({e}): {verr}"
@@ -822,11 +858,12 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     let dest = l.recovery.join("restore");
     let dest_s = dest.to_string_lossy().into_owned();
     let t = Instant::now();
-    let out = run_ok(
+    let (out, usage) = run_ok_measured(
         &p.verifier,
         &["restore", "archive", "--config", &vcfg_s, "--dest", &dest_s],
         &verifier_env,
     )?;
+    processes.push(recovery_usage("restore archive", usage));
     step(&mut steps, "restore archive", t, out.trim().to_string());
     // The online log: always with the recovery team's key, so that the verifier can take the
     // pieces in WORM (the only source left when the backup host is gone).
@@ -847,7 +884,8 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         args.extend(["--worm-prefix", &cfgs.worm_prefix]);
     }
     let t = Instant::now();
-    let out = run_ok(&p.verifier, &args, &verifier_env)?;
+    let (out, usage) = run_ok_measured(&p.verifier, &args, &verifier_env)?;
+    processes.push(recovery_usage("restore online", usage));
     // One record per thread (`threads`); the drill's database has one.
     let online_record: serde_json::Value =
         read_json(&dest.join("restore-online.json"))?["threads"][0].clone();
@@ -907,9 +945,10 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         );
     } else if !missing.is_empty() {
         let t = Instant::now();
+        let mut rebuild_usage = Usage::default();
         for s in &missing {
             let out_path = dest.join(format!("rebuilt_{s}.arc"));
-            let out = run_ok(
+            let (out, usage) = run_ok_measured(
                 &p.collector,
                 &[
                     "rebuild",
@@ -925,11 +964,14 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
                 ],
                 &[],
             )?;
+            rebuild_usage.cpu_seconds += usage.cpu_seconds;
+            rebuild_usage.peak_rss_bytes = rebuild_usage.peak_rss_bytes.max(usage.peak_rss_bytes);
             let v: serde_json::Value = serde_json::from_str(&out)
                 .map_err(|e| DrillError::Step(format!("rebuild report: {e}")))?;
             let size = v["size"].as_u64().unwrap_or(0);
             rebuilt_archived.insert(*s, (out_path, size));
         }
+        processes.push(recovery_usage("collector rebuild", rebuild_usage));
         step(
             &mut steps,
             "rebuild archived logs missing from WORM",
@@ -988,7 +1030,8 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     // outside its record): `restore script` refuses a script that cannot reach the last
     // commit, and says why; otherwise it must succeed.
     let args = ["restore", "script", "--dest", &dest_s];
-    let (code, out, err) = run_tool(&p.verifier, &args, &[])?;
+    let (code, out, err, usage) = run_measured(&p.verifier, &args, &[])?;
+    processes.push(recovery_usage("restore script", usage));
     let gap = applied_note.is_some() || !missing.is_empty();
     let detail = match (code, gap) {
         (0, _) => out.lines().next().unwrap_or("").trim().to_string(),
@@ -1409,6 +1452,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         attack: actions,
         recovery: steps,
         checks,
+        processes,
         tables: rows,
         dir: l.root.clone(),
     };
@@ -1419,6 +1463,22 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     )
     .map_err(|e| DrillError::io(&json, e))?;
     Ok(report)
+}
+
+fn daemon_usage(name: &str, usage: Usage) -> ProcessUsage {
+    ProcessUsage {
+        name: name.to_string(),
+        kind: "daemon",
+        usage,
+    }
+}
+
+fn recovery_usage(name: &str, usage: Usage) -> ProcessUsage {
+    ProcessUsage {
+        name: name.to_string(),
+        kind: "recovery",
+        usage,
+    }
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value, DrillError> {
