@@ -231,6 +231,12 @@ pub struct DrillReport {
     pub archived_shipped_not_sealed: usize,
     /// Seconds the database ran.
     pub workload_seconds: f64,
+    /// Redo per second the database was asked to write (`--rate`).
+    pub rate_bytes_per_second: u64,
+    /// Redo per second it wrote: the asked rate scaled by how far its clock (which advances
+    /// with the redo written) kept up with the wall clock. Below the asked rate when the machine
+    /// could not keep up: the drill then ran at this rate, not at the asked one.
+    pub redo_bytes_per_second: f64,
     /// Committed transactions.
     pub commits: usize,
     /// Rolled-back transactions.
@@ -313,6 +319,12 @@ impl DrillReport {
         s.push_str(&format!(
             "  {:<40} {:>8.2} s\n",
             "total (RTO)", self.rto_seconds
+        ));
+        s.push_str(&format!(
+            "redo: {:.2} MiB/s written of the {:.2} MiB/s asked, for {:.1} s\n",
+            self.redo_bytes_per_second / f64::from(1 << 20),
+            self.rate_bytes_per_second as f64 / f64::from(1 << 20),
+            self.workload_seconds
         ));
         s.push_str(&format!(
             "verdict: {}   RPO = {} commits lost ({:.0} s of commit time)   RTO = {:.1} s   online log from {}   ({} commits, {} archived logs, store {}{})\n",
@@ -545,6 +557,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             replicas.len() + 1
         ));
     }
+    let t_db = Instant::now();
     let db = LiveDb::start(sim)?;
     let dbhost_env: Vec<(&str, &str)> = match &opts.s3 {
         Some(t) => vec![
@@ -619,6 +632,11 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     let clock = db.crash()?;
     let crash = Instant::now();
     let workload_seconds = t_run.elapsed().as_secs_f64();
+    // The simulated clock advances with the redo written: where it lags the wall clock, the
+    // machine did not keep up with the asked rate, and this is the rate the drill ran at.
+    let db_wall = crash.duration_since(t_db).as_secs_f64();
+    let redo_rate = opts.rate as f64 * (db_wall - clock.behind.as_secs_f64()).max(0.0)
+        / db_wall.max(f64::EPSILON);
     let mut collector = Some(collector);
     let mut host_daemons = Some((watcher, extractor));
     let mut actions = Vec::new();
@@ -650,9 +668,11 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     // only once the wiper has killed redovault's daemons (see `last_commit_durable_after_ms`).
     let journal_last = referee::last_commit_in_journal(&l.oracle.join("journal.jsonl"))?;
     say(&format!(
-        "==> [3/5] the attack: the database crashes after {workload_seconds:.1} s (last commit {} at SCN {})",
+        "==> [3/5] the attack: the database crashes after {workload_seconds:.1} s (last commit {} at SCN {}; redo written at {:.2} MiB/s of the {:.2} MiB/s asked)",
         journal_last.as_ref().map_or("-", |c| c.0.as_str()),
-        journal_last.as_ref().map_or(0, |c| c.1)
+        journal_last.as_ref().map_or(0, |c| c.1),
+        redo_rate / f64::from(1 << 20),
+        opts.rate as f64 / f64::from(1 << 20)
     ));
     let mut durable_after = None;
     // Seen on the first backup host, or on the second when the first was wiped.
@@ -673,7 +693,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     }
     if let Some(ms) = durable_after {
         say(&format!(
-            "    the collector held the last commit {ms:.0} ms after the crash (seen by polling its metrics every 20 ms)"
+            "    the collector held the last commit {ms:.1} ms after the crash (seen by polling its metrics every 20 ms)"
         ));
     }
     if let Some((watcher, extractor)) = host_daemons.take() {
@@ -1444,6 +1464,8 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         archived_from_sealed_manifest: from_worm.len() - shipped_not_sealed,
         archived_shipped_not_sealed: shipped_not_sealed,
         workload_seconds,
+        rate_bytes_per_second: opts.rate,
+        redo_bytes_per_second: redo_rate,
         commits: jcommits.len(),
         rollbacks,
         archived_logs: truth.archived.len(),
