@@ -12,11 +12,20 @@
 //! credentials are used to delete, overwrite and shorten the retention of the WORM objects
 //! (each must be refused). Then recovery from nothing: a fresh install with read-only keys
 //! verifies, restores the archived logs and the last-commit online log, and writes the
-//! recovery script. The referee (ground truth copied outside every host at the crash) checks
-//! every archived log byte for byte, the online log's prefix, every committed transaction in
-//! order, and per-table row counts replayed from the recovered redo; it prints RPO (commits
-//! lost, and their span of commit time) and RTO (seconds from the start of recovery to
-//! verified files).
+//! recovery script. The referee (ground truth copied outside every host after the crash, once
+//! the wiper has killed the daemons and before it destroys any file) checks every archived log
+//! byte for byte, the online log's prefix, every committed transaction in order, and per-table
+//! row counts replayed from the recovered redo (every row change, streamed: the checks hold at
+//! any log size); it prints RPO (commits lost, and their span of commit time), RTO (seconds
+//! from the start of recovery to verified files), the redo rate the database achieved, and
+//! each daemon's and recovery step's CPU seconds and peak RSS.
+//!
+//! What is timed from when: `last_commit_durable_after_ms` from the crash (the simulated
+//! database stopped) to the first poll that sees the collector hold the last commit, with
+//! nothing else in between (the last commit is read from the journal's tail); the wiper's
+//! grace from the crash too; RTO from the start of the fresh install to the recovery script.
+//! The referee's copy (hundreds of MB at bank rates) runs between the daemons' death and the
+//! destruction of the files, inside none of these spans.
 //!
 //! `--wipe-backup-host` is the hard case: the wiper reaches the backup host at the moment the
 //! database crashes, before the referee's copy, and nothing gets a grace period: the collector
@@ -27,7 +36,8 @@
 //! journal up to the last recovered commit. Without the flag RPO must be 0.
 //!
 //! ```text
-//!  setup ─► run (workload, daemons) ─► crash ─► referee snapshot ─► attack ─► recovery ─► checks
+//!  setup ─► run (workload, daemons) ─► crash ─► last commit held? ─► kill -9 ─► referee snapshot
+//!        ─► attack (dd, rm -rf, WORM attempts) ─► recovery ─► checks
 //! ```
 //!
 //! The daemons are the real programs (`redovault watch`, `redovault-extractor`,
