@@ -795,13 +795,13 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     };
     let stopped = collector.take().map(|c| {
         let name = c.name.clone();
-        let (clean, usage) = c.terminate(Duration::from_secs(30));
+        let (clean, usage) = c.terminate_measured(Duration::from_secs(30));
         processes.push(daemon_usage(&name, usage));
         clean
     });
     for r in replicas.drain(..) {
         let name = format!("collector {}", r.name);
-        let (_, usage) = r.terminate(Duration::from_secs(30));
+        let (_, usage) = r.terminate_measured(Duration::from_secs(30));
         processes.push(daemon_usage(&name, usage));
     }
     let t = Instant::now();

@@ -203,9 +203,14 @@ impl Daemon {
         usage
     }
 
-    /// SIGTERM, and waits up to `within` for it to exit; returns whether it exited 0, and its
-    /// cost (its peak before the signal, its CPU time through its shutdown).
-    pub fn terminate(mut self, within: Duration) -> (bool, Usage) {
+    /// SIGTERM, and waits up to `within` for it to exit; returns whether it exited 0.
+    pub fn terminate(self, within: Duration) -> bool {
+        self.terminate_measured(within).0
+    }
+
+    /// [`Daemon::terminate`], and its cost (its peak before the signal, its CPU time through
+    /// its shutdown).
+    pub fn terminate_measured(mut self, within: Duration) -> (bool, Usage) {
         self.usage();
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
