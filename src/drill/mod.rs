@@ -315,11 +315,14 @@ impl DrillReport {
         s.push_str("cost per process (CPU seconds user + system; peak RSS = VmHWM):\n");
         for p in &self.processes {
             s.push_str(&format!(
-                "  {:<20} {:<9} {:>9.2} s CPU {:>9.1} MiB peak RSS\n",
+                "  {:<20} {:<9} {:>9.2} s CPU {:>9} MiB peak RSS\n",
                 p.name,
                 p.kind,
                 p.usage.cpu_seconds,
-                p.usage.peak_rss_bytes as f64 / f64::from(1 << 20)
+                p.usage.peak_rss_bytes.map_or("-".to_string(), |b| format!(
+                    "{:.1}",
+                    b as f64 / f64::from(1 << 20)
+                ))
             ));
         }
         s.push_str("time budget per recovery step:\n");

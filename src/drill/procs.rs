@@ -20,8 +20,9 @@ pub struct Usage {
     pub cpu_seconds: f64,
     /// Peak resident set size in bytes (`VmHWM` of `/proc/PID/status`): the kernel's high-water
     /// mark, exact while the process lives. A process that exits on its own loses it with its
-    /// memory: for those (the recovery tools) it is the last value sampled, every 10 ms.
-    pub peak_rss_bytes: u64,
+    /// memory: for those (the recovery tools) it is the last value sampled, every 10 ms; None
+    /// when the tool was gone before any sample read it (a run of a few milliseconds).
+    pub peak_rss_bytes: Option<u64>,
 }
 
 impl Usage {
@@ -37,7 +38,7 @@ impl Usage {
         if let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status"))
             && let Some(hwm) = status_vmhwm(&status)
         {
-            self.peak_rss_bytes = self.peak_rss_bytes.max(hwm);
+            self.peak_rss_bytes = Some(self.peak_rss_bytes.map_or(hwm, |p| p.max(hwm)));
         }
     }
 }
@@ -394,7 +395,7 @@ mod tests {
         u.sample(std::process::id());
         assert!(x > 0);
         assert!(u.cpu_seconds >= 0.1, "{u:?}");
-        assert!(u.peak_rss_bytes >= 32 << 20, "{u:?}");
+        assert!(u.peak_rss_bytes.unwrap() >= 32 << 20, "{u:?}");
     }
 
     #[test]
@@ -410,6 +411,6 @@ mod tests {
         .unwrap();
         assert_eq!((code, out.trim()), (0, "done"));
         assert!(u.cpu_seconds > 0.0, "{u:?}");
-        assert!(u.peak_rss_bytes > 0, "{u:?}");
+        assert!(u.peak_rss_bytes.is_some_and(|p| p > 0), "{u:?}");
     }
 }
