@@ -15,12 +15,21 @@ pub struct DrillArgs {
     /// The drill's directory (an earlier drill in it is replaced).
     #[arg(long, default_value = "redovault-drill")]
     pub dir: PathBuf,
-    /// How long the database runs before the attack (`8s`, `1m`).
-    #[arg(long, default_value = "8s")]
+    /// How long the database runs before the attack (`8s`, `1m`). `--duration` is the same
+    /// option (issue 19's word for it).
+    #[arg(long, visible_alias = "duration", default_value = "8s")]
     pub run_for: String,
-    /// Redo per second (`256K`, `1M`).
-    #[arg(long, default_value = "256K")]
-    pub rate: String,
+    /// Redo per second the database writes to its online log (`256K`, `10M`; default 256K):
+    /// what the extractor streams to the collector and, as each log switches, what the watcher
+    /// ships to WORM. `--online-rate` is the same option.
+    #[arg(long, visible_alias = "online-rate")]
+    pub rate: Option<String>,
+    /// Archived redo per second. The drill runs one database, which archives exactly the redo
+    /// it writes online: given alone, it sets the rate; with a different `--rate`
+    /// (`--online-rate`) it is refused, since an archive rate above the online rate needs
+    /// databases whose redo is only archived, which the drill does not run.
+    #[arg(long)]
+    pub archive_rate: Option<String>,
     /// Size of each online log.
     #[arg(long, default_value = "256K")]
     pub log_size: String,
@@ -105,6 +114,23 @@ fn s3_target(args: &DrillArgs) -> anyhow::Result<Option<S3Target>> {
     Ok(None)
 }
 
+/// The database's redo rate from `--rate` (`--online-rate`) and `--archive-rate`: one
+/// database archives what it writes online, so the two must agree when both are given.
+fn drill_rate(online: Option<&str>, archive: Option<&str>) -> anyhow::Result<u64> {
+    let size = |s: &str, what: &str| {
+        parse_size(s).with_context(|| format!("--{what} {s:?}: expected a size (256K, 10M)"))
+    };
+    let online = online.map(|s| size(s, "online-rate")).transpose()?;
+    let archive = archive.map(|s| size(s, "archive-rate")).transpose()?;
+    match (online, archive) {
+        (Some(o), Some(a)) if o != a => bail!(
+            "--archive-rate {a} differs from --online-rate {o} (bytes per second): the drill runs one database, which archives exactly the redo it writes online; give one rate (an archive rate above the online rate needs archive-only databases, which the drill does not run)"
+        ),
+        (Some(r), _) | (None, Some(r)) => Ok(r),
+        (None, None) => Ok(256 << 10),
+    }
+}
+
 /// Runs the drill; exit 0 when every check held, 1 otherwise.
 pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
     let dur = |s: &str, what: &str| {
@@ -113,11 +139,12 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
     let size = |s: &str, what: &str| {
         parse_size(s).with_context(|| format!("--{what} {s:?}: expected a size (256K, 1M)"))
     };
+    let rate = drill_rate(args.rate.as_deref(), args.archive_rate.as_deref())?;
     let me = std::env::current_exe().context("find the running executable")?;
     let opts = DrillOptions {
         dir: args.dir.clone(),
         run_for: dur(&args.run_for, "run-for")?,
-        rate: size(&args.rate, "rate")?,
+        rate,
         log_size: size(&args.log_size, "log-size")?,
         groups: args.groups,
         grace: dur(&args.grace, "grace")?,
@@ -152,4 +179,40 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rates_agree_or_are_refused() {
+        assert_eq!(drill_rate(None, None).unwrap(), 256 << 10);
+        assert_eq!(drill_rate(Some("10M"), None).unwrap(), 10 << 20);
+        assert_eq!(drill_rate(None, Some("10M")).unwrap(), 10 << 20);
+        assert_eq!(drill_rate(Some("10M"), Some("10M")).unwrap(), 10 << 20);
+        let e = drill_rate(Some("10M"), Some("50M"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("archive-only databases"), "{e}");
+        let e = drill_rate(Some("fast"), None).unwrap_err().to_string();
+        assert!(e.contains("--online-rate \"fast\""), "{e}");
+    }
+
+    #[test]
+    fn duration_and_online_rate_are_the_same_options() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            drill: DrillArgs,
+        }
+        let c = Cli::parse_from(["drill", "--duration", "60s", "--online-rate", "10M"]);
+        assert_eq!(c.drill.run_for, "60s");
+        assert_eq!(c.drill.rate.as_deref(), Some("10M"));
+        let c = Cli::parse_from(["drill", "--run-for", "30s", "--rate", "1M"]);
+        assert_eq!(c.drill.run_for, "30s");
+        assert_eq!(c.drill.rate.as_deref(), Some("1M"));
+        assert!(Cli::try_parse_from(["drill", "--duration", "1s", "--run-for", "2s"]).is_err());
+    }
 }

@@ -12,11 +12,20 @@
 //! credentials are used to delete, overwrite and shorten the retention of the WORM objects
 //! (each must be refused). Then recovery from nothing: a fresh install with read-only keys
 //! verifies, restores the archived logs and the last-commit online log, and writes the
-//! recovery script. The referee (ground truth copied outside every host at the crash) checks
-//! every archived log byte for byte, the online log's prefix, every committed transaction in
-//! order, and per-table row counts replayed from the recovered redo; it prints RPO (commits
-//! lost, and their span of commit time) and RTO (seconds from the start of recovery to
-//! verified files).
+//! recovery script. The referee (ground truth copied outside every host after the crash, once
+//! the wiper has killed the daemons and before it destroys any file) checks every archived log
+//! byte for byte, the online log's prefix, every committed transaction in order, and per-table
+//! row counts replayed from the recovered redo (every row change, streamed: the checks hold at
+//! any log size); it prints RPO (commits lost, and their span of commit time), RTO (seconds
+//! from the start of recovery to verified files), the redo rate the database achieved, and
+//! each daemon's and recovery step's CPU seconds and peak RSS.
+//!
+//! What is timed from when: `last_commit_durable_after_ms` from the crash (the simulated
+//! database stopped) to the first poll that sees the collector hold the last commit, with
+//! nothing else in between (the last commit is read from the journal's tail); the wiper's
+//! grace from the crash too; RTO from the start of the fresh install to the recovery script.
+//! The referee's copy (hundreds of MB at bank rates) runs between the daemons' death and the
+//! destruction of the files, inside none of these spans.
 //!
 //! `--wipe-backup-host` is the hard case: the wiper reaches the backup host at the moment the
 //! database crashes, before the referee's copy, and nothing gets a grace period: the collector
@@ -34,7 +43,8 @@
 //! thread.
 //!
 //! ```text
-//!  setup ─► run (workload, daemons) ─► crash ─► referee snapshot ─► attack ─► recovery ─► checks
+//!  setup ─► run (workload, daemons) ─► crash ─► last commit held? ─► kill -9 ─► referee snapshot
+//!        ─► attack (dd, rm -rf, WORM attempts) ─► recovery ─► checks
 //! ```
 //!
 //! The daemons are the real programs (`redovault watch`, `redovault-extractor`,
@@ -62,7 +72,10 @@ use crate::simulate::workload::{Table, default_tables};
 use crate::simulate::{Rate, SimConfig, Simulator};
 use crate::store::s3::Credentials;
 use attack::Action;
-use procs::{Daemon, Programs, free_port, run_ok, run_tool, scrape, wait_for};
+use procs::{
+    Daemon, ProcessUsage, Programs, Usage, free_port, run_measured, run_ok_measured, scrape,
+    wait_for,
+};
 use referee::{Check, TableCounts};
 use setup::{Layout, Ports};
 use threads::ThreadRecovery;
@@ -245,6 +258,12 @@ pub struct DrillReport {
     pub archived_shipped_not_sealed: usize,
     /// Seconds the database ran.
     pub workload_seconds: f64,
+    /// Redo per second the database was asked to write (`--rate`).
+    pub rate_bytes_per_second: u64,
+    /// Redo per second it wrote: the asked rate scaled by how far its clock (which advances
+    /// with the redo written) kept up with the wall clock. Below the asked rate when the machine
+    /// could not keep up: the drill then ran at this rate, not at the asked one.
+    pub redo_bytes_per_second: f64,
     /// Committed transactions.
     pub commits: usize,
     /// Rolled-back transactions.
@@ -253,7 +272,12 @@ pub struct DrillReport {
     pub archived_logs: usize,
     /// The last commit the database wrote (xid, SCN).
     pub last_commit: Option<(String, u64)>,
-    /// Milliseconds after the crash at which the collector was seen holding the last commit.
+    /// Milliseconds from the crash (the instant the simulated database stopped writing) to the
+    /// first poll (every 20 ms, over the collector's metrics) that saw the collector's durable
+    /// SCN at or past the last commit's: an upper bound of when the backup host held it.
+    /// Between the two the drill only reads the last commit from the journal's tail and polls;
+    /// the referee's ground-truth copy is taken after the wiper killed the daemons, so it delays
+    /// neither this figure nor the wiper. `None` when not seen within the grace period.
     pub last_commit_durable_after_ms: Option<f64>,
     /// What the attacker did.
     pub attack: Vec<Action>,
@@ -261,6 +285,8 @@ pub struct DrillReport {
     pub recovery: Vec<RecoveryStep>,
     /// The referee's checks.
     pub checks: Vec<Check>,
+    /// Each daemon's and recovery step's CPU seconds and peak RSS (from /proc).
+    pub processes: Vec<ProcessUsage>,
     /// Per table.
     pub tables: Vec<TableRow>,
     /// The drill's directory.
@@ -341,6 +367,19 @@ impl DrillReport {
                 ));
             }
         }
+        s.push_str("cost per process (CPU seconds user + system; peak RSS = VmHWM):\n");
+        for p in &self.processes {
+            s.push_str(&format!(
+                "  {:<20} {:<9} {:>9.2} s CPU {:>9} MiB peak RSS\n",
+                p.name,
+                p.kind,
+                p.usage.cpu_seconds,
+                p.usage.peak_rss_bytes.map_or("-".to_string(), |b| format!(
+                    "{:.1}",
+                    b as f64 / f64::from(1 << 20)
+                ))
+            ));
+        }
         s.push_str("time budget per recovery step:\n");
         for r in &self.recovery {
             s.push_str(&format!("  {:<40} {:>8.2} s\n", r.step, r.seconds));
@@ -348,6 +387,12 @@ impl DrillReport {
         s.push_str(&format!(
             "  {:<40} {:>8.2} s\n",
             "total (RTO)", self.rto_seconds
+        ));
+        s.push_str(&format!(
+            "redo: {:.2} MiB/s written of the {:.2} MiB/s asked, for {:.1} s\n",
+            self.redo_bytes_per_second / f64::from(1 << 20),
+            self.rate_bytes_per_second as f64 / f64::from(1 << 20),
+            self.workload_seconds
         ));
         s.push_str(&format!(
             "verdict: {}   RPO = {} commits lost ({:.0} s of commit time)   RTO = {:.1} s   online log from {}   ({} commits, {} archived logs, store {}{})\n",
@@ -594,6 +639,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             replicas.len() + 1
         ));
     }
+    let t_db = Instant::now();
     let db = LiveDb::start(sim)?;
     let dbhost_env: Vec<(&str, &str)> = match &opts.s3 {
         Some(t) => vec![
@@ -685,17 +731,24 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     let clock = db.crash()?;
     let crash = Instant::now();
     let workload_seconds = t_run.elapsed().as_secs_f64();
+    // The simulated clock advances with the redo written: where it lags the wall clock, the
+    // machine did not keep up with the asked rate, and this is the rate the drill ran at.
+    let db_wall = crash.duration_since(t_db).as_secs_f64();
+    let redo_rate = opts.rate as f64 * (db_wall - clock.behind.as_secs_f64()).max(0.0)
+        / db_wall.max(f64::EPSILON);
     let mut collector = Some(collector);
     let mut host_daemons = Some((watcher, extractors));
     let mut actions = Vec::new();
+    // What each process cost (CPU seconds, peak RSS), read from /proc as it ends.
+    let mut processes: Vec<ProcessUsage> = Vec::new();
     if opts.wipe_backup_host {
         if let Some(c) = collector.take() {
-            c.kill9();
+            processes.push(daemon_usage(&c.name.clone(), c.kill9()));
         }
         if let Some((w, es)) = host_daemons.take() {
-            w.kill9();
-            for e in es {
-                e.kill9();
+            processes.push(daemon_usage("watcher", w.kill9()));
+            for (e, t) in es.into_iter().zip(1u16..) {
+                processes.push(daemon_usage(&extractor_name(t, threads), e.kill9()));
             }
         }
         actions.push(Action::done(
@@ -711,21 +764,17 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             "the backup host: the collector's store, key ring, configuration, certificates, the recovery public key",
         )?);
     }
-    let truth = referee::snapshot(&l.oracle, &l.referee)?;
-    let jcommits = referee::journal_commits(&truth.journal);
-    let rollbacks = truth.journal.iter().filter(|e| e.rollback).count();
-    let last = jcommits.last().cloned();
+    // The timing below runs from the crash with nothing else in its way: the last commit is
+    // read from the journal's tail (a few KiB), not from the referee's copy, which is taken
+    // only once the wiper has killed redovault's daemons (see `last_commit_durable_after_ms`).
+    let journal_tail = referee::last_commits_in_journal(&l.oracle.join("journal.jsonl"), threads)?;
+    let journal_last = journal_tail.last.clone();
     say(&format!(
-        "==> [3/5] the attack: the database crashes after {workload_seconds:.1} s ({} commits, {} rollbacks, {} archived logs; last commit {} at SCN {})",
-        jcommits.len(),
-        rollbacks,
-        truth.archived_logs(),
-        last.as_ref().map_or("-", |c| c.0.as_str()),
-        last.as_ref().map_or(0, |c| c.1)
-    ));
-    say(&format!(
-        "    referee: journal, archived and online logs copied to {} (ground truth, outside every host)",
-        l.referee.display()
+        "==> [3/5] the attack: the database crashes after {workload_seconds:.1} s (last commit {} at SCN {}; redo written at {:.2} MiB/s of the {:.2} MiB/s asked)",
+        journal_last.as_ref().map_or("-", |c| c.0.as_str()),
+        journal_last.as_ref().map_or(0, |c| c.1),
+        redo_rate / f64::from(1 << 20),
+        opts.rate as f64 / f64::from(1 << 20)
     ));
     let mut durable_after = None;
     // Seen on the first backup host, or on the second when the first was wiped.
@@ -741,19 +790,15 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         .iter()
         .zip(1u16..)
         .filter_map(|(stream, t)| {
-            truth
-                .journal
-                .iter()
-                .rfind(|e| e.thread == t && !e.rollback)
-                .map(|e| {
-                    (
-                        format!("redovault_collector_durable_scn{{stream=\"{stream}\"}}"),
-                        e.scn,
-                    )
-                })
+            journal_tail.per_thread.get(&t).map(|(_, scn)| {
+                (
+                    format!("redovault_collector_durable_scn{{stream=\"{stream}\"}}"),
+                    *scn,
+                )
+            })
         })
         .collect();
-    if let (Some(_), Some(m)) = (last.as_ref(), watched)
+    if let (Some(_), Some(m)) = (journal_last.as_ref(), watched)
         && wait_for(opts.grace.max(Duration::from_millis(100)), || {
             let got = scrape(m);
             last_per_thread
@@ -765,7 +810,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     }
     if let Some(ms) = durable_after {
         say(&format!(
-            "    the collector held {} {ms:.0} ms after the crash (seen by polling its metrics)",
+            "    the collector held {} {ms:.1} ms after the crash (seen by polling its metrics every 20 ms)",
             if threads > 1 {
                 "every thread's last commit"
             } else {
@@ -780,9 +825,9 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             "    {:.1} s after the crash the wiper reaches redovault:",
             opts.grace.as_secs_f64()
         ));
-        watcher.kill9();
-        for e in extractors {
-            e.kill9();
+        processes.push(daemon_usage("watcher", watcher.kill9()));
+        for (e, t) in extractors.into_iter().zip(1u16..) {
+            processes.push(daemon_usage(&extractor_name(t, threads), e.kill9()));
         }
         actions.push(if threads == 1 {
             Action::done("kill -9 of the watcher and the extractor", "both gone")
@@ -797,6 +842,21 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             "    at the crash the wiper reached the backup host and redovault's daemons (no grace period), then wiped the database host:",
         );
     }
+    // The referee's copy: redovault's daemons on the database host are dead, its files not yet
+    // destroyed. Nothing timed runs meanwhile.
+    let t_copy = Instant::now();
+    let truth = referee::snapshot(&l.oracle, &l.referee)?;
+    let jcommits = referee::journal_commits(&truth.journal);
+    let rollbacks = truth.journal.iter().filter(|e| e.rollback).count();
+    let last = jcommits.last().cloned();
+    say(&format!(
+        "    referee: journal ({} commits, {} rollbacks), {} archived and the online logs copied to {} in {:.1} s (ground truth, outside every host; taken after the daemons died, before the files are destroyed)",
+        jcommits.len(),
+        rollbacks,
+        truth.archived_logs(),
+        l.referee.display(),
+        t_copy.elapsed().as_secs_f64()
+    ));
     actions.push(attack::zero_files(&l.oracle.join("online"))?);
     actions.push(attack::remove_tree(
         &l.oracle.join("archive"),
@@ -852,11 +912,16 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
             detail,
         });
     };
-    let stopped = collector
-        .take()
-        .map(|c| c.terminate(Duration::from_secs(30)));
+    let stopped = collector.take().map(|c| {
+        let name = c.name.clone();
+        let (clean, usage) = c.terminate_measured(Duration::from_secs(30));
+        processes.push(daemon_usage(&name, usage));
+        clean
+    });
     for r in replicas.drain(..) {
-        r.terminate(Duration::from_secs(30));
+        let name = format!("collector {}", r.name);
+        let (_, usage) = r.terminate_measured(Duration::from_secs(30));
+        processes.push(daemon_usage(&name, usage));
     }
     let t = Instant::now();
     // The collector whose store recovery reads: the first backup host's, or a survivor's.
@@ -898,7 +963,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     );
     let t = Instant::now();
     let html = l.recovery.join("audit.html");
-    let (vcode, vout, verr) = run_tool(
+    let (vcode, vout, verr, usage) = run_measured(
         &p.verifier,
         &[
             "verify",
@@ -910,6 +975,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         ],
         &verifier_env,
     )?;
+    processes.push(recovery_usage("verify", usage));
     let audit: serde_json::Value = serde_json::from_str(&vout).map_err(|e| {
         DrillError::Step(format!(
             "redovault-verifier verify (exit {vcode}) printed no JSON report ({e}): {verr}"
@@ -941,11 +1007,12 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     let dest = l.recovery.join("restore");
     let dest_s = dest.to_string_lossy().into_owned();
     let t = Instant::now();
-    let out = run_ok(
+    let (out, usage) = run_ok_measured(
         &p.verifier,
         &["restore", "archive", "--config", &vcfg_s, "--dest", &dest_s],
         &verifier_env,
     )?;
+    processes.push(recovery_usage("restore archive", usage));
     step(&mut steps, "restore archive", t, out.trim().to_string());
     // The online logs: always with the recovery team's key, so that the verifier can take
     // the pieces in WORM (the only source left when the backup host is gone). One run for
@@ -967,7 +1034,8 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         args.extend(["--worm-prefix", &cfgs.worm_prefix]);
     }
     let t = Instant::now();
-    run_ok(&p.verifier, &args, &verifier_env)?;
+    let (_, usage) = run_ok_measured(&p.verifier, &args, &verifier_env)?;
+    processes.push(recovery_usage("restore online", usage));
     // One record per thread (`threads`).
     let mut online_records = threads::online_records(&dest)?;
     let archive_record: serde_json::Value = read_json(&dest.join("restore-archive.json"))?;
@@ -1029,9 +1097,13 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         );
     } else if !missing.is_empty() {
         let t = Instant::now();
+        let mut rebuild_usage = Usage::default();
         for r in &mut recoveries {
-            r.rebuild_missing(&p.collector, &ccfg, &dest)?;
+            let u = r.rebuild_missing(&p.collector, &ccfg, &dest)?;
+            rebuild_usage.cpu_seconds += u.cpu_seconds;
+            rebuild_usage.peak_rss_bytes = rebuild_usage.peak_rss_bytes.max(u.peak_rss_bytes);
         }
+        processes.push(recovery_usage("collector rebuild", rebuild_usage));
         step(
             &mut steps,
             "rebuild archived logs missing from WORM",
@@ -1047,7 +1119,8 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     // outside its record): `restore script` refuses a script that cannot reach the last
     // commit, and says why; otherwise it must succeed.
     let args = ["restore", "script", "--dest", &dest_s];
-    let (script_code, out, err) = run_tool(&p.verifier, &args, &[])?;
+    let (script_code, out, err, usage) = run_measured(&p.verifier, &args, &[])?;
+    processes.push(recovery_usage("restore script", usage));
     let code = script_code;
     let gap = recoveries.iter().any(ThreadRecovery::gap);
     // The last recoverable point, and with several threads what each thread gives.
@@ -1405,6 +1478,8 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         archived_from_sealed_manifest: from_worm - shipped_not_sealed,
         archived_shipped_not_sealed: shipped_not_sealed,
         workload_seconds,
+        rate_bytes_per_second: opts.rate,
+        redo_bytes_per_second: redo_rate,
         commits: jcommits.len(),
         rollbacks,
         archived_logs: truth.archived_logs(),
@@ -1413,6 +1488,7 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
         attack: actions,
         recovery: steps,
         checks,
+        processes,
         tables: rows,
         dir: l.root.clone(),
     };
@@ -1423,6 +1499,31 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     )
     .map_err(|e| DrillError::io(&json, e))?;
     Ok(report)
+}
+
+/// An extractor's name in the report: one per redo thread on RAC.
+fn extractor_name(thread: u16, threads: u16) -> String {
+    if threads == 1 {
+        "extractor".to_string()
+    } else {
+        format!("extractor (thread {thread})")
+    }
+}
+
+fn daemon_usage(name: &str, usage: Usage) -> ProcessUsage {
+    ProcessUsage {
+        name: name.to_string(),
+        kind: "daemon",
+        usage,
+    }
+}
+
+fn recovery_usage(name: &str, usage: Usage) -> ProcessUsage {
+    ProcessUsage {
+        name: name.to_string(),
+        kind: "recovery",
+        usage,
+    }
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value, DrillError> {

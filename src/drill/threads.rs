@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::DrillError;
-use super::procs::run_ok;
+use super::procs::{Usage, run_ok_measured};
 use super::referee::{self, Check, Recovered, Replay, ThreadLogs};
 use crate::simulate::journal::JournalEntry;
 
@@ -119,10 +119,11 @@ impl ThreadRecovery {
         collector: &Path,
         collector_config: &str,
         dest: &Path,
-    ) -> Result<(), DrillError> {
+    ) -> Result<Usage, DrillError> {
+        let mut total = Usage::default();
         for s in &self.missing {
             let out_path = dest.join(format!("rebuilt_{}_{s}.arc", self.thread));
-            let out = run_ok(
+            let (out, usage) = run_ok_measured(
                 collector,
                 &[
                     "rebuild",
@@ -142,8 +143,10 @@ impl ThreadRecovery {
                 .map_err(|e| DrillError::Step(format!("rebuild report: {e}")))?;
             let size = v["size"].as_u64().unwrap_or(0);
             self.rebuilt_archived.insert(*s, (out_path, size));
+            total.cpu_seconds += usage.cpu_seconds;
+            total.peak_rss_bytes = total.peak_rss_bytes.max(usage.peak_rss_bytes);
         }
-        Ok(())
+        Ok(total)
     }
 
     /// What recovery applies: the archived logs in sequence order up to the first gap, then

@@ -8,7 +8,8 @@
 //! # Entry points
 //! - [`analyze`]: the whole-file [`Report`] of one redo file (header, block states, record
 //!   count, commits with XID/SCN/rollback/RBA/time, begins, row changes, errors, last commit).
-//!   [`Analyzer`] does the same from chunks.
+//!   [`Analyzer`] does the same from chunks, and hands every row change and transaction end
+//!   to a visitor ([`Analyzer::feed_with`]), beyond the report's capped list.
 //! - [`Decoder`]: the streaming decoder: [`Decoder::feed`] bytes, [`Decoder::poll`] returns
 //!   `Ok(None)` when it needs more, or the next [`Event`] (headers, one event per block, each
 //!   [`Record`], record-level [`DecodeError`]s, end); [`Decoder::finish`] declares EOF.
@@ -86,7 +87,7 @@ pub use offsets::{OffsetCheck, OffsetMismatch};
 pub use opcode::Opcode;
 pub use position::{LogSeq, Rba, Scn, ThreadId, Xid};
 pub use record::{Record, RecordHeader};
-pub use report::{Analyzer, BadBlock, Report, RowChange, analyze};
+pub use report::{Analyzer, BadBlock, Report, RowChange, TxnEvent, analyze};
 pub use time::RedoTime;
 pub use txn::{Begin, Commit};
 pub use vector::ChangeVector;

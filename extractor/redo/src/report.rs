@@ -1,6 +1,12 @@
 //! Whole-file analysis: everything `redovault inspect` prints, built from the decoder's
 //! events. [`Analyzer`] is streaming (feed chunks, then finish); [`crate::analyze`] runs it on a
 //! byte slice.
+//!
+//! The [`Report`] keeps at most [`MAX_ROW_CHANGES`] row changes: it is what `inspect` prints, and
+//! a 64 MiB log can hold millions of them. A caller that needs every one (the drill's referee
+//! counts rows per table) passes a visitor to [`Analyzer::feed_with`] / [`Analyzer::finish_with`]:
+//! it sees every row change and every transaction end, in log order, whatever the caps, and
+//! keeps what it needs in memory of its own choosing.
 
 use crate::block::BadReason;
 use crate::block::BlockState;
@@ -45,6 +51,16 @@ pub struct RowChange {
     pub scn: Scn,
     /// Where the record starts.
     pub rba: Rba,
+}
+
+/// One transaction event, as [`Analyzer::feed_with`] hands them to its visitor: every one, in
+/// log order (within a record, its row changes before its 5.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TxnEvent {
+    /// An 11.x row change.
+    Row(RowChange),
+    /// A commit or rollback (5.4).
+    End(Commit),
 }
 
 /// Counts of block states (blocks 1 .. block count).
@@ -148,14 +164,30 @@ impl Analyzer {
 
     /// Feeds the next bytes of the file.
     pub fn feed(&mut self, data: &[u8]) -> Result<(), NotRedo> {
+        self.feed_with(data, &mut |_| {})
+    }
+
+    /// Feeds the next bytes of the file; `visit` sees every row change and transaction end
+    /// these bytes complete, in log order (none is dropped, unlike the report's capped list).
+    pub fn feed_with(
+        &mut self,
+        data: &[u8],
+        visit: &mut dyn FnMut(TxnEvent),
+    ) -> Result<(), NotRedo> {
         self.dec.feed(data);
-        self.drain()
+        self.drain(visit)
     }
 
     /// Ends the input and returns the report.
-    pub fn finish(mut self) -> Result<Report, NotRedo> {
+    pub fn finish(self) -> Result<Report, NotRedo> {
+        self.finish_with(&mut |_| {})
+    }
+
+    /// Ends the input, `visit` seeing the last events (as [`Analyzer::feed_with`]), and returns
+    /// the report.
+    pub fn finish_with(mut self, visit: &mut dyn FnMut(TxnEvent)) -> Result<Report, NotRedo> {
         self.dec.finish();
-        self.drain()?;
+        self.drain(visit)?;
         let write_point = self.dec.write_point();
         let log_state = self.dec.log_state();
         let a = self.acc;
@@ -192,9 +224,9 @@ impl Analyzer {
         })
     }
 
-    fn drain(&mut self) -> Result<(), NotRedo> {
+    fn drain(&mut self, visit: &mut dyn FnMut(TxnEvent)) -> Result<(), NotRedo> {
         while let Some(ev) = self.dec.poll()? {
-            self.acc.handle(ev);
+            self.acc.handle(ev, visit);
         }
         Ok(())
     }
@@ -222,7 +254,7 @@ impl Acc {
         }
     }
 
-    fn handle(&mut self, ev: Event<'_>) {
+    fn handle(&mut self, ev: Event<'_>, visit: &mut dyn FnMut(TxnEvent)) {
         match ev {
             Event::FileHeader(h) => {
                 self.offsets = Some(OffsetChecker::new(h.bs()));
@@ -257,14 +289,15 @@ impl Acc {
                     }
                 }
             }
-            Event::Record(r) => self.record(&r),
+            Event::Record(r) => self.record(&r, visit),
             Event::Error(e) => self.error(e),
             Event::End => {}
         }
     }
 
-    fn record(&mut self, r: &Record<'_>) {
+    fn record(&mut self, r: &Record<'_>, visit: &mut dyn FnMut(TxnEvent)) {
         self.records = self.records.saturating_add(1);
+        let commits_before = self.commits.len();
         if let Some(o) = self.offsets.as_mut() {
             o.record(r.rba, r.header.len);
         }
@@ -316,11 +349,15 @@ impl Acc {
         }
         for mut row in self.pending_rows.drain(..) {
             row.xid = xid;
+            visit(TxnEvent::Row(row));
             if self.row_changes.len() < MAX_ROW_CHANGES {
                 self.row_changes.push(row);
             } else {
                 self.row_changes_omitted = self.row_changes_omitted.saturating_add(1);
             }
+        }
+        for c in self.commits.iter().skip(commits_before) {
+            visit(TxnEvent::End(*c));
         }
     }
 }
@@ -332,4 +369,176 @@ pub fn analyze(bytes: &[u8]) -> Result<Report, NotRedo> {
         a.feed(chunk)?;
     }
     a.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::position::{LogSeq, ThreadId};
+    use crate::writer::{
+        BlockSize, Compat, Endian, LogConfig, LogWriter, Lwn, Record as WRecord, RowId, ScnForm,
+        VectorBuilder,
+    };
+
+    /// A log of `txns` transactions of `rows` inserts each (the odd ones rolled back), a record
+    /// holding a 5.4 and an insert of its own at the end of each; and the xids.
+    fn log_with_rows(txns: u32, rows: u32) -> (Vec<u8>, Vec<Xid>) {
+        let per_txn_blocks = (u64::from(rows) * 400) / 4096 + 4;
+        let cfg = LogConfig {
+            block_size: BlockSize::B4096,
+            endian: Endian::Little,
+            compat: Compat::V23_6,
+            scn_form: ScnForm::Big,
+            db_id: 7,
+            db_name: "ROWS".into(),
+            thread: ThreadId(1),
+            sequence: LogSeq(3),
+            resetlogs_id: 11,
+            resetlogs_scn: Scn(100),
+            activation_id: 5,
+            first_scn: Scn(1_000),
+            first_time: 1_772_847_880,
+            log_blocks: u32::try_from(u64::from(txns) * per_txn_blocks + 8).unwrap(),
+            con_uid: 1,
+            file_number: 1,
+            control_seq: 1,
+        };
+        let mut w = LogWriter::new(cfg.clone()).unwrap();
+        let mut file = vec![0u8; (cfg.log_blocks as usize + 1) * 4096];
+        file[..4096].copy_from_slice(&w.file_header());
+        file[4096..8192].copy_from_slice(&w.current_header());
+        let vb = VectorBuilder {
+            endian: Endian::Little,
+            compat: Compat::V23_6,
+            con_id: 3,
+            con_uid: 1,
+            undo_afn: 4,
+            supplemental_log: false,
+        };
+        let mut scn = 1_001u64;
+        let mut xids = Vec::new();
+        for t in 0..txns {
+            let xid = Xid {
+                usn: 10,
+                slot: (t % 40) as u16,
+                sqn: 500 + t,
+            };
+            xids.push(xid);
+            let mut records = Vec::new();
+            for n in 0..rows {
+                let row = RowId {
+                    data_obj: 74_000 + t % 3,
+                    afn: 25,
+                    block: 128 + n,
+                    slot: 0,
+                };
+                let insert = vb.insert(xid, n, row, Scn(scn), &[vec![0xc1, 0x02]]);
+                let mut vectors = Vec::new();
+                if n == 0 {
+                    vectors.push(vb.begin(xid, Scn(scn)));
+                }
+                vectors.push(vb.undo(xid, n, Scn(scn), &vb.delete(xid, n, row, Scn(scn))));
+                vectors.push(insert);
+                records.push(WRecord {
+                    scn: Scn(scn),
+                    subscn: 1,
+                    vectors,
+                });
+                scn += 1;
+            }
+            // The 5.4 shares its record with one more insert: the row comes first.
+            let row = RowId {
+                data_obj: 74_000 + t % 3,
+                afn: 25,
+                block: 9_999,
+                slot: 0,
+            };
+            records.push(WRecord {
+                scn: Scn(scn),
+                subscn: 1,
+                vectors: vec![
+                    vb.undo(xid, rows, Scn(scn), &vb.delete(xid, rows, row, Scn(scn))),
+                    vb.insert(xid, rows, row, Scn(scn), &[vec![0xc1, 0x03]]),
+                    vb.commit(xid, t % 2 == 1, Scn(scn), 1_772_847_880),
+                ],
+            });
+            let out = w
+                .append_lwn(&Lwn {
+                    scn: Scn(scn),
+                    time: 1_772_847_880,
+                    records,
+                })
+                .unwrap();
+            scn += 1;
+            let at = out.first_block as usize * 4096;
+            file[at..at + out.bytes.len()].copy_from_slice(&out.bytes);
+        }
+        (file, xids)
+    }
+
+    #[test]
+    fn the_visitor_sees_every_row_change_beyond_the_reports_cap_in_log_order() {
+        // 12 transactions of 9,000 inserts (+1 beside each commit): 108,012 row changes.
+        let (log, xids) = log_with_rows(12, 9_000);
+        let mut a = Analyzer::new();
+        let mut events = Vec::new();
+        for chunk in log.chunks(100_000) {
+            a.feed_with(chunk, &mut |e| events.push(e)).unwrap();
+        }
+        let r = a.finish_with(&mut |e| events.push(e)).unwrap();
+        assert!(r.is_clean(), "{:?} {:?}", r.bad_blocks, r.errors);
+        // The report keeps its cap (what inspect prints) and counts the rest.
+        assert_eq!(r.row_changes.len(), MAX_ROW_CHANGES);
+        assert_eq!(r.row_changes_omitted, 108_012 - MAX_ROW_CHANGES as u64);
+        // The visitor sees all of them, each before its transaction's end, and the ends in
+        // the report's order.
+        let rows: Vec<&RowChange> = events
+            .iter()
+            .filter_map(|e| match e {
+                TxnEvent::Row(r) => Some(r),
+                TxnEvent::End(_) => None,
+            })
+            .collect();
+        assert_eq!(rows.len(), 108_012);
+        assert_eq!(
+            &r.row_changes[..],
+            &rows[..MAX_ROW_CHANGES]
+                .iter()
+                .map(|r| **r)
+                .collect::<Vec<_>>()[..]
+        );
+        let ends: Vec<Commit> = events
+            .iter()
+            .filter_map(|e| match e {
+                TxnEvent::End(c) => Some(*c),
+                TxnEvent::Row(_) => None,
+            })
+            .collect();
+        assert_eq!(ends, r.commits);
+        let mut open: HashMap<Xid, u32> = HashMap::new();
+        let mut done = Vec::new();
+        for e in &events {
+            match e {
+                TxnEvent::Row(row) => *open.entry(row.xid.unwrap()).or_default() += 1,
+                TxnEvent::End(c) => done.push((c.xid, open.remove(&c.xid).unwrap_or(0))),
+            }
+        }
+        assert!(open.is_empty());
+        assert_eq!(done, xids.iter().map(|x| (*x, 9_001)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn feed_and_finish_without_a_visitor_give_the_same_report() {
+        let (log, _) = log_with_rows(3, 50);
+        let mut a = Analyzer::new();
+        let mut n = 0;
+        for chunk in log.chunks(777) {
+            a.feed_with(chunk, &mut |_| n += 1).unwrap();
+        }
+        let with = a.finish_with(&mut |_| n += 1).unwrap();
+        assert_eq!(n, 3 * 51 + 3);
+        assert_eq!(with, analyze(&log).unwrap());
+    }
 }
