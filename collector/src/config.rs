@@ -20,6 +20,7 @@
 //! missed_heartbeats = 5
 //! handshake_timeout = "10s"
 //! max_frame = "8M"
+//! accept_compression = true        # take an extractor's offer of zstd-compressed Data
 //!
 //! [store]
 //! dir = "/var/lib/redovault/collector"         # required
@@ -29,6 +30,8 @@
 //! queue = 1024
 //! max_batch = 1024
 //! max_batch_bytes = "16M"
+//! compress = "off"                  # "zstd": chunks in segments and WORM pieces compressed
+//! compress_level = 3                # zstd level 1..=19 when compress = "zstd"
 //!
 //! [[extractor]]                     # optional allow-list; none: any authenticated extractor
 //! id = "redovault-extractor"        # Hello's extractor id = certificate CN or DNS SAN
@@ -65,6 +68,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use redovault::compress::{Level, MAX_LEVEL};
 use redovault::crypto::keys::KeyRing;
 use redovault::crypto::legacy::Psk;
 use redovault::crypto::recovery::RecoveryPublicKey;
@@ -119,6 +123,8 @@ pub struct CollectorConfig {
     pub cipher: Cipher,
     /// Link tunables.
     pub link: LinkConfig,
+    /// Accept an extractor's offer of compressed Data.
+    pub accept_compression: bool,
     /// Store directory.
     pub store_dir: PathBuf,
     /// Key file of the at-rest key ring.
@@ -302,6 +308,7 @@ impl CollectorConfig {
             ) as usize,
             ..tomlcheck::link_timing(&mut s, &d)
         };
+        let accept_compression = s.bool("accept_compression", true);
         s.finish();
 
         let mut s = Section::top(&root, "store", true, &p);
@@ -316,6 +323,16 @@ impl CollectorConfig {
                 4 << 10,
                 crate::segment::MAX_CHUNK_DATA as u64,
             ) as usize,
+            compress: {
+                let on = s.choice("compress", "off", &["off", "zstd"]) == "zstd";
+                let level = s.int(
+                    "compress_level",
+                    Level::DEFAULT.get() as u64,
+                    1,
+                    MAX_LEVEL as u64,
+                );
+                Level::new(level as i32).filter(|_| on)
+            },
         };
         let wd = WriterConfig::default();
         let writer = WriterConfig {
@@ -396,6 +413,7 @@ impl CollectorConfig {
                 max_connections,
                 cipher,
                 link,
+                accept_compression,
                 store_dir,
                 key_file,
                 store,
@@ -474,6 +492,7 @@ impl CollectorConfig {
             extractors: self.extractors.clone(),
             writer: self.writer,
             metrics_listen: self.metrics_listen,
+            accept_compression: self.accept_compression,
         }
     }
 }

@@ -45,6 +45,7 @@ fn hello(db: u32, id: &str) -> Message {
             seq: LogSeq(1),
             offset: 0,
         },
+        capabilities: None,
     })
 }
 
@@ -93,6 +94,7 @@ async fn start_server(store: Store, security: ServerSecurity, max_connections: u
             extractors: Vec::new(),
             writer: WriterConfig::default(),
             metrics_listen: None,
+            accept_compression: true,
         },
         CancellationToken::new(),
     )

@@ -171,6 +171,7 @@ fn run_one(
                     extractors: Vec::new(),
                     writer: WriterConfig::default(),
                     metrics_listen: None,
+                    accept_compression: true,
                 },
                 cancel.clone(),
             ))

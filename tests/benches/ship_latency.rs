@@ -397,6 +397,7 @@ fn main() {
                 extractors: Vec::new(),
                 writer: WriterConfig::default(),
                 metrics_listen: None,
+                accept_compression: true,
             },
             cancel.clone(),
         ))

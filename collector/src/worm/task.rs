@@ -21,6 +21,8 @@ use super::chain::{PieceEntry, chain_dir};
 use super::cutter::{Cutter, Decision};
 use super::follow::Follower;
 use crate::metrics::CollectorMetrics;
+use redovault::compress::Level;
+
 use crate::piece::{self, PieceHeader, SealedPiece, parse_piece_name, stream_prefix};
 use crate::segment::Chunk;
 use crate::store::stream_dir_name;
@@ -42,6 +44,8 @@ pub struct Worm<S> {
     pub prefix: String,
     /// The recovery public key.
     pub key: RecoveryPublicKey,
+    /// zstd level of the chunks in the pieces (`[store] compress`; `None`: raw).
+    pub compress: Option<Level>,
     /// The collector's at-rest keys (to read its segments).
     pub keys: Arc<KeyRing>,
     /// The collector's store directory.
@@ -338,10 +342,11 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
             return Ok(true);
         }
         let (stream, prev, key) = (self.stream, self.prev_piece, self.worm.key.clone());
+        let compress = self.worm.compress;
         let to_seal = chunks.clone();
         let sealed = self
             .observing(tokio::task::spawn_blocking(move || {
-                piece::seal(stream, index, prev, &to_seal, &key)
+                piece::seal_with(stream, index, prev, &to_seal, &key, compress)
             }))
             .await
             .map_err(|e| e.to_string())?
@@ -706,6 +711,7 @@ mod tests {
         let opts = StoreOptions {
             segment_size: 64 << 10,
             chunk_size: 1024,
+            compress: None,
         };
         let mut st = Store::open_with(dir, keys(), opts, Arc::new(crate::fs::RealFs)).unwrap();
         for k in 0..n {
@@ -787,6 +793,7 @@ mod tests {
             StoreOptions {
                 segment_size: 64 << 10,
                 chunk_size: 1024,
+                compress: None,
             },
             Arc::new(crate::fs::RealFs),
         )
@@ -814,6 +821,7 @@ mod tests {
                 store: wstore.clone(),
                 prefix: "p".into(),
                 key: sk.public().clone(),
+                compress: None,
                 keys: Arc::new(keys()),
                 store_dir: store_dir.clone(),
                 config,
@@ -963,6 +971,7 @@ mod gated {
                 },
                 prefix: "t".into(),
                 key: RecoveryPrivateKey::generate().public().clone(),
+                compress: None,
                 keys: Arc::new(keys()),
                 store_dir,
                 config,

@@ -59,10 +59,12 @@ fn messages() -> Vec<Message> {
             db_name: "ORCL".into(),
             extractor_id: "dbhost-1".into(),
             from: pos(16, 0),
+            capabilities: None,
         }),
         Message::Welcome(Welcome {
             resume: pos(16, 1024),
             last_commit: Some(commit(2, pos(16, 1024))),
+            capabilities: None,
         }),
         Message::Data(Data {
             pos: pos(16, 1024),
