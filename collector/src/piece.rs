@@ -510,6 +510,26 @@ mod tests {
     }
 
     #[test]
+    fn compressed_pieces_give_the_original_chunks_back() {
+        let sk = RecoveryPrivateKey::generate();
+        let raw = seal(stream(), 3, Sha256Digest::ZERO, &chunks(), sk.public()).unwrap();
+        let z = seal_with(
+            stream(),
+            3,
+            Sha256Digest::ZERO,
+            &chunks(),
+            sk.public(),
+            Level::new(3),
+        )
+        .unwrap();
+        assert!(z.bytes.len() < raw.bytes.len() - 1000, "{}", z.bytes.len());
+        assert_eq!(z.header.end, raw.header.end);
+        let (h, got) = open(&z.bytes, &sk, "z").unwrap();
+        assert_eq!(h, z.header);
+        assert_eq!(got, chunks());
+    }
+
+    #[test]
     fn tampering_and_the_wrong_key_are_named() {
         let sk = RecoveryPrivateKey::generate();
         let p = seal(stream(), 1, Sha256Digest::ZERO, &chunks(), sk.public()).unwrap();
