@@ -536,6 +536,26 @@ key_file = "/etc/redovault/keys"
     }
 
     #[test]
+    fn compression_accepted_on_the_link_and_off_in_the_store_by_default() {
+        let c = CollectorConfig::parse(MINIMAL).unwrap();
+        assert!(c.accept_compression);
+        assert_eq!(c.store.compress, None);
+        let text = MINIMAL.replace(
+            "[store]\n",
+            "[link]\naccept_compression = false\n[store]\ncompress = \"zstd\"\ncompress_level = 1\n",
+        );
+        let c = CollectorConfig::parse(&text).unwrap();
+        assert!(!c.accept_compression);
+        assert_eq!(c.store.compress, Level::new(1));
+        let text = MINIMAL.replace(
+            "[store]\n",
+            "[store]\ncompress = \"yes\"\ncompress_level = 0\n",
+        );
+        let p = CollectorConfig::parse(&text).unwrap_err();
+        assert_eq!(p.len(), 2, "{p:?}");
+    }
+
+    #[test]
     fn every_problem_is_listed_at_once() {
         let text = r#"
 [listen]

@@ -483,6 +483,27 @@ dir = "/var/lib/redovault/extractor"
     }
 
     #[test]
+    fn compression_off_by_default_zstd_with_a_level() {
+        assert_eq!(Settings::parse(BASE).unwrap().link.compress, None);
+        let s = Settings::parse(&format!("{BASE}[link]\ncompress = \"zstd\"\n")).unwrap();
+        assert_eq!(s.link.compress, Some(Level::DEFAULT));
+        let s = Settings::parse(&format!(
+            "{BASE}[link]\ncompress = \"zstd\"\ncompress_level = 19\n"
+        ))
+        .unwrap();
+        assert_eq!(s.link.compress, Level::new(19));
+        let p = Settings::parse(&format!(
+            "{BASE}[link]\ncompress = \"lz4\"\ncompress_level = 20\n"
+        ))
+        .unwrap_err();
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p[0].contains("link.compress") && p[1].contains("link.compress_level"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
     fn collector_section_tls_and_blowfish() {
         let text = format!(
             "{BASE}[collector]\naddress = \"collector.example.net:7070\"\nextractor_id = \"x1\"\n\
