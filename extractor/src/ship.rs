@@ -44,7 +44,7 @@ use redovault::compress::Level;
 use redovault::wire::message::{
     Ack, Capabilities, Data, Hello, Message, PROTOCOL_VERSION, RejectCode,
 };
-use redovault::wire::transport::{ClientSecurity, Link, LinkConfig, LinkError};
+use redovault::wire::transport::{ClientSecurity, Link, LinkConfig, LinkError, LinkErrorKind};
 use redovault::wire::window::Window;
 use redovault::wire::{CommitMark, StreamId, StreamPos, latency};
 use tokio::sync::{mpsc, watch};
@@ -510,7 +510,19 @@ impl Shipper {
         .await?;
         let answer = tokio::time::timeout(self.cfg.link.handshake_timeout, link.recv())
             .await
-            .map_err(|_| SessionEnd::Protocol("no Welcome in time".into()))??;
+            .map_err(|_| SessionEnd::Protocol("no Welcome in time".into()))?;
+        let answer = match answer {
+            // A collector before issue 19 refuses the offer's byte as trailing bytes after
+            // the Hello's last field, in an Error.
+            Err(e) if offered && refuses_the_offer(&e) => {
+                self.offer_compression = false;
+                warn!(error = %e, "the collector refused a Hello that offers compression \
+                    (a collector that predates it?): saying Hello again without, uncompressed \
+                    until this extractor restarts");
+                return Err(e.into());
+            }
+            r => r?,
+        };
         match answer {
             Message::Welcome(w) => {
                 let level = self
@@ -531,18 +543,7 @@ impl Shipper {
                 }
                 Ok((link, w.resume, w.last_commit))
             }
-            Message::Error(f) if offered && f.reason.contains("trailing") => {
-                // A collector before issue 19 refuses the offer's byte as trailing bytes
-                // after the Hello's last field.
-                self.offer_compression = false;
-                warn!(reason = %f.reason, "the collector refused a Hello that offers compression \
-                    (a collector that predates it?): saying Hello again without, uncompressed \
-                    until this extractor restarts");
-                Err(SessionEnd::Protocol(format!(
-                    "the collector refused the compression offer: {}",
-                    f.reason
-                )))
-            }
+
             Message::Reject(r) => Err(SessionEnd::Rejected {
                 code: r.code,
                 reason: r.reason,
@@ -723,6 +724,12 @@ impl Shipper {
         self.refresh(&window);
         end
     }
+}
+
+/// The answer of a collector that predates compression to a Hello offering it: an Error
+/// naming the Hello's trailing bytes.
+fn refuses_the_offer(e: &LinkError) -> bool {
+    matches!(&e.kind, LinkErrorKind::PeerFailed(r) if r.contains("Hello") && r.contains("trailing"))
 }
 
 async fn next_chunk(tail: &mut Option<TailHandle>) -> Result<Option<Chunk>, String> {

@@ -29,7 +29,12 @@ struct Seen {
 }
 
 /// One connection, answered as a collector before issue 19 would.
-async fn old_collector(tcp: tokio::net::TcpStream, peer: SocketAddr, sec: Arc<ServerSecurity>, seen: Arc<Seen>) {
+async fn old_collector(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    sec: Arc<ServerSecurity>,
+    seen: Arc<Seen>,
+) {
     let config = LinkConfig {
         heartbeat_interval: Duration::from_millis(250),
         missed_heartbeats: 8,
@@ -119,7 +124,11 @@ fn an_extractor_offering_compression_ships_raw_to_a_collector_that_predates_it()
         "raw to an old collector"
     );
     assert!(extractor.terminate(Duration::from_secs(20)));
-    assert_eq!(seen.offers.load(Ordering::SeqCst), 1, "offered once, then not again");
+    assert_eq!(
+        seen.offers.load(Ordering::SeqCst),
+        1,
+        "offered once, then not again"
+    );
     assert!(seen.plain.load(Ordering::SeqCst) >= 1);
     assert!(seen.bytes.load(Ordering::SeqCst) > 100_000);
     let log = std::fs::read_to_string(w.path("extractor.log")).unwrap_or_default();

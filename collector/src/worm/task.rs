@@ -777,9 +777,15 @@ mod tests {
         let level = redovault::compress::Level::new(3);
         let z = piece::seal_with(S, 3, prev, &all[..3], &pk, level).unwrap();
         assert!(z.header.plaintext_len < p.header.plaintext_len);
-        assert_eq!(orphan_fit(&z.header, S, 3, prev, pk.id(), &all, level), Some(3));
+        assert_eq!(
+            orphan_fit(&z.header, S, 3, prev, pk.id(), &all, level),
+            Some(3)
+        );
         assert_eq!(orphan_fit(&z.header, S, 3, prev, pk.id(), &all, None), None);
-        assert_eq!(orphan_fit(&p.header, S, 3, prev, pk.id(), &all, level), Some(3));
+        assert_eq!(
+            orphan_fit(&p.header, S, 3, prev, pk.id(), &all, level),
+            Some(3)
+        );
     }
 
     /// A crash between a piece's upload and its record, while the database kept writing:
