@@ -232,6 +232,7 @@ fn run_one(
                 db_name: "FREE".into(),
                 reconnect_min: Duration::from_millis(50),
                 reconnect_max: Duration::from_secs(1),
+                compress: None,
             }),
         })
         .collect();
