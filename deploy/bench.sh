@@ -22,6 +22,10 @@
 #   deploy/bench.sh replicate        # replicated collectors: commit -> protected p50/p99 and the
 #                                    # extractor's CPU per MB with 1, 2 (ack all) and 3 (majority)
 #                                    # collectors at 10 MB/s, one run (REDOVAULT_BENCH_SECONDS, _RATE_MIB)
+#   deploy/bench.sh compress         # zstd per chunk at levels 1, 3, 9, 19: ratio, MB/s and CPU per
+#                                    # MB for the link and the segments, on the real 23ai log and
+#                                    # simulated 23.6 / 19c logs (REDOVAULT_BENCH_LEVELS, _SIM_MIB,
+#                                    # _LINK_CHUNK); no S3
 #   deploy/bench.sh fuzz             # every fuzz target of tests/fuzz for FUZZ_SECONDS (600) each,
 #                                    # two at a time (FUZZ_JOBS): executions, exec/s, cov, ft,
 #                                    # crashes, hangs, peak RSS into BENCHMARKS.md; no S3
@@ -143,9 +147,12 @@ for bench in $WHICH; do
       # memstore, plus slack. No aws CLI needed.
       NEED_AWS=0 run_bench $(( ((ROUNDS + 1) / 2 * (SECS + 10) * RATE * 2 + 1024) << 20 )) worm_ship
       ;;
+    compress)
+      cargo bench -p redovault --bench compress
+      ;;
     fuzz)
       bash deploy/fuzz-bench.sh
       ;;
-    *) echo "bench.sh: unknown benchmark $bench (store, restore, watcher, watcher-latency, ship-latency, ship-throughput, ship, replicate, worm, fuzz)" >&2; exit 2 ;;
+    *) echo "bench.sh: unknown benchmark $bench (store, restore, watcher, watcher-latency, ship-latency, ship-throughput, ship, replicate, worm, compress, fuzz)" >&2; exit 2 ;;
   esac
 done

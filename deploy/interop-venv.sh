@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes the Python venv of the independent piece reader, tests/interop/open_piece.py: pyhpke
-# (RFC 9180 HPKE on pyca/cryptography, which comes with it) from PyPI, pinned.
+# (RFC 9180 HPKE on pyca/cryptography, which comes with it) and zstandard (compressed chunks)
+# from PyPI, pinned.
 #
 #   deploy/interop-venv.sh VENV_DIR
 #
@@ -16,6 +17,7 @@
 set -euo pipefail
 
 PYHPKE=pyhpke==0.6.5
+ZSTANDARD=zstandard==0.23.0
 
 die() { echo "interop-venv: $*" >&2; exit 1; }
 if [ $# -ne 1 ] || [ -z "$1" ]; then
@@ -23,13 +25,13 @@ if [ $# -ne 1 ] || [ -z "$1" ]; then
   exit 2
 fi
 VENV=$(realpath -m -- "$1")
-STAMP=$VENV/.installed-$PYHPKE
+STAMP=$VENV/.installed-$PYHPKE-$ZSTANDARD
 
 mkdir -p "$(dirname "$VENV")"
 exec 9>"$VENV.lock"
 flock 9
 
-ready() { [ -f "$STAMP" ] && "$VENV/bin/python" -c 'import pyhpke' >/dev/null 2>&1; }
+ready() { [ -f "$STAMP" ] && "$VENV/bin/python" -c 'import pyhpke, zstandard' >/dev/null 2>&1; }
 if ready; then
   echo "$VENV/bin/python"
   exit 0
@@ -53,9 +55,10 @@ if [ -e "$VENV" ]; then
     die "$VENV exists and is not a venv; refusing to replace it"
   fi
 fi
-echo "interop-venv: installing $PYHPKE into $VENV with $PY" >&2
+echo "interop-venv: installing $PYHPKE $ZSTANDARD into $VENV with $PY" >&2
 "$PY" -m venv "$VENV" || die "$PY -m venv $VENV failed"
-"$VENV/bin/pip" install -q --disable-pip-version-check "$PYHPKE" >&2 || die "pip install $PYHPKE failed"
-"$VENV/bin/python" -c 'import pyhpke' || die "pyhpke does not import in $VENV"
+"$VENV/bin/pip" install -q --disable-pip-version-check "$PYHPKE" "$ZSTANDARD" >&2 ||
+  die "pip install $PYHPKE $ZSTANDARD failed"
+"$VENV/bin/python" -c 'import pyhpke, zstandard' || die "pyhpke or zstandard does not import in $VENV"
 touch "$STAMP"
 echo "$VENV/bin/python"

@@ -23,6 +23,7 @@ pub mod alert;
 pub mod build_info;
 pub mod checkconfig;
 pub mod cli;
+pub mod compress;
 pub mod crypto;
 pub mod drill;
 pub mod durable;

@@ -20,6 +20,7 @@
 //! missed_heartbeats = 5
 //! handshake_timeout = "10s"
 //! max_frame = "8M"
+//! accept_compression = true        # take an extractor's offer of zstd-compressed Data
 //!
 //! [store]
 //! dir = "/var/lib/redovault/collector"         # required
@@ -29,6 +30,8 @@
 //! queue = 1024
 //! max_batch = 1024
 //! max_batch_bytes = "16M"
+//! compress = "off"                  # "zstd": chunks in segments and WORM pieces compressed
+//! compress_level = 3                # zstd level 1..=19 when compress = "zstd"
 //!
 //! [[extractor]]                     # optional allow-list; none: any authenticated extractor
 //! id = "redovault-extractor"        # Hello's extractor id = certificate CN or DNS SAN
@@ -65,6 +68,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use redovault::compress::{Level, MAX_LEVEL};
 use redovault::crypto::keys::KeyRing;
 use redovault::crypto::legacy::Psk;
 use redovault::crypto::recovery::RecoveryPublicKey;
@@ -119,6 +123,8 @@ pub struct CollectorConfig {
     pub cipher: Cipher,
     /// Link tunables.
     pub link: LinkConfig,
+    /// Accept an extractor's offer of compressed Data.
+    pub accept_compression: bool,
     /// Store directory.
     pub store_dir: PathBuf,
     /// Key file of the at-rest key ring.
@@ -302,6 +308,7 @@ impl CollectorConfig {
             ) as usize,
             ..tomlcheck::link_timing(&mut s, &d)
         };
+        let accept_compression = s.bool("accept_compression", true);
         s.finish();
 
         let mut s = Section::top(&root, "store", true, &p);
@@ -316,6 +323,16 @@ impl CollectorConfig {
                 4 << 10,
                 crate::segment::MAX_CHUNK_DATA as u64,
             ) as usize,
+            compress: {
+                let on = s.choice("compress", "off", &["off", "zstd"]) == "zstd";
+                let level = s.int(
+                    "compress_level",
+                    Level::DEFAULT.get() as u64,
+                    1,
+                    MAX_LEVEL as u64,
+                );
+                Level::new(level as i32).filter(|_| on)
+            },
         };
         let wd = WriterConfig::default();
         let writer = WriterConfig {
@@ -396,6 +413,7 @@ impl CollectorConfig {
                 max_connections,
                 cipher,
                 link,
+                accept_compression,
                 store_dir,
                 key_file,
                 store,
@@ -474,6 +492,7 @@ impl CollectorConfig {
             extractors: self.extractors.clone(),
             writer: self.writer,
             metrics_listen: self.metrics_listen,
+            accept_compression: self.accept_compression,
         }
     }
 }
@@ -514,6 +533,26 @@ key_file = "/etc/redovault/keys"
         assert_eq!(c.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
         assert_eq!(c.log_format, LogFormat::Text);
         assert!(c.allows("anyone", 1));
+    }
+
+    #[test]
+    fn compression_accepted_on_the_link_and_off_in_the_store_by_default() {
+        let c = CollectorConfig::parse(MINIMAL).unwrap();
+        assert!(c.accept_compression);
+        assert_eq!(c.store.compress, None);
+        let text = MINIMAL.replace(
+            "[store]\n",
+            "[link]\naccept_compression = false\n[store]\ncompress = \"zstd\"\ncompress_level = 1\n",
+        );
+        let c = CollectorConfig::parse(&text).unwrap();
+        assert!(!c.accept_compression);
+        assert_eq!(c.store.compress, Level::new(1));
+        let text = MINIMAL.replace(
+            "[store]\n",
+            "[store]\ncompress = \"yes\"\ncompress_level = 0\n",
+        );
+        let p = CollectorConfig::parse(&text).unwrap_err();
+        assert_eq!(p.len(), 2, "{p:?}");
     }
 
     #[test]

@@ -243,6 +243,7 @@ fn start_worm(
                     store: $store,
                     prefix: w.store.prefix.clone(),
                     key,
+                    compress: cfg.store.compress,
                     keys,
                     store_dir: cfg.store_dir.clone(),
                     config: w.clone(),

@@ -15,6 +15,7 @@
 //! to open. Pieces chain through `prev_piece` (SHA-256 of the previous object): a stream's
 //! pieces in WORM form a chain even where no manifest segment was sealed yet.
 
+use redovault::compress::Level;
 use redovault::crypto::recovery::{
     ENC_LEN, KEY_ID_LEN, OpenError, RecoveryPrivateKey, RecoveryPublicKey, TAG_LEN,
 };
@@ -264,7 +265,7 @@ pub struct SealedPiece {
     pub sha256: Sha256Digest,
 }
 
-/// Seals `chunks` (contiguous, in stream order) as piece `index` of `stream`.
+/// Seals `chunks` (contiguous, in stream order) as piece `index` of `stream`, raw.
 pub fn seal(
     stream: StreamId,
     index: u64,
@@ -272,16 +273,30 @@ pub fn seal(
     chunks: &[Chunk],
     key: &RecoveryPublicKey,
 ) -> Result<SealedPiece, PieceError> {
+    seal_with(stream, index, prev_piece, chunks, key, None)
+}
+
+/// [`seal`], each chunk's redo compressed at `compress` where it shrinks (chunk version 2).
+pub fn seal_with(
+    stream: StreamId,
+    index: u64,
+    prev_piece: Sha256Digest,
+    chunks: &[Chunk],
+    key: &RecoveryPublicKey,
+    compress: Option<Level>,
+) -> Result<SealedPiece, PieceError> {
     let (first, last) = match (chunks.first(), chunks.last()) {
         (Some(f), Some(l)) => (f, l),
         _ => return Err(PieceError::Empty),
     };
     let mut plain = Vec::with_capacity(chunks.iter().map(|c| 4 + c.encoded_len()).sum());
     for c in chunks {
-        let enc = c.encode().map_err(|source| PieceError::Chunk {
-            pos: c.start,
-            source,
-        })?;
+        let enc = c
+            .encode_with(compress)
+            .map_err(|source| PieceError::Chunk {
+                pos: c.start,
+                source,
+            })?;
         plain.extend_from_slice(&(enc.len() as u32).to_le_bytes());
         plain.extend_from_slice(&enc);
     }
@@ -492,6 +507,26 @@ mod tests {
             }
         );
         assert_eq!(h.next_start(), h.end);
+    }
+
+    #[test]
+    fn compressed_pieces_give_the_original_chunks_back() {
+        let sk = RecoveryPrivateKey::generate();
+        let raw = seal(stream(), 3, Sha256Digest::ZERO, &chunks(), sk.public()).unwrap();
+        let z = seal_with(
+            stream(),
+            3,
+            Sha256Digest::ZERO,
+            &chunks(),
+            sk.public(),
+            Level::new(3),
+        )
+        .unwrap();
+        assert!(z.bytes.len() < raw.bytes.len() - 1000, "{}", z.bytes.len());
+        assert_eq!(z.header.end, raw.header.end);
+        let (h, got) = open(&z.bytes, &sk, "z").unwrap();
+        assert_eq!(h, z.header);
+        assert_eq!(got, chunks());
     }
 
     #[test]

@@ -595,6 +595,7 @@ mod tests {
         let opts = StoreOptions {
             segment_size: 256 * 1024,
             chunk_size: 16 * 1024,
+            compress: None,
         };
         let mut st =
             Store::open_with(store_dir.path(), keys(), opts, Arc::new(crate::fs::RealFs)).unwrap();
@@ -810,6 +811,7 @@ mod tests {
         let opts = StoreOptions {
             segment_size: 256 * 1024,
             chunk_size: 16 * 1024,
+            compress: None,
         };
         let mut st = Store::open_with(dir.path(), keys(), opts, Arc::new(fs.clone())).unwrap();
         let (mut full, mut appends) = (0, 0u64);

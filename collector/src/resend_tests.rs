@@ -166,6 +166,7 @@ fn store(dir: &Path) -> Store {
     let opts = StoreOptions {
         segment_size: 64 * 1024,
         chunk_size: 1000,
+        compress: None,
     };
     let mut st = Store::open_with(dir, keys(), opts, Arc::new(RealFs)).unwrap();
     let s = sid();

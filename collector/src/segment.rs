@@ -28,13 +28,20 @@
 //! # Chunk plaintext (never on disk unsealed)
 //!
 //! ```text
-//! 0   1  version (1)            1  1  flags: bit 0 = log end (the sequence is complete)
+//! 0   1  version (1 or 2)       1  1  flags: bit 0 = log end (the sequence is complete),
+//!                                            bit 1 = zstd (version 2 only)
 //! 2   2  reserved (0)           4  4  sequence          8  8  offset of the first byte
 //! 16  4  redo length            20 4  commit count c
 //! 24  40·c commits: usn u16, slot u16, sqn u32, scn u64, has time u8, 3 reserved,
 //!          end sequence u32, time i64, end offset u64
-//! ..  redo bytes
+//! ..  redo bytes; with the zstd flag, one zstd frame that decompresses to exactly
+//!     `redo length` bytes (at most MAX_CHUNK_DATA), the redo bytes
 //! ```
+//!
+//! Version 2 (issue 19) is version 1 plus the zstd flag. Writers compress only when the
+//! store's `compress` setting asks and the chunk shrinks; a raw chunk is written as version
+//! 1, byte for byte what collectors before version 2 wrote and read. The redo length, the
+//! positions and the commit marks always count the original redo bytes.
 //!
 //! # Torn tails and the durable count
 //!
@@ -54,6 +61,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use redovault::compress::{self, DecompressError, Level};
 use redovault::crypto::envelope::{
     EnvelopeError, HEADER_FIXED_LEN, MAX_HEADER_LEN, Opener, Sealer, TAG_LEN,
 };
@@ -70,8 +78,10 @@ pub const RECORD_MAGIC: [u8; 4] = *b"RVCK";
 pub const RECORD_HEADER_LEN: usize = 16;
 /// Bytes a record adds to its plaintext: header and tag.
 pub const RECORD_OVERHEAD: usize = RECORD_HEADER_LEN + TAG_LEN;
-/// Chunk plaintext format version.
+/// Chunk plaintext format version of raw chunks (as every chunk before issue 19).
 pub const CHUNK_VERSION: u8 = 1;
+/// Chunk plaintext format version that may carry the zstd flag.
+pub const CHUNK_VERSION_ZSTD: u8 = 2;
 /// Fixed part of a chunk plaintext.
 pub const CHUNK_FIXED_LEN: usize = 24;
 /// Encoded length of one commit mark.
@@ -85,6 +95,7 @@ pub const MAX_CHUNK_COMMITS: usize = 1 << 16;
 pub const MAX_PLAINTEXT: usize = CHUNK_FIXED_LEN + MAX_CHUNK_COMMITS * COMMIT_LEN + MAX_CHUNK_DATA;
 
 const FLAG_LOG_END: u8 = 1;
+const FLAG_ZSTD: u8 = 2;
 
 /// File name of segment `n`.
 pub fn segment_file_name(n: u64) -> String {
@@ -141,6 +152,9 @@ pub enum ChunkError {
     /// A plaintext that does not decode.
     #[error("chunk plaintext malformed: {0}")]
     Malformed(&'static str),
+    /// A compressed chunk whose redo does not decompress to its declared length.
+    #[error("chunk redo: {0}")]
+    Decompress(DecompressError),
 }
 
 impl Chunk {
@@ -196,19 +210,31 @@ impl Chunk {
         CHUNK_FIXED_LEN + self.commits.len() * COMMIT_LEN + self.data.len()
     }
 
-    /// Encodes the plaintext (after [`Chunk::check`]).
+    /// Encodes the plaintext (after [`Chunk::check`]), raw (version 1).
     pub fn encode(&self) -> Result<Vec<u8>, ChunkError> {
+        self.encode_with(None)
+    }
+
+    /// Encodes the plaintext (after [`Chunk::check`]), its redo compressed at `compress`
+    /// when that shrinks it (version 2), else raw (version 1).
+    pub fn encode_with(&self, compress: Option<Level>) -> Result<Vec<u8>, ChunkError> {
         self.check()?;
         let mut b = Vec::with_capacity(self.encoded_len());
-        self.encode_into(&mut b);
+        self.encode_into(&mut b, compress);
         Ok(b)
     }
 
     /// Appends the encoding to `b`; the chunk must have passed [`Chunk::check`] (lengths
-    /// fit their fields).
-    fn encode_into(&self, b: &mut Vec<u8>) {
-        b.push(CHUNK_VERSION);
-        b.push(if self.log_end { FLAG_LOG_END } else { 0 });
+    /// fit their fields). Returns the length appended.
+    fn encode_into(&self, b: &mut Vec<u8>, compress: Option<Level>) -> usize {
+        let start = b.len();
+        let packed = compress.and_then(|level| compress::compress(&self.data, level));
+        let (version, zstd) = match packed {
+            Some(_) => (CHUNK_VERSION_ZSTD, FLAG_ZSTD),
+            None => (CHUNK_VERSION, 0),
+        };
+        b.push(version);
+        b.push(if self.log_end { FLAG_LOG_END } else { 0 } | zstd);
         b.extend_from_slice(&[0, 0]);
         b.extend_from_slice(&self.start.seq.0.to_le_bytes());
         b.extend_from_slice(&self.start.offset.to_le_bytes());
@@ -225,19 +251,23 @@ impl Chunk {
             b.extend_from_slice(&c.time.unwrap_or(0).to_le_bytes());
             b.extend_from_slice(&c.end.offset.to_le_bytes());
         }
-        b.extend_from_slice(&self.data);
+        b.extend_from_slice(packed.as_deref().unwrap_or(&self.data));
+        b.len() - start
     }
 
     /// Decodes and checks a plaintext.
     pub fn decode(b: &[u8]) -> Result<Chunk, ChunkError> {
         let mut r = Reader { b, at: 0 };
-        if r.u8()? != CHUNK_VERSION {
-            return Err(ChunkError::Malformed("unknown chunk version"));
-        }
+        let known = match r.u8()? {
+            CHUNK_VERSION => FLAG_LOG_END,
+            CHUNK_VERSION_ZSTD => FLAG_LOG_END | FLAG_ZSTD,
+            _ => return Err(ChunkError::Malformed("unknown chunk version")),
+        };
         let flags = r.u8()?;
-        if flags & !FLAG_LOG_END != 0 || r.u16()? != 0 {
+        if flags & !known != 0 || r.u16()? != 0 {
             return Err(ChunkError::Malformed("unknown flags or reserved bits set"));
         }
+        let zstd = flags & FLAG_ZSTD != 0;
         let start = StreamPos {
             seq: LogSeq(r.u32()?),
             offset: r.u64()?,
@@ -250,7 +280,14 @@ impl Chunk {
         if ncommits > MAX_CHUNK_COMMITS {
             return Err(ChunkError::TooManyCommits(ncommits));
         }
-        if b.len() != CHUNK_FIXED_LEN + ncommits * COMMIT_LEN + data_len {
+        let before_data = CHUNK_FIXED_LEN + ncommits * COMMIT_LEN;
+        let adds_up = if zstd {
+            // A frame shorter than the redo it holds (the writer keeps it raw otherwise).
+            b.len() > before_data && b.len() - before_data < data_len
+        } else {
+            b.len() == before_data + data_len
+        };
+        if !adds_up {
             return Err(ChunkError::Malformed("lengths do not add up"));
         }
         let mut commits = Vec::with_capacity(ncommits);
@@ -279,7 +316,12 @@ impl Chunk {
                 },
             });
         }
-        let data = r.rest().to_vec();
+        let data = if zstd {
+            compress::decompress(r.rest(), data_len, MAX_CHUNK_DATA)
+                .map_err(ChunkError::Decompress)?
+        } else {
+            r.rest().to_vec()
+        };
         let chunk = Chunk {
             start,
             data,
@@ -360,6 +402,7 @@ pub struct SegmentWriter {
     len: u64,
     synced_len: u64,
     durable_count: u32,
+    compress: Option<Level>,
 }
 
 impl SegmentWriter {
@@ -397,7 +440,15 @@ impl SegmentWriter {
             len,
             synced_len: len,
             durable_count: 0,
+            compress: None,
         })
+    }
+
+    /// Compresses the redo of the chunks appended from now on at `level` (each chunk that
+    /// shrinks is written as version 2); `None`: raw, version 1.
+    pub fn with_compression(mut self, level: Option<Level>) -> SegmentWriter {
+        self.compress = level;
+        self
     }
 
     /// The file.
@@ -435,7 +486,7 @@ impl SegmentWriter {
         self.sealer.next_index()
     }
 
-    /// Bytes a chunk would take on disk.
+    /// Bytes a chunk takes on disk at most (raw; compressed it takes less).
     pub fn record_len(chunk: &Chunk) -> u64 {
         (chunk.encoded_len() + RECORD_OVERHEAD) as u64
     }
@@ -445,14 +496,14 @@ impl SegmentWriter {
     pub fn append(&mut self, chunk: &Chunk) -> Result<u64, WriteError> {
         chunk.check()?;
         let index = self.sealer.next_index();
-        let plain_len = chunk.encoded_len();
-        let mut rec = Vec::with_capacity(plain_len + RECORD_OVERHEAD);
+        let mut rec = Vec::with_capacity(chunk.encoded_len() + RECORD_OVERHEAD);
         rec.extend_from_slice(&RECORD_MAGIC);
         rec.extend_from_slice(&index.to_le_bytes());
         rec.extend_from_slice(&self.durable_count.to_le_bytes());
+        rec.extend_from_slice(&[0; 4]);
+        let plain_len = chunk.encode_into(&mut rec, self.compress);
         // check() bounds the plaintext far below u32::MAX.
-        rec.extend_from_slice(&(plain_len as u32).to_le_bytes());
-        chunk.encode_into(&mut rec);
+        rec[12..16].copy_from_slice(&(plain_len as u32).to_le_bytes());
         let (head, body) = rec.split_at_mut(RECORD_HEADER_LEN);
         let tag = self
             .sealer
@@ -969,6 +1020,141 @@ mod tests {
         let mut bad = c;
         bad.start.offset = u64::MAX - 10;
         assert!(matches!(bad.check(), Err(ChunkError::Overflow(_))));
+    }
+
+    fn redo_like(seq: u32, offset: u64, len: usize) -> Chunk {
+        let mut c = chunk(seq, offset, len);
+        c.data = (0..len).map(|i| ((i / 9) % 23) as u8).collect();
+        c
+    }
+
+    #[test]
+    fn compressed_chunks_round_trip_and_raw_ones_stay_version_1() {
+        let level = Level::new(3);
+        let c = redo_like(5, 1024, 64 << 10);
+        let z = c.encode_with(level).unwrap();
+        assert_eq!(z[0], CHUNK_VERSION_ZSTD);
+        assert!(z.len() < c.encoded_len() / 4, "{} bytes", z.len());
+        assert_eq!(Chunk::decode(&z).unwrap(), c);
+        // Redo that does not shrink is written raw: version 1, the bytes of `encode`.
+        let mut noise = c.clone();
+        noise.data = {
+            use rand::{RngCore as _, SeedableRng as _};
+            let mut b = vec![0u8; 4096];
+            rand::rngs::StdRng::seed_from_u64(7).fill_bytes(&mut b);
+            b
+        };
+        noise.commits.clear();
+        assert_eq!(noise.encode_with(level).unwrap(), noise.encode().unwrap());
+        assert_eq!(noise.encode().unwrap()[0], CHUNK_VERSION);
+        // Every truncation of a compressed chunk is an error, never a shorter chunk.
+        for n in 0..z.len() {
+            assert!(Chunk::decode(&z[..n]).is_err(), "prefix {n}");
+        }
+        // Version 1 does not know the zstd flag.
+        let mut v1 = z.clone();
+        v1[0] = CHUNK_VERSION;
+        assert!(Chunk::decode(&v1).is_err());
+    }
+
+    #[test]
+    fn compressed_chunk_decompression_is_bounded() {
+        let mut c = redo_like(5, 0, 1 << 20);
+        c.commits.clear();
+        let z = c.encode_with(Level::new(1)).unwrap();
+        // Declared redo length smaller than the frame holds: refused, not grown.
+        let mut less = z.clone();
+        less[16..20].copy_from_slice(&(512u32 << 10).to_le_bytes());
+        assert!(matches!(
+            Chunk::decode(&less),
+            Err(ChunkError::Decompress(_))
+        ));
+        // Above the chunk maximum: refused before anything is allocated.
+        let mut more = z.clone();
+        more[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(Chunk::decode(&more), Err(ChunkError::TooLong(_))));
+        // A frame damaged inside: an error, not a panic.
+        let mut bad = z;
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0xff;
+        assert!(Chunk::decode(&bad).is_err());
+    }
+
+    /// A segment written by the collector before compression (chunk version 1): three
+    /// chunks of log 5, each with one commit, the last ending the log; key `k1` = 0x5a × 32.
+    /// Made by the previous version's `SegmentWriter`; it must stay readable.
+    const OLD_SEGMENT: &[u8] = include_bytes!("../testdata/seg-v1-db42-rl7-t1.rvs");
+
+    #[test]
+    fn a_segment_written_before_compression_stays_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(segment_file_name(1));
+        std::fs::write(&p, OLD_SEGMENT).unwrap();
+        let (s, got) = read_all(&p, ScanMode::Strict).unwrap();
+        assert_eq!((s.chunks, got.len()), (3, 3));
+        for (i, c) in got.iter().enumerate() {
+            let i = i as u64;
+            assert_eq!(
+                c.start,
+                StreamPos {
+                    seq: LogSeq(5),
+                    offset: i * 512
+                }
+            );
+            let want: Vec<u8> = (0..512u64).map(|j| ((j * 7 + i) % 13) as u8).collect();
+            assert_eq!(c.data, want);
+            assert_eq!(c.commits.len(), 1);
+            assert_eq!(c.commits[0].scn, Scn(1000 + i));
+            assert_eq!(c.log_end, i == 2);
+        }
+        // And its chunks are byte for byte what this version writes raw.
+        let mut r = RecordReader::open(&p, &keys()).unwrap();
+        let first = r.next_chunk().unwrap().unwrap();
+        let mut w =
+            SegmentWriter::create(&RealFs, &dir.path().join("new"), &keys(), stream(), 1, 0);
+        assert!(w.is_err(), "no such directory");
+        std::fs::create_dir(dir.path().join("new")).unwrap();
+        w = SegmentWriter::create(&RealFs, &dir.path().join("new"), &keys(), stream(), 1, 0);
+        let mut w = w.unwrap();
+        w.append(&first).unwrap();
+        w.sync().unwrap();
+        let new = std::fs::read(w.path()).unwrap();
+        let old_rec =
+            &OLD_SEGMENT[OLD_SEGMENT.len() - 3 * SegmentWriter::record_len(&first) as usize..];
+        let new_rec = &new[new.len() - SegmentWriter::record_len(&first) as usize..];
+        // Same record header (magic, index 0, durable count 0, length) and length.
+        assert_eq!(old_rec[..RECORD_HEADER_LEN], new_rec[..RECORD_HEADER_LEN]);
+    }
+
+    #[test]
+    fn a_torn_tail_of_compressed_chunks_is_cut_and_the_rest_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunks: Vec<_> = (0..4).map(|i| redo_like(1, i * 8192, 8192)).collect();
+        let mut w = SegmentWriter::create(&RealFs, dir.path(), &keys(), stream(), 1, 0)
+            .unwrap()
+            .with_compression(Level::new(3));
+        let mut ends = Vec::new();
+        for c in &chunks {
+            w.append(c).unwrap();
+            ends.push(w.len());
+        }
+        w.sync().unwrap();
+        let p = w.path().to_path_buf();
+        let full = std::fs::read(&p).unwrap();
+        assert!(
+            (full.len() as u64) < chunks.iter().map(SegmentWriter::record_len).sum::<u64>() / 4,
+            "compressed on disk: {} bytes",
+            full.len()
+        );
+        let (_, got) = read_all(&p, ScanMode::Strict).unwrap();
+        assert_eq!(got, chunks);
+        // Cut inside the last record: a torn tail at its start, three chunks intact.
+        for cut in [1, 16, 30] {
+            std::fs::write(&p, &full[..full.len() - cut]).unwrap();
+            let (s, got) = read_all(&p, ScanMode::LastSegment).unwrap();
+            assert_eq!(got, chunks[..3]);
+            assert_eq!(s.torn.unwrap().offset, ends[2]);
+        }
     }
 
     #[test]

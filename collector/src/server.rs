@@ -57,6 +57,8 @@ pub struct ServerOptions {
     pub writer: WriterConfig,
     /// Prometheus endpoint; `None`: off.
     pub metrics_listen: Option<SocketAddr>,
+    /// Accept an extractor's offer of zstd-compressed Data (`[link] accept_compression`).
+    pub accept_compression: bool,
 }
 
 /// Why the server cannot start.
@@ -89,6 +91,7 @@ pub(crate) struct Ctx {
     pub(crate) writer: WriterHandle,
     pub(crate) metrics: Arc<CollectorMetrics>,
     pub(crate) streams: StreamTable,
+    pub(crate) accept_compression: bool,
     active: AtomicU64,
 }
 
@@ -362,6 +365,7 @@ pub async fn start(
         writer: writer.clone(),
         metrics: metrics.clone(),
         streams: StreamTable::default(),
+        accept_compression: opts.accept_compression,
         active: AtomicU64::new(0),
     });
     tracing::info!(

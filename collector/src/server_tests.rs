@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use redovault::compress::Level;
 use redovault::crypto::keys::{KeyId, KeyRing};
 use redovault::crypto::legacy::Psk;
 use redovault::crypto::tls::{self, TlsClient, TlsServer};
-use redovault::wire::message::{Data, Hello, Message, PROTOCOL_VERSION, RejectCode};
+use redovault::wire::message::{Capabilities, Data, Hello, Message, PROTOCOL_VERSION, RejectCode};
 use redovault::wire::transport::{ClientSecurity, Link, LinkConfig, LinkErrorKind, ServerSecurity};
 use redovault::wire::{StreamId, StreamPos};
 use redovault_redo::position::{LogSeq, ThreadId};
@@ -45,6 +46,7 @@ fn hello(db: u32, id: &str) -> Message {
             seq: LogSeq(1),
             offset: 0,
         },
+        capabilities: None,
     })
 }
 
@@ -93,6 +95,7 @@ async fn start_server(store: Store, security: ServerSecurity, max_connections: u
             extractors: Vec::new(),
             writer: WriterConfig::default(),
             metrics_listen: None,
+            accept_compression: true,
         },
         CancellationToken::new(),
     )
@@ -532,6 +535,7 @@ async fn the_status_page_shows_the_last_durable_commit_and_the_session() {
             extractors: Vec::new(),
             writer: WriterConfig::default(),
             metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+            accept_compression: true,
         },
         CancellationToken::new(),
     )
@@ -614,5 +618,166 @@ async fn the_status_page_shows_the_last_durable_commit_and_the_session() {
     let again = status().await.streams[&name].clone();
     assert!(again.session_up);
     assert_eq!((again.sessions, again.reconnects), (2, 1));
+    server.stop().await;
+}
+
+fn hello_offering(db: u32, caps: Option<Capabilities>) -> Message {
+    let Message::Hello(h) = hello(db, "redovault-extractor") else {
+        unreachable!("hello() is a Hello")
+    };
+    Message::Hello(Hello {
+        capabilities: caps,
+        ..h
+    })
+}
+
+/// Redo-like bytes: compress to a small fraction, like real redo's block headers and rows.
+fn redo_like(offset: u64, len: usize) -> Bytes {
+    Bytes::from(
+        (0..len as u64)
+            .map(|i| (((offset + i) / 11) % 29) as u8)
+            .collect::<Vec<_>>(),
+    )
+}
+
+async fn welcome_caps(link: &mut Link) -> Option<Capabilities> {
+    match link.recv().await.unwrap() {
+        Message::Welcome(w) => w.capabilities,
+        other => panic!("expected Welcome, got {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compression_is_negotiated_and_stored_compressed_as_the_original_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ssec, csec) = tls_pair(tmp.path());
+    let opts = StoreOptions {
+        compress: Level::new(3),
+        ..StoreOptions::default()
+    };
+    let dir = tmp.path().join("store");
+    let store = Store::open_with(&dir, keys(), opts, Arc::new(crate::fs::RealFs)).unwrap();
+    let server = start_server(store, ssec, 8).await;
+
+    // An extractor before issue 19 (no capabilities) gets a Welcome without the field.
+    let mut old = Link::connect_tcp(server.addr, &csec, &link_config())
+        .await
+        .unwrap();
+    old.send(&hello_offering(2, None)).await.unwrap();
+    assert_eq!(welcome_caps(&mut old).await, None);
+    drop(old);
+
+    // An offer is accepted; Data then travels compressed and is acknowledged by its
+    // original length.
+    let mut link = Link::connect_tcp(server.addr, &csec, &link_config())
+        .await
+        .unwrap();
+    link.send(&hello_offering(1, Some(Capabilities::zstd(true))))
+        .await
+        .unwrap();
+    let caps = welcome_caps(&mut link).await;
+    assert!(caps.is_some_and(Capabilities::has_zstd), "{caps:?}");
+    link.set_compression(Level::new(3));
+    let sent = [redo_like(0, 256 << 10), redo_like(256 << 10, 256 << 10)];
+    let mut offset = 0u64;
+    for bytes in &sent {
+        let d = Data {
+            pos: StreamPos {
+                seq: LogSeq(1),
+                offset,
+            },
+            bytes: bytes.clone(),
+            commits: Vec::new(),
+            log_end: None,
+        };
+        offset += bytes.len() as u64;
+        link.send(&Message::Data(d)).await.unwrap();
+        match tokio::time::timeout(Duration::from_secs(10), link.recv()).await {
+            Ok(Ok(Message::Ack(a))) => assert_eq!(a.durable.offset, offset),
+            other => panic!("expected the Ack, got {other:?}"),
+        }
+    }
+    // A resend of the first chunk, compressed again, is compared with the compressed
+    // segment's original bytes: a duplicate, acknowledged at the durable end.
+    link.send(&Message::Data(Data {
+        pos: StreamPos {
+            seq: LogSeq(1),
+            offset: 0,
+        },
+        bytes: sent[0].clone(),
+        commits: Vec::new(),
+        log_end: None,
+    }))
+    .await
+    .unwrap();
+    match tokio::time::timeout(Duration::from_secs(10), link.recv()).await {
+        Ok(Ok(Message::Ack(a))) => assert_eq!(a.durable.offset, offset),
+        other => panic!("expected the Ack of a duplicate, got {other:?}"),
+    }
+    assert_eq!(
+        server
+            .metrics
+            .duplicate_bytes
+            .with(&stream(1).to_string())
+            .get(),
+        256 << 10
+    );
+    drop(link);
+    let st = server.stop().await.expect("the store back");
+
+    // On disk: much smaller than the redo, and read back byte for byte.
+    let on_disk: u64 = std::fs::read_dir(dir.join("streams").join(stream(1).to_string()))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(on_disk < offset / 4, "{on_disk} bytes on disk for {offset}");
+    let back = st
+        .read_range(
+            stream(1),
+            StreamPos {
+                seq: LogSeq(1),
+                offset: 0,
+            },
+            offset,
+        )
+        .unwrap();
+    assert_eq!(back, [&sent[0][..], &sent[1][..]].concat());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_that_does_not_accept_compression_declines_the_offer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ssec, csec) = tls_pair(tmp.path());
+    let store = Store::open_with(
+        &tmp.path().join("store"),
+        keys(),
+        StoreOptions::default(),
+        Arc::new(crate::fs::RealFs),
+    )
+    .unwrap();
+    let server = super::start(
+        store,
+        ServerOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            max_connections: 8,
+            security: ssec,
+            link: link_config(),
+            extractors: Vec::new(),
+            writer: WriterConfig::default(),
+            metrics_listen: None,
+            accept_compression: false,
+        },
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let mut link = Link::connect_tcp(server.addr, &csec, &link_config())
+        .await
+        .unwrap();
+    link.send(&hello_offering(1, Some(Capabilities(0xff))))
+        .await
+        .unwrap();
+    assert_eq!(welcome_caps(&mut link).await, Some(Capabilities(0)));
+    drop(link);
     server.stop().await;
 }

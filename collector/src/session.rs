@@ -39,7 +39,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use redovault::wire::message::{
-    Ack, Data, Failure, Hello, Message, PROTOCOL_VERSION, Reject, RejectCode, Welcome,
+    Ack, Capabilities, Data, Failure, Hello, Message, PROTOCOL_VERSION, Reject, RejectCode, Welcome,
 };
 use redovault::wire::transport::{Link, LinkErrorKind, LinkMode, LinkSender};
 use redovault::wire::{StreamId, StreamPos, latency};
@@ -243,8 +243,14 @@ async fn hello_then_data(
     ctx.metrics.divergent.with(&name);
     ctx.metrics
         .set_session(&name, true, claim.previous_sessions > 0);
+    // Answer an offer (and only an offer: an extractor before issue 19 refuses the field)
+    // with what this collector takes of it. Compressed Data is decoded either way.
+    let accepted = hello
+        .capabilities
+        .map(|offer| Capabilities::zstd(ctx.accept_compression && offer.has_zstd()));
     tracing::info!(
         from = %hello.from,
+        zstd = accepted.is_some_and(Capabilities::has_zstd),
         %resume,
         db_name = %hello.db_name,
         last_commit_scn = last_commit.map(|c| c.scn.0),
@@ -255,6 +261,7 @@ async fn hello_then_data(
         .send(&Message::Welcome(Welcome {
             resume,
             last_commit,
+            capabilities: accepted,
         }))
         .await
     {

@@ -42,6 +42,8 @@ use redovault::wire::{CommitMark, StreamId, StreamPos};
 use redovault_redo::position::{LogSeq, ThreadId};
 
 use crate::fs::{Fs, RealFs};
+use redovault::compress::Level;
+
 use crate::index::{CommitIndex, CommitQuery};
 use crate::segment::{self, Chunk, MAX_CHUNK_DATA, ScanError, ScanMode, SegmentWriter, WriteError};
 
@@ -58,6 +60,9 @@ pub struct StoreOptions {
     /// Longest chunk: appends are split into chunks of at most this many redo bytes
     /// (1 MiB; at most [`MAX_CHUNK_DATA`]).
     pub chunk_size: usize,
+    /// Compress each chunk's redo at this zstd level where it shrinks (`[store] compress`;
+    /// `None`, the default: raw). Also the level of the WORM pieces cut from them.
+    pub compress: Option<Level>,
 }
 
 impl Default for StoreOptions {
@@ -65,6 +70,7 @@ impl Default for StoreOptions {
         StoreOptions {
             segment_size: 64 << 20,
             chunk_size: 1 << 20,
+            compress: None,
         }
     }
 }
@@ -1277,7 +1283,7 @@ impl Store {
             }
         };
         if rotate {
-            let result = s.rotate(self.fs.as_ref(), &self.keys, stream);
+            let result = s.rotate(self.fs.as_ref(), &self.keys, stream, self.opts.compress);
             if let Err(e) = result {
                 return Err(self.fail(e));
             }
@@ -1657,7 +1663,13 @@ impl StreamState {
     }
 
     /// Syncs and closes the current segment (if any) and creates the next one.
-    fn rotate(&mut self, fs: &dyn Fs, keys: &KeyRing, id: StreamId) -> Result<(), WriteError> {
+    fn rotate(
+        &mut self,
+        fs: &dyn Fs,
+        keys: &KeyRing,
+        id: StreamId,
+        compress: Option<Level>,
+    ) -> Result<(), WriteError> {
         if let Some(w) = self.writer.as_mut() {
             // A closed segment is durable before its successor exists: damage in any
             // segment but the last is then corruption, never a torn write.
@@ -1671,7 +1683,8 @@ impl StreamState {
             .segments
             .last()
             .map_or(1, |s| s.number.saturating_add(1));
-        let w = SegmentWriter::create(fs, &self.dir, keys, id, number, now_unix())?;
+        let w = SegmentWriter::create(fs, &self.dir, keys, id, number, now_unix())?
+            .with_compression(compress);
         self.segments.push(SegmentInfo {
             number,
             path: w.path().to_path_buf(),

@@ -60,6 +60,7 @@ fn opts_small() -> StoreOptions {
     StoreOptions {
         segment_size: 64 * 1024,
         chunk_size: 8 * 1024,
+        compress: None,
     }
 }
 

@@ -37,6 +37,7 @@ fn opts() -> StoreOptions {
     StoreOptions {
         segment_size: 256 * 1024,
         chunk_size: 16 * 1024,
+        compress: None,
     }
 }
 

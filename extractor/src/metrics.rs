@@ -24,6 +24,8 @@
 //!   (how long the oldest such redo has waited, at the probe's resolution; 0: caught up),
 //!   `redovault_extractor_stream_live` (1 while the online logs hold this incarnation; 0 once
 //!   `OPEN RESETLOGS` started a newer one: the alert rules ignore such streams).
+//! - `redovault_extractor_link_compression_level`: the zstd level Data travels at on the
+//!   link now (0: raw; `[link] compress` off, or the collector declined).
 //! - Replicated collectors ([`crate::fanout`]): with several `[[collector]]`, the series above
 //!   that describe one link (lag, acked, read, connected, window, sent, reconnects, tail
 //!   counters...) carry a second label `collector`, and the stream's own series (no
@@ -96,7 +98,7 @@ const PROTECTION_GAUGES: [(&str, &str); 7] = [
     ),
 ];
 
-const GAUGES: [(&str, &str); 16] = [
+const GAUGES: [(&str, &str); 17] = [
     (
         "redovault_extractor_lag_bytes",
         "Redo read from the source and not yet acknowledged by the collector.",
@@ -160,6 +162,10 @@ const GAUGES: [(&str, &str); 16] = [
     (
         "redovault_extractor_stream_live",
         "1 while the online logs hold this incarnation; 0 once a newer one took over.",
+    ),
+    (
+        "redovault_extractor_link_compression_level",
+        "zstd level of the Data sent on the link now; 0: uncompressed.",
     ),
 ];
 
@@ -294,6 +300,7 @@ impl ExtractorMetrics {
             connected: g(8),
             window_bytes: g(9),
             ack_latency_last: g(10),
+            compression_level: g(16),
             reconnects: c(0),
             sent_bytes: c(1),
             resent_bytes: c(2),
@@ -420,6 +427,8 @@ pub struct StreamMetrics {
     /// See the module docs.
     pub ack_latency_last: Arc<Gauge>,
     /// See the module docs.
+    pub compression_level: Arc<Gauge>,
+    /// See the module docs.
     pub reconnects: Arc<Counter>,
     /// See the module docs.
     pub sent_bytes: Arc<Counter>,
@@ -436,6 +445,12 @@ pub struct StreamMetrics {
 }
 
 impl StreamMetrics {
+    /// Records the compression the session's link negotiated.
+    pub fn link_compressed(&self, level: Option<redovault::compress::Level>) {
+        self.compression_level
+            .set(f64::from(level.map_or(0, redovault::compress::Level::get)));
+    }
+
     /// Records the acknowledged position and commit.
     pub fn acked(&self, pos: StreamPos, last: Option<&CommitMark>) {
         self.acked_sequence.set(f64::from(pos.seq.0));

@@ -153,6 +153,7 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> Result<Sta
                     db_name: db_name.clone(),
                     reconnect_min: settings.link.reconnect_min,
                     reconnect_max: settings.link.reconnect_max,
+                    compress: settings.link.compress,
                 }),
             })
             .collect();

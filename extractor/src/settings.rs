@@ -22,6 +22,8 @@
 //! handshake_timeout = "10s"
 //! reconnect_min = "100ms"                  # first retry after a failure, doubling ...
 //! reconnect_max = "5s"                     # ... up to this
+//! compress = "off"                         # "zstd": offer compressed Data (the collector decides)
+//! compress_level = 3                       # zstd level 1..=19 when compress = "zstd"
 //!
 //! [telemetry]
 //! log_format = "text"                      # or "json"
@@ -40,6 +42,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use redovault::compress::{Level, MAX_LEVEL};
 use redovault::crypto::legacy::Psk;
 use redovault::crypto::tls::TlsClient;
 use redovault::tomlcheck::{self, Problems, Section};
@@ -98,6 +101,9 @@ pub struct LinkSettings {
     pub reconnect_min: Duration,
     /// Longest reconnect delay.
     pub reconnect_max: Duration,
+    /// `compress = "zstd"`: the level Data is compressed at where the collector accepts it;
+    /// `None` (`"off"`, the default): nothing is offered.
+    pub compress: Option<Level>,
 }
 
 impl Default for LinkSettings {
@@ -108,6 +114,7 @@ impl Default for LinkSettings {
             link: LinkConfig::default(),
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
+            compress: None,
         }
     }
 }
@@ -269,6 +276,16 @@ impl Settings {
         if reconnect_max < reconnect_min {
             s.problem("reconnect_max", "shorter than reconnect_min");
         }
+        let compress = s.choice("compress", "off", &["off", "zstd"]);
+        let level = s.int(
+            "compress_level",
+            Level::DEFAULT.get() as u64,
+            1,
+            MAX_LEVEL as u64,
+        );
+        let compress = (compress == "zstd")
+            .then(|| Level::new(level as i32))
+            .flatten();
         s.finish();
 
         let telemetry = tomlcheck::telemetry_section(&root, &p, 9465);
@@ -293,6 +310,7 @@ impl Settings {
                 link,
                 reconnect_min,
                 reconnect_max,
+                compress,
             },
             telemetry,
         })
@@ -461,6 +479,27 @@ dir = "/var/lib/redovault/extractor"
         assert_eq!(
             s.telemetry.metrics_listen,
             Some("127.0.0.1:9465".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn compression_off_by_default_zstd_with_a_level() {
+        assert_eq!(Settings::parse(BASE).unwrap().link.compress, None);
+        let s = Settings::parse(&format!("{BASE}[link]\ncompress = \"zstd\"\n")).unwrap();
+        assert_eq!(s.link.compress, Some(Level::DEFAULT));
+        let s = Settings::parse(&format!(
+            "{BASE}[link]\ncompress = \"zstd\"\ncompress_level = 19\n"
+        ))
+        .unwrap();
+        assert_eq!(s.link.compress, Level::new(19));
+        let p = Settings::parse(&format!(
+            "{BASE}[link]\ncompress = \"lz4\"\ncompress_level = 20\n"
+        ))
+        .unwrap_err();
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p[0].contains("link.compress") && p[1].contains("link.compress_level"),
+            "{p:?}"
         );
     }
 

@@ -40,8 +40,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redovault::wire::message::{Ack, Data, Hello, Message, PROTOCOL_VERSION, RejectCode};
-use redovault::wire::transport::{ClientSecurity, Link, LinkConfig, LinkError};
+use redovault::compress::Level;
+use redovault::wire::message::{
+    Ack, Capabilities, Data, Hello, Message, PROTOCOL_VERSION, RejectCode,
+};
+use redovault::wire::transport::{ClientSecurity, Link, LinkConfig, LinkError, LinkErrorKind};
 use redovault::wire::window::Window;
 use redovault::wire::{CommitMark, StreamId, StreamPos, latency};
 use tokio::sync::{mpsc, watch};
@@ -84,6 +87,8 @@ pub struct ShipConfig {
     pub reconnect_min: Duration,
     /// Longest reconnect delay.
     pub reconnect_max: Duration,
+    /// Offer zstd at this level in the Hello; compress Data when the Welcome accepts.
+    pub compress: Option<Level>,
 }
 
 /// Receives every Ack of a stream with the instant it arrived ([`Shipper::observe_acks`]).
@@ -191,6 +196,10 @@ pub struct Shipper {
     sessions: u64,
     /// The current session got its Welcome.
     established: bool,
+    /// Offer compression in the next Hello: cleared (until a restart) when a collector
+    /// answered an offer with an Error, as one that predates issue 19 does (the Hello's
+    /// capabilities are trailing bytes to it).
+    offer_compression: bool,
     observer: Option<AckObserver>,
     report: Option<CopyReport>,
     /// The checkpoint at start: what this copy held then.
@@ -227,7 +236,7 @@ impl Shipper {
             stream,
             sources,
             tail_cfg,
-            cfg,
+            cfg: cfg.clone(),
             metrics,
             initial: tailer.filter(|t| t.stream() == stream),
             initial_from: from,
@@ -241,6 +250,7 @@ impl Shipper {
             cp_task: Some(cp_task),
             sessions: 0,
             established: false,
+            offer_compression: cfg.compress.is_some(),
             observer: None,
             report: None,
             start_acked,
@@ -488,19 +498,52 @@ impl Shipper {
             })?;
         let mut link = Link::connect_tcp(addr, &self.cfg.security, &self.cfg.link).await?;
         let from = self.hello_from();
+        let offered = self.offer_compression;
         link.send(&Message::Hello(Hello {
             protocol_version: PROTOCOL_VERSION,
             stream: self.stream,
             db_name: self.cfg.db_name.clone(),
             extractor_id: self.cfg.extractor_id.clone(),
             from,
+            capabilities: offered.then(|| Capabilities::zstd(true)),
         }))
         .await?;
         let answer = tokio::time::timeout(self.cfg.link.handshake_timeout, link.recv())
             .await
-            .map_err(|_| SessionEnd::Protocol("no Welcome in time".into()))??;
+            .map_err(|_| SessionEnd::Protocol("no Welcome in time".into()))?;
+        let answer = match answer {
+            // A collector before issue 19 refuses the offer's byte as trailing bytes after
+            // the Hello's last field, in an Error.
+            Err(e) if offered && refuses_the_offer(&e) => {
+                self.offer_compression = false;
+                warn!(error = %e, "the collector refused a Hello that offers compression \
+                    (a collector that predates it?): saying Hello again without, uncompressed \
+                    until this extractor restarts");
+                return Err(e.into());
+            }
+            r => r?,
+        };
         match answer {
-            Message::Welcome(w) => Ok((link, w.resume, w.last_commit)),
+            Message::Welcome(w) => {
+                let level = self
+                    .cfg
+                    .compress
+                    .filter(|_| offered && w.capabilities.is_some_and(Capabilities::has_zstd));
+                link.set_compression(level);
+                self.metrics.link_compressed(level);
+                match level {
+                    Some(l) => info!(
+                        level = l.get(),
+                        "the collector accepted zstd: Data travels compressed"
+                    ),
+                    None if offered => {
+                        info!("the collector declined compression: Data travels raw")
+                    }
+                    None => {}
+                }
+                Ok((link, w.resume, w.last_commit))
+            }
+
             Message::Reject(r) => Err(SessionEnd::Rejected {
                 code: r.code,
                 reason: r.reason,
@@ -681,6 +724,12 @@ impl Shipper {
         self.refresh(&window);
         end
     }
+}
+
+/// The answer of a collector that predates compression to a Hello offering it: an Error
+/// naming the Hello's trailing bytes.
+fn refuses_the_offer(e: &LinkError) -> bool {
+    matches!(&e.kind, LinkErrorKind::PeerFailed(r) if r.contains("Hello") && r.contains("trailing"))
 }
 
 async fn next_chunk(tail: &mut Option<TailHandle>) -> Result<Option<Chunk>, String> {

@@ -10,20 +10,39 @@
 //! one frame whose kind ([`FrameKind`]) says which message it is; its fields follow in the
 //! order of the struct. Strings are a `u16` length and UTF-8; options are a `0`/`1` byte
 //! and the value; [`Data::bytes`] come last and take the rest of the payload, so decoding
-//! them copies nothing. A hand-written format keeps the wire stable and documented here
+//! them copies nothing (unless they travel compressed, below). A hand-written format keeps the wire stable and documented here
 //! (no serde format whose layout could change with a crate version) and lets decoding
 //! validate every field with an error that names it.
+//!
+//! Compression (issue 19) is negotiated per link with [`Capabilities`]: optional last fields
+//! of [`Hello`] (what the extractor offers) and [`Welcome`] (what the collector accepts),
+//! absent when either side predates them, so an old peer keeps working uncompressed (an old
+//! collector refuses a Hello with the field, as trailing bytes, in an Error: the extractor
+//! then says Hello again without it). Once accepted, a Data's bytes may travel as one zstd
+//! frame (flag bit 1, their original length first); [`Message::decode`] gives back the
+//! original bytes, bounded by that declared length, and everything else (positions, commit
+//! marks, Acks) always counts original bytes.
 
 use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use redovault_redo::position::{LogSeq, Scn, ThreadId, Xid};
 
-use super::frame::FrameKind;
+use super::frame::{FrameKind, MAX_FRAME_LEN};
 use super::{CommitMark, StreamId, StreamPos};
+use crate::compress::{self, Level};
 
 /// Version of the message protocol that [`Hello::protocol_version`] announces.
 pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Largest original length a compressed Data may declare: what an uncompressed Data could
+/// carry in one frame. A frame declaring more is refused before anything is allocated.
+pub const MAX_DATA_ORIGINAL: usize = MAX_FRAME_LEN;
+
+/// Data flags byte: bit 0, the log ends (its length follows).
+const DATA_LOG_END: u8 = 1;
+/// Data flags byte: bit 1, the bytes are one zstd frame (their original length precedes them).
+const DATA_ZSTD: u8 = 2;
 
 /// Longest database name or extractor id, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
@@ -50,6 +69,27 @@ pub enum Message {
     Error(Failure),
 }
 
+/// What a side of the link can do beyond protocol version 1: a bit set, sent as one byte.
+/// In a Hello, what the extractor offers (bits this collector does not know are ignored);
+/// in a Welcome, what the collector accepted (only bits that were offered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Capabilities(pub u8);
+
+impl Capabilities {
+    /// Data bytes may travel zstd-compressed (extractor → collector).
+    pub const ZSTD: u8 = 1;
+
+    /// Capabilities with zstd, or none.
+    pub fn zstd(on: bool) -> Capabilities {
+        Capabilities(if on { Self::ZSTD } else { 0 })
+    }
+
+    /// True when zstd is in the set.
+    pub fn has_zstd(self) -> bool {
+        self.0 & Self::ZSTD != 0
+    }
+}
+
 /// Extractor → collector, first message: who is speaking and what it will send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hello {
@@ -63,6 +103,9 @@ pub struct Hello {
     pub extractor_id: String,
     /// The extractor's durable checkpoint: where it would start if the collector agrees.
     pub from: StreamPos,
+    /// What the extractor offers (compression); `None`: the field is not sent, as an
+    /// extractor before issue 19 did (and as one must to a collector that predates it).
+    pub capabilities: Option<Capabilities>,
 }
 
 /// Collector → extractor, answer to an accepted Hello.
@@ -72,6 +115,9 @@ pub struct Welcome {
     pub resume: StreamPos,
     /// The last commit the collector holds durably for this stream.
     pub last_commit: Option<CommitMark>,
+    /// What the collector accepted of the Hello's offer; sent exactly when the Hello had
+    /// capabilities (an extractor that predates them would refuse the field).
+    pub capabilities: Option<Capabilities>,
 }
 
 /// Extractor → collector: the stream's bytes from `pos`, and the commits that end in them.
@@ -274,8 +320,18 @@ impl Message {
     }
 
     /// Appends the encoded message (the frame payload) to `out`, after checking it as
-    /// decoding would: an invalid message is never sent.
+    /// decoding would: an invalid message is never sent. Data bytes go uncompressed.
     pub fn encode(&self, out: &mut BytesMut) -> Result<(), MessageError> {
+        self.encode_with(out, None)
+    }
+
+    /// [`Message::encode`], with a Data's bytes compressed at `compress` when the link
+    /// negotiated it and they shrink (else raw, flag clear).
+    pub fn encode_with(
+        &self,
+        out: &mut BytesMut,
+        compress: Option<Level>,
+    ) -> Result<(), MessageError> {
         let mut w = Writer {
             out,
             message: self.name(),
@@ -289,20 +345,26 @@ impl Message {
                 w.name("db_name", &h.db_name)?;
                 w.name("extractor_id", &h.extractor_id)?;
                 w.pos(h.from);
+                if let Some(c) = h.capabilities {
+                    w.out.put_u8(c.0);
+                }
             }
             Message::Welcome(m) => {
                 w.pos(m.resume);
                 w.commit_opt(m.last_commit.as_ref());
+                if let Some(c) = m.capabilities {
+                    w.out.put_u8(c.0);
+                }
             }
             Message::Data(d) => {
                 d.validate()?;
                 w.pos(d.pos);
-                match d.log_end {
-                    None => w.out.put_u8(0),
-                    Some(n) => {
-                        w.out.put_u8(1);
-                        w.out.put_u64_le(n);
-                    }
+                let packed = compress.and_then(|level| compress::compress(&d.bytes, level));
+                let flags = if d.log_end.is_some() { DATA_LOG_END } else { 0 }
+                    | if packed.is_some() { DATA_ZSTD } else { 0 };
+                w.out.put_u8(flags);
+                if let Some(n) = d.log_end {
+                    w.out.put_u64_le(n);
                 }
                 let n = u32::try_from(d.commits.len()).map_err(|_| MessageError {
                     message: "Data",
@@ -313,7 +375,14 @@ impl Message {
                 for c in &d.commits {
                     w.commit(c);
                 }
-                w.out.extend_from_slice(&d.bytes);
+                match packed {
+                    Some(z) => {
+                        // validate() and the frame limit keep the length far below u32::MAX.
+                        w.out.put_u32_le(d.bytes.len() as u32);
+                        w.out.extend_from_slice(&z);
+                    }
+                    None => w.out.extend_from_slice(&d.bytes),
+                }
             }
             Message::Ack(a) => {
                 w.pos(a.durable);
@@ -347,14 +416,20 @@ impl Message {
                 db_name: r.name("db_name")?,
                 extractor_id: r.name("extractor_id")?,
                 from: r.pos("from")?,
+                capabilities: r.capabilities()?,
             }),
             FrameKind::WELCOME => Message::Welcome(Welcome {
                 resume: r.pos("resume")?,
                 last_commit: r.commit_opt("last_commit")?,
+                capabilities: r.capabilities()?,
             }),
             FrameKind::DATA => {
                 let pos = r.pos("pos")?;
-                let log_end = match r.flag("log_end")? {
+                let flags = r.u8("flags")?;
+                if flags & !(DATA_LOG_END | DATA_ZSTD) != 0 {
+                    return Err(r.err("flags", format!("unknown flags 0x{flags:02x}")));
+                }
+                let log_end = match flags & DATA_LOG_END != 0 {
                     false => None,
                     true => Some(r.u64("log_end")?),
                 };
@@ -365,7 +440,16 @@ impl Message {
                 for _ in 0..n {
                     commits.push(r.commit("commits[]")?);
                 }
-                let bytes = r.rest();
+                let bytes = if flags & DATA_ZSTD != 0 {
+                    let declared = r.u32("original_len")? as usize;
+                    let at = r.at;
+                    let frame = r.rest();
+                    compress::decompress(&frame, declared, MAX_DATA_ORIGINAL)
+                        .map(Bytes::from)
+                        .map_err(|e| r.err("bytes", format!("at payload byte {at}: {e}")))?
+                } else {
+                    r.rest()
+                };
                 let d = Data {
                     pos,
                     bytes,
@@ -638,6 +722,15 @@ impl Reader {
         self.string(field, MAX_REASON_LEN)
     }
 
+    /// The optional last field of Hello and Welcome: absent (a peer before issue 19) or
+    /// one byte.
+    fn capabilities(&mut self) -> Result<Option<Capabilities>, MessageError> {
+        if self.remaining() == 0 {
+            return Ok(None);
+        }
+        Ok(Some(Capabilities(self.u8("capabilities")?)))
+    }
+
     fn rest(&mut self) -> Bytes {
         let rest = self.buf.slice(self.at.min(self.buf.len())..);
         self.at = self.buf.len();
@@ -696,14 +789,17 @@ mod tests {
                 db_name: "FREE".into(),
                 extractor_id: "db1-extractor".into(),
                 from: pos,
+                capabilities: None,
             }),
             Message::Welcome(Welcome {
                 resume: pos,
                 last_commit: Some(commit(15, 1024, 4)),
+                capabilities: None,
             }),
             Message::Welcome(Welcome {
                 resume: StreamPos::default(),
                 last_commit: None,
+                capabilities: None,
             }),
             Message::Data(Data {
                 pos,
@@ -779,6 +875,10 @@ mod tests {
             if !matches!(m, Message::Data(_)) {
                 let mut longer = BytesMut::from(&bytes[..]);
                 longer.put_u8(0);
+                // Hello and Welcome take one more byte (their capabilities), not two.
+                if matches!(m, Message::Hello(_) | Message::Welcome(_)) {
+                    longer.put_u8(0);
+                }
                 let e = Message::decode(m.kind(), longer.freeze()).unwrap_err();
                 assert!(e.to_string().contains("trailing"), "{e}");
             }
@@ -935,9 +1035,133 @@ mod tests {
             db_name: "x".repeat(MAX_NAME_LEN + 1),
             extractor_id: "e".into(),
             from: StreamPos::default(),
+            capabilities: None,
         });
         let e = bad.encode(&mut BytesMut::new()).unwrap_err();
         assert_eq!(e.field, "db_name");
+    }
+
+    #[test]
+    fn capabilities_are_an_optional_last_field() {
+        let [Message::Hello(h), Message::Welcome(w), ..] = &samples()[..3] else {
+            panic!("samples start with a Hello and a Welcome");
+        };
+        for caps in [
+            Capabilities::zstd(true),
+            Capabilities::zstd(false),
+            Capabilities(0x81),
+        ] {
+            let hello = Message::Hello(Hello {
+                capabilities: Some(caps),
+                ..h.clone()
+            });
+            let welcome = Message::Welcome(Welcome {
+                capabilities: Some(caps),
+                ..w.clone()
+            });
+            for m in [hello, welcome] {
+                let bytes = encode(&m);
+                assert_eq!(Message::decode(m.kind(), bytes.clone()).unwrap(), m);
+                // Without its last byte it is the same message as an old peer sends it.
+                let old = Message::decode(m.kind(), bytes.slice(..bytes.len() - 1)).unwrap();
+                match old {
+                    Message::Hello(h) => assert_eq!(h.capabilities, None),
+                    Message::Welcome(w) => assert_eq!(w.capabilities, None),
+                    other => panic!("{other}"),
+                }
+                // A second byte is trailing garbage.
+                let mut longer = BytesMut::from(&bytes[..]);
+                longer.put_u8(0);
+                assert!(Message::decode(m.kind(), longer.freeze()).is_err());
+            }
+        }
+        assert!(Capabilities(0x81).has_zstd() && !Capabilities(0x80).has_zstd());
+    }
+
+    fn redo_like(n: usize) -> Bytes {
+        Bytes::from((0..n).map(|i| ((i / 5) % 17) as u8).collect::<Vec<_>>())
+    }
+
+    fn encode_z(m: &Message, level: i32) -> Bytes {
+        let mut out = BytesMut::new();
+        m.encode_with(&mut out, Level::new(level)).unwrap();
+        out.freeze()
+    }
+
+    #[test]
+    fn compressed_data_carries_the_original_bytes() {
+        let pos = StreamPos {
+            seq: LogSeq(15),
+            offset: 1024,
+        };
+        let d = Data {
+            pos,
+            bytes: redo_like(64 << 10),
+            commits: vec![commit(15, 2048, 1), commit(15, 1024 + (64 << 10), 2)],
+            log_end: Some(1024 + (64 << 10)),
+        };
+        let m = Message::Data(d.clone());
+        let z = encode_z(&m, 3);
+        let raw = encode(&m);
+        assert!(z.len() < raw.len() / 4, "{} of {}", z.len(), raw.len());
+        let back = Message::decode(FrameKind::DATA, z.clone()).unwrap();
+        assert_eq!(back, m);
+        // Every truncation is a named error (the frame no longer decompresses to its
+        // declared length), never a shorter chunk.
+        for cut in 0..z.len() {
+            let e = Message::decode(FrameKind::DATA, z.slice(..cut)).unwrap_err();
+            assert_eq!(e.message, "Data", "cut {cut}: {e}");
+        }
+        // Bytes that do not shrink travel raw: the encoding is the uncompressed one.
+        let noise: Vec<u8> = {
+            use rand::{RngCore as _, SeedableRng as _};
+            let mut b = vec![0u8; 4096];
+            rand::rngs::StdRng::seed_from_u64(7).fill_bytes(&mut b);
+            b
+        };
+        let m = Message::Data(Data {
+            bytes: Bytes::from(noise),
+            commits: vec![],
+            log_end: None,
+            ..d
+        });
+        assert_eq!(encode_z(&m, 19), encode(&m));
+    }
+
+    /// A compressed Data payload: pos (5:0), flags, no commits, declared length, frame.
+    fn zstd_payload(declared: u32, frame: &[u8]) -> Bytes {
+        let mut out = BytesMut::new();
+        out.put_u32_le(5);
+        out.put_u64_le(0);
+        out.put_u8(DATA_ZSTD);
+        out.put_u32_le(0);
+        out.put_u32_le(declared);
+        out.extend_from_slice(frame);
+        out.freeze()
+    }
+
+    #[test]
+    fn compressed_data_is_bounded_by_its_declared_length() {
+        // 64 MiB of zeros in a few kilobytes: declared as 1 KiB, or as the whole 64 MiB
+        // (above the maximum), it is refused without producing more than declared.
+        let bomb = compress::compress(&vec![0u8; 64 << 20], Level::DEFAULT).unwrap();
+        for declared in [1024, 64 << 20, u32::MAX] {
+            let e = Message::decode(FrameKind::DATA, zstd_payload(declared, &bomb)).unwrap_err();
+            assert_eq!((e.message, e.field), ("Data", "bytes"), "{e}");
+            assert!(e.to_string().contains("payload byte 21"), "{e}");
+        }
+        // Garbage after the flag, and a declared length that is missing.
+        let e = Message::decode(FrameKind::DATA, zstd_payload(10, b"garbage!")).unwrap_err();
+        assert_eq!(e.field, "bytes", "{e}");
+        let mut cut = BytesMut::from(&zstd_payload(0, b"")[..]);
+        cut.truncate(cut.len() - 4);
+        let e = Message::decode(FrameKind::DATA, cut.freeze()).unwrap_err();
+        assert_eq!(e.field, "original_len", "{e}");
+        // Unknown flag bits.
+        let mut p = BytesMut::from(&zstd_payload(0, b"")[..]);
+        p[12] = 0x04;
+        let e = Message::decode(FrameKind::DATA, p.freeze()).unwrap_err();
+        assert_eq!(e.field, "flags", "{e}");
     }
 
     proptest! {
@@ -963,7 +1187,8 @@ mod tests {
                 log_end: last.then_some(offset + len as u64),
             };
             let m = Message::Data(d);
-            prop_assert_eq!(Message::decode(FrameKind::DATA, encode(&m)).unwrap(), m);
+            prop_assert_eq!(Message::decode(FrameKind::DATA, encode(&m)).unwrap(), m.clone());
+            prop_assert_eq!(Message::decode(FrameKind::DATA, encode_z(&m, 1)).unwrap(), m);
         }
     }
 }

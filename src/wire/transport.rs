@@ -45,6 +45,7 @@ use super::frame::{
 };
 use super::message::{Failure, Heartbeat, MAX_REASON_LEN, Message, MessageError};
 use super::{StreamPos, latency};
+use crate::compress::Level;
 use crate::crypto::legacy::{
     self, Handshake, LegacyError, NONCE_LEN, Opener, Psk, REKEY_AFTER_BLOCKS, Role, Sealer, TAG_LEN,
 };
@@ -380,6 +381,7 @@ impl Link {
                 peer: peer.clone(),
                 heartbeat_interval: config.heartbeat_interval,
                 last_sent: now,
+                compress: None,
             },
             receiver: LinkReceiver {
                 io: read,
@@ -408,6 +410,12 @@ impl Link {
         self.receiver.recv().await
     }
 
+    /// Compresses the bytes of every Data sent from now on at `level` (`None`: raw), once
+    /// the peer accepted it ([`LinkSender::set_compression`]).
+    pub fn set_compression(&mut self, level: Option<Level>) {
+        self.sender.set_compression(level);
+    }
+
     /// The two halves, for a sending task and a receiving task.
     pub fn split(self) -> (LinkSender, LinkReceiver) {
         (self.sender, self.receiver)
@@ -431,6 +439,7 @@ pub struct LinkSender {
     peer: Arc<PeerInfo>,
     heartbeat_interval: Duration,
     last_sent: Instant,
+    compress: Option<Level>,
 }
 
 impl fmt::Debug for LinkSender {
@@ -452,6 +461,12 @@ impl LinkSender {
 
     fn err(&self, kind: LinkErrorKind) -> LinkError {
         LinkError::new(self.peer.addr, kind)
+    }
+
+    /// Compresses the bytes of every Data queued from now on at `level` (`None`: raw). Only
+    /// after the peer's Welcome accepted zstd: a peer that did not cannot read them.
+    pub fn set_compression(&mut self, level: Option<Level>) {
+        self.compress = level;
     }
 
     /// Frames sent (or queued) so far.
@@ -486,11 +501,13 @@ impl LinkSender {
     ) -> Result<(FrameKind, u16), LinkErrorKind> {
         let body = start + HEADER_LEN;
         let Some(sealer) = &mut self.sealer else {
-            msg.encode(&mut self.buf).map_err(LinkErrorKind::Message)?;
+            msg.encode_with(&mut self.buf, self.compress)
+                .map_err(LinkErrorKind::Message)?;
             return Ok((msg.kind(), 0));
         };
         self.buf.put_u8(msg.kind().0);
-        msg.encode(&mut self.buf).map_err(LinkErrorKind::Message)?;
+        msg.encode_with(&mut self.buf, self.compress)
+            .map_err(LinkErrorKind::Message)?;
         let plain_len = self.buf.len() - body;
         // Check the length before the sealer may switch keys: a refused frame must leave
         // the key schedule where the receiver's is.
@@ -1052,6 +1069,7 @@ mod tests {
             db_name: "FREE".into(),
             extractor_id: "redovault-extractor".into(),
             from: StreamPos::default(),
+            capabilities: None,
         })
     }
 
@@ -1082,6 +1100,7 @@ mod tests {
         let welcome = Message::Welcome(Welcome {
             resume: StreamPos::default(),
             last_commit: None,
+            capabilities: None,
         });
         s.send(&welcome).await.unwrap();
         assert_eq!(c.recv().await.unwrap(), welcome);

@@ -78,6 +78,7 @@ fn collector(listener: std::net::TcpListener, security: ServerSecurity, config: 
                 Ok(Message::Hello(h)) => Message::Welcome(Welcome {
                     resume: h.from,
                     last_commit: None,
+                    capabilities: None,
                 }),
                 Ok(Message::Data(d)) => Message::Ack(Ack {
                     durable: d.end(),
@@ -118,6 +119,7 @@ fn extractor(
             db_name: "BENCH".into(),
             extractor_id: "redovault-extractor".into(),
             from: StreamPos::default(),
+            capabilities: None,
         }))
         .await
         .expect("hello");

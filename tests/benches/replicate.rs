@@ -171,6 +171,7 @@ fn run_one(
                     extractors: Vec::new(),
                     writer: WriterConfig::default(),
                     metrics_listen: None,
+                    accept_compression: true,
                 },
                 cancel.clone(),
             ))
@@ -231,6 +232,7 @@ fn run_one(
                 db_name: "FREE".into(),
                 reconnect_min: Duration::from_millis(50),
                 reconnect_max: Duration::from_secs(1),
+                compress: None,
             }),
         })
         .collect();

@@ -397,6 +397,7 @@ fn main() {
                 extractors: Vec::new(),
                 writer: WriterConfig::default(),
                 metrics_listen: None,
+                accept_compression: true,
             },
             cancel.clone(),
         ))
@@ -424,6 +425,7 @@ fn main() {
         db_name: "FREE".into(),
         reconnect_min: Duration::from_millis(50),
         reconnect_max: Duration::from_secs(1),
+        compress: None,
     });
     let (ack_tx, mut ack_rx) = tokio::sync::mpsc::unbounded_channel();
     let shipper_cancel = CancellationToken::new();

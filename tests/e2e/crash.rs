@@ -136,7 +136,9 @@ fn kill_9_of_the_extractor_at_30_random_moments_loses_and_duplicates_nothing() {
 #[test]
 fn kill_9_of_the_collector_at_30_random_moments_loses_no_acknowledged_commit() {
     init_logs();
-    let w = World::new(3);
+    // Compressed (issue 19): torn tails of compressed chunks are cut at every restart.
+    let mut w = World::new(3);
+    w.compress = true;
     let ccfg = w.collector_config("");
     let ecfg = w.extractor_config(w.port, "");
     let mut collector = w.start_collector(&ccfg);
@@ -176,4 +178,5 @@ fn kill_9_of_the_collector_at_30_random_moments_loses_no_acknowledged_commit() {
         log.matches("torn tail dropped").count()
     );
     finish_and_check(&w, db, &ccfg, &stream, &acked, vec![extractor, collector]);
+    w.assert_stored_compressed(0.8);
 }

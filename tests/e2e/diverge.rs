@@ -148,6 +148,7 @@ async fn session(w: &World, r: &Redo) -> (Link, SocketAddr, StreamPos) {
         db_name: "SIM".into(),
         extractor_id: EXTRACTOR_ID.into(),
         from: r.pos(0),
+        capabilities: None,
     }))
     .await
     .unwrap();

@@ -133,6 +133,7 @@ async fn serve(
             Ok(Message::Hello(h)) => Message::Welcome(Welcome {
                 resume: h.from,
                 last_commit: None,
+                capabilities: None,
             }),
             Ok(Message::Data(d)) => Message::Ack(Ack {
                 durable: d.end(),
@@ -175,6 +176,7 @@ fn hello(id: &str) -> Message {
             seq: LogSeq(15),
             offset: 0,
         },
+        capabilities: None,
     })
 }
 

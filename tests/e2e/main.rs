@@ -13,6 +13,7 @@ mod oracle_real {
 mod atrest;
 mod attack_drill;
 mod check_config;
+mod compress;
 mod console;
 mod crash;
 mod deploy;

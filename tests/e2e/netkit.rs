@@ -289,6 +289,9 @@ pub struct World {
     pub extractor_metrics: u16,
     /// Online groups of the simulated database.
     pub groups: u32,
+    /// zstd on the link (`[link] compress` of the extractor) and in the collector's
+    /// segments and WORM pieces (`[store] compress`): set by the tests that run compressed.
+    pub compress: bool,
 }
 
 impl World {
@@ -318,6 +321,7 @@ impl World {
             collector_metrics: free_port(),
             extractor_metrics: free_port(),
             groups,
+            compress: false,
         }
     }
 
@@ -361,7 +365,7 @@ dir = "{store}"
 key_file = "{keys}"
 segment_size = "256K"
 chunk_size = "64K"
-[telemetry]
+{compress}[telemetry]
 log_level = "info"
 metrics_listen = "127.0.0.1:{mport}"
 {extra}"#,
@@ -372,9 +376,42 @@ metrics_listen = "127.0.0.1:{mport}"
             store = self.store.display(),
             keys = self.keys.display(),
             mport = self.collector_metrics,
+            compress = self.compress_keys(),
         );
         fs::write(&p, text).unwrap();
         p
+    }
+
+    /// The keys that turn zstd on (level 3) in `[link]` of the extractor and `[store]` of
+    /// the collector, when the world runs compressed.
+    fn compress_keys(&self) -> &'static str {
+        if self.compress {
+            "compress = \"zstd\"\ncompress_level = 3\n"
+        } else {
+            ""
+        }
+    }
+
+    /// Checks that the collector's segments hold the redo compressed: all of them together
+    /// are smaller than `ratio` times the database's archived logs (which the store holds
+    /// every byte of, and more, when the redo is stored raw).
+    pub fn assert_stored_compressed(&self, ratio: f64) {
+        fn size(dir: &Path) -> u64 {
+            let Ok(rd) = fs::read_dir(dir) else { return 0 };
+            rd.map(|e| e.unwrap())
+                .map(|e| {
+                    let m = e.metadata().unwrap();
+                    if m.is_dir() { size(&e.path()) } else { m.len() }
+                })
+                .sum()
+        }
+        let stored = size(&self.store.join("streams"));
+        let archived = size(&self.sim.join("archive"));
+        assert!(archived > 0, "archived logs");
+        assert!(
+            (stored as f64) < ratio * archived as f64,
+            "compressed store: {stored} bytes of segments for {archived} bytes of archived logs"
+        );
     }
 
     /// Writes the extractor's configuration, shipping to `port`, and returns its path.
@@ -431,13 +468,14 @@ missed_heartbeats = 8
 handshake_timeout = "2s"
 reconnect_min = "50ms"
 reconnect_max = "500ms"
-[telemetry]
+{compress}[telemetry]
 log_level = "info"
 metrics_listen = "127.0.0.1:{mport}"
 {extra}"#,
             arch = self.sim.join("archive").display(),
             state = self.path("extractor-state").display(),
             mport = self.extractor_metrics,
+            compress = self.compress_keys(),
         );
         fs::write(&p, text).unwrap();
         p

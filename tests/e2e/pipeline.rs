@@ -19,7 +19,10 @@ use crate::netkit::{
 #[test]
 fn live_database_to_collector_every_commit_in_order_and_rebuilt_to_the_last_commit() {
     init_logs();
-    let w = World::new(3);
+    // Compressed (issue 19): zstd on the link and in the segments; every check below is
+    // about the original bytes.
+    let mut w = World::new(3);
+    w.compress = true;
     let ccfg = w.collector_config("");
     let ecfg = w.extractor_config(w.port, "");
     let collector = w.start_collector(&ccfg);
@@ -73,6 +76,7 @@ fn live_database_to_collector_every_commit_in_order_and_rebuilt_to_the_last_comm
     let e = scrape(em);
     let key = |n: &str| format!("{n}{{stream=\"{stream}\"}}");
     assert_eq!(e[&key("redovault_extractor_stream_live")], 1.0);
+    assert_eq!(e[&key("redovault_extractor_link_compression_level")], 3.0);
     assert!(e[&key("redovault_extractor_source_offset_bytes")] >= 1024.0);
     let year_from_now = (chrono::Utc::now().timestamp() + 365 * 86_400) as f64;
     let c = scrape(cm);
@@ -117,6 +121,7 @@ fn live_database_to_collector_every_commit_in_order_and_rebuilt_to_the_last_comm
         "extractor exits 0 on SIGTERM"
     );
 
+    w.assert_stored_compressed(0.8);
     let commits = w.collector_commits(&ccfg, &stream);
     let n = assert_same_commits(&commits, &journal);
     assert!(n > 100, "{n} commits");

@@ -35,6 +35,7 @@ fn hello(id: &str) -> Message {
             seq: LogSeq(1),
             offset: 0,
         },
+        capabilities: None,
     })
 }
 

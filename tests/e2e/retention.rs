@@ -212,6 +212,7 @@ async fn archived_and_verified_sequences_are_freed_and_nothing_else() {
     let opts = StoreOptions {
         segment_size: 64 << 10,
         chunk_size: 8 << 10,
+        compress: None,
     };
     let mut st = Store::open_with(
         dir.path(),

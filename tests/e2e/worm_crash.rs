@@ -72,7 +72,9 @@ fn kill_9_of_the_collector_at_30_random_moments_while_s3_is_up() {
     init_logs();
     let t0 = Instant::now();
     let drill = Drill::target();
-    let w = World::new(3);
+    // Compressed (issue 19): pieces of compressed chunks, restored from WORM alone.
+    let mut w = World::new(3);
+    w.compress = true;
     let team = RecoveryTeam::new(&w);
     let ccfg = w.collector_config(&drill.worm_section(
         drill.server.endpoint.as_str(),

@@ -27,6 +27,7 @@ import sys
 try:
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
     from pyhpke import AEADId, CipherSuite, KDFId, KEMId, KEMKey
+    import zstandard
 except ImportError as e:
     sys.exit(f"open_piece: {e}: run it with the python that deploy/interop-venv.sh prints")
 
@@ -43,6 +44,8 @@ CHUNK = struct.Struct("<BBHIQII")  # version, flags, reserved, seq, offset, redo
 # usn, slot, sqn, scn, has time, reserved, end seq, time, end offset
 COMMIT = struct.Struct("<HHIQB3sIqQ")
 FLAG_LOG_END = 1
+FLAG_ZSTD = 2  # chunk version 2: the redo is one zstd frame
+MAX_CHUNK_REDO = 4 << 20
 assert HEADER.size == HEADER_LEN and CHUNK.size == 24 and COMMIT.size == 40
 
 
@@ -115,9 +118,14 @@ def parse_chunks(pt, h):
             raise Bad(f"{where}: record length {n} does not fit the {len(pt)}-byte plaintext")
         c, at = pt[at:at + n], at + n
         version, flags, res, seq, off, rlen, ncommits = CHUNK.unpack_from(c, 0)
-        if version != 1 or flags & ~FLAG_LOG_END or res:
+        known = {1: FLAG_LOG_END, 2: FLAG_LOG_END | FLAG_ZSTD}.get(version)
+        if known is None or flags & ~known or res:
             raise Bad(f"{where}: chunk version {version}, flags {flags:#x}, reserved {res:#x}")
-        if n != CHUNK.size + ncommits * COMMIT.size + rlen:
+        zstd = bool(flags & FLAG_ZSTD)
+        fixed = CHUNK.size + ncommits * COMMIT.size
+        if zstd and not (fixed < n and n - fixed < rlen <= MAX_CHUNK_REDO):
+            raise Bad(f"{where}: zstd frame of {n - fixed} bytes for {rlen} redo bytes")
+        if not zstd and n != fixed + rlen:
             raise Bad(f"{where}: length {n} != 24 + 40 x {ncommits} commits + {rlen} redo bytes")
         if (seq, off) != pos:
             raise Bad(f"{where}: starts at {seq}/{off}, expected {pos[0]}/{pos[1]} (gap or overlap)")
@@ -129,7 +137,19 @@ def parse_chunks(pt, h):
                 raise Bad(f"{where}: commit {k}: has-time {has_time}, reserved {cres.hex()}")
             commits.append({"xid": f"{usn}.{slot}.{sqn}", "scn": scn,
                             "time": time if has_time else None, "end": [end_seq, end_off]})
-        redo = c[CHUNK.size + ncommits * COMMIT.size:]
+        redo = c[fixed:]
+        if zstd:
+            try:
+                # At most the declared length: a frame that says or holds more is an error
+                # (nothing larger is allocated).
+                size = zstandard.frame_content_size(redo)
+                if size > rlen:
+                    raise Bad(f"{where}: zstd frame says {size} bytes, {rlen} declared")
+                redo = zstandard.ZstdDecompressor().decompress(redo, max_output_size=rlen)
+            except zstandard.ZstdError as e:
+                raise Bad(f"{where}: zstd frame: {e}") from None
+            if len(redo) != rlen:
+                raise Bad(f"{where}: zstd frame holds {len(redo)} bytes, {rlen} declared")
         log_end = bool(flags & FLAG_LOG_END)
         chunks.append(dict(seq=seq, off=off, log_end=log_end, commits=commits, redo=redo))
         pos = (seq + 1, 0) if log_end else (seq, off + rlen)

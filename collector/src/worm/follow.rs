@@ -269,6 +269,7 @@ mod tests {
         let opts = StoreOptions {
             segment_size: 64 << 10,
             chunk_size: 1024,
+            compress: None,
         };
         let mut st = Store::open_with(dir, keys(), opts, Arc::new(crate::fs::RealFs)).unwrap();
         for seq in 1..=3u32 {

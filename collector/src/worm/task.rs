@@ -21,6 +21,8 @@ use super::chain::{PieceEntry, chain_dir};
 use super::cutter::{Cutter, Decision};
 use super::follow::Follower;
 use crate::metrics::CollectorMetrics;
+use redovault::compress::Level;
+
 use crate::piece::{self, PieceHeader, SealedPiece, parse_piece_name, stream_prefix};
 use crate::segment::Chunk;
 use crate::store::stream_dir_name;
@@ -42,6 +44,8 @@ pub struct Worm<S> {
     pub prefix: String,
     /// The recovery public key.
     pub key: RecoveryPublicKey,
+    /// zstd level of the chunks in the pieces (`[store] compress`; `None`: raw).
+    pub compress: Option<Level>,
     /// The collector's at-rest keys (to read its segments).
     pub keys: Arc<KeyRing>,
     /// The collector's store directory.
@@ -338,10 +342,11 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
             return Ok(true);
         }
         let (stream, prev, key) = (self.stream, self.prev_piece, self.worm.key.clone());
+        let compress = self.worm.compress;
         let to_seal = chunks.clone();
         let sealed = self
             .observing(tokio::task::spawn_blocking(move || {
-                piece::seal(stream, index, prev, &to_seal, &key)
+                piece::seal_with(stream, index, prev, &to_seal, &key, compress)
             }))
             .await
             .map_err(|e| e.to_string())?
@@ -434,6 +439,7 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
                         self.prev_piece,
                         self.worm.key.id(),
                         chunks,
+                        self.worm.compress,
                     )
                 })
             } else {
@@ -641,9 +647,11 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
 /// holds, if it is the piece a crash left between its upload and its record: piece `index`
 /// of `stream` after `prev`, sealed to `key_id`, its chunks the first of ours (same start,
 /// a chunk count whose last chunk ends where the header's end and log end say, and the
-/// plaintext length of exactly those chunks). After a restart the durable end has usually
-/// moved on, so more is read than the piece holds: the piece is still ours, and what
-/// follows it goes into the next one. None: not ours (a conflict).
+/// plaintext length of exactly those chunks, raw or compressed at `compress`: zstd gives
+/// the same bytes for the same chunk and level, and a piece sealed raw before `[store]
+/// compress` was turned on still fits). After a restart the durable end has usually moved
+/// on, so more is read than the piece holds: the piece is still ours, and what follows it
+/// goes into the next one. None: not ours (a conflict).
 fn orphan_fit(
     h: &PieceHeader,
     stream: StreamId,
@@ -651,6 +659,7 @@ fn orphan_fit(
     prev: Sha256Digest,
     key_id: [u8; KEY_ID_LEN],
     chunks: &[Chunk],
+    compress: Option<Level>,
 ) -> Option<usize> {
     let n = h.chunks as usize;
     if h.stream != stream
@@ -663,12 +672,17 @@ fn orphan_fit(
         return None;
     }
     let held = &chunks[..n];
-    let plaintext: usize = held.iter().map(|c| 4 + c.encoded_len()).sum();
+    let raw: usize = held.iter().map(|c| 4 + c.encoded_len()).sum();
+    let plaintext_fits = raw == h.plaintext_len as usize
+        || compress.is_some_and(|_| {
+            let packed: Option<usize> = held
+                .iter()
+                .map(|c| c.encode_with(compress).ok().map(|b| 4 + b.len()))
+                .sum();
+            packed == Some(h.plaintext_len as usize)
+        });
     let last = &held[n - 1];
-    (held[0].start == h.start
-        && last.end() == h.end
-        && last.log_end == h.log_end
-        && plaintext == h.plaintext_len as usize)
+    (held[0].start == h.start && last.end() == h.end && last.log_end == h.log_end && plaintext_fits)
         .then_some(n)
 }
 
@@ -712,6 +726,7 @@ mod tests {
         let opts = StoreOptions {
             segment_size: 64 << 10,
             chunk_size: 1024,
+            compress: None,
         };
         let mut st = Store::open_with(dir, keys(), opts, Arc::new(crate::fs::RealFs)).unwrap();
         for k in 0..n {
@@ -741,7 +756,7 @@ mod tests {
         let pk = sk.public().clone();
         let prev = Sha256Digest::of(b"piece 2");
         let p = piece::seal(S, 3, prev, &all[..3], &pk).unwrap();
-        let fit = |h: &PieceHeader, c: &[Chunk]| orphan_fit(h, S, 3, prev, pk.id(), c);
+        let fit = |h: &PieceHeader, c: &[Chunk]| orphan_fit(h, S, 3, prev, pk.id(), c, None);
         // Uploaded, then the crash; since the restart, more is durable (or nothing more).
         assert_eq!(fit(&p.header, &all), Some(3));
         assert_eq!(fit(&p.header, &all[..3]), Some(3));
@@ -763,6 +778,20 @@ mod tests {
         assert_eq!(other(&|h| h.log_end = true), None);
         assert_eq!(other(&|h| h.plaintext_len += 40), None);
         assert_eq!(other(&|h| h.chunks = 0), None);
+        // Sealed compressed (issue 19): ours at that level (zstd repeats its bytes), and a
+        // raw piece still is once compression is on.
+        let level = redovault::compress::Level::new(3);
+        let z = piece::seal_with(S, 3, prev, &all[..3], &pk, level).unwrap();
+        assert!(z.header.plaintext_len < p.header.plaintext_len);
+        assert_eq!(
+            orphan_fit(&z.header, S, 3, prev, pk.id(), &all, level),
+            Some(3)
+        );
+        assert_eq!(orphan_fit(&z.header, S, 3, prev, pk.id(), &all, None), None);
+        assert_eq!(
+            orphan_fit(&p.header, S, 3, prev, pk.id(), &all, level),
+            Some(3)
+        );
     }
 
     /// A crash between a piece's upload and its record, while the database kept writing:
@@ -793,6 +822,7 @@ mod tests {
             StoreOptions {
                 segment_size: 64 << 10,
                 chunk_size: 1024,
+                compress: None,
             },
             Arc::new(crate::fs::RealFs),
         )
@@ -820,6 +850,7 @@ mod tests {
                 store: wstore.clone(),
                 prefix: "p".into(),
                 key: sk.public().clone(),
+                compress: None,
                 keys: Arc::new(keys()),
                 store_dir: store_dir.clone(),
                 config,
@@ -969,6 +1000,7 @@ mod gated {
                 },
                 prefix: "t".into(),
                 key: RecoveryPrivateKey::generate().public().clone(),
+                compress: None,
                 keys: Arc::new(keys()),
                 store_dir,
                 config,

@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
+use redovault::compress::Level;
 use redovault::crypto::keys::{KeyId, KeyRing};
 use redovault::crypto::legacy::{Handshake, NONCE_LEN, Psk, Role};
 use redovault::crypto::recovery::RecoveryPrivateKey;
@@ -59,10 +60,12 @@ fn messages() -> Vec<Message> {
             db_name: "ORCL".into(),
             extractor_id: "dbhost-1".into(),
             from: pos(16, 0),
+            capabilities: None,
         }),
         Message::Welcome(Welcome {
             resume: pos(16, 1024),
             last_commit: Some(commit(2, pos(16, 1024))),
+            capabilities: None,
         }),
         Message::Data(Data {
             pos: pos(16, 1024),
@@ -116,6 +119,14 @@ fn wire(out: &Out) {
         one.extend_from_slice(&payload);
         out.put("wire_message", &m.name().to_lowercase(), &one);
         frame(&mut enc, m.kind(), &payload, &mut stream_bytes);
+        // A Data whose bytes travel zstd-compressed (issue 19), when they shrink.
+        let mut packed = BytesMut::new();
+        m.encode_with(&mut packed, Level::new(3)).expect("a seed message");
+        if packed != payload {
+            let mut one = vec![m.kind().0];
+            one.extend_from_slice(&packed);
+            out.put("wire_message", &format!("{}-zstd", m.name().to_lowercase()), &one);
+        }
     }
     // wire_frame: 4 chunking bytes, then frames.
     let mut seed = vec![0, 3, 27, 200];
@@ -196,6 +207,11 @@ fn chunks() -> Vec<Chunk> {
 fn segments(out: &Out) {
     for (i, c) in chunks().iter().enumerate() {
         out.put("chunk", &format!("chunk{i}"), &c.encode().expect("a chunk"));
+        // Compressed (version 2, issue 19): the redo as one zstd frame.
+        let z = c.encode_with(Level::new(3)).expect("a chunk");
+        if z[0] == redovault_collector::segment::CHUNK_VERSION_ZSTD {
+            out.put("chunk", &format!("chunk{i}-zstd"), &z);
+        }
     }
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let mut w = SegmentWriter::create(&RealFs, tmp.path(), &keys(), stream(), 1, 1_772_841_600)
