@@ -19,7 +19,8 @@
 # Environment: REDOVAULT_TEST_SERVERS (default "ceph localstack"), REDOVAULT_TEST_STATE
 # (default .ci/state in the repository), REDOVAULT_ORACLE_REAL (default ../shared/fixtures/oracle-real
 # beside the checkout: the real Oracle logs, which must be there), REDOVAULT_OLR (an
-# OpenLogReplicator binary built outside the project: deploy/docs/independent-reader.md).
+# OpenLogReplicator binary built outside the project: deploy/docs/independent-reader.md),
+# REDOVAULT_ARTIFACTS (default .ci/artifacts: the console's desktop and phone screenshots).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,6 +29,9 @@ SERVERS=${REDOVAULT_TEST_SERVERS:-ceph localstack}
 STATE=${REDOVAULT_TEST_STATE:-$ROOT/.ci/state}
 mkdir -p "$STATE"
 export REDOVAULT_S3_CACHE=${REDOVAULT_S3_CACHE:-$STATE/cache}
+# What tests leave for people to look at (the console's screenshots): CI keeps .ci/artifacts.
+export REDOVAULT_ARTIFACTS=${REDOVAULT_ARTIFACTS:-$ROOT/.ci/artifacts}
+mkdir -p "$REDOVAULT_ARTIFACTS"
 mkdir -p "$REDOVAULT_S3_CACHE"
 
 step() { printf '\n==> %s\n' "$*"; }

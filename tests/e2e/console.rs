@@ -128,8 +128,13 @@ fn row_in(dom: &str) -> Option<(String, String)> {
     Some((state, rest[..end].to_string()))
 }
 
+/// Where the screenshots are kept: `REDOVAULT_ARTIFACTS/console` (`deploy/test.sh` sets it to
+/// `.ci/artifacts`, which CI keeps), else under the target directory.
 fn artifacts() -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
+    let d = std::env::var_os("REDOVAULT_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).to_path_buf())
+        .join("console");
     fs::create_dir_all(&d).unwrap();
     d
 }
