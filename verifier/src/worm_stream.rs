@@ -44,6 +44,8 @@ pub struct WormStream {
     pub chunks: Vec<Chunk>,
     /// What was found beside the chain: pieces that do not open, forks, pieces left out.
     pub notes: Vec<String>,
+    /// The pieces of the chain followed, in order (key, SHA-256, header).
+    chain: Vec<(String, Sha256Digest, PieceHeader)>,
 }
 
 impl WormStream {
@@ -76,8 +78,56 @@ async fn get_all<S: ArchiveStore>(store: &S, key: &str) -> anyhow::Result<Vec<u8
     Ok(redovault::store::read_object(store, key, None, piece::MAX_PIECE_OBJECT).await?)
 }
 
-/// Reads and opens every piece of `stream` and follows its longest authenticated chain.
+/// Reads and opens every piece of `stream`, follows its longest authenticated chain, and
+/// keeps the redo of the last commit's sequence.
+///
+/// Memory stays that of one log however long the stream: the first pass keeps each piece's
+/// header and commit marks, not its redo; once the chain is known, a second pass reads again
+/// only the pieces of the chain that hold the last commit's sequence, each checked against its
+/// key's SHA-256 as in the first.
 pub async fn read_stream<S: ArchiveStore>(
+    store: &S,
+    prefix: &str,
+    stream: StreamId,
+    key: &RecoveryPrivateKey,
+) -> anyhow::Result<WormStream> {
+    let mut ws = follow_chain_in(store, prefix, stream, key).await?;
+    // The sequence whose chunks the chain kept: the last commit's (or, with no commit yet,
+    // the newest).
+    let Some(seq) = ws
+        .last_commit
+        .map(|m| m.end.seq)
+        .or_else(|| ws.chunks.first().map(|c| c.start.seq))
+    else {
+        return Ok(ws);
+    };
+    let mut chunks = Vec::new();
+    for (k, sha, header) in &ws.chain {
+        if header.start.seq > seq || header.next_start().seq < seq {
+            continue;
+        }
+        let bytes = get_all(store, k).await?;
+        if Sha256Digest::of(&bytes) != *sha {
+            anyhow::bail!("{k}: content changed since it was first read (does not match its key)");
+        }
+        let (_, opened) = piece::open(&bytes, key, k)?;
+        chunks.extend(opened.into_iter().filter(|c| c.start.seq == seq));
+    }
+    if chunks.len() != ws.chunks.len() {
+        anyhow::bail!(
+            "{stream}: the pieces of sequence {} read again hold {} chunks, the first reading {}",
+            seq.0,
+            chunks.len(),
+            ws.chunks.len()
+        );
+    }
+    ws.chunks = chunks;
+    Ok(ws)
+}
+
+/// The first pass of [`read_stream`]: every piece opened, its redo dropped, the chain followed
+/// (`chunks` then hold the last sequence's commit marks and positions, without their redo).
+async fn follow_chain_in<S: ArchiveStore>(
     store: &S,
     prefix: &str,
     stream: StreamId,
@@ -107,7 +157,13 @@ pub async fn read_stream<S: ArchiveStore>(
                     key: o.key,
                     header,
                     sha256: sha,
-                    chunks,
+                    chunks: chunks
+                        .into_iter()
+                        .map(|c| Chunk {
+                            data: Vec::new(),
+                            ..c
+                        })
+                        .collect(),
                 });
             }
             Ok(_) => notes.push(format!(
@@ -191,6 +247,7 @@ fn follow_chain(opened: Vec<Opened>, mut notes: Vec<String>) -> WormStream {
     for i in chain {
         let Some(p) = opened[i].take() else { continue };
         ws.end = Some(p.header.next_start());
+        ws.chain.push((p.key.clone(), p.sha256, p.header));
         for c in p.chunks {
             for m in &c.commits {
                 let e = ws.seq_commits.entry(m.end.seq).or_insert((*m, 0));
