@@ -338,11 +338,16 @@ fn the_console_shows_protected_then_alert_after_kill_9_then_the_outage_in_the_ev
 
     // 1. Protected, exposure under a few seconds.
     let state = |v: &serde_json::Value| v["rows"][0]["state"].as_str().unwrap_or("").to_string();
+    // Protected, and WORM read once: the collector's first piece is sealed and the console
+    // reads WORM on its own, slower interval, so the WORM exposure may come a little later.
     wait_until(
-        "the console to show the database Protected",
+        "the console to show the database Protected, with its WORM exposure",
         Duration::from_secs(60),
         Duration::from_millis(250),
-        || state(&overview(addr)) == "Protected",
+        || {
+            let v = overview(addr);
+            state(&v) == "Protected" && v["rows"][0]["exposure_worm"].is_number()
+        },
     );
     let v = overview(addr);
     let row = &v["rows"][0];
