@@ -9,11 +9,12 @@
 #                                     row per target on stdout (deploy/bench.sh fuzz)
 #
 # Every run: -rss_limit_mb=512, -timeout=10 (a hang is an input that takes longer), and the
-# target's -max_len below.
+# target's -max_len below. FUZZ_BIN: where the built targets are (default target/<triple>/release;
+# another --target-dir of `cargo fuzz build`).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$here"
-BIN=$here/target/x86_64-unknown-linux-gnu/release
+BIN=${FUZZ_BIN:-$here/target/x86_64-unknown-linux-gnu/release}
 ALL="decode wire_frame wire_message legacy_handshake segment chunk key_file manifest s3_xml config"
 
 # Longest input per target: a few redo blocks more than the largest seed for the redo decoder,
