@@ -40,6 +40,14 @@ fi
 REAL=${REDOVAULT_ORACLE_REAL:-$ROOT/../shared/fixtures/oracle-real}/free23-le-512
 status=0
 
+# The file name OLR takes a log's sequence from, arch<thread>_<sequence>_<resetlogs id>.dbf,
+# read from its header by `redovault inspect` (empty: not a redo log).
+olr_name() {
+  { "$RV" inspect --json "$1" || true; } | python3 -c 'import json, sys
+v = json.load(sys.stdin)
+print("arch%s_%s_%s.dbf" % (v["thread"], v["sequence"], v["resetlogs_id"]))'
+}
+
 # Runs OLR in batch mode, schemaless (no dictionary: tables are OBJ_<object id>), on the given
 # logs, in the directory $1; its JSON lines go to $1/output.json, its log to $1/olr.log.
 run_olr() {
@@ -52,9 +60,7 @@ run_olr() {
   # arch<thread>_<sequence>_<resetlogs id>.dbf, read from its header by `redovault inspect`.
   local logs="" f name
   for f in "$@"; do
-    name=$({ "$RV" inspect --json "$f" || true; } | python3 -c 'import json, sys
-v = json.load(sys.stdin)
-print("arch%s_%s_%s.dbf" % (v["thread"], v["sequence"], v["resetlogs_id"]))') || true
+    name=$(olr_name "$f") || true
     if [ -z "$name" ]; then
       echo "  $f: not a redo log (redovault inspect)"
       status=1
@@ -250,12 +256,6 @@ wp = v["write_point"]
 print(wp * v["block_size"] if wp is not None else os.path.getsize(sys.argv[1]))' "$1" || echo unknown
 }
 
-# The OLR file name of a log (see run_olr).
-olr_name() {
-  { "$RV" inspect --json "$1" || true; } | python3 -c 'import json, sys
-v = json.load(sys.stdin)
-print("arch%s_%s_%s.dbf" % (v["thread"], v["sequence"], v["resetlogs_id"]))'
-}
 
 echo "== control: the simulator's archived logs and its CURRENT online log, as the database leaves it"
 # What OLR's batch mode says at the end of a CURRENT log the database itself wrote (no next
