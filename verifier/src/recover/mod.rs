@@ -106,6 +106,9 @@ pub struct StepRecord {
     pub run: u32,
     /// The step's own summary (its output's last lines, or its error).
     pub detail: String,
+    /// The audit's verdict (`clean`, `findings`, ...), for `verify`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
 }
 
 /// What DEST/recover-state.json holds: every step that ended, across runs.
@@ -224,6 +227,7 @@ mod tests {
             finished_at: "2026-12-06T00:00:00Z".into(),
             run,
             detail: String::new(),
+            verdict: None,
         }
     }
 

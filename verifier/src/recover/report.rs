@@ -273,6 +273,7 @@ mod tests {
                 finished_at: "2026-12-06T00:00:01Z".into(),
                 run: 1,
                 detail: "<done>".into(),
+                verdict: None,
             });
         }
         s

@@ -209,6 +209,7 @@ fn run_step(st: Step, opts: &RecoverOptions, run: u32) -> Result<StepRecord, Rec
             detail: format!(
                 "found done by an earlier run: {n} online log(s) in restore-online.json"
             ),
+            verdict: None,
         });
     }
     let program = std::env::current_exe().map_err(|source| RecoverError::Spawn {
@@ -263,6 +264,9 @@ fn run_step(st: Step, opts: &RecoverOptions, run: u32) -> Result<StepRecord, Rec
         (Step::Verify, Some(1)) => Outcome::DoneWithFindings,
         _ => Outcome::Failed,
     };
+    let verdict = (st == Step::Verify && outcome != Outcome::Failed)
+        .then(|| verify_verdict(&stdout))
+        .flatten();
     let detail = match (st, outcome) {
         (Step::Verify, Outcome::Done | Outcome::DoneWithFindings) => verify_summary(&stdout),
         (_, Outcome::Failed) => format!(
@@ -279,7 +283,17 @@ fn run_step(st: Step, opts: &RecoverOptions, run: u32) -> Result<StepRecord, Rec
         finished_at: redovault::alert::now_rfc3339(),
         run,
         detail,
+        verdict,
     })
+}
+
+/// The audit's verdict, from `verify --json`.
+fn verify_verdict(json: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(json)
+        .ok()?
+        .get("verdict")?
+        .as_str()
+        .map(str::to_string)
 }
 
 /// The audit's verdict and counts, from `verify --json`.
@@ -321,13 +335,7 @@ fn build_report(
             .unwrap_or(0),
         Err(_) => 0,
     };
-    let verify_verdict = state.record(Step::Verify).map(|r| {
-        r.detail
-            .strip_prefix("verdict ")
-            .and_then(|d| d.split(',').next())
-            .unwrap_or("?")
-            .to_string()
-    });
+    let verify_verdict = state.record(Step::Verify).and_then(|r| r.verdict.clone());
     Ok(RecoverReport::new(
         state,
         redovault::alert::now_rfc3339(),
@@ -344,9 +352,13 @@ fn build_report(
 }
 
 fn write_report(r: &RecoverReport, dir: &Path) -> Result<(), RecoverError> {
-    let json = dir.join(REPORT_FILE);
+    write_report_as(r, &dir.join(REPORT_FILE))
+}
+
+/// The report at `json`, and its page beside it (`.html`).
+fn write_report_as(r: &RecoverReport, json: &Path) -> Result<(), RecoverError> {
     let bytes = serde_json::to_vec_pretty(r).expect("the report serializes");
-    redovault::durable::write_atomic(&json, &bytes).map_err(io(&json))?;
+    redovault::durable::write_atomic(json, &bytes).map_err(io(json))?;
     let html = json.with_extension("html");
     redovault::durable::write_atomic(&html, r.html().as_bytes()).map_err(io(&html))
 }
@@ -360,11 +372,7 @@ fn keep_in_history(r: &RecoverReport, dir: &Path) -> Result<(), RecoverError> {
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
-    let json = dir.join(format!("recover-{stamp}.json"));
-    let bytes = serde_json::to_vec_pretty(r).expect("the report serializes");
-    redovault::durable::write_atomic(&json, &bytes).map_err(io(&json))?;
-    let html = json.with_extension("html");
-    redovault::durable::write_atomic(&html, r.html().as_bytes()).map_err(io(&html))
+    write_report_as(r, &dir.join(format!("recover-{stamp}.json")))
 }
 
 #[cfg(test)]
