@@ -141,8 +141,34 @@ pub struct ManifestEntry {
     pub shipped_at: String,
     /// The archived log's file name (no directory).
     pub file_name: String,
+    /// How the object holds the log when it is not byte-identical to the file (the watcher's
+    /// `compress`); absent otherwise, so entries written before it existed keep their bytes.
+    /// `size` and `sha256` above always describe the original file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<StoredForm>,
     /// SHA-256 of the previous entry's canonical line (zeros for the first).
     pub prev: Sha256Digest,
+}
+
+/// The object's own bytes when they are an encoding of the log: what the server's checksum
+/// and a re-hash of the download are compared with, before decoding gives the original back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredForm {
+    /// The encoding.
+    pub encoding: Encoding,
+    /// Size of the object.
+    pub size: u64,
+    /// SHA-256 of the object.
+    pub sha256: Sha256Digest,
+}
+
+/// How a stored object encodes the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// One zstd frame of the whole file.
+    Zstd,
 }
 
 /// An entry before it gets its place in the chain (`index` and `prev`).
@@ -180,6 +206,8 @@ pub struct NewEntry {
     pub shipped_at: String,
     /// File name.
     pub file_name: String,
+    /// The object's form when it is not the file's bytes.
+    pub stored: Option<StoredForm>,
 }
 
 impl ManifestEntry {
@@ -197,6 +225,13 @@ impl ManifestEntry {
     /// Parses one line and checks that it is in canonical form.
     pub fn parse_line(line: &str) -> Result<ManifestEntry, String> {
         <ManifestEntry as ChainEntry>::parse_line(line)
+    }
+
+    /// Size and SHA-256 of the object in the store: the stored form's, or the file's.
+    pub fn object_digest(&self) -> (u64, Sha256Digest) {
+        self.stored
+            .as_ref()
+            .map_or((self.size, self.sha256), |s| (s.size, s.sha256))
     }
 
     /// The log this entry records.
@@ -228,6 +263,7 @@ impl ManifestEntry {
             retain_until: n.retain_until,
             shipped_at: n.shipped_at,
             file_name: n.file_name,
+            stored: n.stored,
             prev,
         }
     }
@@ -421,6 +457,7 @@ mod tests {
             retain_until: Some("2026-04-07T00:00:00.000Z".into()),
             shipped_at: "2026-03-07T00:01:02.003Z".into(),
             file_name: format!("arch1_{seq}_1224959854.dbf"),
+            stored: None,
         }
     }
 
@@ -458,6 +495,31 @@ mod tests {
         assert!(lines[0].starts_with(r#"{"index":1,"db_id":1497016494,"db_name":"FREE","#));
         let second = ManifestEntry::parse_line(&lines[1]).unwrap();
         assert_eq!(second.prev, first.hash());
+    }
+
+    #[test]
+    fn a_stored_form_is_in_the_line_only_when_there_is_one() {
+        let plain = chain(1).remove(0);
+        assert!(!plain.contains("stored"), "{plain}");
+        let mut e = ManifestEntry::parse_line(&plain).unwrap();
+        e.stored = Some(StoredForm {
+            encoding: Encoding::Zstd,
+            size: 12,
+            sha256: Sha256Digest::of(b"frame"),
+        });
+        let line = e.canonical_line();
+        assert!(
+            line.contains(r#""stored":{"encoding":"zstd","size":12,"sha256":""#),
+            "{line}"
+        );
+        assert_eq!(ManifestEntry::parse_line(&line).unwrap(), e);
+        assert_eq!(e.object_digest(), (12, Sha256Digest::of(b"frame")));
+        // An unknown encoding or field is refused, not ignored.
+        assert!(ManifestEntry::parse_line(&line.replace("zstd", "lz4")).is_err());
+        assert!(
+            ManifestEntry::parse_line(&line.replace(r#""size":12,"#, r#""size":12,"x":1,"#))
+                .is_err()
+        );
     }
 
     #[test]

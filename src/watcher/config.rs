@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::alert::AlertHook;
+use crate::compress::{Level, MAX_LEVEL};
 use crate::store::LockMode;
 use crate::telemetry::LogFormat;
 
@@ -63,6 +64,9 @@ pub struct WatchConfig {
     pub backlog_alarm_age: Duration,
     /// At shutdown, how long in-flight uploads may take to finish.
     pub shutdown_timeout: Duration,
+    /// Ship each log as one zstd frame at this level (`compress = "zstd"`), or byte-identical
+    /// to Oracle's file (None, the default). The manifest then records both digests.
+    pub compress: Option<Level>,
 }
 
 /// `[state]`.
@@ -185,6 +189,7 @@ impl Default for Config {
                 retry_max_backoff: Duration::from_secs(30),
                 backlog_alarm_age: Duration::from_secs(600),
                 shutdown_timeout: Duration::from_secs(30),
+                compress: None,
             },
             state: StateConfig {
                 dir: PathBuf::from(DEFAULT_STATE_DIR),
@@ -272,6 +277,28 @@ pub struct Section<'a> {
     table: Option<&'a toml::Table>,
     used: Vec<&'static str>,
     problems: &'a mut Vec<String>,
+}
+
+/// `compress` ("off" or "zstd") and `compress_level` of `[watch]`.
+fn compress_setting(s: &mut Section<'_>) -> Option<Level> {
+    let on = match s.string("compress", "off").as_str() {
+        "off" => false,
+        "zstd" => true,
+        other => {
+            s.problem(
+                "compress",
+                format!("expected \"off\" or \"zstd\", found \"{other}\""),
+            );
+            false
+        }
+    };
+    let level = s.int(
+        "compress_level",
+        Level::DEFAULT.get() as u64,
+        1,
+        MAX_LEVEL as u64,
+    );
+    Level::new(level as i32).filter(|_| on)
 }
 
 impl<'a> Section<'a> {
@@ -776,6 +803,7 @@ impl Config {
                 d.watch.shutdown_timeout,
                 Duration::ZERO,
             ),
+            compress: compress_setting(&mut s),
             dirs,
         };
         s.finish();
@@ -949,6 +977,18 @@ impl Config {
         join_key(&self.store.prefix, &format!("archive/sha256/{sha_hex}"))
     }
 
+    /// The object key of a log with this SHA-256 shipped as one zstd frame at `level`: its own
+    /// key, so that the raw and each compressed form never meet under one create-only key.
+    pub fn archive_key_zstd(&self, sha_hex: &str, level: Level) -> String {
+        format!("{}.zstd-{}", self.archive_key(sha_hex), level.get())
+    }
+
+    /// The spool directory: a log is compressed there before its upload (local scratch, never
+    /// the only copy of anything).
+    pub fn spool_dir(&self) -> PathBuf {
+        self.state.dir.join("spool")
+    }
+
     /// The object key of a quarantined (incomplete or damaged) file with this SHA-256.
     pub fn quarantine_key(&self, sha_hex: &str) -> String {
         join_key(&self.store.prefix, &format!("quarantine/sha256/{sha_hex}"))
@@ -1056,6 +1096,38 @@ x = 1
             );
         }
         assert_eq!(problems.len(), expect.len(), "{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn logs_ship_byte_identical_unless_compress_says_zstd() {
+        assert_eq!(Config::parse(MINIMAL).unwrap().watch.compress, None);
+        let with =
+            |extra: &str| Config::parse(&MINIMAL.replace("[watch]", &format!("[watch]\n{extra}")));
+        assert_eq!(
+            with("compress = \"zstd\"").unwrap().watch.compress,
+            Level::new(3)
+        );
+        assert_eq!(
+            with("compress = \"zstd\"\ncompress_level = 1")
+                .unwrap()
+                .watch
+                .compress,
+            Level::new(1)
+        );
+        assert_eq!(with("compress_level = 9").unwrap().watch.compress, None);
+        let problems = with("compress = \"gzip\"\ncompress_level = 20").unwrap_err();
+        assert_eq!(
+            problems,
+            vec![
+                "watch.compress: expected \"off\" or \"zstd\", found \"gzip\"".to_string(),
+                "watch.compress_level: 20 is out of range 1..=19".to_string(),
+            ]
+        );
+        let c = with("compress = \"zstd\"").unwrap();
+        assert!(
+            c.archive_key_zstd("ab", Level::new(3).unwrap())
+                .ends_with("archive/sha256/ab.zstd-3")
+        );
     }
 
     #[test]

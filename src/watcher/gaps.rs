@@ -329,6 +329,7 @@ mod tests {
             retain_until: None,
             shipped_at: "now".into(),
             file_name: "f".into(),
+            stored: None,
             prev: Sha256Digest::ZERO,
         }
     }

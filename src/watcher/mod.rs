@@ -821,8 +821,14 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
             t.state = FileState::Busy;
         }
         self.ids_in_flight.insert(info.identity());
-        let key = self.cfg.archive_key(&hex::encode(sha));
-        let fut = ship::upload_job(self.store.clone(), key, path.clone(), ident, info, sha);
+        let fut = ship::upload_job(
+            self.store.clone(),
+            Arc::clone(&self.cfg),
+            path.clone(),
+            ident,
+            info,
+            sha,
+        );
         self.spawn(JobOf::File(path), fut);
     }
 
@@ -1174,19 +1180,19 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
         info: LogInfo,
         sha: [u8; 32],
         started: Instant,
-        result: Result<crate::store::PutOutcome, StoreError>,
+        result: Result<ship::Shipped, StoreError>,
     ) {
         let id = info.identity();
         self.ids_in_flight.remove(&id);
         let now = Instant::now();
         let upload_time = now.duration_since(started);
-        let put = match result {
-            Ok(put) if put.sha256 == sha && put.size == ident.size => put,
-            Ok(put) => {
+        let shipped = match result {
+            Ok(shipped) if shipped.confirms(ident.size, &sha) => shipped,
+            Ok(ship::Shipped { put, .. }) => {
                 // The store contract makes this impossible; never record it as shipped.
                 self.metrics.errors.inc("upload_other");
                 let msg = format!(
-                    "{}: the store confirmed {} bytes with sha256 {} instead of {} bytes with {}",
+                    "{}: the store confirmed {} bytes with sha256 {} instead of the object of the {}-byte log with {}",
                     path.display(),
                     put.size,
                     hex::encode(put.sha256),
@@ -1237,7 +1243,7 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
         self.metrics
             .upload_seconds
             .observe(upload_time.as_secs_f64());
-        let entry = ship::new_entry(&info, &put, &path, now_rfc3339());
+        let entry = ship::new_entry(&info, &shipped, (ident.size, sha), &path, now_rfc3339());
         match self.append(entry).await {
             Ok(None) => {
                 debug!(file = %path.display(), "already recorded in the manifest");
@@ -1287,7 +1293,7 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
                     sha256 = %e.sha256,
                     key = %e.object_key,
                     version_id = e.version_id.as_deref(),
-                    already_present = put.already_present,
+                    already_present = shipped.put.already_present,
                     index = e.index,
                     upload_ms = upload_time.as_secs_f64() * 1000.0,
                     detect_to_upload_start_ms = to_start,
@@ -1301,7 +1307,7 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
                 let msg = format!(
                     "{} is in WORM as {} but the manifest entry could not be written: {err}",
                     path.display(),
-                    put.key
+                    shipped.put.key
                 );
                 self.record_error("manifest_write", msg.clone());
                 self.alarm(

@@ -244,21 +244,25 @@ async fn push_one<S: ArchiveStore>(
             ),
         });
     }
-    let key = cfg.archive_key(&digest.hex());
-    let src = FileSource {
-        path: file.to_path_buf(),
-        size: v.ident.size,
-        sha256: sha,
-    };
-    let put = match store.put_file(&key, &src).await {
-        Ok(p) => p,
+    let shipped = match ship::put_log(store, cfg, file, v.ident.size, sha).await {
+        Ok(p) if p.confirms(v.ident.size, &sha) => p,
+        Ok(p) => {
+            return Ok(PushOutcome::Failed {
+                error: format!(
+                    "the store confirmed {} bytes with sha256 {} for {}, not the object of this log",
+                    p.put.size,
+                    hex::encode(p.put.sha256),
+                    file.display()
+                ),
+            });
+        }
         Err(e) => {
             return Ok(PushOutcome::Failed {
                 error: e.to_string(),
             });
         }
     };
-    let entry = ship::new_entry(&info, &put, file, now_rfc3339());
+    let entry = ship::new_entry(&info, &shipped, (v.ident.size, sha), file, now_rfc3339());
     let e = manifest.append(entry)?;
     Ok(PushOutcome::Shipped { entry: Box::new(e) })
 }

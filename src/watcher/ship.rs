@@ -7,13 +7,16 @@
 //! upload cut short leaves no object (or a complete one that the next attempt finds by HEAD).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+use super::config::Config;
 use super::scan::FileIdent;
 use super::validate::{self, CHUNK, LogInfo, Validation};
-use crate::manifest::{NewEntry, SegmentInfo, Sha256Digest};
+use crate::compress::{self, Level};
+use crate::manifest::{Encoding, NewEntry, SegmentInfo, Sha256Digest, StoredForm};
 use crate::store::{ArchiveStore, ErrorKind, FileSource, PutOutcome, StoreError};
 
 /// What a job reports.
@@ -41,7 +44,7 @@ pub enum Outcome {
         /// When the upload started.
         started: Instant,
         /// The store's answer.
-        result: Result<PutOutcome, StoreError>,
+        result: Result<Shipped, StoreError>,
     },
     /// A quarantine copy ended.
     Quarantined {
@@ -88,19 +91,14 @@ pub async fn validate_job(path: PathBuf) -> Outcome {
 /// Uploads a complete log under its content key.
 pub async fn upload_job<S: ArchiveStore>(
     store: S,
-    key: String,
+    cfg: std::sync::Arc<Config>,
     path: PathBuf,
     ident: FileIdent,
     info: LogInfo,
     sha256: [u8; 32],
 ) -> Outcome {
     let started = Instant::now();
-    let src = FileSource {
-        path: path.clone(),
-        size: ident.size,
-        sha256,
-    };
-    let result = store.put_file(&key, &src).await;
+    let result = put_log(&store, &cfg, &path, ident.size, sha256).await;
     Outcome::Uploaded {
         path,
         ident,
@@ -109,6 +107,130 @@ pub async fn upload_job<S: ArchiveStore>(
         started,
         result,
     }
+}
+
+/// A log in the store: the store's answer for the object, and the object's form when it is
+/// not the file's bytes.
+#[derive(Debug, Clone)]
+pub struct Shipped {
+    /// The store's answer (size and SHA-256 of the object).
+    pub put: PutOutcome,
+    /// The compressed form, when the object is one.
+    pub stored: Option<StoredForm>,
+}
+
+impl Shipped {
+    /// True when the store confirmed exactly the object this log was to be stored as.
+    pub fn confirms(&self, size: u64, sha256: &[u8; 32]) -> bool {
+        let (want_size, want_sha) = self
+            .stored
+            .as_ref()
+            .map_or((size, *sha256), |s| (s.size, s.sha256.0));
+        self.put.size == want_size && self.put.sha256 == want_sha
+    }
+}
+
+/// Puts the validated log at `path` (`size` bytes, `sha256`) into the store, the one way the
+/// daemon and `push` both use: as it is, or, with `[watch] compress`, as one zstd frame
+/// written to the spool first (the original re-hashed in the same pass, so a file changed
+/// since its validation is never shipped under the old digest). A log that does not shrink
+/// ships raw. The spool file is removed whatever the upload's outcome.
+pub async fn put_log<S: ArchiveStore>(
+    store: &S,
+    cfg: &Config,
+    path: &Path,
+    size: u64,
+    sha256: [u8; 32],
+) -> Result<Shipped, StoreError> {
+    let sha_hex = hex::encode(sha256);
+    let raw = || FileSource {
+        path: path.to_path_buf(),
+        size,
+        sha256,
+    };
+    let Some(level) = cfg.watch.compress else {
+        let put = store.put_file(&cfg.archive_key(&sha_hex), &raw()).await?;
+        return Ok(Shipped { put, stored: None });
+    };
+    let spool = spool_file(&cfg.spool_dir(), &sha_hex)?;
+    let compressed = compress_to_spool(path, &spool, level).await;
+    let result = match compressed {
+        Err(e) => Err(e),
+        Ok(c) if c.original_sha256 != sha256 || c.original_size != size => {
+            Err(StoreError::SourceChanged {
+                path: path.display().to_string(),
+                detail: format!(
+                    "{} bytes with sha256 {} when compressed, {size} bytes with {sha_hex} when validated",
+                    c.original_size,
+                    hex::encode(c.original_sha256)
+                ),
+            })
+        }
+        Ok(c) if c.stored_size >= size => store
+            .put_file(&cfg.archive_key(&sha_hex), &raw())
+            .await
+            .map(|put| Shipped { put, stored: None }),
+        Ok(c) => {
+            let src = FileSource {
+                path: spool.clone(),
+                size: c.stored_size,
+                sha256: c.stored_sha256,
+            };
+            store
+                .put_file(&cfg.archive_key_zstd(&sha_hex, level), &src)
+                .await
+                .map(|put| Shipped {
+                    put,
+                    stored: Some(StoredForm {
+                        encoding: Encoding::Zstd,
+                        size: c.stored_size,
+                        sha256: Sha256Digest(c.stored_sha256),
+                    }),
+                })
+        }
+    };
+    let _ = tokio::fs::remove_file(&spool).await;
+    result
+}
+
+/// A fresh spool file name for the log with SHA-256 `sha_hex` (the directory created).
+fn spool_file(dir: &Path, sha_hex: &str) -> Result<PathBuf, StoreError> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+        context: format!("creating the spool directory {}", dir.display()),
+        source,
+    })?;
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    Ok(dir.join(format!("{sha_hex}.{}-{n}.zst", std::process::id())))
+}
+
+/// Removes what a previous run left in the spool (compressed copies of logs still on disk
+/// under their own names); called before the first upload.
+pub fn clear_spool(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().ends_with(".zst") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// [`compress::compress_file`] off the async threads.
+async fn compress_to_spool(
+    path: &Path,
+    spool: &Path,
+    level: Level,
+) -> Result<compress::FileCompression, StoreError> {
+    let (p, sp) = (path.to_path_buf(), spool.to_path_buf());
+    tokio::task::spawn_blocking(move || compress::compress_file(&p, &sp, level))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        .map_err(|source| StoreError::Io {
+            context: format!("compressing {} to {}", path.display(), spool.display()),
+            source,
+        })
 }
 
 /// SHA-256 of a whole file and its identity before reading (blocking).
@@ -173,8 +295,16 @@ pub async fn seal_job<S: ArchiveStore>(store: S, key: String, seg: SegmentInfo) 
     Outcome::Sealed { seg, key, result }
 }
 
-/// The manifest entry of a shipped log.
-pub fn new_entry(info: &LogInfo, put: &PutOutcome, path: &Path, shipped_at: String) -> NewEntry {
+/// The manifest entry of a shipped log of `size` bytes with `sha256` (the file's, whatever
+/// form the object has).
+pub fn new_entry(
+    info: &LogInfo,
+    shipped: &Shipped,
+    (size, sha256): (u64, [u8; 32]),
+    path: &Path,
+    shipped_at: String,
+) -> NewEntry {
+    let put = &shipped.put;
     NewEntry {
         db_id: info.db_id,
         db_name: info.db_name.clone(),
@@ -185,8 +315,8 @@ pub fn new_entry(info: &LogInfo, put: &PutOutcome, path: &Path, shipped_at: Stri
         next_scn: info.next_scn.unwrap_or_default(),
         first_time: info.first_time.to_iso8601(),
         next_time: info.next_time.to_iso8601(),
-        size: put.size,
-        sha256: Sha256Digest(put.sha256),
+        size,
+        sha256: Sha256Digest(sha256),
         object_key: put.key.clone(),
         version_id: put.version_id.clone(),
         retain_until: put.lock.map(|l| {
@@ -198,6 +328,7 @@ pub fn new_entry(info: &LogInfo, put: &PutOutcome, path: &Path, shipped_at: Stri
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
+        stored: shipped.stored.clone(),
     }
 }
 

@@ -439,6 +439,7 @@ mod tests {
             retain_until: None,
             shipped_at: "2026-03-07T00:00:01Z".into(),
             file_name: format!("f{seq}"),
+            stored: None,
         }
     }
 

@@ -144,6 +144,7 @@ async fn seal_entries(
                 retain_until: None,
                 shipped_at: shipped.clone(),
                 file_name: format!("1_{q}_{}.arc", s.db_id),
+                stored: None,
                 prev,
             })
             .unwrap();

@@ -1183,3 +1183,165 @@ fn check_config_lists_every_problem_and_watch_refuses_to_start() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The logs of `dir` (not the restore's own record), by SHA-256 (names aside: logs restored
+/// without a sealed manifest get Oracle's `%t_%s_%r.arc`).
+fn contents(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "arc" || x == "dbf"))
+        .map(|p| sha_file(&p))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compressed_logs_keep_both_digests_and_come_back_byte_identical_sealed_or_not() {
+    let w = World::new("watch-zstd");
+    w.write_config(
+        w.server.endpoint.as_str(),
+        "compress = \"zstd\"\ncompress_level = 1",
+        "",
+    );
+    // No periodic seal: the logs stay shipped but unsealed until the graceful stop.
+    let text = std::fs::read_to_string(w.config_path()).unwrap();
+    std::fs::write(
+        w.config_path(),
+        text.replace("seal_interval = \"2s\"", "seal_interval = \"1h\""),
+    )
+    .unwrap();
+    let mut child = w.spawn("watch.log");
+    let sim = Command::new(RV)
+        .args(["simulate", "--dir"])
+        .arg(w.dir.path().join("oracle"))
+        .args([
+            "--log-size",
+            "256K",
+            "--switches",
+            "6",
+            "--rate",
+            "2M",
+            "--seed",
+            "9",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        sim.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sim.stderr)
+    );
+    wait_for("6 logs in the manifest", Duration::from_secs(60), || {
+        w.entries().len() == 6
+    })
+    .await;
+    let originals = contents(&w.archive());
+    assert_eq!(originals.len(), 6);
+    // Each entry: the file's size and SHA-256, and the object's, smaller, under its own key.
+    let store = w.store();
+    for e in w.entries() {
+        let stored = e
+            .stored
+            .clone()
+            .unwrap_or_else(|| panic!("not compressed: {e:?}"));
+        assert_eq!(stored.encoding, manifest::Encoding::Zstd);
+        assert!(stored.size < e.size / 2, "{} of {}", stored.size, e.size);
+        assert!(originals.contains(&e.sha256.hex()), "{e:?}");
+        assert!(
+            e.object_key
+                .ends_with(&format!("{}.zstd-1", e.sha256.hex())),
+            "{}",
+            e.object_key
+        );
+        let info = store
+            .head(&e.object_key, e.version_id.as_deref())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (info.size, info.sha256),
+            (stored.size, Some(stored.sha256.0))
+        );
+        assert_eq!(info.lock.map(|l| l.mode), Some(LockMode::Compliance));
+    }
+    assert_eq!(
+        std::fs::read_dir(w.state().join("spool")).unwrap().count(),
+        0,
+        "spool left over"
+    );
+    // The host dies before a seal: every log is in WORM, in no sealed manifest.
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let t = &w.server;
+    let config = w.dir.path().join("verifier.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nendpoint = \"{}\"\nbucket = \"{}\"\nregion = \"{}\"\npath_style = true\n\
+             ca_file = \"{}\"\nprefix = \"{}\"\n[verify]\nmin_retention = \"1h\"\ndeep = \"all\"\n\
+             state_dir = \"{}\"\n",
+            t.endpoint,
+            t.bucket,
+            t.region,
+            t.ca.display(),
+            w.prefix,
+            w.dir.path().join("verifier-state").display(),
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let verifier = &crate::netkit::bins().verifier;
+    let run =
+        |args: &[&str]| crate::netkit::run_with_keys(verifier, args, &t.access_key, &t.secret_key);
+    let (code, out) = run(&["verify", "--config", cfg, "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("\"unsealed_logs\": 6"), "{out}");
+    assert!(out.contains("\"hash_check\": \"rehashed\""), "{out}");
+    let unsealed = w.dir.path().join("restore-unsealed");
+    let (code, out) = run(&[
+        "restore",
+        "archive",
+        "--config",
+        cfg,
+        "--dest",
+        unsealed.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        contents(&unsealed),
+        originals,
+        "unsealed logs restored byte-identical"
+    );
+
+    // Restarted and stopped: the manifest is sealed; deep verification decodes every object
+    // and restore gives back the files under their own names.
+    let mut child = w.spawn("watch2.log");
+    wait_for("restart", Duration::from_secs(30), || {
+        w.status().1["daemon"] == "running"
+    })
+    .await;
+    stop(&mut child, &w, "watch2.log");
+    let (code, out) = run(&["verify", "--config", cfg, "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("\"manifest_entries\": 6"), "{out}");
+    assert!(out.contains("\"unsealed_logs\": 0"), "{out}");
+    let sealed = w.dir.path().join("restore-sealed");
+    let (code, out) = run(&[
+        "restore",
+        "archive",
+        "--config",
+        cfg,
+        "--dest",
+        sealed.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    for e in w.entries() {
+        assert_eq!(
+            std::fs::read(sealed.join(&e.file_name)).unwrap(),
+            std::fs::read(w.archive().join(&e.file_name)).unwrap(),
+            "{}",
+            e.file_name
+        );
+    }
+}

@@ -144,6 +144,7 @@ fn main() {
                 sha256: sha,
                 size,
                 file_name: format!("arch_1_{}_1224959854.arc", 100 + i),
+                stored: None,
             });
         }
         items
@@ -198,6 +199,7 @@ fn main() {
             retain_until: None,
             shipped_at: String::new(),
             file_name: it.file_name.clone(),
+            stored: None,
             prev: redovault::manifest::Sha256Digest::ZERO,
         })
         .collect();

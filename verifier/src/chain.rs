@@ -588,6 +588,7 @@ mod tests {
                     retain_until: None,
                     shipped_at: "2026-11-21T00:02:00Z".into(),
                     file_name: format!("arch1_{}_1.dbf", i + 9),
+                    stored: None,
                     prev,
                 };
                 let line = e.canonical_line();

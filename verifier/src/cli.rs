@@ -1562,6 +1562,7 @@ mod tests {
             retain_until: None,
             shipped_at: String::new(),
             file_name: format!("a_{thread}_{seq}"),
+            stored: None,
             prev: Sha256Digest::ZERO,
         }
     }

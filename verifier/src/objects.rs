@@ -15,6 +15,7 @@
 
 use std::time::Duration;
 
+use redovault::compress::FrameDecoder;
 use redovault::manifest::{ManifestEntry, Sha256Digest};
 use redovault::store::{ArchiveStore, LockMode, ObjectInfo, StoreError};
 use redovault::wire::StreamId;
@@ -91,10 +92,13 @@ pub struct ObjectRef {
     pub key: String,
     /// The version recorded (None: the only one, local store).
     pub version_id: Option<String>,
-    /// Size recorded.
+    /// Size recorded (of the original when the object is an encoding of it).
     pub size: u64,
-    /// SHA-256 recorded.
+    /// SHA-256 recorded (of the original when the object is an encoding of it).
     pub sha256: Sha256Digest,
+    /// The object's own form when it is a compressed log: what HEAD and the download are
+    /// compared with before decoding.
+    pub stored: Option<Encoded>,
     /// When it was put (RFC 3339): retain-until is measured from it.
     pub put_at: String,
     /// Who recorded it, for details: "the manifest", "its chain entry".
@@ -107,7 +111,25 @@ pub struct ObjectRef {
     pub log: Option<LogRef>,
 }
 
+/// The object's bytes when they encode the log (zstd): their size, and their SHA-256 when
+/// something recorded it (the manifest always does; an unsealed log has only what the
+/// server says).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    /// Size of the object.
+    pub size: u64,
+    /// SHA-256 of the object, when recorded.
+    pub sha256: Option<Sha256Digest>,
+}
+
 impl ObjectRef {
+    /// Size and SHA-256 (when recorded) the object itself must have.
+    pub fn object_digest(&self) -> (u64, Option<Sha256Digest>) {
+        self.stored
+            .as_ref()
+            .map_or((self.size, Some(self.sha256)), |s| (s.size, s.sha256))
+    }
+
     /// `key@version`: how the state between runs names it.
     pub fn id(&self) -> String {
         format!("{}@{}", self.key, self.version_id.as_deref().unwrap_or("-"))
@@ -129,6 +151,10 @@ impl From<&ManifestEntry> for ObjectRef {
             version_id: e.version_id.clone(),
             size: e.size,
             sha256: e.sha256,
+            stored: e.stored.as_ref().map(|s| Encoded {
+                size: s.size,
+                sha256: Some(s.sha256),
+            }),
             put_at: e.shipped_at.clone(),
             recorded_in: "the manifest",
             subject: format!(
@@ -147,26 +173,26 @@ impl From<&ManifestEntry> for ObjectRef {
 
 fn check_info(e: &ObjectRef, info: &ObjectInfo, policy: &Policy, out: &mut Vec<Finding>) -> bool {
     let mut hash_checked = false;
-    if info.size != e.size {
+    let (size, recorded_sha) = e.object_digest();
+    if info.size != size {
         out.push(e.finding(
             FindingKind::ObjectSizeMismatch,
             format!(
-                "object {} is {} bytes, {} says {}",
-                e.key, info.size, e.recorded_in, e.size
+                "object {} is {} bytes, {} says {size}",
+                e.key, info.size, e.recorded_in
             ),
         ));
     }
-    if let Some(sha) = info.sha256 {
+    if let (Some(sha), Some(want)) = (info.sha256, recorded_sha) {
         hash_checked = true;
-        if sha != e.sha256.0 {
+        if sha != want.0 {
             out.push(e.finding(
                 FindingKind::ObjectChecksumMismatch,
                 format!(
-                    "object {} has SHA-256 {}, {} says {}",
+                    "object {} has SHA-256 {}, {} says {want}",
                     e.key,
                     hex::encode(sha),
                     e.recorded_in,
-                    e.sha256
                 ),
             ));
         }
@@ -306,13 +332,22 @@ pub async fn deep_check_object<S: ArchiveStore>(
     pieces: &[PieceUnits],
 ) -> Result<ObjectResult, StoreError> {
     let mut body = store.get(&e.key, None, e.version_id.as_deref()).await?;
-    let digest_units = streamed.is_some() || !pieces.is_empty();
-    let mut h = Sha256::new();
+    let mut plain = Plain::new(streamed.is_some() || !pieces.is_empty());
+    // A compressed log: the object's own bytes are hashed as they arrive, and decoded into
+    // `plain`; otherwise they are the log's.
+    let mut decoding = match &e.stored {
+        Some(_) => Some((
+            Sha256::new(),
+            0u64,
+            FrameDecoder::new(e.size).map_err(|source| StoreError::Io {
+                context: format!("decoder for {}", e.key),
+                source,
+            })?,
+            None,
+        )),
+        None => None,
+    };
     let mut buf = vec![0u8; 1 << 20];
-    let mut carry: Vec<u8> = Vec::with_capacity(UNIT);
-    let mut units: Vec<u64> = Vec::new();
-    let mut first_block: Vec<u8> = Vec::new();
-    let mut n_total = 0u64;
     loop {
         let n = body.read(&mut buf).await.map_err(|source| StoreError::Io {
             context: format!("download {}", e.key),
@@ -322,52 +357,48 @@ pub async fn deep_check_object<S: ArchiveStore>(
             break;
         }
         let data = &buf[..n];
-        h.update(data);
-        n_total += n as u64;
-        if first_block.len() < UNIT {
-            let take = (UNIT - first_block.len()).min(data.len());
-            first_block.extend_from_slice(&data[..take]);
-        }
-        if digest_units {
-            let mut rest = data;
-            if !carry.is_empty() {
-                let take = (UNIT - carry.len()).min(rest.len());
-                carry.extend_from_slice(&rest[..take]);
-                rest = &rest[take..];
-                if carry.len() == UNIT {
-                    units.push(unit_digest(&carry));
-                    carry.clear();
+        match &mut decoding {
+            None => plain.take(data),
+            Some((h, count, dec, failed)) => {
+                h.update(data);
+                *count += n as u64;
+                if failed.is_none()
+                    && let Err(err) = dec.feed_all(data, |b| plain.take(b))
+                {
+                    *failed = Some(err);
                 }
             }
-            let mut it = rest.chunks_exact(UNIT);
-            for u in &mut it {
-                units.push(unit_digest(u));
-            }
-            carry.extend_from_slice(it.remainder());
         }
     }
-    let sha: [u8; 32] = h.finalize().into();
     let mut findings = Vec::new();
-    if n_total != e.size {
-        findings.push(e.finding(
-            FindingKind::ObjectSizeMismatch,
-            format!(
-                "downloaded {n_total} bytes of {}, {} says {}",
-                e.key, e.recorded_in, e.size
-            ),
-        ));
+    let mut decoded_ok = true;
+    if let Some((h, count, dec, failed)) = decoding {
+        let (size, recorded_sha) = e.object_digest();
+        let sha: [u8; 32] = h.finalize().into();
+        check_download(e, size, recorded_sha, count, sha, &mut findings);
+        if let Some(err) = failed
+            .map(Err)
+            .unwrap_or_else(|| dec.finish().map(|_| ()))
+            .err()
+        {
+            decoded_ok = false;
+            findings.push(e.finding(
+                FindingKind::ObjectChecksumMismatch,
+                format!("{} does not decompress to the recorded log: {err}", e.key),
+            ));
+        }
     }
-    if sha != e.sha256.0 {
-        findings.push(e.finding(
-            FindingKind::ObjectChecksumMismatch,
-            format!(
-                "re-hashed {} to {}, {} says {}",
-                e.key,
-                hex::encode(sha),
-                e.recorded_in,
-                e.sha256
-            ),
-        ));
+    let Plain {
+        h,
+        n_total,
+        first_block,
+        units,
+        ..
+    } = plain;
+    let sha: [u8; 32] = h.finalize().into();
+    let bytes_rehashed = n_total;
+    if decoded_ok {
+        check_download(e, e.size, Some(e.sha256), n_total, sha, &mut findings);
     }
     let block_size = redovault_redo::header::FileHeader::parse(&first_block)
         .map(|h| h.block_size)
@@ -411,10 +442,94 @@ pub async fn deep_check_object<S: ArchiveStore>(
             FileStatus::Tampered
         },
         findings,
-        bytes_rehashed: n_total,
+        bytes_rehashed,
         cross_checked,
         pieces,
     })
+}
+
+/// The original bytes of a download, as they come: hashed, counted, their first block kept,
+/// and their 512-byte units digested when a comparison needs them.
+struct Plain {
+    h: Sha256,
+    n_total: u64,
+    first_block: Vec<u8>,
+    digest_units: bool,
+    carry: Vec<u8>,
+    units: Vec<u64>,
+}
+
+impl Plain {
+    fn new(digest_units: bool) -> Plain {
+        Plain {
+            h: Sha256::new(),
+            n_total: 0,
+            first_block: Vec::new(),
+            digest_units,
+            carry: Vec::with_capacity(UNIT),
+            units: Vec::new(),
+        }
+    }
+
+    fn take(&mut self, data: &[u8]) {
+        self.h.update(data);
+        self.n_total += data.len() as u64;
+        if self.first_block.len() < UNIT {
+            let take = (UNIT - self.first_block.len()).min(data.len());
+            self.first_block.extend_from_slice(&data[..take]);
+        }
+        if self.digest_units {
+            let mut rest = data;
+            if !self.carry.is_empty() {
+                let take = (UNIT - self.carry.len()).min(rest.len());
+                self.carry.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                if self.carry.len() == UNIT {
+                    self.units.push(unit_digest(&self.carry));
+                    self.carry.clear();
+                }
+            }
+            let mut it = rest.chunks_exact(UNIT);
+            for u in &mut it {
+                self.units.push(unit_digest(u));
+            }
+            self.carry.extend_from_slice(it.remainder());
+        }
+    }
+}
+
+/// Findings when a download (`got` bytes hashing to `sha`) is not the `size` bytes with
+/// `want` (when recorded) that `e` records.
+fn check_download(
+    e: &ObjectRef,
+    size: u64,
+    want: Option<Sha256Digest>,
+    got: u64,
+    sha: [u8; 32],
+    findings: &mut Vec<Finding>,
+) {
+    if got != size {
+        findings.push(e.finding(
+            FindingKind::ObjectSizeMismatch,
+            format!(
+                "downloaded {got} bytes of {}, {} says {size}",
+                e.key, e.recorded_in
+            ),
+        ));
+    }
+    if let Some(want) = want
+        && sha != want.0
+    {
+        findings.push(e.finding(
+            FindingKind::ObjectChecksumMismatch,
+            format!(
+                "re-hashed {} to {}, {} says {want}",
+                e.key,
+                hex::encode(sha),
+                e.recorded_in,
+            ),
+        ));
+    }
 }
 
 /// The deep path for a small object whose content is used afterwards (a piece): downloads

@@ -35,6 +35,9 @@ pub struct RestoreItem {
     pub size: u64,
     /// Original file name, as the database wrote it.
     pub file_name: String,
+    /// The object's form when it is the log compressed: checked as downloaded, then decoded
+    /// (`sha256` and `size` above are the log's, which the restored file must have).
+    pub stored: Option<redovault::manifest::StoredForm>,
 }
 
 impl From<&redovault::manifest::ManifestEntry> for RestoreItem {
@@ -46,6 +49,7 @@ impl From<&redovault::manifest::ManifestEntry> for RestoreItem {
             sha256: e.sha256.0,
             size: e.size,
             file_name: e.file_name.clone(),
+            stored: e.stored.clone(),
         }
     }
 }
@@ -115,6 +119,18 @@ pub enum RestoreError {
         got_sha: String,
         /// SHA-256 expected (hex).
         want_sha: String,
+    },
+    /// The object is not the compressed log the manifest recorded: it does not decode to it.
+    #[error(
+        "restore of {file}: object {key} does not decompress to the recorded log: {detail}; not written"
+    )]
+    Undecodable {
+        /// File name.
+        file: String,
+        /// Object key.
+        key: String,
+        /// zstd's or the decoder's reason.
+        detail: String,
     },
     /// A file with the final name exists with other content.
     #[error(
@@ -214,9 +230,85 @@ async fn fetch<S: ArchiveStore>(
     let mut out = tokio::fs::File::create(&part)
         .await
         .map_err(io_err(format!("creating {}", part.display())))?;
+    let written = match &item.stored {
+        None => copy_verified(&mut body, &mut out, &item.key, item.size, &part).await,
+        Some(stored) => copy_decoded(&mut body, &mut out, item, stored, &part).await,
+    };
+    let mismatch = match written {
+        Ok((sha, got)) if sha == item.sha256 && got == item.size => None,
+        Ok((sha, got)) => Some(RestoreError::Mismatch {
+            file: item.file_name.clone(),
+            key: item.key.clone(),
+            got_size: got,
+            want_size: item.size,
+            got_sha: hex::encode(sha),
+            want_sha: hex::encode(item.sha256),
+        }),
+        Err(e) => Some(e),
+    };
+    if let Some(e) = mismatch {
+        drop(out);
+        let _ = tokio::fs::remove_file(&part).await;
+        return Err(e);
+    }
+    let got = item.stored.as_ref().map_or(item.size, |s| s.size);
+    out.sync_all()
+        .await
+        .map_err(io_err(format!("fsync {}", part.display())))?;
+    Ok((Some(part), got))
+}
+
+/// Copies `body` to `out`, at most one byte past `limit`: the SHA-256 and length of what came.
+async fn copy_verified(
+    body: &mut (impl tokio::io::AsyncRead + Unpin),
+    out: &mut tokio::fs::File,
+    key: &str,
+    limit: u64,
+    part: &Path,
+) -> Result<([u8; 32], u64), RestoreError> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut got = 0u64;
+    loop {
+        let n = body
+            .read(&mut buf)
+            .await
+            .map_err(io_err(format!("downloading {key}")))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        got += n as u64;
+        if got > limit {
+            break;
+        }
+        out.write_all(&buf[..n])
+            .await
+            .map_err(io_err(format!("writing {}", part.display())))?;
+    }
+    Ok((h.finalize().into(), got))
+}
+
+/// Downloads a compressed log, checking the object against its stored form as it comes and
+/// writing what it decodes to: the SHA-256 and length of the decoded log, or why the object
+/// is not the one recorded.
+async fn copy_decoded(
+    body: &mut (impl tokio::io::AsyncRead + Unpin),
+    out: &mut tokio::fs::File,
+    item: &RestoreItem,
+    stored: &redovault::manifest::StoredForm,
+    part: &Path,
+) -> Result<([u8; 32], u64), RestoreError> {
+    let undecodable = |detail: String| RestoreError::Undecodable {
+        file: item.file_name.clone(),
+        key: item.key.clone(),
+        detail,
+    };
+    let mut dec = redovault::compress::FrameDecoder::new(item.size)
+        .map_err(io_err(format!("decoder for {}", item.key)))?;
+    let (mut h_stored, mut h_log) = (Sha256::new(), Sha256::new());
+    let (mut got_stored, mut got_log) = (0u64, 0u64);
+    let mut buf = vec![0u8; CHUNK];
     loop {
         let n = body
             .read(&mut buf)
@@ -225,32 +317,40 @@ async fn fetch<S: ArchiveStore>(
         if n == 0 {
             break;
         }
-        h.update(&buf[..n]);
-        got += n as u64;
-        if got > item.size {
-            break;
+        got_stored += n as u64;
+        if got_stored > stored.size {
+            return Err(undecodable(format!(
+                "more than the {} bytes recorded",
+                stored.size
+            )));
         }
-        out.write_all(&buf[..n])
-            .await
-            .map_err(io_err(format!("writing {}", part.display())))?;
+        h_stored.update(&buf[..n]);
+        let mut rest = &buf[..n];
+        loop {
+            let step = dec.feed(rest).map_err(|e| undecodable(e.to_string()))?;
+            h_log.update(step.bytes);
+            got_log += step.bytes.len() as u64;
+            out.write_all(step.bytes)
+                .await
+                .map_err(io_err(format!("writing {}", part.display())))?;
+            let (consumed, more) = (step.consumed, step.more);
+            rest = &rest[consumed..];
+            if rest.is_empty() && !more {
+                break;
+            }
+        }
     }
-    let sha: [u8; 32] = h.finalize().into();
-    if sha != item.sha256 || got != item.size {
-        drop(out);
-        let _ = tokio::fs::remove_file(&part).await;
-        return Err(RestoreError::Mismatch {
-            file: item.file_name.clone(),
-            key: item.key.clone(),
-            got_size: got,
-            want_size: item.size,
-            got_sha: hex::encode(sha),
-            want_sha: hex::encode(item.sha256),
-        });
+    let sha: [u8; 32] = h_stored.finalize().into();
+    if sha != stored.sha256.0 || got_stored != stored.size {
+        return Err(undecodable(format!(
+            "the object is {got_stored} bytes with SHA-256 {}, the manifest recorded {} bytes with {}",
+            hex::encode(sha),
+            stored.size,
+            stored.sha256
+        )));
     }
-    out.sync_all()
-        .await
-        .map_err(io_err(format!("fsync {}", part.display())))?;
-    Ok((Some(part), got))
+    dec.finish().map_err(|e| undecodable(e.to_string()))?;
+    Ok((h_log.finalize().into(), got_log))
 }
 
 /// Restores `items` into `dest`, `parallel` downloads at a time, final names in order.
@@ -347,7 +447,69 @@ mod tests {
             sha256: sha,
             size: bytes.len() as u64,
             file_name: name.to_string(),
+            stored: None,
         }
+    }
+
+    /// `bytes` stored as one zstd frame under the watcher's compressed key.
+    async fn put_zstd(store: &LocalStore, name: &str, bytes: &[u8], frame: &[u8]) -> RestoreItem {
+        let sha: [u8; 32] = Sha256::digest(bytes).into();
+        let key = format!("archive/sha256/{}.zstd-3", hex::encode(sha));
+        store
+            .put_immutable(&key, std::io::Cursor::new(frame.to_vec()))
+            .await
+            .unwrap();
+        RestoreItem {
+            key,
+            version_id: None,
+            sha256: sha,
+            size: bytes.len() as u64,
+            file_name: name.to_string(),
+            stored: Some(redovault::manifest::StoredForm {
+                encoding: redovault::manifest::Encoding::Zstd,
+                size: frame.len() as u64,
+                sha256: redovault::manifest::Sha256Digest::of(frame),
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_compressed_log_comes_back_as_the_original_bytes_or_not_at_all() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalStore::new(root.path().join("store")).unwrap());
+        let log: Vec<u8> = (0..3_000_000u32).map(|b| (b / 9 % 23) as u8).collect();
+        let frame = zstd::bulk::compress(&log, 3).unwrap();
+        let good = put_zstd(&store, "arch_1_1_1.arc", &log, &frame).await;
+        // The same log's frame with one byte changed (the manifest records the good one).
+        let mut bad = good.clone();
+        bad.file_name = "arch_1_2_1.arc".into();
+        bad.key = format!("{}-x", good.key);
+        let mut other = frame.clone();
+        let mid = other.len() / 2;
+        other[mid] ^= 1;
+        store
+            .put_immutable(&bad.key, std::io::Cursor::new(other))
+            .await
+            .unwrap();
+        let dest = root.path().join("dest");
+        let s = restore_archive(
+            Arc::clone(&store),
+            std::slice::from_ref(&good),
+            &dest,
+            2,
+            |_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.restored, 1);
+        assert_eq!(s.bytes_downloaded, frame.len() as u64);
+        assert_eq!(std::fs::read(dest.join("arch_1_1_1.arc")).unwrap(), log);
+        let err = restore_archive(Arc::clone(&store), &[bad], &dest, 2, |_| {})
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RestoreError::Undecodable { .. }), "{err}");
+        assert!(!dest.join("arch_1_2_1.arc").exists());
+        assert!(!dest.join(".arch_1_2_1.arc.part").exists());
     }
 
     #[tokio::test]

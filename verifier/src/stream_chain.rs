@@ -314,6 +314,7 @@ pub fn object_ref(stream: StreamId, e: &PieceEntry) -> ObjectRef {
         version_id: e.version_id.clone(),
         size: e.size,
         sha256: e.sha256,
+        stored: None,
         put_at: e.uploaded_at.clone(),
         recorded_in: "its chain entry",
         subject: format!(
@@ -694,6 +695,7 @@ mod tests {
                 retain_until: None,
                 shipped_at: "2026-06-01T00:10:01Z".into(),
                 file_name: format!("arch_1_{SEQ}_9.arc"),
+                stored: None,
                 prev: Sha256Digest::ZERO,
             };
             let seg = (e.canonical_line() + "\n").into_bytes();

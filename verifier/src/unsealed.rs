@@ -21,7 +21,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use futures::StreamExt;
-use redovault::manifest::{ManifestEntry, Sha256Digest};
+use redovault::compress::FrameDecoder;
+use redovault::manifest::{Encoding, ManifestEntry, Sha256Digest, StoredForm};
 use redovault::store::{ArchiveStore, LockMode, ObjectInfo, StoreError};
 use redovault_redo::checksum::block_checksum_ok;
 use redovault_redo::header::FILE_HEADER_PREFIX;
@@ -36,11 +37,18 @@ use crate::report::{Finding, FindingKind, LogRef};
 /// Bytes read from the start of a candidate: blocks 0 and 1 at the largest block size (4096).
 pub const HEADER_READ: u64 = 8192;
 
+/// Bytes read from the start of a compressed candidate: zstd's first block (at most 128 KiB
+/// of log) with room to spare, which holds the log's blocks 0 and 1.
+pub const HEADER_READ_ZSTD: u64 = 256 << 10;
+
 /// What a key under the prefix is, by the watcher's and the collector's key layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyKind {
     /// `<prefix>/archive/sha256/<hex>`: an archived log, named by its SHA-256.
     Archive(Sha256Digest),
+    /// `<prefix>/archive/sha256/<hex>.zstd-<level>`: an archived log shipped as one zstd
+    /// frame, named by the SHA-256 of the log (not of the object).
+    ArchiveZstd(Sha256Digest),
     /// `<prefix>/quarantine/sha256/<hex>`: a file the watcher judged incomplete or damaged.
     Quarantine,
     /// `<prefix>/manifest/…`: the manifest's sealed segments (audited by `crate::chain`).
@@ -62,8 +70,14 @@ pub fn classify_key(prefix: &str, worm_prefix: &str, key: &str) -> KeyKind {
     let Some(rest) = strip(prefix, key) else {
         return KeyKind::Other;
     };
-    if let Some(hex) = rest.strip_prefix("archive/sha256/") {
+    if let Some(name) = rest.strip_prefix("archive/sha256/") {
+        let (hex, zstd) = match name.split_once(".zstd-") {
+            Some((hex, level)) if is_level(level) => (hex, true),
+            Some(_) => return KeyKind::Other,
+            None => (name, false),
+        };
         return match Sha256Digest::from_hex(hex) {
+            Some(d) if hex.len() == 64 && zstd => KeyKind::ArchiveZstd(d),
             Some(d) if hex.len() == 64 => KeyKind::Archive(d),
             _ => KeyKind::Other,
         };
@@ -75,6 +89,38 @@ pub fn classify_key(prefix: &str, worm_prefix: &str, key: &str) -> KeyKind {
         return KeyKind::Manifest;
     }
     KeyKind::Other
+}
+
+/// A zstd level as the watcher writes it in a key (`1` to `19`, no sign, no leading zero).
+fn is_level(s: &str) -> bool {
+    !s.starts_with('0')
+        && s.parse::<i32>()
+            .is_ok_and(|l| redovault::compress::Level::new(l).is_some() && l.to_string() == s)
+}
+
+/// The content size a zstd frame's header declares and the log's first bytes decoded from
+/// `head`, the start of the frame (at most [`HEADER_READ`] bytes of log); or why `head` is
+/// not the start of a frame the watcher writes. Never panics on any input.
+pub fn decode_head(head: &[u8]) -> Result<(u64, Vec<u8>), String> {
+    let size = match redovault::compress::frame_content_size(head) {
+        Ok(Some(n)) => n,
+        Ok(None) => return Err("its zstd frame does not declare the log's size".into()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut dec = FrameDecoder::new(size).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    let mut rest = head;
+    while (out.len() as u64) < HEADER_READ {
+        let step = dec.feed(rest).map_err(|e| format!("its zstd frame: {e}"))?;
+        let want = (HEADER_READ as usize - out.len()).min(step.bytes.len());
+        out.extend_from_slice(&step.bytes[..want]);
+        let (consumed, more) = (step.consumed, step.more);
+        rest = &rest[consumed..];
+        if rest.is_empty() && !more {
+            break;
+        }
+    }
+    Ok((size, out))
 }
 
 /// `key` without `prefix/` (an empty prefix strips nothing); None when it is not under it.
@@ -192,10 +238,14 @@ pub struct UnsealedLog {
     /// The version read (None: an unversioned store).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
-    /// Size in bytes.
+    /// Size in bytes (of the log, whatever form the object has).
     pub size: u64,
     /// SHA-256 (hex), from the key.
     pub sha256: String,
+    /// The object's form when it is a compressed log (its size and the SHA-256 the server
+    /// records of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<StoredForm>,
     /// What its headers say.
     pub header: LogHeader,
     /// How its SHA-256 was checked.
@@ -246,6 +296,7 @@ impl UnsealedLog {
             retain_until: None,
             shipped_at: String::new(),
             file_name: self.file_name.clone(),
+            stored: self.stored.clone(),
             prev: Sha256Digest::ZERO,
         }
     }
@@ -347,13 +398,14 @@ pub async fn scan<S: ArchiveStore>(
                     ),
                 ));
             }
-            KeyKind::Archive(sha) => candidates.push((obj.key, sha)),
+            KeyKind::Archive(sha) => candidates.push((obj.key, sha, false)),
+            KeyKind::ArchiveZstd(sha) => candidates.push((obj.key, sha, true)),
         }
     }
     let checked: Vec<Result<Scan, StoreError>> =
-        futures::stream::iter(candidates.into_iter().map(|(key, sha)| async move {
+        futures::stream::iter(candidates.into_iter().map(|(key, sha, zstd)| async move {
             let mut one = Scan::default();
-            check_candidate(store, opts, &key, sha, sealed_logs, &mut one).await?;
+            check_candidate(store, opts, &key, sha, zstd, sealed_logs, &mut one).await?;
             Ok(one)
         }))
         .buffered(opts.parallel.max(1))
@@ -383,6 +435,7 @@ async fn check_candidate<S: ArchiveStore>(
     opts: &ScanOptions,
     key: &str,
     sha: Sha256Digest,
+    zstd: bool,
     sealed_logs: &BTreeMap<(u32, u32, u16, u32), Sha256Digest>,
     out: &mut Scan,
 ) -> Result<(), StoreError> {
@@ -401,8 +454,14 @@ async fn check_candidate<S: ArchiveStore>(
         return Ok(());
     };
     let version = info.version_id.clone();
-    let head = read_head(store, key, version.as_deref(), info.size).await?;
-    let header = match identify(&head, info.size) {
+    let read = if zstd { HEADER_READ_ZSTD } else { HEADER_READ };
+    let head = read_head(store, key, version.as_deref(), info.size, read).await?;
+    let identified = if zstd {
+        decode_head(&head).and_then(|(size, head)| Ok((size, identify(&head, size)?)))
+    } else {
+        identify(&head, info.size).map(|h| (info.size, h))
+    };
+    let (size, header) = match identified {
         Ok(h) => h,
         Err(why) => {
             unreferenced(
@@ -416,8 +475,28 @@ async fn check_candidate<S: ArchiveStore>(
             return Ok(());
         }
     };
+    // A compressed log's key names the log's SHA-256; the object's own is the server's.
+    let stored = match (zstd, info.sha256) {
+        (false, _) => None,
+        (true, Some(object_sha)) => Some(StoredForm {
+            encoding: Encoding::Zstd,
+            size: info.size,
+            sha256: Sha256Digest(object_sha),
+        }),
+        (true, None) => {
+            unreferenced(
+                out,
+                FindingKind::UnreferencedObject,
+                format!(
+                    "a compressed archived log ({} bytes) whose own SHA-256 the server does not record (the watcher always sends it): not restored",
+                    info.size
+                ),
+            );
+            return Ok(());
+        }
+    };
     let mut hash_check = HashCheck::NotChecked;
-    if let Some(server) = info.sha256 {
+    if let (false, Some(server)) = (zstd, info.sha256) {
         if server != sha.0 {
             unreferenced(
                 out,
@@ -432,12 +511,17 @@ async fn check_candidate<S: ArchiveStore>(
         hash_check = HashCheck::Server;
     }
     if opts.deep {
-        // The archive's own deep path, with the key as the record: its size and SHA-256.
+        // The archive's own deep path, with the key as the record: its size and SHA-256
+        // (decoded first when compressed).
         let recorded = ObjectRef {
             key: key.to_string(),
             version_id: version.clone(),
-            size: info.size,
+            size,
             sha256: sha,
+            stored: stored.as_ref().map(|s| objects::Encoded {
+                size: s.size,
+                sha256: Some(s.sha256),
+            }),
             put_at: String::new(),
             recorded_in: "its key",
             subject: key.to_string(),
@@ -455,8 +539,9 @@ async fn check_candidate<S: ArchiveStore>(
     let log = UnsealedLog {
         key: key.to_string(),
         version_id: version,
-        size: info.size,
+        size,
         sha256: sha.hex(),
+        stored,
         file_name: file_name(&header),
         header,
         hash_check,
@@ -553,14 +638,15 @@ async fn original_version<S: ArchiveStore>(
     Ok(oldest)
 }
 
-/// The first [`HEADER_READ`] bytes of a version (fewer when it is shorter), by a ranged GET.
+/// The first `read` bytes of a version (fewer when it is shorter), by a ranged GET.
 async fn read_head<S: ArchiveStore>(
     store: &S,
     key: &str,
     version: Option<&str>,
     size: u64,
+    read: u64,
 ) -> Result<Vec<u8>, StoreError> {
-    let want = size.min(HEADER_READ);
+    let want = size.min(read);
     if want < FILE_HEADER_PREFIX as u64 {
         return Ok(Vec::new());
     }
@@ -727,6 +813,20 @@ mod tests {
             KeyKind::Stream
         );
         assert_eq!(classify_key("rv", "rv", "rv/notes.txt"), KeyKind::Other);
+        // A compressed log: the key names the log's SHA-256 and the level.
+        assert_eq!(
+            classify_key("rv", "rv", &format!("rv/archive/sha256/{sha}.zstd-3")),
+            KeyKind::ArchiveZstd(Sha256Digest::from_hex(&sha).unwrap())
+        );
+        for bad in [
+            ".zstd-0", ".zstd-20", ".zstd-03", ".zstd-", ".zstd-+3", ".gz",
+        ] {
+            assert_eq!(
+                classify_key("rv", "rv", &format!("rv/archive/sha256/{sha}{bad}")),
+                KeyKind::Other,
+                "{bad}"
+            );
+        }
         assert_eq!(classify_key("rv", "rv", "rvx/archive"), KeyKind::Other);
     }
 
@@ -755,6 +855,27 @@ mod tests {
         let mut bytes = w.archive_file_header();
         bytes.extend(w.switched_header(Scn(2000), 1_772_847_900).unwrap());
         bytes
+    }
+
+    #[test]
+    fn a_compressed_log_is_identified_from_the_start_of_its_frame() {
+        let log = archived(42);
+        let frame = zstd::bulk::compress(&log, 3).unwrap();
+        let (size, head) =
+            decode_head(&frame[..frame.len().min(HEADER_READ_ZSTD as usize)]).unwrap();
+        assert_eq!(size, log.len() as u64);
+        assert_eq!(head, log[..log.len().min(HEADER_READ as usize)]);
+        assert_eq!(identify(&head, size).unwrap().sequence, 42);
+        // Not a frame, a frame without its size, junk: errors, never panics.
+        assert!(decode_head(&log).is_err());
+        assert!(decode_head(&[]).is_err());
+        let mut no_size = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        std::io::Write::write_all(&mut no_size, &log).unwrap();
+        let no_size = no_size.finish().unwrap();
+        assert!(decode_head(&no_size).unwrap_err().contains("size"));
+        for cut in [1, 5, 17, 100] {
+            let _ = decode_head(&frame[..cut.min(frame.len())]);
+        }
     }
 
     #[test]
@@ -837,6 +958,7 @@ mod tests {
             size: 1024,
             sha256: format!("{:064x}", u64::from(db) << 32 | u64::from(seq)),
             file_name: file_name(&header),
+            stored: None,
             header,
             hash_check: HashCheck::Server,
         }

@@ -1131,6 +1131,7 @@ mod tests {
             retain_until: None,
             shipped_at: String::new(),
             file_name: format!("f{i}"),
+            stored: None,
             prev: Sha256Digest::ZERO,
         }
     }

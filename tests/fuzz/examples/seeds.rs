@@ -260,6 +260,7 @@ fn manifest(out: &Out) {
             retain_until: Some("2027-11-21T03:04:00Z".into()),
             shipped_at: "2026-11-21T03:04:01Z".into(),
             file_name: format!("arch1_{seq}_1224959854.dbf"),
+            stored: None,
         })
         .expect("append");
     }
