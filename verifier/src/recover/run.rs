@@ -448,6 +448,54 @@ mod tests {
     }
 
     #[test]
+    fn the_history_entry_says_which_step_runs_then_that_none_does() {
+        let d = tempfile::tempdir().unwrap();
+        let o = RecoverOptions {
+            dest: d.path().join("dest"),
+            history: Some(d.path().join("history")),
+            ..opts(true)
+        };
+        std::fs::create_dir_all(&o.dest).unwrap();
+        let mut state = RecoverState {
+            started_at: "2026-12-06T18:00:00Z".into(),
+            runs: 1,
+            ..Default::default()
+        };
+        let entry = || {
+            let p = d.path().join("history/recover-2026-12-06T18-00-00Z.json");
+            serde_json::from_slice::<RecoverReport>(&std::fs::read(p).unwrap()).unwrap()
+        };
+        progress(&state, &o, Some(Step::Verify));
+        let e = entry();
+        assert_eq!(e.running, Some(Step::Verify));
+        assert!(e.running_since.is_some());
+        assert!(!e.complete && e.steps.is_empty());
+        assert_eq!(e.db_id, Some(7));
+        state.end(StepRecord {
+            step: Step::Verify,
+            outcome: Outcome::Done,
+            seconds: 2.0,
+            finished_at: "t".into(),
+            run: 1,
+            detail: String::new(),
+            verdict: None,
+        });
+        progress(&state, &o, None);
+        let e = entry();
+        assert_eq!((e.running, e.running_since), (None, None));
+        assert_eq!(e.steps.len(), 1);
+        assert_eq!(e.rto_seconds, 2.0);
+        // Without --history nothing is written.
+        let quiet = RecoverOptions {
+            history: None,
+            dest: d.path().join("other"),
+            ..opts(true)
+        };
+        progress(&state, &quiet, Some(Step::RestoreArchive));
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 2);
+    }
+
+    #[test]
     fn the_restored_archive_is_counted_and_measured_on_disk() {
         let d = tempfile::tempdir().unwrap();
         assert_eq!(restored_archive(d.path()), (0, 0));
