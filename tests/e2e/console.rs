@@ -10,7 +10,11 @@
 //!    duration;
 //! 4. screenshots at desktop (1280x800) and phone (390x844) width, decoded and checked
 //!    (the state's colours visible, the size right), kept under `target/tmp/console/`;
-//! 5. the console refuses writes (405), serves nothing outside its paths (404), sends its
+//! 5. a real `verify` run's report in the report directory: the database's timeline of
+//!    sequences (verified, then the online log streamed; no gap, nothing tampered) on its
+//!    page and in the API, readable at phone width; the verifier runs panel with its
+//!    deep-verify coverage and MB/s; the RTO estimate's basis (configured);
+//! 6. the console refuses writes (405), serves nothing outside its paths (404), sends its
 //!    security headers; a misconfigured source is an error on the page, not a crash.
 
 use std::fs;
@@ -30,6 +34,8 @@ const ALERT_ROW_RGB: [u8; 3] = [0xfd, 0xe2, 0xe0];
 const WARNING_ROW_RGB: [u8; 3] = [0xff, 0xf1, 0xcc];
 /// Background of the Protected badge (`--ok-bg`).
 const PROTECTED_RGB: [u8; 3] = [0xe3, 0xf4, 0xe8];
+/// Background of a run of streamed sequences in the timeline.
+const STREAMED_RGB: [u8; 3] = [0xf0, 0xeb, 0xfa];
 
 /// One HTTP/1.1 exchange: status code, head, body.
 pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
@@ -493,6 +499,121 @@ fn the_console_shows_protected_then_alert_after_kill_9_then_the_outage_in_the_ev
             count_pixels(&desk, PROTECTED_RGB) > 200
         },
     );
+
+    // 3b. A verifier run (the real `verify`, its JSON kept in the report directory as
+    //     `verify --daemon` keeps it): the database's timeline of sequences shows them
+    //     verified, the online log streamed, no gap, nothing tampered; the verifier runs
+    //     panel its deep-verify coverage and throughput; the RTO estimate says it is
+    //     configured (the drill reports here measured nothing).
+    let out = Command::new(&bins().verifier)
+        .args(["verify", "--config", cfg.to_str().unwrap(), "--json"])
+        .env("AWS_ACCESS_KEY_ID", &drill.drill.verifier.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &drill.drill.verifier.secret_key)
+        .output()
+        .expect("run verify");
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "verify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let audit: serde_json::Value = serde_json::from_slice(&out.stdout).expect("verify --json");
+    assert!(
+        audit["summary"]["check_millis"].is_u64(),
+        "the checks are timed: {}",
+        audit["summary"]
+    );
+    fs::write(
+        w.path("reports").join("report-2026-12-06T120000Z.json"),
+        &out.stdout,
+    )
+    .unwrap();
+    let mut runs: Vec<serde_json::Value> = Vec::new();
+    wait_until(
+        "the timeline to show verified and streamed sequences",
+        Duration::from_secs(30),
+        Duration::from_millis(250),
+        || {
+            let (code, _, body) = http(addr, "GET", "/api/v1/databases/PROD/timeline");
+            assert_eq!(code, 200, "{body}");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            runs = v[0]["runs"].as_array().cloned().unwrap_or_default();
+            let has = |st: &str| runs.iter().any(|r| r["state"] == st);
+            has("verified") && has("streamed")
+        },
+    );
+    for r in &runs {
+        assert!(
+            r["state"] != "tampered" && r["state"] != "gap",
+            "a healthy pipeline: {runs:?}"
+        );
+    }
+    let newest = runs.last().unwrap();
+    assert_eq!(
+        newest["streamed"], true,
+        "the newest sequence is the stream's: {runs:?}"
+    );
+    let verified: u64 = runs
+        .iter()
+        .filter(|r| r["state"] == "verified")
+        .map(|r| r["to"].as_u64().unwrap() - r["from"].as_u64().unwrap() + 1)
+        .sum();
+    let verified_in_audit = audit["threads"][0]["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["state"] == "verified")
+        .count() as u64;
+    assert_eq!(verified, verified_in_audit, "{runs:?}");
+    let dom = dump_dom(&profile, &format!("{url}db/PROD"));
+    assert!(
+        dom.contains("<ol class=\"timeline\" data-thread=\"1\">")
+            && dom.contains("data-state=\"verified\"")
+            && dom.contains("data-state=\"streamed\""),
+        "the timeline on the database page: {dom}"
+    );
+    let phone = screenshot(
+        &profile,
+        &format!("{url}db/PROD"),
+        390,
+        2000,
+        &shots.join("database-phone.png"),
+    );
+    assert!(
+        count_pixels(&phone, STREAMED_RGB) > 100,
+        "the streamed sequences visible at phone width"
+    );
+    let (_, _, body) = http(addr, "GET", "/api/v1/verifications");
+    let runs: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let run = &runs[0];
+    let checked = run["objects_checked"].as_u64().unwrap();
+    assert!(checked > 0, "{run}");
+    assert_eq!(
+        run["objects_deep_verified"].as_u64(),
+        Some(checked),
+        "a first rolling run re-hashes every log: {run}"
+    );
+    assert!(run["deep_mb_per_second"].as_f64().unwrap() > 0.0, "{run}");
+    let dom = dump_dom(&profile, &url);
+    assert!(
+        dom.contains("Verifier runs")
+            && dom.contains(&format!("100% ({checked} of {checked} archived logs)")),
+        "the deep-verify coverage on the overview: {dom}"
+    );
+    let est = &overview(addr)["rows"][0]["rto_estimate"];
+    assert_eq!(est["basis"], "configured", "{est}");
+    // A healthy pipeline audits clean, and a clean report (`verify` writes `clean`) is no
+    // reason for a Warning.
+    assert_eq!(audit["verdict"], "clean", "{}", audit["findings"]);
+    wait_until(
+        "the row Protected with its clean verification",
+        Duration::from_secs(20),
+        Duration::from_millis(250),
+        || {
+            let v = overview(addr);
+            state(&v) == "Protected" && v["rows"][0]["verification"][0] == "clean"
+        },
+    );
+    assert!(dom.contains("data-basis=\"configured\""));
 
     // 4. Read-only, known paths only, strict headers.
     for (m, p) in [

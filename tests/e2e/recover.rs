@@ -3,7 +3,10 @@
 //! verifier configuration: stopped after a step, failed at a step (no recovery key), then
 //! re-run to the end, it resumes each time where it stopped and gives back exactly what the
 //! drill's own recovery gave (the same archived logs, the same online log to the same last
-//! commit, the same scripts), with its report and its history entry.
+//! commit, the same scripts), with its report and its history entry. The DR console, started
+//! before the first run, shows the recovery in progress (steps done, the next one, the RTO so
+//! far) after the stopped and the failed run, and once complete lists it in the history and
+//! estimates the RTO from what it measured.
 
 use std::path::Path;
 use std::process::Command;
@@ -37,6 +40,43 @@ fn script(p: &Path, dest: &Path) -> String {
         .filter(|l| !l.contains("redovault recovery script, generated"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The RTO so far that DEST's state file records.
+fn state_rto(dest: &Path) -> serde_json::Value {
+    let s = json(&dest.join("recover-state.json"));
+    let steps: f64 = s["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["seconds"].as_f64().unwrap())
+        .sum();
+    serde_json::json!(s["failed_seconds"].as_f64().unwrap_or(0.0) + steps)
+}
+
+/// The console's one recovery in progress, once `ready` holds for it.
+fn recovery_in_progress(
+    addr: std::net::SocketAddr,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let mut found = serde_json::Value::Null;
+    crate::netkit::wait_until(
+        "the console to show the recovery in progress",
+        std::time::Duration::from_secs(30),
+        std::time::Duration::from_millis(200),
+        || {
+            let (code, _, body) = crate::console::http(addr, "GET", "/api/v1/recoveries");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            match v.as_array().map(Vec::as_slice) {
+                Some([one]) if code == 200 && ready(one) => {
+                    found = one.clone();
+                    true
+                }
+                _ => false,
+            }
+        },
+    );
+    found
 }
 
 #[test]
@@ -75,6 +115,53 @@ fn recover_after_a_wipe_resumes_where_it_stopped_and_reproduces_the_drills_recov
         hist_s,
     ];
 
+    // The DR console, on the recovery host's history and the drill's report (an RTO target
+    // of 1 s, the shortest it takes: met or exceeded as each run's RTO says): it shows the
+    // recovery while it is not complete, then lists it with the drill.
+    let db_id = json(&drill_dest.join("restore-online.json"))["threads"][0]["stream"]
+        .as_str()
+        .and_then(|s| s.strip_prefix("db"))
+        .and_then(|s| s.split('-').next())
+        .unwrap()
+        .to_string();
+    let port = crate::netkit::free_port();
+    let console_cfg = tmp.path().join("console.toml");
+    std::fs::write(
+        &console_cfg,
+        format!(
+            "{}\n[console]\nlisten = \"127.0.0.1:{port}\"\nworm_interval = \"1s\"\n\
+             report_dirs = [\"{}\", \"{}\"]\n\
+             [[console.database]]\nname = \"FREE\"\ndb_id = {db_id}\nrto_target = \"1s\"\nrpo_target = \"5s\"\n",
+            std::fs::read_to_string(&cfg).unwrap(),
+            tmp.path().display(),
+            history.display()
+        ),
+    )
+    .unwrap();
+    let _console = crate::netkit::Proc::spawn(
+        "console",
+        &bins().verifier,
+        &["console", "--config", console_cfg.to_str().unwrap()],
+        &tmp.path().join("console.log"),
+    );
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let log = tmp.path().join("console.log");
+    crate::netkit::wait_until(
+        "the console to listen",
+        std::time::Duration::from_secs(30),
+        std::time::Duration::from_millis(50),
+        || {
+            assert!(
+                !std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains("problem"),
+                "{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200))
+                .is_ok()
+        },
+    );
     // 1. Stopped after the archived logs: exit 3, two steps recorded.
     let mut args = common.to_vec();
     args.extend(["--recovery-key", key_s, "--stop-after", "restore-archive"]);
@@ -85,6 +172,42 @@ fn recover_after_a_wipe_resumes_where_it_stopped_and_reproduces_the_drills_recov
     let state = json(&dest.join("recover-state.json"));
     assert_eq!(state["steps"].as_array().unwrap().len(), 2, "{state}");
     assert!(!dest.join("restore-online.json").exists());
+    // The console shows it in progress: two steps of four done, the next one, its RTO so far;
+    // not in the history of runs that ended.
+    let rec = recovery_in_progress(addr, |r| {
+        r["steps_done"].as_array().map(Vec::len) == Some(2)
+    });
+    assert_eq!(rec["database"], "FREE", "{rec}");
+    assert_eq!(
+        rec["steps_done"],
+        serde_json::json!(["verify", "restore-archive"]),
+        "{rec}"
+    );
+    assert_eq!(
+        (rec["steps_total"].as_u64(), rec["runs"].as_u64()),
+        (Some(4), Some(1)),
+        "{rec}"
+    );
+    assert_eq!(rec["next_step"], "restore-online", "{rec}");
+    assert!(rec["running"].is_null(), "the run ended: {rec}");
+    assert_eq!(rec["rto_so_far"], state_rto(&dest), "{rec}");
+    assert_eq!(rec["rto_target"], 1.0, "{rec}");
+    let (_, _, body) = crate::console::http(addr, "GET", "/api/v1/drills");
+    let drills: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        drills
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["kind"] == "drill"),
+        "a recovery not complete is not in the history: {drills}"
+    );
+    let (_, _, page) = crate::console::http(addr, "GET", "/db/FREE");
+    assert!(
+        page.contains("Recoveries in progress")
+            && page.contains("stopped before restore-online; a re-run resumes there"),
+        "{page}"
+    );
 
     // 2. The recovery key is missing: the online log step fails, the done steps are skipped.
     let mut args = common.to_vec();
@@ -103,6 +226,9 @@ fn recover_after_a_wipe_resumes_where_it_stopped_and_reproduces_the_drills_recov
         "the step's error is shown: {stderr}"
     );
     assert!(stderr.contains("resumes at restore-online"), "{stderr}");
+    let rec = recovery_in_progress(addr, |r| r["runs"] == 2);
+    assert_eq!(rec["failed"], "restore-online", "{rec}");
+    assert_eq!(rec["steps_done"].as_array().map(Vec::len), Some(2), "{rec}");
 
     // 3. With the key: it resumes at the online log and finishes.
     let mut args = common.to_vec();
@@ -205,52 +331,6 @@ fn recover_after_a_wipe_resumes_where_it_stopped_and_reproduces_the_drills_recov
     assert_eq!(code, 0, "{stderr}");
     assert!(!stderr.contains(" ..."), "nothing re-run: {stderr}");
 
-    // The DR console lists the drill and the recovery, each against the database's targets
-    // (an RTO target of 1 s, the shortest it takes: met or exceeded as each run's RTO says).
-    let db_id = ours["threads"][0]["stream"]
-        .as_str()
-        .and_then(|s| s.strip_prefix("db"))
-        .and_then(|s| s.split('-').next())
-        .unwrap()
-        .to_string();
-    let port = crate::netkit::free_port();
-    let console_cfg = tmp.path().join("console.toml");
-    std::fs::write(
-        &console_cfg,
-        format!(
-            "{}\n[console]\nlisten = \"127.0.0.1:{port}\"\nworm_interval = \"1s\"\n\
-             report_dirs = [\"{}\", \"{}\"]\n\
-             [[console.database]]\nname = \"FREE\"\ndb_id = {db_id}\nrto_target = \"1s\"\nrpo_target = \"5s\"\n",
-            std::fs::read_to_string(&cfg).unwrap(),
-            tmp.path().display(),
-            history.display()
-        ),
-    )
-    .unwrap();
-    let _console = crate::netkit::Proc::spawn(
-        "console",
-        &bins().verifier,
-        &["console", "--config", console_cfg.to_str().unwrap()],
-        &tmp.path().join("console.log"),
-    );
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let log = tmp.path().join("console.log");
-    crate::netkit::wait_until(
-        "the console to listen",
-        std::time::Duration::from_secs(30),
-        std::time::Duration::from_millis(50),
-        || {
-            assert!(
-                !std::fs::read_to_string(&log)
-                    .unwrap_or_default()
-                    .contains("problem"),
-                "{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200))
-                .is_ok()
-        },
-    );
     let mut listed = serde_json::Value::Null;
     crate::netkit::wait_until(
         "the console to list the drill and the recovery",
@@ -282,8 +362,37 @@ fn recover_after_a_wipe_resumes_where_it_stopped_and_reproduces_the_drills_recov
     assert_eq!(r["rto_seconds"], report["rto_seconds"], "{r}");
     assert!(r["rpo_seconds"].is_null(), "{r}");
     assert_eq!(r["rto_exceeded"], exceeded(&r), "{r}");
+    // Complete: no longer in progress.
+    crate::netkit::wait_until(
+        "the console to see the recovery complete",
+        std::time::Duration::from_secs(30),
+        std::time::Duration::from_millis(200),
+        || {
+            let (_, _, body) = crate::console::http(addr, "GET", "/api/v1/recoveries");
+            body.trim() == "[]"
+        },
+    );
+    // The estimated RTO now uses what the recovery measured: its archive restore's bytes
+    // and time, and its other steps.
+    assert!(report["archive_bytes"].as_u64().unwrap() > 0, "{report}");
+    let (_, _, body) = crate::console::http(addr, "GET", "/api/v1/overview");
+    let overview: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let est = &overview["rows"][0]["rto_estimate"];
+    assert_eq!(est["basis"], "measured", "{overview}");
+    assert_eq!(est["kind"], "recover", "{est}");
+    let archive_secs = steps
+        .iter()
+        .find(|s| s["step"] == "restore-archive")
+        .and_then(|s| s["seconds"].as_f64())
+        .unwrap();
+    let want = report["archive_bytes"].as_f64().unwrap() / archive_secs;
+    assert!(
+        (est["throughput"].as_f64().unwrap() - want).abs() <= want * 1e-9,
+        "{est} vs {want}"
+    );
     let (code, _, page) = crate::console::http(addr, "GET", "/");
     assert_eq!(code, 200);
+    assert!(page.contains("data-basis=\"measured\""), "{page}");
     assert!(
         page.contains("FREE (recover)") && page.contains("FREE (drill)"),
         "{page}"

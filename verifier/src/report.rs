@@ -373,6 +373,12 @@ pub struct Summary {
     /// The watcher's quarantined objects.
     #[serde(default)]
     pub quarantined_objects: u64,
+    /// Wall time of the checks of WORM (the stream pieces, the archived logs, what else is
+    /// under the prefix: the HEADs and the re-hashes), milliseconds: the deep-verify
+    /// throughput is the bytes re-hashed over it (0 in reports written before it was
+    /// recorded).
+    #[serde(default)]
+    pub check_millis: u64,
     /// Findings of severity error.
     pub errors: u64,
     /// Findings of severity info (acknowledged gaps).

@@ -407,6 +407,7 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
         .map(log_key)
         .collect();
     let run_time = now();
+    let checks_began = std::time::Instant::now();
     let mut worm = match check_streams(&store, opts, &mut state, &deep_logs, &run_time).await {
         Ok(w) => w,
         Err(e) => {
@@ -527,6 +528,8 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
             Vec::new()
         }
     };
+
+    summary.check_millis = checks_began.elapsed().as_millis() as u64;
 
     // 9. Timelines.
     let threads = timelines(&files, &findings);

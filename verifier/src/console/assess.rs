@@ -111,7 +111,7 @@ pub enum WormView {
 /// The last verification report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verification {
-    /// `Clean`, `Findings` or `CouldNotRun`.
+    /// `clean`, `findings` or `could_not_run` (as `verify` writes it; any case).
     pub verdict: String,
     /// When it finished (Unix seconds).
     pub finished: Option<i64>,
@@ -331,9 +331,10 @@ pub fn assess(f: &Facts) -> Assessment {
     // Verification.
     match &f.verification {
         None => push(State::Protected, "no verification report found yet".into()),
-        Some(v) => match v.verdict.as_str() {
-            "Clean" => {}
-            "Findings" => push(
+        // `verify` writes its verdict in snake_case (`clean`, `findings`, `could_not_run`).
+        Some(v) => match v.verdict.to_ascii_lowercase().as_str() {
+            "clean" => {}
+            "findings" => push(
                 State::Alert,
                 format!("last verification found {} error(s)", v.errors),
             ),
@@ -503,6 +504,20 @@ mod tests {
         assert!(texts(&a).contains("2 archived sequence(s) missing in WORM: 44, 45"));
 
         let mut f = healthy();
+        f.verification.as_mut().unwrap().verdict = "Findings".into();
+        assert_eq!(assess(&f).state, State::Alert);
+        // As `verify --json` writes them.
+        f.verification.as_mut().unwrap().verdict = "findings".into();
+        assert_eq!(assess(&f).state, State::Alert);
+        f.verification.as_mut().unwrap().verdict = "clean".into();
+        let clean = assess(&f);
+        assert!(
+            !texts(&clean).contains("verification"),
+            "a clean report is no reason: {}",
+            texts(&clean)
+        );
+        f.verification.as_mut().unwrap().verdict = "could_not_run".into();
+        assert!(texts(&assess(&f)).contains("did not complete (could_not_run)"));
         f.verification.as_mut().unwrap().verdict = "Findings".into();
         f.verification.as_mut().unwrap().errors = 3;
         assert_eq!(assess(&f).state, State::Alert);

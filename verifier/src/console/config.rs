@@ -80,6 +80,16 @@ pub struct ConsoleSection {
     pub databases: Vec<DatabaseTarget>,
 }
 
+impl ConsoleSection {
+    /// The database a report is counted for: the one whose DBID it names, else the first
+    /// configured.
+    pub fn database_of(&self, db_id: Option<u32>) -> Option<&DatabaseTarget> {
+        db_id
+            .and_then(|id| self.databases.iter().find(|x| x.db_id == id))
+            .or_else(|| self.databases.first())
+    }
+}
+
 /// Parses `[console]` (`default_state_dir`: under the verifier's state directory).
 pub fn parse(
     table: &toml::Table,

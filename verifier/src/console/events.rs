@@ -262,6 +262,7 @@ mod tests {
             worm_behind: None,
             verification: None,
             estimated_rto: None,
+            rto_estimate: None,
             rto_target: 7200.0,
             rpo_target: 5.0,
         }

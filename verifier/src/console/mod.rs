@@ -21,8 +21,10 @@ pub mod config;
 pub mod events;
 pub mod overview;
 pub mod page;
+pub mod rto;
 pub mod server;
 pub mod sources;
+pub mod timeline;
 
 use std::sync::{Arc, RwLock};
 
@@ -32,8 +34,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::console::config::ConsoleSection;
 use crate::console::events::{Event, EventLog, Tracker};
-use crate::console::overview::{ExtractorOf, Readings, Row, remember_extractors, rows};
-use crate::console::sources::{DrillRun, Reading, Reports, WormFacts, unix_now};
+use crate::console::overview::{
+    ExtractorOf, Readings, Row, ThreadTimelineShown, remember_extractors, rows,
+};
+use crate::console::sources::{
+    DrillRun, Reading, RecoveryProgress, Reports, VerifierRun, WormFacts, unix_now,
+};
 
 /// One source as the page lists it.
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +74,23 @@ pub struct DrillShown {
     pub rto_exceeded: bool,
 }
 
+/// A recovery not complete (running, or stopped and resumable), against its database's
+/// RTO target.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoveryShown {
+    /// The database it is counted for.
+    pub database: String,
+    /// Its progress.
+    #[serde(flatten)]
+    pub progress: RecoveryProgress,
+    /// RTO so far, seconds: the ended steps', plus the running step's time until now.
+    pub rto_so_far: f64,
+    /// RTO target (seconds).
+    pub rto_target: f64,
+    /// RTO so far above the target.
+    pub rto_exceeded: bool,
+}
+
 /// Everything the page and the API show, rebuilt at every poll.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Snapshot {
@@ -83,6 +106,12 @@ pub struct Snapshot {
     pub events: Vec<Event>,
     /// The drills, newest first.
     pub drills: Vec<DrillShown>,
+    /// The recoveries not complete, newest first.
+    pub recoveries: Vec<RecoveryShown>,
+    /// The timeline of sequences of every row's thread.
+    pub timelines: Vec<ThreadTimelineShown>,
+    /// The newest verifier runs, newest first.
+    pub verifications: Vec<VerifierRun>,
     /// Problems of the console itself (events file, report files).
     pub problems: Vec<String>,
 }
@@ -150,10 +179,7 @@ fn drills_shown(cfg: &ConsoleSection, reports: Option<&Reports>) -> Vec<DrillSho
     r.drills
         .iter()
         .filter_map(|d| {
-            let db = d
-                .db_id
-                .and_then(|id| cfg.databases.iter().find(|x| x.db_id == id))
-                .or_else(|| cfg.databases.first())?;
+            let db = cfg.database_of(d.db_id)?;
             let (rpo, rto) = (db.rpo_target.as_secs_f64(), db.rto_target.as_secs_f64());
             Some(DrillShown {
                 database: db.name.clone(),
@@ -162,6 +188,34 @@ fn drills_shown(cfg: &ConsoleSection, reports: Option<&Reports>) -> Vec<DrillSho
                 rto_target: rto,
                 rpo_exceeded: d.rpo_seconds.is_some_and(|s| s > rpo),
                 rto_exceeded: d.rto_seconds > rto,
+            })
+        })
+        .collect()
+}
+
+/// The recoveries not complete, with their database's target and the RTO so far at `now`.
+pub fn recoveries_shown(
+    cfg: &ConsoleSection,
+    reports: Option<&Reports>,
+    now: f64,
+) -> Vec<RecoveryShown> {
+    let Some(r) = reports else { return Vec::new() };
+    r.recoveries
+        .iter()
+        .filter_map(|p| {
+            let db = cfg.database_of(p.db_id)?;
+            let running = p
+                .running_since
+                .filter(|_| p.running.is_some())
+                .map_or(0.0, |t| (now - t as f64).max(0.0));
+            let rto_so_far = p.rto_seconds + running;
+            let target = db.rto_target.as_secs_f64();
+            Some(RecoveryShown {
+                database: db.name.clone(),
+                progress: p.clone(),
+                rto_so_far,
+                rto_target: target,
+                rto_exceeded: rto_so_far > target,
             })
         })
         .collect()
@@ -310,6 +364,18 @@ async fn poll_loop(
             generation,
             sources: source_lines(&cfg, &readings, now),
             drills: drills_shown(&cfg, readings.reports.as_ref()),
+            recoveries: recoveries_shown(&cfg, readings.reports.as_ref(), now),
+            timelines: overview::timelines(&readings, &rows),
+            verifications: readings
+                .reports
+                .as_ref()
+                .map(|r| {
+                    r.verifications
+                        .iter()
+                        .map(VerifierRun::without_timelines)
+                        .collect()
+                })
+                .unwrap_or_default(),
             rows,
             events: log.events.clone(),
             problems,
@@ -321,5 +387,53 @@ async fn poll_loop(
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(cfg.poll_interval) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_running_recoverys_rto_so_far_counts_its_running_step_against_the_target() {
+        let t: toml::Table = toml::from_str(
+            "[[database]]\nname = \"PROD\"\ndb_id = 7\nrto_target = \"1m\"\nrpo_target = \"5s\"\n\
+             [[database]]\nname = \"TEST\"\ndb_id = 8\nrto_target = \"2h\"\nrpo_target = \"5s\"\n",
+        )
+        .unwrap();
+        let mut problems = Vec::new();
+        let cfg = config::parse(&t, "/tmp".into(), &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        let progress = |db_id: Option<u32>, running: bool| RecoveryProgress {
+            file: "/h/recover-x.json".into(),
+            at: 1_000,
+            db_id,
+            started_at: String::new(),
+            runs: 1,
+            running: running.then(|| "restore-archive".into()),
+            running_since: Some(1_000),
+            steps_done: vec!["verify".into()],
+            steps_total: 4,
+            failed: None,
+            next_step: Some("restore-archive".into()),
+            rto_seconds: 20.0,
+        };
+        let reports = Reports {
+            recoveries: vec![progress(Some(8), true), progress(None, false)],
+            ..Reports::default()
+        };
+        let shown = recoveries_shown(&cfg, Some(&reports), 1_050.0);
+        assert_eq!(shown[0].database, "TEST");
+        assert_eq!(shown[0].rto_so_far, 70.0);
+        assert!(!shown[0].rto_exceeded);
+        // Stopped: no step runs, the RTO stays what the steps took; the first database's.
+        assert_eq!(shown[1].database, "PROD");
+        assert_eq!(shown[1].rto_so_far, 20.0);
+        // Running on PROD (1 min target): 20 s + 50 s running is past it.
+        let reports = Reports {
+            recoveries: vec![progress(Some(7), true)],
+            ..Reports::default()
+        };
+        assert!(recoveries_shown(&cfg, Some(&reports), 1_050.0)[0].rto_exceeded);
     }
 }

@@ -11,7 +11,9 @@ use crate::console::assess::{
     Assessment, CollectorView, ExtractorView, Facts, Verification, WormView, assess,
 };
 use crate::console::config::{ConsoleSection, DatabaseTarget};
+use crate::console::rto::{self, Measured, RtoEstimate};
 use crate::console::sources::{Reading, Reports, WormFacts, stream_id, stream_samples};
+use crate::console::timeline::{self, Timeline};
 
 /// Every source's last reading.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -71,6 +73,8 @@ pub struct Row {
     pub verification: Option<(String, Option<f64>)>,
     /// Estimated RTO (seconds).
     pub estimated_rto: Option<f64>,
+    /// How it was estimated: throughput, fixed steps, measured (by which run) or configured.
+    pub rto_estimate: Option<RtoEstimate>,
     /// RTO target (seconds).
     pub rto_target: f64,
     /// RPO target (seconds).
@@ -268,8 +272,13 @@ fn row(
             errors: v.errors,
         });
     let bytes = archived.map_or(0, |t| t.bytes);
-    let estimated_rto =
-        Some(bytes as f64 / cfg.restore_throughput as f64 + cfg.fixed_steps.as_secs_f64());
+    let rto_estimate = rto::estimate(
+        bytes,
+        &measurements(cfg, db, r),
+        cfg.restore_throughput,
+        cfg.fixed_steps.as_secs_f64(),
+    );
+    let estimated_rto = Some(rto_estimate.seconds);
     let facts = Facts {
         now,
         rpo_target: db.rpo_target.as_secs_f64(),
@@ -355,9 +364,97 @@ fn row(
         verification: verification
             .map(|v| (v.verdict, v.finished.map(|t| (now - t as f64).max(0.0)))),
         estimated_rto,
+        rto_estimate: Some(rto_estimate),
         rto_target: db.rto_target.as_secs_f64(),
         rpo_target: db.rpo_target.as_secs_f64(),
     }
+}
+
+/// The restore measurements of the drills and recoveries counted for `db`.
+fn measurements<'a>(
+    cfg: &ConsoleSection,
+    db: &DatabaseTarget,
+    r: &'a Readings,
+) -> Vec<Measured<'a>> {
+    r.reports
+        .iter()
+        .flat_map(|x| x.drills.iter())
+        .filter(|d| cfg.database_of(d.db_id).is_some_and(|x| x.name == db.name))
+        .filter_map(|d| {
+            Some(Measured {
+                kind: &d.kind,
+                file: &d.file,
+                at: d.at,
+                measure: d.measure.as_ref()?,
+            })
+        })
+        .collect()
+}
+
+/// One thread's timeline of sequences, as the page and the API show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ThreadTimelineShown {
+    /// The database.
+    pub database: String,
+    /// The redo thread.
+    pub thread: u16,
+    /// The stream (`db..-rl..-t..`: the incarnation).
+    pub stream: String,
+    /// The runs of sequences.
+    #[serde(flatten)]
+    pub timeline: Timeline,
+}
+
+/// The timeline of every row's thread: archived (WORM's sealed manifest), streamed (the
+/// stream's chain in WORM, and the collectors' durable end), verified, gaps and tampered
+/// (the last audit report; its timelines name the incarnation by resetlogs id and thread).
+pub fn timelines(r: &Readings, rows: &[Row]) -> Vec<ThreadTimelineShown> {
+    let worm = match &r.worm {
+        Some(Reading { result: Ok(w), .. }) => Some(w),
+        _ => None,
+    };
+    let audit = r
+        .reports
+        .as_ref()
+        .and_then(|x| x.last_verification.as_ref());
+    rows.iter()
+        .filter_map(|row| {
+            let stream = row.stream.as_deref()?;
+            let id = stream_id(stream)?;
+            let key = (id.db_id, id.resetlogs_id, id.thread.0);
+            let collector_seq = r
+                .collectors
+                .iter()
+                .filter_map(|c| c.result.as_ref().ok()?.streams.get(stream))
+                .filter_map(|s| timeline::position_seq(s.durable_end.as_deref()?))
+                .max();
+            let tampered: Vec<u32> = audit
+                .iter()
+                .flat_map(|a| a.tampered.iter())
+                .filter(|l| l.resetlogs_id == id.resetlogs_id && l.thread == id.thread.0)
+                .map(|l| l.sequence)
+                .collect();
+            let t = timeline::build(&timeline::Inputs {
+                archived: worm.and_then(|w| w.archive.get(&key)).map(|t| &t.sequences),
+                streamed: worm
+                    .and_then(|w| w.stream_seqs.get(stream))
+                    .map_or(&[][..], Vec::as_slice),
+                collector_seq,
+                audit: audit.and_then(|a| {
+                    a.threads
+                        .iter()
+                        .find(|t| t.resetlogs_id == id.resetlogs_id && t.thread == id.thread.0)
+                }),
+                tampered: &tampered,
+            });
+            Some(ThreadTimelineShown {
+                database: row.database.clone(),
+                thread: row.thread,
+                stream: stream.to_string(),
+                timeline: t,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -486,6 +583,129 @@ rpo_target = "5s"
             "{all:?}"
         );
         assert_eq!(rows[0].stream_up, Some(false));
+    }
+
+    #[test]
+    fn the_timeline_joins_worm_the_collector_and_the_audit_and_the_rto_is_measured() {
+        use crate::console::rto::{RestoreMeasure, RtoBasis};
+        use crate::console::sources::{ArchivedThread, DrillRun, VerifierRun};
+        use crate::console::timeline::SeqState;
+        use crate::report::{CellState, LogRef, ThreadTimeline, TimelineCell};
+        let c = cfg();
+        let now = 1_800_000_000.0;
+        let mut st = status(now as i64, true);
+        for s in st.streams.values_mut() {
+            s.durable_end = Some("6:4096".into());
+        }
+        let mut worm = WormFacts::default();
+        worm.archive.insert(
+            (7, 200, 1),
+            ArchivedThread {
+                sequences: [1, 2, 4].into_iter().collect(),
+                last_shipped: Some(now as i64 - 60),
+                bytes: 50 << 20,
+            },
+        );
+        worm.stream_seqs.insert("db7-rl200-t1".into(), vec![(4, 5)]);
+        let audit = VerifierRun {
+            file: "/r/report-x.json".into(),
+            verdict: "findings".into(),
+            started_at: String::new(),
+            finished_at: String::new(),
+            errors: 1,
+            mode: "fast".into(),
+            objects_checked: 3,
+            objects_deep_verified: 0,
+            objects_ever_deep_verified: 0,
+            pieces_checked: 0,
+            pieces_deep_verified: 0,
+            bytes_rehashed: 0,
+            check_seconds: None,
+            deep_mb_per_second: None,
+            threads: vec![ThreadTimeline {
+                resetlogs_id: 200,
+                thread: 1,
+                cells: [(1, CellState::Verified), (2, CellState::Verified)]
+                    .into_iter()
+                    .map(|(sequence, state)| TimelineCell { sequence, state })
+                    .collect(),
+            }],
+            tampered: vec![LogRef {
+                resetlogs_id: 200,
+                thread: 1,
+                sequence: 2,
+            }],
+        };
+        let drill = |at: i64, measure: Option<RestoreMeasure>| DrillRun {
+            kind: "drill".into(),
+            file: format!("/r/drill-{at}/drill-report.json").into(),
+            at,
+            pass: true,
+            rpo_commits: Some(0),
+            rpo_seconds: Some(0.0),
+            rto_seconds: 30.0,
+            db_id: None,
+            measure,
+        };
+        let r = Readings {
+            collectors: vec![Reading {
+                name: "c1".into(),
+                from: String::new(),
+                read_at: now,
+                result: Ok(st),
+            }],
+            worm: Some(Reading {
+                name: "worm".into(),
+                from: String::new(),
+                read_at: now,
+                result: Ok(worm),
+            }),
+            reports: Some(Reports {
+                last_verification: Some(audit),
+                drills: vec![
+                    drill(
+                        now as i64 - 100,
+                        Some(RestoreMeasure {
+                            archive_bytes: 10 << 20,
+                            archive_seconds: 2.0,
+                            other_seconds: 25.0,
+                        }),
+                    ),
+                    // Newer, but measured nothing: the older one counts.
+                    drill(now as i64 - 10, None),
+                ],
+                ..Reports::default()
+            }),
+            ..Readings::default()
+        };
+        let rows = rows(&c, &r, &ExtractorOf::new(), now);
+        let t1 = &timelines(&r, &rows)[0];
+        assert_eq!((t1.database.as_str(), t1.thread), ("PROD", 1));
+        let shape: Vec<(u32, u32, SeqState)> = t1
+            .timeline
+            .runs
+            .iter()
+            .map(|x| (x.from, x.to, x.state))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (1, 1, SeqState::Verified),
+                (2, 2, SeqState::Tampered),
+                (3, 3, SeqState::Gap),
+                (4, 4, SeqState::Archived),
+                (5, 6, SeqState::Streamed),
+            ]
+        );
+        // 50 MiB at the drill's 5 MiB/s, plus its 25 s of other steps.
+        let e = rows[0].rto_estimate.as_ref().unwrap();
+        assert_eq!(rows[0].estimated_rto, Some(35.0));
+        assert!(
+            matches!(&e.basis, RtoBasis::Measured { kind, at, .. } if kind == "drill" && *at == now as i64 - 100),
+            "{e:?}"
+        );
+        // Thread 2 has no archived log: its estimate is the fixed steps only.
+        assert_eq!(rows[1].estimated_rto, Some(25.0));
     }
 
     #[test]

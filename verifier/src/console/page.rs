@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use crate::console::Snapshot;
 use crate::console::assess::{State, human_secs};
 use crate::console::overview::Row;
+use crate::console::rto::RtoBasis;
 
 /// Escapes text for HTML content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -68,7 +69,7 @@ fn frame(title: &str, snap: &Snapshot, main: &str) -> String {
 <body>
 <header><a class="brand" href="/">redovault DR console</a><span class="note" id="live">read-only · updated {updated}</span></header>
 {main}
-<footer>Read-only: nothing on this console changes state. JSON: <a href="/api/v1/overview">/api/v1/overview</a> · <a href="/api/v1/events">events</a> · <a href="/api/v1/drills">drills</a> · <a href="/api/v1/sources">sources</a></footer>
+<footer>Read-only: nothing on this console changes state. JSON: <a href="/api/v1/overview">/api/v1/overview</a> · <a href="/api/v1/events">events</a> · <a href="/api/v1/drills">drills</a> · <a href="/api/v1/sources">sources</a> · <a href="/api/v1/recoveries">recoveries</a> · <a href="/api/v1/verifications">verifier runs</a></footer>
 </body>
 </html>
 "#,
@@ -175,10 +176,25 @@ fn row_html(o: &mut String, now: f64, r: &Row, link: bool) {
         Some(e) if e > r.rto_target => "warning",
         _ => "",
     };
+    let basis = r.rto_estimate.as_ref().map_or_else(String::new, |e| {
+        format!(
+            " · <span class=\"basis\" data-basis=\"{}\">{}</span>",
+            match e.basis {
+                RtoBasis::Measured { .. } => "measured",
+                RtoBasis::Configured => "configured",
+            },
+            esc(&format!(
+                "{}/s, fixed {}: {}",
+                human_bytes(e.throughput),
+                human_secs(e.fixed_seconds),
+                e.basis_text()
+            ))
+        )
+    });
     let _ = write!(
         o,
         "<td data-label=\"Verified\">{ver}</td>\
-         <td data-label=\"RTO\"><span class=\"{rto_cls}\">{est}</span><span class=\"sub\">target {t}</span></td></tr>",
+         <td data-label=\"RTO\"><span class=\"{rto_cls}\">{est}</span><span class=\"sub\">target {t}{basis}</span></td></tr>",
         est = esc(&opt_secs(r.estimated_rto)),
         t = esc(&human_secs(r.rto_target)),
     );
@@ -305,6 +321,196 @@ fn drills(o: &mut String, snap: &Snapshot, db: Option<&str>) {
     o.push_str("</tbody></table></section>");
 }
 
+/// Bytes as the page writes them (`512 B`, `3.2 MB`, `1.5 GB`; powers of 1000).
+pub fn human_bytes(b: f64) -> String {
+    if b < 1e3 {
+        format!("{b:.0} B")
+    } else if b < 1e6 {
+        format!("{:.1} kB", b / 1e3)
+    } else if b < 1e9 {
+        format!("{:.1} MB", b / 1e6)
+    } else {
+        format!("{:.1} GB", b / 1e9)
+    }
+}
+
+/// The timeline of sequences of each thread of `db`: runs of archived, streamed, verified,
+/// gap and tampered sequences, as a wrapping list (readable at phone width, no script).
+fn timelines(o: &mut String, snap: &Snapshot, db: &str) {
+    o.push_str("<section><h2>Sequences</h2>");
+    o.push_str(
+        "<p class=\"legend\"><span class=\"seq verified\">verified</span> \
+         <span class=\"seq archived\">archived</span> <span class=\"seq streamed\">streamed</span> \
+         <span class=\"seq gap\">gap</span> <span class=\"seq acknowledged_gap\">acknowledged gap</span> \
+         <span class=\"seq tampered\">tampered</span></p>",
+    );
+    let mut n = 0;
+    for t in snap.timelines.iter().filter(|t| t.database == db) {
+        n += 1;
+        let counts: Vec<String> = t
+            .timeline
+            .counts
+            .iter()
+            .map(|(st, c)| format!("{c} {}", st.label()))
+            .collect();
+        let _ = write!(
+            o,
+            "<h3>thread {} <span class=\"sub\">{} · {}</span></h3><ol class=\"timeline\" data-thread=\"{}\">",
+            t.thread,
+            esc(&t.stream),
+            esc(&counts.join(", ")),
+            t.thread
+        );
+        if t.timeline.omitted > 0 {
+            let _ = write!(
+                o,
+                "<li class=\"seq omitted\">{} older run(s) not shown</li>",
+                t.timeline.omitted
+            );
+        }
+        for r in &t.timeline.runs {
+            let seqs = if r.from == r.to {
+                r.from.to_string()
+            } else {
+                format!("{}–{}", r.from, r.to)
+            };
+            let mut facts: Vec<&str> = Vec::new();
+            if r.archived {
+                facts.push("archived");
+            }
+            if r.streamed {
+                facts.push("streamed");
+            }
+            if r.verified {
+                facts.push("verified");
+            }
+            let _ = write!(
+                o,
+                "<li class=\"seq {cls}\" data-state=\"{cls}\" data-from=\"{from}\" data-to=\"{to}\" title=\"{title}\"><b>{seqs}</b> {label}</li>",
+                cls = r.state.class(),
+                from = r.from,
+                to = r.to,
+                title = esc(&if facts.is_empty() {
+                    "held nowhere".to_string()
+                } else {
+                    facts.join(", ")
+                }),
+                label = r.state.label(),
+            );
+        }
+        if t.timeline.runs.is_empty() {
+            o.push_str("<li>no sequence known yet</li>");
+        }
+        o.push_str("</ol>");
+    }
+    if n == 0 {
+        o.push_str("<p>no thread known yet</p>");
+    }
+    o.push_str("</section>");
+}
+
+/// The recoveries not complete: the current step, the steps done, the RTO so far against the
+/// target.
+fn recoveries(o: &mut String, snap: &Snapshot, db: Option<&str>) {
+    let list: Vec<_> = snap
+        .recoveries
+        .iter()
+        .filter(|r| db.is_none_or(|d| r.database == d))
+        .collect();
+    if list.is_empty() {
+        return;
+    }
+    o.push_str(
+        "<section><h2>Recoveries in progress</h2><table class=\"recoveries\"><thead><tr><th>Database</th>\
+         <th>Now</th><th>Steps done</th><th>RTO so far</th><th>Entry</th></tr></thead><tbody>",
+    );
+    for r in list {
+        let p = &r.progress;
+        let now = match (&p.running, &p.failed, &p.next_step) {
+            (Some(s), _, _) => format!("running {s}"),
+            (None, Some(f), _) => format!("stopped: {f} failed; a re-run resumes there"),
+            (None, None, Some(n)) => format!("stopped before {n}; a re-run resumes there"),
+            (None, None, None) => "stopped".to_string(),
+        };
+        let _ = write!(
+            o,
+            "<tr class=\"recovery\" data-running=\"{running}\"><td data-label=\"Database\">{db}<span class=\"sub\">started {started} · run {runs}</span></td>\
+             <td data-label=\"Now\"><b>{now}</b><span class=\"sub\">updated {at}</span></td>\
+             <td data-label=\"Steps done\">{done} of {total}<span class=\"sub\">{names}</span></td>\
+             <td data-label=\"RTO so far\"><span class=\"{cls}\">{rto}</span><span class=\"sub\">target {target} · {state}</span></td>\
+             <td data-label=\"Entry\" class=\"file\">{file}</td></tr>",
+            running = p.running.is_some(),
+            db = esc(&r.database),
+            started = esc(&p.started_at),
+            runs = p.runs,
+            now = esc(&now),
+            at = esc(&time_utc(p.at as f64)),
+            done = p.steps_done.len(),
+            total = p.steps_total,
+            names = esc(&p.steps_done.join(", ")),
+            cls = if r.rto_exceeded { "alert" } else { "" },
+            rto = esc(&human_secs(r.rto_so_far)),
+            target = esc(&human_secs(r.rto_target)),
+            state = if r.rto_exceeded { "exceeded" } else { "within" },
+            file = esc(&p.file.display().to_string()),
+        );
+    }
+    o.push_str("</tbody></table></section>");
+}
+
+/// The newest verifier runs: verdict, mode, deep-verify coverage and throughput.
+fn verifier_runs(o: &mut String, snap: &Snapshot) {
+    o.push_str(
+        "<section><h2>Verifier runs</h2><table class=\"verifications\"><thead><tr><th>Finished</th>\
+         <th>Verdict</th><th>Mode</th><th>Deep-verified</th><th>Throughput</th><th>Report</th></tr></thead><tbody>",
+    );
+    for v in &snap.verifications {
+        let coverage = match v.deep_fraction() {
+            Some(f) => format!(
+                "{:.0}% ({} of {} archived logs)",
+                f * 100.0,
+                v.objects_deep_verified,
+                v.objects_checked
+            ),
+            None => "no archived log checked".to_string(),
+        };
+        let _ = write!(
+            o,
+            "<tr class=\"verification\"><td data-label=\"Finished\">{fin}</td>\
+             <td data-label=\"Verdict\"><span class=\"badge {cls}\">{verdict}</span><span class=\"sub\">{errors} error(s)</span></td>\
+             <td data-label=\"Mode\">{mode}</td>\
+             <td data-label=\"Deep-verified\" class=\"coverage\">{coverage}<span class=\"sub\">{ever} of {all} ever deep-verified · {pieces} of {pieces_all} stream pieces this run</span></td>\
+             <td data-label=\"Throughput\" class=\"throughput\">{mbps}<span class=\"sub\">{bytes} re-hashed in {secs}</span></td>\
+             <td data-label=\"Report\" class=\"file\">{file}</td></tr>",
+            fin = esc(&v.finished_at),
+            cls = match v.verdict.as_str() {
+                "Clean" | "clean" => "protected",
+                "Findings" | "findings" => "alert",
+                _ => "warning",
+            },
+            verdict = esc(&v.verdict),
+            errors = v.errors,
+            mode = esc(&v.mode),
+            ever = v.objects_ever_deep_verified,
+            all = v.objects_checked,
+            pieces = v.pieces_deep_verified,
+            pieces_all = v.pieces_checked,
+            mbps = v
+                .deep_mb_per_second
+                .map_or_else(|| "-".to_string(), |m| format!("{m:.1} MB/s")),
+            bytes = esc(&human_bytes(v.bytes_rehashed as f64)),
+            secs = esc(&opt_secs(v.check_seconds)),
+            file = esc(&v.file.display().to_string()),
+        );
+    }
+    if snap.verifications.is_empty() {
+        o.push_str(
+            "<tr><td colspan=\"6\">no verifier report found in the report directories</td></tr>",
+        );
+    }
+    o.push_str("</tbody></table></section>");
+}
+
 fn summary(o: &mut String, rows: &[&Row]) {
     o.push_str("<p class=\"summary\">");
     for st in [State::Protected, State::Warning, State::Alert] {
@@ -325,8 +531,10 @@ pub fn overview(snap: &Snapshot) -> String {
     for p in &snap.problems {
         let _ = write!(o, "<p class=\"error\">{}</p>", esc(p));
     }
+    recoveries(&mut o, snap, None);
     events(&mut o, snap, None);
     drills(&mut o, snap, None);
+    verifier_runs(&mut o, snap);
     sources(&mut o, snap);
     o.push_str("</main>");
     frame("redovault DR console", snap, &o)
@@ -345,6 +553,8 @@ pub fn database(snap: &Snapshot, name: &str) -> Option<String> {
     );
     summary(&mut o, &rows);
     table(&mut o, snap.now, &rows, false);
+    recoveries(&mut o, snap, Some(name));
+    timelines(&mut o, snap, name);
     events(&mut o, snap, Some(name));
     drills(&mut o, snap, Some(name));
     o.push_str("</main>");
@@ -364,6 +574,111 @@ pub fn error(code: u16, what: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::console::assess::Assessment;
+    use crate::console::overview::ThreadTimelineShown;
+    use crate::console::rto::{RtoBasis, RtoEstimate};
+    use crate::console::sources::RecoveryProgress;
+    use crate::console::timeline::{self, Inputs};
+    use crate::console::{RecoveryShown, Snapshot};
+
+    fn snapshot() -> Snapshot {
+        let archived = [1, 2, 4].into_iter().collect();
+        let row = Row {
+            database: "PROD".into(),
+            db_id: 7,
+            thread: 1,
+            stream: Some("db7-rl1-t1".into()),
+            assessment: Assessment {
+                state: State::Protected,
+                reasons: Vec::new(),
+                exposure_collector: Some(1.0),
+                exposure_worm: Some(2.0),
+            },
+            stream_up: Some(true),
+            last_commit: None,
+            last_archived: None,
+            gaps: Vec::new(),
+            lag_bytes: None,
+            worm_behind: None,
+            verification: None,
+            estimated_rto: Some(40.0),
+            rto_estimate: Some(RtoEstimate {
+                seconds: 40.0,
+                throughput: 5e6,
+                fixed_seconds: 30.0,
+                basis: RtoBasis::Measured {
+                    kind: "drill".into(),
+                    file: "/r/drill-report.json".into(),
+                    at: 1_796_580_300,
+                },
+            }),
+            rto_target: 7200.0,
+            rpo_target: 5.0,
+        };
+        Snapshot {
+            now: 1_796_580_400.0,
+            timelines: vec![ThreadTimelineShown {
+                database: "PROD".into(),
+                thread: 1,
+                stream: "db7-rl1-t1".into(),
+                timeline: timeline::build(&Inputs {
+                    archived: Some(&archived),
+                    streamed: &[(5, 5)],
+                    tampered: &[2],
+                    ..Inputs::default()
+                }),
+            }],
+            recoveries: vec![RecoveryShown {
+                database: "PROD".into(),
+                progress: RecoveryProgress {
+                    file: "/h/recover-x.json".into(),
+                    at: 1_796_580_390,
+                    db_id: Some(7),
+                    started_at: "2026-12-06T18:00:00Z".into(),
+                    runs: 1,
+                    running: Some("restore-online".into()),
+                    running_since: Some(1_796_580_380),
+                    steps_done: vec!["verify".into(), "restore-archive".into()],
+                    steps_total: 4,
+                    failed: None,
+                    next_step: Some("restore-online".into()),
+                    rto_seconds: 12.0,
+                },
+                rto_so_far: 32.0,
+                rto_target: 7200.0,
+                rto_exceeded: false,
+            }],
+            rows: vec![row],
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn the_database_page_shows_the_timeline_the_recovery_and_the_rto_basis() {
+        let snap = snapshot();
+        let html = database(&snap, "PROD").unwrap();
+        for want in [
+            "<li class=\"seq archived\" data-state=\"archived\" data-from=\"1\" data-to=\"1\"",
+            "<li class=\"seq tampered\" data-state=\"tampered\" data-from=\"2\"",
+            "data-state=\"gap\" data-from=\"3\" data-to=\"3\"",
+            "data-state=\"streamed\" data-from=\"5\"",
+            "running restore-online",
+            "2 of 4",
+            "data-basis=\"measured\"",
+            "measured on 2026-12-06 by drill /r/drill-report.json",
+        ] {
+            assert!(html.contains(want), "{want} missing in {html}");
+        }
+        assert!(!html.contains("style="), "no inline style");
+        let overview = overview(&snap);
+        assert!(overview.contains("Recoveries in progress"));
+        assert!(overview.contains("Verifier runs"));
+        assert!(
+            !overview.contains("class=\"timeline\""),
+            "timelines on the database page"
+        );
+    }
 
     #[test]
     fn text_from_sources_is_escaped() {

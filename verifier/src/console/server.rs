@@ -256,19 +256,35 @@ pub fn respond(
         "/api/v1/events" => json(&snap.events),
         "/api/v1/drills" => json(&snap.drills),
         "/api/v1/sources" => json(&snap.sources),
+        "/api/v1/recoveries" => json(&snap.recoveries),
+        "/api/v1/verifications" => json(&snap.verifications),
         p => {
             if let Some(name) = p.strip_prefix("/db/") {
                 match page::database(snap, name) {
                     Some(html) => (StatusCode::OK, HTML, html.into_bytes()),
                     None => not_found(),
                 }
-            } else if let Some(name) = p.strip_prefix("/api/v1/databases/") {
+            } else if let Some(rest) = p.strip_prefix("/api/v1/databases/") {
+                let (name, only_timeline) = match rest.strip_suffix("/timeline") {
+                    Some(n) => (n, true),
+                    None => (rest, false),
+                };
                 let rows: Vec<_> = snap.rows.iter().filter(|r| r.database == name).collect();
                 if rows.is_empty() {
                     return not_found();
                 }
+                let timelines: Vec<_> = snap
+                    .timelines
+                    .iter()
+                    .filter(|t| t.database == name)
+                    .collect();
+                if only_timeline {
+                    return json(&timelines);
+                }
                 json(&serde_json::json!({
                     "rows": rows,
+                    "timelines": timelines,
+                    "recoveries": snap.recoveries.iter().filter(|r| r.database == name).collect::<Vec<_>>(),
                     "events": snap.events.iter().filter(|e| e.database == name).collect::<Vec<_>>(),
                     "drills": snap.drills.iter().filter(|d| d.database == name).collect::<Vec<_>>(),
                 }))
@@ -319,6 +335,62 @@ mod tests {
                 "{p}"
             );
         }
+    }
+
+    #[test]
+    fn the_timeline_recoveries_and_verifier_runs_have_their_api_paths() {
+        let snap = Snapshot {
+            rows: vec![crate::console::overview::Row {
+                database: "PROD".into(),
+                db_id: 7,
+                thread: 1,
+                stream: Some("db7-rl1-t1".into()),
+                assessment: crate::console::assess::Assessment {
+                    state: crate::console::assess::State::Protected,
+                    reasons: Vec::new(),
+                    exposure_collector: None,
+                    exposure_worm: None,
+                },
+                stream_up: None,
+                last_commit: None,
+                last_archived: None,
+                gaps: Vec::new(),
+                lag_bytes: None,
+                worm_behind: None,
+                verification: None,
+                estimated_rto: None,
+                rto_estimate: None,
+                rto_target: 1.0,
+                rpo_target: 1.0,
+            }],
+            timelines: vec![crate::console::overview::ThreadTimelineShown {
+                database: "PROD".into(),
+                thread: 1,
+                stream: "db7-rl1-t1".into(),
+                timeline: Default::default(),
+            }],
+            ..Snapshot::default()
+        };
+        let get = |p: &str| {
+            let (code, ctype, body) = respond(&Method::GET, p, &snap);
+            (
+                code,
+                ctype,
+                serde_json::from_slice::<serde_json::Value>(&body).ok(),
+            )
+        };
+        let (code, ctype, v) = get("/api/v1/databases/PROD/timeline");
+        assert_eq!((code, ctype), (StatusCode::OK, JSON));
+        assert_eq!(v.unwrap()[0]["stream"], "db7-rl1-t1");
+        let v = get("/api/v1/databases/PROD").2.unwrap();
+        assert_eq!(v["timelines"][0]["thread"], 1);
+        assert!(v["recoveries"].as_array().unwrap().is_empty());
+        assert_eq!(get("/api/v1/recoveries").0, StatusCode::OK);
+        assert_eq!(get("/api/v1/verifications").0, StatusCode::OK);
+        assert_eq!(
+            get("/api/v1/databases/NOPE/timeline").0,
+            StatusCode::NOT_FOUND
+        );
     }
 
     #[test]

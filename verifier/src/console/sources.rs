@@ -17,6 +17,9 @@ use serde::Serialize;
 
 use crate::chain;
 use crate::console::config::{CollectorSource, MetricsSource};
+use crate::console::rto::RestoreMeasure;
+use crate::console::timeline;
+use crate::report::{FindingKind, LogRef, ThreadTimeline};
 use crate::stream_chain;
 
 /// Largest status page or report read.
@@ -160,6 +163,8 @@ pub struct WormFacts {
     pub streams: BTreeMap<String, (u64, String, Option<i64>)>,
     /// Per (db id, resetlogs id, thread): the archived logs as sealed.
     pub archive: BTreeMap<(u32, u32, u16), ArchivedThread>,
+    /// Per stream: the sequence ranges (inclusive) its sealed chain's pieces cover.
+    pub stream_seqs: BTreeMap<String, Vec<(u32, u32)>>,
     /// What the reading noticed (a chain that does not audit, ...).
     pub notes: Vec<String>,
 }
@@ -209,23 +214,74 @@ pub async fn read_worm<S: ArchiveStore>(
         if let Some((scn, xid, time)) = a.entries().rev().find_map(|e| e.last_commit()) {
             out.streams.insert(stream.to_string(), (scn.0, xid, time));
         }
+        let ranges = a.entries().map(|e| (e.start_seq, e.end_seq)).collect();
+        out.stream_seqs
+            .insert(stream.to_string(), timeline::merge_ranges(ranges));
     }
     Ok(out)
 }
 
-/// The last verifier report of the report directories.
+/// Verifier reports read (the newest ones, by name).
+pub const VERIFIER_RUNS_KEPT: usize = 5;
+
+/// Archived logs listed in a `restore-archive.json` that are measured (their sizes read).
+const MAX_RESTORED_FILES: usize = 1_000_000;
+
+/// One verifier report of the report directories (`report-*.json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifierRun {
     /// Its file.
     pub file: PathBuf,
     /// `Clean`, `Findings`, `CouldNotRun`.
     pub verdict: String,
+    /// When it started (RFC 3339).
+    pub started_at: String,
     /// When it finished (RFC 3339).
     pub finished_at: String,
     /// Error findings.
     pub errors: u64,
     /// Its mode (`fast`, `deep`, `deep 1/30`).
     pub mode: String,
+    /// Archived logs checked in the run.
+    pub objects_checked: u64,
+    /// Of those, downloaded and re-hashed in the run.
+    pub objects_deep_verified: u64,
+    /// Archived logs deep-verified in this run or an earlier one (the rolling cycle's reach).
+    pub objects_ever_deep_verified: u64,
+    /// Stream pieces checked, and re-hashed, in the run.
+    pub pieces_checked: u64,
+    /// Stream pieces re-hashed in the run.
+    pub pieces_deep_verified: u64,
+    /// Bytes re-hashed (archived logs and pieces).
+    pub bytes_rehashed: u64,
+    /// Seconds the checks took (the report's `check_millis`; a report written before it
+    /// was recorded: the whole run, from its start and end times).
+    pub check_seconds: Option<f64>,
+    /// Deep-verify throughput: bytes re-hashed per second of checks, in MB/s (10^6 bytes).
+    pub deep_mb_per_second: Option<f64>,
+    /// The audit's per-thread timelines (for the sequence timelines; not in the API).
+    #[serde(skip)]
+    pub threads: Vec<ThreadTimeline>,
+    /// The logs a tampering finding names.
+    #[serde(skip)]
+    pub tampered: Vec<LogRef>,
+}
+
+impl VerifierRun {
+    /// The same run without its timelines (what the page lists).
+    pub fn without_timelines(&self) -> VerifierRun {
+        VerifierRun {
+            threads: Vec::new(),
+            tampered: Vec::new(),
+            ..self.clone()
+        }
+    }
+
+    /// Share of the archived logs checked that were re-hashed in the run (0..=1).
+    pub fn deep_fraction(&self) -> Option<f64> {
+        (self.objects_checked > 0)
+            .then(|| self.objects_deep_verified as f64 / self.objects_checked as f64)
+    }
 }
 
 /// One `redovault drill` or `redovault-verifier recover` report.
@@ -247,6 +303,39 @@ pub struct DrillRun {
     pub rto_seconds: f64,
     /// The database it ran for, when the report names it.
     pub db_id: Option<u32>,
+    /// What its restore measured (for the RTO estimate), when the figures are there.
+    pub measure: Option<RestoreMeasure>,
+}
+
+/// A recovery `recover --history` keeps that is not complete: running now, or stopped
+/// (asked to, failed, interrupted) and resumable.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoveryProgress {
+    /// Its history entry.
+    pub file: PathBuf,
+    /// When the entry was last written (Unix seconds, the file's time).
+    pub at: i64,
+    /// The database, when the report names it.
+    pub db_id: Option<u32>,
+    /// When the recovery's first run started (RFC 3339).
+    pub started_at: String,
+    /// Runs so far.
+    pub runs: u32,
+    /// The step running now (None: no run is in a step).
+    pub running: Option<String>,
+    /// When that step started (Unix seconds).
+    pub running_since: Option<i64>,
+    /// Steps done, in order.
+    pub steps_done: Vec<String>,
+    /// Steps in all.
+    pub steps_total: usize,
+    /// The step that failed last, when the recovery stopped on a failure.
+    pub failed: Option<String>,
+    /// The next step a run does.
+    pub next_step: Option<String>,
+    /// RTO so far: every ended step's time, seconds (the running step's elapsed time not
+    /// included).
+    pub rto_seconds: f64,
 }
 
 /// What the report directories hold.
@@ -254,8 +343,12 @@ pub struct DrillRun {
 pub struct Reports {
     /// The newest verifier report.
     pub last_verification: Option<VerifierRun>,
-    /// Every drill report, newest first.
+    /// The newest verifier reports, newest first (at most [`VERIFIER_RUNS_KEPT`]).
+    pub verifications: Vec<VerifierRun>,
+    /// Every drill report and complete recovery, newest first.
     pub drills: Vec<DrillRun>,
+    /// Recoveries not complete, newest first.
+    pub recoveries: Vec<RecoveryProgress>,
     /// Files that could not be read or understood (file: why).
     pub problems: Vec<String>,
 }
@@ -291,20 +384,33 @@ pub fn read_reports(dirs: &[PathBuf]) -> Reports {
             }
         }
     }
-    verifier.sort_by_key(|p| p.file_name().map(|n| n.to_os_string()));
-    if let Some(p) = verifier.last() {
+    verifier.sort_by_key(|p| std::cmp::Reverse(p.file_name().map(|n| n.to_os_string())));
+    for (i, p) in verifier.iter().take(VERIFIER_RUNS_KEPT).enumerate() {
         match read_json(p).and_then(|v| verifier_run(p, &v)) {
-            Ok(r) => out.last_verification = Some(r),
+            Ok(mut r) => {
+                if i > 0 {
+                    // Only the newest run's timelines are shown.
+                    r.threads.clear();
+                    r.tampered.clear();
+                }
+                out.verifications.push(r)
+            }
             Err(e) => out.problems.push(e),
         }
     }
+    out.last_verification = verifier
+        .first()
+        .and_then(|p| out.verifications.iter().find(|r| &r.file == p))
+        .cloned();
     for p in drills {
-        match read_json(&p).and_then(|v| drill_run(&p, &v)) {
-            Ok(r) => out.drills.push(r),
+        match read_json(&p).and_then(|v| drill_or_recovery(&p, &v)) {
+            Ok(Run::Ended(r)) => out.drills.push(r),
+            Ok(Run::InProgress(r)) => out.recoveries.push(r),
             Err(e) => out.problems.push(e),
         }
     }
     out.drills.sort_by_key(|d| std::cmp::Reverse(d.at));
+    out.recoveries.sort_by_key(|d| std::cmp::Reverse(d.at));
     out
 }
 
@@ -317,16 +423,89 @@ fn read_json(p: &Path) -> Result<serde_json::Value, String> {
     serde_json::from_slice(&bytes).map_err(|e| format!("{}: not JSON: {e}", p.display()))
 }
 
+fn rfc3339(t: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .ok()
+        .map(|d| d.timestamp())
+}
+
 fn verifier_run(p: &Path, v: &serde_json::Value) -> Result<VerifierRun, String> {
     let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    let sum = |k: &str| v["summary"][k].as_u64().unwrap_or(0);
+    let started_at = field("started_at").unwrap_or_default();
+    let finished_at = field("finished_at").unwrap_or_default();
+    let check_seconds = match v["summary"]["check_millis"].as_u64() {
+        Some(ms) => Some(ms as f64 / 1000.0),
+        // Written before the checks were timed: the whole run.
+        None => rfc3339(&started_at)
+            .zip(rfc3339(&finished_at))
+            .map(|(a, b)| (b - a).max(0) as f64),
+    };
+    let bytes_rehashed = sum("bytes_rehashed").saturating_add(sum("piece_bytes_rehashed"));
+    let files = v["files"].as_array();
+    let threads: Vec<ThreadTimeline> =
+        serde_json::from_value(v["threads"].clone()).unwrap_or_default();
+    let tampered = v["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| {
+                    let kind: FindingKind = serde_json::from_value(f["kind"].clone()).ok()?;
+                    let log: LogRef = serde_json::from_value(f["log"].clone()).ok()?;
+                    kind.is_tampering().then_some(log)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(VerifierRun {
         file: p.to_path_buf(),
         verdict: field("verdict")
             .ok_or_else(|| format!("{}: no verdict (not a verifier report)", p.display()))?,
-        finished_at: field("finished_at").unwrap_or_default(),
-        errors: v["summary"]["errors"].as_u64().unwrap_or(0),
+        started_at,
+        finished_at,
+        errors: sum("errors"),
         mode: field("mode").unwrap_or_default(),
+        objects_checked: sum("objects_checked"),
+        objects_deep_verified: sum("objects_deep_verified"),
+        objects_ever_deep_verified: files.map_or(0, |f| {
+            f.iter()
+                .filter(|x| x["last_deep_verified"].is_string())
+                .count() as u64
+        }),
+        pieces_checked: sum("pieces_checked"),
+        pieces_deep_verified: sum("pieces_deep_verified"),
+        bytes_rehashed,
+        check_seconds,
+        deep_mb_per_second: check_seconds
+            .filter(|s| *s > 0.0 && bytes_rehashed > 0)
+            .map(|s| bytes_rehashed as f64 / s / 1e6),
+        threads,
+        tampered,
     })
+}
+
+/// A history entry: a run that ended (a drill, a complete recovery) or a recovery not
+/// complete.
+enum Run {
+    Ended(DrillRun),
+    InProgress(RecoveryProgress),
+}
+
+fn mtime(p: &Path) -> i64 {
+    std::fs::metadata(p)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn drill_or_recovery(p: &Path, v: &serde_json::Value) -> Result<Run, String> {
+    let recover = v.get("kind").and_then(|k| k.as_str()) == Some("recover");
+    // A recovery report from before `complete` was recorded is a complete one.
+    if recover && v.get("complete").and_then(|c| c.as_bool()) == Some(false) {
+        return recovery_progress(p, v).map(Run::InProgress);
+    }
+    drill_run(p, v).map(Run::Ended)
 }
 
 fn drill_run(p: &Path, v: &serde_json::Value) -> Result<DrillRun, String> {
@@ -335,16 +514,12 @@ fn drill_run(p: &Path, v: &serde_json::Value) -> Result<DrillRun, String> {
             .and_then(|x| x.as_f64())
             .ok_or_else(|| format!("{}: no {k} (not a drill report)", p.display()))
     };
-    let at = std::fs::metadata(p)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs() as i64);
     let recover = v.get("kind").and_then(|k| k.as_str()) == Some("recover");
+    let rto_seconds = num("rto_seconds")?;
     Ok(DrillRun {
         kind: if recover { "recover" } else { "drill" }.into(),
         file: p.to_path_buf(),
-        at,
+        at: mtime(p),
         pass: v
             .get("pass")
             .and_then(|x| x.as_bool())
@@ -359,12 +534,109 @@ fn drill_run(p: &Path, v: &serde_json::Value) -> Result<DrillRun, String> {
         } else {
             Some(num("rpo_seconds")?)
         },
-        rto_seconds: num("rto_seconds")?,
+        rto_seconds,
         db_id: v
             .get("db_id")
             .and_then(|x| x.as_u64())
             .or_else(|| recovered_db_id(v).map(u64::from))
             .and_then(|x| u32::try_from(x).ok()),
+        measure: if recover {
+            recover_measure(v, rto_seconds)
+        } else {
+            drill_measure(p, v, rto_seconds)
+        },
+    })
+}
+
+/// The seconds of the step named `name` in `steps` (`[{"step": .., "seconds": ..}]`).
+fn step_seconds(steps: &serde_json::Value, name: &str) -> Option<f64> {
+    steps
+        .as_array()?
+        .iter()
+        .filter(|s| s["step"].as_str() == Some(name))
+        .filter_map(|s| s["seconds"].as_f64())
+        .reduce(f64::max)
+}
+
+/// Bytes of the archived logs a `restore-archive.json` lists (None: it or one of its files
+/// cannot be read).
+fn restored_bytes(record: &Path) -> Option<u64> {
+    let v = read_json(record).ok()?;
+    let files = v["files"].as_array()?;
+    if files.len() > MAX_RESTORED_FILES {
+        return None;
+    }
+    files.iter().try_fold(0u64, |acc, f| {
+        let len = std::fs::metadata(f["path"].as_str()?).ok()?.len();
+        Some(acc.saturating_add(len))
+    })
+}
+
+/// A recovery's: the `restore-archive` step's bytes and time.
+fn recover_measure(v: &serde_json::Value, rto: f64) -> Option<RestoreMeasure> {
+    let secs = step_seconds(&v["steps"], "restore-archive")?;
+    let bytes = v["archive_bytes"].as_u64().or_else(|| {
+        let dest = v["dest"].as_str()?;
+        restored_bytes(&Path::new(dest).join("restore-archive.json"))
+    })?;
+    Some(RestoreMeasure {
+        archive_bytes: bytes,
+        archive_seconds: secs,
+        other_seconds: (rto - secs).max(0.0),
+    })
+}
+
+/// A drill's: its `restore archive` step's time, the bytes of what it restored (its
+/// `recovery/restore/restore-archive.json`, beside the report).
+fn drill_measure(p: &Path, v: &serde_json::Value, rto: f64) -> Option<RestoreMeasure> {
+    let secs = step_seconds(&v["recovery"], "restore archive")?;
+    let record = p.parent()?.join("recovery/restore/restore-archive.json");
+    Some(RestoreMeasure {
+        archive_bytes: restored_bytes(&record)?,
+        archive_seconds: secs,
+        other_seconds: (rto - secs).max(0.0),
+    })
+}
+
+fn recovery_progress(p: &Path, v: &serde_json::Value) -> Result<RecoveryProgress, String> {
+    let steps = v["steps"]
+        .as_array()
+        .ok_or_else(|| format!("{}: no steps (not a recovery report)", p.display()))?;
+    let done: Vec<String> = steps
+        .iter()
+        .filter(|s| matches!(s["outcome"].as_str(), Some("done" | "done-with-findings")))
+        .filter_map(|s| s["step"].as_str().map(str::to_string))
+        .collect();
+    let failed = steps
+        .iter()
+        .filter(|s| s["outcome"].as_str() == Some("failed"))
+        .find_map(|s| s["step"].as_str().map(str::to_string));
+    let next_step = crate::recover::Step::ALL
+        .iter()
+        .map(|s| s.name())
+        .find(|s| !done.iter().any(|d| d == s))
+        .map(str::to_string);
+    Ok(RecoveryProgress {
+        file: p.to_path_buf(),
+        at: mtime(p),
+        db_id: v["db_id"]
+            .as_u64()
+            .or_else(|| recovered_db_id(v).map(u64::from))
+            .and_then(|x| u32::try_from(x).ok()),
+        started_at: v["started_at"].as_str().unwrap_or_default().to_string(),
+        runs: v["runs"]
+            .as_u64()
+            .and_then(|x| u32::try_from(x).ok())
+            .unwrap_or(0),
+        running: v["running"].as_str().map(str::to_string),
+        running_since: v["running_since"].as_str().and_then(rfc3339),
+        steps_done: done,
+        steps_total: crate::recover::Step::ALL.len(),
+        failed,
+        next_step,
+        rto_seconds: v["rto_seconds"]
+            .as_f64()
+            .ok_or_else(|| format!("{}: no rto_seconds (not a recovery report)", p.display()))?,
     })
 }
 
@@ -451,6 +723,175 @@ mod tests {
         assert_eq!(r.problems.len(), 2, "{:?}", r.problems);
         assert!(r.problems.iter().any(|p| p.contains("drill-2")));
         assert!(r.problems.iter().any(|p| p.contains("missing")));
+    }
+
+    #[test]
+    fn deep_verify_coverage_and_throughput_come_from_the_report_old_ones_too() {
+        let d = tempfile::tempdir().unwrap();
+        // As `verify` writes it now: the checks timed.
+        std::fs::write(
+            d.path().join("report-2026-12-06T100000Z.json"),
+            serde_json::json!({
+                "verdict": "clean", "mode": "deep 1/4",
+                "started_at": "2026-12-06T09:59:00Z", "finished_at": "2026-12-06T10:00:00Z",
+                "summary": {"errors": 0, "objects_checked": 8, "objects_deep_verified": 2,
+                    "bytes_rehashed": 30_000_000u64, "pieces_checked": 10,
+                    "pieces_deep_verified": 3, "piece_bytes_rehashed": 10_000_000u64,
+                    "check_millis": 4000},
+                "files": [{"last_deep_verified": "2026-12-06T10:00:00Z"},
+                          {"last_deep_verified": "2026-12-05T10:00:00Z"}, {}],
+                "threads": [{"resetlogs_id": 5, "thread": 1,
+                    "cells": [{"sequence": 7, "state": "verified"}, {"sequence": 8, "state": "tampered"}]}],
+                "findings": [
+                    {"kind": "object_checksum_mismatch", "severity": "error", "subject": "s",
+                     "detail": "d", "log": {"resetlogs_id": 5, "thread": 1, "sequence": 8}},
+                    {"kind": "sequence_gap", "severity": "error", "subject": "s", "detail": "d",
+                     "log": {"resetlogs_id": 5, "thread": 1, "sequence": 9}},
+                    {"kind": "a_kind_from_the_future", "log": {"resetlogs_id": 5, "thread": 1, "sequence": 10}}
+                ]
+            })
+            .to_string(),
+        )
+        .unwrap();
+        // Written before `check_millis`: the whole run's time.
+        std::fs::write(
+            d.path().join("report-2026-12-05T100000Z.json"),
+            r#"{"verdict":"clean","mode":"deep","started_at":"2026-12-05T09:59:50Z",
+                "finished_at":"2026-12-05T10:00:00Z",
+                "summary":{"errors":0,"objects_checked":4,"objects_deep_verified":4,"bytes_rehashed":5000000}}"#,
+        )
+        .unwrap();
+        let r = read_reports(&[d.path().to_path_buf()]);
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert_eq!(r.verifications.len(), 2);
+        let new = &r.verifications[0];
+        assert_eq!(new.deep_fraction(), Some(0.25));
+        assert_eq!(new.objects_ever_deep_verified, 2);
+        assert_eq!(new.bytes_rehashed, 40_000_000);
+        assert_eq!(new.check_seconds, Some(4.0));
+        assert_eq!(new.deep_mb_per_second, Some(10.0));
+        assert_eq!(new.threads[0].cells.len(), 2);
+        // Only the tampering finding names a tampered log (a gap is not tampering).
+        assert_eq!(
+            new.tampered,
+            vec![LogRef {
+                resetlogs_id: 5,
+                thread: 1,
+                sequence: 8
+            }]
+        );
+        assert_eq!(
+            r.last_verification.as_ref().map(|v| &v.file),
+            Some(&new.file)
+        );
+        let old = &r.verifications[1];
+        assert_eq!(old.check_seconds, Some(10.0));
+        assert_eq!(old.deep_mb_per_second, Some(0.5));
+        assert!(
+            old.threads.is_empty(),
+            "only the newest keeps its timelines"
+        );
+    }
+
+    #[test]
+    fn a_drill_and_a_recovery_give_their_restore_measurements() {
+        let d = tempfile::tempdir().unwrap();
+        let restore = d.path().join("drill-1/recovery/restore");
+        std::fs::create_dir_all(&restore).unwrap();
+        let log = restore.join("1_7.arc");
+        std::fs::write(&log, vec![0u8; 3000]).unwrap();
+        let record = serde_json::json!({"files": [{"path": log}]}).to_string();
+        std::fs::write(restore.join("restore-archive.json"), &record).unwrap();
+        std::fs::write(
+            d.path().join("drill-1/drill-report.json"),
+            serde_json::json!({
+                "pass": true, "rpo_commits": 0, "rpo_seconds": 0.0, "rto_seconds": 10.0,
+                "recovery": [{"step": "verify", "seconds": 2.0},
+                             {"step": "restore archive", "seconds": 3.0},
+                             {"step": "restore online", "seconds": 5.0}]
+            })
+            .to_string(),
+        )
+        .unwrap();
+        // A recovery that recorded its bytes; another, older, whose bytes are read in DEST.
+        std::fs::write(
+            d.path().join("recover-a.json"),
+            r#"{"kind":"recover","complete":true,"pass":true,"rto_seconds":8.0,"archive_bytes":6000,
+                "steps":[{"step":"verify","outcome":"done","seconds":1.0},
+                         {"step":"restore-archive","outcome":"done","seconds":2.0}]}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("recover-b.json"),
+            serde_json::json!({"kind": "recover", "pass": true, "rto_seconds": 4.0,
+                "dest": restore, "steps": [{"step": "restore-archive", "seconds": 1.0}]})
+            .to_string(),
+        )
+        .unwrap();
+        let r = read_reports(&[d.path().to_path_buf()]);
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert!(r.recoveries.is_empty());
+        let find = |k: &str, f: &str| {
+            r.drills
+                .iter()
+                .find(|x| x.kind == k && x.file.ends_with(f))
+                .unwrap()
+                .measure
+                .clone()
+                .unwrap()
+        };
+        let m = find("drill", "drill-report.json");
+        assert_eq!((m.archive_bytes, m.archive_seconds), (3000, 3.0));
+        assert_eq!(m.other_seconds, 7.0);
+        assert_eq!(m.throughput(), Some(1000.0));
+        let m = find("recover", "recover-a.json");
+        assert_eq!(
+            (m.archive_bytes, m.archive_seconds, m.other_seconds),
+            (6000, 2.0, 6.0)
+        );
+        let m = find("recover", "recover-b.json");
+        assert_eq!((m.archive_bytes, m.other_seconds), (3000, 3.0));
+        // Its restored log gone: nothing measured, not a problem.
+        std::fs::remove_file(&log).unwrap();
+        let r = read_reports(&[d.path().to_path_buf()]);
+        let drill = r.drills.iter().find(|x| x.kind == "drill").unwrap();
+        assert!(drill.measure.is_none());
+    }
+
+    #[test]
+    fn a_recovery_not_complete_is_in_progress_not_in_the_history() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("recover-2026-12-06T18-00-00Z.json"),
+            r#"{"kind":"recover","complete":false,"pass":false,"rto_seconds":12.5,"runs":2,
+                "started_at":"2026-12-06T18:00:00Z","db_id":7,
+                "running":"restore-online","running_since":"2026-12-06T18:05:00Z",
+                "steps":[{"step":"verify","outcome":"done-with-findings","seconds":2.5},
+                         {"step":"restore-archive","outcome":"done","seconds":10.0}]}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("recover-2026-12-06T17-00-00Z.json"),
+            r#"{"kind":"recover","complete":false,"pass":false,"rto_seconds":3.0,"runs":1,
+                "started_at":"2026-12-06T17:00:00Z",
+                "steps":[{"step":"verify","outcome":"done","seconds":1.0},
+                         {"step":"restore-archive","outcome":"failed","seconds":2.0}]}"#,
+        )
+        .unwrap();
+        let r = read_reports(&[d.path().to_path_buf()]);
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert!(r.drills.is_empty());
+        assert_eq!(r.recoveries.len(), 2);
+        let running = r.recoveries.iter().find(|x| x.db_id == Some(7)).unwrap();
+        assert_eq!(running.running.as_deref(), Some("restore-online"));
+        assert_eq!(running.running_since, Some(1_796_580_300));
+        assert_eq!(running.steps_done, ["verify", "restore-archive"]);
+        assert_eq!(running.next_step.as_deref(), Some("restore-online"));
+        assert_eq!((running.steps_total, running.runs), (4, 2));
+        let failed = r.recoveries.iter().find(|x| x.db_id.is_none()).unwrap();
+        assert_eq!(failed.failed.as_deref(), Some("restore-archive"));
+        assert_eq!(failed.next_step.as_deref(), Some("restore-archive"));
+        assert!(failed.running.is_none());
     }
 
     #[test]

@@ -63,6 +63,20 @@ pub struct RecoverReport {
     pub rto_met: Option<bool>,
     /// Archived logs restored.
     pub archived_logs: usize,
+    /// Their bytes (with the `restore-archive` step's time: the measured restore throughput
+    /// the DR console's RTO estimate uses).
+    #[serde(default)]
+    pub archive_bytes: u64,
+    /// The database, when `--db-id` named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_id: Option<u32>,
+    /// The step running when this entry was written (a progress entry of the history);
+    /// None once the run ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<super::Step>,
+    /// When that step started (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_since: Option<String>,
     /// The audit's verdict (`clean`, `findings`, ...), when verify ran.
     pub verify_verdict: Option<String>,
     /// Each thread's recovery point.
@@ -81,6 +95,10 @@ pub struct Inputs<'a> {
     pub rto_target_seconds: Option<f64>,
     /// Archived logs in DEST's restore-archive.json.
     pub archived_logs: usize,
+    /// Their bytes.
+    pub archive_bytes: u64,
+    /// The database, when named.
+    pub db_id: Option<u32>,
     /// The audit's verdict.
     pub verify_verdict: Option<String>,
     /// DEST's restore-online.json.
@@ -139,6 +157,10 @@ impl RecoverReport {
             rto_target_seconds: inp.rto_target_seconds,
             rto_met,
             archived_logs: inp.archived_logs,
+            archive_bytes: inp.archive_bytes,
+            db_id: inp.db_id,
+            running: None,
+            running_since: None,
             verify_verdict: inp.verify_verdict,
             threads,
             oracle_commands,
@@ -285,6 +307,8 @@ mod tests {
             dest: Path::new("/restore"),
             rto_target_seconds: target,
             archived_logs: 3,
+            archive_bytes: 3 << 20,
+            db_id: None,
             verify_verdict: Some("clean".into()),
             online: None,
             sqlplus_script: true,

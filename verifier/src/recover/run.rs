@@ -75,6 +75,7 @@ pub fn recover(opts: &RecoverOptions) -> Result<(RecoverReport, i32), RecoverErr
     state.runs += 1;
     let run = state.runs;
     state.write(&opts.dest)?;
+    progress(&state, opts, None);
     let plan = state.plan(opts.stop_after);
     let total = Step::ALL.len();
     for st in Step::ALL {
@@ -90,6 +91,7 @@ pub fn recover(opts: &RecoverOptions) -> Result<(RecoverReport, i32), RecoverErr
     let mut code = 0;
     for st in plan {
         eprintln!("[{}/{total}] {st} ...", index(st));
+        progress(&state, opts, Some(st));
         let rec = run_step(st, opts, run)?;
         let failed = rec.outcome == Outcome::Failed;
         eprintln!(
@@ -109,6 +111,7 @@ pub fn recover(opts: &RecoverOptions) -> Result<(RecoverReport, i32), RecoverErr
         }
         state.end(rec);
         state.write(&opts.dest)?;
+        progress(&state, opts, None);
         if failed {
             eprintln!("fix the cause and run the same command again: it resumes at {st}");
             code = 1;
@@ -128,6 +131,22 @@ pub fn recover(opts: &RecoverOptions) -> Result<(RecoverReport, i32), RecoverErr
         keep_in_history(&report, h)?;
     }
     Ok((report, code))
+}
+
+/// The history's entry of this recovery, as it stands (`running`: the step starting now),
+/// so that the DR console shows the recovery live. Only with `--history`; a failure to
+/// write it is a warning: the recovery goes on (its last entry is written at the end, and
+/// that one must succeed).
+fn progress(state: &RecoverState, opts: &RecoverOptions, running: Option<Step>) {
+    let Some(h) = &opts.history else { return };
+    let written = build_report(state, opts).and_then(|mut r| {
+        r.running = running;
+        r.running_since = running.map(|_| redovault::alert::now_rfc3339());
+        keep_in_history(&r, h)
+    });
+    if let Err(e) = written {
+        eprintln!("warning: the progress entry in the history was not written: {e}");
+    }
 }
 
 /// 1-based position of a step.
@@ -327,14 +346,7 @@ fn build_report(
     state: &RecoverState,
     opts: &RecoverOptions,
 ) -> Result<RecoverReport, RecoverError> {
-    let archive = opts.dest.join("restore-archive.json");
-    let archived_logs = match std::fs::read(&archive) {
-        Ok(b) => serde_json::from_slice::<serde_json::Value>(&b)
-            .ok()
-            .and_then(|v| v["files"].as_array().map(Vec::len))
-            .unwrap_or(0),
-        Err(_) => 0,
-    };
+    let (archived_logs, archive_bytes) = restored_archive(&opts.dest);
     let verify_verdict = state.record(Step::Verify).and_then(|r| r.verdict.clone());
     Ok(RecoverReport::new(
         state,
@@ -344,11 +356,31 @@ fn build_report(
             dest: &opts.dest,
             rto_target_seconds: opts.rto_target_seconds,
             archived_logs,
+            archive_bytes,
+            db_id: opts.db_id,
             verify_verdict,
             online: OnlineRecords::read(&opts.dest).ok().flatten(),
             sqlplus_script: opts.dest.join("recover.sql").exists(),
         },
     ))
+}
+
+/// The archived logs DEST's restore-archive.json lists: how many, and their bytes on disk
+/// (0 and 0 before the step ran).
+fn restored_archive(dest: &Path) -> (usize, u64) {
+    let Some(v) = std::fs::read(dest.join("restore-archive.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+    else {
+        return (0, 0);
+    };
+    let files = v["files"].as_array().map_or(&[][..], Vec::as_slice);
+    let bytes = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f["path"].as_str()?).ok())
+        .map(|m| m.len())
+        .sum();
+    (files.len(), bytes)
 }
 
 fn write_report(r: &RecoverReport, dir: &Path) -> Result<(), RecoverError> {
@@ -413,6 +445,70 @@ mod tests {
             step_args(Step::RestoreScript, &opts(false)).join(" "),
             "restore script --dest /restore"
         );
+    }
+
+    #[test]
+    fn the_history_entry_says_which_step_runs_then_that_none_does() {
+        let d = tempfile::tempdir().unwrap();
+        let o = RecoverOptions {
+            dest: d.path().join("dest"),
+            history: Some(d.path().join("history")),
+            ..opts(true)
+        };
+        std::fs::create_dir_all(&o.dest).unwrap();
+        let mut state = RecoverState {
+            started_at: "2026-12-06T18:00:00Z".into(),
+            runs: 1,
+            ..Default::default()
+        };
+        let entry = || {
+            let p = d.path().join("history/recover-2026-12-06T18-00-00Z.json");
+            serde_json::from_slice::<RecoverReport>(&std::fs::read(p).unwrap()).unwrap()
+        };
+        progress(&state, &o, Some(Step::Verify));
+        let e = entry();
+        assert_eq!(e.running, Some(Step::Verify));
+        assert!(e.running_since.is_some());
+        assert!(!e.complete && e.steps.is_empty());
+        assert_eq!(e.db_id, Some(7));
+        state.end(StepRecord {
+            step: Step::Verify,
+            outcome: Outcome::Done,
+            seconds: 2.0,
+            finished_at: "t".into(),
+            run: 1,
+            detail: String::new(),
+            verdict: None,
+        });
+        progress(&state, &o, None);
+        let e = entry();
+        assert_eq!((e.running, e.running_since), (None, None));
+        assert_eq!(e.steps.len(), 1);
+        assert_eq!(e.rto_seconds, 2.0);
+        // Without --history nothing is written.
+        let quiet = RecoverOptions {
+            history: None,
+            dest: d.path().join("other"),
+            ..opts(true)
+        };
+        progress(&state, &quiet, Some(Step::RestoreArchive));
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn the_restored_archive_is_counted_and_measured_on_disk() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(restored_archive(d.path()), (0, 0));
+        let (a, b) = (d.path().join("1_1.arc"), d.path().join("1_2.arc"));
+        std::fs::write(&a, vec![0u8; 1000]).unwrap();
+        std::fs::write(&b, vec![0u8; 24]).unwrap();
+        std::fs::write(
+            d.path().join("restore-archive.json"),
+            serde_json::json!({"restored_at": "t", "files": [{"path": a}, {"path": b}]})
+                .to_string(),
+        )
+        .unwrap();
+        assert_eq!(restored_archive(d.path()), (2, 1024));
     }
 
     #[test]
