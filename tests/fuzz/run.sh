@@ -15,7 +15,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$here"
 BIN=${FUZZ_BIN:-$here/target/x86_64-unknown-linux-gnu/release}
-ALL="decode wire_frame wire_message legacy_handshake segment chunk key_file manifest s3_xml config"
+ALL="decode wire_frame wire_message legacy_handshake segment chunk key_file manifest s3_xml config zstd_frame"
 
 # Longest input per target: a few redo blocks more than the largest seed for the redo decoder,
 # a few records for a segment, a few messages or lines elsewhere.
@@ -24,6 +24,7 @@ max_len() {
     decode) echo 12000 ;;
     segment) echo 8192 ;;
     chunk|wire_frame|legacy_handshake) echo 4096 ;;
+    zstd_frame) echo 65536 ;;
     *) echo 16384 ;;
   esac
 }

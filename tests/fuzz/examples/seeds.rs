@@ -323,4 +323,27 @@ fn main() {
     key_files(&out);
     manifest(&out);
     s3(&out);
+    zstd_frames(&out);
+}
+
+/// A simulated archived log compressed as the watcher ships it: declared size (4 bytes), piece
+/// size (1 byte), the frame; whole, in small pieces, and declared one byte short.
+fn zstd_frames(out: &Out) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut c = redovault::simulate::SimConfig::new(dir.path());
+    c.log_size = 64 << 10;
+    c.switches = Some(1);
+    c.seed = 3;
+    let log = redovault::simulate::run(c).expect("a simulated log").archived[0].clone();
+    let frame_path = dir.path().join("log.zst");
+    let level = redovault::compress::Level::new(1).expect("level 1");
+    let done = redovault::compress::compress_file(&log, &frame_path, level).expect("compressed");
+    let frame = std::fs::read(&frame_path).expect("the frame");
+    let size = u32::try_from(done.original_size).expect("a small log");
+    for (name, declared, step) in [("whole", size, 255u8), ("pieces", size, 7), ("short", size - 1, 64)] {
+        let mut seed = declared.to_le_bytes().to_vec();
+        seed.push(step);
+        seed.extend_from_slice(&frame);
+        out.put("zstd_frame", name, &seed);
+    }
 }
