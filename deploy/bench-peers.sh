@@ -10,11 +10,11 @@
 #            process per segment, as restore_command runs it), redovault-verifier restore archive
 #            (--parallel 4)
 #
-# The same number of bytes each: the Oracle logs come from `redovault simulate` (REDOVAULT_BENCH_PEERS_GIB,
-# 2, of REDOVAULT_BENCH_PEERS_LOG_MIB, 64, MiB logs); the WAL is real: a PostgreSQL 15 cluster on
-# 127.0.0.1 (REDOVAULT_BENCH_PG_PORT, 15432) initdb'ed for the run, loaded with INSERTs until it has
-# archived as many 16 MiB segments as the Oracle logs hold bytes (rounded up), kept aside, and
-# pushed by every peer from the same files. PostgreSQL's archiver (and recovery's restore_command
+# The same number of bytes each: the Oracle logs come from `redovault simulate`
+# (REDOVAULT_BENCH_PEERS_MIB, 2048, in logs of REDOVAULT_BENCH_PEERS_LOG_MIB, 64 MiB); the WAL is
+# real: a PostgreSQL 15 cluster on 127.0.0.1 (REDOVAULT_BENCH_PG_PORT, 15432) initdb'ed for the
+# run, loaded with INSERTs until it has archived as many 16 MiB segments as the Oracle logs hold
+# bytes (rounded up), kept aside, and pushed by every peer from the same files. PostgreSQL's archiver (and recovery's restore_command
 # loop) is played by the measuring wrapper: it calls the tool once per segment, in order, and
 # renames archive_status/SEG.ready to .done after each success, as the archiver does.
 #
@@ -31,7 +31,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 STATE=${REDOVAULT_TEST_STATE:-$ROOT/.ci/state}
-GIB=${REDOVAULT_BENCH_PEERS_GIB:-2}
+MIB=${REDOVAULT_BENCH_PEERS_MIB:-2048}
 LOG_MIB=${REDOVAULT_BENCH_PEERS_LOG_MIB:-64}
 PGPORT=${REDOVAULT_BENCH_PG_PORT:-15432}
 WORK=$(realpath -m "${REDOVAULT_BENCH_PEERS_DIR:-$STATE/peers}")
@@ -39,7 +39,7 @@ CEPH=$STATE/peers-ceph
 PGBIN=/usr/lib/postgresql/15/bin
 PARALLEL=4
 SEG=$((16 << 20))
-log() { echo "bench-peers: $*" >&2; }
+log() { echo "bench-peers: $(date -u +%H:%M:%S) $*" >&2; }
 die() { echo "bench-peers: ERROR: $*" >&2; exit 1; }
 as_pg() { runuser -u postgres -- "$@"; }
 
@@ -121,15 +121,16 @@ sys.exit(1 if rc else 0)
 EOF
 chmod 644 "$WORK/measure.py"
 RESULTS=$WORK/results.jsonl
-# record SIDE NAME BYTES MEASURE.json [WALL] [VERIFIES]: one row into the results.
+# record SIDE NAME BYTES MEASURE.json [WALL]: one row into the results (WALL: the caller's own
+# wall time, for the watcher, a daemon timed from the first log's arrival to its exit).
 record() {
-  local side=$1 name=$2 bytes=$3 m=$4 wall=${5:-} verifies=${6:-}
-  /usr/bin/python3 - "$side" "$name" "$bytes" "$m" "$wall" "$verifies" >>"$RESULTS" <<'EOF'
+  local side=$1 name=$2 bytes=$3 m=$4 wall=${5:-}
+  /usr/bin/python3 - "$side" "$name" "$bytes" "$m" "$wall" >>"$RESULTS" <<'EOF'
 import json, sys
-side, name, nbytes, m, wall, verifies = sys.argv[1:]
+side, name, nbytes, m, wall = sys.argv[1:]
 r = json.load(open(m))
 if r["rc"] != 0: sys.exit("%s: exit status %d" % (name, r["rc"]))
-r.update(side=side, name=name, bytes=int(nbytes), verifies=verifies)
+r.update(side=side, name=name, bytes=int(nbytes))
 if wall: r["wall"] = float(wall)
 print(json.dumps(r))
 EOF
@@ -138,7 +139,7 @@ EOF
 
 # ---------------------------------------------------------------------------------------------
 # The Oracle logs, from the simulator.
-SWITCHES=$(( (GIB << 10) / LOG_MIB ))
+SWITCHES=$(( MIB / LOG_MIB ))
 log "simulating $SWITCHES Oracle logs of $LOG_MIB MiB"
 "$RV" simulate --dir "$WORK/oracle" --log-size "${LOG_MIB}M" --fast --switches "$SWITCHES" >/dev/null
 mapfile -t ORA < <(find "$WORK/oracle/archive" -type f | sort)
@@ -352,6 +353,20 @@ EOF
 for f in "${ORA[@]}"; do cmp -s "$f" "$WORK/get-rv/$(basename "$f")" || die "restored $(basename "$f") differs"; done
 rm -rf -- "$WORK/get-rv"
 record restore "redovault-verifier restore archive --parallel $PARALLEL" "$ORA_BYTES" "$WORK/m/rv-get.json"
+
+# What each tool stored (pgBackRest's lz4 shows its ratio here).
+/usr/bin/python3 - "$REDOVAULT_TEST_S3_ENDPOINT" "$REDOVAULT_TEST_S3_CA" "$REDOVAULT_TEST_S3_BUCKET" >&2 <<'EOF'
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], verify=sys.argv[2], region_name="us-east-1")
+for bucket, prefix in (("pgbackrest", "repo/archive/none/"), ("pgbackrest", "repo/archive/lz4/"),
+                       ("barman", "bench/"), (sys.argv[3], "peers/archive/")):
+    n = size = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for o in page.get("Contents", []):
+            n += 1
+            size += o["Size"]
+    print("stored: s3://%s/%s: %d objects, %d bytes" % (bucket, prefix, n, size))
+EOF
 
 # ---------------------------------------------------------------------------------------------
 # The table.

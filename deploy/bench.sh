@@ -38,7 +38,7 @@
 #                                    # archive-push / archive-get (async, process-max 4, none and
 #                                    # lz4) and barman-cloud-wal-archive / -restore on real
 #                                    # PostgreSQL 15 WAL, same bytes, one Ceph: MB/s, CPU s per GB,
-#                                    # peak RSS (REDOVAULT_BENCH_PEERS_GIB, _LOG_MIB); see
+#                                    # peak RSS (REDOVAULT_BENCH_PEERS_MIB, _LOG_MIB); see
 #                                    # deploy/bench-peers.sh
 #
 # Ceph's ports come from the environment as in deploy/s3/server.sh (REDOVAULT_S3_CEPH_HTTPS_PORT,
