@@ -34,6 +34,12 @@
 #                                    # per hour, collector CPU per MB, commit -> Ack with / without
 #                                    # (REDOVAULT_BENCH_ROUNDS, _SECONDS, _RATE_MIB, _LOG_MIB,
 #                                    # _SEAL_INTERVAL); the drill bucket with the collector's keys
+#   deploy/bench.sh peers            # redovault watch / restore archive beside pgBackRest
+#                                    # archive-push / archive-get (async, process-max 4, none and
+#                                    # lz4) and barman-cloud-wal-archive / -restore on real
+#                                    # PostgreSQL 15 WAL, same bytes, one Ceph: MB/s, CPU s per GB,
+#                                    # peak RSS (REDOVAULT_BENCH_PEERS_MIB, _LOG_MIB); see
+#                                    # deploy/bench-peers.sh
 #
 # Ceph's ports come from the environment as in deploy/s3/server.sh (REDOVAULT_S3_CEPH_HTTPS_PORT,
 # _HTTP_PORT, _MON_PORT; CEPH_ARGS="--ms_bind_port_min=... --ms_bind_port_max=..." for the OSD),
@@ -153,6 +159,10 @@ for bench in $WHICH; do
     fuzz)
       bash deploy/fuzz-bench.sh
       ;;
-    *) echo "bench.sh: unknown benchmark $bench (store, restore, watcher, watcher-latency, ship-latency, ship-throughput, ship, replicate, worm, compress, fuzz)" >&2; exit 2 ;;
+    peers)
+      # Its own Ceph (sized for every tool's objects), PostgreSQL cluster and work directory.
+      bash deploy/bench-peers.sh
+      ;;
+    *) echo "bench.sh: unknown benchmark $bench (store, restore, watcher, watcher-latency, ship-latency, ship-throughput, ship, replicate, worm, compress, fuzz, peers)" >&2; exit 2 ;;
   esac
 done
