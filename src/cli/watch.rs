@@ -278,7 +278,7 @@ fn watcher_summary(c: &Config) -> Vec<String> {
     };
     vec![
         format!(
-            "watch: {} (rescan every {:?}, {} uploads at once, grace {:?})",
+            "watch: {} (rescan every {:?}, {} uploads at once, grace {:?}, {})",
             c.watch
                 .dirs
                 .iter()
@@ -287,7 +287,11 @@ fn watcher_summary(c: &Config) -> Vec<String> {
                 .join(", "),
             c.watch.scan_interval,
             c.watch.parallel_uploads,
-            c.watch.grace_period
+            c.watch.grace_period,
+            c.watch.compress.map_or_else(
+                || "logs byte-identical".to_string(),
+                |l| format!("logs compressed, {l}")
+            )
         ),
         format!("store: {store}"),
         format!("state: {}", c.state.dir.display()),
