@@ -44,7 +44,10 @@
 //! Run: `deploy/bench.sh scale-streams`, or `cargo bench -p redovault --bench scale_streams`.
 //! `REDOVAULT_BENCH_STREAMS` (`1,4,16,64`), `REDOVAULT_BENCH_RATE_MIB` (10),
 //! `REDOVAULT_BENCH_SECONDS` (20), `REDOVAULT_BENCH_SHIP_DIR` (collector store; default
-//! `<target>/bench-scale-streams`), `REDOVAULT_BENCH_DB_DIR` (databases; default `/dev/shm`).
+//! `<target>/bench-scale-streams`), `REDOVAULT_BENCH_DB_DIR` (databases; default `/dev/shm`),
+//! `REDOVAULT_BENCH_COLLECTOR` (a `redovault-collector` binary to measure instead of this
+//! tree's, e.g. an older build), `REDOVAULT_BENCH_RAC_THREADS` (2), `REDOVAULT_BENCH_LOG_MIB`,
+//! `REDOVAULT_BENCH_WARMUP_SECONDS` (3), `REDOVAULT_BENCH_FLOOR_SECONDS` (10).
 
 #[path = "common.rs"]
 mod common;
@@ -917,7 +920,11 @@ fn main() {
         .unwrap_or_else(|| root.join("db"));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).expect("bench dir");
-    let (_, collector_bin) = common::build_role_bins();
+    // Another build of the collector instead of this tree's (a before / after comparison).
+    let collector_bin = match std::env::var_os("REDOVAULT_BENCH_COLLECTOR") {
+        Some(bin) => PathBuf::from(bin),
+        None => common::build_role_bins().1,
+    };
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::WARN)
         .with_writer(std::io::stderr)
@@ -958,11 +965,12 @@ fn main() {
     );
     println!(
         "scale_streams: steps {steps:?} at {} MiB/s in all, {} s each (first {} s not measured), \
-         floor {} s; collector store in {}, databases in {}; {} cores, load {}",
+         floor {} s; collector {}, store in {}, databases in {}; {} cores, load {}",
         setup.rate_mib,
         setup.seconds,
         setup.warmup,
         setup.floor_seconds,
+        setup.collector_bin.display(),
         root.display(),
         db_root.display(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
