@@ -430,7 +430,7 @@ fn collector_config(s: &Setup, dir: &Path, port: u16, mport: u16, n: usize) -> P
 /// How a step's N streams are laid out: databases × threads each.
 fn layout(n: usize, rac_threads: u16) -> (usize, u16) {
     let t = usize::from(rac_threads.max(1));
-    if n > 1 && n % t == 0 {
+    if n > 1 && n.is_multiple_of(t) {
         (n / t, rac_threads)
     } else {
         (n, 1)
