@@ -26,6 +26,11 @@
 #                                    # MB for the link and the segments, on the real 23ai log and
 #                                    # simulated 23.6 / 19c logs (REDOVAULT_BENCH_LEVELS, _SIM_MIB,
 #                                    # _LINK_CHUNK); no S3
+#   deploy/bench.sh scale-streams    # one collector (the binary), 1, 4, 16, 64 streams at 10 MiB/s in
+#                                    # all: commit -> Ack p50/p99, CPU per MB, RSS and fds per
+#                                    # stream, beside the disk's bare group-commit floor at the
+#                                    # same arrival rate (REDOVAULT_BENCH_STREAMS, _RATE_MIB,
+#                                    # _SECONDS); no S3
 #   deploy/bench.sh fuzz             # every fuzz target of tests/fuzz for FUZZ_SECONDS (600) each,
 #                                    # two at a time (FUZZ_JOBS): executions, exec/s, cov, ft,
 #                                    # crashes, hangs, peak RSS into BENCHMARKS.md; no S3
@@ -156,6 +161,9 @@ for bench in $WHICH; do
     compress)
       cargo bench -p redovault --bench compress
       ;;
+    scale-streams)
+      cargo bench -p redovault --bench scale_streams
+      ;;
     fuzz)
       bash deploy/fuzz-bench.sh
       ;;
@@ -163,6 +171,6 @@ for bench in $WHICH; do
       # Its own Ceph (sized for every tool's objects), PostgreSQL cluster and work directory.
       bash deploy/bench-peers.sh
       ;;
-    *) echo "bench.sh: unknown benchmark $bench (store, restore, watcher, watcher-latency, ship-latency, ship-throughput, ship, replicate, worm, compress, fuzz, peers)" >&2; exit 2 ;;
+    *) echo "bench.sh: unknown benchmark $bench (store, restore, watcher, watcher-latency, ship-latency, ship-throughput, ship, replicate, worm, compress, scale-streams, fuzz, peers)" >&2; exit 2 ;;
   esac
 done

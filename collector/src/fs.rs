@@ -102,6 +102,8 @@ mod faulty {
         plan: Mutex<FaultPlan>,
         written: AtomicU64,
         syncs: AtomicU64,
+        /// `fdatasync` calls entered and not returned yet.
+        in_flight: AtomicU64,
         dir_syncs: AtomicU64,
         /// While true, `fdatasync` calls wait (a slow disk, held by the test).
         hold: Mutex<bool>,
@@ -145,6 +147,12 @@ mod faulty {
         /// `fdatasync` calls so far, failed ones included.
         pub fn syncs(&self) -> u64 {
             self.inner.syncs.load(Ordering::SeqCst)
+        }
+
+        /// `fdatasync` calls in progress now (held ones included): how many a batch has in
+        /// flight at once.
+        pub fn syncs_in_flight(&self) -> u64 {
+            self.inner.in_flight.load(Ordering::SeqCst)
         }
 
         /// Directory syncs so far.
@@ -193,6 +201,15 @@ mod faulty {
         }
 
         fn sync_data(&mut self) -> io::Result<()> {
+            self.fs.inner.in_flight.fetch_add(1, Ordering::SeqCst);
+            let r = self.sync_data_inner();
+            self.fs.inner.in_flight.fetch_sub(1, Ordering::SeqCst);
+            r
+        }
+    }
+
+    impl FaultyFile {
+        fn sync_data_inner(&mut self) -> io::Result<()> {
             let n = self.fs.inner.syncs.fetch_add(1, Ordering::SeqCst) + 1;
             if let Ok(mut held) = self.fs.inner.hold.lock() {
                 while *held {
