@@ -166,7 +166,7 @@ fn measure(mut cmd: Command, what: &str) -> Measured {
 
 /// Where a curve's objects go.
 enum Store {
-    Ceph(TestServer, Arc<S3Store>),
+    Ceph(Box<TestServer>, Arc<S3Store>),
     Local(PathBuf, Arc<LocalStore>),
 }
 
@@ -185,7 +185,7 @@ impl Store {
                     TestServer::from_env_file(targets.split(',').next().unwrap_or_default())
                         .unwrap_or_else(|e| panic!("{e}"));
                 let s = S3Store::new(server.config(&server.bucket)).unwrap();
-                Store::Ceph(server, Arc::new(s))
+                Store::Ceph(Box::new(server), Arc::new(s))
             }
             Ok(other) => panic!("REDOVAULT_BENCH_STORE {other:?}: ceph or local"),
         }
