@@ -45,6 +45,21 @@
 #                                    # PostgreSQL 15 WAL, same bytes, one Ceph: MB/s, CPU s per GB,
 #                                    # peak RSS (REDOVAULT_BENCH_PEERS_MIB, _LOG_MIB); see
 #                                    # deploy/bench-peers.sh
+#   deploy/bench.sh scale-watcher    # the watcher with 100, 1,000, 10,000 small archived logs already
+#                                    # shipped: restart time, rescan ms, CPU per rescan, peak RSS
+#                                    # (REDOVAULT_BENCH_WATCHER_STEPS); no S3 (shipped once into a
+#                                    # local store, which a rescan never touches)
+#   deploy/bench.sh scale-verify     # verify of a sealed manifest of 10k / 100k / 1M entries over 1k /
+#                                    # 10k / 100k objects, first run and next run (with its state):
+#                                    # time, CPU, peak RSS; on Ceph (REDOVAULT_BENCH_VERIFY_CEPH_STEPS,
+#                                    # ENTRIES:OBJECTS,...; one server a step) and on the local store
+#                                    # (REDOVAULT_BENCH_VERIFY_STEPS)
+#   deploy/bench.sh scale-restore    # restore archive of 1, 2.5, 5, 10 GiB of 64 MiB logs: MB/s, CPU s
+#                                    # per GB, peak RSS; on Ceph up to what its memstore holds here
+#                                    # (REDOVAULT_BENCH_RESTORE_CEPH_GIB, 1,2.5; one server a step)
+#                                    # and on the local store (REDOVAULT_BENCH_RESTORE_GIB)
+#   deploy/bench.sh scale            # every scale curve: scale-streams, scale-watcher, scale-verify,
+#                                    # scale-restore
 #
 # Ceph's ports come from the environment as in deploy/s3/server.sh (REDOVAULT_S3_CEPH_HTTPS_PORT,
 # _HTTP_PORT, _MON_PORT; CEPH_ARGS="--ms_bind_port_min=... --ms_bind_port_max=..." for the OSD),
@@ -171,6 +186,50 @@ for bench in $WHICH; do
       # Its own Ceph (sized for every tool's objects), PostgreSQL cluster and work directory.
       bash deploy/bench-peers.sh
       ;;
-    *) echo "bench.sh: unknown benchmark $bench (store, restore, watcher, watcher-latency, ship-latency, ship-throughput, ship, replicate, worm, compress, scale-streams, fuzz, peers)" >&2; exit 2 ;;
+    scale-watcher)
+      RESULTS=$STATE/scale-watcher.jsonl
+      rm -f "$RESULTS"
+      mkdir -p "$STATE/bench-files"
+      env REDOVAULT_BENCH_SCALE=watcher REDOVAULT_BENCH_RESULTS="$RESULTS" \
+        REDOVAULT_BENCH_DIR="${REDOVAULT_BENCH_DIR:-$STATE/bench-files}" \
+        cargo bench -p redovault --bench scale_store
+      REDOVAULT_BENCH_SCALE=report REDOVAULT_BENCH_RESULTS="$RESULTS" cargo bench -p redovault --bench scale_store
+      ;;
+    scale-verify)
+      RESULTS=$STATE/scale-verify.jsonl
+      rm -f "$RESULTS"
+      mkdir -p "$STATE/bench-files"
+      for step in $(echo "${REDOVAULT_BENCH_VERIFY_CEPH_STEPS-10000:1000,100000:10000}" | tr , ' '); do
+        # The entries (about 550 bytes each) and the 512-byte objects, twice over, plus slack.
+        entries=${step%%:*}
+        NEED_AWS=0 run_bench $(( (entries * 1200 + (2048 << 20)) )) scale_store \
+          REDOVAULT_BENCH_SCALE=verify REDOVAULT_BENCH_STORE=ceph REDOVAULT_BENCH_VERIFY_STEPS="$step" \
+          REDOVAULT_BENCH_RESULTS="$RESULTS" REDOVAULT_BENCH_DIR="${REDOVAULT_BENCH_DIR:-$STATE/bench-files}"
+      done
+      env REDOVAULT_BENCH_SCALE=verify REDOVAULT_BENCH_STORE=local REDOVAULT_BENCH_RESULTS="$RESULTS" \
+        REDOVAULT_BENCH_DIR="${REDOVAULT_BENCH_DIR:-$STATE/bench-files}" \
+        cargo bench -p redovault --bench scale_store
+      REDOVAULT_BENCH_SCALE=report REDOVAULT_BENCH_RESULTS="$RESULTS" cargo bench -p redovault --bench scale_store
+      ;;
+    scale-restore)
+      RESULTS=$STATE/scale-restore.jsonl
+      rm -f "$RESULTS"
+      mkdir -p "$STATE/bench-files"
+      for gib in $(echo "${REDOVAULT_BENCH_RESTORE_CEPH_GIB-1,2.5}" | tr , ' '); do
+        # Memstore takes about twice the bytes it stores: twice the step, plus slack.
+        mem=$(awk -v g="$gib" 'BEGIN { printf "%d", (2 * g + 1) * 1073741824 }')
+        NEED_AWS=0 run_bench "$mem" scale_store REDOVAULT_BENCH_SCALE=restore REDOVAULT_BENCH_STORE=ceph \
+          REDOVAULT_BENCH_RESTORE_GIB="$gib" REDOVAULT_BENCH_RESULTS="$RESULTS" \
+          REDOVAULT_BENCH_DIR="${REDOVAULT_BENCH_DIR:-$STATE/bench-files}"
+      done
+      env REDOVAULT_BENCH_SCALE=restore REDOVAULT_BENCH_STORE=local REDOVAULT_BENCH_RESULTS="$RESULTS" \
+        REDOVAULT_BENCH_DIR="${REDOVAULT_BENCH_DIR:-$STATE/bench-files}" \
+        cargo bench -p redovault --bench scale_store
+      REDOVAULT_BENCH_SCALE=report REDOVAULT_BENCH_RESULTS="$RESULTS" cargo bench -p redovault --bench scale_store
+      ;;
+    scale)
+      bash "$ROOT/deploy/bench.sh" scale-streams scale-watcher scale-verify scale-restore
+      ;;
+    *) echo "bench.sh: unknown benchmark $bench (store, restore, watcher, watcher-latency, ship-latency, ship-throughput, ship, replicate, worm, compress, fuzz, peers, scale, scale-streams, scale-watcher, scale-verify, scale-restore)" >&2; exit 2 ;;
   esac
 done
