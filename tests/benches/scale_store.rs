@@ -335,6 +335,7 @@ fn entry(
         retain_until: None,
         shipped_at: "2026-12-01T00:01:01.000Z".into(),
         file_name: format!("arch1_{seq}_1224959854.dbf"),
+        stored: None,
         prev: Sha256Digest::ZERO,
     }
 }
