@@ -218,7 +218,9 @@ report_dirs = ["{reports}"]
 name = "PROD"
 db_id = {db_id}
 rto_target = "2h"
-rpo_target = "10s"
+# Generous: on a loaded CI machine the collector's WORM pieces lag by tens of seconds, and a
+# WORM exposure above the target is a (correct) Warning that this test is not about.
+rpo_target = "2m"
 "#,
             endpoint = drill.server.endpoint,
             bucket = drill.drill.bucket,
