@@ -1,4 +1,5 @@
-//! Helpers shared by the benchmarks: CPU time of processes, fdatasync probes, and running the reference
+//! Helpers shared by the benchmarks: CPU time of processes, fdatasync probes, quantiles, ports,
+//! metrics scrapes, and running the reference
 //! uploaders (`curl -T`, `aws s3 cp`) on the same files and server.
 
 #![allow(dead_code)] // each bench uses a part
@@ -225,23 +226,33 @@ pub fn aws(aws: &str, t: &Target, file: &Path, key: &str) -> Command {
 /// Builds the role binaries (`redovault-extractor`, `redovault-collector`) in the profile of
 /// this bench (release under `cargo bench`) and target directory; their paths.
 pub fn build_role_bins() -> (PathBuf, PathBuf) {
+    let pd = build_bins(&[
+        "-p",
+        "redovault-extractor",
+        "-p",
+        "redovault-collector",
+        "--bins",
+    ]);
+    (
+        pd.join("redovault-extractor"),
+        pd.join("redovault-collector"),
+    )
+}
+
+/// Runs `cargo build` with `what` (packages and targets) in the profile of this bench (release
+/// under `cargo bench`) and its target directory; the profile directory the binaries are in.
+pub fn build_bins(what: &[&str]) -> PathBuf {
     let pd = PathBuf::from(env!("CARGO_BIN_EXE_redovault"))
         .parent()
         .expect("profile dir")
         .to_path_buf();
     let target = pd.parent().expect("target dir");
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.args([
-        "build",
-        "-p",
-        "redovault-extractor",
-        "-p",
-        "redovault-collector",
-        "--bins",
-    ])
-    .arg("--target-dir")
-    .arg(target)
-    .current_dir(env!("CARGO_MANIFEST_DIR"));
+    cmd.arg("build")
+        .args(what)
+        .arg("--target-dir")
+        .arg(target)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
     if pd.file_name().and_then(|n| n.to_str()) == Some("release") {
         cmd.arg("--release");
     }
@@ -262,10 +273,7 @@ pub fn build_role_bins() -> (PathBuf, PathBuf) {
         }
     }
     assert!(cmd.status().expect("cargo build").success(), "build failed");
-    (
-        pd.join("redovault-extractor"),
-        pd.join("redovault-collector"),
-    )
+    pd
 }
 
 /// Runs the simulated database `sim` on its own thread until `stop` is set, and reports each
@@ -353,4 +361,59 @@ impl Latencies {
     pub fn waiting(&self) -> usize {
         self.waiting.len()
     }
+}
+
+/// An integer from the environment, or `default`.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The `p` quantile (0..=1) of sorted values, nearest rank; NaN when there are none.
+pub fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// `v` in ascending order.
+pub fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// A port free on 127.0.0.1 at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+/// The 1-, 5- and 15-minute load averages, as the figures are read beside them.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A metrics endpoint's text (`GET /metrics`), or None when it does not answer.
+pub fn scrape(addr: std::net::SocketAddr) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    Some(text)
 }

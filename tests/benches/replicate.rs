@@ -23,6 +23,8 @@
 #[path = "common.rs"]
 mod common;
 
+use common::{env_u64, pct};
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,13 +47,6 @@ use redovault_extractor::ship::ShipConfig;
 use redovault_extractor::streams::start_streams;
 use tokio_util::sync::CancellationToken;
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn bench_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("REDOVAULT_BENCH_SHIP_DIR") {
         return PathBuf::from(d);
@@ -61,14 +56,6 @@ fn bench_dir() -> PathBuf {
         || PathBuf::from("bench-replicate"),
         |t| t.join("bench-replicate"),
     )
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// CPU seconds of this process's threads whose name starts with one of `prefixes`.

@@ -342,43 +342,8 @@ fn entry(
 
 /// Builds `redovault-verifier` in this bench's profile and target directory; its path.
 fn verifier_bin() -> PathBuf {
-    let pd = PathBuf::from(RV)
-        .parent()
-        .expect("profile dir")
-        .to_path_buf();
-    let target = pd.parent().expect("target dir");
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args([
-        "build",
-        "-p",
-        "redovault-verifier",
-        "--bin",
-        "redovault-verifier",
-    ])
-    .arg("--target-dir")
-    .arg(target)
-    .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if pd.file_name().and_then(|n| n.to_str()) == Some("release") {
-        cmd.arg("--release");
-    }
-    // Cargo's variables for this bench would leak into the build's scripts.
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy();
-        if [
-            "CARGO_PKG_",
-            "CARGO_BIN_",
-            "CARGO_CRATE_",
-            "CARGO_MANIFEST_",
-        ]
-        .iter()
-        .any(|p| k.starts_with(p))
-            || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&k.as_ref())
-        {
-            cmd.env_remove(k.as_ref());
-        }
-    }
-    assert!(cmd.status().expect("cargo build").success(), "build failed");
-    pd.join("redovault-verifier")
+    common::build_bins(&["-p", "redovault-verifier", "--bin", "redovault-verifier"])
+        .join("redovault-verifier")
 }
 
 /// A verifier configuration for `prefix` in `dir` (its state directory beside it).

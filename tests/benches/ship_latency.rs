@@ -38,6 +38,8 @@
 #[path = "common.rs"]
 mod common;
 
+use common::{env_u64, pct};
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -65,13 +67,6 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, filter};
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn bench_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("REDOVAULT_BENCH_SHIP_DIR") {
         return PathBuf::from(d);
@@ -80,14 +75,6 @@ fn bench_dir() -> PathBuf {
     me.parent()
         .and_then(Path::parent)
         .map_or_else(|| PathBuf::from("bench-ship"), |t| t.join("bench-ship"))
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// While `stop` is unset: after `delay`, appends `size` bytes and fdatasyncs once every

@@ -15,6 +15,10 @@
 //! `REDOVAULT_BENCH_SHIP_MIB` (default 1024), `REDOVAULT_BENCH_SHIP_DIR` (default
 //! `<target>/bench-ship-throughput`), `REDOVAULT_BENCH_MODES` (`tls,blowfish`).
 
+#[path = "common.rs"]
+mod common;
+
+use common::{env_u64, free_port};
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -27,67 +31,12 @@ use redovault::simulate::{Rate, SimConfig};
 use redovault::wire::{StreamId, StreamPos};
 use redovault_redo::{LogSeq, ThreadId};
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// The target directory and profile directory of the binary under bench.
 fn profile_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_redovault"))
         .parent()
         .expect("profile dir")
         .to_path_buf()
-}
-
-/// Builds the role binaries in this profile (release under `cargo bench`).
-fn build_bins() -> (PathBuf, PathBuf) {
-    let pd = profile_dir();
-    let target = pd.parent().expect("target dir");
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args([
-        "build",
-        "-p",
-        "redovault-extractor",
-        "-p",
-        "redovault-collector",
-        "--bins",
-    ])
-    .arg("--target-dir")
-    .arg(target)
-    .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if pd.file_name().and_then(|n| n.to_str()) == Some("release") {
-        cmd.arg("--release");
-    }
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy();
-        if [
-            "CARGO_PKG_",
-            "CARGO_BIN_",
-            "CARGO_CRATE_",
-            "CARGO_MANIFEST_",
-        ]
-        .iter()
-        .any(|p| k.starts_with(p))
-            || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&k.as_ref())
-        {
-            cmd.env_remove(k.as_ref());
-        }
-    }
-    assert!(cmd.status().expect("cargo build").success(), "build failed");
-    (
-        pd.join("redovault-extractor"),
-        pd.join("redovault-collector"),
-    )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
 }
 
 /// User + system CPU seconds of a process.
@@ -288,7 +237,7 @@ fn main() {
     let modes = std::env::var("REDOVAULT_BENCH_MODES").unwrap_or_else(|_| "tls,blowfish".into());
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
-    let bins = build_bins();
+    let bins = common::build_role_bins();
 
     let mut sim = SimConfig::new(root.join("db"));
     sim.log_size = 64 << 20;
