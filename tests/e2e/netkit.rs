@@ -197,6 +197,21 @@ pub fn run_ok(bin: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The `[store]` section of a verifier configuration for the test server `t` under `prefix`.
+pub fn verifier_store_section(
+    t: &redovault::store::s3::testserver::TestServer,
+    prefix: &str,
+) -> String {
+    format!(
+        "[store]\nendpoint = \"{}\"\nbucket = \"{}\"\nregion = \"{}\"\npath_style = true\n\
+         ca_file = \"{}\"\nprefix = \"{prefix}\"\n",
+        t.endpoint,
+        t.bucket,
+        t.region,
+        t.ca.display(),
+    )
+}
+
 /// Runs `bin` with `args` and these S3 keys (no session token, no `RUST_LOG` from outside):
 /// its exit code and its stdout followed by its stderr.
 pub fn run_with_keys(

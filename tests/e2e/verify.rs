@@ -459,15 +459,10 @@ async fn command_line_verify_and_restore() {
     std::fs::write(
         &config,
         format!(
-            "[store]\nendpoint = \"{}\"\nbucket = \"{}\"\nregion = \"{}\"\npath_style = true\n\
-             ca_file = \"{}\"\nprefix = \"{}\"\n[verify]\nlocal_manifest = \"{}\"\n\
+            "{}[verify]\nlocal_manifest = \"{}\"\n\
              min_retention = \"1h\"\ndeep = \"all\"\nstate_dir = \"{}\"\n\
              [collector]\ndir = \"{}\"\nkey_file = \"{}\"\n",
-            t.endpoint,
-            t.bucket,
-            t.region,
-            t.ca.display(),
-            a.prefix,
+            crate::netkit::verifier_store_section(t, &a.prefix),
             a.state().join("manifest").display(),
             a.dir.path().join("verifier-state").display(),
             a.collector().display(),
@@ -1061,14 +1056,8 @@ async fn logs_shipped_since_the_last_seal_are_verified_and_restored_and_stranger
     std::fs::write(
         &config,
         format!(
-            "[store]\nendpoint = \"{}\"\nbucket = \"{}\"\nregion = \"{}\"\npath_style = true\n\
-             ca_file = \"{}\"\nprefix = \"{}\"\n[verify]\nmin_retention = \"1h\"\ndeep = \"off\"\n\
-             state_dir = \"{}\"\n",
-            t.endpoint,
-            t.bucket,
-            t.region,
-            t.ca.display(),
-            a.prefix,
+            "{}[verify]\nmin_retention = \"1h\"\ndeep = \"off\"\nstate_dir = \"{}\"\n",
+            crate::netkit::verifier_store_section(t, &a.prefix),
             a.dir.path().join("verifier-state").display(),
         ),
     )

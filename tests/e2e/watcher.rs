@@ -1278,14 +1278,8 @@ async fn compressed_logs_keep_both_digests_and_come_back_byte_identical_sealed_o
     std::fs::write(
         &config,
         format!(
-            "[store]\nendpoint = \"{}\"\nbucket = \"{}\"\nregion = \"{}\"\npath_style = true\n\
-             ca_file = \"{}\"\nprefix = \"{}\"\n[verify]\nmin_retention = \"1h\"\ndeep = \"all\"\n\
-             state_dir = \"{}\"\n",
-            t.endpoint,
-            t.bucket,
-            t.region,
-            t.ca.display(),
-            w.prefix,
+            "{}[verify]\nmin_retention = \"1h\"\ndeep = \"all\"\nstate_dir = \"{}\"\n",
+            crate::netkit::verifier_store_section(t, &w.prefix),
             w.dir.path().join("verifier-state").display(),
         ),
     )
