@@ -417,3 +417,45 @@ pub fn scrape(addr: std::net::SocketAddr) -> Option<String> {
     s.read_to_string(&mut text).ok()?;
     Some(text)
 }
+
+/// A group-commit writer on `f` alone: arrivals at `rate` per second for `secs` seconds, each
+/// `size` bytes; every arrival queued while the last `fdatasync` ran is written and synced in
+/// the next batch. Arrival → durable latencies in ms, the first second left out (page cache
+/// and journal warming up). The disk's floor for the pipeline's group commit.
+pub fn group_commit_latencies(
+    f: &mut std::fs::File,
+    rate: f64,
+    size: usize,
+    secs: u64,
+) -> Vec<f64> {
+    use std::io::Write as _;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Instant>(1 << 20);
+    let n = (rate * secs as f64) as u64;
+    let timer = std::thread::spawn(move || {
+        let start = Instant::now();
+        for i in 0..n {
+            let due = start + std::time::Duration::from_secs_f64(i as f64 / rate);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            if tx.send(Instant::now()).is_err() {
+                return;
+            }
+        }
+    });
+    let data = vec![5u8; size.max(1)];
+    let mut lat = Vec::with_capacity(n as usize);
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter());
+        for _ in &batch {
+            f.write_all(&data).expect("write");
+        }
+        f.sync_data().expect("fdatasync");
+        let now = Instant::now();
+        lat.extend(batch.iter().map(|a| (now - *a).as_secs_f64() * 1e3));
+    }
+    timer.join().expect("timer thread");
+    lat.into_iter().skip(rate as usize).collect()
+}

@@ -22,8 +22,6 @@ mod common;
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -89,36 +87,7 @@ fn group_commit(dir: &Path, prezeroed: bool, rate: f64, size: usize, secs: u64) 
     } else {
         common::probe_file(&path)
     };
-    let (tx, rx) = mpsc::sync_channel::<Instant>(1 << 20);
-    let n = (rate * secs as f64) as u64;
-    let timer = std::thread::spawn(move || {
-        let start = Instant::now();
-        for i in 0..n {
-            let due = start + Duration::from_secs_f64(i as f64 / rate);
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-            if tx.send(Instant::now()).is_err() {
-                return;
-            }
-        }
-    });
-    let data = vec![5u8; size];
-    let mut lat = Vec::with_capacity(n as usize);
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        batch.extend(rx.try_iter());
-        for _ in &batch {
-            f.write_all(&data).unwrap();
-        }
-        f.sync_data().unwrap();
-        let now = Instant::now();
-        lat.extend(batch.iter().map(|a| (now - *a).as_secs_f64() * 1e3));
-    }
-    timer.join().unwrap();
-    // The first second is left out (page cache and journal warming up).
-    let mut v: Vec<f64> = lat.into_iter().skip(rate as usize).collect();
+    let mut v = common::group_commit_latencies(&mut f, rate, size, secs);
     summary(
         if prezeroed {
             "group commit, overwrite of a zeroed file"

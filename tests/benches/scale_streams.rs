@@ -54,7 +54,7 @@ mod common;
 
 use common::{env_u64, free_port, load_average, pct, scrape, sorted};
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -242,37 +242,10 @@ fn run_database(
 fn group_commit_floor(dir: &Path, rate: f64, size: usize, secs: u64) -> Vec<f64> {
     let path = dir.join("scale-streams-floor");
     let mut f = common::probe_file(&path);
-    let (tx, rx) = mpsc::sync_channel::<Instant>(1 << 20);
-    let n = (rate * secs as f64) as u64;
-    let timer = std::thread::spawn(move || {
-        let start = Instant::now();
-        for i in 0..n {
-            let due = start + Duration::from_secs_f64(i as f64 / rate);
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-            if tx.send(Instant::now()).is_err() {
-                return;
-            }
-        }
-    });
-    let data = vec![5u8; size.max(1)];
-    let mut lat = Vec::with_capacity(n as usize);
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        batch.extend(rx.try_iter());
-        for _ in &batch {
-            f.write_all(&data).expect("write");
-        }
-        f.sync_data().expect("fdatasync");
-        let now = Instant::now();
-        lat.extend(batch.iter().map(|a| (now - *a).as_secs_f64() * 1e3));
-    }
-    timer.join().expect("timer thread");
+    let lat = common::group_commit_latencies(&mut f, rate, size, secs);
     drop(f);
     let _ = std::fs::remove_file(&path);
-    sorted(lat.into_iter().skip(rate as usize).collect())
+    sorted(lat)
 }
 
 /// Everything the steps share.
