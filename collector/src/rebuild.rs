@@ -36,7 +36,7 @@ use redovault_redo::position::{LogSeq, Scn, ThreadId, Xid};
 use sha2::{Digest, Sha256};
 
 use crate::segment::{self, Chunk, ScanMode};
-use crate::store::{StoreError, StreamSnapshot};
+use crate::store::{Store, StoreError, StreamSnapshot};
 
 /// What to rebuild.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -193,6 +193,21 @@ impl From<crate::segment::ScanError> for RebuildError {
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RebuildError {
     let path = path.to_path_buf();
     move |source| RebuildError::Io { op, path, source }
+}
+
+impl Store {
+    /// Rebuilds a log of `stream` to `out` (see [`crate::rebuild`]).
+    pub fn rebuild(
+        &self,
+        stream: StreamId,
+        out: &Path,
+        opts: &RebuildOptions,
+    ) -> Result<RebuildReport, RebuildError> {
+        let snap = self
+            .snapshot(stream)
+            .ok_or(RebuildError::NoStream(stream))?;
+        rebuild(&snap, self.keys(), out, opts)
+    }
 }
 
 /// Rebuilds a log of the stream in `snap` to `out` (see the module docs).

@@ -1,14 +1,11 @@
 //! The legacy Blowfish handshake (frames 0 and 1 each way, plaintext; see the module docs
-//! of `transport` and `crypto::legacy`), ending in a sealed link.
-
-use std::net::SocketAddr;
+//! of `transport` and `crypto::legacy`), ending in the keyed channel the link goes on with.
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::link::{Link, Parts};
 use super::receiver::read_more;
-use super::{LinkConfig, LinkErrorKind, LinkMode, PeerInfo};
+use super::{LinkConfig, LinkErrorKind, LinkMode, Parts};
 use crate::crypto::legacy::{self, Handshake, LegacyError, NONCE_LEN, Opener, Psk, Role, Sealer};
 use crate::wire::frame::{Frame, FrameDecoder, FrameEncoder, FrameKind};
 use crate::wire::message::{Failure, MAX_REASON_LEN, Message};
@@ -104,23 +101,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HandshakeIo<S> {
         Ok(frame)
     }
 
-    /// Turns the handshake state into a link.
-    fn into_link(mut self, peer: SocketAddr, sealed: (Sealer, Opener), config: &LinkConfig) -> Link
-    where
-        S: Send + 'static,
-    {
+    /// The framing state the link continues with: frame numbers go on from the handshake.
+    fn into_parts(mut self, sealed: (Sealer, Opener), config: &LinkConfig) -> (S, Parts) {
         self.dec.set_max_len(config.max_frame_len);
         let parts = Parts {
             enc: self.enc,
             dec: self.dec,
             sealed: Some(sealed),
         };
-        let info = PeerInfo {
-            addr: peer,
-            mode: LinkMode::LegacyBlowfish,
-            identity: None,
-        };
-        Link::from_parts(self.io, parts, info, config)
+        (self.io, parts)
     }
 
     /// Sends our hello (in the transcript) with a fresh nonce; returns the nonce.
@@ -165,10 +154,9 @@ fn hello_nonce(frame: &Frame) -> Result<[u8; NONCE_LEN], LinkErrorKind> {
 /// Client side of the legacy handshake (see the module docs).
 pub(super) async fn connect<S>(
     io: S,
-    peer: SocketAddr,
     psk: &Psk,
     config: &LinkConfig,
-) -> Result<Link, LinkErrorKind>
+) -> Result<(S, Parts), LinkErrorKind>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -187,16 +175,15 @@ where
     keys.verify_finished(Role::Server, &finished.payload)
         .map_err(LinkErrorKind::Legacy)?;
     let sealed = keys.into_channel(Role::Client, config.legacy_rekey_after_blocks);
-    Ok(hs.into_link(peer, sealed, config))
+    Ok(hs.into_parts(sealed, config))
 }
 
 /// Server side of the legacy handshake: the client proves it holds the PSK first.
 pub(super) async fn accept<S>(
     io: S,
-    peer: SocketAddr,
     psk: &Psk,
     config: &LinkConfig,
-) -> Result<Link, LinkErrorKind>
+) -> Result<(S, Parts), LinkErrorKind>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -219,5 +206,5 @@ where
     }
     hs.send_finished(&keys, Role::Server).await?;
     let sealed = keys.into_channel(Role::Server, config.legacy_rekey_after_blocks);
-    Ok(hs.into_link(peer, sealed, config))
+    Ok(hs.into_parts(sealed, config))
 }

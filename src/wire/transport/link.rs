@@ -9,11 +9,10 @@ use tokio::time::Instant;
 use super::receiver::LinkReceiver;
 use super::sender::LinkSender;
 use super::{
-    ClientSecurity, LinkConfig, LinkError, LinkErrorKind, LinkMode, PeerInfo, ServerSecurity,
-    legacy,
+    ClientSecurity, LinkConfig, LinkError, LinkErrorKind, LinkMode, Parts, PeerInfo,
+    ServerSecurity, legacy,
 };
 use crate::compress::Level;
-use crate::crypto::legacy::{Opener, Sealer};
 use crate::crypto::tls::PeerIdentity;
 use crate::wire::frame::{FrameDecoder, FrameEncoder};
 use crate::wire::message::Message;
@@ -23,14 +22,6 @@ use crate::wire::message::Message;
 pub struct Link {
     sender: LinkSender,
     receiver: LinkReceiver,
-}
-
-/// Framing state carried from the handshake into the link.
-pub(super) struct Parts {
-    pub(super) enc: FrameEncoder,
-    pub(super) dec: FrameDecoder,
-    /// Legacy mode: the keyed channel.
-    pub(super) sealed: Option<(Sealer, Opener)>,
 }
 
 impl Link {
@@ -50,7 +41,10 @@ impl Link {
                     let (stream, identity) = tls.accept(io).await.map_err(LinkErrorKind::Tls)?;
                     Ok(Link::over_tls(stream, peer, identity, config))
                 }
-                ServerSecurity::LegacyBlowfish(psk) => legacy::accept(io, peer, psk, config).await,
+                ServerSecurity::LegacyBlowfish(psk) => {
+                    let (stream, parts) = legacy::accept(io, psk, config).await?;
+                    Ok(Link::over_legacy(stream, parts, peer, config))
+                }
             }
         };
         Self::within_timeout(handshake, peer, config).await
@@ -78,7 +72,10 @@ impl Link {
                         .map_err(LinkErrorKind::Tls)?;
                     Ok(Link::over_tls(stream, peer, identity, config))
                 }
-                ClientSecurity::LegacyBlowfish(psk) => legacy::connect(io, peer, psk, config).await,
+                ClientSecurity::LegacyBlowfish(psk) => {
+                    let (stream, parts) = legacy::connect(io, psk, config).await?;
+                    Ok(Link::over_legacy(stream, parts, peer, config))
+                }
             }
         };
         Self::within_timeout(handshake, peer, config).await
@@ -144,13 +141,21 @@ impl Link {
         Link::from_parts(stream, parts, info, config)
     }
 
+    /// A link over the legacy channel the handshake keyed: every frame sealed.
+    fn over_legacy<S>(stream: S, parts: Parts, peer: SocketAddr, config: &LinkConfig) -> Link
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let info = PeerInfo {
+            addr: peer,
+            mode: LinkMode::LegacyBlowfish,
+            identity: None,
+        };
+        Link::from_parts(stream, parts, info, config)
+    }
+
     /// The two halves over `stream`, both starting their clocks now.
-    pub(super) fn from_parts<S>(
-        stream: S,
-        parts: Parts,
-        info: PeerInfo,
-        config: &LinkConfig,
-    ) -> Link
+    fn from_parts<S>(stream: S, parts: Parts, info: PeerInfo, config: &LinkConfig) -> Link
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {

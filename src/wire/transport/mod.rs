@@ -32,9 +32,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::crypto::legacy::{Opener, Sealer};
 use crate::crypto::legacy::{Psk, REKEY_AFTER_BLOCKS};
 use crate::crypto::tls::{PeerIdentity, TlsClient, TlsServer};
-use crate::wire::frame::MAX_FRAME_LEN;
+use crate::wire::frame::{FrameDecoder, FrameEncoder, MAX_FRAME_LEN};
 
 mod error;
 mod legacy;
@@ -146,6 +147,14 @@ impl fmt::Display for PeerInfo {
         }
         f.write_str(")")
     }
+}
+
+/// Framing state carried from the security handshake into the link (frame numbers go on).
+struct Parts {
+    enc: FrameEncoder,
+    dec: FrameDecoder,
+    /// Legacy mode: the keyed channel.
+    sealed: Option<(Sealer, Opener)>,
 }
 
 /// How either half of a link shows in logs: `Name(peer, N frames sent|received)`.

@@ -1,9 +1,13 @@
 //! Tests of the store: continuity, resends, recovery, torn tails, corruption, faults, keys.
 
+use std::fs::OpenOptions;
+
 use super::*;
+use crate::fs::RealFs;
 use crate::fs::{FaultPlan, FaultyFs};
+use crate::segment::{self, Chunk, ScanMode};
 use redovault::crypto::keys::KeyId;
-use redovault_redo::position::{Scn, Xid};
+use redovault_redo::position::{Scn, ThreadId, Xid};
 
 pub(crate) fn ring(active: &str, ids: &[&str]) -> KeyRing {
     let id = |s: &str| KeyId::parse(s).unwrap();
