@@ -48,9 +48,10 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::allow::allowed;
+use crate::ctx::{Claim, ClaimError, Ctx};
 use crate::metrics::link_reason;
 use crate::resend::{self, Resend, ResendError};
-use crate::server::{ClaimError, Ctx};
 use crate::store::StoreError;
 use crate::writer::{AppendError, AppendRequest, PendingAck};
 
@@ -179,7 +180,7 @@ async fn hello_then_data(
             .await;
         }
     }
-    if !crate::config::allowed(&ctx.extractors, &hello.extractor_id, stream.db_id) {
+    if !allowed(&ctx.extractors, &hello.extractor_id, stream.db_id) {
         ctx.metrics.auth_failures.inc("not_allowed");
         let reason = format!(
             "extractor {:?} may not ship database {} here",
@@ -315,7 +316,7 @@ async fn data_loop(
     who: &Who,
     ctx: &Ctx,
     stop: &CancellationToken,
-    claim: &crate::server::Claim<'_>,
+    claim: &Claim<'_>,
 ) -> Stats {
     let name = stream.to_string();
     let m = &ctx.metrics;
