@@ -27,7 +27,7 @@ use redovault_collector::segment::Chunk;
 use redovault_redo::position::LogSeq;
 use serde::Serialize;
 
-use crate::stream::{SeqDigests, UNIT, unit_digest};
+use crate::units::{SeqDigests, UNIT, unit_digest};
 
 /// Where a copy is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -40,7 +40,7 @@ use tokio::io::AsyncReadExt as _;
 use crate::chain::{self, Anchor, AuditEntry, ChainAudit};
 use crate::objects::{self, ObjectRef, ObjectResult, Policy};
 use crate::report::{FileStatus, Finding, FindingKind, LogRef, WormStreamResult};
-use crate::stream::{LogKey, PieceUnits};
+use crate::units::{LogKey, PieceUnits};
 
 impl AuditEntry for PieceEntry {
     const MANIFEST: bool = false;

@@ -31,8 +31,8 @@ use redovault_redo::{FileHeader, LogState, RedoHeader};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
+use crate::finding::{Finding, FindingKind, LogRef};
 use crate::objects::{self, ObjectRef};
-use crate::report::{Finding, FindingKind, LogRef};
 
 /// Bytes read from the start of a candidate: blocks 0 and 1 at the largest block size (4096).
 pub const HEADER_READ: u64 = 8192;
