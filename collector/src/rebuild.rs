@@ -35,8 +35,8 @@ use redovault::wire::{CommitMark, StreamId, StreamPos};
 use redovault_redo::position::{LogSeq, Scn, ThreadId, Xid};
 use sha2::{Digest, Sha256};
 
-use crate::segment::{self, Chunk, ScanMode};
-use crate::store::{Store, StoreError, StreamSnapshot};
+use crate::segment::{self, ScanMode, StoredChunk};
+use crate::store::{Store, StreamSnapshot, StreamStoreError};
 
 /// What to rebuild.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -171,7 +171,7 @@ pub enum RebuildError {
     Exists(PathBuf),
     /// Reading the segments failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] StreamStoreError),
     /// Writing the output failed.
     #[error("{op} {}: {source}", path.display())]
     Io {
@@ -281,7 +281,7 @@ pub struct Target {
 /// sequence's chunks in order; others are skipped).
 pub fn rebuild_from_chunks<'a>(
     target: &Target,
-    chunks: impl IntoIterator<Item = &'a Chunk>,
+    chunks: impl IntoIterator<Item = &'a StoredChunk>,
     out: &Path,
     opts: &RebuildOptions,
 ) -> Result<RebuildReport, RebuildError> {
@@ -324,7 +324,7 @@ impl LogWriter {
 
     /// Writes the part of `c` that continues the log (chunks of other sequences, or
     /// already written, are skipped; a gap is an error).
-    fn push(&mut self, c: &Chunk) -> Result<(), RebuildError> {
+    fn push(&mut self, c: &StoredChunk) -> Result<(), RebuildError> {
         if c.start.seq != self.seq || self.done() {
             return Ok(());
         }

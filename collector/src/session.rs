@@ -52,7 +52,7 @@ use crate::allow::allowed;
 use crate::ctx::{Claim, ClaimError, Ctx};
 use crate::metrics::link_reason;
 use crate::resend::{self, Resend, ResendError};
-use crate::store::StoreError;
+use crate::store::StreamStoreError;
 use crate::writer::{AppendError, AppendRequest, PendingAck};
 
 /// Appends queued with the writer and not yet answered, per session (each holds at most one
@@ -568,7 +568,7 @@ async fn data_loop(
 /// blocking pool while appends go on.
 async fn compare_resend(ctx: &Ctx, stream: StreamId, d: &Data) -> Result<Resend, ResendError> {
     let Some((snap, keys)) = ctx.writer.snapshot(stream).await.map_err(|e| {
-        ResendError::Unreadable(StoreError::Failed {
+        ResendError::Unreadable(StreamStoreError::Failed {
             reason: e.to_string(),
         })
     })?
@@ -583,7 +583,7 @@ async fn compare_resend(ctx: &Ctx, stream: StreamId, d: &Data) -> Result<Resend,
     tokio::task::spawn_blocking(move || resend::check(&snap, &keys, pos, &bytes, log_end))
         .await
         .unwrap_or_else(|e| {
-            Err(ResendError::Unreadable(StoreError::Failed {
+            Err(ResendError::Unreadable(StreamStoreError::Failed {
                 reason: format!("the comparison task failed: {e}"),
             }))
         })
@@ -661,7 +661,7 @@ async fn report_append_error(
         // Compared in the store too (the reader compared before queueing; this only fires
         // if held redo changed in between): the same alarm.
         AppendError::Refused(se) => match **se {
-            StoreError::Divergent { pos, at, .. } => {
+            StreamStoreError::Divergent { pos, at, .. } => {
                 divergent_alarm(
                     ctx,
                     &stream.to_string(),

@@ -147,7 +147,7 @@ pub fn audit(inputs: &[CopyInput]) -> (Vec<StreamCopies>, Vec<Finding>) {
 #[cfg(test)]
 mod tests {
     use redovault::wire::StreamPos;
-    use redovault_collector::segment::Chunk;
+    use redovault_collector::segment::StoredChunk;
     use redovault_redo::position::{LogSeq, ThreadId};
 
     use super::*;
@@ -175,7 +175,7 @@ mod tests {
                 ]
             })
             .collect();
-        let chunk = Chunk {
+        let chunk = StoredChunk {
             start: StreamPos {
                 seq: LogSeq(4),
                 offset: 0,

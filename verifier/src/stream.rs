@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use redovault::crypto::keys::KeyRing;
 use redovault::wire::{CommitMark, StreamId, StreamPos};
 use redovault_collector::segment::{self, ScanError, ScanMode};
-use redovault_collector::store::{Durable, SegmentInfo, StreamSnapshot, parse_stream_dir_name};
+use redovault_collector::store::{Durable, StoredSegment, StreamSnapshot, parse_stream_dir_name};
 use redovault_redo::position::LogSeq;
 
 use crate::finding::{Finding, FindingKind, LogRef};
@@ -60,7 +60,7 @@ impl StreamAudit {
 /// Builds a stream's snapshot while its chunks are read.
 #[derive(Debug, Default)]
 struct SnapBuilder {
-    segments: Vec<SegmentInfo>,
+    segments: Vec<StoredSegment>,
     end: Option<StreamPos>,
     log_end: bool,
     last_commit: Option<CommitMark>,
@@ -69,7 +69,7 @@ struct SnapBuilder {
 }
 
 impl SnapBuilder {
-    fn chunk(&mut self, c: &segment::Chunk) {
+    fn chunk(&mut self, c: &segment::StoredChunk) {
         for m in &c.commits {
             let e = self.seq_commits.entry(m.end.seq).or_insert((*m, 0));
             e.0 = *m;
@@ -244,7 +244,7 @@ pub fn audit_collector(dir: &Path, keys: &KeyRing) -> StreamAudit {
                 a.findings.push(g);
             }
             match r {
-                Ok(scanned) => snap.segments.push(SegmentInfo {
+                Ok(scanned) => snap.segments.push(StoredSegment {
                     number: *number,
                     path: path.clone(),
                     first,
@@ -255,7 +255,7 @@ pub fn audit_collector(dir: &Path, keys: &KeyRing) -> StreamAudit {
                 Err(Stop::Scan(e)) => {
                     // What was read before the damage stays usable (authenticated).
                     if let ScanError::Corrupt { offset, .. } = &e {
-                        snap.segments.push(SegmentInfo {
+                        snap.segments.push(StoredSegment {
                             number: *number,
                             path: path.clone(),
                             first,
@@ -307,7 +307,7 @@ mod tests {
 
     #[test]
     fn piece_units_compare_from_their_place_and_past_the_end_differs() {
-        use redovault_collector::segment::Chunk;
+        use redovault_collector::segment::StoredChunk;
         use redovault_redo::position::ThreadId;
         let stream = StreamId {
             db_id: 1,
@@ -316,7 +316,7 @@ mod tests {
         };
         let log: Vec<u8> = (0..8 * UNIT).map(|i| (i / UNIT) as u8).collect();
         let archived: Vec<u64> = log.chunks(UNIT).map(unit_digest).collect();
-        let chunk = |from: usize, to: usize| Chunk {
+        let chunk = |from: usize, to: usize| StoredChunk {
             start: StreamPos {
                 seq: LogSeq(7),
                 offset: (from * UNIT) as u64,

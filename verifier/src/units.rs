@@ -74,7 +74,7 @@ impl PieceUnits {
         index: u64,
         key: &str,
         seq: u32,
-        chunks: &[redovault_collector::segment::Chunk],
+        chunks: &[redovault_collector::segment::StoredChunk],
     ) -> Option<PieceUnits> {
         let mut first: Option<usize> = None;
         let mut units = Vec::new();

@@ -9,7 +9,7 @@ use redovault::wire::{CommitMark, StreamId, StreamPos};
 
 use super::*;
 use crate::index::CommitIndex;
-use crate::segment::{self, Chunk, SegmentWriter, WriteError};
+use crate::segment::{self, SegmentWriter, StoredChunk, WriteError};
 
 /// What an append did (nothing is durable before [`Store::sync`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,9 +32,9 @@ impl Store {
         bytes: &[u8],
         commits: &[CommitMark],
         log_end: bool,
-    ) -> Result<Appended, StoreError> {
+    ) -> Result<Appended, StreamStoreError> {
         self.check_failed()?;
-        let invalid = |reason: String| StoreError::InvalidAppend {
+        let invalid = |reason: String| StreamStoreError::InvalidAppend {
             stream,
             pos,
             reason,
@@ -56,7 +56,7 @@ impl Store {
             }
             prev = c.end;
         }
-        let overlap = |reason: String| StoreError::Overlap {
+        let overlap = |reason: String| StreamStoreError::Overlap {
             stream,
             pos,
             reason,
@@ -68,7 +68,7 @@ impl Store {
         }) {
             None => {
                 if pos.offset != 0 {
-                    return Err(StoreError::Discontinuity {
+                    return Err(StreamStoreError::Discontinuity {
                         stream,
                         pos,
                         expected: None,
@@ -81,7 +81,7 @@ impl Store {
             }
             Some((tip, _)) if pos.seq == tip.end.seq => {
                 if pos.offset > tip.end.offset {
-                    return Err(StoreError::Discontinuity {
+                    return Err(StreamStoreError::Discontinuity {
                         stream,
                         pos,
                         expected: Some(tip.durable().resume_pos()),
@@ -114,7 +114,7 @@ impl Store {
             }
             Some((tip, seq_end)) if pos.seq < tip.end.seq => {
                 let Some(seq_end) = seq_end else {
-                    return Err(StoreError::Discontinuity {
+                    return Err(StreamStoreError::Discontinuity {
                         stream,
                         pos,
                         expected: Some(tip.durable().resume_pos()),
@@ -134,7 +134,7 @@ impl Store {
             }
             Some((tip, _)) if tip.log_end && pos == next_seq(tip.end) => (pos, 0),
             Some((tip, _)) => {
-                return Err(StoreError::Discontinuity {
+                return Err(StreamStoreError::Discontinuity {
                     stream,
                     pos,
                     expected: Some(tip.durable().resume_pos()),
@@ -149,7 +149,7 @@ impl Store {
                 .zip(&bytes[..held_len])
                 .position(|(a, b)| a != b)
             {
-                return Err(StoreError::Divergent {
+                return Err(StreamStoreError::Divergent {
                     stream,
                     pos,
                     at: StreamPos {
@@ -196,7 +196,7 @@ impl Store {
         bytes: &[u8],
         commits: &[CommitMark],
         log_end: bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), StreamStoreError> {
         if !self.streams.contains_key(&stream) {
             let dir = self.dir.join("streams").join(stream_dir_name(stream));
             match self.fs.create_dir(&dir) {
@@ -240,14 +240,14 @@ impl Store {
             while ci < commits.len() && commits[ci].end <= end {
                 ci += 1;
             }
-            let chunk = Chunk {
+            let chunk = StoredChunk {
                 start: at,
                 data: piece.to_vec(),
                 commits: commits[from..ci].to_vec(),
                 log_end: log_end && i + 1 == n,
             };
             if let Err(e) = chunk.check() {
-                return Err(StoreError::InvalidAppend {
+                return Err(StreamStoreError::InvalidAppend {
                     stream,
                     pos: start,
                     reason: e.to_string(),
@@ -262,8 +262,8 @@ impl Store {
     pub(super) fn write_chunk(
         &mut self,
         stream: StreamId,
-        chunk: &Chunk,
-    ) -> Result<(), StoreError> {
+        chunk: &StoredChunk,
+    ) -> Result<(), StreamStoreError> {
         let rec_len = SegmentWriter::record_len(chunk);
         let segment_size = self.opts.segment_size;
         let Some(s) = self.streams.get_mut(&stream) else {
@@ -318,7 +318,7 @@ impl Store {
 
     /// Makes every pending append durable and returns the streams whose durable state
     /// advanced, with that state. Acknowledge only what this returned.
-    pub fn sync(&mut self) -> Result<Vec<(StreamId, Durable)>, StoreError> {
+    pub fn sync(&mut self) -> Result<Vec<(StreamId, Durable)>, StreamStoreError> {
         self.check_failed()?;
         let dirty: Vec<StreamId> = self.dirty.iter().copied().collect();
         let writers: Vec<&mut SegmentWriter> = self
@@ -357,16 +357,16 @@ impl Store {
         Ok(out)
     }
 
-    pub(super) fn check_failed(&self) -> Result<(), StoreError> {
+    pub(super) fn check_failed(&self) -> Result<(), StreamStoreError> {
         match &self.failed {
-            Some(reason) => Err(StoreError::Failed {
+            Some(reason) => Err(StreamStoreError::Failed {
                 reason: reason.clone(),
             }),
             None => Ok(()),
         }
     }
 
-    pub(super) fn fail(&mut self, e: WriteError) -> StoreError {
+    pub(super) fn fail(&mut self, e: WriteError) -> StreamStoreError {
         if is_no_space(&e) {
             let reason = e.to_string();
             return match self.reset_to_durable() {
@@ -376,7 +376,7 @@ impl Store {
                         error = %reason,
                         "collector disk full: unsynced writes cut off, nothing acknowledged until space frees"
                     );
-                    StoreError::NoSpace(reason)
+                    StreamStoreError::NoSpace(reason)
                 }
                 Err(again) => {
                     let reason =
@@ -387,7 +387,7 @@ impl Store {
                         "collector store failed: no further acknowledgements until restart"
                     );
                     self.failed.get_or_insert(reason);
-                    StoreError::WriteFailed(e)
+                    StreamStoreError::WriteFailed(e)
                 }
             };
         }
@@ -398,14 +398,14 @@ impl Store {
             "collector store failed: no further acknowledgements until restart"
         );
         self.failed.get_or_insert(reason);
-        StoreError::WriteFailed(e)
+        StreamStoreError::WriteFailed(e)
     }
 
     /// After a full disk: every segment this process wrote is cut back to its synced length
     /// (what was acknowledged), a segment whose creation did not complete is removed, the
     /// writers are closed (new appends go to a new segment, so no chunk nonce is reused)
     /// and each such stream is read again from disk, as at open.
-    pub(super) fn reset_to_durable(&mut self) -> Result<(), StoreError> {
+    pub(super) fn reset_to_durable(&mut self) -> Result<(), StreamStoreError> {
         let saved = self.recovery.clone();
         let ids: Vec<StreamId> = self.streams.keys().copied().collect();
         for id in ids {

@@ -10,7 +10,7 @@ use crate::segment::{ScanError, WriteError};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum StreamStoreError {
     /// A file operation at open or while reading failed.
     #[error("{op} {}: {source}", path.display())]
     Io {
@@ -113,11 +113,11 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
-    /// A write or sync failed: the store is now failed (see [`StoreError::Failed`]).
+    /// A write or sync failed: the store is now failed (see [`StreamStoreError::Failed`]).
     #[error("store failed: {0}")]
     WriteFailed(#[source] WriteError),
     /// The disk is full (`ENOSPC` or `EDQUOT` on a write or fsync). Unlike
-    /// [`StoreError::WriteFailed`] the store is not failed: every write of the batch that
+    /// [`StreamStoreError::WriteFailed`] the store is not failed: every write of the batch that
     /// was not yet durable was cut off again (files truncated to their synced length, the
     /// streams re-read from disk), so the store holds exactly what was acknowledged and
     /// may be written again once space frees. Nothing of the batch may be acknowledged.
@@ -133,33 +133,36 @@ pub enum StoreError {
     },
 }
 
-impl StoreError {
+impl StreamStoreError {
     /// The request was refused (the session's fault); the store itself is fine.
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            StoreError::Discontinuity { .. }
-                | StoreError::Overlap { .. }
-                | StoreError::Divergent { .. }
-                | StoreError::InvalidAppend { .. }
+            StreamStoreError::Discontinuity { .. }
+                | StreamStoreError::Overlap { .. }
+                | StreamStoreError::Divergent { .. }
+                | StreamStoreError::InvalidAppend { .. }
         )
     }
 
-    /// The disk is full: retry later (see [`StoreError::NoSpace`]).
+    /// The disk is full: retry later (see [`StreamStoreError::NoSpace`]).
     pub fn is_no_space(&self) -> bool {
-        matches!(self, StoreError::NoSpace(_))
+        matches!(self, StreamStoreError::NoSpace(_))
     }
 
     /// The store is failed (by this error or an earlier one).
     pub fn is_failure(&self) -> bool {
-        matches!(self, StoreError::WriteFailed(_) | StoreError::Failed { .. })
+        matches!(
+            self,
+            StreamStoreError::WriteFailed(_) | StreamStoreError::Failed { .. }
+        )
     }
 }
 
-impl From<ScanError> for StoreError {
-    fn from(e: ScanError) -> StoreError {
+impl From<ScanError> for StreamStoreError {
+    fn from(e: ScanError) -> StreamStoreError {
         match e {
-            ScanError::Io { path, source } => StoreError::Io {
+            ScanError::Io { path, source } => StreamStoreError::Io {
                 op: "read",
                 path,
                 source,
@@ -168,19 +171,21 @@ impl From<ScanError> for StoreError {
                 path,
                 offset,
                 reason,
-            } => StoreError::Corrupt {
+            } => StreamStoreError::Corrupt {
                 file: path,
                 offset,
                 reason,
             },
-            ScanError::Unreadable { path, source } => StoreError::Unreadable { file: path, source },
+            ScanError::Unreadable { path, source } => {
+                StreamStoreError::Unreadable { file: path, source }
+            }
         }
     }
 }
 
-pub(super) fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
+pub(super) fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StreamStoreError {
     let path = path.to_path_buf();
-    move |source| StoreError::Io { op, path, source }
+    move |source| StreamStoreError::Io { op, path, source }
 }
 
 /// `ENOSPC` or `EDQUOT`: the disk (or the quota) is full.

@@ -17,14 +17,14 @@
 //!   continuity: `pos` must be the stream's pending end, or `(seq + 1, 0)` after a log end; a
 //!   new stream starts at offset 0 of a log. A resend of bytes already held (after a
 //!   reconnect) is compared with them and accepted without storing it twice; different
-//!   bytes at a held position are refused ([`StoreError::Divergent`]), and so is a resend
-//!   that runs past the end of a held log or ends it early ([`StoreError::Overlap`]).
+//!   bytes at a held position are refused ([`StreamStoreError::Divergent`]), and so is a resend
+//!   that runs past the end of a held log or ends it early ([`StreamStoreError::Overlap`]).
 //!   [`read_range`] reads durable bytes back (authenticated) for such comparisons.
 //! - [`Store::sync`] makes every pending append durable (`fdatasync` of each dirty segment;
 //!   new segment files and directories are fsynced when created) and returns the new durable
 //!   ends. Only then may an append be acknowledged.
 //! - After any write or sync error the store is **failed**: every later append and sync is
-//!   refused ([`StoreError::Failed`]) and no fsync is ever retried (a failed fsync may have
+//!   refused ([`StreamStoreError::Failed`]) and no fsync is ever retried (a failed fsync may have
 //!   dropped the dirty pages: retrying could report success for lost data). A restart
 //!   recovers from what is on disk.
 //! - New appends always go to a segment created by this process: after a restart the last
@@ -58,7 +58,7 @@ use layout::now_unix;
 use retire::remove_retired;
 
 pub use append::Appended;
-pub use error::StoreError;
+pub use error::StreamStoreError;
 pub use layout::{FORMAT_LINE, parse_stream_dir_name, stream_dir_name};
 pub use open::{RecoveryReport, TornTail};
 pub use read::{MAX_READ_RANGE, RetentionView, StreamSnapshot, held_log, read_range};
@@ -120,7 +120,7 @@ fn next_seq(p: StreamPos) -> StreamPos {
 
 /// One segment of a stream, as the store knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SegmentInfo {
+pub struct StoredSegment {
     /// Segment number.
     pub number: u64,
     /// The file.
@@ -169,7 +169,7 @@ impl Tip {
 #[derive(Debug)]
 struct StreamState {
     dir: PathBuf,
-    segments: Vec<SegmentInfo>,
+    segments: Vec<StoredSegment>,
     /// The segment this process created and appends to (always the last of `segments`).
     writer: Option<SegmentWriter>,
     durable: Tip,
@@ -229,7 +229,7 @@ impl Store {
     }
 
     /// The segments of a stream.
-    pub fn segments(&self, stream: StreamId) -> Vec<SegmentInfo> {
+    pub fn segments(&self, stream: StreamId) -> Vec<StoredSegment> {
         self.streams
             .get(&stream)
             .map(|s| s.segments.clone())
@@ -240,7 +240,7 @@ impl Store {
 impl StreamState {
     pub(super) fn empty(
         dir: PathBuf,
-        segments: Vec<SegmentInfo>,
+        segments: Vec<StoredSegment>,
         seq_ends: BTreeMap<LogSeq, u64>,
         index: CommitIndex,
         tip: Option<Tip>,
@@ -291,7 +291,7 @@ impl StreamState {
             .map_or(1, |s| s.number.saturating_add(1));
         let w = SegmentWriter::create(fs, &self.dir, keys, id, number, now_unix())?
             .with_compression(compress);
-        self.segments.push(SegmentInfo {
+        self.segments.push(StoredSegment {
             number,
             path: w.path().to_path_buf(),
             first: None,

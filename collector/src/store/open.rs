@@ -52,7 +52,7 @@ pub struct RecoveryReport {
 impl Store {
     /// Opens (creating if needed) the store in `dir` with the real file system and default
     /// options, recovering every stream.
-    pub fn open(dir: &Path, keys: KeyRing) -> Result<Store, StoreError> {
+    pub fn open(dir: &Path, keys: KeyRing) -> Result<Store, StreamStoreError> {
         Store::open_with(dir, keys, StoreOptions::default(), Arc::new(RealFs))
     }
 
@@ -62,15 +62,15 @@ impl Store {
         keys: KeyRing,
         opts: StoreOptions,
         fs: Arc<dyn Fs>,
-    ) -> Result<Store, StoreError> {
+    ) -> Result<Store, StreamStoreError> {
         if opts.chunk_size == 0 || opts.chunk_size > MAX_CHUNK_DATA {
-            return Err(StoreError::Options(format!(
+            return Err(StreamStoreError::Options(format!(
                 "chunk size {} not in 1..={MAX_CHUNK_DATA}",
                 opts.chunk_size
             )));
         }
         if opts.segment_size < 64 * 1024 {
-            return Err(StoreError::Options(format!(
+            return Err(StreamStoreError::Options(format!(
                 "segment size {} below 64 KiB",
                 opts.segment_size
             )));
@@ -92,7 +92,7 @@ impl Store {
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked {
+                return Err(StreamStoreError::Locked {
                     dir: dir.to_path_buf(),
                 });
             }
@@ -102,7 +102,7 @@ impl Store {
         match std::fs::read(&format) {
             Ok(b) if b == FORMAT_LINE.as_bytes() => {}
             Ok(b) => {
-                return Err(StoreError::Format {
+                return Err(StreamStoreError::Format {
                     file: format,
                     found: String::from_utf8_lossy(&b)
                         .lines()
@@ -163,7 +163,11 @@ impl Store {
         Ok(store)
     }
 
-    pub(super) fn recover_stream(&mut self, id: StreamId, dir: PathBuf) -> Result<(), StoreError> {
+    pub(super) fn recover_stream(
+        &mut self,
+        id: StreamId,
+        dir: PathBuf,
+    ) -> Result<(), StreamStoreError> {
         // Finish a removal a crash interrupted before reading anything.
         if let Some(through) = read_retired(&dir)? {
             let left = remove_retired(&dir, through)?;
@@ -184,7 +188,7 @@ impl Store {
         numbers.sort_unstable();
         for w in numbers.windows(2) {
             if w[0].checked_add(1) != Some(w[1]) {
-                return Err(StoreError::Corrupt {
+                return Err(StreamStoreError::Corrupt {
                     file: dir.join(segment::segment_file_name(w[0] + 1)),
                     offset: 0,
                     reason: format!(
@@ -211,59 +215,60 @@ impl Store {
             };
             let mut first = None;
             let mut last_end = None;
-            let scanned = segment::scan::<StoreError>(&path, &self.keys, mode, None, |off, c| {
-                let corrupt = |reason: String| StoreError::Corrupt {
-                    file: path.clone(),
-                    offset: off,
-                    reason,
-                };
-                match tip {
-                    None if c.start.offset != 0 => {
-                        return Err(corrupt(format!(
-                            "the stream's first chunk starts at {}, not at a log start",
-                            c.start
-                        )));
+            let scanned =
+                segment::scan::<StreamStoreError>(&path, &self.keys, mode, None, |off, c| {
+                    let corrupt = |reason: String| StreamStoreError::Corrupt {
+                        file: path.clone(),
+                        offset: off,
+                        reason,
+                    };
+                    match tip {
+                        None if c.start.offset != 0 => {
+                            return Err(corrupt(format!(
+                                "the stream's first chunk starts at {}, not at a log start",
+                                c.start
+                            )));
+                        }
+                        Some(t) if !t.log_end && c.start != t.end => {
+                            return Err(corrupt(format!(
+                                "chunk starts at {} but the stream ends at {}: a gap or overlap",
+                                c.start, t.end
+                            )));
+                        }
+                        Some(t) if t.log_end && c.start != next_seq(t.end) => {
+                            return Err(corrupt(format!(
+                                "chunk starts at {} but log {} ended: expected {}",
+                                c.start,
+                                t.end.seq,
+                                next_seq(t.end)
+                            )));
+                        }
+                        _ => {}
                     }
-                    Some(t) if !t.log_end && c.start != t.end => {
-                        return Err(corrupt(format!(
-                            "chunk starts at {} but the stream ends at {}: a gap or overlap",
-                            c.start, t.end
-                        )));
+                    for m in &c.commits {
+                        index.push(m);
                     }
-                    Some(t) if t.log_end && c.start != next_seq(t.end) => {
-                        return Err(corrupt(format!(
-                            "chunk starts at {} but log {} ended: expected {}",
-                            c.start,
-                            t.end.seq,
-                            next_seq(t.end)
-                        )));
+                    if c.log_end {
+                        seq_ends.insert(c.start.seq, c.end().offset);
                     }
-                    _ => {}
-                }
-                for m in &c.commits {
-                    index.push(m);
-                }
-                if c.log_end {
-                    seq_ends.insert(c.start.seq, c.end().offset);
-                }
-                redo_bytes += c.data.len() as u64;
-                first.get_or_insert(c.start);
-                last_end = Some(c.end());
-                tip = Some(Tip {
-                    end: c.end(),
-                    log_end: c.log_end,
-                    last_commit: c
-                        .commits
-                        .last()
-                        .copied()
-                        .or(tip.and_then(|t| t.last_commit)),
-                });
-                Ok(())
-            })?;
+                    redo_bytes += c.data.len() as u64;
+                    first.get_or_insert(c.start);
+                    last_end = Some(c.end());
+                    tip = Some(Tip {
+                        end: c.end(),
+                        log_end: c.log_end,
+                        last_commit: c
+                            .commits
+                            .last()
+                            .copied()
+                            .or(tip.and_then(|t| t.last_commit)),
+                    });
+                    Ok(())
+                })?;
             if let Some(h) = &scanned.header
                 && (h.stream != id || h.segment != n)
             {
-                return Err(StoreError::Corrupt {
+                return Err(StreamStoreError::Corrupt {
                     file: path,
                     offset: 0,
                     reason: format!(
@@ -314,7 +319,7 @@ impl Store {
                     .and_then(|f| f.sync_all())
                     .map_err(io_err("fsync", &path))?;
             }
-            segments.push(SegmentInfo {
+            segments.push(StoredSegment {
                 number: n,
                 path,
                 first,

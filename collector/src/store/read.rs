@@ -18,7 +18,7 @@ pub struct StreamSnapshot {
     /// The stream.
     pub stream: StreamId,
     /// Its segments, with their durable lengths (read no further).
-    pub segments: Vec<SegmentInfo>,
+    pub segments: Vec<StoredSegment>,
     /// Its durable state.
     pub durable: Durable,
     /// Durable end offset of every completed sequence.
@@ -81,7 +81,7 @@ impl Store {
         stream: StreamId,
         pos: StreamPos,
         len: u64,
-    ) -> Result<Vec<u8>, StoreError> {
+    ) -> Result<Vec<u8>, StreamStoreError> {
         let Some(s) = self.streams.get(&stream) else {
             return Ok(Vec::new());
         };
@@ -96,8 +96,8 @@ impl Store {
         stream: StreamId,
         pos: StreamPos,
         len: u64,
-    ) -> Result<Vec<u8>, StoreError> {
-        let snap = self.snapshot(stream).ok_or(StoreError::NotHeld {
+    ) -> Result<Vec<u8>, StreamStoreError> {
+        let snap = self.snapshot(stream).ok_or(StreamStoreError::NotHeld {
             stream,
             pos,
             len,
@@ -139,9 +139,9 @@ pub fn read_range(
     keys: &KeyRing,
     pos: StreamPos,
     len: u64,
-) -> Result<Vec<u8>, StoreError> {
+) -> Result<Vec<u8>, StreamStoreError> {
     let stream = snap.stream;
-    let not_held = |reason: String| StoreError::NotHeld {
+    let not_held = |reason: String| StreamStoreError::NotHeld {
         stream,
         pos,
         len,
@@ -175,7 +175,7 @@ pub(super) enum ReadStop {
     /// The range is complete.
     Full,
     /// The segment could not be read or authenticated.
-    Scan(StoreError),
+    Scan(StreamStoreError),
 }
 
 impl From<ScanError> for ReadStop {
@@ -190,12 +190,12 @@ impl From<ScanError> for ReadStop {
 pub(super) fn read_segments(
     stream: StreamId,
     dir: &Path,
-    segments: &[SegmentInfo],
+    segments: &[StoredSegment],
     keys: &KeyRing,
     durable_only: bool,
     pos: StreamPos,
     len: u64,
-) -> Result<Vec<u8>, StoreError> {
+) -> Result<Vec<u8>, StreamStoreError> {
     let want_end = pos.offset.saturating_add(len);
     let to = StreamPos {
         seq: pos.seq,
@@ -244,7 +244,7 @@ pub(super) fn read_segments(
         }
     }
     if out.len() as u64 != len {
-        return Err(StoreError::Corrupt {
+        return Err(StreamStoreError::Corrupt {
             file: dir.to_path_buf(),
             offset: 0,
             reason: format!(

@@ -23,7 +23,7 @@ pub const RETIRED_FILE: &str = "RETIRED";
 pub(super) const RETIRED_PREFIX: &str = "retired through segment ";
 
 /// The last retired segment of a stream directory, from its `RETIRED` file.
-pub fn read_retired(dir: &Path) -> Result<Option<u64>, StoreError> {
+pub fn read_retired(dir: &Path) -> Result<Option<u64>, StreamStoreError> {
     let path = dir.join(RETIRED_FILE);
     let text = match std::fs::read(&path) {
         Ok(b) => b,
@@ -38,7 +38,7 @@ pub fn read_retired(dir: &Path) -> Result<Option<u64>, StoreError> {
         .and_then(|t| t.parse::<u64>().ok());
     match n {
         Some(n) => Ok(Some(n)),
-        None => Err(StoreError::Corrupt {
+        None => Err(StreamStoreError::Corrupt {
             file: path,
             offset: 0,
             reason: format!("not \"{RETIRED_PREFIX}<n>\""),
@@ -48,7 +48,7 @@ pub fn read_retired(dir: &Path) -> Result<Option<u64>, StoreError> {
 
 /// Removes the segment files numbered up to `through` still in `dir`, oldest first, then
 /// fsyncs the directory. Returns how many were removed.
-pub(super) fn remove_retired(dir: &Path, through: u64) -> Result<u64, StoreError> {
+pub(super) fn remove_retired(dir: &Path, through: u64) -> Result<u64, StreamStoreError> {
     let mut numbers = Vec::new();
     for e in std::fs::read_dir(dir).map_err(io_err("list", dir))? {
         let e = e.map_err(io_err("list", dir))?;
@@ -83,9 +83,10 @@ impl Store {
     /// files are removed oldest first and the directory is fsynced. A crash at any point
     /// leaves either the old state or a `RETIRED` file whose leftovers the next open (or
     /// retire) removes before reading the stream.
-    pub fn retire(&mut self, stream: StreamId, through: u64) -> Result<Retired, StoreError> {
+    pub fn retire(&mut self, stream: StreamId, through: u64) -> Result<Retired, StreamStoreError> {
         self.check_failed()?;
-        let refuse = |reason: String| StoreError::Options(format!("retire {stream}: {reason}"));
+        let refuse =
+            |reason: String| StreamStoreError::Options(format!("retire {stream}: {reason}"));
         let Some(s) = self.streams.get_mut(&stream) else {
             return Err(refuse("no such stream".into()));
         };
@@ -97,7 +98,7 @@ impl Store {
                 "segment {through} is the last one (being written)"
             )));
         }
-        let gone: Vec<SegmentInfo> = s.segments[..=k].to_vec();
+        let gone: Vec<StoredSegment> = s.segments[..=k].to_vec();
         if let Some(g) = gone.iter().rev().find(|g| g.last_end.is_some()) {
             let end = g.last_end.unwrap_or_default();
             if s.seq_ends.get(&end.seq) != Some(&end.offset) {

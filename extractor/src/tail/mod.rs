@@ -94,7 +94,7 @@ const CANCEL_CHECK: Duration = Duration::from_millis(50);
 
 /// A run of validated redo of one stream, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Chunk {
+pub struct TailChunk {
     /// The stream.
     pub stream: StreamId,
     /// Where `bytes` start (the previous chunk's end, or `(seq, 0)` for a new log).
@@ -108,7 +108,7 @@ pub struct Chunk {
     pub log_end: Option<u64>,
 }
 
-impl Chunk {
+impl TailChunk {
     /// The position just after `bytes`.
     pub fn end(&self) -> StreamPos {
         StreamPos {
@@ -250,7 +250,7 @@ impl Tailer {
     /// One step: reads what is new (at most `max_chunk` bytes) and returns it as a chunk, or
     /// `Ok(None)` when there is nothing new yet (the caller waits and calls again). After an
     /// error the position is unchanged; calling again retries.
-    pub fn poll_chunk(&mut self) -> Result<Option<Chunk>, TailError> {
+    pub fn poll_chunk(&mut self) -> Result<Option<TailChunk>, TailError> {
         let r = self.step();
         if r.is_err() {
             // Bytes read in this step are not shipped: the next call opens the log again at

@@ -15,7 +15,7 @@ use crate::online;
 use super::*;
 
 impl Tailer {
-    pub(super) fn step(&mut self) -> Result<Option<Chunk>, TailError> {
+    pub(super) fn step(&mut self) -> Result<Option<TailChunk>, TailError> {
         if self.cur.is_none() && !self.open()? {
             return Ok(None);
         }
@@ -66,7 +66,7 @@ impl Tailer {
         &mut self,
         start: StreamPos,
         out: Vec<u8>,
-    ) -> Result<Option<Chunk>, TailError> {
+    ) -> Result<Option<TailChunk>, TailError> {
         let Some(cur) = self.cur.as_mut() else {
             return Ok(None);
         };
@@ -109,7 +109,7 @@ impl Tailer {
         } else {
             self.pos = end;
         }
-        Ok(Some(Chunk {
+        Ok(Some(TailChunk {
             stream: self.io.stream,
             pos: start,
             bytes: Bytes::from(out),

@@ -36,7 +36,7 @@ fn chunk_end_and_last_commit() {
             offset: 2048,
         },
     };
-    let c = Chunk {
+    let c = TailChunk {
         stream,
         pos,
         bytes: Bytes::from(vec![0u8; 1536]),

@@ -35,7 +35,7 @@ impl Tailer {
 
     pub(super) fn run(
         mut self,
-        tx: mpsc::Sender<Result<Chunk, TailError>>,
+        tx: mpsc::Sender<Result<TailChunk, TailError>>,
         cancel: CancellationToken,
     ) {
         let span = tracing::info_span!("tail", stream = %self.io.stream);
@@ -88,8 +88,8 @@ impl Tailer {
 
 /// Sends into the bounded channel, giving up when cancelled or when the receiver is gone.
 pub(super) fn send(
-    tx: &mpsc::Sender<Result<Chunk, TailError>>,
-    item: Result<Chunk, TailError>,
+    tx: &mpsc::Sender<Result<TailChunk, TailError>>,
+    item: Result<TailChunk, TailError>,
     cancel: &CancellationToken,
 ) -> bool {
     futures::executor::block_on(async {
@@ -137,7 +137,7 @@ pub(super) fn watch(
 #[derive(Debug)]
 pub struct TailHandle {
     stream: StreamId,
-    rx: mpsc::Receiver<Result<Chunk, TailError>>,
+    rx: mpsc::Receiver<Result<TailChunk, TailError>>,
     cancel: CancellationToken,
     thread: Option<std::thread::JoinHandle<()>>,
     stats: Arc<TailStats>,
@@ -156,12 +156,12 @@ impl TailHandle {
 
     /// The next chunk; `Ok(None)` once the tailer has stopped (cancelled). After an `Err`
     /// the tailer has stopped: start a new one from the checkpoint to retry. Cancel-safe.
-    pub async fn next_chunk(&mut self) -> Result<Option<Chunk>, TailError> {
+    pub async fn next_chunk(&mut self) -> Result<Option<TailChunk>, TailError> {
         self.rx.recv().await.transpose()
     }
 
     /// The same, for callers outside an async runtime.
-    pub fn blocking_next_chunk(&mut self) -> Result<Option<Chunk>, TailError> {
+    pub fn blocking_next_chunk(&mut self) -> Result<Option<TailChunk>, TailError> {
         self.rx.blocking_recv().transpose()
     }
 
