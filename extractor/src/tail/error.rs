@@ -93,3 +93,22 @@ pub(super) fn rejected_text(rejected: &[(PathBuf, String)]) -> String {
         format!(" (rejected: {})", copies_text(rejected))
     }
 }
+
+/// Why one copy of a log (an online member or the archived copy) could not be read: named
+/// beside the copy in [`TailError::Damaged`], and a read that fails is judged as a truncated
+/// block, so the next copy is tried.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum CopyReadError {
+    /// The group no longer has that member (the online logs changed).
+    #[error("no such member")]
+    NoSuchMember,
+    /// The member's file cannot be opened.
+    #[error("cannot open: {0}")]
+    Open(std::io::Error),
+    /// The log is read online: there is no archived copy to read.
+    #[error("no archived copy open")]
+    NoArchive,
+    /// The read itself failed.
+    #[error("read error: {0}")]
+    Read(std::io::Error),
+}

@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 use crate::archive::Lookup;
 use crate::online::{self, LogHeader, read_full_at};
 
-use super::error::copies_text;
+use super::error::{CopyReadError, copies_text};
 use super::*;
 
 impl Io {
@@ -122,7 +122,7 @@ impl Io {
         copy: Replica,
         from: u32,
         n: u32,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, CopyReadError> {
         let len = n as usize * cur.bs();
         if self.scratch.len() < len {
             self.scratch.resize(len, 0);
@@ -132,16 +132,15 @@ impl Io {
                 let m = self
                     .online
                     .member(group, member)
-                    .ok_or_else(|| "no such member".to_string())?;
-                m.file().map_err(|e| format!("cannot open: {e}"))?
+                    .ok_or(CopyReadError::NoSuchMember)?;
+                m.file().map_err(CopyReadError::Open)?
             }
             Replica::Archive => match &cur.source {
                 Source::Archive(a) => a.file(),
-                Source::Online { .. } => return Err("no archived copy open".into()),
+                Source::Online { .. } => return Err(CopyReadError::NoArchive),
             },
         };
-        read_full_at(file, &mut self.scratch[..len], cur.offset(from))
-            .map_err(|e| format!("read error: {e}"))
+        read_full_at(file, &mut self.scratch[..len], cur.offset(from)).map_err(CopyReadError::Read)
     }
 
     pub(super) fn copy_path(&self, cur: &Cursor, copy: Replica) -> PathBuf {
@@ -173,7 +172,7 @@ impl Io {
                 let st = classify(b, cur.endian, cur.block_size, block, cur.seq);
                 (st, st.to_string())
             }
-            Err(e) => (BlockState::Truncated { present: 0 }, e),
+            Err(e) => (BlockState::Truncated { present: 0 }, e.to_string()),
         }
     }
 
