@@ -78,6 +78,7 @@ use redovault::tomlcheck::{self, Problems, Section};
 use redovault::wire::frame::MAX_FRAME_LEN;
 use redovault::wire::transport::{LinkConfig, ServerSecurity};
 
+pub use crate::allow::{ExtractorAllow, allowed};
 use crate::server::ServerOptions;
 use crate::store::StoreOptions;
 use crate::worm::WormConfig;
@@ -101,15 +102,6 @@ pub enum Cipher {
         /// File holding the PSK in hex.
         psk_file: PathBuf,
     },
-}
-
-/// One `[[extractor]]`: who may ship, and which databases.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExtractorAllow {
-    /// The extractor id (certificate CN or DNS SAN under TLS).
-    pub id: String,
-    /// Databases it may ship; empty: any.
-    pub db_ids: Vec<u32>,
 }
 
 /// The whole collector configuration.
@@ -495,15 +487,6 @@ impl CollectorConfig {
             accept_compression: self.accept_compression,
         }
     }
-}
-
-/// True when extractor `id` may ship database `db_id` under this allow-list (always when
-/// the list is empty).
-pub fn allowed(list: &[ExtractorAllow], id: &str, db_id: u32) -> bool {
-    list.is_empty()
-        || list
-            .iter()
-            .any(|e| e.id == id && (e.db_ids.is_empty() || e.db_ids.contains(&db_id)))
 }
 
 #[cfg(test)]

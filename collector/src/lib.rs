@@ -14,9 +14,10 @@
 //!   idempotent resend, or divergent redo (refused, alarm).
 //! - [`fs`]: the file operations of the write path, with a fault-injecting version for tests.
 //! - [`config`]: the TOML configuration (every problem at once, unknown keys refused).
-//! - [`server`]: the listener (connection limit, one session per connection, state per
-//!   stream, at most one live session per stream); `session` (private): Hello → Welcome →
-//!   Data → writer → Ack.
+//! - [`allow`]: the `[[extractor]]` allow-list and its check.
+//! - [`server`]: the listener (connection limit, one session per connection); `ctx`
+//!   (private): what sessions share, the state per stream (at most one live session per
+//!   stream); `session` (private): Hello → Welcome → Data → writer → Ack.
 //! - [`worm`]: every stream's acknowledged redo uploaded into WORM as pieces sealed to the
 //!   offline recovery key, within a seal interval, with a hash-chained record per stream.
 //! - [`metrics`]: the Prometheus metrics (`redovault_collector_*`, per stream).
@@ -25,7 +26,9 @@
 //!
 //! Encryption itself lives in `redovault::crypto` (the only module that imports ciphers).
 
+pub mod allow;
 pub mod config;
+mod ctx;
 pub mod fs;
 pub mod index;
 pub mod metrics;

@@ -23,7 +23,7 @@ use redovault::manifest::Sha256Digest;
 use redovault::wire::{StreamId, StreamPos};
 use redovault_redo::position::{LogSeq, ThreadId};
 
-use crate::segment::{Chunk, ChunkError, MAX_PLAINTEXT};
+use crate::segment::{ChunkError, MAX_PLAINTEXT, StoredChunk};
 
 /// First bytes of every piece.
 pub const MAGIC: [u8; 8] = *b"RVPIECE1";
@@ -91,7 +91,7 @@ pub enum PieceError {
     },
     /// A chunk could not be encoded (a bug upstream: chunks are checked when stored).
     #[error("chunk at {pos}: {source}")]
-    Chunk {
+    StoredChunk {
         /// Where the chunk starts.
         pos: StreamPos,
         /// Why.
@@ -270,7 +270,7 @@ pub fn seal(
     stream: StreamId,
     index: u64,
     prev_piece: Sha256Digest,
-    chunks: &[Chunk],
+    chunks: &[StoredChunk],
     key: &RecoveryPublicKey,
 ) -> Result<SealedPiece, PieceError> {
     seal_with(stream, index, prev_piece, chunks, key, None)
@@ -281,7 +281,7 @@ pub fn seal_with(
     stream: StreamId,
     index: u64,
     prev_piece: Sha256Digest,
-    chunks: &[Chunk],
+    chunks: &[StoredChunk],
     key: &RecoveryPublicKey,
     compress: Option<Level>,
 ) -> Result<SealedPiece, PieceError> {
@@ -293,7 +293,7 @@ pub fn seal_with(
     for c in chunks {
         let enc = c
             .encode_with(compress)
-            .map_err(|source| PieceError::Chunk {
+            .map_err(|source| PieceError::StoredChunk {
                 pos: c.start,
                 source,
             })?;
@@ -332,7 +332,7 @@ pub fn open(
     bytes: &[u8],
     key: &RecoveryPrivateKey,
     origin: &str,
-) -> Result<(PieceHeader, Vec<Chunk>), PieceError> {
+) -> Result<(PieceHeader, Vec<StoredChunk>), PieceError> {
     let h = PieceHeader::decode(bytes, origin)?;
     let mut enc = [0u8; ENC_LEN];
     enc.copy_from_slice(&bytes[HEADER_LEN..CIPHERTEXT_AT]);
@@ -352,13 +352,17 @@ pub fn open(
     Ok((h, chunks))
 }
 
-fn decode_chunks(plain: &[u8], h: &PieceHeader, origin: &str) -> Result<Vec<Chunk>, PieceError> {
+fn decode_chunks(
+    plain: &[u8],
+    h: &PieceHeader,
+    origin: &str,
+) -> Result<Vec<StoredChunk>, PieceError> {
     let bad = |offset: usize, detail: String| PieceError::Malformed {
         origin: format!("{origin} (plaintext)"),
         offset,
         detail,
     };
-    let mut chunks: Vec<Chunk> = Vec::new();
+    let mut chunks: Vec<StoredChunk> = Vec::new();
     let mut at = 0usize;
     let mut expect = h.start;
     while at < plain.len() {
@@ -375,7 +379,7 @@ fn decode_chunks(plain: &[u8], h: &PieceHeader, origin: &str) -> Result<Vec<Chun
         let body = plain
             .get(at + 4..at + 4 + len)
             .ok_or_else(|| bad(at, format!("chunk of {len} bytes runs past the end")))?;
-        let c = Chunk::decode(body).map_err(|e| bad(at + 4, e.to_string()))?;
+        let c = StoredChunk::decode(body).map_err(|e| bad(at + 4, e.to_string()))?;
         if c.start != expect {
             return Err(bad(
                 at + 4,
@@ -461,13 +465,13 @@ mod tests {
         }
     }
 
-    fn chunks() -> Vec<Chunk> {
+    fn chunks() -> Vec<StoredChunk> {
         let at = |seq, offset| StreamPos {
             seq: LogSeq(seq),
             offset,
         };
         vec![
-            Chunk {
+            StoredChunk {
                 start: at(5, 1024),
                 data: vec![1; 512],
                 commits: vec![CommitMark {
@@ -482,7 +486,7 @@ mod tests {
                 }],
                 log_end: true,
             },
-            Chunk {
+            StoredChunk {
                 start: at(6, 0),
                 data: vec![2; 1024],
                 commits: vec![],

@@ -35,8 +35,8 @@ use redovault::wire::{CommitMark, StreamId, StreamPos};
 use redovault_redo::position::{LogSeq, Scn, ThreadId, Xid};
 use sha2::{Digest, Sha256};
 
-use crate::segment::{self, Chunk, ScanMode};
-use crate::store::{StoreError, StreamSnapshot};
+use crate::segment::{self, ScanMode, StoredChunk};
+use crate::store::{Store, StreamSnapshot, StreamStoreError};
 
 /// What to rebuild.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -171,7 +171,7 @@ pub enum RebuildError {
     Exists(PathBuf),
     /// Reading the segments failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] StreamStoreError),
     /// Writing the output failed.
     #[error("{op} {}: {source}", path.display())]
     Io {
@@ -193,6 +193,21 @@ impl From<crate::segment::ScanError> for RebuildError {
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RebuildError {
     let path = path.to_path_buf();
     move |source| RebuildError::Io { op, path, source }
+}
+
+impl Store {
+    /// Rebuilds a log of `stream` to `out` (see [`crate::rebuild`]).
+    pub fn rebuild(
+        &self,
+        stream: StreamId,
+        out: &Path,
+        opts: &RebuildOptions,
+    ) -> Result<RebuildReport, RebuildError> {
+        let snap = self
+            .snapshot(stream)
+            .ok_or(RebuildError::NoStream(stream))?;
+        rebuild(&snap, self.keys(), out, opts)
+    }
 }
 
 /// Rebuilds a log of the stream in `snap` to `out` (see the module docs).
@@ -266,7 +281,7 @@ pub struct Target {
 /// sequence's chunks in order; others are skipped).
 pub fn rebuild_from_chunks<'a>(
     target: &Target,
-    chunks: impl IntoIterator<Item = &'a Chunk>,
+    chunks: impl IntoIterator<Item = &'a StoredChunk>,
     out: &Path,
     opts: &RebuildOptions,
 ) -> Result<RebuildReport, RebuildError> {
@@ -309,7 +324,7 @@ impl LogWriter {
 
     /// Writes the part of `c` that continues the log (chunks of other sequences, or
     /// already written, are skipped; a gap is an error).
-    fn push(&mut self, c: &Chunk) -> Result<(), RebuildError> {
+    fn push(&mut self, c: &StoredChunk) -> Result<(), RebuildError> {
         if c.start.seq != self.seq || self.done() {
             return Ok(());
         }

@@ -24,7 +24,7 @@
 use redovault::crypto::keys::KeyRing;
 use redovault::wire::StreamPos;
 
-use crate::store::{StoreError, StreamSnapshot, held_log, read_range};
+use crate::store::{StreamSnapshot, StreamStoreError, held_log, read_range};
 
 /// What to do with the part of an overlapping Data beyond the held redo.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,7 +175,7 @@ pub enum ResendError {
     },
     /// The held redo could not be read back (an I/O error, damage, retired meanwhile).
     #[error("the held redo could not be read back to compare: {0}")]
-    Unreadable(#[source] StoreError),
+    Unreadable(#[source] StreamStoreError),
 }
 
 /// Compares a Data that starts before the stream's durable end (`snap`) with the held
@@ -227,8 +227,8 @@ pub fn check(
     }
 }
 
-fn short_read(snap: &StreamSnapshot, pos: StreamPos, len: u64) -> StoreError {
-    StoreError::NotHeld {
+fn short_read(snap: &StreamSnapshot, pos: StreamPos, len: u64) -> StreamStoreError {
+    StreamStoreError::NotHeld {
         stream: snap.stream,
         pos,
         len,

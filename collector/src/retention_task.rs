@@ -516,7 +516,7 @@ pub async fn pass<S: ArchiveStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Durable, SegmentInfo, StreamSnapshot};
+    use crate::store::{Durable, StoredSegment, StreamSnapshot};
     use redovault_redo::position::{Scn, ThreadId};
 
     fn sid() -> StreamId {
@@ -534,8 +534,8 @@ mod tests {
         }
     }
 
-    fn seg(n: u64, a: StreamPos, b: StreamPos) -> SegmentInfo {
-        SegmentInfo {
+    fn seg(n: u64, a: StreamPos, b: StreamPos) -> StoredSegment {
+        StoredSegment {
             number: n,
             path: PathBuf::from(format!("seg-{n}")),
             first: Some(a),

@@ -114,7 +114,7 @@ pub fn parse_segment_file_name(name: &str) -> Option<u64> {
 /// One chunk: a run of a stream's redo, the commits that end in it, and whether the log
 /// (sequence) ends with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Chunk {
+pub struct StoredChunk {
     /// Where the redo bytes start.
     pub start: StreamPos,
     /// Redo bytes, exactly as the source log holds them.
@@ -157,7 +157,7 @@ pub enum ChunkError {
     Decompress(DecompressError),
 }
 
-impl Chunk {
+impl StoredChunk {
     /// The position just after the chunk's redo.
     pub fn end(&self) -> StreamPos {
         StreamPos {
@@ -166,7 +166,7 @@ impl Chunk {
         }
     }
 
-    /// Where the next chunk of the stream starts: [`Chunk::end`], or `(seq + 1, 0)` after a
+    /// Where the next chunk of the stream starts: [`StoredChunk::end`], or `(seq + 1, 0)` after a
     /// log end.
     pub fn next_start(&self) -> StreamPos {
         self.start.after(self.data.len() as u64, self.log_end)
@@ -210,12 +210,12 @@ impl Chunk {
         CHUNK_FIXED_LEN + self.commits.len() * COMMIT_LEN + self.data.len()
     }
 
-    /// Encodes the plaintext (after [`Chunk::check`]), raw (version 1).
+    /// Encodes the plaintext (after [`StoredChunk::check`]), raw (version 1).
     pub fn encode(&self) -> Result<Vec<u8>, ChunkError> {
         self.encode_with(None)
     }
 
-    /// Encodes the plaintext (after [`Chunk::check`]), its redo compressed at `compress`
+    /// Encodes the plaintext (after [`StoredChunk::check`]), its redo compressed at `compress`
     /// when that shrinks it (version 2), else raw (version 1).
     pub fn encode_with(&self, compress: Option<Level>) -> Result<Vec<u8>, ChunkError> {
         self.check()?;
@@ -224,7 +224,7 @@ impl Chunk {
         Ok(b)
     }
 
-    /// Appends the encoding to `b`; the chunk must have passed [`Chunk::check`] (lengths
+    /// Appends the encoding to `b`; the chunk must have passed [`StoredChunk::check`] (lengths
     /// fit their fields). Returns the length appended.
     fn encode_into(&self, b: &mut Vec<u8>, compress: Option<Level>) -> usize {
         let start = b.len();
@@ -256,7 +256,7 @@ impl Chunk {
     }
 
     /// Decodes and checks a plaintext.
-    pub fn decode(b: &[u8]) -> Result<Chunk, ChunkError> {
+    pub fn decode(b: &[u8]) -> Result<StoredChunk, ChunkError> {
         let mut r = Reader { b, at: 0 };
         let known = match r.u8()? {
             CHUNK_VERSION => FLAG_LOG_END,
@@ -322,7 +322,7 @@ impl Chunk {
         } else {
             r.rest().to_vec()
         };
-        let chunk = Chunk {
+        let chunk = StoredChunk {
             start,
             data,
             commits,
@@ -389,7 +389,7 @@ pub enum WriteError {
     },
     /// The chunk is not well formed.
     #[error(transparent)]
-    Chunk(#[from] ChunkError),
+    StoredChunk(#[from] ChunkError),
 }
 
 /// The segment being written: created by this process, appended to, fsynced on demand.
@@ -487,13 +487,13 @@ impl SegmentWriter {
     }
 
     /// Bytes a chunk takes on disk at most (raw; compressed it takes less).
-    pub fn record_len(chunk: &Chunk) -> u64 {
+    pub fn record_len(chunk: &StoredChunk) -> u64 {
         (chunk.encoded_len() + RECORD_OVERHEAD) as u64
     }
 
     /// Seals `chunk` as the next record and writes it (not yet durable). Returns the
     /// record's file offset.
-    pub fn append(&mut self, chunk: &Chunk) -> Result<u64, WriteError> {
+    pub fn append(&mut self, chunk: &StoredChunk) -> Result<u64, WriteError> {
         chunk.check()?;
         let index = self.sealer.next_index();
         let mut rec = Vec::with_capacity(chunk.encoded_len() + RECORD_OVERHEAD);
@@ -614,7 +614,7 @@ pub fn scan<E>(
     keys: &KeyRing,
     mode: ScanMode,
     limit: Option<u64>,
-    mut visit: impl FnMut(u64, Chunk) -> Result<(), E>,
+    mut visit: impl FnMut(u64, StoredChunk) -> Result<(), E>,
 ) -> Result<Scanned, E>
 where
     E: From<ScanError>,
@@ -704,7 +704,7 @@ where
             damage = Some((offset, format!("chunk {index} failed authentication")));
             break;
         };
-        let chunk = Chunk::decode(&plain)
+        let chunk = StoredChunk::decode(&plain)
             .map_err(|e| corrupt(offset, format!("authenticated chunk {index}: {e}")))?;
         visit(offset, chunk)?;
         offset += rec_len;
@@ -806,7 +806,7 @@ impl RecordReader {
 
     /// The next record's chunk, or `None` when the file ends before its header (nothing more
     /// written yet, or the segment is complete).
-    pub fn next_chunk(&mut self) -> Result<Option<Chunk>, ScanError> {
+    pub fn next_chunk(&mut self) -> Result<Option<StoredChunk>, ScanError> {
         use std::os::unix::fs::FileExt as _;
         let corrupt = |offset: u64, reason: String| ScanError::Corrupt {
             path: self.path.clone(),
@@ -839,7 +839,7 @@ impl RecordReader {
                 format!("chunk {} failed authentication", self.index),
             )
         })?;
-        let chunk = Chunk::decode(&plain).map_err(|e| {
+        let chunk = StoredChunk::decode(&plain).map_err(|e| {
             corrupt(
                 self.offset,
                 format!("authenticated chunk {}: {e}", self.index),
@@ -980,8 +980,8 @@ mod tests {
         }
     }
 
-    fn chunk(seq: u32, offset: u64, len: usize) -> Chunk {
-        Chunk {
+    fn chunk(seq: u32, offset: u64, len: usize) -> StoredChunk {
+        StoredChunk {
             start: StreamPos {
                 seq: LogSeq(seq),
                 offset,
@@ -1001,9 +1001,9 @@ mod tests {
         c.log_end = true;
         let b = c.encode().unwrap();
         assert_eq!(b.len(), c.encoded_len());
-        assert_eq!(Chunk::decode(&b).unwrap(), c);
+        assert_eq!(StoredChunk::decode(&b).unwrap(), c);
         for n in 0..b.len() {
-            assert!(Chunk::decode(&b[..n]).is_err(), "prefix {n}");
+            assert!(StoredChunk::decode(&b[..n]).is_err(), "prefix {n}");
         }
         let mut bad = c.clone();
         bad.commits[1].end.offset += 1;
@@ -1022,7 +1022,7 @@ mod tests {
         assert!(matches!(bad.check(), Err(ChunkError::Overflow(_))));
     }
 
-    fn redo_like(seq: u32, offset: u64, len: usize) -> Chunk {
+    fn redo_like(seq: u32, offset: u64, len: usize) -> StoredChunk {
         let mut c = chunk(seq, offset, len);
         c.data = (0..len).map(|i| ((i / 9) % 23) as u8).collect();
         c
@@ -1035,7 +1035,7 @@ mod tests {
         let z = c.encode_with(level).unwrap();
         assert_eq!(z[0], CHUNK_VERSION_ZSTD);
         assert!(z.len() < c.encoded_len() / 4, "{} bytes", z.len());
-        assert_eq!(Chunk::decode(&z).unwrap(), c);
+        assert_eq!(StoredChunk::decode(&z).unwrap(), c);
         // Redo that does not shrink is written raw: version 1, the bytes of `encode`.
         let mut noise = c.clone();
         noise.data = {
@@ -1049,12 +1049,12 @@ mod tests {
         assert_eq!(noise.encode().unwrap()[0], CHUNK_VERSION);
         // Every truncation of a compressed chunk is an error, never a shorter chunk.
         for n in 0..z.len() {
-            assert!(Chunk::decode(&z[..n]).is_err(), "prefix {n}");
+            assert!(StoredChunk::decode(&z[..n]).is_err(), "prefix {n}");
         }
         // Version 1 does not know the zstd flag.
         let mut v1 = z.clone();
         v1[0] = CHUNK_VERSION;
-        assert!(Chunk::decode(&v1).is_err());
+        assert!(StoredChunk::decode(&v1).is_err());
     }
 
     #[test]
@@ -1066,18 +1066,21 @@ mod tests {
         let mut less = z.clone();
         less[16..20].copy_from_slice(&(512u32 << 10).to_le_bytes());
         assert!(matches!(
-            Chunk::decode(&less),
+            StoredChunk::decode(&less),
             Err(ChunkError::Decompress(_))
         ));
         // Above the chunk maximum: refused before anything is allocated.
         let mut more = z.clone();
         more[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(Chunk::decode(&more), Err(ChunkError::TooLong(_))));
+        assert!(matches!(
+            StoredChunk::decode(&more),
+            Err(ChunkError::TooLong(_))
+        ));
         // A frame damaged inside: an error, not a panic.
         let mut bad = z;
         let mid = bad.len() / 2;
         bad[mid] ^= 0xff;
-        assert!(Chunk::decode(&bad).is_err());
+        assert!(StoredChunk::decode(&bad).is_err());
     }
 
     /// A segment written by the collector before compression (chunk version 1): three
@@ -1168,7 +1171,7 @@ mod tests {
         );
     }
 
-    fn write_segment(dir: &Path, chunks: &[Chunk], sync_after: &[usize]) -> PathBuf {
+    fn write_segment(dir: &Path, chunks: &[StoredChunk], sync_after: &[usize]) -> PathBuf {
         let mut w = SegmentWriter::create(&RealFs, dir, &keys(), stream(), 1, 0).unwrap();
         for (i, c) in chunks.iter().enumerate() {
             w.append(c).unwrap();
@@ -1180,7 +1183,7 @@ mod tests {
         w.path().to_path_buf()
     }
 
-    fn read_all(path: &Path, mode: ScanMode) -> Result<(Scanned, Vec<Chunk>), ScanError> {
+    fn read_all(path: &Path, mode: ScanMode) -> Result<(Scanned, Vec<StoredChunk>), ScanError> {
         let mut got = Vec::new();
         let s = scan::<ScanError>(path, &keys(), mode, None, |_, c| {
             got.push(c);

@@ -404,7 +404,7 @@ async fn a_full_disk_stops_acks_the_extractor_resends_and_nothing_is_lost() {
     );
     let mut got = Vec::new();
     for seg in store.segments(stream(1)) {
-        crate::segment::scan::<crate::store::StoreError>(
+        crate::segment::scan::<crate::store::StreamStoreError>(
             &seg.path,
             store.keys(),
             crate::segment::ScanMode::Strict,

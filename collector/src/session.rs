@@ -48,10 +48,11 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::allow::allowed;
+use crate::ctx::{Claim, ClaimError, Ctx};
 use crate::metrics::link_reason;
 use crate::resend::{self, Resend, ResendError};
-use crate::server::{ClaimError, Ctx};
-use crate::store::StoreError;
+use crate::store::StreamStoreError;
 use crate::writer::{AppendError, AppendRequest, PendingAck};
 
 /// Appends queued with the writer and not yet answered, per session (each holds at most one
@@ -179,7 +180,7 @@ async fn hello_then_data(
             .await;
         }
     }
-    if !crate::config::allowed(&ctx.extractors, &hello.extractor_id, stream.db_id) {
+    if !allowed(&ctx.extractors, &hello.extractor_id, stream.db_id) {
         ctx.metrics.auth_failures.inc("not_allowed");
         let reason = format!(
             "extractor {:?} may not ship database {} here",
@@ -315,7 +316,7 @@ async fn data_loop(
     who: &Who,
     ctx: &Ctx,
     stop: &CancellationToken,
-    claim: &crate::server::Claim<'_>,
+    claim: &Claim<'_>,
 ) -> Stats {
     let name = stream.to_string();
     let m = &ctx.metrics;
@@ -567,7 +568,7 @@ async fn data_loop(
 /// blocking pool while appends go on.
 async fn compare_resend(ctx: &Ctx, stream: StreamId, d: &Data) -> Result<Resend, ResendError> {
     let Some((snap, keys)) = ctx.writer.snapshot(stream).await.map_err(|e| {
-        ResendError::Unreadable(StoreError::Failed {
+        ResendError::Unreadable(StreamStoreError::Failed {
             reason: e.to_string(),
         })
     })?
@@ -582,7 +583,7 @@ async fn compare_resend(ctx: &Ctx, stream: StreamId, d: &Data) -> Result<Resend,
     tokio::task::spawn_blocking(move || resend::check(&snap, &keys, pos, &bytes, log_end))
         .await
         .unwrap_or_else(|e| {
-            Err(ResendError::Unreadable(StoreError::Failed {
+            Err(ResendError::Unreadable(StreamStoreError::Failed {
                 reason: format!("the comparison task failed: {e}"),
             }))
         })
@@ -660,7 +661,7 @@ async fn report_append_error(
         // Compared in the store too (the reader compared before queueing; this only fires
         // if held redo changed in between): the same alarm.
         AppendError::Refused(se) => match **se {
-            StoreError::Divergent { pos, at, .. } => {
+            StreamStoreError::Divergent { pos, at, .. } => {
                 divergent_alarm(
                     ctx,
                     &stream.to_string(),

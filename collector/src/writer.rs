@@ -4,7 +4,7 @@
 //! task takes a request, drains whatever else is already queued (up to
 //! [`WriterConfig::max_batch`] requests or [`WriterConfig::max_batch_bytes`]), writes them all,
 //! calls [`Store::sync`] **once** for the whole batch across streams, and only then answers
-//! each request with its stream's durable state ([`Ack`]). While one batch is syncing, the
+//! each request with its stream's durable state ([`DurableAppend`]). While one batch is syncing, the
 //! next one queues up: the fsync cost is shared by everything that arrived meanwhile.
 //!
 //! Failure: if a write or the fsync fails (disk full, EIO), the store is failed: the batch
@@ -14,7 +14,7 @@
 //! get [`AppendError::Refused`] and do not affect other requests.
 //!
 //! Full disk: a write or fsync failing with `ENOSPC`/`EDQUOT` does **not** fail the store:
-//! the store cuts every unsynced write off again ([`StoreError::NoSpace`]), the batch gets
+//! the store cuts every unsynced write off again ([`StreamStoreError::NoSpace`]), the batch gets
 //! [`AppendError::NoSpace`] (nothing of it is acknowledged), the alarm is raised (ERROR
 //! log, [`WriterStats::disk_full`], metric `redovault_collector_disk_full`), and requests
 //! are answered `NoSpace` without touching the disk until a retry is due (backoff from
@@ -43,7 +43,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::index::CommitQuery;
 use crate::rebuild::{RebuildError, RebuildOptions, RebuildReport};
-use crate::store::{Durable, Store, StoreError, StreamSnapshot};
+use crate::store::{Durable, Store, StreamSnapshot, StreamStoreError};
 
 /// Sizes of the writer's queue and batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +92,7 @@ impl AppendRequest {
 
 /// The acknowledgement of a durable append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ack {
+pub struct DurableAppend {
     /// The stream.
     pub stream: StreamId,
     /// The stream's durable state after the batch's fsync: covers the whole request.
@@ -109,7 +109,7 @@ pub enum AppendError {
     /// The request was refused (gap, different bytes, malformed, or held redo unreadable);
     /// the store keeps serving.
     #[error(transparent)]
-    Refused(Arc<StoreError>),
+    Refused(Arc<StreamStoreError>),
     /// The disk is full: nothing of the request was kept; send it again later (the
     /// writer retries the disk with backoff, see the module docs).
     #[error("collector disk full: {0}")]
@@ -273,17 +273,17 @@ impl NoSpace {
 
 struct Msg {
     req: AppendRequest,
-    reply: oneshot::Sender<Result<Ack, AppendError>>,
+    reply: oneshot::Sender<Result<DurableAppend, AppendError>>,
     enqueued: Instant,
 }
 
 /// The acknowledgement of a submitted request, to wait for.
 #[derive(Debug)]
-pub struct PendingAck(oneshot::Receiver<Result<Ack, AppendError>>);
+pub struct PendingAck(oneshot::Receiver<Result<DurableAppend, AppendError>>);
 
 impl PendingAck {
     /// Waits until the request is durable (or refused, or the store failed).
-    pub async fn wait(self) -> Result<Ack, AppendError> {
+    pub async fn wait(self) -> Result<DurableAppend, AppendError> {
         self.0.await.unwrap_or(Err(AppendError::Stopped))
     }
 }
@@ -433,7 +433,7 @@ fn process(shared: &Shared, batch: Vec<Msg>) {
         let r = &m.req;
         match store.append(r.stream, r.pos, &r.bytes, &r.commits, r.log_end) {
             Ok(a) => results.push(Ok((a.stored, a.duplicate))),
-            Err(StoreError::NoSpace(reason)) => {
+            Err(StreamStoreError::NoSpace(reason)) => {
                 let reason: Arc<str> = reason.into();
                 results.push(Err(AppendError::NoSpace(reason.clone())));
                 no_space = Some(reason);
@@ -459,7 +459,7 @@ fn process(shared: &Shared, batch: Vec<Msg>) {
                     d.extend(changed);
                 }
             }
-            Err(StoreError::NoSpace(reason)) => no_space = Some(reason.into()),
+            Err(StreamStoreError::NoSpace(reason)) => no_space = Some(reason.into()),
             Err(_) => {
                 let reason = set_failed(shared, store.failure().unwrap_or("").into());
                 failure = Some(reason);
@@ -482,7 +482,7 @@ fn process(shared: &Shared, batch: Vec<Msg>) {
                         .stats
                         .duplicate_bytes
                         .fetch_add(duplicate, Ordering::Relaxed);
-                    Ok(Ack {
+                    Ok(DurableAppend {
                         stream: m.req.stream,
                         durable,
                         stored,
@@ -491,11 +491,13 @@ fn process(shared: &Shared, batch: Vec<Msg>) {
                 }
                 // Unreachable: an accepted append leaves its stream with durable redo after
                 // the sync. Refuse rather than acknowledge without a durable position.
-                None => Err(AppendError::Refused(Arc::new(StoreError::InvalidAppend {
-                    stream: m.req.stream,
-                    pos: m.req.pos,
-                    reason: "nothing durable to acknowledge".into(),
-                }))),
+                None => Err(AppendError::Refused(Arc::new(
+                    StreamStoreError::InvalidAppend {
+                        stream: m.req.stream,
+                        pos: m.req.pos,
+                        reason: "nothing durable to acknowledge".into(),
+                    },
+                ))),
             },
             (Err(e), _, _) => {
                 if matches!(e, AppendError::Refused(_)) {
@@ -567,7 +569,7 @@ impl WriterHandle {
     /// Appends and waits for durability. `Ok` only after the fsync that covers the request
     /// returned; the ack carries the stream's durable state. Safe to drop: a dropped call
     /// may still be written and synced, but is never acknowledged.
-    pub async fn append(&self, req: AppendRequest) -> Result<Ack, AppendError> {
+    pub async fn append(&self, req: AppendRequest) -> Result<DurableAppend, AppendError> {
         self.submit(req).await?.wait().await
     }
 
@@ -989,7 +991,7 @@ mod tests {
         let (a, b) = tokio::join!(w.append(req(1, 500, 100)), w.append(req(1, 100, 100)));
         let e = a.unwrap_err();
         assert!(
-            matches!(&e, AppendError::Refused(s) if matches!(**s, StoreError::Discontinuity { .. })),
+            matches!(&e, AppendError::Refused(s) if matches!(**s, StreamStoreError::Discontinuity { .. })),
             "{e}"
         );
         assert_eq!(b.unwrap().durable.end.offset, 200);

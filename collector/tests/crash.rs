@@ -21,7 +21,7 @@ use redovault::wire::{CommitMark, StreamId, StreamPos};
 use redovault_collector::fs::RealFs;
 use redovault_collector::index::CommitQuery;
 use redovault_collector::segment::{self, ScanMode};
-use redovault_collector::store::{Store, StoreError, StoreOptions};
+use redovault_collector::store::{Store, StoreOptions, StreamStoreError};
 use redovault_collector::writer::{self, AppendRequest, WriterConfig};
 use redovault_redo::position::{LogSeq, Scn, ThreadId, Xid};
 
@@ -215,7 +215,7 @@ fn parent() {
         }
         let store = match Store::open_with(dir.path(), keys(), opts(), Arc::new(RealFs)) {
             Ok(s) => s,
-            Err(e @ StoreError::Corrupt { .. }) => panic!("round {round}: {e}"),
+            Err(e @ StreamStoreError::Corrupt { .. }) => panic!("round {round}: {e}"),
             Err(e) => panic!("round {round}: {e}"),
         };
         torn_total += store.recovery().torn.len();
@@ -251,25 +251,31 @@ fn verify(store: &Store, t: u16, end: StreamPos, log_end: bool, round: u64) {
         offset: 0,
     };
     for seg in store.segments(stream(t)) {
-        segment::scan::<StoreError>(&seg.path, store.keys(), ScanMode::Strict, None, |_, c| {
-            assert_eq!(c.start, next, "round {round}: stream {t} gap or duplicate");
-            let want = bytes(t, c.start.seq.0, c.start.offset, c.end().offset);
-            assert!(
-                c.data == want,
-                "round {round}: stream {t} bytes at {}",
-                c.start
-            );
-            next = if c.log_end {
-                assert_eq!(c.end().offset, log_len(t, c.start.seq.0));
-                StreamPos {
-                    seq: LogSeq(c.start.seq.0 + 1),
-                    offset: 0,
-                }
-            } else {
-                c.end()
-            };
-            Ok(())
-        })
+        segment::scan::<StreamStoreError>(
+            &seg.path,
+            store.keys(),
+            ScanMode::Strict,
+            None,
+            |_, c| {
+                assert_eq!(c.start, next, "round {round}: stream {t} gap or duplicate");
+                let want = bytes(t, c.start.seq.0, c.start.offset, c.end().offset);
+                assert!(
+                    c.data == want,
+                    "round {round}: stream {t} bytes at {}",
+                    c.start
+                );
+                next = if c.log_end {
+                    assert_eq!(c.end().offset, log_len(t, c.start.seq.0));
+                    StreamPos {
+                        seq: LogSeq(c.start.seq.0 + 1),
+                        offset: 0,
+                    }
+                } else {
+                    c.end()
+                };
+                Ok(())
+            },
+        )
         .unwrap();
     }
     let want_next = if log_end {

@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand};
 use redovault_extractor::online::{self, OnlineLogs};
 use redovault_extractor::settings::Settings;
 use redovault_extractor::streams::start_streams;
-use redovault_extractor::tail::Chunk;
+use redovault_extractor::tail::TailChunk;
 use redovault_extractor::{checkpoint, fanout};
 use tokio_util::sync::CancellationToken;
 
@@ -344,7 +344,7 @@ fn check_copies(
     }
 }
 
-fn chunk_json(c: &Chunk) -> serde_json::Value {
+fn chunk_json(c: &TailChunk) -> serde_json::Value {
     serde_json::json!({
         "stream": c.stream.to_string(),
         "pos": c.pos.to_string(),

@@ -119,7 +119,7 @@ pub enum Action {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Verdict {
+enum PolicyState {
     Starting,
     Holds,
     Below { since: Duration },
@@ -132,7 +132,7 @@ pub struct Protection {
     copies: usize,
     required: usize,
     protected: Option<Acked>,
-    verdict: Verdict,
+    verdict: PolicyState,
 }
 
 impl Protection {
@@ -143,7 +143,7 @@ impl Protection {
             copies,
             required: policy.required(copies),
             protected: start,
-            verdict: Verdict::Starting,
+            verdict: PolicyState::Starting,
         }
     }
 
@@ -164,7 +164,7 @@ impl Protection {
 
     /// False once the policy is reported unmet, until it is restored.
     pub fn holds(&self) -> bool {
-        !matches!(self.verdict, Verdict::Below { .. })
+        !matches!(self.verdict, PolicyState::Below { .. })
     }
 
     /// Takes the latest state of every copy, `elapsed` after start; returns what changed.
@@ -179,17 +179,17 @@ impl Protection {
         let up = copies.iter().filter(|c| c.up).count();
         let enough = up >= self.required;
         match (self.verdict, enough) {
-            (Verdict::Starting, true) => self.verdict = Verdict::Holds,
-            (Verdict::Starting, false) if elapsed >= STARTUP_GRACE => {
-                self.verdict = Verdict::Below { since: elapsed };
+            (PolicyState::Starting, true) => self.verdict = PolicyState::Holds,
+            (PolicyState::Starting, false) if elapsed >= STARTUP_GRACE => {
+                self.verdict = PolicyState::Below { since: elapsed };
                 out.push(self.below(up));
             }
-            (Verdict::Holds, false) => {
-                self.verdict = Verdict::Below { since: elapsed };
+            (PolicyState::Holds, false) => {
+                self.verdict = PolicyState::Below { since: elapsed };
                 out.push(self.below(up));
             }
-            (Verdict::Below { since }, true) => {
-                self.verdict = Verdict::Holds;
+            (PolicyState::Below { since }, true) => {
+                self.verdict = PolicyState::Holds;
                 out.push(Action::Restored {
                     up,
                     required: self.required,

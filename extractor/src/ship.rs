@@ -55,7 +55,7 @@ use crate::checkpoint::CheckpointStore;
 use crate::config::{LogSources, TailConfig};
 use crate::metrics::StreamMetrics;
 use crate::protection::{Acked, CopyState};
-use crate::tail::{Chunk, TailHandle, Tailer};
+use crate::tail::{TailChunk, TailHandle, Tailer};
 
 /// Chunks the tail thread may read ahead of the shipper.
 const TAIL_AHEAD: usize = 4;
@@ -151,7 +151,7 @@ fn data_end(d: &Data) -> StreamPos {
     d.end()
 }
 
-fn chunk_data(c: Chunk) -> Data {
+fn chunk_data(c: TailChunk) -> Data {
     Data {
         pos: c.pos,
         bytes: c.bytes,
@@ -732,7 +732,7 @@ fn refuses_the_offer(e: &LinkError) -> bool {
     matches!(&e.kind, LinkErrorKind::PeerFailed(r) if r.contains("Hello") && r.contains("trailing"))
 }
 
-async fn next_chunk(tail: &mut Option<TailHandle>) -> Result<Option<Chunk>, String> {
+async fn next_chunk(tail: &mut Option<TailHandle>) -> Result<Option<TailChunk>, String> {
     match tail {
         Some(t) => t.next_chunk().await.map_err(|e| e.to_string()),
         None => std::future::pending().await,

@@ -19,7 +19,7 @@ use redovault::wire::{CommitMark, StreamId, StreamPos};
 use redovault_extractor::checkpoint::CheckpointStore;
 use redovault_extractor::config::{LogSources, TailConfig};
 use redovault_extractor::online::LogHeader;
-use redovault_extractor::tail::{Chunk, TailError, TailHandle, TailStats, Tailer};
+use redovault_extractor::tail::{TailChunk, TailError, TailHandle, TailStats, Tailer};
 use redovault_redo::{LogSeq, ThreadId, analyze};
 use tokio_util::sync::CancellationToken;
 
@@ -67,7 +67,7 @@ fn archive_of_thread(dir: &Path, thread: u16, seq: u32) -> PathBuf {
 /// and including the one that ends sequence `last` (the simulator archives its current log
 /// at the end, so that sequence completes).
 struct Run {
-    chunks: Vec<Chunk>,
+    chunks: Vec<TailChunk>,
     stats: Arc<TailStats>,
     /// The last sequence archived by the simulator (shipped to its end).
     last: u32,
@@ -83,7 +83,7 @@ fn collect_until(
     let mut h = tailer.spawn(4, cancel.clone()).unwrap();
     let stats = h.stats();
     let sim = thread::spawn(sim_thread);
-    let mut chunks: Vec<Chunk> = Vec::new();
+    let mut chunks: Vec<TailChunk> = Vec::new();
     let deadline = Instant::now() + WAIT;
     let mut stop_at: Option<u32> = None;
     loop {
@@ -127,7 +127,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// The next chunk of a spawned tailer, or `None` after `wait`; panics on a tail error.
-fn next(rt: &tokio::runtime::Runtime, h: &mut TailHandle, wait: Duration) -> Option<Chunk> {
+fn next(rt: &tokio::runtime::Runtime, h: &mut TailHandle, wait: Duration) -> Option<TailChunk> {
     match rt.block_on(async { tokio::time::timeout(wait, h.next_chunk()).await }) {
         Ok(r) => Some(r.expect("tail").expect("tailer running")),
         Err(_) => None,
@@ -135,7 +135,7 @@ fn next(rt: &tokio::runtime::Runtime, h: &mut TailHandle, wait: Duration) -> Opt
 }
 
 /// True once a chunk ended sequence `seq`.
-fn ends(chunks: &[Chunk], seq: u32) -> bool {
+fn ends(chunks: &[TailChunk], seq: u32) -> bool {
     chunks
         .iter()
         .any(|c| c.log_end.is_some() && c.pos.seq.0 == seq)
@@ -144,11 +144,11 @@ fn ends(chunks: &[Chunk], seq: u32) -> bool {
 /// Checks the chunk stream from `from` on: contiguous, whole logs equal to the archives
 /// (from block 2 on; blocks 0 and 1 name the same log), every journal commit of those logs
 /// once and in order, each mark inside its chunk at the end of the block ending its record.
-fn verify(dir: &Path, chunks: &[Chunk], from: StreamPos, last_seq: u32) {
+fn verify(dir: &Path, chunks: &[TailChunk], from: StreamPos, last_seq: u32) {
     verify_thread(dir, 1, chunks, from, last_seq);
 }
 
-fn verify_thread(dir: &Path, thread: u16, chunks: &[Chunk], from: StreamPos, last_seq: u32) {
+fn verify_thread(dir: &Path, thread: u16, chunks: &[TailChunk], from: StreamPos, last_seq: u32) {
     let mut expect = from;
     let mut logs: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
     let mut marks: Vec<CommitMark> = Vec::new();
@@ -450,7 +450,7 @@ fn torn_block_in_progress_is_reread() {
     let summary = sim.finish().unwrap();
     let last = summary.archived.len() as u32;
     let rt = runtime();
-    let mut chunks: Vec<Chunk> = Vec::new();
+    let mut chunks: Vec<TailChunk> = Vec::new();
     let deadline = Instant::now() + WAIT;
     while !ends(&chunks, last) {
         assert!(Instant::now() < deadline);
@@ -488,7 +488,7 @@ fn finished_sim(dir: &Path, seed: u64) -> StreamId {
         .stream
 }
 
-fn drain(t: &mut Tailer) -> Result<Vec<Chunk>, TailError> {
+fn drain(t: &mut Tailer) -> Result<Vec<TailChunk>, TailError> {
     let mut out = Vec::new();
     while let Some(c) = t.poll_chunk()? {
         out.push(c);
@@ -624,7 +624,7 @@ fn restart_from_checkpoint_resumes_exactly() {
     let state = dir.join("state");
     let mut t = Tailer::at_current(&src, opts(), ThreadId(1)).unwrap();
     let stream = t.stream();
-    let mut acked: Vec<Chunk> = Vec::new();
+    let mut acked: Vec<TailChunk> = Vec::new();
     // 40 runs; each acknowledges a pseudo-random part of what it produced (none, some or
     // all, one chunk at a time as acks arrive), then "crashes" (dropped, state lost).
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
@@ -670,7 +670,7 @@ fn restart_from_checkpoint_resumes_exactly() {
     }
     // Chunks ending a log are acknowledged at the log's end: the restarted tailer gives the
     // end mark again without bytes; drop such repeats like the collector would.
-    let mut stream_chunks: Vec<Chunk> = Vec::new();
+    let mut stream_chunks: Vec<TailChunk> = Vec::new();
     for c in acked {
         let repeat = c.bytes.is_empty()
             && stream_chunks
@@ -970,7 +970,7 @@ fn rac_threads_each_get_their_stream() {
         }
         sim.finish().unwrap()
     });
-    let mut got: Vec<Vec<Chunk>> = vec![Vec::new(), Vec::new()];
+    let mut got: Vec<Vec<TailChunk>> = vec![Vec::new(), Vec::new()];
     let deadline = Instant::now() + WAIT;
     while !sim.is_finished() {
         assert!(Instant::now() < deadline);

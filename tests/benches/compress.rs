@@ -1,7 +1,7 @@
 //! zstd on redo (issue 19): ratio, MB/s and CPU per MB at each level, for the link (each Data
 //! as the extractor sends it: the tailer's chunks, encoded with `Message::encode_with`) and for
-//! the collector's segments (each chunk as the store seals it: `Chunk::encode_with`), and
-//! what giving the bytes back costs (`Message::decode`, `Chunk::decode`).
+//! the collector's segments (each chunk as the store seals it: `StoredChunk::encode_with`), and
+//! what giving the bytes back costs (`Message::decode`, `StoredChunk::decode`).
 //!
 //! Inputs: the real 23ai archived log (`../shared/fixtures/oracle-real`, read from there;
 //! skipped in one line without it), a log of `redovault simulate` (23.6, the simulator's
@@ -37,7 +37,7 @@ use redovault::compress::Level;
 use redovault::wire::StreamPos;
 use redovault::wire::frame::FrameKind;
 use redovault::wire::message::{Data, Message};
-use redovault_collector::segment::Chunk;
+use redovault_collector::segment::StoredChunk;
 use redovault_redo::position::LogSeq;
 
 fn env_num(name: &str, default: u64) -> u64 {
@@ -121,9 +121,9 @@ fn link(log: &[u8], chunk: usize, level: Level) -> Row {
 
 /// The segments: each chunk's plaintext as the store seals it (raw chunks as the base).
 fn segment(log: &[u8], chunk: usize, level: Level) -> Row {
-    let chunks: Vec<Chunk> = pieces(log, chunk)
+    let chunks: Vec<StoredChunk> = pieces(log, chunk)
         .into_iter()
-        .map(|(start, b)| Chunk {
+        .map(|(start, b)| StoredChunk {
             start,
             data: b.to_vec(),
             commits: Vec::new(),
@@ -144,7 +144,7 @@ fn segment(log: &[u8], chunk: usize, level: Level) -> Row {
     });
     let back = cpu_per_pass(|| {
         for p in &packed {
-            std::hint::black_box(Chunk::decode(p).expect("decodes"));
+            std::hint::black_box(StoredChunk::decode(p).expect("decodes"));
         }
     });
     row(log.len(), raw, stored, cpu, back)

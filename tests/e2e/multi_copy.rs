@@ -23,7 +23,7 @@ use redovault::store::ArchiveStore;
 use redovault::store::s3::S3Store;
 use redovault::wire::{StreamId, StreamPos};
 use redovault_collector::piece::{piece_key, seal};
-use redovault_collector::segment::Chunk;
+use redovault_collector::segment::StoredChunk;
 use redovault_collector::store::Store;
 use redovault_extractor::config::{LogSources, TailConfig};
 use redovault_extractor::tail::Tailer;
@@ -54,7 +54,12 @@ fn key_ring(dir: &Path, name: &str, byte: u8) -> (KeyRing, PathBuf) {
 
 /// Every chunk the tailer reads of `stream`, from `first` through the CURRENT log until it
 /// has nothing more to read.
-fn tail_all(sim_dir: &Path, online: Vec<Vec<PathBuf>>, stream: StreamId, first: u32) -> Vec<Chunk> {
+fn tail_all(
+    sim_dir: &Path,
+    online: Vec<Vec<PathBuf>>,
+    stream: StreamId,
+    first: u32,
+) -> Vec<StoredChunk> {
     let sources = LogSources {
         groups: online,
         archive_dirs: vec![sim_dir.join("archive")],
@@ -75,7 +80,7 @@ fn tail_all(sim_dir: &Path, online: Vec<Vec<PathBuf>>, stream: StreamId, first: 
         match tailer.poll_chunk().unwrap() {
             Some(c) => {
                 idle = 0;
-                out.extend(split(Chunk {
+                out.extend(split(StoredChunk {
                     start: c.pos,
                     data: c.bytes.to_vec(),
                     commits: c.commits,
@@ -93,7 +98,7 @@ fn tail_all(sim_dir: &Path, online: Vec<Vec<PathBuf>>, stream: StreamId, first: 
 
 /// `c` cut into chunks of at most 2 KiB (whole 512-byte blocks), each with the commits that
 /// end in it, as a live extractor ships a log being written.
-fn split(c: Chunk) -> Vec<Chunk> {
+fn split(c: StoredChunk) -> Vec<StoredChunk> {
     const PART: usize = 2048;
     if c.data.len() <= PART {
         return vec![c];
@@ -108,7 +113,7 @@ fn split(c: Chunk) -> Vec<Chunk> {
                 offset: c.start.offset + a as u64,
             };
             let end = c.start.offset + b as u64;
-            Chunk {
+            StoredChunk {
                 start,
                 data: c.data[a..b].to_vec(),
                 commits: c
@@ -124,7 +129,7 @@ fn split(c: Chunk) -> Vec<Chunk> {
 }
 
 /// A collector store in `dir` holding `chunks`, under its own key.
-fn collector_store(dir: &Path, ring: KeyRing, stream: StreamId, chunks: &[Chunk]) {
+fn collector_store(dir: &Path, ring: KeyRing, stream: StreamId, chunks: &[StoredChunk]) {
     let mut store = Store::open(dir, ring).unwrap();
     for c in chunks {
         store
@@ -140,7 +145,7 @@ async fn seal_into_worm(
     s3: &S3Store,
     prefix: &str,
     stream: StreamId,
-    chunks: &[Chunk],
+    chunks: &[StoredChunk],
     key: &RecoveryPrivateKey,
 ) -> usize {
     let mut prev = Sha256Digest::ZERO;

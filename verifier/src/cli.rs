@@ -857,8 +857,7 @@ async fn with_unsealed<S: ArchiveStore>(
     let scan = unsealed::scan(store, &opts, &referenced, &sealed_logs)
         .await
         .context("listing the archive for logs shipped since the last seal")?;
-    let db = unsealed::choose_db(a.db_id, &unsealed::db_ids(sealed.iter(), &scan.logs))
-        .map_err(anyhow::Error::msg)?;
+    let db = unsealed::choose_db(a.db_id, &unsealed::db_ids(sealed.iter(), &scan.logs))?;
     let logs: Vec<unsealed::UnsealedLog> = scan
         .logs
         .into_iter()

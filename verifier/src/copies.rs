@@ -23,11 +23,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use redovault::wire::{CommitMark, StreamPos};
-use redovault_collector::segment::Chunk;
+use redovault_collector::segment::StoredChunk;
 use redovault_redo::position::LogSeq;
 use serde::Serialize;
 
-use crate::stream::{SeqDigests, UNIT, unit_digest};
+use crate::units::{SeqDigests, UNIT, unit_digest};
 
 /// Where a copy is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -88,7 +88,7 @@ impl CopyUnits {
     /// From chunks in stream order (a WORM chain). A sequence's run stops at the first chunk
     /// that does not continue it on a unit boundary (never so for redo shipped as whole
     /// blocks); a trailing part of a unit is not digested.
-    pub fn from_chunks<'a>(chunks: impl IntoIterator<Item = &'a Chunk>) -> Self {
+    pub fn from_chunks<'a>(chunks: impl IntoIterator<Item = &'a StoredChunk>) -> Self {
         let mut seqs: BTreeMap<LogSeq, (u64, Vec<u64>)> = BTreeMap::new();
         let mut block_sizes = BTreeMap::new();
         let mut stopped: Vec<LogSeq> = Vec::new();
@@ -470,10 +470,10 @@ mod tests {
                 vec![v; UNIT]
             })
             .collect();
-        let chunks: Vec<Chunk> = data
+        let chunks: Vec<StoredChunk> = data
             .chunks(4 * UNIT)
             .enumerate()
-            .map(|(i, d)| Chunk {
+            .map(|(i, d)| StoredChunk {
                 start: at(7, (i * 4 * UNIT) as u64),
                 data: d.to_vec(),
                 commits: vec![],
@@ -615,7 +615,7 @@ mod tests {
         assert_eq!(long.first_difference(&short), None);
         assert_eq!(long.units(), H + 12);
         // Starting mid-sequence (older pieces gone): compared from there.
-        let tail: Vec<Chunk> = vec![Chunk {
+        let tail: Vec<StoredChunk> = vec![StoredChunk {
             start: unit(8),
             data: (H as u8 + 8..H as u8 + 12)
                 .flat_map(|u| vec![u; UNIT])

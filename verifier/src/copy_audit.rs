@@ -9,8 +9,8 @@ use redovault::wire::StreamId;
 use serde::{Deserialize, Serialize};
 
 use crate::copies::{self, ChoiceError, CopyKind, CopyUnits, Facts, Status};
+use crate::finding::{Finding, FindingKind, LogRef};
 use crate::online_record::CopyRecord;
-use crate::report::{Finding, FindingKind, LogRef};
 
 /// One stream's copies as the run found them (the report's "copies" section).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,12 +147,12 @@ pub fn audit(inputs: &[CopyInput]) -> (Vec<StreamCopies>, Vec<Finding>) {
 #[cfg(test)]
 mod tests {
     use redovault::wire::StreamPos;
-    use redovault_collector::segment::Chunk;
+    use redovault_collector::segment::StoredChunk;
     use redovault_redo::position::{LogSeq, ThreadId};
 
     use super::*;
-    use crate::report::Severity;
-    use crate::stream::UNIT;
+    use crate::finding::Severity;
+    use crate::units::UNIT;
 
     const S: StreamId = StreamId {
         db_id: 1,
@@ -175,7 +175,7 @@ mod tests {
                 ]
             })
             .collect();
-        let chunk = Chunk {
+        let chunk = StoredChunk {
             start: StreamPos {
                 seq: LogSeq(4),
                 offset: 0,

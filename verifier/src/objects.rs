@@ -22,8 +22,8 @@ use redovault::wire::StreamId;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
-use crate::report::{FileStatus, Finding, FindingKind, LogRef};
-use crate::stream::{Difference, PieceUnits, SeqDigests, UNIT, unit_digest};
+use crate::finding::{FileStatus, Finding, FindingKind, LogRef};
+use crate::units::{Difference, PieceUnits, SeqDigests, UNIT, unit_digest};
 
 /// Slack between the writer's clock (`shipped_at`, `uploaded_at`) and the S3 server's (retain-until
 /// is computed from the server's `Date`): a retain-until this much short of the policy still

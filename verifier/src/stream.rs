@@ -14,152 +14,11 @@ use std::path::{Path, PathBuf};
 use redovault::crypto::keys::KeyRing;
 use redovault::wire::{CommitMark, StreamId, StreamPos};
 use redovault_collector::segment::{self, ScanError, ScanMode};
-use redovault_collector::store::{Durable, SegmentInfo, StreamSnapshot, parse_stream_dir_name};
+use redovault_collector::store::{Durable, StoredSegment, StreamSnapshot, parse_stream_dir_name};
 use redovault_redo::position::LogSeq;
-use sha2::{Digest, Sha256};
 
-use crate::report::{Finding, FindingKind, LogRef};
-
-/// Size of a compared unit.
-pub const UNIT: usize = 512;
-
-/// Digest of one unit: the first 8 bytes of its SHA-256 (a collision by chance is 2^-64 per
-/// unit; a deliberate one needs a second preimage of SHA-256 truncated to 64 bits, far beyond
-/// an attacker who must also keep the log's checksums valid).
-pub fn unit_digest(unit: &[u8]) -> u64 {
-    let d = Sha256::digest(unit);
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&d[..8]);
-    u64::from_le_bytes(b)
-}
-
-/// Which log: (db id, resetlogs id, thread, sequence).
-pub type LogKey = (u32, u32, u16, u32);
-
-/// The streamed copy of one sequence, as unit digests from offset 0.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SeqDigests {
-    /// One digest per 512-byte unit, in order.
-    pub units: Vec<u64>,
-}
-
-/// Where the archived and the streamed copy of a log differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Difference {
-    /// First differing block (in the log's block size).
-    pub block: u64,
-    /// Byte offset of the first differing unit.
-    pub offset: u64,
-}
-
-impl SeqDigests {
-    /// Compares the archived log's unit digests with these, from block 2 on, over the range
-    /// both hold. Returns the first difference, if any, and the number of units compared.
-    pub fn compare(&self, archived: &[u64], block_size: u32) -> (Option<Difference>, u64) {
-        compare_units(&self.units, 0, archived, block_size, false)
-    }
-}
-
-/// The redo of one sequence held by one WORM piece (opened with the recovery key), as unit
-/// digests from `first_unit` on: compared with the archived log of the same sequence like the
-/// collector's copy ([`SeqDigests`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PieceUnits {
-    /// The piece's stream.
-    pub stream: StreamId,
-    /// Its index in the stream's chain.
-    pub index: u64,
-    /// Its object key.
-    pub key: String,
-    /// The sequence.
-    pub seq: u32,
-    /// Unit number (offset / 512) of the first digest.
-    pub first_unit: usize,
-    /// One digest per whole 512-byte unit.
-    pub units: Vec<u64>,
-}
-
-impl PieceUnits {
-    /// The unit digests of the chunks of `chunks` in sequence `seq` (contiguous, as a piece
-    /// holds them); None when they do not start on a unit boundary or do not hold whole
-    /// units (never so for redo shipped as whole blocks).
-    pub fn of_chunks(
-        stream: StreamId,
-        index: u64,
-        key: &str,
-        seq: u32,
-        chunks: &[redovault_collector::segment::Chunk],
-    ) -> Option<PieceUnits> {
-        let mut first: Option<usize> = None;
-        let mut units = Vec::new();
-        for c in chunks.iter().filter(|c| c.start.seq.0 == seq) {
-            let at = c.start.offset;
-            if at % UNIT as u64 != 0 || c.data.len() % UNIT != 0 {
-                return None;
-            }
-            let u = usize::try_from(at / UNIT as u64).ok()?;
-            match first {
-                None => first = Some(u),
-                Some(f) if f + units.len() != u => return None,
-                Some(_) => {}
-            }
-            units.extend(c.data.chunks(UNIT).map(unit_digest));
-        }
-        Some(PieceUnits {
-            stream,
-            index,
-            key: key.to_string(),
-            seq,
-            first_unit: first?,
-            units,
-        })
-    }
-
-    /// Compares with the archived log's unit digests from block 2 on. Redo the piece holds
-    /// past the archived log's end is a difference too. Returns the first difference, if
-    /// any, and the number of units compared.
-    pub fn compare(&self, archived: &[u64], block_size: u32) -> (Option<Difference>, u64) {
-        compare_units(&self.units, self.first_unit, archived, block_size, true)
-    }
-}
-
-/// Compares `ours` (unit digests from unit `first` on) with `archived` (from unit 0), from
-/// block 2 on; with `past_end`, a unit of ours beyond the archived log is a difference.
-fn compare_units(
-    ours: &[u64],
-    first: usize,
-    archived: &[u64],
-    block_size: u32,
-    past_end: bool,
-) -> (Option<Difference>, u64) {
-    let bs = u64::from(block_size.max(UNIT as u32));
-    let skip = usize::try_from(2 * bs / UNIT as u64).unwrap_or(usize::MAX);
-    let at = |u: usize| {
-        let offset = u as u64 * UNIT as u64;
-        Difference {
-            block: offset / bs,
-            offset,
-        }
-    };
-    let mut compared = 0u64;
-    for (i, d) in ours.iter().enumerate() {
-        let u = first + i;
-        if u < skip {
-            continue;
-        }
-        match archived.get(u) {
-            Some(theirs) => {
-                compared += 1;
-                if d != theirs {
-                    return (Some(at(u)), compared);
-                }
-            }
-            None if past_end => return (Some(at(u)), compared),
-            None => break,
-        }
-    }
-    (None, compared)
-}
+use crate::finding::{Finding, FindingKind, LogRef};
+pub use crate::units::{Difference, LogKey, PieceUnits, SeqDigests, UNIT, unit_digest};
 
 /// What the audit of a collector directory found.
 #[derive(Debug, Default)]
@@ -201,7 +60,7 @@ impl StreamAudit {
 /// Builds a stream's snapshot while its chunks are read.
 #[derive(Debug, Default)]
 struct SnapBuilder {
-    segments: Vec<SegmentInfo>,
+    segments: Vec<StoredSegment>,
     end: Option<StreamPos>,
     log_end: bool,
     last_commit: Option<CommitMark>,
@@ -210,7 +69,7 @@ struct SnapBuilder {
 }
 
 impl SnapBuilder {
-    fn chunk(&mut self, c: &segment::Chunk) {
+    fn chunk(&mut self, c: &segment::StoredChunk) {
         for m in &c.commits {
             let e = self.seq_commits.entry(m.end.seq).or_insert((*m, 0));
             e.0 = *m;
@@ -385,7 +244,7 @@ pub fn audit_collector(dir: &Path, keys: &KeyRing) -> StreamAudit {
                 a.findings.push(g);
             }
             match r {
-                Ok(scanned) => snap.segments.push(SegmentInfo {
+                Ok(scanned) => snap.segments.push(StoredSegment {
                     number: *number,
                     path: path.clone(),
                     first,
@@ -396,7 +255,7 @@ pub fn audit_collector(dir: &Path, keys: &KeyRing) -> StreamAudit {
                 Err(Stop::Scan(e)) => {
                     // What was read before the damage stays usable (authenticated).
                     if let ScanError::Corrupt { offset, .. } = &e {
-                        snap.segments.push(SegmentInfo {
+                        snap.segments.push(StoredSegment {
                             number: *number,
                             path: path.clone(),
                             first,
@@ -448,7 +307,7 @@ mod tests {
 
     #[test]
     fn piece_units_compare_from_their_place_and_past_the_end_differs() {
-        use redovault_collector::segment::Chunk;
+        use redovault_collector::segment::StoredChunk;
         use redovault_redo::position::ThreadId;
         let stream = StreamId {
             db_id: 1,
@@ -457,7 +316,7 @@ mod tests {
         };
         let log: Vec<u8> = (0..8 * UNIT).map(|i| (i / UNIT) as u8).collect();
         let archived: Vec<u64> = log.chunks(UNIT).map(unit_digest).collect();
-        let chunk = |from: usize, to: usize| Chunk {
+        let chunk = |from: usize, to: usize| StoredChunk {
             start: StreamPos {
                 seq: LogSeq(7),
                 offset: (from * UNIT) as u64,

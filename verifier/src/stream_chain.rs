@@ -40,7 +40,7 @@ use tokio::io::AsyncReadExt as _;
 use crate::chain::{self, Anchor, AuditEntry, ChainAudit};
 use crate::objects::{self, ObjectRef, ObjectResult, Policy};
 use crate::report::{FileStatus, Finding, FindingKind, LogRef, WormStreamResult};
-use crate::stream::{LogKey, PieceUnits};
+use crate::units::{LogKey, PieceUnits};
 
 impl AuditEntry for PieceEntry {
     const MANIFEST: bool = false;
@@ -480,7 +480,7 @@ mod tests {
     use redovault::store::local::LocalStore;
     use redovault::wire::{CommitMark, StreamPos};
     use redovault_collector::piece::{seal, stream_prefix};
-    use redovault_collector::segment::Chunk;
+    use redovault_collector::segment::StoredChunk;
     use redovault_redo::position::{LogSeq, Scn, ThreadId, Xid};
 
     use super::*;
@@ -533,7 +533,7 @@ mod tests {
                 offset += PIECE;
             }
             let end = at(offset + PIECE);
-            let chunk = Chunk {
+            let chunk = StoredChunk {
                 start: at(offset),
                 data: log[offset..offset + PIECE].to_vec(),
                 commits: vec![CommitMark {
@@ -1021,7 +1021,7 @@ mod tests {
             S,
             2,
             e.prev_piece,
-            &[Chunk {
+            &[StoredChunk {
                 start: e.start(),
                 data: vec![0; PIECE],
                 commits: vec![CommitMark {

@@ -31,8 +31,8 @@ use redovault_redo::{FileHeader, LogState, RedoHeader};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
+use crate::finding::{Finding, FindingKind, LogRef};
 use crate::objects::{self, ObjectRef};
-use crate::report::{Finding, FindingKind, LogRef};
 
 /// Bytes read from the start of a candidate: blocks 0 and 1 at the largest block size (4096).
 pub const HEADER_READ: u64 = 8192;
@@ -98,20 +98,87 @@ fn is_level(s: &str) -> bool {
             .is_ok_and(|l| redovault::compress::Level::new(l).is_some() && l.to_string() == s)
 }
 
+/// Why an object under `archive/` is not a complete archived redo log (or not the start of a
+/// zstd frame the watcher writes), naming the byte offset where the redo headers are at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum NotArchivedLog {
+    /// A zstd frame without the content size the watcher always declares.
+    #[error("its zstd frame does not declare the log's size")]
+    NoDeclaredSize,
+    /// The frame header is not one of a zstd frame.
+    #[error("{0}")]
+    Frame(redovault::compress::DecompressError),
+    /// The declared size cannot be decoded into.
+    #[error("{0}")]
+    Decoder(std::io::Error),
+    /// The frame's blocks do not decode.
+    #[error("its zstd frame: {0}")]
+    Decode(redovault::compress::DecompressError),
+    /// Block 0 or block 1 is not an Oracle redo header.
+    #[error("{0}")]
+    NotRedo(redovault_redo::NotRedo),
+    /// The object is not as long as its redo header declares.
+    #[error(
+        "the object is {size} bytes, its redo header (offset 24) declares {declared} ({blocks} blocks of {block_size} after block 0): truncated or padded"
+    )]
+    SizeMismatch {
+        /// The object's size.
+        size: u64,
+        /// The size block 0 declares.
+        declared: u64,
+        /// Blocks after block 0, as declared.
+        blocks: u32,
+        /// Block size.
+        block_size: usize,
+    },
+    /// The object (or what was read of it) ends before block 1 does.
+    #[error("the object ends inside block 1 (the redo log header, offset {block_size})")]
+    EndsInHeader {
+        /// Block size (the offset of block 1).
+        block_size: usize,
+    },
+    /// A header block fails its checksum.
+    #[error("block {block} (offset {offset}) fails its checksum")]
+    Checksum {
+        /// Block 0 or 1.
+        block: u32,
+        /// Its offset.
+        offset: usize,
+    },
+    /// Block 1 is the header of an online log still being written.
+    #[error(
+        "block 1 (offset {block_size}) is the header of a CURRENT online log, not of an archived log"
+    )]
+    Current {
+        /// Block size (the offset of block 1).
+        block_size: usize,
+    },
+    /// Block 1 lacks the SCN range of a complete log.
+    #[error(
+        "block 1 (offset {block_size}) has no first or next SCN (offsets {} and {})",
+        block_size + 180,
+        block_size + 192
+    )]
+    NoScnRange {
+        /// Block size (the offset of block 1).
+        block_size: usize,
+    },
+}
+
 /// The content size a zstd frame's header declares and the log's first bytes decoded from
 /// `head`, the start of the frame (at most [`HEADER_READ`] bytes of log); or why `head` is
 /// not the start of a frame the watcher writes. Never panics on any input.
-pub fn decode_head(head: &[u8]) -> Result<(u64, Vec<u8>), String> {
+pub fn decode_head(head: &[u8]) -> Result<(u64, Vec<u8>), NotArchivedLog> {
     let size = match redovault::compress::frame_content_size(head) {
         Ok(Some(n)) => n,
-        Ok(None) => return Err("its zstd frame does not declare the log's size".into()),
-        Err(e) => return Err(e.to_string()),
+        Ok(None) => return Err(NotArchivedLog::NoDeclaredSize),
+        Err(e) => return Err(NotArchivedLog::Frame(e)),
     };
-    let mut dec = FrameDecoder::new(size).map_err(|e| e.to_string())?;
+    let mut dec = FrameDecoder::new(size).map_err(NotArchivedLog::Decoder)?;
     let mut out = Vec::new();
     let mut rest = head;
     while (out.len() as u64) < HEADER_READ {
-        let step = dec.feed(rest).map_err(|e| format!("its zstd frame: {e}"))?;
+        let step = dec.feed(rest).map_err(NotArchivedLog::Decode)?;
         let want = (HEADER_READ as usize - out.len()).min(step.bytes.len());
         out.extend_from_slice(&step.bytes[..want]);
         let (consumed, more) = (step.consumed, step.more);
@@ -169,39 +236,39 @@ pub struct LogHeader {
 /// Which archived log the first bytes (`head`, at least blocks 0 and 1 when the object has
 /// them) of an object of `size` bytes are; or why they are not a complete archived redo log,
 /// naming the byte offset. Never panics on any input.
-pub fn identify(head: &[u8], size: u64) -> Result<LogHeader, String> {
-    let file = FileHeader::parse(head).map_err(|e| e.to_string())?;
+pub fn identify(head: &[u8], size: u64) -> Result<LogHeader, NotArchivedLog> {
+    let file = FileHeader::parse(head).map_err(NotArchivedLog::NotRedo)?;
     let bs = file.bs();
     let declared = (u64::from(file.block_count) + 1) * u64::from(file.block_size);
     if size != declared {
-        return Err(format!(
-            "the object is {size} bytes, its redo header (offset 24) declares {declared} ({} blocks of {bs} after block 0): truncated or padded",
-            file.block_count
-        ));
+        return Err(NotArchivedLog::SizeMismatch {
+            size,
+            declared,
+            blocks: file.block_count,
+            block_size: bs,
+        });
     }
     let (Some(b0), Some(b1)) = (head.get(..bs), head.get(bs..2 * bs)) else {
-        return Err(format!(
-            "the object ends inside block 1 (the redo log header, offset {bs})"
-        ));
+        return Err(NotArchivedLog::EndsInHeader { block_size: bs });
     };
     if !block_checksum_ok(b0) {
-        return Err("block 0 (offset 0) fails its checksum".to_string());
+        return Err(NotArchivedLog::Checksum {
+            block: 0,
+            offset: 0,
+        });
     }
     if !block_checksum_ok(b1) {
-        return Err(format!("block 1 (offset {bs}) fails its checksum"));
+        return Err(NotArchivedLog::Checksum {
+            block: 1,
+            offset: bs,
+        });
     }
-    let h = RedoHeader::parse(b1, file.endian, bs as u64).map_err(|e| e.to_string())?;
+    let h = RedoHeader::parse(b1, file.endian, bs as u64).map_err(NotArchivedLog::NotRedo)?;
     if h.log_state() == LogState::Current {
-        return Err(format!(
-            "block 1 (offset {bs}) is the header of a CURRENT online log, not of an archived log"
-        ));
+        return Err(NotArchivedLog::Current { block_size: bs });
     }
     let (Some(first), Some(next)) = (h.first_scn, h.next_scn) else {
-        return Err(format!(
-            "block 1 (offset {bs}) has no first or next SCN (offsets {} and {})",
-            bs + 180,
-            bs + 192
-        ));
+        return Err(NotArchivedLog::NoScnRange { block_size: bs });
     };
     Ok(LogHeader {
         db_id: h.db_id,
@@ -729,17 +796,36 @@ pub fn db_ids<'a>(
 }
 
 /// Which database `restore archive` restores: the one asked for, else the only one there is.
-pub fn choose_db(asked: Option<u32>, present: &BTreeSet<u32>) -> Result<Option<u32>, String> {
+pub fn choose_db(
+    asked: Option<u32>,
+    present: &BTreeSet<u32>,
+) -> Result<Option<u32>, ChooseDbError> {
     match asked {
         Some(id) if present.contains(&id) || present.is_empty() => Ok(Some(id)),
-        Some(id) => Err(format!(
-            "database id {id} has no archived log in WORM (present: {present:?})"
-        )),
+        Some(id) => Err(ChooseDbError::Absent {
+            asked: id,
+            present: present.clone(),
+        }),
         None if present.len() <= 1 => Ok(present.iter().next().copied()),
-        None => Err(format!(
-            "WORM holds archived logs of several databases {present:?}: choose one with --db-id"
-        )),
+        None => Err(ChooseDbError::Several(present.clone())),
     }
+}
+
+/// Why `restore archive` cannot tell which database to restore: the operator must say (or
+/// correct) `--db-id`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChooseDbError {
+    /// The database asked for has nothing in WORM.
+    #[error("database id {asked} has no archived log in WORM (present: {present:?})")]
+    Absent {
+        /// The `--db-id` given.
+        asked: u32,
+        /// The databases WORM holds logs of.
+        present: BTreeSet<u32>,
+    },
+    /// No `--db-id`, and WORM holds logs of more than one database.
+    #[error("WORM holds archived logs of several databases {0:?}: choose one with --db-id")]
+    Several(BTreeSet<u32>),
 }
 
 /// What `restore archive` may restore of database `db` (None: every database): the sealed
@@ -872,7 +958,12 @@ mod tests {
         let mut no_size = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
         std::io::Write::write_all(&mut no_size, &log).unwrap();
         let no_size = no_size.finish().unwrap();
-        assert!(decode_head(&no_size).unwrap_err().contains("size"));
+        assert!(
+            decode_head(&no_size)
+                .unwrap_err()
+                .to_string()
+                .contains("size")
+        );
         for cut in [1, 5, 17, 100] {
             let _ = decode_head(&frame[..cut.min(frame.len())]);
         }
@@ -896,17 +987,21 @@ mod tests {
         let bytes = archived(42);
         let size = bytes.len() as u64;
         // Not redo at all.
-        let e = identify(b"%PDF-1.7 not a redo log at all, no", 34).unwrap_err();
+        let e = identify(b"%PDF-1.7 not a redo log at all, no", 34)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("offset 0"), "{e}");
         assert!(identify(&[], 0).is_err());
         // Truncated: size differs from what block 0 declares.
-        let e = identify(&bytes[..HEADER_READ as usize], size - 512).unwrap_err();
+        let e = identify(&bytes[..HEADER_READ as usize], size - 512)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("truncated"), "{e}");
         // A damaged header block.
         let mut bad = bytes[..HEADER_READ as usize].to_vec();
         let bs = FileHeader::parse(&bad).unwrap().bs();
         bad[bs + 30] ^= 0xFF;
-        let e = identify(&bad, size).unwrap_err();
+        let e = identify(&bad, size).unwrap_err().to_string();
         assert!(e.contains("block 1"), "{e}");
         // Every prefix of a real log: an error or an identity, never a panic.
         for n in (0..HEADER_READ as usize).step_by(97) {
@@ -1001,7 +1096,12 @@ mod tests {
         let two: BTreeSet<u32> = [5, 6].into();
         assert_eq!(choose_db(None, &one), Ok(Some(5)));
         assert_eq!(choose_db(None, &BTreeSet::new()), Ok(None));
-        assert!(choose_db(None, &two).unwrap_err().contains("--db-id"));
+        assert!(
+            choose_db(None, &two)
+                .unwrap_err()
+                .to_string()
+                .contains("--db-id")
+        );
         assert_eq!(choose_db(Some(6), &two), Ok(Some(6)));
         assert!(choose_db(Some(7), &two).is_err());
     }

@@ -22,7 +22,7 @@ use futures::StreamExt;
 use redovault::crypto::keys::KeyRing;
 use redovault::crypto::recovery::RecoveryPrivateKey;
 use redovault::manifest::ManifestEntry;
-use redovault::store::ArchiveStore;
+use redovault::store::{ArchiveStore, StoreError};
 use redovault::wire::StreamId;
 use redovault_collector::worm::PieceEntry;
 use serde::{Deserialize, Serialize};
@@ -141,20 +141,86 @@ fn log_key(e: &ManifestEntry) -> LogKey {
 }
 
 /// Reads the state (a missing file is an empty state).
-pub fn load_state(dir: &Path) -> Result<VerifierState, String> {
+pub fn load_state(dir: &Path) -> Result<VerifierState, StateFileError> {
     let p = dir.join(STATE_FILE);
     match std::fs::read(&p) {
-        Ok(b) => serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", p.display())),
+        Ok(b) => {
+            serde_json::from_slice(&b).map_err(|source| StateFileError::Json { path: p, source })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(VerifierState::default()),
-        Err(e) => Err(format!("{}: {e}", p.display())),
+        Err(source) => Err(StateFileError::Io { path: p, source }),
     }
 }
 
-fn save_state(dir: &Path, s: &VerifierState) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+fn save_state(dir: &Path, s: &VerifierState) -> Result<(), StateFileError> {
+    std::fs::create_dir_all(dir).map_err(|source| StateFileError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let p = dir.join(STATE_FILE);
-    let bytes = serde_json::to_vec_pretty(s).map_err(|e| e.to_string())?;
-    redovault::durable::write_atomic(&p, &bytes).map_err(|e| format!("{}: {e}", p.display()))
+    let bytes = serde_json::to_vec_pretty(s).map_err(StateFileError::Encode)?;
+    redovault::durable::write_atomic(&p, &bytes)
+        .map_err(|source| StateFileError::Io { path: p, source })
+}
+
+/// Why the verifier's state (what it re-hashed when, the stream anchors) cannot be read or
+/// saved: the run cannot go on without it, so it ends as could-not-run.
+#[derive(Debug, thiserror::Error)]
+pub enum StateFileError {
+    /// The file or its directory cannot be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file is not the state's JSON.
+    #[error("{}: {source}", path.display())]
+    Json {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The error.
+        source: serde_json::Error,
+    },
+    /// The state cannot be encoded.
+    #[error("{0}")]
+    Encode(serde_json::Error),
+}
+
+/// Why the streams in WORM cannot be listed or their chains read (the objects themselves are
+/// checked one by one, and their failures are findings or the store's unreachability).
+#[derive(Debug, thiserror::Error)]
+pub enum WormReadError {
+    /// The streams under the primary WORM prefix cannot be listed.
+    #[error("{0}")]
+    List(StoreError),
+    /// A stream's chain under the primary prefix cannot be read.
+    #[error("stream {stream}: {source}")]
+    Chain {
+        /// The stream.
+        stream: StreamId,
+        /// The error.
+        source: StoreError,
+    },
+    /// The streams under another collector's prefix cannot be listed.
+    #[error("under {prefix:?}: {source}")]
+    ListOther {
+        /// The prefix (`worm_copies`).
+        prefix: String,
+        /// The error.
+        source: StoreError,
+    },
+    /// A stream's chain under another collector's prefix cannot be read.
+    #[error("stream {stream} under {prefix:?}: {source}")]
+    ChainOther {
+        /// The stream.
+        stream: StreamId,
+        /// The prefix (`worm_copies`).
+        prefix: String,
+        /// The error.
+        source: StoreError,
+    },
 }
 
 fn now() -> String {
@@ -432,7 +498,7 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
 
     // 6. Objects: fast for all, deep for the chosen share.
     let policy = opts.policy;
-    let results: Vec<(u64, Result<ObjectResult, String>)> =
+    let results: Vec<(u64, Result<ObjectResult, StoreError>)> =
         futures::stream::iter(entries.values().cloned().map(|e| {
             let store = Arc::clone(&store);
             let deep = deep_set.contains(&e.index);
@@ -441,7 +507,7 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
             async move {
                 let fast = objects::fast_check(store.as_ref(), &e, &policy).await;
                 let r = match fast {
-                    Err(err) => Err(err.to_string()),
+                    Err(err) => Err(err),
                     Ok(f) if !deep || f.status == FileStatus::Missing => Ok(f),
                     Ok(mut f) => {
                         let key = log_key(&e);
@@ -451,7 +517,7 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
                         match objects::deep_check_object(store.as_ref(), &obj, digests, pieces)
                             .await
                         {
-                            Err(err) => Err(err.to_string()),
+                            Err(err) => Err(err),
                             Ok(d) => {
                                 merge_deep(&mut f, d);
                                 Ok(f)
@@ -465,7 +531,7 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
         .buffer_unordered(opts.parallel.max(1))
         .collect()
         .await;
-    let results: HashMap<u64, Result<ObjectResult, String>> = results.into_iter().collect();
+    let results: HashMap<u64, Result<ObjectResult, StoreError>> = results.into_iter().collect();
     let mut files = Vec::with_capacity(entries.len());
     for e in entries.values() {
         let (status, last_deep, cross) = match results.get(&e.index) {
@@ -634,7 +700,7 @@ async fn check_unsealed<S: ArchiveStore>(
     store: &S,
     opts: &VerifyOptions,
     entries: &BTreeMap<u64, ManifestEntry>,
-) -> Result<(unsealed::Scan, Vec<Finding>), redovault::store::StoreError> {
+) -> Result<(unsealed::Scan, Vec<Finding>), StoreError> {
     let referenced: HashSet<String> = entries.values().map(|e| e.object_key.clone()).collect();
     let sealed_logs = entries
         .values()
@@ -836,7 +902,7 @@ async fn check_other_prefixes<S: ArchiveStore>(
     opts: &VerifyOptions,
     state: &VerifierState,
     out: &mut StreamsChecked,
-) -> Result<(), String> {
+) -> Result<(), WormReadError> {
     let primary = opts.worm_prefix.as_deref().unwrap_or(&opts.prefix);
     let mut seen = vec![primary.to_string()];
     for p in &opts.worm_copies {
@@ -846,12 +912,19 @@ async fn check_other_prefixes<S: ArchiveStore>(
         seen.push(p.clone());
         let listed = stream_chain::list_streams(store, p)
             .await
-            .map_err(|e| format!("under {p:?}: {e}"))?;
+            .map_err(|source| WormReadError::ListOther {
+                prefix: p.clone(),
+                source,
+            })?;
         for (stream, pieces) in &listed {
             let anchor = state.stream_anchors.get(&other_anchor_key(p, *stream));
             let c = stream_chain::audit_stream(store, p, *stream, pieces, anchor)
                 .await
-                .map_err(|e| format!("stream {stream} under {p:?}: {e}"))?;
+                .map_err(|source| WormReadError::ChainOther {
+                    stream: *stream,
+                    prefix: p.clone(),
+                    source,
+                })?;
             out.other_chains.push((p.clone(), c));
         }
     }
@@ -868,17 +941,20 @@ async fn check_streams<S: ArchiveStore + 'static>(
     state: &mut VerifierState,
     deep_logs: &HashSet<LogKey>,
     run_time: &str,
-) -> Result<StreamsChecked, String> {
+) -> Result<StreamsChecked, WormReadError> {
     let prefix = opts.worm_prefix.as_deref().unwrap_or(&opts.prefix);
     let listed = stream_chain::list_streams(store.as_ref(), prefix)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(WormReadError::List)?;
     let mut out = StreamsChecked::default();
     for (stream, pieces) in &listed {
         let anchor = state.stream_anchors.get(&stream.to_string());
         let c = stream_chain::audit_stream(store.as_ref(), prefix, *stream, pieces, anchor)
             .await
-            .map_err(|e| format!("stream {stream}: {e}"))?;
+            .map_err(|source| WormReadError::Chain {
+                stream: *stream,
+                source,
+            })?;
         out.chains.push(c);
     }
     let all: Vec<(StreamId, PieceEntry)> = out
@@ -908,7 +984,7 @@ async fn check_streams<S: ArchiveStore + 'static>(
     }
     let deep_logs = Arc::new(deep_logs.clone());
     let policy = opts.policy;
-    type PieceOutcome = Result<(ObjectResult, Option<PieceDeep>), String>;
+    type PieceOutcome = Result<(ObjectResult, Option<PieceDeep>), StoreError>;
     let results: Vec<(StreamId, PieceEntry, PieceOutcome)> =
         futures::stream::iter(all.into_iter().map(|(stream, e)| {
             let store = Arc::clone(store);
@@ -919,7 +995,7 @@ async fn check_streams<S: ArchiveStore + 'static>(
                 let r = match stream_chain::fast_check_piece(store.as_ref(), stream, &e, &policy)
                     .await
                 {
-                    Err(err) => Err(err.to_string()),
+                    Err(err) => Err(err),
                     Ok(f) if !deep || f.status == FileStatus::Missing => Ok((f, None)),
                     Ok(f) => stream_chain::deep_check_piece(
                         store.as_ref(),
@@ -929,8 +1005,7 @@ async fn check_streams<S: ArchiveStore + 'static>(
                         &deep_logs,
                     )
                     .await
-                    .map(|d| (f, Some(d)))
-                    .map_err(|err| err.to_string()),
+                    .map(|d| (f, Some(d))),
                 };
                 (stream, e, r)
             }

@@ -17,7 +17,7 @@ use redovault::store::ArchiveStore;
 use redovault::wire::{CommitMark, StreamId, StreamPos};
 use redovault_collector::piece::{self, PieceHeader, parse_piece_name, stream_prefix};
 use redovault_collector::rebuild::Target;
-use redovault_collector::segment::Chunk;
+use redovault_collector::segment::StoredChunk;
 use redovault_redo::position::LogSeq;
 
 /// One opened piece.
@@ -26,7 +26,7 @@ struct Opened {
     key: String,
     header: PieceHeader,
     sha256: Sha256Digest,
-    chunks: Vec<Chunk>,
+    chunks: Vec<StoredChunk>,
 }
 
 /// One stream's chain as read from WORM.
@@ -41,7 +41,7 @@ pub struct WormStream {
     /// Per sequence: its last commit and how many commits it holds.
     pub seq_commits: BTreeMap<LogSeq, (CommitMark, usize)>,
     /// The chunks of the sequence of the last commit, in order.
-    pub chunks: Vec<Chunk>,
+    pub chunks: Vec<StoredChunk>,
     /// What was found beside the chain: pieces that do not open, forks, pieces left out.
     pub notes: Vec<String>,
     /// The pieces of the chain followed, in order (key, SHA-256, header).
@@ -159,7 +159,7 @@ async fn follow_chain_in<S: ArchiveStore>(
                     sha256: sha,
                     chunks: chunks
                         .into_iter()
-                        .map(|c| Chunk {
+                        .map(|c| StoredChunk {
                             data: Vec::new(),
                             ..c
                         })
@@ -288,9 +288,9 @@ mod tests {
         }
     }
 
-    fn chunk(start: StreamPos, len: usize, commit: bool, log_end: bool) -> Chunk {
+    fn chunk(start: StreamPos, len: usize, commit: bool, log_end: bool) -> StoredChunk {
         let end = at(start.seq.0, start.offset + len as u64);
-        Chunk {
+        StoredChunk {
             start,
             data: vec![start.offset as u8; len],
             commits: if commit {
@@ -313,7 +313,12 @@ mod tests {
 
     /// Piece `index` holding `chunk`, after the piece whose SHA-256 is `prev`, sealed and
     /// opened as a restore reads it.
-    fn piece(key: &RecoveryPrivateKey, index: u64, prev: Sha256Digest, chunk: Chunk) -> Opened {
+    fn piece(
+        key: &RecoveryPrivateKey,
+        index: u64,
+        prev: Sha256Digest,
+        chunk: StoredChunk,
+    ) -> Opened {
         let p = seal(S, index, prev, &[chunk], key.public()).unwrap();
         let (header, chunks) = piece::open(&p.bytes, key, "t").unwrap();
         Opened {

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use redovault::crypto::keys::KeyRing;
 use redovault::wire::StreamPos;
 
-use crate::segment::{Chunk, RecordReader, ScanError, parse_segment_file_name, segment_file_name};
+use crate::segment::{
+    RecordReader, ScanError, StoredChunk, parse_segment_file_name, segment_file_name,
+};
 
 /// Why the segments cannot give the chunks asked for.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +38,7 @@ pub struct Follower {
     segment: u64,
     reader: Option<RecordReader>,
     /// The next chunk, read ahead while seeking.
-    peeked: Option<Chunk>,
+    peeked: Option<StoredChunk>,
     /// Where the next chunk starts (None before the first).
     pos: Option<StreamPos>,
 }
@@ -159,7 +161,7 @@ impl Follower {
         }
     }
 
-    fn next_chunk(&mut self) -> Result<Chunk, FollowError> {
+    fn next_chunk(&mut self) -> Result<StoredChunk, FollowError> {
         if let Some(c) = self.peeked.take() {
             return Ok(c);
         }
@@ -198,7 +200,7 @@ impl Follower {
         &mut self,
         upto: StreamPos,
         max_bytes: u64,
-    ) -> Result<Vec<Chunk>, FollowError> {
+    ) -> Result<Vec<StoredChunk>, FollowError> {
         let start = self.pos;
         let r = self.read_piece_inner(upto, max_bytes);
         if r.is_err() {
@@ -215,8 +217,8 @@ impl Follower {
         &mut self,
         upto: StreamPos,
         max_bytes: u64,
-    ) -> Result<Vec<Chunk>, FollowError> {
-        let mut out: Vec<Chunk> = Vec::new();
+    ) -> Result<Vec<StoredChunk>, FollowError> {
+        let mut out: Vec<StoredChunk> = Vec::new();
         let mut bytes = 0u64;
         while self.pos.is_none_or(|p| p < upto) {
             let c = self.next_chunk()?;
@@ -246,7 +248,7 @@ impl Follower {
 
     /// Puts chunks read by [`Follower::read_piece`] back (their upload did not happen), so
     /// that the next piece starts with them.
-    pub fn unread(&mut self, chunks: Vec<Chunk>) -> Result<(), FollowError> {
+    pub fn unread(&mut self, chunks: Vec<StoredChunk>) -> Result<(), FollowError> {
         let Some(first) = chunks.first().map(|c| c.start) else {
             return Ok(());
         };
@@ -304,7 +306,7 @@ mod tests {
         assert!(f.read_piece(at(2, 4096), 1 << 20).unwrap().is_empty());
         // A restart resumes at WORM's end, through segment boundaries.
         let mut g = Follower::new(&sdir, Arc::new(keys()), Some(at(2, 4096))).unwrap();
-        let rest: Vec<Chunk> = g.read_piece(at(3, 8192), 1 << 30).unwrap();
+        let rest: Vec<StoredChunk> = g.read_piece(at(3, 8192), 1 << 30).unwrap();
         assert_eq!(rest.first().unwrap().start, at(2, 4096));
         let rest3 = g.read_piece(at(3, 8192), 1 << 30).unwrap();
         assert_eq!(rest3.len(), 8);

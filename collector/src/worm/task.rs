@@ -24,7 +24,7 @@ use crate::metrics::CollectorMetrics;
 use redovault::compress::Level;
 
 use crate::piece::{self, PieceHeader, SealedPiece, parse_piece_name, stream_prefix};
-use crate::segment::Chunk;
+use crate::segment::StoredChunk;
 use crate::store::stream_dir_name;
 use crate::writer::WriterHandle;
 
@@ -314,7 +314,7 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
         }
     }
 
-    async fn unread(&mut self, chunks: Vec<Chunk>) -> Result<(), String> {
+    async fn unread(&mut self, chunks: Vec<StoredChunk>) -> Result<(), String> {
         self.blocking_follow(move |f| f.unread(chunks).map_err(|e| e.to_string()))
             .await
     }
@@ -322,7 +322,7 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
     /// Seals, uploads and records `chunks`; false when stopped before the upload succeeded.
     async fn ship(
         &mut self,
-        chunks: Vec<Chunk>,
+        chunks: Vec<StoredChunk>,
         durable_at: Option<Instant>,
         cancel: &CancellationToken,
     ) -> Result<bool, String> {
@@ -406,7 +406,7 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
     async fn adopt_orphan(
         &self,
         index: u64,
-        chunks: &[Chunk],
+        chunks: &[StoredChunk],
     ) -> Result<Option<((SealedPiece, PutOutcome), usize)>, String> {
         let Some(start) = chunks.first().map(|c| c.start) else {
             return Ok(None);
@@ -476,7 +476,7 @@ impl<S: ArchiveStore + Clone + 'static> StreamWorm<S> {
     async fn record(
         &mut self,
         (sealed, outcome): (SealedPiece, PutOutcome),
-        chunks: &[Chunk],
+        chunks: &[StoredChunk],
         durable_at: Option<Instant>,
     ) -> Result<(), String> {
         let h = sealed.header;
@@ -658,7 +658,7 @@ fn orphan_fit(
     index: u64,
     prev: Sha256Digest,
     key_id: [u8; KEY_ID_LEN],
-    chunks: &[Chunk],
+    chunks: &[StoredChunk],
     compress: Option<Level>,
 ) -> Option<usize> {
     let n = h.chunks as usize;
@@ -738,7 +738,7 @@ mod tests {
     }
 
     /// The chunks of the store in `dir` up to `upto`, as the uploader reads them.
-    fn chunks(dir: &std::path::Path, upto: StreamPos) -> Vec<Chunk> {
+    fn chunks(dir: &std::path::Path, upto: StreamPos) -> Vec<StoredChunk> {
         let seg_dir = dir.join("streams").join(stream_dir_name(S));
         Follower::new(&seg_dir, Arc::new(keys()), None)
             .unwrap()
@@ -756,7 +756,7 @@ mod tests {
         let pk = sk.public().clone();
         let prev = Sha256Digest::of(b"piece 2");
         let p = piece::seal(S, 3, prev, &all[..3], &pk).unwrap();
-        let fit = |h: &PieceHeader, c: &[Chunk]| orphan_fit(h, S, 3, prev, pk.id(), c, None);
+        let fit = |h: &PieceHeader, c: &[StoredChunk]| orphan_fit(h, S, 3, prev, pk.id(), c, None);
         // Uploaded, then the crash; since the restart, more is durable (or nothing more).
         assert_eq!(fit(&p.header, &all), Some(3));
         assert_eq!(fit(&p.header, &all[..3]), Some(3));

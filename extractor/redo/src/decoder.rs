@@ -41,7 +41,8 @@ use crate::endian::align4;
 use crate::error::{DecodeError, ErrorKind, NotRedo};
 use crate::header::{FILE_HEADER_PREFIX, FileHeader, LogState, RedoHeader};
 use crate::position::{LogSeq, Rba};
-use crate::record::{Layout, RECORD_HEADER_LEN, Record, RecordHeader, VLD_LWN, header_len};
+use crate::record::{RECORD_HEADER_LEN, Record, RecordHeader, VLD_LWN, header_len};
+use crate::vector::Layout;
 
 /// Largest record length accepted whatever the LWN and file sizes (64 MiB).
 pub const MAX_RECORD_LEN: u32 = 64 << 20;

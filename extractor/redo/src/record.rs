@@ -4,7 +4,7 @@
 use crate::endian::{Endian, scn_from_parts};
 use crate::position::{Rba, Scn};
 use crate::time::RedoTime;
-use crate::vector::VectorIter;
+use crate::vector::{Layout, VectorIter};
 
 /// Length of a record header without an LWN header.
 pub const RECORD_HEADER_LEN: usize = 24;
@@ -97,18 +97,6 @@ impl RecordHeader {
     pub fn header_len(&self) -> usize {
         header_len(self.vld)
     }
-}
-
-/// How to read the vectors of a record: byte order and vector header length (24 before 12.1,
-/// 32 from 12.1 on).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Layout {
-    /// Byte order of the file.
-    pub endian: Endian,
-    /// Change-vector header length (24 or 32).
-    pub vector_header_len: usize,
-    /// Whether record headers carry con_uid (12.1+).
-    pub con_uid: bool,
 }
 
 /// One whole redo record, reassembled across blocks. It borrows the decoder's buffers and is

@@ -4,7 +4,18 @@
 use crate::endian::{Endian, align4};
 use crate::opcode::Opcode;
 use crate::position::Scn;
-use crate::record::Layout;
+
+/// How to read the vectors of a record: byte order and vector header length (24 before 12.1,
+/// 32 from 12.1 on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Layout {
+    /// Byte order of the file.
+    pub endian: Endian,
+    /// Change-vector header length (24 or 32).
+    pub vector_header_len: usize,
+    /// Whether record headers carry con_uid (12.1+).
+    pub con_uid: bool,
+}
 
 /// One change vector inside a record. Borrows the record bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,7 +21,7 @@ use redovault::wire::message::{
 };
 use redovault::wire::{CommitMark, StreamId, StreamPos};
 use redovault_collector::fs::RealFs;
-use redovault_collector::segment::{Chunk, SegmentWriter};
+use redovault_collector::segment::{StoredChunk, SegmentWriter};
 use redovault_redo::position::{LogSeq, Scn, ThreadId, Xid};
 
 fn stream() -> StreamId {
@@ -181,21 +181,21 @@ fn legacy(out: &Out) {
     out.put("legacy_handshake", "channel", &channel);
 }
 
-fn chunks() -> Vec<Chunk> {
+fn chunks() -> Vec<StoredChunk> {
     vec![
-        Chunk {
+        StoredChunk {
             start: pos(16, 0),
             data: vec![0x11; 300],
             commits: vec![commit(1, pos(16, 200))],
             log_end: false,
         },
-        Chunk {
+        StoredChunk {
             start: pos(16, 300),
             data: vec![0x12; 212],
             commits: vec![commit(2, pos(16, 400)), commit(4, pos(16, 512))],
             log_end: true,
         },
-        Chunk {
+        StoredChunk {
             start: pos(17, 0),
             data: vec![0x13; 64],
             commits: Vec::new(),

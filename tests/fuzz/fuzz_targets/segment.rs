@@ -16,7 +16,7 @@ use std::path::Path;
 use libfuzzer_sys::fuzz_target;
 use redovault::crypto::keys::{KeyId, KeyRing};
 use redovault::wire::StreamId;
-use redovault_collector::segment::{self, Chunk, ScanError, ScanMode, Scanned};
+use redovault_collector::segment::{self, StoredChunk, ScanError, ScanMode, Scanned};
 use redovault_collector::store::{Store, stream_dir_name};
 use redovault_redo::position::ThreadId;
 
@@ -34,7 +34,7 @@ fn stream() -> StreamId {
     }
 }
 
-fn scan(path: &Path, mode: ScanMode) -> Result<(Scanned, Vec<(u64, Chunk)>), ScanError> {
+fn scan(path: &Path, mode: ScanMode) -> Result<(Scanned, Vec<(u64, StoredChunk)>), ScanError> {
     let mut chunks = Vec::new();
     let scanned = segment::scan::<ScanError>(path, &keys(), mode, None, |off, c| {
         chunks.push((off, c));

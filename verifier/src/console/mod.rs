@@ -280,6 +280,8 @@ async fn slow_loop<S: ArchiveStore>(
             _ = cancel.cancelled() => return,
             r = sources::read_worm(store.as_ref(), &prefix, &worm_prefix, &db_ids) => r,
         };
+        // The page shows the reason as read (the source's state), not the error's structure.
+        let result = result.map_err(|e| e.to_string());
         if let Err(e) = &result {
             tracing::warn!(error = %e, "console: WORM unreadable");
         }

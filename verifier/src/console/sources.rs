@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use redovault::manifest::ManifestEntry;
-use redovault::store::ArchiveStore;
+use redovault::store::{ArchiveStore, StoreError};
 use redovault::wire::StreamId;
 use redovault_collector::status::{CollectorStatus, STATUS_VERSION};
 use serde::Serialize;
@@ -81,15 +81,55 @@ pub async fn read_collector(
     }
 }
 
-async fn read_bounded(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
+async fn read_bounded(mut resp: reqwest::Response) -> Result<Vec<u8>, BodyError> {
     let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Read)? {
         if out.len() + chunk.len() > MAX_DOCUMENT {
-            return Err(format!("more than {MAX_DOCUMENT} bytes"));
+            return Err(BodyError::TooLarge);
         }
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+/// Why a source's HTTP body was not read whole.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    /// The connection failed while the body was read.
+    #[error("{}", error_chain(.0))]
+    Read(reqwest::Error),
+    /// The body is longer than any document the console reads.
+    #[error("more than {MAX_DOCUMENT} bytes")]
+    TooLarge,
+}
+
+/// Why WORM could not be read for the page (the page shows it as the WORM source's state).
+#[derive(Debug, thiserror::Error)]
+pub enum WormFactsError {
+    /// The sealed archive manifest cannot be read.
+    #[error("archive manifest under {prefix:?}: {source}")]
+    Manifest {
+        /// The archive prefix.
+        prefix: String,
+        /// The error.
+        source: StoreError,
+    },
+    /// The stream chains cannot be listed.
+    #[error("stream chains under {prefix:?}: {source}")]
+    Streams {
+        /// The WORM prefix of the streams.
+        prefix: String,
+        /// The error.
+        source: StoreError,
+    },
+    /// One stream's chain cannot be read.
+    #[error("stream chain {stream}: {source}")]
+    Chain {
+        /// The stream.
+        stream: StreamId,
+        /// The error.
+        source: StoreError,
+    },
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -176,11 +216,14 @@ pub async fn read_worm<S: ArchiveStore>(
     prefix: &str,
     worm_prefix: &str,
     db_ids: &[u32],
-) -> Result<WormFacts, String> {
+) -> Result<WormFacts, WormFactsError> {
     let mut out = WormFacts::default();
     let sealed = chain::read_sealed::<ManifestEntry, S>(store, prefix)
         .await
-        .map_err(|e| format!("archive manifest under {prefix:?}: {e}"))?;
+        .map_err(|source| WormFactsError::Manifest {
+            prefix: prefix.to_string(),
+            source,
+        })?;
     let audit = chain::audit_chain_lines::<ManifestEntry>(&sealed.lines, "manifest", "WORM");
     for (e, _, _) in audit.entries.values() {
         let t = out
@@ -203,14 +246,17 @@ pub async fn read_worm<S: ArchiveStore>(
     }
     let streams = stream_chain::list_streams(store, worm_prefix)
         .await
-        .map_err(|e| format!("stream chains under {worm_prefix:?}: {e}"))?;
+        .map_err(|source| WormFactsError::Streams {
+            prefix: worm_prefix.to_string(),
+            source,
+        })?;
     for (stream, pieces) in streams {
         if !db_ids.contains(&stream.db_id) {
             continue;
         }
         let a = stream_chain::audit_stream(store, worm_prefix, stream, &pieces, None)
             .await
-            .map_err(|e| format!("stream chain {stream}: {e}"))?;
+            .map_err(|source| WormFactsError::Chain { stream, source })?;
         if let Some((scn, xid, time)) = a.entries().rev().find_map(|e| e.last_commit()) {
             out.streams.insert(stream.to_string(), (scn.0, xid, time));
         }
@@ -395,7 +441,7 @@ pub fn read_reports(dirs: &[PathBuf]) -> Reports {
                 }
                 out.verifications.push(r)
             }
-            Err(e) => out.problems.push(e),
+            Err(e) => out.problems.push(e.to_string()),
         }
     }
     out.last_verification = verifier
@@ -406,7 +452,7 @@ pub fn read_reports(dirs: &[PathBuf]) -> Reports {
         match read_json(&p).and_then(|v| drill_or_recovery(&p, &v)) {
             Ok(Run::Ended(r)) => out.drills.push(r),
             Ok(Run::InProgress(r)) => out.recoveries.push(r),
-            Err(e) => out.problems.push(e),
+            Err(e) => out.problems.push(e.to_string()),
         }
     }
     out.drills.sort_by_key(|d| std::cmp::Reverse(d.at));
@@ -414,13 +460,66 @@ pub fn read_reports(dirs: &[PathBuf]) -> Reports {
     out
 }
 
-fn read_json(p: &Path) -> Result<serde_json::Value, String> {
-    let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
-    if meta.len() > MAX_DOCUMENT as u64 {
-        return Err(format!("{}: larger than {MAX_DOCUMENT} bytes", p.display()));
+/// Why a run's report file (a verifier, drill or recovery report) is left off the page: it is
+/// listed among the page's problems, naming the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {problem}", path.display())]
+pub struct RunFileError {
+    /// The report file.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub problem: RunFileProblem,
+}
+
+/// What is wrong with a run's report file.
+#[derive(Debug, thiserror::Error)]
+pub enum RunFileProblem {
+    /// It cannot be read.
+    #[error("{0}")]
+    Unreadable(std::io::Error),
+    /// It is larger than a report can be.
+    #[error("larger than {MAX_DOCUMENT} bytes")]
+    TooLarge,
+    /// It is not JSON.
+    #[error("not JSON: {0}")]
+    NotJson(serde_json::Error),
+    /// It lacks a field every report of its kind has.
+    #[error("no {field} (not a {kind})")]
+    Missing {
+        /// The field.
+        field: String,
+        /// The kind of report expected.
+        kind: &'static str,
+    },
+}
+
+impl RunFileError {
+    fn new(path: &Path, problem: RunFileProblem) -> Self {
+        RunFileError {
+            path: path.to_path_buf(),
+            problem,
+        }
     }
-    let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("{}: not JSON: {e}", p.display()))
+
+    fn missing(path: &Path, field: &str, kind: &'static str) -> Self {
+        RunFileError::new(
+            path,
+            RunFileProblem::Missing {
+                field: field.to_string(),
+                kind,
+            },
+        )
+    }
+}
+
+fn read_json(p: &Path) -> Result<serde_json::Value, RunFileError> {
+    let unreadable = |e| RunFileError::new(p, RunFileProblem::Unreadable(e));
+    let meta = std::fs::metadata(p).map_err(unreadable)?;
+    if meta.len() > MAX_DOCUMENT as u64 {
+        return Err(RunFileError::new(p, RunFileProblem::TooLarge));
+    }
+    let bytes = std::fs::read(p).map_err(unreadable)?;
+    serde_json::from_slice(&bytes).map_err(|e| RunFileError::new(p, RunFileProblem::NotJson(e)))
 }
 
 fn rfc3339(t: &str) -> Option<i64> {
@@ -429,7 +528,7 @@ fn rfc3339(t: &str) -> Option<i64> {
         .map(|d| d.timestamp())
 }
 
-fn verifier_run(p: &Path, v: &serde_json::Value) -> Result<VerifierRun, String> {
+fn verifier_run(p: &Path, v: &serde_json::Value) -> Result<VerifierRun, RunFileError> {
     let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
     let sum = |k: &str| v["summary"][k].as_u64().unwrap_or(0);
     let started_at = field("started_at").unwrap_or_default();
@@ -460,7 +559,7 @@ fn verifier_run(p: &Path, v: &serde_json::Value) -> Result<VerifierRun, String> 
     Ok(VerifierRun {
         file: p.to_path_buf(),
         verdict: field("verdict")
-            .ok_or_else(|| format!("{}: no verdict (not a verifier report)", p.display()))?,
+            .ok_or_else(|| RunFileError::missing(p, "verdict", "verifier report"))?,
         started_at,
         finished_at,
         errors: sum("errors"),
@@ -499,7 +598,7 @@ fn mtime(p: &Path) -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-fn drill_or_recovery(p: &Path, v: &serde_json::Value) -> Result<Run, String> {
+fn drill_or_recovery(p: &Path, v: &serde_json::Value) -> Result<Run, RunFileError> {
     let recover = v.get("kind").and_then(|k| k.as_str()) == Some("recover");
     // A recovery report from before `complete` was recorded is a complete one.
     if recover && v.get("complete").and_then(|c| c.as_bool()) == Some(false) {
@@ -508,11 +607,11 @@ fn drill_or_recovery(p: &Path, v: &serde_json::Value) -> Result<Run, String> {
     drill_run(p, v).map(Run::Ended)
 }
 
-fn drill_run(p: &Path, v: &serde_json::Value) -> Result<DrillRun, String> {
+fn drill_run(p: &Path, v: &serde_json::Value) -> Result<DrillRun, RunFileError> {
     let num = |k: &str| {
         v.get(k)
             .and_then(|x| x.as_f64())
-            .ok_or_else(|| format!("{}: no {k} (not a drill report)", p.display()))
+            .ok_or_else(|| RunFileError::missing(p, k, "drill report"))
     };
     let recover = v.get("kind").and_then(|k| k.as_str()) == Some("recover");
     let rto_seconds = num("rto_seconds")?;
@@ -523,7 +622,7 @@ fn drill_run(p: &Path, v: &serde_json::Value) -> Result<DrillRun, String> {
         pass: v
             .get("pass")
             .and_then(|x| x.as_bool())
-            .ok_or_else(|| format!("{}: no pass (not a drill report)", p.display()))?,
+            .ok_or_else(|| RunFileError::missing(p, "pass", "drill report"))?,
         rpo_commits: if recover {
             None
         } else {
@@ -598,10 +697,10 @@ fn drill_measure(p: &Path, v: &serde_json::Value, rto: f64) -> Option<RestoreMea
     })
 }
 
-fn recovery_progress(p: &Path, v: &serde_json::Value) -> Result<RecoveryProgress, String> {
+fn recovery_progress(p: &Path, v: &serde_json::Value) -> Result<RecoveryProgress, RunFileError> {
     let steps = v["steps"]
         .as_array()
-        .ok_or_else(|| format!("{}: no steps (not a recovery report)", p.display()))?;
+        .ok_or_else(|| RunFileError::missing(p, "steps", "recovery report"))?;
     let done: Vec<String> = steps
         .iter()
         .filter(|s| matches!(s["outcome"].as_str(), Some("done" | "done-with-findings")))
@@ -636,7 +735,7 @@ fn recovery_progress(p: &Path, v: &serde_json::Value) -> Result<RecoveryProgress
         next_step,
         rto_seconds: v["rto_seconds"]
             .as_f64()
-            .ok_or_else(|| format!("{}: no rto_seconds (not a recovery report)", p.display()))?,
+            .ok_or_else(|| RunFileError::missing(p, "rto_seconds", "recovery report"))?,
     })
 }
 

@@ -1,9 +1,13 @@
 //! Tests of the store: continuity, resends, recovery, torn tails, corruption, faults, keys.
 
+use std::fs::OpenOptions;
+
 use super::*;
+use crate::fs::RealFs;
 use crate::fs::{FaultPlan, FaultyFs};
+use crate::segment::{self, ScanMode, StoredChunk};
 use redovault::crypto::keys::KeyId;
-use redovault_redo::position::{Scn, Xid};
+use redovault_redo::position::{Scn, ThreadId, Xid};
 
 pub(crate) fn ring(active: &str, ids: &[&str]) -> KeyRing {
     let id = |s: &str| KeyId::parse(s).unwrap();
@@ -69,19 +73,25 @@ fn open(dir: &Path) -> Store {
 }
 
 /// Every chunk of a stream, read from its segments.
-fn read_stream(store: &Store, s: StreamId) -> Vec<Chunk> {
+fn read_stream(store: &Store, s: StreamId) -> Vec<StoredChunk> {
     let mut out = Vec::new();
     for seg in store.segments(s) {
-        segment::scan::<StoreError>(&seg.path, store.keys(), ScanMode::Strict, None, |_, c| {
-            out.push(c);
-            Ok(())
-        })
+        segment::scan::<StreamStoreError>(
+            &seg.path,
+            store.keys(),
+            ScanMode::Strict,
+            None,
+            |_, c| {
+                out.push(c);
+                Ok(())
+            },
+        )
         .unwrap();
     }
     out
 }
 
-fn bytes_of(chunks: &[Chunk], seq: u32) -> Vec<u8> {
+fn bytes_of(chunks: &[StoredChunk], seq: u32) -> Vec<u8> {
     chunks
         .iter()
         .filter(|c| c.start.seq == LogSeq(seq))
@@ -152,23 +162,28 @@ fn continuity_is_enforced() {
     let mut st = open(dir.path());
     let err = st.append(s, p(3, 512), b"x", &[], false).unwrap_err();
     assert!(
-        matches!(err, StoreError::Discontinuity { expected: None, .. }),
+        matches!(err, StreamStoreError::Discontinuity { expected: None, .. }),
         "{err}"
     );
     assert!(err.is_refusal());
     let err = st.append(s, p(3, 0), &[], &[], true).unwrap_err();
-    assert!(matches!(err, StoreError::InvalidAppend { .. }), "{err}");
+    assert!(
+        matches!(err, StreamStoreError::InvalidAppend { .. }),
+        "{err}"
+    );
     st.append(s, p(3, 0), &data(3, 0, 1024), &[], false)
         .unwrap();
     // A gap.
     let err = st
         .append(s, p(3, 2048), &data(3, 2048, 512), &[], false)
         .unwrap_err();
-    assert!(matches!(err, StoreError::Discontinuity { expected: Some(e), .. } if e == p(3, 1024)));
+    assert!(
+        matches!(err, StreamStoreError::Discontinuity { expected: Some(e), .. } if e == p(3, 1024))
+    );
     // The next log before this one ended.
     assert!(matches!(
         st.append(s, p(4, 0), &data(4, 0, 512), &[], false),
-        Err(StoreError::Discontinuity { .. })
+        Err(StreamStoreError::Discontinuity { .. })
     ));
     // End the log with an empty append.
     st.append(s, p(3, 1024), &[], &[], true).unwrap();
@@ -176,12 +191,14 @@ fn continuity_is_enforced() {
     let err = st
         .append(s, p(3, 1024), &data(3, 1024, 512), &[], false)
         .unwrap_err();
-    assert!(matches!(err, StoreError::Overlap { .. }), "{err}");
+    assert!(matches!(err, StreamStoreError::Overlap { .. }), "{err}");
     // Skipping a log.
     let err = st
         .append(s, p(5, 0), &data(5, 0, 512), &[], false)
         .unwrap_err();
-    assert!(matches!(err, StoreError::Discontinuity { expected: Some(e), .. } if e == p(4, 0)));
+    assert!(
+        matches!(err, StreamStoreError::Discontinuity { expected: Some(e), .. } if e == p(4, 0))
+    );
     st.append(s, p(4, 0), &data(4, 0, 512), &[], false).unwrap();
     // Commit marks must lie in the append's bytes, in order.
     for bad in [
@@ -193,7 +210,10 @@ fn continuity_is_enforced() {
         let err = st
             .append(s, p(4, 512), &data(4, 512, 512), &bad, false)
             .unwrap_err();
-        assert!(matches!(err, StoreError::InvalidAppend { .. }), "{err}");
+        assert!(
+            matches!(err, StreamStoreError::InvalidAppend { .. }),
+            "{err}"
+        );
     }
     st.sync().unwrap();
     assert_eq!(st.durable(s).unwrap().end, p(4, 512));
@@ -240,7 +260,7 @@ fn resends_are_idempotent_and_different_bytes_refused() {
     other[50] ^= 1;
     let err = st.append(s, p(1, 1000), &other, &[], false).unwrap_err();
     assert!(
-        matches!(&err, StoreError::Divergent { at, .. } if *at == p(1, 1050)),
+        matches!(&err, StreamStoreError::Divergent { at, .. } if *at == p(1, 1050)),
         "{err}"
     );
     st.sync().unwrap();
@@ -259,11 +279,11 @@ fn resends_are_idempotent_and_different_bytes_refused() {
     assert_eq!((a.duplicate, a.stored), (2048, 0));
     assert!(matches!(
         st.append(s, p(1, 8192), &data(1, 8192, 4096), &[], false),
-        Err(StoreError::Overlap { .. })
+        Err(StreamStoreError::Overlap { .. })
     ));
     assert!(matches!(
         st.append(s, p(1, 0), &data(1, 0, 512), &[], true),
-        Err(StoreError::Overlap { .. })
+        Err(StreamStoreError::Overlap { .. })
     ));
     st.sync().unwrap();
     drop(st);
@@ -322,7 +342,7 @@ fn segments_rotate_by_size_and_a_restart_never_reuses_one() {
     std::fs::remove_file(&segs[2].path).unwrap();
     let err = Store::open_with(dir.path(), keys(), opts_small(), Arc::new(RealFs)).unwrap_err();
     assert!(
-        matches!(&err, StoreError::Corrupt { file, .. } if *file == segs[2].path),
+        matches!(&err, StreamStoreError::Corrupt { file, .. } if *file == segs[2].path),
         "{err}"
     );
 }
@@ -343,7 +363,7 @@ fn a_segment_moved_to_another_place_is_refused() {
     std::fs::copy(&b, &a).unwrap();
     let err = Store::open_with(dir.path(), keys(), opts_small(), Arc::new(RealFs)).unwrap_err();
     assert!(
-        matches!(&err, StoreError::Corrupt { file, offset: 0, .. } if *file == a),
+        matches!(&err, StreamStoreError::Corrupt { file, offset: 0, .. } if *file == a),
         "{err}"
     );
 }
@@ -444,13 +464,13 @@ fn a_flipped_bit_anywhere_is_detected() {
         bad[pos] ^= 1 << bit;
         std::fs::write(&seg.path, &bad).unwrap();
         match Store::open_with(src.path(), keys(), opts_small(), Arc::new(RealFs)) {
-            Err(StoreError::Corrupt { file, offset, .. }) => {
+            Err(StreamStoreError::Corrupt { file, offset, .. }) => {
                 assert_eq!(file, seg.path);
                 assert!(offset as usize <= pos, "byte {pos}: offset {offset}");
                 assert!(pos < last_record, "byte {pos} is in the last batch");
                 corrupt += 1;
             }
-            Err(StoreError::Unreadable { file, .. }) => {
+            Err(StreamStoreError::Unreadable { file, .. }) => {
                 assert_eq!(file, seg.path);
                 assert!(pos < last_record);
                 corrupt += 1;
@@ -528,13 +548,13 @@ fn a_second_open_is_refused_and_a_foreign_directory_too() {
     let dir = tempfile::tempdir().unwrap();
     let st = open(dir.path());
     let err = Store::open(dir.path(), keys()).unwrap_err();
-    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    assert!(matches!(err, StreamStoreError::Locked { .. }), "{err}");
     drop(st);
     Store::open(dir.path(), keys()).unwrap();
     std::fs::write(dir.path().join("FORMAT"), "something else\n").unwrap();
     assert!(matches!(
         Store::open(dir.path(), keys()),
-        Err(StoreError::Format { .. })
+        Err(StreamStoreError::Format { .. })
     ));
 }
 
@@ -574,7 +594,7 @@ fn key_rotation_keeps_old_segments_and_a_missing_key_is_named() {
     drop(st);
     let err = Store::open_with(dir.path(), ring("k2", &["k2"]), o, Arc::new(RealFs)).unwrap_err();
     assert!(
-        matches!(&err, StoreError::Unreadable { file, .. } if *file == segs[0].path),
+        matches!(&err, StreamStoreError::Unreadable { file, .. } if *file == segs[0].path),
         "{err}"
     );
     assert!(err.to_string().contains("\"k1\""), "{err}");
@@ -598,17 +618,17 @@ fn a_failed_fsync_fails_the_store_and_is_never_retried() {
         .unwrap();
     let err = st.sync().unwrap_err();
     assert!(
-        matches!(err, StoreError::WriteFailed(_)) && err.is_failure(),
+        matches!(err, StreamStoreError::WriteFailed(_)) && err.is_failure(),
         "{err}"
     );
     assert!(st.failure().unwrap().contains("fdatasync"));
     let syncs = fs.syncs();
     // Even with a healthy disk again, nothing more: no retry, no acknowledgement.
     fs.set_plan(FaultPlan::default());
-    assert!(matches!(st.sync(), Err(StoreError::Failed { .. })));
+    assert!(matches!(st.sync(), Err(StreamStoreError::Failed { .. })));
     assert!(matches!(
         st.append(s, p(1, 2000), &data(1, 2000, 10), &[], false),
-        Err(StoreError::Failed { .. })
+        Err(StreamStoreError::Failed { .. })
     ));
     assert_eq!(fs.syncs(), syncs);
     assert_eq!(st.durable(s), Some(good));
@@ -975,9 +995,9 @@ fn many_dirty_streams_sync_together_and_any_failure_fails_the_store() {
         ..FaultPlan::default()
     });
     let err = st.sync().unwrap_err();
-    assert!(matches!(err, StoreError::WriteFailed(_)), "{err}");
+    assert!(matches!(err, StreamStoreError::WriteFailed(_)), "{err}");
     assert!(st.durable(sid(1)).unwrap().end == p(1, 1000));
-    assert!(matches!(st.sync(), Err(StoreError::Failed { .. })));
+    assert!(matches!(st.sync(), Err(StreamStoreError::Failed { .. })));
 }
 
 #[test]
@@ -1019,7 +1039,7 @@ fn read_range_reads_durable_redo_back_across_chunks_and_segments() {
         .unwrap();
     let err = st.read_range(s, p(2, 29_500), 1000).unwrap_err();
     assert!(
-        matches!(&err, StoreError::NotHeld { reason, .. } if reason.contains("30000")),
+        matches!(&err, StreamStoreError::NotHeld { reason, .. } if reason.contains("30000")),
         "{err}"
     );
     st.sync().unwrap();
@@ -1030,11 +1050,11 @@ fn read_range_reads_durable_redo_back_across_chunks_and_segments() {
     // Past a log's end, a log never stored, another stream, too long at once.
     for (pos, len) in [(p(1, 149_000), 2000), (p(7, 0), 1), (p(1, u64::MAX), 2)] {
         let err = st.read_range(s, pos, len).unwrap_err();
-        assert!(matches!(err, StoreError::NotHeld { .. }), "{err}");
+        assert!(matches!(err, StreamStoreError::NotHeld { .. }), "{err}");
     }
     assert!(matches!(
         st.read_range(sid(9), p(1, 0), 1),
-        Err(StoreError::NotHeld { .. })
+        Err(StreamStoreError::NotHeld { .. })
     ));
     let err = st.read_range(s, p(1, 0), MAX_READ_RANGE + 1).unwrap_err();
     assert!(err.to_string().contains("read at once"), "{err}");
@@ -1050,7 +1070,7 @@ fn read_range_of_a_retired_or_damaged_log_is_an_error() {
     st.retire(s, through).unwrap();
     assert!(matches!(
         st.read_range(s, p(1, 0), 100),
-        Err(StoreError::NotHeld { .. })
+        Err(StreamStoreError::NotHeld { .. })
     ));
     assert_eq!(st.read_range(s, p(2, 0), 100).unwrap(), data(2, 0, 100));
     // A flipped bit in the segment holding log 3's start: named, never other bytes.
@@ -1064,7 +1084,7 @@ fn read_range_of_a_retired_or_damaged_log_is_an_error() {
     b[i] ^= 0x10;
     std::fs::write(&seg.path, &b).unwrap();
     let err = st.read_range(s, p(3, 0), 100_000).unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(matches!(err, StreamStoreError::Corrupt { .. }), "{err}");
     assert!(
         err.to_string().contains(&seg.path.display().to_string()),
         "{err}"

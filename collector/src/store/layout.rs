@@ -1,0 +1,34 @@
+//! Names on disk: the `FORMAT` line and the stream directories.
+
+use redovault::wire::StreamId;
+use redovault_redo::position::ThreadId;
+
+/// Content of the `FORMAT` file.
+pub const FORMAT_LINE: &str = "redovault collector store, format 1\n";
+
+/// Directory name of a stream: `db<dbid>-rl<resetlogs id>-t<thread>`.
+pub fn stream_dir_name(s: StreamId) -> String {
+    s.to_string()
+}
+
+/// The stream a directory name stands for.
+pub fn parse_stream_dir_name(name: &str) -> Option<StreamId> {
+    let rest = name.strip_prefix("db")?;
+    let (db, rest) = rest.split_once("-rl")?;
+    let (rl, t) = rest.split_once("-t")?;
+    fn digits(s: &str) -> Option<&str> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then_some(s)
+    }
+    let id = StreamId {
+        db_id: digits(db)?.parse().ok()?,
+        resetlogs_id: digits(rl)?.parse().ok()?,
+        thread: ThreadId(digits(t)?.parse().ok()?),
+    };
+    (stream_dir_name(id) == name).then_some(id)
+}
+
+pub(super) fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,305 @@
+//! The collector's stream store: encrypted, append-only, crash-safe.
+//!
+//! ```text
+//! <dir>/LOCK                          held (flock) while a Store is open: one writer only
+//! <dir>/FORMAT                        "redovault collector store, format 1"
+//! <dir>/streams/<stream>/seg-<n>.rvs  segments of one stream (see segment.rs), <stream> =
+//!                                     db<dbid>-rl<resetlogs id>-t<thread>
+//! ```
+//!
+//! - [`Store::open`] recovers every stream by reading all its segments, authenticating every
+//!   chunk and checking that positions run on without gap. A torn tail of a stream's last
+//!   segment (unacknowledged by construction, see `segment.rs`) is reported in
+//!   [`RecoveryReport::torn`] and cut off (the file is truncated and fsynced; a segment cut
+//!   short in its header is removed). Anything else, corruption in the middle included, is
+//!   an error naming the file and the offset; nothing is skipped.
+//! - [`Store::append`] writes (not yet durably) redo at the end of a stream. It enforces
+//!   continuity: `pos` must be the stream's pending end, or `(seq + 1, 0)` after a log end; a
+//!   new stream starts at offset 0 of a log. A resend of bytes already held (after a
+//!   reconnect) is compared with them and accepted without storing it twice; different
+//!   bytes at a held position are refused ([`StreamStoreError::Divergent`]), and so is a resend
+//!   that runs past the end of a held log or ends it early ([`StreamStoreError::Overlap`]).
+//!   [`read_range`] reads durable bytes back (authenticated) for such comparisons.
+//! - [`Store::sync`] makes every pending append durable (`fdatasync` of each dirty segment;
+//!   new segment files and directories are fsynced when created) and returns the new durable
+//!   ends. Only then may an append be acknowledged.
+//! - After any write or sync error the store is **failed**: every later append and sync is
+//!   refused ([`StreamStoreError::Failed`]) and no fsync is ever retried (a failed fsync may have
+//!   dropped the dirty pages: retrying could report success for lost data). A restart
+//!   recovers from what is on disk.
+//! - New appends always go to a segment created by this process: after a restart the last
+//!   segment of a stream is never written again, so chunk nonces are never reused.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redovault::compress::Level;
+use redovault::crypto::keys::KeyRing;
+use redovault::wire::{CommitMark, StreamId, StreamPos};
+use redovault_redo::position::LogSeq;
+
+use crate::fs::Fs;
+use crate::index::{CommitIndex, CommitQuery};
+use crate::segment::{SegmentWriter, WriteError};
+
+mod append;
+mod error;
+mod layout;
+mod open;
+mod read;
+mod retire;
+#[cfg(test)]
+mod tests;
+
+use error::{io_err, is_no_space};
+use layout::now_unix;
+use retire::remove_retired;
+
+pub use append::Appended;
+pub use error::StreamStoreError;
+pub use layout::{FORMAT_LINE, parse_stream_dir_name, stream_dir_name};
+pub use open::{RecoveryReport, TornTail};
+pub use read::{MAX_READ_RANGE, RetentionView, StreamSnapshot, held_log, read_range};
+pub use retire::{RETIRED_FILE, Retired, read_retired};
+
+/// Tuning of a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// A segment is closed (fsynced) and the next one created when a chunk would take it
+    /// past this size. 64 MiB: a rotation (two extra fsyncs) every few seconds at 10 MB/s at
+    /// most, and at most one segment to read back when a resend is compared.
+    pub segment_size: u64,
+    /// Longest chunk: appends are split into chunks of at most this many redo bytes
+    /// (1 MiB; at most [`MAX_CHUNK_DATA`]).
+    pub chunk_size: usize,
+    /// Compress each chunk's redo at this zstd level where it shrinks (`[store] compress`;
+    /// `None`, the default: raw). Also the level of the WORM pieces cut from them.
+    pub compress: Option<Level>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions {
+            segment_size: 64 << 20,
+            chunk_size: 1 << 20,
+            compress: None,
+        }
+    }
+}
+
+/// The durable state of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durable {
+    /// End of the durable redo: everything before it is stored and synced.
+    pub end: StreamPos,
+    /// The log (sequence) of `end` is complete.
+    pub log_end: bool,
+    /// The last durable commit: the recovery point.
+    pub last_commit: Option<CommitMark>,
+}
+
+impl Durable {
+    /// Where the next append must start: `end`, or `(seq + 1, 0)` after a log end.
+    pub fn resume_pos(&self) -> StreamPos {
+        if self.log_end {
+            next_seq(self.end)
+        } else {
+            self.end
+        }
+    }
+}
+
+fn next_seq(p: StreamPos) -> StreamPos {
+    StreamPos {
+        seq: LogSeq(p.seq.0.saturating_add(1)),
+        offset: 0,
+    }
+}
+
+/// One segment of a stream, as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSegment {
+    /// Segment number.
+    pub number: u64,
+    /// The file.
+    pub path: PathBuf,
+    /// Start of its first chunk.
+    pub first: Option<StreamPos>,
+    /// End of its last chunk.
+    pub last_end: Option<StreamPos>,
+    /// Bytes written.
+    pub len: u64,
+    /// Bytes known durable (complete records only).
+    pub durable_len: u64,
+}
+
+/// The store: every stream of one collector, in one directory.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    keys: KeyRing,
+    fs: Arc<dyn Fs>,
+    opts: StoreOptions,
+    streams: BTreeMap<StreamId, StreamState>,
+    dirty: BTreeSet<StreamId>,
+    failed: Option<String>,
+    recovery: RecoveryReport,
+    _lock: File,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tip {
+    end: StreamPos,
+    log_end: bool,
+    last_commit: Option<CommitMark>,
+}
+
+impl Tip {
+    pub(super) fn durable(&self) -> Durable {
+        Durable {
+            end: self.end,
+            log_end: self.log_end,
+            last_commit: self.last_commit,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct StreamState {
+    dir: PathBuf,
+    segments: Vec<StoredSegment>,
+    /// The segment this process created and appends to (always the last of `segments`).
+    writer: Option<SegmentWriter>,
+    durable: Tip,
+    pending: Tip,
+    pending_commits: Vec<CommitMark>,
+    /// End offset of every completed log sequence.
+    seq_ends: BTreeMap<LogSeq, u64>,
+    index: CommitIndex,
+    /// `pending` describes written redo (false for a stream with no chunk yet).
+    has_data: bool,
+    /// `durable` describes durable redo.
+    durable_has_data: bool,
+}
+
+impl Store {
+    /// What open found and repaired.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The key ring.
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// The first write or sync error, once the store has failed.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    /// Every stream that holds redo.
+    pub fn streams(&self) -> Vec<StreamId> {
+        self.streams
+            .iter()
+            .filter(|(_, s)| s.durable_known())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The durable state of a stream (`None`: nothing durable yet).
+    pub fn durable(&self, stream: StreamId) -> Option<Durable> {
+        let s = self.streams.get(&stream)?;
+        s.durable_known().then(|| s.durable.durable())
+    }
+
+    /// Durable commits of a stream (see [`CommitQuery`]), at most `limit`.
+    pub fn commits(&self, stream: StreamId, query: &CommitQuery, limit: usize) -> Vec<CommitMark> {
+        self.streams
+            .get(&stream)
+            .map(|s| s.index.query(query, limit))
+            .unwrap_or_default()
+    }
+
+    /// The segments of a stream.
+    pub fn segments(&self, stream: StreamId) -> Vec<StoredSegment> {
+        self.streams
+            .get(&stream)
+            .map(|s| s.segments.clone())
+            .unwrap_or_default()
+    }
+}
+
+impl StreamState {
+    pub(super) fn empty(
+        dir: PathBuf,
+        segments: Vec<StoredSegment>,
+        seq_ends: BTreeMap<LogSeq, u64>,
+        index: CommitIndex,
+        tip: Option<Tip>,
+    ) -> StreamState {
+        let t = tip.unwrap_or(Tip {
+            end: StreamPos::default(),
+            log_end: false,
+            last_commit: None,
+        });
+        StreamState {
+            dir,
+            segments,
+            writer: None,
+            durable: t,
+            pending: t,
+            pending_commits: Vec::new(),
+            seq_ends,
+            index,
+            has_data: tip.is_some(),
+            durable_has_data: tip.is_some(),
+        }
+    }
+
+    pub(super) fn durable_known(&self) -> bool {
+        self.durable_has_data
+    }
+
+    /// Syncs and closes the current segment (if any) and creates the next one.
+    pub(super) fn rotate(
+        &mut self,
+        fs: &dyn Fs,
+        keys: &KeyRing,
+        id: StreamId,
+        compress: Option<Level>,
+    ) -> Result<(), WriteError> {
+        if let Some(w) = self.writer.as_mut() {
+            // A closed segment is durable before its successor exists: damage in any
+            // segment but the last is then corruption, never a torn write.
+            w.sync()?;
+            let synced = w.synced_len();
+            if let Some(info) = self.segments.last_mut() {
+                info.durable_len = synced;
+            }
+        }
+        let number = self
+            .segments
+            .last()
+            .map_or(1, |s| s.number.saturating_add(1));
+        let w = SegmentWriter::create(fs, &self.dir, keys, id, number, now_unix())?
+            .with_compression(compress);
+        self.segments.push(StoredSegment {
+            number,
+            path: w.path().to_path_buf(),
+            first: None,
+            last_end: None,
+            len: w.len(),
+            durable_len: w.len(),
+        });
+        self.writer = Some(w);
+        Ok(())
+    }
+}
