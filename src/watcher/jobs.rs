@@ -16,7 +16,7 @@ use super::config::Config;
 use super::scan::FileIdent;
 use super::validate::{self, CHUNK, LogInfo, Validation};
 use crate::compress::{self, Level};
-use crate::manifest::{Encoding, NewEntry, SegmentInfo, Sha256Digest, StoredForm};
+use crate::manifest::{Encoding, ManifestEntry, SealRecord, SegmentInfo, Sha256Digest, StoredForm};
 use crate::store::{ArchiveStore, ErrorKind, FileSource, PutOutcome, StoreError};
 
 /// What a job reports.
@@ -53,7 +53,7 @@ pub enum Outcome {
         /// Its identity when read.
         ident: FileIdent,
         /// The key and SHA-256 stored, or why not.
-        result: Result<(String, [u8; 32]), String>,
+        result: Result<(String, [u8; 32]), JobError>,
     },
     /// Following a file while it was written ended: its validation, when it reached its
     /// declared size.
@@ -262,8 +262,11 @@ pub async fn quarantine_job<S: ArchiveStore>(
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)));
     let result = match hashed {
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
-        Ok((now, _)) if now != ident => Err(format!("{} changed", path.display())),
+        Err(source) => Err(JobError::Read {
+            path: path.clone(),
+            source,
+        }),
+        Ok((now, _)) if now != ident => Err(JobError::Changed { path: path.clone() }),
         Ok((now, sha)) => {
             let key = key_of(&hex::encode(sha));
             let src = FileSource {
@@ -273,7 +276,7 @@ pub async fn quarantine_job<S: ArchiveStore>(
             };
             match store.put_file(&key, &src).await {
                 Ok(_) => Ok((key, sha)),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(JobError::Store(e)),
             }
         }
     };
@@ -296,16 +299,18 @@ pub async fn seal_job<S: ArchiveStore>(store: S, key: String, seg: SegmentInfo) 
 }
 
 /// The manifest entry of a shipped log of `size` bytes with `sha256` (the file's, whatever
-/// form the object has).
+/// form the object has); its `index` and `prev` are set when it is appended.
 pub fn new_entry(
     info: &LogInfo,
     shipped: &Shipped,
     (size, sha256): (u64, [u8; 32]),
     path: &Path,
     shipped_at: String,
-) -> NewEntry {
+) -> ManifestEntry {
     let put = &shipped.put;
-    NewEntry {
+    ManifestEntry {
+        index: 0,
+        prev: Sha256Digest::ZERO,
         db_id: info.db_id,
         db_name: info.db_name.clone(),
         resetlogs_id: info.resetlogs_id,
@@ -332,17 +337,93 @@ pub fn new_entry(
     }
 }
 
-/// The error-metric label of a store error: its [`ErrorKind`] (classified once, by the store).
-pub fn error_kind(e: &StoreError) -> &'static str {
-    match e.kind() {
-        ErrorKind::Transient => "upload_transient",
-        ErrorKind::Config => "upload_config",
-        ErrorKind::Tls => "upload_tls",
-        ErrorKind::Auth => "upload_auth",
-        ErrorKind::Permission => "upload_permission",
-        ErrorKind::Missing => "upload_missing",
-        ErrorKind::Conflict => "upload_conflict",
-        ErrorKind::Integrity => "upload_integrity",
-        ErrorKind::Refused => "upload_refused",
+/// Why a quarantine copy failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file changed since it was judged.
+    #[error("{} changed", path.display())]
+    Changed {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The store refused it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A log in WORM whose manifest entry could not be written: the next attempt finds the object
+/// (same key, same bytes) and appends.
+#[derive(Debug, thiserror::Error)]
+#[error("{} is in WORM as {key} but the manifest entry could not be written: {source}", path.display())]
+pub struct RecordError {
+    /// The file.
+    pub path: PathBuf,
+    /// Its object.
+    pub key: String,
+    /// Why.
+    #[source]
+    pub source: crate::manifest::ManifestError,
+}
+
+/// A failed upload of a log, classified for the watcher's metrics and alarms.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct UploadError(pub StoreError);
+
+impl UploadError {
+    /// The error-metric label: the store's [`ErrorKind`] (classified once, by the store).
+    pub fn kind(&self) -> &'static str {
+        match self.0.kind() {
+            ErrorKind::Transient => "upload_transient",
+            ErrorKind::Config => "upload_config",
+            ErrorKind::Tls => "upload_tls",
+            ErrorKind::Auth => "upload_auth",
+            ErrorKind::Permission => "upload_permission",
+            ErrorKind::Missing => "upload_missing",
+            ErrorKind::Conflict => "upload_conflict",
+            ErrorKind::Integrity => "upload_integrity",
+            ErrorKind::Refused => "upload_refused",
+        }
+    }
+
+    /// The file changed since its validation: validate it again, no alarm.
+    pub fn source_changed(&self) -> bool {
+        matches!(self.0, StoreError::SourceChanged { .. })
+    }
+
+    /// The content key holds other bytes, or locks do not take: tampering or a broken store,
+    /// never a passing outage.
+    pub fn is_tampering(&self) -> bool {
+        self.0.is_conflict() || matches!(self.0, StoreError::LockNotApplied { .. })
+    }
+}
+
+/// The record of a segment the store confirmed in WORM (daemon and `push` alike).
+pub fn seal_record(
+    seg: &SegmentInfo,
+    key: String,
+    put: &PutOutcome,
+    sealed_at: String,
+) -> SealRecord {
+    SealRecord {
+        first: seg.first,
+        last: seg.last,
+        sha256: seg.sha256,
+        key,
+        version_id: put.version_id.clone(),
+        retain_until: put.lock.map(|l| {
+            l.retain_until
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        }),
+        sealed_at,
     }
 }
