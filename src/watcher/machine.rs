@@ -34,7 +34,7 @@ use super::jobs::{JobError, RecordError, Shipped, UploadError};
 use super::ledger::IndexEntry;
 use super::scan::{FileIdent, Seen};
 use super::status;
-use super::validate::{LogInfo, Validation, Completeness};
+use super::validate::{Completeness, LogInfo, Validation};
 use crate::manifest::{
     LogIdentity, ManifestDir, ManifestEntry, ManifestError, Recorded, SegmentInfo, Sha256Digest,
 };
@@ -280,6 +280,19 @@ pub enum Raise {
     },
 }
 
+/// A validated log on its way to WORM.
+#[derive(Debug, Clone)]
+pub struct ValidLog {
+    /// The file.
+    pub path: PathBuf,
+    /// Its identity when validated.
+    pub ident: FileIdent,
+    /// Its headers.
+    pub info: LogInfo,
+    /// Its SHA-256.
+    pub sha256: [u8; 32],
+}
+
 /// What the shell does next.
 #[derive(Debug)]
 pub enum Action {
@@ -301,16 +314,7 @@ pub enum Action {
         key: FileKey,
     },
     /// Upload a validated log.
-    Upload {
-        /// The file.
-        path: PathBuf,
-        /// Its identity when validated.
-        ident: FileIdent,
-        /// Its headers.
-        info: LogInfo,
-        /// Its SHA-256.
-        sha256: [u8; 32],
-    },
+    Upload(ValidLog),
     /// Copy a damaged file to the quarantine prefix.
     Quarantine {
         /// The file.
@@ -321,14 +325,8 @@ pub enum Action {
     /// Append the manifest entry of a log the store confirmed (durably), then answer
     /// [`Event::Recorded`].
     Record {
-        /// The file.
-        path: PathBuf,
-        /// Its identity.
-        ident: FileIdent,
-        /// Its headers.
-        info: LogInfo,
-        /// Its SHA-256.
-        sha256: [u8; 32],
+        /// The log.
+        log: ValidLog,
         /// The store's answer.
         shipped: Shipped,
         /// When the upload started.
@@ -427,14 +425,8 @@ pub enum Event {
     },
     /// An upload ended.
     Uploaded {
-        /// The file.
-        path: PathBuf,
-        /// Its identity when validated.
-        ident: FileIdent,
-        /// Its headers.
-        info: LogInfo,
-        /// Its SHA-256.
-        sha256: [u8; 32],
+        /// The log.
+        log: ValidLog,
         /// The store's answer.
         result: Result<Shipped, StoreError>,
         /// When the upload started (for the latency metrics).
@@ -445,14 +437,8 @@ pub enum Event {
     /// The manifest entry of an uploaded log was appended (`Some`), was already there
     /// (`None`), or could not be written (the error line).
     Recorded {
-        /// The file.
-        path: PathBuf,
-        /// Its identity.
-        ident: FileIdent,
-        /// Its headers.
-        info: LogInfo,
-        /// Its SHA-256.
-        sha256: [u8; 32],
+        /// The log.
+        log: ValidLog,
         /// What the manifest says.
         result: Result<Option<ManifestEntry>, RecordError>,
         /// Now.
@@ -673,30 +659,22 @@ impl Machine {
                 self.on_followed(key, result);
             }
             Event::Uploaded {
-                path,
-                ident,
-                info,
-                sha256,
+                log,
                 result,
                 started,
                 now,
             } => {
                 self.advance(now);
                 self.uploads = self.uploads.saturating_sub(1);
-                self.on_uploaded(&path, ident, info, sha256, result, started, now, &mut out);
+                let path = log.path.clone();
+                self.on_uploaded(log, result, started, now, &mut out);
                 self.forget_if_gone(path, &mut out);
             }
-            Event::Recorded {
-                path,
-                ident,
-                info,
-                sha256,
-                result,
-                now,
-            } => {
+            Event::Recorded { log, result, now } => {
                 self.advance(now);
-                self.ids_in_flight.remove(&info.identity());
-                self.on_recorded(&path, ident, info, sha256, result, now, &mut out);
+                self.ids_in_flight.remove(&log.info.identity());
+                let path = log.path.clone();
+                self.on_recorded(log, result, now, &mut out);
                 self.forget_if_gone(path, &mut out);
                 if m.open_len() >= self.limits.segment_max_entries && !self.stopping {
                     // A full segment is sealed at once.
@@ -1236,12 +1214,12 @@ impl Machine {
         self.set_state(&path, FileState::Uploading);
         self.uploads += 1;
         self.ids_in_flight.insert(info.identity());
-        out.push(Action::Upload {
+        out.push(Action::Upload(ValidLog {
             path,
             ident,
             info,
             sha256: sha,
-        });
+        }));
     }
 
     fn start_quarantine(&mut self, path: PathBuf, out: &mut Vec<Action>) {
@@ -1485,27 +1463,20 @@ impl Machine {
         }));
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn on_uploaded(
         &mut self,
-        path: &Path,
-        ident: FileIdent,
-        info: LogInfo,
-        sha: [u8; 32],
+        log: ValidLog,
         result: Result<Shipped, StoreError>,
         started: Instant,
         now: Instant,
         out: &mut Vec<Action>,
     ) {
         let e = match result {
-            Ok(shipped) if shipped.confirms(ident.size, &sha) => {
+            Ok(shipped) if shipped.confirms(log.ident.size, &log.sha256) => {
                 // In flight until its entry is written: a copy of it waits.
-                self.set_state(path, FileState::Recording);
+                self.set_state(&log.path, FileState::Recording);
                 out.push(Action::Record {
-                    path: path.to_path_buf(),
-                    ident,
-                    info,
-                    sha256: sha,
+                    log,
                     shipped,
                     started,
                 });
@@ -1513,35 +1484,34 @@ impl Machine {
             }
             Ok(Shipped { put, .. }) => {
                 // The store contract makes this impossible; never record it as shipped.
-                self.ids_in_flight.remove(&info.identity());
+                self.ids_in_flight.remove(&log.info.identity());
                 out.push(Action::Error {
                     kind: "upload_other",
                     message: format!(
                         "{}: the store confirmed {} bytes with sha256 {} instead of the object \
                          of the {}-byte log with {}",
-                        path.display(),
+                        log.path.display(),
                         put.size,
                         hex::encode(put.sha256),
-                        ident.size,
-                        hex::encode(sha)
+                        log.ident.size,
+                        hex::encode(log.sha256)
                     ),
                 });
-                self.retry_upload(path, info, sha, false, now);
+                self.retry_upload(log, false, now);
                 return;
             }
-            Err(e) => e,
+            Err(e) => UploadError(e),
         };
-        self.ids_in_flight.remove(&info.identity());
-        let e = UploadError(e);
+        self.ids_in_flight.remove(&log.info.identity());
         let kind = e.kind();
         out.push(Action::Error {
             kind,
-            message: format!("{}: {e}", path.display()),
+            message: format!("{}: {e}", log.path.display()),
         });
         if e.source_changed() {
             // Changed since its validation: the new bytes are validated again.
             self.set_state(
-                path,
+                &log.path,
                 FileState::Queued {
                     due: now,
                     ready: None,
@@ -1550,21 +1520,17 @@ impl Machine {
             return;
         }
         out.push(Action::Raise(Raise::UploadFailing {
-            path: path.to_path_buf(),
+            path: log.path.clone(),
             kind,
             critical: e.is_tampering(),
             message: e.to_string(),
         }));
-        self.retry_upload(path, info, sha, true, now);
+        self.retry_upload(log, true, now);
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn on_recorded(
         &mut self,
-        path: &Path,
-        ident: FileIdent,
-        info: LogInfo,
-        sha: [u8; 32],
+        log: ValidLog,
         result: Result<Option<ManifestEntry>, RecordError>,
         now: Instant,
         out: &mut Vec<Action>,
@@ -1574,17 +1540,21 @@ impl Machine {
                 if let Some(e) = &entry {
                     self.gaps.shipped(e);
                 }
-                if self.files.get(path).is_some_and(|t| t.ident != ident) {
+                if self
+                    .files
+                    .get(&log.path)
+                    .is_some_and(|t| t.ident != log.ident)
+                {
                     // Changed after it was read: the new version is looked at on its own.
                     self.set_state(
-                        path,
+                        &log.path,
                         FileState::Queued {
                             due: now,
                             ready: None,
                         },
                     );
                 } else {
-                    self.mark_shipped(path, sha);
+                    self.mark_shipped(&log.path, log.sha256);
                 }
             }
             Err(e) => {
@@ -1598,7 +1568,7 @@ impl Machine {
                     message,
                 }));
                 // The next attempt finds the object (same key, same bytes) and appends.
-                self.retry_upload(path, info, sha, false, now);
+                self.retry_upload(log, false, now);
             }
         }
     }
@@ -1623,21 +1593,17 @@ impl Machine {
     }
 
     /// Queues a validated log again after its backoff.
-    fn retry_upload(
-        &mut self,
-        path: &Path,
-        info: LogInfo,
-        sha: [u8; 32],
-        failed: bool,
-        now: Instant,
-    ) {
+    fn retry_upload(&mut self, log: ValidLog, failed: bool, now: Instant) {
         let max = self.limits.retry_max_backoff;
-        self.update(path, |t| {
+        let ValidLog {
+            path, info, sha256, ..
+        } = log;
+        self.update(&path, |t| {
             t.attempts += 1;
             t.failing |= failed;
             t.state = FileState::Queued {
                 due: now + backoff(t.attempts, max),
-                ready: Some(Box::new((info, sha))),
+                ready: Some(Box::new((info, sha256))),
             };
         });
     }

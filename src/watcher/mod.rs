@@ -50,7 +50,6 @@ pub mod status;
 pub mod validate;
 
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -68,12 +67,10 @@ pub use config::Config;
 use config::{StoreConfig, StoreKind};
 use effects::Effects;
 use gaps::Gaps;
-use jobs::Outcome;
 use ledger::LockError;
-use machine::{Action, Event, JobOf, Limits, Machine};
+use machine::{Action, Event, JobOf, Limits, Machine, ValidLog};
 use metrics::WatcherMetrics;
-use scan::{FileIdent, ScanResult};
-use validate::LogInfo;
+use scan::ScanResult;
 
 /// Why the watcher cannot run.
 #[derive(Debug, thiserror::Error)]
@@ -289,7 +286,7 @@ struct Coordinator<S> {
     store: S,
     machine: Machine,
     manifest: Arc<Mutex<ManifestDir>>,
-    jobs: JoinSet<Outcome>,
+    jobs: JoinSet<Event>,
     job_of: HashMap<tokio::task::Id, JobOf>,
     effects: Effects,
     stop_follow: follow::StopFlag,
@@ -397,24 +394,20 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
                     .await
                     .ok()
                     .flatten();
-                    Outcome::Followed { key, result }
+                    if let Some(v) = &result {
+                        debug!(size = v.ident.size, "followed a log to its end");
+                    }
+                    Event::Followed {
+                        key,
+                        result,
+                        now: Instant::now(),
+                    }
                 };
                 self.spawn(JobOf::Follow(key), fut);
             }
-            Action::Upload {
-                path,
-                ident,
-                info,
-                sha256,
-            } => {
-                let fut = jobs::upload_job(
-                    self.store.clone(),
-                    Arc::clone(&self.cfg),
-                    path.clone(),
-                    ident,
-                    info,
-                    sha256,
-                );
+            Action::Upload(log) => {
+                let path = log.path.clone();
+                let fut = jobs::upload_job(self.store.clone(), Arc::clone(&self.cfg), log);
                 self.spawn(JobOf::File(path), fut);
             }
             Action::Quarantine { path, ident } => {
@@ -425,18 +418,10 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
                 self.spawn(JobOf::File(path), fut);
             }
             Action::Record {
-                path,
-                ident,
-                info,
-                sha256,
+                log,
                 shipped,
                 started,
-            } => {
-                return Some(
-                    self.record(path, ident, info, sha256, shipped, started)
-                        .await,
-                );
-            }
+            } => return Some(self.record(log, shipped, started).await),
             Action::CloseSegment { close } => return Some(self.close_segment(close).await),
             Action::Seal { seg } => {
                 let key = segment_key(&self.cfg.store.prefix, &seg);
@@ -465,11 +450,7 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
         None
     }
 
-    fn spawn(
-        &mut self,
-        of: JobOf,
-        fut: impl std::future::Future<Output = Outcome> + Send + 'static,
-    ) {
+    fn spawn(&mut self, of: JobOf, fut: impl std::future::Future<Output = Event> + Send + 'static) {
         let h = self.jobs.spawn(fut);
         self.job_of.insert(h.id(), of);
     }
@@ -524,97 +505,43 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
     // ----------------------------------------------------------------------------------------
     // Outcomes
 
-    async fn on_join(&mut self, j: Result<(tokio::task::Id, Outcome), tokio::task::JoinError>) {
-        let now = Instant::now();
+    async fn on_join(&mut self, j: Result<(tokio::task::Id, Event), tokio::task::JoinError>) {
         let event = match j {
-            Ok((id, outcome)) => {
+            Ok((id, event)) => {
                 self.job_of.remove(&id);
-                self.outcome_event(outcome, now)
+                if let Event::Quarantined {
+                    path,
+                    result: Ok((key, sha)),
+                    ..
+                } = &event
+                {
+                    info!(file = %path.display(), %key, sha256 = %hex::encode(sha), "damaged file kept in WORM quarantine");
+                    self.effects.metrics.quarantined_files.inc();
+                }
+                event
             }
             Err(e) => {
                 let of = self.job_of.remove(&e.id());
                 error!(error = %e, job = ?of, "a job failed");
                 let Some(job) = of else { return };
-                Event::Lost { job, now }
+                Event::Lost {
+                    job,
+                    now: Instant::now(),
+                }
             }
         };
         self.feed(event).await;
     }
 
-    /// The machine's event for a job's outcome (with what only the shell measures).
-    fn outcome_event(&self, outcome: Outcome, now: Instant) -> Event {
-        match outcome {
-            Outcome::Validated {
-                path,
-                started,
-                result,
-            } => {
-                debug!(
-                    file = %path.display(),
-                    validate_ms = started.elapsed().as_secs_f64() * 1000.0,
-                    "validated"
-                );
-                Event::Validated { path, result, now }
-            }
-            Outcome::Uploaded {
-                path,
-                ident,
-                info,
-                sha256,
-                started,
-                result,
-            } => Event::Uploaded {
-                path,
-                ident,
-                info,
-                sha256,
-                result,
-                started,
-                now,
-            },
-            Outcome::Quarantined {
-                path,
-                ident,
-                result,
-            } => {
-                if let Ok((key, sha)) = &result {
-                    info!(file = %path.display(), %key, sha256 = %hex::encode(sha), "damaged file kept in WORM quarantine");
-                    self.effects.metrics.quarantined_files.inc();
-                }
-                Event::Quarantined {
-                    path,
-                    ident,
-                    result,
-                    now,
-                }
-            }
-            Outcome::Followed { key, result } => {
-                if let Some(v) = &result {
-                    debug!(size = v.ident.size, "followed a log to its end");
-                }
-                Event::Followed { key, result, now }
-            }
-            Outcome::Sealed { seg, key, result } => Event::Sealed { seg, key, result },
-        }
-    }
-
     /// Appends the manifest entry of a log the store confirmed (unless already recorded);
     /// durable before the machine hears of it.
-    async fn record(
-        &mut self,
-        path: PathBuf,
-        ident: FileIdent,
-        info: LogInfo,
-        sha: [u8; 32],
-        shipped: jobs::Shipped,
-        started: Instant,
-    ) -> Event {
+    async fn record(&mut self, log: ValidLog, shipped: jobs::Shipped, started: Instant) -> Event {
         let upload_time = started.elapsed();
         self.effects
             .metrics
             .upload_seconds
             .observe(upload_time.as_secs_f64());
-        let entry = jobs::new_entry(&info, &shipped, (ident.size, sha), &path, now_rfc3339());
+        let entry = jobs::new_entry(&log, &shipped, now_rfc3339());
         let m = Arc::clone(&self.manifest);
         let appended = tokio::task::spawn_blocking(move || {
             let mut m = m
@@ -632,24 +559,21 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
         .and_then(|r| r);
         let result = match appended {
             Ok(Some(e)) => {
-                self.shipped(&path, ident, &e, &shipped, started, upload_time);
+                self.shipped(&log, &e, &shipped, started, upload_time);
                 Ok(Some(e))
             }
             Ok(None) => {
-                debug!(file = %path.display(), "already recorded in the manifest");
+                debug!(file = %log.path.display(), "already recorded in the manifest");
                 Ok(None)
             }
             Err(source) => Err(jobs::RecordError {
-                path: path.clone(),
+                path: log.path.clone(),
                 key: shipped.put.key.clone(),
                 source,
             }),
         };
         Event::Recorded {
-            path,
-            ident,
-            info,
-            sha256: sha,
+            log,
             result,
             now: Instant::now(),
         }
@@ -658,8 +582,7 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
     /// Counts and logs a log shipped and recorded.
     fn shipped(
         &mut self,
-        path: &Path,
-        ident: FileIdent,
+        log: &ValidLog,
         e: &ManifestEntry,
         shipped: &jobs::Shipped,
         started: Instant,
@@ -675,7 +598,8 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
         m.manifest_entries.set((e.index + 1) as f64);
         self.effects.last_success_at = Some(e.shipped_at.clone());
         let durable = Instant::now();
-        let (to_start, to_durable) = match self.machine.detected(path, ident) {
+        let path = &log.path;
+        let (to_start, to_durable) = match self.machine.detected(path, log.ident) {
             Some(d) => {
                 let s = started.saturating_duration_since(d);
                 let e2e = durable.saturating_duration_since(d);

@@ -20,7 +20,7 @@ use super::jobs;
 use super::ledger;
 use super::machine::{Action, Event, FileState, Limits, Machine, Raise, file_name};
 use super::scan::{FileIdent, Seen};
-use super::validate::{self, LogInfo, Validation, Completeness};
+use super::validate::{Completeness, LogInfo, Validation};
 use crate::alert::now_rfc3339;
 use crate::manifest::{ManifestDir, ManifestEntry, ManifestError, segment_key};
 use crate::store::{ArchiveStore, FileSource};
@@ -231,62 +231,34 @@ impl Said {
     ) -> Result<Option<Event>, WatchError> {
         Ok(Some(match action {
             Action::Validate { path } => {
-                let p = path.clone();
-                let result = tokio::task::spawn_blocking(move || validate::validate(&p))
-                    .await
-                    .map_err(|e| WatchError::Other(e.to_string()))?;
-                if let Ok(Validation {
-                    verdict: Completeness::Complete { info },
+                let event = jobs::validate_job(path).await;
+                if let Event::Validated {
+                    result:
+                        Ok(Validation {
+                            verdict: Completeness::Complete { info },
+                            ..
+                        }),
                     ..
-                }) = &result
+                } = &event
                 {
                     self.info = Some(info.clone());
                 }
-                Event::Validated {
-                    path,
-                    result,
-                    now: Instant::now(),
-                }
+                event
             }
-            Action::Upload {
-                path,
-                ident,
-                info,
-                sha256,
-            } => {
-                let started = Instant::now();
-                let result = jobs::put_log(store, cfg, &path, ident.size, sha256).await;
-                if let Err(e) = &result {
+            Action::Upload(log) => {
+                let event = jobs::upload(store, cfg, log).await;
+                if let Event::Uploaded { result: Err(e), .. } = &event {
                     self.error = Some(e.to_string());
                 }
-                Event::Uploaded {
-                    path,
-                    ident,
-                    info,
-                    sha256,
-                    result,
-                    started,
-                    now: Instant::now(),
-                }
+                event
             }
-            Action::Record {
-                path,
-                ident,
-                info,
-                sha256,
-                shipped,
-                ..
-            } => {
-                let entry =
-                    jobs::new_entry(&info, &shipped, (ident.size, sha256), &path, now_rfc3339());
+            Action::Record { log, shipped, .. } => {
+                let entry = jobs::new_entry(&log, &shipped, now_rfc3339());
                 // Durable before the machine hears of it (push runs alone on its manifest).
                 let appended = manifest.append(entry)?;
                 self.entry = Some(appended.clone());
                 Event::Recorded {
-                    path,
-                    ident,
-                    info,
-                    sha256,
+                    log,
                     result: Ok(Some(appended)),
                     now: Instant::now(),
                 }

@@ -106,29 +106,50 @@ fn complete(id: FileIdent, seq: u32, bytes: u8) -> Validation {
     }
 }
 
-fn short(id: FileIdent, seq: u32) -> Validation {
+/// Incomplete: `short` (still being written, perhaps), or damaged in block 3.
+fn incomplete(id: FileIdent, seq: u32, short: bool) -> Validation {
+    let (block, reason) = if short {
+        (5, "file ends inside block 5")
+    } else {
+        (3, "block 3: bad checksum")
+    };
     Validation {
         ident: id,
-        sha256: None,
+        sha256: (!short).then(|| sha(99)),
         verdict: Completeness::Incomplete {
             info: Some(info(seq)),
-            block: Some(5),
-            reason: "file ends inside block 5".into(),
-            short: true,
+            block: Some(block),
+            reason: reason.into(),
+            short,
         },
     }
 }
 
-fn damaged(id: FileIdent, seq: u32) -> Validation {
+fn not_redo(id: FileIdent) -> Validation {
     Validation {
         ident: id,
-        sha256: Some(sha(99)),
-        verdict: Completeness::Incomplete {
-            info: Some(info(seq)),
-            block: Some(3),
-            reason: "block 3: bad checksum".into(),
-            short: false,
+        sha256: None,
+        verdict: Completeness::NotRedo {
+            offset: 0,
+            reason: "a datafile header".into(),
         },
+    }
+}
+
+fn short(id: FileIdent, seq: u32) -> Validation {
+    incomplete(id, seq, true)
+}
+
+fn damaged(id: FileIdent, seq: u32) -> Validation {
+    incomplete(id, seq, false)
+}
+
+fn log(p: &Path, id: FileIdent, seq: u32, bytes: u8) -> ValidLog {
+    ValidLog {
+        path: p.to_path_buf(),
+        ident: id,
+        info: info(seq),
+        sha256: sha(bytes),
     }
 }
 
@@ -229,10 +250,7 @@ impl World {
     ) -> Vec<Action> {
         let now = self.now;
         self.on(Event::Uploaded {
-            path: p.to_path_buf(),
-            ident: id,
-            info: info(seq),
-            sha256: sha(bytes),
+            log: log(p, id, seq, bytes),
             result: r,
             started: now,
             now,
@@ -243,10 +261,7 @@ impl World {
         self.book.ship(&machine_name(p), &info(seq), sha(bytes));
         let now = self.now;
         self.on(Event::Recorded {
-            path: p.to_path_buf(),
-            ident: id,
-            info: info(seq),
-            sha256: sha(bytes),
+            log: log(p, id, seq, bytes),
             result: Ok(None),
             now,
         })
@@ -281,7 +296,7 @@ fn validates(a: &[Action]) -> Vec<PathBuf> {
 fn uploads(a: &[Action]) -> Vec<PathBuf> {
     a.iter()
         .filter_map(|a| match a {
-            Action::Upload { path, .. } => Some(path.clone()),
+            Action::Upload(log) => Some(log.path.clone()),
             _ => None,
         })
         .collect()
@@ -336,7 +351,7 @@ fn a_new_log_is_queued_validated_uploaded_recorded_and_shipped() {
     let a = w.uploaded(&p, id, 1, 1, Ok(put(id, 1)));
     assert!(
         a.iter()
-            .any(|a| matches!(a, Action::Record { path, .. } if *path == p)),
+            .any(|a| matches!(a, Action::Record { log, .. } if log.path == p)),
         "{a:?}"
     );
     assert!(
@@ -438,15 +453,7 @@ fn a_not_redo_file_under_a_shipped_name_is_a_replaced_log() {
     w.ship(&p, ident(1, 4608), 1, 1);
     let new = ident(9, 8192);
     w.list(&[(p.clone(), new)]);
-    let v = Validation {
-        ident: new,
-        sha256: None,
-        verdict: Completeness::NotRedo {
-            offset: 0,
-            reason: "a datafile header".into(),
-        },
-    };
-    let a = w.validated(&p, v);
+    let a = w.validated(&p, not_redo(new));
     assert!(
         matches!(raised(&a).as_slice(), [Raise::Replaced { found: None, .. }]),
         "{a:?}"
@@ -569,10 +576,7 @@ fn a_manifest_write_failure_raises_and_uploads_again() {
     w.uploaded(&p, id, 1, 1, Ok(put(id, 1)));
     let now = w.now;
     let a = w.on(Event::Recorded {
-        path: p.clone(),
-        ident: id,
-        info: info(1),
-        sha256: sha(1),
+        log: log(&p, id, 1, 1),
         result: Err(RecordError {
             path: p.clone(),
             key: "k".into(),
@@ -735,15 +739,7 @@ fn a_file_that_is_not_redo_is_reported_once_and_left_alone() {
     let mut w = World::new();
     let (p, id) = (PathBuf::from("/arch/users01.dbf"), ident(1, 8192));
     w.list(&[(p.clone(), id)]);
-    let v = Validation {
-        ident: id,
-        sha256: None,
-        verdict: Completeness::NotRedo {
-            offset: 0,
-            reason: "a datafile header".into(),
-        },
-    };
-    let a = w.validated(&p, v);
+    let a = w.validated(&p, not_redo(id));
     assert!(
         matches!(raised(&a).as_slice(), [Raise::NotRedo { offset: 0, .. }]),
         "{a:?}"
