@@ -171,45 +171,6 @@ pub enum Encoding {
     Zstd,
 }
 
-/// An entry before it gets its place in the chain (`index` and `prev`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewEntry {
-    /// Database id.
-    pub db_id: u32,
-    /// Database name.
-    pub db_name: String,
-    /// Resetlogs id.
-    pub resetlogs_id: u32,
-    /// Redo thread.
-    pub thread: ThreadId,
-    /// Log sequence.
-    pub sequence: LogSeq,
-    /// First SCN.
-    pub first_scn: Scn,
-    /// Next SCN.
-    pub next_scn: Scn,
-    /// Time of the first SCN (ISO 8601).
-    pub first_time: String,
-    /// Time of the next SCN (ISO 8601).
-    pub next_time: String,
-    /// Size.
-    pub size: u64,
-    /// SHA-256.
-    pub sha256: Sha256Digest,
-    /// Object key.
-    pub object_key: String,
-    /// Version id.
-    pub version_id: Option<String>,
-    /// Retain-until (RFC 3339).
-    pub retain_until: Option<String>,
-    /// Shipped at (RFC 3339).
-    pub shipped_at: String,
-    /// File name.
-    pub file_name: String,
-    /// The object's form when it is not the file's bytes.
-    pub stored: Option<StoredForm>,
-}
-
 impl ManifestEntry {
     /// The canonical line (no trailing newline); [`ChainEntry::canonical_line`] without the
     /// trait in scope.
@@ -241,30 +202,6 @@ impl ManifestEntry {
             resetlogs_id: self.resetlogs_id,
             thread: self.thread,
             sequence: self.sequence,
-        }
-    }
-
-    fn from_new(n: NewEntry, index: u64, prev: Sha256Digest) -> ManifestEntry {
-        ManifestEntry {
-            index,
-            db_id: n.db_id,
-            db_name: n.db_name,
-            resetlogs_id: n.resetlogs_id,
-            thread: n.thread,
-            sequence: n.sequence,
-            first_scn: n.first_scn,
-            next_scn: n.next_scn,
-            first_time: n.first_time,
-            next_time: n.next_time,
-            size: n.size,
-            sha256: n.sha256,
-            object_key: n.object_key,
-            version_id: n.version_id,
-            retain_until: n.retain_until,
-            shipped_at: n.shipped_at,
-            file_name: n.file_name,
-            stored: n.stored,
-            prev,
         }
     }
 }
@@ -397,11 +334,12 @@ impl ManifestDir {
     }
 
     /// Appends an entry durably (the open segment is rewritten atomically and fsynced before
-    /// this returns). Blocking.
-    pub fn append(&mut self, new: NewEntry) -> Result<ManifestEntry, ManifestError> {
+    /// this returns) at its place in the chain: its `index` and `prev` are set here, whatever
+    /// they held. Blocking.
+    pub fn append(&mut self, new: ManifestEntry) -> Result<ManifestEntry, ManifestError> {
         let entry = self
             .chain
-            .append_with(|index, prev| ManifestEntry::from_new(new, index, prev))?;
+            .append_with(|index, prev| ManifestEntry { index, prev, ..new })?;
         let r = Recorded {
             index: entry.index,
             sha256: entry.sha256,
@@ -439,8 +377,10 @@ impl ManifestDir {
 mod tests {
     use super::*;
 
-    fn new_entry(seq: u32) -> NewEntry {
-        NewEntry {
+    fn new_entry(seq: u32) -> ManifestEntry {
+        ManifestEntry {
+            index: 0,
+            prev: Sha256Digest::ZERO,
             db_id: 1_497_016_494,
             db_name: "FREE".into(),
             resetlogs_id: 1_224_959_854,
@@ -618,7 +558,7 @@ mod tests {
         assert_eq!(m.state(), state);
         assert!(m.unsealed().is_empty());
         assert_eq!(m.sealed_through(), Some(3));
-        let id = ManifestEntry::from_new(new_entry(4), 0, Sha256Digest::ZERO).identity();
+        let id = new_entry(4).identity();
         assert_eq!(m.by_identity(&id).unwrap().index, 4);
         assert_eq!(m.by_file_name("arch1_2_1224959854.dbf").unwrap().index, 2);
         let all = read_entries(dir.path()).unwrap();

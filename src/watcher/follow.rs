@@ -111,7 +111,7 @@ pub type StopFlag = Arc<AtomicBool>;
 mod tests {
     use super::*;
     use crate::simulate::{SimConfig, run};
-    use crate::watcher::validate::{Verdict, validate};
+    use crate::watcher::validate::{Completeness, validate};
     use std::io::Write as _;
 
     #[test]
@@ -140,7 +140,7 @@ mod tests {
         std::fs::rename(&tmp, &final_name).unwrap();
         let full = validate(&final_name).unwrap();
         assert_eq!(followed, full, "same result as reading the finished file");
-        assert!(matches!(full.verdict, Verdict::Complete { .. }));
+        assert!(matches!(full.verdict, Completeness::Complete { .. }));
     }
 
     #[test]

@@ -7,19 +7,22 @@
 //! into WORM. It takes the state directory's lock, so it never runs beside a watcher on the
 //! same manifest.
 
-use std::path::PathBuf;
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
 use super::WatchError;
 use super::config::Config;
+use super::gaps::Gaps;
+use super::jobs;
 use super::ledger;
-use super::ship;
-use super::validate::{self, Verdict};
+use super::machine::{Action, Event, FileState, Limits, Machine, Raise, file_name};
+use super::scan::{FileIdent, Seen};
+use super::validate::{Completeness, LogInfo, Validation};
 use crate::alert::now_rfc3339;
-use crate::manifest::{
-    ManifestDir, ManifestEntry, ManifestError, SealRecord, Sha256Digest, segment_key,
-};
+use crate::manifest::{ManifestDir, ManifestEntry, ManifestError, segment_key};
 use crate::store::{ArchiveStore, FileSource};
 
 /// What happened to one file.
@@ -147,18 +150,7 @@ pub async fn push<S: ArchiveStore>(
         };
         match store.put_file(&key, &src).await {
             Ok(put) => {
-                let record = SealRecord {
-                    first: seg.first,
-                    last: seg.last,
-                    sha256: seg.sha256,
-                    key: key.clone(),
-                    version_id: put.version_id.clone(),
-                    retain_until: put.lock.map(|l| {
-                        l.retain_until
-                            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                    }),
-                    sealed_at: now_rfc3339(),
-                };
+                let record = jobs::seal_record(&seg, key.clone(), &put, now_rfc3339());
                 manifest = blocking(move || {
                     manifest.mark_sealed(record)?;
                     Ok(manifest)
@@ -179,90 +171,177 @@ pub async fn push<S: ArchiveStore>(
     })
 }
 
+/// Pushes one file through the daemon's own decisions ([`Machine`]): the same validation,
+/// the same refusals, the same upload and the same manifest entry; only nothing is retried
+/// (a failure is reported and the file may be pushed again).
 async fn push_one<S: ArchiveStore>(
     cfg: &Config,
     store: &S,
     manifest: &mut ManifestDir,
-    file: &std::path::Path,
+    file: &Path,
 ) -> Result<PushOutcome, WatchError> {
-    let p = file.to_path_buf();
-    let v = match tokio::task::spawn_blocking(move || validate::validate(&p))
-        .await
-        .map_err(|e| WatchError::Other(e.to_string()))?
-    {
-        Ok(v) => v,
+    let meta = match std::fs::metadata(file) {
+        Ok(m) => m,
         Err(e) => {
             return Ok(PushOutcome::Failed {
                 error: format!("cannot read {}: {e}", file.display()),
             });
         }
     };
-    let (info, sha) = match (v.verdict, v.sha256) {
-        (Verdict::Complete { info, .. }, Some(sha)) => (info, sha),
-        (Verdict::Incomplete { block, reason, .. }, _) => {
-            return Ok(PushOutcome::Refused { block, reason });
-        }
-        (Verdict::NotRedo { reason, .. }, _) => {
-            return Ok(PushOutcome::Refused {
+    let mut machine = Machine::new(limits(cfg), Gaps::new(), HashMap::new(), Instant::now());
+    let listed = Event::Listed {
+        seen: vec![Seen {
+            path: file.to_path_buf(),
+            ident: FileIdent::of(&meta),
+            mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            temp: false,
+        }],
+        errors: Vec::new(),
+        now: Instant::now(),
+        wall: SystemTime::now(),
+    };
+    let mut pending = VecDeque::from(machine.on(listed, &*manifest));
+    let mut said = Said::default();
+    while let Some(action) = pending.pop_front() {
+        let Some(event) = said.act(action, cfg, store, manifest).await? else {
+            continue;
+        };
+        pending.extend(machine.on(event, &*manifest));
+    }
+    Ok(said.outcome(machine.state_of(file), file, manifest))
+}
+
+/// What the machine said about the pushed file, and what came of its actions.
+#[derive(Default)]
+struct Said {
+    info: Option<LogInfo>,
+    entry: Option<ManifestEntry>,
+    refused: Option<String>,
+    error: Option<String>,
+}
+
+impl Said {
+    /// Runs one action as the daemon's shell would, once, in line.
+    async fn act<S: ArchiveStore>(
+        &mut self,
+        action: Action,
+        cfg: &Config,
+        store: &S,
+        manifest: &mut ManifestDir,
+    ) -> Result<Option<Event>, WatchError> {
+        Ok(Some(match action {
+            Action::Validate { path } => {
+                let event = jobs::validate_job(path).await;
+                if let Event::Validated {
+                    result:
+                        Ok(Validation {
+                            verdict: Completeness::Complete { info },
+                            ..
+                        }),
+                    ..
+                } = &event
+                {
+                    self.info = Some(info.clone());
+                }
+                event
+            }
+            Action::Upload(log) => {
+                let event = jobs::upload(store, cfg, log).await;
+                if let Event::Uploaded { result: Err(e), .. } = &event {
+                    self.error = Some(e.to_string());
+                }
+                event
+            }
+            Action::Record { log, shipped, .. } => {
+                let entry = jobs::new_entry(&log, &shipped, now_rfc3339());
+                // Durable before the machine hears of it (push runs alone on its manifest).
+                let appended = manifest.append(entry)?;
+                self.entry = Some(appended.clone());
+                Event::Recorded {
+                    log,
+                    result: Ok(Some(appended)),
+                    now: Instant::now(),
+                }
+            }
+            Action::Raise(Raise::Replaced {
+                path,
+                shipped,
+                found,
+                index,
+                what,
+            }) => {
+                let what = if what == "its name" {
+                    file_name(&path)
+                } else {
+                    what
+                };
+                let found = found.map_or("other bytes".to_string(), |f| format!("sha256 {f}"));
+                self.refused = Some(format!(
+                    "replaced log: {what} was shipped with sha256 {shipped} (manifest entry \
+                     {index}), this file has {found}; the WORM copy stays"
+                ));
+                return Ok(None);
+            }
+            Action::Error { message, .. } => {
+                self.error.get_or_insert(message);
+                return Ok(None);
+            }
+            // Nothing else concerns one file pushed once: no follow, no retry, no alarm.
+            _ => return Ok(None),
+        }))
+    }
+
+    /// The file's result from where the machine left it.
+    fn outcome(
+        self,
+        state: Option<&FileState>,
+        file: &Path,
+        manifest: &ManifestDir,
+    ) -> PushOutcome {
+        match state {
+            Some(FileState::Shipped) => match (self.entry, &self.info) {
+                (Some(entry), _) => PushOutcome::Shipped {
+                    entry: Box::new(entry),
+                },
+                (None, Some(info)) => PushOutcome::AlreadyShipped {
+                    index: manifest
+                        .by_identity(&info.identity())
+                        .map_or(0, |r| r.index),
+                },
+                (None, None) => PushOutcome::Failed {
+                    error: format!("{} shipped without headers", file.display()),
+                },
+            },
+            Some(FileState::Incomplete { block, reason, .. }) => PushOutcome::Refused {
+                block: *block,
+                reason: reason.clone(),
+            },
+            Some(FileState::NotRedo { reason, .. }) => PushOutcome::Refused {
                 block: Some(0),
-                reason,
-            });
+                reason: reason.clone(),
+            },
+            Some(FileState::Replaced { .. }) => PushOutcome::Refused {
+                block: None,
+                reason: self.refused.unwrap_or_else(|| "replaced log".into()),
+            },
+            _ => PushOutcome::Failed {
+                error: self
+                    .error
+                    .unwrap_or_else(|| format!("{} changed while it was read", file.display())),
+            },
         }
-        _ => {
-            return Ok(PushOutcome::Failed {
-                error: format!("{} changed while it was read", file.display()),
-            });
-        }
-    };
-    let digest = Sha256Digest(sha);
-    let name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if let Some(r) = manifest.by_identity(&info.identity()) {
-        if r.sha256 == digest {
-            return Ok(PushOutcome::AlreadyShipped { index: r.index });
-        }
-        return Ok(PushOutcome::Refused {
-            block: None,
-            reason: format!(
-                "replaced log: thread {} sequence {} was shipped with sha256 {} (manifest entry \
-                 {}), this file has {digest}; the WORM copy stays",
-                info.thread, info.sequence, r.sha256, r.index
-            ),
-        });
     }
-    if let Some(r) = manifest.by_file_name(&name)
-        && r.sha256 != digest
-    {
-        return Ok(PushOutcome::Refused {
-            block: None,
-            reason: format!(
-                "replaced log: {name} was shipped with sha256 {} (manifest entry {}), this file \
-                 has {digest}; the WORM copy stays",
-                r.sha256, r.index
-            ),
-        });
+}
+
+/// The decisions' settings for one push: one file at a time, no waiting.
+fn limits(cfg: &Config) -> Limits {
+    Limits {
+        parallel_uploads: 1,
+        grace_period: cfg.watch.grace_period,
+        retry_max_backoff: cfg.watch.retry_max_backoff,
+        backlog_alarm_age: cfg.watch.backlog_alarm_age,
+        status_interval: cfg.state.status_interval,
+        seal_interval: cfg.state.seal_interval,
+        segment_max_entries: usize::MAX,
     }
-    let shipped = match ship::put_log(store, cfg, file, v.ident.size, sha).await {
-        Ok(p) if p.confirms(v.ident.size, &sha) => p,
-        Ok(p) => {
-            return Ok(PushOutcome::Failed {
-                error: format!(
-                    "the store confirmed {} bytes with sha256 {} for {}, not the object of this log",
-                    p.put.size,
-                    hex::encode(p.put.sha256),
-                    file.display()
-                ),
-            });
-        }
-        Err(e) => {
-            return Ok(PushOutcome::Failed {
-                error: e.to_string(),
-            });
-        }
-    };
-    let entry = ship::new_entry(&info, &shipped, (v.ident.size, sha), file, now_rfc3339());
-    let e = manifest.append(entry)?;
-    Ok(PushOutcome::Shipped { entry: Box::new(e) })
 }

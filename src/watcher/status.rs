@@ -418,11 +418,13 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{ManifestDir, NewEntry, Sha256Digest};
+    use crate::manifest::{ManifestDir, ManifestEntry, Sha256Digest};
     use redovault_redo::position::{LogSeq, Scn, ThreadId};
 
-    fn new_entry(seq: u32) -> NewEntry {
-        NewEntry {
+    fn new_entry(seq: u32) -> ManifestEntry {
+        ManifestEntry {
+            index: 0,
+            prev: Sha256Digest::ZERO,
             db_id: 9,
             db_name: "FREE".into(),
             resetlogs_id: 5,

@@ -15,7 +15,7 @@
 //! host, by the verifier's deep check and by restore.
 //!
 //! The file's identity is taken before and after the pass; if it changed, the verdict is
-//! [`Verdict::Changed`] and the caller tries again later. Blocking.
+//! [`Completeness::Changed`] and the caller tries again later. Blocking.
 
 use std::io::Read;
 use std::path::Path;
@@ -80,7 +80,7 @@ impl LogInfo {
 
 /// The judgement on one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Completeness {
     /// Complete and valid: it may ship.
     Complete {
         /// Its headers.
@@ -101,7 +101,7 @@ pub enum Verdict {
     /// Not a redo log at all (a datafile copy or any other file the include patterns
     /// match): reported and left alone, neither shipped nor quarantined. Only a block 0 that
     /// is whole, not zeroed, and not a redo file header gets this verdict; a redo log whose
-    /// block 0 was wiped or torn stays [`Verdict::Incomplete`] (damage kept as evidence).
+    /// block 0 was wiped or torn stays [`Completeness::Incomplete`] (damage kept as evidence).
     NotRedo {
         /// Byte offset of the field that is not a redo log's.
         offset: u64,
@@ -120,7 +120,7 @@ pub struct Validation {
     /// SHA-256 of the bytes read, when the whole file was read.
     pub sha256: Option<[u8; 32]>,
     /// The judgement.
-    pub verdict: Verdict,
+    pub verdict: Completeness,
 }
 
 /// What the decoding thread found.
@@ -213,7 +213,7 @@ impl Judge {
     }
 
     /// Ends the input and judges it against its block 0.
-    pub(crate) fn finish(mut self, file: &FileHeader) -> Verdict {
+    pub(crate) fn finish(mut self, file: &FileHeader) -> Completeness {
         if !self.stopped {
             self.dec.finish();
             drain(&mut self.dec, &mut self.out);
@@ -311,7 +311,7 @@ fn read_hash_decode(f: &mut std::fs::File, head: Vec<u8>) -> std::io::Result<([u
 }
 
 /// Validates the file at `path` (see the module documentation). I/O errors (cannot open or
-/// read) are returned as such; everything about the content is a [`Verdict`].
+/// read) are returned as such; everything about the content is a [`Completeness`].
 pub fn validate(path: &Path) -> std::io::Result<Validation> {
     let mut f = std::fs::File::open(path)?;
     let ident = FileIdent::of(&f.metadata()?);
@@ -332,7 +332,7 @@ pub fn validate(path: &Path) -> std::io::Result<Validation> {
         return Ok(Validation {
             ident,
             sha256: None,
-            verdict: Verdict::Incomplete {
+            verdict: Completeness::Incomplete {
                 info: None,
                 block: u32::try_from(ident.size / bs).ok(),
                 reason: format!(
@@ -352,7 +352,7 @@ pub fn validate(path: &Path) -> std::io::Result<Validation> {
         return Ok(Validation {
             ident,
             sha256: None,
-            verdict: Verdict::Changed,
+            verdict: Completeness::Changed,
         });
     }
     Ok(Validation {
@@ -364,10 +364,10 @@ pub fn validate(path: &Path) -> std::io::Result<Validation> {
 
 /// The verdict on a file whose first 512 bytes are not a redo file header: not a redo log
 /// when they are all there and not all zero, else an incomplete (still written, or wiped) log.
-fn unparsable_block0(head: &[u8], e: &redovault_redo::NotRedo) -> Verdict {
+fn unparsable_block0(head: &[u8], e: &redovault_redo::NotRedo) -> Completeness {
     let whole = head.len() >= 512;
     if whole && head.iter().any(|&b| b != 0) {
-        return Verdict::NotRedo {
+        return Completeness::NotRedo {
             offset: e.offset,
             reason: format!("not a redo log: {} (at byte offset {})", e.detail, e.offset),
         };
@@ -378,7 +378,7 @@ fn unparsable_block0(head: &[u8], e: &redovault_redo::NotRedo) -> Verdict {
     } else {
         format!("not a redo log: {} (at byte offset {})", e.detail, e.offset)
     };
-    Verdict::Incomplete {
+    Completeness::Incomplete {
         info: None,
         block: Some(0),
         reason,
@@ -386,9 +386,9 @@ fn unparsable_block0(head: &[u8], e: &redovault_redo::NotRedo) -> Verdict {
     }
 }
 
-fn judge(d: Decoded, file: &FileHeader) -> Verdict {
+fn judge(d: Decoded, file: &FileHeader) -> Completeness {
     if let Some((offset, detail)) = d.not_redo {
-        return Verdict::Incomplete {
+        return Completeness::Incomplete {
             info: d.info,
             block: u32::try_from(offset / u64::from(file.block_size)).ok(),
             reason: format!("not a redo log: {detail} (at byte offset {offset})"),
@@ -401,7 +401,7 @@ fn judge(d: Decoded, file: &FileHeader) -> Verdict {
         } else {
             String::new()
         };
-        return Verdict::Incomplete {
+        return Completeness::Incomplete {
             info: d.info,
             block: Some(block),
             reason: format!("block {block} is bad: {state}{more}"),
@@ -409,7 +409,7 @@ fn judge(d: Decoded, file: &FileHeader) -> Verdict {
         };
     }
     if let Some((block, what)) = d.first_structural {
-        return Verdict::Incomplete {
+        return Completeness::Incomplete {
             info: d.info,
             block: Some(block),
             reason: what,
@@ -417,7 +417,7 @@ fn judge(d: Decoded, file: &FileHeader) -> Verdict {
         };
     }
     let Some(info) = d.info else {
-        return Verdict::Incomplete {
+        return Completeness::Incomplete {
             info: None,
             block: Some(1),
             reason: "no redo log header (block 1) was read".to_string(),
@@ -425,7 +425,7 @@ fn judge(d: Decoded, file: &FileHeader) -> Verdict {
         };
     };
     if d.state == Some(LogState::Current) || info.next_scn.is_none() {
-        return Verdict::Incomplete {
+        return Completeness::Incomplete {
             info: Some(info),
             block: Some(1),
             reason: "an online log still being written (next SCN not set in block 1), not an \
@@ -434,7 +434,7 @@ fn judge(d: Decoded, file: &FileHeader) -> Verdict {
             short: false,
         };
     }
-    Verdict::Complete { info }
+    Completeness::Complete { info }
 }
 
 #[cfg(test)]
@@ -464,7 +464,7 @@ mod tests {
         let bytes = std::fs::read(&logs[1]).unwrap();
         assert_eq!(v.sha256, Some(<[u8; 32]>::from(Sha256::digest(&bytes))));
         match v.verdict {
-            Verdict::Complete { info } => {
+            Completeness::Complete { info } => {
                 assert_eq!(info.sequence, LogSeq(2));
                 assert_eq!(info.thread, ThreadId(1));
                 assert!(info.next_scn.unwrap() > info.first_scn);
@@ -486,7 +486,7 @@ mod tests {
             let p = dir.join(f);
             let v = validate(&p).unwrap();
             assert!(
-                matches!(v.verdict, Verdict::Complete { .. }),
+                matches!(v.verdict, Completeness::Complete { .. }),
                 "{f}: {:?}",
                 v.verdict
             );
@@ -504,7 +504,7 @@ mod tests {
         let v = validate(&p).unwrap();
         assert!(v.sha256.is_some());
         match v.verdict {
-            Verdict::Incomplete {
+            Completeness::Incomplete {
                 block,
                 reason,
                 short,
@@ -532,7 +532,7 @@ mod tests {
             std::fs::write(&p, &bytes[..cut]).unwrap();
             let v = validate(&p).unwrap();
             match v.verdict {
-                Verdict::Incomplete {
+                Completeness::Incomplete {
                     block,
                     short,
                     reason,
@@ -553,7 +553,7 @@ mod tests {
         long.extend_from_slice(&[0u8; 512]);
         std::fs::write(&p, &long).unwrap();
         match validate(&p).unwrap().verdict {
-            Verdict::Incomplete { short, reason, .. } => {
+            Completeness::Incomplete { short, reason, .. } => {
                 assert!(!short, "{reason}");
                 assert!(reason.contains("trailing"), "{reason}");
             }
@@ -563,7 +563,7 @@ mod tests {
         let p = d.path().join("junk.dbf");
         std::fs::write(&p, vec![7u8; 4096]).unwrap();
         match validate(&p).unwrap().verdict {
-            Verdict::NotRedo { offset, reason } => {
+            Completeness::NotRedo { offset, reason } => {
                 assert_eq!(offset, 0, "{reason}");
                 assert!(reason.contains("not a redo log"), "{reason}");
             }
@@ -580,7 +580,7 @@ mod tests {
         let p = d.path().join("users01.dbf");
         std::fs::write(&p, &file).unwrap();
         match validate(&p).unwrap().verdict {
-            Verdict::NotRedo { offset, reason } => {
+            Completeness::NotRedo { offset, reason } => {
                 assert_eq!(offset, 20, "{reason}");
                 assert!(reason.contains("block size 8192"), "{reason}");
             }
@@ -596,7 +596,7 @@ mod tests {
         let p = d.path().join("wiped.arc");
         std::fs::write(&p, &bytes).unwrap();
         match validate(&p).unwrap().verdict {
-            Verdict::Incomplete {
+            Completeness::Incomplete {
                 block,
                 reason,
                 short,
@@ -613,7 +613,7 @@ mod tests {
         std::fs::write(&p, [1u8; 100]).unwrap();
         assert!(matches!(
             validate(&p).unwrap().verdict,
-            Verdict::Incomplete { short: true, .. }
+            Completeness::Incomplete { short: true, .. }
         ));
     }
 
@@ -626,7 +626,7 @@ mod tests {
         let s = run(cfg).unwrap();
         let (_, _, online) = &s.current[0];
         match validate(online).unwrap().verdict {
-            Verdict::Incomplete { reason, .. } => {
+            Completeness::Incomplete { reason, .. } => {
                 assert!(reason.contains("online log"), "{reason}")
             }
             other => panic!("{other:?}"),

@@ -14,7 +14,7 @@ use redovault::compress::Level;
 use redovault::crypto::keys::{KeyId, KeyRing};
 use redovault::crypto::legacy::{Handshake, NONCE_LEN, Psk, Role};
 use redovault::crypto::recovery::RecoveryPrivateKey;
-use redovault::manifest::{ManifestDir, NewEntry, Sha256Digest, segment_key};
+use redovault::manifest::{ManifestDir, ManifestEntry, Sha256Digest, segment_key};
 use redovault::wire::frame::{FrameEncoder, FrameKind, MAX_FRAME_LEN};
 use redovault::wire::message::{
     Ack, Data, Failure, Heartbeat, Hello, Message, PROTOCOL_VERSION, Reject, RejectCode, Welcome,
@@ -243,7 +243,9 @@ fn manifest(out: &Out) {
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let mut dir = ManifestDir::open(tmp.path(), &mut |_| {}).expect("a manifest");
     for seq in 15..18u32 {
-        dir.append(NewEntry {
+        dir.append(ManifestEntry {
+            index: 0,
+            prev: Sha256Digest::ZERO,
             db_id: 42,
             db_name: "ORCL".into(),
             resetlogs_id: 7,

@@ -1,7 +1,8 @@
-//! The units of work the coordinator runs concurrently (at most `parallel_uploads` file jobs):
+//! The units of work the shell runs concurrently (at most `parallel_uploads` file jobs):
 //! validate a file, upload a validated log, copy a damaged file to quarantine, seal a manifest
-//! segment. Each job only reads the file and talks to the store; every decision and every
-//! write to the local state is the coordinator's, on the job's [`Outcome`].
+//! segment. Each job only reads the file and talks to the store, and ends with the machine's
+//! [`Event`]; every decision and every write to the local state is the machine's and the
+//! shell's.
 //!
 //! Every job is safe to drop at any time (abort at shutdown): it writes nothing locally, and an
 //! upload cut short leaves no object (or a complete one that the next attempt finds by HEAD).
@@ -12,100 +13,53 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+use tracing::debug;
+
 use super::config::Config;
+use super::machine::{Event, ValidLog, file_name};
 use super::scan::FileIdent;
-use super::validate::{self, CHUNK, LogInfo, Validation};
+use super::validate::{self, CHUNK};
 use crate::compress::{self, Level};
-use crate::manifest::{Encoding, NewEntry, SegmentInfo, Sha256Digest, StoredForm};
+use crate::manifest::{Encoding, ManifestEntry, SealRecord, SegmentInfo, Sha256Digest, StoredForm};
 use crate::store::{ArchiveStore, ErrorKind, FileSource, PutOutcome, StoreError};
 
-/// What a job reports.
-#[derive(Debug)]
-pub enum Outcome {
-    /// A validation pass ended.
-    Validated {
-        /// The file.
-        path: PathBuf,
-        /// When the pass started.
-        started: Instant,
-        /// Its result.
-        result: std::io::Result<Validation>,
-    },
-    /// An upload of a complete log ended.
-    Uploaded {
-        /// The file.
-        path: PathBuf,
-        /// Its identity when validated.
-        ident: FileIdent,
-        /// Its headers.
-        info: LogInfo,
-        /// Its SHA-256.
-        sha256: [u8; 32],
-        /// When the upload started.
-        started: Instant,
-        /// The store's answer.
-        result: Result<Shipped, StoreError>,
-    },
-    /// A quarantine copy ended.
-    Quarantined {
-        /// The file.
-        path: PathBuf,
-        /// Its identity when read.
-        ident: FileIdent,
-        /// The key and SHA-256 stored, or why not.
-        result: Result<(String, [u8; 32]), String>,
-    },
-    /// Following a file while it was written ended: its validation, when it reached its
-    /// declared size.
-    Followed {
-        /// (device, inode) of the file.
-        key: (u64, u64),
-        /// The validation of the whole file, if the follow reached its end.
-        result: Option<Validation>,
-    },
-    /// A manifest segment seal ended.
-    Sealed {
-        /// The segment.
-        seg: SegmentInfo,
-        /// Its key.
-        key: String,
-        /// The store's answer.
-        result: Result<PutOutcome, StoreError>,
-    },
-}
-
 /// Validates `path` off the async threads.
-pub async fn validate_job(path: PathBuf) -> Outcome {
+pub async fn validate_job(path: PathBuf) -> Event {
     let started = Instant::now();
     let p = path.clone();
     let result = tokio::task::spawn_blocking(move || validate::validate(&p))
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-    Outcome::Validated {
+    debug!(
+        file = %path.display(),
+        validate_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "validated"
+    );
+    Event::Validated {
         path,
-        started,
         result,
+        now: Instant::now(),
     }
 }
 
-/// Uploads a complete log under its content key.
+/// Uploads a validated log under its content key (a task of its own).
 pub async fn upload_job<S: ArchiveStore>(
     store: S,
     cfg: std::sync::Arc<Config>,
-    path: PathBuf,
-    ident: FileIdent,
-    info: LogInfo,
-    sha256: [u8; 32],
-) -> Outcome {
+    log: ValidLog,
+) -> Event {
+    upload(&store, &cfg, log).await
+}
+
+/// Uploads a validated log under its content key (the daemon's job and `push` alike).
+pub async fn upload<S: ArchiveStore>(store: &S, cfg: &Config, log: ValidLog) -> Event {
     let started = Instant::now();
-    let result = put_log(&store, &cfg, &path, ident.size, sha256).await;
-    Outcome::Uploaded {
-        path,
-        ident,
-        info,
-        sha256,
-        started,
+    let result = put_log(store, cfg, &log.path, log.ident.size, log.sha256).await;
+    Event::Uploaded {
+        log,
         result,
+        started,
+        now: Instant::now(),
     }
 }
 
@@ -256,14 +210,17 @@ pub async fn quarantine_job<S: ArchiveStore>(
     path: PathBuf,
     ident: FileIdent,
     key_of: impl Fn(&str) -> String + Send,
-) -> Outcome {
+) -> Event {
     let p = path.clone();
     let hashed = tokio::task::spawn_blocking(move || hash_file(&p))
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)));
     let result = match hashed {
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
-        Ok((now, _)) if now != ident => Err(format!("{} changed", path.display())),
+        Err(source) => Err(JobError::Read {
+            path: path.clone(),
+            source,
+        }),
+        Ok((now, _)) if now != ident => Err(JobError::Changed { path: path.clone() }),
         Ok((now, sha)) => {
             let key = key_of(&hex::encode(sha));
             let src = FileSource {
@@ -273,39 +230,37 @@ pub async fn quarantine_job<S: ArchiveStore>(
             };
             match store.put_file(&key, &src).await {
                 Ok(_) => Ok((key, sha)),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(JobError::Store(e)),
             }
         }
     };
-    Outcome::Quarantined {
+    Event::Quarantined {
         path,
         ident,
         result,
+        now: Instant::now(),
     }
 }
 
 /// Puts a closed manifest segment into WORM.
-pub async fn seal_job<S: ArchiveStore>(store: S, key: String, seg: SegmentInfo) -> Outcome {
+pub async fn seal_job<S: ArchiveStore>(store: S, key: String, seg: SegmentInfo) -> Event {
     let src = FileSource {
         path: seg.path.clone(),
         size: seg.size,
         sha256: seg.sha256.0,
     };
     let result = store.put_file(&key, &src).await;
-    Outcome::Sealed { seg, key, result }
+    Event::Sealed { seg, key, result }
 }
 
-/// The manifest entry of a shipped log of `size` bytes with `sha256` (the file's, whatever
-/// form the object has).
-pub fn new_entry(
-    info: &LogInfo,
-    shipped: &Shipped,
-    (size, sha256): (u64, [u8; 32]),
-    path: &Path,
-    shipped_at: String,
-) -> NewEntry {
+/// The manifest entry of a shipped log (its size and SHA-256 are the file's, whatever form the
+/// object has); its `index` and `prev` are set when it is appended.
+pub fn new_entry(log: &ValidLog, shipped: &Shipped, shipped_at: String) -> ManifestEntry {
+    let info = &log.info;
     let put = &shipped.put;
-    NewEntry {
+    ManifestEntry {
+        index: 0,
+        prev: Sha256Digest::ZERO,
         db_id: info.db_id,
         db_name: info.db_name.clone(),
         resetlogs_id: info.resetlogs_id,
@@ -315,8 +270,8 @@ pub fn new_entry(
         next_scn: info.next_scn.unwrap_or_default(),
         first_time: info.first_time.to_iso8601(),
         next_time: info.next_time.to_iso8601(),
-        size,
-        sha256: Sha256Digest(sha256),
+        size: log.ident.size,
+        sha256: Sha256Digest(log.sha256),
         object_key: put.key.clone(),
         version_id: put.version_id.clone(),
         retain_until: put.lock.map(|l| {
@@ -324,25 +279,98 @@ pub fn new_entry(
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
         }),
         shipped_at,
-        file_name: path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        file_name: file_name(&log.path),
         stored: shipped.stored.clone(),
     }
 }
 
-/// The error-metric label of a store error: its [`ErrorKind`] (classified once, by the store).
-pub fn error_kind(e: &StoreError) -> &'static str {
-    match e.kind() {
-        ErrorKind::Transient => "upload_transient",
-        ErrorKind::Config => "upload_config",
-        ErrorKind::Tls => "upload_tls",
-        ErrorKind::Auth => "upload_auth",
-        ErrorKind::Permission => "upload_permission",
-        ErrorKind::Missing => "upload_missing",
-        ErrorKind::Conflict => "upload_conflict",
-        ErrorKind::Integrity => "upload_integrity",
-        ErrorKind::Refused => "upload_refused",
+/// Why a quarantine copy failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file changed since it was judged.
+    #[error("{} changed", path.display())]
+    Changed {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The store refused it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A log in WORM whose manifest entry could not be written: the next attempt finds the object
+/// (same key, same bytes) and appends.
+#[derive(Debug, thiserror::Error)]
+#[error("{} is in WORM as {key} but the manifest entry could not be written: {source}", path.display())]
+pub struct RecordError {
+    /// The file.
+    pub path: PathBuf,
+    /// Its object.
+    pub key: String,
+    /// Why.
+    #[source]
+    pub source: crate::manifest::ManifestError,
+}
+
+/// A failed upload of a log, classified for the watcher's metrics and alarms.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct UploadError(pub StoreError);
+
+impl UploadError {
+    /// The error-metric label: the store's [`ErrorKind`] (classified once, by the store).
+    pub fn kind(&self) -> &'static str {
+        match self.0.kind() {
+            ErrorKind::Transient => "upload_transient",
+            ErrorKind::Config => "upload_config",
+            ErrorKind::Tls => "upload_tls",
+            ErrorKind::Auth => "upload_auth",
+            ErrorKind::Permission => "upload_permission",
+            ErrorKind::Missing => "upload_missing",
+            ErrorKind::Conflict => "upload_conflict",
+            ErrorKind::Integrity => "upload_integrity",
+            ErrorKind::Refused => "upload_refused",
+        }
+    }
+
+    /// The file changed since its validation: validate it again, no alarm.
+    pub fn source_changed(&self) -> bool {
+        matches!(self.0, StoreError::SourceChanged { .. })
+    }
+
+    /// The content key holds other bytes, or locks do not take: tampering or a broken store,
+    /// never a passing outage.
+    pub fn is_tampering(&self) -> bool {
+        self.0.is_conflict() || matches!(self.0, StoreError::LockNotApplied { .. })
+    }
+}
+
+/// The record of a segment the store confirmed in WORM (daemon and `push` alike).
+pub fn seal_record(
+    seg: &SegmentInfo,
+    key: String,
+    put: &PutOutcome,
+    sealed_at: String,
+) -> SealRecord {
+    SealRecord {
+        first: seg.first,
+        last: seg.last,
+        sha256: seg.sha256,
+        key,
+        version_id: put.version_id.clone(),
+        retain_until: put.lock.map(|l| {
+            l.retain_until
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        }),
+        sealed_at,
     }
 }
