@@ -40,7 +40,7 @@ pub fn load<T: Check>(path: &Path) -> Result<T::Output, ConfigError> {
 pub fn parse<T: Check>(text: &str) -> Result<T::Output, Vec<String>> {
     let table = parse_root(text)?;
     let mut p = Problems::default();
-    let Some(file) = deserialize_all::<T>(table, &mut p) else {
+    let Some(file) = deserialize_at::<T>("", table, &mut p) else {
         return Err(p.into_vec());
     };
     let out = file.check(&mut p);
@@ -61,38 +61,84 @@ pub fn parse_root(text: &str) -> Result<toml::Table, Vec<String>> {
     })
 }
 
-/// Deserializes `table` into `T`, recording every type error and unknown key in `p`.
-/// `None` only when an error has no key to remove (the root itself).
-pub fn deserialize_all<T: DeserializeOwned>(mut table: toml::Table, p: &mut Problems) -> Option<T> {
+/// Deserializes `table`, the table at path `at` of a file (`""`: the whole file), into `T`,
+/// recording every type error and unknown key in `p` with its path. `None` only when an
+/// error has no key to remove (the table itself).
+pub fn deserialize_at<T: DeserializeOwned>(
+    at: &str,
+    table: toml::Table,
+    p: &mut Problems,
+) -> Option<T> {
+    let (v, unknown) = read_at(at, table, p);
+    unknown_keys(at, unknown, p);
+    v
+}
+
+/// Deserializes one table into two types that share it (the `[worm]` of the collector: the
+/// store's keys and its own): a key is unknown only when neither takes it.
+pub fn deserialize_both<A: DeserializeOwned, B: DeserializeOwned>(
+    at: &str,
+    table: toml::Table,
+    p: &mut Problems,
+) -> Option<(A, B)> {
+    let (a, unknown_a) = read_at(at, table.clone(), p);
+    let (b, unknown_b) = read_at(at, table, p);
+    let unknown = unknown_a
+        .into_iter()
+        .filter(|k| unknown_b.contains(k))
+        .collect();
+    unknown_keys(at, unknown, p);
+    Some((a?, b?))
+}
+
+fn unknown_keys(at: &str, unknown: Vec<String>, p: &mut Problems) {
+    for path in unknown {
+        let what = if !at.is_empty() || path.contains(['.', '[']) {
+            "unknown key"
+        } else {
+            "unknown section"
+        };
+        p.push(&path, what);
+    }
+}
+
+/// The remove-and-retry loop (see the module docs): the value, and the paths of the keys no
+/// field took.
+fn read_at<T: DeserializeOwned>(
+    at: &str,
+    mut table: toml::Table,
+    p: &mut Problems,
+) -> (Option<T>, Vec<String>) {
     let rounds = count_keys(&table) + 1;
     for _ in 0..rounds {
         let mut unknown = Vec::new();
-        let mut note = |path: serde_ignored::Path<'_>| unknown.push(ignored_path(&path));
+        let mut note = |path: serde_ignored::Path<'_>| unknown.push(join(at, ignored_path(&path)));
         let de = serde_ignored::Deserializer::new(table.clone(), &mut note);
         match serde_path_to_error::deserialize::<_, T>(de) {
-            Ok(v) => {
-                for path in unknown {
-                    let what = if path.contains(['.', '[']) {
-                        "unknown key"
-                    } else {
-                        "unknown section"
-                    };
-                    p.push(&path, what);
-                }
-                return Some(v);
-            }
+            Ok(v) => return (Some(v), unknown),
             Err(e) => {
                 let segments: Vec<Seg> = e.path().iter().filter_map(Seg::of).collect();
                 let what = plain_words(&e.inner().to_string());
                 if segments.is_empty() || !remove(&mut table, &segments) {
-                    p.line(what);
-                    return None;
+                    match at {
+                        "" => p.line(what),
+                        at => p.push(at, what),
+                    }
+                    return (None, Vec::new());
                 }
-                p.push(&seg_path(&segments), what);
+                p.push(&join(at, seg_path(&segments)), what);
             }
         }
     }
-    None
+    (None, Vec::new())
+}
+
+/// `at.path` (`path` alone at the root).
+fn join(at: &str, path: String) -> String {
+    match (at, path.starts_with('[')) {
+        ("", _) | (_, true) => format!("{at}{path}"),
+        _ => format!("{at}.{path}"),
+    }
 }
 
 /// One step of a key path.

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 
 pub use load::{Check, load, parse};
 pub use sections::{
-    AlertConfig, AlertSection, CredentialsMode, StoreConfig, StoreKind, TelemetryConfig,
+    AlertConfig, AlertSection, CredentialsMode, OneOrList, StoreConfig, StoreKind, TelemetryConfig,
 };
 pub use units::{parse_duration, parse_size};
 
@@ -80,6 +80,11 @@ impl Problems {
         if !p.is_absolute() {
             self.push(path, format!("{} is not an absolute path", p.display()));
         }
+    }
+
+    /// How many problems so far.
+    pub fn len(&self) -> usize {
+        self.0.len()
     }
 
     /// True when nothing was found.

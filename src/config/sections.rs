@@ -135,12 +135,19 @@ impl StoreConfig {
     /// Adds the problems of `[store]` that serde cannot see: ranges and keys that need each
     /// other (the endpoint of S3, the directory of a local store...).
     pub fn check(&self, p: &mut Problems) {
+        self.check_at("store", p)
+    }
+
+    /// [`StoreConfig::check`] of the store keys of the table at `at` (the collector's
+    /// `[worm]` and `[retention]` carry them too).
+    pub fn check_at(&self, at: &str, p: &mut Problems) {
+        let key = |k: &str| format!("{at}.{k}");
         let min = Duration::from_millis(100);
-        p.at_least("store.request_timeout", self.request_timeout, min);
-        p.at_least("store.connect_timeout", self.connect_timeout, min);
-        p.range("store.max_attempts", self.max_attempts, 1, 20);
+        p.at_least(&key("request_timeout"), self.request_timeout, min);
+        p.at_least(&key("connect_timeout"), self.connect_timeout, min);
+        p.range(&key("max_attempts"), self.max_attempts, 1, 20);
         p.range(
-            "store.part_concurrency",
+            &key("part_concurrency"),
             self.part_concurrency as u64,
             1,
             64,
@@ -148,9 +155,10 @@ impl StoreConfig {
         match self.kind {
             StoreKind::S3 => {
                 match &self.endpoint {
-                    None if !p.about("store.endpoint") => {
-                        p.push("store.endpoint", "required when store.kind = \"s3\"")
-                    }
+                    None if !p.about(&key("endpoint")) => p.push(
+                        &key("endpoint"),
+                        format!("required when {at}.kind = \"s3\""),
+                    ),
                     None => {}
                     Some(e) => {
                         if let Err(why) =
@@ -161,23 +169,23 @@ impl StoreConfig {
                     }
                 }
                 if self.bucket.is_empty() {
-                    p.push("store.bucket", "required when store.kind = \"s3\"");
+                    p.push(&key("bucket"), format!("required when {at}.kind = \"s3\""));
                 }
                 if self.dir.is_some() {
-                    p.push("store.dir", "only for store.kind = \"local\"");
+                    p.push(&key("dir"), format!("only for {at}.kind = \"local\""));
                 }
             }
             StoreKind::Local => match &self.dir {
-                None if !p.about("store.dir") => {
-                    p.push("store.dir", "required when store.kind = \"local\"")
+                None if !p.about(&key("dir")) => {
+                    p.push(&key("dir"), format!("required when {at}.kind = \"local\""))
                 }
                 None => {}
-                Some(d) => p.absolute("store.dir", d),
+                Some(d) => p.absolute(&key("dir"), d),
             },
         }
         if !self.prefix.is_empty() && crate::store::validate_key(&self.prefix).is_err() {
             p.push(
-                "store.prefix",
+                &key("prefix"),
                 format!(
                     "{:?} must be a relative key without empty, '.' or '..' parts and without \
                      leading or trailing '/'",
@@ -187,7 +195,7 @@ impl StoreConfig {
         }
         if self.stream_threshold == 0 || self.stream_threshold > 5 << 30 {
             p.push(
-                "store.stream_threshold",
+                &key("stream_threshold"),
                 format!(
                     "{} is not within 1 byte..=5 GiB (what S3 accepts in one PUT)",
                     self.stream_threshold
@@ -196,7 +204,7 @@ impl StoreConfig {
         }
         if self.part_size < 5 << 20 || self.part_size > 5 << 30 {
             p.push(
-                "store.part_size",
+                &key("part_size"),
                 format!(
                     "{} is outside 5 MiB..=5 GiB (S3's part limits)",
                     self.part_size
@@ -448,4 +456,49 @@ fn metrics_listen<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>,
             })
         })
         .transpose()
+}
+
+/// A table or a list of tables (`[collector]` or `[[collector]]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OneOrList<T> {
+    /// The tables, in file order.
+    pub items: Vec<T>,
+    /// Written as a list (`[[name]]`): the paths of its problems carry the index.
+    pub list: bool,
+}
+
+impl<T> Default for OneOrList<T> {
+    fn default() -> OneOrList<T> {
+        OneOrList {
+            items: Vec::new(),
+            list: false,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrList<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<OneOrList<T>, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> de::Visitor<'de> for V<T> {
+            type Value = OneOrList<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a table or a list of tables")
+            }
+            fn visit_map<M: de::MapAccess<'de>>(self, m: M) -> Result<OneOrList<T>, M::Error> {
+                let one = T::deserialize(de::value::MapAccessDeserializer::new(m))?;
+                Ok(OneOrList {
+                    items: vec![one],
+                    list: false,
+                })
+            }
+            fn visit_seq<S: de::SeqAccess<'de>>(self, mut s: S) -> Result<OneOrList<T>, S::Error> {
+                let mut items = Vec::new();
+                while let Some(t) = s.next_element()? {
+                    items.push(t);
+                }
+                Ok(OneOrList { items, list: true })
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
 }
