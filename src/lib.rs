@@ -6,6 +6,8 @@
 //! - [`alert`]: alarms and the alert hook (command or webhook).
 //! - [`build_info`]: the version line of `--version` (version, commit, wire protocol).
 //! - [`cli`]: the command line (the only place that uses `anyhow`).
+//! - [`config`]: configuration files on serde (every problem at once, unknown keys
+//!   refused), the one duration/size parser and the sections the roles share.
 //! - [`crypto`]: the only module that imports cipher and TLS crates (the link's TLS and
 //!   legacy Blowfish channel, the collector's at-rest envelope and key ring).
 //! - [`durable`]: crash-safe file writes (temp file, fsync, rename, fsync of the directory).
@@ -24,6 +26,7 @@ pub mod build_info;
 pub mod checkconfig;
 pub mod cli;
 pub mod compress;
+pub mod config;
 pub mod crypto;
 pub mod drill;
 pub mod durable;

@@ -43,15 +43,7 @@ impl Problems {
     }
 }
 
-/// A configuration file with problems; `problems` lists every one found.
-#[derive(Debug, thiserror::Error)]
-#[error("{}: {} problem(s):\n  {}", path.display(), problems.len(), problems.join("\n  "))]
-pub struct ConfigError {
-    /// The file.
-    pub path: PathBuf,
-    /// One line per problem (`section.key: what is wrong`).
-    pub problems: Vec<String>,
-}
+pub use crate::config::ConfigError;
 
 /// Reads the file at `path` and hands its text to `parse`; a read failure or the problems
 /// `parse` found come back naming the file.
@@ -104,45 +96,7 @@ pub fn type_name(v: &toml::Value) -> &'static str {
     }
 }
 
-/// Parses a duration: a whole number and a unit (`us`, `ms`, `s`, `m`, `h`, `d`).
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let micros = match unit.trim() {
-        "us" | "µs" => n,
-        "ms" => n.checked_mul(1_000)?,
-        "s" => n.checked_mul(1_000_000)?,
-        "m" | "min" => n.checked_mul(60_000_000)?,
-        "h" => n.checked_mul(3_600_000_000)?,
-        "d" => n.checked_mul(86_400_000_000)?,
-        _ => return None,
-    };
-    Some(Duration::from_micros(micros))
-}
-
-/// Parses a size: bytes, or a number with `K`, `M` or `G` (powers of 1024; any case, with
-/// an optional `B` or `iB`: `64K`, `64KiB`, `16MB`, `1g`).
-pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let unit = unit.trim().to_ascii_uppercase();
-    let prefix = unit
-        .strip_suffix("IB")
-        .or_else(|| unit.strip_suffix('B'))
-        .unwrap_or(&unit);
-    let mult = match prefix {
-        "" => 1u64,
-        "K" => 1 << 10,
-        "M" => 1 << 20,
-        "G" => 1 << 30,
-        _ => return None,
-    };
-    n.checked_mul(mult)
-}
+pub use crate::config::{parse_duration, parse_size};
 
 /// One table being read: remembers the keys read, collects problems (see the module docs).
 #[derive(Debug)]

@@ -165,43 +165,49 @@ impl RetentionConfig {
         problems: &mut Vec<String>,
     ) -> Option<RetentionConfig> {
         use std::time::Duration;
+        /// The keys of `[retention]` besides the store's.
+        #[derive(serde::Deserialize)]
+        struct Keys {
+            #[serde(default, deserialize_with = "redovault::config::units::opt_duration")]
+            keep: Option<Duration>,
+            #[serde(default = "five_minutes")]
+            #[serde(deserialize_with = "redovault::config::units::duration")]
+            interval: Duration,
+        }
+        fn five_minutes() -> Duration {
+            Duration::from_secs(300)
+        }
         let own_store = ["kind", "endpoint", "bucket", "dir"]
             .iter()
             .any(|k| table.contains_key(*k));
-        let keep_given = table.contains_key("keep");
-        let mut s = redovault::watcher::config::Section::new("retention", Some(table), problems);
-        let keep = s.duration("keep", Duration::ZERO, Duration::ZERO);
-        let interval = s.duration("interval", Duration::from_secs(300), Duration::from_secs(1));
-        let store = own_store.then(|| StoreConfig::parse_section(&mut s));
-        s.finish();
-        if !keep_given {
-            problems.push(
-                "retention.keep: required (how long a sequence stays after its archived log is                  verified in WORM, e.g. \"7d\")"
-                    .into(),
+        let mut p = redovault::config::Problems::default();
+        let read = redovault::config::load::deserialize_both::<StoreConfig, Keys>(
+            "retention",
+            table.clone(),
+            &mut p,
+        );
+        let (store, k) = read.unzip();
+        let store = store.filter(|_| own_store);
+        let (keep, interval) = k.map_or((None, five_minutes()), |k| (k.keep, k.interval));
+        p.at_least("retention.interval", interval, Duration::from_secs(1));
+        if keep.is_none() && !p.about("retention.keep") {
+            p.push(
+                "retention.keep",
+                "required (how long a sequence stays after its archived log is verified in \
+                 WORM, e.g. \"7d\")",
             );
         }
         match &store {
-            None if !worm => problems.push(
-                "retention: the watcher's sealed manifest must be read from WORM: configure                  [worm], or give the watcher's store keys (endpoint, bucket, prefix) here"
-                    .into(),
+            None if !worm => p.push(
+                "retention",
+                "the watcher's sealed manifest must be read from WORM: configure [worm], or \
+                 give the watcher's store keys (endpoint, bucket, prefix) here",
             ),
-            Some(st) => match st.kind {
-                redovault::watcher::config::StoreKind::S3 => {
-                    if st.endpoint.is_none() {
-                        problems.push("retention.endpoint: required for kind = \"s3\"".into());
-                    }
-                    if st.bucket.is_empty() {
-                        problems.push("retention.bucket: required for kind = \"s3\"".into());
-                    }
-                }
-                redovault::watcher::config::StoreKind::Local => {
-                    if st.dir.is_none() {
-                        problems.push("retention.dir: required for kind = \"local\"".into());
-                    }
-                }
-            },
+            Some(st) => st.check_at("retention", &mut p),
             None => {}
         }
+        problems.extend(p.into_vec());
+        let keep = keep.unwrap_or_default();
         Some(RetentionConfig {
             keep,
             interval,

@@ -1,13 +1,19 @@
 //! The verifier's TOML configuration: `[store]` (the same keys as the watcher's, used with
 //! read-only credentials), `[verify]`, `[collector]`, `[telemetry]`, `[alert]`, `[console]`
 //! (the DR console, [`crate::console::config`]). Unknown keys are
-//! errors; [`VerifierConfig::parse`] lists every problem at once (`check-config`).
+//! errors; [`VerifierConfig::parse`] lists every problem at once (`check-config`), read by
+//! `redovault::config` (the shared sections and their defaults are there).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use redovault::config::sections::{non_empty, non_empty_path};
+use redovault::config::units::duration;
+use redovault::config::{
+    AlertConfig, AlertSection, Check, OneOrList, Problems, StoreConfig, TelemetryConfig,
+};
 use redovault::store::LockMode;
-use redovault::watcher::config::{AlertConfig, Section, StoreConfig, TelemetryConfig};
+use serde::{Deserialize, Deserializer, de};
 
 use crate::verify::{AcknowledgedGap, DeepMode};
 
@@ -72,16 +78,7 @@ pub struct VerifierConfig {
     pub console: Option<crate::console::config::ConsoleSection>,
 }
 
-pub use redovault::tomlcheck::ConfigError;
-
-const SECTIONS: [&str; 6] = [
-    "store",
-    "verify",
-    "collector",
-    "telemetry",
-    "alert",
-    "console",
-];
+pub use redovault::config::ConfigError;
 
 /// Default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/redovault/verifier";
@@ -89,270 +86,263 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/redovault/verifier";
 impl VerifierConfig {
     /// Reads and checks a file.
     pub fn load(path: &Path) -> Result<VerifierConfig, ConfigError> {
-        redovault::tomlcheck::load(path, VerifierConfig::parse)
+        redovault::config::load::<VerifierFile>(path)
     }
 
     /// Parses and checks text; on failure, every problem.
     pub fn parse(text: &str) -> Result<VerifierConfig, Vec<String>> {
-        let root: toml::Table = toml::from_str(text)
-            .map_err(|e| vec![format!("not valid TOML: {}", e.to_string().trim())])?;
-        let mut problems = Vec::new();
-        let table = |name: &str, problems: &mut Vec<String>| match root.get(name) {
-            None => None,
-            Some(toml::Value::Table(t)) => Some(t.clone()),
-            Some(_) => {
-                problems.push(format!("{name}: expected a [{name}] table"));
-                None
-            }
-        };
-        let t_store = table("store", &mut problems);
-        let t_verify = table("verify", &mut problems);
-        let t_colls: Vec<toml::Table> = match root.get("collector") {
-            None => Vec::new(),
-            Some(toml::Value::Table(t)) => vec![t.clone()],
-            Some(toml::Value::Array(a)) => a
-                .iter()
-                .enumerate()
-                .filter_map(|(i, v)| match v {
-                    toml::Value::Table(t) => Some(t.clone()),
-                    _ => {
-                        problems.push(format!("collector[{i}]: expected a table"));
-                        None
-                    }
-                })
-                .collect(),
-            Some(_) => {
-                problems
-                    .push("collector: expected a [collector] table or [[collector]] tables".into());
-                Vec::new()
-            }
-        };
-        let t_tele = table("telemetry", &mut problems);
-        let t_alert = table("alert", &mut problems);
-        let t_console = table("console", &mut problems);
-        for k in root.keys() {
-            if !SECTIONS.contains(&k.as_str()) {
-                problems.push(format!(
-                    "{k}: unknown section (known: {})",
-                    SECTIONS.join(", ")
-                ));
-            }
-        }
-        let mut s = Section::new("store", t_store.as_ref(), &mut problems);
-        let store = StoreConfig::parse_section(&mut s);
-        s.finish();
-        let mut s = Section::new("telemetry", t_tele.as_ref(), &mut problems);
-        let telemetry = TelemetryConfig::parse_section(&mut s);
-        s.finish();
-        let mut s = Section::new("alert", t_alert.as_ref(), &mut problems);
-        let alert = AlertConfig::parse_section(&mut s);
-        s.finish();
+        redovault::config::parse::<VerifierFile>(text)
+    }
+}
 
-        let collectors = parse_collectors(&t_colls, &mut problems);
+/// The file as serde reads it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct VerifierFile {
+    store: StoreConfig,
+    verify: VerifyFile,
+    collector: OneOrList<CollectorFile>,
+    telemetry: TelemetryConfig,
+    alert: AlertSection,
+    console: Option<toml::Table>,
+}
 
-        let mut gap_problems = Vec::new();
-        let mut s = Section::new("verify", t_verify.as_ref(), &mut problems);
-        let lock_mode = match s.string("lock_mode", "compliance").as_str() {
-            "compliance" => Some(LockMode::Compliance),
-            "governance" => Some(LockMode::Governance),
-            "none" => None,
-            other => {
-                s.problem(
-                    "lock_mode",
-                    format!("{other:?}: expected \"compliance\", \"governance\" or \"none\""),
-                );
-                Some(LockMode::Compliance)
-            }
-        };
-        let deep_cycle = s.int("deep_cycle", 30, 1, 100_000) as u32;
-        let deep = match s.string("deep", "rolling").as_str() {
-            "off" => DeepMode::Off,
-            "all" => DeepMode::All,
-            "rolling" => DeepMode::Rolling { cycle: deep_cycle },
-            other => {
-                s.problem(
-                    "deep",
-                    format!("{other:?}: expected \"off\", \"all\" or \"rolling\""),
-                );
-                DeepMode::Off
-            }
-        };
-        let gaps = match s.value("acknowledged_gaps") {
-            None => Vec::new(),
-            Some(toml::Value::Array(a)) => a
-                .iter()
-                .enumerate()
-                .filter_map(|(i, v)| parse_gap(i, v, &mut gap_problems))
-                .collect(),
-            Some(_) => {
-                s.problem(
-                    "acknowledged_gaps",
-                    "expected an array of tables ([[verify.acknowledged_gaps]])".into(),
-                );
-                Vec::new()
-            }
-        };
-        let verify = VerifySection {
-            local_manifest: s.opt_string("local_manifest").map(PathBuf::from),
-            lock_mode,
-            min_retention: s.duration(
-                "min_retention",
-                Duration::from_secs(30 * 86_400),
-                Duration::ZERO,
-            ),
-            deep,
-            parallel: s.int("parallel", 8, 1, 256) as usize,
-            interval: s.duration(
-                "interval",
-                Duration::from_secs(3600),
-                Duration::from_secs(1),
-            ),
-            state_dir: PathBuf::from(s.string("state_dir", DEFAULT_STATE_DIR)),
-            report_dir: s.opt_string("report_dir").map(PathBuf::from),
-            acknowledged_gaps: gaps,
-            worm_prefix: worm_prefix(&mut s),
-            recovery_key: s.opt_string("recovery_key").map(PathBuf::from),
-        };
-        s.finish();
-        problems.extend(gap_problems);
-        let console = t_console.as_ref().map(|t| {
-            crate::console::config::parse(t, verify.state_dir.join("console"), &mut problems)
-        });
-        match store.kind {
-            redovault::watcher::config::StoreKind::S3 => {
-                if store.endpoint.is_none() {
-                    problems.push("store.endpoint: required for kind = \"s3\"".into());
-                }
-                if store.bucket.is_empty() {
-                    problems.push("store.bucket: required for kind = \"s3\"".into());
-                }
-            }
-            redovault::watcher::config::StoreKind::Local => {
-                if store.dir.is_none() {
-                    problems.push("store.dir: required for kind = \"local\"".into());
-                }
-            }
-        }
-        if problems.is_empty() {
-            Ok(VerifierConfig {
-                store,
-                verify,
-                collectors,
-                telemetry,
-                alert,
-                console,
-            })
-        } else {
-            Err(problems)
+/// `[verify]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct VerifyFile {
+    #[serde(deserialize_with = "non_empty_path")]
+    local_manifest: Option<PathBuf>,
+    #[serde(deserialize_with = "lock_mode")]
+    lock_mode: Option<LockMode>,
+    #[serde(deserialize_with = "duration")]
+    min_retention: Duration,
+    deep: Deep,
+    deep_cycle: u32,
+    parallel: usize,
+    #[serde(deserialize_with = "duration")]
+    interval: Duration,
+    state_dir: PathBuf,
+    #[serde(deserialize_with = "non_empty_path")]
+    report_dir: Option<PathBuf>,
+    acknowledged_gaps: Vec<GapFile>,
+    #[serde(deserialize_with = "worm_prefix")]
+    worm_prefix: Option<String>,
+    #[serde(deserialize_with = "non_empty_path")]
+    recovery_key: Option<PathBuf>,
+}
+
+impl Default for VerifyFile {
+    fn default() -> VerifyFile {
+        VerifyFile {
+            local_manifest: None,
+            lock_mode: Some(LockMode::Compliance),
+            min_retention: Duration::from_secs(30 * 86_400),
+            deep: Deep::Rolling,
+            deep_cycle: 30,
+            parallel: 8,
+            interval: Duration::from_secs(3600),
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            report_dir: None,
+            acknowledged_gaps: Vec::new(),
+            worm_prefix: None,
+            recovery_key: None,
         }
     }
 }
 
-/// A `worm_prefix` key: absent, or a relative key (an empty prefix is a prefix).
-fn worm_prefix(s: &mut Section<'_>) -> Option<String> {
-    match s.value("worm_prefix") {
-        None => None,
-        Some(toml::Value::String(p))
-            if !p.is_empty() && redovault::store::validate_key(p).is_err() =>
-        {
-            s.problem(
-                "worm_prefix",
-                format!("{p:?} must be a relative key without empty, '.' or '..' parts"),
-            );
-            None
-        }
-        Some(toml::Value::String(p)) => Some(p.clone()),
-        Some(_) => {
-            s.problem("worm_prefix", "expected a string".into());
-            None
+/// `deep`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Deep {
+    Off,
+    All,
+    Rolling,
+}
+
+/// One `[[verify.acknowledged_gaps]]`.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct GapFile {
+    resetlogs_id: u32,
+    thread: u16,
+    from_seq: u32,
+    to_seq: u32,
+    reason: String,
+}
+
+impl Default for GapFile {
+    fn default() -> GapFile {
+        GapFile {
+            resetlogs_id: 0,
+            thread: 1,
+            from_seq: 0,
+            to_seq: 0,
+            reason: String::new(),
         }
     }
+}
+
+/// One `[collector]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CollectorFile {
+    #[serde(deserialize_with = "non_empty")]
+    name: Option<String>,
+    #[serde(deserialize_with = "non_empty_path")]
+    dir: Option<PathBuf>,
+    #[serde(deserialize_with = "non_empty_path")]
+    key_file: Option<PathBuf>,
+    #[serde(deserialize_with = "worm_prefix")]
+    worm_prefix: Option<String>,
+}
+
+impl Check for VerifierFile {
+    type Output = VerifierConfig;
+
+    fn check(self, p: &mut Problems) -> VerifierConfig {
+        self.store.check(p);
+        self.telemetry.check(p);
+        let alert = self.alert.check(p);
+        let collectors = check_collectors(self.collector, p);
+        let verify = self.verify.check(p);
+        let console = self.console.map(|t| {
+            let mut problems = Vec::new();
+            let c =
+                crate::console::config::parse(&t, verify.state_dir.join("console"), &mut problems);
+            problems.into_iter().for_each(|l| p.line(l));
+            c
+        });
+        VerifierConfig {
+            store: self.store,
+            verify,
+            collectors,
+            telemetry: self.telemetry,
+            alert,
+            console,
+        }
+    }
+}
+
+impl VerifyFile {
+    fn check(self, p: &mut Problems) -> VerifySection {
+        p.range("verify.deep_cycle", self.deep_cycle, 1, 100_000);
+        p.range("verify.parallel", self.parallel as u64, 1, 256);
+        p.at_least("verify.interval", self.interval, Duration::from_secs(1));
+        let mut gaps = Vec::new();
+        for (i, g) in self.acknowledged_gaps.into_iter().enumerate() {
+            let at = format!("verify.acknowledged_gaps[{i}]");
+            let bad_range = g.to_seq < g.from_seq;
+            let no_reason = g.reason.trim().is_empty();
+            if bad_range {
+                let what = format!("{} is below from_seq {}", g.to_seq, g.from_seq);
+                p.push(&format!("{at}.to_seq"), what);
+            }
+            if no_reason {
+                p.push(
+                    &format!("{at}.reason"),
+                    "say why and who acknowledged the gap",
+                );
+            }
+            if !bad_range && !no_reason {
+                gaps.push(AcknowledgedGap {
+                    resetlogs_id: g.resetlogs_id,
+                    thread: g.thread,
+                    from_seq: g.from_seq,
+                    to_seq: g.to_seq,
+                    reason: g.reason,
+                });
+            }
+        }
+        VerifySection {
+            local_manifest: self.local_manifest,
+            lock_mode: self.lock_mode,
+            min_retention: self.min_retention,
+            deep: match self.deep {
+                Deep::Off => DeepMode::Off,
+                Deep::All => DeepMode::All,
+                Deep::Rolling => DeepMode::Rolling {
+                    cycle: self.deep_cycle,
+                },
+            },
+            parallel: self.parallel,
+            interval: self.interval,
+            state_dir: self.state_dir,
+            report_dir: self.report_dir,
+            acknowledged_gaps: gaps,
+            worm_prefix: self.worm_prefix,
+            recovery_key: self.recovery_key,
+        }
+    }
+}
+
+/// `"compliance"`, `"governance"` or `"none"` (no lock required).
+fn lock_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LockMode>, D::Error> {
+    match String::deserialize(d)?.as_str() {
+        "compliance" => Ok(Some(LockMode::Compliance)),
+        "governance" => Ok(Some(LockMode::Governance)),
+        "none" => Ok(None),
+        other => Err(de::Error::custom(format!(
+            "{other:?}: expected \"compliance\", \"governance\" or \"none\""
+        ))),
+    }
+}
+
+/// A `worm_prefix` key: a relative key (an empty prefix is a prefix).
+fn worm_prefix<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let p = String::deserialize(d)?;
+    if !p.is_empty() && redovault::store::validate_key(&p).is_err() {
+        return Err(de::Error::custom(format!(
+            "{p:?} must be a relative key without empty, '.' or '..' parts"
+        )));
+    }
+    Ok(Some(p))
 }
 
 /// The collectors: one `[collector]` table (both `dir` and `key_file` empty: none, as
 /// before), or `[[collector]]` tables; names unique.
-fn parse_collectors(tables: &[toml::Table], problems: &mut Vec<String>) -> Vec<CollectorSection> {
-    let list = tables.len() > 1;
+fn check_collectors(c: OneOrList<CollectorFile>, p: &mut Problems) -> Vec<CollectorSection> {
+    let list = c.items.len() > 1;
     let mut out: Vec<CollectorSection> = Vec::new();
-    for (i, t) in tables.iter().enumerate() {
-        let mut own = Vec::new();
-        let mut s = Section::new("collector", Some(t), &mut own);
-        let name = s.opt_string("name");
-        let dir = s.opt_string("dir").map(PathBuf::from);
-        let key_file = s.opt_string("key_file").map(PathBuf::from);
-        let worm_prefix = worm_prefix(&mut s);
-        s.finish();
-        let at = if list {
-            format!("collector[{i}]")
-        } else {
-            "collector".to_string()
+    for (i, f) in c.items.into_iter().enumerate() {
+        let at = match c.list {
+            true => format!("collector[{i}]"),
+            false => "collector".to_string(),
         };
-        problems.extend(own.into_iter().map(|p| match list {
-            true => p.replacen("collector", &at, 1),
-            false => p,
-        }));
-        let (dir, key_file) = match (dir, key_file) {
+        let (dir, key_file) = match (f.dir, f.key_file) {
             (Some(d), Some(k)) => (d, k),
-            (None, None) if !list && name.is_none() && worm_prefix.is_none() => continue,
+            (None, None) if !list && f.name.is_none() && f.worm_prefix.is_none() => continue,
             _ => {
-                problems.push(format!(
-                    "{at}: set both dir and key_file to audit the collector{}",
-                    if list { "" } else { ", or neither" }
-                ));
+                let or = if list { "" } else { ", or neither" };
+                p.push(
+                    &at,
+                    format!("set both dir and key_file to audit the collector{or}"),
+                );
                 continue;
             }
         };
-        let name = name.unwrap_or_else(|| {
+        let name = f.name.unwrap_or_else(|| {
             dir.file_name()
                 .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into())
         });
         if out.iter().any(|c| c.name == name) {
-            problems.push(format!(
-                "{at}: the name {name:?} is taken by another collector (set name = \"...\")"
-            ));
+            let what =
+                format!("the name {name:?} is taken by another collector (set name = \"...\")");
+            p.push(&at, what);
         }
         if name.starts_with("worm:") {
-            problems.push(format!(
-                "{at}.name: {name:?}: names starting with \"worm:\" are those of the WORM copies"
-            ));
+            let what =
+                format!("{name:?}: names starting with \"worm:\" are those of the WORM copies");
+            p.push(&format!("{at}.name"), what);
         }
         out.push(CollectorSection {
             name,
             dir,
             key_file,
-            worm_prefix,
+            worm_prefix: f.worm_prefix,
         });
     }
     out
-}
-
-fn parse_gap(i: usize, v: &toml::Value, problems: &mut Vec<String>) -> Option<AcknowledgedGap> {
-    let toml::Value::Table(t) = v else {
-        problems.push(format!("verify.acknowledged_gaps[{i}]: expected a table"));
-        return None;
-    };
-    let name: &'static str = "verify.acknowledged_gaps[]";
-    let mut s = Section::new(name, Some(t), problems);
-    let g = AcknowledgedGap {
-        resetlogs_id: s.int("resetlogs_id", 0, 0, u64::from(u32::MAX)) as u32,
-        thread: s.int("thread", 1, 1, u64::from(u16::MAX)) as u16,
-        from_seq: s.int("from_seq", 0, 0, u64::from(u32::MAX)) as u32,
-        to_seq: s.int("to_seq", 0, 0, u64::from(u32::MAX)) as u32,
-        reason: s.string("reason", ""),
-    };
-    let bad_range = g.to_seq < g.from_seq;
-    let no_reason = g.reason.trim().is_empty();
-    if bad_range {
-        s.problem(
-            "to_seq",
-            format!("{} is below from_seq {}", g.to_seq, g.from_seq),
-        );
-    }
-    if no_reason {
-        s.problem("reason", "say why and who acknowledged the gap".into());
-    }
-    s.finish();
-    (!bad_range && !no_reason).then_some(g)
 }
 
 #[cfg(test)]

@@ -33,7 +33,8 @@ pub use cutter::{Cutter, Decision};
 pub use follow::{FollowError, Follower};
 pub use task::{Worm, spawn};
 
-use redovault::watcher::config::{Section, StoreConfig, StoreKind};
+use redovault::config::load::deserialize_both;
+use redovault::config::{Problems, StoreConfig};
 
 /// The `[worm]` section: where pieces go and how often.
 #[derive(Debug, Clone)]
@@ -53,47 +54,63 @@ pub struct WormConfig {
     pub manifest_interval: Duration,
 }
 
+/// The keys of `[worm]` besides the store's.
+#[derive(Debug, serde::Deserialize)]
+#[serde(default)]
+struct WormKeys {
+    #[serde(deserialize_with = "redovault::config::sections::non_empty_path")]
+    recovery_public_key: Option<PathBuf>,
+    #[serde(deserialize_with = "redovault::config::units::duration")]
+    seal_interval: Duration,
+    #[serde(deserialize_with = "redovault::config::units::size")]
+    max_piece: u64,
+    manifest_entries: u64,
+    #[serde(deserialize_with = "redovault::config::units::duration")]
+    manifest_interval: Duration,
+}
+
+impl Default for WormKeys {
+    fn default() -> WormKeys {
+        WormKeys {
+            recovery_public_key: None,
+            seal_interval: Duration::from_secs(1),
+            max_piece: 16 << 20,
+            manifest_entries: 60,
+            manifest_interval: Duration::from_secs(60),
+        }
+    }
+}
+
 impl WormConfig {
     /// Reads a `[worm]` table; problems go to `problems` with their key path.
     pub fn parse(table: &toml::Table, problems: &mut Vec<String>) -> Option<WormConfig> {
-        let mut s = Section::new("worm", Some(table), problems);
-        let store = StoreConfig::parse_section(&mut s);
-        let key = s.opt_string("recovery_public_key");
-        let seal_interval = s.duration(
-            "seal_interval",
-            Duration::from_secs(1),
+        let mut p = Problems::default();
+        let read = deserialize_both::<StoreConfig, WormKeys>("worm", table.clone(), &mut p);
+        let Some((store, k)) = read else {
+            problems.extend(p.into_vec());
+            return None;
+        };
+        store.check_at("worm", &mut p);
+        p.at_least(
+            "worm.seal_interval",
+            k.seal_interval,
             Duration::from_millis(10),
         );
-        let max_piece = s.size("max_piece", 16 << 20);
-        let manifest_entries = s.int("manifest_entries", 60, 1, 100_000);
-        let manifest_interval = s.duration(
-            "manifest_interval",
-            Duration::from_secs(60),
+        p.range("worm.manifest_entries", k.manifest_entries, 1, 100_000);
+        p.at_least(
+            "worm.manifest_interval",
+            k.manifest_interval,
             Duration::from_millis(100),
         );
-        s.finish();
-        if key.is_none() {
-            problems.push(
-                "worm.recovery_public_key: required (the public half of the offline recovery \
-                 key, made by deploy/recovery-key.sh)"
-                    .into(),
+        if k.recovery_public_key.is_none() {
+            p.push(
+                "worm.recovery_public_key",
+                "required (the public half of the offline recovery key, made by \
+                 deploy/recovery-key.sh)",
             );
         }
-        match store.kind {
-            StoreKind::S3 => {
-                if store.endpoint.is_none() {
-                    problems.push("worm.endpoint: required for kind = \"s3\"".into());
-                }
-                if store.bucket.is_empty() {
-                    problems.push("worm.bucket: required for kind = \"s3\"".into());
-                }
-            }
-            StoreKind::Local => {
-                if store.dir.is_none() {
-                    problems.push("worm.dir: required for kind = \"local\"".into());
-                }
-            }
-        }
+        problems.extend(p.into_vec());
+        let max_piece = k.max_piece;
         // A piece may run one chunk (and its commit marks) past `max_piece`; 64M keeps every
         // piece far below what a reader accepts (`piece::MAX_PIECE_PLAINTEXT`).
         if !(1 << 10..=64 << 20).contains(&max_piece) {
@@ -103,11 +120,11 @@ impl WormConfig {
         }
         Some(WormConfig {
             store,
-            recovery_public_key: PathBuf::from(key?),
-            seal_interval,
+            recovery_public_key: k.recovery_public_key?,
+            seal_interval: k.seal_interval,
             max_piece,
-            manifest_entries,
-            manifest_interval,
+            manifest_entries: k.manifest_entries,
+            manifest_interval: k.manifest_interval,
         })
     }
 }

@@ -3,13 +3,17 @@
 //! sources (collectors' status pages, watchers' and extractors' metrics, report directories;
 //! the WORM store is the verifier's `[store]`) and, per database, the RPO and RTO targets.
 //!
-//! Parsed like the rest of the file: every problem at once, unknown keys refused.
+//! Read like the rest of the file (`redovault::config`): every problem at once, unknown keys
+//! refused.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use redovault::watcher::config::Section;
+use redovault::config::Problems;
+use redovault::config::sections::non_empty_path;
+use redovault::config::units::{duration, size};
+use serde::Deserialize;
 
 /// Default listen address: loopback (the console shows where every database's recovery
 /// point lives; exposing it is a choice, with TLS).
@@ -90,72 +94,112 @@ impl ConsoleSection {
     }
 }
 
+/// `[console]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct ConsoleFile {
+    listen: String,
+    #[serde(deserialize_with = "non_empty_path")]
+    tls_cert: Option<PathBuf>,
+    #[serde(deserialize_with = "non_empty_path")]
+    tls_key: Option<PathBuf>,
+    #[serde(deserialize_with = "non_empty_path")]
+    state_dir: Option<PathBuf>,
+    #[serde(deserialize_with = "duration")]
+    poll_interval: Duration,
+    #[serde(deserialize_with = "duration")]
+    worm_interval: Duration,
+    #[serde(deserialize_with = "duration")]
+    stale_after: Duration,
+    #[serde(deserialize_with = "size")]
+    restore_throughput: u64,
+    #[serde(deserialize_with = "duration")]
+    fixed_steps: Duration,
+    report_dirs: Vec<PathBuf>,
+    collector: Vec<Named>,
+    extractor: Vec<Named>,
+    watcher: Vec<Named>,
+    database: Vec<DatabaseFile>,
+}
+
+impl Default for ConsoleFile {
+    fn default() -> ConsoleFile {
+        ConsoleFile {
+            listen: DEFAULT_LISTEN.into(),
+            tls_cert: None,
+            tls_key: None,
+            state_dir: None,
+            poll_interval: Duration::from_secs(2),
+            worm_interval: Duration::from_secs(15),
+            stale_after: Duration::from_secs(30),
+            restore_throughput: 100 << 20,
+            fixed_steps: Duration::from_secs(600),
+            report_dirs: Vec::new(),
+            collector: Vec::new(),
+            extractor: Vec::new(),
+            watcher: Vec::new(),
+            database: Vec::new(),
+        }
+    }
+}
+
+/// A `[[console.collector]]` (`status_url`) or a `[[console.watcher]]` / `extractor`
+/// (`metrics`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Named {
+    name: String,
+    status_url: Option<String>,
+    metrics: Option<String>,
+}
+
+/// A `[[console.database]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct DatabaseFile {
+    name: String,
+    db_id: u32,
+    #[serde(deserialize_with = "duration")]
+    rto_target: Duration,
+    #[serde(deserialize_with = "duration")]
+    rpo_target: Duration,
+}
+
 /// Parses `[console]` (`default_state_dir`: under the verifier's state directory).
 pub fn parse(
     table: &toml::Table,
     default_state_dir: PathBuf,
     problems: &mut Vec<String>,
 ) -> ConsoleSection {
-    let mut s = Section::new("console", Some(table), problems);
-    let listen_text = s.string("listen", DEFAULT_LISTEN);
-    let tls_cert = s.opt_string("tls_cert").map(PathBuf::from);
-    let tls_key = s.opt_string("tls_key").map(PathBuf::from);
-    let state_dir = s
-        .opt_string("state_dir")
-        .map_or(default_state_dir, PathBuf::from);
-    let poll_interval = s.duration(
-        "poll_interval",
-        Duration::from_secs(2),
-        Duration::from_millis(100),
-    );
-    let worm_interval = s.duration(
-        "worm_interval",
-        Duration::from_secs(15),
-        Duration::from_millis(500),
-    );
-    let stale_after = s.duration(
-        "stale_after",
-        Duration::from_secs(30),
-        Duration::from_secs(1),
-    );
-    let restore_throughput = s.size("restore_throughput", 100 << 20);
-    let fixed_steps = s.duration("fixed_steps", Duration::from_secs(600), Duration::ZERO);
-    let report_dirs = s
-        .strings("report_dirs", &[])
-        .into_iter()
-        .map(PathBuf::from)
-        .collect();
-    let lists: Vec<(&str, Vec<toml::Table>)> = ["collector", "extractor", "watcher", "database"]
-        .into_iter()
-        .map(|k| (k, tables(&mut s, k)))
-        .collect();
-    s.finish();
-    let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
-        problems.push(format!(
-            "console.listen: {listen_text:?} is not an address like {DEFAULT_LISTEN}"
-        ));
+    let mut p = Problems::default();
+    let read = redovault::config::load::deserialize_at("console", table.clone(), &mut p);
+    let f: ConsoleFile = read.unwrap_or_default();
+    let listen = f.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
+        let what = format!("{:?} is not an address like {DEFAULT_LISTEN}", f.listen);
+        p.push("console.listen", what);
         DEFAULT_LISTEN.parse().expect("default address")
     });
-    if tls_cert.is_some() != tls_key.is_some() {
-        problems.push("console: set both tls_cert and tls_key, or neither".into());
+    p.at_least(
+        "console.poll_interval",
+        f.poll_interval,
+        Duration::from_millis(100),
+    );
+    p.at_least(
+        "console.worm_interval",
+        f.worm_interval,
+        Duration::from_millis(500),
+    );
+    p.at_least("console.stale_after", f.stale_after, Duration::from_secs(1));
+    if f.tls_cert.is_some() != f.tls_key.is_some() {
+        p.push("console", "set both tls_cert and tls_key, or neither");
     }
-    if restore_throughput == 0 {
-        problems.push("console.restore_throughput: must be more than 0".into());
+    if f.restore_throughput == 0 {
+        p.push("console.restore_throughput", "must be more than 0");
     }
-    let mut collectors = Vec::new();
-    let mut extractors = Vec::new();
-    let mut watchers = Vec::new();
-    let mut databases = Vec::new();
-    for (kind, list) in &lists {
-        for (i, t) in list.iter().enumerate() {
-            match *kind {
-                "collector" => collectors.extend(collector(i, t, problems)),
-                "extractor" => extractors.extend(metrics_source("extractor", i, t, problems)),
-                "watcher" => watchers.extend(metrics_source("watcher", i, t, problems)),
-                _ => databases.extend(database(i, t, problems)),
-            }
-        }
-    }
+    let collectors = collectors(f.collector, &mut p);
+    let extractors = metrics_sources("extractor", f.extractor, &mut p);
+    let watchers = metrics_sources("watcher", f.watcher, &mut p);
+    let databases = databases(f.database, &mut p);
     for (what, names) in [
         ("collector", names(&collectors, |c| &c.name)),
         ("extractor", names(&extractors, |c| &c.name)),
@@ -165,40 +209,28 @@ pub fn parse(
         let mut seen = std::collections::BTreeSet::new();
         for n in names {
             if !seen.insert(n) {
-                problems.push(format!("console.{what}: the name {n:?} is used twice"));
+                p.push(
+                    &format!("console.{what}"),
+                    format!("the name {n:?} is used twice"),
+                );
             }
         }
     }
-    let mut ids = std::collections::BTreeSet::new();
-    for d in &databases {
-        if !ids.insert(d.db_id) {
-            problems.push(format!(
-                "console.database: db_id {} is listed twice",
-                d.db_id
-            ));
-        }
-    }
-    if databases.is_empty() {
-        problems.push(
-            "console.database: list every database with its targets ([[console.database]] \
-             name, db_id, rto_target, rpo_target)"
-                .into(),
-        );
-    }
+    problems.extend(p.into_vec());
     ConsoleSection {
         listen,
-        tls_cert,
-        tls_key,
-        state_dir,
-        poll_interval,
-        worm_interval,
-        stale_after,
-        restore_throughput,
-        fixed_steps,
+        tls_cert: f.tls_cert,
+        tls_key: f.tls_key,
+        state_dir: f.state_dir.unwrap_or(default_state_dir),
+        poll_interval: f.poll_interval,
+        worm_interval: f.worm_interval,
+        stale_after: f.stale_after,
+        restore_throughput: f.restore_throughput,
+        fixed_steps: f.fixed_steps,
         collectors,
         extractors,
         watchers,
-        report_dirs,
+        report_dirs: f.report_dirs,
         databases,
     }
 }
@@ -207,123 +239,137 @@ fn names<T>(v: &[T], f: impl Fn(&T) -> &String) -> Vec<&str> {
     v.iter().map(|x| f(x).as_str()).collect()
 }
 
-/// The tables of `[[console.<key>]]`.
-fn tables(s: &mut Section<'_>, key: &'static str) -> Vec<toml::Table> {
-    match s.value(key) {
-        None => Vec::new(),
-        Some(toml::Value::Array(a)) => {
-            let mut out = Vec::new();
-            for (i, v) in a.iter().enumerate() {
-                match v {
-                    toml::Value::Table(t) => out.push(t.clone()),
-                    _ => s.problem(key, format!("item {i}: expected a table")),
-                }
-            }
-            out
-        }
-        Some(_) => {
-            s.problem(key, format!("expected [[console.{key}]] tables"));
-            Vec::new()
-        }
-    }
-}
-
-fn collector(i: usize, t: &toml::Table, problems: &mut Vec<String>) -> Option<CollectorSource> {
-    let mut own = Vec::new();
-    let mut s = Section::new("console.collector[]", Some(t), &mut own);
-    let name = s.string("name", "");
-    let url = s.string("status_url", "");
-    s.finish();
-    problems.extend(own.into_iter().map(|p| p.replace("[]", &format!("[{i}]"))));
-    let at = format!("console.collector[{i}]");
-    if name.is_empty() {
-        problems.push(format!("{at}.name: required"));
-    }
-    let ok = reqwest::Url::parse(&url)
-        .ok()
-        .is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
-    if !ok {
-        problems.push(format!(
-            "{at}.status_url: {url:?} is not like http://10.0.0.5:9466/status"
-        ));
-    }
-    (ok && !name.is_empty()).then_some(CollectorSource {
-        name,
-        status_url: url,
-    })
-}
-
-fn metrics_source(
-    kind: &'static str,
-    i: usize,
-    t: &toml::Table,
-    problems: &mut Vec<String>,
-) -> Option<MetricsSource> {
-    let mut own = Vec::new();
-    let label = if kind == "watcher" {
-        "console.watcher[]"
-    } else {
-        "console.extractor[]"
-    };
-    let mut s = Section::new(label, Some(t), &mut own);
-    let name = s.string("name", "");
-    let metrics = s.string("metrics", "");
-    s.finish();
-    problems.extend(own.into_iter().map(|p| p.replace("[]", &format!("[{i}]"))));
+/// A problem for each `[[console.<kind>]]` whose name is missing or whose `key` is set
+/// elsewhere than it belongs (a collector has a `status_url`, the others `metrics`).
+fn named(kind: &str, i: usize, n: &Named, p: &mut Problems) -> String {
     let at = format!("console.{kind}[{i}]");
-    if name.is_empty() {
-        problems.push(format!("{at}.name: required"));
+    if n.name.is_empty() {
+        p.push(&format!("{at}.name"), "required");
     }
-    let addr = metrics.parse::<SocketAddr>().ok();
-    if addr.is_none() {
-        problems.push(format!(
-            "{at}.metrics: {metrics:?} is not an address like 127.0.0.1:9465"
-        ));
+    let (wrong, key) = match kind {
+        "collector" => (n.metrics.is_some(), "metrics"),
+        _ => (n.status_url.is_some(), "status_url"),
+    };
+    if wrong {
+        p.push(&format!("{at}.{key}"), "unknown key");
     }
-    let addr = addr?;
-    (!name.is_empty()).then_some(MetricsSource {
-        name,
-        metrics: addr,
-    })
+    at
 }
 
-fn database(i: usize, t: &toml::Table, problems: &mut Vec<String>) -> Option<DatabaseTarget> {
-    let mut own = Vec::new();
-    let mut s = Section::new("console.database[]", Some(t), &mut own);
-    let name = s.string("name", "");
-    let db_id = s.int("db_id", 0, 0, u64::from(u32::MAX)) as u32;
-    let rto_target = s.duration("rto_target", Duration::ZERO, Duration::from_secs(1));
-    let rpo_target = s.duration("rpo_target", Duration::ZERO, Duration::from_millis(1));
-    s.finish();
-    problems.extend(own.into_iter().map(|p| p.replace("[]", &format!("[{i}]"))));
-    let at = format!("console.database[{i}]");
-    let before = problems.len();
-    if name.is_empty() {
-        problems.push(format!("{at}.name: required"));
-    } else if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        || name.starts_with('.')
-    {
-        problems.push(format!(
-            "{at}.name: {name:?}: letters, digits, '_', '-' and '.' only (it is a path of the page)"
-        ));
+fn collectors(list: Vec<Named>, p: &mut Problems) -> Vec<CollectorSource> {
+    let mut out = Vec::new();
+    for (i, n) in list.into_iter().enumerate() {
+        let at = named("collector", i, &n, p);
+        let url = n.status_url.unwrap_or_default();
+        let ok = reqwest::Url::parse(&url)
+            .ok()
+            .is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+        if !ok {
+            let what = format!("{url:?} is not like http://10.0.0.5:9466/status");
+            p.push(&format!("{at}.status_url"), what);
+        }
+        if ok && !n.name.is_empty() {
+            out.push(CollectorSource {
+                name: n.name,
+                status_url: url,
+            });
+        }
     }
-    if db_id == 0 {
-        problems.push(format!("{at}.db_id: required (the DBID, v$database.dbid)"));
+    out
+}
+
+fn metrics_sources(kind: &str, list: Vec<Named>, p: &mut Problems) -> Vec<MetricsSource> {
+    let mut out = Vec::new();
+    for (i, n) in list.into_iter().enumerate() {
+        let at = named(kind, i, &n, p);
+        let metrics = n.metrics.unwrap_or_default();
+        match metrics.parse::<SocketAddr>() {
+            Ok(addr) if !n.name.is_empty() => out.push(MetricsSource {
+                name: n.name,
+                metrics: addr,
+            }),
+            Ok(_) => {}
+            Err(_) => {
+                let what = format!("{metrics:?} is not an address like 127.0.0.1:9465");
+                p.push(&format!("{at}.metrics"), what);
+            }
+        }
     }
-    if rto_target.is_zero() {
-        problems.push(format!("{at}.rto_target: required, e.g. \"2h\""));
+    out
+}
+
+fn databases(list: Vec<DatabaseFile>, p: &mut Problems) -> Vec<DatabaseTarget> {
+    let mut out: Vec<DatabaseTarget> = Vec::new();
+    for (i, d) in list.into_iter().enumerate() {
+        let at = format!("console.database[{i}]");
+        let before = p.len();
+        let name = &d.name;
+        if name.is_empty() {
+            p.push(&format!("{at}.name"), "required");
+        } else if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            || name.starts_with('.')
+        {
+            let what = format!(
+                "{name:?}: letters, digits, '_', '-' and '.' only (it is a path of the page)"
+            );
+            p.push(&format!("{at}.name"), what);
+        }
+        for (bad, key, what) in [
+            (
+                d.db_id == 0,
+                "db_id",
+                "required (the DBID, v$database.dbid)",
+            ),
+            (
+                d.rto_target.is_zero(),
+                "rto_target",
+                "required, e.g. \"2h\"",
+            ),
+            (
+                d.rpo_target.is_zero(),
+                "rpo_target",
+                "required, e.g. \"5s\"",
+            ),
+        ] {
+            if bad && !p.about(&format!("{at}.{key}")) {
+                p.push(&format!("{at}.{key}"), what);
+            }
+        }
+        if !d.rto_target.is_zero() {
+            p.at_least(
+                &format!("{at}.rto_target"),
+                d.rto_target,
+                Duration::from_secs(1),
+            );
+        }
+        if p.len() == before {
+            out.push(DatabaseTarget {
+                name: d.name,
+                db_id: d.db_id,
+                rto_target: d.rto_target,
+                rpo_target: d.rpo_target,
+            });
+        }
     }
-    if rpo_target.is_zero() {
-        problems.push(format!("{at}.rpo_target: required, e.g. \"5s\""));
+    let mut ids = std::collections::BTreeSet::new();
+    for d in &out {
+        if !ids.insert(d.db_id) {
+            p.push(
+                "console.database",
+                format!("db_id {} is listed twice", d.db_id),
+            );
+        }
     }
-    (problems.len() == before).then_some(DatabaseTarget {
-        name,
-        db_id,
-        rto_target,
-        rpo_target,
-    })
+    if out.is_empty() && !p.about("console.database") {
+        p.push(
+            "console.database",
+            "list every database with its targets ([[console.database]] name, db_id, \
+             rto_target, rpo_target)",
+        );
+    }
+    out
 }
 
 #[cfg(test)]

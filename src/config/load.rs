@@ -1,0 +1,390 @@
+//! Reads a TOML document into a serde-derived type and lists every problem with its key path.
+//!
+//! serde stops at the first error. To report them all: deserialize a copy of the table
+//! (through `serde_ignored`, which names every key no field took, and `serde_path_to_error`,
+//! which names the key of the error); on an error, record it, remove that key from the table
+//! (the field then takes its default) and deserialize again. Each round removes one key, so
+//! the rounds are bounded by the number of keys. Then [`Check::check`] adds the semantic
+//! problems and builds the role's configuration.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+
+use super::{ConfigError, Problems};
+
+/// A file type read by serde, then checked as a whole into the role's configuration.
+pub trait Check: DeserializeOwned {
+    /// What the checked file gives.
+    type Output;
+
+    /// Adds every semantic problem (ranges, keys that need each other) to `p` and builds the
+    /// configuration (used only when `p` stays empty).
+    fn check(self, p: &mut Problems) -> Self::Output;
+}
+
+/// Reads the file at `path` and parses it with [`parse`]; a read failure or the problems come
+/// back naming the file.
+pub fn load<T: Check>(path: &Path) -> Result<T::Output, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        path: path.to_path_buf(),
+        problems: vec![format!("cannot read it: {e}")],
+    })?;
+    parse::<T>(&text).map_err(|problems| ConfigError {
+        path: path.to_path_buf(),
+        problems,
+    })
+}
+
+/// Parses configuration text; on failure, every problem found.
+pub fn parse<T: Check>(text: &str) -> Result<T::Output, Vec<String>> {
+    let table = parse_root(text)?;
+    let mut p = Problems::default();
+    let Some(file) = deserialize_at::<T>("", table, &mut p) else {
+        return Err(p.into_vec());
+    };
+    let out = file.check(&mut p);
+    if p.is_empty() {
+        Ok(out)
+    } else {
+        Err(p.into_vec())
+    }
+}
+
+/// Parses TOML text into its root table; a syntax error is one problem naming the line.
+pub fn parse_root(text: &str) -> Result<toml::Table, Vec<String>> {
+    toml::from_str(text).map_err(|e| {
+        vec![format!(
+            "not valid TOML: {}",
+            e.to_string().trim().replace('\n', " ")
+        )]
+    })
+}
+
+/// Deserializes `table`, the table at path `at` of a file (`""`: the whole file), into `T`,
+/// recording every type error and unknown key in `p` with its path. `None` only when an
+/// error has no key to remove (the table itself).
+pub fn deserialize_at<T: DeserializeOwned>(
+    at: &str,
+    table: toml::Table,
+    p: &mut Problems,
+) -> Option<T> {
+    let (v, unknown) = read_at(at, table, p);
+    unknown_keys(at, unknown, p);
+    v
+}
+
+/// Deserializes one table into two types that share it (the `[worm]` of the collector: the
+/// store's keys and its own): a key is unknown only when neither takes it.
+pub fn deserialize_both<A: DeserializeOwned, B: DeserializeOwned>(
+    at: &str,
+    table: toml::Table,
+    p: &mut Problems,
+) -> Option<(A, B)> {
+    let (a, unknown_a) = read_at(at, table.clone(), p);
+    let (b, unknown_b) = read_at(at, table, p);
+    let unknown = unknown_a
+        .into_iter()
+        .filter(|k| unknown_b.contains(k))
+        .collect();
+    unknown_keys(at, unknown, p);
+    Some((a?, b?))
+}
+
+fn unknown_keys(at: &str, unknown: Vec<String>, p: &mut Problems) {
+    for path in unknown {
+        let what = if !at.is_empty() || path.contains(['.', '[']) {
+            "unknown key"
+        } else {
+            "unknown section"
+        };
+        p.push(&path, what);
+    }
+}
+
+/// The remove-and-retry loop (see the module docs): the value, and the paths of the keys no
+/// field took.
+fn read_at<T: DeserializeOwned>(
+    at: &str,
+    mut table: toml::Table,
+    p: &mut Problems,
+) -> (Option<T>, Vec<String>) {
+    let rounds = count_keys(&table) + 1;
+    for _ in 0..rounds {
+        let mut unknown = Vec::new();
+        let mut note = |path: serde_ignored::Path<'_>| unknown.push(join(at, ignored_path(&path)));
+        let de = serde_ignored::Deserializer::new(table.clone(), &mut note);
+        match serde_path_to_error::deserialize::<_, T>(de) {
+            Ok(v) => return (Some(v), unknown),
+            Err(e) => {
+                let segments: Vec<Seg> = e.path().iter().filter_map(Seg::of).collect();
+                let what = plain_words(&e.inner().to_string());
+                if segments.is_empty() || !remove(&mut table, &segments) {
+                    match at {
+                        "" => p.line(what),
+                        at => p.push(at, what),
+                    }
+                    return (None, Vec::new());
+                }
+                p.push(&join(at, seg_path(&segments)), what);
+            }
+        }
+    }
+    (None, Vec::new())
+}
+
+/// `at.path` (`path` alone at the root).
+fn join(at: &str, path: String) -> String {
+    match (at, path.starts_with('[')) {
+        ("", _) | (_, true) => format!("{at}{path}"),
+        _ => format!("{at}.{path}"),
+    }
+}
+
+/// One step of a key path.
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+impl Seg {
+    fn of(s: &serde_path_to_error::Segment) -> Option<Seg> {
+        match s {
+            serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
+            serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
+            _ => None,
+        }
+    }
+}
+
+/// `store.retention`, `collector[2].dir`.
+fn seg_path(segs: &[Seg]) -> String {
+    let mut out = String::new();
+    for s in segs {
+        match s {
+            Seg::Key(k) if out.is_empty() => out.push_str(k),
+            Seg::Key(k) => {
+                out.push('.');
+                out.push_str(k);
+            }
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// The path of a key no field took, in the same form as [`seg_path`].
+fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path as P;
+    match path {
+        P::Root => String::new(),
+        P::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
+        P::Map { parent, key } => match ignored_path(parent) {
+            p if p.is_empty() => key.clone(),
+            p => format!("{p}.{key}"),
+        },
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            ignored_path(parent)
+        }
+    }
+}
+
+/// Removes the value at `segs` from `table`; false when there is none.
+fn remove(table: &mut toml::Table, segs: &[Seg]) -> bool {
+    let Some((last, parents)) = segs.split_last() else {
+        return false;
+    };
+    let mut here = Here::Table(table);
+    for s in parents {
+        here = match (here, s) {
+            (Here::Table(t), Seg::Key(k)) => match t.get_mut(k) {
+                Some(v) => Here::of(v),
+                None => return false,
+            },
+            (Here::Array(a), Seg::Index(i)) => match a.get_mut(*i) {
+                Some(v) => Here::of(v),
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (here, last) {
+        (Here::Table(t), Seg::Key(k)) => t.remove(k).is_some(),
+        (Here::Array(a), Seg::Index(i)) if *i < a.len() => {
+            a.remove(*i);
+            true
+        }
+        _ => false,
+    }
+}
+
+enum Here<'a> {
+    Table(&'a mut toml::Table),
+    Array(&'a mut Vec<toml::Value>),
+    Leaf,
+}
+
+impl<'a> Here<'a> {
+    fn of(v: &'a mut toml::Value) -> Here<'a> {
+        match v {
+            toml::Value::Table(t) => Here::Table(t),
+            toml::Value::Array(a) => Here::Array(a),
+            _ => Here::Leaf,
+        }
+    }
+}
+
+fn count_keys(t: &toml::Table) -> usize {
+    fn of(v: &toml::Value) -> usize {
+        match v {
+            toml::Value::Table(t) => count_keys(t),
+            toml::Value::Array(a) => a.iter().map(of).sum::<usize>() + 1,
+            _ => 1,
+        }
+    }
+    t.values().map(|v| of(v) + 1).sum()
+}
+
+/// serde's wording in the words of the rest of the messages: `invalid type: integer `30`,
+/// expected a string` → `expected a string, found an integer`; `unknown variant `xml`,
+/// expected `text` or `json`` → `"xml": expected "text" or "json"`.
+fn plain_words(msg: &str) -> String {
+    // toml adds "\nin `a.b`" (its own path, without list indexes): ours comes first.
+    let msg = msg.split("\nin `").next().unwrap_or(msg).trim();
+    if let Some((found, expected)) = msg
+        .strip_prefix("invalid type: ")
+        .or_else(|| msg.strip_prefix("invalid value: "))
+        .and_then(|r| r.split_once(", expected "))
+    {
+        return format!(
+            "expected {}, found {}",
+            expected_words(expected),
+            found_words(found)
+        );
+    }
+    if let Some((variant, expected)) = msg
+        .strip_prefix("unknown variant `")
+        .and_then(|r| r.split_once("`, expected "))
+    {
+        return format!("{variant:?}: expected {}", expected.replace('`', "\""));
+    }
+    msg.to_string()
+}
+
+fn expected_words(e: &str) -> &str {
+    match e {
+        "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" => {
+            "a whole number of the right size"
+        }
+        "a sequence" => "an array",
+        "a map" => "a table",
+        e if e.starts_with("struct ") => "a table",
+        e => e,
+    }
+}
+
+fn found_words(f: &str) -> String {
+    for (serde_word, ours) in [
+        ("integer", "an integer"),
+        ("string", "a string"),
+        ("boolean", "a boolean"),
+        ("floating point", "a float"),
+        ("sequence", "an array"),
+        ("map", "a table"),
+    ] {
+        if let Some(value) = f.strip_prefix(serde_word) {
+            return match value.trim() {
+                "" => ours.to_string(),
+                v if serde_word == "integer" => format!("{ours} ({})", v.trim_matches('`')),
+                _ => ours.to_string(),
+            };
+        }
+    }
+    f.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    struct A {
+        port: u16,
+        name: String,
+        on: bool,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    struct B {
+        #[serde(deserialize_with = "crate::config::units::duration")]
+        every: std::time::Duration,
+        list: Vec<A>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    struct File {
+        one: A,
+        two: B,
+        three: A,
+    }
+
+    impl Check for File {
+        type Output = File;
+
+        fn check(self, p: &mut Problems) -> File {
+            if self.one.name.is_empty() && !p.about("one.name") {
+                p.push("one.name", "required");
+            }
+            self
+        }
+    }
+
+    #[test]
+    fn three_bad_types_in_three_sections_unknown_keys_and_checks_all_at_once() {
+        let problems = parse::<File>(
+            "bogus = 1\n\
+             [one]\nport = \"x\"\nportt = 2\n\
+             [two]\nevery = 5\n[[two.list]]\non = 1\ncolour = 2\n\
+             [three]\nport = 70000\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "one.port: expected a whole number of the right size, found a string",
+                "three.port: expected a whole number of the right size, found an integer (70000)",
+                "two.every: expected a duration string such as \"10s\", found an integer (5)",
+                "two.list[0].on: expected a boolean, found an integer (1)",
+                "bogus: unknown section",
+                "one.portt: unknown key",
+                "two.list[0].colour: unknown key",
+                "one.name: required",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_good_file_and_a_syntax_error() {
+        let f = parse::<File>("[one]\nname = \"n\"\nport = 1\n[two]\nevery = \"2m\"\n").unwrap();
+        assert_eq!((f.one.port, f.two.every.as_secs()), (1, 120));
+        let p = parse::<File>("[one\n").unwrap_err();
+        assert_eq!(p.len(), 1);
+        assert!(
+            p[0].starts_with("not valid TOML:") && p[0].contains("line 1"),
+            "{p:?}"
+        );
+        let p = parse::<File>("one = 3\n").unwrap_err();
+        assert_eq!(
+            p,
+            [
+                "one: expected a table, found an integer (3)",
+                "one.name: required"
+            ]
+        );
+    }
+}

@@ -1,0 +1,504 @@
+//! The sections every role reads the same way, with their defaults: `[store]` (the watcher,
+//! `push` and the verifier), `[telemetry]` and `[alert]`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, de};
+
+use super::Problems;
+use super::units::{duration, size};
+use crate::alert::AlertHook;
+use crate::store::LockMode;
+use crate::telemetry::LogFormat;
+
+/// Which backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// S3 with Object Lock.
+    S3,
+    /// A local directory (NOT WORM: for trying things out).
+    Local,
+}
+
+/// `[store]` `credentials`: where the chain may look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CredentialsMode {
+    /// Environment, web-identity token file, shared files: never a metadata service.
+    Chain,
+    /// The same, then the container or instance metadata service (IMDSv2).
+    Instance,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct StoreConfig {
+    /// `s3` or `local`.
+    pub kind: StoreKind,
+    /// S3 endpoint (https).
+    #[serde(deserialize_with = "https_url")]
+    pub endpoint: Option<url::Url>,
+    /// Bucket.
+    pub bucket: String,
+    /// Signing region.
+    pub region: String,
+    /// Path-style addressing; None: chosen from the endpoint (path-style for an IP address or
+    /// localhost, virtual-hosted otherwise), as the AWS tools do.
+    #[serde(deserialize_with = "path_style")]
+    pub path_style: Option<bool>,
+    /// Whether the credential chain ends with the container / instance metadata service.
+    pub credentials: CredentialsMode,
+    /// Profile of the shared credentials / config files (else `AWS_PROFILE`, else `default`).
+    #[serde(deserialize_with = "non_empty")]
+    pub profile: Option<String>,
+    /// STS endpoint for web-identity tokens (else `AWS_ENDPOINT_URL_STS`, else AWS's).
+    #[serde(deserialize_with = "opt_url")]
+    pub sts_endpoint: Option<url::Url>,
+    /// Instance metadata endpoint, asked only with `credentials = "instance"`.
+    #[serde(deserialize_with = "url_with_host")]
+    pub metadata_endpoint: url::Url,
+    /// Extra CA certificate (PEM).
+    #[serde(deserialize_with = "non_empty_path")]
+    pub ca_file: Option<PathBuf>,
+    /// Key prefix (no leading or trailing `/`); may be empty.
+    pub prefix: String,
+    /// Object Lock mode.
+    #[serde(deserialize_with = "lock_mode")]
+    pub lock_mode: LockMode,
+    /// Retention period; None: rely on the bucket's default retention.
+    #[serde(deserialize_with = "retention")]
+    pub retention: Option<Duration>,
+    /// Accept a bucket without Object Lock (experiments only).
+    pub allow_unlocked_bucket: bool,
+    /// Deadline of one request (for streamed uploads: of no progress).
+    #[serde(deserialize_with = "duration")]
+    pub request_timeout: Duration,
+    /// Deadline for connecting.
+    #[serde(deserialize_with = "duration")]
+    pub connect_timeout: Duration,
+    /// Attempts per request.
+    pub max_attempts: u32,
+    /// Files up to this size go up as one streamed PUT.
+    #[serde(deserialize_with = "size")]
+    pub stream_threshold: u64,
+    /// Part size above it.
+    #[serde(deserialize_with = "size")]
+    pub part_size: u64,
+    /// Parts in flight per file.
+    pub part_concurrency: usize,
+    /// Also send Content-MD5.
+    pub content_md5: bool,
+    /// Directory of the local store.
+    #[serde(deserialize_with = "non_empty_path")]
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> StoreConfig {
+        StoreConfig {
+            kind: StoreKind::S3,
+            endpoint: None,
+            bucket: String::new(),
+            region: "us-east-1".into(),
+            path_style: None,
+            credentials: CredentialsMode::Chain,
+            profile: None,
+            sts_endpoint: None,
+            metadata_endpoint: url::Url::parse(
+                crate::store::s3::credentials::DEFAULT_METADATA_ENDPOINT,
+            )
+            .expect("constant URL"),
+            ca_file: None,
+            prefix: String::new(),
+            lock_mode: LockMode::Compliance,
+            // The bucket's default retention: what the shipped policies allow (a period
+            // needs s3:PutObjectRetention), and a bucket without one is refused at start.
+            retention: None,
+            allow_unlocked_bucket: false,
+            request_timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(10),
+            max_attempts: 6,
+            stream_threshold: 5 << 30,
+            part_size: 64 << 20,
+            part_concurrency: 4,
+            content_md5: false,
+            dir: None,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Adds the problems of `[store]` that serde cannot see: ranges and keys that need each
+    /// other (the endpoint of S3, the directory of a local store...).
+    pub fn check(&self, p: &mut Problems) {
+        self.check_at("store", p)
+    }
+
+    /// [`StoreConfig::check`] of the store keys of the table at `at` (the collector's
+    /// `[worm]` and `[retention]` carry them too).
+    pub fn check_at(&self, at: &str, p: &mut Problems) {
+        let key = |k: &str| format!("{at}.{k}");
+        let min = Duration::from_millis(100);
+        p.at_least(&key("request_timeout"), self.request_timeout, min);
+        p.at_least(&key("connect_timeout"), self.connect_timeout, min);
+        p.range(&key("max_attempts"), self.max_attempts, 1, 20);
+        p.range(
+            &key("part_concurrency"),
+            self.part_concurrency as u64,
+            1,
+            64,
+        );
+        match self.kind {
+            StoreKind::S3 => {
+                match &self.endpoint {
+                    None if !p.about(&key("endpoint")) => p.push(
+                        &key("endpoint"),
+                        format!("required when {at}.kind = \"s3\""),
+                    ),
+                    None => {}
+                    Some(e) => {
+                        if let Err(why) =
+                            crate::store::s3::addressing(e, &self.bucket, self.path_style)
+                        {
+                            p.line(why);
+                        }
+                    }
+                }
+                if self.bucket.is_empty() {
+                    p.push(&key("bucket"), format!("required when {at}.kind = \"s3\""));
+                }
+                if self.dir.is_some() {
+                    p.push(&key("dir"), format!("only for {at}.kind = \"local\""));
+                }
+            }
+            StoreKind::Local => match &self.dir {
+                None if !p.about(&key("dir")) => {
+                    p.push(&key("dir"), format!("required when {at}.kind = \"local\""))
+                }
+                None => {}
+                Some(d) => p.absolute(&key("dir"), d),
+            },
+        }
+        if !self.prefix.is_empty() && crate::store::validate_key(&self.prefix).is_err() {
+            p.push(
+                &key("prefix"),
+                format!(
+                    "{:?} must be a relative key without empty, '.' or '..' parts and without \
+                     leading or trailing '/'",
+                    self.prefix
+                ),
+            );
+        }
+        if self.stream_threshold == 0 || self.stream_threshold > 5 << 30 {
+            p.push(
+                &key("stream_threshold"),
+                format!(
+                    "{} is not within 1 byte..=5 GiB (what S3 accepts in one PUT)",
+                    self.stream_threshold
+                ),
+            );
+        }
+        if self.part_size < 5 << 20 || self.part_size > 5 << 30 {
+            p.push(
+                &key("part_size"),
+                format!(
+                    "{} is outside 5 MiB..=5 GiB (S3's part limits)",
+                    self.part_size
+                ),
+            );
+        }
+    }
+}
+
+/// `[telemetry]` of the watcher and the verifier.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct TelemetryConfig {
+    /// Text or JSON.
+    #[serde(deserialize_with = "log_format")]
+    pub log_format: LogFormat,
+    /// Level filter (`info`, `debug`, `redovault=debug,info`, ...).
+    pub log_level: String,
+    /// Prometheus endpoint address; None: off.
+    #[serde(deserialize_with = "metrics_listen")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> TelemetryConfig {
+        TelemetryConfig {
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            metrics_listen: None,
+        }
+    }
+}
+
+impl TelemetryConfig {
+    /// Adds a problem when the level filter does not parse.
+    pub fn check(&self, p: &mut Problems) {
+        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
+            p.push(
+                "telemetry.log_level",
+                format!("{:?} is not a level filter", self.log_level),
+            );
+        }
+    }
+}
+
+/// `[alert]` as written: a command or a webhook, checked into an [`AlertConfig`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AlertSection {
+    /// Program and arguments run with each alarm.
+    pub command: Vec<String>,
+    /// Or an http(s) URL the alarm is POSTed to.
+    #[serde(deserialize_with = "non_empty")]
+    pub webhook: Option<String>,
+    /// Extra CA certificate of the webhook.
+    #[serde(deserialize_with = "non_empty_path")]
+    pub webhook_ca_file: Option<PathBuf>,
+    /// Deadline of one run or POST.
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// The same alarm is raised again only after this long.
+    #[serde(deserialize_with = "duration")]
+    pub repeat_after: Duration,
+}
+
+impl Default for AlertSection {
+    fn default() -> AlertSection {
+        AlertSection {
+            command: Vec::new(),
+            webhook: None,
+            webhook_ca_file: None,
+            timeout: Duration::from_secs(10),
+            repeat_after: AlertConfig::default().repeat_after,
+        }
+    }
+}
+
+/// `[alert]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertConfig {
+    /// Command or webhook.
+    pub hook: AlertHook,
+    /// The same alarm (kind and subject) is raised again only after this long.
+    pub repeat_after: Duration,
+}
+
+impl Default for AlertConfig {
+    fn default() -> AlertConfig {
+        AlertConfig {
+            hook: AlertHook::None,
+            repeat_after: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl AlertSection {
+    /// The hook, and a problem for each contradiction.
+    pub fn check(self, p: &mut Problems) -> AlertConfig {
+        p.at_least("alert.timeout", self.timeout, Duration::from_millis(100));
+        p.at_least(
+            "alert.repeat_after",
+            self.repeat_after,
+            Duration::from_secs(1),
+        );
+        let timeout = self.timeout;
+        let hook = match (self.command, self.webhook) {
+            (argv, None) if argv.is_empty() => AlertHook::None,
+            (argv, None) => {
+                if argv[0].is_empty() {
+                    p.push("alert.command", "the program (first item) is empty");
+                }
+                AlertHook::Command { argv, timeout }
+            }
+            (argv, Some(w)) if argv.is_empty() => match url::Url::parse(&w) {
+                Ok(url) if matches!(url.scheme(), "https" | "http") => AlertHook::Webhook {
+                    url,
+                    ca_file: self.webhook_ca_file,
+                    timeout,
+                },
+                _ => {
+                    p.push("alert.webhook", format!("{w:?} is not an http(s) URL"));
+                    AlertHook::None
+                }
+            },
+            (_, Some(_)) => {
+                p.push(
+                    "alert.webhook",
+                    "set either alert.command or alert.webhook, not both",
+                );
+                AlertHook::None
+            }
+        };
+        AlertConfig {
+            hook,
+            repeat_after: self.repeat_after,
+        }
+    }
+}
+
+/// A string where `""` means "not set".
+pub fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Some(String::deserialize(d)?).filter(|s| !s.is_empty()))
+}
+
+/// A path where `""` means "not set".
+pub fn non_empty_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    Ok(non_empty(d)?.map(PathBuf::from))
+}
+
+fn https_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<url::Url>, D::Error> {
+    let Some(e) = non_empty(d)? else {
+        return Ok(None);
+    };
+    match url::Url::parse(&e) {
+        Ok(u) if u.scheme() == "https" && u.host_str().is_some() => Ok(Some(u)),
+        Ok(_) => Err(de::Error::custom(format!(
+            "{e:?} must be an https:// URL with a host"
+        ))),
+        Err(err) => Err(de::Error::custom(format!("{e:?} is not a URL: {err}"))),
+    }
+}
+
+fn parse_url_with_host<E: de::Error>(e: &str) -> Result<url::Url, E> {
+    match url::Url::parse(e) {
+        Ok(u) if u.host_str().is_some() => Ok(u),
+        _ => Err(E::custom(format!(
+            "{e:?} is not a URL with a host such as \"http://169.254.169.254\""
+        ))),
+    }
+}
+
+fn opt_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<url::Url>, D::Error> {
+    non_empty(d)?.map(|e| parse_url_with_host(&e)).transpose()
+}
+
+fn url_with_host<'de, D: Deserializer<'de>>(d: D) -> Result<url::Url, D::Error> {
+    parse_url_with_host(&String::deserialize(d)?)
+}
+
+/// `"auto"` (None), `true` or `false`.
+fn path_style<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    struct V;
+    impl de::Visitor<'_> for V {
+        type Value = Option<bool>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("\"auto\", true or false")
+        }
+        fn visit_bool<E: de::Error>(self, b: bool) -> Result<Option<bool>, E> {
+            Ok(Some(b))
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Option<bool>, E> {
+            match s {
+                "auto" => Ok(None),
+                _ => Err(E::invalid_value(de::Unexpected::Str(s), &self)),
+            }
+        }
+    }
+    d.deserialize_any(V)
+}
+
+fn lock_mode<'de, D: Deserializer<'de>>(d: D) -> Result<LockMode, D::Error> {
+    match String::deserialize(d)?.as_str() {
+        "compliance" => Ok(LockMode::Compliance),
+        "governance" => Ok(LockMode::Governance),
+        other => Err(de::Error::custom(format!(
+            "{other:?}: expected \"compliance\" or \"governance\""
+        ))),
+    }
+}
+
+/// A period of at least a minute, or `"bucket-default"` (None).
+fn retention<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    struct V;
+    impl de::Visitor<'_> for V {
+        type Value = Option<Duration>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string such as \"30d\"")
+        }
+        fn visit_str<E: de::Error>(self, r: &str) -> Result<Option<Duration>, E> {
+            match super::parse_duration(r) {
+                _ if r == "bucket-default" => Ok(None),
+                Some(p) if p >= Duration::from_secs(60) => Ok(Some(p)),
+                _ => Err(E::custom(format!(
+                    "{r:?}: expected a period of at least 1m such as \"30d\", or \"bucket-default\""
+                ))),
+            }
+        }
+    }
+    d.deserialize_any(V)
+}
+
+fn log_format<'de, D: Deserializer<'de>>(d: D) -> Result<LogFormat, D::Error> {
+    match String::deserialize(d)?.as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(de::Error::custom(format!(
+            "{other:?}: expected \"text\" or \"json\""
+        ))),
+    }
+}
+
+fn metrics_listen<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    non_empty(d)?
+        .map(|a| {
+            a.parse().map_err(|_| {
+                de::Error::custom(format!(
+                    "{a:?} is not an address such as \"127.0.0.1:9464\" (\"\": off)"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// A table or a list of tables (`[collector]` or `[[collector]]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OneOrList<T> {
+    /// The tables, in file order.
+    pub items: Vec<T>,
+    /// Written as a list (`[[name]]`): the paths of its problems carry the index.
+    pub list: bool,
+}
+
+impl<T> Default for OneOrList<T> {
+    fn default() -> OneOrList<T> {
+        OneOrList {
+            items: Vec::new(),
+            list: false,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrList<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<OneOrList<T>, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> de::Visitor<'de> for V<T> {
+            type Value = OneOrList<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a table or a list of tables")
+            }
+            fn visit_map<M: de::MapAccess<'de>>(self, m: M) -> Result<OneOrList<T>, M::Error> {
+                let one = T::deserialize(de::value::MapAccessDeserializer::new(m))?;
+                Ok(OneOrList {
+                    items: vec![one],
+                    list: false,
+                })
+            }
+            fn visit_seq<S: de::SeqAccess<'de>>(self, mut s: S) -> Result<OneOrList<T>, S::Error> {
+                let mut items = Vec::new();
+                while let Some(t) = s.next_element()? {
+                    items.push(t);
+                }
+                Ok(OneOrList { items, list: true })
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}

@@ -1,0 +1,141 @@
+//! The one parser of durations (`"500us"`, `"10ms"`, `"5s"`, `"2m"`, `"1h"`, `"30d"`) and
+//! sizes (bytes, or `"64K"`, `"64KiB"`, `"16MB"`, `"1G"`: powers of 1024) of every
+//! configuration file, and their serde readers (`#[serde(deserialize_with = "...")]`).
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+
+/// Parses a duration: a whole number and a unit (`us`, `ms`, `s`, `m`, `h`, `d`).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let micros = match unit.trim() {
+        "us" | "µs" => n,
+        "ms" => n.checked_mul(1_000)?,
+        "s" => n.checked_mul(1_000_000)?,
+        "m" | "min" => n.checked_mul(60_000_000)?,
+        "h" => n.checked_mul(3_600_000_000)?,
+        "d" => n.checked_mul(86_400_000_000)?,
+        _ => return None,
+    };
+    Some(Duration::from_micros(micros))
+}
+
+/// Parses a size: bytes, or a number with `K`, `M` or `G` (powers of 1024; any case, with
+/// an optional `B` or `iB`: `64K`, `64KiB`, `16MB`, `1g`).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let unit = unit.trim().to_ascii_uppercase();
+    let prefix = unit
+        .strip_suffix("IB")
+        .or_else(|| unit.strip_suffix('B'))
+        .unwrap_or(&unit);
+    let mult = match prefix {
+        "" => 1u64,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+struct DurationVisitor;
+
+impl Visitor<'_> for DurationVisitor {
+    type Value = Duration;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a duration string such as \"10s\"")
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Duration, E> {
+        parse_duration(s).ok_or_else(|| {
+            E::custom(format!(
+                "{s:?} is not a duration: write a number and a unit (ms, s, m, h, d), e.g. \"10s\""
+            ))
+        })
+    }
+}
+
+struct SizeVisitor;
+
+impl Visitor<'_> for SizeVisitor {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a size (bytes, or a string such as \"64M\")")
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+        Ok(v)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+        u64::try_from(v).map_err(|_| E::custom(format!("{v} is not a size")))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<u64, E> {
+        parse_size(s).ok_or_else(|| {
+            E::custom(format!(
+                "{s:?} is not a size: bytes, or a number with K, M or G (KiB, MiB, GiB)"
+            ))
+        })
+    }
+}
+
+/// Reads a duration string.
+pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    d.deserialize_any(DurationVisitor)
+}
+
+/// Reads a size: bytes, or a string with a unit.
+pub fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    d.deserialize_any(SizeVisitor)
+}
+
+/// Reads a size that fits in `usize`.
+pub fn size_usize<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let v = size(d)?;
+    usize::try_from(v).map_err(|_| de::Error::custom(format!("{v} is too large")))
+}
+
+/// Reads an optional duration (a key that is absent stays `None`).
+pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("500us"), Some(Duration::from_micros(500)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("30d"), Some(Duration::from_secs(30 * 86400)));
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("5y"), None);
+        assert_eq!(parse_duration("99999999999999999999d"), None);
+        assert_eq!(parse_size("64M"), Some(64 << 20));
+        assert_eq!(parse_size("64MiB"), Some(64 << 20));
+        assert_eq!(parse_size("16MB"), Some(16 << 20));
+        assert_eq!(parse_size("64K"), Some(64 << 10));
+        assert_eq!(parse_size("1G"), Some(1 << 30));
+        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert_eq!(parse_size("12"), Some(12));
+        assert_eq!(parse_size("1TB"), None);
+        assert_eq!(parse_size("99999999999G"), None);
+    }
+}
