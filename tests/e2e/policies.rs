@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use redovault::store::s3::admin::RawOutcome;
-use redovault::store::s3::testserver::{DrillBucket, TestServer};
 use redovault::store::s3::{S3Config, S3Store};
 use redovault::store::{ArchiveStore, FileSource, LockMode, LockState, Retention, StoreError};
+use redovault_drill::admin::{AdminRequests as _, RawOutcome};
+use redovault_drill::testserver::{DrillBucket, TestServer};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt as _;
 

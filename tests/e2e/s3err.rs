@@ -13,7 +13,7 @@ use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redovault::store::s3::testserver::TestServer;
+use redovault_drill::testserver::TestServer;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
@@ -134,13 +134,13 @@ async fn ip_endpoint_without_path_style_pushes_and_checks() {
 
     // push: a simulated archived log, no --path-style.
     let sim_dir = home.path().join("oracle");
-    let mut cfg = redovault::simulate::SimConfig::new(&sim_dir);
+    let mut cfg = redovault_drill::simulate::SimConfig::new(&sim_dir);
     cfg.log_size = 64 * 1024;
     cfg.transactions = Some(60);
     cfg.seed = 18;
     cfg.archive_current = true;
     cfg.db_id = rand::random::<u32>() | 1;
-    let summary = redovault::simulate::run(cfg).unwrap();
+    let summary = redovault_drill::simulate::run(cfg).unwrap();
     let log = summary.archived[0].display().to_string();
     let prefix = format!("s3err-{:016x}", rand::random::<u64>());
     let state = home.path().join("state").display().to_string();

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use redovault::store::local::LocalStore;
-use redovault::store::s3::testserver::TestServer;
 use redovault::store::s3::{Credentials, S3Config, S3Store};
 use redovault::store::{
     ArchiveStore, FileSource, LockMode, Retention, RetryPolicy, SkewedClock, StoreError,
 };
+use redovault_drill::admin::AdminRequests as _;
+use redovault_drill::testserver::TestServer;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 

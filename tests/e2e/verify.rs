@@ -15,12 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redovault::crypto::keys::{KeyId, KeyRing};
-use redovault::simulate::SimConfig;
 use redovault::store::LockMode;
 use redovault::store::s3::S3Store;
-use redovault::store::s3::testserver::TestServer;
 use redovault::wire::{StreamId, StreamPos};
 use redovault_collector::store::Store;
+use redovault_drill::admin::AdminRequests as _;
+use redovault_drill::simulate::SimConfig;
+use redovault_drill::testserver::TestServer;
 use redovault_extractor::config::{LogSources, TailConfig};
 use redovault_extractor::tail::Tailer;
 use redovault_redo::position::{LogSeq, ThreadId};
@@ -115,7 +116,7 @@ fn build(name: &str, seed: u64, tamper: impl FnOnce(&[PathBuf])) -> Archive {
         thread: ThreadId(1),
     };
     let first_seq = cfg.start_sequence;
-    let summary = redovault::simulate::run(cfg).unwrap();
+    let summary = redovault_drill::simulate::run(cfg).unwrap();
     assert!(summary.archived.len() >= 5, "{summary:?}");
     // In the order written: sequence order (one thread).
     let archived = summary.archived.clone();
@@ -666,7 +667,7 @@ fn restore_script_every_thread_of_a_rac_database() {
     cfg.seed = 91;
     cfg.archive_current = true;
     let (db_id, resetlogs_id) = (cfg.db_id, cfg.resetlogs_id());
-    let summary = redovault::simulate::run(cfg).unwrap();
+    let summary = redovault_drill::simulate::run(cfg).unwrap();
     // (thread, sequence, first SCN, next SCN, path) of every archived log, from its header.
     let logs: Vec<(u16, u32, u64, u64, PathBuf)> = summary
         .archived

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use rand::Rng as _;
 use redovault::manifest::{self, ManifestEntry, verify_segments};
-use redovault::simulate::{SimConfig, run as simulate};
 use redovault::store::s3::S3Store;
-use redovault::store::s3::testserver::TestServer;
 use redovault::store::{ArchiveStore, LockMode};
+use redovault_drill::simulate::{SimConfig, run as simulate};
+use redovault_drill::testserver::TestServer;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt as _;
 
@@ -401,7 +401,7 @@ async fn watcher_ships_what_simulate_archives_into_worm_with_a_valid_manifest() 
     let mut child = w.spawn("watch.log");
     // The simulated Oracle archives 12 logs while the watcher runs (ARCn-style: temporary
     // name, then rename).
-    let sim = Command::new(RV)
+    let sim = Command::new(&crate::netkit::bins().redovault)
         .args(["simulate", "--dir"])
         .arg(w.dir.path().join("oracle"))
         .args([
@@ -512,7 +512,7 @@ async fn watcher_ships_what_simulate_archives_into_worm_with_a_valid_manifest() 
     // watcher reads it while it is written and validates it without a second pass. Log 13,
     // made by the simulator elsewhere (continuing log 12's SCNs), written 4 KiB every 10 ms.
     let scratch = w.dir.path().join("scratch");
-    let sim = Command::new(RV)
+    let sim = Command::new(&crate::netkit::bins().redovault)
         .args(["simulate", "--dir"])
         .arg(&scratch)
         .args([
@@ -833,7 +833,7 @@ async fn damaged_and_truncated_logs_raise_alarms_naming_file_and_block_and_are_q
     std::fs::write(&truncated, &b[..30 * 512 + 100]).unwrap();
     // A datafile copy that the include pattern `*.dbf` matches: not redo, left alone.
     let datafile = w.archive().join("users01.dbf");
-    std::fs::write(&datafile, redovault::simulate::datafile_copy(16)).unwrap();
+    std::fs::write(&datafile, redovault_drill::simulate::datafile_copy(16)).unwrap();
 
     let mut child = w.spawn("watch.log");
     wait_for("two damaged_log alarms", Duration::from_secs(60), || {
@@ -1211,7 +1211,7 @@ async fn compressed_logs_keep_both_digests_and_come_back_byte_identical_sealed_o
     )
     .unwrap();
     let mut child = w.spawn("watch.log");
-    let sim = Command::new(RV)
+    let sim = Command::new(&crate::netkit::bins().redovault)
         .args(["simulate", "--dir"])
         .arg(w.dir.path().join("oracle"))
         .args([

@@ -13,14 +13,14 @@ use std::time::Duration;
 
 use redovault::crypto::recovery::RecoveryPrivateKey;
 use redovault::manifest::{Sha256Digest, read_chain_entries};
-use redovault::simulate::SimConfig;
-use redovault::simulate::journal::JournalEntry;
 use redovault::store::ArchiveStore as _;
 use redovault::store::s3::S3Store;
-use redovault::store::s3::testserver::{DrillBucket, TestServer};
 use redovault::wire::StreamId;
 use redovault_collector::piece::{self, PieceHeader};
 use redovault_collector::worm::{PieceEntry, chain_dir};
+use redovault_drill::simulate::SimConfig;
+use redovault_drill::simulate::journal::JournalEntry;
+use redovault_drill::testserver::{DrillBucket, TestServer};
 use redovault_redo::position::ThreadId;
 use tokio::io::AsyncReadExt as _;
 

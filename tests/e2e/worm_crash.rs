@@ -44,7 +44,7 @@ fn check_after_stop(
     w: &World,
     team: &RecoveryTeam,
     sim_stream: redovault::wire::StreamId,
-    journal: &[redovault::simulate::journal::JournalEntry],
+    journal: &[redovault_drill::simulate::journal::JournalEntry],
 ) -> WormCheck {
     let log = std::fs::read_to_string(w.path("collector.log")).unwrap_or_default();
     let logged = log.matches("WORM conflict").count();

@@ -1,17 +1,17 @@
 //! The attacker's attempts on WORM with the database host's own credentials: delete (a
 //! delete marker), delete a version (with and without the governance bypass), shorten the
 //! retention, and overwrite. Each must leave the locked object as it was. The requests are
-//! the store module's (`store::s3::admin`); redovault itself never sends them.
+//! this crate's ([`crate::admin`]); no program of redovault links them.
 
 use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use super::attack::Action;
 use super::{DrillError, S3Target};
-use crate::store::hashing::for_each_chunk;
-use crate::store::s3::S3Store;
-use crate::store::s3::admin::RawOutcome;
-use crate::store::{ArchiveStore, LockMode, Retention, StoreError};
+use crate::admin::{AdminRequests as _, RawOutcome};
+use redovault::store::hashing::for_each_chunk;
+use redovault::store::s3::S3Store;
+use redovault::store::{ArchiveStore, LockMode, Retention, StoreError};
 
 /// Runs the attempts on the first of `keys` (archived logs) and on the first sealed
 /// manifest segment under `prefix`.
@@ -25,7 +25,7 @@ pub fn attempts(t: &S3Target, prefix: &str, keys: &[String]) -> Result<Vec<Actio
 }
 
 fn store_for(t: &S3Target) -> Result<S3Store, StoreError> {
-    let mut c = crate::store::s3::S3Config::new(t.endpoint.clone(), &t.bucket);
+    let mut c = redovault::store::s3::S3Config::new(t.endpoint.clone(), &t.bucket);
     c.region = t.region.clone();
     c.path_style = Some(true);
     c.ca_file = Some(t.ca.clone());
