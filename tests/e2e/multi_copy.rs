@@ -213,7 +213,9 @@ fn restore_online_and_verify_over_collectors_and_worm_copies_one_forged() {
     collector_store(&dir_f, ring_f, stream, &forged);
 
     // The pieces in WORM: collector a's (whole) and b's (shorter), each under its prefix.
-    let server = ceph();
+    let Some(server) = ceph() else {
+        return;
+    };
     let base = format!("multi-{:016x}", rand::random::<u64>());
     let (p1, p2) = (format!("{base}/a"), format!("{base}/b"));
     let recovery = RecoveryPrivateKey::generate();

@@ -11,87 +11,29 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use md5::{Digest as _, Md5};
 use redovault::store::s3::{Method, S3Store, SignedRequest, format_iso};
-use redovault::store::{ArchiveStore as _, LockMode, StoreError};
+use redovault::store::{LockMode, StoreError};
 
 pub use redovault::store::s3::RawOutcome;
 
-/// The refused requests, on an [`S3Store`] (whose credentials they use).
+/// The refused requests on an [`S3Store`], with its credentials: `store.admin().delete_version(...)`.
 pub trait AdminRequests {
-    /// Tries to delete one version (optionally with the governance bypass header).
-    fn admin_delete_version(
-        &self,
-        key: &str,
-        version_id: &str,
-        bypass_governance: bool,
-    ) -> impl Future<Output = Result<RawOutcome, StoreError>> + Send;
-
-    /// Tries to delete `key` without a version id: on a versioned bucket, an attempt to hide
-    /// the object behind a delete marker.
-    fn admin_delete_object(
-        &self,
-        key: &str,
-    ) -> impl Future<Output = Result<RawOutcome, StoreError>> + Send;
-
-    /// Tries to set the retention of one version.
-    fn admin_put_retention(
-        &self,
-        key: &str,
-        version_id: &str,
-        mode: LockMode,
-        until: DateTime<Utc>,
-    ) -> impl Future<Output = Result<RawOutcome, StoreError>> + Send;
-
-    /// Tries to set the retention of one version, optionally with the governance bypass header
-    /// (`x-amz-bypass-governance-retention: true`).
-    fn admin_put_retention_with(
-        &self,
-        key: &str,
-        version_id: &str,
-        mode: LockMode,
-        until: DateTime<Utc>,
-        bypass_governance: bool,
-    ) -> impl Future<Output = Result<RawOutcome, StoreError>> + Send;
-
-    /// Tries to replace the bucket policy with `policy_json`.
-    fn admin_put_bucket_policy(
-        &self,
-        policy_json: &str,
-    ) -> impl Future<Output = Result<RawOutcome, StoreError>> + Send;
-
-    /// Tries to delete the bucket policy (and with it every Deny statement).
-    fn admin_delete_bucket_policy(
-        &self,
-    ) -> impl Future<Output = Result<RawOutcome, StoreError>> + Send;
-
-    /// Tries to replace the bucket's Object Lock configuration: the default retention becomes
-    /// `mode` for `days`, or none at all when `default` is None.
-    fn admin_put_object_lock_configuration(
-        &self,
-        default: Option<(LockMode, u32)>,
-    ) -> impl Future<Output = Result<RawOutcome, StoreError>> + Send;
-
-    /// Tries to suspend versioning (so that a later PUT would replace the null version).
-    fn admin_suspend_versioning(
-        &self,
-    ) -> impl Future<Output = Result<RawOutcome, StoreError>> + Send;
-
-    /// A plain PUT with no precondition and no lock headers: what an attacker with put rights
-    /// would send to replace an archive.
-    fn admin_put_plain(
-        &self,
-        key: &str,
-        data: Bytes,
-    ) -> impl Future<Output = Result<RawOutcome, StoreError>> + Send;
-
-    /// Version ids of `key`, newest first (delete markers excluded).
-    fn admin_list_versions(
-        &self,
-        key: &str,
-    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// The refused requests on this store.
+    fn admin(&self) -> Admin<'_>;
 }
 
 impl AdminRequests for S3Store {
-    async fn admin_delete_version(
+    fn admin(&self) -> Admin<'_> {
+        Admin(self)
+    }
+}
+
+/// The requests the store never makes, on one store.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin<'a>(&'a S3Store);
+
+impl Admin<'_> {
+    /// Tries to delete one version (optionally with the governance bypass header).
+    pub async fn delete_version(
         &self,
         key: &str,
         version_id: &str,
@@ -101,29 +43,35 @@ impl AdminRequests for S3Store {
         if bypass_governance {
             req = req.header("x-amz-bypass-governance-retention", "true");
         }
-        self.send_signed("delete-version", req).await
+        self.0.send_signed("delete-version", req).await
     }
 
-    async fn admin_delete_object(&self, key: &str) -> Result<RawOutcome, StoreError> {
-        self.send_signed(
-            "delete-object",
-            SignedRequest::new(Method::DELETE, Some(key)),
-        )
-        .await
+    /// Tries to delete `key` without a version id: on a versioned bucket, an attempt to hide
+    /// the object behind a delete marker.
+    pub async fn delete_object(&self, key: &str) -> Result<RawOutcome, StoreError> {
+        self.0
+            .send_signed(
+                "delete-object",
+                SignedRequest::new(Method::DELETE, Some(key)),
+            )
+            .await
     }
 
-    async fn admin_put_retention(
+    /// Tries to set the retention of one version.
+    pub async fn put_retention(
         &self,
         key: &str,
         version_id: &str,
         mode: LockMode,
         until: DateTime<Utc>,
     ) -> Result<RawOutcome, StoreError> {
-        self.admin_put_retention_with(key, version_id, mode, until, false)
+        self.put_retention_with(key, version_id, mode, until, false)
             .await
     }
 
-    async fn admin_put_retention_with(
+    /// Tries to set the retention of one version, optionally with the governance bypass header
+    /// (`x-amz-bypass-governance-retention: true`).
+    pub async fn put_retention_with(
         &self,
         key: &str,
         version_id: &str,
@@ -141,26 +89,31 @@ impl AdminRequests for S3Store {
         if bypass_governance {
             req = req.header("x-amz-bypass-governance-retention", "true");
         }
-        self.send_signed("put-retention", req).await
+        self.0.send_signed("put-retention", req).await
     }
 
-    async fn admin_put_bucket_policy(&self, policy_json: &str) -> Result<RawOutcome, StoreError> {
+    /// Tries to replace the bucket policy with `policy_json`.
+    pub async fn put_bucket_policy(&self, policy_json: &str) -> Result<RawOutcome, StoreError> {
         let req = SignedRequest::new(Method::PUT, None)
             .query("policy", "")
             .header("content-type", "application/json")
             .body(Bytes::from(policy_json.to_string()));
-        self.send_signed("put-bucket-policy", req).await
+        self.0.send_signed("put-bucket-policy", req).await
     }
 
-    async fn admin_delete_bucket_policy(&self) -> Result<RawOutcome, StoreError> {
-        self.send_signed(
-            "delete-bucket-policy",
-            SignedRequest::new(Method::DELETE, None).query("policy", ""),
-        )
-        .await
+    /// Tries to delete the bucket policy (and with it every Deny statement).
+    pub async fn delete_bucket_policy(&self) -> Result<RawOutcome, StoreError> {
+        self.0
+            .send_signed(
+                "delete-bucket-policy",
+                SignedRequest::new(Method::DELETE, None).query("policy", ""),
+            )
+            .await
     }
 
-    async fn admin_put_object_lock_configuration(
+    /// Tries to replace the bucket's Object Lock configuration: the default retention becomes
+    /// `mode` for `days`, or none at all when `default` is None.
+    pub async fn put_object_lock_configuration(
         &self,
         default: Option<(LockMode, u32)>,
     ) -> Result<RawOutcome, StoreError> {
@@ -177,28 +130,29 @@ impl AdminRequests for S3Store {
             "<ObjectLockConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
              <ObjectLockEnabled>Enabled</ObjectLockEnabled>{rule}</ObjectLockConfiguration>"
         );
-        self.send_signed("put-object-lock", xml_put(None, "object-lock", body))
+        self.0
+            .send_signed("put-object-lock", xml_put(None, "object-lock", body))
             .await
     }
 
-    async fn admin_suspend_versioning(&self) -> Result<RawOutcome, StoreError> {
+    /// Tries to suspend versioning (so that a later PUT would replace the null version).
+    pub async fn suspend_versioning(&self) -> Result<RawOutcome, StoreError> {
         let body = "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
                     <Status>Suspended</Status></VersioningConfiguration>"
             .to_string();
-        self.send_signed("put-versioning", xml_put(None, "versioning", body))
+        self.0
+            .send_signed("put-versioning", xml_put(None, "versioning", body))
             .await
     }
 
-    async fn admin_put_plain(&self, key: &str, data: Bytes) -> Result<RawOutcome, StoreError> {
+    /// A plain PUT with no precondition and no lock headers: what an attacker with put rights
+    /// would send to replace an archive.
+    pub async fn put_plain(&self, key: &str, data: Bytes) -> Result<RawOutcome, StoreError> {
         let md5 = Md5::digest(&data);
         let req = SignedRequest::new(Method::PUT, Some(key))
             .header("content-md5", base64_std(&md5))
             .body(data);
-        self.send_signed("put-plain", req).await
-    }
-
-    async fn admin_list_versions(&self, key: &str) -> Result<Vec<String>, StoreError> {
-        self.versions(key).await
+        self.0.send_signed("put-plain", req).await
     }
 }
 

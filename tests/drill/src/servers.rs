@@ -6,6 +6,8 @@
 //! - under `deploy/test.sh` (and so in CI), which sets `REDOVAULT_TEST_REQUIRE_SERVERS=1`, a
 //!   missing one is a failure: the test panics with the same line. Nothing is skipped there.
 
+use std::io::Write as _;
+
 use crate::testserver::TestServer;
 
 /// Set to `1` by `deploy/test.sh`: what a test needs must be there.
@@ -37,7 +39,8 @@ pub fn skip(missing: &str) {
     if required() {
         panic!("{line}");
     }
-    println!("{line}");
+    // Straight to stderr, past the test harness's capture: a skip must show in every run.
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// `Some(())` when `present`, else [`skip`]s for `missing` and gives None:
@@ -57,9 +60,7 @@ pub fn s3_servers() -> Option<Vec<TestServer>> {
     let list = std::env::var(S3_TARGETS_ENV).unwrap_or_default();
     let paths: Vec<&str> = list.split(',').filter(|s| !s.trim().is_empty()).collect();
     if paths.is_empty() {
-        skip(&format!(
-            "no real S3 server ({S3_TARGETS_ENV} is not set: the env.sh of deploy/s3/server.sh up)"
-        ));
+        skip(&format!("no real S3 server ({S3_TARGETS_ENV} is not set)"));
         return None;
     }
     Some(
@@ -71,6 +72,16 @@ pub fn s3_servers() -> Option<Vec<TestServer>> {
             })
             .collect(),
     )
+}
+
+/// True when this process runs as root (uid 0: network namespaces).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().next())
+            == Some("0")
+    })
 }
 
 /// True when `program` is an executable on `PATH`.

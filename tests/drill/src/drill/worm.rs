@@ -84,32 +84,35 @@ async fn run(t: &S3Target, prefix: &str, keys: &[String]) -> Result<Vec<Action>,
         let version = info.version_id.clone().unwrap_or_default();
         let before = sha_of_version(&s, &key, Some(&version)).await?;
         let name = key.rsplit('/').next().unwrap_or(&key).to_string();
-        let r = s.admin_delete_object(&key).await?;
+        let r = s.admin().delete_object(&key).await?;
         out.push(refused(format!("DELETE {what} {name}"), &r));
-        let r = s.admin_delete_version(&key, &version, false).await?;
+        let r = s.admin().delete_version(&key, &version, false).await?;
         out.push(refused(format!("DELETE version {version} of {what}"), &r));
-        let r = s.admin_delete_version(&key, &version, true).await?;
+        let r = s.admin().delete_version(&key, &version, true).await?;
         out.push(refused(
             format!("DELETE version of {what} with x-amz-bypass-governance-retention"),
             &r,
         ));
         let soon = Utc::now() + chrono::Duration::seconds(60);
         let r = s
-            .admin_put_retention(&key, &version, LockMode::Compliance, soon)
+            .admin()
+            .put_retention(&key, &version, LockMode::Compliance, soon)
             .await?;
         out.push(refused(
             format!("shorten the retention of {what} to 60 s (COMPLIANCE)"),
             &r,
         ));
         let r = s
-            .admin_put_retention(&key, &version, LockMode::Governance, soon)
+            .admin()
+            .put_retention(&key, &version, LockMode::Governance, soon)
             .await?;
         out.push(refused(
             format!("weaken the lock of {what} to GOVERNANCE, 60 s"),
             &r,
         ));
         let r = s
-            .admin_put_plain(&key, bytes::Bytes::from_static(b"wiped by the attacker\n"))
+            .admin()
+            .put_plain(&key, bytes::Bytes::from_static(b"wiped by the attacker\n"))
             .await?;
         // A version that cannot be read any more is not intact either.
         let after = sha_of_version(&s, &key, Some(&version)).await.ok();
