@@ -65,7 +65,8 @@ chown postgres: "$WORK"
 chmod 755 "$WORK"
 
 log "building the release binaries"
-CARGO_INCREMENTAL=0 cargo build -q --release -p redovault --bin redovault -p redovault-verifier --bin redovault-verifier
+CARGO_INCREMENTAL=0 cargo build -q --release -p redovault --bin redovault -p redovault-verifier --bin redovault-verifier \
+  -p redovault-drill --bin redovault-drill
 RV=$ROOT/target/release/redovault
 RVV=$ROOT/target/release/redovault-verifier
 

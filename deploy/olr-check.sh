@@ -34,8 +34,9 @@ WORK=${2:-$(mktemp -d)}
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 RV=${REDOVAULT_BIN:-$ROOT/target/debug/redovault}
-if [ ! -x "$RV" ]; then
-  (cd "$ROOT" && cargo build -q --bin redovault)
+# `redovault simulate` runs `redovault-drill simulate`, built beside it.
+if [ ! -x "$RV" ] || [ ! -x "$(dirname "$RV")/redovault-drill" ]; then
+  (cd "$ROOT" && cargo build -q -p redovault -p redovault-drill --bins)
 fi
 REAL=${REDOVAULT_ORACLE_REAL:-$ROOT/../shared/fixtures/oracle-real}/free23-le-512
 status=0

@@ -12,11 +12,12 @@
 #     verdict, RPO (commits lost) and RTO.
 # The store is a local directory unless the S3 test server of `deploy/test.sh` runs
 # (`.ci/state/ceph/env.sh`, or `--s3-env FILE`); `--local` forces the directory.
-# Extra arguments go to `redovault drill` (see `redovault drill --help`).
+# Extra arguments go to `redovault drill` (see `redovault drill --help`), which runs
+# `redovault-drill drill` built beside it (the drill's own program, never packaged).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-echo "==> building redovault, redovault-extractor, redovault-collector, redovault-verifier (release)"
+echo "==> building redovault, redovault-extractor, redovault-collector, redovault-verifier, redovault-drill (release)"
 cargo build --release --quiet --workspace --bins
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 exec "$TARGET/release/redovault" drill --dir "${REDOVAULT_DRILL_DIR:-$ROOT/redovault-drill}" "$@"

@@ -8,10 +8,12 @@
 # 2. starts the real S3 servers that enforce Object Lock (Ceph radosgw and LocalStack), on
 #    127.0.0.1 over HTTPS, and stops them again on exit, whatever happens;
 # 3. runs cargo fmt --check, the alert rules' promtool checks and unit tests, clippy with
-#    warnings denied, every test of the workspace
-#    (the store conformance suite against both servers; the HTML report in headless
-#    Chromium), checks the systemd units, and builds every fuzz target and runs each briefly
-#    on its corpus (a regression: a few thousand inputs);
+#    warnings denied, every test of the workspace, none of which may skip here
+#    (REDOVAULT_TEST_REQUIRE_SERVERS=1; the store conformance suite against both servers; the
+#    HTML report in headless Chromium), checks that the database-host programs neither depend
+#    on the drill crate nor carry its S3 admin requests (deploy/check-drill-apart.sh), checks
+#    the systemd units, and builds every fuzz target and runs each briefly on its corpus (a
+#    regression: a few thousand inputs);
 # 4. builds the release programs for glibc 2.28 and the .deb and .rpm (deploy/package.sh:
 #    zig and cargo-zigbuild from PyPI into a venv when missing, dpkg-deb and rpmbuild package),
 #    and checks them (deploy/check-packages.sh: installs and purges the .deb here).
@@ -33,6 +35,11 @@ export REDOVAULT_S3_CACHE=${REDOVAULT_S3_CACHE:-$STATE/cache}
 export REDOVAULT_ARTIFACTS=${REDOVAULT_ARTIFACTS:-$ROOT/.ci/artifacts}
 mkdir -p "$REDOVAULT_ARTIFACTS"
 mkdir -p "$REDOVAULT_S3_CACHE"
+
+# Every test that needs what this script installs or starts (the S3 servers, Chromium,
+# promtool, root for network namespaces...) skips with one line on a bare `cargo test`; here
+# a missing one fails (tests/drill/src/servers.rs).
+export REDOVAULT_TEST_REQUIRE_SERVERS=1
 
 step() { printf '\n==> %s\n' "$*"; }
 t0=$(date +%s)
@@ -98,6 +105,10 @@ cargo test -p redovault --test e2e --locked attack_drill:: -- --nocapture --test
 step "systemd units (systemd-analyze verify against the built binaries)"
 cargo build --workspace --bins --locked
 bash "$ROOT/deploy/systemd/verify.sh" "${CARGO_TARGET_DIR:-$ROOT/target}/debug"
+
+step "the database-host programs without the drill crate (cargo tree; no admin request in the release binaries)"
+cargo build --release --locked -p redovault -p redovault-extractor -p redovault-drill
+bash "$ROOT/deploy/check-drill-apart.sh" "${CARGO_TARGET_DIR:-$ROOT/target}/release"
 
 step "doc tests"
 cargo test --workspace --locked --doc

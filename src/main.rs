@@ -1,15 +1,18 @@
-//! The `redovault` binary: parses the command line and hands over to the library.
+//! The `redovault` binary: the command line (the only place that uses `anyhow`), over the
+//! library.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
+mod cli;
+
 fn main() -> ExitCode {
-    let cli = redovault::cli::Cli::parse();
+    let cli = cli::Cli::parse();
     if !cli.configures_logging() {
-        redovault::cli::init_tracing(cli.verbose);
+        cli::init_tracing(cli.verbose);
     }
-    match redovault::cli::run(cli) {
+    match cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("redovault: {e:#}");

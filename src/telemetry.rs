@@ -48,6 +48,16 @@ pub fn init_tracing(format: LogFormat, level: &str) {
     };
 }
 
+/// The log level of a command line's `-v` count: warn, info (`-v`), debug (`-vv`), trace.
+pub fn verbosity_level(verbose: u8) -> &'static str {
+    match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    }
+}
+
 /// A monotonically increasing count.
 #[derive(Debug, Default)]
 pub struct Counter(AtomicU64);

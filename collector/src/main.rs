@@ -444,11 +444,18 @@ fn parse_xid(s: &str) -> anyhow::Result<Xid> {
     })
 }
 
+/// ISO 8601 UTC of a commit time (Unix seconds; none before 1970).
+fn iso8601(unix: i64) -> String {
+    u64::try_from(unix)
+        .map(redovault_redo::time::unix_to_iso8601)
+        .unwrap_or_default()
+}
+
 fn commit_json(c: &CommitMark) -> serde_json::Value {
     serde_json::json!({
         "xid": c.xid.to_string(),
         "scn": c.scn.0,
-        "time": c.time.map(redovault::simulate::journal::iso8601),
+        "time": c.time.map(iso8601),
         "unix_time": c.time,
         "sequence": c.end.seq.0,
         "end_offset": c.end.offset,
@@ -460,10 +467,7 @@ fn commit_text(c: &CommitMark) -> String {
         "{:<16} scn {:<14} {} log {} offset {}",
         c.xid.to_string(),
         c.scn.0,
-        c.time.map_or_else(
-            || "time unknown".to_string(),
-            redovault::simulate::journal::iso8601
-        ),
+        c.time.map_or_else(|| "time unknown".to_string(), iso8601),
         c.end.seq.0,
         c.end.offset
     )

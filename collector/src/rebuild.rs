@@ -498,8 +498,8 @@ mod tests {
 
     use rand::{Rng, SeedableRng};
     use redovault::crypto::keys::KeyId;
-    use redovault::simulate::journal::parse_journal;
-    use redovault::simulate::{SimConfig, Summary};
+    use redovault_drill::simulate::journal::parse_journal;
+    use redovault_drill::simulate::{SimConfig, Summary};
     use redovault_redo::analyze;
 
     use super::*;
@@ -516,7 +516,7 @@ mod tests {
         cfg.log_size = 128 * 1024;
         cfg.transactions = Some(700);
         cfg.seed = 11;
-        redovault::simulate::run(cfg).unwrap()
+        redovault_drill::simulate::run(cfg).unwrap()
     }
 
     /// What the extractor would ship of a log: the written part, its commit marks.
@@ -590,7 +590,7 @@ mod tests {
         stream: StreamId,
         /// Shipped bytes and commit marks of each sequence.
         logs: Vec<(LogSeq, Vec<u8>, Vec<CommitMark>)>,
-        journal: Vec<redovault::simulate::journal::JournalEntry>,
+        journal: Vec<redovault_drill::simulate::journal::JournalEntry>,
     }
 
     fn fixture() -> Fixture {

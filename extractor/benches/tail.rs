@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use redovault::simulate::{Rate, SimConfig, Simulator};
 use redovault::wire::StreamPos;
+use redovault_drill::simulate::{Rate, SimConfig, Simulator};
 use redovault_extractor::config::{LogSources, TailConfig};
 use redovault_extractor::online::LogHeader;
 use redovault_extractor::tail::Tailer;

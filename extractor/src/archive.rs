@@ -212,7 +212,7 @@ fn validate(path: &Path, seq: LogSeq, len: u64) -> Result<ArchivedLog, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redovault::simulate::{SimConfig, run};
+    use redovault_drill::simulate::{SimConfig, run};
     use redovault_redo::ThreadId;
 
     mod oracle_real {

@@ -430,7 +430,7 @@ pub fn describe(path: &Path, header: &Result<LogHeader, HeaderError>) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redovault::simulate::{SimConfig, Simulator};
+    use redovault_drill::simulate::{SimConfig, Simulator};
 
     mod oracle_real {
         include!(concat!(

@@ -270,7 +270,7 @@ fn look(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redovault::simulate::{SimConfig, Simulator};
+    use redovault_drill::simulate::{SimConfig, Simulator};
     use redovault_redo::LogSeq;
 
     fn pos(seq: u32, offset: u64) -> StreamPos {

@@ -101,7 +101,7 @@ pub fn start_streams(cfg: &ExtractorConfig) -> Result<Vec<StreamStart>, StartErr
 mod tests {
     use super::*;
     use crate::config::{ArchiveConfig, GroupConfig, OnlineConfig, StateConfig, TailConfig};
-    use redovault::simulate::{SimConfig, Simulator};
+    use redovault_drill::simulate::{SimConfig, Simulator};
     use redovault_redo::LogSeq;
     use std::path::Path;
 

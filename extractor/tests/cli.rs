@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use redovault::simulate::{SimConfig, Simulator};
+use redovault_drill::simulate::{SimConfig, Simulator};
 
 fn setup(dir: &Path) -> std::path::PathBuf {
     let mut c = SimConfig::new(dir);

@@ -13,9 +13,9 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use redovault::simulate::journal::parse_journal;
-use redovault::simulate::{SimConfig, Simulator};
 use redovault::wire::{CommitMark, StreamId, StreamPos};
+use redovault_drill::simulate::journal::parse_journal;
+use redovault_drill::simulate::{SimConfig, Simulator};
 use redovault_extractor::checkpoint::CheckpointStore;
 use redovault_extractor::config::{LogSources, TailConfig};
 use redovault_extractor::online::LogHeader;
@@ -754,7 +754,7 @@ fn golden_commits(name: &str) -> Vec<(String, u64, String)> {
 }
 
 fn iso(t: i64) -> String {
-    redovault::simulate::journal::iso8601(t)
+    redovault_drill::simulate::journal::iso8601(t)
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::inspect::{InspectReport, inspect_file, render_text};
+use redovault::inspect::{InspectReport, inspect_file, render_text};
 
 /// Arguments of `redovault inspect`.
 #[derive(Debug, clap::Args)]

@@ -6,10 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub mod drill;
 pub mod external;
 pub mod inspect;
-pub mod simulate;
 pub mod store;
 pub mod watch;
 
@@ -18,7 +16,7 @@ pub mod watch;
 #[derive(Debug, Parser)]
 #[command(
     name = "redovault",
-    version = crate::build_info::version_line(env!("CARGO_PKG_VERSION")),
+    version = redovault::build_info::version_line(env!("CARGO_PKG_VERSION")),
     about
 )]
 pub struct Cli {
@@ -35,8 +33,9 @@ pub struct Cli {
 pub enum Command {
     /// Read one redo log file and report its header, blocks, records and commits.
     Inspect(inspect::InspectArgs),
-    /// Run a simulated Oracle instance that writes real-format online and archived redo logs.
-    Simulate(simulate::SimulateArgs),
+    /// Run a simulated Oracle instance that writes real-format online and archived redo logs
+    /// (`redovault-drill simulate`, next to this binary; not installed on the database host).
+    Simulate(external::ExternalArgs),
     /// Check the WORM store, put files into it (create-only, locked), read them back.
     Store(store::StoreCli),
     /// Ship every archived redo log of the configured directories into WORM, with the manifest.
@@ -48,8 +47,9 @@ pub enum Command {
     /// Check a watcher configuration file and list every problem in it.
     CheckConfig(watch::CheckConfigArgs),
     /// The attack drill on this machine: the simulated database and every daemon, rm -rf and
-    /// dd on the database host, recovery from nothing, RPO and RTO.
-    Drill(drill::DrillArgs),
+    /// dd on the database host, recovery from nothing, RPO and RTO (`redovault-drill drill`,
+    /// next to this binary; not installed on the database host).
+    Drill(external::ExternalArgs),
     /// Run the extractor (`redovault-extractor`, next to this binary): `extract --config FILE`.
     Extract(external::ExternalArgs),
     /// Run the collector (`redovault-collector`, next to this binary): `collect --config FILE`.
@@ -63,42 +63,44 @@ pub enum Command {
 
 impl Cli {
     /// True when the command sets up logging itself (`watch`, from its configuration; the
-    /// role binaries that `extract` and `collect` run).
+    /// programs that `extract`, `collect`, `drill` and `simulate` run).
     pub fn configures_logging(&self) -> bool {
         matches!(
             self.command,
-            Command::Watch(_) | Command::Extract(_) | Command::Collect(_)
+            Command::Watch(_)
+                | Command::Extract(_)
+                | Command::Collect(_)
+                | Command::Drill(_)
+                | Command::Simulate(_)
         )
     }
 }
 
-/// Sets up `tracing` output on stderr; `RUST_LOG` overrides the level.
+/// Sets up `tracing` output on stderr at the level of `-v`; `RUST_LOG` overrides it.
 pub fn init_tracing(verbose: u8) {
-    let level = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    redovault::telemetry::init_tracing(
+        redovault::telemetry::LogFormat::Text,
+        redovault::telemetry::verbosity_level(verbose),
+    );
 }
 
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // `redovault -v drill` is `redovault-drill -v drill`.
+    let drill = |sub| {
+        let mut prefix = vec!["-v"; usize::from(cli.verbose)];
+        prefix.push(sub);
+        prefix
+    };
     match cli.command {
         Command::Inspect(args) => inspect::run(&args),
-        Command::Simulate(args) => simulate::run(&args),
+        Command::Simulate(args) => external::run("redovault-drill", &drill("simulate"), &args),
         Command::Store(args) => store::run(&args),
         Command::Watch(args) => watch::run_watch(&args),
         Command::Push(args) => watch::run_push(&args),
         Command::Status(args) => watch::run_status(&args),
         Command::CheckConfig(args) => watch::run_check_config(&args),
-        Command::Drill(args) => drill::run(&args),
+        Command::Drill(args) => external::run("redovault-drill", &drill("drill"), &args),
         Command::Extract(args) => external::run("redovault-extractor", &[], &args),
         Command::Collect(args) => external::run("redovault-collector", &[], &args),
         Command::Verify(args) => external::run("redovault-verifier", &["verify"], &args),

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::store::local::LocalStore;
-use crate::store::s3::{ChainConfig, S3Config, S3Store};
-use crate::store::{ArchiveStore, LockMode, PutOutcome, Retention, SystemClock};
+use redovault::store::local::LocalStore;
+use redovault::store::s3::{ChainConfig, S3Config, S3Store};
+use redovault::store::{ArchiveStore, LockMode, PutOutcome, Retention, SystemClock};
 
 /// Where archives go. Without `--s3-endpoint`, a local directory (not WORM).
 #[derive(Debug, Clone, clap::Args)]
@@ -43,7 +43,7 @@ pub struct StoreArgs {
     #[arg(long)]
     pub sts_endpoint: Option<url::Url>,
     /// Instance metadata endpoint, asked only with --credentials instance.
-    #[arg(long, default_value = crate::store::s3::credentials::DEFAULT_METADATA_ENDPOINT)]
+    #[arg(long, default_value = redovault::store::s3::credentials::DEFAULT_METADATA_ENDPOINT)]
     pub metadata_endpoint: url::Url,
     /// Object Lock mode: compliance (default) or governance.
     #[arg(long, default_value = "compliance", value_parser = parse_mode)]

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::LockMode;
-use crate::store::local::LocalStore;
-use crate::store::s3::S3Store;
-use crate::watcher::config::{Config, CredentialsMode, StoreKind, parse_duration};
-use crate::watcher::{self, push, status};
+use redovault::store::LockMode;
+use redovault::store::local::LocalStore;
+use redovault::store::s3::S3Store;
+use redovault::watcher::config::{Config, CredentialsMode, StoreKind, parse_duration};
+use redovault::watcher::{self, push, status};
 
 /// Arguments of `redovault watch`.
 #[derive(Debug, clap::Args)]
@@ -79,7 +79,7 @@ pub struct StatusArgs {
 }
 
 /// Arguments of `redovault check-config` (`FILE` or `--config FILE`).
-pub use crate::checkconfig::CheckConfigArgs;
+pub use redovault::checkconfig::CheckConfigArgs;
 
 fn load(path: &std::path::Path) -> anyhow::Result<Config> {
     Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))
@@ -94,7 +94,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Runs `redovault watch` until SIGTERM or SIGINT.
 pub fn run_watch(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let cfg = load(&args.config)?;
-    crate::telemetry::init_tracing(cfg.telemetry.log_format, &cfg.telemetry.log_level);
+    redovault::telemetry::init_tracing(cfg.telemetry.log_format, &cfg.telemetry.log_level);
     runtime()?.block_on(async {
         let cancel = CancellationToken::new();
         let c = cancel.clone();
@@ -230,7 +230,7 @@ pub fn run_status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Runs `redovault check-config`: the verdict of [`crate::checkconfig`] (every problem, one
+/// Runs `redovault check-config`: the verdict of [`redovault::checkconfig`] (every problem, one
 /// per line, exit 1; or OK and a summary, exit 0).
 pub fn run_check_config(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
     let file = args.path().map_err(anyhow::Error::msg)?;
@@ -238,7 +238,7 @@ pub fn run_check_config(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
         Err(e) => Err(e.problems),
         Ok(c) => Ok(watcher_summary(&c)),
     };
-    Ok(crate::checkconfig::report(&file, verdict))
+    Ok(redovault::checkconfig::report(&file, verdict))
 }
 
 /// What a valid watcher configuration amounts to, one line per part.

@@ -87,7 +87,7 @@ impl FingerprintHasher {
 }
 
 /// Reads `src` to its end in 1 MiB chunks, handing each to `f`; returns the byte count.
-pub(crate) async fn for_each_chunk<R: AsyncRead + Unpin>(
+pub async fn for_each_chunk<R: AsyncRead + Unpin>(
     src: &mut R,
     mut f: impl FnMut(&[u8]),
 ) -> std::io::Result<u64> {

@@ -11,7 +11,8 @@
 //!
 //! Invariants (see ARCHITECTURE.md):
 //! - no code path here overwrites or deletes an object (the calls that try to, in order to
-//!   prove the server refuses, are apart in [`s3::admin`] and never used by the store);
+//!   prove the server refuses, are in the drill crate, `redovault-drill`, built on
+//!   [`s3::SignedRequest`], and never linked into the programs of the database host);
 //! - a put returns success only after the object is confirmed by a HEAD: size, lock mode and
 //!   retain-until all as requested;
 //! - same key and same bytes is an idempotent success; same key and other bytes is
@@ -29,7 +30,7 @@ use chrono::{DateTime, Utc};
 use tokio::io::AsyncRead;
 
 pub mod clock;
-pub(crate) mod hashing;
+pub mod hashing;
 pub mod local;
 mod retry;
 pub mod s3;
@@ -456,7 +457,8 @@ impl StoreError {
         matches!(self, StoreError::AlreadyExistsDifferent { .. })
     }
 
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> StoreError {
+    /// An I/O error on the local side (`context`: what was being done to which file).
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> StoreError {
         StoreError::Io {
             context: context.into(),
             source,

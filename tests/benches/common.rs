@@ -280,12 +280,12 @@ pub fn build_bins(what: &[&str]) -> PathBuf {
 /// commit (not rollbacks) with its SCN and `clock()` read right after the step that wrote it
 /// (the LWN and its journal line); the thread returns the simulation's summary.
 pub fn run_database<T: Clone + Send + 'static>(
-    sim: redovault::simulate::Simulator,
+    sim: redovault_drill::simulate::Simulator,
     journal: PathBuf,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     clock: impl Fn() -> T + Send + 'static,
 ) -> (
-    std::thread::JoinHandle<redovault::simulate::Summary>,
+    std::thread::JoinHandle<redovault_drill::simulate::Summary>,
     std::sync::mpsc::Receiver<(u64, T)>,
 ) {
     use std::io::Read;
@@ -302,7 +302,7 @@ pub fn run_database<T: Clone + Send + 'static>(
             pending.extend_from_slice(&more);
             while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=nl).collect();
-                let e: redovault::simulate::journal::JournalEntry =
+                let e: redovault_drill::simulate::journal::JournalEntry =
                     serde_json::from_slice(&line).expect("journal line");
                 if !e.rollback {
                     let _ = commit_tx.send((e.scn, now.clone()));

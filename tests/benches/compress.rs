@@ -29,7 +29,6 @@ mod oracle_real {
 }
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -160,30 +159,15 @@ fn row(original: usize, raw: usize, packed: usize, cpu: f64, back: f64) -> Row {
     }
 }
 
-/// The first archived log of a fresh `redovault simulate` run.
+/// The first archived log of a fresh simulator run (what `redovault simulate --fast
+/// --switches 1 --db-version VERSION --log-size MIBM` writes).
 fn simulated(dir: &Path, version: &str, mib: u64) -> Vec<u8> {
-    let st = Command::new(env!("CARGO_BIN_EXE_redovault"))
-        .args([
-            "simulate",
-            "--fast",
-            "--switches",
-            "1",
-            "--db-version",
-            version,
-        ])
-        .arg("--log-size")
-        .arg(format!("{mib}M"))
-        .arg("--dir")
-        .arg(dir)
-        .status()
-        .expect("run redovault simulate");
-    assert!(st.success(), "redovault simulate failed");
-    let mut logs: Vec<_> = std::fs::read_dir(dir.join("archive"))
-        .expect("archive dir")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    logs.sort();
-    std::fs::read(logs.first().expect("an archived log")).expect("read the log")
+    let mut cfg = redovault_drill::simulate::SimConfig::new(dir);
+    cfg.switches = Some(1);
+    cfg.compat = redovault_redo::writer::Compat::parse(version).expect("a database version");
+    cfg.log_size = mib << 20;
+    let summary = redovault_drill::simulate::run(cfg).expect("simulate");
+    std::fs::read(summary.archived.first().expect("an archived log")).expect("read the log")
 }
 
 fn main() {

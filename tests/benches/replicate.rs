@@ -32,11 +32,11 @@ use std::time::{Duration, Instant};
 
 use redovault::crypto::keys::KeyRing;
 use redovault::crypto::tls::{self, PkiPaths, TlsClient, TlsServer};
-use redovault::simulate::{Rate, SimConfig, Simulator};
 use redovault::wire::transport::{ClientSecurity, LinkConfig, ServerSecurity};
 use redovault_collector::server::{self, ServerOptions};
 use redovault_collector::store::Store;
 use redovault_collector::writer::WriterConfig;
+use redovault_drill::simulate::{Rate, SimConfig, Simulator};
 use redovault_extractor::config::{
     ArchiveConfig, ExtractorConfig, GroupConfig, OnlineConfig, StateConfig, TailConfig,
 };

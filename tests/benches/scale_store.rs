@@ -40,7 +40,7 @@ use redovault::manifest::{ManifestEntry, SegmentInfo, Sha256Digest, segment_key}
 use redovault::store::ArchiveStore;
 use redovault::store::local::LocalStore;
 use redovault::store::s3::S3Store;
-use redovault::store::s3::testserver::TestServer;
+use redovault_drill::testserver::TestServer;
 use redovault_redo::position::{LogSeq, Scn, ThreadId};
 use serde::{Deserialize, Serialize};
 

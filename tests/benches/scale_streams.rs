@@ -64,9 +64,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use redovault::crypto::tls::{self, TlsClient};
-use redovault::simulate::{Rate, SimConfig, Simulator};
 use redovault::wire::message::Ack;
 use redovault::wire::transport::{ClientSecurity, LinkConfig};
+use redovault_drill::simulate::{Rate, SimConfig, Simulator};
 use redovault_extractor::checkpoint::CheckpointStore;
 use redovault_extractor::config::{LogSources, TailConfig};
 use redovault_extractor::metrics::ExtractorMetrics;
@@ -208,7 +208,7 @@ fn run_database(
     journal: PathBuf,
     stop: Arc<AtomicBool>,
 ) -> (
-    std::thread::JoinHandle<redovault::simulate::Summary>,
+    std::thread::JoinHandle<redovault_drill::simulate::Summary>,
     mpsc::Receiver<Commit>,
 ) {
     let (tx, rx) = mpsc::channel();
@@ -224,7 +224,7 @@ fn run_database(
             pending.extend_from_slice(&more);
             while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=nl).collect();
-                let e: redovault::simulate::journal::JournalEntry =
+                let e: redovault_drill::simulate::journal::JournalEntry =
                     serde_json::from_slice(&line).expect("journal line");
                 if !e.rollback {
                     let _ = tx.send((e.thread, e.scn, now));

@@ -50,13 +50,13 @@ use std::time::{Duration, Instant};
 
 use redovault::crypto::keys::KeyRing;
 use redovault::crypto::tls::{self, TlsClient, TlsServer};
-use redovault::simulate::{Rate, SimConfig, Simulator};
 use redovault::wire::StreamPos;
 use redovault::wire::latency;
 use redovault::wire::transport::{ClientSecurity, LinkConfig, ServerSecurity};
 use redovault_collector::server::{self, ServerOptions};
 use redovault_collector::store::Store;
 use redovault_collector::writer::WriterConfig;
+use redovault_drill::simulate::{Rate, SimConfig, Simulator};
 use redovault_extractor::checkpoint::CheckpointStore;
 use redovault_extractor::config::{LogSources, TailConfig};
 use redovault_extractor::metrics::ExtractorMetrics;

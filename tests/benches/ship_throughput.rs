@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use redovault::crypto::legacy::Psk;
 use redovault::crypto::tls;
-use redovault::simulate::{Rate, SimConfig};
 use redovault::wire::{StreamId, StreamPos};
+use redovault_drill::simulate::{Rate, SimConfig};
 use redovault_redo::{LogSeq, ThreadId};
 
 /// The target directory and profile directory of the binary under bench.
@@ -246,9 +246,9 @@ fn main() {
     sim.realtime = false;
     sim.switches = Some(mib.div_ceil(64).saturating_sub(1).max(1));
     let t = Instant::now();
-    let summary = redovault::simulate::run(sim.clone()).expect("simulate");
+    let summary = redovault_drill::simulate::run(sim.clone()).expect("simulate");
     let journal = std::fs::read_to_string(sim.dir.join("journal.jsonl")).unwrap();
-    let last_scn = redovault::simulate::journal::parse_journal(&journal)
+    let last_scn = redovault_drill::simulate::journal::parse_journal(&journal)
         .unwrap()
         .iter()
         .rev()

@@ -17,7 +17,7 @@ use common::{Row, Target, cpu_seconds, run_cmd};
 
 use redovault::store::ArchiveStore;
 use redovault::store::s3::S3Store;
-use redovault::store::s3::testserver::TestServer;
+use redovault_drill::testserver::TestServer;
 
 fn make_files(dir: &Path, n: usize, mib: usize) -> Vec<PathBuf> {
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;

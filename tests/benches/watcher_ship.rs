@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use redovault::store::s3::testserver::TestServer;
+use redovault_drill::testserver::TestServer;
 
 #[path = "archived_logs.rs"]
 mod archived_logs;

@@ -74,9 +74,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use redovault::crypto::recovery::RecoveryPrivateKey;
 use redovault::crypto::tls;
-use redovault::simulate::{Rate, SimConfig, Simulator};
-use redovault::store::s3::testserver::{DrillBucket, TestServer};
 use redovault::wire::StreamPos;
+use redovault_drill::simulate::{Rate, SimConfig, Simulator};
+use redovault_drill::testserver::{DrillBucket, TestServer};
 use redovault_redo::LogSeq;
 
 /// Microseconds since the Unix epoch, now.

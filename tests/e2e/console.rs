@@ -64,8 +64,8 @@ fn overview(addr: SocketAddr) -> serde_json::Value {
 }
 
 /// Chromium's rendered DOM of `url`.
-fn dump_dom(profile: &Path, url: &str) -> String {
-    let out = Command::new(chromium())
+fn dump_dom(chrome: &Path, profile: &Path, url: &str) -> String {
+    let out = Command::new(chrome)
         .args([
             "--headless",
             "--no-sandbox",
@@ -87,9 +87,16 @@ fn dump_dom(profile: &Path, url: &str) -> String {
 }
 
 /// A screenshot of `url` at `width`x`height`, checked for its size; returns its path.
-fn screenshot(profile: &Path, url: &str, width: u32, height: u32, out: &Path) -> PathBuf {
+fn screenshot(
+    chrome: &Path,
+    profile: &Path,
+    url: &str,
+    width: u32,
+    height: u32,
+    out: &Path,
+) -> PathBuf {
     let _ = fs::remove_file(out);
-    let r = Command::new(chromium())
+    let r = Command::new(chrome)
         .args([
             "--headless",
             "--no-sandbox",
@@ -285,7 +292,12 @@ fn the_console_shows_protected_then_alert_after_kill_9_then_the_outage_in_the_ev
     init_logs();
     let _ = bins();
     let begun = Instant::now();
-    let drill = Drill::target();
+    let Some(chrome) = chromium() else {
+        return;
+    };
+    let Some(drill) = Drill::target() else {
+        return;
+    };
     let w = World::new(3);
     let team = RecoveryTeam::new(&w);
     let shots = artifacts();
@@ -365,7 +377,7 @@ fn the_console_shows_protected_then_alert_after_kill_9_then_the_outage_in_the_ev
         .expect("collector exposure");
     assert!(exposure < 4.0, "exposure {exposure} s: {row}");
     assert!(row["exposure_worm"].as_f64().is_some(), "{row}");
-    let dom = dump_dom(&profile, &url);
+    let dom = dump_dom(&chrome, &profile, &url);
     let (st, text) = row_in(&dom).expect("thread 1's row in the page");
     assert_eq!(st, "Protected", "{text}");
     assert!(text.contains("PROD"), "{text}");
@@ -380,13 +392,21 @@ fn the_console_shows_protected_then_alert_after_kill_9_then_the_outage_in_the_ev
         "drill over its RTO target listed"
     );
     let desk = screenshot(
+        &chrome,
         &profile,
         &url,
         1280,
         800,
         &shots.join("protected-desktop.png"),
     );
-    let phone = screenshot(&profile, &url, 390, 844, &shots.join("protected-phone.png"));
+    let phone = screenshot(
+        &chrome,
+        &profile,
+        &url,
+        390,
+        844,
+        &shots.join("protected-phone.png"),
+    );
     for s in [&desk, &phone] {
         assert!(
             count_pixels(s, PROTECTED_RGB) > 200,
@@ -411,7 +431,7 @@ fn the_console_shows_protected_then_alert_after_kill_9_then_the_outage_in_the_ev
     extractor.take().unwrap().kill9();
     let killed = Instant::now();
     let (alert_after, alert_text) = loop {
-        let dom = dump_dom(&profile, &url);
+        let dom = dump_dom(&chrome, &profile, &url);
         if let Some((st, text)) = row_in(&dom)
             && st == "Alert"
         {
@@ -433,8 +453,22 @@ fn the_console_shows_protected_then_alert_after_kill_9_then_the_outage_in_the_ev
             || alert_text.contains("stream session down on every collector"),
         "the reason is on the row: {alert_text}"
     );
-    let desk = screenshot(&profile, &url, 1280, 800, &shots.join("alert-desktop.png"));
-    let phone = screenshot(&profile, &url, 390, 844, &shots.join("alert-phone.png"));
+    let desk = screenshot(
+        &chrome,
+        &profile,
+        &url,
+        1280,
+        800,
+        &shots.join("alert-desktop.png"),
+    );
+    let phone = screenshot(
+        &chrome,
+        &profile,
+        &url,
+        390,
+        844,
+        &shots.join("alert-phone.png"),
+    );
     for s in [&desk, &phone] {
         assert!(
             count_pixels(s, ALERT_ROW_RGB) > 2_000,
@@ -461,7 +495,7 @@ fn the_console_shows_protected_then_alert_after_kill_9_then_the_outage_in_the_ev
         Duration::from_secs(20),
         Duration::from_millis(200),
         || {
-            dom = dump_dom(&profile, &format!("{url}db/PROD"));
+            dom = dump_dom(&chrome, &profile, &format!("{url}db/PROD"));
             row_in(&dom).map(|r| r.0).as_deref() == Some("Protected")
         },
     );
@@ -485,6 +519,7 @@ fn the_console_shows_protected_then_alert_after_kill_9_then_the_outage_in_the_ev
         "outage {d} s (killed {down:.1} s ago)"
     );
     screenshot(
+        &chrome,
         &profile,
         &format!("{url}db/PROD"),
         1280,
@@ -497,7 +532,14 @@ fn the_console_shows_protected_then_alert_after_kill_9_then_the_outage_in_the_ev
         Duration::from_secs(20),
         Duration::from_millis(200),
         || {
-            let desk = screenshot(&profile, &url, 1280, 800, &shots.join("console.png"));
+            let desk = screenshot(
+                &chrome,
+                &profile,
+                &url,
+                1280,
+                800,
+                &shots.join("console.png"),
+            );
             count_pixels(&desk, PROTECTED_RGB) > 200
         },
     );
@@ -566,7 +608,7 @@ fn the_console_shows_protected_then_alert_after_kill_9_then_the_outage_in_the_ev
         .filter(|c| c["state"] == "verified")
         .count() as u64;
     assert_eq!(verified, verified_in_audit, "{runs:?}");
-    let dom = dump_dom(&profile, &format!("{url}db/PROD"));
+    let dom = dump_dom(&chrome, &profile, &format!("{url}db/PROD"));
     assert!(
         dom.contains("<ol class=\"timeline\" data-thread=\"1\">")
             && dom.contains("data-state=\"verified\"")
@@ -574,6 +616,7 @@ fn the_console_shows_protected_then_alert_after_kill_9_then_the_outage_in_the_ev
         "the timeline on the database page: {dom}"
     );
     let phone = screenshot(
+        &chrome,
         &profile,
         &format!("{url}db/PROD"),
         390,
@@ -595,7 +638,7 @@ fn the_console_shows_protected_then_alert_after_kill_9_then_the_outage_in_the_ev
         "a first rolling run re-hashes every log: {run}"
     );
     assert!(run["deep_mb_per_second"].as_f64().unwrap() > 0.0, "{run}");
-    let dom = dump_dom(&profile, &url);
+    let dom = dump_dom(&chrome, &profile, &url);
     assert!(
         dom.contains("Verifier runs")
             && dom.contains(&format!("100% ({checked} of {checked} archived logs)")),
@@ -667,7 +710,7 @@ fn the_console_shows_protected_then_alert_after_kill_9_then_the_outage_in_the_ev
         Duration::from_millis(200),
         || overview(bad_addr)["generation"].as_u64().unwrap_or(0) >= 2,
     );
-    let dom = dump_dom(&profile, &format!("http://{bad_addr}/"));
+    let dom = dump_dom(&chrome, &profile, &format!("http://{bad_addr}/"));
     assert!(dom.contains("data-source=\"gone\""), "the source is listed");
     assert!(
         dom.contains("collector gone unknown"),

@@ -54,7 +54,7 @@ struct Redo {
 }
 
 fn simulated_redo(w: &World) -> Redo {
-    let mut cfg = redovault::simulate::SimConfig::new(&w.sim);
+    let mut cfg = redovault_drill::simulate::SimConfig::new(&w.sim);
     cfg.log_size = 512 * 1024;
     cfg.transactions = Some(400);
     cfg.seed = 15;
@@ -63,7 +63,7 @@ fn simulated_redo(w: &World) -> Redo {
         resetlogs_id: cfg.resetlogs_id(),
         thread: ThreadId(1),
     };
-    let summary = redovault::simulate::run(cfg).expect("simulate");
+    let summary = redovault_drill::simulate::run(cfg).expect("simulate");
     let (_, seq, path) = summary.current[0].clone();
     let log = std::fs::read(path).unwrap();
     let r = redovault_redo::analyze(&log).unwrap();

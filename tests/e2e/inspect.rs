@@ -348,7 +348,7 @@ fn simulated_variants_through_the_binary() {
         ("little", 1024, "12.1.0.2", "12.1.0.2"),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let st = Command::new(env!("CARGO_BIN_EXE_redovault"))
+        let st = Command::new(&crate::netkit::bins().redovault)
             .args([
                 "simulate",
                 "--fast",

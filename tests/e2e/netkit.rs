@@ -1,6 +1,6 @@
 //! Shared harness of the extractor–collector end-to-end tests: the real binaries
-//! (`redovault-extractor`, `redovault-collector`, built once per test run next to
-//! `redovault`), a throwaway PKI and key file, configuration files, a live simulated
+//! (`redovault-extractor`, `redovault-collector`, `redovault-verifier`, `redovault-drill`,
+//! built once per test run next to `redovault`), a throwaway PKI and key file, configuration files, a live simulated
 //! database, metrics scraping, the collector's commit index and rebuild through its CLI,
 //! and a TCP proxy that can cut the traffic (for outage tests).
 
@@ -17,9 +17,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use redovault::crypto::tls::{self, PkiPaths};
-use redovault::drill::procs::Daemon;
-use redovault::simulate::journal::{JournalEntry, parse_journal};
-use redovault::simulate::{Rate, SimConfig, Simulator, Summary};
+use redovault_drill::drill::procs::Daemon;
+use redovault_drill::simulate::journal::{JournalEntry, parse_journal};
+use redovault_drill::simulate::{Rate, SimConfig, Simulator, Summary};
 use sha2::{Digest, Sha256};
 
 /// The role binaries.
@@ -35,8 +35,10 @@ pub struct Bins {
     pub redovault: PathBuf,
 }
 
-/// Builds `redovault-extractor`, `redovault-collector` and `redovault-verifier` once per test run, in the target
-/// directory and profile of the `redovault` binary under test, and returns their paths.
+/// Builds `redovault-extractor`, `redovault-collector`, `redovault-verifier` and
+/// `redovault-drill` (which `redovault drill` and `redovault simulate` run) once per test run,
+/// in the target directory and profile of the `redovault` binary under test, and returns their
+/// paths.
 pub fn bins() -> &'static Bins {
     static BINS: OnceLock<Bins> = OnceLock::new();
     BINS.get_or_init(|| {
@@ -52,6 +54,8 @@ pub fn bins() -> &'static Bins {
             "redovault-collector",
             "-p",
             "redovault-verifier",
+            "-p",
+            "redovault-drill",
             "--bins",
         ])
         .arg("--target-dir")
@@ -198,10 +202,7 @@ pub fn run_ok(bin: &Path, args: &[&str]) -> String {
 }
 
 /// The `[store]` section of a verifier configuration for the test server `t` under `prefix`.
-pub fn verifier_store_section(
-    t: &redovault::store::s3::testserver::TestServer,
-    prefix: &str,
-) -> String {
+pub fn verifier_store_section(t: &redovault_drill::testserver::TestServer, prefix: &str) -> String {
     format!(
         "[store]\nendpoint = \"{}\"\nbucket = \"{}\"\nregion = \"{}\"\npath_style = true\n\
          ca_file = \"{}\"\nprefix = \"{prefix}\"\n",

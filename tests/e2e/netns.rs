@@ -53,8 +53,14 @@ fn must(r: Result<(), String>) {
 }
 
 impl Lan {
-    /// Makes the LAN with `hosts` (name, IPv4 address in 10.213.0.0/24).
-    pub fn new(hosts: &[(&str, &str)]) -> Lan {
+    /// Makes the LAN with `hosts` (name, IPv4 address in 10.213.0.0/24); None (skip) when
+    /// this process cannot make network namespaces (not root, or no `ip`).
+    pub fn new(hosts: &[(&str, &str)]) -> Option<Lan> {
+        use redovault_drill::servers::{is_root, need, on_path};
+        need(
+            is_root() && on_path("ip"),
+            "not root with iproute2 (network namespaces: ip netns)",
+        )?;
         let prefix = format!("rv{}", std::process::id());
         let mut lan = Lan {
             prefix,
@@ -93,7 +99,7 @@ impl Lan {
             must(ip(&["-n", &ns, "link", "set", "eth0", "up"]));
             must(ip(&["-n", &ns, "link", "set", "lo", "up"]));
         }
-        lan
+        Some(lan)
     }
 
     fn lan_ns(&self) -> String {

@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use redovault::store::s3::admin::RawOutcome;
-use redovault::store::s3::testserver::{DrillBucket, TestServer};
 use redovault::store::s3::{S3Config, S3Store};
 use redovault::store::{ArchiveStore, FileSource, LockMode, LockState, Retention, StoreError};
+use redovault_drill::admin::{AdminRequests as _, RawOutcome};
+use redovault_drill::testserver::{DrillBucket, TestServer};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt as _;
 
@@ -34,11 +34,12 @@ use crate::netkit::run_with_keys;
 
 const RV: &str = env!("CARGO_BIN_EXE_redovault");
 
-/// The real servers that have a drill bucket. Fails when `REDOVAULT_TEST_S3_TARGETS` names
-/// none: a CI whose Ceph lost its drill bucket must not pass by skipping these tests.
-fn drill_targets() -> Vec<(TestServer, DrillBucket)> {
+/// The real servers that have a drill bucket; None (skip) when no server runs. Fails when the
+/// servers of `REDOVAULT_TEST_S3_TARGETS` have none: a CI whose Ceph lost its drill bucket
+/// must not pass by skipping these tests.
+fn drill_targets() -> Option<Vec<(TestServer, DrillBucket)>> {
     let mut out = Vec::new();
-    for t in crate::store::targets() {
+    for t in crate::store::targets()? {
         match t.drill.clone() {
             Some(d) => out.push((t, d)),
             None => eprintln!(
@@ -53,7 +54,7 @@ fn drill_targets() -> Vec<(TestServer, DrillBucket)> {
         "none of the servers of REDOVAULT_TEST_S3_TARGETS has a drill bucket \
          (REDOVAULT_TEST_S3_DRILL_BUCKET in its env.sh): start Ceph with deploy/s3/server.sh"
     );
-    out
+    Some(out)
 }
 
 fn unique_prefix(d: &DrillBucket, name: &str) -> String {
@@ -112,30 +113,31 @@ fn is_access_denied(what: &str, e: &StoreError) {
 /// a delete (marker, version, version with the governance bypass), a shorter retention, the
 /// bucket's default retention dropped, its policy dropped.
 async fn refuses_destruction(s: &S3Store, key: &str, version: &str, retain_until: DateTime<Utc>) {
-    refused("DELETE (delete marker)", s.admin_delete_object(key).await);
+    refused("DELETE (delete marker)", s.admin().delete_object(key).await);
     refused(
         "DELETE ?versionId",
-        s.admin_delete_version(key, version, false).await,
+        s.admin().delete_version(key, version, false).await,
     );
     refused(
         "DELETE ?versionId with the governance bypass",
-        s.admin_delete_version(key, version, true).await,
+        s.admin().delete_version(key, version, true).await,
     );
     refused(
         "PUT ?retention earlier (shorten)",
-        s.admin_put_retention(
-            key,
-            version,
-            LockMode::Compliance,
-            retain_until - chrono::Duration::days(1),
-        )
-        .await,
+        s.admin()
+            .put_retention(
+                key,
+                version,
+                LockMode::Compliance,
+                retain_until - chrono::Duration::days(1),
+            )
+            .await,
     );
     refused(
         "PUT ?object-lock without a default retention",
-        s.admin_put_object_lock_configuration(None).await,
+        s.admin().put_object_lock_configuration(None).await,
     );
-    refused("DELETE ?policy", s.admin_delete_bucket_policy().await);
+    refused("DELETE ?policy", s.admin().delete_bucket_policy().await);
 }
 
 /// What the writers' keys (database host, collector) must also be refused, beyond
@@ -152,33 +154,35 @@ async fn refuses_weakening(
 ) {
     refused(
         "PUT ?retention GOVERNANCE with the governance bypass",
-        s.admin_put_retention_with(
-            key,
-            version,
-            LockMode::Governance,
-            now + chrono::Duration::hours(1),
-            true,
-        )
-        .await,
+        s.admin()
+            .put_retention_with(
+                key,
+                version,
+                LockMode::Governance,
+                now + chrono::Duration::hours(1),
+                true,
+            )
+            .await,
     );
     let open_policy = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":["arn:aws:iam:::user/{user}"]}},"Action":["s3:*"],"Resource":["arn:aws:s3:::{bucket}","arn:aws:s3:::{bucket}/*"]}}]}}"#
     );
     refused(
         "PUT ?policy (grant itself everything)",
-        s.admin_put_bucket_policy(&open_policy).await,
+        s.admin().put_bucket_policy(&open_policy).await,
     );
     refused(
         "PUT ?object-lock GOVERNANCE 1 day",
-        s.admin_put_object_lock_configuration(Some((LockMode::Governance, 1)))
+        s.admin()
+            .put_object_lock_configuration(Some((LockMode::Governance, 1)))
             .await,
     );
     refused(
         "PUT ?versioning Suspended",
-        s.admin_suspend_versioning().await,
+        s.admin().suspend_versioning().await,
     );
     // No version listing either (the verifier's job).
-    let e = s.admin_list_versions(key).await.unwrap_err();
+    let e = s.versions(key).await.unwrap_err();
     is_access_denied("GET ?versions", &e);
 }
 
@@ -196,7 +200,8 @@ async fn overwrite_only_adds_a_version(
     lock: LockState,
 ) {
     let o = s
-        .admin_put_plain(key, Bytes::from_static(b"ransom note"))
+        .admin()
+        .put_plain(key, Bytes::from_static(b"ransom note"))
         .await
         .unwrap();
     match o.status {
@@ -204,7 +209,7 @@ async fn overwrite_only_adds_a_version(
             let new = o.version_id.clone().expect("a new version id");
             assert_ne!(new, version);
             assert_eq!(
-                verifier.admin_list_versions(key).await.unwrap(),
+                verifier.versions(key).await.unwrap(),
                 vec![new.clone(), version.to_string()],
                 "the overwrite is one more version, listed before the original"
             );
@@ -257,7 +262,10 @@ async fn read(store: &S3Store, key: &str, version: Option<&str>) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread")]
 async fn dbhost_keys_create_and_read_but_cannot_delete_replace_or_weaken() {
     let (want_mode, want_period) = policy_default_retention();
-    for (t, d) in drill_targets() {
+    let Some(servers) = drill_targets() else {
+        return;
+    };
+    for (t, d) in servers {
         let prefix = unique_prefix(&d, "dbhost");
         let db = store(t.dbhost_config(&prefix));
         let verifier = store(t.verifier_config(&prefix));
@@ -331,11 +339,12 @@ async fn dbhost_keys_create_and_read_but_cannot_delete_replace_or_weaken() {
         refuses_weakening(&db, &d.bucket, "redovault-dbhost", &key_a, &version_a, now).await;
         refused(
             "PUT outside the prefix",
-            db.admin_put_plain(
-                &format!("elsewhere-{:016x}", rand::random::<u64>()),
-                Bytes::from_static(b"x"),
-            )
-            .await,
+            db.admin()
+                .put_plain(
+                    &format!("elsewhere-{:016x}", rand::random::<u64>()),
+                    Bytes::from_static(b"x"),
+                )
+                .await,
         );
         // Nothing was deleted or hidden: the latest version is still the original.
         let head = db
@@ -345,7 +354,7 @@ async fn dbhost_keys_create_and_read_but_cannot_delete_replace_or_weaken() {
             .expect("no delete marker");
         assert_eq!(head.version_id.as_deref(), Some(version_a.as_str()));
         assert_eq!(
-            verifier.admin_list_versions(&key_a).await.unwrap(),
+            verifier.versions(&key_a).await.unwrap(),
             vec![version_a.clone()]
         );
 
@@ -374,7 +383,7 @@ async fn dbhost_keys_create_and_read_but_cannot_delete_replace_or_weaken() {
             let v = put_c.version_id.unwrap();
             refused(
                 "DELETE ?versionId of a GOVERNANCE version with the bypass",
-                db.admin_delete_version(&key_c, &v, true).await,
+                db.admin().delete_version(&key_c, &v, true).await,
             );
             assert!(db.head(&key_c, Some(&v)).await.unwrap().is_some());
         } else {
@@ -385,7 +394,10 @@ async fn dbhost_keys_create_and_read_but_cannot_delete_replace_or_weaken() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn verifier_keys_read_and_list_versions_but_cannot_write() {
-    for (t, d) in drill_targets() {
+    let Some(servers) = drill_targets() else {
+        return;
+    };
+    for (t, d) in servers {
         let prefix = unique_prefix(&d, "verifier");
         let db = store(t.dbhost_config(&prefix));
         let ver = store(t.verifier_config(&prefix));
@@ -412,10 +424,7 @@ async fn verifier_keys_read_and_list_versions_but_cannot_write() {
             .map(|o| o.key)
             .collect();
         assert_eq!(listed, vec![key.clone()]);
-        assert_eq!(
-            ver.admin_list_versions(&key).await.unwrap(),
-            vec![version.clone()]
-        );
+        assert_eq!(ver.versions(&key).await.unwrap(), vec![version.clone()]);
         assert!(
             ver.head(&format!("{prefix}/missing"), None)
                 .await
@@ -434,16 +443,17 @@ async fn verifier_keys_read_and_list_versions_but_cannot_write() {
         is_access_denied("store put", &e);
         refused(
             "PUT a new key",
-            ver.admin_put_plain(&format!("{prefix}/archive/new2"), Bytes::from_static(b"x"))
+            ver.admin()
+                .put_plain(&format!("{prefix}/archive/new2"), Bytes::from_static(b"x"))
                 .await,
         );
         refused(
             "PUT over the key",
-            ver.admin_put_plain(&key, Bytes::from_static(b"x")).await,
+            ver.admin().put_plain(&key, Bytes::from_static(b"x")).await,
         );
         refuses_destruction(&ver, &key, &version, put.lock.unwrap().retain_until).await;
         // Still exactly the one original version.
-        assert_eq!(ver.admin_list_versions(&key).await.unwrap(), vec![version]);
+        assert_eq!(ver.versions(&key).await.unwrap(), vec![version]);
         assert_eq!(read(&ver, &key, None).await, bytes);
     }
 }
@@ -451,7 +461,10 @@ async fn verifier_keys_read_and_list_versions_but_cannot_write() {
 #[tokio::test(flavor = "multi_thread")]
 async fn collector_keys_create_and_read_streams_but_cannot_delete_replace_or_weaken() {
     let (want_mode, want_period) = policy_default_retention();
-    for (t, d) in drill_targets() {
+    let Some(servers) = drill_targets() else {
+        return;
+    };
+    for (t, d) in servers {
         let stream = unique_stream(&d, "collector");
         let col = store(t.collector_config(&d.prefix));
         let db = store(t.dbhost_config(&d.prefix));
@@ -545,7 +558,7 @@ async fn collector_keys_create_and_read_streams_but_cannot_delete_replace_or_wea
             .expect("no delete marker");
         assert_eq!(head.version_id.as_deref(), Some(version.as_str()));
         assert_eq!(
-            verifier.admin_list_versions(&key).await.unwrap(),
+            verifier.versions(&key).await.unwrap(),
             vec![version.clone()]
         );
         // A plain overwrite only adds a version; the original stays as it was.
@@ -568,7 +581,8 @@ async fn collector_keys_create_and_read_streams_but_cannot_delete_replace_or_wea
         ] {
             refused(
                 &format!("collector: PUT {outside}"),
-                col.admin_put_plain(&outside, Bytes::from_static(b"x"))
+                col.admin()
+                    .put_plain(&outside, Bytes::from_static(b"x"))
                     .await,
             );
             let e = col
@@ -594,12 +608,15 @@ async fn collector_keys_create_and_read_streams_but_cannot_delete_replace_or_wea
         let decoy = format!("{stream}/pieces/0000000015-0000000000008000-decoy.rvp");
         refused(
             "database host: PUT a decoy piece",
-            db.admin_put_plain(&decoy, Bytes::from_static(b"decoy"))
+            db.admin()
+                .put_plain(&decoy, Bytes::from_static(b"decoy"))
                 .await,
         );
         refused(
             "database host: PUT over a piece",
-            db.admin_put_plain(&key, Bytes::from_static(b"decoy")).await,
+            db.admin()
+                .put_plain(&key, Bytes::from_static(b"decoy"))
+                .await,
         );
         let e = db
             .put_immutable(&decoy, std::io::Cursor::new(b"decoy".to_vec()))
@@ -680,7 +697,10 @@ async fn daemons_with_the_split_keys_ship_verify_and_restore_the_real_oracle_log
         return;
     };
     let bins = crate::netkit::bins();
-    for (t, d) in drill_targets() {
+    let Some(servers) = drill_targets() else {
+        return;
+    };
+    for (t, d) in servers {
         let prefix = unique_prefix(&d, "daemons");
         let dir = tempfile::tempdir().unwrap();
         let archive = dir.path().join("archive");

@@ -199,7 +199,9 @@ fn worm_chain(store_dir: &Path, s: StreamId) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn archived_and_verified_sequences_are_freed_and_nothing_else() {
-    let drill = Drill::target();
+    let Some(drill) = Drill::target() else {
+        return;
+    };
     let (t, d) = (&drill.server, &drill.drill);
     let col = S3Store::new(t.collector_config(&d.prefix).unwrap()).unwrap();
     let db = S3Store::new(t.dbhost_config(&d.prefix).unwrap()).unwrap();

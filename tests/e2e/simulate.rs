@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use redovault::simulate::journal::{JournalEntry, parse_journal};
+use redovault_drill::simulate::journal::{JournalEntry, parse_journal};
 use redovault_redo::{LogState, Report, analyze};
 
 /// Runs `redovault simulate --dir DIR ARGS...` and returns its JSON summary.
 fn simulate(dir: &Path, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_redovault"))
+    let out = Command::new(&crate::netkit::bins().redovault)
         .arg("simulate")
         .arg("--dir")
         .arg(dir)
@@ -429,7 +429,7 @@ fn same_seed_gives_the_same_bytes() {
 #[test]
 fn live_current_log_is_consistent_while_written() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_redovault"))
+    let mut child = Command::new(&crate::netkit::bins().redovault)
         .arg("simulate")
         .arg("--dir")
         .arg(tmp.path())
@@ -497,7 +497,7 @@ fn bad_arguments_fail_with_a_message() {
         &["--log-size", "1K"],
         &["--groups", "1"],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_redovault"))
+        let out = Command::new(&crate::netkit::bins().redovault)
             .arg("simulate")
             .arg("--dir")
             .arg(tmp.path())

@@ -13,14 +13,14 @@ use std::time::Duration;
 
 use redovault::crypto::recovery::RecoveryPrivateKey;
 use redovault::manifest::{Sha256Digest, read_chain_entries};
-use redovault::simulate::SimConfig;
-use redovault::simulate::journal::JournalEntry;
 use redovault::store::ArchiveStore as _;
 use redovault::store::s3::S3Store;
-use redovault::store::s3::testserver::{DrillBucket, TestServer};
 use redovault::wire::StreamId;
 use redovault_collector::piece::{self, PieceHeader};
 use redovault_collector::worm::{PieceEntry, chain_dir};
+use redovault_drill::simulate::SimConfig;
+use redovault_drill::simulate::journal::JournalEntry;
+use redovault_drill::testserver::{DrillBucket, TestServer};
 use redovault_redo::position::ThreadId;
 use tokio::io::AsyncReadExt as _;
 
@@ -88,16 +88,17 @@ pub struct WormPiece {
 }
 
 impl Drill {
-    /// The drill target; fails loudly when no server has one.
-    pub fn target() -> Drill {
-        let (server, drill) = crate::store::targets()
+    /// The drill target; None (skip) when no server runs; fails loudly when no running server
+    /// has one.
+    pub fn target() -> Option<Drill> {
+        let (server, drill) = crate::store::targets()?
             .into_iter()
             .find_map(|t| t.drill.clone().map(|d| (t, d)))
             .expect(
                 "none of the servers of REDOVAULT_TEST_S3_TARGETS has a drill bucket: start \
                  Ceph with deploy/s3/server.sh (deploy/test.sh does)",
             );
-        Drill { server, drill }
+        Some(Drill { server, drill })
     }
 
     /// The server's `host:port`.

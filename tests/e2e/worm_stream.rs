@@ -42,7 +42,9 @@ fn interop_python() -> PathBuf {
 #[test]
 fn every_commit_reaches_worm_and_the_online_log_comes_back_from_worm_alone() {
     init_logs();
-    let drill = Drill::target();
+    let Some(drill) = Drill::target() else {
+        return;
+    };
     // Compressed (issue 19): zstd on the link, in the segments and in the pieces, which both
     // readers give back as the database's bytes.
     let mut w = World::new(3);

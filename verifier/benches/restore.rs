@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use redovault::store::ArchiveStore;
 use redovault::store::s3::S3Store;
-use redovault::store::s3::testserver::TestServer;
+use redovault_drill::testserver::TestServer;
 use redovault_verifier::restore::{RestoreItem, restore_archive};
 use sha2::{Digest, Sha256};
 

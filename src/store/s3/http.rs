@@ -688,7 +688,7 @@ pub(crate) fn parse_iso(s: &str) -> Option<DateTime<Utc>> {
 }
 
 /// Formats a retain-until date the way S3 wants it.
-pub(crate) fn format_iso(t: DateTime<Utc>) -> String {
+pub fn format_iso(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 

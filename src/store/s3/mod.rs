@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::TryStreamExt as _;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use tokio::io::AsyncRead;
 use tokio::sync::OnceCell;
 use tokio_util::io::StreamReader;
@@ -26,18 +26,18 @@ use super::{
     validate_key,
 };
 
-pub mod admin;
 pub mod credentials;
 mod http;
 mod sigv4;
 mod stream;
-pub mod testserver;
 mod upload;
 pub mod xml;
 
 pub use credentials::ChainConfig;
+pub use reqwest::Method;
 pub use sigv4::Credentials;
 
+pub use http::format_iso;
 use http::{Req, parse_iso};
 
 /// Metadata key holding the hex SHA-256 of a single-part upload.
@@ -621,7 +621,80 @@ impl ArchiveStore for S3Store {
     }
 
     async fn versions(&self, key: &str) -> Result<Vec<String>, StoreError> {
-        self.admin_list_versions(key).await
+        let req = Req::new(Method::GET, None)
+            .query("versions", "")
+            .query("prefix", key);
+        let r = self.inner.execute("list-versions", &req).await?;
+        if !r.status.is_success() {
+            return Err(r.permanent("list-versions", self.target(key)));
+        }
+        Ok(xml::records(&r.text(), "Version", &["Key", "VersionId"])
+            .into_iter()
+            .filter(|v| v.child("Key") == Some(key))
+            .filter_map(|v| v.child("VersionId").map(str::to_string))
+            .collect())
+    }
+}
+
+/// A request outside the store's API, signed with the store's credentials and sent to its
+/// bucket with the store's retries: the one door for the attack drill's requests (deletes,
+/// retention changes, policy changes), which live in the drill crate, not here, so that no
+/// program of the database host carries them.
+#[derive(Debug, Clone)]
+pub struct SignedRequest(Req);
+
+impl SignedRequest {
+    /// `method` on `key` (None: the bucket itself).
+    pub fn new(method: Method, key: Option<&str>) -> SignedRequest {
+        SignedRequest(Req::new(method, key))
+    }
+
+    /// Adds a query parameter (`("versionId", id)`, or a subresource: `("policy", "")`).
+    pub fn query(self, k: &str, v: &str) -> SignedRequest {
+        SignedRequest(self.0.query(k, v))
+    }
+
+    /// Adds a header (signed with the others).
+    pub fn header(self, k: &str, v: impl Into<String>) -> SignedRequest {
+        SignedRequest(self.0.header(k, v))
+    }
+
+    /// Sets the body (its SHA-256 is signed).
+    pub fn body(self, body: bytes::Bytes) -> SignedRequest {
+        SignedRequest(self.0.body(body, None))
+    }
+}
+
+/// The server's answer to a [`SignedRequest`]: a refusal is an answer, not an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawOutcome {
+    /// HTTP status.
+    pub status: u16,
+    /// S3 error code (empty on success).
+    pub code: String,
+    /// `x-amz-version-id` of the response, if any.
+    pub version_id: Option<String>,
+}
+
+impl S3Store {
+    /// Sends `req` and returns the server's answer, whatever its status. `op` names the
+    /// request in logs and errors. Errs only when no answer came (network, TLS, credentials).
+    pub async fn send_signed(
+        &self,
+        op: &'static str,
+        req: SignedRequest,
+    ) -> Result<RawOutcome, StoreError> {
+        let r = self.inner.execute(op, &req.0).await?;
+        let code = if r.status.is_success() {
+            String::new()
+        } else {
+            r.error_code().0
+        };
+        Ok(RawOutcome {
+            status: r.status.as_u16(),
+            code,
+            version_id: r.header("x-amz-version-id").map(str::to_string),
+        })
     }
 }
 

@@ -332,11 +332,11 @@ fn main() {
 /// size (1 byte), the frame; whole, in small pieces, and declared one byte short.
 fn zstd_frames(out: &Out) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut c = redovault::simulate::SimConfig::new(dir.path());
+    let mut c = redovault_drill::simulate::SimConfig::new(dir.path());
     c.log_size = 64 << 10;
     c.switches = Some(1);
     c.seed = 3;
-    let log = redovault::simulate::run(c).expect("a simulated log").archived[0].clone();
+    let log = redovault_drill::simulate::run(c).expect("a simulated log").archived[0].clone();
     let frame_path = dir.path().join("log.zst");
     let level = redovault::compress::Level::new(1).expect("level 1");
     let done = redovault::compress::compress_file(&log, &frame_path, level).expect("compressed");

@@ -70,12 +70,12 @@ use serde::Serialize;
 use crate::simulate::journal::JournalEntry;
 use crate::simulate::workload::{Table, default_tables};
 use crate::simulate::{Rate, SimConfig, Simulator};
-use crate::store::s3::Credentials;
 use attack::Action;
 use procs::{
     Daemon, ProcessUsage, Programs, Usage, free_port, run_measured, run_ok_measured, scrape,
     wait_for,
 };
+use redovault::store::s3::Credentials;
 use referee::{Check, TableCounts};
 use setup::{Layout, Ports};
 use threads::ThreadRecovery;
@@ -135,7 +135,7 @@ impl S3Target {
     /// From the `env.sh` that `deploy/s3/server.sh up ceph DIR` writes; `None` when it
     /// describes no drill bucket (a server without users and bucket policies).
     pub fn from_env_file(path: &Path) -> Result<Option<S3Target>, DrillError> {
-        let t = crate::store::s3::testserver::TestServer::from_env_file(&path.to_string_lossy())
+        let t = crate::testserver::TestServer::from_env_file(&path.to_string_lossy())
             .map_err(|e| DrillError::Setup(e.to_string()))?;
         Ok(t.drill.map(|d| S3Target {
             endpoint: t.endpoint,

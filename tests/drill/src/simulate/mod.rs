@@ -25,7 +25,7 @@
 //! [`Simulator::switch_logfile`], [`Simulator::finish`]) or run it whole:
 //!
 //! ```
-//! use redovault::simulate::{SimConfig, run};
+//! use redovault_drill::simulate::{SimConfig, run};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let mut cfg = SimConfig::new(dir.path());
@@ -48,6 +48,7 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use redovault::tomlcheck::parse_size;
 use redovault_redo::position::{LogSeq, Scn, ThreadId};
 use redovault_redo::writer::{
     BlockSize, Compat, Endian, LogConfig, LogWriter, Lwn, Record, ScnForm, VectorBuilder,
@@ -76,8 +77,6 @@ impl Rate {
         parse_size(s).filter(|&n| n > 0).map(Rate::BytesPerSec)
     }
 }
-
-pub use crate::tomlcheck::parse_size;
 
 /// A copy of an Oracle datafile as a DBA might leave one in an archive destination (named
 /// `*.dbf` like the archived logs): block 0 in the layout every Oracle file shares, with the

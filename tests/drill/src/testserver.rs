@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Credentials, S3Config};
-use crate::store::{LockMode, Retention, StoreError};
+use redovault::store::s3::{Credentials, S3Config};
+use redovault::store::{LockMode, Retention, StoreError};
 
 /// One running test server and its buckets.
 #[derive(Debug, Clone)]

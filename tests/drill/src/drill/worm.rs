@@ -1,17 +1,17 @@
 //! The attacker's attempts on WORM with the database host's own credentials: delete (a
 //! delete marker), delete a version (with and without the governance bypass), shorten the
 //! retention, and overwrite. Each must leave the locked object as it was. The requests are
-//! the store module's (`store::s3::admin`); redovault itself never sends them.
+//! this crate's ([`crate::admin`]); no program of redovault links them.
 
 use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use super::attack::Action;
 use super::{DrillError, S3Target};
-use crate::store::hashing::for_each_chunk;
-use crate::store::s3::S3Store;
-use crate::store::s3::admin::RawOutcome;
-use crate::store::{ArchiveStore, LockMode, Retention, StoreError};
+use crate::admin::{AdminRequests as _, RawOutcome};
+use redovault::store::hashing::for_each_chunk;
+use redovault::store::s3::S3Store;
+use redovault::store::{ArchiveStore, LockMode, Retention, StoreError};
 
 /// Runs the attempts on the first of `keys` (archived logs) and on the first sealed
 /// manifest segment under `prefix`.
@@ -25,7 +25,7 @@ pub fn attempts(t: &S3Target, prefix: &str, keys: &[String]) -> Result<Vec<Actio
 }
 
 fn store_for(t: &S3Target) -> Result<S3Store, StoreError> {
-    let mut c = crate::store::s3::S3Config::new(t.endpoint.clone(), &t.bucket);
+    let mut c = redovault::store::s3::S3Config::new(t.endpoint.clone(), &t.bucket);
     c.region = t.region.clone();
     c.path_style = Some(true);
     c.ca_file = Some(t.ca.clone());
@@ -84,32 +84,35 @@ async fn run(t: &S3Target, prefix: &str, keys: &[String]) -> Result<Vec<Action>,
         let version = info.version_id.clone().unwrap_or_default();
         let before = sha_of_version(&s, &key, Some(&version)).await?;
         let name = key.rsplit('/').next().unwrap_or(&key).to_string();
-        let r = s.admin_delete_object(&key).await?;
+        let r = s.admin().delete_object(&key).await?;
         out.push(refused(format!("DELETE {what} {name}"), &r));
-        let r = s.admin_delete_version(&key, &version, false).await?;
+        let r = s.admin().delete_version(&key, &version, false).await?;
         out.push(refused(format!("DELETE version {version} of {what}"), &r));
-        let r = s.admin_delete_version(&key, &version, true).await?;
+        let r = s.admin().delete_version(&key, &version, true).await?;
         out.push(refused(
             format!("DELETE version of {what} with x-amz-bypass-governance-retention"),
             &r,
         ));
         let soon = Utc::now() + chrono::Duration::seconds(60);
         let r = s
-            .admin_put_retention(&key, &version, LockMode::Compliance, soon)
+            .admin()
+            .put_retention(&key, &version, LockMode::Compliance, soon)
             .await?;
         out.push(refused(
             format!("shorten the retention of {what} to 60 s (COMPLIANCE)"),
             &r,
         ));
         let r = s
-            .admin_put_retention(&key, &version, LockMode::Governance, soon)
+            .admin()
+            .put_retention(&key, &version, LockMode::Governance, soon)
             .await?;
         out.push(refused(
             format!("weaken the lock of {what} to GOVERNANCE, 60 s"),
             &r,
         ));
         let r = s
-            .admin_put_plain(&key, bytes::Bytes::from_static(b"wiped by the attacker\n"))
+            .admin()
+            .put_plain(&key, bytes::Bytes::from_static(b"wiped by the attacker\n"))
             .await?;
         // A version that cannot be read any more is not intact either.
         let after = sha_of_version(&s, &key, Some(&version)).await.ok();

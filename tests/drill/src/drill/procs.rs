@@ -340,7 +340,7 @@ pub fn run_ok_measured(
     Ok((out, usage))
 }
 
-pub use crate::telemetry::scrape;
+pub use redovault::telemetry::scrape;
 
 /// Waits until `f` is true (every 20 ms), at most `within`; returns whether it became true.
 pub fn wait_for(within: Duration, mut f: impl FnMut() -> bool) -> bool {

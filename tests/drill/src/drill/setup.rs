@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{DrillError, S3Target};
-use crate::crypto::recovery::RecoveryPrivateKey;
-use crate::crypto::tls;
+use redovault::crypto::recovery::RecoveryPrivateKey;
+use redovault::crypto::tls;
 
 /// The collector's `[worm] seal_interval` in every drill: the longest time from a byte being
 /// durable on the backup host to its piece being cut for WORM.
@@ -412,7 +412,7 @@ metrics_listen = "127.0.0.1:{metrics}"
 
 /// A collector's data key file: a new random key, 0600.
 fn write_key_file(keys: &Path) -> Result<(), DrillError> {
-    let key = crate::crypto::keys::random_key_hex();
+    let key = redovault::crypto::keys::random_key_hex();
     fs::write(
         keys,
         format!("active = \"k1\"\n[keys]\nk1 = \"{}\"\n", &*key),
@@ -429,7 +429,7 @@ fn write_key_file(keys: &Path) -> Result<(), DrillError> {
 /// policy of its own.
 fn write_replicas(
     l: &Layout,
-    pki: &crate::crypto::tls::PkiPaths,
+    pki: &redovault::crypto::tls::PkiPaths,
     ports: &[(u16, u16)],
 ) -> Result<Vec<Replica>, DrillError> {
     let mut out = Vec::new();
@@ -666,14 +666,14 @@ mod tests {
 
     #[test]
     fn the_production_seal_interval_is_the_example_configs() {
-        let example = include_str!("../../deploy/config/watcher.example.toml");
+        let example = include_str!("../../../../deploy/config/watcher.example.toml");
         let line = example
             .lines()
             .find(|l| l.trim_start().starts_with("seal_interval"))
             .expect("the example sets seal_interval");
         let value = line.split('"').nth(1).expect("a quoted duration");
         assert_eq!(
-            crate::tomlcheck::parse_duration(value).unwrap(),
+            redovault::tomlcheck::parse_duration(value).unwrap(),
             PRODUCTION_SEAL_INTERVAL,
             "{line}"
         );

@@ -1,13 +1,13 @@
-//! `redovault drill`: the attack drill end to end on this machine (see [`crate::drill`]).
+//! `redovault drill`: the attack drill end to end on this machine (see [`redovault_drill::drill`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use crate::drill::procs::Programs;
-use crate::drill::{DrillOptions, S3Target};
-use crate::tomlcheck::{parse_duration, parse_size};
+use redovault::tomlcheck::{parse_duration, parse_size};
+use redovault_drill::drill::procs::Programs;
+use redovault_drill::drill::{DrillOptions, S3Target};
 
 /// Arguments of `redovault drill`.
 #[derive(Debug, clap::Args)]
@@ -140,6 +140,7 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
         parse_size(s).with_context(|| format!("--{what} {s:?}: expected a size (256K, 1M)"))
     };
     let rate = drill_rate(args.rate.as_deref(), args.archive_rate.as_deref())?;
+    // This program is installed beside `redovault` and the role programs it runs.
     let me = std::env::current_exe().context("find the running executable")?;
     let opts = DrillOptions {
         dir: args.dir.clone(),
@@ -154,7 +155,7 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         seal_interval: dur(&args.seal_interval, "seal-interval")?,
         s3: s3_target(args)?,
-        programs: Programs::beside(&me)?,
+        programs: Programs::beside(&me.with_file_name("redovault"))?,
     };
     if opts.groups < 2 || opts.log_size < 64 << 10 || opts.rate == 0 {
         bail!("--groups must be at least 2, --log-size at least 64K, --rate above 0");
@@ -167,7 +168,7 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
             println!("{line}");
         }
     };
-    let report = crate::drill::run(&opts, &mut say)?;
+    let report = redovault_drill::drill::run(&opts, &mut say)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

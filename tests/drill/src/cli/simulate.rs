@@ -1,5 +1,5 @@
 //! `redovault simulate`: a simulated Oracle instance writing real-format online and archived
-//! redo logs, with a ground-truth journal (see [`crate::simulate`]).
+//! redo logs, with a ground-truth journal (see [`redovault_drill::simulate`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,8 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use redovault_redo::writer::{BlockSize, Compat, Endian, ScnForm};
 
-use crate::simulate::workload::Mix;
-use crate::simulate::{Rate, SimConfig, parse_size, run as run_sim};
+use redovault::tomlcheck::parse_size;
+use redovault_drill::simulate::workload::Mix;
+use redovault_drill::simulate::{Rate, SimConfig, run as run_sim};
 
 /// Arguments of `redovault simulate`.
 #[derive(Debug, clap::Args)]
