@@ -378,20 +378,18 @@ impl Store {
                     );
                     StreamStoreError::NoSpace(reason)
                 }
-                Err(again) => {
-                    let reason =
-                        format!("{reason}; then, cutting the unsynced writes off: {again}");
-                    tracing::error!(
-                        dir = %self.dir.display(),
-                        error = %reason,
-                        "collector store failed: no further acknowledgements until restart"
-                    );
-                    self.failed.get_or_insert(reason);
-                    StreamStoreError::WriteFailed(e)
-                }
+                Err(again) => self.fail_for_good(
+                    format!("{reason}; then, cutting the unsynced writes off: {again}"),
+                    e,
+                ),
             };
         }
-        let reason = e.to_string();
+        self.fail_for_good(e.to_string(), e)
+    }
+
+    /// Marks the store failed for `reason` (the first reason stays): no further append or
+    /// sync until a restart recovers from the disk.
+    fn fail_for_good(&mut self, reason: String, e: WriteError) -> StreamStoreError {
         tracing::error!(
             dir = %self.dir.display(),
             error = %reason,

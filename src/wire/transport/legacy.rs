@@ -17,7 +17,7 @@ const LEGACY_VERSION: u8 = 1;
 const LEGACY_HANDSHAKE_MAX: usize = MAX_REASON_LEN + 64;
 
 /// Frame I/O during the legacy handshake, recording the transcript.
-struct HandshakeIo<S> {
+pub(super) struct HandshakeIo<S> {
     io: S,
     enc: FrameEncoder,
     dec: FrameDecoder,
@@ -26,7 +26,7 @@ struct HandshakeIo<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> HandshakeIo<S> {
-    fn new(io: S, config: &LinkConfig) -> Self {
+    pub(super) fn new(io: S, config: &LinkConfig) -> Self {
         let mut dec = FrameDecoder::new(config.max_frame_len);
         dec.set_max_len(LEGACY_HANDSHAKE_MAX);
         HandshakeIo {
@@ -151,60 +151,56 @@ fn hello_nonce(frame: &Frame) -> Result<[u8; NONCE_LEN], LinkErrorKind> {
     })
 }
 
-/// Client side of the legacy handshake (see the module docs).
-pub(super) async fn connect<S>(
-    io: S,
-    psk: &Psk,
-    config: &LinkConfig,
-) -> Result<(S, Parts), LinkErrorKind>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let mut hs = HandshakeIo::new(io, config);
-    let client_nonce = hs.send_hello(FrameKind::LEGACY_CLIENT_HELLO).await?;
-    let server_hello = hs.expect(FrameKind::LEGACY_SERVER_HELLO, true).await?;
-    let server_nonce = hello_nonce(&server_hello)?;
-    let keys = Handshake::new(psk, &client_nonce, &server_nonce, &hs.transcript);
-    hs.send_finished(&keys, Role::Client).await?;
-    let finished = match hs.expect(FrameKind::LEGACY_SERVER_FINISHED, false).await {
-        Err(LinkErrorKind::PeerFailed(reason)) => {
-            return Err(LinkErrorKind::Legacy(LegacyError::RefusedByPeer { reason }));
-        }
-        other => other?,
-    };
-    keys.verify_finished(Role::Server, &finished.payload)
-        .map_err(LinkErrorKind::Legacy)?;
-    let sealed = keys.into_channel(Role::Client, config.legacy_rekey_after_blocks);
-    Ok(hs.into_parts(sealed, config))
-}
-
-/// Server side of the legacy handshake: the client proves it holds the PSK first.
-pub(super) async fn accept<S>(
-    io: S,
-    psk: &Psk,
-    config: &LinkConfig,
-) -> Result<(S, Parts), LinkErrorKind>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let mut hs = HandshakeIo::new(io, config);
-    let client_hello = hs.expect(FrameKind::LEGACY_CLIENT_HELLO, true).await?;
-    let client_nonce = match hello_nonce(&client_hello) {
-        Ok(n) => n,
-        Err(e) => {
-            hs.send_error(&e.to_string()).await;
-            return Err(e);
-        }
-    };
-    let server_nonce = hs.send_hello(FrameKind::LEGACY_SERVER_HELLO).await?;
-    let keys = Handshake::new(psk, &client_nonce, &server_nonce, &hs.transcript);
-    let proof = hs.expect(FrameKind::LEGACY_CLIENT_FINISHED, false).await?;
-    if let Err(e) = keys.verify_finished(Role::Client, &proof.payload) {
-        hs.send_error("authentication failed: the client's proof does not match the collector's pre-shared key")
-            .await;
-        return Err(LinkErrorKind::Legacy(e));
+impl<S: AsyncRead + AsyncWrite + Unpin> HandshakeIo<S> {
+    /// Client side of the legacy handshake (see the module docs).
+    pub(super) async fn connect(
+        mut self,
+        psk: &Psk,
+        config: &LinkConfig,
+    ) -> Result<(S, Parts), LinkErrorKind> {
+        let client_nonce = self.send_hello(FrameKind::LEGACY_CLIENT_HELLO).await?;
+        let server_hello = self.expect(FrameKind::LEGACY_SERVER_HELLO, true).await?;
+        let server_nonce = hello_nonce(&server_hello)?;
+        let keys = Handshake::new(psk, &client_nonce, &server_nonce, &self.transcript);
+        self.send_finished(&keys, Role::Client).await?;
+        let finished = match self.expect(FrameKind::LEGACY_SERVER_FINISHED, false).await {
+            Err(LinkErrorKind::PeerFailed(reason)) => {
+                return Err(LinkErrorKind::Legacy(LegacyError::RefusedByPeer { reason }));
+            }
+            other => other?,
+        };
+        keys.verify_finished(Role::Server, &finished.payload)
+            .map_err(LinkErrorKind::Legacy)?;
+        let sealed = keys.into_channel(Role::Client, config.legacy_rekey_after_blocks);
+        Ok(self.into_parts(sealed, config))
     }
-    hs.send_finished(&keys, Role::Server).await?;
-    let sealed = keys.into_channel(Role::Server, config.legacy_rekey_after_blocks);
-    Ok(hs.into_parts(sealed, config))
+
+    /// Server side of the legacy handshake: the client proves it holds the PSK first.
+    pub(super) async fn accept(
+        mut self,
+        psk: &Psk,
+        config: &LinkConfig,
+    ) -> Result<(S, Parts), LinkErrorKind> {
+        let client_hello = self.expect(FrameKind::LEGACY_CLIENT_HELLO, true).await?;
+        let client_nonce = match hello_nonce(&client_hello) {
+            Ok(n) => n,
+            Err(e) => {
+                self.send_error(&e.to_string()).await;
+                return Err(e);
+            }
+        };
+        let server_nonce = self.send_hello(FrameKind::LEGACY_SERVER_HELLO).await?;
+        let keys = Handshake::new(psk, &client_nonce, &server_nonce, &self.transcript);
+        let proof = self
+            .expect(FrameKind::LEGACY_CLIENT_FINISHED, false)
+            .await?;
+        if let Err(e) = keys.verify_finished(Role::Client, &proof.payload) {
+            self.send_error("authentication failed: the client's proof does not match the collector's pre-shared key")
+                .await;
+            return Err(LinkErrorKind::Legacy(e));
+        }
+        self.send_finished(&keys, Role::Server).await?;
+        let sealed = keys.into_channel(Role::Server, config.legacy_rekey_after_blocks);
+        Ok(self.into_parts(sealed, config))
+    }
 }

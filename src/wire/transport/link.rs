@@ -6,11 +6,11 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
+use super::legacy::HandshakeIo;
 use super::receiver::LinkReceiver;
 use super::sender::LinkSender;
 use super::{
-    ClientSecurity, LinkConfig, LinkError, LinkErrorKind, LinkMode, Parts, PeerInfo,
-    ServerSecurity, legacy,
+    ClientSecurity, LinkConfig, LinkError, LinkErrorKind, LinkMode, Parts, PeerInfo, ServerSecurity,
 };
 use crate::compress::Level;
 use crate::crypto::tls::PeerIdentity;
@@ -42,7 +42,7 @@ impl Link {
                     Ok(Link::over_tls(stream, peer, identity, config))
                 }
                 ServerSecurity::LegacyBlowfish(psk) => {
-                    let (stream, parts) = legacy::accept(io, psk, config).await?;
+                    let (stream, parts) = HandshakeIo::new(io, config).accept(psk, config).await?;
                     Ok(Link::over_legacy(stream, parts, peer, config))
                 }
             }
@@ -73,7 +73,7 @@ impl Link {
                     Ok(Link::over_tls(stream, peer, identity, config))
                 }
                 ClientSecurity::LegacyBlowfish(psk) => {
-                    let (stream, parts) = legacy::connect(io, psk, config).await?;
+                    let (stream, parts) = HandshakeIo::new(io, config).connect(psk, config).await?;
                     Ok(Link::over_legacy(stream, parts, peer, config))
                 }
             }
