@@ -32,16 +32,24 @@ impl std::fmt::Debug for EventHints {
     }
 }
 
+/// Filesystem events cannot be started (the periodic rescan still finds every file).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start filesystem events: {0}")]
+pub struct EventsError(notify::Error);
+
 /// Watches `dirs` recursively and calls `hint.notify_one()` on every event. Directories that
 /// cannot be watched are returned as warnings (the rescan still covers them).
-pub fn start(dirs: &[PathBuf], hint: Arc<Notify>) -> Result<(EventHints, Vec<String>), String> {
+pub fn start(
+    dirs: &[PathBuf],
+    hint: Arc<Notify>,
+) -> Result<(EventHints, Vec<String>), EventsError> {
     let h = Arc::clone(&hint);
     let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
         if ev.as_ref().map_or(true, |e| is_hint(&e.kind)) {
             h.notify_one();
         }
     })
-    .map_err(|e| format!("cannot start filesystem events: {e}"))?;
+    .map_err(EventsError)?;
     let mut warnings = Vec::new();
     for d in dirs {
         if let Err(e) = watcher.watch(d, RecursiveMode::Recursive) {

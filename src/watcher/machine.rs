@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::gaps::{Gaps, SeqRange, ThreadKey};
-use super::jobs::{JobError, RecordError, Shipped, UploadError};
 use super::ledger::IndexEntry;
+use super::outcomes::{JobError, RecordError, Shipped, UploadError};
 use super::scan::{FileIdent, Seen};
 use super::status;
 use super::validate::{Completeness, LogInfo, Validation};
@@ -45,7 +45,7 @@ mod tally;
 #[cfg(test)]
 mod tests;
 
-pub use messages::{Action, Event, JobOf, Raise, ValidLog};
+pub use messages::{Action, Event, FileKey, JobOf, Raise, ValidLog};
 pub use tally::Tally;
 use tally::{Lane, Rank, Share};
 
@@ -56,9 +56,6 @@ pub const VALIDATIONS_AT_ONCE: usize = 1;
 
 /// Validations of followed files kept for their renamed log (beyond this, the oldest go).
 const FOLLOWED_KEPT: usize = 64;
-
-/// A file regardless of its name: (device, inode).
-pub type FileKey = (u64, u64);
 
 /// The (device, inode) of a file identity.
 pub fn key_of(i: &FileIdent) -> FileKey {

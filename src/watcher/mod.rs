@@ -44,6 +44,7 @@ pub mod jobs;
 pub mod ledger;
 pub mod machine;
 pub mod metrics;
+pub mod outcomes;
 pub mod push;
 pub mod scan;
 pub mod status;
@@ -535,7 +536,12 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
 
     /// Appends the manifest entry of a log the store confirmed (unless already recorded);
     /// durable before the machine hears of it.
-    async fn record(&mut self, log: ValidLog, shipped: jobs::Shipped, started: Instant) -> Event {
+    async fn record(
+        &mut self,
+        log: ValidLog,
+        shipped: outcomes::Shipped,
+        started: Instant,
+    ) -> Event {
         let upload_time = started.elapsed();
         self.effects
             .metrics
@@ -566,7 +572,7 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
                 debug!(file = %log.path.display(), "already recorded in the manifest");
                 Ok(None)
             }
-            Err(source) => Err(jobs::RecordError {
+            Err(source) => Err(outcomes::RecordError {
                 path: log.path.clone(),
                 key: shipped.put.key.clone(),
                 source,
@@ -584,7 +590,7 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
         &mut self,
         log: &ValidLog,
         e: &ManifestEntry,
-        shipped: &jobs::Shipped,
+        shipped: &outcomes::Shipped,
         started: Instant,
         upload_time: Duration,
     ) {

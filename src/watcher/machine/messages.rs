@@ -4,12 +4,15 @@
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
-use super::{FileKey, SeqRange, ThreadKey};
 use crate::manifest::{ManifestEntry, ManifestError, SegmentInfo, Sha256Digest};
 use crate::store::{PutOutcome, StoreError};
-use crate::watcher::jobs::{JobError, RecordError, Shipped};
+use crate::watcher::gaps::{SeqRange, ThreadKey};
+use crate::watcher::outcomes::{JobError, RecordError, Shipped};
 use crate::watcher::scan::{FileIdent, Seen};
 use crate::watcher::validate::{LogInfo, Validation};
+
+/// A file regardless of its name: (device, inode).
+pub type FileKey = (u64, u64);
 
 /// An alarm the machine decides to raise (the shell words it, sends it and rate-limits it).
 #[derive(Debug, Clone)]
