@@ -446,7 +446,9 @@ fn log_format<'de, D: Deserializer<'de>>(d: D) -> Result<LogFormat, D::Error> {
     }
 }
 
-fn metrics_listen<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+pub(crate) fn metrics_listen<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
     non_empty(d)?
         .map(|a| {
             a.parse().map_err(|_| {
@@ -500,5 +502,48 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrList<T> {
             }
         }
         d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// `[telemetry]` of the collector and the extractor: their metrics endpoint is on unless
+/// `metrics_listen = ""`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DaemonTelemetry {
+    /// Text or JSON.
+    #[serde(deserialize_with = "log_format")]
+    pub log_format: LogFormat,
+    /// Level filter.
+    pub log_level: Option<String>,
+    /// None: absent (the role's default port); `Some(None)`: `""`, off.
+    #[serde(deserialize_with = "some_metrics_listen")]
+    pub metrics_listen: Option<Option<SocketAddr>>,
+}
+
+impl Default for DaemonTelemetry {
+    fn default() -> DaemonTelemetry {
+        DaemonTelemetry {
+            log_format: LogFormat::Text,
+            log_level: None,
+            metrics_listen: None,
+        }
+    }
+}
+
+fn some_metrics_listen<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<SocketAddr>>, D::Error> {
+    metrics_listen(d).map(Some)
+}
+
+impl DaemonTelemetry {
+    /// The log level (`info` when absent) and the metrics address (`127.0.0.1:port` when
+    /// absent).
+    pub fn resolve(self, port: u16) -> (LogFormat, String, Option<SocketAddr>) {
+        let listen = self
+            .metrics_listen
+            .unwrap_or(Some(SocketAddr::from(([127, 0, 0, 1], port))));
+        let level = self.log_level.unwrap_or_else(|| "info".into());
+        (self.log_format, level, listen)
     }
 }
