@@ -359,33 +359,22 @@ fn compress<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 impl LinkFile {
     /// The link's settings at `at` (`link`), with their ranges checked.
     fn check(&self, at: &str, p: &mut Problems) -> LinkConfig {
-        let key = |k: &str| format!("{at}.{k}");
-        let ms = Duration::from_millis;
-        p.within(
-            &key("heartbeat_interval"),
-            self.heartbeat_interval,
-            ms(10),
-            ms(60_000),
-        );
-        p.range(&key("missed_heartbeats"), self.missed_heartbeats, 2, 100);
-        p.within(
-            &key("handshake_timeout"),
-            self.handshake_timeout,
-            ms(100),
-            ms(300_000),
-        );
+        let max = MAX_FRAME_LEN as u64;
         p.size_range(
-            &key("max_frame"),
+            &format!("{at}.max_frame"),
             self.max_frame as u64,
             64 << 10,
-            MAX_FRAME_LEN as u64,
+            max,
         );
         LinkConfig {
-            heartbeat_interval: self.heartbeat_interval,
-            missed_heartbeats: self.missed_heartbeats,
-            handshake_timeout: self.handshake_timeout,
             max_frame_len: self.max_frame,
-            ..LinkConfig::default()
+            ..redovault::config::sections::link_timing(
+                at,
+                self.heartbeat_interval,
+                self.missed_heartbeats,
+                self.handshake_timeout,
+                p,
+            )
         }
     }
 }
@@ -465,7 +454,7 @@ impl Check for CollectorFile {
                 }),
             }
         }
-        let (log_format, log_level, metrics_listen) = self.telemetry.resolve(9464);
+        let telemetry = self.telemetry.resolve(9464);
         let mut lines = Vec::new();
         let worm = self
             .worm
@@ -495,9 +484,9 @@ impl Check for CollectorFile {
                 max_batch_bytes: store.max_batch_bytes,
             },
             extractors,
-            log_format,
-            log_level,
-            metrics_listen,
+            log_format: telemetry.log_format,
+            log_level: telemetry.log_level,
+            metrics_listen: telemetry.metrics_listen,
             worm,
             retention,
         })

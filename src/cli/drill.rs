@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
+use crate::config::{parse_duration, parse_size};
 use crate::drill::procs::Programs;
 use crate::drill::{DrillOptions, S3Target};
-use crate::tomlcheck::{parse_duration, parse_size};
 
 /// Arguments of `redovault drill`.
 #[derive(Debug, clap::Args)]

@@ -24,7 +24,7 @@ use std::time::Duration;
 pub use load::{Check, load, parse};
 pub use sections::{
     AlertConfig, AlertSection, CredentialsMode, DaemonTelemetry, OneOrList, StoreConfig, StoreKind,
-    TelemetryConfig,
+    Telemetry, TelemetryConfig,
 };
 pub use units::{parse_duration, parse_size};
 

@@ -441,7 +441,7 @@ fn log_format<'de, D: Deserializer<'de>>(d: D) -> Result<LogFormat, D::Error> {
         "text" => Ok(LogFormat::Text),
         "json" => Ok(LogFormat::Json),
         other => Err(de::Error::custom(format!(
-            "{other:?}: expected \"text\" or \"json\""
+            "{other:?} is not one of text, json"
         ))),
     }
 }
@@ -539,11 +539,60 @@ fn some_metrics_listen<'de, D: Deserializer<'de>>(
 impl DaemonTelemetry {
     /// The log level (`info` when absent) and the metrics address (`127.0.0.1:port` when
     /// absent).
-    pub fn resolve(self, port: u16) -> (LogFormat, String, Option<SocketAddr>) {
-        let listen = self
-            .metrics_listen
-            .unwrap_or(Some(SocketAddr::from(([127, 0, 0, 1], port))));
-        let level = self.log_level.unwrap_or_else(|| "info".into());
-        (self.log_format, level, listen)
+    pub fn resolve(self, port: u16) -> Telemetry {
+        Telemetry {
+            log_format: self.log_format,
+            log_level: self.log_level.unwrap_or_else(|| "info".into()),
+            metrics_listen: self
+                .metrics_listen
+                .unwrap_or(Some(SocketAddr::from(([127, 0, 0, 1], port)))),
+        }
+    }
+}
+
+/// The collector's and the extractor's telemetry settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Telemetry {
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log level filter.
+    pub log_level: String,
+    /// Prometheus endpoint; `None`: off.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// The link timing keys of the collector's and the extractor's `[link]` (at `at`), with
+/// their ranges checked, over the defaults.
+pub fn link_timing(
+    at: &str,
+    heartbeat_interval: Duration,
+    missed_heartbeats: u32,
+    handshake_timeout: Duration,
+    p: &mut Problems,
+) -> crate::wire::transport::LinkConfig {
+    let ms = Duration::from_millis;
+    p.within(
+        &format!("{at}.heartbeat_interval"),
+        heartbeat_interval,
+        ms(10),
+        ms(60_000),
+    );
+    p.range(
+        &format!("{at}.missed_heartbeats"),
+        missed_heartbeats,
+        2,
+        100,
+    );
+    p.within(
+        &format!("{at}.handshake_timeout"),
+        handshake_timeout,
+        ms(100),
+        ms(300_000),
+    );
+    crate::wire::transport::LinkConfig {
+        heartbeat_interval,
+        missed_heartbeats,
+        handshake_timeout,
+        ..Default::default()
     }
 }

@@ -77,7 +77,7 @@ impl Rate {
     }
 }
 
-pub use crate::tomlcheck::parse_size;
+pub use crate::config::parse_size;
 
 /// A copy of an Oracle datafile as a DBA might leave one in an archive destination (named
 /// `*.dbf` like the archived logs): block 0 in the layout every Oracle file shares, with the
