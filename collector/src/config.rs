@@ -380,7 +380,7 @@ impl LinkFile {
 }
 
 impl Check for CollectorFile {
-    type Output = Option<CollectorConfig>;
+    type Output = CollectorConfig;
     const FIRST_INDEX: usize = 1;
 
     fn check(self, p: &mut Problems) -> Option<CollectorConfig> {
@@ -537,17 +537,12 @@ impl CollectorFile {
 impl CollectorConfig {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<CollectorConfig, ConfigError> {
-        let c = redovault::config::load::<CollectorFile>(path)?;
-        c.ok_or_else(|| ConfigError {
-            path: path.to_path_buf(),
-            problems: vec!["incomplete configuration".to_string()],
-        })
+        redovault::config::load::<CollectorFile>(path)
     }
 
     /// Parses and checks configuration text; on failure, every problem found.
     pub fn parse(text: &str) -> Result<CollectorConfig, Vec<String>> {
-        redovault::config::parse::<CollectorFile>(text)?
-            .ok_or_else(|| vec!["incomplete configuration".to_string()])
+        redovault::config::parse::<CollectorFile>(text)
     }
 
     /// True when `id` may ship database `db_id` ([`allowed`]).

@@ -290,22 +290,17 @@ fn ack<'de, D: Deserializer<'de>>(d: D) -> Result<AckPolicy, D::Error> {
 impl Settings {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Settings, SettingsError> {
-        let s = redovault::config::load::<SettingsFile>(path)?;
-        s.ok_or_else(|| SettingsError {
-            path: path.to_path_buf(),
-            problems: vec!["state.dir: missing".into()],
-        })
+        redovault::config::load::<SettingsFile>(path)
     }
 
     /// Parses and checks configuration text; on failure, every problem found.
     pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
-        redovault::config::parse::<SettingsFile>(text)?
-            .ok_or_else(|| vec!["state.dir: missing".into()])
+        redovault::config::parse::<SettingsFile>(text)
     }
 }
 
 impl Check for SettingsFile {
-    type Output = Option<Settings>;
+    type Output = Settings;
     const FIRST_INDEX: usize = 1;
 
     fn check(self, p: &mut Problems) -> Option<Settings> {

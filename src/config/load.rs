@@ -23,8 +23,8 @@ pub trait Check: DeserializeOwned {
     const FIRST_INDEX: usize = 0;
 
     /// Adds every semantic problem (ranges, keys that need each other) to `p` and builds the
-    /// configuration (used only when `p` stays empty).
-    fn check(self, p: &mut Problems) -> Self::Output;
+    /// configuration (used only when `p` stays empty; None: a part is missing, reported).
+    fn check(self, p: &mut Problems) -> Option<Self::Output>;
 }
 
 /// Reads the file at `path` and parses it with [`parse`]; a read failure or the problems come
@@ -49,11 +49,10 @@ pub fn parse<T: Check>(text: &str) -> Result<T::Output, Vec<String>> {
     let Some(file) = file else {
         return Err(p.into_vec());
     };
-    let out = file.check(&mut p);
-    if p.is_empty() {
-        Ok(out)
-    } else {
-        Err(p.into_vec())
+    match (file.check(&mut p), p.is_empty()) {
+        (Some(out), true) => Ok(out),
+        (None, true) => Err(vec!["incomplete configuration".to_string()]),
+        _ => Err(p.into_vec()),
     }
 }
 
@@ -354,11 +353,11 @@ mod tests {
     impl Check for File {
         type Output = File;
 
-        fn check(self, p: &mut Problems) -> File {
+        fn check(self, p: &mut Problems) -> Option<File> {
             if self.one.name.is_empty() && !p.about("one.name") {
                 p.push("one.name", "required");
             }
-            self
+            Some(self)
         }
     }
 
