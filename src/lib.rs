@@ -20,8 +20,6 @@
 //! - [`store`]: the only module that talks to S3; WORM writes with Object Lock, and a
 //!   local-directory backend behind the same trait.
 //! - [`telemetry`]: structured logs (text or JSON) and a small Prometheus registry and endpoint.
-//! - [`tomlcheck`]: configuration files walked by hand (every problem at once, unknown keys
-//!   refused), for the extractor's and the collector's configurations.
 //! - [`watcher`]: the daemon that ships archived redo logs into WORM with the manifest.
 
 pub mod alert;
@@ -36,7 +34,6 @@ pub mod manifest;
 
 pub mod store;
 pub mod telemetry;
-pub mod tomlcheck;
 pub mod watcher;
 pub mod wire;
 

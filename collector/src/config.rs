@@ -69,14 +69,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use redovault::compress::{Level, MAX_LEVEL};
+use redovault::config::units::{duration, size, size_usize};
+use redovault::config::{Check, DaemonTelemetry, Problems};
 use redovault::crypto::keys::KeyRing;
 use redovault::crypto::legacy::Psk;
 use redovault::crypto::recovery::RecoveryPublicKey;
 use redovault::crypto::tls::TlsServer;
 use redovault::telemetry::LogFormat;
-use redovault::tomlcheck::{self, Problems, Section};
 use redovault::wire::frame::MAX_FRAME_LEN;
 use redovault::wire::transport::{LinkConfig, ServerSecurity};
+use serde::Deserialize;
+use std::time::Duration;
 
 pub use crate::allow::{ExtractorAllow, allowed};
 use crate::server::ServerOptions;
@@ -216,215 +219,322 @@ impl RetentionConfig {
     }
 }
 
-pub use redovault::tomlcheck::ConfigError;
+pub use redovault::config::ConfigError;
 
-const SECTIONS: [&str; 9] = [
-    "worm",
-    "retention",
-    "listen",
-    "tls",
-    "legacy",
-    "link",
-    "store",
-    "extractor",
-    "telemetry",
-];
+/// The file as serde reads it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CollectorFile {
+    listen: Option<ListenFile>,
+    tls: Option<TlsFile>,
+    legacy: Option<LegacyFile>,
+    link: LinkFile,
+    store: Option<StoreFile>,
+    extractor: Vec<AllowFile>,
+    telemetry: DaemonTelemetry,
+    worm: Option<toml::Table>,
+    retention: Option<toml::Table>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct ListenFile {
+    address: Option<String>,
+    max_connections: usize,
+    cipher: String,
+}
+
+impl Default for ListenFile {
+    fn default() -> ListenFile {
+        ListenFile {
+            address: None,
+            max_connections: 256,
+            cipher: "tls".into(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct TlsFile {
+    cert: Option<String>,
+    key: Option<String>,
+    client_ca: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct LegacyFile {
+    psk_file: Option<String>,
+}
+
+/// `[link]` (the extractor's has the same keys).
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct LinkFile {
+    #[serde(deserialize_with = "duration")]
+    heartbeat_interval: Duration,
+    missed_heartbeats: u32,
+    #[serde(deserialize_with = "duration")]
+    handshake_timeout: Duration,
+    #[serde(deserialize_with = "size_usize")]
+    max_frame: usize,
+    accept_compression: bool,
+}
+
+impl Default for LinkFile {
+    fn default() -> LinkFile {
+        let d = LinkConfig::default();
+        LinkFile {
+            heartbeat_interval: d.heartbeat_interval,
+            missed_heartbeats: d.missed_heartbeats,
+            handshake_timeout: d.handshake_timeout,
+            max_frame: d.max_frame_len,
+            accept_compression: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct StoreFile {
+    dir: Option<String>,
+    key_file: Option<String>,
+    #[serde(deserialize_with = "size")]
+    segment_size: u64,
+    #[serde(deserialize_with = "size_usize")]
+    chunk_size: usize,
+    #[serde(deserialize_with = "compress")]
+    compress: bool,
+    compress_level: u64,
+    queue: usize,
+    max_batch: usize,
+    #[serde(deserialize_with = "size_usize")]
+    max_batch_bytes: usize,
+}
+
+impl Default for StoreFile {
+    fn default() -> StoreFile {
+        let (so, wd) = (StoreOptions::default(), WriterConfig::default());
+        StoreFile {
+            dir: None,
+            key_file: None,
+            segment_size: so.segment_size,
+            chunk_size: so.chunk_size,
+            compress: false,
+            compress_level: Level::DEFAULT.get() as u64,
+            queue: wd.queue,
+            max_batch: wd.max_batch,
+            max_batch_bytes: wd.max_batch_bytes,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct AllowFile {
+    id: Option<String>,
+    db_ids: Vec<u32>,
+}
+
+/// `"off"` or `"zstd"`.
+fn compress<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    match String::deserialize(d)?.as_str() {
+        "off" => Ok(false),
+        "zstd" => Ok(true),
+        other => Err(serde::de::Error::custom(format!(
+            "{other:?} is not one of off, zstd"
+        ))),
+    }
+}
+
+impl LinkFile {
+    /// The link's settings at `at` (`link`), with their ranges checked.
+    fn check(&self, at: &str, p: &mut Problems) -> LinkConfig {
+        let max = MAX_FRAME_LEN as u64;
+        p.size_range(
+            &format!("{at}.max_frame"),
+            self.max_frame as u64,
+            64 << 10,
+            max,
+        );
+        LinkConfig {
+            max_frame_len: self.max_frame,
+            ..redovault::config::sections::link_timing(
+                at,
+                self.heartbeat_interval,
+                self.missed_heartbeats,
+                self.handshake_timeout,
+                p,
+            )
+        }
+    }
+}
+
+impl Check for CollectorFile {
+    type Output = CollectorConfig;
+    const FIRST_INDEX: usize = 1;
+
+    fn check(self, p: &mut Problems) -> Option<CollectorConfig> {
+        let cipher = self.cipher(p);
+        let listen = self.listen.unwrap_or_else(|| {
+            p.line("[listen]: missing section".into());
+            ListenFile::default()
+        });
+        let address = match listen.address {
+            None if !p.about("listen.address") && !p.about("[listen]") => {
+                p.push("listen.address", "missing");
+                None
+            }
+            None => None,
+            Some(a) => a
+                .parse::<SocketAddr>()
+                .map_err(|_| {
+                    let what = format!("{a:?} is not an address and port such as \"0.0.0.0:7070\"");
+                    p.push("listen.address", what);
+                })
+                .ok(),
+        };
+        p.range(
+            "listen.max_connections",
+            listen.max_connections as u64,
+            1,
+            65_536,
+        );
+        let link = self.link.check("link", p);
+        let store = self.store.unwrap_or_else(|| {
+            p.line("[store]: missing section".into());
+            StoreFile::default()
+        });
+        let store_dir = p.required_path("store.dir", store.dir);
+        let key_file = p.required_path("store.key_file", store.key_file);
+        p.size_range("store.segment_size", store.segment_size, 64 << 10, 1 << 40);
+        let max_chunk = crate::segment::MAX_CHUNK_DATA as u64;
+        p.size_range(
+            "store.chunk_size",
+            store.chunk_size as u64,
+            4 << 10,
+            max_chunk,
+        );
+        p.range(
+            "store.compress_level",
+            store.compress_level,
+            1,
+            MAX_LEVEL as u64,
+        );
+        p.range("store.queue", store.queue as u64, 1, 1 << 20);
+        p.range("store.max_batch", store.max_batch as u64, 1, 1 << 20);
+        p.size_range(
+            "store.max_batch_bytes",
+            store.max_batch_bytes as u64,
+            4 << 10,
+            1 << 32,
+        );
+        let mut extractors: Vec<ExtractorAllow> = Vec::new();
+        for (i, e) in self.extractor.into_iter().enumerate() {
+            let at = format!("extractor[{}]", i + 1);
+            match e.id {
+                None if !p.about(&format!("{at}.id")) => p.push(&format!("{at}.id"), "missing"),
+                None => {}
+                Some(id) if id.trim().is_empty() => p.push(&format!("{at}.id"), "empty"),
+                Some(id) if extractors.iter().any(|x| x.id == id) => {
+                    p.push(&format!("{at}.id"), format!("{id:?} is listed twice"))
+                }
+                Some(id) => extractors.push(ExtractorAllow {
+                    id,
+                    db_ids: e.db_ids,
+                }),
+            }
+        }
+        let telemetry = self.telemetry.resolve(9464);
+        let mut lines = Vec::new();
+        let worm = self
+            .worm
+            .as_ref()
+            .and_then(|t| WormConfig::parse(t, &mut lines));
+        let retention = self
+            .retention
+            .as_ref()
+            .and_then(|t| RetentionConfig::parse(t, self.worm.is_some(), &mut lines));
+        lines.into_iter().for_each(|l| p.line(l));
+        Some(CollectorConfig {
+            listen: address?,
+            max_connections: listen.max_connections,
+            cipher: cipher?,
+            link,
+            accept_compression: self.link.accept_compression,
+            store_dir: store_dir?,
+            key_file: key_file?,
+            store: StoreOptions {
+                segment_size: store.segment_size,
+                chunk_size: store.chunk_size,
+                compress: Level::new(store.compress_level as i32).filter(|_| store.compress),
+            },
+            writer: WriterConfig {
+                queue: store.queue,
+                max_batch: store.max_batch,
+                max_batch_bytes: store.max_batch_bytes,
+            },
+            extractors,
+            log_format: telemetry.log_format,
+            log_level: telemetry.log_level,
+            metrics_listen: telemetry.metrics_listen,
+            worm,
+            retention,
+        })
+    }
+}
+
+impl CollectorFile {
+    /// `[tls]` or, with `cipher = "blowfish"`, `[legacy]`: never both.
+    fn cipher(&self, p: &mut Problems) -> Option<Cipher> {
+        let name = self.listen.as_ref().map_or("tls", |l| l.cipher.as_str());
+        if !matches!(name, "tls" | "blowfish") {
+            p.push(
+                "listen.cipher",
+                format!("{name:?} is not one of tls, blowfish"),
+            );
+        }
+        if name == "blowfish" {
+            if self.tls.is_some() {
+                p.line("[tls]: set, but cipher = \"blowfish\" does not use it".into());
+            }
+            let Some(legacy) = &self.legacy else {
+                p.line("[legacy]: missing section (cipher = \"blowfish\" needs psk_file)".into());
+                return None;
+            };
+            let psk_file = p.required_path("legacy.psk_file", legacy.psk_file.clone())?;
+            return Some(Cipher::Blowfish { psk_file });
+        }
+        if self.legacy.is_some() {
+            p.line(
+                "[legacy]: set, but the cipher is TLS (set cipher = \"blowfish\" to use it)".into(),
+            );
+        }
+        let Some(tls) = &self.tls else {
+            p.line("[tls]: missing section (TLS needs cert, key and client_ca)".into());
+            return None;
+        };
+        let cert = p.required_path("tls.cert", tls.cert.clone());
+        let key = p.required_path("tls.key", tls.key.clone());
+        let client_ca = p.required_path("tls.client_ca", tls.client_ca.clone());
+        Some(Cipher::Tls {
+            cert: cert?,
+            key: key?,
+            client_ca: client_ca?,
+        })
+    }
+}
 
 impl CollectorConfig {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<CollectorConfig, ConfigError> {
-        tomlcheck::load(path, CollectorConfig::parse)
+        redovault::config::load::<CollectorFile>(path)
     }
 
     /// Parses and checks configuration text; on failure, every problem found.
     pub fn parse(text: &str) -> Result<CollectorConfig, Vec<String>> {
-        let root = tomlcheck::parse_root(text)?;
-        let p = Problems::new();
-        tomlcheck::unknown_sections(&root, &SECTIONS, &p);
-
-        let mut s = Section::top(&root, "listen", true, &p);
-        let listen = match s.required_string("address") {
-            Some(a) => match a.parse::<SocketAddr>() {
-                Ok(a) => Some(a),
-                Err(_) => {
-                    s.problem(
-                        "address",
-                        format!("{a:?} is not an address and port such as \"0.0.0.0:7070\""),
-                    );
-                    None
-                }
-            },
-            None => None,
-        };
-        let max_connections = s.int("max_connections", 256, 1, 65_536) as usize;
-        let cipher_name = s.choice("cipher", "tls", &["tls", "blowfish"]);
-        s.finish();
-
-        let mut tls = Section::top(&root, "tls", false, &p);
-        let mut legacy = Section::top(&root, "legacy", false, &p);
-        let cipher = if cipher_name == "blowfish" {
-            if tls.present() {
-                p.push("[tls]: set, but cipher = \"blowfish\" does not use it");
-            }
-            if !legacy.present() {
-                p.push("[legacy]: missing section (cipher = \"blowfish\" needs psk_file)");
-            }
-            let psk_file = legacy.required_path("psk_file");
-            psk_file.map(|psk_file| Cipher::Blowfish { psk_file })
-        } else {
-            if !tls.present() {
-                p.push("[tls]: missing section (TLS needs cert, key and client_ca)");
-            }
-            if legacy.present() {
-                p.push(
-                    "[legacy]: set, but the cipher is TLS (set cipher = \"blowfish\" to use it)",
-                );
-            }
-            let cert = tls.required_path("cert");
-            let key = tls.required_path("key");
-            let client_ca = tls.required_path("client_ca");
-            match (cert, key, client_ca) {
-                (Some(cert), Some(key), Some(client_ca)) => Some(Cipher::Tls {
-                    cert,
-                    key,
-                    client_ca,
-                }),
-                _ => None,
-            }
-        };
-        tls.finish();
-        legacy.finish();
-
-        let mut s = Section::top(&root, "link", false, &p);
-        let d = LinkConfig::default();
-        let link = LinkConfig {
-            max_frame_len: s.size(
-                "max_frame",
-                MAX_FRAME_LEN as u64,
-                64 << 10,
-                MAX_FRAME_LEN as u64,
-            ) as usize,
-            ..tomlcheck::link_timing(&mut s, &d)
-        };
-        let accept_compression = s.bool("accept_compression", true);
-        s.finish();
-
-        let mut s = Section::top(&root, "store", true, &p);
-        let store_dir = s.required_path("dir");
-        let key_file = s.required_path("key_file");
-        let so = StoreOptions::default();
-        let store = StoreOptions {
-            segment_size: s.size("segment_size", so.segment_size, 64 << 10, 1 << 40),
-            chunk_size: s.size(
-                "chunk_size",
-                so.chunk_size as u64,
-                4 << 10,
-                crate::segment::MAX_CHUNK_DATA as u64,
-            ) as usize,
-            compress: {
-                let on = s.choice("compress", "off", &["off", "zstd"]) == "zstd";
-                let level = s.int(
-                    "compress_level",
-                    Level::DEFAULT.get() as u64,
-                    1,
-                    MAX_LEVEL as u64,
-                );
-                Level::new(level as i32).filter(|_| on)
-            },
-        };
-        let wd = WriterConfig::default();
-        let writer = WriterConfig {
-            queue: s.int("queue", wd.queue as u64, 1, 1 << 20) as usize,
-            max_batch: s.int("max_batch", wd.max_batch as u64, 1, 1 << 20) as usize,
-            max_batch_bytes: s.size(
-                "max_batch_bytes",
-                wd.max_batch_bytes as u64,
-                4 << 10,
-                1 << 32,
-            ) as usize,
-        };
-        s.finish();
-
-        let mut extractors = Vec::new();
-        for mut e in tomlcheck::top_tables(&root, "extractor", &p) {
-            let id = e.required_string("id");
-            let db_ids = e
-                .ints("db_ids", 0, u64::from(u32::MAX))
-                .into_iter()
-                .map(|d| d as u32)
-                .collect();
-            if let Some(id) = &id
-                && extractors.iter().any(|x: &ExtractorAllow| &x.id == id)
-            {
-                e.problem("id", format!("{id:?} is listed twice"));
-            }
-            e.finish();
-            if let Some(id) = id {
-                extractors.push(ExtractorAllow { id, db_ids });
-            }
-        }
-
-        let telemetry = tomlcheck::telemetry_section(&root, &p, 9464);
-
-        let worm = match root.get("worm") {
-            None => None,
-            Some(toml::Value::Table(t)) => {
-                let mut problems = Vec::new();
-                let w = WormConfig::parse(t, &mut problems);
-                for x in problems {
-                    p.push(x);
-                }
-                w
-            }
-            Some(_) => {
-                p.push("worm: expected a [worm] table");
-                None
-            }
-        };
-
-        let retention = match root.get("retention") {
-            None => None,
-            Some(toml::Value::Table(t)) => {
-                let mut problems = Vec::new();
-                let r = RetentionConfig::parse(
-                    t,
-                    worm.is_some() || root.contains_key("worm"),
-                    &mut problems,
-                );
-                for x in problems {
-                    p.push(x);
-                }
-                r
-            }
-            Some(_) => {
-                p.push("retention: expected a [retention] table");
-                None
-            }
-        };
-
-        if !p.is_empty() {
-            return Err(p.into_vec());
-        }
-        match (listen, cipher, store_dir, key_file) {
-            (Some(listen), Some(cipher), Some(store_dir), Some(key_file)) => Ok(CollectorConfig {
-                listen,
-                max_connections,
-                cipher,
-                link,
-                accept_compression,
-                store_dir,
-                key_file,
-                store,
-                writer,
-                extractors,
-                log_format: telemetry.log_format,
-                log_level: telemetry.log_level,
-                metrics_listen: telemetry.metrics_listen,
-                worm,
-                retention,
-            }),
-            _ => Err(vec!["incomplete configuration".to_string()]),
-        }
+        redovault::config::parse::<CollectorFile>(text)
     }
 
     /// True when `id` may ship database `db_id` ([`allowed`]).

@@ -1,7 +1,7 @@
 //! The extractor's configuration values: where the online redo logs and the archived logs
 //! are, how the tailer polls, and where its durable state lives.
 //!
-//! The file is read by [`crate::settings`] (through the root crate's `tomlcheck`, which lists
+//! The file is read by [`crate::settings`] (through the root crate's `config`, which lists
 //! every problem at once); these are the values it produces and the tailer's own range
 //! check ([`TailConfig::check`]). See `deploy/config/extractor.example.toml` for the file.
 

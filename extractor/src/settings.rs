@@ -43,11 +43,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use redovault::compress::{Level, MAX_LEVEL};
+use redovault::config::sections::{link_timing, non_empty};
+use redovault::config::units::{duration, size};
+use redovault::config::{Check, DaemonTelemetry, OneOrList, Problems};
 use redovault::crypto::legacy::Psk;
 use redovault::crypto::tls::TlsClient;
-use redovault::tomlcheck::{self, Problems, Section};
 use redovault::wire::frame::MAX_FRAME_LEN;
 use redovault::wire::transport::{ClientSecurity, LinkConfig};
+use serde::{Deserialize, Deserializer, de};
 
 use crate::config::{
     ArchiveConfig, ExtractorConfig, GroupConfig, OnlineConfig, StateConfig, TailConfig,
@@ -119,8 +122,8 @@ impl Default for LinkSettings {
     }
 }
 
-/// `[telemetry]` (read by [`tomlcheck::telemetry_section`]).
-pub type TelemetrySettings = tomlcheck::Telemetry;
+/// `[telemetry]`.
+pub type TelemetrySettings = redovault::config::Telemetry;
 
 /// The whole file.
 #[derive(Debug, Clone)]
@@ -136,255 +139,389 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
 }
 
-pub use redovault::tomlcheck::ConfigError as SettingsError;
+pub use redovault::config::ConfigError as SettingsError;
 
-const SECTIONS: [&str; 7] = [
-    "online",
-    "archive",
-    "tail",
-    "state",
-    "collector",
-    "link",
-    "telemetry",
-];
+/// The file as serde reads it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SettingsFile {
+    online: Option<OnlineFile>,
+    archive: ArchiveFile,
+    tail: TailFile,
+    state: Option<StateFile>,
+    collector: OneOrList<CollectorFile>,
+    link: LinkFile,
+    telemetry: DaemonTelemetry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct OnlineFile {
+    group: Vec<GroupFile>,
+    threads: Vec<u16>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct GroupFile {
+    members: Option<Vec<PathBuf>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ArchiveFile {
+    dirs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct StateFile {
+    dir: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct TailFile {
+    #[serde(deserialize_with = "duration")]
+    poll: Duration,
+    file_events: bool,
+    #[serde(deserialize_with = "size")]
+    max_chunk: u64,
+    torn_retries: u32,
+    #[serde(deserialize_with = "duration")]
+    torn_delay: Duration,
+    #[serde(deserialize_with = "duration")]
+    archive_wait: Duration,
+}
+
+impl Default for TailFile {
+    fn default() -> TailFile {
+        let d = TailConfig::default();
+        TailFile {
+            poll: d.poll,
+            file_events: d.file_events,
+            max_chunk: d.max_chunk,
+            torn_retries: d.torn_retries,
+            torn_delay: d.torn_delay,
+            archive_wait: d.archive_wait,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CollectorFile {
+    address: Option<String>,
+    #[serde(deserialize_with = "non_empty")]
+    name: Option<String>,
+    #[serde(deserialize_with = "non_empty")]
+    server_name: Option<String>,
+    extractor_id: Option<String>,
+    #[serde(deserialize_with = "cipher")]
+    cipher: Option<String>,
+    ca: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
+    psk_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct LinkFile {
+    #[serde(deserialize_with = "ack")]
+    ack: AckPolicy,
+    #[serde(deserialize_with = "size")]
+    window: u64,
+    #[serde(deserialize_with = "duration")]
+    heartbeat_interval: Duration,
+    missed_heartbeats: u32,
+    #[serde(deserialize_with = "duration")]
+    handshake_timeout: Duration,
+    #[serde(deserialize_with = "duration")]
+    reconnect_min: Duration,
+    #[serde(deserialize_with = "duration")]
+    reconnect_max: Duration,
+    #[serde(deserialize_with = "compress")]
+    compress: bool,
+    compress_level: u64,
+}
+
+impl Default for LinkFile {
+    fn default() -> LinkFile {
+        let (d, l) = (LinkSettings::default(), LinkConfig::default());
+        LinkFile {
+            ack: d.ack,
+            window: u64::from(d.window),
+            heartbeat_interval: l.heartbeat_interval,
+            missed_heartbeats: l.missed_heartbeats,
+            handshake_timeout: l.handshake_timeout,
+            reconnect_min: d.reconnect_min,
+            reconnect_max: d.reconnect_max,
+            compress: false,
+            compress_level: Level::DEFAULT.get() as u64,
+        }
+    }
+}
+
+/// A string that must be one of `choices`, in the words of the extractor's messages.
+fn one_of<'de, D: Deserializer<'de>>(d: D, choices: &[&str]) -> Result<String, D::Error> {
+    let v = String::deserialize(d)?;
+    match choices.contains(&v.as_str()) {
+        true => Ok(v),
+        false => Err(de::Error::custom(format!(
+            "{v:?} is not one of {}",
+            choices.join(", ")
+        ))),
+    }
+}
+
+fn cipher<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    one_of(d, &["tls", "blowfish"]).map(Some)
+}
+
+fn compress<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(one_of(d, &["off", "zstd"])? == "zstd")
+}
+
+fn ack<'de, D: Deserializer<'de>>(d: D) -> Result<AckPolicy, D::Error> {
+    Ok(AckPolicy::parse(&one_of(d, &["all", "majority", "any"])?).unwrap_or_default())
+}
 
 impl Settings {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Settings, SettingsError> {
-        tomlcheck::load(path, Settings::parse)
+        redovault::config::load::<SettingsFile>(path)
     }
 
     /// Parses and checks configuration text; on failure, every problem found.
     pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
-        let root = tomlcheck::parse_root(text)?;
-        let p = Problems::new();
-        tomlcheck::unknown_sections(&root, &SECTIONS, &p);
+        redovault::config::parse::<SettingsFile>(text)
+    }
+}
 
-        let mut s = Section::top(&root, "online", true, &p);
-        let mut groups = Vec::new();
-        let mut seen = BTreeSet::new();
-        let group_sections = s.tables("group");
-        if s.present() && group_sections.is_empty() {
-            s.problem("group", "at least one [[online.group]] is needed");
+impl Check for SettingsFile {
+    type Output = Settings;
+    const FIRST_INDEX: usize = 1;
+
+    fn check(self, p: &mut Problems) -> Option<Settings> {
+        let online = check_online(self.online, p);
+        for d in &self.archive.dirs {
+            p.absolute("archive.dirs", d);
         }
-        for mut g in group_sections {
-            let had = g.has("members");
-            let raw = g.strings("members");
-            if raw.is_empty() {
-                g.problem("members", if had { "no member" } else { "missing" });
-            }
-            let members: Vec<PathBuf> = raw
-                .into_iter()
-                .filter_map(|m| {
-                    let path = PathBuf::from(&m);
-                    if path.is_absolute() {
-                        Some(path)
-                    } else {
-                        g.problem("members", format!("{m} is not an absolute path"));
-                        None
-                    }
-                })
-                .collect();
-            for m in &members {
-                if !seen.insert(m.clone()) {
-                    g.problem("members", format!("{} is listed twice", m.display()));
-                }
-            }
-            g.finish();
-            groups.push(GroupConfig { members });
-        }
-        let threads: Vec<u16> = s
-            .ints("threads", 1, u64::from(u16::MAX))
-            .into_iter()
-            .map(|t| t as u16)
-            .collect();
-        s.finish();
-
-        let mut s = Section::top(&root, "archive", false, &p);
-        let archive = ArchiveConfig {
-            dirs: s.paths("dirs"),
-        };
-        s.finish();
-
-        let mut s = Section::top(&root, "tail", false, &p);
-        let d = TailConfig::default();
+        let t = self.tail;
+        let us = Duration::from_micros;
+        p.within("tail.poll", t.poll, us(100), Duration::from_secs(60));
+        p.size_range("tail.max_chunk", t.max_chunk, 8 << 10, 64 << 20);
+        p.range("tail.torn_retries", t.torn_retries, 0, 10_000);
+        p.within(
+            "tail.torn_delay",
+            t.torn_delay,
+            Duration::ZERO,
+            Duration::from_secs(1),
+        );
+        let month = Duration::from_secs(30 * 86_400);
+        p.within("tail.archive_wait", t.archive_wait, Duration::ZERO, month);
         let tail = TailConfig {
-            poll: s.duration(
-                "poll",
-                d.poll,
-                Duration::from_micros(100),
-                Duration::from_secs(60),
-            ),
-            file_events: s.bool("file_events", d.file_events),
-            max_chunk: s.size("max_chunk", d.max_chunk, 8 << 10, 64 << 20),
-            torn_retries: s.int("torn_retries", u64::from(d.torn_retries), 0, 10_000) as u32,
-            torn_delay: s.duration(
-                "torn_delay",
-                d.torn_delay,
-                Duration::ZERO,
-                Duration::from_secs(1),
-            ),
-            archive_wait: s.duration(
-                "archive_wait",
-                d.archive_wait,
-                Duration::ZERO,
-                Duration::from_secs(30 * 86_400),
-            ),
+            poll: t.poll,
+            file_events: t.file_events,
+            max_chunk: t.max_chunk,
+            torn_retries: t.torn_retries,
+            torn_delay: t.torn_delay,
+            archive_wait: t.archive_wait,
         };
-        if let Err(e) = tail.check() {
-            p.push(format!("tail: {e}"));
+        if !p.about("tail")
+            && let Err(e) = tail.check()
+        {
+            p.line(format!("tail: {e}"));
         }
-        s.finish();
-
-        let mut s = Section::top(&root, "state", true, &p);
-        let state_dir = s.required_path("dir");
-        s.finish();
-
-        let sections = match root.get("collector") {
-            Some(toml::Value::Array(_)) => tomlcheck::top_tables(&root, "collector", &p),
-            _ => vec![Section::top(&root, "collector", false, &p)],
-        };
-        let mut collectors = Vec::new();
-        for s in sections {
-            if let Some(c) = collector_section(s) {
-                collectors.push(c);
+        let state_dir = match self.state {
+            None => {
+                p.line("[state]: missing section".into());
+                None
             }
-        }
-        check_collectors_differ(&collectors, &p);
-
-        let mut s = Section::top(&root, "link", false, &p);
-        let dl = LinkSettings::default();
-        let ack = s.choice("ack", dl.ack.as_str(), &["all", "majority", "any"]);
-        let ack = AckPolicy::parse(&ack).unwrap_or_default();
-        let window = s.size("window", u64::from(dl.window), 64 << 10, 1 << 30) as u32;
-        let link = LinkConfig {
-            max_frame_len: MAX_FRAME_LEN,
-            ..tomlcheck::link_timing(&mut s, &dl.link)
+            Some(s) => p.required_path("state.dir", s.dir),
         };
-        let reconnect_min = s.duration(
-            "reconnect_min",
-            dl.reconnect_min,
-            Duration::from_millis(1),
-            Duration::from_secs(600),
-        );
-        let reconnect_max = s.duration(
-            "reconnect_max",
-            dl.reconnect_max,
-            Duration::from_millis(1),
-            Duration::from_secs(3600),
-        );
-        if reconnect_max < reconnect_min {
-            s.problem("reconnect_max", "shorter than reconnect_min");
+        let list = self.collector.list;
+        let mut collectors = Vec::new();
+        for (i, c) in self.collector.items.into_iter().enumerate() {
+            let at = if list {
+                format!("collector[{}]", i + 1)
+            } else {
+                "collector".into()
+            };
+            collectors.extend(check_collector(&at, c, p));
         }
-        let compress = s.choice("compress", "off", &["off", "zstd"]);
-        let level = s.int(
-            "compress_level",
-            Level::DEFAULT.get() as u64,
-            1,
-            MAX_LEVEL as u64,
-        );
-        let compress = (compress == "zstd")
-            .then(|| Level::new(level as i32))
-            .flatten();
-        s.finish();
-
-        let telemetry = tomlcheck::telemetry_section(&root, &p, 9465);
-
-        if !p.is_empty() {
-            return Err(p.into_vec());
-        }
-        let Some(state_dir) = state_dir else {
-            return Err(vec!["state.dir: missing".into()]);
-        };
-        Ok(Settings {
+        check_collectors_differ(&collectors, p);
+        let link = self.link.check(p);
+        let telemetry = self.telemetry.resolve(9465);
+        Some(Settings {
             extract: ExtractorConfig {
-                online: OnlineConfig { groups, threads },
-                archive,
+                online,
+                archive: ArchiveConfig {
+                    dirs: self.archive.dirs,
+                },
                 tail,
-                state: StateConfig { dir: state_dir },
+                state: StateConfig { dir: state_dir? },
             },
             collectors,
-            link: LinkSettings {
-                ack,
-                window,
-                link,
-                reconnect_min,
-                reconnect_max,
-                compress,
-            },
+            link,
             telemetry,
         })
     }
 }
 
-/// One `[collector]` table (or `[[collector]]` item); `None` when it is absent or has a
-/// problem (reported).
-fn collector_section(mut s: Section<'_>) -> Option<CollectorTarget> {
-    if !s.present() {
-        s.finish();
-        return None;
+/// `[online]`: its groups' members absolute and each listed once.
+fn check_online(online: Option<OnlineFile>, p: &mut Problems) -> OnlineConfig {
+    let Some(online) = online else {
+        p.line("[online]: missing section".into());
+        return OnlineConfig {
+            groups: Vec::new(),
+            threads: Vec::new(),
+        };
+    };
+    if online.group.is_empty() && !p.about("online.group") {
+        p.push("online.group", "at least one [[online.group]] is needed");
     }
-    let address = s.required_string("address");
+    let mut seen = BTreeSet::new();
+    let mut groups = Vec::new();
+    for (i, g) in online.group.into_iter().enumerate() {
+        let at = format!("online.group[{}].members", i + 1);
+        let members = match g.members {
+            None if !p.about(&at) => {
+                p.push(&at, "missing");
+                Vec::new()
+            }
+            Some(m) if m.is_empty() => {
+                p.push(&at, "no member");
+                m
+            }
+            m => m.unwrap_or_default(),
+        };
+        let mut kept = Vec::new();
+        for m in members {
+            if !m.is_absolute() {
+                p.push(&at, format!("{} is not an absolute path", m.display()));
+            } else if !seen.insert(m.clone()) {
+                p.push(&at, format!("{} is listed twice", m.display()));
+            } else {
+                kept.push(m);
+            }
+        }
+        groups.push(GroupConfig { members: kept });
+    }
+    for (i, t) in online.threads.iter().enumerate() {
+        if *t == 0 {
+            p.push(
+                "online.threads",
+                format!("item {i}: 0 is out of range 1..=65535"),
+            );
+        }
+    }
+    OnlineConfig {
+        groups,
+        threads: online.threads,
+    }
+}
+
+impl LinkFile {
+    fn check(self, p: &mut Problems) -> LinkSettings {
+        p.size_range("link.window", self.window, 64 << 10, 1 << 30);
+        let (ms, s) = (Duration::from_millis, Duration::from_secs);
+        p.within("link.reconnect_min", self.reconnect_min, ms(1), s(600));
+        p.within("link.reconnect_max", self.reconnect_max, ms(1), s(3600));
+        if self.reconnect_max < self.reconnect_min {
+            p.push("link.reconnect_max", "shorter than reconnect_min");
+        }
+        p.range(
+            "link.compress_level",
+            self.compress_level,
+            1,
+            MAX_LEVEL as u64,
+        );
+        let link = link_timing(
+            "link",
+            self.heartbeat_interval,
+            self.missed_heartbeats,
+            self.handshake_timeout,
+            p,
+        );
+        LinkSettings {
+            ack: self.ack,
+            window: self.window as u32,
+            link: LinkConfig {
+                max_frame_len: MAX_FRAME_LEN,
+                ..link
+            },
+            reconnect_min: self.reconnect_min,
+            reconnect_max: self.reconnect_max,
+            compress: Level::new(self.compress_level as i32).filter(|_| self.compress),
+        }
+    }
+}
+
+/// A required, non-empty string at `path`.
+fn required(p: &mut Problems, path: &str, v: Option<String>) -> Option<String> {
+    match v {
+        None if !p.about(path) => p.push(path, "missing"),
+        None => {}
+        Some(v) if v.trim().is_empty() => p.push(path, "empty"),
+        Some(v) => return Some(v),
+    }
+    None
+}
+
+/// One `[collector]` table (or `[[collector]]` item) at `at`; `None` when it has a
+/// problem (reported).
+fn check_collector(at: &str, c: CollectorFile, p: &mut Problems) -> Option<CollectorTarget> {
+    let key = |k: &str| format!("{at}.{k}");
+    let address = required(p, &key("address"), c.address);
     let host = address.as_deref().and_then(|a| match a.rsplit_once(':') {
         Some((h, port)) if !h.is_empty() && port.parse::<u16>().is_ok() => {
             Some(h.trim_start_matches('[').trim_end_matches(']').to_string())
         }
         _ => None,
     });
-    if address.is_some() && host.is_none() {
-        s.problem(
-            "address",
-            format!(
-                "{:?} is not host:port such as \"collector.example.net:7070\"",
-                address.as_deref().unwrap_or("")
-            ),
-        );
+    if let (Some(a), None) = (&address, &host) {
+        let what = format!("{a:?} is not host:port such as \"collector.example.net:7070\"");
+        p.push(&key("address"), what);
     }
-    let name = match s.opt_string("name") {
+    let name = match c.name {
         Some(n) if !valid_name(&n) => {
-            s.problem(
-                "name",
-                format!("{n:?}: use 1 to 64 letters, digits, '.', '_' or '-'"),
-            );
+            let what = format!("{n:?}: use 1 to 64 letters, digits, '.', '_' or '-'");
+            p.push(&key("name"), what);
             None
         }
         Some(n) => Some(n),
         None => address.as_deref().map(name_of_address),
     };
-    let server_name = s.opt_string("server_name").or(host);
-    let extractor_id = s.required_string("extractor_id");
+    let server_name = c.server_name.or(host);
+    let extractor_id = required(p, &key("extractor_id"), c.extractor_id);
     if let Some(id) = &extractor_id
         && (id.len() > redovault::wire::message::MAX_NAME_LEN || id.chars().any(char::is_control))
     {
-        s.problem("extractor_id", "too long or has control characters");
+        p.push(&key("extractor_id"), "too long or has control characters");
     }
-    let cipher = match s.choice("cipher", "tls", &["tls", "blowfish"]).as_str() {
-        "blowfish" => {
-            for k in ["ca", "cert", "key"] {
-                if s.has(k) {
-                    s.problem(k, "set, but cipher = \"blowfish\" does not use it");
-                }
+    let cipher = if c.cipher.as_deref() == Some("blowfish") {
+        for (k, v) in [("ca", &c.ca), ("cert", &c.cert), ("key", &c.key)] {
+            if v.is_some() {
+                p.push(&key(k), "set, but cipher = \"blowfish\" does not use it");
             }
-            s.required_path("psk_file")
-                .map(|psk_file| CipherConfig::Blowfish { psk_file })
         }
-        _ => {
-            if s.has("psk_file") {
-                s.problem(
-                    "psk_file",
-                    "set, but the cipher is TLS (set cipher = \"blowfish\" to use it)",
-                );
-            }
-            let ca = s.required_path("ca");
-            let cert = s.required_path("cert");
-            let key = s.required_path("key");
-            match (ca, cert, key) {
-                (Some(ca), Some(cert), Some(key)) => Some(CipherConfig::Tls { ca, cert, key }),
-                _ => None,
-            }
+        p.required_path(&key("psk_file"), c.psk_file)
+            .map(|psk_file| CipherConfig::Blowfish { psk_file })
+    } else {
+        if c.psk_file.is_some() {
+            let what = "set, but the cipher is TLS (set cipher = \"blowfish\" to use it)";
+            p.push(&key("psk_file"), what);
+        }
+        let ca = p.required_path(&key("ca"), c.ca);
+        let cert = p.required_path(&key("cert"), c.cert);
+        let tls_key = p.required_path(&key("key"), c.key);
+        match (ca, cert, tls_key) {
+            (Some(ca), Some(cert), Some(key)) => Some(CipherConfig::Tls { ca, cert, key }),
+            _ => None,
         }
     };
-    s.finish();
     Some(CollectorTarget {
         name: name?,
         address: address?,
@@ -417,19 +554,19 @@ fn name_of_address(address: &str) -> String {
 }
 
 /// Two collectors with one name or one address would be one copy counted twice.
-fn check_collectors_differ(collectors: &[CollectorTarget], p: &Problems) {
+fn check_collectors_differ(collectors: &[CollectorTarget], p: &mut Problems) {
     let mut names = BTreeSet::new();
     let mut addresses = BTreeSet::new();
     for (i, c) in collectors.iter().enumerate() {
         if !names.insert(c.name.as_str()) {
-            p.push(format!(
+            p.line(format!(
                 "collector[{}].name: {:?} is used by another collector",
                 i + 1,
                 c.name
             ));
         }
         if !addresses.insert(c.address.as_str()) {
-            p.push(format!(
+            p.line(format!(
                 "collector[{}].address: {} is listed twice",
                 i + 1,
                 c.address

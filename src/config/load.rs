@@ -18,9 +18,13 @@ pub trait Check: DeserializeOwned {
     /// What the checked file gives.
     type Output;
 
+    /// The number of the first table of a `[[list]]` in messages (the extractor's and the
+    /// collector's files have always counted from 1).
+    const FIRST_INDEX: usize = 0;
+
     /// Adds every semantic problem (ranges, keys that need each other) to `p` and builds the
-    /// configuration (used only when `p` stays empty).
-    fn check(self, p: &mut Problems) -> Self::Output;
+    /// configuration (used only when `p` stays empty; None: a part is missing, reported).
+    fn check(self, p: &mut Problems) -> Option<Self::Output>;
 }
 
 /// Reads the file at `path` and parses it with [`parse`]; a read failure or the problems come
@@ -40,14 +44,15 @@ pub fn load<T: Check>(path: &Path) -> Result<T::Output, ConfigError> {
 pub fn parse<T: Check>(text: &str) -> Result<T::Output, Vec<String>> {
     let table = parse_root(text)?;
     let mut p = Problems::default();
-    let Some(file) = deserialize_at::<T>("", table, &mut p) else {
+    let (file, unknown) = read_at::<T>("", T::FIRST_INDEX, table, &mut p);
+    unknown_keys("", unknown, &mut p);
+    let Some(file) = file else {
         return Err(p.into_vec());
     };
-    let out = file.check(&mut p);
-    if p.is_empty() {
-        Ok(out)
-    } else {
-        Err(p.into_vec())
+    match (file.check(&mut p), p.is_empty()) {
+        (Some(out), true) => Ok(out),
+        (None, true) => Err(vec!["incomplete configuration".to_string()]),
+        _ => Err(p.into_vec()),
     }
 }
 
@@ -69,7 +74,7 @@ pub fn deserialize_at<T: DeserializeOwned>(
     table: toml::Table,
     p: &mut Problems,
 ) -> Option<T> {
-    let (v, unknown) = read_at(at, table, p);
+    let (v, unknown) = read_at(at, 0, table, p);
     unknown_keys(at, unknown, p);
     v
 }
@@ -81,8 +86,8 @@ pub fn deserialize_both<A: DeserializeOwned, B: DeserializeOwned>(
     table: toml::Table,
     p: &mut Problems,
 ) -> Option<(A, B)> {
-    let (a, unknown_a) = read_at(at, table.clone(), p);
-    let (b, unknown_b) = read_at(at, table, p);
+    let (a, unknown_a) = read_at(at, 0, table.clone(), p);
+    let (b, unknown_b) = read_at(at, 0, table, p);
     let unknown = unknown_a
         .into_iter()
         .filter(|k| unknown_b.contains(k))
@@ -106,13 +111,15 @@ fn unknown_keys(at: &str, unknown: Vec<String>, p: &mut Problems) {
 /// field took.
 fn read_at<T: DeserializeOwned>(
     at: &str,
+    first: usize,
     mut table: toml::Table,
     p: &mut Problems,
 ) -> (Option<T>, Vec<String>) {
     let rounds = count_keys(&table) + 1;
     for _ in 0..rounds {
         let mut unknown = Vec::new();
-        let mut note = |path: serde_ignored::Path<'_>| unknown.push(join(at, ignored_path(&path)));
+        let mut note =
+            |path: serde_ignored::Path<'_>| unknown.push(join(at, ignored_path(&path, first)));
         let de = serde_ignored::Deserializer::new(table.clone(), &mut note);
         match serde_path_to_error::deserialize::<_, T>(de) {
             Ok(v) => return (Some(v), unknown),
@@ -126,7 +133,14 @@ fn read_at<T: DeserializeOwned>(
                     }
                     return (None, Vec::new());
                 }
-                p.push(&join(at, seg_path(&segments)), what);
+                match segments.split_last() {
+                    // An item of an array of values: `key: item 2: what`, as before serde.
+                    Some((Seg::Index(i), parent)) => p.push(
+                        &join(at, seg_path(parent, first)),
+                        format!("item {i}: {what}"),
+                    ),
+                    _ => p.push(&join(at, seg_path(&segments, first)), what),
+                }
             }
         }
     }
@@ -158,7 +172,7 @@ impl Seg {
 }
 
 /// `store.retention`, `collector[2].dir`.
-fn seg_path(segs: &[Seg]) -> String {
+fn seg_path(segs: &[Seg], first: usize) -> String {
     let mut out = String::new();
     for s in segs {
         match s {
@@ -167,24 +181,24 @@ fn seg_path(segs: &[Seg]) -> String {
                 out.push('.');
                 out.push_str(k);
             }
-            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+            Seg::Index(i) => out.push_str(&format!("[{}]", i + first)),
         }
     }
     out
 }
 
 /// The path of a key no field took, in the same form as [`seg_path`].
-fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
+fn ignored_path(path: &serde_ignored::Path<'_>, first: usize) -> String {
     use serde_ignored::Path as P;
     match path {
         P::Root => String::new(),
-        P::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
-        P::Map { parent, key } => match ignored_path(parent) {
+        P::Seq { parent, index } => format!("{}[{}]", ignored_path(parent, first), index + first),
+        P::Map { parent, key } => match ignored_path(parent, first) {
             p if p.is_empty() => key.clone(),
             p => format!("{p}.{key}"),
         },
         P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
-            ignored_path(parent)
+            ignored_path(parent, first)
         }
     }
 }
@@ -253,7 +267,6 @@ fn plain_words(msg: &str) -> String {
     let msg = msg.split("\nin `").next().unwrap_or(msg).trim();
     if let Some((found, expected)) = msg
         .strip_prefix("invalid type: ")
-        .or_else(|| msg.strip_prefix("invalid value: "))
         .and_then(|r| r.split_once(", expected "))
     {
         return format!(
@@ -261,6 +274,12 @@ fn plain_words(msg: &str) -> String {
             expected_words(expected),
             found_words(found)
         );
+    }
+    if let Some((found, expected)) = msg
+        .strip_prefix("invalid value: ")
+        .and_then(|r| r.split_once(", expected "))
+    {
+        return format!("{} is out of range ({expected})", found_words(found));
     }
     if let Some((variant, expected)) = msg
         .strip_prefix("unknown variant `")
@@ -273,9 +292,7 @@ fn plain_words(msg: &str) -> String {
 
 fn expected_words(e: &str) -> &str {
     match e {
-        "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" => {
-            "a whole number of the right size"
-        }
+        "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" => "an integer",
         "a sequence" => "an array",
         "a map" => "a table",
         e if e.starts_with("struct ") => "a table",
@@ -336,11 +353,11 @@ mod tests {
     impl Check for File {
         type Output = File;
 
-        fn check(self, p: &mut Problems) -> File {
+        fn check(self, p: &mut Problems) -> Option<File> {
             if self.one.name.is_empty() && !p.about("one.name") {
                 p.push("one.name", "required");
             }
-            self
+            Some(self)
         }
     }
 
@@ -356,8 +373,8 @@ mod tests {
         assert_eq!(
             problems,
             [
-                "one.port: expected a whole number of the right size, found a string",
-                "three.port: expected a whole number of the right size, found an integer (70000)",
+                "one.port: expected an integer, found a string",
+                "three.port: an integer (70000) is out of range (u16)",
                 "two.every: expected a duration string such as \"10s\", found an integer (5)",
                 "two.list[0].on: expected a boolean, found an integer (1)",
                 "bogus: unknown section",

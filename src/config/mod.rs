@@ -19,10 +19,12 @@ pub mod sections;
 pub mod units;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub use load::{Check, load, parse};
 pub use sections::{
-    AlertConfig, AlertSection, CredentialsMode, OneOrList, StoreConfig, StoreKind, TelemetryConfig,
+    AlertConfig, AlertSection, CredentialsMode, DaemonTelemetry, OneOrList, StoreConfig, StoreKind,
+    Telemetry, TelemetryConfig,
 };
 pub use units::{parse_duration, parse_size};
 
@@ -73,6 +75,35 @@ impl Problems {
         if d < min {
             self.push(path, format!("{d:?} is shorter than the minimum {min:?}"));
         }
+    }
+
+    /// A problem unless the size `v` is within `min..=max` bytes.
+    pub fn size_range(&mut self, path: &str, v: u64, min: u64, max: u64) {
+        if !(min..=max).contains(&v) {
+            self.push(path, format!("out of range {min}..={max} bytes"));
+        }
+    }
+
+    /// A problem unless `d` is within `min..=max`.
+    pub fn within(&mut self, path: &str, d: Duration, min: Duration, max: Duration) {
+        if d < min || d > max {
+            self.push(path, format!("{d:?} is outside {min:?}..={max:?}"));
+        }
+    }
+
+    /// The absolute path `v` of a key that must be set: a problem when it is missing (and
+    /// not already reported), empty or relative.
+    pub fn required_path(&mut self, path: &str, v: Option<String>) -> Option<PathBuf> {
+        match v {
+            None if !self.about(path) => self.push(path, "missing"),
+            None => {}
+            Some(v) if v.trim().is_empty() => self.push(path, "empty"),
+            Some(v) if !std::path::Path::new(&v).is_absolute() => {
+                self.push(path, format!("{v} is not an absolute path"))
+            }
+            Some(v) => return Some(PathBuf::from(v)),
+        }
+        None
     }
 
     /// A problem unless `p` is an absolute path.

@@ -441,12 +441,14 @@ fn log_format<'de, D: Deserializer<'de>>(d: D) -> Result<LogFormat, D::Error> {
         "text" => Ok(LogFormat::Text),
         "json" => Ok(LogFormat::Json),
         other => Err(de::Error::custom(format!(
-            "{other:?}: expected \"text\" or \"json\""
+            "{other:?} is not one of text, json"
         ))),
     }
 }
 
-fn metrics_listen<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+pub(crate) fn metrics_listen<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
     non_empty(d)?
         .map(|a| {
             a.parse().map_err(|_| {
@@ -500,5 +502,97 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrList<T> {
             }
         }
         d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// `[telemetry]` of the collector and the extractor: their metrics endpoint is on unless
+/// `metrics_listen = ""`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DaemonTelemetry {
+    /// Text or JSON.
+    #[serde(deserialize_with = "log_format")]
+    pub log_format: LogFormat,
+    /// Level filter.
+    pub log_level: Option<String>,
+    /// None: absent (the role's default port); `Some(None)`: `""`, off.
+    #[serde(deserialize_with = "some_metrics_listen")]
+    pub metrics_listen: Option<Option<SocketAddr>>,
+}
+
+impl Default for DaemonTelemetry {
+    fn default() -> DaemonTelemetry {
+        DaemonTelemetry {
+            log_format: LogFormat::Text,
+            log_level: None,
+            metrics_listen: None,
+        }
+    }
+}
+
+fn some_metrics_listen<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<SocketAddr>>, D::Error> {
+    metrics_listen(d).map(Some)
+}
+
+impl DaemonTelemetry {
+    /// The log level (`info` when absent) and the metrics address (`127.0.0.1:port` when
+    /// absent).
+    pub fn resolve(self, port: u16) -> Telemetry {
+        Telemetry {
+            log_format: self.log_format,
+            log_level: self.log_level.unwrap_or_else(|| "info".into()),
+            metrics_listen: self
+                .metrics_listen
+                .unwrap_or(Some(SocketAddr::from(([127, 0, 0, 1], port)))),
+        }
+    }
+}
+
+/// The collector's and the extractor's telemetry settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Telemetry {
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log level filter.
+    pub log_level: String,
+    /// Prometheus endpoint; `None`: off.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// The link timing keys of the collector's and the extractor's `[link]` (at `at`), with
+/// their ranges checked, over the defaults.
+pub fn link_timing(
+    at: &str,
+    heartbeat_interval: Duration,
+    missed_heartbeats: u32,
+    handshake_timeout: Duration,
+    p: &mut Problems,
+) -> crate::wire::transport::LinkConfig {
+    let ms = Duration::from_millis;
+    p.within(
+        &format!("{at}.heartbeat_interval"),
+        heartbeat_interval,
+        ms(10),
+        ms(60_000),
+    );
+    p.range(
+        &format!("{at}.missed_heartbeats"),
+        missed_heartbeats,
+        2,
+        100,
+    );
+    p.within(
+        &format!("{at}.handshake_timeout"),
+        handshake_timeout,
+        ms(100),
+        ms(300_000),
+    );
+    crate::wire::transport::LinkConfig {
+        heartbeat_interval,
+        missed_heartbeats,
+        handshake_timeout,
+        ..Default::default()
     }
 }

@@ -153,19 +153,19 @@ struct ConfigFile {
 impl Check for ConfigFile {
     type Output = Config;
 
-    fn check(self, p: &mut Problems) -> Config {
+    fn check(self, p: &mut Problems) -> Option<Config> {
         let mut watch = self.watch;
         watch.check(p);
         self.state.check(&watch, p);
         self.store.check(p);
         self.telemetry.check(p);
-        Config {
+        Some(Config {
             watch,
             state: self.state,
             store: self.store,
             telemetry: self.telemetry,
             alert: self.alert.check(p),
-        }
+        })
     }
 }
 

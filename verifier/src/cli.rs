@@ -1421,7 +1421,7 @@ fn recover(a: RecoverArgs) -> anyhow::Result<i32> {
         .rto_target
         .as_deref()
         .map(|s| {
-            redovault::tomlcheck::parse_duration(s)
+            redovault::config::parse_duration(s)
                 .map(|d| d.as_secs_f64())
                 .with_context(|| format!("--rto-target {s:?}: not a duration (e.g. 30m, 2h)"))
         })

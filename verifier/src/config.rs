@@ -200,7 +200,7 @@ struct CollectorFile {
 impl Check for VerifierFile {
     type Output = VerifierConfig;
 
-    fn check(self, p: &mut Problems) -> VerifierConfig {
+    fn check(self, p: &mut Problems) -> Option<VerifierConfig> {
         self.store.check(p);
         self.telemetry.check(p);
         let alert = self.alert.check(p);
@@ -213,14 +213,14 @@ impl Check for VerifierFile {
             problems.into_iter().for_each(|l| p.line(l));
             c
         });
-        VerifierConfig {
+        Some(VerifierConfig {
             store: self.store,
             verify,
             collectors,
             telemetry: self.telemetry,
             alert,
             console,
-        }
+        })
     }
 }
 

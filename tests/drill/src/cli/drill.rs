@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use redovault::tomlcheck::{parse_duration, parse_size};
+use redovault::config::{parse_duration, parse_size};
 use redovault_drill::drill::procs::Programs;
 use redovault_drill::drill::{DrillOptions, S3Target};
 

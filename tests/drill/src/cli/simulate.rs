@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use redovault_redo::writer::{BlockSize, Compat, Endian, ScnForm};
 
-use redovault::tomlcheck::parse_size;
+use redovault::config::parse_size;
 use redovault_drill::simulate::workload::Mix;
 use redovault_drill::simulate::{Rate, SimConfig, run as run_sim};
 

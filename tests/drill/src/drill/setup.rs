@@ -673,7 +673,7 @@ mod tests {
             .expect("the example sets seal_interval");
         let value = line.split('"').nth(1).expect("a quoted duration");
         assert_eq!(
-            redovault::tomlcheck::parse_duration(value).unwrap(),
+            redovault::config::parse_duration(value).unwrap(),
             PRODUCTION_SEAL_INTERVAL,
             "{line}"
         );

@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use redovault::tomlcheck::parse_size;
+use redovault::config::parse_size;
 use redovault_redo::position::{LogSeq, Scn, ThreadId};
 use redovault_redo::writer::{
     BlockSize, Compat, Endian, LogConfig, LogWriter, Lwn, Record, ScnForm, VectorBuilder,
