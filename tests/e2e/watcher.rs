@@ -1329,9 +1329,13 @@ async fn compressed_logs_keep_both_digests_and_come_back_byte_identical_sealed_o
 
     // Restarted and stopped: the manifest is sealed; deep verification decodes every object
     // and restore gives back the files under their own names.
+    // The killed watcher's last status still says "running" for a while: wait for the new
+    // process's own (its pid), else the stop could come before its signal handler is set.
     let mut child = w.spawn("watch2.log");
+    let pid = u64::from(child.id());
     wait_for("restart", Duration::from_secs(30), || {
-        w.status().1["daemon"] == "running"
+        let st = w.status().1;
+        st["daemon"] == "running" && st["status"]["pid"] == pid
     })
     .await;
     stop(&mut child, &w, "watch2.log");
