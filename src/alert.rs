@@ -174,7 +174,6 @@ pub enum AlertHook {
     },
     /// POST the alarm as JSON to this URL.
     Webhook {
-        /// The URL.
         url: url::Url,
         /// An extra CA certificate (PEM) to trust.
         ca_file: Option<PathBuf>,

@@ -76,7 +76,6 @@ pub fn inspect_file(path: &Path) -> Result<Report, InspectError> {
 /// One unusable block.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BadBlockJson {
-    /// Block number.
     pub block: u32,
     /// `zero`, `format`, `sequence`, `block_number`, `checksum` or `truncated`.
     pub reason: &'static str,
@@ -88,7 +87,6 @@ pub struct ErrorJson {
     /// `record_length`, `lwn_length`, `vector`, `transaction`, `trailing_data`,
     /// `header_mismatch`.
     pub kind: &'static str,
-    /// Block number.
     pub block: u32,
     /// Byte offset in the block, counting the 16-byte block header.
     pub offset: u32,
@@ -175,13 +173,9 @@ pub struct InspectReport {
     pub thread: u16,
     /// Log sequence.
     pub sequence: u32,
-    /// Resetlogs id.
     pub resetlogs_id: u32,
-    /// Resetlogs SCN.
     pub resetlogs_scn: Option<u64>,
-    /// Activation id.
     pub activation_id: u32,
-    /// First SCN.
     pub first_scn: Option<u64>,
     /// Next SCN; null for a CURRENT online log.
     pub next_scn: Option<u64>,
@@ -210,7 +204,6 @@ pub struct InspectReport {
     pub records: u64,
     /// Change vectors.
     pub vectors: u64,
-    /// LWNs.
     pub lwns: u64,
     /// Transactions begun in this log (5.2).
     pub begins: usize,
@@ -246,7 +239,6 @@ pub struct OffsetsJson {
 /// One block whose header's first-record offset breaks Oracle's rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OffsetMismatchJson {
-    /// Block number.
     pub block: u32,
     /// The offset in the block header.
     pub found: u16,

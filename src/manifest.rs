@@ -37,11 +37,9 @@ pub mod serde_pos {
     /// [`ThreadId`] as a number.
     pub mod thread {
         use super::*;
-        /// Serializes.
         pub fn serialize<S: Serializer>(v: &ThreadId, s: S) -> Result<S::Ok, S::Error> {
             s.serialize_u16(v.0)
         }
-        /// Deserializes.
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ThreadId, D::Error> {
             u16::deserialize(d).map(ThreadId)
         }
@@ -50,11 +48,9 @@ pub mod serde_pos {
     /// [`LogSeq`] as a number.
     pub mod seq {
         use super::*;
-        /// Serializes.
         pub fn serialize<S: Serializer>(v: &LogSeq, s: S) -> Result<S::Ok, S::Error> {
             s.serialize_u32(v.0)
         }
-        /// Deserializes.
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<LogSeq, D::Error> {
             u32::deserialize(d).map(LogSeq)
         }
@@ -63,11 +59,9 @@ pub mod serde_pos {
     /// [`Scn`] as a number.
     pub mod scn {
         use super::*;
-        /// Serializes.
         pub fn serialize<S: Serializer>(v: &Scn, s: S) -> Result<S::Ok, S::Error> {
             s.serialize_u64(v.0)
         }
-        /// Deserializes.
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Scn, D::Error> {
             u64::deserialize(d).map(Scn)
         }
@@ -155,7 +149,6 @@ pub struct ManifestEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoredForm {
-    /// The encoding.
     pub encoding: Encoding,
     /// Size of the object.
     pub size: u64,

@@ -130,7 +130,6 @@ pub struct CollectorConfig {
     pub writer: WriterConfig,
     /// Allow-list; empty: any authenticated extractor.
     pub extractors: Vec<ExtractorAllow>,
-    /// Log format.
     pub log_format: LogFormat,
     /// Log level filter.
     pub log_level: String,

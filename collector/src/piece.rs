@@ -47,7 +47,6 @@ const FLAG_LOG_END: u8 = 1;
 /// The clear header of a piece.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PieceHeader {
-    /// The stream.
     pub stream: StreamId,
     /// Index of the piece in its stream's chain, from 1.
     pub index: u64,
@@ -257,7 +256,6 @@ impl PieceHeader {
 /// A piece ready to upload.
 #[derive(Debug, Clone)]
 pub struct SealedPiece {
-    /// Its header.
     pub header: PieceHeader,
     /// The object's bytes.
     pub bytes: Vec<u8>,

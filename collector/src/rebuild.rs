@@ -65,7 +65,6 @@ pub struct ParserView {
 /// The outcome of a rebuild.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RebuildReport {
-    /// The stream.
     pub stream: StreamId,
     /// Its redo thread.
     pub thread: ThreadId,
@@ -148,7 +147,6 @@ pub enum RebuildError {
     /// The stream holds no durable commit (in the asked sequence).
     #[error("stream {stream}: no durable commit{}", seq.map_or(String::new(), |s| format!(" in log sequence {s}")))]
     NoCommit {
-        /// The stream.
         stream: StreamId,
         /// The sequence asked for.
         seq: Option<LogSeq>,
@@ -159,7 +157,6 @@ pub enum RebuildError {
     /// The stored redo of the sequence does not start at offset 0 or has a gap.
     #[error("stream {stream} log {seq}: stored redo incomplete: {reason}")]
     Incomplete {
-        /// The stream.
         stream: StreamId,
         /// The sequence.
         seq: LogSeq,
@@ -265,7 +262,6 @@ pub fn rebuild(
 /// sequence, its last commit (the cut) and how many commits it holds, and the stream's end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target {
-    /// The stream.
     pub stream: StreamId,
     /// The log sequence.
     pub seq: LogSeq,

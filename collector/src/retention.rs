@@ -219,9 +219,7 @@ pub struct ArchivedLog {
     pub db_id: u32,
     /// Incarnation.
     pub resetlogs_id: u32,
-    /// Thread.
     pub thread: u16,
-    /// Sequence.
     pub sequence: LogSeq,
     /// First SCN of the log.
     pub first_scn: Scn,

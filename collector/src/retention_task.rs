@@ -271,7 +271,6 @@ pub struct Retention<S> {
     pub store: S,
     /// The archive prefix (`<prefix>/manifest/`).
     pub prefix: String,
-    /// The rule.
     pub rule: Rule,
     /// How often a pass runs.
     pub interval: Duration,
@@ -279,7 +278,6 @@ pub struct Retention<S> {
     pub store_dir: PathBuf,
     /// The writer (store access between batches).
     pub writer: WriterHandle,
-    /// Metrics.
     pub metrics: Arc<CollectorMetrics>,
 }
 

@@ -139,11 +139,9 @@ pub enum ChunkError {
     CommitOutside {
         /// The commit.
         xid: Xid,
-        /// Its end.
         end: StreamPos,
         /// Chunk start.
         start: StreamPos,
-        /// Chunk end.
         chunk_end: StreamPos,
     },
     /// The offset range overflows.

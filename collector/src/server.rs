@@ -91,7 +91,6 @@ pub struct Running {
     pub metrics_addr: Option<SocketAddr>,
     /// The writer (durable state, commits, rebuild).
     pub writer: WriterHandle,
-    /// The metrics.
     pub metrics: Arc<CollectorMetrics>,
     cancel: CancellationToken,
     writer_cancel: CancellationToken,

@@ -49,7 +49,6 @@ pub struct StreamStatus {
     pub db_id: u32,
     /// Redo thread.
     pub thread: u16,
-    /// Resetlogs id.
     pub resetlogs_id: u32,
     /// The durable end (`sequence:offset`), where a new session resumes.
     pub durable_end: Option<String>,
@@ -57,7 +56,6 @@ pub struct StreamStatus {
     pub last_commit: Option<CommitInfo>,
     /// Where the stream's copy in WORM ends (`sequence:offset`), when `[worm]` is on.
     pub worm_end: Option<String>,
-    /// The last commit in WORM.
     pub worm_last_commit: Option<CommitInfo>,
     /// When the WORM position last moved (Unix seconds).
     pub worm_updated: Option<i64>,

@@ -71,7 +71,6 @@ impl Default for WriterConfig {
 /// Redo to append to a stream (see [`Store::append`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendRequest {
-    /// The stream.
     pub stream: StreamId,
     /// Where `bytes` start.
     pub pos: StreamPos,
@@ -93,7 +92,6 @@ impl AppendRequest {
 /// The acknowledgement of a durable append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DurableAppend {
-    /// The stream.
     pub stream: StreamId,
     /// The stream's durable state after the batch's fsync: covers the whole request.
     pub durable: Durable,

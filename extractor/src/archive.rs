@@ -32,7 +32,6 @@ const VALIDATE_READ: usize = 1 << 20;
 pub struct ArchivedLog {
     /// Where it was found.
     pub path: PathBuf,
-    /// Its header.
     pub header: LogHeader,
     file: File,
 }

@@ -39,7 +39,6 @@ pub const VERSION: u32 = 1;
 /// What the collector has acknowledged of one stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checkpoint {
-    /// The stream.
     pub stream: StreamId,
     /// Everything before this position is durable at the collector; the tailer resumes here.
     pub pos: StreamPos,
@@ -101,7 +100,6 @@ pub enum CheckpointError {
     CommitBeyondPosition {
         /// The file.
         path: PathBuf,
-        /// End of the commit.
         commit_end: StreamPos,
         /// The position.
         pos: StreamPos,
@@ -372,7 +370,6 @@ impl CheckpointStore {
         &self.path
     }
 
-    /// The stream.
     pub fn stream(&self) -> StreamId {
         self.stream
     }

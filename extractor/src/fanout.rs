@@ -82,7 +82,6 @@ pub struct Plan<'a> {
     pub tail: TailConfig,
     /// The extractor's state directory (checkpoints).
     pub state_dir: &'a Path,
-    /// The metrics.
     pub metrics: &'a ExtractorMetrics,
 }
 

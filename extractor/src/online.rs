@@ -203,7 +203,6 @@ pub struct OnlineLogs {
 pub struct MemberView {
     /// Index of the member in its group.
     pub member: usize,
-    /// Its path.
     pub path: PathBuf,
     /// Its header, or why it cannot be used.
     pub header: Result<LogHeader, HeaderError>,

@@ -147,7 +147,6 @@ impl Protection {
         }
     }
 
-    /// The policy.
     pub fn policy(&self) -> AckPolicy {
         self.policy
     }

@@ -65,7 +65,6 @@ pub fn db_name_of(sources: &LogSources, stream: StreamId) -> String {
 /// A started daemon: its metrics and the address of their endpoint.
 #[derive(Debug)]
 pub struct Started {
-    /// The metrics.
     pub metrics: Arc<ExtractorMetrics>,
     /// Where they are served, if anywhere.
     pub metrics_addr: Option<SocketAddr>,

@@ -66,7 +66,6 @@ pub enum CipherConfig {
         ca: PathBuf,
         /// Our certificate.
         cert: PathBuf,
-        /// Its key.
         key: PathBuf,
     },
     /// LEGACY: Blowfish with a pre-shared key.
@@ -122,7 +121,6 @@ impl Default for LinkSettings {
     }
 }
 
-/// `[telemetry]`.
 pub type TelemetrySettings = redovault::config::Telemetry;
 
 /// The whole file.
@@ -135,7 +133,6 @@ pub struct Settings {
     pub collectors: Vec<CollectorTarget>,
     /// Link tunables.
     pub link: LinkSettings,
-    /// Telemetry.
     pub telemetry: TelemetrySettings,
 }
 

@@ -284,7 +284,6 @@ impl Shipper {
         }
     }
 
-    /// The stream.
     pub fn stream(&self) -> StreamId {
         self.stream
     }

@@ -133,26 +133,21 @@ pub enum StoreCommand {
     },
     /// Print an object's metadata as JSON.
     Head {
-        /// The key.
         key: String,
-        /// A version id.
         #[arg(long)]
         version_id: Option<String>,
     },
     /// Write an object to a file.
     Get {
-        /// The key.
         key: String,
         /// Output file.
         #[arg(short, long)]
         output: PathBuf,
-        /// A version id.
         #[arg(long)]
         version_id: Option<String>,
     },
     /// List keys under a prefix.
     List {
-        /// The prefix.
         #[arg(default_value = "")]
         prefix: String,
     },
@@ -161,7 +156,6 @@ pub enum StoreCommand {
 /// Arguments of `redovault store`.
 #[derive(Debug, clap::Args)]
 pub struct StoreCli {
-    /// The store.
     #[command(flatten)]
     pub store: StoreArgs,
     /// What to do.

@@ -33,7 +33,6 @@ pub enum CredentialsMode {
     Instance,
 }
 
-/// `[store]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct StoreConfig {
@@ -42,7 +41,6 @@ pub struct StoreConfig {
     /// S3 endpoint (https).
     #[serde(deserialize_with = "https_url")]
     pub endpoint: Option<url::Url>,
-    /// Bucket.
     pub bucket: String,
     /// Signing region.
     pub region: String,
@@ -282,7 +280,6 @@ impl Default for AlertSection {
     }
 }
 
-/// `[alert]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertConfig {
     /// Command or webhook.
@@ -553,7 +550,6 @@ impl DaemonTelemetry {
 /// The collector's and the extractor's telemetry settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Telemetry {
-    /// Log format.
     pub log_format: LogFormat,
     /// Log level filter.
     pub log_level: String,

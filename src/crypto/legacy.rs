@@ -147,7 +147,6 @@ pub enum LegacyError {
     RekeyMissed {
         /// Blocks the frame would bring the epoch to.
         blocks: u64,
-        /// The limit.
         limit: u64,
         /// The key epoch.
         epoch: u32,
@@ -157,7 +156,6 @@ pub enum LegacyError {
     FrameTooLarge {
         /// The frame's blocks.
         blocks: u64,
-        /// The limit.
         limit: u64,
     },
     /// 2^32 key epochs used up (2^56 bytes at the default limit).

@@ -178,11 +178,8 @@ pub enum ManifestError {
         line: usize,
         /// Index found.
         index: u64,
-        /// Index expected.
         expected_index: u64,
-        /// `prev` expected.
         expected_prev: Sha256Digest,
-        /// `prev` found.
         found_prev: Sha256Digest,
     },
     /// The local files disagree with each other (a closed segment and the open one), or an
@@ -322,7 +319,6 @@ pub struct SealRecord {
     pub sha256: Sha256Digest,
     /// Object key.
     pub key: String,
-    /// Version id.
     pub version_id: Option<String>,
     /// Retain-until confirmed by HEAD (RFC 3339).
     pub retain_until: Option<String>,

@@ -119,7 +119,6 @@ pub struct LockState {
 /// What HEAD reports of one object version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
-    /// The key.
     pub key: String,
     /// Version id (None for the local backend or an unversioned bucket).
     pub version_id: Option<String>,
@@ -141,7 +140,6 @@ pub struct ObjectInfo {
 /// One entry of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectSummary {
-    /// The key.
     pub key: String,
     /// Size in bytes.
     pub size: u64,
@@ -171,7 +169,6 @@ pub enum StoreError {
          nothing was overwritten"
     )]
     AlreadyExistsDifferent {
-        /// The key.
         key: String,
         /// What the store holds (hex SHA-256 or ETag).
         stored: String,
@@ -181,7 +178,6 @@ pub enum StoreError {
     /// The server accepted the object but HEAD shows the lock (or size) did not take.
     #[error("{key}: server accepted the upload but did not apply it as asked: {detail}")]
     LockNotApplied {
-        /// The key.
         key: String,
         /// What differed.
         detail: String,
@@ -189,7 +185,6 @@ pub enum StoreError {
     /// The server rejected the bytes' checksum: they were corrupted on the way.
     #[error("{key}: the server found the checksum wrong ({code}): bytes corrupted in transit")]
     BadDigest {
-        /// The key.
         key: String,
         /// The S3 error code.
         code: String,
@@ -225,18 +220,10 @@ pub enum StoreError {
     },
     /// The bucket does not exist.
     #[error("bucket {bucket} does not exist at {endpoint}")]
-    NoSuchBucket {
-        /// The bucket.
-        bucket: String,
-        /// The endpoint.
-        endpoint: String,
-    },
+    NoSuchBucket { bucket: String, endpoint: String },
     /// The bucket has no Object Lock.
     #[error("bucket {bucket} has no Object Lock: archives would be deletable")]
-    NoObjectLock {
-        /// The bucket.
-        bucket: String,
-    },
+    NoObjectLock { bucket: String },
     /// The user is known but not allowed this bucket (403 AccessDenied): a policy matter.
     #[error(
         "access to bucket {bucket} at {endpoint} denied ({code}{}): grant this user the \
@@ -244,9 +231,7 @@ pub enum StoreError {
         colon(.message)
     )]
     AccessDenied {
-        /// The bucket.
         bucket: String,
-        /// The endpoint.
         endpoint: String,
         /// The S3 error code.
         code: String,
@@ -263,7 +248,6 @@ pub enum StoreError {
     Auth {
         /// Where the credentials came from (environment, profile, web identity...).
         origin: String,
-        /// The endpoint.
         endpoint: String,
         /// The S3 error code.
         code: String,
@@ -278,7 +262,6 @@ pub enum StoreError {
          as its certificate does"
     )]
     Tls {
-        /// The endpoint.
         endpoint: String,
         /// What the TLS library said.
         detail: String,
@@ -294,7 +277,6 @@ pub enum StoreError {
     /// The endpoint could not be reached at all.
     #[error("cannot reach {endpoint}: {detail}")]
     Unreachable {
-        /// The endpoint.
         endpoint: String,
         /// Why.
         detail: String,
@@ -304,18 +286,10 @@ pub enum StoreError {
     Config(String),
     /// The object does not exist.
     #[error("{key}: no such object")]
-    NotFound {
-        /// The key.
-        key: String,
-    },
+    NotFound { key: String },
     /// The key is not acceptable (empty, absolute, `..`).
     #[error("invalid key {key:?}: {why}")]
-    InvalidKey {
-        /// The key.
-        key: String,
-        /// Why.
-        why: &'static str,
-    },
+    InvalidKey { key: String, why: &'static str },
     /// Reading the source or a local file failed.
     #[error("{context}: {source}")]
     Io {

@@ -34,7 +34,6 @@ pub struct Config {
     pub alert: AlertConfig,
 }
 
-/// `[watch]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct WatchConfig {
@@ -77,7 +76,6 @@ pub struct WatchConfig {
     pub compress_level: u64,
 }
 
-/// `[state]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct StateConfig {

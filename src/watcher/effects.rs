@@ -19,7 +19,6 @@ const RECENT_ALARMS: usize = 20;
 
 /// The watcher's voice: alarms, errors, gauges, status.
 pub struct Effects {
-    /// The metrics.
     pub metrics: std::sync::Arc<WatcherMetrics>,
     alerter: Alerter,
     repeat_after: Duration,

@@ -22,9 +22,7 @@ use crate::manifest::{LogIdentity, ManifestEntry};
 pub struct ThreadKey {
     /// Database id.
     pub db_id: u32,
-    /// Resetlogs id.
     pub resetlogs_id: u32,
-    /// Thread.
     pub thread: ThreadId,
 }
 
@@ -114,9 +112,7 @@ impl RangeSet {
 /// What the last (highest) shipped log of a thread says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastShipped {
-    /// Its sequence.
     pub sequence: u32,
-    /// Its next SCN.
     pub next_scn: u64,
     /// Time of its next SCN.
     pub next_time: String,
@@ -139,9 +135,7 @@ pub struct ThreadStatus {
     pub db_id: u32,
     /// Database name.
     pub db_name: String,
-    /// Resetlogs id.
     pub resetlogs_id: u32,
-    /// Thread.
     pub thread: u16,
     /// The highest shipped sequence and what its entry says.
     pub last_shipped: Option<LastShipped>,

@@ -87,7 +87,6 @@ pub fn lock_state(dir: &Path) -> Result<StateLock, LockError> {
 /// One shipped file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexEntry {
-    /// Its path.
     pub path: PathBuf,
     /// Its identity when it was shipped (or found already shipped).
     pub ident: FileIdent,

@@ -1266,7 +1266,6 @@ impl Machine {
 /// The files part of the status file.
 #[derive(Debug, Default)]
 pub struct FilesStatus {
-    /// The backlog.
     pub backlog: status::Backlog,
     /// Damaged files.
     pub damaged: Vec<status::DamagedFile>,

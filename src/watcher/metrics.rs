@@ -13,7 +13,6 @@ pub struct WatcherMetrics {
     pub registry: Arc<Registry>,
     /// Logs shipped.
     pub shipped_files: Arc<Counter>,
-    /// Bytes shipped.
     pub shipped_bytes: Arc<Counter>,
     /// Files waiting to be shipped.
     pub backlog_files: Arc<Gauge>,
@@ -41,7 +40,6 @@ pub struct WatcherMetrics {
     pub quarantined_files: Arc<Counter>,
     /// Files matched by the include patterns that are not redo logs (left alone).
     pub not_redo_files: Arc<Gauge>,
-    /// Manifest entries.
     pub manifest_entries: Arc<Gauge>,
     /// Manifest segments sealed into WORM.
     pub sealed_segments: Arc<Counter>,

@@ -161,7 +161,6 @@ pub async fn run(cfg: Config, cancel: CancellationToken) -> Result<(), WatchErro
     }
 }
 
-/// [`run`] with a given store.
 pub async fn run_with_store<S: ArchiveStore + Clone + 'static>(
     cfg: Config,
     store: S,

@@ -56,7 +56,6 @@ pub enum PushOutcome {
 /// One file's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct PushResult {
-    /// The file.
     pub file: PathBuf,
     /// What happened.
     #[serde(flatten)]

@@ -15,7 +15,6 @@ pub use crate::store::FileIdent;
 /// One file found by a scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
-    /// Its path.
     pub path: PathBuf,
     /// Its identity.
     pub ident: FileIdent,

@@ -71,14 +71,12 @@ pub struct NotRedoFile {
     pub reason: String,
 }
 
-/// The last error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastError {
     /// When.
     pub at: String,
     /// Kind (as in the errors metric).
     pub kind: String,
-    /// The message.
     pub message: String,
 }
 
@@ -87,16 +85,13 @@ pub struct LastError {
 pub struct AlarmBrief {
     /// When.
     pub at: String,
-    /// Kind.
     pub kind: String,
-    /// The message.
     pub message: String,
 }
 
 /// Where the manifest stands.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestStatus {
-    /// Entries.
     pub entries: u64,
     /// Hash of the last entry.
     pub last_hash: String,
@@ -111,11 +106,8 @@ pub struct ManifestStatus {
 pub struct Unshipped {
     /// Database id.
     pub db_id: u32,
-    /// Resetlogs id.
     pub resetlogs_id: u32,
-    /// Thread.
     pub thread: u16,
-    /// Sequence.
     pub sequence: u32,
 }
 
@@ -176,7 +168,6 @@ pub struct Status {
     pub not_redo: Vec<NotRedoFile>,
     /// Missing sequences in all.
     pub gap_sequences: u64,
-    /// The last error.
     pub last_error: Option<LastError>,
     /// When the last log was shipped.
     pub last_success_at: Option<String>,
@@ -184,7 +175,6 @@ pub struct Status {
     pub shipped_files: u64,
     /// Bytes shipped since start.
     pub shipped_bytes: u64,
-    /// The manifest.
     pub manifest: ManifestStatus,
     /// The latest alarms (newest last).
     pub recent_alarms: Vec<AlarmBrief>,
@@ -215,7 +205,6 @@ pub struct Report {
     pub status_age_seconds: Option<f64>,
     /// Per thread, from the manifest (plus the daemon's unshipped sequences).
     pub threads: Vec<ThreadStatus>,
-    /// Entries in the manifest.
     pub manifest_entries: u64,
     /// The daemon's last status, if any.
     pub status: Option<Status>,

@@ -46,13 +46,9 @@ pub struct LogInfo {
     pub db_id: u32,
     /// Database name.
     pub db_name: String,
-    /// Resetlogs id.
     pub resetlogs_id: u32,
-    /// Thread.
     pub thread: ThreadId,
-    /// Sequence.
     pub sequence: LogSeq,
-    /// First SCN.
     pub first_scn: Scn,
     /// Next SCN (None for a CURRENT online log).
     pub next_scn: Option<Scn>,
@@ -60,7 +56,6 @@ pub struct LogInfo {
     pub first_time: RedoTime,
     /// Time of the next SCN.
     pub next_time: RedoTime,
-    /// Block size.
     pub block_size: u32,
     /// Blocks after block 0, as block 0 declares.
     pub block_count: u32,

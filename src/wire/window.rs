@@ -89,7 +89,6 @@ impl Window {
         self.pending().iter().map(|&(_, n)| u64::from(n)).sum()
     }
 
-    /// Number of chunks in flight.
     pub fn chunks_in_flight(&self) -> usize {
         self.pending().len()
     }

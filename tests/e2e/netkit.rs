@@ -31,7 +31,6 @@ pub struct Bins {
     pub collector: PathBuf,
     /// `redovault-verifier`.
     pub verifier: PathBuf,
-    /// `redovault`.
     pub redovault: PathBuf,
 }
 

@@ -29,7 +29,6 @@ use crate::netkit::{LiveDb, Proc, World, bins, run_with_keys, stream_metric, wai
 /// A server of `REDOVAULT_TEST_S3_TARGETS` with the drill bucket (its policy from deploy/,
 /// and the collector's, the verifier's and the database host's keys).
 pub struct Drill {
-    /// The server.
     pub server: TestServer,
     /// Its drill bucket.
     pub drill: DrillBucket,
@@ -79,11 +78,9 @@ pub fn own_stream(sim: &mut SimConfig) -> (StreamId, String) {
 /// One piece object of a stream as WORM holds it.
 #[derive(Debug, Clone)]
 pub struct WormPiece {
-    /// Its key.
     pub key: String,
     /// Its size as HEAD reports it.
     pub head_size: u64,
-    /// Its bytes.
     pub bytes: Vec<u8>,
 }
 

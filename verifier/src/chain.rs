@@ -54,7 +54,6 @@ pub struct SourceLine {
     pub origin: String,
     /// Line number in it (from 1).
     pub line: usize,
-    /// The text.
     pub text: String,
 }
 

@@ -17,7 +17,6 @@ use serde::{Deserialize, Deserializer, de};
 
 use crate::verify::{AcknowledgedGap, DeepMode};
 
-/// `[verify]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifySection {
     /// The database host's manifest directory, when mounted here read-only.
@@ -54,7 +53,6 @@ pub struct CollectorSection {
     pub name: String,
     /// Its data directory.
     pub dir: PathBuf,
-    /// Its key file.
     pub key_file: PathBuf,
     /// Where it seals its streams into WORM (its `[worm] prefix`), when that is not the one
     /// of `verify.worm_prefix` (None: not a WORM copy of its own).
@@ -64,15 +62,11 @@ pub struct CollectorSection {
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifierConfig {
-    /// `[store]`.
     pub store: StoreConfig,
-    /// `[verify]`.
     pub verify: VerifySection,
     /// `[collector]` or `[[collector]]`: the collectors audited (none: not audited).
     pub collectors: Vec<CollectorSection>,
-    /// `[telemetry]`.
     pub telemetry: TelemetryConfig,
-    /// `[alert]`.
     pub alert: AlertConfig,
     /// `[console]`: the DR console (`redovault-verifier console`), when configured.
     pub console: Option<crate::console::config::ConsoleSection>,
@@ -151,7 +145,6 @@ impl Default for VerifyFile {
     }
 }
 
-/// `deep`.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum Deep {

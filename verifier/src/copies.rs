@@ -155,7 +155,6 @@ impl CopyUnits {
 pub struct Held {
     /// The end of its longest authenticated prefix.
     pub end: StreamPos,
-    /// The last commit in it.
     pub last_commit: Option<CommitMark>,
 }
 

@@ -25,7 +25,6 @@ pub struct StreamCopies {
 /// One copy of every stream it holds.
 #[derive(Debug, Clone)]
 pub struct CopyInput {
-    /// Its name.
     pub name: String,
     /// Collector or WORM.
     pub kind: CopyKind,

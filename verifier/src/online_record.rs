@@ -42,7 +42,6 @@ pub struct OnlineRecord {
     pub sha256: String,
     /// SCN of the thread's last commit.
     pub last_commit_scn: u64,
-    /// Its XID.
     pub last_commit_xid: String,
     /// Its time (RFC 3339), when the redo carries it.
     pub last_commit_time: Option<String>,
@@ -78,7 +77,6 @@ pub struct CopyRecord {
     /// The end of its longest authenticated prefix (`<seq>:<offset>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<String>,
-    /// SCN of its last commit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_commit_scn: Option<u64>,
     /// Where its last commit ends (`<seq>:<offset>`).

@@ -82,7 +82,6 @@ pub enum CellState {
 pub struct TimelineCell {
     /// Log sequence.
     pub sequence: u32,
-    /// Its state.
     pub state: CellState,
 }
 

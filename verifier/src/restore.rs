@@ -139,7 +139,6 @@ pub enum RestoreError {
     ExistsDifferent {
         /// File name.
         file: String,
-        /// Its path.
         path: PathBuf,
     },
     /// A file name from the manifest is not a plain file name.

@@ -121,7 +121,6 @@ pub enum ScriptError {
          (sequence {online}), was not restored: run `restore archive` (or find the log: gap)"
     )]
     NoLogBeforeOnline {
-        /// The thread.
         thread: u16,
         /// The missing sequence.
         missing: u32,

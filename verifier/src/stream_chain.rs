@@ -91,7 +91,6 @@ pub async fn list_streams<S: ArchiveStore>(
 /// One stream's sealed chain, audited.
 #[derive(Debug)]
 pub struct StreamChainAudit {
-    /// The stream.
     pub stream: StreamId,
     /// Its entries, and what the chain audit found.
     pub audit: ChainAudit<PieceEntry>,

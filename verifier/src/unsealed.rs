@@ -128,7 +128,6 @@ pub enum NotArchivedLog {
         declared: u64,
         /// Blocks after block 0, as declared.
         blocks: u32,
-        /// Block size.
         block_size: usize,
     },
     /// The object (or what was read of it) ends before block 1 does.
@@ -142,7 +141,6 @@ pub enum NotArchivedLog {
     Checksum {
         /// Block 0 or 1.
         block: u32,
-        /// Its offset.
         offset: usize,
     },
     /// Block 1 is the header of an online log still being written.
@@ -221,7 +219,6 @@ pub struct LogHeader {
     pub thread: u16,
     /// Log sequence.
     pub sequence: u32,
-    /// First SCN.
     pub first_scn: u64,
     /// Next SCN (the first of the next log).
     pub next_scn: u64,
@@ -229,7 +226,6 @@ pub struct LogHeader {
     pub first_time: String,
     /// Time of the next SCN.
     pub next_time: String,
-    /// Block size.
     pub block_size: u32,
 }
 
@@ -323,7 +319,6 @@ pub struct UnsealedLog {
 }
 
 impl UnsealedLog {
-    /// The log it is.
     pub fn log(&self) -> LogRef {
         LogRef {
             resetlogs_id: self.header.resetlogs_id,

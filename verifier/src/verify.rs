@@ -57,9 +57,7 @@ pub enum DeepMode {
 /// information, not failing the run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AcknowledgedGap {
-    /// Resetlogs id.
     pub resetlogs_id: u32,
-    /// Thread.
     pub thread: u16,
     /// First missing sequence.
     pub from_seq: u32,
@@ -198,7 +196,6 @@ pub enum WormReadError {
     /// A stream's chain under the primary prefix cannot be read.
     #[error("stream {stream}: {source}")]
     Chain {
-        /// The stream.
         stream: StreamId,
         /// The error.
         source: StoreError,
@@ -214,7 +211,6 @@ pub enum WormReadError {
     /// A stream's chain under another collector's prefix cannot be read.
     #[error("stream {stream} under {prefix:?}: {source}")]
     ChainOther {
-        /// The stream.
         stream: StreamId,
         /// The prefix (`worm_copies`).
         prefix: String,

@@ -60,7 +60,6 @@ pub enum StreamStoreError {
     #[error("stream {stream}: append at {pos} refused, the stream continues at {}",
             expected.map_or("offset 0 of a log (new stream)".to_string(), |p| p.to_string()))]
     Discontinuity {
-        /// The stream.
         stream: StreamId,
         /// Where the append started.
         pos: StreamPos,
@@ -70,7 +69,6 @@ pub enum StreamStoreError {
     /// Refused: the append runs past the end of a held log or ends it before held bytes.
     #[error("stream {stream}: append at {pos} refused: {reason}")]
     Overlap {
-        /// The stream.
         stream: StreamId,
         /// Where the append started.
         pos: StreamPos,
@@ -83,7 +81,6 @@ pub enum StreamStoreError {
         "stream {stream}: append at {pos} refused: the bytes differ from the stored redo at {at}"
     )]
     Divergent {
-        /// The stream.
         stream: StreamId,
         /// Where the append started.
         pos: StreamPos,
@@ -94,7 +91,6 @@ pub enum StreamStoreError {
     /// too long to read at once.
     #[error("stream {stream}: redo {pos}..+{len} cannot be read back: {reason}")]
     NotHeld {
-        /// The stream.
         stream: StreamId,
         /// Start of the range.
         pos: StreamPos,
@@ -106,7 +102,6 @@ pub enum StreamStoreError {
     /// Refused: the append is malformed (commit marks outside its bytes, too long...).
     #[error("stream {stream}: append at {pos} refused: {reason}")]
     InvalidAppend {
-        /// The stream.
         stream: StreamId,
         /// Where the append started.
         pos: StreamPos,

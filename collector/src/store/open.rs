@@ -18,13 +18,11 @@ use crate::segment::{self, MAX_CHUNK_DATA, ScanMode};
 /// A torn tail found and cut off at open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TornTail {
-    /// The stream.
     pub stream: StreamId,
     /// The segment file.
     pub file: PathBuf,
     /// Where the file was cut.
     pub offset: u64,
-    /// Bytes dropped.
     pub dropped_bytes: u64,
     /// What was wrong at `offset`.
     pub reason: String,

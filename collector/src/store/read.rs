@@ -15,7 +15,6 @@ use crate::segment::{self, ScanError, ScanMode};
 /// segments without holding the store (see `rebuild.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamSnapshot {
-    /// The stream.
     pub stream: StreamId,
     /// Its segments, with their durable lengths (read no further).
     pub segments: Vec<StoredSegment>,

@@ -18,7 +18,6 @@ pub struct PieceEntry {
     pub index: u64,
     /// Database id.
     pub db_id: u32,
-    /// Resetlogs id.
     pub resetlogs_id: u32,
     /// Redo thread.
     pub thread: u16,
@@ -44,7 +43,6 @@ pub struct PieceEntry {
     pub last_commit_xid: Option<String>,
     /// Its commit time (Unix seconds, the database's clock).
     pub last_commit_time: Option<i64>,
-    /// The object's key.
     pub object_key: String,
     /// The object's size.
     pub size: u64,
@@ -75,7 +73,6 @@ impl ChainEntry for PieceEntry {
 }
 
 impl PieceEntry {
-    /// The stream.
     pub fn stream(&self) -> StreamId {
         StreamId {
             db_id: self.db_id,

@@ -54,7 +54,6 @@ pub struct Worm<S> {
     pub config: WormConfig,
     /// Durable ends.
     pub writer: WriterHandle,
-    /// Metrics.
     pub metrics: Arc<CollectorMetrics>,
 }
 

@@ -29,7 +29,6 @@ const MAX_PENDING: usize = 1 << 16;
 /// A block whose header names another first-record offset than its records give.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OffsetMismatch {
-    /// Block number.
     pub block: u32,
     /// The offset in the block header.
     pub found: u16,

@@ -28,7 +28,6 @@ pub const MAX_ROW_CHANGES: usize = 100_000;
 /// A block that cannot be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BadBlock {
-    /// Block number.
     pub block: u32,
     /// Why.
     pub reason: BadReason,

@@ -264,7 +264,6 @@ pub enum ScnForm {
 /// Everything block 0 and block 1 say about one redo log file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
-    /// Block size.
     pub block_size: BlockSize,
     /// Byte order of every integer in the file.
     pub endian: Endian,
@@ -282,9 +281,7 @@ pub struct LogConfig {
     pub sequence: LogSeq,
     /// Resetlogs id (`%r` in archive names).
     pub resetlogs_id: u32,
-    /// Resetlogs SCN.
     pub resetlogs_scn: Scn,
-    /// Activation id.
     pub activation_id: u32,
     /// First (low) SCN of this log.
     pub first_scn: Scn,

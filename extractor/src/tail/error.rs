@@ -26,11 +26,9 @@ pub enum TailError {
         copies_text(.copies)
     )]
     Damaged {
-        /// Stream.
         stream: StreamId,
         /// Sequence.
         seq: LogSeq,
-        /// Block number.
         block: u32,
         /// Byte offset of the block in the log.
         offset: u64,
@@ -43,7 +41,6 @@ pub enum TailError {
         rejected_text(.rejected)
     )]
     SequenceLost {
-        /// Stream.
         stream: StreamId,
         /// Sequence.
         seq: LogSeq,
@@ -59,7 +56,6 @@ pub enum TailError {
     /// The start position does not fit the log (not a block boundary, or beyond its end).
     #[error("stream {stream}: cannot start at {pos}: {detail}")]
     BadPosition {
-        /// Stream.
         stream: StreamId,
         /// The position.
         pos: StreamPos,
@@ -69,7 +65,6 @@ pub enum TailError {
     /// A log contradicts itself or what was already shipped.
     #[error("stream {stream}: {path}: {detail}")]
     Inconsistent {
-        /// Stream.
         stream: StreamId,
         /// The file.
         path: PathBuf,

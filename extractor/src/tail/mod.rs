@@ -95,7 +95,6 @@ const CANCEL_CHECK: Duration = Duration::from_millis(50);
 /// A run of validated redo of one stream, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TailChunk {
-    /// The stream.
     pub stream: StreamId,
     /// Where `bytes` start (the previous chunk's end, or `(seq, 0)` for a new log).
     pub pos: StreamPos,
@@ -223,7 +222,6 @@ impl Tailer {
         )
     }
 
-    /// The stream.
     pub fn stream(&self) -> StreamId {
         self.io.stream
     }

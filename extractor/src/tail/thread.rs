@@ -144,7 +144,6 @@ pub struct TailHandle {
 }
 
 impl TailHandle {
-    /// The stream.
     pub fn stream(&self) -> StreamId {
         self.stream
     }

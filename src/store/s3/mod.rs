@@ -50,7 +50,6 @@ pub(crate) const META_PART_SIZE: &str = "x-amz-meta-redovault-part-size";
 pub struct S3Config {
     /// `https://host:port` (http only for in-process fault-injection tests).
     pub endpoint: Url,
-    /// The bucket.
     pub bucket: String,
     /// Signing region.
     pub region: String,

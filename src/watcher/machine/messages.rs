@@ -25,7 +25,6 @@ pub enum Raise {
         block: Option<u32>,
         /// Why.
         reason: String,
-        /// Its size.
         size: u64,
     },
     /// The oldest unshipped log is too old.
@@ -53,7 +52,6 @@ pub enum Raise {
         path: PathBuf,
         /// What is there.
         reason: String,
-        /// Its size.
         size: u64,
         /// Where.
         offset: u64,
@@ -148,7 +146,6 @@ pub enum Action {
     /// Append the manifest entry of a log the store confirmed (durably), then answer
     /// [`Event::Recorded`].
     Record {
-        /// The log.
         log: ValidLog,
         /// The store's answer.
         shipped: Shipped,
@@ -169,7 +166,6 @@ pub enum Action {
     MarkSealed {
         /// The segment.
         seg: SegmentInfo,
-        /// Its key.
         key: String,
         /// The store's answer.
         put: PutOutcome,
@@ -192,7 +188,6 @@ pub enum Action {
         /// The missing sequences.
         range: SeqRange,
     },
-    /// A gap closed.
     GapClosed {
         /// The thread.
         key: ThreadKey,
@@ -232,9 +227,7 @@ pub enum Event {
     Validated {
         /// The file.
         path: PathBuf,
-        /// Its result.
         result: std::io::Result<Validation>,
-        /// Now.
         now: Instant,
     },
     /// A follow ended.
@@ -243,28 +236,23 @@ pub enum Event {
         key: FileKey,
         /// The validation of the whole file, if the follow reached its end.
         result: Option<Validation>,
-        /// Now.
         now: Instant,
     },
     /// An upload ended.
     Uploaded {
-        /// The log.
         log: ValidLog,
         /// The store's answer.
         result: Result<Shipped, StoreError>,
         /// When the upload started (for the latency metrics).
         started: Instant,
-        /// Now.
         now: Instant,
     },
     /// The manifest entry of an uploaded log was appended (`Some`), was already there
     /// (`None`), or could not be written (the error line).
     Recorded {
-        /// The log.
         log: ValidLog,
         /// What the manifest says.
         result: Result<Option<ManifestEntry>, RecordError>,
-        /// Now.
         now: Instant,
     },
     /// A quarantine copy ended.
@@ -275,14 +263,12 @@ pub enum Event {
         ident: FileIdent,
         /// The key and SHA-256 stored, or why not.
         result: Result<(String, [u8; 32]), JobError>,
-        /// Now.
         now: Instant,
     },
     /// A job ended without an outcome (it panicked).
     Lost {
         /// What it was.
         job: JobOf,
-        /// Now.
         now: Instant,
     },
     /// The segments not sealed yet (after [`Action::CloseSegment`]), or why they are unknown.
@@ -294,14 +280,12 @@ pub enum Event {
     Sealed {
         /// The segment.
         seg: SegmentInfo,
-        /// Its key.
         key: String,
         /// The store's answer.
         result: Result<PutOutcome, StoreError>,
     },
     /// Time passed.
     Tick {
-        /// Now.
         now: Instant,
         /// The wall clock now.
         wall: SystemTime,

@@ -30,9 +30,7 @@ pub struct Tally {
     pub not_redo: u64,
     /// Validated logs waiting for an upload slot.
     pub ready: u64,
-    /// Shipped.
     pub shipped: u64,
-    /// Replaced.
     pub replaced: u64,
 }
 

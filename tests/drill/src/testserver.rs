@@ -31,9 +31,7 @@ pub struct TestServer {
     pub bucket_default: String,
     /// Versioned, no Object Lock.
     pub bucket_nolock: String,
-    /// Access key.
     pub access_key: String,
-    /// Secret key.
     pub secret_key: String,
     /// The bucket with the `deploy/s3/policies` bucket policy and its users (None where the
     /// server enforces no bucket policy: LocalStack community).

@@ -59,7 +59,6 @@ pub enum CollectorView {
     NoStream,
     /// The stream as the collector holds it.
     Held {
-        /// A session is up.
         session_up: bool,
         /// Since when it is up or down (Unix seconds).
         session_since: Option<i64>,
@@ -132,7 +131,6 @@ pub struct Facts {
     pub collectors: Vec<(String, CollectorView)>,
     /// The extractor (its name and view).
     pub extractor: (String, ExtractorView),
-    /// WORM.
     pub worm: WormView,
     /// The last verification, when a report was found.
     pub verification: Option<Verification>,

@@ -50,7 +50,6 @@ pub struct DatabaseTarget {
     pub rpo_target: Duration,
 }
 
-/// `[console]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConsoleSection {
     /// Listen address.

@@ -21,7 +21,6 @@ pub const KEPT: usize = 2000;
 pub struct Event {
     /// When (Unix seconds).
     pub at: f64,
-    /// The database.
     pub database: String,
     /// The redo thread.
     pub thread: u16,
@@ -32,7 +31,6 @@ pub struct Event {
     /// For `stream_resumed`: how long the stream was down (seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<f64>,
-    /// For `state`: the new state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
 }

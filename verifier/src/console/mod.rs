@@ -46,7 +46,6 @@ use crate::console::sources::{
 pub struct SourceLine {
     /// `collector`, `extractor`, `watcher`, `worm`, `reports`.
     pub kind: String,
-    /// Its name.
     pub name: String,
     /// Where it is read from.
     pub from: String,
@@ -61,7 +60,6 @@ pub struct SourceLine {
 pub struct DrillShown {
     /// The database it is counted for.
     pub database: String,
-    /// The run.
     #[serde(flatten)]
     pub run: DrillRun,
     /// RPO target (seconds).
@@ -80,7 +78,6 @@ pub struct DrillShown {
 pub struct RecoveryShown {
     /// The database it is counted for.
     pub database: String,
-    /// Its progress.
     #[serde(flatten)]
     pub progress: RecoveryProgress,
     /// RTO so far, seconds: the ended steps', plus the running step's time until now.
@@ -100,7 +97,6 @@ pub struct Snapshot {
     pub generation: u64,
     /// The overview.
     pub rows: Vec<Row>,
-    /// The sources.
     pub sources: Vec<SourceLine>,
     /// The events, oldest first.
     pub events: Vec<Event>,

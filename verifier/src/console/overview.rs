@@ -33,9 +33,7 @@ pub struct Readings {
 /// A commit as the page shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CommitShown {
-    /// SCN.
     pub scn: u64,
-    /// XID.
     pub xid: Option<String>,
     /// Commit time (Unix seconds).
     pub time: Option<i64>,
@@ -394,7 +392,6 @@ fn measurements<'a>(
 /// One thread's timeline of sequences, as the page and the API show it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ThreadTimelineShown {
-    /// The database.
     pub database: String,
     /// The redo thread.
     pub thread: u16,

@@ -60,7 +60,6 @@ pub enum RtoBasis {
     Configured,
 }
 
-/// The estimate.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RtoEstimate {
     /// Estimated RTO, seconds.

@@ -125,7 +125,6 @@ pub enum WormFactsError {
     /// One stream's chain cannot be read.
     #[error("stream chain {stream}: {source}")]
     Chain {
-        /// The stream.
         stream: StreamId,
         /// The error.
         source: StoreError,
@@ -276,7 +275,6 @@ const MAX_RESTORED_FILES: usize = 1_000_000;
 /// One verifier report of the report directories (`report-*.json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifierRun {
-    /// Its file.
     pub file: PathBuf,
     /// `Clean`, `Findings`, `CouldNotRun`.
     pub verdict: String,
@@ -335,7 +333,6 @@ impl VerifierRun {
 pub struct DrillRun {
     /// `drill` or `recover`.
     pub kind: String,
-    /// Its file.
     pub file: PathBuf,
     /// When it was written (Unix seconds, the file's time).
     pub at: i64,
@@ -486,7 +483,6 @@ pub enum RunFileProblem {
     /// It lacks a field every report of its kind has.
     #[error("no {field} (not a {kind})")]
     Missing {
-        /// The field.
         field: String,
         /// The kind of report expected.
         kind: &'static str,

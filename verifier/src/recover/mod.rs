@@ -94,7 +94,6 @@ impl Outcome {
 /// One step as a run left it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
-    /// The step.
     pub step: Step,
     /// How it ended.
     pub outcome: Outcome,

@@ -24,7 +24,6 @@ pub struct ThreadPoint {
     pub sequence: u32,
     /// SCN of the thread's last commit.
     pub last_commit_scn: u64,
-    /// Its XID.
     pub last_commit_xid: String,
     /// Its time (UTC), when the redo carries it.
     pub last_commit_time: Option<String>,
@@ -89,9 +88,7 @@ pub struct RecoverReport {
 pub struct Inputs<'a> {
     /// The configuration used.
     pub config: &'a Path,
-    /// DEST.
     pub dest: &'a Path,
-    /// The RTO target in seconds.
     pub rto_target_seconds: Option<f64>,
     /// Archived logs in DEST's restore-archive.json.
     pub archived_logs: usize,

@@ -20,7 +20,6 @@ pub struct RecoverOptions {
     pub recovery_key: Option<PathBuf>,
     /// Stop after this step (the rest in a later run).
     pub stop_after: Option<Step>,
-    /// The RTO target in seconds.
     pub rto_target_seconds: Option<f64>,
     /// Also keep the report here (`recover-<time>.json` and `.html`): the history.
     pub history: Option<PathBuf>,
@@ -37,7 +36,6 @@ pub enum RecoverError {
     /// DEST or the history directory.
     #[error("{path}: {source}")]
     Io {
-        /// The path.
         path: PathBuf,
         /// Why.
         source: std::io::Error,
@@ -45,9 +43,7 @@ pub enum RecoverError {
     /// A step could not be started.
     #[error("step {step}: cannot run {program}: {source}")]
     Spawn {
-        /// The step.
         step: Step,
-        /// The program.
         program: String,
         /// Why.
         source: std::io::Error,

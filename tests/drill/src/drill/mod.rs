@@ -193,7 +193,6 @@ pub struct DrillOptions {
     pub seal_interval: Duration,
     /// S3 instead of the local directory.
     pub s3: Option<S3Target>,
-    /// The programs.
     pub programs: Programs,
 }
 
@@ -281,7 +280,6 @@ pub struct DrillReport {
     pub last_commit_durable_after_ms: Option<f64>,
     /// What the attacker did.
     pub attack: Vec<Action>,
-    /// The recovery.
     pub recovery: Vec<RecoveryStep>,
     /// The referee's checks.
     pub checks: Vec<Check>,

@@ -127,7 +127,6 @@ pub struct Daemon {
     /// What it is (`collector`, `watcher`, ...).
     pub name: String,
     child: Child,
-    /// Its log.
     pub log: PathBuf,
     usage: Usage,
 }

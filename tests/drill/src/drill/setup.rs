@@ -139,9 +139,7 @@ impl Layout {
 pub struct Ports {
     /// The collector's link.
     pub collector: u16,
-    /// The collector's metrics.
     pub collector_metrics: u16,
-    /// The watcher's metrics.
     pub watcher_metrics: u16,
 }
 
@@ -161,7 +159,6 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// Its store.
     pub fn store(&self) -> PathBuf {
         self.dir.join("store")
     }

@@ -27,7 +27,6 @@ pub struct ThreadRecovery {
     pub online_seq: u32,
     /// The rebuilt online log.
     pub online_path: PathBuf,
-    /// Its size.
     pub online_size: u64,
     /// `collector` or `worm`, as `restore online` recorded it.
     pub online_source: String,
@@ -210,7 +209,6 @@ impl ThreadRecovery {
 /// What the referee found for one thread.
 #[derive(Debug, Clone)]
 pub struct ThreadChecks {
-    /// The thread.
     pub thread: u16,
     /// Its checks (named with the thread when the database has several).
     pub checks: Vec<Check>,

@@ -10,7 +10,6 @@ pub struct JournalEntry {
     pub xid: String,
     /// Undo segment number.
     pub usn: u16,
-    /// Slot.
     pub slot: u16,
     /// Wrap sequence.
     pub sqn: u32,
@@ -34,17 +33,13 @@ pub struct JournalEntry {
     pub begin_scn: u64,
     /// Table changed.
     pub table: String,
-    /// Its data object id.
     pub data_object_id: u32,
     /// Extended ROWIDs of the rows changed, in order.
     pub row_ids: Vec<String>,
     /// Number of row changes (inserts + updates + deletes).
     pub op_count: u32,
-    /// Inserts.
     pub inserts: u32,
-    /// Updates.
     pub updates: u32,
-    /// Deletes.
     pub deletes: u32,
     /// True for a long transaction of the mix.
     pub long: bool,

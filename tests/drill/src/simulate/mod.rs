@@ -135,7 +135,6 @@ pub struct SimConfig {
     pub db_id: u32,
     /// Database name (ASCII, at most 8 bytes).
     pub db_name: String,
-    /// Activation id.
     pub activation_id: u32,
     /// fsync the online log after every LWN (headers and archives are always fsynced).
     pub fsync: bool,
