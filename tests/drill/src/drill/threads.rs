@@ -2,7 +2,7 @@
 //! back for it (its archived logs from WORM or rebuilt by the collector, its rebuilt online
 //! log) and the referee's checks of it against that thread's ground truth. Sequences are per
 //! thread, so every map here is one thread's; the checks of the whole database (per-table
-//! counts, the audit, the script) stay in [`super::run`].
+//! counts, the audit, the script) are in `checks.rs`.
 
 use std::collections::BTreeMap;
 use std::fs;
