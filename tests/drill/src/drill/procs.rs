@@ -78,6 +78,26 @@ pub struct ProcessUsage {
     pub usage: Usage,
 }
 
+impl ProcessUsage {
+    /// A daemon's cost, read as it ends.
+    pub fn daemon(name: &str, usage: Usage) -> ProcessUsage {
+        ProcessUsage {
+            name: name.to_string(),
+            kind: "daemon",
+            usage,
+        }
+    }
+
+    /// A recovery step's cost.
+    pub fn recovery(name: &str, usage: Usage) -> ProcessUsage {
+        ProcessUsage {
+            name: name.to_string(),
+            kind: "recovery",
+            usage,
+        }
+    }
+}
+
 /// The programs the drill runs.
 #[derive(Debug, Clone)]
 pub struct Programs {

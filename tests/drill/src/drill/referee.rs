@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use redovault_redo::position::Xid;
 use redovault_redo::{Analyzer, Commit, RowChange, TxnEvent};
@@ -14,6 +15,7 @@ use serde::Serialize;
 use sha2::Digest;
 
 use super::DrillError;
+use super::setup::Layout;
 use crate::simulate::journal::{JournalEntry, parse_journal};
 
 /// The ground truth at the crash.
@@ -21,6 +23,8 @@ use crate::simulate::journal::{JournalEntry, parse_journal};
 pub struct Truth {
     /// Every ended transaction, in log order (every thread's).
     pub journal: Vec<JournalEntry>,
+    /// The journal's committed transactions (xid, SCN, sequence), in order.
+    pub commits: Vec<(String, u64, u32)>,
     /// Each redo thread's logs (RAC: one set per instance; sequences are per thread).
     pub threads: BTreeMap<u16, ThreadLogs>,
 }
@@ -41,6 +45,28 @@ impl Truth {
     pub fn archived_logs(&self) -> usize {
         self.threads.values().map(|t| t.archived.len()).sum()
     }
+
+    /// Rolled-back transactions in the journal.
+    pub fn rollbacks(&self) -> usize {
+        self.journal.iter().filter(|e| e.rollback).count()
+    }
+}
+
+/// The referee's phase: its copy, taken once redovault's daemons on the database host are
+/// dead and before its files are destroyed (nothing timed runs meanwhile), into
+/// `l.referee`.
+pub fn witness(l: &Layout, say: &mut dyn FnMut(&str)) -> Result<Truth, DrillError> {
+    let t_copy = Instant::now();
+    let truth = snapshot(&l.oracle, &l.referee)?;
+    say(&format!(
+        "    referee: journal ({} commits, {} rollbacks), {} archived and the online logs copied to {} in {:.1} s (ground truth, outside every host; taken after the daemons died, before the files are destroyed)",
+        truth.commits.len(),
+        truth.rollbacks(),
+        truth.archived_logs(),
+        l.referee.display(),
+        t_copy.elapsed().as_secs_f64()
+    ));
+    Ok(truth)
 }
 
 /// Copies the journal, the archived logs and the online logs of the simulated database
@@ -79,7 +105,11 @@ pub fn snapshot(oracle: &Path, referee: &Path) -> Result<Truth, DrillError> {
             }
         }
     }
-    Ok(Truth { journal, threads })
+    Ok(Truth {
+        commits: journal_commits(&journal),
+        journal,
+        threads,
+    })
 }
 
 /// Copies one log, 1 MiB at a time; returns its thread and sequence (None: no redo header)

@@ -215,24 +215,51 @@ pub fn write_configs(
     fs::create_dir_all(&pki_dir).map_err(|e| DrillError::io(&pki_dir, e))?;
     let pki = tls::generate_pki(&pki_dir)
         .map_err(|e| DrillError::Setup(format!("link certificates: {e}")))?;
-    // The extractor's certificate and key, and the CA, go to the database host.
-    let host_pki = l.host_etc.join("pki");
-    fs::create_dir_all(&host_pki).map_err(|e| DrillError::io(&host_pki, e))?;
-    let copy = |from: &Path, name: &str| -> Result<PathBuf, DrillError> {
-        let to = host_pki.join(name);
-        fs::copy(from, &to).map_err(|e| DrillError::io(&to, e))?;
-        Ok(to)
-    };
-    let ca = copy(&pki.ca, "ca.pem")?;
-    let client_cert = copy(&pki.client_cert, "extractor.pem")?;
-    let client_key = copy(&pki.client_key, "extractor.key")?;
     // The collector's data key: 0600, on the backup host only.
     let keys = l.remote.join("collector.keys");
     write_key_file(&keys)?;
+    let public = write_recovery_key_pair(l)?;
+    // The collector's pieces go to the same store as the watcher's archived logs, with the
+    // bucket's default retention on S3. Their keys are `<worm prefix>/streams/<stream>/`, and
+    // the bucket policy lets the collector write only under `PREFIX/streams/`: on S3 the worm
+    // prefix is the policy's PREFIX itself, not the run's prefix below it (a run keeps apart
+    // by its stream's name: the drill gives each run a database id of its own).
+    let worm_prefix = match s3 {
+        Some(t) => t.prefix.trim_matches('/').to_string(),
+        None => prefix.to_string(),
+    };
+    let collector = l.remote.join("collector.toml");
+    let worm = format!(
+        "# Every stream's acknowledged redo also goes into WORM, sealed to the offline recovery key.\n\
+         [worm]\n{}\nrecovery_public_key = \"{}\"\nseal_interval = \"{}ms\"\n",
+        writer_store_section(l, s3, &worm_prefix),
+        public.display(),
+        WORM_SEAL_INTERVAL.as_millis(),
+    );
+    let text = collector_toml(
+        "the backup host",
+        (ports.collector, ports.collector_metrics),
+        (&pki.server_cert, &pki.server_key, &pki.ca),
+        (&l.remote.join("store"), &keys),
+        &worm,
+    );
+    fs::write(&collector, text).map_err(|e| DrillError::io(&collector, e))?;
+    let replicas = write_replicas(l, &pki, replica_ports)?;
+    let extractors = write_extractors(l, &pki, ports, &replicas, extractor_ports, groups)?;
+    let watcher = write_watcher(l, ports, s3, prefix, seal_interval)?;
+    Ok(Configs {
+        collector,
+        extractors,
+        watcher,
+        worm_prefix,
+        replicas,
+    })
+}
 
-    // The recovery key pair, as `deploy/recovery-key.sh` makes it on an offline machine: the
-    // private half to the recovery team (0600 from its creation), the public half to the
-    // backup host, where the collector seals its pieces to it.
+/// The recovery key pair, as `deploy/recovery-key.sh` makes it on an offline machine: the
+/// private half to the recovery team (0600 from its creation), the public half to the backup
+/// host, where the collector seals its pieces to it. Returns the public half's path.
+fn write_recovery_key_pair(l: &Layout) -> Result<PathBuf, DrillError> {
     let recovery = RecoveryPrivateKey::generate();
     let private = l.recovery_key();
     fs::OpenOptions::new()
@@ -247,42 +274,26 @@ pub fn write_configs(
         .map_err(|e| DrillError::io(&private, e))?;
     let public = l.remote.join("recovery.pub");
     fs::write(&public, recovery.public().to_pem()).map_err(|e| DrillError::io(&public, e))?;
-    // The collector's pieces go to the same store as the watcher's archived logs, with the
-    // bucket's default retention on S3. Their keys are `<worm prefix>/streams/<stream>/`, and
-    // the bucket policy lets the collector write only under `PREFIX/streams/`: on S3 the worm
-    // prefix is the policy's PREFIX itself, not the run's prefix below it (a run keeps apart
-    // by its stream's name: the drill gives each run a database id of its own).
-    let worm_prefix = match s3 {
-        Some(t) => t.prefix.trim_matches('/').to_string(),
-        None => prefix.to_string(),
-    };
-    let worm_store = match s3 {
-        Some(_) => format!(
-            "{}\nretention = \"bucket-default\"",
-            store_section(l, s3, &worm_prefix)
-        ),
-        None => store_section(l, s3, &worm_prefix),
-    };
+    Ok(public)
+}
 
-    let collector = l.remote.join("collector.toml");
-    let worm = format!(
-        "# Every stream's acknowledged redo also goes into WORM, sealed to the offline recovery key.\n\
-         [worm]\n{worm_store}\nrecovery_public_key = \"{}\"\nseal_interval = \"{}ms\"\n",
-        public.display(),
-        WORM_SEAL_INTERVAL.as_millis(),
-    );
-    let text = collector_toml(
-        "the backup host",
-        (ports.collector, ports.collector_metrics),
-        (&pki.server_cert, &pki.server_key, &pki.ca),
-        (&l.remote.join("store"), &keys),
-        &worm,
-    );
-    fs::write(&collector, text).map_err(|e| DrillError::io(&collector, e))?;
-    let replicas = write_replicas(l, &pki, replica_ports)?;
-
+/// The extractors on the database host, one per redo thread, with the extractor's
+/// certificate and key and the CA copied there.
+fn write_extractors(
+    l: &Layout,
+    pki: &tls::PkiPaths,
+    ports: Ports,
+    replicas: &[Replica],
+    extractor_ports: &[u16],
+    groups: u32,
+) -> Result<Vec<Extractor>, DrillError> {
+    let host_pki = l.host_etc.join("pki");
+    fs::create_dir_all(&host_pki).map_err(|e| DrillError::io(&host_pki, e))?;
+    let ca = copy_into(&host_pki, &pki.ca, "ca.pem")?;
+    let client_cert = copy_into(&host_pki, &pki.client_cert, "extractor.pem")?;
+    let client_key = copy_into(&host_pki, &pki.client_key, "extractor.key")?;
     let collectors =
-        extractor_collectors(ports.collector, &replicas, &ca, &client_cert, &client_key);
+        extractor_collectors(ports.collector, replicas, &ca, &client_cert, &client_key);
     let threads = extractor_ports.len();
     let mut extractors = Vec::with_capacity(threads);
     for (thread, &metrics) in (1u16..).zip(extractor_ports) {
@@ -307,7 +318,17 @@ pub fn write_configs(
             metrics,
         });
     }
+    Ok(extractors)
+}
 
+/// The watcher on the database host, sealing its manifest every `seal_interval`.
+fn write_watcher(
+    l: &Layout,
+    ports: Ports,
+    s3: Option<&S3Target>,
+    prefix: &str,
+    seal_interval: Duration,
+) -> Result<PathBuf, DrillError> {
     let watcher = l.host_etc.join("watcher.toml");
     let text = format!(
         r#"# The watcher on the database host (written by `redovault drill`).
@@ -328,25 +349,31 @@ metrics_listen = "127.0.0.1:{mport}"
 "#,
         arch = l.oracle.join("archive").display(),
         state = l.host_state.join("watcher").display(),
-        // The watcher writes: its objects take the bucket's default retention.
-        store = match s3 {
-            Some(_) => format!(
-                "{}\nretention = \"bucket-default\"",
-                store_section(l, s3, prefix)
-            ),
-            None => store_section(l, s3, prefix),
-        },
+        store = writer_store_section(l, s3, prefix),
         mport = ports.watcher_metrics,
         seal_ms = seal_interval.as_millis(),
     );
     fs::write(&watcher, text).map_err(|e| DrillError::io(&watcher, e))?;
-    Ok(Configs {
-        collector,
-        extractors,
-        watcher,
-        worm_prefix,
-        replicas,
-    })
+    Ok(watcher)
+}
+
+/// The `[store]` of a program that writes into WORM: on S3 its objects take the bucket's
+/// default retention.
+fn writer_store_section(l: &Layout, s3: Option<&S3Target>, prefix: &str) -> String {
+    match s3 {
+        Some(_) => format!(
+            "{}\nretention = \"bucket-default\"",
+            store_section(l, s3, prefix)
+        ),
+        None => store_section(l, s3, prefix),
+    }
+}
+
+/// Copies `from` into `dir` as `name`.
+fn copy_into(dir: &Path, from: &Path, name: &str) -> Result<PathBuf, DrillError> {
+    let to = dir.join(name);
+    fs::copy(from, &to).map_err(|e| DrillError::io(&to, e))?;
+    Ok(to)
 }
 
 /// The configuration of the extractor of redo thread `thread`: that thread's online log
@@ -426,7 +453,7 @@ fn write_key_file(keys: &Path) -> Result<(), DrillError> {
 /// policy of its own.
 fn write_replicas(
     l: &Layout,
-    pki: &redovault::crypto::tls::PkiPaths,
+    pki: &tls::PkiPaths,
     ports: &[(u16, u16)],
 ) -> Result<Vec<Replica>, DrillError> {
     let mut out = Vec::new();
@@ -434,14 +461,9 @@ fn write_replicas(
         let dir = l.backup_host(i);
         let pki_dir = dir.join("pki");
         fs::create_dir_all(&pki_dir).map_err(|e| DrillError::io(&pki_dir, e))?;
-        let copy = |from: &Path, name: &str| -> Result<PathBuf, DrillError> {
-            let to = pki_dir.join(name);
-            fs::copy(from, &to).map_err(|e| DrillError::io(&to, e))?;
-            Ok(to)
-        };
-        let cert = copy(&pki.server_cert, "collector.pem")?;
-        let key = copy(&pki.server_key, "collector.key")?;
-        let ca = copy(&pki.ca, "ca.pem")?;
+        let cert = copy_into(&pki_dir, &pki.server_cert, "collector.pem")?;
+        let key = copy_into(&pki_dir, &pki.server_key, "collector.key")?;
+        let ca = copy_into(&pki_dir, &pki.ca, "ca.pem")?;
         let r = Replica {
             name: format!("backup-host-{i}"),
             config: dir.join("collector.toml"),

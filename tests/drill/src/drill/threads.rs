@@ -2,7 +2,7 @@
 //! back for it (its archived logs from WORM or rebuilt by the collector, its rebuilt online
 //! log) and the referee's checks of it against that thread's ground truth. Sequences are per
 //! thread, so every map here is one thread's; the checks of the whole database (per-table
-//! counts, the audit, the script) stay in [`super::run`].
+//! counts, the audit, the script) are in `checks.rs`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -276,114 +276,187 @@ pub fn check(
             .unwrap_or(start_time);
         (to - from).max(0) as f64
     };
-    let mut checks = Vec::new();
-    let online_seq = r.online_seq;
-    // The point recovery reaches: the sequence of the last file it applies, and whether that
-    // is the rebuilt online log (applied to its last commit, not to its end).
-    let point_seq = r.recovered.last().map_or(0, |x| x.sequence);
-    let online_applied = r.applied_note.is_none() && point_seq == online_seq;
-    // Archived logs, byte for byte. With the backup host wiped, WORM may end inside an
-    // archived log or before it: the log the rebuilt online log stands for is checked as the
-    // online log (to its last commit); a log after that point, in neither WORM's archive nor
-    // its pieces, went with the last seal interval: it is named, its commits are in the RPO.
-    let mut identical = 0;
-    let mut problems = Vec::new();
-    let mut as_online = None;
-    let mut lost_logs = Vec::new();
-    for (seq, truth_path) in &logs.archived {
-        let want = logs.archived_sha256.get(seq).cloned().unwrap_or_default();
-        if let Some((path, sha)) = r.from_worm.get(seq) {
-            let got = referee::sha256_file(path)?;
-            if got == want && *sha == want {
-                identical += 1;
-            } else {
-                problems.push(format!(
-                    "log {seq}: SHA-256 {got}, the database wrote {want}"
-                ));
-            }
-        } else if let Some((path, size)) = r.rebuilt_archived.get(seq) {
-            let a = fs::read(path).map_err(|e| DrillError::io(path, e))?;
-            let b = fs::read(truth_path).map_err(|e| DrillError::io(truth_path, e))?;
-            // An archived copy's blocks 0 and 1 (block count, next SCN) are written at the
-            // switch; the stream has the online log's: compare from block 2, to the end.
-            if b.len() as u64 != *size {
-                problems.push(format!(
-                    "log {seq} (rebuilt): {size} bytes, the database archived {}",
-                    b.len()
-                ));
-            } else {
-                match referee::first_difference(&a, &b, 1024, *size as usize) {
-                    None => identical += 1,
-                    Some(at) => problems.push(format!("log {seq} (rebuilt): differs at byte {at}")),
-                }
-            }
-        } else if no_survivor && online_applied && *seq == online_seq {
-            as_online = Some(*seq);
-        } else if no_survivor && *seq > point_seq.max(online_seq) {
-            lost_logs.push(*seq);
-        } else if r.missing.contains(seq) && no_survivor {
-            problems.push(format!(
-                "log {seq}: not recovered (not in WORM's sealed manifest; with the backup host gone nothing rebuilds it from the pieces)"
-            ));
-        } else {
-            problems.push(format!("log {seq}: not recovered"));
-        }
-    }
-    checks.push(Check::new(
-        &name("archived logs byte-identical"),
-        problems.is_empty()
-            && identical + usize::from(as_online.is_some()) + lost_logs.len()
-                == logs.archived.len(),
-        if problems.is_empty() {
-            format!(
-                "{identical} of {} ({} from WORM by SHA-256, {} rebuilt by the collector){}{}",
-                logs.archived.len(),
-                r.from_worm.len(),
-                r.rebuilt_archived.len(),
-                match as_online {
-                    Some(seq) => format!(
-                        "; log {seq}: rebuilt from WORM to its last commit (the online log check)"
-                    ),
-                    None => String::new(),
-                },
-                if lost_logs.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "; after the last commit in WORM, lost with the last seal interval: {lost_logs:?} (their commits are in the RPO)"
-                    )
-                }
-            )
-        } else {
-            problems.join("; ")
-        },
-    ));
-    checks.push(online_prefix_check(
-        r,
-        logs,
-        &name("online log prefix identical"),
-    )?);
-    let mut commits_detail = match &diff {
-        Some(d) => d.clone(),
-        None if lost == 0 => format!(
-            "{matched} of {} committed transactions, in order",
-            jcommits.len()
+    let archived = ArchivedLogs::tally(r, logs, no_survivor)?;
+    let checks = vec![
+        archived.check(&name("archived logs byte-identical"), r, logs),
+        online_prefix_check(r, logs, &name("online log prefix identical"))?,
+        commits_check(
+            &name("commits recovered = journal"),
+            r,
+            (matched, lost, &diff),
+            jcommits.len(),
+            no_survivor,
         ),
+        online_commits_check(
+            &name("rebuilt online log commits = journal"),
+            r,
+            &jcommits,
+            table_names,
+            no_survivor,
+        ),
+        parses_check(&name("recovered redo parses cleanly"), r, &replay),
+    ];
+    Ok(ThreadChecks {
+        thread: r.thread,
+        checks,
+        commits: jcommits.len(),
+        matched,
+        lost,
+        diff,
+        rpo_seconds,
+        first_lost_time: jtimes.get(matched).copied().filter(|_| lost > 0),
+        last_commit: jcommits.last().map(|c| (c.0.clone(), c.1)),
+        replay,
+    })
+}
+
+/// What the referee found of one thread's archived logs.
+#[derive(Default)]
+struct ArchivedLogs {
+    /// Byte-identical to the database's.
+    identical: usize,
+    /// What is wrong, one line a log.
+    problems: Vec<String>,
+    /// The log the rebuilt online log stands for (checked as the online log).
+    as_online: Option<u32>,
+    /// Logs after the last commit in WORM, lost with the last seal interval.
+    lost_logs: Vec<u32>,
+}
+
+impl ArchivedLogs {
+    /// Archived logs, byte for byte. With the backup host wiped, WORM may end inside an
+    /// archived log or before it: the log the rebuilt online log stands for is checked as the
+    /// online log (to its last commit); a log after that point, in neither WORM's archive nor
+    /// its pieces, went with the last seal interval: it is named, its commits are in the RPO.
+    fn tally(
+        r: &ThreadRecovery,
+        logs: &ThreadLogs,
+        no_survivor: bool,
+    ) -> Result<ArchivedLogs, DrillError> {
+        let online_seq = r.online_seq;
+        // The point recovery reaches: the sequence of the last file it applies, and whether
+        // that is the rebuilt online log (applied to its last commit, not to its end).
+        let point_seq = r.recovered.last().map_or(0, |x| x.sequence);
+        let online_applied = r.applied_note.is_none() && point_seq == online_seq;
+        let mut found = ArchivedLogs::default();
+        for (seq, truth_path) in &logs.archived {
+            let want = logs.archived_sha256.get(seq).cloned().unwrap_or_default();
+            let problem = if let Some((path, sha)) = r.from_worm.get(seq) {
+                let got = referee::sha256_file(path)?;
+                (got != want || *sha != want)
+                    .then(|| format!("log {seq}: SHA-256 {got}, the database wrote {want}"))
+            } else if let Some((path, size)) = r.rebuilt_archived.get(seq) {
+                rebuilt_difference(*seq, path, *size, truth_path)?
+            } else if no_survivor && online_applied && *seq == online_seq {
+                found.as_online = Some(*seq);
+                continue;
+            } else if no_survivor && *seq > point_seq.max(online_seq) {
+                found.lost_logs.push(*seq);
+                continue;
+            } else if r.missing.contains(seq) && no_survivor {
+                Some(format!(
+                    "log {seq}: not recovered (not in WORM's sealed manifest; with the backup host gone nothing rebuilds it from the pieces)"
+                ))
+            } else {
+                Some(format!("log {seq}: not recovered"))
+            };
+            match problem {
+                None => found.identical += 1,
+                Some(p) => found.problems.push(p),
+            }
+        }
+        Ok(found)
+    }
+
+    fn check(&self, name: &str, r: &ThreadRecovery, logs: &ThreadLogs) -> Check {
+        let (identical, as_online, lost_logs) = (self.identical, self.as_online, &self.lost_logs);
+        Check::new(
+            name,
+            self.problems.is_empty()
+                && identical + usize::from(as_online.is_some()) + lost_logs.len()
+                    == logs.archived.len(),
+            if self.problems.is_empty() {
+                format!(
+                    "{identical} of {} ({} from WORM by SHA-256, {} rebuilt by the collector){}{}",
+                    logs.archived.len(),
+                    r.from_worm.len(),
+                    r.rebuilt_archived.len(),
+                    match as_online {
+                        Some(seq) => format!(
+                            "; log {seq}: rebuilt from WORM to its last commit (the online log check)"
+                        ),
+                        None => String::new(),
+                    },
+                    if lost_logs.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; after the last commit in WORM, lost with the last seal interval: {lost_logs:?} (their commits are in the RPO)"
+                        )
+                    }
+                )
+            } else {
+                self.problems.join("; ")
+            },
+        )
+    }
+}
+
+/// How an archived log the collector rebuilt (`path`, `size` bytes) differs from the
+/// database's (`truth`), if it does.
+fn rebuilt_difference(
+    seq: u32,
+    path: &Path,
+    size: u64,
+    truth: &Path,
+) -> Result<Option<String>, DrillError> {
+    let a = fs::read(path).map_err(|e| DrillError::io(path, e))?;
+    let b = fs::read(truth).map_err(|e| DrillError::io(truth, e))?;
+    // An archived copy's blocks 0 and 1 (block count, next SCN) are written at the
+    // switch; the stream has the online log's: compare from block 2, to the end.
+    if b.len() as u64 != size {
+        return Ok(Some(format!(
+            "log {seq} (rebuilt): {size} bytes, the database archived {}",
+            b.len()
+        )));
+    }
+    Ok(referee::first_difference(&a, &b, 1024, size as usize)
+        .map(|at| format!("log {seq} (rebuilt): differs at byte {at}")))
+}
+
+/// Every committed transaction of the thread, in order: what recovery brought back is the
+/// journal's first ones (`matched`, `lost`, the first difference); losing some is allowed only
+/// when the backup host is gone.
+fn commits_check(
+    name: &str,
+    r: &ThreadRecovery,
+    (matched, lost, diff): (usize, usize, &Option<String>),
+    commits: usize,
+    no_survivor: bool,
+) -> Check {
+    let mut detail = match diff {
+        Some(d) => d.clone(),
+        None if lost == 0 => format!("{matched} of {commits} committed transactions, in order"),
         None => format!(
-            "the first {matched} of {} committed transactions, in order; the last {lost} lost",
-            jcommits.len()
+            "the first {matched} of {commits} committed transactions, in order; the last {lost} lost"
         ),
     };
     if let Some(n) = &r.applied_note {
-        commits_detail.push_str(&format!("; {n}"));
+        detail.push_str(&format!("; {n}"));
     }
-    checks.push(Check::new(
-        &name("commits recovered = journal"),
-        diff.is_none() && (lost == 0 || no_survivor),
-        commits_detail,
-    ));
-    // The rebuilt online log's own commits: the journal's in that log (all of them; with the
-    // backup host wiped, the journal's first ones, through the last commit in WORM).
+    Check::new(name, diff.is_none() && (lost == 0 || no_survivor), detail)
+}
+
+/// The rebuilt online log's own commits: the journal's in that log (all of them; with the
+/// backup host wiped, the journal's first ones, through the last commit in WORM).
+fn online_commits_check(
+    name: &str,
+    r: &ThreadRecovery,
+    jcommits: &[(String, u64, u32)],
+    table_names: &std::collections::HashMap<u32, String>,
+    no_survivor: bool,
+) -> Check {
+    let online_seq = r.online_seq;
     let r_online = referee::replay(
         &[Recovered {
             sequence: online_seq,
@@ -403,8 +476,8 @@ pub fn check(
     } else {
         j_online == r_online
     };
-    checks.push(Check::new(
-        &name("rebuilt online log commits = journal"),
+    Check::new(
+        name,
         online_ok,
         format!(
             "log {online_seq}: {} commits rebuilt, the journal has {} (last {} at SCN {})",
@@ -413,9 +486,13 @@ pub fn check(
             last_xid,
             r.record["last_commit_scn"].as_u64().unwrap_or(0)
         ),
-    ));
-    checks.push(Check::new(
-        &name("recovered redo parses cleanly"),
+    )
+}
+
+/// The recovered redo parses without a problem.
+fn parses_check(name: &str, r: &ThreadRecovery, replay: &Replay) -> Check {
+    Check::new(
+        name,
         replay.problems.is_empty(),
         if replay.problems.is_empty() {
             format!(
@@ -426,19 +503,7 @@ pub fn check(
         } else {
             replay.problems.join("; ")
         },
-    ));
-    Ok(ThreadChecks {
-        thread: r.thread,
-        checks,
-        commits: jcommits.len(),
-        matched,
-        lost,
-        diff,
-        rpo_seconds,
-        first_lost_time: jtimes.get(matched).copied().filter(|_| lost > 0),
-        last_commit: jcommits.last().map(|c| (c.0.clone(), c.1)),
-        replay,
-    })
+    )
 }
 
 /// The online log: the database's bytes up to the last commit the rebuilt log holds.
