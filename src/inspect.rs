@@ -20,6 +20,7 @@
 //! ([`redovault_redo::offsets`]); a block that breaks it is listed (real logs: none). It is not
 //! damage (no redo is lost), so it does not change the verdict or the exit code.
 
+use redovault_redo::position::{DbId, ResetlogsId};
 use std::fmt::Write as _;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -166,14 +167,14 @@ pub struct InspectReport {
     /// Blocks after block 0, as block 0 declares.
     pub block_count: u32,
     /// Database id.
-    pub db_id: u32,
+    pub db_id: DbId,
     /// Database name.
     pub db_name: String,
     /// Redo thread.
     pub thread: u16,
     /// Log sequence.
     pub sequence: u32,
-    pub resetlogs_id: u32,
+    pub resetlogs_id: ResetlogsId,
     pub resetlogs_scn: Option<u64>,
     pub activation_id: u32,
     pub first_scn: Option<u64>,

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
-use redovault_redo::position::{LogSeq, Scn, ThreadId};
+use redovault_redo::position::{DbId, LogSeq, ResetlogsId, Scn, ThreadId};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use chain::{
@@ -72,9 +72,9 @@ pub mod serde_pos {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LogIdentity {
     /// Database id (DBID).
-    pub db_id: u32,
+    pub db_id: DbId,
     /// Resetlogs id (the incarnation).
-    pub resetlogs_id: u32,
+    pub resetlogs_id: ResetlogsId,
     /// Redo thread.
     pub thread: ThreadId,
     /// Log sequence.
@@ -98,11 +98,11 @@ pub struct ManifestEntry {
     /// Position in the manifest, from 1, without holes.
     pub index: u64,
     /// Database id.
-    pub db_id: u32,
+    pub db_id: DbId,
     /// Database name.
     pub db_name: String,
     /// Resetlogs id (incarnation).
-    pub resetlogs_id: u32,
+    pub resetlogs_id: ResetlogsId,
     /// Redo thread.
     #[serde(with = "serde_pos::thread")]
     pub thread: ThreadId,
@@ -374,9 +374,9 @@ mod tests {
         ManifestEntry {
             index: 0,
             prev: Sha256Digest::ZERO,
-            db_id: 1_497_016_494,
+            db_id: DbId(1_497_016_494),
             db_name: "FREE".into(),
-            resetlogs_id: 1_224_959_854,
+            resetlogs_id: ResetlogsId(1_224_959_854),
             thread: ThreadId(1),
             sequence: LogSeq(seq),
             first_scn: Scn(1000 * u64::from(seq)),

@@ -17,6 +17,7 @@
 //! length of each paced run (default 5), `REDOVAULT_BENCH_DIR` the directory (default: the
 //! target directory's tmp, on disk, never tmpfs).
 
+use redovault_redo::position::{DbId, ResetlogsId};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -40,8 +41,8 @@ fn keys() -> KeyRing {
 
 fn stream(t: u16) -> StreamId {
     StreamId {
-        db_id: 7,
-        resetlogs_id: 1,
+        db_id: DbId(7),
+        resetlogs_id: ResetlogsId(1),
         thread: ThreadId(t),
     }
 }

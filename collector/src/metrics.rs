@@ -533,11 +533,12 @@ pub fn link_reason(e: &LinkError) -> &'static str {
 mod tests {
     use super::*;
     use redovault_redo::ThreadId;
+    use redovault_redo::position::{DbId, ResetlogsId};
 
     fn id(db: u32, rl: u32, t: u16) -> StreamId {
         StreamId {
-            db_id: db,
-            resetlogs_id: rl,
+            db_id: DbId(db),
+            resetlogs_id: ResetlogsId(rl),
             thread: ThreadId(t),
         }
     }

@@ -21,7 +21,7 @@ use redovault::crypto::recovery::{
 };
 use redovault::manifest::Sha256Digest;
 use redovault::wire::{StreamId, StreamPos};
-use redovault_redo::position::{LogSeq, ThreadId};
+use redovault_redo::position::{DbId, LogSeq, ResetlogsId, ThreadId};
 
 use crate::segment::{ChunkError, MAX_PLAINTEXT, StoredChunk};
 
@@ -125,8 +125,8 @@ impl PieceHeader {
         b[8..10].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
         b[10] = VERSION;
         b[11] = SUITE;
-        b[12..16].copy_from_slice(&self.stream.db_id.to_le_bytes());
-        b[16..20].copy_from_slice(&self.stream.resetlogs_id.to_le_bytes());
+        b[12..16].copy_from_slice(&self.stream.db_id.0.to_le_bytes());
+        b[16..20].copy_from_slice(&self.stream.resetlogs_id.0.to_le_bytes());
         b[20..22].copy_from_slice(&self.stream.thread.0.to_le_bytes());
         b[24..32].copy_from_slice(&self.index.to_le_bytes());
         b[32..36].copy_from_slice(&self.start.seq.0.to_le_bytes());
@@ -212,8 +212,8 @@ impl PieceHeader {
         key_id.copy_from_slice(&b[100..132]);
         let h = PieceHeader {
             stream: StreamId {
-                db_id: u32_at(12),
-                resetlogs_id: u32_at(16),
+                db_id: DbId(u32_at(12)),
+                resetlogs_id: ResetlogsId(u32_at(16)),
                 thread: ThreadId(u16_at(20)),
             },
             index: u64_at(24),
@@ -457,8 +457,8 @@ mod tests {
 
     fn stream() -> StreamId {
         StreamId {
-            db_id: 7,
-            resetlogs_id: 9,
+            db_id: DbId(7),
+            resetlogs_id: ResetlogsId(9),
             thread: ThreadId(2),
         }
     }

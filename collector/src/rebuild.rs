@@ -490,6 +490,7 @@ fn write_log(
 
 #[cfg(test)]
 mod tests {
+    use redovault_redo::position::ResetlogsId;
     use std::sync::Arc;
 
     use rand::{Rng, SeedableRng};
@@ -599,7 +600,7 @@ mod tests {
         let cfg = SimConfig::new(sim.path());
         let stream = StreamId {
             db_id: cfg.db_id,
-            resetlogs_id: cfg.resetlogs_id(),
+            resetlogs_id: ResetlogsId(cfg.resetlogs_id()),
             thread: ThreadId(1),
         };
         let store_dir = tempfile::tempdir().unwrap();

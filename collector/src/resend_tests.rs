@@ -1,5 +1,6 @@
 //! Tests of the resend decision (pure) and of the comparison against a real store.
 
+use redovault_redo::position::{DbId, ResetlogsId};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -27,8 +28,8 @@ fn keys() -> KeyRing {
 
 fn sid() -> StreamId {
     StreamId {
-        db_id: 77,
-        resetlogs_id: 88,
+        db_id: DbId(77),
+        resetlogs_id: ResetlogsId(88),
         thread: ThreadId(1),
     }
 }

@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 
 use redovault::wire::StreamPos;
-use redovault_redo::position::{LogSeq, Scn};
+use redovault_redo::position::{DbId, LogSeq, ResetlogsId, Scn};
 
 /// One segment of a stream, as retention sees it (in stream order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,9 +216,9 @@ pub struct StoredScns {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArchivedLog {
     /// Database id.
-    pub db_id: u32,
+    pub db_id: DbId,
     /// Incarnation.
-    pub resetlogs_id: u32,
+    pub resetlogs_id: ResetlogsId,
     pub thread: u16,
     pub sequence: LogSeq,
     /// First SCN of the log.
@@ -468,13 +468,13 @@ mod tests {
     #[test]
     fn archived_logs_match_on_identity_and_scn_range() {
         let s = StreamId {
-            db_id: 7,
-            resetlogs_id: 9,
+            db_id: DbId(7),
+            resetlogs_id: ResetlogsId(9),
             thread: ThreadId(2),
         };
         let log = ArchivedLog {
-            db_id: 7,
-            resetlogs_id: 9,
+            db_id: DbId(7),
+            resetlogs_id: ResetlogsId(9),
             thread: 2,
             sequence: LogSeq(5),
             first_scn: Scn(100),
@@ -492,7 +492,10 @@ mod tests {
             archived_matches(&log, s, LogSeq(6), None),
             Err(Mismatch::Identity)
         );
-        let other = StreamId { db_id: 8, ..s };
+        let other = StreamId {
+            db_id: DbId(8),
+            ..s
+        };
         assert_eq!(
             archived_matches(&log, other, LogSeq(5), None),
             Err(Mismatch::Identity)

@@ -153,7 +153,7 @@ impl SealedManifest {
                     next_scn: e.next_scn,
                 };
                 // A log shipped twice counts from its first shipment.
-                out.entry((e.db_id, e.resetlogs_id, e.thread.0, e.sequence.0))
+                out.entry((e.db_id.0, e.resetlogs_id.0, e.thread.0, e.sequence.0))
                     .and_modify(|a: &mut Archived| a.at = a.at.min(at))
                     .or_insert(Archived { log, at });
             }
@@ -208,7 +208,7 @@ pub fn stream_facts(
             let seq = LogSeq(q);
             let end = snap.seq_ends.get(&seq).copied();
             let archived_at = archived
-                .get(&(stream.db_id, stream.resetlogs_id, stream.thread.0, q))
+                .get(&(stream.db_id.0, stream.resetlogs_id.0, stream.thread.0, q))
                 .and_then(|a| {
                     let scns = view.scns.get(&seq).map(|(min, max)| StoredScns {
                         min: *min,
@@ -515,12 +515,13 @@ pub async fn pass<S: ArchiveStore>(
 mod tests {
     use super::*;
     use crate::store::{Durable, StoredSegment, StreamSnapshot};
+    use redovault_redo::position::{DbId, ResetlogsId};
     use redovault_redo::position::{Scn, ThreadId};
 
     fn sid() -> StreamId {
         StreamId {
-            db_id: 7,
-            resetlogs_id: 9,
+            db_id: DbId(7),
+            resetlogs_id: ResetlogsId(9),
             thread: ThreadId(1),
         }
     }
@@ -573,8 +574,8 @@ mod tests {
             (7, 9, 1, seq),
             Archived {
                 log: ArchivedLog {
-                    db_id: 7,
-                    resetlogs_id: 9,
+                    db_id: DbId(7),
+                    resetlogs_id: ResetlogsId(9),
                     thread: 1,
                     sequence: LogSeq(seq),
                     first_scn: Scn(first),
@@ -588,8 +589,8 @@ mod tests {
     fn piece(start: StreamPos, end: StreamPos, log_end: bool, uploaded: &str) -> PieceEntry {
         PieceEntry {
             index: 1,
-            db_id: 7,
-            resetlogs_id: 9,
+            db_id: DbId(7),
+            resetlogs_id: ResetlogsId(9),
             thread: 1,
             start_seq: start.seq.0,
             start_offset: start.offset,

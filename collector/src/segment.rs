@@ -946,6 +946,7 @@ mod tests {
     use crate::fs::RealFs;
     use redovault::crypto::keys::KeyId;
     use redovault_redo::position::ThreadId;
+    use redovault_redo::position::{DbId, ResetlogsId};
 
     pub(crate) fn keys() -> KeyRing {
         let id = KeyId::parse("k1").unwrap();
@@ -954,8 +955,8 @@ mod tests {
 
     fn stream() -> StreamId {
         StreamId {
-            db_id: 42,
-            resetlogs_id: 7,
+            db_id: DbId(42),
+            resetlogs_id: ResetlogsId(7),
             thread: ThreadId(1),
         }
     }

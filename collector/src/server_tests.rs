@@ -1,6 +1,7 @@
 //! The server with real links on 127.0.0.1: no Ack before the fsync returns and none after a
 //! failed one, one live session per stream, the connection limit.
 
+use redovault_redo::position::{DbId, ResetlogsId};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,8 +31,8 @@ fn keys() -> KeyRing {
 
 fn stream(db: u32) -> StreamId {
     StreamId {
-        db_id: db,
-        resetlogs_id: 1,
+        db_id: DbId(db),
+        resetlogs_id: ResetlogsId(1),
         thread: ThreadId(1),
     }
 }

@@ -180,7 +180,7 @@ async fn hello_then_data(
             .await;
         }
     }
-    if !allowed(&ctx.extractors, &hello.extractor_id, stream.db_id) {
+    if !allowed(&ctx.extractors, &hello.extractor_id, stream.db_id.0) {
         ctx.metrics.auth_failures.inc("not_allowed");
         let reason = format!(
             "extractor {:?} may not ship database {} here",

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use redovault_redo::position::{DbId, ResetlogsId};
 use serde::{Deserialize, Serialize};
 
 use crate::store::Durable;
@@ -46,10 +47,10 @@ pub struct CommitInfo {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StreamStatus {
     /// Database id.
-    pub db_id: u32,
+    pub db_id: DbId,
     /// Redo thread.
     pub thread: u16,
-    pub resetlogs_id: u32,
+    pub resetlogs_id: ResetlogsId,
     /// The durable end (`sequence:offset`), where a new session resumes.
     pub durable_end: Option<String>,
     /// The last durable commit (the recovery point held here).
@@ -96,8 +97,8 @@ impl StatusBoard {
         let e = m.entry(stream.to_string()).or_insert_with(|| {
             let (db_id, resetlogs_id, thread) = parse_name(stream);
             StreamStatus {
-                db_id,
-                resetlogs_id,
+                db_id: DbId(db_id),
+                resetlogs_id: ResetlogsId(resetlogs_id),
                 thread,
                 ..StreamStatus::default()
             }
@@ -169,7 +170,7 @@ impl StatusBoard {
 /// come from the collector's own stream ids, so this does not happen).
 fn parse_name(name: &str) -> (u32, u32, u16) {
     crate::store::parse_stream_dir_name(name)
-        .map_or((0, 0, 0), |s| (s.db_id, s.resetlogs_id, s.thread.0))
+        .map_or((0, 0, 0), |s| (s.db_id.0, s.resetlogs_id.0, s.thread.0))
 }
 
 fn unix_now() -> i64 {
@@ -187,7 +188,10 @@ mod tests {
         b.set_session(name, true, false);
         let first = b.snapshot().streams[name].clone();
         assert!(first.session_up);
-        assert_eq!((first.db_id, first.resetlogs_id, first.thread), (7, 100, 1));
+        assert_eq!(
+            (first.db_id, first.resetlogs_id, first.thread),
+            (DbId(7), ResetlogsId(100), 1)
+        );
         assert_eq!((first.sessions, first.reconnects), (1, 0));
         b.set_session(name, false, false);
         b.set_session(name, true, true);

@@ -716,6 +716,7 @@ impl WriterHandle {
 
 #[cfg(test)]
 mod tests {
+    use redovault_redo::position::{DbId, ResetlogsId};
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -733,8 +734,8 @@ mod tests {
 
     fn sid(thread: u16) -> StreamId {
         StreamId {
-            db_id: 1,
-            resetlogs_id: 2,
+            db_id: DbId(1),
+            resetlogs_id: ResetlogsId(2),
             thread: ThreadId(thread),
         }
     }

@@ -23,7 +23,7 @@ use redovault_collector::index::CommitQuery;
 use redovault_collector::segment::{self, ScanMode};
 use redovault_collector::store::{Store, StoreOptions, StreamStoreError};
 use redovault_collector::writer::{self, AppendRequest, WriterConfig};
-use redovault_redo::position::{LogSeq, Scn, ThreadId, Xid};
+use redovault_redo::position::{DbId, LogSeq, ResetlogsId, Scn, ThreadId, Xid};
 
 const STREAMS: u16 = 3;
 const ROUNDS: u64 = 32;
@@ -43,8 +43,8 @@ fn opts() -> StoreOptions {
 
 fn stream(t: u16) -> StreamId {
     StreamId {
-        db_id: 99,
-        resetlogs_id: 1,
+        db_id: DbId(99),
+        resetlogs_id: ResetlogsId(1),
         thread: ThreadId(t),
     }
 }

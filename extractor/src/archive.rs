@@ -213,6 +213,7 @@ mod tests {
     use super::*;
     use redovault_drill::simulate::{SimConfig, run};
     use redovault_redo::ThreadId;
+    use redovault_redo::position::{DbId, ResetlogsId};
 
     mod oracle_real {
         include!(concat!(
@@ -223,8 +224,8 @@ mod tests {
 
     fn fixture_stream() -> StreamId {
         StreamId {
-            db_id: 1_497_016_494,
-            resetlogs_id: 1_224_959_854,
+            db_id: DbId(1_497_016_494),
+            resetlogs_id: ResetlogsId(1_224_959_854),
             thread: ThreadId(1),
         }
     }
@@ -246,7 +247,7 @@ mod tests {
             Lookup::Missing { rejected } if rejected.is_empty()
         ));
         let mut other = fixture_stream();
-        other.resetlogs_id += 1;
+        other.resetlogs_id.0 += 1;
         assert!(matches!(a.find(other, LogSeq(15)), Lookup::Missing { .. }));
     }
 

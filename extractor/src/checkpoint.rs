@@ -21,6 +21,7 @@
 //! resumes exactly at [`Checkpoint::pos`]. All calls block (fsync): async callers use
 //! `spawn_blocking`.
 
+use redovault_redo::position::{DbId, ResetlogsId};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -126,8 +127,8 @@ struct Body {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StreamJ {
-    db_id: u32,
-    resetlogs_id: u32,
+    db_id: DbId,
+    resetlogs_id: ResetlogsId,
     thread: u16,
 }
 
@@ -440,8 +441,8 @@ mod tests {
 
     fn stream() -> StreamId {
         StreamId {
-            db_id: 1_497_016_494,
-            resetlogs_id: 1_224_959_854,
+            db_id: DbId(1_497_016_494),
+            resetlogs_id: ResetlogsId(1_224_959_854),
             thread: ThreadId(1),
         }
     }

@@ -430,6 +430,7 @@ pub fn describe(path: &Path, header: &Result<LogHeader, HeaderError>) -> String 
 mod tests {
     use super::*;
     use redovault_drill::simulate::{SimConfig, Simulator};
+    use redovault_redo::position::{DbId, ResetlogsId};
 
     mod oracle_real {
         include!(concat!(
@@ -556,8 +557,8 @@ mod tests {
         assert_eq!(
             h.stream,
             StreamId {
-                db_id: 1_497_016_494,
-                resetlogs_id: 1_224_959_854,
+                db_id: DbId(1_497_016_494),
+                resetlogs_id: ResetlogsId(1_224_959_854),
                 thread: ThreadId(1)
             }
         );

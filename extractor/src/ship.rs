@@ -793,12 +793,13 @@ pub(crate) async fn checkpoint_task(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redovault_redo::position::{DbId, ResetlogsId};
     use redovault_redo::{LogSeq, ThreadId};
 
     fn stream() -> StreamId {
         StreamId {
-            db_id: 7,
-            resetlogs_id: 8,
+            db_id: DbId(7),
+            resetlogs_id: ResetlogsId(8),
             thread: ThreadId(1),
         }
     }

@@ -5,6 +5,7 @@
 //! aside, which the archive rewrites) and its journal (every commit), and the parser's
 //! `analyze` of the archives for where each commit record ends.
 
+use redovault_redo::position::{DbId, ResetlogsId};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -726,8 +727,8 @@ mod oracle_real {
 
 fn fixture_stream() -> StreamId {
     StreamId {
-        db_id: 1_497_016_494,
-        resetlogs_id: 1_224_959_854,
+        db_id: DbId(1_497_016_494),
+        resetlogs_id: ResetlogsId(1_224_959_854),
         thread: ThreadId(1),
     }
 }

@@ -61,7 +61,7 @@ use aes_gcm::aead::AeadInPlace;
 use aes_gcm::aead::generic_array::GenericArray;
 use aes_gcm::{Aes256Gcm, KeyInit};
 use rand::RngCore;
-use redovault_redo::position::ThreadId;
+use redovault_redo::position::{DbId, ResetlogsId, ThreadId};
 
 use super::keys::{KeyId, KeyRing, MAX_KEY_ID_LEN};
 use crate::wire::StreamId;
@@ -363,8 +363,8 @@ fn chunk_aad(
     let len = u32::try_from(len).map_err(|_| EnvelopeError::TooLong(len))?;
     let mut aad = Vec::with_capacity(38 + extra.len());
     aad.extend_from_slice(CHUNK_DOMAIN);
-    aad.extend_from_slice(&h.stream.db_id.to_le_bytes());
-    aad.extend_from_slice(&h.stream.resetlogs_id.to_le_bytes());
+    aad.extend_from_slice(&h.stream.db_id.0.to_le_bytes());
+    aad.extend_from_slice(&h.stream.resetlogs_id.0.to_le_bytes());
     aad.extend_from_slice(&h.stream.thread.0.to_le_bytes());
     aad.extend_from_slice(&h.segment.to_le_bytes());
     aad.extend_from_slice(&index.to_le_bytes());
@@ -386,8 +386,8 @@ fn encode_header_fields(h: &SegmentHeader) -> Vec<u8> {
     b.push(id.len() as u8);
     b.push(0);
     b.extend_from_slice(&h.nonce_prefix);
-    b.extend_from_slice(&h.stream.db_id.to_le_bytes());
-    b.extend_from_slice(&h.stream.resetlogs_id.to_le_bytes());
+    b.extend_from_slice(&h.stream.db_id.0.to_le_bytes());
+    b.extend_from_slice(&h.stream.resetlogs_id.0.to_le_bytes());
     b.extend_from_slice(&h.stream.thread.0.to_le_bytes());
     b.extend_from_slice(&[0, 0]);
     b.extend_from_slice(&h.segment.to_le_bytes());
@@ -455,8 +455,8 @@ fn decode_header_fields(b: &[u8]) -> Result<(SegmentHeader, usize), EnvelopeErro
         .ok_or(EnvelopeError::BadHeader("key id is not a valid id"))?;
     let header = SegmentHeader {
         stream: StreamId {
-            db_id: u32::from_le_bytes(arr(b, 24)),
-            resetlogs_id: u32::from_le_bytes(arr(b, 28)),
+            db_id: DbId(u32::from_le_bytes(arr(b, 24))),
+            resetlogs_id: ResetlogsId(u32::from_le_bytes(arr(b, 28))),
             thread: ThreadId(u16::from_le_bytes(arr(b, 32))),
         },
         segment: u64::from_le_bytes(arr(b, 36)),
@@ -483,8 +483,8 @@ mod tests {
 
     fn stream() -> StreamId {
         StreamId {
-            db_id: 1_497_016_494,
-            resetlogs_id: 1_224_959_854,
+            db_id: DbId(1_497_016_494),
+            resetlogs_id: ResetlogsId(1_224_959_854),
             thread: ThreadId(1),
         }
     }

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use redovault_redo::position::{LogSeq, ThreadId};
+use redovault_redo::position::{DbId, LogSeq, ResetlogsId, ThreadId};
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::{LogIdentity, ManifestEntry};
@@ -21,8 +21,8 @@ use crate::manifest::{LogIdentity, ManifestEntry};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ThreadKey {
     /// Database id.
-    pub db_id: u32,
-    pub resetlogs_id: u32,
+    pub db_id: DbId,
+    pub resetlogs_id: ResetlogsId,
     pub thread: ThreadId,
 }
 
@@ -132,10 +132,10 @@ struct Track {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreadStatus {
     /// Database id.
-    pub db_id: u32,
+    pub db_id: DbId,
     /// Database name.
     pub db_name: String,
-    pub resetlogs_id: u32,
+    pub resetlogs_id: ResetlogsId,
     pub thread: u16,
     /// The highest shipped sequence and what its entry says.
     pub last_shipped: Option<LastShipped>,
@@ -231,7 +231,7 @@ impl Gaps {
     /// stays in [`Gaps::total_missing`] and in the status, but the database no longer
     /// writes there: the alert rule counts only these.
     pub fn live_missing(&self) -> u64 {
-        let mut newest: BTreeMap<u32, u32> = BTreeMap::new();
+        let mut newest: BTreeMap<DbId, ResetlogsId> = BTreeMap::new();
         for k in self.threads.keys() {
             let rl = newest.entry(k.db_id).or_insert(k.resetlogs_id);
             *rl = (*rl).max(k.resetlogs_id);
@@ -299,8 +299,8 @@ mod tests {
     use redovault_redo::position::Scn;
 
     const K: ThreadKey = ThreadKey {
-        db_id: 7,
-        resetlogs_id: 100,
+        db_id: DbId(7),
+        resetlogs_id: ResetlogsId(100),
         thread: ThreadId(1),
     };
 
@@ -335,12 +335,12 @@ mod tests {
         g.shipped(&entry(&K, 13)); // 11 and 12 lost before OPEN RESETLOGS
         assert_eq!((g.total_missing(), g.live_missing()), (2, 2));
         let new = ThreadKey {
-            resetlogs_id: 200,
+            resetlogs_id: ResetlogsId(200),
             ..K
         };
         let other_db = ThreadKey {
-            db_id: 8,
-            resetlogs_id: 50,
+            db_id: DbId(8),
+            resetlogs_id: ResetlogsId(50),
             ..K
         };
         g.shipped(&entry(&new, 1));
@@ -447,7 +447,7 @@ mod tests {
             ..K
         };
         let new_inc = ThreadKey {
-            resetlogs_id: 200,
+            resetlogs_id: ResetlogsId(200),
             ..K
         };
         g.shipped(&entry(&K, 50));

@@ -435,7 +435,7 @@ impl<S: ArchiveStore + Clone + 'static> Coordinator<S> {
             Action::WriteStatus => self.write_status(true).await,
             Action::GapOpened { key, range } => warn!(
                 thread = key.thread.0,
-                resetlogs_id = key.resetlogs_id,
+                resetlogs_id = key.resetlogs_id.0,
                 first = range.first,
                 last = range.last,
                 "gap: sequences missing below a later one"

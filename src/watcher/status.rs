@@ -7,6 +7,7 @@
 //! errors, alarms) is shown with its age, and a status file older than three intervals is
 //! reported as "not responding".
 
+use redovault_redo::position::{DbId, ResetlogsId};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -105,8 +106,8 @@ pub struct ManifestStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unshipped {
     /// Database id.
-    pub db_id: u32,
-    pub resetlogs_id: u32,
+    pub db_id: DbId,
+    pub resetlogs_id: ResetlogsId,
     pub thread: u16,
     pub sequence: u32,
 }
@@ -414,9 +415,9 @@ mod tests {
         ManifestEntry {
             index: 0,
             prev: Sha256Digest::ZERO,
-            db_id: 9,
+            db_id: DbId(9),
             db_name: "FREE".into(),
-            resetlogs_id: 5,
+            resetlogs_id: ResetlogsId(5),
             thread: ThreadId(1),
             sequence: LogSeq(seq),
             first_scn: Scn(10),
@@ -484,8 +485,8 @@ mod tests {
             m.append(new_entry(s)).unwrap();
         }
         let u = Unshipped {
-            db_id: 9,
-            resetlogs_id: 5,
+            db_id: DbId(9),
+            resetlogs_id: ResetlogsId(5),
             thread: 1,
             sequence: 6,
         };

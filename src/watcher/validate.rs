@@ -21,7 +21,7 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::mpsc;
 
-use redovault_redo::position::{LogSeq, Scn, ThreadId};
+use redovault_redo::position::{DbId, LogSeq, ResetlogsId, Scn, ThreadId};
 use redovault_redo::{BlockState, Decoder, Event, FileHeader, LogState, RedoTime};
 use sha2::{Digest, Sha256};
 
@@ -43,10 +43,10 @@ static SPARE: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new())
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogInfo {
     /// Database id.
-    pub db_id: u32,
+    pub db_id: DbId,
     /// Database name.
     pub db_name: String,
-    pub resetlogs_id: u32,
+    pub resetlogs_id: ResetlogsId,
     pub thread: ThreadId,
     pub sequence: LogSeq,
     pub first_scn: Scn,

@@ -86,6 +86,7 @@ pub fn trace_worm(stream: super::StreamId, end: StreamPos, scn: Option<u64>) {
 
 #[cfg(test)]
 mod tests {
+    use redovault_redo::position::{DbId, ResetlogsId};
     use std::sync::{Arc, Mutex};
 
     use redovault_redo::position::LogSeq;
@@ -140,16 +141,16 @@ mod tests {
             trace_stream(
                 "store_synced",
                 crate::wire::StreamId {
-                    db_id: 1,
-                    resetlogs_id: 2,
+                    db_id: DbId(1),
+                    resetlogs_id: ResetlogsId(2),
                     thread: redovault_redo::position::ThreadId(3),
                 },
                 pos(8192),
             );
             trace_worm(
                 crate::wire::StreamId {
-                    db_id: 1,
-                    resetlogs_id: 2,
+                    db_id: DbId(1),
+                    resetlogs_id: ResetlogsId(2),
                     thread: redovault_redo::position::ThreadId(3),
                 },
                 pos(8192),

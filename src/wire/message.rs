@@ -26,7 +26,7 @@
 use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use redovault_redo::position::{LogSeq, Scn, ThreadId, Xid};
+use redovault_redo::position::{DbId, LogSeq, ResetlogsId, Scn, ThreadId, Xid};
 
 use super::frame::{FrameKind, MAX_FRAME_LEN};
 use super::{CommitMark, StreamId, StreamPos};
@@ -339,8 +339,8 @@ impl Message {
         match self {
             Message::Hello(h) => {
                 w.out.put_u16_le(h.protocol_version);
-                w.out.put_u32_le(h.stream.db_id);
-                w.out.put_u32_le(h.stream.resetlogs_id);
+                w.out.put_u32_le(h.stream.db_id.0);
+                w.out.put_u32_le(h.stream.resetlogs_id.0);
                 w.out.put_u16_le(h.stream.thread.0);
                 w.name("db_name", &h.db_name)?;
                 w.name("extractor_id", &h.extractor_id)?;
@@ -409,8 +409,8 @@ impl Message {
             FrameKind::HELLO => Message::Hello(Hello {
                 protocol_version: r.u16("protocol_version")?,
                 stream: StreamId {
-                    db_id: r.u32("stream.db_id")?,
-                    resetlogs_id: r.u32("stream.resetlogs_id")?,
+                    db_id: DbId(r.u32("stream.db_id")?),
+                    resetlogs_id: ResetlogsId(r.u32("stream.resetlogs_id")?),
                     thread: ThreadId(r.u16("stream.thread")?),
                 },
                 db_name: r.name("db_name")?,
@@ -782,8 +782,8 @@ mod tests {
             Message::Hello(Hello {
                 protocol_version: PROTOCOL_VERSION,
                 stream: StreamId {
-                    db_id: 0xdead_beef,
-                    resetlogs_id: 1_224_959_854,
+                    db_id: DbId(0xdead_beef),
+                    resetlogs_id: ResetlogsId(1_224_959_854),
                     thread: ThreadId(2),
                 },
                 db_name: "FREE".into(),
@@ -1028,8 +1028,8 @@ mod tests {
         let bad = Message::Hello(Hello {
             protocol_version: 1,
             stream: StreamId {
-                db_id: 1,
-                resetlogs_id: 1,
+                db_id: DbId(1),
+                resetlogs_id: ResetlogsId(1),
                 thread: ThreadId(1),
             },
             db_name: "x".repeat(MAX_NAME_LEN + 1),

@@ -25,15 +25,15 @@ pub mod message;
 pub mod transport;
 pub mod window;
 
-use redovault_redo::position::{LogSeq, Scn, ThreadId, Xid};
+use redovault_redo::position::{DbId, LogSeq, ResetlogsId, Scn, ThreadId, Xid};
 
 /// One redo stream: a thread of one database incarnation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StreamId {
     /// Database id (`v$database.dbid`).
-    pub db_id: u32,
+    pub db_id: DbId,
     /// Resetlogs id of the incarnation (changes at `OPEN RESETLOGS`).
-    pub resetlogs_id: u32,
+    pub resetlogs_id: ResetlogsId,
     /// Redo thread (one per RAC instance).
     pub thread: ThreadId,
 }

@@ -11,6 +11,7 @@
 //! Run: `cargo bench --bench link_throughput` (goal in issue 5: >= 100 MB/s with TLS,
 //! under one core per side).
 
+use redovault_redo::position::{DbId, ResetlogsId};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -112,8 +113,8 @@ fn extractor(
         link.send(&Message::Hello(Hello {
             protocol_version: PROTOCOL_VERSION,
             stream: StreamId {
-                db_id: 1,
-                resetlogs_id: 1,
+                db_id: DbId(1),
+                resetlogs_id: ResetlogsId(1),
                 thread: ThreadId(1),
             },
             db_name: "BENCH".into(),

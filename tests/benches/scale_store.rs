@@ -30,6 +30,7 @@
 //! directory under `REDOVAULT_BENCH_DIR`, the `[store] kind = "local"` of `redovault drill
 //! --local`). Every row names the store it used.
 
+use redovault_redo::position::{DbId, ResetlogsId};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -319,9 +320,9 @@ fn entry(
     let scn = 1_000_000 + 10_000 * u64::from(seq);
     ManifestEntry {
         index: 0,
-        db_id: 1_497_016_494,
+        db_id: DbId(1_497_016_494),
         db_name: "FREE".into(),
-        resetlogs_id: 1_224_959_854,
+        resetlogs_id: ResetlogsId(1_224_959_854),
         thread: ThreadId(1),
         sequence: LogSeq(seq),
         first_scn: Scn(scn),

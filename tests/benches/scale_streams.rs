@@ -53,6 +53,7 @@
 mod common;
 
 use common::{env_u64, free_port, load_average, pct, scrape, sorted};
+use redovault_redo::position::DbId;
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -418,7 +419,7 @@ fn run_step(s: &Setup, n: usize, rt: &tokio::runtime::Runtime) -> Step {
         sim.rate = Rate::BytesPerSec(per_db);
         sim.realtime = true;
         sim.seed = d as u64 + 1;
-        sim.db_id = 1_000_000_001 + d as u32;
+        sim.db_id = DbId(1_000_000_001 + d as u32);
         sim.db_name = format!("SCALE{d}");
         let simulator = Simulator::start(sim.clone()).expect("simulator");
         let sources = LogSources {

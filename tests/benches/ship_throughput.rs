@@ -19,6 +19,7 @@
 mod common;
 
 use common::{env_u64, free_port};
+use redovault_redo::position::ResetlogsId;
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -169,7 +170,7 @@ fn run_mode(
     // Ship the whole backlog: a checkpoint at the start of the first log.
     let stream = StreamId {
         db_id: sim.db_id,
-        resetlogs_id: sim.resetlogs_id(),
+        resetlogs_id: ResetlogsId(sim.resetlogs_id()),
         thread: ThreadId(1),
     };
     let mut cp = redovault_extractor::checkpoint::CheckpointStore::open(&state, stream).unwrap();

@@ -63,6 +63,7 @@
 mod common;
 
 use common::{env_u64, free_port, load_average, pct, scrape, sorted};
+use redovault_redo::position::DbId;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -536,7 +537,7 @@ fn round(s: &Setup, i: usize, mode: Mode) -> Round {
     sim.rate = Rate::BytesPerSec(s.rate_mib << 20);
     sim.realtime = true;
     // A database id of its own: its stream is new in WORM (earlier rounds stay in theirs).
-    sim.db_id = rand::random::<u32>() | 1;
+    sim.db_id = DbId(rand::random::<u32>() | 1);
     let stream = format!("db{}-rl{}-t1", sim.db_id, sim.resetlogs_id());
     let simulator = Simulator::start(sim.clone()).expect("simulator");
 

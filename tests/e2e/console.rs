@@ -349,7 +349,7 @@ fn the_console_shows_protected_then_alert_after_kill_9_then_the_outage_in_the_ev
         "verifier.toml",
         &archive_prefix,
         port,
-        sid.db_id,
+        sid.db_id.0,
         &sources,
     );
     let console = start_console(&w, &drill, &cfg, port, "console.log");
@@ -699,7 +699,7 @@ fn the_console_shows_protected_then_alert_after_kill_9_then_the_outage_in_the_ev
         "bad.toml",
         "no-such-prefix",
         bad_port,
-        sid.db_id,
+        sid.db_id.0,
         bad_sources,
     );
     let mut bad = start_console(&w, &drill, &bad_cfg, bad_port, "console-bad.log");

@@ -9,6 +9,7 @@
 //! identical resend of acknowledged redo with new redo after it is acknowledged up to the new
 //! end. `redovault-verifier restore online` then rebuilds the database's bytes.
 
+use redovault_redo::position::ResetlogsId;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -60,7 +61,7 @@ fn simulated_redo(w: &World) -> Redo {
     cfg.seed = 15;
     let stream = StreamId {
         db_id: cfg.db_id,
-        resetlogs_id: cfg.resetlogs_id(),
+        resetlogs_id: ResetlogsId(cfg.resetlogs_id()),
         thread: ThreadId(1),
     };
     let summary = redovault_drill::simulate::run(cfg).expect("simulate");

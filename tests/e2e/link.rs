@@ -11,6 +11,7 @@
 //! with the expected error naming the peer, and the good client must make progress after
 //! each refusal.
 
+use redovault_redo::position::{DbId, ResetlogsId};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -166,8 +167,8 @@ fn hello(id: &str) -> Message {
     Message::Hello(Hello {
         protocol_version: PROTOCOL_VERSION,
         stream: StreamId {
-            db_id: 0x1234,
-            resetlogs_id: 1_224_959_854,
+            db_id: DbId(0x1234),
+            resetlogs_id: ResetlogsId(1_224_959_854),
             thread: ThreadId(1),
         },
         db_name: "FREE".into(),

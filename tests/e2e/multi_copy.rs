@@ -11,6 +11,7 @@
 //! whether it agrees, is behind, diverges (and where) or is absent; `verify` must name the
 //! divergence (stream, copies, position) as critical and the copies behind as information.
 
+use redovault_redo::position::ResetlogsId;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -174,7 +175,7 @@ fn restore_online_and_verify_over_collectors_and_worm_copies_one_forged() {
     cfg.archive_current = false;
     let stream = StreamId {
         db_id: cfg.db_id,
-        resetlogs_id: cfg.resetlogs_id(),
+        resetlogs_id: ResetlogsId(cfg.resetlogs_id()),
         thread: ThreadId(1),
     };
     let first_seq = cfg.start_sequence;

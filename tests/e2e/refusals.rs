@@ -5,6 +5,7 @@
 //! three written raw inside a valid TLS session, below the framing), and a Hello whose
 //! extractor id is not the certificate's.
 
+use redovault_redo::position::{DbId, ResetlogsId};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -25,8 +26,8 @@ fn hello(id: &str) -> Message {
     Message::Hello(Hello {
         protocol_version: PROTOCOL_VERSION,
         stream: StreamId {
-            db_id: 4242,
-            resetlogs_id: 1,
+            db_id: DbId(4242),
+            resetlogs_id: ResetlogsId(1),
             thread: ThreadId(1),
         },
         db_name: "EVIL".into(),

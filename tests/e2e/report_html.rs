@@ -2,6 +2,7 @@
 //! and must log no console message other than the report's own "ready" line; the screenshot
 //! must show the timeline (its gap and tampered bars are large areas of their colours).
 
+use redovault_redo::position::ResetlogsId;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -57,7 +58,7 @@ fn report() -> AuditReport {
                 files.push(FileResult {
                     entry,
                     log: LogRef {
-                        resetlogs_id: rl,
+                        resetlogs_id: ResetlogsId(rl),
                         thread,
                         sequence: seq,
                     },
@@ -77,7 +78,7 @@ fn report() -> AuditReport {
             }
         }
         threads.push(ThreadTimeline {
-            resetlogs_id: rl,
+            resetlogs_id: ResetlogsId(rl),
             thread,
             cells,
         });

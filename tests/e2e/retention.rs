@@ -8,6 +8,7 @@
 //! runs sealed there, with the database host's keys, as the watcher does, so it runs again
 //! and again on the same server.
 
+use redovault_redo::position::{DbId, ResetlogsId};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -207,8 +208,8 @@ async fn archived_and_verified_sequences_are_freed_and_nothing_else() {
     let db = S3Store::new(t.dbhost_config(&d.prefix).unwrap()).unwrap();
     // A database of its own per run: the shared chain lists every earlier run's logs.
     let s = StreamId {
-        db_id: rand::random::<u32>() | 1,
-        resetlogs_id: 1_224_959_854,
+        db_id: DbId(rand::random::<u32>() | 1),
+        resetlogs_id: ResetlogsId(1_224_959_854),
         thread: ThreadId(1),
     };
     let dir = tempfile::tempdir().unwrap();

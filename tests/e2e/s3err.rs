@@ -7,6 +7,7 @@
 //! The STS and IMDS stand-ins are plain HTTP servers on 127.0.0.1 in this file: the real
 //! services cannot run here, and nothing in these tests ever asks 169.254.169.254.
 
+use redovault_redo::position::DbId;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Output;
@@ -141,7 +142,7 @@ async fn ip_endpoint_without_path_style_pushes_and_checks() {
     cfg.transactions = Some(60);
     cfg.seed = 18;
     cfg.archive_current = true;
-    cfg.db_id = rand::random::<u32>() | 1;
+    cfg.db_id = DbId(rand::random::<u32>() | 1);
     let summary = redovault_drill::simulate::run(cfg).unwrap();
     let log = summary.archived[0].display().to_string();
     let prefix = format!("s3err-{:016x}", rand::random::<u64>());

@@ -9,6 +9,7 @@
 //! extractor's tailer reads them and the collector's store keeps them (AES-256-GCM); `redovault
 //! push` ships the archived logs to WORM and seals the manifest.
 
+use redovault_redo::position::ResetlogsId;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -113,7 +114,7 @@ fn build(name: &str, seed: u64, tamper: impl FnOnce(&[PathBuf])) -> Option<Archi
     cfg.archive_current = true;
     let stream = StreamId {
         db_id: cfg.db_id,
-        resetlogs_id: cfg.resetlogs_id(),
+        resetlogs_id: ResetlogsId(cfg.resetlogs_id()),
         thread: ThreadId(1),
     };
     let first_seq = cfg.start_sequence;
@@ -706,7 +707,7 @@ fn restore_script_every_thread_of_a_rac_database() {
         let (lo, hi) = seqs(t);
         let stream = StreamId {
             db_id,
-            resetlogs_id,
+            resetlogs_id: ResetlogsId(resetlogs_id),
             thread: ThreadId(t),
         };
         stream_thread(&mut store, &sim_dir, stream, lo, hi);
@@ -826,7 +827,7 @@ fn restore_script_every_thread_of_a_rac_database() {
         "--dest",
         dir.path().join("restore-none").to_str().unwrap(),
         "--db-id",
-        &(db_id ^ 1).to_string(),
+        &(db_id.0 ^ 1).to_string(),
     ]);
     assert_ne!(code, Some(0), "{out}");
     assert!(out.contains("holds no matching stream"), "{out}");

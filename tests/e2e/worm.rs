@@ -5,6 +5,7 @@
 //! (the chain is continuous and in WORM, every commit of the journal is in its pieces,
 //! pieces beside the chain are crash orphans, `restore online` from WORM alone).
 
+use redovault_redo::position::{DbId, ResetlogsId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
@@ -66,10 +67,10 @@ impl RecoveryTeam {
 /// Gives `sim` a database id of its own (pieces of earlier runs on the same server stay in
 /// other streams); returns the stream of its thread 1, and its name.
 pub fn own_stream(sim: &mut SimConfig) -> (StreamId, String) {
-    sim.db_id = rand::random::<u32>() | 1;
+    sim.db_id = DbId(rand::random::<u32>() | 1);
     let sid = StreamId {
         db_id: sim.db_id,
-        resetlogs_id: sim.resetlogs_id(),
+        resetlogs_id: ResetlogsId(sim.resetlogs_id()),
         thread: ThreadId(1),
     };
     (sid, sid.to_string())

@@ -8,6 +8,7 @@
 //! `REDOVAULT_TEST_S3_TARGETS` (an `env.sh` of `deploy/s3/server.sh`), `REDOVAULT_BENCH_FILES`
 //! (20), `REDOVAULT_BENCH_MIB` (50).
 
+use redovault_redo::position::{DbId, ResetlogsId};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -183,9 +184,9 @@ fn main() {
         .enumerate()
         .map(|(i, it)| redovault::manifest::ManifestEntry {
             index: i as u64 + 1,
-            db_id: 1,
+            db_id: DbId(1),
             db_name: "BENCH".into(),
-            resetlogs_id: 1,
+            resetlogs_id: ResetlogsId(1),
             thread: redovault_redo::position::ThreadId(1),
             sequence: redovault_redo::position::LogSeq(100 + i as u32),
             first_scn: redovault_redo::position::Scn(0),

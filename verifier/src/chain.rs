@@ -562,6 +562,7 @@ pub fn compare_local(sealed: &ChainAudit, local: &ChainAudit) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redovault_redo::position::{DbId, ResetlogsId};
     use redovault_redo::position::{LogSeq, Scn, ThreadId};
 
     /// A valid chain of `n` canonical lines.
@@ -571,9 +572,9 @@ mod tests {
             .map(|i| {
                 let e = ManifestEntry {
                     index: u64::from(i),
-                    db_id: 7,
+                    db_id: DbId(7),
                     db_name: "PROD".into(),
-                    resetlogs_id: 1,
+                    resetlogs_id: ResetlogsId(1),
                     thread: ThreadId(1),
                     sequence: LogSeq(i + 9),
                     first_scn: Scn(u64::from(i) * 100),

@@ -861,11 +861,11 @@ async fn with_unsealed<S: ArchiveStore>(
     let logs: Vec<unsealed::UnsealedLog> = scan
         .logs
         .into_iter()
-        .filter(|l| db.is_none_or(|d| d == l.header.db_id))
+        .filter(|l| db.is_none_or(|d| d == l.header.db_id.0))
         .collect();
     let sealed_refs: Vec<LogRef> = sealed
         .iter()
-        .filter(|e| db.is_none_or(|d| d == e.db_id))
+        .filter(|e| db.is_none_or(|d| d == e.db_id.0))
         .map(|e| LogRef {
             resetlogs_id: e.resetlogs_id,
             thread: e.thread.0,
@@ -1540,14 +1540,15 @@ fn restore_script(a: RestoreScriptArgs) -> anyhow::Result<i32> {
 mod tests {
     use super::*;
     use redovault::manifest::Sha256Digest;
+    use redovault_redo::position::{DbId, ResetlogsId};
     use redovault_redo::position::{LogSeq, Scn, ThreadId};
 
     fn entry(thread: u16, seq: u32, first: u64, time: &str) -> ManifestEntry {
         ManifestEntry {
             index: u64::from(seq),
-            db_id: 1,
+            db_id: DbId(1),
             db_name: "PROD".into(),
-            resetlogs_id: 5,
+            resetlogs_id: ResetlogsId(5),
             thread: ThreadId(thread),
             sequence: LogSeq(seq),
             first_scn: Scn(first),

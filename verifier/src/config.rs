@@ -4,6 +4,7 @@
 //! errors; [`VerifierConfig::parse`] lists every problem at once (`check-config`), read by
 //! `redovault::config` (the shared sections and their defaults are there).
 
+use redovault_redo::position::ResetlogsId;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -239,7 +240,7 @@ impl VerifyFile {
             }
             if !bad_range && !no_reason {
                 gaps.push(AcknowledgedGap {
-                    resetlogs_id: g.resetlogs_id,
+                    resetlogs_id: ResetlogsId(g.resetlogs_id),
                     thread: g.thread,
                     from_seq: g.from_seq,
                     to_seq: g.to_seq,

@@ -147,6 +147,7 @@ pub fn audit(inputs: &[CopyInput]) -> (Vec<StreamCopies>, Vec<Finding>) {
 mod tests {
     use redovault::wire::StreamPos;
     use redovault_collector::segment::StoredChunk;
+    use redovault_redo::position::{DbId, ResetlogsId};
     use redovault_redo::position::{LogSeq, ThreadId};
 
     use super::*;
@@ -154,8 +155,8 @@ mod tests {
     use crate::units::UNIT;
 
     const S: StreamId = StreamId {
-        db_id: 1,
-        resetlogs_id: 2,
+        db_id: DbId(1),
+        resetlogs_id: ResetlogsId(2),
         thread: ThreadId(1),
     };
 

@@ -1,6 +1,7 @@
 //! One problem found, what it concerns and how serious it is: what every check produces and
 //! the report collects.
 
+use redovault_redo::position::ResetlogsId;
 use serde::{Deserialize, Serialize};
 
 /// How serious a finding is.
@@ -199,7 +200,7 @@ impl Finding {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct LogRef {
     /// Resetlogs id of the incarnation.
-    pub resetlogs_id: u32,
+    pub resetlogs_id: ResetlogsId,
     /// Redo thread.
     pub thread: u16,
     /// Log sequence.

@@ -7,6 +7,7 @@
 //! releases, a single record, is read as a list of one. [`select_streams`] says which
 //! streams one run rebuilds: by default every thread of the one database incarnation found.
 
+use redovault_redo::position::{DbId, ResetlogsId};
 use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -254,7 +255,7 @@ pub struct StreamFilter<'a> {
 
 impl StreamFilter<'_> {
     fn matches(&self, s: &StreamId) -> bool {
-        self.db_id.is_none_or(|d| s.db_id == d)
+        self.db_id.is_none_or(|d| s.db_id == DbId(d))
             && self.thread.is_none_or(|t| s.thread.0 == t)
             && self.stream.is_none_or(|n| s.to_string() == n)
     }
@@ -288,7 +289,7 @@ pub fn select_streams(
             },
         });
     }
-    let incarnations: BTreeSet<(u32, u32)> =
+    let incarnations: BTreeSet<(DbId, ResetlogsId)> =
         chosen.iter().map(|s| (s.db_id, s.resetlogs_id)).collect();
     if incarnations.len() > 1 {
         return Err(SelectError::Ambiguous {
@@ -306,8 +307,8 @@ mod tests {
 
     fn sid(db_id: u32, resetlogs_id: u32, thread: u16) -> StreamId {
         StreamId {
-            db_id,
-            resetlogs_id,
+            db_id: DbId(db_id),
+            resetlogs_id: ResetlogsId(resetlogs_id),
             thread: ThreadId(thread),
         }
     }

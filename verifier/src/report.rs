@@ -6,6 +6,7 @@
 //!
 //! The exit code follows [`Verdict`]: 0 clean, 1 findings, 2 could not run.
 
+use redovault_redo::position::ResetlogsId;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -90,7 +91,7 @@ pub struct TimelineCell {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreadTimeline {
     /// Resetlogs id of the incarnation.
-    pub resetlogs_id: u32,
+    pub resetlogs_id: ResetlogsId,
     /// Redo thread.
     pub thread: u16,
     /// One cell per sequence, ascending, without holes (gaps are cells too).
@@ -467,7 +468,7 @@ pub(crate) mod tests {
     /// A report with a bit of everything, shared by the renderers' tests.
     pub(crate) fn sample() -> AuditReport {
         let log = |s| LogRef {
-            resetlogs_id: 1_190_000_000,
+            resetlogs_id: ResetlogsId(1_190_000_000),
             thread: 1,
             sequence: s,
         };
@@ -537,7 +538,7 @@ pub(crate) mod tests {
             ],
             files,
             vec![ThreadTimeline {
-                resetlogs_id: 1_190_000_000,
+                resetlogs_id: ResetlogsId(1_190_000_000),
                 thread: 1,
                 cells,
             }],

@@ -284,6 +284,7 @@ pub fn audit_collector(dir: &Path, keys: &KeyRing) -> StreamAudit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redovault_redo::position::{DbId, ResetlogsId};
 
     #[test]
     fn compare_skips_header_blocks_and_names_the_block() {
@@ -310,8 +311,8 @@ mod tests {
         use redovault_collector::segment::StoredChunk;
         use redovault_redo::position::ThreadId;
         let stream = StreamId {
-            db_id: 1,
-            resetlogs_id: 2,
+            db_id: DbId(1),
+            resetlogs_id: ResetlogsId(2),
             thread: ThreadId(1),
         };
         let log: Vec<u8> = (0..8 * UNIT).map(|i| (i / UNIT) as u8).collect();

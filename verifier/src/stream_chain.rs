@@ -471,6 +471,7 @@ fn header_vs_entry(h: &PieceHeader, e: &PieceEntry) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use redovault_redo::position::{DbId, ResetlogsId};
     use std::path::PathBuf;
     use std::sync::Arc;
     use std::time::Duration;
@@ -487,8 +488,8 @@ mod tests {
     use crate::verify::{DeepMode, VerifyOptions, verify};
 
     const S: StreamId = StreamId {
-        db_id: 7,
-        resetlogs_id: 9,
+        db_id: DbId(7),
+        resetlogs_id: ResetlogsId(9),
         thread: ThreadId(1),
     };
     const PREFIX: &str = "bank1";

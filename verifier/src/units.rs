@@ -3,6 +3,7 @@
 //! redo block size, so units line up with blocks in every copy.
 
 use redovault::wire::StreamId;
+use redovault_redo::position::{DbId, ResetlogsId};
 
 use sha2::{Digest, Sha256};
 
@@ -20,7 +21,7 @@ pub fn unit_digest(unit: &[u8]) -> u64 {
 }
 
 /// Which log: (db id, resetlogs id, thread, sequence).
-pub type LogKey = (u32, u32, u16, u32);
+pub type LogKey = (DbId, ResetlogsId, u16, u32);
 
 /// The streamed copy of one sequence, as unit digests from offset 0.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

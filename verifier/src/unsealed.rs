@@ -26,7 +26,7 @@ use redovault::manifest::{Encoding, ManifestEntry, Sha256Digest, StoredForm};
 use redovault::store::{ArchiveStore, LockMode, ObjectInfo, StoreError};
 use redovault_redo::checksum::block_checksum_ok;
 use redovault_redo::header::FILE_HEADER_PREFIX;
-use redovault_redo::position::{LogSeq, Scn, ThreadId};
+use redovault_redo::position::{DbId, LogSeq, ResetlogsId, Scn, ThreadId};
 use redovault_redo::{FileHeader, LogState, RedoHeader};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
@@ -210,11 +210,11 @@ pub fn list_prefix(prefix: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogHeader {
     /// Database id.
-    pub db_id: u32,
+    pub db_id: DbId,
     /// Database name.
     pub db_name: String,
     /// Resetlogs id of the incarnation.
-    pub resetlogs_id: u32,
+    pub resetlogs_id: ResetlogsId,
     /// Redo thread.
     pub thread: u16,
     /// Log sequence.
@@ -413,7 +413,7 @@ pub async fn scan<S: ArchiveStore>(
     store: &S,
     opts: &ScanOptions,
     referenced: &HashSet<String>,
-    sealed_logs: &BTreeMap<(u32, u32, u16, u32), Sha256Digest>,
+    sealed_logs: &BTreeMap<(DbId, ResetlogsId, u16, u32), Sha256Digest>,
 ) -> Result<Scan, StoreError> {
     let listing = store.list(&list_prefix(&opts.prefix)).await?;
     let mut out = Scan {
@@ -498,7 +498,7 @@ async fn check_candidate<S: ArchiveStore>(
     key: &str,
     sha: Sha256Digest,
     zstd: bool,
-    sealed_logs: &BTreeMap<(u32, u32, u16, u32), Sha256Digest>,
+    sealed_logs: &BTreeMap<(DbId, ResetlogsId, u16, u32), Sha256Digest>,
     out: &mut Scan,
 ) -> Result<(), StoreError> {
     let unreferenced = |out: &mut Scan, kind: FindingKind, detail: String| {
@@ -731,13 +731,13 @@ pub fn gaps(sealed: &[LogRef], unsealed: &[LogRef]) -> Vec<Finding> {
     let mut by_thread: BTreeMap<(u32, u16), BTreeMap<u32, bool>> = BTreeMap::new();
     for l in sealed {
         by_thread
-            .entry((l.resetlogs_id, l.thread))
+            .entry((l.resetlogs_id.0, l.thread))
             .or_default()
             .insert(l.sequence, false);
     }
     for l in unsealed {
         by_thread
-            .entry((l.resetlogs_id, l.thread))
+            .entry((l.resetlogs_id.0, l.thread))
             .or_default()
             .entry(l.sequence)
             .or_insert(true);
@@ -767,7 +767,7 @@ pub fn gaps(sealed: &[LogRef], unsealed: &[LogRef]) -> Vec<Finding> {
                         ),
                     )
                     .with_log(LogRef {
-                        resetlogs_id: rl,
+                        resetlogs_id: ResetlogsId(rl),
                         thread: th,
                         sequence: from,
                     }),
@@ -785,8 +785,8 @@ pub fn db_ids<'a>(
     unsealed: &[UnsealedLog],
 ) -> BTreeSet<u32> {
     sealed
-        .map(|e| e.db_id)
-        .chain(unsealed.iter().map(|l| l.header.db_id))
+        .map(|e| e.db_id.0)
+        .chain(unsealed.iter().map(|l| l.header.db_id.0))
         .collect()
 }
 
@@ -833,15 +833,22 @@ pub fn restore_candidates(
     db: Option<u32>,
 ) -> (Vec<ManifestEntry>, HashSet<String>) {
     let mine = |id: u32| db.is_none_or(|d| d == id);
-    let mut out: Vec<ManifestEntry> = sealed.into_iter().filter(|e| mine(e.db_id)).collect();
-    let known: HashSet<(u32, u32, u16, u32)> = out
+    let mut out: Vec<ManifestEntry> = sealed.into_iter().filter(|e| mine(e.db_id.0)).collect();
+    let known: HashSet<(DbId, ResetlogsId, u16, u32)> = out
         .iter()
         .map(|e| (e.db_id, e.resetlogs_id, e.thread.0, e.sequence.0))
         .collect();
     let mut keys = HashSet::new();
     for l in unsealed {
         let h = &l.header;
-        if mine(h.db_id) && !known.contains(&(h.db_id, h.resetlogs_id, h.thread, h.sequence)) {
+        if mine(h.db_id.0)
+            && !known.contains(&(
+                DbId(h.db_id.0),
+                ResetlogsId(h.resetlogs_id.0),
+                h.thread,
+                h.sequence,
+            ))
+        {
             keys.insert(l.key.clone());
             out.push(l.as_entry());
         }
@@ -856,7 +863,7 @@ mod tests {
 
     fn log(seq: u32) -> LogRef {
         LogRef {
-            resetlogs_id: 7,
+            resetlogs_id: ResetlogsId(7),
             thread: 1,
             sequence: seq,
         }
@@ -918,11 +925,11 @@ mod tests {
             endian: Endian::Little,
             compat: Compat::V19_0,
             scn_form: ScnForm::Big,
-            db_id: 4242,
+            db_id: DbId(4242),
             db_name: "PROD".into(),
             thread: ThreadId(1),
             sequence: LogSeq(seq),
-            resetlogs_id: 7,
+            resetlogs_id: ResetlogsId(7),
             resetlogs_scn: Scn(500),
             activation_id: 1,
             first_scn: Scn(1000),
@@ -970,7 +977,7 @@ mod tests {
         let h = identify(&bytes[..HEADER_READ as usize], bytes.len() as u64).unwrap();
         assert_eq!(
             (h.db_id, h.resetlogs_id, h.thread, h.sequence),
-            (4242, 7, 1, 42)
+            (DbId(4242), ResetlogsId(7), 1, 42)
         );
         assert_eq!((h.first_scn, h.next_scn), (1000, 2000));
         assert_eq!(h.db_name, "PROD");
@@ -1028,9 +1035,9 @@ mod tests {
 
     fn unsealed(db: u32, seq: u32) -> UnsealedLog {
         let header = LogHeader {
-            db_id: db,
+            db_id: DbId(db),
             db_name: "PROD".into(),
-            resetlogs_id: 7,
+            resetlogs_id: ResetlogsId(7),
             thread: 1,
             sequence: seq,
             first_scn: u64::from(seq) * 100,

@@ -14,6 +14,7 @@
 //! plus the `1/cycle` of the others verified longest ago, so the whole archive is re-read once
 //! per `cycle` runs.
 
+use redovault_redo::position::{DbId, ResetlogsId};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -57,7 +58,7 @@ pub enum DeepMode {
 /// information, not failing the run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AcknowledgedGap {
-    pub resetlogs_id: u32,
+    pub resetlogs_id: ResetlogsId,
     pub thread: u16,
     /// First missing sequence.
     pub from_seq: u32,
@@ -135,7 +136,12 @@ fn object_id(e: &ManifestEntry) -> String {
 }
 
 fn log_key(e: &ManifestEntry) -> LogKey {
-    (e.db_id, e.resetlogs_id, e.thread.0, e.sequence.0)
+    (
+        DbId(e.db_id.0),
+        ResetlogsId(e.resetlogs_id.0),
+        e.thread.0,
+        e.sequence.0,
+    )
 }
 
 /// Reads the state (a missing file is an empty state).
@@ -242,7 +248,7 @@ pub fn continuity(
     let mut by_thread: BTreeMap<(u32, u16), BTreeMap<u32, &ManifestEntry>> = BTreeMap::new();
     let mut findings = Vec::new();
     for e in entries {
-        let t = by_thread.entry((e.resetlogs_id, e.thread.0)).or_default();
+        let t = by_thread.entry((e.resetlogs_id.0, e.thread.0)).or_default();
         if let Some(other) = t.insert(e.sequence.0, e)
             && other.sha256 != e.sha256
         {
@@ -270,7 +276,7 @@ pub fn continuity(
                 if seq > pseq + 1 {
                     let (from, to) = (pseq + 1, seq - 1);
                     let ack = acknowledged.iter().find(|a| {
-                        a.resetlogs_id == rl
+                        a.resetlogs_id == ResetlogsId(rl)
                             && a.thread == th
                             && a.from_seq <= from
                             && a.to_seq >= to
@@ -295,7 +301,7 @@ pub fn continuity(
                         ),
                     };
                     findings.push(f.with_log(LogRef {
-                        resetlogs_id: rl,
+                        resetlogs_id: ResetlogsId(rl),
                         thread: th,
                         sequence: from,
                     }));
@@ -971,9 +977,9 @@ async fn check_streams<S: ArchiveStore + 'static>(
     if key.is_some() && opts.deep != DeepMode::Off {
         // A piece meets its archived log when that log is re-hashed.
         for (s, e) in &all {
-            if (e.start_seq..=e.end_seq)
-                .any(|q| deep_logs.contains(&(e.db_id, e.resetlogs_id, e.thread, q)))
-            {
+            if (e.start_seq..=e.end_seq).any(|q| {
+                deep_logs.contains(&(DbId(e.db_id.0), ResetlogsId(e.resetlogs_id.0), e.thread, q))
+            }) {
                 deep_set.insert((*s, e.index));
             }
         }
@@ -1037,7 +1043,12 @@ async fn check_streams<S: ArchiveStore + 'static>(
                 }
                 for u in d.units {
                     out.units
-                        .entry((e.db_id, e.resetlogs_id, e.thread, u.seq))
+                        .entry((
+                            DbId(e.db_id.0),
+                            ResetlogsId(e.resetlogs_id.0),
+                            e.thread,
+                            u.seq,
+                        ))
                         .or_default()
                         .push(u);
                 }
@@ -1122,7 +1133,7 @@ pub fn timelines(files: &[FileResult], findings: &[Finding]) -> Vec<ThreadTimeli
             FileStatus::Verified | FileStatus::DeepVerified => CellState::Verified,
             FileStatus::Tampered | FileStatus::Missing => CellState::Tampered,
         };
-        map.entry((f.log.resetlogs_id, f.log.thread))
+        map.entry((f.log.resetlogs_id.0, f.log.thread))
             .or_default()
             .insert(f.log.sequence, state);
     }
@@ -1142,7 +1153,7 @@ pub fn timelines(files: &[FileResult], findings: &[Finding]) -> Vec<ThreadTimeli
                 None => {
                     let is_acked = acked.iter().any(|f| {
                         f.log.is_some_and(|l| {
-                            l.resetlogs_id == rl && l.thread == th && l.sequence <= s
+                            l.resetlogs_id == ResetlogsId(rl) && l.thread == th && l.sequence <= s
                         }) && f.subject.contains(&format!("thread {th} "))
                             && gap_covers(&f.subject, s)
                     });
@@ -1156,7 +1167,7 @@ pub fn timelines(files: &[FileResult], findings: &[Finding]) -> Vec<ThreadTimeli
             cells.push(TimelineCell { sequence: s, state });
         }
         out.push(ThreadTimeline {
-            resetlogs_id: rl,
+            resetlogs_id: ResetlogsId(rl),
             thread: th,
             cells,
         });
@@ -1189,9 +1200,9 @@ mod tests {
     fn entry(i: u64, thread: u16, seq: u32, first: u64, next: u64) -> ManifestEntry {
         ManifestEntry {
             index: i,
-            db_id: 1,
+            db_id: DbId(1),
             db_name: "PROD".into(),
-            resetlogs_id: 5,
+            resetlogs_id: ResetlogsId(5),
             thread: ThreadId(thread),
             sequence: LogSeq(seq),
             first_scn: Scn(first),
@@ -1222,7 +1233,7 @@ mod tests {
         ];
         let refs: Vec<&ManifestEntry> = es.iter().collect();
         let ack = vec![AcknowledgedGap {
-            resetlogs_id: 5,
+            resetlogs_id: ResetlogsId(5),
             thread: 2,
             from_seq: 4,
             to_seq: 4,

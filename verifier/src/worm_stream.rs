@@ -271,13 +271,14 @@ fn follow_chain(opened: Vec<Opened>, mut notes: Vec<String>) -> WormStream {
 #[cfg(test)]
 mod tests {
     use redovault_collector::piece::seal;
+    use redovault_redo::position::{DbId, ResetlogsId};
     use redovault_redo::position::{Scn, ThreadId, Xid};
 
     use super::*;
 
     const S: StreamId = StreamId {
-        db_id: 1,
-        resetlogs_id: 2,
+        db_id: DbId(1),
+        resetlogs_id: ResetlogsId(2),
         thread: ThreadId(1),
     };
 

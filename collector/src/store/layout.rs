@@ -1,7 +1,7 @@
 //! Names on disk: the `FORMAT` line and the stream directories.
 
 use redovault::wire::StreamId;
-use redovault_redo::position::ThreadId;
+use redovault_redo::position::{DbId, ResetlogsId, ThreadId};
 
 /// Content of the `FORMAT` file.
 pub const FORMAT_LINE: &str = "redovault collector store, format 1\n";
@@ -20,8 +20,8 @@ pub fn parse_stream_dir_name(name: &str) -> Option<StreamId> {
         (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then_some(s)
     }
     let id = StreamId {
-        db_id: digits(db)?.parse().ok()?,
-        resetlogs_id: digits(rl)?.parse().ok()?,
+        db_id: DbId(digits(db)?.parse().ok()?),
+        resetlogs_id: ResetlogsId(digits(rl)?.parse().ok()?),
         thread: ThreadId(digits(t)?.parse().ok()?),
     };
     (stream_dir_name(id) == name).then_some(id)

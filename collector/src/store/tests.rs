@@ -1,5 +1,6 @@
 //! Tests of the store: continuity, resends, recovery, torn tails, corruption, faults, keys.
 
+use redovault_redo::position::{DbId, ResetlogsId};
 use std::fs::OpenOptions;
 
 use super::*;
@@ -24,8 +25,8 @@ fn keys() -> KeyRing {
 
 fn sid(thread: u16) -> StreamId {
     StreamId {
-        db_id: 1_497_016_494,
-        resetlogs_id: 1_224_959_854,
+        db_id: DbId(1_497_016_494),
+        resetlogs_id: ResetlogsId(1_224_959_854),
         thread: ThreadId(thread),
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use redovault::manifest::{ChainEntry, ManifestError, Sha256Digest, read_chain_entries};
 use redovault::wire::{CommitMark, StreamId, StreamPos};
-use redovault_redo::position::{LogSeq, Scn};
+use redovault_redo::position::{DbId, LogSeq, ResetlogsId, Scn};
 use serde::{Deserialize, Serialize};
 
 /// One piece in WORM. Field order is the canonical order.
@@ -17,8 +17,8 @@ pub struct PieceEntry {
     /// Position in the stream's chain, from 1 (also in the piece's header).
     pub index: u64,
     /// Database id.
-    pub db_id: u32,
-    pub resetlogs_id: u32,
+    pub db_id: DbId,
+    pub resetlogs_id: ResetlogsId,
     /// Redo thread.
     pub thread: u16,
     /// Start: log sequence.

@@ -886,6 +886,7 @@ mod tests {
 /// The uploader against a store that holds a put (what becomes durable meanwhile).
 #[cfg(test)]
 mod gated {
+    use redovault_redo::position::{DbId, ResetlogsId};
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use redovault::crypto::recovery::RecoveryPrivateKey;
@@ -960,8 +961,8 @@ mod gated {
         let cancel = CancellationToken::new();
         let (writer, _task) = crate::writer::spawn(store, WriterConfig::default(), cancel.clone());
         let stream = StreamId {
-            db_id: 7,
-            resetlogs_id: 1,
+            db_id: DbId(7),
+            resetlogs_id: ResetlogsId(1),
             thread: ThreadId(1),
         };
         let append = |offset| {

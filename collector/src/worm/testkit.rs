@@ -2,12 +2,13 @@
 
 use redovault::crypto::keys::{KeyId, KeyRing};
 use redovault::wire::{StreamId, StreamPos};
+use redovault_redo::position::{DbId, ResetlogsId};
 use redovault_redo::position::{LogSeq, ThreadId};
 
 /// The stream of every test.
 pub const S: StreamId = StreamId {
-    db_id: 1,
-    resetlogs_id: 2,
+    db_id: DbId(1),
+    resetlogs_id: ResetlogsId(2),
     thread: ThreadId(1),
 };
 

@@ -6,7 +6,7 @@ use std::fmt;
 
 use crate::endian::Endian;
 use crate::error::NotRedo;
-use crate::position::{LogSeq, Scn, ThreadId};
+use crate::position::{DbId, LogSeq, ResetlogsId, Scn, ThreadId};
 use crate::time::RedoTime;
 
 /// Bytes of block 0 needed to learn the block size and byte order.
@@ -199,7 +199,7 @@ pub struct RedoHeader {
     /// Compatibility version (@20).
     pub compat: CompatVersion,
     /// Database id (@24).
-    pub db_id: u32,
+    pub db_id: DbId,
     /// Database name (@28, 8 bytes, NUL-padded).
     pub db_name: String,
     /// Control file sequence (@36).
@@ -218,7 +218,7 @@ pub struct RedoHeader {
     /// [`NAB_UNKNOWN`] for the CURRENT log.
     pub nab: u32,
     /// Resetlogs id (@160; `%r` in archive names).
-    pub resetlogs_id: u32,
+    pub resetlogs_id: ResetlogsId,
     /// Resetlogs SCN (@164).
     pub resetlogs_scn: Option<Scn>,
     /// Redo thread (@176).
@@ -264,7 +264,7 @@ impl RedoHeader {
         Ok(RedoHeader {
             sequence: LogSeq(u32(8)?),
             compat,
-            db_id: u32(24)?,
+            db_id: DbId(u32(24)?),
             db_name: text(28, 8)?,
             control_seq: u32(36)?,
             online_log_blocks: u32(40)?,
@@ -273,7 +273,7 @@ impl RedoHeader {
             activation_id: u32(52)?,
             description: text(92, 64)?,
             nab: u32(156)?,
-            resetlogs_id: u32(160)?,
+            resetlogs_id: ResetlogsId(u32(160)?),
             resetlogs_scn: scn(164)?,
             thread: ThreadId(u16(176)?),
             first_scn: scn(180)?,

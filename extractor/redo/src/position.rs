@@ -1,4 +1,5 @@
-//! Newtypes for the positions and identifiers of Oracle redo: SCN, log sequence, thread, RBA, XID.
+//! Newtypes for the positions and identifiers of Oracle redo: SCN, log sequence, thread,
+//! database and incarnation ids, RBA, XID.
 //!
 //! Each prints in the notation a DBA reads in Oracle's own tools (`v$log`, LogMiner, redo dumps).
 
@@ -34,6 +35,37 @@ impl fmt::Display for LogSeq {
 pub struct ThreadId(pub u16);
 
 impl fmt::Display for ThreadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Database id (`v$database.dbid`): which database a log or a stream belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(transparent)
+)]
+pub struct DbId(pub u32);
+
+impl fmt::Display for DbId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Resetlogs id of a database incarnation (changes at `OPEN RESETLOGS`; `%r` in
+/// `log_archive_format`): sequences restart from 1 under a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(transparent)
+)]
+pub struct ResetlogsId(pub u32);
+
+impl fmt::Display for ResetlogsId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
     }

@@ -372,6 +372,8 @@ pub fn analyze(bytes: &[u8]) -> Result<Report, NotRedo> {
 
 #[cfg(test)]
 mod tests {
+    use crate::position::DbId;
+    use crate::position::ResetlogsId;
     use std::collections::HashMap;
 
     use super::*;
@@ -390,11 +392,11 @@ mod tests {
             endian: Endian::Little,
             compat: Compat::V23_6,
             scn_form: ScnForm::Big,
-            db_id: 7,
+            db_id: DbId(7),
             db_name: "ROWS".into(),
             thread: ThreadId(1),
             sequence: LogSeq(3),
-            resetlogs_id: 11,
+            resetlogs_id: ResetlogsId(11),
             resetlogs_scn: Scn(100),
             activation_id: 5,
             first_scn: Scn(1_000),

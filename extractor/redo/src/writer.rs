@@ -89,7 +89,7 @@
 
 use crate::block::continuation_end_offset;
 use crate::checksum::set_checksum;
-use crate::position::{LogSeq, Rba, Scn, ThreadId};
+use crate::position::{DbId, LogSeq, Rba, ResetlogsId, Scn, ThreadId};
 
 mod time;
 mod vectors;
@@ -272,7 +272,7 @@ pub struct LogConfig {
     /// Form of the 8-byte header SCNs.
     pub scn_form: ScnForm,
     /// Database id.
-    pub db_id: u32,
+    pub db_id: DbId,
     /// Database name: ASCII, at most 8 bytes.
     pub db_name: String,
     /// Redo thread.
@@ -280,7 +280,7 @@ pub struct LogConfig {
     /// Log sequence of this file.
     pub sequence: LogSeq,
     /// Resetlogs id (`%r` in archive names).
-    pub resetlogs_id: u32,
+    pub resetlogs_id: ResetlogsId,
     pub resetlogs_scn: Scn,
     pub activation_id: u32,
     /// First (low) SCN of this log.
@@ -652,7 +652,7 @@ impl LogWriter {
         // back to zero rather than panicking.
         let first_time = redo_time_from_unix(c.first_time).unwrap_or(0);
         e.put_u32(&mut b, 20, c.compat.0);
-        e.put_u32(&mut b, 24, c.db_id);
+        e.put_u32(&mut b, 24, c.db_id.0);
         let name = c.db_name.as_bytes();
         put(&mut b, 28, name.get(..8).unwrap_or(name));
         e.put_u32(&mut b, 36, c.control_seq);
@@ -674,7 +674,7 @@ impl LogWriter {
         let d = descr.as_bytes();
         put(&mut b, 92, d.get(..64).unwrap_or(d));
         e.put_u32(&mut b, 156, nab);
-        e.put_u32(&mut b, 160, c.resetlogs_id);
+        e.put_u32(&mut b, 160, c.resetlogs_id.0);
         let form = c.scn_form;
         put_header_scn(e, form, &mut b, 164, c.resetlogs_scn);
         e.put_u32(&mut b, 172, 2);
@@ -690,7 +690,7 @@ impl LogWriter {
         }
         put(&mut b, 206, &[8, 18]); // zero blocks, format id
         put_header_scn(e, form, &mut b, 208, c.resetlogs_scn);
-        e.put_u32(&mut b, 216, c.resetlogs_id);
+        e.put_u32(&mut b, 216, c.resetlogs_id.0);
         put_header_scn(e, form, &mut b, 220, c.first_scn);
         e.put_u32(&mut b, 228, first_time);
         e.put_u32(&mut b, 268, self.largest_lwn);

@@ -1,6 +1,7 @@
 //! The two real Oracle 23ai archived logs: every number checked against the ground truth in
 //! `../shared/fixtures/oracle-real/SOURCES.md` (LogMiner and OpenLogReplicator reference files).
 
+use redovault_redo::position::{DbId, ResetlogsId};
 use redovault_redo::{
     Decoder, Event, LogState, Opcode, Rba, Scn, Xid, analyze, checksum, position::LogSeq, txn,
 };
@@ -26,11 +27,11 @@ fn seq15_header_blocks_records_commits() {
     let r = analyze(&bytes).unwrap();
     assert_eq!(r.file.block_size, 512);
     assert_eq!(r.file.block_count, 597);
-    assert_eq!(r.header.db_id, 1_497_016_494);
+    assert_eq!(r.header.db_id, DbId(1_497_016_494));
     assert_eq!(r.header.db_name, "FREE");
     assert_eq!(r.header.sequence, LogSeq(15));
     assert_eq!(r.header.thread.0, 1);
-    assert_eq!(r.header.resetlogs_id, 1_224_959_854);
+    assert_eq!(r.header.resetlogs_id, ResetlogsId(1_224_959_854));
     assert_eq!(r.header.resetlogs_scn, Some(Scn(2_061_806)));
     assert_eq!(r.header.first_scn, Some(Scn(2_266_630)));
     assert_eq!(r.header.next_scn, Some(Scn(2_267_717)));

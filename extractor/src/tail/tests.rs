@@ -1,3 +1,4 @@
+use redovault_redo::position::{DbId, ResetlogsId};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,8 +20,8 @@ fn torn_rereads_back_off_from_100us_to_the_limit() {
 #[test]
 fn chunk_end_and_last_commit() {
     let stream = StreamId {
-        db_id: 1,
-        resetlogs_id: 2,
+        db_id: DbId(1),
+        resetlogs_id: ResetlogsId(2),
         thread: ThreadId(1),
     };
     let pos = StreamPos {

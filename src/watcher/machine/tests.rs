@@ -1,6 +1,7 @@
 //! Every transition the watcher relies on, driven by events alone: no runtime, no store, no
 //! disk, no clock (time is an `Instant` the test moves forward).
 
+use redovault_redo::position::{DbId, ResetlogsId};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -67,9 +68,9 @@ fn limits() -> Limits {
 
 fn info(seq: u32) -> LogInfo {
     LogInfo {
-        db_id: 7,
+        db_id: DbId(7),
         db_name: "FREE".into(),
-        resetlogs_id: 5,
+        resetlogs_id: ResetlogsId(5),
         thread: ThreadId(1),
         sequence: LogSeq(seq),
         first_scn: Scn(u64::from(seq) * 100),

@@ -1,4 +1,5 @@
 use bytes::Bytes;
+use redovault_redo::position::{DbId, ResetlogsId};
 use redovault_redo::position::{LogSeq, ThreadId};
 
 use std::net::SocketAddr;
@@ -46,8 +47,8 @@ fn hello() -> Message {
     Message::Hello(Hello {
         protocol_version: PROTOCOL_VERSION,
         stream: StreamId {
-            db_id: 42,
-            resetlogs_id: 7,
+            db_id: DbId(42),
+            resetlogs_id: ResetlogsId(7),
             thread: ThreadId(1),
         },
         db_name: "FREE".into(),

@@ -26,8 +26,8 @@ use redovault_redo::position::{LogSeq, Scn, ThreadId, Xid};
 
 fn stream() -> StreamId {
     StreamId {
-        db_id: 42,
-        resetlogs_id: 7,
+        db_id: redovault_redo::position::DbId(42),
+        resetlogs_id: redovault_redo::position::ResetlogsId(7),
         thread: ThreadId(1),
     }
 }
@@ -246,9 +246,9 @@ fn manifest(out: &Out) {
         dir.append(ManifestEntry {
             index: 0,
             prev: Sha256Digest::ZERO,
-            db_id: 42,
+            db_id: redovault_redo::position::DbId(42),
             db_name: "ORCL".into(),
-            resetlogs_id: 7,
+            resetlogs_id: redovault_redo::position::ResetlogsId(7),
             thread: ThreadId(1),
             sequence: LogSeq(seq),
             first_scn: Scn(u64::from(seq) * 1000),

@@ -28,8 +28,8 @@ fn keys() -> KeyRing {
 
 fn stream() -> StreamId {
     StreamId {
-        db_id: 42,
-        resetlogs_id: 7,
+        db_id: redovault_redo::position::DbId(42),
+        resetlogs_id: redovault_redo::position::ResetlogsId(7),
         thread: ThreadId(1),
     }
 }

@@ -236,11 +236,12 @@ impl EventLog {
 mod tests {
     use super::*;
     use crate::console::assess::{Assessment, Reason};
+    use redovault_redo::position::DbId;
 
     fn row(state: State, up: Option<bool>, reason: &str) -> Row {
         Row {
             database: "PROD".into(),
-            db_id: 7,
+            db_id: DbId(7),
             thread: 1,
             stream: Some("db7-rl1-t1".into()),
             assessment: Assessment {

@@ -2,6 +2,7 @@
 //! redo thread (the newest incarnation any source knows), with the facts [`assess`] judges and
 //! the figures the page shows. Pure: the readings and `now` in, rows out.
 
+use redovault_redo::position::{DbId, ResetlogsId};
 use std::collections::{BTreeMap, BTreeSet};
 
 use redovault_collector::status::CollectorStatus;
@@ -47,7 +48,7 @@ pub struct Row {
     /// The database's name.
     pub database: String,
     /// Its DBID.
-    pub db_id: u32,
+    pub db_id: DbId,
     /// The redo thread (0: no source knows the database).
     pub thread: u16,
     /// The stream (`db..-rl..-t..`), when known.
@@ -107,14 +108,14 @@ fn threads_of(db: &DatabaseTarget, r: &Readings) -> BTreeMap<u16, (u32, String)>
     let mut out: BTreeMap<u16, (u32, String)> = BTreeMap::new();
     for n in names {
         let Some(id) = stream_id(&n) else { continue };
-        if id.db_id != db.db_id {
+        if id.db_id != DbId(db.db_id) {
             continue;
         }
         let e = out
             .entry(id.thread.0)
-            .or_insert((id.resetlogs_id, n.clone()));
-        if id.resetlogs_id > e.0 {
-            *e = (id.resetlogs_id, n);
+            .or_insert((id.resetlogs_id.0, n.clone()));
+        if id.resetlogs_id > ResetlogsId(e.0) {
+            *e = (id.resetlogs_id.0, n);
         }
     }
     out
@@ -245,8 +246,10 @@ fn row(
         None => (WormView::NotYet, None),
         Some(Reading { result: Err(e), .. }) => (WormView::Unreadable(e.clone()), None),
         Some(Reading { result: Ok(w), .. }) => {
-            let thread_facts =
-                id.and_then(|i| w.archive.get(&(i.db_id, i.resetlogs_id, i.thread.0)));
+            let thread_facts = id.and_then(|i| {
+                w.archive
+                    .get(&(DbId(i.db_id.0), ResetlogsId(i.resetlogs_id.0), i.thread.0))
+            });
             (
                 WormView::Read {
                     stream_commit_time: stream.and_then(|s| w.streams.get(s)).and_then(|x| x.2),
@@ -349,7 +352,7 @@ fn row(
     };
     Row {
         database: db.name.clone(),
-        db_id: db.db_id,
+        db_id: DbId(db.db_id),
         thread,
         stream: stream.map(str::to_string),
         assessment,
@@ -490,8 +493,8 @@ rpo_target = "5s"
             streams.insert(
                 format!("db7-rl{rl}-t{t}"),
                 StreamStatus {
-                    db_id: 7,
-                    resetlogs_id: rl,
+                    db_id: DbId(7),
+                    resetlogs_id: ResetlogsId(rl),
                     thread: t,
                     session_up: up,
                     session_since: Some(now - 20),
@@ -596,7 +599,7 @@ rpo_target = "5s"
         }
         let mut worm = WormFacts::default();
         worm.archive.insert(
-            (7, 200, 1),
+            (DbId(7), ResetlogsId(200), 1),
             ArchivedThread {
                 sequences: [1, 2, 4].into_iter().collect(),
                 last_shipped: Some(now as i64 - 60),
@@ -620,7 +623,7 @@ rpo_target = "5s"
             check_seconds: None,
             deep_mb_per_second: None,
             threads: vec![ThreadTimeline {
-                resetlogs_id: 200,
+                resetlogs_id: ResetlogsId(200),
                 thread: 1,
                 cells: [(1, CellState::Verified), (2, CellState::Verified)]
                     .into_iter()
@@ -628,7 +631,7 @@ rpo_target = "5s"
                     .collect(),
             }],
             tampered: vec![LogRef {
-                resetlogs_id: 200,
+                resetlogs_id: ResetlogsId(200),
                 thread: 1,
                 sequence: 2,
             }],

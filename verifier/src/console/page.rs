@@ -574,6 +574,7 @@ pub fn error(code: u16, what: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redovault_redo::position::DbId;
 
     use crate::console::assess::Assessment;
     use crate::console::overview::ThreadTimelineShown;
@@ -586,7 +587,7 @@ mod tests {
         let archived = [1, 2, 4].into_iter().collect();
         let row = Row {
             database: "PROD".into(),
-            db_id: 7,
+            db_id: DbId(7),
             thread: 1,
             stream: Some("db7-rl1-t1".into()),
             assessment: Assessment {

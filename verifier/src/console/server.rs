@@ -298,6 +298,7 @@ pub fn respond(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redovault_redo::position::DbId;
 
     #[test]
     fn only_get_and_head_on_known_paths_and_no_file_is_served() {
@@ -342,7 +343,7 @@ mod tests {
         let snap = Snapshot {
             rows: vec![crate::console::overview::Row {
                 database: "PROD".into(),
-                db_id: 7,
+                db_id: DbId(7),
                 thread: 1,
                 stream: Some("db7-rl1-t1".into()),
                 assessment: crate::console::assess::Assessment {

@@ -5,6 +5,7 @@
 //! `redovault drill`'s `drill-report.json`). A source that fails gives its error as text:
 //! the page shows it, nothing panics.
 
+use redovault_redo::position::{DbId, ResetlogsId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -201,7 +202,7 @@ pub struct WormFacts {
     /// Per stream (`db..-rl..-t..`): the last commit in its sealed chain (SCN, XID, time).
     pub streams: BTreeMap<String, (u64, String, Option<i64>)>,
     /// Per (db id, resetlogs id, thread): the archived logs as sealed.
-    pub archive: BTreeMap<(u32, u32, u16), ArchivedThread>,
+    pub archive: BTreeMap<(DbId, ResetlogsId, u16), ArchivedThread>,
     /// Per stream: the sequence ranges (inclusive) its sealed chain's pieces cover.
     pub stream_seqs: BTreeMap<String, Vec<(u32, u32)>>,
     /// What the reading noticed (a chain that does not audit, ...).
@@ -227,7 +228,7 @@ pub async fn read_worm<S: ArchiveStore>(
     for (e, _, _) in audit.entries.values() {
         let t = out
             .archive
-            .entry((e.db_id, e.resetlogs_id, e.thread.0))
+            .entry((DbId(e.db_id.0), ResetlogsId(e.resetlogs_id.0), e.thread.0))
             .or_default();
         t.sequences.insert(e.sequence.0);
         t.bytes += e.size;
@@ -250,7 +251,7 @@ pub async fn read_worm<S: ArchiveStore>(
             source,
         })?;
     for (stream, pieces) in streams {
-        if !db_ids.contains(&stream.db_id) {
+        if !db_ids.contains(&stream.db_id.0) {
             continue;
         }
         let a = stream_chain::audit_stream(store, worm_prefix, stream, &pieces, None)
@@ -738,7 +739,7 @@ fn recovery_progress(p: &Path, v: &serde_json::Value) -> Result<RecoveryProgress
 /// The database a recovery report is for: its first thread's stream, `db<dbid>-rl..-t..`.
 fn recovered_db_id(v: &serde_json::Value) -> Option<u32> {
     let stream = v["threads"][0]["stream"].as_str()?;
-    stream_id(stream).map(|s| s.db_id)
+    stream_id(stream).map(|s| s.db_id.0)
 }
 
 /// The stream id of a collector status stream entry.
@@ -870,7 +871,7 @@ mod tests {
         assert_eq!(
             new.tampered,
             vec![LogRef {
-                resetlogs_id: 5,
+                resetlogs_id: ResetlogsId(5),
                 thread: 1,
                 sequence: 8
             }]

@@ -252,6 +252,7 @@ pub fn build(inp: &Inputs<'_>) -> Timeline {
 mod tests {
     use super::*;
     use crate::report::TimelineCell;
+    use redovault_redo::position::ResetlogsId;
 
     fn set(v: &[u32]) -> BTreeSet<u32> {
         v.iter().copied().collect()
@@ -259,7 +260,7 @@ mod tests {
 
     fn audit(cells: &[(u32, CellState)]) -> ThreadTimeline {
         ThreadTimeline {
-            resetlogs_id: 1,
+            resetlogs_id: ResetlogsId(1),
             thread: 1,
             cells: cells
                 .iter()

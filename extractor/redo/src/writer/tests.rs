@@ -52,11 +52,11 @@ fn config(bs: BlockSize, endian: Endian, compat: Compat) -> LogConfig {
         } else {
             ScnForm::Small
         },
-        db_id: 1_497_016_494,
+        db_id: DbId(1_497_016_494),
         db_name: "FREE".into(),
         thread: ThreadId(1),
         sequence: LogSeq(16),
-        resetlogs_id: 1_224_959_854,
+        resetlogs_id: ResetlogsId(1_224_959_854),
         resetlogs_scn: Scn(2_061_806),
         activation_id: 0x593A_4BAE,
         first_scn: Scn(2_267_717),
@@ -377,7 +377,7 @@ fn headers_match_the_real_23ai_layout() {
         return;
     };
     let mut cfg = config(BlockSize::B512, Endian::Little, Compat::V23_6);
-    cfg.db_id = rd32(Endian::Little, &real[512..], 24);
+    cfg.db_id = DbId(rd32(Endian::Little, &real[512..], 24));
     let first_time = unix_from_redo_time(rd32(Endian::Little, &real[512..], 188)).expect("time");
     cfg.first_time = first_time;
     cfg.log_blocks = 20480;

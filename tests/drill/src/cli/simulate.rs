@@ -1,6 +1,7 @@
 //! `redovault simulate`: a simulated Oracle instance writing real-format online and archived
 //! redo logs, with a ground-truth journal (see [`redovault_drill::simulate`]).
 
+use redovault_redo::position::DbId;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -160,7 +161,7 @@ pub fn config(args: &SimulateArgs) -> anyhow::Result<SimConfig> {
     c.start_scn = args.start_scn;
     c.start_sequence = args.start_sequence;
     c.db_name = args.db_name.clone();
-    c.db_id = args.db_id;
+    c.db_id = DbId(args.db_id);
     c.mix = Mix {
         rollback_pct: args.rollback_pct,
         long_pct: args.long_pct,

@@ -2,6 +2,7 @@
 //! configuration files, this run's place in WORM, and the simulated database's shape. What it
 //! fixes, the [`Stage`], every later phase reads and none changes.
 
+use redovault_redo::position::DbId;
 use std::collections::HashMap;
 
 use redovault::store::s3::Credentials;
@@ -170,7 +171,7 @@ fn database(l: &Layout, opts: &DrillOptions, threads: u16) -> SimConfig {
     if opts.s3.is_some() {
         // The collector's pieces of every run share `PREFIX/streams/` (the bucket policy's
         // grant): a database id of its own keeps this run's stream apart from earlier ones'.
-        sim.db_id = rand::random::<u32>() | 1;
+        sim.db_id = DbId(rand::random::<u32>() | 1);
     }
     let mut tables = paper_tables();
     tables.extend(default_tables());

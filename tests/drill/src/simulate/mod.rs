@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use redovault::config::parse_size;
-use redovault_redo::position::{LogSeq, Scn, ThreadId};
+use redovault_redo::position::{DbId, LogSeq, ResetlogsId, Scn, ThreadId};
 use redovault_redo::writer::{
     BlockSize, Compat, Endian, LogConfig, LogWriter, Lwn, Record, ScnForm, VectorBuilder,
     WriterError, redo_time_from_unix,
@@ -132,7 +132,7 @@ pub struct SimConfig {
     /// Log sequence of each thread's first log.
     pub start_sequence: u32,
     /// Database id.
-    pub db_id: u32,
+    pub db_id: DbId,
     /// Database name (ASCII, at most 8 bytes).
     pub db_name: String,
     pub activation_id: u32,
@@ -176,7 +176,7 @@ impl SimConfig {
             start_time: 1_772_841_600,
             start_scn: 2_000_000,
             start_sequence: 1,
-            db_id: 1_497_016_494,
+            db_id: DbId(1_497_016_494),
             db_name: "FREE".into(),
             activation_id: 0x593A_4BAE,
             fsync: false,
@@ -357,7 +357,7 @@ impl Simulator {
                 db_name: cfg.db_name.clone(),
                 thread: ThreadId(t),
                 sequence: LogSeq(cfg.start_sequence),
-                resetlogs_id: cfg.resetlogs_id(),
+                resetlogs_id: ResetlogsId(cfg.resetlogs_id()),
                 resetlogs_scn: Scn(cfg.start_scn / 2),
                 activation_id: cfg.activation_id,
                 first_scn: clock.tick(),
