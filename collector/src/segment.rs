@@ -398,8 +398,14 @@ pub struct SegmentWriter {
     file: Box<dyn SegmentFile>,
     sealer: Sealer,
     len: u64,
+    /// Bytes durable: fdatasynced here, or copied into a synced write-ahead frame.
     synced_len: u64,
+    /// Bytes durable in this file itself (fdatasynced).
+    fsynced_len: u64,
     durable_count: u32,
+    /// The records written since `synced_len`, byte for byte (what a write-ahead frame
+    /// carries).
+    unsynced: Vec<u8>,
     compress: Option<Level>,
 }
 
@@ -437,7 +443,9 @@ impl SegmentWriter {
             sealer,
             len,
             synced_len: len,
+            fsynced_len: len,
             durable_count: 0,
+            unsynced: Vec::new(),
             compress: None,
         })
     }
@@ -464,9 +472,28 @@ impl SegmentWriter {
         self.len
     }
 
-    /// Bytes known durable.
+    /// Bytes known durable (fdatasynced, or in a synced write-ahead frame).
     pub fn synced_len(&self) -> u64 {
         self.synced_len
+    }
+
+    /// The bytes written and not yet durable, and the file offset they start at.
+    pub fn unsynced(&self) -> (u64, &[u8]) {
+        (self.synced_len, &self.unsynced)
+    }
+
+    /// True when some durable bytes are durable only through the write-ahead file: the
+    /// segment must be fdatasynced before that file is removed.
+    pub fn needs_checkpoint(&self) -> bool {
+        self.fsynced_len != self.synced_len
+    }
+
+    /// Records that the bytes returned by [`SegmentWriter::unsynced`] are now durable in a
+    /// synced write-ahead frame: the next records carry them in their durable count.
+    pub fn synced_elsewhere(&mut self) {
+        self.synced_len = self.len;
+        self.durable_count = self.sealer.next_index();
+        self.unsynced.clear();
     }
 
     /// True when nothing but the header was written.
@@ -518,12 +545,14 @@ impl SegmentWriter {
             source,
         })?;
         self.len += rec.len() as u64;
+        self.unsynced.extend_from_slice(&rec);
         Ok(offset)
     }
 
-    /// `fdatasync`: every record written so far is durable when this returns `Ok`.
+    /// `fdatasync`: every record written so far is durable in this file when this returns
+    /// `Ok` (nothing to do when it already is).
     pub fn sync(&mut self) -> Result<(), WriteError> {
-        if !self.is_dirty() {
+        if self.fsynced_len == self.len {
             return Ok(());
         }
         self.file.sync_data().map_err(|source| WriteError::Io {
@@ -531,8 +560,8 @@ impl SegmentWriter {
             path: self.path.clone(),
             source,
         })?;
-        self.synced_len = self.len;
-        self.durable_count = self.sealer.next_index();
+        self.fsynced_len = self.len;
+        self.synced_elsewhere();
         Ok(())
     }
 }

@@ -52,6 +52,7 @@ mod read;
 mod retire;
 #[cfg(test)]
 mod tests;
+mod wal;
 
 use error::{io_err, is_no_space};
 use layout::now_unix;
@@ -59,10 +60,11 @@ use retire::remove_retired;
 
 pub use append::Appended;
 pub use error::StreamStoreError;
-pub use layout::{FORMAT_LINE, parse_stream_dir_name, stream_dir_name};
+pub use layout::{FORMAT_LINE, FORMAT_LINE_1, parse_stream_dir_name, stream_dir_name};
 pub use open::{RecoveryReport, TornTail};
 pub use read::{MAX_READ_RANGE, RetentionView, StreamSnapshot, held_log, read_range};
 pub use retire::{RETIRED_FILE, Retired, read_retired};
+pub use wal::{WAL_CHECKPOINT_SIZE, WAL_DIR, WalRecovery, wal_file_name};
 
 /// Tuning of a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +148,13 @@ pub struct Store {
     dirty: BTreeSet<StreamId>,
     failed: Option<String>,
     recovery: RecoveryReport,
+    /// The write-ahead file of the multi-stream syncs since the last checkpoint.
+    wal: Option<wal::Wal>,
+    /// Number of the next write-ahead file.
+    wal_next: u64,
+    /// Write-ahead bytes written and checkpoints made by this process.
+    wal_bytes: u64,
+    wal_checkpoints: u64,
     _lock: File,
 }
 
@@ -198,6 +207,18 @@ impl Store {
     /// The key ring.
     pub fn keys(&self) -> &KeyRing {
         &self.keys
+    }
+
+    /// Bytes written to write-ahead files and checkpoints made since open (metrics).
+    pub fn wal_stats(&self) -> (u64, u64) {
+        (self.wal_bytes, self.wal_checkpoints)
+    }
+
+    /// Clean close: a checkpoint (every segment holding bytes durable only in the
+    /// write-ahead file is fdatasynced, the file removed), so the next open replays nothing.
+    pub fn close(mut self) -> Result<(), StreamStoreError> {
+        self.check_failed()?;
+        self.checkpoint().map_err(|e| self.fail(e))
     }
 
     /// The first write or sync error, once the store has failed.
