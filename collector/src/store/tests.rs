@@ -991,8 +991,8 @@ fn a_batch_over_many_streams_is_one_wal_fdatasync_and_any_failure_fails_the_stor
     assert_eq!(changed.len(), 20);
     let wal = dir.path().join(WAL_DIR).join(wal_file_name(1));
     assert_eq!(
-        fs.synced_files()[before..],
-        [wal.clone()],
+        &fs.synced_files()[before..],
+        std::slice::from_ref(&wal),
         "one fdatasync, of the write-ahead file, and none of a segment"
     );
     for t in 1..=20 {

@@ -80,6 +80,13 @@ pub(super) struct Wal {
     synced_len: u64,
 }
 
+/// A write-ahead file read: its bytes, its intact frames, and a torn tail (offset, why).
+struct Frames {
+    bytes: Vec<u8>,
+    frames: Vec<Frame>,
+    torn: Option<(u64, String)>,
+}
+
 #[derive(Debug)]
 struct Frame {
     at: u64,
@@ -165,7 +172,7 @@ fn read_frames(
     path: &Path,
     limit: Option<u64>,
     torn_allowed: bool,
-) -> Result<(Vec<u8>, Vec<Frame>, Option<(u64, String)>), StreamStoreError> {
+) -> Result<Frames, StreamStoreError> {
     let mut b = Vec::new();
     File::open(path)
         .and_then(|f| f.take(limit.unwrap_or(u64::MAX)).read_to_end(&mut b))
@@ -192,9 +199,8 @@ fn read_frames(
                 // An intact later frame written when this one was already durable?
                 let witness = (at + 1..b.len())
                     .filter(|&i| b[i..].starts_with(&FRAME_MAGIC))
-                    .find_map(|i| match decode_frame(&b, i) {
-                        Ok((_, synced, _)) if synced > at as u64 => Some(i),
-                        _ => None,
+                    .find(|&i| {
+                        matches!(decode_frame(&b, i), Ok((_, synced, _)) if synced > at as u64)
                     });
                 if let Some(i) = witness {
                     return Err(corrupt(format!(
@@ -202,11 +208,19 @@ fn read_frames(
                          durable, so this is damage to acknowledged data, not a torn write"
                     )));
                 }
-                return Ok((b, frames, Some((at as u64, reason))));
+                return Ok(Frames {
+                    bytes: b,
+                    frames,
+                    torn: Some((at as u64, reason)),
+                });
             }
         }
     }
-    Ok((b, frames, None))
+    Ok(Frames {
+        bytes: b,
+        frames,
+        torn: None,
+    })
 }
 
 /// Writes the frames of the write-ahead file `path` (up to `limit` bytes) back into their
@@ -223,7 +237,11 @@ fn replay(
     always_write: bool,
     report: &mut WalRecovery,
 ) -> Result<(), StreamStoreError> {
-    let (b, frames, torn) = read_frames(path, limit, last)?;
+    let Frames {
+        bytes: b,
+        frames,
+        torn,
+    } = read_frames(path, limit, last)?;
     let mut touched: BTreeSet<PathBuf> = BTreeSet::new();
     for f in &frames {
         let corrupt = |reason: String| StreamStoreError::Corrupt {
