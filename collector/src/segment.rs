@@ -47,7 +47,10 @@
 //!
 //! A crash can leave the last records of the last segment incomplete, or (with page
 //! write-back out of order) a damaged record followed by intact ones. Neither was
-//! acknowledged: acknowledgements happen after `fdatasync`. A *damaged synced* record is
+//! acknowledged: acknowledgements happen after `fdatasync` of the segment, or of the store's
+//! write-ahead file holding a copy of the records (`store/wal.rs`). "Durable" below means
+//! either; the store replays the write-ahead file into the segments before it scans them,
+//! so a record durable only there is whole again by then. A *damaged synced* record is
 //! another matter: that is corruption and must stop recovery. The durable count tells them
 //! apart: if any intact record after the damaged one says that the damaged one was already
 //! durable when it was written, the damage is corruption ([`ScanError::Corrupt`]); otherwise it

@@ -2,9 +2,25 @@
 //!
 //! ```text
 //! <dir>/LOCK                          held (flock) while a Store is open: one writer only
-//! <dir>/FORMAT                        "redovault collector store, format 1"
+//! <dir>/FORMAT                        "redovault collector store, format 2" (format 1, from
+//!                                     before the write-ahead file, is rewritten at open)
 //! <dir>/streams/<stream>/seg-<n>.rvs  segments of one stream (see segment.rs), <stream> =
 //!                                     db<dbid>-rl<resetlogs id>-t<thread>
+//! <dir>/wal/wal-<n>                   write-ahead file of the multi-stream syncs since the
+//!                                     last checkpoint (see wal.rs); none after a clean close
+//! ```
+//!
+//! ```text
+//! sync, 2+ dirty segments:  segments ──write (page cache)──► seg-<n>.rvs   (not fdatasynced)
+//!                           their unsynced records ──frames──► wal-<n> ──one fdatasync──► ack
+//! sync, 1 dirty segment:    seg-<n>.rvs ──fdatasync──► ack                 (no double write)
+//! checkpoint (wal ≥ 64 MiB, before retire, clean close):
+//!                           fdatasync every segment with wal-only bytes (all at once),
+//!                           remove wal-<n>, fsync wal/; the next multi-stream sync starts
+//!                           wal-<n+1>
+//! open:                     replay wal-* in order into the segments (write where they differ
+//!                           or are short, fdatasync them), remove wal-*, then read the
+//!                           segments as ever
 //! ```
 //!
 //! - [`Store::open`] recovers every stream by reading all its segments, authenticating every
@@ -20,13 +36,29 @@
 //!   bytes at a held position are refused ([`StreamStoreError::Divergent`]), and so is a resend
 //!   that runs past the end of a held log or ends it early ([`StreamStoreError::Overlap`]).
 //!   [`read_range`] reads durable bytes back (authenticated) for such comparisons.
-//! - [`Store::sync`] makes every pending append durable (`fdatasync` of each dirty segment;
-//!   new segment files and directories are fsynced when created) and returns the new durable
-//!   ends. Only then may an append be acknowledged.
+//! - [`Store::sync`] makes every pending append durable and returns the new durable ends.
+//!   Only then may an append be acknowledged. Two or more dirty segments: their unsynced
+//!   records, byte for byte as sealed, go into one write-ahead file as frames and that one
+//!   file is fdatasynced (a group commit over 64 streams is one fdatasync, not 64); one:
+//!   its own `fdatasync`. New segment files and directories are fsynced when created.
+//! - **Durable** means: fdatasynced in the segment, or in a synced write-ahead frame. Every
+//!   segment byte durable only in a frame is in the current write-ahead file (invariant:
+//!   for each writer, bytes `fsynced..synced` are framed there); a write-ahead file is
+//!   removed only after a checkpoint fdatasynced those segments, and no frame names a
+//!   segment that could be gone (retire checkpoints first; a rotation fdatasyncs the
+//!   closed segment). Open replays frames before reading segments, so the scan below sees
+//!   every acknowledged byte in place and the durable counts in record headers stay true.
+//! - A checkpoint costs the batch that meets it (the first once the write-ahead file passed
+//!   [`WAL_CHECKPOINT_SIZE`]) one round of segment fdatasyncs, all in flight at once, plus an
+//!   unlink and a directory fsync: about one multi-file fdatasync every 64 MiB of redo.
 //! - After any write or sync error the store is **failed**: every later append and sync is
 //!   refused ([`StreamStoreError::Failed`]) and no fsync is ever retried (a failed fsync may have
 //!   dropped the dirty pages: retrying could report success for lost data). A restart
-//!   recovers from what is on disk.
+//!   recovers from what is on disk, write-ahead file first. A full disk is the exception
+//!   (see [`StreamStoreError::NoSpace`]): the store cuts back to what is durable, writes
+//!   the synced frames back into the segments (unconditionally, so no page a failed fsync
+//!   dropped is trusted), fdatasyncs them and removes the write-ahead file, whose unsynced
+//!   tail must never be replayed.
 //! - New appends always go to a segment created by this process: after a restart the last
 //!   segment of a stream is never written again, so chunk nonces are never reused.
 
