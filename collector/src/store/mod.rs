@@ -18,9 +18,9 @@
 //!                           fdatasync every segment with wal-only bytes (all at once),
 //!                           remove wal-<n>, fsync wal/; the next multi-stream sync starts
 //!                           wal-<n+1>
-//! open:                     replay wal-* in order into the segments (write where they differ
-//!                           or are short, fdatasync them), remove wal-*, then read the
-//!                           segments as ever
+//! open:                     replay wal-* in order into the segments (every frame written
+//!                           again, see wal.rs, then fdatasync), remove wal-*, then read
+//!                           the segments as ever
 //! ```
 //!
 //! - [`Store::open`] recovers every stream by reading all its segments, authenticating every

@@ -224,17 +224,19 @@ fn read_frames(
 }
 
 /// Writes the frames of the write-ahead file `path` (up to `limit` bytes) back into their
-/// segments in the store `dir` and fdatasyncs the segments touched. With `always_write`
-/// every frame is written (after a failed fsync in this process the page cache may hold
-/// bytes that never reached the disk and compare equal); otherwise only bytes that differ
-/// from the file or lie past its end. A frame for a missing segment, or one that would
-/// leave a hole, is an error naming the write-ahead file and the frame's offset.
+/// segments in the store `dir` and fdatasyncs them. Every frame is written, also where the
+/// file already reads the same: after a failed fdatasync (a checkpoint's, in this process or
+/// in one that died without a reboot) the page cache may hold bytes that never reached the
+/// disk and compare equal, and an fdatasync of pages not written again would call them
+/// durable; writing them again makes the fdatasync cover them. The comparison only counts
+/// the bytes that were missing or differed ([`WalRecovery::restored_bytes`]). A frame for a
+/// missing segment, or one that would leave a hole, is an error naming the write-ahead file
+/// and the frame's offset.
 fn replay(
     dir: &Path,
     path: &Path,
     limit: Option<u64>,
     last: bool,
-    always_write: bool,
     report: &mut WalRecovery,
 ) -> Result<(), StreamStoreError> {
     let Frames {
@@ -275,16 +277,11 @@ fn replay(
         let mut held = vec![0u8; bytes.len().min((on_disk - f.offset) as usize)];
         file.read_exact_at(&mut held, f.offset)
             .map_err(io_err("read", &seg))?;
-        let differ = held.len() < bytes.len() || held[..] != bytes[..held.len()];
-        if differ {
-            let same = held.iter().zip(bytes).filter(|(a, b)| a == b).count();
-            report.restored_bytes += (bytes.len() - same) as u64;
-        }
-        if differ || always_write {
-            file.write_all_at(bytes, f.offset)
-                .map_err(io_err("write", &seg))?;
-            touched.insert(seg);
-        }
+        let same = held.iter().zip(bytes).filter(|(a, b)| a == b).count();
+        report.restored_bytes += (bytes.len() - same) as u64;
+        file.write_all_at(bytes, f.offset)
+            .map_err(io_err("write", &seg))?;
+        touched.insert(seg);
         report.frames += 1;
     }
     for seg in &touched {
@@ -323,7 +320,7 @@ impl Store {
         let mut report = WalRecovery::default();
         for (i, n) in numbers.iter().enumerate() {
             let path = wal_dir.join(wal_file_name(*n));
-            replay(dir, &path, None, i + 1 == numbers.len(), false, &mut report)?;
+            replay(dir, &path, None, i + 1 == numbers.len(), &mut report)?;
             report.files += 1;
         }
         for n in &numbers {
@@ -442,9 +439,9 @@ impl Store {
     }
 
     /// After a full disk, with the segments cut back to their durable length: writes the
-    /// synced frames of the write-ahead file back into the segments (unconditionally: a
-    /// failed fsync may have left the page cache holding bytes the disk lacks), fdatasyncs
-    /// them and removes the file, so that its unsynced tail can never be replayed later.
+    /// synced frames of the write-ahead file back into the segments (see `replay`: a failed
+    /// fsync may have left the page cache holding bytes the disk lacks), fdatasyncs them and
+    /// removes the file, so that its unsynced tail can never be replayed later.
     pub(super) fn wal_reset(&mut self) -> Result<(), StreamStoreError> {
         let Some(wal) = self.wal.take() else {
             return Ok(());
@@ -454,7 +451,6 @@ impl Store {
             &self.dir,
             &wal.path,
             Some(wal.synced_len),
-            true,
             true,
             &mut report,
         )?;
