@@ -184,6 +184,9 @@ pub struct Store {
     wal: Option<wal::Wal>,
     /// Number of the next write-ahead file.
     wal_next: u64,
+    /// Checkpoint once the write-ahead file is this long ([`WAL_CHECKPOINT_SIZE`]; tests
+    /// lower it).
+    wal_limit: u64,
     /// Write-ahead bytes written and checkpoints made by this process.
     wal_bytes: u64,
     wal_checkpoints: u64,

@@ -154,6 +154,7 @@ impl Store {
             },
             wal: None,
             wal_next,
+            wal_limit: WAL_CHECKPOINT_SIZE,
             wal_bytes: 0,
             wal_checkpoints: 0,
             _lock: lock,

@@ -1222,6 +1222,42 @@ fn a_clean_close_and_a_retire_checkpoint_and_reopen_replays_nothing() {
 }
 
 #[test]
+fn a_wal_past_its_size_is_checkpointed_by_the_next_sync_and_a_new_one_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultyFs::new(FaultPlan::default());
+    let mut st = Store::open_with(dir.path(), keys(), opts_small(), Arc::new(fs.clone())).unwrap();
+    st.wal_limit = 1;
+    let wal = |n| dir.path().join(WAL_DIR).join(wal_file_name(n));
+    // Per batch: fdatasyncs, checkpoints so far, write-ahead files after it.
+    let expected = [
+        (1, 0, vec![wal(1)]),
+        // The checkpoint fdatasyncs both segments, which covers this batch too: no frame.
+        (2, 1, vec![]),
+        (1, 1, vec![wal(2)]),
+    ];
+    for (k, (syncs, checkpoints, files)) in expected.into_iter().enumerate() {
+        let off = k as u64 * 1000;
+        for t in 1..=2 {
+            st.append(sid(t), p(1, off), &data(1, off, 1000), &[], false)
+                .unwrap();
+        }
+        let before = fs.synced_files().len();
+        st.sync().unwrap();
+        assert_eq!(fs.synced_files().len() - before, syncs, "batch {k}");
+        assert_eq!(st.wal_stats().1, checkpoints, "batch {k}");
+        assert_eq!(wal_files(dir.path()), files, "batch {k}");
+    }
+    drop(st);
+    let st = open(dir.path());
+    for t in 1..=2 {
+        assert_eq!(
+            st.read_range(sid(t), p(1, 0), 3000).unwrap(),
+            data(1, 0, 3000)
+        );
+    }
+}
+
+#[test]
 fn a_full_disk_at_the_wal_fdatasync_cuts_the_batch_off_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let fs = FaultyFs::new(FaultPlan::default());

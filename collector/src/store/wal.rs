@@ -393,9 +393,7 @@ impl Store {
 
     /// True when the write-ahead file has grown past [`WAL_CHECKPOINT_SIZE`].
     pub(super) fn wal_full(&self) -> bool {
-        self.wal
-            .as_ref()
-            .is_some_and(|w| w.len >= WAL_CHECKPOINT_SIZE)
+        self.wal.as_ref().is_some_and(|w| w.len >= self.wal_limit)
     }
 
     /// Checkpoint: fdatasyncs every segment holding bytes durable only in the write-ahead
