@@ -336,7 +336,7 @@ impl CollectorMetrics {
             ),
             store_fsyncs: r.counter(
                 "redovault_collector_store_fsyncs_total",
-                "Group commits (one fsync round for every stream written).",
+                "Group commits (one fdatasync each: of the write-ahead file, or of the one segment written).",
             ),
             store_fsync_seconds: r.gauge(
                 "redovault_collector_store_fsync_seconds_total",
