@@ -96,7 +96,7 @@ pub use layout::{FORMAT_LINE, FORMAT_LINE_1, parse_stream_dir_name, stream_dir_n
 pub use open::{RecoveryReport, TornTail};
 pub use read::{MAX_READ_RANGE, RetentionView, StreamSnapshot, held_log, read_range};
 pub use retire::{RETIRED_FILE, Retired, read_retired};
-pub use wal::{WAL_CHECKPOINT_SIZE, WAL_DIR, WalRecovery, wal_file_name};
+pub use wal::{WAL_CHECKPOINT_SIZE, WAL_DIR, WalFrame, WalRecovery, wal_file_name, wal_frames};
 
 /// Tuning of a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -301,6 +301,33 @@ fn replay(
     Ok(())
 }
 
+/// One intact frame of a write-ahead file: where its bytes belong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalFrame {
+    pub stream: StreamId,
+    /// Segment number.
+    pub segment: u64,
+    /// Offset of the bytes in the segment.
+    pub offset: u64,
+    /// Their length.
+    pub len: u64,
+}
+
+/// The intact frames of the write-ahead file `path`, in order, up to a torn tail (for tools
+/// and tests: the crash test cuts each segment back to its first frame, a power loss).
+pub fn wal_frames(path: &Path) -> Result<Vec<WalFrame>, StreamStoreError> {
+    Ok(read_frames(path, None, true)?
+        .frames
+        .iter()
+        .map(|f| WalFrame {
+            stream: f.stream,
+            segment: f.segment,
+            offset: f.offset,
+            len: f.bytes.len() as u64,
+        })
+        .collect())
+}
+
 impl Store {
     /// At open, before the segments are read: replays every write-ahead file in order, then
     /// removes them. Returns what was replayed and the number of the next file.
