@@ -70,6 +70,7 @@ pub use faulty::{FaultPlan, FaultyFs};
 
 #[cfg(any(test, feature = "test-util"))]
 mod faulty {
+    use std::path::PathBuf;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Condvar, Mutex};
 
@@ -105,6 +106,8 @@ mod faulty {
         /// `fdatasync` calls entered and not returned yet.
         in_flight: AtomicU64,
         dir_syncs: AtomicU64,
+        /// The file of every `fdatasync` call, in call order.
+        synced: Mutex<Vec<PathBuf>>,
         /// While true, `fdatasync` calls wait (a slow disk, held by the test).
         hold: Mutex<bool>,
         released: Condvar,
@@ -155,6 +158,15 @@ mod faulty {
             self.inner.in_flight.load(Ordering::SeqCst)
         }
 
+        /// The file of every `fdatasync` call so far, in call order.
+        pub fn synced_files(&self) -> Vec<PathBuf> {
+            self.inner
+                .synced
+                .lock()
+                .map(|v| v.clone())
+                .unwrap_or_default()
+        }
+
         /// Directory syncs so far.
         pub fn dir_syncs(&self) -> u64 {
             self.inner.dir_syncs.load(Ordering::SeqCst)
@@ -177,6 +189,7 @@ mod faulty {
     #[derive(Debug)]
     struct FaultyFile {
         file: File,
+        path: PathBuf,
         fs: FaultyFs,
     }
 
@@ -211,6 +224,9 @@ mod faulty {
     impl FaultyFile {
         fn sync_data_inner(&mut self) -> io::Result<()> {
             let n = self.fs.inner.syncs.fetch_add(1, Ordering::SeqCst) + 1;
+            if let Ok(mut v) = self.fs.inner.synced.lock() {
+                v.push(self.path.clone());
+            }
             if let Ok(mut held) = self.fs.inner.hold.lock() {
                 while *held {
                     match self.fs.inner.released.wait(held) {
@@ -244,6 +260,7 @@ mod faulty {
                 .open(path)?;
             Ok(Box::new(FaultyFile {
                 file,
+                path: path.to_path_buf(),
                 fs: self.clone(),
             }))
         }

@@ -214,7 +214,14 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         if let Some(w) = worm {
             let _ = w.await;
         }
-        running.stop().await;
+        if let Some(store) = running.stop().await {
+            // A checkpoint: the next open has no write-ahead file to replay.
+            match tokio::task::spawn_blocking(move || store.close()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "store close: checkpoint failed; the next open replays the write-ahead file"),
+                Err(e) => tracing::warn!(error = %e, "store close did not complete"),
+            }
+        }
         tracing::info!("collector stopped");
         Ok(ExitCode::SUCCESS)
     })

@@ -45,6 +45,9 @@
 //! `redovault_collector_retention_*` (see `retention_task.rs`),
 //! `redovault_collector_store_fsyncs_total`,
 //! `redovault_collector_store_fsync_seconds_total`, `redovault_collector_store_queue_depth`,
+//! `redovault_collector_wal_bytes_total` (bytes of multi-stream group commits written to the
+//! store's write-ahead file), `redovault_collector_wal_checkpoints_total` (checkpoints: every
+//! segment fdatasynced and the write-ahead file removed),
 //! `redovault_collector_link_cert_expiry_timestamp_seconds{cert="server"|"ca"}` (not-after
 //! time of the link's server certificate and of the CA it trusts for extractors; TLS mode).
 
@@ -144,6 +147,10 @@ pub struct CollectorMetrics {
     pub store_fsync_seconds: Arc<Gauge>,
     /// Appends waiting for the writer.
     pub store_queue_depth: Arc<Gauge>,
+    /// Bytes written to the write-ahead file.
+    pub wal_bytes: Arc<Counter>,
+    /// Write-ahead checkpoints.
+    pub wal_checkpoints: Arc<Counter>,
     /// WORM end of the stream: sequence.
     pub worm_sequence: Arc<Family<Gauge>>,
     /// WORM end of the stream: offset.
@@ -329,7 +336,7 @@ impl CollectorMetrics {
             ),
             store_fsyncs: r.counter(
                 "redovault_collector_store_fsyncs_total",
-                "Group commits (one fsync round for every stream written).",
+                "Group commits (one fdatasync each: of the write-ahead file, or of the one segment written).",
             ),
             store_fsync_seconds: r.gauge(
                 "redovault_collector_store_fsync_seconds_total",
@@ -338,6 +345,14 @@ impl CollectorMetrics {
             store_queue_depth: r.gauge(
                 "redovault_collector_store_queue_depth",
                 "Appends waiting for the group-commit writer.",
+            ),
+            wal_bytes: r.counter(
+                "redovault_collector_wal_bytes_total",
+                "Bytes written to the store's write-ahead file (group commits over two or more streams).",
+            ),
+            wal_checkpoints: r.counter(
+                "redovault_collector_wal_checkpoints_total",
+                "Write-ahead checkpoints (every segment fdatasynced, the write-ahead file removed).",
             ),
             worm_sequence: r.gauge_family(
                 "redovault_collector_worm_sequence",
@@ -467,6 +482,10 @@ impl CollectorMetrics {
         self.store_fsync_seconds
             .set(now.fsync.sum_micros as f64 / 1e6);
         self.store_queue_depth.set(w.queue_depth() as f64);
+        self.wal_bytes
+            .add(now.wal_bytes.saturating_sub(last.wal_bytes));
+        self.wal_checkpoints
+            .add(now.wal_checkpoints.saturating_sub(last.wal_checkpoints));
         *last = now;
     }
 

@@ -47,7 +47,10 @@
 //!
 //! A crash can leave the last records of the last segment incomplete, or (with page
 //! write-back out of order) a damaged record followed by intact ones. Neither was
-//! acknowledged: acknowledgements happen after `fdatasync`. A *damaged synced* record is
+//! acknowledged: acknowledgements happen after `fdatasync` of the segment, or of the store's
+//! write-ahead file holding a copy of the records (`store/wal.rs`). "Durable" below means
+//! either; the store replays the write-ahead file into the segments before it scans them,
+//! so a record durable only there is whole again by then. A *damaged synced* record is
 //! another matter: that is corruption and must stop recovery. The durable count tells them
 //! apart: if any intact record after the damaged one says that the damaged one was already
 //! durable when it was written, the damage is corruption ([`ScanError::Corrupt`]); otherwise it
@@ -398,8 +401,14 @@ pub struct SegmentWriter {
     file: Box<dyn SegmentFile>,
     sealer: Sealer,
     len: u64,
+    /// Bytes durable: fdatasynced here, or copied into a synced write-ahead frame.
     synced_len: u64,
+    /// Bytes durable in this file itself (fdatasynced).
+    fsynced_len: u64,
     durable_count: u32,
+    /// The records written since `synced_len`, byte for byte (what a write-ahead frame
+    /// carries).
+    unsynced: Vec<u8>,
     compress: Option<Level>,
 }
 
@@ -437,7 +446,9 @@ impl SegmentWriter {
             sealer,
             len,
             synced_len: len,
+            fsynced_len: len,
             durable_count: 0,
+            unsynced: Vec::new(),
             compress: None,
         })
     }
@@ -464,9 +475,28 @@ impl SegmentWriter {
         self.len
     }
 
-    /// Bytes known durable.
+    /// Bytes known durable (fdatasynced, or in a synced write-ahead frame).
     pub fn synced_len(&self) -> u64 {
         self.synced_len
+    }
+
+    /// The bytes written and not yet durable, and the file offset they start at.
+    pub fn unsynced(&self) -> (u64, &[u8]) {
+        (self.synced_len, &self.unsynced)
+    }
+
+    /// True when some durable bytes are durable only through the write-ahead file: the
+    /// segment must be fdatasynced before that file is removed.
+    pub fn needs_checkpoint(&self) -> bool {
+        self.fsynced_len != self.synced_len
+    }
+
+    /// Records that the bytes returned by [`SegmentWriter::unsynced`] are now durable in a
+    /// synced write-ahead frame: the next records carry them in their durable count.
+    pub fn synced_elsewhere(&mut self) {
+        self.synced_len = self.len;
+        self.durable_count = self.sealer.next_index();
+        self.unsynced.clear();
     }
 
     /// True when nothing but the header was written.
@@ -518,12 +548,14 @@ impl SegmentWriter {
             source,
         })?;
         self.len += rec.len() as u64;
+        self.unsynced.extend_from_slice(&rec);
         Ok(offset)
     }
 
-    /// `fdatasync`: every record written so far is durable when this returns `Ok`.
+    /// `fdatasync`: every record written so far is durable in this file when this returns
+    /// `Ok` (nothing to do when it already is).
     pub fn sync(&mut self) -> Result<(), WriteError> {
-        if !self.is_dirty() {
+        if self.fsynced_len == self.len {
             return Ok(());
         }
         self.file.sync_data().map_err(|source| WriteError::Io {
@@ -531,8 +563,8 @@ impl SegmentWriter {
             path: self.path.clone(),
             source,
         })?;
-        self.synced_len = self.len;
-        self.durable_count = self.sealer.next_index();
+        self.fsynced_len = self.len;
+        self.synced_elsewhere();
         Ok(())
     }
 }

@@ -211,9 +211,13 @@ pub struct WriterStats {
     pub bytes: u64,
     /// `redovault_collector_store_duplicate_bytes_total`: resent bytes not stored again.
     pub duplicate_bytes: u64,
-    /// `redovault_collector_store_fsync_seconds`: duration of each batch's sync (every
-    /// dirty segment, in parallel).
+    /// `redovault_collector_store_fsync_seconds`: duration of each batch's sync (one
+    /// write-ahead fdatasync, or the one dirty segment's; a checkpoint's included).
     pub fsync: LatencyHistogram,
+    /// `redovault_collector_wal_bytes_total`: bytes written to the write-ahead file.
+    pub wal_bytes: u64,
+    /// `redovault_collector_wal_checkpoints_total`: write-ahead checkpoints.
+    pub wal_checkpoints: u64,
     /// `redovault_collector_store_ack_latency_seconds`: from enqueueing a request to its
     /// answer.
     pub ack: LatencyHistogram,
@@ -229,6 +233,8 @@ struct Stats {
     refused: AtomicU64,
     bytes: AtomicU64,
     duplicate_bytes: AtomicU64,
+    wal_bytes: AtomicU64,
+    wal_checkpoints: AtomicU64,
     fsync: Histogram,
     ack: Histogram,
 }
@@ -465,6 +471,12 @@ fn process(shared: &Shared, batch: Vec<Msg>) {
         }
     }
     trace("store_synced");
+    let (wal_bytes, wal_checkpoints) = store.wal_stats();
+    shared.stats.wal_bytes.store(wal_bytes, Ordering::Relaxed);
+    shared
+        .stats
+        .wal_checkpoints
+        .store(wal_checkpoints, Ordering::Relaxed);
     shared.stats.batches.fetch_add(1, Ordering::Relaxed);
     note_disk(shared, no_space.clone(), results.iter().any(Result::is_ok));
     for (m, r) in batch.into_iter().zip(results) {
@@ -629,6 +641,8 @@ impl WriterHandle {
             refused: l(&s.refused),
             bytes: l(&s.bytes),
             duplicate_bytes: l(&s.duplicate_bytes),
+            wal_bytes: l(&s.wal_bytes),
+            wal_checkpoints: l(&s.wal_checkpoints),
             fsync: s.fsync.snapshot(),
             ack: s.ack.snapshot(),
         }

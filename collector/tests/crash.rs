@@ -3,7 +3,9 @@
 //! reopens the store and checks that every acknowledged position survived, that torn tails
 //! were dropped, and that each stream holds exactly the expected bytes and commit marks: no
 //! gap, no duplicate. Some restarts resend already-stored redo first (as an extractor does
-//! after a reconnect), which must be accepted without being stored twice.
+//! after a reconnect), which must be accepted without being stored twice. Every other kill
+//! is also a power loss for the segments: every range held in a write-ahead frame is zeroed
+//! in its segment before the reopen, which must restore it from the write-ahead file.
 //!
 //! One binary plays both parts (`harness = false`): with `REDOVAULT_CRASH_CHILD` set it is
 //! the child.
@@ -21,7 +23,9 @@ use redovault::wire::{CommitMark, StreamId, StreamPos};
 use redovault_collector::fs::RealFs;
 use redovault_collector::index::CommitQuery;
 use redovault_collector::segment::{self, ScanMode};
-use redovault_collector::store::{Store, StoreOptions, StreamStoreError};
+use redovault_collector::store::{
+    Store, StoreOptions, StreamStoreError, WAL_DIR, stream_dir_name, wal_frames,
+};
 use redovault_collector::writer::{self, AppendRequest, WriterConfig};
 use redovault_redo::position::{DbId, LogSeq, ResetlogsId, Scn, ThreadId, Xid};
 
@@ -157,6 +161,35 @@ fn child(dir: &Path, seed: u64) {
     });
 }
 
+/// Zeroes, in the segments, every byte range an intact write-ahead frame holds (what a
+/// power loss leaves of bytes the segment never fdatasynced: unwritten extents read as
+/// zeros); returns how many ranges were zeroed.
+fn power_loss(dir: &Path) -> usize {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join(WAL_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut zeroed = 0;
+    for f in files {
+        for fr in wal_frames(&f).unwrap() {
+            let path = dir
+                .join("streams")
+                .join(stream_dir_name(fr.stream))
+                .join(segment::segment_file_name(fr.segment));
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            let len = file.metadata().unwrap().len();
+            let end = (fr.offset + fr.len).min(len);
+            if end > fr.offset {
+                let zeros = vec![0u8; (end - fr.offset) as usize];
+                std::os::unix::fs::FileExt::write_all_at(&file, &zeros, fr.offset).unwrap();
+                zeroed += 1;
+            }
+        }
+    }
+    zeroed
+}
+
 fn parent() {
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
@@ -164,6 +197,7 @@ fn parent() {
     let mut acked: BTreeMap<u16, (StreamPos, bool)> = BTreeMap::new();
     let mut torn_total = 0;
     let mut acks_total = 0;
+    let mut power_cuts = 0;
     for round in 0..ROUNDS {
         let mut child = Command::new(&exe)
             .env("REDOVAULT_CRASH_CHILD", dir.path())
@@ -213,6 +247,12 @@ fn parent() {
             }
             acks_total += 1;
         }
+        // Every other round, a power loss as well, as bad as it can be: every byte a
+        // write-ahead frame holds is gone from its segment. Acknowledged bytes among them
+        // must come back from the write-ahead file.
+        if round % 2 == 1 {
+            power_cuts += power_loss(dir.path());
+        }
         let store = match Store::open_with(dir.path(), keys(), opts(), Arc::new(RealFs)) {
             Ok(s) => s,
             Err(e @ StreamStoreError::Corrupt { .. }) => panic!("round {round}: {e}"),
@@ -238,9 +278,13 @@ fn parent() {
         }
     }
     assert!(acks_total > 100, "only {acks_total} acknowledgements");
+    assert!(
+        power_cuts > 0,
+        "no write-ahead frame to lose: the power loss tested nothing"
+    );
     println!(
         "crash test: {ROUNDS} kills, {acks_total} acknowledgements, {torn_total} torn tails dropped, \
-         final ends {acked:?}"
+         {power_cuts} write-ahead ranges zeroed in the segments and restored, final ends {acked:?}"
     );
 }
 

@@ -87,6 +87,11 @@ pub enum FindingKind {
     /// Two copies of a stream hold different redo at the same position: at most one holds
     /// what the database wrote.
     CopiesDiverge,
+    /// Info: the collector directory holds a write-ahead file (`wal/`), the copy of its last
+    /// multi-stream group commits: after a machine crash, acknowledged redo may be only there
+    /// until the collector opens the store again (which replays it). Normal while a collector
+    /// runs; after a crash, start the collector (or its `commits` command) before a restore.
+    CollectorWalPending,
 }
 
 impl FindingKind {
@@ -121,6 +126,7 @@ impl FindingKind {
             FindingKind::QuarantinedObject => "quarantined_object",
             FindingKind::CopyBehind => "copy_behind",
             FindingKind::CopiesDiverge => "copies_diverge",
+            FindingKind::CollectorWalPending => "collector_wal_pending",
         }
     }
 

@@ -138,6 +138,19 @@ fn segment_files(stream_dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
 /// read-only.
 pub fn audit_collector(dir: &Path, keys: &KeyRing) -> StreamAudit {
     let mut a = StreamAudit::default();
+    let wal_dir = dir.join(redovault_collector::store::WAL_DIR);
+    let wal_files = std::fs::read_dir(&wal_dir).map_or(0, |rd| rd.filter_map(Result::ok).count());
+    if wal_files > 0 {
+        a.findings.push(Finding::info(
+            FindingKind::CollectorWalPending,
+            format!("collector directory {}", dir.display()),
+            format!(
+                "{wal_files} write-ahead file(s) in {}: segments may lack acknowledged redo \
+                 until the collector opens the store and replays them",
+                wal_dir.display()
+            ),
+        ));
+    }
     let streams_dir = dir.join("streams");
     let rd = match std::fs::read_dir(&streams_dir) {
         Ok(rd) => rd,

@@ -28,7 +28,7 @@ pub enum StreamStoreError {
         dir: PathBuf,
     },
     /// The directory holds something other than a store of this format.
-    #[error("{}: not a redovault collector store of format 1 (found {found:?})", file.display())]
+    #[error("{}: not a redovault collector store of format 2 or 1 (found {found:?})", file.display())]
     Format {
         /// The FORMAT file.
         file: PathBuf,

@@ -3,8 +3,12 @@
 use redovault::wire::StreamId;
 use redovault_redo::position::{DbId, ResetlogsId, ThreadId};
 
-/// Content of the `FORMAT` file.
-pub const FORMAT_LINE: &str = "redovault collector store, format 1\n";
+/// Content of the `FORMAT` file: format 2, a store that may hold write-ahead files
+/// (`wal/`), which a collector of format 1 would not replay (it refuses this line).
+pub const FORMAT_LINE: &str = "redovault collector store, format 2\n";
+/// `FORMAT` of a store written before the write-ahead file: opening it rewrites the line to
+/// [`FORMAT_LINE`] (atomically and durably) before anything else is written.
+pub const FORMAT_LINE_1: &str = "redovault collector store, format 1\n";
 
 /// Directory name of a stream: `db<dbid>-rl<resetlogs id>-t<thread>`.
 pub fn stream_dir_name(s: StreamId) -> String {

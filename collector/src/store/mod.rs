@@ -2,9 +2,25 @@
 //!
 //! ```text
 //! <dir>/LOCK                          held (flock) while a Store is open: one writer only
-//! <dir>/FORMAT                        "redovault collector store, format 1"
+//! <dir>/FORMAT                        "redovault collector store, format 2" (format 1, from
+//!                                     before the write-ahead file, is rewritten at open)
 //! <dir>/streams/<stream>/seg-<n>.rvs  segments of one stream (see segment.rs), <stream> =
 //!                                     db<dbid>-rl<resetlogs id>-t<thread>
+//! <dir>/wal/wal-<n>                   write-ahead file of the multi-stream syncs since the
+//!                                     last checkpoint (see wal.rs); none after a clean close
+//! ```
+//!
+//! ```text
+//! sync, 2+ dirty segments:  segments ──write (page cache)──► seg-<n>.rvs   (not fdatasynced)
+//!                           their unsynced records ──frames──► wal-<n> ──one fdatasync──► ack
+//! sync, 1 dirty segment:    seg-<n>.rvs ──fdatasync──► ack                 (no double write)
+//! checkpoint (wal ≥ 64 MiB, before retire, clean close):
+//!                           fdatasync every segment with wal-only bytes (all at once),
+//!                           remove wal-<n>, fsync wal/; the next multi-stream sync starts
+//!                           wal-<n+1>
+//! open:                     replay wal-* in order into the segments (every frame written
+//!                           again, see wal.rs, then fdatasync), remove wal-*, then read
+//!                           the segments as ever
 //! ```
 //!
 //! - [`Store::open`] recovers every stream by reading all its segments, authenticating every
@@ -20,13 +36,29 @@
 //!   bytes at a held position are refused ([`StreamStoreError::Divergent`]), and so is a resend
 //!   that runs past the end of a held log or ends it early ([`StreamStoreError::Overlap`]).
 //!   [`read_range`] reads durable bytes back (authenticated) for such comparisons.
-//! - [`Store::sync`] makes every pending append durable (`fdatasync` of each dirty segment;
-//!   new segment files and directories are fsynced when created) and returns the new durable
-//!   ends. Only then may an append be acknowledged.
+//! - [`Store::sync`] makes every pending append durable and returns the new durable ends.
+//!   Only then may an append be acknowledged. Two or more dirty segments: their unsynced
+//!   records, byte for byte as sealed, go into one write-ahead file as frames and that one
+//!   file is fdatasynced (a group commit over 64 streams is one fdatasync, not 64); one:
+//!   its own `fdatasync`. New segment files and directories are fsynced when created.
+//! - **Durable** means: fdatasynced in the segment, or in a synced write-ahead frame. Every
+//!   segment byte durable only in a frame is in the current write-ahead file (invariant:
+//!   for each writer, bytes `fsynced..synced` are framed there); a write-ahead file is
+//!   removed only after a checkpoint fdatasynced those segments, and no frame names a
+//!   segment that could be gone (retire checkpoints first; a rotation fdatasyncs the
+//!   closed segment). Open replays frames before reading segments, so the scan below sees
+//!   every acknowledged byte in place and the durable counts in record headers stay true.
+//! - A checkpoint costs the batch that meets it (the first once the write-ahead file passed
+//!   [`WAL_CHECKPOINT_SIZE`]) one round of segment fdatasyncs, all in flight at once, plus an
+//!   unlink and a directory fsync: about one multi-file fdatasync every 64 MiB of redo.
 //! - After any write or sync error the store is **failed**: every later append and sync is
 //!   refused ([`StreamStoreError::Failed`]) and no fsync is ever retried (a failed fsync may have
 //!   dropped the dirty pages: retrying could report success for lost data). A restart
-//!   recovers from what is on disk.
+//!   recovers from what is on disk, write-ahead file first. A full disk is the exception
+//!   (see [`StreamStoreError::NoSpace`]): the store cuts back to what is durable, writes
+//!   the synced frames back into the segments (unconditionally, so no page a failed fsync
+//!   dropped is trusted), fdatasyncs them and removes the write-ahead file, whose unsynced
+//!   tail must never be replayed.
 //! - New appends always go to a segment created by this process: after a restart the last
 //!   segment of a stream is never written again, so chunk nonces are never reused.
 
@@ -52,6 +84,7 @@ mod read;
 mod retire;
 #[cfg(test)]
 mod tests;
+mod wal;
 
 use error::{io_err, is_no_space};
 use layout::now_unix;
@@ -59,10 +92,11 @@ use retire::remove_retired;
 
 pub use append::Appended;
 pub use error::StreamStoreError;
-pub use layout::{FORMAT_LINE, parse_stream_dir_name, stream_dir_name};
+pub use layout::{FORMAT_LINE, FORMAT_LINE_1, parse_stream_dir_name, stream_dir_name};
 pub use open::{RecoveryReport, TornTail};
 pub use read::{MAX_READ_RANGE, RetentionView, StreamSnapshot, held_log, read_range};
 pub use retire::{RETIRED_FILE, Retired, read_retired};
+pub use wal::{WAL_CHECKPOINT_SIZE, WAL_DIR, WalFrame, WalRecovery, wal_file_name, wal_frames};
 
 /// Tuning of a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +180,16 @@ pub struct Store {
     dirty: BTreeSet<StreamId>,
     failed: Option<String>,
     recovery: RecoveryReport,
+    /// The write-ahead file of the multi-stream syncs since the last checkpoint.
+    wal: Option<wal::Wal>,
+    /// Number of the next write-ahead file.
+    wal_next: u64,
+    /// Checkpoint once the write-ahead file is this long ([`WAL_CHECKPOINT_SIZE`]; tests
+    /// lower it).
+    wal_limit: u64,
+    /// Write-ahead bytes written and checkpoints made by this process.
+    wal_bytes: u64,
+    wal_checkpoints: u64,
     _lock: File,
 }
 
@@ -198,6 +242,18 @@ impl Store {
     /// The key ring.
     pub fn keys(&self) -> &KeyRing {
         &self.keys
+    }
+
+    /// Bytes written to write-ahead files and checkpoints made since open (metrics).
+    pub fn wal_stats(&self) -> (u64, u64) {
+        (self.wal_bytes, self.wal_checkpoints)
+    }
+
+    /// Clean close: a checkpoint (every segment holding bytes durable only in the
+    /// write-ahead file is fdatasynced, the file removed), so the next open replays nothing.
+    pub fn close(mut self) -> Result<(), StreamStoreError> {
+        self.check_failed()?;
+        self.checkpoint().map_err(|e| self.fail(e))
     }
 
     /// The first write or sync error, once the store has failed.

@@ -45,6 +45,8 @@ pub struct RecoveryReport {
     pub commits: u64,
     /// Torn tails cut off.
     pub torn: Vec<TornTail>,
+    /// The write-ahead files replayed before the segments were read.
+    pub wal: WalRecovery,
 }
 
 impl Store {
@@ -99,6 +101,13 @@ impl Store {
         let format = dir.join("FORMAT");
         match std::fs::read(&format) {
             Ok(b) if b == FORMAT_LINE.as_bytes() => {}
+            Ok(b) if b == FORMAT_LINE_1.as_bytes() => {
+                // Upgraded before a write-ahead file can exist: from now on a collector that
+                // would ignore one refuses the store.
+                redovault::durable::write_atomic(&format, FORMAT_LINE.as_bytes())
+                    .map_err(io_err("write", &format))?;
+                tracing::info!(file = %format.display(), "store format 1 upgraded to 2");
+            }
             Ok(b) => {
                 return Err(StreamStoreError::Format {
                     file: format,
@@ -123,6 +132,14 @@ impl Store {
                 .map_err(io_err("create directory", &streams_dir))?;
             fs.sync_dir(dir).map_err(io_err("fsync directory", dir))?;
         }
+        let wal_dir = dir.join(WAL_DIR);
+        if !wal_dir.is_dir() {
+            fs.create_dir(&wal_dir)
+                .map_err(io_err("create directory", &wal_dir))?;
+            fs.sync_dir(dir).map_err(io_err("fsync directory", dir))?;
+        }
+        // Before the segments are read: they then hold every acknowledged byte.
+        let (wal, wal_next) = Store::recover_wal(dir)?;
         let mut store = Store {
             dir: dir.to_path_buf(),
             keys,
@@ -131,7 +148,15 @@ impl Store {
             streams: BTreeMap::new(),
             dirty: BTreeSet::new(),
             failed: None,
-            recovery: RecoveryReport::default(),
+            recovery: RecoveryReport {
+                wal,
+                ..RecoveryReport::default()
+            },
+            wal: None,
+            wal_next,
+            wal_limit: WAL_CHECKPOINT_SIZE,
+            wal_bytes: 0,
+            wal_checkpoints: 0,
             _lock: lock,
         };
         let mut names = Vec::new();

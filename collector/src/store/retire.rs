@@ -85,6 +85,10 @@ impl Store {
     /// retire) removes before reading the stream.
     pub fn retire(&mut self, stream: StreamId, through: u64) -> Result<Retired, StreamStoreError> {
         self.check_failed()?;
+        // No write-ahead frame may name a removed segment.
+        if let Err(e) = self.checkpoint() {
+            return Err(self.fail(e));
+        }
         let refuse =
             |reason: String| StreamStoreError::Options(format!("retire {stream}: {reason}"));
         let Some(s) = self.streams.get_mut(&stream) else {
