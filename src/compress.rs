@@ -16,6 +16,7 @@
 //! maximum and produces at most that many bytes, so a frame claiming more (or holding more)
 //! is an error, never an allocation bomb.
 
+use crate::manifest::Sha256Digest;
 use std::cell::RefCell;
 use std::fmt;
 use std::io::{self, Read as _, Write as _};
@@ -141,11 +142,11 @@ pub struct FileCompression {
     /// Bytes read from the source.
     pub original_size: u64,
     /// SHA-256 of the bytes read from the source.
-    pub original_sha256: [u8; 32],
+    pub original_sha256: Sha256Digest,
     /// Bytes of the frame written.
     pub stored_size: u64,
     /// SHA-256 of the frame written.
-    pub stored_sha256: [u8; 32],
+    pub stored_sha256: Sha256Digest,
 }
 
 /// Read size of [`compress_file`].
@@ -456,9 +457,15 @@ mod tests {
         let c = compress_file(&src, &dst, Level::new(1).unwrap()).unwrap();
         let frame = std::fs::read(&dst).unwrap();
         assert_eq!(c.original_size, data.len() as u64);
-        assert_eq!(c.original_sha256, <[u8; 32]>::from(Sha256::digest(&data)));
+        assert_eq!(
+            c.original_sha256,
+            Sha256Digest(<[u8; 32]>::from(Sha256::digest(&data)))
+        );
         assert_eq!(c.stored_size, frame.len() as u64);
-        assert_eq!(c.stored_sha256, <[u8; 32]>::from(Sha256::digest(&frame)));
+        assert_eq!(
+            c.stored_sha256,
+            Sha256Digest(<[u8; 32]>::from(Sha256::digest(&frame)))
+        );
         assert!(frame.len() < data.len() / 4);
         for step in [1, 7, 4096, 1 << 20, frame.len()] {
             assert_eq!(

@@ -28,6 +28,7 @@ pub mod checkconfig;
 pub mod compress;
 pub mod config;
 pub mod crypto;
+pub mod digest;
 pub mod durable;
 pub mod inspect;
 pub mod manifest;

@@ -26,6 +26,7 @@
 //! commit is the recovery point: every transaction committed at or before that SCN is
 //! there.
 
+use redovault::digest::Sha256Digest;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -78,7 +79,7 @@ pub struct RebuildReport {
     pub file_size: u64,
     /// SHA-256 of the `size` redo bytes: equal to the SHA-256 of the source's first
     /// `size` bytes.
-    pub sha256: [u8; 32],
+    pub sha256: Sha256Digest,
     /// The last commit in the rebuilt log: the recovery point.
     pub last_commit: CommitMark,
     /// Durable commits in this sequence up to the cut.
@@ -469,7 +470,7 @@ fn write_log(
         path: out.to_path_buf(),
         size: cut,
         file_size,
-        sha256,
+        sha256: Sha256Digest(sha256),
         last_commit,
         commits,
         durable_end,
@@ -665,7 +666,7 @@ mod tests {
         let rebuilt = std::fs::read(&out).unwrap();
         assert_eq!(rebuilt, src[..cut], "byte-identical to the source prefix");
         let want: [u8; 32] = Sha256::digest(&src[..cut]).into();
-        assert_eq!(report.sha256, want);
+        assert_eq!(report.sha256, Sha256Digest(want));
         // The parser reads exactly the commits up to the cut...
         let r = analyze(&rebuilt).unwrap();
         let parsed: Vec<_> = r

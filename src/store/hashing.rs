@@ -4,6 +4,7 @@
 //! The ETag lets us compare a new source with an object already stored by multipart upload,
 //! whose whole-object SHA-256 the server cannot report.
 
+use crate::manifest::Sha256Digest;
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -14,7 +15,7 @@ pub struct Fingerprint {
     /// Size in bytes.
     pub size: u64,
     /// SHA-256 of all bytes.
-    pub sha256: [u8; 32],
+    pub sha256: Sha256Digest,
     /// The ETag S3 would give these bytes uploaded with the hasher's part size.
     pub etag: String,
 }
@@ -80,7 +81,7 @@ impl FingerprintHasher {
         };
         Fingerprint {
             size: self.size,
-            sha256,
+            sha256: Sha256Digest(sha256),
             etag,
         }
     }

@@ -5,6 +5,7 @@
 //! is fsynced. **This is not WORM**: anyone with root on this host can delete the files. Use
 //! S3 with Object Lock for archives that must survive the host.
 
+use crate::store::Sha256Digest;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -104,14 +105,16 @@ impl LocalStore {
         drop(f);
         let sha256: [u8; 32] = h.finalize().into();
         let changed = expected.and_then(|x| {
-            (x.size != size || x.sha256 != sha256).then(|| StoreError::SourceChanged {
-                path: x.path.display().to_string(),
-                detail: format!(
-                    "read {size} bytes with sha256 {}, expected {} bytes with sha256 {}",
-                    hex::encode(sha256),
-                    x.size,
-                    hex::encode(x.sha256)
-                ),
+            (x.size != size || x.sha256 != Sha256Digest(sha256)).then(|| {
+                StoreError::SourceChanged {
+                    path: x.path.display().to_string(),
+                    detail: format!(
+                        "read {size} bytes with sha256 {}, expected {} bytes with sha256 {}",
+                        hex::encode(sha256),
+                        x.size,
+                        hex::encode(x.sha256)
+                    ),
+                }
             })
         });
         let outcome = match (copy, changed) {
@@ -131,7 +134,7 @@ impl LocalStore {
                             key: key.to_string(),
                             version_id: None,
                             size,
-                            sha256,
+                            sha256: Sha256Digest(sha256),
                             already_present: false,
                             lock: None,
                         })
@@ -143,7 +146,7 @@ impl LocalStore {
                                 key: key.to_string(),
                                 version_id: None,
                                 size,
-                                sha256,
+                                sha256: Sha256Digest(sha256),
                                 already_present: true,
                                 lock: None,
                             })
@@ -267,7 +270,7 @@ impl ArchiveStore for LocalStore {
                     version_id: None,
                     size,
                     etag: None,
-                    sha256: Some(sha),
+                    sha256: Some(Sha256Digest(sha)),
                     lock: None,
                     legal_hold: None,
                     part_size: None,

@@ -18,6 +18,7 @@
 //! - same key and same bytes is an idempotent success; same key and other bytes is
 //!   [`StoreError::AlreadyExistsDifferent`], which callers must raise as an alarm.
 
+use crate::manifest::Sha256Digest;
 use std::fmt;
 use std::future::Future;
 use std::ops::Range;
@@ -100,7 +101,7 @@ pub struct PutOutcome {
     /// Size in bytes.
     pub size: u64,
     /// SHA-256 of the bytes, computed in the same pass that uploaded them.
-    pub sha256: [u8; 32],
+    pub sha256: Sha256Digest,
     /// True when the same bytes were already stored under this key (idempotent success).
     pub already_present: bool,
     /// The lock confirmed by HEAD (None for the local backend).
@@ -128,7 +129,7 @@ pub struct ObjectInfo {
     pub etag: Option<String>,
     /// SHA-256 of the whole object when known: from the server's checksum for a single-part
     /// upload or from our metadata, or computed (local backend).
-    pub sha256: Option<[u8; 32]>,
+    pub sha256: Option<Sha256Digest>,
     /// Object Lock retention in force, if any.
     pub lock: Option<LockState>,
     /// Legal hold on (true), off (false) or not reported (None).
@@ -483,7 +484,7 @@ pub struct FileSource {
     /// Its size in bytes.
     pub size: u64,
     /// The SHA-256 of its bytes.
-    pub sha256: [u8; 32],
+    pub sha256: Sha256Digest,
 }
 
 /// The store trait. Both backends pass the same conformance suite (`tests/e2e/store.rs`).

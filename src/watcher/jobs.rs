@@ -74,7 +74,7 @@ pub async fn put_log<S: ArchiveStore>(
     cfg: &Config,
     path: &Path,
     size: u64,
-    sha256: [u8; 32],
+    sha256: Sha256Digest,
 ) -> Result<Shipped, StoreError> {
     let sha_hex = hex::encode(sha256);
     let raw = || FileSource {
@@ -118,7 +118,7 @@ pub async fn put_log<S: ArchiveStore>(
                     stored: Some(StoredForm {
                         encoding: Encoding::Zstd,
                         size: c.stored_size,
-                        sha256: Sha256Digest(c.stored_sha256),
+                        sha256: Sha256Digest(c.stored_sha256.0),
                     }),
                 })
         }
@@ -168,7 +168,7 @@ async fn compress_to_spool(
 }
 
 /// SHA-256 of a whole file and its identity before reading (blocking).
-fn hash_file(path: &Path) -> std::io::Result<(FileIdent, [u8; 32])> {
+fn hash_file(path: &Path) -> std::io::Result<(FileIdent, Sha256Digest)> {
     use std::io::Read as _;
     let mut f = std::fs::File::open(path)?;
     let ident = FileIdent::of(&f.metadata()?);
@@ -227,7 +227,7 @@ pub async fn seal_job<S: ArchiveStore>(store: S, key: String, seg: SegmentInfo) 
     let src = FileSource {
         path: seg.path.clone(),
         size: seg.size,
-        sha256: seg.sha256.0,
+        sha256: Sha256Digest(seg.sha256.0),
     };
     let result = store.put_file(&key, &src).await;
     Event::Sealed { seg, key, result }
@@ -251,7 +251,7 @@ pub fn new_entry(log: &ValidLog, shipped: &Shipped, shipped_at: String) -> Manif
         first_time: info.first_time.to_iso8601(),
         next_time: info.next_time.to_iso8601(),
         size: log.ident.size,
-        sha256: Sha256Digest(log.sha256),
+        sha256: Sha256Digest(log.sha256.0),
         object_key: put.key.clone(),
         version_id: put.version_id.clone(),
         retain_until: put.lock.map(|l| {

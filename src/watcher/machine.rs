@@ -116,7 +116,7 @@ pub enum FileState {
         /// Not before.
         due: Instant,
         /// Its headers and SHA-256 once validated.
-        ready: Option<Box<(LogInfo, [u8; 32])>>,
+        ready: Option<Box<(LogInfo, Sha256Digest)>>,
     },
     /// A validation pass runs on it.
     Validating,
@@ -831,7 +831,7 @@ impl Machine {
                     };
                 });
                 if let Some(r) = m.by_file_name(&file_name(path)) {
-                    let found = v.sha256.map(Sha256Digest);
+                    let found = v.sha256;
                     self.replaced(path, r, found, "its name".into(), out);
                 }
             }
@@ -880,13 +880,13 @@ impl Machine {
         &mut self,
         path: &Path,
         info: &LogInfo,
-        sha: [u8; 32],
+        sha: Sha256Digest,
         now: Instant,
         m: &impl Shipments,
         out: &mut Vec<Action>,
     ) -> bool {
         let id = info.identity();
-        let digest = Sha256Digest(sha);
+        let digest = Sha256Digest(sha.0);
         if let Some(r) = m.by_identity(&id) {
             if r.sha256 == digest {
                 self.mark_shipped(path, sha);
@@ -1052,7 +1052,7 @@ impl Machine {
         }
     }
 
-    fn mark_shipped(&mut self, path: &Path, sha: [u8; 32]) {
+    fn mark_shipped(&mut self, path: &Path, sha: Sha256Digest) {
         let Some(ident) = self.update(path, |t| {
             t.state = FileState::Shipped;
             t.failing = false;
@@ -1065,7 +1065,7 @@ impl Machine {
             IndexEntry {
                 path: path.to_path_buf(),
                 ident,
-                sha256: Sha256Digest(sha),
+                sha256: Sha256Digest(sha.0),
             },
         );
         self.index_dirty = true;
@@ -1091,7 +1091,7 @@ impl Machine {
         &mut self,
         path: &Path,
         ident: FileIdent,
-        result: Result<(String, [u8; 32]), JobError>,
+        result: Result<(String, Sha256Digest), JobError>,
         now: Instant,
         out: &mut Vec<Action>,
     ) {

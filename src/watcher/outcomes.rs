@@ -2,6 +2,7 @@
 //! failed, each error classifying itself for the metrics and alarms (`kind()`,
 //! `is_tampering()`).
 
+use crate::manifest::Sha256Digest;
 use std::path::PathBuf;
 
 use crate::manifest::{ManifestError, StoredForm};
@@ -19,11 +20,11 @@ pub struct Shipped {
 
 impl Shipped {
     /// True when the store confirmed exactly the object this log was to be stored as.
-    pub fn confirms(&self, size: u64, sha256: &[u8; 32]) -> bool {
+    pub fn confirms(&self, size: u64, sha256: &Sha256Digest) -> bool {
         let (want_size, want_sha) = self
             .stored
             .as_ref()
-            .map_or((size, *sha256), |s| (s.size, s.sha256.0));
+            .map_or((size, *sha256), |s| (s.size, Sha256Digest(s.sha256.0)));
         self.put.size == want_size && self.put.sha256 == want_sha
     }
 }

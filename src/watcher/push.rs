@@ -7,6 +7,7 @@
 //! into WORM. It takes the state directory's lock, so it never runs beside a watcher on the
 //! same manifest.
 
+use crate::manifest::Sha256Digest;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
@@ -145,7 +146,7 @@ pub async fn push<S: ArchiveStore>(
         let src = FileSource {
             path: seg.path.clone(),
             size: seg.size,
-            sha256: seg.sha256.0,
+            sha256: Sha256Digest(seg.sha256.0),
         };
         match store.put_file(&key, &src).await {
             Ok(put) => {

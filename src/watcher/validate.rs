@@ -17,6 +17,7 @@
 //! The file's identity is taken before and after the pass; if it changed, the verdict is
 //! [`Completeness::Changed`] and the caller tries again later. Blocking.
 
+use crate::manifest::Sha256Digest;
 use std::io::Read;
 use std::path::Path;
 use std::sync::mpsc;
@@ -113,7 +114,7 @@ pub struct Validation {
     /// The file's identity before the pass.
     pub ident: FileIdent,
     /// SHA-256 of the bytes read, when the whole file was read.
-    pub sha256: Option<[u8; 32]>,
+    pub sha256: Option<Sha256Digest>,
     /// The judgement.
     pub verdict: Completeness,
 }
@@ -352,7 +353,7 @@ pub fn validate(path: &Path) -> std::io::Result<Validation> {
     }
     Ok(Validation {
         ident,
-        sha256: Some(sha),
+        sha256: Some(Sha256Digest(sha)),
         verdict: decoded.finish(&file),
     })
 }
@@ -457,7 +458,7 @@ mod tests {
         let logs = sim_logs(d.path(), 2);
         let v = validate(&logs[1]).unwrap();
         let bytes = std::fs::read(&logs[1]).unwrap();
-        assert_eq!(v.sha256, Some(<[u8; 32]>::from(Sha256::digest(&bytes))));
+        assert_eq!(v.sha256, Some(Sha256::digest(&bytes).into()));
         match v.verdict {
             Completeness::Complete { info } => {
                 assert_eq!(info.sequence, LogSeq(2));

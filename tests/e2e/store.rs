@@ -6,6 +6,7 @@
 //! - Fault injection runs against the scripted in-process endpoint of `fake_s3`.
 //! - Bad set-ups run the `redovault store` binary and check its one-line errors.
 
+use redovault::digest::Sha256Digest;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -123,7 +124,11 @@ async fn conformance_round_trip<S: ArchiveStore>(store: &S, name: &str) {
         .await
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(o.size, data.len() as u64, "{name}");
-    assert_eq!(o.sha256, <[u8; 32]>::from(Sha256::digest(&data)), "{name}");
+    assert_eq!(
+        o.sha256,
+        Sha256Digest(<[u8; 32]>::from(Sha256::digest(&data))),
+        "{name}"
+    );
     assert!(!o.already_present, "{name}");
     let got = read_all(store.get(&key, None, None).await.unwrap()).await;
     assert!(got == data, "{name}: bytes differ after round trip");
@@ -330,7 +335,7 @@ async fn s3_multipart_72_mib_bounded_memory_and_lock_checked() {
             match res {
                 Ok(o) => {
                     assert_eq!(o.size, LEN);
-                    assert_eq!(o.sha256, expected_sha);
+                    assert_eq!(o.sha256, Sha256Digest(expected_sha));
                     let lock = o.lock.expect("lock confirmed");
                     assert_eq!(lock.mode, LockMode::Compliance);
                     let (sha, n) = sha_of_stream(store.get(&key, None, None).await.unwrap()).await;
@@ -841,7 +846,7 @@ async fn put_file_checks<S: ArchiveStore>(store: &S, name: &str, dir: &std::path
     assert_eq!((o.size, o.sha256), (src.size, src.sha256), "{name}");
     assert!(!o.already_present, "{name}");
     let (sha, n) = sha_of_stream(store.get(&key, None, None).await.unwrap()).await;
-    assert_eq!((sha, n), (src.sha256, src.size), "{name}: read back");
+    assert_eq!((sha, n), (src.sha256.0, src.size), "{name}: read back");
     // Again: idempotent, nothing uploaded.
     let again = store.put_file(&key, &src).await.unwrap();
     assert!(again.already_present, "{name}");
@@ -849,7 +854,7 @@ async fn put_file_checks<S: ArchiveStore>(store: &S, name: &str, dir: &std::path
 
     // Announced bytes that are not the file's: nothing stored, a distinct error.
     let mut wrong = src.clone();
-    wrong.sha256[0] ^= 1;
+    wrong.sha256.0[0] ^= 1;
     let k2 = format!("{prefix}/changed");
     let e = store.put_file(&k2, &wrong).await.unwrap_err();
     assert!(matches!(e, StoreError::SourceChanged { .. }), "{name}: {e}");
@@ -867,7 +872,7 @@ async fn put_file_checks<S: ArchiveStore>(store: &S, name: &str, dir: &std::path
     let e = store.put_file(&key, &other).await.unwrap_err();
     assert!(e.is_conflict(), "{name}: {e}");
     let (sha, _) = sha_of_stream(store.get(&key, None, None).await.unwrap()).await;
-    assert_eq!(sha, src.sha256, "{name}: original untouched");
+    assert_eq!(sha, src.sha256.0, "{name}: original untouched");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -905,11 +910,11 @@ async fn s3_put_file_single_streamed_put_and_multipart_from_file() {
         let info = store.head(&key, None).await.unwrap().unwrap();
         assert!(info.etag.unwrap().ends_with("-3"), "{}: 3 parts", t.kind);
         let (sha, n) = sha_of_stream(store.get(&key, None, None).await.unwrap()).await;
-        assert_eq!((sha, n), (src.sha256, src.size));
+        assert_eq!((sha, n), (src.sha256.0, src.size));
         let again = store.put_file(&key, &src).await.unwrap();
         assert!(again.already_present);
         let mut wrong = src.clone();
-        wrong.sha256[31] ^= 0x80;
+        wrong.sha256.0[31] ^= 0x80;
         let k2 = unique("pf-mp-changed");
         let e = store.put_file(&k2, &wrong).await.unwrap_err();
         assert!(matches!(e, StoreError::SourceChanged { .. }), "{e}");
@@ -933,7 +938,7 @@ async fn fault_put_file_cut_mid_body_is_retried_with_the_file_read_again() {
         assert_eq!(versions.len(), 1, "{fault:?}: exactly one version");
         assert_eq!(
             <[u8; 32]>::from(Sha256::digest(&versions[0].body)),
-            src.sha256,
+            src.sha256.0,
             "{fault:?}"
         );
         let p = puts(&fake);

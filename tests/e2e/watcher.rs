@@ -277,7 +277,7 @@ async fn check_worm(w: &World, entries: &[ManifestEntry]) {
             .await
             .unwrap()
             .unwrap_or_else(|| panic!("{} not in WORM", e.object_key));
-        assert_eq!(info.sha256, Some(e.sha256.0), "{}", e.object_key);
+        assert_eq!(info.sha256, Some(e.sha256), "{}", e.object_key);
         assert_eq!(info.size, e.size);
         let lock = info.lock.expect("locked");
         assert_eq!(lock.mode, LockMode::Compliance);
@@ -1277,10 +1277,7 @@ async fn compressed_logs_keep_both_digests_and_come_back_byte_identical_sealed_o
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(
-            (info.size, info.sha256),
-            (stored.size, Some(stored.sha256.0))
-        );
+        assert_eq!((info.size, info.sha256), (stored.size, Some(stored.sha256)));
         assert_eq!(info.lock.map(|l| l.mode), Some(LockMode::Compliance));
     }
     assert_eq!(

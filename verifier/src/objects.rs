@@ -185,7 +185,7 @@ fn check_info(e: &ObjectRef, info: &ObjectInfo, policy: &Policy, out: &mut Vec<F
     }
     if let (Some(sha), Some(want)) = (info.sha256, recorded_sha) {
         hash_checked = true;
-        if sha != want.0 {
+        if sha != Sha256Digest(want.0) {
             out.push(e.finding(
                 FindingKind::ObjectChecksumMismatch,
                 format!(

@@ -543,7 +543,7 @@ async fn check_candidate<S: ArchiveStore>(
         (true, Some(object_sha)) => Some(StoredForm {
             encoding: Encoding::Zstd,
             size: info.size,
-            sha256: Sha256Digest(object_sha),
+            sha256: Sha256Digest(object_sha.0),
         }),
         (true, None) => {
             unreferenced(
@@ -559,7 +559,7 @@ async fn check_candidate<S: ArchiveStore>(
     };
     let mut hash_check = HashCheck::NotChecked;
     if let (false, Some(server)) = (zstd, info.sha256) {
-        if server != sha.0 {
+        if server != Sha256Digest(sha.0) {
             unreferenced(
                 out,
                 FindingKind::ObjectChecksumMismatch,
@@ -692,7 +692,7 @@ async fn original_version<S: ArchiveStore>(
         let Some(info) = store.head(key, Some(v)).await? else {
             continue;
         };
-        if info.sha256 == Some(sha.0) {
+        if info.sha256 == Some(Sha256Digest(sha.0)) {
             return Ok(Some(info));
         }
         oldest.get_or_insert(info);

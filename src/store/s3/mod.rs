@@ -6,6 +6,7 @@
 //! HEAD, GET, LIST, GET ?object-lock), and we need exact control of the headers: Content-MD5
 //! *and* x-amz-checksum-sha256 as plain headers, If-None-Match, signed payload hashes.
 
+use crate::digest::Sha256Digest;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -456,7 +457,7 @@ impl S3Store {
             version_id: r.header("x-amz-version-id").map(str::to_string),
             size,
             etag: r.header("etag").map(|e| e.trim_matches('"').to_string()),
-            sha256,
+            sha256: sha256.map(Sha256Digest),
             lock,
             legal_hold: r
                 .header("x-amz-object-lock-legal-hold")

@@ -19,6 +19,7 @@
 //! Memory per upload: a few [`CHUNK`]s in flight, whatever the file size. Create-only and the
 //! HEAD verification are as for `put_immutable` (see `upload.rs`).
 
+use crate::manifest::Sha256Digest;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -264,7 +265,7 @@ async fn single_streamed_put(
             .await
             .map_err(|e| StoreError::io("hash", std::io::Error::other(e)))?
             .map_err(|e| changed(src, format!("cannot read it: {e}")))?;
-        if sha != src.sha256 {
+        if sha != src.sha256.0 {
             return Err(changed(src, "its SHA-256 is not the announced one".into()));
         }
         Some(md5)
@@ -275,7 +276,7 @@ async fn single_streamed_put(
     let sha_hex = hex::encode(src.sha256);
     let mut req = Req::new(Method::PUT, Some(key))
         .header("content-type", "application/octet-stream")
-        .header("x-amz-checksum-sha256", b64(&src.sha256))
+        .header("x-amz-checksum-sha256", b64(&src.sha256.0))
         .header(META_SHA256, sha_hex.clone());
     if let Some(md5) = md5 {
         req = req.header("content-md5", b64(&md5));
@@ -397,7 +398,7 @@ fn hash_parts(src: &FileSource, part_size: u64) -> Result<Vec<PartHashes>, Strin
         parts.push((sha.finalize().into(), md5.finalize().into()));
     }
     let got: [u8; 32] = whole.finalize().into();
-    if got != src.sha256 {
+    if got != src.sha256.0 {
         return Err(format!(
             "it now hashes to {} instead of {}",
             hex::encode(got),
@@ -467,7 +468,7 @@ async fn multipart_from_file(
                 number,
                 offset,
                 len: part_size.min(src.size - offset),
-                sha256: *sha,
+                sha256: Sha256Digest(*sha),
                 md5: *md5,
             };
             let (store2, key2, id2, path) = (
@@ -511,7 +512,7 @@ struct PartSpec {
     number: u32,
     offset: u64,
     len: u64,
-    sha256: [u8; 32],
+    sha256: Sha256Digest,
     md5: [u8; 16],
 }
 
@@ -528,7 +529,7 @@ async fn upload_part_from_file(
     let mut req = Req::new(Method::PUT, Some(key))
         .query("partNumber", &part.number.to_string())
         .query("uploadId", upload_id)
-        .header("x-amz-checksum-sha256", b64(&part.sha256));
+        .header("x-amz-checksum-sha256", b64(&part.sha256.0));
     if inner.config.content_md5 {
         req = req.header("content-md5", b64(&part.md5));
     }
@@ -584,7 +585,7 @@ async fn upload_part_from_file(
         return Ok(PartDone {
             number: part.number,
             etag,
-            sha256_b64: b64(&part.sha256),
+            sha256_b64: b64(&part.sha256.0),
             md5: part.md5,
         });
     }

@@ -7,6 +7,7 @@
 //! in flight, each with its own MD5 and SHA-256; memory is bounded by
 //! `max(threshold, (concurrency + 1) * part_size)`.
 
+use crate::manifest::Sha256Digest;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -32,7 +33,7 @@ pub(super) fn b64(bytes: &[u8]) -> String {
 /// What we expect to find after the put.
 pub(super) struct Expected {
     pub(super) size: u64,
-    pub(super) sha256: [u8; 32],
+    pub(super) sha256: Sha256Digest,
     /// ETag: MD5 (single PUT) or MD5 of part MD5s with `-N`.
     pub(super) etag: String,
     /// The lock we asked for (None: none asked, e.g. bucket default or non-WORM bucket).
@@ -162,7 +163,7 @@ async fn single_put(
     }
     let expected = Expected {
         size: len,
-        sha256: sha,
+        sha256: Sha256Digest(sha),
         // Verified by the SHA-256 kept in our metadata; the ETag is a fallback.
         etag: md5.map(hex::encode).unwrap_or_default(),
         lock,
@@ -389,7 +390,7 @@ where
     let md5s: Vec<[u8; 16]> = done.iter().map(|p| p.md5).collect();
     let expected = Expected {
         size,
-        sha256,
+        sha256: Sha256Digest(sha256),
         etag: multipart_etag(&md5s),
         lock,
     };

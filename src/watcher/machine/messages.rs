@@ -111,7 +111,7 @@ pub struct ValidLog {
     /// Its headers.
     pub info: LogInfo,
     /// Its SHA-256.
-    pub sha256: [u8; 32],
+    pub sha256: Sha256Digest,
 }
 
 /// What the shell does next.
@@ -262,7 +262,7 @@ pub enum Event {
         /// Its identity when read.
         ident: FileIdent,
         /// The key and SHA-256 stored, or why not.
-        result: Result<(String, [u8; 32]), JobError>,
+        result: Result<(String, Sha256Digest), JobError>,
         now: Instant,
     },
     /// A job ended without an outcome (it panicked).

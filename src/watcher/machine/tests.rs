@@ -102,7 +102,7 @@ fn path(seq: u32) -> PathBuf {
 fn complete(id: FileIdent, seq: u32, bytes: u8) -> Validation {
     Validation {
         ident: id,
-        sha256: Some(sha(bytes)),
+        sha256: Some(Sha256Digest(sha(bytes))),
         verdict: Completeness::Complete { info: info(seq) },
     }
 }
@@ -116,7 +116,7 @@ fn incomplete(id: FileIdent, seq: u32, short: bool) -> Validation {
     };
     Validation {
         ident: id,
-        sha256: (!short).then(|| sha(99)),
+        sha256: (!short).then(|| sha(99).into()),
         verdict: Completeness::Incomplete {
             info: Some(info(seq)),
             block: Some(block),
@@ -150,7 +150,7 @@ fn log(p: &Path, id: FileIdent, seq: u32, bytes: u8) -> ValidLog {
         path: p.to_path_buf(),
         ident: id,
         info: info(seq),
-        sha256: sha(bytes),
+        sha256: Sha256Digest(sha(bytes)),
     }
 }
 
@@ -160,7 +160,7 @@ fn put(id: FileIdent, bytes: u8) -> Shipped {
             key: format!("p/archive/sha256/{}", hex::encode(sha(bytes))),
             version_id: Some("v1".into()),
             size: id.size,
-            sha256: sha(bytes),
+            sha256: Sha256Digest(sha(bytes)),
             already_present: false,
             lock: None,
         },
@@ -635,7 +635,7 @@ fn a_damaged_log_is_alarmed_after_the_grace_period_and_quarantined_once() {
     w.on(Event::Quarantined {
         path: p.clone(),
         ident: id,
-        result: Ok(("p/quarantine/sha256/63".into(), sha(99))),
+        result: Ok(("p/quarantine/sha256/63".into(), Sha256Digest(sha(99)))),
         now,
     });
     for _ in 0..5 {
@@ -971,7 +971,7 @@ fn segments_are_sealed_on_the_interval_when_full_and_once_while_in_flight() {
         key: "p/manifest/1-3".into(),
         version_id: None,
         size: 10,
-        sha256: sha(3),
+        sha256: Sha256Digest(sha(3)),
         already_present: false,
         lock: None,
     };
@@ -1117,7 +1117,7 @@ fn the_aggregates_match_a_recount_after_any_sequence_of_events() {
                 }
                 _ => {
                     let now = w.now;
-                    w.on(Event::Quarantined { path: p.clone(), ident: id, result: Ok(("q".into(), sha(x))), now });
+                    w.on(Event::Quarantined { path: p.clone(), ident: id, result: Ok(("q".into(), Sha256Digest(sha(x)))), now });
                 }
             }
             prop_assert_eq!(w.m.tally(), recount(&w.m));
