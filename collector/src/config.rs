@@ -351,12 +351,7 @@ impl LinkFile {
     /// The link's settings at `at` (`link`), with their ranges checked.
     fn check(&self, at: &str, p: &mut Problems) -> LinkConfig {
         let max = MAX_FRAME_LEN as u64;
-        p.size_range(
-            &format!("{at}.max_frame"),
-            self.max_frame as u64,
-            64 << 10,
-            max,
-        );
+        p.size_range(&format!("{at}.max_frame"), self.max_frame, 64 << 10, max);
         LinkConfig {
             max_frame_len: self.max_frame,
             ..redovault::config::sections::link_timing(
@@ -394,12 +389,7 @@ impl Check for CollectorFile {
                 })
                 .ok(),
         };
-        p.range(
-            "listen.max_connections",
-            listen.max_connections as u64,
-            1,
-            65_536,
-        );
+        p.range("listen.max_connections", listen.max_connections, 1, 65_536);
         let link = self.link.check("link", p);
         let store = self.store.unwrap_or_else(|| {
             p.line("[store]: missing section".into());
@@ -409,23 +399,18 @@ impl Check for CollectorFile {
         let key_file = p.required_path("store.key_file", store.key_file);
         p.size_range("store.segment_size", store.segment_size, 64 << 10, 1 << 40);
         let max_chunk = crate::segment::MAX_CHUNK_DATA as u64;
-        p.size_range(
-            "store.chunk_size",
-            store.chunk_size as u64,
-            4 << 10,
-            max_chunk,
-        );
+        p.size_range("store.chunk_size", store.chunk_size, 4 << 10, max_chunk);
         p.range(
             "store.compress_level",
             store.compress_level,
             1,
             MAX_LEVEL as u64,
         );
-        p.range("store.queue", store.queue as u64, 1, 1 << 20);
-        p.range("store.max_batch", store.max_batch as u64, 1, 1 << 20);
+        p.range("store.queue", store.queue, 1, 1 << 20);
+        p.range("store.max_batch", store.max_batch, 1, 1 << 20);
         p.size_range(
             "store.max_batch_bytes",
-            store.max_batch_bytes as u64,
+            store.max_batch_bytes,
             4 << 10,
             1 << 32,
         );

@@ -261,7 +261,7 @@ fn count_keys(t: &toml::Table) -> usize {
 
 /// serde's wording in the words of the rest of the messages: `invalid type: integer `30`,
 /// expected a string` → `expected a string, found an integer`; `unknown variant `xml`,
-/// expected `text` or `json`` → `"xml": expected "text" or "json"`.
+/// expected `text` or `json`` → `"xml" is not one of text, json` ([`super::units::not_one_of`]).
 fn plain_words(msg: &str) -> String {
     // toml adds "\nin `a.b`" (its own path, without list indexes): ours comes first.
     let msg = msg.split("\nin `").next().unwrap_or(msg).trim();
@@ -285,7 +285,9 @@ fn plain_words(msg: &str) -> String {
         .strip_prefix("unknown variant `")
         .and_then(|r| r.split_once("`, expected "))
     {
-        return format!("{variant:?}: expected {}", expected.replace('`', "\""));
+        let expected = expected.trim_start_matches("one of ").replace(" or ", ", ");
+        let choices: Vec<&str> = expected.split(", ").map(|c| c.trim_matches('`')).collect();
+        return super::units::not_one_of(variant, &choices);
     }
     msg.to_string()
 }

@@ -21,10 +21,12 @@ pub mod units;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::compress::{Level, MAX_LEVEL};
+
 pub use load::{Check, load, parse};
 pub use sections::{
-    AlertConfig, AlertSection, CredentialsMode, DaemonTelemetry, OneOrList, StoreConfig, StoreKind,
-    Telemetry, TelemetryConfig,
+    AlertConfig, AlertSection, Compress, CredentialsMode, DaemonTelemetry, OneOrList, StoreConfig,
+    StoreKind, Telemetry, TelemetryConfig,
 };
 pub use units::{parse_duration, parse_size};
 
@@ -63,8 +65,8 @@ impl Problems {
     }
 
     /// A problem unless `v` is within `min..=max`.
-    pub fn range<T: Into<u64> + Copy>(&mut self, path: &str, v: T, min: u64, max: u64) {
-        let v = v.into();
+    pub fn range<T: TryInto<u64>>(&mut self, path: &str, v: T, min: u64, max: u64) {
+        let v = v.try_into().unwrap_or(u64::MAX);
         if !(min..=max).contains(&v) {
             self.push(path, format!("{v} is out of range {min}..={max}"));
         }
@@ -78,10 +80,18 @@ impl Problems {
     }
 
     /// A problem unless the size `v` is within `min..=max` bytes.
-    pub fn size_range(&mut self, path: &str, v: u64, min: u64, max: u64) {
+    pub fn size_range<T: TryInto<u64>>(&mut self, path: &str, v: T, min: u64, max: u64) {
+        let v = v.try_into().unwrap_or(u64::MAX);
         if !(min..=max).contains(&v) {
             self.push(path, format!("out of range {min}..={max} bytes"));
         }
+    }
+
+    /// The zstd level of a `compress = "zstd"` key (None when `on` is false), `level` checked
+    /// within the levels zstd has at `path`.
+    pub fn zstd_level(&mut self, path: &str, on: bool, level: u64) -> Option<Level> {
+        self.range(path, level, 1, MAX_LEVEL as u64);
+        Level::new(i32::try_from(level).ok()?).filter(|_| on)
     }
 
     /// A problem unless `d` is within `min..=max`.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, de};
 
 use super::Problems;
-use super::units::{duration, size};
+use super::units::{choice, duration, size};
 use crate::alert::AlertHook;
 use crate::store::LockMode;
 use crate::telemetry::LogFormat;
@@ -21,6 +21,16 @@ pub enum StoreKind {
     S3,
     /// A local directory (NOT WORM: for trying things out).
     Local,
+}
+
+/// A `compress` key: `"off"` or `"zstd"` (at its `compress_level`, see
+/// [`Problems::zstd_level`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compress {
+    #[default]
+    Off,
+    Zstd,
 }
 
 /// `[store]` `credentials`: where the chain may look.
@@ -144,12 +154,7 @@ impl StoreConfig {
         p.at_least(&key("request_timeout"), self.request_timeout, min);
         p.at_least(&key("connect_timeout"), self.connect_timeout, min);
         p.range(&key("max_attempts"), self.max_attempts, 1, 20);
-        p.range(
-            &key("part_concurrency"),
-            self.part_concurrency as u64,
-            1,
-            64,
-        );
+        p.range(&key("part_concurrency"), self.part_concurrency, 1, 64);
         match self.kind {
             StoreKind::S3 => {
                 match &self.endpoint {
@@ -217,7 +222,6 @@ impl StoreConfig {
 #[serde(default)]
 pub struct TelemetryConfig {
     /// Text or JSON.
-    #[serde(deserialize_with = "log_format")]
     pub log_format: LogFormat,
     /// Level filter (`info`, `debug`, `redovault=debug,info`, ...).
     pub log_level: String,
@@ -403,13 +407,11 @@ fn path_style<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error>
 }
 
 fn lock_mode<'de, D: Deserializer<'de>>(d: D) -> Result<LockMode, D::Error> {
-    match String::deserialize(d)?.as_str() {
-        "compliance" => Ok(LockMode::Compliance),
-        "governance" => Ok(LockMode::Governance),
-        other => Err(de::Error::custom(format!(
-            "{other:?}: expected \"compliance\" or \"governance\""
-        ))),
-    }
+    let modes = [
+        ("compliance", LockMode::Compliance),
+        ("governance", LockMode::Governance),
+    ];
+    choice(d, &modes)
 }
 
 /// A period of at least a minute, or `"bucket-default"` (None).
@@ -431,16 +433,6 @@ fn retention<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Err
         }
     }
     d.deserialize_any(V)
-}
-
-fn log_format<'de, D: Deserializer<'de>>(d: D) -> Result<LogFormat, D::Error> {
-    match String::deserialize(d)?.as_str() {
-        "text" => Ok(LogFormat::Text),
-        "json" => Ok(LogFormat::Json),
-        other => Err(de::Error::custom(format!(
-            "{other:?} is not one of text, json"
-        ))),
-    }
 }
 
 pub(crate) fn metrics_listen<'de, D: Deserializer<'de>>(
@@ -504,27 +496,16 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrList<T> {
 
 /// `[telemetry]` of the collector and the extractor: their metrics endpoint is on unless
 /// `metrics_listen = ""`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct DaemonTelemetry {
     /// Text or JSON.
-    #[serde(deserialize_with = "log_format")]
     pub log_format: LogFormat,
     /// Level filter.
     pub log_level: Option<String>,
     /// None: absent (the role's default port); `Some(None)`: `""`, off.
     #[serde(deserialize_with = "some_metrics_listen")]
     pub metrics_listen: Option<Option<SocketAddr>>,
-}
-
-impl Default for DaemonTelemetry {
-    fn default() -> DaemonTelemetry {
-        DaemonTelemetry {
-            log_format: LogFormat::Text,
-            log_level: None,
-            metrics_listen: None,
-        }
-    }
 }
 
 fn some_metrics_listen<'de, D: Deserializer<'de>>(

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
 /// Parses a duration: a whole number and a unit (`us`, `ms`, `s`, `m`, `h`, `d`).
@@ -89,6 +90,26 @@ impl Visitor<'_> for SizeVisitor {
             ))
         })
     }
+}
+
+/// The one wording of a choice key's wrong value: `"xml" is not one of text, json` (serde's
+/// unknown variants are put in these words too).
+pub fn not_one_of(value: &str, choices: &[&str]) -> String {
+    format!("{value:?} is not one of {}", choices.join(", "))
+}
+
+/// Reads a choice key whose values are not an enum of ours: the value of the name read.
+pub fn choice<'de, D: Deserializer<'de>, T: Copy>(
+    d: D,
+    choices: &[(&str, T)],
+) -> Result<T, D::Error> {
+    let v = String::deserialize(d)?;
+    let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+    choices
+        .iter()
+        .find(|(n, _)| *n == v)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| de::Error::custom(not_one_of(&v, &names)))
 }
 
 /// Reads a duration string.

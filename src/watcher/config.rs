@@ -8,10 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, de};
+use serde::{Deserialize, Deserializer};
 
-use crate::compress::{Level, MAX_LEVEL};
-use crate::config::units::duration;
+use crate::compress::Level;
+use crate::config::units::{choice, duration};
 use crate::config::{AlertSection, Check, Problems};
 
 pub use crate::config::{
@@ -128,13 +128,7 @@ impl Default for StateConfig {
 
 /// `compress`: `"off"` (None) or `"zstd"` (at `compress_level`, set by the check).
 fn compress_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Level>, D::Error> {
-    match String::deserialize(d)?.as_str() {
-        "off" => Ok(None),
-        "zstd" => Ok(Some(Level::DEFAULT)),
-        other => Err(de::Error::custom(format!(
-            "expected \"off\" or \"zstd\", found \"{other}\""
-        ))),
-    }
+    choice(d, &[("off", None), ("zstd", Some(Level::DEFAULT))])
 }
 
 /// The file as serde reads it, before [`Check::check`].
@@ -172,27 +166,15 @@ impl WatchConfig {
         let min = Duration::from_millis(100);
         p.range("watch.max_depth", self.max_depth, 1, 16);
         p.at_least("watch.scan_interval", self.scan_interval, min);
-        p.range(
-            "watch.parallel_uploads",
-            self.parallel_uploads as u64,
-            1,
-            64,
-        );
+        p.range("watch.parallel_uploads", self.parallel_uploads, 1, 64);
         p.at_least("watch.retry_max_backoff", self.retry_max_backoff, min);
         p.at_least(
             "watch.backlog_alarm_age",
             self.backlog_alarm_age,
             Duration::from_secs(1),
         );
-        p.range(
-            "watch.compress_level",
-            self.compress_level,
-            1,
-            MAX_LEVEL as u64,
-        );
-        self.compress = self
-            .compress
-            .and_then(|_| Level::new(i32::try_from(self.compress_level).ok()?));
+        let level = self.compress_level;
+        self.compress = p.zstd_level("watch.compress_level", self.compress.is_some(), level);
         if self.dirs.is_empty() && !p.about("watch.dirs") {
             p.push("watch.dirs", "at least one archive directory is needed");
         }
@@ -219,7 +201,7 @@ impl StateConfig {
         );
         p.range(
             "state.segment_max_entries",
-            self.segment_max_entries as u64,
+            self.segment_max_entries,
             1,
             1_000_000,
         );
@@ -437,7 +419,7 @@ x = 1
         assert_eq!(
             problems,
             vec![
-                "watch.compress: expected \"off\" or \"zstd\", found \"gzip\"".to_string(),
+                "watch.compress: \"gzip\" is not one of off, zstd".to_string(),
                 "watch.compress_level: 20 is out of range 1..=19".to_string(),
             ]
         );

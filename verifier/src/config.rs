@@ -220,7 +220,7 @@ impl Check for VerifierFile {
 impl VerifyFile {
     fn check(self, p: &mut Problems) -> VerifySection {
         p.range("verify.deep_cycle", self.deep_cycle, 1, 100_000);
-        p.range("verify.parallel", self.parallel as u64, 1, 256);
+        p.range("verify.parallel", self.parallel, 1, 256);
         p.at_least("verify.interval", self.interval, Duration::from_secs(1));
         let mut gaps = Vec::new();
         for (i, g) in self.acknowledged_gaps.into_iter().enumerate() {
