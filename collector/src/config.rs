@@ -68,9 +68,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use redovault::compress::{Level, MAX_LEVEL};
+use redovault::compress::Level;
 use redovault::config::units::{duration, size, size_usize};
-use redovault::config::{Check, DaemonTelemetry, Problems};
+use redovault::config::{Check, Compress, DaemonTelemetry, Problems};
 use redovault::crypto::keys::KeyRing;
 use redovault::crypto::legacy::Psk;
 use redovault::crypto::recovery::RecoveryPublicKey;
@@ -240,7 +240,16 @@ struct CollectorFile {
 struct ListenFile {
     address: Option<String>,
     max_connections: usize,
-    cipher: String,
+    cipher: CipherKind,
+}
+
+/// `listen.cipher`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum CipherKind {
+    #[default]
+    Tls,
+    Blowfish,
 }
 
 impl Default for ListenFile {
@@ -248,7 +257,7 @@ impl Default for ListenFile {
         ListenFile {
             address: None,
             max_connections: 256,
-            cipher: "tls".into(),
+            cipher: CipherKind::Tls,
         }
     }
 }
@@ -303,8 +312,7 @@ struct StoreFile {
     segment_size: u64,
     #[serde(deserialize_with = "size_usize")]
     chunk_size: usize,
-    #[serde(deserialize_with = "compress")]
-    compress: bool,
+    compress: Compress,
     compress_level: u64,
     queue: usize,
     max_batch: usize,
@@ -320,7 +328,7 @@ impl Default for StoreFile {
             key_file: None,
             segment_size: so.segment_size,
             chunk_size: so.chunk_size,
-            compress: false,
+            compress: Compress::Off,
             compress_level: Level::DEFAULT.get() as u64,
             queue: wd.queue,
             max_batch: wd.max_batch,
@@ -334,17 +342,6 @@ impl Default for StoreFile {
 struct AllowFile {
     id: Option<String>,
     db_ids: Vec<u32>,
-}
-
-/// `"off"` or `"zstd"`.
-fn compress<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    match String::deserialize(d)?.as_str() {
-        "off" => Ok(false),
-        "zstd" => Ok(true),
-        other => Err(serde::de::Error::custom(format!(
-            "{other:?} is not one of off, zstd"
-        ))),
-    }
 }
 
 impl LinkFile {
@@ -400,12 +397,8 @@ impl Check for CollectorFile {
         p.size_range("store.segment_size", store.segment_size, 64 << 10, 1 << 40);
         let max_chunk = crate::segment::MAX_CHUNK_DATA as u64;
         p.size_range("store.chunk_size", store.chunk_size, 4 << 10, max_chunk);
-        p.range(
-            "store.compress_level",
-            store.compress_level,
-            1,
-            MAX_LEVEL as u64,
-        );
+        let on = store.compress == Compress::Zstd;
+        let compress = p.zstd_level("store.compress_level", on, store.compress_level);
         p.range("store.queue", store.queue, 1, 1 << 20);
         p.range("store.max_batch", store.max_batch, 1, 1 << 20);
         p.size_range(
@@ -452,7 +445,7 @@ impl Check for CollectorFile {
             store: StoreOptions {
                 segment_size: store.segment_size,
                 chunk_size: store.chunk_size,
-                compress: Level::new(store.compress_level as i32).filter(|_| store.compress),
+                compress,
             },
             writer: WriterConfig {
                 queue: store.queue,
@@ -472,14 +465,8 @@ impl Check for CollectorFile {
 impl CollectorFile {
     /// `[tls]` or, with `cipher = "blowfish"`, `[legacy]`: never both.
     fn cipher(&self, p: &mut Problems) -> Option<Cipher> {
-        let name = self.listen.as_ref().map_or("tls", |l| l.cipher.as_str());
-        if !matches!(name, "tls" | "blowfish") {
-            p.push(
-                "listen.cipher",
-                format!("{name:?} is not one of tls, blowfish"),
-            );
-        }
-        if name == "blowfish" {
+        let name = self.listen.as_ref().map_or(CipherKind::Tls, |l| l.cipher);
+        if name == CipherKind::Blowfish {
             if self.tls.is_some() {
                 p.line("[tls]: set, but cipher = \"blowfish\" does not use it".into());
             }
