@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use redovault::config::sections::{non_empty, non_empty_path};
-use redovault::config::units::duration;
+use redovault::config::units::{choice, duration};
 use redovault::config::{
     AlertConfig, AlertSection, Check, OneOrList, Problems, StoreConfig, TelemetryConfig,
 };
@@ -271,14 +271,9 @@ impl VerifyFile {
 
 /// `"compliance"`, `"governance"` or `"none"` (no lock required).
 fn lock_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LockMode>, D::Error> {
-    match String::deserialize(d)?.as_str() {
-        "compliance" => Ok(Some(LockMode::Compliance)),
-        "governance" => Ok(Some(LockMode::Governance)),
-        "none" => Ok(None),
-        other => Err(de::Error::custom(format!(
-            "{other:?}: expected \"compliance\", \"governance\" or \"none\""
-        ))),
-    }
+    let none = None;
+    let (c, g) = (Some(LockMode::Compliance), Some(LockMode::Governance));
+    choice(d, &[("compliance", c), ("governance", g), ("none", none)])
 }
 
 /// A `worm_prefix` key: a relative key (an empty prefix is a prefix).
