@@ -65,6 +65,7 @@
 //!
 //! `deploy/config/collector.example.toml` documents every key; a test checks it.
 
+use redovault::config::{ms, secs};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -177,7 +178,7 @@ impl RetentionConfig {
             interval: Duration,
         }
         fn five_minutes() -> Duration {
-            Duration::from_secs(300)
+            secs(300)
         }
         let own_store = ["kind", "endpoint", "bucket", "dir"]
             .iter()
@@ -191,7 +192,7 @@ impl RetentionConfig {
         let (store, k) = read.unzip();
         let store = store.filter(|_| own_store);
         let (keep, interval) = k.map_or((None, five_minutes()), |k| (k.keep, k.interval));
-        p.at_least("retention.interval", interval, Duration::from_secs(1));
+        p.at_least("retention.interval", interval, secs(1));
         if keep.is_none() && !p.about("retention.keep") {
             p.push(
                 "retention.keep",

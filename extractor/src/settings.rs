@@ -38,6 +38,7 @@
 //!
 //! `deploy/config/extractor.example.toml` documents every key; a test checks it.
 
+use redovault::config::{ms, secs};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -114,8 +115,8 @@ impl Default for LinkSettings {
             ack: AckPolicy::default(),
             window: 16 << 20,
             link: LinkConfig::default(),
-            reconnect_min: Duration::from_millis(100),
-            reconnect_max: Duration::from_secs(5),
+            reconnect_min: ms(100),
+            reconnect_max: secs(5),
             compress: None,
         }
     }
@@ -258,16 +259,16 @@ impl Check for SettingsFile {
             p.absolute("archive.dirs", d);
         }
         let tail = self.tail;
-        let (us, s) = (Duration::from_micros, Duration::from_secs);
-        p.within("tail.poll", tail.poll, us(100), s(60));
+        let us = Duration::from_micros;
+        p.within("tail.poll", tail.poll, us(100), secs(60));
         p.size_range("tail.max_chunk", tail.max_chunk, 8 << 10, 64 << 20);
         p.range("tail.torn_retries", tail.torn_retries, 0, 10_000);
-        p.within("tail.torn_delay", tail.torn_delay, us(0), s(1));
+        p.within("tail.torn_delay", tail.torn_delay, us(0), secs(1));
         p.within(
             "tail.archive_wait",
             tail.archive_wait,
             us(0),
-            s(30 * 86_400),
+            secs(30 * 86_400),
         );
         if !p.about("tail")
             && let Err(e) = tail.check()
@@ -366,9 +367,8 @@ fn check_online(online: Option<OnlineFile>, p: &mut Problems) -> OnlineConfig {
 impl LinkFile {
     fn check(self, p: &mut Problems) -> LinkSettings {
         p.size_range("link.window", self.window, 64 << 10, 1 << 30);
-        let (ms, s) = (Duration::from_millis, Duration::from_secs);
-        p.within("link.reconnect_min", self.reconnect_min, ms(1), s(600));
-        p.within("link.reconnect_max", self.reconnect_max, ms(1), s(3600));
+        p.within("link.reconnect_min", self.reconnect_min, ms(1), secs(600));
+        p.within("link.reconnect_max", self.reconnect_max, ms(1), secs(3600));
         if self.reconnect_max < self.reconnect_min {
             p.push("link.reconnect_max", "shorter than reconnect_min");
         }

@@ -28,7 +28,7 @@ pub use sections::{
     AlertConfig, AlertSection, Compress, CredentialsMode, DaemonTelemetry, OneOrList, StoreConfig,
     StoreKind, Telemetry, TelemetryConfig,
 };
-pub use units::{parse_duration, parse_size};
+pub use units::{ms, parse_duration, parse_size, secs};
 
 /// A configuration file with problems; `problems` lists every one found.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,7 @@
 //! The sections every role reads the same way, with their defaults: `[store]` (the watcher,
 //! `push` and the verifier), `[telemetry]` and `[alert]`.
 
+use super::{ms, secs};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -127,8 +128,8 @@ impl Default for StoreConfig {
             // needs s3:PutObjectRetention), and a bucket without one is refused at start.
             retention: None,
             allow_unlocked_bucket: false,
-            request_timeout: Duration::from_secs(120),
-            connect_timeout: Duration::from_secs(10),
+            request_timeout: secs(120),
+            connect_timeout: secs(10),
             max_attempts: 6,
             stream_threshold: 5 << 30,
             part_size: 64 << 20,
@@ -150,7 +151,7 @@ impl StoreConfig {
     /// `[worm]` and `[retention]` carry them too).
     pub fn check_at(&self, at: &str, p: &mut Problems) {
         let key = |k: &str| format!("{at}.{k}");
-        let min = Duration::from_millis(100);
+        let min = ms(100);
         p.at_least(&key("request_timeout"), self.request_timeout, min);
         p.at_least(&key("connect_timeout"), self.connect_timeout, min);
         p.range(&key("max_attempts"), self.max_attempts, 1, 20);
@@ -278,7 +279,7 @@ impl Default for AlertSection {
             command: Vec::new(),
             webhook: None,
             webhook_ca_file: None,
-            timeout: Duration::from_secs(10),
+            timeout: secs(10),
             repeat_after: AlertConfig::default().repeat_after,
         }
     }
@@ -296,7 +297,7 @@ impl Default for AlertConfig {
     fn default() -> AlertConfig {
         AlertConfig {
             hook: AlertHook::None,
-            repeat_after: Duration::from_secs(3600),
+            repeat_after: secs(3600),
         }
     }
 }
@@ -304,12 +305,8 @@ impl Default for AlertConfig {
 impl AlertSection {
     /// The hook, and a problem for each contradiction.
     pub fn check(self, p: &mut Problems) -> AlertConfig {
-        p.at_least("alert.timeout", self.timeout, Duration::from_millis(100));
-        p.at_least(
-            "alert.repeat_after",
-            self.repeat_after,
-            Duration::from_secs(1),
-        );
+        p.at_least("alert.timeout", self.timeout, ms(100));
+        p.at_least("alert.repeat_after", self.repeat_after, secs(1));
         let timeout = self.timeout;
         let hook = match (self.command, self.webhook) {
             (argv, None) if argv.is_empty() => AlertHook::None,
@@ -425,7 +422,7 @@ fn retention<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Err
         fn visit_str<E: de::Error>(self, r: &str) -> Result<Option<Duration>, E> {
             match super::parse_duration(r) {
                 _ if r == "bucket-default" => Ok(None),
-                Some(p) if p >= Duration::from_secs(60) => Ok(Some(p)),
+                Some(p) if p >= secs(60) => Ok(Some(p)),
                 _ => Err(E::custom(format!(
                     "{r:?}: expected a period of at least 1m such as \"30d\", or \"bucket-default\""
                 ))),
@@ -547,7 +544,6 @@ pub fn link_timing(
     handshake_timeout: Duration,
     p: &mut Problems,
 ) -> crate::wire::transport::LinkConfig {
-    let ms = Duration::from_millis;
     p.within(
         &format!("{at}.heartbeat_interval"),
         heartbeat_interval,

@@ -92,6 +92,16 @@ impl Visitor<'_> for SizeVisitor {
     }
 }
 
+/// `n` milliseconds, for the short ranges of the checks.
+pub const fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// `n` seconds.
+pub const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
 /// The one wording of a choice key's wrong value: `"xml" is not one of text, json` (serde's
 /// unknown variants are put in these words too).
 pub fn not_one_of(value: &str, choices: &[&str]) -> String {

@@ -5,6 +5,7 @@
 //! never appear here: they come from `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (and
 //! `AWS_SESSION_TOKEN`).
 
+use crate::config::{ms, secs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -102,13 +103,13 @@ impl Default for WatchConfig {
             exclude: vec![".*".into()],
             temp_patterns: vec!["*.tmp".into(), "*.part".into()],
             max_depth: 4,
-            scan_interval: Duration::from_secs(10),
+            scan_interval: secs(10),
             events: true,
-            grace_period: Duration::from_secs(300),
+            grace_period: secs(300),
             parallel_uploads: 4,
-            retry_max_backoff: Duration::from_secs(30),
-            backlog_alarm_age: Duration::from_secs(600),
-            shutdown_timeout: Duration::from_secs(30),
+            retry_max_backoff: secs(30),
+            backlog_alarm_age: secs(600),
+            shutdown_timeout: secs(30),
             compress: None,
             compress_level: Level::DEFAULT.get() as u64,
         }
@@ -119,8 +120,8 @@ impl Default for StateConfig {
     fn default() -> StateConfig {
         StateConfig {
             dir: PathBuf::from(DEFAULT_STATE_DIR),
-            status_interval: Duration::from_secs(2),
-            seal_interval: Duration::from_secs(600),
+            status_interval: secs(2),
+            seal_interval: secs(600),
             segment_max_entries: 1000,
         }
     }
@@ -163,16 +164,12 @@ impl Check for ConfigFile {
 
 impl WatchConfig {
     fn check(&mut self, p: &mut Problems) {
-        let min = Duration::from_millis(100);
+        let min = ms(100);
         p.range("watch.max_depth", self.max_depth, 1, 16);
         p.at_least("watch.scan_interval", self.scan_interval, min);
         p.range("watch.parallel_uploads", self.parallel_uploads, 1, 64);
         p.at_least("watch.retry_max_backoff", self.retry_max_backoff, min);
-        p.at_least(
-            "watch.backlog_alarm_age",
-            self.backlog_alarm_age,
-            Duration::from_secs(1),
-        );
+        p.at_least("watch.backlog_alarm_age", self.backlog_alarm_age, secs(1));
         let level = self.compress_level;
         self.compress = p.zstd_level("watch.compress_level", self.compress.is_some(), level);
         if self.dirs.is_empty() && !p.about("watch.dirs") {
@@ -189,16 +186,8 @@ impl WatchConfig {
 
 impl StateConfig {
     fn check(&self, watch: &WatchConfig, p: &mut Problems) {
-        p.at_least(
-            "state.status_interval",
-            self.status_interval,
-            Duration::from_millis(100),
-        );
-        p.at_least(
-            "state.seal_interval",
-            self.seal_interval,
-            Duration::from_secs(1),
-        );
+        p.at_least("state.status_interval", self.status_interval, ms(100));
+        p.at_least("state.seal_interval", self.seal_interval, secs(1));
         p.range(
             "state.segment_max_entries",
             self.segment_max_entries,

@@ -4,6 +4,7 @@
 //! errors; [`VerifierConfig::parse`] lists every problem at once (`check-config`), read by
 //! `redovault::config` (the shared sections and their defaults are there).
 
+use redovault::config::{ms, secs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -131,11 +132,11 @@ impl Default for VerifyFile {
         VerifyFile {
             local_manifest: None,
             lock_mode: Some(LockMode::Compliance),
-            min_retention: Duration::from_secs(30 * 86_400),
+            min_retention: secs(30 * 86_400),
             deep: Deep::Rolling,
             deep_cycle: 30,
             parallel: 8,
-            interval: Duration::from_secs(3600),
+            interval: secs(3600),
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             report_dir: None,
             acknowledged_gaps: Vec::new(),
@@ -221,7 +222,7 @@ impl VerifyFile {
     fn check(self, p: &mut Problems) -> VerifySection {
         p.range("verify.deep_cycle", self.deep_cycle, 1, 100_000);
         p.range("verify.parallel", self.parallel, 1, 256);
-        p.at_least("verify.interval", self.interval, Duration::from_secs(1));
+        p.at_least("verify.interval", self.interval, secs(1));
         let mut gaps = Vec::new();
         for (i, g) in self.acknowledged_gaps.into_iter().enumerate() {
             let at = format!("verify.acknowledged_gaps[{i}]");

@@ -6,6 +6,7 @@
 //! Read like the rest of the file (`redovault::config`): every problem at once, unknown keys
 //! refused.
 
+use redovault::config::{ms, secs};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -128,11 +129,11 @@ impl Default for ConsoleFile {
             tls_cert: None,
             tls_key: None,
             state_dir: None,
-            poll_interval: Duration::from_secs(2),
-            worm_interval: Duration::from_secs(15),
-            stale_after: Duration::from_secs(30),
+            poll_interval: secs(2),
+            worm_interval: secs(15),
+            stale_after: secs(30),
             restore_throughput: 100 << 20,
-            fixed_steps: Duration::from_secs(600),
+            fixed_steps: secs(600),
             report_dirs: Vec::new(),
             collector: Vec::new(),
             extractor: Vec::new(),
@@ -178,17 +179,9 @@ pub fn parse(
         p.push("console.listen", what);
         DEFAULT_LISTEN.parse().expect("default address")
     });
-    p.at_least(
-        "console.poll_interval",
-        f.poll_interval,
-        Duration::from_millis(100),
-    );
-    p.at_least(
-        "console.worm_interval",
-        f.worm_interval,
-        Duration::from_millis(500),
-    );
-    p.at_least("console.stale_after", f.stale_after, Duration::from_secs(1));
+    p.at_least("console.poll_interval", f.poll_interval, ms(100));
+    p.at_least("console.worm_interval", f.worm_interval, ms(500));
+    p.at_least("console.stale_after", f.stale_after, secs(1));
     if f.tls_cert.is_some() != f.tls_key.is_some() {
         p.push("console", "set both tls_cert and tls_key, or neither");
     }
@@ -337,11 +330,7 @@ fn databases(list: Vec<DatabaseFile>, p: &mut Problems) -> Vec<DatabaseTarget> {
             }
         }
         if !d.rto_target.is_zero() {
-            p.at_least(
-                &format!("{at}.rto_target"),
-                d.rto_target,
-                Duration::from_secs(1),
-            );
+            p.at_least(&format!("{at}.rto_target"), d.rto_target, secs(1));
         }
         if p.len() == before {
             out.push(DatabaseTarget {
