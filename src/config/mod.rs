@@ -101,17 +101,25 @@ impl Problems {
         }
     }
 
+    /// A problem of a key that must be set, unless its value is already reported as
+    /// malformed (serde then left the field at its default).
+    pub fn missing(&mut self, path: &str, what: impl std::fmt::Display) {
+        if !self.about(path) {
+            self.push(path, what);
+        }
+    }
+
     /// The absolute path `v` of a key that must be set: a problem when it is missing (and
     /// not already reported), empty or relative.
     pub fn required_path(&mut self, path: &str, v: Option<String>) -> Option<PathBuf> {
         match v {
-            None if !self.about(path) => self.push(path, "missing"),
-            None => {}
+            None => self.missing(path, "missing"),
             Some(v) if v.trim().is_empty() => self.push(path, "empty"),
-            Some(v) if !std::path::Path::new(&v).is_absolute() => {
-                self.push(path, format!("{v} is not an absolute path"))
+            Some(v) => {
+                let v = PathBuf::from(v);
+                self.absolute(path, &v);
+                return Some(v).filter(|v| v.is_absolute());
             }
-            Some(v) => return Some(PathBuf::from(v)),
         }
         None
     }

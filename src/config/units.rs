@@ -48,22 +48,23 @@ pub fn parse_size(s: &str) -> Option<u64> {
     n.checked_mul(mult)
 }
 
-struct DurationVisitor;
-
-impl Visitor<'_> for DurationVisitor {
-    type Value = Duration;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a duration string such as \"10s\"")
+/// Reads a string through `parse`; `expecting` names the value in serde's type errors.
+pub fn from_str_with<'de, D: Deserializer<'de>, T>(
+    d: D,
+    expecting: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, D::Error> {
+    struct V<'a, F>(&'a str, F);
+    impl<T, F: FnOnce(&str) -> Result<T, String>> Visitor<'_> for V<'_, F> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<T, E> {
+            (self.1)(s).map_err(E::custom)
+        }
     }
-
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<Duration, E> {
-        parse_duration(s).ok_or_else(|| {
-            E::custom(format!(
-                "{s:?} is not a duration: write a number and a unit (ms, s, m, h, d), e.g. \"10s\""
-            ))
-        })
-    }
+    d.deserialize_any(V(expecting, parse))
 }
 
 struct SizeVisitor;
@@ -124,7 +125,13 @@ pub fn choice<'de, D: Deserializer<'de>, T: Copy>(
 
 /// Reads a duration string.
 pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    d.deserialize_any(DurationVisitor)
+    from_str_with(d, "a duration string such as \"10s\"", |s| {
+        parse_duration(s).ok_or_else(|| {
+            format!(
+                "{s:?} is not a duration: write a number and a unit (ms, s, m, h, d), e.g. \"10s\""
+            )
+        })
+    })
 }
 
 /// Reads a size: bytes, or a string with a unit.
