@@ -95,15 +95,11 @@ pub fn deserialize_both<A: DeserializeOwned, B: DeserializeOwned>(
 /// A key no field took: a section at the root, a key below.
 fn unknown_keys(unknown: Vec<String>, p: &mut Problems) {
     for path in unknown {
-        let nested = path.contains(['.', '[']);
-        p.push(
-            &path,
-            if nested {
-                "unknown key"
-            } else {
-                "unknown section"
-            },
-        );
+        let what = match path.contains(['.', '[']) {
+            true => "unknown key",
+            false => "unknown section",
+        };
+        p.push(&path, what);
     }
 }
 
@@ -203,61 +199,43 @@ fn remove(v: &mut toml::Value, segs: &[&Segment]) -> bool {
 fn plain_words(msg: &str) -> String {
     // toml adds "\nin `a.b`" (its own path, without list indexes): ours comes first.
     let msg = msg.split("\nin `").next().unwrap_or(msg).trim();
-    if let Some((found, expected)) = msg
-        .strip_prefix("invalid type: ")
-        .and_then(|r| r.split_once(", expected "))
-    {
-        return format!(
-            "expected {}, found {}",
-            expected_words(expected),
-            found_words(found)
-        );
-    }
-    if let Some((found, expected)) = msg
-        .strip_prefix("invalid value: ")
-        .and_then(|r| r.split_once(", expected "))
-    {
-        return format!("{} is out of range ({expected})", found_words(found));
-    }
-    if let Some((variant, expected)) = msg
-        .strip_prefix("unknown variant `")
-        .and_then(|r| r.split_once("`, expected "))
-    {
+    let split = |prefix: &str, sep: &str| msg.strip_prefix(prefix).and_then(|r| r.split_once(sep));
+    if let Some((found, expected)) = split("invalid type: ", ", expected ") {
+        let expected = match expected {
+            "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" => "an integer",
+            "a sequence" => "an array",
+            e if e == "a map" || e.starts_with("struct ") => "a table",
+            e => e,
+        };
+        format!("expected {expected}, found {}", found_words(found))
+    } else if let Some((found, expected)) = split("invalid value: ", ", expected ") {
+        format!("{} is out of range ({expected})", found_words(found))
+    } else if let Some((variant, expected)) = split("unknown variant `", "`, expected ") {
         let expected = expected.trim_start_matches("one of ").replace(" or ", ", ");
         let choices: Vec<&str> = expected.split(", ").map(|c| c.trim_matches('`')).collect();
-        return super::units::not_one_of(variant, &choices);
-    }
-    msg.to_string()
-}
-
-fn expected_words(e: &str) -> &str {
-    match e {
-        "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" => "an integer",
-        "a sequence" => "an array",
-        "a map" => "a table",
-        e if e.starts_with("struct ") => "a table",
-        e => e,
+        super::units::not_one_of(variant, &choices)
+    } else {
+        msg.to_string()
     }
 }
 
+/// serde's `integer `5``, `string "x"`... in our words (an integer keeps its value).
 fn found_words(f: &str) -> String {
-    for (serde_word, ours) in [
+    let words = [
         ("integer", "an integer"),
         ("string", "a string"),
         ("boolean", "a boolean"),
         ("floating point", "a float"),
         ("sequence", "an array"),
         ("map", "a table"),
-    ] {
-        if let Some(value) = f.strip_prefix(serde_word) {
-            return match value.trim() {
-                "" => ours.to_string(),
-                v if serde_word == "integer" => format!("{ours} ({})", v.trim_matches('`')),
-                _ => ours.to_string(),
-            };
-        }
+    ];
+    let Some((serde_word, ours)) = words.iter().find(|(w, _)| f.starts_with(w)) else {
+        return f.to_string();
+    };
+    match f[serde_word.len()..].trim().trim_matches('`') {
+        v if *serde_word == "integer" && !v.is_empty() => format!("{ours} ({v})"),
+        _ => ours.to_string(),
     }
-    f.to_string()
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Configuration files on serde, with every problem reported at once.
 //!
 //! ```text
-//! text ──toml──▶ Table ──serde (derive)──▶ file type ──check()──▶ the role's config
+//! text ──toml──▶ Table ──serde (derive)──▶ the role's config ──check()──▶ checked config
 //!                  │        │      └─ unknown keys (serde_ignored): `store.buckt: unknown key`
 //!                  │        └─ a type error (serde_path_to_error): `store.retention: expected …`;
 //!                  │           its key is removed and the table read again (its default then)

@@ -277,27 +277,24 @@ pub fn non_empty_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>
 }
 
 fn https_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<url::Url>, D::Error> {
-    let Some(e) = non_empty(d)? else {
-        return Ok(None);
-    };
-    match url::Url::parse(&e) {
+    from_str_with(d, "a string", false, |e| match url::Url::parse(e) {
+        _ if e.is_empty() => Ok(None),
         Ok(u) if u.scheme() == "https" && u.host_str().is_some() => Ok(Some(u)),
-        Ok(_) => Err(de::Error::custom(format!(
-            "{e:?} must be an https:// URL with a host"
-        ))),
-        Err(err) => Err(de::Error::custom(format!("{e:?} is not a URL: {err}"))),
-    }
+        Ok(_) => Err(format!("{e:?} must be an https:// URL with a host")),
+        Err(err) => Err(format!("{e:?} is not a URL: {err}")),
+    })
 }
 
 fn url_with_host<'de, D: Deserializer<'de>>(d: D) -> Result<url::Url, D::Error> {
-    from_str_with(d, "a URL", host_url)
+    from_str_with(d, "a string", false, host_url)
 }
 
 /// A URL with a host, `""`: not set.
 fn opt_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<url::Url>, D::Error> {
-    non_empty(d)?
-        .map(|e| host_url(&e).map_err(de::Error::custom))
-        .transpose()
+    from_str_with(d, "a string", false, |e| match e {
+        "" => Ok(None),
+        e => host_url(e).map(Some),
+    })
 }
 
 fn host_url(e: &str) -> Result<url::Url, String> {
@@ -327,35 +324,30 @@ fn lock_mode<'de, D: Deserializer<'de>>(d: D) -> Result<LockMode, D::Error> {
 
 /// A period of at least a minute, or `"bucket-default"` (None).
 fn retention<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    from_str_with(
-        d,
+    let (expecting, wanted) = (
         "a string such as \"30d\"",
-        |r| match super::parse_duration(r) {
-            _ if r == "bucket-default" => Ok(None),
-            Some(p) if p >= secs(60) => Ok(Some(p)),
-            _ => Err(format!(
-                "{r:?}: expected a period of at least 1m such as \"30d\", or \"bucket-default\""
-            )),
-        },
-    )
+        "expected a period of at least 1m such as \"30d\", or \"bucket-default\"",
+    );
+    from_str_with(d, expecting, false, |r| match super::parse_duration(r) {
+        _ if r == "bucket-default" => Ok(None),
+        Some(p) if p >= secs(60) => Ok(Some(p)),
+        _ => Err(format!("{r:?}: {wanted}")),
+    })
 }
 
+/// An address, `""`: off.
 pub(crate) fn metrics_listen<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<SocketAddr>, D::Error> {
-    non_empty(d)?
-        .map(|a| {
-            a.parse().map_err(|_| {
-                de::Error::custom(format!(
-                    "{a:?} is not an address such as \"127.0.0.1:9464\" (\"\": off)"
-                ))
-            })
-        })
-        .transpose()
+    let hint = "is not an address such as \"127.0.0.1:9464\" (\"\": off)";
+    from_str_with(d, "a string", false, |a| match a {
+        "" => Ok(None),
+        a => a.parse().map(Some).map_err(|_| format!("{a:?} {hint}")),
+    })
 }
 
 /// A table or a list of tables (`[collector]` or `[[collector]]`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, SmartDefault)]
 pub struct OneOrList<T> {
     /// The tables, in file order.
     pub items: Vec<T>,
@@ -370,15 +362,6 @@ impl<T> std::ops::Deref for OneOrList<T> {
     }
 }
 
-impl<T> Default for OneOrList<T> {
-    fn default() -> OneOrList<T> {
-        OneOrList {
-            items: Vec::new(),
-            list: false,
-        }
-    }
-}
-
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrList<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<OneOrList<T>, D::Error> {
         struct V<T>(std::marker::PhantomData<T>);
@@ -388,8 +371,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrList<T> {
                 f.write_str("a table or a list of tables")
             }
             fn visit_map<M: de::MapAccess<'de>>(self, m: M) -> Result<OneOrList<T>, M::Error> {
-                let one = T::deserialize(de::value::MapAccessDeserializer::new(m))?;
-                let items = vec![one];
+                let items = vec![T::deserialize(de::value::MapAccessDeserializer::new(m))?];
                 Ok(OneOrList { items, list: false })
             }
             fn visit_seq<S: de::SeqAccess<'de>>(self, s: S) -> Result<OneOrList<T>, S::Error> {

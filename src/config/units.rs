@@ -10,87 +10,67 @@ use serde::de::{self, Deserializer, Visitor};
 
 /// Parses a duration: a whole number and a unit (`us`, `ms`, `s`, `m`, `h`, `d`).
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let micros = match unit.trim() {
-        "us" | "µs" => n,
-        "ms" => n.checked_mul(1_000)?,
-        "s" => n.checked_mul(1_000_000)?,
-        "m" | "min" => n.checked_mul(60_000_000)?,
-        "h" => n.checked_mul(3_600_000_000)?,
-        "d" => n.checked_mul(86_400_000_000)?,
+    let (n, unit) = number_and_unit(s)?;
+    let micros: u64 = match unit {
+        "us" | "µs" => 1,
+        "ms" => 1_000,
+        "s" => 1_000_000,
+        "m" | "min" => 60_000_000,
+        "h" => 3_600_000_000,
+        "d" => 86_400_000_000,
         _ => return None,
     };
-    Some(Duration::from_micros(micros))
+    Some(Duration::from_micros(n.checked_mul(micros)?))
 }
 
 /// Parses a size: bytes, or a number with `K`, `M` or `G` (powers of 1024; any case, with
 /// an optional `B` or `iB`: `64K`, `64KiB`, `16MB`, `1g`).
 pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let unit = unit.trim().to_ascii_uppercase();
-    let prefix = unit
-        .strip_suffix("IB")
-        .or_else(|| unit.strip_suffix('B'))
-        .unwrap_or(&unit);
-    let mult = match prefix {
-        "" => 1u64,
-        "K" => 1 << 10,
-        "M" => 1 << 20,
-        "G" => 1 << 30,
+    let (n, unit) = number_and_unit(s)?;
+    let unit = unit.to_ascii_uppercase();
+    let prefix = (unit.strip_suffix("IB").or_else(|| unit.strip_suffix('B'))).unwrap_or(&unit);
+    let shift = match prefix {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
         _ => return None,
     };
-    n.checked_mul(mult)
+    n.checked_mul(1 << shift)
 }
 
-/// Reads a string through `parse`; `expecting` names the value in serde's type errors.
+/// `"64 MiB"` → `(64, "MiB")`.
+fn number_and_unit(s: &str) -> Option<(u64, &str)> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    Some((s[..split].parse().ok()?, s[split..].trim()))
+}
+
+/// Reads a string through `parse` (with `numbers`, an integer too, as its digits);
+/// `expecting` names the value in serde's type errors.
 pub fn from_str_with<'de, D: Deserializer<'de>, T>(
     d: D,
     expecting: &str,
+    numbers: bool,
     parse: impl FnOnce(&str) -> Result<T, String>,
 ) -> Result<T, D::Error> {
-    struct V<'a, F>(&'a str, F);
+    struct V<'a, F>(&'a str, bool, F);
     impl<T, F: FnOnce(&str) -> Result<T, String>> Visitor<'_> for V<'_, F> {
         type Value = T;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str(self.0)
         }
         fn visit_str<E: de::Error>(self, s: &str) -> Result<T, E> {
-            (self.1)(s).map_err(E::custom)
+            (self.2)(s).map_err(E::custom)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+            match self.1 {
+                true => self.visit_str(&v.to_string()),
+                false => Err(E::invalid_type(de::Unexpected::Signed(v), &self)),
+            }
         }
     }
-    d.deserialize_any(V(expecting, parse))
-}
-
-struct SizeVisitor;
-
-impl Visitor<'_> for SizeVisitor {
-    type Value = u64;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a size (bytes, or a string such as \"64M\")")
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
-        Ok(v)
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
-        u64::try_from(v).map_err(|_| E::custom(format!("{v} is not a size")))
-    }
-
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<u64, E> {
-        parse_size(s).ok_or_else(|| {
-            E::custom(format!(
-                "{s:?} is not a size: bytes, or a number with K, M or G (KiB, MiB, GiB)"
-            ))
-        })
-    }
+    d.deserialize_any(V(expecting, numbers, parse))
 }
 
 /// `n` milliseconds, for the short ranges of the checks.
@@ -116,16 +96,13 @@ pub fn choice<'de, D: Deserializer<'de>, T: Copy>(
 ) -> Result<T, D::Error> {
     let v = String::deserialize(d)?;
     let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
-    choices
-        .iter()
-        .find(|(n, _)| *n == v)
-        .map(|(_, t)| *t)
-        .ok_or_else(|| de::Error::custom(not_one_of(&v, &names)))
+    let found = choices.iter().find(|(n, _)| *n == v).map(|(_, t)| *t);
+    found.ok_or_else(|| de::Error::custom(not_one_of(&v, &names)))
 }
 
 /// Reads a duration string.
 pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    from_str_with(d, "a duration string such as \"10s\"", |s| {
+    from_str_with(d, "a duration string such as \"10s\"", false, |s| {
         parse_duration(s).ok_or_else(|| {
             format!(
                 "{s:?} is not a duration: write a number and a unit (ms, s, m, h, d), e.g. \"10s\""
@@ -136,7 +113,16 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 
 /// Reads a size: bytes, or a string with a unit.
 pub fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    d.deserialize_any(SizeVisitor)
+    from_str_with(
+        d,
+        "a size (bytes, or a string such as \"64M\")",
+        true,
+        |s| {
+            parse_size(s).ok_or_else(|| {
+                format!("{s:?} is not a size: bytes, or a number with K, M or G (KiB, MiB, GiB)")
+            })
+        },
+    )
 }
 
 /// Reads a size that fits in `usize`.

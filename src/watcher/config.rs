@@ -142,12 +142,8 @@ impl Check for Config {
         }
         p.at_least("state.status_interval", s.status_interval, min);
         p.at_least("state.seal_interval", s.seal_interval, secs(1));
-        p.range(
-            "state.segment_max_entries",
-            s.segment_max_entries,
-            1,
-            1_000_000,
-        );
+        let entries = s.segment_max_entries;
+        p.range("state.segment_max_entries", entries, 1, 1_000_000);
         p.absolute("state.dir", &s.dir);
         if w.dirs.iter().any(|d| s.dir.starts_with(d)) {
             let what = format!("{} is inside a watched archive directory", s.dir.display());

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use redovault::config::sections::non_empty_path;
-use redovault::config::units::{choice, duration};
+use redovault::config::units::{choice, duration, from_str_with};
 use redovault::config::{AlertConfig, Check, OneOrList, Problems, StoreConfig, TelemetryConfig};
 use redovault::store::LockMode;
-use serde::{Deserialize, Deserializer, de};
+use serde::{Deserialize, Deserializer};
 use smart_default::SmartDefault;
 
 use crate::console::config::ConsoleSection;
@@ -171,13 +171,17 @@ fn lock_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LockMode>, D::Err
 
 /// A `worm_prefix` key: a relative key (an empty prefix is a prefix).
 fn worm_prefix<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let p = String::deserialize(d)?;
-    if !p.is_empty() && redovault::store::validate_key(&p).is_err() {
-        return Err(de::Error::custom(format!(
-            "{p:?} must be a relative key without empty, '.' or '..' parts"
-        )));
-    }
-    Ok(Some(p))
+    from_str_with(
+        d,
+        "a string",
+        false,
+        |p| match redovault::store::validate_key(p) {
+            Err(_) if !p.is_empty() => Err(format!(
+                "{p:?} must be a relative key without empty, '.' or '..' parts"
+            )),
+            _ => Ok(Some(p.to_string())),
+        },
+    )
 }
 
 /// The collectors: one `[collector]` table (every key empty: none, as before), or
@@ -201,24 +205,17 @@ fn check_collectors(c: &mut OneOrList<CollectorSection>, p: &mut Problems) {
             continue;
         }
         if f.name.is_empty() {
-            f.name = (f.dir.file_name()).map_or_else(
-                || f.dir.display().to_string(),
-                |n| n.to_string_lossy().into(),
-            );
+            let last = f.dir.file_name().unwrap_or(f.dir.as_os_str());
+            f.name = last.to_string_lossy().into();
         }
-        if !names.insert(f.name.clone()) {
-            let what = format!(
-                "the name {:?} is taken by another collector (set name = \"...\")",
-                f.name
-            );
-            p.push(&at, what);
+        let name = &f.name;
+        if !names.insert(name.clone()) {
+            let what = "is taken by another collector (set name = \"...\")";
+            p.push(&at, format!("the name {name:?} {what}"));
         }
-        if f.name.starts_with("worm:") {
-            let what = format!(
-                "{:?}: names starting with \"worm:\" are those of the WORM copies",
-                f.name
-            );
-            p.push(&format!("{at}.name"), what);
+        if name.starts_with("worm:") {
+            let what = "names starting with \"worm:\" are those of the WORM copies";
+            p.push(&format!("{at}.name"), format!("{name:?}: {what}"));
         }
     }
 }

@@ -148,11 +148,11 @@ impl ConsoleSection {
         }
         for (kind, list) in [("extractor", &self.extractors), ("watcher", &self.watchers)] {
             names(kind, list.iter().map(|m| &m.name), p);
-            for (i, m) in list
+            let unset = list
                 .iter()
                 .enumerate()
-                .filter(|(_, m)| m.metrics.port() == 0)
-            {
+                .filter(|(_, m)| m.metrics.port() == 0);
+            for (i, m) in unset {
                 let what = format!("{} is not an address like 127.0.0.1:9465", m.metrics);
                 p.missing(&format!("console.{kind}[{i}].metrics"), what);
             }
@@ -173,10 +173,8 @@ impl ConsoleSection {
             if d.db_id == 0 {
                 p.missing(&key("db_id"), "required (the DBID, v$database.dbid)");
             } else if !ids.insert(d.db_id) {
-                p.push(
-                    "console.database",
-                    format!("db_id {} is listed twice", d.db_id),
-                );
+                let what = format!("db_id {} is listed twice", d.db_id);
+                p.push("console.database", what);
             }
             match d.rto_target.is_zero() {
                 true => p.missing(&key("rto_target"), "required, e.g. \"2h\""),
@@ -208,13 +206,13 @@ fn names<'a>(kind: &str, names: impl Iterator<Item = &'a String>, p: &mut Proble
 }
 
 fn listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
-    from_str_with(d, "an address", |a| {
+    from_str_with(d, "a string", false, |a| {
         (a.parse()).map_err(|_| format!("{a:?} is not an address like {DEFAULT_LISTEN}"))
     })
 }
 
 fn metrics<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
-    from_str_with(d, "an address", |a| {
+    from_str_with(d, "a string", false, |a| {
         (a.parse()).map_err(|_| format!("{a:?} is not an address like 127.0.0.1:9465"))
     })
 }
