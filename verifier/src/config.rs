@@ -72,6 +72,7 @@ pub enum Deep {
 }
 
 impl VerifySection {
+    /// `deep` with its cycle, as a verification run takes it.
     pub fn deep_mode(&self) -> DeepMode {
         match self.deep {
             Deep::Off => DeepMode::Off,
