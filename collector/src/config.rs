@@ -65,12 +65,13 @@
 //!
 //! `deploy/config/collector.example.toml` documents every key; a test checks it.
 
+use redovault::config::secs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use redovault::compress::{Level, MAX_LEVEL};
+use redovault::compress::Level;
 use redovault::config::units::{duration, size, size_usize};
-use redovault::config::{Check, DaemonTelemetry, Problems};
+use redovault::config::{Check, Compress, DaemonTelemetry, Problems};
 use redovault::crypto::keys::KeyRing;
 use redovault::crypto::legacy::Psk;
 use redovault::crypto::recovery::RecoveryPublicKey;
@@ -177,7 +178,7 @@ impl RetentionConfig {
             interval: Duration,
         }
         fn five_minutes() -> Duration {
-            Duration::from_secs(300)
+            secs(300)
         }
         let own_store = ["kind", "endpoint", "bucket", "dir"]
             .iter()
@@ -191,7 +192,7 @@ impl RetentionConfig {
         let (store, k) = read.unzip();
         let store = store.filter(|_| own_store);
         let (keep, interval) = k.map_or((None, five_minutes()), |k| (k.keep, k.interval));
-        p.at_least("retention.interval", interval, Duration::from_secs(1));
+        p.at_least("retention.interval", interval, secs(1));
         if keep.is_none() && !p.about("retention.keep") {
             p.push(
                 "retention.keep",
@@ -240,7 +241,16 @@ struct CollectorFile {
 struct ListenFile {
     address: Option<String>,
     max_connections: usize,
-    cipher: String,
+    cipher: CipherKind,
+}
+
+/// `listen.cipher`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum CipherKind {
+    #[default]
+    Tls,
+    Blowfish,
 }
 
 impl Default for ListenFile {
@@ -248,7 +258,7 @@ impl Default for ListenFile {
         ListenFile {
             address: None,
             max_connections: 256,
-            cipher: "tls".into(),
+            cipher: CipherKind::Tls,
         }
     }
 }
@@ -303,8 +313,7 @@ struct StoreFile {
     segment_size: u64,
     #[serde(deserialize_with = "size_usize")]
     chunk_size: usize,
-    #[serde(deserialize_with = "compress")]
-    compress: bool,
+    compress: Compress,
     compress_level: u64,
     queue: usize,
     max_batch: usize,
@@ -320,7 +329,7 @@ impl Default for StoreFile {
             key_file: None,
             segment_size: so.segment_size,
             chunk_size: so.chunk_size,
-            compress: false,
+            compress: Compress::Off,
             compress_level: Level::DEFAULT.get() as u64,
             queue: wd.queue,
             max_batch: wd.max_batch,
@@ -336,27 +345,11 @@ struct AllowFile {
     db_ids: Vec<u32>,
 }
 
-/// `"off"` or `"zstd"`.
-fn compress<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    match String::deserialize(d)?.as_str() {
-        "off" => Ok(false),
-        "zstd" => Ok(true),
-        other => Err(serde::de::Error::custom(format!(
-            "{other:?} is not one of off, zstd"
-        ))),
-    }
-}
-
 impl LinkFile {
     /// The link's settings at `at` (`link`), with their ranges checked.
     fn check(&self, at: &str, p: &mut Problems) -> LinkConfig {
         let max = MAX_FRAME_LEN as u64;
-        p.size_range(
-            &format!("{at}.max_frame"),
-            self.max_frame as u64,
-            64 << 10,
-            max,
-        );
+        p.size_range(&format!("{at}.max_frame"), self.max_frame, 64 << 10, max);
         LinkConfig {
             max_frame_len: self.max_frame,
             ..redovault::config::sections::link_timing(
@@ -394,12 +387,7 @@ impl Check for CollectorFile {
                 })
                 .ok(),
         };
-        p.range(
-            "listen.max_connections",
-            listen.max_connections as u64,
-            1,
-            65_536,
-        );
+        p.range("listen.max_connections", listen.max_connections, 1, 65_536);
         let link = self.link.check("link", p);
         let store = self.store.unwrap_or_else(|| {
             p.line("[store]: missing section".into());
@@ -409,23 +397,14 @@ impl Check for CollectorFile {
         let key_file = p.required_path("store.key_file", store.key_file);
         p.size_range("store.segment_size", store.segment_size, 64 << 10, 1 << 40);
         let max_chunk = crate::segment::MAX_CHUNK_DATA as u64;
-        p.size_range(
-            "store.chunk_size",
-            store.chunk_size as u64,
-            4 << 10,
-            max_chunk,
-        );
-        p.range(
-            "store.compress_level",
-            store.compress_level,
-            1,
-            MAX_LEVEL as u64,
-        );
-        p.range("store.queue", store.queue as u64, 1, 1 << 20);
-        p.range("store.max_batch", store.max_batch as u64, 1, 1 << 20);
+        p.size_range("store.chunk_size", store.chunk_size, 4 << 10, max_chunk);
+        let on = store.compress == Compress::Zstd;
+        let compress = p.zstd_level("store.compress_level", on, store.compress_level);
+        p.range("store.queue", store.queue, 1, 1 << 20);
+        p.range("store.max_batch", store.max_batch, 1, 1 << 20);
         p.size_range(
             "store.max_batch_bytes",
-            store.max_batch_bytes as u64,
+            store.max_batch_bytes,
             4 << 10,
             1 << 32,
         );
@@ -467,7 +446,7 @@ impl Check for CollectorFile {
             store: StoreOptions {
                 segment_size: store.segment_size,
                 chunk_size: store.chunk_size,
-                compress: Level::new(store.compress_level as i32).filter(|_| store.compress),
+                compress,
             },
             writer: WriterConfig {
                 queue: store.queue,
@@ -487,14 +466,8 @@ impl Check for CollectorFile {
 impl CollectorFile {
     /// `[tls]` or, with `cipher = "blowfish"`, `[legacy]`: never both.
     fn cipher(&self, p: &mut Problems) -> Option<Cipher> {
-        let name = self.listen.as_ref().map_or("tls", |l| l.cipher.as_str());
-        if !matches!(name, "tls" | "blowfish") {
-            p.push(
-                "listen.cipher",
-                format!("{name:?} is not one of tls, blowfish"),
-            );
-        }
-        if name == "blowfish" {
+        let name = self.listen.as_ref().map_or(CipherKind::Tls, |l| l.cipher);
+        if name == CipherKind::Blowfish {
             if self.tls.is_some() {
                 p.line("[tls]: set, but cipher = \"blowfish\" does not use it".into());
             }

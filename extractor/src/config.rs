@@ -8,6 +8,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use redovault::config::units::{duration, size};
+
 /// The whole extractor configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtractorConfig {
@@ -46,23 +48,28 @@ pub struct ArchiveConfig {
 }
 
 /// `[tail]`: how the tailer reads the online logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
 pub struct TailConfig {
     /// Interval between two reads of the CURRENT log when nothing new was found.
+    #[serde(deserialize_with = "duration")]
     pub poll: Duration,
     /// Also wake up on file events of the online logs and archive directories (hints only:
     /// the poll interval still bounds the wait).
     pub file_events: bool,
     /// Largest chunk in bytes (whole blocks; at least 8 KiB).
+    #[serde(deserialize_with = "size")]
     pub max_chunk: u64,
     /// Re-reads of a block whose checksum fails (a torn write in progress) before the block
     /// counts as damaged.
     pub torn_retries: u32,
     /// Longest delay between two re-reads of a torn block: the first re-read comes after
     /// 100 µs (LGWR's write is usually done by then), each next delay doubles up to this.
+    #[serde(deserialize_with = "duration")]
     pub torn_delay: Duration,
     /// How long to wait for the archived copy of a log that was reused before it was read,
     /// before giving up with an error.
+    #[serde(deserialize_with = "duration")]
     pub archive_wait: Duration,
 }
 

@@ -29,7 +29,8 @@ use redovault::wire::{CommitMark, StreamPos};
 pub const STARTUP_GRACE: Duration = Duration::from_secs(10);
 
 /// How many collectors must acknowledge redo before it counts as protected (`[link] ack`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AckPolicy {
     /// Every configured collector.
     All,

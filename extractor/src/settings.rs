@@ -38,19 +38,20 @@
 //!
 //! `deploy/config/extractor.example.toml` documents every key; a test checks it.
 
+use redovault::config::{ms, secs};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use redovault::compress::{Level, MAX_LEVEL};
+use redovault::compress::Level;
 use redovault::config::sections::{link_timing, non_empty};
 use redovault::config::units::{duration, size};
-use redovault::config::{Check, DaemonTelemetry, OneOrList, Problems};
+use redovault::config::{Check, Compress, DaemonTelemetry, OneOrList, Problems};
 use redovault::crypto::legacy::Psk;
 use redovault::crypto::tls::TlsClient;
 use redovault::wire::frame::MAX_FRAME_LEN;
 use redovault::wire::transport::{ClientSecurity, LinkConfig};
-use serde::{Deserialize, Deserializer, de};
+use serde::Deserialize;
 
 use crate::config::{
     ArchiveConfig, ExtractorConfig, GroupConfig, OnlineConfig, StateConfig, TailConfig,
@@ -114,8 +115,8 @@ impl Default for LinkSettings {
             ack: AckPolicy::default(),
             window: 16 << 20,
             link: LinkConfig::default(),
-            reconnect_min: Duration::from_millis(100),
-            reconnect_max: Duration::from_secs(5),
+            reconnect_min: ms(100),
+            reconnect_max: secs(5),
             compress: None,
         }
     }
@@ -144,7 +145,7 @@ pub use redovault::config::ConfigError as SettingsError;
 struct SettingsFile {
     online: Option<OnlineFile>,
     archive: ArchiveFile,
-    tail: TailFile,
+    tail: TailConfig,
     state: Option<StateFile>,
     collector: OneOrList<CollectorFile>,
     link: LinkFile,
@@ -176,35 +177,6 @@ struct StateFile {
     dir: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(default)]
-struct TailFile {
-    #[serde(deserialize_with = "duration")]
-    poll: Duration,
-    file_events: bool,
-    #[serde(deserialize_with = "size")]
-    max_chunk: u64,
-    torn_retries: u32,
-    #[serde(deserialize_with = "duration")]
-    torn_delay: Duration,
-    #[serde(deserialize_with = "duration")]
-    archive_wait: Duration,
-}
-
-impl Default for TailFile {
-    fn default() -> TailFile {
-        let d = TailConfig::default();
-        TailFile {
-            poll: d.poll,
-            file_events: d.file_events,
-            max_chunk: d.max_chunk,
-            torn_retries: d.torn_retries,
-            torn_delay: d.torn_delay,
-            archive_wait: d.archive_wait,
-        }
-    }
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct CollectorFile {
@@ -214,8 +186,7 @@ struct CollectorFile {
     #[serde(deserialize_with = "non_empty")]
     server_name: Option<String>,
     extractor_id: Option<String>,
-    #[serde(deserialize_with = "cipher")]
-    cipher: Option<String>,
+    cipher: Option<CipherKind>,
     ca: Option<String>,
     cert: Option<String>,
     key: Option<String>,
@@ -225,7 +196,6 @@ struct CollectorFile {
 #[derive(Debug, Deserialize)]
 #[serde(default)]
 struct LinkFile {
-    #[serde(deserialize_with = "ack")]
     ack: AckPolicy,
     #[serde(deserialize_with = "size")]
     window: u64,
@@ -238,8 +208,7 @@ struct LinkFile {
     reconnect_min: Duration,
     #[serde(deserialize_with = "duration")]
     reconnect_max: Duration,
-    #[serde(deserialize_with = "compress")]
-    compress: bool,
+    compress: Compress,
     compress_level: u64,
 }
 
@@ -254,34 +223,18 @@ impl Default for LinkFile {
             handshake_timeout: l.handshake_timeout,
             reconnect_min: d.reconnect_min,
             reconnect_max: d.reconnect_max,
-            compress: false,
+            compress: Compress::Off,
             compress_level: Level::DEFAULT.get() as u64,
         }
     }
 }
 
-/// A string that must be one of `choices`, in the words of the extractor's messages.
-fn one_of<'de, D: Deserializer<'de>>(d: D, choices: &[&str]) -> Result<String, D::Error> {
-    let v = String::deserialize(d)?;
-    match choices.contains(&v.as_str()) {
-        true => Ok(v),
-        false => Err(de::Error::custom(format!(
-            "{v:?} is not one of {}",
-            choices.join(", ")
-        ))),
-    }
-}
-
-fn cipher<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    one_of(d, &["tls", "blowfish"]).map(Some)
-}
-
-fn compress<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    Ok(one_of(d, &["off", "zstd"])? == "zstd")
-}
-
-fn ack<'de, D: Deserializer<'de>>(d: D) -> Result<AckPolicy, D::Error> {
-    Ok(AckPolicy::parse(&one_of(d, &["all", "majority", "any"])?).unwrap_or_default())
+/// `cipher`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum CipherKind {
+    Tls,
+    Blowfish,
 }
 
 impl Settings {
@@ -305,27 +258,18 @@ impl Check for SettingsFile {
         for d in &self.archive.dirs {
             p.absolute("archive.dirs", d);
         }
-        let t = self.tail;
+        let tail = self.tail;
         let us = Duration::from_micros;
-        p.within("tail.poll", t.poll, us(100), Duration::from_secs(60));
-        p.size_range("tail.max_chunk", t.max_chunk, 8 << 10, 64 << 20);
-        p.range("tail.torn_retries", t.torn_retries, 0, 10_000);
+        p.within("tail.poll", tail.poll, us(100), secs(60));
+        p.size_range("tail.max_chunk", tail.max_chunk, 8 << 10, 64 << 20);
+        p.range("tail.torn_retries", tail.torn_retries, 0, 10_000);
+        p.within("tail.torn_delay", tail.torn_delay, us(0), secs(1));
         p.within(
-            "tail.torn_delay",
-            t.torn_delay,
-            Duration::ZERO,
-            Duration::from_secs(1),
+            "tail.archive_wait",
+            tail.archive_wait,
+            us(0),
+            secs(30 * 86_400),
         );
-        let month = Duration::from_secs(30 * 86_400);
-        p.within("tail.archive_wait", t.archive_wait, Duration::ZERO, month);
-        let tail = TailConfig {
-            poll: t.poll,
-            file_events: t.file_events,
-            max_chunk: t.max_chunk,
-            torn_retries: t.torn_retries,
-            torn_delay: t.torn_delay,
-            archive_wait: t.archive_wait,
-        };
         if !p.about("tail")
             && let Err(e) = tail.check()
         {
@@ -423,18 +367,13 @@ fn check_online(online: Option<OnlineFile>, p: &mut Problems) -> OnlineConfig {
 impl LinkFile {
     fn check(self, p: &mut Problems) -> LinkSettings {
         p.size_range("link.window", self.window, 64 << 10, 1 << 30);
-        let (ms, s) = (Duration::from_millis, Duration::from_secs);
-        p.within("link.reconnect_min", self.reconnect_min, ms(1), s(600));
-        p.within("link.reconnect_max", self.reconnect_max, ms(1), s(3600));
+        p.within("link.reconnect_min", self.reconnect_min, ms(1), secs(600));
+        p.within("link.reconnect_max", self.reconnect_max, ms(1), secs(3600));
         if self.reconnect_max < self.reconnect_min {
             p.push("link.reconnect_max", "shorter than reconnect_min");
         }
-        p.range(
-            "link.compress_level",
-            self.compress_level,
-            1,
-            MAX_LEVEL as u64,
-        );
+        let on = self.compress == Compress::Zstd;
+        let compress = p.zstd_level("link.compress_level", on, self.compress_level);
         let link = link_timing(
             "link",
             self.heartbeat_interval,
@@ -451,7 +390,7 @@ impl LinkFile {
             },
             reconnect_min: self.reconnect_min,
             reconnect_max: self.reconnect_max,
-            compress: Level::new(self.compress_level as i32).filter(|_| self.compress),
+            compress,
         }
     }
 }
@@ -498,7 +437,7 @@ fn check_collector(at: &str, c: CollectorFile, p: &mut Problems) -> Option<Colle
     {
         p.push(&key("extractor_id"), "too long or has control characters");
     }
-    let cipher = if c.cipher.as_deref() == Some("blowfish") {
+    let cipher = if c.cipher == Some(CipherKind::Blowfish) {
         for (k, v) in [("ca", &c.ca), ("cert", &c.cert), ("key", &c.key)] {
             if v.is_some() {
                 p.push(&key(k), "set, but cipher = \"blowfish\" does not use it");

@@ -10,6 +10,7 @@
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
+use serde_path_to_error::Segment;
 
 use super::{ConfigError, Problems};
 
@@ -30,26 +31,21 @@ pub trait Check: DeserializeOwned {
 /// Reads the file at `path` and parses it with [`parse`]; a read failure or the problems come
 /// back naming the file.
 pub fn load<T: Check>(path: &Path) -> Result<T::Output, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        path: path.to_path_buf(),
-        problems: vec![format!("cannot read it: {e}")],
-    })?;
-    parse::<T>(&text).map_err(|problems| ConfigError {
+    let err = |problems| ConfigError {
         path: path.to_path_buf(),
         problems,
-    })
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| err(vec![format!("cannot read it: {e}")]))?;
+    parse::<T>(&text).map_err(err)
 }
 
 /// Parses configuration text; on failure, every problem found.
 pub fn parse<T: Check>(text: &str) -> Result<T::Output, Vec<String>> {
-    let table = parse_root(text)?;
     let mut p = Problems::default();
-    let (file, unknown) = read_at::<T>("", T::FIRST_INDEX, table, &mut p);
-    unknown_keys("", unknown, &mut p);
-    let Some(file) = file else {
-        return Err(p.into_vec());
-    };
-    match (file.check(&mut p), p.is_empty()) {
+    let (file, unknown) = read_at::<T>("", T::FIRST_INDEX, parse_root(text)?, &mut p);
+    unknown_keys(unknown, &mut p);
+    match (file.and_then(|f| f.check(&mut p)), p.is_empty()) {
         (Some(out), true) => Ok(out),
         (None, true) => Err(vec!["incomplete configuration".to_string()]),
         _ => Err(p.into_vec()),
@@ -75,7 +71,7 @@ pub fn deserialize_at<T: DeserializeOwned>(
     p: &mut Problems,
 ) -> Option<T> {
     let (v, unknown) = read_at(at, 0, table, p);
-    unknown_keys(at, unknown, p);
+    unknown_keys(unknown, p);
     v
 }
 
@@ -92,232 +88,154 @@ pub fn deserialize_both<A: DeserializeOwned, B: DeserializeOwned>(
         .into_iter()
         .filter(|k| unknown_b.contains(k))
         .collect();
-    unknown_keys(at, unknown, p);
+    unknown_keys(unknown, p);
     Some((a?, b?))
 }
 
-fn unknown_keys(at: &str, unknown: Vec<String>, p: &mut Problems) {
+/// A key no field took: a section at the root, a key below.
+fn unknown_keys(unknown: Vec<String>, p: &mut Problems) {
     for path in unknown {
-        let what = if !at.is_empty() || path.contains(['.', '[']) {
-            "unknown key"
-        } else {
-            "unknown section"
+        let what = match path.contains(['.', '[']) {
+            true => "unknown key",
+            false => "unknown section",
         };
         p.push(&path, what);
     }
 }
 
 /// The remove-and-retry loop (see the module docs): the value, and the paths of the keys no
-/// field took.
+/// field took. It ends: each round that does not return removes a value from the table.
 fn read_at<T: DeserializeOwned>(
     at: &str,
     first: usize,
-    mut table: toml::Table,
+    table: toml::Table,
     p: &mut Problems,
 ) -> (Option<T>, Vec<String>) {
-    let rounds = count_keys(&table) + 1;
-    for _ in 0..rounds {
+    let mut value = toml::Value::Table(table);
+    loop {
         let mut unknown = Vec::new();
-        let mut note =
-            |path: serde_ignored::Path<'_>| unknown.push(join(at, ignored_path(&path, first)));
-        let de = serde_ignored::Deserializer::new(table.clone(), &mut note);
-        match serde_path_to_error::deserialize::<_, T>(de) {
+        let mut note = |path: serde_ignored::Path<'_>| unknown.push(ignored_path(at, &path, first));
+        let de = serde_ignored::Deserializer::new(value.clone(), &mut note);
+        let e = match serde_path_to_error::deserialize::<_, T>(de) {
             Ok(v) => return (Some(v), unknown),
-            Err(e) => {
-                let segments: Vec<Seg> = e.path().iter().filter_map(Seg::of).collect();
-                let what = plain_words(&e.inner().to_string());
-                if segments.is_empty() || !remove(&mut table, &segments) {
-                    match at {
-                        "" => p.line(what),
-                        at => p.push(at, what),
-                    }
-                    return (None, Vec::new());
-                }
-                match segments.split_last() {
-                    // An item of an array of values: `key: item 2: what`, as before serde.
-                    Some((Seg::Index(i), parent)) => p.push(
-                        &join(at, seg_path(parent, first)),
-                        format!("item {i}: {what}"),
-                    ),
-                    _ => p.push(&join(at, seg_path(&segments, first)), what),
-                }
+            Err(e) => e,
+        };
+        let segments: Vec<&Segment> = (e.path().iter())
+            .filter(|s| matches!(s, Segment::Map { .. } | Segment::Seq { .. }))
+            .collect();
+        let what = plain_words(&e.inner().to_string());
+        if !remove(&mut value, &segments) {
+            match at {
+                "" => p.line(what),
+                at => p.push(at, what),
             }
+            return (None, Vec::new());
         }
-    }
-    (None, Vec::new())
-}
-
-/// `at.path` (`path` alone at the root).
-fn join(at: &str, path: String) -> String {
-    match (at, path.starts_with('[')) {
-        ("", _) | (_, true) => format!("{at}{path}"),
-        _ => format!("{at}.{path}"),
-    }
-}
-
-/// One step of a key path.
-enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-impl Seg {
-    fn of(s: &serde_path_to_error::Segment) -> Option<Seg> {
-        match s {
-            serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
-            serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
-            _ => None,
+        match segments.split_last() {
+            // An item of an array of values: `key: item 2: what`, as before serde.
+            Some((Segment::Seq { index }, parent)) => p.push(
+                &seg_path(at, parent, first),
+                format!("item {index}: {what}"),
+            ),
+            _ => p.push(&seg_path(at, &segments, first), what),
         }
     }
 }
 
-/// `store.retention`, `collector[2].dir`.
-fn seg_path(segs: &[Seg], first: usize) -> String {
-    let mut out = String::new();
-    for s in segs {
-        match s {
-            Seg::Key(k) if out.is_empty() => out.push_str(k),
-            Seg::Key(k) => {
-                out.push('.');
-                out.push_str(k);
-            }
-            Seg::Index(i) => out.push_str(&format!("[{}]", i + first)),
-        }
+/// `at.path` (`path` alone at the root), in the same form as [`seg_path`].
+fn join(at: &str, key: &str) -> String {
+    match at {
+        "" => key.to_string(),
+        at => format!("{at}.{key}"),
     }
-    out
+}
+
+/// `store.retention`, `collector[2].dir` (indexes from `first`).
+fn seg_path(at: &str, segs: &[&Segment], first: usize) -> String {
+    segs.iter().fold(at.to_string(), |out, s| match s {
+        Segment::Map { key } => join(&out, key),
+        Segment::Seq { index } => format!("{out}[{}]", index + first),
+        _ => out,
+    })
 }
 
 /// The path of a key no field took, in the same form as [`seg_path`].
-fn ignored_path(path: &serde_ignored::Path<'_>, first: usize) -> String {
+fn ignored_path(at: &str, path: &serde_ignored::Path<'_>, first: usize) -> String {
     use serde_ignored::Path as P;
     match path {
-        P::Root => String::new(),
-        P::Seq { parent, index } => format!("{}[{}]", ignored_path(parent, first), index + first),
-        P::Map { parent, key } => match ignored_path(parent, first) {
-            p if p.is_empty() => key.clone(),
-            p => format!("{p}.{key}"),
-        },
+        P::Root => at.to_string(),
+        P::Seq { parent, index } => {
+            format!("{}[{}]", ignored_path(at, parent, first), index + first)
+        }
+        P::Map { parent, key } => join(&ignored_path(at, parent, first), key),
         P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
-            ignored_path(parent, first)
+            ignored_path(at, parent, first)
         }
     }
 }
 
-/// Removes the value at `segs` from `table`; false when there is none.
-fn remove(table: &mut toml::Table, segs: &[Seg]) -> bool {
-    let Some((last, parents)) = segs.split_last() else {
-        return false;
-    };
-    let mut here = Here::Table(table);
-    for s in parents {
-        here = match (here, s) {
-            (Here::Table(t), Seg::Key(k)) => match t.get_mut(k) {
-                Some(v) => Here::of(v),
-                None => return false,
-            },
-            (Here::Array(a), Seg::Index(i)) => match a.get_mut(*i) {
-                Some(v) => Here::of(v),
-                None => return false,
-            },
-            _ => return false,
-        };
-    }
-    match (here, last) {
-        (Here::Table(t), Seg::Key(k)) => t.remove(k).is_some(),
-        (Here::Array(a), Seg::Index(i)) if *i < a.len() => {
-            a.remove(*i);
+/// Removes the value at `segs` below `v`; false when there is none.
+fn remove(v: &mut toml::Value, segs: &[&Segment]) -> bool {
+    use toml::Value::{Array, Table};
+    match (v, segs) {
+        (Table(t), [Segment::Map { key }]) => t.remove(key).is_some(),
+        (Array(a), [Segment::Seq { index }]) if *index < a.len() => {
+            a.remove(*index);
             true
+        }
+        (Table(t), [Segment::Map { key }, rest @ ..]) => {
+            t.get_mut(key).is_some_and(|v| remove(v, rest))
+        }
+        (Array(a), [Segment::Seq { index }, rest @ ..]) => {
+            a.get_mut(*index).is_some_and(|v| remove(v, rest))
         }
         _ => false,
     }
 }
 
-enum Here<'a> {
-    Table(&'a mut toml::Table),
-    Array(&'a mut Vec<toml::Value>),
-    Leaf,
-}
-
-impl<'a> Here<'a> {
-    fn of(v: &'a mut toml::Value) -> Here<'a> {
-        match v {
-            toml::Value::Table(t) => Here::Table(t),
-            toml::Value::Array(a) => Here::Array(a),
-            _ => Here::Leaf,
-        }
-    }
-}
-
-fn count_keys(t: &toml::Table) -> usize {
-    fn of(v: &toml::Value) -> usize {
-        match v {
-            toml::Value::Table(t) => count_keys(t),
-            toml::Value::Array(a) => a.iter().map(of).sum::<usize>() + 1,
-            _ => 1,
-        }
-    }
-    t.values().map(|v| of(v) + 1).sum()
-}
-
 /// serde's wording in the words of the rest of the messages: `invalid type: integer `30`,
 /// expected a string` → `expected a string, found an integer`; `unknown variant `xml`,
-/// expected `text` or `json`` → `"xml": expected "text" or "json"`.
+/// expected `text` or `json`` → `"xml" is not one of text, json` ([`super::units::not_one_of`]).
 fn plain_words(msg: &str) -> String {
     // toml adds "\nin `a.b`" (its own path, without list indexes): ours comes first.
     let msg = msg.split("\nin `").next().unwrap_or(msg).trim();
-    if let Some((found, expected)) = msg
-        .strip_prefix("invalid type: ")
-        .and_then(|r| r.split_once(", expected "))
-    {
-        return format!(
-            "expected {}, found {}",
-            expected_words(expected),
-            found_words(found)
-        );
-    }
-    if let Some((found, expected)) = msg
-        .strip_prefix("invalid value: ")
-        .and_then(|r| r.split_once(", expected "))
-    {
-        return format!("{} is out of range ({expected})", found_words(found));
-    }
-    if let Some((variant, expected)) = msg
-        .strip_prefix("unknown variant `")
-        .and_then(|r| r.split_once("`, expected "))
-    {
-        return format!("{variant:?}: expected {}", expected.replace('`', "\""));
-    }
-    msg.to_string()
-}
-
-fn expected_words(e: &str) -> &str {
-    match e {
-        "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" => "an integer",
-        "a sequence" => "an array",
-        "a map" => "a table",
-        e if e.starts_with("struct ") => "a table",
-        e => e,
+    let split = |prefix: &str, sep: &str| msg.strip_prefix(prefix).and_then(|r| r.split_once(sep));
+    if let Some((found, expected)) = split("invalid type: ", ", expected ") {
+        let expected = match expected {
+            "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" => "an integer",
+            "a sequence" => "an array",
+            e if e == "a map" || e.starts_with("struct ") => "a table",
+            e => e,
+        };
+        format!("expected {expected}, found {}", found_words(found))
+    } else if let Some((found, expected)) = split("invalid value: ", ", expected ") {
+        format!("{} is out of range ({expected})", found_words(found))
+    } else if let Some((variant, expected)) = split("unknown variant `", "`, expected ") {
+        let expected = expected.trim_start_matches("one of ").replace(" or ", ", ");
+        let choices: Vec<&str> = expected.split(", ").map(|c| c.trim_matches('`')).collect();
+        super::units::not_one_of(variant, &choices)
+    } else {
+        msg.to_string()
     }
 }
 
+/// serde's `integer `5``, `string "x"`... in our words (an integer keeps its value).
 fn found_words(f: &str) -> String {
-    for (serde_word, ours) in [
+    let words = [
         ("integer", "an integer"),
         ("string", "a string"),
         ("boolean", "a boolean"),
         ("floating point", "a float"),
         ("sequence", "an array"),
         ("map", "a table"),
-    ] {
-        if let Some(value) = f.strip_prefix(serde_word) {
-            return match value.trim() {
-                "" => ours.to_string(),
-                v if serde_word == "integer" => format!("{ours} ({})", v.trim_matches('`')),
-                _ => ours.to_string(),
-            };
-        }
+    ];
+    let Some((serde_word, ours)) = words.iter().find(|(w, _)| f.starts_with(w)) else {
+        return f.to_string();
+    };
+    match f[serde_word.len()..].trim().trim_matches('`') {
+        v if *serde_word == "integer" && !v.is_empty() => format!("{ours} ({v})"),
+        _ => ours.to_string(),
     }
-    f.to_string()
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Configuration files on serde, with every problem reported at once.
 //!
 //! ```text
-//! text ──toml──▶ Table ──serde (derive)──▶ file type ──check()──▶ the role's config
+//! text ──toml──▶ Table ──serde (derive)──▶ the role's config ──check()──▶ checked config
 //!                  │        │      └─ unknown keys (serde_ignored): `store.buckt: unknown key`
 //!                  │        └─ a type error (serde_path_to_error): `store.retention: expected …`;
 //!                  │           its key is removed and the table read again (its default then)
@@ -21,12 +21,14 @@ pub mod units;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::compress::{Level, MAX_LEVEL};
+
 pub use load::{Check, load, parse};
 pub use sections::{
-    AlertConfig, AlertSection, CredentialsMode, DaemonTelemetry, OneOrList, StoreConfig, StoreKind,
-    Telemetry, TelemetryConfig,
+    AlertConfig, AlertSection, Compress, CredentialsMode, DaemonTelemetry, OneOrList, StoreConfig,
+    StoreKind, Telemetry, TelemetryConfig,
 };
-pub use units::{parse_duration, parse_size};
+pub use units::{ms, parse_duration, parse_size, secs};
 
 /// A configuration file with problems; `problems` lists every one found.
 #[derive(Debug, thiserror::Error)]
@@ -63,8 +65,8 @@ impl Problems {
     }
 
     /// A problem unless `v` is within `min..=max`.
-    pub fn range<T: Into<u64> + Copy>(&mut self, path: &str, v: T, min: u64, max: u64) {
-        let v = v.into();
+    pub fn range<T: TryInto<u64>>(&mut self, path: &str, v: T, min: u64, max: u64) {
+        let v = v.try_into().unwrap_or(u64::MAX);
         if !(min..=max).contains(&v) {
             self.push(path, format!("{v} is out of range {min}..={max}"));
         }
@@ -78,10 +80,18 @@ impl Problems {
     }
 
     /// A problem unless the size `v` is within `min..=max` bytes.
-    pub fn size_range(&mut self, path: &str, v: u64, min: u64, max: u64) {
+    pub fn size_range<T: TryInto<u64>>(&mut self, path: &str, v: T, min: u64, max: u64) {
+        let v = v.try_into().unwrap_or(u64::MAX);
         if !(min..=max).contains(&v) {
             self.push(path, format!("out of range {min}..={max} bytes"));
         }
+    }
+
+    /// The zstd level of a `compress = "zstd"` key (None when `on` is false), `level` checked
+    /// within the levels zstd has at `path`.
+    pub fn zstd_level(&mut self, path: &str, on: bool, level: u64) -> Option<Level> {
+        self.range(path, level, 1, MAX_LEVEL as u64);
+        Level::new(i32::try_from(level).ok()?).filter(|_| on)
     }
 
     /// A problem unless `d` is within `min..=max`.
@@ -91,17 +101,25 @@ impl Problems {
         }
     }
 
+    /// A problem of a key that must be set, unless its value is already reported as
+    /// malformed (serde then left the field at its default).
+    pub fn missing(&mut self, path: &str, what: impl std::fmt::Display) {
+        if !self.about(path) {
+            self.push(path, what);
+        }
+    }
+
     /// The absolute path `v` of a key that must be set: a problem when it is missing (and
     /// not already reported), empty or relative.
     pub fn required_path(&mut self, path: &str, v: Option<String>) -> Option<PathBuf> {
         match v {
-            None if !self.about(path) => self.push(path, "missing"),
-            None => {}
+            None => self.missing(path, "missing"),
             Some(v) if v.trim().is_empty() => self.push(path, "empty"),
-            Some(v) if !std::path::Path::new(&v).is_absolute() => {
-                self.push(path, format!("{v} is not an absolute path"))
+            Some(v) => {
+                let v = PathBuf::from(v);
+                self.absolute(path, &v);
+                return Some(v).filter(|v| v.is_absolute());
             }
-            Some(v) => return Some(PathBuf::from(v)),
         }
         None
     }

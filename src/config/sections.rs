@@ -1,39 +1,53 @@
 //! The sections every role reads the same way, with their defaults: `[store]` (the watcher,
 //! `push` and the verifier), `[telemetry]` and `[alert]`.
 
+use super::{ms, secs};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, de};
+use smart_default::SmartDefault;
 
 use super::Problems;
-use super::units::{duration, size};
+use super::units::{choice, duration, from_str_with, size};
 use crate::alert::AlertHook;
 use crate::store::LockMode;
 use crate::telemetry::LogFormat;
 
 /// Which backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreKind {
     /// S3 with Object Lock.
+    #[default]
     S3,
     /// A local directory (NOT WORM: for trying things out).
     Local,
 }
 
+/// A `compress` key: `"off"` or `"zstd"` (at its `compress_level`, see
+/// [`Problems::zstd_level`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compress {
+    #[default]
+    Off,
+    Zstd,
+}
+
 /// `[store]` `credentials`: where the chain may look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CredentialsMode {
     /// Environment, web-identity token file, shared files: never a metadata service.
+    #[default]
     Chain,
     /// The same, then the container or instance metadata service (IMDSv2).
     Instance,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, SmartDefault)]
 #[serde(default)]
 pub struct StoreConfig {
     /// `s3` or `local`.
@@ -43,6 +57,7 @@ pub struct StoreConfig {
     pub endpoint: Option<url::Url>,
     pub bucket: String,
     /// Signing region.
+    #[default = "us-east-1"]
     pub region: String,
     /// Path-style addressing; None: chosen from the endpoint (path-style for an IP address or
     /// localhost, virtual-hosted otherwise), as the AWS tools do.
@@ -58,6 +73,7 @@ pub struct StoreConfig {
     pub sts_endpoint: Option<url::Url>,
     /// Instance metadata endpoint, asked only with `credentials = "instance"`.
     #[serde(deserialize_with = "url_with_host")]
+    #[default(url::Url::parse(crate::store::s3::credentials::DEFAULT_METADATA_ENDPOINT).expect("constant URL"))]
     pub metadata_endpoint: url::Url,
     /// Extra CA certificate (PEM).
     #[serde(deserialize_with = "non_empty_path")]
@@ -66,67 +82,42 @@ pub struct StoreConfig {
     pub prefix: String,
     /// Object Lock mode.
     #[serde(deserialize_with = "lock_mode")]
+    #[default(LockMode::Compliance)]
     pub lock_mode: LockMode,
-    /// Retention period; None: rely on the bucket's default retention.
+    /// Retention period; None (the default): rely on the bucket's default retention, what
+    /// the shipped policies allow (a period needs s3:PutObjectRetention); a bucket without
+    /// one is refused at start.
     #[serde(deserialize_with = "retention")]
     pub retention: Option<Duration>,
     /// Accept a bucket without Object Lock (experiments only).
     pub allow_unlocked_bucket: bool,
     /// Deadline of one request (for streamed uploads: of no progress).
     #[serde(deserialize_with = "duration")]
+    #[default(secs(120))]
     pub request_timeout: Duration,
     /// Deadline for connecting.
     #[serde(deserialize_with = "duration")]
+    #[default(secs(10))]
     pub connect_timeout: Duration,
     /// Attempts per request.
+    #[default = 6]
     pub max_attempts: u32,
     /// Files up to this size go up as one streamed PUT.
     #[serde(deserialize_with = "size")]
+    #[default(5 << 30)]
     pub stream_threshold: u64,
     /// Part size above it.
     #[serde(deserialize_with = "size")]
+    #[default(64 << 20)]
     pub part_size: u64,
     /// Parts in flight per file.
+    #[default = 4]
     pub part_concurrency: usize,
     /// Also send Content-MD5.
     pub content_md5: bool,
     /// Directory of the local store.
     #[serde(deserialize_with = "non_empty_path")]
     pub dir: Option<PathBuf>,
-}
-
-impl Default for StoreConfig {
-    fn default() -> StoreConfig {
-        StoreConfig {
-            kind: StoreKind::S3,
-            endpoint: None,
-            bucket: String::new(),
-            region: "us-east-1".into(),
-            path_style: None,
-            credentials: CredentialsMode::Chain,
-            profile: None,
-            sts_endpoint: None,
-            metadata_endpoint: url::Url::parse(
-                crate::store::s3::credentials::DEFAULT_METADATA_ENDPOINT,
-            )
-            .expect("constant URL"),
-            ca_file: None,
-            prefix: String::new(),
-            lock_mode: LockMode::Compliance,
-            // The bucket's default retention: what the shipped policies allow (a period
-            // needs s3:PutObjectRetention), and a bucket without one is refused at start.
-            retention: None,
-            allow_unlocked_bucket: false,
-            request_timeout: Duration::from_secs(120),
-            connect_timeout: Duration::from_secs(10),
-            max_attempts: 6,
-            stream_threshold: 5 << 30,
-            part_size: 64 << 20,
-            part_concurrency: 4,
-            content_md5: false,
-            dir: None,
-        }
-    }
 }
 
 impl StoreConfig {
@@ -140,118 +131,76 @@ impl StoreConfig {
     /// `[worm]` and `[retention]` carry them too).
     pub fn check_at(&self, at: &str, p: &mut Problems) {
         let key = |k: &str| format!("{at}.{k}");
-        let min = Duration::from_millis(100);
-        p.at_least(&key("request_timeout"), self.request_timeout, min);
-        p.at_least(&key("connect_timeout"), self.connect_timeout, min);
+        let when = |kind: &str| format!("required when {at}.kind = \"{kind}\"");
+        p.at_least(&key("request_timeout"), self.request_timeout, ms(100));
+        p.at_least(&key("connect_timeout"), self.connect_timeout, ms(100));
         p.range(&key("max_attempts"), self.max_attempts, 1, 20);
-        p.range(
-            &key("part_concurrency"),
-            self.part_concurrency as u64,
-            1,
-            64,
-        );
-        match self.kind {
-            StoreKind::S3 => {
-                match &self.endpoint {
-                    None if !p.about(&key("endpoint")) => p.push(
-                        &key("endpoint"),
-                        format!("required when {at}.kind = \"s3\""),
-                    ),
-                    None => {}
-                    Some(e) => {
-                        if let Err(why) =
-                            crate::store::s3::addressing(e, &self.bucket, self.path_style)
-                        {
-                            p.line(why);
-                        }
-                    }
+        p.range(&key("part_concurrency"), self.part_concurrency, 1, 64);
+        match (self.kind, &self.dir) {
+            (StoreKind::S3, dir) => {
+                let addressing = |e| crate::store::s3::addressing(e, &self.bucket, self.path_style);
+                match self.endpoint.as_ref().map(addressing) {
+                    None => p.missing(&key("endpoint"), when("s3")),
+                    Some(Err(why)) => p.line(why),
+                    Some(Ok(_)) => {}
                 }
                 if self.bucket.is_empty() {
-                    p.push(&key("bucket"), format!("required when {at}.kind = \"s3\""));
+                    p.push(&key("bucket"), when("s3"));
                 }
-                if self.dir.is_some() {
+                if dir.is_some() {
                     p.push(&key("dir"), format!("only for {at}.kind = \"local\""));
                 }
             }
-            StoreKind::Local => match &self.dir {
-                None if !p.about(&key("dir")) => {
-                    p.push(&key("dir"), format!("required when {at}.kind = \"local\""))
-                }
-                None => {}
-                Some(d) => p.absolute(&key("dir"), d),
-            },
+            (StoreKind::Local, None) => p.missing(&key("dir"), when("local")),
+            (StoreKind::Local, Some(d)) => p.absolute(&key("dir"), d),
         }
         if !self.prefix.is_empty() && crate::store::validate_key(&self.prefix).is_err() {
-            p.push(
-                &key("prefix"),
-                format!(
-                    "{:?} must be a relative key without empty, '.' or '..' parts and without \
-                     leading or trailing '/'",
-                    self.prefix
-                ),
-            );
+            let what = "must be a relative key without empty, '.' or '..' parts and without \
+                        leading or trailing '/'";
+            p.push(&key("prefix"), format!("{:?} {what}", self.prefix));
         }
-        if self.stream_threshold == 0 || self.stream_threshold > 5 << 30 {
+        if !(1..=5 << 30).contains(&self.stream_threshold) {
+            let what = "is not within 1 byte..=5 GiB (what S3 accepts in one PUT)";
             p.push(
                 &key("stream_threshold"),
-                format!(
-                    "{} is not within 1 byte..=5 GiB (what S3 accepts in one PUT)",
-                    self.stream_threshold
-                ),
+                format!("{} {what}", self.stream_threshold),
             );
         }
-        if self.part_size < 5 << 20 || self.part_size > 5 << 30 {
-            p.push(
-                &key("part_size"),
-                format!(
-                    "{} is outside 5 MiB..=5 GiB (S3's part limits)",
-                    self.part_size
-                ),
-            );
+        if !(5 << 20..=5 << 30).contains(&self.part_size) {
+            let what = "is outside 5 MiB..=5 GiB (S3's part limits)";
+            p.push(&key("part_size"), format!("{} {what}", self.part_size));
         }
     }
 }
 
 /// `[telemetry]` of the watcher and the verifier.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, SmartDefault)]
 #[serde(default)]
 pub struct TelemetryConfig {
     /// Text or JSON.
-    #[serde(deserialize_with = "log_format")]
     pub log_format: LogFormat,
     /// Level filter (`info`, `debug`, `redovault=debug,info`, ...).
+    #[default = "info"]
     pub log_level: String,
     /// Prometheus endpoint address; None: off.
     #[serde(deserialize_with = "metrics_listen")]
     pub metrics_listen: Option<SocketAddr>,
 }
 
-impl Default for TelemetryConfig {
-    fn default() -> TelemetryConfig {
-        TelemetryConfig {
-            log_format: LogFormat::Text,
-            log_level: "info".into(),
-            metrics_listen: None,
-        }
-    }
-}
-
 impl TelemetryConfig {
     /// Adds a problem when the level filter does not parse.
     pub fn check(&self, p: &mut Problems) {
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
-            p.push(
-                "telemetry.log_level",
-                format!("{:?} is not a level filter", self.log_level),
-            );
+            let what = format!("{:?} is not a level filter", self.log_level);
+            p.push("telemetry.log_level", what);
         }
     }
 }
 
-/// `[alert]` as written: a command or a webhook, checked into an [`AlertConfig`].
-#[derive(Debug, Clone, Deserialize)]
+/// `[alert]`: a command or a webhook ([`AlertConfig::hook`]).
+#[derive(Debug, Clone, PartialEq, Deserialize, SmartDefault)]
 #[serde(default)]
-pub struct AlertSection {
+pub struct AlertConfig {
     /// Program and arguments run with each alarm.
     pub command: Vec<String>,
     /// Or an http(s) URL the alarm is POSTed to.
@@ -262,81 +211,57 @@ pub struct AlertSection {
     pub webhook_ca_file: Option<PathBuf>,
     /// Deadline of one run or POST.
     #[serde(deserialize_with = "duration")]
+    #[default(secs(10))]
     pub timeout: Duration,
-    /// The same alarm is raised again only after this long.
-    #[serde(deserialize_with = "duration")]
-    pub repeat_after: Duration,
-}
-
-impl Default for AlertSection {
-    fn default() -> AlertSection {
-        AlertSection {
-            command: Vec::new(),
-            webhook: None,
-            webhook_ca_file: None,
-            timeout: Duration::from_secs(10),
-            repeat_after: AlertConfig::default().repeat_after,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertConfig {
-    /// Command or webhook.
-    pub hook: AlertHook,
     /// The same alarm (kind and subject) is raised again only after this long.
+    #[serde(deserialize_with = "duration")]
+    #[default(secs(3600))]
     pub repeat_after: Duration,
 }
 
-impl Default for AlertConfig {
-    fn default() -> AlertConfig {
-        AlertConfig {
-            hook: AlertHook::None,
-            repeat_after: Duration::from_secs(3600),
+/// The name `[alert]` had when it was read into a second type (one since issue 17).
+pub type AlertSection = AlertConfig;
+
+impl AlertConfig {
+    /// Where alarms go ([`AlertHook::None`] when the keys contradict each other: see
+    /// [`AlertConfig::check`]).
+    pub fn hook(&self) -> AlertHook {
+        self.try_hook().unwrap_or(AlertHook::None)
+    }
+
+    /// A problem for each bound and each contradiction.
+    pub fn check(&self, p: &mut Problems) {
+        p.at_least("alert.timeout", self.timeout, ms(100));
+        p.at_least("alert.repeat_after", self.repeat_after, secs(1));
+        if let Err((key, why)) = self.try_hook() {
+            p.push(key, why);
         }
     }
-}
 
-impl AlertSection {
-    /// The hook, and a problem for each contradiction.
-    pub fn check(self, p: &mut Problems) -> AlertConfig {
-        p.at_least("alert.timeout", self.timeout, Duration::from_millis(100));
-        p.at_least(
-            "alert.repeat_after",
-            self.repeat_after,
-            Duration::from_secs(1),
-        );
+    /// The hook, or the key at fault and why.
+    fn try_hook(&self) -> Result<AlertHook, (&'static str, String)> {
         let timeout = self.timeout;
-        let hook = match (self.command, self.webhook) {
-            (argv, None) if argv.is_empty() => AlertHook::None,
-            (argv, None) => {
-                if argv[0].is_empty() {
-                    p.push("alert.command", "the program (first item) is empty");
-                }
-                AlertHook::Command { argv, timeout }
+        match (self.command.as_slice(), &self.webhook) {
+            ([], None) => Ok(AlertHook::None),
+            ([program, ..], None) if program.is_empty() => {
+                Err(("alert.command", "the program (first item) is empty".into()))
             }
-            (argv, Some(w)) if argv.is_empty() => match url::Url::parse(&w) {
-                Ok(url) if matches!(url.scheme(), "https" | "http") => AlertHook::Webhook {
+            (argv, None) => Ok(AlertHook::Command {
+                argv: argv.to_vec(),
+                timeout,
+            }),
+            ([], Some(w)) => match url::Url::parse(w) {
+                Ok(url) if matches!(url.scheme(), "https" | "http") => Ok(AlertHook::Webhook {
                     url,
-                    ca_file: self.webhook_ca_file,
+                    ca_file: self.webhook_ca_file.clone(),
                     timeout,
-                },
-                _ => {
-                    p.push("alert.webhook", format!("{w:?} is not an http(s) URL"));
-                    AlertHook::None
-                }
+                }),
+                _ => Err(("alert.webhook", format!("{w:?} is not an http(s) URL"))),
             },
-            (_, Some(_)) => {
-                p.push(
-                    "alert.webhook",
-                    "set either alert.command or alert.webhook, not both",
-                );
-                AlertHook::None
-            }
-        };
-        AlertConfig {
-            hook,
-            repeat_after: self.repeat_after,
+            (_, Some(_)) => Err((
+                "alert.webhook",
+                "set either alert.command or alert.webhook, not both".into(),
+            )),
         }
     }
 }
@@ -352,113 +277,77 @@ pub fn non_empty_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>
 }
 
 fn https_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<url::Url>, D::Error> {
-    let Some(e) = non_empty(d)? else {
-        return Ok(None);
-    };
-    match url::Url::parse(&e) {
+    from_str_with(d, "a string", false, |e| match url::Url::parse(e) {
+        _ if e.is_empty() => Ok(None),
         Ok(u) if u.scheme() == "https" && u.host_str().is_some() => Ok(Some(u)),
-        Ok(_) => Err(de::Error::custom(format!(
-            "{e:?} must be an https:// URL with a host"
-        ))),
-        Err(err) => Err(de::Error::custom(format!("{e:?} is not a URL: {err}"))),
-    }
-}
-
-fn parse_url_with_host<E: de::Error>(e: &str) -> Result<url::Url, E> {
-    match url::Url::parse(e) {
-        Ok(u) if u.host_str().is_some() => Ok(u),
-        _ => Err(E::custom(format!(
-            "{e:?} is not a URL with a host such as \"http://169.254.169.254\""
-        ))),
-    }
-}
-
-fn opt_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<url::Url>, D::Error> {
-    non_empty(d)?.map(|e| parse_url_with_host(&e)).transpose()
+        Ok(_) => Err(format!("{e:?} must be an https:// URL with a host")),
+        Err(err) => Err(format!("{e:?} is not a URL: {err}")),
+    })
 }
 
 fn url_with_host<'de, D: Deserializer<'de>>(d: D) -> Result<url::Url, D::Error> {
-    parse_url_with_host(&String::deserialize(d)?)
+    from_str_with(d, "a string", false, host_url)
+}
+
+/// A URL with a host, `""`: not set.
+fn opt_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<url::Url>, D::Error> {
+    from_str_with(d, "a string", false, |e| match e {
+        "" => Ok(None),
+        e => host_url(e).map(Some),
+    })
+}
+
+fn host_url(e: &str) -> Result<url::Url, String> {
+    (url::Url::parse(e).ok())
+        .filter(|u| u.host_str().is_some())
+        .ok_or_else(|| format!("{e:?} is not a URL with a host such as \"http://169.254.169.254\""))
 }
 
 /// `"auto"` (None), `true` or `false`.
 fn path_style<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    struct V;
-    impl de::Visitor<'_> for V {
-        type Value = Option<bool>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("\"auto\", true or false")
-        }
-        fn visit_bool<E: de::Error>(self, b: bool) -> Result<Option<bool>, E> {
-            Ok(Some(b))
-        }
-        fn visit_str<E: de::Error>(self, s: &str) -> Result<Option<bool>, E> {
-            match s {
-                "auto" => Ok(None),
-                _ => Err(E::invalid_value(de::Unexpected::Str(s), &self)),
-            }
-        }
+    match toml::Value::deserialize(d)? {
+        toml::Value::Boolean(b) => Ok(Some(b)),
+        toml::Value::String(s) if s == "auto" => Ok(None),
+        v => Err(de::Error::custom(format!(
+            "expected \"auto\", true or false, found {v}"
+        ))),
     }
-    d.deserialize_any(V)
 }
 
 fn lock_mode<'de, D: Deserializer<'de>>(d: D) -> Result<LockMode, D::Error> {
-    match String::deserialize(d)?.as_str() {
-        "compliance" => Ok(LockMode::Compliance),
-        "governance" => Ok(LockMode::Governance),
-        other => Err(de::Error::custom(format!(
-            "{other:?}: expected \"compliance\" or \"governance\""
-        ))),
-    }
+    let modes = [
+        ("compliance", LockMode::Compliance),
+        ("governance", LockMode::Governance),
+    ];
+    choice(d, &modes)
 }
 
 /// A period of at least a minute, or `"bucket-default"` (None).
 fn retention<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    struct V;
-    impl de::Visitor<'_> for V {
-        type Value = Option<Duration>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a string such as \"30d\"")
-        }
-        fn visit_str<E: de::Error>(self, r: &str) -> Result<Option<Duration>, E> {
-            match super::parse_duration(r) {
-                _ if r == "bucket-default" => Ok(None),
-                Some(p) if p >= Duration::from_secs(60) => Ok(Some(p)),
-                _ => Err(E::custom(format!(
-                    "{r:?}: expected a period of at least 1m such as \"30d\", or \"bucket-default\""
-                ))),
-            }
-        }
-    }
-    d.deserialize_any(V)
+    let (expecting, wanted) = (
+        "a string such as \"30d\"",
+        "expected a period of at least 1m such as \"30d\", or \"bucket-default\"",
+    );
+    from_str_with(d, expecting, false, |r| match super::parse_duration(r) {
+        _ if r == "bucket-default" => Ok(None),
+        Some(p) if p >= secs(60) => Ok(Some(p)),
+        _ => Err(format!("{r:?}: {wanted}")),
+    })
 }
 
-fn log_format<'de, D: Deserializer<'de>>(d: D) -> Result<LogFormat, D::Error> {
-    match String::deserialize(d)?.as_str() {
-        "text" => Ok(LogFormat::Text),
-        "json" => Ok(LogFormat::Json),
-        other => Err(de::Error::custom(format!(
-            "{other:?} is not one of text, json"
-        ))),
-    }
-}
-
+/// An address, `""`: off.
 pub(crate) fn metrics_listen<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<SocketAddr>, D::Error> {
-    non_empty(d)?
-        .map(|a| {
-            a.parse().map_err(|_| {
-                de::Error::custom(format!(
-                    "{a:?} is not an address such as \"127.0.0.1:9464\" (\"\": off)"
-                ))
-            })
-        })
-        .transpose()
+    let hint = "is not an address such as \"127.0.0.1:9464\" (\"\": off)";
+    from_str_with(d, "a string", false, |a| match a {
+        "" => Ok(None),
+        a => a.parse().map(Some).map_err(|_| format!("{a:?} {hint}")),
+    })
 }
 
 /// A table or a list of tables (`[collector]` or `[[collector]]`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, SmartDefault)]
 pub struct OneOrList<T> {
     /// The tables, in file order.
     pub items: Vec<T>,
@@ -466,12 +355,10 @@ pub struct OneOrList<T> {
     pub list: bool,
 }
 
-impl<T> Default for OneOrList<T> {
-    fn default() -> OneOrList<T> {
-        OneOrList {
-            items: Vec::new(),
-            list: false,
-        }
+impl<T> std::ops::Deref for OneOrList<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.items
     }
 }
 
@@ -484,17 +371,11 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrList<T> {
                 f.write_str("a table or a list of tables")
             }
             fn visit_map<M: de::MapAccess<'de>>(self, m: M) -> Result<OneOrList<T>, M::Error> {
-                let one = T::deserialize(de::value::MapAccessDeserializer::new(m))?;
-                Ok(OneOrList {
-                    items: vec![one],
-                    list: false,
-                })
+                let items = vec![T::deserialize(de::value::MapAccessDeserializer::new(m))?];
+                Ok(OneOrList { items, list: false })
             }
-            fn visit_seq<S: de::SeqAccess<'de>>(self, mut s: S) -> Result<OneOrList<T>, S::Error> {
-                let mut items = Vec::new();
-                while let Some(t) = s.next_element()? {
-                    items.push(t);
-                }
+            fn visit_seq<S: de::SeqAccess<'de>>(self, s: S) -> Result<OneOrList<T>, S::Error> {
+                let items = Vec::deserialize(de::value::SeqAccessDeserializer::new(s))?;
                 Ok(OneOrList { items, list: true })
             }
         }
@@ -504,27 +385,16 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrList<T> {
 
 /// `[telemetry]` of the collector and the extractor: their metrics endpoint is on unless
 /// `metrics_listen = ""`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct DaemonTelemetry {
     /// Text or JSON.
-    #[serde(deserialize_with = "log_format")]
     pub log_format: LogFormat,
     /// Level filter.
     pub log_level: Option<String>,
     /// None: absent (the role's default port); `Some(None)`: `""`, off.
     #[serde(deserialize_with = "some_metrics_listen")]
     pub metrics_listen: Option<Option<SocketAddr>>,
-}
-
-impl Default for DaemonTelemetry {
-    fn default() -> DaemonTelemetry {
-        DaemonTelemetry {
-            log_format: LogFormat::Text,
-            log_level: None,
-            metrics_listen: None,
-        }
-    }
 }
 
 fn some_metrics_listen<'de, D: Deserializer<'de>>(
@@ -566,24 +436,19 @@ pub fn link_timing(
     handshake_timeout: Duration,
     p: &mut Problems,
 ) -> crate::wire::transport::LinkConfig {
-    let ms = Duration::from_millis;
+    let key = |k: &str| format!("{at}.{k}");
     p.within(
-        &format!("{at}.heartbeat_interval"),
+        &key("heartbeat_interval"),
         heartbeat_interval,
         ms(10),
-        ms(60_000),
+        secs(60),
     );
-    p.range(
-        &format!("{at}.missed_heartbeats"),
-        missed_heartbeats,
-        2,
-        100,
-    );
+    p.range(&key("missed_heartbeats"), missed_heartbeats, 2, 100);
     p.within(
-        &format!("{at}.handshake_timeout"),
+        &key("handshake_timeout"),
         handshake_timeout,
         ms(100),
-        ms(300_000),
+        secs(300),
     );
     crate::wire::transport::LinkConfig {
         heartbeat_interval,

@@ -5,14 +5,16 @@
 //! never appear here: they come from `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (and
 //! `AWS_SESSION_TOKEN`).
 
+use crate::config::{ms, secs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, de};
+use serde::{Deserialize, Deserializer};
+use smart_default::SmartDefault;
 
-use crate::compress::{Level, MAX_LEVEL};
-use crate::config::units::duration;
-use crate::config::{AlertSection, Check, Problems};
+use crate::compress::Level;
+use crate::config::units::{choice, duration};
+use crate::config::{Check, Problems};
 
 pub use crate::config::{
     AlertConfig, ConfigError, CredentialsMode, StoreConfig, StoreKind, TelemetryConfig,
@@ -20,7 +22,8 @@ pub use crate::config::{
 };
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct Config {
     /// What to watch and how.
     pub watch: WatchConfig,
@@ -34,205 +37,122 @@ pub struct Config {
     pub alert: AlertConfig,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, SmartDefault)]
 #[serde(default)]
 pub struct WatchConfig {
     /// Archive destinations (absolute directories), scanned recursively.
     pub dirs: Vec<PathBuf>,
     /// File name patterns of archived logs (`*` and `?`).
+    #[default(vec!["*.dbf".into(), "*.arc".into()])]
     pub include: Vec<String>,
     /// File name patterns never shipped (hidden files...).
+    #[default(vec![".*".into()])]
     pub exclude: Vec<String>,
     /// Temporary names archived logs are written under before being renamed (never shipped
     /// themselves; followed while written, so that the renamed log ships at once).
+    #[default(vec!["*.tmp".into(), "*.part".into()])]
     pub temp_patterns: Vec<String>,
     /// How deep below each directory to look (1: only the directory itself).
+    #[default = 4]
     pub max_depth: u32,
     /// Full rescan period: the truth (events are only hints).
     #[serde(deserialize_with = "duration")]
+    #[default(secs(10))]
     pub scan_interval: Duration,
     /// Use filesystem events (inotify) to notice new files at once.
+    #[default = true]
     pub events: bool,
     /// How long a file may stay incomplete or damaged, unchanged, before the alarm and the
     /// quarantine copy.
     #[serde(deserialize_with = "duration")]
+    #[default(secs(300))]
     pub grace_period: Duration,
     /// Files validated and uploaded at once.
+    #[default = 4]
     pub parallel_uploads: usize,
     /// Longest pause before retrying a failed upload.
     #[serde(deserialize_with = "duration")]
+    #[default(secs(30))]
     pub retry_max_backoff: Duration,
     /// Alarm when the oldest unshipped log is older than this.
     #[serde(deserialize_with = "duration")]
+    #[default(secs(600))]
     pub backlog_alarm_age: Duration,
     /// At shutdown, how long in-flight uploads may take to finish.
     #[serde(deserialize_with = "duration")]
+    #[default(secs(30))]
     pub shutdown_timeout: Duration,
     /// Ship each log as one zstd frame at this level (`compress = "zstd"`), or byte-identical
     /// to Oracle's file (None, the default). The manifest then records both digests.
     #[serde(deserialize_with = "compress_mode")]
     pub compress: Option<Level>,
     /// The zstd level of `compress = "zstd"`.
+    #[default(Level::DEFAULT.get() as u64)]
     pub compress_level: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, SmartDefault)]
 #[serde(default)]
 pub struct StateConfig {
     /// The state directory.
+    #[default(PathBuf::from(DEFAULT_STATE_DIR))]
     pub dir: PathBuf,
     /// How often the status file is rewritten.
     #[serde(deserialize_with = "duration")]
+    #[default(secs(2))]
     pub status_interval: Duration,
     /// How often the open manifest segment is closed and sealed into WORM.
     #[serde(deserialize_with = "duration")]
+    #[default(secs(600))]
     pub seal_interval: Duration,
     /// Close the open segment once it holds this many entries.
+    #[default = 1000]
     pub segment_max_entries: usize,
 }
 
 /// The state directory used when none is configured.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/redovault/watcher";
 
-impl Default for WatchConfig {
-    fn default() -> WatchConfig {
-        WatchConfig {
-            dirs: Vec::new(),
-            include: vec!["*.dbf".into(), "*.arc".into()],
-            exclude: vec![".*".into()],
-            temp_patterns: vec!["*.tmp".into(), "*.part".into()],
-            max_depth: 4,
-            scan_interval: Duration::from_secs(10),
-            events: true,
-            grace_period: Duration::from_secs(300),
-            parallel_uploads: 4,
-            retry_max_backoff: Duration::from_secs(30),
-            backlog_alarm_age: Duration::from_secs(600),
-            shutdown_timeout: Duration::from_secs(30),
-            compress: None,
-            compress_level: Level::DEFAULT.get() as u64,
-        }
-    }
-}
-
-impl Default for StateConfig {
-    fn default() -> StateConfig {
-        StateConfig {
-            dir: PathBuf::from(DEFAULT_STATE_DIR),
-            status_interval: Duration::from_secs(2),
-            seal_interval: Duration::from_secs(600),
-            segment_max_entries: 1000,
-        }
-    }
-}
-
 /// `compress`: `"off"` (None) or `"zstd"` (at `compress_level`, set by the check).
 fn compress_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Level>, D::Error> {
-    match String::deserialize(d)?.as_str() {
-        "off" => Ok(None),
-        "zstd" => Ok(Some(Level::DEFAULT)),
-        other => Err(de::Error::custom(format!(
-            "expected \"off\" or \"zstd\", found \"{other}\""
-        ))),
-    }
+    choice(d, &[("off", None), ("zstd", Some(Level::DEFAULT))])
 }
 
-/// The file as serde reads it, before [`Check::check`].
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct ConfigFile {
-    watch: WatchConfig,
-    state: StateConfig,
-    store: StoreConfig,
-    telemetry: TelemetryConfig,
-    alert: AlertSection,
-}
-
-impl Check for ConfigFile {
+impl Check for Config {
     type Output = Config;
 
-    fn check(self, p: &mut Problems) -> Option<Config> {
-        let mut watch = self.watch;
-        watch.check(p);
-        self.state.check(&watch, p);
-        self.store.check(p);
-        self.telemetry.check(p);
-        Some(Config {
-            watch,
-            state: self.state,
-            store: self.store,
-            telemetry: self.telemetry,
-            alert: self.alert.check(p),
-        })
-    }
-}
-
-impl WatchConfig {
-    fn check(&mut self, p: &mut Problems) {
-        let min = Duration::from_millis(100);
-        p.range("watch.max_depth", self.max_depth, 1, 16);
-        p.at_least("watch.scan_interval", self.scan_interval, min);
-        p.range(
-            "watch.parallel_uploads",
-            self.parallel_uploads as u64,
-            1,
-            64,
-        );
-        p.at_least("watch.retry_max_backoff", self.retry_max_backoff, min);
-        p.at_least(
-            "watch.backlog_alarm_age",
-            self.backlog_alarm_age,
-            Duration::from_secs(1),
-        );
-        p.range(
-            "watch.compress_level",
-            self.compress_level,
-            1,
-            MAX_LEVEL as u64,
-        );
-        self.compress = self
-            .compress
-            .and_then(|_| Level::new(i32::try_from(self.compress_level).ok()?));
-        if self.dirs.is_empty() && !p.about("watch.dirs") {
-            p.push("watch.dirs", "at least one archive directory is needed");
+    fn check(mut self, p: &mut Problems) -> Option<Config> {
+        let (w, s) = (&mut self.watch, &self.state);
+        let min = ms(100);
+        p.range("watch.max_depth", w.max_depth, 1, 16);
+        p.at_least("watch.scan_interval", w.scan_interval, min);
+        p.range("watch.parallel_uploads", w.parallel_uploads, 1, 64);
+        p.at_least("watch.retry_max_backoff", w.retry_max_backoff, min);
+        p.at_least("watch.backlog_alarm_age", w.backlog_alarm_age, secs(1));
+        let level = w.compress_level;
+        w.compress = p.zstd_level("watch.compress_level", w.compress.is_some(), level);
+        if w.dirs.is_empty() {
+            p.missing("watch.dirs", "at least one archive directory is needed");
         }
-        for d in &self.dirs {
+        for d in &w.dirs {
             p.absolute("watch.dirs", d);
         }
-        if self.include.is_empty() || self.include.iter().any(String::is_empty) {
+        if w.include.is_empty() || w.include.iter().any(String::is_empty) {
             p.push("watch.include", "needs at least one non-empty pattern");
         }
-    }
-}
-
-impl StateConfig {
-    fn check(&self, watch: &WatchConfig, p: &mut Problems) {
-        p.at_least(
-            "state.status_interval",
-            self.status_interval,
-            Duration::from_millis(100),
-        );
-        p.at_least(
-            "state.seal_interval",
-            self.seal_interval,
-            Duration::from_secs(1),
-        );
-        p.range(
-            "state.segment_max_entries",
-            self.segment_max_entries as u64,
-            1,
-            1_000_000,
-        );
-        p.absolute("state.dir", &self.dir);
-        if watch.dirs.iter().any(|d| self.dir.starts_with(d)) {
-            p.push(
-                "state.dir",
-                format!(
-                    "{} is inside a watched archive directory",
-                    self.dir.display()
-                ),
-            );
+        p.at_least("state.status_interval", s.status_interval, min);
+        p.at_least("state.seal_interval", s.seal_interval, secs(1));
+        let entries = s.segment_max_entries;
+        p.range("state.segment_max_entries", entries, 1, 1_000_000);
+        p.absolute("state.dir", &s.dir);
+        if w.dirs.iter().any(|d| s.dir.starts_with(d)) {
+            let what = format!("{} is inside a watched archive directory", s.dir.display());
+            p.push("state.dir", what);
         }
+        self.store.check(p);
+        self.telemetry.check(p);
+        self.alert.check(p);
+        Some(self)
     }
 }
 
@@ -267,12 +187,12 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 impl Config {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        crate::config::load::<ConfigFile>(path)
+        crate::config::load::<Config>(path)
     }
 
     /// Parses and checks configuration text; on failure, every problem found.
     pub fn parse(text: &str) -> Result<Config, Vec<String>> {
-        crate::config::parse::<ConfigFile>(text)
+        crate::config::parse::<Config>(text)
     }
 
     /// True when `name` is an archived log name this configuration ships.
@@ -354,7 +274,7 @@ bucket = "redo"
         assert_eq!(c.state, d.state);
         assert_eq!(c.store.retention, None, "the bucket's default retention");
         assert_eq!(c.store.lock_mode, LockMode::Compliance);
-        assert_eq!(c.alert.hook, AlertHook::None);
+        assert_eq!(c.alert.hook(), AlertHook::None);
         assert!(c.wants("arch1_15_1224959854.dbf"));
         assert!(c.wants("o1_mf_1_15_abc_.arc"));
         assert!(!c.wants("arch1_15_1224959854.dbf.tmp"));
@@ -437,7 +357,7 @@ x = 1
         assert_eq!(
             problems,
             vec![
-                "watch.compress: expected \"off\" or \"zstd\", found \"gzip\"".to_string(),
+                "watch.compress: \"gzip\" is not one of off, zstd".to_string(),
                 "watch.compress_level: 20 is out of range 1..=19".to_string(),
             ]
         );
@@ -476,7 +396,7 @@ timeout = "3s"
         assert_eq!(c.store.kind, StoreKind::Local);
         assert_eq!(c.store.retention, None);
         assert!(matches!(
-            c.alert.hook,
+            c.alert.hook(),
             AlertHook::Webhook { timeout, .. } if timeout == Duration::from_secs(3)
         ));
         let p = Config::parse(
@@ -542,7 +462,7 @@ timeout = "3s"
         d.store.prefix = c.store.prefix.clone();
         d.store.ca_file = c.store.ca_file.clone();
         d.telemetry.metrics_listen = c.telemetry.metrics_listen;
-        d.alert.hook = c.alert.hook.clone();
+        d.alert.command = c.alert.command.clone();
         assert_eq!(c, d);
     }
 

@@ -182,7 +182,7 @@ pub async fn run_with_store<S: ArchiveStore + Clone + 'static>(
         info!(addr = %a, "metrics endpoint listening");
     }
     let (alerter, alert_task) =
-        Alerter::start(cfg.alert.hook.clone(), metrics.alerts.clone(), aux.clone())?;
+        Alerter::start(cfg.alert.hook(), metrics.alerts.clone(), aux.clone())?;
     let result = async {
         let mdir = cfg.manifest_dir();
         let (manifest, gaps, last_shipped_at) = tokio::task::spawn_blocking(move || {

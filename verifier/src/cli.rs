@@ -415,7 +415,7 @@ async fn run_console<S: ArchiveStore + 'static>(
     };
     let alert_cancel = CancellationToken::new();
     let (alerter, alert_task) =
-        Alerter::start(cfg.alert.hook.clone(), alert_metrics, alert_cancel.clone())?;
+        Alerter::start(cfg.alert.hook(), alert_metrics, alert_cancel.clone())?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(crate::console::run(
         console,
@@ -489,10 +489,10 @@ fn options(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let deep = match deep {
-        None => cfg.verify.deep,
+        None => cfg.verify.deep_mode(),
         Some(DeepArg::Off) => DeepMode::Off,
         Some(DeepArg::All) => DeepMode::All,
-        Some(DeepArg::Rolling) => match cfg.verify.deep {
+        Some(DeepArg::Rolling) => match cfg.verify.deep_mode() {
             DeepMode::Rolling { cycle } => DeepMode::Rolling { cycle },
             _ => DeepMode::Rolling { cycle: 30 },
         },
@@ -709,11 +709,8 @@ async fn run_verify<S: ArchiveStore + 'static>(
         .with_context(|| format!("metrics on {addr}"))?;
         tracing::info!(%bound, "metrics served");
     }
-    let (alerter, alert_task) = Alerter::start(
-        cfg.alert.hook.clone(),
-        metrics.alerts.clone(),
-        cancel.clone(),
-    )?;
+    let (alerter, alert_task) =
+        Alerter::start(cfg.alert.hook(), metrics.alerts.clone(), cancel.clone())?;
     let signals = cancel.clone();
     tokio::spawn(async move {
         let mut term =

@@ -4,51 +4,91 @@
 //! errors; [`VerifierConfig::parse`] lists every problem at once (`check-config`), read by
 //! `redovault::config` (the shared sections and their defaults are there).
 
-use redovault_redo::position::ResetlogsId;
+use redovault::config::secs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use redovault::config::sections::{non_empty, non_empty_path};
-use redovault::config::units::duration;
-use redovault::config::{
-    AlertConfig, AlertSection, Check, OneOrList, Problems, StoreConfig, TelemetryConfig,
-};
+use redovault::config::sections::non_empty_path;
+use redovault::config::units::{choice, duration, from_str_with};
+use redovault::config::{AlertConfig, Check, OneOrList, Problems, StoreConfig, TelemetryConfig};
 use redovault::store::LockMode;
-use serde::{Deserialize, Deserializer, de};
+use serde::{Deserialize, Deserializer};
+use smart_default::SmartDefault;
 
+use crate::console::config::ConsoleSection;
 use crate::verify::{AcknowledgedGap, DeepMode};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Deserialize, SmartDefault)]
+#[serde(default)]
 pub struct VerifySection {
     /// The database host's manifest directory, when mounted here read-only.
+    #[serde(deserialize_with = "non_empty_path")]
     pub local_manifest: Option<PathBuf>,
     /// Lock mode every object must have (None: no lock required; only for a local store).
+    #[serde(deserialize_with = "lock_mode")]
+    #[default(Some(LockMode::Compliance))]
     pub lock_mode: Option<LockMode>,
     /// Retain-until at least this long after shipping.
+    #[serde(deserialize_with = "duration")]
+    #[default(secs(30 * 86_400))]
     pub min_retention: Duration,
-    /// Deep mode.
-    pub deep: DeepMode,
+    /// Deep mode, with `deep_cycle`: [`VerifySection::deep_mode`].
+    pub deep: Deep,
+    /// Runs per full cycle of `deep = "rolling"`.
+    #[default = 30]
+    pub deep_cycle: u32,
     /// Objects checked at once.
+    #[default = 8]
     pub parallel: usize,
     /// Daemon: time between runs.
+    #[serde(deserialize_with = "duration")]
+    #[default(secs(3600))]
     pub interval: Duration,
     /// State between runs (anchor, last deep verification per object).
+    #[default(PathBuf::from(DEFAULT_STATE_DIR))]
     pub state_dir: PathBuf,
     /// Daemon: where each run's HTML and JSON reports are written (None: not written).
+    #[serde(deserialize_with = "non_empty_path")]
     pub report_dir: Option<PathBuf>,
     /// Known, acknowledged gaps.
     pub acknowledged_gaps: Vec<AcknowledgedGap>,
     /// Where the collector's streams are in WORM (None: `[store] prefix`).
+    #[serde(deserialize_with = "worm_prefix")]
     pub worm_prefix: Option<String>,
     /// The offline recovery private key (PKCS#8 PEM), when the verifier may read it: pieces
     /// re-hashed are opened and compared with the archived logs (None: not compared).
+    #[serde(deserialize_with = "non_empty_path")]
     pub recovery_key: Option<PathBuf>,
+}
+
+/// `verify.deep` as written (a rolling cycle's length is `deep_cycle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Deep {
+    Off,
+    All,
+    #[default]
+    Rolling,
+}
+
+impl VerifySection {
+    /// `deep` with its cycle, as a verification run takes it.
+    pub fn deep_mode(&self) -> DeepMode {
+        match self.deep {
+            Deep::Off => DeepMode::Off,
+            Deep::All => DeepMode::All,
+            Deep::Rolling => DeepMode::Rolling {
+                cycle: self.deep_cycle,
+            },
+        }
+    }
 }
 
 /// One collector: a `[collector]` table, or one of the `[[collector]]` list when the
 /// extractor ships every stream to several collectors (each keeps its own copy, with its own
 /// key, and seals it into WORM under its own prefix).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default)]
 pub struct CollectorSection {
     /// Its name in reports and for `restore online --copy` (default: the last part of `dir`).
     pub name: String,
@@ -57,20 +97,23 @@ pub struct CollectorSection {
     pub key_file: PathBuf,
     /// Where it seals its streams into WORM (its `[worm] prefix`), when that is not the one
     /// of `verify.worm_prefix` (None: not a WORM copy of its own).
+    #[serde(deserialize_with = "worm_prefix")]
     pub worm_prefix: Option<String>,
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
 pub struct VerifierConfig {
     pub store: StoreConfig,
     pub verify: VerifySection,
     /// `[collector]` or `[[collector]]`: the collectors audited (none: not audited).
-    pub collectors: Vec<CollectorSection>,
+    #[serde(rename = "collector")]
+    pub collectors: OneOrList<CollectorSection>,
     pub telemetry: TelemetryConfig,
     pub alert: AlertConfig,
     /// `[console]`: the DR console (`redovault-verifier console`), when configured.
-    pub console: Option<crate::console::config::ConsoleSection>,
+    pub console: Option<ConsoleSection>,
 }
 
 pub use redovault::config::ConfigError;
@@ -81,262 +124,101 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/redovault/verifier";
 impl VerifierConfig {
     /// Reads and checks a file.
     pub fn load(path: &Path) -> Result<VerifierConfig, ConfigError> {
-        redovault::config::load::<VerifierFile>(path)
+        redovault::config::load::<VerifierConfig>(path)
     }
 
     /// Parses and checks text; on failure, every problem.
     pub fn parse(text: &str) -> Result<VerifierConfig, Vec<String>> {
-        redovault::config::parse::<VerifierFile>(text)
+        redovault::config::parse::<VerifierConfig>(text)
     }
 }
 
-/// The file as serde reads it.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct VerifierFile {
-    store: StoreConfig,
-    verify: VerifyFile,
-    collector: OneOrList<CollectorFile>,
-    telemetry: TelemetryConfig,
-    alert: AlertSection,
-    console: Option<toml::Table>,
-}
-
-/// `[verify]` as written.
-#[derive(Debug, Deserialize)]
-#[serde(default)]
-struct VerifyFile {
-    #[serde(deserialize_with = "non_empty_path")]
-    local_manifest: Option<PathBuf>,
-    #[serde(deserialize_with = "lock_mode")]
-    lock_mode: Option<LockMode>,
-    #[serde(deserialize_with = "duration")]
-    min_retention: Duration,
-    deep: Deep,
-    deep_cycle: u32,
-    parallel: usize,
-    #[serde(deserialize_with = "duration")]
-    interval: Duration,
-    state_dir: PathBuf,
-    #[serde(deserialize_with = "non_empty_path")]
-    report_dir: Option<PathBuf>,
-    acknowledged_gaps: Vec<GapFile>,
-    #[serde(deserialize_with = "worm_prefix")]
-    worm_prefix: Option<String>,
-    #[serde(deserialize_with = "non_empty_path")]
-    recovery_key: Option<PathBuf>,
-}
-
-impl Default for VerifyFile {
-    fn default() -> VerifyFile {
-        VerifyFile {
-            local_manifest: None,
-            lock_mode: Some(LockMode::Compliance),
-            min_retention: Duration::from_secs(30 * 86_400),
-            deep: Deep::Rolling,
-            deep_cycle: 30,
-            parallel: 8,
-            interval: Duration::from_secs(3600),
-            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
-            report_dir: None,
-            acknowledged_gaps: Vec::new(),
-            worm_prefix: None,
-            recovery_key: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Deep {
-    Off,
-    All,
-    Rolling,
-}
-
-/// One `[[verify.acknowledged_gaps]]`.
-#[derive(Debug, Deserialize)]
-#[serde(default)]
-struct GapFile {
-    resetlogs_id: u32,
-    thread: u16,
-    from_seq: u32,
-    to_seq: u32,
-    reason: String,
-}
-
-impl Default for GapFile {
-    fn default() -> GapFile {
-        GapFile {
-            resetlogs_id: 0,
-            thread: 1,
-            from_seq: 0,
-            to_seq: 0,
-            reason: String::new(),
-        }
-    }
-}
-
-/// One `[collector]` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct CollectorFile {
-    #[serde(deserialize_with = "non_empty")]
-    name: Option<String>,
-    #[serde(deserialize_with = "non_empty_path")]
-    dir: Option<PathBuf>,
-    #[serde(deserialize_with = "non_empty_path")]
-    key_file: Option<PathBuf>,
-    #[serde(deserialize_with = "worm_prefix")]
-    worm_prefix: Option<String>,
-}
-
-impl Check for VerifierFile {
+impl Check for VerifierConfig {
     type Output = VerifierConfig;
 
-    fn check(self, p: &mut Problems) -> Option<VerifierConfig> {
+    fn check(mut self, p: &mut Problems) -> Option<VerifierConfig> {
         self.store.check(p);
         self.telemetry.check(p);
-        let alert = self.alert.check(p);
-        let collectors = check_collectors(self.collector, p);
-        let verify = self.verify.check(p);
-        let console = self.console.map(|t| {
-            let mut problems = Vec::new();
-            let c =
-                crate::console::config::parse(&t, verify.state_dir.join("console"), &mut problems);
-            problems.into_iter().for_each(|l| p.line(l));
-            c
-        });
-        Some(VerifierConfig {
-            store: self.store,
-            verify,
-            collectors,
-            telemetry: self.telemetry,
-            alert,
-            console,
-        })
-    }
-}
-
-impl VerifyFile {
-    fn check(self, p: &mut Problems) -> VerifySection {
-        p.range("verify.deep_cycle", self.deep_cycle, 1, 100_000);
-        p.range("verify.parallel", self.parallel as u64, 1, 256);
-        p.at_least("verify.interval", self.interval, Duration::from_secs(1));
-        let mut gaps = Vec::new();
-        for (i, g) in self.acknowledged_gaps.into_iter().enumerate() {
+        self.alert.check(p);
+        check_collectors(&mut self.collectors, p);
+        let v = &self.verify;
+        p.range("verify.deep_cycle", v.deep_cycle, 1, 100_000);
+        p.range("verify.parallel", v.parallel, 1, 256);
+        p.at_least("verify.interval", v.interval, secs(1));
+        for (i, g) in v.acknowledged_gaps.iter().enumerate() {
             let at = format!("verify.acknowledged_gaps[{i}]");
-            let bad_range = g.to_seq < g.from_seq;
-            let no_reason = g.reason.trim().is_empty();
-            if bad_range {
+            if g.to_seq < g.from_seq {
                 let what = format!("{} is below from_seq {}", g.to_seq, g.from_seq);
                 p.push(&format!("{at}.to_seq"), what);
             }
-            if no_reason {
-                p.push(
-                    &format!("{at}.reason"),
-                    "say why and who acknowledged the gap",
-                );
-            }
-            if !bad_range && !no_reason {
-                gaps.push(AcknowledgedGap {
-                    resetlogs_id: ResetlogsId(g.resetlogs_id),
-                    thread: g.thread,
-                    from_seq: g.from_seq,
-                    to_seq: g.to_seq,
-                    reason: g.reason,
-                });
+            if g.reason.trim().is_empty() {
+                let what = "say why and who acknowledged the gap";
+                p.push(&format!("{at}.reason"), what);
             }
         }
-        VerifySection {
-            local_manifest: self.local_manifest,
-            lock_mode: self.lock_mode,
-            min_retention: self.min_retention,
-            deep: match self.deep {
-                Deep::Off => DeepMode::Off,
-                Deep::All => DeepMode::All,
-                Deep::Rolling => DeepMode::Rolling {
-                    cycle: self.deep_cycle,
-                },
-            },
-            parallel: self.parallel,
-            interval: self.interval,
-            state_dir: self.state_dir,
-            report_dir: self.report_dir,
-            acknowledged_gaps: gaps,
-            worm_prefix: self.worm_prefix,
-            recovery_key: self.recovery_key,
+        if let Some(c) = &mut self.console {
+            c.check(self.verify.state_dir.join("console"), p);
         }
+        Some(self)
     }
 }
 
 /// `"compliance"`, `"governance"` or `"none"` (no lock required).
 fn lock_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LockMode>, D::Error> {
-    match String::deserialize(d)?.as_str() {
-        "compliance" => Ok(Some(LockMode::Compliance)),
-        "governance" => Ok(Some(LockMode::Governance)),
-        "none" => Ok(None),
-        other => Err(de::Error::custom(format!(
-            "{other:?}: expected \"compliance\", \"governance\" or \"none\""
-        ))),
-    }
+    let none = None;
+    let (c, g) = (Some(LockMode::Compliance), Some(LockMode::Governance));
+    choice(d, &[("compliance", c), ("governance", g), ("none", none)])
 }
 
 /// A `worm_prefix` key: a relative key (an empty prefix is a prefix).
 fn worm_prefix<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let p = String::deserialize(d)?;
-    if !p.is_empty() && redovault::store::validate_key(&p).is_err() {
-        return Err(de::Error::custom(format!(
-            "{p:?} must be a relative key without empty, '.' or '..' parts"
-        )));
-    }
-    Ok(Some(p))
+    from_str_with(
+        d,
+        "a string",
+        false,
+        |p| match redovault::store::validate_key(p) {
+            Err(_) if !p.is_empty() => Err(format!(
+                "{p:?} must be a relative key without empty, '.' or '..' parts"
+            )),
+            _ => Ok(Some(p.to_string())),
+        },
+    )
 }
 
-/// The collectors: one `[collector]` table (both `dir` and `key_file` empty: none, as
-/// before), or `[[collector]]` tables; names unique.
-fn check_collectors(c: OneOrList<CollectorFile>, p: &mut Problems) -> Vec<CollectorSection> {
+/// The collectors: one `[collector]` table (every key empty: none, as before), or
+/// `[[collector]]` tables, each with both `dir` and `key_file`; names (by default the last
+/// part of `dir`) unique.
+fn check_collectors(c: &mut OneOrList<CollectorSection>, p: &mut Problems) {
     let list = c.items.len() > 1;
-    let mut out: Vec<CollectorSection> = Vec::new();
-    for (i, f) in c.items.into_iter().enumerate() {
+    if !list && c.items.first() == Some(&CollectorSection::default()) {
+        c.items.clear();
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (i, f) in c.items.iter_mut().enumerate() {
         let at = match c.list {
             true => format!("collector[{i}]"),
             false => "collector".to_string(),
         };
-        let (dir, key_file) = match (f.dir, f.key_file) {
-            (Some(d), Some(k)) => (d, k),
-            (None, None) if !list && f.name.is_none() && f.worm_prefix.is_none() => continue,
-            _ => {
-                let or = if list { "" } else { ", or neither" };
-                p.push(
-                    &at,
-                    format!("set both dir and key_file to audit the collector{or}"),
-                );
-                continue;
-            }
-        };
-        let name = f.name.unwrap_or_else(|| {
-            dir.file_name()
-                .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into())
-        });
-        if out.iter().any(|c| c.name == name) {
-            let what =
-                format!("the name {name:?} is taken by another collector (set name = \"...\")");
+        if f.dir.as_os_str().is_empty() || f.key_file.as_os_str().is_empty() {
+            let or = if list { "" } else { ", or neither" };
+            let what = format!("set both dir and key_file to audit the collector{or}");
             p.push(&at, what);
+            continue;
+        }
+        if f.name.is_empty() {
+            let last = f.dir.file_name().unwrap_or(f.dir.as_os_str());
+            f.name = last.to_string_lossy().into();
+        }
+        let name = &f.name;
+        if !names.insert(name.clone()) {
+            let what = "is taken by another collector (set name = \"...\")";
+            p.push(&at, format!("the name {name:?} {what}"));
         }
         if name.starts_with("worm:") {
-            let what =
-                format!("{name:?}: names starting with \"worm:\" are those of the WORM copies");
-            p.push(&format!("{at}.name"), what);
+            let what = "names starting with \"worm:\" are those of the WORM copies";
+            p.push(&format!("{at}.name"), format!("{name:?}: {what}"));
         }
-        out.push(CollectorSection {
-            name,
-            dir,
-            key_file,
-            worm_prefix: f.worm_prefix,
-        });
     }
-    out
 }
 
 #[cfg(test)]
@@ -347,7 +229,7 @@ mod tests {
     fn example_config_passes() {
         let text = include_str!("../../deploy/config/verifier.example.toml");
         let c = VerifierConfig::parse(text).unwrap_or_else(|p| panic!("{p:#?}"));
-        assert_eq!(c.verify.deep, DeepMode::Rolling { cycle: 30 });
+        assert_eq!(c.verify.deep_mode(), DeepMode::Rolling { cycle: 30 });
         assert_eq!(c.verify.acknowledged_gaps.len(), 1);
         assert_eq!(c.verify.recovery_key, None);
         assert_eq!(c.verify.worm_prefix, None);
@@ -368,7 +250,7 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(
-            c.collectors,
+            c.collectors.items,
             vec![CollectorSection {
                 name: "collector".into(),
                 dir: "/var/lib/redovault/collector".into(),

@@ -56,9 +56,11 @@ pub enum DeepMode {
 
 /// A gap an operator has acknowledged (the logs are lost for good): kept visible as
 /// information, not failing the run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, smart_default::SmartDefault)]
+#[serde(default)]
 pub struct AcknowledgedGap {
     pub resetlogs_id: ResetlogsId,
+    #[default = 1]
     pub thread: u16,
     /// First missing sequence.
     pub from_seq: u32,

@@ -28,7 +28,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use redovault::wire::StreamId;
-use redovault_redo::position::ThreadId;
+use redovault_redo::position::{DbId, ResetlogsId, ThreadId};
 
 use super::append::sync_all;
 use super::*;
@@ -106,8 +106,8 @@ fn encode_frame(
 ) {
     let start = out.len();
     out.extend_from_slice(&FRAME_MAGIC);
-    out.extend_from_slice(&stream.db_id.to_le_bytes());
-    out.extend_from_slice(&stream.resetlogs_id.to_le_bytes());
+    out.extend_from_slice(&stream.db_id.0.to_le_bytes());
+    out.extend_from_slice(&stream.resetlogs_id.0.to_le_bytes());
     out.extend_from_slice(&stream.thread.0.to_le_bytes());
     out.extend_from_slice(&[0; 2]);
     out.extend_from_slice(&segment.to_le_bytes());
@@ -154,8 +154,8 @@ fn decode_frame(b: &[u8], at: usize) -> Result<(Frame, u64, usize), String> {
     let frame = Frame {
         at: at as u64,
         stream: StreamId {
-            db_id: u32_at(4),
-            resetlogs_id: u32_at(8),
+            db_id: DbId(u32_at(4)),
+            resetlogs_id: ResetlogsId(u32_at(8)),
             thread: ThreadId(u16::from_le_bytes([h[12], h[13]])),
         },
         segment: u64_at(16),
@@ -492,8 +492,8 @@ mod tests {
 
     fn sid() -> StreamId {
         StreamId {
-            db_id: 7,
-            resetlogs_id: 9,
+            db_id: DbId(7),
+            resetlogs_id: ResetlogsId(9),
             thread: ThreadId(2),
         }
     }

@@ -25,6 +25,7 @@ mod task;
 #[cfg(test)]
 mod testkit;
 
+use redovault::config::{ms, secs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -73,10 +74,10 @@ impl Default for WormKeys {
     fn default() -> WormKeys {
         WormKeys {
             recovery_public_key: None,
-            seal_interval: Duration::from_secs(1),
+            seal_interval: secs(1),
             max_piece: 16 << 20,
             manifest_entries: 60,
-            manifest_interval: Duration::from_secs(60),
+            manifest_interval: secs(60),
         }
     }
 }
@@ -91,17 +92,9 @@ impl WormConfig {
             return None;
         };
         store.check_at("worm", &mut p);
-        p.at_least(
-            "worm.seal_interval",
-            k.seal_interval,
-            Duration::from_millis(10),
-        );
+        p.at_least("worm.seal_interval", k.seal_interval, ms(10));
         p.range("worm.manifest_entries", k.manifest_entries, 1, 100_000);
-        p.at_least(
-            "worm.manifest_interval",
-            k.manifest_interval,
-            Duration::from_millis(100),
-        );
+        p.at_least("worm.manifest_interval", k.manifest_interval, ms(100));
         if k.recovery_public_key.is_none() {
             p.push(
                 "worm.recovery_public_key",
