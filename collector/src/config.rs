@@ -96,11 +96,11 @@ pub use redovault::config::ConfigError;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct CollectorConfig {
-    pub listen: Required<Listen>,
+    pub listen: Listen,
     pub tls: Option<TlsFiles>,
     pub legacy: Option<Legacy>,
     pub link: Link,
-    pub store: Required<StoreSection>,
+    pub store: StoreSection,
     /// `[[extractor]]`: the allow-list; empty: any authenticated extractor.
     pub extractor: Vec<ExtractorAllow>,
     telemetry: DaemonTelemetry,
@@ -117,40 +117,6 @@ pub struct CollectorConfig {
     pub retention: Option<RetentionConfig>,
 }
 
-/// A section the file must have: its keys (their defaults when it is absent) and whether it
-/// is there.
-#[derive(Debug, Clone, Default)]
-pub struct Required<T> {
-    pub present: bool,
-    pub keys: T,
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Required<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        T::deserialize(d).map(|keys| Required {
-            present: true,
-            keys,
-        })
-    }
-}
-
-impl<T> std::ops::Deref for Required<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.keys
-    }
-}
-
-impl<T> Required<T> {
-    /// `[name]: missing section` when absent; true when present.
-    pub fn check(&self, name: &str, p: &mut Problems) -> bool {
-        if !self.present {
-            p.line(format!("[{name}]: missing section"));
-        }
-        self.present
-    }
-}
-
 #[derive(Debug, Clone, SmartDefault, Deserialize)]
 #[serde(default)]
 pub struct Listen {
@@ -161,6 +127,9 @@ pub struct Listen {
     #[default = 256]
     pub max_connections: usize,
     pub cipher: Cipher,
+    /// False when the file has no `[listen]` (serde sets it for a table it reads).
+    #[serde(skip, default = "yes")]
+    present: bool,
 }
 
 /// `listen.cipher`: `[tls]` (the default and production mode) or `[legacy]`.
@@ -252,6 +221,9 @@ pub struct StoreSection {
     #[default(WriterConfig::default().max_batch_bytes)]
     #[serde(deserialize_with = "size_usize")]
     pub max_batch_bytes: usize,
+    /// False when the file has no `[store]` (serde sets it for a table it reads).
+    #[serde(skip, default = "yes")]
+    present: bool,
 }
 
 impl StoreSection {
@@ -327,32 +299,22 @@ impl Check for CollectorConfig {
     const FIRST_INDEX: usize = 1;
 
     fn check(mut self, p: &mut Problems) -> Option<CollectorConfig> {
-        if self.listen.check("listen", p) {
-            missing(p, "listen.address", self.listen.address.is_none());
+        let l = &self.listen;
+        match l.present {
+            true => missing(p, "listen.address", l.address.is_none()),
+            false => p.line("[listen]: missing section".into()),
         }
-        p.range(
-            "listen.max_connections",
-            self.listen.max_connections,
-            1,
-            65_536,
-        );
+        p.range("listen.max_connections", l.max_connections, 1, 65_536);
         self.check_cipher(p);
-        let l = &self.link;
-        p.size_range(
-            "link.max_frame",
-            l.max_frame,
-            64 << 10,
-            MAX_FRAME_LEN as u64,
-        );
-        link_timing(
-            "link",
-            l.heartbeat_interval,
-            l.missed_heartbeats,
-            l.handshake_timeout,
-            p,
-        );
+        let k = &self.link;
+        let max = MAX_FRAME_LEN as u64;
+        p.size_range("link.max_frame", k.max_frame, 64 << 10, max);
+        let (hb, hs) = (k.heartbeat_interval, k.handshake_timeout);
+        link_timing("link", hb, k.missed_heartbeats, hs, p);
         let s = &self.store;
-        s.check("store", p);
+        if !s.present {
+            p.line("[store]: missing section".into());
+        }
         missing(p, "store.dir", s.dir.as_os_str().is_empty());
         missing(p, "store.key_file", s.key_file.as_os_str().is_empty());
         p.size_range("store.segment_size", s.segment_size, 64 << 10, 1 << 40);
@@ -393,32 +355,29 @@ impl CollectorConfig {
 
     /// `[tls]` or, with `cipher = "blowfish"`, `[legacy]`: never both.
     fn check_cipher(&self, p: &mut Problems) {
-        if self.listen.cipher == Cipher::Blowfish {
-            if self.tls.is_some() {
-                p.line("[tls]: set, but cipher = \"blowfish\" does not use it".into());
+        let blowfish = self.listen.cipher == Cipher::Blowfish;
+        match (&self.tls, blowfish) {
+            (Some(_), true) => {
+                p.line("[tls]: set, but cipher = \"blowfish\" does not use it".into())
             }
-            match &self.legacy {
-                None => p.line(
-                    "[legacy]: missing section (cipher = \"blowfish\" needs psk_file)".into(),
-                ),
-                Some(l) => missing(p, "legacy.psk_file", l.psk_file.as_os_str().is_empty()),
+            (None, false) => {
+                p.line("[tls]: missing section (TLS needs cert, key and client_ca)".into())
             }
-            return;
+            (Some(t), false) => {
+                missing(p, "tls.cert", t.cert.as_os_str().is_empty());
+                missing(p, "tls.key", t.key.as_os_str().is_empty());
+                missing(p, "tls.client_ca", t.client_ca.as_os_str().is_empty());
+            }
+            (None, true) => {}
         }
-        if self.legacy.is_some() {
-            let what = "[legacy]: set, but the cipher is TLS (set cipher = \"blowfish\" to use it)";
-            p.line(what.into());
-        }
-        let Some(t) = &self.tls else {
-            p.line("[tls]: missing section (TLS needs cert, key and client_ca)".into());
-            return;
-        };
-        for (k, v) in [
-            ("cert", &t.cert),
-            ("key", &t.key),
-            ("client_ca", &t.client_ca),
-        ] {
-            missing(p, &format!("tls.{k}"), v.as_os_str().is_empty());
+        let legacy = "[legacy]: set, but the cipher is TLS (set cipher = \"blowfish\" to use it)";
+        match (&self.legacy, blowfish) {
+            (Some(_), false) => p.line(legacy.into()),
+            (None, true) => {
+                p.line("[legacy]: missing section (cipher = \"blowfish\" needs psk_file)".into())
+            }
+            (Some(l), true) => missing(p, "legacy.psk_file", l.psk_file.as_os_str().is_empty()),
+            (None, false) => {}
         }
     }
 
@@ -520,6 +479,10 @@ fn abs_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
         true => Ok(s.into()),
         false => Err(de::Error::custom(format!("{s} is not an absolute path"))),
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
