@@ -265,11 +265,6 @@ pub struct RetentionConfig {
 }
 
 impl RetentionConfig {
-    /// The store the watcher's manifest is read from: `[retention]`'s own, or `[worm]`'s.
-    pub fn manifest_store<'a>(&'a self, worm: Option<&'a WormConfig>) -> Option<&'a StoreConfig> {
-        self.store.as_ref().or(worm.map(|w| &w.store))
-    }
-
     /// Reads a `[retention]` table (`worm`: there is a `[worm]`).
     pub fn parse(table: &toml::Table, worm: bool, p: &mut Problems) -> Option<RetentionConfig> {
         let own_store = ["kind", "endpoint", "bucket", "dir"]
@@ -384,11 +379,6 @@ impl CollectorConfig {
     /// The log settings and the metrics endpoint (on at 127.0.0.1:9464 unless `""`).
     pub fn telemetry(&self) -> Telemetry {
         self.telemetry.clone().resolve(9464)
-    }
-
-    /// True when `id` may ship database `db_id` ([`allowed`]).
-    pub fn allows(&self, id: &str, db_id: u32) -> bool {
-        allowed(&self.extractor, id, db_id)
     }
 
     /// Loads what protects the link: the TLS certificate, key and client CA, or the legacy
@@ -519,7 +509,7 @@ key_file = "/etc/redovault/keys"
         let t = c.telemetry();
         assert_eq!(t.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
         assert_eq!(t.log_format, LogFormat::Text);
-        assert!(c.allows("anyone", 1));
+        assert!(allowed(&c.extractor, "anyone", 1));
     }
 
     #[test]
@@ -691,8 +681,8 @@ db_ids = [7]
             })
         );
         assert_eq!(c.telemetry().metrics_listen, None);
-        assert!(c.allows("ext-a", 7));
-        assert!(!c.allows("ext-a", 8));
-        assert!(!c.allows("ext-b", 7));
+        assert!(allowed(&c.extractor, "ext-a", 7));
+        assert!(!allowed(&c.extractor, "ext-a", 8));
+        assert!(!allowed(&c.extractor, "ext-b", 7));
     }
 }

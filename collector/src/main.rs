@@ -272,8 +272,9 @@ fn start_retention(
     running: &server::Running,
     cancel: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let store_cfg = r
-        .manifest_store(cfg.worm.as_ref())
+    // The watcher's manifest is read from `[retention]`'s own store keys, or `[worm]`'s.
+    let store_cfg = (r.store.as_ref())
+        .or(cfg.worm.as_ref().map(|w| &w.store))
         .context("[retention] needs [worm] or its own store keys")?;
     let rule = Rule {
         keep_secs: i64::try_from(r.keep.as_secs()).unwrap_or(i64::MAX),

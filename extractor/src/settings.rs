@@ -215,17 +215,12 @@ impl Check for Settings {
             if c.address.is_empty() {
                 continue;
             }
-            if !names.insert(c.name.clone()) {
-                p.push(
-                    &format!("{at}.name"),
-                    format!("{:?} is used by another collector", c.name),
-                );
+            let (name, address) = (&c.name, &c.address);
+            if !names.insert(name.clone()) {
+                p.line(format!("{at}.name: {name:?} is used by another collector"));
             }
-            if !addresses.insert(c.address.clone()) {
-                p.push(
-                    &format!("{at}.address"),
-                    format!("{} is listed twice", c.address),
-                );
+            if !addresses.insert(address.clone()) {
+                p.line(format!("{at}.address: {address} is listed twice"));
             }
         }
         let l = &self.link;
@@ -261,10 +256,9 @@ fn check_online(online: &OnlineConfig, p: &mut Problems) {
         }
     }
     for (i, _) in online.threads.iter().enumerate().filter(|(_, t)| **t == 0) {
-        p.push(
-            "online.threads",
-            format!("item {i}: 0 is out of range 1..=65535"),
-        );
+        p.line(format!(
+            "online.threads: item {i}: 0 is out of range 1..=65535"
+        ));
     }
 }
 
