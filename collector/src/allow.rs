@@ -2,9 +2,11 @@
 //! config and checked by each session at its Hello.
 
 /// One `[[extractor]]`: who may ship, and which databases.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(default)]
 pub struct ExtractorAllow {
-    /// The extractor id (certificate CN or DNS SAN under TLS).
+    /// The extractor id (certificate CN or DNS SAN under TLS); required.
+    #[serde(deserialize_with = "crate::config::non_blank")]
     pub id: String,
     /// Databases it may ship; empty: any.
     pub db_ids: Vec<u32>,

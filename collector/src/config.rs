@@ -65,471 +65,333 @@
 //!
 //! `deploy/config/collector.example.toml` documents every key; a test checks it.
 
-use redovault::config::secs;
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use redovault::compress::Level;
+use redovault::config::load::deserialize_both;
+use redovault::config::sections::link_timing;
 use redovault::config::units::{duration, size, size_usize};
-use redovault::config::{Check, Compress, DaemonTelemetry, Problems};
+use redovault::config::{Check, Compress, DaemonTelemetry, Problems, StoreConfig, Telemetry, secs};
 use redovault::crypto::keys::KeyRing;
 use redovault::crypto::legacy::Psk;
 use redovault::crypto::recovery::RecoveryPublicKey;
 use redovault::crypto::tls::TlsServer;
-use redovault::telemetry::LogFormat;
 use redovault::wire::frame::MAX_FRAME_LEN;
 use redovault::wire::transport::{LinkConfig, ServerSecurity};
 use serde::Deserialize;
-use std::time::Duration;
+use serde::de::{self, Deserializer};
+use smart_default::SmartDefault;
 
 pub use crate::allow::{ExtractorAllow, allowed};
 use crate::server::ServerOptions;
 use crate::store::StoreOptions;
 use crate::worm::WormConfig;
 use crate::writer::WriterConfig;
-use redovault::watcher::config::StoreConfig;
+pub use redovault::config::ConfigError;
 
-/// How the link is protected.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cipher {
-    /// TLS 1.3 with client certificates (the default and the production mode).
-    Tls {
-        /// The collector's certificate (PEM).
-        cert: PathBuf,
-        /// Its private key (PEM).
-        key: PathBuf,
-        /// The CA that signs extractors' certificates.
-        client_ca: PathBuf,
-    },
-    /// LEGACY: Blowfish with a pre-shared key (`cipher = "blowfish"`).
-    Blowfish {
-        /// File holding the PSK in hex.
-        psk_file: PathBuf,
-    },
-}
-
-/// The whole collector configuration.
-#[derive(Debug, Clone)]
+/// The whole file, as serde reads it and the collector uses it (checked by [`Check`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct CollectorConfig {
-    /// Listening address.
-    pub listen: SocketAddr,
-    /// Connections served at once.
-    pub max_connections: usize,
-    /// Link protection.
-    pub cipher: Cipher,
-    /// Link tunables.
-    pub link: LinkConfig,
-    /// Accept an extractor's offer of compressed Data.
-    pub accept_compression: bool,
-    /// Store directory.
-    pub store_dir: PathBuf,
-    /// Key file of the at-rest key ring.
-    pub key_file: PathBuf,
-    /// Store tuning.
-    pub store: StoreOptions,
-    /// Group-commit tuning.
-    pub writer: WriterConfig,
-    /// Allow-list; empty: any authenticated extractor.
-    pub extractors: Vec<ExtractorAllow>,
-    pub log_format: LogFormat,
-    /// Log level filter.
-    pub log_level: String,
-    /// Metrics endpoint; `None`: off.
-    pub metrics_listen: Option<SocketAddr>,
+    pub listen: Listen,
+    pub tls: Option<TlsFiles>,
+    pub legacy: Option<Legacy>,
+    pub link: Link,
+    pub store: StoreSection,
+    /// `[[extractor]]`: the allow-list; empty: any authenticated extractor.
+    pub extractor: Vec<ExtractorAllow>,
+    telemetry: DaemonTelemetry,
+    /// `[worm]` as written: the watcher's store keys beside its own ([`WormConfig::parse`]).
+    #[serde(rename = "worm")]
+    worm_table: Option<toml::Table>,
     /// `[worm]`: the streams' second home in WORM (None: the collector's disk only).
+    #[serde(skip)]
     pub worm: Option<WormConfig>,
+    #[serde(rename = "retention")]
+    retention_table: Option<toml::Table>,
     /// `[retention]`: when segments are removed (None: never).
+    #[serde(skip)]
     pub retention: Option<RetentionConfig>,
 }
 
-/// The `[retention]` section.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, SmartDefault, Deserialize)]
+#[serde(default)]
+pub struct Listen {
+    /// Required (checked): where extractors connect.
+    #[serde(deserialize_with = "socket_addr")]
+    pub address: Option<SocketAddr>,
+    /// Connections served at once (more wait in the backlog).
+    #[default = 256]
+    pub max_connections: usize,
+    pub cipher: Cipher,
+    /// False when the file has no `[listen]` (serde sets it for a table it reads).
+    #[serde(skip, default = "yes")]
+    present: bool,
+}
+
+/// `listen.cipher`: `[tls]` (the default and production mode) or `[legacy]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cipher {
+    /// TLS 1.3 with client certificates.
+    #[default]
+    Tls,
+    /// LEGACY: Blowfish with a pre-shared key.
+    Blowfish,
+}
+
+/// `[tls]`: the collector's certificate and key, and the CA of the extractors' (PEM).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct TlsFiles {
+    #[serde(deserialize_with = "abs_path")]
+    pub cert: PathBuf,
+    #[serde(deserialize_with = "abs_path")]
+    pub key: PathBuf,
+    #[serde(deserialize_with = "abs_path")]
+    pub client_ca: PathBuf,
+}
+
+/// `[legacy]`: the pre-shared key of `cipher = "blowfish"` (hex).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Legacy {
+    #[serde(deserialize_with = "abs_path")]
+    pub psk_file: PathBuf,
+}
+
+/// `[link]` (the extractor's has the same timing keys).
+#[derive(Debug, Clone, SmartDefault, Deserialize)]
+#[serde(default)]
+pub struct Link {
+    #[default(LinkConfig::default().heartbeat_interval)]
+    #[serde(deserialize_with = "duration")]
+    pub heartbeat_interval: Duration,
+    #[default(LinkConfig::default().missed_heartbeats)]
+    pub missed_heartbeats: u32,
+    #[default(LinkConfig::default().handshake_timeout)]
+    #[serde(deserialize_with = "duration")]
+    pub handshake_timeout: Duration,
+    #[default(MAX_FRAME_LEN)]
+    #[serde(deserialize_with = "size_usize")]
+    pub max_frame: usize,
+    /// Take an extractor's offer of zstd-compressed Data.
+    #[default = true]
+    pub accept_compression: bool,
+}
+
+impl Link {
+    pub fn config(&self) -> LinkConfig {
+        LinkConfig {
+            heartbeat_interval: self.heartbeat_interval,
+            missed_heartbeats: self.missed_heartbeats,
+            handshake_timeout: self.handshake_timeout,
+            max_frame_len: self.max_frame,
+            ..LinkConfig::default()
+        }
+    }
+}
+
+/// `[store]`: where the streams are kept, the store's and the writer's tuning.
+#[derive(Debug, Clone, SmartDefault, Deserialize)]
+#[serde(default)]
+pub struct StoreSection {
+    #[serde(deserialize_with = "abs_path")]
+    pub dir: PathBuf,
+    /// The at-rest key ring (chmod 600).
+    #[serde(deserialize_with = "abs_path")]
+    pub key_file: PathBuf,
+    #[default(StoreOptions::default().segment_size)]
+    #[serde(deserialize_with = "size")]
+    pub segment_size: u64,
+    #[default(StoreOptions::default().chunk_size)]
+    #[serde(deserialize_with = "size_usize")]
+    pub chunk_size: usize,
+    /// Chunks in segments and WORM pieces compressed at `compress_level`.
+    pub compress: Compress,
+    #[default(Level::DEFAULT.get() as u64)]
+    pub compress_level: u64,
+    #[default(WriterConfig::default().queue)]
+    pub queue: usize,
+    #[default(WriterConfig::default().max_batch)]
+    pub max_batch: usize,
+    #[default(WriterConfig::default().max_batch_bytes)]
+    #[serde(deserialize_with = "size_usize")]
+    pub max_batch_bytes: usize,
+    /// False when the file has no `[store]` (serde sets it for a table it reads).
+    #[serde(skip, default = "yes")]
+    present: bool,
+}
+
+impl StoreSection {
+    pub fn options(&self) -> StoreOptions {
+        let level = i32::try_from(self.compress_level).ok().and_then(Level::new);
+        StoreOptions {
+            segment_size: self.segment_size,
+            chunk_size: self.chunk_size,
+            compress: level.filter(|_| self.compress == Compress::Zstd),
+        }
+    }
+
+    pub fn writer(&self) -> WriterConfig {
+        WriterConfig {
+            queue: self.queue,
+            max_batch: self.max_batch,
+            max_batch_bytes: self.max_batch_bytes,
+        }
+    }
+}
+
+/// The `[retention]` section, besides the watcher's store keys it may carry.
+#[derive(Debug, Clone, SmartDefault, Deserialize)]
+#[serde(default)]
 pub struct RetentionConfig {
     /// How long a sequence's segments stay after its archived log is verified in WORM
-    /// (and, with `[worm]`, its pieces are confirmed there).
-    pub keep: std::time::Duration,
+    /// (and, with `[worm]`, its pieces are confirmed there); never until set (required).
+    #[default(Duration::MAX)]
+    #[serde(deserialize_with = "duration")]
+    pub keep: Duration,
     /// How often a retention pass runs.
-    pub interval: std::time::Duration,
+    #[default(secs(300))]
+    #[serde(deserialize_with = "duration")]
+    pub interval: Duration,
     /// Where the watcher's sealed manifest is read: its own store keys, or `None` for the
     /// `[worm]` store.
+    #[serde(skip)]
     pub store: Option<StoreConfig>,
 }
 
 impl RetentionConfig {
-    /// The store the watcher's manifest is read from: `[retention]`'s own, or `[worm]`'s.
-    pub fn manifest_store<'a>(&'a self, worm: Option<&'a WormConfig>) -> Option<&'a StoreConfig> {
-        self.store.as_ref().or(worm.map(|w| &w.store))
-    }
-
-    /// Reads a `[retention]` table; problems go to `problems` with their key path.
-    pub fn parse(
-        table: &toml::Table,
-        worm: bool,
-        problems: &mut Vec<String>,
-    ) -> Option<RetentionConfig> {
-        use std::time::Duration;
-        /// The keys of `[retention]` besides the store's.
-        #[derive(serde::Deserialize)]
-        struct Keys {
-            #[serde(default, deserialize_with = "redovault::config::units::opt_duration")]
-            keep: Option<Duration>,
-            #[serde(default = "five_minutes")]
-            #[serde(deserialize_with = "redovault::config::units::duration")]
-            interval: Duration,
-        }
-        fn five_minutes() -> Duration {
-            secs(300)
-        }
+    /// Reads a `[retention]` table (`worm`: there is a `[worm]`).
+    pub fn parse(table: &toml::Table, worm: bool, p: &mut Problems) -> Option<RetentionConfig> {
         let own_store = ["kind", "endpoint", "bucket", "dir"]
             .iter()
             .any(|k| table.contains_key(*k));
-        let mut p = redovault::config::Problems::default();
-        let read = redovault::config::load::deserialize_both::<StoreConfig, Keys>(
-            "retention",
-            table.clone(),
-            &mut p,
-        );
-        let (store, k) = read.unzip();
-        let store = store.filter(|_| own_store);
-        let (keep, interval) = k.map_or((None, five_minutes()), |k| (k.keep, k.interval));
-        p.at_least("retention.interval", interval, secs(1));
-        if keep.is_none() && !p.about("retention.keep") {
-            p.push(
-                "retention.keep",
-                "required (how long a sequence stays after its archived log is verified in \
-                 WORM, e.g. \"7d\")",
-            );
+        let (store, mut r) = deserialize_both::<StoreConfig, Self>("retention", table.clone(), p)?;
+        p.at_least("retention.interval", r.interval, secs(1));
+        if r.keep == Duration::MAX && !p.about("retention.keep") {
+            let what = "required (how long a sequence stays after its archived log is verified \
+                        in WORM, e.g. \"7d\")";
+            p.push("retention.keep", what);
         }
-        match &store {
-            None if !worm => p.push(
-                "retention",
-                "the watcher's sealed manifest must be read from WORM: configure [worm], or \
-                 give the watcher's store keys (endpoint, bucket, prefix) here",
-            ),
-            Some(st) => st.check_at("retention", &mut p),
-            None => {}
+        if own_store {
+            store.check_at("retention", p);
+            r.store = Some(store);
+        } else if !worm {
+            let what = "the watcher's sealed manifest must be read from WORM: configure [worm], \
+                        or give the watcher's store keys (endpoint, bucket, prefix) here";
+            p.push("retention", what);
         }
-        problems.extend(p.into_vec());
-        let keep = keep.unwrap_or_default();
-        Some(RetentionConfig {
-            keep,
-            interval,
-            store,
-        })
+        Some(r)
     }
 }
 
-pub use redovault::config::ConfigError;
-
-/// The file as serde reads it.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct CollectorFile {
-    listen: Option<ListenFile>,
-    tls: Option<TlsFile>,
-    legacy: Option<LegacyFile>,
-    link: LinkFile,
-    store: Option<StoreFile>,
-    extractor: Vec<AllowFile>,
-    telemetry: DaemonTelemetry,
-    worm: Option<toml::Table>,
-    retention: Option<toml::Table>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(default)]
-struct ListenFile {
-    address: Option<String>,
-    max_connections: usize,
-    cipher: CipherKind,
-}
-
-/// `listen.cipher`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum CipherKind {
-    #[default]
-    Tls,
-    Blowfish,
-}
-
-impl Default for ListenFile {
-    fn default() -> ListenFile {
-        ListenFile {
-            address: None,
-            max_connections: 256,
-            cipher: CipherKind::Tls,
-        }
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct TlsFile {
-    cert: Option<String>,
-    key: Option<String>,
-    client_ca: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct LegacyFile {
-    psk_file: Option<String>,
-}
-
-/// `[link]` (the extractor's has the same keys).
-#[derive(Debug, Deserialize)]
-#[serde(default)]
-struct LinkFile {
-    #[serde(deserialize_with = "duration")]
-    heartbeat_interval: Duration,
-    missed_heartbeats: u32,
-    #[serde(deserialize_with = "duration")]
-    handshake_timeout: Duration,
-    #[serde(deserialize_with = "size_usize")]
-    max_frame: usize,
-    accept_compression: bool,
-}
-
-impl Default for LinkFile {
-    fn default() -> LinkFile {
-        let d = LinkConfig::default();
-        LinkFile {
-            heartbeat_interval: d.heartbeat_interval,
-            missed_heartbeats: d.missed_heartbeats,
-            handshake_timeout: d.handshake_timeout,
-            max_frame: d.max_frame_len,
-            accept_compression: true,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(default)]
-struct StoreFile {
-    dir: Option<String>,
-    key_file: Option<String>,
-    #[serde(deserialize_with = "size")]
-    segment_size: u64,
-    #[serde(deserialize_with = "size_usize")]
-    chunk_size: usize,
-    compress: Compress,
-    compress_level: u64,
-    queue: usize,
-    max_batch: usize,
-    #[serde(deserialize_with = "size_usize")]
-    max_batch_bytes: usize,
-}
-
-impl Default for StoreFile {
-    fn default() -> StoreFile {
-        let (so, wd) = (StoreOptions::default(), WriterConfig::default());
-        StoreFile {
-            dir: None,
-            key_file: None,
-            segment_size: so.segment_size,
-            chunk_size: so.chunk_size,
-            compress: Compress::Off,
-            compress_level: Level::DEFAULT.get() as u64,
-            queue: wd.queue,
-            max_batch: wd.max_batch,
-            max_batch_bytes: wd.max_batch_bytes,
-        }
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct AllowFile {
-    id: Option<String>,
-    db_ids: Vec<u32>,
-}
-
-impl LinkFile {
-    /// The link's settings at `at` (`link`), with their ranges checked.
-    fn check(&self, at: &str, p: &mut Problems) -> LinkConfig {
-        let max = MAX_FRAME_LEN as u64;
-        p.size_range(&format!("{at}.max_frame"), self.max_frame, 64 << 10, max);
-        LinkConfig {
-            max_frame_len: self.max_frame,
-            ..redovault::config::sections::link_timing(
-                at,
-                self.heartbeat_interval,
-                self.missed_heartbeats,
-                self.handshake_timeout,
-                p,
-            )
-        }
-    }
-}
-
-impl Check for CollectorFile {
+impl Check for CollectorConfig {
     type Output = CollectorConfig;
     const FIRST_INDEX: usize = 1;
 
-    fn check(self, p: &mut Problems) -> Option<CollectorConfig> {
-        let cipher = self.cipher(p);
-        let listen = self.listen.unwrap_or_else(|| {
-            p.line("[listen]: missing section".into());
-            ListenFile::default()
-        });
-        let address = match listen.address {
-            None if !p.about("listen.address") && !p.about("[listen]") => {
-                p.push("listen.address", "missing");
-                None
-            }
-            None => None,
-            Some(a) => a
-                .parse::<SocketAddr>()
-                .map_err(|_| {
-                    let what = format!("{a:?} is not an address and port such as \"0.0.0.0:7070\"");
-                    p.push("listen.address", what);
-                })
-                .ok(),
-        };
-        p.range("listen.max_connections", listen.max_connections, 1, 65_536);
-        let link = self.link.check("link", p);
-        let store = self.store.unwrap_or_else(|| {
+    fn check(mut self, p: &mut Problems) -> Option<CollectorConfig> {
+        let l = &self.listen;
+        match l.present {
+            true => missing(p, "listen.address", l.address.is_none()),
+            false => p.line("[listen]: missing section".into()),
+        }
+        p.range("listen.max_connections", l.max_connections, 1, 65_536);
+        self.check_cipher(p);
+        let k = &self.link;
+        let max = MAX_FRAME_LEN as u64;
+        p.size_range("link.max_frame", k.max_frame, 64 << 10, max);
+        let (hb, hs) = (k.heartbeat_interval, k.handshake_timeout);
+        link_timing("link", hb, k.missed_heartbeats, hs, p);
+        let s = &self.store;
+        if !s.present {
             p.line("[store]: missing section".into());
-            StoreFile::default()
-        });
-        let store_dir = p.required_path("store.dir", store.dir);
-        let key_file = p.required_path("store.key_file", store.key_file);
-        p.size_range("store.segment_size", store.segment_size, 64 << 10, 1 << 40);
+        }
+        missing(p, "store.dir", s.dir.as_os_str().is_empty());
+        missing(p, "store.key_file", s.key_file.as_os_str().is_empty());
+        p.size_range("store.segment_size", s.segment_size, 64 << 10, 1 << 40);
         let max_chunk = crate::segment::MAX_CHUNK_DATA as u64;
-        p.size_range("store.chunk_size", store.chunk_size, 4 << 10, max_chunk);
-        let on = store.compress == Compress::Zstd;
-        let compress = p.zstd_level("store.compress_level", on, store.compress_level);
-        p.range("store.queue", store.queue, 1, 1 << 20);
-        p.range("store.max_batch", store.max_batch, 1, 1 << 20);
-        p.size_range(
-            "store.max_batch_bytes",
-            store.max_batch_bytes,
-            4 << 10,
-            1 << 32,
-        );
-        let mut extractors: Vec<ExtractorAllow> = Vec::new();
-        for (i, e) in self.extractor.into_iter().enumerate() {
-            let at = format!("extractor[{}]", i + 1);
-            match e.id {
-                None if !p.about(&format!("{at}.id")) => p.push(&format!("{at}.id"), "missing"),
-                None => {}
-                Some(id) if id.trim().is_empty() => p.push(&format!("{at}.id"), "empty"),
-                Some(id) if extractors.iter().any(|x| x.id == id) => {
-                    p.push(&format!("{at}.id"), format!("{id:?} is listed twice"))
-                }
-                Some(id) => extractors.push(ExtractorAllow {
-                    id,
-                    db_ids: e.db_ids,
-                }),
+        p.size_range("store.chunk_size", s.chunk_size, 4 << 10, max_chunk);
+        p.zstd_level("store.compress_level", false, s.compress_level);
+        p.range("store.queue", s.queue, 1, 1 << 20);
+        p.range("store.max_batch", s.max_batch, 1, 1 << 20);
+        p.size_range("store.max_batch_bytes", s.max_batch_bytes, 4 << 10, 1 << 32);
+        let mut ids = BTreeSet::new();
+        for (i, e) in self.extractor.iter().enumerate() {
+            let at = format!("extractor[{}].id", i + 1);
+            missing(p, &at, e.id.is_empty());
+            if !e.id.is_empty() && !ids.insert(&e.id) {
+                p.push(&at, format!("{:?} is listed twice", e.id));
             }
         }
-        let telemetry = self.telemetry.resolve(9464);
-        let mut lines = Vec::new();
-        let worm = self
-            .worm
-            .as_ref()
-            .and_then(|t| WormConfig::parse(t, &mut lines));
-        let retention = self
-            .retention
-            .as_ref()
-            .and_then(|t| RetentionConfig::parse(t, self.worm.is_some(), &mut lines));
-        lines.into_iter().for_each(|l| p.line(l));
-        Some(CollectorConfig {
-            listen: address?,
-            max_connections: listen.max_connections,
-            cipher: cipher?,
-            link,
-            accept_compression: self.link.accept_compression,
-            store_dir: store_dir?,
-            key_file: key_file?,
-            store: StoreOptions {
-                segment_size: store.segment_size,
-                chunk_size: store.chunk_size,
-                compress,
-            },
-            writer: WriterConfig {
-                queue: store.queue,
-                max_batch: store.max_batch,
-                max_batch_bytes: store.max_batch_bytes,
-            },
-            extractors,
-            log_format: telemetry.log_format,
-            log_level: telemetry.log_level,
-            metrics_listen: telemetry.metrics_listen,
-            worm,
-            retention,
-        })
-    }
-}
-
-impl CollectorFile {
-    /// `[tls]` or, with `cipher = "blowfish"`, `[legacy]`: never both.
-    fn cipher(&self, p: &mut Problems) -> Option<Cipher> {
-        let name = self.listen.as_ref().map_or(CipherKind::Tls, |l| l.cipher);
-        if name == CipherKind::Blowfish {
-            if self.tls.is_some() {
-                p.line("[tls]: set, but cipher = \"blowfish\" does not use it".into());
-            }
-            let Some(legacy) = &self.legacy else {
-                p.line("[legacy]: missing section (cipher = \"blowfish\" needs psk_file)".into());
-                return None;
-            };
-            let psk_file = p.required_path("legacy.psk_file", legacy.psk_file.clone())?;
-            return Some(Cipher::Blowfish { psk_file });
+        if let Some(t) = &self.worm_table {
+            self.worm = WormConfig::parse(t, p);
         }
-        if self.legacy.is_some() {
-            p.line(
-                "[legacy]: set, but the cipher is TLS (set cipher = \"blowfish\" to use it)".into(),
-            );
+        if let Some(t) = &self.retention_table {
+            self.retention = RetentionConfig::parse(t, self.worm_table.is_some(), p);
         }
-        let Some(tls) = &self.tls else {
-            p.line("[tls]: missing section (TLS needs cert, key and client_ca)".into());
-            return None;
-        };
-        let cert = p.required_path("tls.cert", tls.cert.clone());
-        let key = p.required_path("tls.key", tls.key.clone());
-        let client_ca = p.required_path("tls.client_ca", tls.client_ca.clone());
-        Some(Cipher::Tls {
-            cert: cert?,
-            key: key?,
-            client_ca: client_ca?,
-        })
+        Some(self)
     }
 }
 
 impl CollectorConfig {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<CollectorConfig, ConfigError> {
-        redovault::config::load::<CollectorFile>(path)
+        redovault::config::load::<CollectorConfig>(path)
     }
 
     /// Parses and checks configuration text; on failure, every problem found.
     pub fn parse(text: &str) -> Result<CollectorConfig, Vec<String>> {
-        redovault::config::parse::<CollectorFile>(text)
+        redovault::config::parse::<CollectorConfig>(text)
     }
 
-    /// True when `id` may ship database `db_id` ([`allowed`]).
-    pub fn allows(&self, id: &str, db_id: u32) -> bool {
-        allowed(&self.extractors, id, db_id)
+    /// `[tls]` or, with `cipher = "blowfish"`, `[legacy]`: never both.
+    fn check_cipher(&self, p: &mut Problems) {
+        let blowfish = self.listen.cipher == Cipher::Blowfish;
+        match (&self.tls, blowfish) {
+            (Some(_), true) => {
+                p.line("[tls]: set, but cipher = \"blowfish\" does not use it".into())
+            }
+            (None, false) => {
+                p.line("[tls]: missing section (TLS needs cert, key and client_ca)".into())
+            }
+            (Some(t), false) => {
+                missing(p, "tls.cert", t.cert.as_os_str().is_empty());
+                missing(p, "tls.key", t.key.as_os_str().is_empty());
+                missing(p, "tls.client_ca", t.client_ca.as_os_str().is_empty());
+            }
+            (None, true) => {}
+        }
+        let legacy = "[legacy]: set, but the cipher is TLS (set cipher = \"blowfish\" to use it)";
+        match (&self.legacy, blowfish) {
+            (Some(_), false) => p.line(legacy.into()),
+            (None, true) => {
+                p.line("[legacy]: missing section (cipher = \"blowfish\" needs psk_file)".into())
+            }
+            (Some(l), true) => missing(p, "legacy.psk_file", l.psk_file.as_os_str().is_empty()),
+            (None, false) => {}
+        }
     }
-}
 
-impl CollectorConfig {
+    /// The log settings and the metrics endpoint (on at 127.0.0.1:9464 unless `""`).
+    pub fn telemetry(&self) -> Telemetry {
+        self.telemetry.clone().resolve(9464)
+    }
+
     /// Loads what protects the link: the TLS certificate, key and client CA, or the legacy
     /// PSK. Errors name the file.
     pub fn load_security(&self) -> Result<ServerSecurity, String> {
-        match &self.cipher {
-            Cipher::Tls {
-                cert,
-                key,
-                client_ca,
-            } => TlsServer::from_pem_files(cert, key, client_ca)
+        match (self.listen.cipher, &self.tls, &self.legacy) {
+            (Cipher::Tls, Some(t), _) => TlsServer::from_pem_files(&t.cert, &t.key, &t.client_ca)
                 .map(ServerSecurity::Tls)
                 .map_err(|e| format!("tls: {e}")),
-            Cipher::Blowfish { psk_file } => Psk::from_file(psk_file)
+            (Cipher::Blowfish, _, Some(l)) => Psk::from_file(&l.psk_file)
                 .map(ServerSecurity::LegacyBlowfish)
                 .map_err(|e| format!("legacy: {e}")),
+            _ => Err("listen.cipher: its section ([tls] or [legacy]) is missing".into()),
         }
     }
 
@@ -540,10 +402,10 @@ impl CollectorConfig {
         if let Err(e) = self.load_security() {
             out.push(e);
         }
-        if let Err(e) = KeyRing::load(&self.key_file) {
+        if let Err(e) = KeyRing::load(&self.store.key_file) {
             out.push(format!("store.key_file: {e}"));
         }
-        let dir = &self.store_dir;
+        let dir = &self.store.dir;
         if dir.exists() {
             if !dir.is_dir() {
                 out.push(format!("store.dir: {} is not a directory", dir.display()));
@@ -562,24 +424,67 @@ impl CollectorConfig {
         out
     }
 
+    /// The listening address (checked: always set in a parsed configuration).
+    pub fn address(&self) -> SocketAddr {
+        self.listen
+            .address
+            .expect("listen.address is required by the check")
+    }
+
     /// The server's options, with the loaded security.
     pub fn server_options(&self, security: ServerSecurity) -> ServerOptions {
         ServerOptions {
-            listen: self.listen,
-            max_connections: self.max_connections,
+            listen: self.address(),
+            max_connections: self.listen.max_connections,
             security,
-            link: self.link.clone(),
-            extractors: self.extractors.clone(),
-            writer: self.writer,
-            metrics_listen: self.metrics_listen,
-            accept_compression: self.accept_compression,
+            link: self.link.config(),
+            extractors: self.extractor.clone(),
+            writer: self.store.writer(),
+            metrics_listen: self.telemetry().metrics_listen,
+            accept_compression: self.link.accept_compression,
         }
     }
+}
+
+/// "missing" at `path` when `empty`, unless a problem of that key is already listed.
+pub(crate) fn missing(p: &mut Problems, path: &str, empty: bool) {
+    if empty && !p.about(path) {
+        p.push(path, "missing");
+    }
+}
+
+/// A string that is not blank ("empty" otherwise); absent: `""`, for [`missing`].
+pub(crate) fn non_blank<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    match s.trim().is_empty() {
+        true => Err(de::Error::custom("empty")),
+        false => Ok(s),
+    }
+}
+
+/// An absolute path; absent: empty, for [`missing`].
+fn abs_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+    let s = non_blank(d)?;
+    match Path::new(&s).is_absolute() {
+        true => Ok(s.into()),
+        false => Err(de::Error::custom(format!("{s} is not an absolute path"))),
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let a = String::deserialize(d)?;
+    let what = || format!("{a:?} is not an address and port such as \"0.0.0.0:7070\"");
+    a.parse().map(Some).map_err(|_| de::Error::custom(what()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redovault::telemetry::LogFormat;
 
     const MINIMAL: &str = r#"
 [listen]
@@ -596,28 +501,29 @@ key_file = "/etc/redovault/keys"
     #[test]
     fn minimal_config_gets_the_documented_defaults() {
         let c = CollectorConfig::parse(MINIMAL).unwrap();
-        assert_eq!(c.max_connections, 256);
-        assert!(matches!(c.cipher, Cipher::Tls { .. }));
-        assert_eq!(c.link, LinkConfig::default());
-        assert_eq!(c.store, StoreOptions::default());
-        assert_eq!(c.writer, WriterConfig::default());
-        assert_eq!(c.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
-        assert_eq!(c.log_format, LogFormat::Text);
-        assert!(c.allows("anyone", 1));
+        assert_eq!(c.listen.max_connections, 256);
+        assert_eq!(c.listen.cipher, Cipher::Tls);
+        assert_eq!(c.link.config(), LinkConfig::default());
+        assert_eq!(c.store.options(), StoreOptions::default());
+        assert_eq!(c.store.writer(), WriterConfig::default());
+        let t = c.telemetry();
+        assert_eq!(t.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(t.log_format, LogFormat::Text);
+        assert!(allowed(&c.extractor, "anyone", 1));
     }
 
     #[test]
     fn compression_accepted_on_the_link_and_off_in_the_store_by_default() {
         let c = CollectorConfig::parse(MINIMAL).unwrap();
-        assert!(c.accept_compression);
-        assert_eq!(c.store.compress, None);
+        assert!(c.link.accept_compression);
+        assert_eq!(c.store.options().compress, None);
         let text = MINIMAL.replace(
             "[store]\n",
             "[link]\naccept_compression = false\n[store]\ncompress = \"zstd\"\ncompress_level = 1\n",
         );
         let c = CollectorConfig::parse(&text).unwrap();
-        assert!(!c.accept_compression);
-        assert_eq!(c.store.compress, Level::new(1));
+        assert!(!c.link.accept_compression);
+        assert_eq!(c.store.options().compress, Level::new(1));
         let text = MINIMAL.replace(
             "[store]\n",
             "[store]\ncompress = \"yes\"\ncompress_level = 0\n",
@@ -767,15 +673,16 @@ id = "ext-a"
 db_ids = [7]
 "#;
         let c = CollectorConfig::parse(text).unwrap();
+        assert_eq!(c.listen.cipher, Cipher::Blowfish);
         assert_eq!(
-            c.cipher,
-            Cipher::Blowfish {
+            c.legacy,
+            Some(Legacy {
                 psk_file: "/c/psk".into()
-            }
+            })
         );
-        assert_eq!(c.metrics_listen, None);
-        assert!(c.allows("ext-a", 7));
-        assert!(!c.allows("ext-a", 8));
-        assert!(!c.allows("ext-b", 7));
+        assert_eq!(c.telemetry().metrics_listen, None);
+        assert!(allowed(&c.extractor, "ext-a", 7));
+        assert!(!allowed(&c.extractor, "ext-a", 8));
+        assert!(!allowed(&c.extractor, "ext-b", 7));
     }
 }

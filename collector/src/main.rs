@@ -27,7 +27,7 @@ use redovault::store::s3::S3Store;
 use redovault::watcher::config::StoreKind;
 use redovault::wire::message::MAX_NAME_LEN;
 use redovault::wire::{CommitMark, StreamId};
-use redovault_collector::config::{CollectorConfig, RetentionConfig};
+use redovault_collector::config::{Cipher, CollectorConfig, RetentionConfig};
 use redovault_collector::index::CommitQuery;
 use redovault_collector::rebuild::{RebuildOptions, RebuildReport};
 use redovault_collector::retention::Rule;
@@ -146,25 +146,23 @@ fn main() -> ExitCode {
 
 fn serve(path: &Path) -> anyhow::Result<ExitCode> {
     let cfg = CollectorConfig::load(path)?;
-    redovault::telemetry::init_tracing(cfg.log_format, &cfg.log_level);
+    let telemetry = cfg.telemetry();
+    redovault::telemetry::init_tracing(telemetry.log_format, &telemetry.log_level);
     let security = cfg.load_security().map_err(anyhow::Error::msg)?;
-    if matches!(
-        cfg.cipher,
-        redovault_collector::config::Cipher::Blowfish { .. }
-    ) {
+    if cfg.listen.cipher == Cipher::Blowfish {
         tracing::warn!(
             "LEGACY link mode cipher = \"blowfish\": pre-shared key, no certificates, no forward \
              secrecy; use TLS in production"
         );
     }
-    let keys = KeyRing::load(&cfg.key_file)?;
+    let keys = KeyRing::load(&cfg.store.key_file)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("collector")
         .build()
         .context("start the async runtime")?;
     rt.block_on(async move {
-        let (dir, opts) = (cfg.store_dir.clone(), cfg.store);
+        let (dir, opts) = (cfg.store.dir.clone(), cfg.store.options());
         let store = tokio::task::spawn_blocking(move || {
             Store::open_with(&dir, keys, opts, Arc::new(redovault_collector::fs::RealFs))
         })
@@ -172,11 +170,11 @@ fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         .context("open the store")??;
         let cancel = CancellationToken::new();
         let running = server::start(store, cfg.server_options(security), cancel.clone()).await?;
-        if let redovault_collector::config::Cipher::Tls {
-            cert, client_ca, ..
-        } = &cfg.cipher
-        {
-            let files = [("server", cert.as_path()), ("ca", client_ca.as_path())];
+        if let Some(tls) = &cfg.tls {
+            let files = [
+                ("server", tls.cert.as_path()),
+                ("ca", tls.client_ca.as_path()),
+            ];
             let family = &running.metrics.link_cert_expiry;
             for e in redovault::telemetry::export_cert_expiry(family, &files) {
                 tracing::warn!(error = %e, "link certificate expiry unknown (no metric for it)");
@@ -236,7 +234,7 @@ fn start_worm(
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let key =
         RecoveryPublicKey::load(&w.recovery_public_key).context("[worm] recovery_public_key")?;
-    let keys = Arc::new(KeyRing::load(&cfg.key_file)?);
+    let keys = Arc::new(KeyRing::load(&cfg.store.key_file)?);
     tracing::info!(
         recovery_key = %hex::encode(key.id()),
         seal_interval_ms = w.seal_interval.as_millis() as u64,
@@ -250,9 +248,9 @@ fn start_worm(
                     store: $store,
                     prefix: w.store.prefix.clone(),
                     key,
-                    compress: cfg.store.compress,
+                    compress: cfg.store.options().compress,
                     keys,
-                    store_dir: cfg.store_dir.clone(),
+                    store_dir: cfg.store.dir.clone(),
                     config: w.clone(),
                     writer: running.writer.clone(),
                     metrics: running.metrics.clone(),
@@ -281,8 +279,9 @@ fn start_retention(
     running: &server::Running,
     cancel: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let store_cfg = r
-        .manifest_store(cfg.worm.as_ref())
+    // The watcher's manifest is read from `[retention]`'s own store keys, or `[worm]`'s.
+    let store_cfg = (r.store.as_ref())
+        .or(cfg.worm.as_ref().map(|w| &w.store))
         .context("[retention] needs [worm] or its own store keys")?;
     let rule = Rule {
         keep_secs: i64::try_from(r.keep.as_secs()).unwrap_or(i64::MAX),
@@ -302,7 +301,7 @@ fn start_retention(
                     prefix: store_cfg.prefix.clone(),
                     rule,
                     interval: r.interval,
-                    store_dir: cfg.store_dir.clone(),
+                    store_dir: cfg.store.dir.clone(),
                     writer: running.writer.clone(),
                     metrics: running.metrics.clone(),
                 },
@@ -360,11 +359,9 @@ fn check_config(path: &Path) -> ExitCode {
 
 /// What a valid collector configuration amounts to, one line per part.
 fn collector_summary(cfg: &CollectorConfig) -> Vec<String> {
-    let mode = match cfg.cipher {
-        redovault_collector::config::Cipher::Tls { .. } => "TLS 1.3 with client certificates",
-        redovault_collector::config::Cipher::Blowfish { .. } => {
-            "LEGACY Blowfish with a pre-shared key"
-        }
+    let mode = match cfg.listen.cipher {
+        Cipher::Tls => "TLS 1.3 with client certificates",
+        Cipher::Blowfish => "LEGACY Blowfish with a pre-shared key",
     };
     let worm = cfg.worm.as_ref().map_or_else(
         || "worm: none: the commits since the last log switch live on this host only".into(),
@@ -399,8 +396,8 @@ fn collector_summary(cfg: &CollectorConfig) -> Vec<String> {
         ),
     };
     vec![
-        format!("listen: {}, {mode}", cfg.listen),
-        format!("store: {}", cfg.store_dir.display()),
+        format!("listen: {}, {mode}", cfg.address()),
+        format!("store: {}", cfg.store.dir.display()),
         worm,
         retention,
     ]
@@ -418,14 +415,14 @@ fn humanize(d: std::time::Duration) -> String {
 
 fn open_store(path: &Path) -> anyhow::Result<Store> {
     let cfg = CollectorConfig::load(path)?;
-    let keys = KeyRing::load(&cfg.key_file)?;
-    if !cfg.store_dir.is_dir() {
-        bail!("store {} does not exist", cfg.store_dir.display());
+    let keys = KeyRing::load(&cfg.store.key_file)?;
+    if !cfg.store.dir.is_dir() {
+        bail!("store {} does not exist", cfg.store.dir.display());
     }
     Store::open_with(
-        &cfg.store_dir,
+        &cfg.store.dir,
         keys,
-        cfg.store,
+        cfg.store.options(),
         Arc::new(redovault_collector::fs::RealFs),
     )
     .context("open the store (the collector must be stopped)")

@@ -15,17 +15,26 @@ const EXAMPLE: &str = concat!(
 #[test]
 fn example_parses_with_the_documented_defaults() {
     let c = CollectorConfig::load(Path::new(EXAMPLE)).unwrap();
-    assert_eq!(c.listen.to_string(), "0.0.0.0:7070");
-    assert_eq!(c.max_connections, 256);
-    assert!(matches!(c.cipher, Cipher::Tls { .. }));
-    assert_eq!(c.link, redovault::wire::transport::LinkConfig::default());
-    assert_eq!(c.store, redovault_collector::store::StoreOptions::default());
+    assert_eq!(c.address().to_string(), "0.0.0.0:7070");
+    assert_eq!(c.listen.max_connections, 256);
+    assert_eq!(c.listen.cipher, Cipher::Tls);
     assert_eq!(
-        c.writer,
+        c.link.config(),
+        redovault::wire::transport::LinkConfig::default()
+    );
+    assert_eq!(
+        c.store.options(),
+        redovault_collector::store::StoreOptions::default()
+    );
+    assert_eq!(
+        c.store.writer(),
         redovault_collector::writer::WriterConfig::default()
     );
-    assert_eq!(c.extractors.len(), 1);
-    assert_eq!(c.metrics_listen.unwrap().to_string(), "127.0.0.1:9464");
+    assert_eq!(c.extractor.len(), 1);
+    assert_eq!(
+        c.telemetry().metrics_listen.unwrap().to_string(),
+        "127.0.0.1:9464"
+    );
 }
 
 #[test]

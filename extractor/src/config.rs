@@ -2,13 +2,16 @@
 //! are, how the tailer polls, and where its durable state lives.
 //!
 //! The file is read by [`crate::settings`] (through the root crate's `config`, which lists
-//! every problem at once); these are the values it produces and the tailer's own range
-//! check ([`TailConfig::check`]). See `deploy/config/extractor.example.toml` for the file.
+//! every problem at once) straight into these sections; [`TailConfig::check`] is also the
+//! tailer's own range check. See `deploy/config/extractor.example.toml` for the file.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use redovault::config::units::{duration, size};
+use redovault::config::{Problems, ms, secs};
+use serde::Deserialize;
+use smart_default::SmartDefault;
 
 /// The whole extractor configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,72 +27,71 @@ pub struct ExtractorConfig {
 }
 
 /// `[online]`: the online redo log groups (`v$logfile`), and the threads to follow.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default)]
 pub struct OnlineConfig {
     /// `[[online.group]]`: one entry per group, of every thread (the thread of a group is
     /// read from its header).
+    #[serde(rename = "group")]
     pub groups: Vec<GroupConfig>,
     /// Redo threads to follow; empty: every thread found in the groups' headers.
     pub threads: Vec<u16>,
 }
 
 /// One online log group: its members are multiplexed copies of the same log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default)]
 pub struct GroupConfig {
     /// The member files (absolute paths).
     pub members: Vec<PathBuf>,
 }
 
 /// `[archive]`: directories where ARCn writes archived logs.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default)]
 pub struct ArchiveConfig {
     /// Archive destinations (absolute paths); searched by header, whatever the file names.
     pub dirs: Vec<PathBuf>,
 }
 
 /// `[tail]`: how the tailer reads the online logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, SmartDefault, Deserialize)]
 #[serde(default)]
 pub struct TailConfig {
     /// Interval between two reads of the CURRENT log when nothing new was found.
+    #[default(ms(10))]
     #[serde(deserialize_with = "duration")]
     pub poll: Duration,
     /// Also wake up on file events of the online logs and archive directories (hints only:
     /// the poll interval still bounds the wait).
+    #[default = true]
     pub file_events: bool,
     /// Largest chunk in bytes (whole blocks; at least 8 KiB).
+    #[default(1 << 20)]
     #[serde(deserialize_with = "size")]
     pub max_chunk: u64,
     /// Re-reads of a block whose checksum fails (a torn write in progress) before the block
     /// counts as damaged.
+    #[default = 20]
     pub torn_retries: u32,
     /// Longest delay between two re-reads of a torn block: the first re-read comes after
     /// 100 µs (LGWR's write is usually done by then), each next delay doubles up to this.
+    #[default(ms(5))]
     #[serde(deserialize_with = "duration")]
     pub torn_delay: Duration,
     /// How long to wait for the archived copy of a log that was reused before it was read,
     /// before giving up with an error.
+    #[default(secs(600))]
     #[serde(deserialize_with = "duration")]
     pub archive_wait: Duration,
 }
 
-impl Default for TailConfig {
-    fn default() -> Self {
-        TailConfig {
-            poll: Duration::from_millis(10),
-            file_events: true,
-            max_chunk: 1 << 20,
-            torn_retries: 20,
-            torn_delay: Duration::from_millis(5),
-            archive_wait: Duration::from_secs(600),
-        }
-    }
-}
-
 /// `[state]`: the extractor's own durable state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default)]
 pub struct StateConfig {
-    /// Directory of the checkpoints (absolute path).
+    /// Directory of the checkpoints (absolute path; required).
+    #[serde(deserialize_with = "crate::settings::abs_path")]
     pub dir: PathBuf,
 }
 
@@ -118,27 +120,22 @@ impl ExtractorConfig {
 }
 
 impl TailConfig {
-    /// Checks the ranges (the poll interval 100 µs..60 s, chunks 8 KiB..64 MiB, ...).
+    /// Adds a problem for each setting out of its range (the poll interval 100 µs..60 s,
+    /// chunks 8 KiB..64 MiB, ...).
+    pub fn check_into(&self, p: &mut Problems) {
+        let us = Duration::from_micros;
+        p.within("tail.poll", self.poll, us(100), secs(60));
+        p.size_range("tail.max_chunk", self.max_chunk, 8 << 10, 64 << 20);
+        p.range("tail.torn_retries", self.torn_retries, 0, 10_000);
+        p.within("tail.torn_delay", self.torn_delay, us(0), secs(1));
+        let month = secs(30 * 86_400);
+        p.within("tail.archive_wait", self.archive_wait, self.poll, month);
+    }
+
+    /// The tailer's check: the first problem, if any.
     pub fn check(&self) -> Result<(), String> {
-        let t = self;
-        if t.poll < Duration::from_micros(100) || t.poll > Duration::from_secs(60) {
-            return Err(format!("tail.poll {:?} is outside 100us..60s", t.poll));
-        }
-        if t.max_chunk < 8 << 10 || t.max_chunk > 64 << 20 {
-            return Err(format!("tail.max_chunk {} is outside 8K..64M", t.max_chunk));
-        }
-        if t.torn_retries > 10_000 {
-            return Err(format!(
-                "tail.torn_retries {} is above 10000",
-                t.torn_retries
-            ));
-        }
-        if t.torn_delay > Duration::from_secs(1) {
-            return Err(format!("tail.torn_delay {:?} is above 1s", t.torn_delay));
-        }
-        if t.archive_wait < t.poll {
-            return Err("tail.archive_wait is shorter than tail.poll".into());
-        }
-        Ok(())
+        let mut p = Problems::default();
+        self.check_into(&mut p);
+        p.into_vec().into_iter().next().map_or(Ok(()), Err)
     }
 }

@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use redovault_extractor::online::{self, OnlineLogs};
-use redovault_extractor::settings::Settings;
+use redovault_extractor::settings::{Cipher, Settings};
 use redovault_extractor::streams::start_streams;
 use redovault_extractor::tail::TailChunk;
 use redovault_extractor::{checkpoint, fanout};
@@ -111,12 +111,13 @@ fn main() -> ExitCode {
 
 fn run(path: &std::path::Path, verbose: u8) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(path)?;
+    let telemetry = settings.telemetry();
     let lvl = if verbose > 0 {
         level(verbose)
     } else {
-        settings.telemetry.log_level.as_str()
+        &telemetry.log_level
     };
-    redovault::telemetry::init_tracing(settings.telemetry.log_format, lvl);
+    redovault::telemetry::init_tracing(telemetry.log_format, lvl);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("extractor")
@@ -168,11 +169,11 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         .map_err(|e| e.problems)
         .and_then(|settings| {
             let mut problems = Vec::new();
-            if settings.collectors.is_empty() {
+            if settings.collectors.items.is_empty() {
                 problems.push("[collector]: missing section (nowhere to ship)".to_string());
             }
-            let several = settings.collectors.len() > 1;
-            for c in &settings.collectors {
+            let several = settings.collectors.items.len() > 1;
+            for c in &settings.collectors.items {
                 if let Err(e) = c.load_security() {
                     problems.push(if several {
                         format!("{} ({}): {e}", c.name, c.address)
@@ -186,17 +187,16 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             }
             let mut lines = vec![format!(
                 "online: {} groups",
-                settings.extract.online.groups.len()
+                settings.extract().online.groups.len()
             )];
-            for c in &settings.collectors {
+            for c in &settings.collectors.items {
                 lines.push(format!(
                     "ship: to {} as {:?}, {}{}",
                     c.address,
                     c.extractor_id,
-                    match &c.cipher {
-                        redovault_extractor::settings::CipherConfig::Blowfish { .. } =>
-                            "LEGACY Blowfish with a pre-shared key",
-                        _ => "TLS 1.3 with client certificates",
+                    match c.cipher {
+                        Cipher::Blowfish => "LEGACY Blowfish with a pre-shared key",
+                        Cipher::Tls => "TLS 1.3 with client certificates",
                     },
                     if several {
                         format!(" (collector {})", c.name)
@@ -209,8 +209,8 @@ fn check_config(path: &std::path::Path) -> ExitCode {
                 lines.push(format!(
                     "ack: {} ({} of {} collectors must acknowledge)",
                     settings.link.ack.as_str(),
-                    settings.link.ack.required(settings.collectors.len()),
-                    settings.collectors.len()
+                    settings.link.ack.required(settings.collectors.items.len()),
+                    settings.collectors.items.len()
                 ));
             }
             Ok(lines)
@@ -221,10 +221,10 @@ fn check_config(path: &std::path::Path) -> ExitCode {
 fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(path)?;
     let live = settings
-        .telemetry
+        .telemetry()
         .metrics_listen
         .map(|a| (a, redovault::telemetry::scrape(a)));
-    let cfg = settings.extract.clone();
+    let cfg = settings.extract();
     let views = OnlineLogs::new(&cfg.sources().groups).scan();
     for v in &views {
         println!("group {}:", v.group + 1);
@@ -260,7 +260,7 @@ fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
                 c.stream,
                 describe(c.pos, c.last_commit)
             );
-            if settings.collectors.len() > 1 {
+            if settings.collectors.items.len() > 1 {
                 ok &= check_copies(&settings, c.stream, source, live.as_ref())?;
             }
         }
@@ -291,14 +291,15 @@ fn check_copies(
         std::collections::BTreeMap<String, f64>,
     )>,
 ) -> anyhow::Result<bool> {
-    let n = settings.collectors.len();
+    let n = settings.collectors.items.len();
+    let state = settings.extract().state;
     let required = settings.link.ack.required(n);
     println!(
         "    protected under ack = {:?} ({required} of {n} collectors)",
         settings.link.ack.as_str()
     );
-    for c in &settings.collectors {
-        let dir = fanout::copy_state_dir(&settings.extract.state.dir, &c.name);
+    for c in &settings.collectors.items {
+        let dir = fanout::copy_state_dir(&state.dir, &c.name);
         let own = checkpoint::list(&dir)?
             .into_iter()
             .find(|x| x.stream == stream);
@@ -361,7 +362,7 @@ fn chunk_json(c: &TailChunk) -> serde_json::Value {
 }
 
 fn tail(path: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let cfg = Settings::load(path)?.extract;
+    let cfg = Settings::load(path)?.extract();
     let starts = start_streams(&cfg)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

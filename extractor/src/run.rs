@@ -91,11 +91,11 @@ impl Started {
 
 /// Starts the daemon on the current runtime.
 pub async fn start(settings: &Settings, cancel: CancellationToken) -> Result<Started, RunError> {
-    if settings.collectors.is_empty() {
+    if settings.collectors.items.is_empty() {
         return Err(RunError::NoCollector);
     }
-    let mut securities = Vec::with_capacity(settings.collectors.len());
-    for target in &settings.collectors {
+    let mut securities = Vec::with_capacity(settings.collectors.items.len());
+    for target in &settings.collectors.items {
         let security = target.load_security().map_err(RunError::Security)?;
         if matches!(
             security,
@@ -109,12 +109,13 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> Result<Sta
         }
         securities.push(security);
     }
-    let extract = settings.extract.clone();
-    let starts = tokio::task::spawn_blocking(move || start_streams(&extract))
+    let extract = settings.extract();
+    let for_start = extract.clone();
+    let starts = tokio::task::spawn_blocking(move || start_streams(&for_start))
         .await
         .map_err(|e| RunError::Security(format!("start the tailers: {e}")))??;
     let metrics = Arc::new(ExtractorMetrics::new());
-    let metrics_addr = match settings.telemetry.metrics_listen {
+    let metrics_addr = match settings.telemetry().metrics_listen {
         Some(a) => Some(
             redovault::telemetry::serve_metrics(a, metrics.registry.clone(), cancel.clone())
                 .await
@@ -123,15 +124,15 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> Result<Sta
         None => None,
     };
     // The first collector's files: every collector's certificates are usually one PKI.
-    if let Some(crate::settings::CipherConfig::Tls { ca, cert, .. }) =
-        settings.collectors.first().map(|t| &t.cipher)
+    if let Some(t) = settings.collectors.items.first()
+        && t.cipher == crate::settings::Cipher::Tls
     {
-        let files = [("client", cert.as_path()), ("ca", ca.as_path())];
+        let files = [("client", t.cert.as_path()), ("ca", t.ca.as_path())];
         for e in redovault::telemetry::export_cert_expiry(&metrics.link_cert_expiry, &files) {
             warn!(error = %e, "link certificate expiry unknown (no metric for it)");
         }
     }
-    let sources = settings.extract.sources();
+    let sources = extract.sources();
     let mut tasks = JoinSet::new();
     let mut streams = Vec::new();
     for s in starts {
@@ -139,6 +140,7 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> Result<Sta
         let db_name = db_name_of(&sources, stream);
         let targets: Vec<Target> = settings
             .collectors
+            .items
             .iter()
             .zip(&securities)
             .map(|(t, security)| Target {
@@ -146,13 +148,13 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> Result<Sta
                 cfg: Arc::new(ShipConfig {
                     address: t.address.clone(),
                     security: security.clone(),
-                    link: settings.link.link.clone(),
-                    window: settings.link.window,
+                    link: settings.link.config(),
+                    window: settings.link.window as u32,
                     extractor_id: t.extractor_id.clone(),
                     db_name: db_name.clone(),
                     reconnect_min: settings.link.reconnect_min,
                     reconnect_max: settings.link.reconnect_max,
-                    compress: settings.link.compress,
+                    compress: settings.link.compression(),
                 }),
             })
             .collect();
@@ -163,8 +165,8 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> Result<Sta
             targets: &targets,
             policy: settings.link.ack,
             sources: &sources,
-            tail: settings.extract.tail,
-            state_dir: &settings.extract.state.dir,
+            tail: extract.tail,
+            state_dir: &extract.state.dir,
             metrics: &metrics,
         };
         spawn_stream(&mut tasks, s, &plan, None, &cancel)?;

@@ -38,493 +38,314 @@
 //!
 //! `deploy/config/extractor.example.toml` documents every key; a test checks it.
 
-use redovault::config::{ms, secs};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use redovault::compress::Level;
-use redovault::config::sections::{link_timing, non_empty};
+use redovault::config::sections::link_timing;
 use redovault::config::units::{duration, size};
-use redovault::config::{Check, Compress, DaemonTelemetry, OneOrList, Problems};
+use redovault::config::{Check, Compress, ConfigError, DaemonTelemetry, OneOrList, Problems};
+use redovault::config::{Telemetry, ms, secs};
 use redovault::crypto::legacy::Psk;
 use redovault::crypto::tls::TlsClient;
-use redovault::wire::frame::MAX_FRAME_LEN;
+use redovault::wire::message::MAX_NAME_LEN;
 use redovault::wire::transport::{ClientSecurity, LinkConfig};
 use serde::Deserialize;
+use serde::de::{self, Deserializer};
+use smart_default::SmartDefault;
 
-use crate::config::{
-    ArchiveConfig, ExtractorConfig, GroupConfig, OnlineConfig, StateConfig, TailConfig,
-};
+use crate::config::{ArchiveConfig, ExtractorConfig, OnlineConfig, StateConfig, TailConfig};
 use crate::protection::AckPolicy;
 
-/// How the link to the collector is protected.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CipherConfig {
-    /// TLS 1.3 with our client certificate (the default and production mode).
-    Tls {
-        /// CA of the collector's certificate.
-        ca: PathBuf,
-        /// Our certificate.
-        cert: PathBuf,
-        key: PathBuf,
-    },
-    /// LEGACY: Blowfish with a pre-shared key.
-    Blowfish {
-        /// File holding the PSK in hex.
-        psk_file: PathBuf,
-    },
+/// The whole file, as serde reads it and the daemon uses it (checked by [`Check`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Required (`None`: absent, reported); the tailer reads [`Settings::extract`].
+    pub online: Option<OnlineConfig>,
+    pub archive: ArchiveConfig,
+    pub tail: TailConfig,
+    /// Required, as `[online]`.
+    pub state: Option<StateConfig>,
+    /// Where to ship, in the file's order; none when the file has no `[collector]` (enough
+    /// for `check` and the dry-run `tail`, not to run).
+    #[serde(rename = "collector")]
+    pub collectors: OneOrList<CollectorTarget>,
+    pub link: LinkSettings,
+    telemetry: DaemonTelemetry,
 }
 
 /// `[collector]` (or one `[[collector]]`): where to ship.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default)]
 pub struct CollectorTarget {
-    /// Its name: metrics label, state directory, log lines.
+    /// Metrics label, state directory, log lines (default: from the address).
     pub name: String,
-    /// `host:port`, resolved at each connection.
+    /// `host:port`, resolved at each connection (required).
+    #[serde(deserialize_with = "non_blank")]
     pub address: String,
-    /// Name the collector's certificate must carry.
+    /// Name the collector's certificate must carry (default: the address's host).
     pub server_name: String,
-    /// Our id (Hello), under TLS our certificate's CN or DNS SAN.
+    /// Our id (Hello), under TLS our certificate's CN or DNS SAN (required).
+    #[serde(deserialize_with = "non_blank")]
     pub extractor_id: String,
-    /// Link protection.
-    pub cipher: CipherConfig,
+    pub cipher: Cipher,
+    /// TLS: CA of the collector's certificate.
+    #[serde(deserialize_with = "abs_path")]
+    pub ca: PathBuf,
+    /// TLS: our certificate and key.
+    #[serde(deserialize_with = "abs_path")]
+    pub cert: PathBuf,
+    #[serde(deserialize_with = "abs_path")]
+    pub key: PathBuf,
+    /// Blowfish: the file holding the PSK in hex.
+    #[serde(deserialize_with = "abs_path")]
+    pub psk_file: PathBuf,
+}
+
+/// How the link to the collector is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cipher {
+    /// TLS 1.3 with our client certificate (the default and production mode).
+    #[default]
+    Tls,
+    /// LEGACY: Blowfish with a pre-shared key.
+    Blowfish,
 }
 
 /// `[link]`: link tunables.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, SmartDefault, Deserialize)]
+#[serde(default)]
 pub struct LinkSettings {
     /// How many collectors must acknowledge redo before it counts as protected.
     pub ack: AckPolicy,
     /// Bytes of Data in flight without an Ack.
-    pub window: u32,
-    /// Heartbeats, handshake timeout, frame size.
-    pub link: LinkConfig,
-    /// First reconnect delay.
-    pub reconnect_min: Duration,
-    /// Longest reconnect delay.
-    pub reconnect_max: Duration,
-    /// `compress = "zstd"`: the level Data is compressed at where the collector accepts it;
-    /// `None` (`"off"`, the default): nothing is offered.
-    pub compress: Option<Level>,
-}
-
-impl Default for LinkSettings {
-    fn default() -> Self {
-        LinkSettings {
-            ack: AckPolicy::default(),
-            window: 16 << 20,
-            link: LinkConfig::default(),
-            reconnect_min: ms(100),
-            reconnect_max: secs(5),
-            compress: None,
-        }
-    }
-}
-
-pub type TelemetrySettings = redovault::config::Telemetry;
-
-/// The whole file.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// The tailer's part.
-    pub extract: ExtractorConfig,
-    /// Where to ship, in the file's order; empty when the file has no `[collector]`
-    /// (enough for `check` and the dry-run `tail`, not to run).
-    pub collectors: Vec<CollectorTarget>,
-    /// Link tunables.
-    pub link: LinkSettings,
-    pub telemetry: TelemetrySettings,
-}
-
-pub use redovault::config::ConfigError as SettingsError;
-
-/// The file as serde reads it.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct SettingsFile {
-    online: Option<OnlineFile>,
-    archive: ArchiveFile,
-    tail: TailConfig,
-    state: Option<StateFile>,
-    collector: OneOrList<CollectorFile>,
-    link: LinkFile,
-    telemetry: DaemonTelemetry,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct OnlineFile {
-    group: Vec<GroupFile>,
-    threads: Vec<u16>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct GroupFile {
-    members: Option<Vec<PathBuf>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct ArchiveFile {
-    dirs: Vec<PathBuf>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct StateFile {
-    dir: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct CollectorFile {
-    address: Option<String>,
-    #[serde(deserialize_with = "non_empty")]
-    name: Option<String>,
-    #[serde(deserialize_with = "non_empty")]
-    server_name: Option<String>,
-    extractor_id: Option<String>,
-    cipher: Option<CipherKind>,
-    ca: Option<String>,
-    cert: Option<String>,
-    key: Option<String>,
-    psk_file: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(default)]
-struct LinkFile {
-    ack: AckPolicy,
+    #[default(16 << 20)]
     #[serde(deserialize_with = "size")]
-    window: u64,
+    pub window: u64,
+    #[default(LinkConfig::default().heartbeat_interval)]
     #[serde(deserialize_with = "duration")]
-    heartbeat_interval: Duration,
-    missed_heartbeats: u32,
+    pub heartbeat_interval: Duration,
+    #[default(LinkConfig::default().missed_heartbeats)]
+    pub missed_heartbeats: u32,
+    #[default(LinkConfig::default().handshake_timeout)]
     #[serde(deserialize_with = "duration")]
-    handshake_timeout: Duration,
+    pub handshake_timeout: Duration,
+    /// First reconnect delay, doubling up to `reconnect_max`.
+    #[default(ms(100))]
     #[serde(deserialize_with = "duration")]
-    reconnect_min: Duration,
+    pub reconnect_min: Duration,
+    #[default(secs(5))]
     #[serde(deserialize_with = "duration")]
-    reconnect_max: Duration,
-    compress: Compress,
-    compress_level: u64,
+    pub reconnect_max: Duration,
+    /// `"zstd"`: Data compressed at `compress_level` where the collector accepts it.
+    pub compress: Compress,
+    #[default(Level::DEFAULT.get() as u64)]
+    pub compress_level: u64,
 }
 
-impl Default for LinkFile {
-    fn default() -> LinkFile {
-        let (d, l) = (LinkSettings::default(), LinkConfig::default());
-        LinkFile {
-            ack: d.ack,
-            window: u64::from(d.window),
-            heartbeat_interval: l.heartbeat_interval,
-            missed_heartbeats: l.missed_heartbeats,
-            handshake_timeout: l.handshake_timeout,
-            reconnect_min: d.reconnect_min,
-            reconnect_max: d.reconnect_max,
-            compress: Compress::Off,
-            compress_level: Level::DEFAULT.get() as u64,
+impl LinkSettings {
+    pub fn config(&self) -> LinkConfig {
+        LinkConfig {
+            heartbeat_interval: self.heartbeat_interval,
+            missed_heartbeats: self.missed_heartbeats,
+            handshake_timeout: self.handshake_timeout,
+            ..LinkConfig::default()
         }
     }
-}
 
-/// `cipher`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum CipherKind {
-    Tls,
-    Blowfish,
+    /// The level Data is offered at; `None` (`compress = "off"`): nothing is offered.
+    pub fn compression(&self) -> Option<Level> {
+        let level = i32::try_from(self.compress_level).ok().and_then(Level::new);
+        level.filter(|_| self.compress == Compress::Zstd)
+    }
 }
 
 impl Settings {
     /// Reads and checks a configuration file.
-    pub fn load(path: &Path) -> Result<Settings, SettingsError> {
-        redovault::config::load::<SettingsFile>(path)
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        redovault::config::load::<Settings>(path)
     }
 
     /// Parses and checks configuration text; on failure, every problem found.
     pub fn parse(text: &str) -> Result<Settings, Vec<String>> {
-        redovault::config::parse::<SettingsFile>(text)
+        redovault::config::parse::<Settings>(text)
+    }
+
+    /// The tailer's part (its required sections are there once checked).
+    pub fn extract(&self) -> ExtractorConfig {
+        ExtractorConfig {
+            online: self.online.clone().unwrap_or_default(),
+            archive: self.archive.clone(),
+            tail: self.tail,
+            state: self.state.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The log settings and the metrics endpoint (on at 127.0.0.1:9465 unless `""`).
+    pub fn telemetry(&self) -> Telemetry {
+        self.telemetry.clone().resolve(9465)
     }
 }
 
-impl Check for SettingsFile {
+impl Check for Settings {
     type Output = Settings;
     const FIRST_INDEX: usize = 1;
 
-    fn check(self, p: &mut Problems) -> Option<Settings> {
-        let online = check_online(self.online, p);
+    fn check(mut self, p: &mut Problems) -> Option<Settings> {
+        match &self.online {
+            None => p.line("[online]: missing section".into()),
+            Some(online) => check_online(online, p),
+        }
         for d in &self.archive.dirs {
             p.absolute("archive.dirs", d);
         }
-        let tail = self.tail;
-        let us = Duration::from_micros;
-        p.within("tail.poll", tail.poll, us(100), secs(60));
-        p.size_range("tail.max_chunk", tail.max_chunk, 8 << 10, 64 << 20);
-        p.range("tail.torn_retries", tail.torn_retries, 0, 10_000);
-        p.within("tail.torn_delay", tail.torn_delay, us(0), secs(1));
-        p.within(
-            "tail.archive_wait",
-            tail.archive_wait,
-            us(0),
-            secs(30 * 86_400),
-        );
-        if !p.about("tail")
-            && let Err(e) = tail.check()
-        {
-            p.line(format!("tail: {e}"));
+        self.tail.check_into(p);
+        match &self.state {
+            None => p.line("[state]: missing section".into()),
+            Some(s) => missing(p, "state.dir", s.dir.as_os_str().is_empty()),
         }
-        let state_dir = match self.state {
-            None => {
-                p.line("[state]: missing section".into());
-                None
+        let (list, mut names, mut addresses) =
+            (self.collectors.list, BTreeSet::new(), BTreeSet::new());
+        for (i, c) in self.collectors.items.iter_mut().enumerate() {
+            let at = format!("collector[{}]", i + 1);
+            c.check(if list { &at } else { "collector" }, p);
+            if c.address.is_empty() {
+                continue;
             }
-            Some(s) => p.required_path("state.dir", s.dir),
-        };
-        let list = self.collector.list;
-        let mut collectors = Vec::new();
-        for (i, c) in self.collector.items.into_iter().enumerate() {
-            let at = if list {
-                format!("collector[{}]", i + 1)
-            } else {
-                "collector".into()
-            };
-            collectors.extend(check_collector(&at, c, p));
+            let (name, address) = (&c.name, &c.address);
+            if !names.insert(name.clone()) {
+                p.line(format!("{at}.name: {name:?} is used by another collector"));
+            }
+            if !addresses.insert(address.clone()) {
+                p.line(format!("{at}.address: {address} is listed twice"));
+            }
         }
-        check_collectors_differ(&collectors, p);
-        let link = self.link.check(p);
-        let telemetry = self.telemetry.resolve(9465);
-        Some(Settings {
-            extract: ExtractorConfig {
-                online,
-                archive: ArchiveConfig {
-                    dirs: self.archive.dirs,
-                },
-                tail,
-                state: StateConfig { dir: state_dir? },
-            },
-            collectors,
-            link,
-            telemetry,
-        })
+        let l = &self.link;
+        p.size_range("link.window", l.window, 64 << 10, 1 << 30);
+        p.within("link.reconnect_min", l.reconnect_min, ms(1), secs(600));
+        p.within("link.reconnect_max", l.reconnect_max, ms(1), secs(3600));
+        if l.reconnect_max < l.reconnect_min {
+            p.push("link.reconnect_max", "shorter than reconnect_min");
+        }
+        p.zstd_level("link.compress_level", false, l.compress_level);
+        let (hb, hs) = (l.heartbeat_interval, l.handshake_timeout);
+        link_timing("link", hb, l.missed_heartbeats, hs, p);
+        Some(self)
     }
 }
 
-/// `[online]`: its groups' members absolute and each listed once.
-fn check_online(online: Option<OnlineFile>, p: &mut Problems) -> OnlineConfig {
-    let Some(online) = online else {
-        p.line("[online]: missing section".into());
-        return OnlineConfig {
-            groups: Vec::new(),
-            threads: Vec::new(),
-        };
-    };
-    if online.group.is_empty() && !p.about("online.group") {
+/// `[online]`: at least one group, its members absolute and each listed once.
+fn check_online(online: &OnlineConfig, p: &mut Problems) {
+    if online.groups.is_empty() && !p.about("online.group") {
         p.push("online.group", "at least one [[online.group]] is needed");
     }
     let mut seen = BTreeSet::new();
-    let mut groups = Vec::new();
-    for (i, g) in online.group.into_iter().enumerate() {
+    for (i, g) in online.groups.iter().enumerate() {
         let at = format!("online.group[{}].members", i + 1);
-        let members = match g.members {
-            None if !p.about(&at) => {
-                p.push(&at, "missing");
-                Vec::new()
-            }
-            Some(m) if m.is_empty() => {
-                p.push(&at, "no member");
-                m
-            }
-            m => m.unwrap_or_default(),
-        };
-        let mut kept = Vec::new();
-        for m in members {
-            if !m.is_absolute() {
-                p.push(&at, format!("{} is not an absolute path", m.display()));
-            } else if !seen.insert(m.clone()) {
+        if g.members.is_empty() && !p.about(&at) {
+            p.push(&at, "no member");
+        }
+        for m in &g.members {
+            p.absolute(&at, m);
+            if m.is_absolute() && !seen.insert(m) {
                 p.push(&at, format!("{} is listed twice", m.display()));
-            } else {
-                kept.push(m);
             }
         }
-        groups.push(GroupConfig { members: kept });
     }
-    for (i, t) in online.threads.iter().enumerate() {
-        if *t == 0 {
-            p.push(
-                "online.threads",
-                format!("item {i}: 0 is out of range 1..=65535"),
-            );
-        }
-    }
-    OnlineConfig {
-        groups,
-        threads: online.threads,
-    }
-}
-
-impl LinkFile {
-    fn check(self, p: &mut Problems) -> LinkSettings {
-        p.size_range("link.window", self.window, 64 << 10, 1 << 30);
-        p.within("link.reconnect_min", self.reconnect_min, ms(1), secs(600));
-        p.within("link.reconnect_max", self.reconnect_max, ms(1), secs(3600));
-        if self.reconnect_max < self.reconnect_min {
-            p.push("link.reconnect_max", "shorter than reconnect_min");
-        }
-        let on = self.compress == Compress::Zstd;
-        let compress = p.zstd_level("link.compress_level", on, self.compress_level);
-        let link = link_timing(
-            "link",
-            self.heartbeat_interval,
-            self.missed_heartbeats,
-            self.handshake_timeout,
-            p,
-        );
-        LinkSettings {
-            ack: self.ack,
-            window: self.window as u32,
-            link: LinkConfig {
-                max_frame_len: MAX_FRAME_LEN,
-                ..link
-            },
-            reconnect_min: self.reconnect_min,
-            reconnect_max: self.reconnect_max,
-            compress,
-        }
-    }
-}
-
-/// A required, non-empty string at `path`.
-fn required(p: &mut Problems, path: &str, v: Option<String>) -> Option<String> {
-    match v {
-        None if !p.about(path) => p.push(path, "missing"),
-        None => {}
-        Some(v) if v.trim().is_empty() => p.push(path, "empty"),
-        Some(v) => return Some(v),
-    }
-    None
-}
-
-/// One `[collector]` table (or `[[collector]]` item) at `at`; `None` when it has a
-/// problem (reported).
-fn check_collector(at: &str, c: CollectorFile, p: &mut Problems) -> Option<CollectorTarget> {
-    let key = |k: &str| format!("{at}.{k}");
-    let address = required(p, &key("address"), c.address);
-    let host = address.as_deref().and_then(|a| match a.rsplit_once(':') {
-        Some((h, port)) if !h.is_empty() && port.parse::<u16>().is_ok() => {
-            Some(h.trim_start_matches('[').trim_end_matches(']').to_string())
-        }
-        _ => None,
-    });
-    if let (Some(a), None) = (&address, &host) {
-        let what = format!("{a:?} is not host:port such as \"collector.example.net:7070\"");
-        p.push(&key("address"), what);
-    }
-    let name = match c.name {
-        Some(n) if !valid_name(&n) => {
-            let what = format!("{n:?}: use 1 to 64 letters, digits, '.', '_' or '-'");
-            p.push(&key("name"), what);
-            None
-        }
-        Some(n) => Some(n),
-        None => address.as_deref().map(name_of_address),
-    };
-    let server_name = c.server_name.or(host);
-    let extractor_id = required(p, &key("extractor_id"), c.extractor_id);
-    if let Some(id) = &extractor_id
-        && (id.len() > redovault::wire::message::MAX_NAME_LEN || id.chars().any(char::is_control))
-    {
-        p.push(&key("extractor_id"), "too long or has control characters");
-    }
-    let cipher = if c.cipher == Some(CipherKind::Blowfish) {
-        for (k, v) in [("ca", &c.ca), ("cert", &c.cert), ("key", &c.key)] {
-            if v.is_some() {
-                p.push(&key(k), "set, but cipher = \"blowfish\" does not use it");
-            }
-        }
-        p.required_path(&key("psk_file"), c.psk_file)
-            .map(|psk_file| CipherConfig::Blowfish { psk_file })
-    } else {
-        if c.psk_file.is_some() {
-            let what = "set, but the cipher is TLS (set cipher = \"blowfish\" to use it)";
-            p.push(&key("psk_file"), what);
-        }
-        let ca = p.required_path(&key("ca"), c.ca);
-        let cert = p.required_path(&key("cert"), c.cert);
-        let tls_key = p.required_path(&key("key"), c.key);
-        match (ca, cert, tls_key) {
-            (Some(ca), Some(cert), Some(key)) => Some(CipherConfig::Tls { ca, cert, key }),
-            _ => None,
-        }
-    };
-    Some(CollectorTarget {
-        name: name?,
-        address: address?,
-        server_name: server_name?,
-        extractor_id: extractor_id?,
-        cipher: cipher?,
-    })
-}
-
-fn valid_name(n: &str) -> bool {
-    (1..=64).contains(&n.len())
-        && n.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
-/// A collector's default name: its address with every other character as `_`.
-fn name_of_address(address: &str) -> String {
-    let n: String = address
-        .chars()
-        .take(64)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if n.is_empty() { "collector".into() } else { n }
-}
-
-/// Two collectors with one name or one address would be one copy counted twice.
-fn check_collectors_differ(collectors: &[CollectorTarget], p: &mut Problems) {
-    let mut names = BTreeSet::new();
-    let mut addresses = BTreeSet::new();
-    for (i, c) in collectors.iter().enumerate() {
-        if !names.insert(c.name.as_str()) {
-            p.line(format!(
-                "collector[{}].name: {:?} is used by another collector",
-                i + 1,
-                c.name
-            ));
-        }
-        if !addresses.insert(c.address.as_str()) {
-            p.line(format!(
-                "collector[{}].address: {} is listed twice",
-                i + 1,
-                c.address
-            ));
-        }
+    for (i, _) in online.threads.iter().enumerate().filter(|(_, t)| **t == 0) {
+        p.line(format!(
+            "online.threads: item {i}: 0 is out of range 1..=65535"
+        ));
     }
 }
 
 impl CollectorTarget {
+    /// Checks the table at `at` and fills in the default name and server name.
+    fn check(&mut self, at: &str, p: &mut Problems) {
+        let key = |k: &str| format!("{at}.{k}");
+        missing(p, &key("address"), self.address.is_empty());
+        let host = match self.address.rsplit_once(':') {
+            Some((h, port)) if !h.is_empty() && port.parse::<u16>().is_ok() => {
+                Some(h.trim_start_matches('[').trim_end_matches(']'))
+            }
+            _ => None,
+        };
+        if host.is_none() && !self.address.is_empty() {
+            let what = "is not host:port such as \"collector.example.net:7070\"";
+            p.push(&key("address"), format!("{:?} {what}", self.address));
+        }
+        let name_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if self.name.is_empty() {
+            let named = self.address.chars().take(64);
+            self.name = named.map(|c| if name_char(c) { c } else { '_' }).collect();
+        } else if self.name.len() > 64 || !self.name.chars().all(name_char) {
+            let what = "use 1 to 64 letters, digits, '.', '_' or '-'";
+            p.push(&key("name"), format!("{:?}: {what}", self.name));
+        }
+        if self.server_name.is_empty() {
+            self.server_name = host.unwrap_or_default().to_string();
+        }
+        let id = &self.extractor_id;
+        missing(p, &key("extractor_id"), id.is_empty());
+        if id.len() > MAX_NAME_LEN || id.chars().any(char::is_control) {
+            p.push(&key("extractor_id"), "too long or has control characters");
+        }
+        let blowfish = self.cipher == Cipher::Blowfish;
+        let unused = match blowfish {
+            true => "set, but cipher = \"blowfish\" does not use it",
+            false => "set, but the cipher is TLS (set cipher = \"blowfish\" to use it)",
+        };
+        let files = [("ca", &self.ca), ("cert", &self.cert), ("key", &self.key)];
+        for (k, v) in files.into_iter().chain([("psk_file", &self.psk_file)]) {
+            match ((k == "psk_file") == blowfish, v.as_os_str().is_empty()) {
+                (true, empty) => missing(p, &key(k), empty),
+                (false, false) => p.push(&key(k), unused),
+                (false, true) => {}
+            }
+        }
+    }
+
     /// Loads what protects the link (certificates or PSK); errors name the file.
     pub fn load_security(&self) -> Result<ClientSecurity, String> {
-        match &self.cipher {
-            CipherConfig::Tls { ca, cert, key } => TlsClient::from_pem_files(cert, key, ca)
+        match self.cipher {
+            Cipher::Tls => TlsClient::from_pem_files(&self.cert, &self.key, &self.ca)
                 .map(|client| ClientSecurity::Tls {
                     client,
                     server_name: self.server_name.clone(),
                 })
                 .map_err(|e| format!("collector: {e}")),
-            CipherConfig::Blowfish { psk_file } => Psk::from_file(psk_file)
+            Cipher::Blowfish => Psk::from_file(&self.psk_file)
                 .map(ClientSecurity::LegacyBlowfish)
                 .map_err(|e| format!("collector: {e}")),
         }
+    }
+}
+
+/// "missing" at `path` when `empty`, unless a problem of that key is already listed.
+fn missing(p: &mut Problems, path: &str, empty: bool) {
+    if empty && !p.about(path) {
+        p.push(path, "missing");
+    }
+}
+
+/// A string that is not blank ("empty" otherwise); absent: `""`, for [`missing`].
+fn non_blank<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    match s.trim().is_empty() {
+        true => Err(de::Error::custom("empty")),
+        false => Ok(s),
+    }
+}
+
+/// An absolute path; absent: empty, for [`missing`].
+pub(crate) fn abs_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+    let s = non_blank(d)?;
+    match Path::new(&s).is_absolute() {
+        true => Ok(s.into()),
+        false => Err(de::Error::custom(format!("{s} is not an absolute path"))),
     }
 }
 
@@ -545,26 +366,26 @@ dir = "/var/lib/redovault/extractor"
     #[test]
     fn tail_only_file_gets_defaults() {
         let s = Settings::parse(BASE).unwrap();
-        assert_eq!(s.extract.online.groups.len(), 2);
-        assert_eq!(s.extract.tail, TailConfig::default());
-        assert!(s.collectors.is_empty());
+        assert_eq!(s.extract().online.groups.len(), 2);
+        assert_eq!(s.extract().tail, TailConfig::default());
+        assert!(s.collectors.items.is_empty());
         assert_eq!(s.link, LinkSettings::default());
         assert_eq!(
-            s.telemetry.metrics_listen,
+            s.telemetry().metrics_listen,
             Some("127.0.0.1:9465".parse().unwrap())
         );
     }
 
     #[test]
     fn compression_off_by_default_zstd_with_a_level() {
-        assert_eq!(Settings::parse(BASE).unwrap().link.compress, None);
+        assert_eq!(Settings::parse(BASE).unwrap().link.compression(), None);
         let s = Settings::parse(&format!("{BASE}[link]\ncompress = \"zstd\"\n")).unwrap();
-        assert_eq!(s.link.compress, Some(Level::DEFAULT));
+        assert_eq!(s.link.compression(), Some(Level::DEFAULT));
         let s = Settings::parse(&format!(
             "{BASE}[link]\ncompress = \"zstd\"\ncompress_level = 19\n"
         ))
         .unwrap();
-        assert_eq!(s.link.compress, Level::new(19));
+        assert_eq!(s.link.compression(), Level::new(19));
         let p = Settings::parse(&format!(
             "{BASE}[link]\ncompress = \"lz4\"\ncompress_level = 20\n"
         ))
@@ -582,21 +403,16 @@ dir = "/var/lib/redovault/extractor"
             "{BASE}[collector]\naddress = \"collector.example.net:7070\"\nextractor_id = \"x1\"\n\
              ca = \"/c/ca.pem\"\ncert = \"/c/x.pem\"\nkey = \"/c/x.key\"\n"
         );
-        let c = Settings::parse(&text).unwrap().collectors.remove(0);
+        let c = Settings::parse(&text).unwrap().collectors.items.remove(0);
         assert_eq!(c.server_name, "collector.example.net");
-        assert!(matches!(c.cipher, CipherConfig::Tls { .. }));
+        assert_eq!(c.cipher, Cipher::Tls);
         let text = format!(
             "{BASE}[collector]\naddress = \"[::1]:7070\"\nextractor_id = \"x1\"\n\
              cipher = \"blowfish\"\npsk_file = \"/c/psk\"\n"
         );
-        let c = Settings::parse(&text).unwrap().collectors.remove(0);
+        let c = Settings::parse(&text).unwrap().collectors.items.remove(0);
         assert_eq!(c.server_name, "::1");
-        assert_eq!(
-            c.cipher,
-            CipherConfig::Blowfish {
-                psk_file: "/c/psk".into()
-            }
-        );
+        assert_eq!((c.cipher, c.psk_file), (Cipher::Blowfish, "/c/psk".into()));
     }
 
     #[test]
@@ -614,9 +430,9 @@ dir = "/var/lib/redovault/extractor"
             one("name = \"c\"\n", "[::1]:7070"),
         );
         let s = Settings::parse(&text).unwrap();
-        let names: Vec<&str> = s.collectors.iter().map(|c| c.name.as_str()).collect();
+        let names: Vec<&str> = s.collectors.items.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["dr-a", "b.example.net_7070", "c"]);
-        assert_eq!(s.collectors[2].server_name, "::1");
+        assert_eq!(s.collectors.items[2].server_name, "::1");
         assert_eq!(s.link.ack, AckPolicy::All);
         // The default policy is majority; one [collector] table is named after its address.
         let s = Settings::parse(&format!(
@@ -625,7 +441,7 @@ dir = "/var/lib/redovault/extractor"
         ))
         .unwrap();
         assert_eq!(s.link.ack, AckPolicy::Majority);
-        assert_eq!(s.collectors[0].name, "h_1");
+        assert_eq!(s.collectors.items[0].name, "h_1");
         // Every problem at once, with the item's index.
         let text = format!(
             "{BASE}{}{}{}[link]\nack = \"quorum\"\n",

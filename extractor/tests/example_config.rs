@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use redovault_extractor::config::TailConfig;
-use redovault_extractor::settings::{CipherConfig, LinkSettings, Settings};
+use redovault_extractor::settings::{Cipher, LinkSettings, Settings};
 
 const EXAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -16,15 +16,15 @@ const EXAMPLE: &str = concat!(
 #[test]
 fn example_parses_with_the_documented_defaults() {
     let s = Settings::load(Path::new(EXAMPLE)).unwrap();
-    assert_eq!(s.extract.online.groups.len(), 3);
-    assert_eq!(s.extract.online.groups[0].members.len(), 2);
-    assert_eq!(s.extract.tail, TailConfig::default());
+    assert_eq!(s.extract().online.groups.len(), 3);
+    assert_eq!(s.extract().online.groups[0].members.len(), 2);
+    assert_eq!(s.extract().tail, TailConfig::default());
     assert_eq!(s.link, LinkSettings::default());
-    let c = &s.collectors[0];
+    let c = &s.collectors.items[0];
     assert_eq!(c.address, "collector.example.net:7070");
-    assert!(matches!(c.cipher, CipherConfig::Tls { .. }));
+    assert_eq!(c.cipher, Cipher::Tls);
     assert_eq!(
-        s.telemetry.metrics_listen.unwrap().to_string(),
+        s.telemetry().metrics_listen.unwrap().to_string(),
         "127.0.0.1:9465"
     );
 }

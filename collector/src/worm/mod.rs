@@ -25,7 +25,6 @@ mod task;
 #[cfg(test)]
 mod testkit;
 
-use redovault::config::{ms, secs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,89 +34,54 @@ pub use follow::{FollowError, Follower};
 pub use task::{Worm, spawn};
 
 use redovault::config::load::deserialize_both;
-use redovault::config::{Problems, StoreConfig};
+use redovault::config::units::{duration, size};
+use redovault::config::{Problems, StoreConfig, ms, secs};
+use smart_default::SmartDefault;
 
 /// The `[worm]` section: where pieces go and how often.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, SmartDefault, serde::Deserialize)]
+#[serde(default)]
 pub struct WormConfig {
-    /// The WORM store: the keys of the watcher's `[store]` (the collector's own put-only
-    /// credentials come from the environment, as the watcher's do).
+    /// The WORM store: the keys of the watcher's `[store]`, read from the same table (the
+    /// collector's own put-only credentials come from the environment, as the watcher's do).
+    #[serde(skip)]
     pub store: StoreConfig,
     /// The recovery public key (SubjectPublicKeyInfo PEM); its private half stays offline.
+    /// Required.
     pub recovery_public_key: PathBuf,
     /// Longest time from a byte becoming durable here to its piece being cut.
+    #[default(secs(1))]
+    #[serde(deserialize_with = "duration")]
     pub seal_interval: Duration,
     /// Largest piece, in redo bytes.
+    #[default(16 << 20)]
+    #[serde(deserialize_with = "size")]
     pub max_piece: u64,
     /// A chain segment is sealed into WORM after this many pieces...
+    #[default = 60]
     pub manifest_entries: u64,
     /// ...or this long after its first piece, whichever comes first (and at every log end).
+    #[default(secs(60))]
+    #[serde(deserialize_with = "duration")]
     pub manifest_interval: Duration,
 }
 
-/// The keys of `[worm]` besides the store's.
-#[derive(Debug, serde::Deserialize)]
-#[serde(default)]
-struct WormKeys {
-    #[serde(deserialize_with = "redovault::config::sections::non_empty_path")]
-    recovery_public_key: Option<PathBuf>,
-    #[serde(deserialize_with = "redovault::config::units::duration")]
-    seal_interval: Duration,
-    #[serde(deserialize_with = "redovault::config::units::size")]
-    max_piece: u64,
-    manifest_entries: u64,
-    #[serde(deserialize_with = "redovault::config::units::duration")]
-    manifest_interval: Duration,
-}
-
-impl Default for WormKeys {
-    fn default() -> WormKeys {
-        WormKeys {
-            recovery_public_key: None,
-            seal_interval: secs(1),
-            max_piece: 16 << 20,
-            manifest_entries: 60,
-            manifest_interval: secs(60),
-        }
-    }
-}
-
 impl WormConfig {
-    /// Reads a `[worm]` table; problems go to `problems` with their key path.
-    pub fn parse(table: &toml::Table, problems: &mut Vec<String>) -> Option<WormConfig> {
-        let mut p = Problems::default();
-        let read = deserialize_both::<StoreConfig, WormKeys>("worm", table.clone(), &mut p);
-        let Some((store, k)) = read else {
-            problems.extend(p.into_vec());
-            return None;
-        };
-        store.check_at("worm", &mut p);
-        p.at_least("worm.seal_interval", k.seal_interval, ms(10));
-        p.range("worm.manifest_entries", k.manifest_entries, 1, 100_000);
-        p.at_least("worm.manifest_interval", k.manifest_interval, ms(100));
-        if k.recovery_public_key.is_none() {
-            p.push(
-                "worm.recovery_public_key",
-                "required (the public half of the offline recovery key, made by \
-                 deploy/recovery-key.sh)",
-            );
-        }
-        problems.extend(p.into_vec());
-        let max_piece = k.max_piece;
+    /// Reads a `[worm]` table: the store's keys and ours.
+    pub fn parse(table: &toml::Table, p: &mut Problems) -> Option<WormConfig> {
+        let (store, w) = deserialize_both::<StoreConfig, Self>("worm", table.clone(), p)?;
+        store.check_at("worm", p);
+        p.at_least("worm.seal_interval", w.seal_interval, ms(10));
         // A piece may run one chunk (and its commit marks) past `max_piece`; 64M keeps every
         // piece far below what a reader accepts (`piece::MAX_PIECE_PLAINTEXT`).
-        if !(1 << 10..=64 << 20).contains(&max_piece) {
-            problems.push(format!(
-                "worm.max_piece: {max_piece} bytes, expected 1K to 64M"
-            ));
+        p.size_range("worm.max_piece", w.max_piece, 1 << 10, 64 << 20);
+        p.range("worm.manifest_entries", w.manifest_entries, 1, 100_000);
+        p.at_least("worm.manifest_interval", w.manifest_interval, ms(100));
+        if w.recovery_public_key.as_os_str().is_empty() && !p.about("worm.recovery_public_key") {
+            let what = "required (the public half of the offline recovery key, made by \
+                        deploy/recovery-key.sh)";
+            p.push("worm.recovery_public_key", what);
         }
-        Some(WormConfig {
-            store,
-            recovery_public_key: k.recovery_public_key?,
-            seal_interval: k.seal_interval,
-            max_piece,
-            manifest_entries: k.manifest_entries,
-            manifest_interval: k.manifest_interval,
-        })
+        Some(WormConfig { store, ..w })
     }
 }

@@ -833,7 +833,7 @@ mod tests {
         st.sync().unwrap();
         let cancel = CancellationToken::new();
         let (writer, _w) = writer::spawn(st, WriterConfig::default(), cancel.clone());
-        let mut problems = Vec::new();
+        let mut problems = redovault::config::Problems::default();
         let table: toml::Table = toml::from_str(&format!(
             "kind = \"local\"\ndir = \"{}\"\nprefix = \"p\"\nrecovery_public_key = \"{}\"\nseal_interval = \"10ms\"\n",
             worm_dir.display(),
@@ -983,7 +983,7 @@ mod gated {
             dir.path().join("worm").display()
         ))
         .unwrap();
-        let mut problems = Vec::new();
+        let mut problems = redovault::config::Problems::default();
         let config = WormConfig::parse(&table, &mut problems).unwrap();
         assert!(problems.is_empty(), "{problems:?}");
         let gate = Arc::new(Gate {
