@@ -6,7 +6,7 @@
 #[serde(default)]
 pub struct ExtractorAllow {
     /// The extractor id (certificate CN or DNS SAN under TLS); required.
-    #[serde(deserialize_with = "crate::config::non_blank")]
+    #[serde(deserialize_with = "redovault::config::sections::non_blank")]
     pub id: String,
     /// Databases it may ship; empty: any.
     pub db_ids: Vec<u32>,

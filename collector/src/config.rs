@@ -72,7 +72,7 @@ use std::time::Duration;
 
 use redovault::compress::Level;
 use redovault::config::load::deserialize_both;
-use redovault::config::sections::link_timing;
+use redovault::config::sections::{abs_path, link_timing};
 use redovault::config::units::{duration, size, size_usize};
 use redovault::config::{Check, Compress, DaemonTelemetry, Problems, StoreConfig, Telemetry, secs};
 use redovault::crypto::keys::KeyRing;
@@ -132,16 +132,7 @@ pub struct Listen {
     present: bool,
 }
 
-/// `listen.cipher`: `[tls]` (the default and production mode) or `[legacy]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Cipher {
-    /// TLS 1.3 with client certificates.
-    #[default]
-    Tls,
-    /// LEGACY: Blowfish with a pre-shared key.
-    Blowfish,
-}
+pub use redovault::config::Cipher;
 
 /// `[tls]`: the collector's certificate and key, and the CA of the extractors' (PEM).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -296,7 +287,7 @@ impl Check for CollectorConfig {
     fn check(mut self, p: &mut Problems) -> Option<CollectorConfig> {
         let l = &self.listen;
         match l.present {
-            true => missing(p, "listen.address", l.address.is_none()),
+            true => p.missing_if("listen.address", l.address.is_none()),
             false => p.line("[listen]: missing section".into()),
         }
         p.range("listen.max_connections", l.max_connections, 1, 65_536);
@@ -310,8 +301,8 @@ impl Check for CollectorConfig {
         if !s.present {
             p.line("[store]: missing section".into());
         }
-        missing(p, "store.dir", s.dir.as_os_str().is_empty());
-        missing(p, "store.key_file", s.key_file.as_os_str().is_empty());
+        p.missing_if("store.dir", s.dir.as_os_str().is_empty());
+        p.missing_if("store.key_file", s.key_file.as_os_str().is_empty());
         p.size_range("store.segment_size", s.segment_size, 64 << 10, 1 << 40);
         let max_chunk = crate::segment::MAX_CHUNK_DATA as u64;
         p.size_range("store.chunk_size", s.chunk_size, 4 << 10, max_chunk);
@@ -322,7 +313,7 @@ impl Check for CollectorConfig {
         let mut ids = BTreeSet::new();
         for (i, e) in self.extractor.iter().enumerate() {
             let at = format!("extractor[{}].id", i + 1);
-            missing(p, &at, e.id.is_empty());
+            p.missing_if(&at, e.id.is_empty());
             if !e.id.is_empty() && !ids.insert(&e.id) {
                 p.push(&at, format!("{:?} is listed twice", e.id));
             }
@@ -359,9 +350,9 @@ impl CollectorConfig {
                 p.line("[tls]: missing section (TLS needs cert, key and client_ca)".into())
             }
             (Some(t), false) => {
-                missing(p, "tls.cert", t.cert.as_os_str().is_empty());
-                missing(p, "tls.key", t.key.as_os_str().is_empty());
-                missing(p, "tls.client_ca", t.client_ca.as_os_str().is_empty());
+                p.missing_if("tls.cert", t.cert.as_os_str().is_empty());
+                p.missing_if("tls.key", t.key.as_os_str().is_empty());
+                p.missing_if("tls.client_ca", t.client_ca.as_os_str().is_empty());
             }
             (None, true) => {}
         }
@@ -371,7 +362,7 @@ impl CollectorConfig {
             (None, true) => {
                 p.line("[legacy]: missing section (cipher = \"blowfish\" needs psk_file)".into())
             }
-            (Some(l), true) => missing(p, "legacy.psk_file", l.psk_file.as_os_str().is_empty()),
+            (Some(l), true) => p.missing_if("legacy.psk_file", l.psk_file.as_os_str().is_empty()),
             (None, false) => {}
         }
     }
@@ -443,31 +434,6 @@ impl CollectorConfig {
             metrics_listen: self.telemetry().metrics_listen,
             accept_compression: self.link.accept_compression,
         }
-    }
-}
-
-/// "missing" at `path` when `empty`, unless a problem of that key is already listed.
-pub(crate) fn missing(p: &mut Problems, path: &str, empty: bool) {
-    if empty && !p.about(path) {
-        p.push(path, "missing");
-    }
-}
-
-/// A string that is not blank ("empty" otherwise); absent: `""`, for [`missing`].
-pub(crate) fn non_blank<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let s = String::deserialize(d)?;
-    match s.trim().is_empty() {
-        true => Err(de::Error::custom("empty")),
-        false => Ok(s),
-    }
-}
-
-/// An absolute path; absent: empty, for [`missing`].
-fn abs_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
-    let s = non_blank(d)?;
-    match Path::new(&s).is_absolute() {
-        true => Ok(s.into()),
-        false => Err(de::Error::custom(format!("{s} is not an absolute path"))),
     }
 }
 

@@ -91,7 +91,7 @@ pub struct TailConfig {
 #[serde(default)]
 pub struct StateConfig {
     /// Directory of the checkpoints (absolute path; required).
-    #[serde(deserialize_with = "crate::settings::abs_path")]
+    #[serde(deserialize_with = "redovault::config::sections::abs_path")]
     pub dir: PathBuf,
 }
 

@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use redovault::compress::Level;
-use redovault::config::sections::link_timing;
+use redovault::config::sections::{abs_path, link_timing, non_blank};
 use redovault::config::units::{duration, size};
 use redovault::config::{Check, Compress, ConfigError, DaemonTelemetry, OneOrList, Problems};
 use redovault::config::{Telemetry, ms, secs};
@@ -52,7 +52,6 @@ use redovault::crypto::tls::TlsClient;
 use redovault::wire::message::MAX_NAME_LEN;
 use redovault::wire::transport::{ClientSecurity, LinkConfig};
 use serde::Deserialize;
-use serde::de::{self, Deserializer};
 use smart_default::SmartDefault;
 
 use crate::config::{ArchiveConfig, ExtractorConfig, OnlineConfig, StateConfig, TailConfig};
@@ -104,16 +103,7 @@ pub struct CollectorTarget {
     pub psk_file: PathBuf,
 }
 
-/// How the link to the collector is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Cipher {
-    /// TLS 1.3 with our client certificate (the default and production mode).
-    #[default]
-    Tls,
-    /// LEGACY: Blowfish with a pre-shared key.
-    Blowfish,
-}
+pub use redovault::config::Cipher;
 
 /// `[link]`: link tunables.
 #[derive(Debug, Clone, PartialEq, Eq, SmartDefault, Deserialize)]
@@ -205,7 +195,7 @@ impl Check for Settings {
         self.tail.check_into(p);
         match &self.state {
             None => p.line("[state]: missing section".into()),
-            Some(s) => missing(p, "state.dir", s.dir.as_os_str().is_empty()),
+            Some(s) => p.missing_if("state.dir", s.dir.as_os_str().is_empty()),
         }
         let (list, mut names, mut addresses) =
             (self.collectors.list, BTreeSet::new(), BTreeSet::new());
@@ -266,7 +256,7 @@ impl CollectorTarget {
     /// Checks the table at `at` and fills in the default name and server name.
     fn check(&mut self, at: &str, p: &mut Problems) {
         let key = |k: &str| format!("{at}.{k}");
-        missing(p, &key("address"), self.address.is_empty());
+        p.missing_if(&key("address"), self.address.is_empty());
         let host = match self.address.rsplit_once(':') {
             Some((h, port)) if !h.is_empty() && port.parse::<u16>().is_ok() => {
                 Some(h.trim_start_matches('[').trim_end_matches(']'))
@@ -289,7 +279,7 @@ impl CollectorTarget {
             self.server_name = host.unwrap_or_default().to_string();
         }
         let id = &self.extractor_id;
-        missing(p, &key("extractor_id"), id.is_empty());
+        p.missing_if(&key("extractor_id"), id.is_empty());
         if id.len() > MAX_NAME_LEN || id.chars().any(char::is_control) {
             p.push(&key("extractor_id"), "too long or has control characters");
         }
@@ -301,7 +291,7 @@ impl CollectorTarget {
         let files = [("ca", &self.ca), ("cert", &self.cert), ("key", &self.key)];
         for (k, v) in files.into_iter().chain([("psk_file", &self.psk_file)]) {
             match ((k == "psk_file") == blowfish, v.as_os_str().is_empty()) {
-                (true, empty) => missing(p, &key(k), empty),
+                (true, empty) => p.missing_if(&key(k), empty),
                 (false, false) => p.push(&key(k), unused),
                 (false, true) => {}
             }
@@ -321,31 +311,6 @@ impl CollectorTarget {
                 .map(ClientSecurity::LegacyBlowfish)
                 .map_err(|e| format!("collector: {e}")),
         }
-    }
-}
-
-/// "missing" at `path` when `empty`, unless a problem of that key is already listed.
-fn missing(p: &mut Problems, path: &str, empty: bool) {
-    if empty && !p.about(path) {
-        p.push(path, "missing");
-    }
-}
-
-/// A string that is not blank ("empty" otherwise); absent: `""`, for [`missing`].
-fn non_blank<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let s = String::deserialize(d)?;
-    match s.trim().is_empty() {
-        true => Err(de::Error::custom("empty")),
-        false => Ok(s),
-    }
-}
-
-/// An absolute path; absent: empty, for [`missing`].
-pub(crate) fn abs_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
-    let s = non_blank(d)?;
-    match Path::new(&s).is_absolute() {
-        true => Ok(s.into()),
-        false => Err(de::Error::custom(format!("{s} is not an absolute path"))),
     }
 }
 

@@ -25,8 +25,8 @@ use crate::compress::{Level, MAX_LEVEL};
 
 pub use load::{Check, load, parse};
 pub use sections::{
-    AlertConfig, AlertSection, Compress, CredentialsMode, DaemonTelemetry, OneOrList, StoreConfig,
-    StoreKind, Telemetry, TelemetryConfig,
+    AlertConfig, AlertSection, Cipher, Compress, CredentialsMode, DaemonTelemetry, OneOrList,
+    StoreConfig, StoreKind, Telemetry, TelemetryConfig,
 };
 pub use units::{ms, parse_duration, parse_size, secs};
 
@@ -101,8 +101,15 @@ impl Problems {
         }
     }
 
-    /// A problem of a key that must be set, unless its value is already reported as
-    /// malformed (serde then left the field at its default).
+    /// "missing" at `path` when `empty` (a key that must be set), unless its value is already
+    /// reported as malformed (serde then left the field at its default).
+    pub fn missing_if(&mut self, path: &str, empty: bool) {
+        if empty {
+            self.missing(path, "missing");
+        }
+    }
+
+    /// `what` at `path`, unless a problem of that key is already listed.
     pub fn missing(&mut self, path: &str, what: impl std::fmt::Display) {
         if !self.about(path) {
             self.push(path, what);

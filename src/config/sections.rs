@@ -457,3 +457,34 @@ pub fn link_timing(
         ..Default::default()
     }
 }
+
+/// How a link between an extractor and a collector is protected (`listen.cipher` on the
+/// collector, `[[collector]] cipher` on the extractor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cipher {
+    /// TLS 1.3 with client certificates (the default and the production mode).
+    #[default]
+    Tls,
+    /// LEGACY: Blowfish with a pre-shared key.
+    Blowfish,
+}
+
+/// A string that is not blank ("empty" otherwise); absent: `""`, for
+/// [`Problems::missing_if`](super::Problems::missing_if).
+pub fn non_blank<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    match s.trim().is_empty() {
+        true => Err(de::Error::custom("empty")),
+        false => Ok(s),
+    }
+}
+
+/// An absolute path; absent: empty, for [`Problems::missing_if`](super::Problems::missing_if).
+pub fn abs_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+    let s = non_blank(d)?;
+    match std::path::Path::new(&s).is_absolute() {
+        true => Ok(s.into()),
+        false => Err(de::Error::custom(format!("{s} is not an absolute path"))),
+    }
+}

@@ -5,70 +5,57 @@
 
 use std::fmt;
 
-/// System change number: Oracle's logical clock (48 bits, or 64 with the 12c "big SCN" form).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Scn(pub u64);
+/// A number that names or orders something in redo: a newtype that prints as the bare
+/// number (and, with the `serde` feature, is written as one).
+macro_rules! number {
+    ($(#[$doc:meta])* $name:ident($int:ty)) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        #[cfg_attr(
+            feature = "serde",
+            derive(serde::Serialize, serde::Deserialize),
+            serde(transparent)
+        )]
+        pub struct $name(pub $int);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
+}
+
+number! {
+    /// System change number: Oracle's logical clock (48 bits, or 64 with the 12c "big SCN"
+    /// form).
+    Scn(u64)
+}
 
 impl Scn {
     /// The largest SCN that the 6-byte form (u32 base + u16 wrap without bit 15) can hold.
     pub const MAX_SMALL: u64 = (1 << 47) - 1;
 }
 
-impl fmt::Display for Scn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
+number! {
+    /// Log sequence number of one redo thread (`%s` in `log_archive_format`).
+    LogSeq(u32)
 }
 
-/// Log sequence number of one redo thread (`%s` in `log_archive_format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct LogSeq(pub u32);
-
-impl fmt::Display for LogSeq {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
+number! {
+    /// Redo thread number (one per RAC instance; `%t` in `log_archive_format`).
+    ThreadId(u16)
 }
 
-/// Redo thread number (one per RAC instance; `%t` in `log_archive_format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct ThreadId(pub u16);
-
-impl fmt::Display for ThreadId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
+number! {
+    /// Database id (`v$database.dbid`): which database a log or a stream belongs to.
+    DbId(u32)
 }
 
-/// Database id (`v$database.dbid`): which database a log or a stream belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-#[cfg_attr(
-    feature = "serde",
-    derive(serde::Serialize, serde::Deserialize),
-    serde(transparent)
-)]
-pub struct DbId(pub u32);
-
-impl fmt::Display for DbId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-/// Resetlogs id of a database incarnation (changes at `OPEN RESETLOGS`; `%r` in
-/// `log_archive_format`): sequences restart from 1 under a new one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-#[cfg_attr(
-    feature = "serde",
-    derive(serde::Serialize, serde::Deserialize),
-    serde(transparent)
-)]
-pub struct ResetlogsId(pub u32);
-
-impl fmt::Display for ResetlogsId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
+number! {
+    /// Resetlogs id of a database incarnation (changes at `OPEN RESETLOGS`; `%r` in
+    /// `log_archive_format`): sequences restart from 1 under a new one.
+    ResetlogsId(u32)
 }
 
 /// Redo byte address: log sequence, block number and byte offset within the block.
