@@ -24,7 +24,7 @@
 //! as a [`WriterError`].
 //!
 //! ```
-//! use redovault_redo::position::{LogSeq, Scn, ThreadId, Xid};
+//! use redovault_redo::position::{DbId, LogSeq, ResetlogsId, Scn, ThreadId, Xid};
 //! use redovault_redo::writer::*;
 //!
 //! let cfg = LogConfig {
@@ -32,11 +32,11 @@
 //!     endian: Endian::Little,
 //!     compat: Compat::V23_6,
 //!     scn_form: ScnForm::Big,
-//!     db_id: 1_497_016_494,
+//!     db_id: DbId(1_497_016_494),
 //!     db_name: "FREE".into(),
 //!     thread: ThreadId(1),
 //!     sequence: LogSeq(16),
-//!     resetlogs_id: 1_224_959_854,
+//!     resetlogs_id: ResetlogsId(1_224_959_854),
 //!     resetlogs_scn: Scn(2_061_806),
 //!     activation_id: 0x593A_4BAE,
 //!     first_scn: Scn(2_267_717),
