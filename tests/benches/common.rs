@@ -295,8 +295,11 @@ pub fn run_database<T: Clone + Send + 'static>(
         let mut jf = std::fs::File::open(&journal).expect("journal");
         let mut pending = Vec::new();
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            sim.step().expect("step");
+            // Stamped before the step: a step writes its LWN (and journal line) and then
+            // sleeps to keep the simulated clock in real time, so a stamp after it would leave
+            // out up to a whole step's pacing (tens of ms at low per-database rates).
             let now = clock();
+            sim.step().expect("step");
             let mut more = Vec::new();
             jf.read_to_end(&mut more).expect("read journal");
             pending.extend_from_slice(&more);

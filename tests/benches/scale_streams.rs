@@ -16,8 +16,8 @@
 //!
 //! Measured per step, over the window after `REDOVAULT_BENCH_WARMUP_SECONDS` (3) until
 //! `REDOVAULT_BENCH_SECONDS` (20) from the start:
-//! - **commit → Ack**, per commit of every stream: from the moment its database has written
-//!   the LWN holding it (and its journal line) to the moment that stream's shipper receives an
+//! - **commit → Ack**, per commit of every stream: from the moment its database began the
+//!   step that writes the LWN holding it (and its journal line) to the moment that stream's shipper receives an
 //!   Ack whose last commit is at or after it (`Shipper::observe_acks`, as `ship_latency.rs`);
 //!   p50 / p99 / max pooled over all streams, and the worst stream's p99;
 //! - the collector's **CPU** (user + system, `/proc/<pid>/stat`) over the window per MB it
@@ -47,7 +47,11 @@
 //! `<target>/bench-scale-streams`), `REDOVAULT_BENCH_DB_DIR` (databases; default `/dev/shm`),
 //! `REDOVAULT_BENCH_COLLECTOR` (a `redovault-collector` binary to measure instead of this
 //! tree's, e.g. an older build), `REDOVAULT_BENCH_RAC_THREADS` (2), `REDOVAULT_BENCH_LOG_MIB`,
-//! `REDOVAULT_BENCH_WARMUP_SECONDS` (3), `REDOVAULT_BENCH_FLOOR_SECONDS` (10).
+//! `REDOVAULT_BENCH_WARMUP_SECONDS` (3), `REDOVAULT_BENCH_FLOOR_SECONDS` (10),
+//! `REDOVAULT_BENCH_COLLECTOR_NICE` (the collector under `nice -n` this value, e.g. `-15`:
+//! the databases and shippers of every stream run in this process on the same two cores, and
+//! at 64 streams and 10 MiB/s they take about 1.5 of them; a deployed collector has its
+//! backup host's CPU to itself).
 
 #[path = "common.rs"]
 mod common;
@@ -170,10 +174,20 @@ fn fds(pid: u32) -> u64 {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64)
 }
 
+/// Starts the collector; with `REDOVAULT_BENCH_COLLECTOR_NICE` under `nice -n` (as on a backup
+/// host of its own, where the databases and shippers do not take its CPU; `nice` execs it, so
+/// the pid read for CPU and memory is the collector's).
 fn spawn(bin: &Path, cfg: &Path, log: &Path) -> Child {
     let out = std::fs::File::create(log).expect("collector log");
-    Command::new(bin)
-        .arg("--config")
+    let mut cmd = match std::env::var("REDOVAULT_BENCH_COLLECTOR_NICE") {
+        Ok(n) => {
+            let mut c = Command::new("nice");
+            c.args(["-n", n.as_str()]).arg(bin);
+            c
+        }
+        Err(_) => Command::new(bin),
+    };
+    cmd.arg("--config")
         .arg(cfg)
         .env("NO_COLOR", "1")
         .env_remove("RUST_LOG")
@@ -197,13 +211,15 @@ fn stop(mut c: Child) {
     let _ = c.wait();
 }
 
-/// A commit: its redo thread, its SCN, when its LWN and journal line were written.
+/// A commit: its redo thread, its SCN, when the step that wrote its LWN began.
 type Commit = (u16, u64, Instant);
 
 /// Runs the simulated database `sim` on its own thread until `stop` is set, and reports each
-/// commit (not rollbacks) with its thread and SCN, stamped right after the step that wrote it
-/// (as `common::run_database`, with the thread: a RAC database's commits go to their own
-/// thread's stream); the thread returns the simulation's summary.
+/// commit (not rollbacks) with its thread and SCN, stamped right before the step that writes
+/// it (a step writes, then sleeps to hold the simulated clock to real time: a stamp after it
+/// would leave the sleep out, up to tens of ms per step at 64 streams; as
+/// `common::run_database`, with the thread: a RAC database's commits go to their own thread's
+/// stream); the thread returns the simulation's summary.
 fn run_database(
     sim: Simulator,
     journal: PathBuf,
@@ -218,8 +234,9 @@ fn run_database(
         let mut jf = std::fs::File::open(&journal).expect("journal");
         let mut pending = Vec::new();
         while !stop.load(Ordering::Relaxed) {
-            sim.step().expect("step");
+            // Before the step, not after: the step sleeps after writing (see the doc above).
             let now = Instant::now();
+            sim.step().expect("step");
             let mut more = Vec::new();
             jf.read_to_end(&mut more).expect("read journal");
             pending.extend_from_slice(&more);
@@ -894,12 +911,13 @@ fn main() {
     );
     println!(
         "scale_streams: steps {steps:?} at {} MiB/s in all, {} s each (first {} s not measured), \
-         floor {} s; collector {}, store in {}, databases in {}; {} cores, load {}",
+         floor {} s; collector {} (nice {}), store in {}, databases in {}; {} cores, load {}",
         setup.rate_mib,
         setup.seconds,
         setup.warmup,
         setup.floor_seconds,
         setup.collector_bin.display(),
+        std::env::var("REDOVAULT_BENCH_COLLECTOR_NICE").unwrap_or_else(|_| "0".into()),
         root.display(),
         db_root.display(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
