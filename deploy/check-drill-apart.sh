@@ -13,6 +13,8 @@
 #    names would fail here rather than pass unseen.
 #
 # Build BIN_DIR first: cargo build --release -p redovault -p redovault-extractor -p redovault-drill
+# (target/release), or as deploy/test.sh does, REDOVAULT_RELEASE_ALSO=redovault-drill
+# deploy/release.sh (target/x86_64-unknown-linux-gnu/dist).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"

@@ -16,7 +16,9 @@
 # procedural macros of the dist profile there.)
 #
 # Environment (optional): REDOVAULT_RELEASE_CACHE (where the venv of zig and cargo-zigbuild is
-# kept between runs, default .ci/state/cache), CARGO_TARGET_DIR.
+# kept between runs, default .ci/state/cache), CARGO_TARGET_DIR, REDOVAULT_RELEASE_ALSO (more
+# packages built in the same run and profile, left in the target directory, neither checked
+# nor copied: deploy/test.sh builds redovault-drill so for deploy/check-drill-apart.sh).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -68,7 +70,7 @@ fi
 log "building ${PROGRAMS[*]} for $TARGET with glibc $GLIBC (profile $PROFILE)"
 t0=$(date +%s)
 pkgs=()
-for p in "${PROGRAMS[@]}"; do pkgs+=(-p "$p"); done
+for p in "${PROGRAMS[@]}" ${REDOVAULT_RELEASE_ALSO:-}; do pkgs+=(-p "$p"); done
 "$zigbuild" zigbuild --locked --profile "$PROFILE" --target "$TARGET.$GLIBC" "${pkgs[@]}" --bins
 log "built in $(( $(date +%s) - t0 ))s"
 

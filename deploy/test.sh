@@ -10,13 +10,14 @@
 # 3. runs cargo fmt --check, the alert rules' promtool checks and unit tests, clippy with
 #    warnings denied, every test of the workspace, none of which may skip here
 #    (REDOVAULT_TEST_REQUIRE_SERVERS=1; the store conformance suite against both servers; the
-#    HTML report in headless Chromium), checks that the database-host programs neither depend
-#    on the drill crate nor carry its S3 admin requests (deploy/check-drill-apart.sh), checks
-#    the systemd units, and builds every fuzz target and runs each briefly on its corpus (a
-#    regression: a few thousand inputs);
+#    HTML report in headless Chromium), checks the systemd units, and builds every fuzz target
+#    and runs each briefly on its corpus (a regression: a few thousand inputs);
 # 4. builds the release programs for glibc 2.28 and the .deb and .rpm (deploy/package.sh:
 #    zig and cargo-zigbuild from PyPI into a venv when missing, dpkg-deb and rpmbuild package),
-#    and checks them (deploy/check-packages.sh: installs and purges the .deb here).
+#    and checks them (deploy/check-packages.sh: installs and purges the .deb here); then, on
+#    those release binaries (and redovault-drill built in the same run), that the database-host
+#    programs neither depend on the drill crate nor carry its S3 admin requests
+#    (deploy/check-drill-apart.sh).
 #
 # Environment: REDOVAULT_TEST_SERVERS (default "ceph localstack"), REDOVAULT_TEST_STATE
 # (default .ci/state in the repository), REDOVAULT_ORACLE_REAL (default ../shared/fixtures/oracle-real
@@ -41,7 +42,8 @@ mkdir -p "$REDOVAULT_S3_CACHE"
 # a missing one fails (tests/drill/src/servers.rs).
 export REDOVAULT_TEST_REQUIRE_SERVERS=1
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step with the seconds since the start, so a slow step shows in the log.
+step() { printf '\n==> %s  [%ss]\n' "$*" "$(( $(date +%s) - t0 ))"; }
 t0=$(date +%s)
 
 # The real Oracle logs are third-party data kept beside the checkout, never in it: the tests
@@ -106,10 +108,6 @@ step "systemd units (systemd-analyze verify against the built binaries)"
 cargo build --workspace --bins --locked
 bash "$ROOT/deploy/systemd/verify.sh" "${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 
-step "the database-host programs without the drill crate (cargo tree; no admin request in the release binaries)"
-cargo build --release --locked -p redovault -p redovault-extractor -p redovault-drill
-bash "$ROOT/deploy/check-drill-apart.sh" "${CARGO_TARGET_DIR:-$ROOT/target}/release"
-
 step "doc tests"
 cargo test --workspace --locked --doc
 
@@ -133,7 +131,12 @@ if ! command -v rpmbuild >/dev/null 2>&1 || ! command -v objdump >/dev/null 2>&1
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rpm binutils dpkg >/dev/null
 fi
 rm -rf "$STATE/dist"
-REDOVAULT_RELEASE_CACHE="$REDOVAULT_S3_CACHE" bash "$ROOT/deploy/package.sh" "$STATE/dist"
+# redovault-drill is built beside the release programs (not packaged) for the next step.
+REDOVAULT_RELEASE_CACHE="$REDOVAULT_S3_CACHE" REDOVAULT_RELEASE_ALSO=redovault-drill \
+  bash "$ROOT/deploy/package.sh" "$STATE/dist"
 bash "$ROOT/deploy/check-packages.sh" "$STATE"/dist/redovault_*_amd64.deb "$STATE"/dist/redovault-*.x86_64.rpm
+
+step "the database-host programs without the drill crate (cargo tree; no admin request in the release binaries)"
+bash "$ROOT/deploy/check-drill-apart.sh" "${CARGO_TARGET_DIR:-$ROOT/target}/x86_64-unknown-linux-gnu/dist"
 
 step "all tests passed in $(( $(date +%s) - t0 ))s"
