@@ -1,11 +1,11 @@
 //! The extractor's durable checkpoint: per stream, the position up to which the collector has
 //! acknowledged the redo, and the last commit inside it.
 //!
-//! One file per stream, `DIR/checkpoint-db<dbid>-rl<resetlogs>-t<thread>.json`, replaced
-//! atomically and durably ([`redovault::durable::write_atomic`]: temporary file, fsync,
-//! rename, fsync of the directory), so a crash leaves the old or the new checkpoint, never a
-//! mix. The content is versioned and carries a SHA-256 of its body, so a damaged file is
-//! refused with an error naming it instead of being read as a wrong position:
+//! ```text
+//! Ack / Welcome resume ─► CheckpointStore::advance ─► write_atomic (tmp, fsync, rename,
+//!   fsync dir) ─► DIR/checkpoint-db<dbid>-rl<resetlogs>-t<thread>.json
+//! restart ─► read, SHA-256 of the body checked ─► tailer resumes at Checkpoint::pos
+//! ```
 //!
 //! ```json
 //! {"checkpoint":{"format":"redovault-extractor-checkpoint","version":1,
@@ -16,9 +16,11 @@
 //!  "sha256":"…"}
 //! ```
 //!
-//! The checkpoint moves only through [`CheckpointStore::advance`], which the network part
-//! calls when the collector acknowledges; it never moves backwards. On restart the tailer
-//! resumes exactly at [`Checkpoint::pos`]. All calls block (fsync): async callers use
+//! Invariants: the checkpoint moves only on the collector's acknowledgement
+//! ([`CheckpointStore::advance`], called by the network part) and never backwards; a crash
+//! leaves the old or the new file, never a mix ([`redovault::durable::write_atomic`]); a
+//! damaged file (versioned content, SHA-256 of its body) is refused with an error naming it
+//! instead of being read as a wrong position. All calls block (fsync): async callers use
 //! `spawn_blocking`.
 
 use redovault_redo::position::{DbId, ResetlogsId};
