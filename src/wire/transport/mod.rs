@@ -1,5 +1,6 @@
-//! The link: [`Message`]s in frames over TLS 1.3 (default) or the legacy Blowfish channel,
-//! over any `AsyncRead + AsyncWrite` (in practice a TCP stream).
+//! The link: messages ([`Message`](super::message::Message)) in frames over TLS 1.3
+//! (default) or the legacy Blowfish channel, over any `AsyncRead + AsyncWrite` (in practice
+//! a TCP stream).
 //!
 //! ```text
 //! collector: Link::accept ─┐  security handshake within handshake_timeout: TLS with client
@@ -9,7 +10,8 @@
 //!                  │               after heartbeat_interval idle)
 //!                  └► LinkReceiver (recv: eats Heartbeats; Silent after dead_after)
 //! legacy handshake (frames 0 and 1 each way, plaintext):
-//!   client LegacyClientHello (version 1, 32-byte nonce) ─► server LegacyServerHello (ver, nonce)
+//!   client LegacyClientHello (version 1, 32-byte nonce) ─► server LegacyServerHello
+//!   (version, nonce)
 //!   client LegacyClientFinished (HMAC over both hellos as sent) ─► checked, then
 //!   server LegacyServerFinished ─► every later frame Sealed (Blowfish-CTR + HMAC-SHA-256),
 //!   its message kind inside, frame numbers continuing from the handshake
