@@ -34,7 +34,6 @@ pub enum InspectError {
     /// The file could not be read.
     #[error("{}: {err}", path.display())]
     Io {
-        /// The file.
         path: PathBuf,
         /// The I/O error.
         err: std::io::Error,
@@ -42,7 +41,6 @@ pub enum InspectError {
     /// The file is not an Oracle redo log.
     #[error("{}: {err}", path.display())]
     NotRedo {
-        /// The file.
         path: PathBuf,
         /// What was found, with the byte offset.
         err: NotRedo,
@@ -166,13 +164,9 @@ pub struct InspectReport {
     pub endianness: &'static str,
     /// Blocks after block 0, as block 0 declares.
     pub block_count: u32,
-    /// Database id.
     pub db_id: DbId,
-    /// Database name.
     pub db_name: String,
-    /// Redo thread.
     pub thread: u16,
-    /// Log sequence.
     pub sequence: u32,
     pub resetlogs_id: ResetlogsId,
     pub resetlogs_scn: Option<u64>,
@@ -201,7 +195,6 @@ pub struct InspectReport {
     pub write_point: Option<u32>,
     /// Block states of blocks 1 .. block_count.
     pub block_states: BlockStatesJson,
-    /// Redo records.
     pub records: u64,
     /// Change vectors.
     pub vectors: u64,

@@ -67,7 +67,6 @@ pub struct ParserView {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RebuildReport {
     pub stream: StreamId,
-    /// Its redo thread.
     pub thread: ThreadId,
     /// The log sequence rebuilt.
     pub sequence: LogSeq,
@@ -159,7 +158,6 @@ pub enum RebuildError {
     #[error("stream {stream} log {seq}: stored redo incomplete: {reason}")]
     Incomplete {
         stream: StreamId,
-        /// The sequence.
         seq: LogSeq,
         /// What is missing.
         reason: String,
@@ -175,9 +173,7 @@ pub enum RebuildError {
     Io {
         /// What was being done.
         op: &'static str,
-        /// The file.
         path: PathBuf,
-        /// The error.
         source: io::Error,
     },
 }
@@ -264,7 +260,6 @@ pub fn rebuild(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target {
     pub stream: StreamId,
-    /// The log sequence.
     pub seq: LogSeq,
     /// The last commit to keep: the file ends at its `end`.
     pub last_commit: CommitMark,

@@ -218,13 +218,11 @@ pub struct StoredScns {
 /// What a manifest entry says of an archived log, for matching (see [`archived_matches`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArchivedLog {
-    /// Database id.
     pub db_id: DbId,
     /// Incarnation.
     pub resetlogs_id: ResetlogsId,
     pub thread: u16,
     pub sequence: LogSeq,
-    /// First SCN of the log.
     pub first_scn: Scn,
     /// First SCN of the next log.
     pub next_scn: Scn,

@@ -176,9 +176,7 @@ fn unix_of(rfc3339: &str) -> Option<i64> {
 /// A sequence whose manifest entry does not match what the collector stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mismatched {
-    /// The sequence.
     pub seq: LogSeq,
-    /// Why.
     pub reason: String,
 }
 

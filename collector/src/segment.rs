@@ -361,17 +361,13 @@ pub enum WriteError {
     Io {
         /// What was being done.
         op: &'static str,
-        /// The file.
         path: PathBuf,
-        /// The error.
         source: io::Error,
     },
     /// Sealing failed (OS randomness, a full segment).
     #[error("seal {}: {source}", path.display())]
     Seal {
-        /// The file.
         path: PathBuf,
-        /// The error.
         source: EnvelopeError,
     },
     /// The chunk is not well formed.
@@ -446,7 +442,6 @@ impl SegmentWriter {
         self
     }
 
-    /// The file.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -560,16 +555,10 @@ impl SegmentWriter {
 pub enum ScanError {
     /// Reading failed.
     #[error("read {}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        source: io::Error,
-    },
+    Io { path: PathBuf, source: io::Error },
     /// Damage that is not a torn tail: a stored chunk is lost or altered.
     #[error("segment {} corrupt at offset {offset}: {reason}", path.display())]
     Corrupt {
-        /// The file.
         path: PathBuf,
         /// Byte offset of the damaged header or record.
         offset: u64,
@@ -579,9 +568,7 @@ pub enum ScanError {
     /// The header names a key the key ring lacks, or an unsupported format.
     #[error("segment {}: {source}", path.display())]
     Unreadable {
-        /// The file.
         path: PathBuf,
-        /// Why.
         source: EnvelopeError,
     },
 }

@@ -70,17 +70,13 @@ pub enum ServeError {
     /// The listening address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
-        /// The address.
         addr: SocketAddr,
-        /// The error.
         source: std::io::Error,
     },
     /// The metrics address cannot be bound.
     #[error("cannot serve metrics on {addr}: {source}")]
     Metrics {
-        /// The address.
         addr: SocketAddr,
-        /// The error.
         source: std::io::Error,
     },
 }

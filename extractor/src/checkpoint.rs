@@ -59,13 +59,11 @@ pub enum CheckpointError {
         path: PathBuf,
         /// What was being done.
         op: &'static str,
-        /// The error.
         source: io::Error,
     },
     /// The file is not a valid checkpoint (not JSON, wrong format, checksum mismatch).
     #[error("checkpoint {path} is corrupt: {detail}")]
     Corrupt {
-        /// The file.
         path: PathBuf,
         /// What is wrong.
         detail: String,
@@ -73,7 +71,6 @@ pub enum CheckpointError {
     /// The file was written by a newer format version.
     #[error("checkpoint {path} has format version {found}; this build reads version {VERSION}")]
     Version {
-        /// The file.
         path: PathBuf,
         /// Version found.
         found: u32,
@@ -81,7 +78,6 @@ pub enum CheckpointError {
     /// The file holds another stream than the one asked for.
     #[error("checkpoint {path} is for stream {found}, not {expected}")]
     WrongStream {
-        /// The file.
         path: PathBuf,
         /// Stream asked for.
         expected: StreamId,
@@ -91,7 +87,6 @@ pub enum CheckpointError {
     /// An advance would move the checkpoint backwards.
     #[error("checkpoint {path}: refusing to move back from {from} to {to}")]
     Backwards {
-        /// The file.
         path: PathBuf,
         /// Current position (or last commit end).
         from: StreamPos,
@@ -101,7 +96,6 @@ pub enum CheckpointError {
     /// The commit given to an advance ends after the position.
     #[error("checkpoint {path}: commit ending at {commit_end} is beyond position {pos}")]
     CommitBeyondPosition {
-        /// The file.
         path: PathBuf,
         commit_end: StreamPos,
         /// The position.
@@ -368,7 +362,6 @@ impl CheckpointStore {
         })
     }
 
-    /// The file.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -111,7 +111,6 @@ impl LogHeader {
         LogHeader::parse(&buf)
     }
 
-    /// Log sequence.
     pub fn seq(&self) -> LogSeq {
         self.redo.sequence
     }
@@ -145,7 +144,6 @@ pub enum HeaderError {
     /// The header does not hold (torn or damaged).
     #[error("bad header: {0}")]
     Bad(String),
-    /// Not a redo log.
     #[error("{0}")]
     NotRedo(NotRedo),
     /// The file cannot be opened or read.

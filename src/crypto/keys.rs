@@ -84,7 +84,6 @@ pub enum KeyError {
     Io {
         /// The key file.
         file: PathBuf,
-        /// The error.
         source: std::io::Error,
     },
     /// The key file is readable or writable by group or others.

@@ -101,7 +101,6 @@ pub enum LegacyError {
     /// The PSK file cannot be read or parsed.
     #[error("pre-shared key file {path}: {detail}")]
     PskFile {
-        /// The file.
         path: PathBuf,
         /// What is wrong.
         detail: String,

@@ -54,9 +54,7 @@ pub enum RecoveryKeyError {
     /// The file cannot be read.
     #[error("{path}: {source}")]
     Io {
-        /// The file.
         path: String,
-        /// The error.
         #[source]
         source: std::io::Error,
     },
@@ -66,7 +64,6 @@ pub enum RecoveryKeyError {
          chmod 600 it, and keep it off every server"
     )]
     Permissions {
-        /// The file.
         path: String,
         /// Its mode bits.
         mode: u32,

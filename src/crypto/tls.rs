@@ -49,7 +49,6 @@ pub enum TlsError {
     Read {
         /// What the file should hold ("certificate", "private key", "CA certificate").
         what: &'static str,
-        /// The file.
         path: PathBuf,
         /// The I/O error.
         source: io::Error,
@@ -59,7 +58,6 @@ pub enum TlsError {
     Pem {
         /// What the file should hold.
         what: &'static str,
-        /// The file.
         path: PathBuf,
         /// What is wrong.
         detail: String,
@@ -85,7 +83,6 @@ pub enum TlsError {
     /// A generated file cannot be written.
     #[error("write {path}: {source}")]
     Write {
-        /// The file.
         path: PathBuf,
         /// The I/O error.
         source: io::Error,

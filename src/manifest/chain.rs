@@ -97,7 +97,6 @@ pub enum ManifestError {
     Io {
         /// What was being done.
         context: String,
-        /// The error.
         #[source]
         source: std::io::Error,
     },
@@ -454,7 +453,6 @@ impl<E: ChainEntry> ChainDir<E> {
         Ok(c)
     }
 
-    /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -464,7 +462,6 @@ impl<E: ChainEntry> ChainDir<E> {
         self.state
     }
 
-    /// Number of entries.
     pub fn len(&self) -> u64 {
         self.state.next_index - 1
     }

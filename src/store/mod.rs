@@ -113,7 +113,6 @@ pub struct PutOutcome {
 pub struct LockState {
     /// Retention mode.
     pub mode: LockMode,
-    /// Retain-until date.
     pub retain_until: DateTime<Utc>,
 }
 
@@ -296,7 +295,6 @@ pub enum StoreError {
     Io {
         /// What was being done.
         context: String,
-        /// The error.
         #[source]
         source: std::io::Error,
     },
@@ -304,7 +302,6 @@ pub enum StoreError {
     /// size or SHA-256 it was put with). Nothing was stored under the key.
     #[error("{path}: changed during the upload ({detail}); nothing was stored")]
     SourceChanged {
-        /// The file.
         path: String,
         /// What differed.
         detail: String,
@@ -479,7 +476,6 @@ impl FileIdent {
 /// backend has the server check the signed SHA-256, the local backend hashes as it copies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSource {
-    /// The file.
     pub path: PathBuf,
     /// Its size in bytes.
     pub size: u64,

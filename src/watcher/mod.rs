@@ -90,9 +90,7 @@ pub enum WatchError {
     /// The metrics endpoint cannot listen.
     #[error("metrics endpoint {addr}: {source}")]
     Metrics {
-        /// The address.
         addr: std::net::SocketAddr,
-        /// The error.
         #[source]
         source: std::io::Error,
     },

@@ -43,9 +43,7 @@ static SPARE: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new())
 /// What the headers of a log say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogInfo {
-    /// Database id.
     pub db_id: DbId,
-    /// Database name.
     pub db_name: String,
     pub resetlogs_id: ResetlogsId,
     pub thread: ThreadId,
@@ -63,7 +61,6 @@ pub struct LogInfo {
 }
 
 impl LogInfo {
-    /// The identity of the log.
     pub fn identity(&self) -> LogIdentity {
         LogIdentity {
             db_id: self.db_id,

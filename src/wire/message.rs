@@ -299,7 +299,6 @@ pub struct Failure {
 pub struct MessageError {
     /// Which message (`Hello`, `Data`...), or `frame` for the frame kind.
     pub message: &'static str,
-    /// Which field.
     pub field: &'static str,
     /// What is wrong.
     pub problem: String,

@@ -55,7 +55,6 @@ impl fmt::Display for StreamId {
 /// Orders by sequence, then offset. The position `(seq, 0)` is the start of that log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct StreamPos {
-    /// Log sequence.
     pub seq: LogSeq,
     /// Byte offset in that log file (block 0 starts at 0).
     pub offset: u64,

@@ -43,11 +43,8 @@ use std::path::{Path, PathBuf};
 pub struct ArchivedLogFile {
     /// Where it was restored.
     pub path: PathBuf,
-    /// Redo thread.
     pub thread: u16,
-    /// Log sequence.
     pub sequence: u32,
-    /// First SCN in the log.
     pub first_scn: u64,
     /// Next SCN (first SCN of the next log of the thread).
     pub next_scn: u64,
@@ -58,9 +55,7 @@ pub struct ArchivedLogFile {
 pub struct OnlineLogFile {
     /// Where it was written.
     pub path: PathBuf,
-    /// Redo thread.
     pub thread: u16,
-    /// Log sequence.
     pub sequence: u32,
     /// SCN of the last commit it holds.
     pub last_commit_scn: u64,

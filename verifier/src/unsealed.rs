@@ -212,15 +212,11 @@ pub fn list_prefix(prefix: &str) -> String {
 /// Which archived log an object is, as its Oracle headers (blocks 0 and 1) say.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogHeader {
-    /// Database id.
     pub db_id: DbId,
-    /// Database name.
     pub db_name: String,
     /// Resetlogs id of the incarnation.
     pub resetlogs_id: ResetlogsId,
-    /// Redo thread.
     pub thread: u16,
-    /// Log sequence.
     pub sequence: u32,
     pub first_scn: u64,
     /// Next SCN (the first of the next log).

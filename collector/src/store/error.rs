@@ -18,7 +18,6 @@ pub enum StreamStoreError {
         op: &'static str,
         /// The file or directory.
         path: PathBuf,
-        /// The error.
         source: io::Error,
     },
     /// Another process has the store open.
@@ -53,7 +52,6 @@ pub enum StreamStoreError {
     Unreadable {
         /// The segment file.
         file: PathBuf,
-        /// Why.
         source: EnvelopeError,
     },
     /// Refused: the append does not continue the stream.
@@ -96,7 +94,6 @@ pub enum StreamStoreError {
         pos: StreamPos,
         /// Its length.
         len: u64,
-        /// Why.
         reason: String,
     },
     /// Refused: the append is malformed (commit marks outside its bytes, too long...).

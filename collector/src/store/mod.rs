@@ -157,7 +157,6 @@ fn next_seq(p: StreamPos) -> StreamPos {
 pub struct StoredSegment {
     /// Segment number.
     pub number: u64,
-    /// The file.
     pub path: PathBuf,
     /// Start of its first chunk.
     pub first: Option<StreamPos>,
@@ -239,7 +238,6 @@ impl Store {
         &self.dir
     }
 
-    /// The key ring.
     pub fn keys(&self) -> &KeyRing {
         &self.keys
     }

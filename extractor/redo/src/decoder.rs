@@ -56,7 +56,6 @@ const COMPACT_AT: usize = 1 << 20;
 pub struct BlockEvent {
     /// Block number (position in the file).
     pub block: u32,
-    /// State of the block.
     pub state: BlockState,
     /// Why it is unusable, or `None` when it is fine: valid, or not yet written in a CURRENT
     /// log (or beyond the nab of a complete one).

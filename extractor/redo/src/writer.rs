@@ -273,11 +273,9 @@ pub struct LogConfig {
     pub compat: Compat,
     /// Form of the 8-byte header SCNs.
     pub scn_form: ScnForm,
-    /// Database id.
     pub db_id: DbId,
     /// Database name: ASCII, at most 8 bytes.
     pub db_name: String,
-    /// Redo thread.
     pub thread: ThreadId,
     /// Log sequence of this file.
     pub sequence: LogSeq,

@@ -221,7 +221,6 @@ impl Tailer {
         self.pos
     }
 
-    /// The counters.
     pub fn stats(&self) -> Arc<TailStats> {
         self.io.stats.clone()
     }
