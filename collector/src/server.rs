@@ -13,7 +13,7 @@
 //! - The permit is taken *before* `accept`: further connections wait in the kernel's backlog
 //!   (backpressure at the door), and a slow or hostile client holds one permit for at most
 //!   the handshake timeout before it has authenticated.
-//! - At most one live session per stream ([`StreamTable`]), so only one session ever appends
+//! - At most one live session per stream (`StreamTable`), so only one session ever appends
 //!   to a stream. A replaced session is drained (every append it queued answered by the
 //!   writer) before the new one computes its Welcome.
 //! - A refused or failing connection is logged with its peer address (and certificate

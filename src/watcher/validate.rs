@@ -10,7 +10,7 @@
 //! Invariants: a log ships only when complete: its size is the header's `(block count + 1) ×
 //! block size`, every block is valid (right number, right sequence, checksum good, as judged
 //! by [`Decoder::blocks_only`]), it is not a CURRENT online log, and nothing trails it.
-//! Memory: [`BUFFERS`] × [`CHUNK`], whatever the file size. Blocking.
+//! Memory: `BUFFERS` (4) × [`CHUNK`] (1 MiB), whatever the file size. Blocking.
 //!
 //! Why blocks only: shipping is decided on blocks, the evidence that matters for recovery,
 //! and the record walk would add about 40 % to the [`Decoder`]'s CPU on every byte shipped

@@ -85,8 +85,8 @@ pub enum StreamStoreError {
         /// The first differing byte.
         at: StreamPos,
     },
-    /// A range asked of [`read_range`] is not held (not durable, retired, never stored) or
-    /// too long to read at once.
+    /// A range asked of [`read_range`](super::read_range) is not held (not durable, retired,
+    /// never stored) or too long to read at once.
     #[error("stream {stream}: redo {pos}..+{len} cannot be read back: {reason}")]
     NotHeld {
         stream: StreamId,

@@ -106,7 +106,7 @@ pub struct StoreOptions {
     /// most, and at most one segment to read back when a resend is compared.
     pub segment_size: u64,
     /// Longest chunk: appends are split into chunks of at most this many redo bytes
-    /// (1 MiB; at most [`MAX_CHUNK_DATA`]).
+    /// (1 MiB; at most [`MAX_CHUNK_DATA`](crate::segment::MAX_CHUNK_DATA)).
     pub chunk_size: usize,
     /// Compress each chunk's redo at this zstd level where it shrinks (`[store] compress`;
     /// `None`, the default: raw). Also the level of the WORM pieces cut from them.
