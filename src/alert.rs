@@ -92,7 +92,6 @@ pub enum Severity {
 /// One alarm, as handed to the hook.
 #[derive(Debug, Clone, Serialize)]
 pub struct Alarm {
-    /// What.
     pub kind: AlarmKind,
     /// How bad.
     pub severity: Severity,

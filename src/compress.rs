@@ -1,20 +1,22 @@
 //! zstd compression of redo, one chunk at a time (issue 19): on the link (a Data message's
 //! bytes), in the collector's segments and in its WORM pieces (a chunk's redo).
 //!
-//! Always before encryption (ciphertext does not compress), always of one chunk alone (each
-//! chunk still opens by itself, given its offset), and only when it pays: a chunk that does
-//! not shrink is kept raw and says so with a flag. Everything that names redo (positions,
-//! lengths in positions, commit marks, acknowledged offsets, SHA-256 digests) refers to the
-//! ORIGINAL bytes; compression changes only how many bytes travel or lie on disk.
+//! ```text
+//! chunk ─► compress (Level 1..=19) ─► shrank? zstd frame + flag : raw ─► then encrypt
+//! untrusted frame + declared original length ─► decompress (≤ maximum, ≤ declared) ─► chunk
+//! archived log ([watch] compress) ─► compress_file: one frame to a local spool file, both
+//!   sides hashed in the same pass ─► WORM ─► download ─► FrameDecoder (streaming) ─► log
+//! ```
 //!
-//! A whole archived log can also be shipped as one zstd frame (the watcher's `compress`): it
-//! is compressed to a local spool file by [`compress_file`], which hashes both sides in the
-//! same pass, and read back by [`FrameDecoder`], a streaming decoder fed from a download.
-//!
-//! Decompression takes untrusted input (a peer's frame, a segment or a piece): the caller
-//! gives the original length the container declares, [`decompress`] refuses one above a
-//! maximum and produces at most that many bytes, so a frame claiming more (or holding more)
-//! is an error, never an allocation bomb.
+//! Invariants:
+//! - Always before encryption (ciphertext does not compress) and of one chunk alone: each
+//!   chunk still opens by itself, given its offset.
+//! - Positions, lengths in positions, commit marks, acknowledged offsets and SHA-256
+//!   digests refer to the ORIGINAL bytes; compression changes only how many bytes travel or
+//!   lie on disk.
+//! - Decompression of untrusted input (a peer's frame, a segment or a piece) is bounded:
+//!   [`decompress`] refuses a declared length above a maximum and produces at most that many
+//!   bytes, so a frame claiming (or holding) more is an error, never an allocation bomb.
 
 use crate::manifest::Sha256Digest;
 use std::cell::RefCell;

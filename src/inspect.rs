@@ -1,24 +1,25 @@
 //! The report of `redovault inspect`: one redo file seen by a DBA.
 //!
-//! [`inspect_file`] streams the file through [`redovault_redo::Analyzer`] in 1 MiB chunks
-//! (bounded memory, whatever the file size); [`InspectReport`] is the JSON model (field names
-//! are a stable interface: see `fixtures/golden/*.inspect.json`), and [`render_text`] the human
-//! summary.
+//! ```text
+//! file ─1 MiB chunks─► redovault_redo::Analyzer ─► InspectReport (JSON) ─► render_text
+//!                      (bounded memory)            field names stable:     (human summary)
+//!                                                  fixtures/golden/*.inspect.json
+//! ```
 //!
-//! Clean or damaged: a file is clean when no block is bad and no record-level error was found.
-//! The blocks of a CURRENT online log from its write point on (never written, or left over from
-//! the previous cycle with an older sequence) are not bad: LGWR has not reached them yet. The
-//! same holds for blocks at or after the nab of a complete log that is smaller than its file
-//! (a switched-out online log). A block of a newer sequence (the log was reused) is bad
-//! (`sequence`).
+//! Invariants:
+//! - Clean means no bad block and no record-level error. Not bad: blocks of a CURRENT online
+//!   log from its write point on (never written, or from the previous cycle with an older
+//!   sequence: LGWR has not reached them), and blocks at or after the nab of a complete log
+//!   smaller than its file (a switched-out online log). Bad: a block of a newer sequence (the
+//!   log was reused, `sequence`).
+//! - Times: the header's first and next times are the database server's local time, with no
+//!   zone in the log, so printed without one and labelled so; a commit's time (the 23ai 5.4
+//!   field) is a Unix time, printed in UTC with its `Z`.
+//! - Every valid block's first-record offset is checked against Oracle's rule
+//!   ([`redovault_redo::offsets`]); a block that breaks it is listed (real logs: none) but is
+//!   not damage (no redo is lost): it changes neither the verdict nor the exit code.
 //!
-//! Times: the header's first and next times are the database server's local time, and the log
-//! records no zone, so they are printed without one and labelled so; a commit's time (the 23ai
-//! 5.4 field) is a Unix time, printed in UTC with its `Z`.
-//!
-//! Every valid block's first-record offset is checked against Oracle's rule
-//! ([`redovault_redo::offsets`]); a block that breaks it is listed (real logs: none). It is not
-//! damage (no redo is lost), so it does not change the verdict or the exit code.
+//! Entry points: [`inspect_file`], [`InspectReport`], [`render_text`].
 
 use redovault_redo::position::{DbId, ResetlogsId};
 use std::fmt::Write as _;
@@ -34,7 +35,6 @@ pub enum InspectError {
     /// The file could not be read.
     #[error("{}: {err}", path.display())]
     Io {
-        /// The file.
         path: PathBuf,
         /// The I/O error.
         err: std::io::Error,
@@ -42,7 +42,6 @@ pub enum InspectError {
     /// The file is not an Oracle redo log.
     #[error("{}: {err}", path.display())]
     NotRedo {
-        /// The file.
         path: PathBuf,
         /// What was found, with the byte offset.
         err: NotRedo,
@@ -166,13 +165,9 @@ pub struct InspectReport {
     pub endianness: &'static str,
     /// Blocks after block 0, as block 0 declares.
     pub block_count: u32,
-    /// Database id.
     pub db_id: DbId,
-    /// Database name.
     pub db_name: String,
-    /// Redo thread.
     pub thread: u16,
-    /// Log sequence.
     pub sequence: u32,
     pub resetlogs_id: ResetlogsId,
     pub resetlogs_scn: Option<u64>,
@@ -201,7 +196,6 @@ pub struct InspectReport {
     pub write_point: Option<u32>,
     /// Block states of blocks 1 .. block_count.
     pub block_states: BlockStatesJson,
-    /// Redo records.
     pub records: u64,
     /// Change vectors.
     pub vectors: u64,

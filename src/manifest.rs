@@ -75,9 +75,7 @@ pub struct LogIdentity {
     pub db_id: DbId,
     /// Resetlogs id (the incarnation).
     pub resetlogs_id: ResetlogsId,
-    /// Redo thread.
     pub thread: ThreadId,
-    /// Log sequence.
     pub sequence: LogSeq,
 }
 
@@ -97,19 +95,14 @@ impl fmt::Display for LogIdentity {
 pub struct ManifestEntry {
     /// Position in the manifest, from 1, without holes.
     pub index: u64,
-    /// Database id.
     pub db_id: DbId,
-    /// Database name.
     pub db_name: String,
     /// Resetlogs id (incarnation).
     pub resetlogs_id: ResetlogsId,
-    /// Redo thread.
     #[serde(with = "serde_pos::thread")]
     pub thread: ThreadId,
-    /// Log sequence.
     #[serde(with = "serde_pos::seq")]
     pub sequence: LogSeq,
-    /// First SCN in the log.
     #[serde(with = "serde_pos::scn")]
     pub first_scn: Scn,
     /// Next SCN (first SCN of the next log).
@@ -286,7 +279,6 @@ impl ManifestDir {
         })
     }
 
-    /// The directory.
     pub fn dir(&self) -> &Path {
         self.chain.dir()
     }
@@ -296,7 +288,6 @@ impl ManifestDir {
         self.chain.state()
     }
 
-    /// Number of entries.
     pub fn len(&self) -> u64 {
         self.chain.len()
     }

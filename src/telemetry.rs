@@ -295,13 +295,10 @@ fn escape_label(v: &str) -> String {
 /// One registered metric.
 #[derive(Debug, Clone)]
 pub enum Metric {
-    /// A counter.
     Counter(Arc<Counter>),
-    /// A gauge.
     Gauge(Arc<Gauge>),
     /// Counters by one label.
     CounterVec(Arc<CounterVec>),
-    /// A histogram.
     Histogram(Arc<Histogram>),
     /// A family of series by one run-time label: (type name, the family).
     Family(&'static str, Arc<dyn FamilyRenderDyn>),

@@ -93,7 +93,6 @@ impl CommitIndex {
         self.len == 0
     }
 
-    /// The last commit.
     pub fn last(&self) -> Option<CommitMark> {
         let (seq, v) = self.seqs.iter().next_back()?;
         v.last().map(|e| e.mark(*seq))

@@ -94,9 +94,7 @@ pub struct CollectorMetrics {
     pub lag_ms: Arc<Family<Gauge>>,
     /// Data received → Ack sent.
     pub ack_latency: Arc<Family<Histogram>>,
-    /// Redo bytes received.
     pub received_bytes: Arc<Family<Counter>>,
-    /// Redo bytes stored.
     pub stored_bytes: Arc<Family<Counter>>,
     /// Redo bytes resent and already held.
     pub duplicate_bytes: Arc<Family<Counter>>,

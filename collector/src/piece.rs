@@ -84,7 +84,6 @@ pub enum PieceError {
     Open {
         /// Object key or file.
         origin: String,
-        /// Why.
         #[source]
         source: OpenError,
     },
@@ -93,7 +92,6 @@ pub enum PieceError {
     StoredChunk {
         /// Where the chunk starts.
         pos: StreamPos,
-        /// Why.
         #[source]
         source: ChunkError,
     },

@@ -1,30 +1,30 @@
 //! Rebuilds the online redo log of a stream up to its last durable commit.
 //!
-//! The output is the source log file's bytes from offset 0 (file header, redo header, redo
-//! blocks) up to the `end` of the chosen commit: byte-identical to the source up to there,
-//! because the collector stores exactly the bytes the extractor read, authenticated chunk by
-//! chunk. By default the sequence is the one holding the stream's last durable commit, and
-//! the cut is that commit; another sequence can be asked for (cut at its last commit).
+//! ```text
+//! segments ──authenticated chunks of one sequence──► temporary file beside the target
+//!   (default: the sequence of the last durable commit, cut at that commit's `end`;
+//!    another sequence: cut at its last commit; pad_to_log_size: zeros to the log's size)
+//!   ──fsync──► hard link to <target> (fails if it exists) ──fsync dir──► report
+//!   report: sequence, last commit SCN, XID and time, SHA-256
+//! ```
 //!
-//! The rebuilt log is plaintext redo (Oracle must read it): the one place where the collector
-//! writes redo unsealed, and only where the operator asks. The file is written create-only
-//! and durably: to a temporary name beside the target,
-//! fsynced, then hard-linked to the target (which fails if it exists: an existing file, maybe
-//! a live online log, is never overwritten), then the directory is fsynced.
+//! Invariants:
+//! - The output is the source log's bytes from offset 0 (file header, redo header, redo
+//!   blocks) to the cut, byte-identical to the source there: the collector stores exactly
+//!   the bytes the extractor read, authenticated chunk by chunk.
+//! - The only place the collector writes redo unsealed (Oracle must read it), and only where
+//!   the operator asks; create-only and durable: an existing file, maybe a live online log,
+//!   is never overwritten.
+//! - The report's last commit is the recovery point: every transaction committed at or
+//!   before that SCN is in the file.
 //!
-//! # How a DBA uses it
-//!
-//! After losing the database host: restore the datafiles and apply the archived logs from
-//! WORM as usual, up to the sequence before the one rebuilt here. Rebuild the stream of each
-//! redo thread (`RebuildOptions { pad_to_log_size: true, .. }` gives a file of the online
-//! log's full size, zeros after the cut, which is what an online log member looks like past
-//! its write point), check the report (sequence, last commit SCN, XID and time, SHA-256),
-//! and hand the file to recovery as the log of that sequence, e.g.
+//! How a DBA uses it, after losing the database host: restore the datafiles and apply the
+//! archived logs from WORM up to the sequence before the one rebuilt here; rebuild each redo
+//! thread's stream (`RebuildOptions { pad_to_log_size: true, .. }` gives what an online log
+//! member looks like past its write point), check the report, then e.g.
 //! `RECOVER DATABASE UNTIL CANCEL` (or `... USING BACKUP CONTROLFILE`) and give the file's
 //! path when Oracle asks for that sequence; recovery applies it to the last commit and stops
-//! at the end of the written redo. Then `ALTER DATABASE OPEN RESETLOGS`. The report's last
-//! commit is the recovery point: every transaction committed at or before that SCN is
-//! there.
+//! at the end of the written redo. Then `ALTER DATABASE OPEN RESETLOGS`.
 
 use redovault::digest::Sha256Digest;
 use std::fs::OpenOptions;
@@ -67,7 +67,6 @@ pub struct ParserView {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RebuildReport {
     pub stream: StreamId,
-    /// Its redo thread.
     pub thread: ThreadId,
     /// The log sequence rebuilt.
     pub sequence: LogSeq,
@@ -159,7 +158,6 @@ pub enum RebuildError {
     #[error("stream {stream} log {seq}: stored redo incomplete: {reason}")]
     Incomplete {
         stream: StreamId,
-        /// The sequence.
         seq: LogSeq,
         /// What is missing.
         reason: String,
@@ -175,9 +173,7 @@ pub enum RebuildError {
     Io {
         /// What was being done.
         op: &'static str,
-        /// The file.
         path: PathBuf,
-        /// The error.
         source: io::Error,
     },
 }
@@ -264,7 +260,6 @@ pub fn rebuild(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target {
     pub stream: StreamId,
-    /// The log sequence.
     pub seq: LogSeq,
     /// The last commit to keep: the file ends at its `end`.
     pub last_commit: CommitMark,

@@ -1,9 +1,16 @@
 //! Retention: which segments of a stream the collector may remove, decided from facts alone.
 //!
-//! A stream's segments are the only off-host copy of the current online log, and the
-//! collector's copy of every older sequence until that sequence's archived log is safe.
-//! A sequence's segments may go only when **all** of these hold:
+//! ```text
+//! retention_task.rs: facts (sealed manifest entries, [worm] pieces, clock, stream state)
+//!   ──► plan (pure: no clock, no file system) ──► Store::retire(prefix of segments)
+//! stream: seg 1 [seq 7 ... seq 8 end] seg 2 [seq 9 ...] seg 3 [... seq 9 end, seq 10 ...]
+//!         └──── removable prefix ────┘ └── kept from the first segment holding a sequence
+//!                                          that must stay (starts at offset 0 of a log)
+//! ```
 //!
+//! Invariants: the segments are the only off-host copy of the current online log, and the
+//! collector's copy of every older sequence until its archived log is safe. A sequence's
+//! segments may go only when **all** of these hold:
 //! - (a) the sequence's archived log is in WORM and verified: a sealed manifest entry of the
 //!   watcher (whose chain verified) names this database, incarnation, thread and sequence,
 //!   and the SCNs of the commits the collector stored for the sequence lie in its SCN range;
@@ -12,15 +19,11 @@
 //! - (c) `keep` has passed since (a) and (b) first held (the later of the two times);
 //! - the sequence is complete (its log end is durable) and is not the one being written.
 //!
-//! Segments do not align with sequences (a sequence may span segments, a segment may hold
-//! several sequences), so removal is by **prefix**: the oldest segments, up to (not
-//! including) the first one holding a sequence that must stay, and only up to a segment
-//! whose last chunk ends its log, so that the first kept segment starts at offset 0 of a
+//! Removal is by **prefix**, since segments do not align with sequences: the oldest segments
+//! up to (not including) the first holding a sequence that must stay, and only up to a
+//! segment whose last chunk ends its log, so the first kept segment starts at offset 0 of a
 //! log (what recovery and the rebuild require). The stream's last segment (the one written)
-//! is never removed.
-//!
-//! [`plan`] is pure (no clock, no file system): the task in `retention_task.rs` gathers the
-//! facts, calls it, and applies the result through [`crate::store::Store::retire`].
+//! is never removed. Entry points: [`plan`], [`crate::store::Store::retire`].
 
 use std::collections::BTreeMap;
 
@@ -215,13 +218,11 @@ pub struct StoredScns {
 /// What a manifest entry says of an archived log, for matching (see [`archived_matches`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArchivedLog {
-    /// Database id.
     pub db_id: DbId,
     /// Incarnation.
     pub resetlogs_id: ResetlogsId,
     pub thread: u16,
     pub sequence: LogSeq,
-    /// First SCN of the log.
     pub first_scn: Scn,
     /// First SCN of the next log.
     pub next_scn: Scn,

@@ -1,21 +1,26 @@
 //! The retention task: gathers the facts, asks [`crate::retention::plan`], applies it.
 //!
-//! Every `[retention] interval`:
-//! 1. the watcher's **sealed** manifest is read from WORM (`<prefix>/manifest/`, with the
-//!    collector's credentials, which may GET and LIST that prefix and nothing else of the
-//!    archive: no key that can read redo in WORM is on the collector host); a segment whose
-//!    bytes do not hash to the SHA-256 in its key is not used, the segments must run on
-//!    without gap or overlap, and the chain is verified with the watcher's own verifier
-//!    ([`verify_segments_of`]). Any break: nothing is learned, nothing is removed this pass
-//!    (ERROR log, `redovault_collector_retention_errors_total`). Sealed segments are
-//!    immutable, so each is read once and kept in memory;
-//! 2. per stream, the store's view (segments, complete sequences, commit SCN ranges) and,
-//!    with `[worm]`, the stream's local piece chain (`worm/chain.rs`: pieces confirmed in
-//!    WORM, in order) become [`StreamFacts`] ([`stream_facts`], pure);
-//! 3. [`plan`] decides; [`Store::retire`] removes (crash-safe); the writer is told space was
-//!    freed (a full disk is tried again at once);
-//! 4. metrics and `<store dir>/retention.json` (what is held, why, what is eligible: read by
-//!    `redovault-collector commits`).
+//! ```text
+//! every [retention] interval:
+//!   WORM <prefix>/manifest/ (sealed, GET + LIST only) ─► segment SHA-256 = its key? run on
+//!     without gap or overlap? verify_segments_of ─► sealed manifest entries
+//!   per stream: store view (segments, complete sequences, commit SCN ranges)
+//!     + [worm] local piece chain (worm/chain.rs: pieces confirmed in WORM, in order)
+//!     ─► stream_facts (pure) ─► StreamFacts ─► plan ─► Store::retire (crash-safe)
+//!     ─► writer told space was freed (a full disk is tried again at once)
+//!   ─► metrics, <store dir>/retention.json (held, why, eligible; `redovault-collector commits`)
+//! ```
+//!
+//! Invariants:
+//! - No key that can read redo in WORM is on the collector host: its credentials may GET and
+//!   LIST `<prefix>/manifest/` and nothing else of the archive.
+//! - A segment whose bytes do not hash to the SHA-256 in its key is not used; any break in
+//!   the sealed chain ([`verify_segments_of`], the watcher's own verifier): nothing is
+//!   learned and nothing removed this pass (ERROR log,
+//!   `redovault_collector_retention_errors_total`).
+//! - Sealed segments are immutable, so each is read once and kept in memory.
+//!
+//! Entry points: [`StreamFacts`], [`stream_facts`], [`plan`], [`Store::retire`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -171,9 +176,7 @@ fn unix_of(rfc3339: &str) -> Option<i64> {
 /// A sequence whose manifest entry does not match what the collector stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mismatched {
-    /// The sequence.
     pub seq: LogSeq,
-    /// Why.
     pub reason: String,
 }
 

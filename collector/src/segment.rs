@@ -1,14 +1,7 @@
 //! Segment files: a stream's redo on disk, sealed chunk by chunk.
 //!
-//! Each stream has its own directory; its segments are `seg-<number, 20 digits>.rvs`,
-//! numbered from 1 in write order. A segment is created once (create-only), appended to by
-//! the process that created it, closed when it reaches the rotation size, and never
-//! rewritten (the one exception: recovery cuts a torn tail off the last segment of a stream,
-//! data that was never acknowledged).
-//!
-//! # Layout
-//!
 //! ```text
+//! <stream dir>/seg-<number, 20 digits>.rvs     numbered from 1 in write order
 //! segment header      versioned, authenticated (see redovault::crypto::envelope): magic,
 //!                     format version, algorithm, nonce scheme, key id, nonce prefix, stream,
 //!                     segment number; written and fsynced (with the directory) at creation
@@ -20,42 +13,35 @@
 //!   12  4  plaintext length n (u32 LE)
 //!   16  n  ciphertext (AES-256-GCM), AAD = stream, segment, index, n, bytes 0..16
 //!   16+n 16 tag
-//! ```
-//!
-//! Every record authenticates on its own, so any chunk can be checked (and its redo read)
-//! without reading the rest of the segment, given its offset.
-//!
-//! # Chunk plaintext (never on disk unsealed)
-//!
-//! ```text
-//! 0   1  version (1 or 2)       1  1  flags: bit 0 = log end (the sequence is complete),
+//! chunk plaintext (never on disk unsealed):
+//!   0   1  version (1 or 2)       1  1  flags: bit 0 = log end (the sequence is complete),
 //!                                            bit 1 = zstd (version 2 only)
-//! 2   2  reserved (0)           4  4  sequence          8  8  offset of the first byte
-//! 16  4  redo length            20 4  commit count c
-//! 24  40·c commits: usn u16, slot u16, sqn u32, scn u64, has time u8, 3 reserved,
-//!          end sequence u32, time i64, end offset u64
-//! ..  redo bytes; with the zstd flag, one zstd frame that decompresses to exactly
-//!     `redo length` bytes (at most MAX_CHUNK_DATA), the redo bytes
+//!   2   2  reserved (0)           4  4  sequence          8  8  offset of the first byte
+//!   16  4  redo length            20 4  commit count c
+//!   24  40·c commits: usn u16, slot u16, sqn u32, scn u64, has time u8, 3 reserved,
+//!            end sequence u32, time i64, end offset u64
+//!   ..  redo bytes; with the zstd flag, one zstd frame that decompresses to exactly
+//!       `redo length` bytes (at most MAX_CHUNK_DATA)
 //! ```
 //!
-//! Version 2 (issue 19) is version 1 plus the zstd flag. Writers compress only when the
-//! store's `compress` setting asks and the chunk shrinks; a raw chunk is written as version
-//! 1, byte for byte what collectors before version 2 wrote and read. The redo length, the
-//! positions and the commit marks always count the original redo bytes.
-//!
-//! # Torn tails and the durable count
-//!
-//! A crash can leave the last records of the last segment incomplete, or (with page
-//! write-back out of order) a damaged record followed by intact ones. Neither was
-//! acknowledged: acknowledgements happen after `fdatasync` of the segment, or of the store's
-//! write-ahead file holding a copy of the records (`store/wal.rs`). "Durable" below means
-//! either; the store replays the write-ahead file into the segments before it scans them,
-//! so a record durable only there is whole again by then. A *damaged synced* record is
-//! another matter: that is corruption and must stop recovery. The durable count tells them
-//! apart: if any intact record after the damaged one says that the damaged one was already
-//! durable when it was written, the damage is corruption ([`ScanError::Corrupt`]); otherwise it
-//! is a torn tail, cut off and reported. Segments other than the last are fsynced before the
-//! next one is created, so any damage in them is corruption.
+//! Invariants:
+//! - A segment is created once (create-only), appended to only by the process that created
+//!   it, closed at the rotation size, never rewritten; the one exception is recovery cutting
+//!   a torn tail (never acknowledged) off a stream's last segment. Segments other than the
+//!   last are fsynced before the next is created, so any damage in them is corruption.
+//! - Every record authenticates on its own: any chunk can be checked (and read) given its
+//!   offset, without the rest of the segment.
+//! - Redo length, positions and commit marks always count the original redo bytes. Version 2
+//!   (issue 19) is version 1 plus the zstd flag, written only when the store's `compress`
+//!   asks and the chunk shrinks; a raw chunk is version 1, byte for byte what older
+//!   collectors wrote and read.
+//! - Torn tail or corruption: a crash can leave the last records incomplete, or (page
+//!   write-back out of order) a damaged record followed by intact ones; neither was
+//!   acknowledged, since Acks follow the `fdatasync` of the segment or of the write-ahead
+//!   file holding a copy (`store/wal.rs`, replayed into the segments before the scan, so
+//!   either counts as durable). If any intact later record's durable count says the damaged
+//!   one was already durable, it is corruption ([`ScanError::Corrupt`]), which stops
+//!   recovery; otherwise a torn tail, cut off and reported.
 //!
 //! The limit: damage to the last synced batch itself (nothing written after it) looks like a
 //! torn tail; it is reported, never silent.
@@ -375,17 +361,13 @@ pub enum WriteError {
     Io {
         /// What was being done.
         op: &'static str,
-        /// The file.
         path: PathBuf,
-        /// The error.
         source: io::Error,
     },
     /// Sealing failed (OS randomness, a full segment).
     #[error("seal {}: {source}", path.display())]
     Seal {
-        /// The file.
         path: PathBuf,
-        /// The error.
         source: EnvelopeError,
     },
     /// The chunk is not well formed.
@@ -460,7 +442,6 @@ impl SegmentWriter {
         self
     }
 
-    /// The file.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -574,16 +555,10 @@ impl SegmentWriter {
 pub enum ScanError {
     /// Reading failed.
     #[error("read {}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        source: io::Error,
-    },
+    Io { path: PathBuf, source: io::Error },
     /// Damage that is not a torn tail: a stored chunk is lost or altered.
     #[error("segment {} corrupt at offset {offset}: {reason}", path.display())]
     Corrupt {
-        /// The file.
         path: PathBuf,
         /// Byte offset of the damaged header or record.
         offset: u64,
@@ -593,9 +568,7 @@ pub enum ScanError {
     /// The header names a key the key ring lacks, or an unsupported format.
     #[error("segment {}: {source}", path.display())]
     Unreadable {
-        /// The file.
         path: PathBuf,
-        /// Why.
         source: EnvelopeError,
     },
 }

@@ -1,26 +1,29 @@
 //! The collector's listener: many extractors at once, one session task per connection.
 //!
-//! - **Connection limit**: a semaphore permit is taken *before* `accept`, so at most
-//!   `max_connections` connections are served; further ones wait in the kernel's backlog
+//! ```text
+//! semaphore permit (max_connections) ──► accept ──► session task (crate::session):
+//!   handshake (TLS 1.3 + client cert | legacy Blowfish) ──► Hello ──► StreamTable claim
+//!     same extractor id, live session: cancel + drain the old one ──► Welcome
+//!     other extractor id, live session: Reject(StreamBusy)
+//!   ──► Data ──► group-commit writer ──► Ack
+//! cancel token ──► stop accepting, cancel every session (each drains), wait for them
+//! ```
+//!
+//! Invariants:
+//! - The permit is taken *before* `accept`: further connections wait in the kernel's backlog
 //!   (backpressure at the door), and a slow or hostile client holds one permit for at most
 //!   the handshake timeout before it has authenticated.
-//! - **One session task per connection** ([`crate::session`]): handshake (TLS 1.3 with
-//!   client certificates, or the legacy Blowfish channel), Hello → Welcome, then Data →
-//!   group-commit writer → Ack. A refused or failing connection is logged with its peer
-//!   address (and certificate identity once known) and counted; it never affects the other
-//!   sessions.
-//! - **State per stream** ([`StreamTable`]): at most one live session per stream. A new
-//!   session of the *same* extractor id for a stream that still has one **replaces** it: the
-//!   old session is cancelled and drained (every append it queued is answered by the
-//!   writer) before the new one computes its Welcome. Reason: a reconnecting extractor is
-//!   the usual cause (its old TCP connection is half-open after a network cut or a crash of
-//!   its host, and would otherwise block the stream until the dead-peer timeout, delaying the
-//!   catch-up exactly when the recovery point matters); replacing is safe because the store
-//!   enforces continuity and compares resent bytes, and only one session ever appends to a
-//!   stream. A session of *another* extractor id for a stream that has a live session is
-//!   refused (`StreamBusy`): two extractors shipping one thread is a configuration error.
-//! - **Shutdown**: cancelling the token stops accepting, cancels every session (each drains
-//!   its queued appends) and waits for them.
+//! - At most one live session per stream (`StreamTable`), so only one session ever appends
+//!   to a stream. A replaced session is drained (every append it queued answered by the
+//!   writer) before the new one computes its Welcome.
+//! - A refused or failing connection is logged with its peer address (and certificate
+//!   identity once known) and counted; it never affects the other sessions.
+//!
+//! Why replace rather than refuse the same extractor: a reconnecting extractor is the usual
+//! cause (its old TCP connection half-open after a network cut or a crash of its host would
+//! block the stream until the dead-peer timeout, delaying the catch-up exactly when the
+//! recovery point matters); safe because the store enforces continuity and compares resent
+//! bytes. Two extractors shipping one thread is a configuration error, hence `StreamBusy`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,17 +70,13 @@ pub enum ServeError {
     /// The listening address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
-        /// The address.
         addr: SocketAddr,
-        /// The error.
         source: std::io::Error,
     },
     /// The metrics address cannot be bound.
     #[error("cannot serve metrics on {addr}: {source}")]
     Metrics {
-        /// The address.
         addr: SocketAddr,
-        /// The error.
         source: std::io::Error,
     },
 }

@@ -46,9 +46,7 @@ pub struct CommitInfo {
 /// One stream's state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StreamStatus {
-    /// Database id.
     pub db_id: DbId,
-    /// Redo thread.
     pub thread: u16,
     pub resetlogs_id: ResetlogsId,
     /// The durable end (`sequence:offset`), where a new session resumes.

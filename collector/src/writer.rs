@@ -1,34 +1,34 @@
 //! The group-commit writer: one task in front of the [`Store`], many sessions behind it.
 //!
-//! Sessions send [`AppendRequest`]s through a bounded channel ([`WriterHandle::append`]). The
-//! task takes a request, drains whatever else is already queued (up to
-//! [`WriterConfig::max_batch`] requests or [`WriterConfig::max_batch_bytes`]), writes them all,
-//! calls [`Store::sync`] **once** for the whole batch across streams, and only then answers
-//! each request with its stream's durable state ([`DurableAppend`]). While one batch is syncing, the
-//! next one queues up: the fsync cost is shared by everything that arrived meanwhile.
+//! ```text
+//! sessions ──AppendRequest, bounded channel (WriterHandle::append)──► writer task
+//!   take one, drain what is queued (≤ max_batch requests, ≤ max_batch_bytes)
+//!   ──► write all ──► Store::sync ONCE for the batch, across streams  (spawn_blocking)
+//!   ──► answer each: Ok(DurableAppend) | Refused | Failed | NoSpace | Stopped
+//!   (the next batch queues up while one syncs: they share the fsync)
+//! ```
 //!
-//! Failure: if a write or the fsync fails (disk full, EIO), the store is failed: the batch
-//! gets [`AppendError::Failed`], so does every later request, the failure is logged at
-//! ERROR and exposed as [`WriterStats::failed`] (metric `redovault_collector_store_failed`),
-//! and no fsync is retried. Requests refused for their own reasons (a gap, different bytes)
-//! get [`AppendError::Refused`] and do not affect other requests.
+//! Invariants:
+//! - A request is answered `Ok` only after the sync covering it returned, with its stream's
+//!   durable state ([`DurableAppend`]).
+//! - A failed write or fsync (EIO, ...) fails the store: the batch and every later request
+//!   get [`AppendError::Failed`], logged at ERROR, [`WriterStats::failed`] (metric
+//!   `redovault_collector_store_failed`); no fsync is retried. A request refused for its own
+//!   reasons (a gap, different bytes) gets [`AppendError::Refused`] and affects no other.
+//! - Full disk (`ENOSPC`/`EDQUOT`) does **not** fail the store: it cuts every unsynced write
+//!   off ([`StreamStoreError::NoSpace`]), the batch gets [`AppendError::NoSpace`] (nothing of
+//!   it acknowledged), the alarm is raised (ERROR log, [`WriterStats::disk_full`], metric
+//!   `redovault_collector_disk_full`), and requests are answered `NoSpace` without touching
+//!   the disk until a retry is due (backoff from [`NO_SPACE_RETRY_MIN`] doubling to
+//!   [`NO_SPACE_RETRY_MAX`], or at once after retention freed space:
+//!   [`WriterHandle::space_freed`]). The first batch written and synced again clears the
+//!   alarm. Sessions end on `NoSpace`; the extractor resends from the durable end.
+//! - Cancellation ([`CancellationToken`]) is checked between batches; a started batch always
+//!   runs to its end (written, synced, answered); queued requests get
+//!   [`AppendError::Stopped`]. Dropping every handle also ends the task.
 //!
-//! Full disk: a write or fsync failing with `ENOSPC`/`EDQUOT` does **not** fail the store:
-//! the store cuts every unsynced write off again ([`StreamStoreError::NoSpace`]), the batch gets
-//! [`AppendError::NoSpace`] (nothing of it is acknowledged), the alarm is raised (ERROR
-//! log, [`WriterStats::disk_full`], metric `redovault_collector_disk_full`), and requests
-//! are answered `NoSpace` without touching the disk until a retry is due (backoff from
-//! [`NO_SPACE_RETRY_MIN`] doubling to [`NO_SPACE_RETRY_MAX`], or at once after retention
-//! freed space: [`WriterHandle::space_freed`]). The first batch that is written and
-//! synced again clears the alarm. Sessions end on `NoSpace`; the extractor keeps its
-//! unacknowledged chunks, reconnects and resends from the durable end.
-//!
-//! Cancellation: the task checks its [`CancellationToken`] between batches; a batch that has
-//! started always runs to its end (written, synced, answered). Requests still queued get
-//! [`AppendError::Stopped`]. Dropping every handle also ends the task.
-//!
-//! The store itself runs on tokio's blocking pool (`spawn_blocking`): file writes and
-//! fsync never block the async workers.
+//! Why one task on the blocking pool: the fsync cost is shared by everything that arrived
+//! meanwhile, and file writes and fsync never block the async workers.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,11 +1,11 @@
 //! The extractor's durable checkpoint: per stream, the position up to which the collector has
 //! acknowledged the redo, and the last commit inside it.
 //!
-//! One file per stream, `DIR/checkpoint-db<dbid>-rl<resetlogs>-t<thread>.json`, replaced
-//! atomically and durably ([`redovault::durable::write_atomic`]: temporary file, fsync,
-//! rename, fsync of the directory), so a crash leaves the old or the new checkpoint, never a
-//! mix. The content is versioned and carries a SHA-256 of its body, so a damaged file is
-//! refused with an error naming it instead of being read as a wrong position:
+//! ```text
+//! Ack / Welcome resume ─► CheckpointStore::advance ─► write_atomic (tmp, fsync, rename,
+//!   fsync dir) ─► DIR/checkpoint-db<dbid>-rl<resetlogs>-t<thread>.json
+//! restart ─► read, SHA-256 of the body checked ─► tailer resumes at Checkpoint::pos
+//! ```
 //!
 //! ```json
 //! {"checkpoint":{"format":"redovault-extractor-checkpoint","version":1,
@@ -16,9 +16,11 @@
 //!  "sha256":"…"}
 //! ```
 //!
-//! The checkpoint moves only through [`CheckpointStore::advance`], which the network part
-//! calls when the collector acknowledges; it never moves backwards. On restart the tailer
-//! resumes exactly at [`Checkpoint::pos`]. All calls block (fsync): async callers use
+//! Invariants: the checkpoint moves only on the collector's acknowledgement
+//! ([`CheckpointStore::advance`], called by the network part) and never backwards; a crash
+//! leaves the old or the new file, never a mix ([`redovault::durable::write_atomic`]); a
+//! damaged file (versioned content, SHA-256 of its body) is refused with an error naming it
+//! instead of being read as a wrong position. All calls block (fsync): async callers use
 //! `spawn_blocking`.
 
 use redovault_redo::position::{DbId, ResetlogsId};
@@ -57,13 +59,11 @@ pub enum CheckpointError {
         path: PathBuf,
         /// What was being done.
         op: &'static str,
-        /// The error.
         source: io::Error,
     },
     /// The file is not a valid checkpoint (not JSON, wrong format, checksum mismatch).
     #[error("checkpoint {path} is corrupt: {detail}")]
     Corrupt {
-        /// The file.
         path: PathBuf,
         /// What is wrong.
         detail: String,
@@ -71,7 +71,6 @@ pub enum CheckpointError {
     /// The file was written by a newer format version.
     #[error("checkpoint {path} has format version {found}; this build reads version {VERSION}")]
     Version {
-        /// The file.
         path: PathBuf,
         /// Version found.
         found: u32,
@@ -79,7 +78,6 @@ pub enum CheckpointError {
     /// The file holds another stream than the one asked for.
     #[error("checkpoint {path} is for stream {found}, not {expected}")]
     WrongStream {
-        /// The file.
         path: PathBuf,
         /// Stream asked for.
         expected: StreamId,
@@ -89,7 +87,6 @@ pub enum CheckpointError {
     /// An advance would move the checkpoint backwards.
     #[error("checkpoint {path}: refusing to move back from {from} to {to}")]
     Backwards {
-        /// The file.
         path: PathBuf,
         /// Current position (or last commit end).
         from: StreamPos,
@@ -99,7 +96,6 @@ pub enum CheckpointError {
     /// The commit given to an advance ends after the position.
     #[error("checkpoint {path}: commit ending at {commit_end} is beyond position {pos}")]
     CommitBeyondPosition {
-        /// The file.
         path: PathBuf,
         commit_end: StreamPos,
         /// The position.
@@ -366,7 +362,6 @@ impl CheckpointStore {
         })
     }
 
-    /// The file.
     pub fn path(&self) -> &Path {
         &self.path
     }

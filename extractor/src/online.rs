@@ -1,24 +1,25 @@
 //! The online redo log groups, read from their headers alone (no database connection).
 //!
-//! Every member of every configured group is opened once and its file descriptor kept: an
-//! online log that an attacker unlinks stays readable through it (§14.4 of the format notes),
-//! and LGWR reuses a group in place, so the descriptor keeps following it. A member that
-//! cannot be opened is retried at the next scan.
+//! ```text
+//! every member of every configured group ─► opened once, descriptor kept (retried at the
+//!   next scan if it cannot be opened)
+//! OnlineLogs::scan: block 0 + block 1 of each member ─►
+//!   valid header         ─► the log it holds: stream (db id, resetlogs id, thread), sequence,
+//!                           state (CURRENT: next SCN none, nab 0xFFFFFFFF; complete: nab set)
+//!   block 1 all zero or compatibility version 0 ─► never-used group
+//!   bad checksum (header being rewritten, or damage), not redo, I/O error ─► member unusable
+//!                           for this scan (another member of the group may serve)
+//! per group: highest sequence among healthy members; GroupView::in_sync = members naming it
+//! ```
 //!
-//! [`OnlineLogs::scan`] reads block 0 and block 1 of every member and judges them:
-//! - a valid header names the log the member holds: stream (db id, resetlogs id, thread),
-//!   sequence, state (CURRENT: next SCN none and nab `0xFFFFFFFF`; complete: nab set);
-//! - a block 1 that is all zero or has compatibility version 0 is a **never-used** group;
-//! - anything else (bad checksum: a header being rewritten, or damage; not redo; I/O error)
-//!   makes that member unusable for this scan; another member of the group may still serve.
-//!
-//! The log a group holds is the highest sequence among its healthy members (multiplexed
-//! members are written together; one that lags or is damaged is left out), and the members
-//! whose header names that same log are the ones to read from ([`GroupView::in_sync`]).
-//!
-//! [`find_current`] picks, for each stream, the group holding the highest sequence: the
-//! CURRENT log (next SCN unset), or, during a log switch before LGWR has written the next
-//! group's header, the log just completed, from which a tailer then follows the switch.
+//! Invariants:
+//! - A kept descriptor follows the file: an online log an attacker unlinks stays readable
+//!   through it (§14.4 of the format notes), and LGWR reuses a group in place.
+//! - Multiplexed members are written together; one that lags or is damaged is left out of
+//!   [`GroupView::in_sync`].
+//! - [`find_current`] picks, per stream, the group with the highest sequence: the CURRENT
+//!   log (next SCN unset) or, during a log switch before LGWR has written the next group's
+//!   header, the log just completed, from which a tailer then follows the switch.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -110,7 +111,6 @@ impl LogHeader {
         LogHeader::parse(&buf)
     }
 
-    /// Log sequence.
     pub fn seq(&self) -> LogSeq {
         self.redo.sequence
     }
@@ -144,7 +144,6 @@ pub enum HeaderError {
     /// The header does not hold (torn or damaged).
     #[error("bad header: {0}")]
     Bad(String),
-    /// Not a redo log.
     #[error("{0}")]
     NotRedo(NotRedo),
     /// The file cannot be opened or read.

@@ -43,9 +43,7 @@ pub enum RunError {
     /// The metrics address cannot be bound.
     #[error("cannot serve metrics on {addr}: {source}")]
     Metrics {
-        /// The address.
         addr: SocketAddr,
-        /// The error.
         source: std::io::Error,
     },
 }

@@ -1,21 +1,22 @@
 //! The source probe: how far Oracle has written each stream's thread, read from the online
 //! logs themselves (not through the tailer), and how long redo has waited unread.
 //!
-//! The shipper's own lag (`redovault_extractor_lag_*`) counts only redo the tailer has
-//! read: a tailer that hangs (a stuck read, a thread that stopped) or a shipper that stopped
-//! taking chunks shows no lag at all while the session with the collector stays up and the
-//! collector sees a quiet database. The probe runs on its own task and opens the online
-//! logs on its own descriptors; every `interval` it:
+//! ```text
+//! every `interval`, own task, own descriptors on the online logs:
+//!   group headers ─► online::find_current: the thread's newest log
+//!   ─► written_end: binary search over block headers (a few dozen small reads)
+//!   ─► vs the position the shipper last recorded as read ─► unread_bytes
+//!      ─► UnreadClock ─► unread_age_seconds (how long the oldest redo seen written and
+//!         still unread by the tailer has waited)
+//!   newest log of a newer incarnation (OPEN RESETLOGS) ─► old stream not live:
+//!      its series stay at `stream_live` 0, ignored by the alert rules
+//! ```
 //!
-//! 1. reads the group headers and picks the thread's newest log ([`online::find_current`]);
-//! 2. finds where Oracle has written that log to ([`written_end`]: a binary search over
-//!    block headers, a few dozen small reads);
-//! 3. compares that with the position the shipper last recorded as read, giving
-//!    `unread_bytes` and, through an [`UnreadClock`], `unread_age_seconds`: how long the
-//!    oldest redo the probe saw written and the tailer has still not read has waited;
-//! 4. marks the stream not live when the thread's newest log belongs to a newer incarnation
-//!    (`OPEN RESETLOGS`): the old stream's series then stay, at `stream_live` 0, and the
-//!    alert rules ignore them.
+//! Why: the shipper's own lag (`redovault_extractor_lag_*`) counts only redo the tailer has
+//! read, so a hung tailer (a stuck read, a thread that stopped) or a shipper that stopped
+//! taking chunks shows no lag at all while the session stays up and the collector sees a
+//! quiet database. Invariant: the probe never depends on the tailer or the shipper being
+//! alive; it only reads what they record.
 
 use std::collections::VecDeque;
 use std::fs::File;

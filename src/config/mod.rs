@@ -34,7 +34,6 @@ pub use units::{ms, parse_duration, parse_size, secs};
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {} problem(s):\n  {}", path.display(), problems.len(), problems.join("\n  "))]
 pub struct ConfigError {
-    /// The file.
     pub path: PathBuf,
     /// One line per problem (`section.key: what is wrong`).
     pub problems: Vec<String>,

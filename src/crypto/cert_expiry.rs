@@ -23,21 +23,16 @@ pub enum CertExpiryError {
     /// The file cannot be read or holds a malformed PEM section.
     #[error("{}: cannot read PEM certificates: {reason}", path.display())]
     Pem {
-        /// The file.
         path: PathBuf,
         /// What went wrong.
         reason: String,
     },
     /// The file holds no `CERTIFICATE` section.
     #[error("{}: no certificate in the file", path.display())]
-    Empty {
-        /// The file.
-        path: PathBuf,
-    },
+    Empty { path: PathBuf },
     /// A certificate's DER does not parse as X.509.
     #[error("{}: certificate {index} (from 1) is not valid X.509: {reason}", path.display())]
     X509 {
-        /// The file.
         path: PathBuf,
         /// Its position in the file, from 1.
         index: usize,

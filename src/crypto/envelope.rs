@@ -1,61 +1,44 @@
 //! At-rest sealing of the collector's segments: AES-256-GCM with a versioned header.
 //!
-//! A segment file starts with a **header** that says how everything after it is sealed, then
-//! holds chunks, each sealed and authenticated on its own (a chunk can be checked without
-//! reading the rest of the segment).
+//! ```text
+//! segment = header ‖ chunk 0 ‖ chunk 1 ‖ ...     (each chunk sealed and checked on its own)
+//! header (little-endian):
+//!   0   8  magic "RVAULTSG"              8  2  format version (FORMAT_VERSION)
+//!   10  2  header length, tag included   12 1  algorithm: 1 = AES-256-GCM (Algorithm)
+//!   13  1  nonce scheme: 1 = segment prefix ‖ chunk counter (NonceScheme)
+//!   14  1  key id length n (1 to 64)     15 1  reserved, 0
+//!   16  8  nonce prefix: 64 random bits from the OS for this segment
+//!   24  10 stream: database id u32, resetlogs id u32, thread u16     34 2 reserved, 0
+//!   36  8  segment number in its stream  44 8  creation time, Unix seconds (i64)
+//!   52  n  key id (ASCII): which key of the KeyRing sealed this segment
+//!   52+n 16 header tag: GCM of an empty message, nonce prefix ‖ FFFFFFFF, AAD = bytes 0..52+n
+//! chunk i: nonce (96 bits) = prefix (8 bytes) ‖ i (u32, big-endian)
+//!          AAD = "RVCHUNK1" ‖ db id ‖ resetlogs id ‖ thread ‖ segment number ‖ chunk index
+//!                ‖ plaintext length ‖ record header (the caller's cleartext framing)
+//! ```
 //!
-//! # Header (little-endian)
+//! Invariants:
+//! - The header is authenticated with the segment's key: a changed key id, stream, segment
+//!   number or nonce prefix is detected before any chunk is read.
+//! - No nonce twice under one key. Within a segment `i` counts up from 0 and [`Sealer`]
+//!   refuses any index but the next one; `FFFFFFFF` is kept for the header tag. Across
+//!   segments the prefix is fresh OS randomness per new segment, and a sealer exists only for
+//!   a segment file being created: a segment is never reopened for writing (after a crash,
+//!   new data goes to a new segment with a new prefix). Two segments under one key share a
+//!   prefix with probability about `s² / 2⁶⁵` for `s` segments: below 2⁻³⁰ until 2¹⁷ =
+//!   131,072 segments per key (8 TiB at 64 MiB each); rotate keys well before that (see
+//!   ARCHITECTURE.md).
+//! - A chunk fails to open if moved to another stream, segment or index, swapped with
+//!   another, shortened, or if its framing is altered. Dropping whole chunks from the *end*
+//!   of the last segment cannot be seen by the cipher alone: the segment layer's positions
+//!   and recovery rules deal with that.
+//! - Key rotation: new segments are sealed with the ring's active key ([`KeyRing`]); the
+//!   header names the key and [`Opener`] looks it up, so older segments keep opening as long
+//!   as their key stays in the key file.
 //!
-//! | offset | len | field |
-//! |---:|---:|---|
-//! | 0 | 8 | magic `RVAULTSG` |
-//! | 8 | 2 | format version, [`FORMAT_VERSION`] |
-//! | 10 | 2 | header length in bytes, tag included |
-//! | 12 | 1 | algorithm: 1 = AES-256-GCM ([`Algorithm`]) |
-//! | 13 | 1 | nonce scheme: 1 = segment prefix ‖ chunk counter ([`NonceScheme`]) |
-//! | 14 | 1 | key id length `n` (1 to 64) |
-//! | 15 | 1 | reserved, 0 |
-//! | 16 | 8 | nonce prefix: 64 random bits drawn from the OS for this segment |
-//! | 24 | 10 | stream: database id u32, resetlogs id u32, thread u16 |
-//! | 34 | 2 | reserved, 0 |
-//! | 36 | 8 | segment number in its stream |
-//! | 44 | 8 | creation time, Unix seconds (i64) |
-//! | 52 | n | key id (ASCII): which key of the [`KeyRing`] sealed this segment |
-//! | 52+n | 16 | header tag: GCM of an empty message, nonce `prefix ‖ FFFFFFFF`, AAD = bytes `0..52+n` |
-//!
-//! The header is authenticated with the segment's key, so a changed key id, stream, segment
-//! number or nonce prefix is detected before any chunk is read.
-//!
-//! # Nonces: never twice under one key
-//!
-//! The 96-bit GCM nonce of chunk `i` is `prefix (8 bytes) ‖ i (u32, big-endian)`.
-//! - Within a segment, `i` counts up from 0 and [`Sealer`] refuses any index but the next one,
-//!   so no index is sealed twice; `FFFFFFFF` is kept for the header tag.
-//! - Across segments, the prefix is fresh randomness from the OS for every new segment, and a
-//!   sealer exists only for a segment file being created: a segment is never reopened for
-//!   writing (after a crash, new data goes to a new segment with a new prefix). Two segments
-//!   under one key share a prefix with probability about `s² / 2⁶⁵` for `s` segments: below
-//!   2⁻³⁰ until 2¹⁷ = 131,072 segments per key (8 TiB at 64 MiB each); rotate keys well
-//!   before that (see ARCHITECTURE.md).
-//!
-//! A deterministic nonce (segment number, chunk index) was not chosen: segment numbers are
-//! per stream and restart when a store directory is rebuilt, so uniqueness across streams,
-//! stores and restores would depend on bookkeeping outside the file.
-//!
-//! # What each chunk's tag covers (AAD)
-//!
-//! `"RVCHUNK1" ‖ db id ‖ resetlogs id ‖ thread ‖ segment number ‖ chunk index ‖ plaintext
-//! length ‖ record header` (the record header is the caller's cleartext framing). A chunk
-//! therefore fails to open if it is moved to another stream, segment or index, swapped with
-//! another, shortened, or if its framing is altered. Dropping whole chunks from the *end* of
-//! the last segment cannot be seen by the cipher alone; the segment layer's positions and
-//! recovery rules deal with that.
-//!
-//! # Key rotation
-//!
-//! New segments are sealed with the ring's active key; the header names the key, and
-//! [`Opener`] looks it up in the ring, so older segments keep opening as long as their key
-//! stays in the key file.
+//! Why a random prefix, not a deterministic nonce (segment number, chunk index): segment
+//! numbers are per stream and restart when a store directory is rebuilt, so uniqueness
+//! across streams, stores and restores would depend on bookkeeping outside the file.
 
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::aead::generic_array::GenericArray;

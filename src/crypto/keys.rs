@@ -1,15 +1,5 @@
 //! The collector's key ring: AES-256 keys for data at rest, loaded from a key file.
 //!
-//! Several keys can be present; one is **active** and seals every new segment; every other
-//! key stays usable for opening the segments it sealed. Rotation is therefore: add a key,
-//! make it active, restart the collector; keep the old key in the file as long as a segment
-//! it sealed is kept (each segment header names its key id, so opening never guesses).
-//!
-//! # Key file format
-//!
-//! A small, strict subset of TOML (so TOML tools can read it), parsed line by line so that
-//! every error names the file and the line:
-//!
 //! ```toml
 //! # redovault collector keys: each is 32 random bytes as 64 hex digits.
 //! active = "k2"            # the key that seals new segments
@@ -19,19 +9,23 @@
 //! k2 = "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
 //! ```
 //!
+//! A small, strict subset of TOML (TOML tools can read it), parsed line by line so that every
+//! error names the file and the line:
 //! - `active` comes before `[keys]`, as TOML requires of top-level keys;
 //! - key ids are 1 to 64 characters of `A-Z a-z 0-9 _ -` (TOML bare keys);
 //! - a key is exactly 64 hex digits (either case), not all zeros (a placeholder is refused);
 //! - blank lines and `#` comments (whole-line or after a value) are allowed; anything else
 //!   (other tables, other keys, duplicates) is an error.
 //!
-//! The file must be a regular file readable by its owner only (`chmod 600`): group or world
-//! permission bits make [`KeyRing::load`] refuse it, as `ssh` does with private keys.
-//!
-//! Errors never contain key material. Keys live in [`Zeroizing`] buffers and are wiped
-//! when the ring is dropped, so that a later memory disclosure (core dump, swap of a freed
-//! page, a heap read bug) is less likely to find them; the AES round keys derived from them
-//! are wiped by the `aes` crate's `zeroize` feature.
+//! Invariants:
+//! - The active key seals every new segment; every other key still opens the segments it
+//!   sealed (each segment header names its key id, so opening never guesses). Rotation: add
+//!   a key, make it active, restart; keep the old key as long as a segment it sealed is kept.
+//! - The file is a regular file readable by its owner only (`chmod 600`): group or world
+//!   permission bits make [`KeyRing::load`] refuse it, as `ssh` does with private keys.
+//! - Errors never contain key material. Keys live in [`Zeroizing`] buffers wiped when the
+//!   ring is dropped (so a later core dump, swapped freed page or heap read bug is less
+//!   likely to find them); the AES round keys are wiped by the `aes` crate's `zeroize`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -84,7 +78,6 @@ pub enum KeyError {
     Io {
         /// The key file.
         file: PathBuf,
-        /// The error.
         source: std::io::Error,
     },
     /// The key file is readable or writable by group or others.

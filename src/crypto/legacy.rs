@@ -1,29 +1,33 @@
 //! LEGACY link mode `cipher = "blowfish"`: the seed paper's Blowfish link, made safe enough
 //! to compare against. Off by default; TLS 1.3 ([`super::tls`]) is the production mode.
 //!
-//! Why it exists: the system this project replaces streamed redo over TCP encrypted with
-//! Blowfish and a pre-shared key. This mode reproduces that link for comparison and for
-//! sites that cannot deploy certificates yet, without its known weaknesses:
+//! ```text
+//! client ── nonce_c (32 random bytes) ──► server
+//! client ◄── nonce_s ─────────────────── server
+//! client ── HMAC-SHA-256(PSK, both nonce frames) ──► server checks   (client proves first)
+//! client ◄── HMAC-SHA-256(PSK, ...) ──── server
+//! keys: HKDF-SHA-256(salt = both nonces, ikm = PSK) ─► one key pair per direction and epoch
+//! frame: Blowfish-CTR (448-bit-capable, 256-bit keys here), then (encrypt-then-MAC)
+//!        HMAC-SHA-256(direction, epoch, header fields: magic, version, kind, flags,
+//!        length, number; ciphertext)
+//! after REKEY_AFTER_BLOCKS blocks: next epoch's key, frame flagged
+//! ```
 //!
-//! - **Mutual authentication with the pre-shared key (PSK)**, never sent: each side sends a
-//!   fresh 32-byte random nonce, then proves it knows the PSK with an HMAC-SHA-256 over the
-//!   transcript of both nonce frames ([`Handshake::finished`]). The client proves first, so
-//!   a stranger connecting to a collector learns nothing but a nonce. A PSK must be at
-//!   least 32 random bytes ([`MIN_PSK_LEN`]), which rules out offline guessing.
-//! - **Per-session keys**: HKDF-SHA-256 with both nonces as salt and the PSK as input key
-//!   material; one key pair per direction and per key epoch, bound to the transcript.
-//! - **Encrypt-then-MAC on every frame**: Blowfish (448-bit-capable; 256-bit keys here) in
-//!   counter mode, then HMAC-SHA-256 over the direction, the key epoch, the frame header
-//!   fields (magic, version, kind, flags, length, frame number) and the ciphertext. The tag
-//!   is checked (in constant time) before anything is decrypted.
-//! - **Forced rekey long before the 64-bit-block limit** (Sweet32): a key encrypts at most
-//!   [`REKEY_AFTER_BLOCKS`] blocks; the sender then moves to the next epoch's key and flags
-//!   the frame, and a receiver refuses a sender that does not.
+//! Invariants:
+//! - The PSK is never sent and is at least [`MIN_PSK_LEN`] (32) random bytes, which rules
+//!   out offline guessing; a stranger connecting to a collector learns nothing but a nonce
+//!   ([`Handshake::finished`]).
+//! - Session keys are bound to the transcript; the tag is checked (in constant time) before
+//!   anything is decrypted.
+//! - A key encrypts at most [`REKEY_AFTER_BLOCKS`] blocks, long before the 64-bit-block limit
+//!   (Sweet32); a receiver refuses a sender that does not rekey.
+//! - Sans-IO: the link (`wire::transport`) moves the frames.
 //!
-//! What it still lacks compared to TLS 1.3: forward secrecy (whoever later steals the PSK
-//! and recorded the traffic can decrypt it) and certificate identities.
-//!
-//! This module is sans-IO: the link (`wire::transport`) moves the frames.
+//! Why it exists: the system this project replaces streamed redo over TCP with Blowfish and
+//! a pre-shared key; this reproduces it for comparison and for sites that cannot deploy
+//! certificates yet, without its known weaknesses. What it still lacks against TLS 1.3:
+//! forward secrecy (whoever later steals the PSK and recorded the traffic can decrypt it)
+//! and certificate identities.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -101,7 +105,6 @@ pub enum LegacyError {
     /// The PSK file cannot be read or parsed.
     #[error("pre-shared key file {path}: {detail}")]
     PskFile {
-        /// The file.
         path: PathBuf,
         /// What is wrong.
         detail: String,

@@ -1,20 +1,21 @@
 //! Sealing to the offline **recovery key**: what the collector puts into WORM can be read
 //! only by whoever holds a private key that never touches a server.
 //!
-//! The collector's at-rest key ring lives on the collector host; a copy sealed with it would
-//! be lost with that host (or readable by whoever took it). Pieces of the redo streams are
-//! therefore sealed with HPKE (RFC 9180) in base mode, suite DHKEM(X25519, HKDF-SHA256) /
-//! HKDF-SHA256 / AES-256-GCM, to a public key whose private half stays offline with the
-//! recovery team. Each piece gets a fresh ephemeral key (`enc`), so nothing about one piece
-//! helps with another, and the collector cannot decrypt what it wrote.
+//! ```text
+//! piece ─► HPKE (RFC 9180) base mode, DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 /
+//!          AES-256-GCM, fresh ephemeral key `enc` per piece ─► public recovery key
+//! key id in every piece = SHA-256 of the 32-byte public key
+//! private key (offline, recovery team): PKCS#8 PEM, `openssl genpkey -algorithm X25519`,
+//!   owner-only (chmod 600)
+//! public key (collector): SubjectPublicKeyInfo PEM, `openssl pkey -pubout`
+//!   (deploy/recovery-key.sh; any HPKE implementation reads both)
+//! ```
 //!
-//! Key files are the standard encodings, so `openssl` makes them (`deploy/recovery-key.sh`)
-//! and any HPKE implementation reads them:
-//! - private: PKCS#8 PEM (`openssl genpkey -algorithm X25519`), owner-only (`chmod 600`);
-//! - public: SubjectPublicKeyInfo PEM (`openssl pkey -pubout`).
+//! Invariants: the collector cannot decrypt what it wrote; nothing about one piece helps with
+//! another; a recovery with the wrong key says so (key id) before trying to decrypt.
 //!
-//! The key id written into every piece is the SHA-256 of the 32-byte public key, so a
-//! recovery with the wrong key says so before trying to decrypt.
+//! Why not the at-rest key ring: it lives on the collector host, so a copy sealed with it
+//! would be lost with that host (or readable by whoever took it).
 
 use std::fmt;
 use std::os::unix::fs::PermissionsExt;
@@ -54,9 +55,7 @@ pub enum RecoveryKeyError {
     /// The file cannot be read.
     #[error("{path}: {source}")]
     Io {
-        /// The file.
         path: String,
-        /// The error.
         #[source]
         source: std::io::Error,
     },
@@ -66,7 +65,6 @@ pub enum RecoveryKeyError {
          chmod 600 it, and keep it off every server"
     )]
     Permissions {
-        /// The file.
         path: String,
         /// Its mode bits.
         mode: u32,

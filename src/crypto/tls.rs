@@ -1,19 +1,19 @@
 //! TLS 1.3 with mutual certificate authentication: the link's default and production mode.
 //!
-//! Both sides load a certificate, its key and the CA that signs the other side from PEM
-//! files ([`server_config`], [`client_config`]). Only TLS 1.3 is offered or accepted
-//! (rustls with the `ring` provider). The collector requires a client certificate that
-//! chains to its client CA (`WebPkiClientVerifier`, no anonymous clients), and the extractor
-//! checks the collector's certificate against its server CA and the configured server name.
-//! Both sides also require the ALPN protocol [`ALPN`], so a stray HTTPS client is refused at
-//! the handshake.
+//! ```text
+//! extractor: cert + key + server CA (PEM) ─► client_config ─┐ TLS 1.3 only (rustls, ring),
+//! collector: cert + key + client CA (PEM) ─► server_config ─┘ ALPN required on both sides
+//!   ─► PeerIdentity (peer certificate's subject CN, DNS SANs) ─► matched with the Hello's
+//!      extractor id
+//! PKI: generate_pki (tests, quickstart) | deploy/link-certs.sh with openssl (production)
+//! ```
 //!
-//! After the handshake, [`PeerIdentity`] holds the peer certificate's subject CN and DNS
-//! SANs, so the collector can match the Hello's extractor id against the certificate.
+//! Invariants: the collector requires a client certificate chaining to its client CA
+//! (`WebPkiClientVerifier`, no anonymous clients); the extractor checks the collector's
+//! certificate against its server CA and the configured server name; without the ALPN
+//! protocol [`ALPN`] a stray HTTPS client is refused at the handshake.
 //!
-//! [`generate_pki`] writes a small PKI (CA, server and client certificates and keys) for
-//! tests and the quickstart; `deploy/link-certs.sh` makes the same files with openssl for
-//! production.
+//! Entry points: [`server_config`], [`client_config`], [`PeerIdentity`], [`generate_pki`].
 
 use std::fmt;
 use std::fs::OpenOptions;
@@ -49,7 +49,6 @@ pub enum TlsError {
     Read {
         /// What the file should hold ("certificate", "private key", "CA certificate").
         what: &'static str,
-        /// The file.
         path: PathBuf,
         /// The I/O error.
         source: io::Error,
@@ -59,7 +58,6 @@ pub enum TlsError {
     Pem {
         /// What the file should hold.
         what: &'static str,
-        /// The file.
         path: PathBuf,
         /// What is wrong.
         detail: String,
@@ -85,7 +83,6 @@ pub enum TlsError {
     /// A generated file cannot be written.
     #[error("write {path}: {source}")]
     Write {
-        /// The file.
         path: PathBuf,
         /// The I/O error.
         source: io::Error,

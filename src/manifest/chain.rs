@@ -2,27 +2,28 @@
 //! ([`super::ManifestEntry`]) and the collector's chain per redo stream share one format, one
 //! local layout and one way of sealing, so one verifier argument covers both.
 //!
-//! Lines are in a **canonical encoding** (serde_json of the entry, fields in declaration
-//! order, no whitespace): a line that does not re-encode to itself byte for byte is refused,
-//! so every entry has exactly one byte form and one hash. Entries count from 1 (`index`);
-//! `prev` is the SHA-256 of the previous entry's line, 64 zeros for the first
-//! ([`Sha256Digest::ZERO`]).
+//! ```text
+//! entry 1 (prev = 64 zeros) ◄─sha256─ entry 2 (prev) ◄─ ... one canonical JSON line each
+//! <dir>/segments/<first index, 12 digits>.jsonl  closed: create-only, fsynced with dir
+//!   │   ──put──► WORM under segment_key (holds the segment's own SHA-256)
+//!   └─ confirmed ──append, fsync──► <dir>/sealed.jsonl   one line per sealed segment
+//! <dir>/open.jsonl                                open segment, rewritten whole per append
+//!                                                 (durable::write_atomic: old or new)
+//! ```
 //!
-//! What the chain proves: an entry cannot be altered, removed, inserted or reordered without
-//! breaking the `prev` of the entry after it (and the `index` sequence). The last entries are
-//! protected by the copies sealed into WORM (see below).
+//! Invariants:
+//! - Lines are **canonical** (serde_json of the entry, fields in declaration order, no
+//!   whitespace): a line that does not re-encode to itself byte for byte is refused, so each
+//!   entry has one byte form and one hash.
+//! - `index` counts from 1 with no gap; `prev` is the SHA-256 of the previous entry's line,
+//!   [`Sha256Digest::ZERO`] for the first. So an entry cannot be altered, removed, inserted
+//!   or reordered without breaking the next entry's `prev` (and the `index` sequence); the
+//!   last entries are protected by the copies sealed into WORM.
+//! - Closed segments are never rewritten; nobody can pre-create a [`segment_key`], since it
+//!   names bytes that do not exist yet; segments chain to each other through `prev`.
 //!
-//! Local copy ([`ChainDir`]), in a directory of its own:
-//! - `segments/<first index, 12 digits>.jsonl`: closed segments, created once (create-only,
-//!   fsynced with their directory), never rewritten;
-//! - `open.jsonl`: the open segment, rewritten whole on each append with
-//!   [`crate::durable::write_atomic`] (a crash leaves the old or the new version);
-//! - `sealed.jsonl`: one line per closed segment confirmed in WORM (appended, fsynced).
-//!
-//! Sealing: a closed segment is put into WORM under [`segment_key`], which holds the segment's
-//! own SHA-256 (nobody can pre-create the key of bytes that do not exist yet); segments chain
-//! to each other through the entries' `prev`. [`verify_lines_of`] and [`verify_segments_of`]
-//! check a chain; the verifier uses them on the WORM copies.
+//! Local copy: [`ChainDir`] (open with [`crate::durable::write_atomic`]). Checking:
+//! [`verify_lines_of`] and [`verify_segments_of`], which the verifier uses on WORM copies.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -96,7 +97,6 @@ pub enum ManifestError {
     Io {
         /// What was being done.
         context: String,
-        /// The error.
         #[source]
         source: std::io::Error,
     },
@@ -453,7 +453,6 @@ impl<E: ChainEntry> ChainDir<E> {
         Ok(c)
     }
 
-    /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -463,7 +462,6 @@ impl<E: ChainEntry> ChainDir<E> {
         self.state
     }
 
-    /// Number of entries.
     pub fn len(&self) -> u64 {
         self.state.next_index - 1
     }

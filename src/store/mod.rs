@@ -1,15 +1,15 @@
 //! The WORM store: the only module that talks to S3.
 //!
-//! An [`ArchiveStore`] keeps archived redo logs immutable. Two backends implement it:
+//! ```text
+//! watcher / collector ──put_immutable, put_file──► ArchiveStore
+//!   ├─ s3::S3Store: create-only PUT, server-verified SHA-256 (+ MD5, one read pass),
+//!   │    COMPLIANCE (or GOVERNANCE) lock until retain-until by the SERVER's clock
+//!   │    ──► HEAD: size, lock mode, retain-until as asked? ──► success
+//!   └─ local::LocalStore: create-only, read-only files (quickstart, tests; NOT WORM:
+//!        root can delete them)
+//! ```
 //!
-//! - [`s3::S3Store`]: S3 with Object Lock. Every object is written create-only, with a server-
-//!   verified integrity header (SHA-256 and MD5 computed in the one read pass), locked in
-//!   COMPLIANCE (or GOVERNANCE) mode until a retain-until date computed from the **server's**
-//!   clock, and read back with HEAD to prove that the lock and the size really took.
-//! - [`local::LocalStore`]: a local directory for the quickstart and for tests. Files are
-//!   written create-only and read-only, but this is **not WORM**: root can delete them.
-//!
-//! Invariants (see ARCHITECTURE.md):
+//! Invariants ([`s3::S3Store`], [`local::LocalStore`]; see ARCHITECTURE.md):
 //! - no code path here overwrites or deletes an object (the calls that try to, in order to
 //!   prove the server refuses, are in the drill crate, `redovault-drill`, built on
 //!   [`s3::SignedRequest`], and never linked into the programs of the database host);
@@ -113,7 +113,6 @@ pub struct PutOutcome {
 pub struct LockState {
     /// Retention mode.
     pub mode: LockMode,
-    /// Retain-until date.
     pub retain_until: DateTime<Utc>,
 }
 
@@ -296,7 +295,6 @@ pub enum StoreError {
     Io {
         /// What was being done.
         context: String,
-        /// The error.
         #[source]
         source: std::io::Error,
     },
@@ -304,7 +302,6 @@ pub enum StoreError {
     /// size or SHA-256 it was put with). Nothing was stored under the key.
     #[error("{path}: changed during the upload ({detail}); nothing was stored")]
     SourceChanged {
-        /// The file.
         path: String,
         /// What differed.
         detail: String,
@@ -479,7 +476,6 @@ impl FileIdent {
 /// backend has the server check the signed SHA-256, the local backend hashes as it copies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSource {
-    /// The file.
     pub path: PathBuf,
     /// Its size in bytes.
     pub size: u64,

@@ -230,12 +230,10 @@ impl Config {
         join_key(&self.store.prefix, &format!("quarantine/sha256/{sha_hex}"))
     }
 
-    /// The manifest directory.
     pub fn manifest_dir(&self) -> PathBuf {
         self.state.dir.join("manifest")
     }
 
-    /// The status file.
     pub fn status_path(&self) -> PathBuf {
         self.state.dir.join("status.json")
     }

@@ -31,7 +31,6 @@ pub struct Effects {
     pub last_success_at: Option<String>,
     /// Logs shipped since start.
     pub shipped_files: u64,
-    /// Their bytes.
     pub shipped_bytes: u64,
     started_at: String,
     /// The store, as its start-up check described it.

@@ -1,22 +1,25 @@
 //! Following a log while it is written: hash and judge its bytes as they arrive, so that the
 //! validation is done when the writer finishes.
 //!
-//! ARCn (as modelled by the simulator) writes an archived log under a temporary name, then
-//! renames it; a rename keeps the inode, size and modification time. The coordinator follows
-//! such temporary files (and wanted files that are still short) from the moment they appear:
-//! this job keeps the file open, reads each new byte range as the file grows, feeds it to the
-//! SHA-256 and to the redo parser, and once the file reaches the size its block 0 declares,
-//! returns the [`Validation`] with the file's identity at that moment. When the final name
-//! shows up with that same identity, it ships without being read again: the upload starts
-//! within milliseconds of the rename, whatever the log's size.
+//! ```text
+//! ARCn (as the simulator models it): writes <temporary name> ─► rename to the final name
+//!                                    (a rename keeps inode, size and modification time)
+//! follow job, from the moment a temporary (or short wanted) file appears:
+//!   keep it open ─► each new byte range ─► SHA-256 + redo parser
+//!   ─► size = what block 0 declares ─► Validation + the file's identity then
+//! final name with that same identity ─► ships without being read again (upload starts
+//!   within milliseconds of the rename, whatever the log's size)
+//! writer stops short, shrinks the file or writes its headers last ─► follow ends, the
+//!   normal validation takes over
+//! ```
 //!
-//! Why this is safe: the result is used only for a file whose identity (device, inode, size,
-//! modification time) is exactly the one seen when the pass ended; and the upload signs the
-//! SHA-256 computed here as its payload hash, so the S3 server hashes the bytes it receives
-//! and refuses them if they are not the ones hashed here (a writer that rewrote a range
-//! already read): the upload fails with `SourceChanged` and the file is validated again from
-//! scratch. A writer that stops before the declared size, shrinks the file, or
-//! writes its headers last simply ends the follow (the normal validation takes over).
+//! Invariants (why this is safe):
+//! - The result is used only for a file whose identity (device, inode, size, modification
+//!   time) is exactly the one seen when the pass ended.
+//! - The upload signs the SHA-256 computed here as its payload hash, so the S3 server
+//!   refuses bytes that are not the ones hashed here (a writer that rewrote a range already
+//!   read): the upload fails with `SourceChanged` and the file is validated again from
+//!   scratch.
 
 use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::Path;

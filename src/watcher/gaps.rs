@@ -20,7 +20,6 @@ use crate::manifest::{LogIdentity, ManifestEntry};
 /// A thread of one incarnation of one database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ThreadKey {
-    /// Database id.
     pub db_id: DbId,
     pub resetlogs_id: ResetlogsId,
     pub thread: ThreadId,
@@ -131,9 +130,7 @@ struct Track {
 /// Per-thread state of one thread, as `status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreadStatus {
-    /// Database id.
     pub db_id: DbId,
-    /// Database name.
     pub db_name: String,
     pub resetlogs_id: ResetlogsId,
     pub thread: u16,

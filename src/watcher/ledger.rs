@@ -35,7 +35,6 @@ pub enum LockError {
         "state directory {dir} is in use by another redovault process ({holder}); stop it first"
     )]
     Busy {
-        /// The directory.
         dir: String,
         /// What the lock file says (pid).
         holder: String,
@@ -43,9 +42,7 @@ pub enum LockError {
     /// It cannot be created or locked.
     #[error("state directory {dir}: {source}")]
     Io {
-        /// The directory.
         dir: String,
-        /// The error.
         #[source]
         source: std::io::Error,
     },

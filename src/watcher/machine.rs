@@ -130,7 +130,6 @@ pub enum FileState {
         info: Option<LogInfo>,
         /// The first missing or bad block.
         block: Option<u32>,
-        /// Why.
         reason: String,
         /// Past the grace period: `damaged_log` raised, reported as damaged.
         alarmed: bool,
@@ -1267,9 +1266,7 @@ impl Machine {
 #[derive(Debug, Default)]
 pub struct FilesStatus {
     pub backlog: status::Backlog,
-    /// Damaged files.
     pub damaged: Vec<status::DamagedFile>,
-    /// Replaced files.
     pub replaced: Vec<status::ReplacedFile>,
     /// Not redo logs.
     pub not_redo: Vec<status::NotRedoFile>,

@@ -16,7 +16,6 @@ pub struct WatcherMetrics {
     pub shipped_bytes: Arc<Counter>,
     /// Files waiting to be shipped.
     pub backlog_files: Arc<Gauge>,
-    /// Their bytes.
     pub backlog_bytes: Arc<Gauge>,
     /// Age of the oldest unshipped file.
     pub oldest_unshipped_age: Arc<Gauge>,

@@ -13,7 +13,7 @@
 //! ```
 //!
 //! One coordinator task owns all state; jobs only read files and talk to the store, and report
-//! an [`ship::Outcome`]. Invariants:
+//! a [`machine::Event`]. Invariants:
 //! - **Nothing is recorded as shipped that is not in WORM**: the manifest entry is appended
 //!   (durably) only after the store confirmed the object with HEAD (size, SHA-256, lock).
 //! - **Nothing shipped twice with different bytes, nothing skipped**: objects are addressed by
@@ -29,10 +29,11 @@
 //! - **The database's files are only read**, never modified, renamed or deleted.
 //!
 //! Layout: [`config`] (TOML), [`scan`] (rescan), [`events`] (inotify hints), [`validate`]
-//! (completeness + SHA-256), [`ship`] (jobs), [`ledger`] (state lock, file index), [`gaps`]
-//! (sequences per thread), [`status`] (status file, `redovault status`), [`metrics`],
-//! [`diskspace`] (free space of the archive destinations, against ORA-00257),
-//! [`push`] (`redovault push`).
+//! (completeness + SHA-256), [`follow`] (the same pass while ARCn writes), [`machine`] (the
+//! decisions), [`jobs`] (jobs), [`outcomes`] (what they report), [`effects`] (alarms,
+//! gauges, status file), [`ledger`] (state lock, file index), [`gaps`] (sequences per
+//! thread), [`status`] (status file, `redovault status`), [`metrics`], [`diskspace`] (free
+//! space of the archive destinations, against ORA-00257), [`push`] (`redovault push`).
 
 pub mod config;
 pub mod diskspace;
@@ -90,9 +91,7 @@ pub enum WatchError {
     /// The metrics endpoint cannot listen.
     #[error("metrics endpoint {addr}: {source}")]
     Metrics {
-        /// The address.
         addr: std::net::SocketAddr,
-        /// The error.
         #[source]
         source: std::io::Error,
     },

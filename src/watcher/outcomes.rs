@@ -35,18 +35,13 @@ pub enum JobError {
     /// The file cannot be read.
     #[error("cannot read {}: {source}", path.display())]
     Read {
-        /// The file.
         path: PathBuf,
-        /// The error.
         #[source]
         source: std::io::Error,
     },
     /// The file changed since it was judged.
     #[error("{} changed", path.display())]
-    Changed {
-        /// The file.
-        path: PathBuf,
-    },
+    Changed { path: PathBuf },
     /// The store refused it.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -57,11 +52,9 @@ pub enum JobError {
 #[derive(Debug, thiserror::Error)]
 #[error("{} is in WORM as {key} but the manifest entry could not be written: {source}", path.display())]
 pub struct RecordError {
-    /// The file.
     pub path: PathBuf,
     /// Its object.
     pub key: String,
-    /// Why.
     #[source]
     pub source: ManifestError,
 }

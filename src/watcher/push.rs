@@ -44,7 +44,6 @@ pub enum PushOutcome {
     Refused {
         /// The first bad or missing block, when known.
         block: Option<u32>,
-        /// Why.
         reason: String,
     },
     /// Shipping failed (store or I/O); it may be pushed again.

@@ -27,7 +27,6 @@ pub struct Backlog {
     pub bytes: u64,
     /// Age of the oldest (from its modification time or first sighting, the earlier).
     pub oldest_age_seconds: Option<f64>,
-    /// The oldest one.
     pub oldest_file: Option<String>,
     /// Of these, files whose last upload attempt failed.
     pub failing: u64,
@@ -38,11 +37,9 @@ pub struct Backlog {
 /// A file that stayed incomplete or damaged past the grace period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DamagedFile {
-    /// The file.
     pub path: String,
     /// The first missing or bad block.
     pub block: Option<u32>,
-    /// Why.
     pub reason: String,
     /// Its quarantine copy in WORM, once stored.
     pub quarantine_key: Option<String>,
@@ -51,7 +48,6 @@ pub struct DamagedFile {
 /// A file that reappeared with other bytes than the shipped log it names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplacedFile {
-    /// The file.
     pub path: String,
     /// SHA-256 of what was shipped (and stays in WORM).
     pub shipped_sha256: String,
@@ -64,7 +60,6 @@ pub struct ReplacedFile {
 /// A file the include patterns match that is not a redo log: left alone, never shipped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotRedoFile {
-    /// The file.
     pub path: String,
     /// Byte offset of the first field that is not a redo log's.
     pub offset: u64,
@@ -74,7 +69,6 @@ pub struct NotRedoFile {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastError {
-    /// When.
     pub at: String,
     /// Kind (as in the errors metric).
     pub kind: String,
@@ -84,7 +78,6 @@ pub struct LastError {
 /// An alarm, briefly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlarmBrief {
-    /// When.
     pub at: String,
     pub kind: String,
     pub message: String,
@@ -105,7 +98,6 @@ pub struct ManifestStatus {
 /// A log known but not shipped, for the per-thread view of `redovault status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unshipped {
-    /// Database id.
     pub db_id: DbId,
     pub resetlogs_id: ResetlogsId,
     pub thread: u16,
@@ -140,7 +132,6 @@ pub struct Status {
     pub version: u32,
     /// The daemon's pid.
     pub pid: u32,
-    /// When it started.
     pub started_at: String,
     /// When this was written.
     pub written_at: String,
@@ -187,7 +178,6 @@ pub enum StatusError {
     /// The status file cannot be read.
     #[error("{path}: {detail}")]
     File {
-        /// The file.
         path: String,
         /// What is wrong.
         detail: String,

@@ -1,21 +1,21 @@
 //! Is an archived log complete? One read pass that also computes its SHA-256.
 //!
-//! A log ships only when complete: its size is the header's `(block count + 1) × block size`,
-//! every block is valid (right number, right sequence, checksum good, as judged by the redo
-//! parser's [`Decoder::blocks_only`]), it is not a CURRENT online log, and nothing trails it.
+//! ```text
+//! identity ─► block 0 ─► shorter than declared? ─► report at once (ARCn writing, truncated)
+//!   ─► CHUNK pieces round two threads: read + judge blocks ─► SHA-256 ─► back to read
+//!      (BUFFERS pieces in memory; the pass takes about as long as SHA-256)
+//!   ─► identity again: changed? Completeness::Changed (the caller tries again later)
+//! ```
 //!
-//! The pass: block 0 is read first; a file shorter than its header declares (ARCn still
-//! writing, or truncated) is reported at once without reading the rest. Otherwise the file is
-//! read in [`CHUNK`]-byte pieces that go round two threads (read and judge, then SHA-256, back
-//! to read), so the costs overlap and the pass takes about as long as its slowest stage
-//! (SHA-256). Memory: [`BUFFERS`] pieces, whatever the file size. The [`Decoder`] judges blocks
-//! only: shipping is decided on blocks, the evidence that matters for recovery, and the record
-//! walk would add about 40 % to the decoder's CPU on every byte shipped (14.5 vs 8.4 ms per
-//! 64 MiB, `redo/decoder_*` in BENCHMARKS.md). Records are decoded later, off the database
-//! host, by the verifier's deep check and by restore.
+//! Invariants: a log ships only when complete: its size is the header's `(block count + 1) ×
+//! block size`, every block is valid (right number, right sequence, checksum good, as judged
+//! by [`Decoder::blocks_only`]), it is not a CURRENT online log, and nothing trails it.
+//! Memory: `BUFFERS` (4) × [`CHUNK`] (1 MiB), whatever the file size. Blocking.
 //!
-//! The file's identity is taken before and after the pass; if it changed, the verdict is
-//! [`Completeness::Changed`] and the caller tries again later. Blocking.
+//! Why blocks only: shipping is decided on blocks, the evidence that matters for recovery,
+//! and the record walk would add about 40 % to the [`Decoder`]'s CPU on every byte shipped
+//! (14.5 vs 8.4 ms per 64 MiB, `redo/decoder_*` in BENCHMARKS.md). Records are decoded
+//! later, off the database host, by the verifier's deep check and by restore.
 
 use crate::manifest::Sha256Digest;
 use std::io::Read;
@@ -43,9 +43,7 @@ static SPARE: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new())
 /// What the headers of a log say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogInfo {
-    /// Database id.
     pub db_id: DbId,
-    /// Database name.
     pub db_name: String,
     pub resetlogs_id: ResetlogsId,
     pub thread: ThreadId,
@@ -63,7 +61,6 @@ pub struct LogInfo {
 }
 
 impl LogInfo {
-    /// The identity of the log.
     pub fn identity(&self) -> LogIdentity {
         LogIdentity {
             db_id: self.db_id,

@@ -1,30 +1,27 @@
 //! Sans-IO framing of the link: every message travels in one frame.
 //!
-//! A frame is a fixed 28-byte header followed by its payload. All integers are little-endian.
+//! ```text
+//!  0      4     5     6      8       12        20            24           28
+//!  │ RVLK │ ver │kind │flags │ length │ number  │ payload CRC │ header CRC │ payload ...
+//!   magic   VERSION     REKEY   ≤ max   0,1,2..   CRC32C        CRC32C of
+//!                       only            per dir                 bytes 0..24
 //!
-//! | bytes | field | meaning |
-//! |---|---|---|
-//! | 0..4 | magic | `RVLK` |
-//! | 4 | version | framing version, [`VERSION`] |
-//! | 5 | kind | what the payload is ([`FrameKind`]) |
-//! | 6..8 | flags | [`FLAG_REKEY`]; any other bit set is an error |
-//! | 8..12 | length | payload length, at most the receiver's maximum ([`MAX_FRAME_LEN`]) |
-//! | 12..20 | number | frame number in this direction: 0, 1, 2... with no gap |
-//! | 20..24 | payload CRC | CRC32C of the payload |
-//! | 24..28 | header CRC | CRC32C of bytes 0..24 (so it covers the payload CRC too) |
+//!  bytes ──feed / buffer_mut──► FrameDecoder ──poll──► Ok(Some(Frame)) | Ok(None) = need more
+//! ```
 //!
-//! The header has its own checksum so that a corrupted length is caught from the header
-//! alone, before the receiver waits for (or allocates) a payload that was never sent. The
-//! frame number makes a replayed, reordered or dropped frame a hard error: the receiver
-//! expects exactly the next number. Under TLS the checksums are redundant with the record
-//! AEAD; they catch our own bugs and a peer that is not speaking this protocol. In the legacy
-//! Blowfish mode the payload is sealed and carries an HMAC over the header fields
-//! ([`FrameHeader::aad`]) and the ciphertext (see `crypto::legacy`).
+//! Invariants (all integers little-endian; kinds in [`FrameKind`]):
+//! - The header CRC is checked before the length is trusted: a corrupted length never makes
+//!   the receiver wait for, or allocate, a payload that was never sent. A length over the
+//!   receiver's maximum ([`MAX_FRAME_LEN`]) and any flag bit but [`FLAG_REKEY`] are errors.
+//! - Frame numbers run 0, 1, 2... with no gap in each direction: a replayed, reordered or
+//!   dropped frame is a hard error (the receiver expects exactly the next number).
+//! - [`FrameDecoder`] never panics on any input, never buffers a payload longer than its
+//!   maximum, and once it has returned an error it returns that error forever.
 //!
-//! [`FrameDecoder`] is a sans-IO state machine: `feed` bytes (or read into
-//! [`FrameDecoder::buffer_mut`]), `poll` frames; `Ok(None)` means "need more bytes". It never
-//! panics on any input, never buffers a payload longer than its maximum, and once it has
-//! returned an error it returns that error forever.
+//! Why checksums under TLS: they are redundant with the record AEAD, but catch our own bugs
+//! and a peer that is not speaking this protocol. In the legacy Blowfish mode the payload is
+//! sealed and carries an HMAC over the header fields ([`FrameHeader::aad`]) and the
+//! ciphertext (see `crypto::legacy`); [`VERSION`] is the framing version.
 
 use bytes::{Buf, BufMut, BytesMut};
 

@@ -1,24 +1,26 @@
 //! Latency trace events: where a chunk of redo is on its way from the online log to the
 //! durable acknowledgement.
 //!
-//! Each hop emits a TRACE event with target [`TARGET`] (`redovault::latency`), a `stage`
-//! field and the chunk's **end** position (`seq`, `offset`): the key that follows one chunk
-//! through both processes (the enclosing span, `ship` or `stream`, names the stream). An
-//! Ack is traced with its durable end, which covers every chunk ending at or before it.
+//! ```text
+//! extractor tail thread  tail_chunk      read and validated (scn: its last commit)
+//!       shipper          data_queued     handed to the link's sender task
+//!  link sender (either)  data_flushed    Data frame written to the socket
+//! collector session      data_received   decoded and checked
+//!       writer           store_batch     its batch started (blocking thread, `stream` field)
+//!       writer           store_written   the batch was sealed and written
+//!       writer           store_synced    the batch's fdatasync returned
+//!       session          ack_ready       the acker got the writer's answer
+//!  link sender (either)  ack_flushed     Ack frame written to the socket
+//! extractor shipper      ack_received    the Ack was decoded
+//! collector [worm]       worm_confirmed  the piece ending here is in WORM: PUT returned, the
+//!   uploader                             HEAD after it matched (scn; target WORM_TARGET)
+//! ```
 //!
-//! | stage | where | when |
-//! |---|---|---|
-//! | `tail_chunk` | extractor, tail thread | a chunk was read and validated (`scn`: its last commit) |
-//! | `data_queued` | extractor, shipper | the Data was handed to the link's sender task |
-//! | `data_flushed` | link sender (either side) | the Data frame was written to the socket |
-//! | `data_received` | collector, session | the Data was decoded and checked |
-//! | `store_batch` | collector, writer | its batch started (blocking thread, `stream` field) |
-//! | `store_written` | collector, writer | the batch was sealed and written |
-//! | `store_synced` | collector, writer | the batch's fdatasync returned |
-//! | `ack_ready` | collector, session | the acker got the writer's answer |
-//! | `ack_flushed` | link sender (either side) | the Ack frame was written to the socket |
-//! | `ack_received` | extractor, shipper | the Ack was decoded |
-//! | `worm_confirmed` | collector, `[worm]` uploader | the piece ending here is in WORM: its PUT returned and the HEAD after it matched (`scn`: its last commit; target [`WORM_TARGET`]) |
+//! Invariants: every event is TRACE with target [`TARGET`] (`redovault::latency`; the WORM
+//! one [`WORM_TARGET`]), a `stage` field and the chunk's **end** position (`seq`, `offset`):
+//! the key that follows one chunk through both processes (the enclosing span, `ship` or
+//! `stream`, names the stream). An Ack is traced with its durable end, which covers every
+//! chunk ending at or before it.
 //!
 //! Off by default and nearly free then (one cached interest check per call site): enable with
 //! `RUST_LOG=redovault::latency=trace` (thousands of events per second at 10 MB/s), or

@@ -1,27 +1,32 @@
 //! The messages of the link and their binary encoding.
 //!
-//! The conversation: the extractor opens with [`Hello`] (which stream, from which position);
-//! the collector answers [`Welcome`] (where to resume: its durable end of that stream) or
-//! [`Reject`]. Then the extractor sends [`Data`] chunks in stream order and the collector
-//! answers [`Ack`]s once what they cover is durable. Both sides send [`Heartbeat`]s when idle,
-//! and a side that gives up says why in a [`Failure`] (kind `Error`) before closing.
+//! ```text
+//! extractor                                     collector
+//!   Hello (stream, from position, [Capabilities]) ──►
+//!                    ◄── Welcome (resume at its durable end, [Capabilities]) | Reject
+//!   Data (chunks, in stream order) ──►
+//!                    ◄── Ack (what is durable)
+//!   Heartbeat ◄──► Heartbeat (when idle);  Failure (kind Error) ◄──► before closing
+//! ```
 //!
-//! Encoding: hand-written, little-endian, every length checked. A message is the payload of
-//! one frame whose kind ([`FrameKind`]) says which message it is; its fields follow in the
-//! order of the struct. Strings are a `u16` length and UTF-8; options are a `0`/`1` byte
-//! and the value; [`Data::bytes`] come last and take the rest of the payload, so decoding
-//! them copies nothing (unless they travel compressed, below). A hand-written format keeps the wire stable and documented here
-//! (no serde format whose layout could change with a crate version) and lets decoding
-//! validate every field with an error that names it.
+//! Encoding: one message is the payload of one frame whose kind ([`FrameKind`]) says which
+//! message it is; fields follow in struct order, little-endian. Strings are a `u16` length
+//! and UTF-8; options a `0`/`1` byte and the value; [`Data::bytes`] come last and take the
+//! rest of the payload, so decoding them copies nothing (unless they travel compressed).
 //!
-//! Compression (issue 19) is negotiated per link with [`Capabilities`]: optional last fields
-//! of [`Hello`] (what the extractor offers) and [`Welcome`] (what the collector accepts),
-//! absent when either side predates them, so an old peer keeps working uncompressed (an old
-//! collector refuses a Hello with the field, as trailing bytes, in an Error: the extractor
-//! then says Hello again without it). Once accepted, a Data's bytes may travel as one zstd
-//! frame (flag bit 1, their original length first); [`Message::decode`] gives back the
-//! original bytes, bounded by that declared length, and everything else (positions, commit
-//! marks, Acks) always counts original bytes.
+//! Invariants:
+//! - Every length and field is checked on decode, with an error that names the field.
+//! - Compression (issue 19) only once negotiated per link: [`Capabilities`] is the optional
+//!   last field of [`Hello`] (offered) and [`Welcome`] (accepted), absent when either side
+//!   predates it, so an old peer keeps working uncompressed (an old collector refuses a
+//!   Hello with the field, as trailing bytes, in an Error: the extractor then says Hello
+//!   again without it). A compressed Data is one zstd frame (flag bit 1, its original
+//!   length first); [`Message::decode`] gives back the original bytes, bounded by that
+//!   declared length.
+//! - Positions, commit marks and Acks always count original (uncompressed) bytes.
+//!
+//! Why hand-written: the wire stays stable and documented here, with no serde format whose
+//! layout could change with a crate version.
 
 use std::fmt;
 
@@ -294,7 +299,6 @@ pub struct Failure {
 pub struct MessageError {
     /// Which message (`Hello`, `Data`...), or `frame` for the frame kind.
     pub message: &'static str,
-    /// Which field.
     pub field: &'static str,
     /// What is wrong.
     pub problem: String,

@@ -1,17 +1,19 @@
 //! The redo stream between extractor and collector: what is shipped, independent of how.
 //!
-//! A stream is the redo of one thread of one database incarnation ([`StreamId`]). It is the
-//! concatenation of that thread's log files in sequence order; a position in it is a log
-//! sequence and a byte offset in that log file ([`StreamPos`]). The extractor ships every
-//! byte of each log from offset 0 (file header included) in order, as whole validated
-//! blocks, and marks each commit found in them ([`CommitMark`]), so the collector always
-//! knows the last commit inside what it holds.
+//! ```text
+//! stream (StreamId = one thread of one database incarnation)
+//!   = log seq n ‖ log seq n+1 ‖ ...        each log from offset 0, file header included
+//!   position  = StreamPos (log sequence, byte offset in that log file)
+//!   commits   = CommitMark per commit found in the shipped blocks
+//! extractor ──frame / message over transport, window──► collector;  verifier reads the same
+//! ```
 //!
-//! These types are what the extractor, the collector and the verifier share. The link that
-//! carries them lives in submodules:
+//! Invariants: the extractor ships every byte of each log in order, as whole validated
+//! blocks, and marks each commit in them, so the collector always knows the last commit
+//! inside what it holds. These types are what the extractor, the collector and the verifier
+//! share; the link that carries them is in submodules:
 //! - [`frame`]: sans-IO framing (magic, version, kind, flags, length, frame number, CRC32C).
-//! - [`message`]: the messages (Hello, Welcome, Data, Ack, Heartbeat, Reject, Error) and
-//!   their checked binary encoding.
+//! - [`message`]: Hello, Welcome, Data, Ack, Heartbeat, Reject, Error; checked encoding.
 //! - [`transport`]: the async link over TLS 1.3 (or the legacy Blowfish channel): handshake,
 //!   send/receive, heartbeats and dead-peer detection.
 //! - [`window`]: the bounded in-flight window (backpressure on unacknowledged Data).
@@ -53,7 +55,6 @@ impl fmt::Display for StreamId {
 /// Orders by sequence, then offset. The position `(seq, 0)` is the start of that log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct StreamPos {
-    /// Log sequence.
     pub seq: LogSeq,
     /// Byte offset in that log file (block 0 starts at 0).
     pub offset: u64,

@@ -1,33 +1,29 @@
 //! The manifest audit: reads the manifest as sealed in WORM (and, when given, the database
 //! host's local copy), and names every entry that was edited, removed or reordered.
 //!
-//! Unlike [`redovault::manifest::verify_lines`], which stops at the first break, the audit
-//! looks at the whole chain and attributes each break:
-//! - **reordered**: an entry whose index is lower than the one before it in the file;
-//! - **removed**: an index missing between the first and the last (or after the index the
-//!   verifier anchored in an earlier run);
-//! - **edited**: entry `n − 1` whose canonical line no longer hashes to the `prev` recorded
-//!   by entry `n` (an edit of entry `n − 1` changes its hash; the chain names it), or an entry
-//!   that differs from its sealed copy in WORM, or from the anchor of an earlier run;
-//! - **unreadable**: a line that is not a canonical entry.
+//! ```text
+//! <prefix>/manifest/<first>-<last>-<sha256>.jsonl (sealed segments)  [+ local copy]
+//!   ─► bytes hash to the SHA-256 in the key?  same entries, same content?
+//!        no ─► manifest_seal_mismatch | newest version wrong, an older one right
+//!              (a PUT over the locked original) ─► original read, object_replaced
+//!   ─► whole chain, every break attributed (unlike verify_lines, which stops at the first):
+//!        reordered   index lower than the one before it in the file
+//!        removed     index missing between first and last (or after the anchor)
+//!        edited      entry n−1 no longer hashes to entry n's `prev`, or differs from its
+//!                    sealed copy or from the anchor
+//!        unreadable  not a canonical entry
+//!   ─► Anchor (highest index and its hash) kept in the verifier's own state
+//! ```
 //!
-//! Sealed segments live under `<prefix>/manifest/<first>-<last>-<sha256>.jsonl`. A segment
-//! whose bytes do not hash to the SHA-256 in its own key, and two segments that claim the same
-//! entries with different content, are `manifest_seal_mismatch`: the watcher never writes
-//! either (closed segments are immutable, so re-sealing yields the same key). When only the
-//! newest version is wrong and an older version of the key does hash to it (a plain PUT over
-//! the locked original, which put-only credentials can do on a versioned bucket), the original
-//! is read and the replacement is reported as `object_replaced`: an attacker cannot make
-//! sealed entries disappear by stacking versions.
-//!
-//! The anchor ([`Anchor`]) is what an earlier run verified: the highest index and its hash.
-//! The verifier keeps it in its own state, off the database host, so that a history rewritten
+//! Invariants: the watcher never writes a mismatching or conflicting segment (closed segments
+//! are immutable, so re-sealing yields the same key); stacking versions cannot make sealed
+//! entries disappear; the anchor lives off the database host, so a history rewritten
 //! wholesale (a forged, self-consistent chain) is still caught.
 //!
-//! Everything here is generic over the chain's entries ([`AuditEntry`]): the watcher's
-//! manifest and the collector's chain per stream (`crate::stream_chain`) share the format,
-//! the sealing and therefore the audit; `name` ("manifest", "stream db1-rl2-t1 piece") names
-//! the chain in findings.
+//! Generic over the chain's entries ([`AuditEntry`]): the watcher's manifest and the
+//! collector's chain per stream (`crate::stream_chain`) share the format, the sealing and so
+//! the audit; `name` ("manifest", "stream db1-rl2-t1 piece") names the chain in findings.
+//! See [`redovault::manifest::verify_lines`] and [`Anchor`].
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -118,7 +118,6 @@ pub struct VerifierConfig {
 
 pub use redovault::config::ConfigError;
 
-/// Default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/redovault/verifier";
 
 impl VerifierConfig {

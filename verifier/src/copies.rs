@@ -1,23 +1,25 @@
 //! Several copies of one stream (each collector's store, each WORM prefix): which agree,
 //! which are behind, which diverge, and which one `restore online` rebuilds from.
 //!
-//! The extractor is the only writer of a stream and a position is a byte offset of an Oracle
-//! log, so copies written by independent collectors must hold the same bytes wherever they
-//! both hold bytes. Copies are compared by the digests of their 512-byte units
-//! ([`crate::stream::unit_digest`], 8 bytes per unit: memory is 1/64 of the redo compared,
-//! never the redo itself), on the range both hold. A copy shorter than another and equal on
-//! what it holds is *behind* (its collector was down or cut off); two copies with different
-//! units at one position *diverge* there, and at most one of them holds what the database
-//! wrote.
+//! ```text
+//! copy A: ████████████████████         8-byte digest per 512-byte unit (unit_digest)
+//! copy B: ███████████████              equal where both hold: B is behind (collector down)
+//! copy C: ██████████▒▒▒▒▒▒▒▒▒          differs at one position: C and A diverge there
+//! (blocks 0 and 1 of each log skipped; block size from block 0, else 4 KiB assumed)
+//!   ─► choose (pure): the longest copy that agrees with a majority of the copies present;
+//!      diverging copies and no majority: no choice, unless the operator names the copy
+//! ```
 //!
-//! The first two blocks of each log (file header and redo log header) are not compared:
-//! ARCn rewrites them when it archives, and a collector that caught up from the archived log
-//! holds those, legitimately different from the online log's. The block size is read from
-//! block 0 where a copy holds it (else the largest, 4 KiB, is assumed).
+//! Invariants:
+//! - The extractor is the only writer of a stream and a position is a byte offset of an
+//!   Oracle log, so independent copies must hold the same bytes wherever both hold bytes;
+//!   where two diverge, at most one holds what the database wrote.
+//! - Memory is 1/64 of the redo compared ([`crate::stream::unit_digest`]), never the redo.
+//! - The first two blocks of each log (file header, redo log header) are not compared: ARCn
+//!   rewrites them when it archives, so a collector that caught up from the archived log
+//!   legitimately holds different ones.
 //!
-//! [`choose`] is the pure decision: the longest copy that agrees with a majority of the
-//! copies present; when copies diverge and no majority settles it, no choice, unless the
-//! operator names the copy.
+//! Entry point: [`choose`].
 
 use std::collections::BTreeMap;
 use std::fmt;

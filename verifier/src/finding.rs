@@ -207,9 +207,7 @@ impl Finding {
 pub struct LogRef {
     /// Resetlogs id of the incarnation.
     pub resetlogs_id: ResetlogsId,
-    /// Redo thread.
     pub thread: u16,
-    /// Log sequence.
     pub sequence: u32,
 }
 

@@ -1,19 +1,22 @@
 //! Is the manifest sealed in WORM still growing? Judged off the database host, by the
 //! verifier, for the `RedovaultManifestNotGrowing` alert.
 //!
-//! The threat model's promise: an attacker on the database host who silences the watcher
-//! (or the watcher that stopped sealing) shows up as a manifest in WORM that stops growing.
-//! The watcher's own metrics cannot say so (a compromised host can fake them); the verifier
-//! reads the sealed segments with read-only credentials. It exports:
-//! - `redovault_verifier_manifest_sealed_entries`: entries sealed in WORM at the last run;
-//! - `redovault_verifier_manifest_newest_entry_timestamp_seconds`: when the newest of them
-//!   was shipped (the watcher's clock, as recorded in the entry);
-//! - `redovault_verifier_manifest_last_growth_timestamp_seconds`: when this verifier last saw
-//!   the count grow (its own clock). At its first run, the newest entry's time (not later than
-//!   now): a verifier restarted while the manifest is already stuck still alerts.
+//! ```text
+//! WORM sealed segments (read-only credentials) ─► each run:
+//!   redovault_verifier_manifest_sealed_entries                  entries sealed in WORM
+//!   redovault_verifier_manifest_newest_entry_timestamp_seconds  when the newest was shipped
+//!                                                               (the watcher's clock)
+//!   redovault_verifier_manifest_last_growth_timestamp_seconds   when this verifier last saw
+//!     the count grow (its own clock); first run: the newest entry's time, not after now
+//! ```
 //!
-//! A run that could not read the manifest changes nothing here (that is
+//! Invariants: a verifier restarted while the manifest is already stuck still alerts; a run
+//! that could not read the manifest changes nothing here (that is
 //! `RedovaultVerifierCannotRun`'s alert).
+//!
+//! Why off the host: an attacker on the database host who silences the watcher (or a
+//! watcher that stopped sealing) shows up as a manifest in WORM that stops growing, and the
+//! watcher's own metrics cannot say so (a compromised host can fake them).
 
 /// The growth seen over the runs of one verifier process.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

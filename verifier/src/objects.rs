@@ -45,7 +45,6 @@ pub struct Policy {
 pub struct ObjectResult {
     /// How far it got and what it found.
     pub status: FileStatus,
-    /// Problems.
     pub findings: Vec<Finding>,
     /// Bytes downloaded and hashed.
     pub bytes_rehashed: u64,

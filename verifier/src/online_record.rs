@@ -29,9 +29,7 @@ pub struct OnlineRecord {
     pub stream: Option<String>,
     /// The rebuilt log.
     pub path: PathBuf,
-    /// Redo thread.
     pub thread: u16,
-    /// Log sequence.
     pub sequence: u32,
     /// Redo bytes up to the cut (the end of the last commit's redo): what `sha256` covers.
     pub size: u64,
@@ -134,18 +132,11 @@ enum OnFile {
 pub enum RecordError {
     /// Reading or writing it failed.
     #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
+    Io { path: PathBuf, source: io::Error },
     /// It is not a record of `restore online`.
     #[error("{path}: not a record of `restore online`: {source}")]
     Parse {
-        /// The file.
         path: PathBuf,
-        /// Why.
         source: serde_json::Error,
     },
 }

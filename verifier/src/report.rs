@@ -81,7 +81,6 @@ pub enum CellState {
 /// One cell of a thread's timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimelineCell {
-    /// Log sequence.
     pub sequence: u32,
     pub state: CellState,
 }
@@ -92,7 +91,6 @@ pub struct TimelineCell {
 pub struct ThreadTimeline {
     /// Resetlogs id of the incarnation.
     pub resetlogs_id: ResetlogsId,
-    /// Redo thread.
     pub thread: u16,
     /// One cell per sequence, ascending, without holes (gaps are cells too).
     pub cells: Vec<TimelineCell>,
@@ -317,7 +315,6 @@ impl AuditReport {
         self
     }
 
-    /// Findings of one kind.
     pub fn of_kind(&self, kind: FindingKind) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(move |f| f.kind == kind)
     }

@@ -149,7 +149,6 @@ pub enum RestoreError {
     Io {
         /// What was being done.
         context: String,
-        /// The error.
         #[source]
         source: std::io::Error,
     },

@@ -1,43 +1,38 @@
 //! `restore script`: the RMAN and SQL*Plus commands that recover the database from what
 //! `restore archive` and `restore online` put on disk, stating the last recoverable point.
 //!
-//! No Oracle instance runs in this project's tests: the scripts' structure is what is tested
-//! (below), and every statement cites the Oracle documentation it relies on.
+//! ```text
+//! DBA's last backup: datafiles, control file (the runbook)        the scripts only recover
+//! recover.rman: CATALOG START WITH <restored archived logs>       and open
+//!               RECOVER DATABASE UNTIL ... (RMAN picks the logs from the datafiles' checkpoint)
+//!               [point in time inside the archived logs: OPEN RESETLOGS, the only script]
+//! recover.sql:  WHENEVER SQLERROR CONTINUE (ORA-00279 / 00289 / 00308 ask for the next log)
+//!               ALTER DATABASE RECOVER ... USING BACKUP CONTROLFILE, RECOVER LOGFILE
+//!               <rebuilt online log per thread> UNTIL CHANGE <target>
+//!               WHENEVER SQLERROR EXIT; V$DATAFILE_HEADER all at the target? ─► OPEN RESETLOGS
+//! ```
 //!
-//! Two scripts, because each tool does one part well:
-//! - RMAN (`recover.rman`): `CATALOG START WITH` the restored archived logs, then `RECOVER
-//!   DATABASE` bounded by an `UNTIL` clause. RMAN starts from the checkpoint of the restored
-//!   datafiles and picks the logs it needs itself: no list from sequence 1, which a backup
-//!   newer than that would make Oracle refuse. For a point in time inside the archived logs it
-//!   also opens the database (`OPEN RESETLOGS`) and is the only script.
-//! - SQL*Plus (`recover.sql`): the last part, through the rebuilt online logs (one per
-//!   thread), which RMAN cannot catalog because they are partial logs. `ALTER DATABASE
-//!   RECOVER ... USING BACKUP CONTROLFILE` and `ALTER DATABASE RECOVER LOGFILE` signal
-//!   ORA-00279 / ORA-00289 (and ORA-00308 for a suggested name that is not there) by design,
-//!   to ask for the next log: they run under `WHENEVER SQLERROR CONTINUE`. Before `OPEN
-//!   RESETLOGS` the script re-arms `WHENEVER SQLERROR EXIT` and checks in `V$DATAFILE_HEADER`
-//!   that every datafile reached the target, so a recovery that stopped short exits non-zero
-//!   instead of opening the database at an earlier point.
-//!
-//! Where the two meet, for each kind of target:
+//! Where the two meet, per target:
 //! - Last commit, one thread: RMAN `UNTIL SEQUENCE <online seq> THREAD <t>` (every archived
-//!   log, none of the online log), SQL*Plus `UNTIL CHANGE <last commit SCN + 1>` with the
-//!   online log.
+//!   log, none of the online log), SQL*Plus `UNTIL CHANGE <last commit SCN + 1>`.
 //! - Last commit, several threads (RAC): Oracle merges the threads' redo in SCN order, so it
-//!   can apply a change only once every thread's redo is known up to its SCN. RMAN stops at
+//!   applies a change only once every thread's redo is known up to its SCN. RMAN stops at
 //!   `UNTIL SCN B`, B the lowest end of the threads' archived logs (the first SCN of the
-//!   earliest online log); SQL*Plus applies, per thread, the archived logs that still hold
-//!   redo at or after B, then that thread's online log. Each thread's rebuilt log ends at
-//!   that thread's last commit L(t): beyond it the thread's redo is not known. So the
-//!   database can be recovered to the lowest L(t) over the threads, `UNTIL CHANGE min L(t) +
-//!   1`: every transaction committed at or before that SCN, on any thread. Commits of other
-//!   threads after it are lost (a change of thread 1 after it may depend on redo of the
+//!   earliest online log); SQL*Plus applies, per thread, the archived logs still holding redo
+//!   at or after B, then that thread's online log, which ends at its last commit L(t). So the
+//!   target is `UNTIL CHANGE min L(t) + 1`: every transaction committed at or before it, on
+//!   any thread; later commits of other threads are lost (they may depend on redo of the
 //!   thread that ends there, which was not kept).
 //! - A point in time (`UntilScn`, `UntilTime`) inside the archived logs: RMAN alone. An SCN
-//!   past the archived logs (inside the online logs): as the last commit, bounded at that SCN.
+//!   past them (inside the online logs): as the last commit, bounded at that SCN.
 //!
-//! Datafiles and control file come from the DBA's last backup first (the runbook says how);
-//! the scripts only recover and open.
+//! Invariants: a recovery that stopped short exits non-zero instead of opening the database
+//! at an earlier point; RMAN never gets a list from sequence 1 (a newer backup would make
+//! Oracle refuse it); every statement cites the Oracle documentation it relies on.
+//!
+//! Why two scripts: RMAN finds the archived logs it needs itself but cannot catalog the
+//! partial, rebuilt online logs. No Oracle instance runs in this project's tests: the
+//! scripts' structure is what is tested (below).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -48,11 +43,8 @@ use std::path::{Path, PathBuf};
 pub struct ArchivedLogFile {
     /// Where it was restored.
     pub path: PathBuf,
-    /// Redo thread.
     pub thread: u16,
-    /// Log sequence.
     pub sequence: u32,
-    /// First SCN in the log.
     pub first_scn: u64,
     /// Next SCN (first SCN of the next log of the thread).
     pub next_scn: u64,
@@ -63,9 +55,7 @@ pub struct ArchivedLogFile {
 pub struct OnlineLogFile {
     /// Where it was written.
     pub path: PathBuf,
-    /// Redo thread.
     pub thread: u16,
-    /// Log sequence.
     pub sequence: u32,
     /// SCN of the last commit it holds.
     pub last_commit_scn: u64,

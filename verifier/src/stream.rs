@@ -27,7 +27,6 @@ pub struct StreamAudit {
     pub chunks: u64,
     /// Segment files read.
     pub segments: u64,
-    /// Problems.
     pub findings: Vec<Finding>,
     /// Unit digests of every sequence held.
     pub seqs: BTreeMap<LogKey, SeqDigests>,

@@ -1,30 +1,32 @@
 //! The collector's streams in WORM, audited like the archive, without the recovery key.
 //!
-//! Under `<prefix>/streams/<stream>/` the collector keeps its pieces (`pieces/…rvp`) and its
-//! per-stream hash chain, sealed segment by segment (`manifest/<first>-<last>-<sha>.jsonl`,
-//! the watcher's chain format with one [`PieceEntry`] per piece). For every stream found
-//! there:
-//! - the sealed segments are read back and audited by the manifest's own code
-//!   ([`chain::read_sealed`], [`chain::audit_chain_lines`]): content versus key, conflicting
-//!   segments, and every edited, removed or reordered entry named (the manifest's finding
-//!   kinds, the subject naming the stream); an anchor per stream, kept between runs, catches a
-//!   history rewritten wholesale;
-//! - the chain must run on ([`continuity`]): entry 1 names no previous piece, each entry
-//!   starts where the previous one ended (`next_start`) and names its piece's SHA-256
-//!   (`prev_piece`), and records its own stream and the key its start and SHA-256 give;
-//! - a piece in WORM that no sealed entry records is listed (info, with its clear header's
-//!   index and position): the open chain segment is not sealed yet, or a crash left it
-//!   between its upload and its record;
-//! - every recorded piece is checked by HEAD ([`fast_check_piece`]: the recorded version,
-//!   size, SHA-256, lock, retain-until, like an archived log) and, on the archive's rolling
-//!   schedule, downloaded and re-hashed ([`deep_check_piece`]); its clear header must match
-//!   its entry.
+//! ```text
+//! <prefix>/streams/<stream>/manifest/<first>-<last>-<sha>.jsonl   sealed chain segments
+//!   ─► chain::read_sealed, chain::audit_chain_lines  (the manifest's own code and findings)
+//!   ─► continuity: entries run on                     (one PieceEntry per piece)
+//! <prefix>/streams/<stream>/pieces/…rvp
+//!   recorded ─► fast_check_piece (HEAD) ─► on the rolling schedule: deep_check_piece
+//!   unrecorded ─► listed (info: clear header's index and position)
+//! with the recovery key: re-hashed piece opened ─► PieceUnits (per 512-byte unit)
+//!   ─► compared with the archived log of the same sequence re-hashed in the same run
+//!      (crate::objects::deep_check_object)
+//! ```
 //!
-//! The piece's SHA-256 is in its key and in its entry, and its header is in the clear: none
-//! of this needs the recovery private key. Only the cross-check of a piece's redo against the
-//! archived log of the same sequence does: with the key, a re-hashed piece is opened, its
-//! redo digested per 512-byte unit ([`PieceUnits`]) for the sequences whose archived log is
-//! re-hashed in the same run, and compared there (`crate::objects::deep_check_object`).
+//! Invariants checked, per stream found:
+//! - Sealed segments: content versus key, conflicting segments, every edited, removed or
+//!   reordered entry named (the manifest's finding kinds, the subject naming the stream); an
+//!   anchor per stream, kept between runs, catches a history rewritten wholesale.
+//! - [`continuity`]: entry 1 names no previous piece, each entry starts where the previous
+//!   one ended (`next_start`) and names its piece's SHA-256 (`prev_piece`), and records its
+//!   own stream and the key its start and SHA-256 give.
+//! - Every recorded piece: the recorded version, size, SHA-256, lock and retain-until by
+//!   HEAD, like an archived log ([`fast_check_piece`]); downloaded and re-hashed on the
+//!   archive's schedule ([`deep_check_piece`]); its clear header matches its entry.
+//! - A piece no sealed entry records is not yet an error: the open chain segment is not
+//!   sealed yet, or a crash left it between its upload and its record.
+//!
+//! Why no key is needed: a piece's SHA-256 is in its key and its entry, and its header is in
+//! the clear; only the redo cross-check ([`PieceUnits`]) opens pieces.
 
 use std::collections::{BTreeMap, HashSet};
 

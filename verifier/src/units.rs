@@ -58,7 +58,6 @@ pub struct PieceUnits {
     pub index: u64,
     /// Its object key.
     pub key: String,
-    /// The sequence.
     pub seq: u32,
     /// Unit number (offset / 512) of the first digest.
     pub first_unit: usize,

@@ -1,22 +1,25 @@
 //! Archived logs in WORM that no sealed manifest lists yet, and every other object under the
 //! prefix that nothing references.
 //!
-//! Why: the watcher seals its manifest every `seal_interval` (10 minutes by default), but it
-//! ships each archived log into WORM as soon as the log is complete. After a wipe, the logs
-//! shipped since the last seal are safe in WORM yet absent from every sealed manifest. Their
-//! keys are their SHA-256 (`<prefix>/archive/sha256/<hex>`) and their first two blocks are
-//! Oracle's own headers, which say which log they are (database id, resetlogs id, thread,
-//! sequence, first and next SCN): that is enough to check and restore them without the
-//! manifest. The same listing gives the unreferenced-object check the threat model promises:
-//! anything else under the prefix that neither a manifest, a stream's chain
-//! (`crate::stream_chain`) nor the watcher's quarantine accounts for is reported.
+//! ```text
+//! list <prefix> ─► classify_key (pure: the watcher's key layout)
+//!   <prefix>/archive/sha256/<hex> not in a sealed manifest
+//!     ─► ranged read of the first blocks ─► identify (pure: db id, resetlogs id, thread,
+//!        sequence, first/next SCN from Oracle's headers)
+//!     ─► SHA-256 against the key (server checksum by HEAD, or full download when deep)
+//!     ─► gaps (pure): missing sequences between the last sealed log and the unsealed ones
+//!   anything no manifest, stream chain (crate::stream_chain) or quarantine accounts for
+//!     ─► reported (the threat model's unreferenced-object check)
+//! ```
 //!
-//! - [`classify_key`]: what a key is by its place in the watcher's key layout (pure).
-//! - [`identify`]: which archived log the first blocks of an object are, or why they are not
-//!   one (pure, over the sans-IO header parsers of `redovault_redo`).
-//! - [`scan`]: the listing, a bounded ranged read of each candidate's first blocks, its
-//!   SHA-256 against its key (the server's checksum by HEAD, or a full download when deep).
-//! - [`gaps`]: missing sequences between the last sealed log and the unsealed ones (pure).
+//! Invariant: an unsealed log is checked and restorable without the manifest: its key is its
+//! SHA-256 (checked) and its first two blocks, Oracle's own headers, say which log it is;
+//! each candidate costs one bounded ranged read unless deep.
+//!
+//! Why: the watcher seals its manifest every `seal_interval` (10 minutes by default) but
+//! ships each archived log as soon as it is complete; after a wipe, the logs shipped since
+//! the last seal are safe in WORM yet in no sealed manifest. Entry points: [`classify_key`],
+//! [`identify`], [`scan`], [`gaps`].
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -209,15 +212,11 @@ pub fn list_prefix(prefix: &str) -> String {
 /// Which archived log an object is, as its Oracle headers (blocks 0 and 1) say.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogHeader {
-    /// Database id.
     pub db_id: DbId,
-    /// Database name.
     pub db_name: String,
     /// Resetlogs id of the incarnation.
     pub resetlogs_id: ResetlogsId,
-    /// Redo thread.
     pub thread: u16,
-    /// Log sequence.
     pub sequence: u32,
     pub first_scn: u64,
     /// Next SCN (the first of the next log).

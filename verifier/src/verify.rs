@@ -92,7 +92,6 @@ pub struct VerifyOptions {
     pub local_manifest: Option<PathBuf>,
     /// Lock and retention policy.
     pub policy: Policy,
-    /// Deep mode.
     pub deep: DeepMode,
     /// Objects checked at once.
     pub parallel: usize,
@@ -178,15 +177,12 @@ pub enum StateFileError {
     Io {
         /// The file or directory.
         path: std::path::PathBuf,
-        /// The error.
         source: std::io::Error,
     },
     /// The file is not the state's JSON.
     #[error("{}: {source}", path.display())]
     Json {
-        /// The file.
         path: std::path::PathBuf,
-        /// The error.
         source: serde_json::Error,
     },
     /// The state cannot be encoded.
@@ -205,7 +201,6 @@ pub enum WormReadError {
     #[error("stream {stream}: {source}")]
     Chain {
         stream: StreamId,
-        /// The error.
         source: StoreError,
     },
     /// The streams under another collector's prefix cannot be listed.
@@ -213,7 +208,6 @@ pub enum WormReadError {
     ListOther {
         /// The prefix (`worm_copies`).
         prefix: String,
-        /// The error.
         source: StoreError,
     },
     /// A stream's chain under another collector's prefix cannot be read.
@@ -222,7 +216,6 @@ pub enum WormReadError {
         stream: StreamId,
         /// The prefix (`worm_copies`).
         prefix: String,
-        /// The error.
         source: StoreError,
     },
 }

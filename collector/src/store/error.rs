@@ -18,7 +18,6 @@ pub enum StreamStoreError {
         op: &'static str,
         /// The file or directory.
         path: PathBuf,
-        /// The error.
         source: io::Error,
     },
     /// Another process has the store open.
@@ -53,7 +52,6 @@ pub enum StreamStoreError {
     Unreadable {
         /// The segment file.
         file: PathBuf,
-        /// Why.
         source: EnvelopeError,
     },
     /// Refused: the append does not continue the stream.
@@ -87,8 +85,8 @@ pub enum StreamStoreError {
         /// The first differing byte.
         at: StreamPos,
     },
-    /// A range asked of [`read_range`] is not held (not durable, retired, never stored) or
-    /// too long to read at once.
+    /// A range asked of [`read_range`](super::read_range) is not held (not durable, retired,
+    /// never stored) or too long to read at once.
     #[error("stream {stream}: redo {pos}..+{len} cannot be read back: {reason}")]
     NotHeld {
         stream: StreamId,
@@ -96,7 +94,6 @@ pub enum StreamStoreError {
         pos: StreamPos,
         /// Its length.
         len: u64,
-        /// Why.
         reason: String,
     },
     /// Refused: the append is malformed (commit marks outside its bytes, too long...).

@@ -106,7 +106,7 @@ pub struct StoreOptions {
     /// most, and at most one segment to read back when a resend is compared.
     pub segment_size: u64,
     /// Longest chunk: appends are split into chunks of at most this many redo bytes
-    /// (1 MiB; at most [`MAX_CHUNK_DATA`]).
+    /// (1 MiB; at most [`MAX_CHUNK_DATA`](crate::segment::MAX_CHUNK_DATA)).
     pub chunk_size: usize,
     /// Compress each chunk's redo at this zstd level where it shrinks (`[store] compress`;
     /// `None`, the default: raw). Also the level of the WORM pieces cut from them.
@@ -157,7 +157,6 @@ fn next_seq(p: StreamPos) -> StreamPos {
 pub struct StoredSegment {
     /// Segment number.
     pub number: u64,
-    /// The file.
     pub path: PathBuf,
     /// Start of its first chunk.
     pub first: Option<StreamPos>,
@@ -239,7 +238,6 @@ impl Store {
         &self.dir
     }
 
-    /// The key ring.
     pub fn keys(&self) -> &KeyRing {
         &self.keys
     }

@@ -16,12 +16,9 @@ use serde::{Deserialize, Serialize};
 pub struct PieceEntry {
     /// Position in the stream's chain, from 1 (also in the piece's header).
     pub index: u64,
-    /// Database id.
     pub db_id: DbId,
     pub resetlogs_id: ResetlogsId,
-    /// Redo thread.
     pub thread: u16,
-    /// Start: log sequence.
     pub start_seq: u32,
     /// Start: byte offset.
     pub start_offset: u64,

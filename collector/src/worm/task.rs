@@ -42,7 +42,6 @@ pub struct Worm<S> {
     pub store: S,
     /// Key prefix (`[worm] prefix`).
     pub prefix: String,
-    /// The recovery public key.
     pub key: RecoveryPublicKey,
     /// zstd level of the chunks in the pieces (`[store] compress`; `None`: raw).
     pub compress: Option<Level>,

@@ -3,35 +3,33 @@
 //! ```text
 //! feed(bytes) ──► [block 0] ─► [block 1] ─► [block 2 .. n: classify ─► walk records] ─► End
 //!                 FileHeader   RedoHeader    Block events, Record events, Error events
+//! record walk (§10.1): block 2 offset 16 ─► record ─► 4-byte aligned end ─► next record ...
+//!   across blocks, skipping each 16-byte block header; < 24 bytes left in the block or
+//!   length 0 at a boundary ─► offset 16 of the next block
+//! end of redo: CURRENT log (next SCN none, nab 0xFFFFFFFF): first zero or stale block
+//!              complete log: nab (blocks from nab on: no records read)
 //! ```
 //!
-//! `poll` returns `Ok(None)` when it needs more bytes, `Ok(Some(event))` otherwise, and `Err`
-//! only when the input is not a redo log at all (block 0 or block 1 cannot be read); after that
-//! it keeps returning the same error. Damage inside the log is reported as events and decoding
-//! goes on: a bad block is a [`Event::Block`] with a [`BadReason`], a record-level problem an
-//! [`Event::Error`]. After either, the decoder resynchronises at the next block whose header
-//! names a first record offset.
+//! Invariants:
+//! - `poll` returns `Ok(None)` when it needs more bytes, `Ok(Some(event))` otherwise, and
+//!   `Err` only when the input is not a redo log at all (block 0 or 1 cannot be read); after
+//!   that it keeps returning the same error.
+//! - Damage inside the log is an event and decoding goes on: a bad block is an
+//!   [`Event::Block`] with a [`BadReason`], a record-level problem an [`Event::Error`]; then
+//!   the decoder resynchronises at the next block whose header names a first record offset.
+//! - A declared length shorter than its header, longer than what remains of its LWN (or of
+//!   the file when no LWN is known), or longer than [`MAX_RECORD_LEN`] is a `record_length`
+//!   error: nothing is allocated for it.
+//! - Zero or stale blocks at or past the end of redo are not bad, and no record is read past
+//!   that point.
+//! - Memory: the bytes fed and not yet consumed (at most one block plus the last chunk fed)
+//!   and one record being reassembled, never more than the bytes that actually arrived. Feed
+//!   in chunks (e.g. 1 MiB) to keep it small.
 //!
-//! Record walk (§10.1): from block 2 offset 16, at each record boundary, when fewer than 24
-//! bytes remain in the block or the length there is 0, the walk moves to offset 16 of the next
-//! block. Records continue across blocks, skipping each 16-byte block header, and the next
-//! record starts at the 4-byte aligned end of the previous one. A declared length shorter than
-//! its header, longer than what remains of its LWN (or of the file when no LWN is known), or
-//! longer than [`MAX_RECORD_LEN`] is a `record_length` error: nothing is allocated for it.
-//!
-//! The end of the redo: for a CURRENT online log (next SCN none, nab `0xFFFFFFFF`) the write
-//! point is the first block that is zero or stale (older sequence); such blocks are not bad,
-//! and no record is read past that point. For a complete log, redo ends at nab; blocks from nab
-//! on (a switched-out online log larger than its redo) are not read for records and, if zero or
-//! stale, are not bad either.
-//!
-//! Blocks only ([`Decoder::blocks_only`]): the same block judgement and the same headers, end
-//! and structural errors, without the record walk (no [`Event::Record`], no record-level
-//! [`Event::Error`]), for callers that decide on blocks alone (the watcher's completeness check).
-//!
-//! Memory: the decoder holds the bytes fed and not yet consumed (at most one block plus the
-//! last chunk fed) and one record being reassembled, which never grows beyond the bytes that
-//! actually arrived. Feed in chunks (e.g. 1 MiB) to keep it small.
+//! Blocks only ([`Decoder::blocks_only`]): the same block judgement, headers, end and
+//! structural errors, without the record walk (no [`Event::Record`], no record-level
+//! [`Event::Error`]), for callers that decide on blocks alone (the watcher's completeness
+//! check).
 
 use std::collections::VecDeque;
 
@@ -58,7 +56,6 @@ const COMPACT_AT: usize = 1 << 20;
 pub struct BlockEvent {
     /// Block number (position in the file).
     pub block: u32,
-    /// State of the block.
     pub state: BlockState,
     /// Why it is unusable, or `None` when it is fine: valid, or not yet written in a CURRENT
     /// log (or beyond the nab of a complete one).

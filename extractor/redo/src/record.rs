@@ -39,7 +39,6 @@ pub struct LwnHeader {
     pub time: RedoTime,
 }
 
-/// The header of a redo record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RecordHeader {
     /// Record length in bytes, not counting interleaved block headers (@0).
@@ -107,7 +106,6 @@ pub struct Record<'a> {
     pub rba: Rba,
     /// The block that holds the record's last byte.
     pub end_block: u32,
-    /// The record header.
     pub header: RecordHeader,
     /// The record bytes (`header.len` of them), without interleaved block headers.
     pub bytes: &'a [u8],

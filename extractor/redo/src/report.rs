@@ -29,7 +29,6 @@ pub const MAX_ROW_CHANGES: usize = 100_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BadBlock {
     pub block: u32,
-    /// Why.
     pub reason: BadReason,
     /// The state found.
     pub state: BlockState,
@@ -156,7 +155,6 @@ struct Acc {
 }
 
 impl Analyzer {
-    /// A new analyzer.
     pub fn new() -> Analyzer {
         Analyzer::default()
     }

@@ -1,27 +1,29 @@
 //! A sans-IO writer of Oracle-format redo: the bytes LGWR and ARCn put on disk.
 //!
-//! [`LogWriter`] produces one redo log file of one thread and sequence, as LGWR writes it:
+//! ```text
+//! LogWriter (one log of one thread and sequence)
+//!   file_header ─► block 0      current_header ─► block 1 (next SCN "none", nab 0xFFFFFFFF)
+//!   append_lwn(Lwn) ─► complete blocks from offset 16 of a fresh block, with their block
+//!                      number: write each at block * block_size
+//!   switched_header ─► block 1 again (next SCN, next time, nab = blocks written, block 0
+//!                      included)
+//!   archived copy = archive_file_header + that block 1 + blocks 2..nab
+//! VectorBuilder ─► change vectors: 5.2 begin, 5.1 undo (ktubl or ktubu, supplemental-log
+//!   section with supplemental logging), 11.2/11.3/11.5 rows, 5.6 undo applied, 5.19/5.20
+//!   session attributes, 5.4 commit or rollback, 24.4
+//! ```
 //!
-//! 1. [`LogWriter::file_header`] (block 0) and [`LogWriter::current_header`] (block 1 with next
-//!    SCN "none" and nab `0xFFFFFFFF`) are written first;
-//! 2. each [`LogWriter::append_lwn`] lays out one LWN (log writer number: the unit LGWR makes
-//!    durable) starting at offset 16 of a fresh block, and returns the **complete** blocks it
-//!    fills, with their block number, ready to be written at `block * block_size`. An LWN always
-//!    ends at a block boundary (the rest of its last block is zeros), so there is never a
-//!    half-finished block to hold back: every returned block is final;
-//! 3. on a log switch, [`LogWriter::switched_header`] gives block 1 again with next SCN, next
-//!    time and nab (the number of blocks written, block 0 included); an archived copy is
-//!    [`LogWriter::archive_file_header`] + that block 1 + blocks `2..nab`.
+//! Invariants:
+//! - An LWN (log writer number: the unit LGWR makes durable) always ends at a block boundary
+//!   (the rest of its last block is zeros): every block [`LogWriter::append_lwn`] returns is
+//!   final, never a half-finished one to hold back.
+//! - Vectors are in the byte order and version layout of the log; each block header's
+//!   first-record offset follows Oracle's rule ([`crate::block::continuation_end_offset`]).
+//! - Nothing here does I/O, panics or allocates without bound: every size is checked and
+//!   reported as a [`WriterError`].
 //!
-//! Change vectors are built with [`VectorBuilder`] (5.2 begin, 5.1 undo with its ktubl or
-//! ktubu and, with supplemental logging, its supplemental-log section, 11.2/11.3/11.5 row
-//! operations, 5.6 undo applied, 5.19/5.20 session attributes, 5.4 commit or rollback, 24.4),
-//! in the byte order and version layout of the log. Each block header's first-record offset
-//! follows Oracle's rule ([`crate::block::continuation_end_offset`]). The layouts follow `shared/docs/oracle-redo-format.md` §5–§12 and the
-//! structure of the real 23ai files in `../shared/fixtures/oracle-real/`.
-//!
-//! Nothing here does I/O, panics or allocates without bound: every size is checked and reported
-//! as a [`WriterError`].
+//! Layouts: `shared/docs/oracle-redo-format.md` §5–§12 and the structure of the real 23ai
+//! files in `../shared/fixtures/oracle-real/`.
 //!
 //! ```
 //! use redovault_redo::position::{DbId, LogSeq, ResetlogsId, Scn, ThreadId, Xid};
@@ -271,11 +273,9 @@ pub struct LogConfig {
     pub compat: Compat,
     /// Form of the 8-byte header SCNs.
     pub scn_form: ScnForm,
-    /// Database id.
     pub db_id: DbId,
     /// Database name: ASCII, at most 8 bytes.
     pub db_name: String,
-    /// Redo thread.
     pub thread: ThreadId,
     /// Log sequence of this file.
     pub sequence: LogSeq,

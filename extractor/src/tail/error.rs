@@ -27,7 +27,6 @@ pub enum TailError {
     )]
     Damaged {
         stream: StreamId,
-        /// Sequence.
         seq: LogSeq,
         block: u32,
         /// Byte offset of the block in the log.
@@ -42,7 +41,6 @@ pub enum TailError {
     )]
     SequenceLost {
         stream: StreamId,
-        /// Sequence.
         seq: LogSeq,
         /// First byte not shipped.
         offset: u64,
@@ -66,7 +64,6 @@ pub enum TailError {
     #[error("stream {stream}: {path}: {detail}")]
     Inconsistent {
         stream: StreamId,
-        /// The file.
         path: PathBuf,
         /// What contradicts what.
         detail: String,

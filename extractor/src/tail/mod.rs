@@ -1,12 +1,7 @@
 //! The tailer: turns the online redo logs of one thread into an ordered stream of validated
 //! chunks, each with the commits it completes.
 //!
-//! A stream (one thread of one database incarnation) is the concatenation of its logs in
-//! sequence order; the tailer ships every byte of each log from offset 0 (blocks 0 and 1,
-//! the headers, first), in order, as whole blocks that passed validation (block number,
-//! sequence, checksum), and never ships a byte twice or skips one.
-//!
-//! # States (per log)
+//! States per log (a stream, one thread of one incarnation, is its logs in sequence order):
 //!
 //! ```text
 //!            ┌──────────── no group holds seq yet ───────────┐
@@ -24,39 +19,34 @@
 //!  └──── seq + 1 ◄── nab reached: chunk with log_end ◄──┘
 //! ```
 //!
-//! - **Never written** (zero) and **stale** (older sequence) blocks of a CURRENT log are its
-//!   write point: the tailer waits (`poll`, woken early by file events) and reads again.
-//! - **Bad checksum** may be a torn write in progress: the block is re-read `torn_retries`
-//!   times (after 100 µs, then doubling delays up to `torn_delay`); then the other members of the group are tried, then the
-//!   archived copy; only then is it [`TailError::Damaged`]. The same holds for a wrong block
-//!   number or format byte, and for a zero or stale block before the end of a complete log.
-//! - **Newer sequence** in a block or in block 1: LGWR reused the group while the tailer was
-//!   behind; the rest of the log is read from its archived copy (matched by header and
-//!   validated whole, see [`crate::archive`]), waiting up to `archive_wait` for ARCn.
-//! - **Switch**: when block 1 shows the log complete (next SCN and nab set), the blocks up to
-//!   nab are read and the last chunk of the log carries `log_end`; the next sequence is then
-//!   looked for in the groups (and the archives).
+//! Invariants:
+//! - Every byte of each log is shipped from offset 0 (blocks 0 and 1, the headers, first), in
+//!   order, as whole blocks that passed validation (block number, sequence, checksum); no
+//!   byte is shipped twice or skipped.
+//! - A **never written** (zero) or **stale** (older sequence) block of a CURRENT log is its
+//!   write point: wait (`poll`, woken early by file events) and read again.
+//! - A **bad checksum** may be a torn write in progress: re-read `torn_retries` times (after
+//!   100 µs, then doubling delays up to `torn_delay`), then the group's other members, then
+//!   the archived copy; only then [`TailError::Damaged`]. The same for a wrong block number
+//!   or format byte, and a zero or stale block before the end of a complete log.
+//! - A **newer sequence** in a block or in block 1: LGWR reused the group while the tailer
+//!   was behind; the rest comes from the archived copy (matched by header and validated
+//!   whole, see [`crate::archive`]), waiting up to `archive_wait` for ARCn.
+//! - **Switch**: block 1 shows the log complete (next SCN and nab set): blocks up to nab are
+//!   read, the log's last chunk carries `log_end`, then the next sequence is looked for.
+//! - **Commits**: every shipped byte goes through a [`Decoder`] (one per log); each 5.4 that
+//!   is a commit (not a rollback) becomes a [`CommitMark`] whose `end` is the end of the block
+//!   holding the end of the commit record, in the chunk shipping that block: a mark is never
+//!   ahead of the bytes that complete it.
+//! - **Resuming**: [`Tailer::new`] starts at any chunk end a previous run shipped: the log of
+//!   `pos.seq` is found again (online or archived), its blocks before `pos` are read and
+//!   decoded but not shipped (so a commit straddling `pos` is still found), and shipping
+//!   resumes at exactly `pos`; at the very end of a complete log, a chunk without bytes
+//!   carries `log_end` again.
 //!
-//! # Commits
-//!
-//! Every shipped byte also goes through a [`Decoder`] (one per log). Each 5.4 that is a
-//! commit (not a rollback) becomes a [`CommitMark`] whose `end` is the end of the block that
-//! holds the end of the commit record, in the chunk that ships that block: a mark is never
-//! ahead of the bytes that complete it.
-//!
-//! # Resuming
-//!
-//! [`Tailer::new`] starts at any position a previous run shipped up to (a chunk end): the
-//! log of `pos.seq` is found again (online or archived), its blocks before `pos` are read
-//! and decoded but not shipped (so a commit whose record straddles `pos` is still found),
-//! and shipping resumes at exactly `pos`. A position at the very end of a complete log yields
-//! a chunk without bytes that carries `log_end` again.
-//!
-//! # Driving it
-//!
-//! [`Tailer::poll_chunk`] does one non-blocking step (it sleeps only inside torn-block
-//! re-reads). [`Tailer::spawn`] runs it on a dedicated thread that sends chunks into a
-//! bounded channel and waits `poll` (or until a file event) when there is nothing new;
+//! Driving it: [`Tailer::poll_chunk`] does one non-blocking step (it sleeps only inside
+//! torn-block re-reads); [`Tailer::spawn`] runs it on a dedicated thread that sends chunks
+//! into a bounded channel and waits `poll` (or a file event) when idle;
 //! [`TailHandle::next_chunk`] receives them (cancel-safe).
 
 use std::path::PathBuf;
@@ -231,7 +221,6 @@ impl Tailer {
         self.pos
     }
 
-    /// The counters.
     pub fn stats(&self) -> Arc<TailStats> {
         self.io.stats.clone()
     }

@@ -1,26 +1,27 @@
 //! Where the S3 credentials come from: the order the AWS CLI and SDKs use.
 //!
-//! 1. the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`);
-//! 2. a web-identity token file (`AWS_WEB_IDENTITY_TOKEN_FILE` and `AWS_ROLE_ARN`, as a
-//!    Kubernetes service account provides), exchanged at STS with AssumeRoleWithWebIdentity;
-//! 3. the shared credentials and config files (`AWS_SHARED_CREDENTIALS_FILE`,
-//!    `AWS_CONFIG_FILE`, default `~/.aws/credentials` and `~/.aws/config`), profile from the
-//!    `profile` setting, else `AWS_PROFILE`, else `default`; a profile may itself name a
-//!    web-identity token file and role;
-//! 4. only when the configuration asks for it (`credentials = "instance"`): the container
-//!    credentials endpoint (`AWS_CONTAINER_CREDENTIALS_FULL_URI` / `_RELATIVE_URI`) or the
-//!    instance metadata service (IMDSv2: PUT a session token, GET the role, GET its keys).
+//! ```text
+//! 1. environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN    static
+//! 2. web-identity token file: AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN          temporary
+//!    (a Kubernetes service account) ──STS AssumeRoleWithWebIdentity──► keys
+//! 3. shared files: AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE                  static
+//!    (default ~/.aws/credentials, ~/.aws/config); profile = `profile` setting,
+//!    else AWS_PROFILE, else `default`; a profile may name a token file and role   (temporary)
+//! 4. only with `credentials = "instance"`: container endpoint                     temporary
+//!    (AWS_CONTAINER_CREDENTIALS_FULL_URI / _RELATIVE_URI) or IMDSv2
+//!    (PUT a session token, GET the role, GET its keys)
+//! ```
 //!
-//! Why our own and not `aws-config` or `reqsign`: aws-config brings the smithy HTTP stack
-//! (hyper 1 with its own connector and, by default, aws-lc's C build) beside the reqwest
-//! client the store already has; reqsign's AWS loader ends its chain with the instance
-//! metadata service unless `AWS_EC2_METADATA_DISABLED` is set (opt-out, where this project
-//! needs opt-in), and is being rewritten around `reqsign-core`. Here the metadata step is
-//! opt-in and its endpoint a setting, and the whole chain is a few requests on reqwest.
+//! Invariants: the static steps are resolved when the store is built, so a missing or broken
+//! source is reported before any request; temporary credentials are fetched on first use
+//! and again [`REFRESH_BEFORE`] before they expire; the metadata step is opt-in and its
+//! endpoint a setting.
 //!
-//! The static steps (environment, files) are resolved when the store is built, so a missing or
-//! broken source is reported before any request; temporary credentials (web identity,
-//! metadata) are fetched on first use and fetched again [`REFRESH_BEFORE`] before they expire.
+//! Why our own: `aws-config` brings the smithy HTTP stack (hyper 1 with its own connector
+//! and, by default, aws-lc's C build) beside the store's reqwest client; `reqsign`'s AWS
+//! loader ends with the instance metadata service unless `AWS_EC2_METADATA_DISABLED` is set
+//! (opt-out, where we need opt-in), and is being rewritten around `reqsign-core`. Here the
+//! whole chain is a few requests on reqwest.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -251,7 +251,6 @@ impl S3Store {
         })
     }
 
-    /// The configuration.
     pub fn config(&self) -> &S3Config {
         &self.inner.config
     }

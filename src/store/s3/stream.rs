@@ -1,23 +1,28 @@
 //! `put_file` for S3: a file whose size and SHA-256 are already known goes up streamed from
 //! disk, never held in memory.
 //!
-//! - Up to `stream_threshold` bytes: one PUT whose body is read from the file in
-//!   [`CHUNK`]-byte pieces. Its signed payload hash (`x-amz-content-sha256`) and
-//!   `x-amz-checksum-sha256` are the known SHA-256, so **the server** hashes what it receives and
-//!   refuses other bytes (SigV4: the payload hash is part of the signature; Ceph answers
-//!   `XAmzContentSHA256Mismatch`, AWS `BadDigest`); that refusal is reported as
-//!   [`StoreError::SourceChanged`]. The reader does not hash the bytes a second time (the
-//!   caller's pass already did, and on a host that ships gigabytes per minute a second SHA-256
-//!   is a third of the client's CPU): it checks that the file it reads keeps its identity
-//!   (inode, size, modification and change times) from open to the end, and holds the last
-//!   piece back until that holds, so a file rewritten in place under us is not completed on
-//!   the server even before the server's own check.
-//! - Above it: a multipart upload of `stream_part_size` parts. One pass hashes every part (and
-//!   the whole file, which must match the known SHA-256) before anything is sent; each part is
-//!   then streamed from the file with its own signed hash, checked by the server.
+//! ```text
+//! size ≤ stream_threshold: file ──CHUNK pieces──► one PUT, signed payload hash and
+//!                          x-amz-checksum-sha256 = the known SHA-256 ──► server hashes
+//!                          (last piece held back until the file's identity is re-checked)
+//! size > stream_threshold: one pass hashes every stream_part_size part (and the whole file,
+//!                          which must match) ──► each part streamed from the file with its
+//!                          own signed hash ──► multipart complete
+//! then, as for put_immutable (upload.rs): create-only, HEAD verification
+//! ```
 //!
-//! Memory per upload: a few [`CHUNK`]s in flight, whatever the file size. Create-only and the
-//! HEAD verification are as for `put_immutable` (see `upload.rs`).
+//! Invariants:
+//! - **The server** refuses bytes other than the known SHA-256 (SigV4 signs the payload hash;
+//!   Ceph answers `XAmzContentSHA256Mismatch`, AWS `BadDigest`): reported as
+//!   [`StoreError::SourceChanged`].
+//! - In a single PUT the reader checks that the file keeps its identity (inode, size,
+//!   modification and change times) from open to the end, and holds the last piece back
+//!   until that holds, so a file rewritten in place is not completed on the server even
+//!   before the server's own check.
+//! - Memory per upload: a few [`CHUNK`]s in flight, whatever the file size.
+//!
+//! Why no second hash in the single PUT: the caller's pass already did it, and on a host that
+//! ships gigabytes per minute a second SHA-256 is a third of the client's CPU.
 
 use crate::manifest::Sha256Digest;
 use std::io::{Read, Seek, SeekFrom};

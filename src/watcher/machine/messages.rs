@@ -19,11 +19,9 @@ pub type FileKey = (u64, u64);
 pub enum Raise {
     /// Incomplete or damaged past the grace period.
     Damaged {
-        /// The file.
         path: PathBuf,
         /// Its first bad block.
         block: Option<u32>,
-        /// Why.
         reason: String,
         size: u64,
     },
@@ -36,19 +34,14 @@ pub enum Raise {
     },
     /// Sequences missing below a later one, past the grace period.
     Gap {
-        /// The thread.
         key: ThreadKey,
         /// The missing sequences.
         range: SeqRange,
     },
     /// A file vanished before it was shipped.
-    Vanished {
-        /// The file.
-        path: PathBuf,
-    },
+    Vanished { path: PathBuf },
     /// A file the patterns match is not a redo log.
     NotRedo {
-        /// The file.
         path: PathBuf,
         /// What is there.
         reason: String,
@@ -58,7 +51,6 @@ pub enum Raise {
     },
     /// Other bytes under the identity or name of a shipped log.
     Replaced {
-        /// The file.
         path: PathBuf,
         /// The shipped bytes.
         shipped: Sha256Digest,
@@ -71,7 +63,6 @@ pub enum Raise {
     },
     /// Uploads fail.
     UploadFailing {
-        /// The file.
         path: PathBuf,
         /// The error-metric label.
         kind: &'static str,
@@ -94,7 +85,6 @@ pub enum Raise {
     },
     /// A manifest segment cannot be sealed into WORM yet.
     SealFailing {
-        /// The segment.
         seg: SegmentInfo,
         /// Why.
         message: String,
@@ -104,7 +94,6 @@ pub enum Raise {
 /// A validated log on its way to WORM.
 #[derive(Debug, Clone)]
 pub struct ValidLog {
-    /// The file.
     pub path: PathBuf,
     /// Its identity when validated.
     pub ident: FileIdent,
@@ -118,18 +107,11 @@ pub struct ValidLog {
 #[derive(Debug)]
 pub enum Action {
     /// Start a validation pass.
-    Validate {
-        /// The file.
-        path: PathBuf,
-    },
+    Validate { path: PathBuf },
     /// A validation made while the file was written was used (no pass of its own).
-    ValidatedWhileWritten {
-        /// The file.
-        path: PathBuf,
-    },
+    ValidatedWhileWritten { path: PathBuf },
     /// Follow a file being written.
     Follow {
-        /// The file.
         path: PathBuf,
         /// Its (device, inode).
         key: FileKey,
@@ -138,7 +120,6 @@ pub enum Action {
     Upload(ValidLog),
     /// Copy a damaged file to the quarantine prefix.
     Quarantine {
-        /// The file.
         path: PathBuf,
         /// Its identity.
         ident: FileIdent,
@@ -158,13 +139,9 @@ pub enum Action {
         close: bool,
     },
     /// Put a closed segment into WORM.
-    Seal {
-        /// The segment.
-        seg: SegmentInfo,
-    },
+    Seal { seg: SegmentInfo },
     /// Record the seal of a segment in the manifest.
     MarkSealed {
-        /// The segment.
         seg: SegmentInfo,
         key: String,
         /// The store's answer.
@@ -183,13 +160,11 @@ pub enum Action {
     WriteStatus,
     /// Sequences found missing below a later one (alarmed after the grace period).
     GapOpened {
-        /// The thread.
         key: ThreadKey,
         /// The missing sequences.
         range: SeqRange,
     },
     GapClosed {
-        /// The thread.
         key: ThreadKey,
         /// The sequences that were missing.
         range: SeqRange,
@@ -205,7 +180,6 @@ pub enum JobOf {
     Validate(PathBuf),
     /// A segment seal.
     Seal(u64),
-    /// A follow.
     Follow(FileKey),
 }
 
@@ -225,7 +199,6 @@ pub enum Event {
     },
     /// A validation pass ended.
     Validated {
-        /// The file.
         path: PathBuf,
         result: std::io::Result<Validation>,
         now: Instant,
@@ -257,7 +230,6 @@ pub enum Event {
     },
     /// A quarantine copy ended.
     Quarantined {
-        /// The file.
         path: PathBuf,
         /// Its identity when read.
         ident: FileIdent,
@@ -273,12 +245,10 @@ pub enum Event {
     },
     /// The segments not sealed yet (after [`Action::CloseSegment`]), or why they are unknown.
     Unsealed {
-        /// The segments.
         result: Result<Vec<SegmentInfo>, ManifestError>,
     },
     /// A seal ended.
     Sealed {
-        /// The segment.
         seg: SegmentInfo,
         key: String,
         /// The store's answer.

@@ -18,7 +18,6 @@ pub struct Tally {
     /// Files not shipped nor reported (queued, validating, uploading, recording, incomplete
     /// within the grace period).
     pub backlog_files: u64,
-    /// Their bytes.
     pub backlog_bytes: u64,
     /// Backlog files whose last upload failed.
     pub failing: u64,

@@ -1,32 +1,36 @@
-//! The link: [`Message`]s in frames over TLS 1.3 (default) or the legacy Blowfish channel,
-//! over any `AsyncRead + AsyncWrite` (in practice a TCP stream).
+//! The link: messages ([`Message`](super::message::Message)) in frames over TLS 1.3
+//! (default) or the legacy Blowfish channel, over any `AsyncRead + AsyncWrite` (in practice
+//! a TCP stream).
 //!
-//! - Establish: the collector calls [`Link::accept`] on each accepted connection, the
-//!   extractor [`Link::connect`] (or [`Link::connect_tcp`]). Both run the security
-//!   handshake (TLS with client certificates, or the PSK handshake of the legacy mode)
-//!   within [`LinkConfig::handshake_timeout`]. The legacy mode ([`ServerSecurity::LegacyBlowfish`],
-//!   off by default) is described in `crypto::legacy`; its handshake is below. The application handshake (Hello, then
-//!   Welcome or Reject) is the caller's, with [`Link::send`] and [`Link::recv`].
-//! - Use: [`Link::split`] gives a [`LinkSender`] and a [`LinkReceiver`] for two tasks (the
-//!   extractor sends Data while it reads Acks; the collector reads Data while it sends
-//!   Acks). [`LinkSender::run`] is a ready-made writer task: it sends what arrives on a
-//!   bounded channel and a Heartbeat whenever the link was idle for
-//!   [`LinkConfig::heartbeat_interval`].
-//! - Liveness: [`LinkReceiver::recv`] consumes Heartbeats and fails with
-//!   [`LinkErrorKind::Silent`] when the peer sent nothing for
-//!   [`LinkConfig::dead_after`] (heartbeat interval × missed heartbeats).
-//! - Limits: frames over [`LinkConfig::max_frame_len`] are refused on receive (and
-//!   never sent); backpressure is [`Window`](super::window::Window).
-//! - Legacy handshake (frames 0 and 1 each way, plaintext): the client sends
-//!   `LegacyClientHello` (version byte 1, 32-byte nonce), the server `LegacyServerHello`
-//!   (version, nonce); the client proves it knows the PSK with `LegacyClientFinished`
-//!   (HMAC over both hello frames as sent), and only then does the server prove it with
-//!   `LegacyServerFinished`. A wrong proof gets a plaintext `Error` frame and the connection
-//!   is closed. Every later frame is `Sealed` (Blowfish-CTR + HMAC-SHA-256), its message
-//!   kind inside; frame numbers continue from the handshake.
-//! - Errors: every [`LinkError`] names the peer's address; a peer's `Error` message
-//!   becomes [`LinkErrorKind::PeerFailed`]. The first error ends the link: frame numbers
-//!   and keys cannot resynchronise, so the caller drops it and reconnects.
+//! ```text
+//! collector: Link::accept ─┐  security handshake within handshake_timeout: TLS with client
+//! extractor: Link::connect ┴► certificates, or the legacy PSK handshake (below)
+//!   ─► caller's Hello / Welcome|Reject (Link::send, Link::recv)
+//!   ─► Link::split ─► LinkSender  (LinkSender::run: bounded channel → frames, Heartbeat
+//!                  │               after heartbeat_interval idle)
+//!                  └► LinkReceiver (recv: eats Heartbeats; Silent after dead_after)
+//! legacy handshake (frames 0 and 1 each way, plaintext):
+//!   client LegacyClientHello (version 1, 32-byte nonce) ─► server LegacyServerHello
+//!   (version, nonce)
+//!   client LegacyClientFinished (HMAC over both hellos as sent) ─► checked, then
+//!   server LegacyServerFinished ─► every later frame Sealed (Blowfish-CTR + HMAC-SHA-256),
+//!   its message kind inside, frame numbers continuing from the handshake
+//! ```
+//!
+//! Invariants:
+//! - The server proves it knows the PSK only after the client has; a wrong proof gets a
+//!   plaintext `Error` frame and the connection is closed. The legacy mode
+//!   ([`ServerSecurity::LegacyBlowfish`]) is off by default (see `crypto::legacy`).
+//! - Frames over [`LinkConfig::max_frame_len`] are refused on receive and never sent;
+//!   backpressure is [`Window`](super::window::Window).
+//! - [`LinkReceiver::recv`] fails with [`LinkErrorKind::Silent`] when the peer sent nothing
+//!   for [`LinkConfig::dead_after`] (heartbeat interval × missed heartbeats).
+//! - Every [`LinkError`] names the peer's address; a peer's `Error` message becomes
+//!   [`LinkErrorKind::PeerFailed`]. The first error ends the link: frame numbers and keys
+//!   cannot resynchronise, so the caller drops it and reconnects.
+//!
+//! See [`Link::accept`], [`Link::connect`], [`Link::connect_tcp`], [`Link::split`],
+//! [`LinkSender::run`], [`LinkReceiver`] and [`LinkConfig`] (`handshake_timeout`, ...).
 
 use std::fmt;
 use std::net::SocketAddr;

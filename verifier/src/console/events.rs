@@ -16,13 +16,11 @@ use crate::console::overview::Row;
 /// Events kept in memory (the file keeps every one).
 pub const KEPT: usize = 2000;
 
-/// One event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// When (Unix seconds).
     pub at: f64,
     pub database: String,
-    /// The redo thread.
     pub thread: u16,
     /// `stream_stopped`, `stream_resumed`, `state`.
     pub kind: String,

@@ -396,7 +396,6 @@ fn measurements<'a>(
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ThreadTimelineShown {
     pub database: String,
-    /// The redo thread.
     pub thread: u16,
     /// The stream (`db..-rl..-t..`: the incarnation).
     pub stream: String,

@@ -41,9 +41,7 @@ pub enum ServeError {
     /// The address cannot be bound.
     #[error("console: cannot listen on {addr}: {source}")]
     Bind {
-        /// The address.
         addr: SocketAddr,
-        /// Why.
         source: std::io::Error,
     },
     /// The TLS certificate or key is unusable.

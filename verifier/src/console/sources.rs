@@ -112,7 +112,6 @@ pub enum WormFactsError {
     Manifest {
         /// The archive prefix.
         prefix: String,
-        /// The error.
         source: StoreError,
     },
     /// The stream chains cannot be listed.
@@ -120,14 +119,12 @@ pub enum WormFactsError {
     Streams {
         /// The WORM prefix of the streams.
         prefix: String,
-        /// The error.
         source: StoreError,
     },
     /// One stream's chain cannot be read.
     #[error("stream chain {stream}: {source}")]
     Chain {
         stream: StreamId,
-        /// The error.
         source: StoreError,
     },
 }
@@ -478,7 +475,6 @@ pub enum RunFileProblem {
     /// It is larger than a report can be.
     #[error("larger than {MAX_DOCUMENT} bytes")]
     TooLarge,
-    /// It is not JSON.
     #[error("not JSON: {0}")]
     NotJson(serde_json::Error),
     /// It lacks a field every report of its kind has.

@@ -130,17 +130,13 @@ pub enum StateError {
     /// Reading or writing failed.
     #[error("{path}: {source}")]
     Io {
-        /// The file.
         path: String,
-        /// Why.
         source: std::io::Error,
     },
     /// It is not a state file of this program.
     #[error("{path}: not a recover state file ({source}); move it away to start over")]
     Format {
-        /// The file.
         path: String,
-        /// Why.
         source: serde_json::Error,
     },
 }

@@ -18,7 +18,6 @@ pub const REPORT_FILE: &str = "recover-report.json";
 pub struct ThreadPoint {
     /// The stream, `db<dbid>-rl<resetlogs id>-t<thread>`, when recorded.
     pub stream: Option<String>,
-    /// Redo thread.
     pub thread: u16,
     /// The online log's sequence.
     pub sequence: u32,
@@ -92,7 +91,6 @@ pub struct Inputs<'a> {
     pub rto_target_seconds: Option<f64>,
     /// Archived logs in DEST's restore-archive.json.
     pub archived_logs: usize,
-    /// Their bytes.
     pub archive_bytes: u64,
     /// The database, when named.
     pub db_id: Option<u32>,

@@ -37,7 +37,6 @@ pub enum RecoverError {
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
-        /// Why.
         source: std::io::Error,
     },
     /// A step could not be started.
@@ -45,7 +44,6 @@ pub enum RecoverError {
     Spawn {
         step: Step,
         program: String,
-        /// Why.
         source: std::io::Error,
     },
 }
