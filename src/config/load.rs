@@ -53,7 +53,7 @@ pub fn parse<T: Check>(text: &str) -> Result<T::Output, Vec<String>> {
 }
 
 /// Parses TOML text into its root table; a syntax error is one problem naming the line.
-pub fn parse_root(text: &str) -> Result<toml::Table, Vec<String>> {
+fn parse_root(text: &str) -> Result<toml::Table, Vec<String>> {
     toml::from_str(text).map_err(|e| {
         vec![format!(
             "not valid TOML: {}",

@@ -115,21 +115,6 @@ impl Problems {
         }
     }
 
-    /// The absolute path `v` of a key that must be set: a problem when it is missing (and
-    /// not already reported), empty or relative.
-    pub fn required_path(&mut self, path: &str, v: Option<String>) -> Option<PathBuf> {
-        match v {
-            None => self.missing(path, "missing"),
-            Some(v) if v.trim().is_empty() => self.push(path, "empty"),
-            Some(v) => {
-                let v = PathBuf::from(v);
-                self.absolute(path, &v);
-                return Some(v).filter(|v| v.is_absolute());
-            }
-        }
-        None
-    }
-
     /// A problem unless `p` is an absolute path.
     pub fn absolute(&mut self, path: &str, p: &std::path::Path) {
         if !p.is_absolute() {

@@ -131,11 +131,6 @@ pub fn size_usize<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     usize::try_from(v).map_err(|_| de::Error::custom(format!("{v} is too large")))
 }
 
-/// Reads an optional duration (a key that is absent stays `None`).
-pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    duration(d).map(Some)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
