@@ -343,8 +343,10 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
     let mut findings: Vec<Finding> = Vec::new();
     let mut summary = Summary::default();
 
-    // 1. The manifest, as sealed in WORM.
-    let sealed = match chain::read_sealed::<ManifestEntry, _>(store.as_ref(), &opts.prefix).await {
+    // 1. The manifest, as sealed in WORM (audited segment by segment, each one's text dropped
+    //    once its lines are in).
+    let read = chain::read_sealed::<ManifestEntry, _>(store.as_ref(), &opts.prefix, "manifest");
+    let (sealed, manifest) = match read.await {
         Ok(s) => s,
         Err(e) => {
             return failed(
@@ -355,7 +357,6 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
         }
     };
     findings.extend(sealed.findings.iter().cloned());
-    let manifest = chain::audit_lines(&sealed.lines, "WORM");
     findings.extend(manifest.findings.iter().cloned());
     findings.extend(sealed.unexplained_break(&manifest, "manifest"));
     if let Some(a) = &state.anchor
@@ -368,12 +369,12 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
         .entries
         .values()
         .next_back()
-        .map(|(e, _, _)| e.shipped_at.clone());
+        .map(|(e, _)| e.shipped_at.clone());
     // 2. The local copy, when given: its own chain, and entry by entry against WORM.
     let mut entries: BTreeMap<u64, ManifestEntry> = manifest
         .entries
         .iter()
-        .map(|(i, (e, _, _))| (*i, e.clone()))
+        .map(|(i, (e, _))| (*i, e.clone()))
         .collect();
     if let Some(dir) = &opts.local_manifest {
         match chain::read_local(dir) {
@@ -381,7 +382,7 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
                 let local = chain::audit_lines(&lines, "local copy");
                 findings.extend(local.findings.iter().cloned());
                 findings.extend(chain::compare_local(&manifest, &local));
-                for (i, (e, _, _)) in &local.entries {
+                for (i, (e, _)) in &local.entries {
                     entries.entry(*i).or_insert_with(|| e.clone());
                 }
             }
