@@ -28,7 +28,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use redovault::manifest::{ChainEntry, ManifestEntry, Sha256Digest, verify_segments_of};
+use redovault::manifest::{
+    ChainEntry, ChainState, ManifestEntry, Sha256Digest, segment_lines, verify_lines_of,
+};
 use redovault::store::ArchiveStore;
 use serde::{Deserialize, Serialize};
 
@@ -75,7 +77,7 @@ impl AuditEntry for ManifestEntry {
 #[derive(Debug)]
 pub struct ChainAudit<E = ManifestEntry> {
     /// Entries by index (the first occurrence of each index), with their line's hash.
-    pub entries: BTreeMap<u64, (E, Sha256Digest, String)>,
+    pub entries: BTreeMap<u64, (E, Sha256Digest)>,
     /// What is wrong.
     pub findings: Vec<Finding>,
 }
@@ -92,13 +94,10 @@ impl<E> Default for ChainAudit<E> {
 impl<E> ChainAudit<E> {
     /// The highest entry and its hash, as the next run's anchor.
     pub fn anchor(&self) -> Option<Anchor> {
-        self.entries
-            .iter()
-            .next_back()
-            .map(|(i, (_, h, _))| Anchor {
-                index: *i,
-                hash: *h,
-            })
+        self.entries.iter().next_back().map(|(i, (_, h))| Anchor {
+            index: *i,
+            hash: *h,
+        })
     }
 }
 
@@ -133,59 +132,96 @@ pub fn audit_chain_lines<E: AuditEntry>(
     name: &str,
     what: &str,
 ) -> ChainAudit<E> {
-    let mut a = ChainAudit::<E>::default();
-    let mut last_index: Option<u64> = None;
+    let mut auditor = ChainAuditor::new(name, what);
     for l in lines {
-        let e = match E::parse_line(&l.text) {
+        auditor.push(&l.origin, l.line, &l.text);
+    }
+    auditor.finish()
+}
+
+/// The audit of one chain fed line by line in file order, so that a caller can drop each
+/// segment's text once its lines are in ([`read_sealed`] does): what is kept per entry is
+/// the parsed entry and its line's hash, not the line.
+#[derive(Debug)]
+pub struct ChainAuditor<'a, E> {
+    audit: ChainAudit<E>,
+    last_index: Option<u64>,
+    name: &'a str,
+    what: &'a str,
+}
+
+impl<'a, E: AuditEntry> ChainAuditor<'a, E> {
+    /// An empty audit; `name` and `what` as in [`audit_chain_lines`].
+    pub fn new(name: &'a str, what: &'a str) -> Self {
+        ChainAuditor {
+            audit: ChainAudit::default(),
+            last_index: None,
+            name,
+            what,
+        }
+    }
+
+    /// The next line: line `line` (from 1) of `origin` (object key or file path).
+    pub fn push(&mut self, origin: &str, line: usize, text: &str) {
+        let (name, what) = (self.name, self.what);
+        let a = &mut self.audit;
+        let e = match E::parse_line(text) {
             Ok(e) => e,
             Err(detail) => {
                 a.findings.push(Finding::error(
                     FindingKind::ManifestUnreadable,
-                    format!("{what} {} line {}", l.origin, l.line),
+                    format!("{what} {origin} line {line}"),
                     detail,
                 ));
-                continue;
+                return;
             }
         };
         let index = e.index();
-        if let Some(prev) = last_index
+        if let Some(prev) = self.last_index
             && index <= prev
         {
             a.findings.push(tie(
                 Finding::error(
                     FindingKind::ManifestEntryReordered,
                     format!("{name} entry {index} ({what})"),
-                    format!(
-                        "entry {index} appears after entry {prev} ({} line {})",
-                        l.origin, l.line
-                    ),
+                    format!("entry {index} appears after entry {prev} ({origin} line {line})"),
                 ),
                 index,
                 Some(&e),
             ));
         }
-        last_index = Some(last_index.map_or(index, |p| p.max(index)));
-        let hash = Sha256Digest::of(l.text.as_bytes());
+        self.last_index = Some(self.last_index.map_or(index, |p| p.max(index)));
+        let hash = Sha256Digest::of(text.as_bytes());
         match a.entries.get(&index) {
-            Some((_, h, _)) if *h != hash => a.findings.push(tie::<E>(
+            Some((_, h)) if *h != hash => a.findings.push(tie::<E>(
                 Finding::error(
                     FindingKind::ManifestEntryEdited,
                     format!("{name} entry {index} ({what})"),
-                    format!(
-                        "two different entries with index {index} ({} line {})",
-                        l.origin, l.line
-                    ),
+                    format!("two different entries with index {index} ({origin} line {line})"),
                 ),
                 index,
                 None,
             )),
             Some(_) => {}
             None => {
-                a.entries.insert(index, (e, hash, l.text.clone()));
+                a.entries.insert(index, (e, hash));
             }
         }
     }
-    // Removed: holes between 1 and the highest index.
+
+    /// The audit of every line pushed: the holes (removed entries) and the chain's breaks
+    /// (edited entries) are found here, over the whole chain.
+    pub fn finish(self) -> ChainAudit<E> {
+        let (name, what) = (self.name, self.what);
+        let mut a = self.audit;
+        a.findings.extend(holes(&a, name, what));
+        a.findings.extend(breaks(&a, name, what));
+        a
+    }
+}
+
+/// Removed: holes between 1 and the highest index.
+fn holes<E: AuditEntry>(a: &ChainAudit<E>, name: &str, what: &str) -> Vec<Finding> {
     let mut expected = 1u64;
     let mut holes = Vec::new();
     for &i in a.entries.keys() {
@@ -194,33 +230,40 @@ pub fn audit_chain_lines<E: AuditEntry>(
         }
         expected = i + 1;
     }
-    for (from, to) in holes {
-        let subject = if from == to {
-            format!("{name} entry {from} ({what})")
-        } else {
-            format!("{name} entries {from} to {to} ({what})")
-        };
-        a.findings.push(tie::<E>(
-            Finding::error(
-                FindingKind::ManifestEntryRemoved,
-                subject,
-                format!(
-                    "missing from the chain (entry {} follows entry {})",
-                    to + 1,
-                    from.saturating_sub(1)
+    holes
+        .into_iter()
+        .map(|(from, to)| {
+            let subject = if from == to {
+                format!("{name} entry {from} ({what})")
+            } else {
+                format!("{name} entries {from} to {to} ({what})")
+            };
+            tie::<E>(
+                Finding::error(
+                    FindingKind::ManifestEntryRemoved,
+                    subject,
+                    format!(
+                        "missing from the chain (entry {} follows entry {})",
+                        to + 1,
+                        from.saturating_sub(1)
+                    ),
                 ),
-            ),
-            from,
-            None,
-        ));
-    }
-    // Edited: the chain in index order.
+                from,
+                None,
+            )
+        })
+        .collect()
+}
+
+/// Edited: the chain in index order.
+fn breaks<E: AuditEntry>(a: &ChainAudit<E>, name: &str, what: &str) -> Vec<Finding> {
+    let mut out = Vec::new();
     let mut prev: Option<(u64, Sha256Digest)> = None;
-    for (&i, (e, hash, _)) in &a.entries {
+    for (&i, (e, hash)) in &a.entries {
         match prev {
             Some((pi, ph)) if pi + 1 == i && e.prev() != ph => {
                 let pe = &a.entries[&pi].0;
-                a.findings.push(tie(
+                out.push(tie(
                     Finding::error(
                         FindingKind::ManifestEntryEdited,
                         format!("{name} entry {pi} ({what})"),
@@ -234,7 +277,7 @@ pub fn audit_chain_lines<E: AuditEntry>(
                 ));
             }
             None if i == 1 && e.prev() != Sha256Digest::ZERO => {
-                a.findings.push(tie::<E>(
+                out.push(tie::<E>(
                     Finding::error(
                         FindingKind::ManifestEntryEdited,
                         format!("{name} entry 1 ({what})"),
@@ -248,7 +291,7 @@ pub fn audit_chain_lines<E: AuditEntry>(
         }
         prev = Some((i, *hash));
     }
-    a
+    out
 }
 
 /// Checks the manifest against the anchor of an earlier run.
@@ -265,8 +308,8 @@ pub fn check_chain_anchor<E: AuditEntry>(
     what: &str,
 ) -> Option<Finding> {
     match a.entries.get(&anchor.index) {
-        Some((_, h, _)) if *h == anchor.hash => None,
-        Some((e, h, _)) => Some(tie(
+        Some((_, h)) if *h == anchor.hash => None,
+        Some((e, h)) => Some(tie(
             Finding::error(
                 FindingKind::ManifestEntryEdited,
                 format!("{name} entry {} ({what})", anchor.index),
@@ -330,18 +373,16 @@ pub fn parse_segment_key(key: &str) -> Option<SegmentKey> {
     })
 }
 
-/// What was read from WORM.
+/// What was read from WORM, besides the chain's entries (see [`read_sealed`]).
 #[derive(Debug, Default)]
 pub struct Sealed {
-    /// Lines of the segments kept, in chain order.
-    pub lines: Vec<SourceLine>,
     /// Seal-level findings (content not matching its key, conflicting segments).
     pub findings: Vec<Finding>,
     /// Segments read.
     pub segments: usize,
-    /// The first break [`verify_segments_of`] finds in the segments kept (the writers' own
-    /// verifier, which stops there), None when they verify whole. The audit names every
-    /// break; this makes sure it misses none the writers would refuse.
+    /// The first break [`redovault::manifest::verify_segments_of`] finds in the segments kept
+    /// (the writers' own verifier, which stops there), None when they verify whole. The audit
+    /// names every break; this makes sure it misses none the writers would refuse.
     pub strict: Option<String>,
 }
 
@@ -380,12 +421,16 @@ fn join(prefix: &str, rest: &str) -> String {
 /// Reads every sealed segment under `<prefix>/manifest/` of a chain of `E` entries (the
 /// watcher's manifest under the archive prefix, a stream's chain under
 /// `<prefix>/streams/<stream>`): checks each against the SHA-256 in its key, drops (and
-/// reports) segments that conflict with ones already taken, runs [`verify_segments_of`] on
-/// the segments kept, and returns their lines in chain order.
-pub async fn read_sealed<E: ChainEntry, S: ArchiveStore>(
+/// reports) segments that conflict with ones already taken, and audits the lines of the
+/// segments kept in chain order (`name` as in [`audit_chain_lines`], the copy being "WORM").
+/// The segments kept are also walked as [`redovault::manifest::verify_segments_of`] walks
+/// them (the strict verdict). Each segment's bytes are dropped once its lines are audited: what stays is one
+/// parsed entry and one hash per line, not the manifest's text.
+pub async fn read_sealed<E: AuditEntry, S: ArchiveStore>(
     store: &S,
     prefix: &str,
-) -> Result<Sealed, redovault::store::StoreError> {
+    name: &str,
+) -> Result<(Sealed, ChainAudit<E>), redovault::store::StoreError> {
     let listing = store.list(&join(prefix, "manifest/")).await?;
     let mut keys: Vec<SegmentKey> = listing
         .iter()
@@ -395,7 +440,8 @@ pub async fn read_sealed<E: ChainEntry, S: ArchiveStore>(
     let mut out = Sealed::default();
     let mut covered_to = 0u64;
     let mut covered_by = String::new();
-    let mut kept: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut auditor = ChainAuditor::<E>::new(name, "WORM");
+    let mut strict = Ok(ChainState::GENESIS);
     for k in keys {
         let mut bytes = read_version(store, &k.key, None).await?;
         let got = Sha256Digest::of(&bytes);
@@ -454,23 +500,18 @@ pub async fn read_sealed<E: ChainEntry, S: ArchiveStore>(
             );
             continue;
         }
-        let text = String::from_utf8_lossy(&bytes);
-        for (i, line) in text.lines().enumerate() {
-            out.lines.push(SourceLine {
-                origin: k.key.clone(),
-                line: i + 1,
-                text: line.to_string(),
-            });
+        for (i, line) in String::from_utf8_lossy(&bytes).lines().enumerate() {
+            auditor.push(&k.key, i + 1, line);
         }
+        // The segments kept in order, from the genesis: `verify_segments_of`, one at a time.
+        strict = strict
+            .and_then(|state| verify_lines_of::<E>(segment_lines(&bytes, &k.key)?, state, &k.key));
         covered_to = k.last;
-        covered_by = k.key.clone();
+        covered_by = k.key;
         out.segments += 1;
-        kept.push((k.key, bytes));
     }
-    out.strict = verify_segments_of::<E>(kept.iter().map(|(k, b)| (k.as_str(), &b[..])))
-        .err()
-        .map(|e| e.to_string());
-    Ok(out)
+    out.strict = strict.err().map(|e| e.to_string());
+    Ok((out, auditor.finish()))
 }
 
 /// The whole content of one version of `key` (the newest with `None`).
@@ -523,10 +564,10 @@ pub fn read_local(dir: &Path) -> std::io::Result<Vec<SourceLine>> {
 /// is sealed but missing locally, is reported against the local copy.
 pub fn compare_local(sealed: &ChainAudit, local: &ChainAudit) -> Vec<Finding> {
     let mut out = Vec::new();
-    for (i, (se, sh, _)) in &sealed.entries {
+    for (i, (se, sh)) in &sealed.entries {
         match local.entries.get(i) {
-            Some((_, lh, _)) if lh == sh => {}
-            Some((le, lh, _)) => out.push(
+            Some((_, lh)) if lh == sh => {}
+            Some((le, lh)) => out.push(
                 Finding::error(
                     FindingKind::ManifestEntryEdited,
                     format!("manifest entry {i} (local copy)"),

@@ -791,10 +791,10 @@ async fn manifest_entries<S: ArchiveStore>(
     store: &S,
     cfg: &VerifierConfig,
 ) -> anyhow::Result<Vec<ManifestEntry>> {
-    let sealed = chain::read_sealed::<ManifestEntry, _>(store, &cfg.store.prefix)
-        .await
-        .context("reading the sealed manifest")?;
-    let mut audit = chain::audit_lines(&sealed.lines, "WORM");
+    let (sealed, mut audit) =
+        chain::read_sealed::<ManifestEntry, _>(store, &cfg.store.prefix, "manifest")
+            .await
+            .context("reading the sealed manifest")?;
     if let Some(dir) = &cfg.verify.local_manifest {
         let lines = chain::read_local(dir)
             .with_context(|| format!("reading the local manifest {}", dir.display()))?;
@@ -811,7 +811,7 @@ async fn manifest_entries<S: ArchiveStore>(
             f.detail
         );
     }
-    Ok(audit.entries.into_values().map(|(e, _, _)| e).collect())
+    Ok(audit.entries.into_values().map(|(e, _)| e).collect())
 }
 
 /// The sealed entries plus the archived logs shipped into WORM since the last seal (of the

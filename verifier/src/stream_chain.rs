@@ -112,7 +112,7 @@ impl StreamChainAudit {
 
     /// The entries in chain order.
     pub fn entries(&self) -> impl DoubleEndedIterator<Item = &PieceEntry> {
-        self.audit.entries.values().map(|(e, _, _)| e)
+        self.audit.entries.values().map(|(e, _)| e)
     }
 
     /// The stream's line in the report (`errors`: error findings about it in this run).
@@ -148,9 +148,9 @@ pub async fn audit_stream<S: ArchiveStore>(
     anchor: Option<&Anchor>,
 ) -> Result<StreamChainAudit, StoreError> {
     let name = chain_name(stream);
-    let sealed =
-        chain::read_sealed::<PieceEntry, S>(store, &piece::stream_prefix(prefix, stream)).await?;
-    let audit = chain::audit_chain_lines::<PieceEntry>(&sealed.lines, &name, "WORM");
+    let (sealed, audit) =
+        chain::read_sealed::<PieceEntry, S>(store, &piece::stream_prefix(prefix, stream), &name)
+            .await?;
     let mut findings = sealed.findings.clone();
     findings.extend(audit.findings.iter().cloned());
     findings.extend(sealed.unexplained_break(&audit, &name));
@@ -161,7 +161,7 @@ pub async fn audit_stream<S: ArchiveStore>(
     let recorded: HashSet<&str> = audit
         .entries
         .values()
-        .map(|(e, _, _)| e.object_key.as_str())
+        .map(|(e, _)| e.object_key.as_str())
         .collect();
     let last_sealed = audit.entries.keys().next_back().copied().unwrap_or(0);
     let mut unreferenced = 0;
@@ -236,7 +236,7 @@ pub fn continuity(prefix: &str, stream: StreamId, audit: &ChainAudit<PieceEntry>
     let name = chain_name(stream);
     let mut out = Vec::new();
     let mut prev: Option<&PieceEntry> = None;
-    for (&i, (e, _, _)) in &audit.entries {
+    for (&i, (e, _)) in &audit.entries {
         let subject = format!("{name} entry {i} (WORM)");
         let finding = |kind, detail: String| {
             let f = Finding::error(kind, subject.clone(), detail);

@@ -408,10 +408,10 @@ pub struct ScanOptions {
 /// entries) are skipped; archive objects no manifest lists are identified by their headers
 /// and checked against their key. Fails only when the store cannot list; a store error on one
 /// object is returned too (the run cannot vouch for it).
-pub async fn scan<S: ArchiveStore>(
+pub async fn scan<S: ArchiveStore, K: std::borrow::Borrow<str> + std::hash::Hash + Eq>(
     store: &S,
     opts: &ScanOptions,
-    referenced: &HashSet<String>,
+    referenced: &HashSet<K>,
     sealed_logs: &BTreeMap<(DbId, ResetlogsId, u16, u32), Sha256Digest>,
 ) -> Result<Scan, StoreError> {
     let listing = store.list(&list_prefix(&opts.prefix)).await?;
@@ -421,7 +421,7 @@ pub async fn scan<S: ArchiveStore>(
     };
     let mut candidates = Vec::new();
     for obj in listing {
-        if referenced.contains(&obj.key) {
+        if referenced.contains(obj.key.as_str()) {
             continue;
         }
         let kind = match classify_key(&opts.prefix, &opts.worm_prefix, &obj.key) {

@@ -336,8 +336,10 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
     let mut findings: Vec<Finding> = Vec::new();
     let mut summary = Summary::default();
 
-    // 1. The manifest, as sealed in WORM.
-    let sealed = match chain::read_sealed::<ManifestEntry, _>(store.as_ref(), &opts.prefix).await {
+    // 1. The manifest, as sealed in WORM (audited segment by segment, each one's text dropped
+    //    once its lines are in).
+    let read = chain::read_sealed::<ManifestEntry, _>(store.as_ref(), &opts.prefix, "manifest");
+    let (sealed, manifest) = match read.await {
         Ok(s) => s,
         Err(e) => {
             return failed(
@@ -348,7 +350,6 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
         }
     };
     findings.extend(sealed.findings.iter().cloned());
-    let manifest = chain::audit_lines(&sealed.lines, "WORM");
     findings.extend(manifest.findings.iter().cloned());
     findings.extend(sealed.unexplained_break(&manifest, "manifest"));
     if let Some(a) = &state.anchor
@@ -361,30 +362,30 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
         .entries
         .values()
         .next_back()
-        .map(|(e, _, _)| e.shipped_at.clone());
+        .map(|(e, _)| e.shipped_at.clone());
+    // The next run's anchor if this one is clean: taken now, as the entries move on below.
+    let manifest_anchor = manifest.anchor();
     // 2. The local copy, when given: its own chain, and entry by entry against WORM.
-    let mut entries: BTreeMap<u64, ManifestEntry> = manifest
-        .entries
-        .iter()
-        .map(|(i, (e, _, _))| (*i, e.clone()))
-        .collect();
-    if let Some(dir) = &opts.local_manifest {
-        match chain::read_local(dir) {
+    let local = opts
+        .local_manifest
+        .as_ref()
+        .and_then(|dir| match chain::read_local(dir) {
             Ok(lines) => {
                 let local = chain::audit_lines(&lines, "local copy");
                 findings.extend(local.findings.iter().cloned());
                 findings.extend(chain::compare_local(&manifest, &local));
-                for (i, (e, _, _)) in &local.entries {
-                    entries.entry(*i).or_insert_with(|| e.clone());
-                }
+                Some(local)
             }
-            Err(e) => findings.push(Finding::error(
-                FindingKind::ManifestUnreadable,
-                format!("local manifest {}", dir.display()),
-                e.to_string(),
-            )),
-        }
-    }
+            Err(e) => {
+                findings.push(Finding::error(
+                    FindingKind::ManifestUnreadable,
+                    format!("local manifest {}", dir.display()),
+                    e.to_string(),
+                ));
+                None
+            }
+        });
+    let entries = manifest_entries(manifest, local);
     summary.manifest_entries = entries.len() as u64;
 
     // 3. Continuity.
@@ -493,45 +494,47 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
     let mut unreachable: Option<String> = worm.unreachable.take();
     let piece_units = Arc::new(std::mem::take(&mut worm.units));
 
-    // 6. Objects: fast for all, deep for the chosen share.
+    // 6. Objects: fast for all, deep for the chosen share; each result in its entry's place.
     let policy = opts.policy;
-    let results: Vec<(u64, Result<ObjectResult, StoreError>)> =
-        futures::stream::iter(entries.values().cloned().map(|e| {
-            let store = Arc::clone(&store);
-            let deep = deep_set.contains(&e.index);
-            let streamed = streamed.clone();
-            let piece_units = Arc::clone(&piece_units);
-            async move {
-                let fast = objects::fast_check(store.as_ref(), &e, &policy).await;
-                let r = match fast {
-                    Err(err) => Err(err),
-                    Ok(f) if !deep || f.status == FileStatus::Missing => Ok(f),
-                    Ok(mut f) => {
-                        let key = log_key(&e);
-                        let digests = streamed.as_ref().and_then(|s| s.seqs.get(&key));
-                        let pieces = piece_units.get(&key).map_or(&[][..], Vec::as_slice);
-                        let obj = ObjectRef::from(&e);
-                        match objects::deep_check_object(store.as_ref(), &obj, digests, pieces)
-                            .await
-                        {
-                            Err(err) => Err(err),
-                            Ok(d) => {
-                                merge_deep(&mut f, d);
-                                Ok(f)
-                            }
+    let mut results: Vec<Option<Result<ObjectResult, StoreError>>> =
+        std::iter::repeat_with(|| None)
+            .take(entries.len())
+            .collect();
+    let mut checks = futures::stream::iter(entries.values().enumerate().map(|(place, e)| {
+        let store = Arc::clone(&store);
+        let deep = deep_set.contains(&e.index);
+        let streamed = streamed.clone();
+        let piece_units = Arc::clone(&piece_units);
+        async move {
+            let fast = objects::fast_check(store.as_ref(), e, &policy).await;
+            let r = match fast {
+                Err(err) => Err(err),
+                Ok(f) if !deep || f.status == FileStatus::Missing => Ok(f),
+                Ok(mut f) => {
+                    let key = log_key(e);
+                    let digests = streamed.as_ref().and_then(|s| s.seqs.get(&key));
+                    let pieces = piece_units.get(&key).map_or(&[][..], Vec::as_slice);
+                    let obj = ObjectRef::from(e);
+                    match objects::deep_check_object(store.as_ref(), &obj, digests, pieces).await {
+                        Err(err) => Err(err),
+                        Ok(d) => {
+                            merge_deep(&mut f, d);
+                            Ok(f)
                         }
                     }
-                };
-                (e.index, r)
-            }
-        }))
-        .buffer_unordered(opts.parallel.max(1))
-        .collect()
-        .await;
-    let results: HashMap<u64, Result<ObjectResult, StoreError>> = results.into_iter().collect();
+                }
+            };
+            (place, r)
+        }
+    }))
+    .buffer_unordered(opts.parallel.max(1));
+    while let Some((place, r)) = checks.next().await {
+        results[place] = Some(r);
+    }
+    drop(checks);
     let mut files = Vec::with_capacity(entries.len());
-    for e in entries.values() {
-        let (status, last_deep, cross) = match results.get(&e.index) {
+    for (e, result) in entries.values().zip(results) {
+        let (status, last_deep, cross) = match result {
             Some(Ok(r)) => {
                 summary.objects_checked += 1;
                 if r.bytes_rehashed > 0 || r.status == FileStatus::DeepVerified {
@@ -542,7 +545,7 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
                     summary.logs_cross_checked += 1;
                 }
                 worm.compared(e, &r.pieces);
-                findings.extend(r.findings.iter().cloned());
+                findings.extend(r.findings);
                 if r.status == FileStatus::DeepVerified {
                     state.deep_verified.insert(object_id(e), run_time.clone());
                 }
@@ -622,7 +625,7 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
     if let Some(d) = &opts.state_dir {
         // The anchor only moves on a clean run: a run with findings must not bless them.
         if report.verdict == crate::report::Verdict::Clean {
-            if let Some(a) = manifest.anchor() {
+            if let Some(a) = manifest_anchor {
                 state.anchor = Some(a);
             }
             for c in &worm.chains {
@@ -643,6 +646,23 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
         }
     }
     report
+}
+
+/// The entries a run checks: the sealed ones (moved out of their audit, not copied), and the
+/// local copy's entries at indexes not sealed yet.
+fn manifest_entries(
+    sealed: chain::ChainAudit,
+    local: Option<chain::ChainAudit>,
+) -> BTreeMap<u64, ManifestEntry> {
+    let mut entries = BTreeMap::new();
+    // One at a time, so that the audit's nodes are freed as the map's are made.
+    for (i, (e, _)) in sealed.entries {
+        entries.insert(i, e);
+    }
+    for (i, (e, _)) in local.into_iter().flat_map(|l| l.entries) {
+        entries.entry(i).or_insert(e);
+    }
+    entries
 }
 
 /// A collector's copy of each stream it holds (from its audit).
@@ -698,7 +718,7 @@ async fn check_unsealed<S: ArchiveStore>(
     opts: &VerifyOptions,
     entries: &BTreeMap<u64, ManifestEntry>,
 ) -> Result<(unsealed::Scan, Vec<Finding>), StoreError> {
-    let referenced: HashSet<String> = entries.values().map(|e| e.object_key.clone()).collect();
+    let referenced: HashSet<&str> = entries.values().map(|e| e.object_key.as_str()).collect();
     let sealed_logs = entries
         .values()
         .map(|e| {

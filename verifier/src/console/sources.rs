@@ -215,14 +215,13 @@ pub async fn read_worm<S: ArchiveStore>(
     db_ids: &[u32],
 ) -> Result<WormFacts, WormFactsError> {
     let mut out = WormFacts::default();
-    let sealed = chain::read_sealed::<ManifestEntry, S>(store, prefix)
+    let (_, audit) = chain::read_sealed::<ManifestEntry, S>(store, prefix, "manifest")
         .await
         .map_err(|source| WormFactsError::Manifest {
             prefix: prefix.to_string(),
             source,
         })?;
-    let audit = chain::audit_chain_lines::<ManifestEntry>(&sealed.lines, "manifest", "WORM");
-    for (e, _, _) in audit.entries.values() {
+    for (e, _) in audit.entries.values() {
         let t = out
             .archive
             .entry((DbId(e.db_id.0), ResetlogsId(e.resetlogs_id.0), e.thread.0))
