@@ -277,8 +277,9 @@ pub fn build_bins(what: &[&str]) -> PathBuf {
 }
 
 /// Runs the simulated database `sim` on its own thread until `stop` is set, and reports each
-/// commit (not rollbacks) with its SCN and `clock()` read right after the step that wrote it
-/// (the LWN and its journal line); the thread returns the simulation's summary.
+/// commit (not rollbacks) with its redo thread, its SCN and `clock()` read right before the
+/// step that writes it (the LWN and its journal line); the thread returns the simulation's
+/// summary.
 pub fn run_database<T: Clone + Send + 'static>(
     sim: redovault_drill::simulate::Simulator,
     journal: PathBuf,
@@ -286,7 +287,7 @@ pub fn run_database<T: Clone + Send + 'static>(
     clock: impl Fn() -> T + Send + 'static,
 ) -> (
     std::thread::JoinHandle<redovault_drill::simulate::Summary>,
-    std::sync::mpsc::Receiver<(u64, T)>,
+    std::sync::mpsc::Receiver<(u16, u64, T)>,
 ) {
     use std::io::Read;
     let (commit_tx, commit_rx) = std::sync::mpsc::channel();
@@ -308,7 +309,7 @@ pub fn run_database<T: Clone + Send + 'static>(
                 let e: redovault_drill::simulate::journal::JournalEntry =
                     serde_json::from_slice(&line).expect("journal line");
                 if !e.rollback {
-                    let _ = commit_tx.send((e.scn, now.clone()));
+                    let _ = commit_tx.send((e.thread, e.scn, now.clone()));
                 }
             }
         }

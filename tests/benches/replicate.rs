@@ -254,7 +254,7 @@ fn run_one(
     let mut stopped_at = None;
     let mut cpu_at_stop = None;
     loop {
-        while let Ok((scn, at)) = commit_rx.try_recv() {
+        while let Ok((_, scn, at)) = commit_rx.try_recv() {
             lat.written(scn, at);
         }
         if stopped_at.is_none() && start.elapsed() >= run {
@@ -267,7 +267,7 @@ fn run_one(
         if let Ok(Some((at, a))) = got
             && let Some(c) = a.last
         {
-            while let Ok((scn, written)) = commit_rx.try_recv() {
+            while let Ok((_, scn, written)) = commit_rx.try_recv() {
                 lat.written(scn, written);
             }
             lat.covered(c.scn.0, at);

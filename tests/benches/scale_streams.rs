@@ -59,13 +59,11 @@ mod common;
 use common::{env_u64, free_port, load_average, pct, scrape, sorted};
 use redovault_redo::position::DbId;
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use redovault::crypto::tls::{self, TlsClient};
@@ -209,49 +207,6 @@ fn stop(mut c: Child) {
     }
     let _ = c.kill();
     let _ = c.wait();
-}
-
-/// A commit: its redo thread, its SCN, when the step that wrote its LWN began.
-type Commit = (u16, u64, Instant);
-
-/// Runs the simulated database `sim` on its own thread until `stop` is set, and reports each
-/// commit (not rollbacks) with its thread and SCN, stamped right before the step that writes
-/// it (a step writes, then sleeps to hold the simulated clock to real time: a stamp after it
-/// would leave the sleep out, up to tens of ms per step at 64 streams; as
-/// `common::run_database`, with the thread: a RAC database's commits go to their own thread's
-/// stream); the thread returns the simulation's summary.
-fn run_database(
-    sim: Simulator,
-    journal: PathBuf,
-    stop: Arc<AtomicBool>,
-) -> (
-    std::thread::JoinHandle<redovault_drill::simulate::Summary>,
-    mpsc::Receiver<Commit>,
-) {
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let mut sim = sim;
-        let mut jf = std::fs::File::open(&journal).expect("journal");
-        let mut pending = Vec::new();
-        while !stop.load(Ordering::Relaxed) {
-            // Before the step, not after: the step sleeps after writing (see the doc above).
-            let now = Instant::now();
-            sim.step().expect("step");
-            let mut more = Vec::new();
-            jf.read_to_end(&mut more).expect("read journal");
-            pending.extend_from_slice(&more);
-            while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=nl).collect();
-                let e: redovault_drill::simulate::journal::JournalEntry =
-                    serde_json::from_slice(&line).expect("journal line");
-                if !e.rollback {
-                    let _ = tx.send((e.thread, e.scn, now));
-                }
-            }
-        }
-        sim.finish().expect("finish")
-    });
-    (thread, rx)
 }
 
 /// What the disk alone allows a group-commit writer at `rate` arrivals per second of `size`
@@ -492,7 +447,7 @@ fn run_step(s: &Setup, n: usize, rt: &tokio::runtime::Runtime) -> Step {
     }
     let databases: Vec<_> = sims
         .into_iter()
-        .map(|(sim, journal)| run_database(sim, journal, stop_dbs.clone()))
+        .map(|(sim, journal)| common::run_database(sim, journal, stop_dbs.clone(), Instant::now))
         .collect();
 
     let start = Instant::now();

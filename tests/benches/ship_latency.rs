@@ -453,7 +453,8 @@ fn main() {
     let mut lat = common::Latencies::new(start + warmup);
     let mut stopped_at = None;
     loop {
-        while let Ok(c) = commit_rx.try_recv() {
+        while let Ok((_, scn, at)) = commit_rx.try_recv() {
+            let c = (scn, at);
             commits.push(c);
             lat.written(c.0, c.1);
         }
@@ -468,7 +469,8 @@ fn main() {
         if let Ok(Some((at, ack))) = got
             && let Some(c) = ack.last_commit
         {
-            while let Ok(w) = commit_rx.try_recv() {
+            while let Ok((_, scn, at)) = commit_rx.try_recv() {
+                let w = (scn, at);
                 commits.push(w);
                 lat.written(w.0, w.1);
             }

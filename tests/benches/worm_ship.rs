@@ -668,7 +668,7 @@ fn round(s: &Setup, i: usize, mode: Mode) -> Round {
     let b = snap(collector.id(), extractor.id());
     stop_db.store(true, Ordering::Relaxed);
     let summary = db_thread.join().expect("db thread");
-    let commits: Vec<(u64, i64)> = commit_rx.try_iter().collect();
+    let commits: Vec<(u64, i64)> = commit_rx.try_iter().map(|(_, s, t)| (s, t)).collect();
     let last_scn = commits.last().map_or(0, |c| c.0);
 
     // Everything acknowledged (and with [worm], in WORM) before the processes stop.
