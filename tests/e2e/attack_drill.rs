@@ -465,3 +465,68 @@ fn the_drill_with_two_redo_threads_recovers_every_commit_of_each_and_the_script_
         "{detail}"
     );
 }
+
+#[test]
+fn the_drill_with_two_databases_attacked_at_the_same_moment_recovers_every_commit_of_each() {
+    let Some(env) = drill_env() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("fleet");
+    let (code, fleet, progress) = drill(&[
+        "--dir",
+        dir.to_str().unwrap(),
+        "--s3-env",
+        env.to_str().unwrap(),
+        "--run-for",
+        "8s",
+        "--rate",
+        "512K",
+        "--databases",
+        "2",
+    ]);
+    eprintln!("{progress}");
+    assert_eq!(code, 0, "the fleet's drill failed:\n{progress}");
+    assert_eq!(fleet["pass"].as_bool(), Some(true), "{fleet}");
+    assert_eq!(fleet["databases"].as_u64(), Some(2));
+    assert_eq!(
+        fleet["rpo_commits"].as_u64(),
+        Some(0),
+        "RPO 0 over the fleet"
+    );
+    assert!(dir.join("fleet-report.json").is_file());
+    let members = fleet["members"].as_array().unwrap();
+    assert_eq!(members.len(), 2);
+    let mut stores = Vec::new();
+    let mut crashes = Vec::new();
+    for (m, i) in members.iter().zip(1..) {
+        assert_eq!(m["name"].as_str(), Some(format!("db{i}").as_str()));
+        assert!(m["error"].is_null(), "{m}");
+        let report = &m["report"];
+        print_summary(report);
+        // Each database passes the single database's drill, RPO 0 included.
+        check_report(code, report, &progress, false, false);
+        // Half of the asked rate each.
+        assert_eq!(report["rate_bytes_per_second"].as_u64(), Some(256 << 10));
+        assert!(dir.join(format!("db{i}/drill-report.json")).is_file());
+        stores.push(report["store"].as_str().unwrap().to_string());
+        crashes.push(report["crashed_at_unix"].as_f64().unwrap());
+        assert!(
+            progress.contains(&format!("[db{i}] ==> [5/5]")),
+            "{progress}"
+        );
+    }
+    // One WORM store, a run prefix of each database's own.
+    assert!(stores.iter().all(|s| s.starts_with("s3 https://")));
+    assert_ne!(stores[0], stores[1]);
+    // Attacked at the same moment: the barrier releases both together.
+    let spread = (crashes[0] - crashes[1]).abs();
+    assert!(spread < 1.0, "the crashes {spread:.3} s apart");
+    assert_eq!(
+        fleet["commits"].as_u64().unwrap(),
+        members
+            .iter()
+            .map(|m| m["report"]["commits"].as_u64().unwrap())
+            .sum::<u64>()
+    );
+}

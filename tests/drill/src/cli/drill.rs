@@ -24,10 +24,10 @@ pub struct DrillArgs {
     /// ships to WORM. `--online-rate` is the same option.
     #[arg(long, visible_alias = "online-rate")]
     pub rate: Option<String>,
-    /// Archived redo per second. The drill runs one database, which archives exactly the redo
-    /// it writes online: given alone, it sets the rate; with a different `--rate`
+    /// Archived redo per second. Every database of the drill archives exactly the redo it
+    /// writes online: given alone, it sets the rate; with a different `--rate`
     /// (`--online-rate`) it is refused, since an archive rate above the online rate needs
-    /// databases whose redo is only archived, which the drill does not run.
+    /// databases whose redo is only archived (no extractor), which the drill does not run.
     #[arg(long)]
     pub archive_rate: Option<String>,
     /// Size of each online log.
@@ -56,6 +56,13 @@ pub struct DrillArgs {
     /// every thread's commits (RPO 0 per thread).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
     pub threads: u16,
+    /// Databases attacked at the same moment (1..=16), each with its own database host
+    /// (watcher, extractors) and backup host (collector), all in one WORM store: `--rate` is
+    /// what they write together, each an equal share; the verdict passes only when every
+    /// database's does. Each database's drill is in `DIR/db<i>`, the fleet's report in
+    /// `DIR/fleet-report.json`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub databases: u16,
     /// Seed of the workload.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -124,7 +131,7 @@ fn drill_rate(online: Option<&str>, archive: Option<&str>) -> anyhow::Result<u64
     let archive = archive.map(|s| size(s, "archive-rate")).transpose()?;
     match (online, archive) {
         (Some(o), Some(a)) if o != a => bail!(
-            "--archive-rate {a} differs from --online-rate {o} (bytes per second): the drill runs one database, which archives exactly the redo it writes online; give one rate (an archive rate above the online rate needs archive-only databases, which the drill does not run)"
+            "--archive-rate {a} differs from --online-rate {o} (bytes per second): every database of the drill archives exactly the redo it writes online; give one rate, with --databases N for several databases sharing it (an archive rate above the online rate needs archive-only databases, which the drill does not run)"
         ),
         (Some(r), _) | (None, Some(r)) => Ok(r),
         (None, None) => Ok(256 << 10),
@@ -156,6 +163,7 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
         seal_interval: dur(&args.seal_interval, "seal-interval")?,
         s3: s3_target(args)?,
         programs: Programs::beside(&me.with_file_name("redovault"))?,
+        member: None,
     };
     if opts.groups < 2 || opts.log_size < 64 << 10 || opts.rate == 0 {
         bail!("--groups must be at least 2, --log-size at least 64K, --rate above 0");
@@ -168,6 +176,16 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
             println!("{line}");
         }
     };
+    if args.databases > 1 {
+        let fleet = redovault_drill::drill::fleet::run(&opts, args.databases, &mut say)?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&fleet)?);
+        } else {
+            print!("{}", fleet.render());
+            println!("report: {}", fleet.dir.join("fleet-report.json").display());
+        }
+        return Ok(exit_code(fleet.pass));
+    }
     let report = redovault_drill::drill::run(&opts, &mut say)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -175,11 +193,15 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
         print!("{}", report.render());
         println!("report: {}", report.dir.join("drill-report.json").display());
     }
-    Ok(if report.pass {
+    Ok(exit_code(report.pass))
+}
+
+fn exit_code(pass: bool) -> ExitCode {
+    if pass {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    })
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ pub struct Crash {
     /// When it crashed (the wall clock): the time to the last commit held and the grace
     /// period run from here.
     pub at: Instant,
+    /// The same moment in Unix seconds (databases attacked together compare theirs).
+    pub at_unix: f64,
     /// The database's clock at the crash.
     pub clock: CrashClock,
     /// Seconds the workload ran.
@@ -47,6 +49,9 @@ pub fn crash(
     } = live;
     let clock = db.crash()?;
     let at = Instant::now();
+    let at_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
     let workload_seconds = run_started.elapsed().as_secs_f64();
     // The simulated clock advances with the redo written: where it lags the wall clock, the
     // machine did not keep up with the asked rate, and this is the rate the drill ran at.
@@ -55,6 +60,7 @@ pub fn crash(
         / db_wall.max(f64::EPSILON);
     let mut crash = Crash {
         at,
+        at_unix,
         clock,
         workload_seconds,
         redo_rate,

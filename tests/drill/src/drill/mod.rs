@@ -54,6 +54,7 @@ pub mod attack;
 mod checks;
 mod crash;
 mod destroy;
+pub mod fleet;
 mod live;
 pub mod procs;
 mod recovery;
@@ -190,6 +191,8 @@ pub struct DrillOptions {
     /// S3 instead of the local directory.
     pub s3: Option<S3Target>,
     pub programs: Programs,
+    /// This database's place among several attacked at once (`--databases`, [`fleet`]).
+    pub member: Option<fleet::Member>,
 }
 
 /// The paper's five tables (data object ids of their own, tablespace file 25).
@@ -216,10 +219,19 @@ struct Evidence {
 
 /// Runs the drill; `say` gets each progress line.
 pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport, DrillError> {
-    let (stage, database) = Stage::set_up(opts)?;
-    stage.announce(say);
-    let mut live = Live::start(&stage, database, say)?;
-    live.run_workload(&stage, say)?;
+    let together = opts.member.as_ref().map(|m| &*m.together);
+    let started = {
+        let _turn = together.map(fleet::Together::start_turn);
+        start(opts, say)
+    };
+    let running = started.and_then(|(stage, mut live)| {
+        live.run_workload(&stage, say)?;
+        Ok((stage, live))
+    });
+    if let Some(t) = together {
+        t.crash_together();
+    }
+    let (stage, live) = running?;
     let mut evidence = Evidence::default();
     let (crash, backup) = crash::crash(&stage, live, &mut evidence, say)?;
     let truth = referee::witness(&stage.layout, say)?;
@@ -227,4 +239,15 @@ pub fn run(opts: &DrillOptions, say: &mut dyn FnMut(&str)) -> Result<DrillReport
     let recovery = recovery::recover(&stage, backup, &mut evidence, say)?;
     let verdict = checks::judge(&stage, &truth, &recovery, &crash, &evidence, say)?;
     DrillReport::write(&stage, &crash, &truth, recovery, verdict, evidence)
+}
+
+/// Set-up and the daemons' start: the stage and the running database host and backup host.
+fn start<'a>(
+    opts: &'a DrillOptions,
+    say: &mut dyn FnMut(&str),
+) -> Result<(Stage<'a>, Live), DrillError> {
+    let (stage, database) = Stage::set_up(opts)?;
+    stage.announce(say);
+    let live = Live::start(&stage, database, say)?;
+    Ok((stage, live))
 }

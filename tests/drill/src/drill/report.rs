@@ -98,6 +98,8 @@ pub struct DrillReport {
     /// the referee's ground-truth copy is taken after the wiper killed the daemons, so it delays
     /// neither this figure nor the wiper. `None` when not seen within the grace period.
     pub last_commit_durable_after_ms: Option<f64>,
+    /// When the database crashed, in Unix seconds.
+    pub crashed_at_unix: f64,
     /// What the attacker did.
     pub attack: Vec<Action>,
     pub recovery: Vec<RecoveryStep>,
@@ -295,6 +297,7 @@ impl DrillReport {
             archived_logs: truth.archived_logs(),
             last_commit: truth.commits.last().map(|c| (c.0.clone(), c.1)),
             last_commit_durable_after_ms: crash.durable_after,
+            crashed_at_unix: crash.at_unix,
             attack: evidence.actions,
             recovery: recovery.steps,
             checks: verdict.checks,

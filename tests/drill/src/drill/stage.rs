@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use redovault::store::s3::Credentials;
 
+use super::fleet::Member;
 use super::procs::free_port;
 use super::setup::{self, Configs, Layout, Ports};
 use super::{DrillError, DrillOptions, S3Target, paper_tables};
@@ -57,7 +58,7 @@ impl<'a> Stage<'a> {
         let extractor_ports = (0..threads)
             .map(|_| free_port())
             .collect::<Result<Vec<u16>, DrillError>>()?;
-        let prefix = worm_prefix(opts.s3.as_ref());
+        let prefix = worm_prefix(opts.s3.as_ref(), opts.member.as_ref());
         let store_name = match &opts.s3 {
             Some(t) => format!(
                 "s3 {}/{}/{}",
@@ -145,14 +146,16 @@ impl<'a> Stage<'a> {
 }
 
 /// This run's key prefix in WORM: on S3 under the target's prefix, with the time and the
-/// process id (runs share the bucket); `drill` in the local directory.
-fn worm_prefix(s3: Option<&S3Target>) -> String {
+/// process id (runs share the bucket) and the fleet member's name; `drill` in the local directory.
+fn worm_prefix(s3: Option<&S3Target>, member: Option<&Member>) -> String {
     match s3 {
         Some(t) => format!(
-            "{}/drill-{}-{}",
+            "{}/drill-{}-{}{}",
             t.prefix.trim_end_matches('/'),
             chrono::Utc::now().format("%Y%m%dT%H%M%S"),
-            std::process::id()
+            std::process::id(),
+            // The databases of one fleet run in one process, in the same second.
+            member.map_or(String::new(), |m| format!("-{}", m.name()))
         ),
         None => "drill".to_string(),
     }
@@ -172,6 +175,9 @@ fn database(l: &Layout, opts: &DrillOptions, threads: u16) -> SimConfig {
         // The collector's pieces of every run share `PREFIX/streams/` (the bucket policy's
         // grant): a database id of its own keeps this run's stream apart from earlier ones'.
         sim.db_id = DbId(rand::random::<u32>() | 1);
+    } else if let Some(m) = &opts.member {
+        // Databases of their own, as a bank's are.
+        sim.db_id = DbId(sim.db_id.0.wrapping_add(u32::from(m.index) - 1));
     }
     let mut tables = paper_tables();
     tables.extend(default_tables());
