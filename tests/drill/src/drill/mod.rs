@@ -42,6 +42,10 @@
 //! checks each thread against its own logs and journal entries ([`threads`]): RPO 0 per
 //! thread.
 //!
+//! `--databases N` ([`fleet`]) runs N of these drills at once, each database on hosts of its
+//! own and all in one WORM store, set up one at a time and crashed at the same moment: the
+//! verdict passes only when every database's does.
+//!
 //! ```text
 //!  setup ─► run (workload, daemons) ─► crash ─► last commit held? ─► kill -9 ─► referee snapshot
 //!        ─► attack (dd, rm -rf, WORM attempts) ─► recovery ─► checks
