@@ -827,7 +827,7 @@ fn uploads_never_exceed_parallel_uploads_and_the_oldest_goes_first() {
         let a = w.validated(p, complete(*id, s as u32 + 1, s as u8 + 1));
         started.extend(uploads(&a));
         assert!(
-            w.m.in_flight() <= 2 + VALIDATIONS_AT_ONCE,
+            w.m.in_flight() <= 2 + w.m.limits.validations(),
             "{}",
             w.m.in_flight()
         );
@@ -852,6 +852,39 @@ fn validations_run_one_at_a_time_ahead_of_the_uploads() {
     let a = w.validated(&path(1), complete(files[0].1, 1, 1));
     assert_eq!(uploads(&a), vec![path(1)]);
     assert_eq!(validates(&a), vec![path(2)]);
+}
+
+#[test]
+fn four_upload_slots_run_two_validations_at_once_oldest_first() {
+    let mut w = World::with(Limits {
+        parallel_uploads: 4,
+        ..limits()
+    });
+    let files: Vec<(PathBuf, FileIdent)> = (1..=6)
+        .map(|s| (path(s), ident(u64::from(s), 4608)))
+        .collect();
+    let a = w.list(&files);
+    assert_eq!(
+        validates(&a),
+        vec![path(1), path(2)],
+        "one pass per two slots"
+    );
+    let a = w.validated(&path(2), complete(files[1].1, 2, 2));
+    assert_eq!(uploads(&a), vec![path(2)]);
+    assert_eq!(
+        validates(&a),
+        vec![path(3)],
+        "the freed pass takes the next"
+    );
+    assert_eq!(w.m.validations, 2);
+    // One slot or two: one pass; the limit never drops to none.
+    for (slots, passes) in [(1, 1), (2, 1), (3, 1), (4, 2), (8, 4)] {
+        let l = Limits {
+            parallel_uploads: slots,
+            ..limits()
+        };
+        assert_eq!(l.validations(), passes, "{slots} slots");
+    }
 }
 
 #[test]
@@ -1122,7 +1155,7 @@ fn the_aggregates_match_a_recount_after_any_sequence_of_events() {
             }
             prop_assert_eq!(w.m.tally(), recount(&w.m));
             prop_assert!(w.m.uploads <= 2);
-            prop_assert!(w.m.validations <= VALIDATIONS_AT_ONCE);
+            prop_assert!(w.m.validations <= w.m.limits.validations());
         }
     });
 }
