@@ -519,9 +519,10 @@ fn the_drill_with_two_databases_attacked_at_the_same_moment_recovers_every_commi
     // One WORM store, a run prefix of each database's own.
     assert!(stores.iter().all(|s| s.starts_with("s3 https://")));
     assert_ne!(stores[0], stores[1]);
-    // Attacked at the same moment: the barrier releases both together.
+    // Attacked at the same moment: one barrier releases both, and each database stops at
+    // its next LGWR write (milliseconds at this rate).
     let spread = (crashes[0] - crashes[1]).abs();
-    assert!(spread < 1.0, "the crashes {spread:.3} s apart");
+    assert!(spread < 2.0, "the crashes {spread:.3} s apart");
     assert_eq!(
         fleet["commits"].as_u64().unwrap(),
         members

@@ -229,7 +229,10 @@ impl FleetReport {
                 .all(|m| m.report.as_ref().is_some_and(|r| r.pass)),
             databases,
             rate_bytes_per_second: opts.rate,
-            redo_bytes_per_second: ran().map(|r| r.redo_bytes_per_second).sum(),
+            // fold from +0.0: an empty f64 sum is -0.0, which prints as "-0.00".
+            redo_bytes_per_second: ran()
+                .map(|r| r.redo_bytes_per_second)
+                .fold(0.0, |a, b| a + b),
             commits: ran().map(|r| r.commits).sum(),
             rpo_commits: ran().map(|r| r.rpo_commits).sum(),
             rto_seconds: ran().map(|r| r.rto_seconds).fold(0.0, f64::max),
@@ -237,7 +240,7 @@ impl FleetReport {
             cpu_seconds: ran()
                 .flat_map(|r| &r.processes)
                 .map(|p| p.usage.cpu_seconds)
-                .sum(),
+                .fold(0.0, |a, b| a + b),
             members,
             dir: opts.dir.clone(),
         }
@@ -375,5 +378,6 @@ mod tests {
         let text = failed.render();
         assert!(text.contains("db1") && text.contains("ERROR"), "{text}");
         assert!(text.contains("fleet verdict: FAIL"), "{text}");
+        assert!(!text.contains("-0.0"), "{text}");
     }
 }
