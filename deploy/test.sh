@@ -119,9 +119,12 @@ if [ -d "$ROOT/tests/fuzz" ]; then
   if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
   fi
-  # Optimised, with debug assertions and overflow checks on (-a): an overflow is a finding.
-  (cd "$ROOT/tests/fuzz" && RUSTC_BOOTSTRAP=1 cargo fuzz build --fuzz-dir . -O -a \
-    && ./seed.sh && FUZZ_RUNS=3000 ./run.sh ci)
+  # A regression build (tests/fuzz/README.md): unoptimised (--dev), with debug assertions and
+  # overflow checks on (-a: an overflow is a finding), coverage-instrumented, without
+  # AddressSanitizer (-s none: the code is #![forbid(unsafe_code)]). The long campaigns of
+  # deploy/bench.sh fuzz keep the optimised ASan build (-O -a).
+  (cd "$ROOT/tests/fuzz" && RUSTC_BOOTSTRAP=1 cargo fuzz build --fuzz-dir . --dev -a -s none \
+    && ./seed.sh && FUZZ_RUNS=3000 FUZZ_BIN=target/x86_64-unknown-linux-gnu/debug ./run.sh ci)
 fi
 
 step "release build for glibc 2.28 and packages (.deb installed, units verified, purged; .rpm holds the same files)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the fuzz targets (already built with `cargo fuzz build --fuzz-dir . -O -a`) on their
-# corpora (seed.sh makes them).
+# Runs the fuzz targets (already built with `cargo fuzz build --fuzz-dir . -O -a`, or for the
+# regression of deploy/test.sh with `--dev -a -s none` and FUZZ_BIN=target/<triple>/debug: see
+# README.md) on their corpora (seed.sh makes them).
 #
 #   ./run.sh ci [TARGET...]           each target for FUZZ_RUNS inputs (default 3000): the
 #                                     regression step of deploy/test.sh; fails on any finding
