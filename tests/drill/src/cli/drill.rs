@@ -19,9 +19,10 @@ pub struct DrillArgs {
     /// option (issue 19's word for it).
     #[arg(long, visible_alias = "duration", default_value = "8s")]
     pub run_for: String,
-    /// Redo per second the database writes to its online log (`256K`, `10M`; default 256K):
-    /// what the extractor streams to the collector and, as each log switches, what the watcher
-    /// ships to WORM. `--online-rate` is the same option.
+    /// Redo per second the database writes to its online log (`256K`, `10M`; default 256K per
+    /// database): what the extractor streams to the collector and, as each log switches, what
+    /// the watcher ships to WORM; with `--databases`, what they write together.
+    /// `--online-rate` is the same option.
     #[arg(long, visible_alias = "online-rate")]
     pub rate: Option<String>,
     /// Archived redo per second. Every database of the drill archives exactly the redo it
@@ -59,8 +60,8 @@ pub struct DrillArgs {
     /// Databases attacked at the same moment (1..=16), each with its own database host
     /// (watcher, extractors) and backup host (collector), all in one WORM store: `--rate` is
     /// what they write together, each an equal share; the verdict passes only when every
-    /// database's does. Each database's drill is in `DIR/db<i>`, the fleet's report in
-    /// `DIR/fleet-report.json`.
+    /// database's does (without `--rate`: 256K each). Each database's drill is in
+    /// `DIR/db<i>`, the fleet's report in `DIR/fleet-report.json`.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
     pub databases: u16,
     /// Seed of the workload.
@@ -121,9 +122,11 @@ fn s3_target(args: &DrillArgs) -> anyhow::Result<Option<S3Target>> {
     Ok(None)
 }
 
-/// The database's redo rate from `--rate` (`--online-rate`) and `--archive-rate`: one
-/// database archives what it writes online, so the two must agree when both are given.
-fn drill_rate(online: Option<&str>, archive: Option<&str>) -> anyhow::Result<u64> {
+/// The redo rate of all the databases together from `--rate` (`--online-rate`) and
+/// `--archive-rate`: a database archives what it writes online, so the two must agree when
+/// both are given; neither: 256K per database (a share smaller than that leaves a paper table
+/// short of its ten transactions in a drill of a few seconds).
+fn drill_rate(online: Option<&str>, archive: Option<&str>, databases: u16) -> anyhow::Result<u64> {
     let size = |s: &str, what: &str| {
         parse_size(s).with_context(|| format!("--{what} {s:?}: expected a size (256K, 10M)"))
     };
@@ -134,7 +137,7 @@ fn drill_rate(online: Option<&str>, archive: Option<&str>) -> anyhow::Result<u64
             "--archive-rate {a} differs from --online-rate {o} (bytes per second): every database of the drill archives exactly the redo it writes online; give one rate, with --databases N for several databases sharing it (an archive rate above the online rate needs archive-only databases, which the drill does not run)"
         ),
         (Some(r), _) | (None, Some(r)) => Ok(r),
-        (None, None) => Ok(256 << 10),
+        (None, None) => Ok((256 << 10) * u64::from(databases.max(1))),
     }
 }
 
@@ -146,7 +149,11 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<ExitCode> {
     let size = |s: &str, what: &str| {
         parse_size(s).with_context(|| format!("--{what} {s:?}: expected a size (256K, 1M)"))
     };
-    let rate = drill_rate(args.rate.as_deref(), args.archive_rate.as_deref())?;
+    let rate = drill_rate(
+        args.rate.as_deref(),
+        args.archive_rate.as_deref(),
+        args.databases,
+    )?;
     // This program is installed beside `redovault` and the role programs it runs.
     let me = std::env::current_exe().context("find the running executable")?;
     let opts = DrillOptions {
@@ -210,15 +217,24 @@ mod tests {
 
     #[test]
     fn the_rates_agree_or_are_refused() {
-        assert_eq!(drill_rate(None, None).unwrap(), 256 << 10);
-        assert_eq!(drill_rate(Some("10M"), None).unwrap(), 10 << 20);
-        assert_eq!(drill_rate(None, Some("10M")).unwrap(), 10 << 20);
-        assert_eq!(drill_rate(Some("10M"), Some("10M")).unwrap(), 10 << 20);
-        let e = drill_rate(Some("10M"), Some("50M"))
+        assert_eq!(drill_rate(None, None, 1).unwrap(), 256 << 10);
+        assert_eq!(
+            drill_rate(None, None, 4).unwrap(),
+            4 * (256 << 10),
+            "256K each"
+        );
+        assert_eq!(
+            drill_rate(Some("10M"), None, 4).unwrap(),
+            10 << 20,
+            "together"
+        );
+        assert_eq!(drill_rate(None, Some("10M"), 1).unwrap(), 10 << 20);
+        assert_eq!(drill_rate(Some("10M"), Some("10M"), 1).unwrap(), 10 << 20);
+        let e = drill_rate(Some("10M"), Some("50M"), 1)
             .unwrap_err()
             .to_string();
         assert!(e.contains("archive-only databases"), "{e}");
-        let e = drill_rate(Some("fast"), None).unwrap_err().to_string();
+        let e = drill_rate(Some("fast"), None, 1).unwrap_err().to_string();
         assert!(e.contains("--online-rate \"fast\""), "{e}");
     }
 
