@@ -51,7 +51,9 @@
 //! `REDOVAULT_BENCH_COLLECTOR_NICE` (the collector under `nice -n` this value, e.g. `-15`:
 //! the databases and shippers of every stream run in this process on the same two cores, and
 //! at 64 streams and 10 MiB/s they take about 1.5 of them; a deployed collector has its
-//! backup host's CPU to itself).
+//! backup host's CPU to itself), `REDOVAULT_BENCH_COLLECTOR_CPUS` (the collector under
+//! `taskset -c` these CPUs, e.g. `1`, with the bench itself under `taskset -c 0`: each on a
+//! core of its own).
 
 #[path = "common.rs"]
 mod common;
@@ -172,19 +174,22 @@ fn fds(pid: u32) -> u64 {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64)
 }
 
-/// Starts the collector; with `REDOVAULT_BENCH_COLLECTOR_NICE` under `nice -n` (as on a backup
-/// host of its own, where the databases and shippers do not take its CPU; `nice` execs it, so
-/// the pid read for CPU and memory is the collector's).
+/// Starts the collector; with `REDOVAULT_BENCH_COLLECTOR_NICE` under `nice -n`, with
+/// `REDOVAULT_BENCH_COLLECTOR_CPUS` under `taskset -c` (as on a backup host of its own, where
+/// the databases and shippers do not take its CPU; both exec it, so the pid read for CPU and
+/// memory is the collector's).
 fn spawn(bin: &Path, cfg: &Path, log: &Path) -> Child {
     let out = std::fs::File::create(log).expect("collector log");
-    let mut cmd = match std::env::var("REDOVAULT_BENCH_COLLECTOR_NICE") {
-        Ok(n) => {
-            let mut c = Command::new("nice");
-            c.args(["-n", n.as_str()]).arg(bin);
-            c
-        }
-        Err(_) => Command::new(bin),
-    };
+    let mut argv: Vec<std::ffi::OsString> = Vec::new();
+    if let Ok(cpus) = std::env::var("REDOVAULT_BENCH_COLLECTOR_CPUS") {
+        argv.extend(["taskset".into(), "-c".into(), cpus.into()]);
+    }
+    if let Ok(n) = std::env::var("REDOVAULT_BENCH_COLLECTOR_NICE") {
+        argv.extend(["nice".into(), "-n".into(), n.into()]);
+    }
+    argv.push(bin.into());
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
     cmd.arg("--config")
         .arg(cfg)
         .env("NO_COLOR", "1")
@@ -866,13 +871,15 @@ fn main() {
     );
     println!(
         "scale_streams: steps {steps:?} at {} MiB/s in all, {} s each (first {} s not measured), \
-         floor {} s; collector {} (nice {}), store in {}, databases in {}; {} cores, load {}",
+         floor {} s; collector {} (nice {}, cpus {}), store in {}, databases in {}; {} cores, \
+         load {}",
         setup.rate_mib,
         setup.seconds,
         setup.warmup,
         setup.floor_seconds,
         setup.collector_bin.display(),
         std::env::var("REDOVAULT_BENCH_COLLECTOR_NICE").unwrap_or_else(|_| "0".into()),
+        std::env::var("REDOVAULT_BENCH_COLLECTOR_CPUS").unwrap_or_else(|_| "all".into()),
         root.display(),
         db_root.display(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
