@@ -93,6 +93,7 @@ impl Archive {
             worm_prefix: None,
             worm_copies: Vec::new(),
             recovery_key: None,
+            incremental: Default::default(),
         }
     }
 
