@@ -57,7 +57,7 @@ pub enum Incremental {
 }
 
 /// The file's versions: a newer verifier reads the older formats it knows, or runs full.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "format")]
 enum StateFile {
     #[serde(rename = "1")]
@@ -264,10 +264,18 @@ pub fn load(dir: &Path) -> Result<IncrementalState, String> {
     }
 }
 
+/// [`StateFile`] as written: the state borrowed, not copied (it holds a record per object).
+#[derive(Serialize)]
+#[serde(tag = "format")]
+enum StateFileRef<'a> {
+    #[serde(rename = "1")]
+    V1(&'a IncrementalState),
+}
+
 /// Replaces the kept state (atomically: the old one or the new one, never half).
 pub fn save(dir: &Path, s: &IncrementalState) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let bytes = serde_json::to_vec(&StateFile::V1(s.clone())).map_err(std::io::Error::other)?;
+    let bytes = serde_json::to_vec(&StateFileRef::V1(s)).map_err(std::io::Error::other)?;
     redovault::durable::write_atomic(&dir.join(INCREMENTAL_FILE), &bytes)
 }
 
@@ -1221,6 +1229,62 @@ mod tests {
             "{}",
             r.to_text()
         );
+    }
+
+    #[test]
+    fn the_local_copy_is_compared_with_the_anchored_segment_ends() {
+        let mut prev = Sha256Digest::ZERO;
+        let lines: Vec<String> = (1..=6)
+            .map(|i| {
+                let mut e = crate::verify::tests_support::entry(i, 1, 10 + i as u32);
+                e.prev = prev;
+                let l = e.canonical_line();
+                prev = Sha256Digest::of(l.as_bytes());
+                l
+            })
+            .collect();
+        let audit = |texts: &[String]| {
+            let src: Vec<crate::chain::SourceLine> = texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| crate::chain::SourceLine {
+                    origin: "local".into(),
+                    line: i + 1,
+                    text: t.clone(),
+                })
+                .collect();
+            crate::chain::audit_lines(&src, "local copy")
+        };
+        let seg = |last: u64| SegmentRecord {
+            key: format!("p/manifest/{last}"),
+            first: last - 2,
+            last,
+            listed: listed("v"),
+            end: Sha256Digest::of(lines[last as usize - 1].as_bytes()),
+        };
+        let segs = [seg(3), seg(6)];
+        assert!(compare_local_ends(&segs, &audit(&lines)).is_empty());
+        // A self-consistent rewrite of the local history below the anchor.
+        let mut forged = Vec::new();
+        let mut prev = Sha256Digest::ZERO;
+        for (n, l) in lines.iter().enumerate() {
+            let mut e: ManifestEntry = serde_json::from_str(l).unwrap();
+            if n == 1 {
+                e.size = 9;
+            }
+            e.prev = prev;
+            let l = e.canonical_line();
+            prev = Sha256Digest::of(l.as_bytes());
+            forged.push(l);
+        }
+        let f = compare_local_ends(&segs, &audit(&forged));
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert!(f.iter().all(|f| f.kind == FindingKind::ManifestEntryEdited));
+        // Truncated below the anchor.
+        let f = compare_local_ends(&segs, &audit(&lines[..4]));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].kind, FindingKind::ManifestEntryRemoved);
+        assert_eq!(f[0].entry, Some(6));
     }
 
     #[tokio::test]

@@ -894,8 +894,7 @@ async fn run<S: ArchiveStore + 'static>(
                 }
             }
             if let (Some(segs), Some(objs)) = (&segment_listing, &object_listing) {
-                let next =
-                    next_incremental(opts, kept.as_ref(), &sealed.kept, segs, objs, &entries);
+                let next = next_incremental(opts, kept, &sealed.kept, segs, objs, &entries);
                 if let Err(e) = incremental::save(d, &next) {
                     return Ok(report.could_not_run(format!(
                         "saving the incremental anchor in {}: {e}",
@@ -917,13 +916,23 @@ async fn run<S: ArchiveStore + 'static>(
 /// record, settled by the listing taken before the objects were checked.
 fn next_incremental(
     opts: &VerifyOptions,
-    kept: Option<&IncrementalState>,
+    kept: Option<IncrementalState>,
     read: &[(chain::SegmentKey, Option<redovault::manifest::Sha256Digest>)],
     segment_listing: &HashMap<String, incremental::Listed>,
     object_listing: &HashMap<String, incremental::Listed>,
     entries: &BTreeMap<u64, ManifestEntry>,
 ) -> IncrementalState {
-    let mut segments = kept.map_or_else(Vec::new, |k| k.segments.clone());
+    // The kept state moved in, not copied: it holds a record per object.
+    let (mut segments, mut objects, old_tails, old_entries, old_newest) = match kept {
+        Some(k) => (
+            k.segments,
+            k.objects,
+            k.tails,
+            k.entries,
+            k.newest_shipped_at,
+        ),
+        None => (Vec::new(), BTreeMap::new(), Vec::new(), 0, None),
+    };
     let from = segments.last().map_or(0, |s| s.last);
     segments.extend(incremental::segment_records(read, segment_listing));
     let last = segments.last().map_or(0, |s| s.last);
@@ -933,11 +942,13 @@ fn next_incremental(
     } else {
         Vec::new()
     };
-    let mut objects = kept.map_or_else(BTreeMap::new, |k| k.objects.clone());
     for (key, r) in objects.iter_mut() {
         // Checked clean in this run (by HEAD when the listing moved): the listing it was
         // checked after.
-        *r = r.clone().settled_by(object_listing.get(key));
+        let listed = object_listing.get(key);
+        if r.listed.as_ref() != listed {
+            *r = r.clone().settled_by(listed);
+        }
     }
     for e in &sealed {
         objects
@@ -950,15 +961,9 @@ fn next_incremental(
         min_retention_secs: opts.policy.min_retention.as_secs(),
         acknowledged: opts.acknowledged.clone(),
         segments,
-        entries: kept.map_or(0, |k| k.entries) + sealed.len() as u64,
-        newest_shipped_at: sealed
-            .last()
-            .map(|e| e.shipped_at.clone())
-            .or_else(|| kept.and_then(|k| k.newest_shipped_at.clone())),
-        tails: incremental::tails(
-            kept.map_or(&[], |k| k.tails.as_slice()),
-            sealed.iter().copied(),
-        ),
+        entries: old_entries + sealed.len() as u64,
+        newest_shipped_at: sealed.last().map(|e| e.shipped_at.clone()).or(old_newest),
+        tails: incremental::tails(&old_tails, sealed.iter().copied()),
         objects,
     }
 }
