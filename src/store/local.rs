@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use super::hashing::for_each_chunk;
 use super::{
     ArchiveStore, ByteStream, FileSource, ObjectInfo, ObjectSummary, PutOutcome, Readiness,
-    StoreError, validate_key,
+    StoreError, VersionSummary, validate_key,
 };
 
 /// A directory of immutable files.
@@ -320,5 +320,39 @@ impl ArchiveStore for LocalStore {
     async fn versions(&self, key: &str) -> Result<Vec<String>, StoreError> {
         validate_key(key)?;
         Ok(Vec::new())
+    }
+
+    /// The listing with each file's identity (`stat`, no read): a rewritten or replaced
+    /// file changes its inode, mtime or ctime, so the verifier re-checks it.
+    async fn list_versions(&self, prefix: &str) -> Result<Vec<VersionSummary>, StoreError> {
+        use std::os::unix::fs::MetadataExt as _;
+        let listed = self.list(prefix).await?;
+        let mut out = Vec::with_capacity(listed.len());
+        for o in listed {
+            let path = self.root.join(&o.key);
+            let m = match std::fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                // Gone between the walk and the stat: not listed.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::io(format!("stat {}", path.display()), e)),
+            };
+            out.push(VersionSummary {
+                key: o.key,
+                version_id: None,
+                is_latest: true,
+                delete_marker: false,
+                size: m.len(),
+                etag: None,
+                stamp: Some(format!(
+                    "{}:{}.{:09}:{}.{:09}",
+                    m.ino(),
+                    m.mtime(),
+                    m.mtime_nsec(),
+                    m.ctime(),
+                    m.ctime_nsec()
+                )),
+            });
+        }
+        Ok(out)
     }
 }

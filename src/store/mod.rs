@@ -145,6 +145,27 @@ pub struct ObjectSummary {
     pub size: u64,
 }
 
+/// One version (or delete marker) of a listing of versions ([`ArchiveStore::list_versions`]):
+/// what the server says of every version under a prefix without a HEAD per object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionSummary {
+    pub key: String,
+    /// Version id (None for the local backend or an unversioned bucket).
+    pub version_id: Option<String>,
+    /// Whether it is the key's newest version (or delete marker).
+    pub is_latest: bool,
+    /// A delete marker, not a version: the key looks deleted while it is the newest.
+    pub delete_marker: bool,
+    /// Size in bytes (0 for a delete marker).
+    pub size: u64,
+    /// ETag without quotes (None for a delete marker and the local backend).
+    pub etag: Option<String>,
+    /// What else identifies this version's bytes where there are no version ids: the local
+    /// backend's file identity (`<inode>:<mtime ns>:<ctime ns>`, any rewrite or
+    /// replacement of the file changes it); None on S3, where the version id and ETag do.
+    pub stamp: Option<String>,
+}
+
 /// A streaming body returned by [`ArchiveStore::get`].
 pub type ByteStream = Pin<Box<dyn AsyncRead + Send>>;
 
@@ -533,6 +554,15 @@ pub trait ArchiveStore: Send + Sync {
     /// reader that finds a newer version stacked over a locked object can still reach the
     /// original.
     fn versions(&self, key: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Every version and delete marker under `prefix`, in key order, each key's newest first
+    /// (S3 `ListObjectVersions`, 1,000 a request; the local backend: a `stat` walk, one
+    /// "version" per file): the verifier's incremental run compares it with what its last
+    /// clean run recorded instead of a HEAD per object.
+    fn list_versions(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<VersionSummary>, StoreError>> + Send;
 }
 
 /// The whole content of one version of `key` (the newest with `None`), refusing more than

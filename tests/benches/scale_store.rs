@@ -18,9 +18,11 @@
 //!   library's own types: a valid hash chain of [`ManifestEntry`], sealed in segments of 1,000
 //!   (the watcher's `segment_max_entries`) under [`segment_key`]; entry `i` names object
 //!   `i mod O` (small objects put with the store's own `put_immutable`, locked on Ceph). Then
-//!   the real `redovault-verifier verify` binary runs twice with one state directory: the
-//!   first run (every object never deep-verified is re-hashed), then the next one (the
-//!   rolling 1/30 share): time, CPU, peak RSS. Both runs must be clean.
+//!   the real `redovault-verifier verify` binary runs three times with one state directory:
+//!   the first run (every object never deep-verified is re-hashed), the next one (`--full`,
+//!   the rolling 1/30 share, keeping the incremental anchor), then, after one more segment
+//!   of 1,000 entries and their 1,000 new objects, an incremental one (`--incremental`):
+//!   time, CPU, peak RSS. Every run must be clean.
 //! - `restore`: `restore archive` (the real binary, 8 downloads at once) of
 //!   `REDOVAULT_BENCH_RESTORE_GIB` (1,2.5,5,10) GiB of 64 MiB valid archived logs under a
 //!   sealed manifest: MB/s, CPU s per GB, peak RSS. Each step's store and restored files are
@@ -303,7 +305,8 @@ impl<'a> SealedWriter<'a> {
         self.first = self.next;
     }
 
-    async fn finish(mut self) -> u64 {
+    /// Seals what is open; the entries written so far (more can be pushed after).
+    async fn finish(&mut self) -> u64 {
         self.seal().await;
         self.next - 1
     }
@@ -578,30 +581,11 @@ fn verify_curve(work: &Path, rt: &tokio::runtime::Runtime) {
         let dir = work.join(format!("verify-{e}"));
         std::fs::create_dir_all(&dir).unwrap();
         let t0 = Instant::now();
-        let objects: Vec<(String, [u8; 32], u64, Option<String>)> = rt.block_on(async {
-            futures::stream::iter(0..o)
-                .map(|j| {
-                    let store = &store;
-                    let prefix = &prefix;
-                    async move {
-                        let mut bytes =
-                            format!("redovault scale object {prefix} {j}\n").into_bytes();
-                        bytes.resize(512, b'.');
-                        let sha: [u8; 32] = Sha256Digest::of(&bytes).0;
-                        let key = format!("{prefix}/archive/sha256/{}", hex::encode(sha));
-                        let size = bytes.len() as u64;
-                        let (version, _) = store.put(&key, bytes).await;
-                        (key, sha, size, version)
-                    }
-                })
-                .buffered(32)
-                .collect()
-                .await
-        });
+        let objects = rt.block_on(put_objects(&store, &prefix, "", o));
         let put_secs = t0.elapsed().as_secs_f64();
         let t0 = Instant::now();
+        let mut w = SealedWriter::new(&store, &prefix);
         let written = rt.block_on(async {
-            let mut w = SealedWriter::new(&store, &prefix);
             for seq in 1..=e {
                 let (key, sha, size, version) = &objects[((seq - 1) % o) as usize];
                 w.push(entry(seq, *size, *sha, key.clone(), version.clone()))
@@ -617,9 +601,39 @@ fn verify_curve(work: &Path, rt: &tokio::runtime::Runtime) {
         drop(objects);
         let cfg = verifier_config(&store, &dir, &prefix);
         let mut figures = Vec::new();
-        for (label, what) in [("first run", "first"), ("next run", "next")] {
+        // The first run, as an auditor's default; the next one a full run too (`--full`: it
+        // keeps the anchor of incremental runs, which costs one listing of versions of the
+        // manifest and one of the archive); then one more segment of entries, each with a
+        // new object, and an incremental run from that anchor.
+        for (label, what, args) in [
+            ("first run", "first", &["verify"][..]),
+            ("next run", "next", &["verify", "--full"][..]),
+            (
+                "incremental run",
+                "incremental",
+                &["verify", "--incremental"][..],
+            ),
+        ] {
+            if what == "incremental" {
+                let n = SEGMENT_ENTRIES as u32;
+                let extra = rt.block_on(put_objects(&store, &prefix, "more ", n));
+                let written = rt.block_on(async {
+                    for (j, (key, sha, size, version)) in extra.iter().enumerate() {
+                        w.push(entry(
+                            e + 1 + j as u32,
+                            *size,
+                            *sha,
+                            key.clone(),
+                            version.clone(),
+                        ))
+                        .await;
+                    }
+                    w.finish().await
+                });
+                assert_eq!(written, u64::from(e + n));
+            }
             let m = measure(
-                verifier_cmd(&bin, &store, &["verify"], &cfg),
+                verifier_cmd(&bin, &store, args, &cfg),
                 &format!("verify, {what} run, {e} entries"),
             );
             // `measure` asserts exit 0: a clean verdict (findings exit 1).
@@ -627,6 +641,8 @@ fn verify_curve(work: &Path, rt: &tokio::runtime::Runtime) {
             figures.push((format!("{label} CPU s"), m.cpu));
             figures.push((format!("{label} peak RSS MiB"), mib(m.peak_rss)));
         }
+        let report = dir.join("verifier-state").join("verifier-incremental.json");
+        assert!(report.exists(), "the incremental run kept its anchor");
         record(&Step {
             curve: "verify".into(),
             store: store.name().into(),
@@ -639,6 +655,29 @@ fn verify_curve(work: &Path, rt: &tokio::runtime::Runtime) {
             std::fs::remove_dir_all(d.join(&prefix)).unwrap();
         }
     }
+}
+
+/// `n` small objects under `prefix/archive/sha256/` (`tag` makes their bytes differ from
+/// another batch's), 32 puts at once: key, SHA-256, size, version.
+async fn put_objects(
+    store: &Store,
+    prefix: &str,
+    tag: &str,
+    n: u32,
+) -> Vec<(String, [u8; 32], u64, Option<String>)> {
+    futures::stream::iter(0..n)
+        .map(|j| async move {
+            let mut bytes = format!("redovault scale object {prefix} {tag}{j}\n").into_bytes();
+            bytes.resize(512, b'.');
+            let sha: [u8; 32] = Sha256Digest::of(&bytes).0;
+            let key = format!("{prefix}/archive/sha256/{}", hex::encode(sha));
+            let size = bytes.len() as u64;
+            let (version, _) = store.put(&key, bytes).await;
+            (key, sha, size, version)
+        })
+        .buffered(32)
+        .collect()
+        .await
 }
 
 // ---------------------------------------------------------------------------------------------

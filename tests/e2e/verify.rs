@@ -26,6 +26,7 @@ use redovault_drill::testserver::TestServer;
 use redovault_extractor::config::{LogSources, TailConfig};
 use redovault_extractor::tail::Tailer;
 use redovault_redo::position::{LogSeq, ThreadId};
+use redovault_verifier::incremental::Incremental;
 use redovault_verifier::objects::Policy;
 use redovault_verifier::report::{AuditReport, FindingKind, Verdict};
 use redovault_verifier::restore::{RestoreItem, restore_archive};
@@ -93,6 +94,7 @@ impl Archive {
             worm_prefix: None,
             worm_copies: Vec::new(),
             recovery_key: None,
+            incremental: Default::default(),
         }
     }
 
@@ -138,6 +140,19 @@ fn build(name: &str, seed: u64, tamper: impl FnOnce(&[PathBuf])) -> Option<Archi
 
     let prefix = format!("{name}-{:016x}", rand::random::<u64>());
     let files: Vec<PathBuf> = archived.iter().filter(|p| p.exists()).cloned().collect();
+    push(&server, dir.path(), &prefix, &files);
+    Some(Archive {
+        dir,
+        server,
+        prefix,
+        originals,
+        stream,
+    })
+}
+
+/// `redovault push` of `files` to WORM under `prefix`, with the watcher state of `dir`: the
+/// archived logs shipped and the manifest sealed.
+fn push(server: &TestServer, dir: &Path, prefix: &str, files: &[PathBuf]) {
     let out = Command::new(RV)
         .arg("push")
         .args([
@@ -148,7 +163,7 @@ fn build(name: &str, seed: u64, tamper: impl FnOnce(&[PathBuf])) -> Option<Archi
         ])
         .args([
             "--prefix",
-            &prefix,
+            prefix,
             "--region",
             &server.region,
             "--path-style",
@@ -156,8 +171,8 @@ fn build(name: &str, seed: u64, tamper: impl FnOnce(&[PathBuf])) -> Option<Archi
         .arg("--ca-file")
         .arg(&server.ca)
         .args(["--retention", "2h", "--state-dir"])
-        .arg(dir.path().join("watcher-state"))
-        .args(&files)
+        .arg(dir.join("watcher-state"))
+        .args(files)
         .env("AWS_ACCESS_KEY_ID", &server.access_key)
         .env("AWS_SECRET_ACCESS_KEY", &server.secret_key)
         .output()
@@ -168,13 +183,6 @@ fn build(name: &str, seed: u64, tamper: impl FnOnce(&[PathBuf])) -> Option<Archi
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    Some(Archive {
-        dir,
-        server,
-        prefix,
-        originals,
-        stream,
-    })
 }
 
 fn kinds(r: &AuditReport) -> Vec<FindingKind> {
@@ -1243,4 +1251,139 @@ async fn logs_shipped_since_the_last_seal_are_verified_and_restored_and_stranger
     );
     let files = std::fs::read_dir(&dest2).unwrap().count();
     assert_eq!(files, n + 1, "the logs and restore-archive.json only");
+}
+
+/// Incremental runs on the real server (issue 19): after a clean run kept its anchor, a run
+/// after new logs are shipped reads only the new sealed segment and HEADs only the new
+/// objects; a new version put over a verified object is found by an incremental run; a
+/// sealed segment tampered with (a new version over it) or hidden (a delete marker) is a
+/// finding and a full run.
+#[tokio::test(flavor = "multi_thread")]
+async fn incremental_runs_check_only_what_is_new_and_still_find_every_change() {
+    // The last two logs held back, shipped after the first run.
+    let Some(a) = build("verify-incr", 37, |logs| {
+        for p in &logs[logs.len() - 2..] {
+            std::fs::rename(p, p.with_extension("later")).unwrap();
+        }
+    }) else {
+        return;
+    };
+    let n = a.originals.len();
+    let state = a.dir.path().join("verifier-state");
+    let opts = |incremental| VerifyOptions {
+        deep: DeepMode::Off,
+        state_dir: Some(state.clone()),
+        incremental,
+        ..a.options(None, None)
+    };
+    let r = verify(a.store(), &opts(Incremental::On)).await;
+    assert_eq!(r.verdict, Verdict::Clean, "{}", r.to_text());
+    assert_eq!(r.run.kind, "full", "no anchor yet");
+    assert!(
+        r.run
+            .fallback
+            .as_deref()
+            .is_some_and(|f| f.contains("no anchor"))
+    );
+    assert_eq!(r.summary.objects_checked as usize, n - 2);
+
+    // Two more logs shipped and sealed: only they are looked at.
+    let later: Vec<PathBuf> = a.originals[n - 2..]
+        .iter()
+        .map(|(p, _)| {
+            std::fs::rename(p.with_extension("later"), p).unwrap();
+            p.clone()
+        })
+        .collect();
+    push(&a.server, a.dir.path(), &a.prefix, &later);
+    let r = verify(a.store(), &opts(Incremental::On)).await;
+    assert_eq!(r.verdict, Verdict::Clean, "{}", r.to_text());
+    assert_eq!(r.run.kind, "incremental", "{}", r.to_text());
+    assert_eq!(r.run.segments_read, 1, "{}", r.to_text());
+    assert!(r.run.segments_anchored >= 1);
+    assert_eq!(r.run.objects_headed, 2, "{}", r.to_text());
+    assert_eq!(r.run.objects_listed as usize, n - 2);
+    assert_eq!(r.summary.sealed_entries as usize, n);
+    let names: Vec<&str> = r.files.iter().map(|f| f.file_name.as_str()).collect();
+    for (p, _) in &a.originals[n - 2..] {
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert!(names.contains(&name), "{name} not in {names:?}");
+    }
+    // Nothing new: nothing read, nothing HEADed.
+    let r = verify(a.store(), &opts(Incremental::On)).await;
+    assert_eq!(r.verdict, Verdict::Clean, "{}", r.to_text());
+    assert_eq!((r.run.segments_read, r.run.objects_headed), (0, 0));
+
+    // A new version pushed over a verified object (the put-only credentials can).
+    let entries = redovault::manifest::read_entries(&a.state().join("manifest")).unwrap();
+    let victim = &entries[1];
+    a.store()
+        .admin()
+        .put_plain(
+            &victim.object_key,
+            bytes::Bytes::from_static(b"not a redo log"),
+        )
+        .await
+        .unwrap();
+    let r = verify(a.store(), &opts(Incremental::On)).await;
+    assert_eq!(r.run.kind, "incremental", "{}", r.to_text());
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::ObjectReplaced)
+        .unwrap_or_else(|| panic!("replacement not found: {}", r.to_text()));
+    assert_eq!(f.entry, Some(victim.index));
+    assert_eq!(r.verdict.exit_code(), 1);
+
+    // A sealed segment with a new version over it, then one hidden by a delete marker.
+    let mut segments: Vec<String> = redovault::store::ArchiveStore::list(
+        a.store().as_ref(),
+        &format!("{}/manifest/", a.prefix),
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|o| o.key)
+    .collect();
+    segments.sort();
+    assert!(segments.len() >= 2, "{segments:?}");
+    a.store()
+        .admin()
+        .put_plain(&segments[0], bytes::Bytes::from_static(b"{}\n"))
+        .await
+        .unwrap();
+    let r = verify(a.store(), &opts(Incremental::On)).await;
+    assert_eq!(r.run.kind, "full", "{}", r.to_text());
+    assert!(
+        r.run
+            .fallback
+            .as_deref()
+            .is_some_and(|f| f.contains("changed")),
+        "{:?}",
+        r.run
+    );
+    let k = kinds(&r);
+    assert!(
+        k.contains(&FindingKind::ManifestSealMismatch),
+        "{}",
+        r.to_text()
+    );
+    assert!(k.contains(&FindingKind::ObjectReplaced), "{}", r.to_text());
+
+    let hidden = segments.last().unwrap();
+    let out = a.store().admin().delete_object(hidden).await.unwrap();
+    assert!(out.status < 300, "delete marker refused: {out:?}");
+    let r = verify(a.store(), &opts(Incremental::On)).await;
+    assert_eq!(r.run.kind, "full", "{}", r.to_text());
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::ManifestSealMismatch && f.subject.contains(hidden))
+        .unwrap_or_else(|| panic!("hidden segment not named: {}", r.to_text()));
+    assert!(f.detail.contains("delete marker"), "{}", f.detail);
+    assert!(
+        kinds(&r).contains(&FindingKind::ManifestEntryRemoved),
+        "{}",
+        r.to_text()
+    );
 }

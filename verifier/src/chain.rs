@@ -148,6 +148,8 @@ pub struct ChainAuditor<'a, E> {
     last_index: Option<u64>,
     name: &'a str,
     what: &'a str,
+    /// Where an incremental audit continues from (None: the genesis).
+    after: Option<Anchor>,
 }
 
 impl<'a, E: AuditEntry> ChainAuditor<'a, E> {
@@ -158,6 +160,18 @@ impl<'a, E: AuditEntry> ChainAuditor<'a, E> {
             last_index: None,
             name,
             what,
+            after: None,
+        }
+    }
+
+    /// An audit that continues a chain an earlier run verified up to `anchor`: the first
+    /// entry fed must be `anchor.index + 1` and name `anchor.hash` as its predecessor (a hole
+    /// or a break there is named as in a whole audit).
+    pub fn after(name: &'a str, what: &'a str, anchor: Anchor) -> Self {
+        ChainAuditor {
+            last_index: Some(anchor.index),
+            after: Some(anchor),
+            ..ChainAuditor::new(name, what)
         }
     }
 
@@ -209,20 +223,30 @@ impl<'a, E: AuditEntry> ChainAuditor<'a, E> {
         }
     }
 
+    /// The hash of the line of entry `index` as first pushed.
+    pub fn hash_of(&self, index: u64) -> Option<Sha256Digest> {
+        self.audit.entries.get(&index).map(|(_, h)| *h)
+    }
+
     /// The audit of every line pushed: the holes (removed entries) and the chain's breaks
     /// (edited entries) are found here, over the whole chain.
     pub fn finish(self) -> ChainAudit<E> {
         let (name, what) = (self.name, self.what);
         let mut a = self.audit;
-        a.findings.extend(holes(&a, name, what));
-        a.findings.extend(breaks(&a, name, what));
+        a.findings.extend(holes(&a, name, what, self.after));
+        a.findings.extend(breaks(&a, name, what, self.after));
         a
     }
 }
 
-/// Removed: holes between 1 and the highest index.
-fn holes<E: AuditEntry>(a: &ChainAudit<E>, name: &str, what: &str) -> Vec<Finding> {
-    let mut expected = 1u64;
+/// Removed: holes between 1 (or the entry after the anchor) and the highest index.
+fn holes<E: AuditEntry>(
+    a: &ChainAudit<E>,
+    name: &str,
+    what: &str,
+    after: Option<Anchor>,
+) -> Vec<Finding> {
+    let mut expected = after.map_or(1, |an| an.index + 1);
     let mut holes = Vec::new();
     for &i in a.entries.keys() {
         if i > expected {
@@ -255,14 +279,20 @@ fn holes<E: AuditEntry>(a: &ChainAudit<E>, name: &str, what: &str) -> Vec<Findin
         .collect()
 }
 
-/// Edited: the chain in index order.
-fn breaks<E: AuditEntry>(a: &ChainAudit<E>, name: &str, what: &str) -> Vec<Finding> {
+/// Edited: the chain in index order (from the anchor, when continuing one).
+fn breaks<E: AuditEntry>(
+    a: &ChainAudit<E>,
+    name: &str,
+    what: &str,
+    after: Option<Anchor>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
-    let mut prev: Option<(u64, Sha256Digest)> = None;
+    let mut prev: Option<(u64, Sha256Digest)> = after.map(|an| (an.index, an.hash));
     for (&i, (e, hash)) in &a.entries {
         match prev {
             Some((pi, ph)) if pi + 1 == i && e.prev() != ph => {
-                let pe = &a.entries[&pi].0;
+                // The anchor's entry is not in this audit (verified by an earlier run).
+                let pe = a.entries.get(&pi).map(|(e, _)| e);
                 out.push(tie(
                     Finding::error(
                         FindingKind::ManifestEntryEdited,
@@ -273,7 +303,7 @@ fn breaks<E: AuditEntry>(a: &ChainAudit<E>, name: &str, what: &str) -> Vec<Findi
                         ),
                     ),
                     pi,
-                    Some(pe),
+                    pe,
                 ));
             }
             None if i == 1 && e.prev() != Sha256Digest::ZERO => {
@@ -380,6 +410,9 @@ pub struct Sealed {
     pub findings: Vec<Finding>,
     /// Segments read.
     pub segments: usize,
+    /// The segments kept, in chain order, each with the hash of its last entry as audited
+    /// (None when that line did not parse): where an incremental run can continue.
+    pub kept: Vec<(SegmentKey, Option<Sha256Digest>)>,
     /// The first break [`redovault::manifest::verify_segments_of`] finds in the segments kept
     /// (the writers' own verifier, which stops there), None when they verify whole. The audit
     /// names every break; this makes sure it misses none the writers would refuse.
@@ -410,7 +443,8 @@ impl Sealed {
     }
 }
 
-fn join(prefix: &str, rest: &str) -> String {
+/// `prefix/rest` (`rest` when the prefix is empty).
+pub fn join(prefix: &str, rest: &str) -> String {
     if prefix.is_empty() {
         rest.to_string()
     } else {
@@ -432,16 +466,38 @@ pub async fn read_sealed<E: AuditEntry, S: ArchiveStore>(
     name: &str,
 ) -> Result<(Sealed, ChainAudit<E>), redovault::store::StoreError> {
     let listing = store.list(&join(prefix, "manifest/")).await?;
-    let mut keys: Vec<SegmentKey> = listing
-        .iter()
-        .filter_map(|o| parse_segment_key(&o.key))
-        .collect();
+    let keys = segment_keys(listing.iter().map(|o| o.key.as_str()));
+    read_segments(store, keys, name, None).await
+}
+
+/// The sealed segment keys among `keys`, in chain order (first, last, key).
+pub fn segment_keys<'k>(keys: impl Iterator<Item = &'k str>) -> Vec<SegmentKey> {
+    let mut keys: Vec<SegmentKey> = keys.filter_map(parse_segment_key).collect();
     keys.sort_by(|a, b| (a.first, a.last, &a.key).cmp(&(b.first, b.last, &b.key)));
+    keys
+}
+
+/// [`read_sealed`] of the segments `keys` (in chain order): from the genesis, or (`after`)
+/// continuing the chain an earlier run verified up to its anchor, whose segments are not read
+/// again: a segment claiming entries at or before the anchor is a second history, the first
+/// entry after it must name the anchor's hash.
+pub async fn read_segments<E: AuditEntry, S: ArchiveStore>(
+    store: &S,
+    keys: Vec<SegmentKey>,
+    name: &str,
+    after: Option<Anchor>,
+) -> Result<(Sealed, ChainAudit<E>), redovault::store::StoreError> {
     let mut out = Sealed::default();
-    let mut covered_to = 0u64;
-    let mut covered_by = String::new();
-    let mut auditor = ChainAuditor::<E>::new(name, "WORM");
-    let mut strict = Ok(ChainState::GENESIS);
+    let mut covered_to = after.map_or(0, |a| a.index);
+    let mut covered_by = String::from("the segments an earlier run verified");
+    let mut auditor = match after {
+        Some(a) => ChainAuditor::<E>::after(name, "WORM", a),
+        None => ChainAuditor::<E>::new(name, "WORM"),
+    };
+    let mut strict = Ok(after.map_or(ChainState::GENESIS, |a| ChainState {
+        next_index: a.index + 1,
+        prev: a.hash,
+    }));
     for k in keys {
         let mut bytes = read_version(store, &k.key, None).await?;
         let got = Sha256Digest::of(&bytes);
@@ -507,6 +563,7 @@ pub async fn read_sealed<E: AuditEntry, S: ArchiveStore>(
         strict = strict
             .and_then(|state| verify_lines_of::<E>(segment_lines(&bytes, &k.key)?, state, &k.key));
         covered_to = k.last;
+        out.kept.push((k.clone(), auditor.hash_of(k.last)));
         covered_by = k.key;
         out.segments += 1;
     }
@@ -739,6 +796,44 @@ mod tests {
         assert_eq!(f[0].entry, Some(4));
         let f = compare_local(&sealed, &audit_lines(&lines(&c[..2]), "local"));
         assert_eq!(f.len(), 2, "entries 3 and 4 sealed but missing locally");
+    }
+
+    #[test]
+    fn an_audit_after_an_anchor_continues_its_chain() {
+        let c = chain(6);
+        let whole = audit_lines(&lines(&c), "WORM");
+        let anchor = Anchor {
+            index: 3,
+            hash: whole.entries[&3].1,
+        };
+        let after = |texts: &[String]| {
+            let mut a = ChainAuditor::<ManifestEntry>::after("manifest", "WORM", anchor);
+            for (i, t) in texts.iter().enumerate() {
+                a.push("m", i + 1, t);
+            }
+            a.finish()
+        };
+        let a = after(&c[3..]);
+        assert!(a.findings.is_empty(), "{:?}", a.findings);
+        assert_eq!(a.anchor().unwrap().index, 6);
+        // Entry 4 missing right after the anchor: removed.
+        assert_eq!(
+            kinds(&after(&c[4..])),
+            vec![(FindingKind::ManifestEntryRemoved, Some(4))]
+        );
+        // A chain that does not continue from the anchor's hash: the anchor's entry edited.
+        let other = Anchor {
+            index: 3,
+            hash: Sha256Digest::of(b"x"),
+        };
+        let mut a = ChainAuditor::<ManifestEntry>::after("manifest", "WORM", other);
+        for (i, t) in c[3..].iter().enumerate() {
+            a.push("m", i + 1, t);
+        }
+        assert_eq!(
+            kinds(&a.finish()),
+            vec![(FindingKind::ManifestEntryEdited, Some(3))]
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@ use crate::config::VerifierConfig;
 use crate::copies::{self, CopyKind, CopyUnits, Facts, Held};
 use crate::growth::{ManifestGrowth, unix_seconds};
 use crate::html;
+use crate::incremental::Incremental;
 use crate::online_record::{CopyRecord, OnlineRecord, OnlineRecords, StreamFilter, select_streams};
 use crate::report::{AuditReport, LogRef, Verdict};
 use crate::restore::{Progress, RestoreItem, restore_archive};
@@ -119,6 +120,16 @@ struct VerifyArgs {
     /// Override `verify.deep`.
     #[arg(long, value_enum)]
     deep: Option<DeepArg>,
+    /// Incremental run (or `verify.incremental = true`): after a clean run kept its anchor
+    /// in `verify.state_dir`, read only the sealed segments after it and HEAD only the
+    /// objects a listing of versions shows new or changed (plus the rolling deep share);
+    /// without an anchor, or when anything verified before changed, a full run.
+    #[arg(long, conflicts_with = "full")]
+    incremental: bool,
+    /// A full run even with `verify.incremental = true` (its anchor is kept for the next
+    /// incremental run).
+    #[arg(long)]
+    full: bool,
     /// Print the report as JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -474,6 +485,7 @@ fn options(
     cfg: &VerifierConfig,
     deep: Option<DeepArg>,
     recovery_key: Option<&Path>,
+    incremental: Incremental,
 ) -> anyhow::Result<VerifyOptions> {
     let collectors = cfg
         .collectors
@@ -524,6 +536,7 @@ fn options(
                     .with_context(|| format!("recovery key {}", p.display()))
             })
             .transpose()?,
+        incremental,
     })
 }
 
@@ -696,7 +709,14 @@ async fn run_verify<S: ArchiveStore + 'static>(
     cfg: VerifierConfig,
     a: VerifyArgs,
 ) -> anyhow::Result<i32> {
-    let opts = options(&cfg, a.deep, a.recovery_key.as_deref())?;
+    let incremental = if a.full {
+        Incremental::Full
+    } else if a.incremental || cfg.verify.incremental {
+        Incremental::On
+    } else {
+        Incremental::Off
+    };
+    let opts = options(&cfg, a.deep, a.recovery_key.as_deref(), incremental)?;
     let cancel = CancellationToken::new();
     let metrics = VerifierMetrics::new(cfg.verify.interval);
     if let Some(addr) = cfg.telemetry.metrics_listen {

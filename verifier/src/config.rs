@@ -37,6 +37,10 @@ pub struct VerifySection {
     /// Runs per full cycle of `deep = "rolling"`.
     #[default = 30]
     pub deep_cycle: u32,
+    /// Incremental runs (`verify --incremental`): after a clean run, only the sealed
+    /// segments after its anchor are read and the objects compared with one listing of
+    /// versions; false (the default): every run is a full audit.
+    pub incremental: bool,
     /// Objects checked at once.
     #[default = 8]
     pub parallel: usize,

@@ -137,11 +137,12 @@ pub fn render(r: &AuditReport) -> String {
     let _ = write!(
         h,
         "<header class=\"{banner_class}\"><h1>redovault audit report: {banner}</h1>\
-         <div>{} &middot; {} mode &middot; {} to {}</div></header>\n<main>\n",
+         <div>{} &middot; {} mode &middot; {} to {}</div><div>{}</div></header>\n<main>\n",
         escape(&r.target),
         escape(&r.mode),
         escape(&r.started_at),
-        escape(&r.finished_at)
+        escape(&r.finished_at),
+        escape(&r.run.describe())
     );
     if let Some(e) = &r.error {
         let _ = writeln!(

@@ -12,6 +12,9 @@
 //!   checksum, lock, retention) and deep re-hash with the archive-versus-stream cross-check.
 //! - [`verify`]: one run: chain, continuity, collector, objects (rolling deep share), state
 //!   between runs, the report.
+//! - [`incremental`]: the incremental run's anchor (the sealed segments audited, each
+//!   thread's end, per object the listing of versions a clean run saw) and the checks that
+//!   decide what a run must read again or fall back to a full run for.
 //! - [`cli`]: the `redovault-verifier` command line (the only user of `anyhow` here).
 //! - [`config`]: the TOML configuration (`check-config` lists every problem).
 //! - [`console`]: `console`, the DR console: a read-only live web page and JSON API of every
@@ -51,6 +54,7 @@ pub mod copy_audit;
 pub mod finding;
 pub mod growth;
 pub mod html;
+pub mod incremental;
 pub mod objects;
 pub mod online_record;
 pub mod recover;

@@ -202,6 +202,12 @@ pub struct AuditReport {
     /// fewer than two copies audited).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub copies: Vec<crate::copy_audit::StreamCopies>,
+    /// Which kind of run it was (full or incremental), from which anchor, how much it read,
+    /// and why an incremental run that was asked for fell back to a full one. An incremental
+    /// run's `files` and `threads` list the entries it looked at (the new ones and the
+    /// objects re-checked), its summary counts the whole sealed manifest.
+    #[serde(default)]
+    pub run: crate::incremental::RunKind,
 }
 
 /// One of the collector's streams as its sealed chain in WORM records it.
@@ -286,7 +292,17 @@ impl AuditReport {
             streams: Vec::new(),
             unsealed: Vec::new(),
             copies: Vec::new(),
+            run: crate::incremental::RunKind {
+                kind: "full".into(),
+                ..Default::default()
+            },
         }
+    }
+
+    /// The same report with what kind of run it was.
+    pub fn with_run_kind(mut self, run: crate::incremental::RunKind) -> AuditReport {
+        self.run = run;
+        self
     }
 
     /// The same report with the copies of each stream.
@@ -346,6 +362,7 @@ impl AuditReport {
         if let Some(e) = &self.error {
             let _ = writeln!(s, "error:    {e}");
         }
+        let _ = writeln!(s, "kind:     {}", self.run.describe());
         let m = &self.summary;
         let _ = writeln!(
             s,

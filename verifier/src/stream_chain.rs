@@ -731,6 +731,7 @@ mod tests {
                 worm_prefix: None,
                 worm_copies: Vec::new(),
                 recovery_key: key.then(|| Arc::clone(&self.key)),
+                incremental: Default::default(),
             };
             verify(Arc::clone(&self.store), &opts).await
         }
@@ -814,6 +815,7 @@ mod tests {
             worm_prefix: None,
             worm_copies: Vec::new(),
             recovery_key: Some(Arc::new(RecoveryPrivateKey::generate())),
+            incremental: Default::default(),
         };
         let rep = verify(store, &opts).await;
         assert_eq!(rep.verdict, Verdict::Clean);
@@ -1171,6 +1173,7 @@ mod tests {
             worm_prefix: Some(PREFIX.into()),
             worm_copies: Vec::new(),
             recovery_key: None,
+            incremental: Default::default(),
         };
         let first = verify(Arc::clone(&fx.store), &opts).await;
         assert_eq!(

@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::chain::{self, Anchor};
 use crate::copies::{CopyKind, CopyUnits, Held};
 use crate::copy_audit;
+use crate::incremental::{self, Fallback, Incremental, IncrementalState, ObjectRecord, RunKind};
 use crate::objects::{self, ObjectRef, ObjectResult, PieceComparison, Policy};
 use crate::report::{
     AuditReport, CellState, FileResult, FileStatus, Finding, FindingKind, LogRef, RunInfo,
@@ -111,6 +112,9 @@ pub struct VerifyOptions {
     /// The offline recovery private key, when given: pieces re-hashed are opened and their
     /// redo compared with the archived logs (without it, that cross-check is not done).
     pub recovery_key: Option<Arc<RecoveryPrivateKey>>,
+    /// Full runs only (the default), incremental when an anchor is kept, or a full run that
+    /// keeps one ([`crate::incremental`]).
+    pub incremental: Incremental,
 }
 
 /// State kept between runs.
@@ -321,59 +325,190 @@ pub fn continuity(
     (findings, index)
 }
 
-/// Runs one verification.
+/// Runs one verification: a full one, or with [`Incremental::On`] and an anchor kept by an
+/// earlier clean run, an incremental one ([`crate::incremental`]); an incremental run that
+/// finds it cannot go on falls back to a full one and the report says why.
 pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptions) -> AuditReport {
     let started_at = now();
+    let mut fallback = None;
+    if opts.incremental == Incremental::On {
+        let kept = match &opts.state_dir {
+            None => Err("no state directory: nothing is kept between runs".to_string()),
+            Some(d) => incremental::load(d),
+        };
+        match kept {
+            Ok(kept) => match run(&store, opts, started_at.clone(), Some(kept), None).await {
+                Ok(r) => return r,
+                Err(f) => fallback = Some(f),
+            },
+            Err(why) => fallback = Some(Fallback::because(why)),
+        }
+    }
+    match run(&store, opts, started_at.clone(), None, fallback).await {
+        Ok(r) => r,
+        // A full run does not fall back.
+        Err(f) => failed(opts, started_at, f.why),
+    }
+}
+
+/// What the objects pass checks: an entry read in this run, or an object an earlier clean
+/// run verified (from its record).
+#[derive(Clone, Copy)]
+enum Subject<'a> {
+    Entry(&'a ManifestEntry),
+    /// The object's key and its record.
+    Kept(&'a str, &'a ObjectRecord),
+}
+
+/// Which item a deep selection picks: an entry read in this run (by index), or a kept
+/// object (by its place among the records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Pick {
+    Entry(u64),
+    Kept(usize),
+}
+
+/// One run, full (`kept` None) or incremental from `kept`; `Err` when an incremental run must
+/// fall back to a full one.
+async fn run<S: ArchiveStore + 'static>(
+    store: &Arc<S>,
+    opts: &VerifyOptions,
+    started_at: String,
+    kept: Option<IncrementalState>,
+    fallback: Option<Fallback>,
+) -> Result<AuditReport, Fallback> {
     let mut state = match &opts.state_dir {
         Some(d) => match load_state(d) {
             Ok(s) => s,
             Err(e) => {
-                return failed(opts, started_at, format!("verifier state: {e}"));
+                return Ok(failed(opts, started_at, format!("verifier state: {e}")));
             }
         },
         None => VerifierState::default(),
     };
+    // An anchor is kept for incremental runs when they are asked for (and a state directory
+    // holds it).
+    let keep = opts.incremental != Incremental::Off && opts.state_dir.is_some();
     let mut findings: Vec<Finding> = Vec::new();
     let mut summary = Summary::default();
+    let mut kind = RunKind {
+        kind: if kept.is_some() {
+            "incremental"
+        } else {
+            "full"
+        }
+        .into(),
+        incremental_requested: opts.incremental == Incremental::On,
+        ..RunKind::default()
+    };
+    if let Some(f) = fallback {
+        kind.fallback = Some(f.why);
+        findings.extend(f.findings);
+    }
 
     // 1. The manifest, as sealed in WORM (audited segment by segment, each one's text dropped
-    //    once its lines are in).
-    let read = chain::read_sealed::<ManifestEntry, _>(store.as_ref(), &opts.prefix, "manifest");
-    let (sealed, manifest) = match read.await {
+    //    once its lines are in). Incremental: the anchored segments compared with the
+    //    listing of versions, only the segments after them read. The listing is taken before
+    //    the segments are read, so that what is kept for the next run is never newer than
+    //    what was audited.
+    let segment_versions = if keep {
+        match store
+            .list_versions(&chain::join(&opts.prefix, "manifest/"))
+            .await
+        {
+            Ok(l) => Some(l),
+            Err(e) if kept.is_some() => {
+                return Err(Fallback::because(format!(
+                    "the sealed manifest's versions cannot be listed: {e}"
+                )));
+            }
+            Err(e) => {
+                return Ok(failed(
+                    opts,
+                    started_at,
+                    format!("listing the versions of the sealed manifest: {e}"),
+                ));
+            }
+        }
+    } else {
+        None
+    };
+    let plan = match &kept {
+        None => None,
+        Some(k) => {
+            let listing = segment_versions.as_deref().unwrap_or_default();
+            let p = incremental::plan(k, &opts.prefix, &opts.policy, &opts.acknowledged, listing)?;
+            kind.anchor_segment = Some(p.anchor_segment.clone());
+            kind.anchor_index = Some(p.anchor.index);
+            kind.segments_anchored = p.anchored as u64;
+            Some(p)
+        }
+    };
+    let segment_listing = segment_versions.as_deref().map(incremental::summarize);
+    drop(segment_versions);
+    let read = match &plan {
+        None => {
+            chain::read_sealed::<ManifestEntry, _>(store.as_ref(), &opts.prefix, "manifest").await
+        }
+        Some(p) => {
+            chain::read_segments::<ManifestEntry, _>(
+                store.as_ref(),
+                p.new_segments.clone(),
+                "manifest",
+                Some(p.anchor),
+            )
+            .await
+        }
+    };
+    let (sealed, manifest) = match read {
         Ok(s) => s,
         Err(e) => {
-            return failed(
+            return Ok(failed(
                 opts,
                 started_at,
                 format!("reading the sealed manifest: {e}"),
-            );
+            ));
         }
     };
+    kind.segments_read = sealed.segments as u64;
     findings.extend(sealed.findings.iter().cloned());
     findings.extend(manifest.findings.iter().cloned());
     findings.extend(sealed.unexplained_break(&manifest, "manifest"));
     if let Some(a) = &state.anchor
+        && plan.as_ref().is_none_or(|p| a.index > p.anchor.index)
         && let Some(f) = chain::check_anchor(&manifest, a, "WORM")
     {
         findings.push(f);
     }
-    summary.sealed_entries = manifest.entries.len() as u64;
+    let anchored_entries = kept.as_ref().map_or(0, |k| k.entries);
+    summary.sealed_entries = anchored_entries + manifest.entries.len() as u64;
     summary.newest_sealed_shipped_at = manifest
         .entries
         .values()
         .next_back()
-        .map(|(e, _)| e.shipped_at.clone());
+        .map(|(e, _)| e.shipped_at.clone())
+        .or_else(|| kept.as_ref().and_then(|k| k.newest_shipped_at.clone()));
     // The next run's anchor if this one is clean: taken now, as the entries move on below.
-    let manifest_anchor = manifest.anchor();
-    // 2. The local copy, when given: its own chain, and entry by entry against WORM.
+    let manifest_anchor = manifest
+        .anchor()
+        .or_else(|| plan.as_ref().map(|p| p.anchor));
+    // 2. The local copy, when given: its own chain, and entry by entry against WORM (the
+    //    segments read in this run).
     let local = opts
         .local_manifest
         .as_ref()
         .and_then(|dir| match chain::read_local(dir) {
             Ok(lines) => {
-                let local = chain::audit_lines(&lines, "local copy");
+                let mut local = chain::audit_lines(&lines, "local copy");
                 findings.extend(local.findings.iter().cloned());
                 findings.extend(chain::compare_local(&manifest, &local));
+                if let Some(k) = &kept {
+                    findings.extend(incremental::compare_local_ends(&k.segments, &local));
+                }
+                if let Some(p) = &plan {
+                    // Entries at or before the anchor were sealed and compared before.
+                    local.entries = local.entries.split_off(&(p.anchor.index + 1));
+                }
                 Some(local)
             }
             Err(e) => {
@@ -386,11 +521,16 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
             }
         });
     let entries = manifest_entries(manifest, local);
-    summary.manifest_entries = entries.len() as u64;
+    summary.manifest_entries = anchored_entries + entries.len() as u64;
 
-    // 3. Continuity.
-    let list: Vec<&ManifestEntry> = entries.values().collect();
+    // 3. Continuity (incremental: from each thread's end at the anchor).
+    let tails: &[ManifestEntry] = kept.as_ref().map_or(&[], |k| k.tails.as_slice());
+    if let Some(f) = incremental::behind_tail(tails, entries.values()) {
+        return Err(f);
+    }
+    let list: Vec<&ManifestEntry> = tails.iter().chain(entries.values()).collect();
     let (cont, _) = continuity(&list, &opts.acknowledged);
+    drop(list);
     findings.extend(cont);
 
     // 4. Collector segments, every collector's; the first that holds a sequence gives its
@@ -449,11 +589,11 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
                     streams: Some(streams),
                 }),
                 Err(e) => {
-                    return failed(
+                    return Ok(failed(
                         opts,
                         started_at,
                         format!("reading the pieces under {p:?}: {e}"),
-                    );
+                    ));
                 }
             }
         }
@@ -464,57 +604,123 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
 
     // 5. The collector's streams in WORM: chains, pieces by HEAD, the rolling share of them
     //    re-hashed (and opened, with the recovery key, for the cross-check of step 6).
-    let deep_set = deep_selection(entries.values(), &state, opts.deep);
+    //    Incremental: the archive's listing of versions first, compared with what the last
+    //    clean run recorded per object; the kept objects join the deep selection.
+    let archive_prefix = chain::join(&opts.prefix, "archive/");
+    let object_listing = if keep {
+        match store.list_versions(&archive_prefix).await {
+            Ok(l) => Some(incremental::summarize(&l)),
+            Err(e) => {
+                return Ok(failed(
+                    opts,
+                    started_at,
+                    format!("listing the versions under {archive_prefix}: {e}"),
+                ));
+            }
+        }
+    } else {
+        None
+    };
+    let records: Vec<(&String, &ObjectRecord)> = kept
+        .as_ref()
+        .map_or_else(Vec::new, |k| k.objects.iter().collect());
+    let deep_set: HashSet<Pick> = select_deep(
+        entries
+            .values()
+            .map(|e| (Pick::Entry(e.index), object_id(e)))
+            .chain(records.iter().enumerate().map(|(i, (key, r))| {
+                (
+                    Pick::Kept(i),
+                    format!("{key}@{}", r.version_id.as_deref().unwrap_or("-")),
+                )
+            })),
+        &state,
+        opts.deep,
+    );
+    let mut kept_checks: Vec<(Subject, bool)> = Vec::new();
+    for (i, (key, r)) in records.iter().enumerate() {
+        let deep = deep_set.contains(&Pick::Kept(i));
+        let now = object_listing.as_ref().and_then(|l| l.get(key.as_str()));
+        if deep || incremental::needs_head(r, now, &opts.policy) {
+            kept_checks.push((Subject::Kept(key.as_str(), r), deep));
+        }
+    }
+    kind.objects_listed = records.len() as u64;
     let deep_logs: HashSet<LogKey> = entries
         .values()
-        .filter(|e| deep_set.contains(&e.index))
+        .filter(|e| deep_set.contains(&Pick::Entry(e.index)))
         .map(log_key)
+        .chain(
+            records
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| deep_set.contains(&Pick::Kept(*i)))
+                .map(|(_, (_, r))| {
+                    (
+                        DbId(r.db_id),
+                        ResetlogsId(r.resetlogs_id),
+                        r.thread,
+                        r.sequence,
+                    )
+                }),
+        )
         .collect();
     let run_time = now();
     let checks_began = std::time::Instant::now();
-    let mut worm = match check_streams(&store, opts, &mut state, &deep_logs, &run_time).await {
+    let mut worm = match check_streams(store, opts, &mut state, &deep_logs, &run_time).await {
         Ok(w) => w,
         Err(e) => {
-            return failed(
+            return Ok(failed(
                 opts,
                 started_at,
                 format!("reading the streams in WORM: {e}"),
-            );
+            ));
         }
     };
     // 5b. The other collectors' WORM prefixes: each stream's sealed chain audited the same
     //     way (their pieces' redo is compared with the other copies in step 4b, with the key).
     if let Err(e) = check_other_prefixes(store.as_ref(), opts, &state, &mut worm).await {
-        return failed(
+        return Ok(failed(
             opts,
             started_at,
             format!("reading the streams in WORM: {e}"),
-        );
+        ));
     }
     let mut unreachable: Option<String> = worm.unreachable.take();
     let piece_units = Arc::new(std::mem::take(&mut worm.units));
 
-    // 6. Objects: fast for all, deep for the chosen share; each result in its entry's place.
+    // 6. Objects: fast for every entry read in this run (and, incremental, for the kept
+    //    objects the listing does not vouch for), deep for the chosen share; each result in
+    //    its place.
     let policy = opts.policy;
+    // Walked twice in the same order (checks, then results), never collected: one
+    // `Subject` per entry would be a second copy of the manifest's size.
+    let subjects = || {
+        entries
+            .values()
+            .map(|e| (Subject::Entry(e), deep_set.contains(&Pick::Entry(e.index))))
+            .chain(kept_checks.iter().map(|(s, d)| (*s, *d)))
+    };
+    let count = entries.len() + kept_checks.len();
     let mut results: Vec<Option<Result<ObjectResult, StoreError>>> =
-        std::iter::repeat_with(|| None)
-            .take(entries.len())
-            .collect();
-    let mut checks = futures::stream::iter(entries.values().enumerate().map(|(place, e)| {
-        let store = Arc::clone(&store);
-        let deep = deep_set.contains(&e.index);
+        std::iter::repeat_with(|| None).take(count).collect();
+    let mut checks = futures::stream::iter(subjects().enumerate().map(|(place, (s, deep))| {
+        let store = Arc::clone(store);
         let streamed = streamed.clone();
         let piece_units = Arc::clone(&piece_units);
         async move {
-            let fast = objects::fast_check(store.as_ref(), e, &policy).await;
+            let obj = match s {
+                Subject::Entry(e) => ObjectRef::from(e),
+                Subject::Kept(key, r) => r.object_ref(key),
+            };
+            let fast = objects::fast_check_object(store.as_ref(), &obj, &policy).await;
             let r = match fast {
                 Err(err) => Err(err),
                 Ok(f) if !deep || f.status == FileStatus::Missing => Ok(f),
                 Ok(mut f) => {
-                    let key = log_key(e);
+                    let key = obj_log_key(&s);
                     let digests = streamed.as_ref().and_then(|s| s.seqs.get(&key));
                     let pieces = piece_units.get(&key).map_or(&[][..], Vec::as_slice);
-                    let obj = ObjectRef::from(e);
                     match objects::deep_check_object(store.as_ref(), &obj, digests, pieces).await {
                         Err(err) => Err(err),
                         Ok(d) => {
@@ -532,8 +738,30 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
         results[place] = Some(r);
     }
     drop(checks);
-    let mut files = Vec::with_capacity(entries.len());
-    for (e, result) in entries.values().zip(results) {
+    kind.objects_headed = results.iter().filter(|r| r.is_some()).count() as u64;
+    let mut files = Vec::with_capacity(count);
+    for ((s, _), result) in subjects().zip(results) {
+        let (key, version, log, index, file_name, size, sha256) = match s {
+            Subject::Entry(e) => (
+                e.object_key.as_str(),
+                &e.version_id,
+                log_of(e),
+                e.index,
+                e.file_name.as_str(),
+                e.size,
+                e.sha256,
+            ),
+            Subject::Kept(key, r) => (
+                key,
+                &r.version_id,
+                r.log(),
+                r.entry,
+                r.file_name.as_str(),
+                r.size,
+                r.sha256,
+            ),
+        };
+        let id = format!("{key}@{}", version.as_deref().unwrap_or("-"));
         let (status, last_deep, cross) = match result {
             Some(Ok(r)) => {
                 summary.objects_checked += 1;
@@ -544,30 +772,30 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
                 if r.cross_checked {
                     summary.logs_cross_checked += 1;
                 }
-                worm.compared(e, &r.pieces);
+                worm.compared(log, index, file_name, &r.pieces);
                 findings.extend(r.findings);
                 if r.status == FileStatus::DeepVerified {
-                    state.deep_verified.insert(object_id(e), run_time.clone());
+                    state.deep_verified.insert(id.clone(), run_time.clone());
                 }
                 (
                     r.status,
-                    state.deep_verified.get(&object_id(e)).cloned(),
+                    state.deep_verified.get(&id).cloned(),
                     r.cross_checked,
                 )
             }
             Some(Err(err)) => {
-                unreachable.get_or_insert_with(|| format!("{}: {err}", e.object_key));
+                unreachable.get_or_insert_with(|| format!("{key}: {err}"));
                 (FileStatus::Shipped, None, false)
             }
             None => (FileStatus::Shipped, None, false),
         };
         files.push(FileResult {
-            entry: e.index,
-            log: log_of(e),
-            file_name: e.file_name.clone(),
-            key: e.object_key.clone(),
-            size: e.size,
-            sha256: e.sha256.to_string(),
+            entry: index,
+            log,
+            file_name: file_name.to_string(),
+            key: key.to_string(),
+            size,
+            sha256: sha256.to_string(),
             status,
             last_deep_verified: last_deep,
             cross_checked: cross,
@@ -578,9 +806,31 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
     let streams = worm.finish(&mut summary, &mut findings, opts.recovery_key.is_some());
 
     // 8. Everything else under the prefix: archived logs shipped but not yet sealed, the
-    //    watcher's quarantine, and objects nothing references.
-    let unsealed = match check_unsealed(store.as_ref(), opts, &entries).await {
+    //    watcher's quarantine, and objects nothing references (incremental: nothing the
+    //    entries read now or the kept objects name).
+    let referenced: HashSet<&str> = entries
+        .values()
+        .map(|e| e.object_key.as_str())
+        .chain(records.iter().map(|(k, _)| k.as_str()))
+        .collect();
+    let sealed_logs: Vec<&ManifestEntry> = tails.iter().chain(entries.values()).collect();
+    let unsealed = match check_unsealed(store.as_ref(), opts, &referenced, &sealed_logs).await {
         Ok((scan, gaps)) => {
+            if kept.is_some() {
+                let ends: HashMap<(u32, u16), u32> = tails
+                    .iter()
+                    .map(|t| ((t.resetlogs_id.0, t.thread.0), t.sequence.0))
+                    .collect();
+                if let Some(l) = scan.logs.iter().map(|l| l.log()).find(|l| {
+                    ends.get(&(l.resetlogs_id.0, l.thread))
+                        .is_some_and(|end| l.sequence <= *end)
+                }) {
+                    return Err(Fallback::because(format!(
+                        "an object no sealed entry names holds thread {} sequence {}, at or before the end of its thread when anchored: a full run compares it with the sealed entries",
+                        l.thread, l.sequence
+                    )));
+                }
+            }
             summary.unsealed_logs = scan.logs.len() as u64;
             summary.unreferenced_objects = scan.unreferenced;
             summary.quarantined_objects = scan.quarantined;
@@ -594,10 +844,12 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
             Vec::new()
         }
     };
+    drop(referenced);
+    drop(sealed_logs);
 
     summary.check_millis = checks_began.elapsed().as_millis() as u64;
 
-    // 9. Timelines.
+    // 9. Timelines (incremental: of the entries looked at in this run).
     let threads = timelines(&files, &findings);
     let report = AuditReport::new(
         RunInfo {
@@ -617,7 +869,8 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
     )
     .with_streams(streams)
     .with_unsealed(unsealed)
-    .with_copies(stream_copies);
+    .with_copies(stream_copies)
+    .with_run_kind(kind);
     let report = match unreachable {
         Some(why) => report.could_not_run(format!("store unreachable: {why}")),
         None => report,
@@ -640,12 +893,93 @@ pub async fn verify<S: ArchiveStore + 'static>(store: Arc<S>, opts: &VerifyOptio
                         .insert(other_anchor_key(p, c.stream), a);
                 }
             }
+            if let (Some(segs), Some(objs)) = (&segment_listing, &object_listing) {
+                let next = next_incremental(opts, kept, &sealed.kept, segs, objs, &entries);
+                if let Err(e) = incremental::save(d, &next) {
+                    return Ok(report.could_not_run(format!(
+                        "saving the incremental anchor in {}: {e}",
+                        d.display()
+                    )));
+                }
+            }
         }
         if let Err(e) = save_state(d, &state) {
-            return report.could_not_run(format!("saving verifier state: {e}"));
+            return Ok(report.could_not_run(format!("saving verifier state: {e}")));
         }
     }
-    report
+    Ok(report)
+}
+
+/// What a clean run keeps for the next incremental one: the anchored segments (an
+/// incremental run's, then those of the segments it read that can anchor: a listing of one
+/// version each, taken before they were read), the threads' ends, and per object its
+/// record, settled by the listing taken before the objects were checked.
+fn next_incremental(
+    opts: &VerifyOptions,
+    kept: Option<IncrementalState>,
+    read: &[(chain::SegmentKey, Option<redovault::manifest::Sha256Digest>)],
+    segment_listing: &HashMap<String, incremental::Listed>,
+    object_listing: &HashMap<String, incremental::Listed>,
+    entries: &BTreeMap<u64, ManifestEntry>,
+) -> IncrementalState {
+    // The kept state moved in, not copied: it holds a record per object.
+    let (mut segments, mut objects, old_tails, old_entries, old_newest) = match kept {
+        Some(k) => (
+            k.segments,
+            k.objects,
+            k.tails,
+            k.entries,
+            k.newest_shipped_at,
+        ),
+        None => (Vec::new(), BTreeMap::new(), Vec::new(), 0, None),
+    };
+    let from = segments.last().map_or(0, |s| s.last);
+    segments.extend(incremental::segment_records(read, segment_listing));
+    let last = segments.last().map_or(0, |s| s.last);
+    // The entries the new anchor covers (the local copy's unsealed ones never).
+    let sealed: Vec<&ManifestEntry> = if last > from {
+        entries.range(from + 1..=last).map(|(_, e)| e).collect()
+    } else {
+        Vec::new()
+    };
+    for (key, r) in objects.iter_mut() {
+        // Checked clean in this run (by HEAD when the listing moved): the listing it was
+        // checked after.
+        let listed = object_listing.get(key);
+        if r.listed.as_ref() != listed {
+            *r = r.clone().settled_by(listed);
+        }
+    }
+    for e in &sealed {
+        objects
+            .entry(e.object_key.clone())
+            .or_insert_with(|| ObjectRecord::of(e, object_listing.get(&e.object_key)));
+    }
+    IncrementalState {
+        prefix: opts.prefix.clone(),
+        lock_mode: opts.policy.lock_mode,
+        min_retention_secs: opts.policy.min_retention.as_secs(),
+        acknowledged: opts.acknowledged.clone(),
+        segments,
+        entries: old_entries + sealed.len() as u64,
+        newest_shipped_at: sealed.last().map(|e| e.shipped_at.clone()).or(old_newest),
+        tails: incremental::tails(&old_tails, sealed.iter().copied()),
+        objects,
+    }
+}
+
+/// The log of what the objects pass checks (the key of the collector's digests and of the
+/// opened pieces).
+fn obj_log_key(s: &Subject) -> LogKey {
+    match s {
+        Subject::Entry(e) => log_key(e),
+        Subject::Kept(_, r) => (
+            DbId(r.db_id),
+            ResetlogsId(r.resetlogs_id),
+            r.thread,
+            r.sequence,
+        ),
+    }
 }
 
 /// The entries a run checks: the sealed ones (moved out of their audit, not copied), and the
@@ -712,15 +1046,17 @@ async fn worm_copy<S: ArchiveStore>(
 }
 
 /// Step 8 of a run: the objects under the prefix no manifest entry names ([`unsealed::scan`]),
-/// and the gaps between the last sealed log and the unsealed ones.
+/// and the gaps between the last sealed log and the unsealed ones. `referenced`: every object
+/// key the manifest names; `sealed`: the sealed entries (incremental: those read in this run
+/// and each thread's end at the anchor).
 async fn check_unsealed<S: ArchiveStore>(
     store: &S,
     opts: &VerifyOptions,
-    entries: &BTreeMap<u64, ManifestEntry>,
+    referenced: &HashSet<&str>,
+    sealed: &[&ManifestEntry],
 ) -> Result<(unsealed::Scan, Vec<Finding>), StoreError> {
-    let referenced: HashSet<&str> = entries.values().map(|e| e.object_key.as_str()).collect();
-    let sealed_logs = entries
-        .values()
+    let sealed_logs = sealed
+        .iter()
         .map(|e| {
             (
                 (e.db_id, e.resetlogs_id, e.thread.0, e.sequence.0),
@@ -739,8 +1075,8 @@ async fn check_unsealed<S: ArchiveStore>(
         lock_mode: opts.policy.lock_mode,
         parallel: opts.parallel,
     };
-    let scan = unsealed::scan(store, &scan_opts, &referenced, &sealed_logs).await?;
-    let sealed: Vec<LogRef> = entries.values().map(log_of).collect();
+    let scan = unsealed::scan(store, &scan_opts, referenced, &sealed_logs).await?;
+    let sealed: Vec<LogRef> = sealed.iter().map(|e| log_of(e)).collect();
     let logs: Vec<LogRef> = scan.logs.iter().map(|l| l.log()).collect();
     let gaps = unsealed::gaps(&sealed, &logs);
     Ok((scan, gaps))
@@ -794,7 +1130,7 @@ struct StreamsChecked {
 
 impl StreamsChecked {
     /// The comparisons the deep check of archived log `e` made with pieces.
-    fn compared(&mut self, e: &ManifestEntry, pieces: &[PieceComparison]) {
+    fn compared(&mut self, log: LogRef, index: u64, file_name: &str, pieces: &[PieceComparison]) {
         for c in pieces {
             let id = (c.stream, c.index);
             if let Some(n) = self.awaiting.get_mut(&id) {
@@ -811,12 +1147,12 @@ impl StreamsChecked {
                         subject,
                         format!(
                             "block {} (offset {}) of thread {} sequence {} in piece {} differs from the archived log (manifest entry {}, {})",
-                            d.block, d.offset, e.thread.0, c.seq, c.key, e.index, e.file_name
+                            d.block, d.offset, log.thread, c.seq, c.key, index, file_name
                         ),
                     )
                     .with_log(LogRef {
-                        resetlogs_id: e.resetlogs_id,
-                        thread: e.thread.0,
+                        resetlogs_id: log.resetlogs_id,
+                        thread: log.thread,
                         sequence: c.seq,
                     }),
                 );
@@ -1337,5 +1673,38 @@ mod tests {
         assert!(gap_covers("thread 1 sequences 12 to 13", 13));
         assert!(!gap_covers("thread 1 sequences 12 to 13", 14));
         assert!(gap_covers("thread 2 sequence 4", 4));
+    }
+}
+
+/// Entries for the unit tests of other modules.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+    use redovault::manifest::Sha256Digest;
+    use redovault_redo::position::{LogSeq, Scn, ThreadId};
+
+    /// Entry `i` of thread `thread`, sequence `seq`.
+    pub(crate) fn entry(i: u64, thread: u16, seq: u32) -> ManifestEntry {
+        ManifestEntry {
+            index: i,
+            db_id: DbId(1),
+            db_name: "PROD".into(),
+            resetlogs_id: ResetlogsId(5),
+            thread: ThreadId(thread),
+            sequence: LogSeq(seq),
+            first_scn: Scn(u64::from(seq) * 100),
+            next_scn: Scn(u64::from(seq + 1) * 100),
+            first_time: String::new(),
+            next_time: String::new(),
+            size: 1,
+            sha256: Sha256Digest::of(&i.to_le_bytes()),
+            object_key: format!("k{i}"),
+            version_id: None,
+            retain_until: None,
+            shipped_at: String::new(),
+            file_name: format!("f{i}"),
+            stored: None,
+            prev: Sha256Digest::ZERO,
+        }
     }
 }

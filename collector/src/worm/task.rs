@@ -950,6 +950,12 @@ mod gated {
         async fn versions(&self, key: &str) -> Result<Vec<String>, StoreError> {
             self.inner.versions(key).await
         }
+        async fn list_versions(
+            &self,
+            prefix: &str,
+        ) -> Result<Vec<redovault::store::VersionSummary>, StoreError> {
+            self.inner.list_versions(prefix).await
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,8 +23,8 @@ use url::Url;
 use super::clock::ServerClock;
 use super::{
     ArchiveStore, ByteStream, Clock, FileSource, LockMode, LockState, ObjectInfo, ObjectSummary,
-    PutOutcome, Readiness, Retention, RetryPolicy, StoreError, SystemClock, is_auth_code,
-    validate_key,
+    PutOutcome, Readiness, Retention, RetryPolicy, StoreError, SystemClock, VersionSummary,
+    is_auth_code, validate_key,
 };
 
 pub mod credentials;
@@ -633,6 +633,82 @@ impl ArchiveStore for S3Store {
             .filter_map(|v| v.child("VersionId").map(str::to_string))
             .collect())
     }
+
+    async fn list_versions(&self, prefix: &str) -> Result<Vec<VersionSummary>, StoreError> {
+        let mut out = Vec::new();
+        let mut marker: Option<(String, Option<String>)> = None;
+        // Bounded like `list`: 100,000 pages of 1,000 versions.
+        for _page in 0..100_000 {
+            let mut req = Req::new(Method::GET, None)
+                .query("versions", "")
+                .query("prefix", prefix)
+                .query("max-keys", "1000");
+            if let Some((k, v)) = &marker {
+                req = req.query("key-marker", k);
+                if let Some(v) = v {
+                    req = req.query("version-id-marker", v);
+                }
+            }
+            let r = self.inner.execute("list-versions", &req).await?;
+            if !r.status.is_success() {
+                return Err(r.permanent(
+                    "list-versions",
+                    format!("{}/{prefix}", self.inner.config.bucket),
+                ));
+            }
+            let (page, next) = versions_page(&r.text());
+            out.extend(page);
+            if next.is_some() && next == marker {
+                return Err(StoreError::Protocol {
+                    op: "list-versions",
+                    target: prefix.to_string(),
+                    detail: "the next page's markers repeat the last ones".to_string(),
+                });
+            }
+            if next.is_none() {
+                // Each key's versions newest first: the order S3 gives within a key, kept by
+                // a stable sort on the key alone (delete markers were appended per page).
+                out.sort_by(|a, b| a.key.cmp(&b.key).then(b.is_latest.cmp(&a.is_latest)));
+                return Ok(out);
+            }
+            marker = next;
+        }
+        Err(StoreError::Protocol {
+            op: "list-versions",
+            target: prefix.to_string(),
+            detail: "more than 100000 pages".to_string(),
+        })
+    }
+}
+
+/// One page of a `ListObjectVersions` answer: its versions and delete markers in document
+/// order, and the markers of the next page (None: the last page).
+#[allow(clippy::type_complexity)]
+fn versions_page(xml_text: &str) -> (Vec<VersionSummary>, Option<(String, Option<String>)>) {
+    let fields = ["Key", "VersionId", "IsLatest", "Size", "ETag"];
+    let mut out = Vec::new();
+    for (tag, marker) in [("Version", false), ("DeleteMarker", true)] {
+        for e in xml::records(xml_text, tag, &fields) {
+            let Some(key) = e.child("Key") else { continue };
+            out.push(VersionSummary {
+                key: key.to_string(),
+                version_id: e
+                    .child("VersionId")
+                    .filter(|v| *v != "null")
+                    .map(str::to_string),
+                is_latest: e.child("IsLatest") == Some("true"),
+                delete_marker: marker,
+                size: e.child("Size").and_then(|s| s.parse().ok()).unwrap_or(0),
+                etag: e.child("ETag").map(|t| t.trim_matches('"').to_string()),
+                stamp: None,
+            });
+        }
+    }
+    let truncated = xml::first_text(xml_text, "IsTruncated").as_deref() == Some("true");
+    let next = xml::first_text(xml_text, "NextKeyMarker")
+        .filter(|_| truncated)
+        .map(|k| (k, xml::first_text(xml_text, "NextVersionIdMarker")));
+    (out, next)
 }
 
 /// A request outside the store's API, signed with the store's credentials and sent to its
@@ -700,6 +776,29 @@ impl S3Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versions_page_parse() {
+        let x = "<ListVersionsResult><IsTruncated>true</IsTruncated>\
+                 <NextKeyMarker>p/b</NextKeyMarker><NextVersionIdMarker>v3</NextVersionIdMarker>\
+                 <DeleteMarker><Key>p/a</Key><VersionId>v9</VersionId><IsLatest>true</IsLatest>\
+                 </DeleteMarker><Version><Key>p/a</Key><VersionId>v1</VersionId>\
+                 <IsLatest>false</IsLatest><ETag>&quot;e1&quot;</ETag><Size>7</Size></Version>\
+                 <Version><Key>p/b</Key><VersionId>v3</VersionId><IsLatest>true</IsLatest>\
+                 <ETag>\"e3\"</ETag><Size>9</Size></Version></ListVersionsResult>";
+        let (page, next) = versions_page(x);
+        assert_eq!(next, Some(("p/b".into(), Some("v3".into()))));
+        assert_eq!(page.len(), 3);
+        let dm = page.iter().find(|v| v.delete_marker).unwrap();
+        assert_eq!((dm.key.as_str(), dm.is_latest), ("p/a", true));
+        let b = page.iter().find(|v| v.key == "p/b").unwrap();
+        assert_eq!(
+            (b.size, b.etag.as_deref(), b.is_latest),
+            (9, Some("e3"), true)
+        );
+        let x = x.replace("<IsTruncated>true", "<IsTruncated>false");
+        assert_eq!(versions_page(&x).1, None);
+    }
 
     #[test]
     fn default_retention_parse() {
