@@ -1545,31 +1545,9 @@ fn gap_covers(subject: &str, s: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redovault::manifest::Sha256Digest;
-    use redovault_redo::position::{LogSeq, Scn, ThreadId};
 
     fn entry(i: u64, thread: u16, seq: u32, first: u64, next: u64) -> ManifestEntry {
-        ManifestEntry {
-            index: i,
-            db_id: DbId(1),
-            db_name: "PROD".into(),
-            resetlogs_id: ResetlogsId(5),
-            thread: ThreadId(thread),
-            sequence: LogSeq(seq),
-            first_scn: Scn(first),
-            next_scn: Scn(next),
-            first_time: String::new(),
-            next_time: String::new(),
-            size: 1,
-            sha256: Sha256Digest::of(&i.to_le_bytes()),
-            object_key: format!("k{i}"),
-            version_id: None,
-            retain_until: None,
-            shipped_at: String::new(),
-            file_name: format!("f{i}"),
-            stored: None,
-            prev: Sha256Digest::ZERO,
-        }
+        super::tests_support::entry_at(i, thread, seq, first, next)
     }
 
     #[test]
@@ -1683,8 +1661,19 @@ pub(crate) mod tests_support {
     use redovault::manifest::Sha256Digest;
     use redovault_redo::position::{LogSeq, Scn, ThreadId};
 
-    /// Entry `i` of thread `thread`, sequence `seq`.
+    /// Entry `i` of thread `thread`, sequence `seq`, SCNs `seq * 100` to `(seq + 1) * 100`.
     pub(crate) fn entry(i: u64, thread: u16, seq: u32) -> ManifestEntry {
+        entry_at(
+            i,
+            thread,
+            seq,
+            u64::from(seq) * 100,
+            u64::from(seq + 1) * 100,
+        )
+    }
+
+    /// Entry `i` of thread `thread`, sequence `seq`, SCNs `first` to `next`.
+    pub(crate) fn entry_at(i: u64, thread: u16, seq: u32, first: u64, next: u64) -> ManifestEntry {
         ManifestEntry {
             index: i,
             db_id: DbId(1),
@@ -1692,8 +1681,8 @@ pub(crate) mod tests_support {
             resetlogs_id: ResetlogsId(5),
             thread: ThreadId(thread),
             sequence: LogSeq(seq),
-            first_scn: Scn(u64::from(seq) * 100),
-            next_scn: Scn(u64::from(seq + 1) * 100),
+            first_scn: Scn(first),
+            next_scn: Scn(next),
             first_time: String::new(),
             next_time: String::new(),
             size: 1,
