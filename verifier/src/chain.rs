@@ -32,9 +32,26 @@ use redovault::manifest::{
     ChainEntry, ChainState, ManifestEntry, Sha256Digest, segment_lines, verify_lines_of,
 };
 use redovault::store::ArchiveStore;
+use redovault_redo::position::ResetlogsId;
 use serde::{Deserialize, Serialize};
 
 use crate::report::{Finding, FindingKind, LogRef};
+
+/// A gap an operator has acknowledged (the logs are lost for good): kept visible as
+/// information, not failing the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, smart_default::SmartDefault)]
+#[serde(default)]
+pub struct AcknowledgedGap {
+    pub resetlogs_id: ResetlogsId,
+    #[default = 1]
+    pub thread: u16,
+    /// First missing sequence.
+    pub from_seq: u32,
+    /// Last missing sequence.
+    pub to_seq: u32,
+    /// Why, and who acknowledged it.
+    pub reason: String,
+}
 
 /// What an earlier run verified: the chain up to `index` ended with an entry hashing to `hash`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

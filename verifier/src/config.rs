@@ -15,8 +15,9 @@ use redovault::store::LockMode;
 use serde::{Deserialize, Deserializer};
 use smart_default::SmartDefault;
 
+use crate::chain::AcknowledgedGap;
 use crate::console::config::ConsoleSection;
-use crate::verify::{AcknowledgedGap, DeepMode};
+use crate::verify::DeepMode;
 
 #[derive(Debug, Clone, PartialEq, Deserialize, SmartDefault)]
 #[serde(default)]

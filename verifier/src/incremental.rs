@@ -36,10 +36,9 @@ use redovault::store::{LockMode, VersionSummary};
 use redovault_redo::position::ResetlogsId;
 use serde::{Deserialize, Serialize};
 
-use crate::chain::{Anchor, SegmentKey};
+use crate::chain::{AcknowledgedGap, Anchor, SegmentKey};
 use crate::objects::{Encoded, ObjectRef, Policy};
 use crate::report::{Finding, FindingKind, LogRef};
-use crate::verify::AcknowledgedGap;
 
 /// The file in the state directory.
 pub const INCREMENTAL_FILE: &str = "verifier-incremental.json";
@@ -517,60 +516,6 @@ pub fn behind_tail<'a>(
 /// size or ETag or file), or under a GOVERNANCE policy (a retention the listing cannot show).
 pub fn needs_head(r: &ObjectRecord, now: Option<&Listed>, policy: &Policy) -> bool {
     policy.lock_mode == Some(LockMode::Governance) || r.listed.is_none() || r.listed.as_ref() != now
-}
-
-/// What the report says of the kind of run.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunKind {
-    /// "full" or "incremental".
-    pub kind: String,
-    /// Whether an incremental run was asked for (`--incremental`, `[verify] incremental`).
-    pub incremental_requested: bool,
-    /// Why an incremental run that was asked for is a full one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fallback: Option<String>,
-    /// The incremental run's anchor: the last segment verified before, and its last entry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub anchor_segment: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub anchor_index: Option<u64>,
-    /// Sealed segments read and audited in this run.
-    pub segments_read: u64,
-    /// Sealed segments anchored by an earlier run and only compared with the listing.
-    pub segments_anchored: u64,
-    /// Objects compared with the listing of versions (incremental runs).
-    pub objects_listed: u64,
-    /// Objects looked at with a HEAD.
-    pub objects_headed: u64,
-}
-
-impl RunKind {
-    /// One line for the text report.
-    pub fn describe(&self) -> String {
-        let mut s = match (&self.anchor_segment, self.anchor_index) {
-            (Some(seg), Some(i)) => format!(
-                "incremental from entry {i} (end of {seg}): {} new sealed segment(s) read, {} anchored; {} object(s) compared with the listing of versions, {} HEAD",
-                self.segments_read,
-                self.segments_anchored,
-                self.objects_listed,
-                self.objects_headed
-            ),
-            _ => format!(
-                "{}: {} sealed segment(s) read, {} object(s) HEAD",
-                if self.kind.is_empty() {
-                    "full"
-                } else {
-                    &self.kind
-                },
-                self.segments_read,
-                self.objects_headed
-            ),
-        };
-        if let Some(f) = &self.fallback {
-            s.push_str(&format!(" (incremental asked for; full because {f})"));
-        }
-        s
-    }
 }
 
 #[cfg(test)]

@@ -207,7 +207,7 @@ pub struct AuditReport {
     /// run's `files` and `threads` list the entries it looked at (the new ones and the
     /// objects re-checked), its summary counts the whole sealed manifest.
     #[serde(default)]
-    pub run: crate::incremental::RunKind,
+    pub run: RunKind,
 }
 
 /// One of the collector's streams as its sealed chain in WORM records it.
@@ -292,7 +292,7 @@ impl AuditReport {
             streams: Vec::new(),
             unsealed: Vec::new(),
             copies: Vec::new(),
-            run: crate::incremental::RunKind {
+            run: RunKind {
                 kind: "full".into(),
                 ..Default::default()
             },
@@ -300,7 +300,7 @@ impl AuditReport {
     }
 
     /// The same report with what kind of run it was.
-    pub fn with_run_kind(mut self, run: crate::incremental::RunKind) -> AuditReport {
+    pub fn with_run_kind(mut self, run: RunKind) -> AuditReport {
         self.run = run;
         self
     }
@@ -658,5 +658,59 @@ pub(crate) mod tests {
         assert!(FindingKind::ObjectReplaced.is_tampering());
         assert!(!FindingKind::SequenceGap.is_tampering());
         assert_eq!(sample().counts_by_kind()[&FindingKind::SequenceGap], 1);
+    }
+}
+
+/// What the report says of the kind of run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunKind {
+    /// "full" or "incremental".
+    pub kind: String,
+    /// Whether an incremental run was asked for (`--incremental`, `[verify] incremental`).
+    pub incremental_requested: bool,
+    /// Why an incremental run that was asked for is a full one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// The incremental run's anchor: the last segment verified before, and its last entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor_segment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor_index: Option<u64>,
+    /// Sealed segments read and audited in this run.
+    pub segments_read: u64,
+    /// Sealed segments anchored by an earlier run and only compared with the listing.
+    pub segments_anchored: u64,
+    /// Objects compared with the listing of versions (incremental runs).
+    pub objects_listed: u64,
+    /// Objects looked at with a HEAD.
+    pub objects_headed: u64,
+}
+
+impl RunKind {
+    /// One line for the text report.
+    pub fn describe(&self) -> String {
+        let mut s = match (&self.anchor_segment, self.anchor_index) {
+            (Some(seg), Some(i)) => format!(
+                "incremental from entry {i} (end of {seg}): {} new sealed segment(s) read, {} anchored; {} object(s) compared with the listing of versions, {} HEAD",
+                self.segments_read,
+                self.segments_anchored,
+                self.objects_listed,
+                self.objects_headed
+            ),
+            _ => format!(
+                "{}: {} sealed segment(s) read, {} object(s) HEAD",
+                if self.kind.is_empty() {
+                    "full"
+                } else {
+                    &self.kind
+                },
+                self.segments_read,
+                self.objects_headed
+            ),
+        };
+        if let Some(f) = &self.fallback {
+            s.push_str(&format!(" (incremental asked for; full because {f})"));
+        }
+        s
     }
 }

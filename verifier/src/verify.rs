@@ -28,11 +28,12 @@ use redovault::wire::StreamId;
 use redovault_collector::worm::PieceEntry;
 use serde::{Deserialize, Serialize};
 
-use crate::chain::{self, Anchor};
+use crate::chain::{self, AcknowledgedGap, Anchor};
 use crate::copies::{CopyKind, CopyUnits, Held};
 use crate::copy_audit;
-use crate::incremental::{self, Fallback, Incremental, IncrementalState, ObjectRecord, RunKind};
+use crate::incremental::{self, Fallback, Incremental, IncrementalState, ObjectRecord};
 use crate::objects::{self, ObjectRef, ObjectResult, PieceComparison, Policy};
+use crate::report::RunKind;
 use crate::report::{
     AuditReport, CellState, FileResult, FileStatus, Finding, FindingKind, LogRef, RunInfo,
     Severity, Summary, ThreadTimeline, TimelineCell, WormStreamResult,
@@ -53,22 +54,6 @@ pub enum DeepMode {
         /// Runs per full cycle.
         cycle: u32,
     },
-}
-
-/// A gap an operator has acknowledged (the logs are lost for good): kept visible as
-/// information, not failing the run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, smart_default::SmartDefault)]
-#[serde(default)]
-pub struct AcknowledgedGap {
-    pub resetlogs_id: ResetlogsId,
-    #[default = 1]
-    pub thread: u16,
-    /// First missing sequence.
-    pub from_seq: u32,
-    /// Last missing sequence.
-    pub to_seq: u32,
-    /// Why, and who acknowledged it.
-    pub reason: String,
 }
 
 /// A collector to audit.
